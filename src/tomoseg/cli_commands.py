@@ -1,0 +1,1 @@
+"""Sub-commands that live beside the modules they adapt; importing this registers them."""

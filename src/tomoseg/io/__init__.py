@@ -1,0 +1,183 @@
+"""Volume I/O for the field's formats, importable without PyTorch.
+
+``open_volume`` returns a lazily sliced :class:`Volume`; ``read_volume`` and
+``write_volume`` move whole arrays; ``create_volume`` returns a
+:class:`VolumeWriter` for results larger than memory, written region by region.
+
+Formats, chosen by the path:
+
+==========================  ================================================
+``x.tif``, ``x.tiff``        multi-page TIFF (ImageJ voxel size)
+folder of ``*.tif``          one 2D TIFF per z slice
+``x.h5:/entry/data/data``    HDF5 / NeXus dataset (``.h5 .hdf5 .hdf .nxs``)
+``x.zarr``, ``x.ome.zarr``   Zarr v3 / OME-Zarr (NGFF scale in nm)
+``x.nrrd``                   NRRD
+``x.vol`` + ``x.vol.info``   PyHST2 raw float32
+``x.npy``                    NumPy array
+==========================  ================================================
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import TomosegError
+from . import hdf5, npy, nrrd_file, pyhst, tiff, zarr_store
+from .volume import PARTIAL_SUFFIX, Volume, VolumeWriter, VoxelSize, check_voxel_size
+
+__all__ = ["Volume", "VolumeWriter", "open_volume", "read_volume", "write_volume", "create_volume",
+           "format_of", "split_dataset", "FORMATS"]
+
+FORMATS = ("tiff", "tiff-folder", "hdf5", "zarr", "nrrd", "pyhst-vol", "npy")
+_HDF5_RE = re.compile(r"^(.*?\.(?:h5|hdf5|hdf|nxs|nx5|he5)):(/?.*)$", re.IGNORECASE)
+_ZARR_RE = re.compile(r"^(.*?\.zarr3?):(?!/)(.+)$", re.IGNORECASE)
+_SUPPORTED = ("TIFF (.tif/.tiff or a folder of slices), HDF5/NeXus (.h5/.hdf5/.nxs, optionally "
+              "file.h5:/path/to/dataset), Zarr (.zarr/.ome.zarr), NRRD (.nrrd), PyHST2 (.vol + .vol.info), "
+              "NumPy (.npy)")
+
+
+def split_dataset(path) -> tuple[Path, str | None]:
+    """Split ``file.h5:/entry/data`` into the file and the dataset inside it."""
+    text = str(path)
+    for pattern in (_HDF5_RE, _ZARR_RE):
+        m = pattern.match(text)
+        if m and m.group(2):
+            return Path(m.group(1)), m.group(2)
+    return Path(text), None
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    for ext in (".ome.zarr",):
+        if name.endswith(ext):
+            return ext
+    return path.suffix.lower()
+
+
+def format_of(path, *, for_writing: bool = False) -> str:
+    """The format name a path stands for (by its extension, or what a folder holds)."""
+    file, _ = split_dataset(path)
+    ext = _suffix(file)
+    if ext in tiff.EXTENSIONS:
+        return "tiff"
+    if ext in hdf5.EXTENSIONS:
+        return "hdf5"
+    if ext in zarr_store.EXTENSIONS:
+        return "zarr"
+    if ext in nrrd_file.EXTENSIONS:
+        return "nrrd"
+    if ext in pyhst.EXTENSIONS:
+        return "pyhst-vol"
+    if ext in npy.EXTENSIONS:
+        return "npy"
+    if not for_writing and file.is_dir():
+        if zarr_store.is_zarr_dir(file):
+            return "zarr"
+        return "tiff-folder"
+    if for_writing and ext == "":
+        return "tiff-folder"
+    raise TomosegError(f"{file}: unknown volume format {ext or '(no extension)'!r}; supported: {_SUPPORTED}")
+
+
+def open_volume(path, *, voxel_size=None) -> Volume:
+    """Open a volume for lazy, region-by-region reading.
+
+    Parameters
+    ----------
+    path : str or Path
+        File or folder; ``file.h5:/dataset`` names a dataset inside an HDF5 file.
+    voxel_size : tuple of 3 floats, optional
+        (z, y, x) in nm; overrides what the file says.
+
+    Returns
+    -------
+    Volume
+        ``shape``, ``dtype``, ``chunks``, ``voxel_size`` and ``vol[z0:z1, y0:y1, x0:x1]``.
+
+    Examples
+    --------
+    >>> import numpy as np, tomoseg, tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "v.tif")
+    >>> tomoseg.write_volume(p, np.ones((3, 8, 8), np.uint8), voxel_size=(30.0, 30.0, 30.0))
+    >>> tomoseg.open_volume(p).voxel_size
+    (30.0, 30.0, 30.0)
+    """
+    override = check_voxel_size(voxel_size)
+    file, dataset = split_dataset(path)
+    fmt = format_of(path)
+    if not file.exists():
+        raise TomosegError(f"{file}: no such file or folder")
+    if fmt == "tiff-folder":
+        vol = tiff.open_tiff_folder(file)
+    elif fmt == "tiff":
+        vol = tiff.open_tiff(file)
+    elif fmt == "hdf5":
+        vol = hdf5.open_hdf5(file, dataset)
+    elif fmt == "zarr":
+        vol = zarr_store.open_zarr(file, dataset)
+    elif fmt == "nrrd":
+        vol = nrrd_file.open_nrrd(file)
+    elif fmt == "pyhst-vol":
+        vol = pyhst.open_vol(file)
+    else:
+        vol = npy.open_npy(file)
+    if override is not None:
+        vol.voxel_size = override
+    vol._reopen = functools.partial(open_volume, str(path), voxel_size=override)
+    return vol
+
+
+def read_volume(path, *, voxel_size=None) -> np.ndarray:
+    """Read a whole volume into memory as a NumPy array."""
+    with open_volume(path, voxel_size=voxel_size) as vol:
+        return vol.read()
+
+
+def create_volume(path, shape, dtype, *, voxel_size=None, chunks=None, overwrite: bool = False) -> VolumeWriter:
+    """Start writing a volume region by region; see :class:`VolumeWriter`.
+
+    The data go to ``PATH.partial`` and are renamed to ``PATH`` by ``close()``.
+
+    Examples
+    --------
+    >>> import numpy as np, tomoseg, tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "out.zarr")
+    >>> with tomoseg.create_volume(p, (4, 8, 8), np.uint8) as w:
+    ...     w[0:2] = 1
+    ...     w[2:4] = 2
+    >>> int(tomoseg.read_volume(p).sum())
+    384
+    """
+    shape = tuple(int(s) for s in shape)
+    if len(shape) != 3 or min(shape) < 1:
+        raise TomosegError(f"{path}: a volume needs three positive sizes (z, y, x), not {shape}")
+    voxel_size = check_voxel_size(voxel_size)
+    file, dataset = split_dataset(path)
+    fmt = format_of(path, for_writing=True)
+    if not file.parent.exists():
+        raise TomosegError(f"{file.parent}: output folder does not exist; create it first")
+    kwargs = dict(voxel_size=voxel_size, chunks=chunks)
+    factories = {
+        "tiff": lambda tmp: tiff.create_tiff(tmp, shape, dtype, **kwargs),
+        "tiff-folder": lambda tmp: tiff.create_tiff_folder(tmp, shape, dtype, **kwargs),
+        "hdf5": lambda tmp: hdf5.create_hdf5(tmp, shape, dtype, dataset=dataset, **kwargs),
+        "zarr": lambda tmp: zarr_store.create_zarr(tmp, shape, dtype, name=file.name.split(".")[0], **kwargs),
+        "nrrd": lambda tmp: nrrd_file.create_nrrd(tmp, shape, dtype, **kwargs),
+        "pyhst-vol": lambda tmp: pyhst.create_vol(tmp, shape, dtype, **kwargs),
+        "npy": lambda tmp: npy.create_npy(tmp, shape, dtype, **kwargs),
+    }
+    return VolumeWriter(file, factories[fmt], shape=shape, dtype=dtype, overwrite=overwrite)
+
+
+def write_volume(path, data, *, voxel_size=None, overwrite: bool = False, chunks=None) -> None:
+    """Write a whole array as a volume (atomically: a ``.partial`` file renamed at the end)."""
+    data = np.asarray(data)
+    if data.ndim != 3:
+        raise TomosegError(f"{path}: a volume must be 3D (z, y, x), got shape {data.shape}")
+    with create_volume(path, data.shape, data.dtype, voxel_size=voxel_size, chunks=chunks,
+                       overwrite=overwrite) as writer:
+        writer[:, :, :] = data

@@ -1,0 +1,91 @@
+"""NRRD (the format of the paper's own code): raw data are memory-mapped, compressed data are read whole."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nrrd
+import numpy as np
+
+from ..errors import TomosegError
+from .units import nm_per_unit
+from .volume import Sink, Volume
+
+EXTENSIONS = (".nrrd",)
+
+_TYPES = {
+    "int8": "i1", "signed char": "i1", "char": "i1", "uint8": "u1", "uchar": "u1", "unsigned char": "u1",
+    "int16": "i2", "short": "i2", "signed short": "i2", "uint16": "u2", "ushort": "u2", "unsigned short": "u2",
+    "int32": "i4", "int": "i4", "signed int": "i4", "uint32": "u4", "uint": "u4", "unsigned int": "u4",
+    "int64": "i8", "longlong": "i8", "uint64": "u8", "ulonglong": "u8", "float": "f4", "double": "f8",
+}
+_NAMES = {"i1": "int8", "u1": "uint8", "i2": "int16", "u2": "uint16", "i4": "int32", "u4": "uint32",
+          "i8": "int64", "u8": "uint64", "f4": "float", "f8": "double"}
+
+
+def _dtype(header, path) -> np.dtype:
+    code = _TYPES.get(str(header.get("type", "")).lower())
+    if code is None:
+        raise TomosegError(f"{path}: NRRD type {header.get('type')!r} is not supported")
+    return np.dtype((">" if header.get("endian") == "big" else "<") + code)
+
+
+def _voxel_size(header) -> tuple | None:
+    spacing = None
+    if "space directions" in header:
+        dirs = np.asarray(header["space directions"], dtype=float)
+        if dirs.shape == (3, 3) and np.all(np.isfinite(dirs)):
+            spacing = np.linalg.norm(dirs, axis=1)
+    elif "spacings" in header:
+        spacing = np.asarray(header["spacings"], dtype=float)
+    if spacing is None:
+        return None
+    units = header.get("space units") or header.get("units")
+    if not units or len(units) != 3:
+        return None  # a spacing without a unit is not a voxel size
+    factors = [nm_per_unit(u) for u in units]
+    if any(f is None for f in factors):
+        return None
+    x, y, z = (float(s) * f for s, f in zip(spacing, factors))
+    return (z, y, x)
+
+
+def open_nrrd(path: Path) -> Volume:
+    try:
+        with open(path, "rb") as fh:
+            header = nrrd.read_header(fh)
+            offset = fh.tell()
+    except Exception as exc:
+        raise TomosegError(f"{path}: is not a readable NRRD file ({exc})") from None
+    shape = tuple(int(s) for s in header["sizes"])[::-1]
+    if "data file" in header or "datafile" in header:
+        raise TomosegError(f"{path}: detached NRRD data files are not supported; save as a single .nrrd")
+    if header.get("encoding", "raw") == "raw":
+        dtype = _dtype(header, path)
+        nbytes = int(np.prod(shape)) * dtype.itemsize
+        if offset + nbytes > path.stat().st_size:
+            raise TomosegError(f"{path}: is truncated ({path.stat().st_size} bytes, {offset + nbytes} expected)")
+        array = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
+    else:
+        try:
+            array, _ = nrrd.read(str(path), index_order="C")
+        except Exception as exc:
+            raise TomosegError(f"{path}: NRRD data cannot be read ({exc}); the file may be truncated") from None
+    return Volume(array, path=path, format="nrrd", voxel_size=_voxel_size(header))
+
+
+def create_nrrd(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None) -> Sink:
+    dtype = np.dtype(dtype).newbyteorder("<")
+    lines = ["NRRD0004", "# written by tomoseg", f"type: {_NAMES[dtype.str[1:]]}",
+             "dimension: 3", f"sizes: {shape[2]} {shape[1]} {shape[0]}"]
+    if voxel_size is not None:
+        z, y, x = voxel_size
+        lines += ["space dimension: 3", f"space directions: ({x!r},0,0) (0,{y!r},0) (0,0,{z!r})",
+                  'space units: "nm" "nm" "nm"']
+    lines += ["kinds: domain domain domain", "endian: little", "encoding: raw"]
+    header = ("\n".join(lines) + "\n\n").encode()
+    with open(tmp, "wb") as fh:
+        fh.write(header)
+        fh.truncate(len(header) + int(np.prod(shape)) * dtype.itemsize)
+    mm = np.memmap(tmp, dtype=dtype, mode="r+", offset=len(header), shape=tuple(shape))
+    return Sink(mm, finish=mm.flush)

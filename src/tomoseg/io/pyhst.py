@@ -1,0 +1,78 @@
+"""PyHST2 raw volumes: ``NAME.vol`` (float32, x fastest) with a ``NAME.vol.info`` sidecar.
+
+The sidecar holds ``NUM_X``, ``NUM_Y``, ``NUM_Z``, ``voxelSize`` (µm) and
+``BYTEORDER`` (``LOWBYTEFIRST`` or ``HIGHBYTEFIRST``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import TomosegError
+from .volume import Sink, Volume
+
+EXTENSIONS = (".vol",)
+
+
+def info_path(path: Path) -> Path:
+    return path.with_name(path.name + ".info")
+
+
+def read_info(path: Path) -> dict[str, str]:
+    info = info_path(path)
+    if not info.exists():
+        raise TomosegError(f"{path}: its sidecar {info.name} is missing; PyHST2 volumes need NAME.vol.info "
+                           "beside them (NUM_X, NUM_Y, NUM_Z, voxelSize, BYTEORDER)")
+    fields = {}
+    for line in info.read_text(errors="replace").splitlines():
+        m = re.match(r"\s*([A-Za-z_0-9]+)\s*=\s*(.*?)\s*$", line)
+        if m:
+            fields[m.group(1).upper()] = m.group(2)
+    return fields
+
+
+def open_vol(path: Path) -> Volume:
+    fields = read_info(path)
+    try:
+        shape = tuple(int(fields[k]) for k in ("NUM_Z", "NUM_Y", "NUM_X"))
+    except (KeyError, ValueError):
+        raise TomosegError(f"{info_path(path)}: needs integer NUM_X, NUM_Y and NUM_Z") from None
+    order = fields.get("BYTEORDER", "LOWBYTEFIRST").upper()
+    dtype = np.dtype("<f4" if order.startswith("LOW") else ">f4")
+    expected = int(np.prod(shape)) * 4
+    actual = path.stat().st_size
+    if actual != expected:
+        raise TomosegError(f"{path}: holds {actual} bytes, but {info_path(path).name} describes "
+                           f"{shape[2]}×{shape[1]}×{shape[0]} float32 = {expected} bytes; the file is truncated "
+                           "or the sidecar belongs to another volume")
+    voxel_size = None
+    if "VOXELSIZE" in fields:
+        try:
+            v = float(fields["VOXELSIZE"]) * 1e3
+            voxel_size = (v, v, v) if v > 0 else None
+        except ValueError:
+            voxel_size = None
+    array = np.memmap(path, dtype=dtype, mode="r", shape=shape)
+    return Volume(array, path=path, format="pyhst-vol", voxel_size=voxel_size)
+
+
+def create_vol(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None) -> Sink:
+    if np.dtype(dtype) != np.float32:
+        raise TomosegError(f"PyHST2 .vol files hold float32, not {np.dtype(dtype)}; choose another format")
+    if voxel_size is not None and not (voxel_size[0] == voxel_size[1] == voxel_size[2]):
+        raise TomosegError(f"PyHST2 .vol files hold one isotropic voxel size, not {voxel_size}")
+    mm = np.memmap(tmp, dtype="<f4", mode="w+", shape=tuple(shape))
+
+    def finish():
+        mm.flush()
+        lines = ["! PyHST_SLAVE VOLUME INFO FILE", f"NUM_X = {shape[2]}", f"NUM_Y = {shape[1]}",
+                 f"NUM_Z = {shape[0]}"]
+        if voxel_size is not None:
+            lines.append(f"voxelSize = {voxel_size[0] / 1e3:.9g}")
+        lines.append("BYTEORDER = LOWBYTEFIRST")
+        info_path(tmp).write_text("\n".join(lines) + "\n")
+
+    return Sink(mm, finish=finish, companions=(".info",))

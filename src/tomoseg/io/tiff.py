@@ -1,0 +1,250 @@
+"""TIFF: one multi-page file, or a folder of 2D slices, with ImageJ voxel-size metadata.
+
+Reading is lazy: uncompressed contiguous files are memory-mapped; compressed
+ones are read page by page through tifffile's zarr store. Writing uses
+tifffile memory maps of ImageJ-style files, so Fiji opens them at scale
+(``spacing`` for z, the resolution tags for y and x, ``unit: nm``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from ..errors import TomosegError
+from .units import nm_per_unit
+from .volume import Sink, Squeezed, Volume
+
+EXTENSIONS = (".tif", ".tiff")
+_IMAGEJ_DTYPES = {np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32)}
+
+
+def _voxel_size_from_tiff(tif: tifffile.TiffFile, with_z: bool):
+    page = tif.pages.first
+    ij = tif.imagej_metadata or {}
+    unit = ij.get("unit")
+    ome = tif.ome_metadata
+    if ome:
+        sizes = {}
+        for ax in "XYZ":
+            m = re.search(rf'PhysicalSize{ax}="([0-9.eE+-]+)"', ome)
+            u = re.search(rf'PhysicalSize{ax}Unit="([^"]+)"', ome)
+            if m:
+                f = nm_per_unit(u.group(1) if u else "µm")
+                if f:
+                    sizes[ax] = float(m.group(1)) * f
+        if {"X", "Y", "Z"} <= sizes.keys():
+            return (sizes["Z"], sizes["Y"], sizes["X"])
+    factor = nm_per_unit(unit)
+    if factor is None:
+        return None
+    try:
+        xres = page.tags["XResolution"].value
+        yres = page.tags["YResolution"].value
+    except KeyError:
+        return None
+    x = xres[1] / xres[0] * factor
+    y = yres[1] / yres[0] * factor
+    if with_z:
+        z = float(ij["spacing"]) * factor if "spacing" in ij else x
+    else:
+        z = x  # slices of an isotropic reconstruction
+    return (z, y, x)
+
+
+def _open_tiff_file(path: Path) -> tuple[object, tuple, object, tifffile.TiffFile]:
+    try:
+        tif = tifffile.TiffFile(path)
+    except Exception as exc:  # tifffile raises several types for damaged files
+        raise TomosegError(f"{path}: is not a readable TIFF file ({exc}); check that the file is complete") from None
+    try:
+        _check_complete(tif, path)
+        series = tif.series[0]
+        shape = tuple(s for s in series.shape if s != 1) if len(series.shape) > 3 else series.shape
+        offset = series.dataoffset
+        if offset is not None:
+            nbytes = int(np.prod(series.shape)) * series.dtype.itemsize
+            if offset + nbytes > path.stat().st_size:
+                raise TomosegError(f"{path}: is truncated ({path.stat().st_size} bytes, "
+                                   f"{offset + nbytes} expected); copy the file again")
+            array = np.memmap(path, dtype=series.dtype.newbyteorder(tif.byteorder), mode="r",
+                              offset=offset, shape=series.shape).reshape(shape)
+            chunks = None
+        else:
+            import zarr
+
+            array = zarr.open(series.aszarr(), mode="r")
+            if len(array.shape) != len(shape):
+                array = Squeezed(array, shape)
+            chunks = getattr(array, "chunks", None)
+    except TomosegError:
+        tif.close()
+        raise
+    except Exception as exc:
+        tif.close()
+        raise TomosegError(f"{path}: TIFF data cannot be read ({exc}); the file may be truncated or damaged") from None
+    return array, chunks, series, tif
+
+
+def _check_complete(tif: tifffile.TiffFile, path: Path) -> None:
+    """Refuse files whose metadata promise more pages or bytes than the file holds."""
+    size = path.stat().st_size
+    pages = len(tif.pages)
+    expected = None
+    if tif.imagej_metadata and "images" in tif.imagej_metadata:
+        expected = int(tif.imagej_metadata["images"])
+    elif tif.shaped_metadata:
+        shape = tif.shaped_metadata[0].get("shape")
+        if shape and len(shape) >= 3:
+            expected = int(np.prod(shape[:-2])) if shape[-1] not in (3, 4) else int(np.prod(shape[:-3]))
+    if expected is not None and pages < expected and tif.series and tif.series[0].dataoffset is None:
+        raise TomosegError(f"{path}: is truncated (its metadata describe {expected} slices, the file holds "
+                           f"{pages}); copy the file again")
+    last = tif.pages[-1] if pages else None
+    if last is not None and hasattr(last, "dataoffsets") and last.dataoffsets:
+        end = max(o + c for o, c in zip(last.dataoffsets, last.databytecounts))
+        if end > size:
+            raise TomosegError(f"{path}: is truncated ({size} bytes, data up to byte {end}); copy the file again")
+
+
+def open_tiff(path: Path) -> Volume:
+    array, chunks, series, tif = _open_tiff_file(path)
+    voxel_size = _voxel_size_from_tiff(tif, with_z=True)
+    return Volume(_Checked(array, path), path=path, format="tiff", voxel_size=voxel_size, chunks=chunks, close=tif.close)
+
+
+class _Checked:
+    """Turns read errors of a damaged file into a clear message."""
+
+    def __init__(self, array, path):
+        self._array, self._path = array, path
+        self.shape, self.dtype = array.shape, array.dtype
+
+    def __getitem__(self, key):
+        try:
+            return np.asarray(self._array[key])
+        except Exception as exc:
+            raise TomosegError(f"{self._path}: data cannot be read ({exc}); the file may be damaged") from None
+
+
+def _natural_key(p: Path):
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)]
+
+
+def slice_files(folder: Path) -> list[Path]:
+    return sorted((p for p in folder.iterdir() if p.suffix.lower() in EXTENSIONS and not p.name.startswith(".")),
+                  key=_natural_key)
+
+
+class _SliceStack:
+    """A folder of 2D TIFF slices seen as one (z, y, x) array; reads only the slices asked for."""
+
+    def __init__(self, files: list[Path], shape2d, dtype):
+        self.files = files
+        self.shape = (len(files),) + tuple(shape2d)
+        self.dtype = np.dtype(dtype)
+
+    def __getitem__(self, key):
+        zkey, ykey, xkey = key
+        zs = range(len(self.files))[zkey] if isinstance(zkey, slice) else [zkey]
+        planes = []
+        for z in zs:
+            try:
+                plane = tifffile.imread(self.files[z])
+            except Exception as exc:
+                raise TomosegError(f"{self.files[z]}: slice cannot be read ({exc}); the file may be truncated") from None
+            if plane.shape != self.shape[1:]:
+                raise TomosegError(f"{self.files[z]}: slice has shape {plane.shape}, the first slice has "
+                                   f"{self.shape[1:]}; all slices of a stack must have the same size")
+            planes.append(plane[ykey, xkey])
+        if not isinstance(zkey, slice):
+            return planes[0]
+        if not planes:
+            return np.zeros((0,) + np.empty(self.shape[1:])[ykey, xkey].shape, self.dtype)
+        return np.stack(planes)
+
+
+def open_tiff_folder(folder: Path) -> Volume:
+    files = slice_files(folder)
+    if not files:
+        raise TomosegError(f"{folder}: folder holds no .tif/.tiff slices")
+    shapes = {}
+    voxel_size = None
+    dtype = None
+    for i, f in enumerate(files):
+        try:
+            with tifffile.TiffFile(f) as tif:
+                page = tif.pages.first
+                shapes.setdefault(tuple(page.shape), f)
+                if i == 0:
+                    dtype = page.dtype
+                    voxel_size = _voxel_size_from_tiff(tif, with_z=True)
+                    if len(page.shape) != 2:
+                        raise TomosegError(f"{f}: slice has shape {page.shape}; a folder of slices needs 2D "
+                                           "grayscale images")
+        except TomosegError:
+            raise
+        except Exception as exc:
+            raise TomosegError(f"{f}: is not a readable TIFF slice ({exc})") from None
+        if len(shapes) > 1:
+            (s0, f0), (s1, f1) = list(shapes.items())[:2]
+            raise TomosegError(f"{folder}: slices differ in size: {f0.name} is {s0}, {f1.name} is {s1}; "
+                               "all slices of a stack must have the same size")
+    shape2d = next(iter(shapes))
+    return Volume(_SliceStack(files, shape2d, dtype), path=folder, format="tiff-folder", voxel_size=voxel_size,
+                  chunks=(1,) + shape2d)
+
+
+def _imagej_kwargs(voxel_size):
+    if voxel_size is None:
+        return {"metadata": {"axes": "ZYX"}}
+    z, y, x = voxel_size
+    return {"resolution": (1.0 / x, 1.0 / y), "metadata": {"spacing": z, "unit": "nm", "axes": "ZYX"}}
+
+
+def _check_dtype(dtype):
+    if np.dtype(dtype) not in _IMAGEJ_DTYPES:
+        raise TomosegError(f"TIFF output supports uint8, uint16 and float32 (ImageJ's types), not {np.dtype(dtype)}; "
+                           "choose another format (.zarr, .h5) or cast the data")
+
+
+def create_tiff(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None) -> Sink:
+    _check_dtype(dtype)
+    mm = tifffile.memmap(tmp, shape=tuple(shape), dtype=np.dtype(dtype), imagej=True, **_imagej_kwargs(voxel_size))
+
+    def finish():
+        mm.flush()
+
+    return Sink(mm, finish=finish)
+
+
+class _SliceWriter:
+    def __init__(self, folder: Path, shape, dtype, voxel_size):
+        self.folder, self.shape, self.dtype = folder, tuple(shape), np.dtype(dtype)
+        folder.mkdir(parents=True)
+        digits = max(4, len(str(shape[0] - 1)))
+        self.files = [folder / f"slice_{z:0{digits}d}.tif" for z in range(shape[0])]
+        kwargs = _imagej_kwargs(voxel_size)
+        kwargs["metadata"] = {k: v for k, v in kwargs["metadata"].items() if k != "axes"}
+        for f in self.files:
+            m = tifffile.memmap(f, shape=self.shape[1:], dtype=self.dtype, imagej=True, **kwargs)
+            del m
+
+    def __setitem__(self, key, value):
+        zkey, ykey, xkey = key
+        zs = range(self.shape[0])[zkey] if isinstance(zkey, slice) else [zkey]
+        value = np.broadcast_to(np.asarray(value, self.dtype),
+                                (len(zs),) + np.empty(self.shape[1:], np.bool_)[ykey, xkey].shape)
+        for i, z in enumerate(zs):
+            mm = tifffile.memmap(self.files[z], mode="r+")
+            mm[ykey, xkey] = value[i]
+            mm.flush()
+            del mm
+
+
+def create_tiff_folder(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None) -> Sink:
+    _check_dtype(dtype)
+    return Sink(_SliceWriter(tmp, shape, dtype, voxel_size))

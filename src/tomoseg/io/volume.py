@@ -1,0 +1,241 @@
+"""The lazily sliced volume that every reader returns, and the writer every format shares.
+
+A :class:`Volume` wraps any array-like that supports NumPy basic slicing
+(a memory map, an h5py dataset, a zarr array, a lazy stack of TIFF slices) and
+carries the voxel size. ``vol[z0:z1, y0:y1, x0:x1]`` reads only that region.
+
+A :class:`VolumeWriter` writes region by region into a temporary file next to
+the target (``NAME.partial``) and renames it when :meth:`VolumeWriter.close`
+succeeds, so a crashed run never leaves a file that looks complete.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import TomosegError
+
+VoxelSize = tuple[float, float, float]
+
+PARTIAL_SUFFIX = ".partial"
+
+
+def check_voxel_size(voxel_size: Any) -> VoxelSize | None:
+    """Validate a voxel size (z, y, x) in nm; ``None`` means unknown."""
+    if voxel_size is None:
+        return None
+    try:
+        values = tuple(float(v) for v in voxel_size)
+    except (TypeError, ValueError):
+        raise TomosegError(f"voxel size {voxel_size!r} must be three numbers (z, y, x) in nm") from None
+    if len(values) != 3 or not all(math.isfinite(v) and v > 0 for v in values):
+        raise TomosegError(f"voxel size {voxel_size!r} must be three positive numbers (z, y, x) in nm")
+    return values  # type: ignore[return-value]
+
+
+def _normalize_key(key: Any, ndim: int) -> tuple:
+    if not isinstance(key, tuple):
+        key = (key,)
+    if any(k is Ellipsis for k in key):
+        i = key.index(Ellipsis)
+        key = key[:i] + (slice(None),) * (ndim - len(key) + 1) + key[i + 1 :]
+    return key + (slice(None),) * (ndim - len(key))
+
+
+class Volume:
+    """A 3D volume on disk, read region by region.
+
+    Parameters
+    ----------
+    array : array-like
+        Anything with ``shape``, ``dtype`` and NumPy basic slicing.
+    path : Path
+        The file the data come from (for messages and provenance).
+    format : str
+        Format name, e.g. ``"tiff"`` or ``"zarr"``.
+    voxel_size : tuple of 3 floats or None
+        (z, y, x) in nm, or ``None`` where the file does not say.
+    chunks : tuple or None
+        Storage chunk shape, ``None`` for contiguous data.
+    reopen : callable
+        Rebuilds the same volume in another process (used for pickling to Dask workers).
+    close : callable, optional
+        Releases file handles.
+
+    Examples
+    --------
+    >>> import numpy as np, tomoseg, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "v.npy")
+    >>> tomoseg.write_volume(path, np.zeros((4, 5, 6), np.uint8))
+    >>> with tomoseg.open_volume(path) as vol:
+    ...     vol[1:3, :2, :2].shape
+    (2, 2, 2)
+    """
+
+    def __init__(self, array, *, path, format: str, voxel_size=None, chunks=None,
+                 reopen: Callable[[], "Volume"] | None = None, close: Callable[[], None] | None = None):
+        shape = tuple(int(s) for s in array.shape)
+        if len(shape) == 2:
+            raise TomosegError(f"{path}: is a 2D image of shape {shape}; tomoseg needs a 3D volume "
+                               "(a multi-page TIFF, a folder of slices, or a 3D dataset)")
+        if len(shape) != 3:
+            raise TomosegError(f"{path}: has {len(shape)} dimensions {shape}; tomoseg needs a 3D volume (z, y, x)")
+        if min(shape) < 1:
+            raise TomosegError(f"{path}: is empty (shape {shape})")
+        self._array = array
+        self.shape: tuple[int, int, int] = shape  # type: ignore[assignment]
+        self.dtype = np.dtype(array.dtype)
+        self.path = Path(path)
+        self.format = format
+        self.voxel_size: VoxelSize | None = check_voxel_size(voxel_size)
+        self.chunks = tuple(int(c) for c in chunks) if chunks else None
+        self._reopen = reopen
+        self._close = close
+
+    ndim = 3
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.dtype.itemsize
+
+    def __getitem__(self, key) -> np.ndarray:
+        key = _normalize_key(key, 3)
+        return np.asarray(self._array[key])
+
+    def read(self) -> np.ndarray:
+        """The whole volume in memory."""
+        return self[:, :, :]
+
+    def close(self) -> None:
+        if self._close is not None:
+            self._close()
+            self._close = None
+
+    def __enter__(self) -> "Volume":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __reduce__(self):
+        if self._reopen is None:
+            raise TypeError(f"volume {self.path} cannot be sent to another process")
+        return (_call, (self._reopen,))
+
+    def __repr__(self) -> str:
+        vs = "unknown" if self.voxel_size is None else "×".join(f"{v:g}" for v in self.voxel_size) + " nm"
+        return f"<Volume {self.path} {self.format} shape={self.shape} dtype={self.dtype} voxel={vs}>"
+
+
+class Squeezed:
+    """A view of an array without its length-1 axes (ImageJ TZCYX hyperstacks)."""
+
+    def __init__(self, array, shape):
+        self._array = array
+        self.shape = shape
+        self.dtype = array.dtype
+        self._keep = [i for i, s in enumerate(array.shape) if s != 1]
+
+    def __getitem__(self, key):
+        full = [0] * len(self._array.shape)
+        for i, k in zip(self._keep, key):
+            full[i] = k
+        return np.asarray(self._array[tuple(full)])
+
+
+
+def _call(fn):
+    return fn()
+
+
+@dataclass
+class Sink:
+    """What a format's ``create`` returns: an array to write into and how to finish it."""
+
+    array: Any
+    finish: Callable[[], None] = lambda: None
+    abort: Callable[[], None] = lambda: None
+    companions: tuple[str, ...] = field(default_factory=tuple)  # suffixes of extra files (e.g. ".info")
+
+
+def remove_path(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+class VolumeWriter:
+    """Writes a volume region by region; the file appears under its name only on success.
+
+    Use as a context manager: an exception inside the block removes the partial file.
+    """
+
+    def __init__(self, path: Path, sink_factory: Callable[[Path], Sink], *, shape, dtype,
+                 overwrite: bool = False):
+        self.path = Path(path)
+        self.shape = tuple(int(s) for s in shape)
+        self.dtype = np.dtype(dtype)
+        self.overwrite = overwrite
+        self.tmp_path = self.path.with_name(self.path.name + PARTIAL_SUFFIX)
+        self._sink: Sink | None = None
+        if self.path.exists() and not overwrite:
+            raise TomosegError(f"{self.path}: already exists; pass --overwrite (overwrite=True) to replace it")
+        for p in self._tmp_files(("",)):
+            remove_path(p)
+        self._sink = sink_factory(self.tmp_path)
+        self._closed = False
+
+    def _tmp_files(self, suffixes) -> list[Path]:
+        return [self.tmp_path.with_name(self.tmp_path.name + s) for s in suffixes]
+
+    def __setitem__(self, key, value) -> None:
+        assert self._sink is not None
+        key = _normalize_key(key, 3)
+        self._sink.array[key] = value
+
+    def close(self) -> None:
+        """Finish the file and move it to its final name."""
+        if self._closed:
+            return
+        assert self._sink is not None
+        self._sink.finish()
+        suffixes = ("",) + tuple(self._sink.companions)
+        for s in suffixes:
+            final = self.path.with_name(self.path.name + s)
+            if final.exists():
+                remove_path(final)
+            os.replace(self.tmp_path.with_name(self.tmp_path.name + s), final)
+        self._closed = True
+
+    def abort(self) -> None:
+        """Drop the partial file."""
+        if self._closed:
+            return
+        if self._sink is not None:
+            try:
+                self._sink.abort()
+            finally:
+                for p in self._tmp_files(("",) + tuple(self._sink.companions)):
+                    remove_path(p)
+        self._closed = True
+
+    def __enter__(self) -> "VolumeWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()

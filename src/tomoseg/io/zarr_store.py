@@ -1,0 +1,92 @@
+"""Zarr v3 and OME-Zarr (NGFF): the natural format for volumes larger than memory.
+
+Written as an OME-Zarr 0.5 image (a group with ``ome.multiscales`` metadata and
+one scale level ``0``) so napari and Fiji open it at the right scale. Plain zarr
+arrays and NGFF 0.4 groups (zarr v2) are read too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from ..errors import TomosegError
+from .units import nm_per_unit
+from .volume import Sink, Squeezed, Volume
+
+EXTENSIONS = (".zarr", ".ome.zarr", ".zarr3")
+DEFAULT_CHUNKS = (64, 128, 128)
+
+
+def is_zarr_dir(path: Path) -> bool:
+    return path.is_dir() and any((path / n).exists() for n in ("zarr.json", ".zarray", ".zgroup"))
+
+
+def _multiscales(attrs) -> list | None:
+    if "ome" in attrs and "multiscales" in attrs["ome"]:
+        return attrs["ome"]["multiscales"]
+    return attrs.get("multiscales")
+
+
+def open_zarr(path: Path, dataset: str | None = None) -> Volume:
+    try:
+        node = zarr.open(str(path), mode="r")
+    except Exception as exc:
+        raise TomosegError(f"{path}: is not a readable Zarr store ({exc})") from None
+    voxel_size = None
+    if isinstance(node, zarr.Group):
+        ms = _multiscales(dict(node.attrs))
+        if dataset is None and not ms:
+            arrays = [k for k, _ in node.arrays()]
+            if len(arrays) != 1:
+                raise TomosegError(f"{path}: is a Zarr group without OME-NGFF metadata; it holds arrays "
+                                   f"{arrays}; name one as {path}:NAME")
+            dataset = arrays[0]
+        if dataset is None:
+            ds = ms[0]["datasets"][0]
+            dataset = ds["path"]
+            axes = ms[0].get("axes", [])
+            scale = next((t["scale"] for t in ds.get("coordinateTransformations", []) if t.get("type") == "scale"),
+                         None)
+            if scale is not None and len(scale) >= 3:
+                units = [a.get("unit") if isinstance(a, dict) else None for a in axes][-3:] or [None] * 3
+                factors = [nm_per_unit(u) for u in units]
+                if all(f is not None for f in factors):
+                    voxel_size = tuple(float(s) * f for s, f in zip(scale[-3:], factors))
+        if dataset not in node:
+            raise TomosegError(f"{path}: has no array {dataset!r}")
+        array = node[dataset]
+    else:
+        array = node
+        vs = array.attrs.get("voxel_size_nm")
+        voxel_size = tuple(vs) if vs else None
+    shape = array.shape
+    if len(shape) > 3 and all(s == 1 for s in shape[:-3]):
+        array = Squeezed(array, shape[-3:])
+    chunks = getattr(array, "chunks", None) or getattr(getattr(array, "_array", None), "chunks", None)
+    if chunks is not None and len(chunks) > 3:
+        chunks = chunks[-3:]
+    return Volume(array, path=path, format="zarr", voxel_size=voxel_size, chunks=chunks)
+
+
+def ngff_attributes(shape, voxel_size, name: str) -> dict:
+    scale = list(voxel_size) if voxel_size is not None else [1.0, 1.0, 1.0]
+    axes = [{"name": a, "type": "space"} for a in "zyx"]
+    if voxel_size is not None:
+        for a in axes:
+            a["unit"] = "nanometer"
+    return {"ome": {"version": "0.5", "multiscales": [{
+        "name": name, "axes": axes,
+        "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}],
+    }]}}
+
+
+def create_zarr(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None, name: str | None = None) -> Sink:
+    chunks = tuple(min(int(c), int(s)) for c, s in zip(chunks or DEFAULT_CHUNKS, shape))
+    group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
+    group.attrs.update(ngff_attributes(shape, voxel_size, name or tmp.name.split(".")[0]))
+    array = group.create_array("0", shape=tuple(shape), chunks=chunks, dtype=np.dtype(dtype), fill_value=0,
+                               dimension_names=["z", "y", "x"])
+    return Sink(array)

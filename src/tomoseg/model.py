@@ -1,0 +1,127 @@
+"""The paper's 3D U-Net (Gaudez et al. 2022, Section 3.1).
+
+Per level: two 3×3×3 convolutions ("same" padding), each followed by
+BatchNorm and ReLU. Down: 2×2×2 max-pooling, then the next level doubles the
+channels (the paper doubles *after* pooling, unlike Çiçek et al.). Up:
+nearest-neighbour 2× up-sampling, concatenation with the skip connection, two
+convolution blocks. Head: a 1×1×1 convolution. ``forward`` returns logits; apply
+``torch.sigmoid`` for probabilities.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .errors import TomosegError
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of a :class:`UNet3D`: all that is needed to rebuild it."""
+
+    levels: int = 4
+    base_features: int = 8
+    in_channels: int = 1
+    out_channels: int = 1
+
+    def __post_init__(self):
+        for name in ("levels", "base_features", "in_channels", "out_channels"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise TomosegError(f"model {name} must be a positive integer, not {value!r}")
+        if self.levels < 2:
+            raise TomosegError(f"model levels must be at least 2, not {self.levels}")
+
+    @property
+    def divisor(self) -> int:
+        """Input sizes must be multiples of this: 2^(levels-1)."""
+        return 2 ** (self.levels - 1)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv3d(cin, cout, 3, padding=1), nn.BatchNorm3d(cout), nn.ReLU(inplace=True),
+        nn.Conv3d(cout, cout, 3, padding=1), nn.BatchNorm3d(cout), nn.ReLU(inplace=True),
+    )
+
+
+class UNet3D(nn.Module):
+    """The paper's 3D U-Net; ``UNet3D()`` is its 4-level, base-8 model (366,593 parameters).
+
+    Parameters
+    ----------
+    levels : int
+        Resolution levels (the paper's "layers"); ``levels - 1`` poolings.
+    base_features : int
+        Channels at the first level; doubled at each level below.
+
+    Examples
+    --------
+    >>> import torch, tomoseg
+    >>> model = tomoseg.UNet3D(levels=4, base_features=8)
+    >>> tomoseg.count_parameters(model)
+    (366593, 365889)
+    >>> model(torch.zeros(1, 1, 16, 16, 16)).shape
+    torch.Size([1, 1, 16, 16, 16])
+    """
+
+    def __init__(self, levels: int = 4, base_features: int = 8, in_channels: int = 1, out_channels: int = 1):
+        super().__init__()
+        self.config = ModelConfig(levels, base_features, in_channels, out_channels)
+        widths = [base_features * 2**i for i in range(levels)]
+        self.down = nn.ModuleList()
+        cin = in_channels
+        for w in widths:
+            self.down.append(_block(cin, w))
+            cin = w
+        self.up = nn.ModuleList(_block(widths[i + 1] + widths[i], widths[i]) for i in reversed(range(levels - 1)))
+        self.head = nn.Conv3d(widths[0], out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        d = self.config.divisor
+        if x.ndim != 5 or any(s % d for s in x.shape[2:]):
+            raise TomosegError(f"the model needs input (batch, channel, z, y, x) with sizes that are multiples of "
+                               f"{d}, got {tuple(x.shape)}; pad the volume (the segment engine does this)")
+        skips = []
+        for i, block in enumerate(self.down):
+            x = block(x)
+            if i < len(self.down) - 1:
+                skips.append(x)
+                x = F.max_pool3d(x, 2)
+        for block in self.up:
+            x = F.interpolate(x, scale_factor=2, mode="nearest")
+            x = block(torch.cat([x, skips.pop()], dim=1))
+        return self.head(x)
+
+
+def build_model(config: ModelConfig | dict | None = None) -> UNet3D:
+    """A fresh :class:`UNet3D` from a :class:`ModelConfig` or a dict of its fields."""
+    if config is None:
+        config = ModelConfig()
+    elif isinstance(config, dict):
+        allowed = set(ModelConfig.__dataclass_fields__)
+        unknown = set(config) - allowed
+        if unknown:
+            raise TomosegError(f"unknown model key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+        config = ModelConfig(**config)
+    return UNet3D(**config.to_dict())
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """``(total, trainable)`` parameters, counted as Keras does.
+
+    ``total`` adds the BatchNorm running means and variances (Keras's
+    non-trainable weights) to the trainable ones; PyTorch's
+    ``num_batches_tracked`` counters are not parameters and are left out.
+    """
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    stats = sum(b.numel() for name, b in model.named_buffers() if name.endswith(("running_mean", "running_var")))
+    return trainable + frozen + stats, trainable

@@ -1,0 +1,106 @@
+"""Bad input through the CLI: one clear message, exit code 1, no traceback."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tifffile
+
+from tomoseg.cli import main
+from tomoseg.io import write_volume
+
+
+def run(argv, capsys):
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert "tomoseg" in capsys.readouterr().out
+
+
+def test_info_json(tmp_path, capsys):
+    write_volume(str(tmp_path / "v.tif"), np.arange(60, dtype=np.uint8).reshape(3, 4, 5), voxel_size=(30, 20, 10))
+    code, out, err = run(["info", str(tmp_path / "v.tif"), "--json"], capsys)
+    assert code == 0
+    info = json.loads(out)
+    assert info["shape"] == [3, 4, 5]
+    assert info["dtype"] == "uint8"
+    assert info["voxel_size_nm"] == pytest.approx([30, 20, 10])
+    assert info["sample"]["min"] == 0 and info["sample"]["max"] == 59
+
+
+def test_info_unknown_voxel_size_says_so(tmp_path, capsys):
+    write_volume(str(tmp_path / "v.npy"), np.zeros((3, 4, 5), np.uint8))
+    code, out, _ = run(["info", str(tmp_path / "v.npy")], capsys)
+    assert code == 0 and "unknown" in out
+    code, out, _ = run(["info", str(tmp_path / "v.npy"), "--json"], capsys)
+    assert json.loads(out)["voxel_size_nm"] is None
+
+
+def _bad_inputs(tmp_path):
+    cases = {}
+    cases["missing"] = (tmp_path / "nope.tif", "no such file")
+    (tmp_path / "v.xyz").write_bytes(b"abc")
+    cases["unknown extension"] = (tmp_path / "v.xyz", "unknown volume format")
+    tifffile.imwrite(tmp_path / "flat.tif", np.zeros((8, 9), np.uint8))
+    cases["2D image"] = (tmp_path / "flat.tif", "2D image")
+    np.save(tmp_path / "four.npy", np.zeros((2, 3, 4, 5), np.uint8))
+    cases["4D array"] = (tmp_path / "four.npy", "4 dimensions")
+    folder = tmp_path / "slices"
+    folder.mkdir()
+    tifffile.imwrite(folder / "s_000.tif", np.zeros((8, 9), np.uint8))
+    tifffile.imwrite(folder / "s_001.tif", np.zeros((8, 10), np.uint8))
+    cases["mismatched slices"] = (folder, "differ in size")
+    tifffile.imwrite(tmp_path / "whole.tif", np.ones((20, 64, 64), np.uint16))
+    data = (tmp_path / "whole.tif").read_bytes()
+    (tmp_path / "cut.tif").write_bytes(data[: len(data) // 2])
+    cases["truncated TIFF"] = (tmp_path / "cut.tif", "truncated|damaged|readable")
+    tifffile.imwrite(tmp_path / "whole_z.tif", np.ones((20, 64, 64), np.uint16), compression="zlib")
+    data = (tmp_path / "whole_z.tif").read_bytes()
+    (tmp_path / "cut_z.tif").write_bytes(data[: len(data) // 3])
+    cases["truncated compressed TIFF"] = (tmp_path / "cut_z.tif", "truncated|damaged|readable")
+    (tmp_path / "junk.tif").write_bytes(b"not a tiff at all")
+    cases["not a TIFF"] = (tmp_path / "junk.tif", "not a readable TIFF")
+    (tmp_path / "junk.h5").write_bytes(b"not hdf5")
+    cases["not HDF5"] = (tmp_path / "junk.h5", "not a readable HDF5")
+    return cases
+
+
+@pytest.mark.parametrize("case", ["missing", "unknown extension", "2D image", "4D array", "mismatched slices",
+                                  "truncated TIFF", "truncated compressed TIFF", "not a TIFF", "not HDF5"])
+def test_bad_input_gives_one_clear_message(tmp_path, capsys, case):
+    path, pattern = _bad_inputs(tmp_path)[case]
+    code, out, err = run(["info", str(path)], capsys)
+    assert code == 1, err
+    assert "Traceback" not in err
+    assert err.startswith("tomoseg: error: ")
+    assert len(err.strip().splitlines()) == 1
+    import re
+
+    assert re.search(pattern, err), err
+
+
+def test_debug_shows_traceback(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "tomoseg", "--debug", "info", str(tmp_path / "nope.tif")],
+                            capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "Traceback" in result.stderr
+
+
+def test_bad_usage_exits_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["info"])
+    assert exc.value.code == 2
+
+
+def test_io_does_not_import_torch():
+    code = "import sys, tomoseg, tomoseg.io; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
