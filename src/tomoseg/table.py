@@ -1,0 +1,66 @@
+"""Tidy tables as ``dict[str, np.ndarray]`` (one row per object, one scalar per column), and CSV I/O.
+
+A plain dict of equal-length columns keeps the core free of a pandas
+dependency; ``pandas.DataFrame(table)`` turns one into a data frame.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .errors import TomosegError
+
+Table = dict  # dict[str, np.ndarray], all columns of one length
+
+
+def n_rows(table: Table) -> int:
+    return len(next(iter(table.values()))) if table else 0
+
+
+def write_csv(table: Table, path, *, overwrite: bool = False) -> Path:
+    """Write a table as CSV (atomically; refuses to replace an existing file unless ``overwrite``)."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise TomosegError(f"{path}: already exists; pass --overwrite to replace it")
+    tmp = path.with_name(path.name + ".partial")
+    columns = list(table)
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(columns)
+        for i in range(n_rows(table)):
+            writer.writerow([_fmt(table[c][i]) for c in columns])
+    tmp.replace(path)
+    return path
+
+
+def _fmt(value) -> str:
+    if isinstance(value, (float, np.floating)):
+        return "" if math.isnan(value) else f"{float(value):.6g}"
+    if isinstance(value, (np.integer,)):
+        return str(int(value))
+    return str(value)
+
+
+def read_csv(path) -> Table:
+    """Read a CSV written by :func:`write_csv`; numeric columns become float or int arrays."""
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    if not rows:
+        return {}
+    header, body = rows[0], rows[1:]
+    table = {}
+    for j, name in enumerate(header):
+        values = [r[j] for r in body]
+        try:
+            ints = [int(v) for v in values]
+            table[name] = np.asarray(ints, dtype=np.int64)
+        except ValueError:
+            try:
+                table[name] = np.asarray([float(v) if v != "" else np.nan for v in values], dtype=np.float64)
+            except ValueError:
+                table[name] = np.asarray(values, dtype=object)
+    return table
