@@ -1,0 +1,82 @@
+"""Sub-commands ``segment`` and ``export-onnx``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import TomosegError
+from .registry import command, overwrite_arg, voxel_size_arg
+
+
+@command("segment")
+def _segment(sub):
+    p = sub.add_parser(
+        "segment", help="segment a volume: probability map (uint8 0-255) and optional mask",
+        description="Segment precipitates and pores in a volume of any size, tile by tile in bounded memory. "
+                    "Writes the probability map (uint8, probability x 255) and optionally the binary mask "
+                    "(value > threshold). A provenance JSON is written beside the output.")
+    p.add_argument("input", help="input volume (TIFF, folder of slices, file.h5:/dataset, .zarr, .nrrd, .vol, .npy)")
+    p.add_argument("output", help="probability map to write (.zarr recommended for large volumes)")
+    p.add_argument("--model", help="model file (.safetensors); default: the model shipped with tomoseg")
+    p.add_argument("--mask", metavar="MASK_OUT", help="also write the binary mask here")
+    p.add_argument("--threshold", type=int, default=127, help="object where probability x 255 > this (default 127)")
+    p.add_argument("--tile-size", type=int, default=128, help="edge of the cubic tile core in voxels (default 128)")
+    p.add_argument("--halo", type=int, default=16, help="context around each tile in voxels (default 16)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    p.add_argument("--backend", default="auto", choices=["auto", "openvino", "torch"],
+                   help="auto: OpenVINO on CPU where installed, else PyTorch")
+    p.add_argument("--precision", default="f32", choices=["f32", "bf16", "fp16"],
+                   help="f32 (exact), bf16 (faster on CPUs with bf16 units and on GPUs), fp16 (CUDA)")
+    p.add_argument("--stats", default="auto", choices=["auto", "full", "sample"],
+                   help="normalization statistics from every voxel (full) or from 5%% of the z slices (sample); "
+                        "auto: full up to 2^31 voxels")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    p.add_argument("--workers", type=int, help="run on a local Dask cluster with this many worker processes")
+    p.add_argument("--dask-scheduler", metavar="ADDRESS", help="run on an existing Dask cluster (tcp://host:8786)")
+    voxel_size_arg(p)
+    overwrite_arg(p)
+    p.set_defaults(run=_run_segment)
+
+
+def _run_segment(args) -> int:
+    from . import progress_enabled
+    from ..inference import BackendConfig, SegmentOptions, TilingConfig, segment
+
+    if args.workers is not None and args.workers < 1:
+        raise TomosegError(f"--workers {args.workers}: give at least 1")
+    options = SegmentOptions(
+        threshold=args.threshold, tiling=TilingConfig(tile_size=args.tile_size, halo=args.halo),
+        backend=BackendConfig(backend=args.backend, device=args.device, precision=args.precision),
+        stats=args.stats, voxel_size=tuple(args.voxel_size) if args.voxel_size else None, resume=args.resume,
+        overwrite=args.overwrite, workers=args.workers, scheduler=args.dask_scheduler)
+    record = segment(args.input, args.output, model=args.model, mask_output=args.mask, options=options,
+                     progress=progress_enabled(args))
+    shape = record["input_shape"]
+    vox = shape[0] * shape[1] * shape[2]
+    print(f"segmented {'x'.join(map(str, shape))} ({vox / 1e6:.1f} Mvox) in {record['duration_s']:.1f} s "
+          f"({vox / 1e6 / max(record['duration_s'], 1e-9):.2f} Mvox/s, {record['backend']}) -> {args.output}"
+          + (f", {args.mask}" if args.mask else ""))
+    return 0
+
+
+@command("export-onnx")
+def _export(sub):
+    p = sub.add_parser("export-onnx", help="export a model to ONNX (for other runtimes)",
+                       description="Export a tomoseg model to ONNX with dynamic spatial sizes (multiples of 8).")
+    p.add_argument("model", help="model file (.safetensors), or 'default'")
+    p.add_argument("output", help="ONNX file to write")
+    overwrite_arg(p)
+    p.set_defaults(run=_run_export)
+
+
+def _run_export(args) -> int:
+    from ..checkpoint import load_model
+    from ..inference.export import export_onnx
+
+    model = load_model(None if args.model == "default" else args.model)
+    out = Path(args.output)
+    if out.exists() and not args.overwrite:
+        raise TomosegError(f"{out}: already exists; pass --overwrite to replace it")
+    export_onnx(model, out)
+    print(f"wrote {out}")
+    return 0

@@ -1,0 +1,90 @@
+"""Z-score normalization with whole-volume statistics, computed in one streaming pass.
+
+The same statistics are applied to every tile (never per tile), as in training.
+For very large volumes a documented sample of evenly spaced z slabs can stand in
+for the full pass (``method="sample"``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import TomosegError
+
+
+@dataclass(frozen=True)
+class Stats:
+    mean: float
+    std: float
+    voxels: int
+    method: str
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean, "std": self.std, "voxels": self.voxels, "method": self.method}
+
+
+def _slabs(shape, max_voxels: int):
+    per_slice = int(shape[1]) * int(shape[2])
+    step = max(1, max_voxels // max(per_slice, 1))
+    for z in range(0, shape[0], step):
+        yield slice(z, min(z + step, shape[0]))
+
+
+def volume_stats(volume, *, method: str = "auto", sample_fraction: float = 0.05,
+                 max_full_voxels: int = 2**31, slab_voxels: int = 2**25, progress=None) -> Stats:
+    """Mean and standard deviation of a volume, in float64, reading it slab by slab.
+
+    Parameters
+    ----------
+    method : {"auto", "full", "sample"}
+        ``full`` reads every voxel; ``sample`` reads evenly spaced z slices making up
+        ``sample_fraction`` of the volume; ``auto`` is full up to ``max_full_voxels``.
+
+    Raises
+    ------
+    TomosegError
+        On NaN or infinite voxels, or a constant volume (standard deviation 0).
+    """
+    shape = volume.shape
+    total = int(np.prod(shape, dtype=np.int64))
+    if method == "auto":
+        method = "full" if total <= max_full_voxels else "sample"
+    if method not in ("full", "sample"):
+        raise TomosegError(f"statistics method {method!r} must be auto, full or sample")
+    if method == "full":
+        regions = list(_slabs(shape, slab_voxels))
+    else:
+        n = max(1, int(round(shape[0] * sample_fraction)))
+        zs = np.unique(np.linspace(0, shape[0] - 1, n).round().astype(int))
+        regions = [slice(int(z), int(z) + 1) for z in zs]
+    count, mean, m2 = 0, 0.0, 0.0
+    for region in regions:
+        data = np.asarray(volume[region], dtype=np.float64)
+        if not np.all(np.isfinite(data)):
+            bad = np.argwhere(~np.isfinite(data))[0]
+            raise TomosegError(f"{getattr(volume, 'path', 'volume')}: holds NaN or infinite values (first at z, y, x "
+                               f"= {bad[0] + region.start}, {bad[1]}, {bad[2]}); replace them (e.g. with the "
+                               "background value) before segmenting")
+        n = data.size
+        m = float(data.mean())
+        v = float(((data - m) ** 2).sum())
+        delta = m - mean
+        tot = count + n
+        mean += delta * n / tot
+        m2 += v + delta**2 * count * n / tot
+        count = tot
+        if progress is not None:
+            progress.update(n)
+    std = float(np.sqrt(m2 / count)) if count else 0.0
+    if not std > 0:
+        raise TomosegError(f"{getattr(volume, 'path', 'volume')}: is constant (every voxel = {mean:g}); there is "
+                           "nothing to segment")
+    return Stats(mean=mean, std=std, voxels=count, method=method)
+
+
+def normalize(data: np.ndarray, stats: Stats) -> np.ndarray:
+    out = np.asarray(data, dtype=np.float32) - np.float32(stats.mean)
+    out *= np.float32(1.0 / stats.std)
+    return out

@@ -1,0 +1,139 @@
+import json
+
+import numpy as np
+import pytest
+
+import tomoseg
+from tomoseg.cli import main
+from tomoseg.inference import BackendConfig, SegmentOptions, TilingConfig, predict, predict_whole, segment
+from tomoseg.io import read_volume, write_volume
+
+
+def test_tiled_equals_whole_volume_with_default_settings(random_model_path, small_phantom):
+    model = tomoseg.load_model(random_model_path)
+    whole = predict_whole(small_phantom.image, model)
+    assert predict(small_phantom.image, model).shape == whole.shape
+    # many tiles, default halo
+    tiled = predict(small_phantom.image, model, tiling=TilingConfig(tile_size=32))
+    assert np.abs(tiled - whole).max() <= 1 / 255
+
+
+def test_tiled_is_exact_with_a_halo_beyond_the_receptive_field(random_model_path, small_phantom):
+    model = tomoseg.load_model(random_model_path)
+    image = small_phantom.image[:32, :64, :64]
+    whole = predict_whole(image, model, backend=BackendConfig(backend="torch"))
+    tiled = predict(image, model, tiling=TilingConfig(tile_size=16, halo=56), backend=BackendConfig(backend="torch"))
+    assert np.abs(tiled - whole).max() < 1e-5
+
+
+def test_tile_sizes_agree(random_model_path, small_phantom):
+    model = tomoseg.load_model(random_model_path)
+    a = predict(small_phantom.image, model, tiling=TilingConfig(tile_size=32, halo=24))
+    b = predict(small_phantom.image, model, tiling=TilingConfig(tile_size=64, halo=24))
+    assert np.abs(a - b).max() <= 1 / 255
+
+
+def test_backends_agree(random_model_path, small_phantom):
+    pytest.importorskip("openvino")
+    model = tomoseg.load_model(random_model_path)
+    image = small_phantom.image[:, :64, :64]
+    t = predict(image, model, backend=BackendConfig(backend="torch"))
+    o = predict(image, model, backend=BackendConfig(backend="openvino"))
+    assert np.abs(t - o).max() < 1e-5  # f32 on both
+    o16 = predict(image, model, backend=BackendConfig(backend="openvino", precision="bf16"))
+    assert np.abs(t - o16).max() < 0.02  # bf16: documented tolerance
+
+
+def test_segment_files_and_provenance(tmp_path, random_model_path, small_phantom):
+    src = tmp_path / "in.tif"
+    write_volume(str(src), small_phantom.image, voxel_size=(29.33,) * 3)
+    rec = segment(src, tmp_path / "prob.zarr", model=random_model_path, mask_output=tmp_path / "mask.tif",
+                  options=SegmentOptions(tiling=TilingConfig(tile_size=32)), progress=False)
+    prob = read_volume(tmp_path / "prob.zarr")
+    mask = read_volume(tmp_path / "mask.tif")
+    assert prob.dtype == np.uint8 and prob.shape == small_phantom.image.shape
+    np.testing.assert_array_equal(mask, (prob > 127).astype(np.uint8))
+    expected = np.rint(predict(small_phantom.image, random_model_path, tiling=TilingConfig(tile_size=32)) * 255)
+    assert np.abs(prob.astype(int) - expected).max() <= 1
+    assert tomoseg.open_volume(tmp_path / "prob.zarr").voxel_size == pytest.approx((29.33,) * 3)
+    saved = json.loads((tmp_path / "prob.zarr.provenance.json").read_text())
+    assert saved == rec
+    assert saved["model"]["sha256"] == tomoseg.load_model(random_model_path).sha256
+    assert saved["threshold"] == 127 and saved["tiling"]["tile_size"] == 32
+    assert saved["normalization"]["std"] > 0
+    assert not list(tmp_path.glob("*.tomoseg-run")) and not list(tmp_path.glob("*.partial"))
+
+
+def _cli(argv, capsys):
+    code = main(argv)
+    return code, capsys.readouterr().err
+
+
+def test_cli_segment_bad_inputs(tmp_path, random_model_path, capsys):
+    good = tmp_path / "good.npy"
+    np.save(good, np.random.default_rng(0).normal(size=(8, 16, 16)).astype(np.float32))
+    nan = tmp_path / "nan.npy"
+    a = np.ones((8, 16, 16), np.float32)
+    a[2, 3, 4] = np.nan
+    np.save(nan, a)
+    const = tmp_path / "const.npy"
+    np.save(const, np.full((8, 16, 16), 7, np.uint8))
+    other = tmp_path / "other.safetensors"
+    tomoseg.save_model(tomoseg.UNet3D(3, 4), other)
+    import json as _json
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(other), framework="pt") as f:
+        meta = _json.loads(f.metadata()["tomoseg"])
+    meta["architecture"]["levels"] = 4
+    wrong = tmp_path / "wrong.safetensors"
+    save_file(load_file(str(other)), str(wrong), metadata={"tomoseg": _json.dumps(meta)})
+    existing = tmp_path / "exists.zarr"
+    existing.mkdir()
+    m = ["--model", str(random_model_path), "-q"]
+    cases = [
+        ([str(nan), str(tmp_path / "o1.zarr")] + m, "NaN"),
+        ([str(const), str(tmp_path / "o2.zarr")] + m, "constant"),
+        ([str(good), str(tmp_path / "o3.zarr"), "--model", str(wrong)], "do not fit the architecture"),
+        ([str(good), str(good)] + m, "equals the input"),
+        ([str(good), str(existing)] + m, "already exists"),
+        ([str(good), str(tmp_path / "o4.zarr"), "--mask", str(tmp_path / "o4.zarr")] + m, "different paths"),
+        ([str(good), str(tmp_path / "o5.xyz")] + m, "unknown volume format"),
+        ([str(good), str(tmp_path / "o6.zarr"), "--threshold", "300"] + m, "threshold"),
+    ]
+    for argv, pattern in cases:
+        code, err = _cli(["segment"] + argv, capsys)
+        assert code == 1, (argv, err)
+        assert pattern in err and "Traceback" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["good.npy", "nan.npy", "const.npy", "other.safetensors", "wrong.safetensors", "exists.zarr"])
+
+
+@pytest.mark.parametrize("shape", [(3, 5, 7), (9, 17, 12)])
+def test_volumes_smaller_than_a_tile_or_not_multiple_of_8(tmp_path, random_model_path, capsys, shape):
+    data = np.random.default_rng(1).normal(size=shape).astype(np.float32)
+    np.save(tmp_path / "v.npy", data)
+    code, err = _cli(["segment", str(tmp_path / "v.npy"), str(tmp_path / "p.npy"), "--model",
+                      str(random_model_path), "-q"], capsys)
+    assert code == 0, err
+    out = np.load(tmp_path / "p.npy")
+    assert out.shape == shape
+    ref = np.rint(predict_whole(data, random_model_path) * 255)
+    assert np.abs(out.astype(int) - ref).max() <= 1
+
+
+def test_export_onnx_matches_torch(tmp_path, random_model_path, capsys):
+    onnx = pytest.importorskip("onnx")
+    code, err = _cli(["export-onnx", str(random_model_path), str(tmp_path / "m.onnx")], capsys)
+    assert code == 0, err
+    onnx.checker.check_model(str(tmp_path / "m.onnx"))
+    import openvino as ov
+    import torch
+
+    model = tomoseg.load_model(random_model_path)
+    x = np.random.default_rng(0).normal(size=(1, 1, 16, 24, 32)).astype(np.float32)
+    compiled = ov.Core().compile_model(str(tmp_path / "m.onnx"), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x)).numpy()
+    assert np.abs(compiled(x)[0] - ref).max() < 1e-4

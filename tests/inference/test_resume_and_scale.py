@@ -1,0 +1,116 @@
+"""Slow end-to-end checks: resume after kill -9, Dask on a real LocalCluster, bounded memory."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from tomoseg.inference import SegmentOptions, TilingConfig, segment
+from tomoseg.inference.engine import work_dir_for
+from tomoseg.io import read_volume, write_volume
+
+pytestmark = pytest.mark.slow
+
+
+def _cmd(src, out, model, *extra):
+    return [sys.executable, "-m", "tomoseg", "-q", "segment", str(src), str(out), "--model", str(model),
+            "--tile-size", "16", "--halo", "8", "--backend", "torch", *extra]
+
+
+def test_resume_after_kill_gives_identical_bytes(tmp_path, random_model_path, small_phantom):
+    src = tmp_path / "in.tif"
+    write_volume(str(src), small_phantom.image, voxel_size=(29.33,) * 3)
+    ref = tmp_path / "ref.tif"
+    subprocess.run(_cmd(src, ref, random_model_path, "--mask", str(tmp_path / "ref_mask.tif")), check=True)
+
+    out = tmp_path / "out.tif"
+    mask = tmp_path / "mask.tif"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(_cmd(src, out, random_model_path, "--mask", str(mask)), env=env)
+    done = work_dir_for(out) / "done"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (done.exists() and len(os.listdir(done)) >= 5):
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    n_done = len(os.listdir(done))
+    assert 5 <= n_done < 105, "the kill should land mid-run"
+    assert not out.exists() and not mask.exists()  # nothing that looks complete
+
+    # without --resume the user is told what to do
+    result = subprocess.run(_cmd(src, out, random_model_path, "--mask", str(mask)), capture_output=True, text=True)
+    assert result.returncode == 1 and "--resume" in result.stderr
+    subprocess.run(_cmd(src, out, random_model_path, "--mask", str(mask), "--resume"), check=True)
+    assert out.read_bytes() == ref.read_bytes()
+    assert mask.read_bytes() == (tmp_path / "ref_mask.tif").read_bytes()
+    assert not work_dir_for(out).exists()
+
+
+def test_dask_local_cluster_equals_single_process(tmp_path, random_model_path, small_phantom):
+    src = tmp_path / "in.zarr"
+    write_volume(str(src), small_phantom.image)
+    opts = dict(tiling=TilingConfig(tile_size=32, halo=16))
+    segment(src, tmp_path / "single.zarr", model=random_model_path, options=SegmentOptions(**opts), progress=False)
+    segment(src, tmp_path / "dask.zarr", model=random_model_path, options=SegmentOptions(workers=2, **opts),
+            progress=False)
+    np.testing.assert_array_equal(read_volume(tmp_path / "dask.zarr"), read_volume(tmp_path / "single.zarr"))
+
+
+def test_dask_survives_a_killed_worker(tmp_path, random_model_path, small_phantom):
+    from dask.distributed import Client, LocalCluster
+
+    src = tmp_path / "in.zarr"
+    write_volume(str(src), small_phantom.image)
+    opts = dict(tiling=TilingConfig(tile_size=16, halo=8))
+    segment(src, tmp_path / "single.zarr", model=random_model_path, options=SegmentOptions(**opts), progress=False)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        import threading
+
+        out = tmp_path / "dask.zarr"
+        done = work_dir_for(out) / "done"
+        killed = []
+
+        def killer():
+            deadline = time.time() + 120
+            while time.time() < deadline:
+                if done.exists() and len(os.listdir(done)) >= 10:
+                    pid = next(iter(client.run(os.getpid).values()))
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+                    return
+                time.sleep(0.05)
+
+        thread = threading.Thread(target=killer)
+        thread.start()
+        segment(src, out, model=random_model_path,
+                options=SegmentOptions(scheduler=cluster.scheduler_address, **opts), progress=False)
+        thread.join()
+    assert killed, "a worker should have been killed mid-run"
+    np.testing.assert_array_equal(read_volume(out), read_volume(tmp_path / "single.zarr"))
+
+
+_RSS = """
+import resource, sys
+from tomoseg.inference import segment, SegmentOptions, TilingConfig
+segment(sys.argv[1], sys.argv[2], model=sys.argv[3],
+        options=SegmentOptions(tiling=TilingConfig(tile_size=64, halo=16)), progress=False)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def test_peak_memory_does_not_grow_with_volume_size(tmp_path, random_model_path):
+    rss = {}
+    rng = np.random.default_rng(0)
+    for name, z in (("small", 96), ("large", 384)):  # 6 vs 25 Mvoxels; both hold a whole 96^3 window
+        src = tmp_path / f"{name}.zarr"
+        write_volume(str(src), rng.integers(0, 255, (z, 256, 256), dtype=np.uint8), chunks=(16, 256, 256))
+        result = subprocess.run([sys.executable, "-c", _RSS, str(src), str(tmp_path / f"{name}_out.zarr"),
+                                 str(random_model_path)], capture_output=True, text=True, check=True)
+        rss[name] = int(result.stdout.strip().splitlines()[-1]) / 1024  # MiB
+    # held whole, the large volume would add 19 MiB as uint8 and 75 MiB as float32
+    assert rss["large"] < rss["small"] + 12, rss

@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+
+from tomoseg.inference.normalization import Stats, normalize, volume_stats
+from tomoseg.inference.tiling import TilingConfig, read_padded, pad_to_divisor, tile_grid
+from tomoseg.errors import TomosegError
+
+
+@pytest.mark.parametrize("shape", [(100, 64, 64), (7, 33, 129), (64, 64, 64), (1, 9, 200)])
+@pytest.mark.parametrize("tile,halo", [(32, 8), (64, 16), (128, 0)])
+def test_cores_partition_the_volume_and_reads_are_aligned(shape, tile, halo):
+    tiles = tile_grid(shape, TilingConfig(tile_size=tile, halo=halo), 8)
+    cover = np.zeros(shape, np.int32)
+    read_shapes = set()
+    for t in tiles:
+        cover[t.core] += 1
+        for c, r in zip(t.core, t.read):
+            assert r.start % 8 == 0 and (r.stop - r.start) % 8 == 0
+            assert r.start <= c.start and c.stop <= r.stop
+        read_shapes.add(tuple(r.stop - r.start for r in t.read))
+    assert np.all(cover == 1)
+    assert len(read_shapes) == 1  # one compiled model serves every tile
+
+
+def test_halo_context_is_kept_inside_the_volume():
+    tiles = tile_grid((256, 256, 256), TilingConfig(tile_size=64, halo=16), 8)
+    for t in tiles:
+        for c, r in zip(t.core, t.read):
+            assert c.start - r.start >= 16 or r.start == 0
+            assert r.stop - c.stop >= 16 or r.stop == 256
+
+
+def test_stitching_is_exact_with_a_known_model(rng):
+    """f(x) = 2x: the stitched tiles must equal 2x of the normalized whole volume."""
+    image = rng.normal(100, 20, (37, 50, 45)).astype(np.float32)
+    stats = volume_stats(image)
+    out = np.zeros(image.shape, np.float32)
+    for t in tile_grid(image.shape, TilingConfig(tile_size=16, halo=8), 8):
+        window = normalize(read_padded(image, t.read, image.shape), stats)
+        out[t.core] = (2 * window)[t.core_in_read]
+    np.testing.assert_array_equal(out, 2 * normalize(image, stats))
+
+
+def test_read_padded_matches_whole_volume_padding(rng):
+    image = rng.normal(size=(13, 21, 10)).astype(np.float32)
+    whole = pad_to_divisor(image, 8)
+    assert whole.shape == (16, 24, 16)
+    for t in tile_grid(image.shape, TilingConfig(tile_size=8, halo=8), 8):
+        np.testing.assert_array_equal(read_padded(image, t.read, image.shape), whole[t.read])
+
+
+def test_streaming_statistics_equal_numpy(rng):
+    image = rng.normal(50, 7, (30, 20, 20)).astype(np.float32)
+    stats = volume_stats(image, slab_voxels=1000)
+    assert stats.mean == pytest.approx(float(image.astype(np.float64).mean()), rel=1e-12)
+    assert stats.std == pytest.approx(float(image.astype(np.float64).std()), rel=1e-10)
+    sampled = volume_stats(image, method="sample", sample_fraction=0.5)
+    assert sampled.method == "sample" and sampled.mean == pytest.approx(50, abs=1)
+
+
+def test_nan_and_constant_volumes_are_refused():
+    image = np.ones((8, 8, 8), np.float32)
+    with pytest.raises(TomosegError, match="constant"):
+        volume_stats(image)
+    image[3, 4, 5] = np.nan
+    with pytest.raises(TomosegError, match="NaN.*3, 4, 5"):
+        volume_stats(image)
+
+
+@pytest.mark.parametrize("kwargs", [{"tile_size": 4}, {"halo": -8}, {"pad_mode": "wrap"}])
+def test_bad_tiling(kwargs):
+    with pytest.raises(TomosegError):
+        TilingConfig(**kwargs)
