@@ -1,0 +1,34 @@
+"""Sub-command ``train``."""
+
+from __future__ import annotations
+
+from .registry import command
+
+
+@command("train")
+def _train(sub):
+    p = sub.add_parser("train", help="train or fine-tune a model from a YAML config",
+                       description="Train or fine-tune a model. Example configs: configs/*.yaml. The run folder "
+                                   "gets config.yaml, metrics.csv, learning_curve.png, best.safetensors and "
+                                   "last.safetensors.")
+    p.add_argument("config", help="YAML config (see configs/)")
+    p.add_argument("--output", help="run folder (overrides the config's output)")
+    p.add_argument("--resume", action="store_true", help="continue a stopped run in the same folder")
+    p.add_argument("--epochs", type=int, help="override the number of epochs")
+    p.add_argument("--device", help="override the device (auto, cpu, cuda)")
+    p.set_defaults(run=_run_train)
+
+
+def _run_train(args) -> int:
+    from dataclasses import replace
+
+    from . import progress_enabled
+    from ..training import load_config, train
+
+    cfg = load_config(args.config)
+    changes = {k: v for k, v in (("output", args.output), ("epochs", args.epochs), ("device", args.device)) if v}
+    if changes:
+        cfg = replace(cfg, **changes)
+    run = train(cfg, resume=args.resume, progress=progress_enabled(args))
+    print(f"trained -> {run} (best.safetensors, last.safetensors, metrics.csv, learning_curve.png)")
+    return 0

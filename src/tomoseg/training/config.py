@@ -1,0 +1,176 @@
+"""Training configuration: YAML in, validated dataclasses out; defaults live here only.
+
+Every section rejects unknown keys, naming the key and the allowed ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from pathlib import Path
+
+from ..errors import TomosegError
+
+
+def _from_dict(cls, values, where: str):
+    if values is None:
+        return cls()
+    if not isinstance(values, dict):
+        raise TomosegError(f"config section {where!r} must be a mapping, not {type(values).__name__}")
+    allowed = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(values) - set(allowed))
+    if unknown:
+        raise TomosegError(f"unknown config key(s) {[f'{where}.{k}' if where else k for k in unknown]}; "
+                           f"allowed in {where or 'the top level'}: {sorted(allowed)}")
+    kwargs = {}
+    for name, value in values.items():
+        sub = _SECTIONS.get((cls, name))
+        if sub is not None:
+            kwargs[name] = _from_dict(sub, value, f"{where}.{name}" if where else name)
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+@dataclass
+class PhantomData:
+    """Phantoms generated on the fly from seeds (the default model is trained on these)."""
+
+    count: int = 8                          # volumes in the training pool
+    shape: list = field(default_factory=lambda: [64, 192, 192])
+    presets: list = field(default_factory=lambda: ["default"])
+    randomize: bool = False                 # jitter noise, contrast, rings, sizes around each preset
+    seed: int = 0                           # volume i uses seed + i
+    validation_count: int = 2               # held-out volumes (seeds after the training ones)
+
+
+@dataclass
+class DataConfig:
+    phantoms: PhantomData | None = None
+    volumes: list = field(default_factory=list)             # [{image: PATH, labels: PATH}, ...]
+    validation_volumes: list = field(default_factory=list)  # same form; else a split of `volumes`
+    ignore_value: int = 255                                  # label value meaning "not annotated"
+    normalization: str = "volume"                            # volume (whole-volume z-score) | patch (paper's code)
+
+    def __post_init__(self):
+        if self.normalization not in ("volume", "patch"):
+            raise TomosegError(f"data.normalization {self.normalization!r} must be volume or patch")
+        if not 0 <= int(self.ignore_value) <= 255 or self.ignore_value in (0, 1):
+            raise TomosegError(f"data.ignore_value {self.ignore_value!r} must be 2..255")
+        for entry in list(self.volumes) + list(self.validation_volumes):
+            if not isinstance(entry, dict) or set(entry) != {"image", "labels"}:
+                raise TomosegError(f"each entry of data.volumes needs exactly 'image' and 'labels', got {entry!r}")
+
+
+@dataclass
+class SamplingConfig:
+    mode: str = "random"              # random patches | paper (non-overlapping sub-volumes, 60/30/10 split)
+    patch_size: int = 64
+    batch_size: int = 2
+    foreground_fraction: float = 0.5  # share of patches centred on an object voxel
+    steps_per_epoch: int = 100
+    validation_patches: int = 8
+
+    def __post_init__(self):
+        if self.mode not in ("random", "paper"):
+            raise TomosegError(f"sampling.mode {self.mode!r} must be random or paper")
+        if self.patch_size < 8 or self.patch_size % 8:
+            raise TomosegError(f"sampling.patch_size {self.patch_size} must be a multiple of 8")
+        if self.batch_size < 1 or self.steps_per_epoch < 1:
+            raise TomosegError("sampling.batch_size and sampling.steps_per_epoch must be at least 1")
+        if not 0 <= self.foreground_fraction <= 1:
+            raise TomosegError("sampling.foreground_fraction must be between 0 and 1")
+
+
+@dataclass
+class AugmentConfig:
+    flips: bool = True
+    rot90: bool = True
+    zoom: list = field(default_factory=lambda: [1.0, 1.25])  # the paper's up-scaling: random zoom factor range
+    zoom_probability: float = 0.3
+    intensity_scale: float = 0.1      # x (1 ± this)
+    intensity_shift: float = 0.1      # ± this, in units of the volume's s.d.
+    noise: float = 0.05               # Gaussian noise s.d. (normalized units), random up to this
+
+
+@dataclass
+class OptimConfig:
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    loss: str = "bce"                 # bce (the paper's) | dice_bce | focal
+    schedule: str = "constant"        # constant | cosine (decays to 5 % of the rate over the run)
+
+    def __post_init__(self):
+        if self.loss not in ("bce", "dice_bce", "focal"):
+            raise TomosegError(f"optim.loss {self.loss!r} must be bce, dice_bce or focal")
+        if self.schedule not in ("constant", "cosine"):
+            raise TomosegError(f"optim.schedule {self.schedule!r} must be constant or cosine")
+        if not self.learning_rate > 0:
+            raise TomosegError("optim.learning_rate must be positive")
+
+
+@dataclass
+class ModelSection:
+    levels: int = 4
+    base_features: int = 8
+
+
+@dataclass
+class TrainConfig:
+    output: str = "runs/train"
+    model: ModelSection = field(default_factory=ModelSection)
+    init: str | None = None           # None (random) | "default" (the shipped model) | PATH
+    data: DataConfig = field(default_factory=DataConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    epochs: int = 10
+    seed: int = 0
+    device: str = "auto"              # auto | cpu | cuda
+    precision: str = "f32"            # f32 | bf16 | fp16 (mixed precision on CUDA)
+    voxel_size_nm: list | None = None  # recorded in the model; phantoms: 29.33
+
+    def __post_init__(self):
+        if self.epochs < 1:
+            raise TomosegError("epochs must be at least 1")
+        if self.precision not in ("f32", "bf16", "fp16"):
+            raise TomosegError(f"precision {self.precision!r} must be f32, bf16 or fp16")
+        if not self.data.volumes and self.data.phantoms is None:
+            raise TomosegError("the training set is empty: give data.volumes or data.phantoms")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+_SECTIONS = {
+    (TrainConfig, "model"): ModelSection, (TrainConfig, "data"): DataConfig,
+    (TrainConfig, "sampling"): SamplingConfig, (TrainConfig, "augment"): AugmentConfig,
+    (TrainConfig, "optim"): OptimConfig, (DataConfig, "phantoms"): PhantomData,
+}
+
+
+def config_from_dict(values: dict) -> TrainConfig:
+    """Validate a plain dict (e.g. parsed YAML) into a :class:`TrainConfig`."""
+    return _from_dict(TrainConfig, values or {}, "")
+
+
+def load_config(path) -> TrainConfig:
+    import yaml
+
+    path = Path(path)
+    if not path.exists():
+        raise TomosegError(f"{path}: config file not found")
+    try:
+        values = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise TomosegError(f"{path}: not valid YAML ({exc})") from None
+    return config_from_dict(values)
+
+
+def dump_config(config: TrainConfig) -> str:
+    import yaml
+
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)
+
+
+def is_config(obj) -> bool:
+    return is_dataclass(obj) and isinstance(obj, TrainConfig)

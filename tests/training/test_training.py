@@ -1,0 +1,162 @@
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import tomoseg
+from tomoseg.cli import main
+from tomoseg.errors import TomosegError
+from tomoseg.io import write_volume
+from tomoseg.table import read_csv
+from tomoseg.training import config_from_dict, load_config, train
+from tomoseg.training.config import dump_config
+from tomoseg.training.losses import masked_loss
+
+
+def tiny(tmp_path, name="run", **changes):
+    cfg = {
+        "output": str(tmp_path / name), "epochs": 2, "seed": 3,
+        "model": {"levels": 3, "base_features": 4},
+        "data": {"phantoms": {"count": 1, "shape": [32, 64, 64], "validation_count": 1, "seed": 5}},
+        "sampling": {"patch_size": 32, "batch_size": 2, "steps_per_epoch": 3, "validation_patches": 2},
+        "optim": {"learning_rate": 0.01},
+    }
+    for key, value in changes.items():
+        cfg[key] = value
+    return cfg
+
+
+def test_a_few_steps_lower_the_loss(tmp_path):
+    run = train(tiny(tmp_path, epochs=3), progress=False)
+    metrics = read_csv(run / "metrics.csv")
+    assert list(metrics["step"]) == [3, 6, 9]
+    assert metrics["train_loss"][-1] < metrics["train_loss"][0]
+    assert metrics["val_loss"][-1] < metrics["val_loss"][0]
+    for name in ("best.safetensors", "last.safetensors", "config.yaml", "learning_curve.png"):
+        assert (run / name).exists()
+    model = tomoseg.load_model(run / "best.safetensors")
+    assert model.metadata["training"]["config"]["seed"] == 3
+    assert model.metadata["normalization"]["scope"] == "whole-volume"
+
+
+def test_resume_continues_the_step_count_and_equals_an_uninterrupted_run(tmp_path):
+    straight = train(tiny(tmp_path, "a"), progress=False)
+    first = train(tiny(tmp_path, "b", epochs=1), progress=False)
+    assert list(read_csv(first / "metrics.csv")["step"]) == [3]
+    resumed = train(tiny(tmp_path, "b"), resume=True, progress=False)
+    assert list(read_csv(resumed / "metrics.csv")["step"]) == [3, 6]
+    a, b = load_file(str(straight / "last.safetensors")), load_file(str(resumed / "last.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_same_seed_same_result_on_cpu(tmp_path):
+    a = train(tiny(tmp_path, "a", epochs=1), progress=False)
+    b = train(tiny(tmp_path, "b", epochs=1), progress=False)
+    ta, tb = load_file(str(a / "last.safetensors")), load_file(str(b / "last.safetensors"))
+    assert all(torch.equal(ta[k], tb[k]) for k in ta)
+
+
+def test_existing_run_is_not_overwritten(tmp_path):
+    train(tiny(tmp_path, epochs=1), progress=False)
+    with pytest.raises(TomosegError, match="--resume"):
+        train(tiny(tmp_path, epochs=1), progress=False)
+
+
+def test_unannotated_voxels_get_no_gradient():
+    torch.manual_seed(0)
+    model = tomoseg.UNet3D(levels=2, base_features=2)
+    x = torch.randn(1, 1, 8, 8, 8)
+    labels = torch.randint(0, 2, (1, 1, 8, 8, 8), dtype=torch.uint8)
+    labels[..., :4] = 255  # half not annotated
+    for kind in ("bce", "dice_bce", "focal"):
+        logits = model(x).detach().requires_grad_(True)
+        masked_loss(logits, labels, kind=kind).backward()
+        assert torch.all(logits.grad[..., :4] == 0), kind
+        assert torch.any(logits.grad[..., 4:] != 0), kind
+        # and the loss equals the loss of the annotated part alone
+        with torch.no_grad():
+            known = masked_loss(logits[..., 4:], labels[..., 4:], kind=kind)
+            assert float(masked_loss(logits, labels, kind=kind)) == pytest.approx(float(known), rel=1e-6)
+    # the model's gradients equal those of plain BCE over the annotated voxels alone
+    from torch.nn import functional as F
+
+    grads = []
+    for loss_fn in (lambda out: masked_loss(out, labels),
+                    lambda out: F.binary_cross_entropy_with_logits(out[..., 4:], labels[..., 4:].float())):
+        model.zero_grad()
+        loss_fn(model(x)).backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-6) for a, b in zip(*grads))
+
+
+def test_config_round_trips(tmp_path):
+    cfg = config_from_dict(tiny(tmp_path))
+    path = tmp_path / "c.yaml"
+    path.write_text(dump_config(cfg))
+    assert load_config(path) == cfg
+    for example in ("default-model", "train-phantoms", "train-own-data", "finetune-default"):
+        load_config(f"configs/{example}.yaml")  # every shipped example is valid
+
+
+@pytest.mark.parametrize("values,match", [
+    ({"epochz": 3}, "unknown config key.*epochz.*allowed"),
+    ({"sampling": {"patch": 32}}, r"sampling\.patch.*allowed"),
+    ({"data": {"phantoms": {"count": 1, "colour": 2}}}, r"data\.phantoms\.colour"),
+    ({"data": {}}, "training set is empty"),
+    ({"optim": {"loss": "mse"}}, "optim.loss"),
+])
+def test_bad_config(tmp_path, values, match):
+    base = {"data": {"phantoms": {"count": 1}}}
+    base.update(values)
+    with pytest.raises(TomosegError, match=match):
+        config_from_dict(base)
+
+
+def _pair(tmp_path, image, labels, name="p"):
+    write_volume(str(tmp_path / f"{name}_img.npy"), image)
+    write_volume(str(tmp_path / f"{name}_lab.npy"), labels)
+    return {"image": str(tmp_path / f"{name}_img.npy"), "labels": str(tmp_path / f"{name}_lab.npy")}
+
+
+@pytest.mark.parametrize("case,match", [
+    ("shape", "differ in shape"), ("values", "labels hold values"), ("small", "smaller than the patch size"),
+])
+def test_bad_training_data_fails_before_training(tmp_path, case, match):
+    rng = np.random.default_rng(0)
+    image = rng.normal(size=(32, 32, 32)).astype(np.float32)
+    labels = (rng.random((32, 32, 32)) > 0.9).astype(np.uint8)
+    if case == "shape":
+        labels = labels[:, :, :30]
+    elif case == "values":
+        labels[0, 0, 0] = 7
+    patch = 64 if case == "small" else 32
+    cfg = {"output": str(tmp_path / "run"), "data": {"volumes": [_pair(tmp_path, image, labels)]},
+           "sampling": {"patch_size": patch}}
+    with pytest.raises(TomosegError, match=match):
+        train(cfg, progress=False)
+    assert not (tmp_path / "run" / "last.safetensors").exists()
+
+
+def test_train_on_own_volumes_with_sparse_labels_through_the_cli(tmp_path, capsys):
+    ph = tomoseg.make_phantom((32, 64, 64), rng=1)
+    sparse = np.full(ph.labels.shape, 255, np.uint8)
+    sparse[10:14] = ph.labels[10:14]  # four annotated slices
+    pair = _pair(tmp_path, ph.image, sparse)
+    import yaml
+
+    cfg = {"output": str(tmp_path / "run"), "epochs": 1, "model": {"levels": 3, "base_features": 4},
+           "data": {"volumes": [pair]}, "sampling": {"patch_size": 32, "steps_per_epoch": 2, "validation_patches": 1}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["-q", "train", str(tmp_path / "c.yaml")]) == 0
+    assert (tmp_path / "run" / "best.safetensors").exists()
+    assert main(["-q", "train", str(tmp_path / "c.yaml"), "--epochs", "2", "--resume"]) == 0
+    assert list(read_csv(tmp_path / "run" / "metrics.csv")["epoch"]) == [1, 2]
+
+
+def test_paper_sampling_mode_and_per_patch_normalization(tmp_path):
+    cfg = tiny(tmp_path, epochs=1)
+    cfg["sampling"] = {"mode": "paper", "patch_size": 16, "batch_size": 2, "steps_per_epoch": 2,
+                       "validation_patches": 2}
+    cfg["data"]["normalization"] = "patch"
+    run = train(cfg, progress=False)
+    assert tomoseg.load_model(run / "last.safetensors").metadata["normalization"]["scope"] == "patch"
