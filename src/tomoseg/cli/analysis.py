@@ -1,0 +1,196 @@
+"""Sub-commands ``analyze``, ``evaluate`` and ``report`` (no PyTorch import)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import TomosegError
+from .registry import command, overwrite_arg, voxel_size_arg
+
+
+def _exclusion_args(p) -> None:
+    p.add_argument("--threshold", type=int, default=127, help="probability maps: object where value > this")
+    p.add_argument("--connectivity", type=int, default=26, choices=[6, 18, 26])
+    p.add_argument("--keep-border", action="store_true", help="keep objects touching the volume border")
+    p.add_argument("--min-voxels", type=int, default=8, help="drop objects smaller than this (default 8)")
+
+
+def _options(args):
+    from ..objects import AnalysisOptions
+
+    if args.min_voxels < 1:
+        raise TomosegError(f"--min-voxels {args.min_voxels}: give at least 1")
+    return AnalysisOptions(threshold=args.threshold, connectivity=args.connectivity,
+                           exclude_border=not args.keep_border, min_voxels=args.min_voxels)
+
+
+def _out_dir(path, overwrite: bool) -> Path:
+    out = Path(path)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise TomosegError(f"{out}: folder exists and is not empty; pass --overwrite or choose another")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+@command("analyze")
+def _analyze(sub):
+    p = sub.add_parser("analyze", help="count and measure objects of a mask or probability map",
+                       description="Label 3D connected components and measure each object: volume, equivalent "
+                                   "radius, centroid, bounding box, surface (voxel faces and marching cubes), "
+                                   "sphericity, mean gray value and probability. Volumes larger than memory are "
+                                   "labelled chunk by chunk.")
+    p.add_argument("volume", help="mask (nonzero = object) or uint8 probability map")
+    p.add_argument("--intensity", help="the gray-value image, for mean gray values")
+    p.add_argument("--probability", help="the probability map, for confidence columns (if VOLUME is a mask)")
+    p.add_argument("--csv", help="write the objects table here")
+    p.add_argument("--out", help="write summary.json, objects.csv and figures into this folder")
+    p.add_argument("--report", action="store_true", help="also write OUT/report.html")
+    p.add_argument("--all-objects", action="store_true", help="CSV with every object, exclusions marked")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _exclusion_args(p)
+    voxel_size_arg(p)
+    overwrite_arg(p)
+    p.set_defaults(run=_run_analyze)
+
+
+def _run_analyze(args) -> int:
+    from ..io import open_volume
+    from ..objects import analyze
+    from ..table import write_csv
+
+    if not (args.csv or args.out or args.json):
+        raise TomosegError("say where the results go: --csv objects.csv, --out FOLDER, or --json")
+    if args.report and not args.out:
+        raise TomosegError("--report needs --out FOLDER")
+    if args.csv and Path(args.csv).exists() and not args.overwrite:
+        raise TomosegError(f"{args.csv}: already exists; pass --overwrite to replace it")
+    out = _out_dir(args.out, args.overwrite) if args.out else None
+    options = _options(args)
+    vs = tuple(args.voxel_size) if args.voxel_size else None
+    vol = open_volume(args.volume, voxel_size=vs)
+    intensity = open_volume(args.intensity) if args.intensity else None
+    prob = open_volume(args.probability) if args.probability else None
+    voxel_size = vol.voxel_size or (intensity.voxel_size if intensity is not None else None)
+    if voxel_size is None:
+        print("tomoseg: note: voxel size unknown; nm columns are empty. Pass --voxel-size Z Y X.", file=sys.stderr)
+    result = analyze(vol, intensity=intensity, probability=prob, voxel_size=voxel_size, options=options)
+    table = result.objects if args.all_objects else result.selected
+    if voxel_size is None:
+        table = {c: (np.full(len(v), np.nan) if c.endswith(("_nm", "_nm2", "_nm3")) else v) for c, v in table.items()}
+    if args.csv:
+        write_csv(table, args.csv, overwrite=args.overwrite)
+    summary = {**result.summary, "voxel_size_nm": list(voxel_size) if voxel_size else None,
+               "shape": list(result.shape), "input": str(args.volume),
+               "settings": {"threshold": options.threshold, "connectivity": options.connectivity,
+                            "exclude_border": options.exclude_border, "min_voxels": options.min_voxels}}
+    if out is not None:
+        from ..report import figures
+
+        write_csv(table, out / "objects.csv", overwrite=True)
+        (out / "summary.json").write_text(json.dumps(summary, indent=1))
+        figs = out / "figures"
+        figs.mkdir(exist_ok=True)
+        tables = {"objects": result.selected}
+        figures.size_histogram(tables, figs / "size_histogram.png", voxel_size=voxel_size)
+        figures.sphericity_figure(tables, figs / "sphericity_vs_radius.png")
+        figures.fraction_along_z({"objects": result.fraction_along_z}, figs / "fraction_along_z.png")
+        if intensity is not None and intensity.size <= 2**28:
+            mask = np.asarray(vol[:, :, :])
+            mask = mask > options.threshold if mask.max() > 1 else mask > 0
+            z = int(np.argmax(mask.sum(axis=(1, 2))))
+            figures.orthoslices(intensity[:, :, :], mask, figs / "orthoslices.png",
+                                centre=(z, mask.shape[1] // 2, mask.shape[2] // 2))
+        if args.report:
+            from ..report import build_report
+
+            build_report(out, title=f"tomoseg analysis of {Path(args.volume).name}")
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        s = result.summary
+        print(f"{s['objects']} objects kept of {s['objects_all']} ({s['excluded_border']} touch the border, "
+              f"{s['excluded_small']} under {options.min_voxels} voxels); mean radius {s['mean_radius_vox']:.2f} "
+              f"± {s['sd_radius_vox']:.2f} voxels; volume fraction {s['volume_fraction']:.3%}")
+    return 0
+
+
+@command("evaluate")
+def _evaluate(sub):
+    p = sub.add_parser("evaluate", help="compare a prediction with ground truth: voxel and object scores",
+                       description="Confusion matrix (counts and normalized), accuracy, recall, precision, "
+                                   "F1/Dice, IoU, computed slab by slab; object detection recall, precision and "
+                                   "F1 (one-to-one matching by overlap, then centroid distance).")
+    p.add_argument("prediction", help="probability map (uint8 0-255) or mask")
+    p.add_argument("labels", help="ground truth (0/1 or 0/255)")
+    p.add_argument("--intensity", help="the gray-value image (for hit maps and mean gray values)")
+    p.add_argument("--out", help="write evaluation.json, object tables and figures into this folder")
+    p.add_argument("--report", action="store_true", help="also write OUT/report.html")
+    p.add_argument("--json", action="store_true", help="print the scores as one JSON object")
+    _exclusion_args(p)
+    voxel_size_arg(p)
+    overwrite_arg(p)
+    p.set_defaults(run=_run_evaluate)
+
+
+def _run_evaluate(args) -> int:
+    from ..evaluation import evaluate, write_evaluation
+    from ..io import open_volume
+
+    if args.report and not args.out:
+        raise TomosegError("--report needs --out FOLDER")
+    out = _out_dir(args.out, args.overwrite) if args.out else None
+    pred = open_volume(args.prediction)
+    labels = open_volume(args.labels)
+    if tuple(pred.shape) != tuple(labels.shape):
+        raise TomosegError(f"prediction {pred.shape} and labels {labels.shape} differ in shape")
+    intensity = open_volume(args.intensity) if args.intensity else None
+    vs = tuple(args.voxel_size) if args.voxel_size else (pred.voxel_size or labels.voxel_size)
+    result = evaluate(pred, labels, threshold=args.threshold, intensity=intensity, voxel_size=vs,
+                      options=_options(args))
+    if out is not None:
+        image = None if intensity is None else intensity[:, :, :]
+        write_evaluation(result, out, image=image, voxel_size=vs)
+        if args.report:
+            from ..report import build_report
+
+            build_report(out, title=f"tomoseg evaluation of {Path(args.prediction).name}")
+    else:
+        result.pop("_tables", None)
+        result.pop("_masks", None)
+    if args.json:
+        print(json.dumps(result, default=float))
+    else:
+        v = result["voxel"]
+        print(f"voxels: accuracy {v['accuracy']:.6f}, recall {v['recall']:.4f}, precision {v['precision']:.4f}, "
+              f"F1 {v['f1']:.4f}, IoU {v['iou']:.4f} (TP {v['tp']}, FP {v['fp']}, FN {v['fn']}, TN {v['tn']})")
+        o = result.get("objects")
+        if o:
+            print(f"objects (>= {args.min_voxels} voxels{'' if args.keep_border else ', off the border'}): "
+                  f"recall {o['recall']:.4f}, precision {o['precision']:.4f}, F1 {o['f1']:.4f} "
+                  f"({o['true_objects']} true, {o['predicted_objects']} predicted)")
+    return 0
+
+
+@command("report")
+def _report(sub):
+    p = sub.add_parser("report", help="build one self-contained HTML report from a results folder",
+                       description="Assemble report.html (figures embedded; opens offline) from the results "
+                                   "that analyze --out and evaluate --out wrote into RUN_DIR.")
+    p.add_argument("run_dir")
+    p.add_argument("--title")
+    p.set_defaults(run=_run_report)
+
+
+def _run_report(args) -> int:
+    from ..report import build_report
+
+    run = Path(args.run_dir)
+    if not run.is_dir():
+        raise TomosegError(f"{run}: not a folder of results")
+    path = build_report(run, title=args.title)
+    print(f"wrote {path}")
+    return 0

@@ -1,0 +1,181 @@
+"""Object analysis of a whole mask or probability map: label, measure, exclude, summarize.
+
+Small volumes are labelled in memory; larger ones chunk by chunk into a
+temporary Zarr store, so memory stays bounded by the chunk size (plus one
+row per object).
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from ..errors import TomosegError
+from .labelling import label_chunked, label_objects
+from .measure import measure_objects, select_objects, summarize
+
+IN_MEMORY_VOXELS = 64 * 2**20
+
+
+@dataclass
+class AnalysisOptions:
+    threshold: int = 127            # for uint8 probability maps: object where value > threshold
+    connectivity: int = 26
+    exclude_border: bool = True
+    min_voxels: int = 8
+    chunks: tuple = (128, 128, 128)
+    in_memory_voxels: int = IN_MEMORY_VOXELS
+
+
+@dataclass
+class Analysis:
+    objects: dict                    # every object, with touches_border
+    selected: dict                   # after the exclusions
+    summary: dict                    # the paper's Table 1 and population figures
+    fraction_along_z: np.ndarray     # object volume fraction of each z slice
+    voxel_size: tuple | None
+    shape: tuple
+    options: AnalysisOptions = field(default_factory=AnalysisOptions)
+
+
+def is_probability(volume) -> bool:
+    """A uint8 volume whose values go beyond 1 is a 0–255 probability map; otherwise a mask."""
+    if np.dtype(volume.dtype) != np.uint8:
+        return False
+    step = max(1, volume.shape[0] // 16)
+    return any(int(np.asarray(volume[z]).max()) > 1 for z in range(0, volume.shape[0], step))
+
+
+def _mask_of(block, probability: bool, threshold: int):
+    return block > threshold if probability else block != 0
+
+
+def analyze(volume, *, intensity=None, probability=None, voxel_size=None, options: AnalysisOptions | None = None,
+            workdir=None, progress=None) -> Analysis:
+    """Label and measure the objects of a mask or a probability map.
+
+    Parameters
+    ----------
+    volume : Volume or ndarray
+        A mask (nonzero = object) or a uint8 probability map (object where > threshold).
+    intensity : Volume or ndarray, optional
+        The gray-value image, for each object's mean gray value.
+    probability : Volume or ndarray, optional
+        The probability map, for each object's mean and max probability (defaults to ``volume`` when that is
+        a probability map).
+    voxel_size : (z, y, x) nm, optional
+    """
+    options = options or AnalysisOptions()
+    shape = tuple(int(s) for s in volume.shape)
+    for name, other in (("intensity", intensity), ("probability", probability)):
+        if other is not None and tuple(other.shape) != shape:
+            raise TomosegError(f"{name} volume {tuple(other.shape)} and mask {shape} differ in shape")
+    prob_map = is_probability(volume)
+    if prob_map and probability is None:
+        probability = volume
+    size = int(np.prod(shape, dtype=np.int64))
+    fraction = np.zeros(shape[0])
+    if size <= options.in_memory_voxels:
+        mask = _mask_of(np.asarray(volume[:, :, :] if hasattr(volume, "path") else volume), prob_map,
+                        options.threshold)
+        fraction = mask.mean(axis=(1, 2))
+        labels, _ = label_objects(mask, connectivity=options.connectivity)
+        del mask
+        table = measure_objects(labels, intensity=None if intensity is None else intensity[:, :, :],
+                                probability=None if probability is None else probability[:, :, :],
+                                voxel_size=voxel_size)
+        if progress is not None:
+            progress.update(size)
+    else:
+        tmp = Path(tempfile.mkdtemp(prefix="tomoseg-labels-", dir=workdir))
+        try:
+            store = tmp / "labels.zarr"
+            label_chunked(volume, store, chunks=options.chunks, connectivity=options.connectivity,
+                          threshold=options.threshold if prob_map else None, progress=progress)
+            import zarr
+
+            labels_arr = zarr.open_array(str(store), path="0", mode="r")
+            table, fraction = _measure_chunked(labels_arr, intensity, probability, voxel_size, options)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    selected = select_objects(table, exclude_border=options.exclude_border, min_voxels=options.min_voxels)
+    summary = summarize(selected)
+    vs = voxel_size
+    total_um3 = size * (np.prod(vs) / 1e9 if vs else np.nan)
+    summary.update({
+        "objects_all": int(len(table["label"])),
+        "excluded_border": int(np.count_nonzero(table["touches_border"])) if options.exclude_border else 0,
+        "excluded_small": int(np.count_nonzero(table["volume_vox"] < options.min_voxels)),
+        "volume_fraction": float(fraction.mean()),
+        "number_density_per_um3": float(len(selected["label"]) / total_um3) if vs else float("nan"),
+        "analysed_volume_um3": float(total_um3),
+    })
+    return Analysis(objects=table, selected=selected, summary=summary, fraction_along_z=fraction,
+                    voxel_size=tuple(vs) if vs else None, shape=shape, options=options)
+
+
+def _measure_chunked(labels, intensity, probability, voxel_size, options: AnalysisOptions):
+    """Bounding boxes chunk by chunk, then measurements chunk by chunk with a margin."""
+    shape = tuple(labels.shape)
+    chunks = tuple(min(c, s) for c, s in zip(options.chunks, shape))
+    lo: dict = {}
+    hi: dict = {}
+    fraction = np.zeros(shape[0])
+    ranges = [range(0, s, c) for s, c in zip(shape, chunks)]
+    for start in itertools.product(*ranges):
+        sl = tuple(slice(a, min(a + c, s)) for a, c, s in zip(start, chunks, shape))
+        block = np.asarray(labels[sl])
+        fraction[sl[0]] += (block > 0).sum(axis=(1, 2)) / (shape[1] * shape[2])
+        ids, inverse = np.unique(block, return_inverse=True)
+        compact = inverse.reshape(block.shape)
+        if ids[0] != 0:  # no background in this chunk: shift so that every object has a compact id >= 1
+            compact = compact + 1
+            ids = np.concatenate([[0], ids])
+        for i, bb in enumerate(ndimage.find_objects(compact)):
+            if bb is None:
+                continue
+            lab = int(ids[i + 1])
+            a = tuple(b.start + s.start for b, s in zip(bb, sl))
+            b = tuple(b.stop + s.start for b, s in zip(bb, sl))
+            lo[lab] = tuple(map(min, lo[lab], a)) if lab in lo else a
+            hi[lab] = tuple(map(max, hi[lab], b)) if lab in hi else b
+    bboxes = {lab: tuple(slice(a, b) for a, b in zip(lo[lab], hi[lab])) for lab in lo}
+
+    def read(region):
+        return (np.asarray(labels[region]), None if intensity is None else np.asarray(intensity[region]),
+                None if probability is None else np.asarray(probability[region]))
+
+    # group objects by the chunk of their first corner, and measure each group from one read with a margin
+    margin = 16
+    groups: dict = {}
+    for lab, bb in bboxes.items():
+        key = tuple(s.start // c for s, c in zip(bb, chunks))
+        groups.setdefault(key, []).append(lab)
+    parts = []
+    for key, labs in groups.items():
+        region = tuple(slice(max(k * c - 1, 0), min((k + 1) * c + margin, s)) for k, c, s in zip(key, chunks, shape))
+        inside = {l: bboxes[l] for l in labs
+                  if all(b.start >= max(r.start + 1, 0) or r.start == 0 for b, r in zip(bboxes[l], region))
+                  and all(b.stop + 1 <= r.stop or r.stop == s for b, r, s in zip(bboxes[l], region, shape))}
+        outside = {l: bboxes[l] for l in labs if l not in inside}
+        if inside:
+            data = read(region)
+
+            def local_read(sub, data=data, region=region):
+                rel = tuple(slice(s.start - r.start, s.stop - r.start) for s, r in zip(sub, region))
+                return tuple(None if d is None else d[rel] for d in data)
+
+            parts.append(measure_objects(None, voxel_size=voxel_size, shape=shape, bboxes=inside, read=local_read))
+        if outside:
+            parts.append(measure_objects(None, voxel_size=voxel_size, shape=shape, bboxes=outside, read=read))
+    if not parts:
+        return measure_objects(np.zeros((1, 1, 1), np.uint32)), fraction
+    table = {c: np.concatenate([p[c] for p in parts]) for c in parts[0]}
+    order = np.argsort(table["label"])
+    return {c: v[order] for c, v in table.items()}, fraction

@@ -1,0 +1,86 @@
+"""Object-level matching of predicted objects to true objects, one to one.
+
+Rule (works for objects of one voxel, unlike IoU >= 0.5): pairs that share
+voxels are matched greedily by decreasing overlap; then remaining true objects
+are matched to remaining predicted objects whose centroids lie within
+``max(distance_vox, equivalent radius of the true object)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import TomosegError
+
+RADIUS_BINS = (0, 2, 3, 4, 5, 6, 8, np.inf)
+
+
+def overlap_pairs(pred_labels: np.ndarray, true_labels: np.ndarray) -> dict:
+    """{(pred, true): shared voxels} for one block (sum blocks for volumes larger than memory)."""
+    both = (pred_labels > 0) & (true_labels > 0)
+    if not both.any():
+        return {}
+    key = pred_labels[both].astype(np.int64) << 32 | true_labels[both].astype(np.int64)
+    keys, counts = np.unique(key, return_counts=True)
+    return {(int(k >> 32), int(k & 0xFFFFFFFF)): int(c) for k, c in zip(keys, counts)}
+
+
+def match_objects(pred: dict, truth: dict, overlaps: dict, *, distance_vox: float = 2.0) -> dict:
+    """Match object tables (as from ``measure_objects``) one to one; returns {pred_label: true_label}."""
+    matched_p, matched_t, pairs = set(), set(), {}
+    for (p, t), _ in sorted(overlaps.items(), key=lambda kv: -kv[1]):
+        if p not in matched_p and t not in matched_t:
+            pairs[p] = t
+            matched_p.add(p)
+            matched_t.add(t)
+    free_p = [i for i, l in enumerate(pred["label"]) if l not in matched_p]
+    if free_p:
+        pc = np.stack([pred[f"centroid_{a}"][free_p] for a in "zyx"], 1)
+        taken = np.zeros(len(free_p), bool)
+        for j, t in enumerate(truth["label"]):
+            if t in matched_t:
+                continue
+            tc = np.array([truth[f"centroid_{a}"][j] for a in "zyx"])
+            d = np.linalg.norm(pc - tc, axis=1)
+            d[taken] = np.inf
+            k = int(np.argmin(d))
+            if d[k] <= max(distance_vox, truth["equivalent_radius_vox"][j]):
+                pairs[int(pred["label"][free_p[k]])] = int(t)
+                taken[k] = True
+    return pairs
+
+
+def detection_scores(pred_all: dict, truth_all: dict, pairs: dict, *, pred_keep=None, truth_keep=None) -> dict:
+    """Detection recall, precision and F1 over the kept objects, overall and by radius bin.
+
+    Matching uses every object (so an excluded small prediction can still explain a kept true object);
+    scores count only kept ones: a kept true object is found if matched to any prediction, a kept
+    prediction is right if matched to any true object.
+    """
+    matched_t = set(pairs.values())
+    matched_p = set(pairs)
+    tk = truth_all["label"] if truth_keep is None else truth_keep["label"]
+    pk = pred_all["label"] if pred_keep is None else pred_keep["label"]
+    t_found = np.array([l in matched_t for l in tk], bool)
+    p_right = np.array([l in matched_p for l in pk], bool)
+    recall = float(t_found.mean()) if len(tk) else float("nan")
+    precision = float(p_right.mean()) if len(pk) else float("nan")
+    f1 = 2 * recall * precision / (recall + precision) if recall + precision > 0 else float("nan")
+    tr = (truth_keep or truth_all)["equivalent_radius_vox"]
+    pr = (pred_keep or pred_all)["equivalent_radius_vox"]
+    bins = []
+    for lo, hi in zip(RADIUS_BINS[:-1], RADIUS_BINS[1:]):
+        tsel = (tr >= lo) & (tr < hi)
+        psel = (pr >= lo) & (pr < hi)
+        bins.append({"radius_from_vox": lo, "radius_to_vox": hi, "true_objects": int(tsel.sum()),
+                     "predicted_objects": int(psel.sum()),
+                     "recall": float(t_found[tsel].mean()) if tsel.any() else float("nan"),
+                     "precision": float(p_right[psel].mean()) if psel.any() else float("nan")})
+    return {"true_objects": int(len(tk)), "predicted_objects": int(len(pk)), "matched_true": int(t_found.sum()),
+            "matched_predicted": int(p_right.sum()), "recall": recall, "precision": precision, "f1": f1,
+            "by_radius": bins}
+
+
+def check_same_shape(a, b, names=("prediction", "labels")) -> None:
+    if tuple(a.shape) != tuple(b.shape):
+        raise TomosegError(f"{names[0]} {tuple(a.shape)} and {names[1]} {tuple(b.shape)} differ in shape")

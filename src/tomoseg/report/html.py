@@ -1,0 +1,128 @@
+"""One self-contained HTML report (figures embedded, no scripts, opens offline) from a results folder."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+from .._version import __version__
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;
+padding:0 1em;color:#222;line-height:1.45}
+h1{font-size:1.6em;margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
+table{border-collapse:collapse;margin:.6em 0;font-size:.92em}th,td{border:1px solid #ccc;padding:.25em .6em;
+text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
+img{max-width:100%;border:1px solid #eee;margin:.4em 0}.note{color:#666;font-size:.9em}
+figure{margin:1em 0}figcaption{color:#555;font-size:.9em}
+"""
+
+_CAPTIONS = {
+    "confusion_matrix": "Normalized confusion matrix (rows: ground truth), as the paper's Fig. 4.",
+    "size_histogram": "Equivalent-radius histograms, as the paper's Fig. 6(a).",
+    "sphericity_vs_radius": "Sphericity (voxel faces) against equivalent radius, coloured by mean gray value, "
+                            "as the paper's Fig. 6(b, c). Voxel faces bias ψ toward 2/3 for large spheres.",
+    "orthoslices": "Orthogonal slices with the segmentation outlined.",
+    "fraction_along_z": "Object volume fraction along z.",
+    "hit_map": "Hit map: true positives white, false positives red, false negatives blue (the paper's Fig. 5).",
+    "phantom": "Input volume.",
+}
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return "–" if v != v else (f"{v:.4g}" if abs(v) < 1e5 else f"{v:,.0f}")
+    if isinstance(v, int):
+        return f"{v:,}"
+    return html.escape(str(v))
+
+
+def _kv_table(d: dict, skip=()) -> str:
+    rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{_fmt(v)}</td></tr>" for k, v in d.items()
+                   if k not in skip and not isinstance(v, (dict, list)))
+    return f"<table><tr><th>quantity</th><th>value</th></tr>{rows}</table>"
+
+
+def _columns_table(rows: list[dict], columns: list[str]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{_fmt(r.get(c))}</td>" for c in columns) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _figure(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    key = next((k for k in _CAPTIONS if path.stem.startswith(k)), None)
+    caption = _CAPTIONS.get(key, path.stem.replace("_", " "))
+    return (f'<figure><img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{html.escape(path.name)}: {html.escape(caption)}</figcaption></figure>")
+
+
+def _csv_preview(path: Path, columns: list[str], n: int = 15) -> str:
+    from ..table import read_csv
+
+    t = read_csv(path)
+    if not t:
+        return "<p>No objects.</p>"
+    cols = [c for c in columns if c in t]
+    rows = [{c: (t[c][i].item() if hasattr(t[c][i], "item") else t[c][i]) for c in cols}
+            for i in range(min(n, len(t[cols[0]])))]
+    total = len(t[cols[0]])
+    return _columns_table(rows, cols) + f'<p class="note">{min(n, total)} of {total} rows; all in {path.name}.</p>'
+
+
+def build_report(run_dir, *, title: str | None = None, output=None) -> Path:
+    """Assemble ``report.html`` from what a results folder holds: ``summary.json`` (analyze),
+    ``evaluation.json`` (evaluate), ``*.provenance.json``, object CSVs and ``figures/*.png``."""
+    run = Path(run_dir)
+    parts = [f"<h1>{html.escape(title or 'tomoseg report')}</h1>",
+             f'<p class="note">Results folder {html.escape(str(run.resolve()))}; tomoseg {__version__}.</p>']
+    ev = run / "evaluation.json"
+    if ev.exists():
+        e = json.loads(ev.read_text())
+        v = e["voxel"]
+        parts.append("<h2>Voxel scores</h2>")
+        parts.append(_kv_table({"threshold (0-255)": e["threshold"], "accuracy": v["accuracy"],
+                                "recall": v["recall"], "precision": v["precision"], "F1 (Dice)": v["f1"],
+                                "IoU": v["iou"], "TP": v["tp"], "FP": v["fp"], "FN": v["fn"], "TN": v["tn"]}))
+        if e.get("objects"):
+            o = e["objects"]
+            parts.append("<h2>Object detection</h2>")
+            parts.append(_kv_table({k: o[k] for k in ("true_objects", "predicted_objects", "recall", "precision",
+                                                      "f1")}))
+            parts.append(_columns_table(o["by_radius"], ["radius_from_vox", "radius_to_vox", "true_objects",
+                                                         "predicted_objects", "recall", "precision"]))
+            t1 = e["table1"]
+            parts.append("<h2>Objects (the paper's Table 1)</h2>")
+            parts.append(_columns_table([{"data": k.replace("_", " "), **t1[k]} for k in ("ground_truth", "prediction")],
+                                        ["data", "objects", "mean_radius_vox", "sd_radius_vox",
+                                         "mean_sphericity_voxel", "mean_sphericity_mesh"]))
+        elif e.get("objects_note"):
+            parts.append(f'<p class="note">{html.escape(e["objects_note"])}</p>')
+    summ = run / "summary.json"
+    if summ.exists():
+        s = json.loads(summ.read_text())
+        parts.append("<h2>Object analysis</h2>")
+        parts.append(_kv_table(s, skip=("settings",)))
+        if "settings" in s:
+            parts.append('<p class="note">Settings: ' + html.escape(json.dumps(s["settings"])) + "</p>")
+    for csv in sorted(run.glob("*.csv")):
+        parts.append(f"<h2>Table: {html.escape(csv.name)}</h2>")
+        parts.append(_csv_preview(csv, ["label", "volume_vox", "equivalent_radius_nm", "centroid_z", "centroid_y",
+                                        "centroid_x", "sphericity_voxel", "sphericity_mesh", "mean_gray",
+                                        "mean_probability"]))
+    figs = sorted((run / "figures").glob("*.png")) if (run / "figures").exists() else []
+    if figs:
+        parts.append("<h2>Figures</h2>")
+        parts += [_figure(f) for f in figs]
+    provs = sorted(run.glob("*.provenance.json"))
+    if provs:
+        parts.append("<h2>Provenance</h2>")
+        for p in provs:
+            parts.append(f"<h3>{html.escape(p.name)}</h3><pre>{html.escape(p.read_text())}</pre>")
+    doc = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title or 'tomoseg')}"
+           f"</title><style>{_CSS}</style></head><body>{''.join(parts)}</body></html>")
+    out = Path(output) if output else run / "report.html"
+    out.write_text(doc, encoding="utf-8")
+    return out
