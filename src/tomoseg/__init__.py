@@ -29,7 +29,13 @@ __all__ = ["__version__", "TomosegError", "Volume", "open_volume", "read_volume"
            "create_volume", *_LAZY]
 
 
+_SUBMODULES = ("inference", "objects", "training", "synthetic", "report", "metrics", "evaluation", "model",
+               "checkpoint", "table")
+
+
 def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"tomoseg.{name}")
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value

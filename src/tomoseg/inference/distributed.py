@@ -27,11 +27,16 @@ def run_distributed(job, tiles, *, workers: int | None = None, scheduler: str | 
     except ImportError:  # pragma: no cover - distributed is a dependency
         raise TomosegError("the Dask path needs the distributed package: pip install distributed") from None
     cluster = None
+    own_client = True
     if scheduler:
-        try:
-            client = Client(scheduler, timeout="20s")
-        except OSError as exc:
-            raise TomosegError(f"cannot reach the Dask scheduler at {scheduler} ({exc})") from None
+        client = _existing_client(scheduler)
+        if client is not None:
+            own_client = False  # a client of this process is already connected (e.g. in a notebook)
+        else:
+            try:
+                client = Client(scheduler, timeout="20s")
+            except OSError as exc:
+                raise TomosegError(f"cannot reach the Dask scheduler at {scheduler} ({exc})") from None
     else:
         threads = max(1, (os.cpu_count() or 1) // workers)
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
@@ -46,9 +51,20 @@ def run_distributed(job, tiles, *, workers: int | None = None, scheduler: str | 
             if progress is not None:
                 progress.update(sizes[future.key])
     finally:
-        client.close()
+        if own_client:
+            client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _existing_client(address: str):
+    from dask.distributed import default_client
+
+    try:
+        client = default_client()
+    except ValueError:
+        return None
+    return client if client.scheduler.address == address else None
 
 
 def _voxels(tile) -> int:

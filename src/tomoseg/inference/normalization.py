@@ -33,7 +33,7 @@ def _slabs(shape, max_voxels: int):
 
 
 def volume_stats(volume, *, method: str = "auto", sample_fraction: float = 0.05,
-                 max_full_voxels: int = 2**31, slab_voxels: int = 2**25, progress=None) -> Stats:
+                 max_full_voxels: int = 2**31, slab_voxels: int = 2**22, progress=None) -> Stats:
     """Mean and standard deviation of a volume, in float64, reading it slab by slab.
 
     Parameters

@@ -102,8 +102,8 @@ def sphericity_figure(tables: dict, path, *, column="sphericity_voxel") -> Path:
     vmin, vmax = (np.percentile(finite, [2, 98]) if len(finite) else (0, 1))
     for ax, (name, t) in zip(axes[0], tables.items()):
         colours = t["mean_gray"] if np.isfinite(t["mean_gray"]).any() else None
-        sc = ax.scatter(t["equivalent_radius_vox"], t[column], c=colours, cmap="viridis", s=10, vmin=vmin,
-                        vmax=vmax)
+        style = dict(c=colours, cmap="viridis", vmin=vmin, vmax=vmax) if colours is not None else {}
+        sc = ax.scatter(t["equivalent_radius_vox"], t[column], s=10, **style)
         if column == "sphericity_voxel":
             ax.axhline(2 / 3, color="gray", lw=1.5, label="2/3: voxel-face limit of a sphere")
             ax.legend(loc="lower right", fontsize=8)
