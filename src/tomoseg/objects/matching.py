@@ -66,8 +66,8 @@ def detection_scores(pred_all: dict, truth_all: dict, pairs: dict, *, pred_keep=
     recall = float(t_found.mean()) if len(tk) else float("nan")
     precision = float(p_right.mean()) if len(pk) else float("nan")
     f1 = 2 * recall * precision / (recall + precision) if recall + precision > 0 else float("nan")
-    tr = (truth_keep or truth_all)["equivalent_radius_vox"]
-    pr = (pred_keep or pred_all)["equivalent_radius_vox"]
+    tr = (truth_all if truth_keep is None else truth_keep)["equivalent_radius_vox"]
+    pr = (pred_all if pred_keep is None else pred_keep)["equivalent_radius_vox"]
     bins = []
     for lo, hi in zip(RADIUS_BINS[:-1], RADIUS_BINS[1:]):
         tsel = (tr >= lo) & (tr < hi)

@@ -1,6 +1,6 @@
 """Training and fine-tuning: ``train(config)`` and its configuration."""
 
 from .config import TrainConfig, config_from_dict, load_config
-from .loop import train
+from .loop import prepare_data, train
 
-__all__ = ["train", "TrainConfig", "config_from_dict", "load_config"]
+__all__ = ["train", "prepare_data", "TrainConfig", "config_from_dict", "load_config"]

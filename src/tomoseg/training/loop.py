@@ -38,7 +38,12 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _datasets(cfg: TrainConfig):
+def prepare_data(cfg: TrainConfig):
+    """The training and validation volumes of a config, loaded (or generated) and normalized.
+
+    Pass the result to :func:`train` as ``data=`` to train several models on the same volumes
+    without preparing them again (the ablation study does).
+    """
     data = cfg.data
     train, val = [], []
     if data.phantoms is not None:
@@ -159,7 +164,7 @@ def _learning_curve(rows: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def train(config: TrainConfig | dict, *, resume: bool = False, progress: bool = True) -> Path:
+def train(config: TrainConfig | dict, *, resume: bool = False, progress: bool = True, data=None) -> Path:
     """Train (or fine-tune) a model as ``config`` says; returns the run folder.
 
     Examples
@@ -167,6 +172,9 @@ def train(config: TrainConfig | dict, *, resume: bool = False, progress: bool = 
     >>> import tomoseg, tempfile  # doctest: +SKIP
     >>> run = tomoseg.train({"output": tempfile.mkdtemp() + "/run", "epochs": 1,
     ...                      "data": {"phantoms": {"count": 1, "shape": [32, 96, 96]}}})  # doctest: +SKIP
+
+    ``data``: the ``(training, validation)`` volumes from :func:`prepare_data` of an equal data section;
+    by default they are prepared here.
     """
     from .config import config_from_dict
 
@@ -184,7 +192,7 @@ def train(config: TrainConfig | dict, *, resume: bool = False, progress: bool = 
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
 
-    train_vols, val_vols = _datasets(cfg)
+    train_vols, val_vols = prepare_data(cfg) if data is None else data
     per_patch = cfg.data.normalization == "patch"
     sampler = make_sampler(train_vols, cfg.sampling, cfg.augment, cfg.data.ignore_value, per_patch)
     validation = _validation_set(cfg, val_vols, train_vols, (per_patch,))

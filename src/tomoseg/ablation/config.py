@@ -1,0 +1,154 @@
+"""Ablation configuration: YAML in, a validated dataclass out, checked before any training.
+
+A study names the network configurations to train (``"4/8"``: 4 levels, base 8 features),
+the variants of the reference configuration (normalization, loss), the classical baselines,
+the shared training recipe (the keys of ``tomoseg train``), and the held-out phantoms.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from ..errors import TomosegError
+
+PAPER_CONFIGURATIONS = ("4/8", "4/6", "4/4", "3/8", "3/6", "3/4")   # the rows of the paper's Table 2
+VARIANTS = {
+    "patch-normalization": "trained with the paper's per-sub-volume z-score",
+    "dice-bce": "trained with Dice + BCE instead of BCE",
+}
+BASELINES = {
+    "otsu": "Otsu's threshold inside the sample",
+    "best-threshold": "the best single gray threshold inside the sample, chosen knowing the labels",
+    "random-forest": "random forest on Gaussian filter features (as ilastik does)",
+}
+_NAME = re.compile(r"^(\d+)/(\d+)$")
+
+
+def parse_configuration(name) -> tuple[int, int]:
+    """``"4/8"`` -> ``(4, 8)``: levels 2..5, base features 2..64."""
+    m = _NAME.match(str(name).strip())
+    if m:
+        levels, base = int(m.group(1)), int(m.group(2))
+        if 2 <= levels <= 5 and 2 <= base <= 64:
+            return levels, base
+    raise TomosegError(f"unknown configuration {name!r}: write LEVELS/BASE_FEATURES with levels 2..5 and base "
+                       f"2..64, e.g. the paper's {list(PAPER_CONFIGURATIONS)}")
+
+
+@dataclass
+class EvaluationPhantoms:
+    """Held-out phantoms: seeds ``seed .. seed+count-1``, presets in turn, never used in training."""
+
+    count: int = 3
+    shape: list = field(default_factory=lambda: [64, 192, 192])
+    seed: int = 9500
+    presets: list = field(default_factory=lambda: ["default", "noisy", "low-contrast"])
+    subvolume: int = 96          # the per-sub-volume inference window of the paper-normalized model
+
+    def __post_init__(self):
+        from ..synthetic import PRESETS
+
+        if self.count < 1:
+            raise TomosegError("evaluation.count must be at least 1")
+        if len(self.shape) != 3 or min(self.shape) < 16:
+            raise TomosegError(f"evaluation.shape {self.shape} must be three sizes of at least 16")
+        unknown = sorted(set(self.presets) - set(PRESETS))
+        if unknown or not self.presets:
+            raise TomosegError(f"evaluation.presets: unknown {unknown or '(empty)'}; known: {sorted(PRESETS)}")
+        if self.subvolume < 16 or self.subvolume % 8:
+            raise TomosegError(f"evaluation.subvolume {self.subvolume} must be a multiple of 8, at least 16")
+
+
+@dataclass
+class AblationConfig:
+    output: str = "runs/ablation"
+    configurations: list = field(default_factory=lambda: list(PAPER_CONFIGURATIONS))
+    reference: str = "4/8"        # the configuration the variants change
+    variants: list = field(default_factory=lambda: list(VARIANTS))
+    baselines: list = field(default_factory=lambda: list(BASELINES))
+    train: dict = field(default_factory=dict)       # a `tomoseg train` config without output and model
+    evaluation: EvaluationPhantoms = field(default_factory=EvaluationPhantoms)
+
+    def __post_init__(self):
+        if not isinstance(self.configurations, list) or not self.configurations:
+            raise TomosegError("configurations is empty: list at least one, e.g. "
+                               f"{list(PAPER_CONFIGURATIONS)}")
+        parsed = [parse_configuration(c) for c in self.configurations]
+        if len(set(parsed)) != len(parsed):
+            raise TomosegError(f"configurations lists one twice: {self.configurations}")
+        for key, known in (("variants", VARIANTS), ("baselines", BASELINES)):
+            values = getattr(self, key) or []
+            unknown = sorted(set(values) - set(known))
+            if unknown:
+                raise TomosegError(f"unknown {key} {unknown}; known: {sorted(known)}")
+            setattr(self, key, list(values))
+        if "random-forest" in self.baselines:
+            import importlib.util
+
+            if importlib.util.find_spec("sklearn") is None:
+                raise TomosegError("the random-forest baseline needs scikit-learn: pip install 'tomoseg[ablation]', "
+                                   "or remove random-forest from baselines")
+        if self.variants and parse_configuration(self.reference) not in parsed:
+            raise TomosegError(f"reference {self.reference!r} must be one of the configurations "
+                               f"{self.configurations} (the variants change it)")
+        for key in ("output", "model"):
+            if key in (self.train or {}):
+                raise TomosegError(f"train.{key} is set by the ablation itself; remove it")
+        self.train_config()  # validate the training recipe now, before any work
+
+    def train_config(self, configuration: str | None = None, **changes):
+        """The training config of one row: the shared recipe with its model and output."""
+        from ..training import config_from_dict
+
+        values = dict(self.train or {})
+        levels, base = parse_configuration(configuration or self.reference)
+        values["model"] = {"levels": levels, "base_features": base}
+        values["output"] = str(Path(self.output) / "models" / row_name(configuration or self.reference))
+        for dotted, value in changes.items():
+            section, key = dotted.split(".")
+            values[section] = {**(values.get(section) or {}), key: value}
+        return config_from_dict(values)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def row_name(configuration: str, variant: str | None = None) -> str:
+    levels, base = parse_configuration(configuration)
+    return f"{levels}-{base}" + (f"-{variant}" if variant else "")
+
+
+def ablation_from_dict(values: dict) -> AblationConfig:
+    if not isinstance(values, dict):
+        raise TomosegError("an ablation config must be a mapping of keys to values")
+    allowed = {f.name for f in fields(AblationConfig)}
+    unknown = sorted(set(values) - allowed)
+    if unknown:
+        raise TomosegError(f"unknown ablation config key(s) {unknown}; allowed: {sorted(allowed)}")
+    values = dict(values)
+    ev = values.get("evaluation") or {}
+    if not isinstance(ev, dict):
+        raise TomosegError("evaluation must be a mapping")
+    ev_allowed = {f.name for f in fields(EvaluationPhantoms)}
+    bad = sorted(set(ev) - ev_allowed)
+    if bad:
+        raise TomosegError(f"unknown key(s) {[f'evaluation.{k}' for k in bad]}; allowed: {sorted(ev_allowed)}")
+    values["evaluation"] = EvaluationPhantoms(**ev)
+    if "configurations" in values and values["configurations"] is None:
+        values["configurations"] = []
+    return AblationConfig(**values)
+
+
+def load_ablation_config(path) -> AblationConfig:
+    import yaml
+
+    path = Path(path)
+    if not path.exists():
+        raise TomosegError(f"{path}: config file not found")
+    try:
+        values = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise TomosegError(f"{path}: not valid YAML ({exc})") from None
+    return ablation_from_dict(values or {})

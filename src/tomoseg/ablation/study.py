@@ -1,0 +1,283 @@
+"""Run an ablation study: train each configuration on the same data, with the same budget and seed,
+score all of them and the baselines on the same held-out phantoms, and write one table.
+
+Output folder::
+
+    ablation.yaml          the effective study config
+    models/L-B[-variant]/  one training run each (config.yaml, metrics.csv, best.safetensors, ...)
+    rows/NAME.json         one scored row each; a rerun skips rows already scored (resume after a crash)
+    results.csv            the table, one row per model or baseline
+    results.md             the same as a Markdown table
+    f1_vs_parameters.png   voxel and object F1 against parameter count
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import TomosegError
+from ..metrics import ConfusionMatrix
+from .config import BASELINES, VARIANTS, AblationConfig, ablation_from_dict, parse_configuration, row_name
+
+COLUMNS = ["row", "kind", "levels", "base_features", "parameters", "trainable_parameters", "train_steps",
+           "seconds_per_1000_steps", "accuracy", "recall", "precision", "f1", "object_recall",
+           "object_precision", "object_f1", "true_objects", "note"]
+MIN_VOXELS = 8
+
+
+def _log(msg: str) -> None:
+    import sys
+
+    print(f"[ablation] {msg}", file=sys.stderr, flush=True)
+
+
+def held_out_phantoms(ev) -> list:
+    from ..synthetic import make_phantom
+
+    return [make_phantom(tuple(ev.shape), rng=ev.seed + i, preset_name=ev.presets[i % len(ev.presets)])
+            for i in range(ev.count)]
+
+
+def score(masks_or_probs, phantoms) -> dict:
+    """Voxel scores (pooled confusion matrix) and object detection (pooled counts) over the phantoms.
+    Inputs are uint8 probability maps (0–255, object above 127) or boolean masks."""
+    from ..evaluation import evaluate
+
+    cm = ConfusionMatrix()
+    true_n = matched_t = pred_n = matched_p = 0
+    for pred, ph in zip(masks_or_probs, phantoms):
+        pred = (pred.astype(np.uint8) * 255) if pred.dtype == bool else pred
+        res = evaluate(pred, ph.labels)
+        v = res["voxel"]
+        cm = cm + ConfusionMatrix(v["tp"], v["fp"], v["fn"], v["tn"])
+        o = res["objects"]
+        true_n += o["true_objects"]
+        matched_t += o["matched_true"]
+        pred_n += o["predicted_objects"]
+        matched_p += o["matched_predicted"]
+    recall = matched_t / true_n if true_n else float("nan")
+    precision = matched_p / pred_n if pred_n else float("nan")
+    f1 = 2 * recall * precision / (recall + precision) if recall + precision > 0 else float("nan")
+    return {"accuracy": cm.accuracy, "recall": cm.recall, "precision": cm.precision, "f1": cm.f1,
+            "object_recall": recall, "object_precision": precision, "object_f1": f1, "true_objects": true_n}
+
+
+def predict_per_subvolume(image: np.ndarray, model, size: int) -> np.ndarray:
+    """The paper's inference: non-overlapping sub-volumes, each z-scored with its own statistics."""
+    from ..inference import Stats, predict
+
+    out = np.empty(image.shape, np.float32)
+    for z in range(0, image.shape[0], size):
+        for y in range(0, image.shape[1], size):
+            for x in range(0, image.shape[2], size):
+                sl = (slice(z, z + size), slice(y, y + size), slice(x, x + size))
+                block = np.asarray(image[sl], np.float32)
+                sd = float(block.std())
+                stats = Stats(float(block.mean()), sd if sd > 0 else 1.0, block.size, "sub-volume")
+                out[sl] = predict(block, model, stats=stats)
+    return out
+
+
+def _model_rows(cfg: AblationConfig) -> list[dict]:
+    """What to train: one entry per configuration, then the variants of the reference."""
+    rows = [{"name": row_name(c), "configuration": c, "variant": None, "changes": {}} for c in cfg.configurations]
+    changes = {"patch-normalization": {"data.normalization": "patch"}, "dice-bce": {"optim.loss": "dice_bce"}}
+    for v in cfg.variants:
+        rows.append({"name": row_name(cfg.reference, v), "configuration": cfg.reference, "variant": v,
+                     "changes": changes[v]})
+    return rows
+
+
+def _check_output(cfg: AblationConfig) -> Path:
+    out = Path(cfg.output)
+    saved = out / "ablation.yaml"
+    import yaml
+
+    text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+    if saved.exists():
+        if saved.read_text() != text:
+            raise TomosegError(f"{out} holds a study with a different config; choose another output, or delete "
+                               "it to start again")
+        _log(f"resuming the study in {out}")
+    elif out.exists() and any(out.iterdir()):
+        raise TomosegError(f"{out}: exists and holds no ablation study; choose another output")
+    (out / "rows").mkdir(parents=True, exist_ok=True)
+    saved.write_text(text)
+    return out
+
+
+def _seconds_per_1000(run: Path) -> tuple[int, float]:
+    from ..table import read_csv
+
+    m = read_csv(run / "metrics.csv")
+    steps = int(np.asarray(m["step"])[-1])
+    return steps, float(np.sum(m["seconds"])) / steps * 1000
+
+
+def _train_row(cfg: AblationConfig, entry: dict, data_cache: dict, progress: bool):
+    from ..training import prepare_data, train
+
+    tc = cfg.train_config(entry["configuration"], **entry["changes"])
+    run = Path(tc.output)
+    done = (run / "metrics.csv").exists() and _seconds_per_1000(run)[0] >= tc.epochs * tc.sampling.steps_per_epoch
+    if not done:
+        key = tc.data.normalization
+        if key not in data_cache:
+            _log(f"preparing the training data ({key} normalization)")
+            data_cache[key] = prepare_data(tc)
+        _log(f"training {entry['name']} ({tc.epochs * tc.sampling.steps_per_epoch} steps)")
+        if run.exists() and not (run / "last.state.safetensors").exists():
+            import shutil
+
+            shutil.rmtree(run)  # stopped before its first epoch ended: nothing to resume
+        train(tc, resume=run.exists(), progress=progress, data=data_cache[key])
+    return run, tc
+
+
+def run_ablation(config: AblationConfig | dict, *, progress: bool = True) -> Path:
+    """Run (or resume) the study; returns the output folder with ``results.csv`` and ``results.md``."""
+    from ..checkpoint import load_model
+    from ..inference import predict
+    from ..inference.engine import to_uint8
+    from ..model import count_parameters
+    from ..table import write_csv
+
+    cfg = config if isinstance(config, AblationConfig) else ablation_from_dict(config)
+    out = _check_output(cfg)
+    _log(f"generating {cfg.evaluation.count} held-out phantoms {cfg.evaluation.shape}")
+    phantoms = held_out_phantoms(cfg.evaluation)
+    data_cache: dict = {}
+    results = []
+
+    def finish(name, row):
+        row = {"row": name, **row}
+        (out / "rows" / f"{name}.json").write_text(json.dumps(row, indent=1, default=float))
+        results.append(row)
+        _log(f"{name}: voxel F1 {row['f1']:.3f}, object F1 {row['object_f1']:.3f}")
+
+    def cached(name):
+        f = out / "rows" / f"{name}.json"
+        if f.exists():
+            results.append(json.loads(f.read_text()))
+            return True
+        return False
+
+    for entry in _model_rows(cfg):
+        names = [entry["name"]] + ([entry["name"] + "-volume-inference"]
+                                   if entry["variant"] == "patch-normalization" else [])
+        if all((out / "rows" / f"{n}.json").exists() for n in names):
+            for n in names:
+                cached(n)
+            continue
+        run, tc = _train_row(cfg, entry, data_cache, progress)
+        model = load_model(run / "best.safetensors")
+        total, trainable = count_parameters(model)
+        steps, per_1000 = _seconds_per_1000(run)
+        levels, base = parse_configuration(entry["configuration"])
+        common = {"kind": "variant" if entry["variant"] else "network", "levels": levels, "base_features": base,
+                  "parameters": total, "trainable_parameters": trainable, "train_steps": steps,
+                  "seconds_per_1000_steps": per_1000}
+        if entry["variant"] == "patch-normalization":
+            probs = [to_uint8(predict_per_subvolume(p.image, model, cfg.evaluation.subvolume)) for p in phantoms]
+            finish(names[0], {**common, **score(probs, phantoms),
+                              "note": f"{VARIANTS[entry['variant']]}; inference per {cfg.evaluation.subvolume}^3 "
+                                      "sub-volume, each z-scored on its own (the paper's code)"})
+            probs = [to_uint8(predict(p.image, model)) for p in phantoms]
+            finish(names[1], {**common, **score(probs, phantoms),
+                              "note": "the same model, inference with whole-volume z-score (a mismatch)"})
+        else:
+            probs = [to_uint8(predict(p.image, model)) for p in phantoms]
+            note = VARIANTS[entry["variant"]] if entry["variant"] else "whole-volume z-score, BCE"
+            finish(entry["name"], {**common, **score(probs, phantoms), "note": note})
+
+    empty = {"levels": None, "base_features": None, "parameters": 0, "trainable_parameters": 0, "train_steps": 0,
+             "seconds_per_1000_steps": float("nan")}
+    for name in cfg.baselines:
+        if cached(name):
+            continue
+        t0 = time.perf_counter()
+        if name == "otsu":
+            from .baselines import otsu_mask
+
+            masks = [otsu_mask(p.image, p.pillar) for p in phantoms]
+        elif name == "best-threshold":
+            from .baselines import best_threshold_mask
+
+            masks = [best_threshold_mask(p.image, p.pillar, p.labels.astype(bool)) for p in phantoms]
+        else:
+            from ..inference.normalization import normalize, volume_stats
+            from ..training import prepare_data
+            from .baselines import ForestBaseline
+
+            tc = cfg.train_config()
+            if "volume" not in data_cache:
+                data_cache["volume"] = prepare_data(tc)
+            train_vols, val_vols = data_cache["volume"]
+            _log("training the random forest")
+            forest = ForestBaseline(seed=tc.seed).fit(train_vols, tc.data.ignore_value, validation=val_vols)
+            masks = [forest.mask(normalize(p.image, volume_stats(p.image))) for p in phantoms]
+        row = {**empty, **score(masks, phantoms), "kind": "baseline",
+               "note": f"{BASELINES[name]} ({time.perf_counter() - t0:.0f} s)"}
+        finish(name, row)
+
+    table = {c: [r.get(c) for r in results] for c in COLUMNS}
+    table = {c: np.asarray([np.nan if v is None else v for v in vals]) if c not in ("row", "kind", "note")
+             else np.asarray([str(v) for v in vals]) for c, vals in table.items()}
+    write_csv(table, out / "results.csv", overwrite=True)
+    (out / "results.md").write_text(to_markdown(results, cfg))
+    f1_figure(results, out / "f1_vs_parameters.png")
+    return out
+
+
+def _fmt(v, spec=".3f"):
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+        return "–"
+    return format(v, spec)
+
+
+def to_markdown(rows: list[dict], cfg: AblationConfig) -> str:
+    tc = cfg.train_config()
+    steps = tc.epochs * tc.sampling.steps_per_epoch
+    head = (f"Training: {steps} steps of batch {tc.sampling.batch_size} x {tc.sampling.patch_size}^3, seed {tc.seed}, "
+            f"loss {tc.optim.loss}; held-out: {cfg.evaluation.count} phantoms {cfg.evaluation.shape} "
+            f"(seeds {cfg.evaluation.seed}..{cfg.evaluation.seed + cfg.evaluation.count - 1}, presets "
+            f"{', '.join(cfg.evaluation.presets)}). Voxel scores at threshold 127, pooled over the phantoms; "
+            f"objects: detection of true objects of >= {MIN_VOXELS} voxels not touching the border.\n\n"
+            "| row | parameters (trainable) | s / 1000 steps | accuracy | recall | precision | F1 | object R | "
+            "object P | object F1 | note |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+    body = ""
+    for r in rows:
+        params = f"{r['parameters']:,} ({r['trainable_parameters']:,})" if r["parameters"] else "–"
+        body += (f"| {r['row']} | {params} | {_fmt(r['seconds_per_1000_steps'], '.0f')} | "
+                 f"{_fmt(r['accuracy'], '.5f')} | {_fmt(r['recall'])} | {_fmt(r['precision'])} | {_fmt(r['f1'])} | "
+                 f"{_fmt(r['object_recall'])} | {_fmt(r['object_precision'])} | {_fmt(r['object_f1'])} | "
+                 f"{r['note']} |\n")
+    return head + body
+
+
+def f1_figure(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    nets = [r for r in rows if r["kind"] == "network"]
+    for key, marker in (("f1", "o"), ("object_f1", "s")):
+        ax.plot([r["parameters"] for r in nets], [r[key] for r in nets], marker, label=f"networks: {key}")
+        for r in nets:
+            ax.annotate(r["row"], (r["parameters"], r[key]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    for r, c in zip([r for r in rows if r["kind"] != "network"], plt.cm.tab10(np.arange(2, 10))):
+        ax.axhline(r["f1"], color=c, ls="--", lw=1, label=f"{r['row']}: voxel F1")
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters")
+    ax.set_ylabel("F1 on held-out phantoms")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
