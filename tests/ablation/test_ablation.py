@@ -116,3 +116,25 @@ def test_ablation_config_round_trip(tmp_path):
     tc = cfg.train_config("3/6", **{"data.normalization": "patch"})
     assert (tc.model.levels, tc.model.base_features, tc.data.normalization) == (3, 6, "patch")
     assert tc.output.endswith("models/3-6")
+
+
+def test_held_out_set_from_the_users_labelled_volumes(tmp_path):
+    import tomoseg
+
+    ph = tomoseg.make_phantom((32, 64, 64), rng=77)
+    tomoseg.write_volume(str(tmp_path / "img.tif"), ph.image)
+    tomoseg.write_volume(str(tmp_path / "lab.tif"), ph.labels)
+    tomoseg.write_volume(str(tmp_path / "sample.tif"), ph.pillar.astype(np.uint8))
+    vols = [{"image": str(tmp_path / "img.tif"), "labels": str(tmp_path / "lab.tif"),
+             "sample": str(tmp_path / "sample.tif")}]
+    out = run_ablation(tiny(tmp_path, configurations=["3/4"], variants=[], baselines=["best-threshold"],
+                            evaluation={"count": 0, "volumes": vols}), progress=False)
+    table = read_csv(out / "results.csv")
+    assert list(table["row"]) == ["3-4", "best-threshold"]
+    expected = tomoseg.metrics.best_threshold(ph.image, ph.labels, mask=ph.pillar)["f1"]
+    assert float(table["f1"][1]) == pytest.approx(expected, rel=1e-5)  # the CSV keeps 6 digits
+    with pytest.raises(TomosegError, match="file not found"):
+        ablation_from_dict(tiny(tmp_path, evaluation={"count": 0, "volumes": [{"image": "nope.tif",
+                                                                               "labels": "x.tif"}]}))
+    with pytest.raises(TomosegError, match="held-out set is empty"):
+        ablation_from_dict(tiny(tmp_path, evaluation={"count": 0}))

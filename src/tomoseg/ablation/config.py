@@ -39,19 +39,29 @@ def parse_configuration(name) -> tuple[int, int]:
 
 @dataclass
 class EvaluationPhantoms:
-    """Held-out phantoms: seeds ``seed .. seed+count-1``, presets in turn, never used in training."""
+    """The held-out set: phantoms from seeds ``seed .. seed+count-1`` (presets in turn, never used in
+    training), and/or the user's fully labelled volumes ``[{image: PATH, labels: PATH, sample: PATH}]``
+    (``sample``, optional: a mask of the specimen, where the threshold baselines look; default everywhere)."""
 
     count: int = 3
     shape: list = field(default_factory=lambda: [64, 192, 192])
     seed: int = 9500
     presets: list = field(default_factory=lambda: ["default", "noisy", "low-contrast"])
     subvolume: int = 96          # the per-sub-volume inference window of the paper-normalized model
+    volumes: list = field(default_factory=list)
 
     def __post_init__(self):
         from ..synthetic import PRESETS
 
-        if self.count < 1:
-            raise TomosegError("evaluation.count must be at least 1")
+        for entry in self.volumes:
+            if not isinstance(entry, dict) or not {"image", "labels"} <= set(entry) <= {"image", "labels", "sample"}:
+                raise TomosegError(f"each entry of evaluation.volumes needs 'image' and 'labels' (and optionally "
+                                   f"'sample'), got {entry!r}")
+            for key, path in entry.items():
+                if not Path(str(path).split(".h5:")[0]).exists():
+                    raise TomosegError(f"evaluation.volumes: {key} {path}: file not found")
+        if self.count < 0 or (self.count == 0 and not self.volumes):
+            raise TomosegError("the held-out set is empty: set evaluation.count >= 1 or list evaluation.volumes")
         if len(self.shape) != 3 or min(self.shape) < 16:
             raise TomosegError(f"evaluation.shape {self.shape} must be three sizes of at least 16")
         unknown = sorted(set(self.presets) - set(PRESETS))

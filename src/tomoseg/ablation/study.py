@@ -35,11 +35,26 @@ def _log(msg: str) -> None:
     print(f"[ablation] {msg}", file=sys.stderr, flush=True)
 
 
-def held_out_phantoms(ev) -> list:
+def held_out(ev) -> list:
+    """The held-out volumes, each with ``image``, ``labels`` (bool) and ``pillar`` (the sample mask)."""
+    from types import SimpleNamespace
+
+    from ..evaluation import check_binary_labels
+    from ..io import read_volume
     from ..synthetic import make_phantom
 
-    return [make_phantom(tuple(ev.shape), rng=ev.seed + i, preset_name=ev.presets[i % len(ev.presets)])
-            for i in range(ev.count)]
+    items = [make_phantom(tuple(ev.shape), rng=ev.seed + i, preset_name=ev.presets[i % len(ev.presets)])
+             for i in range(ev.count)]
+    for entry in ev.volumes:
+        image = read_volume(entry["image"])
+        labels = check_binary_labels(read_volume(entry["labels"]), entry["labels"])
+        if labels.shape != image.shape:
+            raise TomosegError(f"{entry['labels']}: labels {labels.shape} and image {image.shape} differ in shape")
+        sample = read_volume(entry["sample"]) != 0 if "sample" in entry else np.ones(image.shape, bool)
+        if sample.shape != image.shape:
+            raise TomosegError(f"{entry['sample']}: sample mask {sample.shape} and image {image.shape} differ")
+        items.append(SimpleNamespace(image=image, labels=labels.astype(np.uint8), pillar=sample))
+    return items
 
 
 def score(masks_or_probs, phantoms) -> dict:
@@ -93,20 +108,23 @@ def _model_rows(cfg: AblationConfig) -> list[dict]:
 
 
 def _check_output(cfg: AblationConfig) -> Path:
-    out = Path(cfg.output)
-    saved = out / "ablation.yaml"
     import yaml
 
-    text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+    out = Path(cfg.output)
+    saved = out / "ablation.yaml"
     if saved.exists():
-        if saved.read_text() != text:
+        try:
+            same = ablation_from_dict(yaml.safe_load(saved.read_text())).to_dict() == cfg.to_dict()
+        except TomosegError:
+            same = False
+        if not same:
             raise TomosegError(f"{out} holds a study with a different config; choose another output, or delete "
                                "it to start again")
         _log(f"resuming the study in {out}")
     elif out.exists() and any(out.iterdir()):
         raise TomosegError(f"{out}: exists and holds no ablation study; choose another output")
     (out / "rows").mkdir(parents=True, exist_ok=True)
-    saved.write_text(text)
+    saved.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     return out
 
 
@@ -148,8 +166,9 @@ def run_ablation(config: AblationConfig | dict, *, progress: bool = True) -> Pat
 
     cfg = config if isinstance(config, AblationConfig) else ablation_from_dict(config)
     out = _check_output(cfg)
-    _log(f"generating {cfg.evaluation.count} held-out phantoms {cfg.evaluation.shape}")
-    phantoms = held_out_phantoms(cfg.evaluation)
+    _log(f"preparing the held-out set: {cfg.evaluation.count} phantoms {cfg.evaluation.shape}, "
+         f"{len(cfg.evaluation.volumes)} labelled volumes")
+    phantoms = held_out(cfg.evaluation)
     data_cache: dict = {}
     results = []
 
@@ -245,7 +264,9 @@ def to_markdown(rows: list[dict], cfg: AblationConfig) -> str:
     head = (f"Training: {steps} steps of batch {tc.sampling.batch_size} x {tc.sampling.patch_size}^3, seed {tc.seed}, "
             f"loss {tc.optim.loss}; held-out: {cfg.evaluation.count} phantoms {cfg.evaluation.shape} "
             f"(seeds {cfg.evaluation.seed}..{cfg.evaluation.seed + cfg.evaluation.count - 1}, presets "
-            f"{', '.join(cfg.evaluation.presets)}). Voxel scores at threshold 127, pooled over the phantoms; "
+            f"{', '.join(cfg.evaluation.presets)})"
+            + (f" and {len(cfg.evaluation.volumes)} labelled volumes" if cfg.evaluation.volumes else "")
+            + ". Voxel scores at threshold 127, pooled over the phantoms; "
             f"objects: detection of true objects of >= {MIN_VOXELS} voxels not touching the border.\n\n"
             "| row | parameters (trainable) | s / 1000 steps | accuracy | recall | precision | F1 | object R | "
             "object P | object F1 | note |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")

@@ -16,7 +16,8 @@ h1{font-size:1.6em;margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bo
 table{border-collapse:collapse;margin:.6em 0;font-size:.92em}th,td{border:1px solid #ccc;padding:.25em .6em;
 text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
 img{max-width:100%;border:1px solid #eee;margin:.4em 0}.note{color:#666;font-size:.9em}
-figure{margin:1em 0}figcaption{color:#555;font-size:.9em}
+figure{margin:0}figcaption{color:#555;font-size:.9em}.wide{overflow-x:auto}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(480px,1fr));gap:1em;align-items:start}
 """
 
 _CAPTIONS = {
@@ -48,7 +49,7 @@ def _kv_table(d: dict, skip=()) -> str:
 def _columns_table(rows: list[dict], columns: list[str]) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td>{_fmt(r.get(c))}</td>" for c in columns) + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return f'<div class="wide"><table><tr>{head}</tr>{body}</table></div>'
 
 
 def _figure(path: Path) -> str:
@@ -59,7 +60,16 @@ def _figure(path: Path) -> str:
             f"<figcaption>{html.escape(path.name)}: {html.escape(caption)}</figcaption></figure>")
 
 
-def _csv_preview(path: Path, columns: list[str], n: int = 15) -> str:
+_FIGURE_ORDER = ("confusion_matrix", "hit_map", "size_histogram", "sphericity_vs_radius", "orthoslices",
+                 "fraction_along_z")
+
+
+def _figure_rank(path: Path):
+    rank = next((i for i, k in enumerate(_FIGURE_ORDER) if path.stem.startswith(k)), len(_FIGURE_ORDER))
+    return rank, path.stem
+
+
+def _csv_preview(path: Path, columns: list[str], n: int = 10) -> str:
     from ..table import read_csv
 
     t = read_csv(path)
@@ -107,15 +117,18 @@ def build_report(run_dir, *, title: str | None = None, output=None) -> Path:
         parts.append(_kv_table(s, skip=("settings",)))
         if "settings" in s:
             parts.append('<p class="note">Settings: ' + html.escape(json.dumps(s["settings"])) + "</p>")
-    for csv in sorted(run.glob("*.csv")):
+    figs = sorted((run / "figures").glob("*.png"), key=_figure_rank) if (run / "figures").exists() else []
+    if figs:
+        parts.append("<h2>Figures</h2>")
+        parts.append('<div class="grid">' + "".join(_figure(f) for f in figs) + "</div>")
+    csvs = sorted(run.glob("*.csv"))
+    if (run / "objects.csv").exists():  # the same objects as objects_prediction.csv
+        csvs = [c for c in csvs if c.name != "objects_prediction.csv"]
+    for csv in csvs:
         parts.append(f"<h2>Table: {html.escape(csv.name)}</h2>")
         parts.append(_csv_preview(csv, ["label", "volume_vox", "equivalent_radius_nm", "centroid_z", "centroid_y",
                                         "centroid_x", "sphericity_voxel", "sphericity_mesh", "mean_gray",
                                         "mean_probability"]))
-    figs = sorted((run / "figures").glob("*.png")) if (run / "figures").exists() else []
-    if figs:
-        parts.append("<h2>Figures</h2>")
-        parts += [_figure(f) for f in figs]
     provs = sorted(run.glob("*.provenance.json"))
     if provs:
         parts.append("<h2>Provenance</h2>")
