@@ -160,3 +160,22 @@ def test_paper_sampling_mode_and_per_patch_normalization(tmp_path):
     cfg["data"]["normalization"] = "patch"
     run = train(cfg, progress=False)
     assert tomoseg.load_model(run / "last.safetensors").metadata["normalization"]["scope"] == "patch"
+
+
+def test_cli_init_fine_tunes_the_default_model(tmp_path, capsys):
+    import yaml
+
+    cfg = tiny(tmp_path, epochs=1, model={"levels": 4, "base_features": 8},
+               optim={"learning_rate": 1e-12})  # a step this small leaves the weights as they were
+    cfg["sampling"] = {**cfg["sampling"], "steps_per_epoch": 1}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["-q", "train", str(tmp_path / "c.yaml"), "--init", "default"]) == 0
+    tuned = load_file(str(tmp_path / "run" / "last.safetensors"))
+    shipped = load_file(str(tomoseg.checkpoint.default_model_path()))
+    conv = next(k for k in shipped if k.endswith("weight") and shipped[k].ndim == 5)
+    assert torch.allclose(tuned[conv], shipped[conv], atol=1e-6)
+    # a model of another architecture is refused, naming the mismatch
+    cfg["model"] = {"levels": 3, "base_features": 4}
+    (tmp_path / "d.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["-q", "train", str(tmp_path / "d.yaml"), "--init", "default", "--output", str(tmp_path / "r3")]) == 1
+    assert "init model has levels 4" in capsys.readouterr().err

@@ -16,6 +16,8 @@ def _train(sub):
     p.add_argument("--resume", action="store_true", help="continue a stopped run in the same folder")
     p.add_argument("--epochs", type=int, help="override the number of epochs")
     p.add_argument("--device", help="override the device (auto, cpu, cuda)")
+    p.add_argument("--init", metavar="MODEL", help="start from this model: 'default' (the shipped one) or a "
+                                                    ".safetensors file; overrides the config's init")
     p.set_defaults(run=_run_train)
 
 
@@ -26,7 +28,8 @@ def _run_train(args) -> int:
     from ..training import load_config, train
 
     cfg = load_config(args.config)
-    changes = {k: v for k, v in (("output", args.output), ("epochs", args.epochs), ("device", args.device)) if v}
+    changes = {k: v for k, v in (("output", args.output), ("epochs", args.epochs), ("device", args.device),
+                                                ("init", args.init)) if v}
     if changes:
         cfg = replace(cfg, **changes)
     run = train(cfg, resume=args.resume, progress=progress_enabled(args))
