@@ -25,7 +25,7 @@ class TilingConfig:
     """
 
     tile_size: int = 128
-    halo: int = 16
+    halo: int = 48   # covers the 4-level network's receptive field: tiled == whole-volume (docs/segment.md)
     pad_mode: str = "reflect"
 
     def __post_init__(self):
