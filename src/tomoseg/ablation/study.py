@@ -132,8 +132,10 @@ def _seconds_per_1000(run: Path) -> tuple[int, float]:
     from ..table import read_csv
 
     m = read_csv(run / "metrics.csv")
-    steps = int(np.asarray(m["step"])[-1])
-    return steps, float(np.sum(m["seconds"])) / steps * 1000
+    steps = np.asarray(m["step"], dtype=np.int64)
+    per_epoch = np.diff(np.concatenate([[0], steps]))
+    # the median epoch, so that one epoch slowed by a busy machine (or a pause) does not skew the row
+    return int(steps[-1]), float(np.median(np.asarray(m["seconds"], float) / per_epoch)) * 1000
 
 
 def _train_row(cfg: AblationConfig, entry: dict, data_cache: dict, progress: bool):
