@@ -50,6 +50,9 @@ def test_ablation_end_to_end_tiny_budget(tmp_path, capsys):
     # the oracle threshold is at least as good in voxel F1 as Otsu's
     f1 = dict(zip(rows, np.asarray(table["f1"], float)))
     assert f1["best-threshold"] >= f1["otsu"]
+    # each variant trains its own model
+    for name in ("4-8-patch-normalization", "4-8-dice-bce"):
+        assert (out / "models" / name / "best.safetensors").exists()
     md = (out / "results.md").read_text()
     assert "366,593 (365,889)" in md and "| otsu |" in md
     assert (out / "f1_vs_parameters.png").stat().st_size > 1000

@@ -108,14 +108,14 @@ class AblationConfig:
                 raise TomosegError(f"train.{key} is set by the ablation itself; remove it")
         self.train_config()  # validate the training recipe now, before any work
 
-    def train_config(self, configuration: str | None = None, **changes):
+    def train_config(self, configuration: str | None = None, variant: str | None = None, **changes):
         """The training config of one row: the shared recipe with its model and output."""
         from ..training import config_from_dict
 
         values = dict(self.train or {})
         levels, base = parse_configuration(configuration or self.reference)
         values["model"] = {"levels": levels, "base_features": base}
-        values["output"] = str(Path(self.output) / "models" / row_name(configuration or self.reference))
+        values["output"] = str(Path(self.output) / "models" / row_name(configuration or self.reference, variant))
         for dotted, value in changes.items():
             section, key = dotted.split(".")
             values[section] = {**(values.get(section) or {}), key: value}

@@ -141,7 +141,7 @@ def _seconds_per_1000(run: Path) -> tuple[int, float]:
 def _train_row(cfg: AblationConfig, entry: dict, data_cache: dict, progress: bool):
     from ..training import prepare_data, train
 
-    tc = cfg.train_config(entry["configuration"], **entry["changes"])
+    tc = cfg.train_config(entry["configuration"], entry["variant"], **entry["changes"])
     run = Path(tc.output)
     done = (run / "metrics.csv").exists() and _seconds_per_1000(run)[0] >= tc.epochs * tc.sampling.steps_per_epoch
     if not done:
