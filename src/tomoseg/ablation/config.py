@@ -152,13 +152,6 @@ def ablation_from_dict(values: dict) -> AblationConfig:
 
 
 def load_ablation_config(path) -> AblationConfig:
-    import yaml
+    from ..training.config import read_yaml
 
-    path = Path(path)
-    if not path.exists():
-        raise TomosegError(f"{path}: config file not found")
-    try:
-        values = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise TomosegError(f"{path}: not valid YAML ({exc})") from None
-    return ablation_from_dict(values or {})
+    return ablation_from_dict(read_yaml(path) or {})

@@ -153,17 +153,21 @@ def config_from_dict(values: dict) -> TrainConfig:
     return _from_dict(TrainConfig, values or {}, "")
 
 
-def load_config(path) -> TrainConfig:
+def read_yaml(path):
+    """The parsed contents of a YAML config file, with a clear error if it is missing or malformed."""
     import yaml
 
     path = Path(path)
     if not path.exists():
         raise TomosegError(f"{path}: config file not found")
     try:
-        values = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise TomosegError(f"{path}: not valid YAML ({exc})") from None
-    return config_from_dict(values)
+
+
+def load_config(path) -> TrainConfig:
+    return config_from_dict(read_yaml(path))
 
 
 def dump_config(config: TrainConfig) -> str:
