@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _report import emit
+
 import numpy as np
 
 CHILD = r"""
@@ -98,9 +100,7 @@ def main(argv=None) -> int:
         f"| time | {run['seconds']:.0f} s |",
         f"| objects kept (not touching the border, >= 8 voxels) | {found} (balls placed inside: {expected}) |",
     ]) + "\n"
-    print(table)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(table)
+    emit(table, args.out)
     return 0
 
 

@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from _report import emit
+
 import numpy as np
 
 HELD_OUT = [  # name, preset, overrides, shape; seeds 9001.. are never used in training (1000-1013)
@@ -80,9 +82,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="benchmarks/results/heldout.md")
     args = ap.parse_args(argv)
     table = to_markdown(evaluate_model(args.model))
-    print(table)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(table)
+    emit(table, args.out)
     return 0
 
 

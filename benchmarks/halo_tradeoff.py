@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from _report import emit
+
 import numpy as np
 
 
@@ -58,9 +60,7 @@ def main(argv=None) -> int:
     for halo, d, d8, nmask, mv in rows:
         lines.append(f"| {halo} | {d:.1e} | {d8} | {nmask} | {mv:.2f} | {mv / base:.2f} |")
     table = "\n".join(lines) + "\n"
-    print(table)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(table)
+    emit(table, args.out)
     return 0
 
 

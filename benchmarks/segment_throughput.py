@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _report import emit
+
 CHILD = r"""
 import json, resource, sys, time
 import numpy as np
@@ -123,9 +125,7 @@ def main(argv=None) -> int:
                      f"{ratio('monai-sliding-window')} | {r['peak_rss_mib']:.0f} | "
                      f"{r.get('max_abs_diff_vs_single_pass', '')} |")
     table = "\n".join(lines) + "\n"
-    print(table)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(table)
+    emit(table, args.out)
     return 0
 
 

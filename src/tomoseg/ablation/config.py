@@ -130,21 +130,24 @@ def row_name(configuration: str, variant: str | None = None) -> str:
     return f"{levels}-{base}" + (f"-{variant}" if variant else "")
 
 
+def _check_keys(values: dict, cls, where: str = "") -> None:
+    """Unknown keys fail, naming them and the allowed ones (``where``: the section, for nested ones)."""
+    allowed = sorted(f.name for f in fields(cls))
+    unknown = sorted(set(values) - set(allowed))
+    if unknown:
+        names = [f"{where}.{k}" for k in unknown] if where else unknown
+        raise TomosegError(f"unknown {'' if where else 'ablation config '}key(s) {names}; allowed: {allowed}")
+
+
 def ablation_from_dict(values: dict) -> AblationConfig:
     if not isinstance(values, dict):
         raise TomosegError("an ablation config must be a mapping of keys to values")
-    allowed = {f.name for f in fields(AblationConfig)}
-    unknown = sorted(set(values) - allowed)
-    if unknown:
-        raise TomosegError(f"unknown ablation config key(s) {unknown}; allowed: {sorted(allowed)}")
+    _check_keys(values, AblationConfig)
     values = dict(values)
     ev = values.get("evaluation") or {}
     if not isinstance(ev, dict):
         raise TomosegError("evaluation must be a mapping")
-    ev_allowed = {f.name for f in fields(EvaluationPhantoms)}
-    bad = sorted(set(ev) - ev_allowed)
-    if bad:
-        raise TomosegError(f"unknown key(s) {[f'evaluation.{k}' for k in bad]}; allowed: {sorted(ev_allowed)}")
+    _check_keys(ev, EvaluationPhantoms, "evaluation")
     values["evaluation"] = EvaluationPhantoms(**ev)
     if "configurations" in values and values["configurations"] is None:
         values["configurations"] = []
