@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
-
 from _report import emit
 
 import numpy as np
