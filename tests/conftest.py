@@ -22,3 +22,9 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _phantom_cache_in_tmp(tmp_path_factory, monkeypatch):
+    """Training phantoms are cached under $XDG_CACHE_HOME: keep the tests' cache out of the user's home."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-cache"))

@@ -1,47 +1,72 @@
-"""Augmentations applied to image and label together: flips, 90° rotations, the paper's up-scaling
-(random zoom), intensity scale and shift, noise."""
+"""Augmentations of a batch of patches and their labels, as tensor operations on the training device.
+
+Flips, 90° rotations in the (y, x) plane, the paper's up-scaling (a smaller crop zoomed to the patch
+size: trilinear for images, nearest for labels), intensity scale and shift, and Gaussian noise. Labels
+follow images exactly: flips and rotations are permutations of voxels, and zoomed labels take the
+nearest voxel's value, so 0, 1 and the ignore value stay what they were.
+
+Random choices: the scalar decisions come from a NumPy ``Generator`` (cheap, and its state is saved
+for resume), the noise fields from a ``torch.Generator`` on the device.
+"""
 
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
+import torch
+from torch.nn import functional as F
 
 from .config import AugmentConfig
 
 
-def crop_size(patch: int, cfg: AugmentConfig, rng: np.random.Generator) -> tuple[int, float]:
-    """Edge of the crop to take so that zooming it gives ``patch``; (patch, 1.0) when not zooming."""
+def crop_size(patch: int, cfg: AugmentConfig, rng: np.random.Generator) -> int:
+    """Edge of the crop to take so that zooming it gives ``patch`` (``patch`` itself when not zooming)."""
     lo, hi = cfg.zoom
     if hi <= lo or rng.random() >= cfg.zoom_probability:
-        return patch, 1.0
-    factor = rng.uniform(lo, hi)
-    return max(8, int(round(patch / factor))), factor
+        return patch
+    return max(8, int(round(patch / rng.uniform(lo, hi))))
 
 
-def zoom_to(image: np.ndarray, labels: np.ndarray, patch: int, ignore_value: int):
-    if image.shape == (patch,) * 3:
+def zoom_to(image: torch.Tensor, labels: torch.Tensor, patch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Zoom one (z, y, x) crop and its labels to ``patch``³."""
+    if tuple(image.shape) == (patch,) * 3:
         return image, labels
-    factors = [patch / s for s in image.shape]
-    image = ndimage.zoom(image, factors, order=1, mode="nearest", grid_mode=True)
-    labels = ndimage.zoom(labels, factors, order=0, mode="nearest", grid_mode=True)
-    return image[:patch, :patch, :patch], labels[:patch, :patch, :patch]
+    size = (patch,) * 3
+    image = F.interpolate(image[None, None].float(), size=size, mode="trilinear", align_corners=False)[0, 0]
+    labels = F.interpolate(labels[None, None].float(), size=size, mode="nearest-exact")[0, 0]
+    return image, labels.to(torch.uint8)
 
 
-def augment(image: np.ndarray, labels: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator):
-    """Random geometric and intensity changes of one (z, y, x) patch and its labels."""
+def _index(mask: np.ndarray, device) -> torch.Tensor | None:
+    idx = np.flatnonzero(mask)
+    return torch.as_tensor(idx, device=device) if len(idx) else None
+
+
+def augment_batch(image: torch.Tensor, labels: torch.Tensor, cfg: AugmentConfig, rng: np.random.Generator,
+                  gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random geometric and intensity changes of a (n, 1, z, y, x) batch; ``image`` is changed in place."""
+    n, dev = image.shape[0], image.device
     if cfg.flips:
+        flips = rng.random((n, 3)) < 0.5
         for axis in range(3):
-            if rng.random() < 0.5:
-                image, labels = np.flip(image, axis), np.flip(labels, axis)
-    if cfg.rot90:
-        k = int(rng.integers(4))
-        image, labels = np.rot90(image, k, axes=(1, 2)), np.rot90(labels, k, axes=(1, 2))
-    image = np.ascontiguousarray(image, dtype=np.float32)
-    labels = np.ascontiguousarray(labels)
+            t = _index(flips[:, axis], dev)
+            if t is not None:
+                image[t] = image[t].flip(axis + 2)
+                labels[t] = labels[t].flip(axis + 2)
+    if cfg.rot90 and image.shape[-1] == image.shape[-2]:
+        ks = rng.integers(0, 4, n)
+        for k in (1, 2, 3):
+            t = _index(ks == k, dev)
+            if t is not None:
+                image[t] = torch.rot90(image[t], k, dims=(3, 4))
+                labels[t] = torch.rot90(labels[t], k, dims=(3, 4))
+    shape = (n, 1, 1, 1, 1)
     if cfg.intensity_scale:
-        image *= np.float32(1 + rng.uniform(-cfg.intensity_scale, cfg.intensity_scale))
+        scale = 1 + rng.uniform(-cfg.intensity_scale, cfg.intensity_scale, n)
+        image *= torch.as_tensor(scale, dtype=image.dtype, device=dev).view(shape)
     if cfg.intensity_shift:
-        image += np.float32(rng.uniform(-cfg.intensity_shift, cfg.intensity_shift))
+        shift = rng.uniform(-cfg.intensity_shift, cfg.intensity_shift, n)
+        image += torch.as_tensor(shift, dtype=image.dtype, device=dev).view(shape)
     if cfg.noise:
-        image += rng.standard_normal(image.shape, dtype=np.float32) * np.float32(rng.uniform(0, cfg.noise))
+        sd = torch.as_tensor(rng.uniform(0, cfg.noise, n), dtype=image.dtype, device=dev).view(shape)
+        image += torch.randn(image.shape, generator=gen, device=dev, dtype=image.dtype) * sd
     return image, labels

@@ -24,16 +24,44 @@ def _from_dict(cls, values, where: str):
     kwargs = {}
     for name, value in values.items():
         sub = _SECTIONS.get((cls, name))
-        if sub is not None:
+        if sub is not None and value is not None:
             kwargs[name] = _from_dict(sub, value, f"{where}.{name}" if where else name)
         else:
             kwargs[name] = value
     return cls(**kwargs)
 
 
+RANGE_KEYS = ("photons", "angles", "gain_error", "object_gray", "radius_mean", "blur_sigma")
+
+
+@dataclass
+class PhysicsPool:
+    """Physics-mode phantoms (forward projection, Poisson noise, gain errors, FBP) mixed into the pool,
+    each parameter drawn uniformly from its [low, high] range per volume."""
+
+    count: int = 0                          # physics volumes in the training pool
+    validation_count: int = 0               # and among the validation volumes
+    photons: list = field(default_factory=lambda: [250.0, 4000.0])    # per detector pixel and angle
+    angles: list = field(default_factory=lambda: [160, 420])
+    gain_error: list = field(default_factory=lambda: [0.002, 0.02])    # s.d. of detector gains
+    object_gray: list = field(default_factory=lambda: [95.0, 150.0])
+    radius_mean: list = field(default_factory=lambda: [2.2, 3.6])      # voxels
+    blur_sigma: list = field(default_factory=lambda: [0.5, 1.2])       # voxels
+
+    def __post_init__(self):
+        for key in ("count", "validation_count"):
+            if not isinstance(getattr(self, key), int) or getattr(self, key) < 0:
+                raise TomosegError(f"data.phantoms.physics.{key} {getattr(self, key)!r} must be a whole number >= 0")
+        for key in RANGE_KEYS:
+            r = getattr(self, key)
+            if (not isinstance(r, (list, tuple)) or len(r) != 2
+                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in r) or r[0] > r[1]):
+                raise TomosegError(f"data.phantoms.physics.{key} {r!r} must be [low, high] numbers, low <= high")
+
+
 @dataclass
 class PhantomData:
-    """Phantoms generated on the fly from seeds (the default model is trained on these)."""
+    """Phantoms generated from seeds (the default model is trained on these), cached on disk."""
 
     count: int = 8                          # volumes in the training pool
     shape: list = field(default_factory=lambda: [64, 192, 192])
@@ -41,6 +69,10 @@ class PhantomData:
     randomize: bool = False                 # jitter noise, contrast, rings, sizes around each preset
     seed: int = 0                           # volume i uses seed + i
     validation_count: int = 2               # held-out volumes (seeds after the training ones)
+    physics: PhysicsPool | None = None      # physics-mode volumes added to the pool (seeds after those)
+    physics_shape: list | None = None       # their shape (default: shape); FBP costs ~0.3 s per slice
+    cache_dir: str | None = "auto"          # auto: $XDG_CACHE_HOME/tomoseg/phantoms; null: no cache
+    workers: int = 0                        # processes generating the pool (0: all cores)
 
 
 @dataclass
@@ -98,14 +130,30 @@ class OptimConfig:
     weight_decay: float = 0.0
     loss: str = "bce"                 # bce (the paper's) | dice_bce | focal
     schedule: str = "constant"        # constant | cosine (decays to 5 % of the rate over the run)
+    loss_after: str | None = None     # switch to this loss ...
+    switch_at: float = 0.3            # ... after this share of the budget (steps or minutes)
 
     def __post_init__(self):
-        if self.loss not in ("bce", "dice_bce", "focal"):
-            raise TomosegError(f"optim.loss {self.loss!r} must be bce, dice_bce or focal")
+        for key in ("loss", "loss_after"):
+            value = getattr(self, key)
+            if value not in ("bce", "dice_bce", "focal") and not (key == "loss_after" and value is None):
+                raise TomosegError(f"optim.{key} {value!r} must be bce, dice_bce or focal")
+        if not 0 <= self.switch_at <= 1:
+            raise TomosegError(f"optim.switch_at {self.switch_at!r} must be between 0 and 1")
         if self.schedule not in ("constant", "cosine"):
             raise TomosegError(f"optim.schedule {self.schedule!r} must be constant or cosine")
         if not self.learning_rate > 0:
             raise TomosegError("optim.learning_rate must be positive")
+
+
+@dataclass
+class PerformanceConfig:
+    """Speed settings; the defaults are the fastest measured on each device (benchmarks/train_throughput.py)."""
+
+    tf32: bool = True                 # TensorFloat-32 matrix units for f32 work on CUDA
+    cudnn_benchmark: bool = True      # let cuDNN time its convolution algorithms once per shape
+    compile: bool = False             # torch.compile the model (minutes of start-up; worth it for long runs)
+    channels_last: bool = False       # channels-last-3D memory format
 
 
 @dataclass
@@ -125,15 +173,21 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     epochs: int = 10
     seed: int = 0
-    device: str = "auto"              # auto | cpu | cuda
-    precision: str = "f32"            # f32 | bf16 | fp16 (mixed precision on CUDA)
+    device: str = "auto"              # auto | cpu | cuda | cuda:N
+    precision: str = "auto"           # auto (bf16 on CUDA, f32 on CPU) | f32 | bf16 | fp16 (mixed precision on CUDA)
+    max_minutes: float | None = None  # time budget of the training steps; the run ends at whichever budget ends first
+    performance: PerformanceConfig = field(default_factory=PerformanceConfig)
     voxel_size_nm: list | None = None  # recorded in the model; phantoms: 29.33
 
     def __post_init__(self):
         if self.epochs < 1:
             raise TomosegError("epochs must be at least 1")
-        if self.precision not in ("f32", "bf16", "fp16"):
-            raise TomosegError(f"precision {self.precision!r} must be f32, bf16 or fp16")
+        if self.precision not in ("auto", "f32", "bf16", "fp16"):
+            raise TomosegError(f"precision {self.precision!r} must be auto, f32, bf16 or fp16")
+        if self.max_minutes is not None and not (isinstance(self.max_minutes, (int, float)) and self.max_minutes > 0):
+            raise TomosegError(f"max_minutes {self.max_minutes!r} must be a positive number of minutes")
+        if not (self.device in ("auto", "cpu", "cuda") or str(self.device).startswith("cuda:")):
+            raise TomosegError(f"device {self.device!r} must be auto, cpu, cuda or cuda:N")
         if not self.data.volumes and self.data.phantoms is None:
             raise TomosegError("the training set is empty: give data.volumes or data.phantoms")
 
@@ -145,6 +199,7 @@ _SECTIONS = {
     (TrainConfig, "model"): ModelSection, (TrainConfig, "data"): DataConfig,
     (TrainConfig, "sampling"): SamplingConfig, (TrainConfig, "augment"): AugmentConfig,
     (TrainConfig, "optim"): OptimConfig, (DataConfig, "phantoms"): PhantomData,
+    (TrainConfig, "performance"): PerformanceConfig, (PhantomData, "physics"): PhysicsPool,
 }
 
 

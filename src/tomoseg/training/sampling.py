@@ -1,17 +1,25 @@
-"""Where training patches come from.
+"""Where training patches come from: a data source whose ``batch()`` gives tensors on the training device.
 
-``random``: patches at random places, a share of them centred on an object
-voxel (at 0.2 % foreground, uniform sampling collapses to all background).
-``paper``: the paper's non-overlapping sub-volumes, in a shuffled order, from
-the first 60 % of each volume's slices (30 % validation, 10 % test).
+The training volumes are held as tensors on the device (on the CPU they share the NumPy arrays'
+memory). Each batch is cut, zoomed, normalized and augmented by tensor operations there: the Python
+work per patch is a few scalar choices, never a loop over voxels, so on a GPU the data path keeps up
+with the network and on a CPU it uses PyTorch's threads.
+
+Where patches are:
+
+``random``: patches at random places, a share of them centred (with jitter) on an object voxel (at
+0.2 % foreground, uniform sampling collapses to all background).
+``paper``: the paper's non-overlapping sub-volumes, in a shuffled order, from the first 60 % of each
+volume's slices (30 % validation, 10 % test).
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from ..errors import TomosegError
-from .augment import augment, crop_size, zoom_to
+from .augment import augment_batch, crop_size, zoom_to
 from .config import AugmentConfig, SamplingConfig
 from .data import TrainingVolume
 
@@ -37,61 +45,38 @@ def check_fits(volumes: list[TrainingVolume], sampling: SamplingConfig, augment_
                                f"patch size {need}; lower sampling.patch_size or use larger volumes")
 
 
-def _crop(v: TrainingVolume, size: int, rng, centre=None, zrange=None):
-    lo_z, hi_z = zrange or (0, v.shape[0])
-    starts = []
-    for axis, (lo, hi) in enumerate([(lo_z, hi_z), (0, v.shape[1]), (0, v.shape[2])]):
-        top = hi - size
-        if centre is not None:
-            s = int(np.clip(centre[axis] - size // 2 + rng.integers(-size // 4, size // 4 + 1), lo, top))
-        else:
-            s = int(rng.integers(lo, top + 1))
-        starts.append(s)
-    sl = tuple(slice(s, s + size) for s in starts)
-    return v.image[sl], v.labels[sl]
+class RandomPlaces:
+    """Random crops, a share centred on object voxels."""
+
+    def __init__(self, volumes: list[TrainingVolume], sampling: SamplingConfig):
+        self.shapes = [v.shape for v in volumes]
+        self.foreground = [v.foreground for v in volumes]
+        self.fraction = sampling.foreground_fraction
+
+    def __call__(self, rng: np.random.Generator, size: int):
+        i = int(rng.integers(len(self.shapes)))
+        shape = self.shapes[i]
+        size = min(size, *shape)
+        fg = self.foreground[i]
+        centre = fg[int(rng.integers(len(fg)))] if len(fg) and rng.random() < self.fraction else None
+        starts = []
+        for axis, extent in enumerate(shape):
+            top = extent - size
+            if centre is not None:
+                s = int(np.clip(centre[axis] - size // 2 + rng.integers(-size // 4, size // 4 + 1), 0, top))
+            else:
+                s = int(rng.integers(0, top + 1))
+            starts.append(s)
+        return i, starts, size
 
 
-def _normalize_patch(image: np.ndarray) -> np.ndarray:
-    sd = float(image.std())
-    return ((image - image.mean()) / (sd if sd > 0 else 1.0)).astype(np.float32)
+class PaperGrid:
+    """Non-overlapping sub-volumes of the training slices, shuffled each pass; zoom takes a smaller
+    random part of the sub-volume."""
 
-
-class RandomSampler:
-    def __init__(self, volumes, sampling: SamplingConfig, augment_cfg: AugmentConfig, ignore_value: int,
-                 per_patch_norm: bool = False):
-        self.volumes, self.sampling, self.augment_cfg = volumes, sampling, augment_cfg
-        self.ignore_value, self.per_patch_norm = ignore_value, per_patch_norm
-        check_fits(volumes, sampling, augment_cfg)
-
-    def patch(self, rng, *, train: bool = True):
-        p = self.sampling.patch_size
-        v = self.volumes[int(rng.integers(len(self.volumes)))]
-        size, _ = crop_size(p, self.augment_cfg, rng) if train else (p, 1.0)
-        size = min(size, *v.shape)
-        centre = None
-        if len(v.foreground) and rng.random() < self.sampling.foreground_fraction:
-            centre = v.foreground[int(rng.integers(len(v.foreground)))]
-        image, labels = _crop(v, size, rng, centre)
-        image, labels = zoom_to(image, labels, p, self.ignore_value)
-        if self.per_patch_norm:
-            image = _normalize_patch(image)
-        if train:
-            image, labels = augment(image, labels, self.augment_cfg, rng)
-        return np.ascontiguousarray(image, np.float32), np.ascontiguousarray(labels)
-
-    def batch(self, rng, *, train: bool = True):
-        pairs = [self.patch(rng, train=train) for _ in range(self.sampling.batch_size)]
-        x = np.stack([a for a, _ in pairs])[:, None]
-        y = np.stack([b for _, b in pairs])[:, None]
-        return x, y
-
-
-class PaperSampler(RandomSampler):
-    """Non-overlapping ``patch_size`` sub-volumes of the training slices, shuffled each epoch."""
-
-    def __init__(self, volumes, sampling, augment_cfg, ignore_value, per_patch_norm=False):
-        super().__init__(volumes, sampling, augment_cfg, ignore_value, per_patch_norm)
+    def __init__(self, volumes: list[TrainingVolume], sampling: SamplingConfig):
         p = sampling.patch_size
+        self.patch = p
         self.grid = []
         for i, v in enumerate(volumes):
             lo, hi = split_ranges(v.shape[0])["train"]
@@ -101,27 +86,74 @@ class PaperSampler(RandomSampler):
                         self.grid.append((i, z, y, x))
         self._order: list = []
 
-    def patch(self, rng, *, train: bool = True):
+    def __call__(self, rng: np.random.Generator, size: int):
         if not self._order:
-            self._order = list(rng.permutation(len(self.grid)))
-        i, z, y, x = self.grid[self._order.pop()]
+            self._order = [int(k) for k in rng.permutation(len(self.grid))]
+        i, *starts = self.grid[self._order.pop()]
+        if size < self.patch:
+            starts = [int(s + o) for s, o in zip(starts, rng.integers(0, self.patch - size + 1, 3))]
+        return i, starts, size
+
+
+def _tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """The array as a tensor on ``device`` (sharing memory on the CPU where the array is writable)."""
+    array = np.ascontiguousarray(array)
+    if not array.flags.writeable:
+        array = array.copy()
+    return torch.from_numpy(array).to(device)
+
+
+class PatchSource:
+    """Batches of (image, label) patches, cut and augmented on ``device``.
+
+    Parameters
+    ----------
+    volumes : list of TrainingVolume
+    sampling, augment : the config sections
+    ignore_value : int
+        The label value of voxels that are not annotated (kept through every transform).
+    per_patch_norm : bool
+        Z-score each patch by its own statistics (the paper's code) instead of the volume's.
+    device : torch.device
+    seed : int
+        Seeds the device generator of the noise fields.
+    """
+
+    def __init__(self, volumes, sampling: SamplingConfig, augment_cfg: AugmentConfig, ignore_value: int,
+                 per_patch_norm: bool = False, device: torch.device | str = "cpu", seed: int = 0):
+        check_fits(volumes, sampling, augment_cfg)
+        self.device = torch.device(device)
+        self.sampling, self.augment_cfg = sampling, augment_cfg
+        self.ignore_value, self.per_patch_norm = ignore_value, per_patch_norm
+        self.images = [_tensor(v.image, self.device) for v in volumes]
+        self.labels = [_tensor(v.labels, self.device) for v in volumes]
+        self.places = (PaperGrid if sampling.mode == "paper" else RandomPlaces)(volumes, sampling)
+        self.gen = torch.Generator(device=self.device)
+        self.gen.manual_seed(int(seed))
+
+    def batch(self, rng: np.random.Generator, *, train: bool = True, size: int | None = None):
+        """A batch ``(x, y)``: float32 (n, 1, p, p, p) images and uint8 labels, on the device."""
+        n = size or self.sampling.batch_size
         p = self.sampling.patch_size
-        v = self.volumes[i]
-        image = v.image[z:z + p, y:y + p, x:x + p]
-        labels = v.labels[z:z + p, y:y + p, x:x + p]
+        x = torch.empty((n, 1, p, p, p), dtype=torch.float32, device=self.device)
+        y = torch.empty((n, 1, p, p, p), dtype=torch.uint8, device=self.device)
+        for k in range(n):
+            crop = crop_size(p, self.augment_cfg, rng) if train else p
+            i, starts, crop = self.places(rng, crop)
+            sl = tuple(slice(s, s + crop) for s in starts)
+            image, labels = zoom_to(self.images[i][sl], self.labels[i][sl], p)
+            x[k, 0] = image
+            y[k, 0] = labels
         if self.per_patch_norm:
-            image = _normalize_patch(image)
+            mean = x.mean(dim=(2, 3, 4), keepdim=True)
+            sd = x.std(dim=(2, 3, 4), keepdim=True)
+            x = (x - mean) / torch.where(sd > 0, sd, torch.ones_like(sd))
         if train:
-            size, _ = crop_size(p, self.augment_cfg, rng)
-            if size < p:  # up-scaling: zoom into a random part of the sub-volume
-                o = rng.integers(0, p - size + 1, 3)
-                sl = tuple(slice(a, a + size) for a in o)
-                image, labels = zoom_to(image[sl], labels[sl], p, self.ignore_value)
-            image, labels = augment(image, labels, self.augment_cfg, rng)
-        return np.ascontiguousarray(image, np.float32), np.ascontiguousarray(labels)
+            x, y = augment_batch(x, y, self.augment_cfg, rng, self.gen)
+        return x, y
 
+    def generator_state(self) -> torch.Tensor:
+        return self.gen.get_state()
 
-def make_sampler(volumes, sampling: SamplingConfig, augment_cfg: AugmentConfig, ignore_value: int,
-                 per_patch_norm: bool):
-    cls = PaperSampler if sampling.mode == "paper" else RandomSampler
-    return cls(volumes, sampling, augment_cfg, ignore_value, per_patch_norm)
+    def set_generator_state(self, state: torch.Tensor) -> None:
+        self.gen.set_state(state.cpu())

@@ -1,0 +1,154 @@
+"""What a run folder holds, and how a run is saved and resumed.
+
+``config.yaml`` (the effective config), ``metrics.csv`` (one row per epoch), ``learning_curve.png``,
+``best.safetensors`` (lowest validation loss), ``last.safetensors`` and ``last.state.safetensors``
+(optimizer, random states, elapsed time: what ``--resume`` needs). Everything is safetensors or text:
+nothing in a run folder is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..checkpoint import load_model, save_model
+from ..errors import TomosegError
+from ..table import read_csv, write_csv
+from .config import TrainConfig, dump_config
+
+METRIC_COLUMNS = ["epoch", "step", "train_loss", "val_loss", "accuracy", "tp", "tn", "fp", "fn", "recall",
+                  "precision", "f1", "seconds", "loss_kind", "learning_rate"]
+STATE = "last.state.safetensors"
+# settings that may change between a run and its resume: they do not change what is learned
+RESUMABLE_CHANGES = {"epochs", "max_minutes", "device", "performance", "output"}
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def changed_keys(saved: dict, current: dict) -> list[str]:
+    """Config keys (dotted) whose values differ, leaving out those a resume may change."""
+    a, b = _flatten(saved), _flatten(current)
+    keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    return [k for k in keys if k.split(".")[0] not in RESUMABLE_CHANGES]
+
+
+class RunFolder:
+    """Saves and restores one training run."""
+
+    def __init__(self, cfg: TrainConfig, *, resume: bool):
+        self.cfg = cfg
+        self.path = Path(cfg.output)
+        self.state_file = self.path / STATE
+        exists = self.path.exists() and any(self.path.iterdir())
+        if exists and not resume:
+            raise TomosegError(f"{self.path}: run folder exists; pass --resume to continue it, or choose another "
+                               "output")
+        if exists and not self.state_file.exists():
+            raise TomosegError(f"{self.path}: holds no run to resume (no {STATE})")
+        self.resuming = exists
+        if exists:
+            self._check_same_config()
+        self.rows = {c: [] for c in METRIC_COLUMNS}
+
+    def _check_same_config(self) -> None:
+        import yaml
+
+        saved_file = self.path / "config.yaml"
+        try:
+            saved = yaml.safe_load(saved_file.read_text())
+        except (OSError, yaml.YAMLError):
+            raise TomosegError(f"{saved_file}: missing or unreadable; cannot check that --resume continues the "
+                               "same run") from None
+        diff = changed_keys(saved if isinstance(saved, dict) else {}, self.cfg.to_dict())
+        if diff:
+            raise TomosegError(f"{self.path}: the config changed since this run started ({', '.join(diff[:8])}); "
+                               "resume with the run's own config.yaml, or start a new run in another folder")
+
+    def start(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        if not self.resuming:
+            (self.path / "config.yaml").write_text(dump_config(self.cfg))
+
+    def restore(self, model, optimizer, source) -> dict:
+        """Load the last state into ``model``, ``optimizer`` and ``source``; returns the saved counters."""
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_model(self.path / "last.safetensors").state_dict())
+        with safe_open(str(self.state_file), framework="pt") as f:
+            meta = json.loads(f.metadata()["tomoseg_train_state"])
+        tensors = load_file(str(self.state_file))
+        state = {}
+        for key, value in tensors.items():
+            if key.startswith("opt."):
+                _, idx, name = key.split(".", 2)
+                state.setdefault(int(idx), {})[name] = value
+        optimizer.load_state_dict({"state": state, "param_groups": meta.pop("param_groups")})
+        torch.set_rng_state(tensors["torch_rng"])
+        if "source_rng" in tensors:
+            source.set_generator_state(tensors["source_rng"])
+        if (self.path / "metrics.csv").exists():
+            saved = read_csv(self.path / "metrics.csv")
+            self.rows = {c: list(saved.get(c, [])) for c in METRIC_COLUMNS}
+        return meta
+
+    def save(self, model, optimizer, source, counters: dict, row: dict, model_meta: dict, *, best: bool) -> None:
+        from safetensors.torch import save_file
+
+        for c in METRIC_COLUMNS:
+            self.rows[c].append(row[c])
+        training = {"config": self.cfg.to_dict(), "epoch": counters["epoch"], "step": counters["step"],
+                    "seconds": round(counters["elapsed"], 1),
+                    "validation": {k: row[k] for k in ("val_loss", "recall", "precision", "f1")}}
+        was_training = model.training
+        model.eval()
+        save_model(model, self.path / "last.safetensors", {**model_meta, "training": training}, overwrite=True)
+        if best:
+            save_model(model, self.path / "best.safetensors", {**model_meta, "training": training}, overwrite=True)
+        model.train(was_training)
+        opt = optimizer.state_dict()
+        tensors = {"torch_rng": torch.get_rng_state(), "source_rng": source.generator_state().cpu()}
+        for idx, entries in opt["state"].items():
+            for name, value in entries.items():
+                tensors[f"opt.{idx}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
+        meta = {**counters, "param_groups": opt["param_groups"]}
+        tmp = self.state_file.with_name(self.state_file.name + ".partial")
+        save_file(tensors, str(tmp), metadata={"tomoseg_train_state": json.dumps(meta)})
+        tmp.replace(self.state_file)
+        write_csv({c: np.asarray(self.rows[c]) for c in METRIC_COLUMNS}, self.path / "metrics.csv", overwrite=True)
+        learning_curve({c: np.asarray(self.rows[c]) for c in METRIC_COLUMNS}, self.path / "learning_curve.png")
+
+
+def learning_curve(rows: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    step = rows["step"].astype(float)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
+    a.plot(step, rows["train_loss"].astype(float), "o-", label="training")
+    a.plot(step, rows["val_loss"].astype(float), "s-", label="validation")
+    a.set_xlabel("step")
+    a.set_ylabel("loss")
+    a.set_yscale("log")
+    a.legend()
+    for key in ("recall", "precision", "f1"):
+        b.plot(step, rows[key].astype(float), "o-", label=key)
+    b.set_xlabel("step")
+    b.set_ylim(0, 1)
+    b.set_title("validation voxels (threshold 127)")
+    b.legend()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

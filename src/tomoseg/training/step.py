@@ -1,0 +1,84 @@
+"""One optimization step, and the settings that make it fast on its device.
+
+The step owns the optimizer, mixed precision (bf16 autocast on CUDA by default), the gradient scaler
+(fp16 only), the learning-rate schedule and the loss schedule. Both follow the run's *progress*, the
+larger of the share of steps done and the share of the time budget spent, so a run that ends on time
+still finishes its cosine decay and switches loss at the same point of its budget.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..errors import TomosegError
+from .config import TrainConfig
+from .losses import masked_loss
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise TomosegError(f"device {name}: no CUDA GPU is visible to PyTorch; use device: cpu")
+    return torch.device(name)
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" else "f32"
+    if precision == "fp16" and device.type != "cuda":
+        raise TomosegError("precision fp16 needs CUDA; on the CPU use f32 (or auto)")
+    return precision
+
+
+def configure_device(cfg: TrainConfig, device: torch.device) -> None:
+    """Process-wide speed switches of the CUDA libraries (no effect on the CPU)."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = cfg.performance.tf32
+        torch.backends.cudnn.allow_tf32 = cfg.performance.tf32
+        torch.backends.cudnn.benchmark = cfg.performance.cudnn_benchmark
+
+
+class TrainStep:
+    """``step(x, y, progress) -> loss`` (a 0-d tensor, not synchronized): forward, loss, backward, update."""
+
+    def __init__(self, model: torch.nn.Module, cfg: TrainConfig, device: torch.device):
+        self.cfg, self.device = cfg, device
+        self.precision = resolve_precision(cfg.precision, device)
+        self.model = model
+        if cfg.performance.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last_3d)
+        self.forward = torch.compile(self.model) if cfg.performance.compile else self.model
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=cfg.optim.learning_rate,
+                                          weight_decay=cfg.optim.weight_decay)
+        self.amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision == "fp16")
+
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp or torch.float32, enabled=self.amp is not None)
+
+    def learning_rate(self, progress: float) -> float:
+        base = self.cfg.optim.learning_rate
+        if self.cfg.optim.schedule == "cosine":
+            return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0))))
+        return base
+
+    def loss_kind(self, progress: float) -> str:
+        o = self.cfg.optim
+        return o.loss_after if o.loss_after and progress >= o.switch_at else o.loss
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, progress: float) -> torch.Tensor:
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate(progress)
+        if self.cfg.performance.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last_3d)
+        self.optimizer.zero_grad(set_to_none=True)
+        with self.autocast():
+            logits = self.forward(x)
+        loss = masked_loss(logits.float(), y, kind=self.loss_kind(progress), ignore_value=self.cfg.data.ignore_value)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss.detach()

@@ -1,0 +1,119 @@
+"""The tensor data path of training: augmentation keeps labels aligned, ignore survives, budgets, pool cache."""
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from tomoseg.table import read_csv
+from tomoseg.training import train
+from tomoseg.training.augment import augment_batch, zoom_to
+from tomoseg.training.config import AugmentConfig, DataConfig, PhantomData, PhysicsPool
+from tomoseg.training.data import generate_pool, phantom_specs, phantom_volumes
+from tomoseg.training.sampling import PatchSource
+
+
+
+def tiny(tmp_path, name="run", **changes):
+    cfg = {
+        "output": str(tmp_path / name), "epochs": 2, "seed": 3,
+        "model": {"levels": 3, "base_features": 4},
+        "data": {"phantoms": {"count": 1, "shape": [32, 64, 64], "validation_count": 1, "seed": 5}},
+        "sampling": {"patch_size": 32, "batch_size": 2, "steps_per_epoch": 3, "validation_patches": 2},
+        "optim": {"learning_rate": 0.01},
+    }
+    cfg.update(changes)
+    return cfg
+
+
+def _ball_batch(n=6, p=32):
+    """Images whose bright ball is exactly the label-1 voxels; an ignore slab in one corner."""
+    zz, yy, xx = np.mgrid[0:p, 0:p, 0:p]
+    labels = np.zeros((n, 1, p, p, p), np.uint8)
+    for k in range(n):
+        c = (8 + 2 * k, 12, 20 - k)  # off-centre, so every flip and rotation moves it
+        labels[k, 0][(zz - c[0]) ** 2 + (yy - c[1]) ** 2 + (xx - c[2]) ** 2 <= 16] = 1
+    labels[:, :, :4, :6, :8] = 255
+    image = np.where(labels == 1, 10.0, 0.0).astype(np.float32)
+    image[labels == 255] = -3.0
+    return torch.from_numpy(image), torch.from_numpy(labels)
+
+
+def test_flips_and_rotations_keep_every_label_on_its_voxels():
+    image, labels = _ball_batch()
+    cfg = AugmentConfig(flips=True, rot90=True, zoom=[1.0, 1.0], intensity_scale=0, intensity_shift=0, noise=0)
+    moved = 0
+    for seed in range(6):
+        x, y = augment_batch(image.clone(), labels.clone(), cfg, np.random.default_rng(seed), torch.Generator())
+        assert torch.equal(x == 10.0, y == 1)
+        assert torch.equal(x == -3.0, y == 255)  # the ignore value travels with its voxels
+        assert torch.equal(y.sum(dim=(1, 2, 3, 4)), labels.sum(dim=(1, 2, 3, 4)))
+        moved += int(not torch.equal(y, labels))
+    assert moved >= 5
+
+
+def test_zoom_keeps_labels_on_the_zoomed_ball_and_only_their_values():
+    image, labels = _ball_batch(1, 24)
+    x, y = zoom_to(image[0, 0], labels[0, 0], 32)
+    assert x.shape == y.shape == (32, 32, 32) and y.dtype == torch.uint8
+    assert set(torch.unique(y).tolist()) <= {0, 1, 255}
+    ball, lab = (x > 5).numpy(), (y == 1).numpy()
+    iou = (ball & lab).sum() / (ball | lab).sum()
+    assert iou > 0.85
+    ratio = lab.sum() / (labels[0, 0] == 1).sum().item()
+    assert ratio == pytest.approx((32 / 24) ** 3, rel=0.15)
+
+
+def test_intensity_and_noise_change_images_not_labels():
+    image, labels = _ball_batch()
+    cfg = AugmentConfig(flips=False, rot90=False, intensity_scale=0.2, intensity_shift=0.2, noise=0.3)
+    x, y = augment_batch(image.clone(), labels.clone(), cfg, np.random.default_rng(0), torch.Generator())
+    assert torch.equal(y, labels)
+    assert not torch.equal(x, image)
+
+
+def test_patch_source_batches_on_cpu_are_reproducible_and_hold_objects():
+    data = DataConfig(phantoms=PhantomData(count=1, shape=[32, 64, 64], validation_count=0, seed=5))
+    vols = phantom_volumes(data.phantoms, data)
+    from tomoseg.training.config import SamplingConfig
+
+    sampling = SamplingConfig(patch_size=32, batch_size=4, foreground_fraction=1.0)
+    a = PatchSource(vols, sampling, AugmentConfig(), 255, seed=1).batch(np.random.default_rng(2))
+    b = PatchSource(vols, sampling, AugmentConfig(), 255, seed=1).batch(np.random.default_rng(2))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert a[0].shape == (4, 1, 32, 32, 32) and a[0].dtype == torch.float32
+    assert all(int(a[1][k].eq(1).sum()) > 0 for k in range(4))  # object-centred patches hold objects
+
+
+def test_a_time_budget_ends_the_run_on_time(tmp_path):
+    t0 = time.perf_counter()
+    run = train(tiny(tmp_path, epochs=1000, max_minutes=0.01), progress=False)  # 0.6 s of steps
+    elapsed = time.perf_counter() - t0
+    metrics = read_csv(run / "metrics.csv")
+    assert metrics["step"][-1] < 1000 * 3
+    assert elapsed < 30
+
+
+def test_physics_phantoms_join_the_pool_and_are_generated_once_per_seed(tmp_path):
+    spec = PhantomData(count=1, shape=[24, 64, 64], validation_count=0, seed=7,
+                       physics=PhysicsPool(count=2, angles=[40, 60], photons=[500, 1000]))
+    items = phantom_specs(spec, validation=False)
+    assert [it["preset"] for it in items] == ["default", "physics", "physics"]
+    assert len({it["seed"] for it in items}) == 3
+    first, stats1 = generate_pool(items, cache_dir=tmp_path / "cache", workers=1)
+    again, stats2 = generate_pool(items, cache_dir=tmp_path / "cache", workers=1)
+    assert stats1 == {"generated": 3, "cached": 0} and stats2 == {"generated": 0, "cached": 3}
+    for (i1, l1), (i2, l2) in zip(first, again):
+        assert np.array_equal(i1, i2) and np.array_equal(l1, l2)
+    assert not np.array_equal(first[1][0], first[2][0])  # randomized acquisition per volume
+
+
+def test_resume_refuses_a_changed_config_naming_the_keys(tmp_path):
+    from tomoseg.errors import TomosegError
+
+    train(tiny(tmp_path, epochs=1), progress=False)
+    changed = tiny(tmp_path, epochs=2)
+    changed["optim"] = {"learning_rate": 0.02}
+    with pytest.raises(TomosegError, match="optim.learning_rate"):
+        train(changed, resume=True, progress=False)
