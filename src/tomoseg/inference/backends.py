@@ -112,4 +112,8 @@ def make_backend(model: torch.nn.Module, config: BackendConfig = BackendConfig()
     if backend == "openvino":
         threads = int(os.environ["TOMOSEG_THREADS"]) if os.environ.get("TOMOSEG_THREADS") else None
         return OpenVINOBackend(model, config.precision, threads)
+    if device.startswith("cuda"):
+        from .cuda_pipeline import CudaBackend
+
+        return CudaBackend(model, device, config.precision)
     return TorchBackend(model, device, config.precision)

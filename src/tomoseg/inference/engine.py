@@ -16,7 +16,7 @@ import os
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,7 @@ from ..io import create_volume, format_of, open_volume, split_dataset
 from ..io.zarr_store import create_zarr
 from .backends import BackendConfig, make_backend, resolve
 from .normalization import Stats, normalize, volume_stats
-from .tiling import Tile, TilingConfig, pad_to_divisor, read_padded, tile_grid
+from .tiling import Tile, TilingConfig, pad_to_divisor, read_padded, resolve_tiling, tile_grid
 
 WORK_SUFFIX = ".tomoseg-run"
 
@@ -90,9 +90,12 @@ def predict(image: np.ndarray, model=None, *, tiling: TilingConfig | None = None
     if image.ndim != 3:
         raise TomosegError(f"image must be 3D (z, y, x), got shape {image.shape}")
     model = _model_or_default(model)
-    tiling = tiling or TilingConfig()
+    backend = backend or BackendConfig()
+    _, device = resolve(backend)
+    tiling = resolve_tiling(tiling or TilingConfig(), image.shape, model.config.divisor, device=device,
+                            precision=backend.precision, base_features=model.config.base_features)
     stats = stats or volume_stats(image)
-    run = make_backend(model, backend or BackendConfig())
+    run = make_backend(model, backend)
     out = np.empty(image.shape, np.float32)
     for tile in tile_grid(image.shape, tiling, model.config.divisor):
         out[tile.core] = predict_tile(image, tile, stats, run, image.shape, tiling.pad_mode)
@@ -143,7 +146,9 @@ def _backend_for(job: TileJob):
 def run_tiles(job: TileJob, tiles: list[Tile], backend=None, progress=None) -> int:
     """Compute ``tiles`` and write their cores; a tile counts as done once its marker file exists.
 
-    Reading the next tile and writing the last overlap with the model's work.
+    The backend runs the tiles: one with a pipeline of its own (``backend.run_tiles(tiles, read, write,
+    stats, progress)``, e.g. the CUDA pipeline) gets the raw reader and the uint8 writer; any other
+    callable runs here, reading the next tile and writing the last while the model works.
     """
     import zarr
 
@@ -154,27 +159,41 @@ def run_tiles(job: TileJob, tiles: list[Tile], backend=None, progress=None) -> i
     done_dir = work / "done"
 
     def read(tile):
-        return normalize(read_padded(job.volume, tile.read, job.shape, job.tiling.pad_mode), job.stats)
+        return read_padded(job.volume, tile.read, job.shape, job.tiling.pad_mode)
 
-    def write(tile, prob):
-        p8 = to_uint8(prob)
+    def write(tile, p8):
         prob_arr[tile.core] = p8
         if mask_arr is not None:
             mask_arr[tile.core] = (p8 > job.threshold).astype(np.uint8)
         (done_dir / str(tile.index)).touch()
+
+    if not tiles:
+        return 0
+    if hasattr(backend, "run_tiles"):
+        return backend.run_tiles(tiles, read, write, job.stats, progress)
+    return _run_tiles_here(backend, tiles, read, write, job.stats, progress)
+
+
+def _run_tiles_here(backend, tiles, read, write, stats, progress) -> int:
+    def load(tile):
+        return normalize(read(tile), stats)
+
+    def store(tile, prob):
+        p8 = to_uint8(prob)
+        write(tile, p8)
         if progress is not None:
             progress.update(int(np.prod(p8.shape)))
 
     with ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(1) as writer:
         pending_write = None
-        next_read = reader.submit(read, tiles[0]) if tiles else None
+        next_read = reader.submit(load, tiles[0])
         for i, tile in enumerate(tiles):
             data = next_read.result()
-            next_read = reader.submit(read, tiles[i + 1]) if i + 1 < len(tiles) else None
+            next_read = reader.submit(load, tiles[i + 1]) if i + 1 < len(tiles) else None
             prob = backend(data[None, None])[0, 0][tile.core_in_read]
             if pending_write is not None:
                 pending_write.result()
-            pending_write = writer.submit(write, tile, prob)
+            pending_write = writer.submit(store, tile, prob)
         if pending_write is not None:
             pending_write.result()
     return len(tiles)
@@ -283,6 +302,9 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
     volume = open_volume(input, voxel_size=options.voxel_size)
     model = _model_or_default(model)
     backend_name, device = resolve(options.backend)
+    options = replace(options, tiling=resolve_tiling(options.tiling, volume.shape, model.config.divisor, device=device,
+                                                     precision=options.backend.precision,
+                                                     base_features=model.config.base_features))
     fingerprint = _fingerprint(volume, model, options, f"{backend_name}-{device}", bool(mask_output))
     work = work_dir_for(output)
     state = _prepare_work(work, fingerprint, options)

@@ -59,6 +59,8 @@ def volume_stats(volume, *, method: str = "auto", sample_fraction: float = 0.05,
         n = max(1, int(round(shape[0] * sample_fraction)))
         zs = np.unique(np.linspace(0, shape[0] - 1, n).round().astype(int))
         regions = [slice(int(z), int(z) + 1) for z in zs]
+    if np.dtype(getattr(volume, "dtype", np.float64)) in (np.dtype(np.uint8), np.dtype(np.uint16)):
+        return _integer_stats(volume, regions, progress, method)
     count, mean, m2 = 0, 0.0, 0.0
     for region in regions:
         data = np.asarray(volume[region], dtype=np.float64)
@@ -78,6 +80,26 @@ def volume_stats(volume, *, method: str = "auto", sample_fraction: float = 0.05,
         if progress is not None:
             progress.update(n)
     std = float(np.sqrt(m2 / count)) if count else 0.0
+    if not std > 0:
+        raise TomosegError(f"{getattr(volume, 'path', 'volume')}: is constant (every voxel = {mean:g}); there is "
+                           "nothing to segment")
+    return Stats(mean=mean, std=std, voxels=count, method=method)
+
+
+def _integer_stats(volume, regions, progress, method: str) -> Stats:
+    """Mean and s.d. of an 8- or 16-bit volume from its histogram: exact, and several times faster than
+    the float64 pass (a 256x1024x1024 uint8 volume in well under a second)."""
+    hist = None
+    for region in regions:
+        data = np.asarray(volume[region])
+        h = np.bincount(data.ravel(), minlength=256 if data.dtype == np.uint8 else 65536)
+        hist = h if hist is None else hist + h
+        if progress is not None:
+            progress.update(data.size)
+    values = np.arange(len(hist), dtype=np.float64)
+    count = int(hist.sum())
+    mean = float((hist * values).sum() / count)
+    std = float(np.sqrt((hist * (values - mean) ** 2).sum() / count))
     if not std > 0:
         raise TomosegError(f"{getattr(volume, 'path', 'volume')}: is constant (every voxel = {mean:g}); there is "
                            "nothing to segment")

@@ -24,12 +24,12 @@ class TilingConfig:
     see docs/segment.md for measurements.
     """
 
-    tile_size: int = 128
+    tile_size: int | None = None   # None: chosen for the device (resolve_tiling)
     halo: int = 48   # covers the 4-level network's receptive field: tiled == whole-volume (docs/segment.md)
     pad_mode: str = "reflect"
 
     def __post_init__(self):
-        if not isinstance(self.tile_size, int) or self.tile_size < 8:
+        if self.tile_size is not None and (not isinstance(self.tile_size, int) or self.tile_size < 8):
             raise TomosegError(f"tile size {self.tile_size!r} must be an integer of at least 8")
         if not isinstance(self.halo, int) or self.halo < 0:
             raise TomosegError(f"halo {self.halo!r} must be a non-negative integer")
@@ -46,6 +46,27 @@ class Tile:
     @property
     def core_in_read(self) -> tuple[slice, slice, slice]:
         return tuple(slice(c.start - r.start, c.stop - r.start) for c, r in zip(self.core, self.read))
+
+
+CPU_TILE_SIZE = 128
+
+
+def resolve_tiling(config: TilingConfig, shape, divisor: int, *, device: str = "cpu", precision: str = "f32",
+                   base_features: int = 8) -> TilingConfig:
+    """``config`` with its tile size fixed for ``device`` (from the free memory on CUDA) and rounded up to
+    the divisor, so that output chunks always equal tile cores."""
+    from dataclasses import replace
+
+    size = config.tile_size
+    if size is None:
+        if str(device).startswith("cuda"):
+            from .cuda_pipeline import choose_tile_size
+
+            size, _ = choose_tile_size(shape, device=device, precision=precision, halo=config.halo,
+                                       divisor=divisor, base_features=base_features)
+        else:
+            size = CPU_TILE_SIZE
+    return replace(config, tile_size=round_up(size, divisor))
 
 
 def round_up(value: int, multiple: int) -> int:
@@ -69,7 +90,7 @@ def tile_grid(shape, config: TilingConfig, divisor: int) -> list[Tile]:
     >>> len(tiles), tiles[1].core[0], tiles[1].read[0]
     (2, slice(64, 100, None), slice(24, 104, None))
     """
-    size = round_up(config.tile_size, divisor)
+    size = round_up(config.tile_size or CPU_TILE_SIZE, divisor)
     halo = round_up(config.halo, divisor)
     window = size + 2 * halo
     padded = padded_shape(shape, divisor)

@@ -175,7 +175,7 @@ def generate_pool(items: list[dict], *, cache_dir=None, workers: int = 0) -> tup
             if paths[k].exists():
                 results[k] = _load_cached(paths[k])
     todo = [k for k, r in enumerate(results) if r is None]
-    workers = workers or os.cpu_count() or 1
+    workers = workers or len(os.sched_getaffinity(0)) or 1
     # processes pay off only for real work: about 1 s per 6 Mvox of preset phantom, 30x that with physics
     work = sum(np.prod(items[k]["shape"]) * (30 if items[k]["physics"] else 1) for k in todo)
     if len(todo) > 1 and workers > 1 and work > 2e7:

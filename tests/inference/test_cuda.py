@@ -1,0 +1,75 @@
+"""The CUDA pipeline: exact against a whole-volume pass and against the CPU, through files and Dask.
+
+Marked ``gpu``: skipped where no CUDA device is visible (CI), run wherever one is.
+"""
+
+import numpy as np
+import pytest
+
+import tomoseg
+from tomoseg.inference import BackendConfig, SegmentOptions, TilingConfig, predict, segment
+from tomoseg.inference.engine import predict_whole, to_uint8
+from tomoseg.io import read_volume, write_volume
+
+pytestmark = pytest.mark.gpu
+
+CUDA = BackendConfig(backend="torch", device="cuda")
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return tomoseg.make_phantom((64, 160, 176), rng=11)
+
+
+def test_tiled_on_the_gpu_equals_one_whole_volume_pass(phantom):
+    model = tomoseg.load_model()
+    tiled = to_uint8(predict(phantom.image, model, tiling=TilingConfig(tile_size=48, halo=48), backend=CUDA))
+    whole = to_uint8(predict_whole(phantom.image, model, backend=CUDA))
+    diff = np.abs(tiled.astype(int) - whole.astype(int))
+    assert diff.max() <= 1
+    assert (diff > 0).mean() < 1e-3
+
+
+def test_gpu_and_cpu_agree_within_one_level(phantom):
+    model = tomoseg.load_model()
+    gpu = to_uint8(predict(phantom.image, model, tiling=TilingConfig(tile_size=64), backend=CUDA))
+    cpu = to_uint8(predict(phantom.image, model, tiling=TilingConfig(tile_size=64),
+                           backend=BackendConfig(backend="torch", device="cpu")))
+    assert np.abs(gpu.astype(int) - cpu.astype(int)).max() <= 1
+
+
+def test_segment_through_files_on_the_gpu_pipeline_and_dask(phantom, tmp_path):
+    write_volume(tmp_path / "scan.tif", phantom.image, voxel_size=(29.33,) * 3)
+    opts = SegmentOptions(tiling=TilingConfig(tile_size=64), backend=CUDA)
+    record = segment(tmp_path / "scan.tif", tmp_path / "prob.zarr", mask_output=tmp_path / "mask.zarr",
+                     options=opts, progress=False)
+    assert record["backend"].startswith("torch-cuda")
+    prob = read_volume(tmp_path / "prob.zarr")
+    ref = to_uint8(predict(phantom.image, tiling=TilingConfig(tile_size=64), backend=CUDA))
+    assert np.array_equal(prob, ref)
+    assert np.array_equal(read_volume(tmp_path / "mask.zarr"), (prob > 127).astype(np.uint8))
+    from dataclasses import replace
+
+    segment(tmp_path / "scan.tif", tmp_path / "prob-dask.zarr", options=replace(opts, workers=1), progress=False)
+    assert np.array_equal(read_volume(tmp_path / "prob-dask.zarr"), prob)
+
+
+def test_default_tile_size_on_the_gpu_is_large_and_exact(phantom):
+    from tomoseg.inference.tiling import resolve_tiling
+
+    tiling = resolve_tiling(TilingConfig(), (256, 1024, 1024), 8, device="cuda")
+    assert tiling.tile_size >= 128 and tiling.tile_size % 8 == 0
+
+
+def test_a_few_training_steps_on_the_gpu(tmp_path):
+    from tomoseg.table import read_csv
+    from tomoseg.training import train
+
+    run = train({"output": str(tmp_path / "run"), "epochs": 2, "device": "cuda",
+                 "data": {"phantoms": {"count": 2, "shape": [64, 128, 128], "validation_count": 1}},
+                 "sampling": {"patch_size": 64, "batch_size": 4, "steps_per_epoch": 5, "validation_patches": 4}},
+                progress=False)
+    metrics = read_csv(run / "metrics.csv")
+    assert list(metrics["step"]) == [5, 10]
+    assert np.all(np.isfinite(metrics["train_loss"]))
+    assert tomoseg.load_model(run / "last.safetensors").metadata["training"]["config"]["precision"] == "auto"
