@@ -294,7 +294,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
         stats = volume_stats(volume, method=options.stats, progress=bar)
         work.mkdir()
         (work / "done").mkdir()
-        chunks = (options.tiling.tile_size,) * 3
+        chunks = (options.tiling.chunk(model.config.divisor),) * 3  # cores are unions of whole chunks
         for name in ["prob"] + (["mask"] if mask_output else []):
             create_zarr(work / f"{name}.zarr", volume.shape, np.uint8, voxel_size=volume.voxel_size, chunks=chunks,
                         name=name)
