@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from .._version import __version__
 from ..errors import TomosegError
 from ..io import create_volume, format_of, open_volume, split_dataset
 from ..io.zarr_store import create_zarr
-from .backends import BackendConfig, make_backend, resolve
+from .backends import BackendConfig, make_backend, resolve, run_windows_one_by_one, to_uint8  # noqa: F401
 from .normalization import Stats, normalize, volume_stats
 from .tiling import Tile, TilingConfig, pad_to_divisor, read_padded, tile_grid
 
@@ -51,11 +52,6 @@ class SegmentOptions:
             raise TomosegError(f"threshold {self.threshold!r} must be an integer from 0 to 254 (0-255 scale)")
         if self.stats not in ("auto", "full", "sample"):
             raise TomosegError(f"stats {self.stats!r} must be auto, full or sample")
-
-
-def to_uint8(prob: np.ndarray) -> np.ndarray:
-    """Probabilities in [0, 1] to the paper's 0–255 scale."""
-    return np.rint(np.clip(prob, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def _model_or_default(model):
@@ -143,7 +139,9 @@ def _backend_for(job: TileJob):
 def run_tiles(job: TileJob, tiles: list[Tile], backend=None, progress=None) -> int:
     """Compute ``tiles`` and write their cores; a tile counts as done once its marker file exists.
 
-    Reading the next tile and writing the last overlap with the model's work.
+    Reader threads read windows ahead (``backend.readers`` of them), the backend turns the stream of raw
+    windows into uint8 cores (``backend.run_windows``, see :mod:`.backends`), writer threads write the cores
+    and the done markers: reading, computing and writing overlap.
     """
     import zarr
 
@@ -152,31 +150,44 @@ def run_tiles(job: TileJob, tiles: list[Tile], backend=None, progress=None) -> i
     prob_arr = zarr.open_array(str(work / "prob.zarr"), path="0", mode="r+")
     mask_arr = zarr.open_array(str(work / "mask.zarr"), path="0", mode="r+") if job.write_mask else None
     done_dir = work / "done"
+    readers = max(1, int(getattr(backend, "readers", 1)))
 
     def read(tile):
-        return normalize(read_padded(job.volume, tile.read, job.shape, job.tiling.pad_mode), job.stats)
+        return read_padded(job.volume, tile.read, job.shape, job.tiling.pad_mode)
 
-    def write(tile, prob):
-        p8 = to_uint8(prob)
+    def write(tile, p8):
         prob_arr[tile.core] = p8
         if mask_arr is not None:
             mask_arr[tile.core] = (p8 > job.threshold).astype(np.uint8)
         (done_dir / str(tile.index)).touch()
         if progress is not None:
-            progress.update(int(np.prod(p8.shape)))
+            progress.update(int(p8.size))
 
-    with ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(1) as writer:
-        pending_write = None
-        next_read = reader.submit(read, tiles[0]) if tiles else None
-        for i, tile in enumerate(tiles):
-            data = next_read.result()
-            next_read = reader.submit(read, tiles[i + 1]) if i + 1 < len(tiles) else None
-            prob = backend(data[None, None])[0, 0][tile.core_in_read]
-            if pending_write is not None:
-                pending_write.result()
-            pending_write = writer.submit(write, tile, prob)
-        if pending_write is not None:
-            pending_write.result()
+    with ThreadPoolExecutor(readers) as reader, ThreadPoolExecutor(readers) as writer:
+        def windows():
+            ahead = deque()
+            todo = iter(tiles)
+            for tile in todo:
+                ahead.append((tile, reader.submit(read, tile)))
+                if len(ahead) > readers:
+                    break
+            while ahead:
+                tile, raw = ahead.popleft()
+                following = next(todo, None)
+                if following is not None:
+                    ahead.append((following, reader.submit(read, following)))
+                yield tile, raw.result()
+
+        run = getattr(backend, "run_windows", None)
+        results = run(windows(), job.stats) if run is not None else run_windows_one_by_one(backend, windows(),
+                                                                                             job.stats)
+        writes = deque()
+        for tile, p8 in results:
+            writes.append(writer.submit(write, tile, p8))
+            while len(writes) > readers + 1:
+                writes.popleft().result()
+        for w in writes:
+            w.result()
     return len(tiles)
 
 
