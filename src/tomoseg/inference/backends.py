@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from scipy.special import expit
 
 from ..errors import TomosegError
@@ -57,12 +56,24 @@ def openvino_available() -> bool:
     return importlib.util.find_spec("openvino") is not None
 
 
+def cuda_available() -> bool:
+    """Whether PyTorch sees a CUDA GPU; without importing PyTorch where no GPU driver is present (Linux)."""
+    import sys
+
+    if "torch" not in sys.modules and sys.platform.startswith("linux") and not any(
+            os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg", "/dev/kfd")):
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def resolve(config: BackendConfig) -> tuple[str, str]:
     """The (backend, device) that ``auto`` stands for here."""
     device = config.device
     if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
+        device = "cuda" if cuda_available() else "cpu"
+    if device.startswith("cuda") and not cuda_available():
         raise TomosegError("--device cuda: no CUDA GPU is visible to PyTorch; use --device cpu")
     backend = config.backend
     if backend == "auto":
@@ -92,10 +103,13 @@ def cache_dir() -> Path | None:
     return Path(base) / "tomoseg"
 
 
-def model_key(model: torch.nn.Module) -> str:
-    """A digest of the model's weights, architecture and the code that converts it (names cached files)."""
+def model_key(model) -> str:
+    """Names the model's converted form in the cache: ``model.cache_key`` where the model came from a file
+    (see :mod:`.model_file`), else a digest of its weights, architecture and the tomoseg version."""
     from .._version import __version__
 
+    if getattr(model, "cache_key", None):
+        return model.cache_key
     h = hashlib.sha256(f"{__version__} {getattr(model, 'config', None)!r}".encode())
     for name, tensor in model.state_dict().items():
         h.update(name.encode())
@@ -113,7 +127,11 @@ def run_windows_one_by_one(backend, windows, stats) -> Iterator[tuple]:
 class TorchBackend:
     """PyTorch on the CPU or CUDA (one window at a time; autocast for bf16/fp16)."""
 
-    def __init__(self, model: torch.nn.Module, device: str, precision: str = "f32"):
+    def __init__(self, model, device: str, precision: str = "f32"):
+        import torch
+
+        if not hasattr(model, "state_dict"):  # a ModelFile
+            model = model.load()
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.dtype = {"f32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
@@ -121,6 +139,8 @@ class TorchBackend:
         self.readers = 1
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        import torch
+
         t = torch.from_numpy(np.ascontiguousarray(x)).to(self.device, non_blocking=True)
         with torch.inference_mode():
             if self.dtype is not None:
@@ -143,13 +163,13 @@ class OpenVINOBackend:
     window shape stays compiled (memory stays that of one shape).
     """
 
-    def __init__(self, model: torch.nn.Module, precision: str = "f32", threads: int | None = None, *,
+    def __init__(self, model, precision: str = "f32", threads: int | None = None, *,
                  requests: int = 2, hint: str = "LATENCY", cache: Path | None | str = "default"):
         import openvino as ov
 
         self._ov = ov
         self.core = ov.Core()
-        self.model = model.cpu().eval()
+        self.model = model.cpu().eval() if hasattr(model, "state_dict") else model  # a module or a ModelFile
         self.properties = {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
                            "PERFORMANCE_HINT": hint}
         if threads:
@@ -173,6 +193,10 @@ class OpenVINOBackend:
             if ir is not None and ir.exists() and ir.with_suffix(".bin").exists():
                 self._ir = self.core.read_model(str(ir))
             else:
+                import torch
+
+                if not hasattr(self.model, "state_dict"):
+                    self.model = self.model.load()
                 d = self.model.config.divisor
                 with warnings.catch_warnings(), torch.no_grad():
                     warnings.simplefilter("ignore")  # tracing warnings about the input-size check
@@ -237,7 +261,7 @@ class OpenVINOBackend:
             yield from drain()
 
 
-def make_backend(model: torch.nn.Module, config: BackendConfig = BackendConfig()):
+def make_backend(model, config: BackendConfig = BackendConfig()):
     """The backend ``config`` asks for. Every backend offers ``backend(x) -> p`` on a batch
     and ``backend.run_windows(windows, stats)`` on a stream of (tile, raw window) pairs."""
     backend, device = resolve(config)

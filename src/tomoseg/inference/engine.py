@@ -46,19 +46,29 @@ class SegmentOptions:
     overwrite: bool = False
     workers: int | None = None
     scheduler: str | None = None
+    sample_mask: str = "auto"   # auto | off | path of a mask volume (nonzero = sample)
+    roi: str | None = None      # "z0:z1,y0:y1,x0:x1": compute only this box (replaces the sample mask)
 
     def __post_init__(self):
         if not isinstance(self.threshold, int) or not 0 <= self.threshold <= 254:
             raise TomosegError(f"threshold {self.threshold!r} must be an integer from 0 to 254 (0-255 scale)")
         if self.stats not in ("auto", "full", "sample"):
             raise TomosegError(f"stats {self.stats!r} must be auto, full or sample")
+        if not isinstance(self.sample_mask, (str, os.PathLike)) or not str(self.sample_mask):
+            raise TomosegError(f"sample mask {self.sample_mask!r} must be 'auto', 'off' or the path of a mask volume")
+        if self.roi is not None and str(self.sample_mask) not in ("auto", "off"):
+            raise TomosegError("give either a sample mask file or an ROI, not both")
 
 
 def _model_or_default(model):
-    from ..checkpoint import load_model
+    """The model to run: a module as given; for a path (or None: the default model) the loaded module, or a
+    :class:`.model_file.ModelFile` where OpenVINO has converted that file before (no PyTorch import)."""
+    from .backends import cache_dir, openvino_available
+    from .model_file import open_model
 
     if model is None or isinstance(model, (str, os.PathLike)):
-        return load_model(model)
+        cache = cache_dir()
+        return open_model(model, cache / "openvino" if cache is not None and openvino_available() else None)
     return model.eval()
 
 
@@ -285,8 +295,6 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
     dict
         The provenance record, also written to ``OUTPUT.provenance.json``.
     """
-    from ..checkpoint import save_model
-
     options = options or SegmentOptions()
     t0 = time.time()
     outputs = [str(output)] + ([str(mask_output)] if mask_output else [])
@@ -297,7 +305,8 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
     fingerprint = _fingerprint(volume, model, options, f"{backend_name}-{device}", bool(mask_output))
     work = work_dir_for(output)
     state = _prepare_work(work, fingerprint, options)
-    tiles = tile_grid(volume.shape, options.tiling, model.config.divisor)
+    sample = _sample_mask(volume, options, work, state, model.config.divisor)
+    tiles = tile_grid(volume.shape, options.tiling, model.config.divisor, region=sample.box) if sample.box else []
     bar = _progress_bar(progress, volume.size)
     if state is None:
         if bar is not None:
@@ -310,11 +319,22 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
             create_zarr(work / f"{name}.zarr", volume.shape, np.uint8, voxel_size=volume.voxel_size, chunks=chunks,
                         name=name)
         model_path = work / "model.safetensors"
-        save_model(model, model_path, getattr(model, "metadata", None))
-        state = {"fingerprint": fingerprint, "stats": stats.to_dict(), "started": t0}
+        if hasattr(model, "state_dict"):
+            from ..checkpoint import save_model
+
+            save_model(model, model_path, getattr(model, "metadata", None))
+        else:  # a ModelFile: the file itself
+            shutil.copyfile(model.path, model_path)
+        sample.save(work / "sample_mask.npz")
+        state = {"fingerprint": fingerprint, "stats": stats.to_dict(), "started": t0,
+                 "sample": {"settings": _sample_settings(options), "record": sample.record}}
         (work / "state.json").write_text(json.dumps(state, indent=1))
     stats = Stats(**state["stats"])
     done = {int(n) for n in os.listdir(work / "done")}
+    skipped = {t.index for t in tiles if not sample.touches(t.core)}
+    for i in skipped - done:  # wholly outside the sample: probability 0, the work store's fill value
+        (work / "done" / str(i)).touch()
+        done.add(i)
     todo = [t for t in tiles if t.index not in done]
     job = TileJob(volume=volume, shape=volume.shape, model_path=str(work / "model.safetensors"),
                   model_sha256=fingerprint["model_sha256"] or "in-memory", stats=stats, tiling=options.tiling,
@@ -341,12 +361,42 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
     if mask_output:
         _finish_output(work / "mask.zarr", str(mask_output), volume.shape, volume.voxel_size, options.overwrite)
     record = _provenance(volume, model, options, fingerprint, stats, outputs, len(tiles), t0)
+    record["sample_mask"] = {**sample.record, "tiles_computed": len(tiles) - len(skipped),
+                             "voxels_computed": int(sum(t.voxels for t in tiles if t.index not in skipped)),
+                             "outside": "probability 0, network not run"}
     f, _ = split_dataset(output)
     prov = f.with_name(f.name + ".provenance.json")
     prov.write_text(json.dumps(record, indent=1))
     volume.close()
     shutil.rmtree(work)
     return record
+
+
+def _sample_settings(options: SegmentOptions) -> dict:
+    return {"sample_mask": str(options.sample_mask), "roi": options.roi}
+
+
+def _sample_mask(volume, options: SegmentOptions, work: Path, state: dict | None, divisor: int):
+    """The sample mask of this run: saved in the work folder, so a resumed run skips the same tiles."""
+    from ..sample_mask import SampleMask, all_sample, auto_sample_mask, file_sample_mask, roi_sample_mask
+    from .tiling import round_up
+
+    if state is not None:
+        saved = state.get("sample") or {}
+        if saved.get("settings") != _sample_settings(options) or not (work / "sample_mask.npz").exists():
+            raise TomosegError(f"{work}: the interrupted run used another sample mask or ROI "
+                               f"({saved.get('settings')}); pass --overwrite to start over")
+        return SampleMask.load(work / "sample_mask.npz", saved["record"])
+    shape = tuple(volume.shape)
+    if options.roi is not None:
+        return roi_sample_mask(shape, options.roi)
+    if options.sample_mask == "off":
+        return all_sample(shape, "off")
+    if options.sample_mask != "auto":
+        return file_sample_mask(options.sample_mask, shape)
+    if min(shape[1:]) < 64:
+        return all_sample(shape, "auto: too small to tell sample from surroundings")
+    return auto_sample_mask(volume, margin=round_up(options.tiling.halo, divisor))
 
 
 def _progress_bar(enabled: bool, total: int):
