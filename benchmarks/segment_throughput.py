@@ -2,7 +2,7 @@
 
 Rows, each timed from the input file to the output file(s) (read, normalize, infer, write):
 
-- ``tomoseg``: ``segment()`` with its defaults (in this process: the model is loaded, not the interpreter);
+- ``tomoseg``: ``segment()`` with its defaults, in this process (imports done; the model file is read);
 - ``tomoseg, no sample mask``: the same with ``sample_mask="off"`` (every tile computed);
 - ``tomoseg CLI``: ``python -m tomoseg segment IN OUT`` in a subprocess: process start, imports, model
   load and compile (from the on-disk cache after the first run) included;
@@ -110,25 +110,42 @@ def _normalized_tensor(src, device):
     return x.to(device)
 
 
-def run_paper(src, out, model, device):
-    """One pass of the network over the whole (padded) volume, as the paper's code predicts a region."""
+def run_paper(src, out, model, device) -> dict:
+    """One pass of the network over the whole (padded) volume, as the paper's code predicts a region. Where the
+    whole volume does not fit (GPU memory, or PyTorch's 32-bit indexing limit), the fewest equal z slabs that do,
+    each in one pass (the row then says so; slab faces are not exact)."""
     import torch
 
+    import tomoseg
     from tomoseg.inference.tiling import round_up
 
     x = _normalized_tensor(src, device)
     d = model.config.divisor
-    shape = x.shape[2:]
-    pad = [p for s in reversed(shape) for p in (0, round_up(s, d) - s)]
-    with torch.inference_mode():
-        if any(pad):
-            x = torch.nn.functional.pad(x, pad, mode="reflect")
-        prob = torch.sigmoid(model(x))[..., :shape[0], :shape[1], :shape[2]]
-        del x
-        u8 = torch.round(prob * 255).to(torch.uint8).cpu().numpy()[0, 0]
-    import tomoseg
-
+    depth = x.shape[2]
+    u8 = np.empty(tuple(x.shape[2:]), np.uint8)
+    for slabs in (1, 2, 4, 8):
+        try:
+            step = round_up(-(-depth // slabs), d)
+            for z0 in range(0, depth, step):
+                part = x[:, :, z0:z0 + step]
+                shape = part.shape[2:]
+                pad = [p for s in reversed(shape) for p in (0, round_up(s, d) - s)]
+                with torch.inference_mode():
+                    if any(pad):
+                        part = torch.nn.functional.pad(part, pad, mode="reflect")
+                    prob = torch.sigmoid(model(part))[0, 0, :shape[0], :shape[1], :shape[2]]
+                    u8[z0:z0 + step] = torch.round(prob * 255).to(torch.uint8).cpu().numpy()
+                del part, prob
+            break
+        except (RuntimeError, torch.OutOfMemoryError) as exc:
+            if slabs == 8 or not _cuda(device):
+                raise
+            print(f"paper-style pass in {slabs} slab(s) failed ({str(exc).splitlines()[0][:80]}); "
+                  f"trying {2 * slabs}", file=sys.stderr)
+            torch.cuda.empty_cache()
+    del x
     tomoseg.write_volume(str(out), u8)
+    return {"note": f"in {slabs} z slabs (the whole volume did not fit)"} if slabs > 1 else {}
 
 
 def run_monai(src, out, model, device):
@@ -163,7 +180,7 @@ def run_tomoseg(src, out, model, device, tile_size=None, sample_mask=None):
     segment(src, out, model=model, options=_segment_options(device, tile_size, sample_mask), progress=False)
 
 
-def run_cli(src, out, device, tile_size=None) -> float:
+def run_cli(src, out, device, tile_size=None) -> dict:
     """The CLI in a fresh process; returns its peak RSS in MiB (the caller times it)."""
     cmd = [sys.executable, "-m", "tomoseg", "-q", "segment", str(src), str(out), "--device", device, "--overwrite"]
     if tile_size:
@@ -176,7 +193,7 @@ def run_cli(src, out, device, tile_size=None) -> float:
         _, err = proc.communicate()
     if proc.returncode:
         raise RuntimeError(f"CLI failed ({proc.returncode}): {err[-2000:]}")
-    return rss.mib
+    return {"rss_mib": rss.mib}
 
 
 def make_input(shape, kind: str, folder: Path):
@@ -204,18 +221,18 @@ def bench_shape(shape, device, methods, repeats, args, folder: Path) -> list[dic
 
     src, sample = make_input(shape, args.input or ("tiled" if _cuda(device) else "phantom"), folder)
     model = tomoseg.load_model(args.model).to(device).eval()
-    cpu_model = tomoseg.load_model(args.model)
+    path = args.model  # None: the shipped model; tomoseg loads it as the CLI does (from the model cache)
     voxels = int(np.prod(shape))
     tile = args.gpu_tile_size if _cuda(device) else args.tile_size
     runners = {
-        "tomoseg": lambda out: run_tomoseg(src, out, cpu_model, device, tile, None),
-        "tomoseg-nomask": lambda out: run_tomoseg(src, out, cpu_model, device, tile, "off"),
+        "tomoseg": lambda out: run_tomoseg(src, out, path, device, tile, None),
+        "tomoseg-nomask": lambda out: run_tomoseg(src, out, path, device, tile, "off"),
         "tomoseg-cli": lambda out: run_cli(src, out, device, tile),
         "paper": lambda out: run_paper(src, out, model, device),
         "monai": lambda out: run_monai(src, out, model, device),
     }
-    if "tomoseg" in methods or "tomoseg-cli" in methods:  # warm-up: fills the on-disk model cache
-        run_tomoseg(src, folder / "warmup.zarr", cpu_model, device, tile, None)
+    if any(m.startswith("tomoseg") for m in methods):  # warm-up: fills the on-disk model cache
+        run_tomoseg(src, folder / "warmup.zarr", path, device, tile, None)
     rows, outputs = [], {}
     for method in methods:
         runs = []
@@ -227,7 +244,7 @@ def bench_shape(shape, device, methods, repeats, args, folder: Path) -> list[dic
             try:
                 t0 = time.perf_counter()
                 with PeakRSS() as rss:
-                    child_mib = runners[method](out)
+                    extra = runners[method](out) or {}
                     _sync(device)
                 seconds = time.perf_counter() - t0
             except Exception as exc:  # e.g. out of memory: a row that says so
@@ -237,7 +254,7 @@ def bench_shape(shape, device, methods, repeats, args, folder: Path) -> list[dic
                 if _cuda(device):
                     torch.cuda.empty_cache()
                 break
-            runs.append({"seconds": seconds, "rss_mib": child_mib if isinstance(child_mib, float) else rss.mib,
+            runs.append({"seconds": seconds, "rss_mib": extra.get("rss_mib", rss.mib), "note": extra.get("note"),
                          "gpu_mib": torch.cuda.max_memory_allocated() / 2**20 if _cuda(device) else None})
             outputs[method] = out
             print(f"{method} {shape} run {r + 1}: {seconds:.1f} s", file=sys.stderr, flush=True)
@@ -246,9 +263,11 @@ def bench_shape(shape, device, methods, repeats, args, folder: Path) -> list[dic
             continue
         sec = statistics.median(x["seconds"] for x in runs)
         rows.append({"method": method, "seconds": sec, "runs": len(runs), "mvox_s": voxels / sec / 1e6,
+                     "note": runs[-1]["note"],
                      "rss_mib": max(x["rss_mib"] for x in runs),
                      "gpu_mib": max(x["gpu_mib"] for x in runs) if _cuda(device) else None})
-    ref_name = "paper" if "paper" in outputs else ("tomoseg-nomask" if "tomoseg-nomask" in outputs else None)
+    whole = any(r["method"] == "paper" and not r.get("note") and "failed" not in r for r in rows)
+    ref_name = "paper" if whole else ("tomoseg-nomask" if "tomoseg-nomask" in outputs else None)
     if ref_name:
         ref = tomoseg.read_volume(outputs[ref_name]).astype(np.int16)
         for row in rows:
@@ -277,7 +296,7 @@ def table(rows, shape, device, repeats, args) -> str:
              + ("peak GPU (MiB) | " if gpu else "") + f"max diff vs {LABELS.get(ref, 'n/a')} (0-255): all / in sample |",
              "|---|---:|---:|---:|---:|---:|" + ("---:|" if gpu else "") + "---:|"]
     for r in rows:
-        label = LABELS[r["method"]]
+        label = LABELS[r["method"]] + (f" ({r['note']})" if r.get("note") else "")
         if "failed" in r:
             lines.append(f"| {label} | failed: {r['failed']} | | | | |" + (" |" if gpu else "") + " |")
             continue

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.special import expit
 
 from ..errors import TomosegError
 from .normalization import normalize
@@ -86,6 +85,15 @@ def resolve(config: BackendConfig) -> tuple[str, str]:
     if config.precision == "fp16" and not device.startswith("cuda"):
         raise TomosegError("fp16 precision needs CUDA; on the CPU use f32 or bf16")
     return backend, device
+
+
+def expit(logits: np.ndarray) -> np.ndarray:
+    """The sigmoid, in float32, without overflow (and without importing scipy.special: 0.2-0.6 s of start-up)."""
+    out = np.multiply(logits, np.float32(0.5), dtype=np.float32)
+    np.tanh(out, out=out)
+    out *= np.float32(0.5)
+    out += np.float32(0.5)
+    return out
 
 
 def to_uint8(prob: np.ndarray) -> np.ndarray:
