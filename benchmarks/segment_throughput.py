@@ -1,131 +1,368 @@
-"""Segmentation throughput, side by side on one volume with the same weights.
+"""Segmentation throughput, side by side in one process, on one volume with the same (shipped) weights.
 
-Rows: tomoseg segment end to end (read, normalize, infer, write) with each backend; the paper-style
-single PyTorch pass over the whole volume (its code predicts one region in one pass); MONAI's
-sliding_window_inference (roi 128^3, overlap 0.25, gaussian). Each method runs in its own process so
-that its peak RSS is its own; the table gives the median time of --repeats runs.
+Rows, each timed from the input file to the output file(s) (read, normalize, infer, write):
 
-    python benchmarks/segment_throughput.py --shape 128 512 512 --out benchmarks/results/segment_throughput.md
+- ``tomoseg``: ``segment()`` with its defaults, in this process (imports done; the model file is read);
+- ``tomoseg, no sample mask``: the same with ``sample_mask="off"`` (every tile computed);
+- ``tomoseg CLI``: ``python -m tomoseg segment IN OUT`` in a subprocess: process start, imports, model
+  load and compile (from the on-disk cache after the first run) included;
+- ``paper-style pass``: one PyTorch pass over the whole volume, as the paper's code predicts a region;
+- ``MONAI``: ``sliding_window_inference`` (roi 128^3, overlap 0.25, gaussian blending).
+
+On the CPU the volumes are 128x512x512 and 128x256x256 (``--quick``: 64x256x256 and one run); on a GPU
+(when ``torch.cuda.is_available()``) 256x1024x1024, the paper's volume, on ``device="cuda"``. Times are
+medians of ``--repeats`` runs (``--gpu-repeats`` for the big GPU volume), after one untimed warm-up of
+tomoseg that fills the compiled-model cache. Peak memory is sampled per row: host RSS (this process, or
+the CLI child) and GPU memory (PyTorch's allocator peak). "max diff" compares each output with the
+paper-style pass on the 0-255 scale: everywhere, and inside the sample (the phantom's pillar).
+
+The input is a phantom from ``tomoseg.make_phantom`` (``--input phantom``, the default on the CPU sizes);
+for the GPU volume a 2x2x2 tiling of a 128x512x512 phantom (``--input tiled``: four pillars side by side,
+the same share of environment, a minute instead of many to make).
+
+Each (device, shape) run replaces only its own section of ``--out``, so a CPU run keeps GPU results.
+
+    python benchmarks/segment_throughput.py                   # CPU (and GPU where present), median of 3
+    python benchmarks/segment_throughput.py --quick           # a minute: 64x256x256, one run, no MONAI
+    python benchmarks/segment_throughput.py --device cuda --gpu-repeats 1 --methods tomoseg paper monai
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
-from _report import emit
-
-CHILD = r"""
-import json, resource, sys, time
 import numpy as np
-method, src, out, model_path = sys.argv[1:5]
-import torch, tomoseg
-from tomoseg.inference import BackendConfig, SegmentOptions, TilingConfig, segment
-from tomoseg.inference.normalization import normalize, volume_stats
-model = tomoseg.load_model(model_path)
-t0 = time.perf_counter()
-if method.startswith("tomoseg"):
-    _, backend, precision = method.split(":")
-    segment(src, out, model=model, progress=False,
-            options=SegmentOptions(backend=BackendConfig(backend=backend, precision=precision)))
-elif method == "paper-single-pass":
-    image = tomoseg.read_volume(src)
-    x = torch.from_numpy(normalize(image, volume_stats(image)))[None, None]
-    with torch.inference_mode():
-        prob = torch.sigmoid(model(x))[0, 0].numpy()
-    tomoseg.write_volume(out, np.rint(prob * 255).astype(np.uint8))
-elif method == "monai-sliding-window":
-    from monai.inferers import sliding_window_inference
-    image = tomoseg.read_volume(src)
-    x = torch.from_numpy(normalize(image, volume_stats(image)))[None, None]
-    with torch.inference_mode():
-        logits = sliding_window_inference(x, roi_size=(128, 128, 128), sw_batch_size=1, predictor=model,
-                                          overlap=0.25, mode="gaussian")
-        prob = torch.sigmoid(logits)[0, 0].numpy()
-    tomoseg.write_volume(out, np.rint(prob * 255).astype(np.uint8))
-seconds = time.perf_counter() - t0
-print(json.dumps({"seconds": seconds, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
-"""
 
-METHODS = ["tomoseg:openvino:f32", "tomoseg:openvino:bf16", "tomoseg:torch:f32", "paper-single-pass",
-           "monai-sliding-window"]
+METHODS = ["tomoseg", "tomoseg-nomask", "tomoseg-cli", "paper", "monai"]
+LABELS = {"tomoseg": "tomoseg (defaults)", "tomoseg-nomask": "tomoseg, no sample mask",
+          "tomoseg-cli": "tomoseg CLI (process start included)", "paper": "paper-style whole-volume pass",
+          "monai": "MONAI sliding_window_inference"}
+CPU_SHAPES = [(128, 512, 512), (128, 256, 256)]
+GPU_SHAPES = [(256, 1024, 1024)]
+
+
+class PeakRSS:
+    """Peak resident memory of a process (this one by default) while the block runs, sampled every 10 ms."""
+
+    def __init__(self, pid: int | None = None):
+        import psutil
+
+        self.process = psutil.Process(pid)
+        self.peak = 0
+        self._stop = threading.Event()
+
+    def sample(self):
+        try:
+            self.peak = max(self.peak, self.process.memory_info().rss)
+        except Exception:  # the child has exited
+            pass
+
+    def _run(self):
+        while not self._stop.wait(0.01):
+            self.sample()
+
+    def __enter__(self):
+        self.sample()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+    @property
+    def mib(self) -> float:
+        return self.peak / 2**20
+
+
+def _cuda(device: str) -> bool:
+    return device.startswith("cuda")
+
+
+def _sync(device: str) -> None:
+    if _cuda(device):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def _normalized_tensor(src, device):
+    import torch
+
+    import tomoseg
+    from tomoseg.inference.normalization import normalize, volume_stats
+
+    image = tomoseg.read_volume(src)
+    x = torch.from_numpy(normalize(image, volume_stats(image)))[None, None]
+    del image
+    return x.to(device)
+
+
+def run_paper(src, out, model, device) -> dict:
+    """One pass of the network over the whole (padded) volume, as the paper's code predicts a region. Where the
+    whole volume does not fit (GPU memory, or PyTorch's 32-bit indexing limit), the fewest equal z slabs that do,
+    each in one pass (the row then says so; slab faces are not exact)."""
+    import torch
+
+    import tomoseg
+    from tomoseg.inference.tiling import round_up
+
+    x = _normalized_tensor(src, device)
+    d = model.config.divisor
+    depth = x.shape[2]
+    u8 = np.empty(tuple(x.shape[2:]), np.uint8)
+    for slabs in (1, 2, 4, 8):
+        try:
+            step = round_up(-(-depth // slabs), d)
+            for z0 in range(0, depth, step):
+                part = x[:, :, z0:z0 + step]
+                shape = part.shape[2:]
+                pad = [p for s in reversed(shape) for p in (0, round_up(s, d) - s)]
+                with torch.inference_mode():
+                    if any(pad):
+                        part = torch.nn.functional.pad(part, pad, mode="reflect")
+                    prob = torch.sigmoid(model(part))[0, 0, :shape[0], :shape[1], :shape[2]]
+                    u8[z0:z0 + step] = torch.round(prob * 255).to(torch.uint8).cpu().numpy()
+                del part, prob
+            break
+        except (RuntimeError, torch.OutOfMemoryError) as exc:
+            if slabs == 8 or not _cuda(device):
+                raise
+            print(f"paper-style pass in {slabs} slab(s) failed ({str(exc).splitlines()[0][:80]}); "
+                  f"trying {2 * slabs}", file=sys.stderr)
+            torch.cuda.empty_cache()
+    del x
+    tomoseg.write_volume(str(out), u8)
+    return {"note": f"in {slabs} z slabs (the whole volume did not fit)"} if slabs > 1 else {}
+
+
+def run_monai(src, out, model, device):
+    import torch
+    from monai.inferers import sliding_window_inference
+
+    import tomoseg
+
+    x = _normalized_tensor(src, device)
+    with torch.inference_mode():
+        logits = sliding_window_inference(x, roi_size=(128, 128, 128), sw_batch_size=4 if _cuda(device) else 1,
+                                          predictor=model, overlap=0.25, mode="gaussian")
+        del x
+        u8 = torch.round(torch.sigmoid(logits) * 255).to(torch.uint8).cpu().numpy()[0, 0]
+    tomoseg.write_volume(str(out), u8)
+
+
+def _segment_options(device, tile_size, sample_mask):
+    from tomoseg.inference import BackendConfig, SegmentOptions, TilingConfig
+
+    kwargs = {"backend": BackendConfig(device=device), "overwrite": True}
+    if tile_size:
+        kwargs["tiling"] = TilingConfig(tile_size=tile_size)
+    if sample_mask is not None and "sample_mask" in SegmentOptions.__dataclass_fields__:
+        kwargs["sample_mask"] = sample_mask
+    return SegmentOptions(**kwargs)
+
+
+def run_tomoseg(src, out, model, device, tile_size=None, sample_mask=None):
+    from tomoseg.inference import segment
+
+    segment(src, out, model=model, options=_segment_options(device, tile_size, sample_mask), progress=False)
+
+
+def run_cli(src, out, device, tile_size=None) -> dict:
+    """The CLI in a fresh process; returns its peak RSS in MiB (the caller times it)."""
+    cmd = [sys.executable, "-m", "tomoseg", "-q", "segment", str(src), str(out), "--device", device, "--overwrite"]
+    if tile_size:
+        cmd += ["--tile-size", str(tile_size)]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [str(Path(__file__).resolve().parents[1] / "src"),
+                                                    env.get("PYTHONPATH", "")] if p)
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    with PeakRSS(proc.pid) as rss:
+        _, err = proc.communicate()
+    if proc.returncode:
+        raise RuntimeError(f"CLI failed ({proc.returncode}): {err[-2000:]}")
+    return {"rss_mib": rss.mib}
+
+
+def make_input(shape, kind: str, folder: Path):
+    """The input volume (Zarr) and the sample (the phantom's pillar) to judge exactness inside it."""
+    import tomoseg
+
+    if kind == "tiled":
+        half = tuple(max(48, s // 2) for s in shape)
+        ph = tomoseg.make_phantom(half, rng=123)
+        reps = tuple(-(-s // h) for s, h in zip(shape, half))
+        image = np.tile(ph.image, reps)[:shape[0], :shape[1], :shape[2]]
+        sample = np.tile(ph.pillar, reps)[:shape[0], :shape[1], :shape[2]]
+    else:
+        ph = tomoseg.make_phantom(tuple(shape), rng=123)
+        image, sample = ph.image, ph.pillar
+    src = folder / f"volume_{'x'.join(map(str, shape))}.zarr"
+    tomoseg.write_volume(str(src), image, voxel_size=(29.33,) * 3)
+    return src, sample
+
+
+def bench_shape(shape, device, methods, repeats, args, folder: Path) -> list[dict]:
+    import torch
+
+    import tomoseg
+
+    src, sample = make_input(shape, args.input or ("tiled" if _cuda(device) else "phantom"), folder)
+    model = tomoseg.load_model(args.model).to(device).eval()
+    path = args.model  # None: the shipped model; tomoseg loads it as the CLI does (from the model cache)
+    voxels = int(np.prod(shape))
+    tile = args.gpu_tile_size if _cuda(device) else args.tile_size
+    runners = {
+        "tomoseg": lambda out: run_tomoseg(src, out, path, device, tile, None),
+        "tomoseg-nomask": lambda out: run_tomoseg(src, out, path, device, tile, "off"),
+        "tomoseg-cli": lambda out: run_cli(src, out, device, tile),
+        "paper": lambda out: run_paper(src, out, model, device),
+        "monai": lambda out: run_monai(src, out, model, device),
+    }
+    if any(m.startswith("tomoseg") for m in methods):  # warm-up: fills the on-disk model cache
+        run_tomoseg(src, folder / "warmup.zarr", path, device, tile, None)
+    rows, outputs = [], {}
+    for method in methods:
+        runs = []
+        for r in range(repeats):
+            out = folder / f"{method}_{r}.zarr"
+            if _cuda(device):
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats()
+            try:
+                t0 = time.perf_counter()
+                with PeakRSS() as rss:
+                    extra = runners[method](out) or {}
+                    _sync(device)
+                seconds = time.perf_counter() - t0
+            except Exception as exc:  # e.g. out of memory: a row that says so
+                msg = str(exc).strip().splitlines()[-1][:120] if str(exc).strip() else type(exc).__name__
+                print(f"{method} {shape}: failed: {msg}", file=sys.stderr)
+                runs = [{"failed": msg}]
+                if _cuda(device):
+                    torch.cuda.empty_cache()
+                break
+            runs.append({"seconds": seconds, "rss_mib": extra.get("rss_mib", rss.mib), "note": extra.get("note"),
+                         "gpu_mib": torch.cuda.max_memory_allocated() / 2**20 if _cuda(device) else None})
+            outputs[method] = out
+            print(f"{method} {shape} run {r + 1}: {seconds:.1f} s", file=sys.stderr, flush=True)
+        if "failed" in runs[0]:
+            rows.append({"method": method, "failed": runs[0]["failed"]})
+            continue
+        sec = statistics.median(x["seconds"] for x in runs)
+        rows.append({"method": method, "seconds": sec, "runs": len(runs), "mvox_s": voxels / sec / 1e6,
+                     "note": runs[-1]["note"],
+                     "rss_mib": max(x["rss_mib"] for x in runs),
+                     "gpu_mib": max(x["gpu_mib"] for x in runs) if _cuda(device) else None})
+    whole = any(r["method"] == "paper" and not r.get("note") and "failed" not in r for r in rows)
+    ref_name = "paper" if whole else ("tomoseg-nomask" if "tomoseg-nomask" in outputs else None)
+    if ref_name:
+        ref = tomoseg.read_volume(outputs[ref_name]).astype(np.int16)
+        for row in rows:
+            if row["method"] in outputs:
+                diff = np.abs(tomoseg.read_volume(outputs[row["method"]]).astype(np.int16) - ref)
+                row["diff_all"], row["diff_sample"] = int(diff.max()), int(diff[sample].max())
+                row["ref"] = ref_name
+    return rows
+
+
+def table(rows, shape, device, repeats, args) -> str:
+    voxels = int(np.prod(shape))
+    ok = {r["method"]: r for r in rows if "failed" not in r}
+    gpu = _cuda(device)
+    if gpu:
+        import torch
+
+        where = f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
+    else:
+        where = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    ref = next((r.get("ref") for r in rows if r.get("ref")), None)
+    lines = [f"Volume {' x '.join(map(str, shape))} ({voxels / 1e6:.1f} Mvox), device `{device}`, {where}; "
+             f"median of {repeats} run(s) in one process, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+             f"load average at the start {os.getloadavg()[0]:.1f}.", "",
+             "| method | seconds | Mvox/s | vs paper-style | vs MONAI | peak host RSS (MiB) | "
+             + ("peak GPU (MiB) | " if gpu else "") + f"max diff vs {LABELS.get(ref, 'n/a')} (0-255): all / in sample |",
+             "|---|---:|---:|---:|---:|---:|" + ("---:|" if gpu else "") + "---:|"]
+    for r in rows:
+        label = LABELS[r["method"]] + (f" ({r['note']})" if r.get("note") else "")
+        if "failed" in r:
+            lines.append(f"| {label} | failed: {r['failed']} | | | | |" + (" |" if gpu else "") + " |")
+            continue
+
+        def ratio(key):
+            return f"{ok[key]['seconds'] / r['seconds']:.2f}x" if key in ok else "n/a"
+
+        diff = f"{r['diff_all']} / {r['diff_sample']}" if "diff_all" in r else ""
+        lines.append(f"| {label} | {r['seconds']:.1f} | {r['mvox_s']:.2f} | {ratio('paper')} | {ratio('monai')} | "
+                     f"{r['rss_mib']:.0f} | " + (f"{r['gpu_mib']:.0f} | " if gpu else "") + f"{diff} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_section(path: Path, key: str, body: str) -> str:
+    """Replace (or add) the section ``key`` of the results file, keeping the others."""
+    begin, end = f"<!-- BEGIN {key} -->", f"<!-- END {key} -->"
+    text = path.read_text() if path.exists() else "# Segmentation throughput\n\nWritten by benchmarks/segment_throughput.py; one section per device and volume.\n"
+    if not text.startswith("# Segmentation throughput"):
+        text = "# Segmentation throughput\n\nWritten by benchmarks/segment_throughput.py; one section per device and volume.\n"
+    section = f"{begin}\n## {key}\n\n{body}{end}"
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
+    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return section
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--shape", nargs=3, type=int, default=[128, 512, 512])
-    ap.add_argument("--repeats", type=int, default=1)
-    ap.add_argument("--methods", nargs="*", default=METHODS)
+    ap.add_argument("--device", default="auto", help="cpu, cuda, or auto: the CPU always, and a GPU where present")
+    ap.add_argument("--shapes", nargs="*", help="volumes as ZxYxX (default: 128x512x512 128x256x256 on the CPU, "
+                                                "256x1024x1024 on a GPU)")
+    ap.add_argument("--quick", action="store_true",
+                    help="quick check (about a minute on 2 cores): 64x256x256 on the CPU, 128x512x512 on a GPU, "
+                         "one run each, MONAI left out")
+    ap.add_argument("--repeats", type=int, default=3, help="runs per method; the median is reported (default 3)")
+    ap.add_argument("--gpu-repeats", type=int, help="runs per method on the GPU volume (default: --repeats)")
+    ap.add_argument("--methods", nargs="*", choices=METHODS, help=f"default: all ({' '.join(METHODS)}); "
+                                                                   "--quick leaves out monai")
+    ap.add_argument("--tile-size", type=int, help="tomoseg's --tile-size on the CPU (default: tomoseg's default)")
+    ap.add_argument("--gpu-tile-size", type=int, help="tomoseg's --tile-size on the GPU (default: tomoseg's choice)")
+    ap.add_argument("--input", choices=["phantom", "tiled"], help="phantom, or a 2x2x2 tiling of a half-size phantom "
+                                                                 "(default: phantom on the CPU, tiled on a GPU)")
     ap.add_argument("--model", help="model file (default: the shipped default model)")
-    ap.add_argument("--out", default="benchmarks/results/segment_throughput.md")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "segment_throughput.md"))
     args = ap.parse_args(argv)
 
-    import numpy as np
+    import torch
 
-    import tomoseg
-    from tomoseg.checkpoint import default_model_path
-
-    model_path = args.model or str(default_model_path())
-    with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp) / "volume.zarr"
-        ph = tomoseg.make_phantom(tuple(args.shape), rng=123)
-        tomoseg.write_volume(str(src), ph.image, voxel_size=(29.33,) * 3)
-        voxels = int(np.prod(args.shape))
-        del ph
-        rows = []
-        outputs = {}
-        for method in args.methods:
-            runs = []
-            for r in range(args.repeats):
-                out = Path(tmp) / f"out_{len(rows)}_{r}.zarr"
-                res = subprocess.run([sys.executable, "-c", CHILD, method, str(src), str(out), model_path],
-                                     capture_output=True, text=True)
-                if res.returncode:
-                    print(res.stderr[-2000:], file=sys.stderr)
-                    runs = []
-                    break
-                runs.append(json.loads(res.stdout.strip().splitlines()[-1]))
-                outputs[method] = out
-            if not runs:
-                rows.append({"method": method, "failed": True})
-                continue
-            sec = statistics.median(r["seconds"] for r in runs)
-            rows.append({"method": method, "seconds": sec, "mvox_s": voxels / sec / 1e6,
-                         "peak_rss_mib": max(r["peak_rss_mib"] for r in runs)})
-            print(f"{method}: {sec:.1f} s", file=sys.stderr)
-        ref = outputs.get("paper-single-pass")
-        if ref is not None:
-            whole = tomoseg.read_volume(ref).astype(int)
-            for row in rows:
-                if row.get("failed") or row["method"] not in outputs:
-                    continue
-                row["max_abs_diff_vs_single_pass"] = int(np.abs(tomoseg.read_volume(outputs[row["method"]])
-                                                               .astype(int) - whole).max())
-    base = {r["method"]: r for r in rows if not r.get("failed")}
-    lines = [f"# Segmentation throughput ({time.strftime('%Y-%m-%d')})", "",
-             f"Volume {' x '.join(map(str, args.shape))} ({voxels / 1e6:.1f} Mvox) phantom, model "
-             f"`{Path(model_path).name}`; machine: {platform.processor() or platform.machine()}, "
-             f"{os.cpu_count()} cores; median of {args.repeats} run(s), each in its own process.", "",
-             "| method | seconds | Mvox/s | vs paper-style pass | vs MONAI | peak RSS (MiB) | max diff vs single pass (0-255) |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        if r.get("failed"):
-            lines.append(f"| {r['method']} | failed | | | | | |")
-            continue
-        ratio = lambda key: (f"{base[key]['seconds'] / r['seconds']:.2f}x" if key in base else "n/a")
-        lines.append(f"| {r['method']} | {r['seconds']:.1f} | {r['mvox_s']:.2f} | {ratio('paper-single-pass')} | "
-                     f"{ratio('monai-sliding-window')} | {r['peak_rss_mib']:.0f} | "
-                     f"{r.get('max_abs_diff_vs_single_pass', '')} |")
-    table = "\n".join(lines) + "\n"
-    emit(table, args.out)
+    devices = {"auto": ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])}.get(args.device, [args.device])
+    methods = args.methods or [m for m in METHODS if not (args.quick and m == "monai")]
+    for device in devices:
+        gpu = _cuda(device)
+        if args.shapes:
+            shapes = [tuple(int(v) for v in s.lower().split("x")) for s in args.shapes]
+        elif args.quick:
+            shapes = [(128, 512, 512)] if gpu else [(64, 256, 256)]
+        else:
+            shapes = GPU_SHAPES if gpu else CPU_SHAPES
+        repeats = 1 if args.quick else (args.gpu_repeats or args.repeats) if gpu else args.repeats
+        for shape in shapes:
+            with tempfile.TemporaryDirectory(dir=os.environ.get("TOMOSEG_BENCH_TMP")) as tmp:
+                rows = bench_shape(shape, device, methods, repeats, args, Path(tmp))
+            body = table(rows, shape, device, repeats, args)
+            key = f"{'gpu' if gpu else 'cpu'} {'x'.join(map(str, shape))}" + (" (quick)" if args.quick else "")
+            print(write_section(Path(args.out), key, body))
     return 0
 
 

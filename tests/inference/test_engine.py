@@ -18,6 +18,35 @@ def test_tiled_equals_whole_volume_with_default_settings(random_model_path, smal
     assert np.abs(tiled - whole).max() <= 1 / 255
 
 
+def test_thin_volume_in_several_windows_equals_whole_volume(random_model_path, rng):
+    """A thin, long volume: windows are as thin as the volume (not cubes) and split only along x."""
+    from tomoseg.inference.tiling import tile_grid
+
+    image = rng.normal(100, 20, (12, 64, 1400)).astype(np.float32)
+    tiling = TilingConfig(tile_size=8, halo=48)
+    tiles = tile_grid(image.shape, tiling, 8)
+    assert len(tiles) > 1 and {t.read[0].stop - t.read[0].start for t in tiles} == {16}
+    assert {t.read[1].stop - t.read[1].start for t in tiles} == {64}
+    model = tomoseg.load_model(random_model_path)
+    whole = predict_whole(image, model)
+    assert np.abs(predict(image, model, tiling=tiling) - whole).max() <= 1 / 255
+
+
+@pytest.mark.slow
+def test_shipped_weights_tiled_equals_whole_volume_inside_the_sample(tmp_path):
+    """Default settings (exact halo, sample mask on), the real weights, several windows: within 1/255 of
+    one PyTorch pass over the whole volume wherever the sample is."""
+    ph = tomoseg.make_phantom((32, 192, 192), rng=4243)
+    src = tmp_path / "in.zarr"
+    write_volume(str(src), ph.image)
+    tiling = TilingConfig(tile_size=8)  # windows of at most 104^3 voxels: the volume needs several
+    rec = segment(src, tmp_path / "p.zarr", options=SegmentOptions(tiling=tiling), progress=False)
+    assert rec["tiling"]["tiles"] > 1 and rec["backend"].startswith("openvino")
+    whole = np.rint(predict_whole(ph.image, backend=BackendConfig(backend="torch")) * 255)
+    diff = np.abs(read_volume(tmp_path / "p.zarr").astype(int) - whole)
+    assert diff[ph.pillar].max() <= 1
+
+
 def test_tiled_is_exact_with_a_halo_beyond_the_receptive_field(random_model_path, small_phantom):
     model = tomoseg.load_model(random_model_path)
     image = small_phantom.image[:32, :64, :64]

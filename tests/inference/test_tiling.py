@@ -71,3 +71,51 @@ def test_nan_and_constant_volumes_are_refused():
 def test_bad_tiling(kwargs):
     with pytest.raises(TomosegError):
         TilingConfig(**kwargs)
+
+
+@pytest.mark.parametrize("shape", [(128, 256, 256), (64, 256, 256), (40, 100, 92), (3, 5, 7)])
+def test_a_volume_that_fits_one_window_is_one_pass(shape):
+    tiles = tile_grid(shape, TilingConfig(), 8)
+    assert len(tiles) == 1
+    assert tuple(r.stop for r in tiles[0].read) == tuple(-(-s // 8) * 8 for s in shape)
+    assert tiles[0].core == tuple(slice(0, s) for s in shape)
+
+
+@pytest.mark.parametrize("shape", [(16, 600, 600), (128, 512, 512), (300, 40, 1000), (512, 512, 512)])
+@pytest.mark.parametrize("tile,halo", [(64, 16), (128, 48)])
+def test_windows_fit_the_volume_and_the_budget(shape, tile, halo):
+    """Thin volumes are not padded to a cube, no window reaches past the padded volume, one window shape."""
+    config = TilingConfig(tile_size=tile, halo=halo)
+    tiles = tile_grid(shape, config, 8)
+    padded = tuple(-(-s // 8) * 8 for s in shape)
+    shapes = {tuple(r.stop - r.start for r in t.read) for t in tiles}
+    assert len(shapes) == 1
+    (window,) = shapes
+    assert all(w <= p for w, p in zip(window, padded))
+    assert np.prod(window) <= config.window_voxels(8)
+    cover = np.zeros(shape, np.uint8)
+    chunk = config.chunk(8)
+    for t in tiles:
+        cover[t.core] += 1
+        for c, r, s, p in zip(t.core, t.read, shape, padded):
+            assert 0 <= r.start and r.stop <= p and r.start % 8 == 0
+            assert c.start % chunk == 0 and (c.stop % chunk == 0 or c.stop == s)  # whole output chunks
+            assert c.start - r.start >= halo or r.start == 0
+            assert r.stop - c.stop >= halo or r.stop == p
+    assert np.all(cover == 1)
+    # no more network work than the old fixed cubes of (tile + 2 halo) per axis
+    old = np.prod([-(-s // tile) * min(tile + 2 * halo, p) for s, p in zip(shape, padded)])
+    assert len(tiles) * np.prod(window) <= old
+
+
+def test_region_tiles_cover_only_the_region():
+    shape = (100, 300, 300)
+    region = (slice(0, 100), slice(70, 230), slice(90, 200))
+    tiles = tile_grid(shape, TilingConfig(tile_size=64, halo=16), 8, region=region)
+    cover = np.zeros(shape, np.uint8)
+    for t in tiles:
+        cover[t.core] += 1
+    assert cover.max() == 1
+    assert np.all(cover[region] == 1)  # the region (grown to whole chunks) is covered once
+    assert cover.sum() < cover.size / 2
+    assert tile_grid(shape, TilingConfig(), 8, region=(slice(0, 0), slice(0, 10), slice(0, 10))) == []

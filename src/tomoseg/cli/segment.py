@@ -32,6 +32,15 @@ def _segment(sub):
     p.add_argument("--stats", default="auto", choices=["auto", "full", "sample"],
                    help="normalization statistics from every voxel (full) or from 5%% of the z slices (sample); "
                         "auto: full up to 2^31 voxels")
+    sample = p.add_mutually_exclusive_group()
+    sample.add_argument("--sample-mask", metavar="FILE",
+                        help="mask volume of the input's shape (nonzero = sample): tiles wholly outside get "
+                             "probability 0 without running the network (default: a mask found automatically, "
+                             "see docs/segment.md)")
+    sample.add_argument("--roi", metavar="Z0:Z1,Y0:Y1,X0:X1",
+                        help="segment only this box (empty ends: the volume's ends); the rest gets probability 0")
+    sample.add_argument("--no-sample-mask", action="store_true",
+                        help="run the network on every tile (no automatic sample mask)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
     p.add_argument("--workers", type=int, help="run on a local Dask cluster with this many worker processes")
     p.add_argument("--dask-scheduler", metavar="ADDRESS", help="run on an existing Dask cluster (tcp://host:8786)")
@@ -50,7 +59,8 @@ def _run_segment(args) -> int:
         threshold=args.threshold, tiling=TilingConfig(tile_size=args.tile_size, halo=args.halo),
         backend=BackendConfig(backend=args.backend, device=args.device, precision=args.precision),
         stats=args.stats, voxel_size=tuple(args.voxel_size) if args.voxel_size else None, resume=args.resume,
-        overwrite=args.overwrite, workers=args.workers, scheduler=args.dask_scheduler)
+        overwrite=args.overwrite, workers=args.workers, scheduler=args.dask_scheduler,
+        sample_mask="off" if args.no_sample_mask else (args.sample_mask or "auto"), roi=args.roi)
     record = segment(args.input, args.output, model=args.model, mask_output=args.mask, options=options,
                      progress=progress_enabled(args))
     shape = record["input_shape"]

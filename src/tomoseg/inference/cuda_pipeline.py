@@ -55,16 +55,20 @@ def choose_tile_size(shape, *, device, precision: str, halo: int, divisor: int, 
 
 class CudaBackend:
     """The model on one CUDA device. ``backend(x)`` runs a float32 batch (the plain backend call);
-    ``backend.run_tiles(...)`` runs the streaming pipeline."""
+    ``backend.run_windows(windows, stats)`` is the streaming pipeline of ``segment`` (the seam of
+    :mod:`.backends`): raw windows in, uint8 cores out."""
 
-    def __init__(self, model: torch.nn.Module, device: str = "cuda", precision: str = "f32", *,
-                 batch_limit: int = 8, readers: int = 4, writers: int = 4):
+    def __init__(self, model, device: str = "cuda", precision: str = "f32", *, batch_limit: int = 8,
+                 readers: int = 6):
+        if not hasattr(model, "state_dict"):  # a ModelFile
+            model = model.load()
         self.device = torch.device(device)
         torch.backends.cudnn.benchmark = True
         self.model = model.to(self.device).eval()
         self.dtype = {"f32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
         self.precision = precision
-        self.batch, self.batch_limit, self.readers, self.writers = 1, batch_limit, readers, writers
+        self.batch_limit = batch_limit
+        self.readers = readers           # the engine reads this many windows ahead, in threads
         self.name = f"torch-cuda-{precision}"
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -78,62 +82,38 @@ class CudaBackend:
         with torch.inference_mode():
             return torch.sigmoid(self._logits(t)).cpu().numpy()
 
-    def _quantized(self, raw: list[np.ndarray], mean: float, inv_sd: float) -> torch.Tensor:
-        x = torch.stack([torch.from_numpy(r).to(self.device, non_blocking=True) for r in raw])
-        x = (x.float() - np.float32(mean)) * np.float32(inv_sd)
-        p = torch.sigmoid(self._logits(x[:, None]))
-        return torch.round(p.clamp_(0.0, 1.0).mul_(255.0)).to(torch.uint8)[:, 0]
+    def batch_size(self, window_shape) -> int:
+        """Windows per batch: as many as fit in 60 % of the free memory (at most ``batch_limit``), and fewer
+        than cuDNN's 32-bit index limit."""
+        free, _ = torch.cuda.mem_get_info(self.device)
+        vox = math.prod(window_shape)
+        n = int(max(1, min(self.batch_limit, 0.6 * free // (vox * BYTES_PER_VOXEL[self.precision]))))
+        while n > 1 and n * vox * 8 >= 2**31:
+            n -= 1
+        return n
 
-    def run_tiles(self, tiles, read, write, stats, progress=None) -> int:
-        """Compute ``tiles``: ``read(tile)`` gives the raw window (NumPy), ``write(tile, core)`` stores the
-        uint8 core; ``stats`` holds the normalization's mean and std."""
+    def _cores(self, group, mean: float, inv_sd: float) -> list[np.ndarray]:
+        with torch.inference_mode():
+            x = torch.stack([torch.from_numpy(raw).to(self.device, non_blocking=True) for _, raw in group])
+            x = (x.float() - np.float32(mean)) * np.float32(inv_sd)
+            p = torch.sigmoid(self._logits(x[:, None]))
+            q = torch.round(p.clamp_(0.0, 1.0).mul_(255.0)).to(torch.uint8)[:, 0]
+            return [q[i][tile.core_in_read].cpu().numpy() for i, (tile, _) in enumerate(group)]
+
+    def run_windows(self, windows, stats):
+        """Batches of same-shape windows through the GPU; yields ``(tile, uint8 core)``."""
         inv_sd = float(np.float32(1.0 / stats.std))
-        if tiles:
-            shape = tuple(s.stop - s.start for s in tiles[0].read)
-            free, _ = torch.cuda.mem_get_info(self.device)
-            per_window = math.prod(shape) * BYTES_PER_VOXEL[self.precision]
-            self.batch = int(max(1, min(self.batch_limit, 0.6 * free // per_window)))
-            while self.batch > 1 and self.batch * math.prod(shape) * 8 >= 2**31:  # cuDNN's 32-bit indexing
-                self.batch -= 1
-
-        def read_raw(tile):
-            data = np.ascontiguousarray(read(tile))
-            if data.dtype not in _TORCH_DTYPES:  # uint16, float64, ...: as the CPU path sees them
-                data = data.astype(np.float32) if data.dtype.kind == "f" else data.astype(np.int32)
-            return data
-
-        depth = max(2 * self.batch, self.readers)
-        queue, todo = deque(), iter(tiles)
-        count = 0
-        with ThreadPoolExecutor(self.readers) as readers, ThreadPoolExecutor(self.writers) as writers:
-            def fill():
-                while len(queue) < depth:
-                    tile = next(todo, None)
-                    if tile is None:
-                        return
-                    queue.append((tile, readers.submit(read_raw, tile)))
-
-            fill()
-            writes = deque()
-            while queue:
-                group = [queue.popleft()]
-                shape = tuple(s.stop - s.start for s in group[0][0].read)
-                while (queue and len(group) < self.batch
-                       and tuple(s.stop - s.start for s in queue[0][0].read) == shape):
-                    group.append(queue.popleft())
-                raw = [f.result() for _, f in group]
-                fill()
-                with torch.inference_mode():
-                    q = self._quantized(raw, stats.mean, inv_sd)
-                    cores = [q[i][t.core_in_read] for i, (t, _) in enumerate(group)]
-                    host = [c.to("cpu", non_blocking=False).numpy() for c in cores]
-                for (tile, _), core in zip(group, host):
-                    writes.append(writers.submit(write, tile, core))
-                    count += 1
-                while len(writes) > 2 * self.writers:
-                    writes.popleft().result()
-                if progress is not None:
-                    progress.update(int(sum(c.size for c in host)))
-            for w in writes:
-                w.result()
-        return count
+        group, shape, limit = [], None, 1
+        for tile, raw in windows:
+            raw = np.ascontiguousarray(raw)
+            if raw.dtype not in _TORCH_DTYPES:  # uint16, float64, ...: as the CPU path sees them
+                raw = raw.astype(np.float32) if raw.dtype.kind == "f" else raw.astype(np.int32)
+            if group and (raw.shape != shape or len(group) >= limit):
+                yield from zip([t for t, _ in group], self._cores(group, stats.mean, inv_sd))
+                group = []
+            if not group:
+                shape = raw.shape
+                limit = self.batch_size(shape)
+            group.append((tile, raw))
+        if group:
+            yield from zip([t for t, _ in group], self._cores(group, stats.mean, inv_sd))

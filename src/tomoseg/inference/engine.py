@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -25,7 +26,7 @@ from .._version import __version__
 from ..errors import TomosegError
 from ..io import create_volume, format_of, open_volume, split_dataset
 from ..io.zarr_store import create_zarr
-from .backends import BackendConfig, make_backend, resolve
+from .backends import BackendConfig, make_backend, resolve, run_windows_one_by_one, to_uint8  # noqa: F401
 from .normalization import Stats, normalize, volume_stats
 from .tiling import Tile, TilingConfig, pad_to_divisor, read_padded, resolve_tiling, tile_grid
 
@@ -45,24 +46,29 @@ class SegmentOptions:
     overwrite: bool = False
     workers: int | None = None
     scheduler: str | None = None
+    sample_mask: str = "auto"   # auto | off | path of a mask volume (nonzero = sample)
+    roi: str | None = None      # "z0:z1,y0:y1,x0:x1": compute only this box (replaces the sample mask)
 
     def __post_init__(self):
         if not isinstance(self.threshold, int) or not 0 <= self.threshold <= 254:
             raise TomosegError(f"threshold {self.threshold!r} must be an integer from 0 to 254 (0-255 scale)")
         if self.stats not in ("auto", "full", "sample"):
             raise TomosegError(f"stats {self.stats!r} must be auto, full or sample")
-
-
-def to_uint8(prob: np.ndarray) -> np.ndarray:
-    """Probabilities in [0, 1] to the paper's 0–255 scale."""
-    return np.rint(np.clip(prob, 0.0, 1.0) * 255.0).astype(np.uint8)
+        if not isinstance(self.sample_mask, (str, os.PathLike)) or not str(self.sample_mask):
+            raise TomosegError(f"sample mask {self.sample_mask!r} must be 'auto', 'off' or the path of a mask volume")
+        if self.roi is not None and str(self.sample_mask) not in ("auto", "off"):
+            raise TomosegError("give either a sample mask file or an ROI, not both")
 
 
 def _model_or_default(model):
-    from ..checkpoint import load_model
+    """The model to run: a module as given; for a path (or None: the default model) the loaded module, or a
+    :class:`.model_file.ModelFile` where OpenVINO has converted that file before (no PyTorch import)."""
+    from .backends import cache_dir, openvino_available
+    from .model_file import open_model
 
     if model is None or isinstance(model, (str, os.PathLike)):
-        return load_model(model)
+        cache = cache_dir()
+        return open_model(model, cache / "openvino" if cache is not None and openvino_available() else None)
     return model.eval()
 
 
@@ -146,9 +152,9 @@ def _backend_for(job: TileJob):
 def run_tiles(job: TileJob, tiles: list[Tile], backend=None, progress=None) -> int:
     """Compute ``tiles`` and write their cores; a tile counts as done once its marker file exists.
 
-    The backend runs the tiles: one with a pipeline of its own (``backend.run_tiles(tiles, read, write,
-    stats, progress)``, e.g. the CUDA pipeline) gets the raw reader and the uint8 writer; any other
-    callable runs here, reading the next tile and writing the last while the model works.
+    Reader threads read windows ahead (``backend.readers`` of them), the backend turns the stream of raw
+    windows into uint8 cores (``backend.run_windows``, see :mod:`.backends`), writer threads write the cores
+    and the done markers: reading, computing and writing overlap.
     """
     import zarr
 
@@ -157,6 +163,7 @@ def run_tiles(job: TileJob, tiles: list[Tile], backend=None, progress=None) -> i
     prob_arr = zarr.open_array(str(work / "prob.zarr"), path="0", mode="r+")
     mask_arr = zarr.open_array(str(work / "mask.zarr"), path="0", mode="r+") if job.write_mask else None
     done_dir = work / "done"
+    readers = max(1, int(getattr(backend, "readers", 1)))
 
     def read(tile):
         return read_padded(job.volume, tile.read, job.shape, job.tiling.pad_mode)
@@ -166,38 +173,35 @@ def run_tiles(job: TileJob, tiles: list[Tile], backend=None, progress=None) -> i
         if mask_arr is not None:
             mask_arr[tile.core] = (p8 > job.threshold).astype(np.uint8)
         (done_dir / str(tile.index)).touch()
-
-    if not tiles:
-        return 0
-    if hasattr(backend, "run_tiles"):
-        return backend.run_tiles(tiles, read, write, job.stats, progress)
-    return _run_tiles_here(backend, tiles, read, write, job.stats, progress)
-
-
-def _run_tiles_here(backend, tiles, read, write, stats, progress) -> int:
-    def load(tile):
-        return normalize(read(tile), stats)
-
-    def store(tile, prob):
-        p8 = to_uint8(prob)
-        write(tile, p8)
         if progress is not None:
-            progress.update(int(np.prod(p8.shape)))
+            progress.update(int(p8.size))
 
-    with ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(1) as writer:
-        pending_write = None
-        next_read = reader.submit(load, tiles[0])
-        for i, tile in enumerate(tiles):
-            data = next_read.result()
-            next_read = reader.submit(load, tiles[i + 1]) if i + 1 < len(tiles) else None
-            prob = backend(data[None, None])[0, 0][tile.core_in_read]
-            if pending_write is not None:
-                pending_write.result()
-            pending_write = writer.submit(store, tile, prob)
-        if pending_write is not None:
-            pending_write.result()
+    with ThreadPoolExecutor(readers) as reader, ThreadPoolExecutor(readers) as writer:
+        def windows():
+            ahead = deque()
+            todo = iter(tiles)
+            for tile in todo:
+                ahead.append((tile, reader.submit(read, tile)))
+                if len(ahead) > readers:
+                    break
+            while ahead:
+                tile, raw = ahead.popleft()
+                following = next(todo, None)
+                if following is not None:
+                    ahead.append((following, reader.submit(read, following)))
+                yield tile, raw.result()
+
+        run = getattr(backend, "run_windows", None)
+        results = run(windows(), job.stats) if run is not None else run_windows_one_by_one(backend, windows(),
+                                                                                             job.stats)
+        writes = deque()
+        for tile, p8 in results:
+            writes.append(writer.submit(write, tile, p8))
+            while len(writes) > readers + 1:
+                writes.popleft().result()
+        for w in writes:
+            w.result()
     return len(tiles)
-
 
 def _fingerprint(volume, model, options: SegmentOptions, backend_name: str, write_mask: bool) -> dict:
     file, _ = split_dataset(volume.path)
@@ -293,8 +297,6 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
     dict
         The provenance record, also written to ``OUTPUT.provenance.json``.
     """
-    from ..checkpoint import save_model
-
     options = options or SegmentOptions()
     t0 = time.time()
     outputs = [str(output)] + ([str(mask_output)] if mask_output else [])
@@ -308,7 +310,8 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
     fingerprint = _fingerprint(volume, model, options, f"{backend_name}-{device}", bool(mask_output))
     work = work_dir_for(output)
     state = _prepare_work(work, fingerprint, options)
-    tiles = tile_grid(volume.shape, options.tiling, model.config.divisor)
+    sample = _sample_mask(volume, options, work, state, model.config.divisor)
+    tiles = tile_grid(volume.shape, options.tiling, model.config.divisor, region=sample.box) if sample.box else []
     bar = _progress_bar(progress, volume.size)
     if state is None:
         if bar is not None:
@@ -316,16 +319,27 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
         stats = volume_stats(volume, method=options.stats, progress=bar)
         work.mkdir()
         (work / "done").mkdir()
-        chunks = (options.tiling.tile_size,) * 3
+        chunks = (options.tiling.chunk(model.config.divisor),) * 3  # cores are unions of whole chunks
         for name in ["prob"] + (["mask"] if mask_output else []):
             create_zarr(work / f"{name}.zarr", volume.shape, np.uint8, voxel_size=volume.voxel_size, chunks=chunks,
                         name=name)
         model_path = work / "model.safetensors"
-        save_model(model, model_path, getattr(model, "metadata", None))
-        state = {"fingerprint": fingerprint, "stats": stats.to_dict(), "started": t0}
+        if hasattr(model, "state_dict"):
+            from ..checkpoint import save_model
+
+            save_model(model, model_path, getattr(model, "metadata", None))
+        else:  # a ModelFile: the file itself
+            shutil.copyfile(model.path, model_path)
+        sample.save(work / "sample_mask.npz")
+        state = {"fingerprint": fingerprint, "stats": stats.to_dict(), "started": t0,
+                 "sample": {"settings": _sample_settings(options), "record": sample.record}}
         (work / "state.json").write_text(json.dumps(state, indent=1))
     stats = Stats(**state["stats"])
     done = {int(n) for n in os.listdir(work / "done")}
+    skipped = {t.index for t in tiles if not sample.touches(t.core)}
+    for i in skipped - done:  # wholly outside the sample: probability 0, the work store's fill value
+        (work / "done" / str(i)).touch()
+        done.add(i)
     todo = [t for t in tiles if t.index not in done]
     job = TileJob(volume=volume, shape=volume.shape, model_path=str(work / "model.safetensors"),
                   model_sha256=fingerprint["model_sha256"] or "in-memory", stats=stats, tiling=options.tiling,
@@ -352,12 +366,42 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
     if mask_output:
         _finish_output(work / "mask.zarr", str(mask_output), volume.shape, volume.voxel_size, options.overwrite)
     record = _provenance(volume, model, options, fingerprint, stats, outputs, len(tiles), t0)
+    record["sample_mask"] = {**sample.record, "tiles_computed": len(tiles) - len(skipped),
+                             "voxels_computed": int(sum(t.voxels for t in tiles if t.index not in skipped)),
+                             "outside": "probability 0, network not run"}
     f, _ = split_dataset(output)
     prov = f.with_name(f.name + ".provenance.json")
     prov.write_text(json.dumps(record, indent=1))
     volume.close()
     shutil.rmtree(work)
     return record
+
+
+def _sample_settings(options: SegmentOptions) -> dict:
+    return {"sample_mask": str(options.sample_mask), "roi": options.roi}
+
+
+def _sample_mask(volume, options: SegmentOptions, work: Path, state: dict | None, divisor: int):
+    """The sample mask of this run: saved in the work folder, so a resumed run skips the same tiles."""
+    from ..sample_mask import SampleMask, all_sample, auto_sample_mask, file_sample_mask, roi_sample_mask
+    from .tiling import round_up
+
+    if state is not None:
+        saved = state.get("sample") or {}
+        if saved.get("settings") != _sample_settings(options) or not (work / "sample_mask.npz").exists():
+            raise TomosegError(f"{work}: the interrupted run used another sample mask or ROI "
+                               f"({saved.get('settings')}); pass --overwrite to start over")
+        return SampleMask.load(work / "sample_mask.npz", saved["record"])
+    shape = tuple(volume.shape)
+    if options.roi is not None:
+        return roi_sample_mask(shape, options.roi)
+    if options.sample_mask == "off":
+        return all_sample(shape, "off")
+    if options.sample_mask != "auto":
+        return file_sample_mask(options.sample_mask, shape)
+    if min(shape[1:]) < 64:
+        return all_sample(shape, "auto: too small to tell sample from surroundings")
+    return auto_sample_mask(volume, margin=round_up(options.tiling.halo, divisor))
 
 
 def _progress_bar(enabled: bool, total: int):

@@ -1,4 +1,4 @@
-"""Where the tiles are: a grid of cubic cores, each read with a halo of context.
+"""Where the tiles are: cores shaped to the volume, each read with a halo of context.
 
 No PyTorch here. Coordinates are in the volume padded at its far end to a
 multiple of the model's divisor ``d = 2**(levels-1)``. Core starts, halos and
@@ -18,10 +18,11 @@ from ..errors import TomosegError
 
 @dataclass(frozen=True)
 class TilingConfig:
-    """Tile cores of ``tile_size`` voxels (a cube), each read with ``halo`` voxels of context on every side.
+    """Windows of at most ``(tile_size + 2 * halo)**3`` voxels, each core read with ``halo`` voxels of context.
 
-    Both are rounded up to multiples of the model's divisor. The halo trades speed for exactness:
-    see docs/segment.md for measurements.
+    ``tile_size`` bounds the memory (one window's voxels), not the shape: the cores are shaped to fit the volume
+    (see :func:`tile_grid`). Both are rounded up to multiples of the model's divisor. The halo trades speed for
+    exactness: see docs/segment.md for measurements.
     """
 
     tile_size: int | None = None   # None: chosen for the device (resolve_tiling)
@@ -36,6 +37,14 @@ class TilingConfig:
         if self.pad_mode not in ("reflect", "edge", "constant"):
             raise TomosegError(f"pad mode {self.pad_mode!r} must be reflect, edge or constant")
 
+    def window_voxels(self, divisor: int) -> int:
+        """The most voxels one read window may hold."""
+        return (round_up(self.tile_size or CPU_TILE_SIZE, divisor) + 2 * round_up(self.halo, divisor)) ** 3
+
+    def chunk(self, divisor: int) -> int:
+        """Edge of the output chunks: cores are unions of whole chunks, so no two tiles write one chunk."""
+        return round_up(min(64, self.tile_size or CPU_TILE_SIZE), divisor)
+
 
 @dataclass(frozen=True)
 class Tile:
@@ -46,6 +55,10 @@ class Tile:
     @property
     def core_in_read(self) -> tuple[slice, slice, slice]:
         return tuple(slice(c.start - r.start, c.stop - r.start) for c, r in zip(self.core, self.read))
+
+    @property
+    def voxels(self) -> int:
+        return int(np.prod([c.stop - c.start for c in self.core]))
 
 
 CPU_TILE_SIZE = 128
@@ -77,38 +90,81 @@ def padded_shape(shape, divisor: int) -> tuple[int, int, int]:
     return tuple(round_up(s, divisor) for s in shape)
 
 
-def tile_grid(shape, config: TilingConfig, divisor: int) -> list[Tile]:
-    """All tiles covering ``shape``, in z, y, x order.
+def _axis_options(lo: int, hi: int, p: int, grid: int, halo: int, step: int) -> list[tuple[int, list[int]]]:
+    """Ways to cut the cores' range [lo, hi) of a padded axis of length p into cores on the chunk grid:
+    (window length, core boundaries), for each number of cores the shortest window (in steps of ``step``)."""
+    options: dict[int, tuple[int, list[int]]] = {}
+    for window in range(step, p + step, step):
+        window = min(window, p)
+        bounds, a = [lo], lo
+        while a < hi:
+            b = hi if min(p, hi + halo) - max(0, a - halo) <= window else (max(0, a - halo) + window - halo) // grid * grid
+            if b <= a:
+                break
+            bounds.append(b)
+            a = b
+        if a >= hi and len(bounds) - 1 not in options:
+            options[len(bounds) - 1] = (window, bounds)
+    return list(options.values())
 
-    Every read window has the same shape, ``tile_size + 2 * halo`` per axis (or the whole padded axis
-    where that is smaller): windows at the volume's faces shift inwards instead of shrinking, so a
-    compiled model serves every tile and each core keeps at least ``halo`` of context inside the volume.
+
+def tile_grid(shape, config: TilingConfig, divisor: int, region=None) -> list[Tile]:
+    """Tiles whose cores partition ``shape`` (or the box ``region`` of it), in z, y, x order.
+
+    The cores lie on a grid of output chunks (:meth:`TilingConfig.chunk`) and are shaped to the volume:
+    of all ways to cut each axis, the one that sends the fewest voxels through the network while a window
+    holds at most :meth:`TilingConfig.window_voxels`. A volume that fits in one window is one pass; an axis
+    shorter than its window is read whole (thin volumes are not padded to a cube). Every window has the same
+    shape, so one compiled model serves every tile; windows at the volume's faces shift inwards instead of
+    shrinking. Each core is read with ``halo`` voxels of context wherever the (padded) volume has them, and
+    windows start at multiples of ``divisor``, so every max-pooling window lines up with whole-volume
+    inference.
 
     Examples
     --------
     >>> tiles = tile_grid((100, 64, 64), TilingConfig(tile_size=64, halo=8), 8)
-    >>> len(tiles), tiles[1].core[0], tiles[1].read[0]
-    (2, slice(64, 100, None), slice(24, 104, None))
+    >>> len(tiles), tiles[0].read[0]
+    (1, slice(0, 104, None))
+    >>> tiles = tile_grid((128, 512, 512), TilingConfig(tile_size=128, halo=48), 8)
+    >>> len(tiles), tuple(r.stop - r.start for r in tiles[0].read)
+    (6, (128, 240, 304))
     """
-    size = round_up(config.tile_size or CPU_TILE_SIZE, divisor)
     halo = round_up(config.halo, divisor)
-    window = size + 2 * halo
+    grid = config.chunk(divisor)
     padded = padded_shape(shape, divisor)
-    starts = [range(0, s, size) for s in shape]
-
-    def read_axis(start: int, p: int) -> slice:
-        if p <= window:
-            return slice(0, p)
-        lo = min(max(start - halo, 0), p - window)
-        return slice(lo, lo + window)
-
+    if region is None:
+        region = tuple(slice(0, s) for s in shape)
+    box = []
+    for r, s, p in zip(region, shape, padded):
+        lo, hi = max(0, r.start or 0), min(s, s if r.stop is None else r.stop)
+        if hi <= lo:
+            return []
+        box.append((lo // grid * grid, p if hi >= s else min(p, round_up(hi, grid))))
+    per_axis = [_axis_options(lo, hi, p, grid, halo, divisor) for (lo, hi), p in zip(box, padded)]
+    budget = config.window_voxels(divisor)
+    best = None
+    for oz in per_axis[0]:
+        for oy in per_axis[1]:
+            for ox in per_axis[2]:
+                window = oz[0] * oy[0] * ox[0]
+                fits = window <= budget
+                n = (len(oz[1]) - 1) * (len(oy[1]) - 1) * (len(ox[1]) - 1)
+                key = (not fits, window * n if fits else window, n)
+                if best is None or key < best[0]:
+                    best = (key, (oz, oy, ox))
+    choice = best[1]
+    axes = []
+    for (window, bounds), s, p in zip(choice, shape, padded):
+        cuts = []
+        for a, b in zip(bounds, bounds[1:]):
+            start = min(max(a - halo, 0), p - window)
+            cuts.append((slice(a, min(b, s)), slice(start, start + window)))
+        axes.append(cuts)
     tiles = []
-    for z in starts[0]:
-        for y in starts[1]:
-            for x in starts[2]:
-                core = tuple(slice(a, min(a + size, s)) for a, s in zip((z, y, x), shape))
-                read = tuple(read_axis(a, p) for a, p in zip((z, y, x), padded))
-                tiles.append(Tile(len(tiles), core, read))
+    for cz, rz in axes[0]:
+        for cy, ry in axes[1]:
+            for cx, rx in axes[2]:
+                tiles.append(Tile(len(tiles), (cz, cy, cx), (rz, ry, rx)))
     return tiles
 
 

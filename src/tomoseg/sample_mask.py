@@ -1,0 +1,221 @@
+"""Where the sample is: a cheap mask that lets ``segment`` skip tiles of empty space. No PyTorch here.
+
+Micropillar scans are about half environment (air, the reconstruction's outside). ``segment`` computes only the
+tiles whose core touches the sample mask; the rest of the output keeps probability 0. Inside the mask the result
+is unchanged (every computed core is still read with its full halo of real context), so tiled output still
+equals a whole-volume pass there.
+
+Three sources of a mask:
+
+- :func:`auto_sample_mask` (the default): a low-resolution pass. One slice per block of ``factor`` slices,
+  averaged in ``factor`` x ``factor`` blocks, smoothed, split by Otsu's threshold, holes filled slice by slice;
+  the union over z of these slices (a prism along z), grown by ``margin`` voxels (default: the halo). The prism
+  never skips along z: dark end slices (cone-beam CT of concrete), or pores that reach the surface in some
+  slices, cannot remove sample. Where the split is not clear (Otsu's between-class share of the variance below
+  ``min_separation``) or the sample fills nearly the whole field of view, the mask is "all sample".
+- :func:`file_sample_mask`: a user's mask volume of the same shape (nonzero = sample).
+- :func:`roi_sample_mask`: a box ``z0:z1,y0:y1,x0:x1`` (Python slices; empty ends mean the volume's ends).
+
+A :class:`SampleMask` is a boolean volume at ``1/factor`` resolution (a block is True where it may hold sample)
+plus the bounding box of the sample at full resolution and a record for the provenance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from .errors import TomosegError
+
+
+@dataclass(frozen=True)
+class SampleMask:
+    """A block mask at ``1/factor`` resolution and the sample's bounding box (full resolution)."""
+
+    low: np.ndarray
+    factor: int
+    shape: tuple
+    box: tuple | None               # slices; None: the mask is empty
+    record: dict = field(compare=False)
+
+    @property
+    def everything(self) -> bool:
+        return bool(self.low.all()) and self.box == tuple(slice(0, s) for s in self.shape)
+
+    def touches(self, region) -> bool:
+        """Whether the box ``region`` (slices, full resolution) may hold sample."""
+        if self.box is None:
+            return False
+        if any(r.stop <= b.start or r.start >= b.stop for r, b in zip(region, self.box)):
+            return False
+        f = self.factor
+        return bool(self.low[tuple(slice(r.start // f, -(-r.stop // f)) for r in region)].any())
+
+    def fraction(self) -> float:
+        return float(self.low.mean())
+
+    def save(self, path) -> None:
+        np.savez_compressed(path, low=self.low, factor=self.factor, shape=np.array(self.shape),
+                            box=np.array([[b.start, b.stop] for b in self.box]) if self.box else np.zeros((0, 2)))
+
+    @classmethod
+    def load(cls, path, record: dict) -> "SampleMask":
+        with np.load(path) as z:
+            box = tuple(slice(int(a), int(b)) for a, b in z["box"]) or None
+            return cls(z["low"], int(z["factor"]), tuple(int(s) for s in z["shape"]), box, record)
+
+
+def _low_shape(shape, factor: int) -> tuple:
+    return tuple(-(-int(s) // factor) for s in shape)
+
+
+def _make(low: np.ndarray, factor: int, shape, record: dict, box=None) -> SampleMask:
+    if box is None:
+        if not low.any():
+            box = None
+        else:
+            box = []
+            for axis, s in enumerate(shape):
+                hit = np.flatnonzero(low.any(axis=tuple(a for a in range(3) if a != axis)))
+                box.append(slice(int(hit[0]) * factor, min(int(s), (int(hit[-1]) + 1) * factor)))
+            box = tuple(box)
+    record = {**record, "factor": factor, "sample_fraction": round(float(low.mean()), 4),
+              "box": [[b.start, b.stop] for b in box] if box else None,
+              "mask_sha256": hashlib.sha256(np.packbits(low).tobytes()).hexdigest()[:16]}
+    return SampleMask(low, factor, tuple(int(s) for s in shape), box, record)
+
+
+def all_sample(shape, reason: str = "off", factor: int = 8) -> SampleMask:
+    """The mask that skips nothing."""
+    return _make(np.ones(_low_shape(shape, factor), bool), factor, shape, {"method": reason})
+
+
+def otsu(values: np.ndarray, bins: int = 256) -> tuple[float, float]:
+    """Otsu's threshold of ``values`` and its separation: the between-class share of the variance (0–1)."""
+    values = np.asarray(values, np.float64).ravel()
+    lo, hi = float(values.min()), float(values.max())
+    if hi <= lo:
+        return lo, 0.0
+    hist, edges = np.histogram(values, bins=bins, range=(lo, hi))
+    centres = (edges[:-1] + edges[1:]) / 2
+    w0 = np.cumsum(hist)
+    w1 = w0[-1] - w0
+    s0 = np.cumsum(hist * centres)
+    m0 = s0 / np.maximum(w0, 1)
+    m1 = (s0[-1] - s0) / np.maximum(w1, 1)
+    between = w0 * w1 * (m0 - m1) ** 2 / w0[-1] ** 2
+    i = int(np.argmax(between[:-1]))
+    return float(edges[i + 1]), float(between[i] / values.var())
+
+
+def _downsample(volume, factor: int) -> np.ndarray:
+    """One slice per block of ``factor`` slices (its middle), averaged in factor x factor blocks."""
+    z, y, x = (int(s) for s in volume.shape)
+    ly, lx = -(-y // factor), -(-x // factor)
+    out = np.empty((-(-z // factor), ly, lx), np.float32)
+    for i, z0 in enumerate(range(0, z, factor)):
+        sl = np.asarray(volume[min(z - 1, z0 + factor // 2)], dtype=np.float32)
+        sl = np.pad(sl, ((0, ly * factor - y), (0, lx * factor - x)), mode="edge")
+        out[i] = sl.reshape(ly, factor, lx, factor).mean(axis=(1, 3))
+    return out
+
+
+def auto_sample_mask(volume, *, margin: int = 48, factor: int = 4, min_separation: float = 0.8,
+                     max_fraction: float = 0.97) -> SampleMask:
+    """The sample of a volume whose surroundings are darker than the sample (see the module's notes).
+
+    Parameters
+    ----------
+    volume : array-like (z, y, x)
+        Anything sliceable along z.
+    margin : int
+        Voxels added around the sample (the network's halo by default).
+    factor : int
+        Resolution of the mask: blocks of ``factor`` voxels per axis.
+    min_separation : float
+        The Otsu split must explain this share of the low-resolution variance, else "all sample".
+    max_fraction : float
+        A mask covering more than this share of the slice area is "all sample".
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> v = np.full((16, 64, 64), 20, np.uint8); v[:, 16:48, 16:48] = 200
+    >>> m = auto_sample_mask(v, margin=4)
+    >>> m.touches((slice(0, 16), slice(0, 8), slice(0, 8))), m.touches((slice(0, 16), slice(20, 30), slice(20, 30)))
+    (False, True)
+    """
+    shape = tuple(int(s) for s in volume.shape)
+    low = _downsample(volume, factor)
+    smooth = ndimage.gaussian_filter(low, 1.0)
+    threshold, separation = otsu(smooth)
+    base = {"method": "auto", "otsu_threshold": round(threshold, 3), "separation": round(separation, 3),
+            "margin": int(margin)}
+    if separation < min_separation:
+        return _make(np.ones(low.shape, bool), factor, shape,
+                     {**base, "fallback": f"no clear background (separation {separation:.2f} < {min_separation})"})
+    foreground = smooth > threshold
+    for i in range(foreground.shape[0]):
+        foreground[i] = ndimage.binary_fill_holes(foreground[i])
+    footprint = ndimage.binary_fill_holes(foreground.any(axis=0))
+    if not footprint.any():
+        return _make(np.ones(low.shape, bool), factor, shape, {**base, "fallback": "no sample found"})
+    grow = math.ceil(margin / factor) + 1  # + 1 block: a block half on the sample may average below the threshold
+    footprint = ndimage.distance_transform_edt(~footprint) <= grow
+    if footprint.mean() > max_fraction:
+        return _make(np.ones(low.shape, bool), factor, shape,
+                     {**base, "fallback": f"the sample fills {footprint.mean():.0%} of the field of view"})
+    mask = np.broadcast_to(footprint, low.shape).copy()
+    return _make(mask, factor, shape, {**base, "fallback": None})
+
+
+def parse_roi(text: str, shape) -> tuple[slice, slice, slice]:
+    """``"z0:z1,y0:y1,x0:x1"`` (empty ends: the volume's ends) to slices, checked against ``shape``."""
+    parts = [p.strip() for p in str(text).split(",")]
+    if len(parts) != 3 or any(p.count(":") != 1 for p in parts):
+        raise TomosegError(f"--roi {text!r}: give three ranges z0:z1,y0:y1,x0:x1 (e.g. 0:100,50:450,50:450)")
+    box = []
+    for p, s, axis in zip(parts, shape, "zyx"):
+        a, b = p.split(":")
+        try:
+            lo, hi = int(a) if a else 0, int(b) if b else int(s)
+        except ValueError:
+            raise TomosegError(f"--roi {text!r}: {p!r} is not a range of integers") from None
+        if not 0 <= lo < hi <= s:
+            raise TomosegError(f"--roi {text!r}: {axis} range {lo}:{hi} is empty or outside the volume (0:{s})")
+        box.append(slice(lo, hi))
+    return tuple(box)
+
+
+def roi_sample_mask(shape, roi, factor: int = 8) -> SampleMask:
+    """The box ``roi`` (a string as :func:`parse_roi` reads, or three slices) as a sample mask."""
+    box = parse_roi(roi, shape) if isinstance(roi, str) else tuple(roi)
+    low = np.zeros(_low_shape(shape, factor), bool)
+    low[tuple(slice(b.start // factor, -(-b.stop // factor)) for b in box)] = True
+    return _make(low, factor, shape, {"method": "roi", "roi": [[b.start, b.stop] for b in box]}, box=box)
+
+
+def file_sample_mask(path, shape, factor: int = 4) -> SampleMask:
+    """A user's mask volume (nonzero = sample) of the volume's shape, read slab by slab."""
+    from .io import open_volume
+
+    mask = open_volume(path)
+    try:
+        if tuple(mask.shape) != tuple(shape):
+            raise TomosegError(f"--sample-mask {path}: shape {tuple(mask.shape)} differs from the input's "
+                               f"{tuple(shape)}; give a mask of the same shape")
+        low = np.zeros(_low_shape(shape, factor), bool)
+        for i, z0 in enumerate(range(0, shape[0], factor)):
+            slab = np.asarray(mask[z0:z0 + factor]) != 0
+            ly, lx = low.shape[1:]
+            slab = np.pad(slab, ((0, 0), (0, ly * factor - shape[1]), (0, lx * factor - shape[2])))
+            low[i] = slab.reshape(slab.shape[0], ly, factor, lx, factor).any(axis=(0, 2, 4))
+    finally:
+        close = getattr(mask, "close", None)
+        if close is not None:
+            close()
+    return _make(low, factor, shape, {"method": "file", "file": str(path)})

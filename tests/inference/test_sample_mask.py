@@ -1,0 +1,110 @@
+"""The sample mask: which tiles may be skipped, its fallbacks, and that skipping keeps the sample exact."""
+
+import json
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+import tomoseg
+from tomoseg.cli import main
+from tomoseg.errors import TomosegError
+from tomoseg.inference import SegmentOptions, TilingConfig, segment
+from tomoseg.io import read_volume, write_volume
+from tomoseg.sample_mask import auto_sample_mask, otsu, parse_roi, roi_sample_mask
+
+
+@pytest.fixture(scope="module")
+def pillar():
+    return tomoseg.make_phantom((32, 160, 160), rng=7, preset_name="small-pillar")
+
+
+def test_auto_mask_holds_the_pillar_and_leaves_out_the_corners(pillar):
+    m = auto_sample_mask(pillar.image, margin=16)
+    assert m.record["fallback"] is None and m.record["method"] == "auto"
+    for z, y, x in np.argwhere(pillar.pillar)[::101]:
+        assert m.touches((slice(z, z + 1), slice(y, y + 1), slice(x, x + 1)))
+    assert not m.touches((slice(0, 32), slice(0, 16), slice(0, 16)))
+    assert 0.3 < m.fraction() < 0.9
+    # every voxel within the margin of the pillar is inside too
+    near = ndimage.distance_transform_edt(~pillar.pillar[16]) <= 16
+    for y, x in np.argwhere(near)[::53]:
+        assert m.touches((slice(16, 17), slice(y, y + 1), slice(x, x + 1)))
+
+
+def test_auto_mask_never_skips_dark_end_slices(pillar):
+    image = pillar.image.copy()
+    image[:6] //= 4  # cone-beam CT: dark first and last slices that still hold sample
+    image[-6:] //= 4
+    m = auto_sample_mask(image, margin=16)
+    np.testing.assert_array_equal(m.low[0], m.low[m.low.shape[0] // 2])
+
+
+@pytest.mark.parametrize("kind", ["noise", "no background"])
+def test_auto_mask_falls_back_to_all_sample(rng, kind):
+    if kind == "noise":
+        image = rng.integers(0, 255, (32, 128, 128)).astype(np.uint8)
+    else:  # concrete-like: matrix and pores fill the field of view
+        blobs = ndimage.gaussian_filter(rng.normal(size=(32, 128, 128)), 3) > 0
+        image = (blobs * 100 + rng.normal(0, 20, blobs.shape)).astype(np.float32)
+    m = auto_sample_mask(image)
+    assert m.everything and m.record["fallback"]
+
+
+def test_otsu_on_two_levels():
+    values = np.r_[np.full(100, 10.0), np.full(300, 200.0)]
+    t, separation = otsu(values)
+    assert 10 < t < 200 and separation == pytest.approx(1.0, abs=0.01)  # bin centres, not the values
+
+
+def test_roi_parsing():
+    assert parse_roi("0:10,:,5:", (20, 30, 40)) == (slice(0, 10), slice(0, 30), slice(5, 40))
+    for bad in ["0:10,0:10", "0:30,:,:", "a:b,:,:", "5:5,:,:"]:
+        with pytest.raises(TomosegError, match="--roi"):
+            parse_roi(bad, (20, 30, 40))
+    m = roi_sample_mask((20, 30, 40), "2:5,:,10:20")
+    assert m.touches((slice(0, 8), slice(0, 8), slice(16, 24)))
+    assert not m.touches((slice(0, 8), slice(0, 8), slice(24, 32)))
+    assert not m.touches((slice(8, 16), slice(0, 8), slice(0, 16)))
+
+
+def test_segment_skips_empty_space_and_stays_exact_inside(tmp_path, random_model_path, pillar):
+    src = tmp_path / "in.zarr"
+    write_volume(str(src), pillar.image)
+    opts = dict(tiling=TilingConfig(tile_size=8, halo=16))  # small tiles: some lie wholly outside
+    full = segment(src, tmp_path / "full.zarr", model=random_model_path, progress=False,
+                   options=SegmentOptions(sample_mask="off", **opts))
+    rec = segment(src, tmp_path / "masked.zarr", model=random_model_path, progress=False,
+                  options=SegmentOptions(**opts))
+    a, b = read_volume(tmp_path / "full.zarr"), read_volume(tmp_path / "masked.zarr")
+    sm = rec["sample_mask"]
+    assert sm["method"] == "auto" and sm["tiles_computed"] < full["sample_mask"]["tiles_computed"]
+    assert sm["voxels_computed"] < a.size
+    np.testing.assert_array_equal(a[pillar.pillar], b[pillar.pillar])  # the sample: identical bytes
+    assert (b != a).any() and (b[b != a] == 0).all()  # outside: 0 where skipped, else the same
+    assert json.loads((tmp_path / "masked.zarr.provenance.json").read_text())["sample_mask"] == sm
+    assert full["sample_mask"]["method"] == "off"
+
+
+def test_cli_roi_and_mask_file(tmp_path, random_model_path, pillar, capsys):
+    src = tmp_path / "in.npy"
+    np.save(src, pillar.image)
+    m = ["--model", str(random_model_path), "-q", "--tile-size", "16", "--halo", "16"]
+    assert main(["segment", str(src), str(tmp_path / "all.npy"), "--no-sample-mask"] + m) == 0
+    assert main(["segment", str(src), str(tmp_path / "roi.npy"), "--roi", "0:32,64:96,64:96"] + m) == 0
+    ref, roi = np.load(tmp_path / "all.npy"), np.load(tmp_path / "roi.npy")
+    np.testing.assert_array_equal(roi[:, 64:96, 64:96], ref[:, 64:96, 64:96])
+    assert not roi[:, :64].any() and not roi[:, 128:].any()
+    mask = np.zeros(pillar.image.shape, np.uint8)
+    mask[:, :40, :40] = 1
+    np.save(tmp_path / "mask.npy", mask)
+    assert main(["segment", str(src), str(tmp_path / "f.npy"), "--sample-mask", str(tmp_path / "mask.npy")] + m) == 0
+    f = np.load(tmp_path / "f.npy")
+    np.testing.assert_array_equal(f[:, :40, :40], ref[:, :40, :40])
+    assert not f[:, 64:, 64:].any()
+    capsys.readouterr()
+    np.save(tmp_path / "small.npy", mask[:, :10])
+    assert main(["segment", str(src), str(tmp_path / "g.npy"), "--sample-mask", str(tmp_path / "small.npy")] + m) == 1
+    assert "differs from the input" in capsys.readouterr().err
+    assert main(["segment", str(src), str(tmp_path / "h.npy"), "--roi", "0:99,:,:"] + m) == 1
+    assert "--roi" in capsys.readouterr().err
