@@ -45,9 +45,9 @@ def choose_tile_size(shape, *, device, precision: str, halo: int, divisor: int, 
     per_voxel = BYTES_PER_VOXEL[precision] * max(base_features, 1) / 8
     for tile in TILE_CHOICES:
         vox = _window_voxels(shape, tile, halo, divisor)
-        if 2 * vox * per_voxel <= budget * free and 8 * vox * base_features < 2**31:
+        if 2 * vox * per_voxel <= budget * free and vox * 2 * base_features < 2**31:
             batch = int(max(1, min(8, budget * free // (vox * per_voxel))))
-            while batch > 1 and batch * vox * base_features >= 2**31:  # cuDNN's 32-bit indexing
+            while batch > 1 and batch * vox * 2 * base_features >= 2**31:  # 32-bit indexing of the widest tensor
                 batch -= 1
             return tile, batch
     return TILE_CHOICES[-1], 1
@@ -88,11 +88,27 @@ class CudaBackend:
         free, _ = torch.cuda.mem_get_info(self.device)
         vox = math.prod(window_shape)
         n = int(max(1, min(self.batch_limit, 0.6 * free // (vox * BYTES_PER_VOXEL[self.precision]))))
-        while n > 1 and n * vox * 8 >= 2**31:
+        while n > 1 and n * vox * 16 >= 2**31:  # the decoder's widest tensor (2 x base channels) < 2^31 elements
             n -= 1
         return n
 
     def _cores(self, group, mean: float, inv_sd: float) -> list[np.ndarray]:
+        """uint8 cores of a batch; on running out of GPU memory, the batch in halves (down to one window)."""
+        try:
+            return self._run(group, mean, inv_sd)
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            if len(group) == 1:
+                from ..errors import TomosegError
+
+                shape = tuple(s.stop - s.start for s in group[0][0].read)
+                raise TomosegError(f"one window of {shape} voxels does not fit in the GPU's memory; "
+                                   "pass a smaller --tile-size") from None
+            half = len(group) // 2
+            self.batch_limit = max(1, half)
+            return self._cores(group[:half], mean, inv_sd) + self._cores(group[half:], mean, inv_sd)
+
+    def _run(self, group, mean: float, inv_sd: float) -> list[np.ndarray]:
         with torch.inference_mode():
             x = torch.stack([torch.from_numpy(raw).to(self.device, non_blocking=True) for _, raw in group])
             x = (x.float() - np.float32(mean)) * np.float32(inv_sd)
