@@ -122,6 +122,8 @@ class CudaBackend:
         group, shape, limit = [], None, 1
         for tile, raw in windows:
             raw = np.ascontiguousarray(raw)
+            if not raw.flags.writeable:  # a read-only memory map: PyTorch wants memory it may write
+                raw = raw.copy()
             if raw.dtype not in _TORCH_DTYPES:  # uint16, float64, ...: as the CPU path sees them
                 raw = raw.astype(np.float32) if raw.dtype.kind == "f" else raw.astype(np.int32)
             if group and (raw.shape != shape or len(group) >= limit):
