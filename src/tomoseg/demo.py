@@ -42,7 +42,8 @@ def run(out: Path, shape=(96, 256, 256), seed: int = 2027) -> int:
         if code:
             return code
     print(f"\ndemo done in {time.time() - t0:.0f} s. Open {out / 'results' / 'report.html'} in a browser; "
-          f"objects in {out / 'objects.csv'}; the mask {out / 'mask.tif'} opens in Fiji at scale.")
+          f"objects in {out / 'objects.csv'}; the mask {out / 'mask.tif'} opens in Fiji at scale.\n"
+          "The default model, how it was trained and how well it does on held-out data: docs/model-card.md.")
     return 0
 
 
