@@ -182,13 +182,13 @@ def _plan_changes(bodies, changes: PairChanges, rng, inside) -> tuple[list, list
     for i in order:
         if counts["split"] <= 0:
             break
-        if kind[i] != "none" or radius[i] < 3.2:
+        if kind[i] != "none" or radius[i] < 3.5:
             continue
         u = rng.standard_normal(3)
         u /= np.linalg.norm(u)
-        r2 = 0.62 * radius[i]
+        r2 = 0.55 * radius[i]  # two pieces with 2.5 voxels between them, mostly where the object was
         c = bodies[i]["parts"][0][0]
-        pieces = [_body(c + s * u * (r2 + 1.5), [r2] * 3, np.eye(3), bodies[i]["gray"]) for s in (-1, 1)]
+        pieces = [_body(c + s * u * (r2 + 1.25), [r2] * 3, np.eye(3), bodies[i]["gray"]) for s in (-1, 1)]
         if not all(_fits(p, after, skip=(i,)) for p in pieces):
             continue
         after[i] = pieces

@@ -133,11 +133,15 @@ def pair_objects(before: dict, after: dict, overlaps: dict, carried_voxels: dict
             groups[g][0].add(j)
             group_of_b[j] = g
             merged.add(g)
+    rb_nm = before["equivalent_radius_vox"] * float(np.cbrt(np.prod(vs)))
     for i in range(len(la)):
         if i in paired_a or i not in best_b_for_a:
             continue
         n, j = best_b_for_a[i]
-        if n >= options.min_overlap * va[i] and j in group_of_b:
+        inside = n >= options.min_overlap * va[i]
+        # a small piece beside the rest: it overlaps the old object and its centre lies within it (+ tolerance)
+        near = np.linalg.norm(ca[i] - cb[j]) <= rb_nm[j] + tol
+        if (inside or near) and j in group_of_b:
             g = group_of_b[j]
             groups[g][1].add(i)
             group_of_a[i] = g

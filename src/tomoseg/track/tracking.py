@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import TomosegError
 from ..objects import label_objects, measure_objects
 from ..objects.matching import RADIUS_BINS
-from .matching import MatchOptions, _edge_flags, match, refine_on_objects
+from .matching import STATUSES, MatchOptions, _edge_flags, match, refine_on_objects  # noqa: F401
 from .registration import Registration, RegistrationOptions, decompose, given_transform, register
 
 MEASURES = (("volume_vox", "volume_vox"), ("volume_nm3", "volume_nm3"), ("radius_vox", "equivalent_radius_vox"),
