@@ -47,7 +47,7 @@ class PairChanges:
     shrink_by: float = 0.7
     remove: float = 0.06
     add: float = 0.06             # new objects, as a share of the BEFORE count
-    merge: float = 0.06           # share of objects that merge (in pairs)
+    merge: float = 0.08           # share of objects that merge (in pairs)
     split: float = 0.04
     gray_gain: float = 0.93       # AFTER gray = gain × BEFORE gray + offset (beam and detector changes)
     gray_offset: float = 10.0
@@ -146,8 +146,9 @@ def _plan_changes(bodies, changes: PairChanges, rng, inside) -> tuple[list, list
     kind = ["none"] * n
     partner: dict = {}
     order = rng.permutation(n)
-    counts = {k: int(round(getattr(changes, k) * n)) for k in ("grow", "shrink", "remove", "merge", "split")}
-    counts["merge"] //= 2
+    # at least one of each change asked for (a merge takes two objects)
+    counts = {k: max(int(round(getattr(changes, k) * n / (2 if k == "merge" else 1))), int(getattr(changes, k) > 0))
+              for k in ("grow", "shrink", "remove", "merge", "split")}
     # merges: pairs of close objects joined by a bridge
     for i in order:
         if counts["merge"] <= 0:
@@ -214,17 +215,16 @@ def _plan_changes(bodies, changes: PairChanges, rng, inside) -> tuple[list, list
         if kind[i] == "merged" and after[i] is None:
             continue
         if after[i] is None:
-            links.append(([i + 1], None, "vanished", "removed"))
+            links.append(([i + 1], [], "vanished", "removed"))
         elif kind[i] == "split":
-            for piece in after[i]:
-                out.append(piece)
-                links.append(([i + 1], len(out) - 1, "split", "split"))
+            out.extend(after[i])
+            links.append(([i + 1], [len(out) - 2, len(out) - 1], "split", "split"))
         elif kind[i] == "merged":
             out.append(after[i])
-            links.append(([i + 1, partner[i] + 1], len(out) - 1, "merged", "merged"))
+            links.append(([i + 1, partner[i] + 1], [len(out) - 1], "merged", "merged"))
         else:
             out.append(after[i])
-            links.append(([i + 1], len(out) - 1, "persisting", kind[i]))
+            links.append(([i + 1], [len(out) - 1], "persisting", kind[i]))
     return out, links
 
 
@@ -384,7 +384,7 @@ def make_phantom_pair(shape, *, rng=None, motion: Motion | None = None, changes:
                          pillar_r, rng, keep_in)
     for body in added:
         after_bodies.append(body)
-        links.append(([], len(after_bodies) - 1, "appeared", "added"))
+        links.append(([], [len(after_bodies) - 1], "appeared", "added"))
 
     texture = _smooth_noise(shape, cfg.matrix_texture, 6.0, rng) if cfg.matrix_texture > 0 else None
     yy, xx = np.mgrid[0:Y, 0:X].astype(np.float32)
@@ -418,8 +418,8 @@ def _truth(links, bodies, after_bodies, scans, shape) -> dict:
     edge_a = _touches(scans["after"]["instances"], range(1, len(after_bodies) + 1), shape)
     rows = {k: [] for k in ("group", "before_label", "after_label", "status", "change", "edge",
                             "before_voxels", "after_voxels", "before_radius_vox", "after_radius_vox")}
-    for g, (before_ids, a, status, change) in enumerate(links, start=1):
-        for b in before_ids or [0]:
+    for g, (before_ids, after_ids, status, change) in enumerate(links, start=1):
+        for b, a in [(b, a) for b in before_ids or [0] for a in after_ids or [None]]:
             after_label = 0 if a is None else a + 1
             edge = (b in edge_b or after_label in edge_a or (b and vb[b - 1] == 0)
                     or (after_label and va[after_label - 1] == 0))
@@ -434,6 +434,9 @@ def _truth(links, bodies, after_bodies, scans, shape) -> dict:
             rows["before_radius_vox"].append(_eq_radius(bodies[b - 1]) if b else np.nan)
             rows["after_radius_vox"].append(_eq_radius(after_bodies[a]) if a is not None else np.nan)
     out = {k: np.asarray(v) for k, v in rows.items()}
+    for g in np.unique(out["group"]):  # a group is at the edge if any of its objects is
+        sel = out["group"] == g
+        out["edge"][sel] = out["edge"][sel].max()
     out["status"] = out["status"].astype(object)
     out["change"] = out["change"].astype(object)
     return out

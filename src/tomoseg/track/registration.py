@@ -21,7 +21,7 @@ Convention: ``matrix`` (4 × 4) maps a BEFORE voxel (z, y, x) to the AFTER voxel
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import ndimage
@@ -181,8 +181,8 @@ def band_pass(image: np.ndarray, band) -> np.ndarray:
     return ndimage.gaussian_filter(img, band[0]) - ndimage.gaussian_filter(img, band[1])
 
 
-def _features(image: np.ndarray, band, margin: float) -> np.ndarray:
-    f = band_pass(image, band) * interior(image, margin)
+def _features(image: np.ndarray, band, margin: float, weight=None) -> np.ndarray:
+    f = band_pass(image, band) * (interior(image, margin) if weight is None else weight)
     sd = f[f != 0].std() if np.any(f != 0) else 1.0
     return f / max(float(sd), 1e-6)
 
@@ -264,8 +264,8 @@ def _coarse(before, after, options: RegistrationOptions, shape) -> tuple[np.ndar
     band = tuple(max(0.7, b / factor) for b in options.band)
     margin = max(2.0, 8.0 / factor)
     wb, wa = interior(small_b, margin), interior(small_a, margin)
-    fb = _features(small_b, band, margin)
-    fa = _features(small_a, band, margin)
+    fb = _features(small_b, band, margin, wb)
+    fa = _features(small_a, band, margin, wa)
     best = None
     for angle, rot in _z_rotation(fb, fa, wb, wa, options.max_rotation_deg):
         moved = warp(fa, rot, fb.shape)
@@ -354,7 +354,7 @@ def _fine(before, after, matrix, centres, options: RegistrationOptions, voxel_si
                 continue
             fm = band_pass(moving, options.band)
             ncc[i] = _ncc(crops_b[i] * win, fm * win)
-            s = _phase(crops_b[i] * win, fm * win, upsample=20, normalization=None)
+            s = _phase(crops_b[i] * win, fm * win, upsample=10, normalization=None)
             if np.any(np.abs(s) > size / 4):
                 s = np.zeros(3)
                 ok.append(False)
@@ -384,13 +384,76 @@ def _fine(before, after, matrix, centres, options: RegistrationOptions, voxel_si
         matrix = np.linalg.inv(s_mat) @ m_nm @ s_mat
         if np.abs(shifts[keep]).max() < 0.02:
             break
-    res_nm = np.linalg.norm(apply(m_nm, src * vs) - dst * vs, axis=1)
-    res_vox = np.linalg.norm(apply(matrix, src) - dst, axis=1)
+    matrix = _lucas_kanade(crops_b, after, matrix, centres, keep, options, vs)
+    # check: each crop's remaining shift under the final transform
+    for i, c in enumerate(centres):
+        moving = _after_crop(after, matrix, c - half, size, after.shape)
+        if moving is None:
+            continue
+        fm = band_pass(moving, options.band)
+        ncc[i] = _ncc(crops_b[i] * win, fm * win)
+        shifts[i] = _phase(crops_b[i] * win, fm * win, upsample=10, normalization=None)
+    res_vox = np.linalg.norm(shifts, axis=1)
+    res_nm = np.linalg.norm(shifts * vs, axis=1)
     table = {"crop": np.arange(1, len(centres) + 1), "centre_z": centres[:, 0], "centre_y": centres[:, 1],
              "centre_x": centres[:, 2], "shift_z_vox": shifts[:, 0], "shift_y_vox": shifts[:, 1],
              "shift_x_vox": shifts[:, 2], "residual_vox": res_vox, "residual_nm": res_nm, "ncc": ncc,
              "used": keep.astype(np.int64)}
     return matrix, table, first_ncc
+
+
+def _small_motion(x: np.ndarray, centre, similarity: bool) -> np.ndarray:
+    """4 × 4 matrix of q -> (1 + s) R(ω) (q - c) + c + τ from x = (τ, ω[, s])."""
+    w = x[3:6]
+    th = float(np.linalg.norm(w))
+    r = np.eye(3)
+    if th > 1e-12:
+        k = np.array([[0, -w[2], w[1]], [w[2], 0, -w[0]], [-w[1], w[0], 0]]) / th
+        r = np.eye(3) + np.sin(th) * k + (1 - np.cos(th)) * k @ k
+    a = (1 + (x[6] if similarity else 0.0)) * r
+    m = np.eye(4)
+    m[:3, :3] = a
+    m[:3, 3] = centre + x[:3] - a @ centre
+    return m
+
+
+def _lucas_kanade(crops_b, after, matrix, centres, keep, options: RegistrationOptions, vs, *, iterations: int = 10):
+    """Gauss–Newton on the band-passed crops together (intensity-based; every voxel of every crop counts):
+    solve for the small rigid (similarity) motion that best explains BEFORE − AFTER∘M, compose, repeat."""
+    size = options.crop_size
+    half = size // 2
+    win = _window((size,) * 3).ravel()
+    npar = 7 if options.similarity else 6
+    s_mat = np.diag(np.append(vs, 1.0))
+    s_inv = np.linalg.inv(s_mat)
+    centre = centres[keep].mean(axis=0) * vs
+    grid = np.indices((size,) * 3).reshape(3, -1).astype(float)
+    for _ in range(iterations):
+        jtj = np.zeros((npar, npar))
+        jtr = np.zeros(npar)
+        for i in np.nonzero(keep)[0]:
+            moving = _after_crop(after, matrix, centres[i] - half, size, after.shape)
+            if moving is None:
+                continue
+            fm = band_pass(moving, options.band)
+            fb = crops_b[i]
+            fb = fb / max(float(np.sqrt((fb.ravel() ** 2 * win).mean())), 1e-6)
+            fm = fm / max(float(np.sqrt((fm.ravel() ** 2 * win).mean())), 1e-6)
+            g = np.stack([d.ravel() for d in np.gradient(fm)]) / vs[:, None]
+            q = (grid + (centres[i] - half)[:, None]) * vs[:, None] - centre[:, None]
+            rows = [g[0], g[1], g[2], q[1] * g[2] - q[2] * g[1], q[2] * g[0] - q[0] * g[2], q[0] * g[1] - q[1] * g[0]]
+            if options.similarity:
+                rows.append((q * g).sum(axis=0))
+            j = np.stack(rows)
+            jw = j * win
+            jtj += jw @ j.T
+            jtr += jw @ (fb.ravel() - fm.ravel())
+        scale = np.sqrt(np.maximum(np.diag(jtj), 1e-12))
+        x = np.linalg.solve(jtj / np.outer(scale, scale) + 1e-9 * np.eye(npar), jtr / scale) / scale
+        matrix = matrix @ s_inv @ _small_motion(x, centre, options.similarity) @ s_mat
+        if np.linalg.norm(x[:3] / vs) < 0.01 and np.linalg.norm(x[3:6]) < 1e-4:
+            break
+    return matrix
 
 
 def register(before, after, *, voxel_size=None, options: RegistrationOptions | None = None,
@@ -425,9 +488,11 @@ def register(before, after, *, voxel_size=None, options: RegistrationOptions | N
     if len(before.shape) != 3 or len(after.shape) != 3:
         raise TomosegError(f"registration needs two 3D images, got {tuple(before.shape)} and {tuple(after.shape)}")
     shape = tuple(int(s) for s in before.shape)
-    if min(shape) < options.crop_size + 8 or min(after.shape) < options.crop_size + 8:
-        raise TomosegError(f"images {shape} and {tuple(after.shape)} are too small for crops of "
-                           f"{options.crop_size} voxels; lower the crop size")
+    smallest = min(min(shape), min(after.shape))
+    if smallest < 24:
+        raise TomosegError(f"images {shape} and {tuple(after.shape)} are too small to register (under 24 voxels)")
+    if smallest < options.crop_size + 8:  # thin volumes: crops as thick as they allow
+        options = replace(options, crop_size=max(16, (smallest - 8) // 2 * 2))
     vs = tuple(voxel_size) if voxel_size is not None else (1.0, 1.0, 1.0)
     if initial is None:
         coarse_m, info = _coarse(before, after, options, shape)
