@@ -106,3 +106,22 @@ def test_labels_for_one_scan_only_is_an_error():
     img = np.zeros((8, 8, 8), np.uint8)
     with pytest.raises(TomosegError, match="both scans"):
         track(img, img, before_labels=img)
+
+
+def test_images_only_are_segmented_with_one_model(monkeypatch):
+    """Without labels both scans go through the same segmentation (here a stand-in for the U-Net)."""
+    import tomoseg.track.tracking as tracking
+    from tomoseg.objects import label_objects
+
+    pair = make_phantom_pair((32, 112, 112), rng=2, object_fraction=0.006)
+    calls = []
+
+    def fake_segment(image, *, model=None, threshold=127, connectivity=26):
+        calls.append((model, threshold))
+        scan = pair.before if image is pair.before["image"] else pair.after
+        return label_objects(scan["labels"], connectivity=connectivity)[0]
+
+    monkeypatch.setattr(tracking, "segment_labels", fake_segment)
+    result = track(pair.before["image"], pair.after["image"], transform=pair.matrix, model="m.safetensors")
+    assert calls == [("m.safetensors", 127)] * 2
+    assert set(result.matches["status"]) >= {"persisting", "appeared", "vanished"}

@@ -22,8 +22,11 @@ def compare_with_truth(matches: dict, truth: dict, *, min_voxels: int = 8, befor
     A link is a (BEFORE id, AFTER id) pair with a status; appeared and vanished objects are links to id 0.
     ``before_map`` / ``after_map`` translate the tool's labels into the truth's ids (identity by default).
     """
-    bm = before_map or {}
-    am = after_map or {}
+    def mapped(label, mapping):  # labels the map does not know (no overlap with any truth object) match nothing
+        if not label:
+            return 0
+        return label if mapping is None else int(mapping.get(int(label), -int(label)))
+
     t_ok = (truth["edge"] == 0) & ((truth["before_voxels"] == 0) | (truth["before_voxels"] >= min_voxels)) & \
         ((truth["after_voxels"] == 0) | (truth["after_voxels"] >= min_voxels))
     t_links = {(int(b), int(a)): s for b, a, s in zip(truth["before_label"][t_ok], truth["after_label"][t_ok],
@@ -32,7 +35,7 @@ def compare_with_truth(matches: dict, truth: dict, *, min_voxels: int = 8, befor
     considered_a = {a for _, a in t_links if a}
     p_links = {}
     for b, a, s in zip(matches["before_label"], matches["after_label"], matches["status"]):
-        b, a = int(bm.get(int(b), b)) if b else 0, int(am.get(int(a), a)) if a else 0
+        b, a = mapped(int(b), before_map), mapped(int(a), after_map)
         if (b and b in considered_b) or (a and a in considered_a):
             p_links[(b, a)] = s
     found = [k for k in t_links if k in p_links]
