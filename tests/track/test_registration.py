@@ -62,3 +62,22 @@ def test_no_rotation_search_and_similarity():
     angle, disp = _errors(reg.matrix, pair.matrix, shape)
     assert angle < 1.0 and disp < 1.0
     assert reg.scale == pytest.approx(1.02, abs=0.005)
+
+
+@pytest.mark.slow
+def test_volumes_on_disk_register_like_arrays(tmp_path):
+    """Registration reads only slabs (coarse stage) and crops (fine stage): a lazily read Zarr volume
+    gives the same transform as the array in memory."""
+    from tomoseg.io import open_volume, write_volume
+
+    pair = make_phantom_pair((40, 128, 128), rng=6, motion=Motion((8.0, 0.5, 0.0), (1.0, -2.0, 2.0)),
+                             object_fraction=0.006)
+    for name in ("before", "after"):
+        write_volume(str(tmp_path / f"{name}.zarr"), getattr(pair, name)["image"], chunks=(16, 64, 64))
+    options = RegistrationOptions(coarse_voxels=200_000)  # force a downsampled coarse stage
+    on_disk = register(open_volume(str(tmp_path / "before.zarr")), open_volume(str(tmp_path / "after.zarr")),
+                       options=options)
+    in_memory = register(pair.before["image"], pair.after["image"], options=options)
+    assert on_disk.coarse["factor"] == 2
+    assert on_disk.matrix == pytest.approx(in_memory.matrix, abs=1e-6)
+    assert _errors(on_disk.matrix, pair.matrix, (40, 128, 128))[0] < 1.0
