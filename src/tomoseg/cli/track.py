@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -89,7 +90,14 @@ def _run_track(args) -> int:
         from ..track.scoring import compare_with_truth
         from ..track.registration import apply, rotation_angle
 
-        scores = compare_with_truth(result.matches, truth["matches"], min_voxels=args.min_voxels)
+        from ..track.scoring import label_map
+
+        maps = {}
+        for scan in ("before", "after"):  # the tool's labels -> the phantom's ids, where the truth names them
+            ids = truth.get(f"{scan}_instances")
+            if ids and Path(ids).exists():
+                maps[f"{scan}_map"] = label_map(getattr(result, f"{scan}_labels"), read_volume(ids))
+        scores = compare_with_truth(result.matches, truth["matches"], min_voxels=args.min_voxels, **maps)
         m_true = np.asarray(truth["matrix"])
         corners = np.array([[z, y, x] for z in (0, before.shape[0] - 1) for y in (0, before.shape[1] - 1)
                             for x in (0, before.shape[2] - 1)], float)
@@ -118,7 +126,9 @@ def _read_truth(path) -> dict:
         data = json.loads(Path(path).read_text())
         matches = {k: np.asarray(v, dtype=object if k in ("status", "change") else None)
                    for k, v in data["matches"].items()}
-        return {"matrix": data["matrix"], "matches": matches}
+        folder = Path(path).parent
+        return {"matrix": data["matrix"], "matches": matches,
+                **{k: str(folder / data[k]) for k in ("before_instances", "after_instances") if data.get(k)}}
     except FileNotFoundError:
         raise TomosegError(f"{path}: no such file") from None
     except (ValueError, KeyError, TypeError):
@@ -170,7 +180,13 @@ def run_phantom_pair(args, sets: dict) -> int:
 
         write_csv(pair.truth, args.objects, overwrite=args.overwrite)
     if args.pair_truth:
-        record = {**motion_record(pair), "voxel_size_nm": list(vs),
+        folder = Path(args.pair_truth).resolve().parent
+
+        def rel(p):  # instance files named relative to the truth file, for scoring segmented labels
+            return None if p is None else str(Path(os.path.relpath(Path(p).resolve(), folder)))
+
+        record = {**motion_record(pair), "voxel_size_nm": list(vs), "before_instances": rel(args.instances),
+                  "after_instances": rel(args.pair_instances),
                   "matches": {k: [v.item() if hasattr(v, "item") else v for v in col]
                               for k, col in pair.truth.items()}}
         Path(args.pair_truth).write_text(json.dumps(record, indent=1, default=float))

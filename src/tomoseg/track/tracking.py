@@ -37,7 +37,8 @@ class TrackOptions:
 @dataclass
 class Tracking:
     """What :func:`track` found: ``matches`` (one row per link), ``summary``, ``registration``, the object
-    tables of both scans, and ``after_match_ids`` (AFTER labels replaced by their match ID; uint32)."""
+    tables of both scans, the label images the tables describe, and ``after_match_ids`` (AFTER labels replaced
+    by their match ID; uint32)."""
 
     matches: dict
     summary: dict
@@ -46,6 +47,8 @@ class Tracking:
     after: dict
     after_match_ids: np.ndarray
     seconds: dict = field(default_factory=dict)
+    before_labels: np.ndarray | None = field(default=None, repr=False)
+    after_labels: np.ndarray | None = field(default=None, repr=False)
 
 
 def as_labels(data, *, threshold: int = 127, connectivity: int = 26) -> np.ndarray:
@@ -157,7 +160,7 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
     t["total_s"] = time.perf_counter() - t0
     summary["seconds"] = t
     return Tracking(matches=table, summary=summary, registration=reg, before=tb, after=ta, after_match_ids=ids,
-                    seconds=t)
+                    seconds=t, before_labels=lb, after_labels=la)
 
 
 def link_table(links, before: dict, after: dict, edge_b, edge_a, matrix, *, voxel_size, min_voxels: int = 8) -> dict:
