@@ -61,8 +61,12 @@ def _run_track(args) -> int:
     from ..track import MatchOptions, RegistrationOptions, TrackOptions, track, write_tracking
 
     out = Path(args.out)
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
-        raise TomosegError(f"{out}: folder exists and is not empty; pass --overwrite or choose another")
+    if out.exists() and any(out.iterdir()):
+        if not args.overwrite:
+            raise TomosegError(f"{out}: folder exists and is not empty; pass --overwrite or choose another")
+        if not _written_by_track(out):
+            raise TomosegError(f"{out}: not a folder that tomoseg track wrote (no summary.json of its own); "
+                               "--overwrite replaces only tomoseg's results: choose another folder")
     if (args.before_labels is None) != (args.after_labels is None):
         raise TomosegError("give --before-labels and --after-labels together, or neither (then both images are "
                            "segmented with the same model)")
@@ -119,6 +123,15 @@ def _run_track(args) -> int:
         print(f"against the truth: recall {s['recall']:.3f}, precision {s['precision']:.3f}, rotation error "
               f"{s['transform_rotation_error_deg']:.3f} deg, largest displacement error {s['transform_max_error_vox']:.3f} voxels")
     return 0
+
+
+def _written_by_track(folder: Path) -> bool:
+    from ..track.output import MARKER
+
+    try:
+        return json.loads((folder / "summary.json").read_text())["provenance"]["tool"] == MARKER
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def _read_truth(path) -> dict:

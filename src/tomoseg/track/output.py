@@ -26,6 +26,8 @@ text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:
 
 
 def _fmt(v) -> str:
+    if v is None:
+        return "–"
     if isinstance(v, float):
         return "–" if v != v else f"{v:.4g}"
     return html.escape(str(v))

@@ -262,7 +262,8 @@ def summarize_tracking(table: dict, reg: Registration, *, voxel_size=None) -> di
         sel = pers & (r >= lo) & (r < hi)
         dv = table["delta_volume_rel"][sel]
         dr = table["delta_radius_nm"][sel]
-        classes.append({"radius_from_vox": lo, "radius_to_vox": hi, "objects": int(sel.sum()),
+        classes.append({"radius_from_vox": lo, "radius_to_vox": hi if np.isfinite(hi) else None,
+                        "objects": int(sel.sum()),
                         "mean_delta_radius_nm": float(dr.mean()) if sel.any() else float("nan"),
                         "mean_delta_radius_vox": float(table["delta_radius_vox"][sel].mean()) if sel.any()
                         else float("nan"),
