@@ -75,3 +75,22 @@ def test_one_to_one_is_optimal_not_greedy():
     tb, ta = measure_objects(before), measure_objects(after)
     links, _ = match(before, after, tb, ta, np.eye(4), options=MatchOptions(tolerance_nm=1))
     assert statuses(links) == {((1,), (2,)): "persisting", ((2,), (1,)): "persisting"}
+
+
+def test_merge_of_two_equal_objects_sums_both():
+    from tomoseg.track.matching import _edge_flags
+    from tomoseg.track.tracking import link_table
+
+    shape = (20, 30, 40)
+    before = np.zeros(shape, np.uint32)
+    after = np.zeros(shape, np.uint32)
+    before[ball(shape, (10, 15, 15), 3)] = 1
+    before[ball(shape, (10, 15, 23), 3)] = 2  # same volume as 1
+    after[ball(shape, (10, 15, 15), 3) | ball(shape, (10, 15, 23), 3) | ball(shape, (10, 15, 19), 2)] = 1
+    tb, ta = measure_objects(before), measure_objects(after)
+    links, _ = match(before, after, tb, ta, np.eye(4))
+    eb, ea = _edge_flags(tb, ta, np.eye(4), shape, shape, 1.0)
+    t = link_table(links, tb, ta, eb, ea, np.eye(4), voxel_size=(1, 1, 1))
+    assert list(t["status"]) == ["merged", "merged"]
+    v = tb["volume_vox"]
+    assert t["delta_volume_nm3"][0] == ta["volume_vox"][0] - v[0] - v[1]

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .tracking import group_volumes
+
 COLOURS = {"persisting": "#4c72b0", "appeared": "#2ca02c", "vanished": "#d62728", "merged": "#9467bd",
            "split": "#ff7f0e"}
 
@@ -48,9 +50,7 @@ def radius_figure(table: dict, path, *, unit: str = "nm") -> Path:
             rb, ra = [], []
             vcol = "volume_nm3" if unit == "nm" else "volume_vox"
             for mid in np.unique(table["match_id"][sel]):
-                rows = sel & (table["match_id"] == mid)
-                vb = np.nansum(np.unique(table[f"before_{vcol}"][rows]))
-                va = np.nansum(np.unique(table[f"after_{vcol}"][rows]))
+                vb, va = group_volumes(table, np.nonzero(sel & (table["match_id"] == mid))[0], vcol)
                 rb.append(np.cbrt(3 * vb / (4 * np.pi)))
                 ra.append(np.cbrt(3 * va / (4 * np.pi)))
             rb, ra = np.asarray(rb), np.asarray(ra)

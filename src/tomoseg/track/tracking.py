@@ -219,8 +219,7 @@ def link_table(links, before: dict, after: dict, edge_b, edge_a, matrix, *, voxe
         status = table["status"][rows[0]]
         if status in ("appeared", "vanished"):
             continue
-        vb = np.nansum(np.unique(table["before_volume_nm3"][rows]))
-        va = np.nansum(np.unique(table["after_volume_nm3"][rows]))
+        vb, va = group_volumes(table, rows, "volume_nm3")
         d["delta_volume_nm3"][rows] = va - vb
         d["delta_volume_rel"][rows] = (va - vb) / vb if vb > 0 else np.nan
         if status == "persisting":
@@ -233,6 +232,16 @@ def link_table(links, before: dict, after: dict, edge_b, edge_a, matrix, *, voxe
             d["delta_radius_vox"][rows] = (ra - rb) / float(np.cbrt(np.prod(vs)))
     table.update(d)
     return table
+
+
+def group_volumes(table: dict, rows, column: str = "volume_nm3") -> tuple[float, float]:
+    """Total BEFORE and AFTER volume of the objects in some rows of a link table (each object once)."""
+    out = []
+    for scan in ("before", "after"):
+        labels, first = np.unique(table[f"{scan}_label"][rows], return_index=True)
+        values = table[f"{scan}_{column}"][rows][first]
+        out.append(float(np.nansum(values[labels > 0])))
+    return out[0], out[1]
 
 
 def match_id_image(after_labels: np.ndarray, table: dict) -> np.ndarray:
