@@ -111,6 +111,7 @@ def _run_track(args) -> int:
         result.summary["truth"] = scores
     out.mkdir(parents=True, exist_ok=True)
     write_tracking(result, out, shape=before.shape, voxel_size=vs, labels_name=args.labels_out, overwrite=True,
+                   image=after,
                    inputs={"before": str(args.before), "after": str(args.after), "before_labels": args.before_labels,
                            "after_labels": args.after_labels, "transform": args.transform})
     c = result.summary["objects_by_status"]

@@ -83,9 +83,10 @@ def volume_change_histogram(table: dict, path) -> Path:
     return _save(fig, path)
 
 
-def change_map(table: dict, path, *, shape=None, matrix=None, voxel_size=None) -> Path:
+def change_map(table: dict, path, *, shape=None, matrix=None, image=None) -> Path:
     """Where objects appeared, vanished, merged and split: top view (y, x) and side view (z, x) of the
-    pillar in the AFTER frame (vanished objects carried there through the transform)."""
+    pillar in the AFTER frame (vanished objects carried there through the transform); behind them, the
+    AFTER ``image``'s middle slices when given."""
     from .registration import apply
 
     plt = _plt()
@@ -104,10 +105,14 @@ def change_map(table: dict, path, *, shape=None, matrix=None, voxel_size=None) -
         edge = table["edge"][sel] == 1
         pts[status] = (p, edge)
     markers = {"persisting": ".", "appeared": "P", "vanished": "X", "merged": "D", "split": "^"}
+    if image is not None:
+        z, y = image.shape[0] // 2, image.shape[1] // 2
+        axes[0].imshow(np.asarray(image[z]), cmap="gray", alpha=0.45)
+        axes[1].imshow(np.asarray(image[:, y]), cmap="gray", alpha=0.45)
     for ax, (i, j), title in ((axes[0], (2, 1), "top view (x, y)"), (axes[1], (2, 0), "side view (x, z)")):
         for status, (p, edge) in pts.items():
-            size = 8 if status == "persisting" else 46
-            alpha = 0.35 if status == "persisting" else 0.9
+            size = 10 if status == "persisting" else 46
+            alpha = 0.6 if status == "persisting" else 0.9
             ax.scatter(p[~edge, i], p[~edge, j], s=size, marker=markers[status], color=COLOURS[status], alpha=alpha,
                        label=f"{status} ({int((~edge).sum())})")
             if edge.any():
@@ -121,5 +126,6 @@ def change_map(table: dict, path, *, shape=None, matrix=None, voxel_size=None) -
         ax.set_ylabel("y (voxels)" if j == 1 else "z (voxels)")
         ax.set_title(title, fontsize=10)
     axes[0].legend(fontsize=8, loc="upper right", framealpha=0.8)
-    fig.suptitle("Changes in the pillar (AFTER frame; hollow markers: at the edge of a field of view)", fontsize=10)
+    fig.suptitle("Changes in the pillar, all objects projected (AFTER frame; hollow markers: at the edge of a field "
+                 "of view)" + ("; behind: the AFTER scan's middle slices" if image is not None else ""), fontsize=10)
     return _save(fig, path)

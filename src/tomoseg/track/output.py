@@ -81,8 +81,9 @@ def track_section(summary: dict, figs: dict) -> str:
 
 
 def write_tracking(result: Tracking, out_dir, *, shape=None, voxel_size=None, inputs: dict | None = None,
-                   labels_name: str = "after_match_ids.tif", overwrite: bool = False) -> dict:
-    """Write everything about a tracking into ``out_dir``; returns {name: path}."""
+                   labels_name: str = "after_match_ids.tif", overwrite: bool = False, image=None) -> dict:
+    """Write everything about a tracking into ``out_dir`` (``image``: the AFTER scan, drawn behind the map);
+    returns {name: path}."""
     from ..io import write_volume
 
     out = Path(out_dir)
@@ -101,7 +102,8 @@ def write_tracking(result: Tracking, out_dir, *, shape=None, voxel_size=None, in
             "Equivalent radius after against before (dashed: no change).",
         figures.volume_change_histogram(result.matches, figs_dir / "track_volume_change.png"):
             "Relative volume change of persisting objects.",
-        figures.change_map(result.matches, figs_dir / "track_map.png", shape=shape, matrix=result.registration.matrix):
+        figures.change_map(result.matches, figs_dir / "track_map.png", shape=shape, matrix=result.registration.matrix,
+                           image=image):
             "Where objects appeared, vanished, merged and split (AFTER frame).",
     }
     paths.update({p.stem: p for p in figs})
