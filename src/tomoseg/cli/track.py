@@ -24,9 +24,9 @@ def _track(sub):
     p.add_argument("before", help="BEFORE gray-value image")
     p.add_argument("after", help="AFTER gray-value image")
     p.add_argument("--out", required=True, help="results folder")
-    p.add_argument("--before-labels", help="BEFORE labels, mask or uint8 probability map")
-    p.add_argument("--after-labels", help="AFTER labels, mask or uint8 probability map")
-    p.add_argument("--transform", help="JSON with a 4x4 'matrix' (BEFORE voxel -> AFTER voxel): skip registration")
+    p.add_argument("--before-labels", metavar="FILE", help="BEFORE labels, mask or uint8 probability map")
+    p.add_argument("--after-labels", metavar="FILE", help="AFTER labels, mask or uint8 probability map")
+    p.add_argument("--transform", metavar="JSON", help="JSON with a 4x4 'matrix' (BEFORE voxel -> AFTER voxel): skip registration")
     p.add_argument("--similarity", action="store_true", help="also estimate a scale factor")
     p.add_argument("--max-rotation", type=float, default=180.0,
                    help="largest rotation about the pillar axis to search, degrees (default 180: any)")
@@ -37,8 +37,8 @@ def _track(sub):
     p.add_argument("--min-voxels", type=int, default=8, help="smaller objects are flagged 'small' (default 8)")
     p.add_argument("--threshold", type=int, default=127, help="probability maps: object where value > this")
     p.add_argument("--model", help="model for segmenting images without labels (default: the shipped one)")
-    p.add_argument("--truth", help="a phantom pair's truth JSON (phantom --pair-truth): score the tracking")
-    p.add_argument("--labels-out", default="after_match_ids.tif",
+    p.add_argument("--truth", metavar="JSON", help="a phantom pair's truth JSON (phantom --pair-truth): score the tracking")
+    p.add_argument("--labels-out", default="after_match_ids.tif", metavar="NAME",
                    help="file name in OUT for the AFTER labels numbered by match ID (default after_match_ids.tif)")
     voxel_size_arg(p)
     overwrite_arg(p)
@@ -75,6 +75,10 @@ def _run_track(args) -> int:
     transform = read_transform(args.transform) if args.transform else None
     truth = _read_truth(args.truth) if args.truth else None
     vb, va = open_volume(args.before), open_volume(args.after)
+    if not args.voxel_size and vb.voxel_size and va.voxel_size and \
+            not np.allclose(vb.voxel_size, va.voxel_size, rtol=0.01):
+        raise TomosegError(f"{args.before} has voxel size {vb.voxel_size} nm and {args.after} {va.voxel_size} nm; "
+                           "pass --voxel-size Z Y X (and --similarity if the magnification changed)")
     vs = tuple(args.voxel_size) if args.voxel_size else (vb.voxel_size or va.voxel_size)
     if vs is None:
         print("tomoseg: note: voxel size unknown; nm columns use 1 nm voxels. Pass --voxel-size Z Y X.",
