@@ -1,7 +1,6 @@
 """Matching on hand-made label volumes: every status, by overlap and by distance."""
 
 import numpy as np
-import pytest
 
 from tomoseg.objects import measure_objects
 from tomoseg.track.matching import MatchOptions, carry_labels, match
