@@ -125,3 +125,19 @@ def test_images_only_are_segmented_with_one_model(monkeypatch):
     result = track(pair.before["image"], pair.after["image"], transform=pair.matrix, model="m.safetensors")
     assert calls == [("m.safetensors", 127)] * 2
     assert set(result.matches["status"]) >= {"persisting", "appeared", "vanished"}
+
+
+def test_no_objects_and_one_that_vanished(tmp_path):
+    from tomoseg.track import write_tracking
+
+    img = np.random.default_rng(0).integers(0, 255, (20, 40, 40)).astype(np.uint8)
+    empty = np.zeros(img.shape, np.uint8)
+    result = track(img, img, before_labels=empty, after_labels=empty, transform=np.eye(4))
+    assert all(v["events"] == 0 for v in result.summary["objects_by_status"].values())
+    write_tracking(result, tmp_path / "none", shape=img.shape)
+    one = empty.copy()
+    one[5:8, 5:8, 5:8] = 1
+    result = track(img, img, before_labels=one, after_labels=empty, transform=np.eye(4))
+    assert result.summary["objects_by_status"]["vanished"]["events"] == 1
+    paths = write_tracking(result, tmp_path / "one", shape=img.shape)
+    assert paths["html"].read_text().count("<img") == 3

@@ -125,7 +125,10 @@ def change_map(table: dict, path, *, shape=None, matrix=None, image=None) -> Pat
         ax.set_xlabel("x (voxels)")
         ax.set_ylabel("y (voxels)" if j == 1 else "z (voxels)")
         ax.set_title(title, fontsize=10)
-    axes[0].legend(fontsize=8, loc="upper right", framealpha=0.8)
+    if pts:
+        axes[0].legend(fontsize=8, loc="upper right", framealpha=0.8)
+    else:
+        axes[0].text(0.5, 0.5, "no objects", transform=axes[0].transAxes, ha="center")
     fig.suptitle("Changes in the pillar, all objects projected (AFTER frame; hollow markers: at the edge of a field "
                  "of view)" + ("; behind: the AFTER scan's middle slices" if image is not None else ""), fontsize=10)
     return _save(fig, path)
