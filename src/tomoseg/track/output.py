@@ -53,7 +53,7 @@ def track_section(summary: dict, figs: dict) -> str:
         ("transform", tr["source"]), ("rotation about z, y, x (deg)", ", ".join(f"{a:.3f}" for a in tr["rotation_deg"])),
         ("rotation angle (deg)", tr["rotation_angle_deg"]),
         ("translation z, y, x (voxels)", ", ".join(f"{a:.2f}" for a in tr["translation_vox"])),
-        ("scale", tr["scale"]), ("residual of the image fit (voxels)", tr["residual_vox"]),
+        ("scale", tr["scale"]), ("crops' remaining shift after the image fit, RMS (voxels)", tr["residual_vox"]),
         ("residual on matched objects (voxels)", tr.get("coarse", {}).get("objects_refit", {}).get("residual_vox",
                                                                                                    float("nan"))),
         ("band-passed correlation, coarse → final", f"{tr['ncc_before']:.3f} → {tr['ncc_after']:.3f}"))],
