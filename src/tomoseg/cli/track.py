@@ -26,7 +26,8 @@ def _track(sub):
     p.add_argument("--out", required=True, help="results folder")
     p.add_argument("--before-labels", metavar="FILE", help="BEFORE labels, mask or uint8 probability map")
     p.add_argument("--after-labels", metavar="FILE", help="AFTER labels, mask or uint8 probability map")
-    p.add_argument("--transform", metavar="JSON", help="JSON with a 4x4 'matrix' (BEFORE voxel -> AFTER voxel): skip registration")
+    p.add_argument("--transform", metavar="JSON",
+                   help="JSON with a 4x4 'matrix' (BEFORE voxel -> AFTER voxel): skip registration")
     p.add_argument("--similarity", action="store_true", help="also estimate a scale factor")
     p.add_argument("--max-rotation", type=float, default=180.0,
                    help="largest rotation about the pillar axis to search, degrees (default 180: any)")
@@ -37,7 +38,8 @@ def _track(sub):
     p.add_argument("--min-voxels", type=int, default=8, help="smaller objects are flagged 'small' (default 8)")
     p.add_argument("--threshold", type=int, default=127, help="probability maps: object where value > this")
     p.add_argument("--model", help="model for segmenting images without labels (default: the shipped one)")
-    p.add_argument("--truth", metavar="JSON", help="a phantom pair's truth JSON (phantom --pair-truth): score the tracking")
+    p.add_argument("--truth", metavar="JSON",
+                   help="a phantom pair's truth JSON (phantom --pair-truth): score the tracking")
     p.add_argument("--labels-out", default="after_match_ids.tif", metavar="NAME",
                    help="file name in OUT for the AFTER labels numbered by match ID (default after_match_ids.tif)")
     voxel_size_arg(p)
@@ -126,7 +128,8 @@ def _run_track(args) -> int:
     if truth is not None:
         s = result.summary["truth"]
         print(f"against the truth: recall {s['recall']:.3f}, precision {s['precision']:.3f}, rotation error "
-              f"{s['transform_rotation_error_deg']:.3f} deg, largest displacement error {s['transform_max_error_vox']:.3f} voxels")
+              f"{s['transform_rotation_error_deg']:.3f} deg, largest displacement error "
+              f"{s['transform_max_error_vox']:.3f} voxels")
     return 0
 
 
@@ -211,7 +214,8 @@ def run_phantom_pair(args, sets: dict) -> int:
     t = pair.truth
     counts = {s: int(len(np.unique(t["group"][t["status"] == s]))) for s in ("persisting", "appeared", "vanished",
                                                                              "merged", "split")}
-    print(f"phantom pair {tuple(args.shape)} seed {args.seed}: rotation {tuple(round(a, 2) for a in motion.rotation_deg)}"
+    print(f"phantom pair {tuple(args.shape)} seed {args.seed}: "
+          f"rotation {tuple(round(a, 2) for a in motion.rotation_deg)}"
           f" deg, translation {tuple(round(a, 2) for a in motion.translation_vox)} voxels; "
           + ", ".join(f"{k} {v}" for k, v in counts.items()) + f" -> {args.image}, {args.pair}")
     return 0

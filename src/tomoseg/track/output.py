@@ -50,7 +50,8 @@ def track_section(summary: dict, figs: dict) -> str:
     tr = summary["transform"]
     parts = ["<h2>Tracking between two scans</h2>"]
     parts.append(_table([{"quantity": k, "value": v} for k, v in (
-        ("transform", tr["source"]), ("rotation about z, y, x (deg)", ", ".join(f"{a:.3f}" for a in tr["rotation_deg"])),
+        ("transform", tr["source"]),
+        ("rotation about z, y, x (deg)", ", ".join(f"{a:.3f}" for a in tr["rotation_deg"])),
         ("rotation angle (deg)", tr["rotation_angle_deg"]),
         ("translation z, y, x (voxels)", ", ".join(f"{a:.2f}" for a in tr["translation_vox"])),
         ("scale", tr["scale"]), ("crops' remaining shift after the image fit, RMS (voxels)", tr["residual_vox"]),

@@ -261,9 +261,10 @@ def summarize_tracking(table: dict, reg: Registration, *, voxel_size=None) -> di
     counts = {}
     for status in ("persisting", "appeared", "vanished", "merged", "split"):
         rows = keep & (table["status"] == status)
+        b, a = table["before_label"], table["after_label"]
         counts[status] = {"events": int(len(np.unique(table["match_id"][rows]))),
-                          "before_objects": int(len(np.unique(table["before_label"][rows & (table["before_label"] > 0)]))),
-                          "after_objects": int(len(np.unique(table["after_label"][rows & (table["after_label"] > 0)])))}
+                          "before_objects": int(len(np.unique(b[rows & (b > 0)]))),
+                          "after_objects": int(len(np.unique(a[rows & (a > 0)])))}
     pers = keep & (table["status"] == "persisting")
     classes = []
     r = table["before_radius_vox"]
