@@ -26,11 +26,11 @@ _LAZY = {
 }
 
 __all__ = ["__version__", "TomosegError", "Volume", "open_volume", "read_volume", "write_volume",
-           "create_volume", *_LAZY]
+           "create_volume", *_LAZY, "track"]
 
 
 _SUBMODULES = ("inference", "objects", "training", "synthetic", "report", "metrics", "evaluation", "model",
-               "checkpoint", "table")
+               "checkpoint", "table", "track")  # tomoseg.track is a module that can be called: tomoseg.track(...)
 
 
 def __getattr__(name: str):

@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _load_commands() -> None:
     """Sub-commands live in modules by topic and register themselves on import."""
-    from . import ablation, analysis, data, segment, train  # noqa: F401
+    from . import ablation, analysis, data, segment, track, train  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -92,6 +92,9 @@ def _phantom(sub):
     p.add_argument("--voxel-size", nargs=3, type=float, metavar=("Z", "Y", "X"), default=[29.33] * 3,
                    help="voxel size written into the files, nm (default: the paper's 29.33)")
     p.add_argument("--list-presets", action="store_true", help="print the presets and exit")
+    from .track import add_pair_args
+
+    add_pair_args(p)
     overwrite_arg(p)
     p.set_defaults(run=_run_phantom)
 
@@ -123,6 +126,10 @@ def _run_phantom(args) -> int:
         for name, values in PRESETS.items():
             print(f"{name:14s} {values or '(the defaults)'}")
         return 0
+    if args.pair:
+        from .track import run_phantom_pair
+
+        return run_phantom_pair(args, _parse_sets(args.set))
     outputs = [args.image, args.labels] + [p for p in (args.instances, args.objects) if p]
     for out in outputs:
         f, _ = split_dataset(out)

@@ -1,0 +1,221 @@
+"""Sub-command ``track`` (follow objects between two scans), and ``phantom --pair``."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import TomosegError
+from .registry import command, overwrite_arg, voxel_size_arg
+
+
+@command("track")
+def _track(sub):
+    p = sub.add_parser(
+        "track", help="follow each object between two scans of one sample (before and after a thermal cycle)",
+        description="Register the AFTER scan to the BEFORE scan (rigid, optionally similarity), match their "
+                    "objects (one to one, merges, splits) and measure each object's change. Writes matches.csv, "
+                    "summary.json, transform.json, figures, track.html and the AFTER labels numbered by match ID "
+                    "into OUT. Without --before-labels/--after-labels both images are segmented with one model.")
+    p.add_argument("before", help="BEFORE gray-value image")
+    p.add_argument("after", help="AFTER gray-value image")
+    p.add_argument("--out", required=True, help="results folder")
+    p.add_argument("--before-labels", metavar="FILE", help="BEFORE labels, mask or uint8 probability map")
+    p.add_argument("--after-labels", metavar="FILE", help="AFTER labels, mask or uint8 probability map")
+    p.add_argument("--transform", metavar="JSON",
+                   help="JSON with a 4x4 'matrix' (BEFORE voxel -> AFTER voxel): skip registration")
+    p.add_argument("--similarity", action="store_true", help="also estimate a scale factor")
+    p.add_argument("--max-rotation", type=float, default=180.0,
+                   help="largest rotation about the pillar axis to search, degrees (default 180: any)")
+    p.add_argument("--no-refine", action="store_true",
+                   help="keep the image-based transform (no refit on matched object centroids)")
+    p.add_argument("--tolerance-nm", type=float, help="centroid distance for matches without overlap "
+                                                       "(default 3 voxels)")
+    p.add_argument("--min-voxels", type=int, default=8, help="smaller objects are flagged 'small' (default 8)")
+    p.add_argument("--threshold", type=int, default=127, help="probability maps: object where value > this")
+    p.add_argument("--model", help="model for segmenting images without labels (default: the shipped one)")
+    p.add_argument("--truth", metavar="JSON",
+                   help="a phantom pair's truth JSON (phantom --pair-truth): score the tracking")
+    p.add_argument("--labels-out", default="after_match_ids.tif", metavar="NAME",
+                   help="file name in OUT for the AFTER labels numbered by match ID (default after_match_ids.tif)")
+    voxel_size_arg(p)
+    overwrite_arg(p)
+    p.set_defaults(run=_run_track)
+
+
+def read_transform(path) -> np.ndarray:
+    try:
+        data = json.loads(Path(path).read_text())
+        m = np.asarray(data["matrix"], float)
+    except FileNotFoundError:
+        raise TomosegError(f"{path}: no such file") from None
+    except (ValueError, KeyError, TypeError):
+        raise TomosegError(f"{path}: expected JSON with a 4x4 'matrix' (BEFORE voxel -> AFTER voxel)") from None
+    return m
+
+
+def _run_track(args) -> int:
+    from ..io import open_volume, read_volume
+    from ..track import MatchOptions, RegistrationOptions, TrackOptions, track, write_tracking
+
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        if not args.overwrite:
+            raise TomosegError(f"{out}: folder exists and is not empty; pass --overwrite or choose another")
+        if not _written_by_track(out):
+            raise TomosegError(f"{out}: not a folder that tomoseg track wrote (no summary.json of its own); "
+                               "--overwrite replaces only tomoseg's results: choose another folder")
+    if (args.before_labels is None) != (args.after_labels is None):
+        raise TomosegError("give --before-labels and --after-labels together, or neither (then both images are "
+                           "segmented with the same model)")
+    if args.min_voxels < 1:
+        raise TomosegError(f"--min-voxels {args.min_voxels}: give at least 1")
+    transform = read_transform(args.transform) if args.transform else None
+    truth = _read_truth(args.truth) if args.truth else None
+    vb, va = open_volume(args.before), open_volume(args.after)
+    if not args.voxel_size and vb.voxel_size and va.voxel_size and \
+            not np.allclose(vb.voxel_size, va.voxel_size, rtol=0.01):
+        raise TomosegError(f"{args.before} has voxel size {vb.voxel_size} nm and {args.after} {va.voxel_size} nm; "
+                           "pass --voxel-size Z Y X (and --similarity if the magnification changed)")
+    vs = tuple(args.voxel_size) if args.voxel_size else (vb.voxel_size or va.voxel_size)
+    if vs is None:
+        print("tomoseg: note: voxel size unknown; nm columns use 1 nm voxels. Pass --voxel-size Z Y X.",
+              file=sys.stderr)
+    for name, path, img in (("--before-labels", args.before_labels, vb), ("--after-labels", args.after_labels, va)):
+        if path and tuple(open_volume(path).shape) != tuple(img.shape):
+            raise TomosegError(f"{path} ({name}) differs in shape from its image {tuple(img.shape)}")
+    options = TrackOptions(
+        registration=RegistrationOptions(similarity=args.similarity, max_rotation_deg=args.max_rotation),
+        matching=MatchOptions(tolerance_nm=args.tolerance_nm, min_voxels=args.min_voxels),
+        refine_on_objects=not args.no_refine, threshold=args.threshold)
+    before, after = vb.read(), va.read()
+    result = track(before, after, before_labels=read_volume(args.before_labels) if args.before_labels else None,
+                   after_labels=read_volume(args.after_labels) if args.after_labels else None, voxel_size=vs,
+                   transform=transform, model=args.model, options=options)
+    if truth is not None:
+        from ..track.scoring import compare_with_truth
+        from ..track.registration import apply, rotation_angle
+
+        from ..track.scoring import label_map
+
+        maps = {}
+        for scan in ("before", "after"):  # the tool's labels -> the phantom's ids, where the truth names them
+            ids = truth.get(f"{scan}_instances")
+            if ids and Path(ids).exists():
+                maps[f"{scan}_map"] = label_map(getattr(result, f"{scan}_labels"), read_volume(ids))
+        scores = compare_with_truth(result.matches, truth["matches"], min_voxels=args.min_voxels, **maps)
+        m_true = np.asarray(truth["matrix"])
+        corners = np.array([[z, y, x] for z in (0, before.shape[0] - 1) for y in (0, before.shape[1] - 1)
+                            for x in (0, before.shape[2] - 1)], float)
+        scores["transform_rotation_error_deg"] = rotation_angle(result.registration.matrix[:3, :3].T @ m_true[:3, :3])
+        scores["transform_max_error_vox"] = float(np.abs(apply(result.registration.matrix, corners)
+                                                         - apply(m_true, corners)).max())
+        result.summary["truth"] = scores
+    out.mkdir(parents=True, exist_ok=True)
+    write_tracking(result, out, shape=before.shape, voxel_size=vs, labels_name=args.labels_out, overwrite=True,
+                   image=after,
+                   inputs={"before": str(args.before), "after": str(args.after), "before_labels": args.before_labels,
+                           "after_labels": args.after_labels, "transform": args.transform})
+    c = result.summary["objects_by_status"]
+    r = result.registration
+    print(f"transform ({r.source}): rotation {r.rotation_angle_deg:.2f} deg, translation "
+          f"{', '.join(f'{t:.2f}' for t in r.translation_vox)} voxels (z, y, x); "
+          + "; ".join(f"{s} {v['events']}" for s, v in c.items()) + f" -> {out}")
+    if truth is not None:
+        s = result.summary["truth"]
+        print(f"against the truth: recall {s['recall']:.3f}, precision {s['precision']:.3f}, rotation error "
+              f"{s['transform_rotation_error_deg']:.3f} deg, largest displacement error "
+              f"{s['transform_max_error_vox']:.3f} voxels")
+    return 0
+
+
+def _written_by_track(folder: Path) -> bool:
+    from ..track.output import MARKER
+
+    try:
+        return json.loads((folder / "summary.json").read_text())["provenance"]["tool"] == MARKER
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _read_truth(path) -> dict:
+    try:
+        data = json.loads(Path(path).read_text())
+        matches = {k: np.asarray(v, dtype=object if k in ("status", "change") else None)
+                   for k, v in data["matches"].items()}
+        folder = Path(path).parent
+        return {"matrix": data["matrix"], "matches": matches,
+                **{k: str(folder / data[k]) for k in ("before_instances", "after_instances") if data.get(k)}}
+    except FileNotFoundError:
+        raise TomosegError(f"{path}: no such file") from None
+    except (ValueError, KeyError, TypeError):
+        raise TomosegError(f"{path}: not a phantom pair truth file (tomoseg phantom --pair-truth)") from None
+
+
+# ------------------------------------------------------------------ phantom --pair
+def add_pair_args(p) -> None:
+    g = p.add_argument_group("pair", "a second scan of the same pillar after a known motion and known changes")
+    g.add_argument("--pair", metavar="AFTER_IMAGE", help="also write the AFTER scan's image here")
+    g.add_argument("--pair-labels", metavar="AFTER_LABELS", help="the AFTER scan's labels (uint8, 1 = object)")
+    g.add_argument("--pair-instances", metavar="AFTER_INSTANCES", help="the AFTER scan's object ids (uint32)")
+    g.add_argument("--pair-truth", metavar="JSON", help="the transform and the exact expected matches")
+    g.add_argument("--rotation", nargs=3, type=float, metavar=("Z", "Y", "X"),
+                   help="rotation of the sample about z, y, x, degrees (default: random, up to 20 and 2)")
+    g.add_argument("--translation", nargs=3, type=float, metavar=("Z", "Y", "X"),
+                   help="translation of the sample, voxels (default: random, up to 6)")
+
+
+def run_phantom_pair(args, sets: dict) -> int:
+    from ..io import split_dataset, write_volume
+    from ..synthetic.pair import Motion, make_phantom_pair, motion_record, random_motion
+
+    if not args.pair_labels:
+        raise TomosegError("--pair needs --pair-labels AFTER_LABELS too")
+    outputs = [args.image, args.labels, args.pair, args.pair_labels] + \
+        [p for p in (args.instances, args.pair_instances, args.pair_truth, args.objects) if p]
+    for out in outputs:
+        f, _ = split_dataset(out)
+        if f.exists() and not args.overwrite:
+            raise TomosegError(f"{f}: already exists; pass --overwrite to replace it")
+    rng = np.random.default_rng(args.seed)
+    motion = random_motion(rng)
+    if args.rotation or args.translation:
+        motion = Motion(rotation_deg=tuple(args.rotation or motion.rotation_deg),
+                        translation_vox=tuple(args.translation or motion.translation_vox))
+    pair = make_phantom_pair(args.shape, rng=rng, motion=motion, preset_name=args.preset, **sets)
+    vs = tuple(args.voxel_size)
+    write_volume(args.image, pair.before["image"], voxel_size=vs, overwrite=args.overwrite)
+    write_volume(args.labels, pair.before["labels"], voxel_size=vs, overwrite=args.overwrite)
+    write_volume(args.pair, pair.after["image"], voxel_size=vs, overwrite=args.overwrite)
+    write_volume(args.pair_labels, pair.after["labels"], voxel_size=vs, overwrite=args.overwrite)
+    if args.instances:
+        write_volume(args.instances, pair.before["instances"], voxel_size=vs, overwrite=args.overwrite)
+    if args.pair_instances:
+        write_volume(args.pair_instances, pair.after["instances"], voxel_size=vs, overwrite=args.overwrite)
+    if args.objects:
+        from ..table import write_csv
+
+        write_csv(pair.truth, args.objects, overwrite=args.overwrite)
+    if args.pair_truth:
+        folder = Path(args.pair_truth).resolve().parent
+
+        def rel(p):  # instance files named relative to the truth file, for scoring segmented labels
+            return None if p is None else str(Path(os.path.relpath(Path(p).resolve(), folder)))
+
+        record = {**motion_record(pair), "voxel_size_nm": list(vs), "before_instances": rel(args.instances),
+                  "after_instances": rel(args.pair_instances),
+                  "matches": {k: [v.item() if hasattr(v, "item") else v for v in col]
+                              for k, col in pair.truth.items()}}
+        Path(args.pair_truth).write_text(json.dumps(record, indent=1, default=float))
+    t = pair.truth
+    counts = {s: int(len(np.unique(t["group"][t["status"] == s]))) for s in ("persisting", "appeared", "vanished",
+                                                                             "merged", "split")}
+    print(f"phantom pair {tuple(args.shape)} seed {args.seed}: "
+          f"rotation {tuple(round(a, 2) for a in motion.rotation_deg)}"
+          f" deg, translation {tuple(round(a, 2) for a in motion.translation_vox)} voxels; "
+          + ", ".join(f"{k} {v}" for k, v in counts.items()) + f" -> {args.image}, {args.pair}")
+    return 0

@@ -1,0 +1,126 @@
+"""Write a tracking to a folder: matches CSV, summary and transform JSON, figures, ``track.html``, and the
+AFTER labels renumbered by match ID."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import platform
+from pathlib import Path
+
+import numpy as np
+
+from .._version import __version__
+from ..table import write_csv
+from . import figures
+from .tracking import Tracking
+
+MARKER = "tomoseg-track"
+
+_CSS = """body{font-family:system-ui,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
+color:#222;line-height:1.45}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
+table{border-collapse:collapse;margin:.6em 0;font-size:.92em}th,td{border:1px solid #ccc;padding:.25em .6em;
+text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-width:100%}
+.note{color:#666;font-size:.9em}figure{margin:.6em 0}figcaption{color:#555;font-size:.9em}"""
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return "–" if v != v else f"{v:.4g}"
+    return html.escape(str(v))
+
+
+def _table(rows: list[dict], columns: list[str]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{_fmt(r.get(c))}</td>" for c in columns) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _figure(path: Path, caption: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return (f'<figure><img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def track_section(summary: dict, figs: dict) -> str:
+    """The HTML section of a tracking (no page around it): transform, counts, growth, figures."""
+    tr = summary["transform"]
+    parts = ["<h2>Tracking between two scans</h2>"]
+    parts.append(_table([{"quantity": k, "value": v} for k, v in (
+        ("transform", tr["source"]),
+        ("rotation about z, y, x (deg)", ", ".join(f"{a:.3f}" for a in tr["rotation_deg"])),
+        ("rotation angle (deg)", tr["rotation_angle_deg"]),
+        ("translation z, y, x (voxels)", ", ".join(f"{a:.2f}" for a in tr["translation_vox"])),
+        ("scale", tr["scale"]), ("crops' remaining shift after the image fit, RMS (voxels)", tr["residual_vox"]),
+        ("residual on matched objects (voxels)", tr.get("coarse", {}).get("objects_refit", {}).get("residual_vox",
+                                                                                                   float("nan"))),
+        ("band-passed correlation, coarse → final", f"{tr['ncc_before']:.3f} → {tr['ncc_after']:.3f}"))],
+        ["quantity", "value"]))
+    counts = summary["objects_by_status"]
+    parts.append("<h3>Objects by status</h3>")
+    parts.append(_table([{"status": s, **c} for s, c in counts.items()], ["status", "events", "before_objects",
+                                                                           "after_objects"]))
+    ex = summary["excluded_rows"]
+    parts.append(f'<p class="note">Counted: objects off the edge of both fields of view and of at least the minimum '
+                 f'size; {ex["edge"]} rows at an edge and {ex["small"]} small rows are in matches.csv, flagged.</p>')
+    parts.append("<h3>Growth of persisting objects by size class (equivalent radius before)</h3>")
+    parts.append(_table(summary["growth_by_size_class"], ["radius_from_vox", "radius_to_vox", "objects",
+                                                          "mean_delta_radius_nm", "mean_delta_radius_vox",
+                                                          "median_delta_volume_rel", "grew_10pct", "shrank_10pct"]))
+    if summary.get("truth"):
+        t = summary["truth"]
+        parts.append("<h3>Against the phantom's truth</h3>")
+        parts.append(_table([{"quantity": k, "value": t[k]} for k in ("truth_links", "predicted_links", "recall",
+                                                                       "precision", "status_accuracy")],
+                            ["quantity", "value"]))
+    for path, caption in figs.items():
+        parts.append(_figure(Path(path), caption))
+    return "\n".join(parts)
+
+
+def write_tracking(result: Tracking, out_dir, *, shape=None, voxel_size=None, inputs: dict | None = None,
+                   labels_name: str = "after_match_ids.tif", overwrite: bool = False, image=None) -> dict:
+    """Write everything about a tracking into ``out_dir`` (``image``: the AFTER scan, drawn behind the map);
+    returns {name: path}."""
+    from ..io import write_volume
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    figs_dir = out / "figures"
+    figs_dir.mkdir(exist_ok=True)
+    paths = {"matches": write_csv(result.matches, out / "matches.csv", overwrite=overwrite)}
+    if result.registration.crops:
+        paths["crops"] = write_csv(result.registration.crops, out / "registration_crops.csv", overwrite=overwrite)
+    summary = dict(result.summary)
+    summary["provenance"] = {"tool": MARKER, "tomoseg": __version__, "python": platform.python_version(),
+                             "numpy": np.__version__, "inputs": inputs or {}}
+    unit = "nm" if voxel_size else "vox"
+    figs = {
+        figures.radius_figure(result.matches, figs_dir / "track_radius.png", unit=unit):
+            "Equivalent radius after against before (dashed: no change).",
+        figures.volume_change_histogram(result.matches, figs_dir / "track_volume_change.png"):
+            "Relative volume change of persisting objects.",
+        figures.change_map(result.matches, figs_dir / "track_map.png", shape=shape, matrix=result.registration.matrix,
+                           image=image):
+            "Where objects appeared, vanished, merged and split (AFTER frame).",
+    }
+    paths.update({p.stem: p for p in figs})
+    (out / "transform.json").write_text(json.dumps({"matrix": result.registration.matrix.tolist(),
+                                                    "convention": "BEFORE voxel (z, y, x) -> AFTER voxel, 4x4",
+                                                    **{k: v for k, v in result.registration.to_dict().items()
+                                                       if k != "matrix"}}, indent=1, default=float))
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>tomoseg track</title><style>{_CSS}</style>"
+            f"</head><body><h1>tomoseg track</h1><p class='note'>tomoseg {__version__}; "
+            f"{html.escape(json.dumps(inputs or {}))}</p>{track_section(summary, figs)}</body></html>")
+    (out / "track.html").write_text(page)
+    ids = result.after_match_ids
+    if labels_name.lower().endswith((".tif", ".tiff")) and int(ids.max(initial=0)) < 2**16:
+        ids = ids.astype(np.uint16)  # TIFF viewers (ImageJ) read uint16, not uint32
+    write_volume(str(out / labels_name), ids, voxel_size=voxel_size, overwrite=overwrite)
+    paths.update({"summary": out / "summary.json", "transform": out / "transform.json", "html": out / "track.html",
+                  "labels": out / labels_name})
+    return paths

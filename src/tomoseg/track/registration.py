@@ -1,0 +1,536 @@
+"""Rigid (or similarity) registration of two scans of one sample, in bounded memory.
+
+Two stages, both on band-passed images (difference of Gaussians inside the pillar), so a change of gray
+levels between the scans and the lab-fixed background (the reconstruction circle) do not pull the
+answer:
+
+1. **Coarse**, on block-averaged copies of at most ``coarse_voxels`` voxels, read slab by slab: the
+   rotation about the pillar's axis (z) from the Fourier–Mellin idea (the rotation of the Fourier
+   magnitude, summed along k_z, found as a shift of its polar resampling; magnitudes are blind to the
+   translation), checked against its 180° twin and no rotation; then the translation by phase correlation.
+2. **Fine**, at full resolution on crops (``crop_size``³ where the images have the most structure): each
+   AFTER crop is resampled through the current transform, its residual shift to the BEFORE crop found by
+   sub-voxel phase correlation, and the transform refitted to the crop correspondences (Kabsch; Umeyama with
+   a scale for a similarity), in nm, rejecting crops that disagree. Repeated until the shifts vanish.
+
+Only crops and slabs are ever read, so volumes larger than memory register as well.
+
+Convention: ``matrix`` (4 × 4) maps a BEFORE voxel (z, y, x) to the AFTER voxel where the same material is.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from scipy import ndimage
+
+from ..errors import TomosegError
+
+
+@dataclass(frozen=True)
+class RegistrationOptions:
+    """Settings of :func:`register`."""
+
+    similarity: bool = False          # also estimate one isotropic scale factor
+    max_rotation_deg: float = 180.0   # search range of the rotation about z (0: rotation left to the fine stage)
+    coarse_voxels: int = 2_000_000    # size of the block-averaged copies of the coarse stage
+    crop_size: int = 48               # edge of the fine stage's crops, voxels
+    crops: int = 24                   # how many crops
+    iterations: int = 6               # fine-stage rounds at most
+    band: tuple = (2.0, 6.0)          # difference-of-Gaussians sigmas (full-resolution voxels)
+
+    def __post_init__(self):
+        if self.crop_size < 16:
+            raise TomosegError(f"crop_size {self.crop_size} must be at least 16 voxels")
+        if self.crops < 3:
+            raise TomosegError(f"crops {self.crops}: a rigid transform needs at least 3 crops")
+        if not 0 <= self.max_rotation_deg <= 180:
+            raise TomosegError(f"max_rotation_deg {self.max_rotation_deg} must be between 0 and 180")
+
+
+@dataclass
+class Registration:
+    """The transform and how well it fits.
+
+    ``matrix``: 4 × 4, BEFORE voxel → AFTER voxel. ``rotation_deg`` (about z, y, x; R = Rz·Ry·Rx),
+    ``translation_vox`` and ``scale`` describe it as ``q = s R (p - c) + c + t`` about the volume's centre c.
+    ``residual_vox``: RMS distance between the crops' matched centres after the fit. ``crops``: a table,
+    one row per crop. ``ncc_before`` / ``ncc_after``: mean normalized correlation of the band-passed crops
+    under the coarse and the final transform.
+    """
+
+    matrix: np.ndarray
+    rotation_deg: tuple
+    rotation_angle_deg: float
+    translation_vox: tuple
+    scale: float
+    residual_vox: float
+    residual_nm: float
+    ncc_before: float
+    ncc_after: float
+    crops: dict
+    source: str = "estimated"
+    seconds: float = 0.0
+    coarse: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"matrix": self.matrix.tolist(), "rotation_deg": list(self.rotation_deg),
+                "rotation_angle_deg": self.rotation_angle_deg, "translation_vox": list(self.translation_vox),
+                "scale": self.scale, "residual_vox": self.residual_vox, "residual_nm": self.residual_nm,
+                "ncc_before": self.ncc_before, "ncc_after": self.ncc_after, "source": self.source,
+                "seconds": self.seconds, "coarse": self.coarse, "crops_used": int(np.sum(self.crops["used"]))
+                if len(self.crops.get("used", [])) else 0}
+
+
+# ------------------------------------------------------------------ transforms
+def euler_zyx(rotation: np.ndarray) -> tuple[float, float, float]:
+    """Angles (degrees) about z, y, x with R = Rz·Ry·Rx, as :func:`tomoseg.synthetic.pair.rotation_matrix`."""
+    r = np.asarray(rotation, float)
+    ay = np.arcsin(np.clip(r[0, 2], -1, 1))
+    ax = np.arctan2(-r[0, 1], r[0, 0])
+    az = np.arctan2(-r[1, 2], r[2, 2])
+    return tuple(float(v) for v in np.rad2deg([az, ay, ax]))
+
+
+def rotation_angle(rotation: np.ndarray) -> float:
+    """The angle (degrees) of a rotation matrix."""
+    return float(np.rad2deg(np.arccos(np.clip((np.trace(rotation) - 1) / 2, -1, 1))))
+
+
+def decompose(matrix: np.ndarray, shape) -> dict:
+    """Scale, rotation and translation of a 4 × 4 similarity about the volume's centre."""
+    a = np.asarray(matrix, float)[:3, :3]
+    scale = float(np.cbrt(abs(np.linalg.det(a))))
+    r = a / scale
+    c = (np.asarray(shape, float) - 1) / 2
+    t = apply(matrix, c) - c
+    return {"scale": scale, "rotation": r, "rotation_deg": euler_zyx(r), "rotation_angle_deg": rotation_angle(r),
+            "translation_vox": tuple(float(v) for v in t)}
+
+
+def apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Map points (..., 3) through a 4 × 4 matrix."""
+    m = np.asarray(matrix, float)
+    return np.asarray(points, float) @ m[:3, :3].T + m[:3, 3]
+
+
+def _translation(t) -> np.ndarray:
+    m = np.eye(4)
+    m[:3, 3] = t
+    return m
+
+
+def fit_transform(src: np.ndarray, dst: np.ndarray, *, similarity: bool = False, weights=None) -> np.ndarray:
+    """Least-squares rigid (or similarity) 4 × 4 matrix with dst ≈ M src (Kabsch 1976; Umeyama 1991)."""
+    w = np.ones(len(src)) if weights is None else np.asarray(weights, float)
+    w = w / w.sum()
+    ms, md = w @ src, w @ dst
+    xs, xd = src - ms, dst - md
+    cov = (xd * w[:, None]).T @ xs
+    u, s, vt = np.linalg.svd(cov)
+    d = np.eye(3)
+    d[2, 2] = np.sign(np.linalg.det(u @ vt))
+    r = u @ d @ vt
+    scale = float(np.trace(np.diag(s) @ d) / (w @ (xs ** 2).sum(1))) if similarity else 1.0
+    m = np.eye(4)
+    m[:3, :3] = scale * r
+    m[:3, 3] = md - scale * r @ ms
+    return m
+
+
+def _rotation_z(angle_deg: float, centre) -> np.ndarray:
+    a = np.deg2rad(angle_deg)
+    m = np.eye(4)
+    m[1:3, 1:3] = [[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]]
+    c = np.asarray(centre, float)
+    m[:3, 3] = c - m[:3, :3] @ c
+    return m
+
+
+# ------------------------------------------------------------------ images
+def downsample(volume, factor: int, *, slab_voxels: int = 2**24) -> np.ndarray:
+    """Block means of ``factor``³ voxels (float32), read slab by slab (a Volume or an array)."""
+    Z, Y, X = (s // factor * factor for s in volume.shape)
+    if min(Z, Y, X) == 0:
+        raise TomosegError(f"volume {tuple(volume.shape)} is too small to downsample by {factor}")
+    per = max(factor, (slab_voxels // max(Y * X, 1)) // factor * factor)
+    out = np.empty((Z // factor, Y // factor, X // factor), np.float32)
+    for z0 in range(0, Z, per):
+        z1 = min(z0 + per, Z)
+        block = np.asarray(volume[z0:z1, 0:Y, 0:X], dtype=np.float32)
+        out[z0 // factor:z1 // factor] = block.reshape((z1 - z0) // factor, factor, Y // factor, factor,
+                                                       X // factor, factor).mean(axis=(1, 3, 5))
+    return out
+
+
+def interior(image: np.ndarray, margin: float) -> np.ndarray:
+    """A soft weight inside the sample: the bright pillar found by Otsu's threshold, eroded by ``margin``."""
+    from skimage.filters import threshold_otsu
+
+    smooth = ndimage.gaussian_filter(image, 1.0)
+    inside = smooth > threshold_otsu(smooth[:: max(1, smooth.shape[0] // 16)])
+    inside = ndimage.binary_fill_holes(inside)
+    dist = ndimage.distance_transform_edt(inside)
+    return np.clip((dist - margin) / max(margin, 1.0), 0, 1).astype(np.float32)
+
+
+def band_pass(image: np.ndarray, band) -> np.ndarray:
+    img = np.asarray(image, np.float32)
+    return ndimage.gaussian_filter(img, band[0]) - ndimage.gaussian_filter(img, band[1])
+
+
+def _features(image: np.ndarray, band, margin: float, weight=None) -> np.ndarray:
+    f = band_pass(image, band) * (interior(image, margin) if weight is None else weight)
+    sd = f[f != 0].std() if np.any(f != 0) else 1.0
+    return f / max(float(sd), 1e-6)
+
+
+def _window(shape) -> np.ndarray:
+    w = np.ones(shape, np.float32)
+    for axis, n in enumerate(shape):
+        h = np.hanning(n + 2)[1:-1].astype(np.float32)
+        w *= h.reshape([-1 if a == axis else 1 for a in range(len(shape))])
+    return w
+
+
+def _ncc(a: np.ndarray, b: np.ndarray) -> float:
+    a = a - a.mean()
+    b = b - b.mean()
+    d = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / d) if d > 0 else 0.0
+
+
+def _phase(reference, moving, upsample: int = 1, normalization="phase"):
+    from skimage.registration import phase_cross_correlation
+
+    shift, _, _ = phase_cross_correlation(reference, moving, upsample_factor=upsample, normalization=normalization)
+    return np.asarray(shift, float)
+
+
+def warp(image: np.ndarray, matrix: np.ndarray, shape, *, order: int = 1, cval: float = 0.0) -> np.ndarray:
+    """``out[p] = image[M p]``: an AFTER image seen in the BEFORE grid (M: BEFORE → AFTER)."""
+    m = np.asarray(matrix, float)
+    return ndimage.affine_transform(image, m[:3, :3], offset=m[:3, 3], output_shape=tuple(shape), order=order,
+                                    cval=cval, mode="constant")
+
+
+# ------------------------------------------------------------------ coarse stage
+def _axis(weight: np.ndarray) -> np.ndarray:
+    """(y, x) of the pillar's axis: the centroid of its interior weight."""
+    w = weight.sum(axis=0)
+    yy, xx = np.indices(w.shape)
+    return np.array([(w * yy).sum(), (w * xx).sum()]) / max(float(w.sum()), 1e-9)
+
+
+def _cylindrical(f: np.ndarray, axis_yx, radius: int, n_angles: int) -> np.ndarray:
+    """``f`` resampled on (z, θ, r) around a vertical axis: a rotation about it becomes a circular shift in θ."""
+    theta = np.linspace(0, 2 * np.pi, n_angles, endpoint=False)
+    r = np.arange(radius, dtype=float)
+    yy = axis_yx[0] + np.sin(theta)[:, None] * r[None, :]
+    xx = axis_yx[1] + np.cos(theta)[:, None] * r[None, :]
+    out = np.empty((f.shape[0], n_angles, radius), np.float32)
+    for z in range(f.shape[0]):
+        out[z] = ndimage.map_coordinates(f[z], [yy, xx], order=1, mode="constant")
+    return out
+
+
+def _z_rotation(fb, fa, wb, wa, max_deg: float) -> list[np.ndarray]:
+    """Candidate coarse transforms (small grid): a rotation about the pillar's axis found as the circular
+    shift of cylindrical resamplings (any angle), a z shift, and the move of the axis; plus no rotation."""
+    cb, ca = _axis(wb), _axis(wa)
+    radius = int(min(np.sqrt(wb.sum(axis=0).astype(bool).sum() / np.pi) + 2, min(fb.shape[1:]) // 2))
+    n_angles = int(2 ** np.ceil(np.log2(max(64, 2 * np.pi * radius))))
+    pb = _cylindrical(fb, cb, radius, n_angles)
+    pa = _cylindrical(fa, ca, radius, n_angles)
+    s = _phase(pb, pa, upsample=4, normalization=None)  # plain cross-correlation: robust here
+    angle = float(s[1] * 360.0 / n_angles)
+    angle = (angle + 180.0) % 360.0 - 180.0
+    cands = []
+    for a in ([angle] if abs(angle) <= max_deg else []) + [0.0]:
+        m = _rotation_z(a, (0.0, cb[0], cb[1]))
+        m[1:3, 3] += ca - cb
+        m[0, 3] -= s[0]
+        cands.append((a, m))
+    return cands
+
+
+def _coarse(before, after, options: RegistrationOptions, shape) -> tuple[np.ndarray, dict]:
+    size = float(np.prod(shape))
+    factor = max(1, int(np.ceil((size / options.coarse_voxels) ** (1 / 3))))
+    small_b = downsample(before, factor)
+    small_a = downsample(after, factor)
+    band = tuple(max(0.7, b / factor) for b in options.band)
+    margin = max(2.0, 8.0 / factor)
+    wb, wa = interior(small_b, margin), interior(small_a, margin)
+    fb = _features(small_b, band, margin, wb)
+    fa = _features(small_a, band, margin, wa)
+    best = None
+    for angle, rot in _z_rotation(fb, fa, wb, wa, options.max_rotation_deg):
+        moved = warp(fa, rot, fb.shape)
+        s = _phase(fb, moved, upsample=4)
+        m = rot @ _translation(-s)
+        score = _ncc(fb, warp(fa, m, fb.shape))
+        if best is None or score > best[0]:
+            best = (score, m, angle)
+    score, m_small, angle = best
+    # small grid p_s ↔ full grid p = f p_s + (f - 1)/2
+    d = np.eye(4)
+    d[:3, :3] *= factor
+    d[:3, 3] = (factor - 1) / 2
+    m_full = d @ m_small @ np.linalg.inv(d)
+    return m_full, {"factor": factor, "rotation_z_deg": angle, "ncc": score,
+                    "interior": wb, "features": fb}
+
+
+# ------------------------------------------------------------------ fine stage
+def _crop_centres(info: dict, shape, options: RegistrationOptions) -> np.ndarray:
+    """Centres (full-resolution voxels) of the crops with the most structure, spread over the sample."""
+    f = info["factor"]
+    feat = info["features"]
+    half = options.crop_size / 2
+    energy = ndimage.uniform_filter(feat ** 2, max(1, int(options.crop_size / f)))
+    energy *= info["interior"] > 0.5
+    full = np.asarray(shape)
+    cz, cy, cx = np.indices(feat.shape)
+    centre_full = np.stack([cz, cy, cx], -1) * f + (f - 1) / 2
+    ok = np.all((centre_full >= half + 2) & (centre_full <= full - half - 3), axis=-1)
+    energy = np.where(ok, energy, 0)
+    order = np.argsort(energy.ravel())[::-1]
+    picked: list = []
+    spacing = options.crop_size * 0.9
+    for idx in order[: 200000]:
+        if energy.flat[idx] <= 0 or len(picked) >= options.crops:
+            break
+        c = centre_full.reshape(-1, 3)[idx]
+        if all(np.linalg.norm(c - p) >= spacing for p in picked):
+            picked.append(c)
+    if len(picked) < 3:
+        raise TomosegError(f"found structure for only {len(picked)} crops of {options.crop_size} voxels; "
+                           "give a smaller crop size or a transform")
+    return np.round(np.asarray(picked)).astype(int)
+
+
+def _read_crop(volume, lo, size) -> np.ndarray:
+    sl = tuple(slice(int(a), int(a) + size) for a in lo)
+    return np.asarray(volume[sl], np.float32)
+
+
+def _after_crop(after, matrix, lo, size, shape_after):
+    """The AFTER image seen through ``matrix`` on a BEFORE crop starting at ``lo`` (None if out of view)."""
+    corners = np.array([[lo[0] + dz, lo[1] + dy, lo[2] + dx] for dz in (0, size) for dy in (0, size)
+                        for dx in (0, size)], float)
+    q = apply(matrix, corners)
+    a0 = np.maximum(np.floor(q.min(0)).astype(int) - 2, 0)
+    a1 = np.minimum(np.ceil(q.max(0)).astype(int) + 3, np.asarray(shape_after))
+    if np.any(a1 - a0 < size // 2):
+        return None  # mostly out of the AFTER field of view
+    region = np.asarray(after[tuple(slice(a, b) for a, b in zip(a0, a1))], np.float32)
+    local = _translation(-a0) @ matrix @ _translation(lo)
+    m = np.asarray(local, float)
+    return ndimage.affine_transform(region, m[:3, :3], offset=m[:3, 3], output_shape=(size,) * 3, order=1,
+                                    mode="nearest")
+
+
+def _fine(before, after, matrix, centres, options: RegistrationOptions, voxel_size) -> tuple[np.ndarray, dict, float]:
+    size = options.crop_size
+    half = size // 2
+    vs = np.asarray(voxel_size, float)
+    win = _window((size,) * 3)
+    crops_b = [band_pass(_read_crop(before, c - half, size), options.band) for c in centres]
+    used = np.ones(len(centres), bool)
+    shifts = np.zeros((len(centres), 3))
+    ncc = np.full(len(centres), np.nan)
+    first_ncc = None
+    for it in range(options.iterations):
+        src, dst, ok = [], [], []
+        for i, c in enumerate(centres):
+            moving = _after_crop(after, matrix, c - half, size, after.shape)
+            if moving is None:
+                ok.append(False)
+                src.append(c)
+                dst.append(c)
+                continue
+            fm = band_pass(moving, options.band)
+            ncc[i] = _ncc(crops_b[i] * win, fm * win)
+            s = _phase(crops_b[i] * win, fm * win, upsample=10, normalization=None)
+            if np.any(np.abs(s) > size / 4):
+                s = np.zeros(3)
+                ok.append(False)
+            else:
+                ok.append(True)
+            shifts[i] = s
+            src.append(c.astype(float))
+            dst.append(apply(matrix, c - s))
+        if first_ncc is None:
+            first_ncc = float(np.nanmean(ncc))
+        ok = np.asarray(ok) & used
+        src, dst = np.asarray(src), np.asarray(dst)
+        if ok.sum() < 3:
+            raise TomosegError(f"registration failed: only {int(ok.sum())} crops overlap after the coarse stage; "
+                               "give a transform (--transform) or a larger --max-rotation")
+        keep = ok.copy()
+        for _ in range(3):  # fit, drop crops far from the consensus, refit
+            m_nm = fit_transform(src[keep] * vs, dst[keep] * vs, similarity=options.similarity)
+            res = np.linalg.norm(apply(m_nm, src * vs) / vs - dst, axis=1)
+            limit = max(1.0, 3 * np.median(res[keep]))
+            new_keep = ok & (res <= limit)
+            if new_keep.sum() < 3 or np.array_equal(new_keep, keep):
+                break
+            keep = new_keep
+        used = keep if it >= 1 else used
+        s_mat = np.diag(np.append(vs, 1.0))
+        matrix = np.linalg.inv(s_mat) @ m_nm @ s_mat
+        if np.abs(shifts[keep]).max() < 0.02:
+            break
+    matrix = _lucas_kanade(crops_b, after, matrix, centres, keep, options, vs)
+    # check: each crop's remaining shift under the final transform
+    for i, c in enumerate(centres):
+        moving = _after_crop(after, matrix, c - half, size, after.shape)
+        if moving is None:
+            continue
+        fm = band_pass(moving, options.band)
+        ncc[i] = _ncc(crops_b[i] * win, fm * win)
+        shifts[i] = _phase(crops_b[i] * win, fm * win, upsample=10, normalization=None)
+    res_vox = np.linalg.norm(shifts, axis=1)
+    res_nm = np.linalg.norm(shifts * vs, axis=1)
+    table = {"crop": np.arange(1, len(centres) + 1), "centre_z": centres[:, 0], "centre_y": centres[:, 1],
+             "centre_x": centres[:, 2], "shift_z_vox": shifts[:, 0], "shift_y_vox": shifts[:, 1],
+             "shift_x_vox": shifts[:, 2], "residual_vox": res_vox, "residual_nm": res_nm, "ncc": ncc,
+             "used": keep.astype(np.int64)}
+    return matrix, table, first_ncc
+
+
+def _small_motion(x: np.ndarray, centre, similarity: bool) -> np.ndarray:
+    """4 × 4 matrix of q -> (1 + s) R(ω) (q - c) + c + τ from x = (τ, ω[, s])."""
+    w = x[3:6]
+    th = float(np.linalg.norm(w))
+    r = np.eye(3)
+    if th > 1e-12:
+        k = np.array([[0, -w[2], w[1]], [w[2], 0, -w[0]], [-w[1], w[0], 0]]) / th
+        r = np.eye(3) + np.sin(th) * k + (1 - np.cos(th)) * k @ k
+    a = (1 + (x[6] if similarity else 0.0)) * r
+    m = np.eye(4)
+    m[:3, :3] = a
+    m[:3, 3] = centre + x[:3] - a @ centre
+    return m
+
+
+def _lucas_kanade(crops_b, after, matrix, centres, keep, options: RegistrationOptions, vs, *, iterations: int = 10):
+    """Gauss–Newton on the band-passed crops together (intensity-based; every voxel of every crop counts):
+    solve for the small rigid (similarity) motion that best explains BEFORE − AFTER∘M, compose, repeat."""
+    size = options.crop_size
+    half = size // 2
+    win = _window((size,) * 3).ravel()
+    npar = 7 if options.similarity else 6
+    s_mat = np.diag(np.append(vs, 1.0))
+    s_inv = np.linalg.inv(s_mat)
+    centre = centres[keep].mean(axis=0) * vs
+    grid = np.indices((size,) * 3).reshape(3, -1).astype(float)
+    for _ in range(iterations):
+        jtj = np.zeros((npar, npar))
+        jtr = np.zeros(npar)
+        for i in np.nonzero(keep)[0]:
+            moving = _after_crop(after, matrix, centres[i] - half, size, after.shape)
+            if moving is None:
+                continue
+            fm = band_pass(moving, options.band)
+            fb = crops_b[i]
+            fb = fb / max(float(np.sqrt((fb.ravel() ** 2 * win).mean())), 1e-6)
+            fm = fm / max(float(np.sqrt((fm.ravel() ** 2 * win).mean())), 1e-6)
+            g = np.stack([d.ravel() for d in np.gradient(fm)]) / vs[:, None]
+            q = (grid + (centres[i] - half)[:, None]) * vs[:, None] - centre[:, None]
+            rows = [g[0], g[1], g[2], q[1] * g[2] - q[2] * g[1], q[2] * g[0] - q[0] * g[2], q[0] * g[1] - q[1] * g[0]]
+            if options.similarity:
+                rows.append((q * g).sum(axis=0))
+            j = np.stack(rows)
+            jw = j * win
+            jtj += jw @ j.T
+            jtr += jw @ (fb.ravel() - fm.ravel())
+        scale = np.sqrt(np.maximum(np.diag(jtj), 1e-12))
+        x = np.linalg.solve(jtj / np.outer(scale, scale) + 1e-9 * np.eye(npar), jtr / scale) / scale
+        matrix = matrix @ s_inv @ _small_motion(x, centre, options.similarity) @ s_mat
+        if np.linalg.norm(x[:3] / vs) < 0.01 and np.linalg.norm(x[3:6]) < 1e-4:
+            break
+    return matrix
+
+
+def register(before, after, *, voxel_size=None, options: RegistrationOptions | None = None,
+             initial: np.ndarray | None = None) -> Registration:
+    """Estimate the rigid (or similarity) transform from the BEFORE scan to the AFTER scan.
+
+    Parameters
+    ----------
+    before, after : ndarray or Volume (z, y, x)
+        The two gray-value images (any dtype; a gray-level change between them is fine).
+    voxel_size : (z, y, x) nm, optional
+        The fit is done in nm (1 nm voxels if unknown).
+    options : RegistrationOptions, optional
+    initial : 4 × 4 array, optional
+        A starting transform: skips the coarse stage.
+
+    Returns
+    -------
+    Registration
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tomoseg.synthetic.pair import Motion, make_phantom_pair
+    >>> pair = make_phantom_pair((48, 160, 160), rng=0, motion=Motion((5.0, 0, 0), (1.0, 2.0, -3.0)))
+    >>> reg = register(pair.before["image"], pair.after["image"])
+    >>> round(reg.rotation_deg[0]), [round(t) for t in reg.translation_vox]
+    (5, [1, 2, -3])
+    """
+    t0 = time.perf_counter()
+    options = options or RegistrationOptions()
+    if len(before.shape) != 3 or len(after.shape) != 3:
+        raise TomosegError(f"registration needs two 3D images, got {tuple(before.shape)} and {tuple(after.shape)}")
+    shape = tuple(int(s) for s in before.shape)
+    smallest = min(min(shape), min(after.shape))
+    if smallest < 24:
+        raise TomosegError(f"images {shape} and {tuple(after.shape)} are too small to register (under 24 voxels)")
+    if smallest < options.crop_size + 8:  # thin volumes: crops as thick as they allow
+        options = replace(options, crop_size=max(16, (smallest - 8) // 2 * 2))
+    vs = tuple(voxel_size) if voxel_size is not None else (1.0, 1.0, 1.0)
+    if initial is None:
+        coarse_m, info = _coarse(before, after, options, shape)
+    else:
+        coarse_m = np.asarray(initial, float)
+        info = _coarse_info_only(before, options, shape)
+    centres = _crop_centres(info, shape, options)
+    matrix, table, ncc0 = _fine(before, after, coarse_m, centres, options, vs)
+    parts = decompose(matrix, shape)
+    used = table["used"].astype(bool)
+    rms_vox = float(np.sqrt(np.mean(table["residual_vox"][used] ** 2)))
+    rms_nm = float(np.sqrt(np.mean(table["residual_nm"][used] ** 2)))
+    coarse = {k: v for k, v in info.items() if k in ("factor", "rotation_z_deg", "ncc")}
+    coarse["matrix"] = coarse_m.tolist()
+    return Registration(matrix=matrix, rotation_deg=parts["rotation_deg"],
+                        rotation_angle_deg=parts["rotation_angle_deg"], translation_vox=parts["translation_vox"],
+                        scale=parts["scale"], residual_vox=rms_vox, residual_nm=rms_nm, ncc_before=ncc0,
+                        ncc_after=float(np.nanmean(table["ncc"][used])), crops=table,
+                        seconds=time.perf_counter() - t0, coarse=coarse)
+
+
+def _coarse_info_only(before, options: RegistrationOptions, shape) -> dict:
+    factor = max(1, int(np.ceil((float(np.prod(shape)) / options.coarse_voxels) ** (1 / 3))))
+    small = downsample(before, factor)
+    margin = max(2.0, 8.0 / factor)
+    band = tuple(max(0.7, b / factor) for b in options.band)
+    return {"factor": factor, "interior": interior(small, margin), "features": _features(small, band, margin)}
+
+
+def given_transform(matrix, shape, *, source: str = "given") -> Registration:
+    """A :class:`Registration` for a transform the user gives (no fit, no residual)."""
+    m = np.asarray(matrix, float)
+    if m.shape == (3, 4):
+        m = np.vstack([m, [0, 0, 0, 1]])
+    if m.shape != (4, 4) or not np.all(np.isfinite(m)) or abs(np.linalg.det(m[:3, :3])) < 1e-6:
+        raise TomosegError(f"transform must be an invertible 4 x 4 (or 3 x 4) matrix, got shape {m.shape}")
+    parts = decompose(m, shape)
+    return Registration(matrix=m, rotation_deg=parts["rotation_deg"], rotation_angle_deg=parts["rotation_angle_deg"],
+                        translation_vox=parts["translation_vox"], scale=parts["scale"], residual_vox=float("nan"),
+                        residual_nm=float("nan"), ncc_before=float("nan"), ncc_after=float("nan"), crops={},
+                        source=source)

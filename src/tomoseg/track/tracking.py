@@ -1,0 +1,284 @@
+"""``track``: follow each object from a BEFORE scan to an AFTER scan of one sample.
+
+register (images) → label and measure both scans (:mod:`tomoseg.objects`) → carry BEFORE through the
+transform and match (:mod:`.matching`) → optionally refit the transform on the matched centroids and match
+again → a tidy table of links with the changes, a summary, and the AFTER labels renumbered by match ID.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import TomosegError
+from ..objects import label_objects, measure_objects
+from ..objects.matching import RADIUS_BINS
+from .matching import STATUSES, MatchOptions, _edge_flags, match, refine_on_objects  # noqa: F401
+from .registration import Registration, RegistrationOptions, decompose, given_transform, register
+
+MEASURES = (("volume_vox", "volume_vox"), ("volume_nm3", "volume_nm3"), ("radius_vox", "equivalent_radius_vox"),
+            ("radius_nm", "equivalent_radius_nm"), ("sphericity_mesh", "sphericity_mesh"),
+            ("sphericity_voxel", "sphericity_voxel"), ("mean_gray", "mean_gray"))
+
+
+@dataclass(frozen=True)
+class TrackOptions:
+    """Settings of :func:`track` (defaults live here and in the two option classes)."""
+
+    registration: RegistrationOptions = field(default_factory=RegistrationOptions)
+    matching: MatchOptions = field(default_factory=MatchOptions)
+    refine_on_objects: bool = True   # refit the transform on persisting objects' centroids, then match again
+    threshold: int = 127             # probability maps: object where value > threshold (0-255)
+    connectivity: int = 26
+
+
+@dataclass
+class Tracking:
+    """What :func:`track` found: ``matches`` (one row per link), ``summary``, ``registration``, the object
+    tables of both scans, the label images the tables describe, and ``after_match_ids`` (AFTER labels replaced
+    by their match ID; uint32)."""
+
+    matches: dict
+    summary: dict
+    registration: Registration
+    before: dict
+    after: dict
+    after_match_ids: np.ndarray
+    seconds: dict = field(default_factory=dict)
+    before_labels: np.ndarray | None = field(default=None, repr=False)
+    after_labels: np.ndarray | None = field(default=None, repr=False)
+
+
+def as_labels(data, *, threshold: int = 127, connectivity: int = 26) -> np.ndarray:
+    """Instance labels from a label image (wider than uint8), a mask (0/1, bool) or a uint8 probability map."""
+    data = np.asarray(data)
+    if data.ndim != 3:
+        raise TomosegError(f"labels must be 3D (z, y, x), got shape {data.shape}")
+    if data.dtype == bool or (data.dtype == np.uint8 and data.max() <= 1):
+        return label_objects(data, connectivity=connectivity)[0]
+    if data.dtype == np.uint8:
+        return label_objects(data > threshold, connectivity=connectivity)[0]
+    if not np.issubdtype(data.dtype, np.integer) or data.min() < 0:
+        raise TomosegError(f"labels of dtype {data.dtype}: give a mask, a uint8 probability map or non-negative "
+                           "integer labels")
+    return data.astype(np.uint32, copy=False)
+
+
+def segment_labels(image: np.ndarray, *, model=None, threshold: int = 127, connectivity: int = 26) -> np.ndarray:
+    """Segment an image with the model (:func:`tomoseg.inference.predict`) and label its objects."""
+    from ..inference import predict
+    from ..inference.engine import to_uint8
+
+    prob = to_uint8(predict(np.asarray(image), model))
+    return label_objects(prob > threshold, connectivity=connectivity)[0]
+
+
+def track(before, after, *, before_labels=None, after_labels=None, voxel_size=None, transform=None,
+          model=None, options: TrackOptions | None = None) -> Tracking:
+    """Follow every object from the BEFORE scan to the AFTER scan.
+
+    Parameters
+    ----------
+    before, after : ndarray (z, y, x)
+        Gray-value images of the two scans.
+    before_labels, after_labels : ndarray, optional
+        Label images, masks or uint8 probability maps. Without them both images are segmented with the
+        same ``model`` (default: the shipped one) and threshold.
+    voxel_size : (z, y, x) nm, optional
+        Of both scans (the nm columns use 1 nm voxels without it).
+    transform : 4 × 4 array, optional
+        BEFORE voxel → AFTER voxel; skips the registration.
+    options : TrackOptions, optional
+
+    Returns
+    -------
+    Tracking
+
+    Examples
+    --------
+    >>> from tomoseg.synthetic.pair import make_phantom_pair
+    >>> pair = make_phantom_pair((48, 160, 160), rng=0)
+    >>> result = track(pair.before["image"], pair.after["image"], before_labels=pair.before["labels"],
+    ...                after_labels=pair.after["labels"], voxel_size=(29.33,) * 3)
+    >>> sorted(result.summary["objects_by_status"]) == sorted(STATUSES)
+    True
+    """
+    options = options or TrackOptions()
+    t = {}
+    t0 = time.perf_counter()
+    before, after = np.asarray(before), np.asarray(after)
+    if before.ndim != 3 or after.ndim != 3:
+        raise TomosegError(f"images must be 3D (z, y, x), got {before.shape} and {after.shape}")
+    for name, img, lab in (("BEFORE", before, before_labels), ("AFTER", after, after_labels)):
+        if lab is not None and tuple(np.shape(lab)) != img.shape:
+            raise TomosegError(f"{name} labels {tuple(np.shape(lab))} and image {img.shape} differ in shape")
+    if (before_labels is None) != (after_labels is None):
+        raise TomosegError("give labels for both scans, or for neither (then both are segmented with one model)")
+    vs = tuple(float(v) for v in voxel_size) if voxel_size is not None else None
+    vs1 = vs or (1.0, 1.0, 1.0)
+    if transform is None:
+        reg = register(before, after, voxel_size=vs1, options=options.registration)
+    else:
+        reg = given_transform(transform, before.shape)
+    t["registration_s"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    if before_labels is None:
+        lb = segment_labels(before, model=model, threshold=options.threshold, connectivity=options.connectivity)
+        la = segment_labels(after, model=model, threshold=options.threshold, connectivity=options.connectivity)
+    else:
+        lb = as_labels(before_labels, threshold=options.threshold, connectivity=options.connectivity)
+        la = as_labels(after_labels, threshold=options.threshold, connectivity=options.connectivity)
+    tb = measure_objects(lb, intensity=before, voxel_size=vs)
+    ta = measure_objects(la, intensity=after, voxel_size=vs)
+    t["labels_and_measures_s"] = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    matrix = reg.matrix
+    links, _ = match(lb, la, tb, ta, matrix, voxel_size=vs1, options=options.matching)
+    refit = {}
+    if options.refine_on_objects and reg.source == "estimated":
+        matrix, refit = refine_on_objects(tb, ta, links, matrix, voxel_size=vs1,
+                                          similarity=options.registration.similarity,
+                                          min_voxels=options.matching.min_voxels)
+        if refit.get("used", 0):
+            links, _ = match(lb, la, tb, ta, matrix, voxel_size=vs1, options=options.matching)
+            image_matrix = reg.matrix
+            parts = decompose(matrix, before.shape)
+            reg.coarse["image_matrix"] = image_matrix.tolist()
+            reg.matrix = matrix
+            reg.rotation_deg, reg.rotation_angle_deg = parts["rotation_deg"], parts["rotation_angle_deg"]
+            reg.translation_vox, reg.scale = parts["translation_vox"], parts["scale"]
+            reg.source = "estimated, refined on objects"
+    reg.coarse["objects_refit"] = refit
+    t["matching_s"] = time.perf_counter() - t2
+    edge_b, edge_a = _edge_flags(tb, ta, matrix, before.shape, after.shape, options.matching.border_margin_vox)
+    table = link_table(links, tb, ta, edge_b, edge_a, matrix, voxel_size=vs1,
+                       min_voxels=options.matching.min_voxels)
+    ids = match_id_image(la, table)
+    summary = summarize_tracking(table, reg, voxel_size=vs)
+    t["total_s"] = time.perf_counter() - t0
+    summary["seconds"] = t
+    return Tracking(matches=table, summary=summary, registration=reg, before=tb, after=ta, after_match_ids=ids,
+                    seconds=t, before_labels=lb, after_labels=la)
+
+
+def link_table(links, before: dict, after: dict, edge_b, edge_a, matrix, *, voxel_size, min_voxels: int = 8) -> dict:
+    """One row per link: ids, status, flags, both scans' measures, and the changes (AFTER − BEFORE)."""
+    from .registration import apply
+
+    vs = np.asarray(voxel_size, float)
+    ib = {int(l): i for i, l in enumerate(before["label"])}
+    ia = {int(l): i for i, l in enumerate(after["label"])}
+    cols: dict = {k: [] for k in ("match_id", "status", "before_label", "after_label", "edge", "small",
+                                  "group_before", "group_after")}
+    for name, _ in MEASURES:
+        cols[f"before_{name}"] = []
+        cols[f"after_{name}"] = []
+    for a in "zyx":
+        cols[f"before_centroid_{a}"] = []
+        cols[f"after_centroid_{a}"] = []
+    cols["displacement_nm"] = []
+    order = sorted(links, key=lambda l: (min(l[0]) if l[0] else 1 << 40, min(l[1]) if l[1] else 0))
+    for mid, (bs, as_, status) in enumerate(order, start=1):
+        edge = any(edge_b[ib[b]] for b in bs) or any(edge_a[ia[a]] for a in as_)
+        small = any(before["volume_vox"][ib[b]] < min_voxels for b in bs) or \
+            any(after["volume_vox"][ia[a]] < min_voxels for a in as_)
+        pairs = [(b, a) for b in bs for a in as_] if status == "persisting" else \
+            [(b, as_[0] if as_ else 0) for b in bs] if status in ("merged", "vanished") else \
+            [(bs[0] if bs else 0, a) for a in as_]
+        for b, a in pairs:
+            cols["match_id"].append(mid)
+            cols["status"].append(status)
+            cols["before_label"].append(b)
+            cols["after_label"].append(a)
+            cols["edge"].append(int(edge))
+            cols["small"].append(int(small))
+            cols["group_before"].append(len(bs))
+            cols["group_after"].append(len(as_))
+            for name, src in MEASURES:
+                cols[f"before_{name}"].append(float(before[src][ib[b]]) if b else np.nan)
+                cols[f"after_{name}"].append(float(after[src][ia[a]]) if a else np.nan)
+            pb = np.array([before[f"centroid_{x}"][ib[b]] for x in "zyx"]) if b else np.full(3, np.nan)
+            pa = np.array([after[f"centroid_{x}"][ia[a]] for x in "zyx"]) if a else np.full(3, np.nan)
+            for k, x in enumerate("zyx"):
+                cols[f"before_centroid_{x}"].append(pb[k])
+                cols[f"after_centroid_{x}"].append(pa[k])
+            cols["displacement_nm"].append(float(np.linalg.norm((pa - apply(matrix, pb)) * vs)) if a and b
+                                           else np.nan)
+    table = {k: np.asarray(v) for k, v in cols.items()}
+    table["status"] = table["status"].astype(object) if len(table["status"]) else np.zeros(0, object)
+    for k in ("match_id", "before_label", "after_label", "edge", "small", "group_before", "group_after"):
+        table[k] = table[k].astype(np.int64)
+    # changes: pairs compare object to object; merges and splits compare the group's totals
+    n = len(table["match_id"])
+    d = {k: np.full(n, np.nan) for k in ("delta_volume_nm3", "delta_volume_rel", "delta_radius_nm",
+                                         "delta_radius_vox", "delta_sphericity_mesh", "delta_mean_gray")}
+    for mid in np.unique(table["match_id"]):
+        rows = np.nonzero(table["match_id"] == mid)[0]
+        status = table["status"][rows[0]]
+        if status in ("appeared", "vanished"):
+            continue
+        vb, va = group_volumes(table, rows, "volume_nm3")
+        d["delta_volume_nm3"][rows] = va - vb
+        d["delta_volume_rel"][rows] = (va - vb) / vb if vb > 0 else np.nan
+        if status == "persisting":
+            for key, col in (("delta_radius_nm", "radius_nm"), ("delta_radius_vox", "radius_vox"),
+                             ("delta_sphericity_mesh", "sphericity_mesh"), ("delta_mean_gray", "mean_gray")):
+                d[key][rows] = table[f"after_{col}"][rows] - table[f"before_{col}"][rows]
+        else:  # the radius of a sphere of the group's total volume
+            rb, ra = (np.cbrt(3 * v / (4 * np.pi)) for v in (vb, va))
+            d["delta_radius_nm"][rows] = ra - rb
+            d["delta_radius_vox"][rows] = (ra - rb) / float(np.cbrt(np.prod(vs)))
+    table.update(d)
+    return table
+
+
+def group_volumes(table: dict, rows, column: str = "volume_nm3") -> tuple[float, float]:
+    """Total BEFORE and AFTER volume of the objects in some rows of a link table (each object once)."""
+    out = []
+    for scan in ("before", "after"):
+        labels, first = np.unique(table[f"{scan}_label"][rows], return_index=True)
+        values = table[f"{scan}_{column}"][rows][first]
+        out.append(float(np.nansum(values[labels > 0])))
+    return out[0], out[1]
+
+
+def match_id_image(after_labels: np.ndarray, table: dict) -> np.ndarray:
+    """The AFTER labels with each object's match ID (0 stays background)."""
+    lookup = np.zeros(int(after_labels.max()) + 1, np.uint32)
+    has = table["after_label"] > 0
+    lookup[table["after_label"][has]] = table["match_id"][has]
+    return lookup[after_labels]
+
+
+SIZE_CLASSES_VOX = RADIUS_BINS  # equivalent radius, voxels (the evaluation's bins)
+
+
+def summarize_tracking(table: dict, reg: Registration, *, voxel_size=None) -> dict:
+    """Counts by status (objects off the edge and of at least ``min_voxels``), and growth by size class."""
+    keep = (table["edge"] == 0) & (table["small"] == 0)
+    counts = {}
+    for status in ("persisting", "appeared", "vanished", "merged", "split"):
+        rows = keep & (table["status"] == status)
+        b, a = table["before_label"], table["after_label"]
+        counts[status] = {"events": int(len(np.unique(table["match_id"][rows]))),
+                          "before_objects": int(len(np.unique(b[rows & (b > 0)]))),
+                          "after_objects": int(len(np.unique(a[rows & (a > 0)])))}
+    pers = keep & (table["status"] == "persisting")
+    classes = []
+    r = table["before_radius_vox"]
+    for lo, hi in zip(SIZE_CLASSES_VOX[:-1], SIZE_CLASSES_VOX[1:]):
+        sel = pers & (r >= lo) & (r < hi)
+        dv = table["delta_volume_rel"][sel]
+        dr = table["delta_radius_nm"][sel]
+        classes.append({"radius_from_vox": lo, "radius_to_vox": hi if np.isfinite(hi) else None,
+                        "objects": int(sel.sum()),
+                        "mean_delta_radius_nm": float(dr.mean()) if sel.any() else float("nan"),
+                        "mean_delta_radius_vox": float(table["delta_radius_vox"][sel].mean()) if sel.any()
+                        else float("nan"),
+                        "median_delta_volume_rel": float(np.median(dv)) if sel.any() else float("nan"),
+                        "grew_10pct": int((dv > 0.1).sum()), "shrank_10pct": int((dv < -0.1).sum())})
+    return {"objects_by_status": counts, "growth_by_size_class": classes,
+            "excluded_rows": {"edge": int((table["edge"] == 1).sum()), "small": int((table["small"] == 1).sum())},
+            "transform": reg.to_dict(), "voxel_size_nm": list(voxel_size) if voxel_size else None}

@@ -1,0 +1,93 @@
+"""``tomoseg phantom --pair`` and ``tomoseg track`` in-process: files, scores, and one-line errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+from tomoseg.cli import main
+from tomoseg.io import read_volume
+from tomoseg.table import read_csv
+
+
+@pytest.fixture(scope="module")
+def phantom_pair(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pair")
+    argv = ["phantom", str(d / "before.tif"), "--labels", str(d / "before_labels.tif"), "--instances",
+            str(d / "before_ids.npy"), "--pair", str(d / "after.tif"), "--pair-labels", str(d / "after_labels.tif"),
+            "--pair-instances", str(d / "after_ids.npy"), "--pair-truth", str(d / "truth.json"),
+            "--shape", "32", "112", "112", "--seed", "2", "--set", "object_fraction=0.006",
+            "--rotation", "30", "1", "-1", "--translation", "1", "-2", "3"]
+    assert main(argv) == 0
+    return d
+
+
+def test_phantom_pair_files(phantom_pair):
+    d = phantom_pair
+    truth = json.loads((d / "truth.json").read_text())
+    assert truth["rotation_deg"] == [30.0, 1.0, -1.0] and np.asarray(truth["matrix"]).shape == (4, 4)
+    assert read_volume(str(d / "after.tif")).shape == (32, 112, 112)
+    ids = read_volume(str(d / "after_ids.npy"))
+    assert set(truth["matches"]["after_label"]) - {0} == set(np.unique(ids)) - {0}
+
+
+def test_track_with_a_given_transform_and_truth(phantom_pair, capsys):
+    d = phantom_pair
+    out = d / "run"
+    code = main(["track", str(d / "before.tif"), str(d / "after.tif"), "--before-labels", str(d / "before_ids.npy"),
+                 "--after-labels", str(d / "after_ids.npy"), "--transform", str(d / "truth.json"),
+                 "--truth", str(d / "truth.json"), "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "recall 1.000" in printed
+    for name in ("matches.csv", "summary.json", "transform.json", "track.html", "after_match_ids.tif",
+                 "figures/track_radius.png", "figures/track_volume_change.png", "figures/track_map.png"):
+        assert (out / name).exists(), name
+    m = read_csv(out / "matches.csv")
+    assert {"before_volume_nm3", "delta_radius_nm", "displacement_nm"} <= set(m)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["truth"]["transform_max_error_vox"] == pytest.approx(0, abs=1e-6)
+    assert summary["voxel_size_nm"] == pytest.approx([29.33] * 3)
+    ids = read_volume(str(out / "after_match_ids.tif"))
+    assert ids.dtype == np.uint16 and ids.max() == m["match_id"][m["after_label"] > 0].max()
+    # the written transform reads back as a --transform
+    again = d / "again"
+    assert main(["track", str(d / "before.tif"), str(d / "after.tif"), "--before-labels", str(d / "before_ids.npy"),
+                 "--after-labels", str(d / "after_ids.npy"), "--transform", str(out / "transform.json"),
+                 "--out", str(again), "-q"]) == 0
+    assert (again / "matches.csv").read_text() == (out / "matches.csv").read_text()
+    # masks: the tool numbers the objects itself; the truth's instance files map them for the scores
+    masks = d / "masks"
+    assert main(["track", str(d / "before.tif"), str(d / "after.tif"), "--before-labels",
+                 str(d / "before_labels.tif"), "--after-labels", str(d / "after_labels.tif"), "--transform",
+                 str(d / "truth.json"), "--truth", str(d / "truth.json"), "--out", str(masks)]) == 0
+    assert "recall 1.000, precision 1.000" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--before-labels", "x.tif"], "together"),
+    (["--transform", "missing.json"], "missing.json: no such file"),
+])
+def test_track_errors(phantom_pair, tmp_path, capsys, extra, message):
+    d = phantom_pair
+    code = main(["track", str(d / "before.tif"), str(d / "after.tif"), "--out", str(tmp_path / "o"), *extra])
+    err = capsys.readouterr().err
+    assert code == 1 and message in err and "Traceback" not in err
+
+
+def test_track_refuses_a_full_folder(phantom_pair, tmp_path, capsys):
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "mine.txt").write_text("x")
+    d = phantom_pair
+    assert main(["track", str(d / "before.tif"), str(d / "after.tif"), "--out", str(tmp_path / "o")]) == 1
+    assert "--overwrite" in capsys.readouterr().err
+    # --overwrite replaces only a folder of tomoseg track's own results
+    assert main(["track", str(d / "before.tif"), str(d / "after.tif"), "--out", str(tmp_path / "o"),
+                 "--overwrite"]) == 1
+    assert "not a folder that tomoseg track wrote" in capsys.readouterr().err
+
+
+def test_phantom_pair_needs_its_labels(tmp_path, capsys):
+    code = main(["phantom", str(tmp_path / "b.tif"), "--labels", str(tmp_path / "bl.tif"), "--pair",
+                 str(tmp_path / "a.tif"), "--shape", "24", "96", "96"])
+    assert code == 1 and "--pair-labels" in capsys.readouterr().err

@@ -1,0 +1,95 @@
+"""Matching on hand-made label volumes: every status, by overlap and by distance."""
+
+import numpy as np
+
+from tomoseg.objects import measure_objects
+from tomoseg.track.matching import MatchOptions, carry_labels, match
+
+
+def ball(shape, centre, r):
+    zz, yy, xx = np.indices(shape)
+    return (zz - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (xx - centre[2]) ** 2 <= r * r
+
+
+def scene():
+    shape = (30, 60, 60)
+    before = np.zeros(shape, np.uint32)
+    after = np.zeros(shape, np.uint32)
+    before[ball(shape, (15, 10, 10), 3)] = 1      # persists, grows
+    after[ball(shape, (15, 10, 10), 4)] = 1
+    before[ball(shape, (15, 10, 45), 3)] = 2      # vanishes
+    after[ball(shape, (15, 45, 45), 3)] = 2       # appears
+    before[ball(shape, (15, 30, 26), 3)] = 3      # 3 and 4 merge
+    before[ball(shape, (15, 30, 34), 3)] = 4
+    after[ball(shape, (15, 30, 26), 3) | ball(shape, (15, 30, 34), 3) | ball(shape, (15, 30, 30), 2.5)] = 3
+    before[ball(shape, (15, 48, 12), 4)] = 5      # splits in two
+    after[ball(shape, (15, 48, 9), 2)] = 4
+    after[ball(shape, (15, 48, 15), 2)] = 5
+    return before, after
+
+
+def statuses(links):
+    return {(tuple(b), tuple(a)): s for b, a, s in links}
+
+
+def test_every_status():
+    before, after = scene()
+    tb, ta = measure_objects(before), measure_objects(after)
+    links, _ = match(before, after, tb, ta, np.eye(4))
+    assert statuses(links) == {((1,), (1,)): "persisting", ((2,), ()): "vanished", ((), (2,)): "appeared",
+                               ((3, 4), (3,)): "merged", ((5,), (4, 5)): "split"}
+
+
+def test_distance_tolerance_pairs_objects_that_do_not_overlap():
+    shape = (20, 20, 20)
+    before = np.zeros(shape, np.uint32)
+    after = np.zeros(shape, np.uint32)
+    before[ball(shape, (10, 10, 6), 1.5)] = 1
+    after[ball(shape, (10, 10, 10), 1.5)] = 1  # 4 voxels away, no overlap
+    tb, ta = measure_objects(before, voxel_size=(10, 10, 10)), measure_objects(after, voxel_size=(10, 10, 10))
+    far, _ = match(before, after, tb, ta, np.eye(4), voxel_size=(10, 10, 10), options=MatchOptions(tolerance_nm=30))
+    near, _ = match(before, after, tb, ta, np.eye(4), voxel_size=(10, 10, 10), options=MatchOptions(tolerance_nm=50))
+    assert sorted(s for _, _, s in far) == ["appeared", "vanished"]
+    assert [s for _, _, s in near] == ["persisting"]
+
+
+def test_carry_labels_translation():
+    labels = np.zeros((10, 12, 14), np.uint32)
+    labels[2:4, 3:5, 4:6] = 7
+    m = np.eye(4)
+    m[:3, 3] = (1, 2, -3)
+    out = carry_labels(labels, m, labels.shape, slab=3)
+    assert np.array_equal(np.argwhere(out == 7), np.argwhere(labels == 7) + [1, 2, -3])
+
+
+def test_one_to_one_is_optimal_not_greedy():
+    """The assignment maximizes the total overlap score (Dice): B1-A2 + B2-A1 beats B1-A1 alone."""
+    shape = (10, 10, 30)
+    before = np.zeros(shape, np.uint32)
+    after = np.zeros(shape, np.uint32)
+    before[4:6, 4:6, 0:10] = 1
+    before[4:6, 4:6, 12:16] = 2
+    after[4:6, 4:6, 4:14] = 1   # Dice with B1 0.6, with B2 0.29
+    after[4:6, 4:6, 0:4] = 2    # Dice with B1 0.57
+    tb, ta = measure_objects(before), measure_objects(after)
+    links, _ = match(before, after, tb, ta, np.eye(4), options=MatchOptions(tolerance_nm=1))
+    assert statuses(links) == {((1,), (2,)): "persisting", ((2,), (1,)): "persisting"}
+
+
+def test_merge_of_two_equal_objects_sums_both():
+    from tomoseg.track.matching import _edge_flags
+    from tomoseg.track.tracking import link_table
+
+    shape = (20, 30, 40)
+    before = np.zeros(shape, np.uint32)
+    after = np.zeros(shape, np.uint32)
+    before[ball(shape, (10, 15, 15), 3)] = 1
+    before[ball(shape, (10, 15, 23), 3)] = 2  # same volume as 1
+    after[ball(shape, (10, 15, 15), 3) | ball(shape, (10, 15, 23), 3) | ball(shape, (10, 15, 19), 2)] = 1
+    tb, ta = measure_objects(before), measure_objects(after)
+    links, _ = match(before, after, tb, ta, np.eye(4))
+    eb, ea = _edge_flags(tb, ta, np.eye(4), shape, shape, 1.0)
+    t = link_table(links, tb, ta, eb, ea, np.eye(4), voxel_size=(1, 1, 1))
+    assert list(t["status"]) == ["merged", "merged"]
+    v = tb["volume_vox"]
+    assert t["delta_volume_nm3"][0] == ta["volume_vox"][0] - v[0] - v[1]

@@ -1,0 +1,72 @@
+"""The phantom pair: a known motion, known changes, exact expected matches."""
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from tomoseg.synthetic.pair import Motion, PairChanges, make_phantom_pair, motion_matrix, rotation_matrix
+from tomoseg.track.registration import apply, decompose, euler_zyx
+
+
+@pytest.fixture(scope="module")
+def pair():
+    return make_phantom_pair((40, 128, 128), rng=2, object_fraction=0.005)
+
+
+def test_same_seed_same_pair():
+    a = make_phantom_pair((24, 96, 96), rng=3)
+    b = make_phantom_pair((24, 96, 96), rng=3)
+    assert np.array_equal(a.after["image"], b.after["image"]) and np.array_equal(a.matrix, b.matrix)
+
+
+def test_motion_matrix_round_trip():
+    m = motion_matrix(Motion((12.0, -1.5, 0.8), (1.0, -2.0, 3.0)), (40, 100, 120))
+    parts = decompose(m, (40, 100, 120))
+    assert parts["rotation_deg"] == pytest.approx((12.0, -1.5, 0.8))
+    assert parts["translation_vox"] == pytest.approx((1.0, -2.0, 3.0))
+    assert parts["scale"] == pytest.approx(1.0)
+    assert euler_zyx(rotation_matrix((-70.0, 2.0, -1.0))) == pytest.approx((-70.0, 2.0, -1.0))
+    # rotation about z turns the (y, x) plane and leaves z alone
+    r = rotation_matrix((90.0, 0, 0))
+    assert r @ np.array([0.0, 1.0, 0.0]) == pytest.approx([0, 0, 1])
+
+
+def test_truth_agrees_with_the_labels(pair):
+    t = pair.truth
+    for scan, col in ((pair.before, "before"), (pair.after, "after")):
+        counts = np.bincount(scan["instances"].ravel())
+        ids = t[f"{col}_label"]
+        assert np.array_equal(counts[ids[ids > 0]], t[f"{col}_voxels"][ids > 0])
+        assert set(np.unique(scan["instances"])) - {0} <= set(ids.tolist())
+        assert np.array_equal(scan["labels"] > 0, scan["instances"] > 0)
+    # each AFTER object is one connected component (merged ones included); objects never touch
+    lab, n = ndimage.label(pair.after["labels"], np.ones((3, 3, 3)))
+    assert n == len(np.unique(pair.after["instances"])) - 1
+    assert set(t["status"]) == {"persisting", "appeared", "vanished", "merged", "split"}
+
+
+def test_objects_move_with_the_sample():
+    changes = PairChanges(grow=0, shrink=0, remove=0, add=0, merge=0, split=0, object_gray_sd=0)
+    p = make_phantom_pair((40, 128, 128), rng=5, motion=Motion((25.0, 1.0, -1.0), (2.0, -3.0, 4.0)), changes=changes)
+    ok = p.truth["edge"] == 0
+    b, a = p.truth["before_label"][ok], p.truth["after_label"][ok]
+    cb = np.array(ndimage.center_of_mass(p.before["labels"], p.before["instances"], b))
+    ca = np.array(ndimage.center_of_mass(p.after["labels"], p.after["instances"], a))
+    assert len(b) >= 5
+    assert np.abs(apply(p.matrix, cb) - ca).max() < 0.35  # digitization only
+
+
+def test_grown_and_shrunk_radii(pair):
+    t = pair.truth
+    grown = t["change"] == "grown"
+    shrunk = t["change"] == "shrunk"
+    assert grown.any() and shrunk.any()
+    assert t["after_radius_vox"][grown] - t["before_radius_vox"][grown] == pytest.approx(1.0)
+    assert t["after_radius_vox"][shrunk] - t["before_radius_vox"][shrunk] == pytest.approx(-0.7)
+
+
+def test_gray_level_change(pair):
+    inside = pair.before["labels"] == 0
+    mb = np.median(pair.before["image"][20][inside[20]])
+    ma = np.median(pair.after["image"][20][pair.after["labels"][20] == 0])
+    assert ma != mb  # the AFTER scan's gray levels differ (gain and offset)

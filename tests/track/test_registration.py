@@ -1,0 +1,83 @@
+"""Registration: exact algebra, and the transform recovered from phantom pairs."""
+
+import numpy as np
+import pytest
+
+from tomoseg.errors import TomosegError
+from tomoseg.synthetic.pair import Motion, make_phantom_pair, motion_matrix
+from tomoseg.track.registration import (RegistrationOptions, apply, downsample, fit_transform, given_transform,
+                                        register, rotation_angle)
+
+
+def test_fit_transform_exact(rng):
+    src = rng.uniform(0, 100, (10, 3))
+    m = motion_matrix(Motion((33.0, 4.0, -2.0), (3.0, -7.0, 1.5), scale=1.0), (50, 100, 100))
+    assert fit_transform(src, apply(m, src)) == pytest.approx(m, abs=1e-9)
+    s = motion_matrix(Motion((-10.0, 1.0, 0.0), (1.0, 2.0, 3.0), scale=1.03), (50, 100, 100))
+    assert fit_transform(src, apply(s, src), similarity=True) == pytest.approx(s, abs=1e-9)
+
+
+def test_downsample_is_block_mean():
+    a = np.arange(4 * 6 * 8, dtype=np.float32).reshape(4, 6, 8)
+    d = downsample(a, 2)
+    assert d.shape == (2, 3, 4)
+    assert d[1, 2, 3] == pytest.approx(a[2:4, 4:6, 6:8].mean())
+
+
+def test_given_transform_checks_the_matrix():
+    with pytest.raises(TomosegError, match="4 x 4"):
+        given_transform(np.zeros((4, 4)), (10, 10, 10))
+    reg = given_transform(np.eye(4)[:3], (10, 10, 10))
+    assert reg.rotation_angle_deg == 0 and reg.source == "given"
+
+
+def _errors(matrix, truth, shape):
+    z, y, x = shape
+    corners = np.array([[a, b, c] for a in (0, z - 1) for b in (0.15 * y, 0.85 * y) for c in (0.15 * x, 0.85 * x)])
+    return rotation_angle(matrix[:3, :3].T @ truth[:3, :3]), float(np.abs(apply(matrix, corners)
+                                                                          - apply(truth, corners)).max())
+
+
+@pytest.mark.slow
+def test_any_rotation_about_the_pillar_axis():
+    """The image-only estimate, any angle about z: within 1.5 voxels and 1° on these small noisy volumes
+    (the object-centroid refit in ``track`` then brings it within 0.1; see test_track)."""
+    shape = (48, 160, 160)
+    motion = Motion((140.0, -1.0, 0.5), (-2.0, -1.0, 5.0))
+    pair = make_phantom_pair(shape, rng=4, motion=motion, object_fraction=0.005)
+    reg = register(pair.before["image"], pair.after["image"])
+    angle, disp = _errors(reg.matrix, pair.matrix, shape)
+    assert angle < 1.0 and disp < 1.5
+    assert reg.crops["used"].sum() >= 3 and reg.residual_vox < 1.5
+    assert reg.ncc_after >= reg.ncc_before - 0.05
+
+
+def test_no_rotation_search_and_similarity():
+    """Without the search the fine stage still takes up a small rotation, and a scale change with similarity."""
+    shape = (40, 128, 128)
+    pair = make_phantom_pair(shape, rng=4, motion=Motion((3.0, 0.0, 0.0), (1.0, 2.0, -1.0), scale=1.02),
+                             object_fraction=0.006, noise_sd=10.0)
+    reg = register(pair.before["image"], pair.after["image"],
+                   options=RegistrationOptions(max_rotation_deg=0, similarity=True))
+    angle, disp = _errors(reg.matrix, pair.matrix, shape)
+    assert angle < 1.0 and disp < 1.0
+    assert reg.scale == pytest.approx(1.02, abs=0.005)
+
+
+@pytest.mark.slow
+def test_volumes_on_disk_register_like_arrays(tmp_path):
+    """Registration reads only slabs (coarse stage) and crops (fine stage): a lazily read Zarr volume
+    gives the same transform as the array in memory."""
+    from tomoseg.io import open_volume, write_volume
+
+    pair = make_phantom_pair((40, 128, 128), rng=6, motion=Motion((8.0, 0.5, 0.0), (1.0, -2.0, 2.0)),
+                             object_fraction=0.006)
+    for name in ("before", "after"):
+        write_volume(str(tmp_path / f"{name}.zarr"), getattr(pair, name)["image"], chunks=(16, 64, 64))
+    options = RegistrationOptions(coarse_voxels=200_000)  # force a downsampled coarse stage
+    on_disk = register(open_volume(str(tmp_path / "before.zarr")), open_volume(str(tmp_path / "after.zarr")),
+                       options=options)
+    in_memory = register(pair.before["image"], pair.after["image"], options=options)
+    assert on_disk.coarse["factor"] == 2
+    assert on_disk.matrix == pytest.approx(in_memory.matrix, abs=1e-6)
+    assert _errors(on_disk.matrix, pair.matrix, (40, 128, 128))[0] < 1.0

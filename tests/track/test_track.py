@@ -1,0 +1,143 @@
+"""``track`` end to end on phantom pairs: the issue's acceptance checks."""
+
+import numpy as np
+import pytest
+
+import tomoseg
+from tomoseg.errors import TomosegError
+from tomoseg.synthetic.pair import make_phantom_pair
+from tomoseg.track import STATUSES, compare_with_truth, track
+from tomoseg.track.registration import apply, rotation_angle
+from tomoseg.track.scoring import label_map
+
+VS = (29.33, 29.33, 29.33)
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    """Two pairs (different seeds and motions), tracked from the phantoms' masks."""
+    out = []
+    for seed in (0, 1):
+        pair = make_phantom_pair((48, 160, 160), rng=seed, object_fraction=0.005)
+        result = track(pair.before["image"], pair.after["image"], before_labels=pair.before["labels"],
+                       after_labels=pair.after["labels"], voxel_size=VS)
+        out.append((pair, result))
+    return out
+
+
+def _scores(pair, result):
+    bm = label_map(_labels_of(result, "before", pair), pair.before["instances"])
+    am = label_map(_labels_of(result, "after", pair), pair.after["instances"])
+    return compare_with_truth(result.matches, pair.truth, min_voxels=8, before_map=bm, after_map=am)
+
+
+def _labels_of(result, scan, pair):
+    from tomoseg.objects import label_objects
+
+    return label_objects(getattr(pair, scan)["labels"])[0]
+
+
+@pytest.mark.slow
+def test_transform_within_half_a_voxel_and_half_a_degree(pairs):
+    for pair, result in pairs:
+        m = result.registration.matrix
+        z, y, x = pair.before["image"].shape
+        corners = np.array([[a, b, c] for a in (0, z - 1) for b in (0, y - 1) for c in (0, x - 1)], float)
+        assert rotation_angle(m[:3, :3].T @ pair.matrix[:3, :3]) < 0.5
+        assert np.abs(apply(m, corners) - apply(pair.matrix, corners)).max() < 0.5
+        assert result.registration.source == "estimated, refined on objects"
+
+
+@pytest.mark.slow
+def test_matching_precision_recall_and_every_status(pairs):
+    found = {s: 0 for s in STATUSES}
+    for pair, result in pairs:
+        s = _scores(pair, result)
+        assert s["recall"] >= 0.95 and s["precision"] >= 0.95, s
+        for status, v in s["by_status"].items():
+            found[status] += v["recovered"]
+    assert all(found[s] > 0 for s in STATUSES), found
+
+
+@pytest.mark.slow
+def test_radius_change_of_grown_objects(pairs):
+    n = 0
+    for pair, result in pairs:
+        t = pair.truth
+        bm = {v: k for k, v in label_map(_labels_of(result, "before", pair), pair.before["instances"]).items()}
+        m = result.matches
+        for b, dr in zip(t["before_label"][(t["change"] == "grown") & (t["edge"] == 0)],
+                         (t["after_radius_vox"] - t["before_radius_vox"])[(t["change"] == "grown") & (t["edge"] == 0)]):
+            row = np.nonzero(m["before_label"] == bm[b])[0]
+            assert len(row) == 1 and m["status"][row[0]] == "persisting"
+            assert abs(m["delta_radius_vox"][row[0]] - dr) <= 0.3
+            n += 1
+    assert n >= 3
+
+
+@pytest.mark.slow
+def test_tables_summary_and_match_ids(pairs):
+    pair, result = pairs[0]
+    m = result.matches
+    assert {"delta_volume_nm3", "delta_radius_nm", "delta_sphericity_mesh", "delta_mean_gray",
+            "displacement_nm"} <= set(m)
+    assert sorted(set(m["status"])) == sorted(STATUSES)
+    ids = result.after_match_ids
+    has = m["after_label"] > 0
+    for a, mid in zip(m["after_label"][has][:10], m["match_id"][has][:10]):
+        assert set(np.unique(ids[_labels_of(result, "after", pair) == a])) == {mid}
+    counts = result.summary["objects_by_status"]
+    assert counts["merged"]["before_objects"] >= 2 * counts["merged"]["events"]
+    # the AFTER scan's gray levels changed (gain 0.93, offset +10): objects of gray ~112 gain ~2.2
+    pers = (m["status"] == "persisting") & (m["edge"] == 0)
+    assert np.nanmedian(m["delta_mean_gray"][pers]) == pytest.approx(0.93 * 112 + 10 - 112, abs=2.0)
+
+
+def test_given_transform_skips_registration():
+    pair = make_phantom_pair((32, 112, 112), rng=2, object_fraction=0.006)
+    result = tomoseg.track(pair.before["image"], pair.after["image"], before_labels=pair.before["instances"],
+                           after_labels=pair.after["instances"], transform=pair.matrix)
+    assert result.registration.source == "given"
+    s = compare_with_truth(result.matches, pair.truth)
+    assert s["recall"] >= 0.95 and s["precision"] >= 0.95
+
+
+def test_labels_for_one_scan_only_is_an_error():
+    img = np.zeros((8, 8, 8), np.uint8)
+    with pytest.raises(TomosegError, match="both scans"):
+        track(img, img, before_labels=img)
+
+
+def test_images_only_are_segmented_with_one_model(monkeypatch):
+    """Without labels both scans go through the same segmentation (here a stand-in for the U-Net)."""
+    import tomoseg.track.tracking as tracking
+    from tomoseg.objects import label_objects
+
+    pair = make_phantom_pair((32, 112, 112), rng=2, object_fraction=0.006)
+    calls = []
+
+    def fake_segment(image, *, model=None, threshold=127, connectivity=26):
+        calls.append((model, threshold))
+        scan = pair.before if image is pair.before["image"] else pair.after
+        return label_objects(scan["labels"], connectivity=connectivity)[0]
+
+    monkeypatch.setattr(tracking, "segment_labels", fake_segment)
+    result = track(pair.before["image"], pair.after["image"], transform=pair.matrix, model="m.safetensors")
+    assert calls == [("m.safetensors", 127)] * 2
+    assert set(result.matches["status"]) >= {"persisting", "appeared", "vanished"}
+
+
+def test_no_objects_and_one_that_vanished(tmp_path):
+    from tomoseg.track import write_tracking
+
+    img = np.random.default_rng(0).integers(0, 255, (20, 40, 40)).astype(np.uint8)
+    empty = np.zeros(img.shape, np.uint8)
+    result = track(img, img, before_labels=empty, after_labels=empty, transform=np.eye(4))
+    assert all(v["events"] == 0 for v in result.summary["objects_by_status"].values())
+    write_tracking(result, tmp_path / "none", shape=img.shape)
+    one = empty.copy()
+    one[5:8, 5:8, 5:8] = 1
+    result = track(img, img, before_labels=one, after_labels=empty, transform=np.eye(4))
+    assert result.summary["objects_by_status"]["vanished"]["events"] == 1
+    paths = write_tracking(result, tmp_path / "one", shape=img.shape)
+    assert paths["html"].read_text().count("<img") == 3
