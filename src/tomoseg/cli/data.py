@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import TomosegError
 from ..io import open_volume, split_dataset
-from .registry import command, overwrite_arg, voxel_size_arg
+from .registry import checked_voxel_size, command, length_nm, overwrite_arg, voxel_size_arg
 
 def _disk_size(path: Path) -> int:
     if path.is_dir():
@@ -45,7 +45,7 @@ def _info(sub):
 
 def _run_info(args) -> int:
 
-    with open_volume(args.volume, voxel_size=args.voxel_size) as vol:
+    with open_volume(args.volume, voxel_size=checked_voxel_size(args.voxel_size)) as vol:
         stats = sample_statistics(vol)
         file, _ = split_dataset(args.volume)
         info = {
@@ -89,8 +89,8 @@ def _phantom(sub):
     p.add_argument("--preset", default="default", help="named parameter set (see --list-presets)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="change one phantom parameter, e.g. --set noise_sd=25 (repeatable)")
-    p.add_argument("--voxel-size", nargs=3, type=float, metavar=("Z", "Y", "X"), default=[29.33] * 3,
-                   help="voxel size written into the files, nm (default: the paper's 29.33)")
+    p.add_argument("--voxel-size", nargs=3, type=length_nm, metavar=("Z", "Y", "X"), default=[29.33] * 3,
+                   help="voxel size written into the files, nm or with a unit (default: the paper's 29.33)")
     p.add_argument("--list-presets", action="store_true", help="print the presets and exit")
     overwrite_arg(p)
     p.set_defaults(run=_run_phantom)
@@ -114,6 +114,22 @@ def _parse_sets(items) -> dict:
     return out
 
 
+PHANTOM_BYTES_PER_VOXEL = 24  # measured peak while generating (image, labels, instances, work arrays)
+
+
+def check_phantom_memory(shape) -> None:
+    """Refuse a phantom that cannot fit in the memory available now (it is built in memory)."""
+    import psutil
+
+    voxels = int(np.prod([int(s) for s in shape], dtype=np.int64))
+    need = voxels * PHANTOM_BYTES_PER_VOXEL
+    available = psutil.virtual_memory().available
+    if need > available:
+        raise TomosegError(f"--shape {' '.join(map(str, shape))}: a phantom of {voxels / 1e6:,.0f} Mvoxels needs "
+                           f"about {need / 2**30:,.1f} GiB of memory, {available / 2**30:,.1f} GiB are available; "
+                           "choose a smaller shape (e.g. 128 256 256) or tile several phantoms")
+
+
 def _run_phantom(args) -> int:
     from ..io import write_volume
     from ..synthetic import PRESETS, make_phantom
@@ -123,11 +139,21 @@ def _run_phantom(args) -> int:
         for name, values in PRESETS.items():
             print(f"{name:14s} {values or '(the defaults)'}")
         return 0
-    outputs = [args.image, args.labels] + [p for p in (args.instances, args.objects) if p]
-    for out in outputs:
-        f, _ = split_dataset(out)
-        if f.exists() and not args.overwrite:
-            raise TomosegError(f"{f}: already exists; pass --overwrite to replace it")
+    from ..io import check_output_format
+    from ..io.output_guard import check_output, check_writable_folder
+
+    shape = tuple(args.shape)
+    if min(shape) < 1:
+        raise TomosegError(f"--shape {' '.join(map(str, shape))}: give three positive sizes (z, y, x)")
+    check_phantom_memory(shape)
+    for out in [args.image, args.labels] + [p for p in (args.instances,) if p]:
+        check_writable_folder(split_dataset(out)[0].parent)
+        check_output(out, overwrite=args.overwrite)
+    check_output_format(args.labels, np.uint8, shape)
+    if args.instances:
+        check_output_format(args.instances, np.uint32, shape)
+    if args.objects and Path(args.objects).exists() and not args.overwrite:
+        raise TomosegError(f"{args.objects}: already exists; pass --overwrite to replace it")
     phantom = make_phantom(args.shape, rng=args.seed, preset_name=args.preset, **_parse_sets(args.set))
     vs = tuple(args.voxel_size)
     write_volume(args.image, phantom.image, voxel_size=vs, overwrite=args.overwrite)

@@ -230,6 +230,22 @@ def _check_paths(input_path, outputs, overwrite: bool, volume=None) -> None:
         check_free_space(folder / "x", nbytes, what="output (uncompressed)")
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_stats(stats: Stats | None, volume) -> None:
+    """Gray values beyond float32 (the model's input type) would become infinities: refuse them."""
+    import math
+
+    if stats is None:
+        raise TomosegError(f"{volume.path}: gray values are too large to process (their squares overflow); rescale "
+                           "the volume, e.g. to float32 or uint16")
+    if not (math.isfinite(stats.mean) and math.isfinite(stats.std)) or abs(stats.mean) + 10 * stats.std > FLOAT32_MAX:
+        raise TomosegError(f"{volume.path}: gray values are too large to process (mean {stats.mean:.3g}, s.d. "
+                           f"{stats.std:.3g}; float32 holds up to {FLOAT32_MAX:.3g}); rescale the volume, e.g. "
+                           "to float32 or uint16")
+
+
 def work_dir_for(output) -> Path:
     f, _ = split_dataset(output)
     return f.with_name(f.name + WORK_SUFFIX)
@@ -367,7 +383,12 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
     if state is None:
         if bar is not None:
             bar.set_description("statistics")
-        stats = volume_stats(volume, method=options.stats, progress=bar)
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):  # huge values: refused below, with a message
+                stats = volume_stats(volume, method=options.stats, progress=bar)
+        except OverflowError:
+            stats = None
+        _check_stats(stats, volume)
         work.mkdir()
         (work / "done").mkdir()
         chunks = (round_up(options.tiling.tile_size, model.config.divisor),) * 3  # one chunk per tile core
