@@ -637,7 +637,7 @@ CASES = {
     "float64 near 1e302": (b_huge_floats, "too large"),
     "0-byte .npy": (b_empty_npy, "empty file"),
     "truncated .npy": (b_truncated_npy, "not a readable .npy"),
-    "truncated TIFF": (b_truncated_tiff, "t.tif"),
+    "truncated TIFF": (b_truncated_tiff, "truncated"),
     "missing input": (b_missing, "no such file"),
     "unknown extension": (b_unknown_ext, "unknown volume format"),
     "2D image": (b_2d, "2D image"),
@@ -686,7 +686,7 @@ CASES = {
     "report on broken JSON": (b_report_broken_json, "is not valid JSON"),
     "report on JSON missing fields": (b_report_missing_fields, "lacks what the report needs"),
     "report of a missing folder": (b_report_not_folder, "not a folder of results"),
-    "disk too small for the output": (b_no_space, "are free on its disk"),
+    "disk too small for the output": (b_no_space, "are free on this disk"),
     "disk fills while writing": (b_write_enospc, "disk is full"),
     # found before the work (items 21, 23)
     "uint8 result to .vol": (b_uint8_to_vol, "float32"),

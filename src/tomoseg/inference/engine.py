@@ -227,7 +227,7 @@ def _check_paths(input_path, outputs, overwrite: bool, volume=None) -> None:
                 dev = f.parent.resolve()
                 need[dev] = need.get(dev, 0) + output_bytes(volume.shape, np.uint8)
     for folder, nbytes in need.items():
-        check_free_space(folder / "x", nbytes, what="output (uncompressed)")
+        check_free_space(folder, nbytes, what="the uncompressed output")
 
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)

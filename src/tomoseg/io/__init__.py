@@ -168,7 +168,8 @@ def create_volume(path, shape, dtype, *, voxel_size=None, chunks=None, overwrite
     output_guard.check_writable_folder(file.parent)
     output_guard.check_output(path, overwrite=overwrite)
     if fmt in output_guard.UNCOMPRESSED:
-        output_guard.check_free_space(path, output_guard.output_bytes(shape, dtype))
+        output_guard.check_free_space(file.parent, output_guard.output_bytes(shape, dtype),
+                                      what=f"writing {file.name}")
     kwargs = dict(voxel_size=voxel_size, chunks=chunks)
     in_file = fmt == "hdf5" and file.exists()  # a dataset inside an existing file: the file's other data stay
     factories = {

@@ -17,7 +17,9 @@ def open_npy(path: Path) -> Volume:
         raise TomosegError(f"{path}: is an empty file (0 bytes), not a .npy array; copy the file again")
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError, SyntaxError, TypeError, OverflowError) as exc:
+    except MemoryError:
+        raise
+    except Exception as exc:  # ValueError, OSError, EOFError, BadZipFile (a .npz), ...
         raise TomosegError(f"{path}: is not a readable .npy array ({exc}); the file may be truncated") from None
     if not isinstance(array, np.ndarray):
         raise TomosegError(f"{path}: is not a .npy array (an .npz archive?); save one volume with numpy.save")

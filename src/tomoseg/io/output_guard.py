@@ -196,18 +196,20 @@ def free_bytes(folder: Path) -> int | None:
         return None
 
 
-def _gib(n: int) -> str:
-    return f"{n / 2**30:.2f} GiB" if n >= 2**28 else f"{n / 2**20:.1f} MiB"
+def _size(n: int) -> str:
+    if n >= 2**30:
+        return f"{n / 2**30:.2f} GiB"
+    if n >= 2**20:
+        return f"{n / 2**20:.1f} MiB"
+    return f"{n / 2**10:.1f} KiB"
 
 
-def check_free_space(path, needed: int, *, what: str = "output") -> None:
-    """Refuse when the file system of ``path`` has less than ``needed`` bytes free."""
-    from . import split_dataset
-
-    file, _ = split_dataset(path)
-    free = free_bytes(file.parent if file.parent.exists() else Path("."))
+def check_free_space(folder, needed: int, *, what: str = "the output") -> None:
+    """Refuse when the file system of ``folder`` has less than ``needed`` bytes (plus a margin) free."""
+    folder = Path(folder)
+    free = free_bytes(folder if folder.exists() else Path("."))
     if free is not None and free < needed + _SLACK_BYTES:
-        raise TomosegError(f"{file}: the {what} needs {_gib(needed)} but only {_gib(free)} are free on its disk; "
+        raise TomosegError(f"{folder}: {what} needs {_size(needed)} but only {_size(free)} are free on this disk; "
                            "free space or choose another output folder")
 
 
@@ -223,7 +225,7 @@ def reserve(path: Path, nbytes: int) -> None:
         import errno
 
         if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-            raise TomosegError(f"{path}: cannot reserve {_gib(nbytes)} for the output ({exc.strerror}); free space "
+            raise TomosegError(f"{path}: cannot reserve {_size(nbytes)} for the output ({exc.strerror}); free space "
                                "or choose another output folder") from None
         # file systems without fallocate (EOPNOTSUPP, EINVAL): the free-space check made before has to do
     finally:

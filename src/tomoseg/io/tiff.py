@@ -122,7 +122,9 @@ def _check_complete(tif: tifffile.TiffFile, path: Path) -> None:
         shape = tif.shaped_metadata[0].get("shape")
         if shape and len(shape) >= 3:
             expected = int(np.prod(shape[:-2])) if shape[-1] not in (3, 4) else int(np.prod(shape[:-3]))
-    if expected is not None and pages < expected and tif.series and tif.series[0].dataoffset is None:
+    plane = int(np.prod(tif.pages.first.shape)) if pages else 0
+    short = tif.series and int(np.prod(tif.series[0].shape)) < (expected or 0) * plane
+    if expected is not None and pages < expected and tif.series and (tif.series[0].dataoffset is None or short):
         raise TomosegError(f"{path}: is truncated (its metadata describe {expected} slices, the file holds "
                            f"{pages}); copy the file again")
     last = tif.pages[-1] if pages else None
@@ -246,9 +248,9 @@ BIGTIFF_BYTES = 2**32 - 2**25
 
 def _bigtiff_kwargs(voxel_size):
     if voxel_size is None:
-        return {"bigtiff": True, "metadata": {"axes": "ZYX"}}
+        return {"bigtiff": True, "photometric": "minisblack", "metadata": {"axes": "ZYX"}}
     z, y, x = voxel_size
-    return {"bigtiff": True, "resolution": (1.0 / x, 1.0 / y),
+    return {"bigtiff": True, "photometric": "minisblack", "resolution": (1.0 / x, 1.0 / y),
             "metadata": {"axes": "ZYX", "spacing": z, "unit": "nm"}}
 
 
