@@ -27,8 +27,9 @@ def sample_statistics(vol, max_voxels: int = 8_000_000) -> dict:
     lo, hi, total, count = np.inf, -np.inf, 0.0, 0
     for z in zs:
         plane = np.asarray(vol[int(z)], dtype=np.float64)
-        lo, hi = min(lo, plane.min()), max(hi, plane.max())
-        total += plane.sum()
+        with np.errstate(over="ignore", invalid="ignore"):  # values near 1e308: the mean shows as inf
+            lo, hi = min(lo, plane.min()), max(hi, plane.max())
+            total += plane.sum()
         count += plane.size
     return {"min": float(lo), "max": float(hi), "mean": total / count, "sampled_slices": int(len(zs))}
 

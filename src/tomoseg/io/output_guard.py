@@ -59,13 +59,16 @@ def written_by_tomoseg(file: Path, dataset: str | None, fmt: str) -> bool:
 
             with h5py.File(file, "r") as f:
                 return dataset in f and MARK in f[dataset].attrs
+        if fmt == "tiff-folder":
+            only_slices = file.is_dir() and all(SLICE_RE.match(p.name) or p.name == FOLDER_MARKER
+                                                for p in file.iterdir())
+            return only_slices and ((file / FOLDER_MARKER).is_file() or _provenance_says_tomoseg(file))
         if fmt == "zarr":
             import zarr
 
-            return file.is_dir() and MARK in zarr.open(str(file), mode="r").attrs
-        if fmt == "tiff-folder":
-            return (file.is_dir() and (file / FOLDER_MARKER).is_file()
-                    and all(SLICE_RE.match(p.name) or p.name == FOLDER_MARKER for p in file.iterdir()))
+            if not file.is_dir():
+                return False
+            return MARK in zarr.open(str(file), mode="r").attrs or _provenance_says_tomoseg(file)
         if file.is_dir():
             return False
         if _provenance_says_tomoseg(file):
