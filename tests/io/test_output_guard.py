@@ -149,3 +149,22 @@ def test_work_store_chunks_equal_tile_cores(tmp_path, rng, tiny_model):
     import zarr
 
     assert zarr.open_array(str(out), path="0", mode="r").chunks == (12, 12, 12)
+
+
+def test_hdf5_file_untouched_while_its_new_dataset_is_computed(tmp_path):
+    from tomoseg.io import create_volume
+
+    h5 = tmp_path / "exp.h5"
+    with h5py.File(h5, "w") as f:
+        f["/entry/raw"] = np.arange(64, dtype=np.uint16).reshape(4, 4, 4)
+    before = h5.read_bytes()
+    with pytest.raises(RuntimeError):
+        with create_volume(f"{h5}:/entry/seg", (4, 4, 4), np.uint8) as w:
+            w[0:2] = 1
+            assert h5.read_bytes() == before  # the data go to a staging file until complete
+            raise RuntimeError("killed")
+    assert h5.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["exp.h5"]
+    with create_volume(f"{h5}:/entry/seg", (4, 4, 4), np.uint8) as w:
+        w[:] = 3
+    with h5py.File(h5, "r") as f:
+        assert sorted(f["/entry"]) == ["raw", "seg"] and int(f["/entry/seg"][...].sum()) == 3 * 64

@@ -175,7 +175,8 @@ def create_volume(path, shape, dtype, *, voxel_size=None, chunks=None, overwrite
     factories = {
         "tiff": lambda tmp: tiff.create_tiff(tmp, shape, dtype, **kwargs),
         "tiff-folder": lambda tmp: tiff.create_tiff_folder(tmp, shape, dtype, **kwargs),
-        "hdf5": (lambda tmp: hdf5.create_hdf5_in_file(file, shape, dtype, dataset=dataset, **kwargs)) if in_file
+        "hdf5": (lambda tmp: hdf5.create_hdf5_in_file(file, shape, dtype, dataset=dataset, tmp=tmp, **kwargs))
+        if in_file
         else (lambda tmp: hdf5.create_hdf5(tmp, shape, dtype, dataset=dataset, **kwargs)),
         "zarr": lambda tmp: zarr_store.create_zarr(tmp, shape, dtype, name=file.name.split(".")[0], **kwargs),
         "nrrd": lambda tmp: nrrd_file.create_nrrd(tmp, shape, dtype, **kwargs),

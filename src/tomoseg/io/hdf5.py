@@ -110,40 +110,49 @@ def create_hdf5(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None, datase
     return Sink(ds, finish=f.close, abort=f.close)
 
 
-def create_hdf5_in_file(path: Path, shape, dtype, *, voxel_size=None, chunks=None, dataset: str | None = None) -> Sink:
+def create_hdf5_in_file(path: Path, shape, dtype, *, voxel_size=None, chunks=None, dataset: str | None = None,
+                        tmp: Path | None = None) -> Sink:
     """Write one dataset into an existing file, keeping its other datasets.
 
-    The data go to ``NAME.partial`` inside the file and replace ``NAME`` (tomoseg's own earlier result, as
-    checked before) only when complete.
+    The data are written to a separate temporary file first; only when they are complete is the user's file
+    opened for writing, the dataset copied in as ``NAME.partial`` and renamed to ``NAME`` (replacing tomoseg's
+    own earlier result, as checked before). The user's file is thus open for writing only for the copy, not
+    for the whole computation, so a crash during the computation cannot damage its other datasets.
     """
     name = "/" + (dataset or DEFAULT_DATASET).strip("/")
-    tmp_name = name + ".partial"
+    tmp = Path(tmp or path.with_name(path.name + ".partial"))
+    staging = h5py.File(tmp, "w")
     try:
-        f = h5py.File(path, "a")
-    except OSError as exc:
-        raise TomosegError(f"{path}: cannot be opened for writing ({exc}); close other programs using it or "
-                           "choose another output") from None
-    try:
-        if tmp_name in f:
-            del f[tmp_name]
-        ds = _create(f, tmp_name, shape, dtype, voxel_size, chunks)
+        ds = _create(staging, "/data", shape, dtype, voxel_size, chunks)
     except Exception:
-        f.close()
+        staging.close()
+        tmp.unlink(missing_ok=True)
         raise
 
     def finish():
+        staging.close()
+        part = name + ".partial"
         try:
-            if name in f:
-                del f[name]
-            f.move(tmp_name, name)
+            with h5py.File(tmp, "r") as src, h5py.File(path, "a") as dst:
+                if part in dst:
+                    del dst[part]
+                parent = part.rsplit("/", 1)[0]
+                if parent and parent not in dst:
+                    dst.require_group(parent)
+                dst.copy(src["/data"], part)
+                if name in dst:
+                    del dst[name]
+                dst.move(part, name)
+        except OSError as exc:
+            raise TomosegError(f"{path}: the result could not be added to this HDF5 file ({exc}); close other "
+                               "programs using it, or write to another file") from None
         finally:
-            f.close()
+            tmp.unlink(missing_ok=True)
 
     def abort():
         try:
-            if tmp_name in f:
-                del f[tmp_name]
+            staging.close()
         finally:
-            f.close()
+            tmp.unlink(missing_ok=True)
 
     return Sink(ds, finish=finish, abort=abort, placed=True)
