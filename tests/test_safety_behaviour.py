@@ -240,3 +240,16 @@ def test_write_errors_become_one_message(tmp_path, monkeypatch):
             w._sink.array = Full()
             w[0:1] = 1
     assert not (tmp_path / "o.npy").exists() and not (tmp_path / "o.npy.partial").exists()
+
+
+def test_short_disk_warns_for_compressed_work_stores(tmp_path, capsys, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    tomoseg.save_model(tomoseg.UNet3D(levels=2, base_features=2).eval(), tmp_path / "m.safetensors")
+    np.save(tmp_path / "v.npy", np.random.default_rng(0).integers(0, 255, (8, 16, 16), dtype=np.uint8))
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**12, 10**12 - 1500, 1500))
+    code, _, err = _cli(["segment", str(tmp_path / "v.npy"), str(tmp_path / "o.zarr"), "--model",
+                         str(tmp_path / "m.safetensors"), "--backend", "torch"], capsys)
+    assert code == 0 and "work stores take up to" in err and "--resume" in err

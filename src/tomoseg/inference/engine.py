@@ -200,7 +200,7 @@ def _check_paths(input_path, outputs, overwrite: bool, volume=None) -> None:
     """Every output checked before any work: path, format and type, writable, replaceable, free space."""
     from ..io import check_output_format
     from ..io.output_guard import (UNCOMPRESSED, check_free_space, check_output, check_writable_folder,
-                                   output_bytes)
+                                   output_bytes, warn_if_short)
 
     in_file, _ = split_dataset(input_path)
     in_file = in_file.resolve()
@@ -228,6 +228,9 @@ def _check_paths(input_path, outputs, overwrite: bool, volume=None) -> None:
                 need[dev] = need.get(dev, 0) + output_bytes(volume.shape, np.uint8)
     for folder, nbytes in need.items():
         check_free_space(folder, nbytes, what="the uncompressed output")
+    if volume is not None:  # the work stores (compressed Zarr) beside the output
+        warn_if_short(split_dataset(outputs[0])[0].parent, len(outputs) * output_bytes(volume.shape, np.uint8),
+                      what="the work stores")
 
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)

@@ -216,6 +216,17 @@ def check_free_space(folder, needed: int, *, what: str = "the output") -> None:
                            "free space or choose another output folder")
 
 
+def warn_if_short(folder, nbytes: int, *, what: str) -> None:
+    """Warn when compressed data (whose size is known only afterwards) may not fit: less free than uncompressed."""
+    from ..errors import warn
+
+    folder = Path(folder)
+    free = free_bytes(folder if folder.exists() else Path("."))
+    if free is not None and free < nbytes:
+        warn(f"{folder}: {what} take up to {_size(nbytes)} uncompressed and {_size(free)} are free on this disk; "
+             "if the disk fills, free space and run the same command with --resume")
+
+
 def reserve(path: Path, nbytes: int) -> None:
     """Allocate a memory-mapped file's blocks now, so a full disk fails here with a message, not later with SIGBUS."""
     try:
