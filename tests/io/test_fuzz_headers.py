@@ -167,3 +167,39 @@ def test_fuzz_arbitrary_bytes(data, suffix):
                 load_model(path)
         else:
             _check_read(path)
+
+
+@FUZZ
+@given(edit=st.one_of(
+    st.tuples(st.just("array"), st.sampled_from(["shape", "chunk_grid", "data_type", "fill_value", "codecs",
+                                                  "zarr_format", "node_type"]), json_values),
+    st.tuples(st.just("group"), st.sampled_from(["multiscales", "datasets", "path", "axes", "scale"]), json_values),
+    st.tuples(st.just("raw"), st.sampled_from(["array", "group"]), texts)))
+def test_fuzz_zarr_metadata(edit):
+    from tomoseg.io import write_volume
+
+    where, key, value = edit
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Path(tmp) / "z.zarr"
+        write_volume(store, np.zeros((2, 4, 4), np.uint8), voxel_size=(1.0, 2.0, 3.0))
+        meta_file = store / ("0" if where == "array" or (where == "raw" and key == "array") else "") / "zarr.json"
+        if where == "raw":
+            meta_file.write_text(value)
+        else:
+            meta = json.loads(meta_file.read_text())
+            if where == "array":
+                meta[key] = value
+            else:
+                ms = meta["attributes"]["ome"]["multiscales"][0]
+                if key == "multiscales":
+                    meta["attributes"]["ome"]["multiscales"] = value
+                elif key == "datasets":
+                    ms["datasets"] = value
+                elif key == "path":
+                    ms["datasets"][0]["path"] = value
+                elif key == "axes":
+                    ms["axes"] = value
+                else:
+                    ms["datasets"][0]["coordinateTransformations"][0]["scale"] = value
+            meta_file.write_text(json.dumps(meta))
+        _check_read(store)
