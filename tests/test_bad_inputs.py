@@ -460,6 +460,10 @@ def b_config_levels(tmp, model):
     return ["train", _train_config(tmp, np.ones((16, 16, 16), np.uint8), model__levels=100)]
 
 
+def b_config_voxel(tmp, model):
+    return ["train", _train_config(tmp, np.ones((16, 16, 16), np.uint8), voxel_size_nm=[0, 1])]
+
+
 def b_config_not_mapping(tmp, model):
     return ["train", _raw_yaml(tmp, "- 1\n- 2\n")]
 
@@ -675,6 +679,7 @@ CASES = {
     "train --device tpu": (b_train_device, "device 'tpu'"),
     "config unknown section": (b_config_unknown_key, "unknown config key"),
     "config model.levels 100": (b_config_levels, "model.levels"),
+    "config voxel_size_nm [0, 1]": (b_config_voxel, "voxel_size_nm"),
     "config not a mapping": (b_config_not_mapping, "must be a mapping"),
     "config not YAML": (b_config_bad_yaml, "not valid YAML"),
     "config missing": (b_config_missing, "config file not found"),

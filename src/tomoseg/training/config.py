@@ -205,6 +205,14 @@ class TrainConfig:
             raise TomosegError(f"device {self.device!r} must be auto, cpu, cuda or cuda:N")
         if self.precision not in ("f32", "bf16", "fp16"):
             raise TomosegError(f"precision {self.precision!r} must be f32, bf16 or fp16")
+        if self.voxel_size_nm is not None:
+            from ..io.volume import check_voxel_size
+
+            try:
+                self.voxel_size_nm = list(check_voxel_size(self.voxel_size_nm))
+            except TomosegError:
+                raise TomosegError(f"voxel_size_nm {self.voxel_size_nm!r} must be three positive numbers (z, y, x) "
+                                   "in nm, e.g. [29.33, 29.33, 29.33]") from None
         if not self.data.volumes and self.data.phantoms is None:
             raise TomosegError("the training set is empty: give data.volumes or data.phantoms")
 
