@@ -12,6 +12,7 @@ import json
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -58,6 +59,11 @@ def save_model(model: UNet3D, path, metadata: dict | None = None, *, overwrite: 
     return path
 
 
+# limits on what a model file may ask to build (the paper's model: levels 4, base_features 8)
+LIMITS = {"levels": (2, 8), "base_features": (1, 256), "in_channels": (1, 16), "out_channels": (1, 16)}
+MAX_PARAMETERS = 200_000_000
+
+
 def read_metadata(path) -> dict:
     """The metadata of a model file, without loading its weights."""
     path = _check_file(Path(path))
@@ -66,26 +72,113 @@ def read_metadata(path) -> dict:
     try:
         with safe_open(str(path), framework="pt") as f:
             raw = (f.metadata() or {}).get("tomoseg")
-    except (SafetensorError, OSError, ValueError) as exc:
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise TomosegError(f"{path}: is not a readable safetensors model file ({exc})") from None
     if raw is None:
         raise TomosegError(f"{path}: is a safetensors file without tomoseg metadata; save models with "
                            "tomoseg.save_model")
-    meta = json.loads(raw)
+    try:
+        meta = json.loads(raw)
+    except ValueError:
+        raise TomosegError(f"{path}: its tomoseg metadata are not valid JSON; the file is damaged or was not "
+                           "written by tomoseg.save_model") from None
+    if not isinstance(meta, dict):
+        raise TomosegError(f"{path}: its tomoseg metadata are a {type(meta).__name__}, not a JSON object; the file "
+                           "was not written by tomoseg.save_model")
     if meta.get("format") != FORMAT:
         raise TomosegError(f"{path}: is not a tomoseg model file")
+    if not isinstance(meta.get("architecture"), dict):
+        raise TomosegError(f"{path}: its metadata lack the model 'architecture' (levels, base_features, ...); "
+                           "save the model again with tomoseg.save_model")
+    check_architecture(meta["architecture"], path)
     return meta
+
+
+def check_architecture(arch: dict, path) -> None:
+    """Refuse architectures outside sane limits before anything is built (a huge one exhausts memory)."""
+    from .model import ModelConfig
+
+    allowed = set(ModelConfig.__dataclass_fields__)
+    unknown = sorted(set(arch) - allowed)
+    if unknown:
+        raise TomosegError(f"{path}: unknown architecture key(s) {unknown}; allowed: {sorted(allowed)}")
+    for key, (lo, hi) in LIMITS.items():
+        value = arch.get(key, getattr(ModelConfig, key))
+        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+            raise TomosegError(f"{path}: architecture {key} = {value!r} is outside {lo}..{hi}; the file is damaged "
+                               "or not a tomoseg U-Net")
+
+
+def _expected_shapes(arch: dict) -> dict:
+    """Tensor shapes of the architecture, from a model built on the meta device (no memory used)."""
+    with torch.device("meta"):
+        model = build_model(arch)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def _file_shapes(path: Path) -> dict:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise TomosegError(f"{path}: weights cannot be read ({exc})") from None
+
+
+def _check_shapes(path: Path, arch: dict) -> None:
+    expected = _expected_shapes(arch)
+    n_params = sum(int(np.prod(s)) for s in expected.values())
+    if n_params > MAX_PARAMETERS:
+        raise TomosegError(f"{path}: architecture {arch} has {n_params:,} parameters, more than tomoseg builds "
+                           f"({MAX_PARAMETERS:,}); the file is damaged or not a tomoseg U-Net")
+    tensors = _file_shapes(path)
+    missing = sorted(set(expected) - set(tensors))
+    extra = sorted(set(tensors) - set(expected))
+    wrong = [f"{k}: file {tensors[k]}, model {v}" for k, v in expected.items() if k in tensors and tensors[k] != v]
+    if missing or extra or wrong:
+        details = "; ".join(filter(None, [f"missing {missing[:3]}" if missing else "",
+                                           f"unexpected {extra[:3]}" if extra else "", "; ".join(wrong[:3])]))
+        raise TomosegError(f"{path}: weights do not fit the architecture {arch}: {details}")
+
+
+def _check_weights(path: Path, tensors: dict) -> None:
+    """NaN/infinite weights or negative BatchNorm variances give a blank map without any error: refuse them."""
+    for name, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise TomosegError(f"{path}: weight {name} holds NaN or infinite values (a diverged training?); use an "
+                               "earlier checkpoint (best.safetensors) or train again with a lower learning rate")
+        if name.endswith("running_var") and bool((t < 0).any()):
+            raise TomosegError(f"{path}: BatchNorm variance {name} is negative; the file is damaged")
+
+
+def _file_kind(path: Path) -> str:
+    """'safetensors', 'pickle' (a torch.save zip or a raw pickle), or 'other', by the file's structure."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(9)
+    if len(head) == 9:
+        n = int.from_bytes(head[:8], "little")
+        if 2 <= n <= size - 8 and head[8:9] == b"{":
+            return "safetensors"
+    if head[:4] == b"PK\x03\x04" or (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")):
+        return "pickle"
+    return "other"
 
 
 def _check_file(path: Path) -> Path:
     if not path.exists():
         raise TomosegError(f"{path}: model file not found")
-    with open(path, "rb") as fh:
-        head = fh.read(16)
-    if head[:2] == b"PK" or head[:1] == b"\x80":
+    if path.is_dir():
+        raise TomosegError(f"{path}: is a folder, not a model file (.safetensors)")
+    kind = _file_kind(path)
+    if kind == "pickle":
         raise TomosegError(f"{path}: is a pickled PyTorch checkpoint; tomoseg never unpickles files, since "
                            "loading a pickle can run arbitrary code. Load it yourself if you trust it, then "
                            "save it with tomoseg.save_model (safetensors)")
+    if kind != "safetensors":
+        raise TomosegError(f"{path}: is not a safetensors model file (empty, truncated or another format); "
+                           "give a .safetensors file written by tomoseg")
     return path
 
 
@@ -97,7 +190,8 @@ def load_model(path=None, *, device: str | torch.device = "cpu") -> UNet3D:
     Raises
     ------
     TomosegError
-        For a pickle, a damaged file, or tensors that do not fit the architecture.
+        For a pickle, a damaged file, an architecture out of limits, tensors that do not fit the
+        architecture, or NaN weights.
     """
     if path is None:
         path = default_model_path()
@@ -105,20 +199,13 @@ def load_model(path=None, *, device: str | torch.device = "cpu") -> UNet3D:
             raise TomosegError("no default model is installed with this tomoseg; pass --model PATH")
     path = Path(path)
     meta = read_metadata(path)
-    model = build_model(meta["architecture"])
+    _check_shapes(path, meta["architecture"])
     try:
         tensors = load_file(str(path))
-    except (SafetensorError, OSError) as exc:
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise TomosegError(f"{path}: weights cannot be read ({exc})") from None
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    extra = sorted(set(tensors) - set(expected))
-    wrong = [f"{k}: file {tuple(tensors[k].shape)}, model {tuple(v.shape)}" for k, v in expected.items()
-             if k in tensors and tensors[k].shape != v.shape]
-    if missing or extra or wrong:
-        details = "; ".join(filter(None, [f"missing {missing[:3]}" if missing else "",
-                                           f"unexpected {extra[:3]}" if extra else "", "; ".join(wrong[:3])]))
-        raise TomosegError(f"{path}: weights do not fit the architecture {meta['architecture']}: {details}")
+    _check_weights(path, tensors)
+    model = build_model(meta["architecture"])
     model.load_state_dict(tensors)
     model.metadata = meta
     model.sha256 = file_sha256(path)

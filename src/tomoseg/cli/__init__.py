@@ -7,11 +7,13 @@ bad usage exits 2; ``--debug`` shows the traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
+import warnings
 
 from .._version import __version__
-from ..errors import TomosegError
+from ..errors import TomosegError, TomosegWarning
 
 from .registry import COMMANDS as _COMMANDS
 
@@ -48,20 +50,69 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        return int(args.run(args) or 0)
+        with warnings.catch_warnings():
+            # tomoseg's warnings: printed once each as one line, never turned into errors
+            warnings.simplefilter("default", TomosegWarning)
+            warnings.showwarning = _show_warning
+            check_environment()
+            return int(args.run(args) or 0)
     except TomosegError as exc:
         if debug:
             raise
-        print(f"tomoseg: error: {exc}", file=sys.stderr)
+        print(f"tomoseg: error: {one_line(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("tomoseg: interrupted", file=sys.stderr)
+        print(f"tomoseg: interrupted{_resume_hint(args)}", file=sys.stderr)
         return 130
     except (OSError, MemoryError) as exc:
         if debug:
             raise
-        print(f"tomoseg: error: {exc} (run with --debug for details)", file=sys.stderr)
+        print(f"tomoseg: error: {_system_error(exc, args)} (run with --debug for details)", file=sys.stderr)
         return 1
+
+
+_RESUMABLE = {"segment": "the same command with --resume continues where it stopped",
+              "train": "the same command with --resume continues from the last finished epoch"}
+
+
+def _resume_hint(args) -> str:
+    hint = _RESUMABLE.get(getattr(args, "command", None))
+    return f"; {hint}" if hint else ""
+
+
+def _system_error(exc: BaseException, args) -> str:
+    if isinstance(exc, MemoryError):
+        return "out of memory; use a smaller --tile-size or volume, or a machine with more memory"
+    if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+        where = f" writing {exc.filename}" if getattr(exc, "filename", None) else ""
+        return (f"the disk is full{where}; no finished output was put in place. Free space and run again"
+                + (f": {_RESUMABLE[args.command]}" if args.command in _RESUMABLE else ""))
+    return str(exc)
+
+
+def one_line(text: str) -> str:
+    """A message on one line (parsers' messages may span several)."""
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    if issubclass(category, TomosegWarning):
+        print(f"tomoseg: warning: {one_line(str(message))}", file=sys.stderr)
+    else:
+        print(warnings.formatwarning(message, category, filename, lineno, line), file=sys.stderr, end="")
+
+
+def check_environment() -> None:
+    """Settings from the environment, checked before any work."""
+    threads = os.environ.get("TOMOSEG_THREADS")
+    if threads not in (None, ""):
+        try:
+            ok = int(threads) >= 1
+        except ValueError:
+            ok = False
+        if not ok:
+            raise TomosegError(f"TOMOSEG_THREADS={threads!r}: give a positive whole number of threads, "
+                               "or unset it")
 
 
 def progress_enabled(args) -> bool:

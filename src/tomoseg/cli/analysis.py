@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TomosegError
-from .registry import command, overwrite_arg, voxel_size_arg
+from .registry import check_threshold, checked_voxel_size, command, overwrite_arg, voxel_size_arg
 
 
 def _exclusion_args(p) -> None:
@@ -24,6 +24,7 @@ def _options(args):
 
     if args.min_voxels < 1:
         raise TomosegError(f"--min-voxels {args.min_voxels}: give at least 1")
+    check_threshold(args.threshold)
     return AnalysisOptions(threshold=args.threshold, connectivity=args.connectivity,
                            exclude_border=not args.keep_border, min_voxels=args.min_voxels)
 
@@ -46,6 +47,9 @@ def _analyze(sub):
     p.add_argument("volume", help="mask (nonzero = object) or uint8 probability map")
     p.add_argument("--intensity", help="the gray-value image, for mean gray values")
     p.add_argument("--probability", help="the probability map, for confidence columns (if VOLUME is a mask)")
+    p.add_argument("--sample-mask", metavar="FILE",
+                   help="mask of the sample (nonzero inside): volume fraction and number density are computed "
+                        "inside it (default: over the whole volume)")
     p.add_argument("--csv", help="write the objects table here")
     p.add_argument("--out", help="write summary.json, objects.csv and figures into this folder")
     p.add_argument("--report", action="store_true", help="also write OUT/report.html")
@@ -60,6 +64,7 @@ def _analyze(sub):
 def _run_analyze(args) -> int:
     from ..io import open_volume
     from ..objects import analyze
+    from ..objects.analysis import json_safe
     from ..table import write_csv
 
     if not (args.csv or args.out or args.json):
@@ -68,30 +73,36 @@ def _run_analyze(args) -> int:
         raise TomosegError("--report needs --out FOLDER")
     if args.csv and Path(args.csv).exists() and not args.overwrite:
         raise TomosegError(f"{args.csv}: already exists; pass --overwrite to replace it")
-    out = _out_dir(args.out, args.overwrite) if args.out else None
     options = _options(args)
-    vs = tuple(args.voxel_size) if args.voxel_size else None
+    vs = checked_voxel_size(args.voxel_size)
+    out = _out_dir(args.out, args.overwrite) if args.out else None
     vol = open_volume(args.volume, voxel_size=vs)
     intensity = open_volume(args.intensity) if args.intensity else None
     prob = open_volume(args.probability) if args.probability else None
+    sample_mask = open_volume(args.sample_mask) if args.sample_mask else None
+    for name, other in (("--intensity", intensity), ("--probability", prob), ("--sample-mask", sample_mask)):
+        if other is not None and tuple(other.shape) != tuple(vol.shape):
+            raise TomosegError(f"{other.path}: {name} volume has shape {tuple(other.shape)}, {args.volume} has "
+                               f"{tuple(vol.shape)}; they must match voxel for voxel")
     voxel_size = vol.voxel_size or (intensity.voxel_size if intensity is not None else None)
     if voxel_size is None:
         print("tomoseg: note: voxel size unknown; nm columns are empty. Pass --voxel-size Z Y X.", file=sys.stderr)
-    result = analyze(vol, intensity=intensity, probability=prob, voxel_size=voxel_size, options=options)
+    result = analyze(vol, intensity=intensity, probability=prob, voxel_size=voxel_size, options=options,
+                     sample_mask=sample_mask)
     table = result.objects if args.all_objects else result.selected
     if voxel_size is None:
         table = {c: (np.full(len(v), np.nan) if c.endswith(("_nm", "_nm2", "_nm3")) else v) for c, v in table.items()}
     if args.csv:
         write_csv(table, args.csv, overwrite=args.overwrite)
     summary = {**result.summary, "voxel_size_nm": list(voxel_size) if voxel_size else None,
-               "shape": list(result.shape), "input": str(args.volume),
+               "shape": list(result.shape), "input": str(args.volume), "sample_mask": args.sample_mask,
                "settings": {"threshold": options.threshold, "connectivity": options.connectivity,
                             "exclude_border": options.exclude_border, "min_voxels": options.min_voxels}}
     if out is not None:
         from ..report import figures
 
         write_csv(table, out / "objects.csv", overwrite=True)
-        (out / "summary.json").write_text(json.dumps(summary, indent=1))
+        (out / "summary.json").write_text(json.dumps(json_safe(summary), indent=1))
         figs = out / "figures"
         figs.mkdir(exist_ok=True)
         tables = {"objects": result.selected}
@@ -109,12 +120,14 @@ def _run_analyze(args) -> int:
 
             build_report(out, title=f"tomoseg analysis of {Path(args.volume).name}")
     if args.json:
-        print(json.dumps(summary))
+        print(json.dumps(json_safe(summary)))
     else:
         s = result.summary
+        where = "inside the sample mask" if sample_mask is not None else "of the whole volume"
         print(f"{s['objects']} objects kept of {s['objects_all']} ({s['excluded_border']} touch the border, "
               f"{s['excluded_small']} under {options.min_voxels} voxels); mean radius {s['mean_radius_vox']:.2f} "
-              f"± {s['sd_radius_vox']:.2f} voxels; volume fraction {s['volume_fraction']:.3%}")
+              f"± {s['sd_radius_vox']:.2f} voxels; volume fraction {s['volume_fraction']:.3%} {where} "
+              "(kept objects)")
     return 0
 
 
@@ -142,15 +155,17 @@ def _run_evaluate(args) -> int:
 
     if args.report and not args.out:
         raise TomosegError("--report needs --out FOLDER")
+    options = _options(args)
+    override = checked_voxel_size(args.voxel_size)
     out = _out_dir(args.out, args.overwrite) if args.out else None
     pred = open_volume(args.prediction)
     labels = open_volume(args.labels)
     if tuple(pred.shape) != tuple(labels.shape):
         raise TomosegError(f"prediction {pred.shape} and labels {labels.shape} differ in shape")
     intensity = open_volume(args.intensity) if args.intensity else None
-    vs = tuple(args.voxel_size) if args.voxel_size else (pred.voxel_size or labels.voxel_size)
+    vs = override or (pred.voxel_size or labels.voxel_size)
     result = evaluate(pred, labels, threshold=args.threshold, intensity=intensity, voxel_size=vs,
-                      options=_options(args))
+                      options=options)
     if out is not None:
         image = None if intensity is None else intensity[:, :, :]
         write_evaluation(result, out, image=image, voxel_size=vs)
@@ -162,7 +177,9 @@ def _run_evaluate(args) -> int:
         result.pop("_tables", None)
         result.pop("_masks", None)
     if args.json:
-        print(json.dumps(result, default=float))
+        from ..objects.analysis import json_safe
+
+        print(json.dumps(json_safe(result), default=float))
     else:
         v = result["voxel"]
         print(f"voxels: accuracy {v['accuracy']:.6f}, recall {v['recall']:.4f}, precision {v['precision']:.4f}, "
@@ -191,6 +208,18 @@ def _run_report(args) -> int:
     run = Path(args.run_dir)
     if not run.is_dir():
         raise TomosegError(f"{run}: not a folder of results")
-    path = build_report(run, title=args.title)
+    for f in [run / "summary.json", run / "evaluation.json"] + sorted(run.glob("*.provenance.json")):
+        if f.exists():
+            try:
+                if not isinstance(json.loads(f.read_text()), dict):
+                    raise ValueError("not a JSON object")
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise TomosegError(f"{f}: is not valid JSON ({exc}); run analyze/evaluate --out again or remove "
+                                   "the file") from None
+    try:
+        path = build_report(run, title=args.title)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise TomosegError(f"{run}: a results file lacks what the report needs ({type(exc).__name__}: {exc}); "
+                           "run analyze/evaluate --out again") from None
     print(f"wrote {path}")
     return 0

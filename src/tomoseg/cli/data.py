@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import TomosegError
 from ..io import open_volume, split_dataset
-from .registry import command, overwrite_arg, voxel_size_arg
+from .registry import checked_voxel_size, command, length_nm, overwrite_arg, voxel_size_arg
 
 def _disk_size(path: Path) -> int:
     if path.is_dir():
@@ -27,8 +27,9 @@ def sample_statistics(vol, max_voxels: int = 8_000_000) -> dict:
     lo, hi, total, count = np.inf, -np.inf, 0.0, 0
     for z in zs:
         plane = np.asarray(vol[int(z)], dtype=np.float64)
-        lo, hi = min(lo, plane.min()), max(hi, plane.max())
-        total += plane.sum()
+        with np.errstate(over="ignore", invalid="ignore"):  # values near 1e308: the mean shows as inf
+            lo, hi = min(lo, plane.min()), max(hi, plane.max())
+            total += plane.sum()
         count += plane.size
     return {"min": float(lo), "max": float(hi), "mean": total / count, "sampled_slices": int(len(zs))}
 
@@ -45,7 +46,7 @@ def _info(sub):
 
 def _run_info(args) -> int:
 
-    with open_volume(args.volume, voxel_size=args.voxel_size) as vol:
+    with open_volume(args.volume, voxel_size=checked_voxel_size(args.voxel_size)) as vol:
         stats = sample_statistics(vol)
         file, _ = split_dataset(args.volume)
         info = {
@@ -89,8 +90,8 @@ def _phantom(sub):
     p.add_argument("--preset", default="default", help="named parameter set (see --list-presets)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="change one phantom parameter, e.g. --set noise_sd=25 (repeatable)")
-    p.add_argument("--voxel-size", nargs=3, type=float, metavar=("Z", "Y", "X"), default=[29.33] * 3,
-                   help="voxel size written into the files, nm (default: the paper's 29.33)")
+    p.add_argument("--voxel-size", nargs=3, type=length_nm, metavar=("Z", "Y", "X"), default=[29.33] * 3,
+                   help="voxel size written into the files, nm or with a unit (default: the paper's 29.33)")
     p.add_argument("--list-presets", action="store_true", help="print the presets and exit")
     from .track import add_pair_args
 
@@ -117,6 +118,29 @@ def _parse_sets(items) -> dict:
     return out
 
 
+PHANTOM_BYTES_PER_VOXEL = 24  # measured peak while generating (image, labels, instances, work arrays)
+PHANTOM_SECONDS_PER_VOXEL = 1e-6  # measured on one CPU core: 64x256x256 in about 4 s
+
+
+def check_phantom_memory(shape) -> None:
+    """Refuse a phantom that cannot fit in the memory available now (it is built in memory)."""
+    import psutil
+
+    voxels = int(np.prod([int(s) for s in shape], dtype=np.int64))
+    need = voxels * PHANTOM_BYTES_PER_VOXEL
+    available = psutil.virtual_memory().available
+    if need > available:
+        raise TomosegError(f"--shape {' '.join(map(str, shape))}: a phantom of {voxels / 1e6:,.0f} Mvoxels needs "
+                           f"about {need / 2**30:,.1f} GiB of memory, {available / 2**30:,.1f} GiB are available; "
+                           "choose a smaller shape (e.g. 128 256 256) or tile several phantoms")
+    seconds = voxels * PHANTOM_SECONDS_PER_VOXEL
+    if seconds > 60:
+        import sys
+
+        print(f"tomoseg: note: a phantom of {voxels / 1e6:,.0f} Mvoxels takes about {seconds / 60:,.0f} min and "
+              f"{need / 2**30:,.1f} GiB of memory", file=sys.stderr)
+
+
 def _run_phantom(args) -> int:
     from ..io import write_volume
     from ..synthetic import PRESETS, make_phantom
@@ -130,11 +154,21 @@ def _run_phantom(args) -> int:
         from .track import run_phantom_pair
 
         return run_phantom_pair(args, _parse_sets(args.set))
-    outputs = [args.image, args.labels] + [p for p in (args.instances, args.objects) if p]
-    for out in outputs:
-        f, _ = split_dataset(out)
-        if f.exists() and not args.overwrite:
-            raise TomosegError(f"{f}: already exists; pass --overwrite to replace it")
+    from ..io import check_output_format
+    from ..io.output_guard import check_output, check_writable_folder
+
+    shape = tuple(args.shape)
+    if min(shape) < 1:
+        raise TomosegError(f"--shape {' '.join(map(str, shape))}: give three positive sizes (z, y, x)")
+    check_phantom_memory(shape)
+    for out in [args.image, args.labels] + [p for p in (args.instances,) if p]:
+        check_writable_folder(split_dataset(out)[0].parent)
+        check_output(out, overwrite=args.overwrite)
+    check_output_format(args.labels, np.uint8, shape)
+    if args.instances:
+        check_output_format(args.instances, np.uint32, shape)
+    if args.objects and Path(args.objects).exists() and not args.overwrite:
+        raise TomosegError(f"{args.objects}: already exists; pass --overwrite to replace it")
     phantom = make_phantom(args.shape, rng=args.seed, preset_name=args.preset, **_parse_sets(args.set))
     vs = tuple(args.voxel_size)
     write_volume(args.image, phantom.image, voxel_size=vs, overwrite=args.overwrite)

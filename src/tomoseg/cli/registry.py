@@ -17,9 +17,41 @@ def command(name: str):
     return deco
 
 
-def voxel_size_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--voxel-size", nargs=3, type=float, metavar=("Z", "Y", "X"),
-                   help="voxel size in nm; overrides the file's")
+def length_nm(text: str) -> float:
+    """A length in nm from ``650``, ``650nm``, ``0.65um``, ``0.65µm`` or ``6.5A`` (argparse type)."""
+    from ..io.units import parse_length_nm
+
+    try:
+        return parse_length_nm(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def voxel_size_arg(p: argparse.ArgumentParser, default=None) -> None:
+    p.add_argument("--voxel-size", nargs=3, type=length_nm, metavar=("Z", "Y", "X"), default=default,
+                   help="voxel size in nm (or with a unit: 0.65um); overrides the file's")
+
+
+def checked_voxel_size(values):
+    """``--voxel-size`` values as a validated (z, y, x) nm tuple (None if not given); warns when implausible."""
+    from ..io.volume import check_voxel_size, warn_if_implausible
+
+    vs = check_voxel_size(values)
+    if vs is not None:
+        warn_if_implausible(vs, "--voxel-size")
+    return vs
+
+
+def threshold_arg(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--threshold", type=int, default=127, help=help)
+
+
+def check_threshold(value: int) -> int:
+    from ..errors import TomosegError
+
+    if not 0 <= value <= 254:
+        raise TomosegError(f"--threshold {value}: give an integer from 0 to 254 (probability x 255; default 127)")
+    return value
 
 
 def overwrite_arg(p: argparse.ArgumentParser) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import TomosegError
-from .registry import command, overwrite_arg, voxel_size_arg
+from .registry import checked_voxel_size, command, overwrite_arg, voxel_size_arg
 
 
 @command("segment")
@@ -55,10 +55,12 @@ def _run_segment(args) -> int:
 
     if args.workers is not None and args.workers < 1:
         raise TomosegError(f"--workers {args.workers}: give at least 1")
+    if args.dask_scheduler is not None:
+        check_scheduler_address(args.dask_scheduler)
     options = SegmentOptions(
         threshold=args.threshold, tiling=TilingConfig(tile_size=args.tile_size, halo=args.halo),
         backend=BackendConfig(backend=args.backend, device=args.device, precision=args.precision),
-        stats=args.stats, voxel_size=tuple(args.voxel_size) if args.voxel_size else None, resume=args.resume,
+        stats=args.stats, voxel_size=checked_voxel_size(args.voxel_size), resume=args.resume,
         overwrite=args.overwrite, workers=args.workers, scheduler=args.dask_scheduler,
         sample_mask="off" if args.no_sample_mask else (args.sample_mask or "auto"), roi=args.roi)
     record = segment(args.input, args.output, model=args.model, mask_output=args.mask, options=options,
@@ -69,6 +71,17 @@ def _run_segment(args) -> int:
           f"({vox / 1e6 / max(record['duration_s'], 1e-9):.2f} Mvox/s, {record['backend']}) -> {args.output}"
           + (f", {args.mask}" if args.mask else ""))
     return 0
+
+
+def check_scheduler_address(address: str) -> str:
+    """A Dask scheduler address: ``tcp://host:port`` (also tls://, ws://, wss://, inproc://, ucx://)."""
+    import re
+
+    if not re.fullmatch(r"(tcp|tls|ws|wss|ucx|inproc)://[^\s/:]+(:\d{1,5})?/?|(tcp|tls|ws|wss|ucx|inproc)://\[[0-9a-fA-F:]+\](:\d{1,5})?/?|[^\s/:]+:\d{1,5}",
+                        address):
+        raise TomosegError(f"--dask-scheduler {address!r}: not a scheduler address; write tcp://HOST:PORT "
+                           "(e.g. tcp://10.0.0.5:8786), as printed by dask-scheduler")
+    return address
 
 
 @command("export-onnx")

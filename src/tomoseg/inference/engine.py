@@ -28,7 +28,7 @@ from ..io import create_volume, format_of, open_volume, split_dataset
 from ..io.zarr_store import create_zarr
 from .backends import BackendConfig, make_backend, resolve, run_windows_one_by_one, to_uint8  # noqa: F401
 from .normalization import Stats, normalize, volume_stats
-from .tiling import Tile, TilingConfig, pad_to_divisor, read_padded, resolve_tiling, tile_grid
+from .tiling import Tile, TilingConfig, pad_to_divisor, read_padded, resolve_tiling, round_up, tile_grid  # noqa: F401
 
 WORK_SUFFIX = ".tomoseg-run"
 
@@ -204,34 +204,72 @@ def run_tiles(job: TileJob, tiles: list[Tile], backend=None, progress=None) -> i
     return len(tiles)
 
 def _fingerprint(volume, model, options: SegmentOptions, backend_name: str, write_mask: bool) -> dict:
+    from .fingerprint import input_fingerprint
+
     file, _ = split_dataset(volume.path)
     stat = file.stat() if file.exists() and file.is_file() else None
     return {
         "input": str(volume.path.resolve() if not str(volume.path).count(":") else volume.path),
         "input_shape": list(volume.shape), "input_dtype": str(volume.dtype),
         "input_bytes": stat.st_size if stat else None,
+        "input_content": input_fingerprint(volume, volume.path),
         "model_sha256": getattr(model, "sha256", None), "threshold": options.threshold,
         "tiling": asdict(options.tiling), "backend": backend_name, "precision": options.backend.precision,
         "stats_method": options.stats, "write_mask": write_mask,
     }
 
 
-def _check_paths(input_path, outputs, overwrite: bool) -> None:
+def _check_paths(input_path, outputs, overwrite: bool, volume=None) -> None:
+    """Every output checked before any work: path, format and type, writable, replaceable, free space."""
+    from ..io import check_output_format
+    from ..io.output_guard import (UNCOMPRESSED, check_free_space, check_output, check_writable_folder,
+                                   output_bytes, warn_if_short)
+
     in_file, _ = split_dataset(input_path)
     in_file = in_file.resolve()
     seen = set()
+    need: dict = {}
     for out in outputs:
         f, _ = split_dataset(out)
-        format_of(out, for_writing=True)
+        fmt = format_of(out, for_writing=True)
         if f.resolve() == in_file:
-            raise TomosegError(f"{out}: output path equals the input; choose another output path")
+            raise TomosegError(f"{out}: output path equals the input (tomoseg never writes into the input file); "
+                               "choose another output path")
+        if in_file.is_dir() and in_file in f.resolve().parents:
+            raise TomosegError(f"{out}: is inside the input folder {in_file}; writing there would change the input "
+                               "(a new slice in a folder of slices); choose an output outside it")
         if f.resolve() in seen:
             raise TomosegError(f"{out}: the probability map and the mask need different paths")
         seen.add(f.resolve())
-        if f.exists() and not overwrite:
-            raise TomosegError(f"{f}: already exists; pass --overwrite to replace it")
-        if not f.parent.exists():
-            raise TomosegError(f"{f.parent}: output folder does not exist; create it first")
+        check_writable_folder(f.parent)
+        check_output(out, overwrite=overwrite, input_shape=None if volume is None else volume.shape,
+                     input_path=input_path)
+        if volume is not None:
+            check_output_format(out, np.uint8, volume.shape)
+            if fmt in UNCOMPRESSED:
+                dev = f.parent.resolve()
+                need[dev] = need.get(dev, 0) + output_bytes(volume.shape, np.uint8)
+    for folder, nbytes in need.items():
+        check_free_space(folder, nbytes, what="the uncompressed output")
+    if volume is not None:  # the work stores (compressed Zarr) beside the output
+        warn_if_short(split_dataset(outputs[0])[0].parent, len(outputs) * output_bytes(volume.shape, np.uint8),
+                      what="the work stores")
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_stats(stats: Stats | None, volume) -> None:
+    """Gray values beyond float32 (the model's input type) would become infinities: refuse them."""
+    import math
+
+    if stats is None:
+        raise TomosegError(f"{volume.path}: gray values are too large to process (their squares overflow); rescale "
+                           "the volume, e.g. to float32 or uint16")
+    if not (math.isfinite(stats.mean) and math.isfinite(stats.std)) or abs(stats.mean) + 10 * stats.std > FLOAT32_MAX:
+        raise TomosegError(f"{volume.path}: gray values are too large to process (mean {stats.mean:.3g}, s.d. "
+                           f"{stats.std:.3g}; float32 holds up to {FLOAT32_MAX:.3g}); rescale the volume, e.g. "
+                           "to float32 or uint16")
 
 
 def work_dir_for(output) -> Path:
@@ -239,16 +277,43 @@ def work_dir_for(output) -> Path:
     return f.with_name(f.name + WORK_SUFFIX)
 
 
-def _prepare_work(work: Path, fingerprint: dict, options: SegmentOptions) -> dict | None:
+def _read_state(state_file: Path) -> dict:
+    try:
+        state = json.loads(state_file.read_text())
+        state["fingerprint"], state["stats"]  # noqa: B018 - the keys a resume needs
+    except (OSError, ValueError, KeyError, TypeError):
+        raise TomosegError(f"{state_file}: the interrupted run's state is damaged (truncated or not tomoseg's); "
+                           "pass --overwrite to start over") from None
+    return state
+
+
+def _check_done(work: Path, n_tiles: int | None) -> None:
+    stray = [n for n in os.listdir(work / "done")
+             if not n.isdigit() or (n_tiles is not None and int(n) >= n_tiles)]
+    if stray:
+        raise TomosegError(f"{work / 'done'}: holds {stray[0]!r}, which is not a finished-tile marker of this run; "
+                           "remove it, or pass --overwrite to start over")
+
+
+def _prepare_work(work: Path, fingerprint: dict, options: SegmentOptions, n_tiles: int | None = None) -> dict | None:
     """Return the saved state of an interrupted run to resume, or None to start afresh."""
+    from .fingerprint import changes
+
     state_file = work / "state.json"
     if work.exists():
         if options.resume and state_file.exists():
-            state = json.loads(state_file.read_text())
-            if state["fingerprint"] != fingerprint:
-                diff = sorted(k for k in fingerprint if state["fingerprint"].get(k) != fingerprint[k])
+            state = _read_state(state_file)
+            saved = state["fingerprint"]
+            if isinstance(saved, dict) and saved.get("input_content") != fingerprint["input_content"]:
+                what = ", ".join(changes(saved.get("input_content"), fingerprint["input_content"]))
+                raise TomosegError(f"{work}: the input {fingerprint['input']} changed since the interrupted run "
+                                   f"({what}); resuming would mix tiles of two scans. Pass --overwrite to start over")
+            if saved != fingerprint:
+                diff = sorted(k for k in fingerprint if not isinstance(saved, dict) or saved.get(k) != fingerprint[k])
                 raise TomosegError(f"{work}: the interrupted run used other settings ({', '.join(diff)}); "
                                    "pass --overwrite to start over")
+            if (work / "done").is_dir():
+                _check_done(work, n_tiles)
             return state
         if not options.overwrite and not options.resume:
             raise TomosegError(f"{work}: an interrupted run left its work here; pass --resume to continue it "
@@ -257,17 +322,39 @@ def _prepare_work(work: Path, fingerprint: dict, options: SegmentOptions) -> dic
     return None
 
 
-def _finish_output(work_store: Path, final: str, shape, voxel_size, overwrite: bool) -> None:
-    """Move a finished work store to its final name, converting to the output's format if needed."""
+def _check_input_unchanged(volume, fingerprint: dict) -> None:
+    """Refuse to finish when the input was modified during the run (tiles from two versions of it)."""
+    from .fingerprint import changes, input_fingerprint
+
+    now = input_fingerprint(volume, volume.path)
+    if now != fingerprint["input_content"]:
+        raise TomosegError(f"{volume.path}: the input changed while it was segmented "
+                           f"({', '.join(changes(fingerprint['input_content'], now))}); the result would mix two "
+                           "versions of it and is not written. Run again with --overwrite once the input is final")
+
+
+def _finish_output(work_store: Path, final: str, shape, voxel_size, overwrite: bool,
+                   threshold: int | None = None) -> None:
+    """Move a finished work store to its final name, converting to the output's format if needed.
+
+    With ``threshold``, warn when the probability map is flooded (see :mod:`.domain`).
+    """
     import zarr
 
+    from ..io.output_guard import check_output
+
     f, _ = split_dataset(final)
+    src = zarr.open_array(str(work_store), path="0", mode="r")
+    if threshold is not None:
+        from .domain import check_flooding
+
+        check_flooding(src, threshold, final)
     if format_of(final, for_writing=True) == "zarr":
+        check_output(final, overwrite=overwrite)  # again: something may have appeared there during the run
         if f.exists():
             shutil.rmtree(f) if f.is_dir() else f.unlink()
         os.replace(work_store, f)
         return
-    src = zarr.open_array(str(work_store), path="0", mode="r")
     step = max(1, int(src.chunks[0]))
     with create_volume(final, shape, np.uint8, voxel_size=voxel_size, overwrite=overwrite) as w:
         for z in range(0, shape[0], step):
@@ -297,26 +384,41 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
     dict
         The provenance record, also written to ``OUTPUT.provenance.json``.
     """
+    from .domain import check_voxel_size
+
     options = options or SegmentOptions()
     t0 = time.time()
     outputs = [str(output)] + ([str(mask_output)] if mask_output else [])
     _check_paths(input, outputs, options.overwrite)
     volume = open_volume(input, voxel_size=options.voxel_size)
+    try:
+        _check_paths(input, outputs, options.overwrite, volume)
+    except TomosegError:
+        volume.close()
+        raise
     model = _model_or_default(model)
     backend_name, device = resolve(options.backend)
     options = replace(options, tiling=resolve_tiling(options.tiling, volume.shape, model.config.divisor, device=device,
                                                      precision=options.backend.precision,
                                                      base_features=model.config.base_features))
+    check_voxel_size(volume, model)
     fingerprint = _fingerprint(volume, model, options, f"{backend_name}-{device}", bool(mask_output))
     work = work_dir_for(output)
     state = _prepare_work(work, fingerprint, options)
     sample = _sample_mask(volume, options, work, state, model.config.divisor)
     tiles = tile_grid(volume.shape, options.tiling, model.config.divisor, region=sample.box) if sample.box else []
+    if state is not None:
+        _check_done(work, len(tiles))
     bar = _progress_bar(progress, volume.size)
     if state is None:
         if bar is not None:
             bar.set_description("statistics")
-        stats = volume_stats(volume, method=options.stats, progress=bar)
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):  # huge values: refused below, with a message
+                stats = volume_stats(volume, method=options.stats, progress=bar)
+        except OverflowError:
+            stats = None
+        _check_stats(stats, volume)
         work.mkdir()
         (work / "done").mkdir()
         chunks = (options.tiling.chunk(model.config.divisor),) * 3  # cores are unions of whole chunks
@@ -362,7 +464,9 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
     missing = len(tiles) - len(os.listdir(work / "done"))
     if missing:
         raise TomosegError(f"{work}: {missing} tiles were not computed; run again with --resume")
-    _finish_output(work / "prob.zarr", str(output), volume.shape, volume.voxel_size, options.overwrite)
+    _check_input_unchanged(volume, fingerprint)
+    _finish_output(work / "prob.zarr", str(output), volume.shape, volume.voxel_size, options.overwrite,
+                   threshold=options.threshold)
     if mask_output:
         _finish_output(work / "mask.zarr", str(mask_output), volume.shape, volume.voxel_size, options.overwrite)
     record = _provenance(volume, model, options, fingerprint, stats, outputs, len(tiles), t0)

@@ -25,12 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import TomosegError
-from . import hdf5, npy, nrrd_file, pyhst, tiff, zarr_store
-from .volume import PARTIAL_SUFFIX, Volume, VolumeWriter, VoxelSize, check_voxel_size
+from ..errors import TomosegError, warn
+from . import hdf5, npy, nrrd_file, output_guard, pyhst, tiff, zarr_store
+from .volume import PARTIAL_SUFFIX, Volume, VolumeWriter, VoxelSize, check_voxel_size, implausible_message
 
 __all__ = ["Volume", "VolumeWriter", "open_volume", "read_volume", "write_volume", "create_volume",
-           "format_of", "split_dataset", "FORMATS"]
+           "format_of", "split_dataset", "check_output_format", "FORMATS"]
 
 FORMATS = ("tiff", "tiff-folder", "hdf5", "zarr", "nrrd", "pyhst-vol", "npy")
 _HDF5_RE = re.compile(r"^(.*?\.(?:h5|hdf5|hdf|nxs|nx5|he5)):(/?.*)$", re.IGNORECASE)
@@ -127,6 +127,12 @@ def open_volume(path, *, voxel_size=None) -> Volume:
         vol = npy.open_npy(file)
     if override is not None:
         vol.voxel_size = override
+    elif vol.voxel_size_problem:
+        warn(vol.voxel_size_problem)
+    else:
+        message = implausible_message(vol.voxel_size, f"{path}: the file's")
+        if message:
+            warn(message + "; pass --voxel-size Z Y X to correct it")
     vol._reopen = functools.partial(open_volume, str(path), voxel_size=override)
     return vol
 
@@ -158,19 +164,40 @@ def create_volume(path, shape, dtype, *, voxel_size=None, chunks=None, overwrite
     voxel_size = check_voxel_size(voxel_size)
     file, dataset = split_dataset(path)
     fmt = format_of(path, for_writing=True)
-    if not file.parent.exists():
-        raise TomosegError(f"{file.parent}: output folder does not exist; create it first")
+    check_output_format(path, dtype, shape)
+    output_guard.check_writable_folder(file.parent)
+    output_guard.check_output(path, overwrite=overwrite)
+    if fmt in output_guard.UNCOMPRESSED:
+        output_guard.check_free_space(file.parent, output_guard.output_bytes(shape, dtype),
+                                      what=f"writing {file.name}")
     kwargs = dict(voxel_size=voxel_size, chunks=chunks)
+    in_file = fmt == "hdf5" and file.exists()  # a dataset inside an existing file: the file's other data stay
     factories = {
         "tiff": lambda tmp: tiff.create_tiff(tmp, shape, dtype, **kwargs),
         "tiff-folder": lambda tmp: tiff.create_tiff_folder(tmp, shape, dtype, **kwargs),
-        "hdf5": lambda tmp: hdf5.create_hdf5(tmp, shape, dtype, dataset=dataset, **kwargs),
+        "hdf5": (lambda tmp: hdf5.create_hdf5_in_file(file, shape, dtype, dataset=dataset, tmp=tmp, **kwargs))
+        if in_file
+        else (lambda tmp: hdf5.create_hdf5(tmp, shape, dtype, dataset=dataset, **kwargs)),
         "zarr": lambda tmp: zarr_store.create_zarr(tmp, shape, dtype, name=file.name.split(".")[0], **kwargs),
         "nrrd": lambda tmp: nrrd_file.create_nrrd(tmp, shape, dtype, **kwargs),
         "pyhst-vol": lambda tmp: pyhst.create_vol(tmp, shape, dtype, **kwargs),
         "npy": lambda tmp: npy.create_npy(tmp, shape, dtype, **kwargs),
     }
     return VolumeWriter(file, factories[fmt], shape=shape, dtype=dtype, overwrite=overwrite)
+
+
+def check_output_format(path, dtype, shape) -> None:
+    """Refuse, before any work, an output format that cannot hold ``dtype`` or ``shape``."""
+    fmt = format_of(path, for_writing=True)
+    dtype = np.dtype(dtype)
+    if fmt in ("tiff", "tiff-folder"):
+        tiff.check_dtype(dtype, path)
+    elif fmt == "pyhst-vol" and dtype != np.float32:
+        raise TomosegError(f"{path}: PyHST2 .vol files hold float32, not {dtype}; choose .zarr, .h5, .tif or .npy")
+    elif fmt == "nrrd" and dtype.str[1:] not in nrrd_file.NAMES:
+        raise TomosegError(f"{path}: NRRD cannot hold {dtype}; choose .zarr or .h5")
+    elif dtype.kind not in "biuf":
+        raise TomosegError(f"{path}: tomoseg writes numeric volumes, not {dtype}")
 
 
 def write_volume(path, data, *, voxel_size=None, overwrite: bool = False, chunks=None) -> None:

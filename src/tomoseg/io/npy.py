@@ -13,13 +13,34 @@ EXTENSIONS = (".npy",)
 
 
 def open_npy(path: Path) -> Volume:
+    if path.stat().st_size == 0:
+        raise TomosegError(f"{path}: is an empty file (0 bytes), not a .npy array; copy the file again")
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError as exc:
+    except MemoryError:
+        raise
+    except Exception as exc:  # ValueError, OSError, EOFError, BadZipFile (a .npz), ...
         raise TomosegError(f"{path}: is not a readable .npy array ({exc}); the file may be truncated") from None
+    if not isinstance(array, np.ndarray):
+        raise TomosegError(f"{path}: is not a .npy array (an .npz archive?); save one volume with numpy.save")
     return Volume(array, path=path, format="npy")
 
 
 def create_npy(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None) -> Sink:
+    """A memory-mapped .npy and a small ``.provenance.json`` beside it (.npy has no room for tomoseg's marker)."""
+    import json
+
+    from .._version import __version__
+    from .output_guard import reserve
+
     mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(dtype), shape=tuple(shape))
-    return Sink(mm, finish=mm.flush)
+    reserve(tmp, tmp.stat().st_size)
+
+    def finish():
+        mm.flush()
+        record = {"tool": "tomoseg write_volume", "tomoseg_version": __version__, "shape": list(shape),
+                  "dtype": str(np.dtype(dtype)),
+                  "voxel_size_nm": list(voxel_size) if voxel_size is not None else None}
+        tmp.with_name(tmp.name + ".provenance.json").write_text(json.dumps(record, indent=1))
+
+    return Sink(mm, finish=finish, companions=(".provenance.json",))

@@ -19,7 +19,7 @@ _TYPES = {
     "int32": "i4", "int": "i4", "signed int": "i4", "uint32": "u4", "uint": "u4", "unsigned int": "u4",
     "int64": "i8", "longlong": "i8", "uint64": "u8", "ulonglong": "u8", "float": "f4", "double": "f8",
 }
-_NAMES = {"i1": "int8", "u1": "uint8", "i2": "int16", "u2": "uint16", "i4": "int32", "u4": "uint32",
+NAMES = _NAMES = {"i1": "int8", "u1": "uint8", "i2": "int16", "u2": "uint16", "i4": "int32", "u4": "uint32",
           "i8": "int64", "u8": "uint64", "f4": "float", "f8": "double"}
 
 
@@ -31,6 +31,13 @@ def _dtype(header, path) -> np.dtype:
 
 
 def _voxel_size(header) -> tuple | None:
+    try:
+        return _voxel_size_of(header)
+    except (TypeError, ValueError, OverflowError):
+        return (float("nan"),) * 3  # present but unusable: reported as not valid; --voxel-size overrides
+
+
+def _voxel_size_of(header) -> tuple | None:
     spacing = None
     if "space directions" in header:
         dirs = np.asarray(header["space directions"], dtype=float)
@@ -57,18 +64,33 @@ def open_nrrd(path: Path) -> Volume:
             offset = fh.tell()
     except Exception as exc:
         raise TomosegError(f"{path}: is not a readable NRRD file ({exc})") from None
-    shape = tuple(int(s) for s in header["sizes"])[::-1]
     if "data file" in header or "datafile" in header:
         raise TomosegError(f"{path}: detached NRRD data files are not supported; save as a single .nrrd")
+    try:
+        shape = tuple(int(s) for s in np.ravel(header["sizes"]))[::-1]
+    except (KeyError, TypeError, ValueError, OverflowError):
+        raise TomosegError(f"{path}: its NRRD header has no valid 'sizes' field") from None
+    size = path.stat().st_size
+    if shape and (min(shape) < 1 or np.prod([float(s) for s in shape]) > 2.0**50):
+        # a size no file could hold (and whose product would overflow): damaged or hand-edited header
+        raise TomosegError(f"{path}: NRRD sizes {shape[::-1]} cannot describe a file of {size} bytes; the header "
+                           "is damaged")
     if header.get("encoding", "raw") == "raw":
         dtype = _dtype(header, path)
-        nbytes = int(np.prod(shape)) * dtype.itemsize
-        if offset + nbytes > path.stat().st_size:
-            raise TomosegError(f"{path}: is truncated ({path.stat().st_size} bytes, {offset + nbytes} expected)")
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if offset + nbytes > size:
+            raise TomosegError(f"{path}: is truncated ({size} bytes, {offset + nbytes} expected)")
+        if offset + nbytes < size:
+            raise TomosegError(f"{path}: holds {size - offset - nbytes} bytes more data than its header describes "
+                               f"(sizes {' '.join(map(str, shape[::-1]))}, type {header.get('type')}); the header "
+                               "does not match the data: fix 'sizes' or 'type'")
         array = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
     else:
         try:
+            _dtype(header, path)
             array, _ = nrrd.read(str(path), index_order="C")
+        except TomosegError:
+            raise
         except Exception as exc:
             raise TomosegError(f"{path}: NRRD data cannot be read ({exc}); the file may be truncated") from None
     return Volume(array, path=path, format="nrrd", voxel_size=_voxel_size(header))
@@ -87,5 +109,8 @@ def create_nrrd(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None) -> Sin
     with open(tmp, "wb") as fh:
         fh.write(header)
         fh.truncate(len(header) + int(np.prod(shape)) * dtype.itemsize)
+    from .output_guard import reserve
+
+    reserve(tmp, tmp.stat().st_size)
     mm = np.memmap(tmp, dtype=dtype, mode="r+", offset=len(header), shape=tuple(shape))
     return Sink(mm, finish=mm.flush)

@@ -40,9 +40,12 @@ def open_vol(path: Path) -> Volume:
         shape = tuple(int(fields[k]) for k in ("NUM_Z", "NUM_Y", "NUM_X"))
     except (KeyError, ValueError):
         raise TomosegError(f"{info_path(path)}: needs integer NUM_X, NUM_Y and NUM_Z") from None
+    if min(shape) < 1:
+        raise TomosegError(f"{info_path(path)}: NUM_X, NUM_Y and NUM_Z must be positive, not "
+                           f"{shape[2]}, {shape[1]}, {shape[0]}")
     order = fields.get("BYTEORDER", "LOWBYTEFIRST").upper()
     dtype = np.dtype("<f4" if order.startswith("LOW") else ">f4")
-    expected = int(np.prod(shape)) * 4
+    expected = shape[0] * shape[1] * shape[2] * 4  # Python ints: no overflow
     actual = path.stat().st_size
     if actual != expected:
         raise TomosegError(f"{path}: holds {actual} bytes, but {info_path(path).name} describes "
@@ -52,9 +55,9 @@ def open_vol(path: Path) -> Volume:
     if "VOXELSIZE" in fields:
         try:
             v = float(fields["VOXELSIZE"]) * 1e3
-            voxel_size = (v, v, v) if v > 0 else None
         except ValueError:
-            voxel_size = None
+            v = float("nan")
+        voxel_size = (v, v, v)  # an invalid one is reported by open_volume; --voxel-size overrides
     array = np.memmap(path, dtype=dtype, mode="r", shape=shape)
     return Volume(array, path=path, format="pyhst-vol", voxel_size=voxel_size)
 
@@ -64,11 +67,14 @@ def create_vol(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None) -> Sink
         raise TomosegError(f"PyHST2 .vol files hold float32, not {np.dtype(dtype)}; choose another format")
     if voxel_size is not None and not (voxel_size[0] == voxel_size[1] == voxel_size[2]):
         raise TomosegError(f"PyHST2 .vol files hold one isotropic voxel size, not {voxel_size}")
+    from .output_guard import reserve
+
     mm = np.memmap(tmp, dtype="<f4", mode="w+", shape=tuple(shape))
+    reserve(tmp, tmp.stat().st_size)
 
     def finish():
         mm.flush()
-        lines = ["! PyHST_SLAVE VOLUME INFO FILE", f"NUM_X = {shape[2]}", f"NUM_Y = {shape[1]}",
+        lines = ["! PyHST_SLAVE VOLUME INFO FILE", "! written by tomoseg", f"NUM_X = {shape[2]}", f"NUM_Y = {shape[1]}",
                  f"NUM_Z = {shape[0]}"]
         if voxel_size is not None:
             lines.append(f"voxelSize = {voxel_size[0] / 1e3:.9g}")

@@ -24,7 +24,7 @@ _IMAGEJ_DTYPES = {np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32)}
 
 def _voxel_size_from_tiff(tif: tifffile.TiffFile, with_z: bool):
     page = tif.pages.first
-    ij = tif.imagej_metadata or {}
+    ij = tif.imagej_metadata or _shaped_metadata(tif)
     unit = ij.get("unit")
     ome = tif.ome_metadata
     if ome:
@@ -46,13 +46,25 @@ def _voxel_size_from_tiff(tif: tifffile.TiffFile, with_z: bool):
         yres = page.tags["YResolution"].value
     except KeyError:
         return None
-    x = xres[1] / xres[0] * factor
-    y = yres[1] / yres[0] * factor
-    if with_z:
-        z = float(ij["spacing"]) * factor if "spacing" in ij else x
-    else:
-        z = x  # slices of an isotropic reconstruction
+    try:
+        x = xres[1] / xres[0] * factor
+        y = yres[1] / yres[0] * factor
+        if with_z:
+            z = float(ij["spacing"]) * factor if "spacing" in ij else x
+        else:
+            z = x  # slices of an isotropic reconstruction
+    except (ZeroDivisionError, TypeError, ValueError, IndexError, OverflowError):
+        return None  # resolution 0 or unparsable spacing: no voxel size (the caller warns)
     return (z, y, x)
+
+
+def _shaped_metadata(tif) -> dict:
+    """The JSON description tomoseg writes into BigTIFF files (tifffile's shaped metadata)."""
+    try:
+        meta = tif.shaped_metadata
+        return dict(meta[0]) if meta and isinstance(meta[0], dict) else {}
+    except Exception:
+        return {}
 
 
 def _open_tiff_file(path: Path) -> tuple[object, tuple, object, tifffile.TiffFile]:
@@ -61,6 +73,9 @@ def _open_tiff_file(path: Path) -> tuple[object, tuple, object, tifffile.TiffFil
     except Exception as exc:  # tifffile raises several types for damaged files
         raise TomosegError(f"{path}: is not a readable TIFF file ({exc}); check that the file is complete") from None
     try:
+        if _is_page_by_page(tif):
+            tif.close()
+            tif = tifffile.TiffFile(path, is_shaped=False)
         _check_complete(tif, path)
         series = tif.series[0]
         shape = tuple(s for s in series.shape if s != 1) if len(series.shape) > 3 else series.shape
@@ -89,6 +104,13 @@ def _open_tiff_file(path: Path) -> tuple[object, tuple, object, tifffile.TiffFil
     return array, chunks, series, tif
 
 
+def _is_page_by_page(tif) -> bool:
+    """A stack written one 2D page at a time (``TiffWriter.write`` in a loop): one series per page."""
+    series = tif.series
+    return (len(series) > 1 and all(len(s.shape) == 2 for s in series)
+            and len({(tuple(s.shape), s.dtype) for s in series}) == 1)
+
+
 def _check_complete(tif: tifffile.TiffFile, path: Path) -> None:
     """Refuse files whose metadata promise more pages or bytes than the file holds."""
     size = path.stat().st_size
@@ -100,7 +122,9 @@ def _check_complete(tif: tifffile.TiffFile, path: Path) -> None:
         shape = tif.shaped_metadata[0].get("shape")
         if shape and len(shape) >= 3:
             expected = int(np.prod(shape[:-2])) if shape[-1] not in (3, 4) else int(np.prod(shape[:-3]))
-    if expected is not None and pages < expected and tif.series and tif.series[0].dataoffset is None:
+    plane = int(np.prod(tif.pages.first.shape)) if pages else 0
+    short = tif.series and int(np.prod(tif.series[0].shape)) < (expected or 0) * plane
+    if expected is not None and pages < expected and tif.series and (tif.series[0].dataoffset is None or short):
         raise TomosegError(f"{path}: is truncated (its metadata describe {expected} slices, the file holds "
                            f"{pages}); copy the file again")
     last = tif.pages[-1] if pages else None
@@ -108,6 +132,13 @@ def _check_complete(tif: tifffile.TiffFile, path: Path) -> None:
         end = max(o + c for o, c in zip(last.dataoffsets, last.databytecounts))
         if end > size:
             raise TomosegError(f"{path}: is truncated ({size} bytes, data up to byte {end}); copy the file again")
+
+
+def check_dtype(dtype, path=None) -> None:
+    if np.dtype(dtype) not in _IMAGEJ_DTYPES:
+        where = f"{path}: " if path else ""
+        raise TomosegError(f"{where}TIFF output supports uint8, uint16 and float32 (ImageJ's types), not "
+                           f"{np.dtype(dtype)}; choose another format (.zarr, .h5) or cast the data")
 
 
 def open_tiff(path: Path) -> Volume:
@@ -156,6 +187,9 @@ class _SliceStack:
                 plane = tifffile.imread(self.files[z])
             except Exception as exc:
                 raise TomosegError(f"{self.files[z]}: slice cannot be read ({exc}); the file may be truncated") from None
+            if plane.dtype != self.dtype:
+                raise TomosegError(f"{self.files[z]}: slice is {plane.dtype}, the first slice is {self.dtype}; "
+                                   "all slices of a stack must have the same type")
             if plane.shape != self.shape[1:]:
                 raise TomosegError(f"{self.files[z]}: slice has shape {plane.shape}, the first slice has "
                                    f"{self.shape[1:]}; all slices of a stack must have the same size")
@@ -185,6 +219,9 @@ def open_tiff_folder(folder: Path) -> Volume:
                     if len(page.shape) != 2:
                         raise TomosegError(f"{f}: slice has shape {page.shape}; a folder of slices needs 2D "
                                            "grayscale images")
+                if page.dtype != dtype:
+                    raise TomosegError(f"{folder}: slices differ in data type: {files[0].name} is {dtype}, "
+                                       f"{f.name} is {page.dtype}; all slices of a stack must have the same type")
         except TomosegError:
             raise
         except Exception as exc:
@@ -205,15 +242,28 @@ def _imagej_kwargs(voxel_size):
     return {"resolution": (1.0 / x, 1.0 / y), "metadata": {"spacing": z, "unit": "nm", "axes": "ZYX"}}
 
 
-def _check_dtype(dtype):
-    if np.dtype(dtype) not in _IMAGEJ_DTYPES:
-        raise TomosegError(f"TIFF output supports uint8, uint16 and float32 (ImageJ's types), not {np.dtype(dtype)}; "
-                           "choose another format (.zarr, .h5) or cast the data")
+# ImageJ hyperstacks are classic TIFF (32-bit offsets); past this size tifffile would truncate them
+BIGTIFF_BYTES = 2**32 - 2**25
+
+
+def _bigtiff_kwargs(voxel_size):
+    if voxel_size is None:
+        return {"bigtiff": True, "photometric": "minisblack", "metadata": {"axes": "ZYX"}}
+    z, y, x = voxel_size
+    return {"bigtiff": True, "photometric": "minisblack", "resolution": (1.0 / x, 1.0 / y),
+            "metadata": {"axes": "ZYX", "spacing": z, "unit": "nm"}}
 
 
 def create_tiff(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None) -> Sink:
-    _check_dtype(dtype)
-    mm = tifffile.memmap(tmp, shape=tuple(shape), dtype=np.dtype(dtype), imagej=True, **_imagej_kwargs(voxel_size))
+    from .output_guard import MARK, reserve
+
+    check_dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+    # over 4 GiB: BigTIFF (Fiji opens it with Bio-Formats), never a truncated ImageJ file
+    kwargs = _bigtiff_kwargs(voxel_size) if nbytes > BIGTIFF_BYTES else {"imagej": True,
+                                                                         **_imagej_kwargs(voxel_size)}
+    mm = tifffile.memmap(tmp, shape=tuple(shape), dtype=np.dtype(dtype), software=MARK, **kwargs)
+    reserve(tmp, tmp.stat().st_size)
 
     def finish():
         mm.flush()
@@ -223,15 +273,19 @@ def create_tiff(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None) -> Sin
 
 class _SliceWriter:
     def __init__(self, folder: Path, shape, dtype, voxel_size):
+        from .output_guard import FOLDER_MARKER, MARK, reserve
+
         self.folder, self.shape, self.dtype = folder, tuple(shape), np.dtype(dtype)
         folder.mkdir(parents=True)
+        (folder / FOLDER_MARKER).write_text("a volume written by tomoseg: one TIFF per z slice\n")
         digits = max(4, len(str(shape[0] - 1)))
         self.files = [folder / f"slice_{z:0{digits}d}.tif" for z in range(shape[0])]
         kwargs = _imagej_kwargs(voxel_size)
         kwargs["metadata"] = {k: v for k, v in kwargs["metadata"].items() if k != "axes"}
         for f in self.files:
-            m = tifffile.memmap(f, shape=self.shape[1:], dtype=self.dtype, imagej=True, **kwargs)
+            m = tifffile.memmap(f, shape=self.shape[1:], dtype=self.dtype, imagej=True, software=MARK, **kwargs)
             del m
+            reserve(f, f.stat().st_size)
 
     def __setitem__(self, key, value):
         zkey, ykey, xkey = key
@@ -246,5 +300,5 @@ class _SliceWriter:
 
 
 def create_tiff_folder(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None) -> Sink:
-    _check_dtype(dtype)
+    check_dtype(dtype)
     return Sink(_SliceWriter(tmp, shape, dtype, voxel_size))

@@ -17,3 +17,27 @@ def nm_per_unit(unit: str | None) -> float | None:
     if unit is None:
         return None
     return _NM_PER_UNIT.get(str(unit).strip().lower())
+
+
+def parse_length_nm(text: str) -> float:
+    """``"650"`` (nm), ``"650nm"``, ``"0.65um"``, ``"0.65 µm"``, ``"1e-3mm"`` to nanometres.
+
+    Raises
+    ------
+    ValueError
+        For text that is not a number with an optional known unit.
+    """
+    import re
+
+    m = re.fullmatch(r"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf))\s*([^\d\s].*?)?\s*",
+                     str(text), flags=re.IGNORECASE)
+    if not m:
+        raise ValueError(f"{text!r} is not a length: write a number in nm (650) or with a unit (0.65um)")
+    value = float(m.group(1))
+    unit = m.group(2)
+    if unit is None:
+        return value
+    factor = nm_per_unit(unit)
+    if factor is None:
+        raise ValueError(f"{text!r}: unknown unit {unit!r}; use nm, um (or µm) or mm")
+    return value * factor

@@ -40,6 +40,39 @@ def check_voxel_size(voxel_size: Any) -> VoxelSize | None:
     return values  # type: ignore[return-value]
 
 
+PLAUSIBLE_NM = (1.0, 1e6)  # X-ray tomography voxels: from about 1 nm (nano-CT) to 1 mm (industrial CT)
+
+
+def implausible_message(voxel_size, where) -> str | None:
+    if voxel_size is None:
+        return None
+    lo, hi = PLAUSIBLE_NM
+    bad = [v for v in voxel_size if not lo <= v <= hi]
+    if not bad:
+        return None
+    hint = " (µm typed where nm are meant? write 0.65um or 650)" if bad[0] < lo else ""
+    return (f"{where}: voxel size {' x '.join(f'{v:g}' for v in voxel_size)} nm is implausible for X-ray "
+            f"tomography (expected {lo:g} nm to {hi:g} nm){hint}; nm measurements will be off")
+
+
+def warn_if_implausible(voxel_size, where) -> None:
+    from ..errors import warn
+
+    message = implausible_message(voxel_size, where)
+    if message:
+        warn(message)
+
+
+def check_dtype(dtype: np.dtype, path) -> None:
+    """Refuse data types that are not gray values (complex, text, records, objects)."""
+    if dtype.kind == "c":
+        raise TomosegError(f"{path}: holds complex numbers ({dtype}); tomoseg needs real gray values: save the "
+                           "magnitude or the real part as float32")
+    if dtype.kind not in "biuf" or dtype.fields is not None or dtype.subdtype is not None:
+        raise TomosegError(f"{path}: holds {dtype} values (text, records or objects), not gray values; tomoseg "
+                           "needs a numeric volume (uint8, uint16, float32, ...)")
+
+
 def _normalize_key(key: Any, ndim: int) -> tuple:
     if not isinstance(key, tuple):
         key = (key,)
@@ -89,12 +122,19 @@ class Volume:
             raise TomosegError(f"{path}: has {len(shape)} dimensions {shape}; tomoseg needs a 3D volume (z, y, x)")
         if min(shape) < 1:
             raise TomosegError(f"{path}: is empty (shape {shape})")
+        check_dtype(np.dtype(array.dtype), path)
         self._array = array
         self.shape: tuple[int, int, int] = shape  # type: ignore[assignment]
         self.dtype = np.dtype(array.dtype)
         self.path = Path(path)
         self.format = format
-        self.voxel_size: VoxelSize | None = check_voxel_size(voxel_size)
+        self.voxel_size_problem: str | None = None
+        try:
+            self.voxel_size: VoxelSize | None = check_voxel_size(voxel_size)
+        except TomosegError:
+            self.voxel_size = None
+            self.voxel_size_problem = (f"{path}: the voxel size in the file, {voxel_size!r}, is not valid (zero, "
+                                       "negative or not a number); treated as unknown: pass --voxel-size Z Y X")
         self.chunks = tuple(int(c) for c in chunks) if chunks else None
         self._reopen = reopen
         self._close = close
@@ -111,7 +151,13 @@ class Volume:
 
     def __getitem__(self, key) -> np.ndarray:
         key = _normalize_key(key, 3)
-        return np.asarray(self._array[key])
+        try:
+            return np.asarray(self._array[key])
+        except (TomosegError, MemoryError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # damaged chunks, vanished files, codec errors
+            raise TomosegError(f"{self.path}: data cannot be read ({type(exc).__name__}: {exc}); the file may be "
+                               "damaged, incomplete or changed while tomoseg read it") from None
 
     def read(self) -> np.ndarray:
         """The whole volume in memory."""
@@ -167,6 +213,7 @@ class Sink:
     finish: Callable[[], None] = lambda: None
     abort: Callable[[], None] = lambda: None
     companions: tuple[str, ...] = field(default_factory=tuple)  # suffixes of extra files (e.g. ".info")
+    placed: bool = False  # finish() puts the data in place itself (a dataset inside an existing HDF5 file)
 
 
 def remove_path(path: Path) -> None:
@@ -180,6 +227,7 @@ class VolumeWriter:
     """Writes a volume region by region; the file appears under its name only on success.
 
     Use as a context manager: an exception inside the block removes the partial file.
+    Whether an existing ``path`` may be replaced is decided before (:func:`tomoseg.io.output_guard.check_output`).
     """
 
     def __init__(self, path: Path, sink_factory: Callable[[Path], Sink], *, shape, dtype,
@@ -190,11 +238,15 @@ class VolumeWriter:
         self.overwrite = overwrite
         self.tmp_path = self.path.with_name(self.path.name + PARTIAL_SUFFIX)
         self._sink: Sink | None = None
-        if self.path.exists() and not overwrite:
-            raise TomosegError(f"{self.path}: already exists; pass --overwrite (overwrite=True) to replace it")
+        self._closed = True
         for p in self._tmp_files(("",)):
             remove_path(p)
-        self._sink = sink_factory(self.tmp_path)
+        try:
+            self._sink = sink_factory(self.tmp_path)
+        except BaseException:
+            for p in self._tmp_files(("",)):
+                remove_path(p)
+            raise
         self._closed = False
 
     def _tmp_files(self, suffixes) -> list[Path]:
@@ -203,7 +255,11 @@ class VolumeWriter:
     def __setitem__(self, key, value) -> None:
         assert self._sink is not None
         key = _normalize_key(key, 3)
-        self._sink.array[key] = value
+        try:
+            self._sink.array[key] = value
+        except OSError as exc:
+            raise TomosegError(f"{self.path}: writing failed ({exc.strerror or exc}); nothing was put in place. "
+                               "Free space (or fix the folder) and run again; segment continues with --resume") from None
 
     def close(self) -> None:
         """Finish the file and move it to its final name."""
@@ -211,6 +267,9 @@ class VolumeWriter:
             return
         assert self._sink is not None
         self._sink.finish()
+        if self._sink.placed:
+            self._closed = True
+            return
         suffixes = ("",) + tuple(self._sink.companions)
         for s in suffixes:
             final = self.path.with_name(self.path.name + s)

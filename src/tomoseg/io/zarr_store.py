@@ -35,9 +35,32 @@ def open_zarr(path: Path, dataset: str | None = None) -> Volume:
         node = zarr.open(str(path), mode="r")
     except Exception as exc:
         raise TomosegError(f"{path}: is not a readable Zarr store ({exc})") from None
+    try:
+        return _open_node(node, path, dataset)
+    except TomosegError:
+        raise
+    except Exception as exc:  # metadata that zarr accepted but that make no sense
+        raise TomosegError(f"{path}: Zarr metadata cannot be used ({type(exc).__name__}: {exc}); the store may be "
+                           "damaged") from None
+
+
+def _check_array_path(path: Path, dataset) -> str:
+    if not isinstance(dataset, str) or not dataset or dataset.startswith("/") or ".." in dataset.split("/") \
+            or "\\" in dataset:
+        raise TomosegError(f"{path}: array path {dataset!r} in the metadata is not a plain path inside the store "
+                           "(no '..', no leading '/'); the store is damaged or not safe to read")
+    return dataset
+
+
+def _open_node(node, path: Path, dataset: str | None) -> Volume:
     voxel_size = None
     if isinstance(node, zarr.Group):
         ms = _multiscales(dict(node.attrs))
+        if ms is not None and not (isinstance(ms, list) and ms and isinstance(ms[0], dict)
+                                   and isinstance(ms[0].get("datasets"), list) and ms[0]["datasets"]
+                                   and isinstance(ms[0]["datasets"][0], dict)):
+            raise TomosegError(f"{path}: its OME-NGFF 'multiscales' metadata are malformed; name the array as "
+                               f"{path}:NAME")
         if dataset is None and not ms:
             arrays = [k for k, _ in node.arrays()]
             if len(arrays) != 1:
@@ -46,7 +69,7 @@ def open_zarr(path: Path, dataset: str | None = None) -> Volume:
             dataset = arrays[0]
         if dataset is None:
             ds = ms[0]["datasets"][0]
-            dataset = ds["path"]
+            dataset = _check_array_path(path, ds.get("path"))
             axes = ms[0].get("axes", [])
             scale = next((t["scale"] for t in ds.get("coordinateTransformations", []) if t.get("type") == "scale"),
                          None)
@@ -61,13 +84,15 @@ def open_zarr(path: Path, dataset: str | None = None) -> Volume:
     else:
         array = node
         vs = array.attrs.get("voxel_size_nm")
-        voxel_size = tuple(vs) if vs else None
+        voxel_size = tuple(vs) if isinstance(vs, (list, tuple)) and len(vs) == 3 else None
     shape = array.shape
     if len(shape) > 3 and all(s == 1 for s in shape[:-3]):
         array = Squeezed(array, shape[-3:])
     chunks = getattr(array, "chunks", None) or getattr(getattr(array, "_array", None), "chunks", None)
     if chunks is not None and len(chunks) > 3:
         chunks = chunks[-3:]
+    if chunks is not None and any(int(c) < 1 for c in chunks):
+        raise TomosegError(f"{path}: Zarr chunk shape {tuple(chunks)} is not valid; the store is damaged")
     return Volume(array, path=path, format="zarr", voxel_size=voxel_size, chunks=chunks)
 
 
@@ -85,8 +110,12 @@ def ngff_attributes(shape, voxel_size, name: str) -> dict:
 
 def create_zarr(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None, name: str | None = None) -> Sink:
     chunks = tuple(min(int(c), int(s)) for c, s in zip(chunks or DEFAULT_CHUNKS, shape))
+    from .._version import __version__
+    from .output_guard import MARK
+
     group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
-    group.attrs.update(ngff_attributes(shape, voxel_size, name or tmp.name.split(".")[0]))
+    group.attrs.update({**ngff_attributes(shape, voxel_size, name or tmp.name.split(".")[0]),
+                        MARK: {"written_by": f"tomoseg {__version__}"}})
     array = group.create_array("0", shape=tuple(shape), chunks=chunks, dtype=np.dtype(dtype), fill_value=0,
                                dimension_names=["z", "y", "x"])
     return Sink(array)

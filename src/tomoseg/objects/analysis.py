@@ -8,7 +8,10 @@ row per object).
 from __future__ import annotations
 
 import itertools
+import math
+import os
 import shutil
+import socket
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,8 +59,71 @@ def _mask_of(block, probability: bool, threshold: int):
     return block > threshold if probability else block != 0
 
 
+LABEL_STORE_PREFIX = "tomoseg-labels-"
+_OWNER = "owner.txt"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale_label_stores(folder=None) -> list:
+    """Remove label stores of chunked runs that were killed (their process on this host is gone)."""
+    folder = Path(folder or tempfile.gettempdir())
+    removed = []
+    for d in folder.glob(LABEL_STORE_PREFIX + "*"):
+        owner = d / _OWNER
+        try:
+            host, pid = owner.read_text().split()
+            stale = host == socket.gethostname() and not _alive(int(pid))
+        except (OSError, ValueError):
+            continue  # not ours to judge (no owner record yet, or another format)
+        if stale:
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+    return removed
+
+
+def json_safe(value):
+    """NaN and infinities as None (JSON null), recursively: JSON has no NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (np.floating,)):
+        return json_safe(float(value))
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def _sample_mask_counts(sample_mask, centroids: np.ndarray, shape, slab_voxels: int) -> tuple[int, np.ndarray]:
+    """Voxels inside the sample mask, and which centroids (rounded, (n, 3)) lie inside it; read slab by slab."""
+    inside = np.zeros(len(centroids), bool)
+    idx = np.clip(np.rint(centroids).astype(np.int64), 0, np.asarray(shape) - 1) if len(centroids) else \
+        np.zeros((0, 3), np.int64)
+    step = max(1, slab_voxels // max(shape[1] * shape[2], 1))
+    total = 0
+    for z0 in range(0, shape[0], step):
+        block = np.asarray(sample_mask[z0:z0 + step]) != 0
+        total += int(np.count_nonzero(block))
+        sel = (idx[:, 0] >= z0) & (idx[:, 0] < z0 + block.shape[0])
+        if sel.any():
+            zi, yi, xi = idx[sel].T
+            inside[sel] = block[zi - z0, yi, xi]
+    return total, inside
+
+
 def analyze(volume, *, intensity=None, probability=None, voxel_size=None, options: AnalysisOptions | None = None,
-            workdir=None, progress=None) -> Analysis:
+            workdir=None, progress=None, sample_mask=None) -> Analysis:
     """Label and measure the objects of a mask or a probability map.
 
     Parameters
@@ -70,10 +136,13 @@ def analyze(volume, *, intensity=None, probability=None, voxel_size=None, option
         The probability map, for each object's mean and max probability (defaults to ``volume`` when that is
         a probability map).
     voxel_size : (z, y, x) nm, optional
+    sample_mask : Volume or ndarray, optional
+        Nonzero inside the sample. Volume fraction and number density are then computed inside it (objects
+        counted by their centroid); without it, over the whole volume. Both count only the kept objects.
     """
     options = options or AnalysisOptions()
     shape = tuple(int(s) for s in volume.shape)
-    for name, other in (("intensity", intensity), ("probability", probability)):
+    for name, other in (("intensity", intensity), ("probability", probability), ("sample mask", sample_mask)):
         if other is not None and tuple(other.shape) != shape:
             raise TomosegError(f"{name} volume {tuple(other.shape)} and mask {shape} differ in shape")
     prob_map = is_probability(volume)
@@ -93,7 +162,9 @@ def analyze(volume, *, intensity=None, probability=None, voxel_size=None, option
         if progress is not None:
             progress.update(size)
     else:
-        tmp = Path(tempfile.mkdtemp(prefix="tomoseg-labels-", dir=workdir))
+        clean_stale_label_stores(workdir)
+        tmp = Path(tempfile.mkdtemp(prefix=LABEL_STORE_PREFIX, dir=workdir))
+        (tmp / _OWNER).write_text(f"{socket.gethostname()} {os.getpid()}\n")
         try:
             store = tmp / "labels.zarr"
             label_chunked(volume, store, chunks=options.chunks, connectivity=options.connectivity,
@@ -107,14 +178,34 @@ def analyze(volume, *, intensity=None, probability=None, voxel_size=None, option
     selected = select_objects(table, exclude_border=options.exclude_border, min_voxels=options.min_voxels)
     summary = summarize(selected)
     vs = voxel_size
-    total_um3 = size * (np.prod(vs) / 1e9 if vs else np.nan)
+    if not vs:
+        summary["mean_radius_nm"] = None  # not the voxel value under another name
+    kept_voxels = np.asarray(selected["volume_vox"], dtype=np.int64)
+    counted = np.ones(len(kept_voxels), bool)
+    if sample_mask is not None:
+        centroids = np.stack([np.asarray(selected[f"centroid_{a}"], float) for a in "zyx"], 1) \
+            if len(kept_voxels) else np.zeros((0, 3))
+        sample_voxels, counted = _sample_mask_counts(sample_mask, centroids, shape, options.in_memory_voxels)
+        if sample_voxels == 0:
+            raise TomosegError("the sample mask is empty (no nonzero voxel); give the mask of the sample")
+        basis = ("kept objects (after the border and size exclusions) whose centroid lies inside the sample mask, "
+                 "over the sample mask's volume")
+    else:
+        sample_voxels = size
+        basis = ("kept objects (after the border and size exclusions) over the whole volume, surroundings "
+                 "included; pass a sample mask to measure inside the sample")
+    voxel_um3 = float(np.prod(vs)) / 1e9 if vs else None
+    n_counted = int(np.count_nonzero(counted))
     summary.update({
         "objects_all": int(len(table["label"])),
         "excluded_border": int(np.count_nonzero(table["touches_border"])) if options.exclude_border else 0,
         "excluded_small": int(np.count_nonzero(table["volume_vox"] < options.min_voxels)),
-        "volume_fraction": float(fraction.mean()),
-        "number_density_per_um3": float(len(selected["label"]) / total_um3) if vs else float("nan"),
-        "analysed_volume_um3": float(total_um3),
+        "volume_fraction": float(kept_voxels[counted].sum() / sample_voxels),
+        "volume_fraction_all_objects": float(fraction.mean()),
+        "number_density_per_um3": float(n_counted / (sample_voxels * voxel_um3)) if vs else None,
+        "analysed_volume_um3": float(sample_voxels * voxel_um3) if vs else None,
+        "analysed_voxels": int(sample_voxels),
+        "fraction_basis": basis,
     })
     return Analysis(objects=table, selected=selected, summary=summary, fraction_along_z=fraction,
                     voxel_size=tuple(vs) if vs else None, shape=shape, options=options)

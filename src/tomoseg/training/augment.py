@@ -36,37 +36,38 @@ def zoom_to(image: torch.Tensor, labels: torch.Tensor, patch: int) -> tuple[torc
     return image, labels.to(torch.uint8)
 
 
-def _index(mask: np.ndarray, device) -> torch.Tensor | None:
-    idx = np.flatnonzero(mask)
-    return torch.as_tensor(idx, device=device) if len(idx) else None
+def _geometric(t: torch.Tensor, dims: list[int], k: int) -> torch.Tensor:
+    if dims:
+        t = t.flip(dims)
+    if k:
+        t = torch.rot90(t, k, dims=(2, 3))
+    return t
 
 
 def augment_batch(image: torch.Tensor, labels: torch.Tensor, cfg: AugmentConfig, rng: np.random.Generator,
                   gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random geometric and intensity changes of a (n, 1, z, y, x) batch; ``image`` is changed in place."""
+    """Random geometric and intensity changes of a (n, 1, z, y, x) batch; ``image`` is changed in place.
+
+    Each patch gets one flip (over the axes drawn) and one rotation, image and labels alike: a copy or two
+    per patch, whatever the device; the intensity changes and the noise are one batched expression.
+    """
     n, dev = image.shape[0], image.device
-    if cfg.flips:
-        flips = rng.random((n, 3)) < 0.5
-        for axis in range(3):
-            t = _index(flips[:, axis], dev)
-            if t is not None:
-                image[t] = image[t].flip(axis + 2)
-                labels[t] = labels[t].flip(axis + 2)
-    if cfg.rot90 and image.shape[-1] == image.shape[-2]:
-        ks = rng.integers(0, 4, n)
-        for k in (1, 2, 3):
-            t = _index(ks == k, dev)
-            if t is not None:
-                image[t] = torch.rot90(image[t], k, dims=(3, 4))
-                labels[t] = torch.rot90(labels[t], k, dims=(3, 4))
+    flips = rng.random((n, 3)) < 0.5 if cfg.flips else np.zeros((n, 3), bool)
+    square = image.shape[-1] == image.shape[-2]
+    ks = rng.integers(0, 4, n) if cfg.rot90 and square else np.zeros(n, int)
+    for i in range(n):
+        dims = [d + 1 for d in range(3) if flips[i, d]]  # image[i] is (1, z, y, x)
+        if dims or ks[i]:
+            image[i] = _geometric(image[i], dims, int(ks[i]))
+            labels[i] = _geometric(labels[i], dims, int(ks[i]))
     shape = (n, 1, 1, 1, 1)
     if cfg.intensity_scale:
         scale = 1 + rng.uniform(-cfg.intensity_scale, cfg.intensity_scale, n)
-        image *= torch.as_tensor(scale, dtype=image.dtype, device=dev).view(shape)
+        image.mul_(torch.as_tensor(scale, dtype=image.dtype, device=dev).view(shape))
     if cfg.intensity_shift:
         shift = rng.uniform(-cfg.intensity_shift, cfg.intensity_shift, n)
-        image += torch.as_tensor(shift, dtype=image.dtype, device=dev).view(shape)
+        image.add_(torch.as_tensor(shift, dtype=image.dtype, device=dev).view(shape))
     if cfg.noise:
         sd = torch.as_tensor(rng.uniform(0, cfg.noise, n), dtype=image.dtype, device=dev).view(shape)
-        image += torch.randn(image.shape, generator=gen, device=dev, dtype=image.dtype) * sd
+        image.add_(torch.randn(image.shape, generator=gen, device=dev, dtype=image.dtype).mul_(sd))
     return image, labels

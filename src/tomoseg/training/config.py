@@ -5,17 +5,78 @@ Every section rejects unknown keys, naming the key and the allowed ones.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 
 from ..errors import TomosegError
 
 
+_BOOLS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+
+
+def _coerce(value, annotation: str, key: str):
+    """``value`` as the field's type; numbers written as text (YAML reads ``1e-3`` as a string) are accepted."""
+    types = [t.strip() for t in str(annotation).split("|")]
+    if value is None:
+        if "None" in types:
+            return None
+        raise TomosegError(f"{key}: needs a value ({types[0]}), not an empty entry")
+    base = types[0]
+    if base == "int":
+        if isinstance(value, bool):
+            raise TomosegError(f"{key}: {value!r} must be a whole number")
+        if isinstance(value, str):
+            try:
+                value = float(value.strip()) if value.strip() else value
+            except ValueError:
+                raise TomosegError(f"{key}: {value!r} is not a number; write a whole number, e.g. 10") from None
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise TomosegError(f"{key}: {value!r} must be a whole number")
+            value = int(value)
+        if not isinstance(value, int):
+            raise TomosegError(f"{key}: {value!r} must be a whole number")
+        return value
+    if base == "float":
+        if isinstance(value, bool):
+            raise TomosegError(f"{key}: {value!r} must be a number")
+        if isinstance(value, str):
+            try:
+                return float(value.strip())
+            except ValueError:
+                raise TomosegError(f"{key}: {value!r} is not a number (e.g. 0.001 or 1.0e-3)") from None
+        if not isinstance(value, (int, float)):
+            raise TomosegError(f"{key}: {value!r} must be a number")
+        value = float(value)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise TomosegError(f"{key}: {value!r} must be a finite number")
+        return value
+    if base == "bool":
+        if isinstance(value, str) and value.strip().lower() in _BOOLS:
+            return _BOOLS[value.strip().lower()]
+        if not isinstance(value, bool):
+            raise TomosegError(f"{key}: {value!r} must be true or false")
+        return value
+    if base == "str":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        if not isinstance(value, str):
+            raise TomosegError(f"{key}: {value!r} must be text")
+        return value
+    if base == "list":
+        if not isinstance(value, list):
+            raise TomosegError(f"{key}: {value!r} must be a list, e.g. [64, 192, 192]")
+        return value
+    return value
+
+
 def _from_dict(cls, values, where: str):
     if values is None:
         return cls()
     if not isinstance(values, dict):
-        raise TomosegError(f"config section {where!r} must be a mapping, not {type(values).__name__}")
+        raise TomosegError(f"config section {where or '(the top level)'!r} must be a mapping of keys to values, "
+                           f"not a {type(values).__name__}")
     allowed = {f.name: f for f in fields(cls)}
     unknown = sorted(set(values) - set(allowed))
     if unknown:
@@ -24,10 +85,11 @@ def _from_dict(cls, values, where: str):
     kwargs = {}
     for name, value in values.items():
         sub = _SECTIONS.get((cls, name))
+        key = f"{where}.{name}" if where else name
         if sub is not None and value is not None:
-            kwargs[name] = _from_dict(sub, value, f"{where}.{name}" if where else name)
+            kwargs[name] = _from_dict(sub, value, key)
         else:
-            kwargs[name] = value
+            kwargs[name] = _coerce(value, allowed[name].type, key)
     return cls(**kwargs)
 
 
@@ -161,6 +223,12 @@ class ModelSection:
     levels: int = 4
     base_features: int = 8
 
+    def __post_init__(self):
+        if not 2 <= self.levels <= 8:
+            raise TomosegError(f"model.levels {self.levels} must be 2 to 8 (the paper's model: 4)")
+        if not 1 <= self.base_features <= 256:
+            raise TomosegError(f"model.base_features {self.base_features} must be 1 to 256 (the paper's model: 8)")
+
 
 @dataclass
 class TrainConfig:
@@ -180,14 +248,23 @@ class TrainConfig:
     voxel_size_nm: list | None = None  # recorded in the model; phantoms: 29.33
 
     def __post_init__(self):
-        if self.epochs < 1:
-            raise TomosegError("epochs must be at least 1")
+        if not isinstance(self.epochs, int) or isinstance(self.epochs, bool) or self.epochs < 1:
+            raise TomosegError(f"epochs {self.epochs!r} must be a whole number of at least 1")
+        if not isinstance(self.device, str) or not (
+                self.device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", self.device)):
+            raise TomosegError(f"device {self.device!r} must be auto, cpu, cuda or cuda:N")
         if self.precision not in ("auto", "f32", "bf16", "fp16"):
             raise TomosegError(f"precision {self.precision!r} must be auto, f32, bf16 or fp16")
         if self.max_minutes is not None and not (isinstance(self.max_minutes, (int, float)) and self.max_minutes > 0):
             raise TomosegError(f"max_minutes {self.max_minutes!r} must be a positive number of minutes")
-        if not (self.device in ("auto", "cpu", "cuda") or str(self.device).startswith("cuda:")):
-            raise TomosegError(f"device {self.device!r} must be auto, cpu, cuda or cuda:N")
+        if self.voxel_size_nm is not None:
+            from ..io.volume import check_voxel_size
+
+            try:
+                self.voxel_size_nm = list(check_voxel_size(self.voxel_size_nm))
+            except TomosegError:
+                raise TomosegError(f"voxel_size_nm {self.voxel_size_nm!r} must be three positive numbers (z, y, x) "
+                                   "in nm, e.g. [29.33, 29.33, 29.33]") from None
         if not self.data.volumes and self.data.phantoms is None:
             raise TomosegError("the training set is empty: give data.volumes or data.phantoms")
 
@@ -218,7 +295,12 @@ def read_yaml(path):
     try:
         return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise TomosegError(f"{path}: not valid YAML ({exc})") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise TomosegError(f"{path}: not valid YAML{where} ({problem})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TomosegError(f"{path}: config file cannot be read ({exc})") from None
 
 
 def load_config(path) -> TrainConfig:

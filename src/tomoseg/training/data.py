@@ -38,6 +38,17 @@ def _prepare(name, image, labels, data: DataConfig) -> TrainingVolume:
         raise TomosegError(f"{name}: labels hold values {bad[:5]}; use 0 (background), 1 (object) and "
                            f"{data.ignore_value} (not annotated)")
     labels = labels.astype(np.uint8, copy=False)
+    present = set(values.tolist())
+    if 1 not in present:
+        ignore = int(data.ignore_value)
+        if present <= {0, ignore} and ignore in present:
+            raise TomosegError(f"{name}: labels hold only 0 and {ignore}, and {ignore} means 'not annotated' "
+                               f"(data.ignore_value), so there is no object voxel to learn from. Write objects as "
+                               f"1 (e.g. labels // {ignore} with numpy), or set data.ignore_value to another value "
+                               "if every voxel is annotated")
+        raise TomosegError(f"{name}: labels hold no object voxel (value 1); the model would learn background only. "
+                           "Annotate objects as 1, background as 0 and unannotated voxels as "
+                           f"{data.ignore_value}")
     if data.normalization == "volume":
         stats = volume_stats(image)
         image = normalize(image, stats)
@@ -52,6 +63,9 @@ def load_pairs(entries, data: DataConfig) -> list[TrainingVolume]:
     for entry in entries:
         image = read_volume(entry["image"])
         labels = read_volume(entry["labels"])
+        if labels.dtype.kind == "f" and not np.all(np.isfinite(labels)):
+            raise TomosegError(f"{entry['labels']}: labels hold NaN or infinite values; use 0, 1 and "
+                               f"{data.ignore_value}")
         out.append(_prepare(str(entry["image"]), image, labels, data))
     return out
 

@@ -1,0 +1,74 @@
+"""Tell the user when the data differ from what the model was trained on (warnings, never errors).
+
+Checked before the heavy work: the voxel size against the model's training
+voxel size (and an unknown voxel size). Checked after: the share of voxels
+segmented as objects, which a model far from its training data floods.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import warn
+
+VOXEL_RATIO = 1.5        # warn beyond this factor between the data's and the model's voxel size
+FLOOD_FRACTION = 0.30    # warn when more than this share of the (sampled) voxels are objects
+FINE_TUNE = ("fine-tune on a few annotated slices of your data (README, 'Fine-tune on your own data'; "
+             "configs/train-own-data.yaml)")
+
+
+def _fmt(v) -> str:
+    return "×".join(f"{x:g}" for x in v) + " nm"
+
+
+def voxel_size_warning(data_voxel, model_voxel, where) -> str | None:
+    """The warning for the data's voxel size against the model's, or None."""
+    if not model_voxel:
+        return None
+    try:
+        model_voxel = [float(v) for v in model_voxel]
+    except (TypeError, ValueError):
+        return None
+    if len(model_voxel) != 3 or not all(v > 0 for v in model_voxel):
+        return None
+    if data_voxel is None:
+        return (f"{where}: voxel size unknown; the model was trained at {_fmt(model_voxel)}. If your voxels differ "
+                f"by more than ~{VOXEL_RATIO}x the results will be poor: resample the volume or {FINE_TUNE}. "
+                "Pass --voxel-size Z Y X to check and to measure in nm")
+    ratio = max(max(d / m, m / d) for d, m in zip(data_voxel, model_voxel))
+    if ratio > VOXEL_RATIO:
+        return (f"{where}: voxel size {_fmt(data_voxel)} differs {ratio:.3g}x from the model's training voxel size "
+                f"{_fmt(model_voxel)}; objects look {'larger' if data_voxel[0] < model_voxel[0] else 'smaller'} "
+                f"than the model has learned: resample the volume to about {_fmt(model_voxel)} or {FINE_TUNE}")
+    return None
+
+
+def check_voxel_size(volume, model) -> None:
+    meta = getattr(model, "metadata", None) or {}
+    message = voxel_size_warning(volume.voxel_size, meta.get("voxel_size_nm"), volume.path)
+    if message:
+        warn(message)
+
+
+def object_fraction(store, threshold: int, max_chunks: int = 64) -> float:
+    """Share of voxels above ``threshold`` in an evenly spread sample of the store's z slabs."""
+    shape = store.shape
+    step = int(store.chunks[0]) if getattr(store, "chunks", None) else 1
+    starts = list(range(0, shape[0], max(step, 1)))
+    if len(starts) > max_chunks:
+        starts = [starts[i] for i in np.linspace(0, len(starts) - 1, max_chunks).round().astype(int)]
+    above = total = 0
+    for z in starts:
+        block = np.asarray(store[z:z + 1])
+        above += int(np.count_nonzero(block > threshold))
+        total += block.size
+    return above / max(total, 1)
+
+
+def check_flooding(store, threshold: int, where) -> float:
+    fraction = object_fraction(store, threshold)
+    if fraction > FLOOD_FRACTION:
+        warn(f"{where}: {fraction:.0%} of the sampled voxels are segmented as objects, far more than precipitates "
+             "or pores fill: the data probably differ from the model's training data (contrast, voxel size, "
+             f"surroundings of the sample). Check the result; crop the volume to the sample, or {FINE_TUNE}")
+    return fraction

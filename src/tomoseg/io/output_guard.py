@@ -1,0 +1,246 @@
+"""What tomoseg may write and replace: output checks made before any heavy work.
+
+The rule (docs/bad-inputs.md): a user's existing data are never destroyed.
+``--overwrite`` replaces only what tomoseg wrote, recognized by its marker:
+
+==================  ==========================================================
+TIFF file           the ``Software`` tag ``tomoseg``
+folder of slices    a ``.tomoseg`` file inside, and nothing but tomoseg's slices
+HDF5 dataset        the dataset attribute ``tomoseg`` (other datasets are kept)
+Zarr store          the attribute ``tomoseg`` of its root
+NRRD                the header comment ``# written by tomoseg``
+PyHST2 .vol         the line ``! written by tomoseg`` in ``.vol.info``
+any file            a ``NAME.provenance.json`` record written by tomoseg
+==================  ==========================================================
+
+Everything else found at an output path (a raw scan, a folder of other files,
+another program's dataset) is refused, with or without ``--overwrite``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import TomosegError
+
+MARK = "tomoseg"
+FOLDER_MARKER = ".tomoseg"
+SLICE_RE = re.compile(r"^slice_\d+\.tif$")
+# sizes that a write must be able to hold in addition to the data (headers, metadata)
+_SLACK_BYTES = 1 << 20
+
+
+def provenance_path(file: Path) -> Path:
+    return file.with_name(file.name + ".provenance.json")
+
+
+def _provenance_says_tomoseg(file: Path) -> bool:
+    prov = provenance_path(file)
+    if not prov.is_file():
+        return False
+    try:
+        record = json.loads(prov.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and str(record.get("tool", "")).startswith("tomoseg")
+
+
+def written_by_tomoseg(file: Path, dataset: str | None, fmt: str) -> bool:
+    """Whether the existing output at ``file`` (``dataset`` inside it) carries tomoseg's marker."""
+    try:
+        if fmt == "hdf5" and dataset:
+            import h5py
+
+            with h5py.File(file, "r") as f:
+                return dataset in f and MARK in f[dataset].attrs
+        if fmt == "tiff-folder":
+            only_slices = file.is_dir() and all(SLICE_RE.match(p.name) or p.name == FOLDER_MARKER
+                                                for p in file.iterdir())
+            return only_slices and ((file / FOLDER_MARKER).is_file() or _provenance_says_tomoseg(file))
+        if fmt == "zarr":
+            import zarr
+
+            if not file.is_dir():
+                return False
+            return MARK in zarr.open(str(file), mode="r").attrs or _provenance_says_tomoseg(file)
+        if file.is_dir():
+            return False
+        if _provenance_says_tomoseg(file):
+            return True
+        if fmt == "tiff":
+            import tifffile
+
+            with tifffile.TiffFile(file) as tif:
+                return tif.pages.first.software == MARK
+        if fmt == "nrrd":
+            with open(file, "rb") as fh:
+                return b"\n# written by tomoseg\n" in fh.read(4096)
+        if fmt == "pyhst-vol":
+            from .pyhst import info_path
+
+            info = info_path(file)
+            return info.is_file() and "written by tomoseg" in info.read_text(errors="replace")[:4096]
+    except Exception:  # an unreadable file is not tomoseg's
+        return False
+    return False
+
+
+def _same_shape_as(file_spec: str, shape) -> bool:
+    if shape is None:
+        return False
+    from . import open_volume
+
+    try:
+        with open_volume(file_spec) as vol:
+            return tuple(vol.shape) == tuple(shape)
+    except Exception:
+        return False
+
+
+def _shape_of(path):
+    from . import open_volume
+
+    try:
+        with open_volume(path) as vol:
+            return tuple(vol.shape)
+    except Exception:
+        return None
+
+
+def check_output(path, *, overwrite: bool, input_shape=None, input_path=None) -> None:
+    """Refuse an output path whose existing content may not be replaced.
+
+    Parameters
+    ----------
+    path : str or Path
+        The output (``file.h5:/dataset`` names a dataset inside a file).
+    overwrite : bool
+        Whether the user allowed replacing tomoseg's own earlier output.
+    input_shape : tuple, optional
+        The input's shape: an existing foreign volume of that shape is most likely the raw scan,
+        named as the output by swapped arguments, and the message says so.
+    input_path : str or Path, optional
+        The input, opened for its shape only when ``input_shape`` is not given and a foreign volume is found.
+    """
+    from . import format_of, split_dataset
+
+    file, dataset = split_dataset(path)
+    fmt = format_of(path, for_writing=True)
+    if fmt == "hdf5" and file.exists():
+        if not file.is_file():
+            raise TomosegError(f"{file}: is not a file; choose another output path")
+        if dataset is None:
+            dataset = "/data"
+        try:
+            import h5py
+
+            with h5py.File(file, "r") as f:
+                exists = dataset in f
+        except Exception:
+            raise TomosegError(f"{file}: exists and is not a readable HDF5 file; tomoseg leaves it untouched: "
+                               "choose another output path") from None
+        if not exists:
+            return  # a new dataset in an existing file: nothing is replaced
+    elif not (file.exists() or file.is_symlink()):
+        return
+    mine = written_by_tomoseg(file, dataset, fmt)
+    where = f"{file}:{dataset}" if fmt == "hdf5" else str(file)
+    if mine:
+        if not overwrite:
+            raise TomosegError(f"{where}: already exists (an earlier tomoseg result); pass --overwrite to replace it")
+        return
+    if input_shape is None and input_path is not None:
+        input_shape = _shape_of(input_path)
+    if _same_shape_as(where, input_shape):
+        raise TomosegError(f"{where}: already exists and holds a volume of the input's shape that tomoseg did not "
+                           "write: are the input and output arguments swapped? It is left untouched (tomoseg never replaces data it did "
+                           "not write, even with --overwrite); choose another output path")
+    if file.is_dir():
+        raise TomosegError(f"{where}: already exists as a folder that tomoseg did not write; tomoseg never "
+                           "replaces a folder of other files (not even with --overwrite); choose a new output path")
+    kind = "dataset" if fmt == "hdf5" else "file"
+    raise TomosegError(f"{where}: already exists as a {kind} that tomoseg did not write; it is left untouched "
+                       "(--overwrite replaces only tomoseg's own results); choose another output path or remove it "
+                       "yourself")
+
+
+def check_writable_folder(folder: Path, what: str = "output") -> None:
+    """Refuse a folder that does not exist or where files cannot be created."""
+    if not folder.exists():
+        raise TomosegError(f"{folder}: {what} folder does not exist; create it first")
+    if not folder.is_dir():
+        raise TomosegError(f"{folder}: is not a folder; choose another {what} path")
+    probe = folder / f".tomoseg-write-test-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise TomosegError(f"{folder}: cannot write here ({exc.strerror or exc}); choose a writable "
+                           f"{what} folder") from None
+
+
+UNCOMPRESSED = ("tiff", "tiff-folder", "nrrd", "pyhst-vol", "npy")
+
+
+def output_bytes(shape, dtype) -> int:
+    return int(np.prod([int(s) for s in shape], dtype=np.int64)) * np.dtype(dtype).itemsize
+
+
+def free_bytes(folder: Path) -> int | None:
+    try:
+        return int(shutil.disk_usage(folder).free)
+    except OSError:
+        return None
+
+
+def _size(n: int) -> str:
+    if n >= 2**30:
+        return f"{n / 2**30:.2f} GiB"
+    if n >= 2**20:
+        return f"{n / 2**20:.1f} MiB"
+    return f"{n / 2**10:.1f} KiB"
+
+
+def check_free_space(folder, needed: int, *, what: str = "the output") -> None:
+    """Refuse when the file system of ``folder`` has less than ``needed`` bytes (plus a margin) free."""
+    folder = Path(folder)
+    free = free_bytes(folder if folder.exists() else Path("."))
+    if free is not None and free < needed + _SLACK_BYTES:
+        raise TomosegError(f"{folder}: {what} needs {_size(needed)} but only {_size(free)} are free on this disk; "
+                           "free space or choose another output folder")
+
+
+def warn_if_short(folder, nbytes: int, *, what: str) -> None:
+    """Warn when compressed data (whose size is known only afterwards) may not fit: less free than uncompressed."""
+    from ..errors import warn
+
+    folder = Path(folder)
+    free = free_bytes(folder if folder.exists() else Path("."))
+    if free is not None and free < nbytes:
+        warn(f"{folder}: {what} take up to {_size(nbytes)} uncompressed and {_size(free)} are free on this disk; "
+             "if the disk fills, free space and run the same command with --resume")
+
+
+def reserve(path: Path, nbytes: int) -> None:
+    """Allocate a memory-mapped file's blocks now, so a full disk fails here with a message, not later with SIGBUS."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return
+    try:
+        os.posix_fallocate(fd, 0, max(int(nbytes), 1))
+    except OSError as exc:
+        import errno
+
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise TomosegError(f"{path}: cannot reserve {_size(nbytes)} for the output ({exc.strerror}); free space "
+                               "or choose another output folder") from None
+        # file systems without fallocate (EOPNOTSUPP, EINVAL): the free-space check made before has to do
+    finally:
+        os.close(fd)

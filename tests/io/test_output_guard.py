@@ -1,0 +1,170 @@
+"""A user's existing data survive every output path: folders, other HDF5 datasets, raw scans, changed inputs."""
+
+import h5py
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+import tomoseg
+from tomoseg.cli import main
+from tomoseg.errors import TomosegError
+from tomoseg.inference import SegmentOptions, TilingConfig, segment
+from tomoseg.io import write_volume
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    tomoseg.save_model(tomoseg.UNet3D(levels=3, base_features=2).eval(), path)
+    return str(path)
+
+
+@pytest.fixture
+def scan(tmp_path, rng):
+    path = tmp_path / "scan.tif"
+    tifffile.imwrite(path, rng.integers(0, 255, (10, 20, 20), dtype=np.uint8))  # not written by tomoseg
+    return path
+
+
+def _cli(argv, capsys):
+    code = main(argv + ["-q"])
+    return code, capsys.readouterr().err
+
+
+def _seg(tiny_model):
+    return ["--model", tiny_model, "--backend", "torch", "--device", "cpu"]
+
+
+def test_existing_folder_survives_overwrite(tmp_path, scan, tiny_model, capsys):
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "notes.txt").write_text("three weeks of work")
+    (results / "slice_0000.tif").write_bytes(b"not mine")
+    code, err = _cli(["segment", str(scan), str(results), "--overwrite"] + _seg(tiny_model), capsys)
+    assert code == 1 and "folder that tomoseg did not write" in err and "Traceback" not in err
+    assert (results / "notes.txt").read_text() == "three weeks of work"
+    assert sorted(p.name for p in results.iterdir()) == ["notes.txt", "slice_0000.tif"]
+
+
+def test_own_slice_folder_is_replaced_with_overwrite(tmp_path, scan, tiny_model, capsys):
+    out = tmp_path / "seg"
+    assert _cli(["segment", str(scan), str(out)] + _seg(tiny_model), capsys)[0] == 0
+    assert _cli(["segment", str(scan), str(out)] + _seg(tiny_model), capsys)[1].count("already exists") == 1
+    assert _cli(["segment", str(scan), str(out), "--overwrite"] + _seg(tiny_model), capsys)[0] == 0
+    (out / "mine.txt").write_text("added by the user")
+    code, err = _cli(["segment", str(scan), str(out), "--overwrite"] + _seg(tiny_model), capsys)
+    assert code == 1 and (out / "mine.txt").exists()
+
+
+def test_hdf5_other_datasets_survive(tmp_path, scan, tiny_model, capsys):
+    h5 = tmp_path / "exp.h5"
+    with h5py.File(h5, "w") as f:
+        f["/entry/raw"] = np.arange(1000, dtype=np.uint16).reshape(10, 10, 10)
+        f["/entry/foreign"] = np.zeros((10, 20, 20), np.uint8)
+    out = f"{h5}:/entry/seg"
+    assert _cli(["segment", str(scan), out] + _seg(tiny_model), capsys)[0] == 0
+    code, err = _cli(["segment", str(scan), out] + _seg(tiny_model), capsys)
+    assert code == 1 and "pass --overwrite" in err
+    assert _cli(["segment", str(scan), out, "--overwrite"] + _seg(tiny_model), capsys)[0] == 0
+    code, err = _cli(["segment", str(scan), f"{h5}:/entry/foreign", "--overwrite"] + _seg(tiny_model), capsys)
+    assert code == 1 and "did not write" in err
+    with h5py.File(h5, "r") as f:
+        assert np.array_equal(f["/entry/raw"][...], np.arange(1000, dtype=np.uint16).reshape(10, 10, 10))
+        assert f["/entry/seg"].shape == (10, 20, 20) and "tomoseg" in f["/entry/seg"].attrs
+        assert not f["/entry/foreign"][...].any()
+        assert sorted(f["/entry"]) == ["foreign", "raw", "seg"]
+
+
+def test_raw_scan_named_as_output_survives(tmp_path, scan, tiny_model, capsys):
+    prob = tmp_path / "prob.zarr"
+    assert _cli(["segment", str(scan), str(prob)] + _seg(tiny_model), capsys)[0] == 0
+    before = scan.read_bytes()
+    for extra in ([], ["--overwrite"]):
+        code, err = _cli(["segment", str(prob), str(scan)] + extra + _seg(tiny_model), capsys)
+        assert code == 1 and "swapped" in err and "Traceback" not in err
+    assert scan.read_bytes() == before
+
+
+def test_api_write_volume_never_replaces_foreign_files(tmp_path, rng):
+    raw = tmp_path / "raw.npy"
+    np.save(raw, np.ones((3, 4, 5), np.uint8))
+    with pytest.raises(TomosegError, match="did not write"):
+        write_volume(raw, np.zeros((3, 4, 5), np.uint8), overwrite=True)
+    assert np.load(raw).all()
+    own = tmp_path / "own.npy"
+    write_volume(own, np.zeros((3, 4, 5), np.uint8))
+    write_volume(own, np.ones((3, 4, 5), np.uint8), overwrite=True)
+    assert np.load(own).all()
+
+
+def test_resume_refused_when_input_replaced(tmp_path, rng, tiny_model, monkeypatch):
+    from tomoseg.inference import engine
+
+    inp = tmp_path / "in.npy"
+    np.save(inp, rng.integers(0, 255, (20, 20, 20), dtype=np.uint8))
+    out = tmp_path / "out.zarr"
+    calls = []
+
+    def interrupted(job, tiles, backend=None, progress=None):
+        calls.append(len(tiles))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine, "run_tiles", interrupted)
+    opts = dict(tiling=TilingConfig(tile_size=8, halo=4))
+    with pytest.raises(KeyboardInterrupt):
+        segment(str(inp), str(out), model=tiny_model, options=SegmentOptions(**opts), progress=False)
+    np.save(inp, rng.integers(0, 255, (20, 20, 20), dtype=np.uint8))  # another scan, same size
+    with pytest.raises(TomosegError, match="changed since the interrupted run"):
+        segment(str(inp), str(out), model=tiny_model, options=SegmentOptions(resume=True, **opts), progress=False)
+
+
+def test_input_changed_during_run_is_not_written(tmp_path, rng, tiny_model, monkeypatch):
+    from tomoseg.inference import engine
+
+    inp = tmp_path / "in.npy"
+    np.save(inp, rng.integers(0, 255, (20, 20, 20), dtype=np.uint8))
+    real = engine.run_tiles
+
+    def modify_then_run(job, tiles, backend=None, progress=None):
+        n = real(job, tiles, backend=backend, progress=progress)
+        mm = np.load(inp, mmap_mode="r+")
+        mm[0, :8, :8] = 255 - mm[0, :8, :8]
+        mm.flush()
+        return n
+
+    monkeypatch.setattr(engine, "run_tiles", modify_then_run)
+    with pytest.raises(TomosegError, match="changed while it was segmented"):
+        segment(str(inp), str(tmp_path / "o.zarr"), model=tiny_model, progress=False)
+    assert not (tmp_path / "o.zarr").exists()
+
+
+def test_work_store_chunks_equal_tile_cores(tmp_path, rng, tiny_model):
+    inp = tmp_path / "in.npy"
+    np.save(inp, rng.integers(0, 255, (14, 14, 14), dtype=np.uint8))
+    out = tmp_path / "o.zarr"
+    segment(str(inp), str(out), model=tiny_model, progress=False,
+            options=SegmentOptions(tiling=TilingConfig(tile_size=10, halo=4)))  # divisor 4: cores of 12
+    import zarr
+
+    assert zarr.open_array(str(out), path="0", mode="r").chunks == (12, 12, 12)
+
+
+def test_hdf5_file_untouched_while_its_new_dataset_is_computed(tmp_path):
+    from tomoseg.io import create_volume
+
+    h5 = tmp_path / "exp.h5"
+    with h5py.File(h5, "w") as f:
+        f["/entry/raw"] = np.arange(64, dtype=np.uint16).reshape(4, 4, 4)
+    before = h5.read_bytes()
+    with pytest.raises(RuntimeError):
+        with create_volume(f"{h5}:/entry/seg", (4, 4, 4), np.uint8) as w:
+            w[0:2] = 1
+            assert h5.read_bytes() == before  # the data go to a staging file until complete
+            raise RuntimeError("killed")
+    assert h5.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["exp.h5"]
+    with create_volume(f"{h5}:/entry/seg", (4, 4, 4), np.uint8) as w:
+        w[:] = 3
+    with h5py.File(h5, "r") as f:
+        assert sorted(f["/entry"]) == ["raw", "seg"] and int(f["/entry/seg"][...].sum()) == 3 * 64
