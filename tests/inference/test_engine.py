@@ -38,7 +38,7 @@ def test_shipped_weights_tiled_equals_whole_volume_inside_the_sample(tmp_path):
     one PyTorch pass over the whole volume wherever the sample is."""
     ph = tomoseg.make_phantom((32, 192, 192), rng=4243)
     src = tmp_path / "in.zarr"
-    write_volume(str(src), ph.image)
+    write_volume(str(src), ph.image, voxel_size=(29.33,) * 3)
     tiling = TilingConfig(tile_size=8)  # windows of at most 104^3 voxels: the volume needs several
     rec = segment(src, tmp_path / "p.zarr", options=SegmentOptions(tiling=tiling), progress=False)
     assert rec["tiling"]["tiles"] > 1 and rec["backend"].startswith("openvino")
