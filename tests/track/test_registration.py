@@ -81,3 +81,12 @@ def test_volumes_on_disk_register_like_arrays(tmp_path):
     assert on_disk.coarse["factor"] == 2
     assert on_disk.matrix == pytest.approx(in_memory.matrix, abs=1e-6)
     assert _errors(on_disk.matrix, pair.matrix, (40, 128, 128))[0] < 1.0
+
+
+@pytest.mark.slow
+def test_scans_of_different_sizes():
+    shape = (40, 128, 128)
+    pair = make_phantom_pair(shape, rng=3, motion=Motion((20.0, 0.5, -0.5), (1.0, 2.0, -3.0)), object_fraction=0.006)
+    reg = register(pair.before["image"], pair.after["image"][:36, :120])
+    angle, disp = _errors(reg.matrix, pair.matrix, (36, 120, 128))
+    assert angle < 1.0 and disp < 1.5

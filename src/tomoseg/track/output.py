@@ -25,6 +25,14 @@ text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:
 .note{color:#666;font-size:.9em}figure{margin:.6em 0}figcaption{color:#555;font-size:.9em}"""
 
 
+def _write_text(path: Path, text: str) -> Path:
+    """Write through a temporary name, renamed when complete."""
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return path
+
+
 def _fmt(v) -> str:
     if v is None:
         return "–"
@@ -108,15 +116,15 @@ def write_tracking(result: Tracking, out_dir, *, shape=None, voxel_size=None, in
             "Where objects appeared, vanished, merged and split (AFTER frame).",
     }
     paths.update({p.stem: p for p in figs})
-    (out / "transform.json").write_text(json.dumps({"matrix": result.registration.matrix.tolist(),
+    _write_text(out / "transform.json", json.dumps({"matrix": result.registration.matrix.tolist(),
                                                     "convention": "BEFORE voxel (z, y, x) -> AFTER voxel, 4x4",
                                                     **{k: v for k, v in result.registration.to_dict().items()
                                                        if k != "matrix"}}, indent=1, default=float))
-    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
+    _write_text(out / "summary.json", json.dumps(summary, indent=1, default=float))
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>tomoseg track</title><style>{_CSS}</style>"
             f"</head><body><h1>tomoseg track</h1><p class='note'>tomoseg {__version__}; "
             f"{html.escape(json.dumps(inputs or {}))}</p>{track_section(summary, figs)}</body></html>")
-    (out / "track.html").write_text(page)
+    _write_text(out / "track.html", page)
     ids = result.after_match_ids
     if labels_name.lower().endswith((".tif", ".tiff")) and int(ids.max(initial=0)) < 2**16:
         ids = ids.astype(np.uint16)  # TIFF viewers (ImageJ) read uint16, not uint32

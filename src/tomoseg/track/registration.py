@@ -244,6 +244,8 @@ def _z_rotation(fb, fa, wb, wa, max_deg: float) -> list[np.ndarray]:
     n_angles = int(2 ** np.ceil(np.log2(max(64, 2 * np.pi * radius))))
     pb = _cylindrical(fb, cb, radius, n_angles)
     pa = _cylindrical(fa, ca, radius, n_angles)
+    z = max(len(pb), len(pa))  # scans of different heights: pad the shorter with zeros (features are zero-mean)
+    pb, pa = (np.pad(p, ((0, z - len(p)), (0, 0), (0, 0))) for p in (pb, pa))
     s = _phase(pb, pa, upsample=4, normalization=None)  # plain cross-correlation: robust here
     angle = float(s[1] * 360.0 / n_angles)
     angle = (angle + 180.0) % 360.0 - 180.0
