@@ -51,6 +51,12 @@ def _analyze(sub):
     p.add_argument("--report", action="store_true", help="also write OUT/report.html")
     p.add_argument("--all-objects", action="store_true", help="CSV with every object, exclusions marked")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--labels", metavar="LABELS_OUT",
+                   help="write the object label image here (IDs = the CSV's label column; objects the CSV leaves "
+                        "out are 0); any format, .zarr gets a pyramid; TIFF holds uint16")
+    p.add_argument("--ome-zarr", metavar="OUT.ome.zarr",
+                   help="write one OME-Zarr for viewers: the image (--intensity, else VOLUME) as a pyramid with "
+                        "labels/mask and labels/objects")
     _exclusion_args(p)
     voxel_size_arg(p)
     overwrite_arg(p)
@@ -68,6 +74,7 @@ def _run_analyze(args) -> int:
         raise TomosegError("--report needs --out FOLDER")
     if args.csv and Path(args.csv).exists() and not args.overwrite:
         raise TomosegError(f"{args.csv}: already exists; pass --overwrite to replace it")
+    _check_label_outputs(args)
     out = _out_dir(args.out, args.overwrite) if args.out else None
     options = _options(args)
     vs = tuple(args.voxel_size) if args.voxel_size else None
@@ -83,6 +90,7 @@ def _run_analyze(args) -> int:
         table = {c: (np.full(len(v), np.nan) if c.endswith(("_nm", "_nm2", "_nm3")) else v) for c, v in table.items()}
     if args.csv:
         write_csv(table, args.csv, overwrite=args.overwrite)
+    _write_label_outputs(args, vol, result, table, intensity, voxel_size)
     summary = {**result.summary, "voxel_size_nm": list(voxel_size) if voxel_size else None,
                "shape": list(result.shape), "input": str(args.volume),
                "settings": {"threshold": options.threshold, "connectivity": options.connectivity,
@@ -116,6 +124,33 @@ def _run_analyze(args) -> int:
               f"{s['excluded_small']} under {options.min_voxels} voxels); mean radius {s['mean_radius_vox']:.2f} "
               f"± {s['sd_radius_vox']:.2f} voxels; volume fraction {s['volume_fraction']:.3%}")
     return 0
+
+
+def _check_label_outputs(args) -> None:
+    """Before the heavy work: the label outputs' formats and whether they may be written."""
+    from ..io import format_of, split_dataset
+
+    for opt, target in (("--labels", getattr(args, "labels", None)), ("--ome-zarr", getattr(args, "ome_zarr", None))):
+        if not target:
+            continue
+        if opt == "--ome-zarr" and format_of(target, for_writing=True) != "zarr":
+            raise TomosegError(f"--ome-zarr {target}: give a path ending in .ome.zarr")
+        f, _ = split_dataset(target)
+        if f.exists() and not args.overwrite:
+            raise TomosegError(f"{f}: already exists; pass --overwrite to replace it")
+        if not f.parent.exists():
+            raise TomosegError(f"{f.parent}: output folder does not exist; create it first")
+
+
+def _write_label_outputs(args, vol, result, table, intensity, voxel_size) -> None:
+    from ..objects.label_image import write_label_image, write_objects_ome_zarr
+
+    if getattr(args, "labels", None):
+        write_label_image(vol, args.labels, table, options=result.options, voxel_size=voxel_size,
+                          overwrite=args.overwrite)
+    if getattr(args, "ome_zarr", None):
+        write_objects_ome_zarr(vol, args.ome_zarr, table, image=intensity, options=result.options,
+                               voxel_size=voxel_size, overwrite=args.overwrite)
 
 
 @command("evaluate")
