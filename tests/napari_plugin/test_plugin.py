@@ -147,6 +147,7 @@ def _napari_pytest_plugin_autoloads() -> bool:
     return any(ep.name == "napari" for ep in entry_points(group="pytest11"))
 
 
+@pytest.mark.slow
 def test_segment_and_analyze_on_naparis_canvas(tmp_path):
     """napari's full viewer with its OpenGL canvas (``make_napari_viewer``), in a subprocess with a private Xvfb
     display (software OpenGL); skipped where Xvfb is not installed."""

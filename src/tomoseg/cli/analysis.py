@@ -104,14 +104,18 @@ def _run_analyze(args) -> int:
         figs.mkdir(exist_ok=True)
         tables = {"objects": result.selected}
         figures.size_histogram(tables, figs / "size_histogram.png", voxel_size=voxel_size)
-        figures.sphericity_figure(tables, figs / "sphericity_vs_radius.png")
-        figures.fraction_along_z({"objects": result.fraction_along_z}, figs / "fraction_along_z.png")
+        figures.sphericity_figure(tables, figs / "sphericity_vs_radius.png", voxel_size=voxel_size)
+        figures.fraction_along_z({"objects": result.fraction_along_z}, figs / "fraction_along_z.png",
+                                 voxel_size=voxel_size)
+        figures.objects_3d(result.selected, result.shape, figs / "objects_3d.png", voxel_size=voxel_size)
         if intensity is not None and intensity.size <= 2**28:
             mask = np.asarray(vol[:, :, :])
             mask = mask > options.threshold if mask.max() > 1 else mask > 0
             z = int(np.argmax(mask.sum(axis=(1, 2))))
             figures.orthoslices(intensity[:, :, :], mask, figs / "orthoslices.png",
-                                centre=(z, mask.shape[1] // 2, mask.shape[2] // 2))
+                                centre=(z, mask.shape[1] // 2, mask.shape[2] // 2), voxel_size=voxel_size,
+                                reason=f"z = {z} is the slice with the most object voxels "
+                                       f"({int(mask[z].sum()):,}); y and x through the centre")
         if args.report:
             from ..report import build_report
 
