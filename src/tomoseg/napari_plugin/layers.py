@@ -16,7 +16,8 @@ from ..objects.label_image import label_image, object_colours
 from ..objects.matching import match_objects, overlap_pairs
 
 # Okabe & Ito (2008): distinguishable with the common colour-vision deficiencies
-STATUS_COLOURS = {"TP": (0.0, 0.62, 0.45, 1.0), "FP": (0.84, 0.37, 0.0, 1.0), "FN": (0.34, 0.71, 0.91, 1.0)}
+# (the hit maps' colours: TP white, FP vermillion, FN sky blue)
+STATUS_COLOURS = {"TP": (1.0, 1.0, 1.0, 1.0), "FP": (0.835, 0.369, 0.0, 1.0), "FN": (0.337, 0.706, 0.914, 1.0)}
 STATUS_SYMBOLS = {"TP": "disc", "FP": "x", "FN": "square"}
 COLOUR_BY = {"equivalent radius": "equivalent_radius_vox", "sphericity": "sphericity_voxel",
              "mean gray value": "mean_gray"}

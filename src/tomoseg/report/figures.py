@@ -89,12 +89,12 @@ def add_scale_bar(ax, pixel_nm: float | None, width_px: int, *, fraction: float 
     length_nm = nice_length(fraction * width_px * pixel_nm)
     length_px = length_nm / pixel_nm
     y0, y1 = ax.get_ylim()
-    h = abs(y1 - y0)
+    u = 0.012 * max(abs(y1 - y0), width_px)  # one unit of bar thickness, the same on wide and tall panels
     x = width_px - length_px - 0.04 * width_px
-    y = max(y0, y1) - 0.06 * h
+    y = max(y0, y1) - 2.5 * u
     outline = [pe.withStroke(linewidth=2, foreground="black")]
-    ax.add_patch(Rectangle((x, y), length_px, 0.015 * h, color="white", ec="black", lw=0.5))
-    ax.text(x + length_px / 2, y - 0.02 * h, _length_label(length_nm), color="white", ha="center", va="bottom",
+    ax.add_patch(Rectangle((x, y), length_px, u, color="white", ec="black", lw=0.5))
+    ax.text(x + length_px / 2, y - 0.8 * u, _length_label(length_nm), color="white", ha="center", va="bottom",
             fontsize=8, path_effects=outline)
 
 
@@ -307,11 +307,13 @@ def objects_3d(table: dict, shape, path, *, voxel_size=None, column: str = "equi
             sc = ax.scatter(c[:, 2], c[:, 1], c[:, 0], c=values, cmap="viridis", s=np.maximum(size, 2),
                             depthshade=True, edgecolors="none",
                             vmin=np.nanpercentile(values, 2), vmax=np.nanpercentile(values, 98))
-        ax.set_xlabel(f"x ({label})", labelpad=-8)
-        ax.set_ylabel(f"y ({label})", labelpad=-8)
-        ax.set_zlabel(f"z ({label})", labelpad=-8)
-        ax.tick_params(labelsize=6, pad=-3)
-        ax.set_box_aspect(tuple(extent[::-1]))
+        ax.tick_params(labelsize=6, pad=0)
+        for axis, hidden in (("x", name.startswith("side")), ("y", False), ("z", name.startswith("along"))):
+            if hidden:  # the axis that points at the viewer: no ticks, no label
+                getattr(ax, f"set_{axis}ticks")([])
+            else:
+                getattr(ax, f"set_{axis}label")(f"{axis} ({label})", labelpad=0)
+        ax.set_box_aspect(tuple(extent[::-1]), zoom=0.9)
         ax.view_init(elev=elev, azim=azim)
         ax.set_title(name)
     if sc is not None:
