@@ -64,7 +64,6 @@ def main(out: Path, shape=(64, 192, 192)):
     viewer.dims.margin_left = viewer.dims.margin_right = (4 * viewer.layers["phantom"].scale[0],) + (0,) * 2
     viewer.layers["objects"].opacity = 0.65
     viewer.scale_bar.visible = True
-    viewer.scale_bar.unit = "nm"
     viewer.layers.selection.active = viewer.layers["objects"]
     viewer.reset_view()
     for _ in range(20):

@@ -7,6 +7,27 @@ import pytest
 
 napari = pytest.importorskip("napari")
 npe2 = pytest.importorskip("npe2")
+pytest.importorskip("pytestqt")
+
+
+def _qt_starts() -> bool:
+    """Whether a Qt application starts offscreen here (a missing system library makes Qt abort the process,
+    so ask a subprocess)."""
+    import os
+    import subprocess
+    import sys
+
+    code = "from qtpy.QtWidgets import QApplication; QApplication([])"
+    try:
+        run = subprocess.run([sys.executable, "-c", code], env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+                             capture_output=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        return False
+    return run.returncode == 0
+
+
+if not _qt_starts():
+    pytest.skip("Qt cannot start offscreen on this machine", allow_module_level=True)
 
 from tomoseg.io.ome_zarr import write_ome_zarr  # noqa: E402
 from tomoseg.napari_plugin import layers as L  # noqa: E402

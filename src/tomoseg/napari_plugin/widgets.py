@@ -28,9 +28,13 @@ def _voxel_size(layer):
     return None if all(s == 1.0 for s in scale) else scale
 
 
-def _add(viewer, layer_tuple):
+def _add(viewer, layer_tuple, like=None):
+    """Add a LayerDataTuple; with ``like``, in the same physical units (napari >= 0.6 has layer units)."""
     data, kwargs, kind = layer_tuple
-    return getattr(viewer, f"add_{kind}")(data, **spherical_points(kwargs))
+    kwargs = spherical_points(kwargs)
+    if like is not None and hasattr(like, "units"):
+        kwargs.setdefault("units", tuple(like.units))
+    return getattr(viewer, f"add_{kind}")(data, **kwargs)
 
 
 def spherical_points(kwargs: dict) -> dict:
@@ -180,10 +184,11 @@ class SegmentWidget(_Worker):
         layer = self._source
         scale = tuple(layer.scale)
         p8 = np.rint(np.clip(prob, 0, 1) * 255).astype(np.uint8)
-        self.viewer.add_image(p8, name=f"{layer.name} probability", scale=scale, colormap="magma",
-                              contrast_limits=(0, 255), blending="additive", visible=False)
-        self.viewer.add_labels((p8 > self.threshold.value()).astype(np.uint8), name=f"{layer.name} mask",
-                               scale=scale, opacity=0.6)
+        _add(self.viewer, (p8, {"name": f"{layer.name} probability", "scale": scale, "colormap": "magma",
+                                "contrast_limits": (0, 255), "blending": "additive", "visible": False}, "image"),
+             like=layer)
+        _add(self.viewer, ((p8 > self.threshold.value()).astype(np.uint8),
+                           {"name": f"{layer.name} mask", "scale": scale, "opacity": 0.6}, "labels"), like=layer)
         dt = time.monotonic() - self._t0
         self.status.setText(f"done in {dt:.1f} s ({p8.size / 1e6 / max(dt, 1e-9):.2f} Mvox/s): probability "
                             f"(0-255) and mask (> {self.threshold.value()}) added")
@@ -232,6 +237,7 @@ class AnalyzeWidget(_Worker):
         options = AnalysisOptions(threshold=self.threshold.value(), min_voxels=self.min_voxels.value(),
                                   exclude_border=not self.keep_border.isChecked())
         gray, truth = self.intensity.layer(), self.truth.layer()
+        self._source = src
         worker = create_worker(analysis_layers, _level0(src),
                                intensity=None if gray is None else _level0(gray),
                                truth=None if truth is None else _level0(truth), options=options,
@@ -249,7 +255,7 @@ class AnalyzeWidget(_Worker):
         for old in self.layers:
             if old in self.viewer.layers:
                 self.viewer.layers.remove(old)
-        self.layers = [_add(self.viewer, t) for t in layers]
+        self.layers = [_add(self.viewer, t, like=self._source) for t in layers]
         self.objects = table
         self._fill_table(table, layers)
         text = f"{counts['objects']} objects in {time.monotonic() - self._t0:.1f} s"
