@@ -52,10 +52,14 @@ def main(out: Path, shape=(64, 192, 192)):
     print(ana.status.text())
     det = viewer.layers["detections (TP/FP/FN)"]
     status = det.features["status"].to_numpy()
-    # the slice showing the most markers within +-3 slices, false positives weighing most (they are rare)
-    weight = {"FP": 100, "FN": 10, "TP": 1}
+    # the slice with a false positive near it (they are rare), then the most objects cut by it, then the most
+    # missed objects near it
+    weight = {"FP": 100, "FN": 1, "TP": 0}
     zs = det.data[:, 0]
-    score = [sum(weight[s] for s, zz in zip(status, zs) if abs(zz - z) <= 3) for z in range(shape[0])]
+    obj = ana.objects
+    score = [min(sum(1 for s, zz in zip(status, zs) if s == "FP" and abs(zz - z) <= 3), 1) * weight["FP"]
+             + 10 * int(np.sum((obj["bbox_z0"] <= z) & (obj["bbox_z1"] > z)) if "bbox_z0" in obj else 0)
+             + sum(1 for s, zz in zip(status, zs) if s == "FN" and abs(zz - z) <= 3) for z in range(shape[0])]
     z = int(np.argmax(score))
     print("markers near z:", {k: int(sum(1 for s, zz in zip(status, zs) if s == k and abs(zz - z) <= 4))
                               for k in weight})
@@ -82,7 +86,7 @@ def main(out: Path, shape=(64, 192, 192)):
     for _ in range(20):
         QApplication.processEvents()
     imsave(out / "napari-objects-3d.png", viewer.screenshot(canvas_only=True, flash=False), check_contrast=False)
-    print(f"slice z = {z} (most FP + FN markers); wrote {out}")
+    print(f"slice z = {z} (a false positive near it, then the most objects and FN markers); wrote {out}")
     viewer.close()
 
 
