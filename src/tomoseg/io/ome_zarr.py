@@ -248,8 +248,7 @@ def _check_output(path: Path, overwrite: bool) -> None:
 
 
 def is_tomoseg_store(path) -> bool:
-    """Whether ``path`` is a Zarr store that tomoseg wrote (its root carries the tomoseg marker or NGFF
-    metadata tomoseg writes)."""
+    """Whether ``path`` is a Zarr store that tomoseg wrote (its root group carries the ``tomoseg`` marker)."""
     import zarr
 
     try:
