@@ -295,8 +295,8 @@ def objects_3d(table: dict, shape, path, *, voxel_size=None, column: str = "equi
     r_vox = np.asarray(table["equivalent_radius_vox"], float)
     extent = np.asarray(shape, float) * vs / unit
     plt = _plt()
-    fig = plt.figure(figsize=(10, 3.8), layout="constrained")
-    views = [("oblique", 25, -55), ("along z (top)", 90, -90), ("side (y-z)", 0, 0)]
+    fig = plt.figure(figsize=(10.5, 3.8), layout="constrained")
+    views = [(f"oblique (z up, {label})", 25, -55), ("along z (top)", 90, -90), (f"side (y across, z up, {label})", 0, 0)]
     sc = None
     for i, (name, elev, azim) in enumerate(views):
         ax = fig.add_subplot(1, 3, i + 1, projection="3d")
@@ -308,12 +308,13 @@ def objects_3d(table: dict, shape, path, *, voxel_size=None, column: str = "equi
                             depthshade=True, edgecolors="none",
                             vmin=np.nanpercentile(values, 2), vmax=np.nanpercentile(values, 98))
         ax.tick_params(labelsize=6, pad=0)
-        for axis, hidden in (("x", name.startswith("side")), ("y", False), ("z", name.startswith("along"))):
+        side, top = name.startswith("side"), name.startswith("along")
+        for axis, hidden, labelled in (("x", side, not side), ("y", False, not side), ("z", top, side)):
             if hidden:  # the axis that points at the viewer: no ticks, no label
                 getattr(ax, f"set_{axis}ticks")([])
-            else:
-                getattr(ax, f"set_{axis}label")(f"{axis} ({label})", labelpad=0)
-        ax.set_box_aspect(tuple(extent[::-1]), zoom=0.9)
+            elif labelled:  # (3D axis labels that would collide with ticks are said in the title instead)
+                getattr(ax, f"set_{axis}label")(f"{axis} ({label})", labelpad=2)
+        ax.set_box_aspect(tuple(extent[::-1]), zoom=0.8)
         ax.view_init(elev=elev, azim=azim)
         ax.set_title(name)
     if sc is not None:
