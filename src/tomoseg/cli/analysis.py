@@ -68,8 +68,9 @@ def _run_analyze(args) -> int:
     from ..objects import analyze
     from ..table import write_csv
 
-    if not (args.csv or args.out or args.json):
-        raise TomosegError("say where the results go: --csv objects.csv, --out FOLDER, or --json")
+    if not (args.csv or args.out or args.json or args.labels or args.ome_zarr):
+        raise TomosegError("say where the results go: --csv objects.csv, --out FOLDER, --labels, --ome-zarr "
+                           "or --json")
     if args.report and not args.out:
         raise TomosegError("--report needs --out FOLDER")
     if args.csv and Path(args.csv).exists() and not args.overwrite:
