@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 import zarr
 
-from tomoseg.cli import main
-from tomoseg.errors import TomosegError
-from tomoseg.io import open_volume, write_volume
+pytest.importorskip("ome_zarr_models")  # Python 3.11 to 3.13
+
+from tomoseg.cli import main  # noqa: E402
+from tomoseg.errors import TomosegError  # noqa: E402
+from tomoseg.io import open_volume, write_volume  # noqa: E402
 from tomoseg.io.ome_zarr import (add_pyramid, downsample_mean, downsample_mode, pyramid_shapes, read_pyramid,
-                                 validate_ome_zarr, write_ome_zarr)
+                                 validate_ome_zarr, write_ome_zarr)  # noqa: E402
 
 VS = (29.33, 29.33, 29.33)
 

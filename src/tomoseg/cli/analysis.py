@@ -138,8 +138,14 @@ def _check_label_outputs(args) -> None:
     for opt, target in (("--labels", getattr(args, "labels", None)), ("--ome-zarr", getattr(args, "ome_zarr", None))):
         if not target:
             continue
-        if opt == "--ome-zarr" and format_of(target, for_writing=True) != "zarr":
-            raise TomosegError(f"--ome-zarr {target}: give a path ending in .ome.zarr")
+        if opt == "--ome-zarr":
+            from ..io.ome_zarr import have_models
+
+            if format_of(target, for_writing=True) != "zarr":
+                raise TomosegError(f"--ome-zarr {target}: give a path ending in .ome.zarr")
+            if not have_models():
+                raise TomosegError("--ome-zarr needs ome-zarr-models: pip install ome-zarr-models (Python 3.11 "
+                                   "to 3.13)")
         f, _ = split_dataset(target)
         if f.exists() and not args.overwrite:
             raise TomosegError(f"{f}: already exists; pass --overwrite to replace it")

@@ -34,8 +34,23 @@ DEFAULT_CHUNKS = (64, 128, 128)
 MAX_LEVELS = 10
 MARKER = "tomoseg"  # root attribute by which tomoseg recognizes its own stores
 
-__all__ = ["write_ome_zarr", "add_pyramid", "validate_ome_zarr", "read_pyramid", "pyramid_shapes",
+__all__ = ["write_ome_zarr", "add_pyramid", "validate_ome_zarr", "read_pyramid", "pyramid_shapes", "have_models",
            "downsample_mean", "downsample_mode"]
+
+
+def have_models() -> bool:
+    """Whether ome-zarr-models is installed (it supports Python 3.11 to 3.13)."""
+    try:
+        import ome_zarr_models  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _need_models() -> None:
+    if not have_models():
+        raise TomosegError("OME-Zarr pyramids and labels need ome-zarr-models: pip install ome-zarr-models "
+                           "(Python 3.11 to 3.13); a single-scale .zarr is written without it")
 
 
 # ------------------------------------------------------------------ downsampling
@@ -193,6 +208,7 @@ def write_ome_zarr(path, image, *, labels: dict | None = None, voxel_size=None, 
     """
     import zarr
 
+    _need_models()
     path = Path(path)
     _check_output(path, overwrite)
     shape = tuple(int(s) for s in image.shape)
@@ -264,6 +280,7 @@ def add_pyramid(path, *, method: str = "mean", chunks=None) -> int:
     """
     import zarr
 
+    _need_models()
     from ome_zarr_models.v05.image import ImageAttrs
 
     if method not in ("mean", "mode"):
@@ -303,6 +320,8 @@ def validate_ome_zarr(path) -> dict:
     Raises :class:`~tomoseg.errors.TomosegError` naming what is wrong.
     """
     import zarr
+
+    _need_models()
     from ome_zarr_models.v05.image import Image
     from ome_zarr_models.v05.labels import Labels
 

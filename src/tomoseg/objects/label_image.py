@@ -118,9 +118,10 @@ def write_label_image(volume, path, table: dict, *, options: AnalysisOptions | N
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     if is_zarr:
-        from ..io.ome_zarr import add_pyramid
+        from ..io.ome_zarr import add_pyramid, have_models
 
-        add_pyramid(path, method="mode")
+        if have_models():  # else the single-scale OME-Zarr stays (readable everywhere)
+            add_pyramid(path, method="mode")
     return path
 
 
