@@ -13,7 +13,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[test,openvino]"
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[test,openvino,test-napari]"
 	touch $(STAMP)
 
 test: $(STAMP)

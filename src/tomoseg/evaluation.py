@@ -105,13 +105,11 @@ def write_evaluation(result: dict, out_dir, *, image=None, voxel_size=None) -> d
     masks = result.pop("_masks", None)
     if tables:
         figures.size_histogram(tables, figs / "size_histogram.png", voxel_size=voxel_size)
-        figures.sphericity_figure(tables, figs / "sphericity_vs_radius.png")
+        figures.sphericity_figure(tables, figs / "sphericity_vs_radius.png", voxel_size=voxel_size)
         for name, t in tables.items():
             write_csv(t, out / f"objects_{name.replace(' ', '_')}.csv", overwrite=True)
     if masks is not None:
         p, t = masks
-        for z in hit_map_slices(p, t):
-            figures.hit_map_figure(None if image is None else image[z], p[z], t[z], figs / f"hit_map_z{z}.png",
-                                   title=f"z = {z}")
+        figures.hit_map_figures(image, p, t, figs, voxel_size=voxel_size)  # captions say why each slice
     (out / "evaluation.json").write_text(json.dumps(result, indent=1, default=float))
     return result

@@ -55,6 +55,12 @@ def _analyze(sub):
     p.add_argument("--report", action="store_true", help="also write OUT/report.html")
     p.add_argument("--all-objects", action="store_true", help="CSV with every object, exclusions marked")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--labels", metavar="LABELS_OUT",
+                   help="write the object label image here (IDs = the CSV's label column; objects the CSV leaves "
+                        "out are 0); any format, .zarr gets a pyramid; TIFF holds uint16")
+    p.add_argument("--ome-zarr", metavar="OUT.ome.zarr",
+                   help="write one OME-Zarr for viewers: the image (--intensity, else VOLUME) as a pyramid with "
+                        "labels/mask and labels/objects")
     _exclusion_args(p)
     voxel_size_arg(p)
     overwrite_arg(p)
@@ -67,12 +73,14 @@ def _run_analyze(args) -> int:
     from ..objects.analysis import json_safe
     from ..table import write_csv
 
-    if not (args.csv or args.out or args.json):
-        raise TomosegError("say where the results go: --csv objects.csv, --out FOLDER, or --json")
+    if not (args.csv or args.out or args.json or args.labels or args.ome_zarr):
+        raise TomosegError("say where the results go: --csv objects.csv, --out FOLDER, --labels, --ome-zarr "
+                           "or --json")
     if args.report and not args.out:
         raise TomosegError("--report needs --out FOLDER")
     if args.csv and Path(args.csv).exists() and not args.overwrite:
         raise TomosegError(f"{args.csv}: already exists; pass --overwrite to replace it")
+    _check_label_outputs(args)
     options = _options(args)
     vs = checked_voxel_size(args.voxel_size)
     out = _out_dir(args.out, args.overwrite) if args.out else None
@@ -94,6 +102,7 @@ def _run_analyze(args) -> int:
         table = {c: (np.full(len(v), np.nan) if c.endswith(("_nm", "_nm2", "_nm3")) else v) for c, v in table.items()}
     if args.csv:
         write_csv(table, args.csv, overwrite=args.overwrite)
+    _write_label_outputs(args, vol, result, table, intensity, voxel_size)
     summary = {**result.summary, "voxel_size_nm": list(voxel_size) if voxel_size else None,
                "shape": list(result.shape), "input": str(args.volume), "sample_mask": args.sample_mask,
                "settings": {"threshold": options.threshold, "connectivity": options.connectivity,
@@ -107,14 +116,18 @@ def _run_analyze(args) -> int:
         figs.mkdir(exist_ok=True)
         tables = {"objects": result.selected}
         figures.size_histogram(tables, figs / "size_histogram.png", voxel_size=voxel_size)
-        figures.sphericity_figure(tables, figs / "sphericity_vs_radius.png")
-        figures.fraction_along_z({"objects": result.fraction_along_z}, figs / "fraction_along_z.png")
+        figures.sphericity_figure(tables, figs / "sphericity_vs_radius.png", voxel_size=voxel_size)
+        figures.fraction_along_z({"objects": result.fraction_along_z}, figs / "fraction_along_z.png",
+                                 voxel_size=voxel_size)
+        figures.objects_3d(result.selected, result.shape, figs / "objects_3d.png", voxel_size=voxel_size)
         if intensity is not None and intensity.size <= 2**28:
             mask = np.asarray(vol[:, :, :])
             mask = mask > options.threshold if mask.max() > 1 else mask > 0
             z = int(np.argmax(mask.sum(axis=(1, 2))))
             figures.orthoslices(intensity[:, :, :], mask, figs / "orthoslices.png",
-                                centre=(z, mask.shape[1] // 2, mask.shape[2] // 2))
+                                centre=(z, mask.shape[1] // 2, mask.shape[2] // 2), voxel_size=voxel_size,
+                                reason=f"z = {z} is the slice with the most object voxels "
+                                       f"({int(mask[z].sum()):,}); y and x through the centre")
         if args.report:
             from ..report import build_report
 
@@ -129,6 +142,39 @@ def _run_analyze(args) -> int:
               f"± {s['sd_radius_vox']:.2f} voxels; volume fraction {s['volume_fraction']:.3%} {where} "
               "(kept objects)")
     return 0
+
+
+def _check_label_outputs(args) -> None:
+    """Before the heavy work: the label outputs' formats and whether they may be written."""
+    from ..io import format_of, split_dataset
+
+    for opt, target in (("--labels", getattr(args, "labels", None)), ("--ome-zarr", getattr(args, "ome_zarr", None))):
+        if not target:
+            continue
+        if opt == "--ome-zarr":
+            from ..io.ome_zarr import have_models
+
+            if format_of(target, for_writing=True) != "zarr":
+                raise TomosegError(f"--ome-zarr {target}: give a path ending in .ome.zarr")
+            if not have_models():
+                raise TomosegError("--ome-zarr needs ome-zarr-models: pip install ome-zarr-models (Python 3.11 "
+                                   "to 3.13)")
+        f, _ = split_dataset(target)
+        if f.exists() and not args.overwrite:
+            raise TomosegError(f"{f}: already exists; pass --overwrite to replace it")
+        if not f.parent.exists():
+            raise TomosegError(f"{f.parent}: output folder does not exist; create it first")
+
+
+def _write_label_outputs(args, vol, result, table, intensity, voxel_size) -> None:
+    from ..objects.label_image import write_label_image, write_objects_ome_zarr
+
+    if getattr(args, "labels", None):
+        write_label_image(vol, args.labels, table, options=result.options, voxel_size=voxel_size,
+                          overwrite=args.overwrite)
+    if getattr(args, "ome_zarr", None):
+        write_objects_ome_zarr(vol, args.ome_zarr, table, image=intensity, options=result.options,
+                               voxel_size=voxel_size, overwrite=args.overwrite)
 
 
 @command("evaluate")

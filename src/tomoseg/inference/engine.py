@@ -509,11 +509,10 @@ def _sample_mask(volume, options: SegmentOptions, work: Path, state: dict | None
 
 
 def _progress_bar(enabled: bool, total: int):
-    if not enabled:
-        return None
-    from tqdm import tqdm
+    from ..progress import progress_bar
 
-    return tqdm(total=total, unit="vox", unit_scale=True, dynamic_ncols=True, smoothing=0.1)
+    return progress_bar(enabled, total, resume_hint="Finished tiles are kept: run the same command with --resume "
+                                                    "to continue where it stopped.")
 
 
 def _provenance(volume, model, options, fingerprint, stats, outputs, n_tiles, t0) -> dict:

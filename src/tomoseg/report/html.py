@@ -29,6 +29,7 @@ _CAPTIONS = {
     "fraction_along_z": "Object volume fraction along z.",
     "hit_map": "Hit map: true positives white, false positives red, false negatives blue (the paper's Fig. 5).",
     "phantom": "Input volume.",
+    "objects_3d": "3D view of the objects, coloured by equivalent radius.",
 }
 
 
@@ -52,16 +53,27 @@ def _columns_table(rows: list[dict], columns: list[str]) -> str:
     return f'<div class="wide"><table><tr>{head}</tr>{body}</table></div>'
 
 
-def _figure(path: Path) -> str:
+def _figure(path: Path, captions: dict | None = None) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
     key = next((k for k in _CAPTIONS if path.stem.startswith(k)), None)
-    caption = _CAPTIONS.get(key, path.stem.replace("_", " "))
+    caption = (captions or {}).get(path.stem) or _CAPTIONS.get(key, path.stem.replace("_", " "))
+    vector = path.with_suffix(".svg")
+    files = html.escape(path.name) + (f", {html.escape(vector.name)}" if vector.exists() else "")
     return (f'<figure><img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
-            f"<figcaption>{html.escape(path.name)}: {html.escape(caption)}</figcaption></figure>")
+            f"<figcaption>{html.escape(caption)} <span class=\"note\">({files})</span></figcaption></figure>")
+
+
+def _captions(fig_dir: Path) -> dict:
+    """Captions the figure functions wrote (they know why a slice was chosen)."""
+    store = fig_dir / "captions.json"
+    try:
+        return json.loads(store.read_text()) if store.exists() else {}
+    except ValueError:
+        return {}
 
 
 _FIGURE_ORDER = ("confusion_matrix", "hit_map", "size_histogram", "sphericity_vs_radius", "orthoslices",
-                 "fraction_along_z")
+                 "objects_3d", "fraction_along_z")
 
 
 def _figure_rank(path: Path):
@@ -120,7 +132,8 @@ def build_report(run_dir, *, title: str | None = None, output=None) -> Path:
     figs = sorted((run / "figures").glob("*.png"), key=_figure_rank) if (run / "figures").exists() else []
     if figs:
         parts.append("<h2>Figures</h2>")
-        parts.append('<div class="grid">' + "".join(_figure(f) for f in figs) + "</div>")
+        captions = _captions(run / "figures")
+        parts.append('<div class="grid">' + "".join(_figure(f, captions) for f in figs) + "</div>")
     csvs = sorted(run.glob("*.csv"))
     if (run / "objects.csv").exists():  # the same objects as objects_prediction.csv
         csvs = [c for c in csvs if c.name != "objects_prediction.csv"]

@@ -1,0 +1,132 @@
+"""napari layers from tomoseg results, as LayerDataTuples ``(data, kwargs, type)``; needs neither napari nor Qt.
+
+Objects are shown twice: a labels layer (each object's voxels, coloured by the
+chosen column) and a points layer at the centroids (sized by the equivalent
+radius, the table's columns as features). With ground truth, a third points
+layer marks each object TP, FP or FN with the Okabe-Ito colours and a symbol,
+so the marks read without colour too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..objects import AnalysisOptions, analyze
+from ..objects.label_image import label_image, object_colours
+from ..objects.matching import match_objects, overlap_pairs
+
+# Okabe & Ito (2008): distinguishable with the common colour-vision deficiencies
+# (the hit maps' colours: TP white, FP vermillion, FN sky blue)
+STATUS_COLOURS = {"TP": (1.0, 1.0, 1.0, 1.0), "FP": (0.835, 0.369, 0.0, 1.0), "FN": (0.337, 0.706, 0.914, 1.0)}
+STATUS_SYMBOLS = {"TP": "disc", "FP": "x", "FN": "square"}
+COLOUR_BY = {"equivalent radius": "equivalent_radius_vox", "sphericity": "sphericity_voxel",
+             "mean gray value": "mean_gray"}
+COLORMAPS = {"equivalent_radius_vox": "viridis", "sphericity_voxel": "cividis", "mean_gray": "gray"}
+TABLE_COLUMNS = ("label", "equivalent_radius_vox", "equivalent_radius_nm", "volume_vox", "sphericity_voxel",
+                 "mean_gray", "centroid_z", "centroid_y", "centroid_x")
+
+
+def _features(table: dict) -> dict:
+    return {c: np.asarray(table[c]) for c in TABLE_COLUMNS if c in table}
+
+
+def objects_layers(labels: np.ndarray, table: dict, *, scale=(1.0, 1.0, 1.0), color_by: str = "equivalent_radius_vox",
+                   name: str = "objects") -> list[tuple]:
+    """A labels layer coloured by ``color_by`` and a points layer at the centroids."""
+    column = COLOUR_BY.get(color_by, color_by)
+    cmap = COLORMAPS.get(column, "viridis")
+    values = np.asarray(table[column], np.float64) if len(table["label"]) else np.zeros(0)
+    if not np.isfinite(values).any():  # e.g. mean gray without an intensity image
+        column, cmap = "equivalent_radius_vox", "viridis"
+    colours = object_colours(table, column, cmap) if len(table["label"]) else {}
+    colormap = {None: (0, 0, 0, 0), 0: (0, 0, 0, 0)}
+    colormap.update({lab: tuple(c / 255 for c in rgba) for lab, rgba in colours.items()})
+    features = _features(table)
+    lab_kwargs = {"name": name, "scale": tuple(scale), "colormap": colormap, "opacity": 0.8,
+                  "features": {"index": np.asarray(table["label"]), **features},
+                  "metadata": {"tomoseg": {"color_by": column}}}
+    centroids = np.stack([np.asarray(table[f"centroid_{a}"], np.float64) for a in "zyx"], axis=1) \
+        if len(table["label"]) else np.zeros((0, 3))
+    radius = np.asarray(table["equivalent_radius_vox"], np.float64)
+    pt_kwargs = {"name": f"{name} (centroids)", "scale": tuple(scale), "features": features,
+                 "size": 2 * radius + 1 if len(radius) else 1, "face_color": column if len(radius) else "white",
+                 "face_colormap": cmap, "border_width": 0, "opacity": 0.9, "metadata_spherical": True,
+                 "visible": False, "metadata": {"tomoseg": {"color_by": column}}}
+    return [(labels, lab_kwargs, "labels"), (centroids, pt_kwargs, "points")]
+
+
+def detection_layer(pred: dict, truth: dict, pairs: dict, *, scale=(1.0, 1.0, 1.0)) -> tuple:
+    """Points marking kept predictions as TP or FP and kept true objects as FN (at the true centroid)."""
+    matched_t = set(pairs.values())
+    rows = []
+    for i, lab in enumerate(pred["label"]):
+        rows.append(("TP" if int(lab) in pairs else "FP", int(lab), i, pred))
+    for j, lab in enumerate(truth["label"]):
+        if int(lab) not in matched_t:
+            rows.append(("FN", int(lab), j, truth))
+    status = np.array([r[0] for r in rows], dtype=object)
+    coords = np.array([[r[3][f"centroid_{a}"][r[2]] for a in "zyx"] for r in rows], np.float64).reshape(-1, 3)
+    radius = np.array([r[3]["equivalent_radius_vox"][r[2]] for r in rows], np.float64)
+    kwargs = {
+        "name": "detections (TP/FP/FN)", "scale": tuple(scale),
+        "features": {"status": status, "label": np.array([r[1] for r in rows]), "equivalent_radius_vox": radius},
+        "size": 2 * radius + 4, "symbol": [STATUS_SYMBOLS[s] for s in status] or "disc",
+        "face_color": [(0, 0, 0, 0)] * len(rows) or "transparent",
+        "border_color": [STATUS_COLOURS[s] for s in status] or "white", "border_width": 0.2,
+        "border_width_is_relative": True, "metadata_spherical": True,
+        "text": {"string": "{status}", "color": "white", "size": 9, "anchor": "upper_left"} if rows else None,
+        "metadata": {"tomoseg": {"counts": {k: int(np.sum(status == k)) for k in STATUS_COLOURS}}},
+    }
+    return coords, kwargs, "points"
+
+
+def analysis_layers(volume: np.ndarray, *, intensity=None, truth=None, options: AnalysisOptions | None = None,
+                    voxel_size=None, color_by: str = "equivalent_radius_vox") -> tuple[list[tuple], dict, dict]:
+    """Analyze a mask or probability map held in memory; returns (layers, the kept objects' table, counts).
+
+    ``truth``: a binary ground-truth mask; then TP/FP/FN objects are marked (matching as ``evaluate``).
+    """
+    options = options or AnalysisOptions()
+    volume = np.asarray(volume)
+    if volume.dtype == np.bool_:
+        volume = volume.astype(np.uint8)
+    gray = None if intensity is None else np.asarray(intensity)
+    result = analyze(volume, intensity=gray, voxel_size=voxel_size, options=options)
+    table = result.selected
+    scale = tuple(voxel_size) if voxel_size else (1.0, 1.0, 1.0)
+    labels = label_image(volume, table, options=options)
+    layers = objects_layers(labels, table, scale=scale, color_by=color_by)
+    counts: dict = {"objects": int(len(table["label"]))}
+    if truth is not None:
+        from ..objects import label_objects, measure_objects, select_objects
+
+        full = label_image(volume, result.objects, options=options)
+        tlab, _ = label_objects(np.asarray(truth) > 0, connectivity=options.connectivity)
+        ttab_all = measure_objects(tlab, voxel_size=voxel_size)
+        pairs = match_objects(result.objects, ttab_all, overlap_pairs(full, tlab))
+        ttab = select_objects(ttab_all, exclude_border=options.exclude_border, min_voxels=options.min_voxels)
+        kept = set(int(l) for l in table["label"])
+        det = detection_layer(table, ttab, {p: t for p, t in pairs.items() if p in kept}, scale=scale)
+        # a kept true object matched by an excluded prediction is found, not missed (as evaluate counts it)
+        found_by_any = set(pairs.values())
+        keep = np.array([s != "FN" or int(l) not in found_by_any
+                         for s, l in zip(det[1]["features"]["status"], det[1]["features"]["label"])], bool)
+        det = _subset_points(det, keep)
+        layers.append(det)
+        counts.update(det[1]["metadata"]["tomoseg"]["counts"])
+    return layers, table, counts
+
+
+def _subset_points(layer: tuple, keep: np.ndarray) -> tuple:
+    data, kw, kind = layer
+    kw = dict(kw)
+    n = len(keep)
+    for key in ("size", "symbol", "face_color", "border_color"):
+        if isinstance(kw[key], (list, np.ndarray)) and len(kw[key]) == n:
+            kw[key] = [v for v, k in zip(kw[key], keep) if k] if isinstance(kw[key], list) else kw[key][keep]
+    kw["features"] = {k: v[keep] for k, v in kw["features"].items()}
+    status = kw["features"]["status"]
+    kw["metadata"] = {"tomoseg": {"counts": {k: int(np.sum(status == k)) for k in STATUS_COLOURS}}}
+    if not keep.any():
+        kw.update(symbol="disc", face_color="transparent", border_color="white", text=None)
+    return data[keep], kw, kind

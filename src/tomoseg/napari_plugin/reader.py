@@ -1,0 +1,122 @@
+"""napari reader for tomoseg's outputs: OME-Zarr images with ``labels/``, label images, masks, object tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+LABEL_NAMES = ("label", "mask", "objects", "truth")
+
+
+def get_reader(path):
+    """Return a reader for ``path`` if tomoseg understands it, else None (napari then asks other plugins)."""
+    if isinstance(path, list):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    p = Path(str(path))
+    name = p.name.lower()
+    if name.endswith(".csv"):
+        return _read_csv if _is_objects_csv(p) else None
+    if name.endswith((".zarr", ".ome.zarr")) or p.suffix.lower() in (".tif", ".tiff", ".h5", ".hdf5", ".nxs",
+                                                                     ".nrrd", ".npy"):
+        return read
+    return None
+
+
+def _is_objects_csv(path: Path) -> bool:
+    try:
+        header = path.open().readline().strip().split(",")
+    except OSError:
+        return False
+    return {"label", "centroid_z", "centroid_y", "centroid_x", "equivalent_radius_vox"} <= set(header)
+
+
+def _read_csv(path) -> list[tuple]:
+    from ..table import read_csv
+    from .layers import objects_layers
+
+    table = read_csv(path)
+    _, points = objects_layers(None, table)
+    points[1]["visible"] = True
+    points[1].pop("metadata_spherical", None)
+    points[1]["name"] = Path(str(path)).stem
+    return [points]
+
+
+def _scale(voxel_size):
+    return tuple(float(v) for v in voxel_size) if voxel_size else (1.0, 1.0, 1.0)
+
+
+def _label_kwargs(attrs: dict) -> dict:
+    """napari colormap and features from NGFF image-label colours and properties."""
+    meta = (attrs.get("ome") or {}).get("image-label") or attrs.get("image-label") or {}
+    kw: dict = {}
+    colours = meta.get("colors")
+    if colours:
+        cmap = {None: (0, 0, 0, 0), 0: (0, 0, 0, 0)}
+        cmap.update({int(c["label-value"]): tuple(v / 255 for v in c["rgba"]) for c in colours if c.get("rgba")})
+        kw["colormap"] = cmap
+    props = meta.get("properties")
+    if props:
+        keys = sorted({k for p in props for k in p if k != "label-value"})
+        feats = {"index": np.array([int(p["label-value"]) for p in props])}
+        for k in keys:
+            feats[k] = np.array([p.get(k, np.nan) for p in props], dtype=object if k == "name" else float)
+        kw["features"] = feats
+    return kw
+
+
+def read(path) -> list[tuple]:
+    """Layers of one file: OME-Zarr (image pyramid plus every ``labels/``) or any tomoseg volume."""
+    import zarr
+
+    from ..io import open_volume
+    from ..io.zarr_store import is_zarr_dir
+
+    p = Path(str(path))
+    if is_zarr_dir(p):
+        group = zarr.open(str(p), mode="r")
+        attrs = dict(group.attrs) if isinstance(group, zarr.Group) else {}
+        ms = (attrs.get("ome") or {}).get("multiscales")
+        if ms:
+            return _read_ome_zarr(p, group, ms)
+    vol = open_volume(str(p))
+    data = vol.read()
+    scale = _scale(vol.voxel_size)
+    layer_type = "labels" if _looks_like_labels(p, data) else "image"
+    kwargs = {"name": p.name.split(".")[0], "scale": scale}
+    if layer_type == "labels":
+        data = data.astype(np.uint32, copy=False) if data.dtype.kind == "f" else data
+    return [(data, kwargs, layer_type)]
+
+
+def _looks_like_labels(path: Path, data: np.ndarray) -> bool:
+    if data.dtype in (np.uint32, np.uint64, np.int32, np.int64):
+        return True
+    if any(n in path.name.lower() for n in LABEL_NAMES):
+        return data.dtype.kind in "uif" and np.array_equal(data[:: max(1, data.shape[0] // 8)],
+                                                           np.round(data[:: max(1, data.shape[0] // 8)]))
+    return False
+
+
+def _read_ome_zarr(p: Path, group, ms) -> list[tuple]:
+    from ..io.ome_zarr import read_pyramid
+    from ..io.zarr_store import open_zarr
+
+    vs = open_zarr(p).voxel_size
+    scale = _scale(vs)
+    levels = read_pyramid(p)
+    image_is_labels = "image-label" in (dict(group.attrs).get("ome") or {}) or levels[0].dtype in (np.uint32,
+                                                                                                  np.uint64)
+    data = levels if len(levels) > 1 else levels[0]
+    kwargs = {"name": ms[0].get("name") or p.name.split(".")[0], "scale": scale, "multiscale": len(levels) > 1}
+    layers = [(data, kwargs, "labels" if image_is_labels else "image")]
+    if "labels" in group:
+        for name in (dict(group["labels"].attrs).get("ome") or {}).get("labels", []):
+            lv = read_pyramid(p, f"labels/{name}")
+            kw = {"name": name, "scale": scale, "multiscale": len(lv) > 1, "opacity": 0.7,
+                  **_label_kwargs(dict(group[f"labels/{name}"].attrs))}
+            layers.append((lv if len(lv) > 1 else lv[0], kw, "labels"))
+    return layers

@@ -1,0 +1,303 @@
+"""napari dock widgets: segment an open image, analyze a mask, a table linked to the objects.
+
+Work runs in a napari thread worker: the UI stays live, a progress bar moves
+tile by tile, and the result arrives as new layers.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from qtpy.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFormLayout, QHeaderView, QLabel, QLineEdit,
+                            QProgressBar, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout,
+                            QWidget)
+
+from .layers import COLOUR_BY, analysis_layers
+
+NONE = "(none)"
+
+
+def _level0(layer) -> np.ndarray:
+    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+    return np.asarray(data)
+
+
+def _voxel_size(layer):
+    scale = tuple(float(s) for s in layer.scale[-3:])
+    return None if all(s == 1.0 for s in scale) else scale
+
+
+def _add(viewer, layer_tuple, like=None):
+    """Add a LayerDataTuple; with ``like``, in the same physical units (napari >= 0.6 has layer units)."""
+    data, kwargs, kind = layer_tuple
+    kwargs = spherical_points(kwargs)
+    if like is not None and hasattr(like, "units"):
+        kwargs.setdefault("units", tuple(like.units))
+    return getattr(viewer, f"add_{kind}")(data, **kwargs)
+
+
+def spherical_points(kwargs: dict) -> dict:
+    """Points drawn as spheres cut by the slice (napari >= 0.9: ``projection_mode``; before: out-of-slice)."""
+    kwargs = dict(kwargs)
+    if kwargs.pop("metadata_spherical", False):
+        from napari.layers.points._points_constants import PointsProjectionMode
+
+        if hasattr(PointsProjectionMode, "RESCALE_SPHERICAL"):
+            kwargs["projection_mode"] = "rescale_spherical"
+        else:
+            kwargs["out_of_slice_display"] = True
+    return kwargs
+
+
+class _LayerChoice(QComboBox):
+    """A combo box of the viewer's layers of some kinds, kept up to date."""
+
+    def __init__(self, viewer, kinds: tuple, optional: bool = False):
+        super().__init__()
+        self.viewer, self.kinds, self.optional = viewer, kinds, optional
+        viewer.layers.events.inserted.connect(self.refresh)
+        viewer.layers.events.removed.connect(self.refresh)
+        viewer.layers.events.reordered.connect(self.refresh)
+        self.refresh()
+
+    def refresh(self, *_):
+        current = self.currentText()
+        self.clear()
+        names = [l.name for l in self.viewer.layers if type(l).__name__.lower() in self.kinds and l.ndim == 3]
+        self.addItems(([NONE] if self.optional else []) + names)
+        if current in names:
+            self.setCurrentText(current)
+
+    def layer(self):
+        name = self.currentText()
+        return None if not name or name == NONE else self.viewer.layers[name]
+
+
+def segment_steps(image: np.ndarray, model=None, *, tile_size: int = 128, halo: int = 48, device: str = "auto"):
+    """Generator: yields (voxels done, total) after the statistics and after each tile; returns probabilities."""
+    from ..checkpoint import load_model
+    from ..inference import BackendConfig, TilingConfig
+    from ..inference.backends import make_backend
+    from ..inference.engine import predict_tile
+    from ..inference.normalization import volume_stats
+    from ..inference.tiling import tile_grid
+
+    image = np.asarray(image)
+    total = int(image.size)
+    net = load_model(model or None)
+    tiling = TilingConfig(tile_size=tile_size, halo=halo)
+    stats = volume_stats(image)
+    run = make_backend(net, BackendConfig(device=device))
+    out = np.empty(image.shape, np.float32)
+    done = 0
+    yield done, total
+    for tile in tile_grid(image.shape, tiling, net.config.divisor):
+        out[tile.core] = predict_tile(image, tile, stats, run, image.shape, tiling.pad_mode)
+        done += int(np.prod([s.stop - s.start for s in tile.core]))
+        yield done, total
+    return out
+
+
+class _Worker(QWidget):
+    """Shared parts: a Run button, a progress bar with Mvox/s, a status line."""
+
+    def __init__(self, viewer):
+        super().__init__()
+        self.viewer = viewer
+        self.worker = None
+        self.form = QFormLayout()
+        self.run_button = QPushButton("Run")
+        self.run_button.clicked.connect(self.run)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        box = QVBoxLayout(self)
+        box.addLayout(self.form)
+        box.addWidget(self.run_button)
+        box.addWidget(self.progress)
+        box.addWidget(self.status)
+
+    def _start(self, worker):
+        self.worker = worker
+        self._t0 = time.monotonic()
+        self.run_button.setEnabled(False)
+        worker.errored.connect(self._errored)
+        worker.finished.connect(lambda: self.run_button.setEnabled(True))
+        worker.start()
+
+    def _errored(self, exc):
+        self.status.setText(f"error: {exc}")
+
+    def _step(self, value):
+        done, total = value
+        self.progress.setValue(int(1000 * done / max(total, 1)))
+        dt = time.monotonic() - self._t0
+        rate = done / dt / 1e6 if dt > 0 and done else 0
+        left = (total - done) / (done / dt) if done and dt > 0 else float("nan")
+        self.status.setText(f"{done / 1e6:.2f} of {total / 1e6:.2f} Mvox, {rate:.2f} Mvox/s"
+                            + ("" if left != left else f", about {left:.0f} s left"))
+
+
+class SegmentWidget(_Worker):
+    """Segment the chosen image layer with the default model or a model file."""
+
+    def __init__(self, napari_viewer):
+        super().__init__(napari_viewer)
+        self.image = _LayerChoice(napari_viewer, ("image",))
+        self.model = QLineEdit()
+        self.model.setPlaceholderText("default model (or a .safetensors file)")
+        self.threshold = QSpinBox()
+        self.threshold.setRange(0, 254)
+        self.threshold.setValue(127)
+        self.device = QComboBox()
+        self.device.addItems(["auto", "cpu", "cuda"])
+        self.tile_size = QSpinBox()
+        self.tile_size.setRange(16, 512)
+        self.tile_size.setSingleStep(8)
+        self.tile_size.setValue(128)
+        self.halo = QSpinBox()
+        self.halo.setRange(0, 128)
+        self.halo.setValue(48)
+        for label, w in (("image", self.image), ("model", self.model), ("threshold (0-255)", self.threshold),
+                         ("device", self.device), ("tile size", self.tile_size), ("halo", self.halo)):
+            self.form.addRow(label, w)
+
+    def run(self):
+        from napari.qt.threading import create_worker
+
+        layer = self.image.layer()
+        if layer is None:
+            self.status.setText("open an image first")
+            return
+        self._source = layer
+        worker = create_worker(segment_steps, _level0(layer), self.model.text().strip() or None,
+                               tile_size=self.tile_size.value(), halo=self.halo.value(),
+                               device=self.device.currentText(), _start_thread=False)
+        worker.yielded.connect(self._step)
+        worker.returned.connect(self._done)
+        self._start(worker)
+        return worker
+
+    def _done(self, prob):
+        layer = self._source
+        scale = tuple(layer.scale)
+        p8 = np.rint(np.clip(prob, 0, 1) * 255).astype(np.uint8)
+        _add(self.viewer, (p8, {"name": f"{layer.name} probability", "scale": scale, "colormap": "magma",
+                                "contrast_limits": (0, 255), "blending": "additive", "visible": False}, "image"),
+             like=layer)
+        _add(self.viewer, ((p8 > self.threshold.value()).astype(np.uint8),
+                           {"name": f"{layer.name} mask", "scale": scale, "opacity": 0.6}, "labels"), like=layer)
+        dt = time.monotonic() - self._t0
+        self.status.setText(f"done in {dt:.1f} s ({p8.size / 1e6 / max(dt, 1e-9):.2f} Mvox/s): probability "
+                            f"(0-255) and mask (> {self.threshold.value()}) added")
+
+
+class AnalyzeWidget(_Worker):
+    """Label and measure the objects of a mask or probability layer; colour them; mark TP/FP/FN against truth."""
+
+    def __init__(self, napari_viewer):
+        super().__init__(napari_viewer)
+        self.source = _LayerChoice(napari_viewer, ("labels", "image"))
+        self.intensity = _LayerChoice(napari_viewer, ("image",), optional=True)
+        self.truth = _LayerChoice(napari_viewer, ("labels", "image"), optional=True)
+        self.threshold = QSpinBox()
+        self.threshold.setRange(0, 254)
+        self.threshold.setValue(127)
+        self.min_voxels = QSpinBox()
+        self.min_voxels.setRange(1, 10**6)
+        self.min_voxels.setValue(8)
+        self.keep_border = QCheckBox("keep objects touching the border")
+        self.color_by = QComboBox()
+        self.color_by.addItems(list(COLOUR_BY))
+        for label, w in (("mask or probability", self.source), ("gray image", self.intensity),
+                         ("ground truth", self.truth), ("threshold (0-255)", self.threshold),
+                         ("min voxels", self.min_voxels), ("", self.keep_border), ("colour by", self.color_by)):
+            self.form.addRow(label, w)
+        self.table = QTableWidget()
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.itemSelectionChanged.connect(self._jump)
+        self.layout().addWidget(self.table)
+        self.objects = None
+        self.layers = []
+
+    def run(self):
+        from napari.qt.threading import create_worker
+
+        from ..objects import AnalysisOptions
+
+        src = self.source.layer()
+        if src is None:
+            self.status.setText("open a mask or probability map first")
+            return
+        options = AnalysisOptions(threshold=self.threshold.value(), min_voxels=self.min_voxels.value(),
+                                  exclude_border=not self.keep_border.isChecked())
+        gray, truth = self.intensity.layer(), self.truth.layer()
+        self._source = src
+        worker = create_worker(analysis_layers, _level0(src),
+                               intensity=None if gray is None else _level0(gray),
+                               truth=None if truth is None else _level0(truth), options=options,
+                               voxel_size=_voxel_size(src), color_by=COLOUR_BY[self.color_by.currentText()],
+                               _start_thread=False)
+        worker.returned.connect(self._done)
+        self.progress.setRange(0, 0)  # busy
+        self._start(worker)
+        return worker
+
+    def _done(self, result):
+        layers, table, counts = result
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(1000)
+        for old in self.layers:
+            if old in self.viewer.layers:
+                self.viewer.layers.remove(old)
+        self.layers = [_add(self.viewer, t, like=self._source) for t in layers]
+        self.objects = table
+        self._fill_table(table, layers)
+        text = f"{counts['objects']} objects in {time.monotonic() - self._t0:.1f} s"
+        if "TP" in counts:
+            text += f"; TP {counts['TP']}, FP {counts['FP']}, FN {counts['FN']}"
+        self.status.setText(text)
+
+    def _fill_table(self, table, layers):
+        from .layers import TABLE_COLUMNS
+
+        cols = [c for c in TABLE_COLUMNS if c in table and not c.startswith("centroid")]
+        status = {}
+        for data, kw, _ in layers:
+            feats = kw.get("features", {})
+            if "status" in feats:
+                status = {int(l): s for l, s in zip(feats["label"], feats["status"]) if s != "FN"}
+        if status:
+            cols.append("status")
+        self.table.setColumnCount(len(cols))
+        self.table.setHorizontalHeaderLabels(cols)
+        n = len(table["label"])
+        self.table.setRowCount(n)
+        for i in range(n):
+            for j, c in enumerate(cols):
+                v = status.get(int(table["label"][i]), "") if c == "status" else table[c][i]
+                text = f"{v:.3g}" if isinstance(v, (float, np.floating)) else str(v)
+                self.table.setItem(i, j, QTableWidgetItem(text))
+
+    def _jump(self):
+        """Select a row: go to the object's slice, centre it, select it in the layers."""
+        rows = {i.row() for i in self.table.selectedIndexes()}
+        if not rows or self.objects is None:
+            return
+        i = rows.pop()
+        t = self.objects
+        labels_layer = self.layers[0]
+        scale = np.asarray(labels_layer.scale[-3:], float)
+        centre = np.array([t[f"centroid_{a}"][i] for a in "zyx"]) * scale
+        self.viewer.dims.set_point(0, float(centre[0]))
+        scene = getattr(self.viewer, "scene", None)  # napari >= 0.9 moved the camera to viewer.scene
+        camera = scene.camera if scene is not None and hasattr(scene, "camera") else self.viewer.camera
+        camera.center = tuple(float(c) for c in centre)
+        labels_layer.selected_label = int(t["label"][i])
+        if len(self.layers) > 1:
+            self.layers[1].selected_data = {i}

@@ -1,0 +1,184 @@
+"""The object label image: each object's voxels carry its row's ``label`` in the objects table.
+
+A scientist who opens the label image in napari, Fiji or ParaView beside
+``objects.csv`` finds row ``label == 17`` as the voxels of value 17. Objects the
+table leaves out (touching the border, under ``min_voxels``) are dropped to 0,
+so the image and the table always hold the same objects; with
+``--all-objects`` both keep every object.
+
+The labelling is the one :func:`~tomoseg.objects.analyze` uses (the same
+threshold, connectivity and raster-order numbering, in memory or chunk by chunk),
+so IDs agree without keeping the analysis' labels in memory.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import TomosegError
+from .analysis import AnalysisOptions, _mask_of, is_probability
+from .labelling import _chunk_slices, label_chunked, label_objects
+
+__all__ = ["label_image", "write_label_image", "write_objects_ome_zarr", "object_colours", "label_dtype_for"]
+
+
+def _lookup(table: dict, n_max: int) -> np.ndarray:
+    keep = np.asarray(table["label"], np.int64)
+    top = max(int(n_max), int(keep.max()) if len(keep) else 0)
+    lut = np.zeros(top + 1, np.uint32)
+    lut[keep] = keep.astype(np.uint32)
+    return lut
+
+
+def label_image(volume, table: dict, *, options: AnalysisOptions | None = None) -> np.ndarray:
+    """The label image (uint32, 0 = background) of the objects in ``table``, in memory.
+
+    Parameters
+    ----------
+    volume : Volume or ndarray
+        The mask or probability map given to :func:`~tomoseg.objects.analyze`.
+    table : dict
+        ``Analysis.selected`` (or ``.objects``): which labels to keep.
+    options : AnalysisOptions
+        The analysis' threshold and connectivity.
+
+    Examples
+    --------
+    >>> from tomoseg.objects import analyze
+    >>> m = np.zeros((9, 9, 9), np.uint8); m[2:5, 2:5, 2:5] = 1; m[0, 0, 0] = 1
+    >>> a = analyze(m)
+    >>> lab = label_image(m, a.selected, options=a.options)
+    >>> sorted(np.unique(lab)), list(a.selected["label"])
+    ([np.uint32(0), np.uint32(2)], [np.int64(2)])
+    """
+    options = options or AnalysisOptions()
+    prob = is_probability(volume)
+    mask = _mask_of(np.asarray(volume[:, :, :]), prob, options.threshold)
+    labels, n = label_objects(mask, connectivity=options.connectivity)
+    return _lookup(table, n)[labels]
+
+
+def label_dtype_for(path, max_label: int):
+    """uint32 where the format holds it; for TIFF (ImageJ has no uint32) uint16, or float32 up to 2^24."""
+    from ..io import format_of
+
+    if format_of(path, for_writing=True) not in ("tiff", "tiff-folder"):
+        return np.uint32
+    if max_label <= np.iinfo(np.uint16).max:
+        return np.uint16
+    if max_label <= 2**24:
+        return np.float32
+    raise TomosegError(f"{path}: {max_label} objects do not fit a TIFF label image (ImageJ holds IDs up to "
+                       "2^24 as float32); write the labels as .zarr or .h5")
+
+
+def write_label_image(volume, path, table: dict, *, options: AnalysisOptions | None = None, voxel_size=None,
+                      overwrite: bool = False, workdir=None, progress=None) -> Path:
+    """Write the label image of the objects in ``table`` to ``path``, any format, in bounded memory.
+
+    Volumes up to ``options.in_memory_voxels`` are labelled in memory, larger ones chunk by chunk (as
+    :func:`~tomoseg.objects.analyze` does). A ``.zarr`` output is an OME-Zarr image with a pyramid
+    (2x2x2 modes). TIFF holds uint16 (or float32 past 65535 objects); other formats uint32.
+    """
+    from ..io import create_volume, format_of
+
+    options = options or AnalysisOptions()
+    path = Path(path)
+    shape = tuple(int(s) for s in volume.shape)
+    max_label = int(np.max(table["label"])) if len(table["label"]) else 0
+    dtype = label_dtype_for(path, max_label)
+    size = int(np.prod(shape, dtype=np.int64))
+    chunks = tuple(min(c, s) for c, s in zip(options.chunks, shape))
+    is_zarr = format_of(path, for_writing=True) == "zarr"
+    if size <= options.in_memory_voxels:
+        labels = label_image(volume, table, options=options)
+        with create_volume(path, shape, dtype, voxel_size=voxel_size, chunks=chunks, overwrite=overwrite) as w:
+            w[:, :, :] = labels.astype(dtype, copy=False)
+        if progress is not None:
+            progress.update(size)
+    else:
+        import zarr
+
+        tmp = Path(tempfile.mkdtemp(prefix="tomoseg-labels-", dir=workdir))
+        try:
+            store = tmp / "labels.zarr"
+            prob = is_probability(volume)
+            n = label_chunked(volume, store, chunks=chunks, connectivity=options.connectivity,
+                              threshold=options.threshold if prob else None, progress=progress)
+            lut = _lookup(table, n)
+            src = zarr.open_array(str(store), path="0", mode="r")
+            with create_volume(path, shape, dtype, voxel_size=voxel_size, chunks=chunks,
+                               overwrite=overwrite) as w:
+                for sl in _chunk_slices(shape, chunks):
+                    w[sl] = lut[np.asarray(src[sl])].astype(dtype, copy=False)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    if is_zarr:
+        from ..io.ome_zarr import add_pyramid, have_models
+
+        if have_models():  # else the single-scale OME-Zarr stays (readable everywhere)
+            add_pyramid(path, method="mode")
+    return path
+
+
+class _Thresholded:
+    """A mask view of a mask or probability map, read region by region (uint8 0/1)."""
+
+    def __init__(self, volume, options: AnalysisOptions):
+        self.volume, self.prob, self.threshold = volume, is_probability(volume), options.threshold
+        self.shape, self.dtype = tuple(volume.shape), np.dtype(np.uint8)
+
+    def __getitem__(self, key):
+        return _mask_of(np.asarray(self.volume[key]), self.prob, self.threshold).astype(np.uint8)
+
+
+MASK_RGBA = (230, 159, 0, 255)  # Okabe-Ito orange
+MAX_LABEL_PROPERTIES = 50_000     # beyond this, colours and properties would bloat the metadata
+
+
+def object_colours(table: dict, column: str = "equivalent_radius_vox", cmap: str = "viridis") -> dict:
+    """{label: RGBA 0-255} colouring objects by ``column`` on a colour-blind-safe map (2nd-98th percentile)."""
+    from matplotlib import colormaps
+
+    values = np.asarray(table[column], np.float64)
+    finite = values[np.isfinite(values)]
+    lo, hi = (np.percentile(finite, [2, 98]) if len(finite) else (0.0, 1.0))
+    scaled = np.clip((values - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
+    rgba = (np.asarray(colormaps[cmap](np.nan_to_num(scaled))) * 255).round().astype(int)
+    return {int(l): tuple(int(c) for c in rgba[i]) for i, l in enumerate(table["label"])}
+
+
+def write_objects_ome_zarr(volume, path, table: dict, *, image=None, options: AnalysisOptions | None = None,
+                           voxel_size=None, overwrite: bool = False, workdir=None) -> Path:
+    """One OME-Zarr image for viewers: ``image`` (the gray values; else ``volume``) as a pyramid, with
+    ``labels/mask`` (0/1) and ``labels/objects`` (IDs = the table's ``label``), objects coloured by equivalent
+    radius and carrying their radius, volume and sphericity as NGFF properties."""
+    import zarr
+
+    from ..io.ome_zarr import write_ome_zarr
+
+    options = options or AnalysisOptions()
+    tmp = Path(tempfile.mkdtemp(prefix="tomoseg-ome-", dir=workdir))
+    try:
+        lab_path = write_label_image(volume, tmp / "objects.zarr", table, options=options, voxel_size=voxel_size)
+        objects = zarr.open_array(str(lab_path), path="0", mode="r")
+        colours = properties = None
+        n = len(table["label"])
+        if 0 < n <= MAX_LABEL_PROPERTIES:
+            colours = object_colours(table)
+            cols = [c for c in ("equivalent_radius_vox", "equivalent_radius_nm", "volume_vox", "sphericity_voxel",
+                                "sphericity_mesh", "mean_gray", "mean_probability") if c in table]
+            properties = {int(l): {c: float(table[c][i]) for c in cols if np.isfinite(table[c][i])}
+                          for i, l in enumerate(table["label"])}
+        return write_ome_zarr(path, image if image is not None else volume,
+                              labels={"mask": _Thresholded(volume, options), "objects": objects},
+                              voxel_size=voxel_size, chunks=(64, 128, 128),
+                              label_colors={"mask": {1: MASK_RGBA}, "objects": colours},
+                              label_properties={"mask": {1: {"name": "object"}}, "objects": properties},
+                              overwrite=overwrite)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

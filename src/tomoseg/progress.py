@@ -1,0 +1,218 @@
+"""Progress a person trusts: a bar with Mvox/s and a time left that settles, or plain lines in logs.
+
+On a terminal, one line is redrawn (at most 5 times a second, and once a second
+even when no work has finished, so the elapsed time moves from the first
+seconds). When stderr is not a terminal (a log file, CI, a batch job) it prints
+one plain line every ``interval`` seconds instead of hundreds of ``\\r``
+fragments. Ctrl-C while a bar is open prints how to resume.
+
+The rate is an exponential moving average over about ``window`` seconds,
+started from the mean rate of the run so far, so the time left settles within
+a few updates instead of jumping with every tile.
+
+Examples
+--------
+>>> import io
+>>> out = io.StringIO()
+>>> with Progress(1000, desc="demo", stream=out, interval=0) as bar:
+...     bar.update(500)
+...     bar.update(500)
+>>> "demo: 100%" in out.getvalue()
+True
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+__all__ = ["Progress", "progress_bar", "format_duration", "format_count"]
+
+
+def format_count(n: float, unit: str = "vox") -> str:
+    """``1234567`` -> ``'1.23 Mvox'``."""
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= factor:
+            return f"{n / factor:.3g} {prefix}{unit}"
+    return f"{n:.0f} {unit}"
+
+
+def format_duration(seconds: float) -> str:
+    """Rounded so that it does not flicker: ``'8 s'``, ``'2 min 10 s'``, ``'1 h 05 min'``."""
+    if seconds != seconds or seconds == float("inf"):
+        return "?"
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 600:
+        s = 5 * round(s / 5)
+        return f"{s // 60} min {s % 60:02d} s"
+    if s < 3600:
+        return f"{round(s / 60)} min"
+    m = round(s / 60)
+    return f"{m // 60} h {m % 60:02d} min"
+
+
+class Progress:
+    """A progress indicator with the tqdm methods tomoseg uses (``update``, ``reset``, ``set_description``,
+    ``close``).
+
+    Parameters
+    ----------
+    total : int
+        Units of work (voxels).
+    desc : str
+        What is being done (``statistics``, ``segment``).
+    unit : str
+        Unit name; rates are shown per second with an SI prefix (Mvox/s).
+    stream : file, optional
+        Where to write; default ``sys.stderr``.
+    tty : bool, optional
+        Redraw one line (True) or print plain lines (False); default: whether ``stream`` is a terminal.
+    interval : float, optional
+        Seconds between plain lines (default 30); 0 prints at every update (for tests).
+    window : float
+        Seconds over which the rate is averaged (default 20).
+    resume_hint : str, optional
+        Printed when Ctrl-C stops the work while the bar is open.
+    """
+
+    def __init__(self, total: int, *, desc: str = "", unit: str = "vox", stream=None, tty: bool | None = None,
+                 interval: float | None = None, window: float = 20.0, resume_hint: str | None = None):
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = bool(tty) if tty is not None else bool(getattr(self.stream, "isatty", lambda: False)())
+        self.interval = (30.0 if interval is None else float(interval))
+        self.window = float(window)
+        self.unit = unit
+        self.resume_hint = resume_hint
+        self._lock = threading.Lock()
+        self._closed = False
+        self._width = 0
+        self.reset(total=total, desc=desc)
+        self._ticker = None
+        if self.tty:
+            self._stop = threading.Event()
+            self._ticker = threading.Thread(target=self._tick, name="tomoseg-progress", daemon=True)
+            self._ticker.start()
+
+    # ------------------------------------------------------------- tqdm-like API
+    def reset(self, total: int | None = None, desc: str | None = None) -> None:
+        with getattr(self, "_lock", threading.Lock()):
+            if total is not None:
+                self.total = int(total)
+            if desc is not None:
+                self.desc = desc
+            self.n = 0
+            self.start = time.monotonic()
+            self._rate = None        # smoothed rate (units/s)
+            self._last_t = self.start
+            self._last_n = 0
+            self._last_print = -float("inf")
+            self._last_draw = -float("inf")
+
+    def set_description(self, desc: str) -> None:
+        with self._lock:
+            self.desc = desc
+        self._draw(force=True)
+
+    def update(self, n: int = 1) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self.n += int(n)
+            dt = now - self._last_t
+            if dt > 0:
+                inst = (self.n - self._last_n) / dt
+                if self._rate is None:
+                    elapsed = now - self.start
+                    self._rate = self.n / elapsed if elapsed > 0 else inst
+                else:
+                    a = min(1.0, dt / self.window)
+                    self._rate = (1 - a) * self._rate + a * inst
+                self._last_t, self._last_n = now, self.n
+        self._draw()
+
+    @property
+    def rate(self) -> float | None:
+        """Smoothed units per second (None before the first update)."""
+        return self._rate
+
+    def eta(self) -> float:
+        """Seconds left (nan before the rate is known)."""
+        if not self._rate:
+            return float("nan")
+        return max(self.total - self.n, 0) / self._rate
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._ticker is not None:
+            self._stop.set()
+            self._ticker.join(timeout=2)
+        interrupted = sys.exc_info()[0] is KeyboardInterrupt
+        self._draw(force=True, final=True)
+        if self.tty:
+            self.stream.write("\n")
+        if interrupted and self.resume_hint:
+            self.stream.write(f"tomoseg: stopped by Ctrl-C. {self.resume_hint}\n")
+        self.stream.flush()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    # ------------------------------------------------------------- drawing
+    def line(self) -> str:
+        """The status text: what, how far, how fast, how long."""
+        elapsed = time.monotonic() - self.start
+        pct = 100.0 * self.n / self.total if self.total else 100.0
+        rate = self._rate
+        speed = f"{format_count(rate, self.unit)}/s" if rate else "starting"
+        left = self.eta()
+        when = "" if left != left else f", {format_duration(left)} left"
+        if self.n >= self.total and self.total:
+            when = ""
+        return (f"{self.desc + ': ' if self.desc else ''}{pct:3.0f}% ({format_count(self.n, self.unit)} of "
+                f"{format_count(self.total, self.unit)}), {speed}, {format_duration(elapsed)} elapsed{when}")
+
+    def _draw(self, *, force: bool = False, final: bool = False) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if self.tty:
+                if not force and now - self._last_draw < 0.2:
+                    return
+                self._last_draw = now
+                text = self._bar() + " " + self.line()
+                pad = max(0, self._width - len(text))
+                self._width = len(text)
+                self.stream.write("\r" + text + " " * pad)
+                self.stream.flush()
+                return
+            done = self.n >= self.total > 0
+            if not (force and final) and not done and now - self._last_print < self.interval:
+                return
+            if done and self._last_print == float("inf"):
+                return  # the 100 % line was printed already
+            self._last_print = float("inf") if done else now
+            self.stream.write(self.line() + "\n")
+            self.stream.flush()
+
+    def _bar(self, width: int = 20) -> str:
+        frac = min(1.0, self.n / self.total) if self.total else 1.0
+        full = int(frac * width)
+        return "|" + "#" * full + "-" * (width - full) + "|"
+
+    def _tick(self) -> None:
+        while not self._stop.wait(1.0):
+            self._draw(force=True)
+
+
+def progress_bar(enabled: bool, total: int, *, desc: str = "", resume_hint: str | None = None):
+    """A :class:`Progress` on stderr, or None when progress is off (``-q``)."""
+    if not enabled:
+        return None
+    return Progress(total, desc=desc, resume_hint=resume_hint)

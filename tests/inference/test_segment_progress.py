@@ -1,0 +1,44 @@
+"""segment's progress: plain lines in logs, and Ctrl-C says how to resume."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from tomoseg.inference import SegmentOptions, TilingConfig, segment
+from tomoseg.inference.engine import work_dir_for
+from tomoseg.io import write_volume
+
+
+def test_progress_in_a_log_is_plain_lines(tmp_path, random_model_path, capsys):
+    image = np.random.default_rng(0).normal(100, 10, (16, 48, 48)).astype(np.float32)
+    write_volume(tmp_path / "in.npy", image)
+    opts = SegmentOptions(tiling=TilingConfig(tile_size=16, halo=8))
+    segment(tmp_path / "in.npy", tmp_path / "p.zarr", model=random_model_path, options=opts, progress=True)
+    err = capsys.readouterr().err
+    assert "\r" not in err  # captured stderr is not a terminal
+    lines = err.strip().splitlines()
+    assert lines[0].startswith("statistics:") and lines[-1].startswith("segment: 100% (36.9 kvox of 36.9 kvox)")
+    assert "vox/s" in lines[-1] and len(lines) <= 6
+
+
+@pytest.mark.slow
+def test_ctrl_c_says_how_to_resume(tmp_path, random_model_path, small_phantom):
+    src = tmp_path / "in.tif"
+    write_volume(str(src), small_phantom.image, voxel_size=(29.33,) * 3)
+    out = tmp_path / "out.zarr"
+    cmd = [sys.executable, "-m", "tomoseg", "segment", str(src), str(out), "--model", str(random_model_path),
+           "--tile-size", "16", "--halo", "8", "--backend", "torch"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    done = work_dir_for(out) / "done"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (done.exists() and len(os.listdir(done)) >= 2):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "stopped by Ctrl-C" in err and "--resume" in err

@@ -1,0 +1,127 @@
+"""OME-Zarr with pyramids and labels/: checked against the NGFF 0.5 spec (ome-zarr-models)."""
+
+import json
+
+import numpy as np
+import pytest
+import zarr
+
+pytest.importorskip("ome_zarr_models")  # Python 3.11 to 3.13
+
+from tomoseg.cli import main  # noqa: E402
+from tomoseg.errors import TomosegError  # noqa: E402
+from tomoseg.io import open_volume, write_volume  # noqa: E402
+from tomoseg.io.ome_zarr import (add_pyramid, downsample_mean, downsample_mode, pyramid_shapes, read_pyramid,
+                                 validate_ome_zarr, write_ome_zarr)  # noqa: E402
+
+VS = (29.33, 29.33, 29.33)
+
+
+def test_levels_halve_down_to_one_chunk():
+    assert pyramid_shapes((64, 128, 128)) == [(64, 128, 128)]
+    assert pyramid_shapes((65, 128, 128)) == [(65, 128, 128), (33, 64, 64)]
+    shapes = pyramid_shapes((2048, 2048, 2048))
+    assert shapes[-1] == (64, 64, 64) and len(shapes) == 6
+
+
+def test_mean_and_mode_downsampling(rng):
+    img = rng.integers(0, 255, (6, 8, 10)).astype(np.float32)
+    expected = img.reshape(3, 2, 4, 2, 5, 2).mean(axis=(1, 3, 5))
+    assert np.allclose(downsample_mean(img), expected)
+    assert downsample_mean(np.ones((3, 3, 3), np.uint8)).shape == (2, 2, 2)  # odd sizes round up
+    lab = np.zeros((4, 4, 4), np.uint32)
+    lab[:2, :2, :2] = 5          # a full block: 5
+    lab[2:, 2:, 2:] = [[1, 2], [2, 2]]  # 2 wins 6 to 2
+    lab[0, 2, 2] = 9              # one voxel of 9 among background: background wins
+    lab[2:, :2, :2] = 0
+    lab[2, 0, 0] = lab[2, 0, 1] = lab[2, 1, 0] = lab[2, 1, 1] = 4  # 4 against 0, 4 to 4: the object wins
+    assert downsample_mode(lab)[:, :, :].tolist() == [[[5, 0], [0, 0]], [[4, 0], [0, 2]]]
+
+
+@pytest.fixture
+def stack(rng):
+    """A volume larger than one chunk with a mask and labels."""
+    shape = (70, 150, 200)
+    image = rng.normal(120, 20, shape).clip(0, 255).astype(np.uint8)
+    mask = np.zeros(shape, np.uint8)
+    mask[10:20, 30:40, 50:60] = 1
+    mask[40:44, 100:130, 20:24] = 1
+    objects = (mask * np.where(np.arange(shape[0])[:, None, None] < 30, 1, 2)).astype(np.uint32)
+    return image, mask, objects
+
+
+def test_write_passes_ngff_validation_with_pyramid_and_labels(tmp_path, stack):
+    from ome_zarr_models.v05.image import Image
+    from ome_zarr_models.v05.labels import Labels
+
+    image, mask, objects = stack
+    path = write_ome_zarr(tmp_path / "result.ome.zarr", image, labels={"mask": mask, "objects": objects},
+                          voxel_size=VS, label_colors={"objects": {1: (1, 2, 3, 255), 2: (4, 5, 6, 255)}},
+                          label_properties={"objects": {1: {"equivalent_radius_nm": 50.0},
+                                                        2: {"equivalent_radius_nm": 80.0}}})
+    group = zarr.open_group(str(path), mode="r")
+    model = Image.from_zarr(group)  # the NGFF validator: raises on any deviation from the spec
+    ms = model.attributes.ome.multiscales[0]
+    assert len(ms.datasets) >= 2
+    assert [(a.name, a.unit) for a in ms.axes] == [("z", "nanometer"), ("y", "nanometer"), ("x", "nanometer")]
+    scales = [d.coordinateTransformations[0].scale for d in ms.datasets]
+    assert scales[0] == pytest.approx(VS) and scales[1] == pytest.approx([2 * v for v in VS])
+    labels = Labels.from_zarr(group["labels"])
+    assert labels.attributes.ome.labels == ["mask", "objects"]
+    for name, data in (("mask", mask), ("objects", objects)):
+        levels = read_pyramid(path, f"labels/{name}")
+        assert len(levels) == len(ms.datasets)
+        assert np.array_equal(levels[0][:], data)
+        assert levels[1].shape == tuple((s + 1) // 2 for s in data.shape)
+    meta = group["labels/objects"].attrs["ome"]["image-label"]
+    assert meta["colors"][1] == {"label-value": 2, "rgba": [4, 5, 6, 255]}
+    assert meta["properties"][0]["equivalent_radius_nm"] == 50.0
+    assert validate_ome_zarr(path) == {"levels": len(ms.datasets), "labels": ["mask", "objects"],
+                                       "axes": [("z", "nanometer"), ("y", "nanometer"), ("x", "nanometer")]}
+    vol = open_volume(path)  # tomoseg reads level 0 at scale
+    assert vol.voxel_size == pytest.approx(VS) and np.array_equal(vol.read(), image)
+
+
+def test_readable_by_ome_zarr_py(tmp_path, stack):
+    reader = pytest.importorskip("ome_zarr.reader")
+    from ome_zarr.io import parse_url
+
+    image, mask, objects = stack
+    path = write_ome_zarr(tmp_path / "r.ome.zarr", image, labels={"mask": mask, "objects": objects}, voxel_size=VS)
+    nodes = list(reader.Reader(parse_url(str(path)))())
+    assert len(nodes[0].data) >= 2 and np.array_equal(np.asarray(nodes[0].data[0]), image)
+
+
+def test_refuses_to_overwrite_or_replace_foreign_stores(tmp_path, stack):
+    image, _, _ = stack
+    p = write_ome_zarr(tmp_path / "a.ome.zarr", image[:8, :8, :8])
+    with pytest.raises(TomosegError, match="already exists"):
+        write_ome_zarr(p, image[:8, :8, :8])
+    write_ome_zarr(p, image[:8, :8, :8], overwrite=True)
+    foreign = tmp_path / "theirs.zarr"
+    zarr.open_group(str(foreign), mode="w").attrs["x"] = 1
+    with pytest.raises(TomosegError, match="not written by tomoseg"):
+        write_ome_zarr(foreign, image[:8, :8, :8], overwrite=True)
+
+
+def test_pyramid_added_to_a_single_scale_output(tmp_path, stack):
+    image, _, _ = stack
+    write_volume(tmp_path / "prob.zarr", image, voxel_size=VS)  # today's single-scale writer
+    assert add_pyramid(tmp_path / "prob.zarr") >= 2
+    assert validate_ome_zarr(tmp_path / "prob.zarr")["levels"] >= 2
+    assert np.array_equal(open_volume(tmp_path / "prob.zarr").read(), image)
+
+
+def test_cli_analyze_writes_one_ome_zarr_for_viewers(tmp_path, stack):
+    image, mask, _ = stack
+    write_volume(tmp_path / "mask.tif", mask, voxel_size=VS)
+    write_volume(tmp_path / "image.tif", image, voxel_size=VS)
+    out = tmp_path / "result.ome.zarr"
+    assert main(["analyze", str(tmp_path / "mask.tif"), "--intensity", str(tmp_path / "image.tif"), "--json",
+                 "--ome-zarr", str(out), "-q"]) == 0
+    summary = validate_ome_zarr(out)
+    assert summary["levels"] >= 2 and summary["labels"] == ["mask", "objects"]
+    group = zarr.open_group(str(out), mode="r")
+    props = group["labels/objects"].attrs["ome"]["image-label"]["properties"]
+    assert sorted(p["label-value"] for p in props) == sorted(np.unique(group["labels/objects/0"][:])[1:].tolist())
+    assert json.dumps(props)  # plain JSON, no NaN

@@ -1,0 +1,90 @@
+"""The label image and the objects table describe the same objects: ID = row's label, same voxels."""
+
+import numpy as np
+import pytest
+
+from tomoseg.cli import main
+from tomoseg.io import open_volume, read_volume, write_volume
+from tomoseg.objects import AnalysisOptions, analyze
+from tomoseg.objects.label_image import label_image, write_label_image
+from tomoseg.table import read_csv
+
+
+def blobs(rng, shape=(40, 70, 90), n=60):
+    """Balls of radius 1-4 voxels at random places (some touch the border, some merge, some are tiny)."""
+    z, y, x = np.ogrid[:shape[0], :shape[1], :shape[2]]
+    mask = np.zeros(shape, np.uint8)
+    for _ in range(n):
+        c = [rng.uniform(0, s) for s in shape]
+        r = rng.uniform(0.6, 4.0)
+        mask[(z - c[0]) ** 2 + (y - c[1]) ** 2 + (x - c[2]) ** 2 <= r * r] = 1
+    return mask
+
+
+def check_rows_match_voxels(labels: np.ndarray, table: dict):
+    ids, counts = np.unique(labels[labels > 0], return_counts=True)
+    assert ids.tolist() == sorted(table["label"].tolist())
+    count_of = dict(zip(ids.tolist(), counts.tolist()))
+    for i, lab in enumerate(table["label"]):
+        assert count_of[int(lab)] == table["volume_vox"][i]
+        zz, yy, xx = np.nonzero(labels == lab)
+        for axis, coords in zip("zyx", (zz, yy, xx)):
+            assert coords.mean() == pytest.approx(table[f"centroid_{axis}"][i], abs=1e-3)
+            assert coords.min() == table[f"bbox_{axis}0"][i] and coords.max() + 1 == table[f"bbox_{axis}1"][i]
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["in-memory", "chunked"])
+@pytest.mark.parametrize("which", ["selected", "objects"])
+def test_label_ids_match_table_rows(rng, tmp_path, chunked, which):
+    mask = blobs(rng)
+    options = AnalysisOptions(chunks=(16, 32, 32), in_memory_voxels=1000 if chunked else 2**30)
+    result = analyze(mask, options=options)
+    table = getattr(result, which)
+    assert 10 < len(table["label"])
+    if which == "selected":
+        assert len(table["label"]) < len(result.objects["label"])  # the exclusions drop objects
+    out = write_label_image(mask, tmp_path / "labels.npy", table, options=options)
+    labels = read_volume(out)
+    assert labels.dtype == np.uint32
+    check_rows_match_voxels(labels, table)
+    if not chunked:
+        assert np.array_equal(label_image(mask, table, options=options), labels)
+
+
+def test_probability_map_uses_the_threshold(rng, tmp_path):
+    mask = blobs(rng)
+    prob = np.where(mask > 0, 200, 40).astype(np.uint8)
+    result = analyze(prob)
+    check_rows_match_voxels(label_image(prob, result.selected, options=result.options), result.selected)
+
+
+def test_formats_tiff_uint16_and_ome_zarr_pyramid(rng, tmp_path):
+    mask = blobs(rng, shape=(40, 200, 300))
+    options = AnalysisOptions(chunks=(32, 64, 64))
+    result = analyze(mask, options=options)
+    tif = write_label_image(mask, tmp_path / "labels.tif", result.selected, options=options, voxel_size=(30.0,) * 3)
+    assert read_volume(tif).dtype == np.uint16
+    check_rows_match_voxels(read_volume(tif).astype(np.uint32), result.selected)
+    z = write_label_image(mask, tmp_path / "labels.zarr", result.selected, options=options, voxel_size=(30.0,) * 3)
+    vol = open_volume(z)
+    assert vol.voxel_size == (30.0, 30.0, 30.0)
+    check_rows_match_voxels(vol.read(), result.selected)
+    from tomoseg.io.ome_zarr import have_models, read_pyramid, validate_ome_zarr
+
+    if not have_models():
+        return
+    assert validate_ome_zarr(z)["levels"] >= 2
+    levels = read_pyramid(z)
+    assert set(np.unique(levels[1][:])) <= set(np.unique(vol.read()))  # modes: no invented IDs
+
+
+def test_cli_analyze_writes_labels_matching_the_csv(rng, tmp_path):
+    mask = blobs(rng)
+    write_volume(tmp_path / "mask.tif", mask, voxel_size=(30.0, 30.0, 30.0))
+    code = main(["analyze", str(tmp_path / "mask.tif"), "--csv", str(tmp_path / "objects.csv"),
+                 "--labels", str(tmp_path / "labels.tif"), "-q"])
+    assert code == 0
+    table = read_csv(tmp_path / "objects.csv")
+    check_rows_match_voxels(read_volume(tmp_path / "labels.tif").astype(np.uint32), table)
+    assert main(["analyze", str(tmp_path / "mask.tif"), "--csv", str(tmp_path / "o2.csv"),
+                 "--labels", str(tmp_path / "labels.tif")]) == 1  # never overwrites without --overwrite

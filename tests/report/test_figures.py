@@ -1,0 +1,61 @@
+"""Paper-ready figures: PNG at 300 dpi and SVG beside it, captions that say why a slice was chosen."""
+
+import json
+
+import numpy as np
+import pytest
+
+from tomoseg.metrics import ConfusionMatrix
+from tomoseg.report import build_report, figures
+
+
+def table(rng, n=40):
+    return {"label": np.arange(1, n + 1), "equivalent_radius_vox": rng.uniform(1, 6, n),
+            "equivalent_radius_nm": rng.uniform(30, 180, n), "sphericity_voxel": rng.uniform(0.5, 0.7, n),
+            "sphericity_mesh": rng.uniform(0.8, 1, n), "mean_gray": rng.uniform(50, 100, n),
+            "centroid_z": rng.uniform(0, 40, n), "centroid_y": rng.uniform(0, 64, n),
+            "centroid_x": rng.uniform(0, 64, n)}
+
+
+def test_every_figure_as_png_300_dpi_and_svg(rng, tmp_path):
+    from PIL import Image
+
+    vs = (29.33, 29.33, 29.33)
+    t = table(rng)
+    image = rng.normal(size=(40, 64, 64)).astype(np.float32)
+    truth = np.zeros((40, 64, 64), bool)
+    truth[10:14, 20:30, 20:30] = True
+    pred = np.zeros_like(truth)
+    pred[30:33, 5:20, 5:20] = True
+    made = [figures.confusion_figure(ConfusionMatrix(tp=5, fp=2, fn=1, tn=100), tmp_path / "confusion_matrix.png"),
+            figures.size_histogram({"truth": t, "prediction": t}, tmp_path / "size_histogram.png", voxel_size=vs),
+            figures.sphericity_figure({"truth": t}, tmp_path / "sphericity_vs_radius.png", voxel_size=vs),
+            figures.fraction_along_z({"objects": rng.uniform(0, 0.01, 40)}, tmp_path / "fraction_along_z.png",
+                                     voxel_size=vs),
+            figures.orthoslices(image, truth, tmp_path / "orthoslices.png", centre=(12, 25, 25), voxel_size=vs,
+                                reason="z = 12 is the slice with the most object voxels"),
+            figures.objects_3d(t, (40, 64, 64), tmp_path / "objects_3d.png", voxel_size=vs),
+            *figures.hit_map_figures(image, pred, truth, tmp_path, voxel_size=vs)]
+    for png in made:
+        assert png.suffix == ".png" and png.with_suffix(".svg").read_text().lstrip().startswith("<?xml")
+        with Image.open(png) as im:
+            assert im.info["dpi"] == pytest.approx((300, 300), abs=1)
+            assert min(im.size) > 600
+    captions = json.loads((tmp_path / "captions.json").read_text())
+    assert "most object voxels" in captions["hit_map_z10"] and "most errors" in captions["hit_map_z30"]
+    assert "most object voxels" in captions["orthoslices"]
+
+
+def test_report_uses_the_captions(rng, tmp_path):
+    figs = tmp_path / "figures"
+    figs.mkdir()
+    truth = np.zeros((8, 32, 32), bool)
+    truth[4, 10:20, 10:20] = True
+    figures.hit_map_figures(None, np.zeros_like(truth), truth, figs)
+    html = build_report(tmp_path).read_text()
+    assert "the slice with the most object voxels (100) and the most errors" in html and "hit_map_z4.svg" in html
+
+
+def test_scale_bar_lengths():
+    assert figures.nice_length(730) == 500 and figures.nice_length(1999) == 1000
+    assert figures._length_label(2000.0) == "2 µm" and figures._length_label(500.0) == "500 nm"

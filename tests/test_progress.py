@@ -1,0 +1,75 @@
+import io
+
+import pytest
+
+from tomoseg.progress import Progress, format_duration
+
+
+class Clock:
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    c = Clock()
+    monkeypatch.setattr("tomoseg.progress.time.monotonic", c)
+    return c
+
+
+def test_plain_lines_when_not_a_terminal(clock):
+    out = io.StringIO()
+    bar = Progress(1000, desc="segment", stream=out, interval=10)
+    for _ in range(100):  # one update a second, 10 vox each
+        clock.t += 1
+        bar.update(10)
+    bar.close()
+    text = out.getvalue()
+    assert "\r" not in text
+    lines = text.splitlines()
+    assert 10 <= len(lines) <= 12  # one line per 10 s, not one per update
+    assert lines[-1].startswith("segment: 100% (1 kvox of 1 kvox), 10 vox/s")
+
+
+def test_time_left_settles(clock):
+    bar = Progress(10_000, stream=io.StringIO(), interval=1e9)
+    etas = []
+    for i in range(60):  # a steady 100 vox/s with one slow second
+        clock.t += 1
+        bar.update(20 if i == 30 else 100)
+        etas.append(bar.eta())
+    # after a few updates the time left is within 10 % of the truth, even after the hiccup
+    for i in (5, 29, 35, 59):
+        truth = (10_000 - bar_done(i)) / 100
+        assert etas[i] == pytest.approx(truth, rel=0.1)
+    assert 95 < bar.rate < 105
+    bar.close()
+
+
+def bar_done(i):
+    return 100 * (i + 1) - (80 if i >= 30 else 0)
+
+
+def test_terminal_redraws_one_line():
+    out = io.StringIO()
+    with Progress(100, desc="x", stream=out, tty=True) as bar:
+        bar.update(100)
+    assert out.getvalue().count("\n") == 1
+    assert "\r" in out.getvalue() and "100%" in out.getvalue()
+
+
+def test_ctrl_c_says_how_to_resume():
+    out = io.StringIO()
+    with pytest.raises(KeyboardInterrupt):
+        with Progress(100, stream=out, interval=0, resume_hint="run again with --resume"):
+            raise KeyboardInterrupt
+    assert "Ctrl-C. run again with --resume" in out.getvalue()
+
+
+def test_durations_do_not_flicker():
+    assert format_duration(8.4) == "8 s"
+    assert format_duration(131) == "2 min 10 s"
+    assert format_duration(3 * 3600 + 300) == "3 h 05 min"
