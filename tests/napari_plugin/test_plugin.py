@@ -117,7 +117,7 @@ def test_segment_widget_runs_in_a_thread_and_adds_layers(qtbot):
 
     viewer = ViewerModel()
     rng = np.random.default_rng(0)
-    image = (rng.normal(150, 10, (16, 48, 48)) - 90 * balls((16, 48, 48), [(8, 24, 24)], 4)).astype(np.float32)
+    image = (rng.normal(150, 10, (16, 96, 96)) - 90 * balls((16, 96, 96), [(8, 48, 48)], 4)).astype(np.float32)
     viewer.add_image(image, name="scan", scale=(30.0, 30.0, 30.0))
     widget = SegmentWidget(viewer)
     qtbot.addWidget(widget)
