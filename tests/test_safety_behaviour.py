@@ -253,3 +253,9 @@ def test_short_disk_warns_for_compressed_work_stores(tmp_path, capsys, monkeypat
     code, _, err = _cli(["segment", str(tmp_path / "v.npy"), str(tmp_path / "o.zarr"), "--model",
                          str(tmp_path / "m.safetensors"), "--backend", "torch"], capsys)
     assert code == 0 and "work stores take up to" in err and "--resume" in err
+
+
+def test_analyze_warns_when_most_voxels_are_objects(tmp_path, capsys):
+    np.save(tmp_path / "gray.npy", np.random.default_rng(0).integers(1, 4000, (8, 16, 16), dtype=np.uint16))
+    code, out, err = _cli(["analyze", str(tmp_path / "gray.npy"), "--json"], capsys)
+    assert code == 0 and "is this a mask?" in err
