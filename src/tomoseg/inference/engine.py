@@ -363,7 +363,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
     """
     from ..checkpoint import save_model
 
-    from .domain import check_voxel_size
+    from .domain import check_histogram, check_voxel_size
 
     options = options or SegmentOptions()
     t0 = time.time()
@@ -392,6 +392,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
         except OverflowError:
             stats = None
         _check_stats(stats, volume)
+        check_histogram(volume, stats, model)
         work.mkdir()
         (work / "done").mkdir()
         chunks = (round_up(options.tiling.tile_size, model.config.divisor),) * 3  # one chunk per tile core
