@@ -391,7 +391,12 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
                 stats = volume_stats(volume, method=options.stats, progress=bar)
         except OverflowError:
             stats = None
-        _check_stats(stats, volume)
+        try:
+            _check_stats(stats, volume)
+        except TomosegError:
+            if bar is not None:
+                bar.close()
+            raise
         check_histogram(volume, stats, model)
         work.mkdir()
         (work / "done").mkdir()
