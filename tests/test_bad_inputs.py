@@ -412,6 +412,11 @@ def b_sample_mask_empty(tmp, model):
     return ["analyze", _vol(tmp), "--json", "--sample-mask", str(tmp / "m.npy")]
 
 
+def b_float_probability(tmp, model):
+    np.save(tmp / "p.npy", np.random.default_rng(0).uniform(0, 1, (8, 16, 16)).astype(np.float32))
+    return ["analyze", str(tmp / "p.npy"), "--json"]
+
+
 def b_csv_exists(tmp, model):
     (tmp / "o.csv").write_text("x")
     return ["analyze", _vol(tmp), "--csv", str(tmp / "o.csv")]
@@ -668,6 +673,7 @@ CASES = {
     "--sample-mask of another shape": (b_sample_mask_shape, "must match"),
     "--sample-mask empty": (b_sample_mask_empty, "sample mask is empty"),
     "analyze --csv exists": (b_csv_exists, "already exists"),
+    "analyze a float probability map in [0, 1]": (b_float_probability, "fractional values"),
     # training (items 10, 18)
     "labels 0/255": (b_labels_0_255, "only 0 and 255"),
     "labels all 255": (b_labels_all_255, "only 0 and 255"),

@@ -57,3 +57,14 @@ def test_make_demo_runs_end_to_end(tmp_path, capsys):
     objects = read_csv(out / "objects.csv")
     assert len(objects["label"]) > 5
     assert tomoseg.open_volume(str(out / "mask.tif")).voxel_size == pytest.approx((29.33,) * 3)
+
+
+def test_demo_never_deletes_a_folder_it_did_not_make(tmp_path, capsys):
+    from tomoseg.demo import run
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.tex").write_text("years of work")
+    assert run(out, shape=(48, 128, 128), seed=5) == 1
+    assert (out / "thesis.tex").read_text() == "years of work"
+    assert "not made by the demo" in capsys.readouterr().err

@@ -253,3 +253,27 @@ def test_short_disk_warns_for_compressed_work_stores(tmp_path, capsys, monkeypat
     code, _, err = _cli(["segment", str(tmp_path / "v.npy"), str(tmp_path / "o.zarr"), "--model",
                          str(tmp_path / "m.safetensors"), "--backend", "torch"], capsys)
     assert code == 0 and "work stores take up to" in err and "--resume" in err
+
+
+def test_analyze_warns_when_most_voxels_are_objects(tmp_path, capsys):
+    np.save(tmp_path / "gray.npy", np.random.default_rng(0).integers(1, 4000, (8, 16, 16), dtype=np.uint16))
+    code, out, err = _cli(["analyze", str(tmp_path / "gray.npy"), "--json"], capsys)
+    assert code == 0 and "is this a mask?" in err
+
+
+def test_histogram_unlike_the_models_training_data_warns(tmp_path, capsys):
+    from tomoseg.inference.domain import intensity_histogram
+
+    rng = np.random.default_rng(0)
+    train = rng.normal(100, 10, 20000)
+    hist = intensity_histogram(train, train.mean(), train.std())
+    tomoseg.save_model(tomoseg.UNet3D(levels=2, base_features=2).eval(), tmp_path / "m.safetensors",
+                       {"input_histogram": hist})
+    common = ["--model", str(tmp_path / "m.safetensors"), "--backend", "torch"]
+    np.save(tmp_path / "same.npy", rng.normal(100, 10, (8, 32, 32)).astype(np.float32))
+    bimodal = np.where(rng.random((8, 32, 32)) < 0.5, 0.0, 200.0) + rng.normal(0, 1, (8, 32, 32))
+    np.save(tmp_path / "other.npy", bimodal.astype(np.float32))
+    code, _, err = _cli(["segment", str(tmp_path / "same.npy"), str(tmp_path / "a.zarr")] + common, capsys)
+    assert code == 0 and "histogram" not in err
+    code, _, err = _cli(["segment", str(tmp_path / "other.npy"), str(tmp_path / "b.zarr")] + common, capsys)
+    assert code == 0 and "gray-value histogram differs" in err

@@ -15,10 +15,17 @@ from pathlib import Path
 from .cli import main as cli
 
 
+MARKER = ".tomoseg-demo"
+
+
 def run(out: Path, shape=(96, 256, 256), seed: int = 2027) -> int:
-    if out.exists():
+    if out.exists() and any(out.iterdir()):
+        if not (out / MARKER).exists():  # never delete a folder the demo did not make
+            print(f"tomoseg demo: {out} exists and was not made by the demo; choose another folder", file=sys.stderr)
+            return 1
         shutil.rmtree(out)
-    out.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("made by `make demo` (python -m tomoseg.demo); it replaces this folder on its next run\n")
     z, y, x = (str(s) for s in shape)
     results = out / "results"
     steps = [

@@ -70,7 +70,7 @@ def _analyze(sub):
 def _run_analyze(args) -> int:
     from ..io import open_volume
     from ..objects import analyze
-    from ..objects.analysis import json_safe
+    from ..objects.analysis import check_mask_like, json_safe
     from ..table import write_csv
 
     if not (args.csv or args.out or args.json or args.labels or args.ome_zarr):
@@ -95,6 +95,7 @@ def _run_analyze(args) -> int:
     voxel_size = vol.voxel_size or (intensity.voxel_size if intensity is not None else None)
     if voxel_size is None:
         print("tomoseg: note: voxel size unknown; nm columns are empty. Pass --voxel-size Z Y X.", file=sys.stderr)
+    check_mask_like(vol, args.volume)
     result = analyze(vol, intensity=intensity, probability=prob, voxel_size=voxel_size, options=options,
                      sample_mask=sample_mask)
     table = result.objects if args.all_objects else result.selected

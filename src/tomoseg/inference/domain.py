@@ -72,3 +72,44 @@ def check_flooding(store, threshold: int, where) -> float:
              "or pores fill: the data probably differ from the model's training data (contrast, voxel size, "
              f"surroundings of the sample). Check the result; crop the volume to the sample, or {FINE_TUNE}")
     return fraction
+
+
+# ---------------------------------------------------------------- gray values
+HIST_EDGES = np.linspace(-4.0, 4.0, 33)   # z-scores; values beyond ±4 s.d. fall in the end bins
+HIST_DISTANCE = 0.5                       # total variation distance beyond which the data look unlike training
+
+
+def intensity_histogram(data, mean: float, std: float) -> dict:
+    """The z-scored gray-value histogram a model file can carry as ``input_histogram`` (its training data's)."""
+    z = (np.asarray(data, dtype=np.float64).ravel() - mean) / std
+    counts = np.histogram(np.clip(z, HIST_EDGES[0], HIST_EDGES[-1]), bins=HIST_EDGES)[0]
+    return {"edges": HIST_EDGES.tolist(), "density": (counts / max(int(counts.sum()), 1)).round(6).tolist()}
+
+
+def histogram_distance(a, b) -> float:
+    """Total variation distance between two histograms on the same bins (0 same, 1 disjoint)."""
+    return 0.5 * float(np.abs(np.asarray(a, float) - np.asarray(b, float)).sum())
+
+
+def check_histogram(volume, stats, model) -> float | None:
+    """Warn when the input's z-scored histogram is far from the one the model file records for its training data.
+
+    Models without ``input_histogram`` in their metadata are not checked (None).
+    """
+    from .fingerprint import sample_regions
+
+    ref = (getattr(model, "metadata", None) or {}).get("input_histogram")
+    if not isinstance(ref, dict) or not isinstance(ref.get("density"), list) \
+            or len(ref["density"]) != len(HIST_EDGES) - 1:
+        return None
+    try:
+        density = [float(v) for v in ref["density"]]
+    except (TypeError, ValueError):
+        return None
+    sample = np.concatenate([np.asarray(volume[r], dtype=np.float64).ravel() for r in sample_regions(volume.shape)])
+    distance = histogram_distance(intensity_histogram(sample, stats.mean, stats.std)["density"], density)
+    if distance > HIST_DISTANCE:
+        warn(f"{volume.path}: its gray-value histogram differs from the model's training data (distance "
+             f"{distance:.2f} of 1, after normalization): other contrast, noise or background than the model has "
+             f"learned; results may be poor. Crop to the sample, or {FINE_TUNE}")
+    return distance

@@ -384,7 +384,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
     dict
         The provenance record, also written to ``OUTPUT.provenance.json``.
     """
-    from .domain import check_voxel_size
+    from .domain import check_histogram, check_voxel_size
 
     options = options or SegmentOptions()
     t0 = time.time()
@@ -418,7 +418,13 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
                 stats = volume_stats(volume, method=options.stats, progress=bar)
         except OverflowError:
             stats = None
-        _check_stats(stats, volume)
+        try:
+            _check_stats(stats, volume)
+        except TomosegError:
+            if bar is not None:
+                bar.close()
+            raise
+        check_histogram(volume, stats, model)
         work.mkdir()
         (work / "done").mkdir()
         chunks = (options.tiling.chunk(model.config.divisor),) * 3  # cores are unions of whole chunks

@@ -143,8 +143,13 @@ def check_dtype(dtype, path=None) -> None:
 
 def open_tiff(path: Path) -> Volume:
     array, chunks, series, tif = _open_tiff_file(path)
-    voxel_size = _voxel_size_from_tiff(tif, with_z=True)
-    return Volume(_Checked(array, path), path=path, format="tiff", voxel_size=voxel_size, chunks=chunks, close=tif.close)
+    try:
+        voxel_size = _voxel_size_from_tiff(tif, with_z=True)
+        return Volume(_Checked(array, path), path=path, format="tiff", voxel_size=voxel_size, chunks=chunks,
+                      close=tif.close)
+    except BaseException:
+        tif.close()
+        raise
 
 
 class _Checked:

@@ -55,6 +55,19 @@ def is_probability(volume) -> bool:
     return any(int(np.asarray(volume[z]).max()) > 1 for z in range(0, volume.shape[0], step))
 
 
+def check_mask_like(volume, where) -> None:
+    """Refuse volumes that are neither a mask nor a uint8 probability map (fractions, e.g. a float map in [0, 1])."""
+    if np.dtype(volume.dtype).kind != "f":
+        return
+    step = max(1, volume.shape[0] // 16)
+    for z in range(0, volume.shape[0], step):
+        plane = np.asarray(volume[z])
+        if np.any((plane != np.round(plane)) & np.isfinite(plane)):
+            raise TomosegError(f"{where}: holds fractional values ({plane.dtype}); analyze takes a mask (0 = "
+                               "background, nonzero = object) or tomoseg's uint8 probability map (0-255). For a "
+                               "probability map in [0, 1] write numpy.rint(p * 255).astype('uint8') first")
+
+
 def _mask_of(block, probability: bool, threshold: int):
     return block > threshold if probability else block != 0
 
@@ -175,6 +188,12 @@ def analyze(volume, *, intensity=None, probability=None, voxel_size=None, option
             table, fraction = _measure_chunked(labels_arr, intensity, probability, voxel_size, options)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+    if float(fraction.mean()) > 0.5:
+        from ..errors import warn
+
+        warn(f"{getattr(volume, 'path', 'the volume')}: {float(fraction.mean()):.0%} of the voxels are objects; is "
+             "this a mask? A gray-value image counts every nonzero voxel as an object: give the mask or the "
+             "probability map from tomoseg segment")
     selected = select_objects(table, exclude_border=options.exclude_border, min_voxels=options.min_voxels)
     summary = summarize(selected)
     vs = voxel_size

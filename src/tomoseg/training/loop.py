@@ -90,15 +90,23 @@ def train(config: TrainConfig | dict, *, resume: bool = False, progress: bool = 
         counters.update(run.restore(step.model, step.optimizer, source))
         rng.bit_generator.state = counters.pop("numpy_rng")
     run.start()
-    loop = _Loop(cfg, run, step, source, val_patches, counters, rng, _model_metadata(cfg))
+    loop = _Loop(cfg, run, step, source, val_patches, counters, rng, _model_metadata(cfg, train_vols))
     loop.run(progress)
     return run.path
 
 
-def _model_metadata(cfg: TrainConfig) -> dict:
+def _model_metadata(cfg: TrainConfig, volumes) -> dict:
+    """What the model file says about the data it expects; with whole-volume normalization, the z-scored
+    gray-value histogram of its training volumes (``segment`` warns when an input's differs)."""
     voxel = cfg.voxel_size_nm or ([29.33] * 3 if cfg.data.phantoms is not None else None)
     scope = "patch" if cfg.data.normalization == "patch" else "whole-volume"
-    return {"normalization": {"method": "zscore", "scope": scope}, "voxel_size_nm": voxel, "threshold": 127}
+    meta = {"normalization": {"method": "zscore", "scope": scope}, "voxel_size_nm": voxel, "threshold": 127}
+    if scope == "whole-volume" and volumes:
+        from ..inference.domain import intensity_histogram
+
+        sample = np.concatenate([v.image[::4].ravel() for v in volumes])  # already z-scored per volume
+        meta["input_histogram"] = intensity_histogram(sample, 0.0, 1.0)
+    return meta
 
 
 class _Loop:
