@@ -139,10 +139,8 @@ _BACKENDS: dict = {}
 def _backend_for(job: TileJob):
     key = (job.model_sha256, job.backend)
     if key not in _BACKENDS:
-        from ..checkpoint import load_model
-
         _BACKENDS.clear()
-        _BACKENDS[key] = make_backend(load_model(job.model_path), job.backend)
+        _BACKENDS[key] = make_backend(_model_or_default(job.model_path), job.backend)
     return _BACKENDS[key]
 
 

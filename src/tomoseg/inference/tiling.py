@@ -25,7 +25,7 @@ class TilingConfig:
     exactness: see docs/segment.md for measurements.
     """
 
-    tile_size: int = 128
+    tile_size: int = 160  # windows of at most 256^3 voxels: 12 % less CPU time than 128 on 128x512x512 (docs/segment.md)
     halo: int = 48   # covers the 4-level network's receptive field: tiled == whole-volume (docs/segment.md)
     pad_mode: str = "reflect"
 
@@ -128,7 +128,7 @@ def tile_grid(shape, config: TilingConfig, divisor: int, region=None) -> list[Ti
                 window = oz[0] * oy[0] * ox[0]
                 fits = window <= budget
                 n = (len(oz[1]) - 1) * (len(oy[1]) - 1) * (len(ox[1]) - 1)
-                key = (not fits, window * n if fits else window, n)
+                key = (not fits, window * n if fits else window, window)  # ties: the smaller window (memory)
                 if best is None or key < best[0]:
                     best = (key, (oz, oy, ox))
     choice = best[1]
