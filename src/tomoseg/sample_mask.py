@@ -124,7 +124,7 @@ def _downsample(volume, factor: int) -> np.ndarray:
     return out
 
 
-def auto_sample_mask(volume, *, margin: int = 48, factor: int = 4, min_separation: float = 0.8,
+def auto_sample_mask(volume, *, margin: int = 48, factor: int | None = None, min_separation: float = 0.8,
                      max_fraction: float = 0.97) -> SampleMask:
     """The sample of a volume whose surroundings are darker than the sample (see the module's notes).
 
@@ -134,8 +134,9 @@ def auto_sample_mask(volume, *, margin: int = 48, factor: int = 4, min_separatio
         Anything sliceable along z.
     margin : int
         Voxels added around the sample (the network's halo by default).
-    factor : int
-        Resolution of the mask: blocks of ``factor`` voxels per axis.
+    factor : int, optional
+        Resolution of the mask: blocks of ``factor`` voxels per axis; by default 4, more where the
+        low-resolution volume would exceed 2^24 voxels (its memory stays below 100 MB).
     min_separation : float
         The Otsu split must explain this share of the low-resolution variance, else "all sample".
     max_fraction : float
@@ -150,6 +151,8 @@ def auto_sample_mask(volume, *, margin: int = 48, factor: int = 4, min_separatio
     (False, True)
     """
     shape = tuple(int(s) for s in volume.shape)
+    if factor is None:
+        factor = max(4, math.ceil((float(np.prod(shape, dtype=np.float64)) / 2**24) ** (1 / 3)))
     low = _downsample(volume, factor)
     smooth = ndimage.gaussian_filter(low, 1.0)
     threshold, separation = otsu(smooth)
