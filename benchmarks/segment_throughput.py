@@ -11,8 +11,9 @@ Rows, each timed from the input file to the output file(s) (read, normalize, inf
 
 On the CPU the volumes are 128x512x512 and 128x256x256 (``--quick``: 64x256x256 and one run); on a GPU
 (when ``torch.cuda.is_available()``) 256x1024x1024, the paper's volume, on ``device="cuda"``. Times are
-medians of ``--repeats`` runs (``--gpu-repeats`` for the big GPU volume), after one untimed warm-up of
-tomoseg that fills the compiled-model cache. Peak memory is sampled per row: host RSS (this process, or
+medians of ``--repeats`` runs (``--gpu-repeats`` for the big GPU volume) in interleaved rounds, after one
+untimed warm-up of tomoseg that fills the compiled-model cache; the CPU-seconds column (this process and
+its children, user + system) is less sensitive than wall time to other users of a shared machine. Peak memory is sampled per row: host RSS (this process, or
 the CLI child) and GPU memory (PyTorch's allocator peak). "max diff" compares each output with the
 paper-style pass on the 0-255 scale: everywhere, and inside the sample (the phantom's pillar).
 
@@ -85,6 +86,15 @@ class PeakRSS:
     @property
     def mib(self) -> float:
         return self.peak / 2**20
+
+
+def _cpu_seconds() -> float:
+    """CPU time (user + system) of this process and its finished children: less sensitive to other users of
+    a shared machine than wall time."""
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _cuda(device: str) -> bool:
@@ -234,38 +244,46 @@ def bench_shape(shape, device, methods, repeats, args, folder: Path) -> list[dic
     if any(m.startswith("tomoseg") for m in methods):  # warm-up: fills the on-disk model cache
         run_tomoseg(src, folder / "warmup.zarr", path, device, tile, None)
     rows, outputs = [], {}
-    for method in methods:
-        runs = []
-        for r in range(repeats):
+    runs = {m: [] for m in methods}
+    failed = {}
+    for r in range(repeats):  # interleaved rounds: a change in the machine's load hits every method alike
+        for method in methods:
+            if method in failed:
+                continue
             out = folder / f"{method}_{r}.zarr"
             if _cuda(device):
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats()
             try:
+                cpu0 = _cpu_seconds()
                 t0 = time.perf_counter()
                 with PeakRSS() as rss:
                     extra = runners[method](out) or {}
                     _sync(device)
                 seconds = time.perf_counter() - t0
+                cpu = _cpu_seconds() - cpu0
             except Exception as exc:  # e.g. out of memory: a row that says so
                 msg = str(exc).strip().splitlines()[-1][:120] if str(exc).strip() else type(exc).__name__
                 print(f"{method} {shape}: failed: {msg}", file=sys.stderr)
-                runs = [{"failed": msg}]
+                failed[method] = msg
                 if _cuda(device):
                     torch.cuda.empty_cache()
-                break
-            runs.append({"seconds": seconds, "rss_mib": extra.get("rss_mib", rss.mib), "note": extra.get("note"),
-                         "gpu_mib": torch.cuda.max_memory_allocated() / 2**20 if _cuda(device) else None})
+                continue
+            runs[method].append({"seconds": seconds, "cpu": cpu, "rss_mib": extra.get("rss_mib", rss.mib),
+                                 "note": extra.get("note"),
+                                 "gpu_mib": torch.cuda.max_memory_allocated() / 2**20 if _cuda(device) else None})
             outputs[method] = out
-            print(f"{method} {shape} run {r + 1}: {seconds:.1f} s", file=sys.stderr, flush=True)
-        if "failed" in runs[0]:
-            rows.append({"method": method, "failed": runs[0]["failed"]})
+            print(f"{method} {shape} run {r + 1}: {seconds:.1f} s (CPU {cpu:.1f} s)", file=sys.stderr, flush=True)
+    for method in methods:
+        if method in failed:
+            rows.append({"method": method, "failed": failed[method]})
             continue
-        sec = statistics.median(x["seconds"] for x in runs)
-        rows.append({"method": method, "seconds": sec, "runs": len(runs), "mvox_s": voxels / sec / 1e6,
-                     "note": runs[-1]["note"],
-                     "rss_mib": max(x["rss_mib"] for x in runs),
-                     "gpu_mib": max(x["gpu_mib"] for x in runs) if _cuda(device) else None})
+        done = runs[method]
+        sec = statistics.median(x["seconds"] for x in done)
+        rows.append({"method": method, "seconds": sec, "runs": len(done), "mvox_s": voxels / sec / 1e6,
+                     "cpu": statistics.median(x["cpu"] for x in done), "note": done[-1]["note"],
+                     "rss_mib": max(x["rss_mib"] for x in done),
+                     "gpu_mib": max(x["gpu_mib"] for x in done) if _cuda(device) else None})
     whole = any(r["method"] == "paper" and not r.get("note") and "failed" not in r for r in rows)
     ref_name = "paper" if whole else ("tomoseg-nomask" if "tomoseg-nomask" in outputs else None)
     if ref_name:
@@ -290,23 +308,24 @@ def table(rows, shape, device, repeats, args) -> str:
         where = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
     ref = next((r.get("ref") for r in rows if r.get("ref")), None)
     lines = [f"Volume {' x '.join(map(str, shape))} ({voxels / 1e6:.1f} Mvox), device `{device}`, {where}; "
-             f"median of {repeats} run(s) in one process, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+             f"median of {repeats} interleaved run(s) in one process, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
              f"load average at the start {os.getloadavg()[0]:.1f}.", "",
-             "| method | seconds | Mvox/s | vs paper-style | vs MONAI | peak host RSS (MiB) | "
+             "| method | seconds | Mvox/s | vs paper-style | vs MONAI | CPU s (vs paper-style) | peak host RSS (MiB) | "
              + ("peak GPU (MiB) | " if gpu else "") + f"max diff vs {LABELS.get(ref, 'n/a')} (0-255): all / in sample |",
-             "|---|---:|---:|---:|---:|---:|" + ("---:|" if gpu else "") + "---:|"]
+             "|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if gpu else "") + "---:|"]
     for r in rows:
         label = LABELS[r["method"]] + (f" ({r['note']})" if r.get("note") else "")
         if "failed" in r:
-            lines.append(f"| {label} | failed: {r['failed']} | | | | |" + (" |" if gpu else "") + " |")
+            lines.append(f"| {label} | failed: {r['failed']} | | | | | |" + (" |" if gpu else "") + " |")
             continue
 
         def ratio(key):
             return f"{ok[key]['seconds'] / r['seconds']:.2f}x" if key in ok else "n/a"
 
         diff = f"{r['diff_all']} / {r['diff_sample']}" if "diff_all" in r else ""
+        cpu_ratio = f" ({ok['paper']['cpu'] / r['cpu']:.2f}x)" if "paper" in ok else ""
         lines.append(f"| {label} | {r['seconds']:.1f} | {r['mvox_s']:.2f} | {ratio('paper')} | {ratio('monai')} | "
-                     f"{r['rss_mib']:.0f} | " + (f"{r['gpu_mib']:.0f} | " if gpu else "") + f"{diff} |")
+                     f"{r['cpu']:.1f}{cpu_ratio} | {r['rss_mib']:.0f} | " + (f"{r['gpu_mib']:.0f} | " if gpu else "") + f"{diff} |")
     return "\n".join(lines) + "\n"
 
 

@@ -112,19 +112,28 @@ def otsu(values: np.ndarray, bins: int = 256) -> tuple[float, float]:
     return float(edges[i + 1]), float(between[i] / values.var())
 
 
-def _downsample(volume, factor: int) -> np.ndarray:
-    """One slice per block of ``factor`` slices (its middle), averaged in factor x factor blocks."""
+def _downsample(volume, factor: int, slab: int = 64) -> np.ndarray:
+    """One slice per block of ``factor`` slices (its middle), averaged in factor x factor blocks.
+
+    Read in slabs of ``slab`` slices (whole chunks of a chunked file, read once each) of which only the
+    chosen slices are converted."""
     z, y, x = (int(s) for s in volume.shape)
     ly, lx = -(-y // factor), -(-x // factor)
-    out = np.empty((-(-z // factor), ly, lx), np.float32)
-    for i, z0 in enumerate(range(0, z, factor)):
-        sl = np.asarray(volume[min(z - 1, z0 + factor // 2)], dtype=np.float32)
-        sl = np.pad(sl, ((0, ly * factor - y), (0, lx * factor - x)), mode="edge")
-        out[i] = sl.reshape(ly, factor, lx, factor).mean(axis=(1, 3))
+    picks = [min(z - 1, z0 + factor // 2) for z0 in range(0, z, factor)]
+    out = np.empty((len(picks), ly, lx), np.float32)
+    step = max(slab // factor, 1) * factor
+    for s0 in range(0, z, step):
+        chosen = [(i, p) for i, p in enumerate(picks) if s0 <= p < s0 + step]
+        if not chosen:
+            continue
+        block = np.asarray(volume[s0:min(z, s0 + step)])
+        for i, p in chosen:
+            sl = np.pad(block[p - s0].astype(np.float32), ((0, ly * factor - y), (0, lx * factor - x)), mode="edge")
+            out[i] = sl.reshape(ly, factor, lx, factor).mean(axis=(1, 3))
     return out
 
 
-def auto_sample_mask(volume, *, margin: int = 48, factor: int = 4, min_separation: float = 0.8,
+def auto_sample_mask(volume, *, margin: int = 48, factor: int | None = None, min_separation: float = 0.8,
                      max_fraction: float = 0.97) -> SampleMask:
     """The sample of a volume whose surroundings are darker than the sample (see the module's notes).
 
@@ -134,8 +143,9 @@ def auto_sample_mask(volume, *, margin: int = 48, factor: int = 4, min_separatio
         Anything sliceable along z.
     margin : int
         Voxels added around the sample (the network's halo by default).
-    factor : int
-        Resolution of the mask: blocks of ``factor`` voxels per axis.
+    factor : int, optional
+        Resolution of the mask: blocks of ``factor`` voxels per axis; by default 4, more where the
+        low-resolution volume would exceed 2^24 voxels (its memory stays below 100 MB).
     min_separation : float
         The Otsu split must explain this share of the low-resolution variance, else "all sample".
     max_fraction : float
@@ -150,6 +160,8 @@ def auto_sample_mask(volume, *, margin: int = 48, factor: int = 4, min_separatio
     (False, True)
     """
     shape = tuple(int(s) for s in volume.shape)
+    if factor is None:
+        factor = max(4, math.ceil((float(np.prod(shape, dtype=np.float64)) / 2**24) ** (1 / 3)))
     low = _downsample(volume, factor)
     smooth = ndimage.gaussian_filter(low, 1.0)
     threshold, separation = otsu(smooth)

@@ -166,3 +166,18 @@ def test_export_onnx_matches_torch(tmp_path, random_model_path, capsys):
     with torch.no_grad():
         ref = model(torch.from_numpy(x)).numpy()
     assert np.abs(compiled(x)[0] - ref).max() < 1e-4
+
+
+@pytest.mark.gpu
+def test_cuda_segment_equals_whole_volume_on_the_cpu(tmp_path):
+    """The one exactness test every backend passes, on CUDA: shipped weights, several windows, sample mask on;
+    within 1/255 of one f32 PyTorch pass on the CPU inside the sample."""
+    ph = tomoseg.make_phantom((32, 192, 192), rng=4243)
+    src = tmp_path / "in.zarr"
+    write_volume(str(src), ph.image)
+    rec = segment(src, tmp_path / "p.zarr", progress=False,
+                  options=SegmentOptions(tiling=TilingConfig(tile_size=8), backend=BackendConfig(device="cuda")))
+    assert rec["tiling"]["tiles"] > 1 and "cuda" in rec["backend"]
+    whole = np.rint(predict_whole(ph.image, backend=BackendConfig(backend="torch", device="cpu")) * 255)
+    diff = np.abs(read_volume(tmp_path / "p.zarr").astype(int) - whole)
+    assert diff[ph.pillar].max() <= 1

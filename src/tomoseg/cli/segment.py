@@ -21,8 +21,9 @@ def _segment(sub):
     p.add_argument("--mask", metavar="MASK_OUT", help="also write the binary mask here")
     p.add_argument("--threshold", type=int, default=127, help="object where probability x 255 > this (default 127)")
     p.add_argument("--tile-size", type=int, default=None,
-                   help="edge of the cubic tile core in voxels (default: 128 on the CPU; on CUDA the largest "
-                        "whose windows fit the GPU's memory)")
+                   help="a read window holds at most (tile size + 2 x halo)^3 voxels; its shape is fitted to the "
+                        "volume (default: 160 on the CPU, windows of up to 256^3, about 3.5 GB with OpenVINO f32; "
+                        "on CUDA the largest whose windows fit the GPU's memory)")
     p.add_argument("--halo", type=int, default=48, help="context around each tile in voxels (default 48: as whole-volume inference; 16 is about 1.7x faster, see docs/segment.md)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--backend", default="auto", choices=["auto", "openvino", "torch"],
@@ -38,7 +39,8 @@ def _segment(sub):
                              "probability 0 without running the network (default: a mask found automatically, "
                              "see docs/segment.md)")
     sample.add_argument("--roi", metavar="Z0:Z1,Y0:Y1,X0:X1",
-                        help="segment only this box (empty ends: the volume's ends); the rest gets probability 0")
+                        help="segment only this box (empty ends: the volume's ends), rounded out to whole 64-voxel "
+                             "output chunks; the rest gets probability 0")
     sample.add_argument("--no-sample-mask", action="store_true",
                         help="run the network on every tile (no automatic sample mask)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")

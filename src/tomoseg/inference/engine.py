@@ -142,10 +142,8 @@ _BACKENDS: dict = {}
 def _backend_for(job: TileJob):
     key = (job.model_sha256, job.backend)
     if key not in _BACKENDS:
-        from ..checkpoint import load_model
-
         _BACKENDS.clear()
-        _BACKENDS[key] = make_backend(load_model(job.model_path), job.backend)
+        _BACKENDS[key] = make_backend(_model_or_default(job.model_path), job.backend)
     return _BACKENDS[key]
 
 
@@ -456,7 +454,8 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
     if bar is not None:
         bar.reset(total=volume.size)
         bar.set_description("segment")
-        bar.update(sum(int(np.prod([s.stop - s.start for s in t.core])) for t in tiles if t.index in done))
+        outside = volume.size - sum(t.voxels for t in tiles)  # beyond the sample's box: no tiles at all
+        bar.update(outside + sum(t.voxels for t in tiles if t.index in done))
     try:
         if options.workers or options.scheduler:
             from .distributed import run_distributed
