@@ -25,6 +25,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True)
-def _phantom_cache_in_tmp(tmp_path_factory, monkeypatch):
-    """Training phantoms are cached under $XDG_CACHE_HOME: keep the tests' cache out of the user's home."""
+def _caches_in_tmp(tmp_path_factory, monkeypatch):
+    """Training phantoms and compiled models are cached: keep the tests' caches out of the user's home."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-cache"))
+    monkeypatch.setenv("TOMOSEG_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))  # compiled models

@@ -6,12 +6,6 @@ import tomoseg
 from tomoseg.synthetic import make_phantom
 
 
-@pytest.fixture(autouse=True)
-def _cache_in_tmp(tmp_path_factory, monkeypatch):
-    """Compiled-model caches go to a temporary folder, never to the user's cache."""
-    monkeypatch.setenv("TOMOSEG_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
-
-
 @pytest.fixture(scope="session")
 def random_model_path(tmp_path_factory):
     """A seeded model with non-trivial BatchNorm statistics (random weights)."""
