@@ -117,3 +117,24 @@ def test_resume_refuses_a_changed_config_naming_the_keys(tmp_path):
     changed["optim"] = {"learning_rate": 0.02}
     with pytest.raises(TomosegError, match="optim.learning_rate"):
         train(changed, resume=True, progress=False)
+
+
+def test_whole_volume_validation_scores_whole_volumes_and_picks_the_checkpoint(tmp_path):
+    import tomoseg
+    from tomoseg.inference import BackendConfig, predict
+    from tomoseg.inference.normalization import Stats
+    from tomoseg.training import config_from_dict, prepare_data
+
+    cfg = tiny(tmp_path, epochs=2, sampling={"patch_size": 32, "batch_size": 2, "steps_per_epoch": 3,
+                                             "validation_patches": 2, "validation": "volumes"})
+    run = train(cfg, progress=False)
+    metrics = read_csv(run / "metrics.csv")
+    val = prepare_data(config_from_dict(tiny(tmp_path, "unused")))[1][0]
+    known = int(np.count_nonzero(val.labels != 255))
+    assert all(tp + tn + fp + fn == known for tp, tn, fp, fn in
+               zip(metrics["tp"], metrics["tn"], metrics["fp"], metrics["fn"]))  # every voxel of the volume
+    last = tomoseg.load_model(run / "last.safetensors")
+    prob = predict(val.image, last, backend=BackendConfig(backend="torch", device="cpu"),
+                   stats=Stats(mean=0.0, std=1.0, voxels=int(val.image.size), method="full"))
+    tp = int(np.count_nonzero((np.rint(prob * 255) > 127) & (val.labels == 1)))
+    assert tp == metrics["tp"][-1]

@@ -163,8 +163,11 @@ class SamplingConfig:
     foreground_fraction: float = 0.5  # share of patches centred on an object voxel
     steps_per_epoch: int = 100
     validation_patches: int = 8
+    validation: str = "patches"       # what picks best.safetensors: patches (loss) | volumes (voxel F1 of whole volumes)
 
     def __post_init__(self):
+        if self.validation not in ("patches", "volumes"):
+            raise TomosegError(f"sampling.validation {self.validation!r} must be patches or volumes")
         if self.mode not in ("random", "paper"):
             raise TomosegError(f"sampling.mode {self.mode!r} must be random or paper")
         if self.patch_size < 8 or self.patch_size % 8:

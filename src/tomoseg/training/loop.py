@@ -22,7 +22,7 @@ from .config import TrainConfig
 from .data import load_pairs, phantom_volumes
 from .sampling import PatchSource
 from .step import TrainStep, configure_device, resolve_device
-from .validation import evaluate, validation_patches
+from .validation import evaluate, evaluate_volumes, validation_patches
 
 
 def prepare_data(cfg: TrainConfig):
@@ -91,6 +91,7 @@ def train(config: TrainConfig | dict, *, resume: bool = False, progress: bool = 
         rng.bit_generator.state = counters.pop("numpy_rng")
     run.start()
     loop = _Loop(cfg, run, step, source, val_patches, counters, rng, _model_metadata(cfg, train_vols))
+    loop.val_volumes = val_vols or train_vols
     loop.run(progress)
     return run.path
 
@@ -147,9 +148,14 @@ class _Loop:
                 break
         kind = self.step.loss_kind(self.progress())
         val_loss, cm = evaluate(self.step, self.val_patches, self.cfg, kind)
+        score = val_loss
+        if self.cfg.sampling.validation == "volumes":
+            cm = evaluate_volumes(self.step.model, self.val_volumes, self.step.device, self.cfg.data.ignore_value)
+            score = -cm.f1 if cm.f1 == cm.f1 else 0.0  # F1 is NaN when nothing is found
         c["epoch"] += 1
         c["elapsed"] = start_elapsed + time.perf_counter() - t0
-        best = val_loss < c["best_val_loss"]
+        best = score < c.get("best_score", float("inf"))
+        c["best_score"] = min(score, c.get("best_score", float("inf")))
         c["best_val_loss"] = min(val_loss, c["best_val_loss"])
         row = {"epoch": c["epoch"], "step": c["step"], "train_loss": float(torch.stack(losses).mean()),
                "val_loss": val_loss, "accuracy": cm.accuracy, "tp": cm.tp, "tn": cm.tn, "fp": cm.fp, "fn": cm.fn,

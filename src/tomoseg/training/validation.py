@@ -61,3 +61,27 @@ def evaluate(step, patches, cfg: TrainConfig, loss_kind: str) -> tuple[float, Co
     step.model.train()
     tp, fp, fn, tn = (int(c) for c in counts.cpu())
     return float(torch.stack(losses).mean()) if losses else 0.0, ConfusionMatrix(tp, fp, fn, tn)
+
+
+def evaluate_volumes(model, volumes, device, ignore_value: int = 255) -> ConfusionMatrix:
+    """Voxel confusion matrix of whole validation volumes, segmented as ``segment`` segments them (tiled,
+    threshold 127). Object-centred patches overstate recall on whole volumes, where objects are rare and
+    small; this is the score that picks the checkpoint when ``sampling.validation`` is ``volumes``."""
+    from ..inference import BackendConfig, TilingConfig, predict
+    from ..inference.normalization import Stats
+
+    was_training = model.training
+    cm = ConfusionMatrix()
+    backend = BackendConfig(backend="torch", device=str(device))
+    for v in volumes:
+        # the volumes are z-scored already: identity statistics keep them as they are
+        prob = predict(v.image, model, tiling=TilingConfig(), backend=backend,
+                       stats=Stats(mean=0.0, std=1.0, voxels=int(v.image.size), method="full"))
+        pred = np.rint(np.clip(prob, 0, 1) * 255) > 127
+        known, truth = v.labels != ignore_value, v.labels == 1
+        tp = int(np.count_nonzero(pred & truth & known))
+        fp = int(np.count_nonzero(pred & ~truth & known))
+        fn = int(np.count_nonzero(~pred & truth & known))
+        cm = cm + ConfusionMatrix(tp, fp, fn, int(np.count_nonzero(known)) - tp - fp - fn)
+    model.train(was_training)
+    return cm
