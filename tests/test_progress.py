@@ -73,3 +73,21 @@ def test_durations_do_not_flicker():
     assert format_duration(8.4) == "8 s"
     assert format_duration(131) == "2 min 10 s"
     assert format_duration(3 * 3600 + 300) == "3 h 05 min"
+
+
+def test_a_bar_that_starts_with_a_zero_update_reports_the_true_rate_at_the_end():
+    import io
+    import time
+
+    from tomoseg.progress import Progress
+
+    stream = io.StringIO()
+    bar = Progress(total=1_000_000, unit="vox", stream=stream)
+    bar.update(0)  # the engine's catch-up update for tiles already done
+    time.sleep(0.2)
+    bar.update(1_000_000)
+    rate = 1_000_000 / (time.monotonic() - bar.start)
+    text = bar.line()
+    bar.close()
+    shown = float(text.split(", ")[1].split(" ")[0])  # e.g. "4.9 Mvox/s"
+    assert "Mvox/s" in text and abs(shown - rate / 1e6) / (rate / 1e6) < 0.3

@@ -123,7 +123,7 @@ class Progress:
             dt = now - self._last_t
             if dt > 0:
                 inst = (self.n - self._last_n) / dt
-                if self._rate is None:
+                if not self._rate:  # unknown, or only zero-length updates so far
                     elapsed = now - self.start
                     self._rate = self.n / elapsed if elapsed > 0 else inst
                 else:
@@ -171,6 +171,8 @@ class Progress:
         elapsed = time.monotonic() - self.start
         pct = 100.0 * self.n / self.total if self.total else 100.0
         rate = self._rate
+        if self.total and self.n >= self.total and elapsed > 0:
+            rate = self.n / elapsed  # finished: the mean rate of the run
         speed = f"{format_count(rate, self.unit)}/s" if rate else "starting"
         left = self.eta()
         when = "" if left != left else f", {format_duration(left)} left"
