@@ -104,3 +104,30 @@ def test_io_does_not_import_torch():
     code = "import sys, tomoseg, tomoseg.io; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_segment_labels_writes_the_label_image_of_the_objects_table(tmp_path, capsys):
+    import tomoseg
+    from tomoseg.table import read_csv
+
+    ph = tomoseg.make_phantom((32, 96, 96), rng=3, preset_name="clean")
+    write_volume(str(tmp_path / "scan.tif"), ph.image, voxel_size=(29.33,) * 3)
+    code = main(["-q", "segment", str(tmp_path / "scan.tif"), str(tmp_path / "prob.zarr"),
+                 "--labels", str(tmp_path / "labels.zarr")])
+    assert code == 0
+    assert main(["-q", "analyze", str(tmp_path / "prob.zarr"), "--csv", str(tmp_path / "objects.csv")]) == 0
+    labels = tomoseg.read_volume(tmp_path / "labels.zarr")
+    table = read_csv(tmp_path / "objects.csv")
+    assert len(table["label"]) > 0
+    assert sorted(np.unique(labels[labels > 0]).tolist()) == sorted(table["label"].tolist())
+    counts = np.bincount(labels.ravel())
+    assert [int(counts[i]) for i in table["label"]] == table["volume_vox"].astype(int).tolist()
+
+
+def test_segment_labels_refuses_an_existing_path_before_the_work(tmp_path, capsys):
+    write_volume(str(tmp_path / "scan.tif"), np.zeros((16, 48, 48), np.uint8) + 5, voxel_size=(29.33,) * 3)
+    (tmp_path / "labels.tif").write_bytes(b"someone's file")
+    assert main(["-q", "segment", str(tmp_path / "scan.tif"), str(tmp_path / "prob.zarr"),
+                 "--labels", str(tmp_path / "labels.tif")]) == 1
+    assert (tmp_path / "labels.tif").read_bytes() == b"someone's file"
+    assert not (tmp_path / "prob.zarr").exists()

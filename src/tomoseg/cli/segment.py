@@ -19,6 +19,9 @@ def _segment(sub):
     p.add_argument("output", help="probability map to write (.zarr recommended for large volumes)")
     p.add_argument("--model", help="model file (.safetensors); default: the model shipped with tomoseg")
     p.add_argument("--mask", metavar="MASK_OUT", help="also write the binary mask here")
+    p.add_argument("--labels", metavar="LABELS_OUT",
+                   help="also write the object label image here (as `analyze --labels` does: IDs in raster order, "
+                        "objects on the border or under 8 voxels are 0); any format")
     p.add_argument("--threshold", type=int, default=127, help="object where probability x 255 > this (default 127)")
     p.add_argument("--tile-size", type=int, default=None,
                    help="a read window holds at most (tile size + 2 x halo)^3 voxels; its shape is fitted to the "
@@ -65,14 +68,36 @@ def _run_segment(args) -> int:
         stats=args.stats, voxel_size=checked_voxel_size(args.voxel_size), resume=args.resume,
         overwrite=args.overwrite, workers=args.workers, scheduler=args.dask_scheduler,
         sample_mask="off" if args.no_sample_mask else (args.sample_mask or "auto"), roi=args.roi)
+    if args.labels:
+        from .analysis import _check_label_outputs
+
+        _check_label_outputs(args)
+        if str(args.labels) in (str(args.output), str(args.mask)):
+            raise TomosegError(f"--labels {args.labels}: the label image needs a path of its own")
     record = segment(args.input, args.output, model=args.model, mask_output=args.mask, options=options,
                      progress=progress_enabled(args))
+    if args.labels:
+        _write_labels(args, record)
     shape = record["input_shape"]
     vox = shape[0] * shape[1] * shape[2]
     print(f"segmented {'x'.join(map(str, shape))} ({vox / 1e6:.1f} Mvox) in {record['duration_s']:.1f} s "
           f"({vox / 1e6 / max(record['duration_s'], 1e-9):.2f} Mvox/s, {record['backend']}) -> {args.output}"
           + (f", {args.mask}" if args.mask else ""))
     return 0
+
+
+def _write_labels(args, record) -> None:
+    """The object label image of the probability map just written, with analyze's default rules."""
+    from ..io import open_volume
+    from ..objects import analyze
+    from ..objects.analysis import AnalysisOptions
+    from ..objects.label_image import write_label_image
+
+    prob = open_volume(args.output)
+    voxel_size = tuple(record["voxel_size_nm"]) if record.get("voxel_size_nm") else None
+    result = analyze(prob, voxel_size=voxel_size, options=AnalysisOptions(threshold=args.threshold))
+    write_label_image(prob, args.labels, result.selected, options=result.options, voxel_size=voxel_size,
+                      overwrite=args.overwrite)
 
 
 def check_scheduler_address(address: str) -> str:
