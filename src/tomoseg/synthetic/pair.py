@@ -21,7 +21,7 @@ from scipy import ndimage
 
 from ..errors import TomosegError
 from .config import PhantomConfig, preset
-from .phantom import _check_shape, _occupancy, _place_objects, _ring_profile, _smooth_noise
+from .phantom import _check_shape, _occupancy, _place_objects, _smooth_noise, apply_imaging
 
 STATUSES = ("persisting", "appeared", "vanished", "merged", "split")
 MIN_GAP = 2.5  # voxels between object surfaces, as make_phantom keeps them: labels never touch
@@ -275,29 +275,8 @@ def _render_objects(image, instances, bodies, shape, to_scan=None):
 
 
 def _imaging(image, cfg: PhantomConfig, rng, r_axis, recon2d) -> np.ndarray:
-    """The imaging chain of :func:`~tomoseg.synthetic.make_phantom`: rings, blur, noise, drift, outside."""
-    Z = image.shape[0]
-    if cfg.ring_artifacts > 0 and cfg.ring_strength > 0:
-        radii = rng.uniform(0, min(image.shape[1:]) / 2.0, cfg.ring_artifacts)
-        amps = rng.normal(0, cfg.ring_strength, cfg.ring_artifacts)
-        image += _ring_profile(r_axis, radii, amps, 0.7)
-    if cfg.physics:
-        from .physics import forward_and_reconstruct
-
-        image = forward_and_reconstruct(image, cfg, rng)
-    if cfg.blur_sigma > 0:
-        image = ndimage.gaussian_filter(image, cfg.blur_sigma, output=np.float32)
-    if cfg.noise_sd > 0:
-        noise = rng.standard_normal(image.shape, dtype=np.float32)
-        if cfg.noise_correlation > 0:
-            noise = ndimage.gaussian_filter(noise, cfg.noise_correlation, output=np.float32)
-            noise *= np.float32(1.0 / max(noise.std(), 1e-6))
-        image += noise * np.float32(cfg.noise_sd)
-        del noise
-    if cfg.z_drift:
-        drift = 1 + cfg.z_drift * (np.linspace(-0.5, 0.5, Z) + 0.3 * np.sin(np.linspace(0, 3 * np.pi, Z)))
-        image *= drift.astype(np.float32)[:, None, None]
-    image[:, ~recon2d] = cfg.outside_gray
+    """The imaging chain of :func:`~tomoseg.synthetic.make_phantom`, to 8 bits."""
+    image = apply_imaging(image, cfg, rng, r_axis, recon2d)
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
 

@@ -159,6 +159,34 @@ def _smooth_noise(shape, sd, scale, rng) -> np.ndarray:
     return field * np.float32(sd / max(field.std(), 1e-6))
 
 
+def apply_imaging(image: np.ndarray, cfg: PhantomConfig, rng, r_axis: np.ndarray, recon2d: np.ndarray) -> np.ndarray:
+    """The imaging chain (float32 in, float32 out): tomographic rings, the physics mode, blur, correlated
+    noise, intensity drift along z, and the constant outside the reconstruction circle."""
+    Z = image.shape[0]
+    if cfg.ring_artifacts > 0 and cfg.ring_strength > 0:
+        radii = rng.uniform(0, min(image.shape[1:]) / 2.0, cfg.ring_artifacts)
+        amps = rng.normal(0, cfg.ring_strength, cfg.ring_artifacts)
+        image += _ring_profile(r_axis, radii, amps, 0.7)
+    if cfg.physics:
+        from .physics import forward_and_reconstruct
+
+        image = forward_and_reconstruct(image, cfg, rng)
+    if cfg.blur_sigma > 0:
+        image = ndimage.gaussian_filter(image, cfg.blur_sigma, output=np.float32)
+    if cfg.noise_sd > 0:
+        noise = rng.standard_normal(image.shape, dtype=np.float32)
+        if cfg.noise_correlation > 0:
+            noise = ndimage.gaussian_filter(noise, cfg.noise_correlation, output=np.float32)
+            noise *= np.float32(1.0 / max(noise.std(), 1e-6))
+        image += noise * np.float32(cfg.noise_sd)
+        del noise
+    if cfg.z_drift:
+        drift = 1 + cfg.z_drift * (np.linspace(-0.5, 0.5, Z) + 0.3 * np.sin(np.linspace(0, 3 * np.pi, Z)))
+        image *= drift.astype(np.float32)[:, None, None]
+    image[:, ~recon2d] = cfg.outside_gray
+    return image
+
+
 def make_phantom(shape, *, rng=None, preset_name: str = "default", config: PhantomConfig | None = None,
                  **overrides) -> Phantom:
     """Generate a synthetic TXM micropillar volume with exact labels.
@@ -238,28 +266,7 @@ def make_phantom(shape, *, rng=None, preset_name: str = "default", config: Phant
         label_voxels[i] = mask.sum()
         occ_volume[i] = occ.sum()
 
-    # imaging: tomographic rings, blur, noise, drift
-    if cfg.ring_artifacts > 0 and cfg.ring_strength > 0:
-        radii = rng.uniform(0, recon_r, cfg.ring_artifacts)
-        amps = rng.normal(0, cfg.ring_strength, cfg.ring_artifacts)
-        image += _ring_profile(r_axis, radii, amps, 0.7)
-    if cfg.physics:
-        from .physics import forward_and_reconstruct
-
-        image = forward_and_reconstruct(image, cfg, rng)
-    if cfg.blur_sigma > 0:
-        image = ndimage.gaussian_filter(image, cfg.blur_sigma, output=np.float32)
-    if cfg.noise_sd > 0:
-        noise = rng.standard_normal(shape, dtype=np.float32)
-        if cfg.noise_correlation > 0:
-            noise = ndimage.gaussian_filter(noise, cfg.noise_correlation, output=np.float32)
-            noise *= np.float32(1.0 / max(noise.std(), 1e-6))
-        image += noise * np.float32(cfg.noise_sd)
-        del noise
-    if cfg.z_drift:
-        drift = 1 + cfg.z_drift * (np.linspace(-0.5, 0.5, Z) + 0.3 * np.sin(np.linspace(0, 3 * np.pi, Z)))
-        image *= drift.astype(np.float32)[:, None, None]
-    image[:, ~recon2d] = cfg.outside_gray
+    image = apply_imaging(image, cfg, rng, r_axis, recon2d)
     image = np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
     axes = objects["semi_axes"]
