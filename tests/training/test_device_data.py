@@ -13,18 +13,9 @@ from tomoseg.training.config import AugmentConfig, DataConfig, PhantomData, Phys
 from tomoseg.training.data import generate_pool, phantom_specs, phantom_volumes
 from tomoseg.training.sampling import PatchSource
 
+from test_training import tiny  # the training tests' tiny config (tests/training is on sys.path)
 
 
-def tiny(tmp_path, name="run", **changes):
-    cfg = {
-        "output": str(tmp_path / name), "epochs": 2, "seed": 3,
-        "model": {"levels": 3, "base_features": 4},
-        "data": {"phantoms": {"count": 1, "shape": [32, 64, 64], "validation_count": 1, "seed": 5}},
-        "sampling": {"patch_size": 32, "batch_size": 2, "steps_per_epoch": 3, "validation_patches": 2},
-        "optim": {"learning_rate": 0.01},
-    }
-    cfg.update(changes)
-    return cfg
 
 
 def _ball_batch(n=6, p=32):

@@ -14,8 +14,6 @@ voxels the network sees twice) from 5.4x at 128 to 2.6x at 256 and 2.0x at 384.
 from __future__ import annotations
 
 import math
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -35,9 +33,9 @@ def _window_voxels(shape, tile: int, halo: int, divisor: int) -> int:
 
 
 def choose_tile_size(shape, *, device, precision: str, halo: int, divisor: int, base_features: int = 8,
-                     budget: float = 0.5) -> tuple[int, int]:
-    """(tile size, windows per batch) for ``shape`` on ``device``: the largest core whose window fits
-    twice into ``budget`` of the GPU's memory, and as many windows per batch as fit.
+                     budget: float = 0.5) -> int:
+    """The tile size for ``shape`` on ``device``: the largest core whose window fits twice into ``budget``
+    of the GPU's memory (windows per batch: :meth:`CudaBackend.batch_size`).
 
     The tile size depends on the card, not on what is free at the moment, so a resumed run finds the
     same tiles."""
@@ -45,12 +43,9 @@ def choose_tile_size(shape, *, device, precision: str, halo: int, divisor: int, 
     per_voxel = BYTES_PER_VOXEL[precision] * max(base_features, 1) / 8
     for tile in TILE_CHOICES:
         vox = _window_voxels(shape, tile, halo, divisor)
-        if 2 * vox * per_voxel <= budget * free and vox * 2 * base_features < 2**31:
-            batch = int(max(1, min(8, budget * free // (vox * per_voxel))))
-            while batch > 1 and batch * vox * 2 * base_features >= 2**31:  # 32-bit indexing of the widest tensor
-                batch -= 1
-            return tile, batch
-    return TILE_CHOICES[-1], 1
+        if 2 * vox * per_voxel <= budget * free and vox * 2 * base_features < 2**31:  # 32-bit indexing
+            return tile
+    return TILE_CHOICES[-1]
 
 
 class CudaBackend:

@@ -28,7 +28,7 @@ from ..io import create_volume, format_of, open_volume, split_dataset
 from ..io.zarr_store import create_zarr
 from .backends import BackendConfig, make_backend, resolve, run_windows_one_by_one, to_uint8  # noqa: F401
 from .normalization import Stats, normalize, volume_stats
-from .tiling import Tile, TilingConfig, pad_to_divisor, read_padded, resolve_tiling, round_up, tile_grid  # noqa: F401
+from .tiling import Tile, TilingConfig, pad_to_divisor, read_padded, resolve_tiling, tile_grid
 
 WORK_SUFFIX = ".tomoseg-run"
 

@@ -13,27 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-
-@dataclass(frozen=True)
-class Architecture:
-    """The architecture fields of a model file (the torch-free twin of ``tomoseg.model.ModelConfig``)."""
-
-    levels: int = 4
-    base_features: int = 8
-    in_channels: int = 1
-    out_channels: int = 1
-
-    @property
-    def divisor(self) -> int:
-        return 2 ** (self.levels - 1)
-
-    def to_dict(self) -> dict:
-        return {"levels": self.levels, "base_features": self.base_features, "in_channels": self.in_channels,
-                "out_channels": self.out_channels}
+from ..architecture import ModelConfig
 
 
 def cache_key(sha256: str, architecture: dict) -> str:
@@ -51,7 +34,7 @@ class ModelFile:
         self.path = Path(path)
         self.metadata = metadata
         self.sha256 = sha256
-        self.config = Architecture(**metadata["architecture"])
+        self.config = ModelConfig(**metadata["architecture"])
         self.cache_key = cache_key(sha256, metadata["architecture"])
 
     def load(self):

@@ -80,10 +80,14 @@ def volume_stats(volume, *, method: str = "auto", sample_fraction: float = 0.05,
         if progress is not None:
             progress.update(n)
     std = float(np.sqrt(m2 / count)) if count else 0.0
+    _check_not_constant(volume, mean, std)
+    return Stats(mean=mean, std=std, voxels=count, method=method)
+
+
+def _check_not_constant(volume, mean: float, std: float) -> None:
     if not std > 0:
         raise TomosegError(f"{getattr(volume, 'path', 'volume')}: is constant (every voxel = {mean:g}); there is "
                            "nothing to segment")
-    return Stats(mean=mean, std=std, voxels=count, method=method)
 
 
 def _integer_stats(volume, regions, progress, method: str) -> Stats:
@@ -100,9 +104,7 @@ def _integer_stats(volume, regions, progress, method: str) -> Stats:
     count = int(hist.sum())
     mean = float((hist * values).sum() / count)
     std = float(np.sqrt((hist * (values - mean) ** 2).sum() / count))
-    if not std > 0:
-        raise TomosegError(f"{getattr(volume, 'path', 'volume')}: is constant (every voxel = {mean:g}); there is "
-                           "nothing to segment")
+    _check_not_constant(volume, mean, std)
     return Stats(mean=mean, std=std, voxels=count, method=method)
 
 

@@ -75,7 +75,7 @@ def resolve_tiling(config: TilingConfig, shape, divisor: int, *, device: str = "
         if str(device).startswith("cuda"):
             from .cuda_pipeline import choose_tile_size
 
-            size, _ = choose_tile_size(shape, device=device, precision=precision, halo=config.halo,
+            size = choose_tile_size(shape, device=device, precision=precision, halo=config.halo,
                                        divisor=divisor, base_features=base_features)
         else:
             size = CPU_TILE_SIZE

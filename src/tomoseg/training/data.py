@@ -112,8 +112,9 @@ def phantom_specs(spec: PhantomData, *, validation: bool) -> list[dict]:
         first = spec.seed + spec.count + spec.validation_count
         start, count = (pool.count, pool.validation_count) if validation else (0, pool.count)
         shape = list(spec.physics_shape or spec.shape)
-        ranges = {k: list(getattr(pool, k)) for k in ("photons", "angles", "gain_error", "object_gray",
-                                                      "radius_mean", "blur_sigma")}
+        from .config import RANGE_KEYS
+
+        ranges = {k: list(getattr(pool, k)) for k in RANGE_KEYS}
         for i in range(start, start + count):
             out.append({"seed": first + i, "preset": "physics", "shape": shape, "randomize": True,
                         "physics": ranges})

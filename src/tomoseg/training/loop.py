@@ -90,8 +90,8 @@ def train(config: TrainConfig | dict, *, resume: bool = False, progress: bool = 
         counters.update(run.restore(step.model, step.optimizer, source))
         rng.bit_generator.state = counters.pop("numpy_rng")
     run.start()
-    loop = _Loop(cfg, run, step, source, val_patches, counters, rng, _model_metadata(cfg, train_vols))
-    loop.val_volumes = val_vols or train_vols
+    loop = _Loop(cfg, run, step, source, (val_patches, val_vols or train_vols), counters, rng,
+                 _model_metadata(cfg, train_vols))
     loop.run(progress)
     return run.path
 
@@ -113,9 +113,10 @@ def _model_metadata(cfg: TrainConfig, volumes) -> dict:
 class _Loop:
     """Epochs of steps until a budget ends; each epoch ends with validation and a checkpoint."""
 
-    def __init__(self, cfg, run, step, source, val_patches, counters, rng, model_meta):
+    def __init__(self, cfg, run, step, source, validation, counters, rng, model_meta):
         self.cfg, self.run_folder, self.step, self.source = cfg, run, step, source
-        self.val_patches, self.counters, self.rng, self.model_meta = val_patches, counters, rng, model_meta
+        (self.val_patches, self.val_volumes), self.counters = validation, counters
+        self.rng, self.model_meta = rng, model_meta
         self.total_steps = cfg.epochs * cfg.sampling.steps_per_epoch
         self.budget_s = cfg.max_minutes * 60 if cfg.max_minutes else None
 
