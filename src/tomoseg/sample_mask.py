@@ -112,29 +112,64 @@ def otsu(values: np.ndarray, bins: int = 256) -> tuple[float, float]:
     return float(edges[i + 1]), float(between[i] / values.var())
 
 
-def _downsample(volume, factor: int, slab: int = 64) -> np.ndarray:
-    """One slice per block of ``factor`` slices (its middle), averaged in factor x factor blocks.
+class LowResolution:
+    """The low-resolution copy :func:`auto_sample_mask` works on, collected from blocks of the volume as they
+    are read: one slice per block of ``factor`` slices (its middle), averaged in ``factor`` x ``factor`` blocks.
 
-    Read in slabs of ``slab`` slices (whole chunks of a chunked file, read once each) of which only the
-    chosen slices are converted."""
-    z, y, x = (int(s) for s in volume.shape)
-    ly, lx = -(-y // factor), -(-x // factor)
-    picks = [min(z - 1, z0 + factor // 2) for z0 in range(0, z, factor)]
-    out = np.empty((len(picks), ly, lx), np.float32)
-    step = max(slab // factor, 1) * factor
-    for s0 in range(0, z, step):
-        chosen = [(i, p) for i, p in enumerate(picks) if s0 <= p < s0 + step]
-        if not chosen:
-            continue
-        block = np.asarray(volume[s0:min(z, s0 + step)])
-        for i, p in chosen:
-            sl = np.pad(block[p - s0].astype(np.float32), ((0, ly * factor - y), (0, lx * factor - x)), mode="edge")
-            out[i] = sl.reshape(ly, factor, lx, factor).mean(axis=(1, 3))
-    return out
+    Call it with ``(block, data)`` for blocks that cover the volume (y edges on multiples of ``factor``, as
+    :func:`tomoseg.io.blocks.block_grid` cuts them with ``multiple=factor``); ``segment`` feeds it the blocks of
+    its statistics pass, so the mask costs no read of its own. ``complete`` says whether every chosen slice
+    was seen.
+    """
+
+    def __init__(self, shape, factor: int):
+        self.shape = tuple(int(s) for s in shape)
+        self.factor = int(factor)
+        z, y, x = self.shape
+        self.picks = [min(z - 1, z0 + factor // 2) for z0 in range(0, z, factor)]
+        self.low = np.zeros((len(self.picks), -(-y // factor), -(-x // factor)), np.float32)
+        self._seen = np.zeros(self.low.shape[:2], bool)
+
+    def __call__(self, block, data) -> None:
+        zs, ys, xs = block
+        f, (_, y, x) = self.factor, self.shape
+        if xs.start != 0 or xs.stop != x or ys.start % f or (ys.stop % f and ys.stop != y):
+            raise ValueError(f"block {block} is not whole slices along x with y edges on multiples of {f}")
+        lx = self.low.shape[2]
+        rows = slice(ys.start // f, -(-ys.stop // f))
+        for i, p in enumerate(self.picks):
+            if zs.start <= p < zs.stop:
+                sl = data[p - zs.start].astype(np.float32)
+                sl = np.pad(sl, ((0, (rows.stop - rows.start) * f - sl.shape[0]), (0, lx * f - x)), mode="edge")
+                self.low[i, rows] = sl.reshape(-1, f, lx, f).mean(axis=(1, 3))
+                self._seen[i, rows] = True
+
+    @property
+    def complete(self) -> bool:
+        return bool(self._seen.all())
+
+
+def mask_factor(shape) -> int:
+    """Resolution of the automatic mask: blocks of 4 voxels per axis, more (a power of two, so blocks stay
+    aligned with storage chunks) where the low-resolution copy would exceed 2^24 voxels (below 100 MB)."""
+    need = (float(np.prod(shape, dtype=np.float64)) / 2**24) ** (1 / 3)
+    return max(4, 2 ** math.ceil(math.log2(max(need, 1.0))))
+
+
+def _downsample(volume, factor: int) -> np.ndarray:
+    """:class:`LowResolution` of ``volume``, reading it in blocks of whole storage chunks."""
+    from .io.blocks import block_grid, read_blocks, storage_chunks
+
+    low = LowResolution(volume.shape, factor)
+    blocks = [b for b in block_grid(volume.shape, storage_chunks(volume), multiple=factor)
+              if any(b[0].start <= p < b[0].stop for p in low.picks)]
+    for block, data in read_blocks(volume, blocks):
+        low(block, data)
+    return low.low
 
 
 def auto_sample_mask(volume, *, margin: int = 48, factor: int | None = None, min_separation: float = 0.8,
-                     max_fraction: float = 0.97) -> SampleMask:
+                     max_fraction: float = 0.97, low: LowResolution | None = None) -> SampleMask:
     """The sample of a volume whose surroundings are darker than the sample (see the module's notes).
 
     Parameters
@@ -144,12 +179,13 @@ def auto_sample_mask(volume, *, margin: int = 48, factor: int | None = None, min
     margin : int
         Voxels added around the sample (the network's halo by default).
     factor : int, optional
-        Resolution of the mask: blocks of ``factor`` voxels per axis; by default 4, more where the
-        low-resolution volume would exceed 2^24 voxels (its memory stays below 100 MB).
+        Resolution of the mask: blocks of ``factor`` voxels per axis; by default :func:`mask_factor`.
     min_separation : float
         The Otsu split must explain this share of the low-resolution variance, else "all sample".
     max_fraction : float
         A mask covering more than this share of the slice area is "all sample".
+    low : LowResolution, optional
+        The low-resolution copy, collected already (complete); else ``volume`` is read here.
 
     Examples
     --------
@@ -160,9 +196,13 @@ def auto_sample_mask(volume, *, margin: int = 48, factor: int | None = None, min
     (False, True)
     """
     shape = tuple(int(s) for s in volume.shape)
-    if factor is None:
-        factor = max(4, math.ceil((float(np.prod(shape, dtype=np.float64)) / 2**24) ** (1 / 3)))
-    low = _downsample(volume, factor)
+    if low is not None:
+        if not low.complete or low.shape != shape:
+            raise ValueError("the low-resolution copy is incomplete or of another volume")
+        factor, low = low.factor, low.low
+    else:
+        factor = factor or mask_factor(shape)
+        low = _downsample(volume, factor)
     smooth = ndimage.gaussian_filter(low, 1.0)
     threshold, separation = otsu(smooth)
     base = {"method": "auto", "otsu_threshold": round(threshold, 3), "separation": round(separation, 3),

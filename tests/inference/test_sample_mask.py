@@ -11,7 +11,9 @@ from tomoseg.cli import main
 from tomoseg.errors import TomosegError
 from tomoseg.inference import SegmentOptions, TilingConfig, segment
 from tomoseg.io import read_volume, write_volume
-from tomoseg.sample_mask import auto_sample_mask, otsu, parse_roi, roi_sample_mask
+from tomoseg.inference.normalization import volume_stats
+from tomoseg.io import open_volume
+from tomoseg.sample_mask import LowResolution, auto_sample_mask, mask_factor, otsu, parse_roi, roi_sample_mask
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +57,57 @@ def test_otsu_on_two_levels():
     values = np.r_[np.full(100, 10.0), np.full(300, 200.0)]
     t, separation = otsu(values)
     assert 10 < t < 200 and separation == pytest.approx(1.0, abs=0.01)  # bin centres, not the values
+
+
+@pytest.mark.parametrize("chunks", [(8, 32, 160), (32, 48, 48), None])
+def test_mask_from_the_statistics_pass_equals_its_own_read(tmp_path, pillar, chunks):
+    src = tmp_path / ("in.zarr" if chunks else "in.npy")
+    write_volume(str(src), pillar.image, **({"chunks": chunks} if chunks else {}))
+    with open_volume(str(src)) as vol:
+        low = LowResolution(vol.shape, mask_factor(vol.shape))
+        stats = volume_stats(vol, visit=low, multiple=low.factor, slab_voxels=40_000)
+        assert low.complete
+        shared, alone = auto_sample_mask(vol, margin=16, low=low), auto_sample_mask(vol, margin=16)
+    assert stats.mean == pytest.approx(float(pillar.image.mean()))
+    np.testing.assert_array_equal(shared.low, alone.low)
+    assert shared.box == alone.box and shared.record == alone.record
+    partial = LowResolution(pillar.image.shape, 4)
+    partial((slice(0, 8), slice(0, 160), slice(0, 160)), pillar.image[:8])
+    assert not partial.complete
+    with pytest.raises(ValueError, match="incomplete"):
+        auto_sample_mask(pillar.image, low=partial)
+
+
+def test_segment_reads_the_volume_once_before_the_tiles(tmp_path, random_model_path, pillar, monkeypatch):
+    """Statistics and the automatic sample mask share one read of the input."""
+    from tomoseg.inference import engine
+    from tomoseg.io.volume import Volume
+
+    src = tmp_path / "in.zarr"
+    write_volume(str(src), pillar.image, chunks=(16, 64, 64))
+    read = []
+    plain_getitem = Volume.__getitem__
+
+    def counting(self, key):
+        data = plain_getitem(self, key)
+        read.append(data.size)
+        return data
+
+    first_pass = engine._first_pass
+    seen = {}
+
+    def measured(*a, **k):
+        before = len(read)
+        out = first_pass(*a, **k)
+        seen["voxels"] = sum(read[before:])
+        return out
+
+    monkeypatch.setattr(Volume, "__getitem__", counting)
+    monkeypatch.setattr(engine, "_first_pass", measured)
+    rec = segment(src, tmp_path / "out.zarr", model=random_model_path, progress=False,
+                  options=SegmentOptions(tiling=TilingConfig(tile_size=8, halo=16)))
+    assert rec["sample_mask"]["method"] == "auto" and rec["sample_mask"]["fallback"] is None
+    assert seen["voxels"] == pillar.image.size
 
 
 def test_roi_parsing():

@@ -51,17 +51,18 @@ def check_voxel_size(volume, model) -> None:
 
 
 def object_fraction(store, threshold: int, max_chunks: int = 64) -> float:
-    """Share of voxels above ``threshold`` in an evenly spread sample of the store's z slabs."""
-    shape = store.shape
-    step = int(store.chunks[0]) if getattr(store, "chunks", None) else 1
-    starts = list(range(0, shape[0], max(step, 1)))
-    if len(starts) > max_chunks:
-        starts = [starts[i] for i in np.linspace(0, len(starts) - 1, max_chunks).round().astype(int)]
+    """Share of voxels above ``threshold`` in up to ``max_chunks`` whole storage chunks spread evenly over the
+    store (whole z slices where it is not chunked)."""
+    from ..io.blocks import sample_blocks, storage_chunks
+
+    shape = tuple(int(s) for s in store.shape)
+    chunks = storage_chunks(store)
+    units = int(np.prod([-(-s // c) for s, c in zip(shape, chunks)])) if chunks else shape[0]
     above = total = 0
-    for z in starts:
-        block = np.asarray(store[z:z + 1])
-        above += int(np.count_nonzero(block > threshold))
-        total += block.size
+    for block in sample_blocks(shape, chunks, min(1.0, max_chunks / units)):
+        data = np.asarray(store[block])
+        above += int(np.count_nonzero(data > threshold))
+        total += data.size
     return above / max(total, 1)
 
 

@@ -403,26 +403,21 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
     fingerprint = _fingerprint(volume, model, options, f"{backend_name}-{device}", bool(mask_output))
     work = work_dir_for(output)
     state = _prepare_work(work, fingerprint, options)
-    sample = _sample_mask(volume, options, work, state, model.config.divisor)
-    tiles = tile_grid(volume.shape, options.tiling, model.config.divisor, region=sample.box) if sample.box else []
-    if state is not None:
-        _check_done(work, len(tiles))
     bar = _progress_bar(progress, volume.size)
     if state is None:
-        if bar is not None:
-            bar.set_description("statistics")
         try:
-            with np.errstate(over="ignore", invalid="ignore"):  # huge values: refused below, with a message
-                stats = volume_stats(volume, method=options.stats, progress=bar)
-        except OverflowError:
-            stats = None
-        try:
-            _check_stats(stats, volume)
+            stats, sample = _first_pass(volume, options, model.config.divisor, bar)
         except TomosegError:
             if bar is not None:
                 bar.close()
             raise
         check_histogram(volume, stats, model)
+    else:
+        sample = _saved_sample_mask(options, work, state)
+    tiles = tile_grid(volume.shape, options.tiling, model.config.divisor, region=sample.box) if sample.box else []
+    if state is not None:
+        _check_done(work, len(tiles))
+    else:
         work.mkdir()
         (work / "done").mkdir()
         chunks = (options.tiling.chunk(model.config.divisor),) * 3  # cores are unions of whole chunks
@@ -490,17 +485,46 @@ def _sample_settings(options: SegmentOptions) -> dict:
     return {"sample_mask": str(options.sample_mask), "roi": options.roi}
 
 
-def _sample_mask(volume, options: SegmentOptions, work: Path, state: dict | None, divisor: int):
-    """The sample mask of this run: saved in the work folder, so a resumed run skips the same tiles."""
-    from ..sample_mask import SampleMask, all_sample, auto_sample_mask, file_sample_mask, roi_sample_mask
+def _first_pass(volume, options: SegmentOptions, divisor: int, bar):
+    """The normalization statistics and the sample mask, from one read of the volume where both need one."""
+    from ..sample_mask import LowResolution, mask_factor
+
+    low = sample = None
+    if options.roi is None and options.sample_mask == "auto" and min(volume.shape[1:]) >= 64:
+        low = LowResolution(volume.shape, mask_factor(volume.shape))
+    else:  # an ROI, a mask file or none: checked before the long read
+        sample = _new_sample_mask(volume, options, divisor)
+    if bar is not None:
+        bar.set_description("statistics")
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):  # huge values: refused below, with a message
+            stats = volume_stats(volume, method=options.stats, progress=bar, visit=low,
+                                 multiple=low.factor if low is not None else 1)
+    except OverflowError:
+        stats = None
+    _check_stats(stats, volume)
+    if sample is None:
+        sample = _new_sample_mask(volume, options, divisor, low if low.complete else None)
+    return stats, sample
+
+
+def _saved_sample_mask(options: SegmentOptions, work: Path, state: dict):
+    """The sample mask of the interrupted run (saved in its work folder), so a resumed run skips the same tiles."""
+    from ..sample_mask import SampleMask
+
+    saved = state.get("sample") or {}
+    if saved.get("settings") != _sample_settings(options) or not (work / "sample_mask.npz").exists():
+        raise TomosegError(f"{work}: the interrupted run used another sample mask or ROI "
+                           f"({saved.get('settings')}); pass --overwrite to start over")
+    return SampleMask.load(work / "sample_mask.npz", saved["record"])
+
+
+def _new_sample_mask(volume, options: SegmentOptions, divisor: int, low=None):
+    """The sample mask of a new run: the ROI, none, the user's mask file, or the automatic mask (from ``low``, the
+    low-resolution copy collected by the statistics pass, where it saw every slice it needs)."""
+    from ..sample_mask import all_sample, auto_sample_mask, file_sample_mask, roi_sample_mask
     from .tiling import round_up
 
-    if state is not None:
-        saved = state.get("sample") or {}
-        if saved.get("settings") != _sample_settings(options) or not (work / "sample_mask.npz").exists():
-            raise TomosegError(f"{work}: the interrupted run used another sample mask or ROI "
-                               f"({saved.get('settings')}); pass --overwrite to start over")
-        return SampleMask.load(work / "sample_mask.npz", saved["record"])
     shape = tuple(volume.shape)
     if options.roi is not None:
         return roi_sample_mask(shape, options.roi)
@@ -510,7 +534,7 @@ def _sample_mask(volume, options: SegmentOptions, work: Path, state: dict | None
         return file_sample_mask(options.sample_mask, shape)
     if min(shape[1:]) < 64:
         return all_sample(shape, "auto: too small to tell sample from surroundings")
-    return auto_sample_mask(volume, margin=round_up(options.tiling.halo, divisor))
+    return auto_sample_mask(volume, margin=round_up(options.tiling.halo, divisor), low=low)
 
 
 def _progress_bar(enabled: bool, total: int):

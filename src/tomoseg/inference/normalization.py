@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import TomosegError
+from ..io.blocks import block_grid, read_blocks, sample_blocks, storage_chunks
 
 
 @dataclass(frozen=True)
@@ -25,22 +26,23 @@ class Stats:
         return {"mean": self.mean, "std": self.std, "voxels": self.voxels, "method": self.method}
 
 
-def _slabs(shape, max_voxels: int):
-    per_slice = int(shape[1]) * int(shape[2])
-    step = max(1, max_voxels // max(per_slice, 1))
-    for z in range(0, shape[0], step):
-        yield slice(z, min(z + step, shape[0]))
-
-
 def volume_stats(volume, *, method: str = "auto", sample_fraction: float = 0.05,
-                 max_full_voxels: int = 2**31, slab_voxels: int = 2**22, progress=None) -> Stats:
-    """Mean and standard deviation of a volume, in float64, reading it slab by slab.
+                 max_full_voxels: int = 2**31, slab_voxels: int = 2**24, progress=None, visit=None,
+                 multiple: int = 1) -> Stats:
+    """Mean and standard deviation of a volume, in float64, reading it block by block.
+
+    Blocks follow the storage chunks (:mod:`tomoseg.io.blocks`): each chunk is decompressed once.
 
     Parameters
     ----------
     method : {"auto", "full", "sample"}
-        ``full`` reads every voxel; ``sample`` reads evenly spaced z slices making up
-        ``sample_fraction`` of the volume; ``auto`` is full up to ``max_full_voxels``.
+        ``full`` reads every voxel; ``sample`` reads ``sample_fraction`` of the volume, evenly spread: whole
+        storage chunks of a chunked store, else whole z slices; ``auto`` is full up to ``max_full_voxels``.
+    visit : callable, optional
+        Called with ``(block, data)`` for every block read, so that another computation over the whole
+        volume (the sample mask's low-resolution copy) shares this read instead of reading again.
+    multiple : int
+        Block edges along y fall on multiples of this (what ``visit`` may need).
 
     Raises
     ------
@@ -53,22 +55,24 @@ def volume_stats(volume, *, method: str = "auto", sample_fraction: float = 0.05,
         method = "full" if total <= max_full_voxels else "sample"
     if method not in ("full", "sample"):
         raise TomosegError(f"statistics method {method!r} must be auto, full or sample")
+    chunks = storage_chunks(volume)
     if method == "full":
-        regions = list(_slabs(shape, slab_voxels))
+        regions = block_grid(shape, chunks, max_voxels=slab_voxels, multiple=multiple)
     else:
-        n = max(1, int(round(shape[0] * sample_fraction)))
-        zs = np.unique(np.linspace(0, shape[0] - 1, n).round().astype(int))
-        regions = [slice(int(z), int(z) + 1) for z in zs]
+        regions = sample_blocks(shape, chunks, sample_fraction)
+    blocks = read_blocks(volume, regions, ahead=2 if len(regions) > 1 else 0)
+    if visit is not None:
+        blocks = _visited(blocks, visit)
     if np.dtype(getattr(volume, "dtype", np.float64)) in (np.dtype(np.uint8), np.dtype(np.uint16)):
-        return _integer_stats(volume, regions, progress, method)
+        return _integer_stats(volume, blocks, progress, method)
     count, mean, m2 = 0, 0.0, 0.0
-    for region in regions:
-        data = np.asarray(volume[region], dtype=np.float64)
+    for region, raw in blocks:
+        data = np.asarray(raw, dtype=np.float64)
         if not np.all(np.isfinite(data)):
             bad = np.argwhere(~np.isfinite(data))[0]
+            at = ", ".join(str(int(b) + r.start) for b, r in zip(bad, region))
             raise TomosegError(f"{getattr(volume, 'path', 'volume')}: holds NaN or infinite values (first at z, y, x "
-                               f"= {bad[0] + region.start}, {bad[1]}, {bad[2]}); replace them (e.g. with the "
-                               "background value) before segmenting")
+                               f"= {at}); replace them (e.g. with the background value) before segmenting")
         n = data.size
         m = float(data.mean())
         v = float(((data - m) ** 2).sum())
@@ -90,12 +94,17 @@ def _check_not_constant(volume, mean: float, std: float) -> None:
                            "nothing to segment")
 
 
-def _integer_stats(volume, regions, progress, method: str) -> Stats:
+def _visited(blocks, visit):
+    for region, data in blocks:
+        visit(region, data)
+        yield region, data
+
+
+def _integer_stats(volume, blocks, progress, method: str) -> Stats:
     """Mean and s.d. of an 8- or 16-bit volume from its histogram: exact, and several times faster than
-    the float64 pass (a 256x1024x1024 uint8 volume in well under a second)."""
+    the float64 pass."""
     hist = None
-    for region in regions:
-        data = np.asarray(volume[region])
+    for _, data in blocks:
         h = np.bincount(data.ravel(), minlength=256 if data.dtype == np.uint8 else 65536)
         hist = h if hist is None else hist + h
         if progress is not None:

@@ -1,0 +1,116 @@
+"""Reading a volume in blocks that match its storage: every stored chunk decompressed once per pass.
+
+A chunked store (Zarr, chunked HDF5) decompresses a whole chunk for any voxel of it. Reading a Zarr volume with
+chunks of 64 slices four slices at a time decompresses every chunk 16 times; a pass over a large scan then costs
+many times its size. :func:`block_grid` cuts a volume into blocks of whole chunks (whole slices along x, whole
+chunk rows along y and z) of bounded size, :func:`sample_blocks` picks an evenly spread share of the chunks, and
+:func:`read_blocks` reads any list of blocks with a few reads in flight (zarr, h5py and tifffile release the GIL
+while they decompress), so the reading overlaps whatever the caller does with each block.
+
+No PyTorch here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+Block = tuple  # (slice z, slice y, slice x)
+
+
+def storage_chunks(volume) -> tuple[int, int, int] | None:
+    """The storage chunk shape of a :class:`~tomoseg.io.Volume` (or any array with ``chunks`` of 3 ints), or None
+    (contiguous data, NumPy arrays)."""
+    chunks = getattr(volume, "chunks", None)
+    if isinstance(chunks, tuple) and len(chunks) == 3 and all(isinstance(c, (int, np.integer)) and c > 0
+                                                              for c in chunks):
+        return tuple(int(c) for c in chunks)
+    return None
+
+
+def block_grid(shape, chunks=None, *, max_voxels: int = 2**24, multiple: int = 1) -> list[Block]:
+    """Blocks that cover ``shape`` in z, y order: whole slices along x, whole storage chunks along z and y.
+
+    Parameters
+    ----------
+    shape : (z, y, x)
+    chunks : (z, y, x) or None
+        Storage chunks; None for contiguous data (then blocks of whole slices).
+    max_voxels : int
+        Voxels per block, at most; exceeded only where one row of chunks (``chunks[0]`` slices by
+        ``chunks[1]`` rows) is larger.
+    multiple : int
+        Block edges along y (except at the volume's end) fall on multiples of this too.
+
+    Examples
+    --------
+    >>> [tuple((s.start, s.stop) for s in b[:2]) for b in block_grid((100, 64, 64), (64, 32, 64), max_voxels=2**17)]
+    [((0, 64), (0, 32)), ((0, 64), (32, 64)), ((64, 100), (0, 32)), ((64, 100), (32, 64))]
+    """
+    Z, Y, X = (int(s) for s in shape)
+    cz, cy = (int(chunks[0]), int(chunks[1])) if chunks else (1, 1)
+    cy = cy * multiple // math.gcd(cy, multiple)
+    per_slice = Y * X
+    if cz * per_slice <= max_voxels:  # whole slices: as many chunk layers as fit
+        dz = max(1, max_voxels // max(per_slice, 1) // cz) * cz
+        dy = Y
+    else:  # one layer of chunks, cut into rows of chunks
+        dz = cz
+        dy = max(1, max_voxels // max(cz * X, 1) // cy) * cy
+    return [(slice(z, min(z + dz, Z)), slice(y, min(y + dy, Y)), slice(0, X))
+            for z in range(0, Z, dz) for y in range(0, Y, dy)]
+
+
+def sample_blocks(shape, chunks, fraction: float, *, slice_fallback: bool = True) -> list[Block]:
+    """An evenly spread ``fraction`` of the volume, read as whole storage chunks (a chunked store) or whole
+    slices (contiguous data: a slice is the cheapest unit there).
+
+    Chunks are picked at equal steps through the chunk grid in z, y, x order, so the sample spans every part of
+    the volume along z and across the slice, and each chunk read is used whole.
+    """
+    Z, Y, X = (int(s) for s in shape)
+    if not chunks or (slice_fallback and int(chunks[0]) == 1):
+        n = max(1, int(round(Z * fraction)))
+        zs = np.unique(np.linspace(0, Z - 1, n).round().astype(int))
+        return [(slice(int(z), int(z) + 1), slice(0, Y), slice(0, X)) for z in zs]
+    cz, cy, cx = (int(c) for c in chunks)
+    grid = (-(-Z // cz), -(-Y // cy), -(-X // cx))
+    total = grid[0] * grid[1] * grid[2]
+    n = max(1, min(total, int(round(total * fraction))))
+    picks = np.unique(np.linspace(0, total - 1, n).round().astype(np.int64))
+    out = []
+    for p in picks:
+        iz, iy, ix = np.unravel_index(int(p), grid)
+        out.append((slice(iz * cz, min((iz + 1) * cz, Z)), slice(iy * cy, min((iy + 1) * cy, Y)),
+                    slice(ix * cx, min((ix + 1) * cx, X))))
+    return out
+
+
+def read_blocks(volume, blocks, *, ahead: int = 2) -> Iterator[tuple[Block, np.ndarray]]:
+    """``(block, data)`` for each of ``blocks`` in order, with up to ``ahead`` reads in flight on threads."""
+    blocks = list(blocks)
+    if ahead < 1 or len(blocks) < 2:
+        for b in blocks:
+            yield b, np.asarray(volume[b])
+        return
+    with ThreadPoolExecutor(ahead) as pool:
+        pending: deque = deque()
+        todo = iter(blocks)
+        try:
+            for b in todo:
+                pending.append((b, pool.submit(lambda b=b: np.asarray(volume[b]))))
+                if len(pending) >= ahead:
+                    break
+            while pending:
+                b, fut = pending.popleft()
+                following = next(todo, None)
+                if following is not None:
+                    pending.append((following, pool.submit(lambda b=following: np.asarray(volume[b]))))
+                yield b, fut.result()
+        finally:
+            for _, fut in pending:
+                fut.cancel()

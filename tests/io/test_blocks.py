@@ -1,0 +1,60 @@
+"""Blocks of whole storage chunks: a pass over a chunked volume decompresses every chunk once."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from tomoseg.io import open_volume, write_volume
+from tomoseg.io.blocks import block_grid, read_blocks, sample_blocks, storage_chunks
+
+
+def _chunks_touched(block, chunks):
+    return {idx for idx in itertools.product(*(range(s.start // c, -(-s.stop // c)) for s, c in zip(block, chunks)))}
+
+
+@pytest.mark.parametrize("shape, chunks, max_voxels, multiple", [
+    ((100, 70, 50), (64, 32, 16), 2**14, 1),      # one chunk layer exceeds the budget: rows of chunks
+    ((100, 70, 50), (16, 32, 16), 2**18, 1),      # several chunk layers per block
+    ((9, 33, 17), None, 100, 1),                  # contiguous: whole slices
+    ((100, 70, 50), (64, 12, 16), 2**14, 8),      # y edges on multiples of lcm(12, 8) = 24
+])
+def test_blocks_partition_the_volume_and_each_chunk_is_read_once(shape, chunks, max_voxels, multiple):
+    blocks = block_grid(shape, chunks, max_voxels=max_voxels, multiple=multiple)
+    cover = np.zeros(shape, np.int32)
+    for b in blocks:
+        cover[b] += 1
+        assert b[2] == slice(0, shape[2])
+        assert b[1].start % multiple == 0
+    assert (cover == 1).all()
+    if chunks:
+        seen = [c for b in blocks for c in _chunks_touched(b, chunks)]
+        assert len(seen) == len(set(seen))  # no chunk decompressed twice
+        one_row = chunks[0] * np.lcm(chunks[1], multiple) * shape[2]
+        assert all(np.prod([s.stop - s.start for s in b]) <= max(max_voxels, one_row) for b in blocks)
+
+
+def test_sample_blocks_are_whole_chunks_spread_over_the_volume():
+    shape, chunks = (256, 128, 128), (32, 64, 64)
+    blocks = sample_blocks(shape, chunks, 0.25)
+    assert len(blocks) == 8  # a quarter of the 32 chunks
+    for b in blocks:
+        assert [s.stop - s.start for s in b] == list(chunks)
+    assert {b[0].start for b in blocks} == set(range(0, 256, 32))  # every chunk layer along z
+    assert len({(b[1].start, b[2].start) for b in blocks}) > 1      # and more than one place in the slice
+    slices = sample_blocks((100, 10, 10), None, 0.02)
+    assert [b[0].start for b in slices] == [0, 99] and all(b[0].stop - b[0].start == 1 for b in slices)
+
+
+def test_read_blocks_in_order_from_a_zarr_volume(tmp_path, rng):
+    image = rng.integers(0, 255, (40, 48, 24), dtype=np.uint8)
+    write_volume(str(tmp_path / "v.zarr"), image, chunks=(16, 16, 24))
+    with open_volume(str(tmp_path / "v.zarr")) as vol:
+        chunks = storage_chunks(vol)
+        assert chunks == (16, 16, 24)
+        blocks = block_grid(vol.shape, chunks, max_voxels=4000)
+        got = list(read_blocks(vol, blocks, ahead=3))
+    assert [b for b, _ in got] == blocks and len(blocks) > 2
+    for b, data in got:
+        np.testing.assert_array_equal(data, image[b])
+    assert storage_chunks(image) is None
