@@ -139,14 +139,29 @@ class LowResolution:
         rows = slice(ys.start // f, -(-ys.stop // f))
         for i, p in enumerate(self.picks):
             if zs.start <= p < zs.stop:
-                sl = data[p - zs.start].astype(np.float32)
-                sl = np.pad(sl, ((0, (rows.stop - rows.start) * f - sl.shape[0]), (0, lx * f - x)), mode="edge")
-                self.low[i, rows] = sl.reshape(-1, f, lx, f).mean(axis=(1, 3))
+                sl = data[p - zs.start]
+                pad = ((0, (rows.stop - rows.start) * f - sl.shape[0]), (0, lx * f - x))
+                if any(p for _, p in pad):
+                    sl = np.pad(sl, pad, mode="edge")
+                self.low[i, rows] = _block_mean(sl, f)
                 self._seen[i, rows] = True
 
     @property
     def complete(self) -> bool:
         return bool(self._seen.all())
+
+
+def _block_mean(image: np.ndarray, f: int) -> np.ndarray:
+    """Means of the ``f`` x ``f`` blocks of a 2D image whose sides are multiples of ``f`` (float32). Integer
+    images are summed exactly in integers, rows first (several times faster than converting to float)."""
+    ly, lx = image.shape[0] // f, image.shape[1] // f
+    if image.dtype.kind in "ui" and image.dtype.itemsize <= 2:
+        acc = np.uint16 if image.dtype == np.uint8 and f <= 256 else np.int64
+        rows = image.reshape(ly, f, lx * f).sum(axis=1, dtype=acc)
+        sums = rows.reshape(ly, lx, f).sum(axis=2, dtype=np.int64)
+    else:
+        sums = image.reshape(ly, f, lx, f).sum(axis=(1, 3), dtype=np.float64)
+    return (sums / (f * f)).astype(np.float32)
 
 
 def mask_factor(shape) -> int:

@@ -161,3 +161,15 @@ def test_cli_roi_and_mask_file(tmp_path, random_model_path, pillar, capsys):
     assert "differs from the input" in capsys.readouterr().err
     assert main(["segment", str(src), str(tmp_path / "h.npy"), "--roi", "0:99,:,:"] + m) == 1
     assert "--roi" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int8, np.int16, np.float32])
+@pytest.mark.parametrize("f", [4, 8, 32])
+def test_block_means_are_exact_for_every_input_type(rng, dtype, f):
+    from tomoseg.sample_mask import _block_mean
+
+    info = np.iinfo(dtype) if np.dtype(dtype).kind in "ui" else None
+    lo, hi = (info.min, info.max) if info else (-1e4, 1e4)
+    image = rng.uniform(lo, hi, (64, 96)).astype(dtype)
+    expected = image.astype(np.float64).reshape(64 // f, f, 96 // f, f).mean(axis=(1, 3))
+    np.testing.assert_allclose(_block_mean(image, f), expected, rtol=1e-6)

@@ -404,6 +404,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
     work = work_dir_for(output)
     state = _prepare_work(work, fingerprint, options)
     bar = _progress_bar(progress, volume.size)
+    timings = {"start": time.time() - t0}  # opening, checks, the model
     if state is None:
         try:
             stats, sample = _first_pass(volume, options, model.config.divisor, bar)
@@ -412,6 +413,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
                 bar.close()
             raise
         check_histogram(volume, stats, model)
+        timings["statistics_and_sample_mask"] = time.time() - t0 - timings["start"]
     else:
         sample = _saved_sample_mask(options, work, state)
     tiles = tile_grid(volume.shape, options.tiling, model.config.divisor, region=sample.box) if sample.box else []
@@ -451,6 +453,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
         bar.set_description("segment")
         outside = volume.size - sum(t.voxels for t in tiles)  # beyond the sample's box: no tiles at all
         bar.update(outside + sum(t.voxels for t in tiles if t.index in done))
+    t_tiles = time.time()
     try:
         if options.workers or options.scheduler:
             from .distributed import run_distributed
@@ -461,6 +464,8 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
     finally:
         if bar is not None:
             bar.close()
+    timings["tiles"] = time.time() - t_tiles
+    t_finish = time.time()
     missing = len(tiles) - len(os.listdir(work / "done"))
     if missing:
         raise TomosegError(f"{work}: {missing} tiles were not computed; run again with --resume")
@@ -469,7 +474,9 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
                    threshold=options.threshold)
     if mask_output:
         _finish_output(work / "mask.zarr", str(mask_output), volume.shape, volume.voxel_size, options.overwrite)
+    timings["finish"] = time.time() - t_finish
     record = _provenance(volume, model, options, fingerprint, stats, outputs, len(tiles), t0)
+    record["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
     record["sample_mask"] = {**sample.record, "tiles_computed": len(tiles) - len(skipped),
                              "voxels_computed": int(sum(t.voxels for t in tiles if t.index not in skipped)),
                              "outside": "probability 0, network not run"}
