@@ -267,8 +267,9 @@ def roi_sample_mask(shape, roi, factor: int = 8) -> SampleMask:
 
 
 def file_sample_mask(path, shape, factor: int = 4) -> SampleMask:
-    """A user's mask volume (nonzero = sample) of the volume's shape, read slab by slab."""
+    """A user's mask volume (nonzero = sample) of the volume's shape, read in blocks of whole storage chunks."""
     from .io import open_volume
+    from .io.blocks import block_grid, read_blocks, storage_chunks
 
     mask = open_volume(path)
     try:
@@ -276,11 +277,13 @@ def file_sample_mask(path, shape, factor: int = 4) -> SampleMask:
             raise TomosegError(f"--sample-mask {path}: shape {tuple(mask.shape)} differs from the input's "
                                f"{tuple(shape)}; give a mask of the same shape")
         low = np.zeros(_low_shape(shape, factor), bool)
-        for i, z0 in enumerate(range(0, shape[0], factor)):
-            slab = np.asarray(mask[z0:z0 + factor]) != 0
-            ly, lx = low.shape[1:]
-            slab = np.pad(slab, ((0, 0), (0, ly * factor - shape[1]), (0, lx * factor - shape[2])))
-            low[i] = slab.reshape(slab.shape[0], ly, factor, lx, factor).any(axis=(0, 2, 4))
+        ly, lx = low.shape[1:]
+        for (zs, ys, _), data in read_blocks(mask, block_grid(shape, storage_chunks(mask), multiple=factor)):
+            nz, ny = -(-(zs.stop - zs.start) // factor), -(-(ys.stop - ys.start) // factor)
+            data = np.pad(data != 0, ((0, nz * factor - data.shape[0]), (0, ny * factor - data.shape[1]),
+                                      (0, lx * factor - shape[2])))
+            z0, y0 = zs.start // factor, ys.start // factor
+            low[z0:z0 + nz, y0:y0 + ny] |= data.reshape(nz, factor, ny, factor, lx, factor).any(axis=(1, 3, 5))
     finally:
         close = getattr(mask, "close", None)
         if close is not None:

@@ -173,3 +173,16 @@ def test_block_means_are_exact_for_every_input_type(rng, dtype, f):
     image = rng.uniform(lo, hi, (64, 96)).astype(dtype)
     expected = image.astype(np.float64).reshape(64 // f, f, 96 // f, f).mean(axis=(1, 3))
     np.testing.assert_allclose(_block_mean(image, f), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name, chunks", [("m.zarr", (16, 24, 40)), ("m.npy", None)])
+def test_file_mask_blocks_equal_numpy(tmp_path, name, chunks):
+    from tomoseg.sample_mask import file_sample_mask
+
+    mask = np.zeros((37, 50, 41), np.uint8)
+    mask[5:9, 13:14, 30:41] = 1
+    mask[36, 49, 0] = 7
+    write_volume(str(tmp_path / name), mask, **({"chunks": chunks} if chunks else {}))
+    m = file_sample_mask(tmp_path / name, mask.shape)
+    padded = np.pad(mask != 0, ((0, 3), (0, 2), (0, 3)))
+    np.testing.assert_array_equal(m.low, padded.reshape(10, 4, 13, 4, 11, 4).any(axis=(1, 3, 5)))

@@ -17,6 +17,7 @@ def _chunks_touched(block, chunks):
     ((100, 70, 50), (64, 32, 16), 2**14, 1),      # one chunk layer exceeds the budget: rows of chunks
     ((100, 70, 50), (16, 32, 16), 2**18, 1),      # several chunk layers per block
     ((9, 33, 17), None, 100, 1),                  # contiguous: whole slices
+    ((50, 33, 17), None, 2000, 4),                # contiguous, z edges on multiples of 4
     ((100, 70, 50), (64, 12, 16), 2**14, 8),      # y edges on multiples of lcm(12, 8) = 24
 ])
 def test_blocks_partition_the_volume_and_each_chunk_is_read_once(shape, chunks, max_voxels, multiple):
@@ -25,12 +26,12 @@ def test_blocks_partition_the_volume_and_each_chunk_is_read_once(shape, chunks, 
     for b in blocks:
         cover[b] += 1
         assert b[2] == slice(0, shape[2])
-        assert b[1].start % multiple == 0
+        assert b[0].start % multiple == 0 and b[1].start % multiple == 0
     assert (cover == 1).all()
     if chunks:
         seen = [c for b in blocks for c in _chunks_touched(b, chunks)]
         assert len(seen) == len(set(seen))  # no chunk decompressed twice
-        one_row = chunks[0] * np.lcm(chunks[1], multiple) * shape[2]
+        one_row = np.lcm(chunks[0], multiple) * np.lcm(chunks[1], multiple) * shape[2]
         assert all(np.prod([s.stop - s.start for s in b]) <= max(max_voxels, one_row) for b in blocks)
 
 

@@ -44,7 +44,7 @@ def block_grid(shape, chunks=None, *, max_voxels: int = 2**24, multiple: int = 1
         Voxels per block, at most; exceeded only where one row of chunks (``chunks[0]`` slices by
         ``chunks[1]`` rows) is larger.
     multiple : int
-        Block edges along y (except at the volume's end) fall on multiples of this too.
+        Block edges along z and y (except at the volume's end) fall on multiples of this too.
 
     Examples
     --------
@@ -53,7 +53,7 @@ def block_grid(shape, chunks=None, *, max_voxels: int = 2**24, multiple: int = 1
     """
     Z, Y, X = (int(s) for s in shape)
     cz, cy = (int(chunks[0]), int(chunks[1])) if chunks else (1, 1)
-    cy = cy * multiple // math.gcd(cy, multiple)
+    cz, cy = math.lcm(cz, multiple), math.lcm(cy, multiple)
     per_slice = Y * X
     if cz * per_slice <= max_voxels:  # whole slices: as many chunk layers as fit
         dz = max(1, max_voxels // max(per_slice, 1) // cz) * cz
