@@ -20,7 +20,7 @@ from ..table import read_csv, write_csv
 from .config import TrainConfig, dump_config
 
 METRIC_COLUMNS = ["epoch", "step", "train_loss", "val_loss", "accuracy", "tp", "tn", "fp", "fn", "recall",
-                  "precision", "f1", "seconds", "loss_kind", "learning_rate"]
+                  "precision", "f1", "seconds", "data_s", "compute_s", "validation_s", "loss_kind", "learning_rate"]
 STATE = "last.state.safetensors"
 # settings that may change between a run and its resume: they do not change what is learned
 RESUMABLE_CHANGES = {"epochs", "max_minutes", "device", "performance", "output"}
@@ -100,7 +100,8 @@ class RunFolder:
             source.set_generator_state(tensors["source_rng"])
         if (self.path / "metrics.csv").exists():
             saved = read_csv(self.path / "metrics.csv")
-            self.rows = {c: list(saved.get(c, [])) for c in METRIC_COLUMNS}
+            n = len(saved.get("epoch", []))  # columns a run of an earlier version did not write: NaN
+            self.rows = {c: list(saved[c]) if c in saved else [float("nan")] * n for c in METRIC_COLUMNS}
         return meta
 
     def save(self, model, optimizer, source, counters: dict, row: dict, model_meta: dict, *, best: bool) -> None:

@@ -22,6 +22,7 @@ from .config import TrainConfig
 from .data import load_pairs, phantom_volumes
 from .sampling import PatchSource
 from .step import TrainStep, configure_device, resolve_device
+from .timing import PhaseClock
 from .validation import evaluate, evaluate_volumes, validation_patches
 
 
@@ -136,9 +137,13 @@ class _Loop:
     def epoch(self, bar) -> None:
         c, t0 = self.counters, time.perf_counter()
         start_elapsed, losses = c["elapsed"], []
+        clock = PhaseClock(self.step.device)
         for _ in range(self.cfg.sampling.steps_per_epoch):
+            clock.start()
             x, y = self.source.batch(self.rng)
+            clock.lap("data")
             losses.append(self.step(x, y, self.progress()))
+            clock.lap("compute")
             c["step"] += 1
             c["elapsed"] = start_elapsed + time.perf_counter() - t0
             if bar is not None:
@@ -147,6 +152,8 @@ class _Loop:
                     bar.set_postfix(epoch=c["epoch"] + 1, loss=f"{float(torch.stack(losses[-20:]).mean()):.4f}")
             if self.progress() >= 1:
                 break
+        phases = clock.totals()
+        t_val = time.perf_counter()
         kind = self.step.loss_kind(self.progress())
         val_loss, cm = evaluate(self.step, self.val_patches, self.cfg, kind)
         score = val_loss
@@ -161,7 +168,9 @@ class _Loop:
         row = {"epoch": c["epoch"], "step": c["step"], "train_loss": float(torch.stack(losses).mean()),
                "val_loss": val_loss, "accuracy": cm.accuracy, "tp": cm.tp, "tn": cm.tn, "fp": cm.fp, "fn": cm.fn,
                "recall": cm.recall, "precision": cm.precision, "f1": cm.f1,
-               "seconds": time.perf_counter() - t0, "loss_kind": kind,
+               "seconds": time.perf_counter() - t0, "data_s": phases.get("data", 0.0),
+               "compute_s": phases.get("compute", 0.0), "validation_s": time.perf_counter() - t_val,
+               "loss_kind": kind,
                "learning_rate": self.step.learning_rate(self.progress())}
         self.run_folder.save(self.step.model, self.step.optimizer, self.source,
                              {**c, "numpy_rng": self.rng.bit_generator.state}, row, self.model_meta, best=best)

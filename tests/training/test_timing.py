@@ -1,0 +1,38 @@
+"""The phase clock that splits a training step into data and compute time."""
+
+import time
+
+import pytest
+import torch
+
+from tomoseg.training.timing import PhaseClock
+
+
+def test_phases_are_summed_per_name_on_the_cpu():
+    clock = PhaseClock(torch.device("cpu"))
+    for _ in range(3):
+        clock.start()
+        time.sleep(0.02)
+        clock.lap("data")
+        time.sleep(0.005)
+        clock.lap("compute")
+    t = clock.totals()
+    assert t["data"] == pytest.approx(0.06, abs=0.03) and t["compute"] == pytest.approx(0.015, abs=0.02)
+    assert t["data"] > t["compute"]
+    assert clock.totals() == {}  # read once, then afresh
+
+
+@pytest.mark.gpu
+def test_phases_are_timed_in_the_cuda_stream():
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    a = torch.randn(4096, 4096, device="cuda")
+    clock = PhaseClock(torch.device("cuda"))
+    clock.start()
+    a.add_(1)          # short
+    clock.lap("data")
+    for _ in range(20):
+        a @ a           # long: queued, the host returns at once
+    clock.lap("compute")
+    t = clock.totals()
+    assert 0 < t["data"] < t["compute"]
