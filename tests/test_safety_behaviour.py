@@ -277,3 +277,49 @@ def test_histogram_unlike_the_models_training_data_warns(tmp_path, capsys):
     assert code == 0 and "histogram" not in err
     code, _, err = _cli(["segment", str(tmp_path / "other.npy"), str(tmp_path / "b.zarr")] + common, capsys)
     assert code == 0 and "gray-value histogram differs" in err
+
+
+# ------------------------------------------------------------------ result folders and tables: only tomoseg's own
+def _mask(tmp_path):
+    m = np.zeros((16, 32, 32), np.uint8)
+    m[4:9, 10:15, 10:15] = 1
+    np.save(tmp_path / "m.npy", m)
+    return str(tmp_path / "m.npy")
+
+
+def test_analyze_never_writes_into_a_folder_of_other_files(tmp_path, capsys):
+    mask = _mask(tmp_path)
+    theirs = tmp_path / "paper"
+    theirs.mkdir()
+    (theirs / "summary.json").write_text('{"my": "own numbers"}')
+    (theirs / "objects.csv").write_text("id,size\n1,2\n")
+    for extra in ([], ["--overwrite"]):
+        code, _, err = _cli(["analyze", mask, "--out", str(theirs)] + extra, capsys)
+        assert code == 1 and str(theirs) in err
+    assert "even with --overwrite" in err
+    assert (theirs / "summary.json").read_text() == '{"my": "own numbers"}'
+    assert (theirs / "objects.csv").read_text() == "id,size\n1,2\n"
+    # tomoseg's own result folder is replaced with --overwrite (and only then)
+    assert _cli(["analyze", mask, "--out", str(tmp_path / "r")], capsys)[0] == 0
+    assert (tmp_path / "r" / ".tomoseg").is_file()
+    assert json.loads((tmp_path / "r" / "summary.json").read_text())["tool"] == "tomoseg analyze"
+    assert _cli(["analyze", mask, "--out", str(tmp_path / "r")], capsys)[0] == 1
+    assert _cli(["analyze", mask, "--out", str(tmp_path / "r"), "--overwrite"], capsys)[0] == 0
+
+
+def test_analyze_table_never_replaces_a_volume(tmp_path, capsys):
+    mask = _mask(tmp_path)
+    scan = tmp_path / "scan.tif"
+    tifffile.imwrite(scan, (np.arange(8192) % 251).astype(np.uint8).reshape(8, 32, 32))
+    before = scan.read_bytes()
+    code, _, err = _cli(["analyze", mask, "--csv", str(scan), "--overwrite"], capsys)
+    assert code == 1 and "ending in .csv" in err and scan.read_bytes() == before
+    disguised = tmp_path / "scan.csv"
+    disguised.write_bytes(before)
+    code, _, err = _cli(["analyze", mask, "--csv", str(disguised), "--overwrite"], capsys)
+    assert code == 1 and "not a text table" in err and disguised.read_bytes() == before
+    table = tmp_path / "objects.csv"
+    assert _cli(["analyze", mask, "--csv", str(table)], capsys)[0] == 0
+    assert _cli(["analyze", mask, "--csv", str(table)], capsys)[0] == 1
+    assert _cli(["analyze", mask, "--csv", str(table), "--overwrite"], capsys)[0] == 0
+    assert table.read_text().startswith("label,")

@@ -84,7 +84,7 @@ def test_track_refuses_a_full_folder(phantom_pair, tmp_path, capsys):
     # --overwrite replaces only a folder of tomoseg track's own results
     assert main(["track", str(d / "before.tif"), str(d / "after.tif"), "--out", str(tmp_path / "o"),
                  "--overwrite"]) == 1
-    assert "not a folder that tomoseg track wrote" in capsys.readouterr().err
+    assert "not an earlier tomoseg result" in capsys.readouterr().err
 
 
 def test_phantom_pair_needs_its_labels(tmp_path, capsys):

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TomosegError
+from ..io.output_guard import check_result_folder, check_table_output, make_result_folder
 from .registry import check_threshold, checked_voxel_size, command, overwrite_arg, voxel_size_arg
 
 
@@ -27,14 +28,6 @@ def _options(args):
     check_threshold(args.threshold)
     return AnalysisOptions(threshold=args.threshold, connectivity=args.connectivity,
                            exclude_border=not args.keep_border, min_voxels=args.min_voxels)
-
-
-def _out_dir(path, overwrite: bool) -> Path:
-    out = Path(path)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise TomosegError(f"{out}: folder exists and is not empty; pass --overwrite or choose another")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
 
 
 @command("analyze")
@@ -78,12 +71,12 @@ def _run_analyze(args) -> int:
                            "or --json")
     if args.report and not args.out:
         raise TomosegError("--report needs --out FOLDER")
-    if args.csv and Path(args.csv).exists() and not args.overwrite:
-        raise TomosegError(f"{args.csv}: already exists; pass --overwrite to replace it")
+    if args.csv:
+        check_table_output(args.csv, overwrite=args.overwrite)
     _check_label_outputs(args)
     options = _options(args)
     vs = checked_voxel_size(args.voxel_size)
-    out = _out_dir(args.out, args.overwrite) if args.out else None
+    out = check_result_folder(args.out, overwrite=args.overwrite) if args.out else None
     vol = open_volume(args.volume, voxel_size=vs)
     intensity = open_volume(args.intensity) if args.intensity else None
     prob = open_volume(args.probability) if args.probability else None
@@ -104,13 +97,14 @@ def _run_analyze(args) -> int:
     if args.csv:
         write_csv(table, args.csv, overwrite=args.overwrite)
     _write_label_outputs(args, vol, result, table, intensity, voxel_size)
-    summary = {**result.summary, "voxel_size_nm": list(voxel_size) if voxel_size else None,
+    summary = {"tool": "tomoseg analyze", **result.summary, "voxel_size_nm": list(voxel_size) if voxel_size else None,
                "shape": list(result.shape), "input": str(args.volume), "sample_mask": args.sample_mask,
                "settings": {"threshold": options.threshold, "connectivity": options.connectivity,
                             "exclude_border": options.exclude_border, "min_voxels": options.min_voxels}}
     if out is not None:
         from ..report import figures
 
+        make_result_folder(out, "analyze")
         write_csv(table, out / "objects.csv", overwrite=True)
         (out / "summary.json").write_text(json.dumps(json_safe(summary), indent=1))
         figs = out / "figures"
@@ -204,7 +198,7 @@ def _run_evaluate(args) -> int:
         raise TomosegError("--report needs --out FOLDER")
     options = _options(args)
     override = checked_voxel_size(args.voxel_size)
-    out = _out_dir(args.out, args.overwrite) if args.out else None
+    out = check_result_folder(args.out, overwrite=args.overwrite) if args.out else None
     pred = open_volume(args.prediction)
     labels = open_volume(args.labels)
     if tuple(pred.shape) != tuple(labels.shape):
@@ -215,6 +209,7 @@ def _run_evaluate(args) -> int:
                       options=options)
     if out is not None:
         image = None if intensity is None else intensity[:, :, :]
+        make_result_folder(out, "evaluate")
         write_evaluation(result, out, image=image, voxel_size=vs)
         if args.report:
             from ..report import build_report

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TomosegError
+from ..io.output_guard import check_result_folder, make_result_folder
 from .registry import command, overwrite_arg, voxel_size_arg
 
 
@@ -62,13 +63,7 @@ def _run_track(args) -> int:
     from ..io import open_volume, read_volume
     from ..track import MatchOptions, RegistrationOptions, TrackOptions, track, write_tracking
 
-    out = Path(args.out)
-    if out.exists() and any(out.iterdir()):
-        if not args.overwrite:
-            raise TomosegError(f"{out}: folder exists and is not empty; pass --overwrite or choose another")
-        if not _written_by_track(out):
-            raise TomosegError(f"{out}: not a folder that tomoseg track wrote (no summary.json of its own); "
-                               "--overwrite replaces only tomoseg's results: choose another folder")
+    out = check_result_folder(args.out, overwrite=args.overwrite)
     if (args.before_labels is None) != (args.after_labels is None):
         raise TomosegError("give --before-labels and --after-labels together, or neither (then both images are "
                            "segmented with the same model)")
@@ -115,7 +110,7 @@ def _run_track(args) -> int:
         scores["transform_max_error_vox"] = float(np.abs(apply(result.registration.matrix, corners)
                                                          - apply(m_true, corners)).max())
         result.summary["truth"] = scores
-    out.mkdir(parents=True, exist_ok=True)
+    make_result_folder(out, "track")
     write_tracking(result, out, shape=before.shape, voxel_size=vs, labels_name=args.labels_out, overwrite=True,
                    image=after,
                    inputs={"before": str(args.before), "after": str(args.after), "before_labels": args.before_labels,
@@ -131,15 +126,6 @@ def _run_track(args) -> int:
               f"{s['transform_rotation_error_deg']:.3f} deg, largest displacement error "
               f"{s['transform_max_error_vox']:.3f} voxels")
     return 0
-
-
-def _written_by_track(folder: Path) -> bool:
-    from ..track.output import MARKER
-
-    try:
-        return json.loads((folder / "summary.json").read_text())["provenance"]["tool"] == MARKER
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
 
 
 def _read_truth(path) -> dict:

@@ -244,3 +244,72 @@ def reserve(path: Path, nbytes: int) -> None:
         # file systems without fallocate (EOPNOTSUPP, EINVAL): the free-space check made before has to do
     finally:
         os.close(fd)
+
+
+def check_result_folder(folder, *, overwrite: bool) -> Path:
+    """Check a folder for a command's results (tables, JSON, figures) before the work; return it.
+
+    A new or empty folder is fine; an earlier result folder of tomoseg (its ``.tomoseg`` marker, or a
+    ``summary.json`` whose provenance names tomoseg) only with ``overwrite``; a folder of other files never,
+    since its ``summary.json`` or ``objects.csv`` could be someone's own. :func:`make_result_folder` creates
+    it when the results are ready.
+    """
+    out = Path(folder)
+    if out.exists() and not out.is_dir():
+        raise TomosegError(f"{out}: is a file, not a folder; give a folder for the results")
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise TomosegError(f"{out}: folder exists and is not empty; pass --overwrite to replace an earlier "
+                               "tomoseg result there, or choose another folder")
+        if not _result_folder_of_tomoseg(out):
+            raise TomosegError(f"{out}: a folder of other files, not an earlier tomoseg result (no {FOLDER_MARKER} "
+                               "marker); tomoseg does not write into it, even with --overwrite: choose a new folder")
+    existing = next((p for p in [out, *out.parents] if p.exists()), Path("."))
+    check_writable_folder(existing)
+    return out
+
+
+def make_result_folder(folder, tool: str) -> Path:
+    """Create a result folder checked by :func:`check_result_folder` and mark it as tomoseg's."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / FOLDER_MARKER).write_text(f"results written by tomoseg {tool}\n")
+    return out
+
+
+def _result_folder_of_tomoseg(folder: Path) -> bool:
+    if (folder / FOLDER_MARKER).is_file():
+        return True
+    try:  # result folders of earlier versions: their summary.json names tomoseg
+        record = json.loads((folder / "summary.json").read_text())
+        tool = record.get("tool") or (record.get("provenance") or {}).get("tool")
+        return str(tool).startswith("tomoseg")
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def check_table_output(path, *, overwrite: bool) -> None:
+    """A CSV table's path: named ``.csv``; an existing file replaced only with ``overwrite``, and only if it
+    is text (a table), never a volume or other binary file named by mistake."""
+    p = Path(path)
+    if p.suffix.lower() != ".csv":
+        raise TomosegError(f"{p}: a table is written as CSV; give a file name ending in .csv")
+    if not (p.exists() or p.is_symlink()):
+        check_writable_folder(p.parent)
+        return
+    if not overwrite:
+        raise TomosegError(f"{p}: already exists; pass --overwrite to replace it")
+    if not p.is_file():
+        raise TomosegError(f"{p}: is not a file; choose another path for the table")
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(4096)
+        head.decode("utf-8")
+        text = b"\0" not in head
+    except UnicodeDecodeError:
+        text = False
+    except OSError as exc:
+        raise TomosegError(f"{p}: cannot be read ({exc}); choose another path for the table") from None
+    if not text:
+        raise TomosegError(f"{p}: exists and is not a text table (binary data: a volume?); tomoseg leaves it "
+                           "untouched, even with --overwrite: choose another path")
