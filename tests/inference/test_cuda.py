@@ -52,6 +52,13 @@ def test_segment_through_files_on_the_gpu_pipeline_and_dask(phantom, tmp_path):
 
     segment(tmp_path / "scan.tif", tmp_path / "prob-dask.zarr", options=replace(opts, workers=1), progress=False)
     assert np.array_equal(read_volume(tmp_path / "prob-dask.zarr"), prob)
+    # --gpus: one local worker per GPU (all the GPUs of this machine), byte-identical again
+    import torch
+
+    rec = segment(tmp_path / "scan.tif", tmp_path / "prob-gpus.zarr", progress=False,
+                  options=replace(opts, gpus=torch.cuda.device_count()))
+    assert rec["distributed"]["gpus"] == torch.cuda.device_count()
+    assert np.array_equal(read_volume(tmp_path / "prob-gpus.zarr"), prob)
 
 
 def test_default_tile_size_on_the_gpu_is_large_and_exact(phantom):

@@ -5,6 +5,7 @@ import pytest
 
 import tomoseg
 from tomoseg.cli import main
+from tomoseg.errors import TomosegError
 from tomoseg.inference import BackendConfig, SegmentOptions, TilingConfig, predict, predict_whole, segment
 from tomoseg.io import read_volume, write_volume
 
@@ -181,3 +182,25 @@ def test_cuda_segment_equals_whole_volume_on_the_cpu(tmp_path):
     whole = np.rint(predict_whole(ph.image, backend=BackendConfig(backend="torch", device="cpu")) * 255)
     diff = np.abs(read_volume(tmp_path / "p.zarr").astype(int) - whole)
     assert diff[ph.pillar].max() <= 1
+
+
+def test_gpus_option_is_checked_before_any_work(tmp_path, capsys):
+    from tomoseg.inference.distributed import gpu_of_worker
+
+    for bad, message in [(0, "at least 1"), (True, "at least 1")]:
+        with pytest.raises(TomosegError, match=message):
+            SegmentOptions(gpus=bad)
+    with pytest.raises(TomosegError, match="without --workers"):
+        SegmentOptions(gpus=1, workers=2)
+    with pytest.raises(TomosegError, match="--device cpu"):
+        SegmentOptions(gpus=1, backend=BackendConfig(device="cpu"))
+    assert [gpu_of_worker(n, 2) for n in (0, 1, "1", 3)] == ["cuda:0", "cuda:1", "cuda:1", "cuda:1"]
+    with pytest.raises(TomosegError, match="--gpus cluster"):
+        gpu_of_worker("tcp://10.0.0.1:1234", 2)
+    np.save(tmp_path / "in.npy", np.random.default_rng(0).integers(0, 255, (8, 16, 16), dtype=np.uint8))
+    import torch
+
+    have = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    code = main(["segment", str(tmp_path / "in.npy"), str(tmp_path / "o.zarr"), "--gpus", str(have + 1), "-q"])
+    assert code == 1 and f"--gpus {have + 1}: this machine has {have} CUDA GPU" in capsys.readouterr().err
+    assert not (tmp_path / "o.zarr").exists() and not (tmp_path / "o.zarr.tomoseg-run").exists()

@@ -49,6 +49,9 @@ def _segment(sub):
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
     p.add_argument("--workers", type=int, help="run on a local Dask cluster with this many worker processes")
     p.add_argument("--dask-scheduler", metavar="ADDRESS", help="run on an existing Dask cluster (tcp://host:8786)")
+    p.add_argument("--gpus", type=int, metavar="N",
+                   help="use N GPUs of this machine: a local Dask cluster of N workers, one per GPU (cuda:0 to "
+                        "cuda:N-1); the output is byte-identical to a run on one GPU")
     voxel_size_arg(p)
     overwrite_arg(p)
     p.set_defaults(run=_run_segment)
@@ -66,7 +69,7 @@ def _run_segment(args) -> int:
         threshold=args.threshold, tiling=TilingConfig(tile_size=args.tile_size, halo=args.halo),
         backend=BackendConfig(backend=args.backend, device=args.device, precision=args.precision),
         stats=args.stats, voxel_size=checked_voxel_size(args.voxel_size), resume=args.resume,
-        overwrite=args.overwrite, workers=args.workers, scheduler=args.dask_scheduler,
+        overwrite=args.overwrite, workers=args.workers, scheduler=args.dask_scheduler, gpus=args.gpus,
         sample_mask="off" if args.no_sample_mask else (args.sample_mask or "auto"), roi=args.roi)
     if args.labels:
         from .analysis import _check_label_outputs

@@ -14,14 +14,33 @@ import os
 from ..errors import TomosegError
 
 
-def _run_batch(job, tiles) -> int:
+def _run_batch(job, tiles, gpus: int | None = None) -> int:
+    from dataclasses import replace
+
     from .engine import run_tiles
 
+    if gpus:
+        from dask.distributed import get_worker
+
+        job = replace(job, backend=replace(job.backend, device=gpu_of_worker(get_worker().name, gpus)))
     return run_tiles(job, tiles)
 
 
+def gpu_of_worker(name, gpus: int) -> str:
+    """The CUDA device of a worker of a ``--gpus`` cluster: workers are named 0 .. gpus-1 and each takes the
+    GPU of its number."""
+    try:
+        index = int(name)
+    except (TypeError, ValueError):
+        raise TomosegError(f"Dask worker {name!r} is not one of a --gpus cluster (workers named 0 to "
+                           f"{gpus - 1})") from None
+    return f"cuda:{index % gpus}"
+
+
 def run_distributed(job, tiles, *, workers: int | None = None, scheduler: str | None = None, progress=None,
-                    tiles_per_task: int = 1) -> None:
+                    tiles_per_task: int = 1, gpus: int | None = None) -> None:
+    """Run ``tiles`` on a cluster: an existing one (``scheduler``) or a local one of ``workers`` processes;
+    with ``gpus``, one local worker per GPU, each on its own device."""
     try:
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:  # pragma: no cover - distributed is a dependency
@@ -38,13 +57,16 @@ def run_distributed(job, tiles, *, workers: int | None = None, scheduler: str | 
             except OSError as exc:
                 raise TomosegError(f"cannot reach the Dask scheduler at {scheduler} ({exc})") from None
     else:
+        if gpus:
+            workers = gpus
         threads = max(1, (os.cpu_count() or 1) // workers)
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                                env={"TOMOSEG_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)})
         client = Client(cluster)
     try:
         batches = [tiles[i:i + tiles_per_task] for i in range(0, len(tiles), tiles_per_task)]
-        futures = client.map(_run_batch, [job] * len(batches), batches, pure=False, retries=3)
+        futures = client.map(_run_batch, [job] * len(batches), batches, [gpus] * len(batches), pure=False,
+                             retries=3)
         sizes = {f.key: sum(_voxels(t) for t in b) for f, b in zip(futures, batches)}
         for future in as_completed(futures):
             future.result()

@@ -46,6 +46,7 @@ class SegmentOptions:
     overwrite: bool = False
     workers: int | None = None
     scheduler: str | None = None
+    gpus: int | None = None     # a local cluster of this many workers, one per GPU of this machine
     sample_mask: str = "auto"   # auto | off | path of a mask volume (nonzero = sample)
     roi: str | None = None      # "z0:z1,y0:y1,x0:x1": compute only this box (replaces the sample mask)
 
@@ -58,6 +59,15 @@ class SegmentOptions:
             raise TomosegError(f"sample mask {self.sample_mask!r} must be 'auto', 'off' or the path of a mask volume")
         if self.roi is not None and str(self.sample_mask) not in ("auto", "off"):
             raise TomosegError("give either a sample mask file or an ROI, not both")
+        if self.gpus is not None:
+            if not isinstance(self.gpus, int) or isinstance(self.gpus, bool) or self.gpus < 1:
+                raise TomosegError(f"--gpus {self.gpus!r}: give a number of GPUs, at least 1")
+            if self.workers or self.scheduler:
+                raise TomosegError("--gpus starts its own local cluster (one worker per GPU); give it without "
+                                   "--workers and --dask-scheduler")
+            if self.backend.device == "cpu" or self.backend.backend == "openvino":
+                raise TomosegError("--gpus runs on CUDA GPUs; it cannot be combined with --device cpu or "
+                                   "--backend openvino")
 
 
 def _model_or_default(model):
@@ -395,6 +405,8 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
         volume.close()
         raise
     model = _model_or_default(model)
+    if options.gpus:
+        options = replace(options, backend=replace(options.backend, device=_check_gpus(options.gpus)))
     backend_name, device = resolve(options.backend)
     options = replace(options, tiling=resolve_tiling(options.tiling, volume.shape, model.config.divisor, device=device,
                                                      precision=options.backend.precision,
@@ -455,10 +467,11 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
         bar.update(outside + sum(t.voxels for t in tiles if t.index in done))
     t_tiles = time.time()
     try:
-        if options.workers or options.scheduler:
+        if options.workers or options.scheduler or options.gpus:
             from .distributed import run_distributed
 
-            run_distributed(job, todo, workers=options.workers, scheduler=options.scheduler, progress=bar)
+            run_distributed(job, todo, workers=options.workers or options.gpus, scheduler=options.scheduler,
+                            gpus=options.gpus, progress=bar)
         else:
             run_tiles(job, todo, backend=make_backend(model, options.backend), progress=bar)
     finally:
@@ -486,6 +499,21 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
     volume.close()
     shutil.rmtree(work)
     return record
+
+
+def _check_gpus(gpus: int) -> str:
+    """The device of a ``--gpus`` run, once this machine is known to have that many CUDA GPUs."""
+    from .backends import cuda_available
+
+    have = 0
+    if cuda_available():
+        import torch
+
+        have = torch.cuda.device_count()
+    if gpus > have:
+        raise TomosegError(f"--gpus {gpus}: this machine has {have} CUDA GPU{'s' if have != 1 else ''} visible to "
+                           "PyTorch; give at most that many (CUDA_VISIBLE_DEVICES chooses which)")
+    return "cuda"
 
 
 def _sample_settings(options: SegmentOptions) -> dict:
@@ -573,7 +601,7 @@ def _provenance(volume, model, options, fingerprint, stats, outputs, n_tiles, t0
         "normalization": {"method": "zscore", **stats.to_dict()},
         "tiling": {**asdict(options.tiling), "tiles": n_tiles}, "backend": fingerprint["backend"],
         "precision": options.backend.precision,
-        "distributed": {"workers": options.workers, "scheduler": options.scheduler},
+        "distributed": {"workers": options.workers, "scheduler": options.scheduler, "gpus": options.gpus},
         "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t0)),
         "duration_s": round(time.time() - t0, 3), "host": platform.node(), "python": platform.python_version(),
         "packages": versions,
