@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
-# Train the default model on a lent GPU with the committed recipe, then score it against v1 on the held-out
-# benchmark. Everything lands in $OUT: the run folder ($OUT/run: weights, metrics.csv, learning curve,
-# config, resume state) and $OUT/heldout.md, $OUT/train.log.
+# Train the default model on a lent GPU with the committed recipe, over as many short leases as it takes.
+#
+# Each call trains for at most T_RUN seconds (default 360) and brings the whole run folder back as one file,
+# $OUT/run.tgz (weights, metrics.csv, learning curve, config, resume state). Keep it between sessions as
+# runs/default-model-v2.tgz (ignored by git) and carry it into the next call: the run then continues with
+# --resume where it stopped (the learning rate and the loss switch follow the share of max_minutes used, so
+# the pieces add up to one run). When the run has used its whole budget, or with EVAL=1, best.safetensors is
+# scored against v1 on the held-out benchmark ($OUT/heldout.md). Log: $OUT/train.log.
+#
 #   OUT=/tmp/out bash benchmarks/device/train-default-model.sh [CONFIG] [EVAL_ARGS...]
+#   run(command="bash benchmarks/device/train-default-model.sh", carry=[".whl", "runs/default-model-v2.tgz"])
 set -u
 cfg=${1:-configs/default-model.yaml}; shift || true
 if [ -d .whl ]; then
@@ -14,10 +21,23 @@ fi
 export MPLBACKEND=Agg PYTHONUNBUFFERED=1 XDG_CACHE_HOME=${XDG_CACHE_HOME:-/tmp/cache}
 PY=${PYTHON:-python3}
 mkdir -p "$OUT"
+previous=${RUN_TGZ:-runs/default-model-v2.tgz}
+resume=""
+if [ -f "$previous" ]; then
+  tar xzf "$previous" -C "$OUT" && resume=--resume
+  echo "resuming $previous" | tee -a "$OUT/train.log"
+fi
 t0=$(date +%s)
-$PY -m tomoseg -q train "$cfg" --output "$OUT/run" 2>&1 | tee "$OUT/train.log"
-echo "train: $(( $(date +%s) - t0 )) s (pool generation included)" | tee -a "$OUT/train.log"
-t1=$(date +%s)
-$PY benchmarks/evaluate_default_model.py --model v1=default --model "v2=$OUT/run/best.safetensors" \
-  --out "$OUT/heldout.md" "$@" 2>&1 | tail -3 | tee -a "$OUT/train.log"
-echo "evaluate: $(( $(date +%s) - t1 )) s" | tee -a "$OUT/train.log"
+timeout -s INT "${T_RUN:-360}" $PY -m tomoseg -q train "$cfg" --output "$OUT/run" $resume 2>&1 | tee -a "$OUT/train.log"
+rc=${PIPESTATUS[0]}
+echo "train: $(( $(date +%s) - t0 )) s, exit $rc (0: budget used up; 124/130: stopped by T_RUN, resume next time)" \
+  | tee -a "$OUT/train.log"
+tail -3 "$OUT/run/metrics.csv" 2>/dev/null | tee -a "$OUT/train.log"
+if [ "$rc" = 0 ] || [ "${EVAL:-0}" = 1 ]; then
+  t1=$(date +%s)
+  $PY benchmarks/evaluate_default_model.py --model v1=default --model "v2=$OUT/run/best.safetensors" \
+    --out "$OUT/heldout.md" "$@" 2>&1 | tail -3 | tee -a "$OUT/train.log"
+  echo "evaluate: $(( $(date +%s) - t1 )) s" | tee -a "$OUT/train.log"
+fi
+tar czf "$OUT/run.tgz" -C "$OUT" run && rm -rf "$OUT/run"   # one file back instead of a folder of them
+ls -la "$OUT"
