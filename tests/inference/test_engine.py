@@ -204,3 +204,25 @@ def test_gpus_option_is_checked_before_any_work(tmp_path, capsys):
     code = main(["segment", str(tmp_path / "in.npy"), str(tmp_path / "o.zarr"), "--gpus", str(have + 1), "-q"])
     assert code == 1 and f"--gpus {have + 1}: this machine has {have} CUDA GPU" in capsys.readouterr().err
     assert not (tmp_path / "o.zarr").exists() and not (tmp_path / "o.zarr.tomoseg-run").exists()
+
+
+def test_segment_writes_a_pyramid_for_ome_zarr_outputs(tmp_path, random_model_path):
+    pytest.importorskip("ome_zarr_models")  # Python 3.11 to 3.13
+    from tomoseg.io.ome_zarr import downsample_mean, downsample_mode, read_pyramid, validate_ome_zarr
+
+    image = tomoseg.make_phantom((24, 160, 160), rng=3).image
+    write_volume(tmp_path / "scan.tif", image)
+    opts = SegmentOptions(tiling=TilingConfig(tile_size=64, halo=16), sample_mask="off")
+    rec = segment(tmp_path / "scan.tif", tmp_path / "prob.ome.zarr", mask_output=tmp_path / "mask.ome.zarr",
+                  model=random_model_path, options=opts, progress=False)
+    assert rec["resolution_levels"] == {"probability": 3, "mask": 3}
+    assert validate_ome_zarr(tmp_path / "prob.ome.zarr")["levels"] == 3
+    prob, mask = read_pyramid(tmp_path / "prob.ome.zarr"), read_pyramid(tmp_path / "mask.ome.zarr")
+    assert [lv.shape for lv in prob] == [(24, 160, 160), (12, 80, 80), (6, 40, 40)]
+    np.testing.assert_array_equal(np.asarray(prob[1]), downsample_mean(np.asarray(prob[0])))
+    np.testing.assert_array_equal(np.asarray(mask[1]), downsample_mode(np.asarray(mask[0])))
+    # the same run into a plain .zarr: one level, the same full-resolution bytes
+    rec = segment(tmp_path / "scan.tif", tmp_path / "plain.zarr", model=random_model_path, options=opts,
+                  progress=False)
+    assert rec["resolution_levels"] == {"probability": 1}
+    np.testing.assert_array_equal(read_volume(tmp_path / "plain.zarr"), np.asarray(prob[0]))

@@ -125,3 +125,4 @@ def test_cli_analyze_writes_one_ome_zarr_for_viewers(tmp_path, stack):
     props = group["labels/objects"].attrs["ome"]["image-label"]["properties"]
     assert sorted(p["label-value"] for p in props) == sorted(np.unique(group["labels/objects/0"][:])[1:].tolist())
     assert json.dumps(props)  # plain JSON, no NaN
+

@@ -342,10 +342,13 @@ def _check_input_unchanged(volume, fingerprint: dict) -> None:
 
 
 def _finish_output(work_store: Path, final: str, shape, voxel_size, overwrite: bool,
-                   threshold: int | None = None) -> None:
-    """Move a finished work store to its final name, converting to the output's format if needed.
+                   threshold: int | None = None, pyramid: str = "mean") -> int:
+    """Move a finished work store to its final name, converting to the output's format if needed; returns
+    the number of resolution levels written.
 
-    With ``threshold``, warn when the probability map is flooded (see :mod:`.domain`).
+    With ``threshold``, warn when the probability map is flooded (see :mod:`.domain`). An output named
+    ``.ome.zarr`` gets the downsampled levels of an OME-Zarr pyramid (``pyramid``: ``mean`` for probabilities,
+    ``mode`` for masks), built in the work store before it is renamed, so viewers open a large result at once.
     """
     import zarr
 
@@ -358,15 +361,28 @@ def _finish_output(work_store: Path, final: str, shape, voxel_size, overwrite: b
 
         check_flooding(src, threshold, final)
     if format_of(final, for_writing=True) == "zarr":
+        levels = _add_pyramid(work_store, pyramid) if f.name.lower().endswith(".ome.zarr") else 1
         check_output(final, overwrite=overwrite)  # again: something may have appeared there during the run
         if f.exists():
             shutil.rmtree(f) if f.is_dir() else f.unlink()
         os.replace(work_store, f)
-        return
+        return levels
     step = max(1, int(src.chunks[0]))
     with create_volume(final, shape, np.uint8, voxel_size=voxel_size, overwrite=overwrite) as w:
         for z in range(0, shape[0], step):
             w[z:z + step] = src[z:z + step]
+    return 1
+
+
+def _add_pyramid(store: Path, method: str) -> int:
+    from ..errors import warn
+    from ..io.ome_zarr import add_pyramid, have_models
+
+    if not have_models():
+        warn(f"{store.name}: written with one resolution level: the OME-Zarr pyramid needs ome-zarr-models "
+             "(pip install ome-zarr-models; Python 3.11 to 3.13)")
+        return 1
+    return add_pyramid(store, method=method)
 
 
 def segment(input, output, *, model=None, mask_output=None, options: SegmentOptions | None = None,
@@ -483,13 +499,15 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
     if missing:
         raise TomosegError(f"{work}: {missing} tiles were not computed; run again with --resume")
     _check_input_unchanged(volume, fingerprint)
-    _finish_output(work / "prob.zarr", str(output), volume.shape, volume.voxel_size, options.overwrite,
-                   threshold=options.threshold)
+    levels = {"probability": _finish_output(work / "prob.zarr", str(output), volume.shape, volume.voxel_size,
+                                            options.overwrite, threshold=options.threshold)}
     if mask_output:
-        _finish_output(work / "mask.zarr", str(mask_output), volume.shape, volume.voxel_size, options.overwrite)
+        levels["mask"] = _finish_output(work / "mask.zarr", str(mask_output), volume.shape, volume.voxel_size,
+                                        options.overwrite, pyramid="mode")
     timings["finish"] = time.time() - t_finish
     record = _provenance(volume, model, options, fingerprint, stats, outputs, len(tiles), t0)
     record["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
+    record["resolution_levels"] = levels
     record["sample_mask"] = {**sample.record, "tiles_computed": len(tiles) - len(skipped),
                              "voxels_computed": int(sum(t.voxels for t in tiles if t.index not in skipped)),
                              "outside": "probability 0, network not run"}
