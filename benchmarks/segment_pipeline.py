@@ -43,11 +43,15 @@ class ZeroBackend:
             yield tile, np.zeros(tuple(s.stop - s.start for s in tile.core), np.uint8)
 
 
-def make_input(shape, folder: Path) -> Path:
-    """A Zarr volume: a 64x256x256 phantom tiled to ``shape`` (real gray values, cheap to make)."""
+SUFFIX = {"zarr": ".zarr", "slices": "", "h5": ".h5", "tif": ".tif"}
+
+
+def make_input(shape, folder: Path, fmt: str = "zarr") -> Path:
+    """The input volume in format ``fmt``: a 64x256x256 phantom tiled to ``shape`` (real gray values, cheap to
+    make)."""
     import tomoseg
 
-    src = folder / f"volume_{'x'.join(map(str, shape))}.zarr"
+    src = folder / f"volume_{'x'.join(map(str, shape))}{SUFFIX[fmt]}"
     base = tomoseg.make_phantom((64, 256, 256), rng=5).image
     reps = tuple(-(-s // b) for s, b in zip(shape, base.shape))
     image = np.tile(base, reps)[:shape[0], :shape[1], :shape[2]]
@@ -72,7 +76,7 @@ def run_once(src: Path, out: Path, *, readers: int, sample_mask: str, tile_size:
 
 
 def bench(shape, args, folder: Path) -> str:
-    src = make_input(shape, folder)
+    src = make_input(shape, folder, args.format)
     voxels = int(np.prod(shape))
     variants = [(f"sample mask auto, {r} readers", "auto", r) for r in args.readers] + \
                [(f"no sample mask, {args.readers[-1]} readers", "off", args.readers[-1])]
@@ -85,8 +89,8 @@ def bench(shape, args, folder: Path) -> str:
             runs[name].append(run_once(src, folder / "out.zarr", readers=readers, sample_mask=mask,
                                        tile_size=args.tile_size))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    head = (f"## {platform.machine()} {os.cpu_count()} cores, {'x'.join(map(str, shape))}\n\n"
-            f"Volume {' x '.join(map(str, shape))} ({voxels / 1e6:.1f} Mvox) uint8 Zarr in, Zarr out; tile size "
+    head = (f"## {platform.machine()} {os.cpu_count()} cores, {'x'.join(map(str, shape))}, {args.format} input\n\n"
+            f"Volume {' x '.join(map(str, shape))} ({voxels / 1e6:.1f} Mvox) uint8 {args.format} in, Zarr out; tile size "
             f"{args.tile_size} (windows of up to {(args.tile_size + 96) ** 3 / 1e6:.1f} Mvox); median of "
             f"{args.repeats} interleaved runs, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average "
             f"at the start {load:.1f}.\n\n"
@@ -108,6 +112,8 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--readers", type=int, nargs="*", default=[2, 6],
                     help="reader/writer threads to compare (the CUDA backend uses 6)")
+    ap.add_argument("--format", choices=list(SUFFIX), default="zarr",
+                    help="input format: zarr, slices (a folder of TIFF slices), h5 (chunked HDF5), tif (one file)")
     ap.add_argument("--tile-size", type=int, default=256, help="tile size (the CUDA choice on a large card: 256+)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "segment_pipeline.md"))
     args = ap.parse_args(argv)

@@ -59,3 +59,45 @@ def test_read_blocks_in_order_from_a_zarr_volume(tmp_path, rng):
     for b, data in got:
         np.testing.assert_array_equal(data, image[b])
     assert storage_chunks(image) is None
+
+
+def test_chunk_cache_reads_like_the_volume_and_decompresses_each_chunk_once(rng):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tomoseg.io.blocks import ChunkCache
+
+    volume = rng.integers(0, 65535, (37, 50, 29), dtype=np.uint16)
+    chunks = (8, 16, 10)
+    cache = ChunkCache(volume, chunks, max_bytes=10**8)
+    regions = [tuple(slice(int(a), min(int(a) + int(n), s)) for a, n, s in
+                     zip(rng.integers(0, 20, 3), rng.integers(1, 17, 3), volume.shape)) for _ in range(200)]
+    with ThreadPoolExecutor(4) as pool:  # several reader threads, as segment's
+        got = list(pool.map(lambda r: cache[r], regions))
+    for r, data in zip(regions, got):
+        np.testing.assert_array_equal(data, volume[r])
+    touched = {c for r in regions for c in _chunks_touched(r, chunks)}
+    assert len(touched) <= cache.reads <= len(touched) + 4 * 3  # a race may decompress a chunk twice, rarely
+    assert cache[5:5, 0:3, 0:3].shape == (0, 3, 3)
+    # a small budget evicts the least recently used chunks and stays correct
+    small = ChunkCache(volume, chunks, max_bytes=3 * 8 * 16 * 10 * 2)
+    for r in regions[:50]:
+        np.testing.assert_array_equal(small[r], volume[r])
+    assert len(small._cache) <= 3
+
+
+def test_segment_reads_slices_and_chunks_through_the_cache(tmp_path, rng):
+    from tomoseg.inference.engine import _cached
+    from tomoseg.inference.tiling import TilingConfig, tile_grid
+    from tomoseg.io.blocks import ChunkCache
+
+    image = rng.integers(0, 255, (24, 200, 200), dtype=np.uint8)
+    for name, cached in [("slices", True), ("v.zarr", True), ("v.h5", True), ("v.npy", False)]:
+        write_volume(str(tmp_path / name), image)
+        with open_volume(str(tmp_path / name)) as vol:
+            tiles = tile_grid(vol.shape, TilingConfig(tile_size=64, halo=16), 8)
+            source = _cached(vol, tiles, vol.shape)
+            assert isinstance(source, ChunkCache) == cached, name
+            if cached:
+                for t in tiles:
+                    np.testing.assert_array_equal(source[t.core], image[t.core])
+                assert source.reads == int(np.prod([-(-s // c) for s, c in zip(vol.shape, source.chunks)]))

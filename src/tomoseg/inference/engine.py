@@ -172,9 +172,10 @@ def run_tiles(job: TileJob, tiles: list[Tile], backend=None, progress=None) -> i
     mask_arr = zarr.open_array(str(work / "mask.zarr"), path="0", mode="r+") if job.write_mask else None
     done_dir = work / "done"
     readers = max(1, int(getattr(backend, "readers", 1)))
+    source = _cached(job.volume, tiles, job.shape)
 
     def read(tile):
-        return read_padded(job.volume, tile.read, job.shape, job.tiling.pad_mode)
+        return read_padded(source, tile.read, job.shape, job.tiling.pad_mode)
 
     def write(tile, p8):
         prob_arr[tile.core] = p8
@@ -210,6 +211,32 @@ def run_tiles(job: TileJob, tiles: list[Tile], backend=None, progress=None) -> i
         for w in writes:
             w.result()
     return len(tiles)
+
+CHUNK_CACHE_MAX = 2 << 30   # bytes of decompressed input chunks kept while tiles are read, at most
+
+
+def _cached(volume, tiles: list[Tile], shape):
+    """The volume to read windows from: through a :class:`~tomoseg.io.blocks.ChunkCache` where it is stored in
+    chunks that windows share (Zarr, chunked HDF5, a folder of slices), sized to hold the chunks of one row of
+    windows (so each chunk is decompressed once) but at most ``CHUNK_CACHE_MAX`` and a quarter of the free
+    memory; else the volume itself."""
+    from ..io.blocks import ChunkCache, storage_chunks
+
+    chunks = storage_chunks(volume)
+    if chunks is None or len(tiles) < 2:
+        return volume
+    window = [min(r.stop, s) - r.start for r, s in zip(tiles[0].read, shape)]
+    row = (window[0] + chunks[0]) * (window[1] + chunks[1]) * shape[2] * np.dtype(volume.dtype).itemsize
+    try:
+        import psutil
+
+        free = psutil.virtual_memory().available
+    except Exception:  # noqa: BLE001 - no figure: stay modest
+        free = 4 * CHUNK_CACHE_MAX
+    budget = min(int(1.25 * row), CHUNK_CACHE_MAX, free // 4)
+    largest_chunk = int(np.prod(chunks)) * np.dtype(volume.dtype).itemsize
+    return ChunkCache(volume, chunks, max_bytes=budget) if budget >= 4 * largest_chunk else volume
+
 
 def _fingerprint(volume, model, options: SegmentOptions, backend_name: str, write_mask: bool) -> dict:
     from .fingerprint import input_fingerprint
