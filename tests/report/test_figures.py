@@ -59,3 +59,10 @@ def test_report_uses_the_captions(rng, tmp_path):
 def test_scale_bar_lengths():
     assert figures.nice_length(730) == 500 and figures.nice_length(1999) == 1000
     assert figures._length_label(2000.0) == "2 µm" and figures._length_label(500.0) == "500 nm"
+
+
+def test_report_shows_unmeasured_values_as_a_dash(tmp_path):
+    (tmp_path / "summary.json").write_text(json.dumps({"objects_kept": 3, "mean_radius_nm": None,
+                                                       "voxel_size_nm": None, "mean_radius_vox": 2.5}))
+    html = build_report(tmp_path).read_text()
+    assert "<td>mean_radius_nm</td><td>–</td>" in html and "None" not in html

@@ -34,6 +34,8 @@ _CAPTIONS = {
 
 
 def _fmt(v) -> str:
+    if v is None:  # JSON null: not measured (e.g. nm values without a voxel size)
+        return "–"
     if isinstance(v, float):
         return "–" if v != v else (f"{v:.4g}" if abs(v) < 1e5 else f"{v:,.0f}")
     if isinstance(v, int):
