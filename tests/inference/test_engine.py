@@ -226,3 +226,40 @@ def test_segment_writes_a_pyramid_for_ome_zarr_outputs(tmp_path, random_model_pa
                   progress=False)
     assert rec["resolution_levels"] == {"probability": 1}
     np.testing.assert_array_equal(read_volume(tmp_path / "plain.zarr"), np.asarray(prob[0]))
+
+
+def test_cuda_batches_are_balanced_to_one_shape():
+    from tomoseg.inference.cuda_pipeline import balanced_batch
+
+    for n in range(1, 60):
+        for limit in range(1, 12):
+            b = balanced_batch(n, limit)
+            batches = -(-n // b)
+            assert b <= limit and batches == -(-n // limit)  # as few batches as the limit allows
+            assert n - (batches - 1) * b >= b - batches + 1 or batches == 1  # the last is at most (batches - 1) short
+    assert balanced_batch(10, 8) == 5 and balanced_batch(16, 8) == 8
+
+
+def test_the_engine_tells_the_backend_how_many_windows_come(tmp_path, random_model_path):
+    from tomoseg.inference import engine
+
+    seen = {}
+
+    class Counting:
+        readers, name = 1, "counting"
+
+        def run_windows(self, windows, stats):
+            seen["len"] = len(windows)
+            for tile, _ in windows:
+                yield tile, np.zeros([c.stop - c.start for c in tile.core], np.uint8)
+
+    src = tmp_path / "in.npy"
+    np.save(src, np.random.default_rng(1).integers(0, 255, (16, 80, 80), dtype=np.uint8))
+    plain = engine.make_backend
+    engine.make_backend = lambda model, config: Counting()
+    try:
+        rec = segment(src, tmp_path / "o.zarr", model=random_model_path, progress=False,
+                      options=SegmentOptions(tiling=TilingConfig(tile_size=16, halo=8), sample_mask="off"))
+    finally:
+        engine.make_backend = plain
+    assert seen["len"] == rec["tiling"]["tiles"] > 1

@@ -8,7 +8,8 @@ A backend offers two things:
   ``windows`` yields ``(tile, raw)``: a :class:`~tomoseg.inference.tiling.Tile` and its read window as read
   from the file (the volume's dtype, padded, shape = ``tile.read``); the backend normalizes with ``stats``,
   runs the model, applies the sigmoid and yields ``(tile, uint8 core)`` (``to_uint8`` of the probabilities of
-  ``tile.core_in_read``) for every window, in any order, pulling windows only as fast as it computes. Where
+  ``tile.core_in_read``) for every window, in any order, pulling windows only as fast as it computes
+  (``len(windows)`` says how many will come, for a backend that plans batches). Where
   normalization, sigmoid and quantization run (CPU or device) is the backend's business.
   ``backend.readers`` (int) is how many windows the engine reads ahead (reader threads); ``backend.name``
   names it in the provenance.

@@ -48,6 +48,21 @@ def choose_tile_size(shape, *, device, precision: str, halo: int, divisor: int, 
     return TILE_CHOICES[-1]
 
 
+def balanced_batch(windows: int, limit: int) -> int:
+    """Windows per batch so that ``windows`` of one shape split into batches of one size (the fewest batches
+    of at most ``limit``): every batch then has the same shape, and cuDNN tunes its kernels once, not again
+    for a smaller last batch.
+
+    Examples
+    --------
+    >>> balanced_batch(10, 8), balanced_batch(16, 8), balanced_batch(3, 8), balanced_batch(9, 4)
+    (5, 8, 3, 3)
+    """
+    if windows < 1 or limit < 1:
+        return max(1, limit)
+    return -(-windows // -(-windows // limit))
+
+
 class CudaBackend:
     """The model on one CUDA device. ``backend(x)`` runs a float32 batch (the plain backend call);
     ``backend.run_windows(windows, stats)`` is the streaming pipeline of ``segment`` (the seam of
@@ -112,8 +127,10 @@ class CudaBackend:
             return [q[i][tile.core_in_read].cpu().numpy() for i, (tile, _) in enumerate(group)]
 
     def run_windows(self, windows, stats):
-        """Batches of same-shape windows through the GPU; yields ``(tile, uint8 core)``."""
+        """Batches of same-shape windows through the GPU; yields ``(tile, uint8 core)``. Where ``windows`` has a
+        length (the engine's stream does), batches are balanced so that all have one size."""
         inv_sd = float(np.float32(1.0 / stats.std))
+        total = len(windows) if hasattr(windows, "__len__") else 0
         group, shape, limit = [], None, 1
         for tile, raw in windows:
             raw = np.ascontiguousarray(raw)
@@ -127,6 +144,8 @@ class CudaBackend:
             if not group:
                 shape = raw.shape
                 limit = self.batch_size(shape)
+                if total:
+                    limit = balanced_batch(total, limit)
             group.append((tile, raw))
         if group:
             yield from zip([t for t, _ in group], self._cores(group, stats.mean, inv_sd))

@@ -201,8 +201,8 @@ def run_tiles(job: TileJob, tiles: list[Tile], backend=None, progress=None) -> i
                 yield tile, raw.result()
 
         run = getattr(backend, "run_windows", None)
-        results = run(windows(), job.stats) if run is not None else run_windows_one_by_one(backend, windows(),
-                                                                                             job.stats)
+        stream = _Stream(windows(), len(tiles))
+        results = run(stream, job.stats) if run is not None else run_windows_one_by_one(backend, stream, job.stats)
         writes = deque()
         for tile, p8 in results:
             writes.append(writer.submit(write, tile, p8))
@@ -211,6 +211,20 @@ def run_tiles(job: TileJob, tiles: list[Tile], backend=None, progress=None) -> i
         for w in writes:
             w.result()
     return len(tiles)
+
+class _Stream:
+    """The windows of a run: an iterator that also knows how many it will yield (``len``), so that a backend
+    may plan its batches."""
+
+    def __init__(self, iterator, length: int):
+        self._iterator, self._length = iterator, length
+
+    def __iter__(self):
+        return self._iterator
+
+    def __len__(self) -> int:
+        return self._length
+
 
 CHUNK_CACHE_MAX = 2 << 30   # bytes of decompressed input chunks kept while tiles are read, at most
 
