@@ -129,3 +129,18 @@ def test_whole_volume_validation_scores_whole_volumes_and_picks_the_checkpoint(t
                    stats=Stats(mean=0.0, std=1.0, voxels=int(val.image.size), method="full"))
     tp = int(np.count_nonzero((np.rint(prob * 255) > 127) & (val.labels == 1)))
     assert tp == metrics["tp"][-1]
+    # the calibration: the threshold whose voxel F1 is best, recorded per epoch and in the model
+    from tomoseg.training.validation import THRESHOLDS
+
+    assert set(metrics["best_threshold"]) <= set(THRESHOLDS)
+    assert last.metadata["training"]["validation"]["best_threshold"] == metrics["best_threshold"][-1]
+
+
+def test_best_threshold_prefers_the_higher_f1_then_the_one_nearest_127():
+    from tomoseg.metrics import ConfusionMatrix
+    from tomoseg.training.validation import VolumeScore
+
+    cm = ConfusionMatrix()
+    assert VolumeScore(cm, {31: 0.5, 127: 0.4, 191: 0.3}).best_threshold == 31
+    assert VolumeScore(cm, {31: 0.5, 95: 0.5, 159: 0.5}).best_threshold == 95  # a tie: nearest to 127
+    assert VolumeScore(cm, {95: 0.5, 159: 0.5}).best_threshold in (95, 159)

@@ -20,7 +20,7 @@ from ..table import read_csv, write_csv
 from .config import TrainConfig, dump_config
 
 METRIC_COLUMNS = ["epoch", "step", "train_loss", "val_loss", "accuracy", "tp", "tn", "fp", "fn", "recall",
-                  "precision", "f1", "seconds", "data_s", "compute_s", "validation_s", "loss_kind", "learning_rate"]
+                  "precision", "f1", "best_threshold", "seconds", "data_s", "compute_s", "validation_s", "loss_kind", "learning_rate"]
 STATE = "last.state.safetensors"
 # settings that may change between a run and its resume: they do not change what is learned
 RESUMABLE_CHANGES = {"epochs", "max_minutes", "device", "performance", "output"}
@@ -111,7 +111,7 @@ class RunFolder:
             self.rows[c].append(row[c])
         training = {"config": self.cfg.to_dict(), "epoch": counters["epoch"], "step": counters["step"],
                     "seconds": round(counters["elapsed"], 1),
-                    "validation": {k: row[k] for k in ("val_loss", "recall", "precision", "f1")}}
+                    "validation": {k: row[k] for k in ("val_loss", "recall", "precision", "f1", "best_threshold")}}
         was_training = model.training
         model.eval()
         save_model(model, self.path / "last.safetensors", {**model_meta, "training": training}, overwrite=True)

@@ -156,10 +156,12 @@ class _Loop:
         t_val = time.perf_counter()
         kind = self.step.loss_kind(self.progress())
         val_loss, cm = evaluate(self.step, self.val_patches, self.cfg, kind)
-        score = val_loss
+        score, best_threshold = val_loss, float("nan")
         if self.cfg.sampling.validation == "volumes":
-            cm = evaluate_volumes(self.step.model, self.val_volumes, self.step.device, self.cfg.data.ignore_value)
-            score = -cm.f1 if cm.f1 == cm.f1 else 0.0  # F1 is NaN when nothing is found
+            scores = evaluate_volumes(self.step.model, self.val_volumes, self.step.device,
+                                      self.cfg.data.ignore_value)
+            cm, best_threshold = scores.cm, scores.best_threshold
+            score = -scores.f1_by_threshold[127]
         c["epoch"] += 1
         c["elapsed"] = start_elapsed + time.perf_counter() - t0
         best = score < c.get("best_score", float("inf"))
@@ -167,7 +169,7 @@ class _Loop:
         c["best_val_loss"] = min(val_loss, c["best_val_loss"])
         row = {"epoch": c["epoch"], "step": c["step"], "train_loss": float(torch.stack(losses).mean()),
                "val_loss": val_loss, "accuracy": cm.accuracy, "tp": cm.tp, "tn": cm.tn, "fp": cm.fp, "fn": cm.fn,
-               "recall": cm.recall, "precision": cm.precision, "f1": cm.f1,
+               "recall": cm.recall, "precision": cm.precision, "f1": cm.f1, "best_threshold": best_threshold,
                "seconds": time.perf_counter() - t0, "data_s": phases.get("data", 0.0),
                "compute_s": phases.get("compute", 0.0), "validation_s": time.perf_counter() - t_val,
                "loss_kind": kind,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -63,25 +65,50 @@ def evaluate(step, patches, cfg: TrainConfig, loss_kind: str) -> tuple[float, Co
     return float(torch.stack(losses).mean()) if losses else 0.0, ConfusionMatrix(tp, fp, fn, tn)
 
 
-def evaluate_volumes(model, volumes, device, ignore_value: int = 255) -> ConfusionMatrix:
-    """Voxel confusion matrix of whole validation volumes, segmented as ``segment`` segments them (tiled,
-    threshold 127). Object-centred patches overstate recall on whole volumes, where objects are rare and
-    small; this is the score that picks the checkpoint when ``sampling.validation`` is ``volumes``."""
+THRESHOLDS = (31, 63, 95, 127, 159, 191, 223)   # 0-255 scale; 127 is the paper's (and segment's default)
+
+
+@dataclass(frozen=True)
+class VolumeScore:
+    """Whole-volume validation: the confusion matrix at the threshold ``segment`` uses (127) and the voxel F1
+    at each of :data:`THRESHOLDS`, which says whether the model is calibrated (best near 127) or over- or
+    under-confident."""
+
+    cm: ConfusionMatrix
+    f1_by_threshold: dict
+
+    @property
+    def best_threshold(self) -> int:
+        return max(self.f1_by_threshold, key=lambda t: (self.f1_by_threshold[t], -abs(t - 127)))
+
+
+def evaluate_volumes(model, volumes, device, ignore_value: int = 255) -> VolumeScore:
+    """Scores of whole validation volumes, segmented as ``segment`` segments them (tiled). Object-centred
+    patches overstate recall on whole volumes, where objects are rare and small; the F1 at 127 is the score
+    that picks the checkpoint when ``sampling.validation`` is ``volumes``."""
     from ..inference import BackendConfig, TilingConfig, predict
     from ..inference.normalization import Stats
 
     was_training = model.training
-    cm = ConfusionMatrix()
+    counts = {t: ConfusionMatrix() for t in THRESHOLDS}
     backend = BackendConfig(backend="torch", device=str(device))
     for v in volumes:
         # the volumes are z-scored already: identity statistics keep them as they are
         prob = predict(v.image, model, tiling=TilingConfig(), backend=backend,
                        stats=Stats(mean=0.0, std=1.0, voxels=int(v.image.size), method="full"))
-        pred = np.rint(np.clip(prob, 0, 1) * 255) > 127
+        p8 = np.rint(np.clip(prob, 0, 1) * 255)
         known, truth = v.labels != ignore_value, v.labels == 1
-        tp = int(np.count_nonzero(pred & truth & known))
-        fp = int(np.count_nonzero(pred & ~truth & known))
-        fn = int(np.count_nonzero(~pred & truth & known))
-        cm = cm + ConfusionMatrix(tp, fp, fn, int(np.count_nonzero(known)) - tp - fp - fn)
+        n_known = int(np.count_nonzero(known))
+        for t in THRESHOLDS:
+            pred = p8 > t
+            tp = int(np.count_nonzero(pred & truth & known))
+            fp = int(np.count_nonzero(pred & ~truth & known))
+            fn = int(np.count_nonzero(~pred & truth & known))
+            counts[t] = counts[t] + ConfusionMatrix(tp, fp, fn, n_known - tp - fp - fn)
     model.train(was_training)
-    return cm
+    return VolumeScore(cm=counts[127], f1_by_threshold={t: _f1(c) for t, c in counts.items()})
+
+
+def _f1(cm: ConfusionMatrix) -> float:
+    f1 = cm.f1
+    return f1 if f1 == f1 else 0.0  # NaN when nothing is found
