@@ -6,7 +6,8 @@ so tiles never overlap in the output), and the model (a backend callable).
 
 ``predict`` works on a NumPy array in memory; ``segment`` streams a volume file
 to output files, records finished tiles so a killed run resumes where it
-stopped, and renames the results into place only when complete.
+stopped (:mod:`.work_folder`), and renames the results into place only when
+complete (:mod:`.outputs`).
 """
 
 from __future__ import annotations
@@ -17,20 +18,21 @@ import shutil
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from .._version import __version__
 from ..errors import TomosegError
-from ..io import create_volume, format_of, open_volume, split_dataset
+from ..io import open_volume, split_dataset
 from ..io.zarr_store import create_zarr
 from .backends import BackendConfig, make_backend, resolve, run_windows_one_by_one, to_uint8  # noqa: F401
 from .normalization import Stats, normalize, volume_stats
+from .outputs import check_output_paths, finish_output, provenance
 from .tiling import Tile, TilingConfig, pad_to_divisor, read_padded, resolve_tiling, tile_grid
+from .work_folder import (WORK_SUFFIX, check_done, check_input_unchanged, prepare_work,  # noqa: F401
+                          run_fingerprint, work_dir_for)
 
-WORK_SUFFIX = ".tomoseg-run"
 
 
 @dataclass(frozen=True)
@@ -252,59 +254,6 @@ def _cached(volume, tiles: list[Tile], shape):
     return ChunkCache(volume, chunks, max_bytes=budget) if budget >= 4 * largest_chunk else volume
 
 
-def _fingerprint(volume, model, options: SegmentOptions, backend_name: str, write_mask: bool) -> dict:
-    from .fingerprint import input_fingerprint
-
-    file, _ = split_dataset(volume.path)
-    stat = file.stat() if file.exists() and file.is_file() else None
-    return {
-        "input": str(volume.path.resolve() if not str(volume.path).count(":") else volume.path),
-        "input_shape": list(volume.shape), "input_dtype": str(volume.dtype),
-        "input_bytes": stat.st_size if stat else None,
-        "input_content": input_fingerprint(volume, volume.path),
-        "model_sha256": getattr(model, "sha256", None), "threshold": options.threshold,
-        "tiling": asdict(options.tiling), "backend": backend_name, "precision": options.backend.precision,
-        "stats_method": options.stats, "write_mask": write_mask,
-    }
-
-
-def _check_paths(input_path, outputs, overwrite: bool, volume=None) -> None:
-    """Every output checked before any work: path, format and type, writable, replaceable, free space."""
-    from ..io import check_output_format
-    from ..io.output_guard import (UNCOMPRESSED, check_free_space, check_output, check_writable_folder,
-                                   output_bytes, warn_if_short)
-
-    in_file, _ = split_dataset(input_path)
-    in_file = in_file.resolve()
-    seen = set()
-    need: dict = {}
-    for out in outputs:
-        f, _ = split_dataset(out)
-        fmt = format_of(out, for_writing=True)
-        if f.resolve() == in_file:
-            raise TomosegError(f"{out}: output path equals the input (tomoseg never writes into the input file); "
-                               "choose another output path")
-        if in_file.is_dir() and in_file in f.resolve().parents:
-            raise TomosegError(f"{out}: is inside the input folder {in_file}; writing there would change the input "
-                               "(a new slice in a folder of slices); choose an output outside it")
-        if f.resolve() in seen:
-            raise TomosegError(f"{out}: the probability map and the mask need different paths")
-        seen.add(f.resolve())
-        check_writable_folder(f.parent)
-        check_output(out, overwrite=overwrite, input_shape=None if volume is None else volume.shape,
-                     input_path=input_path)
-        if volume is not None:
-            check_output_format(out, np.uint8, volume.shape)
-            if fmt in UNCOMPRESSED:
-                dev = f.parent.resolve()
-                need[dev] = need.get(dev, 0) + output_bytes(volume.shape, np.uint8)
-    for folder, nbytes in need.items():
-        check_free_space(folder, nbytes, what="the uncompressed output")
-    if volume is not None:  # the work stores (compressed Zarr) beside the output
-        warn_if_short(split_dataset(outputs[0])[0].parent, len(outputs) * output_bytes(volume.shape, np.uint8),
-                      what="the work stores")
-
-
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
@@ -319,111 +268,6 @@ def _check_stats(stats: Stats | None, volume) -> None:
         raise TomosegError(f"{volume.path}: gray values are too large to process (mean {stats.mean:.3g}, s.d. "
                            f"{stats.std:.3g}; float32 holds up to {FLOAT32_MAX:.3g}); rescale the volume, e.g. "
                            "to float32 or uint16")
-
-
-def work_dir_for(output) -> Path:
-    f, _ = split_dataset(output)
-    return f.with_name(f.name + WORK_SUFFIX)
-
-
-def _read_state(state_file: Path) -> dict:
-    try:
-        state = json.loads(state_file.read_text())
-        state["fingerprint"], state["stats"]  # noqa: B018 - the keys a resume needs
-    except (OSError, ValueError, KeyError, TypeError):
-        raise TomosegError(f"{state_file}: the interrupted run's state is damaged (truncated or not tomoseg's); "
-                           "pass --overwrite to start over") from None
-    return state
-
-
-def _check_done(work: Path, n_tiles: int | None) -> None:
-    stray = [n for n in os.listdir(work / "done")
-             if not n.isdigit() or (n_tiles is not None and int(n) >= n_tiles)]
-    if stray:
-        raise TomosegError(f"{work / 'done'}: holds {stray[0]!r}, which is not a finished-tile marker of this run; "
-                           "remove it, or pass --overwrite to start over")
-
-
-def _prepare_work(work: Path, fingerprint: dict, options: SegmentOptions, n_tiles: int | None = None) -> dict | None:
-    """Return the saved state of an interrupted run to resume, or None to start afresh."""
-    from .fingerprint import changes
-
-    state_file = work / "state.json"
-    if work.exists():
-        if options.resume and state_file.exists():
-            state = _read_state(state_file)
-            saved = state["fingerprint"]
-            if isinstance(saved, dict) and saved.get("input_content") != fingerprint["input_content"]:
-                what = ", ".join(changes(saved.get("input_content"), fingerprint["input_content"]))
-                raise TomosegError(f"{work}: the input {fingerprint['input']} changed since the interrupted run "
-                                   f"({what}); resuming would mix tiles of two scans. Pass --overwrite to start over")
-            if saved != fingerprint:
-                diff = sorted(k for k in fingerprint if not isinstance(saved, dict) or saved.get(k) != fingerprint[k])
-                raise TomosegError(f"{work}: the interrupted run used other settings ({', '.join(diff)}); "
-                                   "pass --overwrite to start over")
-            if (work / "done").is_dir():
-                _check_done(work, n_tiles)
-            return state
-        if not options.overwrite and not options.resume:
-            raise TomosegError(f"{work}: an interrupted run left its work here; pass --resume to continue it "
-                               "or --overwrite to start over")
-        shutil.rmtree(work)
-    return None
-
-
-def _check_input_unchanged(volume, fingerprint: dict) -> None:
-    """Refuse to finish when the input was modified during the run (tiles from two versions of it)."""
-    from .fingerprint import changes, input_fingerprint
-
-    now = input_fingerprint(volume, volume.path)
-    if now != fingerprint["input_content"]:
-        raise TomosegError(f"{volume.path}: the input changed while it was segmented "
-                           f"({', '.join(changes(fingerprint['input_content'], now))}); the result would mix two "
-                           "versions of it and is not written. Run again with --overwrite once the input is final")
-
-
-def _finish_output(work_store: Path, final: str, shape, voxel_size, overwrite: bool,
-                   threshold: int | None = None, pyramid: str = "mean") -> int:
-    """Move a finished work store to its final name, converting to the output's format if needed; returns
-    the number of resolution levels written.
-
-    With ``threshold``, warn when the probability map is flooded (see :mod:`.domain`). An output named
-    ``.ome.zarr`` gets the downsampled levels of an OME-Zarr pyramid (``pyramid``: ``mean`` for probabilities,
-    ``mode`` for masks), built in the work store before it is renamed, so viewers open a large result at once.
-    """
-    import zarr
-
-    from ..io.output_guard import check_output
-
-    f, _ = split_dataset(final)
-    src = zarr.open_array(str(work_store), path="0", mode="r")
-    if threshold is not None:
-        from .domain import check_flooding
-
-        check_flooding(src, threshold, final)
-    if format_of(final, for_writing=True) == "zarr":
-        levels = _add_pyramid(work_store, pyramid) if f.name.lower().endswith(".ome.zarr") else 1
-        check_output(final, overwrite=overwrite)  # again: something may have appeared there during the run
-        if f.exists():
-            shutil.rmtree(f) if f.is_dir() else f.unlink()
-        os.replace(work_store, f)
-        return levels
-    step = max(1, int(src.chunks[0]))
-    with create_volume(final, shape, np.uint8, voxel_size=voxel_size, overwrite=overwrite) as w:
-        for z in range(0, shape[0], step):
-            w[z:z + step] = src[z:z + step]
-    return 1
-
-
-def _add_pyramid(store: Path, method: str) -> int:
-    from ..errors import warn
-    from ..io.ome_zarr import add_pyramid, have_models
-
-    if not have_models():
-        warn(f"{store.name}: written with one resolution level: the OME-Zarr pyramid needs ome-zarr-models "
-             "(pip install ome-zarr-models; Python 3.11 to 3.13)")
-        return 1
-    return add_pyramid(store, method=method)
 
 
 def segment(input, output, *, model=None, mask_output=None, options: SegmentOptions | None = None,
@@ -454,10 +298,10 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
     options = options or SegmentOptions()
     t0 = time.time()
     outputs = [str(output)] + ([str(mask_output)] if mask_output else [])
-    _check_paths(input, outputs, options.overwrite)
+    check_output_paths(input, outputs, options.overwrite)
     volume = open_volume(input, voxel_size=options.voxel_size)
     try:
-        _check_paths(input, outputs, options.overwrite, volume)
+        check_output_paths(input, outputs, options.overwrite, volume)
     except TomosegError:
         volume.close()
         raise
@@ -469,9 +313,9 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
                                                      precision=options.backend.precision,
                                                      base_features=model.config.base_features))
     check_voxel_size(volume, model)
-    fingerprint = _fingerprint(volume, model, options, f"{backend_name}-{device}", bool(mask_output))
+    fingerprint = run_fingerprint(volume, model, options, f"{backend_name}-{device}", bool(mask_output))
     work = work_dir_for(output)
-    state = _prepare_work(work, fingerprint, options)
+    state = prepare_work(work, fingerprint, options)
     bar = _progress_bar(progress, volume.size)
     timings = {"start": time.time() - t0}  # opening, checks, the model
     if state is None:
@@ -487,7 +331,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
         sample = _saved_sample_mask(options, work, state)
     tiles = tile_grid(volume.shape, options.tiling, model.config.divisor, region=sample.box) if sample.box else []
     if state is not None:
-        _check_done(work, len(tiles))
+        check_done(work, len(tiles))
     else:
         work.mkdir()
         (work / "done").mkdir()
@@ -539,14 +383,14 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
     missing = len(tiles) - len(os.listdir(work / "done"))
     if missing:
         raise TomosegError(f"{work}: {missing} tiles were not computed; run again with --resume")
-    _check_input_unchanged(volume, fingerprint)
-    levels = {"probability": _finish_output(work / "prob.zarr", str(output), volume.shape, volume.voxel_size,
+    check_input_unchanged(volume, fingerprint)
+    levels = {"probability": finish_output(work / "prob.zarr", str(output), volume.shape, volume.voxel_size,
                                             options.overwrite, threshold=options.threshold)}
     if mask_output:
-        levels["mask"] = _finish_output(work / "mask.zarr", str(mask_output), volume.shape, volume.voxel_size,
+        levels["mask"] = finish_output(work / "mask.zarr", str(mask_output), volume.shape, volume.voxel_size,
                                         options.overwrite, pyramid="mode")
     timings["finish"] = time.time() - t_finish
-    record = _provenance(volume, model, options, fingerprint, stats, outputs, len(tiles), t0)
+    record = provenance(volume, model, options, fingerprint, stats, outputs, len(tiles), t0)
     record["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
     record["resolution_levels"] = levels
     record["sample_mask"] = {**sample.record, "tiles_computed": len(tiles) - len(skipped),
@@ -637,31 +481,3 @@ def _progress_bar(enabled: bool, total: int):
     return progress_bar(enabled, total, resume_hint="Finished tiles are kept: run the same command with --resume "
                                                     "to continue where it stopped.")
 
-
-def _provenance(volume, model, options, fingerprint, stats, outputs, n_tiles, t0) -> dict:
-    import platform
-    from importlib.metadata import PackageNotFoundError, version
-
-    versions = {}
-    for pkg in ("numpy", "torch", "openvino", "zarr", "tifffile", "h5py", "dask", "distributed"):
-        try:
-            versions[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    meta = getattr(model, "metadata", {}) or {}
-    return {
-        "tool": "tomoseg segment", "tomoseg_version": __version__, "input": str(volume.path),
-        "input_shape": list(volume.shape), "voxel_size_nm": list(volume.voxel_size) if volume.voxel_size else None,
-        "outputs": {"probability": outputs[0], "mask": outputs[1] if len(outputs) > 1 else None},
-        "probability_scale": "uint8 0-255 = probability x 255; object where value > threshold",
-        "threshold": options.threshold,
-        "model": {"sha256": fingerprint["model_sha256"], "architecture": model.config.to_dict(),
-                  "trained_voxel_size_nm": meta.get("voxel_size_nm")},
-        "normalization": {"method": "zscore", **stats.to_dict()},
-        "tiling": {**asdict(options.tiling), "tiles": n_tiles}, "backend": fingerprint["backend"],
-        "precision": options.backend.precision,
-        "distributed": {"workers": options.workers, "scheduler": options.scheduler, "gpus": options.gpus},
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t0)),
-        "duration_s": round(time.time() - t0, 3), "host": platform.node(), "python": platform.python_version(),
-        "packages": versions,
-    }

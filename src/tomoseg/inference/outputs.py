@@ -1,0 +1,127 @@
+"""The outputs of a ``segment`` run: checked before the work, finished (converted, pyramid, renamed) after it,
+and described by a provenance record.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from .._version import __version__
+from ..errors import TomosegError
+from ..io import create_volume, format_of, split_dataset
+
+
+def check_output_paths(input_path, outputs, overwrite: bool, volume=None) -> None:
+    """Every output checked before any work: path, format and type, writable, replaceable, free space."""
+    from ..io import check_output_format
+    from ..io.output_guard import (UNCOMPRESSED, check_free_space, check_output, check_writable_folder,
+                                   output_bytes, warn_if_short)
+
+    in_file, _ = split_dataset(input_path)
+    in_file = in_file.resolve()
+    seen = set()
+    need: dict = {}
+    for out in outputs:
+        f, _ = split_dataset(out)
+        fmt = format_of(out, for_writing=True)
+        if f.resolve() == in_file:
+            raise TomosegError(f"{out}: output path equals the input (tomoseg never writes into the input file); "
+                               "choose another output path")
+        if in_file.is_dir() and in_file in f.resolve().parents:
+            raise TomosegError(f"{out}: is inside the input folder {in_file}; writing there would change the input "
+                               "(a new slice in a folder of slices); choose an output outside it")
+        if f.resolve() in seen:
+            raise TomosegError(f"{out}: the probability map and the mask need different paths")
+        seen.add(f.resolve())
+        check_writable_folder(f.parent)
+        check_output(out, overwrite=overwrite, input_shape=None if volume is None else volume.shape,
+                     input_path=input_path)
+        if volume is not None:
+            check_output_format(out, np.uint8, volume.shape)
+            if fmt in UNCOMPRESSED:
+                dev = f.parent.resolve()
+                need[dev] = need.get(dev, 0) + output_bytes(volume.shape, np.uint8)
+    for folder, nbytes in need.items():
+        check_free_space(folder, nbytes, what="the uncompressed output")
+    if volume is not None:  # the work stores (compressed Zarr) beside the output
+        warn_if_short(split_dataset(outputs[0])[0].parent, len(outputs) * output_bytes(volume.shape, np.uint8),
+                      what="the work stores")
+
+
+def finish_output(work_store: Path, final: str, shape, voxel_size, overwrite: bool,
+                   threshold: int | None = None, pyramid: str = "mean") -> int:
+    """Move a finished work store to its final name, converting to the output's format if needed; returns
+    the number of resolution levels written.
+
+    With ``threshold``, warn when the probability map is flooded (see :mod:`.domain`). An output named
+    ``.ome.zarr`` gets the downsampled levels of an OME-Zarr pyramid (``pyramid``: ``mean`` for probabilities,
+    ``mode`` for masks), built in the work store before it is renamed, so viewers open a large result at once.
+    """
+    import zarr
+
+    from ..io.output_guard import check_output
+
+    f, _ = split_dataset(final)
+    src = zarr.open_array(str(work_store), path="0", mode="r")
+    if threshold is not None:
+        from .domain import check_flooding
+
+        check_flooding(src, threshold, final)
+    if format_of(final, for_writing=True) == "zarr":
+        levels = _add_pyramid(work_store, pyramid) if f.name.lower().endswith(".ome.zarr") else 1
+        check_output(final, overwrite=overwrite)  # again: something may have appeared there during the run
+        if f.exists():
+            shutil.rmtree(f) if f.is_dir() else f.unlink()
+        os.replace(work_store, f)
+        return levels
+    step = max(1, int(src.chunks[0]))
+    with create_volume(final, shape, np.uint8, voxel_size=voxel_size, overwrite=overwrite) as w:
+        for z in range(0, shape[0], step):
+            w[z:z + step] = src[z:z + step]
+    return 1
+
+
+def _add_pyramid(store: Path, method: str) -> int:
+    from ..errors import warn
+    from ..io.ome_zarr import add_pyramid, have_models
+
+    if not have_models():
+        warn(f"{store.name}: written with one resolution level: the OME-Zarr pyramid needs ome-zarr-models "
+             "(pip install ome-zarr-models; Python 3.11 to 3.13)")
+        return 1
+    return add_pyramid(store, method=method)
+
+
+def provenance(volume, model, options, fingerprint, stats, outputs, n_tiles, t0) -> dict:
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {}
+    for pkg in ("numpy", "torch", "openvino", "zarr", "tifffile", "h5py", "dask", "distributed"):
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    meta = getattr(model, "metadata", {}) or {}
+    return {
+        "tool": "tomoseg segment", "tomoseg_version": __version__, "input": str(volume.path),
+        "input_shape": list(volume.shape), "voxel_size_nm": list(volume.voxel_size) if volume.voxel_size else None,
+        "outputs": {"probability": outputs[0], "mask": outputs[1] if len(outputs) > 1 else None},
+        "probability_scale": "uint8 0-255 = probability x 255; object where value > threshold",
+        "threshold": options.threshold,
+        "model": {"sha256": fingerprint["model_sha256"], "architecture": model.config.to_dict(),
+                  "trained_voxel_size_nm": meta.get("voxel_size_nm")},
+        "normalization": {"method": "zscore", **stats.to_dict()},
+        "tiling": {**asdict(options.tiling), "tiles": n_tiles}, "backend": fingerprint["backend"],
+        "precision": options.backend.precision,
+        "distributed": {"workers": options.workers, "scheduler": options.scheduler, "gpus": options.gpus},
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t0)),
+        "duration_s": round(time.time() - t0, 3), "host": platform.node(), "python": platform.python_version(),
+        "packages": versions,
+    }

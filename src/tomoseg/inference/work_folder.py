@@ -1,0 +1,102 @@
+"""The work folder of a ``segment`` run: what makes a killed run resumable and a resumed run safe.
+
+``OUTPUT.tomoseg-run/`` holds the work stores (Zarr), one done marker per finished tile, the model, the sample
+mask and ``state.json``: the run's fingerprint (input content, model, settings) and its normalization
+statistics. A resume must find the same fingerprint, or it is refused with the differences named; the input
+is fingerprinted again before the result is written, so a scan changed during the run is never mixed in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+from typing import TYPE_CHECKING
+
+from ..errors import TomosegError
+from ..io import split_dataset
+
+if TYPE_CHECKING:
+    from .engine import SegmentOptions
+
+WORK_SUFFIX = ".tomoseg-run"
+
+
+def work_dir_for(output) -> Path:
+    f, _ = split_dataset(output)
+    return f.with_name(f.name + WORK_SUFFIX)
+
+
+def run_fingerprint(volume, model, options: SegmentOptions, backend_name: str, write_mask: bool) -> dict:
+    from .fingerprint import input_fingerprint
+
+    file, _ = split_dataset(volume.path)
+    stat = file.stat() if file.exists() and file.is_file() else None
+    return {
+        "input": str(volume.path.resolve() if not str(volume.path).count(":") else volume.path),
+        "input_shape": list(volume.shape), "input_dtype": str(volume.dtype),
+        "input_bytes": stat.st_size if stat else None,
+        "input_content": input_fingerprint(volume, volume.path),
+        "model_sha256": getattr(model, "sha256", None), "threshold": options.threshold,
+        "tiling": asdict(options.tiling), "backend": backend_name, "precision": options.backend.precision,
+        "stats_method": options.stats, "write_mask": write_mask,
+    }
+
+
+def _read_state(state_file: Path) -> dict:
+    try:
+        state = json.loads(state_file.read_text())
+        state["fingerprint"], state["stats"]  # noqa: B018 - the keys a resume needs
+    except (OSError, ValueError, KeyError, TypeError):
+        raise TomosegError(f"{state_file}: the interrupted run's state is damaged (truncated or not tomoseg's); "
+                           "pass --overwrite to start over") from None
+    return state
+
+
+def check_done(work: Path, n_tiles: int | None) -> None:
+    stray = [n for n in os.listdir(work / "done")
+             if not n.isdigit() or (n_tiles is not None and int(n) >= n_tiles)]
+    if stray:
+        raise TomosegError(f"{work / 'done'}: holds {stray[0]!r}, which is not a finished-tile marker of this run; "
+                           "remove it, or pass --overwrite to start over")
+
+
+def prepare_work(work: Path, fingerprint: dict, options: SegmentOptions, n_tiles: int | None = None) -> dict | None:
+    """Return the saved state of an interrupted run to resume, or None to start afresh."""
+    from .fingerprint import changes
+
+    state_file = work / "state.json"
+    if work.exists():
+        if options.resume and state_file.exists():
+            state = _read_state(state_file)
+            saved = state["fingerprint"]
+            if isinstance(saved, dict) and saved.get("input_content") != fingerprint["input_content"]:
+                what = ", ".join(changes(saved.get("input_content"), fingerprint["input_content"]))
+                raise TomosegError(f"{work}: the input {fingerprint['input']} changed since the interrupted run "
+                                   f"({what}); resuming would mix tiles of two scans. Pass --overwrite to start over")
+            if saved != fingerprint:
+                diff = sorted(k for k in fingerprint if not isinstance(saved, dict) or saved.get(k) != fingerprint[k])
+                raise TomosegError(f"{work}: the interrupted run used other settings ({', '.join(diff)}); "
+                                   "pass --overwrite to start over")
+            if (work / "done").is_dir():
+                check_done(work, n_tiles)
+            return state
+        if not options.overwrite and not options.resume:
+            raise TomosegError(f"{work}: an interrupted run left its work here; pass --resume to continue it "
+                               "or --overwrite to start over")
+        shutil.rmtree(work)
+    return None
+
+
+def check_input_unchanged(volume, fingerprint: dict) -> None:
+    """Refuse to finish when the input was modified during the run (tiles from two versions of it)."""
+    from .fingerprint import changes, input_fingerprint
+
+    now = input_fingerprint(volume, volume.path)
+    if now != fingerprint["input_content"]:
+        raise TomosegError(f"{volume.path}: the input changed while it was segmented "
+                           f"({', '.join(changes(fingerprint['input_content'], now))}); the result would mix two "
+                           "versions of it and is not written. Run again with --overwrite once the input is final")
