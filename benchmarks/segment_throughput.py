@@ -184,10 +184,12 @@ def _segment_options(device, tile_size, sample_mask):
     return SegmentOptions(**kwargs)
 
 
-def run_tomoseg(src, out, model, device, tile_size=None, sample_mask=None):
+def run_tomoseg(src, out, model, device, tile_size=None, sample_mask=None) -> dict:
+    """``segment`` in this process; returns its stage times (seconds, from the provenance)."""
     from tomoseg.inference import segment
 
-    segment(src, out, model=model, options=_segment_options(device, tile_size, sample_mask), progress=False)
+    record = segment(src, out, model=model, options=_segment_options(device, tile_size, sample_mask), progress=False)
+    return {"stages": record.get("timings_s")}
 
 
 def run_cli(src, out, device, tile_size=None) -> dict:
@@ -270,7 +272,7 @@ def bench_shape(shape, device, methods, repeats, args, folder: Path) -> list[dic
                     torch.cuda.empty_cache()
                 continue
             runs[method].append({"seconds": seconds, "cpu": cpu, "rss_mib": extra.get("rss_mib", rss.mib),
-                                 "note": extra.get("note"),
+                                 "note": extra.get("note"), "stages": extra.get("stages"),
                                  "gpu_mib": torch.cuda.max_memory_allocated() / 2**20 if _cuda(device) else None})
             outputs[method] = out
             print(f"{method} {shape} run {r + 1}: {seconds:.1f} s (CPU {cpu:.1f} s)", file=sys.stderr, flush=True)
@@ -283,6 +285,8 @@ def bench_shape(shape, device, methods, repeats, args, folder: Path) -> list[dic
         rows.append({"method": method, "seconds": sec, "runs": len(done), "mvox_s": voxels / sec / 1e6,
                      "cpu": statistics.median(x["cpu"] for x in done), "note": done[-1]["note"],
                      "rss_mib": max(x["rss_mib"] for x in done),
+                     "stages": ({k: statistics.median(x["stages"][k] for x in done) for k in done[0]["stages"]}
+                                if done[0].get("stages") else None),
                      "gpu_mib": max(x["gpu_mib"] for x in done) if _cuda(device) else None})
     whole = any(r["method"] == "paper" and not r.get("note") and "failed" not in r for r in rows)
     ref_name = "paper" if whole else ("tomoseg-nomask" if "tomoseg-nomask" in outputs else None)
@@ -326,6 +330,13 @@ def table(rows, shape, device, repeats, args) -> str:
         cpu_ratio = f" ({ok['paper']['cpu'] / r['cpu']:.2f}x)" if "paper" in ok else ""
         lines.append(f"| {label} | {r['seconds']:.1f} | {r['mvox_s']:.2f} | {ratio('paper')} | {ratio('monai')} | "
                      f"{r['cpu']:.1f}{cpu_ratio} | {r['rss_mib']:.0f} | " + (f"{r['gpu_mib']:.0f} | " if gpu else "") + f"{diff} |")
+    staged = [r for r in rows if r.get("stages")]
+    if staged:
+        lines += ["", "Where tomoseg's time went (seconds, medians; from the provenance's `timings_s`):", "",
+                  "| method | " + " | ".join(k.replace("_", " ") for k in staged[0]["stages"]) + " |",
+                  "|---|" + "---:|" * len(staged[0]["stages"])]
+        for r in staged:
+            lines.append(f"| {LABELS[r['method']]} | " + " | ".join(f"{v:.2f}" for v in r["stages"].values()) + " |")
     return "\n".join(lines) + "\n"
 
 
