@@ -171,7 +171,8 @@ def main(argv=None) -> int:
         steps = 3 if args.quick else 9
         vols = _volumes(2 if args.quick else 4, (64, 160, 160) if args.quick else (96, 192, 192))
         title = f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-        run_device("cpu", [(32 if args.quick else 64, 2, "f32", False)], vols, steps, 1, title,
+        patch = 32 if args.quick else 64
+        run_device("cpu", [(patch, 2, "f32", False), (patch, 2, "bf16", False)], vols, steps, 1, title,
                    f"{args.out_dir}/train_throughput-cpu.md")
     if args.device in ("all", "cuda") and torch.cuda.is_available():
         steps = 8 if args.quick else 20

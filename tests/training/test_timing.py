@@ -36,3 +36,14 @@ def test_phases_are_timed_in_the_cuda_stream():
     clock.lap("compute")
     t = clock.totals()
     assert 0 < t["data"] < t["compute"]
+
+
+def test_auto_precision_is_bf16_on_the_gpu_and_on_cpus_with_bf16_units(monkeypatch):
+    from tomoseg.training import step
+
+    monkeypatch.setattr(step, "cpu_has_bf16", lambda: True)
+    assert step.resolve_precision("auto", torch.device("cpu")) == "bf16"
+    monkeypatch.setattr(step, "cpu_has_bf16", lambda: False)
+    assert step.resolve_precision("auto", torch.device("cpu")) == "f32"
+    assert step.resolve_precision("auto", torch.device("cuda")) == "bf16"
+    assert step.resolve_precision("f32", torch.device("cuda")) == "f32"

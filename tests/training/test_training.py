@@ -26,8 +26,9 @@ def tiny(tmp_path, name="run", **changes):
     return cfg
 
 
-def test_a_few_steps_lower_the_loss(tmp_path):
-    run = train(tiny(tmp_path, epochs=3), progress=False)
+@pytest.mark.parametrize("precision", ["f32", "bf16"])  # bf16 autocast on the CPU: auto where it has bf16 units
+def test_a_few_steps_lower_the_loss(tmp_path, precision):
+    run = train(tiny(tmp_path, epochs=3, precision=precision), progress=False)
     metrics = read_csv(run / "metrics.csv")
     assert list(metrics["step"]) == [3, 6, 9]
     # each epoch says where its time went: data, compute (the steps) and validation, within the epoch's time
@@ -51,6 +52,7 @@ def test_a_few_steps_lower_the_loss(tmp_path):
     for name in ("best.safetensors", "last.safetensors", "config.yaml", "learning_curve.png"):
         assert (run / name).exists()
     model = tomoseg.load_model(run / "best.safetensors")
+    assert model.metadata["trained_on"] == {"device": "cpu", "precision": precision}
     assert model.metadata["training"]["config"]["seed"] == 3
     assert model.metadata["normalization"]["scope"] == "whole-volume"
 

@@ -245,7 +245,7 @@ class TrainConfig:
     epochs: int = 10
     seed: int = 0
     device: str = "auto"              # auto | cpu | cuda | cuda:N
-    precision: str = "auto"           # auto (bf16 on CUDA, f32 on CPU) | f32 | bf16 | fp16 (mixed precision on CUDA)
+    precision: str = "auto"           # auto (bf16 on CUDA and bf16-capable CPUs, else f32) | f32 | bf16 | fp16 (CUDA)
     max_minutes: float | None = None  # time budget of the training steps; the run ends at whichever budget ends first
     performance: PerformanceConfig = field(default_factory=PerformanceConfig)
     voxel_size_nm: list | None = None  # recorded in the model; phantoms: 29.33

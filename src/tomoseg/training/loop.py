@@ -91,8 +91,8 @@ def train(config: TrainConfig | dict, *, resume: bool = False, progress: bool = 
         counters.update(run.restore(step.model, step.optimizer, source))
         rng.bit_generator.state = counters.pop("numpy_rng")
     run.start()
-    loop = _Loop(cfg, run, step, source, (val_patches, val_vols or train_vols), counters, rng,
-                 _model_metadata(cfg, train_vols))
+    meta = {**_model_metadata(cfg, train_vols), "trained_on": {"device": device.type, "precision": step.precision}}
+    loop = _Loop(cfg, run, step, source, (val_patches, val_vols or train_vols), counters, rng, meta)
     loop.run(progress)
     return run.path
 
