@@ -422,6 +422,29 @@ def b_csv_exists(tmp, model):
     return ["analyze", _vol(tmp), "--csv", str(tmp / "o.csv")]
 
 
+def b_csv_not_csv(tmp, model):
+    return ["analyze", _vol(tmp), "--csv", str(tmp / "objects.tif")]
+
+
+def b_out_foreign_folder(tmp, model):
+    (tmp / "paper").mkdir()
+    (tmp / "paper" / "summary.json").write_text("{}")
+    return ["analyze", _vol(tmp), "--out", str(tmp / "paper"), "--overwrite"]
+
+
+def b_out_is_a_file(tmp, model):
+    (tmp / "notes.txt").write_text("x")
+    return ["analyze", _vol(tmp), "--out", str(tmp / "notes.txt")]
+
+
+def b_gpus_zero(tmp, model):
+    return ["segment", _vol(tmp), str(tmp / "o.zarr"), "--gpus", "0"] + _seg(model)
+
+
+def b_gpus_with_workers(tmp, model):
+    return ["segment", _vol(tmp), str(tmp / "o.zarr"), "--gpus", "1", "--workers", "2"] + _seg(model)
+
+
 # ------------------------------------------------------------------------------------------------ training configs
 def b_labels_0_255(tmp, model):
     labels = np.zeros((16, 16, 16), np.uint8)
@@ -673,6 +696,11 @@ CASES = {
     "--sample-mask of another shape": (b_sample_mask_shape, "must match"),
     "--sample-mask empty": (b_sample_mask_empty, "sample mask is empty"),
     "analyze --csv exists": (b_csv_exists, "already exists"),
+    "analyze --csv objects.tif": (b_csv_not_csv, "ending in .csv"),
+    "analyze --out a folder of other files, --overwrite": (b_out_foreign_folder, "not an earlier tomoseg result"),
+    "analyze --out a file": (b_out_is_a_file, "is a file, not a folder"),
+    "segment --gpus 0": (b_gpus_zero, "at least 1"),
+    "segment --gpus with --workers": (b_gpus_with_workers, "without --workers"),
     "analyze a float probability map in [0, 1]": (b_float_probability, "fractional values"),
     # training (items 10, 18)
     "labels 0/255": (b_labels_0_255, "only 0 and 255"),
