@@ -263,3 +263,59 @@ def test_the_engine_tells_the_backend_how_many_windows_come(tmp_path, random_mod
     finally:
         engine.make_backend = plain
     assert seen["len"] == rec["tiling"]["tiles"] > 1
+
+
+def test_flooded_end_slices_are_named_with_the_roi_that_leaves_them_out(tmp_path):
+    import zarr
+
+    from tomoseg.errors import TomosegWarning
+    from tomoseg.inference.domain import check_flooding
+
+    prob = np.zeros((20, 32, 32), np.uint8)
+    prob[:3] = 200          # the dark ends of a cone-beam scan, flooded
+    prob[18:, :20] = 200
+    prob[8, 5:7, 5:7] = 255  # a few real objects
+    store = zarr.create_array(str(tmp_path / "p.zarr"), shape=prob.shape, chunks=(8, 32, 32), dtype=np.uint8)
+    store[:] = prob
+    counts = np.count_nonzero(prob > 127, axis=(1, 2))
+    with pytest.warns(TomosegWarning, match=r"slices z 0-2 and 18-19 are up to 100% objects.*--roi 3:18,:,:"):
+        found = check_flooding(store, 127, "p.zarr", counts)
+    assert found["flooded_slices"] == [[0, 3], [18, 20]]
+    assert found["object_fraction"] == pytest.approx(float((prob > 127).mean()), abs=1e-6)
+    prob[18:] = 0
+    prob[10] = 200          # flooded in the middle: no ROI to suggest
+    store[:] = prob
+    with pytest.warns(TomosegWarning, match="slices z 0-2 and 10 ") as caught:
+        check_flooding(store, 127, "p.zarr", np.count_nonzero(prob > 127, axis=(1, 2)))
+    assert "--roi" not in str(caught[0].message)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clean = np.zeros_like(prob)
+        clean[8, 5:7, 5:7] = 255
+        assert check_flooding(store, 127, "p.zarr", np.count_nonzero(clean > 127, axis=(1, 2)))["flooded_slices"] == []
+
+
+def test_object_counts_from_the_done_markers_equal_the_output(tmp_path, random_model_path):
+    from tomoseg.inference.tiling import tile_grid
+    from tomoseg.inference.work_folder import objects_per_slice
+
+    image = tomoseg.make_phantom((24, 96, 96), rng=5).image
+    np.save(tmp_path / "in.npy", image)
+    rec = segment(tmp_path / "in.npy", tmp_path / "p.npy", model=random_model_path, progress=False,
+                  options=SegmentOptions(tiling=TilingConfig(tile_size=32, halo=16), threshold=100,
+                                         sample_mask="off"))
+    prob = np.load(tmp_path / "p.npy")
+    assert rec["objects"]["counted_from"] == "every voxel"
+    assert rec["objects"]["object_fraction"] == pytest.approx(float((prob > 100).mean()), abs=1e-6)
+    # a marker without counts (a run begun by an earlier version): unknown, so the check samples instead
+    work = tmp_path / "w"
+    (work / "done").mkdir(parents=True)
+    tiles = tile_grid(image.shape, TilingConfig(tile_size=32, halo=16), 8)
+    for t in tiles:
+        (work / "done" / str(t.index)).write_text('{"z": %d, "objects": [1]}' % t.core[0].start)
+    assert objects_per_slice(work, tiles, set(), image.shape).sum() == len(tiles)
+    (work / "done" / "0").write_text("")
+    assert objects_per_slice(work, tiles, set(), image.shape) is None
+    assert objects_per_slice(work, tiles, {0}, image.shape).sum() == len(tiles) - 1

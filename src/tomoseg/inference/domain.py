@@ -7,12 +7,15 @@ segmented as objects, which a model far from its training data floods.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from ..errors import warn
 
 VOXEL_RATIO = 1.5        # warn beyond this factor between the data's and the model's voxel size
 FLOOD_FRACTION = 0.30    # warn when more than this share of the (sampled) voxels are objects
+FLOOD_SLICE_FRACTION = 0.40  # ... or of a z slice
 FINE_TUNE = ("fine-tune on a few annotated slices of your data (README, 'Fine-tune on your own data'; "
              "configs/train-own-data.yaml)")
 
@@ -66,13 +69,61 @@ def object_fraction(store, threshold: int, max_chunks: int = 64) -> float:
     return above / max(total, 1)
 
 
-def check_flooding(store, threshold: int, where) -> float:
-    fraction = object_fraction(store, threshold)
+def flooded_slices(fractions, limit: float = FLOOD_SLICE_FRACTION) -> list[tuple[int, int]]:
+    """Runs of z slices whose object fraction exceeds ``limit``, as ``(first, stop)`` pairs.
+
+    Examples
+    --------
+    >>> flooded_slices([0.6, 0.5, 0.01, 0.0, 0.02, 0.7])
+    [(0, 2), (5, 6)]
+    """
+    above = np.concatenate([[False], np.asarray(fractions) > limit, [False]])
+    edges = np.flatnonzero(np.diff(above.astype(np.int8)))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
+
+
+def check_flooding(store, threshold: int, where, objects_per_slice=None) -> dict:
+    """Warn when the probability map is flooded: objects fill far more of the volume, or of some z slices,
+    than precipitates or pores do (data unlike the training data, dark end slices of a cone-beam scan).
+
+    ``store`` is the map (a Zarr array or the path of a Zarr group with array ``0``); ``objects_per_slice``,
+    the object voxels per z slice counted while the tiles were written, makes the check exact and per slice;
+    without it a sample of chunks gives the overall share only. Returns what was found (for the provenance).
+    """
+    if isinstance(store, (str, os.PathLike)):
+        import zarr
+
+        store = zarr.open_array(str(store), path="0", mode="r")
+    shape = tuple(int(s) for s in store.shape)
+    if objects_per_slice is None:
+        fraction, runs, method = object_fraction(store, threshold), [], "a sample of chunks"
+        per_slice = None
+    else:
+        per_slice = np.asarray(objects_per_slice, np.float64) / (shape[1] * shape[2])
+        fraction, runs, method = float(per_slice.mean()), flooded_slices(per_slice), "every voxel"
     if fraction > FLOOD_FRACTION:
-        warn(f"{where}: {fraction:.0%} of the sampled voxels are segmented as objects, far more than precipitates "
+        warn(f"{where}: {fraction:.0%} of the voxels are segmented as objects, far more than precipitates "
              "or pores fill: the data probably differ from the model's training data (contrast, voxel size, "
              f"surroundings of the sample). Check the result; crop the volume to the sample, or {FINE_TUNE}")
-    return fraction
+    elif runs:
+        inside = np.ones(shape[0], bool)
+        for a, b in runs:
+            inside[a:b] = False
+        parts = [f"{a}" if b == a + 1 else f"{a}-{b - 1}" for a, b in runs]
+        named = "z " + (" and ".join(parts) if len(parts) <= 2 else ", ".join(parts))
+        worst = max(float(per_slice[a:b].max()) for a, b in runs)
+        rest = float(per_slice[inside].mean()) if inside.any() else 0.0
+        hint = ""
+        if inside.any():
+            keep = np.flatnonzero(inside)
+            if all(a == 0 or b == shape[0] for a, b in runs):  # only at the ends: the ROI that leaves them out
+                hint = (f" If those slices hold no sample (the dark ends of a cone-beam scan), leave them out with "
+                        f"--roi {keep[0]}:{keep[-1] + 1},:,:.")
+        warn(f"{where}: slices {named} are up to {worst:.0%} objects (the other slices {rest:.1%} on average): "
+             f"the model floods them, where the data probably differ from its training data.{hint} Check the "
+             f"result there; objects counted in those slices are not to be trusted")
+    return {"object_fraction": round(fraction, 6), "counted_from": method,
+            "flooded_slices": [[a, b] for a, b in runs]}
 
 
 # ---------------------------------------------------------------- gray values

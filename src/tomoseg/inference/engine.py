@@ -28,10 +28,11 @@ from ..io import open_volume, split_dataset
 from ..io.zarr_store import create_zarr
 from .backends import BackendConfig, make_backend, resolve, run_windows_one_by_one, to_uint8  # noqa: F401
 from .normalization import Stats, normalize, volume_stats
+from .domain import check_flooding
 from .outputs import check_output_paths, finish_output, provenance
 from .tiling import Tile, TilingConfig, pad_to_divisor, read_padded, resolve_tiling, tile_grid
-from .work_folder import (WORK_SUFFIX, check_done, check_input_unchanged, prepare_work,  # noqa: F401
-                          run_fingerprint, work_dir_for)
+from .work_folder import (WORK_SUFFIX, check_done, check_input_unchanged, objects_per_slice,  # noqa: F401
+                          prepare_work, run_fingerprint, work_dir_for, write_done_marker)
 
 
 
@@ -172,7 +173,6 @@ def run_tiles(job: TileJob, tiles: list[Tile], backend=None, progress=None) -> i
     work = Path(job.work)
     prob_arr = zarr.open_array(str(work / "prob.zarr"), path="0", mode="r+")
     mask_arr = zarr.open_array(str(work / "mask.zarr"), path="0", mode="r+") if job.write_mask else None
-    done_dir = work / "done"
     readers = max(1, int(getattr(backend, "readers", 1)))
     source = _cached(job.volume, tiles, job.shape)
 
@@ -181,9 +181,10 @@ def run_tiles(job: TileJob, tiles: list[Tile], backend=None, progress=None) -> i
 
     def write(tile, p8):
         prob_arr[tile.core] = p8
+        above = p8 > job.threshold
         if mask_arr is not None:
-            mask_arr[tile.core] = (p8 > job.threshold).astype(np.uint8)
-        (done_dir / str(tile.index)).touch()
+            mask_arr[tile.core] = above.astype(np.uint8)
+        write_done_marker(work, tile, np.count_nonzero(above, axis=(1, 2)))
         if progress is not None:
             progress.update(int(p8.size))
 
@@ -384,8 +385,10 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
     if missing:
         raise TomosegError(f"{work}: {missing} tiles were not computed; run again with --resume")
     check_input_unchanged(volume, fingerprint)
+    flooding = check_flooding(work / "prob.zarr", options.threshold, str(output),
+                              objects_per_slice(work, tiles, skipped, volume.shape))
     levels = {"probability": finish_output(work / "prob.zarr", str(output), volume.shape, volume.voxel_size,
-                                            options.overwrite, threshold=options.threshold)}
+                                            options.overwrite)}
     if mask_output:
         levels["mask"] = finish_output(work / "mask.zarr", str(mask_output), volume.shape, volume.voxel_size,
                                         options.overwrite, pyramid="mode")
@@ -393,6 +396,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
     record = provenance(volume, model, options, fingerprint, stats, outputs, len(tiles), t0)
     record["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
     record["resolution_levels"] = levels
+    record["objects"] = flooding
     record["sample_mask"] = {**sample.record, "tiles_computed": len(tiles) - len(skipped),
                              "voxels_computed": int(sum(t.voxels for t in tiles if t.index not in skipped)),
                              "outside": "probability 0, network not run"}

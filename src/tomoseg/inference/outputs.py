@@ -55,12 +55,11 @@ def check_output_paths(input_path, outputs, overwrite: bool, volume=None) -> Non
 
 
 def finish_output(work_store: Path, final: str, shape, voxel_size, overwrite: bool,
-                   threshold: int | None = None, pyramid: str = "mean") -> int:
+                  pyramid: str = "mean") -> int:
     """Move a finished work store to its final name, converting to the output's format if needed; returns
     the number of resolution levels written.
 
-    With ``threshold``, warn when the probability map is flooded (see :mod:`.domain`). An output named
-    ``.ome.zarr`` gets the downsampled levels of an OME-Zarr pyramid (``pyramid``: ``mean`` for probabilities,
+    An output named ``.ome.zarr`` gets the downsampled levels of an OME-Zarr pyramid (``pyramid``: ``mean`` for probabilities,
     ``mode`` for masks), built in the work store before it is renamed, so viewers open a large result at once.
     """
     import zarr
@@ -69,10 +68,6 @@ def finish_output(work_store: Path, final: str, shape, voxel_size, overwrite: bo
 
     f, _ = split_dataset(final)
     src = zarr.open_array(str(work_store), path="0", mode="r")
-    if threshold is not None:
-        from .domain import check_flooding
-
-        check_flooding(src, threshold, final)
     if format_of(final, for_writing=True) == "zarr":
         levels = _add_pyramid(work_store, pyramid) if f.name.lower().endswith(".ome.zarr") else 1
         check_output(final, overwrite=overwrite)  # again: something may have appeared there during the run

@@ -91,6 +91,33 @@ def prepare_work(work: Path, fingerprint: dict, options: SegmentOptions, n_tiles
     return None
 
 
+def write_done_marker(work: Path, tile, objects_per_slice) -> None:
+    """Mark ``tile`` finished: ``done/INDEX`` holds the number of object voxels in each z slice of its core
+    (for the flooding check, without reading the output again). Written to a temporary name and renamed, so a
+    marker is complete or absent."""
+    tmp = work / f"marker-{tile.index}.partial"
+    tmp.write_text(json.dumps({"z": tile.core[0].start, "objects": [int(n) for n in objects_per_slice]}))
+    os.replace(tmp, work / "done" / str(tile.index))
+
+
+def objects_per_slice(work: Path, tiles, skipped, shape):
+    """Object voxels in each z slice of the output (an int64 array of length ``shape[0]``), from the done
+    markers; None where a computed tile's marker does not say (written by an earlier version of tomoseg)."""
+    import numpy as np
+
+    counts = np.zeros(int(shape[0]), np.int64)
+    for tile in tiles:
+        if tile.index in skipped:  # outside the sample: probability 0
+            continue
+        try:
+            record = json.loads((work / "done" / str(tile.index)).read_text())
+            z, objects = int(record["z"]), record["objects"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        counts[z:z + len(objects)] += np.asarray(objects, np.int64)
+    return counts
+
+
 def check_input_unchanged(volume, fingerprint: dict) -> None:
     """Refuse to finish when the input was modified during the run (tiles from two versions of it)."""
     from .fingerprint import changes, input_fingerprint
