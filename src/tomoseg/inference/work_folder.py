@@ -13,7 +13,6 @@ import os
 import shutil
 from dataclasses import asdict
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from ..errors import TomosegError
