@@ -78,6 +78,8 @@ def test_chunk_cache_reads_like_the_volume_and_decompresses_each_chunk_once(rng)
     touched = {c for r in regions for c in _chunks_touched(r, chunks)}
     assert len(touched) <= cache.reads <= len(touched) + 4 * 3  # a race may decompress a chunk twice, rarely
     assert cache[5:5, 0:3, 0:3].shape == (0, 3, 3)
+    with pytest.raises(ValueError, match="three slices"):
+        cache[::2, :, :]
     # a small budget evicts the least recently used chunks and stays correct
     small = ChunkCache(volume, chunks, max_bytes=3 * 8 * 16 * 10 * 2)
     for r in regions[:50]:

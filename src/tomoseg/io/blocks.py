@@ -168,6 +168,8 @@ class ChunkCache:
         return data
 
     def __getitem__(self, key) -> np.ndarray:
+        if len(key) != 3 or any(not isinstance(k, slice) or k.step not in (None, 1) for k in key):
+            raise ValueError(f"ChunkCache reads boxes: three slices without a step, not {key!r}")
         key = tuple(slice(*k.indices(s)[:2]) for k, s in zip(key, self.shape))
         out = np.empty(tuple(max(0, k.stop - k.start) for k in key), self.dtype)
         if out.size == 0:
