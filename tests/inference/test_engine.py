@@ -319,3 +319,42 @@ def test_object_counts_from_the_done_markers_equal_the_output(tmp_path, random_m
     (work / "done" / "0").write_text("")
     assert objects_per_slice(work, tiles, set(), image.shape) is None
     assert objects_per_slice(work, tiles, {0}, image.shape).sum() == len(tiles) - 1
+
+
+def test_the_cuda_pipeline_logic_runs_on_the_cpu(monkeypatch, random_model_path):
+    """The CUDA backend's batching, balancing, halving on out-of-memory, core cutting and quantization, run
+    with a CPU device so that CI checks them (the GPU itself: the gpu tests)."""
+    import torch
+
+    from tomoseg.inference.backends import to_uint8
+    from tomoseg.inference.cuda_pipeline import CudaBackend
+    from tomoseg.inference.engine import _Stream
+    from tomoseg.inference.normalization import volume_stats
+    from tomoseg.inference.tiling import read_padded, tile_grid
+
+    image = np.random.default_rng(3).integers(0, 255, (16, 96, 96), dtype=np.uint8)
+    tiling = TilingConfig(tile_size=16, halo=8)
+    model = tomoseg.load_model(random_model_path)
+    tiles = tile_grid(image.shape, tiling, model.config.divisor)
+    stats = volume_stats(image)
+    window = int(np.prod([r.stop - r.start for r in tiles[0].read]))
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (4 * window * 340 / 0.6, 10**12))
+    backend = CudaBackend(model, device="cpu")
+    sizes, plain_run, failed = [], backend._run, []
+
+    def run(group, mean, inv_sd):
+        if len(group) > 2 and not failed:  # the first large batch runs out of memory
+            failed.append(len(group))
+            raise torch.cuda.OutOfMemoryError("simulated")
+        sizes.append(len(group))
+        return plain_run(group, mean, inv_sd)
+
+    backend._run = run
+    windows = ((t, read_padded(image, t.read, image.shape)) for t in tiles)
+    out = np.zeros(image.shape, np.uint8)
+    for tile, core in backend.run_windows(_Stream(windows, len(tiles)), stats):
+        out[tile.core] = core
+    ref = to_uint8(predict(image, model, tiling=tiling, backend=BackendConfig(backend="torch", device="cpu")))
+    assert len(tiles) >= 6 and failed[0] > 2 and sum(sizes) == len(tiles)
+    assert max(sizes) <= failed[0] // 2 and backend.batch_limit == failed[0] // 2  # halved, and kept halved
+    assert np.abs(out.astype(int) - ref).max() <= 1
