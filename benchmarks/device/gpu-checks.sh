@@ -16,7 +16,7 @@ PY=${PYTHON:-python3}
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/checks.log"
 t=$(date +%s)
-timeout ${T_TESTS:-90} $PY -m pytest -p no:cacheprovider -q -m gpu tests/inference/test_cuda.py \
+timeout ${T_TESTS:-150} $PY -m pytest -p no:cacheprovider -q -m gpu tests/inference/test_cuda.py \
   tests/inference/test_engine.py tests/training/test_timing.py -W ignore::DeprecationWarning \
   2>&1 | tail -25 > "$OUT/gpu-tests.txt"; tail -3 "$OUT/gpu-tests.txt"
 echo "tests: $(( $(date +%s) - t )) s" | tee -a "$OUT/checks.log"; t=$(date +%s)
