@@ -103,3 +103,25 @@ def test_segment_reads_slices_and_chunks_through_the_cache(tmp_path, rng):
                 for t in tiles:
                     np.testing.assert_array_equal(source[t.core], image[t.core])
                 assert source.reads == int(np.prod([-(-s // c) for s, c in zip(vol.shape, source.chunks)]))
+
+
+def test_no_cache_where_a_row_of_windows_does_not_fit_in_a_quarter_of_the_free_memory(tmp_path, rng, monkeypatch):
+    import psutil
+
+    from tomoseg.inference.engine import _cached
+    from tomoseg.inference.tiling import TilingConfig, tile_grid
+    from tomoseg.io.blocks import ChunkCache
+
+    write_volume(str(tmp_path / "slices"), rng.integers(0, 255, (24, 200, 200), dtype=np.uint8))
+    with open_volume(str(tmp_path / "slices")) as vol:
+        tiles = tile_grid(vol.shape, TilingConfig(tile_size=64, halo=16), 8)
+        cache = _cached(vol, tiles, vol.shape)
+        assert isinstance(cache, ChunkCache)
+        # one row: all 24 slices of 200 x 200 (the window's depth and the whole slice), with a quarter to spare
+        assert cache.max_bytes == int(1.25 * 24 * 200 * 200)
+
+        class Short:
+            available = 4 * cache.max_bytes - 4  # a quarter of it is just too small: LRU would only thrash
+
+        monkeypatch.setattr(psutil, "virtual_memory", lambda: Short)
+        assert _cached(vol, tiles, vol.shape) is vol

@@ -229,30 +229,27 @@ class _Stream:
         return self._length
 
 
-CHUNK_CACHE_MAX = 2 << 30   # bytes of decompressed input chunks kept while tiles are read, at most
-
-
 def _cached(volume, tiles: list[Tile], shape):
     """The volume to read windows from: through a :class:`~tomoseg.io.blocks.ChunkCache` where it is stored in
-    chunks that windows share (Zarr, chunked HDF5, a folder of slices), sized to hold the chunks of one row of
-    windows (so each chunk is decompressed once) but at most ``CHUNK_CACHE_MAX`` and a quarter of the free
-    memory; else the volume itself."""
+    chunks that neighbouring windows share (Zarr, chunked HDF5, a folder of slices) and a quarter of the free
+    memory holds the chunks of one row of windows (then each chunk is decompressed or read once); else the
+    volume itself (a smaller cache would only thrash: windows come back to a chunk after a whole row)."""
     from ..io.blocks import ChunkCache, storage_chunks
 
     chunks = storage_chunks(volume)
     if chunks is None or len(tiles) < 2:
         return volume
     window = [min(r.stop, s) - r.start for r, s in zip(tiles[0].read, shape)]
-    row = (window[0] + chunks[0]) * (window[1] + chunks[1]) * shape[2] * np.dtype(volume.dtype).itemsize
+    row = (min(window[0] + chunks[0], shape[0]) * min(window[1] + chunks[1], shape[1]) * shape[2]
+           * np.dtype(volume.dtype).itemsize)
     try:
         import psutil
 
         free = psutil.virtual_memory().available
-    except Exception:  # noqa: BLE001 - no figure: stay modest
-        free = 4 * CHUNK_CACHE_MAX
-    budget = min(int(1.25 * row), CHUNK_CACHE_MAX, free // 4)
-    largest_chunk = int(np.prod(chunks)) * np.dtype(volume.dtype).itemsize
-    return ChunkCache(volume, chunks, max_bytes=budget) if budget >= 4 * largest_chunk else volume
+    except Exception:  # noqa: BLE001 - no figure: assume a modest machine
+        free = 8 << 30
+    budget = int(1.25 * row)
+    return ChunkCache(volume, chunks, max_bytes=budget) if budget <= free // 4 else volume
 
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
