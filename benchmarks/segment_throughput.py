@@ -44,9 +44,11 @@ from pathlib import Path
 
 import numpy as np
 
-METHODS = ["tomoseg", "tomoseg-nomask", "tomoseg-cli", "paper", "monai"]
+METHODS = ["tomoseg", "tomoseg-nomask", "tomoseg-cli", "tomoseg-cli-untuned", "paper", "monai"]
 LABELS = {"tomoseg": "tomoseg (defaults)", "tomoseg-nomask": "tomoseg, no sample mask",
-          "tomoseg-cli": "tomoseg CLI (process start included)", "paper": "paper-style whole-volume pass",
+          "tomoseg-cli": "tomoseg CLI (process start included)",
+          "tomoseg-cli-untuned": "tomoseg CLI, cuDNN autotuning off (TOMOSEG_CUDNN_BENCHMARK=0)",
+          "paper": "paper-style whole-volume pass",
           "monai": "MONAI sliding_window_inference"}
 CPU_SHAPES = [(128, 512, 512), (128, 256, 256)]
 GPU_SHAPES = [(256, 1024, 1024)]
@@ -192,12 +194,12 @@ def run_tomoseg(src, out, model, device, tile_size=None, sample_mask=None) -> di
     return {"stages": record.get("timings_s")}
 
 
-def run_cli(src, out, device, tile_size=None) -> dict:
+def run_cli(src, out, device, tile_size=None, env_extra=None) -> dict:
     """The CLI in a fresh process; returns its peak RSS in MiB (the caller times it)."""
     cmd = [sys.executable, "-m", "tomoseg", "-q", "segment", str(src), str(out), "--device", device, "--overwrite"]
     if tile_size:
         cmd += ["--tile-size", str(tile_size)]
-    env = dict(os.environ)
+    env = {**os.environ, **(env_extra or {})}
     env["PYTHONPATH"] = os.pathsep.join(p for p in [str(Path(__file__).resolve().parents[1] / "src"),
                                                     env.get("PYTHONPATH", "")] if p)
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
@@ -240,6 +242,7 @@ def bench_shape(shape, device, methods, repeats, args, folder: Path) -> list[dic
         "tomoseg": lambda out: run_tomoseg(src, out, path, device, tile, None),
         "tomoseg-nomask": lambda out: run_tomoseg(src, out, path, device, tile, "off"),
         "tomoseg-cli": lambda out: run_cli(src, out, device, tile),
+        "tomoseg-cli-untuned": lambda out: run_cli(src, out, device, tile, {"TOMOSEG_CUDNN_BENCHMARK": "0"}),
         "paper": lambda out: run_paper(src, out, model, device),
         "monai": lambda out: run_monai(src, out, model, device),
     }
@@ -377,9 +380,10 @@ def main(argv=None) -> int:
     import torch
 
     devices = {"auto": ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])}.get(args.device, [args.device])
-    methods = args.methods or [m for m in METHODS if not (args.quick and m == "monai")]
     for device in devices:
         gpu = _cuda(device)
+        methods = args.methods or [m for m in METHODS if not (args.quick and m == "monai")
+                                   and not (m == "tomoseg-cli-untuned" and not gpu)]  # cuDNN: the GPU only
         if args.shapes:
             shapes = [tuple(int(v) for v in s.lower().split("x")) for s in args.shapes]
         elif args.quick:

@@ -26,6 +26,6 @@ timeout ${T_PIPE:-90} $PY benchmarks/segment_pipeline.py --shapes 256x1024x1024 
   --out "$OUT/segment_pipeline.md" 2>>"$OUT/bench.log" | tail -6 | tee -a "$OUT/checks.log"
 echo "segment pipeline: $(( $(date +%s) - t )) s" | tee -a "$OUT/checks.log"; t=$(date +%s)
 cp benchmarks/results/segment_throughput.md "$OUT/segment_throughput.md" 2>/dev/null
-timeout ${T_SEG:-150} $PY benchmarks/segment_throughput.py --device cuda --gpu-repeats 1 --out "$OUT/segment_throughput.md" \
+timeout ${T_SEG:-200} $PY benchmarks/segment_throughput.py --device cuda --gpu-repeats 1 --out "$OUT/segment_throughput.md" \
   2>>"$OUT/bench.log" | tail -14 | tee -a "$OUT/checks.log"
 echo "segment throughput: $(( $(date +%s) - t )) s" | tee -a "$OUT/checks.log"

@@ -14,6 +14,7 @@ voxels the network sees twice) from 5.4x at 128 to 2.6x at 256 and 2.0x at 384.
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import torch
@@ -73,7 +74,9 @@ class CudaBackend:
         if not hasattr(model, "state_dict"):  # a ModelFile
             model = model.load()
         self.device = torch.device(device)
-        torch.backends.cudnn.benchmark = True
+        # cuDNN tries its kernels for each new shape (seconds) and then runs the fastest: worth it for a large
+        # volume; TOMOSEG_CUDNN_BENCHMARK=0 skips the trial (benchmarks/segment_throughput.py measures both)
+        torch.backends.cudnn.benchmark = os.environ.get("TOMOSEG_CUDNN_BENCHMARK", "1") != "0"
         self.model = model.to(self.device).eval()
         self.dtype = {"f32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
         self.precision = precision
