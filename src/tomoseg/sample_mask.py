@@ -141,7 +141,7 @@ class LowResolution:
             if zs.start <= p < zs.stop:
                 sl = data[p - zs.start]
                 pad = ((0, (rows.stop - rows.start) * f - sl.shape[0]), (0, lx * f - x))
-                if any(p for _, p in pad):
+                if any(n for _, n in pad):
                     sl = np.pad(sl, pad, mode="edge")
                 self.low[i, rows] = _block_mean(sl, f)
                 self._seen[i, rows] = True

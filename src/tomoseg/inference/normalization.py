@@ -42,7 +42,7 @@ def volume_stats(volume, *, method: str = "auto", sample_fraction: float = 0.05,
         Called with ``(block, data)`` for every block read, so that another computation over the whole
         volume (the sample mask's low-resolution copy) shares this read instead of reading again.
     multiple : int
-        Block edges along y fall on multiples of this (what ``visit`` may need).
+        Block edges along z and y fall on multiples of this (what ``visit`` may need).
 
     Raises
     ------
