@@ -90,7 +90,8 @@ def bench(shape, args, folder: Path) -> str:
                                        tile_size=args.tile_size))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     head = (f"## {platform.machine()} {os.cpu_count()} cores, {'x'.join(map(str, shape))}, {args.format} input\n\n"
-            f"Volume {' x '.join(map(str, shape))} ({voxels / 1e6:.1f} Mvox) uint8 {args.format} in, Zarr out; tile size "
+            f"Volume {' x '.join(map(str, shape))} ({voxels / 1e6:.1f} Mvox) uint8 {args.format} in, Zarr out; "
+            f"tile size "
             f"{args.tile_size} (windows of up to {(args.tile_size + 96) ** 3 / 1e6:.1f} Mvox); median of "
             f"{args.repeats} interleaved runs, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average "
             f"at the start {load:.1f}.\n\n"

@@ -59,8 +59,9 @@ def finish_output(work_store: Path, final: str, shape, voxel_size, overwrite: bo
     """Move a finished work store to its final name, converting to the output's format if needed; returns
     the number of resolution levels written.
 
-    An output named ``.ome.zarr`` gets the downsampled levels of an OME-Zarr pyramid (``pyramid``: ``mean`` for probabilities,
-    ``mode`` for masks), built in the work store before it is renamed, so viewers open a large result at once.
+    An output named ``.ome.zarr`` gets the downsampled levels of an OME-Zarr pyramid (``pyramid``: ``mean``
+    for probabilities, ``mode`` for masks), built in the work store before it is renamed, so viewers open a
+    large result at once.
     """
     import zarr
 

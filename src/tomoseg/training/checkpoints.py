@@ -20,7 +20,8 @@ from ..table import read_csv, write_csv
 from .config import TrainConfig, dump_config
 
 METRIC_COLUMNS = ["epoch", "step", "train_loss", "val_loss", "accuracy", "tp", "tn", "fp", "fn", "recall",
-                  "precision", "f1", "best_threshold", "seconds", "data_s", "compute_s", "validation_s", "loss_kind", "learning_rate"]
+                  "precision", "f1", "best_threshold", "seconds", "data_s", "compute_s", "validation_s", "loss_kind",
+                  "learning_rate"]
 STATE = "last.state.safetensors"
 # settings that may change between a run and its resume: they do not change what is learned
 RESUMABLE_CHANGES = {"epochs", "max_minutes", "device", "performance", "output"}
