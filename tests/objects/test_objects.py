@@ -161,3 +161,34 @@ def test_matching_handles_one_voxel_objects_and_is_one_to_one():
     assert pairs == {1: 1, 2: 2}
     s = detection_scores(pt, tt, pairs)
     assert s["recall"] == pytest.approx(2 / 3) and s["precision"] == pytest.approx(2 / 3)
+
+
+def test_probability_or_mask_is_told_from_a_spread_sample_of_whole_chunks(tmp_path):
+    from tomoseg.io import open_volume, write_volume
+    from tomoseg.objects.analysis import check_mask_like, is_probability
+
+    prob = np.zeros((256, 64, 64), np.uint8)
+    prob[200:204, 10:14, 10:14] = 230           # one object deep in the volume
+    prob[::7, ::5, ::3] = 3                     # low, non-zero probabilities spread everywhere
+    write_volume(str(tmp_path / "p.zarr"), prob, chunks=(64, 32, 32))
+    write_volume(str(tmp_path / "m.zarr"), (prob > 127).astype(np.uint8), chunks=(64, 32, 32))
+    with open_volume(str(tmp_path / "p.zarr")) as p, open_volume(str(tmp_path / "m.zarr")) as m:
+        read = []
+        plain = type(p).__getitem__
+
+        def counting(self, key):  # chunks decompressed by the read
+            read.append(int(np.prod([-(-k.stop // c) - k.start // c for k, c in zip(key, (64, 32, 32))])))
+            return plain(self, key)
+
+        type(p).__getitem__ = counting
+        try:
+            assert not is_probability(m)  # a mask: every sampled block read, 0/1 only
+            assert sum(read) == 1  # 16 slices' worth of voxels is one whole chunk here (16 slices: 64 chunks)
+            read.clear()
+            assert is_probability(p) and sum(read) == 1  # values beyond 1 in the sampled chunk
+        finally:
+            type(p).__getitem__ = plain
+    fractions = np.full((32, 8, 8), 0.25, np.float32)
+    write_volume(str(tmp_path / "f.zarr"), fractions, chunks=(8, 8, 8))
+    with open_volume(str(tmp_path / "f.zarr")) as f, pytest.raises(TomosegError, match="fractional values"):
+        check_mask_like(f, "f.zarr")

@@ -47,21 +47,29 @@ class Analysis:
     options: AnalysisOptions = field(default_factory=AnalysisOptions)
 
 
+def _spread_sample(volume, slices: int = 16) -> list:
+    """Blocks holding about as many voxels as ``slices`` z slices, spread evenly over the volume: whole
+    storage chunks of a chunked store (a single slice of a Zarr store decompresses its whole chunk layer),
+    else whole slices."""
+    from ..io.blocks import sample_blocks, storage_chunks
+
+    shape = tuple(int(s) for s in volume.shape)
+    return sample_blocks(shape, storage_chunks(volume), min(1.0, slices / shape[0]))
+
+
 def is_probability(volume) -> bool:
     """A uint8 volume whose values go beyond 1 is a 0–255 probability map; otherwise a mask."""
     if np.dtype(volume.dtype) != np.uint8:
         return False
-    step = max(1, volume.shape[0] // 16)
-    return any(int(np.asarray(volume[z]).max()) > 1 for z in range(0, volume.shape[0], step))
+    return any(int(np.asarray(volume[block]).max()) > 1 for block in _spread_sample(volume))
 
 
 def check_mask_like(volume, where) -> None:
     """Refuse volumes that are neither a mask nor a uint8 probability map (fractions, e.g. a float map in [0, 1])."""
     if np.dtype(volume.dtype).kind != "f":
         return
-    step = max(1, volume.shape[0] // 16)
-    for z in range(0, volume.shape[0], step):
-        plane = np.asarray(volume[z])
+    for block in _spread_sample(volume):
+        plane = np.asarray(volume[block])
         if np.any((plane != np.round(plane)) & np.isfinite(plane)):
             raise TomosegError(f"{where}: holds fractional values ({plane.dtype}); analyze takes a mask (0 = "
                                "background, nonzero = object) or tomoseg's uint8 probability map (0-255). For a "
