@@ -9,15 +9,10 @@ import numpy as np
 from .errors import TomosegError
 from .metrics import ConfusionMatrix, confusion_matrix
 from .objects.analysis import AnalysisOptions, is_probability
+from .io.blocks import block_grid, storage_chunks
 from .objects.labelling import label_objects
 from .objects.matching import check_same_shape, detection_scores, match_objects, overlap_pairs
 from .objects.measure import measure_objects, select_objects, summarize
-
-
-def _slabs(shape, max_voxels=2**25):
-    step = max(1, max_voxels // max(1, shape[1] * shape[2]))
-    for z in range(0, shape[0], step):
-        yield slice(z, min(z + step, shape[0]))
 
 
 def check_binary_labels(block: np.ndarray, name) -> np.ndarray:
@@ -34,7 +29,7 @@ def voxel_confusion(pred, labels, *, threshold: int = 127, probability: bool | N
     if probability is None:
         probability = is_probability(pred)
     cm = ConfusionMatrix()
-    for sl in _slabs(pred.shape):
+    for sl in block_grid(pred.shape, storage_chunks(pred), max_voxels=2**25):  # whole chunks of the prediction
         p = np.asarray(pred[sl])
         p = p > threshold if probability else p != 0
         t = check_binary_labels(np.asarray(labels[sl]), getattr(labels, "path", "labels"))

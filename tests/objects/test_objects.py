@@ -192,3 +192,18 @@ def test_probability_or_mask_is_told_from_a_spread_sample_of_whole_chunks(tmp_pa
     write_volume(str(tmp_path / "f.zarr"), fractions, chunks=(8, 8, 8))
     with open_volume(str(tmp_path / "f.zarr")) as f, pytest.raises(TomosegError, match="fractional values"):
         check_mask_like(f, "f.zarr")
+
+
+def test_sample_mask_counts_in_blocks_equal_numpy(tmp_path, rng):
+    from tomoseg.io import open_volume, write_volume
+    from tomoseg.objects.analysis import _sample_mask_counts
+
+    mask = (rng.random((40, 60, 50)) > 0.6).astype(np.uint8)
+    write_volume(str(tmp_path / "s.zarr"), mask, chunks=(16, 8, 50))
+    centroids = rng.uniform(0, 1, (200, 3)) * np.array(mask.shape)
+    idx = np.clip(np.rint(centroids).astype(int), 0, np.array(mask.shape) - 1)
+    with open_volume(str(tmp_path / "s.zarr")) as vol:
+        for budget in (10**9, 16 * 8 * 50, 5000):  # one block; rows of chunks; smaller than a chunk row
+            total, inside = _sample_mask_counts(vol, centroids, mask.shape, budget)
+            assert total == int(mask.sum())
+            np.testing.assert_array_equal(inside, mask[tuple(idx.T)] != 0)

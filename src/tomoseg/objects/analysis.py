@@ -127,19 +127,21 @@ def json_safe(value):
 
 
 def _sample_mask_counts(sample_mask, centroids: np.ndarray, shape, slab_voxels: int) -> tuple[int, np.ndarray]:
-    """Voxels inside the sample mask, and which centroids (rounded, (n, 3)) lie inside it; read slab by slab."""
+    """Voxels inside the sample mask, and which centroids (rounded, (n, 3)) lie inside it; read in blocks of
+    whole storage chunks."""
+    from ..io.blocks import block_grid, storage_chunks
+
     inside = np.zeros(len(centroids), bool)
     idx = np.clip(np.rint(centroids).astype(np.int64), 0, np.asarray(shape) - 1) if len(centroids) else \
         np.zeros((0, 3), np.int64)
-    step = max(1, slab_voxels // max(shape[1] * shape[2], 1))
     total = 0
-    for z0 in range(0, shape[0], step):
-        block = np.asarray(sample_mask[z0:z0 + step]) != 0
+    for zs, ys, xs in block_grid(shape, storage_chunks(sample_mask), max_voxels=slab_voxels):
+        block = np.asarray(sample_mask[zs, ys, xs]) != 0
         total += int(np.count_nonzero(block))
-        sel = (idx[:, 0] >= z0) & (idx[:, 0] < z0 + block.shape[0])
+        sel = (idx[:, 0] >= zs.start) & (idx[:, 0] < zs.stop) & (idx[:, 1] >= ys.start) & (idx[:, 1] < ys.stop)
         if sel.any():
             zi, yi, xi = idx[sel].T
-            inside[sel] = block[zi - z0, yi, xi]
+            inside[sel] = block[zi - zs.start, yi - ys.start, xi]
     return total, inside
 
 
