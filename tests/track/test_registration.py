@@ -17,11 +17,21 @@ def test_fit_transform_exact(rng):
     assert fit_transform(src, apply(s, src), similarity=True) == pytest.approx(s, abs=1e-9)
 
 
-def test_downsample_is_block_mean():
+def test_downsample_is_block_mean(tmp_path):
     a = np.arange(4 * 6 * 8, dtype=np.float32).reshape(4, 6, 8)
     d = downsample(a, 2)
     assert d.shape == (2, 3, 4)
     assert d[1, 2, 3] == pytest.approx(a[2:4, 4:6, 6:8].mean())
+    # a chunked store read in blocks (rows of chunks when the budget is small): the same block means
+    from tomoseg.io import open_volume, write_volume
+
+    big = np.random.default_rng(0).random((37, 50, 41)).astype(np.float32)
+    write_volume(str(tmp_path / "v.zarr"), big, chunks=(8, 12, 41))
+    with open_volume(str(tmp_path / "v.zarr")) as vol:
+        for budget in (10**9, 2000):
+            got = downsample(vol, 3, slab_voxels=budget)
+            ref = big[:36, :48, :39].reshape(12, 3, 16, 3, 13, 3).mean(axis=(1, 3, 5))
+            np.testing.assert_allclose(got, ref, rtol=1e-5)
 
 
 def test_given_transform_checks_the_matrix():

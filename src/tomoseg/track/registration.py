@@ -151,17 +151,19 @@ def _rotation_z(angle_deg: float, centre) -> np.ndarray:
 
 # ------------------------------------------------------------------ images
 def downsample(volume, factor: int, *, slab_voxels: int = 2**24) -> np.ndarray:
-    """Block means of ``factor``³ voxels (float32), read slab by slab (a Volume or an array)."""
+    """Block means of ``factor``³ voxels (float32), read in blocks of whole storage chunks (a Volume or an
+    array)."""
+    from ..io.blocks import block_grid, storage_chunks
+
     Z, Y, X = (s // factor * factor for s in volume.shape)
     if min(Z, Y, X) == 0:
         raise TomosegError(f"volume {tuple(volume.shape)} is too small to downsample by {factor}")
-    per = max(factor, (slab_voxels // max(Y * X, 1)) // factor * factor)
     out = np.empty((Z // factor, Y // factor, X // factor), np.float32)
-    for z0 in range(0, Z, per):
-        z1 = min(z0 + per, Z)
-        block = np.asarray(volume[z0:z1, 0:Y, 0:X], dtype=np.float32)
-        out[z0 // factor:z1 // factor] = block.reshape((z1 - z0) // factor, factor, Y // factor, factor,
-                                                       X // factor, factor).mean(axis=(1, 3, 5))
+    for zs, ys, xs in block_grid((Z, Y, X), storage_chunks(volume), max_voxels=slab_voxels, multiple=factor):
+        block = np.asarray(volume[zs, ys, xs], dtype=np.float32)
+        nz, ny = (zs.stop - zs.start) // factor, (ys.stop - ys.start) // factor
+        out[zs.start // factor:zs.start // factor + nz, ys.start // factor:ys.start // factor + ny] = \
+            block.reshape(nz, factor, ny, factor, X // factor, factor).mean(axis=(1, 3, 5))
     return out
 
 
