@@ -17,7 +17,7 @@ def test_phases_are_summed_per_name_on_the_cpu():
         time.sleep(0.005)
         clock.lap("compute")
     t = clock.totals()
-    assert t["data"] == pytest.approx(0.06, abs=0.03) and t["compute"] == pytest.approx(0.015, abs=0.02)
+    assert 0.06 <= t["data"] < 1 and 0.015 <= t["compute"] < 1  # sleeps last at least as long as asked
     assert t["data"] > t["compute"]
     assert clock.totals() == {}  # read once, then afresh
 
