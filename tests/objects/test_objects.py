@@ -2,6 +2,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+import tomoseg
+
 from tomoseg.errors import TomosegError
 from tomoseg.metrics import ConfusionMatrix, confusion_matrix
 from tomoseg.objects import (AnalysisOptions, analyze, detection_scores, label_chunked, label_objects,
@@ -207,3 +209,42 @@ def test_sample_mask_counts_in_blocks_equal_numpy(tmp_path, rng):
             total, inside = _sample_mask_counts(vol, centroids, mask.shape, budget)
             assert total == int(mask.sum())
             np.testing.assert_array_equal(inside, mask[tuple(idx.T)] != 0)
+
+
+def test_a_sparse_probability_map_written_by_segment_is_never_taken_for_a_mask(tmp_path):
+    """A map whose voxels are all 0 or 1 (nothing near an object) reads like a mask; where segment wrote it as
+    its probability map, analyze knows better, and finds no object instead of one per 1-voxel."""
+    import json
+    import shutil
+
+    from tomoseg.io import open_volume, write_volume
+    from tomoseg.objects.analysis import is_probability, written_as_probability
+
+    flat = np.zeros((16, 32, 32), np.uint8)
+    flat[::3, ::4, ::5] = 1
+    for name in ("prob.tif", "prob.zarr"):
+        write_volume(str(tmp_path / name), flat)
+        (tmp_path / f"{name}.provenance.json").write_text(json.dumps(
+            {"tool": "tomoseg segment", "outputs": {"probability": str(tmp_path / name), "mask": None}}))
+        with open_volume(str(tmp_path / name)) as vol:
+            assert written_as_probability(vol) and is_probability(vol)
+            assert analyze(vol).summary["objects_all"] == 0
+        copy = shutil.copytree if name.endswith(".zarr") else shutil.copy
+        copy(tmp_path / name, tmp_path / f"plain-{name}")
+        with open_volume(str(tmp_path / f"plain-{name}")) as vol:  # no record: read as a mask of its 1s
+            assert not written_as_probability(vol) and not is_probability(vol)
+
+
+def test_the_mask_beside_a_probability_map_in_one_hdf5_file_stays_a_mask(tmp_path):
+    from tomoseg.inference import SegmentOptions, TilingConfig, segment
+    from tomoseg.io import open_volume, write_volume
+    from tomoseg.objects.analysis import is_probability, written_as_probability
+
+    write_volume(str(tmp_path / "scan.tif"), tomoseg.make_phantom((24, 64, 64), rng=2).image, voxel_size=(29.33,) * 3)
+    segment(tmp_path / "scan.tif", f"{tmp_path / 'r.h5'}:/prob", progress=False,
+            options=SegmentOptions(tiling=TilingConfig(tile_size=32, halo=16)))
+    prob = tomoseg.read_volume(f"{tmp_path / 'r.h5'}:/prob")
+    write_volume(f"{tmp_path / 'r.h5'}:/mask", (prob > 127).astype(np.uint8))  # the user's mask, same file
+    with open_volume(f"{tmp_path / 'r.h5'}:/prob") as p, open_volume(f"{tmp_path / 'r.h5'}:/mask") as m:
+        assert written_as_probability(p) and is_probability(p)
+        assert not written_as_probability(m) and not is_probability(m)

@@ -58,10 +58,36 @@ def _spread_sample(volume, slices: int = 16) -> list:
 
 
 def is_probability(volume) -> bool:
-    """A uint8 volume whose values go beyond 1 is a 0–255 probability map; otherwise a mask."""
+    """A uint8 volume is a 0–255 probability map if ``segment`` wrote it as one (:func:`written_as_probability`)
+    or if its values go beyond 1 in a spread sample; otherwise a mask."""
     if np.dtype(volume.dtype) != np.uint8:
         return False
+    if written_as_probability(volume):
+        return True
     return any(int(np.asarray(volume[block]).max()) > 1 for block in _spread_sample(volume))
+
+
+def written_as_probability(volume) -> bool:
+    """Whether ``segment`` wrote this volume as its probability map: the provenance record beside the file
+    names it so. Then a sparse map whose sample holds only 0 and 1 is not taken for a mask (where every 1 would
+    become an object)."""
+    import json
+
+    from ..io import split_dataset
+    from ..io.output_guard import provenance_path
+
+    path = getattr(volume, "path", None)
+    if path is None:
+        return False
+    file, dataset = split_dataset(path)
+    try:
+        record = json.loads(provenance_path(file).read_text())
+        if record.get("tool") == "tomoseg segment":
+            named, named_dataset = split_dataset((record.get("outputs") or {}).get("probability") or "")
+            return named.name == file.name and (named_dataset or "").strip("/") == (dataset or "").strip("/")
+    except (OSError, ValueError, AttributeError, TypeError):
+        pass
+    return False
 
 
 def check_mask_like(volume, where) -> None:
