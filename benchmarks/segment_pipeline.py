@@ -81,9 +81,8 @@ def bench(shape, args, folder: Path) -> str:
     variants = [(f"sample mask auto, {r} readers", "auto", r) for r in args.readers] + \
                [(f"no sample mask, {args.readers[-1]} readers", "off", args.readers[-1])]
     runs: dict = {name: [] for name, _, _ in variants}
-    for name, mask, readers in variants:  # warm-up: file cache, imports
-        run_once(src, folder / "out.zarr", readers=readers, sample_mask=mask, tile_size=args.tile_size)
-        break
+    _, mask, readers = variants[0]  # warm-up: file cache, imports
+    run_once(src, folder / "out.zarr", readers=readers, sample_mask=mask, tile_size=args.tile_size)
     for _ in range(args.repeats):  # interleaved rounds
         for name, mask, readers in variants:
             runs[name].append(run_once(src, folder / "out.zarr", readers=readers, sample_mask=mask,

@@ -27,6 +27,7 @@ from ..errors import TomosegError
 from ..io import open_volume, split_dataset
 from ..io.zarr_store import create_zarr
 from .backends import BackendConfig, make_backend, resolve, run_windows_one_by_one, to_uint8  # noqa: F401
+from ..io.blocks import read_ahead
 from .normalization import Stats, normalize, volume_stats
 from .domain import check_flooding
 from .outputs import check_output_paths, finish_output, provenance
@@ -188,23 +189,9 @@ def run_tiles(job: TileJob, tiles: list[Tile], backend=None, progress=None) -> i
         if progress is not None:
             progress.update(int(p8.size))
 
-    with ThreadPoolExecutor(readers) as reader, ThreadPoolExecutor(readers) as writer:
-        def windows():
-            ahead = deque()
-            todo = iter(tiles)
-            for tile in todo:
-                ahead.append((tile, reader.submit(read, tile)))
-                if len(ahead) > readers:
-                    break
-            while ahead:
-                tile, raw = ahead.popleft()
-                following = next(todo, None)
-                if following is not None:
-                    ahead.append((following, reader.submit(read, following)))
-                yield tile, raw.result()
-
+    with ThreadPoolExecutor(readers) as writer:
         run = getattr(backend, "run_windows", None)
-        stream = _Stream(windows(), len(tiles))
+        stream = _Stream(read_ahead(tiles, read, threads=readers), len(tiles))
         results = run(stream, job.stats) if run is not None else run_windows_one_by_one(backend, stream, job.stats)
         writes = deque()
         for tile, p8 in results:

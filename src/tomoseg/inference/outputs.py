@@ -68,7 +68,6 @@ def finish_output(work_store: Path, final: str, shape, voxel_size, overwrite: bo
     from ..io.output_guard import check_output
 
     f, _ = split_dataset(final)
-    src = zarr.open_array(str(work_store), path="0", mode="r")
     if format_of(final, for_writing=True) == "zarr":
         levels = _add_pyramid(work_store, pyramid) if f.name.lower().endswith(".ome.zarr") else 1
         check_output(final, overwrite=overwrite)  # again: something may have appeared there during the run
@@ -76,6 +75,7 @@ def finish_output(work_store: Path, final: str, shape, voxel_size, overwrite: bo
             shutil.rmtree(f) if f.is_dir() else f.unlink()
         os.replace(work_store, f)
         return levels
+    src = zarr.open_array(str(work_store), path="0", mode="r")
     step = max(1, int(src.chunks[0]))
     with create_volume(final, shape, np.uint8, voxel_size=voxel_size, overwrite=overwrite) as w:
         for z in range(0, shape[0], step):

@@ -15,6 +15,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from ..errors import TomosegError
 from ..io import split_dataset
 
@@ -102,8 +104,6 @@ def write_done_marker(work: Path, tile, objects_per_slice) -> None:
 def objects_per_slice(work: Path, tiles, skipped, shape):
     """Object voxels in each z slice of the output (an int64 array of length ``shape[0]``), from the done
     markers; None where a computed tile's marker does not say (written by an earlier version of tomoseg)."""
-    import numpy as np
-
     counts = np.zeros(int(shape[0]), np.int64)
     for tile in tiles:
         if tile.index in skipped:  # outside the sample: probability 0

@@ -91,30 +91,37 @@ def sample_blocks(shape, chunks, fraction: float, *, slice_fallback: bool = True
     return out
 
 
-def read_blocks(volume, blocks, *, ahead: int = 2) -> Iterator[tuple[Block, np.ndarray]]:
-    """``(block, data)`` for each of ``blocks`` in order, with up to ``ahead`` reads in flight on threads."""
-    blocks = list(blocks)
-    if ahead < 1 or len(blocks) < 2:
-        for b in blocks:
-            yield b, np.asarray(volume[b])
+def read_ahead(items, read, *, threads: int) -> Iterator[tuple]:
+    """``(item, read(item))`` for each of ``items`` in order, ``read`` running on ``threads`` threads with one
+    more item queued, so that reading overlaps whatever the caller does with each result. With ``threads``
+    below 1, one item after another in this thread."""
+    items = list(items)
+    if threads < 1 or len(items) < 2:
+        for item in items:
+            yield item, read(item)
         return
-    with ThreadPoolExecutor(ahead) as pool:
+    with ThreadPoolExecutor(threads) as pool:
         pending: deque = deque()
-        todo = iter(blocks)
+        todo = iter(items)
         try:
-            for b in todo:
-                pending.append((b, pool.submit(lambda b=b: np.asarray(volume[b]))))
-                if len(pending) >= ahead:
+            for item in todo:
+                pending.append((item, pool.submit(read, item)))
+                if len(pending) > threads:
                     break
             while pending:
-                b, fut = pending.popleft()
+                item, fut = pending.popleft()
                 following = next(todo, None)
                 if following is not None:
-                    pending.append((following, pool.submit(lambda b=following: np.asarray(volume[b]))))
-                yield b, fut.result()
+                    pending.append((following, pool.submit(read, following)))
+                yield item, fut.result()
         finally:
             for _, fut in pending:
                 fut.cancel()
+
+
+def read_blocks(volume, blocks, *, ahead: int = 2) -> Iterator[tuple[Block, np.ndarray]]:
+    """``(block, data)`` for each of ``blocks`` in order, read on ``ahead`` threads (:func:`read_ahead`)."""
+    return read_ahead(blocks, lambda b: np.asarray(volume[b]), threads=ahead)
 
 
 class ChunkCache:

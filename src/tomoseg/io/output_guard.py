@@ -40,15 +40,20 @@ def provenance_path(file: Path) -> Path:
     return file.with_name(file.name + ".provenance.json")
 
 
-def _provenance_says_tomoseg(file: Path) -> bool:
-    prov = provenance_path(file)
+def tomoseg_provenance(file: Path) -> dict | None:
+    """The provenance record beside ``file`` if tomoseg wrote it (``NAME.provenance.json``), else None."""
+    prov = provenance_path(Path(file))
     if not prov.is_file():
-        return False
+        return None
     try:
         record = json.loads(prov.read_text())
     except (OSError, ValueError):
-        return False
-    return isinstance(record, dict) and str(record.get("tool", "")).startswith("tomoseg")
+        return None
+    return record if isinstance(record, dict) and str(record.get("tool", "")).startswith("tomoseg") else None
+
+
+def _provenance_says_tomoseg(file: Path) -> bool:
+    return tomoseg_provenance(file) is not None
 
 
 def written_by_tomoseg(file: Path, dataset: str | None, fmt: str) -> bool:

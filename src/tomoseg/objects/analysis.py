@@ -71,23 +71,19 @@ def written_as_probability(volume) -> bool:
     """Whether ``segment`` wrote this volume as its probability map: the provenance record beside the file
     names it so. Then a sparse map whose sample holds only 0 and 1 is not taken for a mask (where every 1 would
     become an object)."""
-    import json
-
     from ..io import split_dataset
-    from ..io.output_guard import provenance_path
+    from ..io.output_guard import tomoseg_provenance
 
     path = getattr(volume, "path", None)
     if path is None:
         return False
     file, dataset = split_dataset(path)
-    try:
-        record = json.loads(provenance_path(file).read_text())
-        if record.get("tool") == "tomoseg segment":
-            named, named_dataset = split_dataset((record.get("outputs") or {}).get("probability") or "")
-            return named.name == file.name and (named_dataset or "").strip("/") == (dataset or "").strip("/")
-    except (OSError, ValueError, AttributeError, TypeError):
-        pass
-    return False
+    record = tomoseg_provenance(file)
+    if record is None or record.get("tool") != "tomoseg segment":
+        return False
+    outputs = record.get("outputs")
+    named, named_dataset = split_dataset((outputs.get("probability") if isinstance(outputs, dict) else None) or "")
+    return named.name == file.name and (named_dataset or "").strip("/") == (dataset or "").strip("/")
 
 
 def check_mask_like(volume, where) -> None:

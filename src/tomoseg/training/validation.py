@@ -90,22 +90,22 @@ def evaluate_volumes(model, volumes, device, ignore_value: int = 255) -> VolumeS
     from ..inference.normalization import Stats
 
     was_training = model.training
-    counts = {t: ConfusionMatrix() for t in THRESHOLDS}
+    objects, background = np.zeros(256, np.int64), np.zeros(256, np.int64)  # voxels per 0-255 value
     backend = BackendConfig(backend="torch", device=str(device))
     for v in volumes:
         # the volumes are z-scored already: identity statistics keep them as they are
         prob = predict(v.image, model, tiling=TilingConfig(), backend=backend,
                        stats=Stats(mean=0.0, std=1.0, voxels=int(v.image.size), method="full"))
-        p8 = np.rint(np.clip(prob, 0, 1) * 255)
+        p8 = np.rint(np.clip(prob, 0, 1) * 255).astype(np.uint8)
         known, truth = v.labels != ignore_value, v.labels == 1
-        n_known = int(np.count_nonzero(known))
-        for t in THRESHOLDS:
-            pred = p8 > t
-            tp = int(np.count_nonzero(pred & truth & known))
-            fp = int(np.count_nonzero(pred & ~truth & known))
-            fn = int(np.count_nonzero(~pred & truth & known))
-            counts[t] = counts[t] + ConfusionMatrix(tp, fp, fn, n_known - tp - fp - fn)
+        objects += np.bincount(p8[known & truth], minlength=256)
+        background += np.bincount(p8[known & ~truth], minlength=256)
     model.train(was_training)
+    counts = {}
+    for t in THRESHOLDS:  # object where value > t
+        tp, fn = int(objects[t + 1:].sum()), int(objects[:t + 1].sum())
+        fp, tn = int(background[t + 1:].sum()), int(background[:t + 1].sum())
+        counts[t] = ConfusionMatrix(tp, fp, fn, tn)
     return VolumeScore(cm=counts[127], f1_by_threshold={t: _f1(c) for t, c in counts.items()})
 
 
