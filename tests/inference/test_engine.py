@@ -175,7 +175,7 @@ def test_cuda_segment_equals_whole_volume_on_the_cpu(tmp_path):
     within 1/255 of one f32 PyTorch pass on the CPU inside the sample."""
     ph = tomoseg.make_phantom((32, 192, 192), rng=4243)
     src = tmp_path / "in.zarr"
-    write_volume(str(src), ph.image)
+    write_volume(str(src), ph.image, voxel_size=(29.33,) * 3)
     rec = segment(src, tmp_path / "p.zarr", progress=False,
                   options=SegmentOptions(tiling=TilingConfig(tile_size=8), backend=BackendConfig(device="cuda")))
     assert rec["tiling"]["tiles"] > 1 and "cuda" in rec["backend"]
@@ -235,9 +235,13 @@ def test_cuda_batches_are_balanced_to_one_shape():
         for limit in range(1, 12):
             b = balanced_batch(n, limit)
             batches = -(-n // b)
-            assert b <= limit and batches == -(-n // limit)  # as few batches as the limit allows
-            assert n - (batches - 1) * b >= b - batches + 1 or batches == 1  # the last is at most (batches - 1) short
-    assert balanced_batch(10, 8) == 5 and balanced_batch(16, 8) == 8
+            assert b <= limit
+            if n % b == 0:  # all of one size (one shape for cuDNN to tune), at least half the limit
+                assert 2 * b >= min(limit, n) or b == n
+            else:  # no such size: as few batches as the limit allows, the last at most (batches - 1) short
+                assert batches == -(-n // limit) and n - (batches - 1) * b >= b - batches + 1
+    assert balanced_batch(10, 8) == 5 and balanced_batch(16, 8) == 8 and balanced_batch(10, 3) == 2
+    assert balanced_batch(7, 4) == 4  # 7 is prime: 4 + 3, not seven batches of one
 
 
 def test_the_engine_tells_the_backend_how_many_windows_come(tmp_path, random_model_path):
@@ -340,16 +344,16 @@ def test_the_cuda_pipeline_logic_runs_on_the_cpu(monkeypatch, random_model_path)
     window = int(np.prod([r.stop - r.start for r in tiles[0].read]))
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (4 * window * 340 / 0.6, 10**12))
     backend = CudaBackend(model, device="cpu")
-    sizes, plain_run, failed = [], backend._run, []
+    sizes, plain_start, failed = [], backend._start, []
 
     def run(group, mean, inv_sd):
         if len(group) > 2 and not failed:  # the first large batch runs out of memory
             failed.append(len(group))
             raise torch.cuda.OutOfMemoryError("simulated")
         sizes.append(len(group))
-        return plain_run(group, mean, inv_sd)
+        return plain_start(group, mean, inv_sd)
 
-    backend._run = run
+    backend._start = run
     windows = ((t, read_padded(image, t.read, image.shape)) for t in tiles)
     out = np.zeros(image.shape, np.uint8)
     for tile, core in backend.run_windows(_Stream(windows, len(tiles)), stats):

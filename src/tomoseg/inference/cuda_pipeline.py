@@ -7,14 +7,18 @@ it while the GPU runs the next batch. The arithmetic is the CPU path's, operatio
 (float32 ``(x - mean) * (1 / sd)``, round-half-even of ``p * 255``), so tiled output equals a
 whole-volume pass.
 
-The tile size is chosen from the GPU's free memory: large cores cut the halo overhead (the share of
-voxels the network sees twice) from 5.4x at 128 to 2.6x at 256 and 2.0x at 384.
+The tile size is chosen from the GPU's free memory, up to 256: larger cores cut the halo overhead (the
+share of voxels the network sees twice), but the network slows per voxel on windows of more than about 40
+million voxels. On an H200 and the paper's 256x1024x1024 volume (benchmarks/results/segment_gpu_tiles.md)
+tile 256 moved the volume through the GPU at 200 Mvox/s (1.6x halo overhead, 364 Mvox/s of windows),
+tile 384 at 160 (1.2x overhead, but 195 Mvox/s of windows).
 """
 
 from __future__ import annotations
 
 import math
 import os
+from collections import deque
 
 import numpy as np
 import torch
@@ -22,8 +26,9 @@ import torch
 # Peak GPU memory per window voxel of the 4-level/base-8 network in inference (bytes; measured on an H200
 # with benchmarks/segment_throughput.py, rounded up). Other architectures scale with base_features.
 BYTES_PER_VOXEL = {"f32": 340, "bf16": 260, "fp16": 260}
-TILE_CHOICES = (384, 320, 256, 192, 128, 64)
-_TORCH_DTYPES = {np.dtype(t) for t in (np.uint8, np.int8, np.int16, np.int32, np.float32)}
+TILE_CHOICES = (256, 192, 128, 64)  # largest first; see the module's docstring for why not larger
+_TORCH_DTYPES = {np.dtype(np.uint8): torch.uint8, np.dtype(np.int8): torch.int8, np.dtype(np.int16): torch.int16,
+                 np.dtype(np.int32): torch.int32, np.dtype(np.float32): torch.float32}
 
 
 def _window_voxels(shape, tile: int, halo: int, divisor: int) -> int:
@@ -56,11 +61,14 @@ def balanced_batch(windows: int, limit: int) -> int:
 
     Examples
     --------
-    >>> balanced_batch(10, 8), balanced_batch(16, 8), balanced_batch(3, 8), balanced_batch(9, 4)
-    (5, 8, 3, 3)
+    >>> balanced_batch(10, 8), balanced_batch(16, 8), balanced_batch(3, 8), balanced_batch(9, 4), balanced_batch(10, 3)
+    (5, 8, 3, 3, 2)
     """
     if windows < 1 or limit < 1:
         return max(1, limit)
+    exact = next((b for b in range(min(limit, windows), 0, -1) if windows % b == 0), 1)
+    if 2 * exact >= limit:  # batches of one size, at worst half as large as they may be
+        return exact
     return -(-windows // -(-windows // limit))
 
 
@@ -105,10 +113,11 @@ class CudaBackend:
             n -= 1
         return n
 
-    def _cores(self, group, mean: float, inv_sd: float) -> list[np.ndarray]:
-        """uint8 cores of a batch; on running out of GPU memory, the batch in halves (down to one window)."""
+    def _launch(self, group, mean: float, inv_sd: float) -> list:
+        """Start a batch on the GPU (see :meth:`_start`); on running out of GPU memory, the batch in halves (down
+        to one window)."""
         try:
-            return self._run(group, mean, inv_sd)
+            return [self._start(group, mean, inv_sd)]
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
             if len(group) == 1:
@@ -119,36 +128,65 @@ class CudaBackend:
                                    "pass a smaller --tile-size") from None
             half = len(group) // 2
             self.batch_limit = max(1, half)
-            return self._cores(group[:half], mean, inv_sd) + self._cores(group[half:], mean, inv_sd)
+            return self._launch(group[:half], mean, inv_sd) + self._launch(group[half:], mean, inv_sd)
 
-    def _run(self, group, mean: float, inv_sd: float) -> list[np.ndarray]:
+    def _start(self, group, mean: float, inv_sd: float):
+        """Queue one batch on the GPU and return at once: ``(tiles, host cores, done event)``.
+
+        The raw windows go through one pinned buffer to the GPU without blocking; the uint8 cores come back
+        into pinned buffers, also without blocking, so the next batch is queued while this one runs."""
+        pin = self.device.type == "cuda"
+        raw0 = group[0][1]
+        host = torch.empty((len(group),) + raw0.shape, dtype=_TORCH_DTYPES[raw0.dtype], pin_memory=pin)
+        for i, (_, raw) in enumerate(group):
+            np.copyto(host[i].numpy(), raw)
         with torch.inference_mode():
-            x = torch.stack([torch.from_numpy(raw).to(self.device, non_blocking=True) for _, raw in group])
+            x = host.to(self.device, non_blocking=True)
             x = (x.float() - np.float32(mean)) * np.float32(inv_sd)
             p = torch.sigmoid(self._logits(x[:, None]))
             q = torch.round(p.clamp_(0.0, 1.0).mul_(255.0)).to(torch.uint8)[:, 0]
-            return [q[i][tile.core_in_read].cpu().numpy() for i, (tile, _) in enumerate(group)]
+            cores = []
+            for i, (tile, _) in enumerate(group):
+                core = q[i][tile.core_in_read]
+                cores.append(torch.empty(core.shape, dtype=torch.uint8, pin_memory=pin).copy_(core, non_blocking=pin))
+        done = None
+        if pin:
+            done = torch.cuda.Event()
+            done.record(torch.cuda.current_stream(self.device))
+        return [tile for tile, _ in group], cores, done
+
+    @staticmethod
+    def _finish(pending):
+        tiles, cores, done = pending
+        if done is not None:
+            done.synchronize()  # waits without holding the GIL: readers and writers go on
+        return zip(tiles, (c.numpy() for c in cores))
 
     def run_windows(self, windows, stats):
-        """Batches of same-shape windows through the GPU; yields ``(tile, uint8 core)``. Where ``windows`` has a
-        length (the engine's stream does), batches are balanced so that all have one size."""
+        """Batches of same-shape windows through the GPU; yields ``(tile, uint8 core)``, one batch behind the
+        one the GPU is running. Where ``windows`` has a length (the engine's stream does), batches are balanced
+        so that all have one size."""
         inv_sd = float(np.float32(1.0 / stats.std))
         total = len(windows) if hasattr(windows, "__len__") else 0
         group, shape, limit = [], None, 1
+        in_flight: deque = deque()
         for tile, raw in windows:
-            raw = np.ascontiguousarray(raw)
-            if not raw.flags.writeable:  # a read-only memory map: PyTorch wants memory it may write
-                raw = raw.copy()
             if raw.dtype not in _TORCH_DTYPES:  # uint16, float64, ...: as the CPU path sees them
                 raw = raw.astype(np.float32) if raw.dtype.kind == "f" else raw.astype(np.int32)
             if group and (raw.shape != shape or len(group) >= limit):
-                yield from zip([t for t, _ in group], self._cores(group, stats.mean, inv_sd))
+                in_flight.extend(self._launch(group, stats.mean, inv_sd))
                 group = []
+                while len(in_flight) > 1:
+                    yield from self._finish(in_flight.popleft())
             if not group:
                 shape = raw.shape
-                limit = self.batch_size(shape)
-                if total:
-                    limit = balanced_batch(total, limit)
+                limit = self.batch_limit_for(shape, total)
             group.append((tile, raw))
         if group:
-            yield from zip([t for t, _ in group], self._cores(group, stats.mean, inv_sd))
+            in_flight.extend(self._launch(group, stats.mean, inv_sd))
+        while in_flight:
+            yield from self._finish(in_flight.popleft())
+
+    def batch_limit_for(self, shape, total: int) -> int:
+        limit = self.batch_size(shape)
+        return balanced_batch(total, limit) if total else limit
