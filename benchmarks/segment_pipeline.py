@@ -31,19 +31,48 @@ STAGES = ("start", "statistics_and_sample_mask", "tiles", "finish")
 
 
 class ZeroBackend:
-    """A backend whose network costs nothing: every window's core is zeros."""
+    """A backend whose network costs nothing: every window's core is zeros, or (``prob_like``) the shipped model's
+    real output on the input's base phantom, tiled as the input is, which costs what real output costs to
+    compress and write. With
+    ``network_mvox``, each window also takes the time a GPU network at that rate (Mvox/s of windows) would take,
+    sleeping as a thread waiting on the GPU does (the GIL released), so the reading and writing either overlap it
+    or show as the excess of the tiles stage over the network's time."""
 
     name = "zero"
 
-    def __init__(self, readers: int):
-        self.readers = readers
+    def __init__(self, readers: int, *, prob_like: bool = False, network_mvox: float = 0.0):
+        self.readers, self.network_mvox = readers, network_mvox
+        self.output = None
+        if prob_like:
+            self.output = _real_output()
+
+    def _core(self, shape):
+        if self.output is None or any(s > o for s, o in zip(shape, self.output.shape)):
+            return np.zeros(shape, np.uint8)
+        return self.output[tuple(slice(0, s) for s in shape)]
 
     def run_windows(self, windows, stats):
-        for tile, _raw in windows:
-            yield tile, np.zeros(tuple(s.stop - s.start for s in tile.core), np.uint8)
+        for tile, raw in windows:
+            if self.network_mvox:
+                time.sleep(raw.size / self.network_mvox / 1e6)
+            yield tile, self._core(tuple(s.stop - s.start for s in tile.core))
 
 
 SUFFIX = {"zarr": ".zarr", "slices": "", "h5": ".h5", "tif": ".tif"}
+OUTPUTS = {False: "zeros", True: "the shipped model's, tiled"}
+_BASE = {"shape": (64, 256, 256), "rng": 5}  # the phantom every input is tiled from
+
+
+def _real_output(size=(256, 512, 512)) -> np.ndarray:
+    """The shipped model's 0-255 output on the base phantom, tiled to ``size`` (computed once per process)."""
+    if "output" not in _BASE:
+        import tomoseg
+        from tomoseg.inference.backends import to_uint8
+        from tomoseg.inference.engine import predict
+
+        p = to_uint8(predict(tomoseg.make_phantom(_BASE["shape"], rng=_BASE["rng"]).image))
+        _BASE["output"] = np.tile(p, tuple(-(-s // b) for s, b in zip(size, p.shape)))[tuple(slice(0, s) for s in size)]
+    return _BASE["output"]
 
 
 def make_input(shape, folder: Path, fmt: str = "zarr") -> Path:
@@ -52,18 +81,19 @@ def make_input(shape, folder: Path, fmt: str = "zarr") -> Path:
     import tomoseg
 
     src = folder / f"volume_{'x'.join(map(str, shape))}{SUFFIX[fmt]}"
-    base = tomoseg.make_phantom((64, 256, 256), rng=5).image
+    base = tomoseg.make_phantom(_BASE["shape"], rng=_BASE["rng"]).image
     reps = tuple(-(-s // b) for s, b in zip(shape, base.shape))
     image = np.tile(base, reps)[:shape[0], :shape[1], :shape[2]]
     tomoseg.write_volume(str(src), image, voxel_size=(29.33,) * 3)
     return src
 
 
-def run_once(src: Path, out: Path, *, readers: int, sample_mask: str, tile_size: int) -> dict:
+def run_once(src: Path, out: Path, *, readers: int, sample_mask: str, tile_size: int, prob_like: bool = False,
+             network_mvox: float = 0.0) -> dict:
     from tomoseg.inference import SegmentOptions, TilingConfig, engine
 
     plain = engine.make_backend
-    engine.make_backend = lambda model, config: ZeroBackend(readers)
+    engine.make_backend = lambda model, config: ZeroBackend(readers, prob_like=prob_like, network_mvox=network_mvox)
     try:
         t = time.perf_counter()
         record = engine.segment(src, out, options=SegmentOptions(overwrite=True, sample_mask=sample_mask,
@@ -82,18 +112,23 @@ def bench(shape, args, folder: Path) -> str:
                [(f"no sample mask, {args.readers[-1]} readers", "off", args.readers[-1])]
     runs: dict = {name: [] for name, _, _ in variants}
     _, mask, readers = variants[0]  # warm-up: file cache, imports
-    run_once(src, folder / "out.zarr", readers=readers, sample_mask=mask, tile_size=args.tile_size)
+    extra = {"prob_like": args.prob_like, "network_mvox": args.network_mvox}
+    if args.prob_like:
+        _real_output()  # before segment's backend is replaced: it runs the real model
+    run_once(src, folder / "out.zarr", readers=readers, sample_mask=mask, tile_size=args.tile_size, **extra)
     for _ in range(args.repeats):  # interleaved rounds
         for name, mask, readers in variants:
             runs[name].append(run_once(src, folder / "out.zarr", readers=readers, sample_mask=mask,
-                                       tile_size=args.tile_size))
+                                       tile_size=args.tile_size, **extra))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     head = (f"## {platform.machine()} {os.cpu_count()} cores, {'x'.join(map(str, shape))}, {args.format} input\n\n"
             f"Volume {' x '.join(map(str, shape))} ({voxels / 1e6:.1f} Mvox) uint8 {args.format} in, Zarr out; "
             f"tile size "
             f"{args.tile_size} (windows of up to {(args.tile_size + 96) ** 3 / 1e6:.1f} Mvox); median of "
             f"{args.repeats} interleaved runs, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average "
-            f"at the start {load:.1f}.\n\n"
+            f"at the start {load:.1f}. Output: {OUTPUTS[args.prob_like]}"
+            + (f"; a simulated network of {args.network_mvox:g} Mvox/s of windows" if args.network_mvox else "")
+            + ".\n\n"
             "| variant | wall s | Mvox/s | start | statistics + sample mask | tiles (read, write) | finish |\n"
             "|---|---:|---:|---:|---:|---:|---:|\n")
     rows = []
@@ -115,6 +150,10 @@ def main(argv=None) -> int:
     ap.add_argument("--format", choices=list(SUFFIX), default="zarr",
                     help="input format: zarr, slices (a folder of TIFF slices), h5 (chunked HDF5), tif (one file)")
     ap.add_argument("--tile-size", type=int, default=256, help="tile size (the CUDA choice on a large card: 256+)")
+    ap.add_argument("--prob-like", action="store_true", help="cores of the shipped model's real output, not zeros "
+                                                               "(they cost what real output costs to write)")
+    ap.add_argument("--network-mvox", type=float, default=0.0,
+                    help="simulate a GPU network of this rate (Mvox/s of windows; an H200 does ~364 at tile 256)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "segment_pipeline.md"))
     args = ap.parse_args(argv)
     sections = []

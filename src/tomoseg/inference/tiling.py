@@ -42,8 +42,12 @@ class TilingConfig:
         return (round_up(self.tile_size or CPU_TILE_SIZE, divisor) + 2 * round_up(self.halo, divisor)) ** 3
 
     def chunk(self, divisor: int) -> int:
-        """Edge of the output chunks: cores are unions of whole chunks, so no two tiles write one chunk."""
-        return round_up(min(64, self.tile_size or CPU_TILE_SIZE), divisor)
+        """Edge of the output chunks: cores are unions of whole chunks, so no two tiles write one chunk.
+
+        64, or 128 for tiles of 256 and more (a GPU's): Zarr's cost per chunk then halves the time to write
+        a sparse probability map (benchmarks/results/segment_pipeline.md)."""
+        tile = self.tile_size or CPU_TILE_SIZE
+        return round_up(128 if tile >= 256 else min(64, tile), divisor)
 
 
 @dataclass(frozen=True)

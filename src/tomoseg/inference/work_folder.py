@@ -42,7 +42,8 @@ def run_fingerprint(volume, model, options: SegmentOptions, backend_name: str, w
         "input_bytes": stat.st_size if stat else None,
         "input_content": input_fingerprint(volume, volume.path),
         "model_sha256": getattr(model, "sha256", None), "threshold": options.threshold,
-        "tiling": asdict(options.tiling), "backend": backend_name, "precision": options.backend.precision,
+        "tiling": asdict(options.tiling), "chunk": options.tiling.chunk(model.config.divisor),
+        "backend": backend_name, "precision": options.backend.precision,
         "stats_method": options.stats, "write_mask": write_mask,
     }
 
