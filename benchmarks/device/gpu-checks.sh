@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The GPU checks of a session on a lent GPU: the gpu-marked tests, the training and segment throughput benchmarks,
-# and segment without the network (what bounds it on this host's CPUs and disk).
-# Results land in $OUT (gpu-tests.txt, train_throughput-gpu.md, segment_pipeline.md, segment_throughput.md,
-# checks.log, bench.log). Time limits per part: T_TESTS, T_TRAIN, T_PIPE, T_SEG (seconds).
+# segment without the network (what bounds it on this host's CPUs and disk) and the tile-size sweep.
+# Results land in $OUT (gpu-tests.txt, train_throughput-gpu.md, segment_pipeline.md, segment_gpu_tiles.md,
+# segment_throughput.md, checks.log, bench.log). Time limit per part in seconds, 0 skips it:
+# T_TESTS, T_TRAIN, T_PIPE, T_TILES, T_SEG; SEG_REPEATS runs per row of segment_throughput (default 3).
 #   OUT=/tmp/out bash benchmarks/device/gpu-checks.sh
 set -u
 if [ -d .whl ]; then
@@ -15,17 +16,27 @@ export MPLBACKEND=Agg PYTHONUNBUFFERED=1 XDG_CACHE_HOME=${XDG_CACHE_HOME:-/tmp/c
 PY=${PYTHON:-python3}
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/checks.log"
-t=$(date +%s)
-timeout ${T_TESTS:-150} $PY -m pytest -p no:cacheprovider -q -m gpu tests/inference/test_cuda.py \
-  tests/inference/test_engine.py tests/training/test_timing.py -W ignore::DeprecationWarning \
-  2>&1 | tail -25 > "$OUT/gpu-tests.txt"; tail -3 "$OUT/gpu-tests.txt"
-echo "tests: $(( $(date +%s) - t )) s" | tee -a "$OUT/checks.log"; t=$(date +%s)
-timeout ${T_TRAIN:-120} $PY benchmarks/train_throughput.py --device cuda --quick --out-dir "$OUT" 2>>"$OUT/bench.log" | tail -8
-echo "train throughput: $(( $(date +%s) - t )) s" | tee -a "$OUT/checks.log"; t=$(date +%s)
-timeout ${T_PIPE:-90} $PY benchmarks/segment_pipeline.py --shapes 256x1024x1024 --repeats 2 --readers 6 12 \
-  --out "$OUT/segment_pipeline.md" 2>>"$OUT/bench.log" | tail -6 | tee -a "$OUT/checks.log"
-echo "segment pipeline: $(( $(date +%s) - t )) s" | tee -a "$OUT/checks.log"; t=$(date +%s)
+
+step() {  # step NAME SECONDS COMMAND...: run COMMAND under a time limit (none when SECONDS is 0), log its time
+  local name=$1 limit=$2 t
+  shift 2
+  [ "$limit" = 0 ] && return
+  t=$(date +%s)
+  timeout "$limit" "$@"
+  echo "$name: $(( $(date +%s) - t )) s" | tee -a "$OUT/checks.log"
+}
+gpu_tests() {
+  $PY -m pytest -p no:cacheprovider -q -m gpu tests/inference/test_cuda.py tests/inference/test_engine.py \
+    tests/training/test_timing.py -W ignore::DeprecationWarning > "$OUT/gpu-tests.txt" 2>&1
+  tail -3 "$OUT/gpu-tests.txt"
+}
+step tests "${T_TESTS:-150}" bash -c "$(declare -f gpu_tests); PY=$PY OUT=$OUT gpu_tests"
+step "train throughput" "${T_TRAIN:-120}" bash -c "$PY benchmarks/train_throughput.py --device cuda --quick \
+  --out-dir $OUT 2>>$OUT/bench.log | tail -8"
+step "segment pipeline" "${T_PIPE:-90}" bash -c "$PY benchmarks/segment_pipeline.py --shapes 256x1024x1024 \
+  --repeats 2 --readers 6 12 --out $OUT/segment_pipeline.md 2>>$OUT/bench.log | tail -6 | tee -a $OUT/checks.log"
+step "tile sweep" "${T_TILES:-0}" bash -c "$PY benchmarks/segment_gpu_tiles.py --tiles ${TILES:-192 256 384 512} \
+  --out $OUT/segment_gpu_tiles.md 2>>$OUT/bench.log | tail -14 | tee -a $OUT/checks.log"
 cp benchmarks/results/segment_throughput.md "$OUT/segment_throughput.md" 2>/dev/null
-timeout ${T_SEG:-200} $PY benchmarks/segment_throughput.py --device cuda --gpu-repeats 1 --out "$OUT/segment_throughput.md" \
-  2>>"$OUT/bench.log" | tail -14 | tee -a "$OUT/checks.log"
-echo "segment throughput: $(( $(date +%s) - t )) s" | tee -a "$OUT/checks.log"
+step "segment throughput" "${T_SEG:-200}" bash -c "$PY benchmarks/segment_throughput.py --device cuda \
+  --gpu-repeats ${SEG_REPEATS:-3} --out $OUT/segment_throughput.md 2>>$OUT/bench.log | tail -14 | tee -a $OUT/checks.log"
