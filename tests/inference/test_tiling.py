@@ -58,6 +58,21 @@ def test_streaming_statistics_equal_numpy(rng):
     assert sampled.method == "sample" and sampled.mean == pytest.approx(50, abs=1)
 
 
+@pytest.mark.parametrize("torch_loaded", [True, False])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_integer_statistics_are_exact_with_either_histogram(rng, monkeypatch, dtype, torch_loaded):
+    """8- and 16-bit volumes: the histogram path (PyTorch's bincount where PyTorch is loaded, NumPy's over voxel
+    pairs where not, odd block sizes included) gives NumPy's float64 mean and s.d., on several threads."""
+    if not torch_loaded:
+        monkeypatch.setitem(__import__("sys").modules, "torch", None)
+    image = rng.integers(0, 256 if dtype == np.uint8 else 4000, (31, 17, 19)).astype(dtype)
+    for slab in (1000, 10**6):  # many blocks (odd sizes) on reader threads, and one
+        stats = volume_stats(image, slab_voxels=slab)
+        assert stats.voxels == image.size
+        assert stats.mean == pytest.approx(float(image.astype(np.float64).mean()), rel=1e-12)
+        assert stats.std == pytest.approx(float(image.astype(np.float64).std()), rel=1e-10)
+
+
 def test_nan_and_constant_volumes_are_refused():
     image = np.ones((8, 8, 8), np.float32)
     with pytest.raises(TomosegError, match="constant"):

@@ -7,6 +7,7 @@ for the full pass (``method="sample"``).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,16 +102,26 @@ def stats_threads() -> int:
 
 
 def _histogram(volume, region, data: np.ndarray) -> np.ndarray:
-    """The value histogram of an 8- or 16-bit block (PyTorch's bincount for 8 bits: 5x NumPy's, and it lets
-    other threads run)."""
-    if data.dtype == np.uint8:
-        import torch
+    """The value histogram of an 8- or 16-bit block.
 
-        data = np.ascontiguousarray(data)
-        if not data.flags.writeable:  # a read-only memory map: PyTorch wants memory it may write
-            data = data.copy()
-        return torch.bincount(torch.from_numpy(data).view(-1), minlength=256).numpy()
-    return np.bincount(data.ravel(), minlength=65536)
+    8 bits: PyTorch's bincount where PyTorch is already loaded (the CUDA and PyTorch backends; 5x NumPy's,
+    and it lets other threads run), else NumPy's over pairs of voxels read as 16-bit values (1.4x NumPy's
+    plain bincount). The OpenVINO path never loads PyTorch: importing it for this cost 0.8 s, and its idle
+    OpenMP threads then slowed OpenVINO by 0.5 s on 2 cores."""
+    if data.dtype != np.uint8:
+        return np.bincount(data.ravel(), minlength=65536)
+    flat = np.ascontiguousarray(data).reshape(-1)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        if not flat.flags.writeable:  # a read-only memory map: PyTorch wants memory it may write
+            flat = flat.copy()
+        return torch.bincount(torch.from_numpy(flat), minlength=256).numpy()
+    even = flat.size - flat.size % 2
+    pairs = np.bincount(flat[:even].view(np.uint16), minlength=65536).reshape(256, 256)
+    hist = pairs.sum(axis=0) + pairs.sum(axis=1)  # one byte of a pair counted by row, the other by column
+    if even < flat.size:
+        hist[flat[-1]] += 1
+    return hist
 
 
 def _moments(volume, region, data) -> tuple[int, float, float]:
