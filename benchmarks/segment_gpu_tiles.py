@@ -82,11 +82,8 @@ def measure(shape, tile: int, precision: str, device: str, repeats: int, model_p
     return row
 
 
-def table(rows, shape, device_name) -> str:
-    lines = ["# Tile size on a GPU\n", "Written by benchmarks/segment_gpu_tiles.py: the CUDA pipeline of `segment` on the "
-             "windows of each tile size, from memory (no file reading or writing), and the network alone on one "
-             f"batch. {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.\n",
-             f"## {device_name}: {'x'.join(map(str, shape))} uint8\n",
+def table(rows, shape) -> str:
+    lines = [f"{' x '.join(map(str, shape))} uint8, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.\n",
              "| tile | precision | windows | window | batch | window voxels / volume | pipeline s | pipeline Mvox/s "
              "of volume | network alone, Mvox/s of windows | peak GPU GiB |",
              "|---:|---|---:|---|---:|---:|---:|---:|---:|---:|"]
@@ -105,7 +102,7 @@ def table(rows, shape, device_name) -> str:
 
 
 def main(argv=None) -> int:
-    from _report import emit
+    from _report import emit_section
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shape", default="256x1024x1024")
@@ -137,7 +134,9 @@ def main(argv=None) -> int:
             if device == "cuda":
                 torch.cuda.empty_cache()  # the row's batch and model are gone: their memory back to the card
             print(rows[-1], flush=True)
-    emit(table(rows, shape, name), args.out)
+    emit_section(args.out, f"{name}, {'x'.join(map(str, shape))}", table(rows, shape), title="Tile size on a GPU",
+                 intro="Written by benchmarks/segment_gpu_tiles.py: the CUDA pipeline of `segment` on the windows of each "
+                       "tile size, from memory (no file reading or writing), and the network alone on one batch.")
     return 0
 
 

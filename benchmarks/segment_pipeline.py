@@ -121,8 +121,7 @@ def bench(shape, args, folder: Path) -> str:
             runs[name].append(run_once(src, folder / "out.zarr", readers=readers, sample_mask=mask,
                                        tile_size=args.tile_size, **extra))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    head = (f"## {platform.machine()} {os.cpu_count()} cores, {'x'.join(map(str, shape))}, {args.format} input\n\n"
-            f"Volume {' x '.join(map(str, shape))} ({voxels / 1e6:.1f} Mvox) uint8 {args.format} in, Zarr out; "
+    head = (f"Volume {' x '.join(map(str, shape))} ({voxels / 1e6:.1f} Mvox) uint8 {args.format} in, Zarr out; "
             f"tile size "
             f"{args.tile_size} (windows of up to {(args.tile_size + 96) ** 3 / 1e6:.1f} Mvox); median of "
             f"{args.repeats} interleaved runs, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average "
@@ -140,7 +139,7 @@ def bench(shape, args, folder: Path) -> str:
 
 
 def main(argv=None) -> int:
-    from _report import emit
+    from _report import emit_section
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shapes", nargs="*", default=["128x512x512", "256x1024x1024"])
@@ -156,13 +155,14 @@ def main(argv=None) -> int:
                     help="simulate a GPU network of this rate (Mvox/s of windows; an H200 does ~364 at tile 256)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "segment_pipeline.md"))
     args = ap.parse_args(argv)
-    sections = []
     with tempfile.TemporaryDirectory(prefix="tomoseg-pipeline-") as tmp:
         for text in args.shapes:
             shape = tuple(int(s) for s in text.split("x"))
-            sections.append(bench(shape, args, Path(tmp)))
-            print(sections[-1], flush=True)
-    emit("# segment without the network\n\n" + __doc__.split("\n\n")[1] + "\n\n" + "\n".join(sections), args.out)
+            key = (f"{platform.machine()} {os.cpu_count()} cores, {text}, {args.format} input"
+                   + (", real output" if args.prob_like else "")
+                   + (f", simulated network {args.network_mvox:g} Mvox/s" if args.network_mvox else ""))
+            emit_section(args.out, key, bench(shape, args, Path(tmp)), title="segment without the network",
+                         intro=__doc__.split("\n\n")[1])
     return 0
 
 

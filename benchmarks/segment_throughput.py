@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -43,6 +42,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _report import emit_section  # noqa: E402
 
 METHODS = ["tomoseg", "tomoseg-nomask", "tomoseg-cli", "tomoseg-cli-untuned", "paper", "monai"]
 LABELS = {"tomoseg": "tomoseg (defaults)", "tomoseg-nomask": "tomoseg, no sample mask",
@@ -343,20 +345,6 @@ def table(rows, shape, device, repeats, args) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, key: str, body: str) -> str:
-    """Replace (or add) the section ``key`` of the results file, keeping the others."""
-    begin, end = f"<!-- BEGIN {key} -->", f"<!-- END {key} -->"
-    text = path.read_text() if path.exists() else "# Segmentation throughput\n\nWritten by benchmarks/segment_throughput.py; one section per device and volume.\n"
-    if not text.startswith("# Segmentation throughput"):
-        text = "# Segmentation throughput\n\nWritten by benchmarks/segment_throughput.py; one section per device and volume.\n"
-    section = f"{begin}\n## {key}\n\n{body}{end}"
-    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
-    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return section
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="auto", help="cpu, cuda, or auto: the CPU always, and a GPU where present")
@@ -396,7 +384,8 @@ def main(argv=None) -> int:
                 rows = bench_shape(shape, device, methods, repeats, args, Path(tmp))
             body = table(rows, shape, device, repeats, args)
             key = f"{'gpu' if gpu else 'cpu'} {'x'.join(map(str, shape))}" + (" (quick)" if args.quick else "")
-            print(write_section(Path(args.out), key, body))
+            emit_section(args.out, key, body, title="Segmentation throughput",
+                         intro="Written by benchmarks/segment_throughput.py; one section per device and volume.")
     return 0
 
 
