@@ -35,7 +35,26 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def measure(shape, tile: int, precision: str, device: str, repeats: int, model_path=None) -> dict:
+VARIANTS = {
+    "plain": "the model as segment runs it",
+    "channels-last": "weights and activations in channels-last-3D memory order",
+    "compile": "torch.compile of the model (its compile time in the untimed warm-up)",
+}
+
+
+def _variant(backend, variant: str):
+    """The backend's model changed as ``variant`` says (candidates for a faster network; segment uses plain)."""
+    import torch
+
+    if variant in ("channels-last", "compile-channels-last"):
+        backend.model = backend.model.to(memory_format=torch.channels_last_3d)
+    if variant.startswith("compile"):
+        backend.model = torch.compile(backend.model, dynamic=False)
+    return backend
+
+
+def measure(shape, tile: int, precision: str, device: str, repeats: int, model_path=None,
+            variant: str = "plain") -> dict:
     import torch
 
     import tomoseg
@@ -49,7 +68,7 @@ def measure(shape, tile: int, precision: str, device: str, repeats: int, model_p
     window = tuple(s.stop - s.start for s in tiles[0].read)
     raw = np.random.default_rng(0).integers(60, 200, window, dtype=np.uint8)
     stats = Stats(mean=128.0, std=40.0, voxels=raw.size, method="full")
-    backend = CudaBackend(model, device=device, precision=precision)
+    backend = _variant(CudaBackend(model, device=device, precision=precision), variant)
     batch = backend.batch_limit_for(window, len(tiles))
 
     def pipeline():
@@ -65,7 +84,7 @@ def measure(shape, tile: int, precision: str, device: str, repeats: int, model_p
             backend._logits(x)
         _sync(device)
 
-    row = {"tile": tile, "precision": precision, "windows": len(tiles), "window": "x".join(map(str, window)),
+    row = {"tile": tile, "precision": precision, "variant": variant, "windows": len(tiles), "window": "x".join(map(str, window)),
            "batch": batch, "overhead": len(tiles) * math.prod(window) / math.prod(shape)}
     for name, fn, voxels in (("pipeline", pipeline, math.prod(shape)), ("network", network, batch * math.prod(window))):
         fn()  # warm-up: cuDNN tries its kernels for the shape
@@ -84,19 +103,21 @@ def measure(shape, tile: int, precision: str, device: str, repeats: int, model_p
 
 def table(rows, shape) -> str:
     lines = [f"{' x '.join(map(str, shape))} uint8, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.\n",
-             "| tile | precision | windows | window | batch | window voxels / volume | pipeline s | pipeline Mvox/s "
+             "| tile | precision | variant | windows | window | batch | window voxels / volume | pipeline s | pipeline Mvox/s "
              "of volume | network alone, Mvox/s of windows | peak GPU GiB |",
-             "|---:|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+             "|---:|---|---|---:|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         if "failed" in r:
-            lines.append(f"| {r['tile']} | {r['precision']} | failed: {r['failed']} |||||||")
+            lines.append(f"| {r['tile']} | {r['precision']} | {r.get('variant', 'plain')} | failed: {r['failed']} "
+                         "|||||||")
             continue
-        lines.append(f"| {r['tile']} | {r['precision']} | {r['windows']} | {r['window']} | {r['batch']} | "
+        lines.append(f"| {r['tile']} | {r['precision']} | {r.get('variant', 'plain')} | {r['windows']} | {r['window']} | {r['batch']} | "
                      f"{r['overhead']:.2f} | {r['pipeline_s']:.2f} | {r['pipeline_mvox']:.0f} | "
                      f"{r['network_mvox']:.0f} | {r.get('peak_gib', float('nan')):.1f} |")
     best = max((r for r in rows if "failed" not in r), key=lambda r: r["pipeline_mvox"], default=None)
     if best:
-        lines.append(f"\nFastest: tile {best['tile']}, {best['precision']} ({best['pipeline_mvox']:.0f} Mvox/s of volume). "
+        lines.append(f"\nFastest: tile {best['tile']}, {best['precision']}, {best.get('variant', 'plain')} "
+                     f"({best['pipeline_mvox']:.0f} Mvox/s of volume). "
                      "Medians of the timed runs after one warm-up per row; the windows come from memory.\n")
     return "\n".join(lines) + "\n"
 
@@ -108,6 +129,9 @@ def main(argv=None) -> int:
     ap.add_argument("--shape", default="256x1024x1024")
     ap.add_argument("--tiles", type=int, nargs="+", default=[192, 256, 320, 384, 512])
     ap.add_argument("--precisions", nargs="+", default=["f32", "bf16"])
+    ap.add_argument("--variants", nargs="+", default=["plain"],
+                    choices=sorted(VARIANTS) + ["compile-channels-last"],
+                    help="; ".join(f"{k}: {v}" for k, v in VARIANTS.items()))
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--dry-run", action="store_true", help="on the CPU, a tiny volume (checks the script)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "segment_gpu_tiles.md"))
@@ -127,10 +151,12 @@ def main(argv=None) -> int:
     rows = []
     for tile in args.tiles:
         for precision in args.precisions:
-            try:
-                rows.append(measure(shape, tile, precision, device, args.repeats))
-            except Exception as exc:  # one shape out of memory or past an index limit: the others still count
-                rows.append({"tile": tile, "precision": precision, "failed": f"{type(exc).__name__}: {exc}"[:120]})
+            for variant in args.variants:
+                try:
+                    rows.append(measure(shape, tile, precision, device, args.repeats, variant=variant))
+                except Exception as exc:  # out of memory, an index limit, a compiler missing: the others still count
+                    rows.append({"tile": tile, "precision": precision, "variant": variant,
+                                 "failed": f"{type(exc).__name__}: {exc}"[:120]})
             if device == "cuda":
                 torch.cuda.empty_cache()  # the row's batch and model are gone: their memory back to the card
             print(rows[-1], flush=True)

@@ -3,7 +3,8 @@
 # segment without the network (what bounds it on this host's CPUs and disk) and the tile-size sweep.
 # Results land in $OUT (gpu-tests.txt, train_throughput-gpu.md, segment_pipeline.md, segment_gpu_tiles.md,
 # segment_throughput.md, checks.log, bench.log). Time limit per part in seconds, 0 skips it:
-# T_TESTS, T_TRAIN, T_PIPE, T_TILES, T_SEG; SEG_REPEATS runs per row of segment_throughput (default 3).
+# T_TESTS, T_TRAIN, T_PIPE, T_TILES, T_SEG; SEG_REPEATS runs per row of segment_throughput (default 3);
+# TILES, VARIANTS (plain channels-last compile), PRECISIONS for the tile sweep.
 #   OUT=/tmp/out bash benchmarks/device/gpu-checks.sh
 set -u
 if [ -d .whl ]; then
@@ -36,6 +37,7 @@ step "train throughput" "${T_TRAIN:-120}" bash -c "$PY benchmarks/train_throughp
 step "segment pipeline" "${T_PIPE:-90}" bash -c "$PY benchmarks/segment_pipeline.py --shapes 256x1024x1024 \
   --repeats 2 --readers 6 12 --out $OUT/segment_pipeline.md 2>>$OUT/bench.log | tail -6 | tee -a $OUT/checks.log"
 step "tile sweep" "${T_TILES:-0}" bash -c "$PY benchmarks/segment_gpu_tiles.py --tiles ${TILES:-192 256 384 512} \
+  --variants ${VARIANTS:-plain} --precisions ${PRECISIONS:-f32 bf16} \
   --out $OUT/segment_gpu_tiles.md 2>>$OUT/bench.log | tail -14 | tee -a $OUT/checks.log"
 cp benchmarks/results/segment_throughput.md "$OUT/segment_throughput.md" 2>/dev/null
 step "segment throughput" "${T_SEG:-200}" bash -c "$PY benchmarks/segment_throughput.py --device cuda \
