@@ -7,6 +7,7 @@ for the full pass (``method="sample"``).
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 
@@ -96,8 +97,6 @@ def _check_not_constant(volume, mean: float, std: float) -> None:
 
 def stats_threads() -> int:
     """Threads for the statistics pass: one per core, at most 8 (beyond that the disk sets the pace)."""
-    import os
-
     return max(2, min(8, os.cpu_count() or 2))
 
 
