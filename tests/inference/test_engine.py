@@ -362,3 +362,13 @@ def test_the_cuda_pipeline_logic_runs_on_the_cpu(monkeypatch, random_model_path)
     assert len(tiles) >= 6 and failed[0] > 2 and sum(sizes) == len(tiles)
     assert max(sizes) <= failed[0] // 2 and backend.batch_limit == failed[0] // 2  # halved, and kept halved
     assert np.abs(out.astype(int) - ref).max() <= 1
+    # read-only 16-bit windows (a memory-mapped uint16 scan) go through the pinned buffer as they are: same cores
+    readonly = []
+    for t in tiles:
+        w = read_padded(image, t.read, image.shape).astype(np.uint16)
+        w.flags.writeable = False
+        readonly.append((t, w))
+    out16 = np.zeros_like(out)
+    for tile, core in backend.run_windows(_Stream(iter(readonly), len(readonly)), stats):
+        out16[tile.core] = core
+    assert np.array_equal(out16, out)
