@@ -7,6 +7,27 @@ def rng():
     return np.random.default_rng(1234)
 
 
+@pytest.fixture(scope="session")
+def tiny_model_factory(tmp_path_factory):
+    """``make(levels)``: a seeded, untrained U-Net of ``levels`` levels and 2 base features, saved once per
+    session: the small model the CLI and output tests run on."""
+    import torch
+
+    import tomoseg
+
+    made = {}
+
+    def make(levels: int) -> str:
+        if levels not in made:
+            torch.manual_seed(0)
+            path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+            tomoseg.save_model(tomoseg.UNet3D(levels=levels, base_features=2).eval(), path)
+            made[levels] = str(path)
+        return made[levels]
+
+    return make
+
+
 def cuda_available() -> bool:
     try:
         import torch

@@ -16,17 +16,13 @@ import tifffile
 import torch
 from safetensors.torch import load_file, save_file
 
-import tomoseg
 from tomoseg.cli import main
 from tomoseg.io import write_volume
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    tomoseg.save_model(tomoseg.UNet3D(levels=2, base_features=2).eval(), path)
-    return str(path)
+def model(tiny_model_factory):
+    return tiny_model_factory(2)
 
 
 def _meta(path):

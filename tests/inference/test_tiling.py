@@ -148,7 +148,7 @@ def test_gpu_sized_tiles_write_chunks_of_128_on_the_chunk_grid():
             assert core.start % 128 == 0 and (core.stop % 128 == 0 or core.stop == size)
 
 
-def test_a_work_folder_cut_into_other_chunks_is_not_resumed(tmp_path, random_model_path):
+def test_a_work_folder_cut_into_other_chunks_is_not_resumed(tmp_path, random_model_path, monkeypatch):
     """The chunk size decides the tile grid: a work folder from a version that cut it otherwise (its fingerprint
     lacks or differs in "chunk") is refused, never mixed into the new grid."""
     import json
@@ -159,20 +159,14 @@ def test_a_work_folder_cut_into_other_chunks_is_not_resumed(tmp_path, random_mod
     src, out = tmp_path / "in.npy", tmp_path / "p.zarr"
     np.save(src, image)
     opts = SegmentOptions(tiling=TilingConfig(tile_size=16, halo=8))
-    calls = []
-    plain = engine.run_tiles
 
-    def stop_after_one(job, tiles, backend=None, progress=None):
-        calls.append(len(tiles))
-        plain(job, tiles[:1], backend, progress)
+    def stop(*args, **kwargs):
         raise KeyboardInterrupt
 
-    engine.run_tiles = stop_after_one
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            engine.segment(src, out, model=random_model_path, options=opts, progress=False)
-    finally:
-        engine.run_tiles = plain
+    monkeypatch.setattr(engine, "run_tiles", stop)
+    with pytest.raises(KeyboardInterrupt):
+        engine.segment(src, out, model=random_model_path, options=opts, progress=False)
+    monkeypatch.undo()
     state_file = next(tmp_path.glob("*.tomoseg-run")) / "state.json"
     state = json.loads(state_file.read_text())
     assert state["fingerprint"]["chunk"] == 16

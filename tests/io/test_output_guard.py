@@ -4,9 +4,7 @@ import h5py
 import numpy as np
 import pytest
 import tifffile
-import torch
 
-import tomoseg
 from tomoseg.cli import main
 from tomoseg.errors import TomosegError
 from tomoseg.inference import SegmentOptions, TilingConfig, segment
@@ -14,11 +12,8 @@ from tomoseg.io import write_volume
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    tomoseg.save_model(tomoseg.UNet3D(levels=3, base_features=2).eval(), path)
-    return str(path)
+def tiny_model(tiny_model_factory):
+    return tiny_model_factory(3)
 
 
 @pytest.fixture
