@@ -6,7 +6,8 @@
 # runs/default-model-v2.tgz (ignored by git) and carry it into the next call: the run then continues with
 # --resume where it stopped (the learning rate and the loss switch follow the share of max_minutes used, so
 # the pieces add up to one run). When the run has used its whole budget, or with EVAL=1, best.safetensors is
-# scored against v1 on the held-out benchmark ($OUT/heldout.md). Log: $OUT/train.log.
+# scored against v1 on the held-out benchmark ($OUT/heldout.md; EVAL=0 never scores, to leave it to a CPU
+# after the lease). Log: $OUT/train.log.
 #
 #   OUT=/tmp/out bash benchmarks/device/train-default-model.sh [CONFIG] [EVAL_ARGS...]
 #   run(command="bash benchmarks/device/train-default-model.sh", carry=[".whl", "runs/default-model-v2.tgz"])
@@ -33,7 +34,7 @@ rc=${PIPESTATUS[0]}
 echo "train: $(( $(date +%s) - t0 )) s, exit $rc (0: budget used up; 124/130: stopped by T_RUN, resume next time)" \
   | tee -a "$OUT/train.log"
 tail -3 "$OUT/run/metrics.csv" 2>/dev/null | tee -a "$OUT/train.log"
-if [ "$rc" = 0 ] || [ "${EVAL:-0}" = 1 ]; then
+if [ "${EVAL:-auto}" = 1 ] || { [ "${EVAL:-auto}" = auto ] && [ "$rc" = 0 ]; }; then
   t1=$(date +%s)
   $PY benchmarks/evaluate_default_model.py --model v1=default --model "v2=$OUT/run/best.safetensors" \
     --out "$OUT/heldout.md" "$@" 2>&1 | tail -3 | tee -a "$OUT/train.log"
