@@ -4,8 +4,9 @@ Rows, each timed from the input file to the output file(s) (read, normalize, inf
 
 - ``tomoseg``: ``segment()`` with its defaults, in this process (imports done; the model file is read);
 - ``tomoseg, no sample mask``: the same with ``sample_mask="off"`` (every tile computed);
-- ``tomoseg, no sample mask, cuDNN autotuning off`` (a GPU only): the same with cuDNN's heuristic kernels
-  instead of the fastest it measures, which says what the tuning (seconds per window shape) gains per window;
+- ``tomoseg, no sample mask, cuDNN autotuning on`` (a GPU only): the same with cuDNN trying its kernels on
+  each window shape and running the fastest (``TOMOSEG_CUDNN_BENCHMARK=1``; off by default), which says what
+  the tuning (seconds per window shape) gains per window;
 - ``tomoseg CLI``: ``python -m tomoseg segment IN OUT`` in a subprocess: process start, imports, model
   load and compile (from the on-disk cache after the first run) included;
 - ``paper-style pass``: one PyTorch pass over the whole volume, as the paper's code predicts a region;
@@ -48,12 +49,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _report import emit_section  # noqa: E402
 
-METHODS = ["tomoseg", "tomoseg-nomask", "tomoseg-untuned", "tomoseg-cli", "tomoseg-cli-untuned", "paper", "monai"]
-UNTUNED = {"tomoseg-untuned", "tomoseg-cli-untuned"}  # cuDNN's autotuning off: rows for a GPU only
+METHODS = ["tomoseg", "tomoseg-nomask", "tomoseg-tuned", "tomoseg-cli", "tomoseg-cli-tuned", "paper", "monai"]
+TUNED = {"tomoseg-tuned", "tomoseg-cli-tuned"}  # cuDNN's autotuning on: rows for a GPU only
 LABELS = {"tomoseg": "tomoseg (defaults)", "tomoseg-nomask": "tomoseg, no sample mask",
-          "tomoseg-untuned": "tomoseg, no sample mask, cuDNN autotuning off",
+          "tomoseg-tuned": "tomoseg, no sample mask, cuDNN autotuning on",
           "tomoseg-cli": "tomoseg CLI (process start included)",
-          "tomoseg-cli-untuned": "tomoseg CLI, cuDNN autotuning off (TOMOSEG_CUDNN_BENCHMARK=0)",
+          "tomoseg-cli-tuned": "tomoseg CLI, cuDNN autotuning on (TOMOSEG_CUDNN_BENCHMARK=1)",
           "paper": "paper-style whole-volume pass",
           "monai": "MONAI sliding_window_inference"}
 CPU_SHAPES = [(128, 512, 512), (128, 256, 256)]
@@ -192,17 +193,16 @@ def _segment_options(device, tile_size, sample_mask):
     return SegmentOptions(**kwargs)
 
 
-def run_tomoseg(src, out, model, device, tile_size=None, sample_mask=None, tuned: bool = True) -> dict:
-    """``segment`` in this process; returns its stage times (seconds, from the provenance). ``tuned=False``
-    runs with cuDNN's autotuning off (its heuristics' kernels), as ``TOMOSEG_CUDNN_BENCHMARK=0`` does."""
+def run_tomoseg(src, out, model, device, tile_size=None, sample_mask=None, tuned: bool = False) -> dict:
+    """``segment`` in this process; returns its stage times (seconds, from the provenance). ``tuned=True``
+    runs with cuDNN's autotuning on, as ``TOMOSEG_CUDNN_BENCHMARK=1`` does."""
     import torch
 
     from tomoseg.inference import segment
 
     before = torch.backends.cudnn.benchmark, os.environ.get("TOMOSEG_CUDNN_BENCHMARK")
-    if not tuned:
-        torch.backends.cudnn.benchmark = False
-        os.environ["TOMOSEG_CUDNN_BENCHMARK"] = "0"  # also for a backend created in this run
+    if tuned:
+        os.environ["TOMOSEG_CUDNN_BENCHMARK"] = "1"  # read by the CUDA backend that segment() creates
     try:
         record = segment(src, out, model=model, options=_segment_options(device, tile_size, sample_mask),
                          progress=False)
@@ -262,9 +262,9 @@ def bench_shape(shape, device, methods, repeats, args, folder: Path) -> list[dic
     runners = {
         "tomoseg": lambda out: run_tomoseg(src, out, path, device, tile, None),
         "tomoseg-nomask": lambda out: run_tomoseg(src, out, path, device, tile, "off"),
-        "tomoseg-untuned": lambda out: run_tomoseg(src, out, path, device, tile, "off", tuned=False),
+        "tomoseg-tuned": lambda out: run_tomoseg(src, out, path, device, tile, "off", tuned=True),
         "tomoseg-cli": lambda out: run_cli(src, out, device, tile),
-        "tomoseg-cli-untuned": lambda out: run_cli(src, out, device, tile, {"TOMOSEG_CUDNN_BENCHMARK": "0"}),
+        "tomoseg-cli-tuned": lambda out: run_cli(src, out, device, tile, {"TOMOSEG_CUDNN_BENCHMARK": "1"}),
         "paper": lambda out: run_paper(src, out, model, device),
         "monai": lambda out: run_monai(src, out, model, device),
     }
@@ -391,7 +391,7 @@ def main(argv=None) -> int:
     for device in devices:
         gpu = _cuda(device)
         methods = args.methods or [m for m in METHODS if not (args.quick and m == "monai")
-                                   and not (m in UNTUNED and not gpu)]  # cuDNN: the GPU only
+                                   and not (m in TUNED and not gpu)]  # cuDNN: the GPU only
         if args.shapes:
             shapes = [tuple(int(v) for v in s.lower().split("x")) for s in args.shapes]
         elif args.quick:

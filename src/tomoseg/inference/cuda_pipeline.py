@@ -82,9 +82,10 @@ class CudaBackend:
         if not hasattr(model, "state_dict"):  # a ModelFile
             model = model.load()
         self.device = torch.device(device)
-        # cuDNN tries its kernels for each new shape (seconds) and then runs the fastest: worth it for a large
-        # volume; TOMOSEG_CUDNN_BENCHMARK=0 skips the trial (benchmarks/segment_throughput.py measures both)
-        torch.backends.cudnn.benchmark = os.environ.get("TOMOSEG_CUDNN_BENCHMARK", "1") != "0"
+        # cuDNN's autotuning (trying its kernels on each new window shape, then running the fastest) is off:
+        # on an H200 it cost about 5 s per run and gained nothing per window (112.0 Mvox/s tuned, 113.0 not,
+        # benchmarks/results/segment_throughput.md). TOMOSEG_CUDNN_BENCHMARK=1 turns it on for other cards.
+        torch.backends.cudnn.benchmark = os.environ.get("TOMOSEG_CUDNN_BENCHMARK", "0") == "1"
         self.model = model.to(self.device).eval()
         self.dtype = {"f32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
         self.precision = precision
