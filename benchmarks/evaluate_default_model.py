@@ -10,7 +10,9 @@ Beside each model row: the best single gray threshold inside the pillar, chosen 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 import time
 from _report import emit
 
@@ -171,6 +173,8 @@ def main(argv=None) -> int:
                     help="model file (repeat to compare models side by side; default: the shipped model)")
     ap.add_argument("--quick", action="store_true", help="small volumes, three cases (a smoke run)")
     ap.add_argument("--out", default="benchmarks/results/heldout.md")
+    ap.add_argument("--json", help="also write each model's scores (per case and mean) to this JSON file "
+                                   "(benchmarks/device/ship_default_model.py records them in the model)")
     args = ap.parse_args(argv)
     cases = CASES
     if args.quick:
@@ -192,7 +196,21 @@ def main(argv=None) -> int:
         parts.insert(0, "### Side by side\n\n" + side_by_side(results))
     parts.append("### Objects hit, by size\n\n" + radius_table(results))
     emit("\n".join(parts), args.out)
+    if args.json:
+        Path(args.json).write_text(json.dumps({name: summary(rows) for name, rows in results.items()}, indent=1))
     return 0
+
+
+SCORES = ("recall", "precision", "f1", "object_recall", "object_precision", "object_f1")
+
+
+def summary(rows: list[dict]) -> dict:
+    """The scores of one model: per case, the mean over all cases and over the physics cases."""
+    def mean(rs):
+        return {k: round(float(np.mean([r[k] for r in rs])), 4) for k in SCORES}
+    return {"cases": {r["case"]: {k: round(float(r[k]), 4) for k in SCORES} for r in rows},
+            "mean": mean(rows), "mean_physics": mean([r for r in rows if "physics" in r["case"]]),
+            "best_threshold": best_model_threshold(rows)["threshold"]}
 
 
 if __name__ == "__main__":

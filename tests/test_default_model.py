@@ -1,5 +1,7 @@
 """The default model shipped inside the package: present, the paper's architecture, and good on held-out data."""
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -68,3 +70,35 @@ def test_demo_never_deletes_a_folder_it_did_not_make(tmp_path, capsys):
     assert run(out, shape=(48, 128, 128), seed=5) == 1
     assert (out / "thesis.tex").read_text() == "years of work"
     assert "not made by the demo" in capsys.readouterr().err
+
+
+def test_default_model_records_its_gpu_recipe_and_held_out_scores():
+    meta = tomoseg.load_model().metadata
+    assert meta["trained_on"]["device"] == "cuda" and meta["trained_on"]["gpu"]
+    assert meta["training"]["recipe"] == "configs/default-model.yaml"
+    assert set(meta["held_out"]["mean"]) >= {"recall", "precision", "f1", "object_f1"}
+
+
+def test_v1_ships_beside_the_default_by_name(tmp_path, monkeypatch, tiny_model_factory):
+    v1, default = tomoseg.load_model("v1"), tomoseg.load_model("default")
+    assert v1.sha256 != default.sha256 and default.sha256 == tomoseg.load_model().sha256
+    assert v1.metadata["training"]["step"] == 1200  # the first default's last stage
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(tomoseg.TomosegError, match="not found"):
+        tomoseg.load_model("v3")  # neither a shipped name nor a file
+    shutil.copyfile(tiny_model_factory(2), tmp_path / "v1")  # a user's own file called v1 wins
+    assert tomoseg.load_model("v1").metadata["architecture"]["levels"] == 2
+
+
+def test_segment_cli_takes_a_shipped_models_name(tmp_path):
+    from tomoseg.cli import main
+
+    ph = tomoseg.make_phantom((32, 64, 64), rng=7)
+    src = tmp_path / "in.tif"
+    tomoseg.write_volume(str(src), ph.image, voxel_size=(29.33,) * 3)
+    outs = {}
+    for name in ("v1", "default"):
+        out = tmp_path / f"{name}.tif"
+        assert main(["-q", "segment", str(src), str(out), "--model", name]) == 0
+        outs[name] = tomoseg.open_volume(str(out)).read()
+    assert not np.array_equal(outs["v1"], outs["default"])  # two models, two maps

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from safetensors.torch import load_file, save_file
 from ._version import __version__
 from .errors import TomosegError
 from .model import UNet3D, build_model
+from .shipped import SHIPPED_MODELS, default_model_path, model_path  # noqa: F401 (re-exported)
 
 FORMAT = "tomoseg-model"
 FORMAT_VERSION = 1
@@ -31,9 +31,6 @@ DEFAULT_METADATA = {
 }
 
 
-def default_model_path() -> Path:
-    """Path of the default model shipped inside the package."""
-    return Path(str(resources.files("tomoseg") / "weights" / "default.safetensors"))
 
 
 def save_model(model: UNet3D, path, metadata: dict | None = None, *, overwrite: bool = False) -> Path:
@@ -183,7 +180,7 @@ def _check_file(path: Path) -> Path:
 
 
 def load_model(path=None, *, device: str | torch.device = "cpu") -> UNet3D:
-    """Load a model file (the shipped default if ``path`` is None) in eval mode.
+    """Load a model file (the shipped default if ``path`` is None; ``"v1"`` names the first default) in eval mode.
 
     The metadata is on ``model.metadata``; the file's SHA-256 on ``model.sha256``.
 
@@ -193,11 +190,10 @@ def load_model(path=None, *, device: str | torch.device = "cpu") -> UNet3D:
         For a pickle, a damaged file, an architecture out of limits, tensors that do not fit the
         architecture, or NaN weights.
     """
-    if path is None:
-        path = default_model_path()
-        if not path.exists():
-            raise TomosegError("no default model is installed with this tomoseg; pass --model PATH")
-    path = Path(path)
+    named = path is None or (str(path) in SHIPPED_MODELS and not Path(path).exists())
+    path = model_path(path)
+    if named and not path.exists():
+        raise TomosegError(f"no shipped model {path.stem!r} is installed with this tomoseg; pass --model PATH")
     meta = read_metadata(path)
     _check_shapes(path, meta["architecture"])
     try:

@@ -13,10 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-from importlib import resources
 from pathlib import Path
 
 from ..architecture import ModelConfig
+from ..shipped import model_path
 
 
 def cache_key(sha256: str, architecture: dict) -> str:
@@ -70,7 +70,7 @@ def _header_metadata(path: Path) -> dict | None:
 def open_model(path, ir_folder: Path | None):
     """A :class:`ModelFile` where ``ir_folder`` holds this file's converted model, else the loaded PyTorch model
     (checked against its architecture; errors as :func:`tomoseg.load_model`)."""
-    file = Path(path) if path is not None else Path(str(resources.files("tomoseg") / "weights" / "default.safetensors"))
+    file = model_path(path)
     if ir_folder is not None and file.is_file():
         meta = _header_metadata(file)
         if meta is not None and meta.get("format") == "tomoseg-model":

@@ -91,7 +91,10 @@ def train(config: TrainConfig | dict, *, resume: bool = False, progress: bool = 
         counters.update(run.restore(step.model, step.optimizer, source))
         rng.bit_generator.state = counters.pop("numpy_rng")
     run.start()
-    meta = {**_model_metadata(cfg, train_vols), "trained_on": {"device": device.type, "precision": step.precision}}
+    trained_on = {"device": device.type, "precision": step.precision}
+    if device.type == "cuda":
+        trained_on["gpu"] = torch.cuda.get_device_name(device)
+    meta = {**_model_metadata(cfg, train_vols), "trained_on": trained_on}
     loop = _Loop(cfg, run, step, source, (val_patches, val_vols or train_vols), counters, rng, meta)
     loop.run(progress)
     return run.path

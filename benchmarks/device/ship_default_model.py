@@ -1,0 +1,72 @@
+"""Ship a trained run's best model as tomoseg's default, with what the model card says recorded inside it.
+
+    python benchmarks/device/ship_default_model.py RUN_FOLDER --recipe configs/default-model.yaml \
+        --heldout benchmarks/results/heldout.json --name v2 [--gpu "NVIDIA H200"]
+
+RUN_FOLDER is a `tomoseg train` run (e.g. unpacked from train-default-model.sh's run.tgz). The weights are
+copied unchanged (checked tensor by tensor after writing); the metadata gains the recipe's path, the GPU
+(for runs trained before `train` recorded it), and the held-out scores of ``--name`` from
+``evaluate_default_model.py --json``. The run's config must be the recipe's, apart from where it was
+written and the budget overrides `--resume` allows. The model being replaced is kept as
+``weights/v1.safetensors`` the first time (``--model v1``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+import yaml
+
+import tomoseg
+from tomoseg.checkpoint import default_model_path, save_model
+from tomoseg.training.config import config_from_dict
+
+FREE = {"output", "device", "performance", "epochs", "max_minutes"}  # what may differ between runs of a recipe
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run", type=Path)
+    ap.add_argument("--recipe", required=True, type=Path)
+    ap.add_argument("--heldout", required=True, type=Path, help="evaluate_default_model.py --json output")
+    ap.add_argument("--name", required=True, help="the model's name in that JSON")
+    ap.add_argument("--gpu", help="the GPU it was trained on, where the run did not record it")
+    ap.add_argument("--dest", type=Path, default=default_model_path())
+    args = ap.parse_args(argv)
+
+    recipe = config_from_dict(yaml.safe_load(args.recipe.read_text())).to_dict()
+    used = config_from_dict(yaml.safe_load((args.run / "config.yaml").read_text())).to_dict()
+    changed = sorted(k for k in set(recipe) | set(used) if k not in FREE and recipe.get(k) != used.get(k))
+    if changed:
+        sys.exit(f"{args.run} was not trained with {args.recipe}: {', '.join(changed)} differ")
+    model = tomoseg.load_model(args.run / "best.safetensors")
+    meta = dict(model.metadata)
+    meta["training"] = {**meta.get("training", {}), "recipe": args.recipe.as_posix()}
+    trained_on = dict(meta.get("trained_on", {}))
+    if args.gpu and "gpu" not in trained_on:
+        trained_on["gpu"] = args.gpu
+    meta["trained_on"] = trained_on
+    scores = json.loads(args.heldout.read_text())[args.name]
+    meta["held_out"] = {k: scores[k] for k in ("mean", "mean_physics", "best_threshold")}
+    meta["held_out"]["benchmark"] = "benchmarks/evaluate_default_model.py"
+
+    v1 = args.dest.with_name("v1.safetensors")
+    if args.dest.exists() and not v1.exists():
+        shutil.copyfile(args.dest, v1)
+        print(f"kept the model it replaces as {v1}")
+    save_model(model, args.dest, meta, overwrite=True)
+    shipped = tomoseg.load_model(args.dest)
+    for name, tensor in model.state_dict().items():
+        if not torch.equal(tensor, shipped.state_dict()[name]):
+            sys.exit(f"{args.dest}: tensor {name} changed while shipping")
+    print(f"shipped {args.run / 'best.safetensors'} as {args.dest} (sha256 {shipped.sha256[:12]})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

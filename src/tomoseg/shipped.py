@@ -1,0 +1,26 @@
+"""The models shipped inside the package, and what a ``--model`` value names (no PyTorch import here)."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+SHIPPED_MODELS = {"default": "v2, trained on a GPU (docs/model-card.md)",
+                  "v1": "the first default model, 75 CPU minutes (kept for comparison and continuity)"}
+
+
+def default_model_path() -> Path:
+    """Path of the default model shipped inside the package."""
+    return Path(str(resources.files("tomoseg") / "weights" / "default.safetensors"))
+
+
+def model_path(model=None) -> Path:
+    """The file a ``--model`` value names: None or ``default`` is the shipped default, another name of
+    :data:`SHIPPED_MODELS` (``v1``) a model shipped beside it, anything else a path. A file of the same name
+    in the working folder wins over a shipped name."""
+    if model is None:
+        return default_model_path()
+    path = Path(model)
+    if str(model) in SHIPPED_MODELS and not path.exists():
+        return default_model_path().with_name(f"{model}.safetensors")
+    return path
