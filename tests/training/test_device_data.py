@@ -144,3 +144,36 @@ def test_best_threshold_prefers_the_higher_f1_then_the_one_nearest_127():
     assert VolumeScore(cm, {31: 0.5, 127: 0.4, 191: 0.3}).best_threshold == 31
     assert VolumeScore(cm, {31: 0.5, 95: 0.5, 159: 0.5}).best_threshold == 95  # a tie: nearest to 127
     assert VolumeScore(cm, {95: 0.5, 159: 0.5}).best_threshold in (95, 159)
+
+
+def test_centring_on_objects_draws_every_object_alike_and_voxels_by_size():
+    from tomoseg.training.config import SamplingConfig
+    from tomoseg.training.data import TrainingVolume
+    from tomoseg.training.sampling import RandomPlaces
+
+    labels = np.zeros((40, 40, 40), np.uint8)
+    zz, yy, xx = np.mgrid[:40, :40, :40]
+    labels[(zz - 20) ** 2 + (yy - 20) ** 2 + (xx - 20) ** 2 <= 64] = 1   # one ball of radius 8 (2,109 voxels)
+    small = [(3, 3, 3), (3, 3, 36), (3, 36, 3), (36, 3, 3), (36, 36, 36), (3, 36, 36), (36, 3, 36), (36, 36, 3)]
+    for z, y, x in small:
+        labels[z:z + 2, y:y + 2, x] = 1                                  # eight objects of 4 voxels
+    labels[3, 5, 4] = 1                                                  # 26-connected to the first: same object
+    vol = TrainingVolume("t", np.zeros(labels.shape, np.float32), labels, np.argwhere(labels == 1).astype(np.int32))
+    order, starts = vol.objects
+    assert len(starts) - 1 == 9 and starts[-1] == len(vol.foreground)
+    sizes = sorted(np.diff(starts).tolist())
+    assert sizes == [4] * 7 + [5, 2109]
+    for k in range(9):  # each object's voxels form one component
+        pts = vol.foreground[order[starts[k]:starts[k + 1]]]
+        assert len(np.unique(labels[tuple(pts.T)])) == 1
+
+    def share_on_ball(centre_on):
+        places = RandomPlaces([vol], SamplingConfig(patch_size=16, foreground_fraction=1.0, centre_on=centre_on))
+        rng = np.random.default_rng(0)
+        hits = [np.sum((places._centre(rng, 0) - 20) ** 2) <= 64 for _ in range(3000)]
+        return float(np.mean(hits))
+
+    assert share_on_ball("voxels") > 0.97          # 2109 of 2142 object voxels
+    assert 0.08 < share_on_ball("objects") < 0.15  # 1 of 9 objects
+    with pytest.raises(Exception, match="centre_on"):
+        SamplingConfig(centre_on="blobs")

@@ -161,6 +161,8 @@ class SamplingConfig:
     patch_size: int = 64
     batch_size: int = 2
     foreground_fraction: float = 0.5  # share of patches centred on an object voxel
+    centre_on: str = "voxels"         # voxels: an object voxel drawn uniformly (large objects dominate) |
+                                      # objects: an object drawn uniformly, then one of its voxels
     steps_per_epoch: int = 100
     validation_patches: int = 8
     validation: str = "patches"       # what picks best.safetensors: patches (loss) | volumes (voxel F1 of whole volumes)
@@ -168,6 +170,8 @@ class SamplingConfig:
     def __post_init__(self):
         if self.validation not in ("patches", "volumes"):
             raise TomosegError(f"sampling.validation {self.validation!r} must be patches or volumes")
+        if self.centre_on not in ("voxels", "objects"):
+            raise TomosegError(f"sampling.centre_on {self.centre_on!r} must be voxels or objects")
         if self.mode not in ("random", "paper"):
             raise TomosegError(f"sampling.mode {self.mode!r} must be random or paper")
         if self.patch_size < 8 or self.patch_size % 8:

@@ -46,19 +46,29 @@ def check_fits(volumes: list[TrainingVolume], sampling: SamplingConfig, augment_
 
 
 class RandomPlaces:
-    """Random crops, a share centred on object voxels."""
+    """Random crops, a share centred on objects: on an object voxel drawn uniformly (``centre_on: voxels``,
+    so a radius-8 object is about 150x as likely as a radius-1.5 one), or on a voxel of an object drawn
+    uniformly (``centre_on: objects``, every object alike)."""
 
     def __init__(self, volumes: list[TrainingVolume], sampling: SamplingConfig):
         self.shapes = [v.shape for v in volumes]
         self.foreground = [v.foreground for v in volumes]
+        self.objects = [v.objects for v in volumes] if sampling.centre_on == "objects" else None
         self.fraction = sampling.foreground_fraction
+
+    def _centre(self, rng: np.random.Generator, i: int):
+        fg = self.foreground[i]
+        if self.objects is None:
+            return fg[int(rng.integers(len(fg)))]
+        order, starts = self.objects[i]
+        k = int(rng.integers(len(starts) - 1))
+        return fg[order[int(rng.integers(starts[k], starts[k + 1]))]]
 
     def __call__(self, rng: np.random.Generator, size: int):
         i = int(rng.integers(len(self.shapes)))
         shape = self.shapes[i]
         size = min(size, *shape)
-        fg = self.foreground[i]
-        centre = fg[int(rng.integers(len(fg)))] if len(fg) and rng.random() < self.fraction else None
+        centre = self._centre(rng, i) if len(self.foreground[i]) and rng.random() < self.fraction else None
         starts = []
         for axis, extent in enumerate(shape):
             top = extent - size
