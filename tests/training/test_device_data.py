@@ -177,3 +177,31 @@ def test_centring_on_objects_draws_every_object_alike_and_voxels_by_size():
     assert 0.08 < share_on_ball("objects") < 0.15  # 1 of 9 objects
     with pytest.raises(Exception, match="centre_on"):
         SamplingConfig(centre_on="blobs")
+
+
+def test_faded_ends_darken_and_flatten_end_slices_and_clear_their_labels():
+    from tomoseg.synthetic import make_phantom
+    from tomoseg.training.data import fade_ends
+
+    ph = make_phantom((48, 96, 96), rng=3, object_fraction=0.01)
+    image, labels = fade_ends(ph.image, ph.labels, np.random.default_rng(1), ignore_value=255)
+    assert image.dtype == ph.image.dtype and image.shape == ph.image.shape
+    changed = [z for z in range(48) if not np.array_equal(image[z], ph.image[z])]
+    assert changed and all(z < 16 or z >= 32 for z in changed)       # only end slices, at most 16 each
+    end = 0 if 0 in changed else 47
+    assert image[end].std() < 0.25 * ph.image[end].std()              # flat
+    assert image[end].mean() < 0.7 * np.median(ph.image[24])           # darker than the matrix
+    assert not (labels[end] == 1).any()                               # nothing to find there
+    assert set(np.unique(labels).tolist()) <= {0, 1, 255}
+    middle = [z for z in range(48) if z not in changed]
+    assert np.array_equal(labels[middle], ph.labels[middle]) and np.array_equal(image[middle], ph.image[middle])
+
+
+def test_faded_ends_pick_volumes_by_seed(tmp_path):
+    spec = dict(count=4, shape=[32, 64, 64], validation_count=0, seed=11, cache_dir=str(tmp_path))
+    plain = phantom_volumes(PhantomData(**spec), DataConfig())
+    faded = phantom_volumes(PhantomData(**spec, faded_ends=1.0), DataConfig())
+    again = phantom_volumes(PhantomData(**spec, faded_ends=1.0), DataConfig())
+    for a, b, c in zip(plain, faded, again):
+        assert not np.array_equal(a.image, b.image) and np.array_equal(b.image, c.image)
+        assert not ((b.labels[0] == 1).any() and (b.labels[-1] == 1).any())  # one end at least is cleared

@@ -135,6 +135,8 @@ class PhantomData:
     physics_shape: list | None = None       # their shape (default: shape); FBP costs ~0.3 s per slice
     cache_dir: str | None = "auto"          # auto: $XDG_CACHE_HOME/tomoseg/phantoms; null: no cache
     workers: int = 0                        # processes generating the pool (0: all cores)
+    faded_ends: float = 0.0                 # share of volumes whose end slices fade to a dark, flat field (as
+                                            # reconstructions do past the sample's ends): no objects there
 
 
 @dataclass

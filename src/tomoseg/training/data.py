@@ -224,5 +224,42 @@ def phantom_volumes(spec: PhantomData, data: DataConfig, *, validation: bool = F
     """The training (or validation) phantoms of a config, normalized as ``segment`` normalizes."""
     items = phantom_specs(spec, validation=validation)
     pairs, _ = generate_pool(items, cache_dir=_cache_dir(spec), workers=spec.workers)
+    if spec.faded_ends:
+        pairs = [_maybe_fade(it["seed"], image, labels, spec.faded_ends, data.ignore_value)
+                 for it, (image, labels) in zip(items, pairs)]
     return [_prepare(f"phantom[{it['preset']}, seed {it['seed']}]", image, labels, data)
             for it, (image, labels) in zip(items, pairs)]
+
+
+def _maybe_fade(seed: int, image, labels, share: float, ignore_value: int):
+    """The pair with faded ends for a ``share`` of the seeds (decided by the seed, so the pool is reproducible)."""
+    rng = np.random.default_rng([seed, 0xFADE])
+    if rng.random() >= share:
+        return image, labels
+    return fade_ends(image, labels, rng, ignore_value=ignore_value)
+
+
+def fade_ends(image: np.ndarray, labels: np.ndarray, rng: np.random.Generator, *, ignore_value: int = 255,
+              slices: tuple[int, int] = (4, 16)) -> tuple[np.ndarray, np.ndarray]:
+    """One or both ends of a volume fading over 4-16 slices to a flat field darker than the matrix, as a
+    reconstruction does past the sample's ends (cone-beam CT of concrete: ``segment`` flooded such slices).
+
+    Slice ``j`` from the end keeps ``w = j / k`` of the image and takes ``1 - w`` of the flat level, so the
+    texture and the objects fade with it. Labels: 0 where ``w < 0.4`` (nothing to find), ``ignore_value`` where
+    ``0.4 <= w < 0.8`` (faint objects, neither taught nor punished), unchanged above.
+    """
+    image, labels = image.copy(), labels.copy()
+    depth = image.shape[0]
+    level = float(np.median(image[depth // 2])) * rng.uniform(0.2, 0.6)
+    ends = [e for e in ("first", "last") if rng.random() < 0.5] or [("first", "last")[int(rng.integers(2))]]
+    for end in ends:
+        k = int(min(rng.integers(slices[0], slices[1] + 1), depth // 3))
+        for j in range(k):
+            z = j if end == "first" else depth - 1 - j
+            w = j / k
+            image[z] = np.clip(w * image[z].astype(np.float32) + (1 - w) * level, 0, 255).astype(image.dtype)
+            if w < 0.4:
+                labels[z] = 0
+            elif w < 0.8:
+                labels[z] = ignore_value
+    return image, labels
