@@ -3,14 +3,15 @@
 #
 # Each call trains for at most T_RUN seconds (default 360) and brings the whole run folder back as one file,
 # $OUT/run.tgz (weights, metrics.csv, learning curve, config, resume state). Keep it between sessions as
-# runs/default-model-v2.tgz (ignored by git) and carry it into the next call: the run then continues with
-# --resume where it stopped (the learning rate and the loss switch follow the share of max_minutes used, so
-# the pieces add up to one run). When the run has used its whole budget, or with EVAL=1, best.safetensors is
-# scored against v1 on the held-out benchmark ($OUT/heldout.md; EVAL=0 never scores, to leave it to a CPU
-# after the lease). Log: $OUT/train.log.
+# runs/CONFIG-NAME.tgz (e.g. runs/default-model-next.tgz; ignored by git) and carry it into the next call: the
+# run then continues with --resume where it stopped (the learning rate and the loss switch follow the share
+# of max_minutes used, so the pieces add up to one run). When the run has used its whole budget, or with
+# EVAL=1, best.safetensors is scored against the shipped default on the held-out benchmark ($OUT/heldout.md;
+# EVAL=0 never scores, to leave it to a CPU after the lease). Log: $OUT/train.log.
 #
 #   OUT=/tmp/out bash benchmarks/device/train-default-model.sh [CONFIG] [EVAL_ARGS...]
-#   run(command="bash benchmarks/device/train-default-model.sh", carry=[".whl", "runs/default-model-v2.tgz"])
+#   run(command="bash benchmarks/device/train-default-model.sh configs/default-model-next.yaml",
+#       carry=[".whl", "runs/default-model-next.tgz"])
 set -u
 cfg=${1:-configs/default-model.yaml}; shift || true
 if [ -d .whl ]; then
@@ -22,7 +23,7 @@ fi
 export MPLBACKEND=Agg PYTHONUNBUFFERED=1 XDG_CACHE_HOME=${XDG_CACHE_HOME:-/tmp/cache}
 PY=${PYTHON:-python3}
 mkdir -p "$OUT"
-previous=${RUN_TGZ:-runs/default-model-v2.tgz}
+previous=${RUN_TGZ:-runs/$(basename "$cfg" .yaml).tgz}   # a run of this config, from an earlier call
 resume=""
 if [ -f "$previous" ]; then
   tar xzf "$previous" -C "$OUT" && resume=--resume
@@ -36,7 +37,7 @@ echo "train: $(( $(date +%s) - t0 )) s, exit $rc (0: budget used up; 124/130: st
 tail -3 "$OUT/run/metrics.csv" 2>/dev/null | tee -a "$OUT/train.log"
 if [ "${EVAL:-auto}" = 1 ] || { [ "${EVAL:-auto}" = auto ] && [ "$rc" = 0 ]; }; then
   t1=$(date +%s)
-  $PY benchmarks/evaluate_default_model.py --model v1=default --model "v2=$OUT/run/best.safetensors" \
+  $PY benchmarks/evaluate_default_model.py --model shipped=default --model "new=$OUT/run/best.safetensors" \
     --out "$OUT/heldout.md" "$@" 2>&1 | tail -3 | tee -a "$OUT/train.log"
   echo "evaluate: $(( $(date +%s) - t1 )) s" | tee -a "$OUT/train.log"
 fi
