@@ -31,8 +31,6 @@ DEFAULT_METADATA = {
 }
 
 
-
-
 def save_model(model: UNet3D, path, metadata: dict | None = None, *, overwrite: bool = False) -> Path:
     """Save weights and metadata to a ``.safetensors`` file.
 

@@ -83,7 +83,7 @@ class CudaBackend:
             model = model.load()
         self.device = torch.device(device)
         # cuDNN's autotuning (trying its kernels on each new window shape, then running the fastest) is off:
-        # on an H200 it cost about 5 s per run and gained nothing per window (112.0 Mvox/s tuned, 113.0 not,
+        # on an H200 it cost about 5 s per run and gained nothing per window (111.9 Mvox/s tuned, 113.0 not,
         # benchmarks/results/segment_throughput.md). TOMOSEG_CUDNN_BENCHMARK=1 turns it on for other cards.
         torch.backends.cudnn.benchmark = os.environ.get("TOMOSEG_CUDNN_BENCHMARK", "0") == "1"
         self.model = model.to(self.device).eval()

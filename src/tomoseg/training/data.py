@@ -241,8 +241,8 @@ def _maybe_fade(seed: int, image, labels, share: float, ignore_value: int):
 
 def fade_ends(image: np.ndarray, labels: np.ndarray, rng: np.random.Generator, *, ignore_value: int = 255,
               slices: tuple[int, int] = (4, 16)) -> tuple[np.ndarray, np.ndarray]:
-    """One or both ends of a volume fading over 4-16 slices to a flat field darker than the matrix, as a
-    reconstruction does past the sample's ends (cone-beam CT of concrete: ``segment`` flooded such slices).
+    """One or both ends of an 8-bit volume (a phantom) fading over 4-16 slices to a flat field darker than the
+    matrix, as a reconstruction does past the sample's ends (cone-beam CT of concrete: ``segment`` flooded such slices).
 
     Slice ``j`` from the end keeps ``w = j / k`` of the image and takes ``1 - w`` of the flat level, so the
     texture and the objects fade with it. Labels: 0 where ``w < 0.4`` (nothing to find), ``ignore_value`` where
