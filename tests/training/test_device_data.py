@@ -205,3 +205,11 @@ def test_faded_ends_pick_volumes_by_seed(tmp_path):
     for a, b, c in zip(plain, faded, again):
         assert not np.array_equal(a.image, b.image) and np.array_equal(b.image, c.image)
         assert not ((b.labels[0] == 1).any() and (b.labels[-1] == 1).any())  # one end at least is cleared
+
+
+def test_a_run_records_how_long_its_data_took(tmp_path):
+    from tomoseg.checkpoint import read_metadata
+
+    run = train(tiny(tmp_path), progress=False)
+    setup = read_metadata(run / "best.safetensors")["setup"]
+    assert setup["volumes"] >= 1 and setup["data_s"] >= 0 and setup["device_s"] >= 0

@@ -8,6 +8,7 @@ resume (:mod:`.checkpoints`). The CPU and the GPU run the same code.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -81,11 +82,18 @@ def train(config: TrainConfig | dict, *, resume: bool = False, progress: bool = 
     configure_device(cfg, device)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
+    t0 = time.perf_counter()
     train_vols, val_vols = prepare_data(cfg) if data is None else data
+    t_data = time.perf_counter() - t0
     source = PatchSource(train_vols, cfg.sampling, cfg.augment, cfg.data.ignore_value,
                          cfg.data.normalization == "patch", device, seed=cfg.seed)
     val_patches = validation_patches(cfg, val_vols, train_vols, device)
     step = TrainStep(_model(cfg).to(device).train(), cfg, device)
+    setup = {"volumes": len(train_vols), "validation_volumes": len(val_vols), "data_s": round(t_data, 1),
+             "device_s": round(time.perf_counter() - t0 - t_data, 1)}
+    if progress:  # also recorded in the model files' metadata ("setup"), for runs under -q
+        print(f"training data: {setup['volumes']} volumes and {setup['validation_volumes']} for validation, ready "
+              f"in {setup['data_s']} s; on the {device.type} device in {setup['device_s']} s more", file=sys.stderr)
     counters = {"epoch": 0, "step": 0, "elapsed": 0.0, "best_val_loss": float("inf")}
     if run.resuming:
         counters.update(run.restore(step.model, step.optimizer, source))
@@ -94,7 +102,7 @@ def train(config: TrainConfig | dict, *, resume: bool = False, progress: bool = 
     trained_on = {"device": device.type, "precision": step.precision}
     if device.type == "cuda":
         trained_on["gpu"] = torch.cuda.get_device_name(device)
-    meta = {**_model_metadata(cfg, train_vols), "trained_on": trained_on}
+    meta = {**_model_metadata(cfg, train_vols), "trained_on": trained_on, "setup": setup}
     loop = _Loop(cfg, run, step, source, (val_patches, val_vols or train_vols), counters, rng, meta)
     loop.run(progress)
     return run.path
