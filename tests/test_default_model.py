@@ -1,5 +1,6 @@
 """The default model shipped inside the package: present, the paper's architecture, and good on held-out data."""
 
+import json
 import shutil
 
 import numpy as np
@@ -101,4 +102,7 @@ def test_segment_cli_takes_a_shipped_models_name(tmp_path):
         out = tmp_path / f"{name}.tif"
         assert main(["-q", "segment", str(src), str(out), "--model", name]) == 0
         outs[name] = tomoseg.open_volume(str(out)).read()
+        record = json.loads((tmp_path / f"{name}.tif.provenance.json").read_text())["model"]
+        assert record["shipped"] == name  # the provenance says which shipped model made the map
+    assert record["recipe"] == "configs/default-model.yaml"
     assert not np.array_equal(outs["v1"], outs["default"])  # two models, two maps

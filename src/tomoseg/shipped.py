@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -24,3 +26,19 @@ def model_path(model=None) -> Path:
     if str(model) in SHIPPED_MODELS and not path.exists():
         return default_model_path().with_name(f"{model}.safetensors")
     return path
+
+
+@lru_cache(maxsize=None)
+def _sha256(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def shipped_name(sha256: str) -> str | None:
+    """The name of the shipped model whose file has this SHA-256 (``default``, ``v1``), else None."""
+    for name in SHIPPED_MODELS:
+        if _sha256(default_model_path().with_name(f"{name}.safetensors")) == sha256:
+            return name
+    return None

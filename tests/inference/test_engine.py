@@ -89,6 +89,7 @@ def test_segment_files_and_provenance(tmp_path, random_model_path, small_phantom
     saved = json.loads((tmp_path / "prob.zarr.provenance.json").read_text())
     assert saved == rec
     assert saved["model"]["sha256"] == tomoseg.load_model(random_model_path).sha256
+    assert saved["model"]["shipped"] is None  # a file of its own, not a shipped model
     assert saved["threshold"] == 127 and saved["tiling"]["tile_size"] == 32
     assert saved["normalization"]["std"] > 0
     assert not list(tmp_path.glob("*.tomoseg-run")) and not list(tmp_path.glob("*.partial"))

@@ -15,6 +15,7 @@ import numpy as np
 from .._version import __version__
 from ..errors import TomosegError
 from ..io import create_volume, format_of, split_dataset
+from ..shipped import shipped_name
 
 
 def check_output_paths(input_path, outputs, overwrite: bool, volume=None) -> None:
@@ -111,7 +112,8 @@ def provenance(volume, model, options, fingerprint, stats, outputs, n_tiles, t0)
         "outputs": {"probability": outputs[0], "mask": outputs[1] if len(outputs) > 1 else None},
         "probability_scale": "uint8 0-255 = probability x 255; object where value > threshold",
         "threshold": options.threshold,
-        "model": {"sha256": fingerprint["model_sha256"], "architecture": model.config.to_dict(),
+        "model": {"sha256": fingerprint["model_sha256"], "shipped": shipped_name(fingerprint["model_sha256"]),
+                  "recipe": (meta.get("training") or {}).get("recipe"), "architecture": model.config.to_dict(),
                   "trained_voxel_size_nm": meta.get("voxel_size_nm")},
         "normalization": {"method": "zscore", **stats.to_dict()},
         "tiling": {**asdict(options.tiling), "tiles": n_tiles}, "backend": fingerprint["backend"],
