@@ -2,8 +2,8 @@
 # The GPU checks of a session on a lent GPU: the gpu-marked tests, the training and segment throughput benchmarks,
 # segment without the network (what bounds it on this host's CPUs and disk) and the tile-size sweep.
 # Results land in $OUT (gpu-tests.txt, train_throughput-gpu.md, segment_pipeline.md, segment_gpu_tiles.md,
-# segment_throughput.md, checks.log, bench.log). Time limit per part in seconds, 0 skips it:
-# T_TESTS, T_TRAIN, T_PIPE, T_TILES, T_SEG; SEG_REPEATS runs per row of segment_throughput (default 3);
+# segment_throughput.md, segment_start.md, checks.log, bench.log). Time limit per part in seconds, 0 skips it:
+# T_TESTS, T_TRAIN, T_PIPE, T_TILES, T_SEG, T_START; SEG_REPEATS runs per row of segment_throughput (default 3);
 # TILES, VARIANTS (plain channels-last compile), PRECISIONS for the tile sweep.
 #   OUT=/tmp/out bash benchmarks/device/gpu-checks.sh
 set -u
@@ -39,6 +39,8 @@ step "segment pipeline" "${T_PIPE:-90}" bash -c "$PY benchmarks/segment_pipeline
 step "tile sweep" "${T_TILES:-0}" bash -c "$PY benchmarks/segment_gpu_tiles.py --tiles ${TILES:-192 256 384 512} \
   --variants ${VARIANTS:-plain} --precisions ${PRECISIONS:-f32 bf16} \
   --out $OUT/segment_gpu_tiles.md 2>>$OUT/bench.log | tail -14 | tee -a $OUT/checks.log"
+step "segment start" "${T_START:-60}" bash -c "$PY benchmarks/segment_start.py --device cuda \
+  --out $OUT/segment_start.md 2>>$OUT/bench.log | tail -14 | tee -a $OUT/checks.log"
 cp benchmarks/results/segment_throughput.md "$OUT/segment_throughput.md" 2>/dev/null
 step "segment throughput" "${T_SEG:-200}" bash -c "$PY benchmarks/segment_throughput.py --device cuda \
   --gpu-repeats ${SEG_REPEATS:-3} --out $OUT/segment_throughput.md 2>>$OUT/bench.log | tail -14 | tee -a $OUT/checks.log"
