@@ -110,6 +110,14 @@ def best_model_threshold(rows) -> dict:
     return best
 
 
+SCORES = ("recall", "precision", "f1", "object_recall", "object_precision", "object_f1")
+
+
+def means(rows: list[dict], keys=SCORES) -> dict:
+    """Each score's mean over ``rows``."""
+    return {k: float(np.mean([r[k] for r in rows])) for k in keys}
+
+
 def to_markdown(rows: list[dict]) -> str:
     head = ("| held-out case | seed | voxel recall | voxel precision | voxel F1 | object recall | "
             "object precision | object F1 (>= 8 vox) | true objects | best threshold F1 (R / P) |\n"
@@ -118,8 +126,7 @@ def to_markdown(rows: list[dict]) -> str:
         f"| {r['case']} | {r['seed']} | {r['recall']:.3f} | {r['precision']:.3f} | {r['f1']:.3f} | "
         f"{r['object_recall']:.3f} | {r['object_precision']:.3f} | {r['object_f1']:.3f} | {r['true_objects']} | "
         f"{r['threshold_f1']:.3f} ({r['threshold_recall']:.2f} / {r['threshold_precision']:.2f}) |\n" for r in rows)
-    mean = {k: float(np.mean([r[k] for r in rows])) for k in ("recall", "precision", "f1", "object_recall",
-                                                              "object_precision", "object_f1", "threshold_f1")}
+    mean = means(rows, SCORES + ("threshold_f1",))
     body += (f"| **mean** | | **{mean['recall']:.3f}** | **{mean['precision']:.3f}** | **{mean['f1']:.3f}** | "
              f"**{mean['object_recall']:.3f}** | **{mean['object_precision']:.3f}** | **{mean['object_f1']:.3f}** | | "
              f"**{mean['threshold_f1']:.3f}** |\n")
@@ -142,9 +149,8 @@ def side_by_side(results: dict) -> str:
     for label, sel in (("mean", lambda r: True), ("mean, physics cases", lambda r: "physics" in r["case"])):
         cells = []
         for n in names:
-            rs = [r for r in results[n] if sel(r)]
-            cells.append(f"**{np.mean([r['recall'] for r in rs]):.3f} / {np.mean([r['precision'] for r in rs]):.3f}** | "
-                         f"**{np.mean([r['object_f1'] for r in rs]):.3f}**")
+            m = means([r for r in results[n] if sel(r)])
+            cells.append(f"**{m['recall']:.3f} / {m['precision']:.3f}** | **{m['object_f1']:.3f}**")
         body += f"| **{label}** | " + " | ".join(cells) + " | |\n"
     return head + body
 
@@ -201,15 +207,12 @@ def main(argv=None) -> int:
     return 0
 
 
-SCORES = ("recall", "precision", "f1", "object_recall", "object_precision", "object_f1")
-
-
 def summary(rows: list[dict]) -> dict:
     """The scores of one model: per case, the mean over all cases and over the physics cases."""
-    def mean(rs):
-        return {k: round(float(np.mean([r[k] for r in rs])), 4) for k in SCORES}
-    return {"cases": {r["case"]: {k: round(float(r[k]), 4) for k in SCORES} for r in rows},
-            "mean": mean(rows), "mean_physics": mean([r for r in rows if "physics" in r["case"]]),
+    def rounded(scores):
+        return {k: round(v, 4) for k, v in scores.items()}
+    return {"cases": {r["case"]: rounded({k: float(r[k]) for k in SCORES}) for r in rows},
+            "mean": rounded(means(rows)), "mean_physics": rounded(means([r for r in rows if "physics" in r["case"]])),
             "best_threshold": best_model_threshold(rows)["threshold"]}
 
 
