@@ -24,9 +24,8 @@ import yaml
 
 import tomoseg
 from tomoseg.checkpoint import default_model_path, save_model
+from tomoseg.training.checkpoints import changed_keys
 from tomoseg.training.config import config_from_dict
-
-FREE = {"output", "device", "performance", "epochs", "max_minutes"}  # what may differ between runs of a recipe
 
 
 def main(argv=None) -> int:
@@ -41,7 +40,7 @@ def main(argv=None) -> int:
 
     recipe = config_from_dict(yaml.safe_load(args.recipe.read_text())).to_dict()
     used = config_from_dict(yaml.safe_load((args.run / "config.yaml").read_text())).to_dict()
-    changed = sorted(k for k in set(recipe) | set(used) if k not in FREE and recipe.get(k) != used.get(k))
+    changed = changed_keys(used, recipe)  # what a resume may change (budgets, device, output) may differ
     if changed:
         sys.exit(f"{args.run} was not trained with {args.recipe}: {', '.join(changed)} differ")
     model = tomoseg.load_model(args.run / "best.safetensors")
