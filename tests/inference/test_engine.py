@@ -1,4 +1,5 @@
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -300,6 +301,37 @@ def test_flooded_end_slices_are_named_with_the_roi_that_leaves_them_out(tmp_path
         clean = np.zeros_like(prob)
         clean[8, 5:7, 5:7] = 255
         assert check_flooding(store, 127, "p.zarr", np.count_nonzero(clean > 127, axis=(1, 2)))["flooded_slices"] == []
+
+
+def test_flooding_is_judged_against_the_volumes_own_slices(tmp_path):
+    """The real concrete volume's profile under v2 (dark end slices at 27-43 %, the rest near 1 %) is flooded
+    at both ends, though no slice passes 40 %; a porous sample with 10-20 % in every slice is not."""
+    import zarr
+
+    from tomoseg.errors import TomosegWarning
+    from tomoseg.inference.domain import check_flooding
+
+    shape = (100, 10, 10)
+    store = zarr.create_array(str(tmp_path / "p.zarr"), shape=shape, chunks=(50, 10, 10), dtype=np.uint8)
+    concrete = np.full(100, 0.01)
+    concrete[:7] = [0.29, 0.43, 0.35, 0.34, 0.36, 0.27, 0.08]
+    concrete[-4:] = [0.23, 0.29, 0.22, 0.14]
+    counts = np.rint(concrete * 100).astype(int)
+    with pytest.warns(TomosegWarning, match=r"slices z 0-5 and 96-98 are up to 43% objects.*--roi 6:96,:,:"):
+        assert check_flooding(store, 127, "p.zarr", counts)["flooded_slices"] == [[0, 6], [96, 99]]
+    porous = np.random.default_rng(0).uniform(0.1, 0.2, 100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert check_flooding(store, 127, "p.zarr", np.rint(porous * 100).astype(int))["flooded_slices"] == []
+    one = np.full(100, 0.01)
+    one[1] = 0.43
+    # one slice, next to the end: the end slice itself may be less flooded, so the ROI cuts through it
+    with pytest.warns(TomosegWarning, match=r"slice z 1 is up to 43% objects.*floods it.*--roi 2:100,:,:"):
+        check_flooding(store, 127, "p.zarr", np.rint(one * 100).astype(int))
+    one[1], one[50] = 0.01, 0.43
+    with pytest.warns(TomosegWarning, match=r"slice z 50 is") as caught:  # in the middle: no ROI to suggest
+        check_flooding(store, 127, "p.zarr", np.rint(one * 100).astype(int))
+    assert "--roi" not in str(caught[0].message)
 
 
 def test_object_counts_from_the_done_markers_equal_the_output(tmp_path, random_model_path):

@@ -16,6 +16,7 @@ from ..errors import warn
 VOXEL_RATIO = 1.5        # warn beyond this factor between the data's and the model's voxel size
 FLOOD_FRACTION = 0.30    # warn when more than this share of the (sampled) voxels are objects
 FLOOD_SLICE_FRACTION = 0.40  # ... or of a z slice
+FLOOD_SLICE_FLOOR, FLOOD_SLICE_RATIO = 0.15, 5.0  # ... or a slice over 15 % with 5x the median slice's share
 FINE_TUNE = ("fine-tune on a few annotated slices of your data (README, 'Fine-tune on your own data'; "
              "configs/train-own-data.yaml)")
 
@@ -69,15 +70,24 @@ def object_fraction(store, threshold: int, max_chunks: int = 64) -> float:
     return above / max(total, 1)
 
 
-def flooded_slices(fractions, limit: float = FLOOD_SLICE_FRACTION) -> list[tuple[int, int]]:
-    """Runs of z slices whose object fraction exceeds ``limit``, as ``(first, stop)`` pairs.
+def flooded_slices(fractions, limit: float = FLOOD_SLICE_FRACTION, *, floor: float = FLOOD_SLICE_FLOOR,
+                   ratio: float = FLOOD_SLICE_RATIO) -> list[tuple[int, int]]:
+    """Runs of z slices that are flooded, as ``(first, stop)`` pairs: slices whose object fraction exceeds
+    ``limit``, or exceeds ``floor`` and ``ratio`` times the median slice's (a porous sample with a fifth of
+    every slice in pores is not flooded; a dark end slice at 30 % among slices at 1 % is).
 
     Examples
     --------
     >>> flooded_slices([0.6, 0.5, 0.01, 0.0, 0.02, 0.7])
     [(0, 2), (5, 6)]
+    >>> flooded_slices([0.3, 0.2, 0.01, 0.02, 0.01, 0.03])   # the dark ends of a cone-beam scan
+    [(0, 2)]
+    >>> flooded_slices([0.18, 0.12, 0.2, 0.1, 0.15, 0.19])   # a porous sample: no slice stands out
+    []
     """
-    above = np.concatenate([[False], np.asarray(fractions) > limit, [False]])
+    f = np.asarray(fractions, np.float64)
+    flooded = (f > limit) | ((f > floor) & (f > ratio * np.median(f))) if f.size else f > limit
+    above = np.concatenate([[False], flooded, [False]])
     edges = np.flatnonzero(np.diff(above.astype(np.int8)))
     return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
 
@@ -113,15 +123,20 @@ def check_flooding(store, threshold: int, where, objects_per_slice=None) -> dict
         named = "z " + (" and ".join(parts) if len(parts) <= 2 else ", ".join(parts))
         worst = max(float(per_slice[a:b].max()) for a, b in runs)
         rest = float(per_slice[inside].mean()) if inside.any() else 0.0
+        one = len(runs) == 1 and runs[0][1] - runs[0][0] == 1
+        those, them = ("that slice", "it") if one else ("those slices", "them")
         hint = ""
-        if inside.any():
-            keep = np.flatnonzero(inside)
-            if all(a == 0 or b == shape[0] for a, b in runs):  # only at the ends: the ROI that leaves them out
-                hint = (f" If those slices hold no sample (the dark ends of a cone-beam scan), leave them out with "
-                        f"--roi {keep[0]}:{keep[-1] + 1},:,:.")
-        warn(f"{where}: slices {named} are up to {worst:.0%} objects (the other slices {rest:.1%} on average): "
-             f"the model floods them, where the data probably differ from its training data.{hint} Check the "
-             f"result there; objects counted in those slices are not to be trusted")
+        depth, margin = shape[0], max(2, shape[0] // 50)  # an end slice itself may be less flooded than the next
+        head = [b for a, b in runs if a <= margin]
+        tail = [a for a, b in runs if b >= depth - margin]
+        lo, hi = max(head, default=0), min(tail, default=depth)
+        if len(head) + len(tail) == len(runs) and lo < hi:  # only at the ends: the ROI that leaves them out
+            hint = (f" If {those} hold{'s' if one else ''} no sample (the dark ends of a cone-beam scan), leave "
+                    f"{them} out with --roi {lo}:{hi},:,:.")
+        subject = f"slice {named} is" if one else f"slices {named} are"
+        warn(f"{where}: {subject} up to {worst:.0%} objects (the other slices {rest:.1%} on average): the model "
+             f"floods {them}, where the data probably differ from its training data.{hint} Check the result there; "
+             f"objects counted in {those} are not to be trusted")
     return {"object_fraction": round(fraction, 6), "counted_from": method,
             "flooded_slices": [[a, b] for a, b in runs]}
 

@@ -148,6 +148,17 @@ class TileJob:
     threshold: int
     work: str
     write_mask: bool
+    keep: tuple | None = None   # --roi: ((z0, z1), (y0, y1), (x0, x1)); probability 0 outside it
+
+
+def _outside_zeroed(p8: np.ndarray, core: tuple, keep) -> np.ndarray:
+    """The core's map with voxels outside the box ``keep`` set to 0 (``p8`` itself where all are inside)."""
+    inside = tuple(slice(max(lo - c.start, 0), max(min(hi, c.stop) - c.start, 0)) for c, (lo, hi) in zip(core, keep))
+    if all(s.start == 0 and s.stop == c.stop - c.start for s, c in zip(inside, core)):
+        return p8
+    out = np.zeros_like(p8)
+    out[inside] = p8[inside]
+    return out
 
 
 _BACKENDS: dict = {}
@@ -181,6 +192,8 @@ def run_tiles(job: TileJob, tiles: list[Tile], backend=None, progress=None) -> i
         return read_padded(source, tile.read, job.shape, job.tiling.pad_mode)
 
     def write(tile, p8):
+        if job.keep is not None:
+            p8 = _outside_zeroed(p8, tile.core, job.keep)
         prob_arr[tile.core] = p8
         above = p8 > job.threshold
         if mask_arr is not None:
@@ -345,7 +358,8 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
     job = TileJob(volume=volume, shape=volume.shape, model_path=str(work / "model.safetensors"),
                   model_sha256=fingerprint["model_sha256"] or "in-memory", stats=stats, tiling=options.tiling,
                   backend=options.backend, threshold=options.threshold, work=str(work),
-                  write_mask=bool(mask_output))
+                  write_mask=bool(mask_output),
+                  keep=tuple((b.start, b.stop) for b in sample.box) if options.roi is not None and sample.box else None)
     if bar is not None:
         bar.reset(total=volume.size)
         bar.set_description("segment")
