@@ -106,3 +106,21 @@ def test_segment_cli_takes_a_shipped_models_name(tmp_path):
         assert record["shipped"] == name  # the provenance says which shipped model made the map
     assert record["recipe"] == "configs/default-model.yaml"
     assert not np.array_equal(outs["v1"], outs["default"])  # two models, two maps
+
+
+def test_info_describes_a_model_by_name_or_file(tmp_path, capsys, tiny_model_factory):
+    from tomoseg.cli import main
+
+    assert main(["info", "default", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["shipped"] == "default" and info["parameters"] == 366_593 and info["threshold"] == 127
+    assert info["held_out"]["mean"]["recall"] > 0 and "config" not in info["training"]
+    assert main(["info", "v1"]) == 0
+    out = capsys.readouterr().out
+    assert "(shipped: v1)" in out and "366,593 parameters" in out and "1200 steps" in out
+    own = tmp_path / "mine.safetensors"
+    shutil.copyfile(tiny_model_factory(2), own)
+    assert main(["info", str(own)]) == 0
+    assert "2 levels" in capsys.readouterr().out
+    assert main(["info", str(tmp_path / "missing.safetensors")]) == 1
+    assert "not found" in capsys.readouterr().err

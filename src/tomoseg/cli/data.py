@@ -36,16 +36,60 @@ def sample_statistics(vol, max_voxels: int = 8_000_000) -> dict:
 
 @command("info")
 def _info(sub):
-    p = sub.add_parser("info", help="describe a volume: shape, type, chunks, voxel size, value range",
-                       description="Describe a volume without reading all of it.")
-    p.add_argument("volume", help="file, folder of slices, or file.h5:/dataset")
+    p = sub.add_parser("info", help="describe a volume (shape, type, chunks, voxel size, value range) or a model",
+                       description="Describe a volume without reading all of it; or a model: a .safetensors file "
+                                   "or a shipped model's name (default, v1).")
+    p.add_argument("volume", help="file, folder of slices, or file.h5:/dataset; or a model (.safetensors, default, v1)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     voxel_size_arg(p)
     p.set_defaults(run=_run_info)
 
 
-def _run_info(args) -> int:
+def _is_model(arg: str) -> bool:
+    from ..shipped import SHIPPED_MODELS
 
+    path = Path(arg)
+    return path.suffix == ".safetensors" or (arg in SHIPPED_MODELS and not path.exists())
+
+
+def _model_info(arg: str, as_json: bool) -> int:
+    """What a model file says about itself: architecture, the data it expects, how it was trained and scored."""
+    import tomoseg
+    from ..shipped import model_path, shipped_name
+
+    model = tomoseg.load_model(arg)
+    meta = {k: v for k, v in model.metadata.items() if k != "input_histogram"}
+    training = {k: v for k, v in (meta.get("training") or {}).items() if k != "config"}
+    total, trainable = tomoseg.count_parameters(model)
+    info = {"path": str(model_path(arg)), "shipped": shipped_name(model.sha256), "sha256": model.sha256,
+            "parameters": total, "trainable_parameters": trainable, **meta, "training": training}
+    if as_json:
+        print(json.dumps(info))
+        return 0
+    arch, tr, held = meta["architecture"], meta.get("trained_on") or {}, meta.get("held_out") or {}
+    lines = [
+        f"path          {info['path']}" + (f"  (shipped: {info['shipped']})" if info["shipped"] else ""),
+        f"network       3D U-Net, {arch['levels']} levels, base {arch['base_features']} features; "
+        f"{total:,} parameters ({trainable:,} trainable)",
+        "expects       " + ("whole-volume" if meta["normalization"].get("scope") == "whole-volume" else "per-patch")
+        + " z-scored gray values; voxel size "
+        + (" × ".join(f"{v:g}" for v in meta["voxel_size_nm"]) + " nm" if meta.get("voxel_size_nm") else "unknown"),
+        f"threshold     {meta['threshold']} (of 255)",
+    ]
+    if training:
+        lines.append(f"trained       {training.get('step', '?')} steps" + (f", recipe {training['recipe']}"
+                     if training.get("recipe") else "") + (f", on {tr.get('gpu') or tr.get('device')}" if tr else ""))
+    if held.get("mean"):
+        m = held["mean"]
+        lines.append(f"held-out      voxel recall {m['recall']:.3f}, precision {m['precision']:.3f}, "
+                     f"object F1 {m['object_f1']:.3f} (mean of {held.get('benchmark', 'the benchmark')})")
+    print("\n".join(lines))
+    return 0
+
+
+def _run_info(args) -> int:
+    if _is_model(args.volume):
+        return _model_info(args.volume, args.json)
     with open_volume(args.volume, voxel_size=checked_voxel_size(args.voxel_size)) as vol:
         stats = sample_statistics(vol)
         file, _ = split_dataset(args.volume)
