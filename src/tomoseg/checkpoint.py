@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from ._version import __version__
 from .errors import TomosegError
 from .model import UNet3D, build_model
-from .shipped import SHIPPED_MODELS, default_model_path, model_path  # noqa: F401 (re-exported)
+from .shipped import default_model_path, model_path, names_shipped_model  # noqa: F401 (re-exported)
 
 FORMAT = "tomoseg-model"
 FORMAT_VERSION = 1
@@ -188,7 +188,7 @@ def load_model(path=None, *, device: str | torch.device = "cpu") -> UNet3D:
         For a pickle, a damaged file, an architecture out of limits, tensors that do not fit the
         architecture, or NaN weights.
     """
-    named = path is None or (str(path) in SHIPPED_MODELS and not Path(path).exists())
+    named = names_shipped_model(path)
     path = model_path(path)
     if named and not path.exists():
         raise TomosegError(f"no shipped model {path.stem!r} is installed with this tomoseg; pass --model PATH")

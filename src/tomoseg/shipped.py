@@ -16,16 +16,19 @@ def default_model_path() -> Path:
     return Path(str(resources.files("tomoseg") / "weights" / "default.safetensors"))
 
 
+def names_shipped_model(model) -> bool:
+    """Whether a ``--model`` value names a shipped model (None, ``default``, ``v1``) rather than a file: a file of
+    the same name in the working folder wins over the name."""
+    return model is None or (str(model) in SHIPPED_MODELS and not Path(model).exists())
+
+
 def model_path(model=None) -> Path:
     """The file a ``--model`` value names: None or ``default`` is the shipped default, another name of
     :data:`SHIPPED_MODELS` (``v1``) a model shipped beside it, anything else a path. A file of the same name
     in the working folder wins over a shipped name."""
-    if model is None:
-        return default_model_path()
-    path = Path(model)
-    if str(model) in SHIPPED_MODELS and not path.exists():
-        return default_model_path().with_name(f"{model}.safetensors")
-    return path
+    if not names_shipped_model(model):
+        return Path(model)
+    return default_model_path().with_name(f"{model or 'default'}.safetensors")
 
 
 @lru_cache(maxsize=None)

@@ -46,10 +46,9 @@ def _info(sub):
 
 
 def _is_model(arg: str) -> bool:
-    from ..shipped import SHIPPED_MODELS
+    from ..shipped import names_shipped_model
 
-    path = Path(arg)
-    return path.suffix == ".safetensors" or (arg in SHIPPED_MODELS and not path.exists())
+    return Path(arg).suffix == ".safetensors" or names_shipped_model(arg)
 
 
 def _model_info(arg: str, as_json: bool) -> int:
