@@ -176,3 +176,31 @@ def test_a_work_folder_cut_into_other_chunks_is_not_resumed(tmp_path, random_mod
 
     with pytest.raises(TomosegError, match="chunk"):
         engine.segment(src, out, model=random_model_path, options=replace(opts, resume=True), progress=False)
+
+
+@pytest.mark.parametrize("shape,tile,workers", [((64, 512, 512), 64, 2), ((64, 512, 512), 64, 1),
+                                                ((64, 512, 512), 64, 40), ((200, 300, 700), 64, 3),
+                                                ((64, 64, 512), 64, 4), ((32, 32, 32), 64, 2)])
+def test_dask_tasks_are_runs_of_consecutive_tiles_covering_every_tile_once(shape, tile, workers):
+    """Tasks are runs of consecutive tiles (they share the chunk cache and a GPU batch): whole rows along x, or
+    a part of one row; they cover the tiles once, in order, and there are about 4 per worker."""
+    from tomoseg.inference.distributed import task_batches
+
+    tiles = tile_grid(shape, TilingConfig(tile_size=tile, halo=16), 8)
+    batches = task_batches(tiles, workers)
+    assert [t.index for b in batches for t in b] == [t.index for t in tiles]
+
+    def row(t):
+        return tuple((s.start, s.stop) for s in t.core[:2])
+
+    rows = {}
+    for t in tiles:
+        rows.setdefault(row(t), []).append(t.index)
+    for batch in batches:
+        in_rows = {row(t) for t in batch}
+        whole = [i for r in sorted(in_rows, key=lambda r: rows[r][0]) for i in rows[r]]
+        assert [t.index for t in batch] == whole or len(in_rows) == 1  # whole rows, or a run within one row
+    want = min(len(tiles), 4 * workers)
+    assert want <= len(batches) <= want + len(rows)
+    if len(rows) >= want:
+        assert len(batches) == want

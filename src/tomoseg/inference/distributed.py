@@ -1,7 +1,8 @@
 """Scale-out: the same tile function on a Dask distributed cluster, writing into a shared Zarr store.
 
-Each task computes a few tiles and writes their cores (whole output chunks, so
-tasks never write the same chunk). A task lost with its worker is run again
+Each task computes a run of consecutive tiles (:func:`task_batches`: whole rows along x, or parts of one) and
+writes their cores (whole output chunks, so tasks never write the same chunk). Within a task the windows
+share the chunk cache and, on a GPU, are batched, as in a single-process run. A task lost with its worker is run again
 elsewhere (Dask reschedules it), and since a tile's result depends only on its
 input, the output is byte-identical to a single-process run. The work folder
 must be on a file system that every worker sees.
@@ -16,9 +17,14 @@ from ..errors import TomosegError
 
 def _run_batch(job, tiles, gpus: int | None = None) -> int:
     from dataclasses import replace
+    from pathlib import Path
 
     from .engine import run_tiles
 
+    done = Path(job.work) / "done"
+    tiles = [t for t in tiles if not (done / str(t.index)).exists()]  # a task run again after its worker was lost
+    if not tiles:
+        return 0
     if gpus:
         from dask.distributed import get_worker
 
@@ -37,8 +43,48 @@ def gpu_of_worker(name, gpus: int) -> str:
     return f"cuda:{index % gpus}"
 
 
+def task_batches(tiles, workers: int, tasks_per_worker: int = 4) -> list[list]:
+    """``tiles`` (in z, y, x order) cut into the tasks of a cluster of ``workers``: about ``tasks_per_worker``
+    tasks per worker (so that no worker idles long while another finishes), each a run of consecutive tiles.
+    Consecutive tiles share input chunks (their halos; whole slices for a folder of TIFF slices), and a task
+    reads its windows through one chunk cache and, on a GPU, batches them, as a single process does. Tasks are
+    whole rows of tiles along x where there are enough rows, else parts of rows.
+
+    Examples
+    --------
+    >>> from tomoseg.inference.tiling import TilingConfig, tile_grid
+    >>> tiles = tile_grid((64, 512, 512), TilingConfig(tile_size=64, halo=16), 8)
+    >>> [len(b) for b in task_batches(tiles, workers=1)]  # 8 rows of 8 tiles, two rows a task
+    [16, 16, 16, 16]
+    >>> [len(b) for b in task_batches(tiles, workers=2)]  # a row a task
+    [8, 8, 8, 8, 8, 8, 8, 8]
+    >>> [len(b) for b in task_batches(tiles[:8], workers=2)]  # one row: split in 8
+    [1, 1, 1, 1, 1, 1, 1, 1]
+    """
+    rows: list[list] = []
+    for tile in tiles:
+        if rows and rows[-1][-1].core[:2] == tile.core[:2]:
+            rows[-1].append(tile)
+        else:
+            rows.append([tile])
+    want = min(len(tiles), max(1, int(workers)) * tasks_per_worker)
+    if len(rows) >= want:  # consecutive whole rows, about len(tiles) / want tiles a task
+        batches: list[list] = [[] for _ in range(want)]
+        seen = 0
+        for row in rows:
+            batches[min(want - 1, seen * want // len(tiles))] += row
+            seen += len(row)
+        return [b for b in batches if b]
+    parts = -(-want // len(rows))
+    batches = []
+    for row in rows:
+        size = -(-len(row) // min(parts, len(row)))
+        batches += [row[i:i + size] for i in range(0, len(row), size)]
+    return batches
+
+
 def run_distributed(job, tiles, *, workers: int | None = None, scheduler: str | None = None, progress=None,
-                    tiles_per_task: int = 1, gpus: int | None = None) -> None:
+                    gpus: int | None = None) -> None:
     """Run ``tiles`` on a cluster: an existing one (``scheduler``) or a local one of ``workers`` processes;
     with ``gpus``, one local worker per GPU, each on its own device."""
     try:
@@ -64,7 +110,8 @@ def run_distributed(job, tiles, *, workers: int | None = None, scheduler: str | 
                                env={"TOMOSEG_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)})
         client = Client(cluster)
     try:
-        batches = [tiles[i:i + tiles_per_task] for i in range(0, len(tiles), tiles_per_task)]
+        n_workers = workers or len(client.scheduler_info().get("workers", {})) or 1
+        batches = task_batches(tiles, n_workers)
         futures = client.map(_run_batch, [job] * len(batches), batches, [gpus] * len(batches), pure=False,
                              retries=3)
         sizes = {f.key: sum(_voxels(t) for t in b) for f, b in zip(futures, batches)}
