@@ -127,5 +127,8 @@ def test_no_cache_where_a_row_of_windows_does_not_fit_in_a_quarter_of_the_free_m
         class Short:
             available = 4 * cache.max_bytes - 4  # a quarter of it is just too small: LRU would only thrash
 
+        # a Dask worker's memory limit bounds it too, however much the machine has free
+        assert _cached(vol, tiles, vol.shape, memory=4 * cache.max_bytes) is not vol
+        assert _cached(vol, tiles, vol.shape, memory=4 * cache.max_bytes - 4) is vol
         monkeypatch.setattr(psutil, "virtual_memory", lambda: Short)
         assert _cached(vol, tiles, vol.shape) is vol

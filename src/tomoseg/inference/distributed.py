@@ -25,11 +25,14 @@ def _run_batch(job, tiles, gpus: int | None = None) -> int:
     tiles = [t for t in tiles if not (done / str(t.index)).exists()]  # a task run again after its worker was lost
     if not tiles:
         return 0
-    if gpus:
-        from dask.distributed import get_worker
+    from dask.distributed import get_worker
 
-        job = replace(job, backend=replace(job.backend, device=gpu_of_worker(get_worker().name, gpus)))
-    return run_tiles(job, tiles)
+    worker = get_worker()
+    if gpus:
+        job = replace(job, backend=replace(job.backend, device=gpu_of_worker(worker.name, gpus)))
+    # the chunk cache stays within this worker's share of the node's memory, not the node's
+    limit = getattr(getattr(worker, "memory_manager", None), "memory_limit", None)
+    return run_tiles(job, tiles, memory=limit)
 
 
 def gpu_of_worker(name, gpus: int) -> str:

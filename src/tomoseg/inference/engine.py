@@ -172,12 +172,13 @@ def _backend_for(job: TileJob):
     return _BACKENDS[key]
 
 
-def run_tiles(job: TileJob, tiles: list[Tile], backend=None, progress=None) -> int:
+def run_tiles(job: TileJob, tiles: list[Tile], backend=None, progress=None, memory: int | None = None) -> int:
     """Compute ``tiles`` and write their cores; a tile counts as done once its marker file exists.
 
     Reader threads read windows ahead (``backend.readers`` of them), the backend turns the stream of raw
     windows into uint8 cores (``backend.run_windows``, see :mod:`.backends`), writer threads write the cores
-    and the done markers: reading, computing and writing overlap.
+    and the done markers: reading, computing and writing overlap. ``memory``: the bytes this process may use
+    (a Dask worker's limit; default: the machine's available memory), which bounds the chunk cache.
     """
     import zarr
 
@@ -186,7 +187,7 @@ def run_tiles(job: TileJob, tiles: list[Tile], backend=None, progress=None) -> i
     prob_arr = zarr.open_array(str(work / "prob.zarr"), path="0", mode="r+")
     mask_arr = zarr.open_array(str(work / "mask.zarr"), path="0", mode="r+") if job.write_mask else None
     readers = max(1, int(getattr(backend, "readers", 1)))
-    source = _cached(job.volume, tiles, job.shape)
+    source = _cached(job.volume, tiles, job.shape, memory)
 
     def read(tile):
         return read_padded(source, tile.read, job.shape, job.tiling.pad_mode)
@@ -229,7 +230,7 @@ class _Stream:
         return self._length
 
 
-def _cached(volume, tiles: list[Tile], shape):
+def _cached(volume, tiles: list[Tile], shape, memory: int | None = None):
     """The volume to read windows from: through a :class:`~tomoseg.io.blocks.ChunkCache` where it is stored in
     chunks that neighbouring windows share (Zarr, chunked HDF5, a folder of slices) and a quarter of the free
     memory holds the chunks of one row of windows (then each chunk is decompressed or read once); else the
@@ -248,6 +249,8 @@ def _cached(volume, tiles: list[Tile], shape):
         free = psutil.virtual_memory().available
     except Exception:  # noqa: BLE001 - no figure: assume a modest machine
         free = 8 << 30
+    if memory:
+        free = min(free, int(memory))
     budget = int(1.25 * row)
     return ChunkCache(volume, chunks, max_bytes=budget) if budget <= free // 4 else volume
 
