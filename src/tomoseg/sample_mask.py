@@ -8,11 +8,12 @@ equals a whole-volume pass there.
 Three sources of a mask:
 
 - :func:`auto_sample_mask` (the default): a low-resolution pass. One slice per block of ``factor`` slices,
-  averaged in ``factor`` x ``factor`` blocks, smoothed, split by Otsu's threshold, holes filled slice by slice;
-  the union over z of these slices (a prism along z), grown by ``margin`` voxels (default: the halo). The prism
-  never skips along z: dark end slices (cone-beam CT of concrete), or pores that reach the surface in some
-  slices, cannot remove sample. Where the split is not clear (Otsu's between-class share of the variance below
-  ``min_separation``) or the sample fills nearly the whole field of view, the mask is "all sample".
+  averaged in ``factor`` x ``factor`` blocks, smoothed within the slice, split by Otsu's threshold; the union
+  over z of these slices with its holes filled (a prism along z), grown by ``margin`` voxels (default: the
+  halo). The prism never skips along z: dark end slices (cone-beam CT of concrete), or pores that reach the
+  surface in some slices, cannot remove sample. Where the split is not clear (Otsu's between-class share of
+  the variance below ``min_separation``) or the sample fills nearly the whole field of view, the mask is "all
+  sample".
 - :func:`file_sample_mask`: a user's mask volume of the same shape (nonzero = sample).
 - :func:`roi_sample_mask`: a box ``z0:z1,y0:y1,x0:x1`` (Python slices; empty ends mean the volume's ends).
 
@@ -96,7 +97,9 @@ def all_sample(shape, reason: str = "off", factor: int = 8) -> SampleMask:
 
 def otsu(values: np.ndarray, bins: int = 256) -> tuple[float, float]:
     """Otsu's threshold of ``values`` and its separation: the between-class share of the variance (0–1)."""
-    values = np.asarray(values, np.float64).ravel()
+    values = np.asarray(values)
+    if values.dtype.kind != "f":
+        values = values.astype(np.float64)
     lo, hi = float(values.min()), float(values.max())
     if hi <= lo:
         return lo, 0.0
@@ -109,7 +112,7 @@ def otsu(values: np.ndarray, bins: int = 256) -> tuple[float, float]:
     m1 = (s0[-1] - s0) / np.maximum(w1, 1)
     between = w0 * w1 * (m0 - m1) ** 2 / w0[-1] ** 2
     i = int(np.argmax(between[:-1]))
-    return float(edges[i + 1]), float(between[i] / values.var())
+    return float(edges[i + 1]), float(between[i] / values.var(dtype=np.float64))
 
 
 class LowResolution:
@@ -218,17 +221,16 @@ def auto_sample_mask(volume, *, margin: int = 48, factor: int | None = None, min
     else:
         factor = factor or mask_factor(shape)
         low = _downsample(volume, factor)
-    smooth = ndimage.gaussian_filter(low, 1.0)
+    smooth = ndimage.gaussian_filter(low, (0, 1.0, 1.0))  # within slices: they lie ``factor`` apart
     threshold, separation = otsu(smooth)
     base = {"method": "auto", "otsu_threshold": round(threshold, 3), "separation": round(separation, 3),
             "margin": int(margin)}
     if separation < min_separation:
         return _make(np.ones(low.shape, bool), factor, shape,
                      {**base, "fallback": f"no clear background (separation {separation:.2f} < {min_separation})"})
-    foreground = smooth > threshold
-    for i in range(foreground.shape[0]):
-        foreground[i] = ndimage.binary_fill_holes(foreground[i])
-    footprint = ndimage.binary_fill_holes(foreground.any(axis=0))
+    # holes filled once, in the union over z: filling each slice first would add nothing (a hole of one slice
+    # is enclosed by that slice's sample, which the union holds)
+    footprint = ndimage.binary_fill_holes((smooth > threshold).any(axis=0))
     if not footprint.any():
         return _make(np.ones(low.shape, bool), factor, shape, {**base, "fallback": "no sample found"})
     grow = math.ceil(margin / factor) + 1  # + 1 block: a block half on the sample may average below the threshold

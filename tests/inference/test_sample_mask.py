@@ -42,6 +42,22 @@ def test_auto_mask_never_skips_dark_end_slices(pillar):
     np.testing.assert_array_equal(m.low[0], m.low[m.low.shape[0] // 2])
 
 
+@pytest.mark.parametrize("gap", [False, True])
+def test_auto_mask_keeps_the_inside_of_a_hollow_sample(rng, gap):
+    """A tube (a dark core inside the sample's wall) is sample inside too; with ``gap``, each slice's wall has
+    an opening at another angle, so no one slice encloses the core but the slices together do."""
+    z, y, x = np.mgrid[:32, :160, :160]
+    r, angle = np.hypot(y - 80, x - 80), np.arctan2(y - 80, x - 80)
+    wall = (r > 40) & (r < 60)
+    if gap:
+        wall &= np.abs(np.angle(np.exp(1j * (angle - z * 2 * np.pi / 32)))) > 0.3
+    image = (20 + 180 * wall + rng.normal(0, 5, wall.shape)).clip(0, 255).astype(np.uint8)
+    m = auto_sample_mask(image, margin=8)
+    assert m.record["fallback"] is None
+    assert m.touches((slice(0, 32), slice(78, 82), slice(78, 82)))  # the core
+    assert not m.touches((slice(0, 32), slice(0, 8), slice(0, 8)))  # the corners are not
+
+
 @pytest.mark.parametrize("kind", ["noise", "no background"])
 def test_auto_mask_falls_back_to_all_sample(rng, kind):
     if kind == "noise":
