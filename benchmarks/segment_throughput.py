@@ -9,7 +9,11 @@ Rows, each timed from the input file to the output file(s) (read, normalize, inf
   the tuning (seconds per window shape) gains per window;
 - ``tomoseg CLI``: ``python -m tomoseg segment IN OUT`` in a subprocess: process start, imports, model
   load and compile (from the on-disk cache after the first run) included;
+- ``tomoseg --gpus 1`` (a GPU only): the tiles as Dask tasks on a local cluster of one GPU worker, the
+  cluster's and the worker's start included;
 - ``paper-style pass``: one PyTorch pass over the whole volume, as the paper's code predicts a region;
+- ``paper-style pass as a script``: the same in a fresh process (Python, PyTorch's import, the model), as a
+  user runs it: the reference for the CLI row, both with their process start;
 - ``MONAI``: ``sliding_window_inference`` (roi 128^3, overlap 0.25, gaussian blending).
 
 On the CPU the volumes are 128x512x512 and 128x256x256 (``--quick``: 64x256x256 and one run); on a GPU
@@ -49,13 +53,16 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _report import emit_section  # noqa: E402
 
-METHODS = ["tomoseg", "tomoseg-nomask", "tomoseg-tuned", "tomoseg-cli", "tomoseg-cli-tuned", "paper", "monai"]
-TUNED = {"tomoseg-tuned", "tomoseg-cli-tuned"}  # cuDNN's autotuning on: rows for a GPU only
+METHODS = ["tomoseg", "tomoseg-nomask", "tomoseg-tuned", "tomoseg-cli", "tomoseg-cli-tuned", "tomoseg-gpus",
+           "paper", "paper-script", "monai"]
+GPU_ONLY = {"tomoseg-tuned", "tomoseg-cli-tuned", "tomoseg-gpus"}  # cuDNN's autotuning, --gpus: rows for a GPU
 LABELS = {"tomoseg": "tomoseg (defaults)", "tomoseg-nomask": "tomoseg, no sample mask",
           "tomoseg-tuned": "tomoseg, no sample mask, cuDNN autotuning on",
           "tomoseg-cli": "tomoseg CLI (process start included)",
           "tomoseg-cli-tuned": "tomoseg CLI, cuDNN autotuning on (TOMOSEG_CUDNN_BENCHMARK=1)",
+          "tomoseg-gpus": "tomoseg --gpus 1 (a local Dask cluster of one GPU worker; its start included)",
           "paper": "paper-style whole-volume pass",
+          "paper-script": "paper-style pass as a script (process start included: Python, PyTorch, the model)",
           "monai": "MONAI sliding_window_inference"}
 CPU_SHAPES = [(128, 512, 512), (128, 256, 256)]
 GPU_SHAPES = [(256, 1024, 1024)]
@@ -231,6 +238,43 @@ def run_cli(src, out, device, tile_size=None, env_extra=None) -> dict:
     return {"rss_mib": rss.mib}
 
 
+PAPER_SCRIPT = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import tomoseg
+from segment_throughput import run_paper
+src, out, device, model = sys.argv[2:6]
+run_paper(src, out, tomoseg.load_model(model or None).to(device).eval(), device)
+"""
+
+
+def run_paper_script(src, out, device, model_path=None) -> dict:
+    """The paper-style pass as a user runs a script of it: a fresh process that imports PyTorch, loads the model,
+    reads, normalizes, runs the whole volume and writes (the caller times it); returns its peak RSS in MiB."""
+    cmd = [sys.executable, "-c", PAPER_SCRIPT, str(Path(__file__).parent), str(src), str(out), device,
+           model_path or ""]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [str(Path(__file__).resolve().parents[1] / "src"),
+                                                    env.get("PYTHONPATH", "")] if p)
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    with PeakRSS(proc.pid) as rss:
+        _, err = proc.communicate()
+    if proc.returncode:
+        raise RuntimeError(f"paper-style script failed ({proc.returncode}): {err[-2000:]}")
+    return {"rss_mib": rss.mib}
+
+
+def run_tomoseg_gpus(src, out, model, device, tile_size=None) -> dict:
+    """``segment`` with ``--gpus 1``: the tiles as Dask tasks on a local cluster of one GPU worker."""
+    from dataclasses import replace
+
+    from tomoseg.inference import segment
+
+    options = replace(_segment_options(device, tile_size, None), gpus=1)
+    record = segment(src, out, model=model, options=options, progress=False)
+    return {"stages": record.get("timings_s")}
+
+
 def make_input(shape, kind: str, folder: Path):
     """The input volume (Zarr) and the sample (the phantom's pillar) to judge exactness inside it."""
     import tomoseg
@@ -265,7 +309,9 @@ def bench_shape(shape, device, methods, repeats, args, folder: Path) -> list[dic
         "tomoseg-tuned": lambda out: run_tomoseg(src, out, path, device, tile, "off", tuned=True),
         "tomoseg-cli": lambda out: run_cli(src, out, device, tile),
         "tomoseg-cli-tuned": lambda out: run_cli(src, out, device, tile, {"TOMOSEG_CUDNN_BENCHMARK": "1"}),
+        "tomoseg-gpus": lambda out: run_tomoseg_gpus(src, out, path, device, tile),
         "paper": lambda out: run_paper(src, out, model, device),
+        "paper-script": lambda out: run_paper_script(src, out, device, path),
         "monai": lambda out: run_monai(src, out, model, device),
     }
     if any(m.startswith("tomoseg") for m in methods):  # warm-up: fills the on-disk model cache
@@ -336,16 +382,20 @@ def table(rows, shape, device, repeats, args) -> str:
     else:
         where = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
     ref = next((r.get("ref") for r in rows if r.get("ref")), None)
+    script = "paper-script" in ok
     lines = [f"Volume {' x '.join(map(str, shape))} ({voxels / 1e6:.1f} Mvox), device `{device}`, {where}; "
              f"median of {repeats} interleaved run(s) in one process, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
              f"load average at the start {os.getloadavg()[0]:.1f}.", "",
-             "| method | seconds | Mvox/s | vs paper-style | vs MONAI | CPU s (vs paper-style) | peak host RSS (MiB) | "
+             "| method | seconds | Mvox/s | vs paper-style | " + ("vs paper-style script | " if script else "")
+             + "vs MONAI | CPU s (vs paper-style) | peak host RSS (MiB) | "
              + ("peak GPU (MiB) | " if gpu else "") + f"max diff vs {LABELS.get(ref, 'n/a')} (0-255): all / in sample |",
-             "|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if gpu else "") + "---:|"]
+             "|---|---:|---:|---:|" + ("---:|" if script else "") + "---:|---:|---:|" + ("---:|" if gpu else "")
+             + "---:|"]
     for r in rows:
         label = LABELS[r["method"]] + (f" ({r['note']})" if r.get("note") else "")
         if "failed" in r:
-            lines.append(f"| {label} | failed: {r['failed']} | | | | | |" + (" |" if gpu else "") + " |")
+            lines.append(f"| {label} | failed: {r['failed']} | | | | | |" + (" |" if gpu else "") + (" |" if script else "")
+                         + " |")
             continue
 
         def ratio(key):
@@ -353,7 +403,8 @@ def table(rows, shape, device, repeats, args) -> str:
 
         diff = f"{r['diff_all']} / {r['diff_sample']}" if "diff_all" in r else ""
         cpu_ratio = f" ({ok['paper']['cpu'] / r['cpu']:.2f}x)" if "paper" in ok else ""
-        lines.append(f"| {label} | {r['seconds']:.1f} | {r['mvox_s']:.2f} | {ratio('paper')} | {ratio('monai')} | "
+        lines.append(f"| {label} | {r['seconds']:.1f} | {r['mvox_s']:.2f} | {ratio('paper')} | "
+                     + (f"{ratio('paper-script')} | " if script else "") + f"{ratio('monai')} | "
                      f"{r['cpu']:.1f}{cpu_ratio} | {r['rss_mib']:.0f} | " + (f"{r['gpu_mib']:.0f} | " if gpu else "") + f"{diff} |")
     staged = [r for r in rows if r.get("stages")]
     if staged:
@@ -391,7 +442,7 @@ def main(argv=None) -> int:
     for device in devices:
         gpu = _cuda(device)
         methods = args.methods or [m for m in METHODS if not (args.quick and m == "monai")
-                                   and not (m in TUNED and not gpu)]  # cuDNN: the GPU only
+                                   and not (m in GPU_ONLY and not gpu)]
         if args.shapes:
             shapes = [tuple(int(v) for v in s.lower().split("x")) for s in args.shapes]
         elif args.quick:
