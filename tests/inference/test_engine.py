@@ -405,3 +405,22 @@ def test_the_cuda_pipeline_logic_runs_on_the_cpu(monkeypatch, random_model_path)
     for tile, core in backend.run_windows(_Stream(iter(readonly), len(readonly)), stats):
         out16[tile.core] = core
     assert np.array_equal(out16, out)
+
+
+@pytest.mark.parametrize("shape", [(9, 5, 7), (1, 3, 3), (4, 2, 2), (0, 3, 3), (130, 17, 3)])
+def test_sigmoid_to_uint8_in_slabs_equals_the_plain_operations(rng, shape):
+    """The OpenVINO path turns logits into 0-255 a few slices at a time; it must give the bytes of the plain
+    operations (exactness against the whole-volume pass rests on it), at the extremes and at 0.5 / 255 steps."""
+    from tomoseg.inference.backends import expit, sigmoid_uint8, to_uint8
+
+    logits = (rng.normal(0, 6, shape)).astype(np.float32)
+    flat = logits.reshape(-1)
+    special = np.array([0, -0.0, 1e-8, 88.7, -88.7, 1e30, -1e30, np.float32(np.log(127.5 / 127.5))], np.float32)
+    flat[:min(flat.size, special.size)] = special[:flat.size]
+    steps = np.log((np.arange(256) + 0.5) / (255 - np.arange(256) + 0.5)).astype(np.float32)  # near rounding ties
+    flat[special.size:special.size + steps.size] = steps[:max(0, flat.size - special.size)]
+    got = sigmoid_uint8(logits)
+    assert got.dtype == np.uint8 and got.shape == logits.shape
+    np.testing.assert_array_equal(got, to_uint8(expit(logits)))
+    view = logits[:, ::2]  # a non-contiguous core of a window, as the engine passes it
+    np.testing.assert_array_equal(sigmoid_uint8(view), to_uint8(expit(view)))
