@@ -54,7 +54,7 @@ def _variant(backend, variant: str):
 
 
 def measure(shape, tile: int, precision: str, device: str, repeats: int, model_path=None,
-            variant: str = "plain") -> dict:
+            variant: str = "plain", batch_limit: int | None = None) -> dict:
     import torch
 
     import tomoseg
@@ -69,6 +69,8 @@ def measure(shape, tile: int, precision: str, device: str, repeats: int, model_p
     raw = np.random.default_rng(0).integers(60, 200, window, dtype=np.uint8)
     stats = Stats(mean=128.0, std=40.0, voxels=raw.size, method="full")
     backend = _variant(CudaBackend(model, device=device, precision=precision), variant)
+    if batch_limit:  # at most this many windows a batch (segment: as many as fit, up to 8, balanced)
+        backend.batch_limit = batch_limit
     batch = backend.batch_limit_for(window, len(tiles))
 
     def pipeline():
@@ -132,6 +134,9 @@ def main(argv=None) -> int:
     ap.add_argument("--variants", nargs="+", default=["plain"],
                     choices=sorted(VARIANTS) + ["compile-channels-last"],
                     help="; ".join(f"{k}: {v}" for k, v in VARIANTS.items()))
+    ap.add_argument("--batches", type=int, nargs="+", default=[0],
+                    help="at most this many windows a batch, each a row (0: segment's choice). Whether one window a "
+                         "batch keeps the GPU as busy: smaller batches shorten the pipeline's fill and drain")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--dry-run", action="store_true", help="on the CPU, a tiny volume (checks the script)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "segment_gpu_tiles.md"))
@@ -152,11 +157,13 @@ def main(argv=None) -> int:
     for tile in args.tiles:
         for precision in args.precisions:
             for variant in args.variants:
-                try:
-                    rows.append(measure(shape, tile, precision, device, args.repeats, variant=variant))
-                except Exception as exc:  # out of memory, an index limit, a compiler missing: the others still count
-                    rows.append({"tile": tile, "precision": precision, "variant": variant,
-                                 "failed": f"{type(exc).__name__}: {exc}"[:120]})
+                for batch in args.batches:
+                    try:
+                        rows.append(measure(shape, tile, precision, device, args.repeats, variant=variant,
+                                            batch_limit=batch or None))
+                    except Exception as exc:  # out of memory, an index limit, a compiler missing: the others count
+                        rows.append({"tile": tile, "precision": precision, "variant": variant,
+                                     "failed": f"{type(exc).__name__}: {exc}"[:120]})
             if device == "cuda":
                 torch.cuda.empty_cache()  # the row's batch and model are gone: their memory back to the card
             print(rows[-1], flush=True)

@@ -4,7 +4,8 @@
 # Results land in $OUT (gpu-tests.txt, train_throughput-gpu.md, segment_pipeline.md, segment_gpu_tiles.md,
 # segment_throughput.md, segment_start.md, checks.log, bench.log). Time limit per part in seconds, 0 skips it:
 # T_TESTS, T_TRAIN, T_PIPE, T_TILES, T_SEG, T_START; SEG_REPEATS runs per row of segment_throughput (default 3);
-# TILES, VARIANTS (plain channels-last compile), PRECISIONS for the tile sweep.
+# TILES, VARIANTS (plain channels-last compile), PRECISIONS, BATCHES (windows a batch at most; 0: segment's
+# choice) for the tile sweep.
 #   OUT=/tmp/out bash benchmarks/device/gpu-checks.sh
 set -u
 if [ -d .whl ]; then
@@ -37,7 +38,7 @@ step "train throughput" "${T_TRAIN:-120}" bash -c "$PY benchmarks/train_throughp
 step "segment pipeline" "${T_PIPE:-90}" bash -c "$PY benchmarks/segment_pipeline.py --shapes 256x1024x1024 \
   --repeats 2 --readers 6 12 --out $OUT/segment_pipeline.md 2>>$OUT/bench.log | tail -6 | tee -a $OUT/checks.log"
 step "tile sweep" "${T_TILES:-0}" bash -c "$PY benchmarks/segment_gpu_tiles.py --tiles ${TILES:-192 256 384 512} \
-  --variants ${VARIANTS:-plain} --precisions ${PRECISIONS:-f32 bf16} \
+  --variants ${VARIANTS:-plain} --precisions ${PRECISIONS:-f32 bf16} --batches ${BATCHES:-0} \
   --out $OUT/segment_gpu_tiles.md 2>>$OUT/bench.log | tail -14 | tee -a $OUT/checks.log"
 step "segment start" "${T_START:-60}" bash -c "$PY benchmarks/segment_start.py --device cuda \
   --out $OUT/segment_start.md 2>>$OUT/bench.log | tail -14 | tee -a $OUT/checks.log"
