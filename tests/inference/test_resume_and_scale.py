@@ -126,3 +126,40 @@ def test_peak_memory_does_not_grow_with_volume_size(tmp_path, random_model_path)
         cache = _cached(vol, tile_grid(vol.shape, TilingConfig(tile_size=64, halo=16), 8), vol.shape)
         budget = cache.max_bytes / 2**20
     assert budget < 16 and rss["large"] < rss["small"] + 12 + budget, (rss, budget)
+
+
+def test_dask_progress_moves_tile_by_tile_within_tasks(tmp_path, random_model_path, small_phantom, monkeypatch):
+    """A Dask task holds a run of tiles; the bar follows the workers' done markers, not the tasks."""
+    from tomoseg.inference import distributed, engine
+
+    class Recorder:
+        def __init__(self, total):
+            self.total, self.n, self.updates = total, 0, []
+
+        def update(self, n):
+            self.n += n
+            self.updates.append(n)
+
+        def reset(self, total=None, desc=None):
+            self.total, self.n, self.updates = total or self.total, 0, []
+
+        def set_description(self, desc):
+            pass
+
+        def close(self):
+            pass
+
+    bars = []
+    monkeypatch.setattr(engine, "_progress_bar", lambda enabled, total: bars.append(Recorder(total)) or bars[-1])
+    monkeypatch.setattr(distributed._DoneWatcher, "interval", 0.02)
+    src = tmp_path / "in.zarr"
+    write_volume(str(src), small_phantom.image)
+    opts = SegmentOptions(workers=2, sample_mask="off", tiling=TilingConfig(tile_size=16, halo=8),
+                          backend=engine.BackendConfig(device="cpu", backend="torch"))
+    segment(src, tmp_path / "dask.zarr", model=random_model_path, options=opts, progress=True)
+    bar = bars[-1]
+    assert bar.n == small_phantom.image.size
+    tiles = engine.tile_grid(small_phantom.image.shape, opts.tiling, 8)
+    tasks = distributed.task_batches(tiles, 2)
+    assert len(tasks) < len(tiles) / 4  # tasks hold many tiles ...
+    assert len(bar.updates) > len(tasks) + 1  # ... and the bar moved more often than tasks finished

@@ -117,16 +117,57 @@ def run_distributed(job, tiles, *, workers: int | None = None, scheduler: str | 
         batches = task_batches(tiles, n_workers)
         futures = client.map(_run_batch, [job] * len(batches), batches, [gpus] * len(batches), pure=False,
                              retries=3)
-        sizes = {f.key: sum(_voxels(t) for t in b) for f, b in zip(futures, batches)}
-        for future in as_completed(futures):
-            future.result()
-            if progress is not None:
-                progress.update(sizes[future.key])
+        with _DoneWatcher(job.work, tiles, progress):
+            for future in as_completed(futures):
+                future.result()
     finally:
         if own_client:
             client.close()
         if cluster is not None:
             cluster.close()
+
+
+class _DoneWatcher:
+    """Moves ``progress`` tile by tile while a Dask run goes on: a task holds many tiles, so the bar follows the
+    done markers the workers write (on the shared work folder), looked at every ``interval`` seconds, not
+    the tasks."""
+
+    interval = 1.0
+
+    def __init__(self, work, tiles, progress):
+        import threading
+
+        self.folder = os.path.join(str(work), "done")
+        self.sizes = {t.index: _voxels(t) for t in tiles}
+        self.progress = progress
+        self.counted: set = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="tomoseg-done-watcher", daemon=True)
+
+    def _count(self) -> None:
+        try:
+            names = os.listdir(self.folder)
+        except OSError:
+            return
+        new = {int(n) for n in names if n.isdigit()} & self.sizes.keys() - self.counted
+        if new:
+            self.counted |= new
+            self.progress.update(sum(self.sizes[i] for i in new))
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._count()
+
+    def __enter__(self):
+        if self.progress is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.progress is not None:
+            self._stop.set()
+            self._thread.join()
+            self._count()
 
 
 def _existing_client(address: str):
