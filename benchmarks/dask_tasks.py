@@ -3,8 +3,9 @@
 Windows overlap by their halo, and a chunked input (a folder of TIFF slices, chunked HDF5, Zarr) decompresses a
 whole chunk for any voxel of it. In one process ``segment`` reads windows through a chunk cache that holds one
 row of windows, so each chunk is read about once. A Dask task that holds one tile has no neighbours to share a
-cache with: it reads every chunk its window touches. Tasks of a row of tiles (``task_batches``) share the cache
-within the row.
+cache with: it reads every chunk its window touches. Tasks of consecutive tiles (``task_batches``: whole rows
+along x, about four tasks per worker on a local cluster, at least one task per row on an existing one, whose
+workers may still be arriving) share the cache within the task.
 
 This runs the real tile grid, task cutting, chunk cache and padded reads of ``segment`` on a stand-in volume that
 only counts what is read (its voxels are a broadcast zero, so nothing is decompressed and no file is needed),
@@ -74,18 +75,20 @@ def main(argv=None) -> int:
              f"Counted with `benchmarks/dask_tasks.py` (the real tile grid, tasks, chunk cache and reads of `segment`, "
              f"on a stand-in volume that counts chunk reads); {args.workers} workers, halo 48. Figures are the input "
              "decompressed, in multiples of the volume.", "",
-             "| input | tiles | windows | tasks: one tile each / rows | one process | Dask, one tile per task (before) "
-             "| Dask, a row per task (now) |", "|---|---|---:|---|---:|---:|---:|"]
+             "| input | tiles | windows | tasks: one tile each / now (local cluster, existing cluster) | one process "
+             "| Dask, one tile per task (before) | Dask, local cluster (now) | Dask, existing cluster (now: a task "
+             "per row at least) |", "|---|---|---:|---|---:|---:|---:|---:|"]
     for (name, (shape, chunks)), (label, tile) in itertools.product(LAYOUTS.items(), [("CPU, 160", 160),
                                                                                        ("GPU, 256", 256)]):
         volume = CountingVolume(shape, chunks)
         tiles = tile_grid(shape, resolve_tiling(TilingConfig(tile_size=tile, halo=48), shape, 8), 8)
-        rows = task_batches(tiles, args.workers)
+        local = task_batches(tiles, args.workers)
+        elastic = task_batches(tiles, args.workers, merge_rows=False)
         single = input_read(volume, [tiles])
         before = input_read(volume, [[t] for t in tiles])
-        now = input_read(volume, rows)
-        lines.append(f"| {name}, {'x'.join(map(str, shape))} | {label} | {len(tiles)} | {len(tiles)} / {len(rows)} "
-                     f"| {single:.1f}x | {before:.1f}x | {now:.1f}x |")
+        now, now_elastic = input_read(volume, local), input_read(volume, elastic)
+        lines.append(f"| {name}, {'x'.join(map(str, shape))} | {label} | {len(tiles)} | {len(tiles)} / {len(local)}, "
+                     f"{len(elastic)} | {single:.1f}x | {before:.1f}x | {now:.1f}x | {now_elastic:.1f}x |")
         print(lines[-1], file=sys.stderr, flush=True)
     emit("\n".join(lines) + "\n", args.out)
     return 0

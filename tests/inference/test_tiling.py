@@ -204,3 +204,5 @@ def test_dask_tasks_are_runs_of_consecutive_tiles_covering_every_tile_once(shape
     assert want <= len(batches) <= want + len(rows)
     if len(rows) >= want:
         assert len(batches) == want
+    # a cluster still growing: never fewer tasks than rows
+    assert len(task_batches(tiles, workers, merge_rows=False)) >= max(len(rows), want)

@@ -46,12 +46,14 @@ def gpu_of_worker(name, gpus: int) -> str:
     return f"cuda:{index % gpus}"
 
 
-def task_batches(tiles, workers: int, tasks_per_worker: int = 4) -> list[list]:
+def task_batches(tiles, workers: int, tasks_per_worker: int = 4, *, merge_rows: bool = True) -> list[list]:
     """``tiles`` (in z, y, x order) cut into the tasks of a cluster of ``workers``: about ``tasks_per_worker``
     tasks per worker (so that no worker idles long while another finishes), each a run of consecutive tiles.
     Consecutive tiles share input chunks (their halos; whole slices for a folder of TIFF slices), and a task
     reads its windows through one chunk cache and, on a GPU, batches them, as a single process does. Tasks are
-    whole rows of tiles along x where there are enough rows, else parts of rows.
+    whole rows of tiles along x where there are enough rows, else parts of rows. ``merge_rows=False`` keeps at
+    least one task per row, for a cluster whose workers are still arriving (a SLURM cluster scaling up): the
+    workers there at the start do not decide how finely the work is cut.
 
     Examples
     --------
@@ -70,7 +72,7 @@ def task_batches(tiles, workers: int, tasks_per_worker: int = 4) -> list[list]:
             rows[-1].append(tile)
         else:
             rows.append([tile])
-    want = min(len(tiles), max(1, int(workers)) * tasks_per_worker)
+    want = min(len(tiles), max(max(1, int(workers)) * tasks_per_worker, 0 if merge_rows else len(rows)))
     if len(rows) >= want:  # consecutive whole rows, about len(tiles) / want tiles a task
         batches: list[list] = [[] for _ in range(want)]
         seen = 0
@@ -114,7 +116,7 @@ def run_distributed(job, tiles, *, workers: int | None = None, scheduler: str | 
         client = Client(cluster)
     try:
         n_workers = workers or len(client.scheduler_info().get("workers", {})) or 1
-        batches = task_batches(tiles, n_workers)
+        batches = task_batches(tiles, n_workers, merge_rows=cluster is not None)  # a cluster of ours is complete
         futures = client.map(_run_batch, [job] * len(batches), batches, [gpus] * len(batches), pure=False,
                              retries=3)
         with _DoneWatcher(job.work, tiles, progress):
