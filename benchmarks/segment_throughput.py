@@ -222,11 +222,9 @@ def run_tomoseg(src, out, model, device, tile_size=None, sample_mask=None, tuned
     return {"stages": record.get("timings_s")}
 
 
-def run_cli(src, out, device, tile_size=None, env_extra=None) -> dict:
-    """The CLI in a fresh process; returns its peak RSS in MiB (the caller times it)."""
-    cmd = [sys.executable, "-m", "tomoseg", "-q", "segment", str(src), str(out), "--device", device, "--overwrite"]
-    if tile_size:
-        cmd += ["--tile-size", str(tile_size)]
+def _run_child(cmd, what: str, env_extra=None) -> dict:
+    """Run ``cmd`` in a fresh process with this checkout's ``src`` on the path; returns its peak RSS in MiB (the
+    caller times it)."""
     env = {**os.environ, **(env_extra or {})}
     env["PYTHONPATH"] = os.pathsep.join(p for p in [str(Path(__file__).resolve().parents[1] / "src"),
                                                     env.get("PYTHONPATH", "")] if p)
@@ -234,8 +232,16 @@ def run_cli(src, out, device, tile_size=None, env_extra=None) -> dict:
     with PeakRSS(proc.pid) as rss:
         _, err = proc.communicate()
     if proc.returncode:
-        raise RuntimeError(f"CLI failed ({proc.returncode}): {err[-2000:]}")
+        raise RuntimeError(f"{what} failed ({proc.returncode}): {err[-2000:]}")
     return {"rss_mib": rss.mib}
+
+
+def run_cli(src, out, device, tile_size=None, env_extra=None) -> dict:
+    """The CLI in a fresh process."""
+    cmd = [sys.executable, "-m", "tomoseg", "-q", "segment", str(src), str(out), "--device", device, "--overwrite"]
+    if tile_size:
+        cmd += ["--tile-size", str(tile_size)]
+    return _run_child(cmd, "CLI", env_extra)
 
 
 PAPER_SCRIPT = """
@@ -250,18 +256,9 @@ run_paper(src, out, tomoseg.load_model(model or None).to(device).eval(), device)
 
 def run_paper_script(src, out, device, model_path=None) -> dict:
     """The paper-style pass as a user runs a script of it: a fresh process that imports PyTorch, loads the model,
-    reads, normalizes, runs the whole volume and writes (the caller times it); returns its peak RSS in MiB."""
-    cmd = [sys.executable, "-c", PAPER_SCRIPT, str(Path(__file__).parent), str(src), str(out), device,
-           model_path or ""]
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in [str(Path(__file__).resolve().parents[1] / "src"),
-                                                    env.get("PYTHONPATH", "")] if p)
-    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-    with PeakRSS(proc.pid) as rss:
-        _, err = proc.communicate()
-    if proc.returncode:
-        raise RuntimeError(f"paper-style script failed ({proc.returncode}): {err[-2000:]}")
-    return {"rss_mib": rss.mib}
+    reads, normalizes, runs the whole volume and writes."""
+    return _run_child([sys.executable, "-c", PAPER_SCRIPT, str(Path(__file__).parent), str(src), str(out), device,
+                       model_path or ""], "paper-style script")
 
 
 def run_tomoseg_gpus(src, out, model, device, tile_size=None) -> dict:
