@@ -107,9 +107,9 @@ def sigmoid_uint8(logits: np.ndarray, slab: int = 4) -> np.ndarray:
     small buffer: 3-4x faster on a window (the work stays in the CPU's cache, and no window-sized float32
     temporaries are allocated: their first touch costs page faults in a fresh process)."""
     logits = np.asarray(logits)
-    out = np.empty(logits.shape, np.uint8)
     if logits.ndim == 0 or logits.size == 0:
         return to_uint8(expit(logits)).reshape(logits.shape)
+    out = np.empty(logits.shape, np.uint8)
     buffer = np.empty((min(slab, logits.shape[0]),) + logits.shape[1:], np.float32)
     for z in range(0, logits.shape[0], slab):
         part = logits[z:z + slab]

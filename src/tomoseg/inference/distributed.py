@@ -1,11 +1,11 @@
 """Scale-out: the same tile function on a Dask distributed cluster, writing into a shared Zarr store.
 
 Each task computes a run of consecutive tiles (:func:`task_batches`: whole rows along x, or parts of one) and
-writes their cores (whole output chunks, so tasks never write the same chunk). Within a task the windows
-share the chunk cache and, on a GPU, are batched, as in a single-process run. A task lost with its worker is run again
-elsewhere (Dask reschedules it), and since a tile's result depends only on its
-input, the output is byte-identical to a single-process run. The work folder
-must be on a file system that every worker sees.
+writes their cores (whole output chunks, so tasks never write the same chunk). Within a task the windows share
+the chunk cache and, on a GPU, are batched, as in a single-process run. A task lost with its worker is run
+again elsewhere (Dask reschedules it; the tiles it had finished are skipped), and since a tile's result
+depends only on its input, the output is byte-identical to a single-process run. The work folder must be on a
+file system that every worker sees.
 """
 
 from __future__ import annotations
