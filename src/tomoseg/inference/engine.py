@@ -184,8 +184,14 @@ def run_tiles(job: TileJob, tiles: list[Tile], backend=None, progress=None, memo
 
     backend = backend or _backend_for(job)
     work = Path(job.work)
-    prob_arr = zarr.open_array(str(work / "prob.zarr"), path="0", mode="r+")
-    mask_arr = zarr.open_array(str(work / "mask.zarr"), path="0", mode="r+") if job.write_mask else None
+    # Every chunk written is stored, zeros included: Zarr otherwise tests each chunk against the fill value
+    # first, a full-size comparison in its one event-loop thread that cost three times the compression and the
+    # file write together (a 256x1024x1024 map in 128^3 chunks: 0.40 s to write with the test, 0.13 s without,
+    # and writer threads do not share that loop). Nearly every chunk of a map or mask holds non-zeros anyway.
+    stored = {"write_empty_chunks": True}
+    prob_arr = zarr.open_array(str(work / "prob.zarr"), path="0", mode="r+").with_config(stored)
+    mask_arr = (zarr.open_array(str(work / "mask.zarr"), path="0", mode="r+").with_config(stored)
+                if job.write_mask else None)
     readers = max(1, int(getattr(backend, "readers", 1)))
     source = _cached(job.volume, tiles, job.shape, memory)
 
