@@ -75,12 +75,12 @@ def test_chunk_cache_reads_like_the_volume_and_decompresses_each_chunk_once(rng)
     for r in regions:  # one reader: every chunk decompressed exactly once
         np.testing.assert_array_equal(cache[r], volume[r])
     assert cache.reads == len(touched)
-    threaded = ChunkCache(volume, chunks, max_bytes=10**8)
-    with ThreadPoolExecutor(4) as pool:  # several reader threads, as segment's
-        got = list(pool.map(lambda r: threaded[r], regions))
-    for r, data in zip(regions, got):
-        np.testing.assert_array_equal(data, volume[r])
-    assert len(touched) <= threaded.reads <= 4 * len(touched)  # threads racing for one chunk may each read it
+    for threads in (1, 3):  # several reader threads, as segment's; the cache's own threads or not
+        with ChunkCache(volume, chunks, max_bytes=10**8, threads=threads) as threaded, ThreadPoolExecutor(4) as pool:
+            got = list(pool.map(lambda r: threaded[r], regions))
+        for r, data in zip(regions, got):
+            np.testing.assert_array_equal(data, volume[r])
+        assert threaded.reads == len(touched)  # threads wanting one chunk at once: one reads, the others wait
     assert cache[5:5, 0:3, 0:3].shape == (0, 3, 3)
     with pytest.raises(ValueError, match="three slices"):
         cache[::2, :, :]
@@ -89,6 +89,47 @@ def test_chunk_cache_reads_like_the_volume_and_decompresses_each_chunk_once(rng)
     for r in regions[:50]:
         np.testing.assert_array_equal(small[r], volume[r])
     assert len(small._cache) <= 3
+
+
+def test_chunk_cache_passes_a_failed_read_to_every_reader_and_reads_again_later():
+    import threading
+    import time
+
+    from tomoseg.io.blocks import ChunkCache
+
+    class Flaky:
+        """A volume whose first read of a chunk fails (slowly, so that other readers wait for it)."""
+        shape, dtype = (8, 8, 8), np.dtype(np.uint8)
+
+        def __init__(self):
+            self.calls, self.lock = 0, threading.Lock()
+
+        def __getitem__(self, key):
+            with self.lock:
+                self.calls += 1
+                first = self.calls == 1
+            time.sleep(0.3 if first else 0)  # the other readers ask for the chunk meanwhile
+            if first:
+                raise OSError("disk hiccup")
+            return np.ones(tuple(k.stop - k.start for k in key), np.uint8)
+
+    flaky = Flaky()
+    with ChunkCache(flaky, (8, 8, 8), max_bytes=10**6, threads=2) as cache:
+        errors = []
+
+        def read():
+            try:
+                cache[0:4, 0:4, 0:4]
+            except OSError as exc:
+                errors.append(exc)
+
+        readers = [threading.Thread(target=read) for _ in range(3)]
+        for t in readers:
+            t.start()
+        for t in readers:
+            t.join()
+        assert len(errors) == 3 and flaky.calls == 1  # one read, its error given to all three
+        assert cache[0:8, 0:8, 0:8].sum() == 512 and flaky.calls == 2  # not cached: read again
 
 
 def test_segment_reads_slices_and_chunks_through_the_cache(tmp_path, rng):

@@ -193,7 +193,7 @@ def run_tiles(job: TileJob, tiles: list[Tile], backend=None, progress=None, memo
     mask_arr = (zarr.open_array(str(work / "mask.zarr"), path="0", mode="r+").with_config(stored)
                 if job.write_mask else None)
     readers = max(1, int(getattr(backend, "readers", 1)))
-    source = _cached(job.volume, tiles, job.shape, memory)
+    source = _cached(job.volume, tiles, job.shape, memory, threads=readers)
 
     def read(tile):
         return read_padded(source, tile.read, job.shape, job.tiling.pad_mode)
@@ -209,17 +209,25 @@ def run_tiles(job: TileJob, tiles: list[Tile], backend=None, progress=None, memo
         if progress is not None:
             progress.update(int(p8.size))
 
-    with ThreadPoolExecutor(readers) as writer:
-        run = getattr(backend, "run_windows", None)
-        stream = _Stream(read_ahead(tiles, read, threads=readers), len(tiles))
-        results = run(stream, job.stats) if run is not None else run_windows_one_by_one(backend, stream, job.stats)
-        writes = deque()
-        for tile, p8 in results:
-            writes.append(writer.submit(write, tile, p8))
-            while len(writes) > readers + 1:
-                writes.popleft().result()
-        for w in writes:
-            w.result()
+    try:
+        with ThreadPoolExecutor(readers) as writer:
+            run = getattr(backend, "run_windows", None)
+            # through a cache with its own threads, windows are read one after another, each by all of them:
+            # the first window is ready as soon as possible (the GPU waits for it), the next right after
+            ahead = 2 if getattr(source, "threads", 1) > 1 else readers
+            stream = _Stream(read_ahead(tiles, read, threads=min(ahead, readers)), len(tiles))
+            results = run(stream, job.stats) if run is not None else run_windows_one_by_one(backend, stream,
+                                                                                             job.stats)
+            writes = deque()
+            for tile, p8 in results:
+                writes.append(writer.submit(write, tile, p8))
+                while len(writes) > readers + 1:
+                    writes.popleft().result()
+            for w in writes:
+                w.result()
+    finally:
+        if source is not job.volume:  # the chunk cache's threads; the volume stays open for its owner
+            source.close()
     return len(tiles)
 
 class _Stream:
@@ -236,7 +244,7 @@ class _Stream:
         return self._length
 
 
-def _cached(volume, tiles: list[Tile], shape, memory: int | None = None):
+def _cached(volume, tiles: list[Tile], shape, memory: int | None = None, threads: int = 1):
     """The volume to read windows from: through a :class:`~tomoseg.io.blocks.ChunkCache` where it is stored in
     chunks that neighbouring windows share (Zarr, chunked HDF5, a folder of slices) and a quarter of the free
     memory holds the chunks of one row of windows (then each chunk is decompressed or read once); else the
@@ -258,7 +266,7 @@ def _cached(volume, tiles: list[Tile], shape, memory: int | None = None):
     if memory:
         free = min(free, int(memory))
     budget = int(1.25 * row)
-    return ChunkCache(volume, chunks, max_bytes=budget) if budget <= free // 4 else volume
+    return ChunkCache(volume, chunks, max_bytes=budget, threads=threads) if budget <= free // 4 else volume
 
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)

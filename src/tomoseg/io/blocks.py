@@ -130,8 +130,9 @@ class ChunkCache:
     Windows read with a halo overlap their neighbours and rarely start on a chunk boundary: read straight from
     a Zarr store, tiles of 256 with a halo of 48 in chunks of 128 decompress each chunk about four times. Read
     through this cache, every chunk is decompressed once as long as the cache holds a row of windows. Slicing
-    returns a NumPy array, like the volume; safe to read from several threads (two threads may decompress the
-    same chunk at once; both get the same bytes).
+    returns a NumPy array, like the volume; safe to read from several threads (a chunk wanted by two threads at
+    once is read once: the second waits for the first). With ``threads`` > 1 the chunks of one read are read in
+    parallel, in the order the reads come.
 
     Examples
     --------
@@ -142,7 +143,7 @@ class ChunkCache:
     (True, 12)
     """
 
-    def __init__(self, volume, chunks, *, max_bytes: int):
+    def __init__(self, volume, chunks, *, max_bytes: int, threads: int = 1):
         import threading
         from collections import OrderedDict
 
@@ -155,23 +156,59 @@ class ChunkCache:
         self._cache: OrderedDict = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
+        self._reading: dict = {}     # chunk index -> Future of a read under way
+        # with threads > 1, the chunks one read needs are decompressed in parallel, in the order of the reads:
+        # the first window of a run is ready after its own chunks, not after those of every window in flight
+        self.threads = max(1, int(threads))
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="tomoseg-chunks") if threads > 1 else None
+
+    def close(self) -> None:
+        """Stop the threads of a cache made with ``threads`` > 1 (reads after this run in the caller's thread)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     def _chunk(self, index) -> np.ndarray:
+        """The chunk at grid ``index``: from the cache, from a read already under way in another thread (each chunk
+        is read once at a time), or read here."""
+        from concurrent.futures import Future
+
         with self._lock:
             data = self._cache.get(index)
             if data is not None:
                 self._cache.move_to_end(index)
                 return data
-        region = tuple(slice(i * c, min((i + 1) * c, s)) for i, c, s in zip(index, self.chunks, self.shape))
-        data = np.asarray(self.volume[region])
+            pending = self._reading.get(index)
+            if pending is None:
+                pending = self._reading[index] = Future()
+                mine = True
+            else:
+                mine = False
+        if not mine:
+            return pending.result()
+        try:
+            region = tuple(slice(i * c, min((i + 1) * c, s)) for i, c, s in zip(index, self.chunks, self.shape))
+            data = np.asarray(self.volume[region])
+        except BaseException as exc:
+            with self._lock:
+                del self._reading[index]
+            pending.set_exception(exc)
+            raise
         with self._lock:
             self.reads += 1
-            if index not in self._cache:
-                self._cache[index] = data
-                self._bytes += data.nbytes
-                while self._bytes > self.max_bytes and len(self._cache) > 1:
-                    _, old = self._cache.popitem(last=False)
-                    self._bytes -= old.nbytes
+            del self._reading[index]
+            self._cache[index] = data
+            self._bytes += data.nbytes
+            while self._bytes > self.max_bytes and len(self._cache) > 1:
+                _, old = self._cache.popitem(last=False)
+                self._bytes -= old.nbytes
+        pending.set_result(data)
         return data
 
     def __getitem__(self, key) -> np.ndarray:
@@ -182,6 +219,13 @@ class ChunkCache:
         if out.size == 0:
             return out
         ranges = [range(k.start // c, -(-k.stop // c)) for k, c in zip(key, self.chunks)]
+        pool = self._pool
+        if pool is not None:
+            with self._lock:
+                missing = [i for i in itertools.product(*ranges) if i not in self._cache and i not in self._reading]
+            if len(missing) > 1:
+                for i in missing:
+                    pool.submit(self._chunk, i)  # the loop below waits for each (errors come back there)
         for index in itertools.product(*ranges):
             data = self._chunk(index)
             lo = [max(k.start, i * c) for k, i, c in zip(key, index, self.chunks)]
