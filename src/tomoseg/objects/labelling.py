@@ -100,7 +100,11 @@ def label_chunked(mask_volume, output_path, *, chunks=(128, 128, 128), connectiv
     shape = tuple(mask_volume.shape)
     chunks = tuple(min(c, s) for c, s in zip(chunks, shape))
     st = structure(connectivity)
-    work = create_zarr(Path(str(output_path) + ".local"), shape, np.uint64, chunks=chunks).array
+    # chunks are written whole and only where they hold labels (missing chunks read as 0): Zarr's own test of
+    # each chunk against the fill value compares a full chunk in its one loop thread, a third of this function's
+    # time on a 256x512x512 map; ``block.any()`` is a tenth of that
+    stored = {"write_empty_chunks": True}
+    work = create_zarr(Path(str(output_path) + ".local"), shape, np.uint64, chunks=chunks).array.with_config(stored)
 
     def as_mask(block):
         return block > threshold if threshold is not None else block != 0
@@ -109,9 +113,10 @@ def label_chunked(mask_volume, output_path, *, chunks=(128, 128, 128), connectiv
     offset = 0
     for sl in _chunk_slices(shape, chunks):
         local, n = ndimage.label(as_mask(np.asarray(mask_volume[sl])), structure=st)
-        local = local.astype(np.uint64)
-        local[local > 0] += offset
-        work[sl] = local
+        if n:
+            local = local.astype(np.uint64)
+            local[local > 0] += offset
+            work[sl] = local
         offset += n
         if progress is not None:
             progress.update(int(np.prod([s.stop - s.start for s in sl])))
@@ -143,9 +148,11 @@ def label_chunked(mask_volume, output_path, *, chunks=(128, 128, 128), connectiv
     final[comp_ids[np.argsort(order[comp_ids], kind="stable")]] = np.arange(1, len(comp_ids) + 1, dtype=np.uint32)
     lookup = final[component]
     lookup[0] = 0
-    out = create_zarr(Path(output_path), shape, np.uint32, chunks=chunks).array
+    out = create_zarr(Path(output_path), shape, np.uint32, chunks=chunks).array.with_config(stored)
     for sl in _chunk_slices(shape, chunks):
-        out[sl] = lookup[np.asarray(work[sl]).astype(np.int64)]
+        block = lookup[np.asarray(work[sl]).astype(np.int64)]
+        if block.any():
+            out[sl] = block
     shutil.rmtree(str(output_path) + ".local")
     return int(len(comp_ids))
 
