@@ -3,7 +3,8 @@
 # segment without the network (what bounds it on this host's CPUs and disk) and the tile-size sweep.
 # Results land in $OUT (gpu-tests.txt, train_throughput-gpu.md, segment_pipeline.md, segment_gpu_tiles.md,
 # segment_throughput.md, segment_start.md, checks.log, bench.log). Time limit per part in seconds, 0 skips it:
-# T_TESTS, T_TRAIN, T_PIPE, T_TILES, T_SEG, T_START; SEG_REPEATS runs per row of segment_throughput (default 3);
+# T_TESTS, T_TRAIN, T_PIPE, T_TILES, T_SEG, T_START; SEG_REPEATS runs per row of segment_throughput (default 3),
+# SEG_METHODS its rows (default: all);
 # TILES, VARIANTS (plain channels-last compile), PRECISIONS, BATCHES (windows a batch at most; 0: segment's
 # choice) for the tile sweep.
 #   OUT=/tmp/out bash benchmarks/device/gpu-checks.sh
@@ -44,4 +45,4 @@ step "segment start" "${T_START:-60}" bash -c "$PY benchmarks/segment_start.py -
   --out $OUT/segment_start.md 2>>$OUT/bench.log | tail -14 | tee -a $OUT/checks.log"
 cp benchmarks/results/segment_throughput.md "$OUT/segment_throughput.md" 2>/dev/null
 step "segment throughput" "${T_SEG:-200}" bash -c "$PY benchmarks/segment_throughput.py --device cuda \
-  --gpu-repeats ${SEG_REPEATS:-3} --out $OUT/segment_throughput.md 2>>$OUT/bench.log | tail -14 | tee -a $OUT/checks.log"
+  --gpu-repeats ${SEG_REPEATS:-3} ${SEG_METHODS:+--methods $SEG_METHODS} --out $OUT/segment_throughput.md 2>>$OUT/bench.log | tail -14 | tee -a $OUT/checks.log"
