@@ -38,6 +38,23 @@ def test_mean_and_mode_downsampling(rng):
     assert downsample_mode(lab)[:, :, :].tolist() == [[[5, 0], [0, 0]], [[4, 0], [0, 2]]]
 
 
+@pytest.mark.parametrize("shape", [(6, 8, 10), (7, 9, 5), (1, 1, 1), (2, 3, 1), (33, 64, 17)])
+def test_integer_and_binary_fast_paths_equal_the_general_downsampling(rng, shape):
+    """uint8/uint16 means are summed in integers and binary masks counted (4 of 8 or more: the object wins a tie);
+    both must give exactly what the general float mean (np.rint) and the general mode give."""
+    from tomoseg.io.ome_zarr import _blocks, _mode
+
+    for dtype in (np.uint8, np.uint16):
+        img = rng.integers(0, np.iinfo(dtype).max, shape, dtype=dtype)
+        img.flat[::3] = img.flat[::3] // 8 * 8 + 4  # many block sums on a half, where rint rounds to even
+        general = np.rint(_blocks(img).mean(axis=-1, dtype=np.float64)).astype(dtype)
+        np.testing.assert_array_equal(downsample_mean(img), general)
+        mask = (rng.random(shape) < 0.5).astype(dtype)
+        np.testing.assert_array_equal(downsample_mode(mask), _mode(mask))  # _mode: the path for any labels
+    flags = rng.random(shape) < 0.5
+    np.testing.assert_array_equal(downsample_mode(flags), _mode(flags))
+
+
 @pytest.fixture
 def stack(rng):
     """A volume larger than one chunk with a mask and labels."""

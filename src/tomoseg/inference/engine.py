@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import TomosegError
 from ..io import open_volume, split_dataset
-from ..io.zarr_store import create_zarr
+from ..io.zarr_store import create_zarr, store_chunks
 from .backends import BackendConfig, make_backend, resolve, run_windows_one_by_one, to_uint8  # noqa: F401
 from ..io.blocks import read_ahead
 from .normalization import Stats, normalize, volume_stats
@@ -184,14 +184,10 @@ def run_tiles(job: TileJob, tiles: list[Tile], backend=None, progress=None, memo
 
     backend = backend or _backend_for(job)
     work = Path(job.work)
-    # Every chunk written is stored, zeros included: Zarr otherwise tests each chunk against the fill value
-    # first, a full-size comparison in its one event-loop thread that cost three times the compression and the
-    # file write together (a 256x1024x1024 map in 128^3 chunks: 0.40 s to write with the test, 0.13 s without,
-    # and writer threads do not share that loop). Nearly every chunk of a map or mask holds non-zeros anyway.
-    stored = {"write_empty_chunks": True}
-    prob_arr = zarr.open_array(str(work / "prob.zarr"), path="0", mode="r+").with_config(stored)
-    mask_arr = (zarr.open_array(str(work / "mask.zarr"), path="0", mode="r+").with_config(stored)
-                if job.write_mask else None)
+    # every chunk stored without Zarr's test against the fill value (store_chunks: 0.40 -> 0.13 s to write a
+    # 256x1024x1024 map); nearly every chunk of a computed core holds non-zeros anyway
+    prob_arr = store_chunks(zarr.open_array(str(work / "prob.zarr"), path="0", mode="r+"))
+    mask_arr = store_chunks(zarr.open_array(str(work / "mask.zarr"), path="0", mode="r+")) if job.write_mask else None
     readers = max(1, int(getattr(backend, "readers", 1)))
     source = _cached(job.volume, tiles, job.shape, memory, threads=readers)
 

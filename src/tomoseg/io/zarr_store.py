@@ -108,6 +108,23 @@ def ngff_attributes(shape, voxel_size, name: str) -> dict:
     }]}}
 
 
+def store_chunks(array):
+    """``array`` set to store every chunk it is given, without Zarr's test of each against the fill value.
+
+    That test (``write_empty_chunks=False``, Zarr's default) compares a full chunk with the fill value in
+    Zarr's one event-loop thread, so writer threads do not share it: it was 0.26 of the 0.43 s of writing a
+    256x1024x1024 probability map in 128^3 chunks. Writers that may meet all-zero chunks skip them themselves
+    (:func:`write_chunk`)."""
+    return array.with_config({"write_empty_chunks": True})
+
+
+def write_chunk(array, region, block: np.ndarray) -> None:
+    """Write ``block`` at ``region`` (whole chunks of a new ``array`` whose fill value is 0) unless it is all zeros:
+    what Zarr's own test does, at a tenth of its cost (``block.any()``)."""
+    if block.any():
+        array[region] = block
+
+
 def create_zarr(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None, name: str | None = None) -> Sink:
     chunks = tuple(min(int(c), int(s)) for c, s in zip(chunks or DEFAULT_CHUNKS, shape))
     from .._version import __version__
