@@ -55,6 +55,24 @@ def test_integer_and_binary_fast_paths_equal_the_general_downsampling(rng, shape
     np.testing.assert_array_equal(downsample_mode(flags), _mode(flags))
 
 
+def test_label_mode_equals_a_block_by_block_count(rng):
+    """The mode of labels, against the rule counted block by block in Python: most votes, then an object over
+    background, then the smaller label. Mostly uniform blocks (as in a label image) and some mixed ones."""
+    from collections import Counter
+
+    from tomoseg.io.ome_zarr import _blocks
+
+    lab = np.repeat(np.repeat(np.repeat(rng.integers(0, 4, (4, 5, 6)), 2, 0), 2, 1), 2, 2).astype(np.uint32)
+    noise = rng.random(lab.shape) < 0.15
+    lab[noise] = rng.integers(0, 7, int(noise.sum()))
+    lab = lab[:7, :9, :12]  # odd edges
+    got = downsample_mode(lab)
+    for index in np.ndindex(got.shape):
+        votes = Counter(_blocks(lab)[index].tolist())
+        want = min(votes, key=lambda v: (-votes[v], v == 0, v))
+        assert got[index] == want, (index, votes)
+
+
 @pytest.fixture
 def stack(rng):
     """A volume larger than one chunk with a mask and labels."""
