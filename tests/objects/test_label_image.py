@@ -88,3 +88,17 @@ def test_cli_analyze_writes_labels_matching_the_csv(rng, tmp_path):
     check_rows_match_voxels(read_volume(tmp_path / "labels.tif").astype(np.uint32), table)
     assert main(["analyze", str(tmp_path / "mask.tif"), "--csv", str(tmp_path / "o2.csv"),
                  "--labels", str(tmp_path / "labels.tif")]) == 1  # never overwrites without --overwrite
+
+
+def test_cli_analyze_puts_labels_into_the_folder_it_makes(rng, tmp_path):
+    """`--out results --labels results/labels.tif`: the folder analyze creates may hold the label image; a
+    folder it does not make must still exist."""
+    mask = blobs(rng)
+    write_volume(tmp_path / "mask.tif", mask, voxel_size=(30.0, 30.0, 30.0))
+    out = tmp_path / "results"
+    assert main(["analyze", str(tmp_path / "mask.tif"), "--out", str(out), "--labels", str(out / "labels.tif"),
+                 "-q"]) == 0
+    check_rows_match_voxels(read_volume(out / "labels.tif").astype(np.uint32), read_csv(out / "objects.csv"))
+    assert main(["analyze", str(tmp_path / "mask.tif"), "--out", str(tmp_path / "r2"),
+                 "--labels", str(tmp_path / "elsewhere" / "labels.tif"), "-q"]) == 1
+    assert not (tmp_path / "r2").exists()  # refused before any work

@@ -96,15 +96,16 @@ def _run_analyze(args) -> int:
         table = {c: (np.full(len(v), np.nan) if c.endswith(("_nm", "_nm2", "_nm3")) else v) for c, v in table.items()}
     if args.csv:
         write_csv(table, args.csv, overwrite=args.overwrite)
+    if out is not None:
+        from ..report import figures
+
+        make_result_folder(out, "analyze")  # before the label outputs, which may go into it
     _write_label_outputs(args, vol, result, table, intensity, voxel_size)
     summary = {"tool": "tomoseg analyze", **result.summary, "voxel_size_nm": list(voxel_size) if voxel_size else None,
                "shape": list(result.shape), "input": str(args.volume), "sample_mask": args.sample_mask,
                "settings": {"threshold": options.threshold, "connectivity": options.connectivity,
                             "exclude_border": options.exclude_border, "min_voxels": options.min_voxels}}
     if out is not None:
-        from ..report import figures
-
-        make_result_folder(out, "analyze")
         write_csv(table, out / "objects.csv", overwrite=True)
         (out / "summary.json").write_text(json.dumps(json_safe(summary), indent=1))
         figs = out / "figures"
@@ -157,7 +158,8 @@ def _check_label_outputs(args) -> None:
         f, _ = split_dataset(target)
         if f.exists() and not args.overwrite:
             raise TomosegError(f"{f}: already exists; pass --overwrite to replace it")
-        if not f.parent.exists():
+        in_out = bool(args.out) and f.parent.resolve() == Path(args.out).resolve()  # --out is made by analyze
+        if not f.parent.exists() and not in_out:
             raise TomosegError(f"{f.parent}: output folder does not exist; create it first")
 
 
