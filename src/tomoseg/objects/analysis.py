@@ -274,15 +274,19 @@ def _measure_chunked(labels, intensity, probability, voxel_size, options: Analys
         sl = tuple(slice(a, min(a + c, s)) for a, c, s in zip(start, chunks, shape))
         block = np.asarray(labels[sl])
         fraction[sl[0]] += (block > 0).sum(axis=(1, 2)) / (shape[1] * shape[2])
-        ids, inverse = np.unique(block, return_inverse=True)
-        compact = inverse.reshape(block.shape)
-        if ids[0] != 0:  # no background in this chunk: shift so that every object has a compact id >= 1
-            compact = compact + 1
-            ids = np.concatenate([[0], ids])
+        # the chunk's labels renumbered 1..n for find_objects; only object voxels are looked at (a sort of the
+        # whole chunk, np.unique's way, cost 60 ms a 128^3 chunk, most of analyze's time on a large volume)
+        where = np.flatnonzero(block)
+        if where.size == 0:
+            continue
+        values = block.ravel()[where]
+        ids = np.unique(values)
+        compact = np.zeros(block.shape, np.int32)
+        compact.ravel()[where] = np.searchsorted(ids, values) + 1
         for i, bb in enumerate(ndimage.find_objects(compact)):
             if bb is None:
                 continue
-            lab = int(ids[i + 1])
+            lab = int(ids[i])
             a = tuple(b.start + s.start for b, s in zip(bb, sl))
             b = tuple(b.stop + s.start for b, s in zip(bb, sl))
             lo[lab] = tuple(map(min, lo[lab], a)) if lab in lo else a

@@ -133,12 +133,12 @@ def label_chunked(mask_volume, output_path, *, chunks=(128, 128, 128), connectiv
     order = np.full(component.max() + 1, np.iinfo(np.int64).max, np.int64)
     for sl in _chunk_slices(shape, chunks):
         block = np.asarray(work[sl])
-        ids, first = np.unique(block, return_index=True)
-        keep = ids > 0
-        if keep.any():
-            coords = np.unravel_index(first[keep], block.shape)
+        where = np.flatnonzero(block)  # object voxels only: a sort of the whole chunk costs 10x more
+        ids, first = np.unique(block.ravel()[where], return_index=True)
+        if ids.size:
+            coords = np.unravel_index(where[first], block.shape)
             flat = np.ravel_multi_index(tuple(c + s.start for c, s in zip(coords, sl)), shape)
-            np.minimum.at(order, component[ids[keep].astype(np.int64)], flat)
+            np.minimum.at(order, component[ids.astype(np.int64)], flat)
     comp_ids = np.nonzero(order != np.iinfo(np.int64).max)[0]
     final = np.zeros(component.max() + 1, np.uint32)
     final[comp_ids[np.argsort(order[comp_ids], kind="stable")]] = np.arange(1, len(comp_ids) + 1, dtype=np.uint32)
