@@ -158,7 +158,8 @@ def _check_label_outputs(args) -> None:
         f, _ = split_dataset(target)
         if f.exists() and not args.overwrite:
             raise TomosegError(f"{f}: already exists; pass --overwrite to replace it")
-        in_out = bool(args.out) and f.parent.resolve() == Path(args.out).resolve()  # --out is made by analyze
+        out = getattr(args, "out", None)  # analyze makes its --out folder
+        in_out = bool(out) and f.parent.resolve() == Path(out).resolve()
         if not f.parent.exists() and not in_out:
             raise TomosegError(f"{f.parent}: output folder does not exist; create it first")
 
