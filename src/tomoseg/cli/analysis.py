@@ -97,8 +97,6 @@ def _run_analyze(args) -> int:
     if args.csv:
         write_csv(table, args.csv, overwrite=args.overwrite)
     if out is not None:
-        from ..report import figures
-
         make_result_folder(out, "analyze")  # before the label outputs, which may go into it
     _write_label_outputs(args, vol, result, table, intensity, voxel_size)
     summary = {"tool": "tomoseg analyze", **result.summary, "voxel_size_nm": list(voxel_size) if voxel_size else None,
@@ -106,6 +104,8 @@ def _run_analyze(args) -> int:
                "settings": {"threshold": options.threshold, "connectivity": options.connectivity,
                             "exclude_border": options.exclude_border, "min_voxels": options.min_voxels}}
     if out is not None:
+        from ..report import figures
+
         write_csv(table, out / "objects.csv", overwrite=True)
         (out / "summary.json").write_text(json.dumps(json_safe(summary), indent=1))
         figs = out / "figures"
