@@ -424,3 +424,14 @@ def test_sigmoid_to_uint8_in_slabs_equals_the_plain_operations(rng, shape):
     np.testing.assert_array_equal(got, to_uint8(expit(logits)))
     view = logits[:, ::2]  # a non-contiguous core of a window, as the engine passes it
     np.testing.assert_array_equal(sigmoid_uint8(view), to_uint8(expit(view)))
+
+
+def test_openvino_threads_are_not_pinned_to_cores(random_model_path):
+    """Pinned (OpenVINO's default), the one-thread Dask workers of `segment --workers N` all ran on the first
+    core; the compiled model must say its threads are free to move."""
+    pytest.importorskip("openvino")
+    from tomoseg.inference.backends import OpenVINOBackend
+
+    backend = OpenVINOBackend(tomoseg.load_model(random_model_path), threads=1, cache=None)
+    compiled = backend._compile((1, 1, 16, 16, 16))
+    assert compiled.get_property("ENABLE_CPU_PINNING") is False
