@@ -13,6 +13,7 @@ import h5py
 import numpy as np
 
 from ..errors import TomosegError
+from .hdf5_chunks import parallel_reader
 from .volume import Sink, Volume
 
 EXTENSIONS = (".h5", ".hdf5", ".hdf", ".nxs", ".nx5", ".he5")
@@ -79,8 +80,8 @@ def open_hdf5(path: Path, dataset: str | None = None) -> Volume:
             voxel_size = (float("nan"),) * 3  # unreadable: reported as not valid, --voxel-size overrides
         if voxel_size is not None and len(voxel_size) != 3:
             voxel_size = None
-        vol = Volume(ds, path=Path(f"{path}:{name}"), format="hdf5", voxel_size=voxel_size, chunks=ds.chunks,
-                     close=f.close)
+        vol = Volume(parallel_reader(ds), path=Path(f"{path}:{name}"), format="hdf5", voxel_size=voxel_size,
+                     chunks=ds.chunks, close=f.close)
     except TomosegError:
         f.close()
         raise
