@@ -86,6 +86,7 @@ def open_nrrd(path: Path) -> Volume:
                                "does not match the data: fix 'sizes' or 'type'")
         array = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
     else:
+        _check_fits_in_memory(path, header, shape)
         try:
             _dtype(header, path)
             array, _ = nrrd.read(str(path), index_order="C")
@@ -94,6 +95,23 @@ def open_nrrd(path: Path) -> Volume:
         except Exception as exc:
             raise TomosegError(f"{path}: NRRD data cannot be read ({exc}); the file may be truncated") from None
     return Volume(array, path=path, format="nrrd", voxel_size=_voxel_size(header))
+
+
+def _check_fits_in_memory(path: Path, header, shape) -> None:
+    """A compressed NRRD is decompressed whole into memory (it has no chunks to read piece by piece): refuse one
+    that would take more than half of the available memory, before reading it."""
+    try:
+        import psutil
+
+        available = psutil.virtual_memory().available
+    except Exception:  # noqa: BLE001 - no figure: let the read try
+        return
+    nbytes = float(np.prod([float(s) for s in shape])) * _dtype(header, path).itemsize
+    if nbytes > available / 2:
+        raise TomosegError(
+            f"{path}: is a {header.get('encoding')}-compressed NRRD of {nbytes / 2**30:.1f} GiB once decompressed, "
+            f"and must be read whole into memory ({available / 2**30:.1f} GiB available). Save it with raw encoding "
+            "(3D Slicer, or `unu save -e raw`), which tomoseg reads piece by piece, or convert it to Zarr or HDF5")
 
 
 def create_nrrd(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None) -> Sink:
