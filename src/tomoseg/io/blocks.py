@@ -166,7 +166,7 @@ class ChunkCache:
         """Stop the threads of a cache made with ``threads`` > 1 (reads after this run in the caller's thread)."""
         pool, self._pool = self._pool, None
         if pool is not None:
-            pool.shutdown()
+            pool.shutdown(cancel_futures=True)  # queued read-aheads are not needed any more
 
     def __enter__(self):
         return self
