@@ -124,6 +124,26 @@ def read_blocks(volume, blocks, *, ahead: int = 2) -> Iterator[tuple[Block, np.n
     return read_ahead(blocks, lambda b: np.asarray(volume[b]), threads=ahead)
 
 
+def chunk_indices(box, chunks) -> list[tuple]:
+    """Grid indices of the storage chunks that the box (three slices with start and stop) touches."""
+    return list(itertools.product(*[range(k.start // c, -(-k.stop // c)) for k, c in zip(box, chunks)]))
+
+
+def assemble(box, chunks, dtype, chunk_at) -> np.ndarray:
+    """The box (three slices with start and stop) of a chunked volume, copied out of its chunks: ``chunk_at(index)``
+    gives the chunk at grid ``index`` (starting at ``index * chunks``; cut at the volume's far faces or not)."""
+    out = np.empty(tuple(max(0, k.stop - k.start) for k in box), dtype)
+    if out.size == 0:
+        return out
+    for index in chunk_indices(box, chunks):
+        data = chunk_at(index)
+        lo = [max(k.start, i * c) for k, i, c in zip(box, index, chunks)]
+        hi = [min(k.stop, (i + 1) * c) for k, i, c in zip(box, index, chunks)]
+        out[tuple(slice(a - k.start, b - k.start) for a, b, k in zip(lo, hi, box))] = \
+            data[tuple(slice(a - i * c, b - i * c) for a, b, i, c in zip(lo, hi, index, chunks))]
+    return out
+
+
 class ChunkCache:
     """A chunked volume whose decompressed chunks are kept (least recently used first out) up to ``max_bytes``.
 
@@ -215,21 +235,11 @@ class ChunkCache:
         if len(key) != 3 or any(not isinstance(k, slice) or k.step not in (None, 1) for k in key):
             raise ValueError(f"ChunkCache reads boxes: three slices without a step, not {key!r}")
         key = tuple(slice(*k.indices(s)[:2]) for k, s in zip(key, self.shape))
-        out = np.empty(tuple(max(0, k.stop - k.start) for k in key), self.dtype)
-        if out.size == 0:
-            return out
-        ranges = [range(k.start // c, -(-k.stop // c)) for k, c in zip(key, self.chunks)]
         pool = self._pool
-        if pool is not None:
+        if pool is not None and all(k.stop > k.start for k in key):
             with self._lock:
-                missing = [i for i in itertools.product(*ranges) if i not in self._cache and i not in self._reading]
+                missing = [i for i in chunk_indices(key, self.chunks) if i not in self._cache and i not in self._reading]
             if len(missing) > 1:
                 for i in missing:
-                    pool.submit(self._chunk, i)  # the loop below waits for each (errors come back there)
-        for index in itertools.product(*ranges):
-            data = self._chunk(index)
-            lo = [max(k.start, i * c) for k, i, c in zip(key, index, self.chunks)]
-            hi = [min(k.stop, (i + 1) * c) for k, i, c in zip(key, index, self.chunks)]
-            out[tuple(slice(a - k.start, b - k.start) for a, b, k in zip(lo, hi, key))] = \
-                data[tuple(slice(a - i * c, b - i * c) for a, b, i, c in zip(lo, hi, index, self.chunks))]
-        return out
+                    pool.submit(self._chunk, i)  # assemble() below waits for each (errors come back there)
+        return assemble(key, self.chunks, self.dtype, self._chunk)

@@ -11,10 +11,11 @@ before. The bytes are HDF5's own, so the result is the same array (tested agains
 
 from __future__ import annotations
 
-import itertools
 import zlib
 
 import numpy as np
+
+from .blocks import assemble
 
 DEFLATE, SHUFFLE = 1, 2  # HDF5's filter identifiers (H5Z_FILTER_DEFLATE, H5Z_FILTER_SHUFFLE)
 
@@ -67,19 +68,9 @@ class ParallelChunks:
         if not (isinstance(key, tuple) and len(key) == 3
                 and all(isinstance(k, slice) and k.step in (None, 1) for k in key)):
             return self.ds[key]
-        box = [k.indices(s)[:2] for k, s in zip(key, self.shape)]
-        out = np.empty(tuple(max(0, b - a) for a, b in box), self.dtype)
-        if out.size == 0:
-            return out
-        ranges = [range(a // c, -(-b // c)) for (a, b), c in zip(box, self.chunks)]
-        for index in itertools.product(*ranges):
-            start = [i * c for i, c in zip(index, self.chunks)]
-            chunk = self._chunk(tuple(start))
-            lo = [max(a, s) for (a, _), s in zip(box, start)]
-            hi = [min(b, s + c) for (_, b), s, c in zip(box, start, self.chunks)]
-            out[tuple(slice(lo_ - a, hi_ - a) for lo_, hi_, (a, _) in zip(lo, hi, box))] = \
-                chunk[tuple(slice(lo_ - s, hi_ - s) for lo_, hi_, s in zip(lo, hi, start))]
-        return out
+        box = tuple(slice(*k.indices(s)[:2]) for k, s in zip(key, self.shape))
+        return assemble(box, self.chunks, self.dtype,
+                        lambda index: self._chunk(tuple(i * c for i, c in zip(index, self.chunks))))
 
     def __getattr__(self, name):  # attrs, id, file, ...: the dataset's
         return getattr(self.ds, name)
