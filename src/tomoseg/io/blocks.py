@@ -238,7 +238,8 @@ class ChunkCache:
         pool = self._pool
         if pool is not None and all(k.stop > k.start for k in key):
             with self._lock:
-                missing = [i for i in chunk_indices(key, self.chunks) if i not in self._cache and i not in self._reading]
+                missing = [i for i in chunk_indices(key, self.chunks)
+                           if i not in self._cache and i not in self._reading]
             if len(missing) > 1:
                 for i in missing:
                     pool.submit(self._chunk, i)  # assemble() below waits for each (errors come back there)
