@@ -7,7 +7,6 @@ trained at, its decision threshold, training provenance and the package version.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from safetensors.torch import load_file, save_file
 from ._version import __version__
 from .errors import TomosegError
 from .model import UNet3D, build_model
-from .shipped import default_model_path, model_path, names_shipped_model  # noqa: F401 (re-exported)
+from .shipped import default_model_path, file_sha256, model_path, names_shipped_model  # noqa: F401 (re-exported)
 
 FORMAT = "tomoseg-model"
 FORMAT_VERSION = 1
@@ -206,9 +205,3 @@ def load_model(path=None, *, device: str | torch.device = "cpu") -> UNet3D:
     return model.to(device).eval()
 
 
-def file_sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

@@ -31,17 +31,23 @@ def model_path(model=None) -> Path:
     return default_model_path().with_name(f"{model or 'default'}.safetensors")
 
 
+def file_sha256(path) -> str:
+    """SHA-256 of a file, read in blocks (a model's identity in provenance and caches)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 @lru_cache(maxsize=None)
-def _sha256(path: Path) -> str | None:
+def _shipped_sha256(name: str) -> str | None:
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return file_sha256(default_model_path().with_name(f"{name}.safetensors"))
     except OSError:
         return None
 
 
 def shipped_name(sha256: str) -> str | None:
     """The name of the shipped model whose file has this SHA-256 (``default``, ``v1``), else None."""
-    for name in SHIPPED_MODELS:
-        if _sha256(default_model_path().with_name(f"{name}.safetensors")) == sha256:
-            return name
-    return None
+    return next((name for name in SHIPPED_MODELS if _shipped_sha256(name) == sha256), None)

@@ -16,7 +16,7 @@ import struct
 from pathlib import Path
 
 from ..architecture import ModelConfig
-from ..shipped import model_path
+from ..shipped import file_sha256, model_path
 
 
 def cache_key(sha256: str, architecture: dict) -> str:
@@ -46,14 +46,6 @@ class ModelFile:
         return model
 
 
-def _file_sha256(path: Path) -> str:  # as tomoseg.checkpoint.file_sha256, which imports PyTorch
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _header_metadata(path: Path) -> dict | None:
     try:
         with open(path, "rb") as fh:
@@ -74,7 +66,7 @@ def open_model(path, ir_folder: Path | None):
     if ir_folder is not None and file.is_file():
         meta = _header_metadata(file)
         if meta is not None and meta.get("format") == "tomoseg-model":
-            sha = _file_sha256(file)
+            sha = file_sha256(file)
             handle = ModelFile(file, meta, sha)
             if (ir_folder / f"unet-{handle.cache_key}.xml").exists() and \
                     (ir_folder / f"unet-{handle.cache_key}.bin").exists():

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-from scipy import ndimage
 
 from ..errors import TomosegError
 from ..inference.normalization import normalize, volume_stats
+from ..objects.labelling import label_objects
 from ..io import read_volume
 from .config import DataConfig, PhantomData
 
@@ -35,7 +35,7 @@ class TrainingVolume:
         """``(order, starts)``: object ``k``'s voxels are ``foreground[order[starts[k]:starts[k + 1]]]``
         (objects are 3D connected components, 26-connected, of the object voxels). For sampling that centres
         patches on objects chosen uniformly, whatever their size."""
-        components, n = ndimage.label(self.labels == 1, structure=np.ones((3, 3, 3), bool))
+        components, n = label_objects(self.labels == 1, connectivity=26)
         ids = components[tuple(self.foreground.T)]  # the component of each foreground voxel, raster order
         order = np.argsort(ids, kind="stable").astype(np.int64)
         starts = np.searchsorted(ids[order], np.arange(1, n + 2)).astype(np.int64)
