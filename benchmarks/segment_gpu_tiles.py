@@ -36,18 +36,23 @@ def _sync(device):
 
 
 VARIANTS = {
-    "plain": "the model as segment runs it",
-    "channels-last": "weights and activations in channels-last-3D memory order",
-    "compile": "torch.compile of the model (its compile time in the untimed warm-up)",
+    "plain": "the model as segment runs it (BatchNorms folded into the convolutions)",
+    "as-trained": "the model as trained, BatchNorms not folded (what segment ran before)",
+    "channels-last": "folded, weights and activations in channels-last-3D memory order",
+    "compile": "torch.compile of the folded model (its compile time in the untimed warm-up)",
 }
 
 
-def _variant(backend, variant: str):
-    """The backend's model changed as ``variant`` says (candidates for a faster network; segment uses plain)."""
+def _backend(model, device: str, precision: str, variant: str):
+    """The CUDA backend with its model as ``variant`` says (candidates for a faster network; segment uses plain)."""
     import torch
 
-    if variant in ("channels-last", "compile-channels-last"):
-        backend.model = backend.model.to(memory_format=torch.channels_last_3d)
+    from tomoseg.inference.cuda_pipeline import CudaBackend
+
+    backend = CudaBackend(model, device=device, precision=precision,
+                          channels_last=variant in ("channels-last", "compile-channels-last"))
+    if variant == "as-trained":
+        backend.model = model.to(device).eval()
     if variant.startswith("compile"):
         backend.model = torch.compile(backend.model, dynamic=False)
     return backend
@@ -58,7 +63,6 @@ def measure(shape, tile: int, precision: str, device: str, repeats: int, model_p
     import torch
 
     import tomoseg
-    from tomoseg.inference.cuda_pipeline import CudaBackend
     from tomoseg.inference.engine import _Stream
     from tomoseg.inference.normalization import Stats
     from tomoseg.inference.tiling import TilingConfig, tile_grid
@@ -68,7 +72,7 @@ def measure(shape, tile: int, precision: str, device: str, repeats: int, model_p
     window = tuple(s.stop - s.start for s in tiles[0].read)
     raw = np.random.default_rng(0).integers(60, 200, window, dtype=np.uint8)
     stats = Stats(mean=128.0, std=40.0, voxels=raw.size, method="full")
-    backend = _variant(CudaBackend(model, device=device, precision=precision), variant)
+    backend = _backend(model, device, precision, variant)
     if batch_limit:  # at most this many windows a batch (segment: as many as fit, up to 8, balanced)
         backend.batch_limit = batch_limit
     batch = backend.batch_limit_for(window, len(tiles))

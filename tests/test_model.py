@@ -128,3 +128,48 @@ def test_garbage_file_is_refused(tmp_path):
 def test_unknown_model_key_names_allowed_keys():
     with pytest.raises(TomosegError, match="allowed"):
         build_model({"levels": 4, "width": 8})
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_inference_copy_folds_batchnorm_and_keeps_the_logits(channels_last):
+    from tomoseg.model import inference_copy
+
+    torch.manual_seed(0)
+    model = UNet3D(levels=3, base_features=4)
+    for module in model.modules():  # BatchNorms far from the identity, as trained ones are
+        if isinstance(module, torch.nn.BatchNorm3d):
+            module.running_mean.uniform_(-1, 1)
+            module.running_var.uniform_(0.2, 3)
+            module.weight.data.uniform_(0.3, 2)
+            module.bias.data.uniform_(-0.5, 0.5)
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fast = inference_copy(model, channels_last=channels_last)
+    assert not any(isinstance(m, torch.nn.BatchNorm3d) for m in fast.modules())
+    assert not fast.training and not any(p.requires_grad for p in fast.parameters())
+    conv = fast.down[0][3].weight
+    assert conv.is_contiguous(memory_format=torch.channels_last_3d) == channels_last
+    # the model itself is untouched: still training, same BatchNorms and weights
+    assert model.training and sum(isinstance(m, torch.nn.BatchNorm3d) for m in model.modules()) == 10
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    x = torch.randn(2, 1, 16, 24, 32)
+    with torch.inference_mode():
+        expected = model.eval()(x)
+        got = fast(x)
+    assert got.shape == expected.shape
+    assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4)
+    assert not torch.equal(got, UNet3D(levels=3, base_features=4).eval()(x))  # not some other network's output
+
+
+def test_the_torch_backend_runs_the_folded_channels_last_copy():
+    from tomoseg.inference.backends import TorchBackend
+
+    model = UNet3D(levels=3, base_features=4)
+    backend = TorchBackend(model, "cpu")
+    assert backend.model is not model and model.training  # the caller's module is not changed
+    assert not any(isinstance(m, torch.nn.BatchNorm3d) for m in backend.model.modules())
+    assert backend.model.head.weight.is_contiguous(memory_format=torch.channels_last_3d)
+    x = np.random.default_rng(1).normal(size=(1, 1, 16, 16, 16)).astype(np.float32)
+    with torch.inference_mode():
+        expected = torch.sigmoid(model.eval()(torch.from_numpy(x))).numpy()
+    assert np.abs(backend(x) - expected).max() < 1e-5

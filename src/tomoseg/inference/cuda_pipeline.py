@@ -23,6 +23,8 @@ from collections import deque
 import numpy as np
 import torch
 
+from ..model import inference_copy
+
 # Peak GPU memory per window voxel of the 4-level/base-8 network in inference (bytes; measured on an H200
 # with benchmarks/segment_throughput.py, rounded up). Other architectures scale with base_features.
 BYTES_PER_VOXEL = {"f32": 340, "bf16": 260, "fp16": 260}
@@ -78,7 +80,7 @@ class CudaBackend:
     :mod:`.backends`): raw windows in, uint8 cores out."""
 
     def __init__(self, model, device: str = "cuda", precision: str = "f32", *, batch_limit: int = 8,
-                 readers: int = 6):
+                 readers: int = 6, channels_last: bool = False):
         if not hasattr(model, "state_dict"):  # a ModelFile
             model = model.load()
         self.device = torch.device(device)
@@ -86,7 +88,10 @@ class CudaBackend:
         # on an H200 it cost about 5 s per run and gained nothing per window (111.9 Mvox/s tuned, 113.0 not,
         # benchmarks/results/segment_throughput.md). TOMOSEG_CUDNN_BENCHMARK=1 turns it on for other cards.
         torch.backends.cudnn.benchmark = os.environ.get("TOMOSEG_CUDNN_BENCHMARK", "0") == "1"
-        self.model = model.to(self.device).eval()
+        # BatchNorms folded into the convolutions: one pass over the activations less per layer. Channels-last
+        # memory, 1.8x faster with oneDNN on the CPU, is off until measured with cuDNN
+        # (benchmarks/segment_gpu_tiles.py --variants plain channels-last compares the two).
+        self.model = inference_copy(model, self.device, channels_last=channels_last)
         self.dtype = {"f32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
         self.precision = precision
         self.batch_limit = batch_limit
