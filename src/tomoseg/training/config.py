@@ -53,6 +53,8 @@ def _coerce(value, annotation: str, key: str):
             raise TomosegError(f"{key}: {value!r} must be a finite number")
         return value
     if base == "bool":
+        if isinstance(value, str) and value.strip().lower() == "auto" and "None" in types:
+            return None  # the device's choice
         if isinstance(value, str) and value.strip().lower() in _BOOLS:
             return _BOOLS[value.strip().lower()]
         if not isinstance(value, bool):
@@ -224,7 +226,9 @@ class PerformanceConfig:
     tf32: bool = True                 # TensorFloat-32 matrix units for f32 work on CUDA
     cudnn_benchmark: bool = True      # let cuDNN time its convolution algorithms once per shape
     compile: bool = False             # torch.compile the model (minutes of start-up; worth it for long runs)
-    channels_last: bool = False       # channels-last-3D memory format
+    # channels-last-3D memory format; auto (None): on the CPU, where it made a training step 1.8x (f32) and 1.5x
+    # (bf16) faster on 2 cores, not on CUDA until measured there (benchmarks/results/train_throughput-*.md)
+    channels_last: bool | None = None
 
 
 @dataclass

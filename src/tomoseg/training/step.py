@@ -47,6 +47,13 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
+def resolve_channels_last(channels_last: bool | None, device: torch.device) -> bool:
+    """What ``performance.channels_last: auto`` (None) stands for: channels-last memory on the CPU, where oneDNN's
+    3D convolutions run faster in it (a training step 1.8x in f32, 1.5x in bf16, on 2 cores), not on CUDA, where
+    it is not yet measured."""
+    return device.type == "cpu" if channels_last is None else bool(channels_last)
+
+
 def configure_device(cfg: TrainConfig, device: torch.device) -> None:
     """Process-wide speed switches of the CUDA libraries (no effect on the CPU)."""
     if device.type == "cuda":
@@ -62,7 +69,8 @@ class TrainStep:
         self.cfg, self.device = cfg, device
         self.precision = resolve_precision(cfg.precision, device)
         self.model = model
-        if cfg.performance.channels_last:
+        self.channels_last = resolve_channels_last(cfg.performance.channels_last, device)
+        if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last_3d)
         self.forward = torch.compile(self.model) if cfg.performance.compile else self.model
         self.optimizer = torch.optim.Adam(model.parameters(), lr=cfg.optim.learning_rate,
@@ -86,7 +94,7 @@ class TrainStep:
     def __call__(self, x: torch.Tensor, y: torch.Tensor, progress: float) -> torch.Tensor:
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate(progress)
-        if self.cfg.performance.channels_last:
+        if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last_3d)
         self.optimizer.zero_grad(set_to_none=True)
         with self.autocast():
