@@ -172,7 +172,8 @@ def main(argv=None) -> int:
         vols = _volumes(2 if args.quick else 4, (64, 160, 160) if args.quick else (96, 192, 192))
         title = f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
         patch = 32 if args.quick else 64
-        cases = [(patch, 2, precision, channels_last) for precision in ("f32", "bf16") for channels_last in (False, True)]
+        cases = [(patch, 2, precision, channels_last)
+                 for precision in ("f32", "bf16") for channels_last in (False, True)]
         run_device("cpu", cases, vols, steps, 1, title,
                    f"{args.out_dir}/train_throughput-cpu.md")
     if args.device in ("all", "cuda") and torch.cuda.is_available():

@@ -145,7 +145,7 @@ def test_channels_last_auto_is_on_for_the_cpu_only(tmp_path, written, expected_c
 
 
 def test_channels_last_accepts_only_a_boolean_or_auto(tmp_path):
-    with pytest.raises(TomosegError, match="channels_last.*true or false"):
+    with pytest.raises(TomosegError, match="channels_last.*true or false or auto"):
         config_from_dict(tiny(tmp_path) | {"performance": {"channels_last": "fast"}})
 
 

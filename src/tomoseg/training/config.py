@@ -58,7 +58,7 @@ def _coerce(value, annotation: str, key: str):
         if isinstance(value, str) and value.strip().lower() in _BOOLS:
             return _BOOLS[value.strip().lower()]
         if not isinstance(value, bool):
-            raise TomosegError(f"{key}: {value!r} must be true or false")
+            raise TomosegError(f"{key}: {value!r} must be true or false" + (" or auto" if "None" in types else ""))
         return value
     if base == "str":
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -226,7 +226,7 @@ class PerformanceConfig:
     tf32: bool = True                 # TensorFloat-32 matrix units for f32 work on CUDA
     cudnn_benchmark: bool = True      # let cuDNN time its convolution algorithms once per shape
     compile: bool = False             # torch.compile the model (minutes of start-up; worth it for long runs)
-    # channels-last-3D memory format; auto (None): on the CPU, where it made a training step 1.8x (f32) and 1.5x
+    # channels-last-3D memory format; auto (None): on the CPU, where it made a training step 1.7x (f32) and 1.35x
     # (bf16) faster on 2 cores, not on CUDA until measured there (benchmarks/results/train_throughput-*.md)
     channels_last: bool | None = None
 
