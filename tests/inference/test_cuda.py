@@ -38,6 +38,30 @@ def test_gpu_and_cpu_agree_within_one_level(phantom):
     assert np.abs(gpu.astype(int) - cpu.astype(int)).max() <= 1
 
 
+def test_channels_last_on_the_gpu_agrees_with_the_default_memory_order(phantom):
+    """The channels-last variant (a candidate default on CUDA, benchmarks/segment_gpu_tiles.py) gives the same
+    cores as the default order, within one level, through the whole pipeline."""
+    from tomoseg.inference.cuda_pipeline import CudaBackend
+    from tomoseg.inference.engine import _Stream
+    from tomoseg.inference.normalization import volume_stats
+    from tomoseg.inference.tiling import read_padded, tile_grid
+
+    model = tomoseg.load_model()
+    tiles = tile_grid(phantom.image.shape, TilingConfig(tile_size=64), model.config.divisor)
+    stats = volume_stats(phantom.image)
+    outs = []
+    for channels_last in (False, True):
+        backend = CudaBackend(model, device="cuda", channels_last=channels_last)
+        windows = ((t, read_padded(phantom.image, t.read, phantom.image.shape)) for t in tiles)
+        out = np.zeros(phantom.image.shape, np.uint8)
+        for tile, core in backend.run_windows(_Stream(windows, len(tiles)), stats):
+            out[tile.core] = core
+        outs.append(out)
+    diff = np.abs(outs[0].astype(int) - outs[1].astype(int))
+    assert diff.max() <= 1 and np.count_nonzero(diff) <= diff.size // 1000
+    assert outs[0].max() > 127  # objects found: not two empty maps
+
+
 def test_segment_through_files_on_the_gpu_pipeline_and_dask(phantom, tmp_path):
     write_volume(tmp_path / "scan.tif", phantom.image, voxel_size=(29.33,) * 3)
     opts = SegmentOptions(tiling=TilingConfig(tile_size=64), backend=CUDA)

@@ -358,9 +358,10 @@ def test_object_counts_from_the_done_markers_equal_the_output(tmp_path, random_m
     assert objects_per_slice(work, tiles, {0}, image.shape).sum() == len(tiles) - 1
 
 
-def test_the_cuda_pipeline_logic_runs_on_the_cpu(monkeypatch, random_model_path):
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_the_cuda_pipeline_logic_runs_on_the_cpu(monkeypatch, random_model_path, channels_last):
     """The CUDA backend's batching, balancing, halving on out-of-memory, core cutting and quantization, run
-    with a CPU device so that CI checks them (the GPU itself: the gpu tests)."""
+    with a CPU device so that CI checks them (the GPU itself: the gpu tests), in both memory orders."""
     import torch
 
     from tomoseg.inference.backends import to_uint8
@@ -376,7 +377,7 @@ def test_the_cuda_pipeline_logic_runs_on_the_cpu(monkeypatch, random_model_path)
     stats = volume_stats(image)
     window = int(np.prod([r.stop - r.start for r in tiles[0].read]))
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (4 * window * 340 / 0.6, 10**12))
-    backend = CudaBackend(model, device="cpu")
+    backend = CudaBackend(model, device="cpu", channels_last=channels_last)
     sizes, plain_start, failed = [], backend._start, []
 
     def run(group, mean, inv_sd):
