@@ -4,6 +4,8 @@ Rows, each timed from the input file to the output file(s) (read, normalize, inf
 
 - ``tomoseg``: ``segment()`` with its defaults, in this process (imports done; the model file is read);
 - ``tomoseg, no sample mask``: the same with ``sample_mask="off"`` (every tile computed);
+- ``tomoseg, PyTorch backend`` (the CPU only): the same as ``tomoseg`` with ``backend="torch"``, the CPU path of
+  an installation without OpenVINO (its network: BatchNorms folded, channels-last memory);
 - ``tomoseg, no sample mask, cuDNN autotuning on`` (a GPU only): the same with cuDNN trying its kernels on
   each window shape and running the fastest (``TOMOSEG_CUDNN_BENCHMARK=1``; off by default), which says what
   the tuning (seconds per window shape) gains per window;
@@ -53,10 +55,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _report import emit_section  # noqa: E402
 
-METHODS = ["tomoseg", "tomoseg-nomask", "tomoseg-tuned", "tomoseg-cli", "tomoseg-cli-tuned", "tomoseg-gpus",
+METHODS = ["tomoseg", "tomoseg-nomask", "tomoseg-torch", "tomoseg-tuned", "tomoseg-cli", "tomoseg-cli-tuned", "tomoseg-gpus",
            "paper", "paper-script", "monai"]
 GPU_ONLY = {"tomoseg-tuned", "tomoseg-cli-tuned", "tomoseg-gpus"}  # cuDNN's autotuning, --gpus: rows for a GPU
+CPU_ONLY = {"tomoseg-torch"}  # the CPU path where OpenVINO is not installed
 LABELS = {"tomoseg": "tomoseg (defaults)", "tomoseg-nomask": "tomoseg, no sample mask",
+          "tomoseg-torch": "tomoseg, PyTorch backend (as without OpenVINO installed)",
           "tomoseg-tuned": "tomoseg, no sample mask, cuDNN autotuning on",
           "tomoseg-cli": "tomoseg CLI (process start included)",
           "tomoseg-cli-tuned": "tomoseg CLI, cuDNN autotuning on (TOMOSEG_CUDNN_BENCHMARK=1)",
@@ -189,10 +193,10 @@ def run_monai(src, out, model, device):
     tomoseg.write_volume(str(out), u8)
 
 
-def _segment_options(device, tile_size, sample_mask):
+def _segment_options(device, tile_size, sample_mask, backend="auto"):
     from tomoseg.inference import BackendConfig, SegmentOptions, TilingConfig
 
-    kwargs = {"backend": BackendConfig(device=device), "overwrite": True}
+    kwargs = {"backend": BackendConfig(backend=backend, device=device), "overwrite": True}
     if tile_size:
         kwargs["tiling"] = TilingConfig(tile_size=tile_size)
     if sample_mask is not None and "sample_mask" in SegmentOptions.__dataclass_fields__:
@@ -200,9 +204,11 @@ def _segment_options(device, tile_size, sample_mask):
     return SegmentOptions(**kwargs)
 
 
-def run_tomoseg(src, out, model, device, tile_size=None, sample_mask=None, tuned: bool = False) -> dict:
+def run_tomoseg(src, out, model, device, tile_size=None, sample_mask=None, tuned: bool = False,
+                backend: str = "auto") -> dict:
     """``segment`` in this process; returns its stage times (seconds, from the provenance). ``tuned=True``
-    runs with cuDNN's autotuning on, as ``TOMOSEG_CUDNN_BENCHMARK=1`` does."""
+    runs with cuDNN's autotuning on, as ``TOMOSEG_CUDNN_BENCHMARK=1`` does; ``backend="torch"`` runs PyTorch
+    where OpenVINO would run."""
     import torch
 
     from tomoseg.inference import segment
@@ -211,7 +217,7 @@ def run_tomoseg(src, out, model, device, tile_size=None, sample_mask=None, tuned
     if tuned:
         os.environ["TOMOSEG_CUDNN_BENCHMARK"] = "1"  # read by the CUDA backend that segment() creates
     try:
-        record = segment(src, out, model=model, options=_segment_options(device, tile_size, sample_mask),
+        record = segment(src, out, model=model, options=_segment_options(device, tile_size, sample_mask, backend),
                          progress=False)
     finally:
         torch.backends.cudnn.benchmark = before[0]
@@ -303,6 +309,7 @@ def bench_shape(shape, device, methods, repeats, args, folder: Path) -> list[dic
     runners = {
         "tomoseg": lambda out: run_tomoseg(src, out, path, device, tile, None),
         "tomoseg-nomask": lambda out: run_tomoseg(src, out, path, device, tile, "off"),
+        "tomoseg-torch": lambda out: run_tomoseg(src, out, path, device, tile, None, backend="torch"),
         "tomoseg-tuned": lambda out: run_tomoseg(src, out, path, device, tile, "off", tuned=True),
         "tomoseg-cli": lambda out: run_cli(src, out, device, tile),
         "tomoseg-cli-tuned": lambda out: run_cli(src, out, device, tile, {"TOMOSEG_CUDNN_BENCHMARK": "1"}),
@@ -313,6 +320,8 @@ def bench_shape(shape, device, methods, repeats, args, folder: Path) -> list[dic
     }
     if any(m.startswith("tomoseg") for m in methods):  # warm-up: fills the on-disk model cache
         run_tomoseg(src, folder / "warmup.zarr", path, device, tile, None)
+    if "tomoseg-torch" in methods:  # and PyTorch's (oneDNN's kernels for the window shape), as for the others
+        run_tomoseg(src, folder / "warmup.zarr", path, device, tile, None, backend="torch")
     rows, outputs = [], {}
     runs = {m: [] for m in methods}
     failed = {}
@@ -439,7 +448,7 @@ def main(argv=None) -> int:
     for device in devices:
         gpu = _cuda(device)
         methods = args.methods or [m for m in METHODS if not (args.quick and m == "monai")
-                                   and not (m in GPU_ONLY and not gpu)]
+                                   and not (m in GPU_ONLY and not gpu) and not (m in CPU_ONLY and gpu)]
         if args.shapes:
             shapes = [tuple(int(v) for v in s.lower().split("x")) for s in args.shapes]
         elif args.quick:
