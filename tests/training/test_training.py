@@ -131,7 +131,7 @@ def test_channels_last_auto_is_on_for_the_cpu_only(tmp_path, written, expected_c
 
     values = tiny(tmp_path) | ({} if written is None else {"performance": {"channels_last": written}})
     cfg = config_from_dict(values)
-    assert cfg.performance.channels_last in (None, True, False)
+    assert cfg.performance.channels_last in ("auto", True, False)
     assert resolve_channels_last(cfg.performance.channels_last, torch.device("cpu")) is expected_cpu
     assert resolve_channels_last(cfg.performance.channels_last, torch.device("cuda")) is expected_cuda
     path = tmp_path / "c.yaml"
@@ -145,8 +145,12 @@ def test_channels_last_auto_is_on_for_the_cpu_only(tmp_path, written, expected_c
 
 
 def test_channels_last_accepts_only_a_boolean_or_auto(tmp_path):
+    from tomoseg.training.config import PerformanceConfig
+
     with pytest.raises(TomosegError, match="channels_last.*true or false or auto"):
         config_from_dict(tiny(tmp_path) | {"performance": {"channels_last": "fast"}})
+    with pytest.raises(TomosegError, match="channels_last.*true, false or auto"):
+        PerformanceConfig(channels_last="fast")
 
 
 @pytest.mark.parametrize("values,match", [

@@ -53,12 +53,12 @@ def _coerce(value, annotation: str, key: str):
             raise TomosegError(f"{key}: {value!r} must be a finite number")
         return value
     if base == "bool":
-        if isinstance(value, str) and value.strip().lower() == "auto" and "None" in types:
-            return None  # the device's choice
+        if isinstance(value, str) and value.strip().lower() == "auto" and "str" in types:
+            return "auto"  # the device's choice
         if isinstance(value, str) and value.strip().lower() in _BOOLS:
             return _BOOLS[value.strip().lower()]
         if not isinstance(value, bool):
-            raise TomosegError(f"{key}: {value!r} must be true or false" + (" or auto" if "None" in types else ""))
+            raise TomosegError(f"{key}: {value!r} must be true or false" + (" or auto" if "str" in types else ""))
         return value
     if base == "str":
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -226,9 +226,13 @@ class PerformanceConfig:
     tf32: bool = True                 # TensorFloat-32 matrix units for f32 work on CUDA
     cudnn_benchmark: bool = True      # let cuDNN time its convolution algorithms once per shape
     compile: bool = False             # torch.compile the model (minutes of start-up; worth it for long runs)
-    # channels-last-3D memory format; auto (None): on the CPU, where it made a training step 1.7x (f32) and 1.35x
+    # channels-last-3D memory format; auto: on the CPU, where it made a training step 1.7x (f32) and 1.35x
     # (bf16) faster on 2 cores, not on CUDA until measured there (benchmarks/results/train_throughput-*.md)
-    channels_last: bool | None = None
+    channels_last: bool | str = "auto"
+
+    def __post_init__(self):
+        if not (isinstance(self.channels_last, bool) or self.channels_last == "auto"):
+            raise TomosegError(f"performance.channels_last {self.channels_last!r} must be true, false or auto")
 
 
 @dataclass
