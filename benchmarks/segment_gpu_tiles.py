@@ -36,9 +36,11 @@ def _sync(device):
 
 
 VARIANTS = {
-    "plain": "the model as segment runs it (BatchNorms folded into the convolutions)",
-    "as-trained": "the model as trained, BatchNorms not folded (what segment ran before)",
+    "plain": "the model as segment runs it (BatchNorms folded; memory order by tomoseg.memory_order: channels-last "
+             "for bf16/fp16 with cuDNN 9.8+, else contiguous)",
+    "as-trained": "the model as trained, BatchNorms not folded, contiguous (what segment ran before)",
     "channels-last": "folded, weights and activations in channels-last-3D memory order",
+    "contiguous": "folded, contiguous memory order",
     "compile": "torch.compile of the folded model (its compile time in the untimed warm-up)",
 }
 
@@ -49,8 +51,8 @@ def _backend(model, device: str, precision: str, variant: str):
 
     from tomoseg.inference.cuda_pipeline import CudaBackend
 
-    backend = CudaBackend(model, device=device, precision=precision,
-                          channels_last=variant in ("channels-last", "compile-channels-last"))
+    order = {"channels-last": True, "compile-channels-last": True, "contiguous": False, "as-trained": False}
+    backend = CudaBackend(model, device=device, precision=precision, channels_last=order.get(variant))
     if variant == "as-trained":
         backend.model = model.to(device).eval()
     if variant.startswith("compile"):
@@ -157,6 +159,8 @@ def main(argv=None) -> int:
             return 1
         shape, device = tuple(int(s) for s in args.shape.split("x")), "cuda"
         name = torch.cuda.get_device_name(0)
+    # the regime of tomoseg.memory_order's rule: cuDNN 9.8+ loses contiguous half-precision 3D convolutions
+    name += f" (torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()})"
     rows = []
     for tile in args.tiles:
         for precision in args.precisions:

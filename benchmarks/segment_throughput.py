@@ -384,7 +384,7 @@ def table(rows, shape, device, repeats, args) -> str:
     if gpu:
         import torch
 
-        where = f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
+        where = f"{torch.cuda.get_device_name()} (torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()})"
     else:
         where = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
     ref = next((r.get("ref") for r in rows if r.get("ref")), None)

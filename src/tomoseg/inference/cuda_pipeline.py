@@ -23,6 +23,7 @@ from collections import deque
 import numpy as np
 import torch
 
+from ..memory_order import channels_last_pays
 from ..model import inference_copy
 
 # Peak GPU memory per window voxel of the 4-level/base-8 network in inference (bytes; measured on an H200
@@ -80,7 +81,7 @@ class CudaBackend:
     :mod:`.backends`): raw windows in, uint8 cores out."""
 
     def __init__(self, model, device: str = "cuda", precision: str = "f32", *, batch_limit: int = 8,
-                 readers: int = 6, channels_last: bool = False):
+                 readers: int = 6, channels_last: bool | None = None):
         if not hasattr(model, "state_dict"):  # a ModelFile
             model = model.load()
         self.device = torch.device(device)
@@ -88,9 +89,12 @@ class CudaBackend:
         # on an H200 it cost about 5 s per run and gained nothing per window (111.9 Mvox/s tuned, 113.0 not,
         # benchmarks/results/segment_throughput.md). TOMOSEG_CUDNN_BENCHMARK=1 turns it on for other cards.
         torch.backends.cudnn.benchmark = os.environ.get("TOMOSEG_CUDNN_BENCHMARK", "0") == "1"
-        # BatchNorms folded into the convolutions: one pass over the activations less per layer. Channels-last
-        # memory, 1.8x faster with oneDNN on the CPU, is off until measured with cuDNN
-        # (benchmarks/segment_gpu_tiles.py --variants plain channels-last compares the two).
+        # BatchNorms folded into the convolutions: one pass over the activations less per layer. The memory order:
+        # channels-last where it keeps bf16/fp16 3D convolutions on cuDNN; f32 stays contiguous until measured
+        # (memory_order.channels_last_pays; benchmarks/segment_gpu_tiles.py --variants compares them).
+        if channels_last is None:
+            channels_last = channels_last_pays(self.device, precision)
+        self.channels_last = channels_last
         self.model = inference_copy(model, self.device, channels_last=channels_last)
         self.dtype = {"f32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
         self.precision = precision

@@ -226,8 +226,8 @@ class PerformanceConfig:
     tf32: bool = True                 # TensorFloat-32 matrix units for f32 work on CUDA
     cudnn_benchmark: bool = True      # let cuDNN time its convolution algorithms once per shape
     compile: bool = False             # torch.compile the model (minutes of start-up; worth it for long runs)
-    # channels-last-3D memory format; auto: on the CPU, where it made a training step 1.7x (f32) and 1.35x
-    # (bf16) faster on 2 cores, not on CUDA until measured there (benchmarks/results/train_throughput-*.md)
+    # channels-last-3D memory format; auto: where it pays (tomoseg.memory_order.channels_last_pays): on the CPU
+    # (a training step 1.7x faster in f32, 1.35x in bf16, on 2 cores) and for bf16/fp16 on CUDA with cuDNN 9.8+
     channels_last: bool | str = "auto"
 
     def __post_init__(self):

@@ -1,0 +1,35 @@
+"""Which memory order runs the network's 3D convolutions faster on a device: one rule for inference and training.
+
+PyTorch holds a 5D tensor either contiguous (N, C, D, H, W) or channels-last-3D (N, D, H, W, C). The math is the
+same; the kernels differ. :func:`channels_last_pays` is the choice ``segment`` and ``train`` make when not told.
+"""
+
+from __future__ import annotations
+
+HALF_PRECISIONS = ("bf16", "fp16")
+CUDNN_HALF_3D_BROKEN = 90800  # cuDNN 9.8: PyTorch stops giving it half-precision 3D convolutions in NCDHW order
+
+
+def channels_last_pays(device, precision: str = "f32") -> bool:
+    """Whether ``device`` at ``precision`` ("f32", "bf16", "fp16") should run the network in channels-last memory.
+
+    - **CPU**: yes. oneDNN's 3D convolutions are faster in that order: on 2 cores the network alone ran 1.8x as
+      fast (2.2x with the BatchNorms folded) and a training step 1.7x (f32) and 1.35x (bf16) as fast
+      (docs/segment.md, docs/training.md).
+    - **CUDA, bf16 or fp16, cuDNN 9.8 or later**: yes. A cuDNN bug made PyTorch route half-precision 3D
+      convolutions in contiguous memory away from cuDNN (PyTorch 2.9.0 for every cuDNN from 9.8, later
+      releases for cuDNN 9.8 to 9.14) to a much slower fallback (4x slower training reported by nnU-Net's
+      author, pytorch/pytorch#166122); in channels-last memory they stay on cuDNN. (On the H200, whose cuDNN
+      version was not recorded, bf16 ran 10 % slower than f32, not several times: likely outside that range.)
+    - **CUDA otherwise (f32)**: no, until measured on a GPU (``benchmarks/segment_gpu_tiles.py --variants plain
+      channels-last``, ``benchmarks/train_throughput.py``).
+    """
+    kind = getattr(device, "type", str(device).split(":")[0])
+    if kind == "cpu":
+        return True
+    if kind == "cuda" and precision in HALF_PRECISIONS:
+        import torch
+
+        version = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+        return version is not None and version >= CUDNN_HALF_3D_BROKEN
+    return False
