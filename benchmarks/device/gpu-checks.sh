@@ -5,7 +5,7 @@
 # segment_throughput.md, segment_start.md, checks.log, bench.log). Time limit per part in seconds, 0 skips it:
 # T_TESTS, T_TRAIN, T_PIPE, T_TILES, T_SEG, T_START; SEG_REPEATS runs per row of segment_throughput (default 3),
 # SEG_METHODS its rows (default: all);
-# TILES, VARIANTS (plain as-trained channels-last compile), PRECISIONS, BATCHES (windows a batch at most; 0: segment's
+# TILES, VARIANTS (plain as-trained channels-last contiguous compile), PRECISIONS, BATCHES (windows a batch at most; 0: segment's
 # choice) for the tile sweep.
 #   OUT=/tmp/out bash benchmarks/device/gpu-checks.sh
 set -u
