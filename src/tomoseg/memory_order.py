@@ -17,10 +17,11 @@ def channels_last_pays(device, precision: str = "f32") -> bool:
       fast (2.2x with the BatchNorms folded) and a training step 1.7x (f32) and 1.35x (bf16) as fast
       (docs/segment.md, docs/training.md).
     - **CUDA, bf16 or fp16, cuDNN 9.8 or later**: yes. A cuDNN bug made PyTorch route half-precision 3D
-      convolutions in contiguous memory away from cuDNN (PyTorch 2.9.0 for every cuDNN from 9.8, later
-      releases for cuDNN 9.8 to 9.14) to a much slower fallback (4x slower training reported by nnU-Net's
-      author, pytorch/pytorch#166122); in channels-last memory they stay on cuDNN. (On the H200, whose cuDNN
-      version was not recorded, bf16 ran 10 % slower than f32, not several times: likely outside that range.)
+      convolutions away from cuDNN to a much slower fallback (4x slower training reported by nnU-Net's author,
+      pytorch/pytorch#166122): PyTorch 2.9.0 in either memory order, later releases only in contiguous memory
+      and only with cuDNN 9.8 to 9.14. There channels-last keeps them on cuDNN; elsewhere it is the order
+      cuDNN's tensor-core kernels use anyway. (On the H200, whose cuDNN version was not recorded, bf16 ran
+      10 % slower than f32, not several times: likely outside that range.)
     - **CUDA otherwise (f32)**: no, until measured on a GPU (``benchmarks/segment_gpu_tiles.py --variants plain
       channels-last``, ``benchmarks/train_throughput.py``).
     """

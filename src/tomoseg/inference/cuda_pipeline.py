@@ -94,7 +94,6 @@ class CudaBackend:
         # (memory_order.channels_last_pays; benchmarks/segment_gpu_tiles.py --variants compares them).
         if channels_last is None:
             channels_last = channels_last_pays(self.device, precision)
-        self.channels_last = channels_last
         self.model = inference_copy(model, self.device, channels_last=channels_last)
         self.dtype = {"f32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
         self.precision = precision
