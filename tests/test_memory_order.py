@@ -20,6 +20,11 @@ def test_channels_last_where_it_pays(monkeypatch, device, precision, cudnn, expe
     assert channels_last_pays(device, precision) is expected
 
 
+def test_no_channels_last_on_a_cpu_without_onednn(monkeypatch):
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
+    assert not channels_last_pays("cpu", "f32")
+
+
 def test_the_backends_and_the_training_step_follow_the_rule(monkeypatch):
     from tomoseg.inference.backends import TorchBackend
     from tomoseg.model import UNet3D
