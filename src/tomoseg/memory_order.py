@@ -13,10 +13,10 @@ CUDNN_HALF_3D_BROKEN = 90800  # cuDNN 9.8: PyTorch stops giving it half-precisio
 def channels_last_pays(device, precision: str = "f32") -> bool:
     """Whether ``device`` at ``precision`` ("f32", "bf16", "fp16") should run the network in channels-last memory.
 
-    - **CPU with oneDNN** (PyTorch's x86 builds, and others built with it): yes. oneDNN's 3D convolutions are faster in that
-      order: on 2 x86 cores the network alone ran 1.8x as fast (2.2x with the BatchNorms folded) and a training
-      step 1.7x (f32) and 1.35x (bf16) as fast (docs/segment.md, docs/training.md). Without oneDNN, PyTorch's
-      own 3D convolution would only convert the order back and forth: no.
+    - **CPU with oneDNN** (PyTorch's x86 builds, and others built with it): yes. oneDNN's 3D convolutions are
+      faster in that order: on 2 x86 cores the network alone ran 1.8x as fast (2.2x with the BatchNorms folded)
+      and a training step 1.7x (f32) and 1.35x (bf16) as fast (docs/segment.md, docs/training.md). Without
+      oneDNN, PyTorch's own 3D convolution would only convert the order back and forth: no.
     - **CUDA, bf16 or fp16, cuDNN 9.8 or later**: yes. A cuDNN bug made PyTorch route half-precision 3D
       convolutions away from cuDNN to a much slower fallback (4x slower training reported by nnU-Net's author,
       pytorch/pytorch#166122): PyTorch 2.9.0 in either memory order, later releases only in contiguous memory
