@@ -112,9 +112,7 @@ def inference_copy(model: UNet3D, device="cpu", *, channels_last: bool = False) 
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
     folded = copy.deepcopy(model).eval()
-    for seq in folded.modules():
-        if not isinstance(seq, nn.Sequential):
-            continue
+    for seq in [m for m in folded.modules() if isinstance(m, nn.Sequential)]:  # listed first: layers get replaced
         for i in range(len(seq) - 1):
             if isinstance(seq[i], nn.Conv3d) and isinstance(seq[i + 1], nn.BatchNorm3d):
                 seq[i] = fuse_conv_bn_eval(seq[i], seq[i + 1])
