@@ -100,6 +100,29 @@ def test_physics_phantoms_join_the_pool_and_are_generated_once_per_seed(tmp_path
     assert not np.array_equal(first[1][0], first[2][0])  # randomized acquisition per volume
 
 
+@pytest.mark.slow
+def test_the_pool_in_processes_longest_first_gives_the_serial_phantoms_in_order(tmp_path):
+    """Training and validation phantoms come from one process pool, physics ones submitted first; every phantom
+    depends on its own seed only, so the volumes equal those generated one by one, in the config's order."""
+    from tomoseg.training.data import phantom_volume_sets
+
+    spec = PhantomData(count=2, validation_count=1, shape=[32, 128, 128], seed=11, cache_dir=None,
+                       physics=PhysicsPool(count=1, validation_count=1, angles=[30, 40], photons=[500, 1000]))
+    items = phantom_specs(spec, validation=False) + phantom_specs(spec, validation=True)
+    assert [it["physics"] is not None for it in items] == [False, False, True, False, True]  # presets first here
+    serial, _ = generate_pool(items, workers=1)
+    pooled, stats = generate_pool(items, workers=2)  # 2 physics x 524k voxels x 30: worth processes
+    assert stats == {"generated": 5, "cached": 0}
+    for (a, la), (b, lb) in zip(serial, pooled):
+        assert np.array_equal(a, b) and np.array_equal(la, lb)
+    train_vols, val_vols = phantom_volume_sets(spec, DataConfig())
+    alone = phantom_volumes(spec, DataConfig()), phantom_volumes(spec, DataConfig(), validation=True)
+    assert [len(train_vols), len(val_vols)] == [3, 2]
+    for together, separately in zip((train_vols, val_vols), alone):
+        for u, v in zip(together, separately):
+            assert u.name == v.name and np.array_equal(u.image, v.image) and np.array_equal(u.labels, v.labels)
+
+
 def test_resume_refuses_a_changed_config_naming_the_keys(tmp_path):
     from tomoseg.errors import TomosegError
 

@@ -185,6 +185,11 @@ def _save_cached(path, image, labels) -> None:
     tmp.replace(path)
 
 
+def _work(item: dict) -> float:
+    """A phantom's cost in units of preset voxels: physics mode (projection and reconstruction) costs about 30x."""
+    return float(np.prod(item["shape"])) * (30 if item["physics"] else 1)
+
+
 def generate_pool(items: list[dict], *, cache_dir=None, workers: int = 0) -> tuple[list, dict]:
     """Phantoms of ``items`` as (image, labels) pairs, from the disk cache or generated in a process pool.
 
@@ -202,11 +207,12 @@ def generate_pool(items: list[dict], *, cache_dir=None, workers: int = 0) -> tup
             paths[k] = cache_dir / f"{_cache_key(item)}.npz"
             if paths[k].exists():
                 results[k] = _load_cached(paths[k])
-    todo = [k for k, r in enumerate(results) if r is None]
     workers = workers or len(os.sched_getaffinity(0)) or 1
+    # the longest first (physics ones), so that no worker starts a long phantom after the others are done;
+    # each phantom depends on its own seed only, so the order changes nothing in them
+    todo = sorted((k for k, r in enumerate(results) if r is None), key=lambda k: -_work(items[k]))
     # processes pay off only for real work: about 1 s per 6 Mvox of preset phantom, 30x that with physics
-    work = sum(np.prod(items[k]["shape"]) * (30 if items[k]["physics"] else 1) for k in todo)
-    if len(todo) > 1 and workers > 1 and work > 2e7:
+    if len(todo) > 1 and workers > 1 and sum(_work(items[k]) for k in todo) > 2e7:
         with ProcessPoolExecutor(min(workers, len(todo)), mp_context=get_context("spawn")) as pool:
             for k, pair in zip(todo, pool.map(_generate, [items[k] for k in todo])):
                 results[k] = pair
@@ -224,6 +230,20 @@ def phantom_volumes(spec: PhantomData, data: DataConfig, *, validation: bool = F
     """The training (or validation) phantoms of a config, normalized as ``segment`` normalizes."""
     items = phantom_specs(spec, validation=validation)
     pairs, _ = generate_pool(items, cache_dir=_cache_dir(spec), workers=spec.workers)
+    return _volumes(spec, data, items, pairs)
+
+
+def phantom_volume_sets(spec: PhantomData, data: DataConfig) -> tuple[list, list]:
+    """The training and the validation phantoms of a config, generated in one pool: the validation
+    phantoms' long (physics) ones start with the training ones' instead of after them."""
+    train_items, val_items = phantom_specs(spec, validation=False), phantom_specs(spec, validation=True)
+    pairs, _ = generate_pool(train_items + val_items, cache_dir=_cache_dir(spec), workers=spec.workers)
+    n = len(train_items)
+    return _volumes(spec, data, train_items, pairs[:n]), _volumes(spec, data, val_items, pairs[n:])
+
+
+def _volumes(spec: PhantomData, data: DataConfig, items, pairs) -> list[TrainingVolume]:
+    """The generated (image, labels) pairs of ``items`` as training volumes: faded ends where the spec asks."""
     if spec.faded_ends:
         pairs = [_maybe_fade(it["seed"], image, labels, spec.faded_ends, data.ignore_value)
                  for it, (image, labels) in zip(items, pairs)]

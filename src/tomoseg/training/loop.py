@@ -20,7 +20,7 @@ from ..errors import TomosegError
 from ..model import build_model
 from .checkpoints import RunFolder
 from .config import TrainConfig
-from .data import load_pairs, phantom_volumes
+from .data import load_pairs, phantom_volume_sets
 from .sampling import PatchSource
 from .step import TrainStep, configure_device, resolve_device
 from .timing import PhaseClock
@@ -37,8 +37,9 @@ def prepare_data(cfg: TrainConfig):
     data = cfg.data
     train, val = [], []
     if data.phantoms is not None:
-        train += phantom_volumes(data.phantoms, data)
-        val += phantom_volumes(data.phantoms, data, validation=True)
+        phantoms, validation = phantom_volume_sets(data.phantoms, data)
+        train += phantoms
+        val += validation
     if data.volumes:
         pairs = load_pairs(data.volumes, data)
         train += pairs
