@@ -63,7 +63,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from tomoseg.training import load_config
-    from tomoseg.training.data import _generate, _work, phantom_specs
+    from tomoseg.synthetic.pool import generate_item
+    from tomoseg.training.data import _work, phantom_specs
     from tomoseg.training.loop import prepare_data
 
     cfg = load_config(args.config)
@@ -73,7 +74,7 @@ def main(argv=None) -> int:
     seconds = []
     for item in train_items + val_items:
         t0 = time.perf_counter()
-        _generate(item)
+        generate_item(item)
         seconds.append(time.perf_counter() - t0)
         print(f"{item['preset']} seed {item['seed']}: {seconds[-1]:.1f} s", flush=True)
     n = len(train_items)

@@ -100,8 +100,9 @@ def test_bad_usage_exits_2(capsys):
     assert exc.value.code == 2
 
 
-def test_io_does_not_import_torch():
-    code = "import sys, tomoseg, tomoseg.io; print('torch' in sys.modules)"
+@pytest.mark.parametrize("modules", ["tomoseg.io", "tomoseg.synthetic.pool"])  # the phantom pool's worker function
+def test_io_and_the_pool_worker_do_not_import_torch(modules):
+    code = f"import sys, tomoseg, {modules}; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
 

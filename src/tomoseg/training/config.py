@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 
 from ..errors import TomosegError
+from ..synthetic.pool import RANGE_KEYS  # the physics ranges, in the order they are drawn
 
 
 _BOOLS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
@@ -93,9 +94,6 @@ def _from_dict(cls, values, where: str):
         else:
             kwargs[name] = _coerce(value, allowed[name].type, key)
     return cls(**kwargs)
-
-
-RANGE_KEYS = ("photons", "angles", "gain_error", "object_gray", "radius_mean", "blur_sigma")
 
 
 @dataclass

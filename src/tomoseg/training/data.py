@@ -16,6 +16,7 @@ from ..errors import TomosegError
 from ..inference.normalization import normalize, volume_stats
 from ..objects.labelling import label_objects
 from ..io import read_volume
+from ..synthetic.pool import RANGE_KEYS, generate_item
 from .config import DataConfig, PhantomData
 
 
@@ -83,32 +84,6 @@ def load_pairs(entries, data: DataConfig) -> list[TrainingVolume]:
     return out
 
 
-def _randomized(preset_name: str, rng: np.random.Generator) -> dict:
-    from ..synthetic import PRESETS, PhantomConfig
-
-    base = PhantomConfig.from_dict(PRESETS[preset_name])
-    return {
-        "noise_sd": base.noise_sd * rng.uniform(0.7, 1.3),
-        "object_gray": base.object_gray + rng.uniform(-12, 12),
-        "matrix_gray": base.matrix_gray + rng.uniform(-15, 15),
-        "ring_strength": base.ring_strength * rng.uniform(0.5, 2.0),
-        "edge_ring_gray": base.edge_ring_gray * rng.uniform(0.4, 1.5),
-        "blur_sigma": base.blur_sigma * rng.uniform(0.7, 1.4),
-        "radius_mean": base.radius_mean * rng.uniform(0.85, 1.15),
-        "pillar_radius": float(np.clip(base.pillar_radius * rng.uniform(0.75, 1.1), 0.15, 0.48)),
-        "z_drift": base.z_drift * rng.uniform(0, 2),
-    }
-
-
-def _physics_overrides(pool, rng: np.random.Generator) -> dict:
-    """Acquisition and object parameters of one physics-mode phantom, each drawn from its range."""
-    from .config import RANGE_KEYS
-
-    out = {key: float(rng.uniform(*getattr(pool, key))) for key in RANGE_KEYS}
-    out["angles"] = int(round(out["angles"]))
-    return out
-
-
 def phantom_specs(spec: PhantomData, *, validation: bool) -> list[dict]:
     """What each phantom of the training (or validation) pool is: name, seed, preset, shape, physics ranges.
 
@@ -125,28 +100,11 @@ def phantom_specs(spec: PhantomData, *, validation: bool) -> list[dict]:
         first = spec.seed + spec.count + spec.validation_count
         start, count = (pool.count, pool.validation_count) if validation else (0, pool.count)
         shape = list(spec.physics_shape or spec.shape)
-        from .config import RANGE_KEYS
-
         ranges = {k: list(getattr(pool, k)) for k in RANGE_KEYS}
         for i in range(start, start + count):
             out.append({"seed": first + i, "preset": "physics", "shape": shape, "randomize": True,
                         "physics": ranges})
     return out
-
-
-def _generate(item: dict) -> tuple[np.ndarray, np.ndarray]:
-    """One phantom of a pool: (image uint8, labels uint8). Runs in a worker process."""
-    from types import SimpleNamespace
-
-    from ..synthetic import make_phantom
-
-    rng = np.random.default_rng(item["seed"])
-    if item["physics"] is not None:
-        overrides = _physics_overrides(SimpleNamespace(**item["physics"]), rng)
-    else:
-        overrides = _randomized(item["preset"], rng) if item["randomize"] else {}
-    ph = make_phantom(tuple(item["shape"]), rng=rng, preset_name=item["preset"], **overrides)
-    return ph.image, ph.labels
 
 
 def _cache_dir(spec: PhantomData):
@@ -214,13 +172,13 @@ def generate_pool(items: list[dict], *, cache_dir=None, workers: int = 0) -> tup
     # processes pay off only for real work: about 1 s per 6 Mvox of preset phantom, 30x that with physics
     if len(todo) > 1 and workers > 1 and sum(_work(items[k]) for k in todo) > 2e7:
         with ProcessPoolExecutor(min(workers, len(todo)), mp_context=get_context("spawn")) as pool:
-            for k, pair in zip(todo, pool.map(_generate, [items[k] for k in todo])):
+            for k, pair in zip(todo, pool.map(generate_item, [items[k] for k in todo])):
                 results[k] = pair
                 if paths[k] is not None:
                     _save_cached(paths[k], *pair)
     else:
         for k in todo:
-            results[k] = _generate(items[k])
+            results[k] = generate_item(items[k])
             if paths[k] is not None:
                 _save_cached(paths[k], *results[k])
     return results, {"generated": len(todo), "cached": len(items) - len(todo)}
