@@ -8,7 +8,8 @@ a fresh Python process that times, in order,
 - ``import tomoseg.cli``: what the CLI imports before it parses its arguments;
 - ``import torch``;
 - ``device``: CUDA's context (``torch.cuda.init`` and a first tensor), nothing on the CPU;
-- ``model``: the shipped model read, checked and moved to the device;
+- ``model``: the shipped model read, checked, made into the inference copy segment runs (BatchNorms folded,
+  the memory order of ``tomoseg.memory_order``) on the device;
 - ``first small forward``: one 1x1x64^3 window (on CUDA: cuDNN's libraries and kernels load here);
 - ``first window``: the first forward of the window batch ``segment`` runs (``--window``), a new shape;
 - ``second window``: the same again, the steady cost of one batch.
@@ -57,7 +58,10 @@ if cuda:
     torch.zeros(1, device=device)
 mark("device", sync)
 import tomoseg
-model = tomoseg.load_model().to(device).eval()
+from tomoseg.memory_order import channels_last_pays
+from tomoseg.model import inference_copy
+# the network as segment runs it: BatchNorms folded, in the memory order that pays on the device
+model = inference_copy(tomoseg.load_model(), device, channels_last=channels_last_pays(device, "f32"))
 mark("model", sync)
 window = tuple(int(v) for v in sys.argv[2].split("x"))
 with torch.inference_mode():
