@@ -149,6 +149,11 @@ def test_inference_copy_folds_batchnorm_and_keeps_the_logits(channels_last):
     assert not fast.training and not any(p.requires_grad for p in fast.parameters())
     conv = fast.down[0][3].weight
     assert conv.is_contiguous(memory_format=torch.channels_last_3d) == channels_last
+    # a model trained in the other memory order comes out in the order asked for
+    other = inference_copy(model.to(memory_format=torch.channels_last_3d if not channels_last
+                                    else torch.contiguous_format), channels_last=channels_last)
+    assert other.down[0][3].weight.is_contiguous(memory_format=torch.channels_last_3d) == channels_last
+    model.to(memory_format=torch.contiguous_format)
     # the model itself is untouched: still training, same BatchNorms and weights
     assert model.training and sum(isinstance(m, torch.nn.BatchNorm3d) for m in model.modules()) == 10
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())

@@ -117,10 +117,9 @@ def inference_copy(model: UNet3D, device="cpu", *, channels_last: bool = False) 
             if isinstance(seq[i], nn.Conv3d) and isinstance(seq[i + 1], nn.BatchNorm3d):
                 seq[i] = fuse_conv_bn_eval(seq[i], seq[i + 1])
                 seq[i + 1] = nn.Identity()
-    folded = folded.to(device)
-    if channels_last:
-        folded = folded.to(memory_format=torch.channels_last_3d)
-    return folded.requires_grad_(False)
+    # the order asked for, also when the model was trained in the other one (its weights keep their order)
+    order = torch.channels_last_3d if channels_last else torch.contiguous_format
+    return folded.to(device, memory_format=order).requires_grad_(False)
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:
