@@ -19,6 +19,7 @@ export MPLBACKEND=Agg PYTHONUNBUFFERED=1 XDG_CACHE_HOME=${XDG_CACHE_HOME:-/tmp/c
 PY=${PYTHON:-python3}
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/checks.log"
+$PY -c "import torch; print('torch', torch.__version__, 'cuDNN', torch.backends.cudnn.version())" | tee -a "$OUT/checks.log"
 
 step() {  # step NAME SECONDS COMMAND...: run COMMAND under a time limit (none when SECONDS is 0), log its time
   local name=$1 limit=$2 t
