@@ -358,6 +358,21 @@ def test_object_counts_from_the_done_markers_equal_the_output(tmp_path, random_m
     assert objects_per_slice(work, tiles, {0}, image.shape).sum() == len(tiles) - 1
 
 
+@pytest.mark.parametrize("total_gib,tile", [(80, 384), (141, 384), (24, 256), (16, 192), (12, 128)])
+def test_the_gpu_tile_size_is_the_largest_whose_window_fits_the_card(monkeypatch, total_gib, tile):
+    """On the paper's volume: tile 384 on an 80 GB card (4 windows of 256x560x560, the fastest on an H100),
+    smaller ones where a window would not fit in half the card's memory."""
+    import torch
+
+    from tomoseg.inference.cuda_pipeline import BYTES_PER_VOXEL, _window_voxels, choose_tile_size
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (1, total_gib * 2**30))
+    shape = (256, 1024, 1024)
+    chosen = choose_tile_size(shape, device="cuda", precision="f32", halo=48, divisor=8)
+    assert chosen == tile
+    assert _window_voxels(shape, chosen, 48, 8) * BYTES_PER_VOXEL["f32"] <= 0.5 * total_gib * 2**30
+
+
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_the_cuda_pipeline_logic_runs_on_the_cpu(monkeypatch, random_model_path, channels_last):
     """The CUDA backend's batching, balancing, halving on out-of-memory, core cutting and quantization, run

@@ -7,11 +7,12 @@ it while the GPU runs the next batch. The arithmetic is the CPU path's, operatio
 (float32 ``(x - mean) * (1 / sd)``, round-half-even of ``p * 255``), so tiled output equals a
 whole-volume pass.
 
-The tile size is chosen from the GPU's free memory, up to 256: larger cores cut the halo overhead (the
-share of voxels the network sees twice), but the network slows per voxel on windows of more than about 40
-million voxels. On an H200 and the paper's 256x1024x1024 volume (benchmarks/results/segment_gpu_tiles.md)
-tile 256 moved the volume through the GPU at 200 Mvox/s (1.6x halo overhead, 364 Mvox/s of windows),
-tile 384 at 160 (1.2x overhead, but 195 Mvox/s of windows).
+The tile size is chosen from the GPU's free memory, up to 384: larger cores cut the halo overhead (the
+share of voxels the network sees twice). With the BatchNorms folded into the convolutions
+(:func:`~tomoseg.model.inference_copy`) the network no longer slows on large windows: on an H100 and the
+paper's 256x1024x1024 volume (benchmarks/results/segment_gpu_tiles.md) tile 256 moved the volume through
+the GPU at 321 Mvox/s (1.74x halo overhead) and tile 384 at 428 (1.20x); the model as trained did 160 and
+152, slowing per voxel on the larger windows.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from ..model import inference_copy
 # Peak GPU memory per window voxel of the 4-level/base-8 network in inference (bytes; measured on an H200
 # with benchmarks/segment_throughput.py, rounded up). Other architectures scale with base_features.
 BYTES_PER_VOXEL = {"f32": 340, "bf16": 260, "fp16": 260}
-TILE_CHOICES = (256, 192, 128, 64)  # largest first; see the module's docstring for why not larger
+TILE_CHOICES = (384, 256, 192, 128, 64)  # largest first; 512 cuts windows past 32-bit indexing on 256x1024x1024
 _TORCH_DTYPES = {np.dtype(np.uint8): torch.uint8, np.dtype(np.int8): torch.int8, np.dtype(np.int16): torch.int16,
                  np.dtype(np.int32): torch.int32, np.dtype(np.float32): torch.float32}
 
@@ -43,16 +44,18 @@ def _window_voxels(shape, tile: int, halo: int, divisor: int) -> int:
 
 def choose_tile_size(shape, *, device, precision: str, halo: int, divisor: int, base_features: int = 8,
                      budget: float = 0.5) -> int:
-    """The tile size for ``shape`` on ``device``: the largest core whose window fits twice into ``budget``
-    of the GPU's memory (windows per batch: :meth:`CudaBackend.batch_size`).
+    """The tile size for ``shape`` on ``device``: the largest core whose window fits into ``budget`` of the
+    GPU's memory (windows per batch: :meth:`CudaBackend.batch_size`). One window, not two: while the next
+    batch is queued, the last one's activations are already freed (on an H100, tile 384 with the next window
+    queued peaked at 24.5 GiB, 305 bytes per window voxel; benchmarks/results/segment_gpu_tiles.md).
 
-    The tile size depends on the card, not on what is free at the moment, so a resumed run finds the
-    same tiles."""
-    _, free = torch.cuda.mem_get_info(torch.device(device))
+    The tile size depends on the card (its total memory), not on what is free at the moment, so a resumed
+    run finds the same tiles."""
+    _, total = torch.cuda.mem_get_info(torch.device(device))
     per_voxel = BYTES_PER_VOXEL[precision] * max(base_features, 1) / 8
     for tile in TILE_CHOICES:
         vox = _window_voxels(shape, tile, halo, divisor)
-        if 2 * vox * per_voxel <= budget * free and vox * 2 * base_features < 2**31:  # 32-bit indexing
+        if vox * per_voxel <= budget * total and vox * 2 * base_features < 2**31:  # 32-bit indexing
             return tile
     return TILE_CHOICES[-1]
 
