@@ -185,11 +185,19 @@ def run_monai(src, out, model, device):
     import tomoseg
 
     x = _normalized_tensor(src, device)
-    with torch.inference_mode():
-        logits = sliding_window_inference(x, roi_size=(128, 128, 128), sw_batch_size=4 if _cuda(device) else 1,
-                                          predictor=model, overlap=0.25, mode="gaussian")
-        del x
-        u8 = torch.round(torch.sigmoid(logits) * 255).to(torch.uint8).cpu().numpy()[0, 0]
+    # as a MONAI user runs it: cuDNN's autotuning on (its windows all have one shape). tomoseg's CUDA backend sets
+    # the process-wide flag off for itself, which before this line left MONAI on cuDNN's heuristics: 17.0 s on
+    # an H100 against 3.7 s with autotuning on an H200 (benchmarks/results/segment_throughput.md)
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        with torch.inference_mode():
+            logits = sliding_window_inference(x, roi_size=(128, 128, 128), sw_batch_size=4 if _cuda(device) else 1,
+                                              predictor=model, overlap=0.25, mode="gaussian")
+            del x
+            u8 = torch.round(torch.sigmoid(logits) * 255).to(torch.uint8).cpu().numpy()[0, 0]
+    finally:
+        torch.backends.cudnn.benchmark = before
     tomoseg.write_volume(str(out), u8)
 
 
