@@ -185,9 +185,9 @@ def run_monai(src, out, model, device):
     import tomoseg
 
     x = _normalized_tensor(src, device)
-    # as a MONAI user runs it: cuDNN's autotuning on (its windows all have one shape). tomoseg's CUDA backend sets
-    # the process-wide flag off for itself, which before this line left MONAI on cuDNN's heuristics: 17.0 s on
-    # an H100 against 3.7 s with autotuning on an H200 (benchmarks/results/segment_throughput.md)
+    # as a MONAI user runs it: cuDNN's autotuning on (its windows all have one shape). tomoseg's CUDA backend used
+    # to leave the process-wide flag off, which left MONAI on cuDNN's heuristics in the H100's run (17.0 s,
+    # against 3.7 s with autotuning on an H200; benchmarks/results/segment_throughput.md)
     before = torch.backends.cudnn.benchmark
     torch.backends.cudnn.benchmark = True
     try:

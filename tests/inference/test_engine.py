@@ -373,6 +373,24 @@ def test_the_gpu_tile_size_is_the_largest_whose_window_fits_the_card(monkeypatch
     assert _window_voxels(shape, chosen, 48, 8) * BYTES_PER_VOXEL["f32"] <= 0.5 * total_gib * 2**30
 
 
+@pytest.mark.parametrize("tuned", ["0", "1"])
+def test_the_cuda_backend_sets_cudnn_autotuning_only_around_its_own_forward(monkeypatch, tuned):
+    """cuDNN's autotuning flag is process-wide: the backend must not change it for a training run or other code in
+    the same process (it once turned a training run's autotuning off at its first whole-volume validation)."""
+    import torch
+
+    from tomoseg.inference.cuda_pipeline import CudaBackend
+
+    monkeypatch.setenv("TOMOSEG_CUDNN_BENCHMARK", tuned)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)
+    backend = CudaBackend(tomoseg.UNet3D(levels=2, base_features=2), device="cpu")
+    assert torch.backends.cudnn.benchmark is True
+    seen = []
+    backend.model.register_forward_hook(lambda *_: seen.append(torch.backends.cudnn.benchmark))
+    backend._logits(torch.zeros(1, 1, 8, 8, 8))
+    assert seen == [tuned == "1"] and torch.backends.cudnn.benchmark is True
+
+
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_the_cuda_pipeline_logic_runs_on_the_cpu(monkeypatch, random_model_path, channels_last):
     """The CUDA backend's batching, balancing, halving on out-of-memory, core cutting and quantization, run

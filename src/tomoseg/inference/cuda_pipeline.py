@@ -91,10 +91,12 @@ class CudaBackend:
         # cuDNN's autotuning (trying its kernels on each new window shape, then running the fastest) is off:
         # on an H200 it cost about 5 s per run and gained nothing per window (111.9 Mvox/s tuned, 113.0 not,
         # benchmarks/results/segment_throughput.md). TOMOSEG_CUDNN_BENCHMARK=1 turns it on for other cards.
-        torch.backends.cudnn.benchmark = os.environ.get("TOMOSEG_CUDNN_BENCHMARK", "0") == "1"
-        # BatchNorms folded into the convolutions: one pass over the activations less per layer. The memory order:
-        # channels-last where it keeps bf16/fp16 3D convolutions on cuDNN; f32 stays contiguous until measured
-        # (memory_order.channels_last_pays; benchmarks/segment_gpu_tiles.py --variants compares them).
+        # The flag is PyTorch's, process-wide: it is set only around this backend's forward passes (_logits), so
+        # that a training run in the same process (its cudnn_benchmark setting) or other code keeps its own.
+        self.cudnn_benchmark = os.environ.get("TOMOSEG_CUDNN_BENCHMARK", "0") == "1"
+        # BatchNorms folded into the convolutions: one pass over the activations less per layer (2x the GPU side
+        # on an H100). The memory order: channels-last where it keeps bf16/fp16 3D convolutions on cuDNN; f32 ran
+        # as fast in either order (memory_order.channels_last_pays; benchmarks/results/segment_gpu_tiles.md).
         if channels_last is None:
             channels_last = channels_last_pays(self.device, precision)
         self.model = inference_copy(model, self.device, channels_last=channels_last)
@@ -105,10 +107,15 @@ class CudaBackend:
         self.name = f"torch-cuda-{precision}"
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
-        if self.dtype is None:
-            return self.model(x).float()
-        with torch.autocast("cuda", dtype=self.dtype):
-            return self.model(x).float()
+        before = torch.backends.cudnn.benchmark
+        torch.backends.cudnn.benchmark = self.cudnn_benchmark
+        try:
+            if self.dtype is None:
+                return self.model(x).float()
+            with torch.autocast("cuda", dtype=self.dtype):
+                return self.model(x).float()
+        finally:
+            torch.backends.cudnn.benchmark = before
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
