@@ -58,10 +58,9 @@ if cuda:
     torch.zeros(1, device=device)
 mark("device", sync)
 import tomoseg
-from tomoseg.memory_order import channels_last_pays
 from tomoseg.model import inference_copy
 # the network as segment runs it: BatchNorms folded, in the memory order that pays on the device
-model = inference_copy(tomoseg.load_model(), device, channels_last=channels_last_pays(device, "f32"))
+model = inference_copy(tomoseg.load_model(), device)
 mark("model", sync)
 window = tuple(int(v) for v in sys.argv[2].split("x"))
 with torch.inference_mode():

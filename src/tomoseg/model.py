@@ -96,9 +96,11 @@ def build_model(config: ModelConfig | dict | None = None) -> UNet3D:
     return UNet3D(**config.to_dict())
 
 
-def inference_copy(model: UNet3D, device="cpu", *, channels_last: bool = False) -> UNet3D:
+def inference_copy(model: UNet3D, device="cpu", *, channels_last: bool | None = None,
+                   precision: str = "f32") -> UNet3D:
     """A copy of ``model`` for inference only: evaluation mode, each BatchNorm folded into the convolution
-    before it, on ``device``, optionally in channels-last memory (``torch.channels_last_3d``).
+    before it, on ``device``, in channels-last memory (``torch.channels_last_3d``) or not; by default as
+    :func:`tomoseg.memory_order.channels_last_pays` decides for the device and ``precision``.
 
     Folding (PyTorch's ``fuse_conv_bn_eval``) turns ``BN(conv(x))`` into one convolution with rescaled
     weights and bias, so a pass over the activations per layer goes. The logits move by float rounding
@@ -111,6 +113,10 @@ def inference_copy(model: UNet3D, device="cpu", *, channels_last: bool = False) 
 
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+    if channels_last is None:
+        from .memory_order import channels_last_pays
+
+        channels_last = channels_last_pays(torch.device(device), precision)
     folded = copy.deepcopy(model).eval()
     for seq in [m for m in folded.modules() if isinstance(m, nn.Sequential)]:  # listed first: layers get replaced
         for i in range(len(seq) - 1):

@@ -164,15 +164,12 @@ class TorchBackend:
     def __init__(self, model, device: str, precision: str = "f32", *, channels_last: bool | None = None):
         import torch
 
-        from ..memory_order import channels_last_pays
         from ..model import inference_copy
 
         if not hasattr(model, "state_dict"):  # a ModelFile
             model = model.load()
         self.device = torch.device(device)
-        if channels_last is None:
-            channels_last = channels_last_pays(self.device, precision)
-        self.model = inference_copy(model, self.device, channels_last=channels_last)
+        self.model = inference_copy(model, self.device, channels_last=channels_last, precision=precision)
         self.dtype = {"f32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
         self.name = f"torch-{self.device.type}-{precision}"
         self.readers = 1

@@ -24,7 +24,6 @@ from collections import deque
 import numpy as np
 import torch
 
-from ..memory_order import channels_last_pays
 from ..model import inference_copy
 
 # Peak GPU memory per window voxel of the 4-level/base-8 network in inference (bytes; measured on an H200
@@ -97,9 +96,7 @@ class CudaBackend:
         # BatchNorms folded into the convolutions: one pass over the activations less per layer (2x the GPU side
         # on an H100). The memory order: channels-last where it keeps bf16/fp16 3D convolutions on cuDNN; f32 ran
         # as fast in either order (memory_order.channels_last_pays; benchmarks/results/segment_gpu_tiles.md).
-        if channels_last is None:
-            channels_last = channels_last_pays(self.device, precision)
-        self.model = inference_copy(model, self.device, channels_last=channels_last)
+        self.model = inference_copy(model, self.device, channels_last=channels_last, precision=precision)
         self.dtype = {"f32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
         self.precision = precision
         self.batch_limit = batch_limit

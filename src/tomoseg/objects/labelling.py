@@ -93,7 +93,6 @@ def label_chunked(mask_volume, output_path, *, chunks=(128, 128, 128), connectiv
     output_path : path
         A ``.zarr`` volume to create (uint32 labels).
     """
-
     from ..io.zarr_store import create_zarr, store_chunks, write_chunk
 
     shape = tuple(mask_volume.shape)
