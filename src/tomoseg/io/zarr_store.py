@@ -14,6 +14,7 @@ import zarr
 
 from ..errors import TomosegError
 from .units import nm_per_unit
+from .zarr_chunks import parallel_reader
 from .volume import Sink, Squeezed, Volume
 
 EXTENSIONS = (".zarr", ".ome.zarr", ".zarr3")
@@ -88,6 +89,8 @@ def _open_node(node, path: Path, dataset: str | None) -> Volume:
     shape = array.shape
     if len(shape) > 3 and all(s == 1 for s in shape[:-3]):
         array = Squeezed(array, shape[-3:])
+    elif len(shape) == 3:
+        array = parallel_reader(array)  # chunks read and decompressed by the reader threads themselves
     chunks = getattr(array, "chunks", None) or getattr(getattr(array, "_array", None), "chunks", None)
     if chunks is not None and len(chunks) > 3:
         chunks = chunks[-3:]
