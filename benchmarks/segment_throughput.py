@@ -21,7 +21,8 @@ Rows, each timed from the input file to the output file(s) (read, normalize, inf
 On the CPU the volumes are 128x512x512 and 128x256x256 (``--quick``: 64x256x256 and one run); on a GPU
 (when ``torch.cuda.is_available()``) 256x1024x1024, the paper's volume, on ``device="cuda"``. Times are
 medians of ``--repeats`` runs (``--gpu-repeats`` for the big GPU volume) in interleaved rounds, after one
-untimed warm-up of tomoseg that fills the compiled-model cache; the CPU-seconds column (this process and
+untimed warm-up of tomoseg that fills the compiled-model cache (and on a GPU one of MONAI, whose first run tunes
+cuDNN for its windows); the CPU-seconds column (this process and
 its children, user + system) is less sensitive than wall time to other users of a shared machine. Peak memory is sampled per row: host RSS (this process, or
 the CLI child) and GPU memory (PyTorch's allocator peak). "max diff" compares each output with the
 paper-style pass on the 0-255 scale: everywhere, and inside the sample (the phantom's pillar).
@@ -330,6 +331,9 @@ def bench_shape(shape, device, methods, repeats, args, folder: Path) -> list[dic
         run_tomoseg(src, folder / "warmup.zarr", path, device, tile, None)
     if "tomoseg-torch" in methods:  # and PyTorch's (oneDNN's kernels for the window shape), as for the others
         run_tomoseg(src, folder / "warmup.zarr", path, device, tile, None, backend="torch")
+    if "monai" in methods and _cuda(device):  # MONAI's too: with autotuning on, its first run in a process tunes
+        # cuDNN for its window shapes (on the H100: 18.0 s against 3.9 s for the second run)
+        run_monai(src, folder / "warmup_monai.zarr", model, device)
     rows, outputs = [], {}
     runs = {m: [] for m in methods}
     failed = {}

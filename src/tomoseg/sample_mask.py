@@ -95,15 +95,21 @@ def all_sample(shape, reason: str = "off", factor: int = 8) -> SampleMask:
     return _make(np.ones(_low_shape(shape, factor), bool), factor, shape, {"method": reason})
 
 
-def otsu(values: np.ndarray, bins: int = 256) -> tuple[float, float]:
-    """Otsu's threshold of ``values`` and its separation: the between-class share of the variance (0–1)."""
+def otsu(values: np.ndarray, bins: int = 256, threads: int = 1) -> tuple[float, float]:
+    """Otsu's threshold of ``values`` and its separation: the between-class share of the variance (0–1).
+
+    With ``threads`` > 1 the histogram is counted in parts on that many threads and summed: the same counts
+    (a value's bin depends on the value and the range only), so the same threshold."""
     values = np.asarray(values)
     if values.dtype.kind != "f":
         values = values.astype(np.float64)
-    lo, hi = float(values.min()), float(values.max())
+    parts = [p for p in np.array_split(values.reshape(-1), max(1, int(threads))) if p.size]
+    ranges = _map(lambda p: (float(p.min()), float(p.max())), parts)
+    lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
     if hi <= lo:
         return lo, 0.0
-    hist, edges = np.histogram(values, bins=bins, range=(lo, hi))
+    counted = _map(lambda p: np.histogram(p, bins=bins, range=(lo, hi)), parts)
+    hist, edges = sum(h for h, _ in counted), counted[0][1]
     centres = (edges[:-1] + edges[1:]) / 2
     w0 = np.cumsum(hist)
     w1 = w0[-1] - w0
@@ -112,7 +118,38 @@ def otsu(values: np.ndarray, bins: int = 256) -> tuple[float, float]:
     m1 = (s0[-1] - s0) / np.maximum(w1, 1)
     between = w0 * w1 * (m0 - m1) ** 2 / w0[-1] ** 2
     i = int(np.argmax(between[:-1]))
-    return float(edges[i + 1]), float(between[i] / values.var(dtype=np.float64))
+    return float(edges[i + 1]), float(between[i] / _variance(parts))
+
+
+def _variance(parts) -> float:
+    """The variance of the concatenated ``parts`` (float64; Chan et al.'s pairwise update of each part's)."""
+    count, mean, m2 = 0, 0.0, 0.0
+    for n, m, v in _map(lambda p: (p.size, float(p.mean(dtype=np.float64)), float(p.var(dtype=np.float64)) * p.size),
+                        parts):
+        delta, total = m - mean, count + n
+        mean += delta * n / total
+        m2 += v + delta**2 * count * n / total
+        count = total
+    return m2 / count
+
+
+def _map(fn, items) -> list:
+    """``fn`` over ``items``, on one thread per item where there are several (NumPy and SciPy's filters let other
+    threads run)."""
+    items = list(items)
+    if len(items) < 2:
+        return [fn(i) for i in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(items)) as pool:
+        return list(pool.map(fn, items))
+
+
+def mask_threads() -> int:
+    """Threads for the mask's arithmetic: one per core, at most 8."""
+    import os
+
+    return max(1, min(8, os.cpu_count() or 1))
 
 
 class LowResolution:
@@ -221,8 +258,11 @@ def auto_sample_mask(volume, *, margin: int = 48, factor: int | None = None, min
     else:
         factor = factor or mask_factor(shape)
         low = _downsample(volume, factor)
-    smooth = ndimage.gaussian_filter(low, (0, 1.0, 1.0))  # within slices: they lie ``factor`` apart
-    threshold, separation = otsu(smooth)
+    # smoothed within slices (they lie ``factor`` apart), so groups of slices on their own threads: the same result
+    threads = mask_threads()
+    groups = [g for g in np.array_split(np.arange(low.shape[0]), threads) if g.size]
+    smooth = np.concatenate(_map(lambda g: ndimage.gaussian_filter(low[g[0]:g[-1] + 1], (0, 1.0, 1.0)), groups))
+    threshold, separation = otsu(smooth, threads=threads)
     base = {"method": "auto", "otsu_threshold": round(threshold, 3), "separation": round(separation, 3),
             "margin": int(margin)}
     if separation < min_separation:

@@ -210,3 +210,24 @@ def test_file_mask_blocks_equal_numpy(tmp_path, name, chunks):
     m = file_sample_mask(tmp_path / name, mask.shape)
     padded = np.pad(mask != 0, ((0, 3), (0, 2), (0, 3)))
     np.testing.assert_array_equal(m.low, padded.reshape(10, 4, 13, 4, 11, 4).any(axis=(1, 3, 5)))
+
+
+@pytest.mark.parametrize("threads", [2, 3, 8])
+def test_otsu_counted_in_parts_on_threads_equals_one_count(rng, threads):
+    values = np.r_[rng.normal(40, 9, 50_001), rng.normal(170, 14, 70_003)].astype(np.float32)
+    one, parts = otsu(values), otsu(values, threads=threads)
+    assert parts[0] == one[0]                                   # the same counts, so the same threshold
+    assert parts[1] == pytest.approx(one[1], rel=1e-12)         # the variance summed in float64 from parts
+    assert 40 < one[0] < 170 and 0.9 < one[1] < 1
+
+
+def test_auto_mask_is_the_same_on_one_thread_or_many(pillar, monkeypatch):
+    import tomoseg.sample_mask as sm
+
+    masks = []
+    for n in (1, 3, 8):
+        monkeypatch.setattr(sm, "mask_threads", lambda n=n: n)
+        masks.append(auto_sample_mask(pillar.image, margin=16))
+    for m in masks[1:]:
+        np.testing.assert_array_equal(m.low, masks[0].low)
+        assert m.box == masks[0].box and m.record == masks[0].record
