@@ -1,4 +1,7 @@
-import time, sys, os, cProfile, pstats, io, numpy as np, torch, tomoseg
+"""The first pass of segment (statistics and sample mask) on this host: auto mask against none, and a profile."""
+import time, sys, cProfile, pstats, io, numpy as np
+import torch  # noqa: F401 - loaded, as segment on a GPU has it: the statistics use its bincount
+import tomoseg
 from pathlib import Path
 from tomoseg.inference.engine import _first_pass, SegmentOptions
 from tomoseg.io import open_volume
