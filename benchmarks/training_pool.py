@@ -13,7 +13,7 @@ This benchmark
 
 ``--scale`` keeps a share of the pool's phantoms (at least one of each kind) for a small machine.
 
-    python benchmarks/training_pool.py configs/default-model-next.yaml --scale 0.25 --workers 2 16 --measure
+    python benchmarks/training_pool.py configs/default-model-v3.yaml --scale 0.25 --workers 2 16 --measure
 
 Writes benchmarks/results/training_pool.md.
 """
@@ -55,7 +55,7 @@ def scaled(spec, share: float):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("config", nargs="?", default="configs/default-model-next.yaml")
+    ap.add_argument("config", nargs="?", default="configs/default-model-v3.yaml")
     ap.add_argument("--scale", type=float, default=1.0, help="share of the pool's phantoms to generate")
     ap.add_argument("--workers", type=int, nargs="+", default=[16])
     ap.add_argument("--measure", action="store_true", help="also time prepare_data on this machine's cores")

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -76,17 +77,19 @@ def test_demo_never_deletes_a_folder_it_did_not_make(tmp_path, capsys):
 def test_default_model_records_its_gpu_recipe_and_held_out_scores():
     meta = tomoseg.load_model().metadata
     assert meta["trained_on"]["device"] == "cuda" and meta["trained_on"]["gpu"]
-    assert meta["training"]["recipe"] == "configs/default-model.yaml"
+    assert meta["training"]["recipe"] == "configs/default-model-v3.yaml" and meta["training"]["checkpoint"] == "last"
+    assert (Path(__file__).parents[1] / meta["training"]["recipe"]).exists()
     assert set(meta["held_out"]["mean"]) >= {"recall", "precision", "f1", "object_f1"}
 
 
-def test_v1_ships_beside_the_default_by_name(tmp_path, monkeypatch, tiny_model_factory):
-    v1, default = tomoseg.load_model("v1"), tomoseg.load_model("default")
-    assert v1.sha256 != default.sha256 and default.sha256 == tomoseg.load_model().sha256
+def test_earlier_defaults_ship_beside_the_default_by_name(tmp_path, monkeypatch, tiny_model_factory):
+    v1, v2, default = tomoseg.load_model("v1"), tomoseg.load_model("v2"), tomoseg.load_model("default")
+    assert len({v1.sha256, v2.sha256, default.sha256}) == 3 and default.sha256 == tomoseg.load_model().sha256
     assert v1.metadata["training"]["step"] == 1200  # the first default's last stage
+    assert v2.metadata["training"]["recipe"] == "configs/default-model.yaml"  # kept byte for byte
     monkeypatch.chdir(tmp_path)
     with pytest.raises(tomoseg.TomosegError, match="not found"):
-        tomoseg.load_model("v3")  # neither a shipped name nor a file
+        tomoseg.load_model("v4")  # neither a shipped name nor a file
     shutil.copyfile(tiny_model_factory(2), tmp_path / "v1")  # a user's own file called v1 wins
     assert tomoseg.load_model("v1").metadata["architecture"]["levels"] == 2
 
@@ -98,14 +101,14 @@ def test_segment_cli_takes_a_shipped_models_name(tmp_path):
     src = tmp_path / "in.tif"
     tomoseg.write_volume(str(src), ph.image, voxel_size=(29.33,) * 3)
     outs = {}
-    for name in ("v1", "default"):
+    for name in ("v1", "v2", "default"):
         out = tmp_path / f"{name}.tif"
         assert main(["-q", "segment", str(src), str(out), "--model", name]) == 0
         outs[name] = tomoseg.open_volume(str(out)).read()
         record = json.loads((tmp_path / f"{name}.tif.provenance.json").read_text())["model"]
         assert record["shipped"] == name  # the provenance says which shipped model made the map
-    assert record["recipe"] == "configs/default-model.yaml"
-    assert not np.array_equal(outs["v1"], outs["default"])  # two models, two maps
+    assert record["recipe"] == "configs/default-model-v3.yaml"
+    assert not np.array_equal(outs["v1"], outs["default"]) and not np.array_equal(outs["v2"], outs["default"])
 
 
 def test_info_describes_a_model_by_name_or_file(tmp_path, capsys, tiny_model_factory):

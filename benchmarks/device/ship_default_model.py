@@ -1,14 +1,15 @@
-"""Ship a trained run's best model as tomoseg's default, with what the model card says recorded inside it.
+"""Ship a trained run's model as tomoseg's default, with what the model card says recorded inside it.
 
-    python benchmarks/device/ship_default_model.py RUN_FOLDER --recipe configs/default-model.yaml \
-        --heldout benchmarks/results/heldout.json --name v2 [--gpu "NVIDIA H200"]
+    python benchmarks/device/ship_default_model.py RUN_FOLDER --recipe configs/default-model-v3.yaml \
+        --heldout benchmarks/results/heldout-v2-v3.json --name v3 --checkpoint last --keep-as v2 [--gpu "NVIDIA H200"]
 
 RUN_FOLDER is a `tomoseg train` run (e.g. unpacked from train-default-model.sh's run.tgz). The weights are
 copied unchanged (checked tensor by tensor after writing); the metadata gains the recipe's path, the GPU
 (for runs trained before `train` recorded it), and the held-out scores of ``--name`` from
 ``evaluate_default_model.py --json``. The run's config must be the recipe's, apart from where it was
-written and the budget overrides `--resume` allows. The model being replaced is kept as
-``weights/v1.safetensors`` the first time (``--model v1``).
+written and the budget overrides `--resume` allows. ``--checkpoint`` picks the run's ``best`` (by validation,
+the default) or ``last`` (the end of the schedule) weights. The model being replaced is kept, byte for byte, as
+``weights/NAME.safetensors`` with ``--keep-as NAME`` (v1 was kept so; add NAME to ``tomoseg.shipped``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ def main(argv=None) -> int:
     ap.add_argument("--heldout", required=True, type=Path, help="evaluate_default_model.py --json output")
     ap.add_argument("--name", required=True, help="the model's name in that JSON")
     ap.add_argument("--gpu", help="the GPU it was trained on, where the run did not record it")
+    ap.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    ap.add_argument("--keep-as", help="keep the model being replaced as weights/NAME.safetensors (unchanged)")
     ap.add_argument("--dest", type=Path, default=default_model_path())
     args = ap.parse_args(argv)
 
@@ -43,9 +46,10 @@ def main(argv=None) -> int:
     changed = changed_keys(used, recipe)  # what a resume may change (budgets, device, output) may differ
     if changed:
         sys.exit(f"{args.run} was not trained with {args.recipe}: {', '.join(changed)} differ")
-    model = tomoseg.load_model(args.run / "best.safetensors")
+    source = args.run / f"{args.checkpoint}.safetensors"
+    model = tomoseg.load_model(source)
     meta = dict(model.metadata)
-    meta["training"] = {**meta.get("training", {}), "recipe": args.recipe.as_posix()}
+    meta["training"] = {**meta.get("training", {}), "recipe": args.recipe.as_posix(), "checkpoint": args.checkpoint}
     trained_on = dict(meta.get("trained_on", {}))
     if args.gpu and "gpu" not in trained_on:
         trained_on["gpu"] = args.gpu
@@ -54,16 +58,18 @@ def main(argv=None) -> int:
     meta["held_out"] = {k: scores[k] for k in ("mean", "mean_physics", "best_threshold")}
     meta["held_out"]["benchmark"] = "benchmarks/evaluate_default_model.py"
 
-    v1 = args.dest.with_name("v1.safetensors")
-    if args.dest.exists() and not v1.exists():
-        shutil.copyfile(args.dest, v1)
-        print(f"kept the model it replaces as {v1}")
+    if args.keep_as and args.dest.exists():
+        kept = args.dest.with_name(f"{args.keep_as}.safetensors")
+        if kept.exists():
+            sys.exit(f"{kept} exists already; choose another --keep-as")
+        shutil.copyfile(args.dest, kept)
+        print(f"kept the model it replaces as {kept}")
     save_model(model, args.dest, meta, overwrite=True)
     shipped = tomoseg.load_model(args.dest)
     for name, tensor in model.state_dict().items():
         if not torch.equal(tensor, shipped.state_dict()[name]):
             sys.exit(f"{args.dest}: tensor {name} changed while shipping")
-    print(f"shipped {args.run / 'best.safetensors'} as {args.dest} (sha256 {shipped.sha256[:12]})")
+    print(f"shipped {source} as {args.dest} (sha256 {shipped.sha256[:12]})")
     return 0
 
 

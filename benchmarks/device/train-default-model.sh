@@ -3,17 +3,17 @@
 #
 # Each call trains for at most T_RUN seconds (default 360) and brings the whole run folder back as one file,
 # $OUT/run.tgz (weights, metrics.csv, learning curve, config, resume state). Keep it between sessions as
-# runs/CONFIG-NAME.tgz (e.g. runs/default-model-next.tgz; ignored by git) and carry it into the next call: the
+# runs/CONFIG-NAME.tgz (e.g. runs/default-model-v3.tgz; ignored by git) and carry it into the next call: the
 # run then continues with --resume where it stopped (the learning rate and the loss switch follow the share
 # of max_minutes used, so the pieces add up to one run). When the run has used its whole budget, or with
 # EVAL=1, best.safetensors is scored against the shipped default on the held-out benchmark ($OUT/heldout.md;
 # EVAL=0 never scores, to leave it to a CPU after the lease). Log: $OUT/train.log.
 #
 #   OUT=/tmp/out bash benchmarks/device/train-default-model.sh [CONFIG] [EVAL_ARGS...]
-#   run(command="bash benchmarks/device/train-default-model.sh configs/default-model-next.yaml",
-#       carry=[".whl", "runs/default-model-next.tgz"])
+#   run(command="bash benchmarks/device/train-default-model.sh configs/default-model-v3.yaml",
+#       carry=[".whl", "runs/default-model-v3.tgz"])
 set -u
-cfg=${1:-configs/default-model.yaml}; shift || true
+cfg=${1:-configs/default-model-v3.yaml}; shift || true
 if [ -d .whl ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
   export PYTHONPATH=$PWD/src:/tmp/site

@@ -177,7 +177,7 @@ def _check_file(path: Path) -> Path:
 
 
 def load_model(path=None, *, device: str | torch.device = "cpu") -> UNet3D:
-    """Load a model file (the shipped default if ``path`` is None; ``"v1"`` names the first default) in eval mode.
+    """Load a model file (the shipped default if ``path`` is None; ``"v2"`` and ``"v1"`` name the earlier defaults) in eval mode.
 
     The metadata is on ``model.metadata``; the file's SHA-256 on ``model.sha256``.
 

@@ -7,7 +7,8 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-SHIPPED_MODELS = {"default": "v2, trained on a GPU (docs/model-card.md)",
+SHIPPED_MODELS = {"default": "v3, trained 7 minutes on one H100 (docs/model-card.md)",
+                  "v2": "the second default model, 6 minutes on one H200 (kept for comparison and continuity)",
                   "v1": "the first default model, 75 CPU minutes (kept for comparison and continuity)"}
 
 
@@ -17,14 +18,14 @@ def default_model_path() -> Path:
 
 
 def names_shipped_model(model) -> bool:
-    """Whether a ``--model`` value names a shipped model (None, ``default``, ``v1``) rather than a file: a file of
+    """Whether a ``--model`` value names a shipped model (None, ``default``, ``v1``, ``v2``) rather than a file: a file of
     the same name in the working folder wins over the name."""
     return model is None or (str(model) in SHIPPED_MODELS and not Path(model).exists())
 
 
 def model_path(model=None) -> Path:
     """The file a ``--model`` value names: None or ``default`` is the shipped default, another name of
-    :data:`SHIPPED_MODELS` (``v1``) a model shipped beside it, anything else a path. A file of the same name
+    :data:`SHIPPED_MODELS` (``v1``, ``v2``) a model shipped beside it, anything else a path. A file of the same name
     in the working folder wins over a shipped name."""
     if not names_shipped_model(model):
         return Path(model)
@@ -49,5 +50,5 @@ def _shipped_sha256(name: str) -> str | None:
 
 
 def shipped_name(sha256: str) -> str | None:
-    """The name of the shipped model whose file has this SHA-256 (``default``, ``v1``), else None."""
+    """The name of the shipped model whose file has this SHA-256 (``default``, ``v1``, ``v2``), else None."""
     return next((name for name in SHIPPED_MODELS if _shipped_sha256(name) == sha256), None)

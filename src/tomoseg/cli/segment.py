@@ -17,7 +17,7 @@ def _segment(sub):
                     "(value > threshold). A provenance JSON is written beside the output.")
     p.add_argument("input", help="input volume (TIFF, folder of slices, file.h5:/dataset, .zarr, .nrrd, .vol, .npy)")
     p.add_argument("output", help="probability map to write (.zarr recommended for large volumes)")
-    p.add_argument("--model", help="model file (.safetensors), or a shipped model's name: default (v2) or v1 "
+    p.add_argument("--model", help="model file (.safetensors), or a shipped model's name: default (v3), v2 or v1 "
                                    "(the first default model); default: the shipped default")
     p.add_argument("--mask", metavar="MASK_OUT", help="also write the binary mask here")
     p.add_argument("--labels", metavar="LABELS_OUT",
