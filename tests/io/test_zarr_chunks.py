@@ -100,3 +100,53 @@ def test_a_damaged_chunk_is_a_clear_error(tmp_path, rng):
     with open_volume(str(tmp_path / "v.zarr")) as vol:
         with pytest.raises(TomosegError, match="cannot be read"):
             vol[:, :, :]
+
+
+@pytest.mark.parametrize("dtype,kwargs", [
+    ("uint8", dict(zarr_format=3, compressors=[ZstdCodec(level=0)])),            # segment's work stores
+    ("uint8", dict(zarr_format=3, compressors=[ZstdCodec(level=5, checksum=True)])),
+    ("uint16", dict(zarr_format=3, compressors=[GzipCodec(level=1)])),
+    ("uint16", dict(zarr_format=3, serializer=BytesCodec(endian="big"), compressors=None)),
+    ("<f4", dict(zarr_format=2, compressors=numcodecs.Zlib(level=1))),
+    (">u2", dict(zarr_format=2, compressors=numcodecs.Zstd())),
+])
+def test_chunks_written_here_read_back_by_zarr(tmp_path, rng, dtype, kwargs):
+    from tomoseg.io.zarr_chunks import ChunkWriter, parallel_writer
+    from tomoseg.io.zarr_store import store_chunks
+
+    path = tmp_path / "v.zarr"
+    zarr.create_array(str(path), shape=SHAPE, chunks=CHUNKS, dtype=dtype, fill_value=7, **kwargs)
+    writer = parallel_writer(store_chunks(zarr.open_array(str(path), mode="r+")), threads=3)
+    assert isinstance(writer, ChunkWriter)
+    data = (rng.random(SHAPE) * 1000).astype(dtype)
+    boxes = [(slice(0, 8), slice(0, 16), slice(0, 50)),      # the last chunk along x cut by the far face
+             (slice(8, 21), slice(16, 37), slice(16, 48)),    # cut along z and y
+             (slice(0, 8), slice(32, 37), slice(0, 16))]
+    with ThreadPoolExecutor(3) as pool:  # from several threads at once, as segment's writers do
+        list(pool.map(lambda b: writer.__setitem__(b, data[b]), boxes))
+    writer[2:5, 20:30, 1:3] = data[2:5, 20:30, 1:3]  # not on chunk edges: through Zarr
+    back = zarr.open_array(str(path), mode="r")[:, :, :]
+    expected = np.full(SHAPE, 7, back.dtype)
+    for b in boxes + [(slice(2, 5), slice(20, 30), slice(1, 3))]:
+        expected[b] = data[b]
+    np.testing.assert_array_equal(back, expected)
+    assert not [p for p in path.rglob("*.partial")]
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(zarr_format=3, compressors=[BloscCodec(cname="zstd")]),   # Blosc: written through Zarr
+    dict(zarr_format=3, shards=(16, 32, 32)),                      # sharding
+])
+def test_other_layouts_are_written_by_zarr(tmp_path, kwargs):
+    from tomoseg.io.zarr_chunks import ChunkWriter, parallel_writer
+    from tomoseg.io.zarr_store import store_chunks
+
+    z = zarr.create_array(str(tmp_path / "v.zarr"), shape=(16, 32, 32), chunks=(8, 16, 16), dtype="uint8", **kwargs)
+    assert not isinstance(parallel_writer(store_chunks(z)), ChunkWriter)
+
+
+def test_a_store_that_skips_empty_chunks_is_written_by_zarr(tmp_path):
+    from tomoseg.io.zarr_chunks import ChunkWriter, parallel_writer
+
+    z = zarr.create_array(str(tmp_path / "v.zarr"), shape=(16, 32, 32), chunks=(8, 16, 16), dtype="uint8")
+    assert not isinstance(parallel_writer(z), ChunkWriter)  # write_empty_chunks=False: Zarr's own test decides
