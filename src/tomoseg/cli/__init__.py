@@ -14,6 +14,7 @@ import warnings
 
 from .._version import __version__
 from ..errors import TomosegError, TomosegWarning
+from ..interrupt import catching_ctrl_c
 
 from .registry import COMMANDS as _COMMANDS
 
@@ -55,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
             warnings.simplefilter("default", TomosegWarning)
             warnings.showwarning = _show_warning
             check_environment()
-            return int(args.run(args) or 0)
+            with catching_ctrl_c():  # a KeyboardInterrupt swallowed on the way is raised again (interrupt.py)
+                return int(args.run(args) or 0)
     except TomosegError as exc:
         if debug:
             raise

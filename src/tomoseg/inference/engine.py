@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import TomosegError
 from ..io import open_volume, split_dataset
+from ..interrupt import raise_if_interrupted
 from ..io.zarr_chunks import parallel_writer
 from ..io.zarr_store import create_zarr, store_chunks
 from .backends import BackendConfig, make_backend, resolve, run_windows_one_by_one, to_uint8  # noqa: F401
@@ -221,6 +222,7 @@ def run_tiles(job: TileJob, tiles: list[Tile], backend=None, progress=None, memo
                                                                                              job.stats)
             writes = deque()
             for tile, p8 in results:
+                raise_if_interrupted()  # Ctrl-C that something swallowed (interrupt.py)
                 writes.append(writer.submit(write, tile, p8))
                 while len(writes) > readers + 1:
                     writes.popleft().result()
