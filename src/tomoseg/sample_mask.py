@@ -122,14 +122,14 @@ def otsu(values: np.ndarray, bins: int = 256, threads: int = 1) -> tuple[float, 
 
 
 def _variance(parts) -> float:
-    """The variance of the concatenated ``parts`` (float64; Chan et al.'s pairwise update of each part's)."""
-    count, mean, m2 = 0, 0.0, 0.0
-    for n, m, v in _map(lambda p: (p.size, float(p.mean(dtype=np.float64)), float(p.var(dtype=np.float64)) * p.size),
-                        parts):
-        delta, total = m - mean, count + n
-        mean += delta * n / total
-        m2 += v + delta**2 * count * n / total
-        count = total
+    """The variance of the concatenated ``parts`` (float64), from each part's moments."""
+    from .inference.normalization import add_moments
+
+    moments = (0, 0.0, 0.0)
+    for part in _map(lambda p: (p.size, float(p.mean(dtype=np.float64)), float(p.var(dtype=np.float64)) * p.size),
+                     parts):
+        moments = add_moments(moments, part)
+    count, _, m2 = moments
     return m2 / count
 
 

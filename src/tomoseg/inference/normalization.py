@@ -76,17 +76,22 @@ def volume_stats(volume, *, method: str = "auto", sample_fraction: float = 0.05,
     if integer:
         return _integer_stats(volume, parts, progress, method)
     count, mean, m2 = 0, 0.0, 0.0
-    for n, m, v in parts:  # Chan et al.'s pairwise update: exact in float64 whatever the block order
-        delta = m - mean
-        tot = count + n
-        mean += delta * n / tot
-        m2 += v + delta**2 * count * n / tot
-        count = tot
+    for n, m, v in parts:
+        count, mean, m2 = add_moments((count, mean, m2), (n, m, v))
         if progress is not None:
             progress.update(n)
     std = float(np.sqrt(m2 / count)) if count else 0.0
     _check_not_constant(volume, mean, std)
     return Stats(mean=mean, std=std, voxels=count, method=method)
+
+
+def add_moments(a: tuple, b: tuple) -> tuple:
+    """``(count, mean, sum of squared deviations)`` of two parts together, from each part's (Chan et al.'s
+    pairwise update: exact in float64 whatever the order of the parts)."""
+    (count, mean, m2), (n, m, v) = a, b
+    total = count + n
+    delta = m - mean
+    return total, mean + delta * n / total, m2 + v + delta**2 * count * n / total
 
 
 def _check_not_constant(volume, mean: float, std: float) -> None:

@@ -124,6 +124,15 @@ def read_blocks(volume, blocks, *, ahead: int = 2) -> Iterator[tuple[Block, np.n
     return read_ahead(blocks, lambda b: np.asarray(volume[b]), threads=ahead)
 
 
+def as_box(key, shape) -> tuple | None:
+    """``key`` as a box of ``shape`` (three slices with explicit start and stop, clipped to the shape) where it is
+    three slices without a step, else None (an integer, a step, an ellipsis...: left to the array itself)."""
+    if not (isinstance(key, tuple) and len(key) == 3
+            and all(isinstance(k, slice) and k.step in (None, 1) for k in key)):
+        return None
+    return tuple(slice(*k.indices(s)[:2]) for k, s in zip(key, shape))
+
+
 def chunk_indices(box, chunks) -> list[tuple]:
     """Grid indices of the storage chunks that the box (three slices with start and stop) touches."""
     return list(itertools.product(*[range(k.start // c, -(-k.stop // c)) for k, c in zip(box, chunks)]))
@@ -232,15 +241,15 @@ class ChunkCache:
         return data
 
     def __getitem__(self, key) -> np.ndarray:
-        if len(key) != 3 or any(not isinstance(k, slice) or k.step not in (None, 1) for k in key):
+        box = as_box(key, self.shape)
+        if box is None:
             raise ValueError(f"ChunkCache reads boxes: three slices without a step, not {key!r}")
-        key = tuple(slice(*k.indices(s)[:2]) for k, s in zip(key, self.shape))
         pool = self._pool
-        if pool is not None and all(k.stop > k.start for k in key):
+        if pool is not None and all(k.stop > k.start for k in box):
             with self._lock:
-                missing = [i for i in chunk_indices(key, self.chunks)
+                missing = [i for i in chunk_indices(box, self.chunks)
                            if i not in self._cache and i not in self._reading]
             if len(missing) > 1:
                 for i in missing:
                     pool.submit(self._chunk, i)  # assemble() below waits for each (errors come back there)
-        return assemble(key, self.chunks, self.dtype, self._chunk)
+        return assemble(box, self.chunks, self.dtype, self._chunk)

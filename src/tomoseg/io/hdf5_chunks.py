@@ -15,7 +15,7 @@ import zlib
 
 import numpy as np
 
-from .blocks import assemble
+from .blocks import as_box, assemble
 
 DEFLATE, SHUFFLE = 1, 2  # HDF5's filter identifiers (H5Z_FILTER_DEFLATE, H5Z_FILTER_SHUFFLE)
 
@@ -65,10 +65,9 @@ class ParallelChunks:
         return np.frombuffer(data, self.dtype).reshape(self.chunks)
 
     def __getitem__(self, key):
-        if not (isinstance(key, tuple) and len(key) == 3
-                and all(isinstance(k, slice) and k.step in (None, 1) for k in key)):
+        box = as_box(key, self.shape)
+        if box is None:
             return self.ds[key]
-        box = tuple(slice(*k.indices(s)[:2]) for k, s in zip(key, self.shape))
         return assemble(box, self.chunks, self.dtype,
                         lambda index: self._chunk(tuple(i * c for i, c in zip(index, self.chunks))))
 

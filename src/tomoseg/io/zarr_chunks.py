@@ -23,31 +23,49 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 import numpy as np
 
-from .blocks import assemble, chunk_indices
+from .blocks import as_box, assemble, chunk_indices
 
 _COMPRESSORS = ("zstd", "blosc", "gzip", "zlib", "lz4")
+
+
+class Layout(NamedTuple):
+    """Where and how an array's chunks are stored: what this module needs to read (and write) them itself."""
+
+    folder: Path              # the array's folder; chunk files under it by the array's chunk key encoding
+    stored: np.dtype          # the dtype as stored (byte order included)
+    decode: Callable          # bytes of a chunk file -> its raw bytes
+    encode: Callable | None   # raw bytes -> bytes of a chunk file; None: written through Zarr
 
 
 def parallel_reader(array):
     """``array`` (a 3D ``zarr.Array``) wrapped in :class:`ParallelChunks` where its chunks can be read here, else
     ``array`` itself."""
-    plan = _safe_plan(array)
-    return array if plan is None else ParallelChunks(array, *plan[:3])
+    layout = _safe_layout(array)
+    return array if layout is None else ParallelChunks(array, layout)
 
 
-def _safe_plan(array):
+def parallel_writer(array, threads: int = 1):
+    """``array`` (a 3D ``zarr.Array`` whose chunks are all written, as ``zarr_store.store_chunks`` sets) wrapped in
+    :class:`ChunkWriter` where this module can write its chunks, else ``array`` itself."""
+    layout = _safe_layout(array)
+    if layout is None or layout.encode is None or not array.config.write_empty_chunks:
+        return array
+    return ChunkWriter(array, layout, threads=threads)
+
+
+def _safe_layout(array) -> Layout | None:
     try:
-        return _plan(array)
+        return _layout(array)
     except Exception:  # noqa: BLE001 - any metadata this does not understand: Zarr reads and writes it
         return None
 
 
-def _plan(array):
-    """``(folder, dtype as stored, decode, encode)`` for an array this module can read (``encode`` None where it
-    cannot write it), else None."""
+def _layout(array) -> Layout | None:
+    """The :class:`Layout` of an array this module can read, else None."""
     from zarr.storage import LocalStore
 
     meta = array.metadata
@@ -62,11 +80,11 @@ def _plan(array):
             return None
         stored = np.dtype(meta.dtype.to_native_dtype() if hasattr(meta.dtype, "to_native_dtype") else meta.dtype)
         codec = meta.compressor
-        if codec is not None and codec.codec_id not in _COMPRESSORS:
-            return None
         if codec is None:
-            return folder, stored, bytes, bytes
-        return folder, stored, codec.decode, codec.encode
+            return Layout(folder, stored, bytes, bytes)
+        if codec.codec_id not in _COMPRESSORS:
+            return None
+        return Layout(folder, stored, codec.decode, codec.encode)
     from zarr.codecs import BloscCodec, BytesCodec, GzipCodec, ZstdCodec
 
     codecs = list(meta.codecs)
@@ -77,100 +95,87 @@ def _plan(array):
     if stored.itemsize > 1 and endian is not None:
         stored = stored.newbyteorder("<" if endian.value == "little" else ">")
     if len(codecs) == 1:
-        return folder, stored, bytes, bytes
+        return Layout(folder, stored, bytes, bytes)
     import numcodecs
 
     codec = codecs[1]
     if type(codec) is ZstdCodec:
-        return (folder, stored, numcodecs.Zstd().decode,
-                numcodecs.Zstd(level=codec.level, checksum=codec.checksum).encode)
+        return Layout(folder, stored, numcodecs.Zstd().decode,
+                      numcodecs.Zstd(level=codec.level, checksum=codec.checksum).encode)
     if type(codec) is GzipCodec:
-        return folder, stored, numcodecs.GZip().decode, numcodecs.GZip(level=codec.level).encode
+        return Layout(folder, stored, numcodecs.GZip().decode, numcodecs.GZip(level=codec.level).encode)
     if type(codec) is BloscCodec:
-        return folder, stored, numcodecs.Blosc().decode, None  # written through Zarr
+        return Layout(folder, stored, numcodecs.Blosc().decode, None)  # written through Zarr
     return None
 
 
-class ParallelChunks:
-    """A Zarr array read chunk by chunk from its files, the decompression in the calling thread.
+class _ChunkFiles:
+    """A Zarr array seen as its chunk files (:class:`Layout`); attributes it does not have are the array's."""
 
-    Sliced with three step-1 slices it assembles the chunks the box touches; any other key goes to Zarr."""
-
-    def __init__(self, array, folder: Path, stored: np.dtype, decode):
-        self.array = array
+    def __init__(self, array, layout: Layout):
+        self.array, self.layout = array, layout
         self.shape = tuple(int(s) for s in array.shape)
         self.dtype = np.dtype(array.dtype)
         self.chunks = tuple(int(c) for c in array.chunks)
         self.ndim = 3
-        self._folder, self._stored, self._decode = folder, stored, decode
         fill = array.metadata.fill_value
         self._fill = 0 if fill is None else fill
 
-    def _chunk(self, index) -> np.ndarray:
-        path = self._folder / self.array.metadata.encode_chunk_key(tuple(int(i) for i in index))
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:  # never written: the fill value, as Zarr reads it
-            return np.full(self.chunks, self._fill, self.dtype)
-        return np.frombuffer(self._decode(data), self._stored).reshape(self.chunks)
-
-    def __getitem__(self, key):
-        if not (isinstance(key, tuple) and len(key) == 3
-                and all(isinstance(k, slice) and k.step in (None, 1) for k in key)):
-            return self.array[key]
-        box = tuple(slice(*k.indices(s)[:2]) for k, s in zip(key, self.shape))
-        return assemble(box, self.chunks, self.dtype, self._chunk)
+    def _path(self, index) -> Path:
+        return self.layout.folder / self.array.metadata.encode_chunk_key(tuple(int(i) for i in index))
 
     def __getattr__(self, name):  # attrs, metadata, ...: the array's
         return getattr(self.array, name)
 
 
-def parallel_writer(array, threads: int = 1):
-    """``array`` (a 3D ``zarr.Array`` whose chunks are all written, as ``zarr_store.store_chunks`` sets) wrapped in
-    :class:`ChunkWriter` where this module can write its chunks, else ``array`` itself."""
-    plan = _safe_plan(array)
-    if plan is None or plan[3] is None or not array.config.write_empty_chunks:
-        return array
-    return ChunkWriter(array, plan[0], plan[1], plan[3], threads=threads)
+class ParallelChunks(_ChunkFiles):
+    """A Zarr array read chunk by chunk from its files, the decompression in the calling thread.
+
+    Sliced with three step-1 slices it assembles the chunks the box touches; any other key goes to Zarr."""
+
+    def _chunk(self, index) -> np.ndarray:
+        try:
+            data = self._path(index).read_bytes()
+        except FileNotFoundError:  # never written: the fill value, as Zarr reads it
+            return np.full(self.chunks, self._fill, self.dtype)
+        return np.frombuffer(self.layout.decode(data), self.layout.stored).reshape(self.chunks)
+
+    def __getitem__(self, key):
+        box = as_box(key, self.shape)
+        if box is None:
+            return self.array[key]
+        return assemble(box, self.chunks, self.dtype, self._chunk)
 
 
-class ChunkWriter:
+class ChunkWriter(_ChunkFiles):
     """A Zarr array whose whole chunks are encoded and written by tomoseg's threads, not Zarr's one event-loop
     thread: ``writer[region] = block`` with ``region`` three slices on chunk edges (or the array's far faces)
     writes each chunk's file, the chunks of one call on ``threads`` threads; any other key goes to Zarr. Each
     chunk file is written under a temporary name and renamed, so a killed process leaves whole chunks only.
     Every chunk is stored, all-zero ones too, as ``write_empty_chunks=True`` says."""
 
-    def __init__(self, array, folder: Path, stored: np.dtype, encode, *, threads: int = 1):
-        self.array = array
-        self.shape = tuple(int(s) for s in array.shape)
-        self.dtype = np.dtype(array.dtype)
-        self.chunks = tuple(int(c) for c in array.chunks)
-        self._folder, self._stored, self._encode = folder, stored, encode
-        fill = array.metadata.fill_value
-        self._fill = 0 if fill is None else fill
+    def __init__(self, array, layout: Layout, *, threads: int = 1):
+        super().__init__(array, layout)
         self._threads = max(1, int(threads))
 
     def _aligned(self, key) -> tuple | None:
-        if not (isinstance(key, tuple) and len(key) == 3 and all(isinstance(k, slice) and k.step in (None, 1)
-                                                                  for k in key)):
-            return None
-        box = tuple(slice(*k.indices(s)[:2]) for k, s in zip(key, self.shape))
-        if any(b.start % c or (b.stop % c and b.stop != s) or b.stop <= b.start
-               for b, c, s in zip(box, self.chunks, self.shape)):
+        box = as_box(key, self.shape)
+        if box is None or any(b.start % c or (b.stop % c and b.stop != s) or b.stop <= b.start
+                              for b, c, s in zip(box, self.chunks, self.shape)):
             return None
         return box
 
     def _write(self, index, data: np.ndarray) -> None:
+        stored = self.layout.stored
         full = data
         if data.shape != self.chunks:  # at the far faces: Zarr stores whole chunks, the rest the fill value
-            full = np.full(self.chunks, self._fill, self._stored)
+            full = np.full(self.chunks, self._fill, stored)
             full[tuple(slice(0, n) for n in data.shape)] = data
-        raw = np.ascontiguousarray(full, dtype=self._stored)
-        path = self._folder / self.array.metadata.encode_chunk_key(tuple(int(i) for i in index))
+        raw = np.ascontiguousarray(full, dtype=stored)
+        path = self._path(index)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
-        tmp.write_bytes(self._encode(raw))
+        tmp.write_bytes(self.layout.encode(raw))
         os.replace(tmp, path)
 
     def __setitem__(self, key, value) -> None:
@@ -195,6 +200,3 @@ class ChunkWriter:
 
     def __getitem__(self, key):
         return self.array[key]
-
-    def __getattr__(self, name):  # attrs, metadata, ...: the array's
-        return getattr(self.array, name)
