@@ -33,8 +33,8 @@ def test_the_backends_and_the_training_step_follow_the_rule(monkeypatch):
 
     model = UNet3D(levels=3, base_features=4)
     order = torch.channels_last_3d
-    assert TorchBackend(model, "cpu").model.up[0][3].weight.is_contiguous(memory_format=order)
-    assert not TorchBackend(model, "cpu", channels_last=False).model.up[0][3].weight.is_contiguous(memory_format=order)
+    assert TorchBackend(model, "cpu").model.down[1][3].weight.is_contiguous(memory_format=order)
+    assert not TorchBackend(model, "cpu", channels_last=False).model.down[1][3].weight.is_contiguous(memory_format=order)
     cfg = config_from_dict({"data": {"phantoms": {"count": 1}}})
     monkeypatch.setattr(torch.backends.cudnn, "is_available", lambda: True)
     monkeypatch.setattr(torch.backends.cudnn, "version", lambda: 91000)

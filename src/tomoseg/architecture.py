@@ -9,6 +9,10 @@ from dataclasses import asdict, dataclass
 
 from .errors import TomosegError
 
+#: The form of the network that inference backends convert (``tomoseg.inference_graph``); names their cached
+#: copies, so changing what the rewrite produces must change this.
+INFERENCE_GRAPH = "decoder-rewrite-1"
+
 
 @dataclass(frozen=True)
 class ModelConfig:

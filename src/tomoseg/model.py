@@ -97,7 +97,7 @@ def build_model(config: ModelConfig | dict | None = None) -> UNet3D:
 
 
 def inference_copy(model: UNet3D, device="cpu", *, channels_last: bool | None = None,
-                   precision: str = "f32") -> UNet3D:
+                   precision: str = "f32", rewrite: bool = False) -> nn.Module:
     """A copy of ``model`` for inference only: evaluation mode, each BatchNorm folded into the convolution
     before it, on ``device``, in channels-last memory (``torch.channels_last_3d``) or not; by default as
     :func:`tomoseg.memory_order.channels_last_pays` decides for the device and ``precision``.
@@ -108,6 +108,10 @@ def inference_copy(model: UNet3D, device="cpu", *, channels_last: bool | None = 
     3D convolution kernels: the two together run the 4-level network 2.2x as fast with PyTorch on 2 CPU
     cores (docs/segment.md). ``model`` itself is left as it was; the copy has no BatchNorm layers, so it
     is not for training or saving.
+
+    ``rewrite`` also rewrites the decoder (:mod:`tomoseg.inference_graph`): no up-sampled or concatenated
+    tensors, and a quarter fewer multiply-adds for the paper's model (12,060 instead of 16,316 per voxel); the
+    logits again move by float rounding only.
     """
     import copy
 
@@ -123,6 +127,10 @@ def inference_copy(model: UNet3D, device="cpu", *, channels_last: bool | None = 
             if isinstance(seq[i], nn.Conv3d) and isinstance(seq[i + 1], nn.BatchNorm3d):
                 seq[i] = fuse_conv_bn_eval(seq[i], seq[i + 1])
                 seq[i + 1] = nn.Identity()
+    if rewrite:
+        from .inference_graph import rewrite_decoder
+
+        folded = rewrite_decoder(folded)
     # the order asked for, also when the model was trained in the other one (its weights keep their order)
     order = torch.channels_last_3d if channels_last else torch.contiguous_format
     return folded.to(device, memory_format=order).requires_grad_(False)

@@ -469,3 +469,23 @@ def test_openvino_threads_are_not_pinned_to_cores(random_model_path):
     backend = OpenVINOBackend(tomoseg.load_model(random_model_path), threads=1, cache=None)
     compiled = backend._compile((1, 1, 16, 16, 16))
     assert compiled.get_property("ENABLE_CPU_PINNING") is False
+
+
+def test_openvino_runs_the_rewritten_network_with_the_trained_ones_output(random_model_path, small_phantom):
+    """OpenVINO converts the network with its decoder rewritten (tomoseg.inference_graph: no up-sampling, no
+    concatenation) and still gives the probabilities of the network as trained, run as such by PyTorch."""
+    pytest.importorskip("openvino")
+    import torch
+
+    from tomoseg.inference.backends import OpenVINOBackend
+    from tomoseg.inference.normalization import normalize, volume_stats
+
+    model = tomoseg.load_model(random_model_path).eval()
+    backend = OpenVINOBackend(model, threads=1, cache=None)
+    ops = {op.get_type_name() for op in backend._dynamic_model().get_ordered_ops()}
+    assert "ConvolutionBackpropData" in ops and not ops & {"Concat", "Interpolate"}, ops
+    image = small_phantom.image[:16, :32, :48]
+    x = normalize(image, volume_stats(image))[None, None]
+    with torch.no_grad():
+        expected = torch.sigmoid(model(torch.from_numpy(x))).numpy()
+    assert np.abs(backend(x) - expected).max() < 1e-5

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..architecture import INFERENCE_GRAPH
 from ..errors import TomosegError
 from .normalization import normalize
 
@@ -169,7 +170,9 @@ class TorchBackend:
         if not hasattr(model, "state_dict"):  # a ModelFile
             model = model.load()
         self.device = torch.device(device)
-        self.model = inference_copy(model, self.device, channels_last=channels_last, precision=precision)
+        # the decoder rewritten (inference_graph): on 2 CPU cores 1.24x as fast (docs/segment.md)
+        self.model = inference_copy(model, self.device, channels_last=channels_last, precision=precision,
+                                    rewrite=True)
         self.dtype = {"f32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
         self.name = f"torch-{self.device.type}-{precision}"
         self.readers = 1
@@ -193,7 +196,8 @@ class TorchBackend:
 class OpenVINOBackend:
     """OpenVINO on the CPU: one compiled model per window shape, several infer requests in flight.
 
-    The model is converted from PyTorch once per weights (a small traced example, shapes left dynamic) and
+    The model is converted from PyTorch once per weights (its inference copy with the decoder rewritten,
+    :mod:`tomoseg.inference_graph`, 1.3x as fast on 2 cores; a small traced example, shapes left dynamic) and
     kept as OpenVINO IR in :func:`cache_dir`; each window shape is compiled from it with OpenVINO's own
     model cache in the same folder, so a second run neither traces nor compiles again. Only the most recent
     window shape stays compiled (memory stays that of one shape).
@@ -228,19 +232,23 @@ class OpenVINOBackend:
 
     def _dynamic_model(self):
         if self._ir is None:
-            ir = self.cache / "openvino" / f"unet-{model_key(self.model)}.xml" if self.cache is not None else None
+            ir = (self.cache / "openvino" / f"unet-{model_key(self.model)}-{INFERENCE_GRAPH}.xml"
+                  if self.cache is not None else None)
             if ir is not None and ir.exists() and ir.with_suffix(".bin").exists():
                 self._ir = self.core.read_model(str(ir))
             else:
                 import torch
 
+                from ..model import inference_copy
+
                 if not hasattr(self.model, "state_dict"):
                     self.model = self.model.load()
                 d = self.model.config.divisor
+                net = inference_copy(self.model, "cpu", channels_last=False, rewrite=True)
                 with warnings.catch_warnings(), torch.no_grad():
                     warnings.simplefilter("ignore")  # tracing warnings about the input-size check
                     self._ir = self._ov.convert_model(
-                        self.model, example_input=torch.zeros(1, 1, 2 * d, 2 * d, 2 * d),
+                        net, example_input=torch.zeros(1, 1, 2 * d, 2 * d, 2 * d),
                         input=[self._ov.PartialShape([-1, 1, -1, -1, -1])])
                 if ir is not None:
                     self._save_ir(ir)
