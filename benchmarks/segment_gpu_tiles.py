@@ -42,6 +42,9 @@ VARIANTS = {
     "channels-last": "folded, weights and activations in channels-last-3D memory order",
     "contiguous": "folded, contiguous memory order",
     "compile": "torch.compile of the folded model (its compile time in the untimed warm-up)",
+    "rewritten": "folded, decoder rewritten (tomoseg.inference_graph: transposed convolutions, no concatenation), "
+                 "memory order by the rule",
+    "rewritten-channels-last": "folded, decoder rewritten, channels-last-3D",
 }
 
 
@@ -51,8 +54,10 @@ def _backend(model, device: str, precision: str, variant: str):
 
     from tomoseg.inference.cuda_pipeline import CudaBackend
 
-    order = {"channels-last": True, "compile-channels-last": True, "contiguous": False, "as-trained": False}
-    backend = CudaBackend(model, device=device, precision=precision, channels_last=order.get(variant))
+    order = {"channels-last": True, "compile-channels-last": True, "contiguous": False, "as-trained": False,
+             "rewritten-channels-last": True}
+    backend = CudaBackend(model, device=device, precision=precision, channels_last=order.get(variant),
+                          rewrite=variant.startswith("rewritten"))
     if variant == "as-trained":
         backend.model = model.to(device).eval()
     if variant.startswith("compile"):

@@ -6,7 +6,7 @@
 # 0 skips it: T_TESTS, T_TRAIN, T_READ, T_PIPE, T_TILES, T_SEG, T_START; PIPE_READERS reader threads of the
 # pipeline rows (default 6 12), READ_SHAPE the volume of the read-scaling rows (default 256x1024x1024); SEG_REPEATS runs per row of segment_throughput (default 3),
 # SEG_METHODS its rows (default: all);
-# TILES, VARIANTS (plain as-trained channels-last contiguous compile), PRECISIONS, BATCHES (windows a batch at most; 0: segment's
+# TILES, VARIANTS (plain as-trained channels-last contiguous compile rewritten rewritten-channels-last), PRECISIONS, BATCHES (windows a batch at most; 0: segment's
 # choice) for the tile sweep.
 #   OUT=/tmp/out bash benchmarks/device/gpu-checks.sh
 set -u

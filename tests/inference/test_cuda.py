@@ -38,9 +38,12 @@ def test_gpu_and_cpu_agree_within_one_level(phantom):
     assert np.abs(gpu.astype(int) - cpu.astype(int)).max() <= 1
 
 
-def test_channels_last_on_the_gpu_agrees_with_the_default_memory_order(phantom):
-    """The channels-last variant (a candidate default on CUDA, benchmarks/segment_gpu_tiles.py) gives the same
-    cores as the default order, within one level, through the whole pipeline."""
+@pytest.mark.parametrize("variant", [{"channels_last": True}, {"rewrite": True},
+                                     {"channels_last": True, "rewrite": True}])
+def test_gpu_variants_agree_with_the_default_network(phantom, variant):
+    """The channels-last memory order and the rewritten decoder (candidate defaults on CUDA,
+    benchmarks/segment_gpu_tiles.py) give the same cores as the default, within one level, through the whole
+    pipeline."""
     from tomoseg.inference.cuda_pipeline import CudaBackend
     from tomoseg.inference.engine import _Stream
     from tomoseg.inference.normalization import volume_stats
@@ -50,8 +53,8 @@ def test_channels_last_on_the_gpu_agrees_with_the_default_memory_order(phantom):
     tiles = tile_grid(phantom.image.shape, TilingConfig(tile_size=64), model.config.divisor)
     stats = volume_stats(phantom.image)
     outs = []
-    for channels_last in (False, True):
-        backend = CudaBackend(model, device="cuda", channels_last=channels_last)
+    for options in ({"channels_last": False}, variant):
+        backend = CudaBackend(model, device="cuda", **options)
         windows = ((t, read_padded(phantom.image, t.read, phantom.image.shape)) for t in tiles)
         out = np.zeros(phantom.image.shape, np.uint8)
         for tile, core in backend.run_windows(_Stream(windows, len(tiles)), stats):

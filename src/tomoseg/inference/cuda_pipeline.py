@@ -83,7 +83,7 @@ class CudaBackend:
     :mod:`.backends`): raw windows in, uint8 cores out."""
 
     def __init__(self, model, device: str = "cuda", precision: str = "f32", *, batch_limit: int = 8,
-                 readers: int = 6, channels_last: bool | None = None):
+                 readers: int = 6, channels_last: bool | None = None, rewrite: bool = False):
         if not hasattr(model, "state_dict"):  # a ModelFile
             model = model.load()
         self.device = torch.device(device)
@@ -96,7 +96,11 @@ class CudaBackend:
         # BatchNorms folded into the convolutions: one pass over the activations less per layer (2x the GPU side
         # on an H100). The memory order: channels-last where it keeps bf16/fp16 3D convolutions on cuDNN; f32 ran
         # as fast in either order (memory_order.channels_last_pays; benchmarks/results/segment_gpu_tiles.md).
-        self.model = inference_copy(model, self.device, channels_last=channels_last, precision=precision)
+        # The decoder rewritten (inference_graph: a quarter fewer multiply-adds, no up-sampled or concatenated
+        # tensors) runs 1.3x as fast with OpenVINO on the CPU; on CUDA it is cuDNN's transposed convolutions,
+        # not yet measured against the plain graph (benchmarks/segment_gpu_tiles.py --variants rewritten), so off.
+        self.model = inference_copy(model, self.device, channels_last=channels_last, precision=precision,
+                                    rewrite=rewrite)
         self.dtype = {"f32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
         self.precision = precision
         self.batch_limit = batch_limit
