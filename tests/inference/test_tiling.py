@@ -206,3 +206,24 @@ def test_dask_tasks_are_runs_of_consecutive_tiles_covering_every_tile_once(shape
         assert len(batches) == want
     # a cluster still growing: never fewer tasks than rows
     assert len(task_batches(tiles, workers, merge_rows=False)) >= max(len(rows), want)
+
+
+def test_default_cpu_tile_size_follows_the_backend():
+    from tomoseg.inference.tiling import CPU_TILE_SIZE, OPENVINO_TILE_SIZE, resolve_tiling
+
+    shape = (320, 512, 512)
+    ov = resolve_tiling(TilingConfig(), shape, 8, backend="openvino")
+    torch_cpu = resolve_tiling(TilingConfig(), shape, 8, backend="torch")
+    assert (ov.tile_size, torch_cpu.tile_size) == (OPENVINO_TILE_SIZE, CPU_TILE_SIZE) == (224, 160)
+    assert resolve_tiling(TilingConfig(tile_size=100), shape, 8, backend="openvino").tile_size == 104  # the user's
+
+
+def test_segment_records_the_backends_tile_size(tmp_path, random_model_path, small_phantom):
+    pytest.importorskip("openvino")
+    from tomoseg.inference import SegmentOptions, segment
+    from tomoseg.io import write_volume
+
+    src = tmp_path / "in.zarr"
+    write_volume(str(src), small_phantom.image[:16, :64, :64], voxel_size=(29.33,) * 3)
+    rec = segment(src, tmp_path / "p.zarr", model=random_model_path, options=SegmentOptions(), progress=False)
+    assert rec["backend"].startswith("openvino") and rec["tiling"]["tile_size"] == 224

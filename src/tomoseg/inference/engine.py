@@ -113,9 +113,10 @@ def predict(image: np.ndarray, model=None, *, tiling: TilingConfig | None = None
         raise TomosegError(f"image must be 3D (z, y, x), got shape {image.shape}")
     model = _model_or_default(model)
     backend = backend or BackendConfig()
-    _, device = resolve(backend)
+    backend_name, device = resolve(backend)
     tiling = resolve_tiling(tiling or TilingConfig(), image.shape, model.config.divisor, device=device,
-                            precision=backend.precision, base_features=model.config.base_features)
+                            precision=backend.precision, base_features=model.config.base_features,
+                            backend=backend_name)
     stats = stats or volume_stats(image)
     run = make_backend(model, backend)
     out = np.empty(image.shape, np.float32)
@@ -329,7 +330,8 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
     backend_name, device = resolve(options.backend)
     options = replace(options, tiling=resolve_tiling(options.tiling, volume.shape, model.config.divisor, device=device,
                                                      precision=options.backend.precision,
-                                                     base_features=model.config.base_features))
+                                                     base_features=model.config.base_features,
+                                                     backend=backend_name))
     check_voxel_size(volume, model)
     fingerprint = run_fingerprint(volume, model, options, f"{backend_name}-{device}", bool(mask_output))
     work = work_dir_for(output)
