@@ -489,3 +489,28 @@ def test_openvino_runs_the_rewritten_network_with_the_trained_ones_output(random
     with torch.no_grad():
         expected = torch.sigmoid(model(torch.from_numpy(x))).numpy()
     assert np.abs(backend(x) - expected).max() < 1e-5
+
+
+def test_backend_built_meanwhile_is_prepared_for_the_first_window(random_model_path):
+    """segment builds its backend on a thread while the statistics pass reads: OpenVINO's model comes back
+    compiled for the window asked for, and a failure to build comes out of result(), not lost on the thread."""
+    pytest.importorskip("openvino")
+    from tomoseg.inference.backends import build_backend_meanwhile
+
+    model = tomoseg.load_model(random_model_path)
+    backend = build_backend_meanwhile(model, BackendConfig(backend="openvino"), (16, 24, 32)).result(timeout=120)
+    assert backend._compiled[0] == (1, 1, 16, 24, 32)
+    x = np.zeros((1, 1, 16, 24, 32), np.float32)
+    assert backend(x).shape == x.shape
+    with pytest.raises(TomosegError, match="CUDA"):
+        build_backend_meanwhile(model, BackendConfig(backend="torch", device="cuda:7")).result(timeout=60)
+
+
+def test_first_window_is_that_of_the_tile_grid():
+    from tomoseg.inference.engine import _first_window
+    from tomoseg.inference.tiling import tile_grid
+
+    tiling = TilingConfig(tile_size=32, halo=16)
+    shape = (40, 100, 70)
+    read = tile_grid(shape, tiling, 8)[0].read
+    assert _first_window(shape, tiling, 8) == tuple(r.stop - r.start for r in read)

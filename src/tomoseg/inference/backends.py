@@ -272,6 +272,10 @@ class OpenVINOBackend:
             self._compiled = (shape, self.core.compile_model(model, "CPU", self.properties))
         return self._compiled[1]
 
+    def prepare(self, window) -> None:
+        """Compile (or load from the cache) the model for windows of shape ``window`` (z, y, x) ahead of use."""
+        self._compile((1, 1, *window))
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x, dtype=np.float32)
         logits = self._compile(x.shape)(x)[0]
@@ -315,7 +319,8 @@ class OpenVINOBackend:
 
 def make_backend(model, config: BackendConfig = BackendConfig()):
     """The backend ``config`` asks for. Every backend offers ``backend(x) -> p`` on a batch
-    and ``backend.run_windows(windows, stats)`` on a stream of (tile, raw window) pairs."""
+    and ``backend.run_windows(windows, stats)`` on a stream of (tile, raw window) pairs; some also
+    ``backend.prepare(window)``, the work before a first window of that shape that need not wait for it."""
     backend, device = resolve(config)
     if backend == "openvino":
         threads = int(os.environ["TOMOSEG_THREADS"]) if os.environ.get("TOMOSEG_THREADS") else None
@@ -325,3 +330,24 @@ def make_backend(model, config: BackendConfig = BackendConfig()):
 
         return CudaBackend(model, device, config.precision)
     return TorchBackend(model, device, config.precision)
+
+
+def build_backend_meanwhile(model, config: BackendConfig, window=None, *, make=None):
+    """A future of ``make_backend(model, config)``, prepared for windows of shape ``window`` where the backend
+    can be, built on a thread of its own while the caller goes on (``segment`` reads the volume's statistics
+    meanwhile): OpenVINO's model read and compiled from its cache, CUDA's context, the model on the GPU and
+    cuDNN's libraries. The build waits on native code (OpenVINO, CUDA) with the GIL released for most of it.
+    Its errors come out of ``result()``. ``make``: what builds it (default :func:`make_backend`)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def build():
+        backend = (make or make_backend)(model, config)
+        if window is not None and hasattr(backend, "prepare"):
+            backend.prepare(tuple(int(s) for s in window))
+        return backend
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="tomoseg-backend")
+    try:
+        return pool.submit(build)
+    finally:
+        pool.shutdown(wait=False)  # the build goes on; the thread ends with it

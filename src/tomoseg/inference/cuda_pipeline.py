@@ -182,6 +182,15 @@ class CudaBackend:
             done.synchronize()  # waits without holding the GIL: readers and writers go on
         return zip(tiles, (c.numpy() for c in cores))
 
+    def prepare(self, window) -> None:
+        """cuDNN's libraries loaded and its kernels chosen once, on one small window (0.19 s of a fresh process
+        on an H100, benchmarks/results/segment_start.md), so the first real batch does not wait for them."""
+        d = self.model.config.divisor
+        x = torch.zeros((1, 1) + tuple(min(int(w), 2 * d) for w in window), device=self.device)
+        with torch.inference_mode():
+            self._logits(x)
+        torch.cuda.synchronize(self.device)
+
     def run_windows(self, windows, stats):
         """Batches of same-shape windows through the GPU; yields ``(tile, uint8 core)``, one batch behind the
         one the GPU is running. Where ``windows`` has a length (the engine's stream does), batches are balanced

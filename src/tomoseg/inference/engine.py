@@ -28,7 +28,8 @@ from ..io import open_volume, split_dataset
 from ..interrupt import raise_if_interrupted
 from ..io.zarr_chunks import parallel_writer
 from ..io.zarr_store import create_zarr, store_chunks
-from .backends import BackendConfig, make_backend, resolve, run_windows_one_by_one, to_uint8  # noqa: F401
+from .backends import (BackendConfig, build_backend_meanwhile, make_backend, resolve,  # noqa: F401
+                       run_windows_one_by_one, to_uint8)
 from ..io.blocks import read_ahead
 from .normalization import Stats, normalize, volume_stats
 from .domain import check_flooding
@@ -337,6 +338,10 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
     work = work_dir_for(output)
     state = prepare_work(work, fingerprint, options)
     bar = _progress_bar(progress, volume.size)
+    distributed = bool(options.workers or options.scheduler or options.gpus)
+    # the backend is built (OpenVINO's compiled model, CUDA's context) while the first pass reads the volume
+    backend = None if distributed else build_backend_meanwhile(
+        model, options.backend, _first_window(volume.shape, options.tiling, model.config.divisor), make=make_backend)
     timings = {"start": time.time() - t0}  # opening, checks, the model
     if state is None:
         try:
@@ -389,13 +394,13 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
         bar.update(outside + sum(t.voxels for t in tiles if t.index in done))
     t_tiles = time.time()
     try:
-        if options.workers or options.scheduler or options.gpus:
+        if distributed:
             from .distributed import run_distributed
 
             run_distributed(job, todo, workers=options.workers or options.gpus, scheduler=options.scheduler,
                             gpus=options.gpus, progress=bar)
         else:
-            run_tiles(job, todo, backend=make_backend(model, options.backend), progress=bar)
+            run_tiles(job, todo, backend=backend.result(), progress=bar)
     finally:
         if bar is not None:
             bar.close()
@@ -426,6 +431,11 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
     volume.close()
     shutil.rmtree(work)
     return record
+
+
+def _first_window(shape, tiling: TilingConfig, divisor: int) -> tuple:
+    """The shape of the first read window of a run without a sample mask (that of most runs with one)."""
+    return tuple(r.stop - r.start for r in tile_grid(shape, tiling, divisor)[0].read)
 
 
 def _check_gpus(gpus: int) -> str:
