@@ -514,3 +514,29 @@ def test_first_window_is_that_of_the_tile_grid():
     shape = (40, 100, 70)
     read = tile_grid(shape, tiling, 8)[0].read
     assert _first_window(shape, tiling, 8) == tuple(r.stop - r.start for r in read)
+
+
+@pytest.mark.slow
+def test_a_fresh_segment_process_with_the_pytorch_backend_finishes(tmp_path):
+    """The backend is prepared on another thread while the statistics pass counts; PyTorch must not be imported
+    on that thread: half-imported, it hung (or crashed) the pass, which counts uint8 voxels with PyTorch where
+    loaded. It happened where nothing imported PyTorch before the backend: the shipped model with its OpenVINO
+    copy cached (so segment reads only its header), hence a first run with OpenVINO."""
+    pytest.importorskip("openvino")
+    import subprocess
+    import sys
+
+    src = tmp_path / "in.zarr"
+    write_volume(str(src), np.random.default_rng(3).integers(0, 255, (64, 256, 256), dtype=np.uint8),
+                 voxel_size=(29.33,) * 3)
+    for backend in ("openvino", "torch"):
+        out = tmp_path / f"{backend}.zarr"
+        proc = subprocess.run([sys.executable, "-m", "tomoseg", "-q", "segment", str(src), str(out),
+                               "--backend", backend], capture_output=True, text=True, timeout=180)
+        assert proc.returncode == 0, (backend, proc.returncode, proc.stderr[-2000:])
+        assert read_volume(out).shape == (64, 256, 256)
+        if backend == "openvino":  # with the converted model cached, OpenVINO's runs never import PyTorch
+            code = (f"import sys; from tomoseg.cli import main; rc = main(['-q', 'segment', {str(src)!r}, "
+                    f"{str(tmp_path / 'again.zarr')!r}]); print('torch' in sys.modules); sys.exit(rc)")
+            again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+            assert again.returncode == 0 and again.stdout.split()[-1] == "False", again.stderr[-2000:]

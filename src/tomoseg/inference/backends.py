@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..architecture import INFERENCE_GRAPH
 from ..errors import TomosegError
+from .model_file import ir_stem
 from .normalization import normalize
 
 PRECISIONS = ("f32", "bf16", "fp16")
@@ -229,10 +229,11 @@ class OpenVINOBackend:
         self._compiled: tuple | None = None
         self.name = f"openvino-cpu-{precision}"
         self.readers = 1
+        self._dynamic_model()  # here, not in prepare() on another thread: converting it imports PyTorch
 
     def _dynamic_model(self):
         if self._ir is None:
-            ir = (self.cache / "openvino" / f"unet-{model_key(self.model)}-{INFERENCE_GRAPH}.xml"
+            ir = (self.cache / "openvino" / f"{ir_stem(model_key(self.model))}.xml"
                   if self.cache is not None else None)
             if ir is not None and ir.exists() and ir.with_suffix(".bin").exists():
                 self._ir = self.core.read_model(str(ir))
@@ -273,7 +274,8 @@ class OpenVINOBackend:
         return self._compiled[1]
 
     def prepare(self, window) -> None:
-        """Compile (or load from the cache) the model for windows of shape ``window`` (z, y, x) ahead of use."""
+        """Compile (or load from the cache) the model for windows of shape ``window`` (z, y, x) ahead of use;
+        native code only (safe on another thread)."""
         self._compile((1, 1, *window))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -334,20 +336,27 @@ def make_backend(model, config: BackendConfig = BackendConfig()):
 
 def build_backend_meanwhile(model, config: BackendConfig, window=None, *, make=None):
     """A future of ``make_backend(model, config)``, prepared for windows of shape ``window`` where the backend
-    can be, built on a thread of its own while the caller goes on (``segment`` reads the volume's statistics
-    meanwhile): OpenVINO's model read and compiled from its cache, CUDA's context, the model on the GPU and
-    cuDNN's libraries. The build waits on native code (OpenVINO, CUDA) with the GIL released for most of it.
-    Its errors come out of ``result()``. ``make``: what builds it (default :func:`make_backend`)."""
-    from concurrent.futures import ThreadPoolExecutor
+    can be, on a thread of its own while the caller goes on (``segment`` reads the volume's statistics
+    meanwhile): OpenVINO compiles the window's shape (or loads it from its cache), CUDA loads cuDNN. The backend
+    itself is made on the calling thread, so that every module it needs (PyTorch, OpenVINO) is imported there:
+    a module half-imported on another thread is a deadlock for any code that finds it in ``sys.modules`` (it
+    hung ``segment --backend torch``, whose statistics pass counts with PyTorch where it is loaded).
+    ``prepare`` runs native code only. Its errors come out of ``result()``. ``make``: what makes the backend
+    (default :func:`make_backend`)."""
+    from concurrent.futures import Future, ThreadPoolExecutor
 
-    def build():
-        backend = (make or make_backend)(model, config)
-        if window is not None and hasattr(backend, "prepare"):
-            backend.prepare(tuple(int(s) for s in window))
+    backend = (make or make_backend)(model, config)
+    if window is None or not hasattr(backend, "prepare"):
+        done: Future = Future()
+        done.set_result(backend)
+        return done
+
+    def prepare():
+        backend.prepare(tuple(int(s) for s in window))
         return backend
 
     pool = ThreadPoolExecutor(1, thread_name_prefix="tomoseg-backend")
     try:
-        return pool.submit(build)
+        return pool.submit(prepare)
     finally:
-        pool.shutdown(wait=False)  # the build goes on; the thread ends with it
+        pool.shutdown(wait=False)  # the preparation goes on; the thread ends with it

@@ -15,7 +15,7 @@ import json
 import struct
 from pathlib import Path
 
-from ..architecture import ModelConfig
+from ..architecture import INFERENCE_GRAPH, ModelConfig
 from ..shipped import file_sha256, model_path
 
 
@@ -59,6 +59,12 @@ def _header_metadata(path: Path) -> dict | None:
     return meta if isinstance(meta, dict) and isinstance(meta.get("architecture"), dict) else None
 
 
+def ir_stem(cache_key: str) -> str:
+    """The file name, less its suffix, of a model's converted OpenVINO copy: the weights' key and the form of the
+    network converted (:data:`tomoseg.architecture.INFERENCE_GRAPH`)."""
+    return f"unet-{cache_key}-{INFERENCE_GRAPH}"
+
+
 def open_model(path, ir_folder: Path | None):
     """A :class:`ModelFile` where ``ir_folder`` holds this file's converted model, else the loaded PyTorch model
     (checked against its architecture; errors as :func:`tomoseg.load_model`)."""
@@ -68,8 +74,8 @@ def open_model(path, ir_folder: Path | None):
         if meta is not None and meta.get("format") == "tomoseg-model":
             sha = file_sha256(file)
             handle = ModelFile(file, meta, sha)
-            if (ir_folder / f"unet-{handle.cache_key}.xml").exists() and \
-                    (ir_folder / f"unet-{handle.cache_key}.bin").exists():
+            if (ir_folder / f"{ir_stem(handle.cache_key)}.xml").exists() and \
+                    (ir_folder / f"{ir_stem(handle.cache_key)}.bin").exists():
                 return handle
             return handle.load()
     from ..checkpoint import load_model
