@@ -184,7 +184,7 @@ def test_fuzz_zarr_metadata(edit):
         write_volume(store, np.zeros((2, 4, 4), np.uint8), voxel_size=(1.0, 2.0, 3.0))
         meta_file = store / ("0" if where == "array" or (where == "raw" and key == "array") else "") / "zarr.json"
         if where == "raw":
-            meta_file.write_text(value)
+            meta_file.write_text(value, encoding="utf-8")  # not the locale's: CI's may be ASCII
         else:
             meta = json.loads(meta_file.read_text())
             if where == "array":

@@ -148,7 +148,7 @@ def build_report(run_dir, *, title: str | None = None, output=None) -> Path:
     if provs:
         parts.append("<h2>Provenance</h2>")
         for p in provs:
-            parts.append(f"<h3>{html.escape(p.name)}</h3><pre>{html.escape(p.read_text())}</pre>")
+            parts.append(f"<h3>{html.escape(p.name)}</h3><pre>{html.escape(p.read_text(encoding='utf-8'))}</pre>")
     doc = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title or 'tomoseg')}"
            f"</title><style>{_CSS}</style></head><body>{''.join(parts)}</body></html>")
     out = Path(output) if output else run / "report.html"

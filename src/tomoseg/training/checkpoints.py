@@ -67,7 +67,7 @@ class RunFolder:
 
         saved_file = self.path / "config.yaml"
         try:
-            saved = yaml.safe_load(saved_file.read_text())
+            saved = yaml.safe_load(saved_file.read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError):
             raise TomosegError(f"{saved_file}: missing or unreadable; cannot check that --resume continues the "
                                "same run") from None
