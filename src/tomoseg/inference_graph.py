@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from .errors import TomosegError
+from .model import encode
 
 #: Row ``k`` of the transposed kernel along one axis sums the 3x3x3 kernel's taps marked 1 in it.
 TAPS = ((0, 0, 1), (0, 1, 1), (1, 1, 0), (1, 0, 0))
@@ -82,16 +82,7 @@ class InferenceUNet(nn.Module):
         self.train(model.training)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        d = self.config.divisor
-        if x.ndim != 5 or any(s % d for s in x.shape[2:]):
-            raise TomosegError(f"the model needs input (batch, channel, z, y, x) with sizes that are multiples of "
-                               f"{d}, got {tuple(x.shape)}; pad the volume (the segment engine does this)")
-        skips = []
-        for i, block in enumerate(self.down):
-            x = block(x)
-            if i < len(self.down) - 1:
-                skips.append(x)
-                x = F.max_pool3d(x, 2)
+        x, skips = encode(self, x)
         for level in self.up:
             x = level(x, skips.pop())
         return self.head(x)

@@ -67,20 +67,28 @@ class UNet3D(nn.Module):
         nn.init.constant_(self.head.bias, PRIOR_LOGIT)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        d = self.config.divisor
-        if x.ndim != 5 or any(s % d for s in x.shape[2:]):
-            raise TomosegError(f"the model needs input (batch, channel, z, y, x) with sizes that are multiples of "
-                               f"{d}, got {tuple(x.shape)}; pad the volume (the segment engine does this)")
-        skips = []
-        for i, block in enumerate(self.down):
-            x = block(x)
-            if i < len(self.down) - 1:
-                skips.append(x)
-                x = F.max_pool3d(x, 2)
+        x, skips = encode(self, x)
         for block in self.up:
             x = F.interpolate(x, scale_factor=2, mode="nearest")
             x = block(torch.cat([x, skips.pop()], dim=1))
         return self.head(x)
+
+
+def encode(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The encoder of ``model`` (its ``down`` blocks, max-pooling between them) on ``x``, checked to have the sizes
+    the network needs: the deepest features and the skip connections, shallowest first. Shared by
+    :class:`UNet3D` and its rewritten inference form (:mod:`tomoseg.inference_graph`)."""
+    d = model.config.divisor
+    if x.ndim != 5 or any(s % d for s in x.shape[2:]):
+        raise TomosegError(f"the model needs input (batch, channel, z, y, x) with sizes that are multiples of "
+                           f"{d}, got {tuple(x.shape)}; pad the volume (the segment engine does this)")
+    skips = []
+    for i, block in enumerate(model.down):
+        x = block(x)
+        if i < len(model.down) - 1:
+            skips.append(x)
+            x = F.max_pool3d(x, 2)
+    return x, skips
 
 
 def build_model(config: ModelConfig | dict | None = None) -> UNet3D:
