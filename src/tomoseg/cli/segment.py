@@ -27,7 +27,7 @@ def _segment(sub):
     p.add_argument("--tile-size", type=int, default=None,
                    help="a read window holds at most (tile size + 2 x halo)^3 voxels; its shape is fitted to the "
                         "volume (default: 224 with OpenVINO, windows of up to 320^3, about 3 GB; 160 with PyTorch on "
-                        "the CPU, about 3 GB too; on CUDA the largest whose windows fit the GPU's memory)")
+                        "the CPU, about 4 GB; on CUDA the largest whose windows fit the GPU's memory)")
     p.add_argument("--halo", type=int, default=48, help="context around each tile in voxels (default 48: as whole-volume inference; 16 is about 1.7x faster, see docs/segment.md)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--backend", default="auto", choices=["auto", "openvino", "torch"],

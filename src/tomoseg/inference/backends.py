@@ -177,11 +177,19 @@ class TorchBackend:
         self.name = f"torch-{self.device.type}-{precision}"
         self.readers = 1
 
+    def _memory(self):
+        """On the CPU, glibc keeps freed activations for the next layer and window (cpu_memory: 1.6x as fast)."""
+        import contextlib
+
+        from .cpu_memory import freed_memory_kept
+
+        return freed_memory_kept() if self.device.type == "cpu" else contextlib.nullcontext()
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         import torch
 
         t = torch.from_numpy(np.ascontiguousarray(x)).to(self.device, non_blocking=True)
-        with torch.inference_mode():
+        with self._memory(), torch.inference_mode():
             if self.dtype is not None:
                 with torch.autocast(self.device.type, dtype=self.dtype):
                     logits = self.model(t)
@@ -190,7 +198,8 @@ class TorchBackend:
             return torch.sigmoid(logits.float()).cpu().numpy()
 
     def run_windows(self, windows, stats) -> Iterator[tuple]:
-        return run_windows_one_by_one(self, windows, stats)
+        with self._memory():
+            yield from run_windows_one_by_one(self, windows, stats)
 
 
 class OpenVINOBackend:

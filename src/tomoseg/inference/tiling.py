@@ -66,8 +66,8 @@ class Tile:
         return int(np.prod([c.stop - c.start for c in self.core]))
 
 
-# The CPU's default tile sizes: the largest whose windows stay near 3 GB at peak (docs/segment.md, Tile size).
-CPU_TILE_SIZE = 160        # PyTorch: windows of at most 256^3 voxels, 2.8 GB peak on 320x512x512
+# The CPU's default tile sizes (docs/segment.md, Tile size): about 3-4 GB at peak.
+CPU_TILE_SIZE = 160        # PyTorch: windows of at most 256^3 voxels, 4.1 GB peak on 320x512x512 (cpu_memory)
 OPENVINO_TILE_SIZE = 224   # OpenVINO: windows of at most 320^3, 3.0 GB; 1.5x as fast as 160 on 320x512x512
 
 

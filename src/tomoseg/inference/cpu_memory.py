@@ -1,0 +1,70 @@
+"""Freed memory kept in the process while PyTorch runs the network on the CPU (Linux with glibc).
+
+PyTorch's CPU allocator asks the C library for every tensor and gives it back when the tensor dies. glibc serves
+requests above its mmap threshold (at most 32 MB) with fresh pages from the kernel and returns them on free, so
+each layer's activations (hundreds of MB for one window) are page-faulted in and zeroed anew, layer after layer,
+window after window: on 2 cores, a 320x512x512 volume spent 24.1 of its 38.9 s in the kernel. Within
+:func:`freed_memory_kept` glibc serves them from its heap instead (``M_MMAP_MAX`` 0) and keeps what is freed
+(``M_TRIM_THRESHOLD`` -1), so later layers and windows reuse pages already mapped: 38.9 s -> 25.8 s, peak RSS
+2.85 -> 4.06 GB (docs/segment.md). On leaving, glibc's settings go back to its defaults and the kept memory is
+returned (``malloc_trim``). Elsewhere (macOS, Windows, musl) it does nothing. OpenVINO plans its memory once
+per window shape and does not need it.
+
+The settings are the process's, not the thread's: other threads' allocations meanwhile are served the same way.
+glibc's dynamic mmap threshold stays off after the first use (explicit settings switch it off).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import sys
+import threading
+
+M_TRIM_THRESHOLD = -1
+M_MMAP_MAX = -4
+DEFAULT_MMAP_MAX = 65536           # glibc's defaults (malloc.c)
+DEFAULT_TRIM_THRESHOLD = 128 * 1024
+NEVER = -1                          # M_TRIM_THRESHOLD -1: never trim (mallopt(3))
+
+_lock = threading.Lock()
+_depth = 0
+
+
+def _glibc():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.gnu_get_libc_version  # glibc, not musl  # noqa: B018
+        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+@contextlib.contextmanager
+def freed_memory_kept():
+    """Within it, glibc keeps freed memory for reuse instead of returning it page by page (see the module);
+    yields whether it could (Linux with glibc). Nests: the outermost exit restores the defaults."""
+    global _depth
+    libc = _glibc()
+    if libc is None:
+        yield False
+        return
+    with _lock:
+        if _depth == 0:
+            libc.mallopt(M_MMAP_MAX, 0)
+            libc.mallopt(M_TRIM_THRESHOLD, NEVER)
+        _depth += 1
+    try:
+        yield True
+    finally:
+        with _lock:
+            _depth -= 1
+            if _depth == 0:
+                libc.mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)
+                libc.mallopt(M_TRIM_THRESHOLD, DEFAULT_TRIM_THRESHOLD)
+                libc.malloc_trim(0)
