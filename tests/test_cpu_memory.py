@@ -5,7 +5,7 @@ import resource
 
 import pytest
 
-from tomoseg.inference.cpu_memory import _glibc, freed_memory_kept
+from tomoseg.cpu_memory import _glibc, freed_memory_kept
 
 pytestmark = pytest.mark.skipif(_glibc() is None, reason="needs Linux with glibc")
 SIZE = 64 << 20  # above glibc's largest mmap threshold (32 MB): served by mmap by default
@@ -45,7 +45,7 @@ def test_the_torch_cpu_backend_runs_within_it(monkeypatch):
     real = backends.run_windows_one_by_one
 
     def spy(backend, windows, stats):
-        from tomoseg.inference import cpu_memory
+        from tomoseg import cpu_memory
 
         seen.append(cpu_memory._depth)
         yield from real(backend, windows, stats)
@@ -56,6 +56,6 @@ def test_the_torch_cpu_backend_runs_within_it(monkeypatch):
     list(backend.run_windows(iter([]), stats))
     assert seen == [1]
     assert backend(np.zeros((1, 1, 8, 8, 8), np.float32)).shape == (1, 1, 8, 8, 8)
-    from tomoseg.inference import cpu_memory
+    from tomoseg import cpu_memory
 
     assert cpu_memory._depth == 0  # left: glibc's defaults back
