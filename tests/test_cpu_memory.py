@@ -1,20 +1,22 @@
 """glibc keeps freed memory within freed_memory_kept, and goes back to its defaults after."""
 
-import ctypes
-import resource
-
 import pytest
 
-from tomoseg.cpu_memory import _glibc, freed_memory_kept
+from tomoseg.cpu_memory import _glibc
 
 pytestmark = pytest.mark.skipif(_glibc() is None, reason="needs Linux with glibc")
+CHILD = r"""
+import ctypes, resource
+from tomoseg.cpu_memory import freed_memory_kept
+
 SIZE = 64 << 20  # above glibc's largest mmap threshold (32 MB): served by mmap by default
+PAGES = SIZE // resource.getpagesize()
+libc = ctypes.CDLL(None)
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
 
 
-def _faults_of_two_rounds() -> int:
-    libc = ctypes.CDLL(None)
-    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
-    libc.free.argtypes = [ctypes.c_void_p]
+def faults_of_two_rounds():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(2):
         p = libc.malloc(SIZE)
@@ -23,16 +25,31 @@ def _faults_of_two_rounds() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
 
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize()
+
+
+assert faults_of_two_rounds() > PAGES  # each round maps fresh pages (glibc's default)
+with freed_memory_kept() as kept:
+    assert kept
+    base = rss()
+    faults_of_two_rounds()  # the heap grows once
+    with freed_memory_kept():  # nested: still kept
+        assert faults_of_two_rounds() < PAGES // 10
+    assert faults_of_two_rounds() < PAGES // 10  # the inner exit did not restore
+    assert rss() - base > SIZE * 0.9  # freed, and still held by the process
+assert rss() - base < SIZE * 0.1  # the outer exit gave it back (malloc_trim)
+print("ok")
+"""
+
+
 def test_freed_memory_is_reused_within_and_returned_after():
-    pages = SIZE // resource.getpagesize()
-    assert _faults_of_two_rounds() > pages  # each round maps fresh pages (by default)
-    with freed_memory_kept() as kept:
-        assert kept
-        _faults_of_two_rounds()  # the heap grows once
-        with freed_memory_kept():  # nested: still kept
-            assert _faults_of_two_rounds() < pages // 10
-        assert _faults_of_two_rounds() < pages // 10  # the inner exit did not restore
-    assert _faults_of_two_rounds() > pages  # defaults back: fresh pages again
+    """In a fresh process, so that glibc's heap holds nothing of earlier tests."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
 
 
 def test_the_torch_cpu_backend_runs_within_it(monkeypatch):

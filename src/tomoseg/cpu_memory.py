@@ -12,7 +12,9 @@ settings go back to its defaults and the kept memory is returned (``malloc_trim`
 per window shape and does not need it.
 
 The settings are the process's, not the thread's: other threads' allocations meanwhile are served the same way.
-glibc's dynamic mmap threshold stays off after the first use (explicit settings switch it off).
+glibc's dynamic mmap threshold stays off after the first use (explicit settings switch it off), and the heap's
+free space, its pages returned by ``malloc_trim``, may serve later large requests that would have been mapped
+afresh.
 """
 
 from __future__ import annotations
