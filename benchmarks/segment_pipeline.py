@@ -41,8 +41,9 @@ class ZeroBackend:
 
     name = "zero"
 
-    def __init__(self, readers: int, *, prob_like: bool = False, network_mvox: float = 0.0):
+    def __init__(self, readers: int, *, prob_like: bool = False, network_mvox: float = 0.0, resident: bool = False):
         self.readers, self.network_mvox = readers, network_mvox
+        self.resident_input = resident  # as CUDA's backend: windows from the statistics pass's copy in memory
         self.output = None
         if prob_like:
             self.output = _real_output()
@@ -89,11 +90,12 @@ def make_input(shape, folder: Path, fmt: str = "zarr") -> Path:
 
 
 def run_once(src: Path, out: Path, *, readers: int, sample_mask: str, tile_size: int, prob_like: bool = False,
-             network_mvox: float = 0.0) -> dict:
+             network_mvox: float = 0.0, resident: bool = False) -> dict:
     from tomoseg.inference import SegmentOptions, TilingConfig, engine
 
     plain = engine.make_backend
-    engine.make_backend = lambda model, config: ZeroBackend(readers, prob_like=prob_like, network_mvox=network_mvox)
+    engine.make_backend = lambda model, config: ZeroBackend(readers, prob_like=prob_like, network_mvox=network_mvox,
+                                                            resident=resident)
     try:
         t = time.perf_counter()
         record = engine.segment(src, out, options=SegmentOptions(overwrite=True, sample_mask=sample_mask,
@@ -108,18 +110,21 @@ def run_once(src: Path, out: Path, *, readers: int, sample_mask: str, tile_size:
 def bench(shape, args, folder: Path) -> str:
     src = make_input(shape, folder, args.format)
     voxels = int(np.prod(shape))
-    variants = [(f"sample mask auto, {r} readers", "auto", r) for r in args.readers] + \
-               [(f"no sample mask, {args.readers[-1]} readers", "off", args.readers[-1])]
-    runs: dict = {name: [] for name, _, _ in variants}
-    _, mask, readers = variants[0]  # warm-up: file cache, imports
+    variants = [(f"sample mask auto, {r} readers", "auto", r, False) for r in args.readers] + \
+               [(f"no sample mask, {args.readers[-1]} readers", "off", args.readers[-1], False)]
+    if args.resident:
+        variants.append((f"sample mask auto, {args.readers[-1]} readers, input kept in memory", "auto",
+                         args.readers[-1], True))
+    runs: dict = {name: [] for name, *_ in variants}
+    _, mask, readers, _ = variants[0]  # warm-up: file cache, imports
     extra = {"prob_like": args.prob_like, "network_mvox": args.network_mvox}
     if args.prob_like:
         _real_output()  # before segment's backend is replaced: it runs the real model
     run_once(src, folder / "out.zarr", readers=readers, sample_mask=mask, tile_size=args.tile_size, **extra)
     for _ in range(args.repeats):  # interleaved rounds
-        for name, mask, readers in variants:
+        for name, mask, readers, resident in variants:
             runs[name].append(run_once(src, folder / "out.zarr", readers=readers, sample_mask=mask,
-                                       tile_size=args.tile_size, **extra))
+                                       tile_size=args.tile_size, resident=resident, **extra))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     head = (f"Volume {' x '.join(map(str, shape))} ({voxels / 1e6:.1f} Mvox) uint8 {args.format} in, Zarr out; "
             f"tile size "
@@ -153,6 +158,8 @@ def main(argv=None) -> int:
                                                                "(they cost what real output costs to write)")
     ap.add_argument("--network-mvox", type=float, default=0.0,
                     help="simulate a GPU network of this rate (Mvox/s of windows; an H200 does ~364 at tile 256)")
+    ap.add_argument("--resident", action="store_true",
+                    help="also a row with the input kept in memory by the statistics pass (as for CUDA)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "segment_pipeline.md"))
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="tomoseg-pipeline-") as tmp:

@@ -41,7 +41,7 @@ step "train throughput" "${T_TRAIN:-120}" bash -c "$PY benchmarks/train_throughp
 step "read scaling" "${T_READ:-40}" bash -c "$PY benchmarks/read_scaling.py --shape ${READ_SHAPE:-256x1024x1024} \
   --threads 1 2 4 8 16 --out $OUT/read_scaling.md 2>>$OUT/bench.log | tail -8 | tee -a $OUT/checks.log"
 step "segment pipeline" "${T_PIPE:-90}" bash -c "$PY benchmarks/segment_pipeline.py --shapes 256x1024x1024 \
-  --repeats 2 --readers ${PIPE_READERS:-6 12} --out $OUT/segment_pipeline.md 2>>$OUT/bench.log | tail -6 | tee -a $OUT/checks.log"
+  --repeats 2 --readers ${PIPE_READERS:-6 12} --resident --out $OUT/segment_pipeline.md 2>>$OUT/bench.log | tail -6 | tee -a $OUT/checks.log"
 step "tile sweep" "${T_TILES:-0}" bash -c "$PY benchmarks/segment_gpu_tiles.py --tiles ${TILES:-192 256 384 512} \
   --variants ${VARIANTS:-plain} --precisions ${PRECISIONS:-f32 bf16} --batches ${BATCHES:-0} \
   --out $OUT/segment_gpu_tiles.md 2>>$OUT/bench.log | tail -14 | tee -a $OUT/checks.log"

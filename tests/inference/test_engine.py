@@ -491,19 +491,62 @@ def test_openvino_runs_the_rewritten_network_with_the_trained_ones_output(random
     assert np.abs(backend(x) - expected).max() < 1e-5
 
 
-def test_backend_built_meanwhile_is_prepared_for_the_first_window(random_model_path):
-    """segment builds its backend on a thread while the statistics pass reads: OpenVINO's model comes back
-    compiled for the window asked for, and a failure to build comes out of result(), not lost on the thread."""
+def test_backend_prepared_meanwhile_for_the_first_window(random_model_path):
+    """segment prepares its backend on a thread while the statistics pass reads: OpenVINO's model comes back
+    compiled for the window asked for, and a failure comes out of result(), not lost on the thread."""
     pytest.importorskip("openvino")
-    from tomoseg.inference.backends import build_backend_meanwhile
+    from tomoseg.inference.backends import make_backend, prepare_meanwhile
 
-    model = tomoseg.load_model(random_model_path)
-    backend = build_backend_meanwhile(model, BackendConfig(backend="openvino"), (16, 24, 32)).result(timeout=120)
+    backend = make_backend(tomoseg.load_model(random_model_path), BackendConfig(backend="openvino"))
+    assert prepare_meanwhile(backend, (16, 24, 32)).result(timeout=120) is None
     assert backend._compiled[0] == (1, 1, 16, 24, 32)
     x = np.zeros((1, 1, 16, 24, 32), np.float32)
     assert backend(x).shape == x.shape
-    with pytest.raises(TomosegError, match="CUDA"):
-        build_backend_meanwhile(model, BackendConfig(backend="torch", device="cuda:7")).result(timeout=60)
+
+    class Failing:
+        def prepare(self, window):
+            raise TomosegError(f"cannot prepare {window}")
+
+    with pytest.raises(TomosegError, match="cannot prepare"):
+        prepare_meanwhile(Failing(), (8, 8, 8)).result(timeout=60)
+    assert prepare_meanwhile(object(), (8, 8, 8)).result(timeout=1) is None  # nothing to prepare
+
+
+def test_windows_from_the_copy_in_memory_equal_windows_from_the_file(tmp_path, random_model_path, monkeypatch):
+    """A backend that reads faster from memory (a GPU's) gets its windows from the copy the statistics pass
+    filled, not from the file again; the output is byte-identical to reading the file."""
+    from tomoseg.inference import engine
+    from tomoseg.inference.backends import TorchBackend
+
+    ph = tomoseg.make_phantom((24, 96, 80), rng=5)
+    src = tmp_path / "in.zarr"
+    write_volume(str(src), ph.image, voxel_size=(29.33,) * 3)
+    opts = SegmentOptions(tiling=TilingConfig(tile_size=16, halo=16), backend=BackendConfig(backend="torch"))
+    plain = segment(src, tmp_path / "a.zarr", model=random_model_path, options=opts, progress=False)
+    assert plain["input_in_memory"] is False  # the CPU's backends read the file
+
+    monkeypatch.setattr(TorchBackend, "resident_input", True, raising=False)
+    monkeypatch.setattr(engine, "_cached", lambda *a, **k: pytest.fail("windows read from the file"))
+    rec = segment(src, tmp_path / "b.zarr", model=random_model_path, options=opts, progress=False)
+    assert rec["input_in_memory"] is True and rec["tiling"]["tiles"] > 1
+    np.testing.assert_array_equal(read_volume(tmp_path / "a.zarr"), read_volume(tmp_path / "b.zarr"))
+
+
+def test_a_copy_in_memory_only_where_it_fits_and_is_read_whole():
+    from tomoseg.inference.engine import resident_copy
+
+    class Volume:
+        shape, dtype, size = (64, 128, 128), np.dtype(np.uint16), 64 * 128 * 128
+
+    class Gpu:
+        resident_input = True
+
+    nbytes = Volume.size * 2
+    assert resident_copy(Volume, Gpu(), SegmentOptions(), available=8 * nbytes) is not None
+    assert resident_copy(Volume, Gpu(), SegmentOptions(), available=8 * nbytes - 1) is None  # over 1/8
+    assert resident_copy(Volume, Gpu(), SegmentOptions(stats="sample"), available=8 * nbytes) is None
+    assert resident_copy(Volume, object(), SegmentOptions(), available=8 * nbytes) is None  # a CPU backend
+    assert resident_copy(Volume, None, SegmentOptions(), available=8 * nbytes) is None  # Dask
 
 
 def test_first_window_is_that_of_the_tile_grid():

@@ -173,3 +173,19 @@ def test_no_cache_where_a_row_of_windows_does_not_fit_in_a_quarter_of_the_free_m
         assert _cached(vol, tiles, vol.shape, memory=4 * cache.max_bytes - 4) is vol
         monkeypatch.setattr(psutil, "virtual_memory", lambda: Short)
         assert _cached(vol, tiles, vol.shape) is vol
+
+
+def test_block_copy_assembles_the_volume_from_its_blocks_on_threads():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tomoseg.io.blocks import BlockCopy, block_grid
+
+    vol = np.random.default_rng(0).integers(0, 60000, (20, 33, 17), dtype=np.uint16)
+    blocks = block_grid(vol.shape, (4, 8, 17), max_voxels=4 * 8 * 17)
+    copy = BlockCopy(vol.shape, vol.dtype)
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(lambda b: copy(b, vol[b]), blocks[:-1]))
+    assert not copy.complete  # one block short
+    copy(blocks[-1], vol[blocks[-1]])
+    assert copy.complete and copy.array.dtype == vol.dtype
+    np.testing.assert_array_equal(copy.array, vol)

@@ -331,7 +331,10 @@ class OpenVINOBackend:
 def make_backend(model, config: BackendConfig = BackendConfig()):
     """The backend ``config`` asks for. Every backend offers ``backend(x) -> p`` on a batch
     and ``backend.run_windows(windows, stats)`` on a stream of (tile, raw window) pairs; some also
-    ``backend.prepare(window)``, the work before a first window of that shape that need not wait for it."""
+    ``backend.prepare(window)``, the work before a first window of that shape that need not wait for it, and
+    ``backend.resident_input``: whether to read windows from a copy of the volume the statistics pass keeps in
+    memory where it fits (``engine.resident_copy``; for a GPU, whose network may outrun decompression; off until
+    measured there)."""
     backend, device = resolve(config)
     if backend == "openvino":
         threads = int(os.environ["TOMOSEG_THREADS"]) if os.environ.get("TOMOSEG_THREADS") else None
@@ -343,29 +346,22 @@ def make_backend(model, config: BackendConfig = BackendConfig()):
     return TorchBackend(model, device, config.precision)
 
 
-def build_backend_meanwhile(model, config: BackendConfig, window=None, *, make=None):
-    """A future of ``make_backend(model, config)``, prepared for windows of shape ``window`` where the backend
-    can be, on a thread of its own while the caller goes on (``segment`` reads the volume's statistics
-    meanwhile): OpenVINO compiles the window's shape (or loads it from its cache), CUDA loads cuDNN. The backend
-    itself is made on the calling thread, so that every module it needs (PyTorch, OpenVINO) is imported there:
-    a module half-imported on another thread is a deadlock for any code that finds it in ``sys.modules`` (it
-    hung ``segment --backend torch``, whose statistics pass counts with PyTorch where it is loaded).
-    ``prepare`` runs native code only. Its errors come out of ``result()``. ``make``: what makes the backend
-    (default :func:`make_backend`)."""
+def prepare_meanwhile(backend, window=None):
+    """A future that is done once ``backend`` is prepared for windows of shape ``window`` (z, y, x), where it can
+    be, on a thread of its own while the caller goes on (``segment`` reads the volume's statistics meanwhile):
+    OpenVINO compiles the window's shape (or loads it from its cache), CUDA loads cuDNN. Only ``prepare`` runs
+    there, native code that imports nothing: the backend itself is made on the calling thread, so that every
+    module it needs (PyTorch, OpenVINO) is imported there. A module half-imported on another thread is a deadlock
+    for any code that finds it in ``sys.modules``: it hung ``segment --backend torch``, whose statistics pass
+    counts with PyTorch where it is loaded. Errors come out of ``result()``."""
     from concurrent.futures import Future, ThreadPoolExecutor
 
-    backend = (make or make_backend)(model, config)
     if window is None or not hasattr(backend, "prepare"):
         done: Future = Future()
-        done.set_result(backend)
+        done.set_result(None)
         return done
-
-    def prepare():
-        backend.prepare(tuple(int(s) for s in window))
-        return backend
-
     pool = ThreadPoolExecutor(1, thread_name_prefix="tomoseg-backend")
     try:
-        return pool.submit(prepare)
+        return pool.submit(backend.prepare, tuple(int(s) for s in window))
     finally:
         pool.shutdown(wait=False)  # the preparation goes on; the thread ends with it

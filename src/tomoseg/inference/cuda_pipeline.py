@@ -83,7 +83,8 @@ class CudaBackend:
     :mod:`.backends`): raw windows in, uint8 cores out."""
 
     def __init__(self, model, device: str = "cuda", precision: str = "f32", *, batch_limit: int = 8,
-                 readers: int = 6, channels_last: bool | None = None, rewrite: bool = False):
+                 readers: int = 6, channels_last: bool | None = None, rewrite: bool = False,
+                 resident_input: bool = False):
         if not hasattr(model, "state_dict"):  # a ModelFile
             model = model.load()
         self.device = torch.device(device)
@@ -105,6 +106,11 @@ class CudaBackend:
         self.precision = precision
         self.batch_limit = batch_limit
         self.readers = readers           # the engine reads this many windows ahead, in threads
+        # Windows sliced from a copy of the volume the statistics pass keeps in memory (engine.resident_copy): no
+        # file read or decompression during the tiles, whose start waited 0.08-0.14 s for the first window on an
+        # H100. Off until measured there: on 2 cores with a network simulated at 700 Mvox/s the tiles stage fell
+        # 0.60 -> 0.51 s but filling the copy cost the statistics pass 0.10 s more (segment_pipeline.py --resident).
+        self.resident_input = resident_input
         self.name = f"torch-cuda-{precision}"
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:

@@ -28,7 +28,7 @@ from ..io import open_volume, split_dataset
 from ..interrupt import raise_if_interrupted
 from ..io.zarr_chunks import parallel_writer
 from ..io.zarr_store import create_zarr, store_chunks
-from .backends import (BackendConfig, build_backend_meanwhile, make_backend, resolve,  # noqa: F401
+from .backends import (BackendConfig, make_backend, prepare_meanwhile, resolve,  # noqa: F401
                        run_windows_one_by_one, to_uint8)
 from ..io.blocks import read_ahead
 from .normalization import Stats, normalize, volume_stats
@@ -176,13 +176,15 @@ def _backend_for(job: TileJob):
     return _BACKENDS[key]
 
 
-def run_tiles(job: TileJob, tiles: list[Tile], backend=None, progress=None, memory: int | None = None) -> int:
+def run_tiles(job: TileJob, tiles: list[Tile], backend=None, progress=None, memory: int | None = None,
+              source: np.ndarray | None = None) -> int:
     """Compute ``tiles`` and write their cores; a tile counts as done once its marker file exists.
 
     Reader threads read windows ahead (``backend.readers`` of them), the backend turns the stream of raw
     windows into uint8 cores (``backend.run_windows``, see :mod:`.backends`), writer threads write the cores
     and the done markers: reading, computing and writing overlap. ``memory``: the bytes this process may use
-    (a Dask worker's limit; default: the machine's available memory), which bounds the chunk cache.
+    (a Dask worker's limit; default: the machine's available memory), which bounds the chunk cache. ``source``:
+    the volume already in memory (:func:`resident_copy`), read instead of ``job.volume``.
     """
     import zarr
 
@@ -197,7 +199,7 @@ def run_tiles(job: TileJob, tiles: list[Tile], backend=None, progress=None, memo
 
     prob_arr = store("prob.zarr")
     mask_arr = store("mask.zarr") if job.write_mask else None
-    source = _cached(job.volume, tiles, job.shape, memory, threads=readers)
+    source = _cached(job.volume, tiles, job.shape, memory, threads=readers) if source is None else source
 
     def read(tile):
         return read_padded(source, tile.read, job.shape, job.tiling.pad_mode)
@@ -231,8 +233,8 @@ def run_tiles(job: TileJob, tiles: list[Tile], backend=None, progress=None, memo
             for w in writes:
                 w.result()
     finally:
-        if source is not job.volume:  # the chunk cache's threads; the volume stays open for its owner
-            source.close()
+        if hasattr(source, "close") and source is not job.volume:  # the chunk cache's threads; the volume stays
+            source.close()                                           # open for its owner
     return len(tiles)
 
 class _Stream:
@@ -339,13 +341,15 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
     state = prepare_work(work, fingerprint, options)
     bar = _progress_bar(progress, volume.size)
     distributed = bool(options.workers or options.scheduler or options.gpus)
-    # the backend is built (OpenVINO's compiled model, CUDA's context) while the first pass reads the volume
-    backend = None if distributed else build_backend_meanwhile(
-        model, options.backend, _first_window(volume.shape, options.tiling, model.config.divisor), make=make_backend)
+    backend = None if distributed else make_backend(model, options.backend)
+    # prepared (OpenVINO's compiled shape, cuDNN's libraries) while the first pass reads the volume
+    ready = None if distributed else prepare_meanwhile(
+        backend, _first_window(volume.shape, options.tiling, model.config.divisor))
+    copy = resident_copy(volume, backend, options) if state is None else None
     timings = {"start": time.time() - t0}  # opening, checks, the model
     if state is None:
         try:
-            stats, sample = _first_pass(volume, options, model.config.divisor, bar)
+            stats, sample = _first_pass(volume, options, model.config.divisor, bar, copy)
         except TomosegError:
             if bar is not None:
                 bar.close()
@@ -400,7 +404,9 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
             run_distributed(job, todo, workers=options.workers or options.gpus, scheduler=options.scheduler,
                             gpus=options.gpus, progress=bar)
         else:
-            run_tiles(job, todo, backend=backend.result(), progress=bar)
+            ready.result()
+            run_tiles(job, todo, backend=backend, progress=bar,
+                      source=copy.array if copy is not None and copy.complete else None)
     finally:
         if bar is not None:
             bar.close()
@@ -420,6 +426,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
     timings["finish"] = time.time() - t_finish
     record = provenance(volume, model, options, fingerprint, stats, outputs, len(tiles), t0)
     record["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
+    record["input_in_memory"] = bool(copy is not None and copy.complete)  # windows read from resident_copy
     record["resolution_levels"] = levels
     record["objects"] = flooding
     record["sample_mask"] = {**sample.record, "tiles_computed": len(tiles) - len(skipped),
@@ -431,6 +438,49 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
     volume.close()
     shutil.rmtree(work)
     return record
+
+
+def _both(*visitors):
+    """One ``visit`` callable for the statistics pass that calls each visitor given (None where none is)."""
+    visitors = [v for v in visitors if v is not None]
+    if not visitors:
+        return None
+    if len(visitors) == 1:
+        return visitors[0]
+
+    def visit(block, data):
+        for v in visitors:
+            v(block, data)
+    return visit
+
+
+RESIDENT_SHARE = 8          # a copy in memory of at most 1/8 of the available memory...
+RESIDENT_MAX = 16 << 30     # ...and 16 GiB
+
+
+def resident_copy(volume, backend, options: SegmentOptions, available: int | None = None):
+    """A :class:`~tomoseg.io.blocks.BlockCopy` for the statistics pass to fill, where ``backend`` asks for one
+    (``resident_input``: meant for a GPU, off until measured there), the pass reads every voxel (``--stats`` full or auto below its
+    limit) and the volume takes at most 1/8 of the available memory (``available``, default psutil's) and
+    16 GiB; else None. The CPU backends never ask: their network is slower than reading, and their peak memory
+    stays that of one window, whatever the volume."""
+    from ..io.blocks import BlockCopy
+
+    if backend is None or not getattr(backend, "resident_input", False) or options.stats == "sample":
+        return None
+    if options.stats == "auto" and volume.size > 2**31:  # volume_stats' limit for a full pass
+        return None
+    nbytes = int(volume.size) * np.dtype(volume.dtype).itemsize
+    if available is None:
+        try:
+            import psutil
+
+            available = psutil.virtual_memory().available
+        except Exception:  # noqa: BLE001 - no figure: no copy
+            return None
+    if nbytes > min(available // RESIDENT_SHARE, RESIDENT_MAX):
+        return None
+    return BlockCopy(volume.shape, volume.dtype)
 
 
 def _first_window(shape, tiling: TilingConfig, divisor: int) -> tuple:
@@ -457,8 +507,9 @@ def _sample_settings(options: SegmentOptions) -> dict:
     return {"sample_mask": str(options.sample_mask), "roi": options.roi}
 
 
-def _first_pass(volume, options: SegmentOptions, divisor: int, bar):
-    """The normalization statistics and the sample mask, from one read of the volume where both need one."""
+def _first_pass(volume, options: SegmentOptions, divisor: int, bar, copy=None):
+    """The normalization statistics and the sample mask, from one read of the volume where both need one; that
+    read also fills ``copy`` (a :class:`~tomoseg.io.blocks.BlockCopy`) where given."""
     from ..sample_mask import LowResolution, mask_factor
 
     low = sample = None
@@ -470,7 +521,7 @@ def _first_pass(volume, options: SegmentOptions, divisor: int, bar):
         bar.set_description("statistics")
     try:
         with np.errstate(over="ignore", invalid="ignore"):  # huge values: refused below, with a message
-            stats = volume_stats(volume, method=options.stats, progress=bar, visit=low,
+            stats = volume_stats(volume, method=options.stats, progress=bar, visit=_both(low, copy),
                                  multiple=low.factor if low is not None else 1)
     except OverflowError:
         stats = None

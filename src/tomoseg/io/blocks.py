@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -253,3 +254,25 @@ class ChunkCache:
                 for i in missing:
                     pool.submit(self._chunk, i)  # assemble() below waits for each (errors come back there)
         return assemble(box, self.chunks, self.dtype, self._chunk)
+
+
+class BlockCopy:
+    """The volume assembled in memory from the blocks a pass reads anyway (pass it as ``visit`` to
+    :func:`tomoseg.inference.normalization.volume_stats`), so that a second pass over it (``segment``'s windows
+    on a GPU) slices memory instead of reading and decompressing the file again. ``complete`` once the blocks
+    seen cover every voxel (a pass over a sample of the chunks does not). Blocks may arrive on several threads;
+    they must not overlap."""
+
+    def __init__(self, shape, dtype):
+        self.array = np.empty(tuple(int(s) for s in shape), dtype)
+        self._voxels = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, block, data) -> None:
+        self.array[block] = data
+        with self._lock:
+            self._voxels += int(np.asarray(data).size)
+
+    @property
+    def complete(self) -> bool:
+        return self._voxels == self.array.size
