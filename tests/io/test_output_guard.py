@@ -102,7 +102,7 @@ def test_resume_refused_when_input_replaced(tmp_path, rng, tiny_model, monkeypat
     out = tmp_path / "out.zarr"
     calls = []
 
-    def interrupted(job, tiles, backend=None, progress=None):
+    def interrupted(job, tiles, backend=None, progress=None, **kwargs):
         calls.append(len(tiles))
         raise KeyboardInterrupt
 
@@ -122,8 +122,8 @@ def test_input_changed_during_run_is_not_written(tmp_path, rng, tiny_model, monk
     np.save(inp, rng.integers(0, 255, (20, 20, 20), dtype=np.uint8))
     real = engine.run_tiles
 
-    def modify_then_run(job, tiles, backend=None, progress=None):
-        n = real(job, tiles, backend=backend, progress=progress)
+    def modify_then_run(job, tiles, backend=None, progress=None, **kwargs):
+        n = real(job, tiles, backend=backend, progress=progress, **kwargs)
         mm = np.load(inp, mmap_mode="r+")
         mm[0, :8, :8] = 255 - mm[0, :8, :8]
         mm.flush()
