@@ -91,6 +91,22 @@ def test_segment_through_files_on_the_gpu_pipeline_and_dask(phantom, tmp_path):
     assert diff.max() <= 1 and np.count_nonzero(diff) <= diff.size // 1000
 
 
+def test_windows_from_the_copy_in_memory_on_the_gpu(phantom, tmp_path, monkeypatch):
+    """The CUDA backend with resident_input (a candidate default, benchmarks/segment_pipeline.py --resident) reads
+    its windows from the statistics pass's copy and writes what reading the file gives, byte for byte."""
+    from tomoseg.inference import engine
+    from tomoseg.inference.cuda_pipeline import CudaBackend
+
+    write_volume(tmp_path / "scan.zarr", phantom.image, voxel_size=(29.33,) * 3)
+    opts = SegmentOptions(tiling=TilingConfig(tile_size=64), backend=CUDA)
+    plain = segment(tmp_path / "scan.zarr", tmp_path / "a.zarr", options=opts, progress=False)
+    monkeypatch.setattr(engine, "make_backend",
+                        lambda model, config: CudaBackend(model, "cuda", config.precision, resident_input=True))
+    rec = segment(tmp_path / "scan.zarr", tmp_path / "b.zarr", options=opts, progress=False)
+    assert not plain["input_in_memory"] and rec["input_in_memory"]
+    assert np.array_equal(read_volume(tmp_path / "a.zarr"), read_volume(tmp_path / "b.zarr"))
+
+
 def test_default_tile_size_on_the_gpu_is_large_and_exact(phantom):
     from tomoseg.inference.tiling import resolve_tiling
 
