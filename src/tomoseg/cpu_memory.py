@@ -48,6 +48,12 @@ def _glibc():
         return None
 
 
+def kept_on(device):
+    """:func:`freed_memory_kept` where ``device`` (a ``torch.device``) is the CPU, else a context that does
+    nothing: what PyTorch's CPU work (``segment``'s windows, training steps) runs in."""
+    return freed_memory_kept() if getattr(device, "type", str(device)) == "cpu" else contextlib.nullcontext()
+
+
 @contextlib.contextmanager
 def freed_memory_kept():
     """Within it, glibc keeps freed memory for reuse instead of returning it page by page (see the module);

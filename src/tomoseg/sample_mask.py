@@ -146,10 +146,10 @@ def _map(fn, items) -> list:
 
 
 def mask_threads() -> int:
-    """Threads for the mask's arithmetic: one per core, at most 8."""
-    import os
+    """Threads for the mask's arithmetic: those of the statistics pass it follows."""
+    from .inference.normalization import stats_threads
 
-    return max(1, min(8, os.cpu_count() or 1))
+    return stats_threads()
 
 
 class LowResolution:

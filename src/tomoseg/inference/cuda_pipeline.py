@@ -191,7 +191,7 @@ class CudaBackend:
     def prepare(self, window) -> None:
         """cuDNN's libraries loaded and its kernels chosen once, on one small window (0.19 s of a fresh process
         on an H100, benchmarks/results/segment_start.md), so the first real batch does not wait for them.
-        Runs on another thread while ``segment`` reads (``backends.build_backend_meanwhile``)."""
+        Runs on another thread while ``segment`` reads (``backends.prepare_meanwhile``)."""
         d = self.model.config.divisor
         x = torch.zeros((1, 1) + tuple(min(int(w), 2 * d) for w in window), device=self.device)
         with torch.inference_mode():

@@ -31,7 +31,7 @@ from ..io.zarr_store import create_zarr, store_chunks
 from .backends import (BackendConfig, make_backend, prepare_meanwhile, resolve,  # noqa: F401
                        run_windows_one_by_one, to_uint8)
 from ..io.blocks import read_ahead
-from .normalization import Stats, normalize, volume_stats
+from .normalization import Stats, normalize, stats_method, volume_stats
 from .domain import check_flooding
 from .outputs import check_output_paths, finish_output, provenance
 from .tiling import Tile, TilingConfig, pad_to_divisor, read_padded, resolve_tiling, tile_grid
@@ -264,12 +264,7 @@ def _cached(volume, tiles: list[Tile], shape, memory: int | None = None, threads
     window = [min(r.stop, s) - r.start for r, s in zip(tiles[0].read, shape)]
     row = (min(window[0] + chunks[0], shape[0]) * min(window[1] + chunks[1], shape[1]) * shape[2]
            * np.dtype(volume.dtype).itemsize)
-    try:
-        import psutil
-
-        free = psutil.virtual_memory().available
-    except Exception:  # noqa: BLE001 - no figure: assume a modest machine
-        free = 8 << 30
+    free = _available_memory() or 8 << 30  # no figure: assume a modest machine
     if memory:
         free = min(free, int(memory))
     budget = int(1.25 * row)
@@ -358,6 +353,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
         timings["statistics_and_sample_mask"] = time.time() - t0 - timings["start"]
     else:
         sample = _saved_sample_mask(options, work, state)
+    resident = copy.array if copy is not None and copy.complete else None  # the volume in memory, where kept
     tiles = tile_grid(volume.shape, options.tiling, model.config.divisor, region=sample.box) if sample.box else []
     if state is not None:
         check_done(work, len(tiles))
@@ -405,8 +401,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
                             gpus=options.gpus, progress=bar)
         else:
             ready.result()
-            run_tiles(job, todo, backend=backend, progress=bar,
-                      source=copy.array if copy is not None and copy.complete else None)
+            run_tiles(job, todo, backend=backend, progress=bar, source=resident)
     finally:
         if bar is not None:
             bar.close()
@@ -426,7 +421,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
     timings["finish"] = time.time() - t_finish
     record = provenance(volume, model, options, fingerprint, stats, outputs, len(tiles), t0)
     record["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
-    record["input_in_memory"] = bool(copy is not None and copy.complete)  # windows read from resident_copy
+    record["input_in_memory"] = resident is not None  # windows read from resident_copy
     record["resolution_levels"] = levels
     record["objects"] = flooding
     record["sample_mask"] = {**sample.record, "tiles_computed": len(tiles) - len(skipped),
@@ -466,21 +461,24 @@ def resident_copy(volume, backend, options: SegmentOptions, available: int | Non
     stays that of one window, whatever the volume."""
     from ..io.blocks import BlockCopy
 
-    if backend is None or not getattr(backend, "resident_input", False) or options.stats == "sample":
-        return None
-    if options.stats == "auto" and volume.size > 2**31:  # volume_stats' limit for a full pass
+    if backend is None or not getattr(backend, "resident_input", False) \
+            or stats_method(options.stats, int(volume.size)) != "full":
         return None
     nbytes = int(volume.size) * np.dtype(volume.dtype).itemsize
-    if available is None:
-        try:
-            import psutil
-
-            available = psutil.virtual_memory().available
-        except Exception:  # noqa: BLE001 - no figure: no copy
-            return None
-    if nbytes > min(available // RESIDENT_SHARE, RESIDENT_MAX):
+    available = _available_memory() if available is None else available
+    if available is None or nbytes > min(available // RESIDENT_SHARE, RESIDENT_MAX):  # no figure: no copy
         return None
     return BlockCopy(volume.shape, volume.dtype)
+
+
+def _available_memory() -> int | None:
+    """The memory available to this process (psutil's figure), or None where it cannot be had."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except Exception:  # noqa: BLE001 - psutil missing or the platform's figure unreadable
+        return None
 
 
 def _first_window(shape, tiling: TilingConfig, divisor: int) -> tuple:

@@ -28,8 +28,11 @@ class Stats:
         return {"mean": self.mean, "std": self.std, "voxels": self.voxels, "method": self.method}
 
 
+MAX_FULL_VOXELS = 2**31  # above this, --stats auto reads an evenly spread sample of the chunks
+
+
 def volume_stats(volume, *, method: str = "auto", sample_fraction: float = 0.05,
-                 max_full_voxels: int = 2**31, slab_voxels: int = 2**24, progress=None, visit=None,
+                 max_full_voxels: int = MAX_FULL_VOXELS, slab_voxels: int = 2**24, progress=None, visit=None,
                  multiple: int = 1) -> Stats:
     """Mean and standard deviation of a volume, in float64, reading it block by block.
 
@@ -52,11 +55,7 @@ def volume_stats(volume, *, method: str = "auto", sample_fraction: float = 0.05,
         On NaN or infinite voxels, or a constant volume (standard deviation 0).
     """
     shape = volume.shape
-    total = int(np.prod(shape, dtype=np.int64))
-    if method == "auto":
-        method = "full" if total <= max_full_voxels else "sample"
-    if method not in ("full", "sample"):
-        raise TomosegError(f"statistics method {method!r} must be auto, full or sample")
+    method = stats_method(method, int(np.prod(shape, dtype=np.int64)), max_full_voxels)
     chunks = storage_chunks(volume)
     if method == "full":
         regions = block_grid(shape, chunks, max_voxels=slab_voxels, multiple=multiple)
@@ -83,6 +82,16 @@ def volume_stats(volume, *, method: str = "auto", sample_fraction: float = 0.05,
     std = float(np.sqrt(m2 / count)) if count else 0.0
     _check_not_constant(volume, mean, std)
     return Stats(mean=mean, std=std, voxels=count, method=method)
+
+
+def stats_method(method: str, voxels: int, max_full_voxels: int = MAX_FULL_VOXELS) -> str:
+    """What :func:`volume_stats` does for ``method`` on a volume of ``voxels``: "full" (every voxel) or "sample";
+    ``auto`` is full up to ``max_full_voxels``."""
+    if method == "auto":
+        method = "full" if voxels <= max_full_voxels else "sample"
+    if method not in ("full", "sample"):
+        raise TomosegError(f"statistics method {method!r} must be auto, full or sample")
+    return method
 
 
 def add_moments(a: tuple, b: tuple) -> tuple:
