@@ -10,7 +10,9 @@ Three sources of a mask:
 - :func:`auto_sample_mask` (the default): a low-resolution pass. One slice per block of ``factor`` slices,
   averaged in ``factor`` x ``factor`` blocks, smoothed within the slice, split by Otsu's threshold; the union
   over z of these slices with its holes filled (a prism along z), grown by ``margin`` voxels (default: the
-  halo). The prism never skips along z: dark end slices (cone-beam CT of concrete), or pores that reach the
+  halo). Where the statistics are sampled (above 2^31 voxels), the slices come from the layers that pass reads
+  (:func:`tomoseg.io.blocks.sample_slabs`), so the mask costs no read of its own there either.
+  The prism never skips along z: dark end slices (cone-beam CT of concrete), or pores that reach the
   surface in some slices, cannot remove sample. Where the split is not clear (Otsu's between-class share of
   the variance below ``min_separation``) or the sample fills nearly the whole field of view, the mask is "all
   sample".
@@ -160,13 +162,20 @@ class LowResolution:
     :func:`tomoseg.io.blocks.block_grid` cuts them with ``multiple=factor``); ``segment`` feeds it the blocks of
     its statistics pass, so the mask costs no read of its own. ``complete`` says whether every chosen slice
     was seen.
+
+    With ``slabs`` (z ranges: the layers a sampled statistics pass reads, :func:`tomoseg.io.blocks.sample_slabs`)
+    the slices are chosen within those ranges only, every ``factor``-th (the middle one of a thinner range).
     """
 
-    def __init__(self, shape, factor: int):
+    def __init__(self, shape, factor: int, slabs=None):
         self.shape = tuple(int(s) for s in shape)
         self.factor = int(factor)
         z, y, x = self.shape
-        self.picks = [min(z - 1, z0 + factor // 2) for z0 in range(0, z, factor)]
+        if slabs is None:
+            self.picks = [min(z - 1, z0 + factor // 2) for z0 in range(0, z, factor)]
+        else:
+            self.picks = [p for s in slabs for p in (range(s.start + factor // 2, s.stop, factor)
+                                                     if s.stop - s.start > factor // 2 else [(s.start + s.stop - 1) // 2])]
         self.low = np.zeros((len(self.picks), -(-y // factor), -(-x // factor)), np.float32)
         self._seen = np.zeros(self.low.shape[:2], bool)
 
@@ -264,21 +273,22 @@ def auto_sample_mask(volume, *, margin: int = 48, factor: int | None = None, min
     smooth = np.concatenate(_map(lambda g: ndimage.gaussian_filter(low[g[0]:g[-1] + 1], (0, 1.0, 1.0)), groups))
     threshold, separation = otsu(smooth, threads=threads)
     base = {"method": "auto", "otsu_threshold": round(threshold, 3), "separation": round(separation, 3),
-            "margin": int(margin)}
+            "margin": int(margin), "slices": int(low.shape[0])}
     if separation < min_separation:
-        return _make(np.ones(low.shape, bool), factor, shape,
+        return _make(np.ones(_low_shape(shape, factor), bool), factor, shape,
                      {**base, "fallback": f"no clear background (separation {separation:.2f} < {min_separation})"})
     # holes filled once, in the union over z: filling each slice first would add nothing (a hole of one slice
     # is enclosed by that slice's sample, which the union holds)
     footprint = ndimage.binary_fill_holes((smooth > threshold).any(axis=0))
     if not footprint.any():
-        return _make(np.ones(low.shape, bool), factor, shape, {**base, "fallback": "no sample found"})
+        return _make(np.ones(_low_shape(shape, factor), bool), factor, shape,
+                     {**base, "fallback": "no sample found"})
     grow = math.ceil(margin / factor) + 1  # + 1 block: a block half on the sample may average below the threshold
     footprint = ndimage.distance_transform_edt(~footprint) <= grow
     if footprint.mean() > max_fraction:
-        return _make(np.ones(low.shape, bool), factor, shape,
+        return _make(np.ones(_low_shape(shape, factor), bool), factor, shape,
                      {**base, "fallback": f"the sample fills {footprint.mean():.0%} of the field of view"})
-    mask = np.broadcast_to(footprint, low.shape).copy()
+    mask = np.broadcast_to(footprint, _low_shape(shape, factor)).copy()  # a prism: every block along z
     return _make(mask, factor, shape, {**base, "fallback": None})
 
 

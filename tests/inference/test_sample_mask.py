@@ -126,6 +126,64 @@ def test_segment_reads_the_volume_once_before_the_tiles(tmp_path, random_model_p
     assert seen["voxels"] == pillar.image.size
 
 
+@pytest.fixture(scope="module")
+def deep_pillar():
+    """A pillar 24 chunk layers deep (chunks of 4 slices): a sampled statistics pass reads 8 of them."""
+    return tomoseg.make_phantom((96, 128, 128), rng=8, preset_name="small-pillar")
+
+
+@pytest.mark.parametrize("chunks", [(4, 64, 64), (4, 32, 128), None])
+def test_sampled_statistics_and_the_mask_share_a_read_of_a_few_layers(tmp_path, deep_pillar, chunks):
+    """``--stats sample`` (the default above 2^31 voxels): the statistics pass reads evenly spread whole layers of
+    chunks (chunks narrower than the slice once crashed the mask's collection), and the automatic mask is made
+    from those layers' slices, not from a second read of the volume."""
+    from tomoseg.inference.engine import _first_pass
+    from tomoseg.io.blocks import sample_slabs, storage_chunks
+
+    src = tmp_path / ("in.zarr" if chunks else "in.npy")
+    write_volume(str(src), deep_pillar.image, **({"chunks": chunks} if chunks else {}))
+    read = []
+    with open_volume(str(src)) as vol:
+        plain = vol.__getitem__
+
+        class Counted:  # the volume, each read recorded
+            shape, dtype, size, chunks, path = vol.shape, vol.dtype, vol.size, vol.chunks, vol.path
+
+            def __getitem__(self, key):
+                read.append(key)
+                return plain(key)
+
+        counted = Counted()
+        stats, sampled = _first_pass(counted, SegmentOptions(stats="sample", tiling=TilingConfig(halo=8)), 8, None)
+        slabs = sample_slabs(vol.shape, storage_chunks(vol), 0.05)
+        full = auto_sample_mask(vol, margin=8)
+    depth = chunks[0] if chunks else 1
+    assert len(slabs) == 8 and all((s.stop - s.start) == depth and s.start % depth == 0 for s in slabs)
+    assert all(any(s.start <= k[0].start and k[0].stop <= s.stop for s in slabs) for k in read)
+    assert sum(int(np.prod([k.stop - k.start for k in key])) for key in read) == 8 * depth * 128 * 128
+    assert stats.method == "sample" and stats.voxels == 8 * depth * 128 * 128
+    assert stats.mean == pytest.approx(float(deep_pillar.image.mean()), rel=0.05)
+    assert sampled.record["fallback"] is None and sampled.record["slices"] == 8
+    assert sampled.low.shape == full.low.shape  # every block along z, as the full mask
+    assert sampled.box == full.box and abs(sampled.fraction() - full.fraction()) < 0.01  # a prism: ~ the same
+    pillar = np.argwhere(deep_pillar.pillar)  # every slice's pillar inside, also where no slice was read
+    assert all(sampled.touches((slice(z, z + 1), slice(y, y + 1), slice(x, x + 1))) for z, y, x in pillar[::97])
+
+
+def test_cli_segments_chunked_volumes_with_sampled_statistics(tmp_path, random_model_path, deep_pillar):
+    """The first run of the fix above: chunked Zarr and HDF5 with ``--stats sample`` and the automatic mask."""
+    for name, chunks in [("in.zarr", (4, 64, 64)), ("in.h5", (8, 32, 32))]:
+        src = tmp_path / name
+        write_volume(str(src), deep_pillar.image, chunks=chunks)
+        out = tmp_path / f"{name}.out.zarr"
+        assert main(["segment", str(src), str(out), "--stats", "sample", "--model", str(random_model_path),
+                     "-q", "--tile-size", "64", "--halo", "16"]) == 0
+        rec = json.loads((tmp_path / f"{name}.out.zarr.provenance.json").read_text())
+        assert rec["normalization"]["method"] == "sample"
+        assert rec["sample_mask"]["method"] == "auto" and rec["sample_mask"]["fallback"] is None
+        assert read_volume(out).shape == deep_pillar.image.shape
+
+
 def test_roi_parsing():
     assert parse_roi("0:10,:,5:", (20, 30, 40)) == (slice(0, 10), slice(0, 30), slice(5, 40))
     for bad in ["0:10,0:10", "0:30,:,:", "a:b,:,:", "5:5,:,:"]:

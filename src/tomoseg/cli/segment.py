@@ -35,8 +35,9 @@ def _segment(sub):
     p.add_argument("--precision", default="f32", choices=["f32", "bf16", "fp16"],
                    help="f32 (exact), bf16 (faster on CPUs with bf16 units and on GPUs), fp16 (CUDA)")
     p.add_argument("--stats", default="auto", choices=["auto", "full", "sample"],
-                   help="normalization statistics from every voxel (full) or from 5%% of the z slices (sample); "
-                        "auto: full up to 2^31 voxels")
+                   help="normalization statistics from every voxel (full) or from 5%% of the layers of storage "
+                        "chunks along z, at least 8, evenly spread (sample: one read of a few layers for them "
+                        "and the sample mask); auto: full up to 2^31 voxels")
     sample = p.add_mutually_exclusive_group()
     sample.add_argument("--sample-mask", metavar="FILE",
                         help="mask volume of the input's shape (nonzero = sample): tiles wholly outside get "

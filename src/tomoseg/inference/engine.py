@@ -30,8 +30,8 @@ from ..io.zarr_chunks import parallel_writer
 from ..io.zarr_store import create_zarr, store_chunks
 from .backends import (BackendConfig, make_backend, prepare_meanwhile, resolve,  # noqa: F401
                        run_windows_one_by_one, to_uint8)
-from ..io.blocks import read_ahead
-from .normalization import Stats, normalize, stats_method, volume_stats
+from ..io.blocks import read_ahead, sample_slabs, storage_chunks
+from .normalization import SAMPLE_FRACTION, Stats, normalize, stats_method, volume_stats
 from .domain import check_flooding
 from .outputs import check_output_paths, finish_output, provenance
 from .tiling import Tile, TilingConfig, pad_to_divisor, read_padded, resolve_tiling, tile_grid
@@ -510,9 +510,11 @@ def _first_pass(volume, options: SegmentOptions, divisor: int, bar, copy=None):
     read also fills ``copy`` (a :class:`~tomoseg.io.blocks.BlockCopy`) where given."""
     from ..sample_mask import LowResolution, mask_factor
 
-    low = sample = None
+    low = sample = slabs = None
+    if stats_method(options.stats, volume.size) == "sample":  # the mask takes its slices from the same layers
+        slabs = sample_slabs(volume.shape, storage_chunks(volume), SAMPLE_FRACTION)
     if options.roi is None and options.sample_mask == "auto" and min(volume.shape[1:]) >= 64:
-        low = LowResolution(volume.shape, mask_factor(volume.shape))
+        low = LowResolution(volume.shape, mask_factor(volume.shape), slabs=slabs)
     else:  # an ROI, a mask file or none: checked before the long read
         sample = _new_sample_mask(volume, options, divisor)
     if bar is not None:
@@ -520,7 +522,7 @@ def _first_pass(volume, options: SegmentOptions, divisor: int, bar, copy=None):
     try:
         with np.errstate(over="ignore", invalid="ignore"):  # huge values: refused below, with a message
             stats = volume_stats(volume, method=options.stats, progress=bar, visit=_both(low, copy),
-                                 multiple=low.factor if low is not None else 1)
+                                 multiple=low.factor if low is not None else 1, slabs=slabs)
     except OverflowError:
         stats = None
     _check_stats(stats, volume)

@@ -1,8 +1,8 @@
 """Z-score normalization with whole-volume statistics, computed in one streaming pass.
 
 The same statistics are applied to every tile (never per tile), as in training.
-For very large volumes a documented sample of evenly spaced z slabs can stand in
-for the full pass (``method="sample"``).
+For very large volumes a documented sample of evenly spaced z slabs (whole layers of
+storage chunks) can stand in for the full pass (``method="sample"``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import TomosegError
-from ..io.blocks import block_grid, read_ahead, sample_blocks, storage_chunks
+from ..io.blocks import block_grid, read_ahead, sample_slabs, slab_blocks, storage_chunks
 
 
 @dataclass(frozen=True)
@@ -28,12 +28,13 @@ class Stats:
         return {"mean": self.mean, "std": self.std, "voxels": self.voxels, "method": self.method}
 
 
-MAX_FULL_VOXELS = 2**31  # above this, --stats auto reads an evenly spread sample of the chunks
+MAX_FULL_VOXELS = 2**31  # above this, --stats auto reads an evenly spread sample of the chunk layers
+SAMPLE_FRACTION = 0.05   # the share of the layers of storage chunks along z that --stats sample reads (at least 8)
 
 
-def volume_stats(volume, *, method: str = "auto", sample_fraction: float = 0.05,
+def volume_stats(volume, *, method: str = "auto", sample_fraction: float = SAMPLE_FRACTION,
                  max_full_voxels: int = MAX_FULL_VOXELS, slab_voxels: int = 2**24, progress=None, visit=None,
-                 multiple: int = 1) -> Stats:
+                 multiple: int = 1, slabs: list | None = None) -> Stats:
     """Mean and standard deviation of a volume, in float64, reading it block by block.
 
     Blocks follow the storage chunks (:mod:`tomoseg.io.blocks`): each chunk is decompressed once.
@@ -41,13 +42,17 @@ def volume_stats(volume, *, method: str = "auto", sample_fraction: float = 0.05,
     Parameters
     ----------
     method : {"auto", "full", "sample"}
-        ``full`` reads every voxel; ``sample`` reads ``sample_fraction`` of the volume, evenly spread: whole
-        storage chunks of a chunked store, else whole z slices; ``auto`` is full up to ``max_full_voxels``.
+        ``full`` reads every voxel; ``sample`` reads ``sample_fraction`` of the layers of storage chunks along
+        z (whole slices where the data is not chunked in z), at least 8, evenly spread
+        (:func:`tomoseg.io.blocks.sample_slabs`); ``auto`` is full up to ``max_full_voxels``.
     visit : callable, optional
         Called with ``(block, data)`` for every block read, so that another computation over the whole
         volume (the sample mask's low-resolution copy) shares this read instead of reading again.
     multiple : int
         Block edges along z and y fall on multiples of this (what ``visit`` may need).
+    slabs : list of slice, optional
+        The z ranges ``sample`` reads, where the caller chose them (:func:`~tomoseg.io.blocks.sample_slabs`) to
+        know in advance which slices ``visit`` will see.
 
     Raises
     ------
@@ -60,7 +65,9 @@ def volume_stats(volume, *, method: str = "auto", sample_fraction: float = 0.05,
     if method == "full":
         regions = block_grid(shape, chunks, max_voxels=slab_voxels, multiple=multiple)
     else:
-        regions = sample_blocks(shape, chunks, sample_fraction)
+        if slabs is None:
+            slabs = sample_slabs(shape, chunks, sample_fraction)
+        regions = slab_blocks(shape, slabs, chunks, max_voxels=slab_voxels, multiple=multiple)
     integer = np.dtype(getattr(volume, "dtype", np.float64)) in (np.dtype(np.uint8), np.dtype(np.uint16))
     summarize = _histogram if integer else _moments
 

@@ -3,7 +3,8 @@
 A chunked store (Zarr, chunked HDF5) decompresses a whole chunk for any voxel of it. Reading a Zarr volume with
 chunks of 64 slices four slices at a time decompresses every chunk 16 times; a pass over a large scan then costs
 many times its size. :func:`block_grid` cuts a volume into blocks of whole chunks (whole slices along x, whole
-chunk rows along y and z) of bounded size, :func:`sample_blocks` picks an evenly spread share of the chunks, and
+chunk rows along y and z) of bounded size, :func:`sample_blocks` picks an evenly spread share of the chunks, :func:`sample_slabs` an evenly spread
+share of the layers of chunks along z (:func:`slab_blocks` cuts them into blocks), and
 :func:`read_blocks` reads any list of blocks with a few reads in flight (zarr, h5py and tifffile release the GIL
 while they decompress), so the reading overlaps whatever the caller does with each block.
 
@@ -89,6 +90,37 @@ def sample_blocks(shape, chunks, fraction: float, *, slice_fallback: bool = True
         iz, iy, ix = np.unravel_index(int(p), grid)
         out.append((slice(iz * cz, min((iz + 1) * cz, Z)), slice(iy * cy, min((iy + 1) * cy, Y)),
                     slice(ix * cx, min((ix + 1) * cx, X))))
+    return out
+
+
+def sample_slabs(shape, chunks, fraction: float, *, min_slabs: int = 8) -> list[slice]:
+    """Evenly spread layers of whole storage chunks along z (whole slices where the data is not chunked in z):
+    ``fraction`` of the layers, at least ``min_slabs`` (all of them where there are fewer).
+
+    Each layer is read whole across the slice, so a sample of layers serves both the statistics (every part of
+    the cross-section, at evenly spread depths) and the sample mask (whole slices to find the sample in).
+
+    Examples
+    --------
+    >>> [(s.start, s.stop) for s in sample_slabs((1000, 64, 64), (64, 32, 32), 0.05, min_slabs=3)]
+    [(0, 64), (512, 576), (960, 1000)]
+    """
+    Z = int(shape[0])
+    depth = int(chunks[0]) if chunks else 1
+    layers = -(-Z // depth)
+    n = min(layers, max(int(min_slabs), int(round(layers * float(fraction)))))
+    picks = np.unique(np.linspace(0, layers - 1, max(n, 1)).round().astype(np.int64))
+    return [slice(int(i) * depth, min((int(i) + 1) * depth, Z)) for i in picks]
+
+
+def slab_blocks(shape, slabs, chunks=None, *, max_voxels: int = 2**24, multiple: int = 1) -> list[Block]:
+    """The blocks of :func:`block_grid` that cover only the z ranges ``slabs`` (each starting on a chunk layer)."""
+    Z, Y, X = (int(s) for s in shape)
+    out = []
+    for slab in slabs:
+        for bz, by, bx in block_grid((slab.stop - slab.start, Y, X), chunks, max_voxels=max_voxels,
+                                     multiple=multiple):
+            out.append((slice(bz.start + slab.start, bz.stop + slab.start), by, bx))
     return out
 
 
