@@ -98,13 +98,17 @@ def _crossing_mask():
     return m
 
 
-@pytest.mark.parametrize("connectivity", [6, 26])
-def test_chunked_labelling_equals_scipy(tmp_path, connectivity, rng):
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("connectivity", [6, 18, 26])
+def test_chunked_labelling_equals_scipy(tmp_path, connectivity, rng, threads):
     import zarr
 
-    for mask in (_crossing_mask(), rng.random((30, 30, 30)) > 0.75):
+    cases = [(_crossing_mask(), (10, 10, 10)), (rng.random((30, 30, 30)) > 0.75, (10, 10, 10)),
+             (rng.random((23, 31, 17)) > 0.7, (10, 8, 6))]  # chunks cut short at the far faces
+    for mask, chunks in cases:
         ref, n = label_objects(mask, connectivity=connectivity)
-        count = label_chunked(mask, tmp_path / "l.zarr", chunks=(10, 10, 10), connectivity=connectivity)
+        count = label_chunked(mask, tmp_path / "l.zarr", chunks=chunks, connectivity=connectivity,
+                              threads=threads)
         out = zarr.open_array(str(tmp_path / "l.zarr"), path="0", mode="r")[:]
         assert count == n
         np.testing.assert_array_equal(out, ref)  # equal, even in numbering

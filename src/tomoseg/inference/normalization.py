@@ -7,14 +7,13 @@ storage chunks) can stand in for the full pass (``method="sample"``).
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import TomosegError
-from ..io.blocks import block_grid, read_ahead, sample_slabs, slab_blocks, storage_chunks
+from ..io.blocks import block_grid, read_ahead, sample_slabs, slab_blocks, storage_chunks, worker_threads
 
 
 @dataclass(frozen=True)
@@ -118,7 +117,7 @@ def _check_not_constant(volume, mean: float, std: float) -> None:
 
 def stats_threads() -> int:
     """Threads for the statistics pass: one per core, at most 8 (beyond that the disk sets the pace)."""
-    return max(2, min(8, os.cpu_count() or 2))
+    return worker_threads(8)
 
 
 def _histogram(volume, region, data: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -122,6 +123,12 @@ def slab_blocks(shape, slabs, chunks=None, *, max_voxels: int = 2**24, multiple:
                                      multiple=multiple):
             out.append((slice(bz.start + slab.start, bz.stop + slab.start), by, bx))
     return out
+
+
+def worker_threads(limit: int) -> int:
+    """Threads for a pass whose work lets other threads run (decompression, SciPy, NumPy): one per core, at
+    least 2, at most ``limit``."""
+    return max(2, min(int(limit), os.cpu_count() or 2))
 
 
 def read_ahead(items, read, *, threads: int) -> Iterator[tuple]:

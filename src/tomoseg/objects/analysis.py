@@ -7,12 +7,12 @@ row per object).
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 import shutil
 import socket
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -212,12 +212,16 @@ def analyze(volume, *, intensity=None, probability=None, voxel_size=None, option
         (tmp / _OWNER).write_text(f"{socket.gethostname()} {os.getpid()}\n")
         try:
             store = tmp / "labels.zarr"
+            bounds = _Bounds(shape)  # bounding boxes and the fraction along z, from the labels as written
             label_chunked(volume, store, chunks=options.chunks, connectivity=options.connectivity,
-                          threshold=options.threshold if prob_map else None, progress=progress)
+                          threshold=options.threshold if prob_map else None, progress=progress, visit=bounds)
             import zarr
 
-            labels_arr = zarr.open_array(str(store), path="0", mode="r")
-            table, fraction = _measure_chunked(labels_arr, intensity, probability, voxel_size, options)
+            from ..io.zarr_chunks import parallel_reader
+
+            labels_arr = parallel_reader(zarr.open_array(str(store), path="0", mode="r"))
+            table = _measure_chunked(labels_arr, bounds.boxes(), intensity, probability, voxel_size, options)
+            fraction = bounds.fraction
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     if float(fraction.mean()) > 0.5:
@@ -262,36 +266,49 @@ def analyze(volume, *, intensity=None, probability=None, voxel_size=None, option
                     voxel_size=tuple(vs) if vs else None, shape=shape, options=options)
 
 
-def _measure_chunked(labels, intensity, probability, voxel_size, options: AnalysisOptions):
-    """Bounding boxes chunk by chunk, then measurements chunk by chunk with a margin."""
-    shape = tuple(labels.shape)
-    chunks = tuple(min(c, s) for c, s in zip(options.chunks, shape))
-    lo: dict = {}
-    hi: dict = {}
-    fraction = np.zeros(shape[0])
-    ranges = [range(0, s, c) for s, c in zip(shape, chunks)]
-    for start in itertools.product(*ranges):
-        sl = tuple(slice(a, min(a + c, s)) for a, c, s in zip(start, chunks, shape))
-        block = np.asarray(labels[sl])
-        fraction[sl[0]] += (block > 0).sum(axis=(1, 2)) / (shape[1] * shape[2])
-        # the chunk's labels renumbered 1..n for find_objects; only object voxels are looked at (a sort of the
-        # whole chunk, np.unique's way, cost 60 ms a 128^3 chunk, most of analyze's time on a large volume)
+class _Bounds:
+    """Each object's bounding box and the object fraction of each z slice, from the labels chunk by chunk
+    (``label_chunked``'s ``visit``, called on its worker threads: each chunk is summarized there, and the
+    summaries merged under a lock)."""
+
+    def __init__(self, shape):
+        self.shape = shape
+        self.lo: dict = {}
+        self.hi: dict = {}
+        self.fraction = np.zeros(shape[0])
+        self._lock = threading.Lock()
+
+    def __call__(self, sl, block: np.ndarray) -> None:
         where = np.flatnonzero(block)
         if where.size == 0:
-            continue
+            return
+        rows = np.bincount(where // (block.shape[1] * block.shape[2]), minlength=block.shape[0])
+        # the chunk's labels renumbered 1..n for find_objects; only object voxels are looked at (a sort of the
+        # whole chunk, np.unique's way, cost 60 ms a 128^3 chunk, most of analyze's time on a large volume)
         values = block.ravel()[where]
         ids = np.unique(values)
         compact = np.zeros(block.shape, np.int32)
         compact.ravel()[where] = np.searchsorted(ids, values) + 1
-        for i, bb in enumerate(ndimage.find_objects(compact)):
-            if bb is None:
-                continue
-            lab = int(ids[i])
-            a = tuple(b.start + s.start for b, s in zip(bb, sl))
-            b = tuple(b.stop + s.start for b, s in zip(bb, sl))
-            lo[lab] = tuple(map(min, lo[lab], a)) if lab in lo else a
-            hi[lab] = tuple(map(max, hi[lab], b)) if lab in hi else b
-    bboxes = {lab: tuple(slice(a, b) for a, b in zip(lo[lab], hi[lab])) for lab in lo}
+        boxes = [(int(ids[i]), tuple(b.start + s.start for b, s in zip(bb, sl)),
+                  tuple(b.stop + s.start for b, s in zip(bb, sl)))
+                 for i, bb in enumerate(ndimage.find_objects(compact)) if bb is not None]
+        with self._lock:
+            self.fraction[sl[0]] += rows / (self.shape[1] * self.shape[2])
+            lo, hi = self.lo, self.hi
+            for lab, a, b in boxes:
+                lo[lab] = tuple(map(min, lo[lab], a)) if lab in lo else a
+                hi[lab] = tuple(map(max, hi[lab], b)) if lab in hi else b
+
+    def boxes(self) -> dict:
+        return {lab: tuple(slice(a, b) for a, b in zip(self.lo[lab], self.hi[lab])) for lab in self.lo}
+
+
+def _measure_chunked(labels, bboxes: dict, intensity, probability, voxel_size, options: AnalysisOptions):
+    """Measurements chunk by chunk with a margin, groups of objects on worker threads."""
+    from ..io.blocks import read_ahead, worker_threads
+
+    shape = tuple(labels.shape)
+    chunks = tuple(min(c, s) for c, s in zip(options.chunks, shape))
 
     def read(region):
         return (np.asarray(labels[region]), None if intensity is None else np.asarray(intensity[region]),
@@ -303,13 +320,15 @@ def _measure_chunked(labels, intensity, probability, voxel_size, options: Analys
     for lab, bb in bboxes.items():
         key = tuple(s.start // c for s, c in zip(bb, chunks))
         groups.setdefault(key, []).append(lab)
-    parts = []
-    for key, labs in groups.items():
+
+    def measure(item):  # on a worker thread
+        key, labs = item
         region = tuple(slice(max(k * c - 1, 0), min((k + 1) * c + margin, s)) for k, c, s in zip(key, chunks, shape))
         inside = {l: bboxes[l] for l in labs
                   if all(b.start >= max(r.start + 1, 0) or r.start == 0 for b, r in zip(bboxes[l], region))
                   and all(b.stop + 1 <= r.stop or r.stop == s for b, r, s in zip(bboxes[l], region, shape))}
         outside = {l: bboxes[l] for l in labs if l not in inside}
+        out = []
         if inside:
             data = read(region)
 
@@ -317,11 +336,14 @@ def _measure_chunked(labels, intensity, probability, voxel_size, options: Analys
                 rel = tuple(slice(s.start - r.start, s.stop - r.start) for s, r in zip(sub, region))
                 return tuple(None if d is None else d[rel] for d in data)
 
-            parts.append(measure_objects(None, voxel_size=voxel_size, shape=shape, bboxes=inside, read=local_read))
+            out.append(measure_objects(None, voxel_size=voxel_size, shape=shape, bboxes=inside, read=local_read))
         if outside:
-            parts.append(measure_objects(None, voxel_size=voxel_size, shape=shape, bboxes=outside, read=read))
+            out.append(measure_objects(None, voxel_size=voxel_size, shape=shape, bboxes=outside, read=read))
+        return out
+
+    parts = [p for _, group in read_ahead(list(groups.items()), measure, threads=worker_threads(16)) for p in group]
     if not parts:
-        return measure_objects(np.zeros((1, 1, 1), np.uint32)), fraction
+        return measure_objects(np.zeros((1, 1, 1), np.uint32))
     table = {c: np.concatenate([p[c] for p in parts]) for c in parts[0]}
     order = np.argsort(table["label"])
-    return {c: v[order] for c, v in table.items()}, fraction
+    return {c: v[order] for c, v in table.items()}

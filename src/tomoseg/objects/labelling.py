@@ -1,16 +1,15 @@
 """3D connected components, in memory or chunk by chunk for volumes larger than memory.
 
-The chunked labelling equals ``scipy.ndimage.label`` up to a renumbering:
-each chunk is labelled on its own, then labels that touch across chunk
-boundaries (faces, edges and corners, for 26-connectivity) are merged with a
-graph's connected components, and a last pass writes consecutive labels in
-raster order of first appearance (the order scipy uses).
+The chunked labelling equals ``scipy.ndimage.label``, numbering included:
+each chunk is labelled on its own (chunks on several threads), then labels that
+touch across chunk boundaries (faces, edges and corners, for 26-connectivity)
+are merged with a graph's connected components, and a last pass writes
+consecutive labels in raster order of first appearance (the order scipy uses).
 """
 
 from __future__ import annotations
 
 import itertools
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -70,21 +69,71 @@ def _neighbour_offsets(connectivity: int, axis: int):
     return offs
 
 
-def _pairs_across(plane_a: np.ndarray, plane_b: np.ndarray, offsets) -> np.ndarray:
-    pairs = []
-    h, w = plane_a.shape
-    for dy, dx in offsets:
-        a = plane_a[max(0, -dy):h - max(0, dy), max(0, -dx):w - max(0, dx)]
-        b = plane_b[max(0, dy):h - max(0, -dy), max(0, dx):w - max(0, -dx)]
-        both = (a > 0) & (b > 0)
-        if both.any():
-            pairs.append(np.stack([a[both], b[both]], 1))
-    return np.concatenate(pairs) if pairs else np.zeros((0, 2), np.int64)
+def label_threads() -> int:
+    """Threads for labelling chunks: one per core, up to 16 (``scipy.ndimage.label`` and the chunk reads and
+    writes let other threads run)."""
+    from ..io.blocks import worker_threads
+
+    return worker_threads(16)
+
+
+class _Faces:
+    """The labelled voxels on the planes either side of each chunk boundary, kept sparse (objects are a small
+    share of the voxels): for a boundary at index ``p`` along ``axis``, the voxels of plane ``p - 1`` (``side``
+    0) and of plane ``p`` (``side`` 1), as flat positions within the plane and their global labels."""
+
+    def __init__(self, shape):
+        self.shape = shape
+        self.parts: dict = {}
+
+    def add(self, lab: np.ndarray, region, offset: int, chunks) -> None:
+        for axis in range(3):
+            others = [a for a in range(3) if a != axis]
+            width = self.shape[others[1]]
+            for side, pos, boundary in ((1, 0, region[axis].start), (0, -1, region[axis].stop)):
+                if boundary % chunks[axis] or boundary in (0, self.shape[axis]):
+                    continue  # a face on the volume's border: nothing beyond it
+                plane = np.take(lab, pos, axis=axis)
+                nz = np.flatnonzero(plane)
+                if not nz.size:
+                    continue
+                u, v = np.unravel_index(nz, plane.shape)
+                key = (u + region[others[0]].start) * width + (v + region[others[1]].start)
+                values = plane.ravel()[nz].astype(np.int64) + offset
+                self.parts.setdefault((axis, boundary, side), []).append((key, values))
+
+    def pairs(self, connectivity: int) -> np.ndarray:
+        """(label before, label after) for every two labelled voxels that touch across a chunk boundary."""
+        out = [np.zeros((0, 2), np.int64)]
+        for (axis, boundary, side) in list(self.parts):
+            if side != 0 or (axis, boundary, 1) not in self.parts:
+                continue
+            others = [a for a in range(3) if a != axis]
+            height, width = self.shape[others[0]], self.shape[others[1]]
+            kb, lb = (np.concatenate(x) for x in zip(*self.parts[(axis, boundary, 0)]))
+            ka, la = (np.concatenate(x) for x in zip(*self.parts[(axis, boundary, 1)]))
+            order = np.argsort(ka)
+            ka, la = ka[order], la[order]
+            ub, vb = np.divmod(kb, width)
+            for du, dv in _neighbour_offsets(connectivity, axis):
+                u, v = ub + du, vb + dv
+                ok = (u >= 0) & (u < height) & (v >= 0) & (v < width)
+                want = u[ok] * width + v[ok]
+                at = np.clip(np.searchsorted(ka, want), 0, max(len(ka) - 1, 0))
+                hit = ka[at] == want
+                out.append(np.stack([lb[ok][hit], la[at[hit]]], 1))
+        return np.concatenate(out)
 
 
 def label_chunked(mask_volume, output_path, *, chunks=(128, 128, 128), connectivity: int = 26,
-                  threshold: int | None = None, progress=None) -> int:
+                  threshold: int | None = None, progress=None, threads: int | None = None, visit=None) -> int:
     """Label a mask volume chunk by chunk into a uint32 Zarr volume at ``output_path``; returns the count.
+
+    Two reads of the mask, each chunk on its own thread: the first labels every chunk on its own and keeps,
+    per local label, where it first appears and which labelled voxels lie on the chunk's faces (sparse);
+    those faces give the labels to merge across chunk boundaries (a graph's connected components), numbered
+    in raster order of first appearance, as scipy numbers them. The second labels each chunk again (the same
+    local labels: labelling is deterministic) and writes the final labels. Nothing but the output is written.
 
     Parameters
     ----------
@@ -92,60 +141,72 @@ def label_chunked(mask_volume, output_path, *, chunks=(128, 128, 128), connectiv
         Nonzero = object; with ``threshold``, object = value > threshold (a uint8 probability map).
     output_path : path
         A ``.zarr`` volume to create (uint32 labels).
+    threads : int, optional
+        Chunks labelled at once (default: :func:`label_threads`).
+    visit : callable, optional
+        Called as ``visit(region, labels)`` with the final labels (uint32) of each chunk holding any, so that
+        a pass over the labels (bounding boxes) needs no read of its own. It runs on the worker threads: it
+        must be thread-safe.
     """
+    from ..io.blocks import read_ahead
+    from ..io.zarr_chunks import parallel_writer
     from ..io.zarr_store import create_zarr, store_chunks, write_chunk
 
-    shape = tuple(mask_volume.shape)
+    shape = tuple(int(s) for s in mask_volume.shape)
     chunks = tuple(min(c, s) for c, s in zip(chunks, shape))
     st = structure(connectivity)
-    # whole chunks, only where they hold labels (missing chunks read as 0): see store_chunks
-    work = store_chunks(create_zarr(Path(str(output_path) + ".local"), shape, np.uint64, chunks=chunks).array)
+    regions = list(_chunk_slices(shape, chunks))
+    threads = label_threads() if threads is None else int(threads)
 
-    def as_mask(block):
-        return block > threshold if threshold is not None else block != 0
+    def local(region) -> tuple[np.ndarray, int]:  # on a worker thread
+        block = np.asarray(mask_volume[region])
+        return ndimage.label(block > threshold if threshold is not None else block != 0, structure=st)
 
-    # pass 1: local labels with a global offset
-    offset = 0
-    for sl in _chunk_slices(shape, chunks):
-        local, n = ndimage.label(as_mask(np.asarray(mask_volume[sl])), structure=st)
+    def first_seen(region):  # on a worker thread: the labels, and where each local label first appears
+        lab, n = local(region)
+        if not n:
+            return lab, n, None
+        where = np.flatnonzero(lab)  # object voxels only: a sort of the whole chunk costs 10x more
+        _, first = np.unique(lab.ravel()[where], return_index=True)  # labels 1..n, each present
+        coords = np.unravel_index(where[first], lab.shape)
+        return lab, n, np.ravel_multi_index(tuple(c + r.start for c, r in zip(coords, region)), shape)
+
+    # pass 1: local labels, their first appearance and the chunk faces; offsets in raster order of chunks
+    offsets, firsts, faces, total = [], [np.zeros(1, np.int64)], _Faces(shape), 0
+    for region, (lab, n, first) in read_ahead(regions, first_seen, threads=threads):
+        offsets.append(total)
         if n:
-            local = local.astype(np.uint64)
-            local[local > 0] += offset
-            work[sl] = local
-        offset += n
+            faces.add(lab, region, total, chunks)
+            firsts.append(first)
+        total += n
         if progress is not None:
-            progress.update(int(np.prod([s.stop - s.start for s in sl])))
-    # pass 2: merge labels across chunk boundaries (whole planes: faces, edges and corners)
-    edges = []
-    for axis in range(3):
-        offs = _neighbour_offsets(connectivity, axis)
-        for p in range(chunks[axis], shape[axis], chunks[axis]):
-            before = [slice(None)] * 3
-            after = [slice(None)] * 3
-            before[axis], after[axis] = p - 1, p
-            edges.append(_pairs_across(np.asarray(work[tuple(before)]), np.asarray(work[tuple(after)]), offs))
-    pairs = np.concatenate(edges) if edges else np.zeros((0, 2), np.int64)
-    n_local = offset + 1
-    graph = sparse.coo_matrix((np.ones(len(pairs), np.int8), (pairs[:, 0], pairs[:, 1])), shape=(n_local, n_local))
+            progress.update(int(np.prod([r.stop - r.start for r in region])))
+    first = np.concatenate(firsts)  # first[k]: where global local label k first appears (k = 0: background)
+    # merge labels that touch across chunk boundaries
+    pairs = faces.pairs(connectivity)
+    graph = sparse.coo_matrix((np.ones(len(pairs), np.int8), (pairs[:, 0], pairs[:, 1])), shape=(total + 1,) * 2)
     _, component = connected_components(graph, directed=False)
-    # pass 3: number components in raster order of first appearance (as scipy does)
+    # number components in raster order of first appearance (as scipy does)
     order = np.full(component.max() + 1, np.iinfo(np.int64).max, np.int64)
-    for sl in _chunk_slices(shape, chunks):
-        block = np.asarray(work[sl])
-        where = np.flatnonzero(block)  # object voxels only: a sort of the whole chunk costs 10x more
-        ids, first = np.unique(block.ravel()[where], return_index=True)
-        if ids.size:
-            coords = np.unravel_index(where[first], block.shape)
-            flat = np.ravel_multi_index(tuple(c + s.start for c, s in zip(coords, sl)), shape)
-            np.minimum.at(order, component[ids.astype(np.int64)], flat)
+    np.minimum.at(order, component[1:], first[1:])
     comp_ids = np.nonzero(order != np.iinfo(np.int64).max)[0]
     final = np.zeros(component.max() + 1, np.uint32)
     final[comp_ids[np.argsort(order[comp_ids], kind="stable")]] = np.arange(1, len(comp_ids) + 1, dtype=np.uint32)
     lookup = final[component]
     lookup[0] = 0
-    out = store_chunks(create_zarr(Path(output_path), shape, np.uint32, chunks=chunks).array)
-    for sl in _chunk_slices(shape, chunks):
-        write_chunk(out, sl, lookup[np.asarray(work[sl]).astype(np.int64)])
-    shutil.rmtree(str(output_path) + ".local")
-    return int(len(comp_ids))
+    # pass 2: the final labels, each chunk labelled again on a worker thread and written there
+    out = parallel_writer(store_chunks(create_zarr(Path(output_path), shape, np.uint32, chunks=chunks).array))
+    chunk_offset = dict(zip((tuple(r.start for r in region) for region in regions), offsets))
 
+    def relabel(region) -> None:
+        lab, n = local(region)
+        if not n:
+            return
+        lab = lookup[np.where(lab > 0, lab.astype(np.int64) + chunk_offset[tuple(r.start for r in region)], 0)]
+        write_chunk(out, region, lab)
+        if visit is not None:
+            visit(region, lab)
+
+    for _ in read_ahead(regions, relabel, threads=threads):
+        pass
+    return int(len(comp_ids))
