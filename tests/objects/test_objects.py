@@ -117,13 +117,25 @@ def test_chunked_labelling_equals_scipy(tmp_path, connectivity, rng, threads):
         shutil.rmtree(tmp_path / "l.zarr")
 
 
-def test_chunked_analysis_equals_in_memory(rng):
+@pytest.mark.parametrize("pieces", ["kept", "some kept", "none kept"])
+@pytest.mark.parametrize("given", ["mask", "probability map", "mask and probability"])
+def test_chunked_analysis_equals_in_memory(rng, given, pieces, monkeypatch):
+    """Objects within one chunk are measured as the labels are written; those that cross chunks from the pieces
+    each chunk kept, or, beyond the pieces' memory budget, from the volumes afterwards: every column equals the
+    in-memory analysis, the confidence columns from a probability map labelled or given beside."""
+    from tomoseg.objects import analysis
     from tomoseg.synthetic import make_phantom
 
+    monkeypatch.setattr(analysis, "PIECE_BYTES", {"kept": 2**29, "some kept": 3000, "none kept": 0}[pieces])
+
     ph = make_phantom((48, 128, 128), rng=4)
-    a = analyze(ph.labels, intensity=ph.image, voxel_size=(29.33,) * 3)
-    b = analyze(ph.labels, intensity=ph.image, voxel_size=(29.33,) * 3,
+    prob = np.where(ph.labels > 0, 150, 20).astype(np.uint8) + rng.integers(0, 100, ph.labels.shape, np.uint8)
+    volume = prob if given == "probability map" else ph.labels
+    probability = prob if given == "mask and probability" else None
+    a = analyze(volume, intensity=ph.image, probability=probability, voxel_size=(29.33,) * 3)
+    b = analyze(volume, intensity=ph.image, probability=probability, voxel_size=(29.33,) * 3,
                 options=AnalysisOptions(in_memory_voxels=0, chunks=(16, 40, 40)))
+    assert np.isfinite(a.objects["mean_probability"]).all() == (given != "mask")
     assert a.summary == b.summary
     for c in a.objects:
         np.testing.assert_allclose(a.objects[c], b.objects[c], equal_nan=True)

@@ -24,6 +24,7 @@ from .labelling import label_chunked, label_objects
 from .measure import measure_objects, select_objects, summarize
 
 IN_MEMORY_VOXELS = 64 * 2**20
+PIECE_BYTES = 2**29  # pieces of objects that cross chunks kept for measuring them without a read (at most)
 
 
 @dataclass
@@ -212,16 +213,19 @@ def analyze(volume, *, intensity=None, probability=None, voxel_size=None, option
         (tmp / _OWNER).write_text(f"{socket.gethostname()} {os.getpid()}\n")
         try:
             store = tmp / "labels.zarr"
-            bounds = _Bounds(shape)  # bounding boxes and the fraction along z, from the labels as written
+            # bounding boxes, the fraction along z and the objects within one chunk measured as labels are written
+            inner = _InnerObjects(shape, intensity, probability, voxel_size, probability is volume)
             label_chunked(volume, store, chunks=options.chunks, connectivity=options.connectivity,
-                          threshold=options.threshold if prob_map else None, progress=progress, visit=bounds)
+                          threshold=options.threshold if prob_map else None, progress=progress, visit=inner)
             import zarr
 
             from ..io.zarr_chunks import parallel_reader
 
             labels_arr = parallel_reader(zarr.open_array(str(store), path="0", mode="r"))
-            table = _measure_chunked(labels_arr, bounds.boxes(), intensity, probability, voxel_size, options)
-            fraction = bounds.fraction
+            done = inner.parts + inner.crossing()
+            rest = {lab: box for lab, box in inner.bounds.boxes().items() if lab not in inner.measured}
+            table = _measure_chunked(labels_arr, rest, intensity, probability, voxel_size, options, done)
+            fraction = inner.bounds.fraction
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     if float(fraction.mean()) > 0.5:
@@ -278,10 +282,11 @@ class _Bounds:
         self.fraction = np.zeros(shape[0])
         self._lock = threading.Lock()
 
-    def __call__(self, sl, block: np.ndarray) -> None:
+    def __call__(self, sl, block: np.ndarray) -> list:
+        """Add a chunk's labels; returns its objects' boxes within the chunk: (label, starts, stops)."""
         where = np.flatnonzero(block)
         if where.size == 0:
-            return
+            return []
         rows = np.bincount(where // (block.shape[1] * block.shape[2]), minlength=block.shape[0])
         # the chunk's labels renumbered 1..n for find_objects; only object voxels are looked at (a sort of the
         # whole chunk, np.unique's way, cost 60 ms a 128^3 chunk, most of analyze's time on a large volume)
@@ -298,13 +303,107 @@ class _Bounds:
             for lab, a, b in boxes:
                 lo[lab] = tuple(map(min, lo[lab], a)) if lab in lo else a
                 hi[lab] = tuple(map(max, hi[lab], b)) if lab in hi else b
+        return boxes
 
     def boxes(self) -> dict:
         return {lab: tuple(slice(a, b) for a, b in zip(self.lo[lab], self.hi[lab])) for lab in self.lo}
 
 
-def _measure_chunked(labels, bboxes: dict, intensity, probability, voxel_size, options: AnalysisOptions):
-    """Measurements chunk by chunk with a margin, groups of objects on worker threads."""
+class _InnerObjects:
+    """``label_chunked``'s ``visit`` for :func:`analyze`: :class:`_Bounds`, and every object measured from the
+    blocks in hand as the labels are written (the chunk's labels, the block they came from: the probability
+    map, and the gray values read once per chunk), with no read of its own.
+
+    An object within one chunk (none of its voxels on a face the chunk shares with another: nothing connects it
+    beyond) is measured there. Of an object that crosses chunks each chunk keeps its piece (the object's
+    voxels in the chunk and their gray values and probabilities, cropped to the piece's box); :meth:`crossing`
+    assembles and measures them at the end. Pieces beyond ``piece_bytes`` (:data:`PIECE_BYTES`) in all (objects spanning much of a
+    volume, such as a flooded region) are not kept: those objects are measured afterwards from the volumes
+    (:func:`_measure_chunked`)."""
+
+    def __init__(self, shape, intensity, probability, voxel_size, probability_read: bool = False,
+                 piece_bytes: int | None = None):
+        """``probability_read``: ``probability`` is the volume being labelled, whose blocks come with the labels."""
+        self.shape, self.intensity, self.probability, self.voxel_size = shape, intensity, probability, voxel_size
+        self.probability_read = probability_read
+        self.bounds = _Bounds(shape)
+        self.parts: list = []
+        self.measured: set = set()
+        self.pieces: dict = {}        # label -> [(box, mask, gray, prob)]
+        self.dropped: set = set()     # labels whose pieces were not all kept
+        self.piece_bytes, self._kept = int(PIECE_BYTES if piece_bytes is None else piece_bytes), 0
+        self._lock = threading.Lock()
+
+    def __call__(self, region, labels: np.ndarray, block: np.ndarray) -> None:
+        shape = self.shape
+        boxes = self.bounds(region, labels)
+        if not boxes:
+            return
+        gray = None if self.intensity is None else np.asarray(self.intensity[region])
+        prob = block if self.probability_read else None if self.probability is None else \
+            np.asarray(self.probability[region])
+
+        def rel(sub):
+            return tuple(slice(s.start - r.start, s.stop - r.start) for s, r in zip(sub, region))
+
+        def local_read(sub):
+            at = rel(sub)
+            return labels[at], None if gray is None else gray[at], None if prob is None else prob[at]
+
+        inner, pieces = {}, []
+        for lab, a, b in boxes:
+            box = tuple(slice(x, y) for x, y in zip(a, b))
+            if all((x > r.start or r.start == 0) and (y < r.stop or r.stop == s) for x, y, r, s in zip(a, b, region,
+                                                                                                   shape)):
+                inner[lab] = box
+            else:
+                at = rel(box)
+                pieces.append((lab, (box, labels[at] == lab, None if gray is None else gray[at].copy(),
+                                     None if prob is None else prob[at].copy())))
+        part = measure_objects(None, voxel_size=self.voxel_size, shape=shape, bboxes=inner, read=local_read) \
+            if inner else None
+        with self._lock:
+            if part is not None:
+                self.parts.append(part)
+                self.measured.update(inner)
+            for lab, piece in pieces:
+                size = sum(x.nbytes for x in piece[1:] if x is not None)
+                if lab in self.dropped or self._kept + size > self.piece_bytes:
+                    self.dropped.add(lab)
+                    self._kept -= sum(x.nbytes for p in self.pieces.pop(lab, []) for x in p[1:] if x is not None)
+                    continue
+                self.pieces.setdefault(lab, []).append(piece)
+                self._kept += size
+
+    def crossing(self) -> list:
+        """Measure the objects that cross chunks from their pieces (those whose pieces were all kept)."""
+        boxes = self.bounds.boxes()
+        parts = []
+        for lab, pieces in sorted(self.pieces.items()):
+            box = boxes[lab]
+            region = tuple(slice(max(s.start - 1, 0), min(s.stop + 1, n)) for s, n in zip(box, self.shape))
+            size = tuple(r.stop - r.start for r in region)
+            labels = np.zeros(size, np.uint32)
+            gray = None if pieces[0][2] is None else np.zeros(size, pieces[0][2].dtype)
+            prob = None if pieces[0][3] is None else np.zeros(size, pieces[0][3].dtype)
+            for where, mask, g, p in pieces:
+                at = tuple(slice(w.start - r.start, w.stop - r.start) for w, r in zip(where, region))
+                labels[at][mask] = lab
+                if gray is not None:
+                    gray[at][mask] = g[mask]
+                if prob is not None:
+                    prob[at][mask] = p[mask]
+            parts.append(measure_objects(None, voxel_size=self.voxel_size, shape=self.shape, bboxes={lab: box},
+                                         read=lambda _, data=(labels, gray, prob): data))
+            self.measured.add(lab)
+        self.pieces.clear()
+        return parts
+
+
+def _measure_chunked(labels, bboxes: dict, intensity, probability, voxel_size, options: AnalysisOptions,
+                     measured: list = ()):
+    """Measurements chunk by chunk with a margin, groups of objects on worker threads; with the tables of
+    objects ``measured`` already, one table of all in label order."""
     from ..io.blocks import read_ahead, worker_threads
 
     shape = tuple(labels.shape)
@@ -341,7 +440,8 @@ def _measure_chunked(labels, bboxes: dict, intensity, probability, voxel_size, o
             out.append(measure_objects(None, voxel_size=voxel_size, shape=shape, bboxes=outside, read=read))
         return out
 
-    parts = [p for _, group in read_ahead(list(groups.items()), measure, threads=worker_threads(16)) for p in group]
+    parts = list(measured) + [p for _, group in read_ahead(sorted(groups.items()), measure,
+                                                            threads=worker_threads(16)) for p in group]
     if not parts:
         return measure_objects(np.zeros((1, 1, 1), np.uint32))
     table = {c: np.concatenate([p[c] for p in parts]) for c in parts[0]}

@@ -144,9 +144,9 @@ def label_chunked(mask_volume, output_path, *, chunks=(128, 128, 128), connectiv
     threads : int, optional
         Chunks labelled at once (default: :func:`label_threads`).
     visit : callable, optional
-        Called as ``visit(region, labels)`` with the final labels (uint32) of each chunk holding any, so that
-        a pass over the labels (bounding boxes) needs no read of its own. It runs on the worker threads: it
-        must be thread-safe.
+        Called as ``visit(region, labels, block)`` with the final labels (uint32) of each chunk holding any and
+        the mask (or probability) block they came from, so that a pass over the labels (bounding boxes,
+        measurements) needs no read of its own. It runs on the worker threads: it must be thread-safe.
     """
     from ..io.blocks import read_ahead
     from ..io.zarr_chunks import parallel_writer
@@ -158,12 +158,13 @@ def label_chunked(mask_volume, output_path, *, chunks=(128, 128, 128), connectiv
     regions = list(_chunk_slices(shape, chunks))
     threads = label_threads() if threads is None else int(threads)
 
-    def local(region) -> tuple[np.ndarray, int]:  # on a worker thread
+    def local(region) -> tuple[np.ndarray, int, np.ndarray]:  # on a worker thread: labels, count, the block read
         block = np.asarray(mask_volume[region])
-        return ndimage.label(block > threshold if threshold is not None else block != 0, structure=st)
+        lab, n = ndimage.label(block > threshold if threshold is not None else block != 0, structure=st)
+        return lab, n, block
 
     def first_seen(region):  # on a worker thread: the labels, and where each local label first appears
-        lab, n = local(region)
+        lab, n, _ = local(region)
         if not n:
             return lab, n, None
         where = np.flatnonzero(lab)  # object voxels only: a sort of the whole chunk costs 10x more
@@ -199,13 +200,13 @@ def label_chunked(mask_volume, output_path, *, chunks=(128, 128, 128), connectiv
     chunk_offset = dict(zip((tuple(r.start for r in region) for region in regions), offsets))
 
     def relabel(region) -> None:
-        lab, n = local(region)
+        lab, n, block = local(region)
         if not n:
             return
         lab = lookup[np.where(lab > 0, lab.astype(np.int64) + chunk_offset[tuple(r.start for r in region)], 0)]
         write_chunk(out, region, lab)
         if visit is not None:
-            visit(region, lab)
+            visit(region, lab, block)
 
     for _ in read_ahead(regions, relabel, threads=threads):
         pass
