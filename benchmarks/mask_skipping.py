@@ -68,8 +68,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "mask_skipping.md"))
     args = ap.parse_args(argv)
     lines = [f"# Network work the sample mask saves ({time.strftime('%Y-%m-%d')})", "",
-             "Written by benchmarks/mask_skipping.py: the real automatic mask (margin 48, the halo) on a centred "
-             "cylinder, the real tile grid; `work` is the voxels of the windows the network runs on with the mask, "
+             "Written by benchmarks/mask_skipping.py: the real automatic mask (margin 48, the halo) on a centred\n"
+             "cylinder, the real tile grid; `work` is the voxels of the windows the network runs on with the mask,\n"
              "over those without it (1.00: nothing saved). Geometry only: the same on any machine.", ""]
     for shape, tiles, what in CASES:
         lines += [f"## {' x '.join(map(str, shape))} ({what})", "",

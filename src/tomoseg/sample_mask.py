@@ -173,9 +173,10 @@ class LowResolution:
         z, y, x = self.shape
         if slabs is None:
             self.picks = [min(z - 1, z0 + factor // 2) for z0 in range(0, z, factor)]
-        else:
+        else:  # every factor-th slice of each slab, or its middle one where it is thinner
             self.picks = [p for s in slabs for p in (range(s.start + factor // 2, s.stop, factor)
-                                                     if s.stop - s.start > factor // 2 else [(s.start + s.stop - 1) // 2])]
+                                                     if s.stop - s.start > factor // 2
+                                                     else [(s.start + s.stop - 1) // 2])]
         self.low = np.zeros((len(self.picks), -(-y // factor), -(-x // factor)), np.float32)
         self._seen = np.zeros(self.low.shape[:2], bool)
 

@@ -3,8 +3,9 @@
 A chunked store (Zarr, chunked HDF5) decompresses a whole chunk for any voxel of it. Reading a Zarr volume with
 chunks of 64 slices four slices at a time decompresses every chunk 16 times; a pass over a large scan then costs
 many times its size. :func:`block_grid` cuts a volume into blocks of whole chunks (whole slices along x, whole
-chunk rows along y and z) of bounded size, :func:`sample_blocks` picks an evenly spread share of the chunks, :func:`sample_slabs` an evenly spread
-share of the layers of chunks along z (:func:`slab_blocks` cuts them into blocks), and
+chunk rows along y and z) of bounded size, :func:`sample_blocks` picks an evenly spread share of the chunks,
+:func:`sample_slabs` an evenly spread share of the layers of chunks along z (:func:`slab_blocks` cuts them
+into blocks), and
 :func:`read_blocks` reads any list of blocks with a few reads in flight (zarr, h5py and tifffile release the GIL
 while they decompress), so the reading overlaps whatever the caller does with each block.
 

@@ -279,8 +279,12 @@ class _Bounds:
         self.shape = shape
         self.lo: dict = {}
         self.hi: dict = {}
-        self.fraction = np.zeros(shape[0])
+        self.counts = np.zeros(shape[0], np.int64)  # object voxels per z slice: integers, in any order the same
         self._lock = threading.Lock()
+
+    @property
+    def fraction(self) -> np.ndarray:
+        return self.counts / (self.shape[1] * self.shape[2])
 
     def __call__(self, sl, block: np.ndarray) -> list:
         """Add a chunk's labels; returns its objects' boxes within the chunk: (label, starts, stops)."""
@@ -298,7 +302,7 @@ class _Bounds:
                   tuple(b.stop + s.start for b, s in zip(bb, sl)))
                  for i, bb in enumerate(ndimage.find_objects(compact)) if bb is not None]
         with self._lock:
-            self.fraction[sl[0]] += rows / (self.shape[1] * self.shape[2])
+            self.counts[sl[0]] += rows
             lo, hi = self.lo, self.hi
             for lab, a, b in boxes:
                 lo[lab] = tuple(map(min, lo[lab], a)) if lab in lo else a
@@ -317,9 +321,9 @@ class _InnerObjects:
     An object within one chunk (none of its voxels on a face the chunk shares with another: nothing connects it
     beyond) is measured there. Of an object that crosses chunks each chunk keeps its piece (the object's
     voxels in the chunk and their gray values and probabilities, cropped to the piece's box); :meth:`crossing`
-    assembles and measures them at the end. Pieces beyond ``piece_bytes`` (:data:`PIECE_BYTES`) in all (objects spanning much of a
-    volume, such as a flooded region) are not kept: those objects are measured afterwards from the volumes
-    (:func:`_measure_chunked`)."""
+    assembles and measures them at the end. Pieces beyond ``piece_bytes`` (:data:`PIECE_BYTES`) in all
+    (objects spanning much of a volume, such as a flooded region) are not kept: those objects are measured
+    afterwards from the volumes (:func:`_measure_chunked`)."""
 
     def __init__(self, shape, intensity, probability, voxel_size, probability_read: bool = False,
                  piece_bytes: int | None = None):
