@@ -33,22 +33,25 @@ def check_rows_match_voxels(labels: np.ndarray, table: dict):
             assert coords.min() == table[f"bbox_{axis}0"][i] and coords.max() + 1 == table[f"bbox_{axis}1"][i]
 
 
-@pytest.mark.parametrize("chunked", [False, True], ids=["in-memory", "chunked"])
+@pytest.mark.parametrize("chunked", [False, True, "kept"], ids=["in-memory", "chunked", "analysis' labels kept"])
 @pytest.mark.parametrize("which", ["selected", "objects"])
 def test_label_ids_match_table_rows(rng, tmp_path, chunked, which):
     mask = blobs(rng)
     options = AnalysisOptions(chunks=(16, 32, 32), in_memory_voxels=1000 if chunked else 2**30)
-    result = analyze(mask, options=options)
+    result = analyze(mask, options=options, keep_labels=chunked == "kept", workdir=tmp_path)
+    assert (result.labels is not None) == (chunked == "kept")
     table = getattr(result, which)
     assert 10 < len(table["label"])
     if which == "selected":
         assert len(table["label"]) < len(result.objects["label"])  # the exclusions drop objects
-    out = write_label_image(mask, tmp_path / "labels.npy", table, options=options)
+    out = write_label_image(mask, tmp_path / "labels.npy", table, options=options, labels=result.labels)
     labels = read_volume(out)
     assert labels.dtype == np.uint32
     check_rows_match_voxels(labels, table)
-    if not chunked:
-        assert np.array_equal(label_image(mask, table, options=options), labels)
+    assert np.array_equal(label_image(mask, table, options=options), labels)  # the same IDs every way
+    if result.labels is not None:
+        result.labels.discard()
+        assert not list(tmp_path.glob("tomoseg-labels-*"))
 
 
 def test_probability_map_uses_the_threshold(rng, tmp_path):
@@ -88,6 +91,30 @@ def test_cli_analyze_writes_labels_matching_the_csv(rng, tmp_path):
     check_rows_match_voxels(read_volume(tmp_path / "labels.tif").astype(np.uint32), table)
     assert main(["analyze", str(tmp_path / "mask.tif"), "--csv", str(tmp_path / "o2.csv"),
                  "--labels", str(tmp_path / "labels.tif")]) == 1  # never overwrites without --overwrite
+
+
+def test_cli_analyze_writes_labels_from_its_own_chunked_labelling(rng, tmp_path, monkeypatch):
+    """A volume labelled chunk by chunk: ``--labels`` and ``--ome-zarr`` come from the analysis' own labels (not a
+    second labelling), match the CSV, and the labels kept for them are gone afterwards."""
+    import dataclasses
+    import tempfile
+
+    from tomoseg.cli import analysis as cli_analysis
+    from tomoseg.objects import label_image as label_image_module
+
+    plain = cli_analysis._options
+    monkeypatch.setattr(cli_analysis, "_options",
+                        lambda args: dataclasses.replace(plain(args), in_memory_voxels=1000, chunks=(16, 32, 32)))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where analyze keeps its labels
+    monkeypatch.setattr(label_image_module, "label_chunked", None)  # no second labelling
+    mask = blobs(rng)
+    write_volume(tmp_path / "mask.tif", mask, voxel_size=(30.0, 30.0, 30.0))
+    assert main(["analyze", str(tmp_path / "mask.tif"), "--csv", str(tmp_path / "objects.csv"), "-q",
+                 "--labels", str(tmp_path / "labels.tif"), "--ome-zarr", str(tmp_path / "objects.ome.zarr")]) == 0
+    table = read_csv(tmp_path / "objects.csv")
+    check_rows_match_voxels(read_volume(tmp_path / "labels.tif").astype(np.uint32), table)
+    check_rows_match_voxels(read_volume(f"{tmp_path / 'objects.ome.zarr'}:labels/objects/0"), table)
+    assert not list(tmp_path.glob("tomoseg-labels-*"))
 
 
 def test_cli_analyze_puts_labels_into_the_folder_it_makes(rng, tmp_path):

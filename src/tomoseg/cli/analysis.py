@@ -63,8 +63,7 @@ def _analyze(sub):
 def _run_analyze(args) -> int:
     from ..io import open_volume
     from ..objects import analyze
-    from ..objects.analysis import check_mask_like, json_safe
-    from ..table import write_csv
+    from ..objects.analysis import check_mask_like
 
     if not (args.csv or args.out or args.json or args.labels or args.ome_zarr):
         raise TomosegError("say where the results go: --csv objects.csv, --out FOLDER, --labels, --ome-zarr "
@@ -90,7 +89,19 @@ def _run_analyze(args) -> int:
         print("tomoseg: note: voxel size unknown; nm columns are empty. Pass --voxel-size Z Y X.", file=sys.stderr)
     check_mask_like(vol, args.volume)
     result = analyze(vol, intensity=intensity, probability=prob, voxel_size=voxel_size, options=options,
-                     sample_mask=sample_mask)
+                     sample_mask=sample_mask, keep_labels=bool(args.labels or args.ome_zarr))
+    try:
+        return _write_analysis(args, vol, result, options, voxel_size, intensity, sample_mask, out)
+    finally:
+        if result.labels is not None:
+            result.labels.discard()
+
+
+def _write_analysis(args, vol, result, options, voxel_size, intensity, sample_mask, out) -> int:
+    """The tables, label images, summary, figures and report of ``analyze``'s result."""
+    from ..objects.analysis import json_safe
+    from ..table import write_csv
+
     table = result.objects if args.all_objects else result.selected
     if voxel_size is None:
         table = {c: (np.full(len(v), np.nan) if c.endswith(("_nm", "_nm2", "_nm3")) else v) for c, v in table.items()}
@@ -169,10 +180,10 @@ def _write_label_outputs(args, vol, result, table, intensity, voxel_size) -> Non
 
     if getattr(args, "labels", None):
         write_label_image(vol, args.labels, table, options=result.options, voxel_size=voxel_size,
-                          overwrite=args.overwrite)
+                          overwrite=args.overwrite, labels=result.labels)
     if getattr(args, "ome_zarr", None):
         write_objects_ome_zarr(vol, args.ome_zarr, table, image=intensity, options=result.options,
-                               voxel_size=voxel_size, overwrite=args.overwrite)
+                               voxel_size=voxel_size, overwrite=args.overwrite, labels=result.labels)
 
 
 @command("evaluate")

@@ -37,6 +37,18 @@ class AnalysisOptions:
     in_memory_voxels: int = IN_MEMORY_VOXELS
 
 
+@dataclass(frozen=True)
+class KeptLabels:
+    """The label volume of a chunked analysis (uint32 Zarr; IDs = the objects table's ``label`` column), kept
+    for the caller (``analyze(keep_labels=True)``), who writes the label image from it and then discards it."""
+
+    path: Path      # the Zarr store, in a folder of its own
+    count: int      # the labels 1..count it holds
+
+    def discard(self) -> None:
+        shutil.rmtree(self.path.parent, ignore_errors=True)
+
+
 @dataclass
 class Analysis:
     objects: dict                    # every object, with touches_border
@@ -46,6 +58,7 @@ class Analysis:
     voxel_size: tuple | None
     shape: tuple
     options: AnalysisOptions = field(default_factory=AnalysisOptions)
+    labels: KeptLabels | None = None  # with keep_labels, where the volume was labelled chunk by chunk
 
 
 def _spread_sample(volume, slices: int = 16) -> list:
@@ -169,7 +182,7 @@ def _sample_mask_counts(sample_mask, centroids: np.ndarray, shape, slab_voxels: 
 
 
 def analyze(volume, *, intensity=None, probability=None, voxel_size=None, options: AnalysisOptions | None = None,
-            workdir=None, progress=None, sample_mask=None) -> Analysis:
+            workdir=None, progress=None, sample_mask=None, keep_labels: bool = False) -> Analysis:
     """Label and measure the objects of a mask or a probability map.
 
     Parameters
@@ -185,6 +198,10 @@ def analyze(volume, *, intensity=None, probability=None, voxel_size=None, option
     sample_mask : Volume or ndarray, optional
         Nonzero inside the sample. Volume fraction and number density are then computed inside it (objects
         counted by their centroid); without it, over the whole volume. Both count only the kept objects.
+    keep_labels : bool
+        Where the volume is labelled chunk by chunk, keep the labels (``Analysis.labels``) for a label image
+        (:func:`~tomoseg.objects.write_label_image`'s ``labels``) instead of labelling again; the caller
+        discards them (``Analysis.labels.discard()``).
     """
     options = options or AnalysisOptions()
     shape = tuple(int(s) for s in volume.shape)
@@ -196,6 +213,7 @@ def analyze(volume, *, intensity=None, probability=None, voxel_size=None, option
         probability = volume
     size = int(np.prod(shape, dtype=np.int64))
     fraction = np.zeros(shape[0])
+    kept = None
     if size <= options.in_memory_voxels:
         mask = _mask_of(np.asarray(volume[:, :, :] if hasattr(volume, "path") else volume), prob_map,
                         options.threshold)
@@ -226,8 +244,11 @@ def analyze(volume, *, intensity=None, probability=None, voxel_size=None, option
             rest = {lab: box for lab, box in inner.bounds.boxes().items() if lab not in inner.measured}
             table = _measure_chunked(labels_arr, rest, intensity, probability, voxel_size, options, done)
             fraction = inner.bounds.fraction
+            if keep_labels:
+                kept = KeptLabels(store, int(len(table["label"])))
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            if kept is None:
+                shutil.rmtree(tmp, ignore_errors=True)
     if float(fraction.mean()) > 0.5:
         from ..errors import warn
 
@@ -267,7 +288,7 @@ def analyze(volume, *, intensity=None, probability=None, voxel_size=None, option
         "fraction_basis": basis,
     })
     return Analysis(objects=table, selected=selected, summary=summary, fraction_along_z=fraction,
-                    voxel_size=tuple(vs) if vs else None, shape=shape, options=options)
+                    voxel_size=tuple(vs) if vs else None, shape=shape, options=options, labels=kept)
 
 
 class _Bounds:

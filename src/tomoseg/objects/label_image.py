@@ -8,7 +8,9 @@ so the image and the table always hold the same objects; with
 
 The labelling is the one :func:`~tomoseg.objects.analyze` uses (the same
 threshold, connectivity and raster-order numbering, in memory or chunk by chunk),
-so IDs agree without keeping the analysis' labels in memory.
+so IDs agree without keeping the analysis' labels in memory; where the analysis
+kept its chunked labels on disk (``analyze(keep_labels=True)``), they are used
+instead of labelling again.
 """
 
 from __future__ import annotations
@@ -77,12 +79,13 @@ def label_dtype_for(path, max_label: int):
 
 
 def write_label_image(volume, path, table: dict, *, options: AnalysisOptions | None = None, voxel_size=None,
-                      overwrite: bool = False, workdir=None, progress=None) -> Path:
+                      overwrite: bool = False, workdir=None, progress=None, labels=None) -> Path:
     """Write the label image of the objects in ``table`` to ``path``, any format, in bounded memory.
 
     Volumes up to ``options.in_memory_voxels`` are labelled in memory, larger ones chunk by chunk (as
-    :func:`~tomoseg.objects.analyze` does). A ``.zarr`` output is an OME-Zarr image with a pyramid
-    (2x2x2 modes). TIFF holds uint16 (or float32 past 65535 objects); other formats uint32.
+    :func:`~tomoseg.objects.analyze` does), or taken from ``labels`` (the analysis' own,
+    :class:`~tomoseg.objects.analysis.KeptLabels`) where given. A ``.zarr`` output is an OME-Zarr image with a
+    pyramid (2x2x2 modes). TIFF holds uint16 (or float32 past 65535 objects); other formats uint32.
     """
     from ..io import create_volume, format_of
 
@@ -94,27 +97,22 @@ def write_label_image(volume, path, table: dict, *, options: AnalysisOptions | N
     size = int(np.prod(shape, dtype=np.int64))
     chunks = tuple(min(c, s) for c, s in zip(options.chunks, shape))
     is_zarr = format_of(path, for_writing=True) == "zarr"
-    if size <= options.in_memory_voxels:
-        labels = label_image(volume, table, options=options)
+    if labels is None and size <= options.in_memory_voxels:
+        image = label_image(volume, table, options=options)
         with create_volume(path, shape, dtype, voxel_size=voxel_size, chunks=chunks, overwrite=overwrite) as w:
-            w[:, :, :] = labels.astype(dtype, copy=False)
+            w[:, :, :] = image.astype(dtype, copy=False)
         if progress is not None:
             progress.update(size)
+    elif labels is not None:
+        _write_mapped(labels.path, labels.count, path, table, shape, dtype, chunks, voxel_size, overwrite)
     else:
-        import zarr
-
         tmp = Path(tempfile.mkdtemp(prefix="tomoseg-labels-", dir=workdir))
         try:
             store = tmp / "labels.zarr"
             prob = is_probability(volume)
             n = label_chunked(volume, store, chunks=chunks, connectivity=options.connectivity,
                               threshold=options.threshold if prob else None, progress=progress)
-            lut = _lookup(table, n)
-            src = zarr.open_array(str(store), path="0", mode="r")
-            with create_volume(path, shape, dtype, voxel_size=voxel_size, chunks=chunks,
-                               overwrite=overwrite) as w:
-                for sl in _chunk_slices(shape, chunks):
-                    w[sl] = lut[np.asarray(src[sl])].astype(dtype, copy=False)
+            _write_mapped(store, n, path, table, shape, dtype, chunks, voxel_size, overwrite)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     if is_zarr:
@@ -123,6 +121,26 @@ def write_label_image(volume, path, table: dict, *, options: AnalysisOptions | N
         if have_models():  # else the single-scale OME-Zarr stays (readable everywhere)
             add_pyramid(path, method="mode")
     return path
+
+
+def _write_mapped(store, count: int, path, table: dict, shape, dtype, chunks, voxel_size, overwrite: bool) -> None:
+    """The label store (uint32 Zarr, labels 1..count) written to ``path`` with the table's objects kept: each
+    chunk read and mapped on worker threads, written in order here (any format's writer)."""
+    import zarr
+
+    from ..io import create_volume
+    from ..io.blocks import read_ahead, worker_threads
+    from ..io.zarr_chunks import parallel_reader
+
+    lut = _lookup(table, count)
+    src = parallel_reader(zarr.open_array(str(store), path="0", mode="r"))
+    if tuple(src.shape) != tuple(shape):
+        raise TomosegError(f"{store}: labels of shape {tuple(src.shape)}, not the volume's {tuple(shape)}")
+    with create_volume(path, shape, dtype, voxel_size=voxel_size, chunks=chunks, overwrite=overwrite) as w:
+        mapped = read_ahead(_chunk_slices(shape, chunks), lambda sl: lut[np.asarray(src[sl])].astype(dtype, copy=False),
+                            threads=worker_threads(8))
+        for sl, block in mapped:
+            w[sl] = block
 
 
 class _Thresholded:
@@ -153,7 +171,7 @@ def object_colours(table: dict, column: str = "equivalent_radius_vox", cmap: str
 
 
 def write_objects_ome_zarr(volume, path, table: dict, *, image=None, options: AnalysisOptions | None = None,
-                           voxel_size=None, overwrite: bool = False, workdir=None) -> Path:
+                           voxel_size=None, overwrite: bool = False, workdir=None, labels=None) -> Path:
     """One OME-Zarr image for viewers: ``image`` (the gray values; else ``volume``) as a pyramid, with
     ``labels/mask`` (0/1) and ``labels/objects`` (IDs = the table's ``label``), objects coloured by equivalent
     radius and carrying their radius, volume and sphericity as NGFF properties."""
@@ -164,7 +182,8 @@ def write_objects_ome_zarr(volume, path, table: dict, *, image=None, options: An
     options = options or AnalysisOptions()
     tmp = Path(tempfile.mkdtemp(prefix="tomoseg-ome-", dir=workdir))
     try:
-        lab_path = write_label_image(volume, tmp / "objects.zarr", table, options=options, voxel_size=voxel_size)
+        lab_path = write_label_image(volume, tmp / "objects.zarr", table, options=options, voxel_size=voxel_size,
+                                     labels=labels)
         objects = zarr.open_array(str(lab_path), path="0", mode="r")
         colours = properties = None
         n = len(table["label"])
