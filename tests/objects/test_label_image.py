@@ -1,5 +1,7 @@
 """The label image and the objects table describe the same objects: ID = row's label, same voxels."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -93,7 +95,7 @@ def test_cli_analyze_writes_labels_matching_the_csv(rng, tmp_path):
                  "--labels", str(tmp_path / "labels.tif")]) == 1  # never overwrites without --overwrite
 
 
-def test_cli_analyze_writes_labels_from_its_own_chunked_labelling(rng, tmp_path, monkeypatch):
+def test_cli_analyze_writes_labels_from_its_own_chunked_labelling(rng, tmp_path, monkeypatch, capsys):
     """A volume labelled chunk by chunk: ``--labels`` and ``--ome-zarr`` come from the analysis' own labels (not a
     second labelling), match the CSV, and the labels kept for them are gone afterwards."""
     import dataclasses
@@ -115,6 +117,31 @@ def test_cli_analyze_writes_labels_from_its_own_chunked_labelling(rng, tmp_path,
     check_rows_match_voxels(read_volume(tmp_path / "labels.tif").astype(np.uint32), table)
     check_rows_match_voxels(read_volume(f"{tmp_path / 'objects.ome.zarr'}:labels/objects/0"), table)
     assert not list(tmp_path.glob("tomoseg-labels-*"))
+    # without -q: one bar over the volume's voxels for both labelling passes, ending at 100 %
+    assert main(["analyze", str(tmp_path / "mask.tif"), "--csv", str(tmp_path / "o2.csv")]) == 0
+    assert re.search(r"analyze: 100% \(252 kvox of 252 kvox\)", capsys.readouterr().err)  # 40 x 70 x 90 voxels
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["in-memory", "chunked"])
+def test_analysis_and_label_image_count_each_voxel_once_on_a_progress_bar(rng, tmp_path, chunked):
+    """Two labelling passes over a chunked volume make one bar of its voxels, not two."""
+
+    class Count:
+        n = 0
+
+        def update(self, k):
+            self.n += int(k)
+
+    mask = blobs(rng)
+    options = AnalysisOptions(chunks=(16, 32, 32), in_memory_voxels=1000 if chunked else 2**30)
+    for keep in (False, True):
+        bar, label_bar = Count(), Count()
+        result = analyze(mask, options=options, progress=bar, keep_labels=keep, workdir=tmp_path)
+        write_label_image(mask, tmp_path / f"labels{keep}.npy", result.selected, options=options, progress=label_bar,
+                          labels=result.labels, workdir=tmp_path)
+        assert bar.n == mask.size and label_bar.n == mask.size
+        if result.labels is not None:
+            result.labels.discard()
 
 
 def test_cli_analyze_puts_labels_into_the_folder_it_makes(rng, tmp_path):

@@ -88,8 +88,16 @@ def _run_analyze(args) -> int:
     if voxel_size is None:
         print("tomoseg: note: voxel size unknown; nm columns are empty. Pass --voxel-size Z Y X.", file=sys.stderr)
     check_mask_like(vol, args.volume)
-    result = analyze(vol, intensity=intensity, probability=prob, voxel_size=voxel_size, options=options,
-                     sample_mask=sample_mask, keep_labels=bool(args.labels or args.ome_zarr))
+    from ..progress import progress_bar
+    from . import progress_enabled
+
+    bar = progress_bar(progress_enabled(args), vol.size, desc="analyze")
+    try:
+        result = analyze(vol, intensity=intensity, probability=prob, voxel_size=voxel_size, options=options,
+                         sample_mask=sample_mask, keep_labels=bool(args.labels or args.ome_zarr), progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
     try:
         return _write_analysis(args, vol, result, options, voxel_size, intensity, sample_mask, out)
     finally:

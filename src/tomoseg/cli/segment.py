@@ -100,9 +100,13 @@ def _write_labels(args, record) -> None:
 
     prob = open_volume(args.output)
     voxel_size = tuple(record["voxel_size_nm"]) if record.get("voxel_size_nm") else None
-    result = analyze(prob, voxel_size=voxel_size, options=AnalysisOptions(threshold=args.threshold))
-    write_label_image(prob, args.labels, result.selected, options=result.options, voxel_size=voxel_size,
-                      overwrite=args.overwrite)
+    result = analyze(prob, voxel_size=voxel_size, options=AnalysisOptions(threshold=args.threshold), keep_labels=True)
+    try:
+        write_label_image(prob, args.labels, result.selected, options=result.options, voxel_size=voxel_size,
+                          overwrite=args.overwrite, labels=result.labels)
+    finally:
+        if result.labels is not None:
+            result.labels.discard()
 
 
 def check_scheduler_address(address: str) -> str:

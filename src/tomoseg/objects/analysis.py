@@ -234,7 +234,8 @@ def analyze(volume, *, intensity=None, probability=None, voxel_size=None, option
             # bounding boxes, the fraction along z and the objects within one chunk measured as labels are written
             inner = _InnerObjects(shape, intensity, probability, voxel_size, probability is volume)
             label_chunked(volume, store, chunks=options.chunks, connectivity=options.connectivity,
-                          threshold=options.threshold if prob_map else None, progress=progress, visit=inner)
+                          threshold=options.threshold if prob_map else None, visit=inner,
+                          progress=None if progress is None else _Halved(progress))
             import zarr
 
             from ..io.zarr_chunks import parallel_reader
@@ -289,6 +290,17 @@ def analyze(volume, *, intensity=None, probability=None, voxel_size=None, option
     })
     return Analysis(objects=table, selected=selected, summary=summary, fraction_along_z=fraction,
                     voxel_size=tuple(vs) if vs else None, shape=shape, options=options, labels=kept)
+
+
+class _Halved:
+    """A progress bar counted in half steps (two passes over the volume make one bar of its voxels)."""
+
+    def __init__(self, progress):
+        self.progress, self._odd = progress, 0
+
+    def update(self, n: int) -> None:
+        whole, self._odd = divmod(self._odd + int(n), 2)
+        self.progress.update(whole)
 
 
 class _Bounds:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TomosegError
-from .analysis import AnalysisOptions, _mask_of, is_probability
+from .analysis import AnalysisOptions, _Halved, _mask_of, is_probability
 from .labelling import _chunk_slices, label_chunked, label_objects
 
 __all__ = ["label_image", "write_label_image", "write_objects_ome_zarr", "object_colours", "label_dtype_for"]
@@ -105,13 +105,16 @@ def write_label_image(volume, path, table: dict, *, options: AnalysisOptions | N
             progress.update(size)
     elif labels is not None:
         _write_mapped(labels.path, labels.count, path, table, shape, dtype, chunks, voxel_size, overwrite)
+        if progress is not None:
+            progress.update(size)
     else:
         tmp = Path(tempfile.mkdtemp(prefix="tomoseg-labels-", dir=workdir))
         try:
             store = tmp / "labels.zarr"
             prob = is_probability(volume)
             n = label_chunked(volume, store, chunks=chunks, connectivity=options.connectivity,
-                              threshold=options.threshold if prob else None, progress=progress)
+                              threshold=options.threshold if prob else None,
+                              progress=None if progress is None else _Halved(progress))
             _write_mapped(store, n, path, table, shape, dtype, chunks, voxel_size, overwrite)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -143,6 +143,9 @@ def label_chunked(mask_volume, output_path, *, chunks=(128, 128, 128), connectiv
         A ``.zarr`` volume to create (uint32 labels).
     threads : int, optional
         Chunks labelled at once (default: :func:`label_threads`).
+    progress : optional
+        Anything with ``update(n)``: given each chunk's voxels in each of the two passes (twice the volume's
+        voxels in all).
     visit : callable, optional
         Called as ``visit(region, labels, block)`` with the final labels (uint32) of each chunk holding any and
         the mask (or probability) block they came from, so that a pass over the labels (bounding boxes,
@@ -201,6 +204,8 @@ def label_chunked(mask_volume, output_path, *, chunks=(128, 128, 128), connectiv
 
     def relabel(region) -> None:
         lab, n, block = local(region)
+        if progress is not None:
+            progress.update(int(lab.size))
         if not n:
             return
         lab = lookup[np.where(lab > 0, lab.astype(np.int64) + chunk_offset[tuple(r.start for r in region)], 0)]
