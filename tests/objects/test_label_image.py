@@ -156,3 +156,13 @@ def test_cli_analyze_puts_labels_into_the_folder_it_makes(rng, tmp_path):
     assert main(["analyze", str(tmp_path / "mask.tif"), "--out", str(tmp_path / "r2"),
                  "--labels", str(tmp_path / "elsewhere" / "labels.tif"), "-q"]) == 1
     assert not (tmp_path / "r2").exists()  # refused before any work
+
+
+def test_labels_kept_for_a_label_image_are_removed_when_analyze_fails(rng, tmp_path):
+    from tomoseg.errors import TomosegError
+
+    mask = blobs(rng)
+    with pytest.raises(TomosegError, match="sample mask is empty"):
+        analyze(mask, options=AnalysisOptions(chunks=(16, 32, 32), in_memory_voxels=1000), keep_labels=True,
+                workdir=tmp_path, sample_mask=np.zeros(mask.shape, np.uint8))
+    assert not list(tmp_path.glob("tomoseg-labels-*"))

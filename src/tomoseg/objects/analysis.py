@@ -250,6 +250,16 @@ def analyze(volume, *, intensity=None, probability=None, voxel_size=None, option
         finally:
             if kept is None:
                 shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        return _finish(volume, table, fraction, options, voxel_size, sample_mask, shape, size, kept)
+    except BaseException:  # the labels kept for the caller are the caller's only once this returns
+        if kept is not None:
+            kept.discard()
+        raise
+
+
+def _finish(volume, table, fraction, options, voxel_size, sample_mask, shape, size, kept) -> Analysis:
+    """The selection, summary and sample-mask figures of :func:`analyze`."""
     if float(fraction.mean()) > 0.5:
         from ..errors import warn
 
