@@ -29,6 +29,8 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import TomosegError
+from .blocks import read_ahead, worker_threads
+from .zarr_chunks import parallel_reader, parallel_writer
 from .zarr_store import store_chunks, write_chunk
 
 DEFAULT_CHUNKS = (64, 128, 128)
@@ -329,15 +331,20 @@ def add_pyramid(path, *, method: str = "mean", chunks=None) -> int:
     scale = next(t["scale"] for t in ms[0]["datasets"][0]["coordinateTransformations"] if t["type"] == "scale")
     voxel_size = tuple(scale) if any(a.get("unit") for a in axes) else None
     reduce = downsample_mean if method == "mean" else downsample_mode
-    prev = base
+    prev = parallel_reader(base)
     for level in range(1, len(shapes)):
         c = tuple(min(a, b) for a, b in zip(chunks, shapes[level]))
         arr = store_chunks(group.create_array(str(level), shape=shapes[level], chunks=c, dtype=base.dtype,
                                               fill_value=0, dimension_names=["z", "y", "x"], overwrite=True))
-        for sl in _chunk_slices(arr.shape, arr.chunks):
-            region = tuple(slice(2 * s.start, min(2 * s.stop, n)) for s, n in zip(sl, prev.shape))
-            write_chunk(arr, sl, reduce(np.asarray(prev[region])))
-        prev = arr
+        out = parallel_writer(arr)
+
+        def block(sl, prev=prev, out=out) -> None:  # on a worker thread: read, reduce, write (all outside Zarr's
+            region = tuple(slice(2 * s.start, min(2 * s.stop, n)) for s, n in zip(sl, prev.shape))  # event loop)
+            write_chunk(out, sl, reduce(np.asarray(prev[region])))
+
+        for _ in read_ahead(list(_chunk_slices(arr.shape, arr.chunks)), block, threads=worker_threads(8)):
+            pass
+        prev = parallel_reader(arr)
     multiscale = _multiscale_attrs(len(shapes), voxel_size, ms[0].get("name") or Path(path).name.split(".")[0])
     attrs["ome"] = _dump(ImageAttrs(multiscales=[multiscale], version="0.5"))
     attrs.setdefault(MARKER, {"version": __version__, "kind": "ome-zarr image"})
