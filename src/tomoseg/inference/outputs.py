@@ -55,6 +55,9 @@ def check_output_paths(input_path, outputs, overwrite: bool, volume=None) -> Non
                       what="the work stores")
 
 
+FINISH_BLOCK_VOXELS = 2**26  # the work store copied to another format in blocks of at most this (or a chunk row)
+
+
 def finish_output(work_store: Path, final: str, shape, voxel_size, overwrite: bool,
                   pyramid: str = "mean") -> int:
     """Move a finished work store to its final name, converting to the output's format if needed; returns
@@ -76,11 +79,14 @@ def finish_output(work_store: Path, final: str, shape, voxel_size, overwrite: bo
             shutil.rmtree(f) if f.is_dir() else f.unlink()
         os.replace(work_store, f)
         return levels
-    src = zarr.open_array(str(work_store), path="0", mode="r")
-    step = max(1, int(src.chunks[0]))
+    from ..io.blocks import block_grid, read_ahead
+    from ..io.zarr_chunks import parallel_reader
+
+    src = parallel_reader(zarr.open_array(str(work_store), path="0", mode="r"))
+    blocks = block_grid(shape, tuple(src.chunks), max_voxels=FINISH_BLOCK_VOXELS)  # whole chunk rows, bounded
     with create_volume(final, shape, np.uint8, voxel_size=voxel_size, overwrite=overwrite) as w:
-        for z in range(0, shape[0], step):
-            w[z:z + step] = src[z:z + step]
+        for region, data in read_ahead(blocks, lambda region: np.asarray(src[region]), threads=2):
+            w[region] = data  # the next block decompressed meanwhile
     return 1
 
 
