@@ -1,3 +1,4 @@
+import os
 import signal
 
 import numpy as np
@@ -12,6 +13,18 @@ def pytest_configure(config):
     tests start get the default disposition back at exec, and Python's handler with it."""
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.fixture(autouse=True)
+def _environment_restored():
+    """Each test leaves the process environment as it found it. A test's own Dask cluster writes its workers'
+    variables (OMP_NUM_THREADS=1, MALLOC_TRIM_THRESHOLD_...) into it, and every process a later test starts
+    would inherit them."""
+    before = dict(os.environ)
+    yield
+    for key in set(os.environ) - set(before):
+        del os.environ[key]
+    os.environ.update(before)
 
 
 @pytest.fixture

@@ -55,9 +55,12 @@ def test_dask_local_cluster_equals_single_process(tmp_path, random_model_path, s
     write_volume(str(src), small_phantom.image)
     opts = dict(tiling=TilingConfig(tile_size=32, halo=16))
     segment(src, tmp_path / "single.zarr", model=random_model_path, options=SegmentOptions(**opts), progress=False)
+    environ = dict(os.environ)
     segment(src, tmp_path / "dask.zarr", model=random_model_path, options=SegmentOptions(workers=2, **opts),
             progress=False)
     np.testing.assert_array_equal(read_volume(tmp_path / "dask.zarr"), read_volume(tmp_path / "single.zarr"))
+    # Dask's nannies set OMP_NUM_THREADS=1, MALLOC_TRIM_THRESHOLD_... in this process for their workers
+    assert dict(os.environ) == environ, {k: v for k, v in os.environ.items() if environ.get(k) != v}
 
 
 def test_dask_survives_a_killed_worker(tmp_path, random_model_path, small_phantom):
@@ -163,3 +166,31 @@ def test_dask_progress_moves_tile_by_tile_within_tasks(tmp_path, random_model_pa
     tasks = distributed.task_batches(tiles, 2)
     assert len(tasks) < len(tiles) / 4  # tasks hold many tiles ...
     assert len(bar.updates) > len(tasks) + 1  # ... and the bar moved more often than tasks finished
+
+
+@pytest.mark.parametrize("name", ["out.tif", "slices", "out.h5:/entry/data/data", "out.nrrd", "out.npy"])
+def test_outputs_in_other_formats_are_copied_in_bounded_blocks(tmp_path, rng, monkeypatch, name):
+    """The finished work store is copied to a TIFF, a folder of slices, HDF5, NRRD or NumPy output in blocks of
+    whole chunk rows (not whole slabs of slices: a 16384^2 slice times a chunk's depth would not fit), each
+    block partial along y here; the output equals the store voxel for voxel."""
+    from tomoseg.inference import outputs
+    from tomoseg.io.zarr_store import create_zarr
+
+    from tomoseg.io import blocks
+
+    monkeypatch.setattr(outputs, "FINISH_BLOCK_VOXELS", 2000)
+    copied, plain = [], blocks.block_grid
+
+    def grid(*a, **k):
+        out = plain(*a, **k)
+        copied.extend(out)
+        return out
+
+    monkeypatch.setattr(blocks, "block_grid", grid)
+    data = rng.integers(0, 256, (20, 70, 45)).astype(np.uint8)
+    sink = create_zarr(tmp_path / "work.zarr", data.shape, np.uint8, chunks=(8, 16, 16))
+    sink.array[:] = data
+    final = str(tmp_path / name)
+    assert outputs.finish_output(tmp_path / "work.zarr", final, data.shape, (29.33,) * 3, False) == 1
+    np.testing.assert_array_equal(read_volume(final), data)
+    assert copied and all(b[1].stop - b[1].start < 70 for b in copied)  # never a whole slice

@@ -98,6 +98,7 @@ def run_distributed(job, tiles, *, workers: int | None = None, scheduler: str | 
         raise TomosegError("the Dask path needs the distributed package: pip install distributed") from None
     cluster = None
     own_client = True
+    environ = dict(os.environ)  # Dask's nannies write their workers' variables into this process's environment
     if scheduler:
         client = _existing_client(scheduler)
         if client is not None:
@@ -127,6 +128,17 @@ def run_distributed(job, tiles, *, workers: int | None = None, scheduler: str | 
             client.close()
         if cluster is not None:
             cluster.close()
+            _restore_environment(environ)
+
+
+def _restore_environment(environ: dict) -> None:
+    """Put back this process's environment as it was before a local cluster started. Dask's nannies set their
+    workers' variables (``OMP_NUM_THREADS=1``, ``MALLOC_TRIM_THRESHOLD_``...) in the parent's ``os.environ``
+    before spawning each worker, by design, and leave them there: a later PyTorch import in this process (a
+    notebook's next ``segment``) would run on one thread, and every process it starts would inherit them."""
+    for key in set(os.environ) - set(environ):
+        del os.environ[key]
+    os.environ.update(environ)
 
 
 class _DoneWatcher:
