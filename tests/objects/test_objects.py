@@ -117,6 +117,25 @@ def test_chunked_labelling_equals_scipy(tmp_path, connectivity, rng, threads):
         shutil.rmtree(tmp_path / "l.zarr")
 
 
+def test_chunked_labelling_holds_the_faces_of_a_few_chunks_at_a_time(tmp_path, rng, monkeypatch):
+    """Faces are paired as soon as the chunks on both sides are in: a 6x6x6 grid of chunks holds the faces of
+    at most two boundaries per axis at once, not those of the whole volume (a terabyte's would be gigabytes)."""
+    from tomoseg.objects import labelling
+
+    held = []
+    plain = labelling._Faces.add
+
+    def add(self, *a, **k):
+        plain(self, *a, **k)
+        held.append(len({key[:3] for key in self.parts}))
+
+    monkeypatch.setattr(labelling._Faces, "add", add)
+    mask = rng.random((48, 48, 48)) > 0.8
+    ref, n = label_objects(mask)
+    assert label_chunked(mask, tmp_path / "l.zarr", chunks=(8, 8, 8)) == n
+    assert len(held) == 216 and max(held) <= 6 and held[-1] == 0
+
+
 @pytest.mark.parametrize("pieces", ["kept", "some kept", "none kept"])
 @pytest.mark.parametrize("given", ["mask", "probability map", "mask and probability"])
 def test_chunked_analysis_equals_in_memory(rng, given, pieces, monkeypatch):

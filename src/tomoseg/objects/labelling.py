@@ -79,50 +79,77 @@ def label_threads() -> int:
 
 class _Faces:
     """The labelled voxels on the planes either side of each chunk boundary, kept sparse (objects are a small
-    share of the voxels): for a boundary at index ``p`` along ``axis``, the voxels of plane ``p - 1`` (``side``
-    0) and of plane ``p`` (``side`` 1), as flat positions within the plane and their global labels."""
+    share of the voxels), and the pairs of labels that touch across them.
 
-    def __init__(self, shape):
-        self.shape = shape
-        self.parts: dict = {}
+    A boundary at index ``p`` along ``axis`` is cut into segments: the whole plane for z, one layer of chunks for
+    y, one chunk for x. A segment's pairs are found, and its faces dropped, as soon as the chunks on both sides
+    are in (:meth:`add`, chunks in raster order), so what is held is about two layers of chunks' z faces, not
+    every face of the volume. Contacts that leave a segment diagonally (into the next layer or row of chunks)
+    cross a z or y boundary too, and are found there: a z plane spans every y and x, a y segment every x."""
 
-    def add(self, lab: np.ndarray, region, offset: int, chunks) -> None:
+    def __init__(self, shape, chunks, connectivity: int):
+        self.shape, self.chunks = shape, chunks
+        self.offsets = {axis: _neighbour_offsets(connectivity, axis) for axis in range(3)}
+        grid = [-(-s // c) for s, c in zip(shape, chunks)]
+        self.expected = {0: grid[1] * grid[2], 1: grid[2], 2: 1}  # chunks on one side of a segment
+        self.parts: dict = {}    # (axis, boundary, segment, side) -> [(keys, labels)]
+        self.seen: dict = {}     # (axis, boundary, segment, side) -> chunks added
+        self.found: list = [np.zeros((0, 2), np.int64)]
+
+    @staticmethod
+    def _segment(axis: int, region) -> tuple:
+        return () if axis == 0 else (region[0].start,) if axis == 1 else (region[0].start, region[1].start)
+
+    def add(self, lab, region, offset: int) -> None:
+        """A chunk's labels (``lab``: local, None where it has none) with its global label offset."""
         for axis in range(3):
             others = [a for a in range(3) if a != axis]
             width = self.shape[others[1]]
             for side, pos, boundary in ((1, 0, region[axis].start), (0, -1, region[axis].stop)):
-                if boundary % chunks[axis] or boundary in (0, self.shape[axis]):
+                if boundary in (0, self.shape[axis]):
                     continue  # a face on the volume's border: nothing beyond it
-                plane = np.take(lab, pos, axis=axis)
-                nz = np.flatnonzero(plane)
-                if not nz.size:
-                    continue
-                u, v = np.unravel_index(nz, plane.shape)
-                key = (u + region[others[0]].start) * width + (v + region[others[1]].start)
-                values = plane.ravel()[nz].astype(np.int64) + offset
-                self.parts.setdefault((axis, boundary, side), []).append((key, values))
+                key = (axis, boundary, self._segment(axis, region), side)
+                self.seen[key] = self.seen.get(key, 0) + 1
+                if lab is not None:
+                    plane = np.take(lab, pos, axis=axis)
+                    nz = np.flatnonzero(plane)
+                    if nz.size:
+                        u, v = np.unravel_index(nz, plane.shape)
+                        keys = (u + region[others[0]].start) * width + (v + region[others[1]].start)
+                        self.parts.setdefault(key, []).append((keys, plane.ravel()[nz].astype(np.int64) + offset))
+                pair = key[:3] + (1 - side,)
+                if self.seen[key] == self.expected[axis] and self.seen.get(pair) == self.expected[axis]:
+                    self._pair(*key[:3])
 
-    def pairs(self, connectivity: int) -> np.ndarray:
-        """(label before, label after) for every two labelled voxels that touch across a chunk boundary."""
-        out = [np.zeros((0, 2), np.int64)]
-        for (axis, boundary, side) in list(self.parts):
-            if side != 0 or (axis, boundary, 1) not in self.parts:
-                continue
-            others = [a for a in range(3) if a != axis]
-            height, width = self.shape[others[0]], self.shape[others[1]]
-            kb, lb = (np.concatenate(x) for x in zip(*self.parts[(axis, boundary, 0)]))
-            ka, la = (np.concatenate(x) for x in zip(*self.parts[(axis, boundary, 1)]))
-            order = np.argsort(ka)
-            ka, la = ka[order], la[order]
-            ub, vb = np.divmod(kb, width)
-            for du, dv in _neighbour_offsets(connectivity, axis):
-                u, v = ub + du, vb + dv
-                ok = (u >= 0) & (u < height) & (v >= 0) & (v < width)
-                want = u[ok] * width + v[ok]
-                at = np.clip(np.searchsorted(ka, want), 0, max(len(ka) - 1, 0))
-                hit = ka[at] == want
-                out.append(np.stack([lb[ok][hit], la[at[hit]]], 1))
-        return np.concatenate(out)
+    def _pair(self, axis: int, boundary: int, segment: tuple) -> None:
+        before = self.parts.pop((axis, boundary, segment, 0), None)
+        after = self.parts.pop((axis, boundary, segment, 1), None)
+        self.seen.pop((axis, boundary, segment, 0))
+        self.seen.pop((axis, boundary, segment, 1))
+        if not before or not after:
+            return
+        others = [a for a in range(3) if a != axis]
+        height, width = self.shape[others[0]], self.shape[others[1]]
+        kb, lb = (np.concatenate(x) for x in zip(*before))
+        ka, la = (np.concatenate(x) for x in zip(*after))
+        order = np.argsort(ka)
+        ka, la = ka[order], la[order]
+        ub, vb = np.divmod(kb, width)
+        found = []
+        for du, dv in self.offsets[axis]:
+            u, v = ub + du, vb + dv
+            ok = (u >= 0) & (u < height) & (v >= 0) & (v < width)
+            want = u[ok] * width + v[ok]
+            at = np.clip(np.searchsorted(ka, want), 0, len(ka) - 1)
+            hit = ka[at] == want
+            found.append(np.stack([lb[ok][hit], la[at[hit]]], 1))
+        self.found.append(np.unique(np.concatenate(found), axis=0))  # one row per pair of labels, not per voxel
+
+    def pairs(self) -> np.ndarray:
+        """(label before, label after) for the labels that touch across chunk boundaries, all chunks added."""
+        if self.parts:
+            raise RuntimeError(f"chunk faces never paired: {sorted(self.parts)[:3]}")
+        return np.concatenate(self.found)
 
 
 def label_chunked(mask_volume, output_path, *, chunks=(128, 128, 128), connectivity: int = 26,
@@ -176,18 +203,18 @@ def label_chunked(mask_volume, output_path, *, chunks=(128, 128, 128), connectiv
         return lab, n, np.ravel_multi_index(tuple(c + r.start for c, r in zip(coords, region)), shape)
 
     # pass 1: local labels, their first appearance and the chunk faces; offsets in raster order of chunks
-    offsets, firsts, faces, total = [], [np.zeros(1, np.int64)], _Faces(shape), 0
+    offsets, firsts, faces, total = [], [np.zeros(1, np.int64)], _Faces(shape, chunks, connectivity), 0
     for region, (lab, n, first) in read_ahead(regions, first_seen, threads=threads):
         offsets.append(total)
+        faces.add(lab if n else None, region, total)
         if n:
-            faces.add(lab, region, total, chunks)
             firsts.append(first)
         total += n
         if progress is not None:
             progress.update(int(np.prod([r.stop - r.start for r in region])))
     first = np.concatenate(firsts)  # first[k]: where global local label k first appears (k = 0: background)
     # merge labels that touch across chunk boundaries
-    pairs = faces.pairs(connectivity)
+    pairs = faces.pairs()
     graph = sparse.coo_matrix((np.ones(len(pairs), np.int8), (pairs[:, 0], pairs[:, 1])), shape=(total + 1,) * 2)
     _, component = connected_components(graph, directed=False)
     # number components in raster order of first appearance (as scipy does)
