@@ -242,7 +242,8 @@ def analyze(volume, *, intensity=None, probability=None, voxel_size=None, option
 
             labels_arr = parallel_reader(zarr.open_array(str(store), path="0", mode="r"))
             done = inner.parts + inner.crossing()
-            rest = {lab: box for lab, box in inner.bounds.boxes().items() if lab not in inner.measured}
+            seen = inner.bounds.labels()
+            rest = inner.bounds.boxes(seen[~inner.was_measured(seen)])
             table = _measure_chunked(labels_arr, rest, intensity, probability, voxel_size, options, done)
             fraction = inner.bounds.fraction
             if keep_labels:
@@ -316,12 +317,13 @@ class _Halved:
 class _Bounds:
     """Each object's bounding box and the object fraction of each z slice, from the labels chunk by chunk
     (``label_chunked``'s ``visit``, called on its worker threads: each chunk is summarized there, and the
-    summaries merged under a lock)."""
+    summaries merged under a lock). Boxes are kept in arrays indexed by label (the labels are 1..n): 48 bytes an
+    object, for the millions of a terabyte."""
 
     def __init__(self, shape):
         self.shape = shape
-        self.lo: dict = {}
-        self.hi: dict = {}
+        self.lo = np.zeros((0, 3), np.int64)
+        self.hi = np.zeros((0, 3), np.int64)
         self.counts = np.zeros(shape[0], np.int64)  # object voxels per z slice: integers, in any order the same
         self._lock = threading.Lock()
 
@@ -329,11 +331,18 @@ class _Bounds:
     def fraction(self) -> np.ndarray:
         return self.counts / (self.shape[1] * self.shape[2])
 
-    def __call__(self, sl, block: np.ndarray) -> list:
-        """Add a chunk's labels; returns its objects' boxes within the chunk: (label, starts, stops)."""
+    def _grow(self, size: int) -> None:
+        if size > len(self.lo):
+            size = max(size, 2 * len(self.lo))
+            lo, hi = np.full((size, 3), np.iinfo(np.int64).max), np.full((size, 3), -1, np.int64)
+            lo[:len(self.lo)], hi[:len(self.hi)] = self.lo, self.hi
+            self.lo, self.hi = lo, hi
+
+    def __call__(self, sl, block: np.ndarray) -> tuple:
+        """Add a chunk's labels; returns its objects' labels and boxes within the chunk (starts, stops: (n, 3))."""
         where = np.flatnonzero(block)
         if where.size == 0:
-            return []
+            return np.zeros(0, np.int64), np.zeros((0, 3), np.int64), np.zeros((0, 3), np.int64)
         rows = np.bincount(where // (block.shape[1] * block.shape[2]), minlength=block.shape[0])
         # the chunk's labels renumbered 1..n for find_objects; only object voxels are looked at (a sort of the
         # whole chunk, np.unique's way, cost 60 ms a 128^3 chunk, most of analyze's time on a large volume)
@@ -341,19 +350,25 @@ class _Bounds:
         ids = np.unique(values)
         compact = np.zeros(block.shape, np.int32)
         compact.ravel()[where] = np.searchsorted(ids, values) + 1
-        boxes = [(int(ids[i]), tuple(b.start + s.start for b, s in zip(bb, sl)),
-                  tuple(b.stop + s.start for b, s in zip(bb, sl)))
-                 for i, bb in enumerate(ndimage.find_objects(compact)) if bb is not None]
+        found = ndimage.find_objects(compact)  # one box per label of ids, all present
+        origin = np.array([s.start for s in sl], np.int64)
+        starts = np.array([[b.start for b in bb] for bb in found], np.int64) + origin
+        stops = np.array([[b.stop for b in bb] for bb in found], np.int64) + origin
+        ids = ids.astype(np.int64)
         with self._lock:
             self.counts[sl[0]] += rows
-            lo, hi = self.lo, self.hi
-            for lab, a, b in boxes:
-                lo[lab] = tuple(map(min, lo[lab], a)) if lab in lo else a
-                hi[lab] = tuple(map(max, hi[lab], b)) if lab in hi else b
-        return boxes
+            self._grow(int(ids[-1]) + 1)
+            self.lo[ids] = np.minimum(self.lo[ids], starts)  # labels are unique within a chunk
+            self.hi[ids] = np.maximum(self.hi[ids], stops)
+        return ids, starts, stops
 
-    def boxes(self) -> dict:
-        return {lab: tuple(slice(a, b) for a, b in zip(self.lo[lab], self.hi[lab])) for lab in self.lo}
+    def labels(self) -> np.ndarray:
+        """The labels seen."""
+        return np.flatnonzero(self.hi[:, 0] >= 0)
+
+    def boxes(self, labels) -> dict:
+        """``{label: box}`` (slices) for ``labels``."""
+        return {int(lab): tuple(slice(int(a), int(b)) for a, b in zip(self.lo[lab], self.hi[lab])) for lab in labels}
 
 
 class _InnerObjects:
@@ -375,16 +390,32 @@ class _InnerObjects:
         self.probability_read = probability_read
         self.bounds = _Bounds(shape)
         self.parts: list = []
-        self.measured: set = set()
+        self.measured = np.zeros(0, bool)   # by label
         self.pieces: dict = {}        # label -> [(box, mask, gray, prob)]
         self.dropped: set = set()     # labels whose pieces were not all kept
         self.piece_bytes, self._kept = int(PIECE_BYTES if piece_bytes is None else piece_bytes), 0
         self._lock = threading.Lock()
 
+    def _mark(self, labels) -> None:
+        """Record ``labels`` as measured (under the lock)."""
+        labels = np.asarray(labels, np.int64)
+        if labels.size and labels.max() >= len(self.measured):
+            grown = np.zeros(max(int(labels.max()) + 1, 2 * len(self.measured)), bool)
+            grown[:len(self.measured)] = self.measured
+            self.measured = grown
+        self.measured[labels] = True
+
+    def was_measured(self, labels) -> np.ndarray:
+        labels = np.asarray(labels, np.int64)
+        out = np.zeros(labels.shape, bool)
+        known = labels < len(self.measured)
+        out[known] = self.measured[labels[known]]
+        return out
+
     def __call__(self, region, labels: np.ndarray, block: np.ndarray) -> None:
         shape = self.shape
-        boxes = self.bounds(region, labels)
-        if not boxes:
+        ids, starts, stops = self.bounds(region, labels)
+        if not len(ids):
             return
         gray = None if self.intensity is None else np.asarray(self.intensity[region])
         prob = block if self.probability_read else None if self.probability is None else \
@@ -397,11 +428,13 @@ class _InnerObjects:
             at = rel(sub)
             return labels[at], None if gray is None else gray[at], None if prob is None else prob[at]
 
+        first = np.array([r.start for r in region])
+        last = np.array([r.stop for r in region])
+        alone = np.all(((starts > first) | (first == 0)) & ((stops < last) | (last == np.array(shape))), axis=1)
         inner, pieces = {}, []
-        for lab, a, b in boxes:
+        for lab, a, b, within in zip(ids.tolist(), starts.tolist(), stops.tolist(), alone.tolist()):
             box = tuple(slice(x, y) for x, y in zip(a, b))
-            if all((x > r.start or r.start == 0) and (y < r.stop or r.stop == s) for x, y, r, s in zip(a, b, region,
-                                                                                                   shape)):
+            if within:
                 inner[lab] = box
             else:
                 at = rel(box)
@@ -412,7 +445,7 @@ class _InnerObjects:
         with self._lock:
             if part is not None:
                 self.parts.append(part)
-                self.measured.update(inner)
+                self._mark(list(inner))
             for lab, piece in pieces:
                 size = sum(x.nbytes for x in piece[1:] if x is not None)
                 if lab in self.dropped or self._kept + size > self.piece_bytes:
@@ -424,7 +457,7 @@ class _InnerObjects:
 
     def crossing(self) -> list:
         """Measure the objects that cross chunks from their pieces (those whose pieces were all kept)."""
-        boxes = self.bounds.boxes()
+        boxes = self.bounds.boxes(list(self.pieces))
         parts = []
         for lab, pieces in sorted(self.pieces.items()):
             box = boxes[lab]
@@ -442,7 +475,7 @@ class _InnerObjects:
                     prob[at][mask] = p[mask]
             parts.append(measure_objects(None, voxel_size=self.voxel_size, shape=self.shape, bboxes={lab: box},
                                          read=lambda _, data=(labels, gray, prob): data))
-            self.measured.add(lab)
+        self._mark(list(self.pieces))
         self.pieces.clear()
         return parts
 
