@@ -179,7 +179,7 @@ def test_cli_segments_chunked_volumes_with_sampled_statistics(tmp_path, random_m
         assert main(["segment", str(src), str(out), "--stats", "sample", "--model", str(random_model_path),
                      "-q", "--tile-size", "64", "--halo", "16"]) == 0
         rec = json.loads((tmp_path / f"{name}.out.zarr.provenance.json").read_text())
-        assert rec["normalization"]["method"] == "sample"
+        assert rec["normalization"]["method"] == "zscore" and rec["normalization"]["statistics"] == "sample"
         assert rec["sample_mask"]["method"] == "auto" and rec["sample_mask"]["fallback"] is None
         assert read_volume(out).shape == deep_pillar.image.shape
 

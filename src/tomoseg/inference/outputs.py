@@ -121,7 +121,8 @@ def provenance(volume, model, options, fingerprint, stats, outputs, n_tiles, t0)
         "model": {"sha256": fingerprint["model_sha256"], "shipped": shipped_name(fingerprint["model_sha256"]),
                   "recipe": (meta.get("training") or {}).get("recipe"), "architecture": model.config.to_dict(),
                   "trained_voxel_size_nm": meta.get("voxel_size_nm")},
-        "normalization": {"method": "zscore", **stats.to_dict()},
+        "normalization": {"method": "zscore", "mean": stats.mean, "std": stats.std, "voxels": stats.voxels,
+                          "statistics": stats.method},  # full: every voxel; sample: evenly spread chunk layers
         "tiling": {**asdict(options.tiling), "tiles": n_tiles}, "backend": fingerprint["backend"],
         "precision": options.backend.precision,
         "distributed": {"workers": options.workers, "scheduler": options.scheduler, "gpus": options.gpus},
