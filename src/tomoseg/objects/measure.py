@@ -32,23 +32,43 @@ def wadell_sphericity(volume, surface):
         return np.where(surface > 0, np.pi ** (1 / 3) * (6 * volume) ** (2 / 3) / surface, np.nan)
 
 
+def _sphericity(volume: float, surface: float) -> float:
+    """:func:`wadell_sphericity` of one object, in plain floats (the same arithmetic, without NumPy's per-call
+    cost on scalars)."""
+    return np.pi ** (1 / 3) * (6 * volume) ** (2 / 3) / surface if surface > 0 else float("nan")
+
+
 def voxel_face_area(obj: np.ndarray, voxel_size) -> float:
     """Area of the faces between object and non-object voxels (obj is a padded boolean crop)."""
     vz, vy, vx = voxel_size
+    obj = np.asarray(obj, bool)
+    faces = (np.count_nonzero(obj[1:] != obj[:-1]), np.count_nonzero(obj[:, 1:] != obj[:, :-1]),
+             np.count_nonzero(obj[:, :, 1:] != obj[:, :, :-1]))
     area = 0.0
-    for axis, face in ((0, vy * vx), (1, vz * vx), (2, vz * vy)):
-        area += face * np.count_nonzero(np.diff(obj.astype(np.int8), axis=axis))
+    for count, face in zip(faces, (vy * vx, vz * vx, vz * vy)):
+        area += face * count
     return float(area)
 
 
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cross products of two (n, 3) arrays: ``np.cross``'s arithmetic without its per-call overhead
+    (which was a third of measuring a small object)."""
+    out = np.empty(a.shape, a.dtype)
+    out[:, 0] = a[:, 1] * b[:, 2] - a[:, 2] * b[:, 1]
+    out[:, 1] = a[:, 2] * b[:, 0] - a[:, 0] * b[:, 2]
+    out[:, 2] = a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
+    return out
+
+
 def mesh_area_volume(obj: np.ndarray, voxel_size) -> tuple[float, float]:
-    """Area and enclosed volume of the marching-cubes surface of a padded boolean crop."""
+    """Area and enclosed volume of the marching-cubes surface of a padded boolean crop (the area as
+    ``skimage.measure.mesh_surface_area`` computes it)."""
     from skimage import measure
 
     verts, faces, _, _ = measure.marching_cubes(obj.astype(np.float32), level=0.5, spacing=tuple(voxel_size))
-    area = float(measure.mesh_surface_area(verts, faces))
     tri = verts[faces]
-    volume = float(abs(np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])).sum()) / 6.0)
+    area = float(((_cross(tri[:, 0] - tri[:, 1], tri[:, 0] - tri[:, 2]) ** 2).sum(axis=1) ** 0.5).sum() / 2.0)
+    volume = float(abs(np.einsum("ij,ij->i", tri[:, 0], _cross(tri[:, 1], tri[:, 2])).sum()) / 6.0)
     return area, volume
 
 
@@ -103,7 +123,8 @@ def measure_objects(labels, *, intensity=None, probability=None, voxel_size=None
         n = int(np.count_nonzero(obj))
         if n == 0:
             continue
-        padded = np.pad(obj, 1)
+        padded = np.zeros(tuple(k + 2 for k in obj.shape), bool)  # np.pad(obj, 1), without its per-call cost
+        padded[1:-1, 1:-1, 1:-1] = obj
         coords = np.nonzero(obj)
         centroid = [float(c.mean()) + r.start for c, r in zip(coords, region)]
         face = voxel_face_area(padded, vs)
@@ -123,8 +144,8 @@ def measure_objects(labels, *, intensity=None, probability=None, voxel_size=None
             rows[f"bbox_{name}1"].append(sl[axis].stop)
         rows["surface_voxel_nm2"].append(face)
         rows["surface_mesh_nm2"].append(mesh)
-        rows["sphericity_voxel"].append(float(wadell_sphericity(n * voxel_volume, face)))
-        rows["sphericity_mesh"].append(float(wadell_sphericity(mesh_vol, mesh)) if np.isfinite(mesh) else np.nan)
+        rows["sphericity_voxel"].append(_sphericity(n * voxel_volume, face))
+        rows["sphericity_mesh"].append(_sphericity(mesh_vol, mesh) if np.isfinite(mesh) else np.nan)
         rows["mean_gray"].append(float(gray_crop[obj].mean()) if gray_crop is not None else np.nan)
         if prob_crop is not None:
             p = prob_crop[obj].astype(np.float64)
