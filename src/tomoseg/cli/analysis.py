@@ -187,8 +187,16 @@ def _write_label_outputs(args, vol, result, table, intensity, voxel_size) -> Non
     from ..objects.label_image import write_label_image, write_objects_ome_zarr
 
     if getattr(args, "labels", None):
-        write_label_image(vol, args.labels, table, options=result.options, voxel_size=voxel_size,
-                          overwrite=args.overwrite, labels=result.labels)
+        from ..progress import progress_bar
+        from . import progress_enabled
+
+        bar = progress_bar(progress_enabled(args), vol.size, desc="label image")
+        try:
+            write_label_image(vol, args.labels, table, options=result.options, voxel_size=voxel_size,
+                              overwrite=args.overwrite, labels=result.labels, progress=bar)
+        finally:
+            if bar is not None:
+                bar.close()
     if getattr(args, "ome_zarr", None):
         write_objects_ome_zarr(vol, args.ome_zarr, table, image=intensity, options=result.options,
                                voxel_size=voxel_size, overwrite=args.overwrite, labels=result.labels)

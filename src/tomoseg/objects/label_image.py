@@ -104,9 +104,8 @@ def write_label_image(volume, path, table: dict, *, options: AnalysisOptions | N
         if progress is not None:
             progress.update(size)
     elif labels is not None:
-        _write_mapped(labels.path, labels.count, path, table, shape, dtype, chunks, voxel_size, overwrite)
-        if progress is not None:
-            progress.update(size)
+        _write_mapped(labels.path, labels.count, path, table, shape, dtype, chunks, voxel_size, overwrite,
+                      progress)
     else:
         tmp = Path(tempfile.mkdtemp(prefix="tomoseg-labels-", dir=workdir))
         try:
@@ -126,9 +125,11 @@ def write_label_image(volume, path, table: dict, *, options: AnalysisOptions | N
     return path
 
 
-def _write_mapped(store, count: int, path, table: dict, shape, dtype, chunks, voxel_size, overwrite: bool) -> None:
+def _write_mapped(store, count: int, path, table: dict, shape, dtype, chunks, voxel_size, overwrite: bool,
+                  progress=None) -> None:
     """The label store (uint32 Zarr, labels 1..count) written to ``path`` with the table's objects kept: each
-    chunk read and mapped on worker threads, written in order here (any format's writer)."""
+    chunk read and mapped on worker threads, written in order here (any format's writer); ``progress`` is
+    given each chunk's voxels."""
     import zarr
 
     from ..io import create_volume
@@ -144,6 +145,8 @@ def _write_mapped(store, count: int, path, table: dict, shape, dtype, chunks, vo
                             threads=worker_threads(8))
         for sl, block in mapped:
             w[sl] = block
+            if progress is not None:
+                progress.update(int(block.size))
 
 
 class _Thresholded:
