@@ -170,6 +170,23 @@ def test_sampled_statistics_and_the_mask_share_a_read_of_a_few_layers(tmp_path, 
     assert all(sampled.touches((slice(z, z + 1), slice(y, y + 1), slice(x, x + 1))) for z, y, x in pillar[::97])
 
 
+def test_the_progress_of_sampled_statistics_ends_at_the_sample(tmp_path, deep_pillar):
+    """The statistics bar counts the layers read (8 of 24 here) and ends at 100 %, not at a third."""
+    import io
+
+    from tomoseg.inference.engine import _first_pass
+    from tomoseg.progress import Progress
+
+    write_volume(str(tmp_path / "in.zarr"), deep_pillar.image, chunks=(4, 64, 64))
+    stream = io.StringIO()
+    bar = Progress(deep_pillar.image.size, stream=stream, tty=False)
+    with open_volume(str(tmp_path / "in.zarr")) as vol:
+        _first_pass(vol, SegmentOptions(stats="sample", tiling=TilingConfig(halo=8)), 8, bar)
+    bar.close()
+    assert bar.n == bar.total == 8 * 4 * 128 * 128
+    assert "statistics (sample): 100%" in stream.getvalue()
+
+
 def test_cli_segments_chunked_volumes_with_sampled_statistics(tmp_path, random_model_path, deep_pillar):
     """The first run of the fix above: chunked Zarr and HDF5 with ``--stats sample`` and the automatic mask."""
     for name, chunks in [("in.zarr", (4, 64, 64)), ("in.h5", (8, 32, 32))]:

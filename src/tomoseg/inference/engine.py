@@ -518,7 +518,11 @@ def _first_pass(volume, options: SegmentOptions, divisor: int, bar, copy=None):
     else:  # an ROI, a mask file or none: checked before the long read
         sample = _new_sample_mask(volume, options, divisor)
     if bar is not None:
-        bar.set_description("statistics")
+        if slabs is None:
+            bar.set_description("statistics")
+        else:  # the bar ends where the sample does, not at a few per cent of the volume
+            slice_voxels = int(volume.shape[1]) * int(volume.shape[2])
+            bar.reset(total=sum(s.stop - s.start for s in slabs) * slice_voxels, desc="statistics (sample)")
     try:
         with np.errstate(over="ignore", invalid="ignore"):  # huge values: refused below, with a message
             stats = volume_stats(volume, method=options.stats, progress=bar, visit=_both(low, copy),
