@@ -8,8 +8,8 @@ window after window: on 2 cores, a 320x512x512 volume spent 24.1 of its 38.9 s i
 :func:`freed_memory_kept` glibc serves them from its heap instead (``M_MMAP_MAX`` 0) and keeps what is freed
 (``M_TRIM_THRESHOLD`` -1), so later layers and windows reuse pages already mapped: 38.9 s -> 25.8 s, peak RSS
 2.85 -> 4.06 GB (docs/segment.md); a training step of 2 x 96^3, 1.43 -> 1.04 s. On leaving, glibc's
-settings go back to its defaults and the kept memory is returned (``malloc_trim``). Elsewhere (macOS, Windows, musl) it does nothing. OpenVINO plans its memory once
-per window shape and does not need it.
+settings go back to its defaults and the kept memory is returned (``malloc_trim``). Elsewhere (macOS, Windows,
+musl) it does nothing. OpenVINO plans its memory once per window shape and does not need it.
 
 The settings are the process's, not the thread's: other threads' allocations meanwhile are served the same way.
 glibc's dynamic mmap threshold stays off after the first use (explicit settings switch it off), and the heap's

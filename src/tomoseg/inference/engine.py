@@ -455,9 +455,9 @@ RESIDENT_MAX = 16 << 30     # ...and 16 GiB
 
 def resident_copy(volume, backend, options: SegmentOptions, available: int | None = None):
     """A :class:`~tomoseg.io.blocks.BlockCopy` for the statistics pass to fill, where ``backend`` asks for one
-    (``resident_input``: meant for a GPU, off until measured there), the pass reads every voxel (``--stats`` full or auto below its
-    limit) and the volume takes at most 1/8 of the available memory (``available``, default psutil's) and
-    16 GiB; else None. The CPU backends never ask: their network is slower than reading, and their peak memory
+    (``resident_input``: meant for a GPU, off until measured there), the pass reads every voxel (``--stats``
+    full or auto below its limit) and the volume takes at most 1/8 of the available memory (``available``,
+    default psutil's) and 16 GiB; else None. The CPU backends never ask: their network is slower than reading, and their peak memory
     stays that of one window, whatever the volume."""
     from ..io.blocks import BlockCopy
 

@@ -242,8 +242,7 @@ def analyze(volume, *, intensity=None, probability=None, voxel_size=None, option
 
             labels_arr = parallel_reader(zarr.open_array(str(store), path="0", mode="r"))
             done = inner.parts + inner.crossing()
-            seen = inner.bounds.labels()
-            rest = inner.bounds.boxes(seen[~inner.was_measured(seen)])
+            rest = inner.bounds.boxes(sorted(inner.dropped))  # every other object is measured already
             table = _measure_chunked(labels_arr, rest, intensity, probability, voxel_size, options, done)
             fraction = inner.bounds.fraction
             if keep_labels:
@@ -301,6 +300,11 @@ def _finish(volume, table, fraction, options, voxel_size, sample_mask, shape, si
     })
     return Analysis(objects=table, selected=selected, summary=summary, fraction_along_z=fraction,
                     voxel_size=tuple(vs) if vs else None, shape=shape, options=options, labels=kept)
+
+
+def _within(box, region) -> tuple:
+    """``box`` (slices of the volume) as slices of an array holding ``region`` of it."""
+    return tuple(slice(b.start - r.start, b.stop - r.start) for b, r in zip(box, region))
 
 
 class _Halved:
@@ -362,10 +366,6 @@ class _Bounds:
             self.hi[ids] = np.maximum(self.hi[ids], stops)
         return ids, starts, stops
 
-    def labels(self) -> np.ndarray:
-        """The labels seen."""
-        return np.flatnonzero(self.hi[:, 0] >= 0)
-
     def boxes(self, labels) -> dict:
         """``{label: box}`` (slices) for ``labels``."""
         return {int(lab): tuple(slice(int(a), int(b)) for a, b in zip(self.lo[lab], self.hi[lab])) for lab in labels}
@@ -390,27 +390,10 @@ class _InnerObjects:
         self.probability_read = probability_read
         self.bounds = _Bounds(shape)
         self.parts: list = []
-        self.measured = np.zeros(0, bool)   # by label
         self.pieces: dict = {}        # label -> [(box, mask, gray, prob)]
-        self.dropped: set = set()     # labels whose pieces were not all kept
+        self.dropped: set = set()     # labels whose pieces were not all kept: left to _measure_chunked
         self.piece_bytes, self._kept = int(PIECE_BYTES if piece_bytes is None else piece_bytes), 0
         self._lock = threading.Lock()
-
-    def _mark(self, labels) -> None:
-        """Record ``labels`` as measured (under the lock)."""
-        labels = np.asarray(labels, np.int64)
-        if labels.size and labels.max() >= len(self.measured):
-            grown = np.zeros(max(int(labels.max()) + 1, 2 * len(self.measured)), bool)
-            grown[:len(self.measured)] = self.measured
-            self.measured = grown
-        self.measured[labels] = True
-
-    def was_measured(self, labels) -> np.ndarray:
-        labels = np.asarray(labels, np.int64)
-        out = np.zeros(labels.shape, bool)
-        known = labels < len(self.measured)
-        out[known] = self.measured[labels[known]]
-        return out
 
     def __call__(self, region, labels: np.ndarray, block: np.ndarray) -> None:
         shape = self.shape
@@ -421,11 +404,8 @@ class _InnerObjects:
         prob = block if self.probability_read else None if self.probability is None else \
             np.asarray(self.probability[region])
 
-        def rel(sub):
-            return tuple(slice(s.start - r.start, s.stop - r.start) for s, r in zip(sub, region))
-
         def local_read(sub):
-            at = rel(sub)
+            at = _within(sub, region)
             return labels[at], None if gray is None else gray[at], None if prob is None else prob[at]
 
         first = np.array([r.start for r in region])
@@ -437,7 +417,7 @@ class _InnerObjects:
             if within:
                 inner[lab] = box
             else:
-                at = rel(box)
+                at = _within(box, region)
                 pieces.append((lab, (box, labels[at] == lab, None if gray is None else gray[at].copy(),
                                      None if prob is None else prob[at].copy())))
         part = measure_objects(None, voxel_size=self.voxel_size, shape=shape, bboxes=inner, read=local_read) \
@@ -445,7 +425,6 @@ class _InnerObjects:
         with self._lock:
             if part is not None:
                 self.parts.append(part)
-                self._mark(list(inner))
             for lab, piece in pieces:
                 size = sum(x.nbytes for x in piece[1:] if x is not None)
                 if lab in self.dropped or self._kept + size > self.piece_bytes:
@@ -467,7 +446,7 @@ class _InnerObjects:
             gray = None if pieces[0][2] is None else np.zeros(size, pieces[0][2].dtype)
             prob = None if pieces[0][3] is None else np.zeros(size, pieces[0][3].dtype)
             for where, mask, g, p in pieces:
-                at = tuple(slice(w.start - r.start, w.stop - r.start) for w, r in zip(where, region))
+                at = _within(where, region)
                 labels[at][mask] = lab
                 if gray is not None:
                     gray[at][mask] = g[mask]
@@ -475,7 +454,6 @@ class _InnerObjects:
                     prob[at][mask] = p[mask]
             parts.append(measure_objects(None, voxel_size=self.voxel_size, shape=self.shape, bboxes={lab: box},
                                          read=lambda _, data=(labels, gray, prob): data))
-        self._mark(list(self.pieces))
         self.pieces.clear()
         return parts
 
@@ -512,8 +490,8 @@ def _measure_chunked(labels, bboxes: dict, intensity, probability, voxel_size, o
             data = read(region)
 
             def local_read(sub, data=data, region=region):
-                rel = tuple(slice(s.start - r.start, s.stop - r.start) for s, r in zip(sub, region))
-                return tuple(None if d is None else d[rel] for d in data)
+                at = _within(sub, region)
+                return tuple(None if d is None else d[at] for d in data)
 
             out.append(measure_objects(None, voxel_size=voxel_size, shape=shape, bboxes=inside, read=local_read))
         if outside:

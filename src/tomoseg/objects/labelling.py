@@ -227,19 +227,20 @@ def label_chunked(mask_volume, output_path, *, chunks=(128, 128, 128), connectiv
     lookup[0] = 0
     # pass 2: the final labels, each chunk labelled again on a worker thread and written there
     out = parallel_writer(store_chunks(create_zarr(Path(output_path), shape, np.uint32, chunks=chunks).array))
-    chunk_offset = dict(zip((tuple(r.start for r in region) for region in regions), offsets))
-
-    def relabel(region) -> None:
+    def relabel(item) -> None:
+        region, offset = item
         lab, n, block = local(region)
         if progress is not None:
             progress.update(int(lab.size))
         if not n:
             return
-        lab = lookup[np.where(lab > 0, lab.astype(np.int64) + chunk_offset[tuple(r.start for r in region)], 0)]
+        final = lookup[offset:offset + n + 1].copy()  # the chunk's local labels 0..n -> final labels
+        final[0] = 0
+        lab = final[lab]
         write_chunk(out, region, lab)
         if visit is not None:
             visit(region, lab, block)
 
-    for _ in read_ahead(regions, relabel, threads=threads):
+    for _ in read_ahead(list(zip(regions, offsets)), relabel, threads=threads):
         pass
     return int(len(comp_ids))
