@@ -118,6 +118,7 @@ def test_cli_analyze_writes_labels_from_its_own_chunked_labelling(rng, tmp_path,
     check_rows_match_voxels(read_volume(f"{tmp_path / 'objects.ome.zarr'}:labels/objects/0"), table)
     assert not list(tmp_path.glob("tomoseg-labels-*"))
     # without -q: one bar over the volume's voxels for both labelling passes, ending at 100 %
+    monkeypatch.delenv("TOMOSEG_NO_PROGRESS", raising=False)  # CI turns bars off
     assert main(["analyze", str(tmp_path / "mask.tif"), "--csv", str(tmp_path / "o2.csv")]) == 0
     assert re.search(r"analyze: 100% \(252 kvox of 252 kvox\)", capsys.readouterr().err)  # 40 x 70 x 90 voxels
 
