@@ -75,3 +75,5 @@ def _caches_in_tmp(tmp_path_factory, monkeypatch):
     """Training phantoms and compiled models are cached: keep the tests' caches out of the user's home."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-cache"))
     monkeypatch.setenv("TOMOSEG_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))  # compiled models
+    # CI turns progress bars off (.ci/run); the tests that check them, and those that check -q, set it themselves
+    monkeypatch.delenv("TOMOSEG_NO_PROGRESS", raising=False)

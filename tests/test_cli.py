@@ -132,3 +132,18 @@ def test_segment_labels_refuses_an_existing_path_before_the_work(tmp_path, capsy
                  "--labels", str(tmp_path / "labels.tif")]) == 1
     assert (tmp_path / "labels.tif").read_bytes() == b"someone's file"
     assert not (tmp_path / "prob.zarr").exists()
+
+
+@pytest.mark.parametrize("how", ["env", "-q"])
+def test_progress_bars_are_turned_off_by_quiet_or_the_environment(tmp_path, capsys, monkeypatch, how):
+    """``TOMOSEG_NO_PROGRESS=1`` (for logs and CI) and ``-q`` leave stderr free of bars; without either, a bar."""
+    mask = np.zeros((20, 30, 30), np.uint8)
+    mask[5:9, 5:9, 5:9] = 1
+    write_volume(tmp_path / "mask.tif", mask)
+    assert main(["analyze", str(tmp_path / "mask.tif"), "--csv", str(tmp_path / "a.csv")]) == 0
+    assert "analyze: 100%" in capsys.readouterr().err
+    if how == "env":
+        monkeypatch.setenv("TOMOSEG_NO_PROGRESS", "1")
+    args = ["analyze", str(tmp_path / "mask.tif"), "--csv", str(tmp_path / "b.csv")] + (["-q"] if how == "-q" else [])
+    assert main(args) == 0
+    assert "analyze:" not in capsys.readouterr().err
