@@ -1,6 +1,8 @@
 """Matching on hand-made label volumes: every status, by overlap and by distance."""
 
 import numpy as np
+import pytest
+from scipy import ndimage
 
 from tomoseg.objects import measure_objects
 from tomoseg.track.matching import MatchOptions, carry_labels, match
@@ -93,3 +95,31 @@ def test_merge_of_two_equal_objects_sums_both():
     assert list(t["status"]) == ["merged", "merged"]
     v = tb["volume_vox"]
     assert t["delta_volume_nm3"][0] == ta["volume_vox"][0] - v[0] - v[1]
+
+
+@pytest.mark.parametrize("block", [(5, 9, 11), (64, 256, 256)], ids=["small-blocks", "one-block"])
+def test_carried_overlaps_block_by_block_equal_the_whole_volume_carried(tmp_path, block):
+    """Carried block by block, each block from its own crop of BEFORE labels on disk (Zarr), the overlaps and
+    carried counts equal those of the whole volume carried at once, under a rotation about every axis (and
+    different shapes of the two scans)."""
+    import zarr
+
+    from tomoseg.objects import overlap_pairs
+    from tomoseg.track.matching import carried_overlaps
+    from tomoseg.track.registration import _rotation_z
+
+    rng = np.random.default_rng(3)
+    before = ndimage.label(ndimage.uniform_filter(rng.random((24, 40, 36)), 3) > 0.55)[0].astype(np.uint32)
+    after = ndimage.label(ndimage.uniform_filter(rng.random((22, 38, 42)), 3) > 0.55)[0].astype(np.uint32)
+    tilt = np.eye(4)
+    c, s = np.cos(np.radians(4)), np.sin(np.radians(4))
+    tilt[:2, :2] = [[c, -s], [s, c]]  # about x
+    m = _rotation_z(23.0, np.array(before.shape) / 2) @ tilt
+    m[:3, 3] += (1.3, -2.4, 3.1)
+    store = zarr.open_array(str(tmp_path / "b.zarr"), mode="w", shape=before.shape, chunks=(8, 8, 8), dtype="u4")
+    store[:] = before
+    whole = carry_labels(before, m, after.shape)
+    overlaps, carried = carried_overlaps(store, after, m, block=block, threads=2)
+    assert overlaps and overlaps == overlap_pairs(after, whole)
+    ids, n = np.unique(whole[whole > 0], return_counts=True)
+    assert carried == dict(zip(ids.tolist(), n.tolist()))

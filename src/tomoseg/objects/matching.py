@@ -15,14 +15,23 @@ from ..errors import TomosegError
 RADIUS_BINS = (0, 2, 3, 4, 5, 6, 8, np.inf)
 
 
-def overlap_pairs(pred_labels: np.ndarray, true_labels: np.ndarray) -> dict:
-    """{(pred, true): shared voxels} for one block (sum blocks for volumes larger than memory)."""
+def overlap_counts(pred_labels: np.ndarray, true_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Shared voxels of one block as sorted keys ``pred << 32 | true`` (int64) and their counts (for summing
+    over blocks; :func:`pairs_of` makes the dict)."""
     both = (pred_labels > 0) & (true_labels > 0)
-    if not both.any():
-        return {}
     key = pred_labels[both].astype(np.int64) << 32 | true_labels[both].astype(np.int64)
     keys, counts = np.unique(key, return_counts=True)
-    return {(int(k >> 32), int(k & 0xFFFFFFFF)): int(c) for k, c in zip(keys, counts)}
+    return keys, counts.astype(np.int64)
+
+
+def pairs_of(keys: np.ndarray, counts: np.ndarray) -> dict:
+    """{(pred, true): shared voxels} from :func:`overlap_counts`' keys and counts."""
+    return {(k >> 32, k & 0xFFFFFFFF): c for k, c in zip(keys.tolist(), counts.tolist())}
+
+
+def overlap_pairs(pred_labels: np.ndarray, true_labels: np.ndarray) -> dict:
+    """{(pred, true): shared voxels} for one block (sum blocks for volumes larger than memory)."""
+    return pairs_of(*overlap_counts(pred_labels, true_labels))
 
 
 def match_objects(pred: dict, truth: dict, overlaps: dict, *, distance_vox: float = 2.0) -> dict:

@@ -1,7 +1,9 @@
 """Match the objects of two scans after registration: one to one, then merges and splits.
 
-1. The BEFORE labels are carried into the AFTER grid through the transform (nearest neighbour, slab by
-   slab) and their voxel overlaps with the AFTER labels counted (:func:`tomoseg.objects.overlap_pairs`).
+1. The BEFORE labels are carried into the AFTER grid through the transform (nearest neighbour, block by
+   block of the AFTER grid, each from the crop of the BEFORE labels it needs, on worker threads) and their voxel
+   overlaps with the AFTER labels counted (:func:`carried_overlaps`). The labels may be arrays or volumes on
+   disk (Zarr): memory holds a few blocks, whatever the scans' size.
 2. **One to one**: a BEFORE and an AFTER object may pair if they overlap or if their centroids (BEFORE's
    carried through the transform) lie within ``tolerance_nm``. Pairs are chosen by an optimal assignment
    (``scipy.optimize.linear_sum_assignment``, one connected group of candidates at a time) maximizing
@@ -25,7 +27,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.sparse.csgraph import connected_components
 
 from ..errors import TomosegError
-from ..objects import overlap_pairs
+from ..objects.matching import overlap_counts, pairs_of
 from .registration import apply, fit_transform
 
 STATUSES = ("persisting", "appeared", "vanished", "merged", "split")
@@ -222,17 +224,94 @@ def refine_on_objects(before: dict, after: dict, links: list, matrix, *, voxel_s
                "residual_nm": float(np.sqrt(np.mean(res[keep] ** 2)))}
 
 
-def match(before_labels: np.ndarray, after_labels: np.ndarray, before: dict, after: dict, matrix, *,
-          voxel_size=None, options: MatchOptions | None = None) -> tuple[list, dict]:
+def _preimage(inv: np.ndarray, region, shape_before) -> tuple | None:
+    """The crop of the BEFORE grid that the AFTER ``region`` reads (nearest neighbour), None if outside."""
+    lo_q = np.array([r.start for r in region], float)
+    hi_q = np.array([r.stop - 1 for r in region], float)
+    corners = np.array([[a[0], b[1], c[2]] for a in (lo_q, hi_q) for b in (lo_q, hi_q) for c in (lo_q, hi_q)])
+    src = apply(inv, corners)
+    lo = np.maximum(np.floor(src.min(axis=0)).astype(int) - 1, 0)
+    hi = np.minimum(np.ceil(src.max(axis=0)).astype(int) + 2, np.asarray(shape_before))
+    if np.any(hi <= lo):
+        return None
+    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+
+
+def _sum_by_key(keys: list, counts: list) -> tuple[np.ndarray, np.ndarray]:
+    if not keys:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    k, inverse = np.unique(np.concatenate(keys), return_inverse=True)
+    return k, np.bincount(inverse, weights=np.concatenate(counts), minlength=len(k)).astype(np.int64)
+
+
+def carried_overlaps(before_labels, after_labels, matrix, *, block=(64, 256, 256), threads: int | None = None,
+                     progress=None) -> tuple[dict, dict]:
+    """Overlaps ``{(after, before): voxels}`` of the BEFORE labels carried into the AFTER grid with the AFTER
+    labels, and ``{before: voxels carried}``, block by block of the AFTER grid.
+
+    ``before_labels`` and ``after_labels`` are arrays or anything sliced like one (a Zarr array, a
+    :class:`~tomoseg.io.Volume`): each block reads its AFTER labels and the crop of the BEFORE labels it maps
+    from, so memory holds a few blocks whatever the scans' size. A carried voxel is
+    ``before_labels[round(M⁻¹ q)]`` as in :func:`carry_labels` (the same up to the rounding of coordinates
+    that fall within 1e-9 of half a voxel). ``progress`` gets each block's voxels.
+    """
+    from ..io.blocks import read_ahead, worker_threads
+    from ..objects.labelling import _chunk_slices
+
+    inv = np.linalg.inv(np.asarray(matrix, float))
+    shape_a, shape_b = tuple(after_labels.shape), tuple(before_labels.shape)
+    block = tuple(min(int(b), s) for b, s in zip(block, shape_a))
+
+    def count(region):  # on a worker thread: this block's overlaps and carried voxels, as (keys, counts)
+        crop = _preimage(inv, region, shape_b)
+        if crop is None:
+            return _empty_pairs(), _empty_pairs()
+        carried = _carry(before_labels, crop, inv, region)
+        ids, n = np.unique(carried[carried > 0], return_counts=True)
+        return overlap_counts(np.asarray(after_labels[region]), carried), (ids.astype(np.int64), n)
+
+    pair_keys, pair_counts, ids, counts = [], [], [], []
+    regions = _chunk_slices(shape_a, block)
+    for region, ((k, n), (i, c)) in read_ahead(regions, count, threads=worker_threads(8) if threads is None
+                                                 else threads):
+        pair_keys.append(k)
+        pair_counts.append(n)
+        ids.append(i)
+        counts.append(c)
+        if progress is not None:
+            progress.update(int(np.prod([r.stop - r.start for r in region])))
+    overlaps = pairs_of(*_sum_by_key(pair_keys, pair_counts))
+    labels, c = _sum_by_key(ids, counts)
+    return overlaps, dict(zip(labels.tolist(), c.tolist()))
+
+
+def _carry(before_labels, crop, inv, region) -> np.ndarray:
+    """The BEFORE labels seen in the AFTER ``region``, from the ``crop`` of them it maps from."""
+    source = np.asarray(before_labels[crop])
+    if source.dtype != np.uint32:
+        source = source.astype(np.uint32)
+    q0 = np.array([r.start for r in region], float)
+    c0 = np.array([c.start for c in crop], float)
+    offset = inv[:3, :3] @ q0 + inv[:3, 3] - c0
+    return ndimage.affine_transform(source, inv[:3, :3], offset=offset, output_shape=tuple(r.stop - r.start
+                                                                                         for r in region),
+                                    order=0, mode="constant", cval=0, output=np.uint32)
+
+
+def _empty_pairs():
+    return np.zeros(0, np.int64), np.zeros(0, np.int64)
+
+
+def match(before_labels, after_labels, before: dict, after: dict, matrix, *, voxel_size=None,
+          options: MatchOptions | None = None, progress=None) -> tuple[list, dict]:
     """Links between the objects of two labelled scans, given the transform (BEFORE voxel → AFTER voxel).
 
+    The label images may be arrays or volumes on disk (see :func:`carried_overlaps`).
     Returns ``(links, info)``: links are ``(before labels, after labels, status)``; info has the overlaps.
     """
     options = options or MatchOptions()
     vs = tuple(voxel_size) if voxel_size is not None else (1.0, 1.0, 1.0)
-    carried = carry_labels(before_labels, matrix, after_labels.shape)
-    overlaps = overlap_pairs(after_labels, carried)
-    counts = np.bincount(carried.ravel(), minlength=int(before_labels.max()) + 1)
-    carried_voxels = {int(l): int(counts[l]) for l in before["label"] if l < len(counts)}
+    overlaps, counts = carried_overlaps(before_labels, after_labels, matrix, progress=progress)
+    carried_voxels = {int(l): int(counts.get(int(l), 0)) for l in before["label"]}
     links = pair_objects(before, after, overlaps, carried_voxels, matrix, voxel_size=vs, options=options)
     return links, {"overlaps": overlaps, "carried_voxels": carried_voxels}
