@@ -91,3 +91,36 @@ def test_phantom_pair_needs_its_labels(tmp_path, capsys):
     code = main(["phantom", str(tmp_path / "b.tif"), "--labels", str(tmp_path / "bl.tif"), "--pair",
                  str(tmp_path / "a.tif"), "--shape", "24", "96", "96"])
     assert code == 1 and "--pair-labels" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("labels", [True, False], ids=["labels", "segmented"])
+def test_track_of_scans_larger_than_memory_writes_what_in_memory_writes(phantom_pair, tmp_path, monkeypatch, capsys,
+                                                                       labels):
+    """Above ``in_memory_voxels`` the CLI labels, measures and matches chunk by chunk, and without labels first
+    segments both scans with ``segment`` into OUT (kept there): matches.csv and the match-ID image are those of
+    the in-memory run; the labels kept on disk are gone afterwards."""
+    import dataclasses
+    import tempfile
+
+    from tomoseg.cli import track as cli_track
+
+    d = phantom_pair
+    argv = ["track", str(d / "before.tif"), str(d / "after.tif"), "--transform", str(d / "truth.json")]
+    if labels:
+        argv += ["--before-labels", str(d / "before_labels.tif"), "--after-labels", str(d / "after_labels.tif")]
+    assert main(argv + ["--out", str(tmp_path / "memory"), "-q"]) == 0
+    plain = cli_track._options
+    monkeypatch.setattr(cli_track, "_options", lambda args: dataclasses.replace(plain(args), in_memory_voxels=10_000,
+                                                                              chunks=(16, 48, 48)))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # where the labels are kept
+    (tmp_path / "tmp").mkdir()
+    assert main(argv + ["--out", str(tmp_path / "chunked")]) == 0
+    err = capsys.readouterr().err
+    assert "track: 100%" in err and "match IDs: 100%" in err
+    assert (tmp_path / "chunked" / "matches.csv").read_text() == (tmp_path / "memory" / "matches.csv").read_text()
+    assert np.array_equal(read_volume(str(tmp_path / "chunked" / "after_match_ids.tif")),
+                          read_volume(str(tmp_path / "memory" / "after_match_ids.tif")))
+    assert not list((tmp_path / "tmp").iterdir())
+    probability = [(tmp_path / "chunked" / f"{s}_probability.zarr").exists() for s in ("before", "after")]
+    assert probability == [not labels] * 2

@@ -141,3 +141,44 @@ def test_no_objects_and_one_that_vanished(tmp_path):
     assert result.summary["objects_by_status"]["vanished"]["events"] == 1
     paths = write_tracking(result, tmp_path / "one", shape=img.shape)
     assert paths["html"].read_text().count("<img") == 3
+
+
+@pytest.mark.parametrize("given", ["labels", "mask", "probability"])
+def test_scans_larger_than_memory_track_as_in_memory(tmp_path, given):
+    """Scans above ``in_memory_voxels`` are labelled, measured and matched chunk by chunk from volumes on disk
+    (never read whole): the same links, measures and match-ID image as in memory, from a label image (its IDs
+    kept), a mask or a probability map; the labels kept on disk are gone after ``discard``."""
+    import dataclasses
+    import tempfile
+
+    from tomoseg.io import open_volume, write_volume
+    from tomoseg.track import TrackOptions
+
+    pair = make_phantom_pair((40, 128, 144), rng=3, object_fraction=0.02)
+    files = {}
+    for scan in ("before", "after"):
+        data = getattr(pair, scan)
+        source = {"labels": data["instances"], "mask": data["labels"],
+                  "probability": np.where(data["labels"] > 0, 200, 40).astype(np.uint8)}[given]
+        write_volume(tmp_path / f"{scan}.zarr", data["image"], chunks=(16, 32, 32))
+        write_volume(tmp_path / f"{scan}_labels.zarr", source, chunks=(16, 32, 32))
+        files[scan] = (open_volume(tmp_path / f"{scan}.zarr"), open_volume(tmp_path / f"{scan}_labels.zarr"))
+    whole = track(files["before"][0][:, :, :], files["after"][0][:, :, :], before_labels=files["before"][1][:, :, :],
+                  after_labels=files["after"][1][:, :, :], voxel_size=VS, transform=pair.matrix)
+    small = dataclasses.replace(TrackOptions(), in_memory_voxels=1000, chunks=(16, 48, 40))
+    work = tmp_path / "work"
+    work.mkdir()
+    chunked = track(files["before"][0], files["after"][0], before_labels=files["before"][1],
+                    after_labels=files["after"][1], voxel_size=VS, transform=pair.matrix, options=small,
+                    workdir=work)
+    assert not isinstance(chunked.after_labels, np.ndarray)  # read from disk, block by block
+    assert len(whole.matches["match_id"]) > 50 and set(whole.matches) == set(chunked.matches)
+    for column, values in whole.matches.items():
+        if values.dtype == object:
+            assert list(values) == list(chunked.matches[column]), column
+        else:
+            np.testing.assert_allclose(chunked.matches[column], values, rtol=1e-9, err_msg=column)
+    assert np.array_equal(chunked.after_match_ids, whole.after_match_ids)
+    assert chunked.summary["objects_by_status"] == whole.summary["objects_by_status"]
+    chunked.discard()
+    assert not list(work.iterdir()) and not list(tmp_path.glob(f"{tempfile.gettempprefix()}*"))

@@ -61,8 +61,10 @@ def read_transform(path) -> np.ndarray:
 
 
 def _run_track(args) -> int:
-    from ..io import open_volume, read_volume
-    from ..track import MatchOptions, RegistrationOptions, TrackOptions, track, write_tracking
+    from ..io import open_volume
+    from ..progress import progress_bar
+    from ..track import track
+    from . import progress_enabled
 
     out = check_result_folder(args.out, overwrite=args.overwrite)
     if (args.before_labels is None) != (args.after_labels is None):
@@ -81,17 +83,64 @@ def _run_track(args) -> int:
     if vs is None:
         print("tomoseg: note: voxel size unknown; nm columns use 1 nm voxels. Pass --voxel-size Z Y X.",
               file=sys.stderr)
+    labels = []
     for name, path, img in (("--before-labels", args.before_labels, vb), ("--after-labels", args.after_labels, va)):
-        if path and tuple(open_volume(path).shape) != tuple(img.shape):
-            raise TomosegError(f"{path} ({name}) differs in shape from its image {tuple(img.shape)}")
-    options = TrackOptions(
+        if path:
+            labels.append(open_volume(path))
+            if tuple(labels[-1].shape) != tuple(img.shape):
+                raise TomosegError(f"{path} ({name}) differs in shape from its image {tuple(img.shape)}")
+    options = _options(args)
+    if not labels and max(vb.size, va.size) > options.in_memory_voxels:
+        labels = _segment_scans(args, out, vs)  # too large to segment in memory: probability maps in OUT
+    bar = progress_bar(progress_enabled(args), vb.size + 2 * va.size, desc="track")  # label both, match
+    try:
+        result = track(vb, va, before_labels=labels[0] if labels else None,
+                       after_labels=labels[1] if labels else None, voxel_size=vs, transform=transform,
+                       model=args.model, options=options, progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    try:
+        return _finish_track(args, out, result, truth, vb, va, vs)
+    finally:
+        result.discard()
+
+
+def _options(args):
+    from ..track import MatchOptions, RegistrationOptions, TrackOptions
+
+    return TrackOptions(
         registration=RegistrationOptions(similarity=args.similarity, max_rotation_deg=args.max_rotation),
         matching=MatchOptions(tolerance_nm=args.tolerance_nm, min_voxels=args.min_voxels),
         refine_on_objects=not args.no_refine, threshold=args.threshold)
-    before, after = vb.read(), va.read()
-    result = track(before, after, before_labels=read_volume(args.before_labels) if args.before_labels else None,
-                   after_labels=read_volume(args.after_labels) if args.after_labels else None, voxel_size=vs,
-                   transform=transform, model=args.model, options=options)
+
+
+def _segment_scans(args, out: Path, voxel_size) -> list:
+    """Scans too large to segment in memory are segmented by ``segment`` (streamed, tiled, on the GPU where
+    there is one) into OUT/before_probability.zarr and OUT/after_probability.zarr, kept as results."""
+    from ..inference import SegmentOptions, segment
+    from ..io import open_volume
+    from . import progress_enabled
+
+    make_result_folder(out, "track")
+    maps = []
+    for scan, path in (("before", args.before), ("after", args.after)):
+        prob = out / f"{scan}_probability.zarr"
+        segment(path, prob, model=args.model, options=SegmentOptions(threshold=args.threshold,
+                                                                      voxel_size=voxel_size,
+                                                                      overwrite=args.overwrite),
+                progress=progress_enabled(args))
+        maps.append(open_volume(prob))
+    return maps
+
+
+def _finish_track(args, out: Path, result, truth, before, after, vs) -> int:
+    """Score against a phantom's truth where given, write the results and say what was found."""
+    from ..io import read_volume
+    from ..progress import progress_bar
+    from ..track import write_tracking
+    from . import progress_enabled
+
     if truth is not None:
         from ..track.scoring import compare_with_truth
         from ..track.registration import apply, rotation_angle
@@ -102,7 +151,8 @@ def _run_track(args) -> int:
         for scan in ("before", "after"):  # the tool's labels -> the phantom's ids, where the truth names them
             ids = truth.get(f"{scan}_instances")
             if ids and Path(ids).exists():
-                maps[f"{scan}_map"] = label_map(getattr(result, f"{scan}_labels"), read_volume(ids))
+                maps[f"{scan}_map"] = label_map(np.asarray(getattr(result, f"{scan}_labels")[:, :, :]),
+                                                read_volume(ids))
         scores = compare_with_truth(result.matches, truth["matches"], min_voxels=args.min_voxels, **maps)
         m_true = np.asarray(truth["matrix"])
         corners = np.array([[z, y, x] for z in (0, before.shape[0] - 1) for y in (0, before.shape[1] - 1)
@@ -112,10 +162,16 @@ def _run_track(args) -> int:
                                                          - apply(m_true, corners)).max())
         result.summary["truth"] = scores
     make_result_folder(out, "track")
-    write_tracking(result, out, shape=before.shape, voxel_size=vs, labels_name=args.labels_out, overwrite=True,
-                   image=after,
-                   inputs={"before": str(args.before), "after": str(args.after), "before_labels": args.before_labels,
-                           "after_labels": args.after_labels, "transform": args.transform})
+    bar = progress_bar(progress_enabled(args), after.size, desc="match IDs")
+    try:
+        write_tracking(result, out, shape=before.shape, voxel_size=vs, labels_name=args.labels_out, overwrite=True,
+                       image=after, progress=bar,
+                       inputs={"before": str(args.before), "after": str(args.after),
+                               "before_labels": args.before_labels, "after_labels": args.after_labels,
+                               "transform": args.transform})
+    finally:
+        if bar is not None:
+            bar.close()
     c = result.summary["objects_by_status"]
     r = result.registration
     print(f"transform ({r.source}): rotation {r.rotation_angle_deg:.2f} deg, translation "

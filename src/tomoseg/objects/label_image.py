@@ -25,7 +25,8 @@ from ..errors import TomosegError
 from .analysis import AnalysisOptions, _Halved, _mask_of, is_probability
 from .labelling import _chunk_slices, label_chunked, label_objects
 
-__all__ = ["label_image", "write_label_image", "write_objects_ome_zarr", "object_colours", "label_dtype_for"]
+__all__ = ["label_image", "write_label_image", "write_objects_ome_zarr", "object_colours", "label_dtype_for",
+           "write_mapped"]
 
 
 def _lookup(table: dict, n_max: int) -> np.ndarray:
@@ -127,21 +128,31 @@ def write_label_image(volume, path, table: dict, *, options: AnalysisOptions | N
 
 def _write_mapped(store, count: int, path, table: dict, shape, dtype, chunks, voxel_size, overwrite: bool,
                   progress=None) -> None:
-    """The label store (uint32 Zarr, labels 1..count) written to ``path`` with the table's objects kept: each
-    chunk read and mapped on worker threads, written in order here (any format's writer); ``progress`` is
-    given each chunk's voxels."""
+    """The label store (uint32 Zarr, labels 1..count) written to ``path`` with the table's objects kept."""
     import zarr
 
-    from ..io import create_volume
-    from ..io.blocks import read_ahead, worker_threads
     from ..io.zarr_chunks import parallel_reader
 
-    lut = _lookup(table, count)
     src = parallel_reader(zarr.open_array(str(store), path="0", mode="r"))
     if tuple(src.shape) != tuple(shape):
         raise TomosegError(f"{store}: labels of shape {tuple(src.shape)}, not the volume's {tuple(shape)}")
+    write_mapped(src, _lookup(table, count), path, dtype=dtype, chunks=chunks, voxel_size=voxel_size,
+                 overwrite=overwrite, progress=progress)
+
+
+def write_mapped(labels, lookup: np.ndarray, path, *, dtype, chunks, voxel_size=None, overwrite: bool = False,
+                 progress=None) -> None:
+    """``lookup[labels]`` written to ``path`` (any format's writer) chunk by chunk: each chunk of ``labels``
+    (an array, or anything sliced like one) read and mapped on worker threads, written in order here;
+    ``progress`` is given each chunk's voxels."""
+    from ..io import create_volume
+    from ..io.blocks import read_ahead, worker_threads
+
+    shape = tuple(int(s) for s in labels.shape)
+    chunks = tuple(min(int(c), s) for c, s in zip(chunks, shape))
     with create_volume(path, shape, dtype, voxel_size=voxel_size, chunks=chunks, overwrite=overwrite) as w:
-        mapped = read_ahead(_chunk_slices(shape, chunks), lambda sl: lut[np.asarray(src[sl])].astype(dtype, copy=False),
+        mapped = read_ahead(_chunk_slices(shape, chunks),
+                            lambda sl: lookup[np.asarray(labels[sl])].astype(dtype, copy=False),
                             threads=worker_threads(8))
         for sl, block in mapped:
             w[sl] = block

@@ -90,10 +90,12 @@ def track_section(summary: dict, figs: dict) -> str:
 
 
 def write_tracking(result: Tracking, out_dir, *, shape=None, voxel_size=None, inputs: dict | None = None,
-                   labels_name: str = "after_match_ids.tif", overwrite: bool = False, image=None) -> dict:
+                   labels_name: str = "after_match_ids.tif", overwrite: bool = False, image=None,
+                   progress=None) -> dict:
     """Write everything about a tracking into ``out_dir`` (``image``: the AFTER scan, drawn behind the map);
-    returns {name: path}."""
-    from ..io import write_volume
+    returns {name: path}. The AFTER labels numbered by match ID are written chunk by chunk (TIFF: uint16, or
+    float32 past 65535 matches, for ImageJ; other formats uint32); ``progress`` is given their voxels."""
+    from ..objects.label_image import label_dtype_for, write_mapped
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -125,10 +127,10 @@ def write_tracking(result: Tracking, out_dir, *, shape=None, voxel_size=None, in
             f"</head><body><h1>tomoseg track</h1><p class='note'>tomoseg {__version__}; "
             f"{html.escape(json.dumps(inputs or {}))}</p>{track_section(summary, figs)}</body></html>")
     _write_text(out / "track.html", page)
-    ids = result.after_match_ids
-    if labels_name.lower().endswith((".tif", ".tiff")) and int(ids.max(initial=0)) < 2**16:
-        ids = ids.astype(np.uint16)  # TIFF viewers (ImageJ) read uint16, not uint32
-    write_volume(str(out / labels_name), ids, voxel_size=voxel_size, overwrite=overwrite)
+    lookup = result.match_id_lookup  # the AFTER labels numbered by match ID, written chunk by chunk
+    write_mapped(result.after_labels, lookup, out / labels_name,
+                 dtype=label_dtype_for(out / labels_name, int(lookup.max(initial=0))), chunks=(64, 256, 256),
+                 voxel_size=voxel_size, overwrite=overwrite, progress=progress)
     paths.update({"summary": out / "summary.json", "transform": out / "transform.json", "html": out / "track.html",
                   "labels": out / labels_name})
     return paths

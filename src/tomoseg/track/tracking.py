@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import TomosegError
-from ..objects import label_objects, measure_objects
+from ..objects import label_objects
 from ..objects.matching import RADIUS_BINS
 from .matching import STATUSES, MatchOptions, _edge_flags, match, refine_on_objects  # noqa: F401
 from .registration import Registration, RegistrationOptions, decompose, given_transform, register
+from .scans import IN_MEMORY_VOXELS, label_scan
 
 MEASURES = (("volume_vox", "volume_vox"), ("volume_nm3", "volume_nm3"), ("radius_vox", "equivalent_radius_vox"),
             ("radius_nm", "equivalent_radius_nm"), ("sphericity_mesh", "sphericity_mesh"),
@@ -32,38 +33,47 @@ class TrackOptions:
     refine_on_objects: bool = True   # refit the transform on persisting objects' centroids, then match again
     threshold: int = 127             # probability maps: object where value > threshold (0-255)
     connectivity: int = 26
+    in_memory_voxels: int = IN_MEMORY_VOXELS  # larger scans are labelled, measured and matched chunk by chunk
+    chunks: tuple = (128, 128, 128)  # of the labels kept on disk for larger scans
 
 
 @dataclass
 class Tracking:
     """What :func:`track` found: ``matches`` (one row per link), ``summary``, ``registration``, the object
-    tables of both scans, the label images the tables describe, and ``after_match_ids`` (AFTER labels replaced
-    by their match ID; uint32)."""
+    tables of both scans, and the label volumes the tables describe (arrays, or for scans larger than
+    ``TrackOptions.in_memory_voxels`` labels on disk until :meth:`discard`).
+
+    ``match_id_lookup`` maps an AFTER label to its match ID; :attr:`after_match_ids` is the AFTER label image
+    so mapped, in memory (:func:`~tomoseg.track.write_tracking` writes it block by block)."""
 
     matches: dict
     summary: dict
     registration: Registration
     before: dict
     after: dict
-    after_match_ids: np.ndarray
     seconds: dict = field(default_factory=dict)
-    before_labels: np.ndarray | None = field(default=None, repr=False)
-    after_labels: np.ndarray | None = field(default=None, repr=False)
+    before_labels: object = field(default=None, repr=False)
+    after_labels: object = field(default=None, repr=False)
+    scans: tuple = field(default=(), repr=False)
+
+    @property
+    def match_id_lookup(self) -> np.ndarray:
+        top = int(self.after["label"].max(initial=0))
+        return match_id_lookup(self.matches, top)
+
+    @property
+    def after_match_ids(self) -> np.ndarray:
+        """The AFTER labels with each object's match ID (uint32; 0 stays background), in memory."""
+        return self.match_id_lookup[np.asarray(self.after_labels[:, :, :])]
+
+    def discard(self) -> None:
+        """Remove the labels kept on disk for a scan larger than memory (after writing the outputs)."""
+        for scan in self.scans:
+            scan.discard()
 
 
-def as_labels(data, *, threshold: int = 127, connectivity: int = 26) -> np.ndarray:
-    """Instance labels from a label image (wider than uint8), a mask (0/1, bool) or a uint8 probability map."""
-    data = np.asarray(data)
-    if data.ndim != 3:
-        raise TomosegError(f"labels must be 3D (z, y, x), got shape {data.shape}")
-    if data.dtype == bool or (data.dtype == np.uint8 and data.max() <= 1):
-        return label_objects(data, connectivity=connectivity)[0]
-    if data.dtype == np.uint8:
-        return label_objects(data > threshold, connectivity=connectivity)[0]
-    if not np.issubdtype(data.dtype, np.integer) or data.min() < 0:
-        raise TomosegError(f"labels of dtype {data.dtype}: give a mask, a uint8 probability map or non-negative "
-                           "integer labels")
-    return data.astype(np.uint32, copy=False)
+def _whole(volume) -> np.ndarray:
+    return volume if isinstance(volume, np.ndarray) else volume[:, :, :]
 
 
 def segment_labels(image: np.ndarray, *, model=None, threshold: int = 127, connectivity: int = 26) -> np.ndarray:
@@ -76,21 +86,26 @@ def segment_labels(image: np.ndarray, *, model=None, threshold: int = 127, conne
 
 
 def track(before, after, *, before_labels=None, after_labels=None, voxel_size=None, transform=None,
-          model=None, options: TrackOptions | None = None) -> Tracking:
+          model=None, options: TrackOptions | None = None, workdir=None, progress=None) -> Tracking:
     """Follow every object from the BEFORE scan to the AFTER scan.
 
     Parameters
     ----------
-    before, after : ndarray (z, y, x)
+    before, after : ndarray or Volume (z, y, x)
         Gray-value images of the two scans.
-    before_labels, after_labels : ndarray, optional
+    before_labels, after_labels : ndarray or Volume, optional
         Label images, masks or uint8 probability maps. Without them both images are segmented with the
-        same ``model`` (default: the shipped one) and threshold.
+        same ``model`` (default: the shipped one) and threshold, in memory. Scans larger than
+        ``options.in_memory_voxels`` are never read whole: they are labelled, measured and matched chunk by
+        chunk, their labels kept in ``workdir`` (default: the temporary folder) until
+        :meth:`Tracking.discard`.
     voxel_size : (z, y, x) nm, optional
         Of both scans (the nm columns use 1 nm voxels without it).
     transform : 4 × 4 array, optional
         BEFORE voxel → AFTER voxel; skips the registration.
     options : TrackOptions, optional
+    progress : optional
+        Given voxels as the scans are labelled and matched (``update(n)``): each scan's, then the AFTER scan's.
 
     Returns
     -------
@@ -108,59 +123,74 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
     options = options or TrackOptions()
     t = {}
     t0 = time.perf_counter()
-    before, after = np.asarray(before), np.asarray(after)
-    if before.ndim != 3 or after.ndim != 3:
-        raise TomosegError(f"images must be 3D (z, y, x), got {before.shape} and {after.shape}")
+    if not isinstance(before, np.ndarray) and not hasattr(before, "path"):
+        before, after = np.asarray(before), np.asarray(after)
+    if len(before.shape) != 3 or len(after.shape) != 3:
+        raise TomosegError(f"images must be 3D (z, y, x), got {tuple(before.shape)} and {tuple(after.shape)}")
+    shape_b, shape_a = tuple(before.shape), tuple(after.shape)
     for name, img, lab in (("BEFORE", before, before_labels), ("AFTER", after, after_labels)):
-        if lab is not None and tuple(np.shape(lab)) != img.shape:
-            raise TomosegError(f"{name} labels {tuple(np.shape(lab))} and image {img.shape} differ in shape")
+        if lab is not None and tuple(np.shape(lab)) != tuple(img.shape):
+            raise TomosegError(f"{name} labels {tuple(np.shape(lab))} and image {tuple(img.shape)} differ in shape")
     if (before_labels is None) != (after_labels is None):
         raise TomosegError("give labels for both scans, or for neither (then both are segmented with one model)")
+    if before_labels is None:
+        largest = max(int(np.prod(shape_b, dtype=np.int64)), int(np.prod(shape_a, dtype=np.int64)))
+        if largest > options.in_memory_voxels:
+            raise TomosegError(f"scans of {largest} voxels are segmented out of memory: segment both first "
+                               "(tomoseg segment, or the track command does it) and give the probability maps as "
+                               "before_labels and after_labels")
     vs = tuple(float(v) for v in voxel_size) if voxel_size is not None else None
     vs1 = vs or (1.0, 1.0, 1.0)
     if transform is None:
         reg = register(before, after, voxel_size=vs1, options=options.registration)
     else:
-        reg = given_transform(transform, before.shape)
+        reg = given_transform(transform, shape_b)
     t["registration_s"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     if before_labels is None:
-        lb = segment_labels(before, model=model, threshold=options.threshold, connectivity=options.connectivity)
-        la = segment_labels(after, model=model, threshold=options.threshold, connectivity=options.connectivity)
-    else:
-        lb = as_labels(before_labels, threshold=options.threshold, connectivity=options.connectivity)
-        la = as_labels(after_labels, threshold=options.threshold, connectivity=options.connectivity)
-    tb = measure_objects(lb, intensity=before, voxel_size=vs)
-    ta = measure_objects(la, intensity=after, voxel_size=vs)
-    t["labels_and_measures_s"] = time.perf_counter() - t1
-    t2 = time.perf_counter()
-    matrix = reg.matrix
-    links, _ = match(lb, la, tb, ta, matrix, voxel_size=vs1, options=options.matching)
-    refit = {}
-    if options.refine_on_objects and reg.source == "estimated":
-        matrix, refit = refine_on_objects(tb, ta, links, matrix, voxel_size=vs1,
-                                          similarity=options.registration.similarity,
-                                          min_voxels=options.matching.min_voxels)
-        if refit.get("used", 0):
-            links, _ = match(lb, la, tb, ta, matrix, voxel_size=vs1, options=options.matching)
-            image_matrix = reg.matrix
-            parts = decompose(matrix, before.shape)
-            reg.coarse["image_matrix"] = image_matrix.tolist()
-            reg.matrix = matrix
-            reg.rotation_deg, reg.rotation_angle_deg = parts["rotation_deg"], parts["rotation_angle_deg"]
-            reg.translation_vox, reg.scale = parts["translation_vox"], parts["scale"]
-            reg.source = "estimated, refined on objects"
-    reg.coarse["objects_refit"] = refit
-    t["matching_s"] = time.perf_counter() - t2
-    edge_b, edge_a = _edge_flags(tb, ta, matrix, before.shape, after.shape, options.matching.border_margin_vox)
-    table = link_table(links, tb, ta, edge_b, edge_a, matrix, voxel_size=vs1,
-                       min_voxels=options.matching.min_voxels)
-    ids = match_id_image(la, table)
-    summary = summarize_tracking(table, reg, voxel_size=vs)
+        before_labels = segment_labels(_whole(before), model=model, threshold=options.threshold,
+                                       connectivity=options.connectivity)
+        after_labels = segment_labels(_whole(after), model=model, threshold=options.threshold,
+                                      connectivity=options.connectivity)
+    scans = []
+    try:
+        for image, labels in ((before, before_labels), (after, after_labels)):
+            scans.append(label_scan(image, labels, voxel_size=vs, threshold=options.threshold,
+                                    connectivity=options.connectivity, in_memory_voxels=options.in_memory_voxels,
+                                    chunks=options.chunks, workdir=workdir, progress=progress))
+        (tb, lb), (ta, la) = ((s.table, s.labels) for s in scans)
+        t["labels_and_measures_s"] = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        matrix = reg.matrix
+        links, _ = match(lb, la, tb, ta, matrix, voxel_size=vs1, options=options.matching, progress=progress)
+        refit = {}
+        if options.refine_on_objects and reg.source == "estimated":
+            matrix, refit = refine_on_objects(tb, ta, links, matrix, voxel_size=vs1,
+                                              similarity=options.registration.similarity,
+                                              min_voxels=options.matching.min_voxels)
+            if refit.get("used", 0):
+                links, _ = match(lb, la, tb, ta, matrix, voxel_size=vs1, options=options.matching)
+                image_matrix = reg.matrix
+                parts = decompose(matrix, shape_b)
+                reg.coarse["image_matrix"] = image_matrix.tolist()
+                reg.matrix = matrix
+                reg.rotation_deg, reg.rotation_angle_deg = parts["rotation_deg"], parts["rotation_angle_deg"]
+                reg.translation_vox, reg.scale = parts["translation_vox"], parts["scale"]
+                reg.source = "estimated, refined on objects"
+        reg.coarse["objects_refit"] = refit
+        t["matching_s"] = time.perf_counter() - t2
+        edge_b, edge_a = _edge_flags(tb, ta, matrix, shape_b, shape_a, options.matching.border_margin_vox)
+        table = link_table(links, tb, ta, edge_b, edge_a, matrix, voxel_size=vs1,
+                           min_voxels=options.matching.min_voxels)
+        summary = summarize_tracking(table, reg, voxel_size=vs)
+    except BaseException:
+        for scan in scans:
+            scan.discard()
+        raise
     t["total_s"] = time.perf_counter() - t0
     summary["seconds"] = t
-    return Tracking(matches=table, summary=summary, registration=reg, before=tb, after=ta, after_match_ids=ids,
-                    seconds=t, before_labels=lb, after_labels=la)
+    return Tracking(matches=table, summary=summary, registration=reg, before=tb, after=ta, seconds=t,
+                    before_labels=lb, after_labels=la, scans=tuple(scans))
 
 
 def link_table(links, before: dict, after: dict, edge_b, edge_a, matrix, *, voxel_size, min_voxels: int = 8) -> dict:
@@ -244,12 +274,17 @@ def group_volumes(table: dict, rows, column: str = "volume_nm3") -> tuple[float,
     return out[0], out[1]
 
 
+def match_id_lookup(table: dict, max_label: int) -> np.ndarray:
+    """AFTER label → match ID (uint32; 0 stays background), for labels up to ``max_label``."""
+    has = table["after_label"] > 0
+    lookup = np.zeros(max(int(max_label), int(table["after_label"].max(initial=0))) + 1, np.uint32)
+    lookup[table["after_label"][has]] = table["match_id"][has]
+    return lookup
+
+
 def match_id_image(after_labels: np.ndarray, table: dict) -> np.ndarray:
     """The AFTER labels with each object's match ID (0 stays background)."""
-    lookup = np.zeros(int(after_labels.max()) + 1, np.uint32)
-    has = table["after_label"] > 0
-    lookup[table["after_label"][has]] = table["match_id"][has]
-    return lookup[after_labels]
+    return match_id_lookup(table, int(after_labels.max(initial=0)))[after_labels]
 
 
 SIZE_CLASSES_VOX = RADIUS_BINS  # equivalent radius, voxels (the evaluation's bins)

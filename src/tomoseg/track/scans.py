@@ -1,0 +1,143 @@
+"""Label and measure one scan for :func:`~tomoseg.track.track`: in memory where it fits, else chunk by chunk.
+
+A scan of at most ``in_memory_voxels`` is read whole, labelled and measured in memory. A larger one never is:
+
+- a mask or a uint8 probability map is labelled and measured by :func:`tomoseg.objects.analyze` chunk by chunk,
+  which keeps its label volume on disk (a Zarr store in a temporary folder) for the matching;
+- a label image (integers wider than uint8) keeps its own IDs: one pass finds each object's box, then objects
+  are measured from crops (as ``analyze`` measures a large volume).
+
+Either way the table has every object (``touches_border`` flagged, none dropped) and the labels are an array
+or anything sliced like one, which :func:`~tomoseg.track.matching.carried_overlaps` reads block by block.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import TomosegError
+from ..objects import label_objects, measure_objects
+from ..objects.analysis import AnalysisOptions, KeptLabels, _Bounds, _measure_chunked, analyze
+
+IN_MEMORY_VOXELS = 64 * 2**20
+
+
+@dataclass
+class LabelledScan:
+    """A scan's objects (``table``: every object, one row each) and the label volume they were measured
+    from (``labels``: an ndarray, the user's label volume, or a Zarr array of labels ``kept`` on disk until
+    :meth:`discard`)."""
+
+    table: dict
+    labels: object
+    kept: KeptLabels | None = None
+
+    def discard(self) -> None:
+        if self.kept is not None:
+            self.kept.discard()
+            self.kept = None
+
+
+def is_label_image(data) -> bool:
+    """Integers wider than uint8 (uint16, uint32, int64 …): object IDs, not a mask or a probability map."""
+    dtype = np.dtype(data.dtype)
+    return dtype != bool and np.issubdtype(dtype, np.integer) and dtype.itemsize > 1
+
+
+def as_labels(data, *, threshold: int = 127, connectivity: int = 26) -> np.ndarray:
+    """Instance labels from a label image (wider than uint8), a mask (0/1, bool) or a uint8 probability map."""
+    data = np.asarray(data)
+    if data.ndim != 3:
+        raise TomosegError(f"labels must be 3D (z, y, x), got shape {data.shape}")
+    if data.dtype == bool or (data.dtype == np.uint8 and data.max() <= 1):
+        return label_objects(data, connectivity=connectivity)[0]
+    if data.dtype == np.uint8:
+        return label_objects(data > threshold, connectivity=connectivity)[0]
+    if not np.issubdtype(data.dtype, np.integer) or data.min() < 0:
+        raise TomosegError(f"labels of dtype {data.dtype}: give a mask, a uint8 probability map or non-negative "
+                           "integer labels")
+    return data.astype(np.uint32, copy=False)
+
+
+def label_scan(image, labels, *, voxel_size=None, threshold: int = 127, connectivity: int = 26,
+               in_memory_voxels: int = IN_MEMORY_VOXELS, chunks=(128, 128, 128), workdir=None,
+               progress=None) -> LabelledScan:
+    """Label and measure one scan.
+
+    Parameters
+    ----------
+    image : ndarray or Volume
+        The gray-value image (each object's ``mean_gray``).
+    labels : ndarray or Volume
+        A label image, a mask or a uint8 probability map (object where > ``threshold``), of the image's shape.
+    in_memory_voxels : int
+        Larger scans are labelled and measured chunk by chunk (``chunks``), never read whole.
+    progress : optional
+        Given the scan's voxels as they are labelled (``update(n)``).
+    """
+    shape = tuple(int(s) for s in labels.shape)
+    size = int(np.prod(shape, dtype=np.int64))
+    if size <= in_memory_voxels:
+        lab = as_labels(labels[:, :, :], threshold=threshold, connectivity=connectivity)
+        table = measure_objects(lab, intensity=np.asarray(image[:, :, :]), voxel_size=voxel_size)
+        if progress is not None:
+            progress.update(size)
+        return LabelledScan(table, lab)
+    if is_label_image(labels):
+        return _given_labels(image, labels, voxel_size, chunks, progress)
+    if np.dtype(labels.dtype) not in (np.dtype(bool), np.dtype(np.uint8)):
+        raise TomosegError(f"labels of dtype {np.dtype(labels.dtype)}: give a mask, a uint8 probability map or "
+                           "non-negative integer labels")
+    options = AnalysisOptions(threshold=threshold, connectivity=connectivity, exclude_border=False, min_voxels=1,
+                              chunks=tuple(chunks), in_memory_voxels=0)
+    result = analyze(labels, intensity=image, voxel_size=voxel_size, options=options, workdir=workdir,
+                     progress=progress, keep_labels=True)
+    import zarr
+
+    from ..io.zarr_chunks import parallel_reader
+
+    try:
+        store = parallel_reader(zarr.open_array(str(result.labels.path), path="0", mode="r"))
+    except BaseException:
+        result.labels.discard()
+        raise
+    return LabelledScan(result.objects, store, result.labels)
+
+
+def _given_labels(image, labels, voxel_size, chunks, progress) -> LabelledScan:
+    """A label image larger than memory, its IDs kept: boxes in one pass over chunks, then crops measured."""
+    from ..io.blocks import read_ahead, worker_threads
+    from ..objects.labelling import _chunk_slices
+
+    shape = tuple(int(s) for s in labels.shape)
+    bounds = _Bounds(shape)
+    chunks = tuple(min(int(c), s) for c, s in zip(chunks, shape))
+
+    def boxes(region):  # on a worker thread
+        block = np.asarray(labels[region])
+        if np.issubdtype(block.dtype, np.signedinteger) and block.size and block.min() < 0:
+            raise TomosegError(f"labels hold negative values (in {region}): give non-negative integer labels")
+        if block.dtype.itemsize > 4 and block.size and block.max() >= 2**32:
+            raise TomosegError("labels hold IDs of 2^32 and above; renumber them (uint32)")
+        bounds(region, block)
+        return block.size
+
+    for _, n in read_ahead(_chunk_slices(shape, chunks), boxes, threads=worker_threads(8)):
+        if progress is not None:
+            progress.update(n)
+    present = np.flatnonzero(bounds.hi[:, 0] >= 0)
+    options = AnalysisOptions(chunks=chunks)
+    table = _measure_chunked(_AsUint32(labels), bounds.boxes(present), image, None, voxel_size, options)
+    return LabelledScan(table, _AsUint32(labels))
+
+
+class _AsUint32:
+    """A label volume read as uint32, region by region."""
+
+    def __init__(self, labels):
+        self.labels, self.shape, self.dtype = labels, tuple(labels.shape), np.dtype(np.uint32)
+
+    def __getitem__(self, key):
+        return np.asarray(self.labels[key]).astype(np.uint32, copy=False)
