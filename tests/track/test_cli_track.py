@@ -124,3 +124,36 @@ def test_track_of_scans_larger_than_memory_writes_what_in_memory_writes(phantom_
     assert not list((tmp_path / "tmp").iterdir())
     probability = [(tmp_path / "chunked" / f"{s}_probability.zarr").exists() for s in ("before", "after")]
     assert probability == [not labels] * 2
+
+
+@pytest.mark.slow
+def test_track_resume_reuses_finished_probability_maps(phantom_pair, tmp_path, monkeypatch, capsys):
+    """Scans segmented into OUT: ``--resume`` reuses a finished map (its provenance names the same input) and
+    segments only the one missing; the results equal the first run's. Without --resume or --overwrite the full
+    folder is refused."""
+    import dataclasses
+
+    from tomoseg.cli import track as cli_track
+    from tomoseg.inference import engine
+
+    d = phantom_pair
+    plain = cli_track._options
+    monkeypatch.setattr(cli_track, "_options", lambda args: dataclasses.replace(plain(args), in_memory_voxels=10_000,
+                                                                              chunks=(16, 48, 48)))
+    out = tmp_path / "run"
+    argv = ["track", str(d / "before.tif"), str(d / "after.tif"), "--transform", str(d / "truth.json"),
+            "--out", str(out), "-q"]
+    assert main(argv) == 0
+    first = (out / "matches.csv").read_text()
+    import shutil
+
+    shutil.rmtree(out / "after_probability.zarr")  # as if cut short before the AFTER scan was segmented
+    (out / "after_probability.zarr.provenance.json").unlink()
+    inputs = []
+    real = engine.segment
+    monkeypatch.setattr(engine, "segment", lambda path, *a, **k: inputs.append(str(path)) or real(path, *a, **k))
+    monkeypatch.setattr("tomoseg.inference.segment", engine.segment)
+    assert main(argv) == 1 and "--overwrite" in capsys.readouterr().err
+    assert main(argv + ["--resume"]) == 0
+    assert inputs == [str(d / "after.tif")]
+    assert "reusing" in capsys.readouterr().err and (out / "matches.csv").read_text() == first

@@ -44,6 +44,9 @@ def _track(sub):
                    help="a phantom pair's truth JSON (phantom --pair-truth): score the tracking")
     p.add_argument("--labels-out", default="after_match_ids.tif", metavar="NAME",
                    help="file name in OUT for the AFTER labels numbered by match ID (default after_match_ids.tif)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run in OUT: scans too large to segment in memory reuse their "
+                        "finished probability maps there and resume a segmentation cut short")
     voxel_size_arg(p)
     overwrite_arg(p)
     p.set_defaults(run=_run_track)
@@ -66,7 +69,7 @@ def _run_track(args) -> int:
     from ..track import track
     from . import progress_enabled
 
-    out = check_result_folder(args.out, overwrite=args.overwrite)
+    out = check_result_folder(args.out, overwrite=args.overwrite or args.resume)
     if (args.before_labels is None) != (args.after_labels is None):
         raise TomosegError("give --before-labels and --after-labels together, or neither (then both images are "
                            "segmented with the same model)")
@@ -126,12 +129,27 @@ def _segment_scans(args, out: Path, voxel_size) -> list:
     maps = []
     for scan, path in (("before", args.before), ("after", args.after)):
         prob = out / f"{scan}_probability.zarr"
-        segment(path, prob, model=args.model, options=SegmentOptions(threshold=args.threshold,
-                                                                      voxel_size=voxel_size,
-                                                                      overwrite=args.overwrite),
-                progress=progress_enabled(args))
+        record = _finished_map(prob, path) if args.resume else None
+        if record is not None:
+            print(f"tomoseg: reusing {prob}, segmented {record.get('started', '?')} with model "
+                  f"{str((record.get('model') or {}).get('sha256', '?'))[:12]}", file=sys.stderr)
+        else:
+            segment(path, prob, model=args.model,
+                    options=SegmentOptions(threshold=args.threshold, voxel_size=voxel_size,
+                                           overwrite=args.overwrite, resume=args.resume),
+                    progress=progress_enabled(args))
         maps.append(open_volume(prob))
     return maps
+
+
+def _finished_map(prob: Path, source) -> dict | None:
+    """The provenance of a probability map that ``segment`` finished from ``source``, else None."""
+    try:
+        record = json.loads(prob.with_name(prob.name + ".provenance.json").read_text())
+        same = Path(str(record["input"])).resolve() == Path(str(source)).resolve()
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return record if same and prob.exists() else None
 
 
 def _finish_track(args, out: Path, result, truth, before, after, vs) -> int:

@@ -123,7 +123,7 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
     options = options or TrackOptions()
     t = {}
     t0 = time.perf_counter()
-    if not isinstance(before, np.ndarray) and not hasattr(before, "path"):
+    if not hasattr(before, "shape") or not hasattr(after, "shape"):  # arrays, Volumes, Zarr arrays are sliced
         before, after = np.asarray(before), np.asarray(after)
     if len(before.shape) != 3 or len(after.shape) != 3:
         raise TomosegError(f"images must be 3D (z, y, x), got {tuple(before.shape)} and {tuple(after.shape)}")
@@ -136,9 +136,9 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
     if before_labels is None:
         largest = max(int(np.prod(shape_b, dtype=np.int64)), int(np.prod(shape_a, dtype=np.int64)))
         if largest > options.in_memory_voxels:
-            raise TomosegError(f"scans of {largest} voxels are segmented out of memory: segment both first "
-                               "(tomoseg segment, or the track command does it) and give the probability maps as "
-                               "before_labels and after_labels")
+            raise TomosegError(f"a scan of {largest} voxels is too large to segment in memory: segment both scans "
+                               "first (tomoseg.segment, or `tomoseg track` does it) and give the probability maps "
+                               "as before_labels and after_labels")
     vs = tuple(float(v) for v in voxel_size) if voxel_size is not None else None
     vs1 = vs or (1.0, 1.0, 1.0)
     if transform is None:
@@ -280,11 +280,6 @@ def match_id_lookup(table: dict, max_label: int) -> np.ndarray:
     lookup = np.zeros(max(int(max_label), int(table["after_label"].max(initial=0))) + 1, np.uint32)
     lookup[table["after_label"][has]] = table["match_id"][has]
     return lookup
-
-
-def match_id_image(after_labels: np.ndarray, table: dict) -> np.ndarray:
-    """The AFTER labels with each object's match ID (0 stays background)."""
-    return match_id_lookup(table, int(after_labels.max(initial=0)))[after_labels]
 
 
 SIZE_CLASSES_VOX = RADIUS_BINS  # equivalent radius, voxels (the evaluation's bins)
