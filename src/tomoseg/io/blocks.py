@@ -7,7 +7,9 @@ chunk rows along y and z) of bounded size, :func:`sample_blocks` picks an evenly
 :func:`sample_slabs` an evenly spread share of the layers of chunks along z (:func:`slab_blocks` cuts them
 into blocks), and
 :func:`read_blocks` reads any list of blocks with a few reads in flight (zarr, h5py and tifffile release the GIL
-while they decompress), so the reading overlaps whatever the caller does with each block.
+while they decompress), so the reading overlaps whatever the caller does with each block. :func:`chunk_regions`
+is the plain grid of equal chunks (the labelling, the label image, the pyramids and the tracking walk it), and
+:func:`read_ahead` runs any reads on worker threads.
 
 No PyTorch here.
 """
@@ -124,6 +126,20 @@ def slab_blocks(shape, slabs, chunks=None, *, max_voxels: int = 2**24, multiple:
                                      multiple=multiple):
             out.append((slice(bz.start + slab.start, bz.stop + slab.start), by, bx))
     return out
+
+
+def chunk_regions(shape, chunks) -> Iterator[tuple]:
+    """The regions (tuples of slices) of a grid of ``chunks`` over ``shape``, in raster order; the last along
+    each axis cut short at the volume's end.
+
+    Examples
+    --------
+    >>> [tuple((s.start, s.stop) for s in r) for r in chunk_regions((3, 2), (2, 2))]
+    [((0, 2), (0, 2)), ((2, 3), (0, 2))]
+    """
+    ranges = [range(0, s, c) for s, c in zip(shape, chunks)]
+    for start in itertools.product(*ranges):
+        yield tuple(slice(a, min(a + c, s)) for a, c, s in zip(start, chunks, shape))
 
 
 def worker_threads(limit: int) -> int:

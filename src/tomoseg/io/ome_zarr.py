@@ -21,7 +21,6 @@ versions stay readable (:mod:`.zarr_store` reads level 0 of any NGFF image).
 
 from __future__ import annotations
 
-import itertools
 import shutil
 from pathlib import Path
 
@@ -29,7 +28,7 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import TomosegError
-from .blocks import read_ahead, worker_threads
+from .blocks import chunk_regions, read_ahead, worker_threads
 from .zarr_chunks import parallel_reader, parallel_writer
 from .zarr_store import store_chunks, write_chunk
 
@@ -147,12 +146,6 @@ def pyramid_shapes(shape, chunks=DEFAULT_CHUNKS) -> list[tuple]:
     return shapes
 
 
-def _chunk_slices(shape, chunks):
-    ranges = [range(0, s, c) for s, c in zip(shape, chunks)]
-    for start in itertools.product(*ranges):
-        yield tuple(slice(a, min(a + c, s)) for a, c, s in zip(start, chunks, shape))
-
-
 def _multiscale_attrs(n_levels: int, voxel_size, name: str):
     """NGFF 0.5 multiscales metadata, built with ome-zarr-models (validated on construction)."""
     from ome_zarr_models.v05.axes import Axis
@@ -185,13 +178,13 @@ def _write_levels(group, source, shapes, dtype, chunks, method: str, progress=No
                                          dimension_names=["z", "y", "x"], overwrite=True))
     arrays = [store_chunks(a) for a in arrays]
     if source is not None:
-        for sl in _chunk_slices(shapes[0], arrays[0].chunks):
+        for sl in chunk_regions(shapes[0], arrays[0].chunks):
             write_chunk(arrays[0], sl, np.asarray(source[sl]).astype(dtype, copy=False))
             if progress is not None:
                 progress.update(int(np.prod([s.stop - s.start for s in sl])))
     for level in range(1, len(shapes)):
         src, dst = arrays[level - 1], arrays[level]
-        for sl in _chunk_slices(dst.shape, dst.chunks):
+        for sl in chunk_regions(dst.shape, dst.chunks):
             region = tuple(slice(2 * s.start, min(2 * s.stop, n)) for s, n in zip(sl, src.shape))
             write_chunk(dst, sl, reduce(np.asarray(src[region])))
 
@@ -342,7 +335,7 @@ def add_pyramid(path, *, method: str = "mean", chunks=None) -> int:
             region = tuple(slice(2 * s.start, min(2 * s.stop, n)) for s, n in zip(sl, prev.shape))  # event loop)
             write_chunk(out, sl, reduce(np.asarray(prev[region])))
 
-        for _ in read_ahead(list(_chunk_slices(arr.shape, arr.chunks)), block, threads=worker_threads(8)):
+        for _ in read_ahead(list(chunk_regions(arr.shape, arr.chunks)), block, threads=worker_threads(8)):
             pass
         prev = parallel_reader(arr)
     multiscale = _multiscale_attrs(len(shapes), voxel_size, ms[0].get("name") or Path(path).name.split(".")[0])

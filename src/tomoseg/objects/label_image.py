@@ -23,7 +23,8 @@ import numpy as np
 
 from ..errors import TomosegError
 from .analysis import AnalysisOptions, _Halved, _mask_of, is_probability
-from .labelling import _chunk_slices, label_chunked, label_objects
+from ..io.blocks import chunk_regions
+from .labelling import label_chunked, label_objects
 
 __all__ = ["label_image", "write_label_image", "write_objects_ome_zarr", "object_colours", "label_dtype_for",
            "write_mapped"]
@@ -151,7 +152,7 @@ def write_mapped(labels, lookup: np.ndarray, path, *, dtype, chunks, voxel_size=
     shape = tuple(int(s) for s in labels.shape)
     chunks = tuple(min(int(c), s) for c, s in zip(chunks, shape))
     with create_volume(path, shape, dtype, voxel_size=voxel_size, chunks=chunks, overwrite=overwrite) as w:
-        mapped = read_ahead(_chunk_slices(shape, chunks),
+        mapped = read_ahead(chunk_regions(shape, chunks),
                             lambda sl: lookup[np.asarray(labels[sl])].astype(dtype, copy=False),
                             threads=worker_threads(8))
         for sl, block in mapped:

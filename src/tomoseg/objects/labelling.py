@@ -17,6 +17,7 @@ from scipy import ndimage, sparse
 from scipy.sparse.csgraph import connected_components
 
 from ..errors import TomosegError
+from ..io.blocks import chunk_regions
 
 
 def structure(connectivity: int) -> np.ndarray:
@@ -45,12 +46,6 @@ def label_objects(mask, *, connectivity: int = 26) -> tuple[np.ndarray, int]:
     labels = np.zeros(mask.shape, np.uint32)
     n = ndimage.label(mask.astype(bool, copy=False), structure=structure(connectivity), output=labels)
     return labels, int(n)
-
-
-def _chunk_slices(shape, chunks):
-    ranges = [range(0, s, c) for s, c in zip(shape, chunks)]
-    for z, y, x in itertools.product(*ranges):
-        yield tuple(slice(a, min(a + c, s)) for a, c, s in zip((z, y, x), chunks, shape))
 
 
 def _neighbour_offsets(connectivity: int, axis: int):
@@ -185,7 +180,7 @@ def label_chunked(mask_volume, output_path, *, chunks=(128, 128, 128), connectiv
     shape = tuple(int(s) for s in mask_volume.shape)
     chunks = tuple(min(c, s) for c, s in zip(chunks, shape))
     st = structure(connectivity)
-    regions = list(_chunk_slices(shape, chunks))
+    regions = list(chunk_regions(shape, chunks))
     threads = label_threads() if threads is None else int(threads)
 
     def local(region) -> tuple[np.ndarray, int, np.ndarray]:  # on a worker thread: labels, count, the block read

@@ -255,8 +255,7 @@ def carried_overlaps(before_labels, after_labels, matrix, *, block=(64, 256, 256
     ``before_labels[round(M⁻¹ q)]`` as in :func:`carry_labels` (the same up to the rounding of coordinates
     that fall within 1e-9 of half a voxel). ``progress`` gets each block's voxels.
     """
-    from ..io.blocks import read_ahead, worker_threads
-    from ..objects.labelling import _chunk_slices
+    from ..io.blocks import chunk_regions, read_ahead, worker_threads
 
     inv = np.linalg.inv(np.asarray(matrix, float))
     shape_a, shape_b = tuple(after_labels.shape), tuple(before_labels.shape)
@@ -271,7 +270,7 @@ def carried_overlaps(before_labels, after_labels, matrix, *, block=(64, 256, 256
         return overlap_counts(np.asarray(after_labels[region]), carried), (ids.astype(np.int64), n)
 
     pair_keys, pair_counts, ids, counts = [], [], [], []
-    regions = _chunk_slices(shape_a, block)
+    regions = chunk_regions(shape_a, block)
     for region, ((k, n), (i, c)) in read_ahead(regions, count, threads=worker_threads(8) if threads is None
                                                  else threads):
         pair_keys.append(k)

@@ -108,8 +108,7 @@ def label_scan(image, labels, *, voxel_size=None, threshold: int = 127, connecti
 
 def _given_labels(image, labels, voxel_size, chunks, progress) -> LabelledScan:
     """A label image larger than memory, its IDs kept: boxes in one pass over chunks, then crops measured."""
-    from ..io.blocks import read_ahead, worker_threads
-    from ..objects.labelling import _chunk_slices
+    from ..io.blocks import chunk_regions, read_ahead, worker_threads
 
     shape = tuple(int(s) for s in labels.shape)
     bounds = _Bounds(shape)
@@ -124,7 +123,7 @@ def _given_labels(image, labels, voxel_size, chunks, progress) -> LabelledScan:
         bounds(region, block)
         return block.size
 
-    for _, n in read_ahead(_chunk_slices(shape, chunks), boxes, threads=worker_threads(8)):
+    for _, n in read_ahead(chunk_regions(shape, chunks), boxes, threads=worker_threads(8)):
         if progress is not None:
             progress.update(n)
     present = np.flatnonzero(bounds.hi[:, 0] >= 0)
