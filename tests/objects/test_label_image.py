@@ -167,3 +167,41 @@ def test_labels_kept_for_a_label_image_are_removed_when_analyze_fails(rng, tmp_p
         analyze(mask, options=AnalysisOptions(chunks=(16, 32, 32), in_memory_voxels=1000), keep_labels=True,
                 workdir=tmp_path, sample_mask=np.zeros(mask.shape, np.uint8))
     assert not list(tmp_path.glob("tomoseg-labels-*"))
+
+
+def test_cli_analyze_orthoslices_read_three_planes_at_any_size(rng, tmp_path, monkeypatch):
+    """The figure through the slice with the most object voxels comes from three planes of each volume (there
+    was a 2^28-voxel limit above which it was left out, because both volumes were read whole): chunked here,
+    with the slice and its count named in the caption."""
+    import dataclasses
+    import json
+
+    from tomoseg.cli import analysis as cli_analysis
+    from tomoseg.io import volume as volume_module
+
+    plain = cli_analysis._options
+    monkeypatch.setattr(cli_analysis, "_options",
+                        lambda args: dataclasses.replace(plain(args), in_memory_voxels=1000, chunks=(16, 32, 32)))
+    mask = blobs(rng)
+    image = (150 - 60 * mask + rng.normal(0, 5, mask.shape)).astype(np.uint8)
+    write_volume(tmp_path / "mask.zarr", mask, chunks=(8, 16, 16))
+    write_volume(tmp_path / "image.zarr", image, chunks=(8, 16, 16))
+    reads = []
+    real = volume_module.Volume.__getitem__
+    monkeypatch.setattr(volume_module.Volume, "__getitem__", lambda self, key: reads.append(
+        real(self, key).size) or real(self, key))
+    assert main(["analyze", str(tmp_path / "mask.zarr"), "--intensity", str(tmp_path / "image.zarr"),
+                 "--out", str(tmp_path / "out"), "-q"]) == 0
+    assert max(reads) <= 16 * 32 * 32  # chunks and planes, never a whole volume
+    z = int(np.argmax(mask.sum(axis=(1, 2))))
+    captions = json.loads((tmp_path / "out" / "figures" / "captions.json").read_text())
+    assert f"z = {z} is the slice with the most object voxels ({int(mask[z].sum()):,})" in captions["orthoslices"]
+    # the figure alone reads three planes of each volume
+    from tomoseg.io import open_volume
+    from tomoseg.objects.analysis import MaskView
+    from tomoseg.report import figures
+
+    view = MaskView(open_volume(tmp_path / "mask.zarr"))  # reads a spread sample once: mask or probability?
+    reads.clear()
+    figures.orthoslices(open_volume(tmp_path / "image.zarr"), view, tmp_path / "o.png", centre=(z, 35, 45))
+    assert sorted(reads) == sorted([70 * 90, 40 * 90, 40 * 70] * 2)

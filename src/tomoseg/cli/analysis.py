@@ -135,14 +135,16 @@ def _write_analysis(args, vol, result, options, voxel_size, intensity, sample_ma
         figures.fraction_along_z({"objects": result.fraction_along_z}, figs / "fraction_along_z.png",
                                  voxel_size=voxel_size)
         figures.objects_3d(result.selected, result.shape, figs / "objects_3d.png", voxel_size=voxel_size)
-        if intensity is not None and intensity.size <= 2**28:
-            mask = np.asarray(vol[:, :, :])
-            mask = mask > options.threshold if mask.max() > 1 else mask > 0
-            z = int(np.argmax(mask.sum(axis=(1, 2))))
-            figures.orthoslices(intensity[:, :, :], mask, figs / "orthoslices.png",
-                                centre=(z, mask.shape[1] // 2, mask.shape[2] // 2), voxel_size=voxel_size,
+        if intensity is not None:  # three planes read, whatever the volume's size
+            from ..objects.analysis import MaskView
+
+            z = int(np.argmax(result.fraction_along_z))
+            shape = result.shape
+            figures.orthoslices(intensity, MaskView(vol, options), figs / "orthoslices.png",
+                                centre=(z, shape[1] // 2, shape[2] // 2), voxel_size=voxel_size,
                                 reason=f"z = {z} is the slice with the most object voxels "
-                                       f"({int(mask[z].sum()):,}); y and x through the centre")
+                                       f"({round(result.fraction_along_z[z] * shape[1] * shape[2]):,}); "
+                                       "y and x through the centre")
         if args.report:
             from ..report import build_report
 

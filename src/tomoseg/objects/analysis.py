@@ -120,6 +120,19 @@ LABEL_STORE_PREFIX = "tomoseg-labels-"
 _OWNER = "owner.txt"
 
 
+class MaskView:
+    """The mask of a mask or probability map (uint8 0/1), read region by region: ``view[z]``, ``view[:, y]``
+    read one plane of the volume, not the volume."""
+
+    def __init__(self, volume, options: AnalysisOptions | None = None):
+        options = options or AnalysisOptions()
+        self.volume, self.prob, self.threshold = volume, is_probability(volume), options.threshold
+        self.shape, self.dtype = tuple(volume.shape), np.dtype(np.uint8)
+
+    def __getitem__(self, key):
+        return _mask_of(np.asarray(self.volume[key]), self.prob, self.threshold).astype(np.uint8)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

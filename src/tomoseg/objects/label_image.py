@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TomosegError
-from .analysis import AnalysisOptions, _Halved, _mask_of, is_probability
+from .analysis import AnalysisOptions, MaskView, _Halved, _mask_of, is_probability
 from ..io.blocks import chunk_regions
 from .labelling import label_chunked, label_objects
 
@@ -161,17 +161,6 @@ def write_mapped(labels, lookup: np.ndarray, path, *, dtype, chunks, voxel_size=
                 progress.update(int(block.size))
 
 
-class _Thresholded:
-    """A mask view of a mask or probability map, read region by region (uint8 0/1)."""
-
-    def __init__(self, volume, options: AnalysisOptions):
-        self.volume, self.prob, self.threshold = volume, is_probability(volume), options.threshold
-        self.shape, self.dtype = tuple(volume.shape), np.dtype(np.uint8)
-
-    def __getitem__(self, key):
-        return _mask_of(np.asarray(self.volume[key]), self.prob, self.threshold).astype(np.uint8)
-
-
 MASK_RGBA = (230, 159, 0, 255)  # Okabe-Ito orange
 MAX_LABEL_PROPERTIES = 50_000     # beyond this, colours and properties would bloat the metadata
 
@@ -212,7 +201,7 @@ def write_objects_ome_zarr(volume, path, table: dict, *, image=None, options: An
             properties = {int(l): {c: float(table[c][i]) for c in cols if np.isfinite(table[c][i])}
                           for i, l in enumerate(table["label"])}
         return write_ome_zarr(path, image if image is not None else volume,
-                              labels={"mask": _Thresholded(volume, options), "objects": objects},
+                              labels={"mask": MaskView(volume, options), "objects": objects},
                               voxel_size=voxel_size, chunks=(64, 128, 128),
                               label_colors={"mask": {1: MASK_RGBA}, "objects": colours},
                               label_properties={"mask": {1: {"name": "object"}}, "objects": properties},
