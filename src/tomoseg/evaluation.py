@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +11,8 @@ from .errors import TomosegError
 from .metrics import ConfusionMatrix, confusion_matrix
 from .objects.analysis import AnalysisOptions, is_probability
 from .io.blocks import block_grid, storage_chunks
-from .objects.labelling import label_objects
-from .objects.matching import check_same_shape, detection_scores, match_objects, overlap_pairs
-from .objects.measure import measure_objects, select_objects, summarize
+from .objects.matching import block_overlaps, check_same_shape, detection_scores, match_objects
+from .objects.measure import select_objects, summarize
 
 
 def check_binary_labels(block: np.ndarray, name) -> np.ndarray:
@@ -28,63 +28,77 @@ def check_binary_labels(block: np.ndarray, name) -> np.ndarray:
 
 def voxel_confusion(pred, labels, *, threshold: int = 127, probability: bool | None = None) -> ConfusionMatrix:
     """Confusion matrix of a prediction (mask or uint8 probability) against binary labels, slab by slab."""
+    return voxel_scores(pred, labels, threshold=threshold, probability=probability)[0]
+
+
+def voxel_scores(pred, labels, *, threshold: int = 127, probability: bool | None = None) -> tuple:
+    """:func:`voxel_confusion`, and per z slice the ground-truth object voxels and the errors (FP + FN), in one
+    pass of whole chunks of the prediction (the slices worth a hit map come from these counts)."""
     check_same_shape(pred, labels)
     if probability is None:
         probability = is_probability(pred)
     cm = ConfusionMatrix()
+    objects = np.zeros(pred.shape[0], np.int64)
+    errors = np.zeros(pred.shape[0], np.int64)
     for sl in block_grid(pred.shape, storage_chunks(pred), max_voxels=2**25):  # whole chunks of the prediction
         p = np.asarray(pred[sl])
         p = p > threshold if probability else p != 0
         t = check_binary_labels(np.asarray(labels[sl]), getattr(labels, "path", "labels"))
         cm = cm + confusion_matrix(p, t)
-    return cm
+        objects[sl[0]] += np.count_nonzero(t, axis=(1, 2))
+        errors[sl[0]] += np.count_nonzero(p != t, axis=(1, 2))
+    return cm, {"objects": objects, "errors": errors}
+
+
+class BinaryView:
+    """Binary ground truth (0/1 or 0/255) read region by region as a boolean mask."""
+
+    def __init__(self, labels):
+        self.labels, self.shape = labels, tuple(labels.shape)
+
+    def __getitem__(self, key):
+        return np.asarray(self.labels[key]) != 0
 
 
 def evaluate(pred, labels, *, threshold: int = 127, intensity=None, voxel_size=None,
-             options: AnalysisOptions | None = None, object_limit_voxels: int = 2**28) -> dict:
-    """Voxel scores and object-level detection of a prediction against ground truth.
+             options: AnalysisOptions | None = None, workdir=None) -> dict:
+    """Voxel scores and object-level detection of a prediction against ground truth, at any size.
+
+    Volumes up to ``options.in_memory_voxels`` are labelled in memory; larger ones chunk by chunk
+    (:func:`~tomoseg.objects.labelled.label_scan`, labels kept in ``workdir`` until the objects are matched),
+    their overlaps counted block by block: nothing is read whole.
 
     Returns a dict with ``voxel`` (confusion counts, normalized matrix, accuracy, recall, precision, F1,
-    IoU), and, for volumes up to ``object_limit_voxels``, ``objects`` (detection recall, precision, F1,
-    overall and by radius) and ``table1`` (the paper's Table 1 for prediction and ground truth).
+    IoU), ``objects`` (detection recall, precision, F1, overall and by radius) and ``table1`` (the paper's
+    Table 1 for prediction and ground truth).
     """
+    from .objects.analysis import MaskView
+    from .objects.labelled import label_scan
+
     options = options or AnalysisOptions()
     prob = is_probability(pred)
-    cm = voxel_confusion(pred, labels, threshold=threshold, probability=prob)
+    cm, per_slice = voxel_scores(pred, labels, threshold=threshold, probability=prob)
     result = {"voxel": {**cm.scores(), "normalized": cm.normalized().tolist()}, "threshold": threshold,
               "prediction_is_probability": prob, "shape": list(pred.shape)}
-    size = int(np.prod(pred.shape, dtype=np.int64))
-    if size > object_limit_voxels:
-        result["objects"] = None
-        result["objects_note"] = (f"object matching runs in memory and is skipped above {object_limit_voxels} "
-                                  "voxels; crop the volume to evaluate objects")
-        return result
-    p = np.asarray(pred[:, :, :])
-    p = p > threshold if prob else p != 0
-    t = check_binary_labels(np.asarray(labels[:, :, :]), getattr(labels, "path", "labels"))
-    plab, _ = label_objects(p, connectivity=options.connectivity)
-    tlab, _ = label_objects(t, connectivity=options.connectivity)
-    gray = None if intensity is None else np.asarray(intensity[:, :, :])
-    ptab = measure_objects(plab, intensity=gray, probability=np.asarray(pred[:, :, :]) if prob else None,
-                           voxel_size=voxel_size)
-    ttab = measure_objects(tlab, intensity=gray, voxel_size=voxel_size)
-    pairs = match_objects(ptab, ttab, overlap_pairs(plab, tlab))
+    scans = []
+    try:
+        for volume in (pred, MaskView(labels)):  # the labels are binary (checked above): a mask, no confidence
+            scans.append(label_scan(intensity, volume, voxel_size=voxel_size, threshold=threshold,
+                                    connectivity=options.connectivity, in_memory_voxels=options.in_memory_voxels,
+                                    chunks=options.chunks, workdir=workdir))
+        (ptab, plab), (ttab, tlab) = ((s.table, s.labels) for s in scans)
+        pairs = match_objects(ptab, ttab, block_overlaps(plab, tlab, chunks=options.chunks))
+    finally:
+        for scan in scans:
+            scan.discard()
     pkeep = select_objects(ptab, exclude_border=options.exclude_border, min_voxels=options.min_voxels)
     tkeep = select_objects(ttab, exclude_border=options.exclude_border, min_voxels=options.min_voxels)
     result["objects"] = detection_scores(ptab, ttab, pairs, pred_keep=pkeep, truth_keep=tkeep)
     result["objects_all_sizes"] = detection_scores(ptab, ttab, pairs)
     result["table1"] = {"ground_truth": summarize(tkeep), "prediction": summarize(pkeep)}
     result["_tables"] = {"ground truth": tkeep, "prediction": pkeep}
-    result["_masks"] = (p, t)
+    result["_masks"] = (MaskView(pred, replace(options, threshold=threshold)), BinaryView(labels), per_slice)
     return result
-
-
-def hit_map_slices(pred_mask: np.ndarray, truth: np.ndarray, n: int = 2) -> list[int]:
-    """The slice with the most ground-truth object voxels and the one with the most errors."""
-    objects = truth.sum(axis=(1, 2))
-    errors = (pred_mask != truth).sum(axis=(1, 2))
-    picks = [int(np.argmax(objects)), int(np.argmax(errors))]
-    return sorted(set(picks))[:n]
 
 
 def write_evaluation(result: dict, out_dir, *, image=None, voxel_size=None) -> dict:
@@ -106,8 +120,8 @@ def write_evaluation(result: dict, out_dir, *, image=None, voxel_size=None) -> d
         figures.sphericity_figure(tables, figs / "sphericity_vs_radius.png", voxel_size=voxel_size)
         for name, t in tables.items():
             write_csv(t, out / f"objects_{name.replace(' ', '_')}.csv", overwrite=True)
-    if masks is not None:
-        p, t = masks
-        figures.hit_map_figures(image, p, t, figs, voxel_size=voxel_size)  # captions say why each slice
+    if masks is not None:  # slices read one at a time, chosen from the counts; captions say why each slice
+        p, t, per_slice = masks
+        figures.hit_map_figures(image, p, t, figs, voxel_size=voxel_size, counts=per_slice)
     (out / "evaluation.json").write_text(json.dumps(result, indent=1, default=float))
     return result

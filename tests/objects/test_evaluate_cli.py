@@ -74,3 +74,46 @@ def test_empty_mask_gives_a_valid_report(tmp_path, capsys):
                  "--voxel-size", "30", "30", "30"]) == 0
     assert "0 objects" in capsys.readouterr().out
     assert "Object analysis" in (tmp_path / "o" / "report.html").read_text()
+
+
+def test_evaluate_of_volumes_larger_than_memory_matches_in_memory(files, tmp_path, monkeypatch, capsys):
+    """Above ``in_memory_voxels`` the objects are labelled chunk by chunk and matched block by block, and the hit
+    maps read only their slices: evaluation.json, the object tables and the hit maps' slices are those of the
+    in-memory run; the gray values are read by chunk and slice (the tree before read every volume whole, the
+    gray values even above its object limit); the ground truth has no confidence columns; the labels kept on
+    disk are gone."""
+    import dataclasses
+    import tempfile
+
+    from tomoseg.cli import analysis as cli_analysis
+    from tomoseg.io import volume as volume_module
+
+    d, ph, _ = files
+    write_volume(str(d / "img.zarr"), ph.image, voxel_size=(29.33,) * 3, chunks=(16, 32, 32))
+    write_volume(str(d / "lab.zarr"), (ph.labels > 0).astype(np.uint8) * 255, voxel_size=(29.33,) * 3,
+                 chunks=(16, 32, 32))
+    argv = ["evaluate", str(d / "prob.zarr"), str(d / "lab.zarr"), "--intensity", str(d / "img.zarr"), "-q"]
+    assert main(argv + ["--out", str(tmp_path / "memory")]) == 0
+    plain = cli_analysis._options
+    monkeypatch.setattr(cli_analysis, "_options",
+                        lambda args: dataclasses.replace(plain(args), in_memory_voxels=1000, chunks=(16, 48, 40)))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    reads = []
+    real = volume_module.Volume.__getitem__
+    monkeypatch.setattr(volume_module.Volume, "__getitem__", lambda self, key: reads.append(
+        (self.path.name, real(self, key).size)) or real(self, key))
+    assert main(argv + ["--out", str(tmp_path / "chunked")]) == 0
+    # the gray values: chunks and the hit maps' slices, never the whole image (the tree before read it whole)
+    assert max(n for name, n in reads if name == "img.zarr") <= 16 * 48 * 40  # the analysis chunk
+    memory, chunked = (json.loads((tmp_path / run / "evaluation.json").read_text()) for run in ("memory", "chunked"))
+    diff = {k: (memory[k], chunked.get(k)) for k in memory if memory[k] != chunked.get(k)}
+    assert not diff, diff
+    assert memory["objects"]["true_objects"] >= 10
+    for name in ("objects_ground_truth.csv", "objects_prediction.csv"):
+        assert (tmp_path / "chunked" / name).read_text() == (tmp_path / "memory" / name).read_text()
+    assert np.isnan(read_csv(tmp_path / "chunked" / "objects_ground_truth.csv")["mean_probability"]).all()
+    assert (read_csv(tmp_path / "chunked" / "objects_prediction.csv")["mean_probability"] > 0.5).all()
+    maps = sorted(p.name for p in (tmp_path / "memory" / "figures").glob("hit_map_z*.png"))
+    assert maps and maps == sorted(p.name for p in (tmp_path / "chunked" / "figures").glob("hit_map_z*.png"))
+    assert not list((tmp_path / "tmp").iterdir())

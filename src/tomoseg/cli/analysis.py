@@ -240,9 +240,8 @@ def _run_evaluate(args) -> int:
     result = evaluate(pred, labels, threshold=args.threshold, intensity=intensity, voxel_size=vs,
                       options=options)
     if out is not None:
-        image = None if intensity is None else intensity[:, :, :]
         make_result_folder(out, "evaluate")
-        write_evaluation(result, out, image=image, voxel_size=vs)
+        write_evaluation(result, out, image=intensity, voxel_size=vs)  # the hit maps read their slices
         if args.report:
             from ..report import build_report
 

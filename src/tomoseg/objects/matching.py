@@ -30,8 +30,31 @@ def pairs_of(keys: np.ndarray, counts: np.ndarray) -> dict:
 
 
 def overlap_pairs(pred_labels: np.ndarray, true_labels: np.ndarray) -> dict:
-    """{(pred, true): shared voxels} for one block (sum blocks for volumes larger than memory)."""
+    """{(pred, true): shared voxels} for one block (:func:`block_overlaps` for volumes larger than memory)."""
     return pairs_of(*overlap_counts(pred_labels, true_labels))
+
+
+def sum_by_key(keys: list, counts: list) -> tuple[np.ndarray, np.ndarray]:
+    """Blocks' (keys, counts) summed per key: sorted unique keys and their totals (int64)."""
+    if not keys:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    k, inverse = np.unique(np.concatenate(keys), return_inverse=True)
+    return k, np.bincount(inverse, weights=np.concatenate(counts), minlength=len(k)).astype(np.int64)
+
+
+def block_overlaps(pred_labels, true_labels, *, chunks=(128, 128, 128)) -> dict:
+    """:func:`overlap_pairs` of two label volumes of one shape, read chunk by chunk on worker threads (arrays,
+    or anything sliced like one: Zarr arrays, :class:`~tomoseg.io.Volume`)."""
+    from ..io.blocks import chunk_regions, read_ahead, worker_threads
+
+    shape = tuple(int(s) for s in pred_labels.shape)
+    chunks = tuple(min(int(c), s) for c, s in zip(chunks, shape))
+    keys, counts = [], []
+    for _, (k, n) in read_ahead(chunk_regions(shape, chunks), lambda sl: overlap_counts(
+            np.asarray(pred_labels[sl]), np.asarray(true_labels[sl])), threads=worker_threads(8)):
+        keys.append(k)
+        counts.append(n)
+    return pairs_of(*sum_by_key(keys, counts))
 
 
 def match_objects(pred: dict, truth: dict, overlaps: dict, *, distance_vox: float = 2.0) -> dict:

@@ -157,10 +157,13 @@ def hit_map_figure(image_slice, pred_slice, truth_slice, path, *, title="", reas
     return _save(fig, path, caption)
 
 
-def hit_map_slices(pred_mask: np.ndarray, truth: np.ndarray) -> list[tuple[int, str]]:
-    """The slices worth a hit map, with the reason: most true object voxels, most errors (FP + FN)."""
-    objects = truth.sum(axis=(1, 2))
-    errors = (pred_mask != truth).sum(axis=(1, 2))
+def hit_map_slices(pred_mask=None, truth=None, *, counts: dict | None = None) -> list[tuple[int, str]]:
+    """The slices worth a hit map, with the reason: most true object voxels, most errors (FP + FN). From the
+    masks in memory, or from ``counts`` (per z slice: ``objects``, ``errors``; as
+    :func:`tomoseg.evaluation.voxel_scores` counts them)."""
+    if counts is None:
+        counts = {"objects": truth.sum(axis=(1, 2)), "errors": (pred_mask != truth).sum(axis=(1, 2))}
+    objects, errors = np.asarray(counts["objects"]), np.asarray(counts["errors"])
     zo, ze = int(np.argmax(objects)), int(np.argmax(errors))
     if zo == ze:
         return [(zo, f"chosen as the slice with the most object voxels ({int(objects[zo]):,}) and the most "
@@ -170,13 +173,15 @@ def hit_map_slices(pred_mask: np.ndarray, truth: np.ndarray) -> list[tuple[int, 
                    (ze, f"chosen as the slice with the most errors ({int(errors[ze]):,} FP + FN voxels)")])
 
 
-def hit_map_figures(image, pred_mask, truth, out_dir, *, voxel_size=None) -> list[Path]:
-    """Hit maps of the slices :func:`hit_map_slices` picks, each caption saying why."""
+def hit_map_figures(image, pred_mask, truth, out_dir, *, voxel_size=None, counts: dict | None = None) -> list[Path]:
+    """Hit maps of the slices :func:`hit_map_slices` picks, each caption saying why. The volumes may be
+    anything indexed by slice (arrays, :class:`~tomoseg.io.Volume`, mask views): with ``counts`` only the
+    chosen slices are read."""
     paths = []
-    for z, reason in hit_map_slices(pred_mask, truth):
-        paths.append(hit_map_figure(None if image is None else image[z], pred_mask[z], truth[z],
-                                    Path(out_dir) / f"hit_map_z{z}.png", title=f"z = {z}", reason=reason,
-                                    voxel_size=voxel_size))
+    for z, reason in hit_map_slices(pred_mask, truth, counts=counts):
+        paths.append(hit_map_figure(None if image is None else np.asarray(image[z]), np.asarray(pred_mask[z]),
+                                    np.asarray(truth[z]), Path(out_dir) / f"hit_map_z{z}.png", title=f"z = {z}",
+                                    reason=reason, voxel_size=voxel_size))
     return paths
 
 

@@ -27,7 +27,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.sparse.csgraph import connected_components
 
 from ..errors import TomosegError
-from ..objects.matching import overlap_counts, pairs_of
+from ..objects.matching import overlap_counts, pairs_of, sum_by_key
 from .registration import apply, fit_transform
 
 STATUSES = ("persisting", "appeared", "vanished", "merged", "split")
@@ -237,13 +237,6 @@ def _preimage(inv: np.ndarray, region, shape_before) -> tuple | None:
     return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
 
 
-def _sum_by_key(keys: list, counts: list) -> tuple[np.ndarray, np.ndarray]:
-    if not keys:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    k, inverse = np.unique(np.concatenate(keys), return_inverse=True)
-    return k, np.bincount(inverse, weights=np.concatenate(counts), minlength=len(k)).astype(np.int64)
-
-
 def carried_overlaps(before_labels, after_labels, matrix, *, block=(64, 256, 256), threads: int | None = None,
                      progress=None) -> tuple[dict, dict]:
     """Overlaps ``{(after, before): voxels}`` of the BEFORE labels carried into the AFTER grid with the AFTER
@@ -279,8 +272,8 @@ def carried_overlaps(before_labels, after_labels, matrix, *, block=(64, 256, 256
         counts.append(c)
         if progress is not None:
             progress.update(int(np.prod([r.stop - r.start for r in region])))
-    overlaps = pairs_of(*_sum_by_key(pair_keys, pair_counts))
-    labels, c = _sum_by_key(ids, counts)
+    overlaps = pairs_of(*sum_by_key(pair_keys, pair_counts))
+    labels, c = sum_by_key(ids, counts)
     return overlaps, dict(zip(labels.tolist(), c.tolist()))
 
 

@@ -17,7 +17,7 @@ from ..objects import label_objects
 from ..objects.matching import RADIUS_BINS
 from .matching import STATUSES, MatchOptions, _edge_flags, match, refine_on_objects  # noqa: F401
 from .registration import Registration, RegistrationOptions, decompose, given_transform, register
-from .scans import IN_MEMORY_VOXELS, label_scan
+from ..objects.labelled import IN_MEMORY_VOXELS, label_scan
 
 MEASURES = (("volume_vox", "volume_vox"), ("volume_nm3", "volume_nm3"), ("radius_vox", "equivalent_radius_vox"),
             ("radius_nm", "equivalent_radius_nm"), ("sphericity_mesh", "sphericity_mesh"),

@@ -1,14 +1,16 @@
-"""Label and measure one scan for :func:`~tomoseg.track.track`: in memory where it fits, else chunk by chunk.
+"""Label and measure a volume and keep its labels, for work that compares label volumes (tracking two scans,
+evaluating a prediction against ground truth): in memory where it fits, else chunk by chunk.
 
-A scan of at most ``in_memory_voxels`` is read whole, labelled and measured in memory. A larger one never is:
+A volume of at most ``in_memory_voxels`` is read whole, labelled and measured in memory. A larger one never is:
 
-- a mask or a uint8 probability map is labelled and measured by :func:`tomoseg.objects.analyze` chunk by chunk,
-  which keeps its label volume on disk (a Zarr store in a temporary folder) for the matching;
+- a mask or a uint8 probability map is labelled and measured by :func:`~tomoseg.objects.analyze` chunk by
+  chunk, which keeps its label volume on disk (a Zarr store in a temporary folder) until :meth:`discard`;
 - a label image (integers wider than uint8) keeps its own IDs: one pass finds each object's box, then objects
   are measured from crops (as ``analyze`` measures a large volume).
 
-Either way the table has every object (``touches_border`` flagged, none dropped) and the labels are an array
-or anything sliced like one, which :func:`~tomoseg.track.matching.carried_overlaps` reads block by block.
+Either way the table has every object (``touches_border`` flagged, none dropped; a probability map's
+confidence columns filled) and the labels are an array or anything sliced like one, read block by block by
+:func:`~tomoseg.objects.matching.block_overlaps` and :func:`~tomoseg.track.matching.carried_overlaps`.
 """
 
 from __future__ import annotations
@@ -18,15 +20,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import TomosegError
-from ..objects import label_objects, measure_objects
-from ..objects.analysis import AnalysisOptions, KeptLabels, _Bounds, _measure_chunked, analyze
+from .analysis import AnalysisOptions, KeptLabels, _Bounds, _measure_chunked, analyze
+from .labelling import label_objects
+from .measure import measure_objects
 
 IN_MEMORY_VOXELS = 64 * 2**20
 
 
 @dataclass
 class LabelledScan:
-    """A scan's objects (``table``: every object, one row each) and the label volume they were measured
+    """A volume's objects (``table``: every object, one row each) and the label volume they were measured
     from (``labels``: an ndarray, the user's label volume, or a Zarr array of labels ``kept`` on disk until
     :meth:`discard`)."""
 
@@ -64,24 +67,28 @@ def as_labels(data, *, threshold: int = 127, connectivity: int = 26) -> np.ndarr
 def label_scan(image, labels, *, voxel_size=None, threshold: int = 127, connectivity: int = 26,
                in_memory_voxels: int = IN_MEMORY_VOXELS, chunks=(128, 128, 128), workdir=None,
                progress=None) -> LabelledScan:
-    """Label and measure one scan.
+    """Label and measure one volume, keeping its labels.
 
     Parameters
     ----------
-    image : ndarray or Volume
+    image : ndarray or Volume, or None
         The gray-value image (each object's ``mean_gray``).
     labels : ndarray or Volume
-        A label image, a mask or a uint8 probability map (object where > ``threshold``), of the image's shape.
+        A label image, a mask or a uint8 probability map (object where > ``threshold``; its values also give
+        each object's confidence columns), of the image's shape.
     in_memory_voxels : int
-        Larger scans are labelled and measured chunk by chunk (``chunks``), never read whole.
+        Larger volumes are labelled and measured chunk by chunk (``chunks``), never read whole.
     progress : optional
-        Given the scan's voxels as they are labelled (``update(n)``).
+        Given the volume's voxels as they are labelled (``update(n)``).
     """
     shape = tuple(int(s) for s in labels.shape)
     size = int(np.prod(shape, dtype=np.int64))
     if size <= in_memory_voxels:
-        lab = as_labels(labels[:, :, :], threshold=threshold, connectivity=connectivity)
-        table = measure_objects(lab, intensity=np.asarray(image[:, :, :]), voxel_size=voxel_size)
+        data = np.asarray(labels[:, :, :])
+        lab = as_labels(data, threshold=threshold, connectivity=connectivity)
+        table = measure_objects(lab, intensity=None if image is None else np.asarray(image[:, :, :]),
+                                probability=data if data.dtype == np.uint8 and data.max() > 1 else None,  # as as_labels
+                                voxel_size=voxel_size)
         if progress is not None:
             progress.update(size)
         return LabelledScan(table, lab)
