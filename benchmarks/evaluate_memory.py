@@ -1,0 +1,100 @@
+"""Peak memory and time of ``tomoseg evaluate --intensity --out`` as the volumes grow: in memory, and chunk by chunk.
+
+The volumes are those of ``track_memory.py`` (balls of radius 2-6 voxels repeated every 64 slices, Zarr, chunks
+64x128x128): the BEFORE mask is the ground truth (as 0/255), the AFTER mask (the same balls shifted by
+(0, 3, -2) voxels) the prediction, the BEFORE image the gray values. ``tomoseg evaluate`` runs in a fresh process,
+once with the objects labelled in memory and once chunk by chunk (``AnalysisOptions.in_memory_voxels`` 2^40 or 0),
+at each depth. Both modes must write the same evaluation.json.
+
+    python benchmarks/evaluate_memory.py --size 512 --depths 64 256 1024
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _report import emit_section
+from track_memory import write_pair
+
+CHILD = r"""
+import dataclasses, json, resource, sys, time
+from tomoseg.cli import main, analysis as cli_analysis
+plain = cli_analysis._options
+cli_analysis._options = lambda args: dataclasses.replace(plain(args), in_memory_voxels=int(sys.argv[1]))
+t0 = time.perf_counter()
+code = main(["-q", "evaluate", *sys.argv[2:]])
+print(json.dumps({"code": code, "seconds": time.perf_counter() - t0,
+                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def truth_as_255(folder: Path) -> None:
+    import numpy as np
+
+    import tomoseg
+
+    src = tomoseg.open_volume(str(folder / "before_mask.zarr"))
+    w = tomoseg.create_volume(str(folder / "truth.zarr"), src.shape, np.uint8, chunks=(64, 128, 128),
+                              voxel_size=(29.33,) * 3)
+    for z0 in range(0, src.shape[0], 64):
+        w[z0:z0 + 64] = src[z0:z0 + 64] * np.uint8(255)
+    w.close()
+
+
+def run(folder: Path, in_memory_voxels: int, out: Path) -> dict:
+    args = [str(folder / "after_mask.zarr"), str(folder / "truth.zarr"), "--intensity",
+            str(folder / "before_image.zarr"), "--out", str(out)]
+    res = subprocess.run([sys.executable, "-c", CHILD, str(in_memory_voxels), *args], capture_output=True, text=True)
+    if res.returncode:
+        raise SystemExit(res.stderr[-3000:])
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--depths", type=int, nargs="+", default=[64, 256, 1024])
+    ap.add_argument("--out", default="benchmarks/results/evaluate_memory.md")
+    args = ap.parse_args(argv)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for depth in args.depths:
+            folder = Path(tmp) / f"d{depth}"
+            folder.mkdir()
+            t0 = time.perf_counter()
+            write_pair(folder, depth, args.size)
+            truth_as_255(folder)
+            print(f"wrote {depth}x{args.size}x{args.size} volumes in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+            runs = {}
+            for mode, limit in (("in memory", 2**40), ("chunk by chunk", 0)):
+                runs[mode] = run(folder, limit, folder / mode.replace(" ", "_"))
+                print(f"  {mode}: {runs[mode]}", file=sys.stderr)
+            results = [json.loads((folder / m / "evaluation.json").read_text()) for m in ("in_memory", "chunk_by_chunk")]
+            same = results[0] == results[1]
+            o = results[0]["objects"]
+            for mode, r in runs.items():
+                rows.append(f"| {depth}x{args.size}x{args.size} | {depth * args.size ** 2 / 1e6:.0f} | {mode} | "
+                            f"{r['seconds']:.1f} | {r['peak_rss_mib']:.0f} | {o['true_objects']} | "
+                            f"{o['recall']:.3f} | {'yes' if same else 'NO'} |")
+            shutil.rmtree(folder, ignore_errors=True)
+    body = "\n".join([
+        "Prediction (a mask), ground truth (0/255) and gray values, Zarr, chunks 64x128x128, uint8; "
+        "`tomoseg evaluate --intensity --out` in a fresh process per run (peak RSS of the whole process).", "",
+        "| volumes | Mvox each | objects | time (s) | peak RSS (MiB) | true objects | object recall | same "
+        "evaluation.json |", "|---|---:|---|---:|---:|---:|---:|---|", *rows]) + "\n"
+    emit_section(args.out, f"{args.size}-{'-'.join(map(str, args.depths))}", body,
+                 title="tomoseg evaluate: peak memory as the volumes grow",
+                 intro="`python benchmarks/evaluate_memory.py`; every figure from one run on the machine named "
+                       "in the section's notes.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
