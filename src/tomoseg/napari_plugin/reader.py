@@ -83,21 +83,38 @@ def read(path) -> list[tuple]:
         if ms:
             return _read_ome_zarr(p, group, ms)
     vol = open_volume(str(p))
-    data = vol.read()
+    data = vol.read() if vol.size <= LAZY_VOXELS else lazy_array(vol)
     scale = _scale(vol.voxel_size)
-    layer_type = "labels" if _looks_like_labels(p, data) else "image"
+    layer_type = "labels" if _looks_like_labels(p, vol) else "image"
     kwargs = {"name": p.name.split(".")[0], "scale": scale}
-    if layer_type == "labels":
-        data = data.astype(np.uint32, copy=False) if data.dtype.kind == "f" else data
+    if layer_type == "labels" and data.dtype.kind == "f":
+        data = data.astype(np.uint32)
     return [(data, kwargs, layer_type)]
 
 
-def _looks_like_labels(path: Path, data: np.ndarray) -> bool:
-    if data.dtype in (np.uint32, np.uint64, np.int32, np.int64):
+LAZY_VOXELS = 2**27  # larger volumes open as dask arrays: napari reads the chunks of the slices it shows
+
+
+def lazy_array(volume):
+    """A dask array over a :class:`~tomoseg.io.Volume`, in its storage chunks (whole slices where the data is not
+    chunked), so that napari reads only what it draws."""
+    import dask.array as da
+
+    from ..io.blocks import storage_chunks
+
+    shape = tuple(int(s) for s in volume.shape)
+    chunks = storage_chunks(volume) or (1, *shape[1:])
+    return da.from_array(volume, chunks=chunks, asarray=True, lock=False, name=f"tomoseg-{volume.path}",
+                         meta=np.empty((0, 0, 0), volume.dtype))
+
+
+def _looks_like_labels(path: Path, volume) -> bool:
+    if np.dtype(volume.dtype) in (np.uint32, np.uint64, np.int32, np.int64):
         return True
-    if any(n in path.name.lower() for n in LABEL_NAMES):
-        return data.dtype.kind in "uif" and np.array_equal(data[:: max(1, data.shape[0] // 8)],
-                                                           np.round(data[:: max(1, data.shape[0] // 8)]))
+    if any(n in path.name.lower() for n in LABEL_NAMES) and np.dtype(volume.dtype).kind in "uif":
+        step = max(1, volume.shape[0] // 8)
+        sample = np.asarray(volume[::step])  # about 8 slices, not the volume
+        return np.array_equal(sample, np.round(sample))
     return False
 
 
