@@ -182,3 +182,21 @@ def test_scans_larger_than_memory_track_as_in_memory(tmp_path, given):
     assert chunked.summary["objects_by_status"] == whole.summary["objects_by_status"]
     chunked.discard()
     assert not list(work.iterdir()) and not list(tmp_path.glob(f"{tempfile.gettempprefix()}*"))
+
+
+def test_a_large_label_image_with_huge_ids_is_refused_clearly(tmp_path):
+    """Above in_memory_voxels a label image's IDs index arrays of boxes: IDs in the billions are refused with
+    what to do, before any work on the rest of the volume."""
+    import dataclasses
+
+    from tomoseg.track import TrackOptions
+
+    img = np.zeros((16, 32, 32), np.uint8)
+    labels = np.zeros(img.shape, np.uint32)
+    labels[4:7, 4:7, 4:7] = 3_000_000_000
+    small = dataclasses.replace(TrackOptions(), in_memory_voxels=1000, chunks=(8, 16, 16))
+    with pytest.raises(TomosegError, match="renumber them 1..n first"):
+        track(img, img, before_labels=labels, after_labels=labels, transform=np.eye(4), options=small)
+    labels[labels > 0] = 7  # the same object, a small ID: fine
+    result = track(img, img, before_labels=labels, after_labels=labels, transform=np.eye(4), options=small)
+    assert list(result.matches["status"]) == ["persisting"] and list(result.matches["before_label"]) == [7]

@@ -25,6 +25,7 @@ from .labelling import label_objects
 from .measure import measure_objects
 
 IN_MEMORY_VOXELS = 64 * 2**20
+MAX_LABEL_ID = 2**27  # a label image larger than memory: its largest ID sizes the arrays of boxes (6 GiB here)
 
 
 @dataclass
@@ -125,8 +126,11 @@ def _given_labels(image, labels, voxel_size, chunks, progress) -> LabelledScan:
         block = np.asarray(labels[region])
         if np.issubdtype(block.dtype, np.signedinteger) and block.size and block.min() < 0:
             raise TomosegError(f"labels hold negative values (in {region}): give non-negative integer labels")
-        if block.dtype.itemsize > 4 and block.size and block.max() >= 2**32:
-            raise TomosegError("labels hold IDs of 2^32 and above; renumber them (uint32)")
+        top = int(block.max()) if block.size else 0
+        if top > MAX_LABEL_ID:
+            raise TomosegError(f"labels hold IDs up to {top}: objects are indexed by ID here (48 bytes an ID, "
+                               f"{48 * top / 2**30:.0f} GiB); renumber them 1..n first "
+                               "(skimage.segmentation.relabel_sequential), or give the mask instead")
         bounds(region, block)
         return block.size
 
