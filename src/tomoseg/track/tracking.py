@@ -194,74 +194,115 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
 
 
 def link_table(links, before: dict, after: dict, edge_b, edge_a, matrix, *, voxel_size, min_voxels: int = 8) -> dict:
-    """One row per link: ids, status, flags, both scans' measures, and the changes (AFTER − BEFORE)."""
+    """One row per link: ids, status, flags, both scans' measures, and the changes (AFTER − BEFORE).
+
+    A persisting pair is one row, a merge one row per BEFORE object (beside the first AFTER object), a split one
+    row per AFTER piece; the rows of a link share its ``match_id``. Built column by column (NumPy over all rows):
+    the links are only walked once, to list the rows' labels.
+    """
     from .registration import apply
 
     vs = np.asarray(voxel_size, float)
-    ib = {int(l): i for i, l in enumerate(before["label"])}
-    ia = {int(l): i for i, l in enumerate(after["label"])}
-    cols: dict = {k: [] for k in ("match_id", "status", "before_label", "after_label", "edge", "small",
-                                  "group_before", "group_after")}
-    for name, _ in MEASURES:
-        cols[f"before_{name}"] = []
-        cols[f"after_{name}"] = []
-    for a in "zyx":
-        cols[f"before_centroid_{a}"] = []
-        cols[f"after_centroid_{a}"] = []
-    cols["displacement_nm"] = []
     order = sorted(links, key=lambda l: (min(l[0]) if l[0] else 1 << 40, min(l[1]) if l[1] else 0))
-    for mid, (bs, as_, status) in enumerate(order, start=1):
-        edge = any(edge_b[ib[b]] for b in bs) or any(edge_a[ia[a]] for a in as_)
-        small = any(before["volume_vox"][ib[b]] < min_voxels for b in bs) or \
-            any(after["volume_vox"][ia[a]] < min_voxels for a in as_)
-        pairs = [(b, a) for b in bs for a in as_] if status == "persisting" else \
-            [(b, as_[0] if as_ else 0) for b in bs] if status in ("merged", "vanished") else \
+    mid, status, bl, al, gb, ga = [], [], [], [], [], []
+    for m, (bs, as_, st) in enumerate(order, start=1):
+        pairs = [(b, a) for b in bs for a in as_] if st == "persisting" else \
+            [(b, as_[0] if as_ else 0) for b in bs] if st in ("merged", "vanished") else \
             [(bs[0] if bs else 0, a) for a in as_]
         for b, a in pairs:
-            cols["match_id"].append(mid)
-            cols["status"].append(status)
-            cols["before_label"].append(b)
-            cols["after_label"].append(a)
-            cols["edge"].append(int(edge))
-            cols["small"].append(int(small))
-            cols["group_before"].append(len(bs))
-            cols["group_after"].append(len(as_))
-            for name, src in MEASURES:
-                cols[f"before_{name}"].append(float(before[src][ib[b]]) if b else np.nan)
-                cols[f"after_{name}"].append(float(after[src][ia[a]]) if a else np.nan)
-            pb = np.array([before[f"centroid_{x}"][ib[b]] for x in "zyx"]) if b else np.full(3, np.nan)
-            pa = np.array([after[f"centroid_{x}"][ia[a]] for x in "zyx"]) if a else np.full(3, np.nan)
-            for k, x in enumerate("zyx"):
-                cols[f"before_centroid_{x}"].append(pb[k])
-                cols[f"after_centroid_{x}"].append(pa[k])
-            cols["displacement_nm"].append(float(np.linalg.norm((pa - apply(matrix, pb)) * vs)) if a and b
-                                           else np.nan)
-    table = {k: np.asarray(v) for k, v in cols.items()}
-    table["status"] = table["status"].astype(object) if len(table["status"]) else np.zeros(0, object)
-    for k in ("match_id", "before_label", "after_label", "edge", "small", "group_before", "group_after"):
-        table[k] = table[k].astype(np.int64)
-    # changes: pairs compare object to object; merges and splits compare the group's totals
-    n = len(table["match_id"])
+            mid.append(m)
+            status.append(st)
+            bl.append(b)
+            al.append(a)
+            gb.append(len(bs))
+            ga.append(len(as_))
+    n = len(mid)
+    table: dict = {"match_id": np.asarray(mid, np.int64), "status": np.asarray(status, dtype=object),
+                   "before_label": np.asarray(bl, np.int64), "after_label": np.asarray(al, np.int64)}
+    ib = _rows_of(before, table["before_label"])  # row of each label in its scan's table, -1 for none
+    ia = _rows_of(after, table["after_label"])
+    hb, ha = ib >= 0, ia >= 0
+    # a link is at the edge (or small) if any of its objects is, in either scan
+    flags = {}
+    for name, per_b, per_a in (("edge", np.asarray(edge_b, bool), np.asarray(edge_a, bool)),
+                               ("small", np.asarray(before["volume_vox"]) < min_voxels,
+                                np.asarray(after["volume_vox"]) < min_voxels)):
+        row = np.zeros(n, bool)
+        row[hb] |= per_b[ib[hb]]
+        row[ha] |= per_a[ia[ha]]
+        per_link = np.bincount(table["match_id"], weights=row, minlength=len(order) + 1) > 0
+        flags[name] = per_link[table["match_id"]].astype(np.int64)
+    table.update(flags)
+    table["group_before"] = np.asarray(gb, np.int64)
+    table["group_after"] = np.asarray(ga, np.int64)
+
+    def gather(scan: dict, rows: np.ndarray, column: str) -> np.ndarray:
+        out = np.full(n, np.nan)
+        have = rows >= 0
+        out[have] = np.asarray(scan[column], float)[rows[have]]
+        return out
+
+    for name, src in MEASURES:
+        table[f"before_{name}"] = gather(before, ib, src)
+        table[f"after_{name}"] = gather(after, ia, src)
+    pb = np.stack([gather(before, ib, f"centroid_{x}") for x in "zyx"], axis=1).reshape(n, 3)
+    pa = np.stack([gather(after, ia, f"centroid_{x}") for x in "zyx"], axis=1).reshape(n, 3)
+    for k, x in enumerate("zyx"):
+        table[f"before_centroid_{x}"] = pb[:, k]
+        table[f"after_centroid_{x}"] = pa[:, k]
+    both = hb & ha
+    table["displacement_nm"] = np.full(n, np.nan)
+    if both.any():
+        table["displacement_nm"][both] = np.linalg.norm((pa[both] - apply(matrix, pb[both])) * vs, axis=1)
+    table.update(_changes(table, n, vs))
+    return table
+
+
+def _rows_of(scan: dict, labels: np.ndarray) -> np.ndarray:
+    """The row of each label in a scan's table (labels 0 and unknown: -1)."""
+    known = np.asarray(scan["label"], np.int64)
+    order = np.argsort(known, kind="stable")
+    pos = np.searchsorted(known[order], labels)
+    pos = np.clip(pos, 0, max(len(known) - 1, 0))
+    rows = np.full(len(labels), -1, np.int64)
+    if len(known):
+        found = (labels > 0) & (known[order][pos] == labels)
+        rows[found] = order[pos[found]]
+    return rows
+
+
+def _changes(table: dict, n: int, vs: np.ndarray) -> dict:
+    """AFTER − BEFORE for each row: object to object for pairs; merges and splits compare the group's total
+    volume (each object counted once) and the radius of a sphere of that volume."""
     d = {k: np.full(n, np.nan) for k in ("delta_volume_nm3", "delta_volume_rel", "delta_radius_nm",
                                          "delta_radius_vox", "delta_sphericity_mesh", "delta_mean_gray")}
-    for mid in np.unique(table["match_id"]):
-        rows = np.nonzero(table["match_id"] == mid)[0]
-        status = table["status"][rows[0]]
-        if status in ("appeared", "vanished"):
-            continue
-        vb, va = group_volumes(table, rows, "volume_nm3")
-        d["delta_volume_nm3"][rows] = va - vb
-        d["delta_volume_rel"][rows] = (va - vb) / vb if vb > 0 else np.nan
-        if status == "persisting":
-            for key, col in (("delta_radius_nm", "radius_nm"), ("delta_radius_vox", "radius_vox"),
-                             ("delta_sphericity_mesh", "sphericity_mesh"), ("delta_mean_gray", "mean_gray")):
-                d[key][rows] = table[f"after_{col}"][rows] - table[f"before_{col}"][rows]
-        else:  # the radius of a sphere of the group's total volume
-            rb, ra = (np.cbrt(3 * v / (4 * np.pi)) for v in (vb, va))
-            d["delta_radius_nm"][rows] = ra - rb
-            d["delta_radius_vox"][rows] = (ra - rb) / float(np.cbrt(np.prod(vs)))
-    table.update(d)
-    return table
+    if not n:
+        return d
+    status = table["status"]
+    mids = table["match_id"]
+    top = int(mids.max()) + 1
+    totals = []
+    for scan in ("before", "after"):  # each object once per link: unique (match, label) pairs
+        labels = table[f"{scan}_label"]
+        key = mids * (int(labels.max()) + 1) + labels
+        _, first = np.unique(key, return_index=True)
+        first = first[labels[first] > 0]
+        values = np.nan_to_num(table[f"{scan}_volume_nm3"][first], nan=0.0)
+        totals.append(np.bincount(mids[first], weights=values, minlength=top)[mids])
+    vb, va = totals
+    changed = (status != "appeared") & (status != "vanished")
+    d["delta_volume_nm3"][changed] = (va - vb)[changed]
+    rel = changed & (vb > 0)
+    d["delta_volume_rel"][rel] = ((va - vb) / np.where(vb > 0, vb, 1))[rel]
+    pers = status == "persisting"
+    for key, col in (("delta_radius_nm", "radius_nm"), ("delta_radius_vox", "radius_vox"),
+                     ("delta_sphericity_mesh", "sphericity_mesh"), ("delta_mean_gray", "mean_gray")):
+        d[key][pers] = (table[f"after_{col}"] - table[f"before_{col}"])[pers]
+    group = changed & ~pers  # the radius of a sphere of the group's total volume
+    rb, ra = (np.cbrt(3 * v / (4 * np.pi)) for v in (vb, va))
+    d["delta_radius_nm"][group] = (ra - rb)[group]
+    d["delta_radius_vox"][group] = ((ra - rb) / float(np.cbrt(np.prod(vs))))[group]
+    return d
 
 
 def group_volumes(table: dict, rows, column: str = "volume_nm3") -> tuple[float, float]:
