@@ -321,3 +321,44 @@ def test_mesh_and_voxel_surfaces_equal_the_library_formulas(r):
     faces_diff = sum(f * np.count_nonzero(np.diff(obj.astype(np.int8), axis=a))
                      for a, f in ((0, vs[1] * vs[2]), (1, vs[0] * vs[2]), (2, vs[0] * vs[1])))
     assert voxel_face_area(obj, vs) == float(faces_diff)
+
+
+def _match_by_brute_force(pred, truth, overlaps, distance_vox=2.0):
+    """The matching rule written out plainly (every distance, in table order): the reference."""
+    pairs, mp, mt = {}, set(), set()
+    for (p, t), _ in sorted(overlaps.items(), key=lambda kv: -kv[1]):
+        if p not in mp and t not in mt:
+            pairs[p], _, _ = t, mp.add(p), mt.add(t)
+    free = [i for i, l in enumerate(pred["label"]) if l not in mp]
+    taken = set()
+    for j, t in enumerate(truth["label"]):
+        if t in mt:
+            continue
+        best = None
+        for i in free:
+            if i in taken:
+                continue
+            d = float(np.linalg.norm([pred[f"centroid_{a}"][i] - truth[f"centroid_{a}"][j] for a in "zyx"]))
+            if best is None or d < best[0]:
+                best = (d, i)
+        if best is not None and best[0] <= max(distance_vox, truth["equivalent_radius_vox"][j]):
+            pairs[int(pred["label"][best[1]])] = int(t)
+            taken.add(best[1])
+    return pairs
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_matching_by_distance_equals_the_plain_rule(seed):
+    """The k-d tree finds what comparing every distance finds: nearest prediction not yet taken, ties to the
+    first, within max(distance, radius); with crowded objects, ties on a grid and overlaps taken first."""
+    rng = np.random.default_rng(seed)
+    n_p, n_t = 300, 250
+    grid = rng.integers(0, 12, (n_p + n_t, 3)).astype(float)  # many equal distances
+    jitter = rng.normal(0, 0.7, grid.shape) * (rng.random((len(grid), 1)) < 0.5)
+    c = grid + jitter
+    pred = {"label": np.arange(1, n_p + 1), **{f"centroid_{a}": c[:n_p, k] for k, a in enumerate("zyx")}}
+    truth = {"label": np.arange(1, n_t + 1), **{f"centroid_{a}": c[n_p:, k] for k, a in enumerate("zyx")},
+             "equivalent_radius_vox": rng.uniform(0.5, 3.0, n_t)}
+    overlaps = {(int(p), int(t)): int(rng.integers(1, 50)) for p, t in rng.integers(1, 60, (40, 2))}
+    expected = _match_by_brute_force(pred, truth, overlaps)
+    assert match_objects(pred, truth, overlaps) == expected and len(expected) > 150
