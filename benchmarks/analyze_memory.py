@@ -23,12 +23,13 @@ from _report import emit
 import numpy as np
 
 CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 from tomoseg.cli import main
+from tomoseg.cpu_memory import peak_rss
 t0 = time.perf_counter()
 code = main(["-q", "analyze", sys.argv[1], "--csv", sys.argv[2], "--json"])
 print(json.dumps({"code": code, "seconds": time.perf_counter() - t0,
-                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_rss_mib": peak_rss() / 2**20}))
 """
 
 

@@ -24,14 +24,16 @@ from _report import emit_section
 from track_memory import write_pair
 
 CHILD = r"""
-import dataclasses, json, resource, sys, time
-from tomoseg.cli import main, analysis as cli_analysis
+import dataclasses, json, sys, time
+from tomoseg.cli import main
+from tomoseg.cpu_memory import peak_rss
+from tomoseg.cli import analysis as cli_analysis
 plain = cli_analysis._options
 cli_analysis._options = lambda args: dataclasses.replace(plain(args), in_memory_voxels=int(sys.argv[1]))
 t0 = time.perf_counter()
 code = main(["-q", "evaluate", *sys.argv[2:]])
 print(json.dumps({"code": code, "seconds": time.perf_counter() - t0,
-                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_rss_mib": peak_rss() / 2**20}))
 """
 
 

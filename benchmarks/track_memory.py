@@ -27,14 +27,16 @@ import numpy as np
 SHIFT = (0, 3, -2)
 
 CHILD = r"""
-import dataclasses, json, resource, sys, time
-from tomoseg.cli import main, track as cli_track
+import dataclasses, json, sys, time
+from tomoseg.cli import main
+from tomoseg.cpu_memory import peak_rss
+from tomoseg.cli import track as cli_track
 plain = cli_track._options
 cli_track._options = lambda args: dataclasses.replace(plain(args), in_memory_voxels=int(sys.argv[1]))
 t0 = time.perf_counter()
 code = main(["-q", "track", *sys.argv[2:]])
 print(json.dumps({"code": code, "seconds": time.perf_counter() - t0,
-                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_rss_mib": peak_rss() / 2**20}))
 """
 
 

@@ -76,3 +76,22 @@ def test_the_torch_cpu_backend_runs_within_it(monkeypatch):
     from tomoseg import cpu_memory
 
     assert cpu_memory._depth == 0  # left: glibc's defaults back
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/status"), reason="Linux /proc only")
+def test_peak_rss_of_a_child_is_its_own_not_its_parents():
+    """A child started while the parent holds 300 MB: ru_maxrss reports the parent's RSS (it survives exec),
+    peak_rss the child's own peak; a child that allocates 100 MB reports that."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    held = np.ones(300 * 2**20 // 8)  # noqa: F841 (held while the children run)
+    code = ("import resource, sys; import numpy as np; from tomoseg.cpu_memory import peak_rss; "
+            "a = np.ones(int(sys.argv[1]) * 2**20 // 8) if int(sys.argv[1]) else None; "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, peak_rss())")
+    idle, busy = ([int(v) / 2**20 for v in subprocess.run([sys.executable, "-c", code, str(mb)], capture_output=True,
+                                                          text=True, check=True).stdout.split()] for mb in (0, 100))
+    assert idle[0] >= 300 and idle[1] < 150, idle  # ru_maxrss: the parent's; peak_rss: Python + NumPy
+    assert busy[1] - idle[1] == pytest.approx(100, abs=10), (idle, busy)

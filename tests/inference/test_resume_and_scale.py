@@ -101,19 +101,27 @@ def test_dask_survives_a_killed_worker(tmp_path, random_model_path, small_phanto
 
 
 _RSS = """
-import resource, sys
+import sys
+from tomoseg.cpu_memory import peak_rss
 from tomoseg.inference import segment, SegmentOptions, TilingConfig
 segment(sys.argv[1], sys.argv[2], model=sys.argv[3],
         options=SegmentOptions(tiling=TilingConfig(tile_size=64, halo=16)), progress=False)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(peak_rss() // 1024)
 """
 
 
-def test_peak_memory_does_not_grow_with_volume_size(tmp_path, random_model_path):
-    """Depth grows 4x; the windows (and so the memory) stay those of the voxel budget."""
+def test_peak_memory_does_not_grow_with_volume_size(tmp_path, random_model_path, monkeypatch):
+    """Depth grows 4x; the windows (and so the memory) stay those of the voxel budget.
+
+    Each run's peak is its own (``peak_rss``: ``ru_maxrss`` would start from pytest's RSS at the fork, which
+    made this test fail after the Dask tests had grown pytest to 0.5 GB). OpenVINO's peak also depends on its
+    cache of compiled models (compiling from the model in memory, from the converted file, or loading a
+    compiled blob), so the test has a cache of its own, two warm-up runs fill it, and the small volume runs
+    before and after the large one."""
+    monkeypatch.setenv("TOMOSEG_CACHE_DIR", str(tmp_path / "cache"))
     rss = {}
     rng = np.random.default_rng(0)
-    for name, z in (("warm-up", 96), ("small", 96), ("large", 384)):  # the warm-up fills the model cache  # 6 vs 25 Mvoxels; both hold a whole 96^3 window
+    for name, z in (("warm-up", 96), ("warm-up 2", 96), ("small", 96), ("large", 384), ("small again", 96)):
         src = tmp_path / f"{name}.zarr"
         write_volume(str(src), rng.integers(0, 255, (z, 256, 256), dtype=np.uint8), chunks=(16, 256, 256))
         result = subprocess.run([sys.executable, "-c", _RSS, str(src), str(tmp_path / f"{name}_out.zarr"),
@@ -128,7 +136,7 @@ def test_peak_memory_does_not_grow_with_volume_size(tmp_path, random_model_path)
     with open_volume(str(tmp_path / "large.zarr")) as vol:
         cache = _cached(vol, tile_grid(vol.shape, TilingConfig(tile_size=64, halo=16), 8), vol.shape)
         budget = cache.max_bytes / 2**20
-    assert budget < 16 and rss["large"] < rss["small"] + 12 + budget, (rss, budget)
+    assert budget < 16 and rss["large"] < max(rss["small"], rss["small again"]) + 12 + budget, (rss, budget)
 
 
 def test_dask_progress_moves_tile_by_tile_within_tasks(tmp_path, random_model_path, small_phantom, monkeypatch):
