@@ -186,7 +186,8 @@ def test_scans_larger_than_memory_track_as_in_memory(tmp_path, given):
 
 def test_a_large_label_image_with_huge_ids_is_refused_clearly(tmp_path):
     """Above in_memory_voxels a label image's IDs index arrays of boxes: IDs in the billions are refused with
-    what to do, before any work on the rest of the volume."""
+    what to do, before any work on the rest of the volume; in memory, IDs past uint32 are refused (they were
+    wrapped)."""
     import dataclasses
 
     from tomoseg.track import TrackOptions
@@ -197,6 +198,9 @@ def test_a_large_label_image_with_huge_ids_is_refused_clearly(tmp_path):
     small = dataclasses.replace(TrackOptions(), in_memory_voxels=1000, chunks=(8, 16, 16))
     with pytest.raises(TomosegError, match="renumber them 1..n first"):
         track(img, img, before_labels=labels, after_labels=labels, transform=np.eye(4), options=small)
+    wide = labels.astype(np.int64) * 4  # in memory, IDs past uint32 were wrapped silently
+    with pytest.raises(TomosegError, match="renumber them 1..n first"):
+        track(img, img, before_labels=wide, after_labels=wide, transform=np.eye(4))
     labels[labels > 0] = 7  # the same object, a small ID: fine
     result = track(img, img, before_labels=labels, after_labels=labels, transform=np.eye(4), options=small)
     assert list(result.matches["status"]) == ["persisting"] and list(result.matches["before_label"]) == [7]

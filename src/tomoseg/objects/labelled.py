@@ -20,11 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import TomosegError
-from .analysis import AnalysisOptions, KeptLabels, _Bounds, _measure_chunked, analyze
+from .analysis import IN_MEMORY_VOXELS, AnalysisOptions, KeptLabels, _Bounds, _measure_chunked, analyze
 from .labelling import label_objects
 from .measure import measure_objects
 
-IN_MEMORY_VOXELS = 64 * 2**20
 MAX_LABEL_ID = 2**27  # a label image larger than memory: its largest ID sizes the arrays of boxes (6 GiB here)
 
 
@@ -62,6 +61,9 @@ def as_labels(data, *, threshold: int = 127, connectivity: int = 26) -> np.ndarr
     if not np.issubdtype(data.dtype, np.integer) or data.min() < 0:
         raise TomosegError(f"labels of dtype {data.dtype}: give a mask, a uint8 probability map or non-negative "
                            "integer labels")
+    if data.dtype.itemsize > 4 and data.max() >= 2**32:
+        raise TomosegError(f"labels hold IDs up to {int(data.max())}: renumber them 1..n first "
+                           "(skimage.segmentation.relabel_sequential); they are kept as uint32")
     return data.astype(np.uint32, copy=False)
 
 
