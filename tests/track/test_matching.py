@@ -123,3 +123,27 @@ def test_carried_overlaps_block_by_block_equal_the_whole_volume_carried(tmp_path
     assert overlaps and overlaps == overlap_pairs(after, whole)
     ids, n = np.unique(whole[whole > 0], return_counts=True)
     assert carried == dict(zip(ids.tolist(), n.tolist()))
+
+
+@pytest.mark.parametrize("tolerance", [None, 8.0])
+def test_links_partition_both_scans_on_crowded_blobs(tolerance):
+    """Hundreds of touching, crowded objects under a rotation: every object of each scan is in exactly one link,
+    and each status has its shape (a pair 1-1, a merge 2+ before, a split 2+ after, vanished 1-0, appeared
+    0-1); the links come in order of their lowest BEFORE label."""
+    from tomoseg.track.registration import _rotation_z
+
+    rng = np.random.default_rng(11)
+    before = ndimage.label(ndimage.uniform_filter(rng.random((24, 50, 50)), 3) > 0.56)[0].astype(np.uint32)
+    after = ndimage.label(ndimage.uniform_filter(rng.random((24, 50, 50)), 3) > 0.56)[0].astype(np.uint32)
+    m = _rotation_z(6.0, np.array(before.shape) / 2)
+    tb, ta = measure_objects(before), measure_objects(after)
+    links, _ = match(before, after, tb, ta, m, options=MatchOptions(tolerance_nm=tolerance, min_overlap=0.1))
+    assert sorted(b for bs, _, _ in links for b in bs) == tb["label"].tolist()
+    assert sorted(a for _, as_, _ in links for a in as_) == ta["label"].tolist()
+    shapes = {"persisting": lambda nb, na: nb == na == 1, "merged": lambda nb, na: nb >= 2 and na >= 1,
+              "split": lambda nb, na: nb == 1 and na >= 2, "vanished": lambda nb, na: (nb, na) == (1, 0),
+              "appeared": lambda nb, na: (nb, na) == (0, 1)}
+    assert all(shapes[s](len(bs), len(as_)) for bs, as_, s in links)
+    assert {s for *_, s in links} == set(shapes) if tolerance is None else {s for *_, s in links} <= set(shapes)
+    firsts = [min(bs) for bs, _, s in links if s not in ("vanished", "appeared")]
+    assert firsts == sorted(firsts) and len(links) > 300

@@ -84,107 +84,137 @@ def _edge_flags(before, after, matrix, shape_b, shape_a, margin) -> tuple[np.nda
 
 def pair_objects(before: dict, after: dict, overlaps: dict, carried_voxels: dict, matrix, *, voxel_size,
                  options: MatchOptions) -> list:
-    """Links ``(before labels, after labels, status)``, from object tables and overlaps ``{(after, before): n}``."""
+    """Links ``(before labels, after labels, status)``, from object tables and overlaps ``{(after, before): n}``.
+
+    Worked on arrays over all candidate pairs (objects are indexed by their row in each table), so a scan's
+    millions of objects cost arrays, not Python dicts and sets per object.
+    """
     vs = np.asarray(voxel_size, float)
     tol = options.tolerance_nm if options.tolerance_nm is not None else 3.0 * float(np.cbrt(np.prod(vs)))
-    lb, la = [int(v) for v in before["label"]], [int(v) for v in after["label"]]
-    ib = {l: i for i, l in enumerate(lb)}
-    ia = {l: i for i, l in enumerate(la)}
+    lb, la = np.asarray(before["label"], np.int64), np.asarray(after["label"], np.int64)
+    n_b, n_a = len(lb), len(la)
     cb = apply(matrix, _centroids(before)) * vs
     ca = _centroids(after) * vs
     va = after["volume_vox"].astype(float)
-    # candidate pairs: overlap, or centroids within the tolerance
-    cand: dict = {}
-    for (a, b), n in overlaps.items():
-        if a in ia and b in ib:
-            cand[(ia[a], ib[b])] = n
-    if len(cb) and len(ca):
+    carried = np.array([max(int(carried_voxels.get(int(l), 0)), 1) for l in lb.tolist()], float)
+    # candidate pairs (AFTER row i, BEFORE row j): an overlap, or centroids within the tolerance
+    keys = np.fromiter((k for k in overlaps), dtype=np.dtype((np.int64, 2)), count=len(overlaps)).reshape(-1, 2)
+    counts = np.fromiter(overlaps.values(), dtype=np.int64, count=len(overlaps))
+    i_ov, j_ov = _rows(la, keys[:, 0]), _rows(lb, keys[:, 1])
+    known = (i_ov >= 0) & (j_ov >= 0)
+    i_ov, j_ov, counts = i_ov[known], j_ov[known], counts[known]
+    if n_a and n_b:
         from scipy.spatial import cKDTree
 
-        for i, js in enumerate(cKDTree(cb).query_ball_point(ca, tol)):
-            for j in js:
-                cand.setdefault((i, j), 0)
-    rows = np.array([k[0] for k in cand], int)
-    cols = np.array([k[1] for k in cand], int)
-    ov = np.array([cand[k] for k in cand], float)
-    vbw = np.array([max(carried_voxels.get(lb[j], 0), 1) for j in cols], float)
+        near = cKDTree(ca).sparse_distance_matrix(cKDTree(cb), tol, output_type="ndarray")
+        i_near, j_near = near["i"].astype(np.int64), near["j"].astype(np.int64)
+    else:
+        i_near = j_near = np.zeros(0, np.int64)
+    key = np.unique(np.concatenate([i_ov * max(n_b, 1) + j_ov, i_near * max(n_b, 1) + j_near]))
+    rows, cols = key // max(n_b, 1), key % max(n_b, 1)
+    ov = np.zeros(len(key), float)
+    ov[np.searchsorted(key, i_ov * max(n_b, 1) + j_ov)] = counts
     dist = np.linalg.norm(ca[rows] - cb[cols], axis=1) if len(rows) else np.zeros(0)
-    score = 2 * ov / (va[rows] + vbw) + 0.1 * np.clip(1 - dist / tol, 0, 1) if len(rows) else np.zeros(0)
-    pairs_a, pairs_b = _assign(rows, cols, score, len(la), len(lb))
-    paired_b = {j: i for i, j in zip(pairs_a, pairs_b)}
-    paired_a = {i: j for i, j in zip(pairs_a, pairs_b)}
-    # groups: start from the pairs, then attach merges and splits
-    groups = {i: ({j}, {i}) for i, j in paired_a.items()}  # keyed by an AFTER index of the pair
-    group_of_b = {j: i for i, j in paired_a.items()}
-    group_of_a = {i: i for i in paired_a}
-    best_a_for_b: dict = {}
-    best_b_for_a: dict = {}
-    for (i, j), n in zip(zip(rows, cols), ov):
-        if n > 0:
-            if n > best_a_for_b.get(j, (0, -1))[0]:
-                best_a_for_b[j] = (n, i)
-            if n > best_b_for_a.get(i, (0, -1))[0]:
-                best_b_for_a[i] = (n, j)
-    merged, split = set(), set()
-    for j in range(len(lb)):
-        if j in paired_b or j not in best_a_for_b:
-            continue
-        n, i = best_a_for_b[j]
-        if n >= options.min_overlap * max(carried_voxels.get(lb[j], 0), 1) and i in group_of_a:
-            g = group_of_a[i]
-            groups[g][0].add(j)
-            group_of_b[j] = g
-            merged.add(g)
+    score = 2 * ov / (va[rows] + carried[cols]) + 0.1 * np.clip(1 - dist / tol, 0, 1) if len(rows) \
+        else np.zeros(0)
+    pairs_a, pairs_b = _assign(rows, cols, score, n_a, n_b)
+    group_of_a = np.full(n_a, -1, np.int64)  # a group is named by the AFTER row of its pair
+    group_of_b = np.full(n_b, -1, np.int64)
+    group_of_a[pairs_a] = pairs_a
+    group_of_b[pairs_b] = pairs_a
+    paired_a, paired_b = group_of_a >= 0, group_of_b >= 0
+    # each object's best overlap in the other scan (ties: the lowest row, as candidates come sorted by label)
+    best_i, n_for_b = _best(cols, rows, ov, n_b)
+    best_j, n_for_a = _best(rows, cols, ov, n_a)
+    # many to one: an unpaired BEFORE object mostly inside a paired AFTER object joins its group
+    j = np.flatnonzero(~paired_b & (best_i >= 0))
+    j = j[(n_for_b[j] >= options.min_overlap * carried[j]) & paired_a[best_i[j]]]
+    group_of_b[j] = group_of_a[best_i[j]]
+    merged = np.zeros(n_a, bool)
+    merged[group_of_b[j]] = True
+    # one to many: an unpaired AFTER object inside a BEFORE object of a group, or a small piece beside the rest
+    # (it overlaps the old object and its centre lies within it, plus the tolerance)
     rb_nm = before["equivalent_radius_vox"] * float(np.cbrt(np.prod(vs)))
-    for i in range(len(la)):
-        if i in paired_a or i not in best_b_for_a:
-            continue
-        n, j = best_b_for_a[i]
-        inside = n >= options.min_overlap * va[i]
-        # a small piece beside the rest: it overlaps the old object and its centre lies within it (+ tolerance)
-        near = np.linalg.norm(ca[i] - cb[j]) <= rb_nm[j] + tol
-        if (inside or near) and j in group_of_b:
-            g = group_of_b[j]
-            groups[g][1].add(i)
-            group_of_a[i] = g
-            split.add(g)
+    i = np.flatnonzero(~paired_a & (best_j >= 0))
+    inside = n_for_a[i] >= options.min_overlap * va[i]
+    close = np.linalg.norm(ca[i] - cb[best_j[i]], axis=1) <= rb_nm[best_j[i]] + tol if len(i) else np.zeros(0, bool)
+    i = i[(inside | close) & (group_of_b[best_j[i]] >= 0)]
+    group_of_a[i] = group_of_b[best_j[i]]
+    split = np.zeros(n_a, bool)
+    split[group_of_a[i]] = True
+    return _links(lb, la, group_of_b, group_of_a, merged, split)
+
+
+def _rows(labels: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """The row of each wanted label in a table's label column (sorted or not); -1 where absent."""
+    order = np.argsort(labels, kind="stable")
+    pos = np.clip(np.searchsorted(labels[order], wanted), 0, max(len(labels) - 1, 0))
+    rows = np.full(len(wanted), -1, np.int64)
+    if len(labels):
+        hit = labels[order][pos] == wanted
+        rows[hit] = order[pos[hit]]
+    return rows
+
+
+def _best(mine: np.ndarray, theirs: np.ndarray, ov: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each object (``mine``'s rows 0..n-1): the object of the other scan it overlaps most (-1 for none)
+    and that overlap; ties go to the lowest row of the other scan."""
+    best, amount = np.full(n, -1, np.int64), np.zeros(n)
+    has = ov > 0
+    if has.any():
+        m, t, o = mine[has], theirs[has], ov[has]
+        order = np.lexsort((t, -o, m))  # by object, then most overlap, then lowest row
+        first = order[np.r_[True, m[order][1:] != m[order][:-1]]]
+        best[m[first]], amount[m[first]] = t[first], o[first]
+    return best, amount
+
+
+def _links(lb, la, group_of_b, group_of_a, merged, split) -> list:
+    """Links from each object's group (the AFTER row naming it, -1 for none): groups in order of their lowest
+    BEFORE row, then the vanished BEFORE and the appeared AFTER objects in row order."""
+    b_rows = np.flatnonzero(group_of_b >= 0)
+    a_rows = np.flatnonzero(group_of_a >= 0)
+    by_b = b_rows[np.argsort(group_of_b[b_rows], kind="stable")]
+    by_a = a_rows[np.argsort(group_of_a[a_rows], kind="stable")]
+    names, first_b = np.unique(group_of_b[by_b], return_index=True)
+    _, first_a = np.unique(group_of_a[by_a], return_index=True)
+    b_parts = np.split(lb[by_b], first_b[1:])
+    a_parts = np.split(la[by_a], first_a[1:])
+    lowest = [int(p.min()) for p in np.split(by_b, first_b[1:])] if len(by_b) else []
     links = []
-    for g, (bs, as_) in sorted(groups.items(), key=lambda kv: min(kv[1][0])):
-        status = "merged" if g in merged else "split" if g in split else "persisting"
-        links.append(([lb[j] for j in sorted(bs)], [la[i] for i in sorted(as_)], status))
-    for j in range(len(lb)):
-        if j not in group_of_b:
-            links.append(([lb[j]], [], "vanished"))
-    for i in range(len(la)):
-        if i not in group_of_a:
-            links.append(([], [la[i]], "appeared"))
+    for k in np.argsort(lowest, kind="stable"):
+        g = names[k]
+        status = "merged" if merged[g] else "split" if split[g] else "persisting"
+        links.append((b_parts[k].tolist(), a_parts[k].tolist(), status))
+    links += [([int(lb[j])], [], "vanished") for j in np.flatnonzero(group_of_b < 0)]
+    links += [([], [int(la[i])], "appeared") for i in np.flatnonzero(group_of_a < 0)]
     return links
 
 
 def _assign(rows, cols, score, n_a, n_b):
-    """Maximum-score one-to-one assignment, solved per connected group of candidates."""
+    """Maximum-score one-to-one assignment, solved per connected group of candidates (a group of one pair
+    directly, the others by ``linear_sum_assignment``); returns the AFTER and BEFORE rows paired."""
     if len(rows) == 0:
-        return [], []
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
     graph = sparse.coo_matrix((np.ones(len(rows)), (rows, cols + n_a)), shape=(n_a + n_b, n_a + n_b))
     _, comp = connected_components(graph, directed=False)
-    pa, pb = [], []
-    by_comp: dict = {}
-    for k, (i, j) in enumerate(zip(rows, cols)):
-        by_comp.setdefault(comp[i], []).append(k)
-    for ks in by_comp.values():
-        ai = sorted({rows[k] for k in ks})
-        bj = sorted({cols[k] for k in ks})
-        ra = {v: n for n, v in enumerate(ai)}
-        rb = {v: n for n, v in enumerate(bj)}
+    edge_comp = comp[rows]
+    order = np.argsort(edge_comp, kind="stable")
+    starts = np.flatnonzero(np.r_[True, edge_comp[order][1:] != edge_comp[order][:-1]])
+    sizes = np.diff(np.r_[starts, len(order)])
+    single = order[starts[sizes == 1]]  # a component of one candidate pair: paired
+    pa, pb = [rows[single]], [cols[single]]
+    for s, size in zip(starts[sizes > 1], sizes[sizes > 1]):
+        ks = order[s:s + size]
+        ai, ra = np.unique(rows[ks], return_inverse=True)
+        bj, rb = np.unique(cols[ks], return_inverse=True)
         cost = np.full((len(ai), len(bj)), 1e6)
-        for k in ks:
-            cost[ra[rows[k]], rb[cols[k]]] = -score[k]
+        cost[ra, rb] = -score[ks]
         r, c = linear_sum_assignment(cost)
-        for x, y in zip(r, c):
-            if cost[x, y] < 1e5:
-                pa.append(ai[x])
-                pb.append(bj[y])
-    return pa, pb
+        keep = cost[r, c] < 1e5
+        pa.append(ai[r[keep]])
+        pb.append(bj[c[keep]])
+    return np.concatenate(pa).astype(np.int64), np.concatenate(pb).astype(np.int64)
 
 
 def refine_on_objects(before: dict, after: dict, links: list, matrix, *, voxel_size, similarity=False,
