@@ -14,28 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from _cli_child import run_cli
 from _report import emit_section
 from track_memory import write_pair
-
-CHILD = r"""
-import dataclasses, json, sys, time
-from tomoseg.cli import main
-from tomoseg.cpu_memory import peak_rss
-from tomoseg.cli import analysis as cli_analysis
-plain = cli_analysis._options
-cli_analysis._options = lambda args: dataclasses.replace(plain(args), in_memory_voxels=int(sys.argv[1]))
-t0 = time.perf_counter()
-code = main(["-q", "evaluate", *sys.argv[2:]])
-print(json.dumps({"code": code, "seconds": time.perf_counter() - t0,
-                  "peak_rss_mib": peak_rss() / 2**20}))
-"""
-
 
 def truth_as_255(folder: Path) -> None:
     import numpy as np
@@ -53,10 +39,7 @@ def truth_as_255(folder: Path) -> None:
 def run(folder: Path, in_memory_voxels: int, out: Path) -> dict:
     args = [str(folder / "after_mask.zarr"), str(folder / "truth.zarr"), "--intensity",
             str(folder / "before_image.zarr"), "--out", str(out)]
-    res = subprocess.run([sys.executable, "-c", CHILD, str(in_memory_voxels), *args], capture_output=True, text=True)
-    if res.returncode:
-        raise SystemExit(res.stderr[-3000:])
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    return run_cli("tomoseg.cli.analysis", in_memory_voxels, ["evaluate", *args])
 
 
 def main(argv=None) -> int:

@@ -7,38 +7,24 @@ voxels. ``tomoseg track`` runs in a fresh process with the masks as labels and t
 once chunk by chunk (``TrackOptions.in_memory_voxels`` set to 2^40 or 0), at two depths. The match-ID image
 goes to Zarr. Both modes must write the same matches.csv.
 
-    python benchmarks/track_memory.py --size 512 --depths 64 256
+    python benchmarks/track_memory.py --size 512 --depths 64 256 1024
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from _cli_child import run_cli
 from _report import emit_section
 
 import numpy as np
 
 SHIFT = (0, 3, -2)
-
-CHILD = r"""
-import dataclasses, json, sys, time
-from tomoseg.cli import main
-from tomoseg.cpu_memory import peak_rss
-from tomoseg.cli import track as cli_track
-plain = cli_track._options
-cli_track._options = lambda args: dataclasses.replace(plain(args), in_memory_voxels=int(sys.argv[1]))
-t0 = time.perf_counter()
-code = main(["-q", "track", *sys.argv[2:]])
-print(json.dumps({"code": code, "seconds": time.perf_counter() - t0,
-                  "peak_rss_mib": peak_rss() / 2**20}))
-"""
-
 
 def write_pair(folder: Path, depth: int, size: int, rng=0) -> None:
     """BEFORE and AFTER images and masks (Zarr); AFTER = BEFORE shifted by SHIFT within each slice."""
@@ -74,16 +60,13 @@ def run(folder: Path, in_memory_voxels: int, out: Path) -> dict:
     args = [str(folder / "before_image.zarr"), str(folder / "after_image.zarr"),
             "--before-labels", str(folder / "before_mask.zarr"), "--after-labels", str(folder / "after_mask.zarr"),
             "--transform", str(folder / "transform.json"), "--labels-out", "ids.zarr", "--out", str(out)]
-    res = subprocess.run([sys.executable, "-c", CHILD, str(in_memory_voxels), *args], capture_output=True, text=True)
-    if res.returncode:
-        raise SystemExit(res.stderr[-3000:])
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    return run_cli("tomoseg.cli.track", in_memory_voxels, ["track", *args])
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=512)
-    ap.add_argument("--depths", type=int, nargs="+", default=[64, 256])
+    ap.add_argument("--depths", type=int, nargs="+", default=[64, 256, 1024])
     ap.add_argument("--out", default="benchmarks/results/track_memory.md")
     args = ap.parse_args(argv)
     rows = []
