@@ -81,9 +81,10 @@ def evaluate(pred, labels, *, threshold: int = 127, intensity=None, voxel_size=N
     result = {"voxel": {**cm.scores(), "normalized": cm.normalized().tolist()}, "threshold": threshold,
               "prediction_is_probability": prob, "shape": list(pred.shape)}
     scans = []
+    pred_mask = MaskView(pred, replace(options, threshold=threshold))  # > threshold, or nonzero: any dtype
     try:
-        for volume in (pred, MaskView(labels)):  # the labels are binary (checked above): a mask, no confidence
-            scans.append(label_scan(intensity, volume, voxel_size=voxel_size, threshold=threshold,
+        for mask, probability in ((pred_mask, pred if prob else None), (MaskView(labels), None)):
+            scans.append(label_scan(intensity, mask, probability=probability, voxel_size=voxel_size,
                                     connectivity=options.connectivity, in_memory_voxels=options.in_memory_voxels,
                                     chunks=options.chunks, workdir=workdir))
         (ptab, plab), (ttab, tlab) = ((s.table, s.labels) for s in scans)
@@ -97,7 +98,7 @@ def evaluate(pred, labels, *, threshold: int = 127, intensity=None, voxel_size=N
     result["objects_all_sizes"] = detection_scores(ptab, ttab, pairs)
     result["table1"] = {"ground_truth": summarize(tkeep), "prediction": summarize(pkeep)}
     result["_tables"] = {"ground truth": tkeep, "prediction": pkeep}
-    result["_masks"] = (MaskView(pred, replace(options, threshold=threshold)), BinaryView(labels), per_slice)
+    result["_masks"] = (pred_mask, BinaryView(labels), per_slice)
     return result
 
 

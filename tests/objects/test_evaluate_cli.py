@@ -117,3 +117,23 @@ def test_evaluate_of_volumes_larger_than_memory_matches_in_memory(files, tmp_pat
     maps = sorted(p.name for p in (tmp_path / "memory" / "figures").glob("hit_map_z*.png"))
     assert maps and maps == sorted(p.name for p in (tmp_path / "chunked" / "figures").glob("hit_map_z*.png"))
     assert not list((tmp_path / "tmp").iterdir())
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32, bool])
+def test_a_prediction_mask_of_any_dtype_is_labelled_by_connectivity(files, dtype):
+    """A mask stored as uint16, float32 or bool scores as the uint8 mask does (a uint16 mask is not a label
+    image with every object labelled 1), and a probability map gets the confidence columns."""
+    from tomoseg.evaluation import evaluate
+
+    _, ph, pred = files
+    truth = ph.labels.astype(np.uint8)
+    plain = evaluate(pred.astype(np.uint8), truth)
+    other = evaluate(pred.astype(dtype), truth)
+    def same(a, b):  # NaN in empty radius bins
+        return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+    assert same(other["objects"], plain["objects"]) and plain["objects"]["predicted_objects"] > 5
+    assert np.isnan(plain["_tables"]["prediction"]["mean_probability"]).all()
+    prob = evaluate(np.where(pred, 230, 20).astype(np.uint8), truth)
+    assert same(prob["objects"], plain["objects"])
+    assert (prob["_tables"]["prediction"]["mean_probability"] > 0.85).all()

@@ -67,7 +67,7 @@ def as_labels(data, *, threshold: int = 127, connectivity: int = 26) -> np.ndarr
     return data.astype(np.uint32, copy=False)
 
 
-def label_scan(image, labels, *, voxel_size=None, threshold: int = 127, connectivity: int = 26,
+def label_scan(image, labels, *, probability=None, voxel_size=None, threshold: int = 127, connectivity: int = 26,
                in_memory_voxels: int = IN_MEMORY_VOXELS, chunks=(128, 128, 128), workdir=None,
                progress=None) -> LabelledScan:
     """Label and measure one volume, keeping its labels.
@@ -79,6 +79,8 @@ def label_scan(image, labels, *, voxel_size=None, threshold: int = 127, connecti
     labels : ndarray or Volume
         A label image, a mask or a uint8 probability map (object where > ``threshold``; its values also give
         each object's confidence columns), of the image's shape.
+    probability : ndarray or Volume, optional
+        The probability map for the confidence columns, where ``labels`` is not it (a mask view of it, say).
     in_memory_voxels : int
         Larger volumes are labelled and measured chunk by chunk (``chunks``), never read whole.
     progress : optional
@@ -89,8 +91,10 @@ def label_scan(image, labels, *, voxel_size=None, threshold: int = 127, connecti
     if size <= in_memory_voxels:
         data = np.asarray(labels[:, :, :])
         lab = as_labels(data, threshold=threshold, connectivity=connectivity)
+        if probability is None and data.dtype == np.uint8 and data.max() > 1:  # a probability map, as as_labels
+            probability = data
         table = measure_objects(lab, intensity=None if image is None else np.asarray(image[:, :, :]),
-                                probability=data if data.dtype == np.uint8 and data.max() > 1 else None,  # as as_labels
+                                probability=None if probability is None else np.asarray(probability[:, :, :]),
                                 voxel_size=voxel_size)
         if progress is not None:
             progress.update(size)
@@ -102,8 +106,8 @@ def label_scan(image, labels, *, voxel_size=None, threshold: int = 127, connecti
                            "non-negative integer labels")
     options = AnalysisOptions(threshold=threshold, connectivity=connectivity, exclude_border=False, min_voxels=1,
                               chunks=tuple(chunks), in_memory_voxels=0)
-    result = analyze(labels, intensity=image, voxel_size=voxel_size, options=options, workdir=workdir,
-                     progress=progress, keep_labels=True)
+    result = analyze(labels, intensity=image, probability=probability, voxel_size=voxel_size, options=options,
+                     workdir=workdir, progress=progress, keep_labels=True)
     import zarr
 
     from ..io.zarr_chunks import parallel_reader
