@@ -100,7 +100,7 @@ def pair_objects(before: dict, after: dict, overlaps: dict, carried_voxels: dict
     # candidate pairs (AFTER row i, BEFORE row j): an overlap, or centroids within the tolerance
     keys = np.fromiter((k for k in overlaps), dtype=np.dtype((np.int64, 2)), count=len(overlaps)).reshape(-1, 2)
     counts = np.fromiter(overlaps.values(), dtype=np.int64, count=len(overlaps))
-    i_ov, j_ov = _rows(la, keys[:, 0]), _rows(lb, keys[:, 1])
+    i_ov, j_ov = label_rows(la, keys[:, 0]), label_rows(lb, keys[:, 1])
     known = (i_ov >= 0) & (j_ov >= 0)
     i_ov, j_ov, counts = i_ov[known], j_ov[known], counts[known]
     if n_a and n_b:
@@ -145,8 +145,9 @@ def pair_objects(before: dict, after: dict, overlaps: dict, carried_voxels: dict
     return _links(lb, la, group_of_b, group_of_a, merged, split)
 
 
-def _rows(labels: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    """The row of each wanted label in a table's label column (sorted or not); -1 where absent."""
+def label_rows(labels, wanted: np.ndarray) -> np.ndarray:
+    """The row of each wanted label in a table's label column (sorted or not); -1 where absent (and for 0)."""
+    labels = np.asarray(labels, np.int64)
     order = np.argsort(labels, kind="stable")
     pos = np.clip(np.searchsorted(labels[order], wanted), 0, max(len(labels) - 1, 0))
     rows = np.full(len(wanted), -1, np.int64)

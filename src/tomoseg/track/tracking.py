@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import TomosegError
 from ..objects import label_objects
 from ..objects.matching import RADIUS_BINS
-from .matching import STATUSES, MatchOptions, _edge_flags, match, refine_on_objects  # noqa: F401
+from .matching import STATUSES, MatchOptions, _edge_flags, label_rows, match, refine_on_objects  # noqa: F401
 from .registration import Registration, RegistrationOptions, decompose, given_transform, register
 from ..objects.labelled import IN_MEMORY_VOXELS, label_scan
 
@@ -219,8 +219,8 @@ def link_table(links, before: dict, after: dict, edge_b, edge_a, matrix, *, voxe
     n = len(mid)
     table: dict = {"match_id": np.asarray(mid, np.int64), "status": np.asarray(status, dtype=object),
                    "before_label": np.asarray(bl, np.int64), "after_label": np.asarray(al, np.int64)}
-    ib = _rows_of(before, table["before_label"])  # row of each label in its scan's table, -1 for none
-    ia = _rows_of(after, table["after_label"])
+    ib = label_rows(before["label"], table["before_label"])  # row of each label in its scan's table, -1 for none
+    ia = label_rows(after["label"], table["after_label"])
     hb, ha = ib >= 0, ia >= 0
     # a link is at the edge (or small) if any of its objects is, in either scan
     flags = {}
@@ -256,19 +256,6 @@ def link_table(links, before: dict, after: dict, edge_b, edge_a, matrix, *, voxe
         table["displacement_nm"][both] = np.linalg.norm((pa[both] - apply(matrix, pb[both])) * vs, axis=1)
     table.update(_changes(table, n, vs))
     return table
-
-
-def _rows_of(scan: dict, labels: np.ndarray) -> np.ndarray:
-    """The row of each label in a scan's table (labels 0 and unknown: -1)."""
-    known = np.asarray(scan["label"], np.int64)
-    order = np.argsort(known, kind="stable")
-    pos = np.searchsorted(known[order], labels)
-    pos = np.clip(pos, 0, max(len(known) - 1, 0))
-    rows = np.full(len(labels), -1, np.int64)
-    if len(known):
-        found = (labels > 0) & (known[order][pos] == labels)
-        rows[found] = order[pos[found]]
-    return rows
 
 
 def _changes(table: dict, n: int, vs: np.ndarray) -> dict:
