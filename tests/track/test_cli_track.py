@@ -157,3 +157,26 @@ def test_track_resume_reuses_finished_probability_maps(phantom_pair, tmp_path, m
     assert main(argv + ["--resume"]) == 0
     assert inputs == [str(d / "after.tif")]
     assert "reusing" in capsys.readouterr().err and (out / "matches.csv").read_text() == first
+
+
+def test_truth_without_instance_images_scores_the_transform_only(phantom_pair, tmp_path, capsys):
+    """A truth file naming no instance images cannot tell which of the tool's objects is which of the truth's:
+    with masks as labels the links are not scored (they used to be compared by label number: recall ~0.03),
+    the transform still is; with the phantom's own instance IDs as labels the links are scored."""
+    d = phantom_pair
+    truth = json.loads((d / "truth.json").read_text())
+    truth["before_instances"] = truth["after_instances"] = None
+    (tmp_path / "truth.json").write_text(json.dumps(truth))
+    base = ["track", str(d / "before.tif"), str(d / "after.tif"), "--transform", str(d / "truth.json"),
+            "--truth", str(tmp_path / "truth.json")]
+    assert main(base + ["--before-labels", str(d / "before_labels.tif"), "--after-labels",
+                        str(d / "after_labels.tif"), "--out", str(tmp_path / "masks")]) == 0
+    out, err = capsys.readouterr()
+    assert "names no instance image for the before and after scan" in err
+    assert "against the truth: rotation error 0.000 deg" in out and "recall" not in out
+    summary = json.loads((tmp_path / "masks" / "summary.json").read_text())
+    assert "recall" not in summary["truth"] and summary["truth"]["transform_max_error_vox"] < 1e-6
+    assert "transform_max_error_vox" in (tmp_path / "masks" / "track.html").read_text()
+    assert main(base + ["--before-labels", str(d / "before_ids.npy"), "--after-labels", str(d / "after_ids.npy"),
+                        "--out", str(tmp_path / "ids")]) == 0
+    assert "recall 1.000, precision 1.000" in capsys.readouterr().out

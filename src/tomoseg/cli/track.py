@@ -165,13 +165,22 @@ def _finish_track(args, out: Path, result, truth, before, after, vs) -> int:
 
         from ..track.scoring import label_map
 
-        maps = {}
+        maps, unmapped = {}, []
         for scan in ("before", "after"):  # the tool's labels -> the phantom's ids, where the truth names them
             ids = truth.get(f"{scan}_instances")
             if ids and Path(ids).exists():
                 maps[f"{scan}_map"] = label_map(np.asarray(getattr(result, f"{scan}_labels")[:, :, :]),
                                                 read_volume(ids))
-        scores = compare_with_truth(result.matches, truth["matches"], min_voxels=args.min_voxels, **maps)
+            elif not _keeps_ids(getattr(args, f"{scan}_labels")):
+                unmapped.append(scan)
+        scores = {}
+        if unmapped:  # the tool numbered the objects itself: its labels say nothing about the truth's ids
+            print(f"tomoseg: note: {args.truth} names no instance image for the {' and '.join(unmapped)} scan, so "
+                  "the objects found cannot be matched to the truth's: the transform is scored, the links are not. "
+                  "Make the pair with `tomoseg phantom ... --instances ... --pair-instances ...`, or give those "
+                  "as the labels.", file=sys.stderr)
+        else:
+            scores = compare_with_truth(result.matches, truth["matches"], min_voxels=args.min_voxels, **maps)
         m_true = np.asarray(truth["matrix"])
         corners = np.array([[z, y, x] for z in (0, before.shape[0] - 1) for y in (0, before.shape[1] - 1)
                             for x in (0, before.shape[2] - 1)], float)
@@ -197,10 +206,22 @@ def _finish_track(args, out: Path, result, truth, before, after, vs) -> int:
           + "; ".join(f"{s} {v['events']}" for s, v in c.items()) + f" -> {out}")
     if truth is not None:
         s = result.summary["truth"]
-        print(f"against the truth: recall {s['recall']:.3f}, precision {s['precision']:.3f}, rotation error "
-              f"{s['transform_rotation_error_deg']:.3f} deg, largest displacement error "
-              f"{s['transform_max_error_vox']:.3f} voxels")
+        links = f"recall {s['recall']:.3f}, precision {s['precision']:.3f}, " if "recall" in s else ""
+        print(f"against the truth: {links}rotation error {s['transform_rotation_error_deg']:.3f} deg, largest "
+              f"displacement error {s['transform_max_error_vox']:.3f} voxels")
     return 0
+
+
+def _keeps_ids(labels_path) -> bool:
+    """Whether labels given for a scan keep their own IDs (a label image), so a truth of the same IDs needs no
+    instance image to be compared with."""
+    if not labels_path:
+        return False
+    from ..io import open_volume
+    from ..objects.labelled import is_label_image
+
+    with open_volume(labels_path) as volume:
+        return is_label_image(volume)
 
 
 def _read_truth(path) -> dict:

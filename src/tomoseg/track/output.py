@@ -81,9 +81,9 @@ def track_section(summary: dict, figs: dict) -> str:
     if summary.get("truth"):
         t = summary["truth"]
         parts.append("<h3>Against the phantom's truth</h3>")
-        parts.append(_table([{"quantity": k, "value": t[k]} for k in ("truth_links", "predicted_links", "recall",
-                                                                       "precision", "status_accuracy")],
-                            ["quantity", "value"]))
+        keys = ("truth_links", "predicted_links", "recall", "precision", "status_accuracy",
+                "transform_rotation_error_deg", "transform_max_error_vox")
+        parts.append(_table([{"quantity": k, "value": t[k]} for k in keys if k in t], ["quantity", "value"]))
     for path, caption in figs.items():
         parts.append(_figure(Path(path), caption))
     return "\n".join(parts)
