@@ -154,7 +154,7 @@ def _finished_map(prob: Path, source) -> dict | None:
 
 def _finish_track(args, out: Path, result, truth, before, after, vs) -> int:
     """Score against a phantom's truth where given, write the results and say what was found."""
-    from ..io import read_volume
+    from ..io import open_volume
     from ..progress import progress_bar
     from ..track import write_tracking
     from . import progress_enabled
@@ -169,8 +169,7 @@ def _finish_track(args, out: Path, result, truth, before, after, vs) -> int:
         for scan in ("before", "after"):  # the tool's labels -> the phantom's ids, where the truth names them
             ids = truth.get(f"{scan}_instances")
             if ids and Path(ids).exists():
-                maps[f"{scan}_map"] = label_map(np.asarray(getattr(result, f"{scan}_labels")[:, :, :]),
-                                                read_volume(ids))
+                maps[f"{scan}_map"] = label_map(getattr(result, f"{scan}_labels"), open_volume(ids))
             elif not _keeps_ids(getattr(args, f"{scan}_labels")):
                 unmapped.append(scan)
         scores = {}

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import numpy as np
 
-from ..objects import overlap_pairs
+from ..objects.matching import block_overlaps
 
 
-def label_map(labels: np.ndarray, instances: np.ndarray) -> dict:
-    """{label: instance id} by largest overlap (labels found by the tool → the phantom's ids)."""
+def label_map(labels, instances) -> dict:
+    """{label: instance id} by largest overlap (labels found by the tool → the phantom's ids); arrays or
+    volumes on disk, read block by block."""
     best: dict = {}
-    for (lab, inst), n in overlap_pairs(labels, instances).items():
+    for (lab, inst), n in block_overlaps(labels, instances).items():
         if n > best.get(lab, (0, 0))[0]:
             best[lab] = (n, inst)
     return {lab: inst for lab, (n, inst) in best.items()}
