@@ -180,3 +180,16 @@ def test_truth_without_instance_images_scores_the_transform_only(phantom_pair, t
     assert main(base + ["--before-labels", str(d / "before_ids.npy"), "--after-labels", str(d / "after_ids.npy"),
                         "--out", str(tmp_path / "ids")]) == 0
     assert "recall 1.000, precision 1.000" in capsys.readouterr().out
+
+
+def test_track_bar_counts_the_registration_too(phantom_pair, tmp_path, capsys):
+    """Without --transform the registration reads both scans: the one bar counts that too and ends at 100 %."""
+    import re
+
+    d = phantom_pair
+    assert main(["track", str(d / "before.tif"), str(d / "after.tif"), "--before-labels", str(d / "before_ids.npy"),
+                 "--after-labels", str(d / "after_ids.npy"), "--out", str(tmp_path / "o")]) == 0
+    size = 32 * 112 * 112
+    last = capsys.readouterr().err.strip().splitlines()
+    bar = [line for line in last if line.startswith("track:")][-1]
+    assert re.match(rf"track: 100% \({5 * size / 1e6:.2f} Mvox of {5 * size / 1e6:.2f} Mvox\)", bar), bar

@@ -29,9 +29,31 @@ def test_downsample_is_block_mean(tmp_path):
     write_volume(str(tmp_path / "v.zarr"), big, chunks=(8, 12, 41))
     with open_volume(str(tmp_path / "v.zarr")) as vol:
         for budget in (10**9, 2000):
-            got = downsample(vol, 3, slab_voxels=budget)
+            counted = Count()
+            got = downsample(vol, 3, slab_voxels=budget, progress=counted)
             ref = big[:36, :48, :39].reshape(12, 3, 16, 3, 13, 3).mean(axis=(1, 3, 5))
             np.testing.assert_allclose(got, ref, rtol=1e-5)
+            assert counted.n == big.size  # the voxels past the last whole block counted at the end
+
+
+class Count:
+    n = 0
+
+    def update(self, n):
+        self.n += n
+
+
+def test_registration_counts_the_voxels_it_reads():
+    """``progress`` sees both images once as the coarse stage reads them (BEFORE's only with ``initial``)."""
+    from tomoseg.track.registration import register
+
+    pair = make_phantom_pair((40, 130, 140), rng=4, motion=Motion((3.0, 0, 0), (1.0, -2.0, 0.5)))
+    counted = Count()
+    register(pair.before["image"], pair.after["image"], progress=counted)
+    assert counted.n == pair.before["image"].size + pair.after["image"].size
+    counted = Count()
+    register(pair.before["image"], pair.after["image"], initial=pair.matrix, progress=counted)
+    assert counted.n == pair.before["image"].size
 
 
 def test_given_transform_checks_the_matrix():

@@ -95,7 +95,8 @@ def _run_track(args) -> int:
     options = _options(args)
     if not labels and max(vb.size, va.size) > options.in_memory_voxels:
         labels = _segment_scans(args, out, vs)  # too large to segment in memory: probability maps in OUT
-    bar = progress_bar(progress_enabled(args), vb.size + 2 * va.size, desc="track")  # label both, match
+    work = (0 if transform is not None else vb.size + va.size) + vb.size + 2 * va.size  # register, label, match
+    bar = progress_bar(progress_enabled(args), work, desc="track")
     try:
         result = track(vb, va, before_labels=labels[0] if labels else None,
                        after_labels=labels[1] if labels else None, voxel_size=vs, transform=transform,

@@ -150,20 +150,31 @@ def _rotation_z(angle_deg: float, centre) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ images
-def downsample(volume, factor: int, *, slab_voxels: int = 2**24) -> np.ndarray:
+def downsample(volume, factor: int, *, slab_voxels: int = 2**23, progress=None) -> np.ndarray:
     """Block means of ``factor``³ voxels (float32), read in blocks of whole storage chunks (a Volume or an
-    array)."""
-    from ..io.blocks import block_grid, storage_chunks
+    array), each read and averaged on a worker thread. ``progress`` is given the volume's voxels as they are
+    read (those beyond the last whole ``factor`` at the end)."""
+    from ..io.blocks import block_grid, read_ahead, storage_chunks, worker_threads
 
     Z, Y, X = (s // factor * factor for s in volume.shape)
     if min(Z, Y, X) == 0:
         raise TomosegError(f"volume {tuple(volume.shape)} is too small to downsample by {factor}")
     out = np.empty((Z // factor, Y // factor, X // factor), np.float32)
-    for zs, ys, xs in block_grid((Z, Y, X), storage_chunks(volume), max_voxels=slab_voxels, multiple=factor):
+
+    def means(region):  # on a worker thread
+        zs, ys, xs = region
         block = np.asarray(volume[zs, ys, xs], dtype=np.float32)
         nz, ny = (zs.stop - zs.start) // factor, (ys.stop - ys.start) // factor
-        out[zs.start // factor:zs.start // factor + nz, ys.start // factor:ys.start // factor + ny] = \
-            block.reshape(nz, factor, ny, factor, X // factor, factor).mean(axis=(1, 3, 5))
+        return block.reshape(nz, factor, ny, factor, X // factor, factor).mean(axis=(1, 3, 5))
+
+    blocks = block_grid((Z, Y, X), storage_chunks(volume), max_voxels=slab_voxels, multiple=factor)
+    for (zs, ys, xs), small in read_ahead(blocks, means, threads=worker_threads(4)):
+        out[zs.start // factor:zs.start // factor + small.shape[0],
+            ys.start // factor:ys.start // factor + small.shape[1]] = small
+        if progress is not None:
+            progress.update(small.size * factor ** 3)
+    if progress is not None:
+        progress.update(int(np.prod(volume.shape, dtype=np.int64)) - Z * Y * X)
     return out
 
 
@@ -260,11 +271,11 @@ def _z_rotation(fb, fa, wb, wa, max_deg: float) -> list[np.ndarray]:
     return cands
 
 
-def _coarse(before, after, options: RegistrationOptions, shape) -> tuple[np.ndarray, dict]:
+def _coarse(before, after, options: RegistrationOptions, shape, progress=None) -> tuple[np.ndarray, dict]:
     size = float(np.prod(shape))
     factor = max(1, int(np.ceil((size / options.coarse_voxels) ** (1 / 3))))
-    small_b = downsample(before, factor)
-    small_a = downsample(after, factor)
+    small_b = downsample(before, factor, progress=progress)
+    small_a = downsample(after, factor, progress=progress)
     band = tuple(max(0.7, b / factor) for b in options.band)
     margin = max(2.0, 8.0 / factor)
     wb, wa = interior(small_b, margin), interior(small_a, margin)
@@ -461,7 +472,7 @@ def _lucas_kanade(crops_b, after, matrix, centres, keep, options: RegistrationOp
 
 
 def register(before, after, *, voxel_size=None, options: RegistrationOptions | None = None,
-             initial: np.ndarray | None = None) -> Registration:
+             initial: np.ndarray | None = None, progress=None) -> Registration:
     """Estimate the rigid (or similarity) transform from the BEFORE scan to the AFTER scan.
 
     Parameters
@@ -473,6 +484,9 @@ def register(before, after, *, voxel_size=None, options: RegistrationOptions | N
     options : RegistrationOptions, optional
     initial : 4 × 4 array, optional
         A starting transform: skips the coarse stage.
+    progress : optional
+        Given the voxels of both images as the coarse stage reads them (``update(n)``; BEFORE's only with
+        ``initial``).
 
     Returns
     -------
@@ -499,10 +513,10 @@ def register(before, after, *, voxel_size=None, options: RegistrationOptions | N
         options = replace(options, crop_size=max(16, (smallest - 8) // 2 * 2))
     vs = tuple(voxel_size) if voxel_size is not None else (1.0, 1.0, 1.0)
     if initial is None:
-        coarse_m, info = _coarse(before, after, options, shape)
+        coarse_m, info = _coarse(before, after, options, shape, progress)
     else:
         coarse_m = np.asarray(initial, float)
-        info = _coarse_info_only(before, options, shape)
+        info = _coarse_info_only(before, options, shape, progress)
     centres = _crop_centres(info, shape, options)
     matrix, table, ncc0 = _fine(before, after, coarse_m, centres, options, vs)
     parts = decompose(matrix, shape)
@@ -518,9 +532,9 @@ def register(before, after, *, voxel_size=None, options: RegistrationOptions | N
                         seconds=time.perf_counter() - t0, coarse=coarse)
 
 
-def _coarse_info_only(before, options: RegistrationOptions, shape) -> dict:
+def _coarse_info_only(before, options: RegistrationOptions, shape, progress=None) -> dict:
     factor = max(1, int(np.ceil((float(np.prod(shape)) / options.coarse_voxels) ** (1 / 3))))
-    small = downsample(before, factor)
+    small = downsample(before, factor, progress=progress)
     margin = max(2.0, 8.0 / factor)
     band = tuple(max(0.7, b / factor) for b in options.band)
     return {"factor": factor, "interior": interior(small, margin), "features": _features(small, band, margin)}

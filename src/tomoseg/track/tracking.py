@@ -105,7 +105,8 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
         BEFORE voxel → AFTER voxel; skips the registration.
     options : TrackOptions, optional
     progress : optional
-        Given voxels as the scans are labelled and matched (``update(n)``): each scan's, then the AFTER scan's.
+        Given voxels as the work goes (``update(n)``): both scans' as the registration reads them (unless
+        ``transform`` is given), each scan's as it is labelled, then the AFTER scan's as it is matched.
 
     Returns
     -------
@@ -142,7 +143,7 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
     vs = tuple(float(v) for v in voxel_size) if voxel_size is not None else None
     vs1 = vs or (1.0, 1.0, 1.0)
     if transform is None:
-        reg = register(before, after, voxel_size=vs1, options=options.registration)
+        reg = register(before, after, voxel_size=vs1, options=options.registration, progress=progress)
     else:
         reg = given_transform(transform, shape_b)
     t["registration_s"] = time.perf_counter() - t0
