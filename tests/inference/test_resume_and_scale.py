@@ -103,7 +103,10 @@ def test_dask_survives_a_killed_worker(tmp_path, random_model_path, small_phanto
 _RSS = """
 import sys
 from tomoseg.cpu_memory import peak_rss
-from tomoseg.inference import segment, SegmentOptions, TilingConfig
+from tomoseg.inference import normalization, segment, SegmentOptions, TilingConfig
+# the statistics pass reads blocks of up to 2^24 voxels, a few at once: a bound, but the small volume's blocks
+# (96 slices) would be smaller than the large one's; blocks of 2^20 voxels are whole in both
+normalization.volume_stats.__kwdefaults__["slab_voxels"] = 2**20
 segment(sys.argv[1], sys.argv[2], model=sys.argv[3],
         options=SegmentOptions(tiling=TilingConfig(tile_size=64, halo=16)), progress=False)
 print(peak_rss() // 1024)
@@ -117,7 +120,9 @@ def test_peak_memory_does_not_grow_with_volume_size(tmp_path, random_model_path,
     made this test fail after the Dask tests had grown pytest to 0.5 GB). OpenVINO's peak also depends on its
     cache of compiled models (compiling from the model in memory, from the converted file, or loading a
     compiled blob), so the test has a cache of its own, two warm-up runs fill it, and the small volume runs
-    before and after the large one."""
+    before and after the large one. The statistics pass's blocks are capped at 2^20 voxels in the child, so
+    that both volumes' blocks are full ones (at the default 2^24, those of 96 slices are smaller than those of
+    384: +29 MiB of bounded buffers that made this test fail on a clean clone)."""
     monkeypatch.setenv("TOMOSEG_CACHE_DIR", str(tmp_path / "cache"))
     rss = {}
     rng = np.random.default_rng(0)

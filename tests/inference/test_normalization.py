@@ -1,0 +1,35 @@
+"""The statistics pass's histograms: exact, and in bounded memory."""
+
+import sys
+
+import numpy as np
+import pytest
+
+from tomoseg.inference import normalization
+from tomoseg.inference.normalization import _histogram, volume_stats
+
+
+@pytest.mark.parametrize("dtype, shape", [(np.uint8, (7, 33, 31)), (np.uint8, (8, 32, 32)), (np.uint16, (5, 30, 29))])
+def test_histograms_in_pieces_equal_numpys(monkeypatch, dtype, shape):
+    """Counted a piece at a time (odd sizes, the last voxel of an odd uint8 block, pieces that cut pairs'
+    runs): the same histogram as np.bincount over the whole block, and the same mean and s.d. as NumPy."""
+    rng = np.random.default_rng(3)
+    data = rng.integers(0, np.iinfo(dtype).max, shape, dtype=dtype)
+    monkeypatch.setitem(sys.modules, "torch", None)  # NumPy's path (the OpenVINO one), not PyTorch's bincount
+    monkeypatch.setattr(normalization, "HISTOGRAM_PIECE", 1000)  # many pieces, none aligned to the block
+    hist = _histogram(None, None, data)
+    assert np.array_equal(hist[:np.iinfo(dtype).max + 1] if dtype == np.uint16 else hist,
+                          np.bincount(data.ravel(), minlength=np.iinfo(dtype).max + 1))
+    stats = volume_stats(data, method="full")
+    assert stats.mean == pytest.approx(data.mean(), rel=1e-12) and stats.std == pytest.approx(data.std(), rel=1e-12)
+
+
+def test_a_histogram_holds_a_piece_not_a_block(monkeypatch):
+    """np.bincount copies its input to int64: it is handed a piece at a time, never a whole block."""
+    monkeypatch.setitem(sys.modules, "torch", None)  # NumPy's path
+    sizes = []
+    real = np.bincount
+    monkeypatch.setattr(normalization.np, "bincount", lambda values, **kw: sizes.append(values.size) or
+                        real(values, **kw))
+    _histogram(None, None, np.zeros((64, 256, 256), np.uint8))
+    assert max(sizes) == normalization.HISTOGRAM_PIECE and sum(sizes) == 64 * 256 * 256 // 2
