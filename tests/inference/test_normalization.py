@@ -33,3 +33,18 @@ def test_a_histogram_holds_a_piece_not_a_block(monkeypatch):
                         real(values, **kw))
     _histogram(None, None, np.zeros((64, 256, 256), np.uint8))
     assert max(sizes) == normalization.HISTOGRAM_PIECE and sum(sizes) == 64 * 256 * 256 // 2
+
+
+def test_float_moments_in_pieces_and_where_a_nan_is(monkeypatch):
+    """Float blocks are summarized a piece at a time: NumPy's mean and s.d., and a NaN or infinity is refused
+    with its place in the volume (a later piece, a block not at the origin)."""
+    from tomoseg.errors import TomosegError
+
+    monkeypatch.setattr(normalization, "HISTOGRAM_PIECE", 777)
+    data = np.random.default_rng(5).normal(100, 15, (12, 40, 36)).astype(np.float32)
+    stats = volume_stats(data, method="full")
+    assert stats.mean == pytest.approx(data.astype(np.float64).mean(), rel=1e-12)
+    assert stats.std == pytest.approx(data.astype(np.float64).std(), rel=1e-9)
+    data[9, 31, 5] = np.inf
+    with pytest.raises(TomosegError, match=r"first at z, y, x = 9, 31, 5"):
+        volume_stats(data, method="full", slab_voxels=40 * 36 * 4)  # blocks of 4 slices: the third holds it
