@@ -183,7 +183,8 @@ def test_truth_without_instance_images_scores_the_transform_only(phantom_pair, t
 
 
 def test_track_bar_counts_the_registration_too(phantom_pair, tmp_path, capsys):
-    """Without --transform the registration reads both scans: the one bar counts that too and ends at 100 %."""
+    """Without --transform the registration reads both scans and the objects are matched twice (before and after
+    the refit on them): the one bar counts all of it and ends at 100 %; with --no-refine, one matching."""
     import re
 
     d = phantom_pair
@@ -192,4 +193,8 @@ def test_track_bar_counts_the_registration_too(phantom_pair, tmp_path, capsys):
     size = 32 * 112 * 112
     last = capsys.readouterr().err.strip().splitlines()
     bar = [line for line in last if line.startswith("track:")][-1]
+    assert re.match(rf"track: 100% \({6 * size / 1e6:.2f} Mvox of {6 * size / 1e6:.2f} Mvox\)", bar), bar
+    assert main(["track", str(d / "before.tif"), str(d / "after.tif"), "--before-labels", str(d / "before_ids.npy"),
+                 "--after-labels", str(d / "after_ids.npy"), "--out", str(tmp_path / "o2"), "--no-refine"]) == 0
+    bar = [line for line in capsys.readouterr().err.splitlines() if line.startswith("track:")][-1]
     assert re.match(rf"track: 100% \({5 * size / 1e6:.2f} Mvox of {5 * size / 1e6:.2f} Mvox\)", bar), bar

@@ -95,7 +95,9 @@ def _run_track(args) -> int:
     options = _options(args)
     if not labels and max(vb.size, va.size) > options.in_memory_voxels:
         labels = _segment_scans(args, out, vs)  # too large to segment in memory: probability maps in OUT
-    work = (0 if transform is not None else vb.size + va.size) + vb.size + 2 * va.size  # register, label, match
+    estimated = transform is None
+    matchings = 2 if estimated and options.refine_on_objects else 1  # a second one after the refit on objects
+    work = (vb.size + va.size if estimated else 0) + vb.size + va.size + matchings * va.size  # register, label, match
     bar = progress_bar(progress_enabled(args), work, desc="track")
     try:
         result = track(vb, va, before_labels=labels[0] if labels else None,

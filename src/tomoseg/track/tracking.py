@@ -106,7 +106,8 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
     options : TrackOptions, optional
     progress : optional
         Given voxels as the work goes (``update(n)``): both scans' as the registration reads them (unless
-        ``transform`` is given), each scan's as it is labelled, then the AFTER scan's as it is matched.
+        ``transform`` is given), each scan's as it is labelled, then the AFTER scan's as it is matched (twice
+        where the transform is estimated and refitted on the objects: ``refine_on_objects``).
 
     Returns
     -------
@@ -170,7 +171,7 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
                                               similarity=options.registration.similarity,
                                               min_voxels=options.matching.min_voxels)
             if refit.get("used", 0):
-                links, _ = match(lb, la, tb, ta, matrix, voxel_size=vs1, options=options.matching)
+                links, _ = match(lb, la, tb, ta, matrix, voxel_size=vs1, options=options.matching, progress=progress)
                 image_matrix = reg.matrix
                 parts = decompose(matrix, shape_b)
                 reg.coarse["image_matrix"] = image_matrix.tolist()
@@ -178,6 +179,8 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
                 reg.rotation_deg, reg.rotation_angle_deg = parts["rotation_deg"], parts["rotation_angle_deg"]
                 reg.translation_vox, reg.scale = parts["translation_vox"], parts["scale"]
                 reg.source = "estimated, refined on objects"
+            elif progress is not None:  # the second matching was not needed: its share of the work is done
+                progress.update(int(np.prod(shape_a, dtype=np.int64)))
         reg.coarse["objects_refit"] = refit
         t["matching_s"] = time.perf_counter() - t2
         edge_b, edge_a = _edge_flags(tb, ta, matrix, shape_b, shape_a, options.matching.border_margin_vox)
