@@ -89,6 +89,18 @@ def pair_objects(before: dict, after: dict, overlaps: dict, carried_voxels: dict
     Worked on arrays over all candidate pairs (objects are indexed by their row in each table), so a scan's
     millions of objects cost arrays, not Python dicts and sets per object.
     """
+    keys = np.fromiter((k for k in overlaps), dtype=np.dtype((np.int64, 2)), count=len(overlaps)).reshape(-1, 2)
+    counts = np.fromiter(overlaps.values(), dtype=np.int64, count=len(overlaps))
+    carried = np.fromiter(carried_voxels.items(), dtype=np.dtype((np.int64, 2)),
+                          count=len(carried_voxels)).reshape(-1, 2)
+    return _pair(before, after, keys[:, 0], keys[:, 1], counts, carried[:, 0], carried[:, 1], matrix,
+                 voxel_size=voxel_size, options=options)
+
+
+def _pair(before: dict, after: dict, ov_after, ov_before, ov_voxels, carried_labels, carried_voxels, matrix, *,
+          voxel_size, options: MatchOptions) -> list:
+    """:func:`pair_objects` from arrays: the overlaps' AFTER and BEFORE labels and voxels, the BEFORE labels
+    carried and their voxels."""
     vs = np.asarray(voxel_size, float)
     tol = options.tolerance_nm if options.tolerance_nm is not None else 3.0 * float(np.cbrt(np.prod(vs)))
     lb, la = np.asarray(before["label"], np.int64), np.asarray(after["label"], np.int64)
@@ -96,11 +108,12 @@ def pair_objects(before: dict, after: dict, overlaps: dict, carried_voxels: dict
     cb = apply(matrix, _centroids(before)) * vs
     ca = _centroids(after) * vs
     va = after["volume_vox"].astype(float)
-    carried = np.array([max(int(carried_voxels.get(int(l), 0)), 1) for l in lb.tolist()], float)
+    carried = np.ones(n_b)  # voxels of each BEFORE object carried into the AFTER grid, at least 1
+    rows = label_rows(lb, np.asarray(carried_labels, np.int64))
+    carried[rows[rows >= 0]] = np.maximum(np.asarray(carried_voxels)[rows >= 0], 1)
     # candidate pairs (AFTER row i, BEFORE row j): an overlap, or centroids within the tolerance
-    keys = np.fromiter((k for k in overlaps), dtype=np.dtype((np.int64, 2)), count=len(overlaps)).reshape(-1, 2)
-    counts = np.fromiter(overlaps.values(), dtype=np.int64, count=len(overlaps))
-    i_ov, j_ov = label_rows(la, keys[:, 0]), label_rows(lb, keys[:, 1])
+    i_ov, j_ov = label_rows(la, np.asarray(ov_after, np.int64)), label_rows(lb, np.asarray(ov_before, np.int64))
+    counts = np.asarray(ov_voxels, np.int64)
     known = (i_ov >= 0) & (j_ov >= 0)
     i_ov, j_ov, counts = i_ov[known], j_ov[known], counts[known]
     if n_a and n_b:
@@ -271,7 +284,17 @@ def _preimage(inv: np.ndarray, region, shape_before) -> tuple | None:
 def carried_overlaps(before_labels, after_labels, matrix, *, block=(64, 256, 256), threads: int | None = None,
                      progress=None) -> tuple[dict, dict]:
     """Overlaps ``{(after, before): voxels}`` of the BEFORE labels carried into the AFTER grid with the AFTER
-    labels, and ``{before: voxels carried}``, block by block of the AFTER grid.
+    labels, and ``{before: voxels carried}`` (:func:`overlap_arrays` as dicts)."""
+    keys, voxels, labels, carried = overlap_arrays(before_labels, after_labels, matrix, block=block, threads=threads,
+                                                   progress=progress)
+    return pairs_of(keys, voxels), dict(zip(labels.tolist(), carried.tolist()))
+
+
+def overlap_arrays(before_labels, after_labels, matrix, *, block=(64, 256, 256), threads: int | None = None,
+                   progress=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The overlaps of the BEFORE labels carried into the AFTER grid with the AFTER labels, block by block of the
+    AFTER grid: sorted keys ``after << 32 | before`` and their voxels, then the BEFORE labels carried and their
+    voxels (int64 arrays; no dict per pair, for scans of millions of objects).
 
     ``before_labels`` and ``after_labels`` are arrays or anything sliced like one (a Zarr array, a
     :class:`~tomoseg.io.Volume`): each block reads its AFTER labels and the crop of the BEFORE labels it maps
@@ -303,9 +326,7 @@ def carried_overlaps(before_labels, after_labels, matrix, *, block=(64, 256, 256
         counts.append(c)
         if progress is not None:
             progress.update(int(np.prod([r.stop - r.start for r in region])))
-    overlaps = pairs_of(*sum_by_key(pair_keys, pair_counts))
-    labels, c = sum_by_key(ids, counts)
-    return overlaps, dict(zip(labels.tolist(), c.tolist()))
+    return (*sum_by_key(pair_keys, pair_counts), *sum_by_key(ids, counts))
 
 
 def _carry(before_labels, crop, inv, region) -> np.ndarray:
@@ -330,11 +351,13 @@ def match(before_labels, after_labels, before: dict, after: dict, matrix, *, vox
     """Links between the objects of two labelled scans, given the transform (BEFORE voxel → AFTER voxel).
 
     The label images may be arrays or volumes on disk (see :func:`carried_overlaps`).
-    Returns ``(links, info)``: links are ``(before labels, after labels, status)``; info has the overlaps.
+    Returns ``(links, info)``: links are ``(before labels, after labels, status)``; info has the overlaps as
+    arrays (:func:`overlap_arrays`).
     """
     options = options or MatchOptions()
     vs = tuple(voxel_size) if voxel_size is not None else (1.0, 1.0, 1.0)
-    overlaps, counts = carried_overlaps(before_labels, after_labels, matrix, progress=progress)
-    carried_voxels = {int(l): int(counts.get(int(l), 0)) for l in before["label"]}
-    links = pair_objects(before, after, overlaps, carried_voxels, matrix, voxel_size=vs, options=options)
-    return links, {"overlaps": overlaps, "carried_voxels": carried_voxels}
+    keys, voxels, carried_labels, carried = overlap_arrays(before_labels, after_labels, matrix, progress=progress)
+    links = _pair(before, after, keys >> 32, keys & 0xFFFFFFFF, voxels, carried_labels, carried, matrix,
+                  voxel_size=vs, options=options)
+    return links, {"overlap_keys": keys, "overlap_voxels": voxels, "carried_labels": carried_labels,
+                   "carried_voxels": carried}
