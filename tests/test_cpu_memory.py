@@ -87,7 +87,7 @@ def test_peak_rss_of_a_child_is_its_own_not_its_parents():
 
     import numpy as np
 
-    held = np.ones(300 * 2**20 // 8)  # noqa: F841 (held while the children run)
+    held = np.ones(300 * 2**20 // 8)  # held while the children run
     code = ("import resource, sys; import numpy as np; from tomoseg.cpu_memory import peak_rss; "
             "a = np.ones(int(sys.argv[1]) * 2**20 // 8) if int(sys.argv[1]) else None; "
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, peak_rss())")
@@ -95,3 +95,4 @@ def test_peak_rss_of_a_child_is_its_own_not_its_parents():
                                                           text=True, check=True).stdout.split()] for mb in (0, 100))
     assert idle[0] >= 300 and idle[1] < 150, idle  # ru_maxrss: the parent's; peak_rss: Python + NumPy
     assert busy[1] - idle[1] == pytest.approx(100, abs=10), (idle, busy)
+    del held
