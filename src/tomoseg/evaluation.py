@@ -31,7 +31,7 @@ def voxel_confusion(pred, labels, *, threshold: int = 127, probability: bool | N
     return voxel_scores(pred, labels, threshold=threshold, probability=probability)[0]
 
 
-def voxel_scores(pred, labels, *, threshold: int = 127, probability: bool | None = None) -> tuple:
+def voxel_scores(pred, labels, *, threshold: int = 127, probability: bool | None = None, progress=None) -> tuple:
     """:func:`voxel_confusion`, and per z slice the ground-truth object voxels and the errors (FP + FN), in one
     pass of whole chunks of the prediction (the slices worth a hit map come from these counts)."""
     check_same_shape(pred, labels)
@@ -47,6 +47,8 @@ def voxel_scores(pred, labels, *, threshold: int = 127, probability: bool | None
         cm = cm + confusion_matrix(p, t)
         objects[sl[0]] += np.count_nonzero(t, axis=(1, 2))
         errors[sl[0]] += np.count_nonzero(p != t, axis=(1, 2))
+        if progress is not None:
+            progress.update(int(p.size))
     return cm, {"objects": objects, "errors": errors}
 
 
@@ -61,12 +63,13 @@ class BinaryView:
 
 
 def evaluate(pred, labels, *, threshold: int = 127, intensity=None, voxel_size=None,
-             options: AnalysisOptions | None = None, workdir=None) -> dict:
+             options: AnalysisOptions | None = None, workdir=None, progress=None) -> dict:
     """Voxel scores and object-level detection of a prediction against ground truth, at any size.
 
     Volumes up to ``options.in_memory_voxels`` are labelled in memory; larger ones chunk by chunk
     (:func:`~tomoseg.objects.labelled.label_scan`, labels kept in ``workdir`` until the objects are matched),
-    their overlaps counted block by block: nothing is read whole.
+    their overlaps counted block by block: nothing is read whole. ``progress`` is given the volume's voxels
+    four times: the voxel scores, each labelling, the overlaps.
 
     Returns a dict with ``voxel`` (confusion counts, normalized matrix, accuracy, recall, precision, F1,
     IoU), ``objects`` (detection recall, precision, F1, overall and by radius) and ``table1`` (the paper's
@@ -77,7 +80,7 @@ def evaluate(pred, labels, *, threshold: int = 127, intensity=None, voxel_size=N
 
     options = options or AnalysisOptions()
     prob = is_probability(pred)
-    cm, per_slice = voxel_scores(pred, labels, threshold=threshold, probability=prob)
+    cm, per_slice = voxel_scores(pred, labels, threshold=threshold, probability=prob, progress=progress)
     result = {"voxel": {**cm.scores(), "normalized": cm.normalized().tolist()}, "threshold": threshold,
               "prediction_is_probability": prob, "shape": list(pred.shape)}
     scans = []
@@ -86,9 +89,9 @@ def evaluate(pred, labels, *, threshold: int = 127, intensity=None, voxel_size=N
         for mask, probability in ((pred_mask, pred if prob else None), (MaskView(labels), None)):
             scans.append(label_scan(intensity, mask, probability=probability, voxel_size=voxel_size,
                                     connectivity=options.connectivity, in_memory_voxels=options.in_memory_voxels,
-                                    chunks=options.chunks, workdir=workdir))
+                                    chunks=options.chunks, workdir=workdir, progress=progress))
         (ptab, plab), (ttab, tlab) = ((s.table, s.labels) for s in scans)
-        pairs = match_objects(ptab, ttab, block_overlaps(plab, tlab, chunks=options.chunks))
+        pairs = match_objects(ptab, ttab, block_overlaps(plab, tlab, chunks=options.chunks, progress=progress))
     finally:
         for scan in scans:
             scan.discard()

@@ -137,3 +137,23 @@ def test_a_prediction_mask_of_any_dtype_is_labelled_by_connectivity(files, dtype
     prob = evaluate(np.where(pred, 230, 20).astype(np.uint8), truth)
     assert same(prob["objects"], plain["objects"])
     assert (prob["_tables"]["prediction"]["mean_probability"] > 0.85).all()
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["in-memory", "chunked"])
+def test_evaluate_shows_one_bar_to_100_percent(files, tmp_path, monkeypatch, capsys, chunked):
+    """One bar over the volume's voxels four times (the voxel scores, both labellings, the overlaps), in memory
+    and chunk by chunk, ending at 100 %."""
+    import dataclasses
+    import re
+
+    from tomoseg.cli import analysis as cli_analysis
+
+    d, _, _ = files
+    if chunked:
+        plain = cli_analysis._options
+        monkeypatch.setattr(cli_analysis, "_options",
+                            lambda args: dataclasses.replace(plain(args), in_memory_voxels=1000, chunks=(16, 48, 40)))
+    assert main(["evaluate", str(d / "prob.zarr"), str(d / "lab.tif")]) == 0
+    bars = [line for line in capsys.readouterr().err.splitlines() if line.startswith("evaluate:")]
+    total = 4 * 40 * 128 * 128 / 1e6
+    assert re.match(rf"evaluate: 100% \({total:.2f} Mvox of {total:.2f} Mvox\)", bars[-1]), bars

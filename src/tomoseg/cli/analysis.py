@@ -237,8 +237,16 @@ def _run_evaluate(args) -> int:
         raise TomosegError(f"prediction {pred.shape} and labels {labels.shape} differ in shape")
     intensity = open_volume(args.intensity) if args.intensity else None
     vs = override or (pred.voxel_size or labels.voxel_size)
-    result = evaluate(pred, labels, threshold=args.threshold, intensity=intensity, voxel_size=vs,
-                      options=options)
+    from ..progress import progress_bar
+    from . import progress_enabled
+
+    bar = progress_bar(progress_enabled(args), 4 * pred.size, desc="evaluate")  # scores, 2 labellings, overlaps
+    try:
+        result = evaluate(pred, labels, threshold=args.threshold, intensity=intensity, voxel_size=vs,
+                          options=options, progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
     if out is not None:
         make_result_folder(out, "evaluate")
         write_evaluation(result, out, image=intensity, voxel_size=vs)  # the hit maps read their slices

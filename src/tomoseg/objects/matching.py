@@ -43,18 +43,21 @@ def sum_by_key(keys: list, counts: list) -> tuple[np.ndarray, np.ndarray]:
     return k, np.bincount(inverse, weights=np.concatenate(counts), minlength=len(k)).astype(np.int64)
 
 
-def block_overlaps(pred_labels, true_labels, *, chunks=(128, 128, 128)) -> dict:
+def block_overlaps(pred_labels, true_labels, *, chunks=(128, 128, 128), progress=None) -> dict:
     """:func:`overlap_pairs` of two label volumes of one shape, read chunk by chunk on worker threads (arrays,
-    or anything sliced like one: Zarr arrays, :class:`~tomoseg.io.Volume`)."""
+    or anything sliced like one: Zarr arrays, :class:`~tomoseg.io.Volume`); ``progress`` is given each chunk's
+    voxels."""
     from ..io.blocks import chunk_regions, read_ahead, worker_threads
 
     shape = tuple(int(s) for s in pred_labels.shape)
     chunks = tuple(min(int(c), s) for c, s in zip(chunks, shape))
     keys, counts = [], []
-    for _, (k, n) in read_ahead(chunk_regions(shape, chunks), lambda sl: overlap_counts(
+    for region, (k, n) in read_ahead(chunk_regions(shape, chunks), lambda sl: overlap_counts(
             np.asarray(pred_labels[sl]), np.asarray(true_labels[sl])), threads=worker_threads(8)):
         keys.append(k)
         counts.append(n)
+        if progress is not None:
+            progress.update(int(np.prod([r.stop - r.start for r in region])))
     return pairs_of(*sum_by_key(keys, counts))
 
 
