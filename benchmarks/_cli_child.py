@@ -26,3 +26,41 @@ def run_cli(options_module: str, in_memory_voxels: int, argv: list) -> dict:
     if res.returncode:
         raise SystemExit(res.stderr[-3000:])
     return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+MODES = (("in memory", 2**40), ("chunk by chunk", 0))  # (name, in_memory_voxels)
+
+
+def memory_arguments(description: str, out: str, argv=None):
+    """The memory benchmarks' command line: --size (slices' edge), --depths, --out."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--depths", type=int, nargs="+", default=[64, 256, 1024])
+    ap.add_argument("--out", default=out)
+    return ap.parse_args(argv)
+
+
+def runs_by_depth(depths, size: int, prepare, run):
+    """For each depth: a fresh folder filled by ``prepare(folder, depth, size)``, then ``run(folder,
+    in_memory_voxels, out_folder)`` in both :data:`MODES`; yields ``(depth, folder, {mode: result})`` (the
+    outputs are in ``folder / "in_memory"`` and ``folder / "chunk_by_chunk"``) and removes the folder after."""
+    import shutil
+    import tempfile
+    import time
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for depth in depths:
+            folder = Path(tmp) / f"d{depth}"
+            folder.mkdir()
+            t0 = time.perf_counter()
+            prepare(folder, depth, size)
+            print(f"wrote {depth}x{size}x{size} volumes in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+            runs = {}
+            for mode, limit in MODES:
+                runs[mode] = run(folder, limit, folder / mode.replace(" ", "_"))
+                print(f"  {mode}: {runs[mode]}", file=sys.stderr)
+            yield depth, folder, runs
+            shutil.rmtree(folder, ignore_errors=True)

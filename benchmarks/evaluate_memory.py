@@ -11,15 +11,11 @@ at each depth. Both modes must write the same evaluation.json.
 
 from __future__ import annotations
 
-import argparse
 import json
-import shutil
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-from _cli_child import run_cli
+from _cli_child import memory_arguments, run_cli, runs_by_depth
 from _report import emit_section
 from track_memory import write_pair
 
@@ -43,32 +39,21 @@ def run(folder: Path, in_memory_voxels: int, out: Path) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--size", type=int, default=512)
-    ap.add_argument("--depths", type=int, nargs="+", default=[64, 256, 1024])
-    ap.add_argument("--out", default="benchmarks/results/evaluate_memory.md")
-    args = ap.parse_args(argv)
+    args = memory_arguments(__doc__, "benchmarks/results/evaluate_memory.md", argv)
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for depth in args.depths:
-            folder = Path(tmp) / f"d{depth}"
-            folder.mkdir()
-            t0 = time.perf_counter()
-            write_pair(folder, depth, args.size)
-            truth_as_255(folder)
-            print(f"wrote {depth}x{args.size}x{args.size} volumes in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-            runs = {}
-            for mode, limit in (("in memory", 2**40), ("chunk by chunk", 0)):
-                runs[mode] = run(folder, limit, folder / mode.replace(" ", "_"))
-                print(f"  {mode}: {runs[mode]}", file=sys.stderr)
-            results = [json.loads((folder / m / "evaluation.json").read_text()) for m in ("in_memory", "chunk_by_chunk")]
-            same = results[0] == results[1]
-            o = results[0]["objects"]
-            for mode, r in runs.items():
-                rows.append(f"| {depth}x{args.size}x{args.size} | {depth * args.size ** 2 / 1e6:.0f} | {mode} | "
-                            f"{r['seconds']:.1f} | {r['peak_rss_mib']:.0f} | {o['true_objects']} | "
-                            f"{o['recall']:.3f} | {'yes' if same else 'NO'} |")
-            shutil.rmtree(folder, ignore_errors=True)
+
+    def prepare(folder, depth, size):
+        write_pair(folder, depth, size)
+        truth_as_255(folder)
+
+    for depth, folder, runs in runs_by_depth(args.depths, args.size, prepare, run):
+        results = [json.loads((folder / m / "evaluation.json").read_text()) for m in ("in_memory", "chunk_by_chunk")]
+        same = results[0] == results[1]
+        o = results[0]["objects"]
+        for mode, r in runs.items():
+            rows.append(f"| {depth}x{args.size}x{args.size} | {depth * args.size ** 2 / 1e6:.0f} | {mode} | "
+                        f"{r['seconds']:.1f} | {r['peak_rss_mib']:.0f} | {o['true_objects']} | "
+                        f"{o['recall']:.3f} | {'yes' if same else 'NO'} |")
     body = "\n".join([
         "Prediction (a mask), ground truth (0/255) and gray values, Zarr, chunks 64x128x128, uint8; "
         "`tomoseg evaluate --intensity --out` in a fresh process per run (peak RSS of the whole process).", "",

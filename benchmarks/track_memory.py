@@ -12,14 +12,11 @@ goes to Zarr. Both modes must write the same matches.csv.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-from _cli_child import run_cli
+from _cli_child import memory_arguments, run_cli, runs_by_depth
 from _report import emit_section
 
 import numpy as np
@@ -64,30 +61,14 @@ def run(folder: Path, in_memory_voxels: int, out: Path) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--size", type=int, default=512)
-    ap.add_argument("--depths", type=int, nargs="+", default=[64, 256, 1024])
-    ap.add_argument("--out", default="benchmarks/results/track_memory.md")
-    args = ap.parse_args(argv)
+    args = memory_arguments(__doc__, "benchmarks/results/track_memory.md", argv)
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for depth in args.depths:
-            folder = Path(tmp) / f"d{depth}"
-            folder.mkdir()
-            t0 = time.perf_counter()
-            write_pair(folder, depth, args.size)
-            print(f"wrote {depth}x{args.size}x{args.size} pair in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-            runs = {}
-            for mode, limit in (("in memory", 2**40), ("chunk by chunk", 0)):
-                runs[mode] = run(folder, limit, folder / mode.replace(" ", "_"))
-                print(f"  {mode}: {runs[mode]}", file=sys.stderr)
-            same = (folder / "in_memory" / "matches.csv").read_text() == \
-                (folder / "chunk_by_chunk" / "matches.csv").read_text()
-            links = len((folder / "in_memory" / "matches.csv").read_text().splitlines()) - 1
-            for mode, r in runs.items():
-                rows.append(f"| {depth}x{args.size}x{args.size} | {depth * args.size ** 2 / 1e6:.0f} | {mode} | "
-                            f"{r['seconds']:.1f} | {r['peak_rss_mib']:.0f} | {links} | {'yes' if same else 'NO'} |")
-            shutil_rm(folder)
+    for depth, folder, runs in runs_by_depth(args.depths, args.size, write_pair, run):
+        matches = [(folder / m / "matches.csv").read_text() for m in ("in_memory", "chunk_by_chunk")]
+        same, links = matches[0] == matches[1], len(matches[0].splitlines()) - 1
+        for mode, r in runs.items():
+            rows.append(f"| {depth}x{args.size}x{args.size} | {depth * args.size ** 2 / 1e6:.0f} | {mode} | "
+                        f"{r['seconds']:.1f} | {r['peak_rss_mib']:.0f} | {links} | {'yes' if same else 'NO'} |")
     body = "\n".join([
         "Two scans (Zarr, chunks 64x128x128, uint8), masks as labels, the shift given as --transform; one fresh "
         "process per run (peak RSS of the whole process: Python, NumPy, SciPy, Zarr included).", "",
@@ -98,12 +79,6 @@ def main(argv=None) -> int:
                  intro="`python benchmarks/track_memory.py`; every figure from one run on the machine named "
                        "in the section's notes.")
     return 0
-
-
-def shutil_rm(folder: Path) -> None:
-    import shutil
-
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
