@@ -52,16 +52,6 @@ def voxel_scores(pred, labels, *, threshold: int = 127, probability: bool | None
     return cm, {"objects": objects, "errors": errors}
 
 
-class BinaryView:
-    """Binary ground truth (0/1 or 0/255) read region by region as a boolean mask."""
-
-    def __init__(self, labels):
-        self.labels, self.shape = labels, tuple(labels.shape)
-
-    def __getitem__(self, key):
-        return np.asarray(self.labels[key]) != 0
-
-
 def evaluate(pred, labels, *, threshold: int = 127, intensity=None, voxel_size=None,
              options: AnalysisOptions | None = None, workdir=None, progress=None) -> dict:
     """Voxel scores and object-level detection of a prediction against ground truth, at any size.
@@ -84,9 +74,10 @@ def evaluate(pred, labels, *, threshold: int = 127, intensity=None, voxel_size=N
     result = {"voxel": {**cm.scores(), "normalized": cm.normalized().tolist()}, "threshold": threshold,
               "prediction_is_probability": prob, "shape": list(pred.shape)}
     scans = []
-    pred_mask = MaskView(pred, replace(options, threshold=threshold))  # > threshold, or nonzero: any dtype
+    pred_mask = MaskView(pred, replace(options, threshold=threshold), probability=prob)  # > threshold, or nonzero
+    truth_mask = MaskView(labels)  # binary (checked above): 0/1, or 0/255 above 127
     try:
-        for mask, probability in ((pred_mask, pred if prob else None), (MaskView(labels), None)):
+        for mask, probability in ((pred_mask, pred if prob else None), (truth_mask, None)):
             scans.append(label_scan(intensity, mask, probability=probability, voxel_size=voxel_size,
                                     connectivity=options.connectivity, in_memory_voxels=options.in_memory_voxels,
                                     chunks=options.chunks, workdir=workdir, progress=progress))
@@ -101,7 +92,7 @@ def evaluate(pred, labels, *, threshold: int = 127, intensity=None, voxel_size=N
     result["objects_all_sizes"] = detection_scores(ptab, ttab, pairs)
     result["table1"] = {"ground_truth": summarize(tkeep), "prediction": summarize(pkeep)}
     result["_tables"] = {"ground truth": tkeep, "prediction": pkeep}
-    result["_masks"] = (pred_mask, BinaryView(labels), per_slice)
+    result["_masks"] = (pred_mask, truth_mask, per_slice)
     return result
 
 

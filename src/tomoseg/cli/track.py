@@ -107,7 +107,7 @@ def _run_track(args) -> int:
         if bar is not None:
             bar.close()
     try:
-        return _finish_track(args, out, result, truth, vb, va, vs)
+        return _finish_track(args, out, result, truth, vb, va, vs, labels)
     finally:
         result.discard()
 
@@ -155,7 +155,7 @@ def _finished_map(prob: Path, source) -> dict | None:
     return record if same and prob.exists() else None
 
 
-def _finish_track(args, out: Path, result, truth, before, after, vs) -> int:
+def _finish_track(args, out: Path, result, truth, before, after, vs, labels: list) -> int:
     """Score against a phantom's truth where given, write the results and say what was found."""
     from ..io import open_volume
     from ..progress import progress_bar
@@ -163,17 +163,18 @@ def _finish_track(args, out: Path, result, truth, before, after, vs) -> int:
     from . import progress_enabled
 
     if truth is not None:
+        from ..objects.labelled import is_label_image
         from ..track.scoring import compare_with_truth
         from ..track.registration import apply, rotation_angle
 
         from ..track.scoring import label_map
 
         maps, unmapped = {}, []
-        for scan in ("before", "after"):  # the tool's labels -> the phantom's ids, where the truth names them
+        for k, scan in enumerate(("before", "after")):  # the tool's labels -> the phantom's ids, where named
             ids = truth.get(f"{scan}_instances")
             if ids and Path(ids).exists():
                 maps[f"{scan}_map"] = label_map(getattr(result, f"{scan}_labels"), open_volume(ids))
-            elif not _keeps_ids(getattr(args, f"{scan}_labels")):
+            elif not (labels and is_label_image(labels[k])):  # given label images keep their (the truth's) IDs
                 unmapped.append(scan)
         scores = {}
         if unmapped:  # the tool numbered the objects itself: its labels say nothing about the truth's ids
@@ -212,18 +213,6 @@ def _finish_track(args, out: Path, result, truth, before, after, vs) -> int:
         print(f"against the truth: {links}rotation error {s['transform_rotation_error_deg']:.3f} deg, largest "
               f"displacement error {s['transform_max_error_vox']:.3f} voxels")
     return 0
-
-
-def _keeps_ids(labels_path) -> bool:
-    """Whether labels given for a scan keep their own IDs (a label image), so a truth of the same IDs needs no
-    instance image to be compared with."""
-    if not labels_path:
-        return False
-    from ..io import open_volume
-    from ..objects.labelled import is_label_image
-
-    with open_volume(labels_path) as volume:
-        return is_label_image(volume)
 
 
 def _read_truth(path) -> dict:

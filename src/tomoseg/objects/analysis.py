@@ -124,9 +124,12 @@ class MaskView:
     """The mask of a mask or probability map (uint8 0/1), read region by region: ``view[z]``, ``view[:, y]``
     read one plane of the volume, not the volume."""
 
-    def __init__(self, volume, options: AnalysisOptions | None = None):
+    def __init__(self, volume, options: AnalysisOptions | None = None, probability: bool | None = None):
+        """``probability``: whether ``volume`` is a probability map, where the caller knows (else a sample is read
+        to tell, :func:`is_probability`)."""
         options = options or AnalysisOptions()
-        self.volume, self.prob, self.threshold = volume, is_probability(volume), options.threshold
+        prob = is_probability(volume) if probability is None else bool(probability)
+        self.volume, self.prob, self.threshold = volume, prob, options.threshold
         self.shape, self.dtype = tuple(volume.shape), np.dtype(np.uint8)
 
     def __getitem__(self, key):

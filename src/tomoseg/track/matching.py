@@ -109,8 +109,9 @@ def _pair(before: dict, after: dict, ov_after, ov_before, ov_voxels, carried_lab
     ca = _centroids(after) * vs
     va = after["volume_vox"].astype(float)
     carried = np.ones(n_b)  # voxels of each BEFORE object carried into the AFTER grid, at least 1
-    rows = label_rows(lb, np.asarray(carried_labels, np.int64))
-    carried[rows[rows >= 0]] = np.maximum(np.asarray(carried_voxels)[rows >= 0], 1)
+    carried_rows = label_rows(lb, np.asarray(carried_labels, np.int64))
+    known_rows = carried_rows >= 0
+    carried[carried_rows[known_rows]] = np.maximum(np.asarray(carried_voxels)[known_rows], 1)
     # candidate pairs (AFTER row i, BEFORE row j): an overlap, or centroids within the tolerance
     i_ov, j_ov = label_rows(la, np.asarray(ov_after, np.int64)), label_rows(lb, np.asarray(ov_before, np.int64))
     counts = np.asarray(ov_voxels, np.int64)
