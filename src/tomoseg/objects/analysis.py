@@ -20,7 +20,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import TomosegError
-from .labelling import label_chunked, label_objects
+from .labelling import label_chunked, label_objects, open_label_store
 from .measure import measure_objects, select_objects, summarize
 
 IN_MEMORY_VOXELS = 64 * 2**20
@@ -252,11 +252,7 @@ def analyze(volume, *, intensity=None, probability=None, voxel_size=None, option
             label_chunked(volume, store, chunks=options.chunks, connectivity=options.connectivity,
                           threshold=options.threshold if prob_map else None, visit=inner,
                           progress=None if progress is None else _Halved(progress))
-            import zarr
-
-            from ..io.zarr_chunks import parallel_reader
-
-            labels_arr = parallel_reader(zarr.open_array(str(store), path="0", mode="r"))
+            labels_arr = open_label_store(store)
             done = inner.parts + inner.crossing()
             rest = inner.bounds.boxes(sorted(inner.dropped))  # every other object is measured already
             table = _measure_chunked(labels_arr, rest, intensity, probability, voxel_size, options, done)

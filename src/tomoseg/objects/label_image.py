@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import TomosegError
 from .analysis import AnalysisOptions, MaskView, _Halved, _mask_of, is_probability
 from ..io.blocks import chunk_regions
-from .labelling import label_chunked, label_objects
+from .labelling import label_chunked, label_objects, open_label_store
 
 __all__ = ["label_image", "write_label_image", "write_objects_ome_zarr", "object_colours", "label_dtype_for",
            "write_mapped"]
@@ -130,11 +130,7 @@ def write_label_image(volume, path, table: dict, *, options: AnalysisOptions | N
 def _write_mapped(store, count: int, path, table: dict, shape, dtype, chunks, voxel_size, overwrite: bool,
                   progress=None) -> None:
     """The label store (uint32 Zarr, labels 1..count) written to ``path`` with the table's objects kept."""
-    import zarr
-
-    from ..io.zarr_chunks import parallel_reader
-
-    src = parallel_reader(zarr.open_array(str(store), path="0", mode="r"))
+    src = open_label_store(store)
     if tuple(src.shape) != tuple(shape):
         raise TomosegError(f"{store}: labels of shape {tuple(src.shape)}, not the volume's {tuple(shape)}")
     write_mapped(src, _lookup(table, count), path, dtype=dtype, chunks=chunks, voxel_size=voxel_size,

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import TomosegError
 from .analysis import IN_MEMORY_VOXELS, AnalysisOptions, KeptLabels, _Bounds, _measure_chunked, analyze
-from .labelling import label_objects
+from .labelling import label_objects, open_label_store
 from .measure import measure_objects
 
 MAX_LABEL_ID = 2**27  # a label image larger than memory: its largest ID sizes the arrays of boxes (6 GiB here)
@@ -108,12 +108,8 @@ def label_scan(image, labels, *, probability=None, voxel_size=None, threshold: i
                               chunks=tuple(chunks), in_memory_voxels=0)
     result = analyze(labels, intensity=image, probability=probability, voxel_size=voxel_size, options=options,
                      workdir=workdir, progress=progress, keep_labels=True)
-    import zarr
-
-    from ..io.zarr_chunks import parallel_reader
-
     try:
-        store = parallel_reader(zarr.open_array(str(result.labels.path), path="0", mode="r"))
+        store = open_label_store(result.labels.path)
     except BaseException:
         result.labels.discard()
         raise

@@ -147,6 +147,15 @@ class _Faces:
         return np.concatenate(self.found)
 
 
+def open_label_store(store):
+    """The label volume :func:`label_chunked` wrote to ``store`` (uint32 Zarr), for reading on worker threads."""
+    import zarr
+
+    from ..io.zarr_chunks import parallel_reader
+
+    return parallel_reader(zarr.open_array(str(store), path="0", mode="r"))
+
+
 def label_chunked(mask_volume, output_path, *, chunks=(128, 128, 128), connectivity: int = 26,
                   threshold: int | None = None, progress=None, threads: int | None = None, visit=None) -> int:
     """Label a mask volume chunk by chunk into a uint32 Zarr volume at ``output_path``; returns the count.
