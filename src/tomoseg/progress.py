@@ -218,3 +218,10 @@ def progress_bar(enabled: bool, total: int, *, desc: str = "", resume_hint: str 
     if not enabled:
         return None
     return Progress(total, desc=desc, resume_hint=resume_hint)
+
+
+def progress_while(enabled: bool, total: int, *, desc: str = ""):
+    """:func:`progress_bar` for a ``with`` block: the bar, closed when the block ends, or None (``-q``)."""
+    import contextlib
+
+    return progress_bar(enabled, total, desc=desc) or contextlib.nullcontext()

@@ -88,16 +88,12 @@ def _run_analyze(args) -> int:
     if voxel_size is None:
         print("tomoseg: note: voxel size unknown; nm columns are empty. Pass --voxel-size Z Y X.", file=sys.stderr)
     check_mask_like(vol, args.volume)
-    from ..progress import progress_bar
+    from ..progress import progress_while
     from . import progress_enabled
 
-    bar = progress_bar(progress_enabled(args), vol.size, desc="analyze")
-    try:
+    with progress_while(progress_enabled(args), vol.size, desc="analyze") as bar:
         result = analyze(vol, intensity=intensity, probability=prob, voxel_size=voxel_size, options=options,
                          sample_mask=sample_mask, keep_labels=bool(args.labels or args.ome_zarr), progress=bar)
-    finally:
-        if bar is not None:
-            bar.close()
     try:
         return _write_analysis(args, vol, result, options, voxel_size, intensity, sample_mask, out)
     finally:
@@ -189,16 +185,12 @@ def _write_label_outputs(args, vol, result, table, intensity, voxel_size) -> Non
     from ..objects.label_image import write_label_image, write_objects_ome_zarr
 
     if getattr(args, "labels", None):
-        from ..progress import progress_bar
+        from ..progress import progress_while
         from . import progress_enabled
 
-        bar = progress_bar(progress_enabled(args), vol.size, desc="label image")
-        try:
+        with progress_while(progress_enabled(args), vol.size, desc="label image") as bar:
             write_label_image(vol, args.labels, table, options=result.options, voxel_size=voxel_size,
                               overwrite=args.overwrite, labels=result.labels, progress=bar)
-        finally:
-            if bar is not None:
-                bar.close()
     if getattr(args, "ome_zarr", None):
         write_objects_ome_zarr(vol, args.ome_zarr, table, image=intensity, options=result.options,
                                voxel_size=voxel_size, overwrite=args.overwrite, labels=result.labels)
@@ -237,16 +229,13 @@ def _run_evaluate(args) -> int:
         raise TomosegError(f"prediction {pred.shape} and labels {labels.shape} differ in shape")
     intensity = open_volume(args.intensity) if args.intensity else None
     vs = override or (pred.voxel_size or labels.voxel_size)
-    from ..progress import progress_bar
+    from ..progress import progress_while
     from . import progress_enabled
 
-    bar = progress_bar(progress_enabled(args), 4 * pred.size, desc="evaluate")  # scores, 2 labellings, overlaps
-    try:
+    # one bar over the voxels four times: the voxel scores, both labellings, the overlaps
+    with progress_while(progress_enabled(args), 4 * pred.size, desc="evaluate") as bar:
         result = evaluate(pred, labels, threshold=args.threshold, intensity=intensity, voxel_size=vs,
                           options=options, progress=bar)
-    finally:
-        if bar is not None:
-            bar.close()
     if out is not None:
         make_result_folder(out, "evaluate")
         write_evaluation(result, out, image=intensity, voxel_size=vs)  # the hit maps read their slices

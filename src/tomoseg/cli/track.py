@@ -65,7 +65,7 @@ def read_transform(path) -> np.ndarray:
 
 def _run_track(args) -> int:
     from ..io import open_volume
-    from ..progress import progress_bar
+    from ..progress import progress_while
     from ..track import track
     from . import progress_enabled
 
@@ -98,14 +98,10 @@ def _run_track(args) -> int:
     estimated = transform is None
     matchings = 2 if estimated and options.refine_on_objects else 1  # a second one after the refit on objects
     work = (vb.size + va.size if estimated else 0) + vb.size + va.size + matchings * va.size  # register, label, match
-    bar = progress_bar(progress_enabled(args), work, desc="track")
-    try:
+    with progress_while(progress_enabled(args), work, desc="track") as bar:
         result = track(vb, va, before_labels=labels[0] if labels else None,
                        after_labels=labels[1] if labels else None, voxel_size=vs, transform=transform,
                        model=args.model, options=options, progress=bar)
-    finally:
-        if bar is not None:
-            bar.close()
     try:
         return _finish_track(args, out, result, truth, vb, va, vs, labels)
     finally:
@@ -158,7 +154,7 @@ def _finished_map(prob: Path, source) -> dict | None:
 def _finish_track(args, out: Path, result, truth, before, after, vs, labels: list) -> int:
     """Score against a phantom's truth where given, write the results and say what was found."""
     from ..io import open_volume
-    from ..progress import progress_bar
+    from ..progress import progress_while
     from ..track import write_tracking
     from . import progress_enabled
 
@@ -192,16 +188,12 @@ def _finish_track(args, out: Path, result, truth, before, after, vs, labels: lis
                                                          - apply(m_true, corners)).max())
         result.summary["truth"] = scores
     make_result_folder(out, "track")
-    bar = progress_bar(progress_enabled(args), after.size, desc="match IDs")
-    try:
+    with progress_while(progress_enabled(args), after.size, desc="match IDs") as bar:
         write_tracking(result, out, shape=before.shape, voxel_size=vs, labels_name=args.labels_out, overwrite=True,
                        image=after, progress=bar,
                        inputs={"before": str(args.before), "after": str(args.after),
                                "before_labels": args.before_labels, "after_labels": args.after_labels,
                                "transform": args.transform})
-    finally:
-        if bar is not None:
-            bar.close()
     c = result.summary["objects_by_status"]
     r = result.registration
     print(f"transform ({r.source}): rotation {r.rotation_angle_deg:.2f} deg, translation "
