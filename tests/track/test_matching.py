@@ -97,6 +97,47 @@ def test_merge_of_two_equal_objects_sums_both():
     assert t["delta_volume_nm3"][0] == ta["volume_vox"][0] - v[0] - v[1]
 
 
+def test_one_strong_pair_beats_two_weak_ones():
+    """B1 and A1 are the same object; B2 and A2 each touch it (less than ``min_overlap`` inside). The
+    assignment must pair B1 with A1 and leave B2 vanished and A2 appeared. (It used to price a pair that is no
+    candidate so high that any complete assignment won: B1-A2 and B2-A1, each a few voxels of overlap.)"""
+    shape = (20, 40, 50)
+    before = np.zeros(shape, np.uint32)
+    after = np.zeros(shape, np.uint32)
+    before[ball(shape, (10, 20, 20), 5)] = 1
+    after[ball(shape, (10, 20, 20), 5)] = 1
+    before[ball(shape, (10, 20, 28), 4)] = 2   # a few voxels inside A1, most of it outside
+    after[ball(shape, (10, 20, 12), 4)] = 2    # a few voxels inside B1
+    tb, ta = measure_objects(before), measure_objects(after)
+    links, _ = match(before, after, tb, ta, np.eye(4), options=MatchOptions(tolerance_nm=1))
+    assert statuses(links) == {((1,), (1,)): "persisting", ((2,), ()): "vanished", ((), (2,)): "appeared"}
+
+
+def test_many_to_many_keeps_every_object_in_the_table():
+    """Many to many: small B2 merges into A1 while small A2 splits off B1. Every object of both scans has a
+    row (A2 used to be left out of the table, so of matches.csv and the match-ID image), with its status."""
+    from tomoseg.track.matching import _edge_flags
+    from tomoseg.track.tracking import link_table
+
+    shape = (20, 40, 40)
+    before = np.zeros(shape, np.uint32)
+    after = np.zeros(shape, np.uint32)
+    before[ball(shape, (10, 20, 14), 5)] = 1
+    before[ball(shape, (10, 20, 24), 2)] = 2                                      # wholly inside A1
+    after[ball(shape, (10, 20, 16), 5) | ball(shape, (10, 20, 24), 2.5)] = 1
+    after[ball(shape, (10, 20, 9), 1.5)] = 2                                      # wholly inside B1
+    tb, ta = measure_objects(before), measure_objects(after)
+    links, _ = match(before, after, tb, ta, np.eye(4))
+    assert statuses(links) == {((1, 2), (1, 2)): "merged"}
+    eb, ea = _edge_flags(tb, ta, np.eye(4), shape, shape, 1.0)
+    t = link_table(links, tb, ta, eb, ea, np.eye(4), voxel_size=(1, 1, 1))
+    rows = sorted(zip(t["before_label"].tolist(), t["after_label"].tolist(), t["status"]))
+    assert rows == [(1, 1, "merged"), (1, 2, "split"), (2, 1, "merged")]
+    assert set(t["match_id"]) == {1} and list(t["group_before"]) == [2, 2, 2] and list(t["group_after"]) == [2] * 3
+    total_b, total_a = tb["volume_vox"].sum(), ta["volume_vox"].sum()
+    assert np.all(t["delta_volume_nm3"] == total_a - total_b)
+
+
 @pytest.mark.parametrize("block", [(5, 9, 11), (64, 256, 256)], ids=["small-blocks", "one-block"])
 def test_carried_overlaps_block_by_block_equal_the_whole_volume_carried(tmp_path, block):
     """Carried block by block, each block from its own crop of BEFORE labels on disk (Zarr), the overlaps and

@@ -7,14 +7,16 @@
 2. **One to one**: a BEFORE and an AFTER object may pair if they overlap or if their centroids (BEFORE's
    carried through the transform) lie within ``tolerance_nm``. Pairs are chosen by an optimal assignment
    (``scipy.optimize.linear_sum_assignment``, one connected group of candidates at a time) maximizing
-   the overlap (Dice) plus a small bonus for closeness.
+   the summed overlap (Dice) plus a small bonus for closeness; an object may stay unpaired where pairing it
+   would cost a better pair.
 3. **Many to one (merged)**: a BEFORE object left unpaired whose carried voxels lie for at least
    ``min_overlap`` of them inside an AFTER object joins that object's group; every member is *merged*.
    **One to many (split)**: likewise for an unpaired AFTER object lying inside a BEFORE object's carried voxels.
 4. The rest: BEFORE objects *vanished*, AFTER objects *appeared*; the pairs *persisting*.
 
 The result is a tidy table, one row per link (a merge has one row per BEFORE object, a split one row per
-AFTER piece), sharing a ``match_id`` per group.
+AFTER piece; a merge whose AFTER object also split off pieces has both kinds of rows), sharing a ``match_id``
+per group.
 """
 
 from __future__ import annotations
@@ -223,10 +225,14 @@ def _assign(rows, cols, score, n_a, n_b):
         ks = order[s:s + size]
         ai, ra = np.unique(rows[ks], return_inverse=True)
         bj, rb = np.unique(cols[ks], return_inverse=True)
-        cost = np.full((len(ai), len(bj)), 1e6)
+        # pairs that are no candidates cost 0, as leaving both unpaired does: a large cost would make the
+        # solver prefer any complete assignment of weak pairs to one strong pair and two objects unpaired
+        cost = np.zeros((len(ai), len(bj)))
         cost[ra, rb] = -score[ks]
+        candidate = np.zeros(cost.shape, bool)
+        candidate[ra, rb] = True
         r, c = linear_sum_assignment(cost)
-        keep = cost[r, c] < 1e5
+        keep = candidate[r, c]
         pa.append(ai[r[keep]])
         pb.append(bj[c[keep]])
     return np.concatenate(pa).astype(np.int64), np.concatenate(pb).astype(np.int64)

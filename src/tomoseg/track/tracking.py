@@ -201,7 +201,9 @@ def link_table(links, before: dict, after: dict, edge_b, edge_a, matrix, *, voxe
     """One row per link: ids, status, flags, both scans' measures, and the changes (AFTER − BEFORE).
 
     A persisting pair is one row, a merge one row per BEFORE object (beside the first AFTER object), a split one
-    row per AFTER piece; the rows of a link share its ``match_id``. Built column by column (NumPy over all rows):
+    row per AFTER piece; the rows of a link share its ``match_id``. A merge whose AFTER object also split off
+    pieces (many to many) has its merge rows and a "split" row for each further piece (beside the first BEFORE
+    object), so every object of both scans is in the table. Built column by column (NumPy over all rows):
     the links are only walked once, to list the rows' labels.
     """
     from .registration import apply
@@ -210,12 +212,14 @@ def link_table(links, before: dict, after: dict, edge_b, edge_a, matrix, *, voxe
     order = sorted(links, key=lambda l: (min(l[0]) if l[0] else 1 << 40, min(l[1]) if l[1] else 0))
     mid, status, bl, al, gb, ga = [], [], [], [], [], []
     for m, (bs, as_, st) in enumerate(order, start=1):
-        pairs = [(b, a) for b in bs for a in as_] if st == "persisting" else \
-            [(b, as_[0] if as_ else 0) for b in bs] if st in ("merged", "vanished") else \
-            [(bs[0] if bs else 0, a) for a in as_]
-        for b, a in pairs:
+        rows = [(b, a, st) for b in bs for a in as_] if st == "persisting" else \
+            [(b, as_[0] if as_ else 0, st) for b in bs] if st in ("merged", "vanished") else \
+            [(bs[0] if bs else 0, a, st) for a in as_]
+        if st == "merged":  # many to many: the AFTER object of a merge also split off pieces, rows of their own
+            rows += [(bs[0], a, "split") for a in as_[1:]]
+        for b, a, row_status in rows:
             mid.append(m)
-            status.append(st)
+            status.append(row_status)
             bl.append(b)
             al.append(a)
             gb.append(len(bs))
