@@ -188,3 +188,28 @@ def test_links_partition_both_scans_on_crowded_blobs(tolerance):
     assert {s for *_, s in links} == set(shapes) if tolerance is None else {s for *_, s in links} <= set(shapes)
     firsts = [min(bs) for bs, _, s in links if s not in ("vanished", "appeared")]
     assert firsts == sorted(firsts) and len(links) > 300
+
+
+def test_links_are_arrays_that_read_back_as_tuples():
+    """match() gives Links (arrays); iterated they are the (before, after, status) tuples, links_from reads
+    those back to equal arrays, link_table takes either, and a link whose objects do not fit its status is
+    refused with a message."""
+    from tomoseg.errors import TomosegError
+    from tomoseg.track.matching import Links, _edge_flags, links_from
+    from tomoseg.track.tracking import link_table
+
+    before, after = scene()
+    tb, ta = measure_objects(before), measure_objects(after)
+    links, _ = match(before, after, tb, ta, np.eye(4))
+    assert isinstance(links, Links) and len(links) == 5
+    back = links_from(list(links))
+    for field in ("status", "before", "before_start", "after", "after_start"):
+        assert np.array_equal(getattr(back, field), getattr(links, field))
+    eb, ea = _edge_flags(tb, ta, np.eye(4), before.shape, after.shape, 1.0)
+    a = link_table(links, tb, ta, eb, ea, np.eye(4), voxel_size=(1, 1, 1))
+    b = link_table(list(links)[::-1], tb, ta, eb, ea, np.eye(4), voxel_size=(1, 1, 1))  # any order in, one out
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k], equal_nan=a[k].dtype.kind == "f") for k in a)
+    with pytest.raises(TomosegError, match="link 0 is persisting with 2 BEFORE and 1 AFTER objects"):
+        links_from([([1, 2], [3], "persisting")])
+    with pytest.raises(TomosegError, match="'moved' is not one of"):
+        links_from([([1], [3], "moved")])

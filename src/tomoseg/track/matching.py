@@ -51,6 +51,85 @@ class MatchOptions:
             raise TomosegError(f"min_overlap {self.min_overlap!r} must be in (0, 1]")
 
 
+SHAPES = {"persisting": "one BEFORE and one AFTER object", "merged": "BEFORE objects and at least one AFTER object",
+          "split": "one BEFORE and AFTER objects", "vanished": "one BEFORE object and no AFTER object",
+          "appeared": "no BEFORE object and one AFTER object"}
+
+
+@dataclass(frozen=True, eq=False)
+class Links:
+    """The links of a matching, as arrays (a scan's millions of objects cost a few arrays, not a Python tuple of
+    lists each): link ``k`` has status ``STATUSES[status[k]]``, the BEFORE labels
+    ``before[before_start[k]:before_start[k + 1]]`` and the AFTER labels likewise.
+
+    Iterating gives ``(before labels, after labels, status)`` tuples of lists, the form :func:`links_from` takes.
+    """
+
+    status: np.ndarray        # uint8, an index into STATUSES
+    before: np.ndarray        # int64 labels, link after link
+    before_start: np.ndarray  # int64, one more than the links
+    after: np.ndarray
+    after_start: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.status)
+
+    def __iter__(self):
+        b, a = self.before.tolist(), self.after.tolist()
+        bs, as_ = self.before_start.tolist(), self.after_start.tolist()
+        for k, code in enumerate(self.status.tolist()):
+            yield b[bs[k]:bs[k + 1]], a[as_[k]:as_[k + 1]], STATUSES[code]
+
+    @property
+    def before_count(self) -> np.ndarray:
+        return np.diff(self.before_start)
+
+    @property
+    def after_count(self) -> np.ndarray:
+        return np.diff(self.after_start)
+
+    def first(self, scan: str) -> np.ndarray:
+        """Each link's first label in ``scan`` ("before" or "after"), 0 where it has none."""
+        labels, start = (self.before, self.before_start) if scan == "before" else (self.after, self.after_start)
+        has = np.diff(start) > 0
+        out = np.zeros(len(self), np.int64)
+        out[has] = labels[start[:-1][has]]
+        return out
+
+
+def links_from(links) -> Links:
+    """:class:`Links` from links as :func:`match` gives them, or as ``(before labels, after labels, status)``
+    tuples; the number of objects on each side must fit the status (:data:`SHAPES`)."""
+    if isinstance(links, Links):
+        return links
+    links = list(links)
+    codes = {name: k for k, name in enumerate(STATUSES)}
+    try:
+        status = np.array([codes[s] for *_, s in links], np.uint8)
+    except KeyError as e:
+        raise TomosegError(f"link status {e.args[0]!r} is not one of {', '.join(STATUSES)}") from None
+    parts = []
+    for side in (0, 1):
+        count = np.array([len(link[side]) for link in links], np.int64)
+        labels = np.array([lab for link in links for lab in link[side]], np.int64)
+        parts += [labels, np.concatenate([[0], np.cumsum(count)]).astype(np.int64)]
+    made = Links(status, *parts)
+    _check_shapes(made)
+    return made
+
+
+def _check_shapes(links: Links) -> None:
+    nb, na = links.before_count, links.after_count
+    fits = {"persisting": (nb == 1) & (na == 1), "merged": (nb >= 1) & (na >= 1), "split": (nb == 1) & (na >= 1),
+            "vanished": (nb == 1) & (na == 0), "appeared": (nb == 0) & (na == 1)}
+    for code, name in enumerate(STATUSES):
+        wrong = np.flatnonzero((links.status == code) & ~fits[name])
+        if len(wrong):
+            k = int(wrong[0])
+            raise TomosegError(f"link {k} is {name} with {int(nb[k])} BEFORE and {int(na[k])} AFTER objects; a "
+                               f"{name} link has {SHAPES[name]}")
+
+
 def carry_labels(labels: np.ndarray, matrix: np.ndarray, shape, *, slab: int = 16) -> np.ndarray:
     """BEFORE labels seen in the AFTER grid (nearest neighbour): ``out[q] = labels[M⁻¹ q]``."""
     inv = np.linalg.inv(np.asarray(matrix, float))
@@ -85,8 +164,8 @@ def _edge_flags(before, after, matrix, shape_b, shape_a, margin) -> tuple[np.nda
 
 
 def pair_objects(before: dict, after: dict, overlaps: dict, carried_voxels: dict, matrix, *, voxel_size,
-                 options: MatchOptions) -> list:
-    """Links ``(before labels, after labels, status)``, from object tables and overlaps ``{(after, before): n}``.
+                 options: MatchOptions) -> Links:
+    """:class:`Links`, from object tables and overlaps ``{(after, before): n}``.
 
     Worked on arrays over all candidate pairs (objects are indexed by their row in each table), so a scan's
     millions of objects cost arrays, not Python dicts and sets per object.
@@ -100,7 +179,7 @@ def pair_objects(before: dict, after: dict, overlaps: dict, carried_voxels: dict
 
 
 def _pair(before: dict, after: dict, ov_after, ov_before, ov_voxels, carried_labels, carried_voxels, matrix, *,
-          voxel_size, options: MatchOptions) -> list:
+          voxel_size, options: MatchOptions) -> Links:
     """:func:`pair_objects` from arrays: the overlaps' AFTER and BEFORE labels and voxels, the BEFORE labels
     carried and their voxels."""
     vs = np.asarray(voxel_size, float)
@@ -186,26 +265,36 @@ def _best(mine: np.ndarray, theirs: np.ndarray, ov: np.ndarray, n: int) -> tuple
     return best, amount
 
 
-def _links(lb, la, group_of_b, group_of_a, merged, split) -> list:
+def _links(lb, la, group_of_b, group_of_a, merged, split) -> Links:
     """Links from each object's group (the AFTER row naming it, -1 for none): groups in order of their lowest
-    BEFORE row, then the vanished BEFORE and the appeared AFTER objects in row order."""
-    b_rows = np.flatnonzero(group_of_b >= 0)
+    BEFORE row (each group's objects in row order), then the vanished BEFORE and the appeared AFTER objects in
+    row order."""
+    b_rows = np.flatnonzero(group_of_b >= 0)  # ascending rows
     a_rows = np.flatnonzero(group_of_a >= 0)
-    by_b = b_rows[np.argsort(group_of_b[b_rows], kind="stable")]
-    by_a = a_rows[np.argsort(group_of_a[a_rows], kind="stable")]
-    names, first_b = np.unique(group_of_b[by_b], return_index=True)
-    _, first_a = np.unique(group_of_a[by_a], return_index=True)
-    b_parts = np.split(lb[by_b], first_b[1:])
-    a_parts = np.split(la[by_a], first_a[1:])
-    lowest = [int(p.min()) for p in np.split(by_b, first_b[1:])] if len(by_b) else []
-    links = []
-    for k in np.argsort(lowest, kind="stable"):
-        g = names[k]
-        status = "merged" if merged[g] else "split" if split[g] else "persisting"
-        links.append((b_parts[k].tolist(), a_parts[k].tolist(), status))
-    links += [([int(lb[j])], [], "vanished") for j in np.flatnonzero(group_of_b < 0)]
-    links += [([], [int(la[i])], "appeared") for i in np.flatnonzero(group_of_a < 0)]
-    return links
+    names = np.unique(group_of_b[b_rows])     # every group has a BEFORE object (its pair)
+    lowest = np.full(len(names), np.iinfo(np.int64).max)
+    np.minimum.at(lowest, np.searchsorted(names, group_of_b[b_rows]), b_rows)
+    rank = np.empty(len(names), np.int64)
+    rank[np.argsort(lowest, kind="stable")] = np.arange(len(names))
+    rank_b = rank[np.searchsorted(names, group_of_b[b_rows])]
+    rank_a = rank[np.searchsorted(names, group_of_a[a_rows])]
+    by_b = b_rows[np.argsort(rank_b, kind="stable")]  # group after group, rows ascending within one
+    by_a = a_rows[np.argsort(rank_a, kind="stable")]
+    groups = names[np.argsort(rank)]
+    status = np.where(merged[groups], STATUSES.index("merged"),
+                      np.where(split[groups], STATUSES.index("split"), STATUSES.index("persisting")))
+    vanished, appeared = np.flatnonzero(group_of_b < 0), np.flatnonzero(group_of_a < 0)
+    n_groups = len(groups)
+    count_b = np.concatenate([np.bincount(rank_b, minlength=n_groups), np.ones(len(vanished), np.int64),
+                              np.zeros(len(appeared), np.int64)])
+    count_a = np.concatenate([np.bincount(rank_a, minlength=n_groups), np.zeros(len(vanished), np.int64),
+                              np.ones(len(appeared), np.int64)])
+    status = np.concatenate([status, np.full(len(vanished), STATUSES.index("vanished")),
+                             np.full(len(appeared), STATUSES.index("appeared"))]).astype(np.uint8)
+    return Links(status, np.asarray(lb, np.int64)[np.concatenate([by_b, vanished])],
+                 np.concatenate([[0], np.cumsum(count_b)]).astype(np.int64),
+                 np.asarray(la, np.int64)[np.concatenate([by_a, appeared])],
+                 np.concatenate([[0], np.cumsum(count_a)]).astype(np.int64))
 
 
 def _assign(rows, cols, score, n_a, n_b):
@@ -238,23 +327,19 @@ def _assign(rows, cols, score, n_a, n_b):
     return np.concatenate(pa).astype(np.int64), np.concatenate(pb).astype(np.int64)
 
 
-def refine_on_objects(before: dict, after: dict, links: list, matrix, *, voxel_size, similarity=False,
+def refine_on_objects(before: dict, after: dict, links, matrix, *, voxel_size, similarity=False,
                       min_voxels: int = 8) -> tuple[np.ndarray, dict]:
     """Refit the transform to the centroids of persisting pairs (robust: drops pairs off the consensus)."""
     vs = np.asarray(voxel_size, float)
-    ib = {int(l): i for i, l in enumerate(before["label"])}
-    ia = {int(l): i for i, l in enumerate(after["label"])}
-    src, dst = [], []
-    for bs, as_, status in links:
-        if status != "persisting":
-            continue
-        j, i = ib[bs[0]], ia[as_[0]]
-        if before["volume_vox"][j] < min_voxels or after["volume_vox"][i] < min_voxels:
-            continue
-        if before["touches_border"][j] or after["touches_border"][i]:
-            continue
-        src.append(_centroids(before)[j])
-        dst.append(_centroids(after)[i])
+    links = links_from(links)
+    pers = links.status == STATUSES.index("persisting")
+    j = label_rows(before["label"], links.first("before")[pers])
+    i = label_rows(after["label"], links.first("after")[pers])
+    if (j < 0).any() or (i < 0).any():
+        raise TomosegError("a persisting link names a label that is not in its scan's object table")
+    keep = (np.asarray(before["volume_vox"])[j] >= min_voxels) & (np.asarray(after["volume_vox"])[i] >= min_voxels)
+    keep &= ~np.asarray(before["touches_border"], bool)[j] & ~np.asarray(after["touches_border"], bool)[i]
+    src, dst = _centroids(before)[j[keep]], _centroids(after)[i[keep]]
     if len(src) < 6:
         return np.asarray(matrix, float), {"pairs": len(src), "used": 0, "residual_vox": float("nan")}
     src, dst = np.asarray(src) * vs, np.asarray(dst) * vs
@@ -354,12 +439,12 @@ def _empty_pairs():
 
 
 def match(before_labels, after_labels, before: dict, after: dict, matrix, *, voxel_size=None,
-          options: MatchOptions | None = None, progress=None) -> tuple[list, dict]:
+          options: MatchOptions | None = None, progress=None) -> tuple[Links, dict]:
     """Links between the objects of two labelled scans, given the transform (BEFORE voxel → AFTER voxel).
 
     The label images may be arrays or volumes on disk (see :func:`carried_overlaps`).
-    Returns ``(links, info)``: links are ``(before labels, after labels, status)``; info has the overlaps as
-    arrays (:func:`overlap_arrays`).
+    Returns ``(links, info)``: :class:`Links` (iterated: ``(before labels, after labels, status)``); info has
+    the overlaps as arrays (:func:`overlap_arrays`).
     """
     options = options or MatchOptions()
     vs = tuple(voxel_size) if voxel_size is not None else (1.0, 1.0, 1.0)

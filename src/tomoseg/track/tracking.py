@@ -15,7 +15,8 @@ import numpy as np
 from ..errors import TomosegError
 from ..objects import label_objects
 from ..objects.matching import RADIUS_BINS
-from .matching import STATUSES, MatchOptions, _edge_flags, label_rows, match, refine_on_objects  # noqa: F401
+from .matching import (STATUSES, MatchOptions, _edge_flags, label_rows, links_from, match,  # noqa: F401
+                       refine_on_objects)
 from .registration import Registration, RegistrationOptions, decompose, given_transform, register
 from ..objects.labelled import IN_MEMORY_VOXELS, label_scan
 
@@ -203,30 +204,44 @@ def link_table(links, before: dict, after: dict, edge_b, edge_a, matrix, *, voxe
     A persisting pair is one row, a merge one row per BEFORE object (beside the first AFTER object), a split one
     row per AFTER piece; the rows of a link share its ``match_id``. A merge whose AFTER object also split off
     pieces (many to many) has its merge rows and a "split" row for each further piece (beside the first BEFORE
-    object), so every object of both scans is in the table. Built column by column (NumPy over all rows):
-    the links are only walked once, to list the rows' labels.
+    object), so every object of both scans is in the table. ``links``: :class:`~.matching.Links` (or tuples,
+    see :func:`~.matching.links_from`). Built column by column, NumPy over all rows.
     """
     from .registration import apply
 
     vs = np.asarray(voxel_size, float)
-    order = sorted(links, key=lambda l: (min(l[0]) if l[0] else 1 << 40, min(l[1]) if l[1] else 0))
-    mid, status, bl, al, gb, ga = [], [], [], [], [], []
-    for m, (bs, as_, st) in enumerate(order, start=1):
-        rows = [(b, a, st) for b in bs for a in as_] if st == "persisting" else \
-            [(b, as_[0] if as_ else 0, st) for b in bs] if st in ("merged", "vanished") else \
-            [(bs[0] if bs else 0, a, st) for a in as_]
-        if st == "merged":  # many to many: the AFTER object of a merge also split off pieces, rows of their own
-            rows += [(bs[0], a, "split") for a in as_[1:]]
-        for b, a, row_status in rows:
-            mid.append(m)
-            status.append(row_status)
-            bl.append(b)
-            al.append(a)
-            gb.append(len(bs))
-            ga.append(len(as_))
+    links = links_from(links)
+    code = {name: k for k, name in enumerate(STATUSES)}
+    nb, na = links.before_count, links.after_count
+    first_b, first_a = links.first("before"), links.first("after")
+    # links in order of their lowest BEFORE label (none: last), then lowest AFTER label
+    low_b = _lowest(links.before, links.before_start, none=1 << 40)
+    low_a = _lowest(links.after, links.after_start, none=0)
+    match_id = np.empty(len(links), np.int64)
+    match_id[np.lexsort((low_a, low_b))] = np.arange(1, len(links) + 1)
+    # rows: one per BEFORE object of a persisting, merged or vanished link (beside its first AFTER object), one
+    # per AFTER object of a split or appeared link (beside its first BEFORE object), and one per further AFTER
+    # object of a merge ("split": many to many)
+    by_b = np.isin(links.status, [code["persisting"], code["merged"], code["vanished"]])
+    by_a = ~by_b
+    extra = links.status == code["merged"]
+    link_of_b = np.repeat(np.arange(len(links)), nb)
+    link_of_a = np.repeat(np.arange(len(links)), na)
+    pos_a = np.arange(len(links.after)) - links.after_start[:-1][link_of_a]  # place within its link
+    rows_b = by_b[link_of_b]
+    rows_a = by_a[link_of_a]
+    rows_x = extra[link_of_a] & (pos_a > 0)
+    link = np.concatenate([link_of_b[rows_b], link_of_a[rows_a], link_of_a[rows_x]])
+    bl = np.concatenate([links.before[rows_b], first_b[link_of_a[rows_a]], first_b[link_of_a[rows_x]]])
+    al = np.concatenate([first_a[link_of_b[rows_b]], links.after[rows_a], links.after[rows_x]])
+    row_status = np.concatenate([links.status[link_of_b[rows_b]], links.status[link_of_a[rows_a]],
+                                 np.full(int(rows_x.sum()), code["split"], np.uint8)])
+    order = np.lexsort((np.arange(len(link)), match_id[link]))  # a link's rows together, in the order above
+    link, bl, al, row_status = link[order], bl[order], al[order], row_status[order]
+    mid = match_id[link]
     n = len(mid)
-    table: dict = {"match_id": np.asarray(mid, np.int64), "status": np.asarray(status, dtype=object),
-                   "before_label": np.asarray(bl, np.int64), "after_label": np.asarray(al, np.int64)}
+    table: dict = {"match_id": mid, "status": np.asarray(STATUSES, dtype=object)[row_status],
+                   "before_label": bl, "after_label": al}
     ib = label_rows(before["label"], table["before_label"])  # row of each label in its scan's table, -1 for none
     ia = label_rows(after["label"], table["after_label"])
     hb, ha = ib >= 0, ia >= 0
@@ -238,11 +253,11 @@ def link_table(links, before: dict, after: dict, edge_b, edge_a, matrix, *, voxe
         row = np.zeros(n, bool)
         row[hb] |= per_b[ib[hb]]
         row[ha] |= per_a[ia[ha]]
-        per_link = np.bincount(table["match_id"], weights=row, minlength=len(order) + 1) > 0
+        per_link = np.bincount(table["match_id"], weights=row, minlength=len(links) + 1) > 0
         flags[name] = per_link[table["match_id"]].astype(np.int64)
     table.update(flags)
-    table["group_before"] = np.asarray(gb, np.int64)
-    table["group_after"] = np.asarray(ga, np.int64)
+    table["group_before"] = nb[link]
+    table["group_after"] = na[link]
 
     def gather(scan: dict, rows: np.ndarray, column: str) -> np.ndarray:
         out = np.full(n, np.nan)
@@ -264,6 +279,15 @@ def link_table(links, before: dict, after: dict, edge_b, edge_a, matrix, *, voxe
         table["displacement_nm"][both] = np.linalg.norm((pa[both] - apply(matrix, pb[both])) * vs, axis=1)
     table.update(_changes(table, n, vs))
     return table
+
+
+def _lowest(labels: np.ndarray, start: np.ndarray, *, none: int) -> np.ndarray:
+    """The lowest label of each link (``labels[start[k]:start[k + 1]]``), ``none`` where it has none."""
+    count = np.diff(start)
+    out = np.full(len(count), none, np.int64)
+    if len(labels):  # non-empty links' starts rise strictly, and each one's labels end where the next one's begin
+        out[count > 0] = np.minimum.reduceat(labels, start[:-1][count > 0])
+    return out
 
 
 def _changes(table: dict, n: int, vs: np.ndarray) -> dict:
