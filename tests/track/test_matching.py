@@ -213,3 +213,31 @@ def test_links_are_arrays_that_read_back_as_tuples():
         links_from([([1, 2], [3], "persisting")])
     with pytest.raises(TomosegError, match="'moved' is not one of"):
         links_from([([1], [3], "moved")])
+
+
+def test_group_totals_count_each_object_of_a_group_once():
+    """The totals behind the merges' and splits' changes and the radius figure: per match ID, the sum of its
+    objects' volumes in each scan, each object once although a merge repeats its AFTER object on every row
+    (the rule written out plainly, on crowded blobs with merges, splits and many to many)."""
+    from tomoseg.track.matching import _edge_flags
+    from tomoseg.track.registration import _rotation_z
+    from tomoseg.track.tracking import group_totals, link_table
+
+    rng = np.random.default_rng(12)
+    before = ndimage.label(ndimage.uniform_filter(rng.random((24, 50, 50)), 3) > 0.56)[0].astype(np.uint32)
+    after = ndimage.label(ndimage.uniform_filter(rng.random((24, 50, 50)), 3) > 0.56)[0].astype(np.uint32)
+    m = _rotation_z(6.0, np.array(before.shape) / 2)
+    tb, ta = measure_objects(before), measure_objects(after)
+    links, _ = match(before, after, tb, ta, m, options=MatchOptions(min_overlap=0.1))
+    t = link_table(links, tb, ta, *_edge_flags(tb, ta, m, before.shape, after.shape, 1.0), m, voxel_size=(1, 1, 1))
+    groups = np.isin(t["status"], ["merged", "split"])
+    assert len(np.unique(t["match_id"][groups])) > 10
+    ids, vb, va = group_totals(t, groups, "volume_vox")
+    for k, mid in enumerate(ids):
+        rows = groups & (t["match_id"] == mid)
+        b = {int(lab): v for lab, v in zip(t["before_label"][rows], t["before_volume_vox"][rows]) if lab}
+        a = {int(lab): v for lab, v in zip(t["after_label"][rows], t["after_volume_vox"][rows]) if lab}
+        assert (vb[k], va[k]) == (sum(b.values()), sum(a.values()))
+    changed = groups & (t["group_before"] + t["group_after"] > 2)
+    at = np.searchsorted(ids, t["match_id"][changed])
+    assert np.array_equal(t["delta_volume_nm3"][changed], (va - vb)[at])

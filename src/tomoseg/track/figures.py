@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .tracking import group_volumes
+from .tracking import group_totals
 
 COLOURS = {"persisting": "#4c72b0", "appeared": "#2ca02c", "vanished": "#d62728", "merged": "#9467bd",
            "split": "#ff7f0e"}
@@ -47,13 +47,8 @@ def radius_figure(table: dict, path, *, unit: str = "nm") -> Path:
         if status == "persisting":
             rb, ra = table[f"before_{col}"][sel], table[f"after_{col}"][sel]
         else:  # one point per group: radius of a sphere of the group's total volume
-            rb, ra = [], []
-            vcol = "volume_nm3" if unit == "nm" else "volume_vox"
-            for mid in np.unique(table["match_id"][sel]):
-                vb, va = group_volumes(table, np.nonzero(sel & (table["match_id"] == mid))[0], vcol)
-                rb.append(np.cbrt(3 * vb / (4 * np.pi)))
-                ra.append(np.cbrt(3 * va / (4 * np.pi)))
-            rb, ra = np.asarray(rb), np.asarray(ra)
+            _, vb, va = group_totals(table, sel, "volume_nm3" if unit == "nm" else "volume_vox")
+            rb, ra = np.cbrt(3 * vb / (4 * np.pi)), np.cbrt(3 * va / (4 * np.pi))
         ax.scatter(rb, ra, s=14, alpha=0.75, color=COLOURS[status], label=f"{status} ({len(rb)})")
         hi = max(hi, float(np.nanmax(rb)), float(np.nanmax(ra)))
     ax.plot([0, hi * 1.05], [0, hi * 1.05], color="gray", lw=1, ls="--", label="no change")

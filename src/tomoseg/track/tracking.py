@@ -298,17 +298,9 @@ def _changes(table: dict, n: int, vs: np.ndarray) -> dict:
     if not n:
         return d
     status = table["status"]
-    mids = table["match_id"]
-    top = int(mids.max()) + 1
-    totals = []
-    for scan in ("before", "after"):  # each object once per link: unique (match, label) pairs
-        labels = table[f"{scan}_label"]
-        key = mids * (int(labels.max()) + 1) + labels
-        _, first = np.unique(key, return_index=True)
-        first = first[labels[first] > 0]
-        values = np.nan_to_num(table[f"{scan}_volume_nm3"][first], nan=0.0)
-        totals.append(np.bincount(mids[first], weights=values, minlength=top)[mids])
-    vb, va = totals
+    ids, vb, va = group_totals(table, np.arange(n))
+    at = np.searchsorted(ids, table["match_id"])
+    vb, va = vb[at], va[at]
     changed = (status != "appeared") & (status != "vanished")
     d["delta_volume_nm3"][changed] = (va - vb)[changed]
     rel = changed & (vb > 0)
@@ -324,14 +316,21 @@ def _changes(table: dict, n: int, vs: np.ndarray) -> dict:
     return d
 
 
-def group_volumes(table: dict, rows, column: str = "volume_nm3") -> tuple[float, float]:
-    """Total BEFORE and AFTER volume of the objects in some rows of a link table (each object once)."""
-    out = []
+def group_totals(table: dict, rows, column: str = "volume_nm3") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The match IDs among some rows of a link table (a boolean mask or indices), and each one's total BEFORE
+    and AFTER ``column`` (``volume_nm3``, ``volume_vox``) over its objects in those rows, each object once."""
+    rows = np.flatnonzero(rows) if np.asarray(rows).dtype == bool else np.asarray(rows, np.int64)
+    mids = table["match_id"][rows]
+    ids, where = np.unique(mids, return_inverse=True)
+    totals = []
     for scan in ("before", "after"):
-        labels, first = np.unique(table[f"{scan}_label"][rows], return_index=True)
-        values = table[f"{scan}_{column}"][rows][first]
-        out.append(float(np.nansum(values[labels > 0])))
-    return out[0], out[1]
+        labels = table[f"{scan}_label"][rows]
+        key = mids * (int(labels.max(initial=0)) + 1) + labels
+        _, first = np.unique(key, return_index=True)  # each (match, object) once
+        first = first[labels[first] > 0]
+        values = np.nan_to_num(table[f"{scan}_{column}"][rows][first], nan=0.0)
+        totals.append(np.bincount(where[first], weights=values, minlength=len(ids)))
+    return ids, totals[0], totals[1]
 
 
 def match_id_lookup(table: dict, max_label: int) -> np.ndarray:
