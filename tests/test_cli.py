@@ -147,3 +147,22 @@ def test_progress_bars_are_turned_off_by_quiet_or_the_environment(tmp_path, caps
     args = ["analyze", str(tmp_path / "mask.tif"), "--csv", str(tmp_path / "b.csv")] + (["-q"] if how == "-q" else [])
     assert main(args) == 0
     assert "analyze:" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("labels", [False, True], ids=["segmenting", "labels-given"])
+def test_ctrl_c_in_track_says_how_to_resume_where_it_can(tmp_path, capsys, monkeypatch, labels):
+    """Ctrl-C in `track` exits 130; where track segments the scans (no labels), the message names --resume,
+    which keeps the finished probability maps; with labels given there is nothing to resume."""
+    from tomoseg.cli import track as track_cli
+
+    def stop(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(track_cli, "check_result_folder", stop)
+    argv = ["track", str(tmp_path / "a.tif"), str(tmp_path / "b.tif"), "--out", str(tmp_path / "run")]
+    if labels:
+        argv += ["--before-labels", str(tmp_path / "la.tif"), "--after-labels", str(tmp_path / "lb.tif")]
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert err.startswith("tomoseg: interrupted")
+    assert ("--resume keeps the finished probability maps" in err) is not labels

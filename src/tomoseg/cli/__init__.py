@@ -79,6 +79,9 @@ _RESUMABLE = {"segment": "the same command with --resume continues where it stop
 
 def _resume_hint(args) -> str:
     hint = _RESUMABLE.get(getattr(args, "command", None))
+    if getattr(args, "command", None) == "track" and getattr(args, "before_labels", None) is None:
+        hint = ("the same command with --resume keeps the finished probability maps in the output folder and "
+                "continues a segmentation cut short")
     return f"; {hint}" if hint else ""
 
 
