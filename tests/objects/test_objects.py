@@ -95,6 +95,13 @@ def test_border_and_size_exclusions():
     assert res.summary["excluded_border"] == 1 and res.summary["excluded_small"] == 1
     kept = analyze(lab, options=AnalysisOptions(exclude_border=False, min_voxels=1))
     assert len(kept.selected["label"]) == 4
+    lab[0, 0, 0] = 1             # small and at the border: counted once, with the border
+    res = analyze(lab)
+    s = res.summary
+    assert (s["excluded_border"], s["excluded_small"]) == (2, 1)
+    assert s["objects"] + s["excluded_border"] + s["excluded_small"] == s["objects_all"] == 5
+    kept_border = analyze(lab, options=AnalysisOptions(exclude_border=False)).summary
+    assert (kept_border["excluded_border"], kept_border["excluded_small"]) == (0, 2)
 
 
 def test_six_and_twenty_six_connectivity():
@@ -323,42 +330,141 @@ def test_mesh_and_voxel_surfaces_equal_the_library_formulas(r):
     assert voxel_face_area(obj, vs) == float(faces_diff)
 
 
-def _match_by_brute_force(pred, truth, overlaps, distance_vox=2.0):
-    """The matching rule written out plainly (every distance, in table order): the reference."""
-    pairs, mp, mt = {}, set(), set()
-    for (p, t), _ in sorted(overlaps.items(), key=lambda kv: -kv[1]):
-        if p not in mp and t not in mt:
-            pairs[p], _, _ = t, mp.add(p), mt.add(t)
-    free = [i for i, l in enumerate(pred["label"]) if l not in mp]
-    taken = set()
-    for j, t in enumerate(truth["label"]):
-        if t in mt:
-            continue
-        best = None
-        for i in free:
-            if i in taken:
-                continue
+def _distance_candidates(pred, truth, fp, ft, distance_vox=2.0):
+    """{(pred row, true row): distance} for free rows within max(distance, true radius), every pair compared."""
+    out = {}
+    for i in fp:
+        for j in ft:
             d = float(np.linalg.norm([pred[f"centroid_{a}"][i] - truth[f"centroid_{a}"][j] for a in "zyx"]))
-            if best is None or d < best[0]:
-                best = (d, i)
-        if best is not None and best[0] <= max(distance_vox, truth["equivalent_radius_vox"][j]):
-            pairs[int(pred["label"][best[1]])] = int(t)
-            taken.add(best[1])
-    return pairs
+            if d <= max(distance_vox, truth["equivalent_radius_vox"][j]):
+                out[(i, j)] = d
+    return out
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_matching_by_distance_equals_the_plain_rule(seed):
-    """The k-d tree finds what comparing every distance finds: nearest prediction not yet taken, ties to the
-    first, within max(distance, radius); with crowded objects, ties on a grid and overlaps taken first."""
-    rng = np.random.default_rng(seed)
-    n_p, n_t = 300, 250
-    grid = rng.integers(0, 12, (n_p + n_t, 3)).astype(float)  # many equal distances
-    jitter = rng.normal(0, 0.7, grid.shape) * (rng.random((len(grid), 1)) < 0.5)
-    c = grid + jitter
+def _best_matching(edges: dict, key):
+    """Every one-to-one subset of ``edges`` ({(a, b): value}) tried; the best by ``key(chosen edges)``."""
+    import itertools
+
+    best, best_key = (), None
+    items = list(edges)
+    for k in range(len(items) + 1):
+        for chosen in itertools.combinations(items, k):
+            if len({a for a, _ in chosen}) == k == len({b for _, b in chosen}):
+                score = key(chosen)
+                if best_key is None or score > best_key:
+                    best, best_key = chosen, score
+    return best, best_key
+
+
+def _tables(rng, n_p, n_t, spread):
+    c = rng.uniform(0, spread, (n_p + n_t, 3))
     pred = {"label": np.arange(1, n_p + 1), **{f"centroid_{a}": c[:n_p, k] for k, a in enumerate("zyx")}}
     truth = {"label": np.arange(1, n_t + 1), **{f"centroid_{a}": c[n_p:, k] for k, a in enumerate("zyx")},
              "equivalent_radius_vox": rng.uniform(0.5, 3.0, n_t)}
-    overlaps = {(int(p), int(t)): int(rng.integers(1, 50)) for p, t in rng.integers(1, 60, (40, 2))}
-    expected = _match_by_brute_force(pred, truth, overlaps)
-    assert match_objects(pred, truth, overlaps) == expected and len(expected) > 150
+    return pred, truth
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_matching_is_optimal_against_every_matching_tried(seed):
+    """On small random cases, both stages equal the best of every one-to-one matching, tried one by one: the
+    most shared voxels, then among the objects left the most pairs and the least total distance."""
+    rng = np.random.default_rng(seed)
+    for _ in range(40):
+        n_p, n_t = rng.integers(1, 6, 2)
+        pred, truth = _tables(rng, n_p, n_t, spread=6.0)
+        pairs_all = [(int(p), int(t)) for p in range(1, n_p + 1) for t in range(1, n_t + 1)]
+        chosen = rng.choice(len(pairs_all), size=min(len(pairs_all), int(rng.integers(0, 6))), replace=False)
+        overlaps = {pairs_all[k]: int(v) for k, v in zip(chosen, rng.permutation(50)[:len(chosen)] + 1)}
+        got = match_objects(pred, truth, overlaps)
+        first, best_shared = _best_matching(overlaps, lambda ch: sum(overlaps[e] for e in ch))
+        by_overlap = {p: t for p, t in got.items() if (p, t) in overlaps}
+        assert sum(overlaps[e] for e in by_overlap.items()) == best_shared and len(by_overlap) == len(first)
+        fp = [i for i in range(n_p) if int(pred["label"][i]) not in by_overlap]
+        ft = [j for j in range(n_t) if int(truth["label"][j]) not in set(by_overlap.values())]
+        near = _distance_candidates(pred, truth, fp, ft)
+        _, (count, neg_total) = _best_matching(near, lambda ch: (len(ch), -sum(near[e] for e in ch)))
+        by_distance = [(p - 1, t - 1) for p, t in got.items() if p not in by_overlap]
+        assert len(by_distance) == count
+        assert sum(near[e] for e in by_distance) == pytest.approx(-neg_total)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_matching_of_crowded_objects_equals_one_assignment_over_everything(seed):
+    """Hundreds of crowded objects with ties on a grid: solved per connected group of candidates (and pairs
+    from the k-d tree), both stages reach the optimum of one assignment over all rows at once."""
+    from scipy.optimize import linear_sum_assignment
+
+    rng = np.random.default_rng(seed)
+    n_p, n_t = 300, 250
+    grid = rng.integers(0, 12, (n_p + n_t, 3)).astype(float)  # many equal distances
+    c = grid + rng.normal(0, 0.7, grid.shape) * (rng.random((len(grid), 1)) < 0.5)
+    pred = {"label": np.arange(1, n_p + 1), **{f"centroid_{a}": c[:n_p, k] for k, a in enumerate("zyx")}}
+    truth = {"label": np.arange(1, n_t + 1), **{f"centroid_{a}": c[n_p:, k] for k, a in enumerate("zyx")},
+             "equivalent_radius_vox": rng.uniform(0.5, 3.0, n_t)}
+    overlaps = {(int(p), int(t)): int(rng.integers(1, 50)) for p, t in rng.integers(1, 60, (60, 2))}
+    got = match_objects(pred, truth, overlaps)
+    w = np.zeros((n_p, n_t))
+    for (p, t), v in overlaps.items():
+        w[p - 1, t - 1] = v
+    r, k = linear_sum_assignment(w, maximize=True)
+    by_overlap = {p: t for p, t in got.items() if (p, t) in overlaps}
+    assert sum(overlaps[e] for e in by_overlap.items()) == w[r, k].sum()
+    fp = [i for i in range(n_p) if i + 1 not in by_overlap]
+    ft = [j for j in range(n_t) if j + 1 not in set(by_overlap.values())]
+    near = _distance_candidates(pred, truth, fp, ft)
+    big = 1.0 + sum(near.values())
+    wd = np.zeros((n_p, n_t))
+    for (i, j), d in near.items():
+        wd[i, j] = big - d
+    r, k = linear_sum_assignment(wd, maximize=True)
+    chosen = [(i, j) for i, j in zip(r, k) if wd[i, j] > 0]
+    by_distance = [(p - 1, t - 1) for p, t in got.items() if p not in by_overlap]
+    assert len(by_distance) == len(chosen) > 100
+    assert sum(near[e] for e in by_distance) == pytest.approx(sum(near[e] for e in chosen))
+
+
+def test_a_merged_prediction_does_not_cost_the_fragment_its_pair():
+    """P1 spans T1 (42 shared voxels) and T2 (30); fragment P2 lies in T1 only (18). Taking pairs by decreasing
+    overlap (P1-T1) left T2 and P2 unmatched: recall 0.5. The most shared voxels pair both: recall 1."""
+    from tomoseg.evaluation import evaluate
+
+    truth = np.zeros((8, 6, 28), np.uint8)
+    pred = np.zeros_like(truth)
+    truth[1:6, 1:4, 2:12] = 1
+    truth[1:6, 1:4, 14:24] = 1
+    pred[1:3, 1:4, 5:19] = 1
+    pred[4:6, 1:4, 2:5] = 1
+    objects = evaluate(pred, truth)["objects"]
+    assert objects["recall"] == objects["precision"] == 1.0
+
+
+def test_scores_do_not_depend_on_the_orientation_of_the_volume():
+    """P1 lies in the gap between T1 and T2, a little nearer T1; P2 beside T1 only. Each true object taken in
+    table order to its nearest free prediction gave recall 0.5 one way and 1.0 mirrored; now 1.0 both ways."""
+    from tomoseg.evaluation import evaluate
+
+    o = 3
+    truth = np.zeros((13, 13, 30), np.uint8)
+    pred = np.zeros_like(truth)
+    truth[2:11, 2:11, o + 2:o + 11] = 1
+    truth[2:11, 2:11, o + 13:o + 22] = 1
+    pred[2:11, 2:11, o + 11] = 1
+    pred[2:11, 2:9, o + 12] = 1
+    pred[2:11, 2:11, o:o + 2] = 1
+    for p, t in ((pred, truth), (pred[:, :, ::-1], truth[:, :, ::-1])):
+        objects = evaluate(np.ascontiguousarray(p), np.ascontiguousarray(t))["objects"]
+        assert objects["recall"] == objects["precision"] == 1.0
+
+
+def test_detection_f1_is_zero_when_nothing_matches_and_undefined_without_objects():
+    """Recall 0 and precision 0 give F1 0 (it was NaN, which averages over runs then skipped); with no true or
+    no predicted objects, F1 is undefined (NaN)."""
+    def table(z):
+        return {"label": np.array([1]), **{f"centroid_{a}": np.array([float(z)]) for a in "zyx"},
+                "equivalent_radius_vox": np.array([2.0])}
+
+    empty = {"label": np.zeros(0, np.int64), **{f"centroid_{a}": np.zeros(0) for a in "zyx"},
+             "equivalent_radius_vox": np.zeros(0)}
+    far = detection_scores(table(50), table(0), match_objects(table(50), table(0), {}))
+    assert far["recall"] == far["precision"] == far["f1"] == 0.0
+    assert np.isnan(detection_scores(empty, table(0), {})["f1"])

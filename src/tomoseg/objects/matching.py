@@ -1,15 +1,23 @@
 """Object-level matching of predicted objects to true objects, one to one.
 
-Rule (works for objects of one voxel, unlike IoU >= 0.5): pairs that share
-voxels are matched greedily by decreasing overlap; then remaining true objects
-are matched to remaining predicted objects whose centroids lie within
-``max(distance_vox, equivalent radius of the true object)``, each to the nearest
-one not yet taken (found in a k-d tree, so millions of objects match in seconds).
+Rule (works for objects of one voxel, unlike IoU >= 0.5), in two optimal assignments (as the tracking's
+matching, and StarDist's and Cellpose's scores, by ``scipy.optimize.linear_sum_assignment`` on each connected
+group of candidates, so millions of objects match in seconds):
+
+1. objects that share voxels: the pairs with the most shared voxels in total;
+2. the true and predicted objects left: pairs whose centroids lie within ``max(distance_vox, equivalent radius
+   of the true object)`` (candidates from a k-d tree): the most pairs, and among those the least total distance.
+
+Neither depends on the order of the tables (a mirrored volume scores the same), and a pair is never forced:
+objects without a candidate stay unmatched.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy import sparse
+from scipy.optimize import linear_sum_assignment
+from scipy.sparse.csgraph import connected_components
 
 from ..errors import TomosegError
 
@@ -61,36 +69,83 @@ def block_overlaps(pred_labels, true_labels, *, chunks=(128, 128, 128), progress
     return pairs_of(*sum_by_key(keys, counts))
 
 
+def label_rows(labels, wanted: np.ndarray) -> np.ndarray:
+    """The row of each wanted label in a table's label column (sorted or not); -1 where absent (and for 0)."""
+    labels = np.asarray(labels, np.int64)
+    order = np.argsort(labels, kind="stable")
+    pos = np.clip(np.searchsorted(labels[order], wanted), 0, max(len(labels) - 1, 0))
+    rows = np.full(len(wanted), -1, np.int64)
+    if len(labels):
+        hit = labels[order][pos] == wanted
+        rows[hit] = order[pos[hit]]
+    return rows
+
+
+def assign(rows, cols, score, n_a, n_b):
+    """Maximum-score one-to-one assignment among candidate pairs (``rows[k]`` of one table, ``cols[k]`` of the
+    other, ``score[k]``; ``n_a`` and ``n_b`` rows in each), solved per connected group of candidates (a group of
+    one pair directly, the others by ``linear_sum_assignment``); returns the rows paired in each table. Only
+    candidates are paired."""
+    if len(rows) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    graph = sparse.coo_matrix((np.ones(len(rows)), (rows, cols + n_a)), shape=(n_a + n_b, n_a + n_b))
+    _, comp = connected_components(graph, directed=False)
+    edge_comp = comp[rows]
+    order = np.argsort(edge_comp, kind="stable")
+    starts = np.flatnonzero(np.r_[True, edge_comp[order][1:] != edge_comp[order][:-1]])
+    sizes = np.diff(np.r_[starts, len(order)])
+    single = order[starts[sizes == 1]]  # a component of one candidate pair: paired
+    pa, pb = [rows[single]], [cols[single]]
+    for s, size in zip(starts[sizes > 1], sizes[sizes > 1]):
+        ks = order[s:s + size]
+        ai, ra = np.unique(rows[ks], return_inverse=True)
+        bj, rb = np.unique(cols[ks], return_inverse=True)
+        # pairs that are no candidates cost 0, as leaving both unpaired does: a large cost would make the
+        # solver prefer any complete assignment of weak pairs to one strong pair and two objects unpaired
+        cost = np.zeros((len(ai), len(bj)))
+        cost[ra, rb] = -score[ks]
+        candidate = np.zeros(cost.shape, bool)
+        candidate[ra, rb] = True
+        r, c = linear_sum_assignment(cost)
+        keep = candidate[r, c]
+        pa.append(ai[r[keep]])
+        pb.append(bj[c[keep]])
+    return np.concatenate(pa).astype(np.int64), np.concatenate(pb).astype(np.int64)
+
+
 def match_objects(pred: dict, truth: dict, overlaps: dict, *, distance_vox: float = 2.0) -> dict:
-    """Match object tables (as from ``measure_objects``) one to one; returns {pred_label: true_label}."""
-    matched_p, matched_t, pairs = set(), set(), {}
-    for (p, t), _ in sorted(overlaps.items(), key=lambda kv: -kv[1]):
-        if p not in matched_p and t not in matched_t:
-            pairs[p] = t
-            matched_p.add(p)
-            matched_t.add(t)
-    free_p = [i for i, l in enumerate(pred["label"]) if l not in matched_p]
-    if free_p:
+    """Match object tables (as from ``measure_objects``) one to one (the module's rule); returns
+    {pred_label: true_label}."""
+    lp, lt = np.asarray(pred["label"], np.int64), np.asarray(truth["label"], np.int64)
+    n_p, n_t = len(lp), len(lt)
+    keys = np.array(list(overlaps), np.int64).reshape(-1, 2)
+    shared = np.fromiter(overlaps.values(), float, count=len(overlaps))
+    i, j = label_rows(lp, keys[:, 0]), label_rows(lt, keys[:, 1])
+    known = (i >= 0) & (j >= 0) & (shared > 0)
+    pi, tj = assign(i[known], j[known], shared[known], n_p, n_t)
+    free_p, free_t = np.ones(n_p, bool), np.ones(n_t, bool)
+    free_p[pi], free_t[tj] = False, False
+    rows_p, rows_t = [pi], [tj]
+    fp, ft = np.flatnonzero(free_p), np.flatnonzero(free_t)
+    if len(fp) and len(ft):
         from scipy.spatial import cKDTree
 
-        pc = np.stack([pred[f"centroid_{a}"][free_p] for a in "zyx"], 1)
-        tree = cKDTree(pc)
-        taken = np.zeros(len(free_p), bool)
-        for j, t in enumerate(truth["label"]):  # in table order, each to the nearest prediction not yet taken
-            if t in matched_t:
-                continue
-            tc = np.array([truth[f"centroid_{a}"][j] for a in "zyx"])
-            reach = max(distance_vox, truth["equivalent_radius_vox"][j])
-            near = np.asarray(tree.query_ball_point(tc, reach * (1 + 1e-9) + 1e-12), np.int64)
-            near = near[~taken[near]]
-            if not len(near):
-                continue
-            d = np.linalg.norm(pc[near] - tc, axis=1)
-            k = near[np.lexsort((near, d))[0]]  # the nearest; on a tie the first, as argmin over all would pick
-            if np.linalg.norm(pc[k] - tc) <= reach:
-                pairs[int(pred["label"][free_p[k]])] = int(t)
-                taken[k] = True
-    return pairs
+        pc = np.stack([np.asarray(pred[f"centroid_{a}"], float)[fp] for a in "zyx"], 1)
+        tc = np.stack([np.asarray(truth[f"centroid_{a}"], float)[ft] for a in "zyx"], 1)
+        reach = np.maximum(distance_vox, np.asarray(truth["equivalent_radius_vox"], float)[ft])
+        near = cKDTree(pc).query_ball_point(tc, reach * (1 + 1e-9) + 1e-12)
+        t_of = np.repeat(np.arange(len(ft)), [len(n) for n in near])
+        p_of = np.fromiter((k for n in near for k in n), np.int64, count=len(t_of))
+        d = np.linalg.norm(pc[p_of] - tc[t_of], axis=1) if len(t_of) else np.zeros(0)
+        ok = d <= reach[t_of]
+        p_of, t_of, d = p_of[ok], t_of[ok], d[ok]
+        # the most pairs first, then the least total distance: each pair is worth more than all distances
+        weight = (1.0 + float(d.sum())) - d
+        a, b = assign(p_of, t_of, weight, len(fp), len(ft))
+        rows_p.append(fp[a])
+        rows_t.append(ft[b])
+    rp, rt = np.concatenate(rows_p), np.concatenate(rows_t)
+    return {int(lp[a]): int(lt[b]) for a, b in zip(rp.tolist(), rt.tolist())}
 
 
 def detection_scores(pred_all: dict, truth_all: dict, pairs: dict, *, pred_keep=None, truth_keep=None) -> dict:
@@ -108,7 +163,8 @@ def detection_scores(pred_all: dict, truth_all: dict, pairs: dict, *, pred_keep=
     p_right = np.array([l in matched_p for l in pk], bool)
     recall = float(t_found.mean()) if len(tk) else float("nan")
     precision = float(p_right.mean()) if len(pk) else float("nan")
-    f1 = 2 * recall * precision / (recall + precision) if recall + precision > 0 else float("nan")
+    f1 = float("nan") if np.isnan(recall) or np.isnan(precision) else \
+        2 * recall * precision / (recall + precision) if recall + precision > 0 else 0.0  # nothing matched: 0
     tr = (truth_all if truth_keep is None else truth_keep)["equivalent_radius_vox"]
     pr = (pred_all if pred_keep is None else pred_keep)["equivalent_radius_vox"]
     bins = []

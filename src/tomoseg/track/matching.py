@@ -24,12 +24,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage, sparse
-from scipy.optimize import linear_sum_assignment
-from scipy.sparse.csgraph import connected_components
+from scipy import ndimage
 
 from ..errors import TomosegError
-from ..objects.matching import overlap_counts, pairs_of, sum_by_key
+from ..objects.matching import assign, label_rows, overlap_counts, pairs_of, sum_by_key
 from .registration import apply, fit_transform
 
 STATUSES = ("persisting", "appeared", "vanished", "merged", "split")
@@ -212,7 +210,7 @@ def _pair(before: dict, after: dict, ov_after, ov_before, ov_voxels, carried_lab
     dist = np.linalg.norm(ca[rows] - cb[cols], axis=1) if len(rows) else np.zeros(0)
     score = 2 * ov / (va[rows] + carried[cols]) + 0.1 * np.clip(1 - dist / tol, 0, 1) if len(rows) \
         else np.zeros(0)
-    pairs_a, pairs_b = _assign(rows, cols, score, n_a, n_b)
+    pairs_a, pairs_b = assign(rows, cols, score, n_a, n_b)
     group_of_a = np.full(n_a, -1, np.int64)  # a group is named by the AFTER row of its pair
     group_of_b = np.full(n_b, -1, np.int64)
     group_of_a[pairs_a] = pairs_a
@@ -238,18 +236,6 @@ def _pair(before: dict, after: dict, ov_after, ov_before, ov_voxels, carried_lab
     split = np.zeros(n_a, bool)
     split[group_of_a[i]] = True
     return _links(lb, la, group_of_b, group_of_a, merged, split)
-
-
-def label_rows(labels, wanted: np.ndarray) -> np.ndarray:
-    """The row of each wanted label in a table's label column (sorted or not); -1 where absent (and for 0)."""
-    labels = np.asarray(labels, np.int64)
-    order = np.argsort(labels, kind="stable")
-    pos = np.clip(np.searchsorted(labels[order], wanted), 0, max(len(labels) - 1, 0))
-    rows = np.full(len(wanted), -1, np.int64)
-    if len(labels):
-        hit = labels[order][pos] == wanted
-        rows[hit] = order[pos[hit]]
-    return rows
 
 
 def _best(mine: np.ndarray, theirs: np.ndarray, ov: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -295,36 +281,6 @@ def _links(lb, la, group_of_b, group_of_a, merged, split) -> Links:
                  np.concatenate([[0], np.cumsum(count_b)]).astype(np.int64),
                  np.asarray(la, np.int64)[np.concatenate([by_a, appeared])],
                  np.concatenate([[0], np.cumsum(count_a)]).astype(np.int64))
-
-
-def _assign(rows, cols, score, n_a, n_b):
-    """Maximum-score one-to-one assignment, solved per connected group of candidates (a group of one pair
-    directly, the others by ``linear_sum_assignment``); returns the AFTER and BEFORE rows paired."""
-    if len(rows) == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    graph = sparse.coo_matrix((np.ones(len(rows)), (rows, cols + n_a)), shape=(n_a + n_b, n_a + n_b))
-    _, comp = connected_components(graph, directed=False)
-    edge_comp = comp[rows]
-    order = np.argsort(edge_comp, kind="stable")
-    starts = np.flatnonzero(np.r_[True, edge_comp[order][1:] != edge_comp[order][:-1]])
-    sizes = np.diff(np.r_[starts, len(order)])
-    single = order[starts[sizes == 1]]  # a component of one candidate pair: paired
-    pa, pb = [rows[single]], [cols[single]]
-    for s, size in zip(starts[sizes > 1], sizes[sizes > 1]):
-        ks = order[s:s + size]
-        ai, ra = np.unique(rows[ks], return_inverse=True)
-        bj, rb = np.unique(cols[ks], return_inverse=True)
-        # pairs that are no candidates cost 0, as leaving both unpaired does: a large cost would make the
-        # solver prefer any complete assignment of weak pairs to one strong pair and two objects unpaired
-        cost = np.zeros((len(ai), len(bj)))
-        cost[ra, rb] = -score[ks]
-        candidate = np.zeros(cost.shape, bool)
-        candidate[ra, rb] = True
-        r, c = linear_sum_assignment(cost)
-        keep = candidate[r, c]
-        pa.append(ai[r[keep]])
-        pb.append(bj[c[keep]])
-    return np.concatenate(pa).astype(np.int64), np.concatenate(pb).astype(np.int64)
 
 
 def refine_on_objects(before: dict, after: dict, links, matrix, *, voxel_size, similarity=False,
