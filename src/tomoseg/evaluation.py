@@ -65,12 +65,20 @@ def evaluate(pred, labels, *, threshold: int = 127, intensity=None, voxel_size=N
     IoU), ``objects`` (detection recall, precision, F1, overall and by radius) and ``table1`` (the paper's
     Table 1 for prediction and ground truth).
     """
-    from .objects.analysis import MaskView
+    from .objects.analysis import MaskView, check_mask_like, warn_if_flooded
     from .objects.labelled import label_scan
 
     options = options or AnalysisOptions()
+    where = getattr(pred, "path", "the prediction")
+    check_same_shape(pred, labels)
+    if intensity is not None and tuple(intensity.shape) != tuple(pred.shape):
+        raise TomosegError(f"{getattr(intensity, 'path', 'the intensity image')}: has shape "
+                           f"{tuple(intensity.shape)}, {where} {tuple(pred.shape)}; the gray values must match the "
+                           "prediction voxel for voxel")
+    check_mask_like(pred, where, command="evaluate")
     prob = is_probability(pred)
     cm, per_slice = voxel_scores(pred, labels, threshold=threshold, probability=prob, progress=progress)
+    warn_if_flooded((cm.tp + cm.fp) / max(cm.tp + cm.fp + cm.fn + cm.tn, 1), where)
     result = {"voxel": {**cm.scores(), "normalized": cm.normalized().tolist()}, "threshold": threshold,
               "prediction_is_probability": prob, "shape": list(pred.shape)}
     scans = []

@@ -157,3 +157,37 @@ def test_evaluate_shows_one_bar_to_100_percent(files, tmp_path, monkeypatch, cap
     bars = [line for line in capsys.readouterr().err.splitlines() if line.startswith("evaluate:")]
     total = 4 * 40 * 128 * 128 / 1e6
     assert re.match(rf"evaluate: 100% \({total:.2f} Mvox of {total:.2f} Mvox\)", bars[-1]), bars
+
+
+def _one_error(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.startswith("tomoseg: error:")]
+    assert len(lines) == 1 and "Traceback" not in err
+    return lines[0]
+
+
+def test_evaluate_refuses_a_fractional_map_and_gray_values_of_another_shape(files, capsys, tmp_path):
+    """A float probability map in [0, 1] was taken as a mask (every nonzero voxel an object: voxel precision
+    0.002), and an --intensity image of another shape was used as is (mean gray values from misplaced voxels,
+    or an IndexError when much smaller): both refused before the work, with one line that says what to do."""
+    d, ph, pred = files
+    frac = tmp_path / "frac.npy"
+    np.save(frac, np.where(pred, 0.9, 0.05).astype(np.float32))
+    assert main(["evaluate", str(frac), str(d / "lab.tif")]) == 1
+    assert "frac.npy: holds fractional values (float32); evaluate takes a mask" in _one_error(capsys.readouterr().err)
+    for shape in ((40, 128, 127), (8, 16, 16)):
+        bad = tmp_path / f"gray{shape[0]}.npy"
+        np.save(bad, np.zeros(shape, np.uint8))
+        assert main(["evaluate", str(d / "prob.zarr"), str(d / "lab.tif"), "--intensity", str(bad),
+                     "--out", str(tmp_path / f"ev{shape[0]}")]) == 1
+        assert f"has shape {shape}" in _one_error(capsys.readouterr().err)
+
+
+def test_evaluate_warns_when_most_of_the_prediction_is_objects(files, capsys, tmp_path):
+    """A 16-bit probability map (or a gray image) given as the prediction: every nonzero voxel is an object;
+    evaluate says so, as analyze does."""
+    d, ph, pred = files
+    wide = tmp_path / "p16.npy"
+    np.save(wide, np.where(pred, 57000, 3000).astype(np.uint16))
+    assert main(["evaluate", str(wide), str(d / "lab.tif"), "--json"]) == 0
+    err = capsys.readouterr().err
+    assert "p16.npy: 100% of the voxels are objects; is this a mask?" in err

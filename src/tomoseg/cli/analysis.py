@@ -151,7 +151,7 @@ def _write_analysis(args, vol, result, options, voxel_size, intensity, sample_ma
         s = result.summary
         where = "inside the sample mask" if sample_mask is not None else "of the whole volume"
         print(f"{s['objects']} objects kept of {s['objects_all']} ({s['excluded_border']} touch the border, "
-              f"{s['excluded_small']} under {options.min_voxels} voxels); mean radius {s['mean_radius_vox']:.2f} "
+              f"{s['excluded_small']} more under {options.min_voxels} voxels); mean radius {s['mean_radius_vox']:.2f} "
               f"± {s['sd_radius_vox']:.2f} voxels; volume fraction {s['volume_fraction']:.3%} {where} "
               "(kept objects)")
     return 0

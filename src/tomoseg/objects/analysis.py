@@ -100,16 +100,26 @@ def written_as_probability(volume) -> bool:
     return named.name == file.name and (named_dataset or "").strip("/") == (dataset or "").strip("/")
 
 
-def check_mask_like(volume, where) -> None:
+def check_mask_like(volume, where, command: str = "analyze") -> None:
     """Refuse volumes that are neither a mask nor a uint8 probability map (fractions, e.g. a float map in [0, 1])."""
     if np.dtype(volume.dtype).kind != "f":
         return
     for block in _spread_sample(volume):
         plane = np.asarray(volume[block])
         if np.any((plane != np.round(plane)) & np.isfinite(plane)):
-            raise TomosegError(f"{where}: holds fractional values ({plane.dtype}); analyze takes a mask (0 = "
+            raise TomosegError(f"{where}: holds fractional values ({plane.dtype}); {command} takes a mask (0 = "
                                "background, nonzero = object) or tomoseg's uint8 probability map (0-255). For a "
                                "probability map in [0, 1] write numpy.rint(p * 255).astype('uint8') first")
+
+
+def warn_if_flooded(share: float, where) -> None:
+    """A warning where most voxels are objects: a gray-value image (or a probability map of another type)
+    given where a mask belongs, every nonzero voxel an object."""
+    if share > 0.5:
+        from ..errors import warn
+
+        warn(f"{where}: {share:.0%} of the voxels are objects; is this a mask? A gray-value image counts every "
+             "nonzero voxel as an object: give the mask or the probability map from tomoseg segment")
 
 
 def _mask_of(block, probability: bool, threshold: int):
@@ -272,12 +282,7 @@ def analyze(volume, *, intensity=None, probability=None, voxel_size=None, option
 
 def _finish(volume, table, fraction, options, voxel_size, sample_mask, shape, size, kept) -> Analysis:
     """The selection, summary and sample-mask figures of :func:`analyze`."""
-    if float(fraction.mean()) > 0.5:
-        from ..errors import warn
-
-        warn(f"{getattr(volume, 'path', 'the volume')}: {float(fraction.mean()):.0%} of the voxels are objects; is "
-             "this a mask? A gray-value image counts every nonzero voxel as an object: give the mask or the "
-             "probability map from tomoseg segment")
+    warn_if_flooded(float(fraction.mean()), getattr(volume, "path", "the volume"))
     selected = select_objects(table, exclude_border=options.exclude_border, min_voxels=options.min_voxels)
     summary = summarize(selected)
     vs = voxel_size
@@ -299,10 +304,13 @@ def _finish(volume, table, fraction, options, voxel_size, sample_mask, shape, si
                  "included; pass a sample mask to measure inside the sample")
     voxel_um3 = float(np.prod(vs)) / 1e9 if vs else None
     n_counted = int(np.count_nonzero(counted))
+    border = np.asarray(table["touches_border"], bool) if options.exclude_border else np.zeros(len(table["label"]),
+                                                                                                bool)
     summary.update({
         "objects_all": int(len(table["label"])),
-        "excluded_border": int(np.count_nonzero(table["touches_border"])) if options.exclude_border else 0,
-        "excluded_small": int(np.count_nonzero(table["volume_vox"] < options.min_voxels)),
+        # each excluded object counted once: the border first, then the small ones among the rest
+        "excluded_border": int(np.count_nonzero(border)),
+        "excluded_small": int(np.count_nonzero((table["volume_vox"] < options.min_voxels) & ~border)),
         "volume_fraction": float(kept_voxels[counted].sum() / sample_voxels),
         "volume_fraction_all_objects": float(fraction.mean()),
         "number_density_per_um3": float(n_counted / (sample_voxels * voxel_um3)) if vs else None,
