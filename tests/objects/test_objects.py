@@ -468,3 +468,59 @@ def test_detection_f1_is_zero_when_nothing_matches_and_undefined_without_objects
     far = detection_scores(table(50), table(0), match_objects(table(50), table(0), {}))
     assert far["recall"] == far["precision"] == far["f1"] == 0.0
     assert np.isnan(detection_scores(empty, table(0), {})["f1"])
+
+
+def test_object_ids_saved_as_uint8_are_refused_not_thresholded(tmp_path, capsys):
+    """A label image with few IDs saved as 8 bits (as Fiji or ilastik write it) was read as a probability map:
+    IDs up to 127 vanished and the rest became 'confident' objects. It is refused with what to do; masks
+    (0/1, 0/255) and probability maps, blurred or the shipped model's, are not."""
+    from scipy import ndimage
+
+    from tomoseg.cli import main
+    from tomoseg.inference.engine import predict
+    from tomoseg.io import write_volume
+    from tomoseg.objects.analysis import looks_like_object_ids
+    from tomoseg.objects.labelled import label_scan
+    from tomoseg.synthetic import make_phantom
+
+    ph = make_phantom((32, 96, 96), rng=1)
+    ids = np.where(ph.instances > 0, ph.instances % 250 + 1, 0).astype(np.uint8)
+    assert looks_like_object_ids(ids)
+    write_volume(str(tmp_path / "ids.tif"), ids)
+    assert main(["analyze", str(tmp_path / "ids.tif"), "--json"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("tomoseg: error:") == 1 and "looks like an image of object IDs stored as uint8" in err
+    with pytest.raises(TomosegError, match="Save object IDs as uint16"):
+        label_scan(None, ids)
+    assert label_scan(None, ids.astype(np.uint16)).table["label"].size == len(np.unique(ids)) - 1
+    p = np.asarray(predict(ph.image))
+    for volume in (ph.labels.astype(np.uint8), (ph.labels * 255).astype(np.uint8),
+                   (255 * ndimage.gaussian_filter(ph.labels.astype(float), 1.0)).astype(np.uint8),
+                   np.rint(np.clip(p, 0, 1) * 255).astype(np.uint8)):
+        assert looks_like_object_ids(volume) is None
+
+
+def test_probability_or_mask_in_memory_is_told_from_the_whole_array():
+    """A uint8 map in memory whose values above 1 lie outside any sampled slice: analyze (which sampled) took
+    it for a mask (every nonzero voxel an object: 3 objects) while the tracking's labels read the whole array
+    (1 object); both now read the whole array."""
+    from tomoseg.objects.labelled import label_scan
+
+    p = np.zeros((64, 32, 32), np.uint8)
+    p[1, 5:15, 5:15] = 60
+    p[1:4, 20:25, 20:25] = 200
+    p[40:43, 20:25, 5:10] = 1
+    assert analyze(p).objects["volume_vox"].tolist() == label_scan(None, p).table["volume_vox"].tolist() == [75]
+
+
+def test_a_label_image_larger_than_memory_keeps_its_confidence_columns():
+    """label_scan with a label image and a probability map: chunk by chunk gave NaN confidences (the map was
+    not passed on), in memory the mean probability."""
+    from tomoseg.objects.labelled import label_scan
+
+    lab = np.zeros((10, 10, 10), np.uint16)
+    lab[2:5, 2:5, 2:5] = 4
+    p = np.full(lab.shape, 200, np.uint8)
+    whole = label_scan(None, lab, probability=p).table["mean_probability"]
+    chunked = label_scan(None, lab, probability=p, in_memory_voxels=0, chunks=(4, 4, 4)).table["mean_probability"]
+    assert whole.tolist() == chunked.tolist() == [pytest.approx(200 / 255)]

@@ -76,6 +76,8 @@ def is_probability(volume) -> bool:
     or if its values go beyond 1 in a spread sample; otherwise a mask."""
     if np.dtype(volume.dtype) != np.uint8:
         return False
+    if isinstance(volume, np.ndarray):  # in memory: the whole array, as the tracking's labels are told apart
+        return volume.size > 0 and int(volume.max()) > 1
     if written_as_probability(volume):
         return True
     return any(int(np.asarray(volume[block]).max()) > 1 for block in _spread_sample(volume))
@@ -101,7 +103,16 @@ def written_as_probability(volume) -> bool:
 
 
 def check_mask_like(volume, where, command: str = "analyze") -> None:
-    """Refuse volumes that are neither a mask nor a uint8 probability map (fractions, e.g. a float map in [0, 1])."""
+    """Refuse volumes that are neither a mask nor a uint8 probability map: fractions (e.g. a float map in
+    [0, 1]), and object IDs stored as uint8 (:func:`looks_like_object_ids`), which the threshold would drop."""
+    if np.dtype(volume.dtype) == np.uint8:
+        ids = looks_like_object_ids(volume)
+        if ids:
+            regions, values = ids
+            raise TomosegError(f"{where}: looks like an image of object IDs stored as uint8 ({regions} regions of "
+                               f"one value each, {values} different values); uint8 volumes are read as masks "
+                               "(0/1) or probability maps (object where > the threshold), which would drop IDs "
+                               "up to 127. Save object IDs as uint16 (numpy: .astype('uint16')), or give a mask")
     if np.dtype(volume.dtype).kind != "f":
         return
     for block in _spread_sample(volume):
@@ -110,6 +121,33 @@ def check_mask_like(volume, where, command: str = "analyze") -> None:
             raise TomosegError(f"{where}: holds fractional values ({plane.dtype}); {command} takes a mask (0 = "
                                "background, nonzero = object) or tomoseg's uint8 probability map (0-255). For a "
                                "probability map in [0, 1] write numpy.rint(p * 255).astype('uint8') first")
+
+
+def looks_like_object_ids(volume, min_voxels: int = 8) -> tuple[int, int] | None:
+    """Whether a uint8 volume holds object IDs (a label image from Fiji or ilastik saved as 8 bits) rather than
+    a mask or a probability map: in a spread sample, its nonzero regions of at least ``min_voxels`` are nearly
+    all of one value each (90 %, two at least), and of more than one value. A probability map's objects ramp up
+    from their edges; a 0/1 or 0/255 mask has one value. Returns (regions, values), or None. tomoseg's own
+    probability maps are never taken for IDs."""
+    if np.dtype(volume.dtype) != np.uint8 or (not isinstance(volume, np.ndarray) and written_as_probability(volume)):
+        return None
+    regions = uniform = 0
+    values: set = set()
+    for block in _spread_sample(volume):
+        data = np.asarray(volume[block])
+        lab, n = ndimage.label(data > 0)
+        if not n:
+            continue
+        index = np.arange(1, n + 1)
+        big = ndimage.sum_labels(np.ones(data.shape, np.int32), lab, index) >= min_voxels
+        lo = np.asarray(ndimage.minimum(data, lab, index))[big]
+        hi = np.asarray(ndimage.maximum(data, lab, index))[big]
+        regions += int(big.sum())
+        uniform += int(np.count_nonzero(lo == hi))
+        values.update(lo[lo == hi].astype(int).tolist())
+    if uniform >= 2 and len(values) >= 2 and uniform >= 0.9 * regions:
+        return regions, len(values)
+    return None
 
 
 def warn_if_flooded(share: float, where) -> None:

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import TomosegError
-from .analysis import IN_MEMORY_VOXELS, AnalysisOptions, KeptLabels, _Bounds, _measure_chunked, analyze
+from .analysis import (IN_MEMORY_VOXELS, AnalysisOptions, KeptLabels, _Bounds, _measure_chunked, analyze,
+                       check_mask_like)
 from .labelling import label_objects, open_label_store
 from .measure import measure_objects
 
@@ -88,6 +89,7 @@ def label_scan(image, labels, *, probability=None, voxel_size=None, threshold: i
     """
     shape = tuple(int(s) for s in labels.shape)
     size = int(np.prod(shape, dtype=np.int64))
+    check_mask_like(labels, getattr(labels, "path", "the labels"), command="tracking")
     if size <= in_memory_voxels:
         data = np.asarray(labels[:, :, :])
         lab = as_labels(data, threshold=threshold, connectivity=connectivity)
@@ -100,7 +102,7 @@ def label_scan(image, labels, *, probability=None, voxel_size=None, threshold: i
             progress.update(size)
         return LabelledScan(table, lab)
     if is_label_image(labels):
-        return _given_labels(image, labels, voxel_size, chunks, progress)
+        return _given_labels(image, labels, voxel_size, chunks, progress, probability)
     if np.dtype(labels.dtype) not in (np.dtype(bool), np.dtype(np.uint8)):
         raise TomosegError(f"labels of dtype {np.dtype(labels.dtype)}: give a mask, a uint8 probability map or "
                            "non-negative integer labels")
@@ -116,7 +118,7 @@ def label_scan(image, labels, *, probability=None, voxel_size=None, threshold: i
     return LabelledScan(result.objects, store, result.labels)
 
 
-def _given_labels(image, labels, voxel_size, chunks, progress) -> LabelledScan:
+def _given_labels(image, labels, voxel_size, chunks, progress, probability=None) -> LabelledScan:
     """A label image larger than memory, its IDs kept: boxes in one pass over chunks, then crops measured."""
     from ..io.blocks import chunk_regions, read_ahead, worker_threads
 
@@ -141,7 +143,7 @@ def _given_labels(image, labels, voxel_size, chunks, progress) -> LabelledScan:
             progress.update(n)
     present = np.flatnonzero(bounds.hi[:, 0] >= 0)
     options = AnalysisOptions(chunks=chunks)
-    table = _measure_chunked(_AsUint32(labels), bounds.boxes(present), image, None, voxel_size, options)
+    table = _measure_chunked(_AsUint32(labels), bounds.boxes(present), image, probability, voxel_size, options)
     return LabelledScan(table, _AsUint32(labels))
 
 
