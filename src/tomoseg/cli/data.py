@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -135,12 +136,26 @@ def _phantom(sub):
                    help="change one phantom parameter, e.g. --set noise_sd=25 (repeatable)")
     p.add_argument("--voxel-size", nargs=3, type=length_nm, metavar=("Z", "Y", "X"), default=[29.33] * 3,
                    help="voxel size written into the files, nm or with a unit (default: the paper's 29.33)")
-    p.add_argument("--list-presets", action="store_true", help="print the presets and exit")
+    p.add_argument("--list-presets", action=_ListPresets, help="print the presets and exit")
     from .track import add_pair_args
 
     add_pair_args(p)
     overwrite_arg(p)
     p.set_defaults(run=_run_phantom)
+
+
+class _ListPresets(argparse.Action):
+    """``--list-presets`` prints and exits like ``--help``: it needs none of the output arguments."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, nargs=0, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from ..synthetic import PRESETS
+
+        for name, preset in PRESETS.items():
+            print(f"{name:14s} {preset or '(the defaults)'}")
+        parser.exit()
 
 
 def _parse_sets(items) -> dict:
@@ -186,13 +201,11 @@ def check_phantom_memory(shape) -> None:
 
 def _run_phantom(args) -> int:
     from ..io import write_volume
-    from ..synthetic import PRESETS, make_phantom
+    from ..synthetic import make_phantom
     from ..table import write_csv
 
-    if args.list_presets:
-        for name, values in PRESETS.items():
-            print(f"{name:14s} {values or '(the defaults)'}")
-        return 0
+    if args.seed < 0:
+        raise TomosegError(f"--seed {args.seed}: give a whole number >= 0")
     if args.pair:
         from .track import run_phantom_pair
 
