@@ -122,3 +122,47 @@ def test_napari_reader_reads_a_good_table(tmp_path):
     path.write_text(HEADER + "1,2,3,4,5\n2,1,1,1,1.5\n")
     data, kwargs, kind = get_reader(str(path))(str(path))[0]
     assert kind == "points" and data.tolist() == [[2, 3, 4], [1, 1, 1]]
+
+
+# ------------------------------------------------------------------------------------------------ smaller messages (D9)
+def test_napari_reader_opens_track_match_ids_as_labels(tmp_path):
+    from tomoseg.io import write_volume
+    from tomoseg.napari_plugin.reader import read
+
+    ids = np.zeros((4, 8, 8), np.uint16)
+    ids[1:3, 2:5, 2:5] = 7
+    write_volume(str(tmp_path / "after_match_ids.tif"), ids)
+    assert read(str(tmp_path / "after_match_ids.tif"))[0][2] == "labels"
+
+
+def test_info_of_an_all_nan_volume(tmp_path, capsys):
+    np.save(tmp_path / "nan.npy", np.full((4, 4, 4), np.nan, np.float32))
+    assert main(["info", str(tmp_path / "nan.npy")]) == 0
+    assert "only NaN (not a number) in the 4 sampled slices" in capsys.readouterr().out
+    part = np.full((4, 4, 4), 2, np.float32)
+    part[0] = np.nan
+    np.save(tmp_path / "part.npy", part)
+    assert main(["info", str(tmp_path / "part.npy")]) == 0
+    assert "min 2, max 2, mean 2 (16 NaN voxels left out)" in capsys.readouterr().out
+
+
+def test_info_of_an_object_npy(tmp_path, capsys):
+    np.save(tmp_path / "obj.npy", np.empty((2, 2, 2), object), allow_pickle=True)
+    line = _error(capsys, main(["info", str(tmp_path / "obj.npy")]))
+    assert "obj.npy: holds Python objects (dtype object), not gray values" in line and "truncated" not in line
+
+
+def test_training_state_given_as_a_model(tmp_path, capsys):
+    from safetensors.numpy import save_file
+
+    save_file({"step": np.zeros(1, np.int64)}, str(tmp_path / "last.state.safetensors"))
+    line = _error(capsys, main(["info", str(tmp_path / "last.state.safetensors")]))
+    assert "is the training state (optimizer, step) that train --resume reads, not a model; use best.safetensors" \
+        in line
+
+
+def test_train_volumes_not_a_list_shows_the_right_example(tmp_path, capsys):
+    cfg = tmp_path / "t.yaml"
+    cfg.write_text("output: run\nepochs: 1\ndata: {volumes: img.tif}\n")
+    line = _error(capsys, main(["train", str(cfg)]))
+    assert "data.volumes: 'img.tif' must be a list, e.g. [{image: scan.tif, labels: labels.tif}]" in line

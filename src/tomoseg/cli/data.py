@@ -25,14 +25,19 @@ def sample_statistics(vol, max_voxels: int = 8_000_000) -> dict:
     per_slice = vol.shape[1] * vol.shape[2]
     n = max(1, min(vol.shape[0], max_voxels // max(per_slice, 1)))
     zs = np.unique(np.linspace(0, vol.shape[0] - 1, n).round().astype(int))
-    lo, hi, total, count = np.inf, -np.inf, 0.0, 0
+    lo, hi, total, count, nan = np.inf, -np.inf, 0.0, 0, 0
     for z in zs:
         plane = np.asarray(vol[int(z)], dtype=np.float64)
+        missing = np.isnan(plane)
+        nan += int(missing.sum())
+        plane = plane[~missing]  # NaN (no value) left out of min, max and mean, and counted
         with np.errstate(over="ignore", invalid="ignore"):  # values near 1e308: the mean shows as inf
-            lo, hi = min(lo, plane.min()), max(hi, plane.max())
+            if plane.size:
+                lo, hi = min(lo, plane.min()), max(hi, plane.max())
             total += plane.sum()
         count += plane.size
-    return {"min": float(lo), "max": float(hi), "mean": total / count, "sampled_slices": int(len(zs))}
+    return {"min": float(lo) if count else None, "max": float(hi) if count else None,
+            "mean": total / count if count else None, "nan_voxels": nan, "sampled_slices": int(len(zs))}
 
 
 @command("info")
@@ -112,8 +117,11 @@ def _run_info(args) -> int:
         "voxel size    " + (" × ".join(f"{v:g}" for v in vs) + " nm (z, y, x)" if vs
                             else "unknown (the file does not say; pass --voxel-size Z Y X)"),
         f"on disk       {info['size_on_disk_bytes'] / 2**20:.1f} MiB (in memory {vol.nbytes / 2**20:.1f} MiB)",
-        f"values        min {stats['min']:g}, max {stats['max']:g}, mean {stats['mean']:.4g} "
-        f"(from {stats['sampled_slices']} slices)",
+        (f"values        min {stats['min']:g}, max {stats['max']:g}, mean {stats['mean']:.4g} "
+         + (f"({stats['nan_voxels']:,} NaN voxels left out) " if stats["nan_voxels"] else "")
+         + f"(from {stats['sampled_slices']} slices)") if stats["min"] is not None else
+        (f"values        only NaN (not a number) in the {stats['sampled_slices']} sampled slices: the volume "
+         "holds no gray values"),
     ]
     print("\n".join(lines))
     return 0
