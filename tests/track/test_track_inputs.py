@@ -112,7 +112,7 @@ def test_given_transform_messages():
 
     with pytest.raises(TomosegError, match="NaN or infinite"):
         given_transform(np.full((4, 4), np.nan), (8, 8, 8))
-    with pytest.raises(TomosegError, match="not invertible"):
+    with pytest.raises(TomosegError, match="not an invertible 4 x 4 matrix"):
         given_transform(np.zeros((4, 4)), (8, 8, 8))
 
 

@@ -588,7 +588,8 @@ def given_transform(matrix, shape, *, source: str = "given") -> Registration:
     if not np.all(np.isfinite(m)):
         raise TomosegError("transform holds NaN or infinite values")
     if abs(np.linalg.det(m[:3, :3])) < 1e-6:
-        raise TomosegError(f"transform is not invertible (determinant of its 3 x 3 part {np.linalg.det(m[:3, :3]):.3g})")
+        raise TomosegError(f"transform is not an invertible 4 x 4 matrix (determinant of its 3 x 3 part "
+                           f"{np.linalg.det(m[:3, :3]):.3g})")
     parts = decompose(m, shape)
     return Registration(matrix=m, rotation_deg=parts["rotation_deg"], rotation_angle_deg=parts["rotation_angle_deg"],
                         translation_vox=parts["translation_vox"], scale=parts["scale"], residual_vox=float("nan"),
