@@ -69,6 +69,9 @@ def read_metadata(path) -> dict:
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise TomosegError(f"{path}: is not a readable safetensors model file ({exc})") from None
     if raw is None:
+        if path.name.endswith(".state.safetensors"):  # training/checkpoints.py's STATE: optimizer and step
+            raise TomosegError(f"{path}: is the training state (optimizer, step) that train --resume reads, not a "
+                               f"model; use best.safetensors or last.safetensors from {path.parent}")
         raise TomosegError(f"{path}: is a safetensors file without tomoseg metadata; save models with "
                            "tomoseg.save_model")
     try:

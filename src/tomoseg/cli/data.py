@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -24,14 +25,19 @@ def sample_statistics(vol, max_voxels: int = 8_000_000) -> dict:
     per_slice = vol.shape[1] * vol.shape[2]
     n = max(1, min(vol.shape[0], max_voxels // max(per_slice, 1)))
     zs = np.unique(np.linspace(0, vol.shape[0] - 1, n).round().astype(int))
-    lo, hi, total, count = np.inf, -np.inf, 0.0, 0
+    lo, hi, total, count, nan = np.inf, -np.inf, 0.0, 0, 0
     for z in zs:
         plane = np.asarray(vol[int(z)], dtype=np.float64)
+        missing = np.isnan(plane)
+        nan += int(missing.sum())
+        plane = plane[~missing]  # NaN (no value) left out of min, max and mean, and counted
         with np.errstate(over="ignore", invalid="ignore"):  # values near 1e308: the mean shows as inf
-            lo, hi = min(lo, plane.min()), max(hi, plane.max())
+            if plane.size:
+                lo, hi = min(lo, plane.min()), max(hi, plane.max())
             total += plane.sum()
         count += plane.size
-    return {"min": float(lo), "max": float(hi), "mean": total / count, "sampled_slices": int(len(zs))}
+    return {"min": float(lo) if count else None, "max": float(hi) if count else None,
+            "mean": total / count if count else None, "nan_voxels": nan, "sampled_slices": int(len(zs))}
 
 
 @command("info")
@@ -111,8 +117,11 @@ def _run_info(args) -> int:
         "voxel size    " + (" × ".join(f"{v:g}" for v in vs) + " nm (z, y, x)" if vs
                             else "unknown (the file does not say; pass --voxel-size Z Y X)"),
         f"on disk       {info['size_on_disk_bytes'] / 2**20:.1f} MiB (in memory {vol.nbytes / 2**20:.1f} MiB)",
-        f"values        min {stats['min']:g}, max {stats['max']:g}, mean {stats['mean']:.4g} "
-        f"(from {stats['sampled_slices']} slices)",
+        (f"values        min {stats['min']:g}, max {stats['max']:g}, mean {stats['mean']:.4g} "
+         + (f"({stats['nan_voxels']:,} NaN voxels left out) " if stats["nan_voxels"] else "")
+         + f"(from {stats['sampled_slices']} slices)") if stats["min"] is not None else
+        (f"values        only NaN (not a number) in the {stats['sampled_slices']} sampled slices: the volume "
+         "holds no gray values"),
     ]
     print("\n".join(lines))
     return 0
@@ -135,12 +144,26 @@ def _phantom(sub):
                    help="change one phantom parameter, e.g. --set noise_sd=25 (repeatable)")
     p.add_argument("--voxel-size", nargs=3, type=length_nm, metavar=("Z", "Y", "X"), default=[29.33] * 3,
                    help="voxel size written into the files, nm or with a unit (default: the paper's 29.33)")
-    p.add_argument("--list-presets", action="store_true", help="print the presets and exit")
+    p.add_argument("--list-presets", action=_ListPresets, help="print the presets and exit")
     from .track import add_pair_args
 
     add_pair_args(p)
     overwrite_arg(p)
     p.set_defaults(run=_run_phantom)
+
+
+class _ListPresets(argparse.Action):
+    """``--list-presets`` prints and exits like ``--help``: it needs none of the output arguments."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, nargs=0, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from ..synthetic import PRESETS
+
+        for name, preset in PRESETS.items():
+            print(f"{name:14s} {preset or '(the defaults)'}")
+        parser.exit()
 
 
 def _parse_sets(items) -> dict:
@@ -186,13 +209,11 @@ def check_phantom_memory(shape) -> None:
 
 def _run_phantom(args) -> int:
     from ..io import write_volume
-    from ..synthetic import PRESETS, make_phantom
+    from ..synthetic import make_phantom
     from ..table import write_csv
 
-    if args.list_presets:
-        for name, values in PRESETS.items():
-            print(f"{name:14s} {values or '(the defaults)'}")
-        return 0
+    if args.seed < 0:
+        raise TomosegError(f"--seed {args.seed}: give a whole number >= 0")
     if args.pair:
         from .track import run_phantom_pair
 

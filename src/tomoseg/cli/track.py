@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import TomosegError
 from ..io.output_guard import check_result_folder, make_result_folder
-from .registry import command, overwrite_arg, voxel_size_arg
+from .registry import check_threshold, command, overwrite_arg, voxel_size_arg
 
 
 @command("track")
@@ -60,6 +60,14 @@ def read_transform(path) -> np.ndarray:
         raise TomosegError(f"{path}: no such file") from None
     except (ValueError, KeyError, TypeError):
         raise TomosegError(f"{path}: expected JSON with a 4x4 'matrix' (BEFORE voxel -> AFTER voxel)") from None
+    if m.shape in ((4, 4), (3, 4)):  # the right shape: say what else is wrong with it
+        if not np.all(np.isfinite(m)):
+            raise TomosegError(f"{path}: 'matrix' holds NaN or infinite values; give finite numbers "
+                               "(BEFORE voxel -> AFTER voxel)")
+        det = float(np.linalg.det(m[:3, :3]))
+        if abs(det) < 1e-6:
+            raise TomosegError(f"{path}: 'matrix' is not invertible (determinant of its 3x3 part {det:.3g}); "
+                               "a rigid transform has a rotation there (determinant 1)")
     return m
 
 
@@ -67,6 +75,7 @@ def _run_track(args) -> int:
     from ..io import open_volume
     from ..progress import progress_while
     from ..track import track
+    from ..track.registration import RegistrationError
     from . import progress_enabled
 
     out = check_result_folder(args.out, overwrite=args.overwrite or args.resume)
@@ -75,6 +84,7 @@ def _run_track(args) -> int:
                            "segmented with the same model)")
     if args.min_voxels < 1:
         raise TomosegError(f"--min-voxels {args.min_voxels}: give at least 1")
+    check_threshold(args.threshold)
     transform = read_transform(args.transform) if args.transform else None
     truth = _read_truth(args.truth) if args.truth else None
     vb, va = open_volume(args.before), open_volume(args.after)
@@ -87,11 +97,12 @@ def _run_track(args) -> int:
         print("tomoseg: note: voxel size unknown; nm columns use 1 nm voxels. Pass --voxel-size Z Y X.",
               file=sys.stderr)
     labels = []
-    for name, path, img in (("--before-labels", args.before_labels, vb), ("--after-labels", args.after_labels, va)):
+    for name, path, img, img_path in (("--before-labels", args.before_labels, vb, args.before),
+                                      ("--after-labels", args.after_labels, va, args.after)):
         if path:
             labels.append(open_volume(path))
-            if tuple(labels[-1].shape) != tuple(img.shape):
-                raise TomosegError(f"{path} ({name}) differs in shape from its image {tuple(img.shape)}")
+            _check_labels(labels[-1], path, name, img, img_path)
+    _check_before_work(args, transform, truth, vb, va)
     options = _options(args)
     if not labels and max(vb.size, va.size) > options.in_memory_voxels:
         labels = _segment_scans(args, out, vs)  # too large to segment in memory: probability maps in OUT
@@ -99,13 +110,57 @@ def _run_track(args) -> int:
     matchings = 2 if estimated and options.refine_on_objects else 1  # a second one after the refit on objects
     work = (vb.size + va.size if estimated else 0) + vb.size + va.size + matchings * va.size  # register, label, match
     with progress_while(progress_enabled(args), work, desc="track") as bar:
-        result = track(vb, va, before_labels=labels[0] if labels else None,
-                       after_labels=labels[1] if labels else None, voxel_size=vs, transform=transform,
-                       model=args.model, options=options, progress=bar)
+        try:
+            result = track(vb, va, before_labels=labels[0] if labels else None,
+                           after_labels=labels[1] if labels else None, voxel_size=vs, transform=transform,
+                           model=args.model, options=options, progress=bar)
+        except RegistrationError as exc:  # name the scans
+            raise TomosegError(f"{args.before} -> {args.after}: {exc}") from None
     try:
         return _finish_track(args, out, result, truth, vb, va, vs, labels)
     finally:
         result.discard()
+
+
+def _check_labels(volume, path, option: str, image, image_path) -> None:
+    """A label volume of the wrong type or shape, named with its option, before any work."""
+    dtype = np.dtype(volume.dtype)
+    if not (dtype == bool or np.issubdtype(dtype, np.integer)):
+        raise TomosegError(f"{path} ({option}): labels of dtype {dtype}: give a mask (0/1), a uint8 probability map "
+                           "(0-255) or non-negative integer labels")
+    if tuple(volume.shape) != tuple(image.shape):
+        raise TomosegError(f"{path} ({option}) has shape {tuple(volume.shape)}, its image {image_path} "
+                           f"{tuple(image.shape)}; they must match voxel for voxel")
+
+
+def _check_before_work(args, transform, truth, before, after) -> None:
+    """The given transform and truth against the scans, before the registration and labelling."""
+    from ..io import open_volume
+    from ..track.registration import given_transform, overlap_fraction
+    from ..track.tracking import MIN_OVERLAP
+
+    if transform is not None:
+        try:
+            m = given_transform(transform, before.shape).matrix
+        except TomosegError as exc:
+            raise TomosegError(f"{args.transform}: {exc}") from None
+        inside = overlap_fraction(m, before.shape, after.shape)
+        if inside < MIN_OVERLAP:
+            back = overlap_fraction(np.linalg.inv(m), before.shape, after.shape)
+            raise TomosegError(
+                f"{args.transform}: the transform maps the BEFORE scan (almost) entirely outside the AFTER scan's "
+                f"field of view ({inside:.0%} of it inside); is the translation in voxels (not nm), and the "
+                "matrix BEFORE voxel -> AFTER voxel?"
+                + (f" (its inverse would put {back:.0%} inside: is it AFTER -> BEFORE?)" if back >= 0.5 else ""))
+    if truth is not None:
+        for scan, image in (("before", before), ("after", after)):
+            ids = truth.get(f"{scan}_instances")
+            if ids and Path(ids).exists():
+                shape = tuple(open_volume(ids).shape)
+                if shape != tuple(image.shape):
+                    raise TomosegError(f"{args.truth}: its {scan.upper()} instance image {ids} is "
+                                       f"{'x'.join(map(str, shape))}, the scans "
+                                       f"{'x'.join(map(str, image.shape))}; give the truth of this pair")
 
 
 def _options(args):

@@ -20,10 +20,25 @@ def open_npy(path: Path) -> Volume:
     except MemoryError:
         raise
     except Exception as exc:  # ValueError, OSError, EOFError, BadZipFile (a .npz), ...
+        if _header_dtype(path) is not None and _header_dtype(path).hasobject:
+            raise TomosegError(f"{path}: holds Python objects (dtype object), not gray values; tomoseg needs a numeric "
+                               "volume (uint8, uint16, float32, ...): save it with numpy.save(path, "
+                               "array.astype(numpy.float32))") from None
         raise TomosegError(f"{path}: is not a readable .npy array ({exc}); the file may be truncated") from None
     if not isinstance(array, np.ndarray):
         raise TomosegError(f"{path}: is not a .npy array (an .npz archive?); save one volume with numpy.save")
     return Volume(array, path=path, format="npy")
+
+
+def _header_dtype(path: Path):
+    """The dtype a .npy header names, or None where the header cannot be read."""
+    try:
+        with open(path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            return read(fh)[2]
+    except Exception:
+        return None
 
 
 def create_npy(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None) -> Sink:

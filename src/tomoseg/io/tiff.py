@@ -217,6 +217,10 @@ def open_tiff_folder(folder: Path) -> Volume:
         try:
             with tifffile.TiffFile(f) as tif:
                 page = tif.pages.first
+                if len(tif.pages) > 1:  # a 3D TIFF among the slices (tifffile reads the next page's offset only)
+                    raise TomosegError(f"{folder}: holds the multi-page (3D) TIFF {f.name} ({len(tif.pages)} slices), "
+                                       "not a folder of 2D slices; give the file itself"
+                                       + (f" ({f})" if len(files) == 1 else ", or a folder of 2D slices only"))
                 shapes.setdefault(tuple(page.shape), f)
                 if i == 0:
                     dtype = page.dtype

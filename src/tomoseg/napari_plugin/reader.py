@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-LABEL_NAMES = ("label", "mask", "objects", "truth")
+LABEL_NAMES = ("label", "mask", "objects", "truth", "instances", "match_ids")  # track: after_match_ids.tif
 
 
 def get_reader(path):
@@ -25,19 +25,56 @@ def get_reader(path):
     return None
 
 
+OBJECT_COLUMNS = ("label", "centroid_z", "centroid_y", "centroid_x", "equivalent_radius_vox")
+
+
 def _is_objects_csv(path: Path) -> bool:
     try:
-        header = path.open().readline().strip().split(",")
-    except OSError:
+        with path.open(encoding="utf-8") as fh:
+            header = fh.readline().strip().split(",")
+    except (OSError, UnicodeDecodeError):  # unreadable or binary: not ours (napari asks other plugins)
         return False
-    return {"label", "centroid_z", "centroid_y", "centroid_x", "equivalent_radius_vox"} <= set(header)
+    return set(OBJECT_COLUMNS) <= set(header)
+
+
+def _read_objects_table(path) -> dict:
+    """The objects CSV as :func:`tomoseg.table.read_csv` reads it, after checking each row: a damaged row is a
+    :class:`~tomoseg.errors.TomosegError` naming the file and the row (line number; the header is line 1)."""
+    import csv
+
+    from ..errors import TomosegError
+    from ..table import read_csv
+
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TomosegError(f"{path}: cannot be read as an objects table ({exc})") from None
+    header = rows[0] if rows else []
+    columns = [header.index(c) for c in OBJECT_COLUMNS if c in header]
+    for number, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise TomosegError(f"{path}: row {number} has {len(row)} values, the header {len(header)}; the table "
+                               "is damaged: write it again (tomoseg analyze --csv)")
+        for j in columns:
+            if not _is_number(row[j]):
+                raise TomosegError(f"{path}: row {number}, column {header[j]}: {row[j]!r} is not a number; the "
+                                   "table is damaged: write it again (tomoseg analyze --csv)")
+    return read_csv(path)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return text == ""
+    return True
 
 
 def _read_csv(path) -> list[tuple]:
-    from ..table import read_csv
     from .layers import objects_layers
 
-    table = read_csv(path)
+    table = _read_objects_table(path)
     _, points = objects_layers(None, table)
     points[1]["visible"] = True
     points[1].pop("metadata_spherical", None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import csv
 import html
 import json
 from pathlib import Path
@@ -86,14 +87,23 @@ def _figure_rank(path: Path):
 def _csv_preview(path: Path, columns: list[str], n: int = 10) -> str:
     from ..table import read_csv
 
-    t = read_csv(path)
+    try:
+        t = read_csv(path)
+    except (UnicodeDecodeError, csv.Error, IndexError) as exc:  # a binary file or ragged rows: not a table
+        return (f'<p class="note">{html.escape(path.name)} is not shown: it is not a readable table '
+                f"({html.escape(str(exc))}).</p>")
     if not t:
         return "<p>No objects.</p>"
     cols = [c for c in columns if c in t]
+    note = ""
+    if not cols:  # not an objects table (track's matches.csv, a user's own CSV): its own first columns
+        cols = list(t)[:8]
+        note = f"; its first {len(cols)} of {len(t)} columns" if len(t) > len(cols) else ""
     rows = [{c: (t[c][i].item() if hasattr(t[c][i], "item") else t[c][i]) for c in cols}
             for i in range(min(n, len(t[cols[0]])))]
     total = len(t[cols[0]])
-    return _columns_table(rows, cols) + f'<p class="note">{min(n, total)} of {total} rows; all in {path.name}.</p>'
+    return _columns_table(rows, cols) + (f'<p class="note">{min(n, total)} of {total} rows{note}; all in '
+                                         f"{html.escape(path.name)}.</p>")
 
 
 def build_report(run_dir, *, title: str | None = None, output=None) -> Path:

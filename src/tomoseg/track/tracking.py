@@ -12,17 +12,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import TomosegError
+from ..errors import TomosegError, warn
 from ..objects import label_objects
 from ..objects.matching import RADIUS_BINS
 from .matching import (STATUSES, MatchOptions, _edge_flags, label_rows, links_from, match,  # noqa: F401
                        refine_on_objects)
-from .registration import Registration, RegistrationOptions, decompose, given_transform, register
+from .registration import (Registration, RegistrationOptions, decompose, given_transform, overlap_fraction, register,
+                           reliability_problems)
 from ..objects.labelled import IN_MEMORY_VOXELS, label_scan
 
 MEASURES = (("volume_vox", "volume_vox"), ("volume_nm3", "volume_nm3"), ("radius_vox", "equivalent_radius_vox"),
             ("radius_nm", "equivalent_radius_nm"), ("sphericity_mesh", "sphericity_mesh"),
             ("sphericity_voxel", "sphericity_voxel"), ("mean_gray", "mean_gray"))
+MIN_OVERLAP = 0.05  # a transform that puts less of BEFORE inside AFTER is refused before the labelling
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,13 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
         reg = register(before, after, voxel_size=vs1, options=options.registration, progress=progress)
     else:
         reg = given_transform(transform, shape_b)
+    inside = overlap_fraction(reg.matrix, shape_b, shape_a)
+    if inside < MIN_OVERLAP:
+        raise TomosegError(f"the {'given' if transform is not None else 'estimated'} transform maps the BEFORE scan "
+                           f"(almost) entirely outside the AFTER scan's field of view ({inside:.0%} of it inside); "
+                           + ("is the translation in voxels (not nm), and the matrix BEFORE voxel -> AFTER voxel?"
+                              if transform is not None else
+                              "the registration failed: check that the scans overlap, or give the transform"))
     t["registration_s"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     if before_labels is None:
@@ -183,6 +192,12 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
             elif progress is not None:  # the second matching was not needed: its share of the work is done
                 progress.update(int(np.prod(shape_a, dtype=np.int64)))
         reg.coarse["objects_refit"] = refit
+        if reg.source.startswith("estimated"):
+            problems = reliability_problems(reg)
+            if problems:
+                warn("registration unreliable: " + "; ".join(problems) + ". The links and changes may be wrong: "
+                     "check that the two scans show the same part of the sample (field of view, cropping), or "
+                     "give the transform (--transform JSON)")
         t["matching_s"] = time.perf_counter() - t2
         edge_b, edge_a = _edge_flags(tb, ta, matrix, shape_b, shape_a, options.matching.border_margin_vox)
         table = link_table(links, tb, ta, edge_b, edge_a, matrix, voxel_size=vs1,

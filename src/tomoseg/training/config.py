@@ -69,7 +69,8 @@ def _coerce(value, annotation: str, key: str):
         return value
     if base == "list":
         if not isinstance(value, list):
-            raise TomosegError(f"{key}: {value!r} must be a list, e.g. [64, 192, 192]")
+            example = ("[{image: scan.tif, labels: labels.tif}]" if key.endswith("volumes") else "[64, 192, 192]")
+            raise TomosegError(f"{key}: {value!r} must be a list, e.g. {example}")
         return value
     return value
 

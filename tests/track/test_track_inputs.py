@@ -1,0 +1,179 @@
+"""``tomoseg track``'s inputs checked before the work (sweep of 2026-11-26: B2, B3, B4, C1, D2, D3, D4).
+
+Each refusal: exit code 1, one ``tomoseg: error:`` line naming the file or option, no traceback. A registration
+whose own figures say it failed runs, with a ``tomoseg: warning:``.
+"""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import tifffile
+
+from tomoseg.cli import main
+from tomoseg.errors import TomosegError, TomosegWarning
+
+
+def _phantom_pair(d, shape, seed):
+    argv = ["phantom", str(d / "b.tif"), "--labels", str(d / "bl.tif"), "--instances", str(d / "bi.npy"),
+            "--pair", str(d / "a.tif"), "--pair-labels", str(d / "al.tif"), "--pair-instances", str(d / "ai.npy"),
+            "--pair-truth", str(d / "truth.json"), "--shape", *map(str, shape), "--seed", str(seed), "-q"]
+    assert main(argv) == 0
+    return d
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    """The sweep's pair: 48 x 128 x 128, seed 0 (registers to 0.1 voxel), and its AFTER scan cropped in y and x."""
+    d = _phantom_pair(tmp_path_factory.mktemp("pair"), (48, 128, 128), 0)
+    tifffile.imwrite(d / "a_crop.tif", tifffile.imread(d / "a.tif")[:40, :120, :100])
+    tifffile.imwrite(d / "al_crop.tif", tifffile.imread(d / "al.tif")[:40, :120, :100])
+    return d
+
+
+@pytest.fixture(scope="module")
+def small_pair(tmp_path_factory):
+    """32 x 64 x 64: too little structure to register; its truth's instance images have another shape."""
+    return _phantom_pair(tmp_path_factory.mktemp("small"), (32, 64, 64), 1)
+
+
+def _error(capsys, code) -> str:
+    err = capsys.readouterr().err
+    assert code == 1, err
+    lines = [line for line in err.splitlines() if line.startswith("tomoseg: error:")]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def _track(d, *extra, before_labels="bi.npy", after_labels="ai.npy", after="a.tif"):
+    return ["track", str(d / "b.tif"), str(d / after), "--before-labels", str(d / before_labels),
+            "--after-labels", str(d / after_labels), *extra, "-q"]
+
+
+@pytest.mark.parametrize("value", ["300", "-5", "255"])
+def test_threshold_out_of_range_is_refused_before_any_work(pair, tmp_path, capsys, value):
+    line = _error(capsys, main(_track(pair, "--out", str(tmp_path / "o"), "--threshold", value)))
+    assert f"--threshold {value}: give an integer from 0 to 254" in line
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("matrix, text", [
+    ([[1, 0, 0, 500], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], "(0% of it inside); is the translation in voxels"),
+    ([[1, 0, 0, 0], [0, 1, 0, -3000], [0, 0, 1, 2000], [0, 0, 0, 1]], "entirely outside the AFTER scan's field"),
+], ids=["z500", "nm"])
+def test_transform_outside_the_after_view_is_refused(pair, tmp_path, capsys, matrix, text):
+    path = tmp_path / "far.json"
+    path.write_text(json.dumps({"matrix": matrix}))
+    line = _error(capsys, main(_track(pair, "--out", str(tmp_path / "o"), "--transform", str(path))))
+    assert f"{path}: the transform maps the BEFORE scan (almost) entirely outside" in line and text in line
+    assert not (tmp_path / "o" / "matches.csv").exists()
+
+
+def test_overlap_fraction():
+    from tomoseg.track.registration import overlap_fraction
+
+    shape = (10, 20, 20)
+    assert overlap_fraction(np.eye(4), shape, shape) == 1.0
+    shifted = np.eye(4)
+    shifted[0, 3] = 5  # half of BEFORE's z range lands beyond AFTER's
+    assert overlap_fraction(shifted, shape, shape) == pytest.approx(0.5, abs=0.05)
+    shifted[0, 3] = 500
+    assert overlap_fraction(shifted, shape, shape) == 0.0
+
+
+def test_track_api_refuses_a_transform_outside_the_view():
+    import tomoseg
+
+    img = np.zeros((24, 32, 32), np.uint8)
+    far = np.eye(4)
+    far[2, 3] = 1000
+    with pytest.raises(TomosegError, match="entirely outside the AFTER scan's field of view"):
+        tomoseg.track(img, img, before_labels=img, after_labels=img, transform=far)
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"matrix": [[0,0,0,0],[0,0,0,0],[0,0,0,0],[0,0,0,1]]}', "'matrix' is not invertible (determinant of its 3x3 "
+                                                              "part 0)"),
+    ('{"matrix": [[1,0,0,NaN],[0,1,0,0],[0,0,1,0],[0,0,0,1]]}', "'matrix' holds NaN or infinite values"),
+    ('{"matrix": [[1,0,0,Infinity],[0,1,0,0],[0,0,1,0]]}', "'matrix' holds NaN or infinite values"),
+    ('{"matrix": [[1,0,0],[0,1,0],[0,0,1]]}', "matrix, got shape (3, 3)"),
+], ids=["singular", "nan", "inf-3x4", "3x3"])
+def test_bad_transform_matrix_names_the_file_and_the_problem(pair, tmp_path, capsys, text, message):
+    path = tmp_path / "m.json"
+    path.write_text(text)
+    line = _error(capsys, main(_track(pair, "--out", str(tmp_path / "o"), "--transform", str(path))))
+    assert line.startswith(f"tomoseg: error: {path}: ") and message in line
+
+
+def test_given_transform_messages():
+    from tomoseg.track.registration import given_transform
+
+    with pytest.raises(TomosegError, match="NaN or infinite"):
+        given_transform(np.full((4, 4), np.nan), (8, 8, 8))
+    with pytest.raises(TomosegError, match="not an invertible 4 x 4 matrix"):
+        given_transform(np.zeros((4, 4)), (8, 8, 8))
+
+
+def test_float_labels_name_the_file_and_the_option(pair, tmp_path, capsys):
+    np.save(tmp_path / "bl_f.npy", tifffile.imread(pair / "bl.tif").astype(np.float32) * 0.7)
+    argv = ["track", str(pair / "b.tif"), str(pair / "a.tif"), "--before-labels", str(tmp_path / "bl_f.npy"),
+            "--after-labels", str(pair / "al.tif"), "--out", str(tmp_path / "o")]
+    line = _error(capsys, main(argv))
+    assert f"{tmp_path / 'bl_f.npy'} (--before-labels): labels of dtype float32" in line
+
+
+def test_labels_of_another_shape_give_both_shapes(pair, tmp_path, capsys):
+    line = _error(capsys, main(_track(pair, "--out", str(tmp_path / "o"), after_labels="al_crop.tif")))
+    assert (f"{pair / 'al_crop.tif'} (--after-labels) has shape (40, 120, 100), its image {pair / 'a.tif'} "
+            "(48, 128, 128)") in line
+
+
+def test_truth_of_another_shape_is_refused_before_the_work(pair, small_pair, tmp_path, capsys):
+    line = _error(capsys, main(_track(pair, "--out", str(tmp_path / "o"), "--truth", str(small_pair / "truth.json"))))
+    assert (f"{small_pair / 'truth.json'}: its BEFORE instance image {small_pair / 'bi.npy'} is 32x64x64, the "
+            "scans 48x128x128; give the truth of this pair") in line
+    assert not (tmp_path / "o" / "matches.csv").exists()
+
+
+def test_too_little_structure_says_what_to_do(small_pair, tmp_path, capsys):
+    line = _error(capsys, main(_track(small_pair, "--out", str(tmp_path / "o"))))
+    assert f"{small_pair / 'b.tif'} -> {small_pair / 'a.tif'}: the BEFORE scan holds too little structure" in line
+    assert "--transform JSON" in line and "larger scans" in line and "crop size" not in line
+
+
+def test_failed_registration_warns_and_a_good_one_does_not(pair, tmp_path, capsys):
+    """The thresholds (registration.py) against the sweep's pairs: the whole pair registers (correlation 0.62,
+    residual 0.63 voxel), the AFTER scan cropped in y and x does not (0.27 and 7.6 voxels; rotation 9.7 deg for
+    5.5): only the second warns, and says how bad and what to do."""
+    from tomoseg.track.registration import MAX_RESIDUAL_VOX, MIN_CORRELATION
+
+    assert main(_track(pair, "--out", str(tmp_path / "good"), before_labels="bl.tif", after_labels="al.tif")) == 0
+    err = capsys.readouterr().err
+    assert "warning" not in err
+    good = json.loads((tmp_path / "good" / "summary.json").read_text())["transform"]
+    assert good["ncc_after"] >= MIN_CORRELATION and good["residual_vox"] <= MAX_RESIDUAL_VOX
+    assert main(_track(pair, "--out", str(tmp_path / "crop"), before_labels="bl.tif", after_labels="al_crop.tif",
+                       after="a_crop.tif")) == 0
+    err = capsys.readouterr().err
+    warning = [line for line in err.splitlines() if line.startswith("tomoseg: warning:")]
+    assert len(warning) == 1, err
+    assert "registration unreliable" in warning[0] and "correlation under the final transform is 0.27" in warning[0]
+    assert "disagree with it by 7.6 voxels" in warning[0] and "--transform" in warning[0]
+    # a given transform has no figures to judge: no warning
+    assert main(_track(pair, "--out", str(tmp_path / "given"), "--transform", str(pair / "truth.json"))) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_failed_registration_warns_through_the_api(pair):
+    import tomoseg
+
+    with pytest.warns(TomosegWarning, match="registration unreliable"):
+        tomoseg.track(tifffile.imread(pair / "b.tif"), tifffile.imread(pair / "a_crop.tif"),
+                      before_labels=tifffile.imread(pair / "bl.tif"),
+                      after_labels=tifffile.imread(pair / "al_crop.tif"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TomosegWarning)
+        tomoseg.track(tifffile.imread(pair / "b.tif"), tifffile.imread(pair / "a.tif"),
+                      before_labels=tifffile.imread(pair / "bl.tif"), after_labels=tifffile.imread(pair / "al.tif"))
