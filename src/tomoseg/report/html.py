@@ -149,9 +149,9 @@ def build_report(run_dir, *, title: str | None = None, output=None) -> Path:
     csvs = sorted(run.glob("*.csv"))
     if (run / "objects.csv").exists():  # the same objects as objects_prediction.csv
         csvs = [c for c in csvs if c.name != "objects_prediction.csv"]
-    for csv in csvs:
-        parts.append(f"<h2>Table: {html.escape(csv.name)}</h2>")
-        parts.append(_csv_preview(csv, ["label", "volume_vox", "equivalent_radius_nm", "centroid_z", "centroid_y",
+    for table in csvs:
+        parts.append(f"<h2>Table: {html.escape(table.name)}</h2>")
+        parts.append(_csv_preview(table, ["label", "volume_vox", "equivalent_radius_nm", "centroid_z", "centroid_y",
                                         "centroid_x", "sphericity_voxel", "sphericity_mesh", "mean_gray",
                                         "mean_probability"]))
     provs = sorted(run.glob("*.provenance.json"))

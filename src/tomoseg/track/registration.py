@@ -327,9 +327,9 @@ def _crop_centres(info: dict, shape, options: RegistrationOptions) -> np.ndarray
             picked.append(c)
     if len(picked) < 3:
         raise RegistrationError(f"the BEFORE scan holds too little structure to register: only {len(picked)} "
-                           f"regions of {options.crop_size}³ voxels with structure (objects, edges) found inside the sample, at least 3 "
-                           "needed. Give the transform (--transform JSON with a 4x4 'matrix', BEFORE voxel -> "
-                           "AFTER voxel), or register larger scans")
+                                f"regions of {options.crop_size}³ voxels with structure (objects, edges) found "
+                                "inside the sample, at least 3 needed. Give the transform (--transform JSON with "
+                                "a 4x4 'matrix', BEFORE voxel -> AFTER voxel), or register larger scans")
     return np.round(np.asarray(picked)).astype(int)
 
 
@@ -389,8 +389,9 @@ def _fine(before, after, matrix, centres, options: RegistrationOptions, voxel_si
         ok = np.asarray(ok) & used
         src, dst = np.asarray(src), np.asarray(dst)
         if ok.sum() < 3:
-            raise RegistrationError(f"registration failed: only {int(ok.sum())} crops overlap after the coarse stage; "
-                               "give a transform (--transform) or a larger --max-rotation")
+            raise RegistrationError(f"registration failed: only {int(ok.sum())} crops overlap after the coarse "
+                                    "stage (the scans may share too little of the sample, or be turned by more "
+                                    "than --max-rotation); give the transform (--transform JSON)")
         keep = ok.copy()
         for _ in range(3):  # fit, drop crops far from the consensus, refit
             m_nm = fit_transform(src[keep] * vs, dst[keep] * vs, similarity=options.similarity)
@@ -514,7 +515,8 @@ def register(before, after, *, voxel_size=None, options: RegistrationOptions | N
     shape = tuple(int(s) for s in before.shape)
     smallest = min(min(shape), min(after.shape))
     if smallest < 24:
-        raise RegistrationError(f"images {shape} and {tuple(after.shape)} are too small to register (under 24 voxels)")
+        raise RegistrationError(f"images {shape} and {tuple(after.shape)} are too small to register (under 24 "
+                                "voxels)")
     if smallest < options.crop_size + 8:  # thin volumes: crops as thick as they allow
         options = replace(options, crop_size=max(16, (smallest - 8) // 2 * 2))
     vs = tuple(voxel_size) if voxel_size is not None else (1.0, 1.0, 1.0)
