@@ -129,3 +129,37 @@ def test_analyze_outputs_need_their_own_paths(data, capsys, extra):
     """D6: two outputs on one path are refused before the work, nothing written (the labels went first)."""
     _refused(["analyze", "bl.tif", "--json", *extra], capsys, "the outputs need different paths")
     assert not (data / "q.ome.zarr").exists() and not (data / "res").exists()
+
+# ------------------------------------------------------------------------------------------------------ report (A4)
+def test_report_refuses_a_folder_without_results(data, capsys):
+    """A4: a folder with no tomoseg results is refused; the user's report.html kept."""
+    (data / "u3").mkdir()
+    (data / "u3" / "report.html").write_text("<html>MY OWN REPORT</html>")
+    (data / "u3" / "x.txt").write_text("data")
+    kept = _digest(data / "u3")
+    _refused(["report", "u3"], capsys, "u3: holds no analyze/evaluate results")
+    assert _digest(data / "u3") == kept
+    (data / "empty").mkdir()
+    _refused(["report", "empty"], capsys, "holds no analyze/evaluate results")
+    assert not any((data / "empty").iterdir())
+
+
+@pytest.mark.parametrize("command", [["report", "res"],
+                                     ["analyze", "bl.tif", "--out", "res", "--report", "--overwrite"],
+                                     ["evaluate", "bl.tif", "bl.tif", "--out", "res", "--report", "--overwrite"]])
+def test_report_never_replaces_a_report_tomoseg_did_not_write(data, capsys, command):
+    """A4: a report.html of the user's own in a tomoseg result folder is kept, found before the work."""
+    assert main(["analyze", "bl.tif", "--out", "res", "-q"]) == 0
+    (data / "res" / "report.html").write_text("<html>MY OWN REPORT</html>")
+    (data / "res" / "objects.csv").unlink()
+    _refused(command, capsys, "res/report.html: already exists and was not written by tomoseg")
+    assert (data / "res" / "report.html").read_text() == "<html>MY OWN REPORT</html>"
+    assert not (data / "res" / "objects.csv").exists()  # refused before the work
+
+
+def test_report_rewrites_its_own_report(data, capsys):
+    assert main(["analyze", "bl.tif", "--out", "res", "--report", "-q"]) == 0
+    first = (data / "res" / "report.html").read_text()
+    assert '<meta name="generator" content="tomoseg">' in first
+    assert main(["report", "res", "--title", "again", "-q"]) == 0
+    assert "again" in (data / "res" / "report.html").read_text()

@@ -231,6 +231,8 @@ def _run_evaluate(args) -> int:
     options = _options(args)
     override = checked_voxel_size(args.voxel_size)
     out = check_result_folder(args.out, overwrite=args.overwrite) if args.out else None
+    if out is not None and args.report:
+        check_report_output(out / "report.html")
     pred = open_volume(args.prediction)
     labels = open_volume(args.labels)
     if tuple(pred.shape) != tuple(labels.shape):
@@ -294,6 +296,10 @@ def _run_report(args) -> int:
             except (ValueError, UnicodeDecodeError) as exc:
                 raise TomosegError(f"{f}: is not valid JSON ({exc}); run analyze/evaluate --out again or remove "
                                    "the file") from None
+    if not any((run / name).is_file() for name in (FOLDER_MARKER, "summary.json", "evaluation.json")):
+        raise TomosegError(f"{run}: holds no analyze/evaluate results (no {FOLDER_MARKER} marker, summary.json or "
+                           "evaluation.json); nothing to report. Give the folder of analyze --out or evaluate --out")
+    check_report_output(run / "report.html")
     try:
         path = build_report(run, title=args.title)
     except (KeyError, TypeError, ValueError) as exc:
