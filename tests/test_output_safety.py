@@ -72,6 +72,78 @@ def data(pair, tmp_path, monkeypatch):
 def _track(*extra, out="t"):
     return ["track", "b.tif", "a.tif", "--transform", "truth.json", "--out", out, *extra]
 
+# ------------------------------------------------------------------------------------------- track (A1, D1, A7, A8)
+@pytest.mark.parametrize("target", ["../b.tif", "ABS/al.tif", "sub/x.tif"])
+def test_track_labels_out_stays_inside_out(data, capsys, target):
+    """A1: --labels-out pointing outside OUT (even at an input of the run) is refused before the work, the file
+    kept byte for byte, no --overwrite needed to see it."""
+    (data / "t").mkdir()  # OUT: an empty folder, so ../b.tif is the BEFORE scan
+    target = target.replace("ABS", str(data))
+    kept = {f: _digest(data / f) for f in ("b.tif", "al.tif")}
+    _refused(_track("--before-labels", "bl.tif", "--after-labels", "al.tif", "--labels-out", target), capsys,
+             "give a plain file name")
+    assert {f: _digest(data / f) for f in kept} == kept
+    assert not any((data / "t").iterdir())  # nothing written: refused before the work
+
+
+@pytest.mark.parametrize("name, message", [
+    ("x.xyz", "unknown volume format"),
+    ("x.vol", "PyHST2 .vol files hold float32, not uint32"),
+    ("summary.json", "track writes its own summary.json"),
+    ("matches.csv", "track writes its own matches.csv"),
+    ("figures", "track writes its own figures"),
+])
+def test_track_labels_out_problems_are_found_before_the_work(data, capsys, name, message):
+    """D1: every --labels-out problem is found with the other checks, before registration: no result folder."""
+    _refused(_track("--before-labels", "bi.npy", "--after-labels", "ai.npy", "--labels-out", name), capsys, message)
+    assert not (data / "t").exists()
+
+
+def test_track_labels_out_of_foreign_data_is_refused_before_the_work(data, capsys):
+    """D1/A1: an existing file in OUT that tomoseg did not write, named by --labels-out, is refused at the start
+    (even with --overwrite) and kept; the earlier results are not rewritten first."""
+    assert main(_track("--before-labels", "bi.npy", "--after-labels", "ai.npy", "-q")) == 0
+    tifffile.imwrite(data / "t" / "scan.tif", tifffile.imread(data / "b.tif"))  # a copy without tomoseg's tag
+    kept = _digest(data / "t" / "scan.tif")
+    (data / "t" / "matches.csv").unlink()
+    _refused(_track("--before-labels", "bi.npy", "--after-labels", "ai.npy", "--labels-out", "scan.tif",
+                    "--overwrite"), capsys, "tomoseg did not write")
+    assert _digest(data / "t" / "scan.tif") == kept
+    assert not (data / "t" / "matches.csv").exists()
+
+
+@pytest.mark.parametrize("option, path", [("--after-labels", "t/after_match_ids.tif"),
+                                          ("--transform", "t/transform.json"),
+                                          ("--before-labels", "t/../t/after_match_ids.tif")])
+def test_track_never_replaces_an_input_in_out(data, capsys, option, path):
+    """A8: an input of the run lying in OUT under a name track writes is refused, even with --overwrite."""
+    assert main(_track("--before-labels", "bi.npy", "--after-labels", "ai.npy", "-q")) == 0
+    kept = _digest(data / "t")
+    labels = {"--before-labels": "bl.tif", "--after-labels": "al.tif"}
+    labels[option] = path
+    argv = ["track", "b.tif", "a.tif", "--out", "t", "--overwrite", "--transform",
+            path if option == "--transform" else "truth.json"]
+    argv += ["--before-labels", labels["--before-labels"], "--after-labels", labels["--after-labels"]]
+    _refused(argv, capsys, "output path equals the input")
+    assert _digest(data / "t") == kept
+
+
+def test_track_resume_continues_only_a_track_folder(data, capsys):
+    """A7: --resume does not act as --overwrite on another tool's results; a track folder it continues."""
+    assert main(["analyze", "bl.tif", "--out", "res", "-q"]) == 0
+    kept = _digest(data / "res")
+    _refused(_track("--before-labels", "bl.tif", "--after-labels", "al.tif", "--resume", out="res"), capsys,
+             "holds no interrupted track run")
+    assert _digest(data / "res") == kept
+    # a folder of other files: refused as before
+    (data / "mine").mkdir()
+    (data / "mine" / "notes.txt").write_text("x")
+    _refused(_track("--before-labels", "bl.tif", "--after-labels", "al.tif", "--resume", out="mine"), capsys,
+             "holds no interrupted track run")
+    # track's own folder: --resume goes on (and may rewrite track's own results there)
+    assert main(_track("--before-labels", "bl.tif", "--after-labels", "al.tif", "-q")) == 0
+    assert main(_track("--before-labels", "bl.tif", "--after-labels", "al.tif", "--resume", "-q")) == 0
+
 # ------------------------------------------------------------------------------------- segment, analyze (A5, A6, D6)
 @pytest.fixture(scope="module")
 def model(tiny_model_factory):

@@ -69,7 +69,7 @@ def _run_track(args) -> int:
     from ..track import track
     from . import progress_enabled
 
-    out = check_result_folder(args.out, overwrite=args.overwrite or args.resume)
+    out = check_result_folder(args.out, overwrite=args.overwrite, resume="track" if args.resume else None)
     if (args.before_labels is None) != (args.after_labels is None):
         raise TomosegError("give --before-labels and --after-labels together, or neither (then both images are "
                            "segmented with the same model)")
@@ -92,6 +92,7 @@ def _run_track(args) -> int:
             labels.append(open_volume(path))
             if tuple(labels[-1].shape) != tuple(img.shape):
                 raise TomosegError(f"{path} ({name}) differs in shape from its image {tuple(img.shape)}")
+    _check_track_outputs(args, out, truth, segmenting=not labels, shape=tuple(va.shape))
     options = _options(args)
     if not labels and max(vb.size, va.size) > options.in_memory_voxels:
         labels = _segment_scans(args, out, vs)  # too large to segment in memory: probability maps in OUT
@@ -106,6 +107,39 @@ def _run_track(args) -> int:
         return _finish_track(args, out, result, truth, vb, va, vs, labels)
     finally:
         result.discard()
+
+
+PROBABILITY_MAPS = ("before_probability.zarr", "after_probability.zarr")  # scans segmented into OUT
+
+
+def _check_track_outputs(args, out: Path, truth, *, segmenting: bool, shape) -> None:
+    """Before the registration: --labels-out is a plain file name in OUT of a format that holds the match IDs,
+    not one of track's own files, and replaceable; no file written into OUT is an input of this run."""
+    from ..io import check_output_format, split_dataset
+    from ..io.output_guard import FOLDER_MARKER, check_output, check_outputs_apart
+    from ..objects.label_image import label_dtype_for
+    from ..track.output import WRITTEN
+
+    name = str(args.labels_out)
+    file, _ = split_dataset(name)
+    if file.is_absolute() or len(file.parts) != 1 or file.name in ("", ".", ".."):
+        raise TomosegError(f"--labels-out {name}: give a plain file name (no folder); the labels are written into "
+                           f"OUT ({out}), chosen with --out")
+    own = (*WRITTEN, FOLDER_MARKER, *PROBABILITY_MAPS)
+    if file.name in own or file.name.endswith((".partial", ".provenance.json")):
+        raise TomosegError(f"--labels-out {name}: track writes its own {file.name} into OUT; choose another name, "
+                           "e.g. after_match_ids.tif")
+    labels_path = str(out / name)
+    check_output_format(labels_path, label_dtype_for(labels_path, 0), shape)
+    outputs = [("--labels-out", labels_path)] + [(None, out / n) for n in WRITTEN]
+    if segmenting:
+        outputs += [(None, out / n) for n in PROBABILITY_MAPS]
+    truth = truth or {}
+    check_outputs_apart(outputs, inputs=[
+        (None, args.before), (None, args.after), ("--before-labels", args.before_labels),
+        ("--after-labels", args.after_labels), ("--transform", args.transform), ("--truth", args.truth),
+        ("--truth's instances", truth.get("before_instances")), ("--truth's instances", truth.get("after_instances"))])
+    check_output(labels_path, overwrite=args.overwrite or args.resume)
 
 
 def _options(args):
@@ -189,7 +223,8 @@ def _finish_track(args, out: Path, result, truth, before, after, vs, labels: lis
         result.summary["truth"] = scores
     make_result_folder(out, "track")
     with progress_while(progress_enabled(args), after.size, desc="match IDs") as bar:
-        write_tracking(result, out, shape=before.shape, voxel_size=vs, labels_name=args.labels_out, overwrite=True,
+        write_tracking(result, out, shape=before.shape, voxel_size=vs, labels_name=args.labels_out,
+                       overwrite=args.overwrite or args.resume,
                        image=after, progress=bar,
                        inputs={"before": str(args.before), "after": str(args.after),
                                "before_labels": args.before_labels, "after_labels": args.after_labels,
