@@ -202,6 +202,63 @@ def test_analyze_outputs_need_their_own_paths(data, capsys, extra):
     _refused(["analyze", "bl.tif", "--json", *extra], capsys, "the outputs need different paths")
     assert not (data / "q.ome.zarr").exists() and not (data / "res").exists()
 
+# ------------------------------------------------------------------------------------- export-onnx, train (A2, C5, D7)
+@pytest.mark.parametrize("output, pattern", [
+    ("scan.onnx", "tomoseg did not export"),              # a foreign file (a TIFF scan) named .onnx
+    ("other.safetensors", "give a file name ending in .onnx"),  # another model
+    ("m.safetensors", "output path equals the input"),    # the model exported
+    ("./m.safetensors", "output path equals the input"),
+])
+def test_export_onnx_overwrite_replaces_only_its_own_exports(data, capsys, model, output, pattern):
+    """A2: --overwrite never replaces the model itself, another model or a file tomoseg did not export."""
+    import shutil
+
+    shutil.copy(model, data / "m.safetensors")
+    shutil.copy(model, data / "other.safetensors")
+    shutil.copy(data / "b.tif", data / "scan.onnx")
+    kept = {f: _digest(data / f) for f in ("m.safetensors", "other.safetensors", "scan.onnx")}
+    _refused(["export-onnx", "m.safetensors", output, "--overwrite"], capsys, pattern)
+    assert {f: _digest(data / f) for f in kept} == kept
+
+
+@pytest.mark.parametrize("output, pattern", [
+    ("./", "./: is a folder; give a file name ending in .onnx"),
+    (".", "error: .: is a folder; give a file name ending in .onnx"),
+    ("nodir/x.onnx", "nodir: output folder does not exist; create it first"),
+    ("x.tif", "x.tif: an ONNX model is written as .onnx"),
+])
+def test_export_onnx_output_path_messages(data, capsys, model, output, pattern):
+    """C5, D7: a folder, a missing folder or another extension: one clear line, no traceback."""
+    _refused(["export-onnx", model, output, "--overwrite"], capsys, pattern)
+    assert not (data / "x.tif").exists()
+
+
+def test_export_onnx_marks_its_file_and_replaces_it(data, capsys, model):
+    """The export carries tomoseg's marker (ONNX metadata ``tomoseg``), so --overwrite replaces it."""
+    from tomoseg.io.onnx_marker import read_marker
+
+    assert main(["export-onnx", model, "m.onnx", "-q"]) == 0
+    assert read_marker(data / "m.onnx")["tool"] == "tomoseg export-onnx"
+    _refused(["export-onnx", model, "m.onnx"], capsys, "already exists; pass --overwrite")
+    assert main(["export-onnx", model, "m.onnx", "--overwrite", "-q"]) == 0
+    onnx = pytest.importorskip("onnx")
+    loaded = onnx.load(str(data / "m.onnx"))
+    onnx.checker.check_model(loaded)
+    assert [e.key for e in loaded.metadata_props] == ["tomoseg"]
+
+
+def test_train_output_a_file(data, capsys):
+    """D7: train --output naming a file: the same message as the result folders give."""
+    import yaml
+
+    (data / "afile").write_text("x")
+    cfg = {"output": "run", "epochs": 1, "model": {"levels": 2, "base_features": 2},
+           "data": {"volumes": [{"image": "b.tif", "labels": "bl.tif"}]},
+           "sampling": {"patch_size": 16, "batch_size": 1, "steps_per_epoch": 1}}
+    (data / "t.yaml").write_text(yaml.safe_dump(cfg))
+    _refused(["train", "t.yaml", "--output", "afile"], capsys, "afile: is a file, not a folder")
+    assert (data / "afile").read_text() == "x"
+
 # ------------------------------------------------------------------------------------------------------ report (A4)
 def test_report_refuses_a_folder_without_results(data, capsys):
     """A4: a folder with no tomoseg results is refused; the user's report.html kept."""

@@ -137,10 +137,13 @@ def _run_export(args) -> int:
     from ..checkpoint import load_model
     from ..inference.export import export_onnx
 
+    from ..io.output_guard import check_onnx_output
+    from ..shipped import model_path
+
+    check_onnx_output(args.output, overwrite=args.overwrite, model=model_path(None if args.model == "default"
+                                                                              else args.model))
     model = load_model(None if args.model == "default" else args.model)
     out = Path(args.output)
-    if out.exists() and not args.overwrite:
-        raise TomosegError(f"{out}: already exists; pass --overwrite to replace it")
     export_onnx(model, out)
     print(f"wrote {out}")
     return 0
