@@ -72,6 +72,7 @@ def data(pair, tmp_path, monkeypatch):
 def _track(*extra, out="t"):
     return ["track", "b.tif", "a.tif", "--transform", "truth.json", "--out", out, *extra]
 
+
 # ------------------------------------------------------------------------------------------- track (A1, D1, A7, A8)
 @pytest.mark.parametrize("target", ["../b.tif", "ABS/al.tif", "sub/x.tif"])
 def test_track_labels_out_stays_inside_out(data, capsys, target):
@@ -144,6 +145,7 @@ def test_track_resume_continues_only_a_track_folder(data, capsys):
     assert main(_track("--before-labels", "bl.tif", "--after-labels", "al.tif", "-q")) == 0
     assert main(_track("--before-labels", "bl.tif", "--after-labels", "al.tif", "--resume", "-q")) == 0
 
+
 # ------------------------------------------------------------------------------------- segment, analyze (A5, A6, D6)
 @pytest.fixture(scope="module")
 def model(tiny_model_factory):
@@ -202,6 +204,7 @@ def test_analyze_outputs_need_their_own_paths(data, capsys, extra):
     _refused(["analyze", "bl.tif", "--json", *extra], capsys, "the outputs need different paths")
     assert not (data / "q.ome.zarr").exists() and not (data / "res").exists()
 
+
 # ------------------------------------------------------------------------------------- export-onnx, train (A2, C5, D7)
 @pytest.mark.parametrize("output, pattern", [
     ("scan.onnx", "tomoseg did not export"),              # a foreign file (a TIFF scan) named .onnx
@@ -258,6 +261,60 @@ def test_train_output_a_file(data, capsys):
     (data / "t.yaml").write_text(yaml.safe_dump(cfg))
     _refused(["train", "t.yaml", "--output", "afile"], capsys, "afile: is a file, not a folder")
     assert (data / "afile").read_text() == "x"
+
+
+# ----------------------------------------------------------------------------------------------- phantom (A3, B6)
+SMALL = ["--shape", "24", "96", "96"]
+
+
+@pytest.mark.parametrize("extra, victim, pattern", [
+    (["--objects", "foreign.tif"], "foreign.tif", "give a file name ending in .csv"),
+    (["--objects", "notes.txt"], "notes.txt", "give a file name ending in .csv"),
+    (["--objects", "scan.csv"], "scan.csv", "not a text table"),
+    (["--pair", "a2.tif", "--pair-labels", "al2.tif", "--pair-truth", "mine.json"], "mine.json",
+     "mine.json: already exists and was not written by tomoseg phantom"),
+])
+def test_phantom_tables_and_truth_replace_only_tomoseg_files(data, capsys, extra, victim, pattern):
+    """A3: --objects goes through the table check, --pair-truth is replaced only if it is tomoseg's truth JSON;
+    with --overwrite too, before anything is written."""
+    import shutil
+
+    shutil.copy(data / "b.tif", data / "foreign.tif")
+    shutil.copy(data / "b.tif", data / "scan.csv")
+    (data / "notes.txt").write_text("my notes\n")
+    (data / "mine.json").write_text('{"mine": 1}')
+    kept = _digest(data / victim)
+    _refused(["phantom", "i.tif", "--labels", "l.tif", *SMALL, *extra, "--overwrite"], capsys, pattern)
+    assert _digest(data / victim) == kept
+    assert not (data / "i.tif").exists()
+
+
+def test_phantom_pair_truth_of_tomoseg_is_replaced_with_overwrite(data, capsys):
+    """The truth JSON carries ``"tool": "tomoseg phantom"``; without --overwrite it is kept, with it replaced."""
+    argv = ["phantom", "i.tif", "--labels", "l.tif", *SMALL, "--pair", "a2.tif", "--pair-labels", "al2.tif",
+            "--pair-truth", "truth.json", "--seed", "7"]
+    assert json.loads((data / "truth.json").read_text())["tool"] == "tomoseg phantom"
+    kept = _digest(data / "truth.json")
+    _refused(argv, capsys, "truth.json: already exists (an earlier tomoseg phantom result); pass --overwrite")
+    assert _digest(data / "truth.json") == kept and not (data / "i.tif").exists()
+    assert main(argv + ["--overwrite", "-q"]) == 0
+    assert _digest(data / "truth.json") != kept
+
+
+@pytest.mark.parametrize("argv, pattern", [
+    (["p.tif", "--labels", "p.tif"], "--labels p.tif: the same path as IMAGE p.tif"),
+    (["p.npy", "--labels", "l.npy", "--instances", "./l.npy"], "--instances ./l.npy: the same path as --labels l.npy"),
+    (["p.tif", "--labels", "l.tif", "--objects", "p.tif"], "--objects p.tif: the same path as IMAGE p.tif"),
+    (["p.tif", "--labels", "l.tif", "--pair", "p.tif", "--pair-labels", "al2.tif"],
+     "--pair p.tif: the same path as IMAGE p.tif"),
+    (["p.tif", "--labels", "l.tif", "--pair", "a2.tif", "--pair-labels", "al2.tif", "--pair-truth", "l.tif"],
+     "--pair-truth l.tif: the same path as --labels l.tif"),
+])
+def test_phantom_outputs_need_their_own_paths(data, capsys, argv, pattern):
+    """B6: two phantom outputs on one path are refused before anything is written (with --overwrite too)."""
+    _refused(["phantom", *argv, *SMALL, "--overwrite"], capsys, pattern)
+    assert not any((data / f).exists() for f in ("p.tif", "p.npy", "l.npy", "l.tif", "a2.tif"))
+
 
 # ------------------------------------------------------------------------------------------------------ report (A4)
 def test_report_refuses_a_folder_without_results(data, capsys):

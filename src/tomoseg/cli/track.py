@@ -270,17 +270,11 @@ def add_pair_args(p) -> None:
 
 
 def run_phantom_pair(args, sets: dict) -> int:
-    from ..io import split_dataset, write_volume
+    from ..io import write_volume
     from ..synthetic.pair import Motion, make_phantom_pair, motion_record, random_motion
 
     if not args.pair_labels:
         raise TomosegError("--pair needs --pair-labels AFTER_LABELS too")
-    outputs = [args.image, args.labels, args.pair, args.pair_labels] + \
-        [p for p in (args.instances, args.pair_instances, args.pair_truth, args.objects) if p]
-    for out in outputs:
-        f, _ = split_dataset(out)
-        if f.exists() and not args.overwrite:
-            raise TomosegError(f"{f}: already exists; pass --overwrite to replace it")
     rng = np.random.default_rng(args.seed)
     motion = random_motion(rng)
     if args.rotation or args.translation:
@@ -306,11 +300,16 @@ def run_phantom_pair(args, sets: dict) -> int:
         def rel(p):  # instance files named relative to the truth file, for scoring segmented labels
             return None if p is None else str(Path(os.path.relpath(Path(p).resolve(), folder)))
 
-        record = {**motion_record(pair), "voxel_size_nm": list(vs), "before_instances": rel(args.instances),
+        from .data import PAIR_TRUTH_TOOL
+
+        record = {"tool": PAIR_TRUTH_TOOL, **motion_record(pair), "voxel_size_nm": list(vs),
+                  "before_instances": rel(args.instances),
                   "after_instances": rel(args.pair_instances),
                   "matches": {k: [v.item() if hasattr(v, "item") else v for v in col]
                               for k, col in pair.truth.items()}}
-        Path(args.pair_truth).write_text(json.dumps(record, indent=1, default=float))
+        tmp = Path(args.pair_truth).with_name(Path(args.pair_truth).name + ".partial")
+        tmp.write_text(json.dumps(record, indent=1, default=float))
+        tmp.replace(args.pair_truth)
     t = pair.truth
     counts = {s: int(len(np.unique(t["group"][t["status"] == s]))) for s in ("persisting", "appeared", "vanished",
                                                                              "merged", "split")}
