@@ -11,8 +11,12 @@ Zarr store          the attribute ``tomoseg`` of its root
 NRRD                the header comment ``# written by tomoseg``
 PyHST2 .vol         the line ``! written by tomoseg`` in ``.vol.info``
 any file            a ``NAME.provenance.json`` record written by tomoseg
+ONNX export         the metadata entry ``tomoseg`` (:mod:`tomoseg.io.onnx_marker`)
+JSON record         its ``"tool"`` entry (``phantom --pair-truth``: ``tomoseg phantom``)
+report.html         ``<meta name="generator" content="tomoseg">``
 ==================  ==========================================================
 
+No output may be an input of the same run or another output of it (:func:`check_outputs_apart`).
 Everything else found at an output path (a raw scan, a folder of other files,
 another program's dataset) is refused, with or without ``--overwrite``.
 """
