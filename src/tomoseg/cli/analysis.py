@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TomosegError
-from ..io.output_guard import check_result_folder, check_table_output, make_result_folder
+from ..io.output_guard import (FOLDER_MARKER, check_outputs_apart, check_report_output, check_result_folder,
+                               check_table_output, make_result_folder)
 from .registry import check_threshold, checked_voxel_size, command, overwrite_arg, voxel_size_arg
 
 
@@ -70,12 +71,19 @@ def _run_analyze(args) -> int:
                            "or --json")
     if args.report and not args.out:
         raise TomosegError("--report needs --out FOLDER")
+    folder = [(None, Path(args.out) / name) for name in ("objects.csv", "summary.json", "report.html")] \
+        if args.out else []
+    check_outputs_apart([("--csv", args.csv), ("--labels", args.labels), ("--ome-zarr", args.ome_zarr), *folder],
+                        inputs=[(None, args.volume), ("--intensity", args.intensity),
+                                ("--probability", args.probability), ("--sample-mask", args.sample_mask)])
     if args.csv:
         check_table_output(args.csv, overwrite=args.overwrite)
     _check_label_outputs(args)
     options = _options(args)
     vs = checked_voxel_size(args.voxel_size)
     out = check_result_folder(args.out, overwrite=args.overwrite) if args.out else None
+    if out is not None and args.report:
+        check_report_output(out / "report.html")
     vol = open_volume(args.volume, voxel_size=vs)
     intensity = open_volume(args.intensity) if args.intensity else None
     prob = open_volume(args.probability) if args.probability else None
@@ -223,6 +231,8 @@ def _run_evaluate(args) -> int:
     options = _options(args)
     override = checked_voxel_size(args.voxel_size)
     out = check_result_folder(args.out, overwrite=args.overwrite) if args.out else None
+    if out is not None and args.report:
+        check_report_output(out / "report.html")
     pred = open_volume(args.prediction)
     labels = open_volume(args.labels)
     if tuple(pred.shape) != tuple(labels.shape):
@@ -286,6 +296,10 @@ def _run_report(args) -> int:
             except (ValueError, UnicodeDecodeError) as exc:
                 raise TomosegError(f"{f}: is not valid JSON ({exc}); run analyze/evaluate --out again or remove "
                                    "the file") from None
+    if not any((run / name).is_file() for name in (FOLDER_MARKER, "summary.json", "evaluation.json")):
+        raise TomosegError(f"{run}: holds no analyze/evaluate results (no {FOLDER_MARKER} marker, summary.json or "
+                           "evaluation.json); nothing to report. Give the folder of analyze --out or evaluate --out")
+    check_report_output(run / "report.html")
     try:
         path = build_report(run, title=args.title)
     except (KeyError, TypeError, ValueError) as exc:

@@ -207,6 +207,36 @@ def check_phantom_memory(shape) -> None:
               f"{need / 2**30:,.1f} GiB of memory", file=sys.stderr)
 
 
+PAIR_TRUTH_TOOL = "tomoseg phantom"  # the "tool" entry of a --pair-truth JSON: how --overwrite knows its own
+
+
+def check_phantom_outputs(args, shape) -> None:
+    """Every output of ``phantom`` (with ``--pair``: the AFTER scan's too) checked before anything is generated:
+    one path each, none an existing file tomoseg may not replace, formats that hold the data."""
+    from ..io import check_output_format
+    from ..io.output_guard import (check_json_output, check_output, check_outputs_apart, check_table_output,
+                                   check_writable_folder)
+
+    pair = bool(getattr(args, "pair", None))
+    volumes = [("IMAGE", args.image, None), ("--labels", args.labels, np.uint8),
+               ("--instances", args.instances, np.uint32)]
+    if pair:
+        volumes += [("--pair", args.pair, None), ("--pair-labels", args.pair_labels, np.uint8),
+                    ("--pair-instances", args.pair_instances, np.uint32)]
+    volumes = [v for v in volumes if v[1]]
+    check_outputs_apart([(opt, path) for opt, path, _ in volumes] + [("--objects", args.objects)]
+                        + [("--pair-truth", args.pair_truth if pair else None)])
+    for _, out, dtype in volumes:
+        check_writable_folder(split_dataset(out)[0].parent)
+        check_output(out, overwrite=args.overwrite)
+        if dtype is not None:
+            check_output_format(out, dtype, shape)
+    if args.objects:
+        check_table_output(args.objects, overwrite=args.overwrite)
+    if pair and args.pair_truth:
+        check_json_output(args.pair_truth, overwrite=args.overwrite, tool=PAIR_TRUTH_TOOL)
+
+
 def _run_phantom(args) -> int:
     from ..io import write_volume
     from ..synthetic import make_phantom
@@ -214,25 +244,15 @@ def _run_phantom(args) -> int:
 
     if args.seed < 0:
         raise TomosegError(f"--seed {args.seed}: give a whole number >= 0")
-    if args.pair:
-        from .track import run_phantom_pair
-
-        return run_phantom_pair(args, _parse_sets(args.set))
-    from ..io import check_output_format
-    from ..io.output_guard import check_output, check_writable_folder
-
     shape = tuple(args.shape)
     if min(shape) < 1:
         raise TomosegError(f"--shape {' '.join(map(str, shape))}: give three positive sizes (z, y, x)")
     check_phantom_memory(shape)
-    for out in [args.image, args.labels] + [p for p in (args.instances,) if p]:
-        check_writable_folder(split_dataset(out)[0].parent)
-        check_output(out, overwrite=args.overwrite)
-    check_output_format(args.labels, np.uint8, shape)
-    if args.instances:
-        check_output_format(args.instances, np.uint32, shape)
-    if args.objects and Path(args.objects).exists() and not args.overwrite:
-        raise TomosegError(f"{args.objects}: already exists; pass --overwrite to replace it")
+    check_phantom_outputs(args, shape)
+    if args.pair:
+        from .track import run_phantom_pair
+
+        return run_phantom_pair(args, _parse_sets(args.set))
     phantom = make_phantom(args.shape, rng=args.seed, preset_name=args.preset, **_parse_sets(args.set))
     vs = tuple(args.voxel_size)
     write_volume(args.image, phantom.image, voxel_size=vs, overwrite=args.overwrite)

@@ -74,11 +74,14 @@ def _run_segment(args) -> int:
         overwrite=args.overwrite, workers=args.workers, scheduler=args.dask_scheduler, gpus=args.gpus,
         sample_mask="off" if args.no_sample_mask else (args.sample_mask or "auto"), roi=args.roi)
     if args.labels:
+        from ..io.output_guard import check_outputs_apart
         from .analysis import _check_label_outputs
 
-        _check_label_outputs(args)
         if str(args.labels) in (str(args.output), str(args.mask)):
             raise TomosegError(f"--labels {args.labels}: the label image needs a path of its own")
+        check_outputs_apart([(None, args.output), ("--mask", args.mask), ("--labels", args.labels)],
+                            inputs=[(None, args.input), ("--sample-mask", args.sample_mask)])
+        _check_label_outputs(args)
     record = segment(args.input, args.output, model=args.model, mask_output=args.mask, options=options,
                      progress=progress_enabled(args))
     if args.labels:
@@ -134,10 +137,13 @@ def _run_export(args) -> int:
     from ..checkpoint import load_model
     from ..inference.export import export_onnx
 
+    from ..io.output_guard import check_onnx_output
+    from ..shipped import model_path
+
+    check_onnx_output(args.output, overwrite=args.overwrite, model=model_path(None if args.model == "default"
+                                                                              else args.model))
     model = load_model(None if args.model == "default" else args.model)
     out = Path(args.output)
-    if out.exists() and not args.overwrite:
-        raise TomosegError(f"{out}: already exists; pass --overwrite to replace it")
     export_onnx(model, out)
     print(f"wrote {out}")
     return 0

@@ -78,7 +78,7 @@ def _run_track(args) -> int:
     from ..track.registration import RegistrationError
     from . import progress_enabled
 
-    out = check_result_folder(args.out, overwrite=args.overwrite or args.resume)
+    out = check_result_folder(args.out, overwrite=args.overwrite, resume="track" if args.resume else None)
     if (args.before_labels is None) != (args.after_labels is None):
         raise TomosegError("give --before-labels and --after-labels together, or neither (then both images are "
                            "segmented with the same model)")
@@ -103,6 +103,7 @@ def _run_track(args) -> int:
             labels.append(open_volume(path))
             _check_labels(labels[-1], path, name, img, img_path)
     _check_before_work(args, transform, truth, vb, va)
+    _check_track_outputs(args, out, truth, segmenting=not labels, shape=tuple(va.shape))
     options = _options(args)
     if not labels and max(vb.size, va.size) > options.in_memory_voxels:
         labels = _segment_scans(args, out, vs)  # too large to segment in memory: probability maps in OUT
@@ -161,6 +162,39 @@ def _check_before_work(args, transform, truth, before, after) -> None:
                     raise TomosegError(f"{args.truth}: its {scan.upper()} instance image {ids} is "
                                        f"{'x'.join(map(str, shape))}, the scans "
                                        f"{'x'.join(map(str, image.shape))}; give the truth of this pair")
+
+
+PROBABILITY_MAPS = ("before_probability.zarr", "after_probability.zarr")  # scans segmented into OUT
+
+
+def _check_track_outputs(args, out: Path, truth, *, segmenting: bool, shape) -> None:
+    """Before the registration: --labels-out is a plain file name in OUT of a format that holds the match IDs,
+    not one of track's own files, and replaceable; no file written into OUT is an input of this run."""
+    from ..io import check_output_format, split_dataset
+    from ..io.output_guard import FOLDER_MARKER, check_output, check_outputs_apart
+    from ..objects.label_image import label_dtype_for
+    from ..track.output import WRITTEN
+
+    name = str(args.labels_out)
+    file, _ = split_dataset(name)
+    if file.is_absolute() or len(file.parts) != 1 or file.name in ("", ".", ".."):
+        raise TomosegError(f"--labels-out {name}: give a plain file name (no folder); the labels are written into "
+                           f"OUT ({out}), chosen with --out")
+    own = (*WRITTEN, FOLDER_MARKER, *PROBABILITY_MAPS)
+    if file.name in own or file.name.endswith((".partial", ".provenance.json")):
+        raise TomosegError(f"--labels-out {name}: track writes its own {file.name} into OUT; choose another name, "
+                           "e.g. after_match_ids.tif")
+    labels_path = str(out / name)
+    check_output_format(labels_path, label_dtype_for(labels_path, 0), shape)
+    outputs = [("--labels-out", labels_path)] + [(None, out / n) for n in WRITTEN]
+    if segmenting:
+        outputs += [(None, out / n) for n in PROBABILITY_MAPS]
+    truth = truth or {}
+    check_outputs_apart(outputs, inputs=[
+        (None, args.before), (None, args.after), ("--before-labels", args.before_labels),
+        ("--after-labels", args.after_labels), ("--transform", args.transform), ("--truth", args.truth),
+        ("--truth's instances", truth.get("before_instances")), ("--truth's instances", truth.get("after_instances"))])
+    check_output(labels_path, overwrite=args.overwrite or args.resume)
 
 
 def _options(args):
@@ -244,7 +278,8 @@ def _finish_track(args, out: Path, result, truth, before, after, vs, labels: lis
         result.summary["truth"] = scores
     make_result_folder(out, "track")
     with progress_while(progress_enabled(args), after.size, desc="match IDs") as bar:
-        write_tracking(result, out, shape=before.shape, voxel_size=vs, labels_name=args.labels_out, overwrite=True,
+        write_tracking(result, out, shape=before.shape, voxel_size=vs, labels_name=args.labels_out,
+                       overwrite=args.overwrite or args.resume,
                        image=after, progress=bar,
                        inputs={"before": str(args.before), "after": str(args.after),
                                "before_labels": args.before_labels, "after_labels": args.after_labels,
@@ -290,17 +325,11 @@ def add_pair_args(p) -> None:
 
 
 def run_phantom_pair(args, sets: dict) -> int:
-    from ..io import split_dataset, write_volume
+    from ..io import write_volume
     from ..synthetic.pair import Motion, make_phantom_pair, motion_record, random_motion
 
     if not args.pair_labels:
         raise TomosegError("--pair needs --pair-labels AFTER_LABELS too")
-    outputs = [args.image, args.labels, args.pair, args.pair_labels] + \
-        [p for p in (args.instances, args.pair_instances, args.pair_truth, args.objects) if p]
-    for out in outputs:
-        f, _ = split_dataset(out)
-        if f.exists() and not args.overwrite:
-            raise TomosegError(f"{f}: already exists; pass --overwrite to replace it")
     rng = np.random.default_rng(args.seed)
     motion = random_motion(rng)
     if args.rotation or args.translation:
@@ -326,11 +355,16 @@ def run_phantom_pair(args, sets: dict) -> int:
         def rel(p):  # instance files named relative to the truth file, for scoring segmented labels
             return None if p is None else str(Path(os.path.relpath(Path(p).resolve(), folder)))
 
-        record = {**motion_record(pair), "voxel_size_nm": list(vs), "before_instances": rel(args.instances),
+        from .data import PAIR_TRUTH_TOOL
+
+        record = {"tool": PAIR_TRUTH_TOOL, **motion_record(pair), "voxel_size_nm": list(vs),
+                  "before_instances": rel(args.instances),
                   "after_instances": rel(args.pair_instances),
                   "matches": {k: [v.item() if hasattr(v, "item") else v for v in col]
                               for k, col in pair.truth.items()}}
-        Path(args.pair_truth).write_text(json.dumps(record, indent=1, default=float))
+        tmp = Path(args.pair_truth).with_name(Path(args.pair_truth).name + ".partial")
+        tmp.write_text(json.dumps(record, indent=1, default=float))
+        tmp.replace(args.pair_truth)
     t = pair.truth
     counts = {s: int(len(np.unique(t["group"][t["status"] == s]))) for s in ("persisting", "appeared", "vanished",
                                                                              "merged", "split")}

@@ -9,6 +9,7 @@ import torch
 
 
 def export_onnx(model, path, *, opset: int = 17) -> Path:
+    """Write ``model`` as ONNX to ``path`` (through ``PATH.partial``), marked as tomoseg's (metadata ``tomoseg``)."""
     path = Path(path)
     tmp = path.with_name(path.name + ".partial")
     d = model.config.divisor
@@ -19,5 +20,10 @@ def export_onnx(model, path, *, opset: int = 17) -> Path:
                           dynamic_axes={"image": {0: "n", 2: "z", 3: "y", 4: "x"},
                                         "logits": {0: "n", 2: "z", 3: "y", 4: "x"}},
                           opset_version=opset, dynamo=False)
+    from .._version import __version__
+    from ..io.onnx_marker import add_marker
+
+    add_marker(tmp, {"tool": "tomoseg export-onnx", "tomoseg_version": __version__, "opset": opset,
+                     "model_sha256": getattr(model, "sha256", None)})  # how --overwrite knows its own exports
     tmp.replace(path)
     return path

@@ -11,8 +11,12 @@ Zarr store          the attribute ``tomoseg`` of its root
 NRRD                the header comment ``# written by tomoseg``
 PyHST2 .vol         the line ``! written by tomoseg`` in ``.vol.info``
 any file            a ``NAME.provenance.json`` record written by tomoseg
+ONNX export         the metadata entry ``tomoseg`` (:mod:`tomoseg.io.onnx_marker`)
+JSON record         its ``"tool"`` entry (``phantom --pair-truth``: ``tomoseg phantom``)
+report.html         ``<meta name="generator" content="tomoseg">``
 ==================  ==========================================================
 
+No output may be an input of the same run or another output of it (:func:`check_outputs_apart`).
 Everything else found at an output path (a raw scan, a folder of other files,
 another program's dataset) is refused, with or without ``--overwrite``.
 """
@@ -251,19 +255,25 @@ def reserve(path: Path, nbytes: int) -> None:
         os.close(fd)
 
 
-def check_result_folder(folder, *, overwrite: bool) -> Path:
+def check_result_folder(folder, *, overwrite: bool, resume: str | None = None) -> Path:
     """Check a folder for a command's results (tables, JSON, figures) before the work; return it.
 
     A new or empty folder is fine; an earlier result folder of tomoseg (its ``.tomoseg`` marker, or a
     ``summary.json`` whose provenance names tomoseg) only with ``overwrite``; a folder of other files never,
-    since its ``summary.json`` or ``objects.csv`` could be someone's own. :func:`make_result_folder` creates
-    it when the results are ready.
+    since its ``summary.json`` or ``objects.csv`` could be someone's own. With ``resume`` (a tool's name, e.g.
+    ``"track"``) a folder whose marker says that tool wrote it is accepted too, and only such a folder: resuming
+    never writes into another tool's results. :func:`make_result_folder` creates it when the results are ready.
     """
     out = Path(folder)
     if out.exists() and not out.is_dir():
         raise TomosegError(f"{out}: is a file, not a folder; give a folder for the results")
     if out.exists() and any(out.iterdir()):
-        if not overwrite:
+        if resume and not overwrite:
+            if result_folder_tool(out) != resume:
+                raise TomosegError(f"{out}: holds no interrupted {resume} run (its {FOLDER_MARKER} marker does not "
+                                   f"say tomoseg {resume} wrote it); --resume continues only such a folder: pass "
+                                   "--overwrite to replace an earlier tomoseg result there, or choose another folder")
+        elif not overwrite:
             raise TomosegError(f"{out}: folder exists and is not empty; pass --overwrite to replace an earlier "
                                "tomoseg result there, or choose another folder")
         if not _result_folder_of_tomoseg(out):
@@ -280,6 +290,16 @@ def make_result_folder(folder, tool: str) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / FOLDER_MARKER).write_text(f"results written by tomoseg {tool}\n")
     return out
+
+
+def result_folder_tool(folder) -> str | None:
+    """The tool named by a result folder's marker (``results written by tomoseg TOOL``), else None."""
+    try:
+        text = (Path(folder) / FOLDER_MARKER).read_text(errors="replace")
+    except OSError:
+        return None
+    m = re.match(r"results written by tomoseg (\S+)", text)
+    return m.group(1) if m else None
 
 
 def _result_folder_of_tomoseg(folder: Path) -> bool:
@@ -318,3 +338,132 @@ def check_table_output(path, *, overwrite: bool) -> None:
     if not text:
         raise TomosegError(f"{p}: exists and is not a text table (binary data: a volume?); tomoseg leaves it "
                            "untouched, even with --overwrite: choose another path")
+
+
+# ------------------------------------------------------------------ outputs against the inputs of one run
+def _described(option: str | None, path) -> str:
+    return f"{option} {path}" if option else str(path)
+
+
+def _where(path) -> tuple[Path, str | None]:
+    """The resolved file (symlinks, ``..`` and relative parts undone) and, for HDF5, the dataset inside it."""
+    from . import split_dataset
+
+    file, dataset = split_dataset(path)
+    resolved = Path(file).resolve()
+    if file.suffix.lower() in (".h5", ".hdf5", ".hdf", ".nxs"):
+        return resolved, "/" + (dataset or "data").strip("/")
+    return resolved, None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a == b:
+        return True
+    try:  # hard links: two names of one file
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_outputs_apart(outputs, inputs=()) -> None:
+    """Refuse, before any work, an output that is an input of the same run or another output of it.
+
+    Parameters
+    ----------
+    outputs, inputs : iterable of (option, path)
+        ``option`` names the argument in messages (``"--labels"``; None or "" for a positional one); entries
+        whose path is None are left out. Paths are compared resolved (relative parts, ``..`` and symlinks undone;
+        hard links count as the same file). An output inside an input folder (a folder of slices, a Zarr store),
+        or a folder output holding an input, is refused too. Two outputs may share an HDF5 file as different
+        datasets; any other shared path is refused.
+    """
+    outs = [(opt, p, *_where(p)) for opt, p in outputs if p is not None and str(p) != ""]
+    ins = [(opt, p, *_where(p)) for opt, p in inputs if p is not None and str(p) != ""]
+    for o_opt, o_path, o_file, _ in outs:
+        for i_opt, i_path, i_file, _ in ins:
+            if _same_file(o_file, i_file):
+                named = f" {_described(i_opt, i_path)}" if (o_opt or i_opt) else ""
+                raise TomosegError(f"{_described(o_opt, o_path)}: output path equals the input{named} (tomoseg "
+                                   "never writes into the input file); choose another output path")
+            if i_file in o_file.parents:
+                raise TomosegError(f"{_described(o_opt, o_path)}: is inside the input folder "
+                                   f"{_described(i_opt, i_path)}; writing there would change the input; choose an "
+                                   "output outside it")
+            if o_file in i_file.parents:
+                raise TomosegError(f"{_described(o_opt, o_path)}: holds the input {_described(i_opt, i_path)}; "
+                                   "replacing it would destroy the input; choose another output path")
+    for k, (b_opt, b_path, b_file, b_set) in enumerate(outs):
+        for a_opt, a_path, a_file, a_set in outs[:k]:
+            if _same_file(a_file, b_file) and a_set == b_set:
+                raise TomosegError(f"{_described(b_opt, b_path)}: the same path as {_described(a_opt, a_path)}; "
+                                   "the outputs need different paths")
+            if a_file in b_file.parents or b_file in a_file.parents:
+                raise TomosegError(f"{_described(b_opt, b_path)} and {_described(a_opt, a_path)}: one output "
+                                   "inside the other; the outputs need different paths")
+
+
+def check_json_output(path, *, overwrite: bool, tool: str) -> None:
+    """A JSON record's path (e.g. ``phantom --pair-truth``): named ``.json``; an existing file replaced only
+    with ``overwrite``, and only if it is a record of ``tool`` (its ``"tool"`` entry), never a user's JSON."""
+    p = Path(path)
+    if p.suffix.lower() != ".json":
+        raise TomosegError(f"{p}: this record is written as JSON; give a file name ending in .json")
+    if not (p.exists() or p.is_symlink()):
+        check_writable_folder(p.parent)
+        return
+    if not p.is_file():
+        raise TomosegError(f"{p}: is not a file; choose another path for the JSON record")
+    try:
+        record = json.loads(p.read_text(encoding="utf-8"))
+        mine = isinstance(record, dict) and record.get("tool") == tool
+    except (OSError, ValueError):
+        mine = False
+    if not mine:
+        raise TomosegError(f"{p}: already exists and was not written by {tool}; it is left untouched (--overwrite "
+                           "replaces only tomoseg's own results); choose another path or remove it yourself")
+    if not overwrite:
+        raise TomosegError(f"{p}: already exists (an earlier {tool} result); pass --overwrite to replace it")
+
+
+REPORT_MARK = '<meta name="generator" content="tomoseg">'
+
+
+def check_report_output(path) -> None:
+    """``report.html`` is (re)written only where none exists or where tomoseg wrote the one there (its
+    ``<meta name="generator" content="tomoseg">``, or the results-folder note of earlier versions)."""
+    p = Path(path)
+    if not (p.exists() or p.is_symlink()):
+        return
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(1 << 16).decode("utf-8", errors="replace")
+    except OSError:
+        head = ""
+    legacy = head.startswith("<!DOCTYPE html><html lang='en'>") and '<p class="note">Results folder ' in head
+    if not p.is_file() or not (REPORT_MARK in head or legacy):
+        raise TomosegError(f"{p}: already exists and was not written by tomoseg; it is left untouched (tomoseg "
+                           "replaces only its own report); move it away or choose another results folder")
+
+
+def check_onnx_output(path, *, overwrite: bool, model=None) -> None:
+    """An ONNX export's path: a ``.onnx`` file name in an existing folder, not the model it is exported from;
+    an existing file replaced only with ``overwrite`` and only if tomoseg exported it (its metadata entry
+    ``tomoseg``, :mod:`tomoseg.io.onnx_marker`)."""
+    from .onnx_marker import read_marker
+
+    p = Path(path)
+    if p.is_dir() or str(path).endswith(("/", os.sep)):
+        raise TomosegError(f"{path}: is a folder; give a file name ending in .onnx")
+    if model is not None:
+        check_outputs_apart([(None, p)], inputs=[(None, model)])
+    if p.suffix.lower() != ".onnx":
+        raise TomosegError(f"{p}: an ONNX model is written as .onnx; give a file name ending in .onnx")
+    check_writable_folder(p.parent)
+    if not (p.exists() or p.is_symlink()):
+        return
+    if not overwrite:
+        raise TomosegError(f"{p}: already exists; pass --overwrite to replace it")
+    if not p.is_file() or read_marker(p) is None:
+        raise TomosegError(f"{p}: already exists as a file that tomoseg did not export (no tomoseg entry in its "
+                           "ONNX metadata); it is left untouched (--overwrite replaces only tomoseg's own results); "
+                           "choose another output path or remove it yourself")

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from .._version import __version__
+from ..io.output_guard import REPORT_MARK, check_report_output
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;
@@ -159,8 +160,12 @@ def build_report(run_dir, *, title: str | None = None, output=None) -> Path:
         parts.append("<h2>Provenance</h2>")
         for p in provs:
             parts.append(f"<h3>{html.escape(p.name)}</h3><pre>{html.escape(p.read_text(encoding='utf-8'))}</pre>")
-    doc = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title or 'tomoseg')}"
-           f"</title><style>{_CSS}</style></head><body>{''.join(parts)}</body></html>")
+    doc = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>{REPORT_MARK}"
+           f"<title>{html.escape(title or 'tomoseg')}</title><style>{_CSS}</style></head><body>{''.join(parts)}"
+           "</body></html>")
     out = Path(output) if output else run / "report.html"
-    out.write_text(doc, encoding="utf-8")
+    check_report_output(out)  # never a report.html (or any file) tomoseg did not write
+    tmp = out.with_name(out.name + ".partial")
+    tmp.write_text(doc, encoding="utf-8")
+    tmp.replace(out)
     return out

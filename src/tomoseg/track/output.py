@@ -17,6 +17,8 @@ from . import figures
 from .tracking import Tracking
 
 MARKER = "tomoseg-track"
+# what write_tracking puts into the results folder besides the labels (whose name the caller chooses)
+WRITTEN = ("matches.csv", "registration_crops.csv", "summary.json", "transform.json", "track.html", "figures")
 
 _CSS = """body{font-family:system-ui,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
 color:#222;line-height:1.45}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}

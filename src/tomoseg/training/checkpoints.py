@@ -51,6 +51,9 @@ class RunFolder:
         self.cfg = cfg
         self.path = Path(cfg.output)
         self.state_file = self.path / STATE
+        if self.path.exists() and not self.path.is_dir():
+            raise TomosegError(f"{self.path}: is a file, not a folder; give a folder for the run (--output or the "
+                               "config's output)")
         exists = self.path.exists() and any(self.path.iterdir())
         if exists and not resume:
             raise TomosegError(f"{self.path}: run folder exists; pass --resume to continue it, or choose another "
