@@ -349,3 +349,20 @@ def test_report_rewrites_its_own_report(data, capsys):
     assert '<meta name="generator" content="tomoseg">' in first
     assert main(["report", "res", "--title", "again", "-q"]) == 0
     assert "again" in (data / "res" / "report.html").read_text()
+
+
+def test_a_users_own_csv_survives_overwrite_and_tomosegs_table_is_replaced(pair, tmp_path, capsys):
+    """--csv and --objects with --overwrite replace an objects table tomoseg wrote (its header: label first,
+    equivalent_radius_vox among the columns), never a user's own table (any text CSV used to be replaced)."""
+    mine = tmp_path / "my_measurements.csv"
+    mine.write_text("sample,temperature_C\nA,650\n")
+    before = _digest(mine)
+    _refused(["analyze", str(pair / "bl.tif"), "--csv", str(mine), "--overwrite"], capsys,
+             "is not an objects table written by tomoseg")
+    _refused(["phantom", str(tmp_path / "i.tif"), "--labels", str(tmp_path / "l.tif"), "--objects", str(mine),
+              "--shape", "16", "32", "32", "--overwrite"], capsys, "is not an objects table written by tomoseg")
+    assert _digest(mine) == before and not (tmp_path / "i.tif").exists()
+    ours = tmp_path / "objects.csv"
+    assert main(["analyze", str(pair / "bl.tif"), "--csv", str(ours), "-q"]) == 0
+    assert main(["analyze", str(pair / "al.tif"), "--csv", str(ours), "--overwrite", "-q"]) == 0
+    assert ours.read_text().startswith("label,")

@@ -313,9 +313,13 @@ def _result_folder_of_tomoseg(folder: Path) -> bool:
         return False
 
 
+OBJECTS_TABLE_COLUMNS = ("label", "equivalent_radius_vox")  # the header of every objects table tomoseg writes
+
+
 def check_table_output(path, *, overwrite: bool) -> None:
     """A CSV table's path: named ``.csv``; an existing file replaced only with ``overwrite``, and only if it
-    is text (a table), never a volume or other binary file named by mistake."""
+    is an objects table of tomoseg's (its header: ``label`` first, ``equivalent_radius_vox`` among the
+    columns), never a user's own table, nor a volume or other binary file named by mistake."""
     p = Path(path)
     if p.suffix.lower() != ".csv":
         raise TomosegError(f"{p}: a table is written as CSV; give a file name ending in .csv")
@@ -338,6 +342,11 @@ def check_table_output(path, *, overwrite: bool) -> None:
     if not text:
         raise TomosegError(f"{p}: exists and is not a text table (binary data: a volume?); tomoseg leaves it "
                            "untouched, even with --overwrite: choose another path")
+    header = [c.strip().strip('"') for c in head.decode("utf-8").splitlines()[0].split(",")] if head else []
+    if not header or header[0] != OBJECTS_TABLE_COLUMNS[0] or OBJECTS_TABLE_COLUMNS[1] not in header:
+        raise TomosegError(f"{p}: already exists and is not an objects table written by tomoseg (its header "
+                           f"starts {', '.join(header[:3]) or '(empty)'}); it is left untouched, even with "
+                           "--overwrite: choose another path or remove it yourself")
 
 
 # ------------------------------------------------------------------ outputs against the inputs of one run
