@@ -366,3 +366,16 @@ def test_a_users_own_csv_survives_overwrite_and_tomosegs_table_is_replaced(pair,
     assert main(["analyze", str(pair / "bl.tif"), "--csv", str(ours), "-q"]) == 0
     assert main(["analyze", str(pair / "al.tif"), "--csv", str(ours), "--overwrite", "-q"]) == 0
     assert ours.read_text().startswith("label,")
+
+
+def test_phantom_checks_that_the_image_format_holds_uint8_before_generating(tmp_path, capsys, monkeypatch):
+    """A .vol image (float32 only) was refused only when written, after the phantom was generated."""
+    import tomoseg.synthetic
+
+    def generated(*a, **k):
+        raise AssertionError("the phantom was generated before the output checks")
+
+    monkeypatch.setattr(tomoseg.synthetic, "make_phantom", generated)
+    _refused(["phantom", str(tmp_path / "p.vol"), "--labels", str(tmp_path / "l.tif"), "--shape", "32", "64", "64"],
+             capsys, "PyHST2 .vol files hold float32, not uint8")
+    assert not list(tmp_path.iterdir())

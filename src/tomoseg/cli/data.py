@@ -218,10 +218,10 @@ def check_phantom_outputs(args, shape) -> None:
                                    check_writable_folder)
 
     pair = bool(getattr(args, "pair", None))
-    volumes = [("IMAGE", args.image, None), ("--labels", args.labels, np.uint8),
+    volumes = [("IMAGE", args.image, np.uint8), ("--labels", args.labels, np.uint8),
                ("--instances", args.instances, np.uint32)]
     if pair:
-        volumes += [("--pair", args.pair, None), ("--pair-labels", args.pair_labels, np.uint8),
+        volumes += [("--pair", args.pair, np.uint8), ("--pair-labels", args.pair_labels, np.uint8),
                     ("--pair-instances", args.pair_instances, np.uint32)]
     volumes = [v for v in volumes if v[1]]
     check_outputs_apart([(opt, path) for opt, path, _ in volumes] + [("--objects", args.objects)]
