@@ -177,3 +177,22 @@ def test_failed_registration_warns_through_the_api(pair):
         warnings.simplefilter("error", TomosegWarning)
         tomoseg.track(tifffile.imread(pair / "b.tif"), tifffile.imread(pair / "a.tif"),
                       before_labels=tifffile.imread(pair / "bl.tif"), after_labels=tifffile.imread(pair / "al.tif"))
+
+
+def test_a_refit_on_many_objects_outweighs_poor_image_figures(pair, monkeypatch):
+    """The image stage's figures may look poor while the refit on matched objects agrees closely with the
+    transform (here: the image figures are made to look failed on a good pair): no warning then, since many
+    centroids confirm the transform; without the refit (no_refine) the warning stays."""
+    import tomoseg
+    from tomoseg.track import tracking
+
+    monkeypatch.setattr(tracking, "reliability_problems", lambda reg: ["the crops' correlation is 0.10"])
+    monkeypatch.setattr(tracking, "CONFIRMING_PAIRS", 6)  # the small pair has fewer objects than a real scan
+    args = (tifffile.imread(pair / "b.tif"), tifffile.imread(pair / "a.tif"))
+    labels = {"before_labels": tifffile.imread(pair / "bl.tif"), "after_labels": tifffile.imread(pair / "al.tif")}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TomosegWarning)
+        result = tomoseg.track(*args, **labels)
+    assert result.registration.coarse["objects_refit"]["used"] >= 6
+    with pytest.warns(TomosegWarning, match="registration unreliable: the crops' correlation is 0.10"):
+        tomoseg.track(*args, **labels, options=tracking.TrackOptions(refine_on_objects=False))

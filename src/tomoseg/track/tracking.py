@@ -25,6 +25,7 @@ MEASURES = (("volume_vox", "volume_vox"), ("volume_nm3", "volume_nm3"), ("radius
             ("radius_nm", "equivalent_radius_nm"), ("sphericity_mesh", "sphericity_mesh"),
             ("sphericity_voxel", "sphericity_voxel"), ("mean_gray", "mean_gray"))
 MIN_OVERLAP = 0.05  # a transform that puts less of BEFORE inside AFTER is refused before the labelling
+CONFIRMING_PAIRS = 20  # matched objects whose centroids, within 1 voxel RMS, outweigh poor image figures
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,9 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
         reg.coarse["objects_refit"] = refit
         if reg.source.startswith("estimated"):
             problems = reliability_problems(reg)
-            if problems:
+            # the refit on objects confirms the transform where many matched centroids agree with it closely
+            confirmed = refit.get("used", 0) >= CONFIRMING_PAIRS and refit.get("residual_vox", np.inf) <= 1.0
+            if problems and not confirmed:
                 warn("registration unreliable: " + "; ".join(problems) + ". The links and changes may be wrong: "
                      "check that the two scans show the same part of the sample (field of view, cropping), or "
                      "give the transform (--transform JSON)")
