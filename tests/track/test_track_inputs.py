@@ -137,6 +137,22 @@ def test_truth_of_another_shape_is_refused_before_the_work(pair, small_pair, tmp
     assert not (tmp_path / "o" / "matches.csv").exists()
 
 
+def test_truth_of_another_pair_of_the_same_shape_is_refused(pair, tmp_path_factory, tmp_path, capsys):
+    """B7: the truth of another phantom pair of the same shape scored meaningless links (recall 0) without a
+    word; the truth now records a sample of its scans' content, and a mismatch is refused before the work."""
+    other = _phantom_pair(tmp_path_factory.mktemp("other"), (48, 128, 128), 5)
+    line = _error(capsys, main(_track(pair, "--out", str(tmp_path / "o"), "--truth", str(other / "truth.json"))))
+    assert f"{other / 'truth.json'}: describes another pair of scans: {pair / 'b.tif'} (the BEFORE scan)" in line
+    assert not (tmp_path / "o" / "matches.csv").exists()
+    # the pair's own truth is accepted, the scans read from another format too
+    from tomoseg.io import write_volume
+
+    write_volume(str(tmp_path / "b.zarr"), tifffile.imread(pair / "b.tif"))
+    argv = _track(pair, "--out", str(tmp_path / "ok"), "--truth", str(pair / "truth.json"))
+    argv[1] = str(tmp_path / "b.zarr")
+    assert main(argv) == 0
+
+
 def test_too_little_structure_says_what_to_do(small_pair, tmp_path, capsys):
     line = _error(capsys, main(_track(small_pair, "--out", str(tmp_path / "o"))))
     assert f"{small_pair / 'b.tif'} -> {small_pair / 'a.tif'}: the BEFORE scan holds too little structure" in line

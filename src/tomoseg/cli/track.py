@@ -162,6 +162,13 @@ def _check_before_work(args, transform, truth, before, after) -> None:
                     raise TomosegError(f"{args.truth}: its {scan.upper()} instance image {ids} is "
                                        f"{'x'.join(map(str, shape))}, the scans "
                                        f"{'x'.join(map(str, image.shape))}; give the truth of this pair")
+        from ..inference.fingerprint import content_hash
+
+        for scan, image, path in (("before", before, args.before), ("after", after, args.after)):
+            known = truth.get(f"{scan}_image_sha256")
+            if known and content_hash(image) != known:
+                raise TomosegError(f"{args.truth}: describes another pair of scans: {path} (the {scan.upper()} "
+                                   "scan) is not the image it was written with; give the truth of this pair")
 
 
 PROBABILITY_MAPS = ("before_probability.zarr", "after_probability.zarr")  # scans segmented into OUT
@@ -304,7 +311,8 @@ def _read_truth(path) -> dict:
                    for k, v in data["matches"].items()}
         folder = Path(path).parent
         return {"matrix": data["matrix"], "matches": matches,
-                **{k: str(folder / data[k]) for k in ("before_instances", "after_instances") if data.get(k)}}
+                **{k: str(folder / data[k]) for k in ("before_instances", "after_instances") if data.get(k)},
+                **{k: str(data[k]) for k in ("before_image_sha256", "after_image_sha256") if data.get(k)}}
     except FileNotFoundError:
         raise TomosegError(f"{path}: no such file") from None
     except (ValueError, KeyError, TypeError):
@@ -357,7 +365,12 @@ def run_phantom_pair(args, sets: dict) -> int:
 
         from .data import PAIR_TRUTH_TOOL
 
+        from ..inference.fingerprint import content_hash
+
         record = {"tool": PAIR_TRUTH_TOOL, **motion_record(pair), "voxel_size_nm": list(vs),
+                  # which scans this truth describes (a sample of their content): track --truth checks it
+                  "before_image_sha256": content_hash(pair.before["image"]),
+                  "after_image_sha256": content_hash(pair.after["image"]),
                   "before_instances": rel(args.instances),
                   "after_instances": rel(args.pair_instances),
                   "matches": {k: [v.item() if hasattr(v, "item") else v for v in col]
