@@ -234,3 +234,43 @@ def test_cli_init_fine_tunes_the_default_model(tmp_path, capsys):
     (tmp_path / "d.yaml").write_text(yaml.safe_dump(cfg))
     assert main(["-q", "train", str(tmp_path / "d.yaml"), "--init", "default", "--output", str(tmp_path / "r3")]) == 1
     assert "init model has levels 4" in capsys.readouterr().err
+
+
+def test_data_paths_are_found_beside_the_config_file(tmp_path, monkeypatch):
+    """A config written next to its data, run from another folder: relative data paths that do not exist from
+    the current folder are taken beside the config (HDF5 datasets kept); paths found from the current folder,
+    absolute paths and the shipped models' names stay as written."""
+    import yaml
+
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    for name in ("scan.tif", "labels.tif", "vol.h5"):
+        (project / "data" / name).write_bytes(b"")
+    here = tmp_path / "elsewhere"
+    (here / "data").mkdir(parents=True)
+    (here / "data" / "labels.tif").write_bytes(b"")  # found from the current folder: kept as written
+    config = project / "train.yaml"
+    config.write_text(yaml.safe_dump({"init": "default", "data": {
+        "volumes": [{"image": "data/scan.tif", "labels": "data/labels.tif"}],
+        "validation_volumes": [{"image": "data/vol.h5:/entry/image", "labels": str(project / "data/labels.tif")}]}}))
+    monkeypatch.chdir(here)
+    cfg = load_config(config)
+    assert cfg.data.volumes == [{"image": str(project / "data/scan.tif"), "labels": "data/labels.tif"}]
+    assert cfg.data.validation_volumes == [{"image": str(project / "data/vol.h5") + ":/entry/image",
+                                            "labels": str(project / "data/labels.tif")}]
+    assert cfg.init == "default"
+
+
+def test_swapped_image_and_labels_are_named_as_such(tmp_path):
+    """The labels' problem names the labels file (it named the image), and where the image holds only label
+    values, the message asks whether the two are swapped."""
+    rng = np.random.default_rng(0)
+    image = rng.normal(100, 20, size=(32, 32, 32)).astype(np.uint8)
+    labels = (rng.random((32, 32, 32)) > 0.9).astype(np.uint8)
+    entry = _pair(tmp_path, image, labels)
+    swapped = {"image": entry["labels"], "labels": entry["image"]}
+    cfg = {"output": str(tmp_path / "run"), "data": {"volumes": [swapped]}, "sampling": {"patch_size": 32}}
+    with pytest.raises(TomosegError, match=r"\(the labels of .*\): labels hold values .* are image and labels "
+                                           r"swapped\?") as info:
+        train(cfg, progress=False)
+    assert str(info.value).startswith(str(entry["image"]))

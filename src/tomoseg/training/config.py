@@ -320,7 +320,36 @@ def read_yaml(path):
 
 
 def load_config(path) -> TrainConfig:
-    return config_from_dict(read_yaml(path))
+    """A config file: its data paths (and ``init``) that are relative and not found from the current folder are
+    looked for beside the config file, as a config written next to its data expects."""
+    values = read_yaml(path)
+    if isinstance(values, dict):
+        values = _beside(values, Path(path).resolve().parent)
+    return config_from_dict(values)
+
+
+def _beside(values: dict, folder: Path) -> dict:
+    from ..io import split_dataset
+
+    def found(entry):
+        if not isinstance(entry, str) or entry in ("default", "v1", "v2", "v3"):
+            return entry
+        file, dataset = split_dataset(entry)
+        if file.is_absolute() or file.exists() or not (folder / file).exists():
+            return entry
+        return str(folder / file) + (f":{dataset}" if dataset else "")
+
+    values = dict(values)
+    data = values.get("data")
+    if isinstance(data, dict):
+        data = dict(data)
+        for key in ("volumes", "validation_volumes"):
+            if isinstance(data.get(key), list):
+                data[key] = [{k: found(v) for k, v in e.items()} if isinstance(e, dict) else e for e in data[key]]
+        values["data"] = data
+    if "init" in values:
+        values["init"] = found(values["init"])
+    return values
 
 
 def dump_config(config: TrainConfig) -> str:

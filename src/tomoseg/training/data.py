@@ -43,14 +43,18 @@ class TrainingVolume:
         return order, starts
 
 
-def _prepare(name, image, labels, data: DataConfig) -> TrainingVolume:
+def _prepare(name, image, labels, data: DataConfig, labels_name=None) -> TrainingVolume:
     if image.shape != labels.shape:
         raise TomosegError(f"{name}: image {image.shape} and labels {labels.shape} differ in shape")
     values = np.unique(labels)
-    bad = sorted(set(values.tolist()) - {0, 1, int(data.ignore_value)})
+    allowed = {0, 1, int(data.ignore_value)}
+    bad = sorted(set(values.tolist()) - allowed)
     if bad:
-        raise TomosegError(f"{name}: labels hold values {bad[:5]}; use 0 (background), 1 (object) and "
-                           f"{data.ignore_value} (not annotated)")
+        where = f"{labels_name} (the labels of {name})" if labels_name else name
+        swapped = image.size and set(np.unique(image[:: max(1, image.shape[0] // 8)]).tolist()) <= allowed
+        raise TomosegError(f"{where}: labels hold values {bad[:5]}; use 0 (background), 1 (object) and "
+                           f"{data.ignore_value} (not annotated)"
+                           + ("; the image holds only such values: are image and labels swapped?" if swapped else ""))
     labels = labels.astype(np.uint8, copy=False)
     present = set(values.tolist())
     if 1 not in present:
@@ -80,7 +84,7 @@ def load_pairs(entries, data: DataConfig) -> list[TrainingVolume]:
         if labels.dtype.kind == "f" and not np.all(np.isfinite(labels)):
             raise TomosegError(f"{entry['labels']}: labels hold NaN or infinite values; use 0, 1 and "
                                f"{data.ignore_value}")
-        out.append(_prepare(str(entry["image"]), image, labels, data))
+        out.append(_prepare(str(entry["image"]), image, labels, data, labels_name=str(entry["labels"])))
     return out
 
 
