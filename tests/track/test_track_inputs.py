@@ -212,3 +212,8 @@ def test_a_refit_on_many_objects_outweighs_poor_image_figures(pair, monkeypatch)
     assert result.registration.coarse["objects_refit"]["used"] >= 6
     with pytest.warns(TomosegWarning, match="registration unreliable: the crops' correlation is 0.10"):
         tomoseg.track(*args, **labels, options=tracking.TrackOptions(refine_on_objects=False))
+
+
+def test_a_model_given_with_labels_is_said_to_be_unused(pair, tmp_path, capsys):
+    assert main(_track(pair, "--out", str(tmp_path / "o"), "--model", "v1")) == 0
+    assert "--model v1 is not used: the labels are given" in capsys.readouterr().err

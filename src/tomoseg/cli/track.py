@@ -103,6 +103,9 @@ def _run_track(args) -> int:
             labels.append(open_volume(path))
             _check_labels(labels[-1], path, name, img, img_path)
     _check_before_work(args, transform, truth, vb, va)
+    if labels and args.model:
+        print(f"tomoseg: note: --model {args.model} is not used: the labels are given, so nothing is segmented",
+              file=sys.stderr)
     _check_track_outputs(args, out, truth, segmenting=not labels, shape=tuple(va.shape))
     options = _options(args)
     if not labels and max(vb.size, va.size) > options.in_memory_voxels:
