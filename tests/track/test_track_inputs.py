@@ -217,3 +217,19 @@ def test_a_refit_on_many_objects_outweighs_poor_image_figures(pair, monkeypatch)
 def test_a_model_given_with_labels_is_said_to_be_unused(pair, tmp_path, capsys):
     assert main(_track(pair, "--out", str(tmp_path / "o"), "--model", "v1")) == 0
     assert "--model v1 is not used: the labels are given" in capsys.readouterr().err
+
+
+def test_more_matches_than_a_tiff_holds_go_to_zarr_instead_of_failing(pair, tmp_path, capsys, monkeypatch):
+    """A TIFF match-ID image holds IDs up to 2^24; past that the tracking used to fail at its very end. The
+    labels now go to OME-Zarr beside it, with a warning (the limit lowered here to 3 matches)."""
+    from tomoseg.io import open_volume
+    from tomoseg.objects import label_image
+
+    monkeypatch.setattr(label_image, "TIFF_MAX_ID", 3)
+    out = tmp_path / "o"
+    assert main(_track(pair, "--out", str(out))) == 0
+    err = capsys.readouterr().err
+    assert "match IDs do not fit a TIFF label image" in err and "after_match_ids.zarr" in err
+    assert not (out / "after_match_ids.tif").exists()
+    ids = np.asarray(open_volume(str(out / "after_match_ids.zarr"))[:])
+    assert ids.dtype == np.uint32 and ids.max() > 3

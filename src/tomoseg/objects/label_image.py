@@ -66,6 +66,9 @@ def label_image(volume, table: dict, *, options: AnalysisOptions | None = None) 
     return _lookup(table, n)[labels]
 
 
+TIFF_MAX_ID = 2**24  # ImageJ has no uint32: IDs past 65535 go as float32, exact up to 2^24
+
+
 def label_dtype_for(path, max_label: int):
     """uint32 where the format holds it; for TIFF (ImageJ has no uint32) uint16, or float32 up to 2^24."""
     from ..io import format_of
@@ -74,7 +77,7 @@ def label_dtype_for(path, max_label: int):
         return np.uint32
     if max_label <= np.iinfo(np.uint16).max:
         return np.uint16
-    if max_label <= 2**24:
+    if max_label <= TIFF_MAX_ID:
         return np.float32
     raise TomosegError(f"{path}: {max_label} objects do not fit a TIFF label image (ImageJ holds IDs up to "
                        "2^24 as float32); write the labels as .zarr or .h5")

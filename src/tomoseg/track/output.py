@@ -97,7 +97,10 @@ def write_tracking(result: Tracking, out_dir, *, shape=None, voxel_size=None, in
     """Write everything about a tracking into ``out_dir`` (``image``: the AFTER scan, drawn behind the map);
     returns {name: path}. The AFTER labels numbered by match ID are written chunk by chunk (TIFF: uint16, or
     float32 past 65535 matches, for ImageJ; other formats uint32); ``progress`` is given their voxels."""
-    from ..objects.label_image import label_dtype_for, write_mapped
+    from ..errors import warn
+    from ..io import format_of
+    from ..io.output_guard import check_output
+    from ..objects.label_image import TIFF_MAX_ID, label_dtype_for, write_mapped
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -130,9 +133,15 @@ def write_tracking(result: Tracking, out_dir, *, shape=None, voxel_size=None, in
             f"{html.escape(json.dumps(inputs or {}))}</p>{track_section(summary, figs)}</body></html>")
     _write_text(out / "track.html", page)
     lookup = result.match_id_lookup  # the AFTER labels numbered by match ID, written chunk by chunk
-    write_mapped(result.after_labels, lookup, out / labels_name,
-                 dtype=label_dtype_for(out / labels_name, int(lookup.max(initial=0))), chunks=(64, 256, 256),
-                 voxel_size=voxel_size, overwrite=overwrite, progress=progress)
+    top = int(lookup.max(initial=0))
+    if top > TIFF_MAX_ID and format_of(out / labels_name, for_writing=True) in ("tiff", "tiff-folder"):
+        # more matches than a TIFF label image holds: Zarr beside it, rather than losing hours of work here
+        wanted, labels_name = labels_name, Path(labels_name).with_suffix(".zarr").name
+        check_output(out / labels_name, overwrite=overwrite)
+        warn(f"{out / wanted}: {top} match IDs do not fit a TIFF label image (IDs up to 2^24); written as "
+             f"{out / labels_name} (OME-Zarr) instead")
+    write_mapped(result.after_labels, lookup, out / labels_name, dtype=label_dtype_for(out / labels_name, top),
+                 chunks=(64, 256, 256), voxel_size=voxel_size, overwrite=overwrite, progress=progress)
     paths.update({"summary": out / "summary.json", "transform": out / "transform.json", "html": out / "track.html",
                   "labels": out / labels_name})
     return paths
