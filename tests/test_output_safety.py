@@ -379,3 +379,19 @@ def test_phantom_checks_that_the_image_format_holds_uint8_before_generating(tmp_
     _refused(["phantom", str(tmp_path / "p.vol"), "--labels", str(tmp_path / "l.tif"), "--shape", "32", "64", "64"],
              capsys, "PyHST2 .vol files hold float32, not uint8")
     assert not list(tmp_path.iterdir())
+
+
+def test_segment_writes_the_map_and_the_mask_into_one_hdf5_file(pair, tmp_path, capsys):
+    """segment's outputs are checked by the shared check_outputs_apart (its own copy is gone): two datasets of
+    one HDF5 file are two outputs (refused before, as analyze and phantom allowed them); one dataset twice is
+    not."""
+    import h5py
+
+    model = ["--backend", "torch", "--device", "cpu", "-q"]
+    out = tmp_path / "seg.h5"
+    assert main(["segment", str(pair / "b.tif"), f"{out}:/entry/prob", "--mask", f"{out}:/entry/mask", *model]) == 0
+    with h5py.File(out) as f:
+        prob, mask = f["/entry/prob"][:], f["/entry/mask"][:]
+    assert np.array_equal(mask, (prob > 127).astype(np.uint8))
+    _refused(["segment", str(pair / "b.tif"), f"{out}:/entry/p2", "--mask", f"{out}:/entry/p2"], capsys,
+             "the outputs need different paths")

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from .._version import __version__
-from ..errors import TomosegError
 from ..io import create_volume, format_of, split_dataset
 from ..shipped import shipped_name
 
@@ -21,25 +20,17 @@ from ..shipped import shipped_name
 def check_output_paths(input_path, outputs, overwrite: bool, volume=None) -> None:
     """Every output checked before any work: path, format and type, writable, replaceable, free space."""
     from ..io import check_output_format
-    from ..io.output_guard import (UNCOMPRESSED, check_free_space, check_output, check_writable_folder,
-                                   output_bytes, warn_if_short)
+    from ..io.output_guard import (UNCOMPRESSED, check_free_space, check_output, check_outputs_apart,
+                                   check_writable_folder, output_bytes, warn_if_short)
 
-    in_file, _ = split_dataset(input_path)
-    in_file = in_file.resolve()
-    seen = set()
+    # not the input (resolved: symlinks, hard links, '..'), not inside it, not each other (two datasets of one
+    # HDF5 file are fine)
+    check_outputs_apart([(None if k == 0 else "--mask", out) for k, out in enumerate(outputs)],
+                        inputs=[(None, input_path)])
     need: dict = {}
     for out in outputs:
         f, _ = split_dataset(out)
         fmt = format_of(out, for_writing=True)
-        if f.resolve() == in_file:
-            raise TomosegError(f"{out}: output path equals the input (tomoseg never writes into the input file); "
-                               "choose another output path")
-        if in_file.is_dir() and in_file in f.resolve().parents:
-            raise TomosegError(f"{out}: is inside the input folder {in_file}; writing there would change the input "
-                               "(a new slice in a folder of slices); choose an output outside it")
-        if f.resolve() in seen:
-            raise TomosegError(f"{out}: the probability map and the mask need different paths")
-        seen.add(f.resolve())
         check_writable_folder(f.parent)
         check_output(out, overwrite=overwrite, input_shape=None if volume is None else volume.shape,
                      input_path=input_path)
