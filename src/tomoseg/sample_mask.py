@@ -14,8 +14,9 @@ Three sources of a mask:
   (:func:`tomoseg.io.blocks.sample_slabs`), so the mask costs no read of its own there either.
   The prism never skips along z: dark end slices (cone-beam CT of concrete), or pores that reach the
   surface in some slices, cannot remove sample. Where the split is not clear (Otsu's between-class share of
-  the variance below ``min_separation``) or the sample fills nearly the whole field of view, the mask is "all
-  sample".
+  the variance below ``min_separation``), the sample fills nearly the whole field of view, or the brighter
+  class runs along the field's edge (a sample cut by the field, or a sample darker than a holder or resin
+  beside it: the mask assumes the surroundings are the darker class), the mask is "all sample".
 - :func:`file_sample_mask`: a user's mask volume of the same shape (nonzero = sample).
 - :func:`roi_sample_mask`: a box ``z0:z1,y0:y1,x0:x1`` (Python slices; empty ends mean the volume's ends).
 
@@ -234,7 +235,8 @@ def _downsample(volume, factor: int) -> np.ndarray:
 
 
 def auto_sample_mask(volume, *, margin: int = 48, factor: int | None = None, min_separation: float = 0.8,
-                     max_fraction: float = 0.97, low: LowResolution | None = None) -> SampleMask:
+                     max_fraction: float = 0.97, max_edge_share: float = 0.1,
+                     low: LowResolution | None = None) -> SampleMask:
     """The sample of a volume whose surroundings are darker than the sample (see the module's notes).
 
     Parameters
@@ -249,6 +251,10 @@ def auto_sample_mask(volume, *, margin: int = 48, factor: int | None = None, min
         The Otsu split must explain this share of the low-resolution variance, else "all sample".
     max_fraction : float
         A mask covering more than this share of the slice area is "all sample".
+    max_edge_share : float
+        Where the brighter class covers more than this share of the field's edge (in the union over z), the
+        mask is "all sample": the sample is cut by the field, or it is darker than what runs along the edge
+        (a holder, resin), and a mask of the brighter class would cut sample away.
     low : LowResolution, optional
         The low-resolution copy, collected already (complete); else ``volume`` is read here.
 
@@ -280,7 +286,15 @@ def auto_sample_mask(volume, *, margin: int = 48, factor: int | None = None, min
                      {**base, "fallback": f"no clear background (separation {separation:.2f} < {min_separation})"})
     # holes filled once, in the union over z: filling each slice first would add nothing (a hole of one slice
     # is enclosed by that slice's sample, which the union holds)
-    footprint = ndimage.binary_fill_holes((smooth > threshold).any(axis=0))
+    bright = (smooth > threshold).any(axis=0)
+    # the darker class must be the outside: where the brighter one runs along the field's edge, it may be a
+    # holder, resin or a denser part beside a darker sample, which a mask of the bright class would cut away
+    edge = np.concatenate([bright[0], bright[-1], bright[1:-1, 0], bright[1:-1, -1]])
+    if edge.mean() > max_edge_share:
+        return _make(np.ones(_low_shape(shape, factor), bool), factor, shape,
+                     {**base, "fallback": f"the brighter class runs along {edge.mean():.0%} of the field's edge "
+                                          "(a sample cut by the field, or one darker than its surroundings)"})
+    footprint = ndimage.binary_fill_holes(bright)
     if not footprint.any():
         return _make(np.ones(_low_shape(shape, factor), bool), factor, shape,
                      {**base, "fallback": "no sample found"})

@@ -41,8 +41,8 @@ def _segment(sub):
     sample = p.add_mutually_exclusive_group()
     sample.add_argument("--sample-mask", metavar="FILE",
                         help="mask volume of the input's shape (nonzero = sample): tiles wholly outside get "
-                             "probability 0 without running the network (default: a mask found automatically, "
-                             "see docs/segment.md)")
+                             "probability 0 without running the network (default: a mask found automatically "
+                             "where the surroundings are darker than the sample, see docs/segment.md)")
     sample.add_argument("--roi", metavar="Z0:Z1,Y0:Y1,X0:X1",
                         help="segment only this box (empty ends: the volume's ends), rounded out to whole 64-voxel "
                              "output chunks; the rest gets probability 0")
