@@ -48,3 +48,20 @@ def test_float_moments_in_pieces_and_where_a_nan_is(monkeypatch):
     data[9, 31, 5] = np.inf
     with pytest.raises(TomosegError, match=r"first at z, y, x = 9, 31, 5"):
         volume_stats(data, method="full", slab_voxels=40 * 36 * 4)  # blocks of 4 slices: the third holds it
+
+
+def test_a_nan_outside_the_sampled_layers_is_refused_not_spread(tmp_path, random_model_path):
+    """With sampled statistics (--stats sample, or auto above 2^31 voxels) only a few layers are read before
+    the tiles: a NaN elsewhere went through normalization and the network, and with PyTorch (the CUDA path
+    too) most objects of its window came out 0, without an error. Each float window is now checked."""
+    from tomoseg.errors import TomosegError
+    from tomoseg.inference import SegmentOptions, segment
+
+    rng = np.random.default_rng(0)
+    volume = rng.normal(100, 10, (64, 48, 48)).astype(np.float32)
+    volume[30, 20, 21] = np.nan  # slice 30: not among the sampled layers
+    np.save(tmp_path / "in.npy", volume)
+    options = SegmentOptions(stats="sample", sample_mask="off")
+    with pytest.raises(TomosegError, match=r"holds NaN or infinite values \(first at z, y, x = 30, 20, 21\)"):
+        segment(str(tmp_path / "in.npy"), str(tmp_path / "out.zarr"), model=random_model_path, options=options,
+                progress=False)

@@ -31,7 +31,7 @@ from ..io.zarr_store import create_zarr, store_chunks
 from .backends import (BackendConfig, make_backend, prepare_meanwhile, resolve,  # noqa: F401
                        run_windows_one_by_one, to_uint8)
 from ..io.blocks import read_ahead, sample_slabs, storage_chunks
-from .normalization import SAMPLE_FRACTION, Stats, normalize, stats_method, volume_stats
+from .normalization import SAMPLE_FRACTION, Stats, check_finite, normalize, stats_method, volume_stats
 from .domain import check_flooding
 from .outputs import check_output_paths, finish_output, provenance
 from .tiling import Tile, TilingConfig, pad_to_divisor, read_padded, resolve_tiling, tile_grid
@@ -201,8 +201,13 @@ def run_tiles(job: TileJob, tiles: list[Tile], backend=None, progress=None, memo
     mask_arr = store("mask.zarr") if job.write_mask else None
     source = _cached(job.volume, tiles, job.shape, memory, threads=readers) if source is None else source
 
+    unchecked = job.stats.method == "sample" and np.dtype(job.volume.dtype).kind == "f"
+
     def read(tile):
-        return read_padded(source, tile.read, job.shape, job.tiling.pad_mode)
+        raw = read_padded(source, tile.read, job.shape, job.tiling.pad_mode)
+        if unchecked:  # the sampled statistics saw a few layers: a NaN elsewhere would spread through its window
+            check_finite(raw, getattr(job.volume, "path", "the volume"), tile.read)
+        return raw
 
     def write(tile, p8):
         if job.keep is not None:

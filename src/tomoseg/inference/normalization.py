@@ -155,6 +155,20 @@ def _bincount(values: np.ndarray, bins: int) -> np.ndarray:
     return counts
 
 
+def check_finite(data: np.ndarray, where, region) -> None:
+    """Refuse a block (``region`` of the volume ``where``, a path or name) that holds NaN or infinities."""
+    if np.dtype(data.dtype).kind == "f" and not np.all(np.isfinite(data)):
+        _not_finite(where, region, data.shape, int(np.flatnonzero(~np.isfinite(data.reshape(-1)))[0]))
+
+
+def _not_finite(volume, region, shape, index: int):
+    bad = np.unravel_index(index, shape)
+    at = ", ".join(str(int(b) + (r.start or 0)) for b, r in zip(bad, region))
+    where = volume if isinstance(volume, str) else getattr(volume, "path", "volume")
+    raise TomosegError(f"{where}: holds NaN or infinite values (first at z, y, x = {at}); replace them (e.g. with "
+                       "the background value) before segmenting")
+
+
 def _moments(volume, region, data) -> tuple[int, float, float]:
     """Voxels, mean and sum of squared deviations of a float block, a piece of :data:`HISTOGRAM_PIECE` values
     at a time (merged by :func:`add_moments`): the float64 copy and the squared deviations of a whole 16 Mvox
@@ -164,10 +178,7 @@ def _moments(volume, region, data) -> tuple[int, float, float]:
     for start in range(0, flat.size, HISTOGRAM_PIECE):
         piece = flat[start:start + HISTOGRAM_PIECE].astype(np.float64)
         if not np.all(np.isfinite(piece)):
-            bad = np.unravel_index(start + int(np.flatnonzero(~np.isfinite(piece))[0]), np.shape(data))
-            at = ", ".join(str(int(b) + r.start) for b, r in zip(bad, region))
-            raise TomosegError(f"{getattr(volume, 'path', 'volume')}: holds NaN or infinite values (first at z, y, "
-                               f"x = {at}); replace them (e.g. with the background value) before segmenting")
+            _not_finite(volume, region, np.shape(data), start + int(np.flatnonzero(~np.isfinite(piece))[0]))
         m = float(piece.mean())
         total = add_moments(total, (piece.size, m, float(((piece - m) ** 2).sum())))
     return total
