@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tomoseg.inference import normalization
-from tomoseg.inference.normalization import _histogram, volume_stats
+from tomoseg.inference.normalization import _histogram, normalize, volume_stats
 
 
 @pytest.mark.parametrize("dtype, shape", [(np.uint8, (7, 33, 31)), (np.uint8, (8, 32, 32)), (np.uint16, (5, 30, 29))])
@@ -65,3 +65,32 @@ def test_a_nan_outside_the_sampled_layers_is_refused_not_spread(tmp_path, random
     with pytest.raises(TomosegError, match=r"holds NaN or infinite values \(first at z, y, x = 30, 20, 21\)"):
         segment(str(tmp_path / "in.npy"), str(tmp_path / "out.zarr"), model=random_model_path, options=options,
                 progress=False)
+
+
+@pytest.mark.parametrize("dtype,offset", [(np.float64, 1e8), (np.uint32, 2**31 + 5), (np.int64, 2**40),
+                                          (np.uint8, 0), (np.uint16, 30000)])
+def test_wide_types_keep_their_detail_on_every_path(dtype, offset, random_model_path):
+    """float64, 32- and 64-bit integers were cast to float32 before the mean was taken off: 1e8 ± 1 became a
+    constant, and the CUDA pipeline cast uint32 and int64 to int32 (values past 2^31 wrapped). normalize takes
+    the offset in float64 for them; the CUDA pipeline's batching (run on the CPU here) gives the CPU path's
+    bytes for every type."""
+    from tomoseg.inference.backends import TorchBackend, run_windows_one_by_one
+    from tomoseg.inference.cuda_pipeline import CudaBackend
+    from tomoseg.checkpoint import load_model
+    from tomoseg.inference.tiling import TilingConfig, read_padded, tile_grid
+
+    rng = np.random.default_rng(1)
+    volume = (offset + rng.normal(0, 20, (24, 40, 40)) ** 2 / 10).astype(dtype)
+    stats = volume_stats(volume, method="full")
+    z = normalize(volume, stats)
+    reference = (volume.astype(np.float64) - volume.astype(np.float64).mean()) / volume.astype(np.float64).std()
+    assert np.abs(z - reference).max() < 1e-4
+    tiles = tile_grid(volume.shape, TilingConfig(tile_size=8, halo=8), 8)  # 9 windows: batches of 3
+    windows = [(t, read_padded(volume, t.read, volume.shape)) for t in tiles]
+    model = load_model(random_model_path)
+    key = lambda t: tuple((s.start, s.stop) for s in t.core)  # noqa: E731
+    cpu = {key(t): c for t, c in run_windows_one_by_one(TorchBackend(model, "cpu"), iter(windows), stats)}
+    gpu_path = CudaBackend(model, device="cpu")
+    gpu_path.batch_limit_for = lambda shape, total: 3  # the free GPU memory is not asked on the CPU
+    batched = {key(t): c for t, c in gpu_path.run_windows(iter(windows), stats)}
+    assert len(cpu) == 9 and cpu.keys() == batched.keys() and all(np.array_equal(cpu[k], batched[k]) for k in cpu)

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ..model import inference_copy
+from .normalization import exact_in_float32, normalize
 
 # Peak GPU memory per window voxel of the 4-level/base-8 network in inference (bytes; measured on an H200
 # with benchmarks/segment_throughput.py, rounded up). Other architectures scale with base_features.
@@ -206,11 +207,14 @@ class CudaBackend:
         total = len(windows) if hasattr(windows, "__len__") else 0
         group, shape, limit = [], None, 1
         in_flight: deque = deque()
+        mean = stats.mean
         for tile, raw in windows:
-            if raw.dtype not in _TORCH_DTYPES:  # uint16, float64, ...: as the CPU path sees them
+            if not exact_in_float32(raw.dtype):  # float64, 32- and 64-bit integers: normalized here, in float64
+                raw, mean, inv_sd = normalize(raw, stats), 0.0, 1.0  # as the CPU path does; the GPU keeps it
+            elif raw.dtype not in _TORCH_DTYPES:  # uint16, float16, bool: as the CPU path sees them
                 raw = raw.astype(np.float32) if raw.dtype.kind == "f" else raw.astype(np.int32)
             if group and (raw.shape != shape or len(group) >= limit):
-                in_flight.extend(self._launch(group, stats.mean, inv_sd))
+                in_flight.extend(self._launch(group, mean, inv_sd))
                 group = []
                 while len(in_flight) > 1:
                     yield from self._finish(in_flight.popleft())
@@ -219,7 +223,7 @@ class CudaBackend:
                 limit = self.batch_limit_for(shape, total)
             group.append((tile, raw))
         if group:
-            in_flight.extend(self._launch(group, stats.mean, inv_sd))
+            in_flight.extend(self._launch(group, mean, inv_sd))
         while in_flight:
             yield from self._finish(in_flight.popleft())
 

@@ -200,7 +200,18 @@ def _integer_stats(volume, histograms, progress, method: str) -> Stats:
     return Stats(mean=mean, std=std, voxels=count, method=method)
 
 
+def exact_in_float32(dtype) -> bool:
+    """Whether float32 holds every value of ``dtype`` (bool, 8- and 16-bit integers, float16 and float32)."""
+    dt = np.dtype(dtype)
+    return dt.kind == "b" or (dt.kind in "iu" and dt.itemsize <= 2) or (dt.kind == "f" and dt.itemsize <= 4)
+
+
 def normalize(data: np.ndarray, stats: Stats) -> np.ndarray:
-    out = np.asarray(data, dtype=np.float32) - np.float32(stats.mean)
+    """``(data - mean) / sd`` as float32. Wider types (float64, 32- and 64-bit integers) take the offset in
+    float64 first: cast to float32 before it, a volume of 1e8 ± 1 became a constant."""
+    if exact_in_float32(np.asarray(data).dtype):
+        out = np.asarray(data, dtype=np.float32) - np.float32(stats.mean)
+    else:
+        out = (np.asarray(data, dtype=np.float64) - stats.mean).astype(np.float32)
     out *= np.float32(1.0 / stats.std)
     return out
