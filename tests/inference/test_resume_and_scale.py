@@ -70,7 +70,10 @@ def test_dask_survives_a_killed_worker(tmp_path, random_model_path, small_phanto
     write_volume(str(src), small_phantom.image)
     opts = dict(tiling=TilingConfig(tile_size=16, halo=8))
     segment(src, tmp_path / "single.zarr", model=random_model_path, options=SegmentOptions(**opts), progress=False)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+    from tomoseg.inference.distributed import QUIET_SCHEDULER
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      scheduler_kwargs=QUIET_SCHEDULER) as cluster, \
             Client(cluster) as client:
         import threading
 

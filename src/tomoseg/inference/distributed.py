@@ -14,6 +14,11 @@ import os
 
 from ..errors import TomosegError
 
+# No dashboard, and the scheduler's own HTTP server (metrics) on a free port: with dashboard_address=None alone it
+# still takes 8787, so a Dask dashboard already running there (a user's notebook) made the local cluster warn
+# "Port 8787 is already in use" (an error under pytest's warning filter).
+QUIET_SCHEDULER = {"dashboard": False, "dashboard_address": ":0"}
+
 
 def _run_batch(job, tiles, gpus: int | None = None) -> int:
     from dataclasses import replace
@@ -113,6 +118,7 @@ def run_distributed(job, tiles, *, workers: int | None = None, scheduler: str | 
             workers = gpus
         threads = max(1, (os.cpu_count() or 1) // workers)
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                               scheduler_kwargs=QUIET_SCHEDULER,
                                env={"TOMOSEG_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)})
         client = Client(cluster)
     try:
