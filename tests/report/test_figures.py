@@ -66,3 +66,21 @@ def test_report_shows_unmeasured_values_as_a_dash(tmp_path):
                                                        "voxel_size_nm": None, "mean_radius_vox": 2.5}))
     html = build_report(tmp_path).read_text()
     assert "<td>mean_radius_nm</td><td>–</td>" in html and "None" not in html
+
+
+def test_orthoslices_are_drawn_at_the_voxels_physical_shape(rng, tmp_path, monkeypatch):
+    """Each panel's aspect is its rows' voxel size over its columns': z/x, z/y, and y/x in the z plane (that
+    panel was always drawn square, distorted where y and x voxels differ)."""
+    import matplotlib.axes
+
+    aspects = []
+    original = matplotlib.axes.Axes.imshow
+
+    def imshow(self, *a, **k):
+        aspects.append(k.get("aspect"))
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "imshow", imshow)
+    image = rng.normal(size=(10, 20, 30)).astype(np.float32)
+    figures.orthoslices(image, image > 1, tmp_path / "o.png", voxel_size=(40.0, 20.0, 10.0))
+    assert aspects[::2] == [pytest.approx(2.0), pytest.approx(4.0), pytest.approx(2.0)]  # image, then its outline

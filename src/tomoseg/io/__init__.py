@@ -192,6 +192,8 @@ def check_output_format(path, dtype, shape) -> None:
     dtype = np.dtype(dtype)
     if fmt in ("tiff", "tiff-folder"):
         tiff.check_dtype(dtype, path)
+        if fmt == "tiff":
+            tiff.check_shape(shape, path)
     elif fmt == "pyhst-vol" and dtype != np.float32:
         raise TomosegError(f"{path}: PyHST2 .vol files hold float32, not {dtype}; choose .zarr, .h5, .tif or .npy")
     elif fmt == "nrrd" and dtype.str[1:] not in nrrd_file.NAMES:

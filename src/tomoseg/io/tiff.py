@@ -79,6 +79,8 @@ def _open_tiff_file(path: Path) -> tuple[object, tuple, object, tifffile.TiffFil
         _check_complete(tif, path)
         series = tif.series[0]
         shape = tuple(s for s in series.shape if s != 1) if len(series.shape) > 3 else series.shape
+        if len(shape) == 2 and _one_slice_of_tomoseg(tif):  # a volume of one slice that tomoseg wrote
+            shape = (1,) + tuple(shape)
         offset = series.dataoffset
         if offset is not None:
             nbytes = int(np.prod(series.shape)) * series.dtype.itemsize
@@ -102,6 +104,22 @@ def _open_tiff_file(path: Path) -> tuple[object, tuple, object, tifffile.TiffFil
         tif.close()
         raise TomosegError(f"{path}: TIFF data cannot be read ({exc}); the file may be truncated or damaged") from None
     return array, chunks, series, tif
+
+
+def _one_slice_of_tomoseg(tif) -> bool:
+    """A single-page ImageJ file that tomoseg wrote: a volume of one slice (tifffile stores it as a 2D page)."""
+    from .output_guard import MARK
+
+    page = tif.pages.first
+    return len(tif.pages) == 1 and getattr(page, "software", "") == MARK and bool(tif.imagej_metadata)
+
+
+def check_shape(shape, path=None) -> None:
+    """A TIFF file cannot hold a volume one voxel wide in x: ImageJ takes a last axis of 1 for samples."""
+    if len(shape) == 3 and int(shape[2]) == 1:
+        where = f"{path}: " if path else ""
+        raise TomosegError(f"{where}a TIFF file cannot hold a volume of shape {tuple(shape)} (one voxel wide in x: "
+                           "ImageJ reads it as samples); choose .zarr, .h5 or .npy")
 
 
 def _is_page_by_page(tif) -> bool:
@@ -267,6 +285,7 @@ def create_tiff(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None) -> Sin
     from .output_guard import MARK, reserve
 
     check_dtype(dtype)
+    check_shape(shape, tmp)
     nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
     # over 4 GiB: BigTIFF (Fiji opens it with Bio-Formats), never a truncated ImageJ file
     kwargs = _bigtiff_kwargs(voxel_size) if nbytes > BIGTIFF_BYTES else {"imagej": True,

@@ -5,7 +5,7 @@ from __future__ import annotations
 _NM_PER_UNIT = {
     "nm": 1.0, "nanometer": 1.0, "nanometre": 1.0, "nanometers": 1.0, "nanometres": 1.0,
     "um": 1e3, "µm": 1e3, "μm": 1e3, "micron": 1e3, "microns": 1e3, "micrometer": 1e3,
-    "micrometre": 1e3, "micrometers": 1e3, "micrometres": 1e3, "\\u00B5m": 1e3,
+    "micrometre": 1e3, "micrometers": 1e3, "micrometres": 1e3, "\\u00b5m": 1e3,  # ImageJ's escaped µ (keys lower case)
     "mm": 1e6, "millimeter": 1e6, "millimetre": 1e6,
     "cm": 1e7, "m": 1e9, "meter": 1e9, "metre": 1e9,
     "a": 0.1, "å": 0.1, "angstrom": 0.1,

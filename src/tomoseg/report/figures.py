@@ -250,9 +250,9 @@ def orthoslices(image, mask, path, *, centre=None, title="", reason: str = "", v
     fig, axes = _figure(1, 3, figsize=(10, 3.9), gridspec_kw={"width_ratios": widths})
     edge_rgba = np.array([0.902, 0.624, 0.0, 1.0], np.float32)
     for ax, (name, img, m, horiz) in zip(axes, views):
-        aspect = 1.0
-        if voxel_size and name != "z":
-            aspect = float(voxel_size[0]) / float(voxel_size[horiz])
+        aspect = 1.0  # the image's rows over its columns, in nm: z over x or y, y over x in the z plane
+        if voxel_size:
+            aspect = float(voxel_size[1 if name == "z" else 0]) / float(voxel_size[horiz])
         ax.imshow(img, cmap="gray", interpolation="nearest", aspect=aspect)
         edge = find_boundaries(np.asarray(m) > 0, mode="outer")
         overlay = np.zeros(edge.shape + (4,), np.float32)
