@@ -227,3 +227,35 @@ def test_segment_records_the_backends_tile_size(tmp_path, random_model_path, sma
     write_volume(str(src), small_phantom.image[:16, :64, :64], voxel_size=(29.33,) * 3)
     rec = segment(src, tmp_path / "p.zarr", model=random_model_path, options=SegmentOptions(), progress=False)
     assert rec["backend"].startswith("openvino") and rec["tiling"]["tile_size"] == 224
+
+
+def test_a_resume_with_another_voxel_size_is_refused(tmp_path, random_model_path, monkeypatch):
+    """The work stores carry the first run's voxel size: a resume with another --voxel-size wrote outputs whose
+    metadata said 100 nm and a provenance that said 50. It is refused now, naming the setting; a work folder of
+    an earlier version (no voxel size in its fingerprint) still resumes."""
+    import json
+    from dataclasses import replace
+
+    from tomoseg.inference import SegmentOptions, engine
+
+    image = np.random.default_rng(1).integers(0, 255, (16, 48, 48), dtype=np.uint8)
+    src, out = tmp_path / "in.npy", tmp_path / "p.zarr"
+    np.save(src, image)
+    opts = SegmentOptions(tiling=TilingConfig(tile_size=16, halo=8), voxel_size=(100.0, 100.0, 100.0))
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine, "run_tiles", stop)
+    with pytest.raises(KeyboardInterrupt):
+        engine.segment(src, out, model=random_model_path, options=opts, progress=False)
+    monkeypatch.undo()
+    other = replace(opts, resume=True, voxel_size=(50.0, 50.0, 50.0))
+    with pytest.raises(TomosegError, match=r"other settings \(voxel_size_nm\)"):
+        engine.segment(src, out, model=random_model_path, options=other, progress=False)
+    state_file = next(tmp_path.glob("*.tomoseg-run")) / "state.json"
+    state = json.loads(state_file.read_text())
+    del state["fingerprint"]["voxel_size_nm"]  # as an earlier version wrote it
+    state_file.write_text(json.dumps(state))
+    record = engine.segment(src, out, model=random_model_path, options=replace(opts, resume=True), progress=False)
+    assert record["voxel_size_nm"] == [100.0, 100.0, 100.0]

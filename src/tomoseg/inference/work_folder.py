@@ -45,7 +45,12 @@ def run_fingerprint(volume, model, options: SegmentOptions, backend_name: str, w
         "tiling": asdict(options.tiling), "chunk": options.tiling.chunk(model.config.divisor),
         "backend": backend_name, "precision": options.backend.precision,
         "stats_method": options.stats, "write_mask": write_mask,
+        # the outputs' metadata (work stores made by the first run) and the provenance must agree
+        "voxel_size_nm": list(volume.voxel_size) if volume.voxel_size else None,
     }
+
+
+ADDED_LATER = ("voxel_size_nm",)  # keys an interrupted run of an earlier version lacks: not compared then
 
 
 def _read_state(state_file: Path) -> dict:
@@ -79,8 +84,9 @@ def prepare_work(work: Path, fingerprint: dict, options: SegmentOptions, n_tiles
                 what = ", ".join(changes(saved.get("input_content"), fingerprint["input_content"]))
                 raise TomosegError(f"{work}: the input {fingerprint['input']} changed since the interrupted run "
                                    f"({what}); resuming would mix tiles of two scans. Pass --overwrite to start over")
-            if saved != fingerprint:
-                diff = sorted(k for k in fingerprint if not isinstance(saved, dict) or saved.get(k) != fingerprint[k])
+            diff = sorted(k for k in fingerprint if not isinstance(saved, dict) or (
+                saved.get(k) != fingerprint[k] and not (k in ADDED_LATER and k not in saved)))
+            if diff:
                 raise TomosegError(f"{work}: the interrupted run used other settings ({', '.join(diff)}); "
                                    "pass --overwrite to start over")
             if (work / "done").is_dir():
