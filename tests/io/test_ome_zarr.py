@@ -161,3 +161,20 @@ def test_cli_analyze_writes_one_ome_zarr_for_viewers(tmp_path, stack):
     assert sorted(p["label-value"] for p in props) == sorted(np.unique(group["labels/objects/0"][:])[1:].tolist())
     assert json.dumps(props)  # plain JSON, no NaN
 
+
+
+def test_a_multiscale_level_scale_multiplies_each_datasets(tmp_path):
+    """NGFF applies a multiscale's own coordinateTransformations after each dataset's: the voxel size read
+    was the dataset's scale alone (1 µm where the image has 30 x 20 x 10 nm voxels)."""
+    import zarr
+
+    from tomoseg.io import open_volume
+
+    root = zarr.open_group(str(tmp_path / "img.ome.zarr"), mode="w", zarr_format=3)
+    root.create_array("0", shape=(4, 5, 6), dtype="u1")
+    axes = [{"name": n, "type": "space", "unit": "micrometer"} for n in "zyx"]
+    root.attrs["ome"] = {"version": "0.5", "multiscales": [{
+        "axes": axes, "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale",
+                                                                               "scale": [1.0, 1.0, 1.0]}]}],
+        "coordinateTransformations": [{"type": "scale", "scale": [0.03, 0.02, 0.01]}]}]}
+    assert open_volume(str(tmp_path / "img.ome.zarr")).voxel_size == pytest.approx((30.0, 20.0, 10.0))

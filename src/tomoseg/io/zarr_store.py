@@ -21,6 +21,13 @@ EXTENSIONS = (".zarr", ".ome.zarr", ".zarr3")
 DEFAULT_CHUNKS = (64, 128, 128)
 
 
+
+def _scale_of(node: dict):
+    """The ``scale`` of an NGFF node's ``coordinateTransformations`` (a dataset or a multiscale), or None."""
+    transforms = node.get("coordinateTransformations") if isinstance(node, dict) else None
+    return next((t["scale"] for t in transforms or [] if isinstance(t, dict) and t.get("type") == "scale"
+                 and isinstance(t.get("scale"), list)), None)
+
 def is_zarr_dir(path: Path) -> bool:
     return path.is_dir() and any((path / n).exists() for n in ("zarr.json", ".zarray", ".zgroup"))
 
@@ -72,8 +79,10 @@ def _open_node(node, path: Path, dataset: str | None) -> Volume:
             ds = ms[0]["datasets"][0]
             dataset = _check_array_path(path, ds.get("path"))
             axes = ms[0].get("axes", [])
-            scale = next((t["scale"] for t in ds.get("coordinateTransformations", []) if t.get("type") == "scale"),
-                         None)
+            scale = _scale_of(ds)
+            outer = _scale_of(ms[0])  # NGFF: a multiscale-level transform applies after each dataset's own
+            if scale is not None and outer is not None and len(outer) == len(scale):
+                scale = [float(a) * float(b) for a, b in zip(scale, outer)]
             if scale is not None and len(scale) >= 3:
                 units = [a.get("unit") if isinstance(a, dict) else None for a in axes][-3:] or [None] * 3
                 factors = [nm_per_unit(u) for u in units]
