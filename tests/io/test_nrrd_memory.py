@@ -21,3 +21,30 @@ def test_a_compressed_nrrd_too_large_for_memory_is_refused_with_advice(tmp_path,
     monkeypatch.setattr(psutil, "virtual_memory", lambda: Little)
     with pytest.raises(TomosegError, match=r"gzip-compressed NRRD .* raw encoding"):
         open_volume(str(tmp_path / "v.nrrd"))
+
+
+def test_segment_keeps_an_nrrd_inputs_place_in_space(tmp_path):
+    """An NRRD scan in LPS space with flipped axes and an origin: segment's NRRD outputs were written with a
+    positive diagonal at 0, so 3D Slicer showed them flipped and shifted against the scan. They now carry the
+    input's space, directions and origin (the voxel size read stays the same)."""
+    import nrrd
+
+    from tomoseg.inference import SegmentOptions, segment
+    from tomoseg.io import open_volume
+
+    data = np.random.default_rng(0).integers(0, 255, (16, 24, 32), dtype=np.uint8)
+    header = {"space": "left-posterior-superior", "space directions": np.diag([-30.0, -30.0, 30.0]),
+              "space origin": np.array([1920.0, 1920.0, -500.0]), "space units": ["nm", "nm", "nm"]}
+    nrrd.write(str(tmp_path / "scan.nrrd"), data, header, index_order="C")
+    segment(str(tmp_path / "scan.nrrd"), str(tmp_path / "prob.nrrd"), mask_output=str(tmp_path / "mask.nrrd"),
+            options=SegmentOptions(sample_mask="off"), progress=False)
+    for name in ("prob.nrrd", "mask.nrrd"):
+        out = nrrd.read_header(str(tmp_path / name))
+        assert out["space"] == "left-posterior-superior"
+        np.testing.assert_allclose(out["space directions"], header["space directions"])
+        np.testing.assert_allclose(out["space origin"], header["space origin"])
+        assert open_volume(str(tmp_path / name)).voxel_size == open_volume(str(tmp_path / "scan.nrrd")).voxel_size
+    plain = tmp_path / "plain.nrrd"  # a diagonal at 0 (what tomoseg writes) keeps the plain header
+    nrrd.write(str(plain), data, {"space dimension": 3, "space directions": np.diag([10.0, 10.0, 10.0]),
+                                  "space units": ["nm", "nm", "nm"]}, index_order="C")
+    assert open_volume(str(plain)).orientation is None

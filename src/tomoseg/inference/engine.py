@@ -419,10 +419,10 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
     flooding = check_flooding(work / "prob.zarr", options.threshold, str(output),
                               objects_per_slice(work, tiles, skipped, volume.shape))
     levels = {"probability": finish_output(work / "prob.zarr", str(output), volume.shape, volume.voxel_size,
-                                            options.overwrite)}
+                                            options.overwrite, orientation=volume.orientation)}
     if mask_output:
         levels["mask"] = finish_output(work / "mask.zarr", str(mask_output), volume.shape, volume.voxel_size,
-                                        options.overwrite, pyramid="mode")
+                                        options.overwrite, pyramid="mode", orientation=volume.orientation)
     timings["finish"] = time.time() - t_finish
     record = provenance(volume, model, options, fingerprint, stats, outputs, len(tiles), t0)
     record["timings_s"] = {k: round(v, 3) for k, v in timings.items()}

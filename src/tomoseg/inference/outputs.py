@@ -50,7 +50,7 @@ FINISH_BLOCK_VOXELS = 2**26  # the work store copied to another format in blocks
 
 
 def finish_output(work_store: Path, final: str, shape, voxel_size, overwrite: bool,
-                  pyramid: str = "mean") -> int:
+                  pyramid: str = "mean", orientation: dict | None = None) -> int:
     """Move a finished work store to its final name, converting to the output's format if needed; returns
     the number of resolution levels written.
 
@@ -75,7 +75,8 @@ def finish_output(work_store: Path, final: str, shape, voxel_size, overwrite: bo
 
     src = parallel_reader(zarr.open_array(str(work_store), path="0", mode="r"))
     blocks = block_grid(shape, tuple(src.chunks), max_voxels=FINISH_BLOCK_VOXELS)  # whole chunk rows, bounded
-    with create_volume(final, shape, np.uint8, voxel_size=voxel_size, overwrite=overwrite) as w:
+    with create_volume(final, shape, np.uint8, voxel_size=voxel_size, overwrite=overwrite,
+                       orientation=orientation) as w:
         for region, data in read_ahead(blocks, lambda region: np.asarray(src[region]), threads=2):
             w[region] = data  # the next block decompressed meanwhile
     return 1

@@ -143,10 +143,12 @@ def read_volume(path, *, voxel_size=None) -> np.ndarray:
         return vol.read()
 
 
-def create_volume(path, shape, dtype, *, voxel_size=None, chunks=None, overwrite: bool = False) -> VolumeWriter:
+def create_volume(path, shape, dtype, *, voxel_size=None, chunks=None, overwrite: bool = False,
+                  orientation: dict | None = None) -> VolumeWriter:
     """Start writing a volume region by region; see :class:`VolumeWriter`.
 
-    The data go to ``PATH.partial`` and are renamed to ``PATH`` by ``close()``.
+    The data go to ``PATH.partial`` and are renamed to ``PATH`` by ``close()``. ``orientation``: an NRRD
+    input's place in space (``Volume.orientation``), kept by NRRD outputs.
 
     Examples
     --------
@@ -179,7 +181,7 @@ def create_volume(path, shape, dtype, *, voxel_size=None, chunks=None, overwrite
         if in_file
         else (lambda tmp: hdf5.create_hdf5(tmp, shape, dtype, dataset=dataset, **kwargs)),
         "zarr": lambda tmp: zarr_store.create_zarr(tmp, shape, dtype, name=file.name.split(".")[0], **kwargs),
-        "nrrd": lambda tmp: nrrd_file.create_nrrd(tmp, shape, dtype, **kwargs),
+        "nrrd": lambda tmp: nrrd_file.create_nrrd(tmp, shape, dtype, orientation=orientation, **kwargs),
         "pyhst-vol": lambda tmp: pyhst.create_vol(tmp, shape, dtype, **kwargs),
         "npy": lambda tmp: npy.create_npy(tmp, shape, dtype, **kwargs),
     }

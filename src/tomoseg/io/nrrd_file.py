@@ -94,7 +94,32 @@ def open_nrrd(path: Path) -> Volume:
             raise
         except Exception as exc:
             raise TomosegError(f"{path}: NRRD data cannot be read ({exc}); the file may be truncated") from None
-    return Volume(array, path=path, format="nrrd", voxel_size=_voxel_size(header))
+    volume = Volume(array, path=path, format="nrrd", voxel_size=_voxel_size(header))
+    volume.orientation = _orientation(header)
+    return volume
+
+
+def _orientation(header) -> dict | None:
+    """The scan's place in its space (``space``, ``space directions``, ``space origin``, ``space units``), kept
+    so that NRRD outputs lie where their input lies in 3D Slicer or ITK; None for a plain diagonal at 0 (all
+    tomoseg writes without it) or what cannot be used."""
+    try:
+        dirs = np.asarray(header.get("space directions"), dtype=float)
+        origin = header.get("space origin")
+        origin = None if origin is None else np.asarray(origin, dtype=float)
+    except (TypeError, ValueError):
+        return None
+    if dirs.shape != (3, 3) or not np.all(np.isfinite(dirs)) or (
+            origin is not None and (origin.shape != (3,) or not np.all(np.isfinite(origin)))):
+        return None
+    plain = np.allclose(dirs, np.diag(np.diag(dirs))) and np.all(np.diag(dirs) > 0) and (
+        origin is None or not origin.any()) and "space" not in header
+    if plain:
+        return None
+    units = header.get("space units")
+    return {"space": header.get("space"), "space directions": dirs.tolist(),
+            "space origin": None if origin is None else origin.tolist(),
+            "space units": list(units) if units is not None and len(units) == 3 else None}
 
 
 def _check_fits_in_memory(path: Path, header, shape) -> None:
@@ -114,11 +139,21 @@ def _check_fits_in_memory(path: Path, header, shape) -> None:
             "(3D Slicer, or `unu save -e raw`), which tomoseg reads piece by piece, or convert it to Zarr or HDF5")
 
 
-def create_nrrd(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None) -> Sink:
+def create_nrrd(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None, orientation: dict | None = None) -> Sink:
+    """A raw NRRD, memory-mapped. ``orientation`` (from an NRRD input, :func:`_orientation`) is written as it was,
+    so the output overlays its input in 3D Slicer or ITK; else the voxel size as a positive diagonal."""
     dtype = np.dtype(dtype).newbyteorder("<")
     lines = ["NRRD0004", "# written by tomoseg", f"type: {_NAMES[dtype.str[1:]]}",
              "dimension: 3", f"sizes: {shape[2]} {shape[1]} {shape[0]}"]
-    if voxel_size is not None:
+    if orientation is not None:
+        vector = lambda v: "(" + ",".join(repr(float(c)) for c in v) + ")"  # noqa: E731
+        lines += [f"space: {orientation['space']}" if orientation.get("space") else "space dimension: 3",
+                  "space directions: " + " ".join(vector(d) for d in orientation["space directions"])]
+        if orientation.get("space units"):
+            lines.append("space units: " + " ".join(f'"{u}"' for u in orientation["space units"]))
+        if orientation.get("space origin") is not None:
+            lines.append("space origin: " + vector(orientation["space origin"]))
+    elif voxel_size is not None:
         z, y, x = voxel_size
         lines += ["space dimension: 3", f"space directions: ({x!r},0,0) (0,{y!r},0) (0,0,{z!r})",
                   'space units: "nm" "nm" "nm"']

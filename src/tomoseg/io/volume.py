@@ -128,6 +128,7 @@ class Volume:
         self.dtype = np.dtype(array.dtype)
         self.path = Path(path)
         self.format = format
+        self.orientation: dict | None = None  # an NRRD input's space, directions and origin (nrrd_file)
         self.voxel_size_problem: str | None = None
         try:
             self.voxel_size: VoxelSize | None = check_voxel_size(voxel_size)
