@@ -259,3 +259,37 @@ def test_a_resume_with_another_voxel_size_is_refused(tmp_path, random_model_path
     state_file.write_text(json.dumps(state))
     record = engine.segment(src, out, model=random_model_path, options=replace(opts, resume=True), progress=False)
     assert record["voxel_size_nm"] == [100.0, 100.0, 100.0]
+
+
+@pytest.mark.parametrize("damage", ["missing", "empty"])
+def test_a_resume_computes_again_the_finished_tiles_whose_chunks_were_lost(tmp_path, random_model_path,
+                                                                           monkeypatch, damage):
+    """--resume trusted the work store: a finished tile's chunk lost after its done marker (a crash, a network
+    file system) left a hole of probability 0 in the result, an empty chunk an unreadable result, both with
+    exit 0. Such tiles are computed again, with a warning, and the result equals an uninterrupted run."""
+    from dataclasses import replace
+
+    from tomoseg.errors import TomosegWarning
+    from tomoseg.inference import SegmentOptions, engine
+    from tomoseg.io import read_volume
+
+    image = np.random.default_rng(2).integers(0, 255, (16, 48, 48), dtype=np.uint8)
+    src = tmp_path / "in.npy"
+    np.save(src, image)
+    opts = SegmentOptions(tiling=TilingConfig(tile_size=16, halo=8), sample_mask="off")
+    engine.segment(src, tmp_path / "ref.zarr", model=random_model_path, options=opts, progress=False)
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine, "check_input_unchanged", stop)  # every tile done, the result not yet written
+    with pytest.raises(KeyboardInterrupt):
+        engine.segment(src, tmp_path / "out.zarr", model=random_model_path, options=opts, progress=False)
+    monkeypatch.undo()
+    chunk = tmp_path / "out.zarr.tomoseg-run" / "prob.zarr" / "0" / "c" / "0" / "1" / "1"
+    assert chunk.stat().st_size > 0
+    chunk.unlink() if damage == "missing" else chunk.write_bytes(b"")
+    with pytest.warns(TomosegWarning, match="1 finished tile had lost output chunks"):
+        engine.segment(src, tmp_path / "out.zarr", model=random_model_path, options=replace(opts, resume=True),
+                       progress=False)
+    assert np.array_equal(read_volume(str(tmp_path / "out.zarr")), read_volume(str(tmp_path / "ref.zarr")))

@@ -35,7 +35,7 @@ from .normalization import SAMPLE_FRACTION, Stats, check_finite, normalize, stat
 from .domain import check_flooding
 from .outputs import check_output_paths, finish_output, provenance
 from .tiling import Tile, TilingConfig, pad_to_divisor, read_padded, resolve_tiling, tile_grid
-from .work_folder import (WORK_SUFFIX, check_done, check_input_unchanged, objects_per_slice,  # noqa: F401
+from .work_folder import (WORK_SUFFIX, check_done, check_input_unchanged, lost_tiles, objects_per_slice,  # noqa: F401
                           prepare_work, run_fingerprint, work_dir_for, write_done_marker)
 
 
@@ -360,6 +360,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
         sample = _saved_sample_mask(options, work, state)
     resident = copy.array if copy is not None and copy.complete else None  # the volume in memory, where kept
     tiles = tile_grid(volume.shape, options.tiling, model.config.divisor, region=sample.box) if sample.box else []
+    fresh = state is None
     if state is not None:
         check_done(work, len(tiles))
     else:
@@ -383,6 +384,17 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
     stats = Stats(**state["stats"])
     done = {int(n) for n in os.listdir(work / "done")}
     skipped = {t.index for t in tiles if not sample.touches(t.core)}
+    if not fresh:  # finished tiles whose output chunks went missing are computed again, never left as holes
+        lost = lost_tiles(work, [t for t in tiles if t.index in done - skipped],
+                          ["prob"] + (["mask"] if mask_output else []))
+        for i in lost:
+            (work / "done" / str(i)).unlink()
+        done -= set(lost)
+        if lost:
+            from ..errors import warn
+
+            warn(f"{work}: {len(lost)} finished tile{'s' if len(lost) > 1 else ''} had lost output chunks (a crash "
+                 "or the file system); computed again")
     for i in skipped - done:  # wholly outside the sample: probability 0, the work store's fill value
         (work / "done" / str(i)).touch()
         done.add(i)

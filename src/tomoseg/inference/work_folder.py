@@ -99,6 +99,33 @@ def prepare_work(work: Path, fingerprint: dict, options: SegmentOptions, n_tiles
     return None
 
 
+def lost_tiles(work: Path, tiles, names) -> list[int]:
+    """The finished ``tiles`` (computed, not skipped) whose output chunks are missing or empty in the work stores
+    ``names`` (``prob``, ``mask``): lost in a crash after the done marker, or by a file system. A computed core's
+    chunks are always stored (never left to Zarr's fill value), so each must be there."""
+    import zarr
+
+    lost = set()
+    for name in names:
+        store = work / f"{name}.zarr"
+        array = zarr.open_array(str(store), path="0", mode="r")
+        chunks = array.chunks
+        for tile in tiles:
+            if tile.index in lost:
+                continue
+            ranges = [range(s.start // c, -(-s.stop // c)) for s, c in zip(tile.core, chunks)]
+            for key in (array.metadata.encode_chunk_key((i, j, k))
+                        for i in ranges[0] for j in ranges[1] for k in ranges[2]):
+                try:
+                    if (store / "0" / key).stat().st_size == 0:
+                        lost.add(tile.index)
+                        break
+                except OSError:
+                    lost.add(tile.index)
+                    break
+    return sorted(lost)
+
+
 def write_done_marker(work: Path, tile, objects_per_slice) -> None:
     """Mark ``tile`` finished: ``done/INDEX`` holds the number of object voxels in each z slice of its core
     (for the flooding check, without reading the output again). Written to a temporary name and renamed, so a
