@@ -293,3 +293,20 @@ def test_a_resume_computes_again_the_finished_tiles_whose_chunks_were_lost(tmp_p
         engine.segment(src, tmp_path / "out.zarr", model=random_model_path, options=replace(opts, resume=True),
                        progress=False)
     assert np.array_equal(read_volume(str(tmp_path / "out.zarr")), read_volume(str(tmp_path / "ref.zarr")))
+
+
+def test_more_local_workers_than_cores_or_memory_hold_are_refused_at_once(tmp_path, capsys):
+    """--workers 64 on 2 cores and 23 GiB gave each worker 0.37 GiB: Dask killed them one after another and the
+    run ended in a KilledWorker traceback minutes later. It is refused before anything is read or made."""
+    from tomoseg.cli import main
+    from tomoseg.inference.engine import _check_workers
+
+    _check_workers(2, cores=2, memory=24 << 30)
+    with pytest.raises(TomosegError, match=r"--workers 8: this machine has 16 cores; each would get 1.00 GiB of "
+                                           r"the 8 GiB; use at most 4"):
+        _check_workers(8, cores=16, memory=8 << 30)
+    np.save(tmp_path / "in.npy", np.zeros((8, 16, 16), np.uint8))
+    assert main(["segment", str(tmp_path / "in.npy"), str(tmp_path / "o.zarr"), "--workers", "64", "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "--workers 64: this machine has" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.npy"]

@@ -330,6 +330,8 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
     model = _model_or_default(model)
     if options.gpus:
         options = replace(options, backend=replace(options.backend, device=_check_gpus(options.gpus)))
+    elif options.workers and not options.scheduler:
+        _check_workers(options.workers)
     backend_name, device = resolve(options.backend)
     options = replace(options, tiling=resolve_tiling(options.tiling, volume.shape, model.config.divisor, device=device,
                                                      precision=options.backend.precision,
@@ -501,6 +503,33 @@ def _available_memory() -> int | None:
 def _first_window(shape, tiling: TilingConfig, divisor: int) -> tuple:
     """The shape of the first read window of a run without a sample mask (that of most runs with one)."""
     return tuple(r.stop - r.start for r in tile_grid(shape, tiling, divisor)[0].read)
+
+
+WORKER_MEMORY = 2 << 30  # the least a CPU worker needs: a window of the default tiles takes 3-4 GB at peak
+
+
+def _check_workers(workers: int, cores: int | None = None, memory: int | None = None) -> None:
+    """A local cluster of ``workers`` CPU processes: at most one per core (more only compete for the cores), and
+    each with its share of the memory above :data:`WORKER_MEMORY` (Dask kills a worker past its share: 64
+    workers on 23 GiB ended in a KilledWorker traceback after minutes)."""
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    memory = _total_memory() if memory is None else memory
+    fit = cores if memory is None else max(1, min(cores, memory // WORKER_MEMORY))
+    if workers > fit:
+        share = f"; each would get {memory / workers / 2**30:.2f} GiB of the {memory / 2**30:.0f} GiB" \
+            if memory else ""
+        raise TomosegError(f"--workers {workers}: this machine has {cores} core{'s' if cores > 1 else ''}{share}; "
+                           f"use at most {fit} (one worker per core, {WORKER_MEMORY >> 30} GiB each)")
+
+
+def _total_memory() -> int | None:
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().total)
+    except Exception:  # noqa: BLE001 - no figure: the cores alone decide
+        return None
 
 
 def _check_gpus(gpus: int) -> str:
