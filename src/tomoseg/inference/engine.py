@@ -35,8 +35,8 @@ from .normalization import SAMPLE_FRACTION, Stats, check_finite, normalize, stat
 from .domain import check_flooding
 from .outputs import check_output_paths, finish_output, provenance
 from .tiling import Tile, TilingConfig, pad_to_divisor, read_padded, resolve_tiling, tile_grid
-from .work_folder import (WORK_SUFFIX, check_done, check_input_unchanged, lost_tiles, objects_per_slice,  # noqa: F401
-                          prepare_work, run_fingerprint, work_dir_for, write_done_marker)
+from .work_folder import (WORK_SUFFIX, check_done, check_input_unchanged, lost_tiles,  # noqa: F401
+                          objects_per_slice, prepare_work, run_fingerprint, work_dir_for, write_done_marker)
 
 
 
@@ -363,7 +363,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
     resident = copy.array if copy is not None and copy.complete else None  # the volume in memory, where kept
     tiles = tile_grid(volume.shape, options.tiling, model.config.divisor, region=sample.box) if sample.box else []
     fresh = state is None
-    if state is not None:
+    if not fresh:
         check_done(work, len(tiles))
     else:
         work.mkdir()
