@@ -355,4 +355,7 @@ def file_sample_mask(path, shape, factor: int = 4) -> SampleMask:
         close = getattr(mask, "close", None)
         if close is not None:
             close()
+    if not low.any():  # as analyze --sample-mask: an all-zero map with exit 0 would look like a result
+        raise TomosegError(f"--sample-mask {path}: the sample mask is empty (no nonzero voxel); give the mask of "
+                           "the sample")
     return _make(low, factor, shape, {"method": "file", "file": str(path)})

@@ -73,15 +73,18 @@ def _run_segment(args) -> int:
         stats=args.stats, voxel_size=checked_voxel_size(args.voxel_size), resume=args.resume,
         overwrite=args.overwrite, workers=args.workers, scheduler=args.dask_scheduler, gpus=args.gpus,
         sample_mask="off" if args.no_sample_mask else (args.sample_mask or "auto"), roi=args.roi)
-    if args.labels:
-        from ..io.output_guard import check_outputs_apart
-        from .analysis import _check_label_outputs
+    from ..inference.outputs import check_output_dataset_name
+    from ..io.output_guard import check_outputs_apart
 
+    if args.labels:
         if str(args.labels) in (str(args.output), str(args.mask)):
             raise TomosegError(f"--labels {args.labels}: the label image needs a path of its own")
-        check_outputs_apart([(None, args.output), ("--mask", args.mask), ("--labels", args.labels)],
-                            inputs=[(None, args.input), ("--sample-mask", args.sample_mask)])
-        _check_label_outputs(args)
+        check_output_dataset_name("--labels", args.labels)
+    # every output against every input (--sample-mask too, with or without --labels) and each other
+    check_outputs_apart([(None, args.output), ("--mask", args.mask), ("--labels", args.labels)],
+                        inputs=[(None, args.input), ("--sample-mask", args.sample_mask)])
+    if args.labels:
+        _check_labels_output(args)
     record = segment(args.input, args.output, model=args.model, mask_output=args.mask, options=options,
                      progress=progress_enabled(args))
     if args.labels:
@@ -94,6 +97,20 @@ def _run_segment(args) -> int:
     return 0
 
 
+def _check_labels_output(args) -> None:
+    """``--labels`` before the work: a format that holds label IDs, replaceable (only tomoseg's own, with
+    --overwrite), its folder there."""
+    from ..io import check_output_format, split_dataset
+    from ..io.output_guard import check_output, check_writable_folder
+    from ..objects.label_image import label_dtype_for
+    from .analysis import _check_label_outputs
+
+    check_output_format(args.labels, label_dtype_for(args.labels, 1), (8, 8, 8))  # the type; shape: later
+    check_writable_folder(split_dataset(args.labels)[0].parent)
+    check_output(args.labels, overwrite=args.overwrite, input_path=args.input)
+    _check_label_outputs(args)
+
+
 def _write_labels(args, record) -> None:
     """The object label image of the probability map just written, with analyze's default rules."""
     from ..io import open_volume
@@ -103,9 +120,18 @@ def _write_labels(args, record) -> None:
 
     prob = open_volume(args.output)
     voxel_size = tuple(record["voxel_size_nm"]) if record.get("voxel_size_nm") else None
-    result = analyze(prob, voxel_size=voxel_size, options=AnalysisOptions(threshold=args.threshold), keep_labels=True)
     try:
-        write_label_image(prob, args.labels, result.selected, options=result.options, voxel_size=voxel_size,
+        result = analyze(prob, voxel_size=voxel_size, options=AnalysisOptions(threshold=args.threshold),
+                         keep_labels=True)
+    except BaseException:
+        prob.close()
+        raise
+    source = prob
+    if result.labels is None:  # labelled in memory: the label step labels the map's mask again, held here
+        source = (prob.read() > args.threshold).astype("uint8")
+    prob.close()  # the labels may go into the map's own HDF5 file, which h5py cannot hold open twice
+    try:
+        write_label_image(source, args.labels, result.selected, options=result.options, voxel_size=voxel_size,
                           overwrite=args.overwrite, labels=result.labels)
     finally:
         if result.labels is not None:

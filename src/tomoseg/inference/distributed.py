@@ -94,9 +94,11 @@ def task_batches(tiles, workers: int, tasks_per_worker: int = 4, *, merge_rows: 
 
 
 def run_distributed(job, tiles, *, workers: int | None = None, scheduler: str | None = None, progress=None,
-                    gpus: int | None = None) -> None:
-    """Run ``tiles`` on a cluster: an existing one (``scheduler``) or a local one of ``workers`` processes;
-    with ``gpus``, one local worker per GPU, each on its own device."""
+                    gpus: int | None = None, client=None) -> None:
+    """Run ``tiles`` on a cluster: an existing one (``scheduler``, or ``client`` already connected to it by
+    :func:`connect_scheduler`, left open) or a local one of ``workers`` processes; with ``gpus``, one local
+    worker per GPU, each on its own device. The job's paths must be absolute: workers run in folders of their
+    own."""
     try:
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:  # pragma: no cover - distributed is a dependency
@@ -104,15 +106,10 @@ def run_distributed(job, tiles, *, workers: int | None = None, scheduler: str | 
     cluster = None
     own_client = True
     environ = dict(os.environ)  # Dask's nannies write their workers' variables into this process's environment
-    if scheduler:
-        client = _existing_client(scheduler)
-        if client is not None:
-            own_client = False  # a client of this process is already connected (e.g. in a notebook)
-        else:
-            try:
-                client = Client(scheduler, timeout="20s")
-            except OSError as exc:
-                raise TomosegError(f"cannot reach the Dask scheduler at {scheduler} ({exc})") from None
+    if client is not None:  # connected by the caller (connect_scheduler), who closes it
+        own_client = False
+    elif scheduler:
+        client, own_client = connect_scheduler(scheduler)
     else:
         if gpus:
             workers = gpus
@@ -128,7 +125,10 @@ def run_distributed(job, tiles, *, workers: int | None = None, scheduler: str | 
                              retries=3)
         with _DoneWatcher(job.work, tiles, progress):
             for future in as_completed(futures):
-                future.result()
+                try:
+                    future.result()
+                except TomosegError as exc:
+                    raise TomosegError(f"on a Dask worker: {exc}") from None
     finally:
         if own_client:
             client.close()
@@ -188,6 +188,56 @@ class _DoneWatcher:
             self._stop.set()
             self._thread.join()
             self._count()
+
+
+CONNECT_TIMEOUT_S = 30  # the whole connection to a scheduler, handshake included
+
+
+def connect_scheduler(address: str, timeout: float = CONNECT_TIMEOUT_S):
+    """A client connected to the Dask scheduler at ``address`` and whether it is this call's own (to close):
+    a client of this process already connected there (a notebook's) is used as it is. Refused with one line
+    where nothing answers, where the answer is not Dask's protocol (a web server, SSH) or where no answer comes
+    within ``timeout`` seconds: the scheduler is asked for its identity first, under a time limit on the whole
+    exchange (Dask's own ``timeout`` covers the TCP connection only: a service that accepts it and stays silent
+    held ``Client`` for ever, and garbage bytes gave a MemoryError, a frame length of exabytes)."""
+    import asyncio
+
+    from dask.distributed import Client
+
+    existing = _existing_client(address)
+    if existing is not None:
+        return existing, False
+
+    async def identity():
+        from distributed.comm import connect
+
+        comm = await connect(address, timeout=timeout)
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            return await comm.read()
+        finally:
+            comm.abort()
+
+    why = None
+    try:
+        answer = asyncio.run(asyncio.wait_for(identity(), timeout))
+        if not isinstance(answer, dict):
+            why = "not a Dask scheduler: its answer is not Dask's protocol"
+    except MemoryError:  # a frame length read from bytes that are not Dask's
+        why = "not a Dask scheduler: its answer is not Dask's protocol"
+    except (asyncio.TimeoutError, TimeoutError):
+        why = f"no Dask answer within {timeout:g} s: is a Dask scheduler listening there?"
+    except OSError as exc:
+        why = str(exc)
+    except Exception as exc:  # noqa: BLE001 - any failure of the exchange is the scheduler's, named
+        why = f"not a Dask scheduler? {type(exc).__name__}: {exc}"
+    if why is None:
+        try:
+            return Client(address, timeout=f"{timeout:g}s"), True
+        except (OSError, MemoryError) as exc:
+            why = f"{type(exc).__name__}: {exc}"
+    raise TomosegError(f"cannot reach the Dask scheduler at {address} ({why}); check the address printed by "
+                       "dask-scheduler")
 
 
 def _existing_client(address: str):

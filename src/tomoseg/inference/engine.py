@@ -319,11 +319,16 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
 
     options = options or SegmentOptions()
     t0 = time.time()
+    distributed = bool(options.workers or options.scheduler or options.gpus)
+    if distributed:  # workers run in folders of their own: every path they are sent is absolute
+        input, output = _absolute(input), _absolute(output)
+        mask_output = _absolute(mask_output) if mask_output else mask_output  # (the sample mask is read here)
     outputs = [str(output)] + ([str(mask_output)] if mask_output else [])
-    check_output_paths(input, outputs, options.overwrite)
+    mask_file = None if str(options.sample_mask) in ("auto", "off") else options.sample_mask
+    check_output_paths(input, outputs, options.overwrite, sample_mask=mask_file)
     volume = open_volume(input, voxel_size=options.voxel_size)
     try:
-        check_output_paths(input, outputs, options.overwrite, volume)
+        check_output_paths(input, outputs, options.overwrite, volume, sample_mask=mask_file)
     except TomosegError:
         volume.close()
         raise
@@ -339,119 +344,137 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
                                                      backend=backend_name))
     check_voxel_size(volume, model)
     fingerprint = run_fingerprint(volume, model, options, f"{backend_name}-{device}", bool(mask_output))
-    work = work_dir_for(output)
-    state = prepare_work(work, fingerprint, options)
-    bar = _progress_bar(progress, volume.size)
-    distributed = bool(options.workers or options.scheduler or options.gpus)
-    backend = None if distributed else make_backend(model, options.backend)
-    # prepared (OpenVINO's compiled shape, cuDNN's libraries) while the first pass reads the volume
-    ready = None if distributed else prepare_meanwhile(
-        backend, _first_window(volume.shape, options.tiling, model.config.divisor))
-    copy = resident_copy(volume, backend, options) if state is None else None
-    timings = {"start": time.time() - t0}  # opening, checks, the model
-    if state is None:
+    client = own_client = None
+    if options.scheduler:  # before the work folder: a scheduler that cannot be reached leaves nothing behind
+        from .distributed import connect_scheduler
+
+        client, own_client = connect_scheduler(options.scheduler)
+    try:
+        work = work_dir_for(output)
+        state = prepare_work(work, fingerprint, options)
+        bar = _progress_bar(progress, volume.size)
+        backend = None if distributed else make_backend(model, options.backend)
+        # prepared (OpenVINO's compiled shape, cuDNN's libraries) while the first pass reads the volume
+        ready = None if distributed else prepare_meanwhile(
+            backend, _first_window(volume.shape, options.tiling, model.config.divisor))
+        copy = resident_copy(volume, backend, options) if state is None else None
+        timings = {"start": time.time() - t0}  # opening, checks, the model
+        if state is None:
+            try:
+                stats, sample = _first_pass(volume, options, model.config.divisor, bar, copy)
+            except TomosegError:
+                if bar is not None:
+                    bar.close()
+                raise
+            check_histogram(volume, stats, model)
+            timings["statistics_and_sample_mask"] = time.time() - t0 - timings["start"]
+        else:
+            sample = _saved_sample_mask(options, work, state)
+        resident = copy.array if copy is not None and copy.complete else None  # the volume in memory, where kept
+        tiles = tile_grid(volume.shape, options.tiling, model.config.divisor, region=sample.box) if sample.box else []
+        fresh = state is None
+        if not fresh:
+            check_done(work, len(tiles))
+        else:
+            work.mkdir()
+            (work / "done").mkdir()
+            chunks = (options.tiling.chunk(model.config.divisor),) * 3  # cores are unions of whole chunks
+            for name in ["prob"] + (["mask"] if mask_output else []):
+                create_zarr(work / f"{name}.zarr", volume.shape, np.uint8, voxel_size=volume.voxel_size, chunks=chunks,
+                            name=name)
+            model_path = work / "model.safetensors"
+            if hasattr(model, "state_dict"):
+                from ..checkpoint import save_model
+
+                save_model(model, model_path, getattr(model, "metadata", None))
+            else:  # a ModelFile: the file itself
+                shutil.copyfile(model.path, model_path)
+            sample.save(work / "sample_mask.npz")
+            state = {"fingerprint": fingerprint, "stats": stats.to_dict(), "started": t0,
+                     "sample": {"settings": _sample_settings(options), "record": sample.record}}
+            (work / "state.json").write_text(json.dumps(state, indent=1))
+        stats = Stats(**state["stats"])
+        done = {int(n) for n in os.listdir(work / "done")}
+        skipped = {t.index for t in tiles if not sample.touches(t.core)}
+        if not fresh:  # finished tiles whose output chunks went missing are computed again, never left as holes
+            lost = lost_tiles(work, [t for t in tiles if t.index in done - skipped],
+                              ["prob"] + (["mask"] if mask_output else []))
+            for i in lost:
+                (work / "done" / str(i)).unlink()
+            done -= set(lost)
+            if lost:
+                from ..errors import warn
+
+                warn(f"{work}: {len(lost)} finished tile{'s' if len(lost) > 1 else ''} had lost output chunks "
+                     "(a crash or the file system); computed again")
+        for i in skipped - done:  # wholly outside the sample: probability 0, the work store's fill value
+            (work / "done" / str(i)).touch()
+            done.add(i)
+        todo = [t for t in tiles if t.index not in done]
+        job = TileJob(volume=volume, shape=volume.shape, model_path=str(work / "model.safetensors"),
+                      model_sha256=fingerprint["model_sha256"] or "in-memory", stats=stats, tiling=options.tiling,
+                      backend=options.backend, threshold=options.threshold, work=str(work),
+                      write_mask=bool(mask_output),
+                      keep=tuple((b.start, b.stop) for b in sample.box) if options.roi is not None and sample.box
+                      else None)
+        if bar is not None:
+            bar.reset(total=volume.size)
+            bar.set_description("segment")
+            outside = volume.size - sum(t.voxels for t in tiles)  # beyond the sample's box: no tiles at all
+            bar.update(outside + sum(t.voxels for t in tiles if t.index in done))
+        t_tiles = time.time()
         try:
-            stats, sample = _first_pass(volume, options, model.config.divisor, bar, copy)
-        except TomosegError:
+            if distributed:
+                from .distributed import run_distributed
+
+                run_distributed(job, todo, workers=options.workers or options.gpus, scheduler=options.scheduler,
+                                gpus=options.gpus, progress=bar, client=client)
+            else:
+                ready.result()
+                run_tiles(job, todo, backend=backend, progress=bar, source=resident)
+        finally:
             if bar is not None:
                 bar.close()
-            raise
-        check_histogram(volume, stats, model)
-        timings["statistics_and_sample_mask"] = time.time() - t0 - timings["start"]
-    else:
-        sample = _saved_sample_mask(options, work, state)
-    resident = copy.array if copy is not None and copy.complete else None  # the volume in memory, where kept
-    tiles = tile_grid(volume.shape, options.tiling, model.config.divisor, region=sample.box) if sample.box else []
-    fresh = state is None
-    if not fresh:
-        check_done(work, len(tiles))
-    else:
-        work.mkdir()
-        (work / "done").mkdir()
-        chunks = (options.tiling.chunk(model.config.divisor),) * 3  # cores are unions of whole chunks
-        for name in ["prob"] + (["mask"] if mask_output else []):
-            create_zarr(work / f"{name}.zarr", volume.shape, np.uint8, voxel_size=volume.voxel_size, chunks=chunks,
-                        name=name)
-        model_path = work / "model.safetensors"
-        if hasattr(model, "state_dict"):
-            from ..checkpoint import save_model
-
-            save_model(model, model_path, getattr(model, "metadata", None))
-        else:  # a ModelFile: the file itself
-            shutil.copyfile(model.path, model_path)
-        sample.save(work / "sample_mask.npz")
-        state = {"fingerprint": fingerprint, "stats": stats.to_dict(), "started": t0,
-                 "sample": {"settings": _sample_settings(options), "record": sample.record}}
-        (work / "state.json").write_text(json.dumps(state, indent=1))
-    stats = Stats(**state["stats"])
-    done = {int(n) for n in os.listdir(work / "done")}
-    skipped = {t.index for t in tiles if not sample.touches(t.core)}
-    if not fresh:  # finished tiles whose output chunks went missing are computed again, never left as holes
-        lost = lost_tiles(work, [t for t in tiles if t.index in done - skipped],
-                          ["prob"] + (["mask"] if mask_output else []))
-        for i in lost:
-            (work / "done" / str(i)).unlink()
-        done -= set(lost)
-        if lost:
-            from ..errors import warn
-
-            warn(f"{work}: {len(lost)} finished tile{'s' if len(lost) > 1 else ''} had lost output chunks (a crash "
-                 "or the file system); computed again")
-    for i in skipped - done:  # wholly outside the sample: probability 0, the work store's fill value
-        (work / "done" / str(i)).touch()
-        done.add(i)
-    todo = [t for t in tiles if t.index not in done]
-    job = TileJob(volume=volume, shape=volume.shape, model_path=str(work / "model.safetensors"),
-                  model_sha256=fingerprint["model_sha256"] or "in-memory", stats=stats, tiling=options.tiling,
-                  backend=options.backend, threshold=options.threshold, work=str(work),
-                  write_mask=bool(mask_output),
-                  keep=tuple((b.start, b.stop) for b in sample.box) if options.roi is not None and sample.box else None)
-    if bar is not None:
-        bar.reset(total=volume.size)
-        bar.set_description("segment")
-        outside = volume.size - sum(t.voxels for t in tiles)  # beyond the sample's box: no tiles at all
-        bar.update(outside + sum(t.voxels for t in tiles if t.index in done))
-    t_tiles = time.time()
-    try:
-        if distributed:
-            from .distributed import run_distributed
-
-            run_distributed(job, todo, workers=options.workers or options.gpus, scheduler=options.scheduler,
-                            gpus=options.gpus, progress=bar)
-        else:
-            ready.result()
-            run_tiles(job, todo, backend=backend, progress=bar, source=resident)
+        timings["tiles"] = time.time() - t_tiles
+        t_finish = time.time()
+        missing = len(tiles) - len(os.listdir(work / "done"))
+        if missing:
+            raise TomosegError(f"{work}: {missing} tiles were not computed; run again with --resume")
+        check_input_unchanged(volume, fingerprint)
+        flooding = check_flooding(work / "prob.zarr", options.threshold, str(output),
+                                  objects_per_slice(work, tiles, skipped, volume.shape))
+        levels = {"probability": finish_output(work / "prob.zarr", str(output), volume.shape, volume.voxel_size,
+                                                options.overwrite, orientation=volume.orientation)}
+        if mask_output:
+            levels["mask"] = finish_output(work / "mask.zarr", str(mask_output), volume.shape, volume.voxel_size,
+                                            options.overwrite, pyramid="mode", orientation=volume.orientation)
+        timings["finish"] = time.time() - t_finish
+        record = provenance(volume, model, options, fingerprint, stats, outputs, len(tiles), t0)
+        record["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
+        record["input_in_memory"] = resident is not None  # windows read from resident_copy
+        record["resolution_levels"] = levels
+        record["objects"] = flooding
+        record["sample_mask"] = {**sample.record, "tiles_computed": len(tiles) - len(skipped),
+                                 "voxels_computed": int(sum(t.voxels for t in tiles if t.index not in skipped)),
+                                 "outside": "probability 0, network not run"}
+        f, _ = split_dataset(output)
+        prov = f.with_name(f.name + ".provenance.json")
+        prov.write_text(json.dumps(record, indent=1))
+        volume.close()
+        shutil.rmtree(work)
+        return record
     finally:
-        if bar is not None:
-            bar.close()
-    timings["tiles"] = time.time() - t_tiles
-    t_finish = time.time()
-    missing = len(tiles) - len(os.listdir(work / "done"))
-    if missing:
-        raise TomosegError(f"{work}: {missing} tiles were not computed; run again with --resume")
-    check_input_unchanged(volume, fingerprint)
-    flooding = check_flooding(work / "prob.zarr", options.threshold, str(output),
-                              objects_per_slice(work, tiles, skipped, volume.shape))
-    levels = {"probability": finish_output(work / "prob.zarr", str(output), volume.shape, volume.voxel_size,
-                                            options.overwrite, orientation=volume.orientation)}
-    if mask_output:
-        levels["mask"] = finish_output(work / "mask.zarr", str(mask_output), volume.shape, volume.voxel_size,
-                                        options.overwrite, pyramid="mode", orientation=volume.orientation)
-    timings["finish"] = time.time() - t_finish
-    record = provenance(volume, model, options, fingerprint, stats, outputs, len(tiles), t0)
-    record["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
-    record["input_in_memory"] = resident is not None  # windows read from resident_copy
-    record["resolution_levels"] = levels
-    record["objects"] = flooding
-    record["sample_mask"] = {**sample.record, "tiles_computed": len(tiles) - len(skipped),
-                             "voxels_computed": int(sum(t.voxels for t in tiles if t.index not in skipped)),
-                             "outside": "probability 0, network not run"}
-    f, _ = split_dataset(output)
-    prov = f.with_name(f.name + ".provenance.json")
-    prov.write_text(json.dumps(record, indent=1))
-    volume.close()
-    shutil.rmtree(work)
-    return record
+        if own_client:
+            client.close()
+
+
+def _absolute(path) -> str:
+    """``path`` made absolute against this process's folder, a ``file.h5:/dataset`` or ``store.zarr:NAME``
+    suffix kept as it is (``..`` and symlinks are left: the workers resolve them as this process would)."""
+    text = os.fspath(path)
+    if os.path.isabs(text):
+        return text
+    return os.path.join(os.getcwd(), text)
 
 
 def _both(*visitors):

@@ -14,19 +14,29 @@ import numpy as np
 
 from .._version import __version__
 from ..io import create_volume, format_of, split_dataset
+from ..errors import TomosegError
 from ..shipped import shipped_name
 
 
-def check_output_paths(input_path, outputs, overwrite: bool, volume=None) -> None:
-    """Every output checked before any work: path, format and type, writable, replaceable, free space."""
+def check_output_paths(input_path, outputs, overwrite: bool, volume=None, *, sample_mask=None,
+                       labels=None) -> None:
+    """Every output checked before any work: path, format and type, writable, replaceable, free space.
+
+    ``sample_mask``: the ``--sample-mask`` file, an input like ``input_path`` (no output may be it).
+    ``labels``: the ``--labels`` output, kept apart from the inputs and the other outputs too.
+    """
     from ..io import check_output_format
     from ..io.output_guard import (UNCOMPRESSED, check_free_space, check_output, check_outputs_apart,
                                    check_writable_folder, output_bytes, warn_if_short)
 
-    # not the input (resolved: symlinks, hard links, '..'), not inside it, not each other (two datasets of one
+    named = [(None if k == 0 else "--mask", out) for k, out in enumerate(outputs)]
+    for opt, out in named + [("--labels", labels)]:
+        if out is not None:
+            check_output_dataset_name(opt, out)
+    # not an input (resolved: symlinks, hard links, '..'), not inside one, not each other (two datasets of one
     # HDF5 file are fine)
-    check_outputs_apart([(None if k == 0 else "--mask", out) for k, out in enumerate(outputs)],
-                        inputs=[(None, input_path)])
+    check_outputs_apart(named + [("--labels", labels)],
+                        inputs=[(None, input_path), ("--sample-mask", sample_mask)])
     need: dict = {}
     for out in outputs:
         f, _ = split_dataset(out)
@@ -44,6 +54,23 @@ def check_output_paths(input_path, outputs, overwrite: bool, volume=None) -> Non
     if volume is not None:  # the work stores (compressed Zarr) beside the output
         warn_if_short(split_dataset(outputs[0])[0].parent, len(outputs) * output_bytes(volume.shape, np.uint8),
                       what="the work stores")
+
+
+def check_output_dataset_name(option, out) -> None:
+    """An output ``file.h5:/dataset`` must name a dataset (not the file's root group); an output
+    ``store.zarr:NAME`` is refused (segment writes an OME-Zarr image whose array is ``0``)."""
+    text = str(out)
+    where = f"{option} {text}" if option else text
+    if text.endswith(":") and format_of(text[:-1], for_writing=True) == "hdf5":
+        raise TomosegError(f"{where}: give a dataset name after the colon, e.g. {text}/prob")
+    fmt = format_of(out, for_writing=True)
+    f, dataset = split_dataset(out)
+    if fmt == "hdf5" and dataset is not None and not dataset.strip("/"):
+        raise TomosegError(f"{where}: give a dataset name after the colon, e.g. {f}:/prob (the file's root "
+                           "group cannot hold the volume)")
+    if fmt == "zarr" and dataset is not None:
+        raise TomosegError(f"{where}: segment writes a whole Zarr store (an OME-Zarr image), not an array named "
+                           f"inside one; give the store's path alone, e.g. {f}")
 
 
 FINISH_BLOCK_VOXELS = 2**26  # the work store copied to another format in blocks of at most this (or a chunk row)
