@@ -82,7 +82,9 @@ class AblationConfig:
     evaluation: EvaluationPhantoms = field(default_factory=EvaluationPhantoms)
 
     def __post_init__(self):
-        if not isinstance(self.configurations, list) or not self.configurations:
+        if not isinstance(self.configurations, list):
+            raise TomosegError(f"configurations {self.configurations!r} must be a list, e.g. [\"4/8\", \"3/6\"]")
+        if not self.configurations:
             raise TomosegError("configurations is empty: list at least one, e.g. "
                                f"{list(PAPER_CONFIGURATIONS)}")
         parsed = [parse_configuration(c) for c in self.configurations]
@@ -90,6 +92,8 @@ class AblationConfig:
             raise TomosegError(f"configurations lists one twice: {self.configurations}")
         for key, known in (("variants", VARIANTS), ("baselines", BASELINES)):
             values = getattr(self, key) or []
+            if not isinstance(values, list):
+                raise TomosegError(f"{key} {values!r} must be a list, e.g. {sorted(known)[:2]}")
             unknown = sorted(set(values) - set(known))
             if unknown:
                 raise TomosegError(f"unknown {key} {unknown}; known: {sorted(known)}")
@@ -103,6 +107,11 @@ class AblationConfig:
         if self.variants and parse_configuration(self.reference) not in parsed:
             raise TomosegError(f"reference {self.reference!r} must be one of the configurations "
                                f"{self.configurations} (the variants change it)")
+        if self.train is not None and not isinstance(self.train, dict):
+            raise TomosegError("config section 'train' must be a mapping of keys to values (the keys of tomoseg "
+                               f"train), not a {type(self.train).__name__}")
+        if not isinstance(self.output, str) or not self.output.strip():
+            raise TomosegError(f"output {self.output!r} must be a folder name, e.g. runs/ablation")
         for key in ("output", "model"):
             if key in (self.train or {}):
                 raise TomosegError(f"train.{key} is set by the ablation itself; remove it")

@@ -112,6 +112,9 @@ def _check_output(cfg: AblationConfig) -> Path:
 
     out = Path(cfg.output)
     saved = out / "ablation.yaml"
+    if out.exists() and not out.is_dir():
+        raise TomosegError(f"{out}: is a file, not a folder; give a folder for the study (--output or the config's "
+                           "output)")
     if saved.exists():
         try:
             same = ablation_from_dict(yaml.safe_load(saved.read_text())).to_dict() == cfg.to_dict()
@@ -123,7 +126,11 @@ def _check_output(cfg: AblationConfig) -> Path:
         _log(f"resuming the study in {out}")
     elif out.exists() and any(out.iterdir()):
         raise TomosegError(f"{out}: exists and holds no ablation study; choose another output")
-    (out / "rows").mkdir(parents=True, exist_ok=True)
+    try:
+        (out / "rows").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TomosegError(f"{out}: cannot create the study folder ({exc.strerror}); give a folder you can write to "
+                           "(--output or the config's output)") from None
     saved.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     return out
 
@@ -167,6 +174,11 @@ def run_ablation(config: AblationConfig | dict, *, progress: bool = True) -> Pat
     from ..table import write_csv
 
     cfg = config if isinstance(config, AblationConfig) else ablation_from_dict(config)
+    recipe = cfg.train_config()
+    if recipe.data.phantoms is not None:
+        from ..training.data import check_phantom_pool
+
+        check_phantom_pool(recipe.data.phantoms, progress=False)  # refused before anything is generated
     out = _check_output(cfg)
     _log(f"preparing the held-out set: {cfg.evaluation.count} phantoms {cfg.evaluation.shape}, "
          f"{len(cfg.evaluation.volumes)} labelled volumes")

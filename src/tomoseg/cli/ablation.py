@@ -23,8 +23,13 @@ def _run(args) -> int:
     from ..ablation import load_ablation_config, run_ablation
 
     cfg = load_ablation_config(args.config)
-    if args.output:
+    if args.output is not None:
         from dataclasses import replace
+
+        from ..errors import TomosegError
+
+        if not args.output.strip():
+            raise TomosegError("--output '': give a folder for the study")
 
         cfg = replace(cfg, output=args.output)
     out = run_ablation(cfg, progress=progress_enabled(args))

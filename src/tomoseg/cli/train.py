@@ -27,9 +27,17 @@ def _run_train(args) -> int:
     from . import progress_enabled
     from ..training import load_config, train
 
+    from ..errors import TomosegError
+
     cfg = load_config(args.config)
+    # every option given is applied or refused, never dropped: 0 and "" are values too (is not None)
     changes = {k: v for k, v in (("output", args.output), ("epochs", args.epochs), ("device", args.device),
-                                                ("init", args.init)) if v}
+                                 ("init", args.init)) if v is not None}
+    for option in ("output", "device", "init"):
+        if option in changes and not changes[option].strip():
+            raise TomosegError(f"--{option} '': give a value or leave the option out")
+    if "epochs" in changes and changes["epochs"] < 1:
+        raise TomosegError(f"--epochs {changes['epochs']}: give at least 1")
     if changes:
         cfg = replace(cfg, **changes)
     run = train(cfg, resume=args.resume, progress=progress_enabled(args))

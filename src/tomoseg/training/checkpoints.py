@@ -55,11 +55,16 @@ class RunFolder:
             raise TomosegError(f"{self.path}: is a file, not a folder; give a folder for the run (--output or the "
                                "config's output)")
         exists = self.path.exists() and any(self.path.iterdir())
+        # the same answer with and without --resume, naming what the folder holds
+        if exists and not self.state_file.exists():
+            if (self.path / "config.yaml").exists():
+                raise TomosegError(f"{self.path}: a run that stopped before its first epoch ended (no {STATE}), so "
+                                   "there is nothing to resume; delete the folder or choose another output")
+            raise TomosegError(f"{self.path}: a folder of other files, not a tomoseg run; choose a new folder "
+                               "(--output or the config's output)")
         if exists and not resume:
             raise TomosegError(f"{self.path}: run folder exists; pass --resume to continue it, or choose another "
                                "output")
-        if exists and not self.state_file.exists():
-            raise TomosegError(f"{self.path}: holds no run to resume (no {STATE})")
         self.resuming = exists
         if exists:
             self._check_same_config()

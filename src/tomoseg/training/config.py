@@ -13,6 +13,7 @@ from ..errors import TomosegError
 from ..synthetic.pool import RANGE_KEYS  # the physics ranges, in the order they are drawn
 
 
+MAX_PHANTOMS = 100_000  # per pool key (count, validation_count): beyond it, a typo rather than a plan
 _BOOLS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
 
 
@@ -69,10 +70,28 @@ def _coerce(value, annotation: str, key: str):
         return value
     if base == "list":
         if not isinstance(value, list):
-            example = ("[{image: scan.tif, labels: labels.tif}]" if key.endswith("volumes") else "[64, 192, 192]")
-            raise TomosegError(f"{key}: {value!r} must be a list, e.g. {example}")
+            raise TomosegError(f"{key}: {value!r} must be a list, e.g. {_list_example(key)}")
         return value
     return value
+
+
+_LIST_EXAMPLES = {  # an example that fits each list key (the last part of the dotted key)
+    "volumes": "[{image: scan.tif, labels: labels.tif}]", "validation_volumes": "[{image: scan.tif, labels: labels.tif}]",
+    "shape": "[64, 192, 192]", "physics_shape": "[64, 192, 192]", "presets": "[default, noisy]",
+    "voxel_size_nm": "[29.33, 29.33, 29.33]", "zoom": "[1.0, 1.25]", "photons": "[250.0, 4000.0]",
+    "angles": "[160, 420]", "gain_error": "[0.002, 0.02]", "object_gray": "[95.0, 150.0]",
+    "radius_mean": "[2.2, 3.6]", "blur_sigma": "[0.5, 1.2]",
+}
+
+
+def _list_example(key: str) -> str:
+    return _LIST_EXAMPLES.get(key.rsplit(".", 1)[-1], "[1, 2]")
+
+
+def _number(v) -> bool:
+    import math
+
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _from_dict(cls, values, where: str):
@@ -115,6 +134,9 @@ class PhysicsPool:
         for key in ("count", "validation_count"):
             if not isinstance(getattr(self, key), int) or getattr(self, key) < 0:
                 raise TomosegError(f"data.phantoms.physics.{key} {getattr(self, key)!r} must be a whole number >= 0")
+            if getattr(self, key) > MAX_PHANTOMS:
+                raise TomosegError(f"data.phantoms.physics.{key} {getattr(self, key)} is more than {MAX_PHANTOMS:,} "
+                                   f"phantoms; give at most {MAX_PHANTOMS:,}")
         for key in RANGE_KEYS:
             r = getattr(self, key)
             if (not isinstance(r, (list, tuple)) or len(r) != 2
@@ -138,6 +160,38 @@ class PhantomData:
     workers: int = 0                        # processes generating the pool (0: all cores)
     faded_ends: float = 0.0                 # share of volumes whose end slices fade to a dark, flat field (as
                                             # reconstructions do past the sample's ends): no objects there
+
+    def __post_init__(self):
+        from ..synthetic import PRESETS
+
+        for key in ("count", "validation_count", "seed", "workers"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise TomosegError(f"data.phantoms.{key} {value!r} must be a whole number >= 0")
+        for key in ("count", "validation_count"):
+            if getattr(self, key) > MAX_PHANTOMS:
+                raise TomosegError(f"data.phantoms.{key} {getattr(self, key)} is more than {MAX_PHANTOMS:,} phantoms "
+                                   "(each is generated, cached on disk and held in memory); give at most "
+                                   f"{MAX_PHANTOMS:,}, e.g. 8 to 200")
+        for key in ("shape", "physics_shape"):
+            shape = getattr(self, key)
+            if shape is None and key == "physics_shape":
+                continue
+            if (len(shape) != 3 or not all(isinstance(v, int) and not isinstance(v, bool) for v in shape)
+                    or min(shape) < 8):
+                raise TomosegError(f"data.phantoms.{key} {shape!r} must be three whole sizes (z, y, x) of at least 8, "
+                                   "e.g. [64, 192, 192]")
+        if not self.presets or not all(isinstance(p, str) for p in self.presets):
+            raise TomosegError(f"data.phantoms.presets {self.presets!r} must list at least one preset, e.g. "
+                               f"[default, noisy]; known: {sorted(PRESETS)}")
+        unknown = sorted(set(self.presets) - set(PRESETS))
+        if unknown:
+            raise TomosegError(f"data.phantoms.presets: unknown {unknown}; known: {sorted(PRESETS)}")
+        if self.cache_dir is not None and not self.cache_dir.strip():
+            raise TomosegError("data.phantoms.cache_dir '': give a folder, auto ($XDG_CACHE_HOME/tomoseg/phantoms) "
+                               "or null (no cache)")
+        if not 0 <= self.faded_ends <= 1:
+            raise TomosegError(f"data.phantoms.faded_ends {self.faded_ends!r} must be a share between 0 and 1")
 
 
 @dataclass
@@ -194,6 +248,19 @@ class AugmentConfig:
     intensity_scale: float = 0.1      # x (1 ± this)
     intensity_shift: float = 0.1      # ± this, in units of the volume's s.d.
     noise: float = 0.05               # Gaussian noise s.d. (normalized units), random up to this
+
+    def __post_init__(self):
+        z = self.zoom
+        if (len(z) != 2 or not all(_number(v) for v in z) or not 0.25 <= z[0] <= z[1] <= 4):
+            raise TomosegError(f"augment.zoom {z!r} must be two zoom factors [low, high], low <= high, between "
+                               "0.25 and 4 (e.g. [1.0, 1.25]; [1.0, 1.0]: no zoom)")
+        if not 0 <= self.zoom_probability <= 1:
+            raise TomosegError(f"augment.zoom_probability {self.zoom_probability!r} must be between 0 and 1")
+        if not 0 <= self.intensity_scale < 1:
+            raise TomosegError(f"augment.intensity_scale {self.intensity_scale!r} must be at least 0 and below 1")
+        for key in ("intensity_shift", "noise"):
+            if getattr(self, key) < 0:
+                raise TomosegError(f"augment.{key} {getattr(self, key)!r} must be at least 0")
 
 
 @dataclass

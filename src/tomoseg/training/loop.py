@@ -21,14 +21,14 @@ from ..errors import TomosegError
 from ..model import build_model
 from .checkpoints import RunFolder
 from .config import TrainConfig
-from .data import load_pairs, phantom_volume_sets
+from .data import check_phantom_pool, load_pairs, phantom_volume_sets
 from .sampling import PatchSource
 from .step import TrainStep, configure_device, resolve_device
 from .timing import PhaseClock
 from .validation import evaluate, evaluate_volumes, validation_patches
 
 
-def prepare_data(cfg: TrainConfig):
+def prepare_data(cfg: TrainConfig, *, progress: bool = True):
     """The training and validation volumes of a config, loaded (or generated, or read from the phantom
     cache) and normalized.
 
@@ -38,6 +38,7 @@ def prepare_data(cfg: TrainConfig):
     data = cfg.data
     train, val = [], []
     if data.phantoms is not None:
+        check_phantom_pool(data.phantoms, progress=progress)  # disk, memory and time, before generating any
         phantoms, validation = phantom_volume_sets(data.phantoms, data)
         train += phantoms
         val += validation
@@ -85,7 +86,7 @@ def train(config: TrainConfig | dict, *, resume: bool = False, progress: bool = 
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     t0 = time.perf_counter()
-    train_vols, val_vols = prepare_data(cfg) if data is None else data
+    train_vols, val_vols = prepare_data(cfg, progress=progress) if data is None else data
     t_data = time.perf_counter() - t0
     source = PatchSource(train_vols, cfg.sampling, cfg.augment, cfg.data.ignore_value,
                          cfg.data.normalization == "patch", device, seed=cfg.seed)
