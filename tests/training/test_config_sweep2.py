@@ -1,9 +1,7 @@
 """train and ablation configs of the second bad-input sweep (2026-11-26, findings S13, S17-S19, S26-S29, S35):
 each bad input is refused with one line naming the key or option, before any phantom is generated."""
 
-from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 

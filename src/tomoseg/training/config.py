@@ -76,7 +76,8 @@ def _coerce(value, annotation: str, key: str):
 
 
 _LIST_EXAMPLES = {  # an example that fits each list key (the last part of the dotted key)
-    "volumes": "[{image: scan.tif, labels: labels.tif}]", "validation_volumes": "[{image: scan.tif, labels: labels.tif}]",
+    "volumes": "[{image: scan.tif, labels: labels.tif}]",
+    "validation_volumes": "[{image: scan.tif, labels: labels.tif}]",
     "shape": "[64, 192, 192]", "physics_shape": "[64, 192, 192]", "presets": "[default, noisy]",
     "voxel_size_nm": "[29.33, 29.33, 29.33]", "zoom": "[1.0, 1.25]", "photons": "[250.0, 4000.0]",
     "angles": "[160, 420]", "gain_error": "[0.002, 0.02]", "object_gray": "[95.0, 150.0]",
