@@ -224,10 +224,44 @@ class _SliceStack:
         return np.stack(planes)
 
 
+def check_slice_names(folder: Path, files: list[Path]) -> None:
+    """Slices whose names carry numbers must follow one pattern and run without gaps or repeats (a constant step
+    is fine): a missing slice shifted every slice above it down, a stray ``preview.tif`` every slice up, with no
+    word. Names without numbers are taken in their natural order."""
+    numbered = [(f, re.match(r"^(.*?)(\d+)(\D*)$", f.stem)) for f in files]
+    if not any(m for _, m in numbered):
+        return
+    patterns: dict = {}
+    for f, m in numbered:
+        key = (m.group(1), m.group(3), f.suffix.lower().replace(".tiff", ".tif")) if m else None
+        patterns.setdefault(key, []).append(f)
+    common = max(patterns, key=lambda k: len(patterns[k]))
+    stray = [f.name for k, fs in patterns.items() if k != common for f in fs]
+    if stray:
+        example = f"{common[0]}{'#' * 4}{common[1]}{common[2]}" if common else "a numbered name"
+        raise TomosegError(f"{folder}: holds {', '.join(stray[:3])}{' ...' if len(stray) > 3 else ''}, which "
+                           f"{'does' if len(stray) == 1 else 'do'} not follow the slices' names ({example}): it would "
+                           "be read as a slice and shift the others; move it out of the folder")
+    numbers = sorted((int(m.group(2)), f.name) for f, m in numbered)
+    for (a, fa), (b, fb) in zip(numbers, numbers[1:]):
+        if a == b:
+            raise TomosegError(f"{folder}: slices {fa} and {fb} carry the same number {a}; keep one of them")
+    steps = {b - a for (a, _), (b, _) in zip(numbers, numbers[1:])}
+    if len(steps) > 1:
+        step = min(steps)
+        have = {n for n, _ in numbers}
+        missing = [n for n in range(numbers[0][0], numbers[-1][0] + 1, step) if n not in have]
+        raise TomosegError(f"{folder}: slice numbers {numbers[0][0]}-{numbers[-1][0]} have gaps (missing "
+                           f"{', '.join(map(str, missing[:5]))}{' ...' if len(missing) > 5 else ''}): the slices "
+                           "above a gap would sit one slice too low; restore the missing slices or give a folder "
+                           "without gaps")
+
+
 def open_tiff_folder(folder: Path) -> Volume:
     files = slice_files(folder)
     if not files:
         raise TomosegError(f"{folder}: folder holds no .tif/.tiff slices")
+    check_slice_names(folder, files)
     shapes = {}
     voxel_size = None
     dtype = None
