@@ -310,3 +310,35 @@ def test_more_local_workers_than_cores_or_memory_hold_are_refused_at_once(tmp_pa
     err = capsys.readouterr().err
     assert "--workers 64: this machine has" in err and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.npy"]
+
+
+def test_two_runs_into_one_hdf5_file_keep_their_own_work(tmp_path, random_model_path, monkeypatch):
+    """Work folders were one per HDF5 file: a run into two.h5:/b found /a's interrupted work, asked for --resume,
+    then called the input changed, or took /a's tiles over as /b's. Each dataset now has its own."""
+    import h5py
+    from dataclasses import replace
+
+    from tomoseg.inference import SegmentOptions, engine
+
+    rng = np.random.default_rng(3)
+    a, b = (rng.integers(0, 255, (16, 48, 48), dtype=np.uint8) for _ in range(2))
+    np.save(tmp_path / "a.npy", a)
+    np.save(tmp_path / "b.npy", b)
+    opts = SegmentOptions(tiling=TilingConfig(tile_size=16, halo=8), sample_mask="off")
+    out = tmp_path / "two.h5"
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine, "run_tiles", stop)
+    with pytest.raises(KeyboardInterrupt):
+        engine.segment(tmp_path / "a.npy", f"{out}:/a", model=random_model_path, options=opts, progress=False)
+    monkeypatch.undo()
+    engine.segment(tmp_path / "b.npy", f"{out}:/b", model=random_model_path, options=opts, progress=False)
+    engine.segment(tmp_path / "a.npy", f"{out}:/a", model=random_model_path, options=replace(opts, resume=True),
+                   progress=False)
+    engine.segment(tmp_path / "a.npy", tmp_path / "ref.h5:/a", model=random_model_path, options=opts,
+                   progress=False)
+    with h5py.File(out) as f, h5py.File(tmp_path / "ref.h5") as r:
+        assert np.array_equal(f["a"][:], r["a"][:]) and not np.array_equal(f["a"][:], f["b"][:])
+    assert not list(tmp_path.glob("*.tomoseg-run"))

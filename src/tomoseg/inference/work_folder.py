@@ -27,8 +27,14 @@ WORK_SUFFIX = ".tomoseg-run"
 
 
 def work_dir_for(output) -> Path:
-    f, _ = split_dataset(output)
-    return f.with_name(f.name + WORK_SUFFIX)
+    """The work folder of a run writing ``output``: beside it, and for a dataset inside an HDF5 file named after
+    the dataset too (``x.h5:/entry/prob`` -> ``x.h5.entry_prob.tomoseg-run``), so that two runs into one file
+    never take over each other's work."""
+    import re
+
+    f, dataset = split_dataset(output)
+    tag = "." + re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset.strip("/")) if dataset and dataset.strip("/") else ""
+    return f.with_name(f.name + tag + WORK_SUFFIX)
 
 
 def run_fingerprint(volume, model, options: SegmentOptions, backend_name: str, write_mask: bool) -> dict:
