@@ -121,4 +121,5 @@ def check_environment() -> None:
 
 
 def progress_enabled(args) -> bool:
-    return not getattr(args, "quiet", False) and os.environ.get("TOMOSEG_NO_PROGRESS") != "1"
+    off = os.environ.get("TOMOSEG_NO_PROGRESS", "").strip().lower() not in ("", "0", "false", "no", "off")
+    return not getattr(args, "quiet", False) and not off

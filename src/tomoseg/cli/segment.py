@@ -44,8 +44,8 @@ def _segment(sub):
                              "probability 0 without running the network (default: a mask found automatically "
                              "where the surroundings are darker than the sample, see docs/segment.md)")
     sample.add_argument("--roi", metavar="Z0:Z1,Y0:Y1,X0:X1",
-                        help="segment only this box (empty ends: the volume's ends), rounded out to whole 64-voxel "
-                             "output chunks; the rest gets probability 0")
+                        help="segment only this box (empty ends: the volume's ends); the rest gets probability 0 "
+                             "(the network runs on the tiles that touch the box, with their context)")
     sample.add_argument("--no-sample-mask", action="store_true",
                         help="run the network on every tile (no automatic sample mask)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")

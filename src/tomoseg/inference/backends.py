@@ -24,6 +24,7 @@ import hashlib
 import importlib.util
 import os
 import queue
+import re
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -49,8 +50,8 @@ class BackendConfig:
             raise TomosegError(f"backend {self.backend!r} must be auto, torch or openvino")
         if self.precision not in PRECISIONS:
             raise TomosegError(f"precision {self.precision!r} must be one of {PRECISIONS}")
-        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
-            raise TomosegError(f"device {self.device!r} must be auto, cpu, cuda or cuda:N")
+        if not (self.device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", str(self.device))):
+            raise TomosegError(f"device {self.device!r} must be auto, cpu, cuda or cuda:N (N: a GPU's number, 0 up)")
 
 
 def openvino_available() -> bool:
@@ -75,7 +76,13 @@ def resolve(config: BackendConfig) -> tuple[str, str]:
     if device == "auto":
         device = "cuda" if cuda_available() else "cpu"
     if device.startswith("cuda") and not cuda_available():
-        raise TomosegError("--device cuda: no CUDA GPU is visible to PyTorch; use --device cpu")
+        raise TomosegError(f"--device {config.device}: no CUDA GPU is visible to PyTorch; use --device cpu")
+    if device.startswith("cuda:"):
+        import torch
+
+        if int(device.split(":")[1]) >= torch.cuda.device_count():
+            raise TomosegError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+                               "numbered from 0 (CUDA_VISIBLE_DEVICES chooses which)")
     backend = config.backend
     if backend == "auto":
         backend = "openvino" if device == "cpu" and openvino_available() else "torch"

@@ -111,6 +111,8 @@ def open_volume(path, *, voxel_size=None) -> Volume:
     fmt = format_of(path)
     if not file.exists():
         raise TomosegError(f"{file}: no such file or folder")
+    if not (file.is_file() or file.is_dir()):  # a FIFO or a device: reading it could block for ever
+        raise TomosegError(f"{file}: is not a regular file or folder (a pipe or a device?); give the volume's file")
     if fmt == "tiff-folder":
         vol = tiff.open_tiff_folder(file)
     elif fmt == "tiff":
