@@ -47,3 +47,29 @@ def test_tomoseg_no_progress_takes_the_usual_spellings(monkeypatch, value, shown
 
     monkeypatch.setenv("TOMOSEG_NO_PROGRESS", value)
     assert progress_enabled(Namespace(quiet=False)) is shown
+
+
+def test_raw_nxtomo_projections_are_refused_and_a_reconstruction_read(tmp_path):
+    """An NXtomo file (projections with darks and flats, image_key) was segmented as a volume, its darks and flats
+    as z slices (S7); a reconstruction in a NeXus file (NXtomoproc) is read."""
+    import h5py
+
+    from tomoseg.errors import TomosegError
+    from tomoseg.io import open_volume
+
+    v = np.random.default_rng(0).integers(0, 255, (8, 16, 16)).astype(np.uint16)
+    with h5py.File(tmp_path / "raw.nxs", "w") as f:
+        entry = f.create_group("entry")
+        entry["definition"] = "NXtomo"
+        detector = entry.create_group("instrument/detector")
+        detector["data"] = np.concatenate([np.zeros((2, 16, 16), np.uint16), v])
+        detector["image_key"] = np.array([2] * 2 + [0] * 8)
+        entry.create_group("data")["data"] = h5py.SoftLink("/entry/instrument/detector/data")
+    with h5py.File(tmp_path / "recon.h5", "w") as f:
+        entry = f.create_group("entry")
+        entry["definition"] = "NXtomoproc"
+        entry.create_group("data")["data"] = v
+    for path in (tmp_path / "raw.nxs", f"{tmp_path / 'raw.nxs'}:/entry/data/data"):
+        with pytest.raises(TomosegError, match="holds raw projections"):
+            open_volume(str(path))
+    assert open_volume(str(tmp_path / "recon.h5")).shape == (8, 16, 16)

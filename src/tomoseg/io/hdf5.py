@@ -50,6 +50,24 @@ def _check_virtual(ds, path: Path, name: str) -> None:
                                "read as zeros. Copy the source files beside it, or export a real dataset")
 
 
+def _check_not_projections(f, path, name: str) -> None:
+    """Refuse raw tomography data: an NXtomo entry (NeXus: projections with their darks and flats, told apart by
+    ``image_key``) read as a volume would give darks, flats and projections as z slices."""
+    parts = name.strip("/").split("/")
+    for depth in range(1, len(parts)):
+        group = f.get("/" + "/".join(parts[:depth]))
+        if not isinstance(group, h5py.Group):
+            continue
+        definition = group.get("definition")
+        text = definition[()] if isinstance(definition, h5py.Dataset) else group.attrs.get("definition")
+        if isinstance(text, bytes):
+            text = text.decode(errors="replace")
+        if str(text).strip() == "NXtomo" or "image_key" in group:
+            raise TomosegError(f"{path}:{name} holds raw projections (NeXus NXtomo: projections, darks and flats), "
+                               "not a reconstructed volume; reconstruct it first (e.g. tomopy, nabu, tomocupy) "
+                               "and give the reconstruction")
+
+
 def open_hdf5(path: Path, dataset: str | None = None) -> Volume:
     try:
         f = h5py.File(path, "r")
@@ -70,6 +88,7 @@ def open_hdf5(path: Path, dataset: str | None = None) -> Volume:
         if not isinstance(ds, h5py.Dataset):
             raise TomosegError(f"{path}:{name} is a group, not a dataset; name a dataset inside it")
         _check_virtual(ds, path, name)
+        _check_not_projections(f, path, name)
         voxel_size = None
         try:
             if "element_size_um" in ds.attrs:
