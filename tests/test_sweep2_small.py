@@ -73,3 +73,16 @@ def test_raw_nxtomo_projections_are_refused_and_a_reconstruction_read(tmp_path):
         with pytest.raises(TomosegError, match="holds raw projections"):
             open_volume(str(path))
     assert open_volume(str(tmp_path / "recon.h5")).shape == (8, 16, 16)
+
+
+def test_reading_an_unfinished_work_store_warns(tmp_path):
+    """analyze took a work store of an interrupted segment run (X.tomoseg-run/prob.zarr) for a result: its tiles
+    not yet computed read as 0 (S10). Reading one now warns and says how to finish."""
+    from tomoseg.errors import TomosegWarning
+    from tomoseg.io import open_volume, write_volume
+
+    store = tmp_path / "out.zarr.tomoseg-run" / "prob.zarr"
+    store.parent.mkdir()
+    write_volume(str(store), np.zeros((4, 8, 8), np.uint8))
+    with pytest.warns(TomosegWarning, match="inside the work folder of a segment run that has not finished"):
+        open_volume(str(store))

@@ -19,11 +19,10 @@ import numpy as np
 
 from ..errors import TomosegError
 from ..io import split_dataset
+from ..io.output_guard import WORK_SUFFIX  # named there, where the readers see it too
 
 if TYPE_CHECKING:
     from .engine import SegmentOptions
-
-WORK_SUFFIX = ".tomoseg-run"
 
 
 def work_dir_for(output) -> Path:

@@ -135,6 +135,9 @@ def open_volume(path, *, voxel_size=None) -> Volume:
         message = implausible_message(vol.voxel_size, f"{path}: the file's")
         if message:
             warn(message + "; pass --voxel-size Z Y X to correct it")
+    if any(p.name.endswith(output_guard.WORK_SUFFIX) for p in (file, *file.parents)):
+        warn(f"{path}: is inside the work folder of a segment run that has not finished (its tiles may not all be "
+             "computed, the rest reads as 0); finish it with segment --resume and use its output")
     vol._reopen = functools.partial(open_volume, str(path), voxel_size=override)
     return vol
 

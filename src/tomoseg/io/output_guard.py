@@ -34,6 +34,7 @@ import numpy as np
 from ..errors import TomosegError
 
 MARK = "tomoseg"
+WORK_SUFFIX = ".tomoseg-run"  # the work folder of a segment run, beside its output, until the run finishes
 FOLDER_MARKER = ".tomoseg"
 SLICE_RE = re.compile(r"^slice_\d+\.tif$")
 # sizes that a write must be able to hold in addition to the data (headers, metadata)

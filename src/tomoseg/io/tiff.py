@@ -261,7 +261,6 @@ def open_tiff_folder(folder: Path) -> Volume:
     files = slice_files(folder)
     if not files:
         raise TomosegError(f"{folder}: folder holds no .tif/.tiff slices")
-    check_slice_names(folder, files)
     shapes = {}
     voxel_size = None
     dtype = None
@@ -291,6 +290,7 @@ def open_tiff_folder(folder: Path) -> Volume:
             (s0, f0), (s1, f1) = list(shapes.items())[:2]
             raise TomosegError(f"{folder}: slices differ in size: {f0.name} is {s0}, {f1.name} is {s1}; "
                                "all slices of a stack must have the same size")
+    check_slice_names(folder, files)  # after each file's own check: a 3D TIFF among them is named as such
     shape2d = next(iter(shapes))
     return Volume(_SliceStack(files, shape2d, dtype), path=folder, format="tiff-folder", voxel_size=voxel_size,
                   chunks=(1,) + shape2d)
