@@ -86,3 +86,49 @@ def test_reading_an_unfinished_work_store_warns(tmp_path):
     write_volume(str(store), np.zeros((4, 8, 8), np.uint8))
     with pytest.warns(TomosegWarning, match="inside the work folder of a segment run that has not finished"):
         open_volume(str(store))
+
+
+def test_info_names_the_hdf5_dataset_it_picked(tmp_path, capsys):
+    """info on an HDF5 file without a dataset path showed the file only, not the dataset read (S38)."""
+    import h5py
+
+    with h5py.File(tmp_path / "scan.h5", "w") as f:
+        f["entry/data/data"] = np.zeros((4, 8, 8), np.uint8)
+    assert main(["info", str(tmp_path / "scan.h5")]) == 0
+    assert f"{tmp_path / 'scan.h5'}:/entry/data/data" in capsys.readouterr().out
+
+
+def test_results_are_written_and_read_as_utf8_whatever_the_locale(tmp_path):
+    """The text tomoseg writes (JSON, HTML, CSV) holds µ, × and dashes. Written in the locale's encoding, a run
+    under an ASCII locale (LANG=C on a cluster node, a library that resets the locale) failed with a
+    UnicodeEncodeError at the end of a track, and Windows' cp1252 would too; messages with µ or ± on such a
+    terminal ended analyze the same way (they are escaped now). Runs here in a child process whose preferred
+    encoding is ASCII (PYTHONUTF8=0, LC_ALL=C, no coercion)."""
+    import subprocess
+
+    script = (
+        "import locale, sys; assert locale.getpreferredencoding(False).lower() in ('ascii', 'ansi_x3.4-1968'), "
+        "locale.getpreferredencoding(False)\n"
+        "import numpy as np\n"
+        "from tomoseg.cli import main\n"
+        f"d = {str(tmp_path)!r}\n"
+        "assert main(['phantom', d + '/b.tif', '--labels', d + '/bl.tif', '--instances', d + '/bi.npy', '--pair', "
+        "d + '/a.tif', '--pair-labels', d + '/al.tif', '--pair-instances', d + '/ai.npy', '--pair-truth', "
+        "d + '/t.json', '--shape', '48', '128', '128', '-q']) == 0\n"
+        "assert main(['track', d + '/b.tif', d + '/a.tif', '--before-labels', d + '/bi.npy', '--after-labels', "
+        "d + '/ai.npy', '--truth', d + '/t.json', '--out', d + '/run', '-q']) == 0\n"
+        "assert main(['analyze', d + '/bl.tif', '--out', d + '/res', '--report', '-q']) == 0\n")
+    env = {**os.environ, "PYTHONUTF8": "0", "LC_ALL": "C", "LANG": "C", "PYTHONCOERCECLOCALE": "0"}
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                            encoding="utf-8")
+    assert result.returncode == 0, result.stderr[-2000:]
+    for page in (tmp_path / "run" / "track.html", tmp_path / "res" / "report.html"):
+        assert page.read_text(encoding="utf-8").startswith("<")
+
+
+def test_a_volume_of_a_few_slices_warns(tmp_path, capsys):
+    """A one-slice volume was segmented by the 3D model without a word, although a 2D image is refused (S9)."""
+    np.save(tmp_path / "one.npy", np.random.default_rng(0).integers(0, 255, (1, 32, 32), dtype=np.uint8))
+    assert main(["segment", str(tmp_path / "one.npy"), str(tmp_path / "o.zarr"), "--backend", "torch",
+                 "--device", "cpu", "-q"]) == 0
+    assert "1 slice: the 3D network sees little context along z" in capsys.readouterr().err

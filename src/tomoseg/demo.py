@@ -25,7 +25,8 @@ def run(out: Path, shape=(96, 256, 256), seed: int = 2027) -> int:
             return 1
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / MARKER).write_text("made by `make demo` (python -m tomoseg.demo); it replaces this folder on its next run\n")
+    (out / MARKER).write_text("made by `make demo` (python -m tomoseg.demo); it replaces this folder on its next run\n",
+                              encoding="utf-8")
     z, y, x = (str(s) for s in shape)
     results = out / "results"
     steps = [

@@ -126,5 +126,5 @@ def write_evaluation(result: dict, out_dir, *, image=None, voxel_size=None) -> d
     if masks is not None:  # slices read one at a time, chosen from the counts; captions say why each slice
         p, t, per_slice = masks
         figures.hit_map_figures(image, p, t, figs, voxel_size=voxel_size, counts=per_slice)
-    (out / "evaluation.json").write_text(json.dumps(result, indent=1, default=float))
+    (out / "evaluation.json").write_text(json.dumps(result, indent=1, default=float), encoding="utf-8")
     return result

@@ -28,7 +28,7 @@ def write_csv(table: Table, path, *, overwrite: bool = False) -> Path:
         raise TomosegError(f"{path}: already exists; pass --overwrite to replace it")
     tmp = path.with_name(path.name + ".partial")
     columns = list(table)
-    with open(tmp, "w", newline="") as fh:
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(columns)
         for i in range(n_rows(table)):
@@ -47,7 +47,7 @@ def _fmt(value) -> str:
 
 def read_csv(path) -> Table:
     """Read a CSV written by :func:`write_csv`; numeric columns become float or int arrays."""
-    with open(path, newline="") as fh:
+    with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.reader(fh))
     if not rows:
         return {}

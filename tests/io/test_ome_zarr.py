@@ -178,3 +178,21 @@ def test_a_multiscale_level_scale_multiplies_each_datasets(tmp_path):
                                                                                "scale": [1.0, 1.0, 1.0]}]}],
         "coordinateTransformations": [{"type": "scale", "scale": [0.03, 0.02, 0.01]}]}]}
     assert open_volume(str(tmp_path / "img.ome.zarr")).voxel_size == pytest.approx((30.0, 20.0, 10.0))
+
+
+def test_a_level_named_by_the_user_keeps_its_voxel_size(tmp_path):
+    """x.ome.zarr:1 read level 1 with no voxel size, although the metadata give it (second sweep S37)."""
+    import zarr
+
+    from tomoseg.io import open_volume
+
+    root = zarr.open_group(str(tmp_path / "ms.ome.zarr"), mode="w", zarr_format=3)
+    root.create_array("0", shape=(8, 16, 16), dtype="u1")
+    root.create_array("1", shape=(4, 8, 8), dtype="u1")
+    axes = [{"name": n, "type": "space", "unit": "nanometer"} for n in "zyx"]
+    root.attrs["ome"] = {"version": "0.5", "multiscales": [{"axes": axes, "datasets": [
+        {"path": str(k), "coordinateTransformations": [{"type": "scale", "scale": [30.0 * 2 ** k] * 3}]}
+        for k in (0, 1)]}]}
+    assert open_volume(str(tmp_path / "ms.ome.zarr")).voxel_size == (30.0, 30.0, 30.0)
+    level = open_volume(f"{tmp_path / 'ms.ome.zarr'}:1")
+    assert level.shape == (4, 8, 8) and level.voxel_size == (60.0, 60.0, 60.0)

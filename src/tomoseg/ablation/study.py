@@ -117,7 +117,7 @@ def _check_output(cfg: AblationConfig) -> Path:
                            "output)")
     if saved.exists():
         try:
-            same = ablation_from_dict(yaml.safe_load(saved.read_text())).to_dict() == cfg.to_dict()
+            same = ablation_from_dict(yaml.safe_load(saved.read_text(encoding="utf-8"))).to_dict() == cfg.to_dict()
         except TomosegError:
             same = False
         if not same:
@@ -131,7 +131,7 @@ def _check_output(cfg: AblationConfig) -> Path:
     except OSError as exc:
         raise TomosegError(f"{out}: cannot create the study folder ({exc.strerror}); give a folder you can write to "
                            "(--output or the config's output)") from None
-    saved.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    saved.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
     return out
 
 
@@ -188,14 +188,14 @@ def run_ablation(config: AblationConfig | dict, *, progress: bool = True) -> Pat
 
     def finish(name, row):
         row = {"row": name, **row}
-        (out / "rows" / f"{name}.json").write_text(json.dumps(row, indent=1, default=float))
+        (out / "rows" / f"{name}.json").write_text(json.dumps(row, indent=1, default=float), encoding="utf-8")
         results.append(row)
         _log(f"{name}: voxel F1 {row['f1']:.3f}, object F1 {row['object_f1']:.3f}")
 
     def cached(name):
         f = out / "rows" / f"{name}.json"
         if f.exists():
-            results.append(json.loads(f.read_text()))
+            results.append(json.loads(f.read_text(encoding="utf-8")))
             return True
         return False
 
@@ -261,7 +261,7 @@ def run_ablation(config: AblationConfig | dict, *, progress: bool = True) -> Pat
     table = {c: np.asarray([np.nan if v is None else v for v in vals]) if c not in ("row", "kind", "note")
              else np.asarray([str(v) for v in vals]) for c, vals in table.items()}
     write_csv(table, out / "results.csv", overwrite=True)
-    (out / "results.md").write_text(to_markdown(results, cfg))
+    (out / "results.md").write_text(to_markdown(results, cfg), encoding="utf-8")
     f1_figure(results, out / "f1_vs_parameters.png")
     return out
 

@@ -38,7 +38,19 @@ def _load_commands() -> None:
     from . import ablation, analysis, data, segment, track, train  # noqa: F401
 
 
+def _printable_anywhere() -> None:
+    """Messages hold µ, × and dashes: on a terminal whose encoding lacks them (an ASCII locale, Windows' cp1252)
+    they are escaped instead of ending the run in a UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        if "utf" not in str(getattr(stream, "encoding", "") or "").lower() and hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # a stream that cannot be reconfigured (closed, replaced)
+                pass
+
+
 def main(argv: list[str] | None = None) -> int:
+    _printable_anywhere()
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     # global flags may come after the sub-command too

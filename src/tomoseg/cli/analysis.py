@@ -130,7 +130,7 @@ def _write_analysis(args, vol, result, options, voxel_size, intensity, sample_ma
         from ..report import figures
 
         write_csv(table, out / "objects.csv", overwrite=True)
-        (out / "summary.json").write_text(json.dumps(json_safe(summary), indent=1))
+        (out / "summary.json").write_text(json.dumps(json_safe(summary), indent=1), encoding="utf-8")
         figs = out / "figures"
         figs.mkdir(exist_ok=True)
         tables = {"objects": result.selected}
@@ -291,7 +291,7 @@ def _run_report(args) -> int:
     for f in [run / "summary.json", run / "evaluation.json"] + sorted(run.glob("*.provenance.json")):
         if f.exists():
             try:
-                if not isinstance(json.loads(f.read_text()), dict):
+                if not isinstance(json.loads(f.read_text(encoding="utf-8")), dict):
                     raise ValueError("not a JSON object")
             except (ValueError, UnicodeDecodeError) as exc:
                 raise TomosegError(f"{f}: is not valid JSON ({exc}); run analyze/evaluate --out again or remove "

@@ -99,7 +99,9 @@ def _run_info(args) -> int:
         stats = sample_statistics(vol)
         file, _ = split_dataset(args.volume)
         info = {
-            "path": str(args.volume), "format": vol.format, "shape": list(vol.shape), "dtype": str(vol.dtype),
+            # an HDF5 file's dataset named as picked (the file alone does not say which one is read)
+            "path": str(vol.path) if vol.format == "hdf5" else str(args.volume), "format": vol.format,
+            "shape": list(vol.shape), "dtype": str(vol.dtype),
             "chunks": list(vol.chunks) if vol.chunks else None,
             "voxel_size_nm": list(vol.voxel_size) if vol.voxel_size else None,
             "size_on_disk_bytes": _disk_size(file), "size_in_memory_bytes": vol.nbytes, "sample": stats,

@@ -54,7 +54,7 @@ def _track(sub):
 
 def read_transform(path) -> np.ndarray:
     try:
-        data = json.loads(Path(path).read_text())
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
         m = np.asarray(data["matrix"], float)
     except FileNotFoundError:
         raise TomosegError(f"{path}: no such file") from None
@@ -243,7 +243,7 @@ def _segment_scans(args, out: Path, voxel_size) -> list:
 def _finished_map(prob: Path, source) -> dict | None:
     """The provenance of a probability map that ``segment`` finished from ``source``, else None."""
     try:
-        record = json.loads(prob.with_name(prob.name + ".provenance.json").read_text())
+        record = json.loads(prob.with_name(prob.name + ".provenance.json").read_text(encoding="utf-8"))
         same = Path(str(record["input"])).resolve() == Path(str(source)).resolve()
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -309,7 +309,7 @@ def _finish_track(args, out: Path, result, truth, before, after, vs, labels: lis
 
 def _read_truth(path) -> dict:
     try:
-        data = json.loads(Path(path).read_text())
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
         matches = {k: np.asarray(v, dtype=object if k in ("status", "change") else None)
                    for k, v in data["matches"].items()}
         folder = Path(path).parent
@@ -379,7 +379,7 @@ def run_phantom_pair(args, sets: dict) -> int:
                   "matches": {k: [v.item() if hasattr(v, "item") else v for v in col]
                               for k, col in pair.truth.items()}}
         tmp = Path(args.pair_truth).with_name(Path(args.pair_truth).name + ".partial")
-        tmp.write_text(json.dumps(record, indent=1, default=float))
+        tmp.write_text(json.dumps(record, indent=1, default=float), encoding="utf-8")
         tmp.replace(args.pair_truth)
     t = pair.truth
     counts = {s: int(len(np.unique(t["group"][t["status"] == s]))) for s in ("persisting", "appeared", "vanished",

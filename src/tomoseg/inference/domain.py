@@ -54,6 +54,19 @@ def check_voxel_size(volume, model) -> None:
         warn(message)
 
 
+MIN_SLICES = 8  # thinner volumes give the 3D network little context along z (its receptive field: ~48 voxels)
+
+
+def check_depth(volume) -> None:
+    """A warning for a volume of a few slices: the 3D network sees them mirrored along z for context it was
+    trained to take from real neighbours (a 2D image is refused; one slice saved as a volume was not told)."""
+    slices = int(volume.shape[0])
+    if slices < MIN_SLICES:
+        warn(f"{volume.path}: {slices} slice{'s' if slices > 1 else ''}: the 3D network sees little context along z "
+             "(it uses about 48 slices, and was trained on 3D volumes); expect weaker results than on thicker "
+             "volumes")
+
+
 def object_fraction(store, threshold: int, max_chunks: int = 64) -> float:
     """Share of voxels above ``threshold`` in up to ``max_chunks`` whole storage chunks spread evenly over the
     store (whole z slices where it is not chunked)."""

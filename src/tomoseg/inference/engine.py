@@ -315,7 +315,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
     dict
         The provenance record, also written to ``OUTPUT.provenance.json``.
     """
-    from .domain import check_histogram, check_voxel_size
+    from .domain import check_depth, check_histogram, check_voxel_size
 
     options = options or SegmentOptions()
     t0 = time.time()
@@ -343,6 +343,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
                                                      base_features=model.config.base_features,
                                                      backend=backend_name))
     check_voxel_size(volume, model)
+    check_depth(volume)
     fingerprint = run_fingerprint(volume, model, options, f"{backend_name}-{device}", bool(mask_output))
     client = own_client = None
     if options.scheduler:  # before the work folder: a scheduler that cannot be reached leaves nothing behind
@@ -392,7 +393,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
             sample.save(work / "sample_mask.npz")
             state = {"fingerprint": fingerprint, "stats": stats.to_dict(), "started": t0,
                      "sample": {"settings": _sample_settings(options), "record": sample.record}}
-            (work / "state.json").write_text(json.dumps(state, indent=1))
+            (work / "state.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
         stats = Stats(**state["stats"])
         done = {int(n) for n in os.listdir(work / "done")}
         skipped = {t.index for t in tiles if not sample.touches(t.core)}
@@ -459,7 +460,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
                                  "outside": "probability 0, network not run"}
         f, _ = split_dataset(output)
         prov = f.with_name(f.name + ".provenance.json")
-        prov.write_text(json.dumps(record, indent=1))
+        prov.write_text(json.dumps(record, indent=1), encoding="utf-8")
         volume.close()
         shutil.rmtree(work)
         return record

@@ -60,7 +60,7 @@ ADDED_LATER = ("voxel_size_nm",)  # keys an interrupted run of an earlier versio
 
 def _read_state(state_file: Path) -> dict:
     try:
-        state = json.loads(state_file.read_text())
+        state = json.loads(state_file.read_text(encoding="utf-8"))
         state["fingerprint"], state["stats"]  # noqa: B018 - the keys a resume needs
     except (OSError, ValueError, KeyError, TypeError):
         raise TomosegError(f"{state_file}: the interrupted run's state is damaged (truncated or not tomoseg's); "
@@ -136,7 +136,8 @@ def write_done_marker(work: Path, tile, objects_per_slice) -> None:
     (for the flooding check, without reading the output again). Written to a temporary name and renamed, so a
     marker is complete or absent."""
     tmp = work / f"marker-{tile.index}.partial"
-    tmp.write_text(json.dumps({"z": tile.core[0].start, "objects": [int(n) for n in objects_per_slice]}))
+    tmp.write_text(json.dumps({"z": tile.core[0].start, "objects": [int(n) for n in objects_per_slice]}),
+                   encoding="utf-8")
     os.replace(tmp, work / "done" / str(tile.index))
 
 
@@ -148,7 +149,7 @@ def objects_per_slice(work: Path, tiles, skipped, shape):
         if tile.index in skipped:  # outside the sample: probability 0
             continue
         try:
-            record = json.loads((work / "done" / str(tile.index)).read_text())
+            record = json.loads((work / "done" / str(tile.index)).read_text(encoding="utf-8"))
             z, objects = int(record["z"]), record["objects"]
         except (OSError, ValueError, KeyError, TypeError):
             return None

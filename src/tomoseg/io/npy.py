@@ -56,6 +56,6 @@ def create_npy(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None) -> Sink
         record = {"tool": "tomoseg write_volume", "tomoseg_version": __version__, "shape": list(shape),
                   "dtype": str(np.dtype(dtype)),
                   "voxel_size_nm": list(voxel_size) if voxel_size is not None else None}
-        tmp.with_name(tmp.name + ".provenance.json").write_text(json.dumps(record, indent=1))
+        tmp.with_name(tmp.name + ".provenance.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
 
     return Sink(mm, finish=finish, companions=(".provenance.json",))

@@ -51,7 +51,7 @@ def tomoseg_provenance(file: Path) -> dict | None:
     if not prov.is_file():
         return None
     try:
-        record = json.loads(prov.read_text())
+        record = json.loads(prov.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return record if isinstance(record, dict) and str(record.get("tool", "")).startswith("tomoseg") else None
@@ -289,7 +289,7 @@ def make_result_folder(folder, tool: str) -> Path:
     """Create a result folder checked by :func:`check_result_folder` and mark it as tomoseg's."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    (out / FOLDER_MARKER).write_text(f"results written by tomoseg {tool}\n")
+    (out / FOLDER_MARKER).write_text(f"results written by tomoseg {tool}\n", encoding="utf-8")
     return out
 
 
@@ -307,7 +307,7 @@ def _result_folder_of_tomoseg(folder: Path) -> bool:
     if (folder / FOLDER_MARKER).is_file():
         return True
     try:  # result folders of earlier versions: their summary.json names tomoseg
-        record = json.loads((folder / "summary.json").read_text())
+        record = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
         tool = record.get("tool") or (record.get("provenance") or {}).get("tool")
         return str(tool).startswith("tomoseg")
     except (OSError, ValueError, AttributeError):

@@ -79,6 +79,6 @@ def create_vol(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None) -> Sink
         if voxel_size is not None:
             lines.append(f"voxelSize = {voxel_size[0] / 1e3:.9g}")
         lines.append("BYTEORDER = LOWBYTEFIRST")
-        info_path(tmp).write_text("\n".join(lines) + "\n")
+        info_path(tmp).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     return Sink(mm, finish=finish, companions=(".info",))

@@ -339,7 +339,7 @@ class _SliceWriter:
 
         self.folder, self.shape, self.dtype = folder, tuple(shape), np.dtype(dtype)
         folder.mkdir(parents=True)
-        (folder / FOLDER_MARKER).write_text("a volume written by tomoseg: one TIFF per z slice\n")
+        (folder / FOLDER_MARKER).write_text("a volume written by tomoseg: one TIFF per z slice\n", encoding="utf-8")
         digits = max(4, len(str(shape[0] - 1)))
         self.files = [folder / f"slice_{z:0{digits}d}.tif" for z in range(shape[0])]
         kwargs = _imagej_kwargs(voxel_size)

@@ -75,9 +75,13 @@ def _open_node(node, path: Path, dataset: str | None) -> Volume:
                 raise TomosegError(f"{path}: is a Zarr group without OME-NGFF metadata; it holds arrays "
                                    f"{arrays}; name one as {path}:NAME")
             dataset = arrays[0]
+        ds = None
         if dataset is None:
             ds = ms[0]["datasets"][0]
             dataset = _check_array_path(path, ds.get("path"))
+        elif ms:  # a level named by the user: its own scale from the metadata
+            ds = next((d for d in ms[0]["datasets"] if isinstance(d, dict) and d.get("path") == dataset), None)
+        if ds is not None:
             axes = ms[0].get("axes", [])
             scale = _scale_of(ds)
             outer = _scale_of(ms[0])  # NGFF: a multiscale-level transform applies after each dataset's own

@@ -201,7 +201,7 @@ def clean_stale_label_stores(folder=None) -> list:
     for d in folder.glob(LABEL_STORE_PREFIX + "*"):
         owner = d / _OWNER
         try:
-            host, pid = owner.read_text().split()
+            host, pid = owner.read_text(encoding="utf-8").split()
             stale = host == socket.gethostname() and not _alive(int(pid))
         except (OSError, ValueError):
             continue  # not ours to judge (no owner record yet, or another format)
@@ -292,7 +292,7 @@ def analyze(volume, *, intensity=None, probability=None, voxel_size=None, option
     else:
         clean_stale_label_stores(workdir)
         tmp = Path(tempfile.mkdtemp(prefix=LABEL_STORE_PREFIX, dir=workdir))
-        (tmp / _OWNER).write_text(f"{socket.gethostname()} {os.getpid()}\n")
+        (tmp / _OWNER).write_text(f"{socket.gethostname()} {os.getpid()}\n", encoding="utf-8")
         try:
             store = tmp / "labels.zarr"
             # bounding boxes, the fraction along z and the objects within one chunk measured as labels are written

@@ -54,9 +54,9 @@ def _save(fig, path, caption: str | None = None) -> Path:
     _plt().close(fig)
     if caption:
         store = path.parent / CAPTIONS_FILE
-        captions = json.loads(store.read_text()) if store.exists() else {}
+        captions = json.loads(store.read_text(encoding="utf-8")) if store.exists() else {}
         captions[path.stem] = caption
-        store.write_text(json.dumps(captions, indent=1))
+        store.write_text(json.dumps(captions, indent=1), encoding="utf-8")
     return path
 
 

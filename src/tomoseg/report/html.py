@@ -71,7 +71,7 @@ def _captions(fig_dir: Path) -> dict:
     """Captions the figure functions wrote (they know why a slice was chosen)."""
     store = fig_dir / "captions.json"
     try:
-        return json.loads(store.read_text()) if store.exists() else {}
+        return json.loads(store.read_text(encoding="utf-8")) if store.exists() else {}
     except ValueError:
         return {}
 
@@ -115,7 +115,7 @@ def build_report(run_dir, *, title: str | None = None, output=None) -> Path:
              f'<p class="note">Results folder {html.escape(str(run.resolve()))}; tomoseg {__version__}.</p>']
     ev = run / "evaluation.json"
     if ev.exists():
-        e = json.loads(ev.read_text())
+        e = json.loads(ev.read_text(encoding="utf-8"))
         v = e["voxel"]
         parts.append("<h2>Voxel scores</h2>")
         parts.append(_kv_table({"threshold (0-255)": e["threshold"], "accuracy": v["accuracy"],
@@ -137,7 +137,7 @@ def build_report(run_dir, *, title: str | None = None, output=None) -> Path:
             parts.append(f'<p class="note">{html.escape(e["objects_note"])}</p>')
     summ = run / "summary.json"
     if summ.exists():
-        s = json.loads(summ.read_text())
+        s = json.loads(summ.read_text(encoding="utf-8"))
         parts.append("<h2>Object analysis</h2>")
         parts.append(_kv_table(s, skip=("settings",)))
         if "settings" in s:

@@ -30,7 +30,7 @@ text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:
 def _write_text(path: Path, text: str) -> Path:
     """Write through a temporary name, renamed when complete."""
     tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(text)
+    tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
     return path
 

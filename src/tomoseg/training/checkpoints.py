@@ -87,7 +87,7 @@ class RunFolder:
     def start(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         if not self.resuming:
-            (self.path / "config.yaml").write_text(dump_config(self.cfg))
+            (self.path / "config.yaml").write_text(dump_config(self.cfg), encoding="utf-8")
 
     def restore(self, model, optimizer, source) -> dict:
         """Load the last state into ``model``, ``optimizer`` and ``source``; returns the saved counters."""
