@@ -514,12 +514,13 @@ def resident_copy(volume, backend, options: SegmentOptions, available: int | Non
     return BlockCopy(volume.shape, volume.dtype)
 
 
-def _available_memory() -> int | None:
-    """The memory available to this process (psutil's figure), or None where it cannot be had."""
+def _available_memory(which: str = "available") -> int | None:
+    """The memory available to this process (``which="total"``: the machine's), psutil's figure, or None where
+    it cannot be had."""
     try:
         import psutil
 
-        return int(psutil.virtual_memory().available)
+        return int(getattr(psutil.virtual_memory(), which))
     except Exception:  # noqa: BLE001 - psutil missing or the platform's figure unreadable
         return None
 
@@ -538,22 +539,13 @@ def _check_workers(workers: int, cores: int | None = None, memory: int | None = 
     workers on 23 GiB ended in a KilledWorker traceback after minutes)."""
     if cores is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    memory = _total_memory() if memory is None else memory
+    memory = _available_memory("total") if memory is None else memory  # no figure: the cores alone decide
     fit = cores if memory is None else max(1, min(cores, memory // WORKER_MEMORY))
     if workers > fit:
         share = f"; each would get {memory / workers / 2**30:.2f} GiB of the {memory / 2**30:.0f} GiB" \
             if memory else ""
         raise TomosegError(f"--workers {workers}: this machine has {cores} core{'s' if cores > 1 else ''}{share}; "
                            f"use at most {fit} (one worker per core, {WORKER_MEMORY >> 30} GiB each)")
-
-
-def _total_memory() -> int | None:
-    try:
-        import psutil
-
-        return int(psutil.virtual_memory().total)
-    except Exception:  # noqa: BLE001 - no figure: the cores alone decide
-        return None
 
 
 def _check_gpus(gpus: int) -> str:

@@ -18,25 +18,22 @@ from ..errors import TomosegError
 from ..shipped import shipped_name
 
 
-def check_output_paths(input_path, outputs, overwrite: bool, volume=None, *, sample_mask=None,
-                       labels=None) -> None:
+def check_output_paths(input_path, outputs, overwrite: bool, volume=None, *, sample_mask=None) -> None:
     """Every output checked before any work: path, format and type, writable, replaceable, free space.
 
-    ``sample_mask``: the ``--sample-mask`` file, an input like ``input_path`` (no output may be it).
-    ``labels``: the ``--labels`` output, kept apart from the inputs and the other outputs too.
+    ``sample_mask``: the ``--sample-mask`` file, an input like ``input_path`` (no output may be it). The CLI's
+    ``--labels`` (written after segment) is checked by the CLI against the same inputs.
     """
     from ..io import check_output_format
     from ..io.output_guard import (UNCOMPRESSED, check_free_space, check_output, check_outputs_apart,
                                    check_writable_folder, output_bytes, warn_if_short)
 
     named = [(None if k == 0 else "--mask", out) for k, out in enumerate(outputs)]
-    for opt, out in named + [("--labels", labels)]:
-        if out is not None:
-            check_output_dataset_name(opt, out)
+    for opt, out in named:
+        check_output_dataset_name(opt, out)
     # not an input (resolved: symlinks, hard links, '..'), not inside one, not each other (two datasets of one
     # HDF5 file are fine)
-    check_outputs_apart(named + [("--labels", labels)],
-                        inputs=[(None, input_path), ("--sample-mask", sample_mask)])
+    check_outputs_apart(named, inputs=[(None, input_path), ("--sample-mask", sample_mask)])
     need: dict = {}
     for out in outputs:
         f, _ = split_dataset(out)

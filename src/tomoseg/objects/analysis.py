@@ -104,7 +104,10 @@ def written_as_probability(volume) -> bool:
 
 def check_mask_like(volume, where, command: str = "analyze") -> None:
     """Refuse volumes that are neither a mask nor a uint8 probability map: fractions (e.g. a float map in
-    [0, 1]), and object IDs stored as uint8 (:func:`looks_like_object_ids`), which the threshold would drop."""
+    [0, 1]), and object IDs stored as uint8 (:func:`looks_like_object_ids`), which the threshold would drop.
+    A :class:`MaskView` is 0/1 by construction: nothing to read."""
+    if isinstance(volume, MaskView):
+        return
     if np.dtype(volume.dtype) == np.uint8:
         ids = looks_like_object_ids(volume)
         if ids:
