@@ -28,6 +28,21 @@ def _environment_restored():
 
 
 @pytest.fixture
+def cli_error(capsys):
+    """``cli_error(code)``: the one ``tomoseg: error:`` line of a CLI call that failed, after checking its exit
+    code (1), that there is exactly one such line, and no traceback."""
+    def check(code) -> str:
+        err = capsys.readouterr().err
+        assert code == 1, err
+        lines = [line for line in err.splitlines() if line.startswith("tomoseg: error:")]
+        assert len(lines) == 1, err
+        assert "Traceback" not in err
+        return lines[0]
+
+    return check
+
+
+@pytest.fixture
 def rng():
     return np.random.default_rng(1234)
 

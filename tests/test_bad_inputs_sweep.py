@@ -12,15 +12,6 @@ from tomoseg.cli import main
 from tomoseg.errors import TomosegError
 
 
-def _error(capsys, code) -> str:
-    err = capsys.readouterr().err
-    assert code == 1, err
-    lines = [line for line in err.splitlines() if line.startswith("tomoseg: error:")]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    return lines[0]
-
-
 # ------------------------------------------------------------------------------------------------ report (C3)
 def test_report_shows_csvs_without_object_columns_plainly(tmp_path, capsys):
     mask = np.zeros((8, 16, 16), np.uint8)
@@ -44,15 +35,15 @@ def test_report_shows_csvs_without_object_columns_plainly(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------------------------------ phantom
-def test_phantom_negative_seed(tmp_path, capsys):
-    line = _error(capsys, main(["phantom", str(tmp_path / "i.tif"), "--labels", str(tmp_path / "l.tif"),
+def test_phantom_negative_seed(tmp_path, capsys, cli_error):
+    line = cli_error(main(["phantom", str(tmp_path / "i.tif"), "--labels", str(tmp_path / "l.tif"),
                                 "--shape", "8", "16", "16", "--seed", "-1"]))
     assert line == "tomoseg: error: --seed -1: give a whole number >= 0"
     assert not (tmp_path / "i.tif").exists()
 
 
-def test_phantom_pair_negative_seed(tmp_path, capsys):
-    line = _error(capsys, main(["phantom", str(tmp_path / "i.tif"), "--labels", str(tmp_path / "l.tif"), "--pair",
+def test_phantom_pair_negative_seed(tmp_path, capsys, cli_error):
+    line = cli_error(main(["phantom", str(tmp_path / "i.tif"), "--labels", str(tmp_path / "l.tif"), "--pair",
                                 str(tmp_path / "a.tif"), "--pair-labels", str(tmp_path / "al.tif"),
                                 "--shape", "24", "48", "48", "--seed", "-3"]))
     assert "--seed -3: give a whole number >= 0" in line
@@ -67,22 +58,22 @@ def test_phantom_list_presets_needs_no_outputs(capsys):
 
 
 # ------------------------------------------------------------------------------------------------ info (D8)
-def test_info_on_a_folder_holding_a_3d_tiff(tmp_path, capsys):
+def test_info_on_a_folder_holding_a_3d_tiff(tmp_path, capsys, cli_error):
     folder = tmp_path / "one3d"
     folder.mkdir()
     tifffile.imwrite(folder / "b.tif", np.zeros((5, 8, 8), np.uint8), photometric="minisblack")
-    line = _error(capsys, main(["info", str(folder)]))
+    line = cli_error(main(["info", str(folder)]))
     assert (f"{folder}: holds the multi-page (3D) TIFF b.tif (5 slices), not a folder of 2D slices; give the file "
             f"itself ({folder / 'b.tif'})") in line
 
 
-def test_info_on_slices_with_a_3d_tiff_among_them(tmp_path, capsys):
+def test_info_on_slices_with_a_3d_tiff_among_them(tmp_path, capsys, cli_error):
     folder = tmp_path / "mixed"
     folder.mkdir()
     for i in range(3):
         tifffile.imwrite(folder / f"s{i}.tif", np.zeros((8, 8), np.uint8))
     tifffile.imwrite(folder / "s9.tif", np.zeros((4, 8, 8), np.uint8), photometric="minisblack")
-    line = _error(capsys, main(["info", str(folder)]))
+    line = cli_error(main(["info", str(folder)]))
     assert "holds the multi-page (3D) TIFF s9.tif (4 slices), not a folder of 2D slices" in line
     # a folder of 2D slices still reads
     (folder / "s9.tif").unlink()
@@ -146,23 +137,23 @@ def test_info_of_an_all_nan_volume(tmp_path, capsys):
     assert "min 2, max 2, mean 2 (16 NaN voxels left out)" in capsys.readouterr().out
 
 
-def test_info_of_an_object_npy(tmp_path, capsys):
+def test_info_of_an_object_npy(tmp_path, capsys, cli_error):
     np.save(tmp_path / "obj.npy", np.empty((2, 2, 2), object), allow_pickle=True)
-    line = _error(capsys, main(["info", str(tmp_path / "obj.npy")]))
+    line = cli_error(main(["info", str(tmp_path / "obj.npy")]))
     assert "obj.npy: holds Python objects (dtype object), not gray values" in line and "truncated" not in line
 
 
-def test_training_state_given_as_a_model(tmp_path, capsys):
+def test_training_state_given_as_a_model(tmp_path, capsys, cli_error):
     from safetensors.numpy import save_file
 
     save_file({"step": np.zeros(1, np.int64)}, str(tmp_path / "last.state.safetensors"))
-    line = _error(capsys, main(["info", str(tmp_path / "last.state.safetensors")]))
+    line = cli_error(main(["info", str(tmp_path / "last.state.safetensors")]))
     assert "is the training state (optimizer, step) that train --resume reads, not a model; use best.safetensors" \
         in line
 
 
-def test_train_volumes_not_a_list_shows_the_right_example(tmp_path, capsys):
+def test_train_volumes_not_a_list_shows_the_right_example(tmp_path, capsys, cli_error):
     cfg = tmp_path / "t.yaml"
     cfg.write_text("output: run\nepochs: 1\ndata: {volumes: img.tif}\n")
-    line = _error(capsys, main(["train", str(cfg)]))
+    line = cli_error(main(["train", str(cfg)]))
     assert "data.volumes: 'img.tif' must be a list, e.g. [{image: scan.tif, labels: labels.tif}]" in line

@@ -160,13 +160,7 @@ def test_a_work_folder_cut_into_other_chunks_is_not_resumed(tmp_path, random_mod
     np.save(src, image)
     opts = SegmentOptions(tiling=TilingConfig(tile_size=16, halo=8))
 
-    def stop(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(engine, "run_tiles", stop)
-    with pytest.raises(KeyboardInterrupt):
-        engine.segment(src, out, model=random_model_path, options=opts, progress=False)
-    monkeypatch.undo()
+    _interrupted_at(monkeypatch, "run_tiles", src, out, model=random_model_path, options=opts)
     state_file = next(tmp_path.glob("*.tomoseg-run")) / "state.json"
     state = json.loads(state_file.read_text())
     assert state["fingerprint"]["chunk"] == 16
@@ -243,13 +237,7 @@ def test_a_resume_with_another_voxel_size_is_refused(tmp_path, random_model_path
     np.save(src, image)
     opts = SegmentOptions(tiling=TilingConfig(tile_size=16, halo=8), voxel_size=(100.0, 100.0, 100.0))
 
-    def stop(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(engine, "run_tiles", stop)
-    with pytest.raises(KeyboardInterrupt):
-        engine.segment(src, out, model=random_model_path, options=opts, progress=False)
-    monkeypatch.undo()
+    _interrupted_at(monkeypatch, "run_tiles", src, out, model=random_model_path, options=opts)
     other = replace(opts, resume=True, voxel_size=(50.0, 50.0, 50.0))
     with pytest.raises(TomosegError, match=r"other settings \(voxel_size_nm\)"):
         engine.segment(src, out, model=random_model_path, options=other, progress=False)
@@ -279,13 +267,9 @@ def test_a_resume_computes_again_the_finished_tiles_whose_chunks_were_lost(tmp_p
     opts = SegmentOptions(tiling=TilingConfig(tile_size=16, halo=8), sample_mask="off")
     engine.segment(src, tmp_path / "ref.zarr", model=random_model_path, options=opts, progress=False)
 
-    def stop(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(engine, "check_input_unchanged", stop)  # every tile done, the result not yet written
-    with pytest.raises(KeyboardInterrupt):
-        engine.segment(src, tmp_path / "out.zarr", model=random_model_path, options=opts, progress=False)
-    monkeypatch.undo()
+    # every tile done, the result not yet written
+    _interrupted_at(monkeypatch, "check_input_unchanged", src, tmp_path / "out.zarr", model=random_model_path,
+                    options=opts)
     chunk = tmp_path / "out.zarr.tomoseg-run" / "prob.zarr" / "0" / "c" / "0" / "1" / "1"
     assert chunk.stat().st_size > 0
     chunk.unlink() if damage == "missing" else chunk.write_bytes(b"")
@@ -327,13 +311,8 @@ def test_two_runs_into_one_hdf5_file_keep_their_own_work(tmp_path, random_model_
     opts = SegmentOptions(tiling=TilingConfig(tile_size=16, halo=8), sample_mask="off")
     out = tmp_path / "two.h5"
 
-    def stop(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(engine, "run_tiles", stop)
-    with pytest.raises(KeyboardInterrupt):
-        engine.segment(tmp_path / "a.npy", f"{out}:/a", model=random_model_path, options=opts, progress=False)
-    monkeypatch.undo()
+    _interrupted_at(monkeypatch, "run_tiles", tmp_path / "a.npy", f"{out}:/a", model=random_model_path,
+                    options=opts)
     engine.segment(tmp_path / "b.npy", f"{out}:/b", model=random_model_path, options=opts, progress=False)
     engine.segment(tmp_path / "a.npy", f"{out}:/a", model=random_model_path, options=replace(opts, resume=True),
                    progress=False)
@@ -342,3 +321,16 @@ def test_two_runs_into_one_hdf5_file_keep_their_own_work(tmp_path, random_model_
     with h5py.File(out) as f, h5py.File(tmp_path / "ref.h5") as r:
         assert np.array_equal(f["a"][:], r["a"][:]) and not np.array_equal(f["a"][:], f["b"][:])
     assert not list(tmp_path.glob("*.tomoseg-run"))
+
+
+def _interrupted_at(monkeypatch, step: str, *args, **kwargs) -> None:
+    """``engine.segment(*args, **kwargs)`` stopped by Ctrl-C where it calls ``step`` (its work folder left)."""
+    from tomoseg.inference import engine
+
+    def stop(*a, **k):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(engine, step, stop)
+        with pytest.raises(KeyboardInterrupt):
+            engine.segment(*args, progress=False, **kwargs)

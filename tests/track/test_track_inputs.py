@@ -38,23 +38,14 @@ def small_pair(tmp_path_factory):
     return _phantom_pair(tmp_path_factory.mktemp("small"), (32, 64, 64), 1)
 
 
-def _error(capsys, code) -> str:
-    err = capsys.readouterr().err
-    assert code == 1, err
-    lines = [line for line in err.splitlines() if line.startswith("tomoseg: error:")]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    return lines[0]
-
-
 def _track(d, *extra, before_labels="bi.npy", after_labels="ai.npy", after="a.tif"):
     return ["track", str(d / "b.tif"), str(d / after), "--before-labels", str(d / before_labels),
             "--after-labels", str(d / after_labels), *extra, "-q"]
 
 
 @pytest.mark.parametrize("value", ["300", "-5", "255"])
-def test_threshold_out_of_range_is_refused_before_any_work(pair, tmp_path, capsys, value):
-    line = _error(capsys, main(_track(pair, "--out", str(tmp_path / "o"), "--threshold", value)))
+def test_threshold_out_of_range_is_refused_before_any_work(pair, tmp_path, capsys, value, cli_error):
+    line = cli_error(main(_track(pair, "--out", str(tmp_path / "o"), "--threshold", value)))
     assert f"--threshold {value}: give an integer from 0 to 254" in line
     assert not (tmp_path / "o").exists()
 
@@ -63,10 +54,10 @@ def test_threshold_out_of_range_is_refused_before_any_work(pair, tmp_path, capsy
     ([[1, 0, 0, 500], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], "(0% of it inside); is the translation in voxels"),
     ([[1, 0, 0, 0], [0, 1, 0, -3000], [0, 0, 1, 2000], [0, 0, 0, 1]], "entirely outside the AFTER scan's field"),
 ], ids=["z500", "nm"])
-def test_transform_outside_the_after_view_is_refused(pair, tmp_path, capsys, matrix, text):
+def test_transform_outside_the_after_view_is_refused(pair, tmp_path, capsys, matrix, text, cli_error):
     path = tmp_path / "far.json"
     path.write_text(json.dumps({"matrix": matrix}))
-    line = _error(capsys, main(_track(pair, "--out", str(tmp_path / "o"), "--transform", str(path))))
+    line = cli_error(main(_track(pair, "--out", str(tmp_path / "o"), "--transform", str(path))))
     assert f"{path}: the transform maps the BEFORE scan (almost) entirely outside" in line and text in line
     assert not (tmp_path / "o" / "matches.csv").exists()
 
@@ -100,10 +91,10 @@ def test_track_api_refuses_a_transform_outside_the_view():
     ('{"matrix": [[1,0,0,Infinity],[0,1,0,0],[0,0,1,0]]}', "'matrix' holds NaN or infinite values"),
     ('{"matrix": [[1,0,0],[0,1,0],[0,0,1]]}', "matrix, got shape (3, 3)"),
 ], ids=["singular", "nan", "inf-3x4", "3x3"])
-def test_bad_transform_matrix_names_the_file_and_the_problem(pair, tmp_path, capsys, text, message):
+def test_bad_transform_matrix_names_the_file_and_the_problem(pair, tmp_path, capsys, text, message, cli_error):
     path = tmp_path / "m.json"
     path.write_text(text)
-    line = _error(capsys, main(_track(pair, "--out", str(tmp_path / "o"), "--transform", str(path))))
+    line = cli_error(main(_track(pair, "--out", str(tmp_path / "o"), "--transform", str(path))))
     assert line.startswith(f"tomoseg: error: {path}: ") and message in line
 
 
@@ -116,32 +107,32 @@ def test_given_transform_messages():
         given_transform(np.zeros((4, 4)), (8, 8, 8))
 
 
-def test_float_labels_name_the_file_and_the_option(pair, tmp_path, capsys):
+def test_float_labels_name_the_file_and_the_option(pair, tmp_path, capsys, cli_error):
     np.save(tmp_path / "bl_f.npy", tifffile.imread(pair / "bl.tif").astype(np.float32) * 0.7)
     argv = ["track", str(pair / "b.tif"), str(pair / "a.tif"), "--before-labels", str(tmp_path / "bl_f.npy"),
             "--after-labels", str(pair / "al.tif"), "--out", str(tmp_path / "o")]
-    line = _error(capsys, main(argv))
+    line = cli_error(main(argv))
     assert f"{tmp_path / 'bl_f.npy'} (--before-labels): labels of dtype float32" in line
 
 
-def test_labels_of_another_shape_give_both_shapes(pair, tmp_path, capsys):
-    line = _error(capsys, main(_track(pair, "--out", str(tmp_path / "o"), after_labels="al_crop.tif")))
+def test_labels_of_another_shape_give_both_shapes(pair, tmp_path, capsys, cli_error):
+    line = cli_error(main(_track(pair, "--out", str(tmp_path / "o"), after_labels="al_crop.tif")))
     assert (f"{pair / 'al_crop.tif'} (--after-labels) has shape (40, 120, 100), its image {pair / 'a.tif'} "
             "(48, 128, 128)") in line
 
 
-def test_truth_of_another_shape_is_refused_before_the_work(pair, small_pair, tmp_path, capsys):
-    line = _error(capsys, main(_track(pair, "--out", str(tmp_path / "o"), "--truth", str(small_pair / "truth.json"))))
+def test_truth_of_another_shape_is_refused_before_the_work(pair, small_pair, tmp_path, capsys, cli_error):
+    line = cli_error(main(_track(pair, "--out", str(tmp_path / "o"), "--truth", str(small_pair / "truth.json"))))
     assert (f"{small_pair / 'truth.json'}: its BEFORE instance image {small_pair / 'bi.npy'} is 32x64x64, the "
             "scans 48x128x128; give the truth of this pair") in line
     assert not (tmp_path / "o" / "matches.csv").exists()
 
 
-def test_truth_of_another_pair_of_the_same_shape_is_refused(pair, tmp_path_factory, tmp_path, capsys):
+def test_truth_of_another_pair_of_the_same_shape_is_refused(pair, tmp_path_factory, tmp_path, capsys, cli_error):
     """B7: the truth of another phantom pair of the same shape scored meaningless links (recall 0) without a
     word; the truth now records a sample of its scans' content, and a mismatch is refused before the work."""
     other = _phantom_pair(tmp_path_factory.mktemp("other"), (48, 128, 128), 5)
-    line = _error(capsys, main(_track(pair, "--out", str(tmp_path / "o"), "--truth", str(other / "truth.json"))))
+    line = cli_error(main(_track(pair, "--out", str(tmp_path / "o"), "--truth", str(other / "truth.json"))))
     assert f"{other / 'truth.json'}: describes another pair of scans: {pair / 'b.tif'} (the BEFORE scan)" in line
     assert not (tmp_path / "o" / "matches.csv").exists()
     # the pair's own truth is accepted, the scans read from another format too
@@ -153,8 +144,8 @@ def test_truth_of_another_pair_of_the_same_shape_is_refused(pair, tmp_path_facto
     assert main(argv) == 0
 
 
-def test_too_little_structure_says_what_to_do(small_pair, tmp_path, capsys):
-    line = _error(capsys, main(_track(small_pair, "--out", str(tmp_path / "o"))))
+def test_too_little_structure_says_what_to_do(small_pair, tmp_path, capsys, cli_error):
+    line = cli_error(main(_track(small_pair, "--out", str(tmp_path / "o"))))
     assert f"{small_pair / 'b.tif'} -> {small_pair / 'a.tif'}: the BEFORE scan holds too little structure" in line
     assert "--transform JSON" in line and "larger scans" in line and "crop size" not in line
 
