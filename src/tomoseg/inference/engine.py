@@ -538,7 +538,9 @@ def _check_workers(workers: int, cores: int | None = None, memory: int | None = 
     each with its share of the memory above :data:`WORKER_MEMORY` (Dask kills a worker past its share: 64
     workers on 23 GiB ended in a KilledWorker traceback after minutes)."""
     if cores is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        from ..io.blocks import usable_cores
+
+        cores = usable_cores()
     memory = _available_memory("total") if memory is None else memory  # no figure: the cores alone decide
     fit = cores if memory is None else max(1, min(cores, memory // WORKER_MEMORY))
     if workers > fit:

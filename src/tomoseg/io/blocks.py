@@ -142,6 +142,14 @@ def chunk_regions(shape, chunks) -> Iterator[tuple]:
         yield tuple(slice(a, min(a + c, s)) for a, c, s in zip(start, chunks, shape))
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the platform has one, as under SLURM or
+    taskset; else all of them)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
 def worker_threads(limit: int) -> int:
     """Threads for a pass whose work lets other threads run (decompression, SciPy, NumPy): one per core, at
     least 2, at most ``limit``."""

@@ -16,6 +16,7 @@ from ..errors import TomosegError
 from ..inference.normalization import normalize, volume_stats
 from ..objects.labelling import label_objects
 from ..io import read_volume
+from ..io.blocks import usable_cores
 from ..synthetic.pool import RANGE_KEYS, generate_item
 from .config import DataConfig, PhantomData
 
@@ -182,7 +183,7 @@ def check_phantom_pool(spec: PhantomData, *, progress: bool = True) -> None:
                            f"{_size(cost['memory_bytes'])}, and {_size(available)} are available; lower the counts "
                            "or data.phantoms.shape")
     if progress and cost["generate"]:
-        workers = spec.workers or len(os.sched_getaffinity(0)) or 1
+        workers = spec.workers or usable_cores()
         seconds = cost["seconds"] / max(1, min(workers, cost["generate"]))
         took = (f"about {seconds / 60:,.0f} min" if seconds >= 120 else f"about {seconds:,.0f} s" if seconds >= 1
                 else "under a second")
@@ -225,7 +226,6 @@ def generate_pool(items: list[dict], *, cache_dir=None, workers: int = 0) -> tup
 
     Returns the pairs and ``{"generated": n, "cached": m}``.
     """
-    import os
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
@@ -241,7 +241,7 @@ def generate_pool(items: list[dict], *, cache_dir=None, workers: int = 0) -> tup
             paths[k] = cache_dir / f"{_cache_key(item)}.npz"
             if paths[k].exists():
                 results[k] = _load_cached(paths[k])
-    workers = workers or len(os.sched_getaffinity(0)) or 1
+    workers = workers or usable_cores()
     # the longest first (physics ones), so that no worker starts a long phantom after the others are done;
     # each phantom depends on its own seed only, so the order changes nothing in them
     todo = sorted((k for k, r in enumerate(results) if r is None), key=lambda k: -_work(items[k]))
