@@ -32,3 +32,20 @@ def test_imagej_micrometre_spellings(tmp_path, unit):
     tifffile.imwrite(tmp_path / "a.tif", a, imagej=True, resolution=(1 / 0.01, 1 / 0.02),  # x, then y
                      metadata={"spacing": 0.03, "unit": unit, "axes": "ZYX"})
     assert open_volume(str(tmp_path / "a.tif")).voxel_size == pytest.approx((30.0, 20.0, 10.0))
+
+
+def test_colour_tiffs_refused_and_three_slice_stacks_read(tmp_path):
+    """RGB stacks, planar or interleaved, were read as a 4D shape called 'truncated' or as a volume 3 voxels
+    wide in x; they are refused as colour. A 3-slice array that tifffile stored by default (one page of three
+    separate planes) was called truncated; it reads back as the volume it is."""
+    tifffile.imwrite(tmp_path / "planar.tif", np.zeros((4, 3, 8, 9), np.uint8), photometric="rgb",
+                     planarconfig="separate")
+    tifffile.imwrite(tmp_path / "contig.tif", np.zeros((4, 8, 9, 3), np.uint8), photometric="rgb")
+    tifffile.imwrite(tmp_path / "photo.tif", np.zeros((8, 9, 3), np.uint8), photometric="rgb")
+    for name in ("planar.tif", "contig.tif", "photo.tif"):
+        with pytest.raises(TomosegError, match="colour images .3 samples per pixel.*grayscale"):
+            open_volume(str(tmp_path / name))
+    a = np.arange(3 * 8 * 9).reshape(3, 8, 9).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "three.tif", a, photometric="rgb", planarconfig="separate")  # tifffile's default
+    v = open_volume(str(tmp_path / "three.tif"))
+    assert v.shape == (3, 8, 9) and np.array_equal(v[:, :, :], a)

@@ -76,6 +76,7 @@ def _open_tiff_file(path: Path) -> tuple[object, tuple, object, tifffile.TiffFil
         if _is_page_by_page(tif):
             tif.close()
             tif = tifffile.TiffFile(path, is_shaped=False)
+        _check_samples(tif, path)
         _check_complete(tif, path)
         series = tif.series[0]
         shape = tuple(s for s in series.shape if s != 1) if len(series.shape) > 3 else series.shape
@@ -129,6 +130,17 @@ def _is_page_by_page(tif) -> bool:
             and len({(tuple(s.shape), s.dtype) for s in series}) == 1)
 
 
+def _check_samples(tif: tifffile.TiffFile, path: Path) -> None:
+    """Refuse colour images (several samples per pixel): tomoseg needs one gray value a voxel. One page of 3 or 4
+    separate planes stays a volume: tifffile stores a 3- or 4-slice array so unless told otherwise."""
+    page = tif.pages.first if len(tif.pages) else None
+    samples = int(getattr(page, "samplesperpixel", 1) or 1)
+    one_planar_page = len(tif.pages) == 1 and getattr(page, "planarconfig", 1) == 2
+    if samples > 1 and not one_planar_page:
+        raise TomosegError(f"{path}: holds colour images ({samples} samples per pixel); tomoseg needs gray values: "
+                           "convert the stack to grayscale (in Fiji: Image > Type > 8-bit or 16-bit) and save it again")
+
+
 def _check_complete(tif: tifffile.TiffFile, path: Path) -> None:
     """Refuse files whose metadata promise more pages or bytes than the file holds."""
     size = path.stat().st_size
@@ -139,7 +151,7 @@ def _check_complete(tif: tifffile.TiffFile, path: Path) -> None:
     elif tif.shaped_metadata:
         shape = tif.shaped_metadata[0].get("shape")
         if shape and len(shape) >= 3:
-            expected = int(np.prod(shape[:-2])) if shape[-1] not in (3, 4) else int(np.prod(shape[:-3]))
+            expected = int(np.prod(shape)) // max(1, int(np.prod(tif.pages.first.shape)))  # pages of one plane
     plane = int(np.prod(tif.pages.first.shape)) if pages else 0
     short = tif.series and int(np.prod(tif.series[0].shape)) < (expected or 0) * plane
     if expected is not None and pages < expected and tif.series and (tif.series[0].dataoffset is None or short):
