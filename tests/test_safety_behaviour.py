@@ -92,7 +92,11 @@ def test_voxel_size_with_unit_and_implausible_warning(tmp_path, capsys):
                           capsys)
     assert code == 0 and json.loads(out)["voxel_size_nm"] == pytest.approx([650, 650, 650]) and not err
     code, out, err = _cli(["info", str(tmp_path / "v.npy"), "--json", "--voxel-size", "0.65", "0.65", "0.65"], capsys)
-    assert code == 0 and "tomoseg: warning:" in err and "0.65um" in err
+    assert code == 0 and "tomoseg: warning:" in err and "0.65um 0.65um 0.65um" in err and "650 650 650" in err
+    # past any tomogram's (a picometre to a metre): refused, not measured in nm³ that overflow (1e308 gave inf)
+    for values in (["1e308", "1e308", "1e308"], ["30", "30", "1e-5"]):
+        code, out, err = _cli(["info", str(tmp_path / "v.npy"), "--voxel-size", *values], capsys)
+        assert code == 1 and "cannot be a tomogram's" in err
     with pytest.raises(SystemExit) as exc:
         main(["info", str(tmp_path / "v.npy"), "--voxel-size", "3parsecs", "1", "1"])
     assert exc.value.code == 2

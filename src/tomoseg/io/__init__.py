@@ -132,7 +132,7 @@ def open_volume(path, *, voxel_size=None) -> Volume:
     elif vol.voxel_size_problem:
         warn(vol.voxel_size_problem)
     else:
-        message = implausible_message(vol.voxel_size, f"{path}: the file's")
+        message = implausible_message(vol.voxel_size, f"{path}: the file's voxel size")
         if message:
             warn(message + "; pass --voxel-size Z Y X to correct it")
     if any(p.name.endswith(output_guard.WORK_SUFFIX) for p in (file, *file.parents)):

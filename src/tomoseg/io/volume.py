@@ -37,10 +37,16 @@ def check_voxel_size(voxel_size: Any) -> VoxelSize | None:
         raise TomosegError(f"voxel size {voxel_size!r} must be three numbers (z, y, x) in nm") from None
     if len(values) != 3 or not all(math.isfinite(v) and v > 0 for v in values):
         raise TomosegError(f"voxel size {voxel_size!r} must be three positive numbers (z, y, x) in nm")
+    lo, hi = POSSIBLE_NM
+    if not all(lo <= v <= hi for v in values):  # volumes and areas in nm³ would overflow or vanish
+        raise TomosegError(f"voxel size {' x '.join(f'{v:g}' for v in values)} nm is outside {lo:g} nm to {hi:g} nm "
+                           "(a picometre to a metre), so it cannot be a tomogram's; give it in nm (or with a unit: "
+                           "0.65um)")
     return values  # type: ignore[return-value]
 
 
 PLAUSIBLE_NM = (1.0, 1e6)  # X-ray tomography voxels: from about 1 nm (nano-CT) to 1 mm (industrial CT)
+POSSIBLE_NM = (1e-3, 1e9)  # outside: a mistake for sure (refused); between the two ranges: a warning
 
 
 def implausible_message(voxel_size, where) -> str | None:
@@ -50,9 +56,13 @@ def implausible_message(voxel_size, where) -> str | None:
     bad = [v for v in voxel_size if not lo <= v <= hi]
     if not bad:
         return None
-    hint = " (µm typed where nm are meant? write 0.65um or 650)" if bad[0] < lo else ""
-    return (f"{where}: voxel size {' x '.join(f'{v:g}' for v in voxel_size)} nm is implausible for X-ray "
-            f"tomography (expected {lo:g} nm to {hi:g} nm){hint}; nm measurements will be off")
+    shown = " x ".join(f"{v:g}" for v in voxel_size)
+    hint = ""
+    if bad[0] < lo:
+        hint = (f"; if µm were meant, write {' '.join(f'{v:g}um' for v in voxel_size)} (or the nm: "
+                f"{' '.join(f'{v * 1000:g}' for v in voxel_size)})")
+    return (f"{where}: {shown} nm is implausible for X-ray tomography (voxels are {lo:g} nm to "
+            f"{hi / 1e6:g} mm){hint}; otherwise measurements in nm will be off")
 
 
 def warn_if_implausible(voxel_size, where) -> None:
@@ -134,7 +144,7 @@ class Volume:
             self.voxel_size: VoxelSize | None = check_voxel_size(voxel_size)
         except TomosegError:
             self.voxel_size = None
-            self.voxel_size_problem = (f"{path}: the voxel size in the file, {voxel_size!r}, is not valid (zero, "
+            self.voxel_size_problem = (f"{path}: the voxel size in the file, {voxel_size!r}, is not valid (zero, past a metre, "
                                        "negative or not a number); treated as unknown: pass --voxel-size Z Y X")
         self.chunks = tuple(int(c) for c in chunks) if chunks else None
         self._reopen = reopen
