@@ -144,8 +144,9 @@ class Volume:
             self.voxel_size: VoxelSize | None = check_voxel_size(voxel_size)
         except TomosegError:
             self.voxel_size = None
-            self.voxel_size_problem = (f"{path}: the voxel size in the file, {voxel_size!r}, is not valid (zero, past a metre, "
-                                       "negative or not a number); treated as unknown: pass --voxel-size Z Y X")
+            self.voxel_size_problem = (f"{path}: the voxel size in the file, {voxel_size!r}, is not valid (zero, "
+                                       "negative, not a number or past a metre); treated as unknown: pass "
+                                       "--voxel-size Z Y X")
         self.chunks = tuple(int(c) for c in chunks) if chunks else None
         self._reopen = reopen
         self._close = close
