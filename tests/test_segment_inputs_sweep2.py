@@ -86,6 +86,21 @@ def test_an_all_zero_sample_mask_is_refused(tmp_path, scan, capsys, monkeypatch)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m_zero.npy"]
 
 
+def test_a_sample_mask_with_nan_is_refused(tmp_path, scan, capsys, monkeypatch):
+    """NaN outside the sample (as some tools write it) counted as sample (NaN != 0): refused in segment and in
+    analyze, which read a user's sample mask through the same helper."""
+    monkeypatch.chdir(tmp_path)
+    m = np.ones(scan[1].shape, np.float32)
+    m[:, :4] = np.nan
+    np.save("m_nan.npy", m)
+    _refused(capsys, ["-q", "segment", str(scan[0]), "z.zarr", *S, "--sample-mask", "m_nan.npy"],
+             "--sample-mask m_nan.npy: the sample mask holds NaN", "nan_to_num")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m_nan.npy"]
+    np.save("objs.npy", (scan[1] < 40).astype(np.uint8))
+    _refused(capsys, ["-q", "analyze", "objs.npy", "--sample-mask", "m_nan.npy", "--out", "r", "--voxel-size", "30", "30", "30"],
+             "the sample mask holds NaN")
+
+
 # ----------------------------------------------------------------- S14, S8: output dataset names
 @pytest.mark.parametrize("out,words", [
     ("y.h5:/", ["y.h5:/: give a dataset name after the colon"]),

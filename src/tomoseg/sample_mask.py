@@ -333,6 +333,17 @@ def roi_sample_mask(shape, roi, factor: int = 8) -> SampleMask:
     return _make(low, factor, shape, {"method": "roi", "roi": [[b.start, b.stop] for b in box]}, box=box)
 
 
+def inside(data: np.ndarray, where) -> np.ndarray:
+    """A block of a user's sample mask as booleans (nonzero = sample). NaN is refused: some tools write NaN
+    outside the sample, which ``!= 0`` would take for sample."""
+    data = np.asarray(data)
+    if data.dtype.kind == "f" and np.isnan(data).any():
+        raise TomosegError(f"{where}: the sample mask holds NaN; tomoseg reads nonzero as sample, so NaN would "
+                           "count as sample. Replace NaN by 0 where there is no sample (numpy: "
+                           "numpy.nan_to_num(mask)) and save the mask again")
+    return data != 0
+
+
 def file_sample_mask(path, shape, factor: int = 4) -> SampleMask:
     """A user's mask volume (nonzero = sample) of the volume's shape, read in blocks of whole storage chunks."""
     from .io import open_volume
@@ -347,7 +358,7 @@ def file_sample_mask(path, shape, factor: int = 4) -> SampleMask:
         ly, lx = low.shape[1:]
         for (zs, ys, _), data in read_blocks(mask, block_grid(shape, storage_chunks(mask), multiple=factor)):
             nz, ny = -(-(zs.stop - zs.start) // factor), -(-(ys.stop - ys.start) // factor)
-            data = np.pad(data != 0, ((0, nz * factor - data.shape[0]), (0, ny * factor - data.shape[1]),
+            data = np.pad(inside(data, f"--sample-mask {path}"), ((0, nz * factor - data.shape[0]), (0, ny * factor - data.shape[1]),
                                       (0, lx * factor - shape[2])))
             z0, y0 = zs.start // factor, ys.start // factor
             low[z0:z0 + nz, y0:y0 + ny] |= data.reshape(nz, factor, ny, factor, lx, factor).any(axis=(1, 3, 5))

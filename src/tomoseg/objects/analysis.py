@@ -233,13 +233,14 @@ def _sample_mask_counts(sample_mask, centroids: np.ndarray, shape, slab_voxels: 
     """Voxels inside the sample mask, and which centroids (rounded, (n, 3)) lie inside it; read in blocks of
     whole storage chunks."""
     from ..io.blocks import block_grid, storage_chunks
+    from ..sample_mask import inside as mask_block
 
     inside = np.zeros(len(centroids), bool)
     idx = np.clip(np.rint(centroids).astype(np.int64), 0, np.asarray(shape) - 1) if len(centroids) else \
         np.zeros((0, 3), np.int64)
     total = 0
     for zs, ys, xs in block_grid(shape, storage_chunks(sample_mask), max_voxels=slab_voxels):
-        block = np.asarray(sample_mask[zs, ys, xs]) != 0
+        block = mask_block(sample_mask[zs, ys, xs], f"sample mask {getattr(sample_mask, 'path', '')}".rstrip())
         total += int(np.count_nonzero(block))
         sel = (idx[:, 0] >= zs.start) & (idx[:, 0] < zs.stop) & (idx[:, 1] >= ys.start) & (idx[:, 1] < ys.stop)
         if sel.any():
