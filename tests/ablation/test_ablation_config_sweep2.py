@@ -84,3 +84,36 @@ def test_a_pool_too_large_for_the_disk_is_refused_before_the_held_out_set(tmp_pa
     line = run_cli(tmp_path, capsys, study(tmp_path, train=train))
     assert "5001 phantoms" in line and "1.00 GiB are free on its disk" in line
     assert not (tmp_path / "study").exists()
+
+
+def test_held_out_set_checked_before_any_work(tmp_path, capsys, monkeypatch):
+    """The held-out phantoms had no size check: a shape too small for a preset failed after the training
+    pool's check, a count or shape past memory failed while they were generated (all held in memory)."""
+    with pytest.raises(TomosegError, match=r"evaluation.shape \[16, 64, 64\] \(preset default\): .*too small"):
+        ablation_from_dict(study(tmp_path, evaluation={"count": 1, "shape": [16, 64, 64], "presets": ["default"]}))
+    with pytest.raises(TomosegError, match=r"evaluation.count 5000 must be a whole number up to 1,000"):
+        ablation_from_dict(study(tmp_path, evaluation={"count": 5000, "shape": [32, 64, 64]}))
+    import tomoseg.ablation.study as ablation_study
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the held-out set was generated")
+
+    monkeypatch.setattr(ablation_study, "held_out", refuse)
+    line = run_cli(tmp_path, capsys, study(tmp_path, evaluation={"count": 1000, "shape": [2048, 2048, 2048]}))
+    assert "1000 held-out phantoms of [2048, 2048, 2048] take about" in line and "lower evaluation.count" in line
+    assert not (tmp_path / "study").exists()
+
+
+def test_held_out_sample_mask_with_nan_refused(tmp_path):
+    import numpy as np
+
+    from tomoseg.ablation.study import held_out
+    from tomoseg.ablation.config import EvaluationPhantoms
+
+    for name, a in (("i.npy", np.zeros((16, 16, 16), np.uint8)), ("l.npy", np.zeros((16, 16, 16), np.uint8)),
+                    ("s.npy", np.full((16, 16, 16), np.nan, np.float32))):
+        np.save(tmp_path / name, a)
+    ev = EvaluationPhantoms(count=0, volumes=[{"image": str(tmp_path / "i.npy"), "labels": str(tmp_path / "l.npy"),
+                                               "sample": str(tmp_path / "s.npy")}])
+    with pytest.raises(TomosegError, match="the sample mask holds NaN"):
+        held_out(ev)

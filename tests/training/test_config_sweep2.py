@@ -204,3 +204,13 @@ def test_a_run_stopped_before_its_first_checkpoint_says_so(tmp_path, capsys, no_
     for extra in ([], ["--resume"]):
         line = one_error(*run_cli(tmp_path, capsys, tiny(tmp_path), *extra))
         assert "a run that stopped before its first epoch ended" in line and "nothing to resume" in line
+
+
+@pytest.mark.parametrize("shape,words", [([12, 64, 64], "too small for objects of radius"),
+                                         ([32, 16, 16], "the pillar would be")])
+def test_phantom_shape_too_small_refused_before_any_generation(tmp_path, capsys, shape, words, no_generation):
+    """A shape that cannot hold the preset's pillar or largest objects was refused only inside the pool's
+    generation (after others were made, in a worker process); now by the config check, naming the key."""
+    line = one_error(*run_cli(tmp_path, capsys, phantoms(tmp_path, shape=shape)))
+    assert f"data.phantoms.shape {shape} (preset default, seed 5)" in line and words in line, line
+    assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").iterdir())

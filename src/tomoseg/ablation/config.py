@@ -13,6 +13,8 @@ from pathlib import Path
 
 from ..errors import TomosegError
 
+MAX_HELD_OUT = 1000  # held-out phantoms: generated at each study, all in memory
+
 PAPER_CONFIGURATIONS = ("4/8", "4/6", "4/4", "3/8", "3/6", "3/4")   # the rows of the paper's Table 2
 VARIANTS = {
     "patch-normalization": "trained with the paper's per-sub-volume z-score",
@@ -69,6 +71,25 @@ class EvaluationPhantoms:
             raise TomosegError(f"evaluation.presets: unknown {unknown or '(empty)'}; known: {sorted(PRESETS)}")
         if self.subvolume < 16 or self.subvolume % 8:
             raise TomosegError(f"evaluation.subvolume {self.subvolume} must be a multiple of 8, at least 16")
+        if not isinstance(self.count, int) or self.count > MAX_HELD_OUT:
+            raise TomosegError(f"evaluation.count {self.count!r} must be a whole number up to {MAX_HELD_OUT:,} (the "
+                               "held-out phantoms are generated at each study and held in memory), e.g. 3 to 20")
+        if self.count:
+            from ..synthetic.config import preset
+            from ..synthetic.phantom import check_fits
+
+            for name in self.presets[:self.count]:
+                try:
+                    check_fits(tuple(self.shape), preset(name))
+                except TomosegError as exc:
+                    raise TomosegError(f"evaluation.shape {self.shape} (preset {name}): {exc}") from None
+
+    def memory_bytes(self) -> int:
+        """Bytes the held-out phantoms take in memory: image, labels and sample mask (a byte each a voxel)."""
+        voxels = 1
+        for s in self.shape:
+            voxels *= int(s)
+        return 3 * voxels * self.count
 
 
 @dataclass

@@ -35,12 +35,26 @@ def _log(msg: str) -> None:
     print(f"[ablation] {msg}", file=sys.stderr, flush=True)
 
 
+def _check_held_out_memory(ev) -> None:
+    """The held-out phantoms fit in half the available memory (training and inference need the rest)."""
+    import psutil
+
+    from ..io.output_guard import human_size
+
+    need, available = ev.memory_bytes(), psutil.virtual_memory().available
+    if need > available // 2:
+        raise TomosegError(f"evaluation: {ev.count} held-out phantoms of {ev.shape} take about {human_size(need)} in "
+                           f"memory, more than half of the {human_size(available)} available; lower evaluation.count "
+                           "or evaluation.shape")
+
+
 def held_out(ev) -> list:
     """The held-out volumes, each with ``image``, ``labels`` (bool) and ``pillar`` (the sample mask)."""
     from types import SimpleNamespace
 
     from ..evaluation import check_binary_labels
     from ..io import read_volume
+    from ..sample_mask import inside
     from ..synthetic import make_phantom
 
     items = [make_phantom(tuple(ev.shape), rng=ev.seed + i, preset_name=ev.presets[i % len(ev.presets)])
@@ -50,7 +64,8 @@ def held_out(ev) -> list:
         labels = check_binary_labels(read_volume(entry["labels"]), entry["labels"])
         if labels.shape != image.shape:
             raise TomosegError(f"{entry['labels']}: labels {labels.shape} and image {image.shape} differ in shape")
-        sample = read_volume(entry["sample"]) != 0 if "sample" in entry else np.ones(image.shape, bool)
+        sample = inside(read_volume(entry["sample"]), entry["sample"]) if "sample" in entry else \
+            np.ones(image.shape, bool)
         if sample.shape != image.shape:
             raise TomosegError(f"{entry['sample']}: sample mask {sample.shape} and image {image.shape} differ")
         items.append(SimpleNamespace(image=image, labels=labels.astype(np.uint8), pillar=sample))
@@ -179,6 +194,7 @@ def run_ablation(config: AblationConfig | dict, *, progress: bool = True) -> Pat
         from ..training.data import check_phantom_pool
 
         check_phantom_pool(recipe.data.phantoms, progress=False)  # refused before anything is generated
+    _check_held_out_memory(cfg.evaluation)
     out = _check_output(cfg)
     _log(f"preparing the held-out set: {cfg.evaluation.count} phantoms {cfg.evaluation.shape}, "
          f"{len(cfg.evaluation.volumes)} labelled volumes")

@@ -209,7 +209,7 @@ def free_bytes(folder: Path) -> int | None:
         return None
 
 
-def _size(n: int) -> str:
+def human_size(n: int) -> str:
     if n >= 2**30:
         return f"{n / 2**30:.2f} GiB"
     if n >= 2**20:
@@ -222,7 +222,7 @@ def check_free_space(folder, needed: int, *, what: str = "the output") -> None:
     folder = Path(folder)
     free = free_bytes(folder if folder.exists() else Path("."))
     if free is not None and free < needed + _SLACK_BYTES:
-        raise TomosegError(f"{folder}: {what} needs {_size(needed)} but only {_size(free)} are free on this disk; "
+        raise TomosegError(f"{folder}: {what} needs {human_size(needed)} but only {human_size(free)} are free on this disk; "
                            "free space or choose another output folder")
 
 
@@ -233,7 +233,7 @@ def warn_if_short(folder, nbytes: int, *, what: str) -> None:
     folder = Path(folder)
     free = free_bytes(folder if folder.exists() else Path("."))
     if free is not None and free < nbytes:
-        warn(f"{folder}: {what} take up to {_size(nbytes)} uncompressed and {_size(free)} are free on this disk; "
+        warn(f"{folder}: {what} take up to {human_size(nbytes)} uncompressed and {human_size(free)} are free on this disk; "
              "if the disk fills, free space and run the same command with --resume")
 
 
@@ -249,7 +249,7 @@ def reserve(path: Path, nbytes: int) -> None:
         import errno
 
         if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-            raise TomosegError(f"{path}: cannot reserve {_size(nbytes)} for the output ({exc.strerror}); free space "
+            raise TomosegError(f"{path}: cannot reserve {human_size(nbytes)} for the output ({exc.strerror}); free space "
                                "or choose another output folder") from None
         # file systems without fallocate (EOPNOTSUPP, EINVAL): the free-space check made before has to do
     finally:

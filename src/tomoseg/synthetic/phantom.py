@@ -41,6 +41,20 @@ def _check_shape(shape) -> tuple[int, int, int]:
     return shape
 
 
+def check_fits(shape, cfg: PhantomConfig) -> None:
+    """Refuse a shape too small for the configuration's pillar or largest objects (checked before a pool of
+    phantoms is generated, too: :func:`tomoseg.synthetic.pool.check_item`)."""
+    Z, Y, X = shape
+    pillar_r = cfg.pillar_radius * min(Y, X)
+    if pillar_r < 8:
+        raise TomosegError(f"phantom shape {tuple(shape)}: the pillar would be {pillar_r:.1f} voxels in radius; "
+                           "make y and x at least 48")
+    largest = cfg.radius_max  # rare larger objects that do not fit are left out
+    if cfg.object_fraction > 0 and (2 * largest + 4 > Z or largest + cfg.edge_ring_width + 3 > pillar_r):
+        raise TomosegError(f"phantom shape {tuple(shape)} is too small for objects of radius up to {largest:.1f} "
+                           "voxels; make the volume larger or lower radius_max/large_radius_max")
+
+
 def _sample_radii(cfg: PhantomConfig, target_volume: float, rng: np.random.Generator) -> np.ndarray:
     """Equivalent radii (lognormal with the configured mean and s.d.) until their volumes reach the target."""
     if cfg.radius_sd > 0:
@@ -224,14 +238,7 @@ def make_phantom(shape, *, rng=None, preset_name: str = "default", config: Phant
     centre_yx = np.array([(Y - 1) / 2, (X - 1) / 2]) + rng.uniform(-1, 1, 2) * cfg.pillar_offset * side
     pillar_r = cfg.pillar_radius * side
     recon_r = side / 2.0
-    if pillar_r < 8:
-        raise TomosegError(f"phantom shape {shape}: the pillar would be {pillar_r:.1f} voxels in radius; "
-                           "make y and x at least 48")
-
-    largest = cfg.radius_max  # rare larger objects that do not fit are left out
-    if cfg.object_fraction > 0 and (2 * largest + 4 > Z or largest + cfg.edge_ring_width + 3 > pillar_r):
-        raise TomosegError(f"phantom shape {shape} is too small for objects of radius up to {largest:.1f} voxels; "
-                           "make the volume larger or lower radius_max/large_radius_max")
+    check_fits(shape, cfg)
     objects = _place_objects(cfg, shape, centre_yx, pillar_r, rng)
 
     yy, xx = np.mgrid[0:Y, 0:X].astype(np.float32)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import PRESETS, PhantomConfig
-from .phantom import make_phantom
+from .config import PRESETS, PhantomConfig, preset
+from .phantom import check_fits, make_phantom
 
 # what physics-mode phantoms draw from their [low, high] ranges, in this order (the order of the draws)
 RANGE_KEYS = ("photons", "angles", "gain_error", "object_gray", "radius_mean", "blur_sigma")
@@ -39,13 +39,23 @@ def physics_overrides(ranges: dict, rng: np.random.Generator) -> dict:
     return out
 
 
+def _overrides(item: dict, rng: np.random.Generator) -> dict:
+    if item["physics"] is not None:
+        return physics_overrides(item["physics"], rng)
+    return randomized_overrides(item["preset"], rng) if item["randomize"] else {}
+
+
 def generate_item(item: dict) -> tuple[np.ndarray, np.ndarray]:
     """One phantom of a pool as ``(image uint8, labels uint8)``; ``item`` as from
     :func:`tomoseg.training.data.phantom_specs`. The same item gives the same phantom."""
     rng = np.random.default_rng(item["seed"])
-    if item["physics"] is not None:
-        overrides = physics_overrides(item["physics"], rng)
-    else:
-        overrides = randomized_overrides(item["preset"], rng) if item["randomize"] else {}
+    overrides = _overrides(item, rng)
     ph = make_phantom(tuple(item["shape"]), rng=rng, preset_name=item["preset"], **overrides)
     return ph.image, ph.labels
+
+
+def check_item(item: dict) -> None:
+    """Refuse an item whose shape cannot hold its phantom (the pillar, the largest objects), without generating
+    it: the same draws as :func:`generate_item` make its configuration."""
+    overrides = _overrides(item, np.random.default_rng(item["seed"]))
+    check_fits(tuple(item["shape"]), preset(item["preset"], **overrides))

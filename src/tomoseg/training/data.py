@@ -153,8 +153,17 @@ def check_phantom_pool(spec: PhantomData, *, progress: bool = True) -> None:
 
     import psutil
 
-    from ..io.output_guard import _size
+    from ..io.output_guard import human_size
+    from ..synthetic.pool import check_item
 
+    for validation in (False, True):  # a shape too small for a preset: refused now, not while the pool is made
+        for item in phantom_specs(spec, validation=validation):
+            try:
+                check_item(item)
+            except TomosegError as exc:
+                key = "physics_shape" if item["physics"] is not None and spec.physics_shape else "shape"
+                raise TomosegError(f"data.phantoms.{key} {item['shape']} (preset {item['preset']}, seed "
+                                   f"{item['seed']}): {exc}") from None
     cache = _cache_dir(spec)
     if cache is not None:
         try:
@@ -174,22 +183,22 @@ def check_phantom_pool(spec: PhantomData, *, progress: bool = True) -> None:
         free = shutil.disk_usage(cache).free
         if cost["cache_bytes"] + (64 << 20) > free:
             raise TomosegError(f"{what}: the {cost['generate']} not cached yet need about "
-                               f"{_size(cost['cache_bytes'])} in the cache {cache}, and {_size(free)} are free on its "
+                               f"{human_size(cost['cache_bytes'])} in the cache {cache}, and {human_size(free)} are free on its "
                                "disk; lower the counts or data.phantoms.shape, or set data.phantoms.cache_dir to a "
                                "larger disk (null: no cache)")
     available = psutil.virtual_memory().available
     if cost["memory_bytes"] > available:
         raise TomosegError(f"{what}: {cost['voxels'] / 1e6:,.0f} Mvoxels are held in memory while training, about "
-                           f"{_size(cost['memory_bytes'])}, and {_size(available)} are available; lower the counts "
+                           f"{human_size(cost['memory_bytes'])}, and {human_size(available)} are available; lower the counts "
                            "or data.phantoms.shape")
     if progress and cost["generate"]:
         workers = spec.workers or usable_cores()
         seconds = cost["seconds"] / max(1, min(workers, cost["generate"]))
         took = (f"about {seconds / 60:,.0f} min" if seconds >= 120 else f"about {seconds:,.0f} s" if seconds >= 1
                 else "under a second")
-        disk = f"about {_size(cost['cache_bytes'])} in the cache {cache}" if cache is not None else "no cache"
+        disk = f"about {human_size(cost['cache_bytes'])} in the cache {cache}" if cache is not None else "no cache"
         print(f"tomoseg: generating {cost['generate']} of {what}: {took} on {workers} processes, {disk}, "
-              f"{_size(cost['memory_bytes'])} of memory", file=sys.stderr)
+              f"{human_size(cost['memory_bytes'])} of memory", file=sys.stderr)
 
 
 def _cache_key(item: dict) -> str:
