@@ -1,5 +1,6 @@
 """Slow end-to-end checks: resume after kill -9, Dask on a real LocalCluster, bounded memory."""
 
+import json
 import os
 import signal
 import subprocess
@@ -48,6 +49,13 @@ def test_resume_after_kill_gives_identical_bytes(tmp_path, random_model_path, sm
     assert out.read_bytes() == ref.read_bytes()
     assert mask.read_bytes() == (tmp_path / "ref_mask.tif").read_bytes()
     assert not work_dir_for(out).exists()
+    # the provenance tells both invocations apart (it held only the resume's timings): the killed one's tiles
+    # counted from its done markers' times
+    record = json.loads((tmp_path / "out.tif.provenance.json").read_text(encoding="utf-8"))
+    runs = record["invocations"]
+    assert len(runs) == 2 and all(r["tiles_computed"] >= 1 for r in runs), runs
+    assert sum(r["tiles_computed"] for r in runs) == record["sample_mask"]["tiles_computed"]
+    assert runs[0]["started"] < record["started"] == runs[1]["started"] or runs[0]["started"] <= runs[1]["started"]
 
 
 def test_dask_local_cluster_equals_single_process(tmp_path, random_model_path, small_phantom):

@@ -35,8 +35,9 @@ from .normalization import SAMPLE_FRACTION, Stats, check_finite, normalize, stat
 from .domain import check_flooding
 from .outputs import check_output_paths, finish_output, provenance
 from .tiling import Tile, TilingConfig, pad_to_divisor, read_padded, resolve_tiling, tile_grid
-from .work_folder import (WORK_SUFFIX, check_done, check_input_unchanged, lost_tiles,  # noqa: F401
-                          objects_per_slice, prepare_work, run_fingerprint, work_dir_for, write_done_marker)
+from .work_folder import (WORK_SUFFIX, add_invocation, check_done, check_input_unchanged,  # noqa: F401
+                          invocations, lost_tiles, objects_per_slice, prepare_work, run_fingerprint, work_dir_for,
+                          write_done_marker, write_state)
 
 
 
@@ -371,6 +372,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
             timings["statistics_and_sample_mask"] = time.time() - t0 - timings["start"]
         else:
             sample = _saved_sample_mask(options, work, state)
+            add_invocation(work, state, t0)
         resident = copy.array if copy is not None and copy.complete else None  # the volume in memory, where kept
         tiles = tile_grid(volume.shape, options.tiling, model.config.divisor, region=sample.box) if sample.box else []
         fresh = state is None
@@ -393,7 +395,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
             sample.save(work / "sample_mask.npz")
             state = {"fingerprint": fingerprint, "stats": stats.to_dict(), "started": t0,
                      "sample": {"settings": _sample_settings(options), "record": sample.record}}
-            (work / "state.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
+            write_state(work, state)
         stats = Stats(**state["stats"])
         done = {int(n) for n in os.listdir(work / "done")}
         skipped = {t.index for t in tiles if not sample.touches(t.core)}
@@ -451,7 +453,9 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
                                             options.overwrite, pyramid="mode", orientation=volume.orientation)
         timings["finish"] = time.time() - t_finish
         record = provenance(volume, model, options, fingerprint, stats, outputs, len(tiles), t0)
-        record["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
+        record["timings_s"] = {k: round(v, 3) for k, v in timings.items()}  # this invocation's
+        # every invocation of the run (one, or the interrupted ones and their resumes)
+        record["invocations"] = invocations(work, state, [t.index for t in tiles if t.index not in skipped])
         record["input_in_memory"] = resident is not None  # windows read from resident_copy
         record["resolution_levels"] = levels
         record["objects"] = flooding

@@ -131,6 +131,43 @@ def lost_tiles(work: Path, tiles, names) -> list[int]:
     return sorted(lost)
 
 
+def write_state(work: Path, state: dict) -> None:
+    """``state.json``, written to a temporary name and renamed: complete or the one before."""
+    tmp = work / "state.json.partial"
+    tmp.write_text(json.dumps(state, indent=1), encoding="utf-8")
+    os.replace(tmp, work / "state.json")
+
+
+def add_invocation(work: Path, state: dict, started: float) -> None:
+    """Record that a resumed run started at ``started`` (seconds since the epoch); the first run's start is
+    ``state["started"]``."""
+    state["invocations"] = [*state.get("invocations", [state["started"]]), started]
+    write_state(work, state)
+
+
+def invocations(work: Path, state: dict, computed) -> list[dict]:
+    """What each invocation of a run did, from the done markers' times (so a run killed with -9 is counted too):
+    the tiles of ``computed`` (indices; skipped ones excluded) it finished, and the seconds from its start to its
+    last finished tile."""
+    import time
+
+    starts = sorted(state.get("invocations", [state["started"]]))
+    finished = []
+    for i in computed:
+        try:
+            finished.append((work / "done" / str(i)).stat().st_mtime)
+        except OSError:
+            pass
+    out = []
+    for k, start in enumerate(starts):
+        end = starts[k + 1] if k + 1 < len(starts) else float("inf")
+        times = [t for t in finished if start <= t < end]
+        out.append({"started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(start)),
+                    "tiles_computed": len(times),
+                    "seconds_to_last_tile": round(max(times) - start, 3) if times else None})
+    return out
+
+
 def write_done_marker(work: Path, tile, objects_per_slice) -> None:
     """Mark ``tile`` finished: ``done/INDEX`` holds the number of object voxels in each z slice of its core
     (for the flooding check, without reading the output again). Written to a temporary name and renamed, so a
