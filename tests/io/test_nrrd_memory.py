@@ -48,3 +48,34 @@ def test_segment_keeps_an_nrrd_inputs_place_in_space(tmp_path):
     nrrd.write(str(plain), data, {"space dimension": 3, "space directions": np.diag([10.0, 10.0, 10.0]),
                                   "space units": ["nm", "nm", "nm"]}, index_order="C")
     assert open_volume(str(plain)).orientation is None
+
+
+def test_label_images_keep_an_nrrd_inputs_place_in_space(tmp_path):
+    """analyze --labels and segment --labels wrote NRRD label images with a positive diagonal at 0 (only
+    segment's probability map and mask kept the input's space); both, and the chunked path, keep it now."""
+    import nrrd
+
+    from tomoseg.cli import main
+    from tomoseg.objects import AnalysisOptions, analyze
+    from tomoseg.objects.label_image import write_label_image
+
+    mask = np.zeros((16, 24, 32), np.uint8)
+    mask[4:9, 5:10, 6:11] = 1
+    header = {"space": "left-posterior-superior", "space directions": np.diag([-30.0, -30.0, 30.0]),
+              "space origin": np.array([1920.0, 1920.0, -500.0]), "space units": ["nm", "nm", "nm"]}
+    nrrd.write(str(tmp_path / "mask.nrrd"), mask, header, index_order="C")
+    nrrd.write(str(tmp_path / "scan.nrrd"), (200 - 150 * mask).astype(np.uint8), header, index_order="C")
+    assert main(["-q", "analyze", str(tmp_path / "mask.nrrd"), "--out", str(tmp_path / "r"),
+                 "--labels", str(tmp_path / "r" / "labels.nrrd")]) == 0
+    assert main(["-q", "segment", str(tmp_path / "scan.nrrd"), str(tmp_path / "p.nrrd"), "--sample-mask", "off",
+                 "--labels", str(tmp_path / "seg-labels.nrrd")]) == 0
+    with open_volume(str(tmp_path / "mask.nrrd")) as vol:
+        table = analyze(vol).selected
+        write_label_image(vol, tmp_path / "chunked.nrrd", table, workdir=tmp_path,
+                          options=AnalysisOptions(chunks=(8, 8, 8), in_memory_voxels=100))
+    for path in (tmp_path / "r" / "labels.nrrd", tmp_path / "seg-labels.nrrd", tmp_path / "chunked.nrrd"):
+        out = nrrd.read_header(str(path))
+        assert out["space"] == "left-posterior-superior", path
+        np.testing.assert_allclose(out["space directions"], header["space directions"])
+        np.testing.assert_allclose(out["space origin"], header["space origin"])
+    np.testing.assert_array_equal(open_volume(str(tmp_path / "chunked.nrrd"))[:, :, :], mask)

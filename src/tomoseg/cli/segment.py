@@ -126,13 +126,13 @@ def _write_labels(args, record) -> None:
     except BaseException:
         prob.close()
         raise
-    source = prob
+    source, orientation = prob, prob.orientation
     if result.labels is None:  # labelled in memory: the label step labels the map's mask again, held here
         source = (prob.read() > args.threshold).astype("uint8")
     prob.close()  # the labels may go into the map's own HDF5 file, which h5py cannot hold open twice
     try:
         write_label_image(source, args.labels, result.selected, options=result.options, voxel_size=voxel_size,
-                          overwrite=args.overwrite, labels=result.labels)
+                          overwrite=args.overwrite, labels=result.labels, orientation=orientation)
     finally:
         if result.labels is not None:
             result.labels.discard()

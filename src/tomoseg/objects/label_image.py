@@ -84,13 +84,15 @@ def label_dtype_for(path, max_label: int):
 
 
 def write_label_image(volume, path, table: dict, *, options: AnalysisOptions | None = None, voxel_size=None,
-                      overwrite: bool = False, workdir=None, progress=None, labels=None) -> Path:
+                      overwrite: bool = False, workdir=None, progress=None, labels=None, orientation=None) -> Path:
     """Write the label image of the objects in ``table`` to ``path``, any format, in bounded memory.
 
     Volumes up to ``options.in_memory_voxels`` are labelled in memory, larger ones chunk by chunk (as
     :func:`~tomoseg.objects.analyze` does), or taken from ``labels`` (the analysis' own,
     :class:`~tomoseg.objects.analysis.KeptLabels`) where given. A ``.zarr`` output is an OME-Zarr image with a
-    pyramid (2x2x2 modes). TIFF holds uint16 (or float32 past 65535 objects); other formats uint32.
+    pyramid (2x2x2 modes). TIFF holds uint16 (or float32 past 65535 objects); other formats uint32. An NRRD
+    volume's place in space (``orientation``, default ``volume.orientation``) is kept by an NRRD output, as
+    segment's outputs keep it.
     """
     from ..io import create_volume, format_of
 
@@ -102,15 +104,17 @@ def write_label_image(volume, path, table: dict, *, options: AnalysisOptions | N
     size = int(np.prod(shape, dtype=np.int64))
     chunks = tuple(min(c, s) for c, s in zip(options.chunks, shape))
     is_zarr = format_of(path, for_writing=True) == "zarr"
+    orientation = orientation if orientation is not None else getattr(volume, "orientation", None)
     if labels is None and size <= options.in_memory_voxels:
         image = label_image(volume, table, options=options)
-        with create_volume(path, shape, dtype, voxel_size=voxel_size, chunks=chunks, overwrite=overwrite) as w:
+        with create_volume(path, shape, dtype, voxel_size=voxel_size, chunks=chunks, overwrite=overwrite,
+                           orientation=orientation) as w:
             w[:, :, :] = image.astype(dtype, copy=False)
         if progress is not None:
             progress.update(size)
     elif labels is not None:
         _write_mapped(labels.path, labels.count, path, table, shape, dtype, chunks, voxel_size, overwrite,
-                      progress)
+                      progress, orientation)
     else:
         tmp = Path(tempfile.mkdtemp(prefix="tomoseg-labels-", dir=workdir))
         try:
@@ -119,7 +123,8 @@ def write_label_image(volume, path, table: dict, *, options: AnalysisOptions | N
             n = label_chunked(volume, store, chunks=chunks, connectivity=options.connectivity,
                               threshold=options.threshold if prob else None,
                               progress=None if progress is None else _Halved(progress))
-            _write_mapped(store, n, path, table, shape, dtype, chunks, voxel_size, overwrite)
+            _write_mapped(store, n, path, table, shape, dtype, chunks, voxel_size, overwrite,
+                          orientation=orientation)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     if is_zarr:
@@ -131,17 +136,17 @@ def write_label_image(volume, path, table: dict, *, options: AnalysisOptions | N
 
 
 def _write_mapped(store, count: int, path, table: dict, shape, dtype, chunks, voxel_size, overwrite: bool,
-                  progress=None) -> None:
+                  progress=None, orientation=None) -> None:
     """The label store (uint32 Zarr, labels 1..count) written to ``path`` with the table's objects kept."""
     src = open_label_store(store)
     if tuple(src.shape) != tuple(shape):
         raise TomosegError(f"{store}: labels of shape {tuple(src.shape)}, not the volume's {tuple(shape)}")
     write_mapped(src, _lookup(table, count), path, dtype=dtype, chunks=chunks, voxel_size=voxel_size,
-                 overwrite=overwrite, progress=progress)
+                 overwrite=overwrite, progress=progress, orientation=orientation)
 
 
 def write_mapped(labels, lookup: np.ndarray, path, *, dtype, chunks, voxel_size=None, overwrite: bool = False,
-                 progress=None) -> None:
+                 progress=None, orientation=None) -> None:
     """``lookup[labels]`` written to ``path`` (any format's writer) chunk by chunk: each chunk of ``labels``
     (an array, or anything sliced like one) read and mapped on worker threads, written in order here;
     ``progress`` is given each chunk's voxels."""
@@ -150,7 +155,8 @@ def write_mapped(labels, lookup: np.ndarray, path, *, dtype, chunks, voxel_size=
 
     shape = tuple(int(s) for s in labels.shape)
     chunks = tuple(min(int(c), s) for c, s in zip(chunks, shape))
-    with create_volume(path, shape, dtype, voxel_size=voxel_size, chunks=chunks, overwrite=overwrite) as w:
+    with create_volume(path, shape, dtype, voxel_size=voxel_size, chunks=chunks, overwrite=overwrite,
+                       orientation=orientation) as w:
         mapped = read_ahead(chunk_regions(shape, chunks),
                             lambda sl: lookup[np.asarray(labels[sl])].astype(dtype, copy=False),
                             threads=worker_threads(8))
