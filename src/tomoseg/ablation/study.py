@@ -96,22 +96,6 @@ def score(masks_or_probs, phantoms) -> dict:
             "object_recall": recall, "object_precision": precision, "object_f1": f1, "true_objects": true_n}
 
 
-def predict_per_subvolume(image: np.ndarray, model, size: int) -> np.ndarray:
-    """The paper's inference: non-overlapping sub-volumes, each z-scored with its own statistics."""
-    from ..inference import Stats, predict
-
-    out = np.empty(image.shape, np.float32)
-    for z in range(0, image.shape[0], size):
-        for y in range(0, image.shape[1], size):
-            for x in range(0, image.shape[2], size):
-                sl = (slice(z, z + size), slice(y, y + size), slice(x, x + size))
-                block = np.asarray(image[sl], np.float32)
-                sd = float(block.std())
-                stats = Stats(float(block.mean()), sd if sd > 0 else 1.0, block.size, "sub-volume")
-                out[sl] = predict(block, model, stats=stats)
-    return out
-
-
 def _model_rows(cfg: AblationConfig) -> list[dict]:
     """What to train: one entry per configuration, then the variants of the reference."""
     rows = [{"name": row_name(c), "configuration": c, "variant": None, "changes": {}} for c in cfg.configurations]
@@ -187,6 +171,7 @@ def run_ablation(config: AblationConfig | dict, *, progress: bool = True) -> Pat
     from ..inference.engine import to_uint8
     from ..model import count_parameters
     from ..table import write_csv
+    from ..training.validation import predict_per_subvolume
 
     cfg = config if isinstance(config, AblationConfig) else ablation_from_dict(config)
     recipe = cfg.train_config()

@@ -27,6 +27,7 @@ class TrainingVolume:
     image: np.ndarray        # float32; normalized unless per-patch normalization
     labels: np.ndarray       # uint8: 0, 1, or ignore
     foreground: np.ndarray   # (n, 3) coordinates of object voxels (raster order), for object-centred sampling
+    voxel_size_nm: tuple | None = None  # (z, y, x) from the image file, where it records one
 
     @property
     def shape(self):

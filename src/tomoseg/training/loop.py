@@ -17,15 +17,15 @@ import torch
 
 from ..checkpoint import load_model
 from ..cpu_memory import kept_on
-from ..errors import TomosegError
+from ..errors import TomosegError, warn
 from ..model import build_model
 from .checkpoints import RunFolder
 from .config import TrainConfig
 from .data import check_phantom_pool, load_pairs, phantom_volume_sets
-from .sampling import PatchSource
+from .sampling import PatchSource, split_part
 from .step import TrainStep, configure_device, resolve_device
 from .timing import PhaseClock
-from .validation import evaluate, evaluate_volumes, validation_patches
+from .validation import evaluate, evaluate_volumes, validation_patches, validation_source
 
 
 def prepare_data(cfg: TrainConfig, *, progress: bool = True):
@@ -48,7 +48,7 @@ def prepare_data(cfg: TrainConfig, *, progress: bool = True):
         if data.validation_volumes:
             val += load_pairs(data.validation_volumes, data)
         elif cfg.sampling.mode == "paper":
-            val += pairs  # validation patches come from the validation slices
+            val += [split_part(v, "validation") for v in pairs]  # the paper's validation slices, and only those
     if not train:
         raise TomosegError("the training set is empty: give data.volumes or data.phantoms")
     return train, val
@@ -93,10 +93,14 @@ def train(config: TrainConfig | dict, *, resume: bool = False, progress: bool = 
     val_patches = validation_patches(cfg, val_vols, train_vols, device)
     step = TrainStep(_model(cfg).to(device).train(), cfg, device)
     setup = {"volumes": len(train_vols), "validation_volumes": len(val_vols), "data_s": round(t_data, 1),
-             "device_s": round(time.perf_counter() - t0 - t_data, 1)}
+             "device_s": round(time.perf_counter() - t0 - t_data, 1), "validation_source": validation_source(cfg)}
+    if setup["validation_source"] == "training volumes":
+        warn("no held-out data (data.validation_volumes is empty): the validation scores and the choice of "
+             "best.safetensors are computed on the training volumes; give data.validation_volumes (or "
+             "sampling.mode: paper) for held-out numbers")
     if progress:  # also recorded in the model files' metadata ("setup"), for runs under -q
         print(f"training data: {setup['volumes']} volumes and {setup['validation_volumes']} for validation, ready "
-              f"in {setup['data_s']} s; on the {device.type} device in {setup['device_s']} s more", file=sys.stderr)
+              f"in {setup['data_s']} s (validation: {setup['validation_source']}); on the {device.type} device in {setup['device_s']} s more", file=sys.stderr)
     counters = {"epoch": 0, "step": 0, "elapsed": 0.0, "best_val_loss": float("inf")}
     if run.resuming:
         counters.update(run.restore(step.model, step.optimizer, source))
@@ -176,7 +180,8 @@ class _Loop:
         score, best_threshold = val_loss, float("nan")
         if self.cfg.sampling.validation == "volumes":
             scores = evaluate_volumes(self.step.model, self.val_volumes, self.step.device,
-                                      self.cfg.data.ignore_value)
+                                      self.cfg.data.ignore_value, per_patch=self.cfg.data.normalization == "patch"
+                                      and self.cfg.sampling.patch_size)
             cm, best_threshold = scores.cm, scores.best_threshold
             score = -scores.f1_by_threshold[127]
         c["epoch"] += 1

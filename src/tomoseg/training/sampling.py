@@ -32,6 +32,15 @@ def split_ranges(depth: int) -> dict[str, tuple[int, int]]:
     return {"train": (0, a), "validation": (a, b), "test": (b, depth)}
 
 
+def split_part(volume: TrainingVolume, part: str) -> TrainingVolume:
+    """The slices of ``volume`` in one part of the paper's split (``train``, ``validation`` or ``test``), as a
+    training volume of its own (views of the arrays, not copies)."""
+    lo, hi = split_ranges(volume.shape[0])[part]
+    labels = volume.labels[lo:hi]
+    return TrainingVolume(f"{volume.name} [{part} slices {lo}..{hi - 1}]", volume.image[lo:hi], labels,
+                          np.argwhere(labels == 1).astype(np.int32), voxel_size_nm=volume.voxel_size_nm)
+
+
 def check_fits(volumes: list[TrainingVolume], sampling: SamplingConfig, augment_cfg: AugmentConfig) -> None:
     if not volumes:
         raise TomosegError("the training set is empty")

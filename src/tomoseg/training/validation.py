@@ -7,37 +7,72 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..errors import TomosegError
 from ..metrics import ConfusionMatrix
 from .config import TrainConfig
 from .losses import masked_loss
 from .sampling import PatchSource, split_ranges
 
 
+def validation_source(cfg: TrainConfig) -> str:
+    """Where the validation scores (and the choice of ``best.safetensors``) come from: held-out data, or, where
+    the config gives none, the training volumes themselves (then training-set numbers: :func:`train` warns)."""
+    d, parts = cfg.data, []
+    if d.validation_volumes:
+        parts.append("validation volumes")
+    ph = d.phantoms
+    if ph is not None and (ph.validation_count or (ph.physics is not None and ph.physics.validation_count)):
+        parts.append("validation phantoms")
+    if d.volumes and not d.validation_volumes and cfg.sampling.mode == "paper":
+        parts.append("validation slices of the training volumes")
+    return " and ".join(parts) or "training volumes"
+
+
 def validation_patches(cfg: TrainConfig, val_volumes, train_volumes, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(x, y) tensors on ``device``: patches of the validation volumes (or the paper's validation slices),
-    cut once with a seed of their own and never augmented."""
+    """(x, y) tensors on ``device``: patches of the validation volumes, cut once with a seed of their own and
+    never augmented. Only where there are no validation volumes at all are the training volumes used (see
+    :func:`validation_source`).
+
+    Paper mode: the sub-volumes of a grid over the validation volumes (the paper's validation slices, see
+    :func:`~.loop.prepare_data`), ``sampling.validation_patches`` of them drawn with the validation seed;
+    where the validation slices are thinner than a patch, the patches are as thick as the slices allow (a
+    multiple of the network's divisor), never reaching into training or test slices."""
     p, n = cfg.sampling.patch_size, cfg.sampling.validation_patches
-    if cfg.sampling.mode == "paper" and not cfg.data.validation_volumes and cfg.data.phantoms is None:
-        images, labels = [], []
-        for v in val_volumes or train_volumes:
-            lo, hi = split_ranges(v.shape[0])["validation"]
-            for z in range(lo, hi - p + 1, p):
-                for y in range(0, v.shape[1] - p + 1, p):
-                    for x in range(0, v.shape[2] - p + 1, p):
-                        images.append(v.image[z:z + p, y:y + p, x:x + p])
-                        labels.append(v.labels[z:z + p, y:y + p, x:x + p])
-        if images:
-            x = torch.as_tensor(np.stack(images[:max(n, 1)])[:, None], dtype=torch.float32)
-            y = torch.as_tensor(np.stack(labels[:max(n, 1)])[:, None])
-            if cfg.data.normalization == "patch":
-                x = (x - x.mean(dim=(2, 3, 4), keepdim=True)) / x.std(dim=(2, 3, 4), keepdim=True).clamp_min(1e-6)
-            return x.to(device), y.to(device)
+    volumes = val_volumes or train_volumes
+    if cfg.sampling.mode == "paper":
+        return _grid_patches(cfg, volumes, device)
     from dataclasses import replace
 
     sampling = replace(cfg.sampling, mode="random")
-    source = PatchSource(val_volumes or train_volumes, sampling, cfg.augment, cfg.data.ignore_value,
+    source = PatchSource(volumes, sampling, cfg.augment, cfg.data.ignore_value,
                          cfg.data.normalization == "patch", device, seed=cfg.seed + 10_007)
     return source.batch(np.random.default_rng(cfg.seed + 10_007), train=False, size=n)
+
+
+def _grid_patches(cfg: TrainConfig, volumes, device) -> tuple[torch.Tensor, torch.Tensor]:
+    p, n = cfg.sampling.patch_size, max(cfg.sampling.validation_patches, 1)
+    divisor = 2 ** (cfg.model.levels - 1)
+    size = [min(p, *(v.shape[a] for v in volumes)) // divisor * divisor for a in range(3)]
+    if min(size) < divisor:
+        thin = min(volumes, key=lambda v: min(v.shape))
+        raise TomosegError(f"{thin.name}: the validation part {tuple(thin.shape)} is thinner than the {divisor} "
+                           f"voxels the network needs (model.levels {cfg.model.levels}); give "
+                           "data.validation_volumes, or use thicker volumes")
+    sz, sy, sx = size
+    cells = [(i, z, y, x) for i, v in enumerate(volumes)
+             for z in range(0, v.shape[0] - sz + 1, sz)
+             for y in range(0, v.shape[1] - sy + 1, sy)
+             for x in range(0, v.shape[2] - sx + 1, sx)]
+    # a seeded draw over all the volumes and layers, not the first n cells in raster order (all in the first volume)
+    pick = np.random.default_rng(cfg.seed + 10_007).permutation(len(cells))[:n]
+    cut = [tuple(slice(s, s + e) for s, e in zip(cells[k][1:], size)) for k in pick]
+    x = torch.as_tensor(np.stack([volumes[cells[k][0]].image[sl] for k, sl in zip(pick, cut)])[:, None],
+                        dtype=torch.float32)
+    y = torch.as_tensor(np.stack([volumes[cells[k][0]].labels[sl] for k, sl in zip(pick, cut)])[:, None])
+    if cfg.data.normalization == "patch":
+        sd = x.std(dim=(2, 3, 4), keepdim=True)
+        x = (x - x.mean(dim=(2, 3, 4), keepdim=True)) / torch.where(sd > 0, sd, torch.ones_like(sd))
+    return x.to(device), y.to(device)
 
 
 def evaluate(step, patches, cfg: TrainConfig, loss_kind: str) -> tuple[float, ConfusionMatrix]:
@@ -82,10 +117,13 @@ class VolumeScore:
         return max(self.f1_by_threshold, key=lambda t: (self.f1_by_threshold[t], -abs(t - 127)))
 
 
-def evaluate_volumes(model, volumes, device, ignore_value: int = 255) -> VolumeScore:
+def evaluate_volumes(model, volumes, device, ignore_value: int = 255, *, per_patch: int | None = None) -> VolumeScore:
     """Scores of whole validation volumes, segmented as ``segment`` segments them (tiled). Object-centred
     patches overstate recall on whole volumes, where objects are rare and small; the F1 at 127 is the score
-    that picks the checkpoint when ``sampling.validation`` is ``volumes``."""
+    that picks the checkpoint when ``sampling.validation`` is ``volumes``.
+
+    ``per_patch``: the volumes are not normalized (``data.normalization: patch``): each sub-volume of this edge
+    is z-scored on its own, as the model saw its training patches (:func:`predict_per_subvolume`)."""
     from ..inference import BackendConfig, TilingConfig, predict
     from ..inference.normalization import Stats
 
@@ -93,9 +131,11 @@ def evaluate_volumes(model, volumes, device, ignore_value: int = 255) -> VolumeS
     objects, background = np.zeros(256, np.int64), np.zeros(256, np.int64)  # voxels per 0-255 value
     backend = BackendConfig(backend="torch", device=str(device))
     for v in volumes:
-        # the volumes are z-scored already: identity statistics keep them as they are
-        prob = predict(v.image, model, tiling=TilingConfig(), backend=backend,
-                       stats=Stats(mean=0.0, std=1.0, voxels=int(v.image.size), method="full"))
+        if per_patch:
+            prob = predict_per_subvolume(v.image, model, per_patch, backend=backend)
+        else:  # the volumes are z-scored already: identity statistics keep them as they are
+            prob = predict(v.image, model, tiling=TilingConfig(), backend=backend,
+                           stats=Stats(mean=0.0, std=1.0, voxels=int(v.image.size), method="full"))
         p8 = np.rint(np.clip(prob, 0, 1) * 255).astype(np.uint8)
         known, truth = v.labels != ignore_value, v.labels == 1
         objects += np.bincount(p8[known & truth], minlength=256)
@@ -107,6 +147,23 @@ def evaluate_volumes(model, volumes, device, ignore_value: int = 255) -> VolumeS
         fp, tn = int(background[t + 1:].sum()), int(background[:t + 1].sum())
         counts[t] = ConfusionMatrix(tp, fp, fn, tn)
     return VolumeScore(cm=counts[127], f1_by_threshold={t: _f1(c) for t, c in counts.items()})
+
+
+def predict_per_subvolume(image: np.ndarray, model, size: int, *, backend=None) -> np.ndarray:
+    """The paper's inference (and what a model trained with ``data.normalization: patch`` expects): non-overlapping
+    sub-volumes of edge ``size``, each z-scored with its own statistics."""
+    from ..inference import Stats, predict
+
+    out = np.empty(image.shape, np.float32)
+    for z in range(0, image.shape[0], size):
+        for y in range(0, image.shape[1], size):
+            for x in range(0, image.shape[2], size):
+                sl = (slice(z, z + size), slice(y, y + size), slice(x, x + size))
+                block = np.asarray(image[sl], np.float32)
+                sd = float(block.std())
+                stats = Stats(float(block.mean()), sd if sd > 0 else 1.0, block.size, "sub-volume")
+                out[sl] = predict(block, model, backend=backend, stats=stats)
+    return out
 
 
 def _f1(cm: ConfusionMatrix) -> float:
