@@ -1,7 +1,7 @@
 """What a run folder holds, and how a run is saved and resumed.
 
 ``config.yaml`` (the effective config), ``metrics.csv`` (one row per epoch), ``learning_curve.png``,
-``best.safetensors`` (lowest validation loss), ``last.safetensors`` and ``last.state.safetensors``
+``best.safetensors`` (lowest validation loss of ``optim.loss``, or highest whole-volume F1), ``last.safetensors`` and ``last.state.safetensors``
 (optimizer, random states, elapsed time: what ``--resume`` needs). Everything is safetensors or text:
 nothing in a run folder is ever unpickled.
 """
@@ -21,7 +21,7 @@ from .config import TrainConfig, dump_config
 
 METRIC_COLUMNS = ["epoch", "step", "train_loss", "val_loss", "accuracy", "tp", "tn", "fp", "fn", "recall",
                   "precision", "f1", "best_threshold", "seconds", "data_s", "compute_s", "validation_s", "loss_kind",
-                  "learning_rate"]
+                  "val_loss_trained", "learning_rate"]
 STATE = "last.state.safetensors"
 # settings that may change between a run and its resume: they do not change what is learned
 RESUMABLE_CHANGES = {"epochs", "max_minutes", "device", "performance", "output"}

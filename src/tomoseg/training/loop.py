@@ -176,7 +176,11 @@ class _Loop:
         phases = clock.totals()
         t_val = time.perf_counter()
         kind = self.step.loss_kind(self.progress())
-        val_loss, cm = evaluate(self.step, self.val_patches, self.cfg, kind)
+        # best.safetensors is chosen by one criterion over the whole run: the validation loss of optim.loss, also
+        # after a switch to optim.loss_after (whose loss is another quantity: Dice + BCE adds about 1, focal is
+        # always below BCE); the loss being trained is logged beside it
+        val_losses, cm = evaluate(self.step, self.val_patches, self.cfg, (self.cfg.optim.loss, kind))
+        val_loss = val_losses[self.cfg.optim.loss]
         score, best_threshold = val_loss, float("nan")
         if self.cfg.sampling.validation == "volumes":
             scores = evaluate_volumes(self.step.model, self.val_volumes, self.step.device,
@@ -194,7 +198,7 @@ class _Loop:
                "recall": cm.recall, "precision": cm.precision, "f1": cm.f1, "best_threshold": best_threshold,
                "seconds": time.perf_counter() - t0, "data_s": phases.get("data", 0.0),
                "compute_s": phases.get("compute", 0.0), "validation_s": time.perf_counter() - t_val,
-               "loss_kind": kind,
+               "loss_kind": kind, "val_loss_trained": val_losses[kind],
                "learning_rate": self.step.learning_rate(self.progress())}
         self.run_folder.save(self.step.model, self.step.optimizer, self.source,
                              {**c, "numpy_rng": self.rng.bit_generator.state}, row, self.model_meta, best=best)

@@ -75,20 +75,23 @@ def _grid_patches(cfg: TrainConfig, volumes, device) -> tuple[torch.Tensor, torc
     return x.to(device), y.to(device)
 
 
-def evaluate(step, patches, cfg: TrainConfig, loss_kind: str) -> tuple[float, ConfusionMatrix]:
-    """Mean loss and voxel confusion matrix (threshold 127 on the 0–255 scale) of the validation patches."""
+def evaluate(step, patches, cfg: TrainConfig, kinds) -> tuple[dict, ConfusionMatrix]:
+    """Mean loss of each of ``kinds`` (loss names) and the voxel confusion matrix (threshold 127 on the 0–255
+    scale) of the validation patches, from one forward pass."""
     x_all, y_all = patches
     model = step.forward
     step.model.eval()
-    losses, counts = [], torch.zeros(4, dtype=torch.int64, device=x_all.device)
+    kinds = tuple(dict.fromkeys(kinds))
+    losses, counts = {k: [] for k in kinds}, torch.zeros(4, dtype=torch.int64, device=x_all.device)
     ignore = cfg.data.ignore_value
     with torch.no_grad():
         for k in range(0, len(x_all), cfg.sampling.batch_size):
             x, y = x_all[k:k + cfg.sampling.batch_size], y_all[k:k + cfg.sampling.batch_size]
             with step.autocast():
                 logits = model(x).float()
-            for i in range(len(x)):
-                losses.append(masked_loss(logits[i:i + 1], y[i:i + 1], kind=loss_kind, ignore_value=ignore))
+            for kind in kinds:
+                for i in range(len(x)):
+                    losses[kind].append(masked_loss(logits[i:i + 1], y[i:i + 1], kind=kind, ignore_value=ignore))
             pred = torch.round(torch.sigmoid(logits) * 255) > 127
             known, truth = y != ignore, y == 1
             tp = (pred & truth & known).sum()
@@ -97,7 +100,8 @@ def evaluate(step, patches, cfg: TrainConfig, loss_kind: str) -> tuple[float, Co
             counts += torch.stack([tp, fp, fn, known.sum() - tp - fp - fn])
     step.model.train()
     tp, fp, fn, tn = (int(c) for c in counts.cpu())
-    return float(torch.stack(losses).mean()) if losses else 0.0, ConfusionMatrix(tp, fp, fn, tn)
+    means = {k: float(torch.stack(v).mean()) if v else 0.0 for k, v in losses.items()}
+    return means, ConfusionMatrix(tp, fp, fn, tn)
 
 
 THRESHOLDS = (31, 63, 95, 127, 159, 191, 223)   # 0-255 scale; 127 is the paper's (and segment's default)
