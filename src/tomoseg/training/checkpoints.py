@@ -90,14 +90,27 @@ class RunFolder:
             (self.path / "config.yaml").write_text(dump_config(self.cfg), encoding="utf-8")
 
     def restore(self, model, optimizer, source) -> dict:
-        """Load the last state into ``model``, ``optimizer`` and ``source``; returns the saved counters."""
+        """Load the last state into ``model``, ``optimizer`` and ``source``; returns the saved counters.
+
+        Everything comes from the state file, the last file :meth:`save` writes and the one written atomically:
+        the weights, optimizer, random states, the paper grid's pass and the metrics rows are of one epoch, even
+        where the run was stopped between two of the files of a save."""
         from safetensors import safe_open
         from safetensors.torch import load_file
 
-        model.load_state_dict(load_model(self.path / "last.safetensors").state_dict())
         with safe_open(str(self.state_file), framework="pt") as f:
             meta = json.loads(f.metadata()["tomoseg_train_state"])
         tensors = load_file(str(self.state_file))
+        weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        if not weights:  # a state file of an earlier version: the weights are last.safetensors', if of its step
+            last = load_model(self.path / "last.safetensors")
+            step = (last.metadata.get("training") or {}).get("step")
+            if step != meta["step"]:
+                raise TomosegError(f"{self.path}: last.safetensors is of step {step} and {STATE} of step "
+                                   f"{meta['step']} (the run stopped while saving); start a new run in another "
+                                   "folder")
+            weights = last.state_dict()
+        model.load_state_dict(weights)
         state = {}
         for key, value in tensors.items():
             if key.startswith("opt."):
@@ -107,10 +120,14 @@ class RunFolder:
         torch.set_rng_state(tensors["torch_rng"])
         if "source_rng" in tensors:
             source.set_generator_state(tensors["source_rng"])
-        if (self.path / "metrics.csv").exists():
-            saved = read_csv(self.path / "metrics.csv")
-            n = len(saved.get("epoch", []))  # columns a run of an earlier version did not write: NaN
-            self.rows = {c: list(saved[c]) if c in saved else [float("nan")] * n for c in METRIC_COLUMNS}
+        if "paper_order" in tensors:
+            source.set_pass_state(tensors["paper_order"])
+        rows = meta.pop("rows", None)
+        if rows is None and (self.path / "metrics.csv").exists():
+            rows = read_csv(self.path / "metrics.csv")
+        if rows is not None:
+            n = len(rows.get("epoch", []))  # columns a run of an earlier version did not write: NaN
+            self.rows = {c: list(rows[c]) if c in rows else [float("nan")] * n for c in METRIC_COLUMNS}
         return meta
 
     def save(self, model, optimizer, source, counters: dict, row: dict, model_meta: dict, *, best: bool) -> None:
@@ -127,17 +144,28 @@ class RunFolder:
         if best:
             save_model(model, self.path / "best.safetensors", {**model_meta, "training": training}, overwrite=True)
         model.train(was_training)
+        # the state file is written last and holds the weights, the pass and the rows too: the consistent set that
+        # --resume trusts (a stop between the model files and it resumes from the epoch before, whole)
         opt = optimizer.state_dict()
         tensors = {"torch_rng": torch.get_rng_state(), "source_rng": source.generator_state().cpu()}
+        tensors.update({f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
+        order = source.pass_state()
+        if order is not None:
+            tensors["paper_order"] = order
         for idx, entries in opt["state"].items():
             for name, value in entries.items():
                 tensors[f"opt.{idx}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
-        meta = {**counters, "param_groups": opt["param_groups"]}
+        meta = {**counters, "param_groups": opt["param_groups"], "rows": self.rows}
         tmp = self.state_file.with_name(self.state_file.name + ".partial")
-        save_file(tensors, str(tmp), metadata={"tomoseg_train_state": json.dumps(meta)})
+        save_file(tensors, str(tmp), metadata={"tomoseg_train_state": json.dumps(meta, default=_plain)})
         tmp.replace(self.state_file)
         write_csv({c: np.asarray(self.rows[c]) for c in METRIC_COLUMNS}, self.path / "metrics.csv", overwrite=True)
         learning_curve({c: np.asarray(self.rows[c]) for c in METRIC_COLUMNS}, self.path / "learning_curve.png")
+
+
+def _plain(value):
+    """NumPy scalars (metrics rows read back from metrics.csv) as JSON numbers."""
+    return value.item() if hasattr(value, "item") else float(value)
 
 
 def learning_curve(rows: dict, path: Path) -> None:

@@ -171,6 +171,16 @@ class PatchSource:
             x, y = augment_batch(x, y, self.augment_cfg, rng, self.gen)
         return x, y
 
+    def pass_state(self) -> torch.Tensor | None:
+        """What is left of the paper grid's shuffled pass (int64; None in random mode), for an exact resume."""
+        if not isinstance(self.places, PaperGrid):
+            return None
+        return torch.as_tensor(self.places._order, dtype=torch.int64)
+
+    def set_pass_state(self, order: torch.Tensor) -> None:
+        if isinstance(self.places, PaperGrid):
+            self.places._order = [int(k) for k in order.tolist()]
+
     def generator_state(self) -> torch.Tensor:
         return self.gen.get_state()
 

@@ -1,0 +1,53 @@
+"""Resume from a consistent checkpoint (training review 2026-12, T7, T11)."""
+
+import pytest
+import safetensors.torch as st
+import torch
+from safetensors.torch import load_file
+
+from tomoseg.table import read_csv
+from tomoseg.training import train
+
+
+def tiny(tmp_path, name, **changes):
+    cfg = {"output": str(tmp_path / name), "epochs": 3, "seed": 3, "model": {"levels": 2, "base_features": 2},
+           "data": {"phantoms": {"count": 1, "shape": [32, 64, 64], "validation_count": 1, "seed": 5,
+                                 "cache_dir": None}},
+           "sampling": {"patch_size": 16, "batch_size": 2, "steps_per_epoch": 2, "validation_patches": 2},
+           "optim": {"learning_rate": 0.01}}
+    cfg.update(changes)
+    return cfg
+
+
+def _same_weights(a, b):
+    ta, tb = load_file(str(a / "last.safetensors")), load_file(str(b / "last.safetensors"))
+    return all(torch.equal(ta[k], tb[k]) for k in ta)
+
+
+def test_a_stop_between_the_files_of_a_save_resumes_from_a_consistent_epoch(tmp_path, monkeypatch):
+    straight = train(tiny(tmp_path, "a"), progress=False)
+    real, saves = st.save_file, []
+
+    def save_file(tensors, path, metadata=None):
+        if path.endswith("last.state.safetensors.partial"):
+            saves.append(path)
+            if len(saves) == 2:  # epoch 2: last.safetensors is written, its state not yet
+                raise KeyboardInterrupt
+        return real(tensors, path, metadata=metadata)
+
+    monkeypatch.setattr(st, "save_file", save_file)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny(tmp_path, "b"), progress=False)
+    monkeypatch.setattr(st, "save_file", real)
+    resumed = train(tiny(tmp_path, "b"), resume=True, progress=False)
+    assert _same_weights(straight, resumed)
+    a, b = read_csv(straight / "metrics.csv"), read_csv(resumed / "metrics.csv")
+    assert list(b["epoch"]) == [1, 2, 3] and list(b["train_loss"]) == list(a["train_loss"])
+
+
+def test_paper_mode_resume_continues_the_shuffled_pass(tmp_path):
+    sampling = {"mode": "paper", "patch_size": 16, "batch_size": 2, "steps_per_epoch": 2, "validation_patches": 2}
+    straight = train(tiny(tmp_path, "a", epochs=2, sampling=sampling), progress=False)
+    train(tiny(tmp_path, "b", epochs=1, sampling=sampling), progress=False)
+    resumed = train(tiny(tmp_path, "b", epochs=2, sampling=sampling), resume=True, progress=False)
+    assert _same_weights(straight, resumed)
