@@ -21,9 +21,9 @@ from .config import AugmentConfig
 def crop_size(patch: int, cfg: AugmentConfig, rng: np.random.Generator) -> int:
     """Edge of the crop to take so that zooming it gives ``patch`` (``patch`` itself when not zooming)."""
     lo, hi = cfg.zoom
-    if hi <= lo or rng.random() >= cfg.zoom_probability:
+    if lo == hi == 1 or rng.random() >= cfg.zoom_probability:
         return patch
-    return max(8, int(round(patch / rng.uniform(lo, hi))))
+    return max(8, int(round(patch / (lo if lo == hi else rng.uniform(lo, hi)))))
 
 
 def zoom_to(image: torch.Tensor, labels: torch.Tensor, patch: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -91,14 +91,17 @@ class RandomPlaces:
 
 class PaperGrid:
     """Non-overlapping sub-volumes of the training slices, shuffled each pass; zoom takes a smaller
-    random part of the sub-volume."""
+    random part of the sub-volume, or (zoom below 1) a larger crop centred on it, inside the training slices
+    and the volume (never reaching into the validation or test slices)."""
 
     def __init__(self, volumes: list[TrainingVolume], sampling: SamplingConfig):
         p = sampling.patch_size
         self.patch = p
         self.grid = []
+        self.bounds = []  # per volume: the (start, stop) of the training part along z, y and x
         for i, v in enumerate(volumes):
             lo, hi = split_ranges(v.shape[0])["train"]
+            self.bounds.append(((lo, hi), (0, v.shape[1]), (0, v.shape[2])))
             for z in range(lo, hi - p + 1, p):
                 for y in range(0, v.shape[1] - p + 1, p):
                     for x in range(0, v.shape[2] - p + 1, p):
@@ -111,6 +114,10 @@ class PaperGrid:
         i, *starts = self.grid[self._order.pop()]
         if size < self.patch:
             starts = [int(s + o) for s, o in zip(starts, rng.integers(0, self.patch - size + 1, 3))]
+        elif size > self.patch:
+            bounds = self.bounds[i]
+            size = min(size, *(hi - lo for lo, hi in bounds))
+            starts = [int(np.clip(s + (self.patch - size) // 2, lo, hi - size)) for s, (lo, hi) in zip(starts, bounds)]
         return i, starts, size
 
 
