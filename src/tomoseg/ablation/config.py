@@ -136,7 +136,33 @@ class AblationConfig:
         for key in ("output", "model"):
             if key in (self.train or {}):
                 raise TomosegError(f"train.{key} is set by the ablation itself; remove it")
-        self.train_config()  # validate the training recipe now, before any work
+        recipe = self.train_config()  # validate the training recipe now, before any work
+        if recipe.data.normalization != "volume":
+            raise TomosegError(f"train.data.normalization {recipe.data.normalization!r}: the study's rows and the "
+                               "random-forest baseline are whole-volume z-scored; remove the key (the "
+                               "patch-normalization variant trains the per-patch model)")
+        self._check_held_out_is_not_trained_on(recipe)
+
+    def _check_held_out_is_not_trained_on(self, recipe) -> None:
+        """The held-out phantoms' seeds are none of the training or validation phantoms' seeds, and no held-out
+        volume is a training or validation volume."""
+        ev, phantoms = self.evaluation, recipe.data.phantoms
+        if phantoms is not None and ev.count:
+            from ..training.data import phantom_specs
+
+            seeds = [it["seed"] for v in (False, True) for it in phantom_specs(phantoms, validation=v)]
+            if seeds and ev.seed <= max(seeds) and min(seeds) <= ev.seed + ev.count - 1:
+                raise TomosegError(f"evaluation.seed {ev.seed}..{ev.seed + ev.count - 1} overlaps the training "
+                                   f"phantoms' seeds {min(seeds)}..{max(seeds)}, so held-out phantoms would be "
+                                   f"training ones; set evaluation.seed to {max(seeds) + 1} or more (or below "
+                                   f"{min(seeds) - ev.count + 1})")
+        trained = {Path(str(e["image"])).resolve(): key for key in ("volumes", "validation_volumes")
+                   for e in getattr(recipe.data, key)}
+        for entry in ev.volumes:
+            key = trained.get(Path(str(entry["image"])).resolve())
+            if key:
+                raise TomosegError(f"evaluation.volumes: {entry['image']} is also in train.data.{key}; hold out a "
+                                   "volume the models are not trained or validated on")
 
     def train_config(self, configuration: str | None = None, variant: str | None = None, **changes):
         """The training config of one row: the shared recipe with its model and output."""
