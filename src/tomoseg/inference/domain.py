@@ -54,6 +54,17 @@ def check_voxel_size(volume, model) -> None:
         warn(message)
 
 
+def check_normalization(model) -> None:
+    """A warning for a model trained on per-patch z-scored patches (``data.normalization: patch``, the paper's
+    code): ``segment`` z-scores the whole volume, the only normalization that does not depend on its tiling."""
+    meta = getattr(model, "metadata", None) or {}
+    scope = (meta.get("normalization") or {}).get("scope")
+    if scope == "patch":
+        warn("the model was trained on per-patch z-scored patches (data.normalization: patch), and segment "
+             "z-scores the whole volume, so its results differ from the model's validation scores; train with "
+             "data.normalization: volume for segment")
+
+
 MIN_SLICES = 8  # thinner volumes give the 3D network little context along z (its receptive field: ~48 voxels)
 
 

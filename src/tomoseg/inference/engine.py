@@ -316,7 +316,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
     dict
         The provenance record, also written to ``OUTPUT.provenance.json``.
     """
-    from .domain import check_depth, check_histogram, check_voxel_size
+    from .domain import check_depth, check_histogram, check_normalization, check_voxel_size
 
     options = options or SegmentOptions()
     t0 = time.time()
@@ -344,6 +344,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
                                                      base_features=model.config.base_features,
                                                      backend=backend_name))
     check_voxel_size(volume, model)
+    check_normalization(model)
     check_depth(volume)
     fingerprint = run_fingerprint(volume, model, options, f"{backend_name}-{device}", bool(mask_output))
     client = own_client = None
