@@ -105,3 +105,25 @@ def test_whole_volume_validation_of_a_per_patch_model_normalizes_per_sub_volume(
     train(cfg, progress=False)
     assert len(seen) == 2 * 4 * 4  # 2 x 4 x 4 sub-volumes of 16^3, each z-scored on its own
     assert all(abs(m) < 1e-5 and abs(s - 1) < 1e-4 for m, s in seen)
+
+
+def test_the_model_records_the_voxel_size_of_its_training_files_or_of_its_init_model(tmp_path):
+    """Training review T12: with data.volumes and no voxel_size_nm, the model recorded none."""
+    ph = tomoseg.make_phantom((32, 64, 64), rng=1)
+    for name, size in (("a", 20.0), ("b", 20.0), ("c", 25.0)):
+        write_volume(str(tmp_path / f"{name}.tif"), ph.image, voxel_size=(size,) * 3)
+    write_volume(str(tmp_path / "l.tif"), ph.labels)
+    entry = {k: {"image": str(tmp_path / f"{k}.tif"), "labels": str(tmp_path / "l.tif")} for k in "abc"}
+    cfg = _tiny(tmp_path, {"volumes": [entry["a"]], "validation_volumes": [entry["b"]]})
+    run = train(cfg, progress=False)
+    assert tomoseg.load_model(run / "last.safetensors").metadata["voxel_size_nm"] == [20.0, 20.0, 20.0]
+    cfg = _tiny(tmp_path, {"volumes": [entry["a"], entry["c"]], "validation_volumes": [entry["b"]]})
+    cfg["output"] = str(tmp_path / "mixed")
+    with pytest.warns(TomosegWarning, match=r"record different voxel sizes \(20 x 20 x 20; 25 x 25 x 25 nm\)"):
+        run = train(cfg, progress=False)
+    assert tomoseg.load_model(run / "last.safetensors").metadata["voxel_size_nm"] is None
+    pair = _pair(tmp_path, ph.image, ph.labels)  # .npy: no voxel size in the file
+    cfg = _tiny(tmp_path, {"volumes": [pair], "validation_volumes": [pair]}, patch_size=16)
+    cfg.update(output=str(tmp_path / "tuned"), init="default", model={"levels": 4, "base_features": 8})
+    run = train(cfg, progress=False)
+    assert tomoseg.load_model(run / "last.safetensors").metadata["voxel_size_nm"] == [29.33, 29.33, 29.33]

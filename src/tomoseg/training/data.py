@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import TomosegError
 from ..inference.normalization import normalize, volume_stats
 from ..objects.labelling import label_objects
-from ..io import read_volume
+from ..io import open_volume, read_volume
 from ..io.blocks import usable_cores
 from ..synthetic.pool import RANGE_KEYS, generate_item
 from .config import DataConfig, PhantomData
@@ -45,7 +45,7 @@ class TrainingVolume:
         return order, starts
 
 
-def _prepare(name, image, labels, data: DataConfig, labels_name=None) -> TrainingVolume:
+def _prepare(name, image, labels, data: DataConfig, labels_name=None, voxel_size=None) -> TrainingVolume:
     if image.shape != labels.shape:
         raise TomosegError(f"{name}: image {image.shape} and labels {labels.shape} differ in shape")
     values = np.unique(labels)
@@ -75,18 +75,21 @@ def _prepare(name, image, labels, data: DataConfig, labels_name=None) -> Trainin
     else:
         image = image.astype(np.float32, copy=False)
     foreground = np.argwhere(labels == 1).astype(np.int32)
-    return TrainingVolume(name, image, labels, foreground)
+    return TrainingVolume(name, image, labels, foreground,
+                          voxel_size_nm=tuple(float(v) for v in voxel_size) if voxel_size else None)
 
 
 def load_pairs(entries, data: DataConfig) -> list[TrainingVolume]:
     out = []
     for entry in entries:
-        image = read_volume(entry["image"])
+        with open_volume(entry["image"]) as volume:
+            image, voxel_size = volume.read(), volume.voxel_size
         labels = read_volume(entry["labels"])
         if labels.dtype.kind == "f" and not np.all(np.isfinite(labels)):
             raise TomosegError(f"{entry['labels']}: labels hold NaN or infinite values; use 0, 1 and "
                                f"{data.ignore_value}")
-        out.append(_prepare(str(entry["image"]), image, labels, data, labels_name=str(entry["labels"])))
+        out.append(_prepare(str(entry["image"]), image, labels, data, labels_name=str(entry["labels"]),
+                            voxel_size=voxel_size))
     return out
 
 

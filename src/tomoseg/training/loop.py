@@ -121,7 +121,7 @@ def train(config: TrainConfig | dict, *, resume: bool = False, progress: bool = 
 def _model_metadata(cfg: TrainConfig, volumes) -> dict:
     """What the model file says about the data it expects; with whole-volume normalization, the z-scored
     gray-value histogram of its training volumes (``segment`` warns when an input's differs)."""
-    voxel = cfg.voxel_size_nm or ([29.33] * 3 if cfg.data.phantoms is not None else None)
+    voxel = cfg.voxel_size_nm or _voxel_size(cfg, volumes)
     scope = "patch" if cfg.data.normalization == "patch" else "whole-volume"
     meta = {"normalization": {"method": "zscore", "scope": scope}, "voxel_size_nm": voxel, "threshold": 127}
     if scope == "whole-volume" and volumes:
@@ -130,6 +130,29 @@ def _model_metadata(cfg: TrainConfig, volumes) -> dict:
         sample = np.concatenate([v.image[::4].ravel() for v in volumes])  # already z-scored per volume
         meta["input_histogram"] = intensity_histogram(sample, 0.0, 1.0)
     return meta
+
+
+PHANTOM_VOXEL_NM = (29.33, 29.33, 29.33)
+
+
+def _voxel_size(cfg: TrainConfig, volumes) -> list | None:
+    """The voxel size the training data record, where the config gives none: the volumes' files (phantoms:
+    29.33 nm), else the ``init`` model's; None (with a warning) where they disagree."""
+    sizes = {v.voxel_size_nm for v in volumes if v.voxel_size_nm}
+    if cfg.data.phantoms is not None:
+        sizes.add(PHANTOM_VOXEL_NM)
+    if len(sizes) > 1:
+        shown = "; ".join(" x ".join(f"{x:g}" for x in s) for s in sorted(sizes))
+        warn(f"the training volumes record different voxel sizes ({shown} nm), so the model records none; set "
+             "voxel_size_nm in the config to the size the model is for")
+        return None
+    if sizes:
+        return list(sizes.pop())
+    if cfg.init is not None:
+        from ..checkpoint import model_path, read_metadata
+
+        return read_metadata(model_path(None if cfg.init == "default" else cfg.init)).get("voxel_size_nm")
+    return None
 
 
 class _Loop:
