@@ -28,3 +28,16 @@ def test_best_model_is_chosen_on_one_loss_across_a_loss_switch(tmp_path):
     assert trained[0] == m["val_loss"][0] and (trained[1:] > np.asarray(m["val_loss"][1:], float) + 0.5).all()
     best = tomoseg.load_model(run / "best.safetensors").metadata["training"]["epoch"]
     assert best == int(np.argmin(m["val_loss"])) + 1
+
+
+def test_a_resume_with_another_budget_says_that_the_schedules_follow_it(tmp_path, capsys):
+    cfg = tiny(tmp_path, epochs=1, optim={"learning_rate": 0.01, "schedule": "cosine", "loss_after": "dice_bce",
+                                          "switch_at": 0.5})
+    train(cfg, progress=False)
+    capsys.readouterr()
+    train({**cfg, "epochs": 4}, resume=True, progress=False)
+    err = capsys.readouterr().err
+    assert ("tomoseg: note: the budget changed (epochs 1 -> 4): the learning-rate and loss schedules follow the new "
+            "budget from step 1 on: learning rate 0.0005 -> 0.00861, loss dice_bce -> bce\n") in err
+    train({**cfg, "epochs": 4}, resume=True, progress=False)  # the same budget again: nothing said
+    assert "budget changed" not in capsys.readouterr().err

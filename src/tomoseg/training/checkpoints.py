@@ -23,7 +23,9 @@ METRIC_COLUMNS = ["epoch", "step", "train_loss", "val_loss", "accuracy", "tp", "
                   "precision", "f1", "best_threshold", "seconds", "data_s", "compute_s", "validation_s", "loss_kind",
                   "val_loss_trained", "learning_rate"]
 STATE = "last.state.safetensors"
-# settings that may change between a run and its resume: they do not change what is learned
+# settings that may change between a run and its resume. epochs and max_minutes change the budget, and with it
+# the learning-rate and loss schedules from the resumed step on (they follow the share of the budget spent): the
+# resume says so (RunFolder.saved_budget); the others do not change what is learned
 RESUMABLE_CHANGES = {"epochs", "max_minutes", "device", "performance", "output"}
 
 
@@ -66,6 +68,7 @@ class RunFolder:
             raise TomosegError(f"{self.path}: run folder exists; pass --resume to continue it, or choose another "
                                "output")
         self.resuming = exists
+        self.saved_budget = (cfg.epochs, cfg.max_minutes)
         if exists:
             self._check_same_config()
         self.rows = {c: [] for c in METRIC_COLUMNS}
@@ -79,7 +82,9 @@ class RunFolder:
         except (OSError, yaml.YAMLError):
             raise TomosegError(f"{saved_file}: missing or unreadable; cannot check that --resume continues the "
                                "same run") from None
-        diff = changed_keys(saved if isinstance(saved, dict) else {}, self.cfg.to_dict())
+        saved = saved if isinstance(saved, dict) else {}
+        self.saved_budget = (saved.get("epochs"), saved.get("max_minutes"))
+        diff = changed_keys(saved, self.cfg.to_dict())
         if diff:
             raise TomosegError(f"{self.path}: the config changed since this run started ({', '.join(diff[:8])}); "
                                "resume with the run's own config.yaml, or start a new run in another folder")
@@ -122,6 +127,8 @@ class RunFolder:
             source.set_generator_state(tensors["source_rng"])
         if "paper_order" in tensors:
             source.set_pass_state(tensors["paper_order"])
+        if "budget" in meta:  # the budget the state was saved under (config.yaml keeps the first one)
+            self.saved_budget = tuple(meta.pop("budget"))
         rows = meta.pop("rows", None)
         if rows is None and (self.path / "metrics.csv").exists():
             rows = read_csv(self.path / "metrics.csv")
@@ -155,7 +162,8 @@ class RunFolder:
         for idx, entries in opt["state"].items():
             for name, value in entries.items():
                 tensors[f"opt.{idx}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
-        meta = {**counters, "param_groups": opt["param_groups"], "rows": self.rows}
+        meta = {**counters, "param_groups": opt["param_groups"], "rows": self.rows,
+                "budget": [self.cfg.epochs, self.cfg.max_minutes]}
         tmp = self.state_file.with_name(self.state_file.name + ".partial")
         save_file(tensors, str(tmp), metadata={"tomoseg_train_state": json.dumps(meta, default=_plain)})
         tmp.replace(self.state_file)

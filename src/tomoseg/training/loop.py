@@ -105,6 +105,7 @@ def train(config: TrainConfig | dict, *, resume: bool = False, progress: bool = 
     if run.resuming:
         counters.update(run.restore(step.model, step.optimizer, source))
         rng.bit_generator.state = counters.pop("numpy_rng")
+        _say_budget_change(cfg, run.saved_budget, step, counters)
     run.start()
     trained_on = {"device": device.type, "precision": step.precision}
     if device.type == "cuda":
@@ -130,6 +131,28 @@ def _model_metadata(cfg: TrainConfig, volumes) -> dict:
         sample = np.concatenate([v.image[::4].ravel() for v in volumes])  # already z-scored per volume
         meta["input_histogram"] = intensity_histogram(sample, 0.0, 1.0)
     return meta
+
+
+def _say_budget_change(cfg: TrainConfig, saved: tuple, step: TrainStep, counters: dict) -> None:
+    """One line on stderr when a resume changes epochs or max_minutes: the schedules follow the share of the budget
+    spent, so from the resumed step on they follow the new budget."""
+    epochs, minutes = saved
+    if (epochs, minutes) == (cfg.epochs, cfg.max_minutes) or not isinstance(epochs, int):
+        return
+
+    def progress(e, m):
+        done = counters["step"] / (e * cfg.sampling.steps_per_epoch)
+        return max(done, counters["elapsed"] / (m * 60)) if m else done
+
+    before, after = progress(epochs, minutes), progress(cfg.epochs, cfg.max_minutes)
+    what = ", ".join(f"{k} {a} -> {b}" for k, a, b in (("epochs", epochs, cfg.epochs),
+                                                       ("max_minutes", minutes, cfg.max_minutes)) if a != b)
+    line = (f"tomoseg: note: the budget changed ({what}): the learning-rate and loss schedules follow the new budget "
+            f"from step {counters['step']} on: learning rate {step.learning_rate(before):.3g} -> "
+            f"{step.learning_rate(after):.3g}")
+    if cfg.optim.loss_after and step.loss_kind(before) != step.loss_kind(after):
+        line += f", loss {step.loss_kind(before)} -> {step.loss_kind(after)}"
+    print(line, file=sys.stderr)
 
 
 PHANTOM_VOXEL_NM = (29.33, 29.33, 29.33)
