@@ -41,3 +41,13 @@ def test_a_resume_with_another_budget_says_that_the_schedules_follow_it(tmp_path
             "budget from step 1 on: learning rate 0.0005 -> 0.00861, loss dice_bce -> bce\n") in err
     train({**cfg, "epochs": 4}, resume=True, progress=False)  # the same budget again: nothing said
     assert "budget changed" not in capsys.readouterr().err
+
+
+def test_the_recorded_v2_experiments_start_from_v2():
+    """Training review T14: `init: default` no longer names v2."""
+    from pathlib import Path
+
+    from tomoseg.training import load_config
+
+    files = sorted(Path("configs/experiments").glob("finetune-v2-*.yaml"))
+    assert len(files) == 5 and all(load_config(f).init == "v2" for f in files)
