@@ -74,7 +74,8 @@ def held_out(ev) -> list:
 
 def score(masks_or_probs, phantoms) -> dict:
     """Voxel scores (pooled confusion matrix) and object detection (pooled counts) over the phantoms, inside
-    each one's sample mask (``pillar``). Inputs are uint8 probability maps (0–255, object above 127) or boolean masks."""
+    each one's sample mask (``pillar``). Inputs are uint8 probability maps (0–255, object above 127) or boolean
+    masks."""
     from ..evaluation import evaluate
 
     cm = ConfusionMatrix()

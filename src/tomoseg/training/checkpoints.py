@@ -1,7 +1,8 @@
 """What a run folder holds, and how a run is saved and resumed.
 
 ``config.yaml`` (the effective config), ``metrics.csv`` (one row per epoch), ``learning_curve.png``,
-``best.safetensors`` (lowest validation loss of ``optim.loss``, or highest whole-volume F1), ``last.safetensors`` and ``last.state.safetensors``
+``best.safetensors`` (lowest validation loss of ``optim.loss``, or highest whole-volume F1), ``last.safetensors``
+and ``last.state.safetensors``
 (optimizer, random states, elapsed time: what ``--resume`` needs). Everything is safetensors or text:
 nothing in a run folder is ever unpickled.
 """

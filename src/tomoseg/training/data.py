@@ -187,14 +187,14 @@ def check_phantom_pool(spec: PhantomData, *, progress: bool = True) -> None:
         free = shutil.disk_usage(cache).free
         if cost["cache_bytes"] + (64 << 20) > free:
             raise TomosegError(f"{what}: the {cost['generate']} not cached yet need about "
-                               f"{human_size(cost['cache_bytes'])} in the cache {cache}, and {human_size(free)} are free on its "
-                               "disk; lower the counts or data.phantoms.shape, or set data.phantoms.cache_dir to a "
-                               "larger disk (null: no cache)")
+                               f"{human_size(cost['cache_bytes'])} in the cache {cache}, and {human_size(free)} are "
+                               "free on its disk; lower the counts or data.phantoms.shape, or set "
+                               "data.phantoms.cache_dir to a larger disk (null: no cache)")
     available = psutil.virtual_memory().available
     if cost["memory_bytes"] > available:
         raise TomosegError(f"{what}: {cost['voxels'] / 1e6:,.0f} Mvoxels are held in memory while training, about "
-                           f"{human_size(cost['memory_bytes'])}, and {human_size(available)} are available; lower the counts "
-                           "or data.phantoms.shape")
+                           f"{human_size(cost['memory_bytes'])}, and {human_size(available)} are available; lower "
+                           "the counts or data.phantoms.shape")
     if progress and cost["generate"]:
         workers = spec.workers or usable_cores()
         seconds = cost["seconds"] / max(1, min(workers, cost["generate"]))

@@ -100,7 +100,8 @@ def train(config: TrainConfig | dict, *, resume: bool = False, progress: bool = 
              "sampling.mode: paper) for held-out numbers")
     if progress:  # also recorded in the model files' metadata ("setup"), for runs under -q
         print(f"training data: {setup['volumes']} volumes and {setup['validation_volumes']} for validation, ready "
-              f"in {setup['data_s']} s (validation: {setup['validation_source']}); on the {device.type} device in {setup['device_s']} s more", file=sys.stderr)
+              f"in {setup['data_s']} s (validation: {setup['validation_source']}); on the {device.type} device in "
+              f"{setup['device_s']} s more", file=sys.stderr)
     counters = {"epoch": 0, "step": 0, "elapsed": 0.0, "best_val_loss": float("inf")}
     if run.resuming:
         counters.update(run.restore(step.model, step.optimizer, source))

@@ -11,7 +11,7 @@ from ..errors import TomosegError
 from ..metrics import ConfusionMatrix
 from .config import TrainConfig
 from .losses import masked_loss
-from .sampling import PatchSource, split_ranges
+from .sampling import PatchSource
 
 
 def validation_source(cfg: TrainConfig) -> str:
@@ -37,7 +37,7 @@ def validation_patches(cfg: TrainConfig, val_volumes, train_volumes, device) -> 
     :func:`~.loop.prepare_data`), ``sampling.validation_patches`` of them drawn with the validation seed;
     where the validation slices are thinner than a patch, the patches are as thick as the slices allow (a
     multiple of the network's divisor), never reaching into training or test slices."""
-    p, n = cfg.sampling.patch_size, cfg.sampling.validation_patches
+    n = cfg.sampling.validation_patches
     volumes = val_volumes or train_volumes
     if cfg.sampling.mode == "paper":
         return _grid_patches(cfg, volumes, device)
