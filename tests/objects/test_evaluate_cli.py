@@ -191,3 +191,26 @@ def test_evaluate_warns_when_most_of_the_prediction_is_objects(files, capsys, tm
     assert main(["evaluate", str(wide), str(d / "lab.tif"), "--json"]) == 0
     err = capsys.readouterr().err
     assert "p16.npy: 100% of the voxels are objects; is this a mask?" in err
+
+
+def test_overwritten_result_folder_holds_only_this_runs_results(files, capsys, tmp_path):
+    """analyze --overwrite into an earlier evaluate folder: the evaluation's scores, tables, hit maps and
+    captions are gone from the folder and its report; a user's own files there are kept."""
+    d, _, _ = files
+    out = tmp_path / "r"
+    assert main(["evaluate", str(d / "prob.zarr"), str(d / "lab.tif"), "--intensity", str(d / "img.tif"),
+                 "--out", str(out), "--report"]) == 0
+    assert (out / "evaluation.json").exists() and list((out / "figures").glob("hit_map_z*.png"))
+    (out / "notes.txt").write_text("mine")
+    (out / "figures" / "my_plot.png").write_bytes(b"mine")
+    assert main(["analyze", str(d / "prob.zarr"), "--threshold", "200", "--out", str(out), "--report",
+                 "--overwrite"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [".tomoseg", "figures", "notes.txt", "objects.csv",
+                                                     "report.html", "summary.json"]
+    stems = ("fraction_along_z", "objects_3d", "size_histogram", "sphericity_vs_radius")
+    assert sorted(p.name for p in (out / "figures").iterdir()) == sorted(
+        ["captions.json", "my_plot.png"] + [f"{s}.{e}" for s in stems for e in ("png", "svg")])
+    assert sorted(json.loads((out / "figures" / "captions.json").read_text())) == sorted(stems)
+    html = (out / "report.html").read_text()
+    assert "Voxel scores" not in html and "objects_ground_truth.csv" not in html and "hit_map" not in html
+    assert (out / "notes.txt").read_text() == "mine"

@@ -117,10 +117,10 @@ def _write_analysis(args, vol, result, options, voxel_size, intensity, sample_ma
     table = result.objects if args.all_objects else result.selected
     if voxel_size is None:
         table = {c: (np.full(len(v), np.nan) if c.endswith(("_nm", "_nm2", "_nm3")) else v) for c, v in table.items()}
+    if out is not None:  # an earlier run's results removed, before --csv and the label outputs, which may go there
+        make_result_folder(out, "analyze", fresh=True)
     if args.csv:
         write_csv(table, args.csv, overwrite=args.overwrite)
-    if out is not None:
-        make_result_folder(out, "analyze")  # before the label outputs, which may go into it
     _write_label_outputs(args, vol, result, table, intensity, voxel_size)
     summary = {"tool": "tomoseg analyze", **result.summary, "voxel_size_nm": list(voxel_size) if voxel_size else None,
                "shape": list(result.shape), "input": str(args.volume), "sample_mask": args.sample_mask,
@@ -247,7 +247,7 @@ def _run_evaluate(args) -> int:
         result = evaluate(pred, labels, threshold=args.threshold, intensity=intensity, voxel_size=vs,
                           options=options, progress=bar)
     if out is not None:
-        make_result_folder(out, "evaluate")
+        make_result_folder(out, "evaluate", fresh=True)  # an earlier run's results there removed
         write_evaluation(result, out, image=intensity, voxel_size=vs)  # the hit maps read their slices
         if args.report:
             from ..report import build_report
