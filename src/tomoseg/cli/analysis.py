@@ -183,6 +183,10 @@ def _check_label_outputs(args) -> None:
         f, _ = split_dataset(target)
         if f.exists() and not args.overwrite:
             raise TomosegError(f"{f}: already exists; pass --overwrite to replace it")
+        if args.overwrite:  # replaced only if tomoseg wrote it: refused now, not after the analysis
+            from ..io.output_guard import check_output
+
+            check_output(target, overwrite=True)
         out = getattr(args, "out", None)  # analyze makes its --out folder
         in_out = bool(out) and f.parent.resolve() == Path(out).resolve()
         if not f.parent.exists() and not in_out:
