@@ -137,18 +137,18 @@ def _write_analysis(args, vol, result, options, voxel_size, intensity, sample_ma
         figures.size_histogram(tables, figs / "size_histogram.png", voxel_size=voxel_size)
         figures.sphericity_figure(tables, figs / "sphericity_vs_radius.png", voxel_size=voxel_size)
         figures.fraction_along_z({"objects": result.fraction_along_z}, figs / "fraction_along_z.png",
-                                 voxel_size=voxel_size)
+                                 voxel_size=voxel_size, inside_sample=sample_mask is not None)
         figures.objects_3d(result.selected, result.shape, figs / "objects_3d.png", voxel_size=voxel_size)
         if intensity is not None:  # three planes read, whatever the volume's size
             from ..objects.analysis import MaskView
 
-            z = int(np.argmax(result.fraction_along_z))
+            z = int(np.nanargmax(result.fraction_along_z))
             shape = result.shape
+            where = " of the sample's voxels" if sample_mask is not None else ""
             figures.orthoslices(intensity, MaskView(vol, options), figs / "orthoslices.png",
                                 centre=(z, shape[1] // 2, shape[2] // 2), voxel_size=voxel_size,
-                                reason=f"z = {z} is the slice with the most object voxels "
-                                       f"({round(result.fraction_along_z[z] * shape[1] * shape[2]):,}); "
-                                       "y and x through the centre")
+                                reason=f"z = {z} is the slice with the largest object fraction "
+                                       f"({result.fraction_along_z[z]:.2%}{where}); y and x through the centre")
         if args.report:
             from ..report import build_report
 

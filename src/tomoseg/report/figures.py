@@ -269,7 +269,9 @@ def orthoslices(image, mask, path, *, centre=None, title="", reason: str = "", v
     return _save(fig, path, caption)
 
 
-def fraction_along_z(fractions: dict, path, *, voxel_size=None) -> Path:
+def fraction_along_z(fractions: dict, path, *, voxel_size=None, inside_sample: bool = False) -> Path:
+    """The object volume fraction of each z slice; ``inside_sample``: the fractions are of the sample mask's
+    voxels in each slice (axis label and caption say so)."""
     fig, ax = _figure(figsize=(5, 3.0))
     for name, f in fractions.items():
         z = np.arange(len(f))
@@ -282,9 +284,11 @@ def fraction_along_z(fractions: dict, path, *, voxel_size=None) -> Path:
         sec.set_xlabel("z (slice)")
     else:
         ax.set_xlabel("z (slice)")
-    ax.set_ylabel("object volume fraction (%)")
+    ax.set_ylabel("object volume fraction in the sample (%)" if inside_sample else "object volume fraction (%)")
     ax.legend(frameon=False)
-    return _save(fig, path, "Object volume fraction of each z slice along the pillar axis.")
+    where = "of the sample mask's voxels in each z slice" if inside_sample else "of each z slice (whole slice)"
+    return _save(fig, path, f"Object volume fraction {where} along the pillar axis; every object voxel counts, "
+                            "objects excluded from the table (border, small) included.")
 
 
 def objects_3d(table: dict, shape, path, *, voxel_size=None, column: str = "equivalent_radius_nm") -> Path:
