@@ -144,11 +144,12 @@ def _write_analysis(args, vol, result, options, voxel_size, intensity, sample_ma
 
             z = int(np.nanargmax(result.fraction_along_z))
             shape = result.shape
-            where = " of the sample's voxels" if sample_mask is not None else ""
+            f = result.fraction_along_z[z]
+            why = (f"the largest object fraction ({f:.2%} of the sample's voxels)" if sample_mask is not None
+                   else f"the most object voxels ({round(f * shape[1] * shape[2]):,})")
             figures.orthoslices(intensity, MaskView(vol, options), figs / "orthoslices.png",
                                 centre=(z, shape[1] // 2, shape[2] // 2), voxel_size=voxel_size,
-                                reason=f"z = {z} is the slice with the largest object fraction "
-                                       f"({result.fraction_along_z[z]:.2%}{where}); y and x through the centre")
+                                reason=f"z = {z} is the slice with {why}; y and x through the centre")
         if args.report:
             from ..report import build_report
 
