@@ -395,3 +395,22 @@ def test_segment_writes_the_map_and_the_mask_into_one_hdf5_file(pair, tmp_path, 
     assert np.array_equal(mask, (prob > 127).astype(np.uint8))
     _refused(["segment", str(pair / "b.tif"), f"{out}:/entry/p2", "--mask", f"{out}:/entry/p2"], capsys,
              "the outputs need different paths")
+
+
+@pytest.mark.parametrize("option, name", [("--labels", "users_own.tif"), ("--ome-zarr", "users_own.ome.zarr")])
+def test_analyze_label_outputs_of_foreign_data_are_refused_before_the_analysis(pair, tmp_path, capsys, option,
+                                                                                name):
+    """V6: --labels/--ome-zarr naming a user's file, with --overwrite, was refused only after the analysis, with
+    the CSV and the result folder already written. Now before any work: nothing written, the file kept."""
+    import zarr
+
+    target = tmp_path / name
+    if name.endswith(".tif"):
+        tifffile.imwrite(target, np.zeros((4, 8, 8), np.uint16), photometric="minisblack")
+    else:
+        zarr.open_group(str(target), mode="w").create_array("0", data=np.zeros((4, 8, 8), np.uint8))
+    kept = _digest(target)
+    _refused(["analyze", str(pair / "bl.tif"), option, str(target), "--csv", str(tmp_path / "o.csv"),
+              "--out", str(tmp_path / "res"), "--overwrite"], capsys, f"{target}: ")
+    assert _digest(target) == kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # no o.csv, no res/

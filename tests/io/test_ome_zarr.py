@@ -196,3 +196,32 @@ def test_a_level_named_by_the_user_keeps_its_voxel_size(tmp_path):
     assert open_volume(str(tmp_path / "ms.ome.zarr")).voxel_size == (30.0, 30.0, 30.0)
     level = open_volume(f"{tmp_path / 'ms.ome.zarr'}:1")
     assert level.shape == (4, 8, 8) and level.voxel_size == (60.0, 60.0, 60.0)
+
+
+def test_add_pyramid_keeps_the_stores_units_and_metadata_and_refuses_other_tools_stores(tmp_path):
+    """add_pyramid rewrote any NGFF image's axes as nanometer (a 0.5 µm voxel read as 0.5 nm), dropped its other
+    metadata and stamped tomoseg's marker on another tool's store (review V5)."""
+    img = np.arange(4 * 6 * 8, dtype=np.uint8).reshape(4, 6, 8)
+    ome = {"version": "0.5", "multiscales": [{
+        "name": "scan", "axes": [{"name": a, "type": "space", "unit": "micrometer"} for a in "zyx"],
+        "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [0.5, 0.25, 0.25]}]}]}],
+        "omero": {"channels": [{"label": "xray"}]}}
+    for name, mine in (("theirs.ome.zarr", False), ("mine.ome.zarr", True)):
+        root = zarr.open_group(str(tmp_path / name), mode="w", zarr_format=3)
+        root.create_array("0", data=img, chunks=(2, 3, 4), dimension_names=["z", "y", "x"])
+        root.attrs.update({"ome": ome, **({"tomoseg": {"written_by": "tomoseg"}} if mine else {})})
+    with pytest.raises(TomosegError, match="was not written by tomoseg"):
+        add_pyramid(tmp_path / "theirs.ome.zarr", chunks=(2, 3, 4))
+    theirs = zarr.open_group(str(tmp_path / "theirs.ome.zarr"), mode="r")
+    assert dict(theirs.attrs) == {"ome": ome} and list(theirs.array_keys()) == ["0"]
+
+    assert add_pyramid(tmp_path / "mine.ome.zarr", chunks=(1, 2, 2)) == 3
+    attrs = dict(zarr.open_group(str(tmp_path / "mine.ome.zarr"), mode="r").attrs)
+    assert attrs["ome"]["omero"] == ome["omero"]
+    assert attrs["ome"]["multiscales"][0]["axes"] == ome["multiscales"][0]["axes"]
+    assert [d["coordinateTransformations"] for d in attrs["ome"]["multiscales"][0]["datasets"]] == [
+        [{"type": "scale", "scale": [0.5, 0.25, 0.25]}],
+        [{"type": "scale", "scale": [1.0, 0.5, 0.5]}, {"type": "translation", "translation": [0.25, 0.125, 0.125]}],
+        [{"type": "scale", "scale": [2.0, 1.0, 1.0]}, {"type": "translation", "translation": [0.75, 0.375, 0.375]}]]
+    assert open_volume(str(tmp_path / "mine.ome.zarr")).voxel_size == (500.0, 250.0, 250.0)
+    assert validate_ome_zarr(tmp_path / "mine.ome.zarr")["levels"] == 3

@@ -163,3 +163,22 @@ def test_hdf5_file_untouched_while_its_new_dataset_is_computed(tmp_path):
         w[:] = 3
     with h5py.File(h5, "r") as f:
         assert sorted(f["/entry"]) == ["raw", "seg"] and int(f["/entry/seg"][...].sum()) == 3 * 64
+
+
+def test_clear_result_folder_removes_only_tomosegs_results(tmp_path):
+    from tomoseg.io.output_guard import clear_result_folder, make_result_folder
+
+    out = make_result_folder(tmp_path / "r", "analyze")
+    (out / "figures").mkdir()
+    mine = {"objects_mine.csv": "id,size\n1,2\n", "summary.json": '{"sample": 3}', "report.html": "<html>mine",
+            "figures/orthoslices_mine.png": "x", "figures/plot.svg": "x", "data.tif": "x"}
+    ours = {"objects.csv": "label,equivalent_radius_vox\n1,2\n", "objects_truth.csv": "label,equivalent_radius_vox\n",
+            "evaluation.json": "{}", "figures/hit_map_z12.png": "x", "figures/hit_map_z12.svg": "x",
+            "figures/captions.json": "{}", "figures/objects_3d.png": "x"}
+    for name, text in {**mine, **ours}.items():
+        (out / name).write_text(text)
+    gone = clear_result_folder(out)
+    assert sorted(p.relative_to(out).as_posix() for p in gone) == sorted(ours)
+    assert all((out / name).read_text() == text for name, text in mine.items())
+    make_result_folder(out, "analyze", fresh=True)  # a folder of tomoseg's: nothing of the user's removed
+    assert all((out / name).exists() for name in mine)

@@ -191,3 +191,54 @@ def test_evaluate_warns_when_most_of_the_prediction_is_objects(files, capsys, tm
     assert main(["evaluate", str(wide), str(d / "lab.tif"), "--json"]) == 0
     err = capsys.readouterr().err
     assert "p16.npy: 100% of the voxels are objects; is this a mask?" in err
+
+
+def test_overwritten_result_folder_holds_only_this_runs_results(files, capsys, tmp_path):
+    """analyze --overwrite into an earlier evaluate folder: the evaluation's scores, tables, hit maps and
+    captions are gone from the folder and its report; a user's own files there are kept."""
+    d, _, _ = files
+    out = tmp_path / "r"
+    assert main(["evaluate", str(d / "prob.zarr"), str(d / "lab.tif"), "--intensity", str(d / "img.tif"),
+                 "--out", str(out), "--report"]) == 0
+    assert (out / "evaluation.json").exists() and list((out / "figures").glob("hit_map_z*.png"))
+    (out / "notes.txt").write_text("mine")
+    (out / "figures" / "my_plot.png").write_bytes(b"mine")
+    assert main(["analyze", str(d / "prob.zarr"), "--threshold", "200", "--out", str(out), "--report",
+                 "--overwrite"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [".tomoseg", "figures", "notes.txt", "objects.csv",
+                                                     "report.html", "summary.json"]
+    stems = ("fraction_along_z", "objects_3d", "size_histogram", "sphericity_vs_radius")
+    assert sorted(p.name for p in (out / "figures").iterdir()) == sorted(
+        ["captions.json", "my_plot.png"] + [f"{s}.{e}" for s in stems for e in ("png", "svg")])
+    assert sorted(json.loads((out / "figures" / "captions.json").read_text())) == sorted(stems)
+    html = (out / "report.html").read_text()
+    assert "Voxel scores" not in html and "objects_ground_truth.csv" not in html and "hit_map" not in html
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_all_objects_fraction_and_fraction_along_z_inside_the_sample_mask(tmp_path, capsys):
+    """V3: with --sample-mask, volume_fraction_all_objects and the fraction along z were over the whole volume
+    while volume_fraction beside them was over the sample mask."""
+    from tomoseg.objects import analyze
+
+    mask = np.zeros((20, 20, 20), np.uint8)
+    mask[8:11, 8:11, 8:11] = 1          # kept, inside the sample: 27 voxels
+    mask[2:4, 2:4, 2:4] = 1             # kept, outside the sample: 8 voxels
+    mask[6:9, 5:7, 12:14] = 1           # kept, inside the sample: 12 voxels
+    mask[0:20, 18:20, 18:20] = 1        # touches the border: excluded, outside the sample (80 voxels)
+    sample = np.zeros_like(mask)
+    sample[5:15, 5:15, 5:15] = 1        # 1000 voxels, 100 per slice z = 5..14
+    r = analyze(mask, sample_mask=sample, voxel_size=(10.0, 10.0, 10.0))
+    assert r.summary["volume_fraction"] == pytest.approx((27 + 12) / 1000)
+    assert r.summary["volume_fraction_all_objects"] == pytest.approx((27 + 12) / 1000)
+    f = r.fraction_along_z
+    assert np.isnan(f[:5]).all() and np.isnan(f[15:]).all()
+    assert f[5:15].tolist() == pytest.approx([0, 0.04, 0.04, 0.13, 0.09, 0.09, 0, 0, 0, 0])
+    np.save(tmp_path / "m.npy", mask)
+    np.save(tmp_path / "s.npy", sample)
+    assert main(["analyze", str(tmp_path / "m.npy"), "--sample-mask", str(tmp_path / "s.npy"), "--out",
+                 str(tmp_path / "o"), "--intensity", str(tmp_path / "m.npy"), "--voxel-size", "10", "10", "10"]) == 0
+    captions = json.loads((tmp_path / "o" / "figures" / "captions.json").read_text())
+    assert "of the sample mask's voxels in each z slice" in captions["fraction_along_z"]
+    assert "z = 8 is the slice with the largest object fraction (13.00% of the sample's voxels)" in \
+        captions["orthoslices"]

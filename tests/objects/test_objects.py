@@ -264,11 +264,13 @@ def test_sample_mask_counts_in_blocks_equal_numpy(tmp_path, rng):
     write_volume(str(tmp_path / "s.zarr"), mask, chunks=(16, 8, 50))
     centroids = rng.uniform(0, 1, (200, 3)) * np.array(mask.shape)
     idx = np.clip(np.rint(centroids).astype(int), 0, np.array(mask.shape) - 1)
+    objects = (rng.random(mask.shape) > 0.7).astype(np.uint8)
     with open_volume(str(tmp_path / "s.zarr")) as vol:
         for budget in (10**9, 16 * 8 * 50, 5000):  # one block; rows of chunks; smaller than a chunk row
-            total, inside = _sample_mask_counts(vol, centroids, mask.shape, budget)
+            total, inside, per_z = _sample_mask_counts(vol, centroids, mask.shape, budget, objects=objects)
             assert total == int(mask.sum())
             np.testing.assert_array_equal(inside, mask[tuple(idx.T)] != 0)
+            np.testing.assert_array_equal(per_z, [mask.sum(axis=(1, 2)), (mask & objects).sum(axis=(1, 2))])
 
 
 def test_a_sparse_probability_map_written_by_segment_is_never_taken_for_a_mask(tmp_path):

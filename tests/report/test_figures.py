@@ -84,3 +84,40 @@ def test_orthoslices_are_drawn_at_the_voxels_physical_shape(rng, tmp_path, monke
     image = rng.normal(size=(10, 20, 30)).astype(np.float32)
     figures.orthoslices(image, image > 1, tmp_path / "o.png", voxel_size=(40.0, 20.0, 10.0))
     assert aspects[::2] == [pytest.approx(2.0), pytest.approx(4.0), pytest.approx(2.0)]  # image, then its outline
+
+
+def test_objects_3d_box_at_the_voxel_faces_and_top_view_with_y_down(monkeypatch, tmp_path):
+    """V12: the box ran from 0 to n voxels (centroids are voxel centres, 0 .. n-1: half a voxel off), and the
+    top view had y up, mirrored against the slices and napari."""
+    made = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, path, caption=None: made.setdefault("fig", fig))
+    t = {"label": np.array([1]), "centroid_z": np.array([1.0]), "centroid_y": np.array([2.0]),
+         "centroid_x": np.array([3.0]), "equivalent_radius_vox": np.array([1.0]),
+         "equivalent_radius_nm": np.array([30.0])}
+    figures.objects_3d(t, (10, 20, 30), tmp_path / "o.png", voxel_size=(50.0, 30.0, 30.0))
+    axes = [ax for ax in made["fig"].axes if ax.name == "3d"]
+    for ax in axes:
+        assert ax.get_xlim() == pytest.approx((-0.015, 0.885))
+        assert ax.get_zlim() == pytest.approx((-0.025, 0.475))
+    assert axes[0].get_ylim() == pytest.approx((-0.015, 0.585))
+    assert axes[1].get_ylim() == pytest.approx((0.585, -0.015))  # top view: y grows downward
+    assert axes[1].get_title() == "along z (top, y down)"
+
+
+def test_sphericity_caption_says_coloured_only_with_gray_values(rng, tmp_path):
+    """V8: the caption said "coloured by mean gray value" on a one-colour scatter."""
+    t = table(rng, 5)
+    figures.sphericity_figure({"objects": t}, tmp_path / "with.png")
+    figures.sphericity_figure({"objects": {**t, "mean_gray": np.full(5, np.nan)}}, tmp_path / "without.png")
+    captions = json.loads((tmp_path / "captions.json").read_text())
+    assert "coloured by mean gray value" in captions["with"]
+    assert "coloured" not in captions["without"] and "one colour: no gray values measured" in captions["without"]
+
+
+def test_report_shows_voxel_size_and_shape(tmp_path):
+    """V9: lists (voxel size, shape) were left out of the report's table."""
+    (tmp_path / "summary.json").write_text(json.dumps({"objects": 3, "voxel_size_nm": [29.33, 29.33, 60.0],
+                                                       "shape": [72, 128, 120]}))
+    html = build_report(tmp_path).read_text()
+    assert "<td>voxel_size_nm</td><td>29.33 × 29.33 × 60</td>" in html
+    assert "<td>shape</td><td>72 × 128 × 120</td>" in html

@@ -117,10 +117,10 @@ def _write_analysis(args, vol, result, options, voxel_size, intensity, sample_ma
     table = result.objects if args.all_objects else result.selected
     if voxel_size is None:
         table = {c: (np.full(len(v), np.nan) if c.endswith(("_nm", "_nm2", "_nm3")) else v) for c, v in table.items()}
+    if out is not None:  # an earlier run's results removed, before --csv and the label outputs, which may go there
+        make_result_folder(out, "analyze", fresh=True)
     if args.csv:
         write_csv(table, args.csv, overwrite=args.overwrite)
-    if out is not None:
-        make_result_folder(out, "analyze")  # before the label outputs, which may go into it
     _write_label_outputs(args, vol, result, table, intensity, voxel_size)
     summary = {"tool": "tomoseg analyze", **result.summary, "voxel_size_nm": list(voxel_size) if voxel_size else None,
                "shape": list(result.shape), "input": str(args.volume), "sample_mask": args.sample_mask,
@@ -137,18 +137,19 @@ def _write_analysis(args, vol, result, options, voxel_size, intensity, sample_ma
         figures.size_histogram(tables, figs / "size_histogram.png", voxel_size=voxel_size)
         figures.sphericity_figure(tables, figs / "sphericity_vs_radius.png", voxel_size=voxel_size)
         figures.fraction_along_z({"objects": result.fraction_along_z}, figs / "fraction_along_z.png",
-                                 voxel_size=voxel_size)
+                                 voxel_size=voxel_size, inside_sample=sample_mask is not None)
         figures.objects_3d(result.selected, result.shape, figs / "objects_3d.png", voxel_size=voxel_size)
         if intensity is not None:  # three planes read, whatever the volume's size
             from ..objects.analysis import MaskView
 
-            z = int(np.argmax(result.fraction_along_z))
+            z = int(np.nanargmax(result.fraction_along_z))
             shape = result.shape
+            f = result.fraction_along_z[z]
+            why = (f"the largest object fraction ({f:.2%} of the sample's voxels)" if sample_mask is not None
+                   else f"the most object voxels ({round(f * shape[1] * shape[2]):,})")
             figures.orthoslices(intensity, MaskView(vol, options), figs / "orthoslices.png",
                                 centre=(z, shape[1] // 2, shape[2] // 2), voxel_size=voxel_size,
-                                reason=f"z = {z} is the slice with the most object voxels "
-                                       f"({round(result.fraction_along_z[z] * shape[1] * shape[2]):,}); "
-                                       "y and x through the centre")
+                                reason=f"z = {z} is the slice with {why}; y and x through the centre")
         if args.report:
             from ..report import build_report
 
@@ -183,6 +184,10 @@ def _check_label_outputs(args) -> None:
         f, _ = split_dataset(target)
         if f.exists() and not args.overwrite:
             raise TomosegError(f"{f}: already exists; pass --overwrite to replace it")
+        if args.overwrite:  # replaced only if tomoseg wrote it: refused now, not after the analysis
+            from ..io.output_guard import check_output
+
+            check_output(target, overwrite=True)
         out = getattr(args, "out", None)  # analyze makes its --out folder
         in_out = bool(out) and f.parent.resolve() == Path(out).resolve()
         if not f.parent.exists() and not in_out:
@@ -247,7 +252,7 @@ def _run_evaluate(args) -> int:
         result = evaluate(pred, labels, threshold=args.threshold, intensity=intensity, voxel_size=vs,
                           options=options, progress=bar)
     if out is not None:
-        make_result_folder(out, "evaluate")
+        make_result_folder(out, "evaluate", fresh=True)  # an earlier run's results there removed
         write_evaluation(result, out, image=intensity, voxel_size=vs)  # the hit maps read their slices
         if args.report:
             from ..report import build_report

@@ -154,14 +154,26 @@ def _multiscale_attrs(n_levels: int, voxel_size, name: str):
     unit = "nanometer" if voxel_size is not None else None
     vs = [float(v) for v in voxel_size] if voxel_size is not None else [1.0, 1.0, 1.0]
     axes = tuple(Axis(name=a, type="space", unit=unit) for a in "zyx")
-    datasets = []
+    datasets = tuple(Dataset.build(path=d["path"], scale=d["scale"], translation=d.get("translation"))
+                     for d in _level_transforms(n_levels, vs))
+    return Multiscale(axes=axes, datasets=datasets, name=name, type=PYRAMID_TYPE)
+
+
+PYRAMID_TYPE = "2x2x2 block mean (image) or mode (labels)"
+
+
+def _level_transforms(n_levels: int, scale0, translation0=None) -> list[dict]:
+    """Each level's path, scale and translation (in the units of level 0's): scale × 2^l, and the block centres,
+    translation0 + scale × (2^l − 1)/2 (no translation at level 0 unless it has one)."""
+    out = []
     for level in range(n_levels):
         f = 2 ** level
-        scale = [v * f for v in vs]
-        translation = [v * (f - 1) / 2 for v in vs] if level else None  # block centres
-        datasets.append(Dataset.build(path=str(level), scale=scale, translation=translation))
-    return Multiscale(axes=axes, datasets=tuple(datasets), name=name,
-                      type="2x2x2 block mean (image) or mode (labels)")
+        d = {"path": str(level), "scale": [float(v) * f for v in scale0]}
+        if level or translation0 is not None:
+            t0 = translation0 if translation0 is not None else [0.0] * len(scale0)
+            d["translation"] = [float(t) + float(v) * (f - 1) / 2 for t, v in zip(t0, scale0)]
+        out.append(d)
+    return out
 
 
 def _dump(model) -> dict:
@@ -304,6 +316,10 @@ def is_tomoseg_store(path) -> bool:
 def add_pyramid(path, *, method: str = "mean", chunks=None) -> int:
     """Add the downsampled levels to a single-scale NGFF 0.5 image that tomoseg wrote (e.g. a probability map
     from ``segment``); returns the number of levels. ``method``: ``mean`` (images) or ``mode`` (masks, labels).
+
+    Only the datasets of the metadata change (each level's scale and translation, in the store's own units);
+    axes, units and any other metadata stay as they are. A store without tomoseg's marker is refused: its
+    metadata are another tool's.
     """
     import zarr
 
@@ -312,17 +328,25 @@ def add_pyramid(path, *, method: str = "mean", chunks=None) -> int:
 
     if method not in ("mean", "mode"):
         raise TomosegError(f"pyramid method {method!r} must be mean or mode")
+    if not is_tomoseg_store(path):
+        raise TomosegError(f"{path}: was not written by tomoseg (no {MARKER!r} attribute); add_pyramid adds levels "
+                           "only to tomoseg's own stores and leaves this one untouched: build its pyramid with the "
+                           "tool that wrote it, or write it again with tomoseg (e.g. analyze --ome-zarr)")
     group = zarr.open_group(str(path), mode="r+")
     attrs = dict(group.attrs)
     ms = attrs.get("ome", {}).get("multiscales")
     if not ms:
         raise TomosegError(f"{path}: is not an OME-Zarr 0.5 image")
-    base = group["0"]
+    base = group[ms[0]["datasets"][0]["path"]]
     chunks = tuple(chunks or base.chunks)
     shapes = pyramid_shapes(base.shape, chunks)
-    axes = ms[0].get("axes", [])
-    scale = next(t["scale"] for t in ms[0]["datasets"][0]["coordinateTransformations"] if t["type"] == "scale")
-    voxel_size = tuple(scale) if any(a.get("unit") for a in axes) else None
+    transforms = {t["type"]: t for t in ms[0]["datasets"][0]["coordinateTransformations"]}
+    datasets = [{"path": d["path"], "coordinateTransformations": [
+        {"type": "scale", "scale": d["scale"]}, *([{"type": "translation", "translation": d["translation"]}]
+                                                  if "translation" in d else [])]}
+        for d in _level_transforms(len(shapes), transforms["scale"]["scale"],
+                                   (transforms.get("translation") or {}).get("translation"))]
+    datasets[0]["path"] = ms[0]["datasets"][0]["path"]
     reduce = downsample_mean if method == "mean" else downsample_mode
     prev = parallel_reader(base)
     for level in range(1, len(shapes)):
@@ -338,10 +362,9 @@ def add_pyramid(path, *, method: str = "mean", chunks=None) -> int:
         for _ in read_ahead(list(chunk_regions(arr.shape, arr.chunks)), block, threads=worker_threads(8)):
             pass
         prev = parallel_reader(arr)
-    multiscale = _multiscale_attrs(len(shapes), voxel_size, ms[0].get("name") or Path(path).name.split(".")[0])
-    attrs["ome"] = _dump(ImageAttrs(multiscales=[multiscale], version="0.5"))
-    attrs.setdefault(MARKER, {"version": __version__, "kind": "ome-zarr image"})
-    group.attrs.update(attrs)
+    ome = {**attrs["ome"], "multiscales": [{**ms[0], "datasets": datasets, "type": PYRAMID_TYPE}, *ms[1:]]}
+    ImageAttrs.model_validate(ome)  # still valid NGFF 0.5
+    group.attrs.update({"ome": ome})
     return len(shapes)
 
 

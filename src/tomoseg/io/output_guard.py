@@ -285,12 +285,65 @@ def check_result_folder(folder, *, overwrite: bool, resume: str | None = None) -
     return out
 
 
-def make_result_folder(folder, tool: str) -> Path:
-    """Create a result folder checked by :func:`check_result_folder` and mark it as tomoseg's."""
+def make_result_folder(folder, tool: str, *, fresh: bool = False) -> Path:
+    """Create a result folder checked by :func:`check_result_folder` and mark it as tomoseg's.
+
+    With ``fresh`` (a run that writes all its results anew: analyze, evaluate) the results an earlier tomoseg
+    run left there are removed first (:func:`clear_result_folder`), so the folder and its report hold only this
+    run's figures, tables and records."""
     out = Path(folder)
+    if fresh and out.is_dir() and _result_folder_of_tomoseg(out):
+        clear_result_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / FOLDER_MARKER).write_text(f"results written by tomoseg {tool}\n", encoding="utf-8")
     return out
+
+
+# The figures analyze, evaluate and track write into OUT/figures (in the order the report shows them), and the
+# records and tables they write into OUT. Volumes written into the folder (--labels, track's maps) are not in it.
+RESULT_FIGURES = ("confusion_matrix", "hit_map_z", "size_histogram", "sphericity_vs_radius", "orthoslices",
+                  "objects_3d", "fraction_along_z", "track_radius", "track_volume_change", "track_map")
+_RESULT_FIGURE_RE = re.compile(r"^(?:hit_map_z\d+|" + "|".join(n for n in RESULT_FIGURES if n != "hit_map_z")
+                               + r")\.(?:png|svg)$")
+_RESULT_RECORDS = ("evaluation.json", "transform.json", "track.html", "matches.csv", "registration_crops.csv")
+
+
+def _result_file_of_tomoseg(p: Path) -> bool:
+    """Whether ``p``, a file at the top of a tomoseg result folder, is one of tomoseg's results (its name and,
+    where the file says who wrote it, its content)."""
+    name = p.name
+    if name == "summary.json":
+        return str(_json_tool(p)).startswith("tomoseg")
+    if name == "report.html":
+        return report_of_tomoseg(p)
+    if name == "objects.csv" or (name.startswith("objects_") and name.endswith(".csv")):
+        return _objects_table_header(p) is True
+    return name in _RESULT_RECORDS
+
+
+def _json_tool(p: Path):
+    try:
+        record = json.loads(p.read_text(encoding="utf-8"))
+        return record.get("tool") or (record.get("provenance") or {}).get("tool")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def clear_result_folder(folder) -> list[Path]:
+    """Remove the results an earlier tomoseg run wrote into ``folder`` (a tomoseg result folder): its
+    ``summary.json``, ``evaluation.json``, ``report.html``, objects tables, track's records, and in
+    ``figures/`` the figures tomoseg names (:data:`RESULT_FIGURES`, PNG and SVG) and ``captions.json``.
+    Any other file (a user's notes, a table or figure of another name, volumes) is kept. Returns what was
+    removed."""
+    out = Path(folder)
+    gone = [p for p in out.iterdir() if p.is_file() and not p.is_symlink() and _result_file_of_tomoseg(p)]
+    figs = out / "figures"
+    if figs.is_dir() and not figs.is_symlink():
+        gone += [p for p in figs.iterdir() if p.is_file() and not p.is_symlink()
+                 and (_RESULT_FIGURE_RE.match(p.name) or p.name == "captions.json")]
+    for p in gone:
+        p.unlink()
+    return gone
 
 
 def result_folder_tool(folder) -> str | None:
@@ -306,15 +359,32 @@ def result_folder_tool(folder) -> str | None:
 def _result_folder_of_tomoseg(folder: Path) -> bool:
     if (folder / FOLDER_MARKER).is_file():
         return True
-    try:  # result folders of earlier versions: their summary.json names tomoseg
-        record = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
-        tool = record.get("tool") or (record.get("provenance") or {}).get("tool")
-        return str(tool).startswith("tomoseg")
-    except (OSError, ValueError, AttributeError):
-        return False
+    # result folders of earlier versions: their summary.json names tomoseg
+    return str(_json_tool(folder / "summary.json")).startswith("tomoseg")
 
 
 OBJECTS_TABLE_COLUMNS = ("label", "equivalent_radius_vox")  # the header of every objects table tomoseg writes
+
+
+def _objects_table_header(p: Path, *, raise_unreadable: bool = False):
+    """True for an objects table tomoseg wrote (its header: ``label`` first, ``equivalent_radius_vox`` among
+    the columns); else the header's columns (a list), or None for a binary file."""
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(4096)
+        head.decode("utf-8")
+        if b"\0" in head:
+            return None
+    except UnicodeDecodeError:
+        return None
+    except OSError:
+        if raise_unreadable:
+            raise
+        return None
+    header = [c.strip().strip('"') for c in head.decode("utf-8").splitlines()[0].split(",")] if head else []
+    if header and header[0] == OBJECTS_TABLE_COLUMNS[0] and OBJECTS_TABLE_COLUMNS[1] in header:
+        return True
+    return header
 
 
 def check_table_output(path, *, overwrite: bool) -> None:
@@ -332,19 +402,13 @@ def check_table_output(path, *, overwrite: bool) -> None:
     if not p.is_file():
         raise TomosegError(f"{p}: is not a file; choose another path for the table")
     try:
-        with open(p, "rb") as fh:
-            head = fh.read(4096)
-        head.decode("utf-8")
-        text = b"\0" not in head
-    except UnicodeDecodeError:
-        text = False
+        header = _objects_table_header(p, raise_unreadable=True)
     except OSError as exc:
         raise TomosegError(f"{p}: cannot be read ({exc}); choose another path for the table") from None
-    if not text:
+    if header is None:
         raise TomosegError(f"{p}: exists and is not a text table (binary data: a volume?); tomoseg leaves it "
                            "untouched, even with --overwrite: choose another path")
-    header = [c.strip().strip('"') for c in head.decode("utf-8").splitlines()[0].split(",")] if head else []
-    if not header or header[0] != OBJECTS_TABLE_COLUMNS[0] or OBJECTS_TABLE_COLUMNS[1] not in header:
+    if header is not True:
         raise TomosegError(f"{p}: already exists and is not an objects table written by tomoseg (its header "
                            f"starts {', '.join(header[:3]) or '(empty)'}); it is left untouched, even with "
                            "--overwrite: choose another path or remove it yourself")
@@ -438,19 +502,26 @@ def check_json_output(path, *, overwrite: bool, tool: str) -> None:
 REPORT_MARK = '<meta name="generator" content="tomoseg">'
 
 
-def check_report_output(path) -> None:
-    """``report.html`` is (re)written only where none exists or where tomoseg wrote the one there (its
-    ``<meta name="generator" content="tomoseg">``, or the results-folder note of earlier versions)."""
+def report_of_tomoseg(path) -> bool:
+    """Whether the file at ``path`` is a report.html tomoseg wrote (:data:`REPORT_MARK`, or the results-folder
+    note of earlier versions)."""
     p = Path(path)
-    if not (p.exists() or p.is_symlink()):
-        return
     try:
         with open(p, "rb") as fh:
             head = fh.read(1 << 16).decode("utf-8", errors="replace")
     except OSError:
         head = ""
     legacy = head.startswith("<!DOCTYPE html><html lang='en'>") and '<p class="note">Results folder ' in head
-    if not p.is_file() or not (REPORT_MARK in head or legacy):
+    return p.is_file() and (REPORT_MARK in head or legacy)
+
+
+def check_report_output(path) -> None:
+    """``report.html`` is (re)written only where none exists or where tomoseg wrote the one there (its
+    ``<meta name="generator" content="tomoseg">``, or the results-folder note of earlier versions)."""
+    p = Path(path)
+    if not (p.exists() or p.is_symlink()):
+        return
+    if not report_of_tomoseg(p):
         raise TomosegError(f"{p}: already exists and was not written by tomoseg; it is left untouched (tomoseg "
                            "replaces only its own report); move it away or choose another results folder")
 

@@ -26,13 +26,23 @@ TABLE_COLUMNS = ("label", "equivalent_radius_vox", "equivalent_radius_nm", "volu
                  "mean_gray", "centroid_z", "centroid_y", "centroid_x")
 
 
+def placement(voxel_size) -> dict:
+    """The layer keywords that place a layer in physical space: ``scale`` = the voxel size (z, y, x) and
+    ``units`` nanometre (napari >= 0.5; its scale bar then reads nm and µm), or, with the voxel size unknown,
+    a scale of 1 in napari's default unit (pixel)."""
+    if not voxel_size:
+        return {"scale": (1.0, 1.0, 1.0)}
+    return {"scale": tuple(float(v) for v in voxel_size), "units": ("nm", "nm", "nm")}
+
+
 def _features(table: dict) -> dict:
     return {c: np.asarray(table[c]) for c in TABLE_COLUMNS if c in table}
 
 
-def objects_layers(labels: np.ndarray, table: dict, *, scale=(1.0, 1.0, 1.0), color_by: str = "equivalent_radius_vox",
+def objects_layers(labels: np.ndarray, table: dict, *, voxel_size=None, color_by: str = "equivalent_radius_vox",
                    name: str = "objects") -> list[tuple]:
-    """A labels layer coloured by ``color_by`` and a points layer at the centroids."""
+    """A labels layer coloured by ``color_by`` and a points layer at the centroids, placed by
+    :func:`placement` (``voxel_size`` in nm; the centroids stay in voxels, the layers' scale makes them nm)."""
     column = COLOUR_BY.get(color_by, color_by)
     cmap = COLORMAPS.get(column, "viridis")
     values = np.asarray(table[column], np.float64) if len(table["label"]) else np.zeros(0)
@@ -42,20 +52,20 @@ def objects_layers(labels: np.ndarray, table: dict, *, scale=(1.0, 1.0, 1.0), co
     colormap = {None: (0, 0, 0, 0), 0: (0, 0, 0, 0)}
     colormap.update({lab: tuple(c / 255 for c in rgba) for lab, rgba in colours.items()})
     features = _features(table)
-    lab_kwargs = {"name": name, "scale": tuple(scale), "colormap": colormap, "opacity": 0.8,
+    lab_kwargs = {"name": name, **placement(voxel_size), "colormap": colormap, "opacity": 0.8,
                   "features": {"index": np.asarray(table["label"]), **features},
                   "metadata": {"tomoseg": {"color_by": column}}}
     centroids = np.stack([np.asarray(table[f"centroid_{a}"], np.float64) for a in "zyx"], axis=1) \
         if len(table["label"]) else np.zeros((0, 3))
     radius = np.asarray(table["equivalent_radius_vox"], np.float64)
-    pt_kwargs = {"name": f"{name} (centroids)", "scale": tuple(scale), "features": features,
+    pt_kwargs = {"name": f"{name} (centroids)", **placement(voxel_size), "features": features,
                  "size": 2 * radius + 1 if len(radius) else 1, "face_color": column if len(radius) else "white",
                  "face_colormap": cmap, "border_width": 0, "opacity": 0.9, "metadata_spherical": True,
                  "visible": False, "metadata": {"tomoseg": {"color_by": column}}}
     return [(labels, lab_kwargs, "labels"), (centroids, pt_kwargs, "points")]
 
 
-def detection_layer(pred: dict, truth: dict, pairs: dict, *, scale=(1.0, 1.0, 1.0)) -> tuple:
+def detection_layer(pred: dict, truth: dict, pairs: dict, *, voxel_size=None) -> tuple:
     """Points marking kept predictions as TP or FP and kept true objects as FN (at the true centroid)."""
     matched_t = set(pairs.values())
     rows = []
@@ -68,7 +78,7 @@ def detection_layer(pred: dict, truth: dict, pairs: dict, *, scale=(1.0, 1.0, 1.
     coords = np.array([[r[3][f"centroid_{a}"][r[2]] for a in "zyx"] for r in rows], np.float64).reshape(-1, 3)
     radius = np.array([r[3]["equivalent_radius_vox"][r[2]] for r in rows], np.float64)
     kwargs = {
-        "name": "detections (TP/FP/FN)", "scale": tuple(scale),
+        "name": "detections (TP/FP/FN)", **placement(voxel_size),
         "features": {"status": status, "label": np.array([r[1] for r in rows]), "equivalent_radius_vox": radius},
         "size": 2 * radius + 4, "symbol": [STATUS_SYMBOLS[s] for s in status] or "disc",
         "face_color": [(0, 0, 0, 0)] * len(rows) or "transparent",
@@ -93,9 +103,8 @@ def analysis_layers(volume: np.ndarray, *, intensity=None, truth=None, options: 
     gray = None if intensity is None else np.asarray(intensity)
     result = analyze(volume, intensity=gray, voxel_size=voxel_size, options=options)
     table = result.selected
-    scale = tuple(voxel_size) if voxel_size else (1.0, 1.0, 1.0)
     labels = label_image(volume, table, options=options)
-    layers = objects_layers(labels, table, scale=scale, color_by=color_by)
+    layers = objects_layers(labels, table, voxel_size=voxel_size, color_by=color_by)
     counts: dict = {"objects": int(len(table["label"]))}
     if truth is not None:
         from ..objects import label_objects, measure_objects, select_objects
@@ -106,7 +115,8 @@ def analysis_layers(volume: np.ndarray, *, intensity=None, truth=None, options: 
         pairs = match_objects(result.objects, ttab_all, overlap_pairs(full, tlab))
         ttab = select_objects(ttab_all, exclude_border=options.exclude_border, min_voxels=options.min_voxels)
         kept = set(int(l) for l in table["label"])
-        det = detection_layer(table, ttab, {p: t for p, t in pairs.items() if p in kept}, scale=scale)
+        det = detection_layer(table, ttab, {p: t for p, t in pairs.items() if p in kept},
+                              voxel_size=voxel_size)
         # a kept true object matched by an excluded prediction is found, not missed (as evaluate counts it)
         found_by_any = set(pairs.values())
         keep = np.array([s != "FN" or int(l) not in found_by_any

@@ -72,18 +72,37 @@ def _is_number(text: str) -> bool:
 
 
 def _read_csv(path) -> list[tuple]:
+    """The centroids as points, in nm where the table has its nm columns (then at the objects of tomoseg's image
+    and label layers), else in voxels (said in the layer's name)."""
     from .layers import objects_layers
 
     table = _read_objects_table(path)
-    _, points = objects_layers(None, table)
+    voxel_size = table_voxel_size(table)
+    _, points = objects_layers(None, table, voxel_size=voxel_size)
     points[1]["visible"] = True
     points[1].pop("metadata_spherical", None)
-    points[1]["name"] = Path(str(path)).stem
+    points[1]["name"] = Path(str(path)).stem + ("" if voxel_size else " (voxels: no nm columns)")
+    points[1]["metadata"]["tomoseg"]["voxel_size_nm"] = voxel_size
     return [points]
 
 
-def _scale(voxel_size):
-    return tuple(float(v) for v in voxel_size) if voxel_size else (1.0, 1.0, 1.0)
+def table_voxel_size(table: dict) -> tuple | None:
+    """The voxel size (z, y, x, nm) an objects table was measured with: per axis ``centroid_A_nm`` over
+    ``centroid_A`` (least squares over the rows, to the CSV's 6 significant digits); None where the nm columns
+    are missing or empty (voxel size unknown) or there are no rows."""
+    vs = []
+    for a in "zyx":
+        try:
+            c = np.asarray(table[f"centroid_{a}"], np.float64)
+            nm = np.asarray(table[f"centroid_{a}_nm"], np.float64)
+        except (KeyError, TypeError, ValueError):
+            return None
+        ok = np.isfinite(c) & np.isfinite(nm) & (c != 0)
+        v = float(np.sum(c[ok] * nm[ok]) / np.sum(c[ok] ** 2)) if ok.any() else np.nan
+        if not v > 0:
+            return None
+        vs.append(float(f"{v:.6g}"))
+    return tuple(vs)
 
 
 def _label_kwargs(attrs: dict) -> dict:
@@ -111,6 +130,7 @@ def read(path) -> list[tuple]:
 
     from ..io import open_volume
     from ..io.zarr_store import is_zarr_dir
+    from .layers import placement
 
     p = Path(str(path))
     if is_zarr_dir(p):
@@ -121,9 +141,8 @@ def read(path) -> list[tuple]:
             return _read_ome_zarr(p, group, ms)
     vol = open_volume(str(p))
     data = vol.read() if vol.size <= LAZY_VOXELS else lazy_array(vol)
-    scale = _scale(vol.voxel_size)
     layer_type = "labels" if _looks_like_labels(p, vol) else "image"
-    kwargs = {"name": p.name.split(".")[0], "scale": scale}
+    kwargs = {"name": p.name.split(".")[0], **placement(vol.voxel_size)}
     if layer_type == "labels" and data.dtype.kind == "f":
         data = data.astype(np.uint32)
     return [(data, kwargs, layer_type)]
@@ -158,19 +177,21 @@ def _looks_like_labels(path: Path, volume) -> bool:
 def _read_ome_zarr(p: Path, group, ms) -> list[tuple]:
     from ..io.ome_zarr import read_pyramid
     from ..io.zarr_store import open_zarr
+    from .layers import placement
 
     vs = open_zarr(p).voxel_size
-    scale = _scale(vs)
     levels = read_pyramid(p)
-    image_is_labels = "image-label" in (dict(group.attrs).get("ome") or {}) or levels[0].dtype in (np.uint32,
-                                                                                                  np.uint64)
+    # a mask written by segment (0/1, no image-label block) is labels too
+    image_is_labels = "image-label" in (dict(group.attrs).get("ome") or {}) or _looks_like_labels(p, levels[0])
     data = levels if len(levels) > 1 else levels[0]
-    kwargs = {"name": ms[0].get("name") or p.name.split(".")[0], "scale": scale, "multiscale": len(levels) > 1}
+    kwargs = {"name": ms[0].get("name") or p.name.split(".")[0], **placement(vs), "multiscale": len(levels) > 1}
     layers = [(data, kwargs, "labels" if image_is_labels else "image")]
     if "labels" in group:
         for name in (dict(group["labels"].attrs).get("ome") or {}).get("labels", []):
             lv = read_pyramid(p, f"labels/{name}")
-            kw = {"name": name, "scale": scale, "multiscale": len(lv) > 1, "opacity": 0.7,
+            # each label image at its own scale (another tool's labels may be coarser than the image)
+            own = open_zarr(p / "labels" / name).voxel_size or vs
+            kw = {"name": name, **placement(own), "multiscale": len(lv) > 1, "opacity": 0.7,
                   **_label_kwargs(dict(group[f"labels/{name}"].attrs))}
             layers.append((lv if len(lv) > 1 else lv[0], kw, "labels"))
     return layers

@@ -9,6 +9,8 @@ def phantom(shape=(64, 192, 192), seed: int = 2027, preset: str = "default") -> 
     """The image and its exact truth, at the paper's voxel size (29.33 nm)."""
     from ..synthetic import make_phantom
 
+    from .layers import placement
+
     ph = make_phantom(shape, rng=seed, preset_name=preset)
-    return [(ph.image, {"name": "phantom", "scale": VOXEL_SIZE}, "image"),
-            (ph.labels, {"name": "truth", "scale": VOXEL_SIZE, "opacity": 0.5, "visible": False}, "labels")]
+    return [(ph.image, {"name": "phantom", **placement(VOXEL_SIZE)}, "image"),
+            (ph.labels, {"name": "truth", **placement(VOXEL_SIZE), "opacity": 0.5, "visible": False}, "labels")]

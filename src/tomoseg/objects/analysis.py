@@ -54,7 +54,8 @@ class Analysis:
     objects: dict                    # every object, with touches_border
     selected: dict                   # after the exclusions
     summary: dict                    # the paper's Table 1 and population figures
-    fraction_along_z: np.ndarray     # object volume fraction of each z slice
+    fraction_along_z: np.ndarray     # all objects' volume fraction of each z slice (of the sample mask's voxels in
+                                     # the slice where one is given: NaN where the slice holds none of the sample)
     voxel_size: tuple | None
     shape: tuple
     options: AnalysisOptions = field(default_factory=AnalysisOptions)
@@ -229,8 +230,9 @@ def json_safe(value):
     return value
 
 
-def _sample_mask_counts(sample_mask, centroids: np.ndarray, shape, slab_voxels: int) -> tuple[int, np.ndarray]:
-    """Voxels inside the sample mask, and which centroids (rounded, (n, 3)) lie inside it; read in blocks of
+def _sample_mask_counts(sample_mask, centroids: np.ndarray, shape, slab_voxels: int, objects=None):
+    """Voxels inside the sample mask, which centroids (rounded, (n, 3)) lie inside it, and per z slice the
+    sample's voxels and the object voxels (of ``objects``, a :class:`MaskView`) inside it; read in blocks of
     whole storage chunks."""
     from ..io.blocks import block_grid, storage_chunks
     from ..sample_mask import inside as mask_block
@@ -239,14 +241,18 @@ def _sample_mask_counts(sample_mask, centroids: np.ndarray, shape, slab_voxels: 
     idx = np.clip(np.rint(centroids).astype(np.int64), 0, np.asarray(shape) - 1) if len(centroids) else \
         np.zeros((0, 3), np.int64)
     total = 0
+    per_z = np.zeros((2, shape[0]), np.int64)  # sample voxels, object voxels inside the sample
     for zs, ys, xs in block_grid(shape, storage_chunks(sample_mask), max_voxels=slab_voxels):
         block = mask_block(sample_mask[zs, ys, xs], f"sample mask {getattr(sample_mask, 'path', '')}".rstrip())
         total += int(np.count_nonzero(block))
+        per_z[0, zs] += np.count_nonzero(block, axis=(1, 2))
+        if objects is not None:
+            per_z[1, zs] += np.count_nonzero(block & (objects[zs, ys, xs] > 0), axis=(1, 2))
         sel = (idx[:, 0] >= zs.start) & (idx[:, 0] < zs.stop) & (idx[:, 1] >= ys.start) & (idx[:, 1] < ys.stop)
         if sel.any():
             zi, yi, xi = idx[sel].T
             inside[sel] = block[zi - zs.start, yi - ys.start, xi]
-    return total, inside
+    return total, inside, per_z
 
 
 def analyze(volume, *, intensity=None, probability=None, voxel_size=None, options: AnalysisOptions | None = None,
@@ -335,13 +341,20 @@ def _finish(volume, table, fraction, options, voxel_size, sample_mask, shape, si
     if sample_mask is not None:
         centroids = np.stack([np.asarray(selected[f"centroid_{a}"], float) for a in "zyx"], 1) \
             if len(kept_voxels) else np.zeros((0, 3))
-        sample_voxels, counted = _sample_mask_counts(sample_mask, centroids, shape, options.in_memory_voxels)
+        sample_voxels, counted, per_z = _sample_mask_counts(sample_mask, centroids, shape, options.in_memory_voxels,
+                                                            objects=MaskView(volume, options))
         if sample_voxels == 0:
             raise TomosegError("the sample mask is empty (no nonzero voxel); give the mask of the sample")
+        # all objects on the same basis as volume_fraction: their voxels inside the sample, per slice and in all
+        all_objects = float(per_z[1].sum() / sample_voxels)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            fraction = np.where(per_z[0] > 0, per_z[1] / np.maximum(per_z[0], 1), np.nan)
         basis = ("kept objects (after the border and size exclusions) whose centroid lies inside the sample mask, "
-                 "over the sample mask's volume")
+                 "over the sample mask's volume; volume_fraction_all_objects: every object voxel (excluded objects "
+                 "included) inside the sample mask, over its volume")
     else:
         sample_voxels = size
+        all_objects = float(fraction.mean())
         basis = ("kept objects (after the border and size exclusions) over the whole volume, surroundings "
                  "included; pass a sample mask to measure inside the sample")
     voxel_um3 = float(np.prod(vs)) / 1e9 if vs else None
@@ -354,7 +367,7 @@ def _finish(volume, table, fraction, options, voxel_size, sample_mask, shape, si
         "excluded_border": int(np.count_nonzero(border)),
         "excluded_small": int(np.count_nonzero((table["volume_vox"] < options.min_voxels) & ~border)),
         "volume_fraction": float(kept_voxels[counted].sum() / sample_voxels),
-        "volume_fraction_all_objects": float(fraction.mean()),
+        "volume_fraction_all_objects": all_objects,
         "number_density_per_um3": float(n_counted / (sample_voxels * voxel_um3)) if vs else None,
         "analysed_volume_um3": float(sample_voxels * voxel_um3) if vs else None,
         "analysed_voxels": int(sample_voxels),

@@ -234,8 +234,9 @@ def sphericity_figure(tables: dict, path, *, column="sphericity_voxel", voxel_si
         _radius_axis(ax, voxel_size)
     if sc is not None:
         fig.colorbar(sc, ax=axes[0].tolist(), label="mean gray value")
-    return _save(fig, path, "Sphericity (voxel faces) against equivalent radius, coloured by mean gray value, as "
-                            "the paper's Fig. 6(b, c). Voxel faces bias ψ toward 2/3 for large spheres.")
+    coloured = ", coloured by mean gray value," if sc is not None else " (one colour: no gray values measured)"
+    return _save(fig, path, f"Sphericity (voxel faces) against equivalent radius{coloured} as the paper's "
+                            "Fig. 6(b, c). Voxel faces bias ψ toward 2/3 for large spheres.")
 
 
 def orthoslices(image, mask, path, *, centre=None, title="", reason: str = "", voxel_size=None) -> Path:
@@ -269,7 +270,9 @@ def orthoslices(image, mask, path, *, centre=None, title="", reason: str = "", v
     return _save(fig, path, caption)
 
 
-def fraction_along_z(fractions: dict, path, *, voxel_size=None) -> Path:
+def fraction_along_z(fractions: dict, path, *, voxel_size=None, inside_sample: bool = False) -> Path:
+    """The object volume fraction of each z slice; ``inside_sample``: the fractions are of the sample mask's
+    voxels in each slice (axis label and caption say so)."""
     fig, ax = _figure(figsize=(5, 3.0))
     for name, f in fractions.items():
         z = np.arange(len(f))
@@ -282,9 +285,11 @@ def fraction_along_z(fractions: dict, path, *, voxel_size=None) -> Path:
         sec.set_xlabel("z (slice)")
     else:
         ax.set_xlabel("z (slice)")
-    ax.set_ylabel("object volume fraction (%)")
+    ax.set_ylabel("object volume fraction in the sample (%)" if inside_sample else "object volume fraction (%)")
     ax.legend(frameon=False)
-    return _save(fig, path, "Object volume fraction of each z slice along the pillar axis.")
+    where = "of the sample mask's voxels in each z slice" if inside_sample else "of each z slice (whole slice)"
+    return _save(fig, path, f"Object volume fraction {where} along the pillar axis; every object voxel counts, "
+                            "objects excluded from the table (border, small) included.")
 
 
 def objects_3d(table: dict, shape, path, *, voxel_size=None, column: str = "equivalent_radius_nm") -> Path:
@@ -298,14 +303,16 @@ def objects_3d(table: dict, shape, path, *, voxel_size=None, column: str = "equi
     c = np.stack([np.asarray(table[f"centroid_{a}"], float) for a in "zyx"], 1).reshape(-1, 3) * vs / unit
     values = np.asarray(table[column], float)
     r_vox = np.asarray(table["equivalent_radius_vox"], float)
-    extent = np.asarray(shape, float) * vs / unit
+    lower = -0.5 * vs / unit  # the volume's outer faces: voxel centres at 0 .. n-1 (as the centroids, napari)
+    extent = (np.asarray(shape, float) - 0.5) * vs / unit
     plt = _plt()
     fig = plt.figure(figsize=(10.5, 3.8), layout="constrained")
-    views = [(f"oblique (z up, {label})", 25, -55), ("along z (top)", 90, -90), (f"side (y across, z up, {label})", 0, 0)]
+    views = [(f"oblique (z up, {label})", 25, -55), ("along z (top, y down)", 90, -90),
+             (f"side (y across, z up, {label})", 0, 0)]
     sc = None
     for i, (name, elev, azim) in enumerate(views):
         ax = fig.add_subplot(1, 3, i + 1, projection="3d")
-        _box(ax, extent)
+        _box(ax, lower, extent)
         if len(values):
             # marker area ~ radius^2 in screen points, scaled to the box
             size = (r_vox / max(np.max(shape), 1) * 600) ** 2
@@ -319,8 +326,10 @@ def objects_3d(table: dict, shape, path, *, voxel_size=None, column: str = "equi
                 getattr(ax, f"set_{axis}ticks")([])
             elif labelled:  # (3D axis labels that would collide with ticks are said in the title instead)
                 getattr(ax, f"set_{axis}label")(f"{axis} ({label})", labelpad=2)
-        ax.set_box_aspect(tuple(extent[::-1]), zoom=0.8)
+        ax.set_box_aspect(tuple((extent - lower)[::-1]), zoom=0.8)
         ax.view_init(elev=elev, azim=azim)
+        if top:  # y down, as in the slices, hit maps and napari
+            ax.invert_yaxis()
         ax.set_title(name)
     if sc is not None:
         fig.colorbar(sc, ax=fig.axes, shrink=0.7,
@@ -330,12 +339,15 @@ def objects_3d(table: dict, shape, path, *, voxel_size=None, column: str = "equi
                             "volume (oblique, top and side views), so their spatial distribution shows.")
 
 
-def _box(ax, extent):
-    z, y, x = extent
-    for a, b in (((0, 0, 0), (x, 0, 0)), ((0, y, 0), (x, y, 0)), ((0, 0, z), (x, 0, z)), ((0, y, z), (x, y, z)),
-                 ((0, 0, 0), (0, y, 0)), ((x, 0, 0), (x, y, 0)), ((0, 0, z), (0, y, z)), ((x, 0, z), (x, y, z)),
-                 ((0, 0, 0), (0, 0, z)), ((x, 0, 0), (x, 0, z)), ((0, y, 0), (0, y, z)), ((x, y, 0), (x, y, z))):
-        ax.plot(*zip(a, b), color="0.6", lw=0.6)
-    ax.set_xlim(0, x)
-    ax.set_ylim(0, y)
-    ax.set_zlim(0, z)
+def _box(ax, lower, upper):
+    """The edges of the box from ``lower`` to ``upper`` (z, y, x), drawn as x, y, z."""
+    import itertools
+
+    lo, hi = np.asarray(lower, float)[::-1], np.asarray(upper, float)[::-1]
+    corners = list(itertools.product(*zip(lo, hi)))
+    for a, b in itertools.combinations(corners, 2):
+        if sum(p != q for p, q in zip(a, b)) == 1:  # an edge: the corners differ along one axis
+            ax.plot(*zip(a, b), color="0.6", lw=0.6)
+    ax.set_xlim(lo[0], hi[0])
+    ax.set_ylim(lo[1], hi[1])
+    ax.set_zlim(lo[2], hi[2])

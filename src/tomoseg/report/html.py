@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from .._version import __version__
-from ..io.output_guard import REPORT_MARK, check_report_output
+from ..io.output_guard import REPORT_MARK, RESULT_FIGURES, check_report_output
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;
@@ -25,8 +25,8 @@ figure{margin:0}figcaption{color:#555;font-size:.9em}.wide{overflow-x:auto}
 _CAPTIONS = {
     "confusion_matrix": "Normalized confusion matrix (rows: ground truth), as the paper's Fig. 4.",
     "size_histogram": "Equivalent-radius histograms, as the paper's Fig. 6(a).",
-    "sphericity_vs_radius": "Sphericity (voxel faces) against equivalent radius, coloured by mean gray value, "
-                            "as the paper's Fig. 6(b, c). Voxel faces bias ψ toward 2/3 for large spheres.",
+    "sphericity_vs_radius": "Sphericity (voxel faces) against equivalent radius, as the paper's Fig. 6(b, c). "
+                            "Voxel faces bias ψ toward 2/3 for large spheres.",
     "orthoslices": "Orthogonal slices with the segmentation outlined.",
     "fraction_along_z": "Object volume fraction along z.",
     "hit_map": "Hit map: true positives white, false positives red, false negatives blue (the paper's Fig. 5).",
@@ -45,9 +45,18 @@ def _fmt(v) -> str:
     return html.escape(str(v))
 
 
+def _is_numbers(v) -> bool:
+    return isinstance(v, list) and bool(v) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+
+
+def _fmt_value(v) -> str:
+    """A value or a list of numbers (the voxel size, the shape: "29.33 × 29.33 × 29.33")."""
+    return " × ".join(_fmt(x) for x in v) if _is_numbers(v) else _fmt(v)
+
+
 def _kv_table(d: dict, skip=()) -> str:
-    rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{_fmt(v)}</td></tr>" for k, v in d.items()
-                   if k not in skip and not isinstance(v, (dict, list)))
+    rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{_fmt_value(v)}</td></tr>" for k, v in d.items()
+                   if k not in skip and not isinstance(v, dict) and (not isinstance(v, list) or _is_numbers(v)))
     return f"<table><tr><th>quantity</th><th>value</th></tr>{rows}</table>"
 
 
@@ -76,8 +85,7 @@ def _captions(fig_dir: Path) -> dict:
         return {}
 
 
-_FIGURE_ORDER = ("confusion_matrix", "hit_map", "size_histogram", "sphericity_vs_radius", "orthoslices",
-                 "objects_3d", "fraction_along_z")
+_FIGURE_ORDER = RESULT_FIGURES
 
 
 def _figure_rank(path: Path):
