@@ -169,8 +169,8 @@ def check_output(path, *, overwrite: bool, input_shape=None, input_path=None) ->
         input_shape = _shape_of(input_path)
     if _same_shape_as(where, input_shape):
         raise TomosegError(f"{where}: already exists and holds a volume of the input's shape that tomoseg did not "
-                           "write: are the input and output arguments swapped? It is left untouched (tomoseg never replaces data it did "
-                           "not write, even with --overwrite); choose another output path")
+                           "write: are the input and output arguments swapped? It is left untouched (tomoseg never "
+                           "replaces data it did not write, even with --overwrite); choose another output path")
     if file.is_dir():
         raise TomosegError(f"{where}: already exists as a folder that tomoseg did not write; tomoseg never "
                            "replaces a folder of other files (not even with --overwrite); choose a new output path")
@@ -222,8 +222,8 @@ def check_free_space(folder, needed: int, *, what: str = "the output") -> None:
     folder = Path(folder)
     free = free_bytes(folder if folder.exists() else Path("."))
     if free is not None and free < needed + _SLACK_BYTES:
-        raise TomosegError(f"{folder}: {what} needs {human_size(needed)} but only {human_size(free)} are free on this disk; "
-                           "free space or choose another output folder")
+        raise TomosegError(f"{folder}: {what} needs {human_size(needed)} but only {human_size(free)} are free on "
+                           "this disk; free space or choose another output folder")
 
 
 def warn_if_short(folder, nbytes: int, *, what: str) -> None:
@@ -233,8 +233,8 @@ def warn_if_short(folder, nbytes: int, *, what: str) -> None:
     folder = Path(folder)
     free = free_bytes(folder if folder.exists() else Path("."))
     if free is not None and free < nbytes:
-        warn(f"{folder}: {what} take up to {human_size(nbytes)} uncompressed and {human_size(free)} are free on this disk; "
-             "if the disk fills, free space and run the same command with --resume")
+        warn(f"{folder}: {what} take up to {human_size(nbytes)} uncompressed and {human_size(free)} are free on "
+             "this disk; if the disk fills, free space and run the same command with --resume")
 
 
 def reserve(path: Path, nbytes: int) -> None:
@@ -249,8 +249,8 @@ def reserve(path: Path, nbytes: int) -> None:
         import errno
 
         if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-            raise TomosegError(f"{path}: cannot reserve {human_size(nbytes)} for the output ({exc.strerror}); free space "
-                               "or choose another output folder") from None
+            raise TomosegError(f"{path}: cannot reserve {human_size(nbytes)} for the output ({exc.strerror}); "
+                               "free space or choose another output folder") from None
         # file systems without fallocate (EOPNOTSUPP, EINVAL): the free-space check made before has to do
     finally:
         os.close(fd)
