@@ -268,7 +268,10 @@ def _finish_track(args, out: Path, result, truth, before, after, vs, labels: lis
         for k, scan in enumerate(("before", "after")):  # the tool's labels -> the phantom's ids, where named
             ids = truth.get(f"{scan}_instances")
             if ids and Path(ids).exists():
-                maps[f"{scan}_map"] = label_map(getattr(result, f"{scan}_labels"), open_volume(ids))
+                table = getattr(result, scan)
+                maps[f"{scan}_map"] = label_map(getattr(result, f"{scan}_labels"), open_volume(ids),
+                                                voxels=dict(zip(table["label"].tolist(),
+                                                                table["volume_vox"].tolist())))
             elif not (labels and is_label_image(labels[k])):  # given label images keep their (the truth's) IDs
                 unmapped.append(scan)
         scores = {}
@@ -301,9 +304,13 @@ def _finish_track(args, out: Path, result, truth, before, after, vs, labels: lis
           + "; ".join(f"{s} {v['events']}" for s, v in c.items()) + f" -> {out}")
     if truth is not None:
         s = result.summary["truth"]
-        links = f"recall {s['recall']:.3f}, precision {s['precision']:.3f}, " if "recall" in s else ""
+        links = (f"recall {s['recall']:.3f}, precision {s['precision']:.3f} ({s['false_links']} false links), "
+                 f"status accuracy {s['status_accuracy']:.3f}, " if "recall" in s else "")
         print(f"against the truth: {links}rotation error {s['transform_rotation_error_deg']:.3f} deg, largest "
               f"displacement error {s['transform_max_error_vox']:.3f} voxels")
+        if "by_status" in s:
+            print("links by status (truth, found with that status, reported): " + "; ".join(
+                f"{k} {v['truth']}, {v['recovered']}, {v['predicted']}" for k, v in s["by_status"].items()))
     return 0
 
 
