@@ -198,3 +198,31 @@ def test_track_bar_counts_the_registration_too(phantom_pair, tmp_path, capsys):
                  "--after-labels", str(d / "after_ids.npy"), "--out", str(tmp_path / "o2"), "--no-refine"]) == 0
     bar = [line for line in capsys.readouterr().err.splitlines() if line.startswith("track:")][-1]
     assert re.match(rf"track: 100% \({5 * size / 1e6:.2f} Mvox of {5 * size / 1e6:.2f} Mvox\)", bar), bar
+
+
+def test_resume_reuses_a_finished_map_only_for_the_same_content_model_and_settings(phantom_pair, tmp_path):
+    """``--resume`` used to reuse OUT/before_probability.zarr whenever its provenance named the same path: after
+    the scan at that path was replaced, or with another --model, the old map was used silently. Now the scan's
+    content fingerprint (as segment's own resume keeps), the model's sha256, the threshold and the voxel size
+    must match; otherwise the map is segmented again (what differs is named)."""
+    import shutil
+
+    from tomoseg.cli.track import _finished_map
+    from tomoseg.inference.fingerprint import input_fingerprint
+    from tomoseg.io import open_volume
+    from tomoseg.shipped import file_sha256, model_path
+
+    scan = tmp_path / "before.tif"
+    shutil.copy(phantom_pair / "before.tif", scan)
+    prob = tmp_path / "run" / "before_probability.zarr"
+    prob.mkdir(parents=True)
+    record = {"input": str(scan), "input_content": input_fingerprint(open_volume(str(scan)), str(scan)),
+              "model": {"sha256": file_sha256(model_path(None))}, "threshold": 127, "voxel_size_nm": [29.33] * 3}
+    prob.with_name(prob.name + ".provenance.json").write_text(json.dumps(record))
+    assert _finished_map(prob, scan, None, 127, (29.33,) * 3)[0] == record
+    assert _finished_map(prob, scan, "v1", 127, (29.33,) * 3) == (None, ["model"])
+    assert _finished_map(prob, scan, None, 100, (29.33,) * 3) == (None, ["threshold"])
+    assert _finished_map(prob, scan, None, 127, (60, 30, 30)) == (None, ["voxel size"])
+    shutil.copy(phantom_pair / "after.tif", scan)  # another scan at the same path
+    record_now, stale = _finished_map(prob, scan, None, 127, (29.33,) * 3)
+    assert record_now is None and len(stale) == 1 and stale[0].startswith("input content (") and "content)" in stale[0]

@@ -227,27 +227,51 @@ def _segment_scans(args, out: Path, voxel_size) -> list:
     maps = []
     for scan, path in (("before", args.before), ("after", args.after)):
         prob = out / f"{scan}_probability.zarr"
-        record = _finished_map(prob, path) if args.resume else None
+        record, stale = _finished_map(prob, path, args.model, args.threshold, voxel_size) if args.resume \
+            else (None, [])
         if record is not None:
             print(f"tomoseg: reusing {prob}, segmented {record.get('started', '?')} with model "
                   f"{str((record.get('model') or {}).get('sha256', '?'))[:12]}", file=sys.stderr)
         else:
+            if stale:
+                print(f"tomoseg: note: {prob} was segmented with another {', '.join(stale)} than this run's "
+                      f"({path}, --model {args.model or 'default'}); segmenting {path} again", file=sys.stderr)
             segment(path, prob, model=args.model,
                     options=SegmentOptions(threshold=args.threshold, voxel_size=voxel_size,
-                                           overwrite=args.overwrite, resume=args.resume),
+                                           overwrite=args.overwrite or bool(stale), resume=args.resume),
                     progress=progress_enabled(args))
         maps.append(open_volume(prob))
     return maps
 
 
-def _finished_map(prob: Path, source) -> dict | None:
-    """The provenance of a probability map that ``segment`` finished from ``source``, else None."""
+def _finished_map(prob: Path, source, model, threshold: int, voxel_size) -> tuple[dict | None, list]:
+    """The provenance of a probability map that ``segment`` finished from ``source``'s present content with
+    ``model`` and these settings, else None and what differs (empty where there is no finished map)."""
+    from ..inference.fingerprint import changes, input_fingerprint
+    from ..io import open_volume
+    from ..shipped import file_sha256, model_path
+
     try:
         record = json.loads(prob.with_name(prob.name + ".provenance.json").read_text(encoding="utf-8"))
         same = Path(str(record["input"])).resolve() == Path(str(source)).resolve()
     except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return record if same and prob.exists() else None
+        return None, []
+    if not (same and prob.exists()):
+        return None, []
+    differ = changes(record.get("input_content"), input_fingerprint(open_volume(source), source))
+    stale = [f"input content ({', '.join(differ)})"] if differ else []
+    try:
+        sha = file_sha256(model_path(model))
+    except OSError:
+        sha = None  # segment names the missing model
+    if (record.get("model") or {}).get("sha256") != sha:
+        stale.append("model")
+    if record.get("threshold") != threshold:
+        stale.append("threshold")
+    saved_vs = record.get("voxel_size_nm")
+    if voxel_size and saved_vs and not np.allclose(saved_vs, voxel_size, rtol=1e-6):
+        stale.append("voxel size")
+    return (None, stale) if stale else (record, [])
 
 
 def _finish_track(args, out: Path, result, truth, before, after, vs, labels: list) -> int:
