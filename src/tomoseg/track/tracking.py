@@ -202,7 +202,7 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
                      "check that the two scans show the same part of the sample (field of view, cropping), or "
                      "give the transform (--transform JSON)")
         t["matching_s"] = time.perf_counter() - t2
-        edge_b, edge_a = _edge_flags(tb, ta, matrix, shape_b, shape_a, options.matching.border_margin_vox)
+        edge_b, edge_a = _edge_flags(tb, ta, matrix, shape_b, shape_a, options.matching.border_margin_vox, vs1)
         table = link_table(links, tb, ta, edge_b, edge_a, matrix, voxel_size=vs1,
                            min_voxels=options.matching.min_voxels)
         summary = summarize_tracking(table, reg, voxel_size=vs)
