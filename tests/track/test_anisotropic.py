@@ -29,3 +29,53 @@ def test_edge_test_uses_each_axis_own_voxels():
     edge = dict(zip(m["before_label"].tolist(), m["edge"].tolist()))
     assert edge == {1: 0, 2: 1, 3: 0}
     assert result.summary["objects_by_status"]["persisting"]["events"] == 2
+
+
+def _voxel_matrix(rotation_deg, translation_nm, shape, voxel_size=VS):
+    """BEFORE voxel → AFTER voxel matrix of a rigid motion of the sample in nm about the volume's centre."""
+    from tomoseg.synthetic.pair import rotation_matrix
+
+    s = np.diag(voxel_size)
+    a = np.linalg.inv(s) @ rotation_matrix(rotation_deg) @ s
+    c = (np.asarray(shape, float) - 1) / 2
+    m = np.eye(4)
+    m[:3, :3] = a
+    m[:3, 3] = c - a @ c + np.asarray(translation_nm) / np.asarray(voxel_size)
+    return m
+
+
+def test_angles_are_those_of_the_physical_rotation():
+    """Rz(10°)·Ry(2°) in nm with voxels of (60, 30, 30) nm: the voxel matrix is S⁻¹RS, not a rotation; its
+    angles used to be read off it directly (tilt 0.99985° for 2°), and the scored rotation error of two
+    different matrices came out 0 (arccos clipped)."""
+    from tomoseg.track.registration import given_transform, rotation_error_deg
+
+    shape = (40, 96, 128)
+    m = _voxel_matrix((10, 2, 0), (90, -120, 75), shape)
+    reg = given_transform(m, shape, voxel_size=VS)
+    assert np.allclose(reg.rotation_deg, (10, 2, 0), atol=1e-9)
+    from tomoseg.synthetic.pair import rotation_matrix
+    from tomoseg.track.registration import rotation_angle
+
+    assert abs(reg.rotation_angle_deg - rotation_angle(rotation_matrix((10, 2, 0)))) < 1e-9
+    assert abs(reg.scale - 1) < 1e-12
+    assert np.allclose(reg.translation_vox, np.array([90, -120, 75]) / np.asarray(VS), atol=1e-9)
+    other = _voxel_matrix((10, 2.5, 0), (90, -120, 75), shape)
+    assert abs(rotation_error_deg(other, m, VS) - 0.5) < 1e-9
+    assert rotation_error_deg(m, m, VS) < 1e-6
+    # through track: the summary's angles are the physical ones
+    labels = np.zeros(shape, np.uint32)
+    labels[ball_nm(shape, (20, 48, 64), 300.0)] = 1
+    image = np.where(labels > 0, 200, 50).astype(np.uint8)
+    result = track(image, image, before_labels=labels, after_labels=labels, voxel_size=VS, transform=m)
+    assert np.allclose(result.summary["transform"]["rotation_deg"], (10, 2, 0), atol=1e-9)
+
+
+def test_largest_displacement_error_is_a_distance():
+    """The truth score 'largest displacement error' is the largest distance at a corner of the volume (it was
+    the largest single coordinate: 4 here instead of 5)."""
+    from tomoseg.track.registration import corner_error_vox
+
+    m = np.eye(4)
+    m[:3, 3] = (3, 4, 0)
+    assert corner_error_vox(m, np.eye(4), (10, 20, 30)) == 5.0

@@ -284,7 +284,7 @@ def _finish_track(args, out: Path, result, truth, before, after, vs, labels: lis
     if truth is not None:
         from ..objects.labelled import is_label_image
         from ..track.scoring import compare_with_truth
-        from ..track.registration import apply, rotation_angle
+        from ..track.registration import corner_error_vox, rotation_error_deg
 
         from ..track.scoring import label_map
 
@@ -307,11 +307,8 @@ def _finish_track(args, out: Path, result, truth, before, after, vs, labels: lis
         else:
             scores = compare_with_truth(result.matches, truth["matches"], min_voxels=args.min_voxels, **maps)
         m_true = np.asarray(truth["matrix"])
-        corners = np.array([[z, y, x] for z in (0, before.shape[0] - 1) for y in (0, before.shape[1] - 1)
-                            for x in (0, before.shape[2] - 1)], float)
-        scores["transform_rotation_error_deg"] = rotation_angle(result.registration.matrix[:3, :3].T @ m_true[:3, :3])
-        scores["transform_max_error_vox"] = float(np.abs(apply(result.registration.matrix, corners)
-                                                         - apply(m_true, corners)).max())
+        scores["transform_rotation_error_deg"] = rotation_error_deg(result.registration.matrix, m_true, vs)
+        scores["transform_max_error_vox"] = corner_error_vox(result.registration.matrix, m_true, before.shape)
         result.summary["truth"] = scores
     make_result_folder(out, "track")
     with progress_while(progress_enabled(args), after.size, desc="match IDs") as bar:

@@ -150,7 +150,7 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
     if transform is None:
         reg = register(before, after, voxel_size=vs1, options=options.registration, progress=progress)
     else:
-        reg = given_transform(transform, shape_b)
+        reg = given_transform(transform, shape_b, voxel_size=vs1)
     inside = overlap_fraction(reg.matrix, shape_b, shape_a)
     if inside < MIN_OVERLAP:
         raise TomosegError(f"the {'given' if transform is not None else 'estimated'} transform maps the BEFORE scan "
@@ -184,7 +184,7 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
             if refit.get("used", 0):
                 links, _ = match(lb, la, tb, ta, matrix, voxel_size=vs1, options=options.matching, progress=progress)
                 image_matrix = reg.matrix
-                parts = decompose(matrix, shape_b)
+                parts = decompose(matrix, shape_b, vs1)
                 reg.coarse["image_matrix"] = image_matrix.tolist()
                 reg.matrix = matrix
                 reg.rotation_deg, reg.rotation_angle_deg = parts["rotation_deg"], parts["rotation_angle_deg"]
