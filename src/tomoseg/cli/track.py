@@ -374,8 +374,8 @@ def run_phantom_pair(args, sets: dict) -> int:
     if args.rotation or args.translation:
         motion = Motion(rotation_deg=tuple(args.rotation or motion.rotation_deg),
                         translation_vox=tuple(args.translation or motion.translation_vox))
-    pair = make_phantom_pair(args.shape, rng=rng, motion=motion, preset_name=args.preset, **sets)
     vs = tuple(args.voxel_size)
+    pair = make_phantom_pair(args.shape, rng=rng, motion=motion, preset_name=args.preset, voxel_size=vs, **sets)
     write_volume(args.image, pair.before["image"], voxel_size=vs, overwrite=args.overwrite)
     write_volume(args.labels, pair.before["labels"], voxel_size=vs, overwrite=args.overwrite)
     write_volume(args.pair, pair.after["image"], voxel_size=vs, overwrite=args.overwrite)
