@@ -171,6 +171,25 @@ def _edge_flags(before, after, matrix, shape_b, shape_a, margin, voxel_size=None
     return eb, ea
 
 
+def centroid_hits(before: dict, after: dict, matrix, shape_after, *, voxel_size=None, tolerance_nm=None,
+                  min_voxels: int = 8) -> tuple[int, int]:
+    """How many BEFORE objects (of at least ``min_voxels``, off their border) the transform carries to a point
+    inside the AFTER scan, and how many of those land within ``tolerance_nm`` (default 3 voxels) of an AFTER
+    object's centroid: a check of a transform that needs no matching."""
+    from scipy.spatial import cKDTree
+
+    vs = np.asarray(voxel_size if voxel_size is not None else (1.0, 1.0, 1.0), float)
+    tol = tolerance_nm if tolerance_nm is not None else 3.0 * float(np.cbrt(np.prod(vs)))
+    keep = (np.asarray(before["volume_vox"]) >= min_voxels) & ~np.asarray(before["touches_border"], bool)
+    q = apply(matrix, _centroids(before)[keep])
+    q = q[np.all((q >= 0) & (q <= np.asarray(shape_after, float) - 1), axis=1)]
+    ca = _centroids(after)
+    if not len(q) or not len(ca):
+        return len(q), 0
+    dist, _ = cKDTree(ca * vs).query(q * vs, distance_upper_bound=tol)
+    return len(q), int(np.isfinite(dist).sum())
+
+
 def pair_objects(before: dict, after: dict, overlaps: dict, carried_voxels: dict, matrix, *, voxel_size,
                  options: MatchOptions) -> Links:
     """:class:`Links`, from object tables and overlaps ``{(after, before): n}``.
