@@ -226,3 +226,25 @@ def test_resume_reuses_a_finished_map_only_for_the_same_content_model_and_settin
     shutil.copy(phantom_pair / "after.tif", scan)  # another scan at the same path
     record_now, stale = _finished_map(prob, scan, None, 127, (29.33,) * 3)
     assert record_now is None and len(stale) == 1 and stale[0].startswith("input content (") and "content)" in stale[0]
+
+
+def test_change_map_spans_the_after_scan_and_is_to_scale(phantom_pair, tmp_path, monkeypatch):
+    """The map is drawn in the AFTER frame: its extent is the AFTER scan's (it was the BEFORE scan's, so with
+    BEFORE cropped to x < 80 the AFTER objects past x = 80 were off the plot), and the side view's aspect is
+    z over x in nm."""
+    from tomoseg.io import write_volume
+    from tomoseg.track import figures
+
+    d = phantom_pair
+    write_volume(str(tmp_path / "b.tif"), read_volume(str(d / "before.tif"))[:, :, :80], voxel_size=(29.33,) * 3)
+    np.save(tmp_path / "bi.npy", read_volume(str(d / "before_ids.npy"))[:, :, :80])
+    seen = {}
+    real = figures.change_map
+    monkeypatch.setattr(figures, "change_map", lambda *a, **k: seen.update(k) or real(*a, **k))
+    assert main(["track", str(tmp_path / "b.tif"), str(d / "after.tif"), "--before-labels", str(tmp_path / "bi.npy"),
+                 "--after-labels", str(d / "after_ids.npy"), "--transform", str(d / "truth.json"),
+                 "--out", str(tmp_path / "o"), "-q"]) == 0
+    assert tuple(seen["shape"]) == (32, 112, 112)
+    from tomoseg.track.figures import view_aspects
+
+    assert view_aspects((60, 30, 20)) == (1.5, 3.0)

@@ -312,7 +312,7 @@ def _finish_track(args, out: Path, result, truth, before, after, vs, labels: lis
         result.summary["truth"] = scores
     make_result_folder(out, "track")
     with progress_while(progress_enabled(args), after.size, desc="match IDs") as bar:
-        write_tracking(result, out, shape=before.shape, voxel_size=vs, labels_name=args.labels_out,
+        write_tracking(result, out, shape=after.shape, voxel_size=vs, labels_name=args.labels_out,
                        overwrite=args.overwrite or args.resume,
                        image=after, progress=bar,
                        inputs={"before": str(args.before), "after": str(args.after),
