@@ -248,3 +248,20 @@ def test_change_map_spans_the_after_scan_and_is_to_scale(phantom_pair, tmp_path,
     from tomoseg.track.figures import view_aspects
 
     assert view_aspects((60, 30, 20)) == (1.5, 3.0)
+
+
+def test_a_voxel_size_recorded_in_one_scan_only_is_named(phantom_pair, tmp_path, capsys):
+    """The AFTER scan saved without metadata: its voxel size was silently taken from the BEFORE scan's file; now
+    a note names the file and the size assumed. With --voxel-size, no note."""
+    from tomoseg.io import write_volume
+
+    d = phantom_pair
+    write_volume(str(tmp_path / "a.npy"), read_volume(str(d / "after.tif")))
+    argv = ["track", str(d / "before.tif"), str(tmp_path / "a.npy"), "--before-labels", str(d / "before_ids.npy"),
+            "--after-labels", str(d / "after_ids.npy"), "--transform", str(d / "truth.json"), "-q"]
+    assert main(argv + ["--out", str(tmp_path / "o")]) == 0
+    err = capsys.readouterr().err
+    assert f"tomoseg: note: {tmp_path / 'a.npy'} records no voxel size: using {d / 'before.tif'}'s 29.33 x 29.33 x " \
+           "29.33 nm for both scans; pass --voxel-size Z Y X to confirm" in err
+    assert main(argv + ["--out", str(tmp_path / "o2"), "--voxel-size", "29.33", "29.33", "29.33"]) == 0
+    assert "records no voxel size" not in capsys.readouterr().err

@@ -93,6 +93,7 @@ def _run_track(args) -> int:
         raise TomosegError(f"{args.before} has voxel size {vb.voxel_size} nm and {args.after} {va.voxel_size} nm; "
                            "pass --voxel-size Z Y X (and --similarity if the magnification changed)")
     vs = tuple(args.voxel_size) if args.voxel_size else (vb.voxel_size or va.voxel_size)
+    _note_assumed_voxel_size(args, vb, va, vs)
     if vs is None:
         print("tomoseg: note: voxel size unknown; nm columns use 1 nm voxels. Pass --voxel-size Z Y X.",
               file=sys.stderr)
@@ -124,6 +125,17 @@ def _run_track(args) -> int:
         return _finish_track(args, out, result, truth, vb, va, vs, labels)
     finally:
         result.discard()
+
+
+def _note_assumed_voxel_size(args, before, after, vs) -> None:
+    """Where only one scan's file records a voxel size (and --voxel-size is not given), say that the other scan
+    is taken to have it too."""
+    if args.voxel_size or not vs or bool(before.voxel_size) == bool(after.voxel_size):
+        return
+    known, unknown = (args.before, args.after) if before.voxel_size else (args.after, args.before)
+    size = " x ".join(f"{v:g}" for v in vs)
+    print(f"tomoseg: note: {unknown} records no voxel size: using {known}'s {size} nm for both scans; pass "
+          "--voxel-size Z Y X to confirm (and --similarity if the magnification changed)", file=sys.stderr)
 
 
 def _check_labels(volume, path, option: str, image, image_path) -> None:
