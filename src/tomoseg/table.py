@@ -37,9 +37,14 @@ def write_csv(table: Table, path, *, overwrite: bool = False) -> Path:
     return path
 
 
+FLOAT_DIGITS = 15  # significant digits of floats: a voxel count or a centroid of a wide mosaic stays exact
+
+
 def _fmt(value) -> str:
+    """A cell: integers (and integer-valued floats below 10¹⁵, e.g. a voxel count in a column holding NaN) as
+    integers, other floats with :data:`FLOAT_DIGITS` significant digits, NaN as an empty cell."""
     if isinstance(value, (float, np.floating)):
-        return "" if math.isnan(value) else f"{float(value):.6g}"
+        return "" if math.isnan(value) else f"{float(value):.{FLOAT_DIGITS}g}"
     if isinstance(value, (np.integer,)):
         return str(int(value))
     return str(value)

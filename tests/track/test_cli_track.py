@@ -198,3 +198,70 @@ def test_track_bar_counts_the_registration_too(phantom_pair, tmp_path, capsys):
                  "--after-labels", str(d / "after_ids.npy"), "--out", str(tmp_path / "o2"), "--no-refine"]) == 0
     bar = [line for line in capsys.readouterr().err.splitlines() if line.startswith("track:")][-1]
     assert re.match(rf"track: 100% \({5 * size / 1e6:.2f} Mvox of {5 * size / 1e6:.2f} Mvox\)", bar), bar
+
+
+def test_resume_reuses_a_finished_map_only_for_the_same_content_model_and_settings(phantom_pair, tmp_path):
+    """``--resume`` used to reuse OUT/before_probability.zarr whenever its provenance named the same path: after
+    the scan at that path was replaced, or with another --model, the old map was used silently. Now the scan's
+    content fingerprint (as segment's own resume keeps), the model's sha256, the threshold and the voxel size
+    must match; otherwise the map is segmented again (what differs is named)."""
+    import shutil
+
+    from tomoseg.cli.track import _finished_map
+    from tomoseg.inference.fingerprint import input_fingerprint
+    from tomoseg.io import open_volume
+    from tomoseg.shipped import file_sha256, model_path
+
+    scan = tmp_path / "before.tif"
+    shutil.copy(phantom_pair / "before.tif", scan)
+    prob = tmp_path / "run" / "before_probability.zarr"
+    prob.mkdir(parents=True)
+    record = {"input": str(scan), "input_content": input_fingerprint(open_volume(str(scan)), str(scan)),
+              "model": {"sha256": file_sha256(model_path(None))}, "threshold": 127, "voxel_size_nm": [29.33] * 3}
+    prob.with_name(prob.name + ".provenance.json").write_text(json.dumps(record))
+    assert _finished_map(prob, scan, None, 127, (29.33,) * 3)[0] == record
+    assert _finished_map(prob, scan, "v1", 127, (29.33,) * 3) == (None, ["model"])
+    assert _finished_map(prob, scan, None, 100, (29.33,) * 3) == (None, ["threshold"])
+    assert _finished_map(prob, scan, None, 127, (60, 30, 30)) == (None, ["voxel size"])
+    shutil.copy(phantom_pair / "after.tif", scan)  # another scan at the same path
+    record_now, stale = _finished_map(prob, scan, None, 127, (29.33,) * 3)
+    assert record_now is None and len(stale) == 1 and stale[0].startswith("input content (") and "content)" in stale[0]
+
+
+def test_change_map_spans_the_after_scan_and_is_to_scale(phantom_pair, tmp_path, monkeypatch):
+    """The map is drawn in the AFTER frame: its extent is the AFTER scan's (it was the BEFORE scan's, so with
+    BEFORE cropped to x < 80 the AFTER objects past x = 80 were off the plot), and the side view's aspect is
+    z over x in nm."""
+    from tomoseg.io import write_volume
+    from tomoseg.track import figures
+
+    d = phantom_pair
+    write_volume(str(tmp_path / "b.tif"), read_volume(str(d / "before.tif"))[:, :, :80], voxel_size=(29.33,) * 3)
+    np.save(tmp_path / "bi.npy", read_volume(str(d / "before_ids.npy"))[:, :, :80])
+    seen = {}
+    real = figures.change_map
+    monkeypatch.setattr(figures, "change_map", lambda *a, **k: seen.update(k) or real(*a, **k))
+    assert main(["track", str(tmp_path / "b.tif"), str(d / "after.tif"), "--before-labels", str(tmp_path / "bi.npy"),
+                 "--after-labels", str(d / "after_ids.npy"), "--transform", str(d / "truth.json"),
+                 "--out", str(tmp_path / "o"), "-q"]) == 0
+    assert tuple(seen["shape"]) == (32, 112, 112)
+    from tomoseg.track.figures import view_aspects
+
+    assert view_aspects((60, 30, 20)) == (1.5, 3.0)
+
+
+def test_a_voxel_size_recorded_in_one_scan_only_is_named(phantom_pair, tmp_path, capsys):
+    """The AFTER scan saved without metadata: its voxel size was silently taken from the BEFORE scan's file; now
+    a note names the file and the size assumed. With --voxel-size, no note."""
+    from tomoseg.io import write_volume
+
+    d = phantom_pair
+    write_volume(str(tmp_path / "a.npy"), read_volume(str(d / "after.tif")))
+    argv = ["track", str(d / "before.tif"), str(tmp_path / "a.npy"), "--before-labels", str(d / "before_ids.npy"),
+            "--after-labels", str(d / "after_ids.npy"), "--transform", str(d / "truth.json"), "-q"]
+    assert main(argv + ["--out", str(tmp_path / "o")]) == 0
+    err = capsys.readouterr().err
+    assert f"tomoseg: note: {tmp_path / 'a.npy'} records no voxel size: using {d / 'before.tif'}'s 29.33 x 29.33 x " \
+           "29.33 nm for both scans; pass --voxel-size Z Y X to confirm" in err
+    assert main(argv + ["--out", str(tmp_path / "o2"), "--voxel-size", "29.33", "29.33", "29.33"]) == 0
+    assert "records no voxel size" not in capsys.readouterr().err

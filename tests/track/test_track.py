@@ -204,3 +204,19 @@ def test_a_large_label_image_with_huge_ids_is_refused_clearly(tmp_path):
     labels[labels > 0] = 7  # the same object, a small ID: fine
     result = track(img, img, before_labels=labels, after_labels=labels, transform=np.eye(4), options=small)
     assert list(result.matches["status"]) == ["persisting"] and list(result.matches["before_label"]) == [7]
+
+
+def test_tables_keep_integers_and_enough_digits(tmp_path):
+    """matches.csv and objects CSVs were written with 6 significant digits: an object of 1 234 567 voxels read
+    back as 1.23457e+06 and a centroid at x = 20000.123 of a mosaic lost its sub-voxel digits. Now integer values
+    are written as integers (also in a column with empty cells) and floats with 15 digits."""
+    from tomoseg.table import read_csv, write_csv
+
+    table = {"before_volume_vox": np.array([1234567.0, np.nan, 8.0]), "centroid_x": np.array([20000.123, 1 / 3, -2.5]),
+             "label": np.array([1, 2, 3], np.int64)}
+    write_csv(table, tmp_path / "t.csv")
+    back = read_csv(tmp_path / "t.csv")
+    assert "1234567," in (tmp_path / "t.csv").read_text()
+    assert back["before_volume_vox"][0] == 1234567 and np.isnan(back["before_volume_vox"][1])
+    assert back["centroid_x"][0] == 20000.123 and abs(back["centroid_x"][1] - 1 / 3) < 1e-14
+    assert back["label"].dtype == np.int64

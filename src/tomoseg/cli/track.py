@@ -93,6 +93,7 @@ def _run_track(args) -> int:
         raise TomosegError(f"{args.before} has voxel size {vb.voxel_size} nm and {args.after} {va.voxel_size} nm; "
                            "pass --voxel-size Z Y X (and --similarity if the magnification changed)")
     vs = tuple(args.voxel_size) if args.voxel_size else (vb.voxel_size or va.voxel_size)
+    _note_assumed_voxel_size(args, vb, va, vs)
     if vs is None:
         print("tomoseg: note: voxel size unknown; nm columns use 1 nm voxels. Pass --voxel-size Z Y X.",
               file=sys.stderr)
@@ -124,6 +125,17 @@ def _run_track(args) -> int:
         return _finish_track(args, out, result, truth, vb, va, vs, labels)
     finally:
         result.discard()
+
+
+def _note_assumed_voxel_size(args, before, after, vs) -> None:
+    """Where only one scan's file records a voxel size (and --voxel-size is not given), say that the other scan
+    is taken to have it too."""
+    if args.voxel_size or not vs or bool(before.voxel_size) == bool(after.voxel_size):
+        return
+    known, unknown = (args.before, args.after) if before.voxel_size else (args.after, args.before)
+    size = " x ".join(f"{v:g}" for v in vs)
+    print(f"tomoseg: note: {unknown} records no voxel size: using {known}'s {size} nm for both scans; pass "
+          "--voxel-size Z Y X to confirm (and --similarity if the magnification changed)", file=sys.stderr)
 
 
 def _check_labels(volume, path, option: str, image, image_path) -> None:
@@ -227,27 +239,51 @@ def _segment_scans(args, out: Path, voxel_size) -> list:
     maps = []
     for scan, path in (("before", args.before), ("after", args.after)):
         prob = out / f"{scan}_probability.zarr"
-        record = _finished_map(prob, path) if args.resume else None
+        record, stale = _finished_map(prob, path, args.model, args.threshold, voxel_size) if args.resume \
+            else (None, [])
         if record is not None:
             print(f"tomoseg: reusing {prob}, segmented {record.get('started', '?')} with model "
                   f"{str((record.get('model') or {}).get('sha256', '?'))[:12]}", file=sys.stderr)
         else:
+            if stale:
+                print(f"tomoseg: note: {prob} was segmented with another {', '.join(stale)} than this run's "
+                      f"({path}, --model {args.model or 'default'}); segmenting {path} again", file=sys.stderr)
             segment(path, prob, model=args.model,
                     options=SegmentOptions(threshold=args.threshold, voxel_size=voxel_size,
-                                           overwrite=args.overwrite, resume=args.resume),
+                                           overwrite=args.overwrite or bool(stale), resume=args.resume),
                     progress=progress_enabled(args))
         maps.append(open_volume(prob))
     return maps
 
 
-def _finished_map(prob: Path, source) -> dict | None:
-    """The provenance of a probability map that ``segment`` finished from ``source``, else None."""
+def _finished_map(prob: Path, source, model, threshold: int, voxel_size) -> tuple[dict | None, list]:
+    """The provenance of a probability map that ``segment`` finished from ``source``'s present content with
+    ``model`` and these settings, else None and what differs (empty where there is no finished map)."""
+    from ..inference.fingerprint import changes, input_fingerprint
+    from ..io import open_volume
+    from ..shipped import file_sha256, model_path
+
     try:
         record = json.loads(prob.with_name(prob.name + ".provenance.json").read_text(encoding="utf-8"))
         same = Path(str(record["input"])).resolve() == Path(str(source)).resolve()
     except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return record if same and prob.exists() else None
+        return None, []
+    if not (same and prob.exists()):
+        return None, []
+    differ = changes(record.get("input_content"), input_fingerprint(open_volume(source), source))
+    stale = [f"input content ({', '.join(differ)})"] if differ else []
+    try:
+        sha = file_sha256(model_path(model))
+    except OSError:
+        sha = None  # segment names the missing model
+    if (record.get("model") or {}).get("sha256") != sha:
+        stale.append("model")
+    if record.get("threshold") != threshold:
+        stale.append("threshold")
+    saved_vs = record.get("voxel_size_nm")
+    if voxel_size and saved_vs and not np.allclose(saved_vs, voxel_size, rtol=1e-6):
+        stale.append("voxel size")
+    return (None, stale) if stale else (record, [])
 
 
 def _finish_track(args, out: Path, result, truth, before, after, vs, labels: list) -> int:
@@ -260,7 +296,7 @@ def _finish_track(args, out: Path, result, truth, before, after, vs, labels: lis
     if truth is not None:
         from ..objects.labelled import is_label_image
         from ..track.scoring import compare_with_truth
-        from ..track.registration import apply, rotation_angle
+        from ..track.registration import corner_error_vox, rotation_error_deg
 
         from ..track.scoring import label_map
 
@@ -268,7 +304,10 @@ def _finish_track(args, out: Path, result, truth, before, after, vs, labels: lis
         for k, scan in enumerate(("before", "after")):  # the tool's labels -> the phantom's ids, where named
             ids = truth.get(f"{scan}_instances")
             if ids and Path(ids).exists():
-                maps[f"{scan}_map"] = label_map(getattr(result, f"{scan}_labels"), open_volume(ids))
+                table = getattr(result, scan)
+                maps[f"{scan}_map"] = label_map(getattr(result, f"{scan}_labels"), open_volume(ids),
+                                                voxels=dict(zip(table["label"].tolist(),
+                                                                table["volume_vox"].tolist())))
             elif not (labels and is_label_image(labels[k])):  # given label images keep their (the truth's) IDs
                 unmapped.append(scan)
         scores = {}
@@ -280,15 +319,12 @@ def _finish_track(args, out: Path, result, truth, before, after, vs, labels: lis
         else:
             scores = compare_with_truth(result.matches, truth["matches"], min_voxels=args.min_voxels, **maps)
         m_true = np.asarray(truth["matrix"])
-        corners = np.array([[z, y, x] for z in (0, before.shape[0] - 1) for y in (0, before.shape[1] - 1)
-                            for x in (0, before.shape[2] - 1)], float)
-        scores["transform_rotation_error_deg"] = rotation_angle(result.registration.matrix[:3, :3].T @ m_true[:3, :3])
-        scores["transform_max_error_vox"] = float(np.abs(apply(result.registration.matrix, corners)
-                                                         - apply(m_true, corners)).max())
+        scores["transform_rotation_error_deg"] = rotation_error_deg(result.registration.matrix, m_true, vs)
+        scores["transform_max_error_vox"] = corner_error_vox(result.registration.matrix, m_true, before.shape)
         result.summary["truth"] = scores
     make_result_folder(out, "track")
     with progress_while(progress_enabled(args), after.size, desc="match IDs") as bar:
-        write_tracking(result, out, shape=before.shape, voxel_size=vs, labels_name=args.labels_out,
+        write_tracking(result, out, shape=after.shape, voxel_size=vs, labels_name=args.labels_out,
                        overwrite=args.overwrite or args.resume,
                        image=after, progress=bar,
                        inputs={"before": str(args.before), "after": str(args.after),
@@ -301,9 +337,13 @@ def _finish_track(args, out: Path, result, truth, before, after, vs, labels: lis
           + "; ".join(f"{s} {v['events']}" for s, v in c.items()) + f" -> {out}")
     if truth is not None:
         s = result.summary["truth"]
-        links = f"recall {s['recall']:.3f}, precision {s['precision']:.3f}, " if "recall" in s else ""
+        links = (f"recall {s['recall']:.3f}, precision {s['precision']:.3f} ({s['false_links']} false links), "
+                 f"status accuracy {s['status_accuracy']:.3f}, " if "recall" in s else "")
         print(f"against the truth: {links}rotation error {s['transform_rotation_error_deg']:.3f} deg, largest "
               f"displacement error {s['transform_max_error_vox']:.3f} voxels")
+        if "by_status" in s:
+            print("links by status (truth, found with that status, reported): " + "; ".join(
+                f"{k} {v['truth']}, {v['recovered']}, {v['predicted']}" for k, v in s["by_status"].items()))
     return 0
 
 
@@ -346,8 +386,8 @@ def run_phantom_pair(args, sets: dict) -> int:
     if args.rotation or args.translation:
         motion = Motion(rotation_deg=tuple(args.rotation or motion.rotation_deg),
                         translation_vox=tuple(args.translation or motion.translation_vox))
-    pair = make_phantom_pair(args.shape, rng=rng, motion=motion, preset_name=args.preset, **sets)
     vs = tuple(args.voxel_size)
+    pair = make_phantom_pair(args.shape, rng=rng, motion=motion, preset_name=args.preset, voxel_size=vs, **sets)
     write_volume(args.image, pair.before["image"], voxel_size=vs, overwrite=args.overwrite)
     write_volume(args.labels, pair.before["labels"], voxel_size=vs, overwrite=args.overwrite)
     write_volume(args.pair, pair.after["image"], voxel_size=vs, overwrite=args.overwrite)

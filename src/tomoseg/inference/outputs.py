@@ -130,6 +130,7 @@ def provenance(volume, model, options, fingerprint, stats, outputs, n_tiles, t0)
     meta = getattr(model, "metadata", {}) or {}
     return {
         "tool": "tomoseg segment", "tomoseg_version": __version__, "input": str(volume.path),
+        "input_content": fingerprint["input_content"],  # what `track --resume` compares before reusing the map
         "input_shape": list(volume.shape), "voxel_size_nm": list(volume.voxel_size) if volume.voxel_size else None,
         "outputs": {"probability": outputs[0], "mask": outputs[1] if len(outputs) > 1 else None},
         "probability_scale": "uint8 0-255 = probability x 255; object where value > threshold",

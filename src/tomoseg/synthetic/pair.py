@@ -79,10 +79,15 @@ def rotation_matrix(rotation_deg) -> np.ndarray:
     return rz @ ry @ rx
 
 
-def motion_matrix(motion: Motion, shape) -> np.ndarray:
-    """4 × 4 homogeneous matrix mapping BEFORE voxel coordinates (z, y, x) to AFTER ones."""
+def motion_matrix(motion: Motion, shape, voxel_size=None) -> np.ndarray:
+    """4 × 4 homogeneous matrix mapping BEFORE voxel coordinates (z, y, x) to AFTER ones. The rotation is the
+    sample's, in physical space: with non-cubic voxels (``voxel_size``, z, y, x nm) the voxel matrix is
+    S⁻¹·sR·S, S = diag(voxel_size); the translation stays in voxels."""
     c = (np.asarray(shape, float) - 1) / 2
     a = motion.scale * rotation_matrix(motion.rotation_deg)
+    if voxel_size is not None:
+        vs = np.asarray(voxel_size, float)
+        a = a * vs[None, :] / vs[:, None]
     m = np.eye(4)
     m[:3, :3] = a
     m[:3, 3] = c + np.asarray(motion.translation_vox, float) - a @ c
@@ -243,6 +248,15 @@ def _add_objects(cfg, count, bodies, shape, centre_yx, pillar_r, rng, keep_in) -
     return added
 
 
+def _carried_ellipsoid(lin: np.ndarray, axes, rot) -> tuple[np.ndarray, np.ndarray]:
+    """Semi-axes and rotation of the ellipsoid ``rot·diag(axes)·(unit ball)`` carried through the linear map
+    ``lin``: from the SVD of lin·rot·diag(axes) = U·Σ·Vᵀ, axes Σ and rotation U (Vᵀ only turns the ball)."""
+    u, sigma, _ = np.linalg.svd(lin @ np.asarray(rot, float) @ np.diag(np.asarray(axes, float)))
+    if np.linalg.det(u) < 0:  # an ellipsoid is symmetric: flip one axis for a proper rotation
+        u[:, 2] = -u[:, 2]
+    return sigma, u
+
+
 # ------------------------------------------------------------------ rendering
 def _render_objects(image, instances, bodies, shape, to_scan=None):
     """Draw bodies into ``image`` (in place) and their ids into ``instances``; returns label voxels per body."""
@@ -305,7 +319,8 @@ def _base(shape, cfg, centre_yx, pillar_r, texture, inverse=None, slab=16) -> np
 
 
 def make_phantom_pair(shape, *, rng=None, motion: Motion | None = None, changes: PairChanges | None = None,
-                      preset_name: str = "default", config: PhantomConfig | None = None, **overrides) -> PhantomPair:
+                      preset_name: str = "default", config: PhantomConfig | None = None, voxel_size=None,
+                      **overrides) -> PhantomPair:
     """Two scans of one synthetic pillar, before and after a thermal cycle, with exact expected matches.
 
     Parameters
@@ -318,6 +333,9 @@ def make_phantom_pair(shape, *, rng=None, motion: Motion | None = None, changes:
         The sample's motion between the scans; random (up to 20° about z, 2° tilts, 6 voxels) by default.
     changes : PairChanges, optional
         Which share of the objects grow, shrink, vanish, appear, merge or split.
+    voxel_size : (z, y, x) nm, optional
+        The motion is rigid in physical space with these voxels (cubic voxels without it); objects, defined in
+        the BEFORE scan's voxels, are carried into the AFTER scan as the ellipsoids they become.
     preset_name, config, **overrides
         The phantom's parameters, as for :func:`~tomoseg.synthetic.make_phantom`.
 
@@ -344,12 +362,15 @@ def make_phantom_pair(shape, *, rng=None, motion: Motion | None = None, changes:
     placed = _place_objects(cfg, shape, centre_yx, pillar_r, rng)
     bodies = [_body(c, a, r, g) for c, a, r, g in zip(placed["centres"], placed["semi_axes"], placed["rotations"],
                                                         placed["gray"])]
-    matrix = motion_matrix(motion, shape)
+    cubic = voxel_size is None or np.ptp(np.asarray(voxel_size, float)) == 0
+    matrix = motion_matrix(motion, shape, None if cubic else voxel_size)
     inverse = np.linalg.inv(matrix)
     lin = matrix[:3, :3]
 
     def to_after(c, a, r):
-        return lin @ c + matrix[:3, 3], a * motion.scale, (lin / motion.scale) @ r
+        if cubic:  # lin is s·R: the ellipsoid keeps its axes, turned
+            return lin @ c + matrix[:3, 3], a * motion.scale, (lin / motion.scale) @ r
+        return (lin @ c + matrix[:3, 3], *_carried_ellipsoid(lin, a, r))
 
     def keep_in(c, reach):
         q = lin @ c + matrix[:3, 3]

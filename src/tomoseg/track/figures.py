@@ -78,10 +78,18 @@ def volume_change_histogram(table: dict, path) -> Path:
     return _save(fig, path)
 
 
-def change_map(table: dict, path, *, shape=None, matrix=None, image=None) -> Path:
+def view_aspects(voxel_size=None) -> tuple[float, float]:
+    """Height over width of one voxel in the top view (y over x) and the side view (z over x), so that both
+    views are drawn to scale in nm."""
+    vz, vy, vx = (float(v) for v in voxel_size) if voxel_size is not None else (1.0, 1.0, 1.0)
+    return vy / vx, vz / vx
+
+
+def change_map(table: dict, path, *, shape=None, matrix=None, image=None, voxel_size=None) -> Path:
     """Where objects appeared, vanished, merged and split: top view (y, x) and side view (z, x) of the
     pillar in the AFTER frame (vanished objects carried there through the transform); behind them, the
-    AFTER ``image``'s middle slices when given."""
+    AFTER ``image``'s middle slices when given. ``shape``: the AFTER scan's (the extent drawn);
+    ``voxel_size``: to draw the views to scale."""
     from .registration import apply
 
     plt = _plt()
@@ -104,7 +112,9 @@ def change_map(table: dict, path, *, shape=None, matrix=None, image=None) -> Pat
         z, y = image.shape[0] // 2, image.shape[1] // 2
         axes[0].imshow(np.asarray(image[z]), cmap="gray", alpha=0.45)
         axes[1].imshow(np.asarray(image[:, y]), cmap="gray", alpha=0.45)
-    for ax, (i, j), title in ((axes[0], (2, 1), "top view (x, y)"), (axes[1], (2, 0), "side view (x, z)")):
+    aspects = view_aspects(voxel_size)
+    for ax, (i, j), title, aspect in ((axes[0], (2, 1), "top view (x, y)", aspects[0]),
+                                      (axes[1], (2, 0), "side view (x, z)", aspects[1])):
         for status, (p, edge) in pts.items():
             size = 10 if status == "persisting" else 46
             alpha = 0.6 if status == "persisting" else 0.9
@@ -116,7 +126,7 @@ def change_map(table: dict, path, *, shape=None, matrix=None, image=None) -> Pat
         if shape is not None:
             ax.set_xlim(0, shape[2])
             ax.set_ylim(shape[j], 0) if j == 1 else ax.set_ylim(shape[0], 0)
-        ax.set_aspect("equal")
+        ax.set_aspect(aspect)
         ax.set_xlabel("x (voxels)")
         ax.set_ylabel("y (voxels)" if j == 1 else "z (voxels)")
         ax.set_title(title, fontsize=10)

@@ -145,20 +145,49 @@ def _centroids(table) -> np.ndarray:
         else np.zeros((0, 3))
 
 
-def _in_view(points, radius, shape, margin) -> np.ndarray:
-    lo = radius[:, None] + margin
-    hi = np.asarray(shape, float)[None, :] - 1 - radius[:, None] - margin
+def _in_view(points, reach, shape, margin) -> np.ndarray:
+    """Whether each point's object, reaching ``reach`` (n, 3) voxels along z, y, x, lies ``margin`` inside."""
+    lo = reach + margin
+    hi = np.asarray(shape, float)[None, :] - 1 - reach - margin
     return np.all((points >= lo) & (points <= hi), axis=1)
 
 
-def _edge_flags(before, after, matrix, shape_b, shape_a, margin) -> tuple[np.ndarray, np.ndarray]:
-    """An object is at the edge if it touches its own scan's border or would lie outside the other scan."""
+def axis_reach(table, voxel_size=None) -> np.ndarray:
+    """Each object's equivalent radius in voxels along z, y, x (n, 3): its radius in nm over each axis' voxel
+    size, so a ball in voxels of (60, 30, 30) nm reaches half as many voxels along z as along y and x."""
+    vs = np.asarray(voxel_size if voxel_size is not None else (1.0, 1.0, 1.0), float)
+    radius_nm = np.asarray(table["equivalent_radius_vox"], float) * float(np.cbrt(np.prod(vs)))
+    return radius_nm[:, None] / vs[None, :]
+
+
+def _edge_flags(before, after, matrix, shape_b, shape_a, margin, voxel_size=None) -> tuple[np.ndarray, np.ndarray]:
+    """An object is at the edge if it touches its own scan's border or would lie outside the other scan (its
+    extent along each axis, in that axis' voxels, within ``margin`` voxels of a border)."""
     cb, ca = _centroids(before), _centroids(after)
-    rb, ra = before["equivalent_radius_vox"], after["equivalent_radius_vox"]
+    rb, ra = axis_reach(before, voxel_size), axis_reach(after, voxel_size)
     inv = np.linalg.inv(matrix)
     eb = (before["touches_border"] > 0) | ~_in_view(apply(matrix, cb), rb, shape_a, margin)
     ea = (after["touches_border"] > 0) | ~_in_view(apply(inv, ca), ra, shape_b, margin)
     return eb, ea
+
+
+def centroid_hits(before: dict, after: dict, matrix, shape_after, *, voxel_size=None, tolerance_nm=None,
+                  min_voxels: int = 8) -> tuple[int, int]:
+    """How many BEFORE objects (of at least ``min_voxels``, off their border) the transform carries to a point
+    inside the AFTER scan, and how many of those land within ``tolerance_nm`` (default 3 voxels) of an AFTER
+    object's centroid: a check of a transform that needs no matching."""
+    from scipy.spatial import cKDTree
+
+    vs = np.asarray(voxel_size if voxel_size is not None else (1.0, 1.0, 1.0), float)
+    tol = tolerance_nm if tolerance_nm is not None else 3.0 * float(np.cbrt(np.prod(vs)))
+    keep = (np.asarray(before["volume_vox"]) >= min_voxels) & ~np.asarray(before["touches_border"], bool)
+    q = apply(matrix, _centroids(before)[keep])
+    q = q[np.all((q >= 0) & (q <= np.asarray(shape_after, float) - 1), axis=1)]
+    ca = _centroids(after)
+    if not len(q) or not len(ca):
+        return len(q), 0
+    dist, _ = cKDTree(ca * vs).query(q * vs, distance_upper_bound=tol)
+    return len(q), int(np.isfinite(dist).sum())
 
 
 def pair_objects(before: dict, after: dict, overlaps: dict, carried_voxels: dict, matrix, *, voxel_size,

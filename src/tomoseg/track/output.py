@@ -94,7 +94,8 @@ def track_section(summary: dict, figs: dict) -> str:
 def write_tracking(result: Tracking, out_dir, *, shape=None, voxel_size=None, inputs: dict | None = None,
                    labels_name: str = "after_match_ids.tif", overwrite: bool = False, image=None,
                    progress=None) -> dict:
-    """Write everything about a tracking into ``out_dir`` (``image``: the AFTER scan, drawn behind the map);
+    """Write everything about a tracking into ``out_dir`` (``image``: the AFTER scan, drawn behind the map;
+    ``shape``: the AFTER scan's, the map's extent);
     returns {name: path}. The AFTER labels numbered by match ID are written chunk by chunk (TIFF: uint16, or
     float32 past 65535 matches, for ImageJ; other formats uint32); ``progress`` is given their voxels."""
     from ..errors import warn
@@ -119,7 +120,7 @@ def write_tracking(result: Tracking, out_dir, *, shape=None, voxel_size=None, in
         figures.volume_change_histogram(result.matches, figs_dir / "track_volume_change.png"):
             "Relative volume change of persisting objects.",
         figures.change_map(result.matches, figs_dir / "track_map.png", shape=shape, matrix=result.registration.matrix,
-                           image=image):
+                           image=image, voxel_size=voxel_size):
             "Where objects appeared, vanished, merged and split (AFTER frame).",
     }
     paths.update({p.stem: p for p in figs})

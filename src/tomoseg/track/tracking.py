@@ -150,7 +150,7 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
     if transform is None:
         reg = register(before, after, voxel_size=vs1, options=options.registration, progress=progress)
     else:
-        reg = given_transform(transform, shape_b)
+        reg = given_transform(transform, shape_b, voxel_size=vs1)
     inside = overlap_fraction(reg.matrix, shape_b, shape_a)
     if inside < MIN_OVERLAP:
         raise TomosegError(f"the {'given' if transform is not None else 'estimated'} transform maps the BEFORE scan "
@@ -184,7 +184,7 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
             if refit.get("used", 0):
                 links, _ = match(lb, la, tb, ta, matrix, voxel_size=vs1, options=options.matching, progress=progress)
                 image_matrix = reg.matrix
-                parts = decompose(matrix, shape_b)
+                parts = decompose(matrix, shape_b, vs1)
                 reg.coarse["image_matrix"] = image_matrix.tolist()
                 reg.matrix = matrix
                 reg.rotation_deg, reg.rotation_angle_deg = parts["rotation_deg"], parts["rotation_angle_deg"]
@@ -202,10 +202,17 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
                      "check that the two scans show the same part of the sample (field of view, cropping), or "
                      "give the transform (--transform JSON)")
         t["matching_s"] = time.perf_counter() - t2
-        edge_b, edge_a = _edge_flags(tb, ta, matrix, shape_b, shape_a, options.matching.border_margin_vox)
+        edge_b, edge_a = _edge_flags(tb, ta, matrix, shape_b, shape_a, options.matching.border_margin_vox, vs1)
         table = link_table(links, tb, ta, edge_b, edge_a, matrix, voxel_size=vs1,
                            min_voxels=options.matching.min_voxels)
         summary = summarize_tracking(table, reg, voxel_size=vs)
+        if reg.source == "given":
+            problems = given_transform_problems(table, tb, ta, matrix, shape_a, voxel_size=vs1,
+                                                options=options.matching)
+            if problems:
+                warn("the given transform disagrees with the objects: " + "; ".join(problems) + ". The links and "
+                     "changes may be wrong: check the --transform file (BEFORE voxel -> AFTER voxel, translation in "
+                     "voxels), or leave it out to estimate the transform")
     except BaseException:
         for scan in scans:
             scan.discard()
@@ -297,6 +304,42 @@ def link_table(links, before: dict, after: dict, edge_b, edge_a, matrix, *, voxe
         table["displacement_nm"][both] = np.linalg.norm((pa[both] - apply(matrix, pb[both])) * vs, axis=1)
     table.update(_changes(table, n, vs))
     return table
+
+
+GIVEN_MAX_DISPLACEMENT_VOX = 1.5  # median residual of persisting pairs under a given transform (right: ~0.1)
+GIVEN_MIN_LINKED = 0.5            # share of BEFORE objects off the edge a right transform links to AFTER ones
+
+
+def given_transform_problems(table: dict, before: dict, after: dict, matrix, shape_after, *, voxel_size,
+                             options: MatchOptions) -> list[str]:
+    """What in the link table says a given transform is wrong (empty when nothing does): the persisting pairs'
+    centroids far from where it puts them (at least 3 pairs), or few BEFORE objects linked (at least 6 off the
+    edge); with a note where its inverse puts clearly more objects on AFTER objects."""
+    vs = np.asarray(voxel_size, float)
+    keep = (table["edge"] == 0) & (table["small"] == 0)
+    pers = keep & (table["status"] == "persisting")
+    problems = []
+    if pers.sum() >= 3:
+        off = float(np.median(table["displacement_nm"][pers])) / float(np.cbrt(np.prod(vs)))
+        if off > GIVEN_MAX_DISPLACEMENT_VOX:
+            problems.append(f"the {int(pers.sum())} persisting objects lie a median {off:.1f} voxels from where it "
+                            f"puts them (a right transform: under {GIVEN_MAX_DISPLACEMENT_VOX})")
+    b = table["before_label"]
+    considered = np.unique(b[keep & (b > 0)])
+    linked = np.unique(b[keep & (b > 0) & (table["status"] != "vanished")])
+    if len(considered) >= 6 and len(linked) < GIVEN_MIN_LINKED * len(considered):
+        problems.append(f"only {len(linked)} of {len(considered)} BEFORE objects off the edge are linked to an "
+                        "AFTER object")
+    if problems:
+        from .matching import centroid_hits
+
+        kw = dict(voxel_size=vs, tolerance_nm=options.tolerance_nm, min_voxels=options.min_voxels)
+        n, hits = centroid_hits(before, after, matrix, shape_after, **kw)
+        n_inv, hits_inv = centroid_hits(before, after, np.linalg.inv(matrix), shape_after, **kw)
+        if n_inv and hits_inv >= 3 and hits_inv / n_inv > max(2 * hits / max(n, 1), 0.5):
+            problems.append(f"its inverse puts {hits_inv} of {n_inv} BEFORE objects on an AFTER object, {hits} of "
+                            f"{n} as given (is it AFTER -> BEFORE?)")
+    return problems
 
 
 def _lowest(labels: np.ndarray, start: np.ndarray, *, none: int) -> np.ndarray:
