@@ -37,14 +37,15 @@ def write_csv(table: Table, path, *, overwrite: bool = False) -> Path:
     return path
 
 
-FLOAT_DIGITS = 15  # significant digits of floats: a voxel count or a centroid of a wide mosaic stays exact
-
-
 def _fmt(value) -> str:
-    """A cell: integers (and integer-valued floats below 10¹⁵, e.g. a voxel count in a column holding NaN) as
-    integers, other floats with :data:`FLOAT_DIGITS` significant digits, NaN as an empty cell."""
+    """A cell: integers (and integer-valued floats, e.g. a voxel count in a column holding NaN) as integers,
+    other floats in the shortest form that reads back as the same value of their type (float32 ones without
+    the digits a float64 adds: 0.1, not 0.100000001490116), NaN as an empty cell."""
     if isinstance(value, (float, np.floating)):
-        return "" if math.isnan(value) else f"{float(value):.{FLOAT_DIGITS}g}"
+        if math.isnan(value):
+            return ""
+        text = str(value) if isinstance(value, np.floating) else repr(value)  # shortest round trip (NumPy, Python)
+        return text[:-2] if text.endswith(".0") else text
     if isinstance(value, (np.integer,)):
         return str(int(value))
     return str(value)
