@@ -1,5 +1,7 @@
 """A user's existing data survive every output path: folders, other HDF5 datasets, raw scans, changed inputs."""
 
+import json
+
 import h5py
 import numpy as np
 import pytest
@@ -174,11 +176,13 @@ def test_clear_result_folder_removes_only_tomosegs_results(tmp_path):
             "figures/orthoslices_mine.png": "x", "figures/plot.svg": "x", "data.tif": "x"}
     ours = {"objects.csv": "label,equivalent_radius_vox\n1,2\n", "objects_truth.csv": "label,equivalent_radius_vox\n",
             "evaluation.json": "{}", "figures/hit_map_z12.png": "x", "figures/hit_map_z12.svg": "x",
-            "figures/captions.json": "{}", "figures/objects_3d.png": "x"}
+            "figures/objects_3d.png": "x"}
     for name, text in {**mine, **ours}.items():
         (out / name).write_text(text)
+    (out / "figures" / "captions.json").write_text('{"objects_3d": "c", "hit_map_z12": "c", "plot": "mine"}')
     gone = clear_result_folder(out)
     assert sorted(p.relative_to(out).as_posix() for p in gone) == sorted(ours)
+    assert json.loads((out / "figures" / "captions.json").read_text()) == {"plot": "mine"}  # removed figures' out
     assert all((out / name).read_text() == text for name, text in mine.items())
     make_result_folder(out, "analyze", fresh=True)  # a folder of tomoseg's: nothing of the user's removed
     assert all((out / name).exists() for name in mine)

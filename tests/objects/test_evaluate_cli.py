@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tomoseg.cli import main
-from tomoseg.io import write_volume
+from tomoseg.io import read_volume, write_volume
 from tomoseg.synthetic import make_phantom
 from tomoseg.table import read_csv
 
@@ -214,6 +214,35 @@ def test_overwritten_result_folder_holds_only_this_runs_results(files, capsys, t
     html = (out / "report.html").read_text()
     assert "Voxel scores" not in html and "objects_ground_truth.csv" not in html and "hit_map" not in html
     assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_analyze_and_evaluate_of_one_prediction_share_a_folder_and_report(files, capsys, tmp_path):
+    """make demo's flow: analyze, then evaluate --overwrite of the same prediction at the same threshold into one
+    folder, gives one report of both (the clearing of an earlier run's results had removed analyze's summary,
+    table and figures); evaluate of that folder at another threshold, or analyze of another prediction, removes
+    the other tool's results, which would describe something else."""
+    d, _, _ = files
+    out = tmp_path / "r"
+    assert main(["analyze", str(d / "prob.zarr"), "--intensity", str(d / "img.tif"), "--out", str(out)]) == 0
+    assert main(["evaluate", str(d / "prob.zarr"), str(d / "lab.tif"), "--intensity", str(d / "img.tif"),
+                 "--out", str(out), "--overwrite", "--report"]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert {"summary.json", "objects.csv", "evaluation.json", "objects_ground_truth.csv", "report.html"} <= names
+    figs = {p.stem for p in (out / "figures").glob("*.png")}
+    assert {"orthoslices", "objects_3d", "fraction_along_z", "confusion_matrix"} <= figs
+    assert {"orthoslices", "confusion_matrix"} <= set(json.loads((out / "figures" / "captions.json").read_text()))
+    html = (out / "report.html").read_text()
+    assert "Voxel scores" in html and "orthoslices" in html
+    # the same folder evaluated at another threshold: analyze's results (threshold 127) go
+    assert main(["evaluate", str(d / "prob.zarr"), str(d / "lab.tif"), "--threshold", "200", "--out", str(out),
+                 "--overwrite"]) == 0
+    assert not (out / "summary.json").exists() and not (out / "figures" / "orthoslices.png").exists()
+    assert "orthoslices" not in json.loads((out / "figures" / "captions.json").read_text())
+    # analyze of another prediction: evaluate's results go
+    np.save(tmp_path / "other.npy", np.asarray(read_volume(d / "prob.zarr")))
+    assert main(["analyze", str(tmp_path / "other.npy"), "--threshold", "200", "--out", str(out),
+                 "--overwrite"]) == 0
+    assert not (out / "evaluation.json").exists() and not list((out / "figures").glob("confusion_matrix.*"))
 
 
 def test_all_objects_fraction_and_fraction_along_z_inside_the_sample_mask(tmp_path, capsys):

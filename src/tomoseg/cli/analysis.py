@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import TomosegError
 from ..io.output_guard import (FOLDER_MARKER, check_outputs_apart, check_report_output, check_result_folder,
-                               check_table_output, make_result_folder)
+                               check_table_output, make_result_folder, read_record, same_prediction)
 from .registry import check_threshold, checked_voxel_size, command, overwrite_arg, voxel_size_arg
 
 
@@ -118,7 +118,9 @@ def _write_analysis(args, vol, result, options, voxel_size, intensity, sample_ma
     if voxel_size is None:
         table = {c: (np.full(len(v), np.nan) if c.endswith(("_nm", "_nm2", "_nm3")) else v) for c, v in table.items()}
     if out is not None:  # an earlier run's results removed, before --csv and the label outputs, which may go there
-        make_result_folder(out, "analyze", fresh=True)
+        same = same_prediction(read_record(Path(out) / "evaluation.json"), args.volume, options.threshold,
+                               key="prediction")
+        make_result_folder(out, "analyze", fresh=True, keep=("evaluate",) if same else ())
     if args.csv:
         write_csv(table, args.csv, overwrite=args.overwrite)
     _write_label_outputs(args, vol, result, table, intensity, voxel_size)
@@ -252,7 +254,11 @@ def _run_evaluate(args) -> int:
         result = evaluate(pred, labels, threshold=args.threshold, intensity=intensity, voxel_size=vs,
                           options=options, progress=bar)
     if out is not None:
-        make_result_folder(out, "evaluate", fresh=True)  # an earlier run's results there removed
+        # an earlier run's results there removed; analyze's of this prediction kept, for one report of both
+        same = same_prediction(read_record(Path(out) / "summary.json"), args.prediction, args.threshold, key="input")
+        make_result_folder(out, "evaluate", fresh=True, keep=("analyze",) if same else ())
+        result["prediction"], result["ground_truth"] = str(Path(args.prediction).absolute()), \
+            str(Path(args.labels).absolute())
         write_evaluation(result, out, image=intensity, voxel_size=vs)  # the hit maps read their slices
         if args.report:
             from ..report import build_report

@@ -285,40 +285,57 @@ def check_result_folder(folder, *, overwrite: bool, resume: str | None = None) -
     return out
 
 
-def make_result_folder(folder, tool: str, *, fresh: bool = False) -> Path:
+def make_result_folder(folder, tool: str, *, fresh: bool = False, keep: tuple = ()) -> Path:
     """Create a result folder checked by :func:`check_result_folder` and mark it as tomoseg's.
 
     With ``fresh`` (a run that writes all its results anew: analyze, evaluate) the results an earlier tomoseg
-    run left there are removed first (:func:`clear_result_folder`), so the folder and its report hold only this
-    run's figures, tables and records."""
+    run left there are removed first (:func:`clear_result_folder`), except those of the tools in ``keep``
+    (evaluate's results kept by an analyze of the same prediction, and the reverse: one report of both), so
+    the folder and its report hold only results of this prediction."""
     out = Path(folder)
     if fresh and out.is_dir() and _result_folder_of_tomoseg(out):
-        clear_result_folder(out)
+        clear_result_folder(out, keep=keep)
     out.mkdir(parents=True, exist_ok=True)
     (out / FOLDER_MARKER).write_text(f"results written by tomoseg {tool}\n", encoding="utf-8")
     return out
 
 
-# The figures analyze, evaluate and track write into OUT/figures (in the order the report shows them), and the
-# records and tables they write into OUT. Volumes written into the folder (--labels, track's maps) are not in it.
-RESULT_FIGURES = ("confusion_matrix", "hit_map_z", "size_histogram", "sphericity_vs_radius", "orthoslices",
-                  "objects_3d", "fraction_along_z", "track_radius", "track_volume_change", "track_map")
-_RESULT_FIGURE_RE = re.compile(r"^(?:hit_map_z\d+|" + "|".join(n for n in RESULT_FIGURES if n != "hit_map_z")
-                               + r")\.(?:png|svg)$")
-_RESULT_RECORDS = ("evaluation.json", "transform.json", "track.html", "matches.csv", "registration_crops.csv")
+# The figures analyze, evaluate and track write into OUT/figures, by the tool that writes them (both analyze
+# and evaluate write the size histogram and the sphericity figure, from their own tables), and the records and
+# tables they write into OUT. Volumes written into the folder (--labels, track's maps) are not among them.
+RESULT_FIGURES = {"analyze": ("fraction_along_z", "objects_3d", "orthoslices"),
+                  "evaluate": ("confusion_matrix", "hit_map_z"),
+                  "track": ("track_radius", "track_volume_change", "track_map"),
+                  None: ("size_histogram", "sphericity_vs_radius")}
+_RESULT_RECORDS = {"evaluation.json": "evaluate", "transform.json": "track", "track.html": "track",
+                   "matches.csv": "track", "registration_crops.csv": "track"}
 
 
-def _result_file_of_tomoseg(p: Path) -> bool:
-    """Whether ``p``, a file at the top of a tomoseg result folder, is one of tomoseg's results (its name and,
-    where the file says who wrote it, its content)."""
+def _figure_owner(name: str):
+    """``(True, tool)`` for a figure file tomoseg names (PNG or SVG; ``tool`` None: written by more than one),
+    else ``(False, None)``."""
+    stem, dot, ext = name.rpartition(".")
+    if not dot or ext not in ("png", "svg"):
+        return False, None
+    for tool, stems in RESULT_FIGURES.items():
+        if stem in stems or (stem.startswith("hit_map_z") and stem[9:].isdigit() and "hit_map_z" in stems):
+            return True, tool
+    return False, None
+
+
+def _result_owner(p: Path):
+    """``(True, tool)`` when ``p``, a file at the top of a tomoseg result folder, is one of tomoseg's results
+    (by its name and, where the file says who wrote it, its content; ``tool`` None for the report), else
+    ``(False, None)``."""
     name = p.name
     if name == "summary.json":
-        return str(_json_tool(p)).startswith("tomoseg")
+        return (True, "analyze") if str(_json_tool(p)).startswith("tomoseg") else (False, None)
     if name == "report.html":
-        return report_of_tomoseg(p)
+        return (True, None) if report_of_tomoseg(p) else (False, None)
     if name == "objects.csv" or (name.startswith("objects_") and name.endswith(".csv")):
-        return _objects_table_header(p) is True
-    return name in _RESULT_RECORDS
+        ours = _objects_table_header(p) is True
+        return (ours, ("analyze" if name == "objects.csv" else "evaluate") if ours else None)
+    return (True, _RESULT_RECORDS[name]) if name in _RESULT_RECORDS else (False, None)
 
 
 def _json_tool(p: Path):
@@ -329,21 +346,66 @@ def _json_tool(p: Path):
         return None
 
 
-def clear_result_folder(folder) -> list[Path]:
+def clear_result_folder(folder, *, keep: tuple = ()) -> list[Path]:
     """Remove the results an earlier tomoseg run wrote into ``folder`` (a tomoseg result folder): its
     ``summary.json``, ``evaluation.json``, ``report.html``, objects tables, track's records, and in
-    ``figures/`` the figures tomoseg names (:data:`RESULT_FIGURES`, PNG and SVG) and ``captions.json``.
-    Any other file (a user's notes, a table or figure of another name, volumes) is kept. Returns what was
-    removed."""
+    ``figures/`` the figures tomoseg names (:data:`RESULT_FIGURES`, PNG and SVG), their captions with them.
+    The results of the tools in ``keep`` stay (the report is always removed: it is built again). Any other file
+    (a user's notes, a table or figure of another name, volumes) is kept. Returns what was removed."""
     out = Path(folder)
-    gone = [p for p in out.iterdir() if p.is_file() and not p.is_symlink() and _result_file_of_tomoseg(p)]
+    gone = []
+    for p in out.iterdir():
+        ours, tool = _result_owner(p) if p.is_file() and not p.is_symlink() else (False, None)
+        if ours and (tool is None or tool not in keep):
+            gone.append(p)
     figs = out / "figures"
     if figs.is_dir() and not figs.is_symlink():
-        gone += [p for p in figs.iterdir() if p.is_file() and not p.is_symlink()
-                 and (_RESULT_FIGURE_RE.match(p.name) or p.name == "captions.json")]
+        for p in figs.iterdir():
+            ours, tool = _figure_owner(p.name) if p.is_file() and not p.is_symlink() else (False, None)
+            if ours and (tool is None or tool not in keep):
+                gone.append(p)
     for p in gone:
         p.unlink()
+    _prune_captions(figs, {p.stem for p in gone if p.parent == figs})
     return gone
+
+
+def _prune_captions(figs: Path, removed: set) -> None:
+    """The captions of removed figures taken out of ``captions.json`` (the others stay with their figures)."""
+    store = figs / "captions.json"
+    if not removed or not store.is_file() or store.is_symlink():
+        return
+    try:
+        captions = json.loads(store.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        captions = None
+    if not isinstance(captions, dict):
+        store.unlink()
+        return
+    store.write_text(json.dumps({k: v for k, v in captions.items() if k not in removed}, indent=1),
+                     encoding="utf-8")
+
+
+def same_prediction(record: dict | None, prediction, threshold: int, *, key: str) -> bool:
+    """Whether a result record (analyze's summary.json, evaluate's evaluation.json) describes ``prediction``
+    (the same file, resolved) at ``threshold``: its results may then stand beside this run's in one report."""
+    if not isinstance(record, dict) or not record.get(key):
+        return False
+    settings = record.get("settings") if isinstance(record.get("settings"), dict) else record
+    try:
+        same_file = Path(str(record[key])).resolve() == Path(str(prediction)).resolve()
+    except (OSError, RuntimeError):
+        return False
+    return same_file and settings.get("threshold") == threshold
+
+
+def read_record(path) -> dict | None:
+    """A JSON record of a result folder, or None where missing or unreadable."""
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def result_folder_tool(folder) -> str | None:

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from .._version import __version__
-from ..io.output_guard import REPORT_MARK, RESULT_FIGURES, check_report_output
+from ..io.output_guard import REPORT_MARK, check_report_output
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;
@@ -85,7 +85,9 @@ def _captions(fig_dir: Path) -> dict:
         return {}
 
 
-_FIGURE_ORDER = RESULT_FIGURES
+# the order the report shows the figures of analyze, evaluate and track in (io.output_guard.RESULT_FIGURES)
+_FIGURE_ORDER = ("confusion_matrix", "hit_map_z", "size_histogram", "sphericity_vs_radius", "orthoslices",
+                 "objects_3d", "fraction_along_z", "track_radius", "track_volume_change", "track_map")
 
 
 def _figure_rank(path: Path):
