@@ -58,6 +58,9 @@ def test_make_demo_runs_end_to_end(tmp_path, capsys):
     assert run(out, shape=(48, 128, 128), seed=5) == 0
     report = (out / "results" / "report.html").read_text()
     assert "<img" in report and "confusion_matrix.png" in report and "size_histogram.png" in report
+    # one report of analyze and evaluate: analyze's summary, table and figures stay beside the evaluation's
+    assert "orthoslices.png" in report and "objects_3d.png" in report and "fraction_along_z.png" in report
+    assert (out / "results" / "summary.json").exists() and (out / "results" / "evaluation.json").exists()
     objects = read_csv(out / "objects.csv")
     assert len(objects["label"]) > 5
     assert tomoseg.open_volume(str(out / "mask.tif")).voxel_size == pytest.approx((29.33,) * 3)
