@@ -1,4 +1,4 @@
-"""Held-out data and like-for-like scoring of the ablation (training review 2026-12, T5, T6, T15)."""
+"""Held-out data and like-for-like scoring of the ablation (training review of 2026-11-27, T5, T6, T15)."""
 
 from types import SimpleNamespace
 

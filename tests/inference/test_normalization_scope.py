@@ -1,4 +1,4 @@
-"""segment and a model trained with per-patch normalization (training review 2026-12, T4)."""
+"""segment and a model trained with per-patch normalization (training review of 2026-11-27, T4)."""
 
 import warnings
 

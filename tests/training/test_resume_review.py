@@ -1,4 +1,4 @@
-"""Resume from a consistent checkpoint (training review 2026-12, T7, T11)."""
+"""Resume from a consistent checkpoint (training review of 2026-11-27, T7, T11)."""
 
 import pytest
 import safetensors.torch as st

@@ -1,4 +1,4 @@
-"""Crops and zoom (training review 2026-12, T9, T13)."""
+"""Crops and zoom (training review of 2026-11-27, T9, T13)."""
 
 import numpy as np
 

@@ -1,4 +1,4 @@
-"""The choice of best.safetensors and the run's schedules (training review 2026-12, T3, T10)."""
+"""The choice of best.safetensors and the run's schedules (training review of 2026-11-27, T3, T10)."""
 
 import numpy as np
 

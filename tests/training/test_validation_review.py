@@ -1,4 +1,4 @@
-"""Validation data of the training review (2026-12, findings T1, T2, T8, T16): validation never silently uses
+"""Validation data of the training review (2026-11-27, findings T1, T2, T8, T16): validation never silently uses
 training data, and validation inputs are normalized as training inputs are."""
 
 import warnings
