@@ -456,7 +456,8 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
         record = provenance(volume, model, options, fingerprint, stats, outputs, len(tiles), t0)
         record["timings_s"] = {k: round(v, 3) for k, v in timings.items()}  # this invocation's
         # every invocation of the run (one, or the interrupted ones and their resumes)
-        record["invocations"] = invocations(work, state, [t.index for t in tiles if t.index not in skipped])
+        record["invocations"] = invocations(work, state, [t.index for t in tiles if t.index not in skipped],
+                                            t_finish)
         record["input_in_memory"] = resident is not None  # windows read from resident_copy
         record["resolution_levels"] = levels
         record["objects"] = flooding
