@@ -44,8 +44,9 @@ def sample_statistics(vol, max_voxels: int = 8_000_000) -> dict:
 def _info(sub):
     p = sub.add_parser("info", help="describe a volume (shape, type, chunks, voxel size, value range) or a model",
                        description="Describe a volume without reading all of it; or a model: a .safetensors file "
-                                   "or a shipped model's name (default, v1).")
-    p.add_argument("volume", help="file, folder of slices, or file.h5:/dataset; or a model (.safetensors, default, v1)")
+                                   "or a shipped model's name (default, v2, v1).")
+    p.add_argument("volume", help="file, folder of slices, or file.h5:/dataset; or a model (.safetensors, default, v2, "
+                   "v1)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     voxel_size_arg(p)
     p.set_defaults(run=_run_info)

@@ -39,7 +39,7 @@ def _track(sub):
     p.add_argument("--min-voxels", type=int, default=8, help="smaller objects are flagged 'small' (default 8)")
     p.add_argument("--threshold", type=int, default=127, help="probability maps: object where value > this")
     p.add_argument("--model", help="model for segmenting images without labels: a file, or a shipped model's "
-                   "name (default, v1); default: the shipped default")
+                   "name (default, v2, v1); default: the shipped default")
     p.add_argument("--truth", metavar="JSON",
                    help="a phantom pair's truth JSON (phantom --pair-truth): score the tracking")
     p.add_argument("--labels-out", default="after_match_ids.tif", metavar="NAME",

@@ -147,7 +147,7 @@ class SegmentWidget(_Worker):
         super().__init__(napari_viewer)
         self.image = _LayerChoice(napari_viewer, ("image",))
         self.model = QLineEdit()
-        self.model.setPlaceholderText("default model (v2); v1; or a .safetensors file")
+        self.model.setPlaceholderText("default model (v3); v2; v1; or a .safetensors file")
         self.threshold = QSpinBox()
         self.threshold.setRange(0, 254)
         self.threshold.setValue(127)
