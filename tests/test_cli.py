@@ -166,3 +166,16 @@ def test_ctrl_c_in_track_says_how_to_resume_where_it_can(tmp_path, capsys, monke
     err = capsys.readouterr().err
     assert err.startswith("tomoseg: interrupted")
     assert ("--resume keeps the finished probability maps" in err) is not labels
+
+
+def test_output_piped_into_a_reader_that_stops_early_is_not_an_error():
+    """`tomoseg info default | head -1`: head closes the pipe, and tomoseg printed "tomoseg: error: [Errno 32]
+    Broken pipe" (and Python its own complaint at exit). It now stops quietly with SIGPIPE's status."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "tomoseg", "info", "default"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before anything is written
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 141 and err == "", err

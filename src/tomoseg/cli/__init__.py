@@ -78,11 +78,26 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"tomoseg: interrupted{_resume_hint(args)}", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of our output closed it (tomoseg info ... | head): not an error to show
+        _quiet_stdout()
+        return 141  # as a process killed by SIGPIPE reports it (128 + 13), so `set -o pipefail` still sees it
     except (OSError, MemoryError) as exc:
         if debug:
             raise
         print(f"tomoseg: error: {_system_error(exc, args)} (run with --debug for details)", file=sys.stderr)
         return 1
+
+
+def _quiet_stdout() -> None:
+    """Standard output pointed at the null device, so that Python's flush at exit does not fail on the closed
+    pipe again ("Exception ignored ... BrokenPipeError")."""
+    import os
+
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no file descriptor (pytest's capture): nothing to flush
+        pass
 
 
 _RESUMABLE = {"segment": "the same command with --resume continues where it stopped",
