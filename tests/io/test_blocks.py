@@ -5,6 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
+from tomoseg.errors import TomosegWarning
 from tomoseg.io import open_volume, write_volume
 from tomoseg.io.blocks import block_grid, read_blocks, sample_blocks, storage_chunks
 
@@ -170,9 +171,11 @@ def test_no_cache_where_a_row_of_windows_does_not_fit_in_a_quarter_of_the_free_m
 
         # a Dask worker's memory limit bounds it too, however much the machine has free
         assert _cached(vol, tiles, vol.shape, memory=4 * cache.max_bytes) is not vol
-        assert _cached(vol, tiles, vol.shape, memory=4 * cache.max_bytes - 4) is vol
+        with pytest.warns(TomosegWarning, match="read again for each window"):  # slices 200 high: no room for bands
+            assert _cached(vol, tiles, vol.shape, memory=4 * cache.max_bytes - 4) is vol
         monkeypatch.setattr(psutil, "virtual_memory", lambda: Short)
-        assert _cached(vol, tiles, vol.shape) is vol
+        with pytest.warns(TomosegWarning, match=r"a quarter of the free memory \(.*\) holds no row"):
+            assert _cached(vol, tiles, vol.shape) is vol
 
 
 def test_block_copy_assembles_the_volume_from_its_blocks_on_threads():
@@ -189,3 +192,48 @@ def test_block_copy_assembles_the_volume_from_its_blocks_on_threads():
     copy(blocks[-1], vol[blocks[-1]])
     assert copy.complete and copy.array.dtype == vol.dtype
     np.testing.assert_array_equal(copy.array, vol)
+
+
+class _CountingSlices:
+    """A volume stored in chunks of whole slices, counting the slices its reads decode."""
+
+    def __init__(self, array):
+        self.array, self.shape, self.dtype = array, array.shape, array.dtype
+        self.chunks, self.path, self.slices = (1,) + array.shape[1:], "slices.h5", 0
+
+    def __getitem__(self, key):
+        data = self.array[key]
+        self.slices += data.shape[0]
+        return data
+
+
+def test_slices_too_large_for_a_row_of_windows_are_kept_in_bands(rng, recwarn):
+    """Chunks of whole slices (HDF5, Zarr and TIFF stacks written slice by slice): where a slab of them did not
+    fit in a quarter of the free memory, segment read windows straight from the file and decoded each slice once
+    per window (24x the reads, in the review). The cache now keeps bands of the slices: every window reads right,
+    each slice is decoded about once per group of bands, within the budget; with memory for not even one group,
+    a warning names the layout."""
+    from tomoseg.inference.engine import BAND, _cached
+    from tomoseg.inference.tiling import TilingConfig, tile_grid
+
+    image = rng.integers(0, 255, (40, 1024, 256), dtype=np.uint8)
+    tiles = tile_grid(image.shape, TilingConfig(tile_size=64, halo=16), 16)
+    window = [r.stop - r.start for r in tiles[0].read]
+    slab = 1.25 * (window[0] + 1) * image.shape[1] * image.shape[2]
+    for threads in (1, 3):
+        volume = _CountingSlices(image)
+        cache = _cached(volume, tiles, image.shape, memory=int(2 * slab), threads=threads)  # a quarter: half a slab
+        assert cache is not volume and cache.chunks == (1, BAND, 256) and cache.storage == (1, 1024, 256)
+        assert cache.max_bytes <= slab / 2
+        for tile in tiles:
+            np.testing.assert_array_equal(cache[tile.read], image[tile.read])
+        rows = len({t.read[1].start for t in tiles})
+        per_slice = volume.slices / image.shape[0]
+        windows_per_slice = sum(t.read[0].stop - t.read[0].start for t in tiles) / image.shape[0]
+        assert per_slice <= -(-image.shape[1] // (cache.band_group * BAND)) + 1 < rows < windows_per_slice, \
+            (per_slice, rows, windows_per_slice)
+        if threads > 1:
+            cache.close()
+    volume = _CountingSlices(image)
+    assert _cached(volume, tiles, image.shape, memory=int(slab / 8)) is volume
+    assert any("read again for each window" in str(w.message) for w in recwarn)

@@ -260,21 +260,49 @@ class _Stream:
 def _cached(volume, tiles: list[Tile], shape, memory: int | None = None, threads: int = 1):
     """The volume to read windows from: through a :class:`~tomoseg.io.blocks.ChunkCache` where it is stored in
     chunks that neighbouring windows share (Zarr, chunked HDF5, a folder of slices) and a quarter of the free
-    memory holds the chunks of one row of windows (then each chunk is decompressed or read once); else the
-    volume itself (a smaller cache would only thrash: windows come back to a chunk after a whole row)."""
+    memory holds the chunks of one row of windows (then each chunk is decompressed or read once).
+
+    Storage chunks taller than a window (whole slices: HDF5, Zarr and TIFF stacks written slice by slice) make
+    that row a whole slab of the volume: 3.4 GB for 2048 x 2048 uint16 slices and windows of 320. Where it does
+    not fit, the cache keeps bands of the slices (:data:`BAND` rows each): those of the row of windows, and the
+    next ones down the slices, as many as fit, decoded by the same read; a slice is decoded once per such group
+    rather than once per window (benchmarks/results/slice_bands.md). Where not even one group fits, the volume
+    itself, with a warning (a smaller cache would only thrash: windows come back to a chunk after a whole
+    row)."""
     from ..io.blocks import ChunkCache, storage_chunks
 
     chunks = storage_chunks(volume)
     if chunks is None or len(tiles) < 2:
         return volume
     window = [min(r.stop, s) - r.start for r, s in zip(tiles[0].read, shape)]
-    row = (min(window[0] + chunks[0], shape[0]) * min(window[1] + chunks[1], shape[1]) * shape[2]
-           * np.dtype(volume.dtype).itemsize)
+    item = np.dtype(volume.dtype).itemsize
+
+    def row(height: int) -> int:  # bytes of a row of windows whose chunks along y reach ``height`` past it
+        return int(1.25 * min(window[0] + chunks[0], shape[0]) * min(window[1] + height, shape[1]) * shape[2] * item)
+
     free = _available_memory() or 8 << 30  # no figure: assume a modest machine
     if memory:
         free = min(free, int(memory))
-    budget = int(1.25 * row)
-    return ChunkCache(volume, chunks, max_bytes=budget, threads=threads) if budget <= free // 4 else volume
+    if row(chunks[1]) <= free // 4:
+        return ChunkCache(volume, chunks, max_bytes=row(chunks[1]), threads=threads)
+    # bands of BAND rows: the row of windows' own and, read with them, as many of the next as fit: a slice is
+    # decoded about once per `group` bands down the volume, instead of once per window
+    per_row = max(1, row(1) - row(0))
+    group = int((free // 4 // per_row - window[1]) // BAND) - 1
+    if chunks[1] > window[1] and group >= 1:
+        return ChunkCache(volume, (chunks[0], BAND, chunks[2]), storage=chunks, band_group=group,
+                          max_bytes=row((group + 1) * BAND), threads=threads)
+    from ..errors import warn
+    from ..io.output_guard import human_size
+
+    warn(f"{getattr(volume, 'path', 'the input')}: its storage chunks ({' x '.join(map(str, chunks))}) are read "
+         f"again for each window that touches them: a quarter of the free memory ({human_size(free // 4)}) holds "
+         f"no row of windows of them ({human_size(row(min(chunks[1], 2 * BAND)))}); the run reads the file "
+         "several times over. Free memory, or store the volume in smaller chunks (e.g. Zarr of 64^3)")
+    return volume
+
+
+BAND = 64  # rows of the bands a cache keeps of storage chunks taller than a window (whole slices)
 
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -506,8 +534,8 @@ def resident_copy(volume, backend, options: SegmentOptions, available: int | Non
     """A :class:`~tomoseg.io.blocks.BlockCopy` for the statistics pass to fill, where ``backend`` asks for one
     (``resident_input``: meant for a GPU, off until measured there), the pass reads every voxel (``--stats``
     full or auto below its limit) and the volume takes at most 1/8 of the available memory (``available``,
-    default psutil's) and 16 GiB; else None. The CPU backends never ask: their network is slower than reading, and their peak memory
-    stays that of one window, whatever the volume."""
+    default psutil's) and 16 GiB; else None. The CPU backends never ask: their network is slower than reading,
+    and their peak memory stays that of one window, whatever the volume."""
     from ..io.blocks import BlockCopy
 
     if backend is None or not getattr(backend, "resident_input", False) \

@@ -235,9 +235,15 @@ class ChunkCache:
     >>> c = ChunkCache(v, (4, 4, 4), max_bytes=10**6)
     >>> bool((c[1:7, 2:9, 3:5] == v[1:7, 2:9, 3:5]).all()), c.reads
     (True, 12)
+
+    Storage chunks too large to keep a row of windows of them (whole slices, as acquisition software writes
+    HDF5, Zarr and TIFF stacks) are kept in bands: ``chunks`` is then the grid of what is kept (bands of the
+    storage chunk along y) and ``storage`` the storage chunks; a miss reads ``band_group`` bands of one storage
+    chunk at once, so that a slice is decoded about once per ``band_group`` bands of windows rather than once
+    per window.
     """
 
-    def __init__(self, volume, chunks, *, max_bytes: int, threads: int = 1):
+    def __init__(self, volume, chunks, *, max_bytes: int, threads: int = 1, storage=None, band_group: int = 2):
         import threading
         from collections import OrderedDict
 
@@ -245,6 +251,8 @@ class ChunkCache:
         self.shape = tuple(int(s) for s in volume.shape)
         self.dtype = np.dtype(volume.dtype)
         self.chunks = tuple(int(c) for c in chunks)
+        self.storage = tuple(int(c) for c in storage) if storage else self.chunks
+        self.band_group = max(1, int(band_group))
         self.max_bytes = int(max_bytes)
         self.reads = 0               # chunks read from the volume (decompressed)
         self._cache: OrderedDict = OrderedDict()
@@ -287,23 +295,58 @@ class ChunkCache:
         if not mine:
             return pending.result()
         try:
+            first, count = self._group(index)
+            b = self.chunks[1]
             region = tuple(slice(i * c, min((i + 1) * c, s)) for i, c, s in zip(index, self.chunks, self.shape))
-            data = np.asarray(self.volume[region])
+            region = (region[0], slice(first * b, min((first + count) * b, self.shape[1])), region[2])
+            read = np.asarray(self.volume[region])
         except BaseException as exc:
             with self._lock:
                 del self._reading[index]
             pending.set_exception(exc)
             raise
+        parts = {k: read if count == 1 else np.ascontiguousarray(read[:, (k - first) * b:(k - first + 1) * b])
+                 for k in range(first, first + count)}
+        data = parts[index[1]]
         with self._lock:
             self.reads += 1
             del self._reading[index]
-            self._cache[index] = data
-            self._bytes += data.nbytes
-            while self._bytes > self.max_bytes and len(self._cache) > 1:
-                _, old = self._cache.popitem(last=False)
-                self._bytes -= old.nbytes
+            for k, part in parts.items():  # the other bands of the group: decoded by the same read
+                other = (index[0], k, index[2])
+                if k != index[1] and other not in self._cache and other not in self._reading:
+                    self._keep(other, part)
+            self._keep(index, data)  # the one asked for: most recently used
         pending.set_result(data)
         return data
+
+    def _group(self, index) -> tuple[int, int]:
+        """The cache chunks along y that the read for ``index`` takes, as (first y index, count): where the
+        storage chunks are larger than the cache's along y, the aligned group of ``band_group`` bands holding
+        ``index``, within its storage chunk and the volume; else ``index`` alone."""
+        b, sy = self.chunks[1], self.storage[1]
+        if sy <= b or self.band_group == 1:
+            return index[1], 1
+        first = index[1] // self.band_group * self.band_group
+        lo = index[1] * b // sy * sy  # the storage chunk holding the band
+        first = max(first, -(-lo // b))
+        end = min(first + self.band_group, -(-min(lo + sy, self.shape[1]) // b))
+        return first, max(1, end - first)
+
+    def _group_key(self, index) -> tuple:
+        first, _ = self._group(index)
+        return index[0], first, index[2]
+
+    def _keep(self, index, data) -> None:
+        """Cache ``data`` at ``index`` (the lock held), dropping the least recently used beyond ``max_bytes``."""
+        old = self._cache.pop(index, None)
+        if old is not None:
+            self._bytes -= old.nbytes
+        self._cache[index] = data
+        self._cache.move_to_end(index)
+        self._bytes += data.nbytes
+        while self._bytes > self.max_bytes and len(self._cache) > 1:
+            _, old = self._cache.popitem(last=False)
+            self._bytes -= old.nbytes
 
     def __getitem__(self, key) -> np.ndarray:
         box = as_box(key, self.shape)
@@ -314,6 +357,8 @@ class ChunkCache:
             with self._lock:
                 missing = [i for i in chunk_indices(box, self.chunks)
                            if i not in self._cache and i not in self._reading]
+            if self.storage != self.chunks:  # one read per group of bands: the others come with it
+                missing = list({self._group_key(i): i for i in reversed(missing)}.values())[::-1]
             if len(missing) > 1:
                 for i in missing:
                     pool.submit(self._chunk, i)  # assemble() below waits for each (errors come back there)
