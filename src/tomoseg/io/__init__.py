@@ -12,7 +12,7 @@ folder of ``*.tif``          one 2D TIFF per z slice
 ``x.h5:/entry/data/data``    HDF5 / NeXus dataset (``.h5 .hdf5 .hdf .nxs``)
 ``x.zarr``, ``x.ome.zarr``   Zarr v3 / OME-Zarr (NGFF scale in nm)
 ``x.nrrd``, ``x.nhdr``       NRRD (attached or detached header)
-``x.vol`` + ``.info``/``.xml`` PyHST2 raw float32
+``x.vol`` + ``x.vol.info``   PyHST2 raw float32 (or ``x.vol.xml``)
 ``x.npy``                    NumPy array
 ==========================  ================================================
 """
