@@ -97,7 +97,8 @@ def _run_info(args) -> int:
     if _is_model(args.volume):
         return _model_info(args.volume, args.json)
     with open_volume(args.volume, voxel_size=checked_voxel_size(args.voxel_size)) as vol:
-        stats = sample_statistics(vol)
+        # a compressed NRRD is decompressed whole to read any slice: a large one is described from its header only
+        stats = None if vol.whole_read and vol.nbytes > 2**26 else sample_statistics(vol)
         file, _ = split_dataset(args.volume)
         info = {
             # an HDF5 file's dataset named as picked (the file alone does not say which one is read)
@@ -106,6 +107,7 @@ def _run_info(args) -> int:
             "chunks": list(vol.chunks) if vol.chunks else None,
             "voxel_size_nm": list(vol.voxel_size) if vol.voxel_size else None,
             "size_on_disk_bytes": _disk_size(file), "size_in_memory_bytes": vol.nbytes, "sample": stats,
+            "notes": list(vol.notes),
         }
     if args.json:
         print(json.dumps(info))
@@ -120,12 +122,15 @@ def _run_info(args) -> int:
         "voxel size    " + (" × ".join(f"{v:g}" for v in vs) + " nm (z, y, x)" if vs
                             else "unknown (the file does not say; pass --voxel-size Z Y X)"),
         f"on disk       {info['size_on_disk_bytes'] / 2**20:.1f} MiB (in memory {vol.nbytes / 2**20:.1f} MiB)",
+        ("values        not sampled (the file is compressed as a whole: any slice means decompressing all "
+         "of it)") if stats is None else
         (f"values        min {stats['min']:g}, max {stats['max']:g}, mean {stats['mean']:.4g} "
          + (f"({stats['nan_voxels']:,} NaN voxels left out) " if stats["nan_voxels"] else "")
          + f"(from {stats['sampled_slices']} slices)") if stats["min"] is not None else
         (f"values        only NaN (not a number) in the {stats['sampled_slices']} sampled slices: the volume "
          "holds no gray values"),
     ]
+    lines += [f"note          {n}" for n in vol.notes]
     print("\n".join(lines))
     return 0
 

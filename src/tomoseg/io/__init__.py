@@ -7,12 +7,12 @@
 Formats, chosen by the path:
 
 ==========================  ================================================
-``x.tif``, ``x.tiff``        multi-page TIFF (ImageJ voxel size)
+``x.tif``, ``x.tiff``        multi-page TIFF / OME-TIFF (``x.tif:1``: series 1)
 folder of ``*.tif``          one 2D TIFF per z slice
 ``x.h5:/entry/data/data``    HDF5 / NeXus dataset (``.h5 .hdf5 .hdf .nxs``)
 ``x.zarr``, ``x.ome.zarr``   Zarr v3 / OME-Zarr (NGFF scale in nm)
-``x.nrrd``                   NRRD
-``x.vol`` + ``x.vol.info``   PyHST2 raw float32
+``x.nrrd``, ``x.nhdr``       NRRD (attached or detached header)
+``x.vol`` + ``x.vol.info``   PyHST2 raw float32 (or ``x.vol.xml``)
 ``x.npy``                    NumPy array
 ==========================  ================================================
 """
@@ -35,15 +35,17 @@ __all__ = ["Volume", "VolumeWriter", "open_volume", "read_volume", "write_volume
 FORMATS = ("tiff", "tiff-folder", "hdf5", "zarr", "nrrd", "pyhst-vol", "npy")
 _HDF5_RE = re.compile(r"^(.*?\.(?:h5|hdf5|hdf|nxs|nx5|he5)):(/?.*)$", re.IGNORECASE)
 _ZARR_RE = re.compile(r"^(.*?\.zarr3?):(?!/)(.+)$", re.IGNORECASE)
+_TIFF_RE = re.compile(r"^(.*?\.tiff?):(\d+)$", re.IGNORECASE)  # file.ome.tif:1, the second image (series)
 _SUPPORTED = ("TIFF (.tif/.tiff or a folder of slices), HDF5/NeXus (.h5/.hdf5/.nxs, optionally "
-              "file.h5:/path/to/dataset), Zarr (.zarr/.ome.zarr), NRRD (.nrrd), PyHST2 (.vol + .vol.info), "
+              "file.h5:/path/to/dataset), Zarr (.zarr/.ome.zarr), NRRD (.nrrd/.nhdr), PyHST2 (.vol + .vol.info), "
               "NumPy (.npy)")
 
 
 def split_dataset(path) -> tuple[Path, str | None]:
-    """Split ``file.h5:/entry/data`` into the file and the dataset inside it."""
+    """Split ``file.h5:/entry/data`` (or ``store.zarr:1``, ``file.ome.tif:1``) into the file and the dataset,
+    level or series inside it."""
     text = str(path)
-    for pattern in (_HDF5_RE, _ZARR_RE):
+    for pattern in (_HDF5_RE, _ZARR_RE, _TIFF_RE):
         m = pattern.match(text)
         if m and m.group(2):
             return Path(m.group(1)), m.group(2)
@@ -116,7 +118,7 @@ def open_volume(path, *, voxel_size=None) -> Volume:
     if fmt == "tiff-folder":
         vol = tiff.open_tiff_folder(file)
     elif fmt == "tiff":
-        vol = tiff.open_tiff(file)
+        vol = tiff.open_tiff(file, dataset)
     elif fmt == "hdf5":
         vol = hdf5.open_hdf5(file, dataset)
     elif fmt == "zarr":
@@ -203,6 +205,8 @@ def check_output_format(path, dtype, shape) -> None:
             tiff.check_shape(shape, path)
     elif fmt == "pyhst-vol" and dtype != np.float32:
         raise TomosegError(f"{path}: PyHST2 .vol files hold float32, not {dtype}; choose .zarr, .h5, .tif or .npy")
+    elif fmt == "nrrd" and _suffix(split_dataset(path)[0]) == ".nhdr":
+        raise TomosegError(f"{path}: tomoseg writes NRRD with an attached header; name the output .nrrd")
     elif fmt == "nrrd" and dtype.str[1:] not in nrrd_file.NAMES:
         raise TomosegError(f"{path}: NRRD cannot hold {dtype}; choose .zarr or .h5")
     elif dtype.kind not in "biuf":

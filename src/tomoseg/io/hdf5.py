@@ -14,26 +14,134 @@ import numpy as np
 
 from ..errors import TomosegError
 from .hdf5_chunks import parallel_reader
-from .volume import Sink, Volume
+from .volume import Sink, Volume, squeeze_leading
 
 EXTENSIONS = (".h5", ".hdf5", ".hdf", ".nxs", ".nx5", ".he5")
 DEFAULT_DATASET = "/data"
 _NEXUS_DEFAULT = "/entry/data/data"
 
 
+def _text(value) -> str | None:
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.item()
+    if isinstance(value, bytes):
+        value = value.decode(errors="replace")
+    return value if isinstance(value, str) and value else None
+
+
+def _nexus_signal(f: h5py.File) -> str | None:
+    """The dataset NeXus names as the data to show: ``/@default`` -> NXentry ``@default`` -> NXdata ``@signal``
+    (a file without ``/@default`` but with one NXentry starts there)."""
+    group, where = f, ""
+    if _text(f.attrs.get("default")) is None:
+        entries = [k for k in f if isinstance(f.get(k), h5py.Group) and _text(f[k].attrs.get("NX_class")) == "NXentry"]
+        if len(entries) == 1:
+            group, where = f[entries[0]], "/" + entries[0]
+    for _ in range(8):
+        try:
+            signal = _text(group.attrs.get("signal"))
+            if signal and isinstance(group.get(signal), h5py.Dataset):
+                return f"{where}/{signal}"
+            default = _text(group.attrs.get("default"))
+            if not default or not isinstance(group.get(default), h5py.Group):
+                return None
+        except (OSError, KeyError, TypeError, ValueError):
+            return None
+        group = group[default]
+        where = default.rstrip("/") if default.startswith("/") else f"{where}/{default}"
+    return None
+
+
+def _walk(f: h5py.File, limit: int = 10000) -> tuple[list[tuple[str, tuple]], list[str]]:
+    """Every dataset of 2 or more dimensions (name, shape), through soft and external links too (h5py's
+    ``visititems`` follows neither); and the external links that cannot be opened."""
+    found: list[tuple[str, tuple]] = []
+    broken: list[str] = []
+    seen: set = set()
+
+    def visit(group, prefix: str, depth: int) -> None:
+        for key in group:
+            if len(found) >= limit or depth > 16:
+                return
+            name = f"{prefix}/{key}"
+            link = group.get(key, getlink=True)
+            try:
+                obj = group[key]
+            except (KeyError, OSError, ValueError):
+                if isinstance(link, h5py.ExternalLink):
+                    broken.append(f"{name} -> {link.filename}:{link.path}")
+                continue
+            ident = (obj.file.filename, h5py.h5o.get_info(obj.id).addr)
+            if ident in seen:
+                continue
+            seen.add(ident)
+            if isinstance(obj, h5py.Dataset):
+                if obj.ndim >= 2:
+                    found.append((name, tuple(int(n) for n in obj.shape)))
+            elif isinstance(obj, h5py.Group):
+                visit(obj, name, depth + 1)
+
+    visit(f, "", 0)
+    return found, broken
+
+
+def _ndim3(shape) -> bool:
+    """3D, or 3D after leading axes of length 1 (a (1, Z, Y, X) dataset)."""
+    return len(shape) == 3 or (len(shape) > 3 and all(n == 1 for n in shape[:-3]))
+
+
 def _find_dataset(f: h5py.File, path: Path) -> str:
-    candidates = []
-    f.visititems(lambda name, obj: candidates.append("/" + name)
-                 if isinstance(obj, h5py.Dataset) and obj.ndim >= 2 else None)
-    three_d = [c for c in candidates if f[c].ndim == 3]
+    signal = _nexus_signal(f)
+    if signal is not None:
+        return signal
+    candidates, broken = _walk(f)
+    three_d = [c for c, shape in candidates if _ndim3(shape)]
     if _NEXUS_DEFAULT in three_d:
         return _NEXUS_DEFAULT
     if len(three_d) == 1:
         return three_d[0]
     if not candidates:
+        if broken:
+            raise TomosegError(f"{path}: holds no image dataset it can open; its external links "
+                               f"{', '.join(broken[:4])} point to missing files: copy them beside it")
         raise TomosegError(f"{path}: holds no image dataset")
-    listed = ", ".join(f"{path}:{c}" for c in candidates[:8])
-    raise TomosegError(f"{path}: holds several datasets; name one, e.g. {listed}")
+    if not three_d:
+        if len(candidates) == 1:
+            name, shape = candidates[0]
+            raise TomosegError(f"{path}: its only image dataset {name} has shape {shape}; tomoseg needs a 3D volume "
+                               "(z, y, x)")
+        listed = ", ".join(f"{path}:{c} {shape}" for c, shape in candidates[:8])
+        raise TomosegError(f"{path}: holds no 3D dataset ({listed}); tomoseg needs a 3D volume (z, y, x)")
+    listed = ", ".join(f"{path}:{c}" for c in three_d[:8])
+    raise TomosegError(f"{path}: holds several 3D datasets; name one, e.g. {listed}")
+
+
+def _voxel_size(ds, notes: list) -> tuple | None:
+    """(z, y, x) in nm from ``element_size_um`` (µm) or ``voxel_size_nm``, or ``voxel_size`` with a ``units``
+    attribute; one number is an isotropic size (said in a note)."""
+    from .units import nm_per_unit
+
+    attrs = ds.attrs
+    if "element_size_um" in attrs:
+        key, factor = "element_size_um", 1e3
+    elif "voxel_size_nm" in attrs:
+        key, factor = "voxel_size_nm", 1.0
+    elif "voxel_size" in attrs and nm_per_unit(_text(attrs.get("units")) or _text(attrs.get("unit"))):
+        key, factor = "voxel_size", nm_per_unit(_text(attrs.get("units")) or _text(attrs.get("unit")))
+    else:
+        return None
+    try:
+        values = tuple(float(v) * factor for v in np.ravel(attrs[key]))
+    except (TypeError, ValueError, OSError):
+        return (float("nan"),) * 3  # unreadable: reported as not valid, --voxel-size overrides
+    if len(values) == 1:
+        notes.append(f"the dataset's {key} is one number ({float(np.ravel(attrs[key])[0]):g}), taken as an isotropic "
+                     f"voxel size of {values[0]:g} nm")
+        return values * 3
+    if len(values) != 3:
+        notes.append(f"the dataset's {key} holds {len(values)} values, not 1 or 3 (z, y, x); voxel size unknown")
+        return None
+    return values
 
 
 def _check_virtual(ds, path: Path, name: str) -> None:
@@ -89,18 +197,19 @@ def open_hdf5(path: Path, dataset: str | None = None) -> Volume:
             raise TomosegError(f"{path}:{name} is a group, not a dataset; name a dataset inside it")
         _check_virtual(ds, path, name)
         _check_not_projections(f, path, name)
-        voxel_size = None
-        try:
-            if "element_size_um" in ds.attrs:
-                voxel_size = tuple(float(v) * 1e3 for v in np.ravel(ds.attrs["element_size_um"]))
-            elif "voxel_size_nm" in ds.attrs:
-                voxel_size = tuple(float(v) for v in np.ravel(ds.attrs["voxel_size_nm"]))
-        except (TypeError, ValueError, OSError):
-            voxel_size = (float("nan"),) * 3  # unreadable: reported as not valid, --voxel-size overrides
-        if voxel_size is not None and len(voxel_size) != 3:
-            voxel_size = None
-        vol = Volume(parallel_reader(ds), path=Path(f"{path}:{name}"), format="hdf5", voxel_size=voxel_size,
-                     chunks=ds.chunks, close=f.close)
+        notes: list[str] = []
+        voxel_size = _voxel_size(ds, notes)
+        link = f.get(name, getlink=True)
+        if isinstance(link, h5py.ExternalLink):
+            notes.append(f"{name} is an external link to {link.filename}:{link.path}, read from there")
+        array = parallel_reader(ds)
+        chunks = ds.chunks
+        if ds.ndim > 3:
+            array = squeeze_leading(array)  # (1, Z, Y, X): read as (Z, Y, X), like TIFF and Zarr
+            chunks = chunks[-3:] if chunks else None
+        vol = Volume(array, path=Path(f"{path}:{name}"), format="hdf5", voxel_size=voxel_size,
+                     chunks=chunks, close=f.close)
+        vol.notes.extend(notes)
     except TomosegError:
         f.close()
         raise

@@ -1,7 +1,9 @@
 """PyHST2 raw volumes: ``NAME.vol`` (float32, x fastest) with a ``NAME.vol.info`` sidecar.
 
 The sidecar holds ``NUM_X``, ``NUM_Y``, ``NUM_Z``, ``voxelSize`` (µm) and
-``BYTEORDER`` (``LOWBYTEFIRST`` or ``HIGHBYTEFIRST``).
+``BYTEORDER`` (``LOWBYTEFIRST`` or ``HIGHBYTEFIRST``). Where only PyHST2's other sidecar,
+``NAME.vol.xml`` (``SIZEX``, ``SIZEY``, ``SIZEZ``, ``BYTE_ORDER``, optionally ``voxelSize``), is
+beside the volume, it is read instead.
 """
 
 from __future__ import annotations
@@ -21,11 +23,17 @@ def info_path(path: Path) -> Path:
     return path.with_name(path.name + ".info")
 
 
+def xml_path(path: Path) -> Path:
+    return path.with_name(path.name + ".xml")
+
+
 def read_info(path: Path) -> dict[str, str]:
     info = info_path(path)
     if not info.exists():
+        if xml_path(path).exists():
+            return read_xml(path)
         raise TomosegError(f"{path}: its sidecar {info.name} is missing; PyHST2 volumes need NAME.vol.info "
-                           "beside them (NUM_X, NUM_Y, NUM_Z, voxelSize, BYTEORDER)")
+                           "(NUM_X, NUM_Y, NUM_Z, voxelSize, BYTEORDER) or NAME.vol.xml beside them")
     fields = {}
     for line in info.read_text(errors="replace").splitlines():
         m = re.match(r"\s*([A-Za-z_0-9]+)\s*=\s*(.*?)\s*$", line)
@@ -34,14 +42,36 @@ def read_info(path: Path) -> dict[str, str]:
     return fields
 
 
+def read_xml(path: Path) -> dict[str, str]:
+    """The fields of ``NAME.vol.xml`` under the names of ``NAME.vol.info`` (SIZEX -> NUM_X, BYTE_ORDER ->
+    BYTEORDER), plus ``_SOURCE`` naming the file."""
+    import xml.etree.ElementTree as ET
+
+    xml = xml_path(path)
+    try:
+        root = ET.fromstring(xml.read_text(errors="replace"))
+    except ET.ParseError as exc:
+        raise TomosegError(f"{xml}: is not readable XML ({exc}); give the volume's .vol.info instead") from None
+    names = {"SIZEX": "NUM_X", "SIZEY": "NUM_Y", "SIZEZ": "NUM_Z", "BYTE_ORDER": "BYTEORDER",
+             "BYTEORDER": "BYTEORDER", "VOXELSIZE": "VOXELSIZE"}
+    fields = {"_SOURCE": xml.name}
+    for el in root.iter():
+        key = names.get(str(el.tag).upper())
+        if key and key not in fields and el.text and el.text.strip():
+            fields[key] = el.text.strip()
+    return fields
+
+
 def open_vol(path: Path) -> Volume:
     fields = read_info(path)
+    sidecar = xml_path(path) if "_SOURCE" in fields else info_path(path)
     try:
         shape = tuple(int(fields[k]) for k in ("NUM_Z", "NUM_Y", "NUM_X"))
     except (KeyError, ValueError):
-        raise TomosegError(f"{info_path(path)}: needs integer NUM_X, NUM_Y and NUM_Z") from None
+        raise TomosegError(f"{sidecar}: needs integer " + ("SIZEX, SIZEY and SIZEZ" if "_SOURCE" in fields
+                           else "NUM_X, NUM_Y and NUM_Z")) from None
     if min(shape) < 1:
-        raise TomosegError(f"{info_path(path)}: NUM_X, NUM_Y and NUM_Z must be positive, not "
+        raise TomosegError(f"{sidecar}: NUM_X, NUM_Y and NUM_Z must be positive, not "
                            f"{shape[2]}, {shape[1]}, {shape[0]}")
     order = fields.get("BYTEORDER", "LOWBYTEFIRST").upper()
     dtype = np.dtype("<f4" if order.startswith("LOW") else ">f4")
@@ -59,7 +89,11 @@ def open_vol(path: Path) -> Volume:
             v = float("nan")
         voxel_size = (v, v, v)  # an invalid one is reported by open_volume; --voxel-size overrides
     array = np.memmap(path, dtype=dtype, mode="r", shape=shape)
-    return Volume(array, path=path, format="pyhst-vol", voxel_size=voxel_size)
+    vol = Volume(array, path=path, format="pyhst-vol", voxel_size=voxel_size)
+    if "_SOURCE" in fields:
+        vol.notes.append(f"no {info_path(path).name}: shape and byte order read from {fields['_SOURCE']}"
+                         + ("" if voxel_size else ", which gives no voxel size"))
+    return vol
 
 
 def create_vol(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None) -> Sink:

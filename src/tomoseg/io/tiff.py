@@ -22,22 +22,14 @@ EXTENSIONS = (".tif", ".tiff")
 _IMAGEJ_DTYPES = {np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32)}
 
 
-def _voxel_size_from_tiff(tif: tifffile.TiffFile, with_z: bool):
-    page = tif.pages.first
+def _voxel_size_from_tiff(tif: tifffile.TiffFile, with_z: bool, series_index: int = 0):
+    ome = _ome_voxel_size(tif, series_index)
+    if ome is not None:
+        return ome
+    series = tif.series[series_index] if tif.series else None
+    page = series.keyframe if series is not None else tif.pages.first
     ij = tif.imagej_metadata or _shaped_metadata(tif)
     unit = ij.get("unit")
-    ome = tif.ome_metadata
-    if ome:
-        sizes = {}
-        for ax in "XYZ":
-            m = re.search(rf'PhysicalSize{ax}="([0-9.eE+-]+)"', ome)
-            u = re.search(rf'PhysicalSize{ax}Unit="([^"]+)"', ome)
-            if m:
-                f = nm_per_unit(u.group(1) if u else "µm")
-                if f:
-                    sizes[ax] = float(m.group(1)) * f
-        if {"X", "Y", "Z"} <= sizes.keys():
-            return (sizes["Z"], sizes["Y"], sizes["X"])
     factor = nm_per_unit(unit)
     if factor is None:
         return None
@@ -58,6 +50,53 @@ def _voxel_size_from_tiff(tif: tifffile.TiffFile, with_z: bool):
     return (z, y, x)
 
 
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _ome_pixels(tif: tifffile.TiffFile, series_index: int) -> dict | None:
+    """The attributes of the OME-XML ``<Pixels>`` element of the image that series ``series_index`` holds
+    (tifffile makes one series per ``<Image>``, in order; matched by name where the counts differ)."""
+    import xml.etree.ElementTree as ET
+
+    text = tif.ome_metadata
+    if not text:
+        return None
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError:
+        return None
+    images = [el for el in root if _local(el.tag) == "Image"]
+    series = tif.series[series_index] if series_index < len(tif.series) else None
+    name = getattr(series, "name", None)
+    if len(images) != len(tif.series) and name:
+        images = [el for el in images if el.get("Name") == name][:1]
+        series_index = 0
+    if not 0 <= series_index < len(images):
+        return None
+    pixels = next((el for el in images[series_index] if _local(el.tag) == "Pixels"), None)
+    return dict(pixels.attrib) if pixels is not None else None
+
+
+def _ome_voxel_size(tif: tifffile.TiffFile, series_index: int):
+    """(z, y, x) in nm from the Pixels of the series read: each PhysicalSize with its own unit, µm where the unit
+    is left out (OME's default); None unless all three are given in known units."""
+    pixels = _ome_pixels(tif, series_index)
+    if not pixels:
+        return None
+    sizes = {}
+    for ax in "XYZ":
+        value = pixels.get(f"PhysicalSize{ax}")
+        factor = nm_per_unit(pixels.get(f"PhysicalSize{ax}Unit", "µm"))
+        if value is None or factor is None:
+            return None
+        try:
+            sizes[ax] = float(value) * factor
+        except ValueError:
+            return (float("nan"),) * 3  # present but unusable: reported as not valid; --voxel-size overrides
+    return (sizes["Z"], sizes["Y"], sizes["X"])
+
+
 def _shaped_metadata(tif) -> dict:
     """The JSON description tomoseg writes into BigTIFF files (tifffile's shaped metadata)."""
     try:
@@ -67,7 +106,70 @@ def _shaped_metadata(tif) -> dict:
         return {}
 
 
-def _open_tiff_file(path: Path) -> tuple[object, tuple, object, tifffile.TiffFile]:
+def _kept_axes(series) -> tuple[tuple, list[int]]:
+    """The series' full (unsqueezed) shape and the axes that make the volume: every axis longer than 1, and y and
+    x; a z of length 1 stays where the rest would be 2D (a one-slice volume), never t, c or samples of 1."""
+    full = tuple(int(v) for v in series.get_shape(False))
+    axes = series.get_axes(False)
+    keep = [i for i, (a, n) in enumerate(zip(axes, full)) if n != 1 or a in "YX"]
+    if len(keep) == 2 and "Z" in axes:
+        keep = sorted(keep + [axes.index("Z")])
+    return full, keep
+
+
+def _describe_series(tif) -> str:
+    parts = []
+    for i, s in enumerate(tif.series):
+        full, keep = _kept_axes(s)
+        name = f" {s.name!r}" if getattr(s, "name", "") else ""
+        parts.append(f"{i}: {' × '.join(str(full[k]) for k in keep)}{name}")
+    return "; ".join(parts)
+
+
+def _pick_series(tif, path: Path, series_index: int | None) -> tuple[int, str | None]:
+    """Which series to read: the one named (``file.tif:N``), the only one, or the largest 3D one (a thumbnail or a
+    preview beside the volume is smaller); two 3D series of the same size are refused, listed."""
+    n = len(tif.series)
+    if series_index is not None:
+        if not 0 <= series_index < n:
+            raise TomosegError(f"{path}: has no series {series_index}; it holds {n} "
+                               f"({_describe_series(tif)}): name one as {path}:N")
+        return series_index, (f"series {series_index} of {n}, as named ({_describe_series(tif)})" if n > 1 else None)
+    if n <= 1:
+        return 0, None
+    sizes = []
+    for i, s in enumerate(tif.series):
+        full, keep = _kept_axes(s)
+        if len(keep) == 3:
+            sizes.append((int(np.prod([full[k] for k in keep])), i))
+    if not sizes:
+        return 0, None  # none is 3D: the first is refused as what it is
+    largest = max(sizes)[0]
+    best = [i for size, i in sizes if size == largest]
+    if len(best) > 1:
+        raise TomosegError(f"{path}: holds {n} images (series {_describe_series(tif)}) and {len(best)} of them are "
+                           f"volumes of the same size; name the one to read as {path}:N (e.g. {path}:{best[0]})")
+    return best[0], (f"the file holds {n} images (series {_describe_series(tif)}); series {best[0]}, the "
+                     f"largest, is read: name another as {path}:N")
+
+
+def _check_codec(series, path: Path) -> None:
+    """Refuse, at open, data compressed with a codec that tifffile decodes only with imagecodecs (LZW, JPEG, ...)."""
+    page = series.keyframe
+    compression = getattr(page, "compression", 1)
+    predictor = getattr(page, "predictor", 1)
+    missing = []
+    if compression not in tifffile.TIFF.DECOMPRESSORS:
+        missing.append(f"{getattr(compression, 'name', compression)} compression")
+    if predictor not in tifffile.TIFF.PREDICTORS:
+        missing.append(f"the {getattr(predictor, 'name', predictor)} predictor")
+    if missing:
+        raise TomosegError(f"{path}: is saved with {' and '.join(missing)}, which tifffile reads only with the "
+                           "imagecodecs package: pip install imagecodecs (or tomoseg[codecs]), or save the stack "
+                           "uncompressed or with deflate (zip) or zstd compression")
+
+
+def _open_tiff_file(path: Path, series_index: int | None = None):
     try:
         tif = tifffile.TiffFile(path)
     except Exception as exc:  # tifffile raises several types for damaged files
@@ -76,35 +178,39 @@ def _open_tiff_file(path: Path) -> tuple[object, tuple, object, tifffile.TiffFil
         if _is_page_by_page(tif):
             tif.close()
             tif = tifffile.TiffFile(path, is_shaped=False)
+        index, note = _pick_series(tif, path, series_index)
         _check_samples(tif, path)
         _check_complete(tif, path)
-        series = tif.series[0]
-        shape = tuple(s for s in series.shape if s != 1) if len(series.shape) > 3 else series.shape
+        series = tif.series[index]
+        _check_codec(series, path)
+        full, keep = _kept_axes(series)
+        shape = tuple(full[k] for k in keep)
         if len(shape) == 2 and _one_slice_of_tomoseg(tif):  # a volume of one slice that tomoseg wrote
             shape = (1,) + tuple(shape)
         offset = series.dataoffset
         if offset is not None:
-            nbytes = int(np.prod(series.shape)) * series.dtype.itemsize
+            nbytes = int(np.prod(full)) * series.dtype.itemsize
             if offset + nbytes > path.stat().st_size:
                 raise TomosegError(f"{path}: is truncated ({path.stat().st_size} bytes, "
                                    f"{offset + nbytes} expected); copy the file again")
             array = np.memmap(path, dtype=series.dtype.newbyteorder(tif.byteorder), mode="r",
-                              offset=offset, shape=series.shape).reshape(shape)
+                              offset=offset, shape=full).reshape(shape)
             chunks = None
         else:
             import zarr
 
-            array = zarr.open(series.aszarr(), mode="r")
-            if len(array.shape) != len(shape):
-                array = Squeezed(array, shape)
+            array = zarr.open(series.aszarr(squeeze=False), mode="r")
             chunks = getattr(array, "chunks", None)
+            chunks = tuple(chunks[k] for k in keep) if chunks is not None and len(keep) == len(shape) else None
+            if len(keep) == len(shape):
+                array = Squeezed(array, keep)
     except TomosegError:
         tif.close()
         raise
     except Exception as exc:
         tif.close()
         raise TomosegError(f"{path}: TIFF data cannot be read ({exc}); the file may be truncated or damaged") from None
-    return array, chunks, series, tif
+    return array, chunks, (index, note), tif
 
 
 def _one_slice_of_tomoseg(tif) -> bool:
@@ -171,12 +277,16 @@ def check_dtype(dtype, path=None) -> None:
                            f"{np.dtype(dtype)}; choose another format (.zarr, .h5) or cast the data")
 
 
-def open_tiff(path: Path) -> Volume:
-    array, chunks, series, tif = _open_tiff_file(path)
+def open_tiff(path: Path, series: str | None = None) -> Volume:
+    """A multi-page TIFF; ``series`` (from ``file.tif:N``) names one of several images (OME-TIFF series)."""
+    array, chunks, (index, note), tif = _open_tiff_file(path, None if series is None else int(series))
     try:
-        voxel_size = _voxel_size_from_tiff(tif, with_z=True)
-        return Volume(_Checked(array, path), path=path, format="tiff", voxel_size=voxel_size, chunks=chunks,
-                      close=tif.close)
+        voxel_size = _voxel_size_from_tiff(tif, with_z=True, series_index=index)
+        vol = Volume(_Checked(array, path), path=path, format="tiff", voxel_size=voxel_size, chunks=chunks,
+                     close=tif.close)
+        if note:
+            vol.notes.append(note)
+        return vol
     except BaseException:
         tif.close()
         raise
@@ -193,7 +303,8 @@ class _Checked:
         try:
             return np.asarray(self._array[key])
         except Exception as exc:
-            raise TomosegError(f"{self._path}: data cannot be read ({exc}); the file may be damaged") from None
+            raise TomosegError(f"{self._path}: data cannot be read ({type(exc).__name__}: {exc}); the file may be "
+                               "damaged") from None
 
 
 def _natural_key(p: Path):

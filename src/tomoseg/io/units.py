@@ -6,17 +6,28 @@ _NM_PER_UNIT = {
     "nm": 1.0, "nanometer": 1.0, "nanometre": 1.0, "nanometers": 1.0, "nanometres": 1.0,
     "um": 1e3, "µm": 1e3, "μm": 1e3, "micron": 1e3, "microns": 1e3, "micrometer": 1e3,
     "micrometre": 1e3, "micrometers": 1e3, "micrometres": 1e3, "\\u00b5m": 1e3,  # ImageJ's escaped µ (keys lower case)
-    "mm": 1e6, "millimeter": 1e6, "millimetre": 1e6,
-    "cm": 1e7, "m": 1e9, "meter": 1e9, "metre": 1e9,
-    "a": 0.1, "å": 0.1, "angstrom": 0.1,
+    "mm": 1e6, "millimeter": 1e6, "millimetre": 1e6, "millimeters": 1e6, "millimetres": 1e6,
+    "cm": 1e7, "centimeter": 1e7, "centimetre": 1e7, "centimeters": 1e7, "centimetres": 1e7,
+    "dm": 1e8, "decimeter": 1e8, "decimetre": 1e8,
+    "m": 1e9, "meter": 1e9, "metre": 1e9, "meters": 1e9, "metres": 1e9,
+    "a": 0.1, "å": 0.1, "\u212b": 0.1, "angstrom": 0.1, "angstroms": 0.1, "ångström": 0.1,
+    "pm": 1e-3, "picometer": 1e-3, "picometre": 1e-3, "picometers": 1e-3, "picometres": 1e-3,
+    "fm": 1e-6, "femtometer": 1e-6, "femtometre": 1e-6,
+    "in": 2.54e7, "inch": 2.54e7, "inches": 2.54e7,
 }
+# OME's UnitsLength symbols that differ from the ones above only in case (Mm megametre, Pm petametre): never a
+# voxel size, so refused rather than read as mm or pm
+_CASE_SENSITIVE = {"Mm", "Pm", "Em", "Zm", "Ym", "Tm", "Gm"}
 
 
 def nm_per_unit(unit: str | None) -> float | None:
     """Nanometres in one ``unit``; ``None`` for an unknown or missing unit."""
     if unit is None:
         return None
-    return _NM_PER_UNIT.get(str(unit).strip().lower())
+    text = str(unit).strip()
+    if text in _CASE_SENSITIVE:
+        return None
+    return _NM_PER_UNIT.get(text.lower())
 
 
 def parse_length_nm(text: str) -> float:

@@ -140,6 +140,8 @@ class Volume:
         self.format = format
         self.orientation: dict | None = None  # an NRRD input's space, directions and origin (nrrd_file)
         self.voxel_size_problem: str | None = None
+        self.notes: list[str] = []  # what `info` should say about how the file was read (series, assumed unit)
+        self.whole_read = False  # reading any part decompresses the whole file (a compressed NRRD)
         try:
             self.voxel_size: VoxelSize | None = check_voxel_size(voxel_size)
         except TomosegError:
@@ -197,20 +199,37 @@ class Volume:
 
 
 class Squeezed:
-    """A view of an array without its length-1 axes (ImageJ TZCYX hyperstacks)."""
+    """A view of an array without some of its length-1 axes: by default the leading ones (t, c) before the last
+    three (z, y, x), which stay even where they are 1 (a one-slice volume); ``keep`` names the axes kept otherwise
+    (an ImageJ ZCYX hyperstack with C=1). Every axis left out must have length 1."""
 
-    def __init__(self, array, shape):
+    def __init__(self, array, keep=None):
+        ndim = len(array.shape)
+        self._keep = list(range(ndim - 3, ndim)) if keep is None else list(keep)
+        dropped = [i for i in range(ndim) if i not in self._keep]
+        if any(int(array.shape[i]) != 1 for i in dropped):
+            raise ValueError(f"axes {dropped} of shape {tuple(array.shape)} are not all of length 1")
         self._array = array
-        self.shape = shape
+        self.shape = tuple(int(array.shape[i]) for i in self._keep)
         self.dtype = array.dtype
-        self._keep = [i for i, s in enumerate(array.shape) if s != 1]
+        chunks = getattr(array, "chunks", None)
+        self.chunks = tuple(chunks[i] for i in self._keep) if chunks is not None and len(chunks) == ndim else None
 
     def __getitem__(self, key):
+        key = _normalize_key(key, len(self.shape))
         full = [0] * len(self._array.shape)
         for i, k in zip(self._keep, key):
             full[i] = k
         return np.asarray(self._array[tuple(full)])
 
+
+def squeeze_leading(array):
+    """``array`` seen as 3D when it has more axes, all of length 1 but the last three (t=c=1 of a TCZYX or CZYX
+    array, a (1, Z, Y, X) dataset); otherwise ``array`` itself (the 3D check of :class:`Volume` then refuses it)."""
+    shape = tuple(int(s) for s in array.shape)
+    if len(shape) > 3 and all(s == 1 for s in shape[:-3]):
+        return Squeezed(array)
+    return array
 
 
 def _call(fn):

@@ -15,7 +15,7 @@ import zarr
 from ..errors import TomosegError
 from .units import nm_per_unit
 from .zarr_chunks import parallel_reader
-from .volume import Sink, Squeezed, Volume
+from .volume import Sink, Volume, squeeze_leading
 
 EXTENSIONS = (".zarr", ".ome.zarr", ".zarr3")
 DEFAULT_CHUNKS = (64, 128, 128)
@@ -100,8 +100,8 @@ def _open_node(node, path: Path, dataset: str | None) -> Volume:
         vs = array.attrs.get("voxel_size_nm")
         voxel_size = tuple(vs) if isinstance(vs, (list, tuple)) and len(vs) == 3 else None
     shape = array.shape
-    if len(shape) > 3 and all(s == 1 for s in shape[:-3]):
-        array = Squeezed(array, shape[-3:])
+    if len(shape) > 3:
+        array = squeeze_leading(array)  # t=c=1 of a TCZYX image; z, y and x stay, even of length 1
     elif len(shape) == 3:
         array = parallel_reader(array)  # chunks read and decompressed by the reader threads themselves
     chunks = getattr(array, "chunks", None) or getattr(getattr(array, "_array", None), "chunks", None)
