@@ -2,7 +2,6 @@
 (tifffile, h5py, zarr, pynrrd, Pillow) and read with exact shapes, values and voxel sizes."""
 
 import json
-import resource
 import subprocess
 import sys
 
@@ -165,7 +164,7 @@ def test_u6_gzip_nrrd_is_read_in_one_array_and_info_reads_the_header_only(tmp_pa
     peak = "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024"
     code = (f"import resource, sys, tomoseg; v = tomoseg.open_volume(sys.argv[1]); r0 = {peak}; "
             f"a = v[5:6, 7:8, 9:10]; print(int(a.sum()), {peak} - r0)")
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "g.nrrd")], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "g.nrrd")], capture_output=True, encoding="utf-8",
                          check=True).stdout.split()
     assert int(out[0]) == 7
     assert float(out[1]) < 96 * 1.3  # MiB above the baseline

@@ -236,8 +236,8 @@ def _orientation(header) -> dict | None:
 
 def _check_fits_in_memory(path: Path, header, shape, peak: tuple[float, int]) -> None:
     """A compressed NRRD is decompressed whole into memory (it has no chunks to read piece by piece): refuse one
-    whose read would peak (``peak``: a factor of its decompressed size, and bytes more) above half of the available memory, before
-    reading it."""
+    whose read would peak (``peak``: a factor of its decompressed size, and bytes more) above half of the
+    available memory, before reading it."""
     try:
         import psutil
 
