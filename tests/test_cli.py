@@ -89,7 +89,7 @@ def test_bad_input_gives_one_clear_message(tmp_path, capsys, case):
 
 def test_debug_shows_traceback(tmp_path):
     result = subprocess.run([sys.executable, "-m", "tomoseg", "--debug", "info", str(tmp_path / "nope.tif")],
-                            capture_output=True, text=True)
+                            capture_output=True, encoding="utf-8")
     assert result.returncode != 0
     assert "Traceback" in result.stderr
 
@@ -103,7 +103,7 @@ def test_bad_usage_exits_2(capsys):
 @pytest.mark.parametrize("modules", ["tomoseg.io", "tomoseg.synthetic.pool"])  # the phantom pool's worker function
 def test_io_and_the_pool_worker_do_not_import_torch(modules):
     code = f"import sys, tomoseg, {modules}; print('torch' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, encoding="utf-8", check=True)
     assert result.stdout.strip() == "False"
 
 

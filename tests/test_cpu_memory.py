@@ -48,7 +48,7 @@ def test_freed_memory_is_reused_within_and_returned_after():
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, encoding="utf-8", timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
 
 
@@ -91,8 +91,11 @@ def test_peak_rss_of_a_child_is_its_own_not_its_parents():
     code = ("import resource, sys; import numpy as np; from tomoseg.cpu_memory import peak_rss; "
             "a = np.ones(int(sys.argv[1]) * 2**20 // 8) if int(sys.argv[1]) else None; "
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, peak_rss())")
-    idle, busy = ([int(v) / 2**20 for v in subprocess.run([sys.executable, "-c", code, str(mb)], capture_output=True,
-                                                          text=True, check=True).stdout.split()] for mb in (0, 100))
+    def child(mb):
+        return subprocess.run([sys.executable, "-c", code, str(mb)], capture_output=True, encoding="utf-8",
+                              check=True).stdout.split()
+
+    idle, busy = ([int(v) / 2**20 for v in child(mb)] for mb in (0, 100))
     assert idle[0] >= 300 and idle[1] < 150, idle  # ru_maxrss: the parent's; peak_rss: Python + NumPy
     assert busy[1] - idle[1] == pytest.approx(100, abs=10), (idle, busy)
     del held

@@ -214,7 +214,8 @@ def test_stale_label_store_of_a_killed_run_is_cleaned(tmp_path):
 
     from tomoseg.objects.analysis import analyze, clean_stale_label_stores
 
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          encoding="utf-8")
     stale = tmp_path / "tomoseg-labels-old"
     stale.mkdir()
     (stale / "owner.txt").write_text(f"{socket.gethostname()} {int(dead.stdout)}\n")

@@ -119,8 +119,7 @@ def test_results_are_written_and_read_as_utf8_whatever_the_locale(tmp_path):
         "d + '/ai.npy', '--truth', d + '/t.json', '--out', d + '/run', '-q']) == 0\n"
         "assert main(['analyze', d + '/bl.tif', '--out', d + '/res', '--report', '-q']) == 0\n")
     env = {**os.environ, "PYTHONUTF8": "0", "LC_ALL": "C", "LANG": "C", "PYTHONCOERCECLOCALE": "0"}
-    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                            encoding="utf-8")
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, encoding="utf-8")
     assert result.returncode == 0, result.stderr[-2000:]
     for page in (tmp_path / "run" / "track.html", tmp_path / "res" / "report.html"):
         assert page.read_text(encoding="utf-8").startswith("<")

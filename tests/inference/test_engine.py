@@ -575,11 +575,11 @@ def test_a_fresh_segment_process_with_the_pytorch_backend_finishes(tmp_path):
     for backend in ("openvino", "torch"):
         out = tmp_path / f"{backend}.zarr"
         proc = subprocess.run([sys.executable, "-m", "tomoseg", "-q", "segment", str(src), str(out),
-                               "--backend", backend], capture_output=True, text=True, timeout=180)
+                               "--backend", backend], capture_output=True, encoding="utf-8", timeout=180)
         assert proc.returncode == 0, (backend, proc.returncode, proc.stderr[-2000:])
         assert read_volume(out).shape == (64, 256, 256)
         if backend == "openvino":  # with the converted model cached, OpenVINO's runs never import PyTorch
             code = (f"import sys; from tomoseg.cli import main; rc = main(['-q', 'segment', {str(src)!r}, "
                     f"{str(tmp_path / 'again.zarr')!r}]); print('torch' in sys.modules); sys.exit(rc)")
-            again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+            again = subprocess.run([sys.executable, "-c", code], capture_output=True, encoding="utf-8", timeout=180)
             assert again.returncode == 0 and again.stdout.split()[-1] == "False", again.stderr[-2000:]

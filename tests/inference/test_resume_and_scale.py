@@ -43,7 +43,8 @@ def test_resume_after_kill_gives_identical_bytes(tmp_path, random_model_path, sm
     assert not out.exists() and not mask.exists()  # nothing that looks complete
 
     # without --resume the user is told what to do
-    result = subprocess.run(_cmd(src, out, random_model_path, "--mask", str(mask)), capture_output=True, text=True)
+    result = subprocess.run(_cmd(src, out, random_model_path, "--mask", str(mask)), capture_output=True,
+                            encoding="utf-8")
     assert result.returncode == 1 and "--resume" in result.stderr
     subprocess.run(_cmd(src, out, random_model_path, "--mask", str(mask), "--resume"), check=True)
     assert out.read_bytes() == ref.read_bytes()
@@ -141,7 +142,7 @@ def test_peak_memory_does_not_grow_with_volume_size(tmp_path, random_model_path,
         src = tmp_path / f"{name}.zarr"
         write_volume(str(src), rng.integers(0, 255, (z, 256, 256), dtype=np.uint8), chunks=(16, 256, 256))
         result = subprocess.run([sys.executable, "-c", _RSS, str(src), str(tmp_path / f"{name}_out.zarr"),
-                                 str(random_model_path)], capture_output=True, text=True, check=True)
+                                 str(random_model_path)], capture_output=True, encoding="utf-8", check=True)
         rss[name] = int(result.stdout.strip().splitlines()[-1]) / 1024  # MiB
     # held whole, the large volume would add 19 MiB as uint8 and 75 MiB as float32; what may grow is the cache
     # of decompressed input chunks, up to its budget (one row of windows: set by the slice size, not the depth)

@@ -39,7 +39,7 @@ def test_ctrl_c_says_how_to_resume(tmp_path, random_model_path, small_phantom):
     for attempt in range(3):
         out = tmp_path / f"out{attempt}.zarr"
         proc = subprocess.Popen([str(out) if a == "OUT" else a for a in cmd], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+                                stderr=subprocess.PIPE, encoding="utf-8", env=dict(os.environ, OMP_NUM_THREADS="1"))
         done = work_dir_for(out) / "done"
         deadline = time.time() + 120
         while time.time() < deadline and not (done.exists() and len(os.listdir(done)) >= 2):

@@ -173,7 +173,7 @@ def test_u6_gzip_nrrd_is_read_in_one_array_and_info_reads_the_header_only(tmp_pa
     code = (f"import resource, sys; from tomoseg.cli import main; main(['info', sys.argv[2]]); r0 = {peak}; "
             f"main(['info', sys.argv[1]]); print({peak} - r0)")
     run = subprocess.run([sys.executable, "-c", code, str(tmp_path / "g.nrrd"), str(small)], capture_output=True,
-                         text=True, check=True)
+                         encoding="utf-8", check=True)
     assert "shape (z,y,x) 48 × 1024 × 1024" in run.stdout and "values        not sampled" in run.stdout
     assert float(run.stdout.split()[-1]) < 16  # MiB: the header only, nothing decompressed
 

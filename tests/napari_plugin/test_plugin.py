@@ -191,7 +191,7 @@ def test_segment_and_analyze_on_naparis_canvas(tmp_path):
                "--rootdir", str(Path(__file__).parents[2]), "--basetemp", str(tmp_path / "t")]
         if not _napari_pytest_plugin_autoloads():
             cmd[3:3] = ["-p", "napari.utils._testsupport"]
-        run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
+        run = subprocess.run(cmd, env=env, capture_output=True, encoding="utf-8", timeout=400)
     finally:
         xvfb.terminate()
         xvfb.wait(timeout=10)
