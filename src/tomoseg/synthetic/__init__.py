@@ -2,5 +2,6 @@
 
 from .config import PRESETS, PhantomConfig, preset
 from .phantom import Phantom, make_phantom
+from .version import GENERATOR_VERSION
 
-__all__ = ["make_phantom", "Phantom", "PhantomConfig", "PRESETS", "preset"]
+__all__ = ["GENERATOR_VERSION", "make_phantom", "Phantom", "PhantomConfig", "PRESETS", "preset"]

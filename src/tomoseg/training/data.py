@@ -210,8 +210,12 @@ def _cache_key(item: dict) -> str:
     import json
 
     from .._version import __version__
+    from ..synthetic import version
 
-    text = json.dumps({**item, "tomoseg": __version__, "format": 1}, sort_keys=True)
+    # the generator's version: a change to the generated data bumps it, and the cached phantoms of the old
+    # generator are no longer found (the package version alone did not change with the generator's code)
+    text = json.dumps({**item, "tomoseg": __version__, "format": 1, "generator": version.GENERATOR_VERSION},
+                      sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
