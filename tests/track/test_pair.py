@@ -70,3 +70,46 @@ def test_gray_level_change(pair):
     mb = np.median(pair.before["image"][20][inside[20]])
     ma = np.median(pair.after["image"][20][pair.after["labels"][20] == 0])
     assert ma != mb  # the AFTER scan's gray levels differ (gain and offset)
+
+
+def test_pair_objects_is_the_before_objects_table_and_the_matches_have_their_own_option(tmp_path, capsys):
+    """Review P12: with --pair, --objects wrote the match table (no centres); now it is the BEFORE scan's
+    objects table, as without --pair, and the matches go to --pair-matches (both replaced with --overwrite)."""
+    import csv
+
+    from tomoseg.cli import main
+
+    args = ["phantom", str(tmp_path / "b.tif"), "--labels", str(tmp_path / "bl.tif"),
+            "--instances", str(tmp_path / "bi.npy"), "--pair", str(tmp_path / "a.tif"),
+            "--pair-labels", str(tmp_path / "al.tif"), "--objects", str(tmp_path / "objects.csv"),
+            "--pair-matches", str(tmp_path / "matches.csv"), "--shape", "32", "128", "128", "--seed", "5"]
+    assert main(args) == 0
+    with open(tmp_path / "objects.csv", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {"label", "centroid_z", "centroid_y", "centroid_x", "semi_axis_a_vox", "semi_axis_b_vox",
+            "semi_axis_c_vox", "volume_vox", "equivalent_radius_vox", "equivalent_radius_nm",
+            "label_voxels", "occupancy_volume_vox", "gray_value"} <= set(rows[0])
+    ids = np.load(tmp_path / "bi.npy")
+    counts = np.bincount(ids.ravel(), minlength=len(rows) + 1)[1:]
+    assert len(rows) == ids.max()
+    np.testing.assert_array_equal(counts, [int(r["label_voxels"]) for r in rows])
+    centroids = ndimage.center_of_mass(ids > 0, ids, [int(r["label"]) for r in rows if int(r["label_voxels"]) > 30])
+    table = {int(r["label"]): r for r in rows}
+    for lab, c in zip([int(r["label"]) for r in rows if int(r["label_voxels"]) > 30], centroids):
+        assert np.allclose(c, [float(table[lab][k]) for k in ("centroid_z", "centroid_y", "centroid_x")], atol=0.5)
+    with open(tmp_path / "matches.csv", encoding="utf-8") as fh:
+        header = next(csv.reader(fh))
+    assert header[:4] == ["group", "before_label", "after_label", "status"]
+    assert main(args + ["--overwrite"]) == 0  # both tables are recognised as tomoseg's own
+    with pytest.raises(SystemExit):
+        main(["phantom", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--pair-matches" in help_text and "differs from the single phantom" in help_text
+
+
+def test_pair_before_objects_table_matches_the_scan():
+    p = make_phantom_pair((24, 96, 96), rng=5)
+    t = p.before["objects"]
+    np.testing.assert_array_equal(t["label"], np.arange(1, p.before["instances"].max() + 1))
+    np.testing.assert_array_equal(t["label_voxels"], p.before["label_voxels"])
+    assert np.all(t["occupancy_volume_vox"] > 0)

@@ -140,11 +140,13 @@ def _run_info(args) -> int:
 def _phantom(sub):
     p = sub.add_parser("phantom", help="generate a synthetic TXM micropillar volume with exact labels",
                        description="Generate a synthetic TXM micropillar volume with exact labels. "
-                                   "The same seed gives identical files.")
+                                   "The same seed gives identical files (with --pair, identical pairs: the "
+                                   "BEFORE scan of a pair is not the single phantom of the same seed).")
     p.add_argument("image", help="output image volume (any supported format)")
     p.add_argument("--labels", required=True, help="output label volume (uint8, 1 = object)")
     p.add_argument("--instances", help="output volume of object ids (uint32; .zarr, .h5, .nrrd or .npy)")
-    p.add_argument("--objects", help="output CSV of the objects: true centre, semi-axes, volume")
+    p.add_argument("--objects", help="output CSV of the objects: true centre, semi-axes, volume (with --pair: "
+                                     "the BEFORE scan's objects; the matches: --pair-matches)")
     p.add_argument("--shape", nargs=3, type=int, metavar=("Z", "Y", "X"), default=[128, 256, 256])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--preset", default="default", help="named parameter set (see --list-presets)")
@@ -222,8 +224,8 @@ def check_phantom_outputs(args, shape) -> None:
     """Every output of ``phantom`` (with ``--pair``: the AFTER scan's too) checked before anything is generated:
     one path each, none an existing file tomoseg may not replace, formats that hold the data."""
     from ..io import check_output_format
-    from ..io.output_guard import (check_json_output, check_output, check_outputs_apart, check_table_output,
-                                   check_writable_folder)
+    from ..io.output_guard import (MATCH_TABLE_COLUMNS, check_json_output, check_output, check_outputs_apart,
+                                   check_table_output, check_writable_folder)
 
     pair = bool(getattr(args, "pair", None))
     volumes = [("IMAGE", args.image, np.uint8), ("--labels", args.labels, np.uint8),
@@ -233,7 +235,8 @@ def check_phantom_outputs(args, shape) -> None:
                     ("--pair-instances", args.pair_instances, np.uint32)]
     volumes = [v for v in volumes if v[1]]
     check_outputs_apart([(opt, path) for opt, path, _ in volumes] + [("--objects", args.objects)]
-                        + [("--pair-truth", args.pair_truth if pair else None)])
+                        + [("--pair-truth", args.pair_truth if pair else None),
+                           ("--pair-matches", args.pair_matches if pair else None)])
     for _, out, dtype in volumes:
         check_writable_folder(split_dataset(out)[0].parent)
         check_output(out, overwrite=args.overwrite)
@@ -241,6 +244,9 @@ def check_phantom_outputs(args, shape) -> None:
             check_output_format(out, dtype, shape)
     if args.objects:
         check_table_output(args.objects, overwrite=args.overwrite)
+    if pair and args.pair_matches:
+        check_table_output(args.pair_matches, overwrite=args.overwrite, columns=MATCH_TABLE_COLUMNS,
+                           what="a match table")
     if pair and args.pair_truth:
         check_json_output(args.pair_truth, overwrite=args.overwrite, tool=PAIR_TRUTH_TOOL)
 

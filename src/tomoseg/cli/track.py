@@ -365,10 +365,17 @@ def _read_truth(path) -> dict:
 # ------------------------------------------------------------------ phantom --pair
 def add_pair_args(p) -> None:
     g = p.add_argument_group("pair", "a second scan of the same pillar after a known motion and known changes")
-    g.add_argument("--pair", metavar="AFTER_IMAGE", help="also write the AFTER scan's image here")
+    g.add_argument("--pair", metavar="AFTER_IMAGE",
+                   help="also write the AFTER scan's image here. IMAGE is then the BEFORE scan; with --objects, "
+                        "the BEFORE scan's objects table. The pair draws its motion and changes from the same "
+                        "seed, so its BEFORE scan differs from the single phantom of that seed (a seed gives "
+                        "identical files within each mode)")
     g.add_argument("--pair-labels", metavar="AFTER_LABELS", help="the AFTER scan's labels (uint8, 1 = object)")
     g.add_argument("--pair-instances", metavar="AFTER_INSTANCES", help="the AFTER scan's object ids (uint32)")
     g.add_argument("--pair-truth", metavar="JSON", help="the transform and the exact expected matches")
+    g.add_argument("--pair-matches", metavar="CSV",
+                   help="the expected matches as a CSV table (group, before_label, after_label, status, change, "
+                        "edge, voxels and radii), the same rows as in --pair-truth")
     g.add_argument("--rotation", nargs=3, type=float, metavar=("Z", "Y", "X"),
                    help="rotation of the sample about z, y, x, degrees (default: random, up to 20 and 2)")
     g.add_argument("--translation", nargs=3, type=float, metavar=("Z", "Y", "X"),
@@ -396,10 +403,15 @@ def run_phantom_pair(args, sets: dict) -> int:
         write_volume(args.instances, pair.before["instances"], voxel_size=vs, overwrite=args.overwrite)
     if args.pair_instances:
         write_volume(args.pair_instances, pair.after["instances"], voxel_size=vs, overwrite=args.overwrite)
-    if args.objects:
+    if args.objects or args.pair_matches:
         from ..table import write_csv
 
-        write_csv(pair.truth, args.objects, overwrite=args.overwrite)
+        if args.objects:  # the BEFORE scan's objects, as `tomoseg phantom --objects` writes them
+            table = dict(pair.before["objects"])
+            table["equivalent_radius_nm"] = table["equivalent_radius_vox"] * float(np.cbrt(np.prod(vs)))
+            write_csv(table, args.objects, overwrite=args.overwrite)
+        if args.pair_matches:
+            write_csv(pair.truth, args.pair_matches, overwrite=args.overwrite)
     if args.pair_truth:
         folder = Path(args.pair_truth).resolve().parent
 

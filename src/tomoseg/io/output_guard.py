@@ -426,9 +426,10 @@ def _result_folder_of_tomoseg(folder: Path) -> bool:
 
 
 OBJECTS_TABLE_COLUMNS = ("label", "equivalent_radius_vox")  # the header of every objects table tomoseg writes
+MATCH_TABLE_COLUMNS = ("group", "before_label")  # the header of a phantom pair's match table (--pair-matches)
 
 
-def _objects_table_header(p: Path, *, raise_unreadable: bool = False):
+def _objects_table_header(p: Path, *, raise_unreadable: bool = False, columns=OBJECTS_TABLE_COLUMNS):
     """True for an objects table tomoseg wrote (its header: ``label`` first, ``equivalent_radius_vox`` among
     the columns); else the header's columns (a list), or None for a binary file."""
     try:
@@ -444,15 +445,17 @@ def _objects_table_header(p: Path, *, raise_unreadable: bool = False):
             raise
         return None
     header = [c.strip().strip('"') for c in head.decode("utf-8").splitlines()[0].split(",")] if head else []
-    if header and header[0] == OBJECTS_TABLE_COLUMNS[0] and OBJECTS_TABLE_COLUMNS[1] in header:
+    if header and header[0] == columns[0] and columns[1] in header:
         return True
     return header
 
 
-def check_table_output(path, *, overwrite: bool) -> None:
+def check_table_output(path, *, overwrite: bool, columns=OBJECTS_TABLE_COLUMNS,
+                       what: str = "an objects table") -> None:
     """A CSV table's path: named ``.csv``; an existing file replaced only with ``overwrite``, and only if it
     is an objects table of tomoseg's (its header: ``label`` first, ``equivalent_radius_vox`` among the
-    columns), never a user's own table, nor a volume or other binary file named by mistake."""
+    columns; or the first and second of ``columns``, e.g. :data:`MATCH_TABLE_COLUMNS` with ``what`` "a match
+    table"), never a user's own table, nor a volume or other binary file named by mistake."""
     p = Path(path)
     if p.suffix.lower() != ".csv":
         raise TomosegError(f"{p}: a table is written as CSV; give a file name ending in .csv")
@@ -464,14 +467,14 @@ def check_table_output(path, *, overwrite: bool) -> None:
     if not p.is_file():
         raise TomosegError(f"{p}: is not a file; choose another path for the table")
     try:
-        header = _objects_table_header(p, raise_unreadable=True)
+        header = _objects_table_header(p, raise_unreadable=True, columns=columns)
     except OSError as exc:
         raise TomosegError(f"{p}: cannot be read ({exc}); choose another path for the table") from None
     if header is None:
         raise TomosegError(f"{p}: exists and is not a text table (binary data: a volume?); tomoseg leaves it "
                            "untouched, even with --overwrite: choose another path")
     if header is not True:
-        raise TomosegError(f"{p}: already exists and is not an objects table written by tomoseg (its header "
+        raise TomosegError(f"{p}: already exists and is not {what} written by tomoseg (its header "
                            f"starts {', '.join(header[:3]) or '(empty)'}); it is left untouched, even with "
                            "--overwrite: choose another path or remove it yourself")
 

@@ -21,7 +21,7 @@ from scipy import ndimage
 
 from ..errors import TomosegError
 from .config import PhantomConfig, preset
-from .phantom import _check_shape, _occupancy, _place_objects, _smooth_noise, apply_imaging
+from .phantom import _check_shape, _occupancy, _place_objects, _smooth_noise, apply_imaging, objects_table
 
 STATUSES = ("persisting", "appeared", "vanished", "merged", "split")
 MIN_GAP = 2.5  # voxels between object surfaces, as make_phantom keeps them: labels never touch
@@ -56,7 +56,8 @@ class PairChanges:
 
 @dataclass
 class PhantomPair:
-    """``before`` and ``after`` scans (each ``image`` uint8, ``labels`` uint8, ``instances`` uint32), the
+    """``before`` and ``after`` scans (each ``image`` uint8, ``labels`` uint8, ``instances`` uint32; ``before``
+    also ``objects``, the objects table of :func:`~tomoseg.synthetic.make_phantom`), the
     ``matrix`` (4 × 4, BEFORE voxel → AFTER voxel), the ``motion``, and ``truth``: the expected matches,
     one row per link (``before_label``, ``after_label`` instance ids, 0 for none; ``status``; ``change``;
     ``group``; ``edge`` = 1 where the object touches or leaves a field of view in either scan)."""
@@ -259,8 +260,10 @@ def _carried_ellipsoid(lin: np.ndarray, axes, rot) -> tuple[np.ndarray, np.ndarr
 
 # ------------------------------------------------------------------ rendering
 def _render_objects(image, instances, bodies, shape, to_scan=None):
-    """Draw bodies into ``image`` (in place) and their ids into ``instances``; returns label voxels per body."""
+    """Draw bodies into ``image`` (in place) and their ids into ``instances``; returns the label voxels and the
+    occupancy volume (voxels) per body."""
     voxels = np.zeros(len(bodies), np.int64)
+    occupancy = np.zeros(len(bodies))
     for k, body in enumerate(bodies):
         parts = []
         for c, a, r in body["parts"]:
@@ -285,7 +288,8 @@ def _render_objects(image, instances, bodies, shape, to_scan=None):
         mask = occ >= 0.5
         instances[box][mask] = k + 1
         voxels[k] = int(mask.sum())
-    return voxels
+        occupancy[k] = float(occ.sum())
+    return voxels, occupancy
 
 
 def _imaging(image, cfg: PhantomConfig, rng, r_axis, recon2d) -> np.ndarray:
@@ -395,12 +399,15 @@ def make_phantom_pair(shape, *, rng=None, motion: Motion | None = None, changes:
                                              ("after", after_bodies, inverse, to_after)):
         image = _base(shape, cfg, centre_yx, pillar_r, texture, inverse=inv)
         instances = np.zeros(shape, np.uint32)
-        voxels = _render_objects(image, instances, scene_bodies, shape, to_scan)
+        voxels, occupancy = _render_objects(image, instances, scene_bodies, shape, to_scan)
         if name == "after":
             image = image * np.float32(changes.gray_gain) + np.float32(changes.gray_offset)
         image = _imaging(image, cfg, rng, r_axis, recon2d)
         scans[name] = {"image": image, "labels": (instances > 0).astype(np.uint8), "instances": instances,
                        "label_voxels": voxels}
+        if name == "before":  # the BEFORE scan's objects table, as make_phantom's (no random draws)
+            scans[name]["objects"] = objects_table(placed["centres"], placed["semi_axes"], voxels, occupancy,
+                                                   placed["gray"])
     truth = _truth(links, bodies, after_bodies, scans, shape)
     return PhantomPair(before=scans["before"], after=scans["after"], matrix=matrix, motion=motion, changes=changes,
                        truth=truth, config=cfg)

@@ -201,6 +201,27 @@ def apply_imaging(image: np.ndarray, cfg: PhantomConfig, rng, r_axis: np.ndarray
     return image
 
 
+def objects_table(centres, semi_axes, label_voxels, occupancy_volume, gray) -> dict:
+    """The objects table of a phantom, one row per object (label = instance id = row + 1): the true centre
+    (voxels, z y x), the semi-axes (in the ellipsoid's own frame; its rotation is not in the table), the
+    analytic volume and equivalent radius, the labelled voxel count, the occupancy volume, and ``gray_value``:
+    the gray value the object is drawn with, before blur, noise, drift and 8-bit rounding (not a measured
+    mean of the image)."""
+    centres = np.asarray(centres, float).reshape(-1, 3)
+    axes = np.asarray(semi_axes, float).reshape(-1, 3)
+    n = len(centres)
+    return {
+        "label": np.arange(1, n + 1, dtype=np.int64),
+        "centroid_z": centres[:, 0], "centroid_y": centres[:, 1], "centroid_x": centres[:, 2],
+        "semi_axis_a_vox": axes[:, 0], "semi_axis_b_vox": axes[:, 1], "semi_axis_c_vox": axes[:, 2],
+        "volume_vox": 4 / 3 * np.pi * axes.prod(axis=1) if n else np.zeros(0),
+        "equivalent_radius_vox": np.cbrt(axes.prod(axis=1)) if n else np.zeros(0),
+        "label_voxels": np.asarray(label_voxels),
+        "occupancy_volume_vox": np.asarray(occupancy_volume, float),
+        "gray_value": np.asarray(gray, float),
+    }
+
+
 def make_phantom(shape, *, rng=None, preset_name: str = "default", config: PhantomConfig | None = None,
                  **overrides) -> Phantom:
     """Generate a synthetic TXM micropillar volume with exact labels.
@@ -276,18 +297,6 @@ def make_phantom(shape, *, rng=None, preset_name: str = "default", config: Phant
     image = apply_imaging(image, cfg, rng, r_axis, recon2d)
     image = np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
-    axes = objects["semi_axes"]
-    eq_r = np.cbrt(axes.prod(axis=1)) if n else np.zeros(0)
-    table = {
-        "label": np.arange(1, n + 1, dtype=np.int64),
-        "centroid_z": objects["centres"][:, 0], "centroid_y": objects["centres"][:, 1],
-        "centroid_x": objects["centres"][:, 2],
-        "semi_axis_a_vox": axes[:, 0], "semi_axis_b_vox": axes[:, 1], "semi_axis_c_vox": axes[:, 2],
-        "volume_vox": 4 / 3 * np.pi * axes.prod(axis=1) if n else np.zeros(0),
-        "equivalent_radius_vox": eq_r,
-        "label_voxels": label_voxels,
-        "occupancy_volume_vox": occ_volume,
-        "gray_value": objects["gray"],
-    }
+    table = objects_table(objects["centres"], objects["semi_axes"], label_voxels, occ_volume, objects["gray"])
     pillar = np.broadcast_to(inside2d, shape)
     return Phantom(image=image, labels=labels, instances=instances, pillar=pillar, objects=table, config=cfg)
