@@ -26,7 +26,10 @@ class PhantomConfig:
     radius_max: float = 8.0
     large_fraction: float = 0.01         # share of rare larger objects, radius up to large_radius_max
     large_radius_max: float = 11.0
-    ellipsoid_fraction: float = 0.5      # share of mild ellipsoids (axis ratios up to max_aspect)
+    ellipsoid_fraction: float = 0.5      # share of ellipsoids (the rest are spheres)
+    # per-axis stretch limit, NOT the axis ratio: axes r*s1, r*s2, r/(s1*s2) with s1, s2 ~ U(1, max_aspect), so
+    # longest/shortest = s1**2*s2 reaches max_aspect**3 (2.46 at 1.35; measured median 1.70). Kept as it is:
+    # the default model v3 was trained on it (docs/phantoms.md, Known limitations, P2)
     max_aspect: float = 1.35
     cluster_fraction: float = 0.25       # share of objects placed next to another
     # gray values (8-bit scale)
@@ -41,7 +44,8 @@ class PhantomConfig:
     # imaging
     blur_sigma: float = 0.9              # point-spread function (voxels)
     noise_sd: float = 20.0               # noise on the 8-bit scale
-    noise_correlation: float = 0.6       # blur of the noise (voxels): reconstructed noise is not white
+    noise_correlation: float = 0.6       # 3D blur of the noise (voxels), so also correlated along z, unlike
+    #                                      slice-by-slice FBP noise (docs/phantoms.md, Known limitations, P13)
     ring_artifacts: int = 12             # number of tomographic ring artifacts
     ring_strength: float = 5.0           # their s.d. of amplitude
     z_drift: float = 0.05                # relative intensity drift from first to last slice
@@ -90,6 +94,7 @@ PRESETS: dict[str, dict] = {
     "default": {},
     "clean": {"noise_sd": 9.0, "ring_strength": 2.0, "blur_sigma": 0.7},
     "noisy": {"noise_sd": 30.0, "noise_correlation": 0.8},
+    # lower contrast AND lower noise: CNR 2.62 against the default's 3.0, above "noisy" (docs/phantoms.md, P10)
     "low-contrast": {"object_gray": 130.0, "object_gray_sd": 12.0, "noise_sd": 16.0},
     "strong-rings": {"ring_artifacts": 30, "ring_strength": 12.0, "edge_ring_gray": 70.0},
     "large-objects": {"radius_mean": 4.5, "radius_sd": 1.6, "large_fraction": 0.05, "object_fraction": 0.004},

@@ -71,7 +71,9 @@ def _sample_radii(cfg: PhantomConfig, target_volume: float, rng: np.random.Gener
             r = cfg.radius_mean
         volume = 4 / 3 * np.pi * r**3
         if volume > 0.25 * target_volume and radii:
-            continue  # in a small volume one large object would be the whole budget
+            # in a small volume one large object would be the whole budget; this also cuts the large tail of
+            # the size distribution in small volumes (docs/phantoms.md, Known limitations, P7)
+            continue
         radii.append(r)
         total += volume
     return np.asarray(radii)
@@ -97,6 +99,7 @@ def _place_objects(cfg: PhantomConfig, shape, centre_yx, pillar_r, rng) -> dict:
     max_tries = 200
     for r in radii:
         if rng.random() < cfg.ellipsoid_fraction:
+            # longest/shortest axis = s1**2*s2, up to max_aspect**3 (docs/phantoms.md, Known limitations, P2)
             s1, s2 = rng.uniform(1.0, cfg.max_aspect, 2)
             axes = np.array([r * s1, r * s2, r / (s1 * s2)])
         else:

@@ -8,7 +8,10 @@ from skimage.transform import iradon, radon
 
 from .config import PhantomConfig
 
-_MU_PER_GRAY = 0.02 / 255  # attenuation per voxel for one gray level: a few % total absorption
+# attenuation per voxel (not per width) for one gray level: the line integral through the pillar grows with the
+# width, 2.3 at 256 wide (10 % transmitted) and 9.3 at 1024 (9e-5: photon-starved, cupped), so the same
+# `photons` means different noise at different sizes. Kept as it is (v3's training data; docs/phantoms.md P5)
+_MU_PER_GRAY = 0.02 / 255
 
 
 def forward_and_reconstruct(image: np.ndarray, cfg: PhantomConfig, rng: np.random.Generator) -> np.ndarray:
