@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 
 from ._version import __version__
 from .errors import TomosegError
-from .model import UNet3D, build_model
+from .model import UNet3D, build_model, weights_digest
 from .shipped import default_model_path, file_sha256, model_path, names_shipped_model  # noqa: F401 (re-exported)
 
 FORMAT = "tomoseg-model"
@@ -182,7 +182,9 @@ def _check_file(path: Path) -> Path:
 def load_model(path=None, *, device: str | torch.device = "cpu") -> UNet3D:
     """Load a model file (the shipped default if ``path`` is None; ``"v2"`` and ``"v1"`` name the earlier defaults) in eval mode.
 
-    The metadata is on ``model.metadata``; the file's SHA-256 on ``model.sha256``.
+    The metadata is on ``model.metadata``; the file's SHA-256 on ``model.sha256``, and the digest of the weights
+    as loaded on ``model.weights_sha256`` (:func:`tomoseg.inference.model_file.model_identity` tells whether they
+    still are the file's).
 
     Raises
     ------
@@ -205,6 +207,6 @@ def load_model(path=None, *, device: str | torch.device = "cpu") -> UNet3D:
     model.load_state_dict(tensors)
     model.metadata = meta
     model.sha256 = file_sha256(path)
+    model.weights_sha256 = weights_digest(model)
     return model.to(device).eval()
-
 

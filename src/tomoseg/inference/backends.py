@@ -145,16 +145,19 @@ def cache_dir() -> Path | None:
 
 def model_key(model) -> str:
     """Names the model's converted form in the cache: ``model.cache_key`` where the model came from a file
-    (see :mod:`.model_file`), else a digest of its weights, architecture and the tomoseg version."""
+    (see :mod:`.model_file`) and its weights are still those loaded, else a digest of its weights and
+    architecture (:func:`tomoseg.model.weights_digest`) and the tomoseg version."""
     from .._version import __version__
 
-    if getattr(model, "cache_key", None):
-        return model.cache_key
-    h = hashlib.sha256(f"{__version__} {getattr(model, 'config', None)!r}".encode())
-    for name, tensor in model.state_dict().items():
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:24]
+    key = getattr(model, "cache_key", None)
+    if not hasattr(model, "state_dict"):  # a ModelFile
+        return key
+    from ..model import weights_digest
+
+    digest = weights_digest(model)
+    if key and getattr(model, "weights_sha256", None) == digest:
+        return key
+    return hashlib.sha256(f"{__version__} {digest}".encode()).hexdigest()[:24]
 
 
 def run_windows_one_by_one(backend, windows, stats) -> Iterator[tuple]:

@@ -166,7 +166,7 @@ def _outside_zeroed(p8: np.ndarray, core: tuple, keep) -> np.ndarray:
     return out
 
 
-_BACKENDS: dict = {}
+_BACKENDS: dict = {}  # a worker's backend, kept between tasks and runs: keyed by the model's identity (the weights)
 
 
 def _backend_for(job: TileJob):
@@ -444,7 +444,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
             done.add(i)
         todo = [t for t in tiles if t.index not in done]
         job = TileJob(volume=volume, shape=volume.shape, model_path=str(work / "model.safetensors"),
-                      model_sha256=fingerprint["model_sha256"] or "in-memory", stats=stats, tiling=options.tiling,
+                      model_sha256=fingerprint["model_sha256"], stats=stats, tiling=options.tiling,
                       backend=options.backend, threshold=options.threshold, work=str(work),
                       write_mask=bool(mask_output),
                       keep=tuple((b.start, b.stop) for b in sample.box) if options.roi is not None and sample.box

@@ -27,6 +27,22 @@ def cache_key(sha256: str, architecture: dict) -> str:
     return "file-" + hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
+def model_identity(model) -> str:
+    """What names a model in a run's fingerprint, its provenance and the workers' backend cache: the SHA-256 of
+    the file it was loaded from while its weights are those loaded (:func:`tomoseg.load_model` records their
+    digest), else the digest of the weights it holds now (:func:`tomoseg.model.weights_digest`): a model made in memory,
+    or one loaded and then changed (trained, edited), is never taken for its file or for another model.
+    A :class:`ModelFile` (a file not loaded) is its file's SHA-256, and imports no PyTorch."""
+    if not hasattr(model, "state_dict"):
+        return model.sha256
+    from ..model import weights_digest
+
+    digest = weights_digest(model)
+    if getattr(model, "sha256", None) and getattr(model, "weights_sha256", None) == digest:
+        return model.sha256
+    return digest
+
+
 class ModelFile:
     """A model file's architecture, metadata and SHA-256, without its weights in memory."""
 
