@@ -79,15 +79,18 @@ class SegmentOptions:
 
 
 def _model_or_default(model):
-    """The model to run: a module as given; for a path (or None: the default model) the loaded module, or a
-    :class:`.model_file.ModelFile` where OpenVINO has converted that file before (no PyTorch import)."""
+    """The model to run: a module as given (left as it is: its mode and device are the caller's; the backends
+    run copies); for a path (or None: the default model) the loaded module, or a
+    :class:`.model_file.ModelFile` where OpenVINO has converted that file before (no PyTorch import). Refused
+    where predict and segment would run it wrongly (:func:`.model_file.check_runnable`)."""
     from .backends import cache_dir, openvino_available
-    from .model_file import open_model
+    from .model_file import check_runnable, open_model
 
     if model is None or isinstance(model, (str, os.PathLike)):
         cache = cache_dir()
-        return open_model(model, cache / "openvino" if cache is not None and openvino_available() else None)
-    return model.eval()
+        model = open_model(model, cache / "openvino" if cache is not None and openvino_available() else None)
+    check_runnable(model)
+    return model
 
 
 def predict_tile(volume, tile: Tile, stats: Stats, backend, shape, pad_mode: str) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 from pathlib import Path
 
@@ -16,7 +17,7 @@ def export_onnx(model, path, *, opset: int = 17) -> Path:
     example = torch.zeros(1, 1, 2 * d, 2 * d, 2 * d)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model.eval(), (example,), str(tmp), input_names=["image"], output_names=["logits"],
+        torch.onnx.export(copy.deepcopy(model).cpu().eval(), (example,), str(tmp), input_names=["image"], output_names=["logits"],
                           dynamic_axes={"image": {0: "n", 2: "z", 3: "y", 4: "x"},
                                         "logits": {0: "n", 2: "z", 3: "y", 4: "x"}},
                           opset_version=opset, dynamo=False)

@@ -15,7 +15,8 @@ import json
 import struct
 from pathlib import Path
 
-from ..architecture import INFERENCE_GRAPH, ModelConfig
+from ..architecture import INFERENCE_GRAPH, ModelConfig, check_metadata
+from ..errors import TomosegError
 from ..shipped import file_sha256, model_path
 
 
@@ -81,6 +82,12 @@ def ir_stem(cache_key: str) -> str:
     return f"unet-{cache_key}-{INFERENCE_GRAPH}"
 
 
+def ir_record(xml: Path) -> Path:
+    """Where the SHA-256 digests of a converted model's ``.xml`` and ``.bin`` are recorded when they are written
+    (checked before the copy is used: :meth:`~.backends.OpenVINOBackend`)."""
+    return xml.with_suffix(".sha256")
+
+
 def open_model(path, ir_folder: Path | None):
     """A :class:`ModelFile` where ``ir_folder`` holds this file's converted model, else the loaded PyTorch model
     (checked against its architecture; errors as :func:`tomoseg.load_model`)."""
@@ -88,12 +95,32 @@ def open_model(path, ir_folder: Path | None):
     if ir_folder is not None and file.is_file():
         meta = _header_metadata(file)
         if meta is not None and meta.get("format") == "tomoseg-model":
+            check_metadata(meta, file)  # as load_model does: a clear error, never a TypeError of ModelConfig
             sha = file_sha256(file)
             handle = ModelFile(file, meta, sha)
-            if (ir_folder / f"{ir_stem(handle.cache_key)}.xml").exists() and \
-                    (ir_folder / f"{ir_stem(handle.cache_key)}.bin").exists():
-                return handle
+            xml = ir_folder / f"{ir_stem(handle.cache_key)}.xml"
+            if xml.exists() and xml.with_suffix(".bin").exists() and ir_record(xml).exists():
+                return handle  # (the backend checks the copy against its record)
             return handle.load()
     from ..checkpoint import load_model
 
     return load_model(path)
+
+
+def check_runnable(model) -> None:
+    """Refuse a model that ``predict`` and ``segment`` would run wrongly: other than one input channel (the gray
+    value) and one output channel (the object probability), or asking for a normalization other than the
+    z-score they apply. ``model``: a module or a :class:`ModelFile`."""
+    where = getattr(model, "path", None) or "the model given"
+    config = model.config
+    if (config.in_channels, config.out_channels) != (1, 1):
+        raise TomosegError(f"{where}: the model has {config.in_channels} input and {config.out_channels} output "
+                           "channels; predict and segment run models of 1 input channel (the gray value) and 1 "
+                           "output channel (the object probability): give such a model (tomoseg train makes them)")
+    meta = getattr(model, "metadata", None) or {}
+    normalization = meta.get("normalization", {"method": "zscore"})
+    method = normalization.get("method", "zscore") if isinstance(normalization, dict) else normalization
+    if method != "zscore":
+        raise TomosegError(f"{where}: the model expects its input normalized by {method!r}; predict and segment "
+                           "apply 'zscore' (mean and s.d. of the volume) only, so its results would be wrong: "
+                           "use a model trained with tomoseg train (zscore)")
