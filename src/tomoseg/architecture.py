@@ -58,8 +58,7 @@ def check_metadata(meta: dict, path) -> None:
                            "not written by tomoseg.save_model")
     if version > FORMAT_VERSION:
         raise TomosegError(f"{path}: format_version {version} was written by a newer tomoseg (this one reads up to "
-                           f"{FORMAT_VERSION}, tomoseg {meta.get('tomoseg_version', '?')} wrote it); upgrade "
-                           "tomoseg (pip install -U tomoseg)")
+                           f"{FORMAT_VERSION}); upgrade tomoseg (pip install -U tomoseg)")
     if not isinstance(meta.get("architecture"), dict):
         raise TomosegError(f"{path}: its metadata lack the model 'architecture' (levels, base_features, ...); "
                            "save the model again with tomoseg.save_model")

@@ -182,3 +182,20 @@ def test_shipped_models_pass_every_check(name):
     from tomoseg.inference.model_file import check_runnable
 
     check_runnable(tomoseg.load_model(name))
+
+
+# ------------------------------------------------------------------ B8: ONNX export
+def test_export_onnx_names_the_architectures_divisor_and_records_how_to_use_it(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("onnx")
+    from tomoseg.cli import main
+    from tomoseg.io.onnx_marker import read_marker
+
+    monkeypatch.chdir(tmp_path)
+    tomoseg.save_model(tomoseg.UNet3D(3, 2), tmp_path / "m3.safetensors", {"threshold": 100})
+    assert main(["export-onnx", "m3.safetensors", "m3.onnx"]) == 0
+    out = capsys.readouterr().out
+    assert "multiples of 4" in out and "multiples of 8" not in out
+    marker = read_marker(tmp_path / "m3.onnx")
+    assert marker["divisor"] == 4 and marker["threshold"] == 100
+    assert marker["normalization"]["method"] == "zscore" and marker["normalization"]["scope"] == "whole-volume"
+    assert marker["model_sha256"] == tomoseg.load_model(tmp_path / "m3.safetensors").sha256
