@@ -178,9 +178,9 @@ def _check_file(path: Path) -> Path:
 def load_model(path=None, *, device: str | torch.device = "cpu") -> UNet3D:
     """Load a model file (the shipped default if ``path`` is None; ``"v2"`` and ``"v1"`` name the earlier defaults) in eval mode.
 
-    The metadata is on ``model.metadata``, the file on ``model.path``; its SHA-256 on ``model.sha256``, and the digest of the weights
-    as loaded on ``model.weights_sha256`` (:func:`tomoseg.inference.model_file.model_identity` tells whether they
-    still are the file's).
+    The metadata is on ``model.metadata``, the file on ``model.path``; its SHA-256 on ``model.sha256``, and the
+    digest of the weights as loaded on ``model.weights_sha256``
+    (:func:`tomoseg.inference.model_file.model_identity` tells whether they still are the file's).
 
     Raises
     ------

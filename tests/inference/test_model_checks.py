@@ -10,7 +10,7 @@ from safetensors.torch import load_file, save_file
 
 import tomoseg
 from tomoseg.errors import TomosegError
-from tomoseg.inference import BackendConfig, SegmentOptions, TilingConfig, predict, segment
+from tomoseg.inference import BackendConfig, SegmentOptions, predict, segment
 from tomoseg.io import write_volume
 
 TORCH = BackendConfig(backend="torch")

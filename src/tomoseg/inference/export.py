@@ -32,7 +32,8 @@ def export_onnx(model, path, *, opset: int = 17) -> Path:
     example = torch.zeros(1, 1, 2 * d, 2 * d, 2 * d)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(copy.deepcopy(model).cpu().eval(), (example,), str(tmp), input_names=["image"], output_names=["logits"],
+        torch.onnx.export(copy.deepcopy(model).cpu().eval(), (example,), str(tmp), input_names=["image"],
+                          output_names=["logits"],
                           dynamic_axes={"image": {0: "n", 2: "z", 3: "y", 4: "x"},
                                         "logits": {0: "n", 2: "z", 3: "y", 4: "x"}},
                           opset_version=opset, dynamo=False)
