@@ -99,3 +99,34 @@ def test_peak_rss_of_a_child_is_its_own_not_its_parents():
     assert idle[0] >= 300 and idle[1] < 150, idle  # ru_maxrss: the parent's; peak_rss: Python + NumPy
     assert busy[1] - idle[1] == pytest.approx(100, abs=10), (idle, busy)
     del held
+
+
+class _FakeLibc:
+    def __init__(self):
+        self.calls = []
+
+    def mallopt(self, option, value):
+        self.calls.append((option, value))
+
+    def malloc_trim(self, pad):
+        pass
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({}, (65536, 128 * 1024)),  # glibc's defaults
+    ({"MALLOC_TRIM_THRESHOLD_": "65536"}, (65536, 65536)),  # what a Dask nanny starts its workers with
+    ({"MALLOC_MMAP_MAX_": "1000", "GLIBC_TUNABLES": "glibc.malloc.trim_threshold=4096"}, (1000, 4096)),
+])
+def test_leaving_restores_the_settings_the_process_started_with(monkeypatch, env, expected):
+    """Review B7: not glibc's compiled-in defaults over the environment's (a Dask worker's trim threshold)."""
+    from tomoseg import cpu_memory
+
+    for name in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_MAX_", "GLIBC_TUNABLES"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    libc = _FakeLibc()
+    monkeypatch.setattr(cpu_memory, "_glibc", lambda: libc)
+    with cpu_memory.freed_memory_kept():
+        pass
+    assert libc.calls[-2:] == [(cpu_memory.M_MMAP_MAX, expected[0]), (cpu_memory.M_TRIM_THRESHOLD, expected[1])]

@@ -56,7 +56,7 @@ def test_make_demo_runs_end_to_end(tmp_path, capsys):
 
     out = tmp_path / "demo"
     assert run(out, shape=(48, 128, 128), seed=5) == 0
-    report = (out / "results" / "report.html").read_text()
+    report = (out / "results" / "report.html").read_text(encoding="utf-8")
     assert "<img" in report and "confusion_matrix.png" in report and "size_histogram.png" in report
     # one report of analyze and evaluate: analyze's summary, table and figures stay beside the evaluation's
     assert "orthoslices.png" in report and "objects_3d.png" in report and "fraction_along_z.png" in report

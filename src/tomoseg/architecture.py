@@ -38,3 +38,41 @@ class ModelConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+FORMAT = "tomoseg-model"  # a model file's metadata: "format" and "format_version"
+FORMAT_VERSION = 1        # the newest this tomoseg reads (and the one it writes)
+
+# limits on what a model file may ask to build (the paper's model: levels 4, base_features 8)
+LIMITS = {"levels": (2, 8), "base_features": (1, 256), "in_channels": (1, 16), "out_channels": (1, 16)}
+
+
+def check_metadata(meta: dict, path) -> None:
+    """Refuse a model file's metadata that this tomoseg cannot use: another format, a newer format version, an
+    architecture outside :data:`LIMITS` (torch-free: also what a cached OpenVINO model's file is checked by)."""
+    if meta.get("format") != FORMAT:
+        raise TomosegError(f"{path}: is not a tomoseg model file")
+    version = meta.get("format_version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise TomosegError(f"{path}: format_version {version!r} is not a positive integer; the file is damaged or "
+                           "not written by tomoseg.save_model")
+    if version > FORMAT_VERSION:
+        raise TomosegError(f"{path}: format_version {version} was written by a newer tomoseg (this one reads up to "
+                           f"{FORMAT_VERSION}); upgrade tomoseg (pip install -U tomoseg)")
+    if not isinstance(meta.get("architecture"), dict):
+        raise TomosegError(f"{path}: its metadata lack the model 'architecture' (levels, base_features, ...); "
+                           "save the model again with tomoseg.save_model")
+    check_architecture(meta["architecture"], path)
+
+
+def check_architecture(arch: dict, path) -> None:
+    """Refuse architectures outside sane limits before anything is built (a huge one exhausts memory)."""
+    allowed = set(ModelConfig.__dataclass_fields__)
+    unknown = sorted(set(arch) - allowed)
+    if unknown:
+        raise TomosegError(f"{path}: unknown architecture key(s) {unknown}; allowed: {sorted(allowed)}")
+    for key, (lo, hi) in LIMITS.items():
+        value = arch.get(key, getattr(ModelConfig, key))
+        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+            raise TomosegError(f"{path}: architecture {key} = {value!r} is outside {lo}..{hi}; the file is damaged "
+                               "or not a tomoseg U-Net")

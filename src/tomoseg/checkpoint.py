@@ -17,11 +17,10 @@ from safetensors.torch import load_file, save_file
 
 from ._version import __version__
 from .errors import TomosegError
-from .model import UNet3D, build_model
+from .architecture import FORMAT, FORMAT_VERSION, LIMITS, check_architecture, check_metadata  # noqa: F401 (re-exported)
+from .model import UNet3D, build_model, weights_digest
 from .shipped import default_model_path, file_sha256, model_path, names_shipped_model  # noqa: F401 (re-exported)
 
-FORMAT = "tomoseg-model"
-FORMAT_VERSION = 1
 DEFAULT_METADATA = {
     "normalization": {"method": "zscore", "scope": "whole-volume"},
     "voxel_size_nm": None,
@@ -53,8 +52,6 @@ def save_model(model: UNet3D, path, metadata: dict | None = None, *, overwrite: 
     return path
 
 
-# limits on what a model file may ask to build (the paper's model: levels 4, base_features 8)
-LIMITS = {"levels": (2, 8), "base_features": (1, 256), "in_channels": (1, 16), "out_channels": (1, 16)}
 MAX_PARAMETERS = 200_000_000
 
 
@@ -82,28 +79,8 @@ def read_metadata(path) -> dict:
     if not isinstance(meta, dict):
         raise TomosegError(f"{path}: its tomoseg metadata are a {type(meta).__name__}, not a JSON object; the file "
                            "was not written by tomoseg.save_model")
-    if meta.get("format") != FORMAT:
-        raise TomosegError(f"{path}: is not a tomoseg model file")
-    if not isinstance(meta.get("architecture"), dict):
-        raise TomosegError(f"{path}: its metadata lack the model 'architecture' (levels, base_features, ...); "
-                           "save the model again with tomoseg.save_model")
-    check_architecture(meta["architecture"], path)
+    check_metadata(meta, path)
     return meta
-
-
-def check_architecture(arch: dict, path) -> None:
-    """Refuse architectures outside sane limits before anything is built (a huge one exhausts memory)."""
-    from .model import ModelConfig
-
-    allowed = set(ModelConfig.__dataclass_fields__)
-    unknown = sorted(set(arch) - allowed)
-    if unknown:
-        raise TomosegError(f"{path}: unknown architecture key(s) {unknown}; allowed: {sorted(allowed)}")
-    for key, (lo, hi) in LIMITS.items():
-        value = arch.get(key, getattr(ModelConfig, key))
-        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-            raise TomosegError(f"{path}: architecture {key} = {value!r} is outside {lo}..{hi}; the file is damaged "
-                               "or not a tomoseg U-Net")
 
 
 def _expected_shapes(arch: dict) -> dict:
@@ -113,11 +90,23 @@ def _expected_shapes(arch: dict) -> dict:
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
-def _file_shapes(path: Path) -> dict:
+def _expected_floats(arch: dict) -> set:
+    """The tensors of the architecture that hold floating-point values (all but BatchNorm's step counters)."""
+    with torch.device("meta"):
+        model = build_model(arch)
+    return {k for k, v in model.state_dict().items() if v.is_floating_point()}
+
+
+FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")  # safetensors' names
+
+
+def _file_shapes(path: Path, dtypes: dict | None = None) -> dict:
     from safetensors import safe_open
 
     try:
         with safe_open(str(path), framework="pt") as f:
+            if dtypes is not None:
+                dtypes.update({k: f.get_slice(k).get_dtype() for k in f.keys()})
             return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise TomosegError(f"{path}: weights cannot be read ({exc})") from None
@@ -129,7 +118,8 @@ def _check_shapes(path: Path, arch: dict) -> None:
     if n_params > MAX_PARAMETERS:
         raise TomosegError(f"{path}: architecture {arch} has {n_params:,} parameters, more than tomoseg builds "
                            f"({MAX_PARAMETERS:,}); the file is damaged or not a tomoseg U-Net")
-    tensors = _file_shapes(path)
+    dtypes: dict = {}
+    tensors = _file_shapes(path, dtypes)
     missing = sorted(set(expected) - set(tensors))
     extra = sorted(set(tensors) - set(expected))
     wrong = [f"{k}: file {tensors[k]}, model {v}" for k, v in expected.items() if k in tensors and tensors[k] != v]
@@ -137,6 +127,12 @@ def _check_shapes(path: Path, arch: dict) -> None:
         details = "; ".join(filter(None, [f"missing {missing[:3]}" if missing else "",
                                            f"unexpected {extra[:3]}" if extra else "", "; ".join(wrong[:3])]))
         raise TomosegError(f"{path}: weights do not fit the architecture {arch}: {details}")
+    # integer weights are loaded into the float network without a word and give a meaningless map
+    wrong = sorted(k for k in _expected_floats(arch) if dtypes.get(k) not in FLOAT_DTYPES)
+    if wrong:
+        raise TomosegError(f"{path}: weight {wrong[0]} is {dtypes[wrong[0]]}, not floating point "
+                           f"({len(wrong)} such tensors); the file is damaged or not a trained tomoseg U-Net: "
+                           "save the model again with tomoseg.save_model")
 
 
 def _check_weights(path: Path, tensors: dict) -> None:
@@ -182,7 +178,9 @@ def _check_file(path: Path) -> Path:
 def load_model(path=None, *, device: str | torch.device = "cpu") -> UNet3D:
     """Load a model file (the shipped default if ``path`` is None; ``"v2"`` and ``"v1"`` name the earlier defaults) in eval mode.
 
-    The metadata is on ``model.metadata``; the file's SHA-256 on ``model.sha256``.
+    The metadata is on ``model.metadata``, the file on ``model.path``; its SHA-256 on ``model.sha256``, and the
+    digest of the weights as loaded on ``model.weights_sha256``
+    (:func:`tomoseg.inference.model_file.model_identity` tells whether they still are the file's).
 
     Raises
     ------
@@ -204,7 +202,8 @@ def load_model(path=None, *, device: str | torch.device = "cpu") -> UNet3D:
     model = build_model(meta["architecture"])
     model.load_state_dict(tensors)
     model.metadata = meta
+    model.path = path
     model.sha256 = file_sha256(path)
+    model.weights_sha256 = weights_digest(model)
     return model.to(device).eval()
-
 

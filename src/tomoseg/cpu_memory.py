@@ -8,8 +8,10 @@ window after window: on 2 cores, a 320x512x512 volume spent 24.1 of its 38.9 s i
 :func:`freed_memory_kept` glibc serves them from its heap instead (``M_MMAP_MAX`` 0) and keeps what is freed
 (``M_TRIM_THRESHOLD`` -1), so later layers and windows reuse pages already mapped: 38.9 s -> 25.8 s, peak RSS
 2.85 -> 4.06 GB (docs/segment.md); a training step of 2 x 96^3, 1.43 -> 1.04 s. On leaving, glibc's
-settings go back to its defaults and the kept memory is returned (``malloc_trim``). Elsewhere (macOS, Windows,
-musl) it does nothing. OpenVINO plans its memory once per window shape and does not need it.
+settings go back to those it started with (its defaults, or the environment's ``MALLOC_MMAP_MAX_``,
+``MALLOC_TRIM_THRESHOLD_``, ``GLIBC_TUNABLES``: a Dask worker's 64 KiB trim threshold) and the kept memory is
+returned (``malloc_trim``). Elsewhere (macOS, Windows, musl) it does nothing. OpenVINO plans its memory once per
+window shape and does not need it.
 
 The settings are the process's, not the thread's: other threads' allocations meanwhile are served the same way.
 glibc's dynamic mmap threshold stays off after the first use (explicit settings switch it off), and the heap's
@@ -57,7 +59,8 @@ def kept_on(device):
 @contextlib.contextmanager
 def freed_memory_kept():
     """Within it, glibc keeps freed memory for reuse instead of returning it page by page (see the module);
-    yields whether it could (Linux with glibc). Nests: the outermost exit restores the defaults."""
+    yields whether it could (Linux with glibc). Nests: the outermost exit restores the settings the process
+    started with."""
     global _depth
     libc = _glibc()
     if libc is None:
@@ -74,9 +77,35 @@ def freed_memory_kept():
         with _lock:
             _depth -= 1
             if _depth == 0:
-                libc.mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)
-                libc.mallopt(M_TRIM_THRESHOLD, DEFAULT_TRIM_THRESHOLD)
+                mmap_max, trim_threshold = _startup_settings()
+                libc.mallopt(M_MMAP_MAX, mmap_max)
+                libc.mallopt(M_TRIM_THRESHOLD, trim_threshold)
                 libc.malloc_trim(0)
+
+
+def _startup_settings() -> tuple[int, int]:
+    """The ``M_MMAP_MAX`` and ``M_TRIM_THRESHOLD`` glibc started this process with: its defaults, or what the
+    environment set (``MALLOC_MMAP_MAX_``, ``MALLOC_TRIM_THRESHOLD_``, or ``GLIBC_TUNABLES``'
+    ``glibc.malloc.mmap_max``/``trim_threshold``, which win). A Dask nanny starts its workers with
+    ``MALLOC_TRIM_THRESHOLD_=65536``: leaving :func:`freed_memory_kept` goes back to that, not to 128 KiB.
+    (A program's own ``mallopt`` calls cannot be read back and are not restored.)"""
+    import os
+
+    values = {"mmap_max": os.environ.get("MALLOC_MMAP_MAX_"),
+              "trim_threshold": os.environ.get("MALLOC_TRIM_THRESHOLD_")}
+    for item in os.environ.get("GLIBC_TUNABLES", "").split(":"):
+        name, _, value = item.partition("=")
+        if name in ("glibc.malloc.mmap_max", "glibc.malloc.trim_threshold"):
+            values[name.rsplit(".", 1)[1]] = value
+
+    def number(text, default):
+        try:
+            value = int(str(text).strip())
+        except (TypeError, ValueError):
+            return default
+        return value if 0 <= value < 2**31 else default
+
+    return number(values["mmap_max"], DEFAULT_MMAP_MAX), number(values["trim_threshold"], DEFAULT_TRIM_THRESHOLD)
 
 
 def peak_rss() -> int:

@@ -155,3 +155,18 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
     frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
     stats = sum(b.numel() for name, b in model.named_buffers() if name.endswith(("running_mean", "running_var")))
     return trainable + frozen + stats, trainable
+
+
+def weights_digest(model: nn.Module) -> str:
+    """SHA-256 (hex) of what a module computes with: its architecture and every tensor of its state dict
+    (name, dtype, shape and bytes, whatever its device or memory order). A model's identity where it differs
+    from the file it was loaded from (:func:`tomoseg.checkpoint.model_identity`), and the OpenVINO cache's key
+    of a model made in memory (:func:`tomoseg.inference.backends.model_key`)."""
+    import hashlib
+
+    h = hashlib.sha256(f"{getattr(model, 'config', None)!r}".encode())
+    for name, tensor in model.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name} {t.dtype} {tuple(t.shape)}".encode())
+        h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()

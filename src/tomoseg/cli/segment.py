@@ -13,7 +13,7 @@ def _segment(sub):
     p = sub.add_parser(
         "segment", help="segment a volume: probability map (uint8 0-255) and optional mask",
         description="Segment precipitates and pores in a volume of any size, tile by tile in bounded memory. "
-                    "Writes the probability map (uint8, probability x 255) and optionally the binary mask "
+                    "Writes the probability map (uint8, round(probability x 255)) and optionally the binary mask "
                     "(value > threshold). A provenance JSON is written beside the output.")
     p.add_argument("input", help="input volume (TIFF, folder of slices, file.h5:/dataset, .zarr, .nrrd, .vol, .npy)")
     p.add_argument("output", help="probability map to write (.zarr recommended for large volumes)")
@@ -23,7 +23,8 @@ def _segment(sub):
     p.add_argument("--labels", metavar="LABELS_OUT",
                    help="also write the object label image here (as `analyze --labels` does: IDs in raster order, "
                         "objects on the border or under 8 voxels are 0); any format")
-    p.add_argument("--threshold", type=int, default=127, help="object where probability x 255 > this (default 127)")
+    p.add_argument("--threshold", type=int, default=127,
+                   help="object where round(probability x 255) > this (default 127: p >= 0.5)")
     p.add_argument("--tile-size", type=int, default=None,
                    help="a read window holds at most (tile size + 2 x halo)^3 voxels; its shape is fitted to the "
                         "volume (default: 224 with OpenVINO, windows of up to 320^3, about 3 GB; 160 with PyTorch on "
@@ -152,7 +153,10 @@ def check_scheduler_address(address: str) -> str:
 @command("export-onnx")
 def _export(sub):
     p = sub.add_parser("export-onnx", help="export a model to ONNX (for other runtimes)",
-                       description="Export a tomoseg model to ONNX with dynamic spatial sizes (multiples of 8).")
+                       description="Export a tomoseg model to ONNX with dynamic spatial sizes (multiples of "
+                                   "2^(levels-1): 8 for the default 4-level model). The file's metadata entry "
+                                   "'tomoseg' records the divisor, the normalization (z-score of the whole volume) "
+                                   "and the threshold; run it in float32 (docs/segment.md, 'ONNX').")
     p.add_argument("model", help="model file (.safetensors), or 'default'")
     p.add_argument("output", help="ONNX file to write")
     overwrite_arg(p)
@@ -171,5 +175,6 @@ def _run_export(args) -> int:
     model = load_model(None if args.model == "default" else args.model)
     out = Path(args.output)
     export_onnx(model, out)
-    print(f"wrote {out}")
+    print(f"wrote {out} (input z-scored over the whole volume, spatial sizes multiples of {model.config.divisor}; "
+          "output logits: probability = sigmoid)")
     return 0

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TomosegError
-from .model_file import ir_stem
+from .model_file import ir_record, ir_stem
 from .normalization import normalize
 
 PRECISIONS = ("f32", "bf16", "fp16")
@@ -145,16 +145,19 @@ def cache_dir() -> Path | None:
 
 def model_key(model) -> str:
     """Names the model's converted form in the cache: ``model.cache_key`` where the model came from a file
-    (see :mod:`.model_file`), else a digest of its weights, architecture and the tomoseg version."""
+    (see :mod:`.model_file`) and its weights are still those loaded, else a digest of its weights and
+    architecture (:func:`tomoseg.model.weights_digest`) and the tomoseg version."""
     from .._version import __version__
 
-    if getattr(model, "cache_key", None):
-        return model.cache_key
-    h = hashlib.sha256(f"{__version__} {getattr(model, 'config', None)!r}".encode())
-    for name, tensor in model.state_dict().items():
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:24]
+    key = getattr(model, "cache_key", None)
+    if not hasattr(model, "state_dict"):  # a ModelFile
+        return key
+    from ..model import weights_digest
+
+    digest = weights_digest(model)
+    if key and getattr(model, "weights_sha256", None) == digest:
+        return key
+    return hashlib.sha256(f"{__version__} {digest}".encode()).hexdigest()[:24]
 
 
 def run_windows_one_by_one(backend, windows, stats) -> Iterator[tuple]:
@@ -223,7 +226,8 @@ class OpenVINOBackend:
 
         self._ov = ov
         self.core = ov.Core()
-        self.model = model.cpu().eval() if hasattr(model, "state_dict") else model  # a module or a ModelFile
+        # a module (left as it is: converted from its inference copy, on the CPU) or a ModelFile
+        self.model = model
         # OpenVINO pins its threads to cores by default, each process from the first core on: two Dask workers of
         # one thread each then share one core and each runs at half speed (measured: 1.14 s against 0.57 s a
         # window, two processes on this project's 2 cores). Unpinned, one process is as fast as pinned.
@@ -249,9 +253,9 @@ class OpenVINOBackend:
         if self._ir is None:
             ir = (self.cache / "openvino" / f"{ir_stem(model_key(self.model))}.xml"
                   if self.cache is not None else None)
-            if ir is not None and ir.exists() and ir.with_suffix(".bin").exists():
-                self._ir = self.core.read_model(str(ir))
-            else:
+            if ir is not None:
+                self._ir = self._read_ir(ir)
+            if self._ir is None:
                 import torch
 
                 from ..model import inference_copy
@@ -269,14 +273,69 @@ class OpenVINOBackend:
                     self._save_ir(ir)
         return self._ir
 
+    def _read_ir(self, ir: Path):
+        """The cached converted model, read from the very bytes checked against the digests recorded when it was
+        written (:func:`.model_file.ir_record`); None where there is none. A copy that is damaged (truncated,
+        emptied, changed), does not match its record or has none, or that OpenVINO cannot read, is removed with a
+        note, and the model is converted again: never an OpenVINO error on every run, nor other weights."""
+        import json
+
+        weights_file, record = ir.with_suffix(".bin"), ir_record(ir)
+        if not ir.exists() and not weights_file.exists():
+            return None
+        try:
+            xml, weights = ir.read_bytes(), np.fromfile(weights_file, np.uint8)
+            expected = json.loads(record.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            reason = f"lacks {Path(exc.filename).name} (an earlier tomoseg's copy, or its writing was interrupted)"
+        except (OSError, ValueError) as exc:
+            reason = f"cannot be read ({exc})"
+        else:
+            if not isinstance(expected, dict) or expected.get("xml") != hashlib.sha256(xml).hexdigest() \
+                    or expected.get("bin") != hashlib.sha256(weights).hexdigest():
+                reason = "does not match the SHA-256 digests recorded when it was written (damaged or changed)"
+            else:
+                try:
+                    return self.core.read_model(xml.decode("utf-8"), self._ov.Tensor(weights))
+                except (RuntimeError, UnicodeDecodeError) as exc:
+                    reason = f"cannot be read by OpenVINO ({str(exc).strip().splitlines()[-1][:200]})"
+        from ..errors import warn
+
+        warn(f"{ir}: the cached OpenVINO copy of the model {reason}; removed, and the model converted again")
+        for p in (ir, weights_file, record):
+            try:
+                p.unlink(missing_ok=True)
+            except OSError:
+                pass
+        return None
+
     def _save_ir(self, ir: Path) -> None:
+        """The converted model into the cache: ``.xml``, ``.bin`` and the record of their digests, each written
+        to a temporary name, flushed to the disk and renamed (the record last: a copy without it is not used)."""
+        import json
+
         tmp = ir.with_name(f"{ir.stem}.{os.getpid()}.partial.xml")
+        tmp_record = ir_record(tmp)
         try:
             self._ov.save_model(self._ir, str(tmp), compress_to_fp16=False)  # f32 weights: exact
+            digests = {}
+            for kind, path in (("xml", tmp), ("bin", tmp.with_suffix(".bin"))):
+                with open(path, "rb+") as fh:
+                    digests[kind] = hashlib.sha256(fh.read()).hexdigest()
+                    os.fsync(fh.fileno())
+            with open(tmp_record, "w", encoding="utf-8") as fh:
+                json.dump(digests, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
             os.replace(tmp.with_suffix(".bin"), ir.with_suffix(".bin"))
             os.replace(tmp, ir)
+            os.replace(tmp_record, ir_record(ir))
         except OSError:
-            pass
+            for p in (tmp, tmp.with_suffix(".bin"), tmp_record):
+                try:
+                    p.unlink(missing_ok=True)
+                except OSError:
+                    pass
 
     def _compile(self, shape):
         shape = tuple(int(s) for s in shape)

@@ -79,15 +79,18 @@ class SegmentOptions:
 
 
 def _model_or_default(model):
-    """The model to run: a module as given; for a path (or None: the default model) the loaded module, or a
-    :class:`.model_file.ModelFile` where OpenVINO has converted that file before (no PyTorch import)."""
+    """The model to run: a module as given (left as it is: its mode and device are the caller's; the backends
+    run copies); for a path (or None: the default model) the loaded module, or a
+    :class:`.model_file.ModelFile` where OpenVINO has converted that file before (no PyTorch import). Refused
+    where predict and segment would run it wrongly (:func:`.model_file.check_runnable`)."""
     from .backends import cache_dir, openvino_available
-    from .model_file import open_model
+    from .model_file import check_runnable, open_model
 
     if model is None or isinstance(model, (str, os.PathLike)):
         cache = cache_dir()
-        return open_model(model, cache / "openvino" if cache is not None and openvino_available() else None)
-    return model.eval()
+        model = open_model(model, cache / "openvino" if cache is not None and openvino_available() else None)
+    check_runnable(model)
+    return model
 
 
 def predict_tile(volume, tile: Tile, stats: Stats, backend, shape, pad_mode: str) -> np.ndarray:
@@ -166,7 +169,7 @@ def _outside_zeroed(p8: np.ndarray, core: tuple, keep) -> np.ndarray:
     return out
 
 
-_BACKENDS: dict = {}
+_BACKENDS: dict = {}  # a worker's backend, kept between tasks and runs: keyed by the model's identity (the weights)
 
 
 def _backend_for(job: TileJob):
@@ -444,7 +447,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
             done.add(i)
         todo = [t for t in tiles if t.index not in done]
         job = TileJob(volume=volume, shape=volume.shape, model_path=str(work / "model.safetensors"),
-                      model_sha256=fingerprint["model_sha256"] or "in-memory", stats=stats, tiling=options.tiling,
+                      model_sha256=fingerprint["model_sha256"], stats=stats, tiling=options.tiling,
                       backend=options.backend, threshold=options.threshold, work=str(work),
                       write_mask=bool(mask_output),
                       keep=tuple((b.start, b.stop) for b in sample.box) if options.roi is not None and sample.box

@@ -2,28 +2,48 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 from pathlib import Path
 
 import torch
 
 
+def onnx_usage(model) -> dict:
+    """What a consumer of the exported network must do as tomoseg does (recorded in the ONNX file's ``tomoseg``
+    metadata entry): the input's normalization, the spatial divisor, the sigmoid and the threshold."""
+    meta = getattr(model, "metadata", None) or {}
+    return {"input": "float32 (n, 1, z, y, x); z, y, x multiples of divisor (pad, e.g. by reflection)",
+            "divisor": model.config.divisor,
+            "normalization": {**(meta.get("normalization") or {"method": "zscore", "scope": "whole-volume"}),
+                              "formula": "(x - mean) / sd, mean and sd of the whole volume"},
+            "output": "logits; probability p = sigmoid(logits); tomoseg's map = round(p * 255) as uint8",
+            "threshold": meta.get("threshold", 127),
+            "mask": "object where round(p * 255) > threshold (p >= 0.5 for 127)",
+            "precision": "float32; OpenVINO's CPU plugin may run it in bf16 unless INFERENCE_PRECISION_HINT=f32"}
+
+
 def export_onnx(model, path, *, opset: int = 17) -> Path:
-    """Write ``model`` as ONNX to ``path`` (through ``PATH.partial``), marked as tomoseg's (metadata ``tomoseg``)."""
+    """Write ``model`` as ONNX to ``path`` (through ``PATH.partial``), marked as tomoseg's (metadata ``tomoseg``,
+    which also records how to use it: :func:`onnx_usage`). ``model`` itself is left as it is (a copy is exported)."""
     path = Path(path)
     tmp = path.with_name(path.name + ".partial")
     d = model.config.divisor
     example = torch.zeros(1, 1, 2 * d, 2 * d, 2 * d)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model.eval(), (example,), str(tmp), input_names=["image"], output_names=["logits"],
+        torch.onnx.export(copy.deepcopy(model).cpu().eval(), (example,), str(tmp), input_names=["image"],
+                          output_names=["logits"],
                           dynamic_axes={"image": {0: "n", 2: "z", 3: "y", 4: "x"},
                                         "logits": {0: "n", 2: "z", 3: "y", 4: "x"}},
                           opset_version=opset, dynamo=False)
     from .._version import __version__
     from ..io.onnx_marker import add_marker
 
-    add_marker(tmp, {"tool": "tomoseg export-onnx", "tomoseg_version": __version__, "opset": opset,
-                     "model_sha256": getattr(model, "sha256", None)})  # how --overwrite knows its own exports
+    from .model_file import model_identity
+
+    add_marker(tmp, {"tool": "tomoseg export-onnx", "tomoseg_version": __version__, "opset": opset,  # the tool:
+                     "model_sha256": model_identity(model),  # how --overwrite knows its own exports
+                     **onnx_usage(model)})
     tmp.replace(path)
     return path

@@ -133,9 +133,13 @@ def provenance(volume, model, options, fingerprint, stats, outputs, n_tiles, t0)
         "input_content": fingerprint["input_content"],  # what `track --resume` compares before reusing the map
         "input_shape": list(volume.shape), "voxel_size_nm": list(volume.voxel_size) if volume.voxel_size else None,
         "outputs": {"probability": outputs[0], "mask": outputs[1] if len(outputs) > 1 else None},
-        "probability_scale": "uint8 0-255 = probability x 255; object where value > threshold",
+        "probability_scale": "uint8 0-255 = round(probability x 255); object where value > threshold",
         "threshold": options.threshold,
+        # sha256: the model file's while the weights are the file's, else the digest of the weights run
+        # (model_file.model_identity): a model changed in memory is not its file, nor a shipped model
         "model": {"sha256": fingerprint["model_sha256"], "shipped": shipped_name(fingerprint["model_sha256"]),
+                  "sha256_of": "file" if fingerprint["model_sha256"] == getattr(model, "sha256", None)
+                  else "weights in memory (tomoseg.model.weights_digest)",
                   "recipe": (meta.get("training") or {}).get("recipe"), "architecture": model.config.to_dict(),
                   "trained_voxel_size_nm": meta.get("voxel_size_nm")},
         "normalization": {"method": "zscore", "mean": stats.mean, "std": stats.std, "voxels": stats.voxels,

@@ -37,6 +37,10 @@ def work_dir_for(output) -> Path:
 
 
 def run_fingerprint(volume, model, options: SegmentOptions, backend_name: str, write_mask: bool) -> dict:
+    """What a resume must find unchanged; ``model_sha256`` is the model's identity
+    (:func:`.model_file.model_identity`: its file's SHA-256 while its weights are the file's, else the
+    digest of its weights)."""
+    from .model_file import model_identity
     from .fingerprint import input_fingerprint
 
     file, _ = split_dataset(volume.path)
@@ -46,7 +50,7 @@ def run_fingerprint(volume, model, options: SegmentOptions, backend_name: str, w
         "input_shape": list(volume.shape), "input_dtype": str(volume.dtype),
         "input_bytes": stat.st_size if stat else None,
         "input_content": input_fingerprint(volume, volume.path),
-        "model_sha256": getattr(model, "sha256", None), "threshold": options.threshold,
+        "model_sha256": model_identity(model), "threshold": options.threshold,
         "tiling": asdict(options.tiling), "chunk": options.tiling.chunk(model.config.divisor),
         "backend": backend_name, "precision": options.backend.precision,
         "stats_method": options.stats, "write_mask": write_mask,
