@@ -160,8 +160,8 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
 def weights_digest(model: nn.Module) -> str:
     """SHA-256 (hex) of what a module computes with: its architecture and every tensor of its state dict
     (name, dtype, shape and bytes, whatever its device or memory order). A model's identity where it differs
-    from the file it was loaded from (:func:`tomoseg.checkpoint.model_identity`), and the OpenVINO cache's key
-    of a model made in memory (:func:`tomoseg.inference.backends.model_key`)."""
+    from the file it was loaded from (:func:`tomoseg.inference.model_file.model_identity`), and the OpenVINO
+    cache's key of a model made in memory (:func:`tomoseg.inference.backends.model_key`)."""
     import hashlib
 
     h = hashlib.sha256(f"{getattr(model, 'config', None)!r}".encode())
