@@ -334,3 +334,42 @@ def _interrupted_at(monkeypatch, step: str, *args, **kwargs) -> None:
         patch.setattr(engine, step, stop)
         with pytest.raises(KeyboardInterrupt):
             engine.segment(*args, progress=False, **kwargs)
+
+
+@pytest.mark.parametrize("prob_name,mask_name", [("p.zarr", "m.tif"), ("p.tif", "m.tif"), ("p.ome.zarr", "m.zarr")])
+def test_a_run_cut_in_its_finish_step_resumes(tmp_path, random_model_path, monkeypatch, prob_name, mask_name):
+    """Ctrl-C between the map and the mask being put in place: the message said --resume continues, but the
+    resume was refused ("already exists"; with a Zarr map, whose work store had been moved, --overwrite failed
+    too). The finished outputs are recorded in the work folder's state, kept on --resume, and the run ends as an
+    uninterrupted one: the same bytes, its provenance written."""
+    from dataclasses import replace
+
+    from tomoseg.inference import SegmentOptions, engine
+    from tomoseg.io import read_volume
+
+    image = np.random.default_rng(3).integers(0, 255, (16, 48, 48), dtype=np.uint8)
+    src = tmp_path / "in.npy"
+    np.save(src, image)
+    opts = SegmentOptions(tiling=TilingConfig(tile_size=16, halo=8), sample_mask="off")
+    ref = engine.segment(src, tmp_path / f"ref-{prob_name}", model=random_model_path,
+                         mask_output=tmp_path / f"ref-{mask_name}", options=opts, progress=False)
+    finish, calls = engine.finish_output, []
+
+    def cut_after_the_first(*args, **kwargs):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return finish(*args, **kwargs)
+
+    out, mask = tmp_path / prob_name, tmp_path / mask_name
+    with monkeypatch.context() as patch:
+        patch.setattr(engine, "finish_output", cut_after_the_first)
+        with pytest.raises(KeyboardInterrupt):
+            engine.segment(src, out, model=random_model_path, mask_output=mask, options=opts, progress=False)
+    assert out.exists() and not mask.exists()
+    record = engine.segment(src, out, model=random_model_path, mask_output=mask, options=replace(opts, resume=True),
+                            progress=False)
+    np.testing.assert_array_equal(read_volume(out), read_volume(tmp_path / f"ref-{prob_name}"))
+    np.testing.assert_array_equal(read_volume(mask), read_volume(tmp_path / f"ref-{mask_name}"))
+    assert record["resolution_levels"] == ref["resolution_levels"]
+    assert (tmp_path / f"{prob_name}.provenance.json").exists() and not list(tmp_path.glob("*.tomoseg-run"))

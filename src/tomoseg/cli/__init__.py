@@ -109,6 +109,10 @@ def _resume_hint(args) -> str:
     if getattr(args, "command", None) == "track" and getattr(args, "before_labels", None) is None:
         hint = ("the same command with --resume keeps the finished probability maps in the output folder and "
                 "continues a segmentation cut short")
+    if getattr(args, "command", None) == "segment" and getattr(args, "stage", None) == "labels":
+        threshold = "" if args.threshold == 127 else f" --threshold {args.threshold}"
+        hint = (f"the probability map {args.output} is complete; write its label image with: tomoseg analyze "
+                f"{args.output}{threshold} --labels {args.labels}")
     return f"; {hint}" if hint else ""
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import TomosegError
 from .registry import checked_voxel_size, command, overwrite_arg, voxel_size_arg
 
@@ -89,6 +91,7 @@ def _run_segment(args) -> int:
     record = segment(args.input, args.output, model=args.model, mask_output=args.mask, options=options,
                      progress=progress_enabled(args))
     if args.labels:
+        args.stage = "labels"  # the map is complete: an interruption from here is not resumed (cli._resume_hint)
         _write_labels(args, record)
     shape = record["input_shape"]
     vox = shape[0] * shape[1] * shape[2]
@@ -127,16 +130,33 @@ def _write_labels(args, record) -> None:
     except BaseException:
         prob.close()
         raise
+    selected = _inside_roi(result.selected, (record.get("sample_mask") or {}), prob.shape)
     source, orientation = prob, prob.orientation
     if result.labels is None:  # labelled in memory: the label step labels the map's mask again, held here
         source = (prob.read() > args.threshold).astype("uint8")
     prob.close()  # the labels may go into the map's own HDF5 file, which h5py cannot hold open twice
     try:
-        write_label_image(source, args.labels, result.selected, options=result.options, voxel_size=voxel_size,
+        write_label_image(source, args.labels, selected, options=result.options, voxel_size=voxel_size,
                           overwrite=args.overwrite, labels=result.labels, orientation=orientation)
     finally:
         if result.labels is not None:
             result.labels.discard()
+
+
+def _inside_roi(table: dict, sample: dict, shape) -> dict:
+    """The objects of ``table`` that do not touch an inner face of the ``--roi`` box (a face that is not the
+    volume's own edge): the map is 0 past it, so such objects are cut there, and are left out as the objects
+    at the volume's border are (their size would be wrong)."""
+    if sample.get("method") != "roi" or not sample.get("roi") or not len(table.get("label", ())):
+        return table
+    cut = np.zeros(len(table["label"]), bool)
+    for axis, ((lo, hi), size) in zip("zyx", zip(sample["roi"], shape)):
+        first, last = np.asarray(table[f"bbox_{axis}0"]), np.asarray(table[f"bbox_{axis}1"])
+        if lo > 0:
+            cut |= first <= lo
+        if hi < size:
+            cut |= last >= hi
+    return {k: np.asarray(v)[~cut] for k, v in table.items()}
 
 
 def check_scheduler_address(address: str) -> str:

@@ -36,8 +36,8 @@ from .domain import check_flooding
 from .outputs import check_output_paths, finish_output, provenance
 from .tiling import Tile, TilingConfig, pad_to_divisor, read_padded, resolve_tiling, tile_grid
 from .work_folder import (WORK_SUFFIX, add_invocation, check_done, check_input_unchanged,  # noqa: F401
-                          invocations, lost_tiles, objects_per_slice, prepare_work, run_fingerprint, work_dir_for,
-                          write_done_marker, write_state)
+                          finished_outputs, invocations, lost_tiles, objects_per_slice, prepare_work,
+                          run_fingerprint, work_dir_for, write_done_marker, write_state)
 
 
 
@@ -192,6 +192,8 @@ def run_tiles(job: TileJob, tiles: list[Tile], backend=None, progress=None, memo
     """
     import zarr
 
+    if not tiles:  # nothing left (a resume whose tiles were all done): the work stores may be in place already
+        return 0
     backend = backend or _backend_for(job)
     work = Path(job.work)
     readers = max(1, int(getattr(backend, "readers", 1)))
@@ -357,10 +359,13 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
         mask_output = _absolute(mask_output) if mask_output else mask_output  # (the sample mask is read here)
     outputs = [str(output)] + ([str(mask_output)] if mask_output else [])
     mask_file = None if str(options.sample_mask) in ("auto", "off") else options.sample_mask
-    check_output_paths(input, outputs, options.overwrite, sample_mask=mask_file)
+    # outputs the interrupted run already finished (its finish step cut short): kept, not refused, on --resume
+    finished = finished_outputs(work_dir_for(output)) if options.resume else {}
+    pending = [out for out in outputs if out not in finished]
+    check_output_paths(input, pending, options.overwrite, sample_mask=mask_file)
     volume = open_volume(input, voxel_size=options.voxel_size)
     try:
-        check_output_paths(input, outputs, options.overwrite, volume, sample_mask=mask_file)
+        check_output_paths(input, pending, options.overwrite, volume, sample_mask=mask_file)
     except TomosegError:
         volume.close()
         raise
@@ -432,8 +437,9 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
         done = {int(n) for n in os.listdir(work / "done")}
         skipped = {t.index for t in tiles if not sample.touches(t.core)}
         if not fresh:  # finished tiles whose output chunks went missing are computed again, never left as holes
-            lost = lost_tiles(work, [t for t in tiles if t.index in done - skipped],
-                              ["prob"] + (["mask"] if mask_output else []))
+            stores = [name for name, out in (("prob", output), ("mask", mask_output))  # those not yet put in place
+                      if out and str(out) not in state.get("finished", {})]
+            lost = lost_tiles(work, [t for t in tiles if t.index in done - skipped], stores)
             for i in lost:
                 (work / "done" / str(i)).unlink()
             done -= set(lost)
@@ -476,13 +482,22 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
         if missing:
             raise TomosegError(f"{work}: {missing} tiles were not computed; run again with --resume")
         check_input_unchanged(volume, fingerprint)
-        flooding = check_flooding(work / "prob.zarr", options.threshold, str(output),
+        prob_store = work / "prob.zarr" if (work / "prob.zarr").exists() else str(output)  # moved there: finished
+        flooding = check_flooding(prob_store, options.threshold, str(output),
                                   objects_per_slice(work, tiles, skipped, volume.shape))
-        levels = {"probability": finish_output(work / "prob.zarr", str(output), volume.shape, volume.voxel_size,
-                                                options.overwrite, orientation=volume.orientation)}
-        if mask_output:
-            levels["mask"] = finish_output(work / "mask.zarr", str(mask_output), volume.shape, volume.voxel_size,
-                                            options.overwrite, pyramid="mode", orientation=volume.orientation)
+        levels = {}
+        for name, store, out, pyramid in [("probability", "prob.zarr", output, "mean")] + (
+                [("mask", "mask.zarr", mask_output, "mode")] if mask_output else []):
+            done_levels = state.get("finished", {}).get(str(out))
+            if done_levels is None or not split_dataset(out)[0].exists():
+                if not (work / store).exists():
+                    raise TomosegError(f"{out}: was finished by the interrupted run and has since been removed "
+                                       "(its work store with it); run again with --overwrite")
+                done_levels = finish_output(work / store, str(out), volume.shape, volume.voxel_size,
+                                            options.overwrite, pyramid=pyramid, orientation=volume.orientation)
+                state.setdefault("finished", {})[str(out)] = done_levels  # a cut finish resumes from here
+                write_state(work, state)
+            levels[name] = done_levels
         timings["finish"] = time.time() - t_finish
         record = provenance(volume, model, options, fingerprint, stats, outputs, len(tiles), t0)
         record["timings_s"] = {k: round(v, 3) for k, v in timings.items()}  # this invocation's

@@ -135,6 +135,17 @@ def lost_tiles(work: Path, tiles, names) -> list[int]:
     return sorted(lost)
 
 
+def finished_outputs(work: Path) -> dict:
+    """The outputs an interrupted run already finished ({path: resolution levels}; its finish step was cut
+    short), from its ``state.json``; empty where there is none."""
+    try:
+        state = json.loads((work / "state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    finished = state.get("finished") if isinstance(state, dict) else None
+    return finished if isinstance(finished, dict) else {}
+
+
 def write_state(work: Path, state: dict) -> None:
     """``state.json``, written to a temporary name and renamed: complete or the one before."""
     tmp = work / "state.json.partial"
