@@ -229,14 +229,14 @@ def _zarr(tmp):
 def b_zarr_truncated_meta(tmp, model):
     z = _zarr(tmp)
     meta = z / "0" / "zarr.json"
-    meta.write_text(meta.read_text()[:40])
+    meta.write_text(meta.read_text(encoding="utf-8")[:40])
     return ["info", str(z)]
 
 
 def b_zarr_absurd_meta(tmp, model):
     z = _zarr(tmp)
     meta = z / "0" / "zarr.json"
-    m = json.loads(meta.read_text())
+    m = json.loads(meta.read_text(encoding="utf-8"))
     m["shape"] = [-4, 8, 8]
     meta.write_text(json.dumps(m))
     return ["info", str(z)]
@@ -245,7 +245,7 @@ def b_zarr_absurd_meta(tmp, model):
 def b_ome_dotdot(tmp, model):
     z = _zarr(tmp)
     meta = z / "zarr.json"
-    m = json.loads(meta.read_text())
+    m = json.loads(meta.read_text(encoding="utf-8"))
     m["attributes"]["ome"]["multiscales"][0]["datasets"][0]["path"] = "../../etc"
     meta.write_text(json.dumps(m))
     return ["info", str(z)]
@@ -517,7 +517,7 @@ def _interrupted(tmp, model, monkeypatch):
 def b_state_truncated(tmp, model, monkeypatch):
     argv, work = _interrupted(tmp, model, monkeypatch)
     state = work / "state.json"
-    state.write_text(state.read_text()[:30])
+    state.write_text(state.read_text(encoding="utf-8")[:30])
     return argv + ["--resume"]
 
 

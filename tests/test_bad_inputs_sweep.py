@@ -26,7 +26,7 @@ def test_report_shows_csvs_without_object_columns_plainly(tmp_path, capsys):
     code = main(["report", str(res), "-q"])
     err = capsys.readouterr().err
     assert code == 0 and "Traceback" not in err, err
-    page = (res / "report.html").read_text()
+    page = (res / "report.html").read_text(encoding="utf-8")
     assert "Table: mynotes.csv" in page and "<th>a</th><th>b</th>" in page
     assert "<td>persisting</td>" in page
     assert "binary.csv is not shown: it is not a readable table" in page

@@ -73,7 +73,7 @@ def test_demo_never_deletes_a_folder_it_did_not_make(tmp_path, capsys):
     out.mkdir()
     (out / "thesis.tex").write_text("years of work")
     assert run(out, shape=(48, 128, 128), seed=5) == 1
-    assert (out / "thesis.tex").read_text() == "years of work"
+    assert (out / "thesis.tex").read_text(encoding="utf-8") == "years of work"
     assert "not made by the demo" in capsys.readouterr().err
 
 
@@ -108,7 +108,7 @@ def test_segment_cli_takes_a_shipped_models_name(tmp_path):
         out = tmp_path / f"{name}.tif"
         assert main(["-q", "segment", str(src), str(out), "--model", name]) == 0
         outs[name] = tomoseg.open_volume(str(out)).read()
-        record = json.loads((tmp_path / f"{name}.tif.provenance.json").read_text())["model"]
+        record = json.loads((tmp_path / f"{name}.tif.provenance.json").read_text(encoding="utf-8"))["model"]
         assert record["shipped"] == name  # the provenance says which shipped model made the map
     assert record["recipe"] == "configs/default-model-v3.yaml"
     assert not np.array_equal(outs["v1"], outs["default"]) and not np.array_equal(outs["v2"], outs["default"])

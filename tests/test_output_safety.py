@@ -260,7 +260,7 @@ def test_train_output_a_file(data, capsys):
            "sampling": {"patch_size": 16, "batch_size": 1, "steps_per_epoch": 1}}
     (data / "t.yaml").write_text(yaml.safe_dump(cfg))
     _refused(["train", "t.yaml", "--output", "afile"], capsys, "afile: is a file, not a folder")
-    assert (data / "afile").read_text() == "x"
+    assert (data / "afile").read_text(encoding="utf-8") == "x"
 
 
 # ----------------------------------------------------------------------------------------------- phantom (A3, B6)
@@ -293,7 +293,7 @@ def test_phantom_pair_truth_of_tomoseg_is_replaced_with_overwrite(data, capsys):
     """The truth JSON carries ``"tool": "tomoseg phantom"``; without --overwrite it is kept, with it replaced."""
     argv = ["phantom", "i.tif", "--labels", "l.tif", *SMALL, "--pair", "a2.tif", "--pair-labels", "al2.tif",
             "--pair-truth", "truth.json", "--seed", "7"]
-    assert json.loads((data / "truth.json").read_text())["tool"] == "tomoseg phantom"
+    assert json.loads((data / "truth.json").read_text(encoding="utf-8"))["tool"] == "tomoseg phantom"
     kept = _digest(data / "truth.json")
     _refused(argv, capsys, "truth.json: already exists (an earlier tomoseg phantom result); pass --overwrite")
     assert _digest(data / "truth.json") == kept and not (data / "i.tif").exists()
@@ -339,16 +339,16 @@ def test_report_never_replaces_a_report_tomoseg_did_not_write(data, capsys, comm
     (data / "res" / "report.html").write_text("<html>MY OWN REPORT</html>")
     (data / "res" / "objects.csv").unlink()
     _refused(command, capsys, "res/report.html: already exists and was not written by tomoseg")
-    assert (data / "res" / "report.html").read_text() == "<html>MY OWN REPORT</html>"
+    assert (data / "res" / "report.html").read_text(encoding="utf-8") == "<html>MY OWN REPORT</html>"
     assert not (data / "res" / "objects.csv").exists()  # refused before the work
 
 
 def test_report_rewrites_its_own_report(data, capsys):
     assert main(["analyze", "bl.tif", "--out", "res", "--report", "-q"]) == 0
-    first = (data / "res" / "report.html").read_text()
+    first = (data / "res" / "report.html").read_text(encoding="utf-8")
     assert '<meta name="generator" content="tomoseg">' in first
     assert main(["report", "res", "--title", "again", "-q"]) == 0
-    assert "again" in (data / "res" / "report.html").read_text()
+    assert "again" in (data / "res" / "report.html").read_text(encoding="utf-8")
 
 
 def test_a_users_own_csv_survives_overwrite_and_tomosegs_table_is_replaced(pair, tmp_path, capsys):
@@ -365,7 +365,7 @@ def test_a_users_own_csv_survives_overwrite_and_tomosegs_table_is_replaced(pair,
     ours = tmp_path / "objects.csv"
     assert main(["analyze", str(pair / "bl.tif"), "--csv", str(ours), "-q"]) == 0
     assert main(["analyze", str(pair / "al.tif"), "--csv", str(ours), "--overwrite", "-q"]) == 0
-    assert ours.read_text().startswith("label,")
+    assert ours.read_text(encoding="utf-8").startswith("label,")
 
 
 def test_phantom_checks_that_the_image_format_holds_uint8_before_generating(tmp_path, capsys, monkeypatch):

@@ -77,7 +77,7 @@ def test_summary_json_has_null_not_nan_and_no_nm_radius_without_voxel_size(tmp_p
     assert code == 0 and "NaN" not in out
     s = json.loads(out)
     assert s["mean_radius_nm"] is None and s["number_density_per_um3"] is None
-    assert "NaN" not in (tmp_path / "o" / "summary.json").read_text()
+    assert "NaN" not in (tmp_path / "o" / "summary.json").read_text(encoding="utf-8")
     m = np.zeros((12, 12, 12), np.uint8)
     m[4:8, 4:8, 4:8] = 1
     np.save(tmp_path / "k.npy", m)
@@ -302,12 +302,12 @@ def test_analyze_never_writes_into_a_folder_of_other_files(tmp_path, capsys):
         code, _, err = _cli(["analyze", mask, "--out", str(theirs)] + extra, capsys)
         assert code == 1 and str(theirs) in err
     assert "even with --overwrite" in err
-    assert (theirs / "summary.json").read_text() == '{"my": "own numbers"}'
-    assert (theirs / "objects.csv").read_text() == "id,size\n1,2\n"
+    assert (theirs / "summary.json").read_text(encoding="utf-8") == '{"my": "own numbers"}'
+    assert (theirs / "objects.csv").read_text(encoding="utf-8") == "id,size\n1,2\n"
     # tomoseg's own result folder is replaced with --overwrite (and only then)
     assert _cli(["analyze", mask, "--out", str(tmp_path / "r")], capsys)[0] == 0
     assert (tmp_path / "r" / ".tomoseg").is_file()
-    assert json.loads((tmp_path / "r" / "summary.json").read_text())["tool"] == "tomoseg analyze"
+    assert json.loads((tmp_path / "r" / "summary.json").read_text(encoding="utf-8"))["tool"] == "tomoseg analyze"
     assert _cli(["analyze", mask, "--out", str(tmp_path / "r")], capsys)[0] == 1
     assert _cli(["analyze", mask, "--out", str(tmp_path / "r"), "--overwrite"], capsys)[0] == 0
 
@@ -327,4 +327,4 @@ def test_analyze_table_never_replaces_a_volume(tmp_path, capsys):
     assert _cli(["analyze", mask, "--csv", str(table)], capsys)[0] == 0
     assert _cli(["analyze", mask, "--csv", str(table)], capsys)[0] == 1
     assert _cli(["analyze", mask, "--csv", str(table), "--overwrite"], capsys)[0] == 0
-    assert table.read_text().startswith("label,")
+    assert table.read_text(encoding="utf-8").startswith("label,")

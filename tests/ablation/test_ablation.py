@@ -53,7 +53,7 @@ def test_ablation_end_to_end_tiny_budget(tmp_path, capsys):
     # each variant trains its own model
     for name in ("4-8-patch-normalization", "4-8-dice-bce"):
         assert (out / "models" / name / "best.safetensors").exists()
-    md = (out / "results.md").read_text()
+    md = (out / "results.md").read_text(encoding="utf-8")
     assert "366,593 (365,889)" in md and "| otsu |" in md
     assert (out / "f1_vs_parameters.png").stat().st_size > 1000
     # a second run resumes: every row is read back, nothing retrained

@@ -87,7 +87,7 @@ def test_segment_files_and_provenance(tmp_path, random_model_path, small_phantom
     expected = np.rint(predict(small_phantom.image, random_model_path, tiling=TilingConfig(tile_size=32)) * 255)
     assert np.abs(prob.astype(int) - expected).max() <= 1
     assert tomoseg.open_volume(tmp_path / "prob.zarr").voxel_size == pytest.approx((29.33,) * 3)
-    saved = json.loads((tmp_path / "prob.zarr.provenance.json").read_text())
+    saved = json.loads((tmp_path / "prob.zarr.provenance.json").read_text(encoding="utf-8"))
     assert saved == rec
     assert saved["model"]["sha256"] == tomoseg.load_model(random_model_path).sha256
     assert saved["model"]["shipped"] is None  # a file of its own, not a shipped model

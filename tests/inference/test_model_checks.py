@@ -118,7 +118,7 @@ def test_a_damaged_openvino_cache_entry_is_rebuilt(tmp_path, monkeypatch, random
     with pytest.warns(tomoseg.errors.TomosegWarning, match="cached OpenVINO copy of the model .*removed"):
         again = predict(IMAGE, model, backend=ov)
     assert np.abs(again - reference).max() < 1e-5
-    record = json.loads(xmls[0].with_suffix(".sha256").read_text())  # rebuilt, with its record
+    record = json.loads(xmls[0].with_suffix(".sha256").read_text(encoding="utf-8"))  # rebuilt, with its record
     assert set(record) == {"xml", "bin"}
     import warnings
 

@@ -126,5 +126,5 @@ def test_persistent_dask_cluster_runs_each_runs_model(tmp_path, random_model_pat
     b, a = read_volume(tmp_path / "b.zarr"), read_volume(tmp_path / "a.zarr")
     assert not np.array_equal(a, b)
     assert np.abs(b.astype(int) - read_volume(tmp_path / "b_local.zarr").astype(int)).max() <= 1
-    prov = json.loads((tmp_path / "b.zarr.provenance.json").read_text())
+    prov = json.loads((tmp_path / "b.zarr.provenance.json").read_text(encoding="utf-8"))
     assert prov["model"]["sha256"] == weights_digest(model)

@@ -213,7 +213,7 @@ def test_cli_segments_chunked_volumes_with_sampled_statistics(tmp_path, random_m
         out = tmp_path / f"{name}.out.zarr"
         assert main(["segment", str(src), str(out), "--stats", "sample", "--model", str(random_model_path),
                      "-q", "--tile-size", "64", "--halo", "16"]) == 0
-        rec = json.loads((tmp_path / f"{name}.out.zarr.provenance.json").read_text())
+        rec = json.loads((tmp_path / f"{name}.out.zarr.provenance.json").read_text(encoding="utf-8"))
         assert rec["normalization"]["method"] == "zscore" and rec["normalization"]["statistics"] == "sample"
         assert rec["sample_mask"]["method"] == "auto" and rec["sample_mask"]["fallback"] is None
         assert read_volume(out).shape == deep_pillar.image.shape
@@ -244,7 +244,7 @@ def test_segment_skips_empty_space_and_stays_exact_inside(tmp_path, random_model
     assert sm["voxels_computed"] < a.size
     np.testing.assert_array_equal(a[pillar.pillar], b[pillar.pillar])  # the sample: identical bytes
     assert (b != a).any() and (b[b != a] == 0).all()  # outside: 0 where skipped, else the same
-    assert json.loads((tmp_path / "masked.zarr.provenance.json").read_text())["sample_mask"] == sm
+    assert json.loads((tmp_path / "masked.zarr.provenance.json").read_text(encoding="utf-8"))["sample_mask"] == sm
     assert full["sample_mask"]["method"] == "off"
 
 

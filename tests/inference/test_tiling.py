@@ -162,7 +162,7 @@ def test_a_work_folder_cut_into_other_chunks_is_not_resumed(tmp_path, random_mod
 
     _interrupted_at(monkeypatch, "run_tiles", src, out, model=random_model_path, options=opts)
     state_file = next(tmp_path.glob("*.tomoseg-run")) / "state.json"
-    state = json.loads(state_file.read_text())
+    state = json.loads(state_file.read_text(encoding="utf-8"))
     assert state["fingerprint"]["chunk"] == 16
     del state["fingerprint"]["chunk"]  # as an older version wrote it
     state_file.write_text(json.dumps(state))
@@ -242,7 +242,7 @@ def test_a_resume_with_another_voxel_size_is_refused(tmp_path, random_model_path
     with pytest.raises(TomosegError, match=r"other settings \(voxel_size_nm\)"):
         engine.segment(src, out, model=random_model_path, options=other, progress=False)
     state_file = next(tmp_path.glob("*.tomoseg-run")) / "state.json"
-    state = json.loads(state_file.read_text())
+    state = json.loads(state_file.read_text(encoding="utf-8"))
     del state["fingerprint"]["voxel_size_nm"]  # as an earlier version wrote it
     state_file.write_text(json.dumps(state))
     record = engine.segment(src, out, model=random_model_path, options=replace(opts, resume=True), progress=False)

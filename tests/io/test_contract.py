@@ -150,7 +150,7 @@ def test_ome_zarr_metadata_has_ngff_scale(tmp_path, rng):
     import json
 
     write_volume(str(tmp_path / "v.zarr"), _data("uint8", rng), voxel_size=ANISO)
-    meta = json.loads((tmp_path / "v.zarr" / "zarr.json").read_text())["attributes"]["ome"]
+    meta = json.loads((tmp_path / "v.zarr" / "zarr.json").read_text(encoding="utf-8"))["attributes"]["ome"]
     ms = meta["multiscales"][0]
     assert [a["name"] for a in ms["axes"]] == ["z", "y", "x"]
     assert all(a["unit"] == "nanometer" for a in ms["axes"])

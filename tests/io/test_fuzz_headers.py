@@ -186,7 +186,7 @@ def test_fuzz_zarr_metadata(edit):
         if where == "raw":
             meta_file.write_text(value, encoding="utf-8")  # not the locale's: CI's may be ASCII
         else:
-            meta = json.loads(meta_file.read_text())
+            meta = json.loads(meta_file.read_text(encoding="utf-8"))
             if where == "array":
                 meta[key] = value
             else:

@@ -41,7 +41,7 @@ def test_existing_folder_survives_overwrite(tmp_path, scan, tiny_model, capsys):
     (results / "slice_0000.tif").write_bytes(b"not mine")
     code, err = _cli(["segment", str(scan), str(results), "--overwrite"] + _seg(tiny_model), capsys)
     assert code == 1 and "folder that tomoseg did not write" in err and "Traceback" not in err
-    assert (results / "notes.txt").read_text() == "three weeks of work"
+    assert (results / "notes.txt").read_text(encoding="utf-8") == "three weeks of work"
     assert sorted(p.name for p in results.iterdir()) == ["notes.txt", "slice_0000.tif"]
 
 
@@ -182,7 +182,8 @@ def test_clear_result_folder_removes_only_tomosegs_results(tmp_path):
     (out / "figures" / "captions.json").write_text('{"objects_3d": "c", "hit_map_z12": "c", "plot": "mine"}')
     gone = clear_result_folder(out)
     assert sorted(p.relative_to(out).as_posix() for p in gone) == sorted(ours)
-    assert json.loads((out / "figures" / "captions.json").read_text()) == {"plot": "mine"}  # removed figures' out
-    assert all((out / name).read_text() == text for name, text in mine.items())
+    captions = json.loads((out / "figures" / "captions.json").read_text(encoding="utf-8"))
+    assert captions == {"plot": "mine"}  # removed figures' captions out
+    assert all((out / name).read_text(encoding="utf-8") == text for name, text in mine.items())
     make_result_folder(out, "analyze", fresh=True)  # a folder of tomoseg's: nothing of the user's removed
     assert all((out / name).exists() for name in mine)

@@ -62,7 +62,7 @@ def test_manifest_and_entry_point(plugin):
     for cmd in plugin.contributions.commands:  # every command's target imports
         module, _, attr = cmd.python_name.partition(":")
         assert callable(getattr(__import__(module, fromlist=[attr]), attr))
-    pyproject = (MANIFEST.parents[3] / "pyproject.toml").read_text()
+    pyproject = (MANIFEST.parents[3] / "pyproject.toml").read_text(encoding="utf-8")
     assert 'tomoseg = "tomoseg.napari_plugin:napari.yaml"' in pyproject
 
 

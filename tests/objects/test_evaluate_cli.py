@@ -38,7 +38,7 @@ def test_evaluate_cli_counts_and_report(files, capsys, tmp_path):
     assert result["prediction_is_probability"] is True
     assert result["objects"]["predicted_objects"] >= result["objects"]["matched_predicted"]
     assert result["objects"]["precision"] < 1.0  # the false object
-    html = (out / "report.html").read_text()
+    html = (out / "report.html").read_text(encoding="utf-8")
     assert "data:image/png;base64," in html and "<script" not in html
     for name in ("confusion_matrix.png", "size_histogram.png", "sphericity_vs_radius.png"):
         assert (out / "figures" / name).exists()
@@ -73,7 +73,7 @@ def test_empty_mask_gives_a_valid_report(tmp_path, capsys):
     assert main(["analyze", str(tmp_path / "empty.tif"), "--out", str(tmp_path / "o"), "--report",
                  "--voxel-size", "30", "30", "30"]) == 0
     assert "0 objects" in capsys.readouterr().out
-    assert "Object analysis" in (tmp_path / "o" / "report.html").read_text()
+    assert "Object analysis" in (tmp_path / "o" / "report.html").read_text(encoding="utf-8")
 
 
 def test_evaluate_of_volumes_larger_than_memory_matches_in_memory(files, tmp_path, monkeypatch, capsys):
@@ -106,12 +106,14 @@ def test_evaluate_of_volumes_larger_than_memory_matches_in_memory(files, tmp_pat
     assert main(argv + ["--out", str(tmp_path / "chunked")]) == 0
     # the gray values: chunks and the hit maps' slices, never the whole image (the tree before read it whole)
     assert max(n for name, n in reads if name == "img.zarr") <= 16 * 48 * 40  # the analysis chunk
-    memory, chunked = (json.loads((tmp_path / run / "evaluation.json").read_text()) for run in ("memory", "chunked"))
+    memory, chunked = (json.loads((tmp_path / run / "evaluation.json").read_text(encoding="utf-8"))
+                       for run in ("memory", "chunked"))
     diff = {k: (memory[k], chunked.get(k)) for k in memory if memory[k] != chunked.get(k)}
     assert not diff, diff
     assert memory["objects"]["true_objects"] >= 10
     for name in ("objects_ground_truth.csv", "objects_prediction.csv"):
-        assert (tmp_path / "chunked" / name).read_text() == (tmp_path / "memory" / name).read_text()
+        assert (tmp_path / "chunked" / name).read_text(encoding="utf-8") == \
+            (tmp_path / "memory" / name).read_text(encoding="utf-8")
     assert np.isnan(read_csv(tmp_path / "chunked" / "objects_ground_truth.csv")["mean_probability"]).all()
     assert (read_csv(tmp_path / "chunked" / "objects_prediction.csv")["mean_probability"] > 0.5).all()
     maps = sorted(p.name for p in (tmp_path / "memory" / "figures").glob("hit_map_z*.png"))
@@ -210,10 +212,10 @@ def test_overwritten_result_folder_holds_only_this_runs_results(files, capsys, t
     stems = ("fraction_along_z", "objects_3d", "size_histogram", "sphericity_vs_radius")
     assert sorted(p.name for p in (out / "figures").iterdir()) == sorted(
         ["captions.json", "my_plot.png"] + [f"{s}.{e}" for s in stems for e in ("png", "svg")])
-    assert sorted(json.loads((out / "figures" / "captions.json").read_text())) == sorted(stems)
-    html = (out / "report.html").read_text()
+    assert sorted(json.loads((out / "figures" / "captions.json").read_text(encoding="utf-8"))) == sorted(stems)
+    html = (out / "report.html").read_text(encoding="utf-8")
     assert "Voxel scores" not in html and "objects_ground_truth.csv" not in html and "hit_map" not in html
-    assert (out / "notes.txt").read_text() == "mine"
+    assert (out / "notes.txt").read_text(encoding="utf-8") == "mine"
 
 
 def test_analyze_and_evaluate_of_one_prediction_share_a_folder_and_report(files, capsys, tmp_path):
@@ -230,14 +232,15 @@ def test_analyze_and_evaluate_of_one_prediction_share_a_folder_and_report(files,
     assert {"summary.json", "objects.csv", "evaluation.json", "objects_ground_truth.csv", "report.html"} <= names
     figs = {p.stem for p in (out / "figures").glob("*.png")}
     assert {"orthoslices", "objects_3d", "fraction_along_z", "confusion_matrix"} <= figs
-    assert {"orthoslices", "confusion_matrix"} <= set(json.loads((out / "figures" / "captions.json").read_text()))
-    html = (out / "report.html").read_text()
+    captions = json.loads((out / "figures" / "captions.json").read_text(encoding="utf-8"))
+    assert {"orthoslices", "confusion_matrix"} <= set(captions)
+    html = (out / "report.html").read_text(encoding="utf-8")
     assert "Voxel scores" in html and "orthoslices" in html
     # the same folder evaluated at another threshold: analyze's results (threshold 127) go
     assert main(["evaluate", str(d / "prob.zarr"), str(d / "lab.tif"), "--threshold", "200", "--out", str(out),
                  "--overwrite"]) == 0
     assert not (out / "summary.json").exists() and not (out / "figures" / "orthoslices.png").exists()
-    assert "orthoslices" not in json.loads((out / "figures" / "captions.json").read_text())
+    assert "orthoslices" not in json.loads((out / "figures" / "captions.json").read_text(encoding="utf-8"))
     # analyze of another prediction: evaluate's results go
     np.save(tmp_path / "other.npy", np.asarray(read_volume(d / "prob.zarr")))
     assert main(["analyze", str(tmp_path / "other.npy"), "--threshold", "200", "--out", str(out),
@@ -267,7 +270,7 @@ def test_all_objects_fraction_and_fraction_along_z_inside_the_sample_mask(tmp_pa
     np.save(tmp_path / "s.npy", sample)
     assert main(["analyze", str(tmp_path / "m.npy"), "--sample-mask", str(tmp_path / "s.npy"), "--out",
                  str(tmp_path / "o"), "--intensity", str(tmp_path / "m.npy"), "--voxel-size", "10", "10", "10"]) == 0
-    captions = json.loads((tmp_path / "o" / "figures" / "captions.json").read_text())
+    captions = json.loads((tmp_path / "o" / "figures" / "captions.json").read_text(encoding="utf-8"))
     assert "of the sample mask's voxels in each z slice" in captions["fraction_along_z"]
     assert "z = 8 is the slice with the largest object fraction (13.00% of the sample's voxels)" in \
         captions["orthoslices"]

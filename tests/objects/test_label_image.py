@@ -194,7 +194,7 @@ def test_cli_analyze_orthoslices_read_three_planes_at_any_size(rng, tmp_path, mo
                  "--out", str(tmp_path / "out"), "-q"]) == 0
     assert max(reads) <= 16 * 32 * 32  # chunks and planes, never a whole volume
     z = int(np.argmax(mask.sum(axis=(1, 2))))
-    captions = json.loads((tmp_path / "out" / "figures" / "captions.json").read_text())
+    captions = json.loads((tmp_path / "out" / "figures" / "captions.json").read_text(encoding="utf-8"))
     assert f"z = {z} is the slice with the most object voxels ({int(mask[z].sum()):,})" in captions["orthoslices"]
     # the figure alone reads three planes of each volume
     from tomoseg.io import open_volume

@@ -37,11 +37,11 @@ def test_every_figure_as_png_300_dpi_and_svg(rng, tmp_path):
             figures.objects_3d(t, (40, 64, 64), tmp_path / "objects_3d.png", voxel_size=vs),
             *figures.hit_map_figures(image, pred, truth, tmp_path, voxel_size=vs)]
     for png in made:
-        assert png.suffix == ".png" and png.with_suffix(".svg").read_text().lstrip().startswith("<?xml")
+        assert png.suffix == ".png" and png.with_suffix(".svg").read_text(encoding="utf-8").lstrip().startswith("<?xml")
         with Image.open(png) as im:
             assert im.info["dpi"] == pytest.approx((300, 300), abs=1)
             assert min(im.size) > 600
-    captions = json.loads((tmp_path / "captions.json").read_text())
+    captions = json.loads((tmp_path / "captions.json").read_text(encoding="utf-8"))
     assert "most object voxels" in captions["hit_map_z10"] and "most errors" in captions["hit_map_z30"]
     assert "most object voxels" in captions["orthoslices"]
 
@@ -52,7 +52,7 @@ def test_report_uses_the_captions(rng, tmp_path):
     truth = np.zeros((8, 32, 32), bool)
     truth[4, 10:20, 10:20] = True
     figures.hit_map_figures(None, np.zeros_like(truth), truth, figs)
-    html = build_report(tmp_path).read_text()
+    html = build_report(tmp_path).read_text(encoding="utf-8")
     assert "the slice with the most object voxels (100) and the most errors" in html and "hit_map_z4.svg" in html
 
 
@@ -64,7 +64,7 @@ def test_scale_bar_lengths():
 def test_report_shows_unmeasured_values_as_a_dash(tmp_path):
     (tmp_path / "summary.json").write_text(json.dumps({"objects_kept": 3, "mean_radius_nm": None,
                                                        "voxel_size_nm": None, "mean_radius_vox": 2.5}))
-    html = build_report(tmp_path).read_text()
+    html = build_report(tmp_path).read_text(encoding="utf-8")
     assert "<td>mean_radius_nm</td><td>–</td>" in html and "None" not in html
 
 
@@ -109,7 +109,7 @@ def test_sphericity_caption_says_coloured_only_with_gray_values(rng, tmp_path):
     t = table(rng, 5)
     figures.sphericity_figure({"objects": t}, tmp_path / "with.png")
     figures.sphericity_figure({"objects": {**t, "mean_gray": np.full(5, np.nan)}}, tmp_path / "without.png")
-    captions = json.loads((tmp_path / "captions.json").read_text())
+    captions = json.loads((tmp_path / "captions.json").read_text(encoding="utf-8"))
     assert "coloured by mean gray value" in captions["with"]
     assert "coloured" not in captions["without"] and "one colour: no gray values measured" in captions["without"]
 
@@ -118,6 +118,6 @@ def test_report_shows_voxel_size_and_shape(tmp_path):
     """V9: lists (voxel size, shape) were left out of the report's table."""
     (tmp_path / "summary.json").write_text(json.dumps({"objects": 3, "voxel_size_nm": [29.33, 29.33, 60.0],
                                                        "shape": [72, 128, 120]}))
-    html = build_report(tmp_path).read_text()
+    html = build_report(tmp_path).read_text(encoding="utf-8")
     assert "<td>voxel_size_nm</td><td>29.33 × 29.33 × 60</td>" in html
     assert "<td>shape</td><td>72 × 128 × 120</td>" in html

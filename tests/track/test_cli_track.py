@@ -24,7 +24,7 @@ def phantom_pair(tmp_path_factory):
 
 def test_phantom_pair_files(phantom_pair):
     d = phantom_pair
-    truth = json.loads((d / "truth.json").read_text())
+    truth = json.loads((d / "truth.json").read_text(encoding="utf-8"))
     assert truth["rotation_deg"] == [30.0, 1.0, -1.0] and np.asarray(truth["matrix"]).shape == (4, 4)
     assert read_volume(str(d / "after.tif")).shape == (32, 112, 112)
     ids = read_volume(str(d / "after_ids.npy"))
@@ -45,7 +45,7 @@ def test_track_with_a_given_transform_and_truth(phantom_pair, capsys):
         assert (out / name).exists(), name
     m = read_csv(out / "matches.csv")
     assert {"before_volume_nm3", "delta_radius_nm", "displacement_nm"} <= set(m)
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["truth"]["transform_max_error_vox"] == pytest.approx(0, abs=1e-6)
     assert summary["voxel_size_nm"] == pytest.approx([29.33] * 3)
     ids = read_volume(str(out / "after_match_ids.tif"))
@@ -55,7 +55,7 @@ def test_track_with_a_given_transform_and_truth(phantom_pair, capsys):
     assert main(["track", str(d / "before.tif"), str(d / "after.tif"), "--before-labels", str(d / "before_ids.npy"),
                  "--after-labels", str(d / "after_ids.npy"), "--transform", str(out / "transform.json"),
                  "--out", str(again), "-q"]) == 0
-    assert (again / "matches.csv").read_text() == (out / "matches.csv").read_text()
+    assert (again / "matches.csv").read_text(encoding="utf-8") == (out / "matches.csv").read_text(encoding="utf-8")
     # masks: the tool numbers the objects itself; the truth's instance files map them for the scores
     masks = d / "masks"
     assert main(["track", str(d / "before.tif"), str(d / "after.tif"), "--before-labels",
@@ -118,7 +118,8 @@ def test_track_of_scans_larger_than_memory_writes_what_in_memory_writes(phantom_
     assert main(argv + ["--out", str(tmp_path / "chunked")]) == 0
     err = capsys.readouterr().err
     assert "track: 100%" in err and "match IDs: 100%" in err
-    assert (tmp_path / "chunked" / "matches.csv").read_text() == (tmp_path / "memory" / "matches.csv").read_text()
+    assert (tmp_path / "chunked" / "matches.csv").read_text(encoding="utf-8") == \
+        (tmp_path / "memory" / "matches.csv").read_text(encoding="utf-8")
     assert np.array_equal(read_volume(str(tmp_path / "chunked" / "after_match_ids.tif")),
                           read_volume(str(tmp_path / "memory" / "after_match_ids.tif")))
     assert not list((tmp_path / "tmp").iterdir())
@@ -144,7 +145,7 @@ def test_track_resume_reuses_finished_probability_maps(phantom_pair, tmp_path, m
     argv = ["track", str(d / "before.tif"), str(d / "after.tif"), "--transform", str(d / "truth.json"),
             "--out", str(out), "-q"]
     assert main(argv) == 0
-    first = (out / "matches.csv").read_text()
+    first = (out / "matches.csv").read_text(encoding="utf-8")
     import shutil
 
     shutil.rmtree(out / "after_probability.zarr")  # as if cut short before the AFTER scan was segmented
@@ -156,7 +157,7 @@ def test_track_resume_reuses_finished_probability_maps(phantom_pair, tmp_path, m
     assert main(argv) == 1 and "--overwrite" in capsys.readouterr().err
     assert main(argv + ["--resume"]) == 0
     assert inputs == [str(d / "after.tif")]
-    assert "reusing" in capsys.readouterr().err and (out / "matches.csv").read_text() == first
+    assert "reusing" in capsys.readouterr().err and (out / "matches.csv").read_text(encoding="utf-8") == first
 
 
 def test_truth_without_instance_images_scores_the_transform_only(phantom_pair, tmp_path, capsys):
@@ -164,7 +165,7 @@ def test_truth_without_instance_images_scores_the_transform_only(phantom_pair, t
     with masks as labels the links are not scored (they used to be compared by label number: recall ~0.03),
     the transform still is; with the phantom's own instance IDs as labels the links are scored."""
     d = phantom_pair
-    truth = json.loads((d / "truth.json").read_text())
+    truth = json.loads((d / "truth.json").read_text(encoding="utf-8"))
     truth["before_instances"] = truth["after_instances"] = None
     (tmp_path / "truth.json").write_text(json.dumps(truth))
     base = ["track", str(d / "before.tif"), str(d / "after.tif"), "--transform", str(d / "truth.json"),
@@ -174,9 +175,9 @@ def test_truth_without_instance_images_scores_the_transform_only(phantom_pair, t
     out, err = capsys.readouterr()
     assert "names no instance image for the before and after scan" in err
     assert "against the truth: rotation error 0.000 deg" in out and "recall" not in out
-    summary = json.loads((tmp_path / "masks" / "summary.json").read_text())
+    summary = json.loads((tmp_path / "masks" / "summary.json").read_text(encoding="utf-8"))
     assert "recall" not in summary["truth"] and summary["truth"]["transform_max_error_vox"] < 1e-6
-    assert "transform_max_error_vox" in (tmp_path / "masks" / "track.html").read_text()
+    assert "transform_max_error_vox" in (tmp_path / "masks" / "track.html").read_text(encoding="utf-8")
     assert main(base + ["--before-labels", str(d / "before_ids.npy"), "--after-labels", str(d / "after_ids.npy"),
                         "--out", str(tmp_path / "ids")]) == 0
     assert "recall 1.000, precision 1.000" in capsys.readouterr().out

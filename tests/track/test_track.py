@@ -140,7 +140,7 @@ def test_no_objects_and_one_that_vanished(tmp_path):
     result = track(img, img, before_labels=one, after_labels=empty, transform=np.eye(4))
     assert result.summary["objects_by_status"]["vanished"]["events"] == 1
     paths = write_tracking(result, tmp_path / "one", shape=img.shape)
-    assert paths["html"].read_text().count("<img") == 3
+    assert paths["html"].read_text(encoding="utf-8").count("<img") == 3
 
 
 @pytest.mark.parametrize("given", ["labels", "mask", "probability"])
@@ -216,7 +216,7 @@ def test_tables_keep_integers_and_enough_digits(tmp_path):
              "label": np.array([1, 2, 3], np.int64)}
     write_csv(table, tmp_path / "t.csv")
     back = read_csv(tmp_path / "t.csv")
-    assert "1234567," in (tmp_path / "t.csv").read_text()
+    assert "1234567," in (tmp_path / "t.csv").read_text(encoding="utf-8")
     assert back["before_volume_vox"][0] == 1234567 and np.isnan(back["before_volume_vox"][1])
     assert back["centroid_x"][0] == 20000.123 and abs(back["centroid_x"][1] - 1 / 3) < 1e-14
     assert back["label"].dtype == np.int64

@@ -159,7 +159,7 @@ def test_failed_registration_warns_and_a_good_one_does_not(pair, tmp_path, capsy
     assert main(_track(pair, "--out", str(tmp_path / "good"), before_labels="bl.tif", after_labels="al.tif")) == 0
     err = capsys.readouterr().err
     assert "warning" not in err
-    good = json.loads((tmp_path / "good" / "summary.json").read_text())["transform"]
+    good = json.loads((tmp_path / "good" / "summary.json").read_text(encoding="utf-8"))["transform"]
     assert good["ncc_after"] >= MIN_CORRELATION and good["residual_vox"] <= MAX_RESIDUAL_VOX
     assert main(_track(pair, "--out", str(tmp_path / "crop"), before_labels="bl.tif", after_labels="al_crop.tif",
                        after="a_crop.tif")) == 0

@@ -195,7 +195,7 @@ def test_a_folder_of_other_files_gets_one_answer_with_and_without_resume(tmp_pat
                 "folder (--output or the config's output)")
     assert one_error(*run_cli(tmp_path, capsys, tiny(tmp_path))) == expected
     assert one_error(*run_cli(tmp_path, capsys, tiny(tmp_path), "--resume")) == expected
-    assert (tmp_path / "run" / "metrics.csv").read_text() == "user,metrics\n"
+    assert (tmp_path / "run" / "metrics.csv").read_text(encoding="utf-8") == "user,metrics\n"
 
 
 def test_a_run_stopped_before_its_first_checkpoint_says_so(tmp_path, capsys, no_generation):
