@@ -35,6 +35,50 @@ def placement(voxel_size) -> dict:
     return {"scale": tuple(float(v) for v in voxel_size), "units": ("nm", "nm", "nm")}
 
 
+PLACEMENT_KEYS = ("scale", "translate", "rotate", "shear", "affine", "units")
+
+
+def placement_like(layer) -> dict:
+    """The layer keywords that put a new layer exactly where ``layer`` is: its whole data-to-world transform
+    (``scale``, ``translate``, ``rotate``, ``shear``, ``affine``) and its ``units`` (napari >= 0.5), for results
+    computed on ``layer``'s voxel grid (a mask, a probability map, object labels, centroids in its voxels).
+    Every result layer of the widgets is placed by this one function (and the table's camera jump by the labels
+    layer's ``data_to_world``), so they overlay their source whatever reader or user placed it."""
+    kw: dict = {}
+    for key in PLACEMENT_KEYS:
+        value = getattr(layer, key, None)
+        if value is None:
+            continue
+        if key == "affine":
+            value = np.asarray(value.affine_matrix, np.float64)
+        elif key == "units":
+            value = tuple(str(u) for u in value)
+        else:
+            value = np.array(value, np.float64)
+        kw[key] = value
+    return kw
+
+
+def voxel_size_nm(layer) -> tuple | None:
+    """The voxel size (z, y, x) in nm of a layer: its ``scale`` converted with its ``units`` (µm x 1000, ...);
+    None (voxel size unknown, the nm columns stay empty as the CLI leaves them) where a unit is not a length
+    (napari's default unit, pixel) or the scale is not positive."""
+    units = getattr(layer, "units", None)
+    scale = [float(s) for s in layer.scale[-3:]]
+    if units is None:  # napari < 0.5 has no units: the scale was taken as nm unless it is napari's default 1
+        return None if all(s == 1.0 for s in scale) else tuple(scale)
+    out = []
+    for s, u in zip(scale, tuple(units)[-3:]):
+        try:
+            nm = float((s * u).to("nanometer").magnitude)
+        except Exception:  # pint's DimensionalityError for pixel and other non-length units
+            return None
+        if not (nm > 0 and np.isfinite(nm)):
+            return None
+        out.append(nm)
+    return tuple(out)
+
+
 def _features(table: dict) -> dict:
     return {c: np.asarray(table[c]) for c in TABLE_COLUMNS if c in table}
 
@@ -103,6 +147,8 @@ def analysis_layers(volume: np.ndarray, *, intensity=None, truth=None, options: 
     gray = None if intensity is None else np.asarray(intensity)
     result = analyze(volume, intensity=gray, voxel_size=voxel_size, options=options)
     table = result.selected
+    if not voxel_size:  # voxel size unknown: the nm columns empty, as ``tomoseg analyze`` writes them
+        table = {c: (np.full(len(v), np.nan) if c.endswith(("_nm", "_nm2", "_nm3")) else v) for c, v in table.items()}
     labels = label_image(volume, table, options=options)
     layers = objects_layers(labels, table, voxel_size=voxel_size, color_by=color_by)
     counts: dict = {"objects": int(len(table["label"]))}

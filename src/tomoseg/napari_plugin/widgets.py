@@ -6,6 +6,7 @@ tile by tile, and the result arrives as new layers.
 
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
@@ -13,27 +14,28 @@ from qtpy.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFormLayout
                             QProgressBar, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout,
                             QWidget)
 
-from .layers import COLOUR_BY, analysis_layers
+from .layers import COLOUR_BY, PLACEMENT_KEYS, analysis_layers, placement_like, voxel_size_nm
 
 NONE = "(none)"
+ERROR_COLOUR = "#d55e00"  # Okabe-Ito vermillion
+log = logging.getLogger(__name__)
 
 
-def _level0(layer) -> np.ndarray:
-    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
-    return np.asarray(data)
-
-
-def _voxel_size(layer):
-    scale = tuple(float(s) for s in layer.scale[-3:])
-    return None if all(s == 1.0 for s in scale) else scale
+def _level0(layer):
+    """The layer's full-resolution data as the layer holds it (NumPy, dask or zarr), not read: the workers read
+    it on their thread (``np.asarray`` there), so the UI stays live while a lazy layer is computed."""
+    return layer.data[0] if getattr(layer, "multiscale", False) else layer.data
 
 
 def _add(viewer, layer_tuple, like=None):
-    """Add a LayerDataTuple; with ``like``, in the same physical units (napari >= 0.6 has layer units)."""
+    """Add a LayerDataTuple; with ``like``, placed exactly where ``like`` is (its scale, translate, rotate,
+    shear, affine and units, :func:`~.layers.placement_like`), overriding the tuple's own placement."""
     data, kwargs, kind = layer_tuple
     kwargs = spherical_points(kwargs)
-    if like is not None and hasattr(like, "units"):
-        kwargs.setdefault("units", tuple(like.units))
+    if like is not None:
+        for key in PLACEMENT_KEYS:
+            kwargs.pop(key, None)
+        kwargs.update(placement_like(like))
     return getattr(viewer, f"add_{kind}")(data, **kwargs)
 
 
@@ -74,8 +76,11 @@ class _LayerChoice(QComboBox):
         return None if not name or name == NONE else self.viewer.layers[name]
 
 
-def segment_steps(image: np.ndarray, model=None, *, tile_size: int = 128, halo: int = 48, device: str = "auto"):
-    """Generator: yields (voxels done, total) after the statistics and after each tile; returns probabilities."""
+def segment_steps(image, model=None, *, tile_size: int = 128, halo: int = 48, device: str = "auto"):
+    """Generator: yields (voxels done, total) after the statistics and after each tile; returns the probability
+    map as uint8 0-255 (as ``segment`` writes it; no float32 copy of the volume is held).
+
+    ``image`` may be a lazy (dask, zarr) array: it is read here, on the worker's thread, not on napari's."""
     from ..checkpoint import load_model
     from ..inference import BackendConfig, TilingConfig
     from ..inference.backends import make_backend
@@ -89,11 +94,12 @@ def segment_steps(image: np.ndarray, model=None, *, tile_size: int = 128, halo: 
     tiling = TilingConfig(tile_size=tile_size, halo=halo)
     stats = volume_stats(image)
     run = make_backend(net, BackendConfig(device=device))
-    out = np.empty(image.shape, np.float32)
+    out = np.empty(image.shape, np.uint8)
     done = 0
     yield done, total
     for tile in tile_grid(image.shape, tiling, net.config.divisor):
-        out[tile.core] = predict_tile(image, tile, stats, run, image.shape, tiling.pad_mode)
+        p = predict_tile(image, tile, stats, run, image.shape, tiling.pad_mode)
+        out[tile.core] = np.rint(np.clip(p, 0, 1) * 255)
         done += int(np.prod([s.stop - s.start for s in tile.core]))
         yield done, total
     return out
@@ -119,16 +125,44 @@ class _Worker(QWidget):
         box.addWidget(self.progress)
         box.addWidget(self.status)
 
-    def _start(self, worker):
+    def _start(self, function, *args, connect: dict | None = None, **kwargs):
+        """Run ``function`` in a thread worker. Its errors go to :meth:`_errored` only: with an ``errored``
+        slot given, napari/superqt do not connect their own that re-raises the exception in Qt's event loop
+        (a traceback and an error pop-up in napari; an abort of the process from a script)."""
+        from napari.qt.threading import create_worker
+
+        worker = create_worker(function, *args, _start_thread=False,
+                               _connect={"errored": self._errored, "finished": self._finished, **(connect or {})},
+                               **kwargs)
         self.worker = worker
         self._t0 = time.monotonic()
+        self.status.setStyleSheet("")
         self.run_button.setEnabled(False)
-        worker.errored.connect(self._errored)
-        worker.finished.connect(lambda: self.run_button.setEnabled(True))
         worker.start()
+        return worker
+
+    def _finished(self):
+        """Back to idle, after a result or an error: the button enabled, a busy progress bar stopped."""
+        self.run_button.setEnabled(True)
+        if self.progress.maximum() == 0:
+            self.progress.setRange(0, 1000)
+            self.progress.setValue(0)
 
     def _errored(self, exc):
-        self.status.setText(f"error: {exc}")
+        """One line in the status: a TomosegError's own text (a user's mistake: no traceback); another exception
+        by its type and text, its traceback logged."""
+        from ..errors import TomosegError
+
+        if isinstance(exc, TomosegError):
+            text = str(exc)
+        elif isinstance(exc, MemoryError):
+            text = ("not enough memory to hold this layer and its results in napari; segment or analyze it with "
+                    "the tomoseg command (it streams the volume to a .ome.zarr), then open the result")
+        else:
+            log.error("tomoseg: %s failed", type(self).__name__, exc_info=(type(exc), exc, exc.__traceback__))
+            text = f"{type(exc).__name__}: {exc} (traceback in the console)"
+        self.status.setStyleSheet(f"color: {ERROR_COLOUR}")
+        self.status.setText("error: " + " ".join(text.split()))
 
     def _step(self, value):
         done, total = value
@@ -165,33 +199,29 @@ class SegmentWidget(_Worker):
             self.form.addRow(label, w)
 
     def run(self):
-        from napari.qt.threading import create_worker
-
         layer = self.image.layer()
         if layer is None:
             self.status.setText("open an image first")
             return
         self._source = layer
-        worker = create_worker(segment_steps, _level0(layer), self.model.text().strip() or None,
-                               tile_size=self.tile_size.value(), halo=self.halo.value(),
-                               device=self.device.currentText(), _start_thread=False)
-        worker.yielded.connect(self._step)
-        worker.returned.connect(self._done)
-        self._start(worker)
-        return worker
+        self._threshold = self.threshold.value()  # as it was at Run: a change during the run applies next time
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(0)
+        return self._start(segment_steps, _level0(layer), self.model.text().strip() or None,
+                           tile_size=self.tile_size.value(), halo=self.halo.value(),
+                           device=self.device.currentText(),
+                           connect={"yielded": self._step, "returned": self._done})
 
-    def _done(self, prob):
+    def _done(self, p8):
         layer = self._source
-        scale = tuple(layer.scale)
-        p8 = np.rint(np.clip(prob, 0, 1) * 255).astype(np.uint8)
-        _add(self.viewer, (p8, {"name": f"{layer.name} probability", "scale": scale, "colormap": "magma",
+        _add(self.viewer, (p8, {"name": f"{layer.name} probability", "colormap": "magma",
                                 "contrast_limits": (0, 255), "blending": "additive", "visible": False}, "image"),
              like=layer)
-        _add(self.viewer, ((p8 > self.threshold.value()).astype(np.uint8),
-                           {"name": f"{layer.name} mask", "scale": scale, "opacity": 0.6}, "labels"), like=layer)
+        _add(self.viewer, ((p8 > self._threshold).astype(np.uint8),
+                           {"name": f"{layer.name} mask", "opacity": 0.6}, "labels"), like=layer)
         dt = time.monotonic() - self._t0
         self.status.setText(f"done in {dt:.1f} s ({p8.size / 1e6 / max(dt, 1e-9):.2f} Mvox/s): probability "
-                            f"(0-255) and mask (> {self.threshold.value()}) added")
+                            f"(0-255) and mask (> {self._threshold}) added")
 
 
 class AnalyzeWidget(_Worker):
@@ -226,8 +256,6 @@ class AnalyzeWidget(_Worker):
         self.layers = []
 
     def run(self):
-        from napari.qt.threading import create_worker
-
         from ..objects import AnalysisOptions
 
         src = self.source.layer()
@@ -237,16 +265,21 @@ class AnalyzeWidget(_Worker):
         options = AnalysisOptions(threshold=self.threshold.value(), min_voxels=self.min_voxels.value(),
                                   exclude_border=not self.keep_border.isChecked())
         gray, truth = self.intensity.layer(), self.truth.layer()
+        shape = tuple(_level0(src).shape)
+        for what, other in (("gray image", gray), ("ground truth", truth)):
+            if other is not None and tuple(_level0(other).shape) != shape:
+                self.status.setStyleSheet(f"color: {ERROR_COLOUR}")
+                self.status.setText(f"error: the {what} {other.name!r} is {_dims(_level0(other).shape)} voxels, "
+                                    f"{src.name!r} {_dims(shape)}: choose layers of the same shape")
+                return
         self._source = src
-        worker = create_worker(analysis_layers, _level0(src),
-                               intensity=None if gray is None else _level0(gray),
-                               truth=None if truth is None else _level0(truth), options=options,
-                               voxel_size=_voxel_size(src), color_by=COLOUR_BY[self.color_by.currentText()],
-                               _start_thread=False)
-        worker.returned.connect(self._done)
+        self._voxel_size = voxel_size_nm(src)
         self.progress.setRange(0, 0)  # busy
-        self._start(worker)
-        return worker
+        return self._start(analyze_layer, _level0(src), src.name,
+                           intensity=None if gray is None else _level0(gray),
+                           truth=None if truth is None else _level0(truth), options=options,
+                           voxel_size=self._voxel_size, color_by=COLOUR_BY[self.color_by.currentText()],
+                           connect={"returned": self._done})
 
     def _done(self, result):
         layers, table, counts = result
@@ -258,9 +291,12 @@ class AnalyzeWidget(_Worker):
         self.layers = [_add(self.viewer, t, like=self._source) for t in layers]
         self.objects = table
         self._fill_table(table, layers)
-        text = f"{counts['objects']} objects in {time.monotonic() - self._t0:.1f} s"
+        text = f"{counts['objects']} objects in {time.monotonic() - self._t0:.1f} s ({counts['read as']})"
         if "TP" in counts:
             text += f"; TP {counts['TP']}, FP {counts['FP']}, FN {counts['FN']}"
+        if self._voxel_size is None:
+            units = "/".join(sorted({str(u) for u in getattr(self._source, "units", ())})) or "none"
+            text += f"; voxel size unknown (layer units: {units}): the nm columns are empty"
         self.status.setText(text)
 
     def _fill_table(self, table, layers):
@@ -292,8 +328,8 @@ class AnalyzeWidget(_Worker):
         i = rows.pop()
         t = self.objects
         labels_layer = self.layers[0]
-        scale = np.asarray(labels_layer.scale[-3:], float)
-        centre = np.array([t[f"centroid_{a}"][i] for a in "zyx"]) * scale
+        voxel = np.array([t[f"centroid_{a}"][i] for a in "zyx"], float)
+        centre = np.asarray(labels_layer.data_to_world(voxel), float)  # the layer's whole transform
         self.viewer.dims.set_point(0, float(centre[0]))
         scene = getattr(self.viewer, "scene", None)  # napari >= 0.9 moved the camera to viewer.scene
         camera = scene.camera if scene is not None and hasattr(scene, "camera") else self.viewer.camera
@@ -301,3 +337,24 @@ class AnalyzeWidget(_Worker):
         labels_layer.selected_label = int(t["label"][i])
         if len(self.layers) > 1:
             self.layers[1].selected_data = {i}
+
+
+def _dims(shape) -> str:
+    return " x ".join(str(int(n)) for n in shape)
+
+
+def analyze_layer(volume, name: str, *, options=None, **kwargs):
+    """:func:`~.layers.analysis_layers` for a layer's data, on the worker's thread: reads the data here (a lazy
+    layer too), refuses what ``tomoseg analyze`` refuses (a float map in [0, 1], object IDs stored as uint8:
+    :func:`~tomoseg.objects.analysis.check_mask_like`, the CLI's messages), and says in ``counts["read as"]``
+    how the volume was read: a probability map (object where > the threshold) or a mask (nonzero = object)."""
+    from ..objects import AnalysisOptions
+    from ..objects.analysis import check_mask_like, is_probability
+
+    options = options or AnalysisOptions()
+    volume = np.asarray(volume)
+    check_mask_like(volume, f"layer {name!r}", command="Analyze")
+    read_as = f"probability > {options.threshold}" if is_probability(volume) else "mask: nonzero = object"
+    layers, table, counts = analysis_layers(volume, options=options, **kwargs)
+    counts["read as"] = read_as
+    return layers, table, counts
