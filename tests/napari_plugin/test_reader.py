@@ -45,3 +45,23 @@ def test_a_lazy_volume_becomes_a_napari_layer(tmp_path, monkeypatch):
     viewer = napari.components.ViewerModel()
     layer = viewer.add_image(lazy, **kw)
     assert layer.data is lazy and tuple(layer.scale) == (30.0, 30.0, 30.0) and layer.data.shape == data.shape
+
+
+def test_files_tomoseg_cannot_read_as_a_volume_are_left_to_other_readers(tmp_path):
+    """The reader claimed every .tif, .npy, .h5 and .zarr by its name and then failed on a 2D or colour TIFF, a
+    plain Zarr group or an HDF5 file of several datasets; once a user chose tomoseg for *.tif, ordinary images
+    no longer opened (review N7). It now declines what tomoseg cannot read as a volume."""
+    import h5py
+    import tifffile
+    import zarr
+
+    tifffile.imwrite(tmp_path / "photo.tif", np.zeros((16, 16), np.uint8))
+    tifffile.imwrite(tmp_path / "rgb.tif", np.zeros((4, 16, 16, 3), np.uint8), photometric="rgb")
+    zarr.open_group(str(tmp_path / "group.zarr"), mode="w")
+    with h5py.File(tmp_path / "two.h5", "w") as f:
+        f["a"] = np.zeros((4, 8, 8), np.uint8)
+        f["b"] = np.zeros((4, 8, 8), np.uint8)
+    for name in ("photo.tif", "rgb.tif", "group.zarr", "two.h5"):
+        assert reader.get_reader(str(tmp_path / name)) is None, name
+    write_volume(tmp_path / "scan.tif", np.zeros((4, 16, 16), np.uint8))
+    assert reader.get_reader(str(tmp_path / "scan.tif")) is reader.read

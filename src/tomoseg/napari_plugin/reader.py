@@ -21,8 +21,26 @@ def get_reader(path):
         return _read_csv if _is_objects_csv(p) else None
     if name.endswith((".zarr", ".ome.zarr")) or p.suffix.lower() in (".tif", ".tiff", ".h5", ".hdf5", ".nxs",
                                                                      ".nrrd", ".npy"):
-        return read
+        return read if _opens_as_volume(p) else None
     return None
+
+
+def _opens_as_volume(path: Path) -> bool:
+    """Whether tomoseg reads ``path`` as a 3D volume (its header only): a 2D or colour TIFF, a Zarr group or an
+    HDF5 file that is not one volume is left to napari's other readers, so that choosing tomoseg for *.tif does
+    not stop ordinary images from opening."""
+    from ..errors import TomosegError
+    from ..io import open_volume
+
+    import warnings
+
+    try:
+        with warnings.catch_warnings():  # said once, when the volume is read
+            warnings.simplefilter("ignore")
+            with open_volume(path):
+                return True
+    except (TomosegError, OSError, ValueError):
+        return False
 
 
 OBJECT_COLUMNS = ("label", "centroid_z", "centroid_y", "centroid_x", "equivalent_radius_vox")
