@@ -148,16 +148,13 @@ def model_key(model) -> str:
     (see :mod:`.model_file`) and its weights are still those loaded, else a digest of its weights and
     architecture (:func:`tomoseg.model.weights_digest`) and the tomoseg version."""
     from .._version import __version__
+    from .model_file import model_identity
 
+    identity = model_identity(model)  # the file's SHA-256 while the weights are the file's
     key = getattr(model, "cache_key", None)
-    if not hasattr(model, "state_dict"):  # a ModelFile
+    if key and identity == getattr(model, "sha256", None):
         return key
-    from ..model import weights_digest
-
-    digest = weights_digest(model)
-    if key and getattr(model, "weights_sha256", None) == digest:
-        return key
-    return hashlib.sha256(f"{__version__} {digest}".encode()).hexdigest()[:24]
+    return hashlib.sha256(f"{__version__} {identity}".encode()).hexdigest()[:24]
 
 
 def run_windows_one_by_one(backend, windows, stats) -> Iterator[tuple]:

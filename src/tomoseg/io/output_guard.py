@@ -339,11 +339,9 @@ def _result_owner(p: Path):
 
 
 def _json_tool(p: Path):
-    try:
-        record = json.loads(p.read_text(encoding="utf-8"))
-        return record.get("tool") or (record.get("provenance") or {}).get("tool")
-    except (OSError, ValueError, AttributeError):
-        return None
+    record = read_record(p) or {}
+    provenance = record.get("provenance")
+    return record.get("tool") or (provenance.get("tool") if isinstance(provenance, dict) else None)
 
 
 def clear_result_folder(folder, *, keep: tuple = ()) -> list[Path]:
