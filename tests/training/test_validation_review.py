@@ -78,7 +78,7 @@ def test_validation_on_the_training_volumes_is_warned_and_recorded(tmp_path):
     pair = _pair(tmp_path, ph.image, ph.labels)
     with pytest.warns(TomosegWarning, match="no held-out data .data.validation_volumes is empty.: the validation "
                                             "scores and the choice of best.safetensors are computed on the training"):
-        run = train(_tiny(tmp_path, {"volumes": [pair]}), progress=False)
+        run = train(_tiny(tmp_path, {"volumes": [pair], "hold_out": 0}), progress=False)
     assert tomoseg.load_model(run / "best.safetensors").metadata["setup"]["validation_source"] == "training volumes"
     held = _pair(tmp_path, ph.image, ph.labels, "v")
     cfg = _tiny(tmp_path, {"volumes": [pair], "validation_volumes": [held]})

@@ -40,9 +40,17 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+# keys added to the config since a run may have started, with the value that does what that run did
+ADDED_LATER = {"data.hold_out": 0.0}
+
+
 def changed_keys(saved: dict, current: dict) -> list[str]:
-    """Config keys (dotted) whose values differ, leaving out those a resume may change."""
+    """Config keys (dotted) whose values differ, leaving out those a resume may change. A key the saved config
+    lacks (:data:`ADDED_LATER`) counts as the value that did what the run did then."""
     a, b = _flatten(saved), _flatten(current)
+    for key, then in ADDED_LATER.items():
+        if key.split(".")[0] in saved:
+            a.setdefault(key, then)
     keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
     return [k for k in keys if k.split(".")[0] not in RESUMABLE_CHANGES]
 
@@ -87,8 +95,11 @@ class RunFolder:
         self.saved_budget = (saved.get("epochs"), saved.get("max_minutes"))
         diff = changed_keys(saved, self.cfg.to_dict())
         if diff:
+            older = [k for k in diff if k in ADDED_LATER and k not in _flatten(saved)]
+            hint = "".join(f"; this run started before {k} existed: set it to {ADDED_LATER[k]:g} in its "
+                           "config.yaml to resume it as it was" for k in older)
             raise TomosegError(f"{self.path}: the config changed since this run started ({', '.join(diff[:8])}); "
-                               "resume with the run's own config.yaml, or start a new run in another folder")
+                               f"resume with the run's own config.yaml, or start a new run in another folder{hint}")
 
     def start(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)

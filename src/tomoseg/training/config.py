@@ -200,12 +200,17 @@ class DataConfig:
     phantoms: PhantomData | None = None
     volumes: list = field(default_factory=list)             # [{image: PATH, labels: PATH}, ...]
     validation_volumes: list = field(default_factory=list)  # same form; else a split of `volumes`
+    hold_out: float = 0.2        # without validation_volumes (random mode): the share of each training volume's
+    #                              annotated slices, at its far end in z, kept out of training to validate on; 0: none
     ignore_value: int = 255                                  # label value meaning "not annotated"
     normalization: str = "volume"                            # volume (whole-volume z-score) | patch (paper's code)
 
     def __post_init__(self):
         if self.normalization not in ("volume", "patch"):
             raise TomosegError(f"data.normalization {self.normalization!r} must be volume or patch")
+        if not _number(self.hold_out) or not 0 <= self.hold_out < 1:
+            raise TomosegError(f"data.hold_out {self.hold_out!r} must be a share from 0 (none) to below 1 (0.2: "
+                               "the last fifth of each volume's annotated slices)")
         if not 0 <= int(self.ignore_value) <= 255 or self.ignore_value in (0, 1):
             raise TomosegError(f"data.ignore_value {self.ignore_value!r} must be 2..255")
         for entry in list(self.volumes) + list(self.validation_volumes):

@@ -28,6 +28,7 @@ class TrainingVolume:
     labels: np.ndarray       # uint8: 0, 1, or ignore
     foreground: np.ndarray   # (n, 3) coordinates of object voxels (raster order), for object-centred sampling
     voxel_size_nm: tuple | None = None  # (z, y, x) from the image file, where it records one
+    part: str = ""           # "" a whole volume; else the slices of one it holds, held out from training
 
     @property
     def shape(self):

@@ -22,7 +22,7 @@ from ..model import build_model
 from .checkpoints import RunFolder
 from .config import TrainConfig
 from .data import check_phantom_pool, load_pairs, phantom_volume_sets
-from .sampling import PatchSource, split_part
+from .sampling import PatchSource, hold_out, split_part
 from .step import TrainStep, configure_device, resolve_device
 from .timing import PhaseClock
 from .validation import evaluate, evaluate_volumes, validation_patches, validation_source
@@ -44,14 +44,37 @@ def prepare_data(cfg: TrainConfig, *, progress: bool = True):
         val += validation
     if data.volumes:
         pairs = load_pairs(data.volumes, data)
-        train += pairs
         if data.validation_volumes:
             val += load_pairs(data.validation_volumes, data)
         elif cfg.sampling.mode == "paper":
             val += [split_part(v, "validation") for v in pairs]  # the paper's validation slices, and only those
+        elif data.hold_out > 0:
+            pairs, held = _held_out(cfg, pairs)
+            val += held
+        train += pairs
     if not train:
         raise TomosegError("the training set is empty: give data.volumes or data.phantoms")
     return train, val
+
+
+def _held_out(cfg: TrainConfig, pairs) -> tuple[list, list]:
+    """The training volumes less their held-out slices (``data.hold_out``), and those slices; a volume that cannot
+    spare them trains whole, with a warning that names it."""
+    need = int(np.ceil(cfg.sampling.patch_size / min(1.0, min(cfg.augment.zoom))))
+    train, held = [], []
+    for v in pairs:
+        split = hold_out(v, cfg.data.hold_out, ignore_value=cfg.data.ignore_value, need=need,
+                         divisor=2 ** (cfg.model.levels - 1))
+        if isinstance(split, str):
+            if min(v.shape) < need:  # too small to train on at all: check_fits says so
+                train.append(v)
+                continue
+            warn(f"{v.name}: no slices held out for validation ({split}); it trains whole, and is not validated on")
+            train.append(v)
+        else:
+            train.append(split[0])
+            held.append(split[1])
+    return train, held
 
 
 def _model(cfg: TrainConfig) -> torch.nn.Module:
@@ -93,11 +116,14 @@ def train(config: TrainConfig | dict, *, resume: bool = False, progress: bool = 
     val_patches = validation_patches(cfg, val_vols, train_vols, device)
     step = TrainStep(_model(cfg).to(device).train(), cfg, device)
     setup = {"volumes": len(train_vols), "validation_volumes": len(val_vols), "data_s": round(t_data, 1),
-             "device_s": round(time.perf_counter() - t0 - t_data, 1), "validation_source": validation_source(cfg)}
+             "device_s": round(time.perf_counter() - t0 - t_data, 1),
+             "validation_source": validation_source(cfg, val_vols)}
+    if any(v.part == "held-out" for v in val_vols):
+        setup["held_out"] = [v.name for v in val_vols if v.part == "held-out"]
     if setup["validation_source"] == "training volumes":
         warn("no held-out data (data.validation_volumes is empty): the validation scores and the choice of "
              "best.safetensors are computed on the training volumes; give data.validation_volumes (or "
-             "sampling.mode: paper) for held-out numbers")
+             "data.hold_out, or sampling.mode: paper) for held-out numbers")
     if progress:  # also recorded in the model files' metadata ("setup"), for runs under -q
         print(f"training data: {setup['volumes']} volumes and {setup['validation_volumes']} for validation, ready "
               f"in {setup['data_s']} s (validation: {setup['validation_source']}); on the {device.type} device in "

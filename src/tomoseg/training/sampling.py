@@ -36,9 +36,42 @@ def split_part(volume: TrainingVolume, part: str) -> TrainingVolume:
     """The slices of ``volume`` in one part of the paper's split (``train``, ``validation`` or ``test``), as a
     training volume of its own (views of the arrays, not copies)."""
     lo, hi = split_ranges(volume.shape[0])[part]
+    return _slices(volume, lo, hi, part)
+
+
+def _slices(volume: TrainingVolume, lo: int, hi: int, part: str) -> TrainingVolume:
     labels = volume.labels[lo:hi]
     return TrainingVolume(f"{volume.name} [{part} slices {lo}..{hi - 1}]", volume.image[lo:hi], labels,
-                          np.argwhere(labels == 1).astype(np.int32), voxel_size_nm=volume.voxel_size_nm)
+                          np.argwhere(labels == 1).astype(np.int32), voxel_size_nm=volume.voxel_size_nm,
+                          part="" if part == "train" else part)
+
+
+def hold_out(volume: TrainingVolume, share: float, *, ignore_value: int, need: int,
+             divisor: int) -> tuple[TrainingVolume, TrainingVolume] | str:
+    """``(training part, held-out part)`` of ``volume``: the last ``share`` of its annotated slices (those with
+    a voxel other than ``ignore_value``) and the slices after them are held out, the slices before them train.
+    Along z, so that no training patch holds a held-out voxel (sparse annotation: a share of the annotated
+    slices, not of all). Where that leaves the training part thinner than ``need`` (a patch) or the held-out
+    part thinner than ``divisor``, or the volume has fewer than two annotated slices: why, as a string.
+
+    Examples
+    --------
+    >>> labels = np.full((40, 8, 8), 255, np.uint8); labels[10:30] = 1     # only slices 10..29 annotated
+    >>> v = TrainingVolume("v", np.zeros(labels.shape, np.float32), labels, np.argwhere(labels == 1))
+    >>> train, held = hold_out(v, 0.2, ignore_value=255, need=8, divisor=2)
+    >>> train.shape[0], held.name
+    (26, 'v [held-out slices 26..39]')
+    """
+    annotated = np.flatnonzero((volume.labels != ignore_value).any(axis=(1, 2)))
+    if len(annotated) < 2:
+        return "fewer than two annotated slices"
+    held = min(len(annotated) - 1, max(1, int(np.ceil(share * len(annotated)))))
+    cut, depth = int(annotated[len(annotated) - held]), volume.shape[0]
+    if cut < need:
+        return f"its training part would be {cut} slices, thinner than a patch ({need})"
+    if depth - cut < divisor:
+        return f"its held-out part would be {depth - cut} slices, thinner than the network's divisor ({divisor})"
+    return _slices(volume, 0, cut, "train"), _slices(volume, cut, depth, "held-out")
 
 
 def check_fits(volumes: list[TrainingVolume], sampling: SamplingConfig, augment_cfg: AugmentConfig) -> None:

@@ -14,9 +14,10 @@ from .losses import masked_loss
 from .sampling import PatchSource
 
 
-def validation_source(cfg: TrainConfig) -> str:
+def validation_source(cfg: TrainConfig, val_volumes=()) -> str:
     """Where the validation scores (and the choice of ``best.safetensors``) come from: held-out data, or, where
-    the config gives none, the training volumes themselves (then training-set numbers: :func:`train` warns)."""
+    the config gives none, the training volumes themselves (then training-set numbers: :func:`train` warns).
+    ``val_volumes``: those :func:`~.loop.prepare_data` gave (the slices held out by ``data.hold_out``)."""
     d, parts = cfg.data, []
     if d.validation_volumes:
         parts.append("validation volumes")
@@ -25,6 +26,8 @@ def validation_source(cfg: TrainConfig) -> str:
         parts.append("validation phantoms")
     if d.volumes and not d.validation_volumes and cfg.sampling.mode == "paper":
         parts.append("validation slices of the training volumes")
+    if any(getattr(v, "part", "") == "held-out" for v in val_volumes):
+        parts.append(f"held-out slices of the training volumes (data.hold_out {d.hold_out:g})")
     return " and ".join(parts) or "training volumes"
 
 
@@ -36,11 +39,12 @@ def validation_patches(cfg: TrainConfig, val_volumes, train_volumes, device) -> 
     Paper mode: the sub-volumes of a grid over the validation volumes (the paper's validation slices, see
     :func:`~.loop.prepare_data`), ``sampling.validation_patches`` of them drawn with the validation seed;
     where the validation slices are thinner than a patch, the patches are as thick as the slices allow (a
-    multiple of the network's divisor), never reaching into training or test slices."""
+    multiple of the network's divisor), never reaching into training or test slices. The same for slices held out
+    by ``data.hold_out``."""
     n = cfg.sampling.validation_patches
     volumes = val_volumes or train_volumes
-    if cfg.sampling.mode == "paper":
-        return _grid_patches(cfg, volumes, device)
+    if cfg.sampling.mode == "paper" or any(v.part == "held-out" for v in volumes):
+        return _grid_patches(cfg, volumes, device)  # held-out slices may be thinner than a patch, as paper mode's
     from dataclasses import replace
 
     sampling = replace(cfg.sampling, mode="random")

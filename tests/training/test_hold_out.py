@@ -1,0 +1,113 @@
+"""data.hold_out: without validation volumes, the last share of each training volume's annotated slices is kept
+out of training and validated on (random mode), so the validation scores are not training-set numbers."""
+
+import warnings
+
+import numpy as np
+import pytest
+import yaml
+
+import tomoseg
+from tomoseg.errors import TomosegError, TomosegWarning
+from tomoseg.io import write_volume
+from tomoseg.training import config_from_dict, prepare_data, train
+from tomoseg.training.checkpoints import changed_keys
+from tomoseg.training.sampling import PatchSource
+from tomoseg.training.validation import validation_patches
+
+
+def _pair(tmp_path, image, labels, name="p"):
+    write_volume(str(tmp_path / f"{name}_img.npy"), image)
+    write_volume(str(tmp_path / f"{name}_lab.npy"), labels)
+    return {"image": str(tmp_path / f"{name}_img.npy"), "labels": str(tmp_path / f"{name}_lab.npy")}
+
+
+def _z_volume(depth=80, side=48):
+    """Gray value = slice index (so a patch tells where it came from); object voxels in every slice."""
+    image = np.broadcast_to(np.arange(depth, dtype=np.float32)[:, None, None], (depth, side, side)).copy()
+    labels = np.zeros(image.shape, np.uint8)
+    labels[:, 20:24, 20:24] = 1
+    return image, labels
+
+
+def _cfg(tmp_path, data, **sampling):
+    return {"output": str(tmp_path / "run"), "epochs": 1, "seed": 3, "model": {"levels": 2, "base_features": 2},
+            "data": data, "optim": {"learning_rate": 0.01}, "augment": {"zoom": [1.0, 1.0]},
+            "sampling": {"patch_size": 16, "batch_size": 4, "steps_per_epoch": 1, "validation_patches": 8,
+                         **sampling}}
+
+
+def _slices_seen(x, volume_image):
+    z_of = {float(v): z for z, v in enumerate(volume_image[:, 0, 0])}  # z-scored value -> slice index
+    return {z_of[float(v)] for v in x[:, 0].reshape(-1).tolist()}
+
+
+def test_the_last_fifth_of_the_slices_validates_and_no_training_patch_reaches_them(tmp_path):
+    image, labels = _z_volume()
+    cfg = config_from_dict(_cfg(tmp_path, {"volumes": [_pair(tmp_path, image, labels)]}))
+    train_vols, val_vols = prepare_data(cfg, progress=False)
+    assert [v.shape[0] for v in train_vols] == [64] and [v.shape[0] for v in val_vols] == [16]
+    assert val_vols[0].name.endswith("[held-out slices 64..79]")
+    x, _ = validation_patches(cfg, val_vols, train_vols, "cpu")
+    whole = np.concatenate([train_vols[0].image, val_vols[0].image])  # the normalized volume
+    assert _slices_seen(x, whole) == set(range(64, 80))
+    source = PatchSource(train_vols, cfg.sampling, cfg.augment, 255, False, "cpu", seed=0)
+    rng, seen = np.random.default_rng(0), set()
+    for _ in range(20):
+        xb, _ = source.batch(rng, train=False)
+        seen |= _slices_seen(xb, whole)
+    assert max(seen) <= 63 and min(seen) == 0
+
+
+def test_sparse_annotation_holds_out_a_share_of_the_annotated_slices(tmp_path):
+    image, labels = _z_volume()
+    labels[:] = 255          # not annotated ...
+    labels[10:30] = 0        # ... but slices 10..29
+    labels[10:30, 20:24, 20:24] = 1
+    cfg = config_from_dict(_cfg(tmp_path, {"volumes": [_pair(tmp_path, image, labels)]}))
+    train_vols, val_vols = prepare_data(cfg, progress=False)
+    assert train_vols[0].shape[0] == 26 and val_vols[0].name.endswith("[held-out slices 26..79]")
+    assert (val_vols[0].labels[:4] != 255).all() and (val_vols[0].labels[4:] == 255).all()
+
+
+def test_a_run_records_where_it_validated_and_does_not_warn(tmp_path):
+    image, labels = _z_volume()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TomosegWarning)
+        run = train(_cfg(tmp_path, {"volumes": [_pair(tmp_path, image, labels)]}), progress=False)
+    setup = tomoseg.load_model(run / "best.safetensors").metadata["setup"]
+    assert setup["validation_source"] == "held-out slices of the training volumes (data.hold_out 0.2)"
+    assert len(setup["held_out"]) == 1 and setup["held_out"][0].endswith("[held-out slices 64..79]")
+
+
+def test_a_volume_too_thin_to_spare_slices_trains_whole_with_a_warning(tmp_path):
+    image, labels = _z_volume(depth=18)  # 20 %: 4 slices held out leaves 14, thinner than a patch of 16
+    cfg = _cfg(tmp_path, {"volumes": [_pair(tmp_path, image, labels)]})
+    with pytest.warns(TomosegWarning, match=r"p_img.npy: no slices held out for validation \(its training part "
+                                            r"would be 14 slices, thinner than a patch \(16\)\)"):
+        train_vols, val_vols = prepare_data(config_from_dict(cfg), progress=False)
+    assert [v.shape[0] for v in train_vols] == [18] and val_vols == []
+
+
+@pytest.mark.parametrize("bad", [1, 1.5, -0.1, "x", True])
+def test_a_bad_hold_out_is_refused(tmp_path, bad):
+    with pytest.raises(TomosegError, match="data.hold_out"):
+        config_from_dict(_cfg(tmp_path, {"volumes": [{"image": "a", "labels": "b"}], "hold_out": bad}))
+
+
+def test_a_run_started_before_hold_out_existed_resumes_as_it_was(tmp_path):
+    image, labels = _z_volume()
+    cfg = _cfg(tmp_path, {"volumes": [_pair(tmp_path, image, labels)], "hold_out": 0})
+    with pytest.warns(TomosegWarning, match="no held-out data"):
+        run = train(cfg, progress=False)
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    del saved["data"]["hold_out"]  # as an earlier version wrote it
+    (run / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert changed_keys(saved, config_from_dict(cfg).to_dict()) == []
+    cfg["epochs"] = 2
+    with pytest.warns(TomosegWarning, match="no held-out data"):
+        train(cfg, resume=True, progress=False)  # hold_out 0: what that run did
+    cfg["data"].pop("hold_out")
+    with pytest.raises(TomosegError, match=r"config changed since this run started \(data.hold_out\).*started "
+                                           r"before data.hold_out existed: set it to 0 in its config.yaml"):
+        train(cfg, resume=True, progress=False)
