@@ -2,7 +2,8 @@
 
 The voxel size is read from the dataset attribute ``element_size_um`` (z, y, x in
 µm; the convention of ilastik and Fiji's HDF5 plugin) or ``voxel_size_nm``, and
-written as both.
+written as both; without them, from the evenly spaced axis coordinates (with
+``@units``) of the NeXus NXdata group whose signal the dataset is.
 """
 
 from __future__ import annotations
@@ -144,6 +145,53 @@ def _voxel_size(ds, notes: list) -> tuple | None:
     return values
 
 
+def _nexus_axes_voxel_size(f: h5py.File, name: str, ds, notes: list) -> tuple | None:
+    """(z, y, x) in nm from the axis coordinates of the NXdata group holding ``ds`` as its signal: ``@axes``
+    names one 1D dataset per dimension (``.`` for none), each with ``@units``; the spacing of evenly spaced
+    coordinates is the voxel size. None, with a note where the group has axes that cannot give one."""
+    from .units import nm_per_unit
+
+    parent = ds.parent
+    leaf = name.rstrip("/").rsplit("/", 1)[-1]
+    if _text(parent.attrs.get("NX_class")) != "NXdata" and _text(parent.attrs.get("signal")) != leaf:
+        return None
+    axes = parent.attrs.get("axes")
+    if axes is None:
+        return None
+    axes = [a.decode(errors="replace") if isinstance(a, bytes) else str(a) for a in np.ravel(axes)]
+    if len(axes) == 1 and ":" in axes[0]:  # the NeXus 2012 form: "z:y:x"
+        axes = axes[0].split(":")
+    if len(axes) < 3:
+        return None
+    sizes = []
+    for axis, n in zip(axes[-3:], ds.shape[-3:]):
+        coords = parent.get(axis) if axis not in (".", "") else None
+        if not isinstance(coords, h5py.Dataset) or coords.ndim != 1 or coords.shape[0] != n:
+            notes.append(f"the NXdata axis {axis!r} gives no coordinates of length {n}; voxel size unknown")
+            return None
+        unit = _text(coords.attrs.get("units"))
+        factor = nm_per_unit(unit)
+        if factor is None:
+            notes.append(f"the NXdata axis {axis!r} has {'no units' if unit is None else f'units {unit!r}'}, "
+                         "not a length tomoseg knows; voxel size unknown")
+            return None
+        if n < 2:
+            notes.append(f"the NXdata axis {axis!r} holds one coordinate; voxel size unknown")
+            return None
+        try:
+            c = np.asarray(coords[()], np.float64)
+        except (TypeError, ValueError, OSError):
+            return None
+        step = np.diff(c)
+        spacing = abs(float(c[-1] - c[0])) / (n - 1)
+        if not np.isfinite(spacing) or spacing <= 0 or np.abs(np.abs(step) - spacing).max() > 1e-3 * spacing:
+            notes.append(f"the NXdata axis {axis!r} is not evenly spaced; voxel size unknown")
+            return None
+        sizes.append(spacing * factor)
+    notes.append("voxel size from the NXdata axes " + ", ".join(axes[-3:]))
+    return tuple(sizes)
+
+
 def _check_virtual(ds, path: Path, name: str) -> None:
     """A virtual dataset whose source files are missing reads as its fill value: refuse it."""
     if not ds.is_virtual:
@@ -199,6 +247,8 @@ def open_hdf5(path: Path, dataset: str | None = None) -> Volume:
         _check_not_projections(f, path, name)
         notes: list[str] = []
         voxel_size = _voxel_size(ds, notes)
+        if voxel_size is None:
+            voxel_size = _nexus_axes_voxel_size(f, name, ds, notes)
         link = f.get(name, getlink=True)
         if isinstance(link, h5py.ExternalLink):
             notes.append(f"{name} is an external link to {link.filename}:{link.path}, read from there")
