@@ -140,24 +140,41 @@ def analysis_layers(volume: np.ndarray, *, intensity=None, truth=None, options: 
 
     ``truth``: a binary ground-truth mask; then TP/FP/FN objects are marked (matching as ``evaluate``).
     """
+    steps = analysis_steps(volume, intensity=intensity, truth=truth, options=options, voxel_size=voxel_size,
+                           color_by=color_by)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as end:
+            return end.value
+
+
+def analysis_steps(volume: np.ndarray, *, intensity=None, truth=None, options: AnalysisOptions | None = None,
+                   voxel_size=None, color_by: str = "equivalent_radius_vox"):
+    """:func:`analysis_layers` as a generator: yields the name of each step before it starts (the points where
+    a napari worker's ``quit()``, the Analyze widget's Cancel, takes effect); returns (layers, table, counts)."""
     options = options or AnalysisOptions()
     volume = np.asarray(volume)
     if volume.dtype == np.bool_:
         volume = volume.astype(np.uint8)
+    yield "labelling and measuring the objects"
     gray = None if intensity is None else np.asarray(intensity)
     result = analyze(volume, intensity=gray, voxel_size=voxel_size, options=options)
     table = result.selected
     if not voxel_size:  # voxel size unknown: the nm columns empty, as ``tomoseg analyze`` writes them
         table = {c: (np.full(len(v), np.nan) if c.endswith(("_nm", "_nm2", "_nm3")) else v) for c, v in table.items()}
+    yield "drawing the kept objects"
     labels = label_image(volume, table, options=options)
     layers = objects_layers(labels, table, voxel_size=voxel_size, color_by=color_by)
     counts: dict = {"objects": int(len(table["label"]))}
     if truth is not None:
         from ..objects import label_objects, measure_objects, select_objects
 
+        yield "labelling and measuring the ground truth"
         full = label_image(volume, result.objects, options=options)
         tlab, _ = label_objects(np.asarray(truth) > 0, connectivity=options.connectivity)
         ttab_all = measure_objects(tlab, voxel_size=voxel_size)
+        yield "matching the objects with the ground truth"
         pairs = match_objects(result.objects, ttab_all, overlap_pairs(full, tlab))
         ttab = select_objects(ttab_all, exclude_border=options.exclude_border, min_voxels=options.min_voxels)
         kept = set(int(l) for l in table["label"])

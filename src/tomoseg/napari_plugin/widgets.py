@@ -1,20 +1,25 @@
 """napari dock widgets: segment an open image, analyze a mask, a table linked to the objects.
 
 Work runs in a napari thread worker: the UI stays live, a progress bar moves
-tile by tile, and the result arrives as new layers.
+tile by tile, and the result arrives as new layers. The work is a generator that
+yields between its units (Segment: each tile; Analyze: each step), so Cancel
+(napari's ``worker.quit()``) stops it at the next unit and nothing is added;
+closing the widget, its dock or the window that holds it cancels it too.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 
 import numpy as np
-from qtpy.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFormLayout, QHeaderView, QLabel, QLineEdit,
-                            QProgressBar, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout,
-                            QWidget)
+from qtpy.QtCore import QEvent
+from qtpy.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QHeaderView, QLabel,
+                            QLineEdit, QProgressBar, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem,
+                            QVBoxLayout, QWidget)
 
-from .layers import COLOUR_BY, PLACEMENT_KEYS, analysis_layers, placement_like, voxel_size_nm
+from .layers import COLOUR_BY, PLACEMENT_KEYS, analysis_steps, placement_like, voxel_size_nm
 
 NONE = "(none)"
 ERROR_COLOUR = "#d55e00"  # Okabe-Ito vermillion
@@ -77,8 +82,9 @@ class _LayerChoice(QComboBox):
 
 
 def segment_steps(image, model=None, *, tile_size: int = 128, halo: int = 48, device: str = "auto"):
-    """Generator: yields (voxels done, total) after the statistics and after each tile; returns the probability
-    map as uint8 0-255 (as ``segment`` writes it; no float32 copy of the volume is held).
+    """Generator: yields (voxels done, total) after reading the image, after the statistics and after each tile;
+    returns the probability map as uint8 0-255 (as ``segment`` writes it; no float32 copy of the volume is held).
+    Each yield is where a napari worker's ``quit()`` (the widget's Cancel) takes effect.
 
     ``image`` may be a lazy (dask, zarr) array: it is read here, on the worker's thread, not on napari's."""
     from ..checkpoint import load_model
@@ -90,6 +96,7 @@ def segment_steps(image, model=None, *, tile_size: int = 128, halo: int = 48, de
 
     image = np.asarray(image)
     total = int(image.size)
+    yield 0, total  # read (a lazy layer may take long): Cancel stops here, before the model is loaded
     net = load_model(model or None)
     tiling = TilingConfig(tile_size=tile_size, halo=halo)
     stats = volume_stats(image)
@@ -105,48 +112,119 @@ def segment_steps(image, model=None, *, tile_size: int = 128, halo: int = 48, de
     return out
 
 
+def _quit(job: dict) -> None:
+    """Ask the job's worker, if one runs, to stop at its next yield; the widget is not touched (it may be gone)."""
+    worker = job.get("worker")
+    if worker is not None:
+        worker.quit()
+
+
 class _Worker(QWidget):
-    """Shared parts: a Run button, a progress bar with Mvox/s, a status line."""
+    """Shared parts: Run and Cancel buttons, a progress bar with Mvox/s, a status line.
+
+    While a job runs, Run is disabled and Cancel enabled; Cancel asks the worker to stop (``quit()``) at the
+    work's next yield, and the widget returns to idle when the worker has finished, with no layer added. Closing
+    the widget, taking it out of its dock (napari's dock close button) or deleting the window that holds it (a
+    napari viewer closed) cancels the job the same way."""
+
+    unit = "step"  # what the work yields after, for the status while cancelling
 
     def __init__(self, viewer):
         super().__init__()
         self.viewer = viewer
         self.worker = None
+        self._job = {"worker": None}  # the running worker, for a slot that must not hold the widget
+        self._cancelled = False
+        self._failed = False
+        self._last = None
         self.form = QFormLayout()
         self.run_button = QPushButton("Run")
         self.run_button.clicked.connect(self.run)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip(f"stop the running job after its current {self.unit}; no layers are added")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.status = QLabel("")
         self.status.setWordWrap(True)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
         box = QVBoxLayout(self)
         box.addLayout(self.form)
-        box.addWidget(self.run_button)
+        box.addLayout(buttons)
         box.addWidget(self.progress)
         box.addWidget(self.status)
+        # the widget deleted (with the window that holds it) while a job runs: stop the job
+        self.destroyed.connect(partial(_quit, self._job))
 
     def _start(self, function, *args, connect: dict | None = None, **kwargs):
-        """Run ``function`` in a thread worker. Its errors go to :meth:`_errored` only: with an ``errored``
-        slot given, napari/superqt do not connect their own that re-raises the exception in Qt's event loop
-        (a traceback and an error pop-up in napari; an abort of the process from a script)."""
+        """Run the generator ``function`` in a thread worker; its return value goes to ``self._done`` unless the
+        job was cancelled. Its errors go to :meth:`_errored` only: with an ``errored`` slot given, napari/superqt
+        do not connect their own that re-raises the exception in Qt's event loop (a traceback and an error
+        pop-up in napari; an abort of the process from a script)."""
         from napari.qt.threading import create_worker
 
         worker = create_worker(function, *args, _start_thread=False,
-                               _connect={"errored": self._errored, "finished": self._finished, **(connect or {})},
+                               _connect={"errored": self._errored, "finished": self._finished,
+                                         "returned": self._returned, **(connect or {})},
                                **kwargs)
-        self.worker = worker
+        self.worker = self._job["worker"] = worker
+        self._cancelled = self._failed = False
+        self._last = None
         self._t0 = time.monotonic()
         self.status.setStyleSheet("")
         self.run_button.setEnabled(False)
+        self.cancel_button.setText("Cancel")
+        self.cancel_button.setEnabled(True)
         worker.start()
         return worker
 
+    def cancel(self):
+        """Stop the running job at its next yield (a tile, a step); nothing is added. Idle: nothing to do."""
+        if self.worker is None or self._cancelled:
+            return
+        self._cancelled = True
+        self.worker.quit()
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.setText("Cancelling...")
+        self.status.setStyleSheet("")
+        self.status.setText(f"cancelling: stops after the current {self.unit}")
+
+    def _returned(self, result):
+        if not self._cancelled:  # Cancel pressed after the work returned, before its result arrived: dropped
+            self._done(result)
+
     def _finished(self):
-        """Back to idle, after a result or an error: the button enabled, a busy progress bar stopped."""
+        """Back to idle, after a result, an error or a cancel: Run enabled, Cancel disabled, a busy progress
+        bar stopped; after a cancel the status says how far the job went."""
+        self.worker = self._job["worker"] = None
         self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.setText("Cancel")
         if self.progress.maximum() == 0:
             self.progress.setRange(0, 1000)
             self.progress.setValue(0)
+        if self._cancelled and not self._failed:
+            self.progress.setValue(0)
+            self.status.setText(f"cancelled after {time.monotonic() - self._t0:.1f} s"
+                                + (f" ({self._reached()})" if self._last is not None else "")
+                                + "; no layers added")
+
+    def _reached(self) -> str:
+        return str(self._last)
+
+    def closeEvent(self, event):
+        """Closing the widget cancels its job."""
+        self.cancel()
+        super().closeEvent(event)
+
+    def event(self, event):
+        """Taken out of its parent (napari's dock close button: ``setParent(None)``, no close event): cancel."""
+        if event.type() == QEvent.Type.ParentChange and self.parent() is None:
+            self.cancel()
+        return super().event(event)
 
     def _errored(self, exc):
         """One line in the status: a TomosegError's own text (a user's mistake: no traceback); another exception
@@ -161,10 +239,14 @@ class _Worker(QWidget):
         else:
             log.error("tomoseg: %s failed", type(self).__name__, exc_info=(type(exc), exc, exc.__traceback__))
             text = f"{type(exc).__name__}: {exc} (traceback in the console)"
+        self._failed = True
         self.status.setStyleSheet(f"color: {ERROR_COLOUR}")
         self.status.setText("error: " + " ".join(text.split()))
 
     def _step(self, value):
+        self._last = value
+        if self._cancelled:  # the status says "cancelling" until the worker stops
+            return
         done, total = value
         self.progress.setValue(int(1000 * done / max(total, 1)))
         dt = time.monotonic() - self._t0
@@ -176,6 +258,8 @@ class _Worker(QWidget):
 
 class SegmentWidget(_Worker):
     """Segment the chosen image layer with the default model or a model file."""
+
+    unit = "tile"
 
     def __init__(self, napari_viewer):
         super().__init__(napari_viewer)
@@ -209,8 +293,11 @@ class SegmentWidget(_Worker):
         self.progress.setValue(0)
         return self._start(segment_steps, _level0(layer), self.model.text().strip() or None,
                            tile_size=self.tile_size.value(), halo=self.halo.value(),
-                           device=self.device.currentText(),
-                           connect={"yielded": self._step, "returned": self._done})
+                           device=self.device.currentText(), connect={"yielded": self._step})
+
+    def _reached(self) -> str:
+        done, total = self._last
+        return f"{done / 1e6:.2f} of {total / 1e6:.2f} Mvox segmented"
 
     def _done(self, p8):
         layer = self._source
@@ -279,7 +366,15 @@ class AnalyzeWidget(_Worker):
                            intensity=None if gray is None else _level0(gray),
                            truth=None if truth is None else _level0(truth), options=options,
                            voxel_size=self._voxel_size, color_by=COLOUR_BY[self.color_by.currentText()],
-                           connect={"returned": self._done})
+                           connect={"yielded": self._phase})
+
+    def _phase(self, text):
+        self._last = text
+        if not self._cancelled:
+            self.status.setText(f"{text}...")
+
+    def _reached(self) -> str:
+        return f"last step: {self._last}"
 
     def _done(self, result):
         layers, table, counts = result
@@ -344,17 +439,19 @@ def _dims(shape) -> str:
 
 
 def analyze_layer(volume, name: str, *, options=None, **kwargs):
-    """:func:`~.layers.analysis_layers` for a layer's data, on the worker's thread: reads the data here (a lazy
-    layer too), refuses what ``tomoseg analyze`` refuses (a float map in [0, 1], object IDs stored as uint8:
-    :func:`~tomoseg.objects.analysis.check_mask_like`, the CLI's messages), and says in ``counts["read as"]``
-    how the volume was read: a probability map (object where > the threshold) or a mask (nonzero = object)."""
+    """Generator: :func:`~.layers.analysis_steps` for a layer's data, on the worker's thread: reads the data here
+    (a lazy layer too), refuses what ``tomoseg analyze`` refuses (a float map in [0, 1], object IDs stored as
+    uint8: :func:`~tomoseg.objects.analysis.check_mask_like`, the CLI's messages), and says in
+    ``counts["read as"]`` how the volume was read: a probability map (object where > the threshold) or a mask
+    (nonzero = object). Yields the step it starts (where Cancel takes effect); returns (layers, table, counts)."""
     from ..objects import AnalysisOptions
     from ..objects.analysis import check_mask_like, is_probability
 
     options = options or AnalysisOptions()
+    yield "reading the layer"
     volume = np.asarray(volume)
     check_mask_like(volume, f"layer {name!r}", command="Analyze")
     read_as = f"probability > {options.threshold}" if is_probability(volume) else "mask: nonzero = object"
-    layers, table, counts = analysis_layers(volume, options=options, **kwargs)
+    layers, table, counts = yield from analysis_steps(volume, options=options, **kwargs)
     counts["read as"] = read_as
     return layers, table, counts
