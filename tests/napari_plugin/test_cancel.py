@@ -162,3 +162,18 @@ def test_cancel_stops_an_analysis_and_the_widget_runs_again(qtbot):
     qtbot.wait(20)
     assert "TP 1, FP 1, FN 1" in widget.status.text() and widget.table.rowCount() == 2
     assert seen["steps"]  # the steps it went through, each a point where Cancel takes effect
+
+
+def test_the_rate_and_time_left_count_from_the_first_tile_not_from_run(qtbot, monkeypatch):
+    """Reading the layer, loading the model and the statistics took 10 s; then 1 of 4 Mvox in 1 s: 1 Mvox/s and
+    3 s left (counted from Run: 0.09 Mvox/s and 33 s left)."""
+    import tomoseg.napari_plugin.widgets as widgets
+    from napari.components import ViewerModel
+
+    widget = _segment(qtbot, ViewerModel())
+    clock = iter([110.0, 111.0])
+    monkeypatch.setattr(widgets.time, "monotonic", lambda: next(clock))
+    widget._t0 = widget._t_tiles = 100.0
+    widget._step((0, 4_000_000))      # statistics done, at 110 s
+    widget._step((1_000_000, 4_000_000))  # the first tile, at 111 s
+    assert widget.status.text() == "1.00 of 4.00 Mvox, 1.00 Mvox/s, about 3 s left"

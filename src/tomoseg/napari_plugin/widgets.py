@@ -173,7 +173,7 @@ class _Worker(QWidget):
         self.worker = self._job["worker"] = worker
         self._cancelled = self._failed = False
         self._last = None
-        self._t0 = time.monotonic()
+        self._t0 = self._t_tiles = time.monotonic()
         self.status.setStyleSheet("")
         self.run_button.setEnabled(False)
         self.cancel_button.setText("Cancel")
@@ -249,7 +249,10 @@ class _Worker(QWidget):
             return
         done, total = value
         self.progress.setValue(int(1000 * done / max(total, 1)))
-        dt = time.monotonic() - self._t0
+        now = time.monotonic()
+        if not done:  # reading, loading the model, the statistics: the rate counts from the tiles' start
+            self._t_tiles = now
+        dt = now - getattr(self, "_t_tiles", self._t0)
         rate = done / dt / 1e6 if dt > 0 and done else 0
         left = (total - done) / (done / dt) if done and dt > 0 else float("nan")
         self.status.setText(f"{done / 1e6:.2f} of {total / 1e6:.2f} Mvox, {rate:.2f} Mvox/s"
