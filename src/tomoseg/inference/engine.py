@@ -375,10 +375,12 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
     elif options.workers and not options.scheduler:
         _check_workers(options.workers)
     backend_name, device = resolve(options.backend)
+    given = options.tiling.tile_size
     options = replace(options, tiling=resolve_tiling(options.tiling, volume.shape, model.config.divisor, device=device,
                                                      precision=options.backend.precision,
                                                      base_features=model.config.base_features,
                                                      backend=backend_name))
+    _note_rounded_tile_size(given, options.tiling.tile_size, model.config.divisor)
     check_voxel_size(volume, model)
     check_normalization(model)
     check_depth(volume)
@@ -615,6 +617,16 @@ def _check_gpus(gpus: int) -> str:
         raise TomosegError(f"--gpus {gpus}: this machine has {have} CUDA GPU{'s' if have != 1 else ''} visible to "
                            "PyTorch; give at most that many (CUDA_VISIBLE_DEVICES chooses which)")
     return "cuda"
+
+
+def _note_rounded_tile_size(given: int | None, used: int, divisor: int) -> None:
+    """Say once, on stderr, that the tile size the user gave was rounded up to the network's divisor (it was
+    recorded in the provenance only): the windows, and the memory they take, are those of the larger size."""
+    import sys
+
+    if given is not None and used != given:
+        print(f"tomoseg: note: tile size {given} rounded up to {used}, a multiple of the network's divisor "
+              f"{divisor}", file=sys.stderr)
 
 
 def _sample_settings(options: SegmentOptions) -> dict:
