@@ -37,7 +37,7 @@ from .outputs import check_output_paths, finish_output, provenance
 from .tiling import Tile, TilingConfig, pad_to_divisor, read_padded, resolve_tiling, tile_grid
 from .work_folder import (WORK_SUFFIX, add_invocation, check_done, check_input_unchanged,  # noqa: F401
                           finished_outputs, invocations, lost_tiles, objects_per_slice, prepare_work,
-                          run_fingerprint, work_dir_for, write_done_marker, write_state)
+                          read_saved_state, run_fingerprint, work_dir_for, write_done_marker, write_state)
 
 
 
@@ -359,8 +359,10 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
         mask_output = _absolute(mask_output) if mask_output else mask_output  # (the sample mask is read here)
     outputs = [str(output)] + ([str(mask_output)] if mask_output else [])
     mask_file = None if str(options.sample_mask) in ("auto", "off") else options.sample_mask
+    work = work_dir_for(output)
+    saved = read_saved_state(work, options)  # the interrupted run's state (--resume), read once
     # outputs the interrupted run already finished (its finish step cut short): kept, not refused, on --resume
-    finished = finished_outputs(work_dir_for(output)) if options.resume else {}
+    finished = finished_outputs(saved)
     pending = [out for out in outputs if out not in finished]
     check_output_paths(input, pending, options.overwrite, sample_mask=mask_file)
     volume = open_volume(input, voxel_size=options.voxel_size)
@@ -391,8 +393,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
 
         client, own_client = connect_scheduler(options.scheduler)
     try:
-        work = work_dir_for(output)
-        state = prepare_work(work, fingerprint, options)
+        state = prepare_work(work, fingerprint, options, state=saved)
         bar = _progress_bar(progress, volume.size)
         backend = None if distributed else make_backend(model, options.backend)
         # prepared (OpenVINO's compiled shape, cuDNN's libraries) while the first pass reads the volume

@@ -62,6 +62,16 @@ def run_fingerprint(volume, model, options: SegmentOptions, backend_name: str, w
 ADDED_LATER = ("voxel_size_nm",)  # keys an interrupted run of an earlier version lacks: not compared then
 
 
+def read_saved_state(work: Path, options: SegmentOptions) -> dict | None:
+    """The state of the interrupted run in ``work`` that ``options.resume`` continues: read once (its finished
+    outputs, its fingerprint, its statistics and sample mask all come from this one read), refused where
+    damaged; None where not resuming or there is none."""
+    state_file = work / "state.json"
+    if not options.resume or not state_file.exists():
+        return None
+    return _read_state(state_file)
+
+
 def _read_state(state_file: Path) -> dict:
     try:
         state = json.loads(state_file.read_text(encoding="utf-8"))
@@ -80,14 +90,15 @@ def check_done(work: Path, n_tiles: int | None) -> None:
                            "remove it, or pass --overwrite to start over")
 
 
-def prepare_work(work: Path, fingerprint: dict, options: SegmentOptions, n_tiles: int | None = None) -> dict | None:
-    """Return the saved state of an interrupted run to resume, or None to start afresh."""
+def prepare_work(work: Path, fingerprint: dict, options: SegmentOptions, n_tiles: int | None = None, *,
+                 state: dict | None = None) -> dict | None:
+    """Return the saved state of an interrupted run to resume, or None to start afresh. ``state``: that state
+    as :func:`read_saved_state` read it (None: read here)."""
     from .fingerprint import changes
 
-    state_file = work / "state.json"
     if work.exists():
-        if options.resume and state_file.exists():
-            state = _read_state(state_file)
+        state = state if state is not None else read_saved_state(work, options)
+        if state is not None:
             saved = state["fingerprint"]
             if isinstance(saved, dict) and saved.get("input_content") != fingerprint["input_content"]:
                 what = ", ".join(changes(saved.get("input_content"), fingerprint["input_content"]))
@@ -135,13 +146,9 @@ def lost_tiles(work: Path, tiles, names) -> list[int]:
     return sorted(lost)
 
 
-def finished_outputs(work: Path) -> dict:
+def finished_outputs(state: dict | None) -> dict:
     """The outputs an interrupted run already finished ({path: resolution levels}; its finish step was cut
-    short), from its ``state.json``; empty where there is none."""
-    try:
-        state = json.loads((work / "state.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+    short), from its state (:func:`read_saved_state`); empty where there is none."""
     finished = state.get("finished") if isinstance(state, dict) else None
     return finished if isinstance(finished, dict) else {}
 
