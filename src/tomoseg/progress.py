@@ -4,7 +4,8 @@ On a terminal, one line is redrawn (at most 5 times a second, and once a second
 even when no work has finished, so the elapsed time moves from the first
 seconds). When stderr is not a terminal (a log file, CI, a batch job) it prints
 one plain line every ``interval`` seconds instead of hundreds of ``\\r``
-fragments. Ctrl-C while a bar is open prints how to resume.
+fragments. Ctrl-C while a bar is open prints how to resume (unless the caller says it:
+:func:`resume_hint_left_to_caller`).
 
 The rate is an exponential moving average over about ``window`` seconds,
 started from the mean rate of the run so far, so the time left settles within
@@ -23,11 +24,26 @@ True
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import sys
 import threading
 import time
 
 __all__ = ["Progress", "progress_bar", "format_duration", "format_count"]
+
+_HINT_LEFT_TO_CALLER = contextvars.ContextVar("tomoseg_resume_hint_left_to_caller", default=False)
+
+
+@contextlib.contextmanager
+def resume_hint_left_to_caller():
+    """Within this block a bar closed by Ctrl-C prints no resume hint: the caller prints its own (the CLI's
+    "tomoseg: interrupted; ..." line, which knows the command), so the hint is said once, not twice."""
+    token = _HINT_LEFT_TO_CALLER.set(True)
+    try:
+        yield
+    finally:
+        _HINT_LEFT_TO_CALLER.reset(token)
 
 
 def format_count(n: float, unit: str = "vox") -> str:
@@ -75,7 +91,8 @@ class Progress:
     window : float
         Seconds over which the rate is averaged (default 20).
     resume_hint : str, optional
-        Printed when Ctrl-C stops the work while the bar is open.
+        Printed when Ctrl-C stops the work while the bar is open (not within
+        :func:`resume_hint_left_to_caller`).
     """
 
     def __init__(self, total: int, *, desc: str = "", unit: str = "vox", stream=None, tty: bool | None = None,
@@ -154,7 +171,7 @@ class Progress:
         self._draw(force=True, final=True)
         if self.tty:
             self.stream.write("\n")
-        if interrupted and self.resume_hint:
+        if interrupted and self.resume_hint and not _HINT_LEFT_TO_CALLER.get():
             self.stream.write(f"tomoseg: stopped by Ctrl-C. {self.resume_hint}\n")
         self.stream.flush()
 
@@ -222,6 +239,4 @@ def progress_bar(enabled: bool, total: int, *, desc: str = "", resume_hint: str 
 
 def progress_while(enabled: bool, total: int, *, desc: str = ""):
     """:func:`progress_bar` for a ``with`` block: the bar, closed when the block ends, or None (``-q``)."""
-    import contextlib
-
     return progress_bar(enabled, total, desc=desc) or contextlib.nullcontext()

@@ -28,24 +28,31 @@ def test_progress_in_a_log_is_plain_lines(tmp_path, random_model_path, capsys):
 
 
 @pytest.mark.slow
-def test_ctrl_c_says_how_to_resume(tmp_path, random_model_path, small_phantom):
+@pytest.mark.parametrize("extra", [[], ["--workers", "1"]], ids=["one-process", "local-cluster"])
+def test_ctrl_c_says_how_to_resume(tmp_path, random_model_path, small_phantom, extra):
+    """Ctrl-C as a terminal sends it, to every process of the group (a local cluster's workers too): exit 130,
+    the resume hint said once (the progress bar said it as well as the CLI), and no traceback or Dask log of
+    the workers' cancelled tasks (a --workers run printed each worker's KeyboardInterrupt traceback and
+    "ended with CancelledError" warnings)."""
     src = tmp_path / "in.tif"
     write_volume(str(src), small_phantom.image, voxel_size=(29.33,) * 3)
     # no sample mask: the done markers then count computed tiles only (a skipped tile's marker is written before
     # the network is loaded, so waiting for two markers could send Ctrl-C before any tile was computed)
     cmd = [sys.executable, "-m", "tomoseg", "segment", str(src), "OUT", "--model", str(random_model_path),
-           "--tile-size", "16", "--halo", "8", "--backend", "torch", "--sample-mask", "off"]
+           "--tile-size", "16", "--halo", "8", "--backend", "torch", "--sample-mask", "off", *extra]
     missed = []
     for attempt in range(3):
         out = tmp_path / f"out{attempt}.zarr"
+        # a session of its own: the signal goes to its group as a terminal's Ctrl-C does, not to pytest's
         proc = subprocess.Popen([str(out) if a == "OUT" else a for a in cmd], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, encoding="utf-8", env=dict(os.environ, OMP_NUM_THREADS="1"))
+                                stderr=subprocess.PIPE, encoding="utf-8", start_new_session=True,
+                                env=dict(os.environ, OMP_NUM_THREADS="1"))
         done = work_dir_for(out) / "done"
         deadline = time.time() + 120
         while time.time() < deadline and not (done.exists() and len(os.listdir(done)) >= 2):
             time.sleep(0.05)
         markers, sent = len(os.listdir(done)), time.time()
-        proc.send_signal(signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGINT)
         stdout, err = proc.communicate(timeout=60)
         if proc.returncode == 130:
             break
@@ -57,3 +64,6 @@ def test_ctrl_c_says_how_to_resume(tmp_path, random_model_path, small_phantom):
     if missed:
         warnings.warn(f"Ctrl-C missed before it took: (done markers at the signal, s to exit, exit code) {missed}")
     assert proc.returncode == 130, (missed, err[-500:])
+    assert err.count("--resume") == 1, err
+    assert err.rstrip().splitlines()[-1].startswith("tomoseg: interrupted; the same command with --resume"), err
+    assert "Traceback" not in err and "CancelledError" not in err and "KeyboardInterrupt" not in err, err

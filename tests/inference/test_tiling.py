@@ -212,6 +212,23 @@ def test_default_cpu_tile_size_follows_the_backend():
     assert resolve_tiling(TilingConfig(tile_size=100), shape, 8, backend="openvino").tile_size == 104  # the user's
 
 
+@pytest.mark.parametrize("quiet", [[], ["-q"]], ids=["bars", "quiet"])
+def test_cli_says_once_that_the_tile_size_was_rounded_up(tmp_path, random_model_path, capsys, quiet):
+    """--tile-size 20 runs tiles of 24 (a multiple of the divisor 8): it was said in the provenance only. The CLI
+    now says it once on stderr, as its other notes (-q silences bars, not notes); a multiple of 8 is not noted."""
+    from tomoseg.cli import main
+    from tomoseg.io import write_volume
+
+    write_volume(tmp_path / "in.npy", np.random.default_rng(0).normal(100, 10, (16, 40, 40)).astype(np.float32))
+    args = ["--model", str(random_model_path), "--halo", "8", "--backend", "torch", "--sample-mask", "off", *quiet]
+    assert main(["segment", str(tmp_path / "in.npy"), str(tmp_path / "a.zarr"), "--tile-size", "20", *args]) == 0
+    err = capsys.readouterr().err
+    note = "tomoseg: note: tile size 20 rounded up to 24, a multiple of the network's divisor 8"
+    assert err.count(note) == 1 and err.count("tile size") == 1, err
+    assert main(["segment", str(tmp_path / "in.npy"), str(tmp_path / "b.zarr"), "--tile-size", "16", *args]) == 0
+    assert "rounded up" not in capsys.readouterr().err
+
+
 def test_segment_records_the_backends_tile_size(tmp_path, random_model_path, small_phantom):
     pytest.importorskip("openvino")
     from tomoseg.inference import SegmentOptions, segment

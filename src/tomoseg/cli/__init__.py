@@ -15,6 +15,7 @@ import warnings
 from .._version import __version__
 from ..errors import TomosegError, TomosegWarning
 from ..interrupt import catching_ctrl_c
+from ..progress import resume_hint_left_to_caller
 
 from .registry import COMMANDS as _COMMANDS
 
@@ -68,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
             warnings.simplefilter("default", TomosegWarning)
             warnings.showwarning = _show_warning
             check_environment()
-            with catching_ctrl_c():  # a KeyboardInterrupt swallowed on the way is raised again (interrupt.py)
+            # a KeyboardInterrupt swallowed on the way is raised again (interrupt.py); the resume hint is said once,
+            # below, not also by the progress bar that Ctrl-C closed
+            with catching_ctrl_c(), resume_hint_left_to_caller():
                 return int(args.run(args) or 0)
     except TomosegError as exc:
         if debug:

@@ -10,6 +10,8 @@ file system that every worker sees.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 
 from ..errors import TomosegError
@@ -18,6 +20,54 @@ from ..errors import TomosegError
 # still takes 8787, so a Dask dashboard already running there (a user's notebook) made the local cluster warn
 # "Port 8787 is already in use" (an error under pytest's warning filter).
 QUIET_SCHEDULER = {"dashboard": False, "dashboard_address": ":0"}
+
+
+def dask_setup(worker) -> None:
+    """Dask's preload hook, run in each worker process of a local cluster of ours as it starts (the cluster's
+    ``preload`` names this module). Ctrl-C in a terminal reaches every process of the foreground group, the
+    workers too: each printed its KeyboardInterrupt traceback ("Process Dask Worker process (from Nanny)").
+    They now leave Ctrl-C to tomoseg, which closes the cluster; and what Dask logs below ERROR once a worker
+    is closing (a warning for each task still running, "ended with CancelledError") is dropped: how the run
+    ended is tomoseg's to say."""
+    import signal
+
+    from distributed.core import Status
+
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: a worker run some other way, left as it is
+        pass
+    closing = (Status.closing, Status.closing_gracefully, Status.closed)
+    quiet = _QuietWhile(lambda: worker.status in closing)
+    for handler in logging.getLogger("distributed").handlers:
+        handler.addFilter(quiet)
+
+
+class _QuietWhile(logging.Filter):
+    """A logging filter that drops the records below ERROR while ``now()`` is true."""
+
+    def __init__(self, now):
+        super().__init__()
+        self.now = now
+
+    def filter(self, record) -> bool:
+        return record.levelno >= logging.ERROR or not self.now()
+
+
+@contextlib.contextmanager
+def _quiet_shutdown(failed: bool):
+    """Where the run ``failed`` (or was interrupted), the parent's Dask logs below ERROR (the scheduler's, the
+    nannies' of a local cluster: workers still busy when closed, killed after a timeout) are dropped while the
+    cluster closes: the run's end is tomoseg's message."""
+    handlers = list(logging.getLogger("distributed").handlers) if failed else []
+    drop = _QuietWhile(lambda: True)
+    for handler in handlers:
+        handler.addFilter(drop)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(drop)
 
 
 def _run_batch(job, tiles, gpus: int | None = None) -> int:
@@ -115,9 +165,10 @@ def run_distributed(job, tiles, *, workers: int | None = None, scheduler: str | 
             workers = gpus
         threads = max(1, (os.cpu_count() or 1) // workers)
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                               scheduler_kwargs=QUIET_SCHEDULER,
+                               scheduler_kwargs=QUIET_SCHEDULER, preload=[__name__],  # dask_setup: Ctrl-C
                                env={"TOMOSEG_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)})
         client = Client(cluster)
+    failed = True
     try:
         n_workers = workers or len(client.scheduler_info().get("workers", {})) or 1
         batches = task_batches(tiles, n_workers, merge_rows=cluster is not None)  # a cluster of ours is complete
@@ -129,12 +180,14 @@ def run_distributed(job, tiles, *, workers: int | None = None, scheduler: str | 
                     future.result()
                 except TomosegError as exc:
                     raise TomosegError(f"on a Dask worker: {exc}") from None
+        failed = False
     finally:
-        if own_client:
-            client.close()
-        if cluster is not None:
-            cluster.close()
-            _restore_environment(environ)
+        with _quiet_shutdown(failed):
+            if own_client:
+                client.close()
+            if cluster is not None:
+                cluster.close()
+                _restore_environment(environ)
 
 
 def _restore_environment(environ: dict) -> None:

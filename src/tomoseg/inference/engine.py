@@ -37,7 +37,8 @@ from .outputs import check_output_paths, finish_output, provenance
 from .tiling import Tile, TilingConfig, pad_to_divisor, read_padded, resolve_tiling, tile_grid
 from .work_folder import (WORK_SUFFIX, add_invocation, check_done, check_input_unchanged,  # noqa: F401
                           finished_outputs, invocations, lost_tiles, objects_per_slice, prepare_work,
-                          run_fingerprint, work_dir_for, write_done_marker, write_state)
+                          read_saved_state, resolved_path, run_fingerprint, work_dir_for, write_done_marker,
+                          write_state)
 
 
 
@@ -359,8 +360,10 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
         mask_output = _absolute(mask_output) if mask_output else mask_output  # (the sample mask is read here)
     outputs = [str(output)] + ([str(mask_output)] if mask_output else [])
     mask_file = None if str(options.sample_mask) in ("auto", "off") else options.sample_mask
+    work = work_dir_for(output)
+    saved = read_saved_state(work, options)  # the interrupted run's state (--resume), read once
     # outputs the interrupted run already finished (its finish step cut short): kept, not refused, on --resume
-    finished = finished_outputs(work_dir_for(output)) if options.resume else {}
+    finished = finished_outputs(saved)
     pending = [out for out in outputs if out not in finished]
     check_output_paths(input, pending, options.overwrite, sample_mask=mask_file)
     volume = open_volume(input, voxel_size=options.voxel_size)
@@ -375,10 +378,12 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
     elif options.workers and not options.scheduler:
         _check_workers(options.workers)
     backend_name, device = resolve(options.backend)
+    given = options.tiling.tile_size
     options = replace(options, tiling=resolve_tiling(options.tiling, volume.shape, model.config.divisor, device=device,
                                                      precision=options.backend.precision,
                                                      base_features=model.config.base_features,
                                                      backend=backend_name))
+    _note_rounded_tile_size(given, options.tiling.tile_size, model.config.divisor)
     check_voxel_size(volume, model)
     check_normalization(model)
     check_depth(volume)
@@ -389,8 +394,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
 
         client, own_client = connect_scheduler(options.scheduler)
     try:
-        work = work_dir_for(output)
-        state = prepare_work(work, fingerprint, options)
+        state = prepare_work(work, fingerprint, options, state=saved)
         bar = _progress_bar(progress, volume.size)
         backend = None if distributed else make_backend(model, options.backend)
         # prepared (OpenVINO's compiled shape, cuDNN's libraries) while the first pass reads the volume
@@ -408,7 +412,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
             check_histogram(volume, stats, model)
             timings["statistics_and_sample_mask"] = time.time() - t0 - timings["start"]
         else:
-            sample = _saved_sample_mask(options, work, state)
+            sample = _saved_sample_mask(options, work, state, volume.shape)
             add_invocation(work, state, t0)
         resident = copy.array if copy is not None and copy.complete else None  # the volume in memory, where kept
         tiles = tile_grid(volume.shape, options.tiling, model.config.divisor, region=sample.box) if sample.box else []
@@ -431,7 +435,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
                 shutil.copyfile(model.path, model_path)
             sample.save(work / "sample_mask.npz")
             state = {"fingerprint": fingerprint, "stats": stats.to_dict(), "started": t0,
-                     "sample": {"settings": _sample_settings(options), "record": sample.record}}
+                     "sample": {"settings": _sample_settings(options, volume.shape), "record": sample.record}}
             write_state(work, state)
         stats = Stats(**state["stats"])
         done = {int(n) for n in os.listdir(work / "done")}
@@ -617,8 +621,42 @@ def _check_gpus(gpus: int) -> str:
     return "cuda"
 
 
-def _sample_settings(options: SegmentOptions) -> dict:
-    return {"sample_mask": str(options.sample_mask), "roi": options.roi}
+def _note_rounded_tile_size(given: int | None, used: int, divisor: int) -> None:
+    """Say once, on stderr, that the tile size the user gave was rounded up to the network's divisor (it was
+    recorded in the provenance only): the windows, and the memory they take, are those of the larger size."""
+    import sys
+
+    if given is not None and used != given:
+        print(f"tomoseg: note: tile size {given} rounded up to {used}, a multiple of the network's divisor "
+              f"{divisor}", file=sys.stderr)
+
+
+def _sample_settings(options: SegmentOptions, shape) -> dict:
+    """The sample mask or ROI of a run as what they resolve to, for a resume to compare: a mask file's resolved
+    path, an ROI's box in this volume (``0:64,:,:`` and ``:64,0:,:`` are one box)."""
+    from ..sample_mask import parse_roi
+
+    mask = str(options.sample_mask)
+    roi = None if options.roi is None else [[b.start, b.stop] for b in parse_roi(options.roi, shape)]
+    return {"sample_mask": mask if mask in ("auto", "off") else resolved_path(mask), "roi": roi}
+
+
+def _settings_as_resolved(settings, shape):
+    """Saved sample settings made comparable where an earlier tomoseg wrote them as typed (the ROI's text, the
+    mask file's path: resolved against this folder); those written as resolved are unchanged by this."""
+    from ..sample_mask import parse_roi
+
+    if not isinstance(settings, dict):
+        return settings
+    mask, roi = settings.get("sample_mask"), settings.get("roi")
+    if isinstance(mask, str) and mask not in ("auto", "off"):
+        mask = resolved_path(mask)
+    if isinstance(roi, str):
+        try:
+            roi = [[b.start, b.stop] for b in parse_roi(roi, shape)]
+        except TomosegError:  # not a box of this volume: not this run's either
+            pass
+    return {**settings, "sample_mask": mask, "roi": roi}
 
 
 def _first_pass(volume, options: SegmentOptions, divisor: int, bar, copy=None):
@@ -651,12 +689,14 @@ def _first_pass(volume, options: SegmentOptions, divisor: int, bar, copy=None):
     return stats, sample
 
 
-def _saved_sample_mask(options: SegmentOptions, work: Path, state: dict):
-    """The sample mask of the interrupted run (saved in its work folder), so a resumed run skips the same tiles."""
+def _saved_sample_mask(options: SegmentOptions, work: Path, state: dict, shape):
+    """The sample mask of the interrupted run (saved in its work folder), so a resumed run skips the same tiles;
+    refused where this run asks for another (compared as resolved: :func:`_sample_settings`)."""
     from ..sample_mask import SampleMask
 
     saved = state.get("sample") or {}
-    if saved.get("settings") != _sample_settings(options) or not (work / "sample_mask.npz").exists():
+    if _settings_as_resolved(saved.get("settings"), shape) != _sample_settings(options, shape) \
+            or not (work / "sample_mask.npz").exists():
         raise TomosegError(f"{work}: the interrupted run used another sample mask or ROI "
                            f"({saved.get('settings')}); pass --overwrite to start over")
     return SampleMask.load(work / "sample_mask.npz", saved["record"])

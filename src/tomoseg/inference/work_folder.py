@@ -2,8 +2,9 @@
 
 ``OUTPUT.tomoseg-run/`` holds the work stores (Zarr), one done marker per finished tile, the model, the sample
 mask and ``state.json``: the run's fingerprint (input content, model, settings) and its normalization
-statistics. A resume must find the same fingerprint, or it is refused with the differences named; the input
-is fingerprinted again before the result is written, so a scan changed during the run is never mixed in.
+statistics. A resume must find the same fingerprint (its settings as resolved, not as typed: the input's
+resolved path), or it is refused with the differences named; the input is fingerprinted again before the
+result is written, so a scan changed during the run is never mixed in.
 """
 
 from __future__ import annotations
@@ -36,30 +37,77 @@ def work_dir_for(output) -> Path:
     return f.with_name(f.name + tag + WORK_SUFFIX)
 
 
+def resolved_path(path) -> str:
+    """``path`` as the file it names: absolute, ``..`` and symbolic links resolved, a dataset, level or series
+    inside it (``file.h5:/entry/data``, ``store.zarr:1``, ``file.tif:1``) kept after it, an HDF5 dataset with
+    its leading ``/`` (``x.h5:data`` is ``x.h5:/data``): two spellings of one input give one string.
+
+    >>> resolved_path("/data/scans/../scans/a.h5:entry/data")
+    '/data/scans/a.h5:/entry/data'
+    """
+    from ..io import hdf5
+
+    file, dataset = split_dataset(path)
+    text = str(file.resolve())
+    if dataset is None:
+        return text
+    if file.suffix.lower() in hdf5.EXTENSIONS:
+        dataset = "/" + dataset.lstrip("/")
+    return f"{text}:{dataset}"
+
+
 def run_fingerprint(volume, model, options: SegmentOptions, backend_name: str, write_mask: bool) -> dict:
     """What a resume must find unchanged; ``model_sha256`` is the model's identity
     (:func:`.model_file.model_identity`: its file's SHA-256 while its weights are the file's, else the
-    digest of its weights)."""
+    digest of its weights). Settings are recorded as resolved, not as typed: the input's resolved path, the
+    statistics method ``auto`` becomes for this volume (full or sample)."""
     from .model_file import model_identity
     from .fingerprint import input_fingerprint
+    from .normalization import stats_method
 
     file, _ = split_dataset(volume.path)
     stat = file.stat() if file.exists() and file.is_file() else None
     return {
-        "input": str(volume.path.resolve() if not str(volume.path).count(":") else volume.path),
+        "input": resolved_path(volume.path),
         "input_shape": list(volume.shape), "input_dtype": str(volume.dtype),
         "input_bytes": stat.st_size if stat else None,
         "input_content": input_fingerprint(volume, volume.path),
         "model_sha256": model_identity(model), "threshold": options.threshold,
         "tiling": asdict(options.tiling), "chunk": options.tiling.chunk(model.config.divisor),
         "backend": backend_name, "precision": options.backend.precision,
-        "stats_method": options.stats, "write_mask": write_mask,
+        "stats_method": stats_method(options.stats, volume.size), "write_mask": write_mask,
         # the outputs' metadata (work stores made by the first run) and the provenance must agree
         "voxel_size_nm": list(volume.voxel_size) if volume.voxel_size else None,
     }
 
 
 ADDED_LATER = ("voxel_size_nm",)  # keys an interrupted run of an earlier version lacks: not compared then
+
+
+def _as_resolved(saved: dict) -> dict:
+    """A saved fingerprint made comparable where an earlier tomoseg wrote it with values as typed: the input
+    path resolved (against this folder: right where the run is resumed from the folder it started in, as a
+    relative path needs; else refused as another input), ``auto`` statistics resolved for the saved shape.
+    Values written as resolved are unchanged by this."""
+    from .normalization import stats_method
+
+    out = dict(saved)
+    if isinstance(out.get("input"), str):
+        out["input"] = resolved_path(out["input"])
+    shape = out.get("input_shape")
+    if out.get("stats_method") == "auto" and isinstance(shape, list) and all(isinstance(n, int) for n in shape):
+        out["stats_method"] = stats_method("auto", int(np.prod(shape, dtype=np.int64)))
+    return out
+
+
+def read_saved_state(work: Path, options: SegmentOptions) -> dict | None:
+    """The state of the interrupted run in ``work`` that ``options.resume`` continues: read once (its finished
+    outputs, its fingerprint, its statistics and sample mask all come from this one read), refused where
+    damaged; None where not resuming or there is none."""
+    state_file = work / "state.json"
+    if not options.resume or not state_file.exists():
+        return None
+    return _read_state(state_file)
 
 
 def _read_state(state_file: Path) -> dict:
@@ -80,15 +128,18 @@ def check_done(work: Path, n_tiles: int | None) -> None:
                            "remove it, or pass --overwrite to start over")
 
 
-def prepare_work(work: Path, fingerprint: dict, options: SegmentOptions, n_tiles: int | None = None) -> dict | None:
-    """Return the saved state of an interrupted run to resume, or None to start afresh."""
+def prepare_work(work: Path, fingerprint: dict, options: SegmentOptions, n_tiles: int | None = None, *,
+                 state: dict | None = None) -> dict | None:
+    """Return the saved state of an interrupted run to resume, or None to start afresh. ``state``: that state
+    as :func:`read_saved_state` read it (None: read here)."""
     from .fingerprint import changes
 
-    state_file = work / "state.json"
     if work.exists():
-        if options.resume and state_file.exists():
-            state = _read_state(state_file)
+        state = state if state is not None else read_saved_state(work, options)
+        if state is not None:
             saved = state["fingerprint"]
+            if isinstance(saved, dict):
+                saved = _as_resolved(saved)
             if isinstance(saved, dict) and saved.get("input_content") != fingerprint["input_content"]:
                 what = ", ".join(changes(saved.get("input_content"), fingerprint["input_content"]))
                 raise TomosegError(f"{work}: the input {fingerprint['input']} changed since the interrupted run "
@@ -135,13 +186,9 @@ def lost_tiles(work: Path, tiles, names) -> list[int]:
     return sorted(lost)
 
 
-def finished_outputs(work: Path) -> dict:
+def finished_outputs(state: dict | None) -> dict:
     """The outputs an interrupted run already finished ({path: resolution levels}; its finish step was cut
-    short), from its ``state.json``; empty where there is none."""
-    try:
-        state = json.loads((work / "state.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+    short), from its state (:func:`read_saved_state`); empty where there is none."""
     finished = state.get("finished") if isinstance(state, dict) else None
     return finished if isinstance(finished, dict) else {}
 

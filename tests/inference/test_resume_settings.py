@@ -1,0 +1,141 @@
+"""--resume compares what a run uses, not how it was typed (review C4, C5): the input's resolved path, the ROI's
+box, the sample-mask file's resolved path, the statistics method ``auto`` resolves to. Real differences are
+still refused, and a state written with values as typed (by an earlier tomoseg) still resumes."""
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tomoseg.errors import TomosegError
+from tomoseg.inference import SegmentOptions, TilingConfig, engine
+from tomoseg.io import read_volume, write_volume
+
+OPTS = SegmentOptions(tiling=TilingConfig(tile_size=16, halo=8), sample_mask="off")
+
+
+@pytest.fixture
+def scan(tmp_path, monkeypatch):
+    """A small volume in ``tmp_path/data`` (the current folder: ``tmp_path``)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    return np.random.default_rng(5).normal(100, 20, (16, 40, 40)).astype(np.float32)
+
+
+def _interrupted(monkeypatch, src, out, model, options) -> None:
+    """``segment`` stopped by Ctrl-C once its work folder and state are written, before any tile."""
+    def stop(*a, **k):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(engine, "run_tiles", stop)
+        with pytest.raises(KeyboardInterrupt):
+            engine.segment(src, out, model=model, options=options, progress=False)
+    assert engine.work_dir_for(out).exists()
+
+
+def _resumed(src, out, model, options) -> dict:
+    record = engine.segment(src, out, model=model, options=replace(options, resume=True), progress=False)
+    assert len(record["invocations"]) == 2  # continued, not started over
+    return record
+
+
+@pytest.mark.parametrize("first,again", [
+    ("data/in.h5:/vol", "{tmp}/data/../data/in.h5:/vol"),    # a dataset in a file: was compared as typed
+    ("data/in.h5:/vol", "./data/in.h5:vol"),                  # h5py's dataset "vol" is "/vol"
+    ("data/in.h5", "{tmp}/data/in.h5:/vol"),                  # the file's one dataset, named or not
+    ("data/a:b/in.npy", "./data/a:b/../a:b/in.npy"),          # a ':' in a folder's name: was compared as typed
+    ("data/in.npy", "{tmp}/data/in.npy"),
+], ids=["h5-relative-absolute", "h5-dataset-slash", "h5-dataset-named", "colon-in-folder", "plain"])
+def test_resume_takes_the_input_by_its_resolved_path(tmp_path, scan, monkeypatch, random_model_path, first, again):
+    file = tmp_path / first.split(".h5")[0].split(".npy")[0]
+    if ".h5" in first:
+        write_volume(f"{file}.h5:/vol", scan)
+    else:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        write_volume(f"{file}.npy", scan)
+    out = tmp_path / "p.zarr"
+    _interrupted(monkeypatch, first, out, random_model_path, OPTS)
+    _resumed(again.format(tmp=tmp_path), out, random_model_path, OPTS)
+    ref = engine.segment(first, tmp_path / "ref.zarr", model=random_model_path, options=OPTS, progress=False)
+    assert ref["input_shape"] == list(scan.shape)
+    np.testing.assert_array_equal(read_volume(out), read_volume(tmp_path / "ref.zarr"))
+
+
+def test_resume_refuses_another_input_file_of_the_same_content(tmp_path, scan, monkeypatch, random_model_path):
+    write_volume("data/a.npy", scan)
+    shutil.copy2("data/a.npy", "data/b.npy")  # its modification time too: only the path differs
+    _interrupted(monkeypatch, "data/a.npy", tmp_path / "p.zarr", random_model_path, OPTS)
+    with pytest.raises(TomosegError, match=r"other settings \(input\)"):
+        engine.segment("data/b.npy", tmp_path / "p.zarr", model=random_model_path,
+                       options=replace(OPTS, resume=True), progress=False)
+
+
+def test_resume_takes_the_roi_as_the_box_it_names(tmp_path, scan, monkeypatch, random_model_path):
+    write_volume("data/in.npy", scan)
+    out = tmp_path / "p.zarr"
+    _interrupted(monkeypatch, "data/in.npy", out, random_model_path, replace(OPTS, sample_mask="auto", roi="0:8,:,:"))
+    for other in ("0:16,:,:", "0:8,:,:20"):  # another box: refused, the work left for the right one
+        with pytest.raises(TomosegError, match="another sample mask or ROI"):
+            engine.segment("data/in.npy", out, model=random_model_path, progress=False,
+                           options=replace(OPTS, sample_mask="auto", roi=other, resume=True))
+    record = _resumed("data/in.npy", out, random_model_path, replace(OPTS, sample_mask="auto", roi=":8,0:,0:40"))
+    assert record["sample_mask"]["roi"] == [[0, 8], [0, 40], [0, 40]]
+
+
+def test_resume_takes_the_sample_mask_file_by_its_resolved_path(tmp_path, scan, monkeypatch, random_model_path):
+    write_volume("data/in.npy", scan)
+    mask = np.zeros(scan.shape, np.uint8)
+    mask[:, 8:30, 8:30] = 1
+    write_volume("data/mask.npy", mask)
+    shutil.copy("data/mask.npy", "data/other.npy")
+    out = tmp_path / "p.zarr"
+    _interrupted(monkeypatch, "data/in.npy", out, random_model_path, replace(OPTS, sample_mask="data/mask.npy"))
+    with pytest.raises(TomosegError, match="another sample mask or ROI"):  # another file, even of the same mask
+        engine.segment("data/in.npy", out, model=random_model_path, progress=False,
+                       options=replace(OPTS, sample_mask="data/other.npy", resume=True))
+    _resumed("data/in.npy", out, random_model_path, replace(OPTS, sample_mask=str(tmp_path / "data/./mask.npy")))
+
+
+def test_resume_takes_the_statistics_method_auto_resolves_to(tmp_path, scan, monkeypatch, random_model_path):
+    write_volume("data/in.npy", scan)
+    out = tmp_path / "p.zarr"
+    _interrupted(monkeypatch, "data/in.npy", out, random_model_path, OPTS)  # auto: full, for 25600 voxels
+    with pytest.raises(TomosegError, match=r"other settings \(stats_method\)"):
+        engine.segment("data/in.npy", out, model=random_model_path, progress=False,
+                       options=replace(OPTS, stats="sample", resume=True))
+    _resumed("data/in.npy", out, random_model_path, replace(OPTS, stats="full"))
+
+
+def test_a_state_written_with_values_as_typed_still_resumes(tmp_path, scan, monkeypatch, random_model_path):
+    """A run interrupted under the tomoseg before this change recorded the input (a dataset path), the ROI,
+    the mask file and the statistics method as typed: its resume, typed as then or otherwise, goes on."""
+    write_volume("data/in.h5:/vol", scan)
+    out = tmp_path / "p.zarr"
+    options = replace(OPTS, sample_mask="auto", roi="0:8,:,:", stats="auto")
+    _interrupted(monkeypatch, "data/in.h5:/vol", out, random_model_path, options)
+    state_file = engine.work_dir_for(out) / "state.json"
+    state = json.loads(state_file.read_text(encoding="utf-8"))
+    state["fingerprint"].update(input="data/in.h5:/vol", stats_method="auto")  # as the earlier tomoseg wrote
+    state["sample"]["settings"] = {"sample_mask": "auto", "roi": "0:8,:,:"}
+    state_file.write_text(json.dumps(state), encoding="utf-8")
+    _resumed(f"{tmp_path}/data/in.h5:/vol", out, random_model_path, replace(options, roi=":8,:,:", stats="full"))
+
+
+def test_a_resume_reads_the_state_once(tmp_path, scan, monkeypatch, random_model_path):
+    write_volume("data/in.npy", scan)
+    out = tmp_path / "p.zarr"
+    _interrupted(monkeypatch, "data/in.npy", out, random_model_path, OPTS)
+    plain, reads = Path.read_text, []
+
+    def counted(self, *args, **kwargs):
+        if self.name == "state.json":
+            reads.append(self)
+        return plain(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", counted)
+    _resumed("data/in.npy", out, random_model_path, OPTS)
+    assert len(reads) == 1
