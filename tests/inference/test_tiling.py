@@ -227,6 +227,10 @@ def test_cli_says_once_that_the_tile_size_was_rounded_up(tmp_path, random_model_
     assert err.count(note) == 1 and err.count("tile size") == 1, err
     assert main(["segment", str(tmp_path / "in.npy"), str(tmp_path / "b.zarr"), "--tile-size", "16", *args]) == 0
     assert "rounded up" not in capsys.readouterr().err
+    args[args.index("--halo") + 1] = "5"
+    assert main(["segment", str(tmp_path / "in.npy"), str(tmp_path / "c.zarr"), "--tile-size", "16", *args]) == 0
+    err = capsys.readouterr().err
+    assert err.count("tomoseg: note: halo 5 rounded up to 8, a multiple of the network's divisor 8") == 1, err
 
 
 def test_segment_records_the_backends_tile_size(tmp_path, random_model_path, small_phantom):

@@ -383,7 +383,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
                                                      precision=options.backend.precision,
                                                      base_features=model.config.base_features,
                                                      backend=backend_name))
-    _note_rounded_tile_size(given, options.tiling.tile_size, model.config.divisor)
+    _note_rounded(given, options.tiling.tile_size, options.tiling.halo, model.config.divisor)
     check_voxel_size(volume, model)
     check_normalization(model)
     check_depth(volume)
@@ -621,14 +621,20 @@ def _check_gpus(gpus: int) -> str:
     return "cuda"
 
 
-def _note_rounded_tile_size(given: int | None, used: int, divisor: int) -> None:
-    """Say once, on stderr, that the tile size the user gave was rounded up to the network's divisor (it was
-    recorded in the provenance only): the windows, and the memory they take, are those of the larger size."""
+def _note_rounded(given: int | None, used: int, halo: int, divisor: int) -> None:
+    """Say once, on stderr, that the tile size the user gave (or the halo) was rounded up to the network's divisor
+    (it was recorded in the provenance only): the windows, and the memory they take, are those of the larger
+    size."""
     import sys
+
+    from .tiling import round_up
 
     if given is not None and used != given:
         print(f"tomoseg: note: tile size {given} rounded up to {used}, a multiple of the network's divisor "
               f"{divisor}", file=sys.stderr)
+    if halo % divisor:
+        print(f"tomoseg: note: halo {halo} rounded up to {round_up(halo, divisor)}, a multiple of the network's "
+              f"divisor {divisor}", file=sys.stderr)
 
 
 def _sample_settings(options: SegmentOptions, shape) -> dict:
