@@ -291,3 +291,21 @@ def test_a_dataset_of_an_earlier_version_keeps_its_record_and_is_replaced(tmp_pa
     assert tomoseg_provenance(f"{h5}:/prob")["threshold"] == 110  # the dataset's own record, before the file's
     assert (tmp_path / "old.h5#prob.provenance.json").is_file()
 
+
+@pytest.mark.parametrize("how", ["another size", "the same size, saved later"])
+def test_a_users_file_saved_over_tomosegs_is_not_taken_for_tomosegs_by_the_record_left_beside_it(tmp_path, how):
+    """A .npy output is recognised by its provenance record alone; the record holds the file's size and
+    modification time as written, so a user's own array saved over it later (the record left beside it) is
+    refused by --overwrite, as any file tomoseg did not write."""
+    import os
+
+    own = tmp_path / "own.npy"
+    write_volume(own, np.zeros((3, 4, 5), np.uint8))
+    write_volume(own, np.ones((3, 4, 5), np.uint8), overwrite=True)  # tomoseg's own: replaced
+    users = np.full((3, 4, 5), 5, np.uint16 if how == "another size" else np.uint8)
+    np.save(own, users)
+    st = own.stat()
+    os.utime(own, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    with pytest.raises(TomosegError, match="did not write"):
+        write_volume(own, np.zeros((3, 4, 5), np.uint8), overwrite=True)
+    assert np.array_equal(np.load(own), users)

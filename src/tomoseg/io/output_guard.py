@@ -125,7 +125,14 @@ def tomoseg_provenance(output) -> dict | None:
 
 def write_provenance(output, record: dict) -> dict:
     """Write ``record`` as the provenance of ``output`` (at :func:`provenance_path`, through a temporary name);
-    returns it as written."""
+    returns it as written. A plain file's record also holds the file's size and modification time as written
+    (``output_file``): a file put at that path later (a user's own, saved over tomoseg's) does not pass for
+    tomoseg's by the record left beside it (:func:`written_by_tomoseg`)."""
+    file, dataset = _hdf5_dataset(output)
+    record = {k: v for k, v in record.items() if k != "output_file"}
+    if dataset is None and file.is_file() and not file.is_symlink():
+        st = file.stat()
+        record["output_file"] = {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
     prov = provenance_path(output)
     tmp = prov.with_name(prov.name + ".partial")
     tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
@@ -134,7 +141,20 @@ def write_provenance(output, record: dict) -> dict:
 
 
 def _provenance_says_tomoseg(file: Path) -> bool:
-    return _tomoseg_record(provenance_path(file)) is not None
+    """Whether the record beside ``file`` (a file or folder, not an HDF5 dataset) marks it as tomoseg's: a
+    record tomoseg wrote, and where it holds the file's size and modification time as written, the file still
+    has them (records of earlier versions, and of folders, hold none)."""
+    record = _tomoseg_record(provenance_path(file))
+    if record is None:
+        return False
+    stamp = record.get("output_file")
+    if not isinstance(stamp, dict):
+        return True
+    try:
+        st = file.stat()
+    except OSError:
+        return False
+    return file.is_file() and (st.st_size, st.st_mtime_ns) == (stamp.get("bytes"), stamp.get("mtime_ns"))
 
 
 def written_by_tomoseg(file: Path, dataset: str | None, fmt: str) -> bool:
