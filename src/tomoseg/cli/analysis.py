@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TomosegError
-from ..io.output_guard import (FOLDER_MARKER, check_outputs_apart, check_report_output, check_result_folder,
-                               check_table_output, make_result_folder, read_record, same_prediction)
+from ..io.output_guard import (FOLDER_MARKER, PROVENANCE_SUFFIX, check_outputs_apart, check_report_output,
+                               check_result_folder, check_table_output, make_result_folder, read_record,
+                               same_prediction)
 from .registry import check_threshold, checked_voxel_size, command, overwrite_arg, voxel_size_arg
 
 
@@ -303,7 +304,7 @@ def _run_report(args) -> int:
     run = Path(args.run_dir)
     if not run.is_dir():
         raise TomosegError(f"{run}: not a folder of results")
-    for f in [run / "summary.json", run / "evaluation.json"] + sorted(run.glob("*.provenance.json")):
+    for f in [run / "summary.json", run / "evaluation.json"] + sorted(run.glob("*" + PROVENANCE_SUFFIX)):
         if f.exists():
             try:
                 if not isinstance(json.loads(f.read_text(encoding="utf-8")), dict):
