@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from .cli import main as cli
+from .io.output_guard import provenance_path
 
 
 MARKER = ".tomoseg-demo"
@@ -44,7 +45,7 @@ def run(out: Path, shape=(96, 256, 256), seed: int = 2027) -> int:
     t0 = time.time()
     for argv in steps:
         if argv[0] == "evaluate":
-            shutil.copy(out / "probability.zarr.provenance.json", results / "segment.provenance.json")
+            shutil.copy(provenance_path(out / "probability.zarr"), results / "segment.provenance.json")
         print(f"\n$ tomoseg {' '.join(argv)}", flush=True)
         code = cli(argv)
         if code:

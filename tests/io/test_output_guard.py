@@ -187,3 +187,125 @@ def test_clear_result_folder_removes_only_tomosegs_results(tmp_path):
     assert all((out / name).read_text(encoding="utf-8") == text for name, text in mine.items())
     make_result_folder(out, "analyze", fresh=True)  # a folder of tomoseg's: nothing of the user's removed
     assert all((out / name).exists() for name in mine)
+
+
+# ------------------------------------------------------------------ provenance records: one per output (C3)
+def test_provenance_path_gives_each_hdf5_dataset_a_record_of_its_own(tmp_path):
+    """A plain file keeps NAME.provenance.json; each dataset of an HDF5 file gets FILE#DATASET.provenance.json,
+    the dataset's names escaped so that no two datasets (nested, dotted, with '#' or '%') share a record and no
+    dataset's record is that of another output."""
+    from tomoseg.io.output_guard import provenance_path
+
+    def name(output):
+        path = provenance_path(output)
+        assert path.parent == tmp_path and path.name.endswith(".provenance.json")  # report's glob finds it
+        return path.name
+
+    for plain in ("prob.tif", "prob.zarr", "prob.npy", "seg", "s.ome.tif:1", "p.ome.zarr:0"):
+        assert name(f"{tmp_path / plain}") == plain.split(":")[0] + ".provenance.json"
+    assert name(f"{tmp_path / 'out.h5'}:/prob") == "out.h5#prob.provenance.json"
+    assert name(f"{tmp_path / 'out.h5'}:prob/") == "out.h5#prob.provenance.json"  # one dataset, two spellings
+    assert name(tmp_path / "out.h5") == name(f"{tmp_path / 'out.h5'}:/data") == "out.h5#data.provenance.json"
+    assert name(f"{tmp_path / 'out.h5'}:/entry/prob") == "out.h5#entry#prob.provenance.json"
+    datasets = ["/a/b", "/a.b", "/a#b", "/a%2Eb", "/a%23b", "/a b", "/a/b.tif", "/ä", "/a_b", "/a-b"]
+    names = [name(f"{tmp_path / 'out.h5'}:{d}") for d in datasets]
+    assert len(set(names)) == len(datasets)
+    plain_outputs = {name(tmp_path / f"out.h5{suffix}") for suffix in ("", ".tif", ".b.tif", ".npy")}
+    assert not plain_outputs & set(names)
+
+
+def test_two_segment_runs_into_one_hdf5_file_keep_a_record_each(tmp_path, rng, tiny_model, capsys):
+    """C3: two runs into two datasets of one HDF5 file wrote one shared out.h5.provenance.json, the second
+    replacing the first: the first dataset was then described by the second run (its input, threshold, voxel
+    size), and analyze took that sparse probability map for a mask of its 1s. Each dataset has its own record."""
+    from tomoseg.io import open_volume
+    from tomoseg.io.output_guard import provenance_path, tomoseg_provenance
+    from tomoseg.objects.analysis import written_as_probability
+
+    scans = [tmp_path / "one.tif", tmp_path / "two.tif"]
+    for scan in scans:
+        tifffile.imwrite(scan, rng.integers(0, 255, (10, 20, 20), dtype=np.uint8))
+    h5 = tmp_path / "out.h5"
+    runs = [(scans[0], "/prob", "100", "30"), (scans[1], "/entry/prob2", "150", "60")]
+    for scan, dataset, threshold, vs in runs:
+        assert _cli(["segment", str(scan), f"{h5}:{dataset}", "--threshold", threshold, "--voxel-size", vs, vs, vs]
+                    + _seg(tiny_model), capsys)[0] == 0
+    assert sorted(p.name for p in tmp_path.glob("*.provenance.json")) == [
+        "out.h5#entry#prob2.provenance.json", "out.h5#prob.provenance.json"]
+    for scan, dataset, threshold, vs in runs:
+        record = tomoseg_provenance(f"{h5}:{dataset}")
+        assert record == json.loads(provenance_path(f"{h5}:{dataset}").read_text(encoding="utf-8"))
+        assert record["input"] == str(scan) and record["outputs"]["probability"] == f"{h5}:{dataset}"
+        assert record["threshold"] == int(threshold) and record["voxel_size_nm"] == [float(vs)] * 3
+        with open_volume(f"{h5}:{dataset}") as vol:
+            assert written_as_probability(vol)
+    # the first map made sparse (0 and 1 only, as far from any object): still read as a probability map
+    with h5py.File(h5, "a") as f:
+        sparse = np.zeros((10, 20, 20), np.uint8)
+        sparse[2:8:2, 3:17:3, 3:17:3] = 1
+        f["/prob"][...] = sparse
+    capsys.readouterr()
+    assert main(["analyze", f"{h5}:/prob", "--json", "-q"]) == 0
+    assert json.loads(capsys.readouterr().out)["objects_all"] == 0  # not 21 objects of one voxel each
+
+
+def test_hdf5_ownership_is_the_dataset_attribute_whatever_the_records(tmp_path, scan, tiny_model, capsys):
+    """--overwrite replaces a dataset by tomoseg's attribute on it, never by a provenance record: a user's
+    dataset is refused even beside a record of tomoseg's, new or old-style (out.h5.provenance.json, which
+    earlier versions wrote for every dataset of the file), naming it."""
+    h5 = tmp_path / "user.h5"
+    with h5py.File(h5, "w") as f:
+        f["/prob"] = np.full((10, 20, 20), 7, np.uint8)
+        f["/data"] = np.full((10, 20, 20), 9, np.uint8)
+    record = {"tool": "tomoseg segment", "input": str(scan), "outputs": {"probability": f"{h5}:/prob", "mask": None}}
+    (tmp_path / "user.h5.provenance.json").write_text(json.dumps(record))
+    (tmp_path / "user.h5#prob.provenance.json").write_text(json.dumps(record))
+    (tmp_path / "user.h5#data.provenance.json").write_text(json.dumps({**record, "outputs": {"probability": str(h5)}}))
+    before = h5.read_bytes()
+    for out in (f"{h5}:/prob", str(h5)):
+        code, err = _cli(["segment", str(scan), out, "--overwrite"] + _seg(tiny_model), capsys)
+        assert code == 1 and "did not write" in err and "Traceback" not in err
+    assert h5.read_bytes() == before
+
+
+def test_a_dataset_of_an_earlier_version_keeps_its_record_and_is_replaced(tmp_path, scan, tiny_model, capsys):
+    """An HDF5 output of an earlier version: the dataset carries tomoseg's attribute, its record is the file's
+    out.h5.provenance.json. The record is read for the dataset it names (segment's outputs.probability) and for
+    no other; --overwrite replaces the dataset (by its attribute), and the new record is the dataset's own."""
+    from tomoseg.io import open_volume
+    from tomoseg.io.output_guard import tomoseg_provenance
+    from tomoseg.objects.analysis import written_as_probability
+
+    h5 = tmp_path / "old.h5"
+    assert _cli(["segment", str(scan), f"{h5}:/prob", "--threshold", "90"] + _seg(tiny_model), capsys)[0] == 0
+    assert _cli(["segment", str(scan), f"{h5}:/other"] + _seg(tiny_model), capsys)[0] == 0
+    (tmp_path / "old.h5#other.provenance.json").unlink()
+    (tmp_path / "old.h5#prob.provenance.json").rename(tmp_path / "old.h5.provenance.json")  # as written before
+    assert tomoseg_provenance(f"{h5}:/prob")["threshold"] == 90
+    assert tomoseg_provenance(f"{h5}:/other") is None and tomoseg_provenance(h5) is None
+    with open_volume(f"{h5}:/prob") as p, open_volume(f"{h5}:/other") as o:
+        assert written_as_probability(p) and not written_as_probability(o)
+    code, err = _cli(["segment", str(scan), f"{h5}:/prob", "--threshold", "110", "--overwrite"] + _seg(tiny_model),
+                     capsys)
+    assert code == 0, err
+    assert tomoseg_provenance(f"{h5}:/prob")["threshold"] == 110  # the dataset's own record, before the file's
+    assert (tmp_path / "old.h5#prob.provenance.json").is_file()
+
+
+@pytest.mark.parametrize("how", ["another size", "the same size, saved later"])
+def test_a_users_file_saved_over_tomosegs_is_not_taken_for_tomosegs_by_the_record_left_beside_it(tmp_path, how):
+    """A .npy output is recognised by its provenance record alone; the record holds the file's size and
+    modification time as written, so a user's own array saved over it later (the record left beside it) is
+    refused by --overwrite, as any file tomoseg did not write."""
+    import os
+
+    own = tmp_path / "own.npy"
+    write_volume(own, np.zeros((3, 4, 5), np.uint8))
+    write_volume(own, np.ones((3, 4, 5), np.uint8), overwrite=True)  # tomoseg's own: replaced
+    users = np.full((3, 4, 5), 5, np.uint16 if how == "another size" else np.uint8)
+    np.save(own, users)
+    st = own.stat()
+    os.utime(own, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    with pytest.raises(TomosegError, match="did not write"):
+        write_volume(own, np.zeros((3, 4, 5), np.uint8), overwrite=True)
+    assert np.array_equal(np.load(own), users)

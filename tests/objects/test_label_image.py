@@ -1,6 +1,7 @@
 """The label image and the objects table describe the same objects: ID = row's label, same voxels."""
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -205,3 +206,97 @@ def test_cli_analyze_orthoslices_read_three_planes_at_any_size(rng, tmp_path, mo
     reads.clear()
     figures.orthoslices(open_volume(tmp_path / "image.zarr"), view, tmp_path / "o.png", centre=(z, 35, 45))
     assert sorted(reads) == sorted([70 * 90, 40 * 90, 40 * 70] * 2)
+
+
+# ------------------------------------------------------------------ the label image's provenance record (C8)
+def _record(output) -> dict:
+    import json
+
+    from tomoseg.io.output_guard import provenance_path
+
+    path = provenance_path(output)
+    assert path.is_file(), f"no provenance record {path.name} for {output}"
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("labels", ["labels.tif", "labels.npy", "res.h5:/entry/labels"])
+def test_cli_analyze_gives_the_label_image_a_provenance_record(rng, tmp_path, capsys, labels):
+    """C8: analyze --labels wrote a label image no record described. Its own record now says what it was
+    labelled from and how, and which table's rows it holds; the summary names it; report shows the record of
+    a label image in its folder; --overwrite replaces it (tomoseg's own) and nothing else."""
+    import json
+
+    import h5py
+    import tifffile
+
+    from tomoseg._version import __version__
+
+    prob = np.where(blobs(rng) > 0, 200, 40).astype(np.uint8)
+    prob[prob == 40] = rng.integers(0, 120, int((prob == 40).sum()), dtype=np.uint8)  # a probability map
+    write_volume(tmp_path / "prob.tif", prob, voxel_size=(30.0, 30.0, 30.0))
+    out = tmp_path / "res"
+    target = f"{tmp_path / labels}" if ":" in labels else str(out / labels)
+    argv = ["analyze", str(tmp_path / "prob.tif"), "--csv", str(tmp_path / "objects.csv"), "--out", str(out),
+            "--labels", target, "--threshold", "100", "--connectivity", "6", "--min-voxels", "5", "-q"]
+    assert main(argv) == 0
+    table = read_csv(tmp_path / "objects.csv")
+    record = _record(target)
+    assert record["tool"] == "tomoseg write_label_image" and record["tomoseg_version"] == __version__
+    assert record["command"] == "tomoseg analyze --labels" and record["label_image"] == str(Path(target))
+    assert record["labelled_from"] == str(tmp_path / "prob.tif") and record["labelled_as"] == "probability map"
+    assert record["threshold"] == 100 and record["objects_where"] == "value > 100"
+    assert record["connectivity"] == 6 and record["min_voxels"] == 5 and record["exclude_border"] is True
+    assert record["all_objects"] is False and record["objects"] == len(table["label"]) > 3
+    assert record["objects_tables"] == [str(tmp_path / "objects.csv"), str(out / "objects.csv")]
+    assert record["summary"] == str(out / "summary.json") and record["voxel_size_nm"] == [30.0] * 3
+    assert json.loads((out / "summary.json").read_text(encoding="utf-8"))["labels"] == target
+    if ":" not in labels:  # the record in the results folder: in the report's provenance
+        assert main(["report", str(out), "-q"]) == 0
+        assert f"{labels}.provenance.json" in (out / "report.html").read_text(encoding="utf-8")
+    # --overwrite: tomoseg's own label image replaced, its record with it
+    assert main(argv[:-1] + ["--threshold", "150", "--overwrite", "-q"]) == 0
+    assert _record(target)["threshold"] == 150
+    # a user's own label image saved at that path (the record left beside it) is never replaced
+    if labels.endswith(".tif"):
+        tifffile.imwrite(target, np.ones(prob.shape, np.uint16), photometric="minisblack")
+    elif labels.endswith(".npy"):
+        np.save(target, np.ones(prob.shape, np.uint32))
+    else:
+        with h5py.File(tmp_path / "res.h5", "a") as f:
+            del f["/entry/labels"]
+            f["/entry/labels"] = np.ones(prob.shape, np.uint32)
+    capsys.readouterr()
+    assert main(argv[:-1] + ["--overwrite", "-q"]) == 1
+    assert "tomoseg did not write" in capsys.readouterr().err
+    assert (read_volume(target) == 1).all()
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["in-memory", "chunked"])
+def test_cli_segment_labels_and_map_name_each_other_in_their_records(tmp_path, capsys, monkeypatch, chunked):
+    """C8: segment --labels: the label image's record names the map it was labelled from, at segment's
+    threshold, and the map's record; the map's record names the label image (outputs.labels). Both in one
+    HDF5 file, a record each."""
+    import dataclasses
+
+    from tomoseg.objects import analysis as analysis_module
+    from tomoseg.objects import label_image as label_image_module
+    from tomoseg.synthetic import make_phantom
+
+    if chunked:  # labelled chunk by chunk: the analysis' own labels written, the map closed meanwhile
+        plain = analysis_module.AnalysisOptions
+        monkeypatch.setattr(analysis_module, "AnalysisOptions", lambda **kw: dataclasses.replace(
+            plain(**kw), in_memory_voxels=1000, chunks=(16, 32, 32)))
+        monkeypatch.setattr(label_image_module, "label_chunked", None)  # no second labelling
+    write_volume(str(tmp_path / "scan.tif"), make_phantom((32, 64, 64), rng=2).image, voxel_size=(29.33,) * 3)
+    h5 = tmp_path / "out.h5"
+    assert main(["segment", str(tmp_path / "scan.tif"), f"{h5}:/prob", "--labels", f"{h5}:/labels", "--threshold",
+                 "110", "--backend", "torch", "--device", "cpu", "--tile-size", "32", "--halo", "16", "-q"]) == 0
+    prob_record, labels_record = _record(f"{h5}:/prob"), _record(f"{h5}:/labels")
+    assert prob_record["tool"] == "tomoseg segment" and prob_record["outputs"]["labels"] == f"{h5}:/labels"
+    assert labels_record["command"] == "tomoseg segment --labels"
+    assert labels_record["labelled_from"] == f"{h5}:/prob" and labels_record["labelled_as"] == "probability map"
+    assert labels_record["threshold"] == 110 and labels_record["all_objects"] is False
+    assert labels_record["segment_record"] == str(tmp_path / "out.h5#prob.provenance.json")
+    ids = read_volume(f"{h5}:/labels")
+    assert labels_record["objects"] == len(np.unique(ids[ids > 0])) > 0
+    assert labels_record["max_label"] == int(ids.max()) and labels_record["voxel_size_nm"] == [29.33] * 3

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TomosegError
-from ..io.output_guard import (FOLDER_MARKER, check_outputs_apart, check_report_output, check_result_folder,
-                               check_table_output, make_result_folder, read_record, same_prediction)
+from ..io.output_guard import (FOLDER_MARKER, PROVENANCE_SUFFIX, check_outputs_apart, check_report_output,
+                               check_result_folder, check_table_output, make_result_folder, read_record,
+                               same_prediction)
 from .registry import check_threshold, checked_voxel_size, command, overwrite_arg, voxel_size_arg
 
 
@@ -123,9 +124,10 @@ def _write_analysis(args, vol, result, options, voxel_size, intensity, sample_ma
         make_result_folder(out, "analyze", fresh=True, keep=("evaluate",) if same else ())
     if args.csv:
         write_csv(table, args.csv, overwrite=args.overwrite)
-    _write_label_outputs(args, vol, result, table, intensity, voxel_size)
+    _write_label_outputs(args, vol, result, table, intensity, voxel_size, out)
     summary = {"tool": "tomoseg analyze", **result.summary, "voxel_size_nm": list(voxel_size) if voxel_size else None,
                "shape": list(result.shape), "input": str(args.volume), "sample_mask": args.sample_mask,
+               "labels": args.labels,  # the label image (its own provenance record beside it), if one was written
                "settings": {"threshold": options.threshold, "connectivity": options.connectivity,
                             "exclude_border": options.exclude_border, "min_voxels": options.min_voxels}}
     if out is not None:
@@ -196,16 +198,19 @@ def _check_label_outputs(args) -> None:
             raise TomosegError(f"{f.parent}: output folder does not exist; create it first")
 
 
-def _write_label_outputs(args, vol, result, table, intensity, voxel_size) -> None:
+def _write_label_outputs(args, vol, result, table, intensity, voxel_size, out) -> None:
     from ..objects.label_image import write_label_image, write_objects_ome_zarr
 
     if getattr(args, "labels", None):
         from ..progress import progress_while
         from . import progress_enabled
 
+        tables = [str(t) for t in (args.csv, out / "objects.csv" if out is not None else None) if t]
+        about = {"command": "tomoseg analyze --labels", "objects_tables": tables, "all_objects": args.all_objects,
+                 "summary": str(out / "summary.json") if out is not None else None}
         with progress_while(progress_enabled(args), vol.size, desc="label image") as bar:
             write_label_image(vol, args.labels, table, options=result.options, voxel_size=voxel_size,
-                              overwrite=args.overwrite, labels=result.labels, progress=bar)
+                              overwrite=args.overwrite, labels=result.labels, progress=bar, provenance=about)
     if getattr(args, "ome_zarr", None):
         write_objects_ome_zarr(vol, args.ome_zarr, table, image=intensity, options=result.options,
                                voxel_size=voxel_size, overwrite=args.overwrite, labels=result.labels)
@@ -299,7 +304,7 @@ def _run_report(args) -> int:
     run = Path(args.run_dir)
     if not run.is_dir():
         raise TomosegError(f"{run}: not a folder of results")
-    for f in [run / "summary.json", run / "evaluation.json"] + sorted(run.glob("*.provenance.json")):
+    for f in [run / "summary.json", run / "evaluation.json"] + sorted(run.glob("*" + PROVENANCE_SUFFIX)):
         if f.exists():
             try:
                 if not isinstance(json.loads(f.read_text(encoding="utf-8")), dict):

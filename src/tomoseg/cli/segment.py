@@ -116,11 +116,13 @@ def _check_labels_output(args) -> None:
 
 
 def _write_labels(args, record) -> None:
-    """The object label image of the probability map just written, with analyze's default rules."""
+    """The object label image of the probability map just written, with analyze's default rules; its
+    provenance record names the map, and the map's record names the label image (``outputs.labels``)."""
     from ..io import open_volume
+    from ..io.output_guard import provenance_path, write_provenance
     from ..objects import analyze
     from ..objects.analysis import AnalysisOptions
-    from ..objects.label_image import write_label_image
+    from ..objects.label_image import labelled_as, write_label_image
 
     prob = open_volume(args.output)
     voxel_size = tuple(record["voxel_size_nm"]) if record.get("voxel_size_nm") else None
@@ -130,17 +132,26 @@ def _write_labels(args, record) -> None:
     except BaseException:
         prob.close()
         raise
-    selected = _inside_roi(result.selected, (record.get("sample_mask") or {}), prob.shape)
+    sample = record.get("sample_mask") or {}
+    selected = _inside_roi(result.selected, sample, prob.shape)
     source, orientation = prob, prob.orientation
     if result.labels is None:  # labelled in memory: the label step labels the map's mask again, held here
         source = (prob.read() > args.threshold).astype("uint8")
     prob.close()  # the labels may go into the map's own HDF5 file, which h5py cannot hold open twice
+    about = {"command": "tomoseg segment --labels", "labelled_from": str(args.output),
+             **labelled_as(True, args.threshold), "all_objects": False,
+             "segment_record": str(provenance_path(args.output)), "roi": None}
+    if sample.get("method") == "roi" and sample.get("roi"):
+        about["roi"] = {"box": sample["roi"], "left_out": "objects touching an inner face of the box (cut there)"}
     try:
         write_label_image(source, args.labels, selected, options=result.options, voxel_size=voxel_size,
-                          overwrite=args.overwrite, labels=result.labels, orientation=orientation)
+                          overwrite=args.overwrite, labels=result.labels, orientation=orientation,
+                          provenance=about)
     finally:
         if result.labels is not None:
             result.labels.discard()
+    record["outputs"]["labels"] = str(args.labels)
+    record.update(write_provenance(args.output, record))
 
 
 def _inside_roi(table: dict, sample: dict, shape) -> dict:

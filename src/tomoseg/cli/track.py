@@ -193,7 +193,7 @@ def _check_track_outputs(args, out: Path, truth, *, segmenting: bool, shape) -> 
     """Before the registration: --labels-out is a plain file name in OUT of a format that holds the match IDs,
     not one of track's own files, and replaceable; no file written into OUT is an input of this run."""
     from ..io import check_output_format, split_dataset
-    from ..io.output_guard import FOLDER_MARKER, check_output, check_outputs_apart
+    from ..io.output_guard import FOLDER_MARKER, PROVENANCE_SUFFIX, check_output, check_outputs_apart
     from ..objects.label_image import label_dtype_for
     from ..track.output import WRITTEN
 
@@ -203,7 +203,7 @@ def _check_track_outputs(args, out: Path, truth, *, segmenting: bool, shape) -> 
         raise TomosegError(f"--labels-out {name}: give a plain file name (no folder); the labels are written into "
                            f"OUT ({out}), chosen with --out")
     own = (*WRITTEN, FOLDER_MARKER, *PROBABILITY_MAPS)
-    if file.name in own or file.name.endswith((".partial", ".provenance.json")):
+    if file.name in own or file.name.endswith((".partial", PROVENANCE_SUFFIX)):
         raise TomosegError(f"--labels-out {name}: track writes its own {file.name} into OUT; choose another name, "
                            "e.g. after_match_ids.tif")
     labels_path = str(out / name)
@@ -263,8 +263,10 @@ def _finished_map(prob: Path, source, model, threshold: int, voxel_size) -> tupl
     from ..io import open_volume
     from ..shipped import file_sha256, model_path
 
+    from ..io.output_guard import provenance_path, read_record
+
     try:
-        record = json.loads(prob.with_name(prob.name + ".provenance.json").read_text(encoding="utf-8"))
+        record = read_record(provenance_path(prob)) or {}
         same = Path(str(record["input"])).resolve() == Path(str(source)).resolve()
     except (OSError, ValueError, KeyError, TypeError):
         return None, []

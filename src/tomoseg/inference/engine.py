@@ -12,7 +12,6 @@ complete (:mod:`.outputs`).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -27,6 +26,7 @@ from ..errors import TomosegError
 from ..io import open_volume, split_dataset
 from ..interrupt import raise_if_interrupted
 from ..io.zarr_chunks import parallel_writer
+from ..io.output_guard import write_provenance
 from ..io.zarr_store import create_zarr, store_chunks
 from .backends import (BackendConfig, make_backend, prepare_meanwhile, resolve,  # noqa: F401
                        run_windows_one_by_one, to_uint8)
@@ -348,7 +348,8 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
     Returns
     -------
     dict
-        The provenance record, also written to ``OUTPUT.provenance.json``.
+        The provenance record, also written beside the output (``OUTPUT.provenance.json``; for a dataset of an
+        HDF5 file ``FILE#DATASET.provenance.json``: :func:`~tomoseg.io.output_guard.provenance_path`).
     """
     from .domain import check_depth, check_histogram, check_normalization, check_voxel_size
 
@@ -514,9 +515,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
         record["sample_mask"] = {**sample.record, "tiles_computed": len(tiles) - len(skipped),
                                  "voxels_computed": int(sum(t.voxels for t in tiles if t.index not in skipped)),
                                  "outside": "probability 0, network not run"}
-        f, _ = split_dataset(output)
-        prov = f.with_name(f.name + ".provenance.json")
-        prov.write_text(json.dumps(record, indent=1), encoding="utf-8")
+        record = write_provenance(output, record)  # beside the output; a dataset of an HDF5 file has its own
         volume.close()
         shutil.rmtree(work)
         return record

@@ -42,20 +42,19 @@ def _header_dtype(path: Path):
 
 
 def create_npy(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None) -> Sink:
-    """A memory-mapped .npy and a small ``.provenance.json`` beside it (.npy has no room for tomoseg's marker)."""
-    import json
-
+    """A memory-mapped .npy and its provenance record beside it (.npy has no room for tomoseg's marker): written
+    as ``TMP.provenance.json`` (:func:`~tomoseg.io.output_guard.provenance_path` of the temporary file) and
+    renamed with it, as the companion of that suffix, to the output's own record."""
     from .._version import __version__
-    from .output_guard import reserve
+    from .output_guard import PROVENANCE_SUFFIX, reserve, write_provenance
 
     mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(dtype), shape=tuple(shape))
     reserve(tmp, tmp.stat().st_size)
 
     def finish():
         mm.flush()
-        record = {"tool": "tomoseg write_volume", "tomoseg_version": __version__, "shape": list(shape),
-                  "dtype": str(np.dtype(dtype)),
-                  "voxel_size_nm": list(voxel_size) if voxel_size is not None else None}
-        tmp.with_name(tmp.name + ".provenance.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
+        write_provenance(tmp, {"tool": "tomoseg write_volume", "tomoseg_version": __version__, "shape": list(shape),
+                               "dtype": str(np.dtype(dtype)),
+                               "voxel_size_nm": list(voxel_size) if voxel_size is not None else None})
 
-    return Sink(mm, finish=finish, companions=(".provenance.json",))
+    return Sink(mm, finish=finish, companions=(PROVENANCE_SUFFIX,))

@@ -10,7 +10,7 @@ HDF5 dataset        the dataset attribute ``tomoseg`` (other datasets are kept)
 Zarr store          the attribute ``tomoseg`` of its root
 NRRD                the header comment ``# written by tomoseg``
 PyHST2 .vol         the line ``! written by tomoseg`` in ``.vol.info``
-any file            a ``NAME.provenance.json`` record written by tomoseg
+any other file      its provenance record written by tomoseg (:func:`provenance_path`)
 ONNX export         the metadata entry ``tomoseg`` (:mod:`tomoseg.io.onnx_marker`)
 JSON record         its ``"tool"`` entry (``phantom --pair-truth``: ``tomoseg phantom``)
 report.html         ``<meta name="generator" content="tomoseg">``
@@ -41,32 +41,129 @@ SLICE_RE = re.compile(r"^slice_\d+\.tif$")
 _SLACK_BYTES = 1 << 20
 
 
-def provenance_path(file: Path) -> Path:
-    return file.with_name(file.name + ".provenance.json")
+PROVENANCE_SUFFIX = ".provenance.json"
+_DEFAULT_HDF5_DATASET = "/data"  # what an output ``x.h5`` (no dataset named) is written as (io.hdf5.DEFAULT_DATASET)
 
 
-def tomoseg_provenance(file: Path) -> dict | None:
-    """The provenance record beside ``file`` if tomoseg wrote it (``NAME.provenance.json``), else None."""
-    prov = provenance_path(Path(file))
-    if not prov.is_file():
-        return None
+def _hdf5_dataset(output) -> tuple[Path, str | None]:
+    """The file of ``output`` and, where it names (or is) an HDF5 file, the dataset's path (``/a/b``); else None."""
+    from . import format_of, split_dataset
+
+    file, dataset = split_dataset(output)
     try:
-        record = json.loads(prov.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) and str(record.get("tool", "")).startswith("tomoseg") else None
+        hdf5 = format_of(str(file), for_writing=True) == "hdf5"
+    except TomosegError:
+        hdf5 = False
+    if not hdf5:
+        return file, None
+    parts = [p for p in (dataset or "").split("/") if p]
+    return file, "/" + "/".join(parts) if parts else _DEFAULT_HDF5_DATASET
+
+
+def _escaped(name: str) -> str:
+    """A dataset path's part in a file name: ASCII letters, digits, ``_`` and ``-`` as they are, every other
+    character (``.``, ``#``, ``%``, spaces, non-ASCII) as ``%XX`` of its UTF-8 bytes."""
+    return "".join(c if c.isascii() and (c.isalnum() or c in "_-") else "".join(f"%{b:02X}" for b in c.encode())
+                   for c in name)
+
+
+def provenance_path(output) -> Path:
+    """Where the provenance record of ``output`` lies: the one rule for every record tomoseg writes or reads.
+
+    A file or folder ``NAME`` (``x.tif``, ``x.npy``, ``x.zarr``, a folder of slices; ``x.ome.tif:1`` and
+    ``x.zarr:0`` are the file's) has ``NAME.provenance.json`` beside it. Each dataset of an HDF5 file has a
+    record of its own, ``FILE#DATASET.provenance.json``: ``out.h5:/prob`` -> ``out.h5#prob.provenance.json``,
+    ``out.h5:/entry/prob`` -> ``out.h5#entry#prob.provenance.json``, ``out.h5`` (its dataset ``/data``) ->
+    ``out.h5#data.provenance.json``. In the dataset's names every character but ASCII letters, digits, ``_``
+    and ``-`` is written ``%XX`` (UTF-8), so two datasets never share a record, and a dataset's record is never
+    that of another output (its NAME ends in ``.h5#...``, an extension no output has).
+
+    Examples
+    --------
+    >>> provenance_path("run/out.h5:/entry/prob.v2").name
+    'out.h5#entry#prob%2Ev2.provenance.json'
+    >>> provenance_path("run/prob.tif").name
+    'prob.tif.provenance.json'
+    """
+    file, dataset = _hdf5_dataset(output)
+    if dataset is None:
+        return file.with_name(file.name + PROVENANCE_SUFFIX)
+    return file.with_name(file.name + "".join("#" + _escaped(p) for p in dataset.strip("/").split("/"))
+                          + PROVENANCE_SUFFIX)
+
+
+def _tomoseg_record(path: Path) -> dict | None:
+    record = read_record(path) if path.is_file() else None
+    return record if record is not None and str(record.get("tool", "")).startswith("tomoseg") else None
+
+
+def same_output(a, b) -> bool:
+    """Whether two output names (``out.h5:/prob``, ``prob.tif``) name one output: the same file name and, in an
+    HDF5 file, the same dataset (``out.h5`` is ``out.h5:/data``). Records name their outputs as the user gave
+    them (relative or absolute), so the folder is not compared: a record lies beside its output."""
+    if not a or not b:
+        return False
+    (fa, da), (fb, db) = _hdf5_dataset(a), _hdf5_dataset(b)
+    return fa.name == fb.name and da == db
+
+
+def tomoseg_provenance(output) -> dict | None:
+    """The provenance record tomoseg wrote for ``output`` (:func:`provenance_path`), else None.
+
+    A dataset of an HDF5 file written by an earlier version, whose record is the file's
+    (``out.h5.provenance.json``, shared by all its datasets and replaced by each run), is given that record
+    only where it is segment's record of this very dataset (its ``outputs.probability`` names it)."""
+    record = _tomoseg_record(provenance_path(output))
+    file, dataset = _hdf5_dataset(output)
+    if record is None and dataset is not None:
+        legacy = _tomoseg_record(file.with_name(file.name + PROVENANCE_SUFFIX))
+        outputs = (legacy or {}).get("outputs")
+        if isinstance(outputs, dict) and same_output(outputs.get("probability"), f"{file}:{dataset}"):
+            return legacy
+    return record
+
+
+def write_provenance(output, record: dict) -> dict:
+    """Write ``record`` as the provenance of ``output`` (at :func:`provenance_path`, through a temporary name);
+    returns it as written. A plain file's record also holds the file's size and modification time as written
+    (``output_file``): a file put at that path later (a user's own, saved over tomoseg's) does not pass for
+    tomoseg's by the record left beside it (:func:`written_by_tomoseg`)."""
+    file, dataset = _hdf5_dataset(output)
+    record = {k: v for k, v in record.items() if k != "output_file"}
+    if dataset is None and file.is_file() and not file.is_symlink():
+        st = file.stat()
+        record["output_file"] = {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+    prov = provenance_path(output)
+    tmp = prov.with_name(prov.name + ".partial")
+    tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
+    os.replace(tmp, prov)
+    return record
 
 
 def _provenance_says_tomoseg(file: Path) -> bool:
-    return tomoseg_provenance(file) is not None
+    """Whether the record beside ``file`` (a file or folder, not an HDF5 dataset) marks it as tomoseg's: a
+    record tomoseg wrote, and where it holds the file's size and modification time as written, the file still
+    has them (records of earlier versions, and of folders, hold none)."""
+    record = _tomoseg_record(provenance_path(file))
+    if record is None:
+        return False
+    stamp = record.get("output_file")
+    if not isinstance(stamp, dict):
+        return True
+    try:
+        st = file.stat()
+    except OSError:
+        return False
+    return file.is_file() and (st.st_size, st.st_mtime_ns) == (stamp.get("bytes"), stamp.get("mtime_ns"))
 
 
 def written_by_tomoseg(file: Path, dataset: str | None, fmt: str) -> bool:
     """Whether the existing output at ``file`` (``dataset`` inside it) carries tomoseg's marker."""
     try:
-        if fmt == "hdf5" and dataset:
+        if fmt == "hdf5":  # the dataset's attribute alone: no record ever marks an HDF5 file or dataset
             import h5py
 
+            dataset = dataset or _DEFAULT_HDF5_DATASET
             with h5py.File(file, "r") as f:
                 return dataset in f and MARK in f[dataset].attrs
         if fmt == "tiff-folder":

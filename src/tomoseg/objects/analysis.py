@@ -85,22 +85,19 @@ def is_probability(volume) -> bool:
 
 
 def written_as_probability(volume) -> bool:
-    """Whether ``segment`` wrote this volume as its probability map: the provenance record beside the file
-    names it so. Then a sparse map whose sample holds only 0 and 1 is not taken for a mask (where every 1 would
-    become an object)."""
-    from ..io import split_dataset
-    from ..io.output_guard import tomoseg_provenance
+    """Whether ``segment`` wrote this volume as its probability map: its provenance record (a dataset of an HDF5
+    file has its own, :func:`~tomoseg.io.output_guard.provenance_path`) names it so. Then a sparse map whose
+    sample holds only 0 and 1 is not taken for a mask (where every 1 would become an object)."""
+    from ..io.output_guard import same_output, tomoseg_provenance
 
     path = getattr(volume, "path", None)
     if path is None:
         return False
-    file, dataset = split_dataset(path)
-    record = tomoseg_provenance(file)
+    record = tomoseg_provenance(path)
     if record is None or record.get("tool") != "tomoseg segment":
         return False
     outputs = record.get("outputs")
-    named, named_dataset = split_dataset((outputs.get("probability") if isinstance(outputs, dict) else None) or "")
-    return named.name == file.name and (named_dataset or "").strip("/") == (dataset or "").strip("/")
+    return same_output(outputs.get("probability") if isinstance(outputs, dict) else None, path)
 
 
 def check_mask_like(volume, where, command: str = "analyze") -> None:

@@ -11,12 +11,18 @@ threshold, connectivity and raster-order numbering, in memory or chunk by chunk)
 so IDs agree without keeping the analysis' labels in memory; where the analysis
 kept its chunked labels on disk (``analyze(keep_labels=True)``), they are used
 instead of labelling again.
+
+Every label image gets a provenance record beside it
+(:func:`~tomoseg.io.output_guard.provenance_path`: ``LABELS.provenance.json``, or
+``FILE#DATASET.provenance.json`` in an HDF5 file): what it was labelled from and
+how (threshold, connectivity, exclusions), the objects table whose rows it holds.
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -83,9 +89,46 @@ def label_dtype_for(path, max_label: int):
                        "2^24 as float32); write the labels as .zarr or .h5")
 
 
+def labelled_as(probability: bool, threshold: int) -> dict:
+    """How a label image's objects were found, for its provenance record: in a probability map (object where
+    value > ``threshold``) or in a mask (object where value is not 0; no threshold)."""
+    if probability:
+        return {"labelled_as": "probability map", "objects_where": f"value > {threshold}", "threshold": threshold}
+    return {"labelled_as": "mask", "objects_where": "value != 0", "threshold": None}
+
+
+def label_provenance(volume, path, table: dict, options: AnalysisOptions, *, dtype, voxel_size=None,
+                     probability: bool | None) -> dict:
+    """The provenance record of the label image of ``table``'s objects written to ``path`` from ``volume``:
+    what it was labelled from and how (``probability``: whether ``volume`` is a probability map; None: left to
+    the caller), which objects it holds. The caller adds what only it knows (:func:`write_label_image`'s
+    ``provenance``: the command, the objects tables written, ``all_objects``)."""
+    from .._version import __version__
+
+    source = getattr(volume, "path", None)
+    ids = np.asarray(table["label"])
+    return {
+        "tool": "tomoseg write_label_image", "tomoseg_version": __version__, "label_image": str(path),
+        "labelled_from": None if source is None else str(source),  # None: an array in memory
+        **(labelled_as(probability, options.threshold) if probability is not None else {}),
+        "connectivity": options.connectivity,
+        "ids": "3D connected components numbered in raster order (as analyze numbers them); each object's "
+               "voxels hold its row's label in the objects table, objects the table leaves out are 0",
+        "objects": int(len(ids)), "max_label": int(ids.max()) if len(ids) else 0,
+        # whether the table left out the objects these exclude (analyze's default) or kept every object
+        # (--all-objects) is the caller's to say: all_objects
+        "exclude_border": options.exclude_border, "min_voxels": options.min_voxels, "all_objects": None,
+        "objects_tables": [], "dtype": str(np.dtype(dtype)), "shape": [int(s) for s in volume.shape],
+        "voxel_size_nm": None if voxel_size is None else [float(v) for v in voxel_size],
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+
+
 def write_label_image(volume, path, table: dict, *, options: AnalysisOptions | None = None, voxel_size=None,
-                      overwrite: bool = False, workdir=None, progress=None, labels=None, orientation=None) -> Path:
-    """Write the label image of the objects in ``table`` to ``path``, any format, in bounded memory.
+                      overwrite: bool = False, workdir=None, progress=None, labels=None, orientation=None,
+                      provenance: dict | None = None) -> Path:
+    """Write the label image of the objects in ``table`` to ``path``, any format, in bounded memory, and its
+    provenance record beside it (:func:`label_provenance`, with the entries of ``provenance`` added).
 
     Volumes up to ``options.in_memory_voxels`` are labelled in memory, larger ones chunk by chunk (as
     :func:`~tomoseg.objects.analyze` does), or taken from ``labels`` (the analysis' own,
@@ -95,6 +138,7 @@ def write_label_image(volume, path, table: dict, *, options: AnalysisOptions | N
     segment's outputs keep it.
     """
     from ..io import create_volume, format_of
+    from ..io.output_guard import write_provenance
 
     options = options or AnalysisOptions()
     path = Path(path)
@@ -105,6 +149,10 @@ def write_label_image(volume, path, table: dict, *, options: AnalysisOptions | N
     chunks = tuple(min(c, s) for c, s in zip(options.chunks, shape))
     is_zarr = format_of(path, for_writing=True) == "zarr"
     orientation = orientation if orientation is not None else getattr(volume, "orientation", None)
+    # whether the volume is a probability map: for the labelling here and the record, unless the labels are
+    # given and the caller says how they were found (the volume may be closed then: only its shape is used)
+    told = "labelled_as" in (provenance or {})
+    prob = None if labels is not None and told else is_probability(volume)
     if labels is None and size <= options.in_memory_voxels:
         image = label_image(volume, table, options=options)
         with create_volume(path, shape, dtype, voxel_size=voxel_size, chunks=chunks, overwrite=overwrite,
@@ -119,7 +167,6 @@ def write_label_image(volume, path, table: dict, *, options: AnalysisOptions | N
         tmp = Path(tempfile.mkdtemp(prefix="tomoseg-labels-", dir=workdir))
         try:
             store = tmp / "labels.zarr"
-            prob = is_probability(volume)
             n = label_chunked(volume, store, chunks=chunks, connectivity=options.connectivity,
                               threshold=options.threshold if prob else None,
                               progress=None if progress is None else _Halved(progress))
@@ -132,6 +179,8 @@ def write_label_image(volume, path, table: dict, *, options: AnalysisOptions | N
 
         if have_models():  # else the single-scale OME-Zarr stays (readable everywhere)
             add_pyramid(path, method="mode")
+    record = label_provenance(volume, path, table, options, dtype=dtype, voxel_size=voxel_size, probability=prob)
+    write_provenance(path, {**record, **(provenance or {})})  # last: it describes the finished image
     return path
 
 

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from .._version import __version__
-from ..io.output_guard import REPORT_MARK, check_report_output
+from ..io.output_guard import PROVENANCE_SUFFIX, REPORT_MARK, check_report_output
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;
@@ -165,7 +165,7 @@ def build_report(run_dir, *, title: str | None = None, output=None) -> Path:
         parts.append(_csv_preview(table, ["label", "volume_vox", "equivalent_radius_nm", "centroid_z", "centroid_y",
                                         "centroid_x", "sphericity_voxel", "sphericity_mesh", "mean_gray",
                                         "mean_probability"]))
-    provs = sorted(run.glob("*.provenance.json"))
+    provs = sorted(run.glob("*" + PROVENANCE_SUFFIX))  # segment's, label images' (io.output_guard.provenance_path)
     if provs:
         parts.append("<h2>Provenance</h2>")
         for p in provs:
