@@ -300,3 +300,23 @@ def test_cli_segment_labels_and_map_name_each_other_in_their_records(tmp_path, c
     ids = read_volume(f"{h5}:/labels")
     assert labels_record["objects"] == len(np.unique(ids[ids > 0])) > 0
     assert labels_record["max_label"] == int(ids.max()) and labels_record["voxel_size_nm"] == [29.33] * 3
+
+
+def test_cli_analyze_labels_into_a_new_dataset_of_an_existing_hdf5_file(rng, tmp_path, capsys):
+    """A label image written as a new dataset of an existing HDF5 file (one of results, beside an earlier run's
+    labels) replaces nothing: it was refused ('already exists; pass --overwrite') as if the file were the output.
+    An existing dataset is still refused without --overwrite, and a user's file in the label image's place with
+    it; the input's own file is never written (its own check)."""
+    prob = np.where(blobs(rng) > 0, 200, 40).astype(np.uint8)
+    write_volume(tmp_path / "prob.tif", prob, voxel_size=(30.0, 30.0, 30.0))
+    write_volume(f"{tmp_path / 'results.h5'}:/earlier", np.zeros((4, 5, 6), np.uint32))
+    argv = ["analyze", str(tmp_path / "prob.tif"), "-q"]
+    assert main(argv + ["--out", str(tmp_path / "r1"), "--labels", f"{tmp_path / 'results.h5'}:/labels"]) == 0
+    assert read_volume(f"{tmp_path / 'results.h5'}:/labels").max() > 3
+    assert read_volume(f"{tmp_path / 'results.h5'}:/earlier").shape == (4, 5, 6)
+    capsys.readouterr()
+    assert main(argv + ["--out", str(tmp_path / "r2"), "--labels", f"{tmp_path / 'results.h5'}:/labels"]) == 1
+    assert "an earlier tomoseg result); pass --overwrite" in capsys.readouterr().err
+    np.save(tmp_path / "mine.npy", np.ones(prob.shape, np.uint32))
+    assert main(argv + ["--out", str(tmp_path / "r3"), "--labels", str(tmp_path / "mine.npy"), "--overwrite"]) == 1
+    assert "tomoseg did not write" in capsys.readouterr().err

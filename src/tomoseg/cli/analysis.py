@@ -173,6 +173,7 @@ def _write_analysis(args, vol, result, options, voxel_size, intensity, sample_ma
 def _check_label_outputs(args) -> None:
     """Before the heavy work: the label outputs' formats and whether they may be written."""
     from ..io import format_of, split_dataset
+    from ..io.output_guard import check_output
 
     for opt, target in (("--labels", getattr(args, "labels", None)), ("--ome-zarr", getattr(args, "ome_zarr", None))):
         if not target:
@@ -186,12 +187,10 @@ def _check_label_outputs(args) -> None:
                 raise TomosegError("--ome-zarr needs ome-zarr-models: pip install ome-zarr-models (Python 3.11 "
                                    "to 3.13)")
         f, _ = split_dataset(target)
-        if f.exists() and not args.overwrite:
-            raise TomosegError(f"{f}: already exists; pass --overwrite to replace it")
-        if args.overwrite:  # replaced only if tomoseg wrote it: refused now, not after the analysis
-            from ..io.output_guard import check_output
-
-            check_output(target, overwrite=True)
+        # refused now, not after the analysis: an existing output unless it is tomoseg's and --overwrite is given;
+        # a new dataset in an existing HDF5 file (the map's own, say) replaces nothing
+        check_output(target, overwrite=args.overwrite,
+                     input_path=getattr(args, "volume", None) or getattr(args, "input", None))
         out = getattr(args, "out", None)  # analyze makes its --out folder
         in_out = bool(out) and f.parent.resolve() == Path(out).resolve()
         if not f.parent.exists() and not in_out:
