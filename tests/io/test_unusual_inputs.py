@@ -197,7 +197,7 @@ def test_u6_the_memory_guard_counts_the_peak_of_the_read(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("encoding", ["raw", "gzip", "bzip2"])
-def test_u11_detached_nhdr_is_read(tmp_path, vol, encoding):
+def test_u11_detached_nhdr_is_read(tmp_path, vol, encoding, capsys):
     data = vol.astype(np.uint16) * 200 + 1000
     header = {"encoding": encoding, "space directions": np.diag([30.0, 30.0, 40.0]), "space units": ["nm"] * 3,
               "space dimension": 3}
@@ -207,6 +207,15 @@ def test_u11_detached_nhdr_is_read(tmp_path, vol, encoding):
         assert v.shape == (8, 32, 48) and v.voxel_size == (40.0, 30.0, 30.0) and v.dtype == np.uint16
         np.testing.assert_array_equal(v.read(), data)
         assert "detached header" in v.notes[-1]
+    if encoding == "raw":  # info counts the data file, not only the header (it said about 0 MiB)
+        import json
+
+        from tomoseg.cli import main
+
+        total = sum(p.stat().st_size for p in tmp_path.iterdir())
+        capsys.readouterr()
+        assert main(["info", str(tmp_path / "d.nhdr"), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["size_on_disk_bytes"] == total >= data.nbytes
 
 
 def test_u11_detached_data_missing_and_nhdr_output_refused(tmp_path, vol):

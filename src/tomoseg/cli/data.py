@@ -16,8 +16,14 @@ def _disk_size(path: Path) -> int:
     if path.is_dir():
         return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     size = path.stat().st_size
-    companion = path.with_name(path.name + ".info")
-    return size + (companion.stat().st_size if path.suffix == ".vol" and companion.exists() else 0)
+    companions = []
+    if path.suffix == ".vol":
+        companions = [path.with_name(path.name + ".info"), path.with_name(path.name + ".xml")]
+    elif path.suffix.lower() == ".nhdr":  # a detached header: its data file holds the voxels
+        from ..io.nrrd_file import detached_data_file
+
+        companions = [detached_data_file(path)]
+    return size + sum(c.stat().st_size for c in companions if c is not None and c.is_file())
 
 
 def sample_statistics(vol, max_voxels: int = 8_000_000) -> dict:

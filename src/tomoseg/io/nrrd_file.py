@@ -93,6 +93,16 @@ def _data_file(path: Path, header) -> Path | None:
     return data
 
 
+def detached_data_file(path: Path) -> Path | None:
+    """The data file of a detached header ``x.nhdr`` (for its size on disk); None for attached data or a header
+    that cannot be read (opening the volume says why)."""
+    try:
+        with open(path, "rb") as fh:
+            return _data_file(Path(path), nrrd.read_header(fh))
+    except (OSError, ValueError, TomosegError, nrrd.NRRDError):
+        return None
+
+
 def _skip(fh, header, path: Path) -> int:
     """Offset of a detached data file's data after 'line skip' lines and 'byte skip' bytes (-1: raw data end the
     file, handled by the caller)."""
