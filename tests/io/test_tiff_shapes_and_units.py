@@ -49,3 +49,23 @@ def test_colour_tiffs_refused_and_three_slice_stacks_read(tmp_path):
     tifffile.imwrite(tmp_path / "three.tif", a, photometric="rgb", planarconfig="separate")  # tifffile's default
     v = open_volume(str(tmp_path / "three.tif"))
     assert v.shape == (3, 8, 9) and np.array_equal(v[:, :, :], a)
+
+
+def test_a_tiff_truncated_in_a_later_series_is_refused_not_read_as_another_series(tmp_path, capsys):
+    """An OME-TIFF of two series cut short in the second: tifffile drops the pages (and the OME description)
+    it cannot reach and logs it, so the file read as its small first series, silently (the largest series is
+    the default), and naming the second said '2D image'. Both are refused as truncated now, and tifffile's
+    log lines are kept off stderr; the complete file reads as before."""
+    rng = np.random.default_rng(0)
+    small, large = rng.integers(0, 255, (8, 32, 32), np.uint8), rng.integers(0, 255, (10, 40, 40), np.uint8)
+    with tifffile.TiffWriter(tmp_path / "two.ome.tif", ome=True) as w:
+        w.write(small, metadata={"axes": "ZYX"})
+        w.write(large, metadata={"axes": "ZYX"})
+    data = (tmp_path / "two.ome.tif").read_bytes()
+    (tmp_path / "cut.ome.tif").write_bytes(data[:len(data) - 3000])
+    for spec in ("cut.ome.tif", "cut.ome.tif:1"):
+        with pytest.raises(TomosegError, match=r"cut.ome.tif: is truncated or damaged \(tifffile: .*offset"):
+            open_volume(str(tmp_path / spec))
+    assert "tifffile" not in capsys.readouterr().err
+    with open_volume(str(tmp_path / "two.ome.tif")) as v:
+        np.testing.assert_array_equal(v.read(), large)

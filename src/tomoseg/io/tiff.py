@@ -8,6 +8,8 @@ tifffile memory maps of ImageJ-style files, so Fiji opens them at scale
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
 from pathlib import Path
 
@@ -169,9 +171,55 @@ def _check_codec(series, path: Path) -> None:
                            "uncompressed or with deflate (zip) or zstd compression")
 
 
-def _open_tiff_file(path: Path, series_index: int | None = None):
+class _OffsetsPastTheEnd(logging.Handler):
+    """Collects what tifffile logs (and does not raise) while it parses a file: an IFD or a tag's value at an
+    offset past the file's end, which a truncated file has. tifffile then drops the pages or tags it cannot
+    reach, so the file reads as a shorter stack (or another series is taken for the largest)."""
+
+    PATTERN = re.compile(r"invalid (page|value) offset (\d+)")
+
+    def __init__(self, size: int):
+        super().__init__(logging.WARNING)
+        self.size = size
+        self.found: list[str] = []
+
+    def emit(self, record) -> None:
+        message = record.getMessage()
+        hit = self.PATTERN.search(message)
+        # a page's IFD past the end: pages lost; a tag's value past the end: the file is shorter than written (a
+        # junk offset below the end, which some writers leave in a private tag, is not truncation)
+        if hit and (hit.group(1) == "page" or int(hit.group(2)) >= self.size):
+            self.found.append(" ".join(message.split()))
+
+
+@contextlib.contextmanager
+def _watching_offsets(path: Path):
+    """Raise a TomosegError naming ``path`` as truncated where tifffile met offsets past the file's end (its own
+    log lines are kept off stderr meanwhile)."""
+    log = logging.getLogger("tifffile")
+    handler, propagate = _OffsetsPastTheEnd(path.stat().st_size), log.propagate
+    log.addHandler(handler)
+    log.propagate = False
     try:
-        tif = tifffile.TiffFile(path)
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.propagate = propagate
+    if handler.found:
+        raise TomosegError(f"{path}: is truncated or damaged (tifffile: {handler.found[0]}; the file is "
+                           f"{path.stat().st_size} bytes); copy the file again")
+
+
+def _open_tiff_file(path: Path, series_index: int | None = None):
+    tif = None
+    try:
+        with _watching_offsets(path):
+            tif = tifffile.TiffFile(path)
+            len(tif.pages)  # every page parsed now: an IFD past the end is met here
+    except TomosegError:
+        if tif is not None:
+            tif.close()
+        raise
     except Exception as exc:  # tifffile raises several types for damaged files
         raise TomosegError(f"{path}: is not a readable TIFF file ({exc}); check that the file is complete") from None
     try:
