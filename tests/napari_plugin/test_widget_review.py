@@ -231,3 +231,32 @@ def _lazy_layers_read_by_the_workers(qtbot, viewer):
     assert threading.get_ident() not in threads
     _wait(qtbot, a, worker, 60_000)
     assert "objects" in viewer.layers and threads and threading.get_ident() not in threads
+
+
+def test_segment_tiles_as_the_cli_does_unless_told(qtbot, monkeypatch):
+    """N9: the widget's tile size was 128 where the CLI chooses per backend (224 OpenVINO, 160 PyTorch CPU, from
+    the free memory on CUDA). Its default is now 'auto', the CLI's choice; a size given is used as given."""
+    from napari.components import ViewerModel
+
+    import tomoseg.inference.engine as engine
+    from tomoseg.inference import BackendConfig, TilingConfig
+    from tomoseg.inference.backends import resolve
+    from tomoseg.inference.tiling import resolve_tiling, tile_grid
+    from tomoseg.napari_plugin.widgets import SegmentWidget, segment_steps
+
+    widget = SegmentWidget(ViewerModel())
+    qtbot.addWidget(widget)
+    assert widget.tile_size.value() == 0 and widget.tile_size.text() == "auto"
+    monkeypatch.setattr(engine, "predict_tile", lambda image, tile, *a: np.zeros(
+        [s.stop - s.start for s in tile.core], np.float32))  # the tiling, not the network, is under test
+    shape = (64, 512, 512)
+    image = np.random.default_rng(0).normal(100, 10, shape).astype(np.float32)
+
+    def tiles(**kw):
+        return len(list(segment_steps(image, device="cpu", **kw))) - 2  # less the yields before the first tile
+
+    backend, device = resolve(BackendConfig(device="cpu"))
+    cli = tile_grid(shape, resolve_tiling(TilingConfig(), shape, 8, device=device, backend=backend), 8)
+    old = tile_grid(shape, TilingConfig(tile_size=128), 8)
+    assert tiles() == len(cli) != len(old)
+    assert tiles(tile_size=128) == len(old)

@@ -81,26 +81,30 @@ class _LayerChoice(QComboBox):
         return None if not name or name == NONE else self.viewer.layers[name]
 
 
-def segment_steps(image, model=None, *, tile_size: int = 128, halo: int = 48, device: str = "auto"):
+def segment_steps(image, model=None, *, tile_size: int | None = None, halo: int = 48, device: str = "auto"):
     """Generator: yields (voxels done, total) after reading the image, after the statistics and after each tile;
     returns the probability map as uint8 0-255 (as ``segment`` writes it; no float32 copy of the volume is held).
     Each yield is where a napari worker's ``quit()`` (the widget's Cancel) takes effect.
 
-    ``image`` may be a lazy (dask, zarr) array: it is read here, on the worker's thread, not on napari's."""
+    ``image`` may be a lazy (dask, zarr) array: it is read here, on the worker's thread, not on napari's.
+    ``tile_size`` None (or 0): the backend's choice, as ``tomoseg segment`` makes it (``resolve_tiling``)."""
     from ..checkpoint import load_model
     from ..inference import BackendConfig, TilingConfig
-    from ..inference.backends import make_backend
+    from ..inference.backends import make_backend, resolve
     from ..inference.engine import predict_tile
     from ..inference.normalization import volume_stats
-    from ..inference.tiling import tile_grid
+    from ..inference.tiling import resolve_tiling, tile_grid
 
     image = np.asarray(image)
     total = int(image.size)
     yield 0, total  # read (a lazy layer may take long): Cancel stops here, before the model is loaded
     net = load_model(model or None)
-    tiling = TilingConfig(tile_size=tile_size, halo=halo)
+    config = BackendConfig(device=device)
+    backend, device = resolve(config)
+    tiling = resolve_tiling(TilingConfig(tile_size=tile_size or None, halo=halo), image.shape, net.config.divisor,
+                            device=device, base_features=net.config.base_features, backend=backend)
     stats = volume_stats(image)
-    run = make_backend(net, BackendConfig(device=device))
+    run = make_backend(net, config)
     out = np.empty(image.shape, np.uint8)
     done = 0
     yield done, total
@@ -275,9 +279,10 @@ class SegmentWidget(_Worker):
         self.device = QComboBox()
         self.device.addItems(["auto", "cpu", "cuda"])
         self.tile_size = QSpinBox()
-        self.tile_size.setRange(16, 512)
+        self.tile_size.setRange(0, 512)
         self.tile_size.setSingleStep(8)
-        self.tile_size.setValue(128)
+        self.tile_size.setSpecialValueText("auto")  # 0: the backend's choice, as tomoseg segment makes it
+        self.tile_size.setValue(0)
         self.halo = QSpinBox()
         self.halo.setRange(0, 128)
         self.halo.setValue(48)
