@@ -65,3 +65,23 @@ def test_files_tomoseg_cannot_read_as_a_volume_are_left_to_other_readers(tmp_pat
         assert reader.get_reader(str(tmp_path / name)) is None, name
     write_volume(tmp_path / "scan.tif", np.zeros((4, 16, 16), np.uint8))
     assert reader.get_reader(str(tmp_path / "scan.tif")) is reader.read
+
+
+def test_tomoseg_label_images_open_as_labels_whatever_their_name(tmp_path):
+    """N9: a label image named as the user chose (lab.tif, uint16: no 'label' in the name, not uint32) opened as
+    an image. Its provenance record (written with it since C8) says what it is; a plain uint16 volume of the same
+    name without it stays an image."""
+    from tomoseg.cli import main
+
+    mask = np.zeros((12, 40, 40), np.uint8)
+    mask[3:7, 5:10, 5:10] = 1
+    mask[3:7, 20:25, 20:25] = 1
+    write_volume(tmp_path / "m.tif", mask)
+    assert main(["analyze", str(tmp_path / "m.tif"), "--out", str(tmp_path / "res"), "--labels",
+                 str(tmp_path / "lab.tif"), "-q"]) == 0
+    (data, _, kind), = reader.read(str(tmp_path / "lab.tif"))
+    assert kind == "labels" and int(np.asarray(data).max()) == 2
+    (tmp_path / "other").mkdir()
+    write_volume(tmp_path / "other" / "lab.tif", np.asarray(data).astype(np.uint16))
+    (_, _, kind), = reader.read(str(tmp_path / "other" / "lab.tif"))
+    assert kind == "image"

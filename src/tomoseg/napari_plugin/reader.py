@@ -185,11 +185,24 @@ def lazy_array(volume):
 def _looks_like_labels(path: Path, volume) -> bool:
     if np.dtype(volume.dtype) in (np.uint32, np.uint64, np.int32, np.int64):
         return True
+    if _label_image_record(path):  # tomoseg's label image, named as the user chose (lab.tif, uint16)
+        return True
     if any(n in path.name.lower() for n in LABEL_NAMES) and np.dtype(volume.dtype).kind in "uif":
         step = max(1, volume.shape[0] // 8)
         sample = np.asarray(volume[::step])  # about 8 slices, not the volume
         return np.array_equal(sample, np.round(sample))
     return False
+
+
+def _label_image_record(path: Path) -> bool:
+    """Whether tomoseg's provenance record beside ``path`` says it wrote a label image there."""
+    from ..io.output_guard import tomoseg_provenance
+
+    try:
+        record = tomoseg_provenance(path)
+    except Exception:  # noqa: BLE001 - a record that cannot be read says nothing: the other rules decide
+        return False
+    return bool(record) and record.get("tool") == "tomoseg write_label_image"
 
 
 def _read_ome_zarr(p: Path, group, ms) -> list[tuple]:
