@@ -66,7 +66,10 @@ def test_sparse_annotation_holds_out_a_share_of_the_annotated_slices(tmp_path):
     labels[10:30, 20:24, 20:24] = 1
     cfg = config_from_dict(_cfg(tmp_path, {"volumes": [_pair(tmp_path, image, labels)]}))
     train_vols, val_vols = prepare_data(cfg, progress=False)
-    assert train_vols[0].shape[0] == 26 and val_vols[0].name.endswith("[held-out slices 26..79]")
+    # the annotated slices 10..29 with half a patch (8) of context: slices 2..37 kept; the last fifth of the
+    # annotated ones (26..29) and the context after them held out, named by their slices in the file
+    assert train_vols[0].name.endswith("[annotated region 2:38,0:48,0:48] [train slices 2..25]")
+    assert val_vols[0].name.endswith("[annotated region 2:38,0:48,0:48] [held-out slices 26..37]")
     assert (val_vols[0].labels[:4] != 255).all() and (val_vols[0].labels[4:] == 255).all()
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import TomosegError
 from ..inference.normalization import normalize, volume_stats
 from ..objects.labelling import label_objects
-from ..io import open_volume, read_volume
+from ..io import open_volume
 from ..io.blocks import usable_cores
 from ..synthetic.pool import RANGE_KEYS, generate_item
 from .config import DataConfig, PhantomData
@@ -29,6 +29,7 @@ class TrainingVolume:
     foreground: np.ndarray   # (n, 3) coordinates of object voxels (raster order), for object-centred sampling
     voxel_size_nm: tuple | None = None  # (z, y, x) from the image file, where it records one
     part: str = ""           # "" a whole volume; else the slices of one it holds, held out from training
+    origin: tuple = (0, 0, 0)  # where this array starts in its file (a crop around the annotation: load_pairs)
 
     @property
     def shape(self):
@@ -46,7 +47,8 @@ class TrainingVolume:
         return order, starts
 
 
-def _prepare(name, image, labels, data: DataConfig, labels_name=None, voxel_size=None) -> TrainingVolume:
+def _prepare(name, image, labels, data: DataConfig, labels_name=None, voxel_size=None, *, stats=None,
+             origin=(0, 0, 0)) -> TrainingVolume:
     if image.shape != labels.shape:
         raise TomosegError(f"{name}: image {image.shape} and labels {labels.shape} differ in shape")
     values = np.unique(labels)
@@ -70,28 +72,106 @@ def _prepare(name, image, labels, data: DataConfig, labels_name=None, voxel_size
         raise TomosegError(f"{name}: labels hold no object voxel (value 1); the model would learn background only. "
                            "Annotate objects as 1, background as 0 and unannotated voxels as "
                            f"{data.ignore_value}")
-    if data.normalization == "volume":
-        stats = volume_stats(image)
-        image = normalize(image, stats)
+    if data.normalization == "volume":  # the whole file's statistics where the array is a crop of it
+        image = normalize(image, stats if stats is not None else volume_stats(image))
     else:
         image = image.astype(np.float32, copy=False)
     foreground = np.argwhere(labels == 1).astype(np.int32)
     return TrainingVolume(name, image, labels, foreground,
-                          voxel_size_nm=tuple(float(v) for v in voxel_size) if voxel_size else None)
+                          voxel_size_nm=tuple(float(v) for v in voxel_size) if voxel_size else None,
+                          origin=tuple(int(o) for o in origin))
 
 
-def load_pairs(entries, data: DataConfig) -> list[TrainingVolume]:
-    out = []
+MEMORY_SHARE = 0.8  # of the available memory, at most, for the training pairs' arrays
+
+
+def load_pairs(entries, data: DataConfig, *, context: int | None = None) -> list[TrainingVolume]:
+    """The image/label pairs of ``entries``, read and normalized (whole-volume statistics of each image file).
+
+    ``context``: only the box around the annotated voxels (labels other than ``data.ignore_value``), grown by
+    this many voxels of image on every side (and to at least ``2 * context`` along each axis), is read and kept:
+    a scan of tens of GB annotated on a few slices or one box trains from that region, in the memory it needs.
+    None reads the whole volumes (paper mode: its split is over the whole volume's slices). Pairs whose arrays
+    would not fit in memory are refused before any is read, naming what to do."""
+    import psutil
+
+    planned, need = [], 0
     for entry in entries:
-        with open_volume(entry["image"]) as volume:
-            image, voxel_size = volume.read(), volume.voxel_size
-        labels = read_volume(entry["labels"])
+        with open_volume(entry["image"]) as volume, open_volume(entry["labels"]) as labels:
+            if tuple(volume.shape) != tuple(labels.shape):
+                raise TomosegError(f"{entry['image']}: image {tuple(volume.shape)} and labels "
+                                   f"{tuple(labels.shape)} differ in shape ({entry['labels']})")
+            box = None if context is None else _grown(annotated_box(labels, data.ignore_value), volume.shape,
+                                                       context)
+            box = box or tuple(slice(0, n) for n in volume.shape)
+            voxels = int(np.prod([b.stop - b.start for b in box], dtype=np.int64))
+            # float32 image, uint8 labels, and the file's arrays while they are converted
+            need += voxels * (5 + np.dtype(volume.dtype).itemsize + np.dtype(labels.dtype).itemsize)
+            planned.append((entry, box, voxels, int(np.prod(volume.shape, dtype=np.int64))))
+    available = psutil.virtual_memory().available
+    if need > MEMORY_SHARE * available:
+        entry, box, voxels, whole = max(planned, key=lambda p: p[2])
+        region = "the volume" if voxels == whole else "the annotated region (" + \
+            " x ".join(str(b.stop - b.start) for b in box) + " voxels, with the context patches need)"
+        raise TomosegError(f"the training pairs need about {need / 2**30:.1f} GiB in memory and "
+                           f"{available / 2**30:.1f} GiB are available; the largest, {entry['image']}, keeps "
+                           f"{region}. Mark the voxels you did not annotate with {data.ignore_value} "
+                           "(data.ignore_value): tomoseg then keeps only the annotated region; or annotate a "
+                           "smaller region, or crop the scan")
+    out = []
+    for entry, box, voxels, whole in planned:
+        with open_volume(entry["image"]) as volume, open_volume(entry["labels"]) as labels_file:
+            stats = volume_stats(volume) if data.normalization == "volume" else None
+            image, labels, voxel_size = np.asarray(volume[box]), np.asarray(labels_file[box]), volume.voxel_size
         if labels.dtype.kind == "f" and not np.all(np.isfinite(labels)):
             raise TomosegError(f"{entry['labels']}: labels hold NaN or infinite values; use 0, 1 and "
                                f"{data.ignore_value}")
-        out.append(_prepare(str(entry["image"]), image, labels, data, labels_name=str(entry["labels"]),
-                            voxel_size=voxel_size))
+        name = str(entry["image"])
+        if voxels != whole:
+            name += " [annotated region " + ",".join(f"{b.start}:{b.stop}" for b in box) + "]"
+        out.append(_prepare(name, image, labels, data, labels_name=str(entry["labels"]), voxel_size=voxel_size,
+                            stats=stats, origin=tuple(b.start for b in box)))
     return out
+
+
+def annotated_box(labels, ignore_value: int) -> tuple | None:
+    """The bounding box (slices) of the voxels of ``labels`` other than ``ignore_value``, read block by block in
+    its storage chunks; None where every voxel is ``ignore_value``.
+
+    >>> lab = np.full((10, 8, 8), 255, np.uint8); lab[2:4, 1:3, 5] = 0
+    >>> annotated_box(lab, 255)
+    (slice(2, 4, None), slice(1, 3, None), slice(5, 6, None))
+    """
+    from ..io.blocks import block_grid, read_blocks, storage_chunks
+
+    lo, hi = [None] * 3, [None] * 3
+    for block, values in read_blocks(labels, block_grid(tuple(labels.shape), storage_chunks(labels))):
+        marked = values != ignore_value
+        if not marked.any():
+            continue
+        for axis in range(3):
+            others = tuple(a for a in range(3) if a != axis)
+            where = np.flatnonzero(marked.any(axis=others))
+            first, last = block[axis].start + int(where[0]), block[axis].start + int(where[-1]) + 1
+            lo[axis] = first if lo[axis] is None else min(lo[axis], first)
+            hi[axis] = last if hi[axis] is None else max(hi[axis], last)
+    return None if lo[0] is None else tuple(slice(a, b) for a, b in zip(lo, hi))
+
+
+def _grown(box, shape, context: int) -> tuple | None:
+    """``box`` grown by ``context`` on every side and to at least ``2 * context`` along each axis, within
+    ``shape``."""
+    if box is None:
+        return None
+    out = []
+    for b, n in zip(box, shape):
+        a, z = max(0, b.start - context), min(n, b.stop + context)
+        short = 2 * context - (z - a)
+        if short > 0:  # thinner than a patch: widened on both sides, then against the volume's ends
+            a, z = max(0, a - short // 2 - short % 2), min(n, z + short // 2)
+            a, z = max(0, min(a, z - 2 * context)), min(n, max(z, a + 2 * context))
+        out.append(slice(a, z))
+    return tuple(out)
 
 
 def phantom_specs(spec: PhantomData, *, validation: bool) -> list[dict]:

@@ -43,9 +43,13 @@ def prepare_data(cfg: TrainConfig, *, progress: bool = True):
         train += phantoms
         val += validation
     if data.volumes:
-        pairs = load_pairs(data.volumes, data)
+        # random mode keeps the annotated region of each pair and the context a patch needs around it; paper mode
+        # splits the whole volume's slices
+        need = int(np.ceil(cfg.sampling.patch_size / min(1.0, min(cfg.augment.zoom))))
+        context = None if cfg.sampling.mode == "paper" else -(-need // 2)
+        pairs = load_pairs(data.volumes, data, context=context)
         if data.validation_volumes:
-            val += load_pairs(data.validation_volumes, data)
+            val += load_pairs(data.validation_volumes, data, context=context)
         elif cfg.sampling.mode == "paper":
             val += [split_part(v, "validation") for v in pairs]  # the paper's validation slices, and only those
         elif data.hold_out > 0:

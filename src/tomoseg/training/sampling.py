@@ -40,10 +40,12 @@ def split_part(volume: TrainingVolume, part: str) -> TrainingVolume:
 
 
 def _slices(volume: TrainingVolume, lo: int, hi: int, part: str) -> TrainingVolume:
+    """Slices ``lo..hi-1`` of ``volume``, named by their slices in its file (a crop's origin added)."""
     labels = volume.labels[lo:hi]
-    return TrainingVolume(f"{volume.name} [{part} slices {lo}..{hi - 1}]", volume.image[lo:hi], labels,
+    z0 = volume.origin[0]
+    return TrainingVolume(f"{volume.name} [{part} slices {z0 + lo}..{z0 + hi - 1}]", volume.image[lo:hi], labels,
                           np.argwhere(labels == 1).astype(np.int32), voxel_size_nm=volume.voxel_size_nm,
-                          part="" if part == "train" else part)
+                          part="" if part == "train" else part, origin=(z0 + lo,) + tuple(volume.origin[1:]))
 
 
 def hold_out(volume: TrainingVolume, share: float, *, ignore_value: int, need: int,
