@@ -155,7 +155,7 @@ def create_volume(path, shape, dtype, *, voxel_size=None, chunks=None, overwrite
     """Start writing a volume region by region; see :class:`VolumeWriter`.
 
     The data go to ``PATH.partial`` and are renamed to ``PATH`` by ``close()``. ``orientation``: an NRRD
-    input's place in space (``Volume.orientation``), kept by NRRD outputs.
+    input's place in space (``Volume.orientation``), kept by NRRD outputs, its vectors scaled to ``voxel_size``.
 
     Examples
     --------
