@@ -225,3 +225,56 @@ def test_add_pyramid_keeps_the_stores_units_and_metadata_and_refuses_other_tools
         [{"type": "scale", "scale": [2.0, 1.0, 1.0]}, {"type": "translation", "translation": [0.75, 0.375, 0.375]}]]
     assert open_volume(str(tmp_path / "mine.ome.zarr")).voxel_size == (500.0, 250.0, 250.0)
     assert validate_ome_zarr(tmp_path / "mine.ome.zarr")["levels"] == 3
+
+
+def test_image_label_has_no_version_of_its_own(tmp_path, stack):
+    """NGFF 0.5 keeps the version in ome.version only: image-label carried "version": "0.5" too, which strict 0.5
+    readers reject (review W4). The label images stay valid NGFF 0.5 (ome-zarr-models)."""
+    from ome_zarr_models.v05.image_label import ImageLabel
+
+    image, mask, objects = stack
+    path = write_ome_zarr(tmp_path / "r.ome.zarr", image, labels={"mask": mask, "objects": objects}, voxel_size=VS,
+                          label_colors={"objects": {1: (1, 2, 3, 255)}})
+    group = zarr.open_group(str(path), mode="r")
+    for name in ("mask", "objects"):
+        ome = group[f"labels/{name}"].attrs["ome"]
+        assert "version" not in ome["image-label"] and ome["version"] == "0.5"
+        assert ome["image-label"]["source"] == {"image": "../../"}
+        ImageLabel.from_zarr(group[f"labels/{name}"])
+    validate_ome_zarr(path)
+
+
+def test_downscaling_type_says_what_the_store_holds(tmp_path, stack):
+    """Every multiscale said "2x2x2 block mean (image) or mode (labels)", also on a single level that was never
+    downscaled (review W5): the type is now the method used, mean or mode, with its description in "metadata",
+    and absent where there is one level."""
+    from ome_zarr_models.v05.image_label import ImageLabel
+
+    image, mask, objects = stack
+    path = write_ome_zarr(tmp_path / "r.ome.zarr", image, labels={"mask": mask, "objects": objects}, voxel_size=VS)
+    group = zarr.open_group(str(path), mode="r")
+    ms = group.attrs["ome"]["multiscales"][0]
+    assert ms["type"] == "mean" and ms["metadata"]["method"] == "tomoseg.io.ome_zarr.downsample_mean"
+    for name in ("mask", "objects"):
+        ome = group[f"labels/{name}"].attrs["ome"]
+        assert ome["multiscales"][0]["type"] == "mode"
+        assert ome["multiscales"][0]["metadata"]["method"] == "tomoseg.io.ome_zarr.downsample_mode"
+        ImageLabel.from_zarr(group[f"labels/{name}"])  # each label image valid NGFF 0.5 on its own
+    validate_ome_zarr(path)
+
+    small = write_ome_zarr(tmp_path / "s.ome.zarr", image[:8, :8, :8], labels={"mask": mask[:8, :8, :8]})
+    group = zarr.open_group(str(small), mode="r")
+    for node in (group, group["labels/mask"]):
+        assert len(node.attrs["ome"]["multiscales"][0]["datasets"]) == 1
+        assert not {"type", "metadata"} & set(node.attrs["ome"]["multiscales"][0])
+    validate_ome_zarr(small)
+
+    write_volume(tmp_path / "m.zarr", mask, voxel_size=VS)  # segment --mask m.ome.zarr: its pyramid of modes
+    assert add_pyramid(tmp_path / "m.zarr", method="mode") >= 2
+    ms = zarr.open_group(str(tmp_path / "m.zarr"), mode="r").attrs["ome"]["multiscales"][0]
+    assert ms["type"] == "mode" and "mode" in ms["metadata"]["description"]
+    write_volume(tmp_path / "one.zarr", mask[:8, :8, :8], voxel_size=VS)  # analyze --labels lab.zarr of one chunk
+    assert add_pyramid(tmp_path / "one.zarr", method="mode") == 1
+    ms = zarr.open_group(str(tmp_path / "one.zarr"), mode="r").attrs["ome"]["multiscales"][0]
+    assert not {"type", "metadata"} & set(ms)
+    validate_ome_zarr(tmp_path / "one.zarr")

@@ -69,3 +69,63 @@ def test_a_tiff_truncated_in_a_later_series_is_refused_not_read_as_another_serie
     assert "tifffile" not in capsys.readouterr().err
     with open_volume(str(tmp_path / "two.ome.tif")) as v:
         np.testing.assert_array_equal(v.read(), large)
+
+
+@pytest.mark.parametrize("voxel_size", [(50.0, 29.33, 31.0), (1234.5678, 29.333333333333332, 6.123456789)])
+def test_bigtiff_output_is_ome_tiff_at_scale(tmp_path, monkeypatch, voxel_size):
+    """Outputs past 4 GiB are BigTIFF; they carried the voxel size in nm in the resolution tags under
+    ResolutionUnit INCH (Fiji/Bio-Formats: metre-sized voxels) and z only in tifffile's private JSON. They are
+    OME-TIFF now: PhysicalSizeX/Y/Z in nm, resolution tags in pixels per cm; written tile by tile through the
+    memory map, marked as tomoseg's (software tag), read back exactly."""
+    import re
+
+    from tomoseg.io import create_volume, tiff
+    from tomoseg.io.output_guard import MARK, written_by_tomoseg
+
+    monkeypatch.setattr(tiff, "BIGTIFF_BYTES", 0)  # force the > 4 GiB branch on a small volume
+    data = np.arange(5 * 6 * 7, dtype=np.uint16).reshape(5, 6, 7)
+    path = tmp_path / "big.tif"
+    with create_volume(str(path), data.shape, data.dtype, voxel_size=voxel_size) as w:
+        for z0 in range(0, 5, 2):  # tile by tile, as segment writes
+            for y0 in range(0, 6, 4):
+                w[z0:z0 + 2, y0:y0 + 4, :] = data[z0:z0 + 2, y0:y0 + 4, :]
+    z, y, x = voxel_size
+    with tifffile.TiffFile(path) as t:
+        assert t.is_bigtiff and t.is_ome and not t.is_imagej and len(t.pages) == 5
+        assert t.pages.first.software == MARK
+        tags = t.pages.first.tags
+        assert tags["ResolutionUnit"].value == tifffile.RESUNIT.CENTIMETER
+        for tag, size in (("XResolution", x), ("YResolution", y)):
+            num, den = tags[tag].value
+            assert 1e7 / (num / den) == pytest.approx(size, rel=1e-9)  # pixels per cm -> nm per pixel
+        pixels = re.search(r"<Pixels [^>]*>", t.ome_metadata).group(0)
+        attrs = dict(re.findall(r'(\w+)="([^"]*)"', pixels))
+        assert (attrs["SizeX"], attrs["SizeY"], attrs["SizeZ"]) == ("7", "6", "5")
+        for axis, size in (("X", x), ("Y", y), ("Z", z)):
+            assert float(attrs[f"PhysicalSize{axis}"]) == size and attrs[f"PhysicalSize{axis}Unit"] == "nm"
+        np.testing.assert_array_equal(t.asarray(), data)
+    assert written_by_tomoseg(path, None, "tiff")
+    with open_volume(str(path)) as vol:
+        assert vol.voxel_size == voxel_size  # exactly
+        np.testing.assert_array_equal(vol[:, :, :], data)
+        np.testing.assert_array_equal(vol[1:3, 2:5, 4:], data[1:3, 2:5, 4:])
+
+
+def test_bigtiff_output_without_voxel_size(tmp_path, monkeypatch):
+    from tomoseg.io import tiff
+
+    monkeypatch.setattr(tiff, "BIGTIFF_BYTES", 0)
+    data = np.arange(3 * 4 * 5, dtype=np.float32).reshape(3, 4, 5)
+    write_volume(str(tmp_path / "n.tif"), data)
+    with tifffile.TiffFile(tmp_path / "n.tif") as t:
+        assert t.is_bigtiff and t.is_ome and "PhysicalSize" not in t.ome_metadata
+    with open_volume(str(tmp_path / "n.tif")) as vol:
+        assert vol.voxel_size is None and np.array_equal(vol[:, :, :], data)
+
+
+def test_old_bigtiff_outputs_still_read(tmp_path):
+    """BigTIFF outputs of earlier versions: tifffile's JSON description (spacing, unit nm), resolution in nm."""
+    data = np.zeros((3, 4, 5), np.uint8)
+    tifffile.imwrite(tmp_path / "old.tif", data, bigtiff=True, photometric="minisblack", software="tomoseg",
+                     resolution=(1 / 31.0, 1 / 29.33), metadata={"axes": "ZYX", "spacing": 50.0, "unit": "nm"})
+    assert open_volume(str(tmp_path / "old.tif")).voxel_size == pytest.approx((50.0, 29.33, 31.0))

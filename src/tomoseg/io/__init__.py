@@ -9,7 +9,8 @@ Formats, chosen by the path:
 ==========================  ================================================
 ``x.tif``, ``x.tiff``        multi-page TIFF / OME-TIFF (``x.tif:1``: series 1)
 folder of ``*.tif``          one 2D TIFF per z slice
-``x.h5:/entry/data/data``    HDF5 / NeXus dataset (``.h5 .hdf5 .hdf .nxs``)
+``x.h5:/entry/data/data``    HDF5 / NeXus dataset (``.h5 .hdf5 .hdf .nxs .nx5 .he5``;
+                             ``.nxs``/``.nx5`` outputs are written as NeXus)
 ``x.zarr``, ``x.ome.zarr``   Zarr v3 / OME-Zarr (NGFF scale in nm)
 ``x.nrrd``, ``x.nhdr``       NRRD (attached or detached header)
 ``x.vol`` + ``x.vol.info``   PyHST2 raw float32 (or ``x.vol.xml``)
@@ -155,7 +156,7 @@ def create_volume(path, shape, dtype, *, voxel_size=None, chunks=None, overwrite
     """Start writing a volume region by region; see :class:`VolumeWriter`.
 
     The data go to ``PATH.partial`` and are renamed to ``PATH`` by ``close()``. ``orientation``: an NRRD
-    input's place in space (``Volume.orientation``), kept by NRRD outputs.
+    input's place in space (``Volume.orientation``), kept by NRRD outputs, its vectors scaled to ``voxel_size``.
 
     Examples
     --------
@@ -181,12 +182,14 @@ def create_volume(path, shape, dtype, *, voxel_size=None, chunks=None, overwrite
                                       what=f"writing {file.name}")
     kwargs = dict(voxel_size=voxel_size, chunks=chunks)
     in_file = fmt == "hdf5" and file.exists()  # a dataset inside an existing file: the file's other data stay
+    nexus = fmt == "hdf5" and file.suffix.lower() in hdf5.NEXUS_EXTENSIONS
     factories = {
         "tiff": lambda tmp: tiff.create_tiff(tmp, shape, dtype, **kwargs),
         "tiff-folder": lambda tmp: tiff.create_tiff_folder(tmp, shape, dtype, **kwargs),
-        "hdf5": (lambda tmp: hdf5.create_hdf5_in_file(file, shape, dtype, dataset=dataset, tmp=tmp, **kwargs))
+        "hdf5": (lambda tmp: hdf5.create_hdf5_in_file(file, shape, dtype, dataset=dataset, tmp=tmp, nexus=nexus,
+                                                      **kwargs))
         if in_file
-        else (lambda tmp: hdf5.create_hdf5(tmp, shape, dtype, dataset=dataset, **kwargs)),
+        else (lambda tmp: hdf5.create_hdf5(tmp, shape, dtype, dataset=dataset, nexus=nexus, **kwargs)),
         "zarr": lambda tmp: zarr_store.create_zarr(tmp, shape, dtype, name=file.name.split(".")[0], **kwargs),
         "nrrd": lambda tmp: nrrd_file.create_nrrd(tmp, shape, dtype, orientation=orientation, **kwargs),
         "pyhst-vol": lambda tmp: pyhst.create_vol(tmp, shape, dtype, **kwargs),

@@ -4,6 +4,11 @@ The voxel size is read from the dataset attribute ``element_size_um`` (z, y, x i
 µm; the convention of ilastik and Fiji's HDF5 plugin) or ``voxel_size_nm``, and
 written as both; without them, from the evenly spaced axis coordinates (with
 ``@units``) of the NeXus NXdata group whose signal the dataset is.
+
+Outputs named ``.nxs`` or ``.nx5`` are NeXus: their dataset (default
+``/entry/data/data``; any ``/ENTRY/GROUP/NAME``) is the ``@signal`` of an
+NXdata group in an NXentry, reached from ``/@default``. Other outputs are
+plain HDF5 (default dataset ``/data``).
 """
 
 from __future__ import annotations
@@ -18,8 +23,15 @@ from .hdf5_chunks import parallel_reader
 from .volume import Sink, Volume, squeeze_leading
 
 EXTENSIONS = (".h5", ".hdf5", ".hdf", ".nxs", ".nx5", ".he5")
+NEXUS_EXTENSIONS = (".nxs", ".nx5")  # outputs with these names are written as NeXus (:func:`_mark_nexus`)
 DEFAULT_DATASET = "/data"
 _NEXUS_DEFAULT = "/entry/data/data"
+
+
+def default_dataset(file) -> str:
+    """The dataset an output ``file`` without a named one is written to: NeXus' ``/entry/data/data`` in a
+    ``.nxs``/``.nx5`` file, ``/data`` in any other HDF5 file."""
+    return _NEXUS_DEFAULT if Path(file).suffix.lower() in NEXUS_EXTENSIONS else DEFAULT_DATASET
 
 
 def _text(value) -> str | None:
@@ -283,22 +295,59 @@ def _create(f: h5py.File, name: str, shape, dtype, voxel_size, chunks):
     return ds
 
 
-def create_hdf5(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None, dataset: str | None = None) -> Sink:
+def _mark_nexus(f: h5py.File, name: str, existing: frozenset = frozenset()) -> None:
+    """Make the dataset ``name`` of a NeXus output (``.nxs``/``.nx5``) the file's NeXus data, where its path is
+    ``/ENTRY/GROUP/SIGNAL``: ``ENTRY`` an NXentry whose ``@default`` is ``GROUP``, ``GROUP`` an NXdata whose
+    ``@signal`` is ``SIGNAL``, and the file's ``/@default`` ``ENTRY``, so that NeXus readers (NeXpy, silx) and
+    tomoseg find it without a dataset path. Only groups tomoseg creates now (not in ``existing``) get these
+    attributes, and ``/@default`` only where the file has none and no other NXentry: another program's groups
+    and an existing file's default stay as they are. Other paths stay plain HDF5."""
+    parts = [p for p in name.split("/") if p]
+    if len(parts) != 3:
+        return
+    entry, group, signal = parts
+    if f"/{entry}" not in existing:
+        f[entry].attrs["NX_class"] = "NXentry"
+        f[entry].attrs["default"] = group
+    if f"/{entry}/{group}" not in existing:
+        f[entry][group].attrs["NX_class"] = "NXdata"
+        f[entry][group].attrs["signal"] = signal
+    others = [k for k in f if k != entry and isinstance(f.get(k), h5py.Group)
+              and _text(f[k].attrs.get("NX_class")) == "NXentry"]
+    if f"/{entry}" not in existing and "default" not in f.attrs and not others:
+        f.attrs["default"] = entry
+
+
+def _groups_of(f: h5py.File, name: str) -> frozenset:
+    """The groups above dataset ``name`` that exist in ``f``."""
+    parts = [p for p in name.split("/") if p][:-1]
+    paths = ["/" + "/".join(parts[:i + 1]) for i in range(len(parts))]
+    return frozenset(p for p in paths if p in f)
+
+
+def create_hdf5(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None, dataset: str | None = None,
+                nexus: bool = False) -> Sink:
+    """A new HDF5 file holding one dataset (``dataset``, default ``/data``); ``nexus``: the output is named
+    ``.nxs``/``.nx5``, its dataset (default ``/entry/data/data``) is marked as NeXus data (:func:`_mark_nexus`)."""
+    name = dataset or (_NEXUS_DEFAULT if nexus else DEFAULT_DATASET)
     f = h5py.File(tmp, "w")
-    ds = _create(f, dataset or DEFAULT_DATASET, shape, dtype, voxel_size, chunks)
+    ds = _create(f, name, shape, dtype, voxel_size, chunks)
+    if nexus:
+        _mark_nexus(f, name)
     return Sink(ds, finish=f.close, abort=f.close)
 
 
 def create_hdf5_in_file(path: Path, shape, dtype, *, voxel_size=None, chunks=None, dataset: str | None = None,
-                        tmp: Path | None = None) -> Sink:
+                        tmp: Path | None = None, nexus: bool = False) -> Sink:
     """Write one dataset into an existing file, keeping its other datasets.
 
     The data are written to a separate temporary file first; only when they are complete is the user's file
     opened for writing, the dataset copied in as ``NAME.partial`` and renamed to ``NAME`` (replacing tomoseg's
     own earlier result, as checked before). The user's file is thus open for writing only for the copy, not
-    for the whole computation, so a crash during the computation cannot damage its other datasets.
+    for the whole computation, so a crash during the computation cannot damage its other datasets. ``nexus``:
+    as in :func:`create_hdf5`, for the groups created here.
     """
-    name = "/" + (dataset or DEFAULT_DATASET).strip("/")
+    name = "/" + (dataset or (_NEXUS_DEFAULT if nexus else DEFAULT_DATASET)).strip("/")
     tmp = Path(tmp or path.with_name(path.name + ".partial"))
     staging = h5py.File(tmp, "w")
     try:
@@ -315,6 +364,7 @@ def create_hdf5_in_file(path: Path, shape, dtype, *, voxel_size=None, chunks=Non
             with h5py.File(tmp, "r") as src, h5py.File(path, "a") as dst:
                 if part in dst:
                     del dst[part]
+                existing = _groups_of(dst, name)
                 parent = part.rsplit("/", 1)[0]
                 if parent and parent not in dst:
                     dst.require_group(parent)
@@ -322,6 +372,8 @@ def create_hdf5_in_file(path: Path, shape, dtype, *, voxel_size=None, chunks=Non
                 if name in dst:
                     del dst[name]
                 dst.move(part, name)
+                if nexus:
+                    _mark_nexus(dst, name, existing)
         except OSError as exc:
             raise TomosegError(f"{path}: the result could not be added to this HDF5 file ({exc}); close other "
                                "programs using it, or write to another file") from None

@@ -264,10 +264,48 @@ def _check_fits_in_memory(path: Path, header, shape, peak: tuple[float, int]) ->
             "(3D Slicer, or `unu save -e raw`), which tomoseg reads piece by piece, or convert it to Zarr or HDF5")
 
 
+def _units_of(orientation: dict) -> list | None:
+    """The units of an orientation's vectors as tomoseg reads them (:func:`_voxel_size_of`): its ``space units``,
+    mm for an anatomical space without them; None where they are missing or unknown."""
+    units = orientation.get("space units")
+    if not units and str(orientation.get("space") or "").strip().lower() in _ANATOMICAL:
+        units = ["mm"] * 3
+    if not units or len(units) != 3 or any(nm_per_unit(u) is None for u in units):
+        return None
+    return list(units)
+
+
+def _oriented(orientation: dict, voxel_size) -> dict | None:
+    """``orientation`` with each direction vector (x, y, z) scaled to the length of ``voxel_size`` (z, y, x, in nm)
+    in the header's units: NRRD's sample spacing is the length of the vector, so a voxel size given with
+    --voxel-size must change it. Directions and origin stay. Unchanged where the lengths already agree (no
+    override: the input's header kept verbatim). Where the units are missing or unknown the vectors are written in
+    nm with ``space units`` nm (the origin, in no known unit, stays as it was); a vector of length 0 has no
+    direction, so the voxel size is written as a positive diagonal instead (None is returned)."""
+    dirs = np.asarray(orientation["space directions"], dtype=float)
+    lengths = np.linalg.norm(dirs, axis=1)
+    if not np.all(lengths > 0):
+        return None
+    units = _units_of(orientation)
+    wanted = np.asarray(voxel_size, dtype=float)[::-1]  # nm, in the vectors' order x, y, z
+    if units is None:
+        written_units = ["nm"] * 3
+    else:
+        wanted = wanted / np.array([nm_per_unit(u) for u in units], dtype=float)
+        if np.allclose(lengths, wanted, rtol=1e-9, atol=0):
+            return orientation
+        written_units = orientation.get("space units")  # None: an anatomical space's implicit mm stays implicit
+    scaled = dirs * (wanted / lengths)[:, None]
+    return {**orientation, "space directions": scaled.tolist(), "space units": written_units}
+
+
 def create_nrrd(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None, orientation: dict | None = None) -> Sink:
-    """A raw NRRD, memory-mapped. ``orientation`` (from an NRRD input, :func:`_orientation`) is written as it was,
-    so the output overlays its input in 3D Slicer or ITK; else the voxel size as a positive diagonal."""
+    """A raw NRRD, memory-mapped. ``orientation`` (from an NRRD input, :func:`_orientation`) is kept, so the output
+    overlays its input in 3D Slicer or ITK, its vectors scaled to ``voxel_size`` where that differs (an override,
+    :func:`_oriented`); else the voxel size as a positive diagonal."""
     dtype = np.dtype(dtype).newbyteorder("<")
+    if orientation is not None and voxel_size is not None:
+        orientation = _oriented(orientation, voxel_size)  # None: written as a diagonal below
     lines = ["NRRD0004", "# written by tomoseg", f"type: {_NAMES[dtype.str[1:]]}",
              "dimension: 3", f"sizes: {shape[2]} {shape[1]} {shape[0]}"]
     if orientation is not None:

@@ -146,8 +146,9 @@ def pyramid_shapes(shape, chunks=DEFAULT_CHUNKS) -> list[tuple]:
     return shapes
 
 
-def _multiscale_attrs(n_levels: int, voxel_size, name: str):
-    """NGFF 0.5 multiscales metadata, built with ome-zarr-models (validated on construction)."""
+def _multiscale_attrs(n_levels: int, voxel_size, name: str, method: str):
+    """NGFF 0.5 multiscales metadata, built with ome-zarr-models (validated on construction); ``method``: how the
+    levels were made (``mean`` or ``mode``, :func:`_downscaling`)."""
     from ome_zarr_models.v05.axes import Axis
     from ome_zarr_models.v05.multiscales import Dataset, Multiscale
 
@@ -156,10 +157,26 @@ def _multiscale_attrs(n_levels: int, voxel_size, name: str):
     axes = tuple(Axis(name=a, type="space", unit=unit) for a in "zyx")
     datasets = tuple(Dataset.build(path=d["path"], scale=d["scale"], translation=d.get("translation"))
                      for d in _level_transforms(n_levels, vs))
-    return Multiscale(axes=axes, datasets=datasets, name=name, type=PYRAMID_TYPE)
+    return Multiscale(axes=axes, datasets=datasets, name=name, **_downscaling(n_levels, method))
 
 
-PYRAMID_TYPE = "2x2x2 block mean (image) or mode (labels)"
+# NGFF: a multiscale's "type" SHOULD name the downscaling method, "metadata" describe it
+_DOWNSCALING = {
+    "mean": ("each level is the 2x2x2 block mean of the level before, rounded to the data type "
+             "(odd sizes: the last plane repeated)", "tomoseg.io.ome_zarr.downsample_mean"),
+    "mode": ("each level is the 2x2x2 block mode of the level before (ties go to an object rather than "
+             "background, then to the smaller ID; odd sizes: the last plane repeated)",
+             "tomoseg.io.ome_zarr.downsample_mode"),
+}
+
+
+def _downscaling(n_levels: int, method: str) -> dict:
+    """The ``type`` and ``metadata`` of a multiscale of ``n_levels`` made by ``method``: none for one level (no
+    downscaling was done)."""
+    if n_levels <= 1:
+        return {}
+    description, function = _DOWNSCALING[method]
+    return {"type": method, "metadata": {"description": description, "method": function, "version": __version__}}
 
 
 def _level_transforms(n_levels: int, scale0, translation0=None) -> list[dict]:
@@ -206,12 +223,12 @@ def _label_metadata(name: str, n_levels: int, voxel_size, colors=None, propertie
     from ome_zarr_models.v05.image_label import ImageLabelAttrs
     from ome_zarr_models.v05.image_label_types import Label
 
-    label = {"version": "0.5", "source": {"image": "../../"}}
+    label = {"source": {"image": "../../"}}  # NGFF 0.5: the version is in ome.version only
     if colors:
         label["colors"] = [{"label-value": int(k), "rgba": [int(c) for c in v]} for k, v in colors.items()]
     if properties:
         label["properties"] = [{"label-value": int(k), **v} for k, v in properties.items()]
-    attrs = ImageLabelAttrs(multiscales=[_multiscale_attrs(n_levels, voxel_size, name)],
+    attrs = ImageLabelAttrs(multiscales=[_multiscale_attrs(n_levels, voxel_size, name, "mode")],
                             image_label=Label.model_validate(label), version="0.5")
     return _dump(attrs)
 
@@ -269,8 +286,8 @@ def write_ome_zarr(path, image, *, labels: dict | None = None, voxel_size=None, 
 
     root = zarr.open_group(str(tmp), mode="w", zarr_format=3)
     _write_levels(root, image, shapes, np.dtype(image.dtype), chunks, "mean", progress)
-    root.attrs.update({"ome": _dump(ImageAttrs(multiscales=[_multiscale_attrs(len(shapes), voxel_size, name)],
-                                               version="0.5")),
+    multiscale = _multiscale_attrs(len(shapes), voxel_size, name, "mean")
+    root.attrs.update({"ome": _dump(ImageAttrs(multiscales=[multiscale], version="0.5")),
                        MARKER: {"version": __version__, "kind": "ome-zarr image"}})
     if labels:
         lab_group = root.create_group("labels")
@@ -317,7 +334,8 @@ def add_pyramid(path, *, method: str = "mean", chunks=None) -> int:
     """Add the downsampled levels to a single-scale NGFF 0.5 image that tomoseg wrote (e.g. a probability map
     from ``segment``); returns the number of levels. ``method``: ``mean`` (images) or ``mode`` (masks, labels).
 
-    Only the datasets of the metadata change (each level's scale and translation, in the store's own units);
+    Only the datasets of the metadata change (each level's scale and translation, in the store's own units),
+    with the multiscale's ``type`` and ``metadata``, which describe the downscaling (none for a single level);
     axes, units and any other metadata stay as they are. A store without tomoseg's marker is refused: its
     metadata are another tool's.
     """
@@ -362,7 +380,9 @@ def add_pyramid(path, *, method: str = "mean", chunks=None) -> int:
         for _ in read_ahead(list(chunk_regions(arr.shape, arr.chunks)), block, threads=worker_threads(8)):
             pass
         prev = parallel_reader(arr)
-    ome = {**attrs["ome"], "multiscales": [{**ms[0], "datasets": datasets, "type": PYRAMID_TYPE}, *ms[1:]]}
+    first = {k: v for k, v in ms[0].items() if k not in ("type", "metadata")}
+    first.update({"datasets": datasets, **_downscaling(len(shapes), method)})
+    ome = {**attrs["ome"], "multiscales": [first, *ms[1:]]}
     ImageAttrs.model_validate(ome)  # still valid NGFF 0.5
     group.attrs.update({"ome": ome})
     return len(shapes)

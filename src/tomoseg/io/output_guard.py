@@ -42,7 +42,13 @@ _SLACK_BYTES = 1 << 20
 
 
 PROVENANCE_SUFFIX = ".provenance.json"
-_DEFAULT_HDF5_DATASET = "/data"  # what an output ``x.h5`` (no dataset named) is written as (io.hdf5.DEFAULT_DATASET)
+
+
+def _default_hdf5_dataset(file) -> str:
+    """What an output ``x.h5`` (no dataset named) is written as: ``/data``; ``/entry/data/data`` in ``x.nxs``."""
+    from .hdf5 import default_dataset
+
+    return default_dataset(file)
 
 
 def _hdf5_dataset(output) -> tuple[Path, str | None]:
@@ -57,7 +63,7 @@ def _hdf5_dataset(output) -> tuple[Path, str | None]:
     if not hdf5:
         return file, None
     parts = [p for p in (dataset or "").split("/") if p]
-    return file, "/" + "/".join(parts) if parts else _DEFAULT_HDF5_DATASET
+    return file, "/" + "/".join(parts) if parts else _default_hdf5_dataset(file)
 
 
 def _escaped(name: str) -> str:
@@ -74,7 +80,8 @@ def provenance_path(output) -> Path:
     ``x.zarr:0`` are the file's) has ``NAME.provenance.json`` beside it. Each dataset of an HDF5 file has a
     record of its own, ``FILE#DATASET.provenance.json``: ``out.h5:/prob`` -> ``out.h5#prob.provenance.json``,
     ``out.h5:/entry/prob`` -> ``out.h5#entry#prob.provenance.json``, ``out.h5`` (its dataset ``/data``) ->
-    ``out.h5#data.provenance.json``. In the dataset's names every character but ASCII letters, digits, ``_``
+    ``out.h5#data.provenance.json``, ``out.nxs`` (``/entry/data/data``) -> ``out.nxs#entry#data#data.provenance.json``.
+    In the dataset's names every character but ASCII letters, digits, ``_``
     and ``-`` is written ``%XX`` (UTF-8), so two datasets never share a record, and a dataset's record is never
     that of another output (its NAME ends in ``.h5#...``, an extension no output has).
 
@@ -163,7 +170,7 @@ def written_by_tomoseg(file: Path, dataset: str | None, fmt: str) -> bool:
         if fmt == "hdf5":  # the dataset's attribute alone: no record ever marks an HDF5 file or dataset
             import h5py
 
-            dataset = dataset or _DEFAULT_HDF5_DATASET
+            dataset = dataset or _default_hdf5_dataset(file)
             with h5py.File(file, "r") as f:
                 return dataset in f and MARK in f[dataset].attrs
         if fmt == "tiff-folder":
@@ -243,7 +250,7 @@ def check_output(path, *, overwrite: bool, input_shape=None, input_path=None) ->
         if not file.is_file():
             raise TomosegError(f"{file}: is not a file; choose another output path")
         if dataset is None:
-            dataset = "/data"
+            dataset = _default_hdf5_dataset(file)
         try:
             import h5py
 
@@ -583,10 +590,12 @@ def _where(path) -> tuple[Path, str | None]:
     """The resolved file (symlinks, ``..`` and relative parts undone) and, for HDF5, the dataset inside it."""
     from . import split_dataset
 
+    from .hdf5 import EXTENSIONS
+
     file, dataset = split_dataset(path)
     resolved = Path(file).resolve()
-    if file.suffix.lower() in (".h5", ".hdf5", ".hdf", ".nxs"):
-        return resolved, "/" + (dataset or "data").strip("/")
+    if file.suffix.lower() in EXTENSIONS:
+        return resolved, "/" + (dataset or _default_hdf5_dataset(file)).strip("/")
     return resolved, None
 
 

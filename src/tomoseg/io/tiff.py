@@ -3,7 +3,11 @@
 Reading is lazy: uncompressed contiguous files are memory-mapped; compressed
 ones are read page by page through tifffile's zarr store. Writing uses
 tifffile memory maps of ImageJ-style files, so Fiji opens them at scale
-(``spacing`` for z, the resolution tags for y and x, ``unit: nm``).
+(``spacing`` for z, the resolution tags for y and x, ``unit: nm``). Past
+4 GiB (:data:`BIGTIFF_BYTES`) ImageJ files cannot exist; those outputs are
+OME BigTIFF: the OME-XML ``<Pixels>`` carry PhysicalSizeX/Y/Z in nm (read by
+Bio-Formats, hence Fiji, and by tomoseg) and the resolution tags carry pixels
+per centimetre for x and y (ResolutionUnit 3) for plain TIFF readers.
 """
 
 from __future__ import annotations
@@ -100,7 +104,8 @@ def _ome_voxel_size(tif: tifffile.TiffFile, series_index: int):
 
 
 def _shaped_metadata(tif) -> dict:
-    """The JSON description tomoseg writes into BigTIFF files (tifffile's shaped metadata)."""
+    """The JSON description tomoseg wrote into BigTIFF files before they were OME-TIFF (tifffile's shaped
+    metadata: ``spacing`` and ``unit``, with the resolution tags in that unit per pixel); still read."""
     try:
         meta = tif.shaped_metadata
         return dict(meta[0]) if meta and isinstance(meta[0], dict) else {}
@@ -477,13 +482,23 @@ def _imagej_kwargs(voxel_size):
 # ImageJ hyperstacks are classic TIFF (32-bit offsets); past this size tifffile would truncate them
 BIGTIFF_BYTES = 2**32 - 2**25
 
+NM_PER_CM = 1e7
+
 
 def _bigtiff_kwargs(voxel_size):
+    """A BigTIFF that is also an OME-TIFF: Bio-Formats (Fiji's reader for BigTIFF) and tomoseg take the voxel size
+    from the OME-XML ``<Pixels>`` (PhysicalSizeX/Y/Z in nm, z included); other TIFF readers from the resolution
+    tags, in pixels per centimetre (x and y only). ImageJ's own reader cannot open BigTIFF."""
+    base = {"bigtiff": True, "ome": True, "photometric": "minisblack"}
     if voxel_size is None:
-        return {"bigtiff": True, "photometric": "minisblack", "metadata": {"axes": "ZYX"}}
-    z, y, x = voxel_size
-    return {"bigtiff": True, "photometric": "minisblack", "resolution": (1.0 / x, 1.0 / y),
-            "metadata": {"axes": "ZYX", "spacing": z, "unit": "nm"}}
+        return {**base, "metadata": {"axes": "ZYX"}}
+    z, y, x = (float(v) for v in voxel_size)
+    metadata = {"axes": "ZYX"}
+    for axis, size in (("X", x), ("Y", y), ("Z", z)):
+        metadata[f"PhysicalSize{axis}"] = size
+        metadata[f"PhysicalSize{axis}Unit"] = "nm"
+    return {**base, "resolution": (NM_PER_CM / x, NM_PER_CM / y), "resolutionunit": "CENTIMETER",
+            "metadata": metadata}
 
 
 def create_tiff(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None) -> Sink:
@@ -492,7 +507,8 @@ def create_tiff(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None) -> Sin
     check_dtype(dtype)
     check_shape(shape, tmp)
     nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
-    # over 4 GiB: BigTIFF (Fiji opens it with Bio-Formats), never a truncated ImageJ file
+    # over 4 GiB: an OME BigTIFF (Fiji opens it with Bio-Formats, which reads the OME voxel size), never a
+    # truncated ImageJ file
     kwargs = _bigtiff_kwargs(voxel_size) if nbytes > BIGTIFF_BYTES else {"imagej": True,
                                                                          **_imagej_kwargs(voxel_size)}
     mm = tifffile.memmap(tmp, shape=tuple(shape), dtype=np.dtype(dtype), software=MARK, **kwargs)

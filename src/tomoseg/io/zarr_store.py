@@ -1,8 +1,10 @@
 """Zarr v3 and OME-Zarr (NGFF): the natural format for volumes larger than memory.
 
-Written as an OME-Zarr 0.5 image (a group with ``ome.multiscales`` metadata and
-one scale level ``0``) so napari and Fiji open it at the right scale. Plain zarr
-arrays and NGFF 0.4 groups (zarr v2) are read too.
+Written as Zarr v3 with OME-Zarr 0.5 metadata (a group with ``ome.multiscales``
+and one scale level ``0``), so readers of OME-Zarr 0.5 (napari with tomoseg's
+plugin, or napari-ome-zarr with ome-zarr-py 0.12 or later) open it at the right
+scale; tools that read only Zarr v2 / OME-Zarr 0.4 cannot (docs/viewers.md).
+Plain zarr arrays and NGFF 0.4 groups (zarr v2) are read too.
 """
 
 from __future__ import annotations

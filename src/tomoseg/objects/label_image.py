@@ -135,7 +135,7 @@ def write_label_image(volume, path, table: dict, *, options: AnalysisOptions | N
     :class:`~tomoseg.objects.analysis.KeptLabels`) where given. A ``.zarr`` output is an OME-Zarr image with a
     pyramid (2x2x2 modes). TIFF holds uint16 (or float32 past 65535 objects); other formats uint32. An NRRD
     volume's place in space (``orientation``, default ``volume.orientation``) is kept by an NRRD output, as
-    segment's outputs keep it.
+    segment's outputs keep it, with the vectors' lengths set to ``voxel_size`` (an override changes them).
     """
     from ..io import create_volume, format_of
     from ..io.output_guard import write_provenance
