@@ -413,6 +413,22 @@ def b_float_probability(tmp, model):
     return ["analyze", str(tmp / "p.npy"), "--json"]
 
 
+def b_gray_uint16(tmp, model):
+    np.save(tmp / "g.npy", np.random.default_rng(0).integers(1, 4000, (8, 16, 16)).astype(np.uint16))
+    return ["analyze", str(tmp / "g.npy"), "--json"]
+
+
+def b_negative_values(tmp, model):
+    np.save(tmp / "g.npy", np.random.default_rng(0).integers(-500, 500, (8, 16, 16)).astype(np.int16))
+    np.save(tmp / "l.npy", np.zeros((8, 16, 16), np.uint8))
+    return ["evaluate", str(tmp / "g.npy"), str(tmp / "l.npy"), "--json"]
+
+
+def b_probability_beyond_255(tmp, model):
+    np.save(tmp / "p16.npy", (np.random.default_rng(0).integers(0, 256, (8, 16, 16)) * 257).astype(np.uint16))
+    return ["analyze", str(tmp / "p16.npy"), "--json", "--read-as", "probability"]
+
+
 def b_csv_exists(tmp, model):
     (tmp / "o.csv").write_text("x")
     return ["analyze", _vol(tmp), "--csv", str(tmp / "o.csv")]
@@ -698,6 +714,9 @@ CASES = {
     "segment --gpus 0": (b_gpus_zero, "at least 1"),
     "segment --gpus with --workers": (b_gpus_with_workers, "without --workers"),
     "analyze a float probability map in [0, 1]": (b_float_probability, "fractional values"),
+    "analyze a 16-bit gray-value image": (b_gray_uint16, "does not look like object IDs"),
+    "evaluate a prediction with negative values": (b_negative_values, "holds negative values"),
+    "analyze --read-as probability of a 0-65535 map": (b_probability_beyond_255, "holds 0-255"),
     # training (items 10, 18)
     "labels 0/255": (b_labels_0_255, "only 0 and 255"),
     "labels all 255": (b_labels_all_255, "only 0 and 255"),

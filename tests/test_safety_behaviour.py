@@ -261,8 +261,12 @@ def test_short_disk_warns_for_compressed_work_stores(tmp_path, capsys, monkeypat
 
 
 def test_analyze_warns_when_most_voxels_are_objects(tmp_path, capsys):
+    """A gray-value image given as the mask: refused where its values go beyond 255 (no mask, 0-255 map or label
+    image); read as a mask all the same, every nonzero voxel is an object, and analyze says so."""
     np.save(tmp_path / "gray.npy", np.random.default_rng(0).integers(1, 4000, (8, 16, 16), dtype=np.uint16))
     code, out, err = _cli(["analyze", str(tmp_path / "gray.npy"), "--json"], capsys)
+    assert code == 1 and "gray.npy: holds values up to" in err and "--read-as mask" in err
+    code, out, err = _cli(["analyze", str(tmp_path / "gray.npy"), "--json", "--read-as", "mask"], capsys)
     assert code == 0 and "is this a mask?" in err
 
 

@@ -9,10 +9,11 @@ import numpy as np
 
 from .errors import TomosegError
 from .metrics import ConfusionMatrix, confusion_matrix
-from .objects.analysis import AnalysisOptions, is_probability
+from .objects.analysis import AnalysisOptions
 from .io.blocks import block_grid, storage_chunks
 from .objects.matching import block_overlaps, check_same_shape, detection_scores, match_objects
-from .objects.measure import select_objects, summarize
+from .objects.measure import blank_nm_columns, select_objects, summarize
+from .objects.reading import ReadingChanged, is_probability, read_as
 
 
 def check_binary_labels(block: np.ndarray, name) -> np.ndarray:
@@ -27,7 +28,7 @@ def check_binary_labels(block: np.ndarray, name) -> np.ndarray:
 
 
 def voxel_confusion(pred, labels, *, threshold: int = 127, probability: bool | None = None) -> ConfusionMatrix:
-    """Confusion matrix of a prediction (mask or uint8 probability) against binary labels, slab by slab."""
+    """Confusion matrix of a prediction (mask or 0-255 probability map) against binary labels, slab by slab."""
     return voxel_scores(pred, labels, threshold=threshold, probability=probability)[0]
 
 
@@ -53,20 +54,26 @@ def voxel_scores(pred, labels, *, threshold: int = 127, probability: bool | None
 
 
 def evaluate(pred, labels, *, threshold: int = 127, intensity=None, voxel_size=None,
-             options: AnalysisOptions | None = None, workdir=None, progress=None) -> dict:
+             options: AnalysisOptions | None = None, workdir=None, progress=None, origin=None) -> dict:
     """Voxel scores and object-level detection of a prediction against ground truth, at any size.
 
-    Volumes up to ``options.in_memory_voxels`` are labelled in memory; larger ones chunk by chunk
-    (:func:`~tomoseg.objects.labelled.label_scan`, labels kept in ``workdir`` until the objects are matched),
-    their overlaps counted block by block: nothing is read whole. ``progress`` is given the volume's voxels
-    four times: the voxel scores, each labelling, the overlaps.
+    The prediction is read as ``options.read_as`` says (:func:`~tomoseg.objects.reading.read_as`): a probability
+    map (object where > ``threshold``), a mask or a label image; the voxel scores read every voxel, which
+    settles the reading before the objects are labelled. Volumes up to ``options.in_memory_voxels`` are
+    labelled in memory; larger ones chunk by chunk (:func:`~tomoseg.objects.labelled.label_scan`, labels kept
+    in ``workdir`` until the objects are matched), their overlaps counted block by block: nothing is read whole.
+    ``progress`` is given the volume's voxels four times: the voxel scores, each labelling, the overlaps.
+    Without ``voxel_size`` the tables' nm columns and Table 1's ``mean_radius_nm`` are empty (NaN, None); ``origin``
+    (nm) is added to the ``centroid_*_nm`` columns, as :func:`~tomoseg.objects.analyze` adds it.
 
     Returns a dict with ``voxel`` (confusion counts, normalized matrix, accuracy, recall, precision, F1,
-    IoU), ``objects`` (detection recall, precision, F1, overall and by radius) and ``table1`` (the paper's
-    Table 1 for prediction and ground truth).
+    IoU), ``objects`` (detection recall, precision, F1, overall and by radius, over the kept objects),
+    ``objects_no_exclusions`` (the same over every object: all sizes, border objects included) and ``table1``
+    (the paper's Table 1 for prediction and ground truth).
     """
-    from .objects.analysis import MaskView, check_mask_like, warn_if_flooded
+    from .objects.analysis import warn_if_flooded
     from .objects.labelled import label_scan
+    from .objects.reading import MaskView
 
     options = options or AnalysisOptions()
     where = getattr(pred, "path", "the prediction")
@@ -75,17 +82,28 @@ def evaluate(pred, labels, *, threshold: int = 127, intensity=None, voxel_size=N
         raise TomosegError(f"{getattr(intensity, 'path', 'the intensity image')}: has shape "
                            f"{tuple(intensity.shape)}, {where} {tuple(pred.shape)}; the gray values must match the "
                            "prediction voxel for voxel")
-    check_mask_like(pred, where, command="evaluate")
-    prob = is_probability(pred)
-    cm, per_slice = voxel_scores(pred, labels, threshold=threshold, probability=prob, progress=progress)
+    reading = read_as(pred, options.read_as, where=where, command="evaluate")
+    while True:  # every voxel read: a block the sample's reading does not allow reads again (reading.py)
+        try:
+            cm, per_slice = voxel_scores(reading.view(pred), labels, threshold=threshold,
+                                         probability=reading.probability, progress=progress)
+            break
+        except ReadingChanged as changed:
+            reading = reading.revised(pred, changed)
+            if progress is not None and hasattr(progress, "reset"):
+                progress.reset()
+    reading = reading.whole()
+    prob = reading.probability
     warn_if_flooded((cm.tp + cm.fp) / max(cm.tp + cm.fp + cm.fn + cm.tn, 1), where)
     result = {"voxel": {**cm.scores(), "normalized": cm.normalized().tolist()}, "threshold": threshold,
-              "prediction_is_probability": prob, "shape": list(pred.shape)}
+              "prediction_is_probability": prob, "prediction_read_as": reading.kind,
+              "prediction_reading": reading.note(threshold), "shape": list(pred.shape)}
     scans = []
-    pred_mask = MaskView(pred, replace(options, threshold=threshold), probability=prob)  # > threshold, or nonzero
+    pred_view = reading.view(pred)  # a 0-255 map of another type read as uint8 (its confidence columns)
+    pred_mask = MaskView(pred_view, replace(options, threshold=threshold), probability=prob)
     truth_mask = MaskView(labels)  # binary (checked above): 0/1, or 0/255 above 127
     try:
-        for mask, probability in ((pred_mask, pred if prob else None), (truth_mask, None)):
+        for mask, probability in ((pred_mask, pred_view if prob else None), (truth_mask, None)):
             scans.append(label_scan(intensity, mask, probability=probability, voxel_size=voxel_size,
                                     connectivity=options.connectivity, in_memory_voxels=options.in_memory_voxels,
                                     chunks=options.chunks, workdir=workdir, progress=progress))
@@ -97,8 +115,16 @@ def evaluate(pred, labels, *, threshold: int = 127, intensity=None, voxel_size=N
     pkeep = select_objects(ptab, exclude_border=options.exclude_border, min_voxels=options.min_voxels)
     tkeep = select_objects(ttab, exclude_border=options.exclude_border, min_voxels=options.min_voxels)
     result["objects"] = detection_scores(ptab, ttab, pairs, pred_keep=pkeep, truth_keep=tkeep)
-    result["objects_all_sizes"] = detection_scores(ptab, ttab, pairs)
+    result["objects_no_exclusions"] = detection_scores(ptab, ttab, pairs)  # every size, border objects too
     result["table1"] = {"ground_truth": summarize(tkeep), "prediction": summarize(pkeep)}
+    if not voxel_size:  # nm columns computed with 1 nm voxels: empty, as analyze writes them
+        pkeep, tkeep = blank_nm_columns(pkeep), blank_nm_columns(tkeep)
+        for t1 in result["table1"].values():
+            t1["mean_radius_nm"] = None  # not the voxel value under another name (as analyze says it)
+    elif origin is not None:
+        for t in (pkeep, tkeep):
+            for axis, name in enumerate("zyx"):
+                t[f"centroid_{name}_nm"] = t[f"centroid_{name}_nm"] + float(origin[axis])
     result["_tables"] = {"ground truth": tkeep, "prediction": pkeep}
     result["_masks"] = (pred_mask, truth_mask, per_slice)
     return result

@@ -220,7 +220,7 @@ def test_two_segment_runs_into_one_hdf5_file_keep_a_record_each(tmp_path, rng, t
     size), and analyze took that sparse probability map for a mask of its 1s. Each dataset has its own record."""
     from tomoseg.io import open_volume
     from tomoseg.io.output_guard import provenance_path, tomoseg_provenance
-    from tomoseg.objects.analysis import written_as_probability
+    from tomoseg.objects.reading import written_as_probability
 
     scans = [tmp_path / "one.tif", tmp_path / "two.tif"]
     for scan in scans:
@@ -274,7 +274,7 @@ def test_a_dataset_of_an_earlier_version_keeps_its_record_and_is_replaced(tmp_pa
     no other; --overwrite replaces the dataset (by its attribute), and the new record is the dataset's own."""
     from tomoseg.io import open_volume
     from tomoseg.io.output_guard import tomoseg_provenance
-    from tomoseg.objects.analysis import written_as_probability
+    from tomoseg.objects.reading import written_as_probability
 
     h5 = tmp_path / "old.h5"
     assert _cli(["segment", str(scan), f"{h5}:/prob", "--threshold", "90"] + _seg(tiny_model), capsys)[0] == 0

@@ -151,8 +151,10 @@ def test_analyze_widget_table_jumps_to_the_object(qtbot):
     widget.source.setCurrentText("mask")
     widget.truth.setCurrentText("truth")
     worker = widget.run()
-    with qtbot.waitSignal(worker.finished, timeout=60_000):
-        pass
+    assert worker is not None
+    # until the widget is idle again: a quick job may emit finished before a waitSignal could connect to it
+    qtbot.waitUntil(widget.run_button.isEnabled, timeout=60_000)
+    qtbot.wait(20)  # the slots queued after finished
     assert "TP 1, FP 1, FN 1" in widget.status.text()
     assert {"objects", "objects (centroids)", "detections (TP/FP/FN)"} <= {l.name for l in viewer.layers}
     assert widget.table.rowCount() == 2

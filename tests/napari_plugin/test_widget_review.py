@@ -155,7 +155,14 @@ def test_analyze_refuses_a_float_map_in_0_1_with_the_clis_message_and_stops_its_
     widget.source.setCurrentText("prob8")
     widget.min_voxels.setValue(1)
     _wait(qtbot, widget, widget.run(), 60_000)
-    assert "2 objects" in widget.status.text() and "probability > 127" in widget.status.text()
+    text = widget.status.text()
+    assert "2 objects" in text and "read as a probability map (values 0-255): object where value > 127" in text
+    # and as Fiji's 32-bit conversion of it (whole values 0-255 in float32; read as a mask, the tails merged the
+    # blobs into one object): the same two objects, as tomoseg analyze finds them (review O1)
+    viewer.add_image(np.rint(prob * 255).astype(np.float32), name="prob32")
+    widget.source.setCurrentText("prob32")
+    _wait(qtbot, widget, widget.run(), 60_000)
+    assert "2 objects" in widget.status.text() and "(values 0-255, stored as float32)" in widget.status.text()
 
 
 def test_analyze_checks_the_shapes_before_it_starts(qtbot):

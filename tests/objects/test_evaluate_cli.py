@@ -185,14 +185,19 @@ def test_evaluate_refuses_a_fractional_map_and_gray_values_of_another_shape(file
 
 
 def test_evaluate_warns_when_most_of_the_prediction_is_objects(files, capsys, tmp_path):
-    """A 16-bit probability map (or a gray image) given as the prediction: every nonzero voxel is an object;
-    evaluate says so, as analyze does."""
+    """A 16-bit probability map on the 0-65535 scale (or a gray image) given as the prediction is refused (it is
+    no mask, 0-255 map or label image); read as a mask all the same (--read-as mask), every nonzero voxel is an
+    object, and evaluate says so, as analyze does."""
     d, ph, pred = files
     wide = tmp_path / "p16.npy"
     np.save(wide, np.where(pred, 57000, 3000).astype(np.uint16))
-    assert main(["evaluate", str(wide), str(d / "lab.tif"), "--json"]) == 0
+    assert main(["evaluate", str(wide), str(d / "lab.tif"), "--json"]) == 1
+    assert "p16.npy: holds values up to 57000 (uint16) and does not look like object IDs" in \
+        _one_error(capsys.readouterr().err)
+    assert main(["evaluate", str(wide), str(d / "lab.tif"), "--json", "--read-as", "mask"]) == 0
     err = capsys.readouterr().err
     assert "p16.npy: 100% of the voxels are objects; is this a mask?" in err
+    assert "p16.npy: read as a mask (--read-as mask): object where value is not 0" in err
 
 
 def test_overwritten_result_folder_holds_only_this_runs_results(files, capsys, tmp_path):

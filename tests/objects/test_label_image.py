@@ -199,7 +199,7 @@ def test_cli_analyze_orthoslices_read_three_planes_at_any_size(rng, tmp_path, mo
     assert f"z = {z} is the slice with the most object voxels ({int(mask[z].sum()):,})" in captions["orthoslices"]
     # the figure alone reads three planes of each volume
     from tomoseg.io import open_volume
-    from tomoseg.objects.analysis import MaskView
+    from tomoseg.objects.reading import MaskView
     from tomoseg.report import figures
 
     view = MaskView(open_volume(tmp_path / "mask.zarr"))  # reads a spread sample once: mask or probability?

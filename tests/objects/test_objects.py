@@ -227,7 +227,7 @@ def test_matching_handles_one_voxel_objects_and_is_one_to_one():
 
 def test_probability_or_mask_is_told_from_a_spread_sample_of_whole_chunks(tmp_path):
     from tomoseg.io import open_volume, write_volume
-    from tomoseg.objects.analysis import check_mask_like, is_probability
+    from tomoseg.objects.reading import check_mask_like, is_probability
 
     prob = np.zeros((256, 64, 64), np.uint8)
     prob[200:204, 10:14, 10:14] = 230           # one object deep in the volume
@@ -247,7 +247,9 @@ def test_probability_or_mask_is_told_from_a_spread_sample_of_whole_chunks(tmp_pa
             assert not is_probability(m)  # a mask: every sampled block read, 0/1 only
             assert sum(read) == 1  # 16 slices' worth of voxels is one whole chunk here (16 slices: 64 chunks)
             read.clear()
-            assert is_probability(p) and sum(read) == 1  # values beyond 1 in the sampled chunk
+            # values beyond 1 in the sampled chunk; then whether they are object IDs, from 4 blocks of 16 x 64 x 64
+            # spread along z (reading.id_sample: 4 chunks each here), the same blocks in every format
+            assert is_probability(p) and read == [1, 4, 4, 4, 4]
         finally:
             type(p).__getitem__ = plain
     fractions = np.full((32, 8, 8), 0.25, np.float32)
@@ -280,7 +282,7 @@ def test_a_sparse_probability_map_written_by_segment_is_never_taken_for_a_mask(t
     import shutil
 
     from tomoseg.io import open_volume, write_volume
-    from tomoseg.objects.analysis import is_probability, written_as_probability
+    from tomoseg.objects.reading import is_probability, written_as_probability
 
     flat = np.zeros((16, 32, 32), np.uint8)
     flat[::3, ::4, ::5] = 1
@@ -300,7 +302,7 @@ def test_a_sparse_probability_map_written_by_segment_is_never_taken_for_a_mask(t
 def test_the_mask_beside_a_probability_map_in_one_hdf5_file_stays_a_mask(tmp_path):
     from tomoseg.inference import SegmentOptions, TilingConfig, segment
     from tomoseg.io import open_volume, write_volume
-    from tomoseg.objects.analysis import is_probability, written_as_probability
+    from tomoseg.objects.reading import is_probability, written_as_probability
 
     write_volume(str(tmp_path / "scan.tif"), tomoseg.make_phantom((24, 64, 64), rng=2).image, voxel_size=(29.33,) * 3)
     segment(tmp_path / "scan.tif", f"{tmp_path / 'r.h5'}:/prob", progress=False,
@@ -481,7 +483,7 @@ def test_object_ids_saved_as_uint8_are_refused_not_thresholded(tmp_path, capsys)
     from tomoseg.cli import main
     from tomoseg.inference.engine import predict
     from tomoseg.io import write_volume
-    from tomoseg.objects.analysis import looks_like_object_ids
+    from tomoseg.objects.reading import looks_like_object_ids
     from tomoseg.objects.labelled import label_scan
     from tomoseg.synthetic import make_phantom
 
@@ -511,6 +513,7 @@ def test_probability_or_mask_in_memory_is_told_from_the_whole_array():
     p = np.zeros((64, 32, 32), np.uint8)
     p[1, 5:15, 5:15] = 60
     p[1:4, 20:25, 20:25] = 200
+    p[2, 22, 22] = 255  # a map ramps: regions of one value each, of several values, read as object IDs
     p[40:43, 20:25, 5:10] = 1
     assert analyze(p).objects["volume_vox"].tolist() == label_scan(None, p).table["volume_vox"].tolist() == [75]
 

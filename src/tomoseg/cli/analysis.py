@@ -17,6 +17,10 @@ from .registry import check_threshold, checked_voxel_size, command, overwrite_ar
 
 def _exclusion_args(p) -> None:
     p.add_argument("--threshold", type=int, default=127, help="probability maps: object where value > this")
+    p.add_argument("--read-as", choices=["auto", "probability", "mask"], default="auto",
+                   help="how to read the input: probability = a 0-255 map, object where value > --threshold; "
+                        "mask = object where value is not 0; auto (default) decides from the values and says "
+                        "how on stderr (docs/analysis.md)")
     p.add_argument("--connectivity", type=int, default=26, choices=[6, 18, 26])
     p.add_argument("--keep-border", action="store_true", help="keep objects touching the volume border")
     p.add_argument("--min-voxels", type=int, default=8, help="drop objects smaller than this (default 8)")
@@ -29,7 +33,26 @@ def _options(args):
         raise TomosegError(f"--min-voxels {args.min_voxels}: give at least 1")
     check_threshold(args.threshold)
     return AnalysisOptions(threshold=args.threshold, connectivity=args.connectivity,
-                           exclude_border=not args.keep_border, min_voxels=args.min_voxels)
+                           exclude_border=not args.keep_border, min_voxels=args.min_voxels, read_as=args.read_as)
+
+
+def _origin(vol, voxel_size):
+    """Where the volume's voxel (0, 0, 0) lies (nm), for the ``centroid_*_nm`` columns: an NRRD's space origin;
+    None elsewhere. A note where an origin is there but cannot be used."""
+    orientation = getattr(vol, "orientation", None)
+    if not orientation or orientation.get("space origin") is None or not voxel_size:
+        return None
+    from ..io.nrrd_file import origin_nm
+
+    origin = origin_nm(orientation)
+    if origin is None:
+        print(f"tomoseg: note: {vol.path}: its space origin is not added to the centroid_*_nm columns (rotated or "
+              "flipped space directions, or no space units): they are measured from voxel (0, 0, 0)",
+              file=sys.stderr)
+    return origin
+
+
+
 
 
 @command("analyze")
@@ -39,16 +62,18 @@ def _analyze(sub):
                                    "radius, centroid, bounding box, surface (voxel faces and marching cubes), "
                                    "sphericity, mean gray value and probability. Volumes larger than memory are "
                                    "labelled chunk by chunk.")
-    p.add_argument("volume", help="mask (nonzero = object) or uint8 probability map")
+    p.add_argument("volume", help="mask (nonzero = object) or probability map (0-255; see --read-as)")
     p.add_argument("--intensity", help="the gray-value image, for mean gray values")
     p.add_argument("--probability", help="the probability map, for confidence columns (if VOLUME is a mask)")
     p.add_argument("--sample-mask", metavar="FILE",
-                   help="mask of the sample (nonzero inside): volume fraction and number density are computed "
-                        "inside it (default: over the whole volume)")
+                   help="mask of the sample (nonzero inside): objects are marked in_sample by their centroid, and "
+                        "the summary (objects, radii, sphericity, volume fraction, number density) covers the kept "
+                        "objects inside it (default: the whole volume)")
     p.add_argument("--csv", help="write the objects table here")
     p.add_argument("--out", help="write summary.json, objects.csv and figures into this folder")
     p.add_argument("--report", action="store_true", help="also write OUT/report.html")
-    p.add_argument("--all-objects", action="store_true", help="CSV with every object, exclusions marked")
+    p.add_argument("--all-objects", action="store_true",
+                   help="CSV with every object, exclusions marked (touches_border, too_small)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--labels", metavar="LABELS_OUT",
                    help="write the object label image here (IDs = the CSV's label column; objects the CSV leaves "
@@ -65,7 +90,6 @@ def _analyze(sub):
 def _run_analyze(args) -> int:
     from ..io import open_volume
     from ..objects import analyze
-    from ..objects.analysis import check_mask_like
 
     if not (args.csv or args.out or args.json or args.labels or args.ome_zarr):
         raise TomosegError("say where the results go: --csv objects.csv, --out FOLDER, --labels, --ome-zarr "
@@ -96,13 +120,15 @@ def _run_analyze(args) -> int:
     voxel_size = vol.voxel_size or (intensity.voxel_size if intensity is not None else None)
     if voxel_size is None:
         print("tomoseg: note: voxel size unknown; nm columns are empty. Pass --voxel-size Z Y X.", file=sys.stderr)
-    check_mask_like(vol, args.volume)
+    origin = _origin(vol, voxel_size)
     from ..progress import progress_while
     from . import progress_enabled
 
     with progress_while(progress_enabled(args), vol.size, desc="analyze") as bar:
         result = analyze(vol, intensity=intensity, probability=prob, voxel_size=voxel_size, options=options,
-                         sample_mask=sample_mask, keep_labels=bool(args.labels or args.ome_zarr), progress=bar)
+                         sample_mask=sample_mask, keep_labels=bool(args.labels or args.ome_zarr), progress=bar,
+                         origin=origin)
+    print(f"tomoseg: note: {args.volume}: {result.summary['reading']}", file=sys.stderr)
     try:
         return _write_analysis(args, vol, result, options, voxel_size, intensity, sample_mask, out)
     finally:
@@ -113,11 +139,13 @@ def _run_analyze(args) -> int:
 def _write_analysis(args, vol, result, options, voxel_size, intensity, sample_mask, out) -> int:
     """The tables, label images, summary, figures and report of ``analyze``'s result."""
     from ..objects.analysis import json_safe
+    from ..objects.measure import blank_nm_columns
     from ..table import write_csv
 
     table = result.objects if args.all_objects else result.selected
+    population = result.population  # the summary's objects: kept (and inside the sample mask, where given)
     if voxel_size is None:
-        table = {c: (np.full(len(v), np.nan) if c.endswith(("_nm", "_nm2", "_nm3")) else v) for c, v in table.items()}
+        table, population = blank_nm_columns(table), blank_nm_columns(population)
     if out is not None:  # an earlier run's results removed, before --csv and the label outputs, which may go there
         same = same_prediction(read_record(Path(out) / "evaluation.json"), args.volume, options.threshold,
                                key="prediction")
@@ -129,7 +157,8 @@ def _write_analysis(args, vol, result, options, voxel_size, intensity, sample_ma
                "shape": list(result.shape), "input": str(args.volume), "sample_mask": args.sample_mask,
                "labels": args.labels,  # the label image (its own provenance record beside it), if one was written
                "settings": {"threshold": options.threshold, "connectivity": options.connectivity,
-                            "exclude_border": options.exclude_border, "min_voxels": options.min_voxels}}
+                            "exclude_border": options.exclude_border, "min_voxels": options.min_voxels,
+                            "read_as": options.read_as}}
     if out is not None:
         from ..report import figures
 
@@ -137,21 +166,22 @@ def _write_analysis(args, vol, result, options, voxel_size, intensity, sample_ma
         (out / "summary.json").write_text(json.dumps(json_safe(summary), indent=1), encoding="utf-8")
         figs = out / "figures"
         figs.mkdir(exist_ok=True)
-        tables = {"objects": result.selected}
+        tables = {"objects": population}  # the figures show the summary's objects
         figures.size_histogram(tables, figs / "size_histogram.png", voxel_size=voxel_size)
         figures.sphericity_figure(tables, figs / "sphericity_vs_radius.png", voxel_size=voxel_size)
         figures.fraction_along_z({"objects": result.fraction_along_z}, figs / "fraction_along_z.png",
                                  voxel_size=voxel_size, inside_sample=sample_mask is not None)
-        figures.objects_3d(result.selected, result.shape, figs / "objects_3d.png", voxel_size=voxel_size)
+        figures.objects_3d(population, result.shape, figs / "objects_3d.png", voxel_size=voxel_size)
         if intensity is not None:  # three planes read, whatever the volume's size
-            from ..objects.analysis import MaskView
+            from ..objects.reading import MaskView
 
             z = int(np.nanargmax(result.fraction_along_z))
             shape = result.shape
             f = result.fraction_along_z[z]
             why = (f"the largest object fraction ({f:.2%} of the sample's voxels)" if sample_mask is not None
                    else f"the most object voxels ({round(f * shape[1] * shape[2]):,})")
-            figures.orthoslices(intensity, MaskView(vol, options), figs / "orthoslices.png",
+            figures.orthoslices(intensity, MaskView(vol, options, probability=result.reading.probability),
+                                figs / "orthoslices.png",
                                 centre=(z, shape[1] // 2, shape[2] // 2), voxel_size=voxel_size,
                                 reason=f"z = {z} is the slice with {why}; y and x through the centre")
         if args.report:
@@ -163,9 +193,11 @@ def _write_analysis(args, vol, result, options, voxel_size, intensity, sample_ma
     else:
         s = result.summary
         where = "inside the sample mask" if sample_mask is not None else "of the whole volume"
-        print(f"{s['objects']} objects kept of {s['objects_all']} ({s['excluded_border']} touch the border, "
-              f"{s['excluded_small']} more under {options.min_voxels} voxels); mean radius {s['mean_radius_vox']:.2f} "
-              f"± {s['sd_radius_vox']:.2f} voxels; volume fraction {s['volume_fraction']:.3%} {where} "
+        kept = f"{s['objects']} objects kept" if sample_mask is None else \
+            f"{s['objects']} objects kept inside the sample mask ({s['objects_outside_sample']} more outside it)"
+        print(f"{kept} of {s['objects_all']} ({s['excluded_border']} touch the border, {s['excluded_small']} more "
+              f"under {options.min_voxels} voxels); mean radius {s['mean_radius_vox']:.2f} ± "
+              f"{s['sd_radius_vox']:.2f} voxels; volume fraction {s['volume_fraction']:.3%} {where} "
               "(kept objects)")
     return 0
 
@@ -209,10 +241,12 @@ def _write_label_outputs(args, vol, result, table, intensity, voxel_size, out) -
                  "summary": str(out / "summary.json") if out is not None else None}
         with progress_while(progress_enabled(args), vol.size, desc="label image") as bar:
             write_label_image(vol, args.labels, table, options=result.options, voxel_size=voxel_size,
-                              overwrite=args.overwrite, labels=result.labels, progress=bar, provenance=about)
+                              overwrite=args.overwrite, labels=result.labels, progress=bar, provenance=about,
+                              probability=result.reading.probability)
     if getattr(args, "ome_zarr", None):
         write_objects_ome_zarr(vol, args.ome_zarr, table, image=intensity, options=result.options,
-                               voxel_size=voxel_size, overwrite=args.overwrite, labels=result.labels)
+                               voxel_size=voxel_size, overwrite=args.overwrite, labels=result.labels,
+                               probability=result.reading.probability)
 
 
 @command("evaluate")
@@ -221,7 +255,7 @@ def _evaluate(sub):
                        description="Confusion matrix (counts and normalized), accuracy, recall, precision, "
                                    "F1/Dice, IoU, computed slab by slab; object detection recall, precision and "
                                    "F1 (one-to-one matching by overlap, then centroid distance).")
-    p.add_argument("prediction", help="probability map (uint8 0-255) or mask")
+    p.add_argument("prediction", help="probability map (0-255; see --read-as) or mask")
     p.add_argument("labels", help="ground truth (0/1 or 0/255)")
     p.add_argument("--intensity", help="the gray-value image (for hit maps and mean gray values)")
     p.add_argument("--out", help="write evaluation.json, object tables and figures into this folder")
@@ -256,7 +290,8 @@ def _run_evaluate(args) -> int:
     # one bar over the voxels four times: the voxel scores, both labellings, the overlaps
     with progress_while(progress_enabled(args), 4 * pred.size, desc="evaluate") as bar:
         result = evaluate(pred, labels, threshold=args.threshold, intensity=intensity, voxel_size=vs,
-                          options=options, progress=bar)
+                          options=options, progress=bar, origin=_origin(pred, vs))
+    print(f"tomoseg: note: {args.prediction}: {result['prediction_reading']}", file=sys.stderr)
     if out is not None:
         # an earlier run's results there removed; analyze's of this prediction kept, for one report of both
         same = same_prediction(read_record(Path(out) / "summary.json"), args.prediction, args.threshold, key="input")

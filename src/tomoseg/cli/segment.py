@@ -127,8 +127,8 @@ def _write_labels(args, record) -> None:
     prob = open_volume(args.output)
     voxel_size = tuple(record["voxel_size_nm"]) if record.get("voxel_size_nm") else None
     try:
-        result = analyze(prob, voxel_size=voxel_size, options=AnalysisOptions(threshold=args.threshold),
-                         keep_labels=True)
+        result = analyze(prob, voxel_size=voxel_size, keep_labels=True,  # the map just written: no guess
+                         options=AnalysisOptions(threshold=args.threshold, read_as="probability"))
     except BaseException:
         prob.close()
         raise

@@ -244,6 +244,26 @@ def _orientation(header) -> dict | None:
             "space units": list(units) if units is not None and len(units) == 3 else None}
 
 
+def origin_nm(orientation: dict | None) -> tuple | None:
+    """Where the centre of an NRRD volume's voxel (0, 0, 0) lies, (z, y, x) in nm: its ``space origin`` in its
+    space units (mm for an anatomical space without units, as for the voxel size). None without an origin, a
+    known unit, or where ``space directions`` are not a diagonal of positive spacings (rotated or flipped axes,
+    where a position is not origin + index x voxel size along each axis)."""
+    if not orientation or orientation.get("space origin") is None:
+        return None
+    dirs = np.asarray(orientation.get("space directions"), dtype=float)
+    if dirs.shape != (3, 3) or not np.allclose(dirs, np.diag(np.diag(dirs))) or not np.all(np.diag(dirs) > 0):
+        return None
+    units = orientation.get("space units")
+    if not units and str(orientation.get("space") or "").strip().lower() in _ANATOMICAL:
+        units = ["mm"] * 3
+    factors = [nm_per_unit(u) for u in units] if units and len(units) == 3 else [None]
+    if any(f is None for f in factors):
+        return None
+    x, y, z = (float(o) * f for o, f in zip(orientation["space origin"], factors))
+    return (z, y, x)
+
+
 def _check_fits_in_memory(path: Path, header, shape, peak: tuple[float, int]) -> None:
     """A compressed NRRD is decompressed whole into memory (it has no chunks to read piece by piece): refuse one
     whose read would peak (``peak``: a factor of its decompressed size, and bytes more) above half of the

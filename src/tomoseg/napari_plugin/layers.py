@@ -162,16 +162,19 @@ def analysis_steps(volume: np.ndarray, *, intensity=None, truth=None, options: A
     result = analyze(volume, intensity=gray, voxel_size=voxel_size, options=options)
     table = result.selected
     if not voxel_size:  # voxel size unknown: the nm columns empty, as ``tomoseg analyze`` writes them
-        table = {c: (np.full(len(v), np.nan) if c.endswith(("_nm", "_nm2", "_nm3")) else v) for c, v in table.items()}
+        from ..objects.measure import blank_nm_columns
+
+        table = blank_nm_columns(table)
     yield "drawing the kept objects"
-    labels = label_image(volume, table, options=options)
+    prob = result.reading.probability  # as the analysis read the volume
+    labels = label_image(volume, table, options=options, probability=prob)
     layers = objects_layers(labels, table, voxel_size=voxel_size, color_by=color_by)
     counts: dict = {"objects": int(len(table["label"]))}
     if truth is not None:
         from ..objects import label_objects, measure_objects, select_objects
 
         yield "labelling and measuring the ground truth"
-        full = label_image(volume, result.objects, options=options)
+        full = label_image(volume, result.objects, options=options, probability=prob)
         tlab, _ = label_objects(np.asarray(truth) > 0, connectivity=options.connectivity)
         ttab_all = measure_objects(tlab, voxel_size=voxel_size)
         yield "matching the objects with the ground truth"

@@ -105,9 +105,11 @@ def _read_csv(path) -> list[tuple]:
 
 
 def table_voxel_size(table: dict) -> tuple | None:
-    """The voxel size (z, y, x, nm) an objects table was measured with: per axis ``centroid_A_nm`` over
-    ``centroid_A`` (least squares over the rows, to the CSV's 6 significant digits); None where the nm columns
-    are missing or empty (voxel size unknown) or there are no rows."""
+    """The voxel size (z, y, x, nm) an objects table was measured with: per axis the slope of ``centroid_A_nm``
+    against ``centroid_A`` (least squares over the rows, to the CSV's 6 significant digits; the nm columns may
+    start at an NRRD's space origin, the intercept). A table whose rows share one centroid along an axis gives
+    the ratio there (right where the origin is 0). None where the nm columns are missing or empty (voxel size
+    unknown) or there are no rows."""
     vs = []
     for a in "zyx":
         try:
@@ -115,8 +117,13 @@ def table_voxel_size(table: dict) -> tuple | None:
             nm = np.asarray(table[f"centroid_{a}_nm"], np.float64)
         except (KeyError, TypeError, ValueError):
             return None
-        ok = np.isfinite(c) & np.isfinite(nm) & (c != 0)
-        v = float(np.sum(c[ok] * nm[ok]) / np.sum(c[ok] ** 2)) if ok.any() else np.nan
+        ok = np.isfinite(c) & np.isfinite(nm)
+        c, nm = c[ok], nm[ok]
+        if len(c) > 1 and np.ptp(c) > 0:  # slope and intercept
+            dc = c - c.mean()
+            v = float(np.sum(dc * (nm - nm.mean())) / np.sum(dc ** 2))
+        else:
+            v = float(np.sum(c * nm) / np.sum(c ** 2)) if np.any(c != 0) else np.nan
         if not v > 0:
             return None
         vs.append(float(f"{v:.6g}"))

@@ -449,17 +449,17 @@ def _dims(shape) -> str:
 def analyze_layer(volume, name: str, *, options=None, **kwargs):
     """Generator: :func:`~.layers.analysis_steps` for a layer's data, on the worker's thread: reads the data here
     (a lazy layer too), refuses what ``tomoseg analyze`` refuses (a float map in [0, 1], object IDs stored as
-    uint8: :func:`~tomoseg.objects.analysis.check_mask_like`, the CLI's messages), and says in
-    ``counts["read as"]`` how the volume was read: a probability map (object where > the threshold) or a mask
-    (nonzero = object). Yields the step it starts (where Cancel takes effect); returns (layers, table, counts)."""
+    uint8, values beyond 255 that are not object IDs: :func:`~tomoseg.objects.reading.read_as`, the CLI's
+    messages), and says in ``counts["read as"]`` how the volume was read, as the CLI's note says it: a
+    probability map (object where > the threshold), a mask or a label image (nonzero = object). Yields the step
+    it starts (where Cancel takes effect); returns (layers, table, counts)."""
     from ..objects import AnalysisOptions
-    from ..objects.analysis import check_mask_like, is_probability
+    from ..objects.reading import read_as
 
     options = options or AnalysisOptions()
     yield "reading the layer"
     volume = np.asarray(volume)
-    check_mask_like(volume, f"layer {name!r}", command="Analyze")
-    read_as = f"probability > {options.threshold}" if is_probability(volume) else "mask: nonzero = object"
+    reading = read_as(volume, options.read_as, where=f"layer {name!r}", command="Analyze")
     layers, table, counts = yield from analysis_steps(volume, options=options, **kwargs)
-    counts["read as"] = read_as
+    counts["read as"] = reading.note(options.threshold)
     return layers, table, counts

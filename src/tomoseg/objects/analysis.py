@@ -22,6 +22,7 @@ from scipy import ndimage
 from ..errors import TomosegError
 from .labelling import label_chunked, label_objects, open_label_store
 from .measure import measure_objects, select_objects, summarize
+from .reading import MaskView, Reading, ReadingChanged, mask_of, read_as
 
 IN_MEMORY_VOXELS = 64 * 2**20
 PIECE_BYTES = 2**29  # pieces of objects that cross chunks kept for measuring them without a read (at most)
@@ -29,7 +30,8 @@ PIECE_BYTES = 2**29  # pieces of objects that cross chunks kept for measuring th
 
 @dataclass
 class AnalysisOptions:
-    threshold: int = 127            # for uint8 probability maps: object where value > threshold
+    threshold: int = 127            # for probability maps (0-255): object where value > threshold
+    read_as: str = "auto"           # "auto", "probability" or "mask": how the volume is read (reading.read_as)
     connectivity: int = 26
     exclude_border: bool = True
     min_voxels: int = 8
@@ -60,95 +62,16 @@ class Analysis:
     shape: tuple
     options: AnalysisOptions = field(default_factory=AnalysisOptions)
     labels: KeptLabels | None = None  # with keep_labels, where the volume was labelled chunk by chunk
+    reading: Reading | None = None    # how the volume was read: probability map, mask or label image
 
-
-def _spread_sample(volume, slices: int = 16) -> list:
-    """Blocks holding about as many voxels as ``slices`` z slices, spread evenly over the volume: whole
-    storage chunks of a chunked store (a single slice of a Zarr store decompresses its whole chunk layer),
-    else whole slices."""
-    from ..io.blocks import sample_blocks, storage_chunks
-
-    shape = tuple(int(s) for s in volume.shape)
-    return sample_blocks(shape, storage_chunks(volume), min(1.0, slices / shape[0]))
-
-
-def is_probability(volume) -> bool:
-    """A uint8 volume is a 0–255 probability map if ``segment`` wrote it as one (:func:`written_as_probability`)
-    or if its values go beyond 1 in a spread sample; otherwise a mask."""
-    if np.dtype(volume.dtype) != np.uint8:
-        return False
-    if isinstance(volume, np.ndarray):  # in memory: the whole array, as the tracking's labels are told apart
-        return volume.size > 0 and int(volume.max()) > 1
-    if written_as_probability(volume):
-        return True
-    return any(int(np.asarray(volume[block]).max()) > 1 for block in _spread_sample(volume))
-
-
-def written_as_probability(volume) -> bool:
-    """Whether ``segment`` wrote this volume as its probability map: its provenance record (a dataset of an HDF5
-    file has its own, :func:`~tomoseg.io.output_guard.provenance_path`) names it so. Then a sparse map whose
-    sample holds only 0 and 1 is not taken for a mask (where every 1 would become an object)."""
-    from ..io.output_guard import same_output, tomoseg_provenance
-
-    path = getattr(volume, "path", None)
-    if path is None:
-        return False
-    record = tomoseg_provenance(path)
-    if record is None or record.get("tool") != "tomoseg segment":
-        return False
-    outputs = record.get("outputs")
-    return same_output(outputs.get("probability") if isinstance(outputs, dict) else None, path)
-
-
-def check_mask_like(volume, where, command: str = "analyze") -> None:
-    """Refuse volumes that are neither a mask nor a uint8 probability map: fractions (e.g. a float map in
-    [0, 1]), and object IDs stored as uint8 (:func:`looks_like_object_ids`), which the threshold would drop.
-    A :class:`MaskView` is 0/1 by construction: nothing to read."""
-    if isinstance(volume, MaskView):
-        return
-    if np.dtype(volume.dtype) == np.uint8:
-        ids = looks_like_object_ids(volume)
-        if ids:
-            regions, values = ids
-            raise TomosegError(f"{where}: looks like an image of object IDs stored as uint8 ({regions} regions of "
-                               f"one value each, {values} different values); uint8 volumes are read as masks "
-                               "(0/1) or probability maps (object where > the threshold), which would drop IDs "
-                               "up to 127. Save object IDs as uint16 (numpy: .astype('uint16')), or give a mask")
-    if np.dtype(volume.dtype).kind != "f":
-        return
-    for block in _spread_sample(volume):
-        plane = np.asarray(volume[block])
-        if np.any((plane != np.round(plane)) & np.isfinite(plane)):
-            raise TomosegError(f"{where}: holds fractional values ({plane.dtype}); {command} takes a mask (0 = "
-                               "background, nonzero = object) or tomoseg's uint8 probability map (0-255). For a "
-                               "probability map in [0, 1] write numpy.rint(p * 255).astype('uint8') first")
-
-
-def looks_like_object_ids(volume, min_voxels: int = 8) -> tuple[int, int] | None:
-    """Whether a uint8 volume holds object IDs (a label image from Fiji or ilastik saved as 8 bits) rather than
-    a mask or a probability map: in a spread sample, its nonzero regions of at least ``min_voxels`` are nearly
-    all of one value each (90 %, two at least), and of more than one value. A probability map's objects ramp up
-    from their edges; a 0/1 or 0/255 mask has one value. Returns (regions, values), or None. tomoseg's own
-    probability maps are never taken for IDs."""
-    if np.dtype(volume.dtype) != np.uint8 or (not isinstance(volume, np.ndarray) and written_as_probability(volume)):
-        return None
-    regions = uniform = 0
-    values: set = set()
-    for block in _spread_sample(volume):
-        data = np.asarray(volume[block])
-        lab, n = ndimage.label(data > 0)
-        if not n:
-            continue
-        index = np.arange(1, n + 1)
-        big = ndimage.sum_labels(np.ones(data.shape, np.int32), lab, index) >= min_voxels
-        lo = np.asarray(ndimage.minimum(data, lab, index))[big]
-        hi = np.asarray(ndimage.maximum(data, lab, index))[big]
-        regions += int(big.sum())
-        uniform += int(np.count_nonzero(lo == hi))
-        values.update(lo[lo == hi].astype(int).tolist())
-    if uniform >= 2 and len(values) >= 2 and uniform >= 0.9 * regions:
-        return regions, len(values)
-    return None
+    @property
+    def population(self) -> dict:
+        """The objects the summary covers: the kept objects, and of them only those inside the sample mask
+        (``in_sample``) where one was given."""
+        if "in_sample" not in self.selected:
+            return self.selected
+        inside = np.asarray(self.selected["in_sample"]) == 1
+        return {c: v[inside] for c, v in self.selected.items()}
 
 
 def warn_if_flooded(share: float, where) -> None:
@@ -161,28 +84,8 @@ def warn_if_flooded(share: float, where) -> None:
              "nonzero voxel as an object: give the mask or the probability map from tomoseg segment")
 
 
-def _mask_of(block, probability: bool, threshold: int):
-    return block > threshold if probability else block != 0
-
-
 LABEL_STORE_PREFIX = "tomoseg-labels-"
 _OWNER = "owner.txt"
-
-
-class MaskView:
-    """The mask of a mask or probability map (uint8 0/1), read region by region: ``view[z]``, ``view[:, y]``
-    read one plane of the volume, not the volume."""
-
-    def __init__(self, volume, options: AnalysisOptions | None = None, probability: bool | None = None):
-        """``probability``: whether ``volume`` is a probability map, where the caller knows (else a sample is read
-        to tell, :func:`is_probability`)."""
-        options = options or AnalysisOptions()
-        prob = is_probability(volume) if probability is None else bool(probability)
-        self.volume, self.prob, self.threshold = volume, prob, options.threshold
-        self.shape, self.dtype = tuple(volume.shape), np.dtype(np.uint8)
-
-    def __getitem__(self, key):
-        return _mask_of(np.asarray(self.volume[key]), self.prob, self.threshold).astype(np.uint8)
 
 
 def _alive(pid: int) -> bool:
@@ -228,14 +131,15 @@ def json_safe(value):
 
 
 def _sample_mask_counts(sample_mask, centroids: np.ndarray, shape, slab_voxels: int, objects=None):
-    """Voxels inside the sample mask, which centroids (rounded, (n, 3)) lie inside it, and per z slice the
-    sample's voxels and the object voxels (of ``objects``, a :class:`MaskView`) inside it; read in blocks of
-    whole storage chunks."""
+    """Voxels inside the sample mask, which centroids ((n, 3); the voxel holding each) lie inside it, and per z
+    slice the sample's voxels and the object voxels (of ``objects``, a :class:`MaskView`) inside it; read in
+    blocks of whole storage chunks."""
     from ..io.blocks import block_grid, storage_chunks
     from ..sample_mask import inside as mask_block
 
     inside = np.zeros(len(centroids), bool)
-    idx = np.clip(np.rint(centroids).astype(np.int64), 0, np.asarray(shape) - 1) if len(centroids) else \
+    # the voxel holding the centroid (halves round up: a centroid at 9.5 counts in voxel 10, whatever its parity)
+    idx = np.clip(np.floor(centroids + 0.5).astype(np.int64), 0, np.asarray(shape) - 1) if len(centroids) else \
         np.zeros((0, 3), np.int64)
     total = 0
     per_z = np.zeros((2, shape[0]), np.int64)  # sample voxels, object voxels inside the sample
@@ -253,13 +157,14 @@ def _sample_mask_counts(sample_mask, centroids: np.ndarray, shape, slab_voxels: 
 
 
 def analyze(volume, *, intensity=None, probability=None, voxel_size=None, options: AnalysisOptions | None = None,
-            workdir=None, progress=None, sample_mask=None, keep_labels: bool = False) -> Analysis:
+            workdir=None, progress=None, sample_mask=None, keep_labels: bool = False, origin=None) -> Analysis:
     """Label and measure the objects of a mask or a probability map.
 
     Parameters
     ----------
     volume : Volume or ndarray
-        A mask (nonzero = object) or a uint8 probability map (object where > threshold).
+        A mask (nonzero = object) or a probability map on the 0-255 scale (object where > threshold), read as
+        ``options.read_as`` says (:func:`~tomoseg.objects.reading.read_as`; ``Analysis.reading`` tells how).
     intensity : Volume or ndarray, optional
         The gray-value image, for each object's mean gray value.
     probability : Volume or ndarray, optional
@@ -267,27 +172,53 @@ def analyze(volume, *, intensity=None, probability=None, voxel_size=None, option
         a probability map).
     voxel_size : (z, y, x) nm, optional
     sample_mask : Volume or ndarray, optional
-        Nonzero inside the sample. Volume fraction and number density are then computed inside it (objects
-        counted by their centroid); without it, over the whole volume. Both count only the kept objects.
+        Nonzero inside the sample. Objects are marked ``in_sample`` by their centroid; the summary (Table 1,
+        volume fraction, number density) then covers the kept objects inside the sample, over its volume;
+        without it, the kept objects over the whole volume.
     keep_labels : bool
         Where the volume is labelled chunk by chunk, keep the labels (``Analysis.labels``) for a label image
         (:func:`~tomoseg.objects.write_label_image`'s ``labels``) instead of labelling again; the caller
         discards them (``Analysis.labels.discard()``).
+    origin : (z, y, x) nm, optional
+        Where the centre of voxel (0, 0, 0) lies (an NRRD's space origin): added to the ``centroid_*_nm``
+        columns, so that they are positions in the file's physical space.
     """
     options = options or AnalysisOptions()
     shape = tuple(int(s) for s in volume.shape)
     for name, other in (("intensity", intensity), ("probability", probability), ("sample mask", sample_mask)):
         if other is not None and tuple(other.shape) != shape:
             raise TomosegError(f"{name} volume {tuple(other.shape)} and mask {shape} differ in shape")
-    prob_map = is_probability(volume)
+    reading = read_as(volume, options.read_as)
+    while True:  # a block the sample's reading does not allow: read again (at most twice; reading.py)
+        try:
+            table, fraction, kept = _label_and_measure(reading.view(volume), reading.probability, intensity,
+                                                       probability, voxel_size, options, workdir, progress,
+                                                       keep_labels)
+            break
+        except ReadingChanged as changed:
+            reading = reading.revised(volume, changed)
+            if progress is not None and hasattr(progress, "reset"):
+                progress.reset()
+    try:
+        return _finish(volume, reading.whole(), table, fraction, options, voxel_size, sample_mask, kept, origin)
+    except BaseException:  # the labels kept for the caller are the caller's only once this returns
+        if kept is not None:
+            kept.discard()
+        raise
+
+
+def _label_and_measure(volume, prob_map: bool, intensity, probability, voxel_size, options, workdir, progress,
+                       keep_labels) -> tuple:
+    """:func:`analyze`'s labelling and measuring of ``volume`` (as its reading reads it): (every object's table,
+    the object fraction of each z slice, the labels kept or None)."""
+    shape = tuple(int(s) for s in volume.shape)
     if prob_map and probability is None:
         probability = volume
     size = int(np.prod(shape, dtype=np.int64))
-    fraction = np.zeros(shape[0])
     kept = None
     if size <= options.in_memory_voxels:
-        mask = _mask_of(np.asarray(volume[:, :, :] if hasattr(volume, "path") else volume), prob_map,
-                        options.threshold)
+        mask = mask_of(np.asarray(volume if isinstance(volume, np.ndarray) else volume[:, :, :]), prob_map,
+                       options.threshold)
         fraction = mask.mean(axis=(1, 2))
         labels, _ = label_objects(mask, connectivity=options.connectivity)
         del mask
@@ -296,52 +227,57 @@ def analyze(volume, *, intensity=None, probability=None, voxel_size=None, option
                                 voxel_size=voxel_size)
         if progress is not None:
             progress.update(size)
-    else:
-        clean_stale_label_stores(workdir)
-        tmp = Path(tempfile.mkdtemp(prefix=LABEL_STORE_PREFIX, dir=workdir))
-        (tmp / _OWNER).write_text(f"{socket.gethostname()} {os.getpid()}\n", encoding="utf-8")
-        try:
-            store = tmp / "labels.zarr"
-            # bounding boxes, the fraction along z and the objects within one chunk measured as labels are written
-            inner = _InnerObjects(shape, intensity, probability, voxel_size, probability is volume)
-            label_chunked(volume, store, chunks=options.chunks, connectivity=options.connectivity,
-                          threshold=options.threshold if prob_map else None, visit=inner,
-                          progress=None if progress is None else _Halved(progress))
-            labels_arr = open_label_store(store)
-            done = inner.parts + inner.crossing()
-            rest = inner.bounds.boxes(sorted(inner.dropped))  # every other object is measured already
-            table = _measure_chunked(labels_arr, rest, intensity, probability, voxel_size, options, done)
-            fraction = inner.bounds.fraction
-            if keep_labels:
-                kept = KeptLabels(store, int(len(table["label"])))
-        finally:
-            if kept is None:
-                shutil.rmtree(tmp, ignore_errors=True)
+        return table, fraction, kept
+    clean_stale_label_stores(workdir)
+    tmp = Path(tempfile.mkdtemp(prefix=LABEL_STORE_PREFIX, dir=workdir))
+    (tmp / _OWNER).write_text(f"{socket.gethostname()} {os.getpid()}\n", encoding="utf-8")
     try:
-        return _finish(volume, table, fraction, options, voxel_size, sample_mask, shape, size, kept)
-    except BaseException:  # the labels kept for the caller are the caller's only once this returns
-        if kept is not None:
-            kept.discard()
-        raise
+        store = tmp / "labels.zarr"
+        # bounding boxes, the fraction along z and the objects within one chunk measured as labels are written
+        inner = _InnerObjects(shape, intensity, probability, voxel_size, probability is volume)
+        label_chunked(volume, store, chunks=options.chunks, connectivity=options.connectivity,
+                      threshold=options.threshold if prob_map else None, visit=inner,
+                      progress=None if progress is None else _Halved(progress))
+        labels_arr = open_label_store(store)
+        done = inner.parts + inner.crossing()
+        rest = inner.bounds.boxes(sorted(inner.dropped))  # every other object is measured already
+        table = _measure_chunked(labels_arr, rest, intensity, probability, voxel_size, options, done)
+        if keep_labels:
+            kept = KeptLabels(store, int(len(table["label"])))
+        return table, inner.bounds.fraction, kept
+    finally:
+        if kept is None:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _finish(volume, table, fraction, options, voxel_size, sample_mask, shape, size, kept) -> Analysis:
-    """The selection, summary and sample-mask figures of :func:`analyze`."""
+def _finish(volume, reading: Reading, table, fraction, options, voxel_size, sample_mask, kept,
+            origin) -> Analysis:
+    """The marks, selection, summary and sample-mask figures of :func:`analyze`."""
+    shape = tuple(int(s) for s in volume.shape)
+    size = int(np.prod(shape, dtype=np.int64))
     warn_if_flooded(float(fraction.mean()), getattr(volume, "path", "the volume"))
-    selected = select_objects(table, exclude_border=options.exclude_border, min_voxels=options.min_voxels)
-    summary = summarize(selected)
     vs = voxel_size
-    if not vs:
-        summary["mean_radius_nm"] = None  # not the voxel value under another name
-    kept_voxels = np.asarray(selected["volume_vox"], dtype=np.int64)
-    counted = np.ones(len(kept_voxels), bool)
+    if vs and origin is not None:  # positions in the file's physical space
+        for axis, name in enumerate("zyx"):
+            table[f"centroid_{name}_nm"] = table[f"centroid_{name}_nm"] + float(origin[axis])
+    table["too_small"] = (np.asarray(table["volume_vox"]) < options.min_voxels).astype(np.int64)
     if sample_mask is not None:
-        centroids = np.stack([np.asarray(selected[f"centroid_{a}"], float) for a in "zyx"], 1) \
-            if len(kept_voxels) else np.zeros((0, 3))
-        sample_voxels, counted, per_z = _sample_mask_counts(sample_mask, centroids, shape, options.in_memory_voxels,
-                                                            objects=MaskView(volume, options))
+        centroids = np.stack([np.asarray(table[f"centroid_{a}"], float) for a in "zyx"], 1) \
+            if len(table["label"]) else np.zeros((0, 3))
+        sample_voxels, inside, per_z = _sample_mask_counts(
+            sample_mask, centroids, shape, options.in_memory_voxels,
+            objects=MaskView(volume, options, probability=reading.probability))
         if sample_voxels == 0:
             raise TomosegError("the sample mask is empty (no nonzero voxel); give the mask of the sample")
+        table["in_sample"] = inside.astype(np.int64)
+    selected = select_objects(table, exclude_border=options.exclude_border, min_voxels=options.min_voxels)
+    counted = np.ones(len(selected["label"]), bool) if sample_mask is None else selected["in_sample"] == 1
+    population = {c: v[counted] for c, v in selected.items()}  # Table 1's objects: kept (and in the sample)
+    summary = summarize(population)
+    if not vs:
+        summary["mean_radius_nm"] = None  # not the voxel value under another name
+    kept_voxels = np.asarray(population["volume_vox"], dtype=np.int64)
+    if sample_mask is not None:
         # all objects on the same basis as volume_fraction: their voxels inside the sample, per slice and in all
         all_objects = float(per_z[1].sum() / sample_voxels)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -349,13 +285,17 @@ def _finish(volume, table, fraction, options, voxel_size, sample_mask, shape, si
         basis = ("kept objects (after the border and size exclusions) whose centroid lies inside the sample mask, "
                  "over the sample mask's volume; volume_fraction_all_objects: every object voxel (excluded objects "
                  "included) inside the sample mask, over its volume")
+        population_basis = ("objects, the radii and sphericities, volume_fraction and number_density_per_um3: "
+                            "the kept objects whose centroid lies inside the sample mask (in_sample = 1); "
+                            "objects_outside_sample: kept objects outside it (in the table, in_sample = 0)")
     else:
         sample_voxels = size
         all_objects = float(fraction.mean())
         basis = ("kept objects (after the border and size exclusions) over the whole volume, surroundings "
                  "included; pass a sample mask to measure inside the sample")
+        population_basis = "every figure of the summary: the kept objects (after the border and size exclusions)"
     voxel_um3 = float(np.prod(vs)) / 1e9 if vs else None
-    n_counted = int(np.count_nonzero(counted))
+    n_counted = int(len(kept_voxels))
     border = np.asarray(table["touches_border"], bool) if options.exclude_border else np.zeros(len(table["label"]),
                                                                                                 bool)
     summary.update({
@@ -363,15 +303,21 @@ def _finish(volume, table, fraction, options, voxel_size, sample_mask, shape, si
         # each excluded object counted once: the border first, then the small ones among the rest
         "excluded_border": int(np.count_nonzero(border)),
         "excluded_small": int(np.count_nonzero((table["volume_vox"] < options.min_voxels) & ~border)),
-        "volume_fraction": float(kept_voxels[counted].sum() / sample_voxels),
+        "objects_outside_sample": int(len(counted) - n_counted) if sample_mask is not None else None,
+        "volume_fraction": float(kept_voxels.sum() / sample_voxels),
         "volume_fraction_all_objects": all_objects,
         "number_density_per_um3": float(n_counted / (sample_voxels * voxel_um3)) if vs else None,
         "analysed_volume_um3": float(sample_voxels * voxel_um3) if vs else None,
         "analysed_voxels": int(sample_voxels),
+        "objects_basis": population_basis,
         "fraction_basis": basis,
+        "read_as": reading.kind,
+        "reading": reading.note(options.threshold),
+        "origin_nm": [float(o) for o in origin] if vs and origin is not None else None,  # in centroid_*_nm
     })
     return Analysis(objects=table, selected=selected, summary=summary, fraction_along_z=fraction,
-                    voxel_size=tuple(vs) if vs else None, shape=shape, options=options, labels=kept)
+                    voxel_size=tuple(vs) if vs else None, shape=shape, options=options, labels=kept,
+                    reading=reading)
 
 
 def _within(box, region) -> tuple:

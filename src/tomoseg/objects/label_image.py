@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TomosegError
-from .analysis import AnalysisOptions, MaskView, _Halved, _mask_of, is_probability
+from .analysis import AnalysisOptions, _Halved
+from .reading import MaskView, is_probability, mask_of
 from ..io.blocks import chunk_regions
 from .labelling import label_chunked, label_objects, open_label_store
 
@@ -44,7 +45,8 @@ def _lookup(table: dict, n_max: int) -> np.ndarray:
     return lut
 
 
-def label_image(volume, table: dict, *, options: AnalysisOptions | None = None) -> np.ndarray:
+def label_image(volume, table: dict, *, options: AnalysisOptions | None = None,
+                probability: bool | None = None) -> np.ndarray:
     """The label image (uint32, 0 = background) of the objects in ``table``, in memory.
 
     Parameters
@@ -55,6 +57,9 @@ def label_image(volume, table: dict, *, options: AnalysisOptions | None = None) 
         ``Analysis.selected`` (or ``.objects``): which labels to keep.
     options : AnalysisOptions
         The analysis' threshold and connectivity.
+    probability : bool, optional
+        Whether ``volume`` was read as a probability map (``Analysis.reading.probability``); else decided again
+        (:func:`~tomoseg.objects.reading.is_probability`).
 
     Examples
     --------
@@ -66,8 +71,8 @@ def label_image(volume, table: dict, *, options: AnalysisOptions | None = None) 
     ([np.uint32(0), np.uint32(2)], [np.int64(2)])
     """
     options = options or AnalysisOptions()
-    prob = is_probability(volume)
-    mask = _mask_of(np.asarray(volume[:, :, :]), prob, options.threshold)
+    prob = is_probability(volume) if probability is None else bool(probability)
+    mask = mask_of(np.asarray(volume[:, :, :]), prob, options.threshold)
     labels, n = label_objects(mask, connectivity=options.connectivity)
     return _lookup(table, n)[labels]
 
@@ -126,7 +131,7 @@ def label_provenance(volume, path, table: dict, options: AnalysisOptions, *, dty
 
 def write_label_image(volume, path, table: dict, *, options: AnalysisOptions | None = None, voxel_size=None,
                       overwrite: bool = False, workdir=None, progress=None, labels=None, orientation=None,
-                      provenance: dict | None = None) -> Path:
+                      provenance: dict | None = None, probability: bool | None = None) -> Path:
     """Write the label image of the objects in ``table`` to ``path``, any format, in bounded memory, and its
     provenance record beside it (:func:`label_provenance`, with the entries of ``provenance`` added).
 
@@ -136,6 +141,8 @@ def write_label_image(volume, path, table: dict, *, options: AnalysisOptions | N
     pyramid (2x2x2 modes). TIFF holds uint16 (or float32 past 65535 objects); other formats uint32. An NRRD
     volume's place in space (``orientation``, default ``volume.orientation``) is kept by an NRRD output, as
     segment's outputs keep it, with the vectors' lengths set to ``voxel_size`` (an override changes them).
+    ``probability``: whether the analysis read ``volume`` as a probability map (``Analysis.reading.probability``);
+    else decided again from the volume.
     """
     from ..io import create_volume, format_of
     from ..io.output_guard import write_provenance
@@ -152,9 +159,10 @@ def write_label_image(volume, path, table: dict, *, options: AnalysisOptions | N
     # whether the volume is a probability map: for the labelling here and the record, unless the labels are
     # given and the caller says how they were found (the volume may be closed then: only its shape is used)
     told = "labelled_as" in (provenance or {})
-    prob = None if labels is not None and told else is_probability(volume)
+    prob = None if labels is not None and told else is_probability(volume) if probability is None else \
+        bool(probability)
     if labels is None and size <= options.in_memory_voxels:
-        image = label_image(volume, table, options=options)
+        image = label_image(volume, table, options=options, probability=prob)
         with create_volume(path, shape, dtype, voxel_size=voxel_size, chunks=chunks, overwrite=overwrite,
                            orientation=orientation) as w:
             w[:, :, :] = image.astype(dtype, copy=False)
@@ -232,10 +240,12 @@ def object_colours(table: dict, column: str = "equivalent_radius_vox", cmap: str
 
 
 def write_objects_ome_zarr(volume, path, table: dict, *, image=None, options: AnalysisOptions | None = None,
-                           voxel_size=None, overwrite: bool = False, workdir=None, labels=None) -> Path:
+                           voxel_size=None, overwrite: bool = False, workdir=None, labels=None,
+                           probability: bool | None = None) -> Path:
     """One OME-Zarr image for viewers: ``image`` (the gray values; else ``volume``) as a pyramid, with
     ``labels/mask`` (0/1) and ``labels/objects`` (IDs = the table's ``label``), objects coloured by equivalent
-    radius and carrying their radius, volume and sphericity as NGFF properties."""
+    radius and carrying their radius, volume and sphericity as NGFF properties. ``probability``: as
+    :func:`write_label_image`'s."""
     import zarr
 
     from ..io.ome_zarr import write_ome_zarr
@@ -243,8 +253,10 @@ def write_objects_ome_zarr(volume, path, table: dict, *, image=None, options: An
     options = options or AnalysisOptions()
     tmp = Path(tempfile.mkdtemp(prefix="tomoseg-ome-", dir=workdir))
     try:
+        if probability is None:
+            probability = is_probability(volume)
         lab_path = write_label_image(volume, tmp / "objects.zarr", table, options=options, voxel_size=voxel_size,
-                                     labels=labels)
+                                     labels=labels, probability=probability)
         objects = zarr.open_array(str(lab_path), path="0", mode="r")
         colours = properties = None
         n = len(table["label"])
@@ -255,7 +267,8 @@ def write_objects_ome_zarr(volume, path, table: dict, *, image=None, options: An
             properties = {int(l): {c: float(table[c][i]) for c in cols if np.isfinite(table[c][i])}
                           for i, l in enumerate(table["label"])}
         return write_ome_zarr(path, image if image is not None else volume,
-                              labels={"mask": MaskView(volume, options), "objects": objects},
+                              labels={"mask": MaskView(volume, options, probability=probability),
+                                      "objects": objects},
                               voxel_size=voxel_size, chunks=(64, 128, 128),
                               label_colors={"mask": {1: MASK_RGBA}, "objects": colours},
                               label_properties={"mask": {1: {"name": "object"}}, "objects": properties},

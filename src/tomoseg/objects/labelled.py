@@ -20,10 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import TomosegError
-from .analysis import (IN_MEMORY_VOXELS, AnalysisOptions, KeptLabels, _Bounds, _measure_chunked, analyze,
-                       check_mask_like)
+from .analysis import IN_MEMORY_VOXELS, AnalysisOptions, KeptLabels, _Bounds, _measure_chunked, analyze
 from .labelling import label_objects, open_label_store
-from .measure import measure_objects
+from .measure import COLUMNS, measure_objects
+from .reading import check_mask_like
 
 MAX_LABEL_ID = 2**27  # a label image larger than memory: its largest ID sizes the arrays of boxes (6 GiB here)
 
@@ -115,7 +115,8 @@ def label_scan(image, labels, *, probability=None, voxel_size=None, threshold: i
     except BaseException:
         result.labels.discard()
         raise
-    return LabelledScan(result.objects, store, result.labels)
+    # the measurements only, as in memory (analyze's marks, such as too_small, belong to its own tables)
+    return LabelledScan({c: result.objects[c] for c in COLUMNS}, store, result.labels)
 
 
 def _given_labels(image, labels, voxel_size, chunks, progress, probability=None) -> LabelledScan:

@@ -91,7 +91,11 @@ def measure_objects(labels, *, intensity=None, probability=None, voxel_size=None
     intensity, probability : ndarray, optional
         Gray values for ``mean_gray``; probabilities (uint8 0–255 or float 0–1) for the confidence columns.
     voxel_size : (z, y, x) nm, optional
-        Without it, nm columns use 1 nm voxels and say nothing physical (the CLI warns).
+        Without it, nm columns use 1 nm voxels and say nothing physical (:func:`blank_nm_columns` empties them;
+        the CLI writes them empty).
+    origin : (z, y, x) nm
+        Where the centre of voxel (0, 0, 0) lies: ``centroid_A_nm = origin[A] + centroid_A * voxel_size[A]``
+        (an NRRD's space origin, so that centroids are positions in the file's physical space).
     bboxes : dict label -> tuple of slices, optional (with ``read``)
         For volumes larger than memory: where each object lies, and ``read(region) -> (labels, intensity,
         probability)`` to fetch one object's neighbourhood.
@@ -101,6 +105,7 @@ def measure_objects(labels, *, intensity=None, probability=None, voxel_size=None
     dict of equal-length NumPy arrays, one row per object (see ``COLUMNS``).
     """
     vs = tuple(float(v) for v in (voxel_size or (1.0, 1.0, 1.0)))
+    at = tuple(float(o) for o in origin)
     voxel_volume = vs[0] * vs[1] * vs[2]
     if read is None:
         labels = np.asarray(labels)
@@ -142,7 +147,7 @@ def measure_objects(labels, *, intensity=None, probability=None, voxel_size=None
         rows["equivalent_radius_nm"].append((3 * n * voxel_volume / (4 * np.pi)) ** (1 / 3))
         for axis, name in enumerate("zyx"):
             rows[f"centroid_{name}"].append(centroid[axis])
-            rows[f"centroid_{name}_nm"].append(centroid[axis] * vs[axis])
+            rows[f"centroid_{name}_nm"].append(at[axis] + centroid[axis] * vs[axis])
             rows[f"bbox_{name}0"].append(sl[axis].start)
             rows[f"bbox_{name}1"].append(sl[axis].stop)
         rows["surface_voxel_nm2"].append(face)
@@ -165,6 +170,12 @@ def measure_objects(labels, *, intensity=None, probability=None, voxel_size=None
     for c in ("label", "volume_vox", "touches_border") + tuple(c for c in COLUMNS if c.startswith("bbox")):
         table[c] = table[c].astype(np.int64)
     return table
+
+
+def blank_nm_columns(table: dict) -> dict:
+    """``table`` with its physical columns (``*_nm``, ``*_nm2``, ``*_nm3``) NaN: for a voxel size that is not
+    known, where :func:`measure_objects` used 1 nm voxels."""
+    return {c: (np.full(len(v), np.nan) if c.endswith(("_nm", "_nm2", "_nm3")) else v) for c, v in table.items()}
 
 
 def select_objects(table: dict, *, exclude_border: bool = True, min_voxels: int = 8) -> dict:

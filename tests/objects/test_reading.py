@@ -1,0 +1,171 @@
+"""How analyze and evaluate read their input (objects/reading.py): a 0-255 probability map of any type, a mask, a
+label image, the same in every format and whatever the sample of chunks shows (review O1, O2, O7)."""
+
+import json
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from tomoseg.cli import main
+from tomoseg.errors import TomosegError
+from tomoseg.io import open_volume, write_volume
+from tomoseg.objects import AnalysisOptions, analyze
+from tomoseg.table import read_csv
+
+
+def _map(seed=0, shape=(48, 64, 64)):
+    """A probability map as a network writes it: cores above 127, halos down to 1, and speckle (the review's
+    dtypes2.py): 12 % of the voxels nonzero, a third of them objects."""
+    rng = np.random.default_rng(seed)
+    c = np.zeros(shape, bool)
+    c[tuple(rng.integers(4, np.array(shape) - 4, (40, 3)).T)] = True
+    d = ndimage.distance_transform_edt(~c)
+    p = np.clip(255 * (1 - (d - 1.0) / 4), 0, 255)
+    p = np.where(rng.random(shape) < 0.03, np.maximum(p, rng.integers(1, 30, shape)), p)
+    return np.rint(p).astype(np.uint8)
+
+
+def _objects(p):
+    return int(ndimage.label(p > 127, np.ones((3, 3, 3)))[1])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint16, np.int32, np.float64])
+def test_a_probability_map_of_whole_values_0_255_in_another_type_is_read_as_the_uint8_map(tmp_path, capsys, dtype):
+    """A map converted to 32-bit float in Fiji, or stored as uint16, was read as a mask: every voxel above 0 an
+    object (17 objects kept of 3147 instead of 34, voxel precision 0.13 instead of 0.66). It is now the 0-255
+    map it holds: the same table, scores and confidence columns as the uint8 map, and a note says so."""
+    p = _map()
+    truth = (ndimage.distance_transform_edt(p < 140) <= 1).astype(np.uint8)
+    np.save(tmp_path / "u8.npy", p)
+    np.save(tmp_path / "other.npy", p.astype(dtype))
+    np.save(tmp_path / "truth.npy", truth)
+    for name in ("u8", "other"):
+        assert main(["analyze", str(tmp_path / f"{name}.npy"), "--csv", str(tmp_path / f"{name}.csv"),
+                     "--all-objects"]) == 0
+        assert main(["evaluate", str(tmp_path / f"{name}.npy"), str(tmp_path / "truth.npy"), "--json"]) == 0
+    out, err = capsys.readouterr()
+    scores = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert scores[0]["voxel"] == scores[1]["voxel"] and scores[0]["objects"] == scores[1]["objects"]
+    assert scores[1]["prediction_read_as"] == "probability"
+    assert (tmp_path / "u8.csv").read_text() == (tmp_path / "other.csv").read_text()
+    assert len(read_csv(tmp_path / "other.csv")["label"]) == _objects(p)
+    assert f"other.npy: read as a probability map (values 0-255, stored as {np.dtype(dtype)}): object where " \
+           "value > 127" in err
+    assert "u8.npy: read as a probability map (values 0-255): object where value > 127" in err
+
+
+def test_read_as_forces_a_reading_and_a_mask_is_said_to_be_one(tmp_path, capsys):
+    p = _map()
+    np.save(tmp_path / "p.npy", p)
+    np.save(tmp_path / "m.npy", (p > 127).astype(np.uint16))
+    assert main(["analyze", str(tmp_path / "p.npy"), "--json", "--read-as", "mask", "--keep-border",
+                 "--min-voxels", "1"]) == 0
+    out, err = capsys.readouterr()
+    summary = json.loads(out)
+    assert summary["objects"] == ndimage.label(p > 0, np.ones((3, 3, 3)))[1] and summary["read_as"] == "mask"
+    assert "p.npy: read as a mask (--read-as mask): object where value is not 0" in err
+    assert main(["analyze", str(tmp_path / "m.npy"), "--json"]) == 0
+    assert "m.npy: read as a mask (values 0 and 1 only): object where value is not 0" in capsys.readouterr().err
+    np.save(tmp_path / "wide.npy", p.astype(np.uint16) * 257)  # a map on the 0-65535 scale
+    assert main(["analyze", str(tmp_path / "wide.npy"), "--json", "--read-as", "probability"]) == 1
+    assert "wide.npy: holds values from 0 to 65535; a probability map (--read-as probability) holds 0-255" in \
+        capsys.readouterr().err
+
+
+def test_a_label_image_is_never_taken_for_a_probability_map():
+    """Object IDs in uint16 (or float32, as Fiji saves labels): up to 255 of them they lie in 0-255, and as a
+    probability map the IDs up to 127 would be dropped; they are read as a label image (nonzero = object), as
+    are IDs beyond 255. As uint8 they are refused (the threshold would drop them)."""
+    lab = np.zeros((32, 96, 96), np.int64)
+    centres = [(z, y, x) for z in (8, 24) for y in range(8, 96, 16) for x in range(8, 96, 16)]
+    for i, c in enumerate(centres, start=1):
+        lab[c[0] - 2:c[0] + 3, c[1] - 3:c[1] + 3, c[2] - 3:c[2] + 3] = i
+    assert len(centres) == 72
+    for ids, dtype in ((lab, np.uint16), (lab, np.float32), (np.where(lab > 0, lab + 300, 0), np.uint16)):
+        result = analyze(ids.astype(dtype))
+        assert result.reading.kind == "labels" and result.summary["objects"] == 72, dtype
+        assert "read as a label image" in result.summary["reading"]
+    with pytest.raises(TomosegError, match="looks like an image of object IDs stored as uint8"):
+        analyze(lab.astype(np.uint8))
+
+
+def test_values_no_reading_fits_are_refused():
+    gray = np.random.default_rng(0).integers(0, 4000, (8, 16, 16)).astype(np.uint16)
+    with pytest.raises(TomosegError, match=r"holds values up to \d+ \(uint16\) and does not look like object IDs"):
+        analyze(gray)
+    with pytest.raises(TomosegError, match="holds negative values"):
+        analyze(np.full((4, 8, 8), -3, np.int16))
+    with pytest.raises(TomosegError, match="fractional values"):
+        analyze(np.full((4, 8, 8), 0.4, np.float32))
+    with pytest.warns(UserWarning, match="is this a mask?"):  # the user's choice, and a warning
+        assert analyze(gray, options=AnalysisOptions(read_as="mask", min_voxels=1)).reading.kind == "mask"
+
+
+def _sparse_map(tmp_path):
+    """The review's sparse_prob.py: four balls (core 255, halos 195/135/75/15) in a 64 x 128 x 128 Zarr of 32^3
+    chunks, none of them in a chunk the sample reads."""
+    p = np.zeros((64, 128, 128), np.uint8)
+    ball = (np.indices((9, 9, 9)) - 4) ** 2
+    d = ndimage.distance_transform_edt(~(ball.sum(0) <= 16))
+    prof = np.clip(255 - 60 * d, 0, 255).astype(np.uint8)
+    for z, y, x in [(16, 48, 80), (48, 80, 48), (16, 80, 16), (48, 16, 112)]:
+        box = p[z - 4:z + 5, y - 4:y + 5, x - 4:x + 5]
+        box[...] = np.maximum(box, prof)
+    write_volume(str(tmp_path / "sp.zarr"), p, chunks=(32, 32, 32))
+    return p
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["in-memory", "chunked"])
+def test_a_map_whose_sampled_chunks_hold_only_0_and_1_is_still_a_probability_map(tmp_path, chunked):
+    """The sample of chunks held no value above 1, so the whole map was read as a mask: every object kept its
+    halo (729 voxels instead of 613). Any value above 1 anywhere now makes it a probability map: the labelling's
+    own pass over every chunk finds it and reads again, in memory and chunk by chunk; evaluate's voxel pass
+    does the same."""
+    from tomoseg.evaluation import evaluate
+
+    p = _sparse_map(tmp_path)
+    options = AnalysisOptions(in_memory_voxels=0 if chunked else 2**30, chunks=(32, 32, 32))
+    with open_volume(str(tmp_path / "sp.zarr")) as vol:
+        result = analyze(vol, options=options)
+        assert result.objects["volume_vox"].tolist() == [int((p > 127).sum()) // 4] * 4 == [613] * 4
+        truth = (p > 127).astype(np.uint8)
+        ev = evaluate(vol, truth, options=options)
+        assert ev["voxel"]["fp"] == 0 and ev["voxel"]["fn"] == 0 and ev["prediction_read_as"] == "probability"
+        assert result.reading.kind == "probability"
+        from tomoseg.objects.reading import is_probability
+
+        assert not is_probability(vol)  # the sample alone: only 0 (the case of the review)
+    mask = (p > 0).astype(np.uint8)  # a real mask: read once, as a mask
+    write_volume(str(tmp_path / "m.zarr"), mask, chunks=(32, 32, 32))
+    with open_volume(str(tmp_path / "m.zarr")) as vol:
+        result = analyze(vol, options=options)
+        assert result.reading.kind == "mask" and result.objects["volume_vox"].tolist() == [729] * 4
+
+
+def test_the_object_id_test_gives_one_answer_in_every_format(tmp_path):
+    """The uint8 object-ID refusal read a sample of slices (.npy) or of chunks (.zarr): the same array was
+    refused as .npy and accepted as .zarr. Its sample now depends on the shape alone."""
+    from tomoseg.objects.reading import check_mask_like, read_as
+
+    flat = np.zeros((40, 50, 60), np.uint8)  # objects of one value each: an edited mask (the review's mkcli.py)
+    z, y, x = np.indices(flat.shape)
+    flat[((z - 20) ** 2 + (y - 25) ** 2 + (x - 30) ** 2) <= 16] = 200
+    flat[0:3, 5:8, 5:8] = flat[10:13, 10:13, 57:60] = flat[30, 10, 10:17] = flat[30:32, 20:22, 10:12] = 255
+    flat[5:8, 40:43, 40:43] = 127
+    flat[33:36, 40:43, 40:43] = 128
+    flat[10:14, 30:34, 5:9] = np.where(np.indices((4, 4, 4))[0] % 2 == 0, 250, 130)
+    answers = {}
+    for name in ("a.npy", "a.zarr", "a.tif", "a.h5"):
+        write_volume(str(tmp_path / name), flat)
+        with open_volume(str(tmp_path / name)) as vol:
+            try:
+                check_mask_like(vol, name)
+                answers[name] = read_as(vol).kind
+            except TomosegError as exc:
+                answers[name] = str(exc).split(": ", 1)[1][:40]
+    try:
+        answers["memory"] = read_as(flat).kind
+    except TomosegError as exc:
+        answers["memory"] = str(exc).split(": ", 1)[1][:40]
+    assert len(set(answers.values())) == 1, answers

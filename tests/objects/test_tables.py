@@ -1,0 +1,123 @@
+"""What the objects tables and summaries say, and in which units (review O3, O4, O5, O6)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from tomoseg.cli import main
+from tomoseg.objects import analyze
+from tomoseg.table import read_csv
+
+
+def _objects():
+    mask = np.zeros((20, 20, 20), np.uint8)
+    mask[8:11, 8:11, 8:11] = 1          # kept, inside the sample: 27 voxels, radius 1.86
+    mask[2:4, 2:4, 2:4] = 1             # kept, outside the sample: 8 voxels, radius 1.24
+    mask[6:9, 5:7, 12:14] = 1           # kept, inside the sample: 12 voxels
+    mask[0:20, 18:20, 18:20] = 1        # touches the border: excluded, outside the sample
+    mask[16, 10, 10:13] = 1             # 3 voxels: too small
+    sample = np.zeros_like(mask)
+    sample[5:15, 5:15, 5:15] = 1        # 1000 voxels
+    return mask, sample
+
+
+def test_with_a_sample_mask_the_summary_covers_the_objects_inside_it(tmp_path, capsys):
+    """O4: the object count, radii and sphericity covered every kept object (3) while the volume fraction and
+    the number density counted those inside the sample (2): a reader's 3 / volume was not the density given.
+    The table now marks in_sample, and every summary figure covers the kept objects inside the sample."""
+    mask, sample = _objects()
+    r = analyze(mask, sample_mask=sample, voxel_size=(10.0, 10.0, 10.0))
+    s = r.summary
+    assert s["objects"] == 2 and s["objects_outside_sample"] == 1
+    assert s["number_density_per_um3"] == pytest.approx(s["objects"] / s["analysed_volume_um3"])
+    inside = r.selected["in_sample"] == 1
+    assert sorted(r.selected["volume_vox"][inside].tolist()) == [12, 27]
+    assert r.selected["volume_vox"][~inside].tolist() == [8]
+    radii = (3 * np.array([27, 12]) / (4 * np.pi)) ** (1 / 3)
+    assert s["mean_radius_vox"] == pytest.approx(radii.mean())
+    assert s["sd_radius_vox"] == pytest.approx(radii.std(ddof=1))
+    assert "in_sample" in s["objects_basis"]
+    np.save(tmp_path / "m.npy", mask)
+    np.save(tmp_path / "s.npy", sample)
+    assert main(["analyze", str(tmp_path / "m.npy"), "--sample-mask", str(tmp_path / "s.npy"), "--csv",
+                 str(tmp_path / "o.csv"), "--voxel-size", "10", "10", "10"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("2 objects kept inside the sample mask (1 more outside it) of 5 ")
+    table = read_csv(tmp_path / "o.csv")
+    assert sorted(table["in_sample"].tolist()) == [0, 1, 1]
+
+
+def test_a_centroid_half_way_between_voxels_rounds_up_whatever_its_parity():
+    """np.rint rounds half to even: a centroid at 4.5 fell in voxel 4, one at 5.5 in voxel 6."""
+    from tomoseg.objects.analysis import _sample_mask_counts
+
+    sample = np.zeros((1, 1, 10), np.uint8)
+    sample[0, 0, 5] = 1
+    _, inside, _ = _sample_mask_counts(sample, np.array([[0, 0, 4.5], [0, 0, 5.5]]), sample.shape, 10**6)
+    assert inside.tolist() == [True, False]
+
+
+def test_all_objects_marks_every_exclusion(tmp_path):
+    """O6: --all-objects promised "exclusions marked", but only touches_border was a column."""
+    mask, _ = _objects()
+    np.save(tmp_path / "m.npy", mask)
+    assert main(["-q", "analyze", str(tmp_path / "m.npy"), "--csv", str(tmp_path / "all.csv"), "--all-objects"]) == 0
+    t = read_csv(tmp_path / "all.csv")
+    assert t["too_small"].tolist() == (t["volume_vox"] < 8).astype(int).tolist() and t["too_small"].sum() == 1
+    assert t["touches_border"].sum() == 1 and len(t["label"]) == 5
+
+
+def test_evaluate_without_a_voxel_size_leaves_the_nm_columns_empty(tmp_path, capsys):
+    """O3: evaluate wrote volume_nm3 81 and mean_radius_nm 2.73 (voxel values under nm names) where the voxel
+    size was unknown; analyze leaves them empty. Also O6: objects_all_sizes held every object, border ones
+    included: it is objects_no_exclusions now."""
+    mask, _ = _objects()
+    np.save(tmp_path / "p.npy", mask)
+    np.save(tmp_path / "t.npy", mask)
+    assert main(["-q", "evaluate", str(tmp_path / "p.npy"), str(tmp_path / "t.npy"), "--out", str(tmp_path / "e")]) == 0
+    result = json.loads((tmp_path / "e" / "evaluation.json").read_text(encoding="utf-8"))
+    for name in ("ground_truth", "prediction"):
+        assert result["table1"][name]["mean_radius_nm"] is None
+        assert result["table1"][name]["mean_radius_vox"] > 1
+    for name in ("objects_ground_truth.csv", "objects_prediction.csv"):
+        t = read_csv(tmp_path / "e" / name)
+        assert len(t["label"]) == 3 and (t["volume_vox"] > 0).all()
+        for column in ("volume_nm3", "equivalent_radius_nm", "centroid_z_nm", "surface_voxel_nm2"):
+            assert np.isnan(t[column]).all(), column
+    assert "objects_all_sizes" not in result
+    assert result["objects_no_exclusions"]["true_objects"] == 5 and result["objects"]["true_objects"] == 3
+    assert main(["-q", "evaluate", str(tmp_path / "p.npy"), str(tmp_path / "t.npy"), "--out", str(tmp_path / "f"),
+                 "--voxel-size", "10", "10", "10"]) == 0
+    t = read_csv(tmp_path / "f" / "objects_prediction.csv")
+    assert t["volume_nm3"].tolist() == (t["volume_vox"] * 1000.0).tolist()
+
+
+def test_centroids_in_nm_lie_in_the_nrrd_files_space(tmp_path):
+    """O5: labels.nrrd keeps the input's space origin (ParaView draws it there) but centroid_*_nm started at
+    voxel (0, 0, 0): the spheres of docs/viewers.md were drawn off their objects by the origin."""
+    import nrrd
+
+    from tomoseg.io import open_volume
+
+    mask = np.zeros((16, 24, 32), np.uint8)
+    mask[4:9, 5:10, 6:11] = 1
+    mask[10:12, 14:17, 20:23] = 1
+    header = {"space dimension": 3, "space directions": np.diag([0.03, 0.02, 0.05]),
+              "space origin": np.array([1.0, 2.0, 3.0]), "space units": ["um", "um", "um"]}
+    nrrd.write(str(tmp_path / "m.nrrd"), mask, header, index_order="C")  # z, y, x: 50, 20, 30 nm
+    assert main(["-q", "analyze", str(tmp_path / "m.nrrd"), "--out", str(tmp_path / "r"),
+                 "--labels", str(tmp_path / "r" / "labels.nrrd")]) == 0
+    t = read_csv(tmp_path / "r" / "objects.csv")
+    assert t["centroid_z"].tolist() == [6.0, 10.5] and t["centroid_x"].tolist() == [8.0, 21.0]
+    assert t["centroid_z_nm"].tolist() == pytest.approx([3000 + 6 * 50.0, 3000 + 10.5 * 50])
+    assert t["centroid_y_nm"].tolist() == pytest.approx([2000 + 7 * 20.0, 2000 + 15 * 20.0])
+    assert t["centroid_x_nm"].tolist() == pytest.approx([1000 + 8 * 30.0, 1000 + 21 * 30.0])
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["origin_nm"] == pytest.approx([3000.0, 2000.0, 1000.0])
+    labels = nrrd.read_header(str(tmp_path / "r" / "labels.nrrd"))
+    np.testing.assert_allclose(labels["space origin"], header["space origin"])  # the same place
+    from tomoseg.napari_plugin.reader import table_voxel_size
+
+    with open_volume(str(tmp_path / "m.nrrd")) as vol:
+        assert table_voxel_size(t) == pytest.approx(vol.voxel_size)  # the napari reader still finds it
