@@ -9,25 +9,12 @@ import yaml
 
 import tomoseg
 from tomoseg.errors import TomosegError, TomosegWarning
-from tomoseg.io import write_volume
 from tomoseg.training import config_from_dict, prepare_data, train
 from tomoseg.training.checkpoints import changed_keys
 from tomoseg.training.sampling import PatchSource
 from tomoseg.training.validation import validation_patches
 
-
-def _pair(tmp_path, image, labels, name="p"):
-    write_volume(str(tmp_path / f"{name}_img.npy"), image)
-    write_volume(str(tmp_path / f"{name}_lab.npy"), labels)
-    return {"image": str(tmp_path / f"{name}_img.npy"), "labels": str(tmp_path / f"{name}_lab.npy")}
-
-
-def _z_volume(depth=80, side=48):
-    """Gray value = slice index (so a patch tells where it came from); object voxels in every slice."""
-    image = np.broadcast_to(np.arange(depth, dtype=np.float32)[:, None, None], (depth, side, side)).copy()
-    labels = np.zeros(image.shape, np.uint8)
-    labels[:, 20:24, 20:24] = 1
-    return image, labels
+from test_validation_review import _pair, _z_volume  # the same pairs as the validation review's
 
 
 def _cfg(tmp_path, data, **sampling):
@@ -43,7 +30,7 @@ def _slices_seen(x, volume_image):
 
 
 def test_the_last_fifth_of_the_slices_validates_and_no_training_patch_reaches_them(tmp_path):
-    image, labels = _z_volume()
+    image, labels = _z_volume(side=48)
     cfg = config_from_dict(_cfg(tmp_path, {"volumes": [_pair(tmp_path, image, labels)]}))
     train_vols, val_vols = prepare_data(cfg, progress=False)
     assert [v.shape[0] for v in train_vols] == [64] and [v.shape[0] for v in val_vols] == [16]
@@ -60,7 +47,7 @@ def test_the_last_fifth_of_the_slices_validates_and_no_training_patch_reaches_th
 
 
 def test_sparse_annotation_holds_out_a_share_of_the_annotated_slices(tmp_path):
-    image, labels = _z_volume()
+    image, labels = _z_volume(side=48)
     labels[:] = 255          # not annotated ...
     labels[10:30] = 0        # ... but slices 10..29
     labels[10:30, 20:24, 20:24] = 1
@@ -74,7 +61,7 @@ def test_sparse_annotation_holds_out_a_share_of_the_annotated_slices(tmp_path):
 
 
 def test_a_run_records_where_it_validated_and_does_not_warn(tmp_path):
-    image, labels = _z_volume()
+    image, labels = _z_volume(side=48)
     with warnings.catch_warnings():
         warnings.simplefilter("error", TomosegWarning)
         run = train(_cfg(tmp_path, {"volumes": [_pair(tmp_path, image, labels)]}), progress=False)
@@ -84,7 +71,7 @@ def test_a_run_records_where_it_validated_and_does_not_warn(tmp_path):
 
 
 def test_a_volume_too_thin_to_spare_slices_trains_whole_with_a_warning(tmp_path):
-    image, labels = _z_volume(depth=18)  # 20 %: 4 slices held out leaves 14, thinner than a patch of 16
+    image, labels = _z_volume(depth=18, side=48)  # 20 %: 4 slices held out leaves 14, thinner than a patch of 16
     cfg = _cfg(tmp_path, {"volumes": [_pair(tmp_path, image, labels)]})
     with pytest.warns(TomosegWarning, match=r"p_img.npy: no slices held out for validation \(its training part "
                                             r"would be 14 slices, thinner than a patch \(16\)\)"):
@@ -99,7 +86,7 @@ def test_a_bad_hold_out_is_refused(tmp_path, bad):
 
 
 def test_a_run_started_before_hold_out_existed_resumes_as_it_was(tmp_path):
-    image, labels = _z_volume()
+    image, labels = _z_volume(side=48)
     cfg = _cfg(tmp_path, {"volumes": [_pair(tmp_path, image, labels)], "hold_out": 0})
     with pytest.warns(TomosegWarning, match="no held-out data"):
         run = train(cfg, progress=False)
