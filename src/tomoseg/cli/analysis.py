@@ -287,10 +287,11 @@ def _run_evaluate(args) -> int:
     from ..progress import progress_while
     from . import progress_enabled
 
-    # one bar over the voxels four times: the voxel scores, both labellings, the overlaps
-    with progress_while(progress_enabled(args), 4 * pred.size, desc="evaluate") as bar:
+    # four passes over the voxels (the voxel scores, both labellings, the overlaps) on one bar of the voxels
+    with progress_while(progress_enabled(args), pred.size, desc="evaluate") as bar:
         result = evaluate(pred, labels, threshold=args.threshold, intensity=intensity, voxel_size=vs,
-                          options=options, progress=bar, origin=_origin(pred, vs))
+                          options=options, progress=None if bar is None else _Passes(bar, 4),
+                          origin=_origin(pred, vs))
     print(f"tomoseg: note: {args.prediction}: {result['prediction_reading']}", file=sys.stderr)
     if out is not None:
         # an earlier run's results there removed; analyze's of this prediction kept, for one report of both
@@ -320,6 +321,24 @@ def _run_evaluate(args) -> int:
                   f"recall {o['recall']:.4f}, precision {o['precision']:.4f}, F1 {o['f1']:.4f} "
                   f"({o['true_objects']} true, {o['predicted_objects']} predicted)")
     return 0
+
+
+class _Passes:
+    """A bar of the volume's voxels fed by ``passes`` passes over them: each voxel of a pass counts
+    ``1 / passes``, so the bar's total and rate are the volume's voxels (and voxels per second), not ``passes``
+    times them."""
+
+    def __init__(self, bar, passes: int):
+        self.bar, self.passes, self._rest = bar, int(passes), 0
+
+    def update(self, n: int) -> None:
+        whole, self._rest = divmod(self._rest + int(n), self.passes)
+        if whole:
+            self.bar.update(whole)
+
+    def reset(self, *args, **kwargs) -> None:
+        self._rest = 0
+        self.bar.reset(*args, **kwargs)
 
 
 @command("report")
