@@ -244,9 +244,14 @@ def _write_label_outputs(args, vol, result, table, intensity, voxel_size, out) -
                               overwrite=args.overwrite, labels=result.labels, progress=bar, provenance=about,
                               probability=result.reading.probability)
     if getattr(args, "ome_zarr", None):
-        write_objects_ome_zarr(vol, args.ome_zarr, table, image=intensity, options=result.options,
-                               voxel_size=voxel_size, overwrite=args.overwrite, labels=result.labels,
-                               probability=result.reading.probability)
+        from ..progress import progress_while
+        from . import progress_enabled
+
+        # the image, the mask and the objects: the volume's voxels three times
+        with progress_while(progress_enabled(args), 3 * vol.size, desc="OME-Zarr") as bar:
+            write_objects_ome_zarr(vol, args.ome_zarr, table, image=intensity, options=result.options,
+                                   voxel_size=voxel_size, overwrite=args.overwrite, labels=result.labels,
+                                   probability=result.reading.probability, progress=bar)
 
 
 @command("evaluate")
