@@ -127,7 +127,8 @@ def test_cli_analyze_writes_labels_from_its_own_chunked_labelling(rng, tmp_path,
 def test_ome_zarr_writes_no_second_label_image_and_shows_a_bar(rng, tmp_path, monkeypatch, capsys):
     """S6: --ome-zarr wrote the label image a second time (into a temporary folder, even with --labels written)
     and ran with no bar. Now its objects are the kept labels mapped as they are read: the one label image
-    written is --labels; one bar over the image, the mask and the objects."""
+    written is --labels; one bar over the image, the mask and the objects; and the folder's figures and report
+    on a bar of their own."""
     import dataclasses
 
     from tomoseg.cli import analysis as cli_analysis
@@ -156,6 +157,8 @@ def test_ome_zarr_writes_no_second_label_image_and_shows_a_bar(rng, tmp_path, mo
     check_rows_match_voxels(read_volume(f"{tmp_path / 'objects.ome.zarr'}:labels/objects/0"), table)
     err = capsys.readouterr().err
     assert re.search(r"OME-Zarr: 100% \(756 kvox of 756 kvox\)", err), err  # 3 x 40 x 70 x 90 voxels
+    # five figures (orthoslices with the gray values) and the report, the step under way named
+    assert re.search(r"results \(report\): 100% \(6 steps of 6 steps\)", err), err
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["in-memory", "chunked"])
