@@ -97,10 +97,10 @@ def _figure_rank(path: Path):
 
 
 def _csv_preview(path: Path, columns: list[str], n: int = 10) -> str:
-    from ..table import read_csv
+    from ..table import read_csv_head
 
     try:
-        t = read_csv(path)
+        t, total = read_csv_head(path, n)  # n rows held, the rest counted: any length of table
     except (UnicodeDecodeError, csv.Error, IndexError) as exc:  # a binary file or ragged rows: not a table
         return (f'<p class="note">{html.escape(path.name)} is not shown: it is not a readable table '
                 f"({html.escape(str(exc))}).</p>")
@@ -113,7 +113,6 @@ def _csv_preview(path: Path, columns: list[str], n: int = 10) -> str:
         note = f"; its first {len(cols)} of {len(t)} columns" if len(t) > len(cols) else ""
     rows = [{c: (t[c][i].item() if hasattr(t[c][i], "item") else t[c][i]) for c in cols}
             for i in range(min(n, len(t[cols[0]])))]
-    total = len(t[cols[0]])
     return _columns_table(rows, cols) + (f'<p class="note">{min(n, total)} of {total} rows{note}; all in '
                                          f"{html.escape(path.name)}.</p>")
 
