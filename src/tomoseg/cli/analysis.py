@@ -163,12 +163,13 @@ def _write_analysis(args, vol, result, options, voxel_size, intensity, sample_ma
         write_csv(table, out / "objects.csv", overwrite=True)
         with _steps(args, 1, "results") as bar:  # one step a figure, then the report
             summary["figures"] = _write_figures(vol, result, options, voxel_size, intensity, sample_mask,
-                                                population, out, bar, then="report" if args.report else None)
+                                                population, out, bar, steps_after=int(args.report))
             # last: summary.json says the results are complete (an interrupted run leaves none; report checks it)
             _write_json(out / "summary.json", json_safe(summary))
             if args.report:
                 from ..report import build_report
 
+                _step(bar, "report")
                 build_report(out, title=f"tomoseg analysis of {Path(args.volume).name}")
                 _step(bar)
     if args.json:
@@ -195,12 +196,14 @@ def _steps(args, total: int, desc: str):
     return Progress(total, desc=desc, unit="steps") if progress_enabled(args) else contextlib.nullcontext()
 
 
-def _step(bar, following: str | None = None) -> None:
-    """One step of a :func:`_steps` bar done; ``following``: the name of the next one (said on the bar)."""
-    if bar is not None:
+def _step(bar, starting: str | None = None) -> None:
+    """On a :func:`_steps` bar: the step ``starting`` under way (named on the bar), or with None one step done."""
+    if bar is None:
+        return
+    if starting:
+        bar.set_description(f"{bar.desc.split(' (')[0]} ({starting})")
+    else:
         bar.update(1)
-        if following:
-            bar.set_description(f"{bar.desc.split(' (')[0]} ({following})")
 
 
 def _write_json(path: Path, record: dict) -> None:
@@ -211,9 +214,9 @@ def _write_json(path: Path, record: dict) -> None:
 
 
 def _write_figures(vol, result, options, voxel_size, intensity, sample_mask, population, out, bar, *,
-                   then: str | None = None) -> list:
-    """``analyze --out``'s figures, one step of ``bar`` each (``then``: the step after them, named on the bar);
-    returns their names (summary.json lists them)."""
+                   steps_after: int = 0) -> list:
+    """``analyze --out``'s figures, one step of ``bar`` each (reset to their number and ``steps_after``: the
+    report); returns their names (summary.json lists them)."""
     from ..report import figures
 
     figs = out / "figures"
@@ -239,10 +242,11 @@ def _write_figures(vol, result, options, voxel_size, intensity, sample_mask, pop
             reason=f"z = {z} is the slice with {why}; y and x through the centre")))
     names = [name for name, _ in steps]
     if bar is not None:
-        bar.reset(total=len(steps) + (then is not None), desc=f"results ({names[0]})")
-    for i, (name, draw) in enumerate(steps):
+        bar.reset(total=len(steps) + steps_after)
+    for name, draw in steps:
+        _step(bar, name)
         draw(figs / f"{name}.png")
-        _step(bar, names[i + 1] if i + 1 < len(names) else then)
+        _step(bar)
     return names
 
 
@@ -355,7 +359,8 @@ def _run_evaluate(args) -> int:
                 from ..report import build_report
 
                 if bar is not None:
-                    bar.reset(total=1, desc="results (report)")
+                    bar.reset(total=1)
+                _step(bar, "report")
                 build_report(out, title=f"tomoseg evaluation of {Path(args.prediction).name}")
                 _step(bar)
     else:
