@@ -31,14 +31,17 @@ def run_cli(options_module: str, in_memory_voxels: int, argv: list) -> dict:
 MODES = (("in memory", 2**40), ("chunk by chunk", 0))  # (name, in_memory_voxels)
 
 
-def memory_arguments(description: str, out: str, argv=None):
-    """The memory benchmarks' command line: --size (slices' edge), --depths, --out."""
+def memory_arguments(description: str, out: str, argv=None, extra=None):
+    """The memory benchmarks' command line: --size (slices' edge), --depths, --out, and whatever ``extra(parser)``
+    adds."""
     import argparse
 
     ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--depths", type=int, nargs="+", default=[64, 256, 1024])
     ap.add_argument("--out", default=out)
+    if extra is not None:
+        extra(ap)
     return ap.parse_args(argv)
 
 

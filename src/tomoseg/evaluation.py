@@ -130,8 +130,10 @@ def evaluate(pred, labels, *, threshold: int = 127, intensity=None, voxel_size=N
     return result
 
 
-def write_evaluation(result: dict, out_dir, *, image=None, voxel_size=None) -> dict:
-    """Write ``evaluation.json``, the tables and the figures into ``out_dir``; returns the JSON written."""
+def write_evaluation(result: dict, out_dir, *, image=None, voxel_size=None, progress=None) -> dict:
+    """Write ``evaluation.json``, the tables and the figures into ``out_dir``; returns the JSON written.
+    ``progress`` (a bar with ``reset`` and ``update``) is reset to the number of figures and given one step as
+    each is written."""
     import json
 
     from .report import figures
@@ -141,16 +143,31 @@ def write_evaluation(result: dict, out_dir, *, image=None, voxel_size=None) -> d
     figs = out / "figures"
     figs.mkdir(parents=True, exist_ok=True)
     cm = ConfusionMatrix(**{k: result["voxel"][k] for k in ("tp", "fp", "fn", "tn")})
-    figures.confusion_figure(cm, figs / "confusion_matrix.png")
     tables = result.pop("_tables", None)
     masks = result.pop("_masks", None)
+    if progress is not None:
+        hit_maps = len(figures.hit_map_slices(counts=masks[2])) if masks is not None else 0
+        progress.reset(total=1 + 2 * bool(tables) + hit_maps)
+
+    def step(path):
+        if progress is not None:
+            progress.update(1)
+        return path
+
+    made = [step(figures.confusion_figure(cm, figs / "confusion_matrix.png"))]
     if tables:
-        figures.size_histogram(tables, figs / "size_histogram.png", voxel_size=voxel_size)
-        figures.sphericity_figure(tables, figs / "sphericity_vs_radius.png", voxel_size=voxel_size)
+        made.append(step(figures.size_histogram(tables, figs / "size_histogram.png", voxel_size=voxel_size)))
+        made.append(step(figures.sphericity_figure(tables, figs / "sphericity_vs_radius.png",
+                                                   voxel_size=voxel_size)))
         for name, t in tables.items():
             write_csv(t, out / f"objects_{name.replace(' ', '_')}.csv", overwrite=True)
     if masks is not None:  # slices read one at a time, chosen from the counts; captions say why each slice
         p, t, per_slice = masks
-        figures.hit_map_figures(image, p, t, figs, voxel_size=voxel_size, counts=per_slice)
-    (out / "evaluation.json").write_text(json.dumps(result, indent=1, default=float), encoding="utf-8")
+        made += [step(f) for f in figures.hit_map_figures(image, p, t, figs, voxel_size=voxel_size,
+                                                          counts=per_slice)]
+    result["figures"] = [Path(f).stem for f in made]
+    # last, under a temporary name: evaluation.json says the results are complete (the report checks it)
+    tmp = out / "evaluation.json.partial"
+    tmp.write_text(json.dumps(result, indent=1, default=float), encoding="utf-8")
+    tmp.replace(out / "evaluation.json")
     return result

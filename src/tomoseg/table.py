@@ -55,6 +55,24 @@ def read_csv(path) -> Table:
     """Read a CSV written by :func:`write_csv`; numeric columns become float or int arrays."""
     with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.reader(fh))
+    return _columns(rows)
+
+
+def read_csv_head(path, rows: int) -> tuple[Table, int]:
+    """The first ``rows`` rows of a CSV (as :func:`read_csv` reads them) and how many rows it holds in all,
+    the rest counted as they stream past: memory for ``rows`` rows, whatever the file's length (a report's
+    preview of an objects table of millions of rows held them all as Python strings, about 2 KB a row)."""
+    import itertools
+
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        head = list(itertools.islice(reader, int(rows) + 1))
+        total = max(len(head) - 1, 0) + sum(1 for _ in reader)
+    return _columns(head), total
+
+
+def _columns(rows: list) -> Table:
+    """A header row and the rows under it as columns: int, else float (empty cells NaN), else strings."""
     if not rows:
         return {}
     header, body = rows[0], rows[1:]

@@ -143,8 +143,9 @@ def test_a_prediction_mask_of_any_dtype_is_labelled_by_connectivity(files, dtype
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["in-memory", "chunked"])
 def test_evaluate_shows_one_bar_to_100_percent(files, tmp_path, monkeypatch, capsys, chunked):
-    """One bar over the volume's voxels four times (the voxel scores, both labellings, the overlaps), in memory
-    and chunk by chunk, ending at 100 %."""
+    """One bar over the volume's voxels, fed by four passes (the voxel scores, both labellings, the overlaps), in
+    memory and chunk by chunk, ending at 100 % of the volume's voxels (S9: it counted them four times, 8.59 Gvox
+    for a 2.15 Gvox pair, and its rate in those units)."""
     import dataclasses
     import re
 
@@ -157,8 +158,8 @@ def test_evaluate_shows_one_bar_to_100_percent(files, tmp_path, monkeypatch, cap
                             lambda args: dataclasses.replace(plain(args), in_memory_voxels=1000, chunks=(16, 48, 40)))
     assert main(["evaluate", str(d / "prob.zarr"), str(d / "lab.tif")]) == 0
     bars = [line for line in capsys.readouterr().err.splitlines() if line.startswith("evaluate:")]
-    total = 4 * 40 * 128 * 128 / 1e6
-    assert re.match(rf"evaluate: 100% \({total:.2f} Mvox of {total:.2f} Mvox\)", bars[-1]), bars
+    total = 40 * 128 * 128 / 1e3
+    assert re.match(rf"evaluate: 100% \({total:.0f} kvox of {total:.0f} kvox\)", bars[-1]), bars
 
 
 def _one_error(err: str) -> str:
@@ -279,3 +280,50 @@ def test_all_objects_fraction_and_fraction_along_z_inside_the_sample_mask(tmp_pa
     assert "of the sample mask's voxels in each z slice" in captions["fraction_along_z"]
     assert "z = 8 is the slice with the largest object fraction (13.00% of the sample's voxels)" in \
         captions["orthoslices"]
+
+
+def test_an_interrupted_analyze_leaves_no_summary_and_report_says_what_is_missing(files, capsys, tmp_path,
+                                                                                   monkeypatch):
+    """S7: Ctrl-C during the figures left objects.csv, summary.json and 2 of 5 figures, and ``report`` made a
+    2-figure report without a word. summary.json is now written last (it marks the results complete) and lists
+    the figures; report says what a folder lacks, on stderr and at the top of the report."""
+    from tomoseg.report import figures
+
+    d, _, _ = files
+    out = tmp_path / "an"
+    argv = ["analyze", str(d / "prob.zarr"), "--intensity", str(d / "img.tif"), "--out", str(out), "-q"]
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(figures, "objects_3d", interrupted)
+        assert main(argv) == 130
+    assert (out / "objects.csv").exists() and (out / "figures" / "size_histogram.png").exists()
+    assert not (out / "summary.json").exists()
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "summary.json is missing, though analyze wrote objects.csv" in err and "interrupted" in err
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "Incomplete results" in html and "summary.json is missing" in html
+    # complete: no word; a figure the summary lists gone: said
+    assert main(argv + ["--overwrite"]) == 0
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["figures"] == ["size_histogram", "sphericity_vs_radius", "fraction_along_z", "objects_3d",
+                                  "orthoslices"]
+    assert main(["report", str(out)]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert "Incomplete results" not in (out / "report.html").read_text(encoding="utf-8")
+    (out / "figures" / "objects_3d.png").unlink()
+    assert main(["report", str(out)]) == 0
+    assert "summary.json lists 5 figures, of which objects_3d is not in figures/" in capsys.readouterr().err
+    # evaluate's record lists its figures too
+    ev = tmp_path / "ev"
+    assert main(["evaluate", str(d / "prob.zarr"), str(d / "lab.tif"), "--out", str(ev), "-q"]) == 0
+    listed = json.loads((ev / "evaluation.json").read_text(encoding="utf-8"))["figures"]
+    assert listed[:3] == ["confusion_matrix", "size_histogram", "sphericity_vs_radius"]
+    assert listed[3:] and all(f.startswith("hit_map_z") for f in listed[3:])
+    (ev / "figures" / f"{listed[-1]}.png").unlink()
+    assert main(["report", str(ev)]) == 0
+    assert f"evaluation.json lists {len(listed)} figures, of which {listed[-1]} is" in capsys.readouterr().err

@@ -124,6 +124,43 @@ def test_cli_analyze_writes_labels_from_its_own_chunked_labelling(rng, tmp_path,
     assert re.search(r"analyze: 100% \(252 kvox of 252 kvox\)", capsys.readouterr().err)  # 40 x 70 x 90 voxels
 
 
+def test_ome_zarr_writes_no_second_label_image_and_shows_a_bar(rng, tmp_path, monkeypatch, capsys):
+    """S6: --ome-zarr wrote the label image a second time (into a temporary folder, even with --labels written)
+    and ran with no bar. Now its objects are the kept labels mapped as they are read: the one label image
+    written is --labels; one bar over the image, the mask and the objects; and the folder's figures and report
+    on a bar of their own."""
+    import dataclasses
+
+    from tomoseg.cli import analysis as cli_analysis
+    from tomoseg.objects import label_image as label_image_module
+
+    plain = cli_analysis._options
+    monkeypatch.setattr(cli_analysis, "_options",
+                        lambda args: dataclasses.replace(plain(args), in_memory_voxels=1000, chunks=(16, 32, 32)))
+    written = []
+    original = label_image_module.write_label_image
+
+    def spy(volume, path, *args, **kwargs):
+        written.append(Path(path).name)
+        return original(volume, path, *args, **kwargs)
+
+    monkeypatch.setattr(label_image_module, "write_label_image", spy)
+    monkeypatch.delenv("TOMOSEG_NO_PROGRESS", raising=False)  # CI turns bars off
+    mask = blobs(rng)
+    write_volume(tmp_path / "mask.tif", mask, voxel_size=(30.0, 30.0, 30.0))
+    out = tmp_path / "out"
+    assert main(["analyze", str(tmp_path / "mask.tif"), "--intensity", str(tmp_path / "mask.tif"), "--out", str(out),
+                 "--report", "--labels", str(tmp_path / "labels.tif"),
+                 "--ome-zarr", str(tmp_path / "objects.ome.zarr")]) == 0
+    assert written == ["labels.tif"]
+    table = read_csv(out / "objects.csv")
+    check_rows_match_voxels(read_volume(f"{tmp_path / 'objects.ome.zarr'}:labels/objects/0"), table)
+    err = capsys.readouterr().err
+    assert re.search(r"OME-Zarr: 100% \(756 kvox of 756 kvox\)", err), err  # 3 x 40 x 70 x 90 voxels
+    # five figures (orthoslices with the gray values) and the report, the step under way named
+    assert re.search(r"results \(report\): 100% \(6 steps of 6 steps\)", err), err
+
+
 @pytest.mark.parametrize("chunked", [False, True], ids=["in-memory", "chunked"])
 def test_analysis_and_label_image_count_each_voxel_once_on_a_progress_bar(rng, tmp_path, chunked):
     """Two labelling passes over a chunked volume make one bar of its voxels, not two."""

@@ -90,7 +90,7 @@ def test_objects_3d_box_at_the_voxel_faces_and_top_view_with_y_down(monkeypatch,
     """V12: the box ran from 0 to n voxels (centroids are voxel centres, 0 .. n-1: half a voxel off), and the
     top view had y up, mirrored against the slices and napari."""
     made = {}
-    monkeypatch.setattr(figures, "_save", lambda fig, path, caption=None: made.setdefault("fig", fig))
+    monkeypatch.setattr(figures, "_save", lambda fig, path, caption=None, **kw: made.setdefault("fig", fig))
     t = {"label": np.array([1]), "centroid_z": np.array([1.0]), "centroid_y": np.array([2.0]),
          "centroid_x": np.array([3.0]), "equivalent_radius_vox": np.array([1.0]),
          "equivalent_radius_nm": np.array([30.0])}
@@ -121,3 +121,66 @@ def test_report_shows_voxel_size_and_shape(tmp_path):
     html = build_report(tmp_path).read_text(encoding="utf-8")
     assert "<td>voxel_size_nm</td><td>29.33 × 29.33 × 60</td>" in html
     assert "<td>shape</td><td>72 × 128 × 120</td>" in html
+
+
+def test_figures_of_many_objects_stay_small_and_say_what_they_draw(rng, tmp_path):
+    """S3: the 3D view drew every object (666 k: 83 s, a 1.3 GB SVG; 30 k: 12 s, 60 MB) and the sphericity
+    scatter grew the same way. Now a seeded sample of at most MAX_3D_OBJECTS in 3D, its title and caption saying
+    how many of how many, and figures of more than VECTOR_MARKS marks as PNG only (the caption says so)."""
+    import time
+
+    n = 30_000
+    t = table(rng, n)
+    titles = {}
+    original = figures._save
+
+    def keep(fig, path, caption=None, **kwargs):
+        titles[path.stem] = [text.get_text() for text in fig.texts]
+        return original(fig, path, caption, **kwargs)
+
+    vs = (29.33, 29.33, 29.33)
+    (tmp_path / "objects_3d.svg").write_text("an SVG of an earlier run")
+    start = time.perf_counter()
+    figures._save = keep
+    try:
+        figures.objects_3d(t, (40, 64, 64), tmp_path / "objects_3d.png", voxel_size=vs)
+        figures.objects_3d(t, (40, 64, 64), tmp_path / "again.png", voxel_size=vs)
+        figures.sphericity_figure({"objects": t}, tmp_path / "sphericity_vs_radius.png", voxel_size=vs)
+    finally:
+        figures._save = original
+    assert time.perf_counter() - start < 60  # 12 s for one 3D view of 30 k objects before; 3 s here
+    drawn = figures.MAX_3D_OBJECTS
+    assert drawn < n and titles["objects_3d"] == [f"{drawn:,} of {n:,} objects drawn (a random sample)"]
+    captions = json.loads((tmp_path / "captions.json").read_text(encoding="utf-8"))
+    assert f"a random sample of {drawn:,} of the {n:,} objects" in captions["objects_3d"]
+    assert f"PNG only: an SVG of its {3 * drawn:,} marks" in captions["objects_3d"]
+    assert f"PNG only: an SVG of its {n:,} marks" in captions["sphericity_vs_radius"]
+    assert (tmp_path / "objects_3d.png").read_bytes() == (tmp_path / "again.png").read_bytes()  # seeded
+    for name in ("objects_3d", "sphericity_vs_radius"):
+        assert not (tmp_path / f"{name}.svg").exists(), name  # the earlier run's SVG too: not left to mislead
+        assert (tmp_path / f"{name}.png").stat().st_size < 3e6, name
+    few = table(rng, 50)  # a few objects: all drawn, PNG and SVG, no sample title
+    figures.objects_3d(few, (40, 64, 64), tmp_path / "few.png", voxel_size=vs)
+    assert (tmp_path / "few.svg").stat().st_size < 2e6
+    captions = json.loads((tmp_path / "captions.json").read_text(encoding="utf-8"))
+    assert "3D view of the 50 objects" in captions["few"] and "PNG only" not in captions["few"]
+
+
+def test_report_previews_a_long_table_from_its_first_rows(tmp_path):
+    """S4: the preview of objects.csv read every row as Python strings (about 2 KB a row: `report` of 227 k
+    objects at 551 MiB); now the first rows are read and the rest counted as they stream past."""
+    from tomoseg.table import read_csv, read_csv_head, write_csv
+
+    n = 5000
+    t = {"label": np.arange(1, n + 1), "volume_vox": np.arange(n) * 3, "sphericity_voxel": np.linspace(0, 1, n),
+         "name": np.array(["a,b"] * n, dtype=object)}
+    write_csv(t, tmp_path / "objects.csv")
+    head, total = read_csv_head(tmp_path / "objects.csv", 10)
+    whole = read_csv(tmp_path / "objects.csv")
+    assert total == n and list(head) == list(whole)
+    for c in head:
+        assert len(head[c]) == 10 and head[c].dtype == whole[c].dtype and head[c].tolist() == whole[c][:10].tolist()
+    everything, total = read_csv_head(tmp_path / "objects.csv", 10 * n)  # more rows asked than there are
+    assert total == n and all(everything[c].tolist() == whole[c].tolist() for c in whole)
+    html = build_report(tmp_path).read_text(encoding="utf-8")
+    assert f"10 of {n} rows" in html

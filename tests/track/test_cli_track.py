@@ -266,3 +266,24 @@ def test_a_voxel_size_recorded_in_one_scan_only_is_named(phantom_pair, tmp_path,
            "29.33 nm for both scans; pass --voxel-size Z Y X to confirm" in err
     assert main(argv + ["--out", str(tmp_path / "o2"), "--voxel-size", "29.33", "29.33", "29.33"]) == 0
     assert "records no voxel size" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("labels", [True, False])
+def test_out_of_memory_advice_names_only_options_track_has(phantom_pair, tmp_path, monkeypatch, capsys, labels):
+    """Out of memory in track: one line whose advice track can follow (it has no --tile-size, S1)."""
+    import tomoseg.track.registration as registration
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(registration, "downsample", no_memory)
+    d = phantom_pair
+    given = ["--before-labels", str(d / "before_ids.npy"), "--after-labels", str(d / "after_ids.npy")] if labels else []
+    assert main(["track", str(d / "before.tif"), str(d / "after.tif"), *given, "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("tomoseg: error: out of memory; ")
+    assert "a machine with more memory" in err
+    if labels:
+        assert "--tile-size" not in err and "docs/tracking.md" in err
+    else:  # track segments the scans with its own tile size: segmenting them first is what can be changed
+        assert "tomoseg segment, with a smaller --tile-size" in err and "--before-labels" in err

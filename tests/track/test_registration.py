@@ -36,6 +36,45 @@ def test_downsample_is_block_mean(tmp_path):
             assert counted.n == big.size  # the voxels past the last whole block counted at the end
 
 
+class Spy:
+    """An array that records the size of every read."""
+
+    def __init__(self, data, chunks):
+        self.data, self.chunks, self.reads = data, chunks, []
+        self.shape, self.dtype = data.shape, data.dtype
+
+    def __getitem__(self, key):
+        out = self.data[key]
+        self.reads.append(out.size)
+        return out
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_downsample_reads_bounded_blocks_whatever_the_factor(dtype):
+    """Factors that share no divisor with the storage chunks (7 against 8x12x10) read blocks of whole chunks
+    within the budget, not lcm(chunk, factor) slices (S1: hundreds of whole slices, ~3 bytes a voxel of the
+    scan), the same largest block on a volume 6x larger; the block means are the reference ones."""
+    rng = np.random.default_rng(1)
+    budget = 2000
+    largest = []
+    for shape in ((40, 50, 45), (120, 150, 90)):
+        data = (rng.random(shape) * (200 if dtype == np.uint8 else 60000)).astype(dtype)
+        for factor in (7, 9, 5):
+            vol = Spy(data, (8, 12, 10))
+            counted = Count()
+            got = downsample(vol, factor, slab_voxels=budget, progress=counted)
+            z, y, x = (s // factor for s in shape)
+            ref = data[:z * factor, :y * factor, :x * factor].astype(np.float64)
+            ref = ref.reshape(z, factor, y, factor, x, factor).mean(axis=(1, 3, 5))
+            assert got.dtype == np.float32 and got.shape == (z, y, x)
+            np.testing.assert_allclose(got, ref, rtol=1e-6)
+            assert counted.n == data.size
+            assert sum(vol.reads) == z * y * x * factor ** 3  # every voxel of the whole blocks read once
+            largest.append(max(vol.reads))
+    assert max(largest) <= budget
+    assert 8 * 12 * 10 <= max(largest)  # whole chunks (here two of them) per read
+
+
 class Count:
     n = 0
 

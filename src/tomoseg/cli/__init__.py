@@ -119,9 +119,29 @@ def _resume_hint(args) -> str:
     return f"; {hint}" if hint else ""
 
 
+_MORE_MEMORY = "or run on a machine with more memory (or with fewer other programs running)"
+_MEMORY_ADVICE = {
+    "segment": f"use a smaller --tile-size, {_MORE_MEMORY}",
+    "train": f"use a smaller sampling.patch_size or sampling.batch_size in the config, {_MORE_MEMORY}",
+    "analyze": f"its memory grows with the number of objects (docs/analysis.md, Memory); {_MORE_MEMORY}",
+    "evaluate": f"its memory grows with the number of objects (docs/analysis.md, Memory); {_MORE_MEMORY}",
+    "track": f"its memory grows with the number of objects (docs/tracking.md, Limits); {_MORE_MEMORY}",
+}
+
+
+def _memory_advice(args) -> str:
+    """What a command that ran out of memory can do about it: only options that command has."""
+    command = getattr(args, "command", None)
+    advice = _MEMORY_ADVICE.get(command, _MORE_MEMORY.removeprefix("or "))
+    if command == "track" and getattr(args, "before_labels", None) is None:
+        advice = ("segment the scans first (tomoseg segment, with a smaller --tile-size) and give them as "
+                  f"--before-labels and --after-labels, {_MORE_MEMORY}")
+    return advice
+
+
 def _system_error(exc: BaseException, args) -> str:
     if isinstance(exc, MemoryError):
-        return "out of memory; use a smaller --tile-size or volume, or a machine with more memory"
+        return f"out of memory; {_memory_advice(args)}"
     if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
         where = f" writing {exc.filename}" if getattr(exc, "filename", None) else ""
         return (f"the disk is full{where}; no finished output was put in place. Free space and run again"

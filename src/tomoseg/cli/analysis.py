@@ -160,34 +160,18 @@ def _write_analysis(args, vol, result, options, voxel_size, intensity, sample_ma
                             "exclude_border": options.exclude_border, "min_voxels": options.min_voxels,
                             "read_as": options.read_as}}
     if out is not None:
-        from ..report import figures
-
         write_csv(table, out / "objects.csv", overwrite=True)
-        (out / "summary.json").write_text(json.dumps(json_safe(summary), indent=1), encoding="utf-8")
-        figs = out / "figures"
-        figs.mkdir(exist_ok=True)
-        tables = {"objects": population}  # the figures show the summary's objects
-        figures.size_histogram(tables, figs / "size_histogram.png", voxel_size=voxel_size)
-        figures.sphericity_figure(tables, figs / "sphericity_vs_radius.png", voxel_size=voxel_size)
-        figures.fraction_along_z({"objects": result.fraction_along_z}, figs / "fraction_along_z.png",
-                                 voxel_size=voxel_size, inside_sample=sample_mask is not None)
-        figures.objects_3d(population, result.shape, figs / "objects_3d.png", voxel_size=voxel_size)
-        if intensity is not None:  # three planes read, whatever the volume's size
-            from ..objects.reading import MaskView
+        with _steps(args, 1, "results") as bar:  # one step a figure, then the report
+            summary["figures"] = _write_figures(vol, result, options, voxel_size, intensity, sample_mask,
+                                                population, out, bar, steps_after=int(args.report))
+            # last: summary.json says the results are complete (an interrupted run leaves none; report checks it)
+            _write_json(out / "summary.json", json_safe(summary))
+            if args.report:
+                from ..report import build_report
 
-            z = int(np.nanargmax(result.fraction_along_z))
-            shape = result.shape
-            f = result.fraction_along_z[z]
-            why = (f"the largest object fraction ({f:.2%} of the sample's voxels)" if sample_mask is not None
-                   else f"the most object voxels ({round(f * shape[1] * shape[2]):,})")
-            figures.orthoslices(intensity, MaskView(vol, options, probability=result.reading.probability),
-                                figs / "orthoslices.png",
-                                centre=(z, shape[1] // 2, shape[2] // 2), voxel_size=voxel_size,
-                                reason=f"z = {z} is the slice with {why}; y and x through the centre")
-        if args.report:
-            from ..report import build_report
-
-            build_report(out, title=f"tomoseg analysis of {Path(args.volume).name}")
+                _step(bar, "report")
+                build_report(out, title=f"tomoseg analysis of {Path(args.volume).name}")
+                _step(bar)
     if args.json:
         print(json.dumps(json_safe(summary)))
     else:
@@ -200,6 +184,70 @@ def _write_analysis(args, vol, result, options, voxel_size, intensity, sample_ma
               f"{s['sd_radius_vox']:.2f} voxels; volume fraction {s['volume_fraction']:.3%} {where} "
               "(kept objects)")
     return 0
+
+
+def _steps(args, total: int, desc: str):
+    """A bar over ``total`` steps (figures, a report) on stderr for a ``with`` block, or none under ``-q``."""
+    import contextlib
+
+    from ..progress import Progress
+    from . import progress_enabled
+
+    return Progress(total, desc=desc, unit="steps") if progress_enabled(args) else contextlib.nullcontext()
+
+
+def _step(bar, starting: str | None = None) -> None:
+    """On a :func:`_steps` bar: the step ``starting`` under way (named on the bar), or with None one step done."""
+    if bar is None:
+        return
+    if starting:
+        bar.set_description(f"{bar.desc.split(' (')[0]} ({starting})")
+    else:
+        bar.update(1)
+
+
+def _write_json(path: Path, record: dict) -> None:
+    """``record`` as JSON at ``path``, written under a temporary name and renamed when complete."""
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
+    tmp.replace(path)
+
+
+def _write_figures(vol, result, options, voxel_size, intensity, sample_mask, population, out, bar, *,
+                   steps_after: int = 0) -> list:
+    """``analyze --out``'s figures, one step of ``bar`` each (reset to their number and ``steps_after``: the
+    report); returns their names (summary.json lists them)."""
+    from ..report import figures
+
+    figs = out / "figures"
+    figs.mkdir(exist_ok=True)
+    tables = {"objects": population}  # the figures show the summary's objects
+    steps = [("size_histogram", lambda path: figures.size_histogram(tables, path, voxel_size=voxel_size)),
+             ("sphericity_vs_radius", lambda path: figures.sphericity_figure(tables, path, voxel_size=voxel_size)),
+             ("fraction_along_z", lambda path: figures.fraction_along_z(
+                 {"objects": result.fraction_along_z}, path, voxel_size=voxel_size,
+                 inside_sample=sample_mask is not None)),
+             ("objects_3d", lambda path: figures.objects_3d(population, result.shape, path, voxel_size=voxel_size))]
+    if intensity is not None:  # three planes read, whatever the volume's size
+        from ..objects.reading import MaskView
+
+        z = int(np.nanargmax(result.fraction_along_z))
+        shape = result.shape
+        f = result.fraction_along_z[z]
+        why = (f"the largest object fraction ({f:.2%} of the sample's voxels)" if sample_mask is not None
+               else f"the most object voxels ({round(f * shape[1] * shape[2]):,})")
+        steps.append(("orthoslices", lambda path: figures.orthoslices(
+            intensity, MaskView(vol, options, probability=result.reading.probability), path,
+            centre=(z, shape[1] // 2, shape[2] // 2), voxel_size=voxel_size,
+            reason=f"z = {z} is the slice with {why}; y and x through the centre")))
+    names = [name for name, _ in steps]
+    if bar is not None:
+        bar.reset(total=len(steps) + steps_after)
+    for name, draw in steps:
+        _step(bar, name)
+        draw(figs / f"{name}.png")
+        _step(bar)
+    return names
 
 
 def _check_label_outputs(args) -> None:
@@ -244,9 +292,14 @@ def _write_label_outputs(args, vol, result, table, intensity, voxel_size, out) -
                               overwrite=args.overwrite, labels=result.labels, progress=bar, provenance=about,
                               probability=result.reading.probability)
     if getattr(args, "ome_zarr", None):
-        write_objects_ome_zarr(vol, args.ome_zarr, table, image=intensity, options=result.options,
-                               voxel_size=voxel_size, overwrite=args.overwrite, labels=result.labels,
-                               probability=result.reading.probability)
+        from ..progress import progress_while
+        from . import progress_enabled
+
+        # the image, the mask and the objects: the volume's voxels three times
+        with progress_while(progress_enabled(args), 3 * vol.size, desc="OME-Zarr") as bar:
+            write_objects_ome_zarr(vol, args.ome_zarr, table, image=intensity, options=result.options,
+                                   voxel_size=voxel_size, overwrite=args.overwrite, labels=result.labels,
+                                   probability=result.reading.probability, progress=bar)
 
 
 @command("evaluate")
@@ -287,10 +340,11 @@ def _run_evaluate(args) -> int:
     from ..progress import progress_while
     from . import progress_enabled
 
-    # one bar over the voxels four times: the voxel scores, both labellings, the overlaps
-    with progress_while(progress_enabled(args), 4 * pred.size, desc="evaluate") as bar:
+    # four passes over the voxels (the voxel scores, both labellings, the overlaps) on one bar of the voxels
+    with progress_while(progress_enabled(args), pred.size, desc="evaluate") as bar:
         result = evaluate(pred, labels, threshold=args.threshold, intensity=intensity, voxel_size=vs,
-                          options=options, progress=bar, origin=_origin(pred, vs))
+                          options=options, progress=None if bar is None else _Passes(bar, 4),
+                          origin=_origin(pred, vs))
     print(f"tomoseg: note: {args.prediction}: {result['prediction_reading']}", file=sys.stderr)
     if out is not None:
         # an earlier run's results there removed; analyze's of this prediction kept, for one report of both
@@ -298,11 +352,17 @@ def _run_evaluate(args) -> int:
         make_result_folder(out, "evaluate", fresh=True, keep=("analyze",) if same else ())
         result["prediction"], result["ground_truth"] = str(Path(args.prediction).absolute()), \
             str(Path(args.labels).absolute())
-        write_evaluation(result, out, image=intensity, voxel_size=vs)  # the hit maps read their slices
-        if args.report:
-            from ..report import build_report
+        with _steps(args, 1, "results") as bar:  # one step a figure, then the report
+            # the hit maps read their slices; the bar is reset to the number of figures
+            write_evaluation(result, out, image=intensity, voxel_size=vs, progress=bar)
+            if args.report:
+                from ..report import build_report
 
-            build_report(out, title=f"tomoseg evaluation of {Path(args.prediction).name}")
+                if bar is not None:
+                    bar.reset(total=1)
+                _step(bar, "report")
+                build_report(out, title=f"tomoseg evaluation of {Path(args.prediction).name}")
+                _step(bar)
     else:
         result.pop("_tables", None)
         result.pop("_masks", None)
@@ -320,6 +380,24 @@ def _run_evaluate(args) -> int:
                   f"recall {o['recall']:.4f}, precision {o['precision']:.4f}, F1 {o['f1']:.4f} "
                   f"({o['true_objects']} true, {o['predicted_objects']} predicted)")
     return 0
+
+
+class _Passes:
+    """A bar of the volume's voxels fed by ``passes`` passes over them: each voxel of a pass counts
+    ``1 / passes``, so the bar's total and rate are the volume's voxels (and voxels per second), not ``passes``
+    times them."""
+
+    def __init__(self, bar, passes: int):
+        self.bar, self.passes, self._rest = bar, int(passes), 0
+
+    def update(self, n: int) -> None:
+        whole, self._rest = divmod(self._rest + int(n), self.passes)
+        if whole:
+            self.bar.update(whole)
+
+    def reset(self, *args, **kwargs) -> None:
+        self._rest = 0
+        self.bar.reset(*args, **kwargs)
 
 
 @command("report")
@@ -350,6 +428,10 @@ def _run_report(args) -> int:
         raise TomosegError(f"{run}: holds no analyze/evaluate results (no {FOLDER_MARKER} marker, summary.json or "
                            "evaluation.json); nothing to report. Give the folder of analyze --out or evaluate --out")
     check_report_output(run / "report.html")
+    from ..report.html import incomplete_results
+
+    for note in incomplete_results(run):  # said here and at the top of the report
+        print(f"tomoseg: warning: {run}: {note}", file=sys.stderr)
     try:
         path = build_report(run, title=args.title)
     except (KeyError, TypeError, ValueError) as exc:

@@ -252,6 +252,9 @@ def write_ome_zarr(path, image, *, labels: dict | None = None, voxel_size=None, 
         NGFF image-label colours and properties (e.g. each object's radius), for viewers that show them.
     overwrite : bool
         Replace an existing store, only if tomoseg wrote it.
+    progress : optional
+        Given the voxels of the full-resolution image and of each label image as they are written (the volume's
+        voxels once per image).
 
     Examples
     --------
@@ -296,7 +299,7 @@ def write_ome_zarr(path, image, *, labels: dict | None = None, voxel_size=None, 
             dtype = np.dtype(lab.dtype)
             if dtype == np.bool_:
                 dtype = np.dtype(np.uint8)
-            _write_levels(g, lab, shapes, dtype, chunks, "mode")
+            _write_levels(g, lab, shapes, dtype, chunks, "mode", progress)
             g.attrs.update({"ome": _label_metadata(key, len(shapes), voxel_size,
                                                    (label_colors or {}).get(key),
                                                    (label_properties or {}).get(key))})

@@ -1,8 +1,9 @@
 """Object analysis of a whole mask or probability map: label, measure, exclude, summarize.
 
 Small volumes are labelled in memory; larger ones chunk by chunk into a
-temporary Zarr store, so memory stays bounded by the chunk size (plus one
-row per object).
+temporary Zarr store, so memory stays bounded by the chunk size, plus the
+objects table: about 1 KB an object measured end to end (docs/analysis.md,
+Memory), 80 GB for the 80 million objects of a typical terabyte scan.
 """
 
 from __future__ import annotations
@@ -339,13 +340,15 @@ class _Halved:
 class _Bounds:
     """Each object's bounding box and the object fraction of each z slice, from the labels chunk by chunk
     (``label_chunked``'s ``visit``, called on its worker threads: each chunk is summarized there, and the
-    summaries merged under a lock). Boxes are kept in arrays indexed by label (the labels are 1..n): 48 bytes an
-    object, for the millions of a terabyte."""
+    summaries merged under a lock). Boxes are kept in arrays indexed by label (the labels are 1..n): 24 bytes an
+    object (int32: a volume's edges are far below 2^31 voxels), for the millions of a terabyte."""
 
     def __init__(self, shape):
         self.shape = shape
-        self.lo = np.zeros((0, 3), np.int64)
-        self.hi = np.zeros((0, 3), np.int64)
+        if max(shape) >= 2**31:
+            raise TomosegError(f"a volume of shape {tuple(shape)}: edges of 2^31 voxels or more are not supported")
+        self.lo = np.zeros((0, 3), np.int32)
+        self.hi = np.zeros((0, 3), np.int32)
         self.counts = np.zeros(shape[0], np.int64)  # object voxels per z slice: integers, in any order the same
         self._lock = threading.Lock()
 
@@ -356,7 +359,7 @@ class _Bounds:
     def _grow(self, size: int) -> None:
         if size > len(self.lo):
             size = max(size, 2 * len(self.lo))
-            lo, hi = np.full((size, 3), np.iinfo(np.int64).max), np.full((size, 3), -1, np.int64)
+            lo, hi = np.full((size, 3), np.iinfo(np.int32).max, np.int32), np.full((size, 3), -1, np.int32)
             lo[:len(self.lo)], hi[:len(self.hi)] = self.lo, self.hi
             self.lo, self.hi = lo, hi
 
@@ -520,6 +523,7 @@ def _measure_chunked(labels, bboxes: dict, intensity, probability, voxel_size, o
                                                             threads=worker_threads(16)) for p in group]
     if not parts:
         return measure_objects(np.zeros((1, 1, 1), np.uint32))
-    table = {c: np.concatenate([p[c] for p in parts]) for c in parts[0]}
-    order = np.argsort(table["label"])
-    return {c: v[order] for c, v in table.items()}
+    # one column at a time, each part's column let go as it is joined: the rows once more, not twice (a table of
+    # millions of objects is hundreds of MB)
+    order = np.argsort(np.concatenate([p["label"] for p in parts]))
+    return {c: np.concatenate([p.pop(c) for p in parts])[order] for c in list(parts[0])}

@@ -239,25 +239,45 @@ def object_colours(table: dict, column: str = "equivalent_radius_vox", cmap: str
     return {int(l): tuple(int(c) for c in rgba[i]) for i, l in enumerate(table["label"])}
 
 
+class _MappedLabels:
+    """The label image of a table's objects, mapped from a label store chunk by chunk as it is read (no copy
+    written): ``lookup[store[key]]``."""
+
+    def __init__(self, store, count: int, table: dict):
+        self.source = open_label_store(store)
+        self.lookup = _lookup(table, count)
+        self.shape = tuple(int(s) for s in self.source.shape)
+        self.dtype = np.dtype(np.uint32)
+
+    def __getitem__(self, key) -> np.ndarray:
+        return self.lookup[np.asarray(self.source[key])]
+
+
 def write_objects_ome_zarr(volume, path, table: dict, *, image=None, options: AnalysisOptions | None = None,
                            voxel_size=None, overwrite: bool = False, workdir=None, labels=None,
-                           probability: bool | None = None) -> Path:
+                           probability: bool | None = None, progress=None) -> Path:
     """One OME-Zarr image for viewers: ``image`` (the gray values; else ``volume``) as a pyramid, with
     ``labels/mask`` (0/1) and ``labels/objects`` (IDs = the table's ``label``), objects coloured by equivalent
     radius and carrying their radius, volume and sphericity as NGFF properties. ``probability``: as
-    :func:`write_label_image`'s."""
+    :func:`write_label_image`'s. ``labels`` (the analysis' own, kept on disk) are mapped to the table's objects
+    as they are read; without them the objects are labelled into a temporary store first. ``progress`` is given
+    the voxels of the image, the mask and the objects as each is written (three times the volume's voxels)."""
     import zarr
 
     from ..io.ome_zarr import write_ome_zarr
 
     options = options or AnalysisOptions()
-    tmp = Path(tempfile.mkdtemp(prefix="tomoseg-ome-", dir=workdir))
+    tmp = None
     try:
         if probability is None:
             probability = is_probability(volume)
-        lab_path = write_label_image(volume, tmp / "objects.zarr", table, options=options, voxel_size=voxel_size,
-                                     labels=labels, probability=probability)
-        objects = zarr.open_array(str(lab_path), path="0", mode="r")
+        if labels is not None:  # no second label image written: the kept labels, mapped chunk by chunk
+            objects = _MappedLabels(labels.path, labels.count, table)
+        else:
+            tmp = Path(tempfile.mkdtemp(prefix="tomoseg-ome-", dir=workdir))
+            lab_path = write_label_image(volume, tmp / "objects.zarr", table, options=options,
+                                         voxel_size=voxel_size, probability=probability)
+            objects = zarr.open_array(str(lab_path), path="0", mode="r")
         colours = properties = None
         n = len(table["label"])
         if 0 < n <= MAX_LABEL_PROPERTIES:
@@ -272,6 +292,7 @@ def write_objects_ome_zarr(volume, path, table: dict, *, image=None, options: An
                               voxel_size=voxel_size, chunks=(64, 128, 128),
                               label_colors={"mask": {1: MASK_RGBA}, "objects": colours},
                               label_properties={"mask": {1: {"name": "object"}}, "objects": properties},
-                              overwrite=overwrite)
+                              overwrite=overwrite, progress=progress)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -11,6 +11,12 @@ size is known (z in µm, radius in nm beside voxels), scale bars on image panels
 and colour-blind-safe colours (Okabe & Ito 2008 for categories, viridis/cividis
 for values). Each figure's caption, including why a slice was chosen, goes into
 ``captions.json`` beside the figures, where the HTML report reads it.
+
+Figures of one mark per object stay bounded in time and size whatever the number of objects: above
+:data:`VECTOR_MARKS` marks they are written as PNG only (an SVG holds every mark as a path: 60 MB for 30,000
+objects in 3D, 1.3 GB for 666,000; embedding the marks as an image in the SVG instead took longer than the
+vector file), and the 3D view draws a seeded random sample of at most :data:`MAX_3D_OBJECTS` objects, its
+title saying how many of how many. Captions say both.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky blue": "#56B4E9", "bl
 SERIES = [OKABE_ITO[k] for k in ("blue", "orange", "bluish green", "vermillion", "reddish purple", "sky blue")]
 HIT_COLOURS = {"TP": (1, 1, 1), "TN": (0, 0, 0), "FP": (0.835, 0.369, 0.0), "FN": (0.337, 0.706, 0.914)}
 CAPTIONS_FILE = "captions.json"
+VECTOR_MARKS = 2_000      # figures with more marks than this (about 1.5 MB of SVG): PNG only
+MAX_3D_OBJECTS = 10_000   # the 3D view draws a random sample of at most this many objects (three views each)
 
 
 def _plt():
@@ -46,11 +54,18 @@ def _figure(*args, **kwargs):
         return plt.subplots(*args, layout="constrained", **kwargs)
 
 
-def _save(fig, path, caption: str | None = None) -> Path:
-    """PNG (300 dpi) and SVG beside it; the caption into ``captions.json`` of the folder."""
+def _save(fig, path, caption: str | None = None, *, marks: int = 0) -> Path:
+    """PNG (300 dpi) and SVG beside it (PNG only for a figure of more than :data:`VECTOR_MARKS` ``marks``: the
+    caption says so, and an SVG of that name from before is removed); the caption into ``captions.json`` of the
+    folder."""
     path = Path(path)
-    for fmt in FORMATS:
+    vector = marks <= VECTOR_MARKS
+    for fmt in FORMATS if vector else ("png",):
         fig.savefig(path.with_suffix(f".{fmt}"), dpi=DPI)
+    if not vector:
+        path.with_suffix(".svg").unlink(missing_ok=True)
+        caption = (caption or "") + (f" PNG only: an SVG of its {marks:,} marks would be large and slow to "
+                                     "open.").lstrip()
     _plt().close(fig)
     if caption:
         store = path.parent / CAPTIONS_FILE
@@ -236,7 +251,8 @@ def sphericity_figure(tables: dict, path, *, column="sphericity_voxel", voxel_si
         fig.colorbar(sc, ax=axes[0].tolist(), label="mean gray value")
     coloured = ", coloured by mean gray value," if sc is not None else " (one colour: no gray values measured)"
     return _save(fig, path, f"Sphericity (voxel faces) against equivalent radius{coloured} as the paper's "
-                            "Fig. 6(b, c). Voxel faces bias ψ toward 2/3 for large spheres.")
+                            "Fig. 6(b, c). Voxel faces bias ψ toward 2/3 for large spheres.",
+                 marks=sum(len(t["equivalent_radius_vox"]) for t in tables.values()))
 
 
 def orthoslices(image, mask, path, *, centre=None, title="", reason: str = "", voxel_size=None) -> Path:
@@ -292,17 +308,27 @@ def fraction_along_z(fractions: dict, path, *, voxel_size=None, inside_sample: b
                             "objects excluded from the table (border, small) included.")
 
 
-def objects_3d(table: dict, shape, path, *, voxel_size=None, column: str = "equivalent_radius_nm") -> Path:
+def objects_3d(table: dict, shape, path, *, voxel_size=None, column: str = "equivalent_radius_nm",
+               max_objects: int = MAX_3D_OBJECTS, rng=0) -> Path:
     """A 3D view of the objects: each a sphere of its equivalent radius at its centroid, coloured by radius,
-    inside the analysed volume's box (three views: oblique, along z, from the side)."""
+    inside the analysed volume's box (three views: oblique, along z, from the side).
+
+    Of more than ``max_objects`` objects, a random sample of ``max_objects`` (``rng``: a seed or a NumPy
+    Generator) is drawn, and the title and caption say so; the colour scale spans all of them."""
     vs = np.asarray(voxel_size if voxel_size else (1.0, 1.0, 1.0), float)
     unit = 1000.0 if voxel_size else 1.0
     label = "µm" if voxel_size else "voxels"
     if column not in table or not voxel_size:
         column = "equivalent_radius_vox"
-    c = np.stack([np.asarray(table[f"centroid_{a}"], float) for a in "zyx"], 1).reshape(-1, 3) * vs / unit
     values = np.asarray(table[column], float)
-    r_vox = np.asarray(table["equivalent_radius_vox"], float)
+    total = len(values)
+    scale = (np.nanpercentile(values, 2), np.nanpercentile(values, 98)) if total else (0.0, 1.0)
+    pick = slice(None)
+    if total > max_objects:
+        pick = np.sort(np.random.default_rng(rng).choice(total, size=max_objects, replace=False))
+        values = values[pick]
+    c = np.stack([np.asarray(table[f"centroid_{a}"], float)[pick] for a in "zyx"], 1).reshape(-1, 3) * vs / unit
+    r_vox = np.asarray(table["equivalent_radius_vox"], float)[pick]
     lower = -0.5 * vs / unit  # the volume's outer faces: voxel centres at 0 .. n-1 (as the centroids, napari)
     extent = (np.asarray(shape, float) - 0.5) * vs / unit
     plt = _plt()
@@ -317,8 +343,7 @@ def objects_3d(table: dict, shape, path, *, voxel_size=None, column: str = "equi
             # marker area ~ radius^2 in screen points, scaled to the box
             size = (r_vox / max(np.max(shape), 1) * 600) ** 2
             sc = ax.scatter(c[:, 2], c[:, 1], c[:, 0], c=values, cmap="viridis", s=np.maximum(size, 2),
-                            depthshade=True, edgecolors="none",
-                            vmin=np.nanpercentile(values, 2), vmax=np.nanpercentile(values, 98))
+                            depthshade=True, edgecolors="none", vmin=scale[0], vmax=scale[1])
         ax.tick_params(labelsize=6, pad=0)
         side, top = name.startswith("side"), name.startswith("along")
         for axis, hidden, labelled in (("x", side, not side), ("y", False, not side), ("z", top, side)):
@@ -334,9 +359,17 @@ def objects_3d(table: dict, shape, path, *, voxel_size=None, column: str = "equi
     if sc is not None:
         fig.colorbar(sc, ax=fig.axes, shrink=0.7,
                      label="equivalent radius (nm)" if column.endswith("_nm") else "equivalent radius (voxels)")
-    return _save(fig, path, f"3D view of the {len(values)} objects: each drawn at its centroid with a size "
-                            "growing with its equivalent radius and coloured by it, in the box of the analysed "
-                            "volume (oblique, top and side views), so their spatial distribution shows.")
+    drawn = len(values)
+    sample = ""
+    if drawn < total:
+        fig.suptitle(f"{drawn:,} of {total:,} objects drawn (a random sample)")
+        sample = (" The sample is seeded (the same on every run) and keeps the figure readable and small; the "
+                  "colour scale spans all the objects, and every object is in the objects table and the "
+                  "histograms.")
+    what = f"a random sample of {drawn:,} of the {total:,} objects" if sample else f"the {total:,} objects"
+    return _save(fig, path, f"3D view of {what}: each drawn at its centroid with a size growing with its "
+                            "equivalent radius and coloured by it, in the box of the analysed volume (oblique, top "
+                            "and side views), so their spatial distribution shows." + sample, marks=3 * drawn)
 
 
 def _box(ax, lower, upper):

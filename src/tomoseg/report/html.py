@@ -19,6 +19,7 @@ table{border-collapse:collapse;margin:.6em 0;font-size:.92em}th,td{border:1px so
 text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
 img{max-width:100%;border:1px solid #eee;margin:.4em 0}.note{color:#666;font-size:.9em}
 figure{margin:0}figcaption{color:#555;font-size:.9em}.wide{overflow-x:auto}
+.incomplete{border:2px solid #D55E00;background:#fff4ec;padding:.4em 1em}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(480px,1fr));gap:1em;align-items:start}
 """
 
@@ -96,10 +97,10 @@ def _figure_rank(path: Path):
 
 
 def _csv_preview(path: Path, columns: list[str], n: int = 10) -> str:
-    from ..table import read_csv
+    from ..table import read_csv_head
 
     try:
-        t = read_csv(path)
+        t, total = read_csv_head(path, n)  # n rows held, the rest counted: any length of table
     except (UnicodeDecodeError, csv.Error, IndexError) as exc:  # a binary file or ragged rows: not a table
         return (f'<p class="note">{html.escape(path.name)} is not shown: it is not a readable table '
                 f"({html.escape(str(exc))}).</p>")
@@ -112,17 +113,55 @@ def _csv_preview(path: Path, columns: list[str], n: int = 10) -> str:
         note = f"; its first {len(cols)} of {len(t)} columns" if len(t) > len(cols) else ""
     rows = [{c: (t[c][i].item() if hasattr(t[c][i], "item") else t[c][i]) for c in cols}
             for i in range(min(n, len(t[cols[0]])))]
-    total = len(t[cols[0]])
     return _columns_table(rows, cols) + (f'<p class="note">{min(n, total)} of {total} rows{note}; all in '
                                          f"{html.escape(path.name)}.</p>")
 
 
+# what each tool writes last (the record that says its results are complete), and the files it writes before
+_COMPLETION = {"analyze": ("summary.json", ("objects.csv",), ("fraction_along_z", "objects_3d", "orthoslices")),
+               "evaluate": ("evaluation.json", ("objects_prediction.csv", "objects_ground_truth.csv"),
+                            ("confusion_matrix", "hit_map_z"))}
+
+
+def incomplete_results(run_dir) -> list[str]:
+    """What a results folder lacks, in sentences: the record analyze or evaluate writes last (``summary.json``,
+    ``evaluation.json``) where the files written before it are there (a run interrupted on the way), and the
+    figures a record lists that are not in ``figures/``. Empty for complete results."""
+    run = Path(run_dir)
+    figs = sorted(p.stem for p in (run / "figures").glob("*.png")) if (run / "figures").is_dir() else []
+    notes = []
+    for tool, (record, tables, figures) in _COMPLETION.items():
+        path = run / record
+        if not path.is_file():
+            found = [t for t in tables if (run / t).is_file()] + \
+                [f"figures/{f}.png" for f in figs if any(f.startswith(k) for k in figures)]
+            if found:
+                notes.append(f"{record} is missing, though {tool} wrote {', '.join(found[:4])}"
+                             f"{' and more' if len(found) > 4 else ''}: the run did not finish (interrupted?), so "
+                             f"its results here are incomplete; run tomoseg {tool} --out again")
+            continue
+        try:
+            listed = json.loads(path.read_text(encoding="utf-8")).get("figures") or []
+        except (ValueError, UnicodeDecodeError, AttributeError):
+            continue  # a record that is not a JSON object: the report's own checks say so
+        lacking = [str(f) for f in listed if str(f) not in figs]
+        if lacking:
+            notes.append(f"{record} lists {len(listed)} figures, of which {', '.join(lacking)} "
+                         f"{'is' if len(lacking) == 1 else 'are'} not in figures/; run tomoseg {tool} --out again")
+    return notes
+
+
 def build_report(run_dir, *, title: str | None = None, output=None) -> Path:
     """Assemble ``report.html`` from what a results folder holds: ``summary.json`` (analyze),
-    ``evaluation.json`` (evaluate), ``*.provenance.json``, object CSVs and ``figures/*.png``."""
+    ``evaluation.json`` (evaluate), ``*.provenance.json``, object CSVs and ``figures/*.png``; what the folder
+    lacks (:func:`incomplete_results`) is said at the top."""
     run = Path(run_dir)
     parts = [f"<h1>{html.escape(title or 'tomoseg report')}</h1>",
              f'<p class="note">Results folder {html.escape(str(run.resolve()))}; tomoseg {__version__}.</p>']
+    missing = incomplete_results(run)
+    if missing:
+        parts.append('<div class="incomplete"><h2>Incomplete results</h2><ul>'
+                     + "".join(f"<li>{html.escape(m)}</li>" for m in missing) + "</ul></div>")
     ev = run / "evaluation.json"
     if ev.exists():
         e = json.loads(ev.read_text(encoding="utf-8"))

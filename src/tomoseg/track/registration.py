@@ -190,30 +190,71 @@ def _rotation_z(angle_deg: float, centre) -> np.ndarray:
 
 # ------------------------------------------------------------------ images
 def downsample(volume, factor: int, *, slab_voxels: int = 2**23, progress=None) -> np.ndarray:
-    """Block means of ``factor``³ voxels (float32), read in blocks of whole storage chunks (a Volume or an
-    array), each read and averaged on a worker thread. ``progress`` is given the volume's voxels as they are
-    read (those beyond the last whole ``factor`` at the end)."""
-    from ..io.blocks import block_grid, read_ahead, storage_chunks, worker_threads
+    """Block means of ``factor``³ voxels (float32) over the volume cut to whole blocks (a Volume or an array).
 
+    Read in blocks of whole storage chunks of at most ``slab_voxels`` (or one chunk), whatever ``factor``: a
+    block of chunks need not hold whole ``factor``³ blocks, its sums are added into the coarse grid's cells it
+    touches (a cell split between blocks gets its parts from each), so memory stays bounded by the block size
+    and every chunk is read once. Integer images are summed exactly; the mean is divided once at the end.
+    Blocks are read and summed on worker threads. ``progress`` is given the volume's voxels as they are read
+    (those beyond the last whole ``factor`` at the end)."""
+    from ..io.blocks import read_ahead, storage_chunks, worker_threads
+
+    factor = int(factor)
     Z, Y, X = (s // factor * factor for s in volume.shape)
     if min(Z, Y, X) == 0:
         raise TomosegError(f"volume {tuple(volume.shape)} is too small to downsample by {factor}")
-    out = np.empty((Z // factor, Y // factor, X // factor), np.float32)
+    sums = np.zeros((Z // factor, Y // factor, X // factor), np.float64)
 
-    def means(region):  # on a worker thread
-        zs, ys, xs = region
-        block = np.asarray(volume[zs, ys, xs], dtype=np.float32)
-        nz, ny = (zs.stop - zs.start) // factor, (ys.stop - ys.start) // factor
-        return block.reshape(nz, factor, ny, factor, X // factor, factor).mean(axis=(1, 3, 5))
+    def block_sums(region):  # on a worker thread
+        data = np.asarray(volume[region])
+        return data.size, _cell_sums(data, [s.start for s in region], factor)
 
-    blocks = block_grid((Z, Y, X), storage_chunks(volume), max_voxels=slab_voxels, multiple=factor)
-    for (zs, ys, xs), small in read_ahead(blocks, means, threads=worker_threads(4)):
-        out[zs.start // factor:zs.start // factor + small.shape[0],
-            ys.start // factor:ys.start // factor + small.shape[1]] = small
+    blocks = downsample_blocks((Z, Y, X), storage_chunks(volume), slab_voxels)
+    for region, (n, part) in read_ahead(blocks, block_sums, threads=worker_threads(4)):
+        at = tuple(slice(s.start // factor, s.start // factor + k) for s, k in zip(region, part.shape))
+        sums[at] += part
         if progress is not None:
-            progress.update(small.size * factor ** 3)
+            progress.update(n)
     if progress is not None:
         progress.update(int(np.prod(volume.shape, dtype=np.int64)) - Z * Y * X)
+    sums /= factor ** 3
+    return sums.astype(np.float32)
+
+
+def downsample_blocks(shape, chunks, max_voxels: int) -> list:
+    """The blocks :func:`downsample` reads: :func:`~tomoseg.io.blocks.block_grid`'s blocks of whole storage
+    chunks, cut along x too (on chunk edges) where a row of chunks across the slice exceeds ``max_voxels``;
+    so each holds at most ``max_voxels`` or one chunk (one slice without chunks), whatever the volume's size."""
+    from ..io.blocks import block_grid
+
+    out = []
+    cx = int(chunks[2]) if chunks else 0
+    for zs, ys, xs in block_grid(shape, chunks, max_voxels=max_voxels):
+        rows = (zs.stop - zs.start) * (ys.stop - ys.start)
+        step = xs.stop if not cx or rows * xs.stop <= max_voxels else max(1, max_voxels // rows // cx) * cx
+        out.extend((zs, ys, slice(x, min(x + step, xs.stop))) for x in range(0, xs.stop, step))
+    return out
+
+
+def _cell_sums(data: np.ndarray, start, factor: int) -> np.ndarray:
+    """Sums of ``data`` (a block starting at ``start``) over the cells of the grid of ``factor``³ blocks that
+    it touches, whole or in part (the cell holding ``start`` first), as float64; one slice at a time, so the
+    temporaries stay below a few bytes a voxel of one slice. Integer images are summed exactly (8- and 16-bit
+    ones in float32 along x: at most 256 values below 2^16, then in float64)."""
+    cuts = []
+    for axis in range(3):
+        first = -int(start[axis]) % factor  # where the block's second cell begins
+        cuts.append(np.r_[0, np.arange(first or factor, data.shape[axis], factor)])
+    if data.dtype.kind in "biu":
+        along_x = np.float32 if data.dtype.itemsize <= 2 and factor <= 256 else np.int64
+    else:
+        along_x = np.result_type(data.dtype, np.float32)
+    out = np.zeros((len(cuts[0]), len(cuts[1]), len(cuts[2])), np.float64)
+    cell = (np.arange(data.shape[0]) + int(start[0])) // factor - int(start[0]) // factor
+    for i in range(data.shape[0]):
+        rows = np.add.reduceat(data[i], cuts[2], axis=1, dtype=along_x)
+        out[cell[i]] += np.add.reduceat(rows, cuts[1], axis=0, dtype=np.float64)
     return out
 
 
