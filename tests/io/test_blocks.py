@@ -237,3 +237,51 @@ def test_slices_too_large_for_a_row_of_windows_are_kept_in_bands(rng, recwarn):
     volume = _CountingSlices(image)
     assert _cached(volume, tiles, image.shape, memory=int(slab / 8)) is volume
     assert any("read again for each window" in str(w.message) for w in recwarn)
+
+
+def test_threads_reading_bands_of_one_group_share_one_decode_of_each_slice():
+    """Review S2: the labelling reads neighbouring chunks on several threads. A thread that wanted a band of a
+    slice whose group of bands another thread was decoding decoded the slice again; and threads reading the
+    same slices queued behind one reader. Now the bands a read will bring are claimed with it, and a thread reads
+    the slices no other is reading first."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tomoseg.io.blocks import ChunkCache
+
+    image = np.random.default_rng(0).integers(0, 255, (6, 512, 96), dtype=np.uint8)
+
+    class Slow(_CountingSlices):
+        def __getitem__(self, key):
+            time.sleep(0.02)  # a decode: long enough for the other threads to want the same slices meanwhile
+            with lock:
+                return super().__getitem__(key)
+
+    lock = threading.Lock()
+    volume = Slow(image)
+    cache = ChunkCache(volume, (1, 128, 96), storage=(1, 512, 96), band_group=4, max_bytes=10**8)
+    boxes = [(slice(0, 6), slice(b * 128 + 10, b * 128 + 60), slice(x, x + 32)) for b in range(4) for x in (0, 32)]
+    start = threading.Barrier(len(boxes))
+
+    def read(box):
+        start.wait()
+        return cache[box]
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(len(boxes)) as pool:
+        got = list(pool.map(read, boxes))
+    elapsed = time.perf_counter() - t0
+    for box, data in zip(boxes, got):
+        np.testing.assert_array_equal(data, image[box])
+    assert volume.slices == 6 and cache.reads == 6, (volume.slices, cache.reads)  # each slice decoded once
+    assert elapsed < 6 * 0.02 * 3, elapsed  # not one slice after another behind a single reader
+
+
+def test_outside_heap_arrays_are_ordinary_arrays():
+    from tomoseg.io.blocks import outside_heap
+
+    a = outside_heap((3, 4, 5), np.uint16)
+    a[...] = np.arange(60).reshape(3, 4, 5)
+    assert a.dtype == np.uint16 and a.shape == (3, 4, 5) and a.flags.writeable and int(a.sum()) == 1770
+    assert outside_heap((0, 4), np.float32).shape == (0, 4)

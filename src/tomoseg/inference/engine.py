@@ -34,6 +34,7 @@ from ..io.blocks import read_ahead, sample_slabs, storage_chunks
 from .normalization import SAMPLE_FRACTION, Stats, check_finite, normalize, stats_method, volume_stats
 from .domain import check_flooding
 from .outputs import check_output_paths, finish_output, provenance
+from .memory_check import check_memory, is_out_of_memory, out_of_memory_error
 from .tiling import Tile, TilingConfig, pad_to_divisor, read_padded, resolve_tiling, tile_grid
 from .work_folder import (WORK_SUFFIX, add_invocation, check_done, check_input_unchanged,  # noqa: F401
                           finished_outputs, invocations, lost_tiles, objects_per_slice, prepare_work,
@@ -385,6 +386,8 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
                                                      base_features=model.config.base_features,
                                                      backend=backend_name))
     _note_rounded(given, options.tiling.tile_size, options.tiling.halo, model.config.divisor)
+    if not distributed and device == "cpu":  # the windows' network against the memory this process may take
+        check_memory(volume.shape, options.tiling, model.config.divisor, backend_name, model.config.base_features)
     check_voxel_size(volume, model)
     check_normalization(model)
     check_depth(volume)
@@ -476,8 +479,14 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
                 run_distributed(job, todo, workers=options.workers or options.gpus, scheduler=options.scheduler,
                                 gpus=options.gpus, progress=bar, client=client)
             else:
-                ready.result()
-                run_tiles(job, todo, backend=backend, progress=bar, source=resident)
+                try:
+                    ready.result()
+                    run_tiles(job, todo, backend=backend, progress=bar, source=resident)
+                except (MemoryError, RuntimeError) as exc:  # an allocation of the network's, in one line
+                    if not is_out_of_memory(exc):
+                        raise
+                    raise out_of_memory_error(exc, volume.shape, options.tiling, model.config.divisor, backend_name,
+                                              model.config.base_features) from None
         finally:
             if bar is not None:
                 bar.close()
@@ -570,8 +579,13 @@ def resident_copy(volume, backend, options: SegmentOptions, available: int | Non
 
 
 def _available_memory(which: str = "available") -> int | None:
-    """The memory available to this process (``which="total"``: the machine's), psutil's figure, or None where
-    it cannot be had."""
+    """The memory available to this process (:func:`tomoseg.host_memory.available_memory`: the least of psutil's
+    figure, a cgroup's limit and ``ulimit -v``; ``which="total"``: the machine's, psutil's), or None where it
+    cannot be had."""
+    if which == "available":
+        from ..host_memory import available_memory
+
+        return available_memory()
     try:
         import psutil
 

@@ -210,12 +210,38 @@ def assemble(box, chunks, dtype, chunk_at) -> np.ndarray:
     if out.size == 0:
         return out
     for index in chunk_indices(box, chunks):
-        data = chunk_at(index)
-        lo = [max(k.start, i * c) for k, i, c in zip(box, index, chunks)]
-        hi = [min(k.stop, (i + 1) * c) for k, i, c in zip(box, index, chunks)]
-        out[tuple(slice(a - k.start, b - k.start) for a, b, k in zip(lo, hi, box))] = \
-            data[tuple(slice(a - i * c, b - i * c) for a, b, i, c in zip(lo, hi, index, chunks))]
+        _place(out, box, chunks, index, chunk_at(index))
     return out
+
+
+def _copy(data: np.ndarray, allocate) -> np.ndarray:
+    out = allocate(data.shape, data.dtype)
+    out[...] = data
+    return out
+
+
+def outside_heap(shape, dtype) -> np.ndarray:
+    """A new array in memory of its own (an anonymous map), given back to the system as soon as the array dies.
+
+    For data kept a while among short-lived arrays (a cache's chunks): from malloc's heap, each kept array
+    would pin the pages around it, and the heap of a pass of reads on several threads grew to twice the data
+    kept (benchmarks/results/analyze_memory.md)."""
+    import mmap
+
+    dtype = np.dtype(dtype)
+    count = int(np.prod(shape, dtype=np.int64))
+    if not hasattr(mmap, "MAP_PRIVATE") or not hasattr(mmap, "MAP_ANONYMOUS"):  # Windows; Python < 3.10
+        return np.empty(shape, dtype)
+    buffer = mmap.mmap(-1, max(1, count * dtype.itemsize), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    return np.frombuffer(buffer, dtype, count=count).reshape(shape)
+
+
+def _place(out, box, chunks, index, data) -> None:
+    """Copy the part of the chunk at grid ``index`` (``data``) that lies in ``box`` into ``out`` (the box's array)."""
+    lo = [max(k.start, i * c) for k, i, c in zip(box, index, chunks)]
+    hi = [min(k.stop, (i + 1) * c) for k, i, c in zip(box, index, chunks)]
+    out[tuple(slice(a - k.start, b - k.start) for a, b, k in zip(lo, hi, box))] = \
+        data[tuple(slice(a - i * c, b - i * c) for a, b, i, c in zip(lo, hi, index, chunks))]
 
 
 class ChunkCache:
@@ -243,7 +269,8 @@ class ChunkCache:
     per window.
     """
 
-    def __init__(self, volume, chunks, *, max_bytes: int, threads: int = 1, storage=None, band_group: int = 2):
+    def __init__(self, volume, chunks, *, max_bytes: int, threads: int = 1, storage=None, band_group: int = 2,
+                 allocate=np.empty):
         import threading
         from collections import OrderedDict
 
@@ -253,6 +280,7 @@ class ChunkCache:
         self.chunks = tuple(int(c) for c in chunks)
         self.storage = tuple(int(c) for c in storage) if storage else self.chunks
         self.band_group = max(1, int(band_group))
+        self.allocate = allocate  # (shape, dtype) -> the array a band of a group read is copied into
         self.max_bytes = int(max_bytes)
         self.reads = 0               # chunks read from the volume (decompressed)
         self._cache: OrderedDict = OrderedDict()
@@ -276,9 +304,9 @@ class ChunkCache:
     def __exit__(self, *exc):
         self.close()
 
-    def _chunk(self, index) -> np.ndarray:
+    def _chunk(self, index, *, wait: bool = True) -> np.ndarray | None:
         """The chunk at grid ``index``: from the cache, from a read already under way in another thread (each chunk
-        is read once at a time), or read here."""
+        is read once at a time), or read here. With ``wait`` False, None where another thread is reading it."""
         from concurrent.futures import Future
 
         with self._lock:
@@ -288,35 +316,45 @@ class ChunkCache:
                 return data
             pending = self._reading.get(index)
             if pending is None:
-                pending = self._reading[index] = Future()
+                first, count = self._group(index)
+                # the bands the same read decodes are claimed with it: a thread wanting one of them meanwhile
+                # waits for this read instead of decoding the slices again
+                claimed = {}
+                for k in range(first, first + count):
+                    other = (index[0], k, index[2])
+                    if other == index or (other not in self._cache and other not in self._reading):
+                        claimed[k] = self._reading[other] = Future()
+                pending = claimed[index[1]]
                 mine = True
             else:
                 mine = False
         if not mine:
-            return pending.result()
+            return pending.result() if wait else None
         try:
-            first, count = self._group(index)
             b = self.chunks[1]
             region = tuple(slice(i * c, min((i + 1) * c, s)) for i, c, s in zip(index, self.chunks, self.shape))
             region = (region[0], slice(first * b, min((first + count) * b, self.shape[1])), region[2])
             read = np.asarray(self.volume[region])
         except BaseException as exc:
             with self._lock:
-                del self._reading[index]
-            pending.set_exception(exc)
+                for k in claimed:
+                    del self._reading[(index[0], k, index[2])]
+            for future in claimed.values():
+                future.set_exception(exc)
             raise
-        parts = {k: read if count == 1 else np.ascontiguousarray(read[:, (k - first) * b:(k - first + 1) * b])
-                 for k in range(first, first + count)}
+        parts = {k: read if count == 1 else _copy(read[:, (k - first) * b:(k - first + 1) * b], self.allocate)
+                 for k in claimed}
         data = parts[index[1]]
         with self._lock:
             self.reads += 1
-            del self._reading[index]
-            for k, part in parts.items():  # the other bands of the group: decoded by the same read
-                other = (index[0], k, index[2])
-                if k != index[1] and other not in self._cache and other not in self._reading:
+            for k, part in parts.items():  # the other bands of the group first: the one asked for is the most
+                other = (index[0], k, index[2])  # recently used
+                del self._reading[other]
+                if k != index[1]:
                     self._keep(other, part)
-            self._keep(index, data)  # the one asked for: most recently used
-        pending.set_result(data)
+            self._keep(index, data)
+        for k, future in claimed.items():
+            future.set_result(parts[k])
         return data
 
     def _group(self, index) -> tuple[int, int]:
@@ -362,7 +400,31 @@ class ChunkCache:
             if len(missing) > 1:
                 for i in missing:
                     pool.submit(self._chunk, i)  # assemble() below waits for each (errors come back there)
-        return assemble(box, self.chunks, self.dtype, self._chunk)
+        if pool is not None:
+            return assemble(box, self.chunks, self.dtype, self._chunk)
+        return self._assemble_shared(box)
+
+    def _assemble_shared(self, box) -> np.ndarray:
+        """The box read by several threads without the cache's own: each thread reads the chunks no other is
+        reading first and waits for the others' reads last, so that threads reading the same chunks (neighbouring
+        blocks of slices) share the decoding instead of queueing behind one reader."""
+        out = np.empty(tuple(max(0, k.stop - k.start) for k in box), self.dtype)
+        if out.size == 0:
+            return out
+        todo = chunk_indices(box, self.chunks)
+        while todo:
+            busy = []
+            for index in todo:
+                data = self._chunk(index, wait=False)
+                if data is None:
+                    busy.append(index)
+                else:
+                    _place(out, box, self.chunks, index, data)
+            if len(busy) == len(todo):  # every chunk left is being read elsewhere: wait for the first
+                _place(out, box, self.chunks, busy[0], self._chunk(busy[0]))
+                busy = busy[1:]
+            todo = busy
+        return out
 
 
 class BlockCopy:
