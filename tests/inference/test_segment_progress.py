@@ -67,3 +67,22 @@ def test_ctrl_c_says_how_to_resume(tmp_path, random_model_path, small_phantom, e
     assert err.count("--resume") == 1, err
     assert err.rstrip().splitlines()[-1].startswith("tomoseg: interrupted; the same command with --resume"), err
     assert "Traceback" not in err and "CancelledError" not in err and "KeyboardInterrupt" not in err, err
+
+
+def test_the_finish_step_has_a_bar_of_its_own(tmp_path, random_model_path, capsys):
+    """Review S6: the conversion of the work store into an HDF5, TIFF, NRRD or npy output, and an OME-Zarr's
+    pyramid, ran after the bar had closed: at a terabyte, hours with nothing printed."""
+    from tomoseg.io.ome_zarr import have_models
+
+    image = np.random.default_rng(0).normal(100, 10, (16, 48, 48)).astype(np.float32)
+    write_volume(tmp_path / "in.npy", image)
+    opts = SegmentOptions(tiling=TilingConfig(tile_size=16, halo=8))
+    mask = tmp_path / "m.ome.zarr"
+    segment(tmp_path / "in.npy", tmp_path / "p.h5", mask_output=mask, model=random_model_path, options=opts,
+            progress=True)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert any(line.startswith("write p.h5: 100% (36.9 kvox of 36.9 kvox)") for line in lines), lines
+    if have_models():  # the pyramid's levels: each read from the one before
+        assert any(line.startswith("write m.ome.zarr: 100%") for line in lines), lines
+    segment(tmp_path / "in.npy", tmp_path / "q.tif", model=random_model_path, options=opts, progress=False)
+    assert capsys.readouterr().err == ""  # -q: silent

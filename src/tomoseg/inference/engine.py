@@ -507,8 +507,14 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
                 if not (work / store).exists():
                     raise TomosegError(f"{out}: was finished by the interrupted run and has since been removed "
                                        "(its work store with it); run again with --overwrite")
-                done_levels = finish_output(work / store, str(out), volume.shape, volume.voxel_size,
-                                            options.overwrite, pyramid=pyramid, orientation=volume.orientation)
+                finishing = _finish_bar(progress, out, volume.size)
+                try:
+                    done_levels = finish_output(work / store, str(out), volume.shape, volume.voxel_size,
+                                                options.overwrite, pyramid=pyramid, orientation=volume.orientation,
+                                                progress=finishing)
+                finally:
+                    if finishing is not None:
+                        finishing.close()
                 state.setdefault("finished", {})[str(out)] = done_levels  # a cut finish resumes from here
                 write_state(work, state)
             levels[name] = done_levels
@@ -737,6 +743,20 @@ def _new_sample_mask(volume, options: SegmentOptions, divisor: int, low=None):
     if min(shape[1:]) < 64:
         return all_sample(shape, "auto: too small to tell sample from surroundings")
     return auto_sample_mask(volume, margin=round_up(options.tiling.halo, divisor), low=low)
+
+
+def _finish_bar(enabled: bool, output, total: int):
+    """The bar of an output's finish step (its conversion from the work store, or its pyramid), or None: where
+    the output is a plain Zarr store (a rename) or progress is off."""
+    from ..io import format_of
+
+    name = split_dataset(output)[0].name
+    if not enabled or (format_of(output, for_writing=True) == "zarr" and not name.lower().endswith(".ome.zarr")):
+        return None
+    from ..progress import progress_bar
+
+    return progress_bar(True, total, desc=f"write {name}", resume_hint="The tiles are done: run the same command "
+                                                                      "with --resume to write the outputs again.")
 
 
 def _progress_bar(enabled: bool, total: int):

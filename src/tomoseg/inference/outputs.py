@@ -74,13 +74,14 @@ FINISH_BLOCK_VOXELS = 2**26  # the work store copied to another format in blocks
 
 
 def finish_output(work_store: Path, final: str, shape, voxel_size, overwrite: bool,
-                  pyramid: str = "mean", orientation: dict | None = None) -> int:
+                  pyramid: str = "mean", orientation: dict | None = None, progress=None) -> int:
     """Move a finished work store to its final name, converting to the output's format if needed; returns
     the number of resolution levels written.
 
     An output named ``.ome.zarr`` gets the downsampled levels of an OME-Zarr pyramid (``pyramid``: ``mean``
     for probabilities, ``mode`` for masks), built in the work store before it is renamed, so viewers open a
-    large result at once.
+    large result at once. ``progress`` (a :class:`~tomoseg.progress.Progress`, or None) is given the voxels
+    converted, or those read for the pyramid (a plain ``.zarr`` output is only renamed).
     """
     import zarr
 
@@ -88,7 +89,7 @@ def finish_output(work_store: Path, final: str, shape, voxel_size, overwrite: bo
 
     f, _ = split_dataset(final)
     if format_of(final, for_writing=True) == "zarr":
-        levels = _add_pyramid(work_store, pyramid) if f.name.lower().endswith(".ome.zarr") else 1
+        levels = _add_pyramid(work_store, pyramid, progress) if f.name.lower().endswith(".ome.zarr") else 1
         check_output(final, overwrite=overwrite)  # again: something may have appeared there during the run
         if f.exists():
             shutil.rmtree(f) if f.is_dir() else f.unlink()
@@ -103,10 +104,12 @@ def finish_output(work_store: Path, final: str, shape, voxel_size, overwrite: bo
                        orientation=orientation) as w:
         for region, data in read_ahead(blocks, lambda region: np.asarray(src[region]), threads=2):
             w[region] = data  # the next block decompressed meanwhile
+            if progress is not None:
+                progress.update(int(data.size))
     return 1
 
 
-def _add_pyramid(store: Path, method: str) -> int:
+def _add_pyramid(store: Path, method: str, progress=None) -> int:
     from ..errors import warn
     from ..io.ome_zarr import add_pyramid, have_models
 
@@ -114,7 +117,7 @@ def _add_pyramid(store: Path, method: str) -> int:
         warn(f"{store.name}: written with one resolution level: the OME-Zarr pyramid needs ome-zarr-models "
              "(pip install ome-zarr-models; Python 3.11 to 3.13)")
         return 1
-    return add_pyramid(store, method=method)
+    return add_pyramid(store, method=method, progress=progress)
 
 
 def provenance(volume, model, options, fingerprint, stats, outputs, n_tiles, t0) -> dict:

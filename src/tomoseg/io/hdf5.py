@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 
 from ..errors import TomosegError
-from .hdf5_chunks import parallel_reader
+from .hdf5_chunks import parallel_reader, parallel_writer
 from .volume import Sink, Volume, squeeze_leading
 
 EXTENSIONS = (".h5", ".hdf5", ".hdf", ".nxs", ".nx5", ".he5")
@@ -334,7 +334,7 @@ def create_hdf5(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None, datase
     ds = _create(f, name, shape, dtype, voxel_size, chunks)
     if nexus:
         _mark_nexus(f, name)
-    return Sink(ds, finish=f.close, abort=f.close)
+    return Sink(parallel_writer(ds), finish=f.close, abort=f.close)
 
 
 def create_hdf5_in_file(path: Path, shape, dtype, *, voxel_size=None, chunks=None, dataset: str | None = None,
@@ -386,4 +386,4 @@ def create_hdf5_in_file(path: Path, shape, dtype, *, voxel_size=None, chunks=Non
         finally:
             tmp.unlink(missing_ok=True)
 
-    return Sink(ds, finish=finish, abort=abort, placed=True)
+    return Sink(parallel_writer(ds), finish=finish, abort=abort, placed=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TomosegError
-from .volume import Sink, Volume
+from .volume import ReleasingMap, Sink, Volume
 
 EXTENSIONS = (".npy",)
 
@@ -48,7 +48,7 @@ def create_npy(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None) -> Sink
     from .._version import __version__
     from .output_guard import PROVENANCE_SUFFIX, reserve, write_provenance
 
-    mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(dtype), shape=tuple(shape))
+    mm = ReleasingMap(np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(dtype), shape=tuple(shape)))
     reserve(tmp, tmp.stat().st_size)
 
     def finish():

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import TomosegError
 from .units import nm_per_unit
-from .volume import Sink, Volume
+from .volume import ReleasingMap, Sink, Volume
 
 EXTENSIONS = (".nrrd", ".nhdr")
 # NRRD's anatomical spaces: 3D Slicer and ITK write them without 'space units', in mm by their convention
@@ -348,5 +348,5 @@ def create_nrrd(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None, orient
     from .output_guard import reserve
 
     reserve(tmp, tmp.stat().st_size)
-    mm = np.memmap(tmp, dtype=dtype, mode="r+", offset=len(header), shape=tuple(shape))
-    return Sink(mm, finish=mm.flush)
+    array = ReleasingMap(np.memmap(tmp, dtype=dtype, mode="r+", offset=len(header), shape=tuple(shape)))
+    return Sink(array, finish=array.flush)

@@ -333,9 +333,11 @@ def is_tomoseg_store(path) -> bool:
     return MARKER in attrs
 
 
-def add_pyramid(path, *, method: str = "mean", chunks=None) -> int:
+def add_pyramid(path, *, method: str = "mean", chunks=None, progress=None) -> int:
     """Add the downsampled levels to a single-scale NGFF 0.5 image that tomoseg wrote (e.g. a probability map
     from ``segment``); returns the number of levels. ``method``: ``mean`` (images) or ``mode`` (masks, labels).
+    ``progress``: a :class:`~tomoseg.progress.Progress` (or anything with ``update(n)``), given the voxels read
+    from each level to make the next (its total is reset to their sum where it has ``reset``).
 
     Only the datasets of the metadata change (each level's scale and translation, in the store's own units),
     with the multiscale's ``type`` and ``metadata``, which describe the downscaling (none for a single level);
@@ -370,18 +372,22 @@ def add_pyramid(path, *, method: str = "mean", chunks=None) -> int:
     datasets[0]["path"] = ms[0]["datasets"][0]["path"]
     reduce = downsample_mean if method == "mean" else downsample_mode
     prev = parallel_reader(base)
+    if progress is not None and hasattr(progress, "reset"):
+        progress.reset(total=int(sum(np.prod(shape, dtype=np.int64) for shape in shapes[:-1])))
     for level in range(1, len(shapes)):
         c = tuple(min(a, b) for a, b in zip(chunks, shapes[level]))
         arr = store_chunks(group.create_array(str(level), shape=shapes[level], chunks=c, dtype=base.dtype,
                                               fill_value=0, dimension_names=["z", "y", "x"], overwrite=True))
         out = parallel_writer(arr)
 
-        def block(sl, prev=prev, out=out) -> None:  # on a worker thread: read, reduce, write (all outside Zarr's
+        def block(sl, prev=prev, out=out) -> int:  # on a worker thread: read, reduce, write (all outside Zarr's
             region = tuple(slice(2 * s.start, min(2 * s.stop, n)) for s, n in zip(sl, prev.shape))  # event loop)
             write_chunk(out, sl, reduce(np.asarray(prev[region])))
+            return int(np.prod([r.stop - r.start for r in region]))
 
-        for _ in read_ahead(list(chunk_regions(arr.shape, arr.chunks)), block, threads=worker_threads(8)):
-            pass
+        for _, read in read_ahead(list(chunk_regions(arr.shape, arr.chunks)), block, threads=worker_threads(8)):
+            if progress is not None:
+                progress.update(read)
         prev = parallel_reader(arr)
     first = {k: v for k, v in ms[0].items() if k not in ("type", "metadata")}
     first.update({"datasets": datasets, **_downscaling(len(shapes), method)})

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TomosegError
-from .volume import Sink, Volume
+from .volume import ReleasingMap, Sink, Volume
 
 EXTENSIONS = (".vol",)
 
@@ -103,7 +103,7 @@ def create_vol(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None) -> Sink
         raise TomosegError(f"PyHST2 .vol files hold one isotropic voxel size, not {voxel_size}")
     from .output_guard import reserve
 
-    mm = np.memmap(tmp, dtype="<f4", mode="w+", shape=tuple(shape))
+    mm = ReleasingMap(np.memmap(tmp, dtype="<f4", mode="w+", shape=tuple(shape)))
     reserve(tmp, tmp.stat().st_size)
 
     def finish():

@@ -22,7 +22,7 @@ import tifffile
 
 from ..errors import TomosegError
 from .units import nm_per_unit
-from .volume import Sink, Squeezed, Volume
+from .volume import ReleasingMap, Sink, Squeezed, Volume
 
 EXTENSIONS = (".tif", ".tiff")
 _IMAGEJ_DTYPES = {np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32)}
@@ -639,10 +639,8 @@ def create_tiff(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None) -> Sin
     mm = tifffile.memmap(tmp, shape=tuple(shape), dtype=np.dtype(dtype), software=MARK, **kwargs)
     reserve(tmp, tmp.stat().st_size)
 
-    def finish():
-        mm.flush()
-
-    return Sink(mm, finish=finish)
+    array = ReleasingMap(mm)
+    return Sink(array, finish=array.flush)
 
 
 class _SliceWriter:

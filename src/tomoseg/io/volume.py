@@ -236,6 +236,84 @@ def _call(fn):
     return fn()
 
 
+RELEASE_BYTES = 64 << 20  # a memory-mapped output drops its written pages from the process every this many bytes
+
+
+class ReleasingMap:
+    """A memory-mapped output (a ``numpy.memmap``) written region by region, whose written pages leave this
+    process's resident memory as the writing moves on.
+
+    Each page written stays mapped into the process until unmapped, so writing a 2 GiB ``.tif``, ``.nrrd`` or
+    ``.npy`` raised the RSS to 2.2 GB: page cache the kernel may reclaim, but what ``/usr/bin/time``, SLURM's
+    MaxRSS and RSS-enforcing schedulers count. Every :data:`RELEASE_BYTES` the pages before the region being
+    written (in the file's order: a writer going in z, y order has finished them) are dropped with
+    ``madvise(MADV_DONTNEED)``, which for a shared file mapping keeps the data: the written pages stay in the page
+    cache, dirty, and are written to the file as usual (``flush`` at the end). A page wanted again is mapped
+    again from the cache. Where the platform has no ``madvise`` (Windows), it writes as the memmap does.
+    """
+
+    def __init__(self, mm):
+        import mmap
+
+        self.array, self.shape, self.dtype = mm, tuple(mm.shape), mm.dtype
+        self._map = getattr(mm, "_mmap", None)
+        self._released = 0  # bytes of the array, from its start, whose pages were dropped
+        self._offset = 0
+        if self._map is None or not hasattr(self._map, "madvise") or not hasattr(mmap, "MADV_DONTNEED"):
+            self._map = None
+            return
+        start = np.frombuffer(self._map, np.uint8, count=1)  # where the map starts (a view: let go at once)
+        self._offset = int(mm.ctypes.data - start.ctypes.data)
+        del start
+
+    def __setitem__(self, key, value) -> None:
+        self.array[key] = value
+        start = self._start(key)
+        if start is not None and start - self._released >= RELEASE_BYTES:
+            self.release(start)
+
+    def __getitem__(self, key):
+        return self.array[key]
+
+    def _start(self, key) -> int | None:
+        """The byte of the array where the region ``key`` (three slices or integers) starts, or None."""
+        if self._map is None or not isinstance(key, tuple) or len(key) != 3:
+            return None
+        firsts = []
+        for k, n in zip(key[:2], self.shape[:2]):
+            if isinstance(k, slice):
+                r = range(n)[k]
+                if not len(r):
+                    return None
+                firsts.append(min(r[0], r[-1]))
+            elif isinstance(k, (int, np.integer)):
+                firsts.append(range(n)[k])
+            else:
+                return None
+        row = int(self.shape[2]) * self.dtype.itemsize
+        return (firsts[0] * int(self.shape[1]) + firsts[1]) * row
+
+    def release(self, upto: int | None = None) -> None:
+        """Drop the pages of the array's bytes before ``upto`` (default: all of them) from this process."""
+        import mmap
+
+        if self._map is None:
+            return
+        whole = upto is None
+        upto = self.array.nbytes if whole else int(upto)
+        lo = self._offset + self._released
+        hi = self._offset + upto
+        lo -= lo % mmap.PAGESIZE
+        hi = min(len(self._map), -(-hi // mmap.PAGESIZE) * mmap.PAGESIZE) if whole else hi - hi % mmap.PAGESIZE
+        if hi > lo:
+            self._map.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+        self._released = max(self._released, upto)
+
+    def flush(self) -> None:
+        self.array.flush()
+        self.release()
+
+
 @dataclass
 class Sink:
     """What a format's ``create`` returns: an array to write into and how to finish it."""

@@ -31,7 +31,7 @@ from ..errors import TomosegError
 from .analysis import AnalysisOptions, _Halved
 from .reading import MaskView, is_probability, mask_of
 from ..io.blocks import chunk_regions
-from .labelling import label_chunked, label_objects, open_label_store
+from .labelling import check_store_space, label_chunked, label_objects, open_label_store
 
 __all__ = ["label_image", "write_label_image", "write_objects_ome_zarr", "object_colours", "label_dtype_for",
            "write_mapped"]
@@ -269,6 +269,10 @@ def write_objects_ome_zarr(volume, path, table: dict, *, image=None, options: An
     options = options or AnalysisOptions()
     tmp = None
     try:
+        # the objects' label image, with its pyramid (1/7 more), is staged in the temporary folder (TMPDIR)
+        voxels = int(np.sum(table["volume_vox"])) if len(table["label"]) else 0
+        check_store_space(tmp / "objects.zarr", voxels * 8 // 7, len(table["label"]) * 8 // 7,
+                          what="the objects' label image staged for the OME-Zarr")
         if probability is None:
             probability = is_probability(volume)
         if labels is not None:  # no second label image written: the kept labels, mapped chunk by chunk
