@@ -269,16 +269,16 @@ def write_objects_ome_zarr(volume, path, table: dict, *, image=None, options: An
     options = options or AnalysisOptions()
     tmp = None
     try:
-        # the objects' label image, with its pyramid (1/7 more), is staged in the temporary folder (TMPDIR)
-        voxels = int(np.sum(table["volume_vox"])) if len(table["label"]) else 0
-        check_store_space(tmp / "objects.zarr", voxels * 8 // 7, len(table["label"]) * 8 // 7,
-                          what="the objects' label image staged for the OME-Zarr")
         if probability is None:
             probability = is_probability(volume)
         if labels is not None:  # no second label image written: the kept labels, mapped chunk by chunk
             objects = _MappedLabels(labels.path, labels.count, table)
         else:
             tmp = Path(tempfile.mkdtemp(prefix="tomoseg-ome-", dir=workdir))
+            # the objects' label image, with its pyramid (1/7 more), is staged in the temporary folder (TMPDIR)
+            voxels = int(np.sum(table["volume_vox"])) if len(table["label"]) else 0
+            check_store_space(tmp / "objects.zarr", voxels * 8 // 7, len(table["label"]) * 8 // 7,
+                              what="the objects' label image staged for the OME-Zarr")
             lab_path = write_label_image(volume, tmp / "objects.zarr", table, options=options,
                                          voxel_size=voxel_size, probability=probability)
             objects = zarr.open_array(str(lab_path), path="0", mode="r")
