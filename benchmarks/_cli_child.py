@@ -18,14 +18,19 @@ print(json.dumps({"code": code, "seconds": time.perf_counter() - t0, "peak_rss_m
 """
 
 
-def run_cli(options_module: str, in_memory_voxels: int, argv: list) -> dict:
-    """``tomoseg ARGV`` in a child process, ``options_module._options`` (the command's option builder) set to
-    label in memory up to ``in_memory_voxels``; returns ``{code, seconds, peak_rss_mib}``."""
-    res = subprocess.run([sys.executable, "-c", CHILD, options_module, str(in_memory_voxels), *map(str, argv)],
-                         capture_output=True, text=True)
+def run_child(code: str, args, env=None) -> dict:
+    """``python -c CODE ARGS`` in a fresh process; returns the JSON object on the last line it prints (its
+    measurements). A child that fails stops the benchmark with the end of its stderr."""
+    res = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, env=env)
     if res.returncode:
         raise SystemExit(res.stderr[-3000:])
     return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def run_cli(options_module: str, in_memory_voxels: int, argv: list) -> dict:
+    """``tomoseg ARGV`` in a child process, ``options_module._options`` (the command's option builder) set to
+    label in memory up to ``in_memory_voxels``; returns ``{code, seconds, peak_rss_mib}``."""
+    return run_child(CHILD, [options_module, in_memory_voxels, *argv])
 
 
 MODES = (("in memory", 2**40), ("chunk by chunk", 0))  # (name, in_memory_voxels)

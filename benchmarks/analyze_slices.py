@@ -15,9 +15,7 @@ object tables must agree.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from _cli_child import run_child
 from _report import emit_section
 
 CHILD = r"""
@@ -93,12 +92,7 @@ def main(argv=None) -> int:
         folders = write_folders(Path(tmp), shape)
         for name in args.layouts:
             csv = Path(tmp) / f"{len(tables)}.csv"
-            res = subprocess.run([sys.executable, "-c", CHILD, str(folders[name]), str(csv)], capture_output=True,
-                                 text=True, env=env)
-            if res.returncode:
-                print(res.stderr[-3000:], file=sys.stderr)
-                return 1
-            run = json.loads(res.stdout.strip().splitlines()[-1])
+            run = run_child(CHILD, [folders[name], csv], env=env)
             tables[name] = csv.read_text()
             rows.append(f"| {name} | {run['seconds']:.1f} s | {run['peak_rss_mib']:.0f} MiB |")
             print(rows[-1], file=sys.stderr)

@@ -14,14 +14,13 @@ Then ``finish``: segment's conversion of its Zarr work store (64^3 chunks) into 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from _cli_child import run_child
 from _report import emit_section
 
 CHILD = r"""
@@ -72,12 +71,7 @@ def main(argv=None) -> int:
     for mode, ext in WRITES:
         with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as tmp:
             target = str(Path(tmp) / ("out" if ext.startswith(" ") else f"out{ext}"))
-            res = subprocess.run([sys.executable, "-c", CHILD, mode, target, str(args.slices)], capture_output=True,
-                                 text=True, env=env)
-        if res.returncode:
-            print(res.stderr[-3000:], file=sys.stderr)
-            return 1
-        run = json.loads(res.stdout.strip().splitlines()[-1])
+            run = run_child(CHILD, [mode, target, args.slices], env=env)
         what = f"`{mode}` {ext.strip()}"
         rows.append(f"| {what} | {run['seconds']:.1f} s | {run['peak_rss_mib']:.0f} MiB | "
                     f"{run['rss_file_mib']:.0f} MiB |")
