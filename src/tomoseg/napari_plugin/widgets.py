@@ -256,7 +256,7 @@ class _Worker(QWidget):
         now = time.monotonic()
         if not done:  # reading, loading the model, the statistics: the rate counts from the tiles' start
             self._t_tiles = now
-        dt = now - getattr(self, "_t_tiles", self._t0)
+        dt = now - self._t_tiles
         rate = done / dt / 1e6 if dt > 0 and done else 0
         left = (total - done) / (done / dt) if done and dt > 0 else float("nan")
         self.status.setText(f"{done / 1e6:.2f} of {total / 1e6:.2f} Mvox, {rate:.2f} Mvox/s"

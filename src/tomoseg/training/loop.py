@@ -22,7 +22,7 @@ from ..model import build_model
 from .checkpoints import RunFolder
 from .config import TrainConfig
 from .data import check_phantom_pool, load_pairs, phantom_volume_sets
-from .sampling import PatchSource, hold_out, split_part
+from .sampling import PatchSource, hold_out, largest_crop, split_part
 from .step import TrainStep, configure_device, resolve_device
 from .timing import PhaseClock
 from .validation import evaluate, evaluate_volumes, validation_patches, validation_source
@@ -45,7 +45,7 @@ def prepare_data(cfg: TrainConfig, *, progress: bool = True):
     if data.volumes:
         # random mode keeps the annotated region of each pair and the context a patch needs around it; paper mode
         # splits the whole volume's slices
-        need = int(np.ceil(cfg.sampling.patch_size / min(1.0, min(cfg.augment.zoom))))
+        need = largest_crop(cfg.sampling, cfg.augment)
         context = None if cfg.sampling.mode == "paper" else -(-need // 2)
         pairs = load_pairs(data.volumes, data, context=context)
         if data.validation_volumes:
@@ -64,7 +64,7 @@ def prepare_data(cfg: TrainConfig, *, progress: bool = True):
 def _held_out(cfg: TrainConfig, pairs) -> tuple[list, list]:
     """The training volumes less their held-out slices (``data.hold_out``), and those slices; a volume that cannot
     spare them trains whole, with a warning that names it."""
-    need = int(np.ceil(cfg.sampling.patch_size / min(1.0, min(cfg.augment.zoom))))
+    need = largest_crop(cfg.sampling, cfg.augment)
     train, held = [], []
     for v in pairs:
         split = hold_out(v, cfg.data.hold_out, ignore_value=cfg.data.ignore_value, need=need,

@@ -76,10 +76,15 @@ def hold_out(volume: TrainingVolume, share: float, *, ignore_value: int, need: i
     return _slices(volume, 0, cut, "train"), _slices(volume, cut, depth, "held-out")
 
 
+def largest_crop(sampling: SamplingConfig, augment_cfg: AugmentConfig) -> int:
+    """The edge of the largest crop a patch is cut from (a zoom below 1 cuts more than a patch, then shrinks it)."""
+    return int(np.ceil(sampling.patch_size / min(1.0, min(augment_cfg.zoom))))
+
+
 def check_fits(volumes: list[TrainingVolume], sampling: SamplingConfig, augment_cfg: AugmentConfig) -> None:
     if not volumes:
         raise TomosegError("the training set is empty")
-    need = int(np.ceil(sampling.patch_size / min(1.0, min(augment_cfg.zoom))))
+    need = largest_crop(sampling, augment_cfg)
     for v in volumes:
         depth = v.shape[0]
         if sampling.mode == "paper":
