@@ -93,7 +93,7 @@ def load_pairs(entries, data: DataConfig, *, context: int | None = None) -> list
     a scan of tens of GB annotated on a few slices or one box trains from that region, in the memory it needs.
     None reads the whole volumes (paper mode: its split is over the whole volume's slices). Pairs whose arrays
     would not fit in memory are refused before any is read, naming what to do."""
-    import psutil
+    from ..host_memory import available_memory
 
     planned, need = [], 0
     for entry in entries:
@@ -108,8 +108,8 @@ def load_pairs(entries, data: DataConfig, *, context: int | None = None) -> list
             # float32 image, uint8 labels, and the file's arrays while they are converted
             need += voxels * (5 + np.dtype(volume.dtype).itemsize + np.dtype(labels.dtype).itemsize)
             planned.append((entry, box, voxels, int(np.prod(volume.shape, dtype=np.int64))))
-    available = psutil.virtual_memory().available
-    if need > MEMORY_SHARE * available:
+    available = available_memory()  # also under a cgroup's limit (a SLURM job) or ulimit -v
+    if available is not None and need > MEMORY_SHARE * available:
         entry, box, voxels, whole = max(planned, key=lambda p: p[2])
         region = "the volume" if voxels == whole else "the annotated region (" + \
             " x ".join(str(b.stop - b.start) for b in box) + " voxels, with the context patches need)"
