@@ -69,7 +69,7 @@ def test_read_as_forces_a_reading_and_a_mask_is_said_to_be_one(tmp_path, capsys)
     assert "m.npy: read as a mask (values 0 and 1 only): object where value is not 0" in capsys.readouterr().err
     np.save(tmp_path / "wide.npy", p.astype(np.uint16) * 257)  # a map on the 0-65535 scale
     assert main(["analyze", str(tmp_path / "wide.npy"), "--json", "--read-as", "probability"]) == 1
-    assert "wide.npy: holds values from 0 to 65535; a probability map (--read-as probability) holds 0-255" in \
+    assert "wide.npy: holds values from 0 to 65535; a probability map holds 0-255 " in \
         capsys.readouterr().err
 
 
@@ -169,3 +169,49 @@ def test_the_object_id_test_gives_one_answer_in_every_format(tmp_path):
     except TomosegError as exc:
         answers["memory"] = str(exc).split(": ", 1)[1][:40]
     assert len(set(answers.values())) == 1, answers
+
+
+def test_the_probability_map_given_beside_a_mask_is_read_by_the_same_rule(tmp_path, capsys):
+    """``analyze MASK --probability MAP``: the confidence columns took the map's values as they were, so a map
+    stored as uint16 or Fiji's 32-bit float (whole values 0-255) gave a mean probability of 214 instead of
+    0.84, and a gray image gave numbers in the thousands without a word. Now whole values 0-255 of any type
+    are the uint8 map, a float map in [0, 1] is taken as it is, anything else is refused, and a 0/1 mask given
+    in its place is warned about."""
+    p = _map()
+    mask = (p > 127).astype(np.uint8)
+    np.save(tmp_path / "mask.npy", mask)
+    inputs = {"u8": p, "u16": p.astype(np.uint16), "f32": p.astype(np.float32), "unit": p / np.float32(255),
+              "gray": p.astype(np.uint16) * 300, "neg": p.astype(np.int16) - 1, "over": p / np.float32(100),
+              "binary": mask}
+    for name, values in inputs.items():
+        np.save(tmp_path / f"{name}.npy", values)
+    columns = {}
+    for name in inputs:
+        code = main(["analyze", str(tmp_path / "mask.npy"), "--probability", str(tmp_path / f"{name}.npy"),
+                     "--csv", str(tmp_path / f"{name}.csv"), "-q"])
+        err = capsys.readouterr().err
+        if name in ("gray", "neg", "over"):
+            assert code == 1 and f"{name}.npy (the probability map): holds" in err, err
+            continue
+        assert code == 0, err
+        table = read_csv(tmp_path / f"{name}.csv")
+        columns[name] = (np.asarray(table["mean_probability"]), np.asarray(table["max_probability"]))
+        assert ("holds only 0 and 1 where the objects are (a mask?)" in err) == (name == "binary")
+    for name in ("u16", "f32", "unit"):
+        np.testing.assert_allclose(columns[name][0], columns["u8"][0], rtol=1e-6)
+        np.testing.assert_allclose(columns[name][1], columns["u8"][1], rtol=1e-6)
+    assert 0.5 < columns["u8"][0].min() and columns["u8"][1].max() <= 1
+    assert columns["binary"][1].max() <= 1 / 255 + 1e-9
+
+
+def test_a_probability_map_refused_by_a_block_the_sample_did_not_see(tmp_path):
+    """The sample of a chunked ``--probability`` map can miss the values that make it no probability map: the
+    block that holds them refuses it as it is read (the mask's own reading is not revised for it)."""
+    p = _map(shape=(64, 64, 64))
+    mask = (p > 127).astype(np.uint8)
+    gray = p.astype(np.uint16)
+    gray[40:44, 30:34, 30:34] = 4000  # in a chunk the sample of 16 slices does not read
+    write_volume(tmp_path / "gray.zarr", gray, chunks=(8, 64, 64))
+    opts = AnalysisOptions(in_memory_voxels=1, chunks=(16, 64, 64))
+    with pytest.raises(TomosegError, match="holds values from 0 to 4000; a probability map holds 0-255"):
+        analyze(mask, probability=open_volume(tmp_path / "gray.zarr"), options=opts)

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from ..errors import TomosegError
+from ..errors import TomosegError, warn
 from .labelling import label_chunked, label_objects, open_label_store
 from .measure import measure_objects, select_objects, summarize
-from .reading import MaskView, Reading, ReadingChanged, mask_of, read_as
+from .reading import MaskView, Reading, ReadingChanged, mask_of, probability_values, read_as
 
 IN_MEMORY_VOXELS = 64 * 2**20
 PIECE_BYTES = 2**29  # pieces of objects that cross chunks kept for measuring them without a read (at most)
@@ -79,8 +79,6 @@ def warn_if_flooded(share: float, where) -> None:
     """A warning where most voxels are objects: a gray-value image (or a probability map of another type)
     given where a mask belongs, every nonzero voxel an object."""
     if share > 0.5:
-        from ..errors import warn
-
         warn(f"{where}: {share:.0%} of the voxels are objects; is this a mask? A gray-value image counts every "
              "nonzero voxel as an object: give the mask or the probability map from tomoseg segment")
 
@@ -190,6 +188,10 @@ def analyze(volume, *, intensity=None, probability=None, voxel_size=None, option
         if other is not None and tuple(other.shape) != shape:
             raise TomosegError(f"{name} volume {tuple(other.shape)} and mask {shape} differ in shape")
     reading = read_as(volume, options.read_as)
+    where = None
+    if probability is not None:  # a map beside a mask, for the probability columns: 0-255, read as uint8
+        where = getattr(probability, "path", None) or "the probability map"
+        probability = probability_values(probability, where=f"{where} (the probability map)")
     while True:  # a block the sample's reading does not allow: read again (at most twice; reading.py)
         try:
             table, fraction, kept = _label_and_measure(reading.view(volume), reading.probability, intensity,
@@ -200,6 +202,10 @@ def analyze(volume, *, intensity=None, probability=None, voxel_size=None, option
             reading = reading.revised(volume, changed)
             if progress is not None and hasattr(progress, "reset"):
                 progress.reset()
+    if probability is not None and len(table["label"]) and \
+            0 < np.nanmax(table["max_probability"]) <= 1.5 / 255:  # value 1 at most: a 0/1 mask
+        warn(f"{where}: holds only 0 and 1 where the objects are (a mask?), so the mean_probability and "
+             "max_probability columns read 0 to 0.004 (value / 255). Give the probability map from tomoseg segment")
     try:
         return _finish(volume, reading.whole(), table, fraction, options, voxel_size, sample_mask, kept, origin)
     except BaseException:  # the labels kept for the caller are the caller's only once this returns

@@ -126,6 +126,9 @@ class _ReadView:
             low, high, fractional = _value_range(block)
             lo, hi, whole = self.limits
             if low < lo or high > hi or (whole and fractional):
+                if self.reading.how == "probability":  # a forced reading cannot change: refuse (raises)
+                    r = self.reading
+                    _kind(np.dtype(r.dtype), low, high, fractional, None, r.how, r.where, r.command)
                 raise ReadingChanged(low, high, fractional)
         if self.convert:
             if block.dtype.kind == "f":
@@ -160,8 +163,9 @@ def _kind(dtype, low, high, fractional, ids, how, where, command) -> str:
                            "For a probability map in [0, 1] write numpy.rint(p * 255).astype('uint8') first")
     if how == "probability":
         if low < 0 or high > 255:
-            raise TomosegError(f"{where}: holds values from {low:g} to {high:g}; a probability map (--read-as "
-                               "probability) holds 0-255. Convert it to uint8 0-255 first")
+            raise TomosegError(f"{where}: holds values from {low:g} to {high:g}; a probability map holds 0-255 "
+                               "(read as one by --read-as probability, or given as --probability). Convert it to "
+                               "uint8 0-255 first")
         return "probability"
     if low < 0:
         raise TomosegError(f"{where}: holds negative values (down to {low:g}, {dtype}): not a mask, a probability "
@@ -219,6 +223,50 @@ def read_as(volume, how: str = "auto", *, where=None, command: str = "analyze") 
     ids = looks_like_object_ids(volume) is not None if how == "auto" and high > 1 and not fractional else None
     kind = _kind(dtype, low, high, fractional, ids, how, where, command)
     return replace(base, kind=kind, low=low, high=high, ids=ids, verified=whole)
+
+
+def probability_values(probability, *, where=None, command: str = "analyze"):
+    """A probability map given beside a mask (``analyze --probability``, for the ``mean_probability`` and
+    ``max_probability`` columns), as the measurement reads it: a float map in [0, 1] as it is; whole values
+    0-255 of any type (a uint16 or 32-bit copy of tomoseg's map) as the uint8 map they hold. Anything else
+    (negative values, values above 255, fractions above 1) is refused: on a sample now, on every block as it is
+    read."""
+    where = str(where if where is not None else getattr(probability, "path", None) or "the probability map")
+    dtype = np.dtype(probability.dtype)
+    if dtype.kind == "f":
+        blocks = [(slice(None),) * 3] if isinstance(probability, np.ndarray) else _spread_sample(probability)
+        ranges = [_value_range(np.asarray(probability[b])) for b in blocks]
+        ranges = [(0.0, 0.0, False)] if not ranges else ranges
+        low, high = min(r[0] for r in ranges), max(r[1] for r in ranges)
+        if any(r[2] for r in ranges):
+            if low >= 0 and high <= 1:
+                return _UnitView(probability, where)
+            raise TomosegError(f"{where}: holds fractional values from {low:g} to {high:g}; a probability map "
+                               "holds probabilities in [0, 1] or whole values 0-255")
+    reading = read_as(probability, "probability", where=where, command=command)
+    return reading.view(probability)
+
+
+class _UnitView:
+    """A float probability map in [0, 1], read block by block as it is; a block outside [0, 1] is refused."""
+
+    def __init__(self, volume, where: str):
+        from ..io.blocks import storage_chunks
+
+        self.volume, self.where = volume, where
+        self.shape = tuple(int(s) for s in volume.shape)
+        self.dtype = np.dtype(volume.dtype)
+        self.chunks = storage_chunks(volume)
+
+    def __getitem__(self, key):
+        block = np.asarray(self.volume[key])
+        if block.size:
+            low, high, _ = _value_range(block)
+            if low < 0 or high > 1:
+                raise TomosegError(f"{self.where}: a float probability map holds values in [0, 1]; this one "
+                                   f"also holds {low:g} to {high:g}. Give probabilities in [0, 1] or a uint8 "
+                                   "0-255 map")
+        return block
 
 
 def is_probability(volume) -> bool:
