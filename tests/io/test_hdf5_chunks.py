@@ -155,3 +155,36 @@ def test_segment_outputs_go_through_the_chunk_writer(tmp_path):
         assert isinstance(w._sink.array, ParallelChunkWriter)
         w[:, :, :] = v
     np.testing.assert_array_equal(read_volume(f"{tmp_path / 'x.h5'}:/seg"), v)
+
+
+@pytest.mark.parametrize("codec", ["Blosc", "Bitshuffle", "LZ4", "Zstd"])
+def test_plugin_compressed_hdf5_reads_with_hdf5plugin(tmp_path, rng, codec):
+    """Beamline HDF5 is often compressed with filter plugins (Blosc, bitshuffle, LZ4, Zstandard): with
+    hdf5plugin installed they read as h5py reads them."""
+    hdf5plugin = pytest.importorskip("hdf5plugin")
+    data = (rng.random((20, 33, 40)) * 60000).astype(np.uint16)
+    with h5py.File(tmp_path / "scan.h5", "w") as f:
+        f.create_dataset("vol", data=data, chunks=(8, 16, 16), **getattr(hdf5plugin, codec)())
+    with open_volume(f"{tmp_path / 'scan.h5'}:/vol") as vol:
+        np.testing.assert_array_equal(vol[:, :, :], data)
+        np.testing.assert_array_equal(vol[3:17, 5:30, 1:39], data[3:17, 5:30, 1:39])
+
+
+def test_a_filter_hdf5_cannot_decode_is_named_before_any_read(tmp_path):
+    """Without the filter, h5py opens the dataset and fails at the first read with "can't read data"; tomoseg
+    refuses it at open, naming the filter and what to install (a child process where hdf5plugin cannot be
+    imported, so its filters were never registered)."""
+    import subprocess
+    import sys
+
+    hdf5plugin = pytest.importorskip("hdf5plugin")
+    with h5py.File(tmp_path / "scan.h5", "w") as f:
+        f.create_dataset("vol", data=np.ones((8, 16, 16), np.uint8), chunks=(8, 16, 16), **hdf5plugin.Bitshuffle())
+    code = ("import sys; sys.modules['hdf5plugin'] = None\n"
+            "from tomoseg.cli import main\n"
+            f"sys.exit(main(['analyze', {str(tmp_path / 'scan.h5') + ':/vol'!r}, '--json']))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1, run.stderr
+    assert "scan.h5:/vol is compressed with bitshuffle (HDF5 filter 32008), which this HDF5 library cannot " \
+           "decode; install the filters with `pip install hdf5plugin`" in run.stderr
+    assert "Traceback" not in run.stderr

@@ -236,6 +236,36 @@ def _check_not_projections(f, path, name: str) -> None:
                                "and give the reconstruction")
 
 
+# HDF5's dynamically loaded compression filters most seen at beamlines (their registered identifiers), all in
+# the ESRF's hdf5plugin package
+PLUGIN_FILTERS = {32001: "Blosc", 32026: "Blosc2", 32008: "bitshuffle", 32004: "LZ4", 32015: "Zstandard",
+                  307: "bzip2", 32013: "ZFP", 32017: "SZ", 32024: "SZ3", 32018: "FCIDECOMP", 32019: "JPEG"}
+
+
+def _missing_filters(ds) -> list[int]:
+    plist = ds.id.get_create_plist()
+    ids = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
+    return [f for f in ids if not h5py.h5z.filter_avail(f)]
+
+
+def _check_filters(ds, path: Path, name: str) -> None:
+    """A dataset compressed by a filter this HDF5 library lacks (Blosc, bitshuffle, LZ4, Zstandard ...: plugins)
+    is read with hdf5plugin's filters where that package is installed, else refused now, naming the filter and
+    what to install (h5py itself says only "can't read data" at the first read)."""
+    missing = _missing_filters(ds)
+    if not missing:
+        return
+    try:
+        import hdf5plugin  # noqa: F401  (registers its filters with the HDF5 library on import)
+    except ImportError:
+        pass
+    missing = _missing_filters(ds)
+    if missing:
+        names = ", ".join(f"{PLUGIN_FILTERS.get(f, 'filter')} (HDF5 filter {f})" for f in missing)
+        raise TomosegError(f"{path}:{name} is compressed with {names}, which this HDF5 library cannot decode; "
+                           "install the filters with `pip install hdf5plugin` (or tomoseg[hdf5]) and run again")
+
+
 def open_hdf5(path: Path, dataset: str | None = None) -> Volume:
     try:
         f = h5py.File(path, "r")
@@ -257,6 +287,7 @@ def open_hdf5(path: Path, dataset: str | None = None) -> Volume:
             raise TomosegError(f"{path}:{name} is a group, not a dataset; name a dataset inside it")
         _check_virtual(ds, path, name)
         _check_not_projections(f, path, name)
+        _check_filters(ds, path, name)
         notes: list[str] = []
         voxel_size = _voxel_size(ds, notes)
         if voxel_size is None:
