@@ -133,24 +133,47 @@ def test_u3_ome_zarr_czyx_with_z_of_one_and_tiff_tczyx_with_z_of_one(tmp_path, v
             np.testing.assert_array_equal(v[0:1, 5:9, 7:30], vol[:1, 5:9, 7:30])
 
 
-# ---------------------------------------------------------------- U4: LZW without imagecodecs
-def test_u4_lzw_tiff_names_the_compression_and_what_to_do(tmp_path, vol):
+# ---------------------------------------------------------------- U4: LZW, with and without imagecodecs
+def _lzw_file(tmp_path, vol):
     pytest.importorskip("PIL")
     from PIL import Image
 
-    try:
-        import imagecodecs  # noqa: F401
-        pytest.skip("imagecodecs is installed: LZW is read")
-    except ImportError:
-        pass
-    ims = [Image.fromarray(s) for s in vol]
     path = tmp_path / "lzw.tif"
+    ims = [Image.fromarray(s) for s in vol]
     ims[0].save(path, save_all=True, append_images=ims[1:], compression="tiff_lzw")
-    with pytest.raises(TomosegError) as err:
-        open_volume(str(path))
-    message = str(err.value)
+    return path
+
+
+def test_u4_lzw_tiff_names_the_compression_and_what_to_do(tmp_path, vol):
+    """Without imagecodecs (a child process where it cannot be imported), an LZW TIFF is refused at open,
+    naming the compression and what to install; not called damaged."""
+    import subprocess
+    import sys
+
+    path = _lzw_file(tmp_path, vol)
+    code = ("import sys; sys.modules['imagecodecs'] = None\n"
+            "from tomoseg.errors import TomosegError\nfrom tomoseg.io import open_volume\n"
+            f"try:\n    open_volume({str(path)!r})\nexcept TomosegError as exc:\n    print(exc)\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    message = run.stdout.strip()
+    assert run.returncode == 0, run.stderr
     assert "LZW compression" in message and "pip install imagecodecs" in message and "damaged" not in message
     assert "\n" not in message
+
+
+def test_u4_lzw_tiffs_read_with_imagecodecs(tmp_path, vol):
+    """With imagecodecs (tomoseg[codecs]), LZW files and folders of LZW slices (as Fiji and many microscope
+    programs save them) read as their data, whole and box by box."""
+    pytest.importorskip("imagecodecs")
+    path = _lzw_file(tmp_path, vol)
+    folder = tmp_path / "slices"
+    folder.mkdir()
+    for i, s in enumerate(vol):
+        tifffile.imwrite(folder / f"s_{i:04d}.tif", s, compression="lzw", predictor=True)
+    for source in (path, folder):
+        with open_volume(str(source)) as v:
+            np.testing.assert_array_equal(v[:, :, :], vol)
+            np.testing.assert_array_equal(v[2:5, 3:20, 11:40], vol[2:5, 3:20, 11:40])
 
 
 # ---------------------------------------------------------------- U6, U11, U13: NRRD
