@@ -267,3 +267,21 @@ def test_segment_tiles_as_the_cli_does_unless_told(qtbot, monkeypatch):
     old = tile_grid(shape, TilingConfig(tile_size=128), 8)
     assert tiles() == len(cli) != len(old)
     assert tiles(tile_size=128) == len(old)
+
+
+def test_analyze_reads_a_layer_as_the_user_says(qtbot):
+    """The CLI's --read-as in the widget: a mask saved with values 0 and 1000 (not a mask, a probability map or
+    object IDs by its values) is refused under auto, naming the choice, and read as a mask when asked."""
+    from napari.components import ViewerModel
+
+    viewer = ViewerModel()
+    mask = balls((24, 64, 64), [(8, 20, 20), (16, 44, 40)], 4).astype(np.uint16) * 1000
+    mask[12, 60, 60] = 999  # a second value, so that it is no label image either
+    viewer.add_image(mask, name="wide")
+    widget = _analyze(qtbot, viewer, "wide")
+    assert [widget.read_as.itemText(i) for i in range(widget.read_as.count())] == ["auto", "probability", "mask"]
+    _wait(qtbot, widget, widget.run(), 60_000)
+    assert widget.status.text().startswith("error: ") and "choose read as: mask" in widget.status.text()
+    widget.read_as.setCurrentText("mask")
+    _wait(qtbot, widget, widget.run(), 60_000)
+    assert "2 objects" in widget.status.text() and "read as a mask (read as: mask)" in widget.status.text()

@@ -19,6 +19,7 @@ from qtpy.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFormLayout
                             QLineEdit, QProgressBar, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem,
                             QVBoxLayout, QWidget)
 
+from ..objects.reading import READ_AS
 from .layers import COLOUR_BY, PLACEMENT_KEYS, analysis_steps, placement_like, voxel_size_nm
 
 NONE = "(none)"
@@ -334,11 +335,17 @@ class AnalyzeWidget(_Worker):
         self.min_voxels.setRange(1, 10**6)
         self.min_voxels.setValue(8)
         self.keep_border = QCheckBox("keep objects touching the border")
+        self.read_as = QComboBox()  # the CLI's --read-as: auto decides from the values (docs/analysis.md)
+        self.read_as.addItems(list(READ_AS))
+        self.read_as.setToolTip("auto: decide from the values (0/1: mask; 0-255: probability map; object IDs: "
+                                "label image); probability: object where value > threshold; mask: object where "
+                                "value is not 0")
         self.color_by = QComboBox()
         self.color_by.addItems(list(COLOUR_BY))
         for label, w in (("mask or probability", self.source), ("gray image", self.intensity),
-                         ("ground truth", self.truth), ("threshold (0-255)", self.threshold),
-                         ("min voxels", self.min_voxels), ("", self.keep_border), ("colour by", self.color_by)):
+                         ("ground truth", self.truth), ("read as", self.read_as),
+                         ("threshold (0-255)", self.threshold), ("min voxels", self.min_voxels),
+                         ("", self.keep_border), ("colour by", self.color_by)):
             self.form.addRow(label, w)
         self.table = QTableWidget()
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -358,7 +365,8 @@ class AnalyzeWidget(_Worker):
             self.status.setText("open a mask or probability map first")
             return
         options = AnalysisOptions(threshold=self.threshold.value(), min_voxels=self.min_voxels.value(),
-                                  exclude_border=not self.keep_border.isChecked())
+                                  exclude_border=not self.keep_border.isChecked(),
+                                  read_as=self.read_as.currentText())
         gray, truth = self.intensity.layer(), self.truth.layer()
         shape = tuple(_level0(src).shape)
         for what, other in (("gray image", gray), ("ground truth", truth)):

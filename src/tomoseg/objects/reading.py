@@ -74,7 +74,8 @@ class Reading:
         if self.kind == "labels":
             return ("read as a label image (object IDs): object where value is not 0; objects are found again "
                     "by connectivity, so touching objects merge")
-        why = " (--read-as mask)" if self.how == "mask" else "" if self.dtype == "bool" else \
+        forced = " (read as: mask)" if self.command == "Analyze" else " (--read-as mask)"
+        why = forced if self.how == "mask" else "" if self.dtype == "bool" else \
             " (values 0 and 1 only)"
         return f"read as a mask{why}: object where value is not 0"
 
@@ -153,6 +154,11 @@ def _value_range(block: np.ndarray) -> tuple[float, float, bool]:
     return float(block.min()), float(block.max()), False
 
 
+def _force_mask(command: str) -> str:
+    """How to force the mask reading: the napari widget's choice, else the CLI's option."""
+    return "choose read as: mask" if command == "Analyze" else "pass --read-as mask"
+
+
 def _kind(dtype, low, high, fractional, ids, how, where, command) -> str:
     """The reading of values from ``low`` to ``high``; refusals raise :class:`TomosegError`."""
     if how == "mask":
@@ -170,7 +176,7 @@ def _kind(dtype, low, high, fractional, ids, how, where, command) -> str:
     if low < 0:
         raise TomosegError(f"{where}: holds negative values (down to {low:g}, {dtype}): not a mask, a probability "
                            "map or a label image (a gray-value image?). Give the mask or the probability map from "
-                           "tomoseg segment, or pass --read-as mask to count every nonzero voxel as object")
+                           f"tomoseg segment, or {_force_mask(command)} to count every nonzero voxel as object")
     if high <= 1:
         return "mask"
     if ids:
@@ -184,7 +190,7 @@ def _kind(dtype, low, high, fractional, ids, how, where, command) -> str:
         return "probability"
     raise TomosegError(f"{where}: holds values up to {high:g} ({dtype}) and does not look like object IDs: not a "
                        "mask (0/1), a probability map (0-255) or a label image (a gray-value image, or a map on "
-                       "another scale?). Convert a probability map to uint8 0-255 first; pass --read-as mask to "
+                       f"another scale?). Convert a probability map to uint8 0-255 first; {_force_mask(command)} to "
                        "count every nonzero voxel as object")
 
 
