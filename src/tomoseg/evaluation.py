@@ -71,7 +71,7 @@ def evaluate(pred, labels, *, threshold: int = 127, intensity=None, voxel_size=N
     ``objects_no_exclusions`` (the same over every object: all sizes, border objects included) and ``table1``
     (the paper's Table 1 for prediction and ground truth).
     """
-    from .objects.analysis import warn_if_flooded
+    from .objects.analysis import flat_objects, warn_if_flooded
     from .objects.labelled import label_scan
     from .objects.reading import MaskView
 
@@ -83,35 +83,37 @@ def evaluate(pred, labels, *, threshold: int = 127, intensity=None, voxel_size=N
                            f"{tuple(intensity.shape)}, {where} {tuple(pred.shape)}; the gray values must match the "
                            "prediction voxel for voxel")
     reading = read_as(pred, options.read_as, where=where, command="evaluate")
-    while True:  # every voxel read: a block the sample's reading does not allow reads again (reading.py)
+    while True:  # read again where the objects show the prediction is a label image (objects/analysis.py)
+        cm, per_slice, reading = _voxel_pass(pred, labels, threshold, reading, progress)
+        prob = reading.probability
+        scans = []
+        pred_view = reading.view(pred)  # a 0-255 map of another type read as uint8 (its confidence columns)
+        pred_mask = MaskView(pred_view, replace(options, threshold=threshold), probability=prob)
+        truth_mask = MaskView(labels)  # binary (checked above): 0/1, or 0/255 above 127
         try:
-            cm, per_slice = voxel_scores(reading.view(pred), labels, threshold=threshold,
-                                         probability=reading.probability, progress=progress)
-            break
-        except ReadingChanged as changed:
-            reading = reading.revised(pred, changed)
-            if progress is not None and hasattr(progress, "reset"):
-                progress.reset()
-    reading = reading.whole()
-    prob = reading.probability
+            for mask, probability in ((pred_mask, pred_view if prob else None), (truth_mask, None)):
+                scans.append(label_scan(intensity, mask, probability=probability, voxel_size=voxel_size,
+                                        connectivity=options.connectivity,
+                                        in_memory_voxels=options.in_memory_voxels, chunks=options.chunks,
+                                        workdir=workdir, progress=progress))
+                if prob and reading.how == "auto" and not reading.known and len(scans) == 1 and \
+                        flat_objects(scans[0].table, options.min_voxels):
+                    break  # a sparse label image the object-ID sample missed
+            else:
+                (ptab, plab), (ttab, tlab) = ((s.table, s.labels) for s in scans)
+                pairs = match_objects(ptab, ttab, block_overlaps(plab, tlab, chunks=options.chunks,
+                                                                 progress=progress))
+                break
+        finally:
+            for scan in scans:
+                scan.discard()
+        reading = reading.as_object_ids()
+        if progress is not None and hasattr(progress, "reset"):
+            progress.reset()
     warn_if_flooded((cm.tp + cm.fp) / max(cm.tp + cm.fp + cm.fn + cm.tn, 1), where)
     result = {"voxel": {**cm.scores(), "normalized": cm.normalized().tolist()}, "threshold": threshold,
               "prediction_is_probability": prob, "prediction_read_as": reading.kind,
               "prediction_reading": reading.note(threshold), "shape": list(pred.shape)}
-    scans = []
-    pred_view = reading.view(pred)  # a 0-255 map of another type read as uint8 (its confidence columns)
-    pred_mask = MaskView(pred_view, replace(options, threshold=threshold), probability=prob)
-    truth_mask = MaskView(labels)  # binary (checked above): 0/1, or 0/255 above 127
-    try:
-        for mask, probability in ((pred_mask, pred_view if prob else None), (truth_mask, None)):
-            scans.append(label_scan(intensity, mask, probability=probability, voxel_size=voxel_size,
-                                    connectivity=options.connectivity, in_memory_voxels=options.in_memory_voxels,
-                                    chunks=options.chunks, workdir=workdir, progress=progress))
-        (ptab, plab), (ttab, tlab) = ((s.table, s.labels) for s in scans)
-        pairs = match_objects(ptab, ttab, block_overlaps(plab, tlab, chunks=options.chunks, progress=progress))
-    finally:
-        for scan in scans:
-            scan.discard()
     pkeep = select_objects(ptab, exclude_border=options.exclude_border, min_voxels=options.min_voxels)
     tkeep = select_objects(ttab, exclude_border=options.exclude_border, min_voxels=options.min_voxels)
     result["objects"] = detection_scores(ptab, ttab, pairs, pred_keep=pkeep, truth_keep=tkeep)
@@ -128,6 +130,21 @@ def evaluate(pred, labels, *, threshold: int = 127, intensity=None, voxel_size=N
     result["_tables"] = {"ground truth": tkeep, "prediction": pkeep}
     result["_masks"] = (pred_mask, truth_mask, per_slice)
     return result
+
+
+def _voxel_pass(pred, labels, threshold, reading, progress):
+    """The voxel scores (confusion counts, counts per slice) of ``pred`` read as ``reading`` says, every voxel
+    read: a block the sample's reading does not allow reads again (reading.py). Returns them with the reading
+    the whole volume gave."""
+    while True:
+        try:
+            cm, per_slice = voxel_scores(reading.view(pred), labels, threshold=threshold,
+                                         probability=reading.probability, progress=progress)
+            return cm, per_slice, reading.whole()
+        except ReadingChanged as changed:
+            reading = reading.revised(pred, changed)
+            if progress is not None and hasattr(progress, "reset"):
+                progress.reset()
 
 
 def write_evaluation(result: dict, out_dir, *, image=None, voxel_size=None, progress=None) -> dict:

@@ -215,3 +215,61 @@ def test_a_probability_map_refused_by_a_block_the_sample_did_not_see(tmp_path):
     opts = AnalysisOptions(in_memory_voxels=1, chunks=(16, 64, 64))
     with pytest.raises(TomosegError, match="holds values from 0 to 4000; a probability map holds 0-255"):
         analyze(mask, probability=open_volume(tmp_path / "gray.zarr"), options=opts)
+
+
+def _sparse_ids(shape=(80, 320, 320)):
+    """A uint16 label image of six balls with IDs on both sides of 127, all in cells the object-ID sample does
+    not read (z 32-48, y and x 128-192 of this shape)."""
+    from tomoseg.objects.reading import id_sample
+
+    lab = np.zeros(shape, np.uint16)
+    z, y, x = np.ogrid[:shape[0], :shape[1], :shape[2]]
+    centres = [(40, 136, 136), (40, 136, 160), (40, 136, 184), (40, 160, 136), (40, 160, 172), (40, 184, 150)]
+    for ident, (cz, cy, cx) in zip((3, 50, 90, 130, 200, 250), centres):
+        lab[(z - cz) ** 2 + (y - cy) ** 2 + (x - cx) ** 2 <= 16] = ident
+    assert all(not lab[cell].any() for cell in id_sample(shape))
+    return lab
+
+
+@pytest.mark.parametrize("where", ["memory", "npy", "zarr"])
+def test_a_sparse_label_image_the_id_sample_misses_is_read_as_labels(tmp_path, where):
+    """A uint16 label image with few objects, none in the blocks the object-ID test reads, was read as a
+    probability map: the objects with IDs up to 127 were dropped without a word (3 of 6 found). The objects
+    found are flat plateaus of several values, which no probability map makes: it is read again as labels."""
+    lab = _sparse_ids()
+    if where == "memory":
+        volume = lab
+    elif where == "npy":
+        np.save(tmp_path / "lab.npy", lab)
+        volume = open_volume(str(tmp_path / "lab.npy"))
+    else:
+        write_volume(tmp_path / "lab.zarr", lab, chunks=(16, 64, 64))
+        volume = open_volume(str(tmp_path / "lab.zarr"))
+    opts = AnalysisOptions(in_memory_voxels=2**30 if where != "zarr" else 1, chunks=(32, 128, 128))
+    result = analyze(volume, options=opts)
+    assert result.reading.kind == "labels" and len(result.objects["label"]) == 6
+    assert sorted(result.objects["volume_vox"].tolist()) == [int((lab == i).sum()) for i in (3, 50, 90, 130, 200, 250)]
+    # stored as uint8 it is refused (the threshold would drop the IDs up to 127), not read as 3 objects
+    with pytest.raises(TomosegError, match="looks like an image of object IDs stored as uint8"):
+        analyze(lab.astype(np.uint8), options=opts)
+
+
+def test_a_probability_map_with_flat_saturated_objects_stays_a_probability_map():
+    """Objects all saturated at 255 (one value) are no object IDs: still a probability map."""
+    lab = _sparse_ids()
+    p = np.where(lab > 0, 255, 0).astype(np.uint16)
+    result = analyze(p)
+    assert result.reading.kind == "probability" and len(result.objects["label"]) == 6
+
+
+def test_evaluate_reads_a_sparse_label_image_prediction_as_labels(tmp_path):
+    """The same sparse label image as a prediction: its voxel scores counted only the IDs above 127 (half the
+    objects missed); now they are read again as labels, voxel and object scores alike."""
+    from tomoseg.evaluation import evaluate
+
+    lab = _sparse_ids()
+    truth = (lab > 0).astype(np.uint8)
+    for in_memory in (2**30, 1):
+        ev = evaluate(lab, truth, options=AnalysisOptions(in_memory_voxels=in_memory, chunks=(32, 128, 128)))
+        assert ev["prediction_read_as"] == "labels"
+        assert ev["voxel"]["fn"] == 0 and ev["voxel"]["fp"] == 0 and ev["objects"]["recall"] == 1.0

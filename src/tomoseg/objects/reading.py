@@ -59,6 +59,7 @@ class Reading:
     high: float = 0.0
     ids: bool | None = None        # the object-ID sample looks like IDs (None: not looked at, not needed)
     verified: bool = False         # every voxel seen (an array in memory, a full pass), or written by segment
+    known: bool = False            # written by tomoseg segment as its probability map (its provenance record)
     where: str = "the volume"
     command: str = "analyze"
 
@@ -103,6 +104,13 @@ class Reading:
             ids = looks_like_object_ids(volume) is not None
         kind = _kind(np.dtype(self.dtype), low, high, changed.fractional, ids, self.how, self.where, self.command)
         return replace(self, kind=kind, low=low, high=high, ids=ids)
+
+    def as_object_ids(self) -> "Reading":
+        """This reading once the objects found turned out to be plateaus of several values (object IDs the
+        sample did not show): a label image, or the refusal of IDs stored as uint8."""
+        kind = _kind(np.dtype(self.dtype), self.low, max(self.high, 2.0), False, True, self.how, self.where,
+                     self.command)
+        return replace(self, kind=kind, ids=True)
 
     def whole(self) -> "Reading":
         """This reading once every voxel has been read under it (no :class:`ReadingChanged`): final."""
@@ -217,7 +225,7 @@ def read_as(volume, how: str = "auto", *, where=None, command: str = "analyze") 
         raise TomosegError(f"{where}: holds {dtype} values, not a mask or a probability map")
     whole = isinstance(volume, np.ndarray)
     if how == "auto" and dtype == np.uint8 and not whole and written_as_probability(volume):
-        return replace(base, kind="probability", high=255.0, verified=True)  # segment's own map
+        return replace(base, kind="probability", high=255.0, verified=True, known=True)  # segment's own map
     blocks = [(slice(None),) * 3] if whole else _spread_sample(volume)
     low, high, fractional = np.inf, -np.inf, False
     for block in blocks:
