@@ -200,11 +200,44 @@ def test_cli_analyze_puts_labels_into_the_folder_it_makes(rng, tmp_path):
 def test_labels_kept_for_a_label_image_are_removed_when_analyze_fails(rng, tmp_path):
     from tomoseg.errors import TomosegError
 
+    from tomoseg.io import open_volume
+
     mask = blobs(rng)
-    with pytest.raises(TomosegError, match="sample mask is empty"):
+    sample = np.ones(mask.shape, np.float32)
+    sample[1, 5, 5] = np.nan  # in a slice the first look at the mask does not read: found after the labelling
+    np.save(tmp_path / "sample.npy", sample)
+    (tmp_path / "work").mkdir()
+    with pytest.raises(TomosegError, match="the sample mask holds NaN"):
         analyze(mask, options=AnalysisOptions(chunks=(16, 32, 32), in_memory_voxels=1000), keep_labels=True,
-                workdir=tmp_path, sample_mask=np.zeros(mask.shape, np.uint8))
-    assert not list(tmp_path.glob("tomoseg-labels-*"))
+                workdir=tmp_path / "work", sample_mask=open_volume(str(tmp_path / "sample.npy")))
+    assert not list((tmp_path / "work").glob("tomoseg-labels-*"))
+
+
+def test_an_empty_sample_mask_is_refused_before_the_labelling(rng, tmp_path, monkeypatch):
+    """An empty sample mask was found only after the whole volume had been labelled and measured (hours on a
+    large scan): it is refused first, whether the first look at it (a spread sample) or the whole of it shows
+    it empty; a mask whose only sample voxels lie outside the first look is accepted."""
+    from tomoseg.errors import TomosegError
+    from tomoseg.io import open_volume
+    from tomoseg.objects import analysis
+
+    mask = blobs(rng)
+    empty = np.zeros(mask.shape, np.uint8)
+    np.save(tmp_path / "empty.npy", empty)
+
+    def labelled(*args, **kwargs):
+        raise AssertionError("labelled before the sample mask was checked")
+
+    with monkeypatch.context() as m:
+        m.setattr(analysis, "_label_and_measure", labelled)
+        for sample in (empty, open_volume(str(tmp_path / "empty.npy"))):
+            with pytest.raises(TomosegError, match="the sample mask is empty"):
+                analyze(mask, sample_mask=sample)
+    late = empty.copy()
+    late[1, 30:40, 30:40] = 1  # only in slice 1, which the spread sample does not read
+    np.save(tmp_path / "late.npy", late)
+    result = analyze(mask, sample_mask=open_volume(str(tmp_path / "late.npy")))
+    assert result.summary["objects"] + result.summary["objects_outside_sample"] == len(result.selected["label"])
 
 
 def test_cli_analyze_orthoslices_read_three_planes_at_any_size(rng, tmp_path, monkeypatch):

@@ -129,6 +129,25 @@ def json_safe(value):
     return value
 
 
+def check_sample_mask(sample_mask, slab_voxels: int) -> None:
+    """Refuse an empty sample mask (or one holding NaN) before the labelling, not after it: a spread sample of
+    it first; only where that holds no sample voxel is the whole mask read (then stopping at the first)."""
+    from ..io.blocks import block_grid, storage_chunks
+    from ..sample_mask import inside as mask_block
+    from .reading import _spread_sample
+
+    where = f"sample mask {getattr(sample_mask, 'path', '')}".rstrip()
+    blocks = [(slice(None),) * 3] if isinstance(sample_mask, np.ndarray) else _spread_sample(sample_mask)
+    if any(mask_block(sample_mask[b], where).any() for b in blocks):
+        return
+    shape = tuple(int(n) for n in sample_mask.shape)
+    for zs, ys, xs in block_grid(shape, storage_chunks(sample_mask), max_voxels=slab_voxels):
+        if mask_block(sample_mask[zs, ys, xs], where).any():
+            return
+    raise TomosegError(f"{where}: the sample mask is empty (no nonzero voxel); give the mask of the sample "
+                       "(nonzero inside it)")
+
+
 def _sample_mask_counts(sample_mask, centroids: np.ndarray, shape, slab_voxels: int, objects=None):
     """Voxels inside the sample mask, which centroids ((n, 3); the voxel holding each) lie inside it, and per z
     slice the sample's voxels and the object voxels (of ``objects``, a :class:`MaskView`) inside it; read in
@@ -188,6 +207,8 @@ def analyze(volume, *, intensity=None, probability=None, voxel_size=None, option
         if other is not None and tuple(other.shape) != shape:
             raise TomosegError(f"{name} volume {tuple(other.shape)} and mask {shape} differ in shape")
     reading = read_as(volume, options.read_as)
+    if sample_mask is not None:
+        check_sample_mask(sample_mask, options.in_memory_voxels)
     where = None
     if probability is not None:  # a map beside a mask, for the probability columns: 0-255, read as uint8
         where = getattr(probability, "path", None) or "the probability map"
