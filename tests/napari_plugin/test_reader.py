@@ -85,3 +85,31 @@ def test_tomoseg_label_images_open_as_labels_whatever_their_name(tmp_path):
     write_volume(tmp_path / "other" / "lab.tif", np.asarray(data).astype(np.uint16))
     (_, _, kind), = reader.read(str(tmp_path / "other" / "lab.tif"))
     assert kind == "image"
+
+
+def test_segments_mask_has_its_own_record_and_opens_as_labels(tmp_path):
+    """segment's --mask had no provenance record of its own: named as the user chose (pores.tif) it opened in
+    napari as a gray image, and nothing beside it said where it came from. Now its record (the run's, marked
+    ``written: mask``) sits beside it: napari opens it as Labels, --overwrite replaces it, and a file the user
+    saved over it is no longer taken for tomoseg's."""
+    import json
+
+    from tomoseg.cli import main
+    from tomoseg.synthetic import make_phantom
+
+    image = make_phantom((24, 64, 64), rng=np.random.default_rng(2)).image
+    write_volume(tmp_path / "scan.tif", image)
+    args = ["segment", str(tmp_path / "scan.tif"), str(tmp_path / "prob.tif"), "--mask", str(tmp_path / "pores.tif"),
+            "-q"]
+    assert main(args) == 0
+    record = json.loads((tmp_path / "pores.tif.provenance.json").read_text())
+    assert record["written"] == "mask" and record["outputs"]["mask"].endswith("pores.tif")
+    (data, _, kind), = reader.read(str(tmp_path / "pores.tif"))
+    assert kind == "labels" and set(np.unique(np.asarray(data))) <= {0, 1}
+    assert main(args + ["--overwrite"]) == 0
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "pores.tif", np.zeros(image.shape, np.uint8))  # the user's own now (as Fiji saves)
+    before = (tmp_path / "pores.tif").read_bytes()
+    assert main(args + ["--overwrite"]) == 1
+    assert (tmp_path / "pores.tif").read_bytes() == before

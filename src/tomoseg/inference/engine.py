@@ -531,6 +531,8 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
                                  "voxels_computed": int(sum(t.voxels for t in tiles if t.index not in skipped)),
                                  "outside": "probability 0, network not run"}
         record = write_provenance(output, record)  # beside the output; a dataset of an HDF5 file has its own
+        if mask_output:  # the mask has its own record (the same run; ``written`` names which output it is)
+            write_provenance(mask_output, {**record, "written": "mask"})
         volume.close()
         shutil.rmtree(work)
         return record

@@ -192,7 +192,7 @@ def lazy_array(volume):
 def _looks_like_labels(path: Path, volume) -> bool:
     if np.dtype(volume.dtype) in (np.uint32, np.uint64, np.int32, np.int64):
         return True
-    if _label_image_record(path):  # tomoseg's label image, named as the user chose (lab.tif, uint16)
+    if _label_image_record(path):  # tomoseg's label image or mask, named as the user chose (lab.tif, pores.tif)
         return True
     if any(n in path.name.lower() for n in LABEL_NAMES) and np.dtype(volume.dtype).kind in "uif":
         step = max(1, volume.shape[0] // 8)
@@ -202,14 +202,17 @@ def _looks_like_labels(path: Path, volume) -> bool:
 
 
 def _label_image_record(path: Path) -> bool:
-    """Whether tomoseg's provenance record beside ``path`` says it wrote a label image there."""
+    """Whether tomoseg's provenance record beside ``path`` says it wrote a label image or a mask there."""
     from ..io.output_guard import tomoseg_provenance
 
     try:
         record = tomoseg_provenance(path)
     except Exception:  # noqa: BLE001 - a record that cannot be read says nothing: the other rules decide
         return False
-    return bool(record) and record.get("tool") == "tomoseg write_label_image"
+    if not record:
+        return False
+    return record.get("tool") == "tomoseg write_label_image" or \
+        (record.get("tool") == "tomoseg segment" and record.get("written") == "mask")  # segment's --mask
 
 
 def _read_ome_zarr(p: Path, group, ms) -> list[tuple]:
