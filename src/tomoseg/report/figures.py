@@ -107,8 +107,15 @@ def no_objects(ax, note: str) -> None:
     """An empty plot that says why it is empty (``note``), with non-negative axes."""
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
-    ax.text(0.5, 0.5, note, transform=ax.transAxes, ha="center", va="center", wrap=True,
+    ax.text(0.5, 0.5, _wrap(note), transform=ax.transAxes, ha="center", va="center",
             bbox=dict(boxstyle="round", fc="white", ec="0.6", lw=0.6))
+
+
+def _wrap(note: str, width: int = 38) -> str:
+    """A note in lines that fit a single-column panel (text in the axes counts in the layout)."""
+    import textwrap
+
+    return textwrap.fill(note, width)
 
 
 def format_fraction(v: float) -> str:
@@ -146,7 +153,6 @@ def add_scale_bar(ax, pixel_nm: float | None, width_px: int, *, fraction: float 
     if not pixel_nm:
         return
     from matplotlib.patches import Rectangle
-    import matplotlib.patheffects as pe
 
     length_nm = nice_length(fraction * width_px * pixel_nm)
     length_px = length_nm / pixel_nm
@@ -154,10 +160,11 @@ def add_scale_bar(ax, pixel_nm: float | None, width_px: int, *, fraction: float 
     u = 0.012 * max(abs(y1 - y0), width_px)  # one unit of bar thickness, the same on wide and tall panels
     x = width_px - length_px - 0.04 * width_px
     y = max(y0, y1) - 2.5 * u
-    outline = [pe.withStroke(linewidth=1.5, foreground="black")]
     ax.add_patch(Rectangle((x, y), length_px, u, color="white", ec="black", lw=0.5))
     ax.text(x + length_px / 2, y - 0.8 * u, _length_label(length_nm), color="white", ha="center", va="bottom",
-            fontsize=MIN_FONT_PT, path_effects=outline)
+            fontsize=MIN_FONT_PT, bbox=dict(boxstyle="square,pad=0.1", fc="black", alpha=0.5, ec="none"))
+    # (a dark box behind the label rather than a stroke around it: a stroked label is saved as paths, not as
+    # text that can be edited in the SVG)
 
 
 def _count_axis(axis) -> None:
@@ -473,7 +480,7 @@ def fraction_along_z(fractions: dict, path, *, voxel_size=None, inside_sample: b
     if len(fractions) > 1:
         ax.legend(frameon=False)
     if note:
-        ax.text(0.5, 0.95, note, transform=ax.transAxes, ha="center", va="top",
+        ax.text(0.5, 0.95, _wrap(note), transform=ax.transAxes, ha="center", va="top",
                 bbox=dict(boxstyle="round", fc="white", ec="0.6", lw=0.6))
     where = "of the sample mask's voxels in each z slice" if inside_sample else "of each z slice (whole slice)"
     return save_figure(fig, path, f"Object volume fraction {where} along the pillar axis; every object voxel "
@@ -563,7 +570,7 @@ def objects_3d(table: dict, shape, path, *, voxel_size=None, column: str = "equi
             ax.invert_yaxis()
         ax.set_title(name)
         if not total and i == 1:
-            ax.text2D(0.5, 0.5, empty_note, transform=ax.transAxes, ha="center", va="center",
+            ax.text2D(0.5, 0.5, _wrap(empty_note), transform=ax.transAxes, ha="center", va="center",
                       bbox=dict(boxstyle="round", fc="white", ec="0.6", lw=0.6))
     if total:
         fig.colorbar(ScalarMappable(norm=norm, cmap="viridis"), ax=fig.axes, shrink=0.7,

@@ -135,8 +135,11 @@ def _figure(path: Path, captions: dict | None = None, *, number: int = 0, page_d
 
     others = [path.with_suffix(f".{ext}") for ext in ("svg", "pdf")] + [path.parent.parent / f"{path.stem}.csv"]
     files = ", ".join(link(p) for p in [path] + [p for p in others if p.is_file()])
-    with Image.open(path) as im:
-        wide = im.size[0] > WIDE_PX
+    try:
+        with Image.open(path) as im:
+            wide = im.size[0] > WIDE_PX
+    except (OSError, ValueError):  # a user's file of that name that is not a PNG: embedded as it is
+        wide = False
     label = f"<b>Figure {number}.</b> " if number else ""
     return (f'<figure class="{"full" if wide else "half"}"><a href="{html.escape(link_target(path, page_dir))}">'
             f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}"></a>'
