@@ -98,9 +98,11 @@ def change_map(table: dict, path, *, shape=None, matrix=None, image=None, voxel_
     pillar in the AFTER frame (vanished objects carried there through the transform); behind them, the
     AFTER ``image``'s middle slices when given. ``shape``: the AFTER scan's (the extent drawn);
     ``voxel_size``: the axes in µm, drawn to scale, with a scale bar."""
+    from matplotlib.ticker import MaxNLocator
+
     from .registration import apply
 
-    fig, axes = new_figure(1, 2, figsize=(DOUBLE_COLUMN, 3.6))
+    fig, axes = new_figure(1, 2, figsize=(DOUBLE_COLUMN, 4.0))
     m = np.eye(4) if matrix is None else np.asarray(matrix, float)
     pts = {}
     for status in COLOURS:
@@ -138,8 +140,11 @@ def change_map(table: dict, path, *, shape=None, matrix=None, image=None, voxel_
             ax.set_ylim(shape[j] - 0.5, -0.5)
         ax.set_aspect(aspect)
         if voxel_size is not None:  # the axes in µm (the data stay in voxels: the image behind them)
-            for axis, a in ((ax.xaxis, i), (ax.yaxis, j)):
-                axis.set_major_formatter(lambda v, _pos, a=a: f"{v * vs[a] / 1000:g}")
+            for axis, a, limits in ((ax.xaxis, i, ax.get_xlim()), (ax.yaxis, j, ax.get_ylim())):
+                um = vs[a] / 1000  # µm per voxel: ticks at round µm values
+                ticks = MaxNLocator(5).tick_values(min(limits) * um, max(limits) * um)
+                ticks = ticks[(ticks >= min(limits) * um) & (ticks <= max(limits) * um)]
+                axis.set_ticks(ticks / um, [f"{t:g}" for t in ticks])
             if shape is not None:
                 add_scale_bar(ax, float(vs[2]), int(shape[2]))
         ax.set_xlabel(f"x ({unit})")
