@@ -250,3 +250,11 @@ def test_report_numbers_links_and_formats(balls, tmp_path):
     assert f"<td>{100 * s['volume_fraction']:.4g} %</td>" in html
     assert 'Number of objects <span class="note">objects</span>' in html
     assert f"<td>{e['table1']['prediction']['mean_radius_nm']:.4g}</td>" in html
+
+
+def test_sphericity_marks_of_one_object_each_stay_small():
+    """The marks grew with the objects at a point, but scaled to the largest count, so a figure where no two
+    objects coincide drew every object as the largest mark (150 pt², overlapping discs)."""
+    np.testing.assert_array_equal(figures.mark_areas([1, 1, 1]), [10, 10, 10])
+    np.testing.assert_array_equal(figures.mark_areas([1, 2, 5]), [10, 70, 250])
+    assert figures.mark_areas([]).size == 0

@@ -330,6 +330,15 @@ def _stack_identical(r, psi, gray):
 
 
 @styled
+def mark_areas(counts) -> np.ndarray:
+    """Scatter mark areas (points²) for marks that stand for ``counts`` objects each: one object a small mark
+    (10), the area growing with the count up to 25 times that for the largest count."""
+    counts = np.asarray(counts, float)
+    if not counts.size:
+        return counts
+    return 10 + 240 * (counts - 1) / max(float(counts.max()) - 1, 1)
+
+
 def sphericity_figure(tables: dict, path, *, column="sphericity_voxel", voxel_size=None,
                       empty_note: str = "no objects") -> Path:
     """Sphericity against equivalent radius, coloured by mean gray value (the paper's Fig. 6b, c).
@@ -353,7 +362,7 @@ def sphericity_figure(tables: dict, path, *, column="sphericity_voxel", voxel_si
             stacked = max(stacked, int(counts.max()))
             coloured = bool(np.isfinite(gray).any())
             style = dict(c=gray, cmap="viridis", vmin=vmin, vmax=vmax) if coloured else dict(color=SERIES[0])
-            size = 6 + 144 * counts / counts.max()  # area grows with the objects at the point
+            size = mark_areas(counts)
             s = ax.scatter(r, psi, s=size, alpha=0.5 if len(t["label"]) > OVERPLOT else 1.0, edgecolors="none",
                            plotnonfinite=True, **style)
             sc = s if coloured else sc
