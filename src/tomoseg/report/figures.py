@@ -329,7 +329,6 @@ def _stack_identical(r, psi, gray):
     return points[:, 0], points[:, 1], counts, mean_gray
 
 
-@styled
 def mark_areas(counts) -> np.ndarray:
     """Scatter mark areas (points²) for marks that stand for ``counts`` objects each: one object a small mark
     (10), the area growing with the count up to 25 times that for the largest count."""
@@ -339,6 +338,7 @@ def mark_areas(counts) -> np.ndarray:
     return 10 + 240 * (counts - 1) / max(float(counts.max()) - 1, 1)
 
 
+@styled
 def sphericity_figure(tables: dict, path, *, column="sphericity_voxel", voxel_size=None,
                       empty_note: str = "no objects") -> Path:
     """Sphericity against equivalent radius, coloured by mean gray value (the paper's Fig. 6b, c).
