@@ -173,9 +173,11 @@ def write_evaluation(result: dict, out_dir, *, image=None, voxel_size=None, prog
 
     made = [step(figures.confusion_figure(cm, figs / "confusion_matrix.png"))]
     if tables:
-        made.append(step(figures.size_histogram(tables, figs / "size_histogram.png", voxel_size=voxel_size)))
-        made.append(step(figures.sphericity_figure(tables, figs / "sphericity_vs_radius.png",
-                                                   voxel_size=voxel_size)))
+        # names of evaluate's own: analyze's figures of the same name may share the folder
+        made.append(step(figures.size_histogram(tables, figs / "evaluate_size_histogram.png",
+                                                voxel_size=voxel_size, empty_note="no objects kept")))
+        made.append(step(figures.sphericity_figure(tables, figs / "evaluate_sphericity_vs_radius.png",
+                                                   voxel_size=voxel_size, empty_note="no objects kept")))
         for name, t in tables.items():
             write_csv(t, out / f"objects_{name.replace(' ', '_')}.csv", overwrite=True)
     if masks is not None:  # slices read one at a time, chosen from the counts; captions say why each slice

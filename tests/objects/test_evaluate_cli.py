@@ -40,7 +40,7 @@ def test_evaluate_cli_counts_and_report(files, capsys, tmp_path):
     assert result["objects"]["precision"] < 1.0  # the false object
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "data:image/png;base64," in html and "<script" not in html
-    for name in ("confusion_matrix.png", "size_histogram.png", "sphericity_vs_radius.png"):
+    for name in ("confusion_matrix.png", "evaluate_size_histogram.png", "evaluate_sphericity_vs_radius.png"):
         assert (out / "figures" / name).exists()
 
 
@@ -213,11 +213,11 @@ def test_overwritten_result_folder_holds_only_this_runs_results(files, capsys, t
     (out / "figures" / "my_plot.png").write_bytes(b"mine")
     assert main(["analyze", str(d / "prob.zarr"), "--threshold", "200", "--out", str(out), "--report",
                  "--overwrite"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == [".tomoseg", "figures", "notes.txt", "objects.csv",
-                                                     "report.html", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".tomoseg", "figures", "fraction_along_z.csv", "notes.txt",
+                                                     "objects.csv", "report.html", "summary.json"]
     stems = ("fraction_along_z", "objects_3d", "size_histogram", "sphericity_vs_radius")
     assert sorted(p.name for p in (out / "figures").iterdir()) == sorted(
-        ["captions.json", "my_plot.png"] + [f"{s}.{e}" for s in stems for e in ("png", "svg")])
+        ["captions.json", "my_plot.png"] + [f"{s}.{e}" for s in stems for e in ("png", "svg", "pdf")])
     assert sorted(json.loads((out / "figures" / "captions.json").read_text(encoding="utf-8"))) == sorted(stems)
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "Voxel scores" not in html and "objects_ground_truth.csv" not in html and "hit_map" not in html
@@ -278,8 +278,8 @@ def test_all_objects_fraction_and_fraction_along_z_inside_the_sample_mask(tmp_pa
                  str(tmp_path / "o"), "--intensity", str(tmp_path / "m.npy"), "--voxel-size", "10", "10", "10"]) == 0
     captions = json.loads((tmp_path / "o" / "figures" / "captions.json").read_text(encoding="utf-8"))
     assert "of the sample mask's voxels in each z slice" in captions["fraction_along_z"]
-    assert "z = 8 is the slice with the largest object fraction (13.00% of the sample's voxels)" in \
-        captions["orthoslices"]
+    assert "z = 8 is the slice crossed by the most volume of the counted objects (2 of them); y and x go through " \
+        "the centroid of the largest of them (label 4, 27 voxels)" in captions["orthoslices"]
 
 
 def test_an_interrupted_analyze_leaves_no_summary_and_report_says_what_is_missing(files, capsys, tmp_path,
@@ -322,7 +322,7 @@ def test_an_interrupted_analyze_leaves_no_summary_and_report_says_what_is_missin
     ev = tmp_path / "ev"
     assert main(["evaluate", str(d / "prob.zarr"), str(d / "lab.tif"), "--out", str(ev), "-q"]) == 0
     listed = json.loads((ev / "evaluation.json").read_text(encoding="utf-8"))["figures"]
-    assert listed[:3] == ["confusion_matrix", "size_histogram", "sphericity_vs_radius"]
+    assert listed[:3] == ["confusion_matrix", "evaluate_size_histogram", "evaluate_sphericity_vs_radius"]
     assert listed[3:] and all(f.startswith("hit_map_z") for f in listed[3:])
     (ev / "figures" / f"{listed[-1]}.png").unlink()
     assert main(["report", str(ev)]) == 0

@@ -38,6 +38,7 @@ def test_every_figure_as_png_300_dpi_and_svg(rng, tmp_path):
             *figures.hit_map_figures(image, pred, truth, tmp_path, voxel_size=vs)]
     for png in made:
         assert png.suffix == ".png" and png.with_suffix(".svg").read_text(encoding="utf-8").lstrip().startswith("<?xml")
+        assert png.with_suffix(".pdf").read_bytes().startswith(b"%PDF")
         with Image.open(png) as im:
             assert im.info["dpi"] == pytest.approx((300, 300), abs=1)
             assert min(im.size) > 600
@@ -65,7 +66,7 @@ def test_report_shows_unmeasured_values_as_a_dash(tmp_path):
     (tmp_path / "summary.json").write_text(json.dumps({"objects_kept": 3, "mean_radius_nm": None,
                                                        "voxel_size_nm": None, "mean_radius_vox": 2.5}))
     html = build_report(tmp_path).read_text(encoding="utf-8")
-    assert "<td>mean_radius_nm</td><td>–</td>" in html and "None" not in html
+    assert 'mean_radius_nm</span></td><td>–</td>' in html and "None" not in html
 
 
 def test_orthoslices_are_drawn_at_the_voxels_physical_shape(rng, tmp_path, monkeypatch):
@@ -90,7 +91,7 @@ def test_objects_3d_box_at_the_voxel_faces_and_top_view_with_y_down(monkeypatch,
     """V12: the box ran from 0 to n voxels (centroids are voxel centres, 0 .. n-1: half a voxel off), and the
     top view had y up, mirrored against the slices and napari."""
     made = {}
-    monkeypatch.setattr(figures, "_save", lambda fig, path, caption=None, **kw: made.setdefault("fig", fig))
+    monkeypatch.setattr(figures, "save_figure", lambda fig, path, caption=None, **kw: made.setdefault("fig", fig))
     t = {"label": np.array([1]), "centroid_z": np.array([1.0]), "centroid_y": np.array([2.0]),
          "centroid_x": np.array([3.0]), "equivalent_radius_vox": np.array([1.0]),
          "equivalent_radius_nm": np.array([30.0])}
@@ -119,8 +120,8 @@ def test_report_shows_voxel_size_and_shape(tmp_path):
     (tmp_path / "summary.json").write_text(json.dumps({"objects": 3, "voxel_size_nm": [29.33, 29.33, 60.0],
                                                        "shape": [72, 128, 120]}))
     html = build_report(tmp_path).read_text(encoding="utf-8")
-    assert "<td>voxel_size_nm</td><td>29.33 × 29.33 × 60</td>" in html
-    assert "<td>shape</td><td>72 × 128 × 120</td>" in html
+    assert 'voxel_size_nm</span></td><td>29.33 × 29.33 × 60</td>' in html
+    assert 'shape</span></td><td>72 × 128 × 120</td>' in html
 
 
 def test_figures_of_many_objects_stay_small_and_say_what_they_draw(rng, tmp_path):
@@ -132,7 +133,7 @@ def test_figures_of_many_objects_stay_small_and_say_what_they_draw(rng, tmp_path
     n = 30_000
     t = table(rng, n)
     titles = {}
-    original = figures._save
+    original = figures.save_figure
 
     def keep(fig, path, caption=None, **kwargs):
         titles[path.stem] = [text.get_text() for text in fig.texts]
@@ -141,23 +142,23 @@ def test_figures_of_many_objects_stay_small_and_say_what_they_draw(rng, tmp_path
     vs = (29.33, 29.33, 29.33)
     (tmp_path / "objects_3d.svg").write_text("an SVG of an earlier run")
     start = time.perf_counter()
-    figures._save = keep
+    figures.save_figure = keep
     try:
         figures.objects_3d(t, (40, 64, 64), tmp_path / "objects_3d.png", voxel_size=vs)
         figures.objects_3d(t, (40, 64, 64), tmp_path / "again.png", voxel_size=vs)
         figures.sphericity_figure({"objects": t}, tmp_path / "sphericity_vs_radius.png", voxel_size=vs)
     finally:
-        figures._save = original
+        figures.save_figure = original
     assert time.perf_counter() - start < 60  # 12 s for one 3D view of 30 k objects before; 3 s here
     drawn = figures.MAX_3D_OBJECTS
     assert drawn < n and titles["objects_3d"] == [f"{drawn:,} of {n:,} objects drawn (a random sample)"]
     captions = json.loads((tmp_path / "captions.json").read_text(encoding="utf-8"))
     assert f"a random sample of {drawn:,} of the {n:,} objects" in captions["objects_3d"]
-    assert f"PNG only: an SVG of its {3 * drawn:,} marks" in captions["objects_3d"]
-    assert f"PNG only: an SVG of its {n:,} marks" in captions["sphericity_vs_radius"]
+    assert f"PNG only: a vector file of its {3 * drawn:,} marks" in captions["objects_3d"]
+    assert f"PNG only: a vector file of its {n:,} marks" in captions["sphericity_vs_radius"]
     assert (tmp_path / "objects_3d.png").read_bytes() == (tmp_path / "again.png").read_bytes()  # seeded
     for name in ("objects_3d", "sphericity_vs_radius"):
-        assert not (tmp_path / f"{name}.svg").exists(), name  # the earlier run's SVG too: not left to mislead
+        assert not (tmp_path / f"{name}.svg").exists() and not (tmp_path / f"{name}.pdf").exists(), name  # the earlier run's SVG too: not left to mislead
         assert (tmp_path / f"{name}.png").stat().st_size < 3e6, name
     few = table(rng, 50)  # a few objects: all drawn, PNG and SVG, no sample title
     figures.objects_3d(few, (40, 64, 64), tmp_path / "few.png", voxel_size=vs)

@@ -287,3 +287,48 @@ def test_out_of_memory_advice_names_only_options_track_has(phantom_pair, tmp_pat
         assert "--tile-size" not in err and "docs/tracking.md" in err
     else:  # track segments the scans with its own tile size: segmenting them first is what can be changed
         assert "tomoseg segment, with a smaller --tile-size" in err and "--before-labels" in err
+
+
+def test_track_figures_are_paper_ready_and_report_shows_the_tracking(phantom_pair, capsys):
+    """F5: the track figures were 110 dpi PNG only, tab10 colours, axes in voxels, no captions; F10: `report` of a
+    track folder showed an 'Object analysis' of the voxel size alone, the tracking summary dropped."""
+    from PIL import Image
+
+    d = phantom_pair
+    out = d / "figs_run"
+    assert main(["track", str(d / "before.tif"), str(d / "after.tif"), "--before-labels", str(d / "before_ids.npy"),
+                 "--after-labels", str(d / "after_ids.npy"), "--transform", str(d / "truth.json"),
+                 "--out", str(out), "-q"]) == 0
+    captions = json.loads((out / "figures" / "captions.json").read_text(encoding="utf-8"))
+    assert set(captions) == {"track_radius", "track_volume_change", "track_map"}
+    for name in captions:
+        png = out / "figures" / f"{name}.png"
+        with Image.open(png) as im:
+            assert im.info["dpi"] == pytest.approx((300, 300), abs=1)
+        svg = png.with_suffix(".svg").read_text(encoding="utf-8")
+        assert "#d62728" not in svg and "#2ca02c" not in svg  # tab10's red and green
+        assert png.with_suffix(".pdf").exists()
+    svg = (out / "figures" / "track_map.svg").read_text(encoding="utf-8")
+    assert "x (µm)" in svg and "voxels" not in svg
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 0
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "Tracking between two scans" in html and "Objects by status" in html and "Object analysis" not in html
+    assert __import__("html").escape(captions["track_map"]) in html
+
+
+def test_phantom_figure_from_the_cli(tmp_path, capsys):
+    """F5: phantom_figure could not be called from the CLI; 110 dpi PNG only, pure red contours."""
+    from PIL import Image
+
+    fig = tmp_path / "ph.png"
+    argv = ["phantom", str(tmp_path / "i.tif"), "--labels", str(tmp_path / "l.tif"), "--shape", "24", "64", "64",
+            "--figure", str(fig)]
+    assert main(argv) == 0
+    with Image.open(fig) as im:
+        assert im.info["dpi"] == pytest.approx((300, 300), abs=1) and im.size[0] == int(175 / 25.4 * 300)
+    svg = fig.with_suffix(".svg").read_text(encoding="utf-8")
+    assert "200 nm" in svg and "#ff0000" not in svg and fig.with_suffix(".pdf").exists()
+    assert not (tmp_path / "captions.json").exists()  # a user's folder: nothing beside the figure
+    assert main(argv + ["--overwrite"]) == 1
+    assert "ph.png already exists" in capsys.readouterr().err

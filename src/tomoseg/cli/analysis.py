@@ -6,8 +6,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import TomosegError
 from ..io.output_guard import (FOLDER_MARKER, PROVENANCE_SUFFIX, check_outputs_apart, check_report_output,
                                check_result_folder, check_table_output, make_result_folder, read_record,
@@ -34,6 +32,13 @@ def _options(args):
     check_threshold(args.threshold)
     return AnalysisOptions(threshold=args.threshold, connectivity=args.connectivity,
                            exclude_border=not args.keep_border, min_voxels=args.min_voxels, read_as=args.read_as)
+
+
+def _settings(options) -> dict:
+    """How the objects were read, labelled and selected (summary.json's and evaluation.json's ``settings``):
+    analyze's and evaluate's results stand together in one folder only where these match."""
+    return {"threshold": options.threshold, "connectivity": options.connectivity,
+            "exclude_border": options.exclude_border, "min_voxels": options.min_voxels, "read_as": options.read_as}
 
 
 def _origin(vol, voxel_size):
@@ -147,7 +152,7 @@ def _write_analysis(args, vol, result, options, voxel_size, intensity, sample_ma
     if voxel_size is None:
         table, population = blank_nm_columns(table), blank_nm_columns(population)
     if out is not None:  # an earlier run's results removed, before --csv and the label outputs, which may go there
-        same = same_prediction(read_record(Path(out) / "evaluation.json"), args.volume, options.threshold,
+        same = same_prediction(read_record(Path(out) / "evaluation.json"), args.volume, _settings(options),
                                key="prediction")
         make_result_folder(out, "analyze", fresh=True, keep=("evaluate",) if same else ())
     if args.csv:
@@ -156,9 +161,7 @@ def _write_analysis(args, vol, result, options, voxel_size, intensity, sample_ma
     summary = {"tool": "tomoseg analyze", **result.summary, "voxel_size_nm": list(voxel_size) if voxel_size else None,
                "shape": list(result.shape), "input": str(args.volume), "sample_mask": args.sample_mask,
                "labels": args.labels,  # the label image (its own provenance record beside it), if one was written
-               "settings": {"threshold": options.threshold, "connectivity": options.connectivity,
-                            "exclude_border": options.exclude_border, "min_voxels": options.min_voxels,
-                            "read_as": options.read_as}}
+               "settings": _settings(options)}
     if out is not None:
         write_csv(table, out / "objects.csv", overwrite=True)
         with _steps(args, 1, "results") as bar:  # one step a figure, then the report
@@ -179,10 +182,10 @@ def _write_analysis(args, vol, result, options, voxel_size, intensity, sample_ma
         where = "inside the sample mask" if sample_mask is not None else "of the whole volume"
         kept = f"{s['objects']} objects kept" if sample_mask is None else \
             f"{s['objects']} objects kept inside the sample mask ({s['objects_outside_sample']} more outside it)"
+        radius = _mean_sd(s['mean_radius_vox'], s['sd_radius_vox'], 'voxels')
         print(f"{kept} of {s['objects_all']} ({s['excluded_border']} touch the border, {s['excluded_small']} more "
-              f"under {options.min_voxels} voxels); mean radius {s['mean_radius_vox']:.2f} ± "
-              f"{s['sd_radius_vox']:.2f} voxels; volume fraction {s['volume_fraction']:.3%} {where} "
-              "(kept objects)")
+              f"under {options.min_voxels} voxels); mean radius {radius}; volume fraction "
+              f"{s['volume_fraction']:.3%} {where} (kept objects)")
     return 0
 
 
@@ -216,30 +219,36 @@ def _write_json(path: Path, record: dict) -> None:
 def _write_figures(vol, result, options, voxel_size, intensity, sample_mask, population, out, bar, *,
                    steps_after: int = 0) -> list:
     """``analyze --out``'s figures, one step of ``bar`` each (reset to their number and ``steps_after``: the
-    report); returns their names (summary.json lists them)."""
+    report), and the curve of the volume fraction along z as ``fraction_along_z.csv``; returns the figures'
+    names (summary.json lists them)."""
     from ..report import figures
+    from ..report.slices import choose_planes, excluded_in_plane
+    from ..table import write_csv
 
     figs = out / "figures"
     figs.mkdir(exist_ok=True)
+    write_csv(figures.fraction_along_z_table(result.fraction_along_z, voxel_size), out / "fraction_along_z.csv",
+              overwrite=True)
     tables = {"objects": population}  # the figures show the summary's objects
-    steps = [("size_histogram", lambda path: figures.size_histogram(tables, path, voxel_size=voxel_size)),
-             ("sphericity_vs_radius", lambda path: figures.sphericity_figure(tables, path, voxel_size=voxel_size)),
+    empty = _no_objects_note(result.summary, options, sample_mask is not None)
+    steps = [("size_histogram", lambda path: figures.size_histogram(tables, path, voxel_size=voxel_size,
+                                                                     empty_note=empty)),
+             ("sphericity_vs_radius", lambda path: figures.sphericity_figure(tables, path, voxel_size=voxel_size,
+                                                                            empty_note=empty)),
              ("fraction_along_z", lambda path: figures.fraction_along_z(
                  {"objects": result.fraction_along_z}, path, voxel_size=voxel_size,
-                 inside_sample=sample_mask is not None)),
-             ("objects_3d", lambda path: figures.objects_3d(population, result.shape, path, voxel_size=voxel_size))]
+                 inside_sample=sample_mask is not None,
+                 note="" if len(population["label"]) else f"{empty}: the curve is of objects not counted")),
+             ("objects_3d", lambda path: figures.objects_3d(population, result.shape, path, voxel_size=voxel_size,
+                                                            empty_note=empty))]
     if intensity is not None:  # three planes read, whatever the volume's size
         from ..objects.reading import MaskView
 
-        z = int(np.nanargmax(result.fraction_along_z))
-        shape = result.shape
-        f = result.fraction_along_z[z]
-        why = (f"the largest object fraction ({f:.2%} of the sample's voxels)" if sample_mask is not None
-               else f"the most object voxels ({round(f * shape[1] * shape[2]):,})")
+        centre, why = choose_planes(population, result.shape, result.fraction_along_z)
         steps.append(("orthoslices", lambda path: figures.orthoslices(
-            intensity, MaskView(vol, options, probability=result.reading.probability), path,
-            centre=(z, shape[1] // 2, shape[2] // 2), voxel_size=voxel_size,
-            reason=f"z = {z} is the slice with {why}; y and x through the centre")))
+            intensity, MaskView(vol, options, probability=result.reading.probability), path, centre=centre,
+            voxel_size=voxel_size, reason=why,
+            excluded=excluded_in_plane(result.objects, population["label"], connectivity=options.connectivity))))
     names = [name for name, _ in steps]
     if bar is not None:
         bar.reset(total=len(steps) + steps_after)
@@ -248,6 +257,28 @@ def _write_figures(vol, result, options, voxel_size, intensity, sample_mask, pop
         draw(figs / f"{name}.png")
         _step(bar)
     return names
+
+
+def _no_objects_note(summary: dict, options, sample: bool) -> str:
+    """Why no object is counted, for the figures that would be empty: "no objects kept (2 touch the border,
+    0 under 8 voxels)"."""
+    if summary.get("objects_all", 0) == 0:
+        return "no objects found"
+    why = f"{summary['excluded_border']:,} touch the border, {summary['excluded_small']:,} under " \
+          f"{options.min_voxels} voxels"
+    if sample:
+        why += f", {summary.get('objects_outside_sample', 0):,} outside the sample mask"
+    return f"no objects kept ({why})"
+
+
+def _mean_sd(mean, sd, unit: str) -> str:
+    """"3.94 ± 0.51 voxels"; a mean without an s.d. (one object) or none at all (no objects) said as such,
+    not as nan."""
+    if mean is None or mean != mean:
+        return "n/a (no objects)"
+    if sd is None or sd != sd:
+        return f"{mean:.2f} {unit} (one object: no s.d.)"
+    return f"{mean:.2f} ± {sd:.2f} {unit}"
 
 
 def _check_label_outputs(args) -> None:
@@ -348,10 +379,12 @@ def _run_evaluate(args) -> int:
     print(f"tomoseg: note: {args.prediction}: {result['prediction_reading']}", file=sys.stderr)
     if out is not None:
         # an earlier run's results there removed; analyze's of this prediction kept, for one report of both
-        same = same_prediction(read_record(Path(out) / "summary.json"), args.prediction, args.threshold, key="input")
+        same = same_prediction(read_record(Path(out) / "summary.json"), args.prediction, _settings(options),
+                               key="input")
         make_result_folder(out, "evaluate", fresh=True, keep=("analyze",) if same else ())
         result["prediction"], result["ground_truth"] = str(Path(args.prediction).absolute()), \
             str(Path(args.labels).absolute())
+        result["settings"] = _settings(options)
         with _steps(args, 1, "results") as bar:  # one step a figure, then the report
             # the hit maps read their slices; the bar is reset to the number of figures
             write_evaluation(result, out, image=intensity, voxel_size=vs, progress=bar)

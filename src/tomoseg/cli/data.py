@@ -160,6 +160,10 @@ def _phantom(sub):
                    help="change one phantom parameter, e.g. --set noise_sd=25 (repeatable)")
     p.add_argument("--voxel-size", nargs=3, type=length_nm, metavar=("Z", "Y", "X"), default=[29.33] * 3,
                    help="voxel size written into the files, nm or with a unit (default: the paper's 29.33)")
+    p.add_argument("--figure", metavar="FILE.png",
+                   help="also draw the phantom's figure (a slice, a zoom with label contours, gray-value "
+                        "histograms, as the paper's Fig. 3) as FILE.png with .svg and .pdf beside it; never "
+                        "replaces an existing file")
     p.add_argument("--list-presets", action=_ListPresets, help="print the presets and exit")
     from .track import add_pair_args
 
@@ -255,6 +259,25 @@ def check_phantom_outputs(args, shape) -> None:
                            what="a match table")
     if pair and args.pair_truth:
         check_json_output(args.pair_truth, overwrite=args.overwrite, tool=PAIR_TRUTH_TOOL)
+    if getattr(args, "figure", None):
+        _check_figure_output(args.figure, pair)
+
+
+def _check_figure_output(figure, pair: bool) -> None:
+    """``phantom --figure``: a .png path whose PNG, SVG and PDF do not exist yet, in a writable folder."""
+    from ..io.output_guard import check_writable_folder
+
+    path = Path(figure)
+    if pair:
+        raise TomosegError(f"--figure {figure}: drawn for a single phantom only; leave out --pair")
+    if path.suffix.lower() != ".png":
+        raise TomosegError(f"--figure {figure}: give a file name ending in .png (the .svg and .pdf are written "
+                           "beside it)")
+    check_writable_folder(path.parent)
+    for p in (path, path.with_suffix(".svg"), path.with_suffix(".pdf")):
+        if p.exists():
+            raise TomosegError(f"--figure {figure}: {p} already exists; remove it or give another name (a "
+                               "figure is never written over)")
 
 
 def _run_phantom(args) -> int:
@@ -286,4 +309,10 @@ def _run_phantom(args) -> int:
     n = len(phantom.objects["label"])
     print(f"phantom {tuple(args.shape)} seed {args.seed} preset {args.preset}: {n} objects, "
           f"{phantom.labels.mean():.3%} of voxels -> {args.image}, {args.labels}")
+    if args.figure:
+        from ..synthetic.figure import phantom_figure
+
+        phantom_figure(phantom, args.figure, voxel_size=vs,
+                       title=f"phantom {' × '.join(map(str, args.shape))}, seed {args.seed}, preset {args.preset}")
+        print(f"figure -> {args.figure} (.svg, .pdf beside it)")
     return 0

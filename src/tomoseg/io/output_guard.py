@@ -404,22 +404,24 @@ def make_result_folder(folder, tool: str, *, fresh: bool = False, keep: tuple = 
     return out
 
 
-# The figures analyze, evaluate and track write into OUT/figures, by the tool that writes them (both analyze
-# and evaluate write the size histogram and the sphericity figure, from their own tables), and the records and
-# tables they write into OUT. Volumes written into the folder (--labels, track's maps) are not among them.
-RESULT_FIGURES = {"analyze": ("fraction_along_z", "objects_3d", "orthoslices"),
-                  "evaluate": ("confusion_matrix", "hit_map_z"),
-                  "track": ("track_radius", "track_volume_change", "track_map"),
-                  None: ("size_histogram", "sphericity_vs_radius")}
+# The figures analyze, evaluate and track write into OUT/figures, by the tool that writes them (each its own
+# names: analyze's and evaluate's results share a folder), and the records and tables they write into OUT.
+# Volumes written into the folder (--labels, track's maps) are not among them.
+RESULT_FIGURES = {"analyze": ("fraction_along_z", "objects_3d", "orthoslices", "size_histogram",
+                              "sphericity_vs_radius"),
+                  "evaluate": ("confusion_matrix", "hit_map_z", "evaluate_size_histogram",
+                               "evaluate_sphericity_vs_radius"),
+                  "track": ("track_radius", "track_volume_change", "track_map")}
+FIGURE_FORMATS = ("png", "svg", "pdf")  # report.figures.FORMATS
 _RESULT_RECORDS = {"evaluation.json": "evaluate", "transform.json": "track", "track.html": "track",
-                   "matches.csv": "track", "registration_crops.csv": "track"}
+                   "matches.csv": "track", "registration_crops.csv": "track", "fraction_along_z.csv": "analyze"}
 
 
 def _figure_owner(name: str):
-    """``(True, tool)`` for a figure file tomoseg names (PNG or SVG; ``tool`` None: written by more than one),
+    """``(True, tool)`` for a figure file tomoseg names (PNG, SVG or PDF; its tool),
     else ``(False, None)``."""
     stem, dot, ext = name.rpartition(".")
-    if not dot or ext not in ("png", "svg"):
+    if not dot or ext not in FIGURE_FORMATS:
         return False, None
     for tool, stems in RESULT_FIGURES.items():
         if stem in stems or (stem.startswith("hit_map_z") and stem[9:].isdigit() and "hit_map_z" in stems):
@@ -451,7 +453,7 @@ def _json_tool(p: Path):
 def clear_result_folder(folder, *, keep: tuple = ()) -> list[Path]:
     """Remove the results an earlier tomoseg run wrote into ``folder`` (a tomoseg result folder): its
     ``summary.json``, ``evaluation.json``, ``report.html``, objects tables, track's records, and in
-    ``figures/`` the figures tomoseg names (:data:`RESULT_FIGURES`, PNG and SVG), their captions with them.
+    ``figures/`` the figures tomoseg names (:data:`RESULT_FIGURES`, PNG, SVG, PDF), their captions with them.
     The results of the tools in ``keep`` stay (the report is always removed: it is built again). Any other file
     (a user's notes, a table or figure of another name, volumes) is kept. Returns what was removed."""
     out = Path(folder)
@@ -488,17 +490,18 @@ def _prune_captions(figs: Path, removed: set) -> None:
                      encoding="utf-8")
 
 
-def same_prediction(record: dict | None, prediction, threshold: int, *, key: str) -> bool:
+def same_prediction(record: dict | None, prediction, settings: dict, *, key: str) -> bool:
     """Whether a result record (analyze's summary.json, evaluate's evaluation.json) describes ``prediction``
-    (the same file, resolved) at ``threshold``: its results may then stand beside this run's in one report."""
-    if not isinstance(record, dict) or not record.get(key):
+    (the same file, resolved) read and selected with the same ``settings`` (threshold, connectivity, border
+    rule, minimum size, reading: every key of ``settings`` equal in the record's ``settings``): its results may
+    then stand beside this run's in one report, as the same objects."""
+    if not isinstance(record, dict) or not record.get(key) or not isinstance(record.get("settings"), dict):
         return False
-    settings = record.get("settings") if isinstance(record.get("settings"), dict) else record
     try:
         same_file = Path(str(record[key])).resolve() == Path(str(prediction)).resolve()
     except (OSError, RuntimeError):
         return False
-    return same_file and settings.get("threshold") == threshold
+    return same_file and all(record["settings"].get(k) == v for k, v in settings.items())
 
 
 def read_record(path) -> dict | None:

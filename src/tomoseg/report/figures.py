@@ -5,11 +5,13 @@ histograms of prediction and ground truth, sphericity against radius coloured by
 mean gray value; orthogonal slices with the mask outlined, the volume fraction
 along z, and a 3D view of the objects coloured by radius.
 
-Every figure is written twice, as PNG at 300 dpi and as SVG (vector) beside it,
-with constrained layout (no overlapping labels), physical axes when the voxel
-size is known (z in µm, radius in nm beside voxels), scale bars on image panels,
-and colour-blind-safe colours (Okabe & Ito 2008 for categories, viridis/cividis
-for values). Each figure's caption, including why a slice was chosen, goes into
+Every figure is written three times: PNG at 300 dpi, and SVG and PDF (vector) beside it. It is sized for a
+journal column (:data:`SINGLE_COLUMN` 85 mm or :data:`DOUBLE_COLUMN` 175 mm wide) with no text under 7 pt at
+that size, drawn under one style (:func:`styled`: fonts, Okabe-Ito colours, SVG text kept as text and PDF
+fonts embedded as TrueType, so labels stay editable) from the first artist to the saved file, with
+constrained layout (no overlapping labels), physical axes when the voxel size is known (z in µm, radius in nm
+beside voxels), scale bars on image panels, and colour-blind-safe colours (Okabe & Ito 2008 for categories,
+viridis/cividis for values). Each figure's caption, including why a slice was chosen, goes into
 ``captions.json`` beside the figures, where the HTML report reads it.
 
 Figures of one mark per object stay bounded in time and size whatever the number of objects: above
@@ -17,17 +19,25 @@ Figures of one mark per object stay bounded in time and size whatever the number
 objects in 3D, 1.3 GB for 666,000; embedding the marks as an image in the SVG instead took longer than the
 vector file), and the 3D view draws a seeded random sample of at most :data:`MAX_3D_OBJECTS` objects, its
 title saying how many of how many. Captions say both.
+
+Every figure function takes the data as arrays or tables (dicts of columns, as ``objects.csv`` reads back
+with :func:`tomoseg.table.read_csv`), so any figure can be drawn again from the saved files
+(docs/analysis.md, "Re-plotting the figures").
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
 import numpy as np
 
 DPI = 300
-FORMATS = ("png", "svg")
+FORMATS = ("png", "svg", "pdf")  # the first a raster, the others vector (left out above VECTOR_MARKS marks)
+SINGLE_COLUMN = 85 / 25.4   # inches: a journal's single column (85 mm) ...
+DOUBLE_COLUMN = 175 / 25.4  # ... and its full width (175 mm)
+MIN_FONT_PT = 7             # the smallest text of any figure, at the width it is made for
 # Okabe & Ito: distinguishable with the common colour-vision deficiencies
 OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky blue": "#56B4E9", "bluish green": "#009E73",
              "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "reddish purple": "#CC79A7"}
@@ -36,6 +46,11 @@ HIT_COLOURS = {"TP": (1, 1, 1), "TN": (0, 0, 0), "FP": (0.835, 0.369, 0.0), "FN"
 CAPTIONS_FILE = "captions.json"
 VECTOR_MARKS = 2_000      # figures with more marks than this (about 1.5 MB of SVG): PNG only
 MAX_3D_OBJECTS = 10_000   # the 3D view draws a random sample of at most this many objects (three views each)
+OVERPLOT = 300            # above this many objects the sphericity scatter's marks are drawn translucent
+STYLE = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "figure.titlesize": 8,
+         "xtick.labelsize": 7, "ytick.labelsize": 7, "legend.fontsize": 7, "legend.title_fontsize": 7,
+         "axes.linewidth": 0.6, "lines.linewidth": 1.0, "xtick.major.width": 0.6, "ytick.major.width": 0.6,
+         "svg.fonttype": "none", "pdf.fonttype": 42, "ps.fonttype": 42}
 
 
 def _plt():
@@ -47,32 +62,71 @@ def _plt():
     return plt
 
 
-def _figure(*args, **kwargs):
-    plt = _plt()
-    with plt.rc_context({"font.size": 9, "axes.titlesize": 10, "axes.prop_cycle": plt.cycler(color=SERIES),
-                         "svg.fonttype": "none"}):
-        return plt.subplots(*args, layout="constrained", **kwargs)
+def styled(draw):
+    """Run a figure function under :data:`STYLE` (and the Okabe-Ito cycle) from its first artist to its saved
+    files: text sizes are taken when text is made, ``svg.fonttype`` when the file is written, so the style
+    must hold for the figure's whole life."""
+
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs):
+        plt = _plt()
+        with plt.rc_context({**STYLE, "axes.prop_cycle": plt.cycler(color=SERIES)}):
+            return draw(*args, **kwargs)
+
+    return wrapper
 
 
-def _save(fig, path, caption: str | None = None, *, marks: int = 0) -> Path:
-    """PNG (300 dpi) and SVG beside it (PNG only for a figure of more than :data:`VECTOR_MARKS` ``marks``: the
-    caption says so, and an SVG of that name from before is removed); the caption into ``captions.json`` of the
-    folder."""
+def new_figure(*args, **kwargs):
+    """``plt.subplots`` with constrained layout (call it inside a :func:`styled` function)."""
+    return _plt().subplots(*args, layout="constrained", **kwargs)
+
+
+def save_figure(fig, path, caption: str | None = None, *, marks: int = 0, captions: bool = True) -> Path:
+    """PNG (300 dpi) and the vector files beside it (:data:`FORMATS`; PNG only for a figure of more than
+    :data:`VECTOR_MARKS` ``marks``: the caption says so, and vector files of that name from before are
+    removed); the caption into ``captions.json`` of the folder (with ``captions``: a results folder's)."""
     path = Path(path)
     vector = marks <= VECTOR_MARKS
-    for fmt in FORMATS if vector else ("png",):
+    for fmt in FORMATS if vector else FORMATS[:1]:
         fig.savefig(path.with_suffix(f".{fmt}"), dpi=DPI)
     if not vector:
-        path.with_suffix(".svg").unlink(missing_ok=True)
-        caption = (caption or "") + (f" PNG only: an SVG of its {marks:,} marks would be large and slow to "
-                                     "open.").lstrip()
+        for fmt in FORMATS[1:]:
+            path.with_suffix(f".{fmt}").unlink(missing_ok=True)
+        caption = (caption or "") + (f" PNG only: a vector file of its {marks:,} marks would be large and slow "
+                                     "to open.").lstrip()
     _plt().close(fig)
-    if caption:
+    if caption and captions:
         store = path.parent / CAPTIONS_FILE
         captions = json.loads(store.read_text(encoding="utf-8")) if store.exists() else {}
         captions[path.stem] = caption
         store.write_text(json.dumps(captions, indent=1), encoding="utf-8")
     return path
+
+
+def no_objects(ax, note: str) -> None:
+    """An empty plot that says why it is empty (``note``), with non-negative axes."""
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.text(0.5, 0.5, _wrap(note), transform=ax.transAxes, ha="center", va="center",
+            bbox=dict(boxstyle="round", fc="white", ec="0.6", lw=0.6))
+
+
+def _wrap(note: str, width: int = 38) -> str:
+    """A note in lines that fit a single-column panel (text in the axes counts in the layout)."""
+    import textwrap
+
+    return textwrap.fill(note, width)
+
+
+def format_fraction(v: float) -> str:
+    """A fraction in [0, 1] with its digits: 3 decimals, or scientific below 0.001 (0 stays 0).
+
+    >>> format_fraction(0.25), format_fraction(0.000159), format_fraction(0.0)
+    ('0.250', '1.59e-04', '0')
+    """
+    if v == 0:
+        return "0"
+    return f"{v:.3f}" if abs(v) >= 1e-3 else f"{v:.2e}"
 
 
 def nice_length(target: float) -> float:
@@ -99,7 +153,6 @@ def add_scale_bar(ax, pixel_nm: float | None, width_px: int, *, fraction: float 
     if not pixel_nm:
         return
     from matplotlib.patches import Rectangle
-    import matplotlib.patheffects as pe
 
     length_nm = nice_length(fraction * width_px * pixel_nm)
     length_px = length_nm / pixel_nm
@@ -107,29 +160,38 @@ def add_scale_bar(ax, pixel_nm: float | None, width_px: int, *, fraction: float 
     u = 0.012 * max(abs(y1 - y0), width_px)  # one unit of bar thickness, the same on wide and tall panels
     x = width_px - length_px - 0.04 * width_px
     y = max(y0, y1) - 2.5 * u
-    outline = [pe.withStroke(linewidth=2, foreground="black")]
     ax.add_patch(Rectangle((x, y), length_px, u, color="white", ec="black", lw=0.5))
     ax.text(x + length_px / 2, y - 0.8 * u, _length_label(length_nm), color="white", ha="center", va="bottom",
-            fontsize=8, path_effects=outline)
+            fontsize=MIN_FONT_PT, bbox=dict(boxstyle="square,pad=0.1", fc="black", alpha=0.5, ec="none"))
+    # (a dark box behind the label rather than a stroke around it: a stroked label is saved as paths, not as
+    # text that can be edited in the SVG)
 
 
+def _count_axis(axis) -> None:
+    """Whole numbers only on an axis of counts (no 0.5 objects)."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+
+
+@styled
 def confusion_figure(cm, path) -> Path:
     m = cm.normalized()
     counts = np.array([[cm.tp, cm.fn], [cm.fp, cm.tn]])
-    fig, ax = _figure(figsize=(3.6, 3.2))
+    fig, ax = new_figure(figsize=(SINGLE_COLUMN, 2.9))
     im = ax.imshow(m, cmap="Blues", vmin=0, vmax=1)
     names = [["TP", "FN"], ["FP", "TN"]]
     for i in range(2):
         for j in range(2):
-            ax.text(j, i, f"{names[i][j]}\n{m[i, j]:.3f}\n({counts[i, j]:,} vox)", ha="center", va="center",
-                    color="white" if m[i, j] > 0.5 else "black", fontsize=8)
+            ax.text(j, i, f"{names[i][j]}\n{format_fraction(m[i, j])}\n({counts[i, j]:,} vox)", ha="center",
+                    va="center", color="white" if m[i, j] > 0.5 else "black", fontsize=MIN_FONT_PT)
     ax.set_xticks([0, 1], ["object", "background"])
     ax.set_yticks([0, 1], ["object", "background"])
     ax.set_xlabel("predicted")
     ax.set_ylabel("ground truth")
     fig.colorbar(im, ax=ax, shrink=0.8, label="fraction of the row")
-    return _save(fig, path, "Normalized confusion matrix (rows: ground truth; each row sums to 1), as the paper's "
-                            "Fig. 4; counts in voxels.")
+    return save_figure(fig, path, "Normalized confusion matrix (rows: ground truth; each row sums to 1), as the "
+                                  "paper's Fig. 4; counts in voxels, fractions below 0.001 in scientific notation.")
 
 
 def hit_map(pred_slice: np.ndarray, truth_slice: np.ndarray) -> np.ndarray:
@@ -141,35 +203,54 @@ def hit_map(pred_slice: np.ndarray, truth_slice: np.ndarray) -> np.ndarray:
     return rgb
 
 
+def gray_range(*planes) -> tuple[float, float]:
+    """One gray range (the 1st to 99th percentile of the planes' finite values together) for image panels
+    that are to be compared: the same gray value the same shade in each."""
+    values = np.concatenate([np.asarray(p, np.float64).ravel() for p in planes])
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return 0.0, 1.0
+    lo, hi = np.percentile(values, [1, 99])
+    return (float(lo), float(hi)) if hi > lo else (float(lo) - 0.5, float(lo) + 0.5)
+
+
+@styled
 def hit_map_figure(image_slice, pred_slice, truth_slice, path, *, title="", reason: str = "",
                    voxel_size=None) -> Path:
-    """Image and hit map of one slice; ``reason`` says why this slice was chosen (in the caption)."""
+    """Image and hit map of one slice (the hit map alone where there is no image); ``reason`` says why this
+    slice was chosen (in the caption)."""
     from matplotlib.patches import Patch
 
-    fig, axes = _figure(1, 2, figsize=(7.2, 3.8))
+    panels = 1 if image_slice is None else 2
+    fig, axes = new_figure(1, panels, figsize=(SINGLE_COLUMN if panels == 1 else DOUBLE_COLUMN, 3.6),
+                           squeeze=False)
+    axes = list(axes[0])
     width = pred_slice.shape[-1]
     pixel = float(voxel_size[-1]) if voxel_size else None
     if image_slice is not None:
-        axes[0].imshow(image_slice, cmap="gray", interpolation="nearest")
+        lo, hi = gray_range(image_slice)
+        axes[0].imshow(image_slice, cmap="gray", interpolation="nearest", vmin=lo, vmax=hi)
         add_scale_bar(axes[0], pixel, width)
-    axes[0].set_title("image")
-    axes[1].imshow(hit_map(pred_slice, truth_slice), interpolation="nearest")
-    add_scale_bar(axes[1], pixel, width)
-    axes[1].set_title("hit map")
+        axes[0].set_title("image")
+    axes[-1].imshow(hit_map(pred_slice, truth_slice), interpolation="nearest")
+    add_scale_bar(axes[-1], pixel, width)
+    axes[-1].set_title("hit map")
     for ax in axes:
         ax.set_axis_off()
     n = {k: int(np.count_nonzero(s)) for k, s in (("TP", pred_slice.astype(bool) & truth_slice.astype(bool)),
                                                    ("FP", pred_slice.astype(bool) & ~truth_slice.astype(bool)),
                                                    ("FN", ~pred_slice.astype(bool) & truth_slice.astype(bool)))}
     handles = [Patch(facecolor=HIT_COLOURS[k], edgecolor="0.5", label=f"{k} ({n[k]:,})") for k in ("TP", "FP", "FN")]
-    fig.legend(handles=handles, loc="outside lower center", ncol=3, frameon=False, fontsize=8)
+    fig.legend(handles=handles, loc="outside lower center", ncol=3, frameon=False)
     if title:
         fig.suptitle(title)
     caption = ("Hit map: true positives white, false positives vermillion, false negatives sky blue, true "
                "negatives black (the paper's Fig. 5; voxel counts in the legend).")
+    if image_slice is not None:
+        caption += " Left: the image (gray range: its 1st to 99th percentile)."
     if reason:
         caption += f" {title + ': ' if title else ''}{reason}."
-    return _save(fig, path, caption)
+    return save_figure(fig, path, caption)
 
 
 def hit_map_slices(pred_mask=None, truth=None, *, counts: dict | None = None) -> list[tuple[int, str]]:
@@ -209,87 +290,189 @@ def _radius_axis(ax, voxel_size, which: str = "x"):
         sec.set_xlabel("equivalent radius (nm)")
 
 
-def size_histogram(tables: dict, path, *, voxel_size=None) -> Path:
-    """Histogram of equivalent radii, one series per table (e.g. ground truth and prediction)."""
-    fig, ax = _figure(figsize=(4.6, 3.4))
-    radii = [t["equivalent_radius_vox"] for t in tables.values()]
-    top = max([float(r.max()) for r in radii if len(r)] + [2.0])
+@styled
+def size_histogram(tables: dict, path, *, voxel_size=None, empty_note: str = "no objects") -> Path:
+    """Histogram of equivalent radii, one series per table (e.g. ground truth and prediction); ``empty_note``
+    is written on the plot where the tables hold no object (say why: "no objects kept (2 touch the border)")."""
+    fig, ax = new_figure(figsize=(SINGLE_COLUMN, 2.8))
+    radii = [np.asarray(t["equivalent_radius_vox"], float) for t in tables.values()]
+    total = sum(len(r) for r in radii)
+    top = max([float(np.nanmax(r)) for r in radii if len(r)] + [2.0])
     bins = np.arange(0, np.ceil(top) + 0.5, 0.5)
-    ax.hist(radii, bins=bins, label=[f"{k} ({len(t['label'])})" for k, t in tables.items()],
-            color=SERIES[:len(radii)])
+    labels = [f"{k} ({len(t['label']):,})" for k, t in tables.items()]
+    if total:
+        ax.hist(radii, bins=bins, label=labels, color=SERIES[:len(radii)])
+        fig.legend(loc="outside upper center", ncol=min(len(radii), 3), frameon=False)
+    else:
+        no_objects(ax, empty_note)
+        ax.set_xlim(0, bins[-1])
     ax.set_xlabel("equivalent radius (voxels)")
     ax.set_ylabel("objects")
+    _count_axis(ax.yaxis)
     _radius_axis(ax, voxel_size)
-    ax.legend(frameon=False)
-    return _save(fig, path, "Equivalent-radius histograms (bins of 0.5 voxel; the number of objects in the "
-                            "legend), as the paper's Fig. 6(a).")
+    return save_figure(fig, path, "Equivalent-radius histograms (bins of 0.5 voxel; the number of objects in "
+                                  "the legend), as the paper's Fig. 6(a)." + ("" if total else f" Empty: {empty_note}."))
 
 
-def sphericity_figure(tables: dict, path, *, column="sphericity_voxel", voxel_size=None) -> Path:
-    """Sphericity against equivalent radius, coloured by mean gray value (the paper's Fig. 6b, c)."""
+def _stack_identical(r, psi, gray):
+    """Objects at the same (radius, sphericity) point (voxel objects of a few voxels: quantized values) as one
+    point: the points, the number of objects at each, the mean gray value of each."""
+    finite = np.isfinite(r) & np.isfinite(psi)
+    r, psi, gray = r[finite], psi[finite], gray[finite]
+    if not len(r):
+        return r, psi, np.zeros(0, np.int64), gray
+    points, inverse, counts = np.unique(np.stack([r, psi], 1), axis=0, return_inverse=True, return_counts=True)
+    inverse = inverse.ravel()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ok = np.isfinite(gray)
+        mean_gray = np.bincount(inverse, np.where(ok, gray, 0), len(points)) / np.bincount(inverse, ok, len(points))
+    return points[:, 0], points[:, 1], counts, mean_gray
+
+
+def mark_areas(counts) -> np.ndarray:
+    """Scatter mark areas (points²) for marks that stand for ``counts`` objects each: one object a small mark
+    (10), the area growing with the count up to 25 times that for the largest count."""
+    counts = np.asarray(counts, float)
+    if not counts.size:
+        return counts
+    return 10 + 240 * (counts - 1) / max(float(counts.max()) - 1, 1)
+
+
+@styled
+def sphericity_figure(tables: dict, path, *, column="sphericity_voxel", voxel_size=None,
+                      empty_note: str = "no objects") -> Path:
+    """Sphericity against equivalent radius, coloured by mean gray value (the paper's Fig. 6b, c).
+
+    Objects at the same point (radius, sphericity) are drawn as one mark whose area grows with their number
+    (the legend gives the largest), and above :data:`OVERPLOT` objects the marks are translucent, so a dense
+    cloud shows as one."""
     n = len(tables)
-    fig, axes = _figure(1, n, figsize=(3.8 * n + 0.8, 3.4), squeeze=False)
-    grays = np.concatenate([t["mean_gray"] for t in tables.values()] + [np.zeros(0)])
+    fig, axes = new_figure(1, n, figsize=(SINGLE_COLUMN if n == 1 else DOUBLE_COLUMN, 2.9), squeeze=False)
+    grays = np.concatenate([np.asarray(t["mean_gray"], float) for t in tables.values()] + [np.zeros(0)])
     finite = grays[np.isfinite(grays)]
     vmin, vmax = (np.percentile(finite, [2, 98]) if len(finite) else (0, 1))
     sc = None
+    marks = 0
+    stacked = 1
     for ax, (name, t) in zip(axes[0], tables.items()):
-        colours = t["mean_gray"] if np.isfinite(t["mean_gray"]).any() else None
-        style = dict(c=colours, cmap="viridis", vmin=vmin, vmax=vmax) if colours is not None else \
-            dict(color=SERIES[0])
-        s = ax.scatter(t["equivalent_radius_vox"], t[column], s=8, **style)
-        sc = s if colours is not None else sc
+        r, psi, counts, gray = _stack_identical(np.asarray(t["equivalent_radius_vox"], float),
+                                                np.asarray(t[column], float), np.asarray(t["mean_gray"], float))
+        marks += len(r)
+        if len(r):
+            stacked = max(stacked, int(counts.max()))
+            coloured = bool(np.isfinite(gray).any())
+            style = dict(c=gray, cmap="viridis", vmin=vmin, vmax=vmax) if coloured else dict(color=SERIES[0])
+            size = mark_areas(counts)
+            s = ax.scatter(r, psi, s=size, alpha=0.5 if len(t["label"]) > OVERPLOT else 1.0, edgecolors="none",
+                           plotnonfinite=True, **style)
+            sc = s if coloured else sc
+            if counts.max() > 1:
+                ax.text(0.02, 0.98, f"mark area: objects at the point\n(largest: {int(counts.max()):,})",
+                        transform=ax.transAxes, ha="left", va="top")
+        else:
+            no_objects(ax, empty_note)
+            ax.set_xlim(0, 2)
         if column == "sphericity_voxel":
-            ax.axhline(2 / 3, color="0.4", lw=1, ls="--", label="2/3: voxel-face limit of a sphere")
-            ax.legend(loc="lower right", fontsize=7, frameon=False)
+            ax.axhline(2 / 3, color="0.4", lw=0.8, ls="--", label="2/3: voxel-face limit of a sphere")
+            ax.legend(loc="lower right", frameon=True, framealpha=0.85, edgecolor="none")
         ax.set_xlabel("equivalent radius (voxels)")
         ax.set_ylabel("sphericity ψ (" + column.split("_")[1] + ")")
+        ax.set_xlim(left=0)
         ax.set_ylim(0, 1.05)
-        ax.set_title(name)
+        ax.set_title(f"{name} ({len(t['label']):,})")
         _radius_axis(ax, voxel_size)
     if sc is not None:
         fig.colorbar(sc, ax=axes[0].tolist(), label="mean gray value")
     coloured = ", coloured by mean gray value," if sc is not None else " (one colour: no gray values measured)"
-    return _save(fig, path, f"Sphericity (voxel faces) against equivalent radius{coloured} as the paper's "
-                            "Fig. 6(b, c). Voxel faces bias ψ toward 2/3 for large spheres.",
-                 marks=sum(len(t["equivalent_radius_vox"]) for t in tables.values()))
+    caption = (f"Sphericity (voxel faces) against equivalent radius{coloured} as the paper's Fig. 6(b, c). "
+               "Voxel faces bias ψ toward 2/3 for large spheres.")
+    if stacked > 1:
+        caption += (f" Objects with the same radius and sphericity (small objects have few possible values) are "
+                    f"one mark whose area grows with their number, up to {stacked:,} objects.")
+    if any(len(t["label"]) > OVERPLOT for t in tables.values()):
+        caption += " Marks are translucent: dense regions are darker."
+    if not marks:
+        caption += f" Empty: {empty_note}."
+    return save_figure(fig, path, caption, marks=marks)
 
 
-def orthoslices(image, mask, path, *, centre=None, title="", reason: str = "", voxel_size=None) -> Path:
-    """Three orthogonal slices through ``centre`` with the mask outlined (Okabe-Ito orange)."""
+@styled
+def orthoslices(image, mask, path, *, centre=None, title="", reason: str = "", voxel_size=None,
+                excluded=None) -> Path:
+    """Three orthogonal slices through ``centre`` with the mask outlined (Okabe-Ito orange), in one gray
+    range (:func:`gray_range` of the three planes), the other two planes marked by dashed lines.
+
+    ``excluded``: a function ``(axis, index, mask_plane) -> bool plane`` giving the part of a plane's mask that
+    belongs to objects the analysis does not count (border, small, outside the sample mask; outlined in sky
+    blue),
+    e.g. :func:`tomoseg.report.slices.excluded_in_plane`."""
+    from matplotlib.lines import Line2D
     from skimage.segmentation import find_boundaries
 
     shape = image.shape
-    centre = centre or tuple(s // 2 for s in shape)
-    views = [("z", image[centre[0]], mask[centre[0]], 2), ("y", image[:, centre[1]], mask[:, centre[1]], 2),
-             ("x", image[:, :, centre[2]], mask[:, :, centre[2]], 1)]
-    widths = [shape[2], shape[2], shape[1]]
-    fig, axes = _figure(1, 3, figsize=(10, 3.9), gridspec_kw={"width_ratios": widths})
-    edge_rgba = np.array([0.902, 0.624, 0.0, 1.0], np.float32)
-    for ax, (name, img, m, horiz) in zip(axes, views):
+    centre = tuple(int(c) for c in (centre or tuple(s // 2 for s in shape)))
+    planes = [(0, "z", np.asarray(image[centre[0]]), np.asarray(mask[centre[0]]), 2),
+              (1, "y", np.asarray(image[:, centre[1]]), np.asarray(mask[:, centre[1]]), 2),
+              (2, "x", np.asarray(image[:, :, centre[2]]), np.asarray(mask[:, :, centre[2]]), 1)]
+    vs = np.asarray(voxel_size if voxel_size else (1.0, 1.0, 1.0), float)
+    widths = [shape[2] * vs[2], shape[2] * vs[2], shape[1] * vs[1]]  # in nm: the panels to one scale
+    heights = [shape[1] * vs[1], shape[0] * vs[0], shape[0] * vs[0]]
+    panel_h = DOUBLE_COLUMN * 0.92 * max(heights) / sum(widths)
+    fig, axes = new_figure(1, 3, figsize=(DOUBLE_COLUMN, min(max(panel_h, 1.2) + 0.6, 8.0)),
+                           gridspec_kw={"width_ratios": widths})
+    lo, hi = gray_range(*(p[2] for p in planes))
+    colours = {"kept": np.array([0.902, 0.624, 0.0, 1.0], np.float32),
+               "excluded": np.array([0.337, 0.706, 0.914, 1.0], np.float32)}
+    any_excluded = any_kept = False
+    # the other planes' lines: in the z plane (rows y, columns x); y plane (z, x); x plane (z, y)
+    cross = {"z": (centre[1], centre[2]), "y": (centre[0], centre[2]), "x": (centre[0], centre[1])}
+    for ax, (axis, name, img, m, horiz) in zip(axes, planes):
         aspect = 1.0  # the image's rows over its columns, in nm: z over x or y, y over x in the z plane
         if voxel_size:
             aspect = float(voxel_size[1 if name == "z" else 0]) / float(voxel_size[horiz])
-        ax.imshow(img, cmap="gray", interpolation="nearest", aspect=aspect)
-        edge = find_boundaries(np.asarray(m) > 0, mode="outer")
-        overlay = np.zeros(edge.shape + (4,), np.float32)
-        overlay[edge] = edge_rgba
+        ax.imshow(img, cmap="gray", interpolation="nearest", aspect=aspect, vmin=lo, vmax=hi)
+        objects = np.asarray(m) > 0
+        left_out = excluded(axis, centre[axis], objects) if excluded is not None else np.zeros_like(objects)
+        overlay = np.zeros(objects.shape + (4,), np.float32)
+        counted = objects & ~left_out
+        any_kept |= bool(counted.any())
+        overlay[find_boundaries(counted, mode="outer")] = colours["kept"]
+        if left_out.any():
+            any_excluded = True
+            overlay[find_boundaries(left_out, mode="outer")] = colours["excluded"]
         ax.imshow(overlay, interpolation="nearest", aspect=aspect)
-        ax.set_title(f"{name} = {centre['zyx'.index(name)]}")
+        row, col = cross[name]
+        ax.axhline(row, color="white", lw=0.5, ls=(0, (4, 4)), alpha=0.6)
+        ax.axvline(col, color="white", lw=0.5, ls=(0, (4, 4)), alpha=0.6)
+        ax.set_title(f"{name} = {centre[axis]}")
         ax.set_axis_off()
         add_scale_bar(ax, float(voxel_size[horiz]) if voxel_size else None, img.shape[1])
+    handles = [Line2D([], [], color=colours["kept"], lw=2, label="objects counted")] if any_kept or not any_excluded \
+        else []
+    if any_excluded:
+        handles.append(Line2D([], [], color=colours["excluded"], lw=2, label="objects not counted"))
+    handles.append(Line2D([], [], color="0.3", lw=0.8, ls=(0, (4, 4)), label="the other two planes"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
     if title:
         fig.suptitle(title)
-    caption = "Orthogonal slices with the segmentation outlined in orange."
+    caption = ("Orthogonal slices with the counted objects outlined in orange"
+               + (" and the objects not counted (touching the border, under the minimum size, or outside the sample "
+                  "mask) in sky blue"
+                  if any_excluded else "")
+               + "; dashed lines: where the other two planes cut. All three panels share one gray range (1st to "
+                 "99th percentile of their values).")
     if reason:
         caption += f" {reason}."
-    return _save(fig, path, caption)
+    return save_figure(fig, path, caption)
 
 
-def fraction_along_z(fractions: dict, path, *, voxel_size=None, inside_sample: bool = False) -> Path:
+@styled
+def fraction_along_z(fractions: dict, path, *, voxel_size=None, inside_sample: bool = False,
+                     note: str = "") -> Path:
     """The object volume fraction of each z slice; ``inside_sample``: the fractions are of the sample mask's
-    voxels in each slice (axis label and caption say so)."""
-    fig, ax = _figure(figsize=(5, 3.0))
+    voxels in each slice (axis label and caption say so); ``note`` is written on the plot (e.g. that no object
+    was kept, so the curve is of objects left out)."""
+    fig, ax = new_figure(figsize=(SINGLE_COLUMN, 2.5))
     for name, f in fractions.items():
         z = np.arange(len(f))
         x = z * voxel_size[0] / 1000 if voxel_size else z
@@ -301,20 +484,56 @@ def fraction_along_z(fractions: dict, path, *, voxel_size=None, inside_sample: b
         sec.set_xlabel("z (slice)")
     else:
         ax.set_xlabel("z (slice)")
-    ax.set_ylabel("object volume fraction in the sample (%)" if inside_sample else "object volume fraction (%)")
-    ax.legend(frameon=False)
+    ax.set_ylim(bottom=0)
+    ax.set_ylabel("object volume fraction\nin the sample (%)" if inside_sample else "object volume fraction (%)")
+    if len(fractions) > 1:
+        ax.legend(frameon=False)
+    if note:
+        ax.text(0.5, 0.95, _wrap(note), transform=ax.transAxes, ha="center", va="top",
+                bbox=dict(boxstyle="round", fc="white", ec="0.6", lw=0.6))
     where = "of the sample mask's voxels in each z slice" if inside_sample else "of each z slice (whole slice)"
-    return _save(fig, path, f"Object volume fraction {where} along the pillar axis; every object voxel counts, "
-                            "objects excluded from the table (border, small) included.")
+    return save_figure(fig, path, f"Object volume fraction {where} along the pillar axis; every object voxel "
+                                  "counts, objects excluded from the table (border, small) included."
+                       + (f" {note}." if note else ""))
 
 
+def fraction_along_z_table(fraction, voxel_size=None) -> dict:
+    """The curve of :func:`fraction_along_z` as a table (``fraction_along_z.csv``): z index, z in µm (NaN
+    without a voxel size) and the fraction (0-1; NaN where a sample mask holds none of the slice)."""
+    f = np.asarray(fraction, np.float64)
+    z = np.arange(len(f))
+    return {"z": z, "z_um": z * float(voxel_size[0]) / 1000 if voxel_size else np.full(len(f), np.nan),
+            "fraction": f}
+
+
+def colour_scale(values, *, percentiles=(2, 98)):
+    """One :class:`~matplotlib.colors.Normalize` from the ``percentiles`` of ``values`` for every panel of a
+    figure; widened around the value where they coincide (objects all of one radius: a one-value scale left
+    panels that did not share it at the bottom of the colormap)."""
+    from matplotlib.colors import Normalize
+
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    lo, hi = (np.percentile(v, percentiles) if len(v) else (0.0, 1.0))
+    if hi <= lo:
+        half = max(0.05 * abs(lo), 0.5)
+        lo, hi = lo - half, lo + half
+    return Normalize(vmin=float(lo), vmax=float(hi))
+
+
+@styled
 def objects_3d(table: dict, shape, path, *, voxel_size=None, column: str = "equivalent_radius_nm",
-               max_objects: int = MAX_3D_OBJECTS, rng=0) -> Path:
-    """A 3D view of the objects: each a sphere of its equivalent radius at its centroid, coloured by radius,
-    inside the analysed volume's box (three views: oblique, along z, from the side).
+               max_objects: int = MAX_3D_OBJECTS, rng=0, empty_note: str = "no objects") -> Path:
+    """A 3D view of the objects: each a dot at its centroid coloured by its equivalent radius (one colour
+    scale for the three views), inside the analysed volume's box (oblique, along z, from the side).
 
-    Of more than ``max_objects`` objects, a random sample of ``max_objects`` (``rng``: a seed or a NumPy
-    Generator) is drawn, and the title and caption say so; the colour scale spans all of them."""
+    The dots are of one size: marker sizes in screen points cannot be to scale in a 3D projection, and dots
+    grown with the radius hid the gaps between objects. Of more than ``max_objects`` objects, a random sample
+    of ``max_objects`` (``rng``: a seed or a NumPy Generator) is drawn, and the title and caption say so; the
+    colour scale spans all of them."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.ticker import MaxNLocator
+
     vs = np.asarray(voxel_size if voxel_size else (1.0, 1.0, 1.0), float)
     unit = 1000.0 if voxel_size else 1.0
     label = "µm" if voxel_size else "voxels"
@@ -322,42 +541,48 @@ def objects_3d(table: dict, shape, path, *, voxel_size=None, column: str = "equi
         column = "equivalent_radius_vox"
     values = np.asarray(table[column], float)
     total = len(values)
-    scale = (np.nanpercentile(values, 2), np.nanpercentile(values, 98)) if total else (0.0, 1.0)
+    norm = colour_scale(values)
     pick = slice(None)
     if total > max_objects:
         pick = np.sort(np.random.default_rng(rng).choice(total, size=max_objects, replace=False))
         values = values[pick]
     c = np.stack([np.asarray(table[f"centroid_{a}"], float)[pick] for a in "zyx"], 1).reshape(-1, 3) * vs / unit
-    r_vox = np.asarray(table["equivalent_radius_vox"], float)[pick]
     lower = -0.5 * vs / unit  # the volume's outer faces: voxel centres at 0 .. n-1 (as the centroids, napari)
     extent = (np.asarray(shape, float) - 0.5) * vs / unit
     plt = _plt()
-    fig = plt.figure(figsize=(10.5, 3.8), layout="constrained")
+    fig = plt.figure(figsize=(DOUBLE_COLUMN, 2.9), layout="constrained")
     views = [(f"oblique (z up, {label})", 25, -55), ("along z (top, y down)", 90, -90),
              (f"side (y across, z up, {label})", 0, 0)]
-    sc = None
+    dot = 4.0 if len(values) > 2000 else 9.0  # points²: fixed, not to scale
     for i, (name, elev, azim) in enumerate(views):
         ax = fig.add_subplot(1, 3, i + 1, projection="3d")
         _box(ax, lower, extent)
         if len(values):
-            # marker area ~ radius^2 in screen points, scaled to the box
-            size = (r_vox / max(np.max(shape), 1) * 600) ** 2
-            sc = ax.scatter(c[:, 2], c[:, 1], c[:, 0], c=values, cmap="viridis", s=np.maximum(size, 2),
-                            depthshade=True, edgecolors="none", vmin=scale[0], vmax=scale[1])
-        ax.tick_params(labelsize=6, pad=0)
+            ax.scatter(c[:, 2], c[:, 1], c[:, 0], c=values, cmap="viridis", norm=norm, s=dot, depthshade=False,
+                       edgecolors="none")
+        ax.tick_params(labelsize=MIN_FONT_PT, pad=0)
         side, top = name.startswith("side"), name.startswith("along")
         for axis, hidden, labelled in (("x", side, not side), ("y", False, not side), ("z", top, side)):
+            getattr(ax, f"{axis}axis").set_major_locator(MaxNLocator(3))
             if hidden:  # the axis that points at the viewer: no ticks, no label
                 getattr(ax, f"set_{axis}ticks")([])
             elif labelled:  # (3D axis labels that would collide with ticks are said in the title instead)
-                getattr(ax, f"set_{axis}label")(f"{axis} ({label})", labelpad=2)
-        ax.set_box_aspect(tuple((extent - lower)[::-1]), zoom=0.8)
+                getattr(ax, f"set_{axis}label")(f"{axis} ({label})", labelpad=0)
+        box = (extent - lower)[::-1].copy()  # x, y, z
+        if top or side:  # the axis toward the viewer shortened to the others: the box fills the panel
+            toward = 2 if top else 0
+            box[toward] = min(box[toward], max(np.delete(box, toward)))
+            ax.set_proj_type("ortho")
+        ax.set_box_aspect(tuple(box), zoom=0.78)
         ax.view_init(elev=elev, azim=azim)
         if top:  # y down, as in the slices, hit maps and napari
             ax.invert_yaxis()
         ax.set_title(name)
-    if sc is not None:
-        fig.colorbar(sc, ax=fig.axes, shrink=0.7,
+        if not total and i == 1:
+            ax.text2D(0.5, 0.5, _wrap(empty_note), transform=ax.transAxes, ha="center", va="center",
+                      bbox=dict(boxstyle="round", fc="white", ec="0.6", lw=0.6))
+    if total:
+        fig.colorbar(ScalarMappable(norm=norm, cmap="viridis"), ax=fig.axes, shrink=0.7,
                      label="equivalent radius (nm)" if column.endswith("_nm") else "equivalent radius (voxels)")
     drawn = len(values)
     sample = ""
@@ -366,10 +591,12 @@ def objects_3d(table: dict, shape, path, *, voxel_size=None, column: str = "equi
         sample = (" The sample is seeded (the same on every run) and keeps the figure readable and small; the "
                   "colour scale spans all the objects, and every object is in the objects table and the "
                   "histograms.")
-    what = f"a random sample of {drawn:,} of the {total:,} objects" if sample else f"the {total:,} objects"
-    return _save(fig, path, f"3D view of {what}: each drawn at its centroid with a size growing with its "
-                            "equivalent radius and coloured by it, in the box of the analysed volume (oblique, top "
-                            "and side views), so their spatial distribution shows." + sample, marks=3 * drawn)
+    what = f"a random sample of {drawn:,} of the {total:,} objects" if sample else \
+        f"the {total:,} object{'' if total == 1 else 's'}"
+    caption = (f"3D view of {what}: each a dot at its centroid (dots of one size, not to scale) coloured by its "
+               "equivalent radius, in the box of the analysed volume (oblique, top and side views), so their "
+               "spatial distribution shows." + sample + ("" if total else f" Empty: {empty_note}."))
+    return save_figure(fig, path, caption, marks=3 * drawn)
 
 
 def _box(ax, lower, upper):

@@ -6,6 +6,7 @@ import base64
 import csv
 import html
 import json
+import os
 from pathlib import Path
 
 from .._version import __version__
@@ -21,6 +22,7 @@ img{max-width:100%;border:1px solid #eee;margin:.4em 0}.note{color:#666;font-siz
 figure{margin:0}figcaption{color:#555;font-size:.9em}.wide{overflow-x:auto}
 .incomplete{border:2px solid #D55E00;background:#fff4ec;padding:.4em 1em}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(480px,1fr));gap:1em;align-items:start}
+.full{grid-column:1/-1}
 """
 
 _CAPTIONS = {
@@ -30,7 +32,8 @@ _CAPTIONS = {
                             "Voxel faces bias ψ toward 2/3 for large spheres.",
     "orthoslices": "Orthogonal slices with the segmentation outlined.",
     "fraction_along_z": "Object volume fraction along z.",
-    "hit_map": "Hit map: true positives white, false positives red, false negatives blue (the paper's Fig. 5).",
+    "hit_map": "Hit map: true positives white, false positives vermillion, false negatives sky blue (the paper's "
+               "Fig. 5).",
     "phantom": "Input volume.",
     "objects_3d": "3D view of the objects, coloured by equivalent radius.",
 }
@@ -40,41 +43,113 @@ def _fmt(v) -> str:
     if v is None:  # JSON null: not measured (e.g. nm values without a voxel size)
         return "–"
     if isinstance(v, float):
-        return "–" if v != v else (f"{v:.4g}" if abs(v) < 1e5 else f"{v:,.0f}")
+        if v != v:
+            return "–"
+        if v != 0 and abs(v) < 1e-3:  # small values keep their digits: 1.409e-04, not 0.0001409 or 0
+            return f"{v:.3e}"
+        return f"{v:.4g}" if abs(v) < 1e5 else f"{v:,.0f}"
     if isinstance(v, int):
         return f"{v:,}"
     return html.escape(str(v))
+
+
+def _score(v) -> str:
+    """Accuracy, recall, precision ...: six decimals (the paper's Table 2 tells models apart at the 4th)."""
+    return _fmt(v) if not isinstance(v, float) or v != v else f"{v:.6f}"
+
+
+def _percent(v) -> str:
+    """A fraction (0-1) as a percentage with 4 significant digits."""
+    return _fmt(v) if not isinstance(v, (int, float)) or v != v else f"{100 * v:.4g} %"
+
+
+# readable names of summary.json's and Table 1's keys (the key itself is shown beside, as the files name it)
+_NAMES = {"objects": "Number of objects", "mean_radius_vox": "Mean radius (voxels)",
+          "sd_radius_vox": "S.d. of the radius (voxels)", "mean_radius_nm": "Mean radius (nm)",
+          "mean_sphericity_voxel": "Mean sphericity (voxel faces)", "mean_sphericity_mesh": "Mean sphericity (mesh)",
+          "objects_all": "Objects found (before exclusions)", "excluded_border": "Left out: touching the border",
+          "excluded_small": "Left out: under the minimum size",
+          "objects_outside_sample": "Kept, but outside the sample mask",
+          "volume_fraction": "Volume fraction, counted objects", "volume_fraction_all_objects":
+          "Volume fraction, all objects", "number_density_per_um3": "Number density (objects per µm³)",
+          "analysed_volume_um3": "Analysed volume (µm³)", "analysed_voxels": "Analysed voxels",
+          "voxel_size_nm": "Voxel size z × y × x (nm)", "shape": "Shape z × y × x (voxels)",
+          "true_objects": "True objects", "predicted_objects": "Predicted objects", "recall": "Recall",
+          "precision": "Precision", "f1": "F1", "radius_from_vox": "Radius from (voxels)",
+          "radius_to_vox": "Radius to (voxels)", "data": "Data"}
+_SCORES = ("accuracy", "recall", "precision", "f1", "iou", "F1 (Dice)", "IoU")
+_PERCENTS = ("volume_fraction", "volume_fraction_all_objects")
+
+
+def _cell(key, v) -> str:
+    if key in _SCORES and not isinstance(v, list):
+        return _score(v)
+    if key in _PERCENTS:
+        return _percent(v)
+    return _fmt(v)
 
 
 def _is_numbers(v) -> bool:
     return isinstance(v, list) and bool(v) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
 
 
-def _fmt_value(v) -> str:
+def _fmt_value(key, v) -> str:
     """A value or a list of numbers (the voxel size, the shape: "29.33 × 29.33 × 29.33")."""
-    return " × ".join(_fmt(x) for x in v) if _is_numbers(v) else _fmt(v)
+    return " × ".join(_fmt(x) for x in v) if _is_numbers(v) else _cell(key, v)
+
+
+def _name(key) -> str:
+    key = str(key)
+    if key in _NAMES:
+        return f'{html.escape(_NAMES[key])} <span class="note">{html.escape(key)}</span>'
+    return html.escape(key)
 
 
 def _kv_table(d: dict, skip=()) -> str:
-    rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{_fmt_value(v)}</td></tr>" for k, v in d.items()
+    rows = "".join(f"<tr><td>{_name(k)}</td><td>{_fmt_value(k, v)}</td></tr>" for k, v in d.items()
                    if k not in skip and not isinstance(v, dict) and (not isinstance(v, list) or _is_numbers(v)))
     return f"<table><tr><th>quantity</th><th>value</th></tr>{rows}</table>"
 
 
-def _columns_table(rows: list[dict], columns: list[str]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{_fmt(r.get(c))}</td>" for c in columns) + "</tr>" for r in rows)
+def _columns_table(rows: list[dict], columns: list[str], *, named: bool = False) -> str:
+    head = "".join(f"<th>{_name(c) if named else html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{_cell(c, r.get(c))}</td>" for c in columns) + "</tr>" for r in rows)
     return f'<div class="wide"><table><tr>{head}</tr>{body}</table></div>'
 
 
-def _figure(path: Path, captions: dict | None = None) -> str:
+WIDE_PX = 1500  # a figure wider than this (5 in at 300 dpi: made for a full page width) gets a row of its own
+
+
+def _figure(path: Path, captions: dict | None = None, *, number: int = 0, page_dir: Path | None = None) -> str:
+    """One figure, embedded, numbered, linked to its full-size files (relative to the report's folder
+    ``page_dir``), with its caption; wide figures span the grid's row."""
+    from PIL import Image
+
     data = base64.b64encode(path.read_bytes()).decode()
     key = next((k for k in _CAPTIONS if path.stem.startswith(k)), None)
     caption = (captions or {}).get(path.stem) or _CAPTIONS.get(key, path.stem.replace("_", " "))
-    vector = path.with_suffix(".svg")
-    files = html.escape(path.name) + (f", {html.escape(vector.name)}" if vector.exists() else "")
-    return (f'<figure><img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
-            f"<figcaption>{html.escape(caption)} <span class=\"note\">({files})</span></figcaption></figure>")
+    page_dir = page_dir or path.parent.parent
+
+    def link(p: Path) -> str:
+        return f'<a href="{html.escape(link_target(p, page_dir))}">{html.escape(p.name)}</a>'
+
+    others = [path.with_suffix(f".{ext}") for ext in ("svg", "pdf")] + [path.parent.parent / f"{path.stem}.csv"]
+    files = ", ".join(link(p) for p in [path] + [p for p in others if p.is_file()])
+    try:
+        with Image.open(path) as im:
+            wide = im.size[0] > WIDE_PX
+    except (OSError, ValueError):  # a user's file of that name that is not a PNG: embedded as it is
+        wide = False
+    label = f"<b>Figure {number}.</b> " if number else ""
+    return (f'<figure class="{"full" if wide else "half"}"><a href="{html.escape(link_target(path, page_dir))}">'
+            f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}"></a>'
+            f'<figcaption>{label}{html.escape(caption)} <span class="note">(full size: {files})</span>'
+            "</figcaption></figure>")
+
+
+def link_target(path: Path, page_dir: Path) -> str:
+    """``path`` relative to the folder of the page that links it."""
+    return Path(os.path.relpath(Path(path).resolve(), Path(page_dir).resolve())).as_posix()
 
 
 def _captions(fig_dir: Path) -> dict:
@@ -87,7 +162,8 @@ def _captions(fig_dir: Path) -> dict:
 
 
 # the order the report shows the figures of analyze, evaluate and track in (io.output_guard.RESULT_FIGURES)
-_FIGURE_ORDER = ("confusion_matrix", "hit_map_z", "size_histogram", "sphericity_vs_radius", "orthoslices",
+_FIGURE_ORDER = ("confusion_matrix", "hit_map_z", "evaluate_size_histogram", "evaluate_sphericity_vs_radius",
+                 "size_histogram", "sphericity_vs_radius", "orthoslices",
                  "objects_3d", "fraction_along_z", "track_radius", "track_volume_change", "track_map")
 
 
@@ -151,6 +227,36 @@ def incomplete_results(run_dir) -> list[str]:
     return notes
 
 
+_FIGURE_DATA = ("fraction_along_z.csv",)  # a figure's data: linked from the figure, not previewed as a table
+_ROW_KEYS = ("label", "volume_vox", "centroid_z", "centroid_y", "centroid_x")
+
+
+def same_rows(a, b) -> bool:
+    """Whether two objects tables hold the same objects (the same labels, volumes and centroids, row by row),
+    read as they stream past: memory for one row, whatever their length."""
+    import itertools
+
+    try:
+        with open(a, newline="", encoding="utf-8") as fa, open(b, newline="", encoding="utf-8") as fb:
+            ra, rb = csv.reader(fa), csv.reader(fb)
+            ha, hb = next(ra, []), next(rb, [])
+            keys = [k for k in _ROW_KEYS if k in ha and k in hb]
+            if not keys:
+                return False
+            ia, ib = [ha.index(k) for k in keys], [hb.index(k) for k in keys]
+            for row_a, row_b in itertools.zip_longest(ra, rb):
+                if row_a is None or row_b is None or [row_a[i] for i in ia] != [row_b[i] for i in ib]:
+                    return False
+    except (OSError, UnicodeDecodeError, csv.Error, IndexError):
+        return False
+    return True
+
+
+def _is_tracking(summary: dict) -> bool:
+    provenance = summary.get("provenance")
+    return isinstance(provenance, dict) and provenance.get("tool") == "tomoseg-track" and "transform" in summary
+
+
 def build_report(run_dir, *, title: str | None = None, output=None) -> Path:
     """Assemble ``report.html`` from what a results folder holds: ``summary.json`` (analyze),
     ``evaluation.json`` (evaluate), ``*.provenance.json``, object CSVs and ``figures/*.png``; what the folder
@@ -176,29 +282,37 @@ def build_report(run_dir, *, title: str | None = None, output=None) -> Path:
             parts.append(_kv_table({k: o[k] for k in ("true_objects", "predicted_objects", "recall", "precision",
                                                       "f1")}))
             parts.append(_columns_table(o["by_radius"], ["radius_from_vox", "radius_to_vox", "true_objects",
-                                                         "predicted_objects", "recall", "precision"]))
+                                                         "predicted_objects", "recall", "precision"], named=True))
             t1 = e["table1"]
             parts.append("<h2>Objects (the paper's Table 1)</h2>")
             parts.append(_columns_table([{"data": k.replace("_", " "), **t1[k]} for k in ("ground_truth", "prediction")],
-                                        ["data", "objects", "mean_radius_vox", "sd_radius_vox",
-                                         "mean_sphericity_voxel", "mean_sphericity_mesh"]))
+                                        ["data", "objects", "mean_radius_vox", "sd_radius_vox", "mean_radius_nm",
+                                         "mean_sphericity_voxel", "mean_sphericity_mesh"], named=True))
         elif e.get("objects_note"):
             parts.append(f'<p class="note">{html.escape(e["objects_note"])}</p>')
     summ = run / "summary.json"
+    out = Path(output) if output else run / "report.html"
+    figs = sorted((run / "figures").glob("*.png"), key=_figure_rank) if (run / "figures").exists() else []
+    captions = _captions(run / "figures")
     if summ.exists():
         s = json.loads(summ.read_text(encoding="utf-8"))
-        parts.append("<h2>Object analysis</h2>")
-        parts.append(_kv_table(s, skip=("settings",)))
-        if "settings" in s:
-            parts.append('<p class="note">Settings: ' + html.escape(json.dumps(s["settings"])) + "</p>")
-    figs = sorted((run / "figures").glob("*.png"), key=_figure_rank) if (run / "figures").exists() else []
+        if _is_tracking(s):  # track's summary: its own section (transform, counts by status, growth)
+            from ..track.output import track_section
+
+            parts.append(track_section(s, {}))
+        else:
+            parts.append("<h2>Object analysis</h2>")
+            parts.append(_kv_table(s, skip=("settings",)))
+            if "settings" in s:
+                parts.append('<p class="note">Settings: ' + html.escape(json.dumps(s["settings"])) + "</p>")
     if figs:
         parts.append("<h2>Figures</h2>")
-        captions = _captions(run / "figures")
-        parts.append('<div class="grid">' + "".join(_figure(f, captions) for f in figs) + "</div>")
-    csvs = sorted(run.glob("*.csv"))
-    if (run / "objects.csv").exists():  # the same objects as objects_prediction.csv
-        csvs = [c for c in csvs if c.name != "objects_prediction.csv"]
+        parts.append('<div class="grid">' + "".join(_figure(f, captions, number=i, page_dir=out.parent)
+                                                    for i, f in enumerate(figs, start=1)) + "</div>")
+    csvs = [c for c in sorted(run.glob("*.csv")) if c.name not in _FIGURE_DATA]
+    if (run / "objects.csv").exists() and (run / "objects_prediction.csv").exists() and \
+            same_rows(run / "objects.csv", run / "objects_prediction.csv"):
+        csvs = [c for c in csvs if c.name != "objects_prediction.csv"]  # the same objects, shown once
     for table in csvs:
         parts.append(f"<h2>Table: {html.escape(table.name)}</h2>")
         parts.append(_csv_preview(table, ["label", "volume_vox", "equivalent_radius_nm", "centroid_z", "centroid_y",
@@ -212,7 +326,6 @@ def build_report(run_dir, *, title: str | None = None, output=None) -> Path:
     doc = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>{REPORT_MARK}"
            f"<title>{html.escape(title or 'tomoseg')}</title><style>{_CSS}</style></head><body>{''.join(parts)}"
            "</body></html>")
-    out = Path(output) if output else run / "report.html"
     check_report_output(out)  # never a report.html (or any file) tomoseg did not write
     tmp = out.with_name(out.name + ".partial")
     tmp.write_text(doc, encoding="utf-8")

@@ -1,4 +1,9 @@
-"""Figures of a tracking: radius before vs after, volume change, and where objects appeared or vanished."""
+"""Figures of a tracking: radius before vs after, volume change, and where objects appeared or vanished.
+
+Drawn with the report's helpers (:mod:`tomoseg.report.figures`): column widths with text of 7 pt or more,
+PNG at 300 dpi with SVG and PDF beside it, Okabe-Ito colours (told apart by marker shape too), positions in µm
+where the voxel size is known, and each caption in the folder's ``captions.json``.
+"""
 
 from __future__ import annotations
 
@@ -6,40 +11,27 @@ from pathlib import Path
 
 import numpy as np
 
+from ..report.figures import (DOUBLE_COLUMN, OKABE_ITO, SINGLE_COLUMN, add_scale_bar, gray_range, new_figure,
+                              no_objects, save_figure, styled)
 from .tracking import group_totals
 
-COLOURS = {"persisting": "#4c72b0", "appeared": "#2ca02c", "vanished": "#d62728", "merged": "#9467bd",
-           "split": "#ff7f0e"}
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path) -> Path:
-    path = Path(path)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    _plt().close(fig)
-    return path
+COLOURS = {"persisting": OKABE_ITO["blue"], "appeared": OKABE_ITO["bluish green"],
+           "vanished": OKABE_ITO["vermillion"], "merged": OKABE_ITO["reddish purple"], "split": OKABE_ITO["orange"]}
+MARKERS = {"persisting": "o", "appeared": "P", "vanished": "X", "merged": "D", "split": "^"}
 
 
 def _kept(table) -> np.ndarray:
     return (table["edge"] == 0) & (table["small"] == 0)
 
 
+@styled
 def radius_figure(table: dict, path, *, unit: str = "nm") -> Path:
     """Equivalent radius after against before: persisting objects one by one, merges and splits by group."""
-    plt = _plt()
     col = "radius_nm" if unit == "nm" else "radius_vox"
     keep = _kept(table)
-    fig, ax = plt.subplots(figsize=(5.6, 5.2))
+    fig, ax = new_figure(figsize=(SINGLE_COLUMN, SINGLE_COLUMN))
     hi = 1.0
+    drawn = 0
     for status in ("persisting", "merged", "split"):
         sel = keep & (table["status"] == status)
         if not sel.any():
@@ -49,33 +41,48 @@ def radius_figure(table: dict, path, *, unit: str = "nm") -> Path:
         else:  # one point per group: radius of a sphere of the group's total volume
             _, vb, va = group_totals(table, sel, "volume_nm3" if unit == "nm" else "volume_vox")
             rb, ra = np.cbrt(3 * vb / (4 * np.pi)), np.cbrt(3 * va / (4 * np.pi))
-        ax.scatter(rb, ra, s=14, alpha=0.75, color=COLOURS[status], label=f"{status} ({len(rb)})")
+        ax.scatter(rb, ra, s=10, alpha=0.75, color=COLOURS[status], marker=MARKERS[status], edgecolors="none",
+                   label=f"{status} ({len(rb):,})")
+        drawn += len(rb)
         hi = max(hi, float(np.nanmax(rb)), float(np.nanmax(ra)))
-    ax.plot([0, hi * 1.05], [0, hi * 1.05], color="gray", lw=1, ls="--", label="no change")
+    ax.plot([0, hi * 1.05], [0, hi * 1.05], color="0.4", lw=0.8, ls="--", label="no change")
+    if not drawn:
+        no_objects(ax, "no persisting, merged or split objects")
     ax.set_xlim(0, hi * 1.05)
     ax.set_ylim(0, hi * 1.05)
     ax.set_aspect("equal")
-    ax.set_xlabel(f"equivalent radius before ({unit})")
-    ax.set_ylabel(f"equivalent radius after ({unit})")
-    ax.set_title("Radius after vs before\n(merges and splits: one point per group, total volume)", fontsize=10)
-    ax.legend(fontsize=8, loc="upper left")
-    return _save(fig, path)
+    ax.set_xlabel(f"equivalent radius before ({'nm' if unit == 'nm' else 'voxels'})")
+    ax.set_ylabel(f"equivalent radius after ({'nm' if unit == 'nm' else 'voxels'})")
+    ax.legend(loc="upper left", frameon=True, framealpha=0.85, edgecolor="none")
+    return save_figure(fig, path, "Equivalent radius after against before (dashed: no change); persisting "
+                                  "objects one by one, merges and splits one point per group (the radius of a "
+                                  "sphere of the group's total volume); objects off the edge of both fields of "
+                                  "view and of at least the minimum size.", marks=drawn)
 
 
+@styled
 def volume_change_histogram(table: dict, path) -> Path:
     """Histogram of the relative volume change of persisting objects (%)."""
-    plt = _plt()
+    from matplotlib.ticker import MaxNLocator
+
     sel = _kept(table) & (table["status"] == "persisting")
     dv = 100 * table["delta_volume_rel"][sel]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    dv = dv[np.isfinite(dv)]
+    fig, ax = new_figure(figsize=(SINGLE_COLUMN, 2.5))
     if len(dv):
-        lo, hi = np.floor(np.nanmin(dv) / 10) * 10, np.ceil(np.nanmax(dv) / 10) * 10
-        ax.hist(dv, bins=np.arange(min(lo, -10), max(hi, 10) + 5, 5), color=COLOURS["persisting"], edgecolor="white")
-    ax.axvline(0, color="gray", ls="--", lw=1)
+        lo, hi = np.floor(np.min(dv) / 10) * 10, np.ceil(np.max(dv) / 10) * 10
+        ax.hist(dv, bins=np.arange(min(lo, -10), max(hi, 10) + 5, 5), color=COLOURS["persisting"],
+                edgecolor="white", lw=0.4)
+    else:
+        no_objects(ax, "no persisting objects")
+        ax.set_xlim(-10, 10)
+    ax.axvline(0, color="0.4", ls="--", lw=0.8)
     ax.set_xlabel("volume change of persisting objects (%)")
     ax.set_ylabel("objects")
-    ax.set_title(f"Volume change, {int(sel.sum())} persisting objects (off the edge, >= min voxels)", fontsize=10)
-    return _save(fig, path)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    return save_figure(fig, path, f"Relative volume change of the {int(sel.sum()):,} persisting objects (off the "
+                                  "edge of both fields of view, of at least the minimum size), in bins of 5 %; "
+                                  "dashed: no change.")
 
 
 def view_aspects(voxel_size=None) -> tuple[float, float]:
@@ -85,15 +92,17 @@ def view_aspects(voxel_size=None) -> tuple[float, float]:
     return vy / vx, vz / vx
 
 
+@styled
 def change_map(table: dict, path, *, shape=None, matrix=None, image=None, voxel_size=None) -> Path:
     """Where objects appeared, vanished, merged and split: top view (y, x) and side view (z, x) of the
     pillar in the AFTER frame (vanished objects carried there through the transform); behind them, the
     AFTER ``image``'s middle slices when given. ``shape``: the AFTER scan's (the extent drawn);
-    ``voxel_size``: to draw the views to scale."""
+    ``voxel_size``: the axes in µm, drawn to scale, with a scale bar."""
+    from matplotlib.ticker import MaxNLocator
+
     from .registration import apply
 
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 5.2), gridspec_kw={"width_ratios": [1, 1]})
+    fig, axes = new_figure(1, 2, figsize=(DOUBLE_COLUMN, 4.0))
     m = np.eye(4) if matrix is None else np.asarray(matrix, float)
     pts = {}
     for status in COLOURS:
@@ -107,33 +116,46 @@ def change_map(table: dict, path, *, shape=None, matrix=None, image=None, voxel_
             p = np.stack([table[f"after_centroid_{a}"][sel] for a in "zyx"], 1)
         edge = table["edge"][sel] == 1
         pts[status] = (p, edge)
-    markers = {"persisting": ".", "appeared": "P", "vanished": "X", "merged": "D", "split": "^"}
     if image is not None:
         z, y = image.shape[0] // 2, image.shape[1] // 2
-        axes[0].imshow(np.asarray(image[z]), cmap="gray", alpha=0.45)
-        axes[1].imshow(np.asarray(image[:, y]), cmap="gray", alpha=0.45)
+        planes = np.asarray(image[z]), np.asarray(image[:, y])
+        lo, hi = gray_range(*planes)
+        axes[0].imshow(planes[0], cmap="gray", alpha=0.45, vmin=lo, vmax=hi)
+        axes[1].imshow(planes[1], cmap="gray", alpha=0.45, vmin=lo, vmax=hi)
     aspects = view_aspects(voxel_size)
+    vs = np.asarray(voxel_size if voxel_size is not None else (1.0, 1.0, 1.0), float)
+    unit = "µm" if voxel_size is not None else "voxels"
     for ax, (i, j), title, aspect in ((axes[0], (2, 1), "top view (x, y)", aspects[0]),
                                       (axes[1], (2, 0), "side view (x, z)", aspects[1])):
         for status, (p, edge) in pts.items():
-            size = 10 if status == "persisting" else 46
+            size = 6 if status == "persisting" else 24
             alpha = 0.6 if status == "persisting" else 0.9
-            ax.scatter(p[~edge, i], p[~edge, j], s=size, marker=markers[status], color=COLOURS[status], alpha=alpha,
-                       label=f"{status} ({int((~edge).sum())})")
+            ax.scatter(p[~edge, i], p[~edge, j], s=size, marker=MARKERS[status], color=COLOURS[status],
+                       alpha=alpha, edgecolors="none", label=f"{status} ({int((~edge).sum()):,})")
             if edge.any():
-                ax.scatter(p[edge, i], p[edge, j], s=size, marker=markers[status], facecolor="none",
+                ax.scatter(p[edge, i], p[edge, j], s=size, marker=MARKERS[status], facecolor="none",
                            edgecolor=COLOURS[status], alpha=0.5, lw=0.6)
         if shape is not None:
-            ax.set_xlim(0, shape[2])
-            ax.set_ylim(shape[j], 0) if j == 1 else ax.set_ylim(shape[0], 0)
+            ax.set_xlim(-0.5, shape[2] - 0.5)
+            ax.set_ylim(shape[j] - 0.5, -0.5)
         ax.set_aspect(aspect)
-        ax.set_xlabel("x (voxels)")
-        ax.set_ylabel("y (voxels)" if j == 1 else "z (voxels)")
-        ax.set_title(title, fontsize=10)
+        if voxel_size is not None:  # the axes in µm (the data stay in voxels: the image behind them)
+            for axis, a, limits in ((ax.xaxis, i, ax.get_xlim()), (ax.yaxis, j, ax.get_ylim())):
+                um = vs[a] / 1000  # µm per voxel: ticks at round µm values
+                ticks = MaxNLocator(5).tick_values(min(limits) * um, max(limits) * um)
+                ticks = ticks[(ticks >= min(limits) * um) & (ticks <= max(limits) * um)]
+                axis.set_ticks(ticks / um, [f"{t:g}" for t in ticks])
+            if shape is not None:
+                add_scale_bar(ax, float(vs[2]), int(shape[2]))
+        ax.set_xlabel(f"x ({unit})")
+        ax.set_ylabel(f"y ({unit})" if j == 1 else f"z ({unit})")
+        ax.set_title(title)
     if pts:
-        axes[0].legend(fontsize=8, loc="upper right", framealpha=0.8)
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=len(pts), frameon=False)
     else:
-        axes[0].text(0.5, 0.5, "no objects", transform=axes[0].transAxes, ha="center")
-    fig.suptitle("Changes in the pillar, all objects projected (AFTER frame; hollow markers: at the edge of a field "
-                 "of view)" + ("; behind: the AFTER scan's middle slices" if image is not None else ""), fontsize=10)
-    return _save(fig, path)
+        no_objects(axes[0], "no objects")
+    return save_figure(fig, path, "Where objects appeared, vanished, merged and split, all objects projected onto "
+                                  "the top and side views in the AFTER frame (vanished objects carried there "
+                                  "through the transform); hollow markers: at the edge of a field of view"
+                       + ("; behind: the AFTER scan's middle slices" if image is not None else "") + ".",
+                       marks=sum(len(p) for p, _ in pts.values()))

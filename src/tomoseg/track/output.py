@@ -114,15 +114,12 @@ def write_tracking(result: Tracking, out_dir, *, shape=None, voxel_size=None, in
     summary["provenance"] = {"tool": MARKER, "tomoseg": __version__, "python": platform.python_version(),
                              "numpy": np.__version__, "inputs": inputs or {}}
     unit = "nm" if voxel_size else "vox"
-    figs = {
-        figures.radius_figure(result.matches, figs_dir / "track_radius.png", unit=unit):
-            "Equivalent radius after against before (dashed: no change).",
-        figures.volume_change_histogram(result.matches, figs_dir / "track_volume_change.png"):
-            "Relative volume change of persisting objects.",
-        figures.change_map(result.matches, figs_dir / "track_map.png", shape=shape, matrix=result.registration.matrix,
-                           image=image, voxel_size=voxel_size):
-            "Where objects appeared, vanished, merged and split (AFTER frame).",
-    }
+    made = [figures.radius_figure(result.matches, figs_dir / "track_radius.png", unit=unit),
+            figures.volume_change_histogram(result.matches, figs_dir / "track_volume_change.png"),
+            figures.change_map(result.matches, figs_dir / "track_map.png", shape=shape,
+                               matrix=result.registration.matrix, image=image, voxel_size=voxel_size)]
+    captions = json.loads((figs_dir / "captions.json").read_text(encoding="utf-8"))  # the figures wrote them
+    figs = {p: captions.get(p.stem, p.stem) for p in made}
     paths.update({p.stem: p for p in figs})
     _write_text(out / "transform.json", json.dumps({"matrix": result.registration.matrix.tolist(),
                                                     "convention": "BEFORE voxel (z, y, x) -> AFTER voxel, 4x4",
