@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-import queue
 import re
 import warnings
 from collections.abc import Iterator
@@ -354,39 +353,48 @@ class OpenVINOBackend:
         return expit(logits).astype(np.float32, copy=False)
 
     def run_windows(self, windows, stats) -> Iterator[tuple]:
-        """Windows through ``requests`` asynchronous infer requests: the next window is normalized and
-        queued while the last one runs; results come back (as uint8 cores) in the order they finish."""
-        finished: queue.SimpleQueue = queue.SimpleQueue()
+        """Windows through ``requests`` asynchronous infer requests taken in turn: the next window is normalized
+        and started while the others run; a request's result (its uint8 core) is taken when its turn comes
+        again, so cores come back in order.
 
-        def done(request, tile):  # on OpenVINO's thread, while the other request runs
-            try:
-                finished.put((tile, sigmoid_uint8(request.get_output_tensor(0).data[0, 0][tile.core_in_read])))
-            except BaseException as exc:  # noqa: BLE001 - raised again in the engine's thread by drain()
-                finished.put((tile, exc))
+        No Python callback runs on OpenVINO's threads, and inputs are copied into the requests' own tensors
+        (``share_inputs=False``): those threads never wait for Python's lock. With callbacks, Ctrl-C could
+        deadlock: the KeyboardInterrupt's traceback freed the compiled model on the main thread, holding that
+        lock, while a stream thread waited for it, and the model's destructor joined that thread (review D2:
+        "interrupted", then a hang, in about one Ctrl-C of three on a loaded machine)."""
+        slots, shape, turn = [], None, 0  # [request, tile or None] in the order they take windows
 
-        def drain():
-            while not finished.empty():
-                tile, p8 = finished.get()
-                if isinstance(p8, BaseException):
-                    raise p8
-                yield tile, p8
+        def take(slot):
+            request, tile = slot
+            request.wait()  # releases Python's lock while the request runs
+            slot[1] = None
+            return tile, sigmoid_uint8(request.get_output_tensor(0).data[0, 0][tile.core_in_read])
 
-        requests, shape = None, None
-        for tile, raw in windows:
-            x = normalize(raw, stats)[None, None]
-            if x.shape != shape:
-                if requests is not None:
-                    requests.wait_all()
-                    yield from drain()
-                    requests = None
-                shape = x.shape
-                requests = self._ov.AsyncInferQueue(self._compile(shape), self.requests)
-                requests.set_callback(done)
-            requests.start_async({0: x}, tile)
-            yield from drain()
-        if requests is not None:
-            requests.wait_all()
-            yield from drain()
+        def flush():
+            for k in range(len(slots)):  # the oldest first: cores in the order their windows came
+                slot = slots[(turn + k) % len(slots)]
+                if slot[1] is not None:
+                    yield take(slot)
+
+        try:
+            for tile, raw in windows:
+                x = normalize(raw, stats)[None, None]
+                if x.shape != shape:
+                    yield from flush()
+                    shape, turn = x.shape, 0
+                    compiled = self._compile(shape)
+                    slots = [[compiled.create_infer_request(), None] for _ in range(max(1, self.requests))]
+                slot = slots[turn]
+                if slot[1] is not None:
+                    yield take(slot)
+                slot[0].start_async({0: x}, share_inputs=False)
+                slot[1] = tile
+                turn = (turn + 1) % len(slots)
+            yield from flush()
+        finally:  # an error or Ctrl-C with requests running: let them end before they and the model are freed
+            for request, tile in slots:
+                if tile is not None:
+                    request.wait()
 
 
 def make_backend(model, config: BackendConfig = BackendConfig()):
