@@ -25,8 +25,15 @@ def _track(sub):
     p.add_argument("before", help="BEFORE gray-value image")
     p.add_argument("after", help="AFTER gray-value image")
     p.add_argument("--out", required=True, help="results folder")
-    p.add_argument("--before-labels", metavar="FILE", help="BEFORE labels, mask or uint8 probability map")
-    p.add_argument("--after-labels", metavar="FILE", help="AFTER labels, mask or uint8 probability map")
+    p.add_argument("--before-labels", metavar="FILE",
+                   help="BEFORE objects: a label image (object IDs, uint16 or wider; each ID one object), a mask "
+                        "(0/1 of any type) or a probability map (whole values 0-255 of any type), told apart "
+                        "from the values as `tomoseg analyze` does (--read-as) and said on stderr")
+    p.add_argument("--after-labels", metavar="FILE", help="AFTER objects, as --before-labels")
+    p.add_argument("--read-as", choices=["auto", "probability", "mask"], default="auto",
+                   help="how to read --before-labels and --after-labels: probability = a 0-255 map, object where "
+                        "value > --threshold; mask = object where value is not 0 (objects found by "
+                        "connectivity); auto (default) decides from the values (docs/analysis.md)")
     p.add_argument("--transform", metavar="JSON",
                    help="JSON with a 4x4 'matrix' (BEFORE voxel -> AFTER voxel): skip registration")
     p.add_argument("--similarity", action="store_true", help="also estimate a scale factor")
@@ -102,7 +109,7 @@ def _run_track(args) -> int:
                                       ("--after-labels", args.after_labels, va, args.after)):
         if path:
             labels.append(open_volume(path))
-            _check_labels(labels[-1], path, name, img, img_path)
+            _check_labels(labels[-1], path, name, img, img_path, args.read_as)
     _check_before_work(args, transform, truth, vb, va)
     if labels and args.model:
         print(f"tomoseg: note: --model {args.model} is not used: the labels are given, so nothing is segmented",
@@ -121,6 +128,12 @@ def _run_track(args) -> int:
                            model=args.model, options=options, progress=bar)
         except RegistrationError as exc:  # name the scans
             raise TomosegError(f"{args.before} -> {args.after}: {exc}") from None
+    if args.before_labels:  # how each label file was read, as analyze says it
+        from ..objects.labelled import label_note
+
+        for path, option, scan in ((args.before_labels, "--before-labels", result.scans[0]),
+                                   (args.after_labels, "--after-labels", result.scans[1])):
+            print(f"tomoseg: note: {path} ({option}): {label_note(scan.reading, args.threshold)}", file=sys.stderr)
     try:
         return _finish_track(args, out, result, truth, vb, va, vs, labels)
     finally:
@@ -138,15 +151,16 @@ def _note_assumed_voxel_size(args, before, after, vs) -> None:
           "--voxel-size Z Y X to confirm (and --similarity if the magnification changed)", file=sys.stderr)
 
 
-def _check_labels(volume, path, option: str, image, image_path) -> None:
-    """A label volume of the wrong type or shape, named with its option, before any work."""
-    dtype = np.dtype(volume.dtype)
-    if not (dtype == bool or np.issubdtype(dtype, np.integer)):
-        raise TomosegError(f"{path} ({option}): labels of dtype {dtype}: give a mask (0/1), a uint8 probability map "
-                           "(0-255) or non-negative integer labels")
+def _check_labels(volume, path, option: str, image, image_path, read: str) -> None:
+    """A label volume of the wrong shape, or one ``analyze`` would refuse to read (fractions, negative values,
+    a gray-value image, object IDs stored as uint8: :func:`~tomoseg.objects.reading.read_as`), named with its
+    option, before any work."""
+    from ..objects.reading import read_as
+
     if tuple(volume.shape) != tuple(image.shape):
         raise TomosegError(f"{path} ({option}) has shape {tuple(volume.shape)}, its image {image_path} "
                            f"{tuple(image.shape)}; they must match voxel for voxel")
+    read_as(volume, read, where=f"{path} ({option})", command="track")  # raises its refusal
 
 
 def _check_before_work(args, transform, truth, before, after) -> None:
@@ -225,7 +239,7 @@ def _options(args):
     return TrackOptions(
         registration=RegistrationOptions(similarity=args.similarity, max_rotation_deg=args.max_rotation),
         matching=MatchOptions(tolerance_nm=args.tolerance_nm, min_voxels=args.min_voxels),
-        refine_on_objects=not args.no_refine, threshold=args.threshold)
+        refine_on_objects=not args.no_refine, threshold=args.threshold, read_as=args.read_as)
 
 
 def _segment_scans(args, out: Path, voxel_size) -> list:
@@ -296,7 +310,6 @@ def _finish_track(args, out: Path, result, truth, before, after, vs, labels: lis
     from . import progress_enabled
 
     if truth is not None:
-        from ..objects.labelled import is_label_image
         from ..track.scoring import compare_with_truth
         from ..track.registration import corner_error_vox, rotation_error_deg
 
@@ -310,7 +323,8 @@ def _finish_track(args, out: Path, result, truth, before, after, vs, labels: lis
                 maps[f"{scan}_map"] = label_map(getattr(result, f"{scan}_labels"), open_volume(ids),
                                                 voxels=dict(zip(table["label"].tolist(),
                                                                 table["volume_vox"].tolist())))
-            elif not (labels and is_label_image(labels[k])):  # given label images keep their (the truth's) IDs
+            elif not (args.before_labels and result.scans[k].reading.kind == "labels"):
+                # (given label images keep their IDs: the truth's, where they are its instance images)
                 unmapped.append(scan)
         scores = {}
         if unmapped:  # the tool numbered the objects itself: its labels say nothing about the truth's ids

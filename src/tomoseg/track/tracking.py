@@ -20,6 +20,7 @@ from .matching import (STATUSES, MatchOptions, _edge_flags, label_rows, links_fr
 from .registration import (Registration, RegistrationOptions, decompose, given_transform, overlap_fraction, register,
                            reliability_problems)
 from ..objects.labelled import IN_MEMORY_VOXELS, label_scan
+from ..objects.reading import Reading, read_as
 
 MEASURES = (("volume_vox", "volume_vox"), ("volume_nm3", "volume_nm3"), ("radius_vox", "equivalent_radius_vox"),
             ("radius_nm", "equivalent_radius_nm"), ("sphericity_mesh", "sphericity_mesh"),
@@ -36,6 +37,7 @@ class TrackOptions:
     matching: MatchOptions = field(default_factory=MatchOptions)
     refine_on_objects: bool = True   # refit the transform on persisting objects' centroids, then match again
     threshold: int = 127             # probability maps: object where value > threshold (0-255)
+    read_as: str = "auto"            # how given labels are read: "auto" (analyze's rule), "probability", "mask"
     connectivity: int = 26
     in_memory_voxels: int = IN_MEMORY_VOXELS  # larger scans are labelled, measured and matched chunk by chunk
     chunks: tuple = (128, 128, 128)  # of the labels kept on disk for larger scans
@@ -98,7 +100,9 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
     before, after : ndarray or Volume (z, y, x)
         Gray-value images of the two scans.
     before_labels, after_labels : ndarray or Volume, optional
-        Label images, masks or uint8 probability maps. Without them both images are segmented with the
+        Label images, masks or probability maps, read as ``analyze`` reads a volume
+        (:func:`~tomoseg.objects.reading.read_as`, ``options.read_as``), except that a label image keeps its
+        IDs; refused before the registration where ``analyze`` refuses them. Without them both images are segmented with the
         same ``model`` (default: the shipped one) and threshold, in memory. Scans larger than
         ``options.in_memory_voxels`` are never read whole: they are labelled, measured and matched chunk by
         chunk, their labels kept in ``workdir`` (default: the temporary folder) until
@@ -145,6 +149,11 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
             raise TomosegError(f"a scan of {largest} voxels is too large to segment in memory: segment both scans "
                                "first (tomoseg.segment, or `tomoseg track` does it) and give the probability maps "
                                "as before_labels and after_labels")
+    readings = [None, None]
+    if before_labels is not None:  # how each is read, judged (and refused) before the registration
+        readings = [read_as(lab, options.read_as, where=getattr(lab, "path", None) or f"the {name} labels",
+                            command="track")
+                    for name, lab in (("BEFORE", before_labels), ("AFTER", after_labels))]
     vs = tuple(float(v) for v in voxel_size) if voxel_size is not None else None
     vs1 = vs or (1.0, 1.0, 1.0)
     if transform is None:
@@ -165,10 +174,12 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
                                        connectivity=options.connectivity)
         after_labels = segment_labels(_whole(after), model=model, threshold=options.threshold,
                                       connectivity=options.connectivity)
+        readings = [Reading("labels", "uint32", verified=True, where=f"the {name} objects found", command="track")
+                    for name in ("BEFORE", "AFTER")]  # the model's objects, numbered: their IDs as they are
     scans = []
     try:
-        for image, labels in ((before, before_labels), (after, after_labels)):
-            scans.append(label_scan(image, labels, voxel_size=vs, threshold=options.threshold,
+        for image, labels, reading in ((before, before_labels, readings[0]), (after, after_labels, readings[1])):
+            scans.append(label_scan(image, labels, reading=reading, voxel_size=vs, threshold=options.threshold,
                                     connectivity=options.connectivity, in_memory_voxels=options.in_memory_voxels,
                                     chunks=options.chunks, workdir=workdir, progress=progress))
         (tb, lb), (ta, la) = ((s.table, s.labels) for s in scans)
