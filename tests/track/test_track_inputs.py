@@ -327,3 +327,58 @@ def test_label_files_larger_than_memory_are_read_as_in_memory(label_files, name)
     if name == "mask16":
         assert results[0][0] == sorted(reference.matches["status"].tolist())
         assert results[0][2] == len(reference.before["label"]) > 10
+
+
+def test_without_a_voxel_size_nm_columns_are_empty_and_json_is_strict(pair, tmp_path, capsys):
+    """Review T5: without a voxel size the _nm columns held voxel values (volume_nm3 = volume_vox); T7:
+    summary.json held bare NaN (empty size classes), which a strict JSON parser refuses."""
+    import csv
+
+    for scan in ("b", "a"):  # the scans without their recorded voxel size
+        np.save(tmp_path / f"{scan}.npy", tifffile.imread(pair / f"{scan}.tif"))
+    out = tmp_path / "o"
+    assert main(["track", str(tmp_path / "b.npy"), str(tmp_path / "a.npy"), "--before-labels", str(pair / "bl.tif"),
+                 "--after-labels", str(pair / "al.tif"), "--out", str(out), "-q"]) == 0
+    assert "voxel size unknown; nm columns are empty" in capsys.readouterr().err
+    rows = list(csv.DictReader((out / "matches.csv").open(encoding="utf-8")))
+    nm = [c for c in rows[0] if c.endswith(("_nm", "_nm3"))]
+    assert {"before_volume_nm3", "before_radius_nm", "displacement_nm", "delta_radius_nm"} <= set(nm)
+    assert all(r[c] == "" for r in rows for c in nm)
+    assert any(r["before_volume_vox"] not in ("", "0") for r in rows)
+
+    def strict(text):
+        return json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
+
+    summary = strict((out / "summary.json").read_text(encoding="utf-8"))
+    strict((out / "transform.json").read_text(encoding="utf-8"))
+    assert summary["voxel_size_nm"] is None
+    assert all(c["mean_delta_radius_nm"] is None for c in summary["growth_by_size_class"])
+    assert any(c["objects"] == 0 and c["median_delta_volume_rel"] is None for c in summary["growth_by_size_class"])
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--tolerance-nm", "-5"], "--tolerance-nm -5: give a positive distance in nm"),
+    (["--max-rotation", "200"], "--max-rotation 200: give degrees from 0 to 180 (180: any rotation)"),
+])
+def test_bad_numbers_are_named_as_given(pair, tmp_path, capsys, cli_error, extra, message):
+    """Review T6: "tolerance_nm -5.0 must be positive" named the dataclass field, not the option."""
+    assert cli_error(main(_track(pair, "--out", str(tmp_path / "o"), *extra))) == f"tomoseg: error: {message}"
+
+
+def test_help_and_stdout_line_say_units_defaults_and_objects(pair, tmp_path, capsys):
+    """Review T7: --threshold without its default, --max-rotation without a unit, --voxel-size not saying it is
+    both scans'; the stdout line counted merges and splits as events only, the map's legend objects."""
+    import re
+
+    with pytest.raises(SystemExit):
+        main(["track", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--max-rotation DEG" in text and "(0-254; default 127)" in text and "of both scans" in text
+    assert "label image (object IDs, uint16 or wider; each ID one object)" in text
+    assert main(_track(pair, "--out", str(tmp_path / "o"))) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text(encoding="utf-8"))["objects_by_status"]
+    for status in ("merged", "split"):
+        c = summary[status]
+        assert f"{status} {c['events']} ({c['before_objects']} BEFORE -> {c['after_objects']} AFTER objects)" in line
+    assert re.search(r"persisting \d+; appeared \d+; vanished \d+; merged", line)
