@@ -525,7 +525,8 @@ def test_a_label_image_larger_than_memory_keeps_its_confidence_columns():
 
     lab = np.zeros((10, 10, 10), np.uint16)
     lab[2:5, 2:5, 2:5] = 4
+    lab[6:9, 6:9, 6:9] = 9  # two plateaus of one value each: object IDs (one alone reads as a 0-255 map)
     p = np.full(lab.shape, 200, np.uint8)
     whole = label_scan(None, lab, probability=p).table["mean_probability"]
     chunked = label_scan(None, lab, probability=p, in_memory_voxels=0, chunks=(4, 4, 4)).table["mean_probability"]
-    assert whole.tolist() == chunked.tolist() == [pytest.approx(200 / 255)]
+    assert whole.tolist() == chunked.tolist() == [pytest.approx(200 / 255)] * 2

@@ -1,6 +1,7 @@
 """Tracking with non-cubic voxels: edges, angles and the phantom's motion in physical space (nm)."""
 
 import numpy as np
+import pytest
 
 from tomoseg.track import track
 
@@ -110,3 +111,51 @@ def test_phantom_pair_motion_is_rigid_in_nm():
         ea, na = spread(pair.after["instances"], a)
         assert abs(na - nb) <= 0.15 * nb
         assert np.allclose(np.sqrt(ea), np.sqrt(eb), rtol=0.1), (b, np.sqrt(ea), np.sqrt(eb))
+
+
+def test_scans_of_different_voxel_sizes_are_each_measured_with_their_own(tmp_path, capsys):
+    """Review T2: the AFTER scan's voxels 4 % larger (a change of magnification). Track refused such scans and
+    advised --voxel-size, which measured AFTER with BEFORE's voxels: every unchanged object "shrank" by about
+    11 %. Each scan now keeps its file's voxel size: unchanged balls keep their volume, and the transform's scale
+    holds the ratio."""
+    import csv
+    import json
+
+    from tomoseg.cli import main
+    from tomoseg.io import write_volume
+
+    vs_b = (50.0, 29.0, 31.0)
+    vs_a = tuple(1.04 * v for v in vs_b)
+    shape = (40, 96, 96)
+    centres_nm = [(700.0, 900.0, 1000.0), (1300.0, 1900.0, 1200.0), (900.0, 1300.0, 2100.0)]
+    for name, vs in (("b", vs_b), ("a", vs_a)):
+        lab = np.zeros(shape, np.uint16)
+        for k, c in enumerate(centres_nm):
+            lab[ball_nm(shape, np.divide(c, vs), 240.0, vs)] = k + 1
+        write_volume(str(tmp_path / f"{name}_lab.tif"), lab, voxel_size=vs)
+        write_volume(str(tmp_path / f"{name}.tif"), (lab > 0).astype(np.float32) * 100, voxel_size=vs)
+    m = np.eye(4)
+    m[:3, :3] = np.diag(np.divide(vs_b, vs_a))  # BEFORE voxel -> AFTER voxel: the same nm position
+    (tmp_path / "m.json").write_text(json.dumps({"matrix": m.tolist()}))
+    assert main(["track", str(tmp_path / "b.tif"), str(tmp_path / "a.tif"), "--before-labels",
+                 str(tmp_path / "b_lab.tif"), "--after-labels", str(tmp_path / "a_lab.tif"), "--transform",
+                 str(tmp_path / "m.json"), "--out", str(tmp_path / "o"), "-q"]) == 0
+    assert "each scan is measured with its own" in capsys.readouterr().err
+    rows = list(csv.DictReader((tmp_path / "o" / "matches.csv").open(encoding="utf-8")))
+    assert [r["status"] for r in rows] == ["persisting"] * 3
+    for r in rows:
+        assert abs(float(r["delta_volume_rel"])) < 0.04  # voxelized balls of 240 nm at two voxel sizes
+        assert float(r["after_radius_nm"]) == pytest.approx(240.0, abs=4.0)
+        assert float(r["displacement_nm"]) < 10.0
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["voxel_size_nm"] == pytest.approx(vs_b) and summary["after_voxel_size_nm"] == pytest.approx(vs_a)
+    assert summary["transform"]["scale"] == pytest.approx(1 / 1.04, rel=1e-6)
+
+
+def test_voxel_sizes_that_differ_unequally_along_the_axes_are_refused():
+    from tomoseg.errors import TomosegError
+
+    lab = np.zeros((16, 32, 32), np.uint8)
+    with pytest.raises(TomosegError, match=r"1\.000 x 1\.100 x 1\.100 times the BEFORE scan's along z, y, x"):
+        track(lab, lab, before_labels=lab, after_labels=lab, voxel_size=(50, 30, 30), after_voxel_size=(50, 33, 33),
+              transform=np.eye(4))

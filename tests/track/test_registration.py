@@ -6,7 +6,7 @@ import pytest
 from tomoseg.errors import TomosegError
 from tomoseg.synthetic.pair import Motion, make_phantom_pair, motion_matrix
 from tomoseg.track.registration import (RegistrationOptions, apply, downsample, fit_transform, given_transform,
-                                        register, rotation_angle)
+                                        corner_error_vox, register, rotation_angle)
 
 
 def test_fit_transform_exact(rng):
@@ -179,3 +179,33 @@ def test_few_crops_make_a_registration_unreliable():
     assert reliability_problems(reg) == []
     reg.source, reg.crops = "estimated", {"used": np.ones(6)}
     assert reliability_problems(reg) == []
+
+
+def test_one_false_crop_peak_of_three_falls_back_on_a_good_coarse_fit():
+    """Review T3: a 64-slice pair has room for 3 crops; one false phase-correlation peak (here: that crop's AFTER
+    content moved by 16 voxels) left 2, and the registration failed, blaming overlap and rotation, though the
+    coarse stage was exact. It now keeps the coarse transform moved by the good crops' shift, marked unreliable
+    by its crop count; after a poor coarse stage it still fails, saying what it found."""
+    from scipy import ndimage
+
+    from tomoseg.synthetic import make_phantom
+    from tomoseg.track.registration import (RegistrationError, RegistrationOptions, _coarse_info_only,
+                                            _crop_centres, _fine, _translation, reliability_problems)
+
+    image = make_phantom((64, 128, 128), rng=3).image.astype(np.float32)
+    t = np.array([0.5, 0.25, -0.75])
+    after = ndimage.shift(image, t, order=1, mode="nearest")
+    after += np.random.default_rng(0).normal(0, image.std() * 0.1, image.shape).astype(np.float32)
+    options = RegistrationOptions(crops=3)
+    centres = _crop_centres(_coarse_info_only(image, options, image.shape), image.shape, options)
+    assert len(centres) == 3
+    crop = tuple(slice(c - 24, c + 24) for c in centres[0])
+    after[crop] = after[tuple(slice(c - 24 + d, c + 24 + d) for c, d in zip(centres[0], (0, 16, 16)))].copy()
+    reg = register(image, after, initial=np.eye(4), options=options)  # the coarse stage: exact here
+    assert reg.crops["used"].tolist() == [0, 1, 1]
+    assert corner_error_vox(reg.matrix, _translation(t), image.shape) < 0.2
+    assert reliability_problems(reg) == ["it rests on 2 crops (fewer than 6: their fit can be several voxels off at "
+                                         "the volume's corners while every crop agrees with it)"]
+    with pytest.raises(RegistrationError, match=r"only 2 of 3 crops matched after the coarse stage \(correlation "
+                                                r"0\.20; the scans may share too little"):
+        _fine(image, after, np.eye(4), centres, options, (1.0, 1.0, 1.0), coarse_ncc=0.2)

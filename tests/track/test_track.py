@@ -184,10 +184,10 @@ def test_scans_larger_than_memory_track_as_in_memory(tmp_path, given):
     assert not list(work.iterdir()) and not list(tmp_path.glob(f"{tempfile.gettempprefix()}*"))
 
 
-def test_a_large_label_image_with_huge_ids_is_refused_clearly(tmp_path):
-    """Above in_memory_voxels a label image's IDs index arrays of boxes: IDs in the billions are refused with
-    what to do, before any work on the rest of the volume; in memory, IDs past uint32 are refused (they were
-    wrapped)."""
+def test_a_label_image_with_huge_ids_is_refused_clearly_in_memory_too(tmp_path):
+    """A label image's IDs index arrays (of boxes above in_memory_voxels, of find_objects' slices in memory): IDs
+    in the billions are refused with what to do, before any work on the rest of the volume. In memory they ran
+    out of memory with advice about the number of objects (review T4: 21 objects, IDs k x 150,000,000)."""
     import dataclasses
 
     from tomoseg.track import TrackOptions
@@ -195,15 +195,22 @@ def test_a_large_label_image_with_huge_ids_is_refused_clearly(tmp_path):
     img = np.zeros((16, 32, 32), np.uint8)
     labels = np.zeros(img.shape, np.uint32)
     labels[4:7, 4:7, 4:7] = 3_000_000_000
+    labels[9:12, 20:23, 20:23] = 2_850_000_000
     small = dataclasses.replace(TrackOptions(), in_memory_voxels=1000, chunks=(8, 16, 16))
-    with pytest.raises(TomosegError, match="renumber them 1..n first"):
-        track(img, img, before_labels=labels, after_labels=labels, transform=np.eye(4), options=small)
+    message = ("the BEFORE labels: holds IDs up to 3000000000: objects are indexed by ID here (48 bytes an ID, 134 "
+               "GiB); renumber them 1..n first (skimage.segmentation.relabel_sequential), or give the mask instead")
+    for options in (small, TrackOptions()):  # chunk by chunk, and in memory
+        with pytest.raises(TomosegError) as err:
+            track(img, img, before_labels=labels, after_labels=labels, transform=np.eye(4), options=options)
+        assert str(err.value) == message
     wide = labels.astype(np.int64) * 4  # in memory, IDs past uint32 were wrapped silently
     with pytest.raises(TomosegError, match="renumber them 1..n first"):
         track(img, img, before_labels=wide, after_labels=wide, transform=np.eye(4))
-    labels[labels > 0] = 7  # the same object, a small ID: fine
-    result = track(img, img, before_labels=labels, after_labels=labels, transform=np.eye(4), options=small)
-    assert list(result.matches["status"]) == ["persisting"] and list(result.matches["before_label"]) == [7]
+    labels[labels == 3_000_000_000], labels[labels == 2_850_000_000] = 7, 100_000  # sparse, not huge: fine
+    for options in (small, TrackOptions()):
+        result = track(img, img, before_labels=labels, after_labels=labels, transform=np.eye(4), options=options)
+        assert list(result.matches["status"]) == ["persisting"] * 2
+        assert list(result.matches["before_label"]) == [7, 100_000]
 
 
 def test_tables_keep_integers_and_enough_digits(tmp_path):

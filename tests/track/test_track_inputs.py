@@ -112,7 +112,7 @@ def test_float_labels_name_the_file_and_the_option(pair, tmp_path, capsys, cli_e
     argv = ["track", str(pair / "b.tif"), str(pair / "a.tif"), "--before-labels", str(tmp_path / "bl_f.npy"),
             "--after-labels", str(pair / "al.tif"), "--out", str(tmp_path / "o")]
     line = cli_error(main(argv))
-    assert f"{tmp_path / 'bl_f.npy'} (--before-labels): labels of dtype float32" in line
+    assert f"{tmp_path / 'bl_f.npy'} (--before-labels): holds fractional values (float32); track takes a mask" in line
 
 
 def test_labels_of_another_shape_give_both_shapes(pair, tmp_path, capsys, cli_error):
@@ -224,3 +224,161 @@ def test_more_matches_than_a_tiff_holds_go_to_zarr_instead_of_failing(pair, tmp_
     assert not (out / "after_match_ids.tif").exists()
     ids = np.asarray(open_volume(str(out / "after_match_ids.zarr"))[:])
     assert ids.dtype == np.uint32 and ids.max() > 3
+
+
+@pytest.fixture(scope="module")
+def label_files(pair):
+    """The pair's objects in the types users save them as (review T1): the uint8 masks as uint16, a 0-255
+    probability map as uint8 (the reference), uint16 and float32, and the gray image as uint16."""
+    from scipy import ndimage
+
+    for scan in ("b", "a"):
+        mask = tifffile.imread(pair / f"{scan}l.tif")
+        tifffile.imwrite(pair / f"{scan}_mask16.tif", mask.astype(np.uint16))
+        prob = np.rint(255 * ndimage.gaussian_filter(mask.astype(np.float64), 1.0)).astype(np.uint8)
+        for name, dtype in (("map8", np.uint8), ("map16", np.uint16), ("map32f", np.float32)):
+            tifffile.imwrite(pair / f"{scan}_{name}.tif", prob.astype(dtype))
+        gray = tifffile.imread(pair / f"{scan}.tif").astype(np.float64)
+        gray = (gray - gray.min()) / (gray.max() - gray.min()) * 60000
+        tifffile.imwrite(pair / f"{scan}_gray16.tif", gray.astype(np.uint16))
+    return pair
+
+
+@pytest.mark.parametrize("name, reference, note", [
+    ("mask16", "l", "read as a mask (values 0 and 1 only): object where value is not 0"),
+    ("map16", "_map8", "read as a probability map (values 0-255, stored as uint16): object where value > 127"),
+    ("map32f", "_map8", "read as a probability map (values 0-255, stored as float32): object where value > 127"),
+])
+def test_label_files_are_read_as_analyze_reads_them(label_files, tmp_path, capsys, name, reference, note):
+    """A uint16 0/1 mask was one object (its ID 1), a uint16 probability map onion shells (each grey level an
+    object: 230 "persisting" and a 22 degree turn), a float32 map of whole values 0-255 refused: each now gives
+    the table of the same objects saved as uint8, with analyze's note on stderr."""
+    d = label_files
+
+    def run(out, b, a):
+        assert main(["track", str(d / "b.tif"), str(d / "a.tif"), "--before-labels", str(d / b), "--after-labels",
+                     str(d / a), "--out", str(out), "-q"]) == 0
+        return (out / "matches.csv").read_text(encoding="utf-8"), capsys.readouterr().err
+
+    expected, _ = run(tmp_path / "ref", f"b{reference}.tif", f"a{reference}.tif")
+    got, err = run(tmp_path / "o", f"b_{name}.tif", f"a_{name}.tif")
+    assert got == expected
+    assert f"tomoseg: note: {d / f'b_{name}.tif'} (--before-labels): {note}\n" in err
+    assert f"tomoseg: note: {d / f'a_{name}.tif'} (--after-labels): {note}\n" in err
+
+
+def test_label_images_keep_their_ids_and_say_so(label_files, tmp_path, capsys):
+    d = label_files
+    assert main(_track(d, "--out", str(tmp_path / "o"), before_labels="bi.npy", after_labels="ai.npy")) == 0
+    err = capsys.readouterr().err
+    assert f"tomoseg: note: {d / 'bi.npy'} (--before-labels): read as a label image (object IDs): each ID is one " \
+           "object\n" in err
+    import csv
+
+    rows = list(csv.DictReader((tmp_path / "o" / "matches.csv").open(encoding="utf-8")))
+    ids = set(np.unique(np.load(d / "bi.npy"))) - {0}
+    assert {int(r["before_label"]) for r in rows if r["before_label"] != "0"} == ids
+
+
+def test_a_gray_image_given_as_labels_is_refused_at_once(label_files, tmp_path, capsys, cli_error):
+    """A uint16 gray image given as labels ran for hours (every grey level an object); analyze refuses it."""
+    import time
+
+    t0 = time.perf_counter()
+    line = cli_error(main(_track(label_files, "--out", str(tmp_path / "o"), before_labels="b_gray16.tif",
+                                 after_labels="a_gray16.tif")))
+    assert time.perf_counter() - t0 < 10
+    assert line.startswith(f"tomoseg: error: {label_files / 'b_gray16.tif'} (--before-labels): holds values up to ")
+    assert "(uint16) and does not look like object IDs" in line and "pass --read-as mask" in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_negative_labels_are_named_with_their_option_and_values(label_files, tmp_path, capsys, cli_error):
+    """Review T6: "labels of dtype int16: give ... non-negative integer labels" named neither file nor option."""
+    neg = -np.load(label_files / "bi.npy").astype(np.int16)
+    np.save(tmp_path / "neg.npy", neg)
+    line = cli_error(main(_track(label_files, "--out", str(tmp_path / "o"), before_labels=str(tmp_path / "neg.npy"))))
+    assert line.startswith(f"tomoseg: error: {tmp_path / 'neg.npy'} (--before-labels): holds negative values (down "
+                           f"to {neg.min()}, int16)")
+
+
+@pytest.mark.parametrize("name", ["mask16", "map16"])
+def test_label_files_larger_than_memory_are_read_as_in_memory(label_files, name):
+    """The chunked path (in_memory_voxels lowered) read a uint16 mask or map as object IDs too."""
+    import dataclasses
+
+    import tomoseg
+    from tomoseg.io import open_volume
+    from tomoseg.track import TrackOptions
+
+    d = label_files
+    results = []
+    for limit in (TrackOptions().in_memory_voxels, 200_000):
+        options = dataclasses.replace(TrackOptions(), in_memory_voxels=limit, chunks=(24, 64, 64))
+        r = tomoseg.track(open_volume(str(d / "b.tif")), open_volume(str(d / "a.tif")),
+                          before_labels=open_volume(str(d / f"b_{name}.tif")),
+                          after_labels=open_volume(str(d / f"a_{name}.tif")), options=options)
+        results.append((sorted(r.matches["status"].tolist()), r.scans[0].reading.kind, len(r.before["label"])))
+        r.discard()
+    reference = tomoseg.track(tifffile.imread(d / "b.tif"), tifffile.imread(d / "a.tif"),
+                              before_labels=tifffile.imread(d / "bl.tif"), after_labels=tifffile.imread(d / "al.tif"))
+    assert results[0] == results[1]
+    assert results[0][1] == ("mask" if name == "mask16" else "probability")
+    if name == "mask16":
+        assert results[0][0] == sorted(reference.matches["status"].tolist())
+        assert results[0][2] == len(reference.before["label"]) > 10
+
+
+def test_without_a_voxel_size_nm_columns_are_empty_and_json_is_strict(pair, tmp_path, capsys):
+    """Review T5: without a voxel size the _nm columns held voxel values (volume_nm3 = volume_vox); T7:
+    summary.json held bare NaN (empty size classes), which a strict JSON parser refuses."""
+    import csv
+
+    for scan in ("b", "a"):  # the scans without their recorded voxel size
+        np.save(tmp_path / f"{scan}.npy", tifffile.imread(pair / f"{scan}.tif"))
+    out = tmp_path / "o"
+    assert main(["track", str(tmp_path / "b.npy"), str(tmp_path / "a.npy"), "--before-labels", str(pair / "bl.tif"),
+                 "--after-labels", str(pair / "al.tif"), "--out", str(out), "-q"]) == 0
+    assert "voxel size unknown; nm columns are empty" in capsys.readouterr().err
+    rows = list(csv.DictReader((out / "matches.csv").open(encoding="utf-8")))
+    nm = [c for c in rows[0] if c.endswith(("_nm", "_nm3"))]
+    assert {"before_volume_nm3", "before_radius_nm", "displacement_nm", "delta_radius_nm"} <= set(nm)
+    assert all(r[c] == "" for r in rows for c in nm)
+    assert any(r["before_volume_vox"] not in ("", "0") for r in rows)
+
+    def strict(text):
+        return json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
+
+    summary = strict((out / "summary.json").read_text(encoding="utf-8"))
+    strict((out / "transform.json").read_text(encoding="utf-8"))
+    assert summary["voxel_size_nm"] is None
+    assert all(c["mean_delta_radius_nm"] is None for c in summary["growth_by_size_class"])
+    assert any(c["objects"] == 0 and c["median_delta_volume_rel"] is None for c in summary["growth_by_size_class"])
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--tolerance-nm", "-5"], "--tolerance-nm -5: give a positive distance in nm"),
+    (["--max-rotation", "200"], "--max-rotation 200: give degrees from 0 to 180 (180: any rotation)"),
+])
+def test_bad_numbers_are_named_as_given(pair, tmp_path, capsys, cli_error, extra, message):
+    """Review T6: "tolerance_nm -5.0 must be positive" named the dataclass field, not the option."""
+    assert cli_error(main(_track(pair, "--out", str(tmp_path / "o"), *extra))) == f"tomoseg: error: {message}"
+
+
+def test_help_and_stdout_line_say_units_defaults_and_objects(pair, tmp_path, capsys):
+    """Review T7: --threshold without its default, --max-rotation without a unit, --voxel-size not saying it is
+    both scans'; the stdout line counted merges and splits as events only, the map's legend objects."""
+    import re
+
+    with pytest.raises(SystemExit):
+        main(["track", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--max-rotation DEG" in text and "(0-254; default 127)" in text and "of both scans" in text
+    assert "label image (object IDs, uint16 or wider; each ID one object)" in text
+    assert main(_track(pair, "--out", str(tmp_path / "o"))) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text(encoding="utf-8"))["objects_by_status"]
+    for status in ("merged", "split"):
+        c = summary[status]
+        assert f"{status} {c['events']} ({c['before_objects']} BEFORE -> {c['after_objects']} AFTER objects)" in line
+    assert re.search(r"persisting \d+; appeared \d+; vanished \d+; merged", line)

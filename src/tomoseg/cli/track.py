@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import TomosegError
 from ..io.output_guard import check_result_folder, make_result_folder
-from .registry import check_threshold, command, overwrite_arg, voxel_size_arg
+from .registry import check_threshold, command, length_nm, overwrite_arg
 
 
 @command("track")
@@ -25,19 +25,27 @@ def _track(sub):
     p.add_argument("before", help="BEFORE gray-value image")
     p.add_argument("after", help="AFTER gray-value image")
     p.add_argument("--out", required=True, help="results folder")
-    p.add_argument("--before-labels", metavar="FILE", help="BEFORE labels, mask or uint8 probability map")
-    p.add_argument("--after-labels", metavar="FILE", help="AFTER labels, mask or uint8 probability map")
+    p.add_argument("--before-labels", metavar="FILE",
+                   help="BEFORE objects: a label image (object IDs, uint16 or wider; each ID one object), a mask "
+                        "(0/1 of any type) or a probability map (whole values 0-255 of any type), told apart "
+                        "from the values as `tomoseg analyze` does (--read-as) and said on stderr")
+    p.add_argument("--after-labels", metavar="FILE", help="AFTER objects, as --before-labels")
+    p.add_argument("--read-as", choices=["auto", "probability", "mask"], default="auto",
+                   help="how to read --before-labels and --after-labels: probability = a 0-255 map, object where "
+                        "value > --threshold; mask = object where value is not 0 (objects found by "
+                        "connectivity); auto (default) decides from the values (docs/analysis.md)")
     p.add_argument("--transform", metavar="JSON",
                    help="JSON with a 4x4 'matrix' (BEFORE voxel -> AFTER voxel): skip registration")
     p.add_argument("--similarity", action="store_true", help="also estimate a scale factor")
-    p.add_argument("--max-rotation", type=float, default=180.0,
+    p.add_argument("--max-rotation", type=float, default=180.0, metavar="DEG",
                    help="largest rotation about the pillar axis to search, degrees (default 180: any)")
     p.add_argument("--no-refine", action="store_true",
                    help="keep the image-based transform (no refit on matched object centroids)")
-    p.add_argument("--tolerance-nm", type=float, help="centroid distance for matches without overlap "
-                                                       "(default 3 voxels)")
+    p.add_argument("--tolerance-nm", type=float, metavar="NM", help="centroid distance for matches without "
+                                                                    "overlap, nm (default 3 voxels)")
     p.add_argument("--min-voxels", type=int, default=8, help="smaller objects are flagged 'small' (default 8)")
-    p.add_argument("--threshold", type=int, default=127, help="probability maps: object where value > this")
+    p.add_argument("--threshold", type=int, default=127,
+                   help="probability maps: object where value > this (0-254; default 127)")
     p.add_argument("--model", help="model for segmenting images without labels: a file, or a shipped model's "
                    "name (default, v2, v1); default: the shipped default")
     p.add_argument("--truth", metavar="JSON",
@@ -47,7 +55,9 @@ def _track(sub):
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run in OUT: scans too large to segment in memory reuse their "
                         "finished probability maps there and resume a segmentation cut short")
-    voxel_size_arg(p)
+    p.add_argument("--voxel-size", nargs=3, type=length_nm, metavar=("Z", "Y", "X"),
+                   help="voxel size in nm (or with a unit: 0.65um) of both scans; overrides the files'. Without it "
+                        "each scan is measured with the voxel size its file records")
     overwrite_arg(p)
     p.set_defaults(run=_run_track)
 
@@ -84,25 +94,30 @@ def _run_track(args) -> int:
                            "segmented with the same model)")
     if args.min_voxels < 1:
         raise TomosegError(f"--min-voxels {args.min_voxels}: give at least 1")
+    if args.tolerance_nm is not None and not (np.isfinite(args.tolerance_nm) and args.tolerance_nm > 0):
+        raise TomosegError(f"--tolerance-nm {args.tolerance_nm:g}: give a positive distance in nm")
+    if not 0 <= args.max_rotation <= 180:
+        raise TomosegError(f"--max-rotation {args.max_rotation:g}: give degrees from 0 to 180 (180: any rotation)")
     check_threshold(args.threshold)
     transform = read_transform(args.transform) if args.transform else None
     truth = _read_truth(args.truth) if args.truth else None
     vb, va = open_volume(args.before), open_volume(args.after)
-    if not args.voxel_size and vb.voxel_size and va.voxel_size and \
-            not np.allclose(vb.voxel_size, va.voxel_size, rtol=0.01):
-        raise TomosegError(f"{args.before} has voxel size {vb.voxel_size} nm and {args.after} {va.voxel_size} nm; "
-                           "pass --voxel-size Z Y X (and --similarity if the magnification changed)")
     vs = tuple(args.voxel_size) if args.voxel_size else (vb.voxel_size or va.voxel_size)
+    vs_a = tuple(args.voxel_size) if args.voxel_size else (va.voxel_size or vb.voxel_size)
+    if vs and vs_a and not np.allclose(vs, vs_a, rtol=1e-6):  # each scan measured with its own
+        sizes = [" x ".join(f"{v:g}" for v in size) for size in (vs, vs_a)]
+        print(f"tomoseg: note: {args.before} has voxels of {sizes[0]} nm, {args.after} of {sizes[1]} nm: each "
+              "scan is measured with its own; the transform's scale (estimated: --similarity) includes their ratio",
+              file=sys.stderr)
     _note_assumed_voxel_size(args, vb, va, vs)
     if vs is None:
-        print("tomoseg: note: voxel size unknown; nm columns use 1 nm voxels. Pass --voxel-size Z Y X.",
-              file=sys.stderr)
+        print("tomoseg: note: voxel size unknown; nm columns are empty. Pass --voxel-size Z Y X.", file=sys.stderr)
     labels = []
     for name, path, img, img_path in (("--before-labels", args.before_labels, vb, args.before),
                                       ("--after-labels", args.after_labels, va, args.after)):
         if path:
             labels.append(open_volume(path))
-            _check_labels(labels[-1], path, name, img, img_path)
+            _check_labels(labels[-1], path, name, img, img_path, args.read_as)
     _check_before_work(args, transform, truth, vb, va)
     if labels and args.model:
         print(f"tomoseg: note: --model {args.model} is not used: the labels are given, so nothing is segmented",
@@ -117,12 +132,19 @@ def _run_track(args) -> int:
     with progress_while(progress_enabled(args), work, desc="track") as bar:
         try:
             result = track(vb, va, before_labels=labels[0] if labels else None,
-                           after_labels=labels[1] if labels else None, voxel_size=vs, transform=transform,
+                           after_labels=labels[1] if labels else None, voxel_size=vs, after_voxel_size=vs_a,
+                           transform=transform,
                            model=args.model, options=options, progress=bar)
         except RegistrationError as exc:  # name the scans
             raise TomosegError(f"{args.before} -> {args.after}: {exc}") from None
+    if args.before_labels:  # how each label file was read, as analyze says it
+        from ..objects.labelled import label_note
+
+        for path, option, scan in ((args.before_labels, "--before-labels", result.scans[0]),
+                                   (args.after_labels, "--after-labels", result.scans[1])):
+            print(f"tomoseg: note: {path} ({option}): {label_note(scan.reading, args.threshold)}", file=sys.stderr)
     try:
-        return _finish_track(args, out, result, truth, vb, va, vs, labels)
+        return _finish_track(args, out, result, truth, vb, va, (vs, vs_a), labels)
     finally:
         result.discard()
 
@@ -138,15 +160,16 @@ def _note_assumed_voxel_size(args, before, after, vs) -> None:
           "--voxel-size Z Y X to confirm (and --similarity if the magnification changed)", file=sys.stderr)
 
 
-def _check_labels(volume, path, option: str, image, image_path) -> None:
-    """A label volume of the wrong type or shape, named with its option, before any work."""
-    dtype = np.dtype(volume.dtype)
-    if not (dtype == bool or np.issubdtype(dtype, np.integer)):
-        raise TomosegError(f"{path} ({option}): labels of dtype {dtype}: give a mask (0/1), a uint8 probability map "
-                           "(0-255) or non-negative integer labels")
+def _check_labels(volume, path, option: str, image, image_path, read: str) -> None:
+    """A label volume of the wrong shape, or one ``analyze`` would refuse to read (fractions, negative values,
+    a gray-value image, object IDs stored as uint8: :func:`~tomoseg.objects.reading.read_as`), named with its
+    option, before any work."""
+    from ..objects.reading import read_as
+
     if tuple(volume.shape) != tuple(image.shape):
         raise TomosegError(f"{path} ({option}) has shape {tuple(volume.shape)}, its image {image_path} "
                            f"{tuple(image.shape)}; they must match voxel for voxel")
+    read_as(volume, read, where=f"{path} ({option})", command="track")  # raises its refusal
 
 
 def _check_before_work(args, transform, truth, before, after) -> None:
@@ -225,7 +248,7 @@ def _options(args):
     return TrackOptions(
         registration=RegistrationOptions(similarity=args.similarity, max_rotation_deg=args.max_rotation),
         matching=MatchOptions(tolerance_nm=args.tolerance_nm, min_voxels=args.min_voxels),
-        refine_on_objects=not args.no_refine, threshold=args.threshold)
+        refine_on_objects=not args.no_refine, threshold=args.threshold, read_as=args.read_as)
 
 
 def _segment_scans(args, out: Path, voxel_size) -> list:
@@ -288,15 +311,16 @@ def _finished_map(prob: Path, source, model, threshold: int, voxel_size) -> tupl
     return (None, stale) if stale else (record, [])
 
 
-def _finish_track(args, out: Path, result, truth, before, after, vs, labels: list) -> int:
-    """Score against a phantom's truth where given, write the results and say what was found."""
+def _finish_track(args, out: Path, result, truth, before, after, sizes, labels: list) -> int:
+    """Score against a phantom's truth where given, write the results and say what was found (``sizes``: both
+    scans' voxel sizes)."""
+    vs, vs_a = sizes
     from ..io import open_volume
     from ..progress import progress_while
     from ..track import write_tracking
     from . import progress_enabled
 
     if truth is not None:
-        from ..objects.labelled import is_label_image
         from ..track.scoring import compare_with_truth
         from ..track.registration import corner_error_vox, rotation_error_deg
 
@@ -310,7 +334,8 @@ def _finish_track(args, out: Path, result, truth, before, after, vs, labels: lis
                 maps[f"{scan}_map"] = label_map(getattr(result, f"{scan}_labels"), open_volume(ids),
                                                 voxels=dict(zip(table["label"].tolist(),
                                                                 table["volume_vox"].tolist())))
-            elif not (labels and is_label_image(labels[k])):  # given label images keep their (the truth's) IDs
+            elif not (args.before_labels and result.scans[k].reading.kind == "labels"):
+                # (given label images keep their IDs: the truth's, where they are its instance images)
                 unmapped.append(scan)
         scores = {}
         if unmapped:  # the tool numbered the objects itself: its labels say nothing about the truth's ids
@@ -326,7 +351,7 @@ def _finish_track(args, out: Path, result, truth, before, after, vs, labels: lis
         result.summary["truth"] = scores
     make_result_folder(out, "track")
     with progress_while(progress_enabled(args), after.size, desc="match IDs") as bar:
-        write_tracking(result, out, shape=after.shape, voxel_size=vs, labels_name=args.labels_out,
+        write_tracking(result, out, shape=after.shape, voxel_size=vs_a, labels_name=args.labels_out,
                        overwrite=args.overwrite or args.resume,
                        image=after, progress=bar,
                        inputs={"before": str(args.before), "after": str(args.after),
@@ -336,7 +361,7 @@ def _finish_track(args, out: Path, result, truth, before, after, vs, labels: lis
     r = result.registration
     print(f"transform ({r.source}): rotation {r.rotation_angle_deg:.2f} deg, translation "
           f"{', '.join(f'{t:.2f}' for t in r.translation_vox)} voxels (z, y, x); "
-          + "; ".join(f"{s} {v['events']}" for s, v in c.items()) + f" -> {out}")
+          + "; ".join(_count(s, v) for s, v in c.items()) + f" -> {out}")
     if truth is not None:
         s = result.summary["truth"]
         links = (f"recall {s['recall']:.3f}, precision {s['precision']:.3f} ({s['false_links']} false links), "
@@ -347,6 +372,15 @@ def _finish_track(args, out: Path, result, truth, before, after, vs, labels: lis
             print("links by status (truth, found with that status, reported): " + "; ".join(
                 f"{k} {v['truth']}, {v['recovered']}, {v['predicted']}" for k, v in s["by_status"].items()))
     return 0
+
+
+def _count(status: str, counts: dict) -> str:
+    """One status of the stdout line: its events, and for merges and splits the objects on each side (the map's
+    legend counts objects, the radius figure's groups)."""
+    if status in ("merged", "split"):
+        return (f"{status} {counts['events']} ({counts['before_objects']} BEFORE -> {counts['after_objects']} AFTER "
+                "objects)")
+    return f"{status} {counts['events']}"
 
 
 def _read_truth(path) -> dict:

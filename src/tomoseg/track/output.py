@@ -101,6 +101,7 @@ def write_tracking(result: Tracking, out_dir, *, shape=None, voxel_size=None, in
     from ..errors import warn
     from ..io import format_of
     from ..io.output_guard import check_output
+    from ..objects.analysis import json_safe
     from ..objects.label_image import TIFF_MAX_ID, label_dtype_for, write_mapped
 
     out = Path(out_dir)
@@ -121,11 +122,11 @@ def write_tracking(result: Tracking, out_dir, *, shape=None, voxel_size=None, in
     captions = json.loads((figs_dir / "captions.json").read_text(encoding="utf-8"))  # the figures wrote them
     figs = {p: captions.get(p.stem, p.stem) for p in made}
     paths.update({p.stem: p for p in figs})
-    _write_text(out / "transform.json", json.dumps({"matrix": result.registration.matrix.tolist(),
-                                                    "convention": "BEFORE voxel (z, y, x) -> AFTER voxel, 4x4",
-                                                    **{k: v for k, v in result.registration.to_dict().items()
-                                                       if k != "matrix"}}, indent=1, default=float))
-    _write_text(out / "summary.json", json.dumps(summary, indent=1, default=float))
+    # (NaN, e.g. an empty size class or a given transform's residual, as null: JSON has no NaN)
+    _write_text(out / "transform.json", json.dumps(json_safe({
+        "matrix": result.registration.matrix.tolist(), "convention": "BEFORE voxel (z, y, x) -> AFTER voxel, 4x4",
+        **{k: v for k, v in result.registration.to_dict().items() if k != "matrix"}}), indent=1, default=float))
+    _write_text(out / "summary.json", json.dumps(json_safe(summary), indent=1, default=float))
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>tomoseg track</title><style>{_CSS}</style>"
             f"</head><body><h1>tomoseg track</h1><p class='note'>tomoseg {__version__}; "
             f"{html.escape(json.dumps(inputs or {}))}</p>{track_section(summary, figs)}</body></html>")

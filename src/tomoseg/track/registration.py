@@ -430,7 +430,13 @@ def _after_crop(after, matrix, lo, size, shape_after):
                                     mode="nearest")
 
 
-def _fine(before, after, matrix, centres, options: RegistrationOptions, voxel_size) -> tuple[np.ndarray, dict, float]:
+def _fine(before, after, matrix, centres, options: RegistrationOptions, voxel_size,
+          coarse_ncc: float = np.inf) -> tuple[np.ndarray, dict, float]:
+    """Refine ``matrix`` on crops of both scans (phase correlation, a fit in nm, then Gauss-Newton on the
+    crops together). Where fewer than 3 crops give a plausible shift but the coarse stage matched well
+    (``coarse_ncc`` at least :data:`MIN_CORRELATION`: a small pair has few crops, and one false peak leaves 2),
+    the coarse transform is kept, moved by the good crops' mean shift: the crop count
+    then marks the registration unreliable (:func:`reliability_problems`) until the refit on objects."""
     size = options.crop_size
     half = size // 2
     vs = np.asarray(voxel_size, float)
@@ -465,9 +471,16 @@ def _fine(before, after, matrix, centres, options: RegistrationOptions, voxel_si
         ok = np.asarray(ok) & used
         src, dst = np.asarray(src), np.asarray(dst)
         if ok.sum() < 3:
-            raise RegistrationError(f"registration failed: only {int(ok.sum())} crops overlap after the coarse "
-                                    "stage (the scans may share too little of the sample, or be turned by more "
-                                    "than --max-rotation); give the transform (--transform JSON)")
+            if it > 0:  # the fit of the round before stands
+                break
+            if coarse_ncc < MIN_CORRELATION or not ok.any():
+                raise RegistrationError(
+                    f"registration failed: only {int(ok.sum())} of {len(centres)} crops matched after the coarse "
+                    f"stage (correlation {coarse_ncc:.2f}; the scans may share too little of the sample, or be "
+                    "turned by more than --max-rotation); give the transform (--transform JSON)")
+            keep = ok.copy()  # too few crops for a fit: the coarse transform, moved by their mean shift
+            matrix = matrix @ _translation(-shifts[keep].mean(axis=0))
+            break
         keep = ok.copy()
         for _ in range(3):  # fit, drop crops far from the consensus, refit
             m_nm = fit_transform(src[keep] * vs, dst[keep] * vs, similarity=options.similarity)
@@ -482,7 +495,8 @@ def _fine(before, after, matrix, centres, options: RegistrationOptions, voxel_si
         matrix = np.linalg.inv(s_mat) @ m_nm @ s_mat
         if np.abs(shifts[keep]).max() < 0.02:
             break
-    matrix = _lucas_kanade(crops_b, after, matrix, centres, keep, options, vs)
+    if keep.sum() >= 3:  # (fewer do not fix a rotation: Gauss-Newton on 2 crops turned an exact coarse fit 1 deg)
+        matrix = _lucas_kanade(crops_b, after, matrix, centres, keep, options, vs)
     # check: each crop's remaining shift under the final transform
     for i, c in enumerate(centres):
         moving = _after_crop(after, matrix, c - half, size, after.shape)
@@ -602,7 +616,7 @@ def register(before, after, *, voxel_size=None, options: RegistrationOptions | N
         coarse_m = np.asarray(initial, float)
         info = _coarse_info_only(before, options, shape, progress)
     centres = _crop_centres(info, shape, options)
-    matrix, table, ncc0 = _fine(before, after, coarse_m, centres, options, vs)
+    matrix, table, ncc0 = _fine(before, after, coarse_m, centres, options, vs, info.get("ncc", np.inf))
     parts = decompose(matrix, shape, vs)
     used = table["used"].astype(bool)
     rms_vox = float(np.sqrt(np.mean(table["residual_vox"][used] ** 2)))

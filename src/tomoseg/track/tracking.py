@@ -8,18 +8,20 @@ again → a tidy table of links with the changes, a summary, and the AFTER label
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from ..errors import TomosegError, warn
 from ..objects import label_objects
 from ..objects.matching import RADIUS_BINS
+from ..objects.measure import blank_nm_columns
 from .matching import (STATUSES, MatchOptions, _edge_flags, label_rows, links_from, match,  # noqa: F401
                        refine_on_objects)
 from .registration import (Registration, RegistrationOptions, decompose, given_transform, overlap_fraction, register,
                            reliability_problems)
 from ..objects.labelled import IN_MEMORY_VOXELS, label_scan
+from ..objects.reading import Reading, read_as
 
 MEASURES = (("volume_vox", "volume_vox"), ("volume_nm3", "volume_nm3"), ("radius_vox", "equivalent_radius_vox"),
             ("radius_nm", "equivalent_radius_nm"), ("sphericity_mesh", "sphericity_mesh"),
@@ -36,6 +38,7 @@ class TrackOptions:
     matching: MatchOptions = field(default_factory=MatchOptions)
     refine_on_objects: bool = True   # refit the transform on persisting objects' centroids, then match again
     threshold: int = 127             # probability maps: object where value > threshold (0-255)
+    read_as: str = "auto"            # how given labels are read: "auto" (analyze's rule), "probability", "mask"
     connectivity: int = 26
     in_memory_voxels: int = IN_MEMORY_VOXELS  # larger scans are labelled, measured and matched chunk by chunk
     chunks: tuple = (128, 128, 128)  # of the labels kept on disk for larger scans
@@ -80,6 +83,21 @@ def _whole(volume) -> np.ndarray:
     return volume if isinstance(volume, np.ndarray) else volume[:, :, :]
 
 
+def _scaled_voxels(vs, vs_a, options: TrackOptions) -> TrackOptions:
+    """Scans of different voxel sizes: one ratio along z, y and x (a change of magnification), which the
+    transform holds as a scale: the registration then estimates one."""
+    if vs_a is None or (vs is not None and np.allclose(vs_a, vs, rtol=1e-6)):
+        return options
+    if vs is None:
+        raise TomosegError("after_voxel_size given without voxel_size (the BEFORE scan's): give both")
+    ratio = np.asarray(vs_a) / np.asarray(vs)
+    if not np.allclose(ratio, ratio.mean(), rtol=0.01):
+        raise TomosegError(f"the AFTER scan's voxels are {' x '.join(f'{r:.3f}' for r in ratio)} times the BEFORE "
+                           "scan's along z, y, x: not one change of magnification, which the transform models as a "
+                           "scale; resample one scan to the other's voxel size first")
+    return replace(options, registration=replace(options.registration, similarity=True))
+
+
 def segment_labels(image: np.ndarray, *, model=None, threshold: int = 127, connectivity: int = 26) -> np.ndarray:
     """Segment an image with the model (:func:`tomoseg.inference.predict`) and label its objects."""
     from ..inference import predict
@@ -89,8 +107,9 @@ def segment_labels(image: np.ndarray, *, model=None, threshold: int = 127, conne
     return label_objects(prob > threshold, connectivity=connectivity)[0]
 
 
-def track(before, after, *, before_labels=None, after_labels=None, voxel_size=None, transform=None,
-          model=None, options: TrackOptions | None = None, workdir=None, progress=None) -> Tracking:
+def track(before, after, *, before_labels=None, after_labels=None, voxel_size=None, after_voxel_size=None,
+          transform=None, model=None, options: TrackOptions | None = None, workdir=None,
+          progress=None) -> Tracking:
     """Follow every object from the BEFORE scan to the AFTER scan.
 
     Parameters
@@ -98,13 +117,20 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
     before, after : ndarray or Volume (z, y, x)
         Gray-value images of the two scans.
     before_labels, after_labels : ndarray or Volume, optional
-        Label images, masks or uint8 probability maps. Without them both images are segmented with the
+        Label images, masks or probability maps, read as ``analyze`` reads a volume
+        (:func:`~tomoseg.objects.reading.read_as`, ``options.read_as``), except that a label image keeps its
+        IDs; refused before the registration where ``analyze`` refuses them. Without them both images are segmented with the
         same ``model`` (default: the shipped one) and threshold, in memory. Scans larger than
         ``options.in_memory_voxels`` are never read whole: they are labelled, measured and matched chunk by
         chunk, their labels kept in ``workdir`` (default: the temporary folder) until
         :meth:`Tracking.discard`.
     voxel_size : (z, y, x) nm, optional
-        Of both scans (the nm columns use 1 nm voxels without it).
+        Of both scans, or of the BEFORE scan where ``after_voxel_size`` is given. Without it the tables' nm
+        columns are empty (NaN), as ``analyze`` leaves them.
+    after_voxel_size : (z, y, x) nm, optional
+        The AFTER scan's, where it differs (a change of magnification): each scan is measured with its own. The
+        ratio must be the same along z, y and x; the transform (BEFORE voxel -> AFTER voxel) then holds it as a
+        scale, so the registration estimates one (``similarity``) and its ``scale`` includes the ratio.
     transform : 4 × 4 array, optional
         BEFORE voxel → AFTER voxel; skips the registration.
     options : TrackOptions, optional
@@ -145,7 +171,14 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
             raise TomosegError(f"a scan of {largest} voxels is too large to segment in memory: segment both scans "
                                "first (tomoseg.segment, or `tomoseg track` does it) and give the probability maps "
                                "as before_labels and after_labels")
+    readings = [None, None]
+    if before_labels is not None:  # how each is read, judged (and refused) before the registration
+        readings = [read_as(lab, options.read_as, where=getattr(lab, "path", None) or f"the {name} labels",
+                            command="track")
+                    for name, lab in (("BEFORE", before_labels), ("AFTER", after_labels))]
     vs = tuple(float(v) for v in voxel_size) if voxel_size is not None else None
+    vs_a = tuple(float(v) for v in after_voxel_size) if after_voxel_size is not None else vs
+    options = _scaled_voxels(vs, vs_a, options)
     vs1 = vs or (1.0, 1.0, 1.0)
     if transform is None:
         reg = register(before, after, voxel_size=vs1, options=options.registration, progress=progress)
@@ -165,10 +198,13 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
                                        connectivity=options.connectivity)
         after_labels = segment_labels(_whole(after), model=model, threshold=options.threshold,
                                       connectivity=options.connectivity)
+        readings = [Reading("labels", "uint32", verified=True, where=f"the {name} objects found", command="track")
+                    for name in ("BEFORE", "AFTER")]  # the model's objects, numbered: their IDs as they are
     scans = []
     try:
-        for image, labels in ((before, before_labels), (after, after_labels)):
-            scans.append(label_scan(image, labels, voxel_size=vs, threshold=options.threshold,
+        for image, labels, reading, size in ((before, before_labels, readings[0], vs),
+                                             (after, after_labels, readings[1], vs_a)):
+            scans.append(label_scan(image, labels, reading=reading, voxel_size=size, threshold=options.threshold,
                                     connectivity=options.connectivity, in_memory_voxels=options.in_memory_voxels,
                                     chunks=options.chunks, workdir=workdir, progress=progress))
         (tb, lb), (ta, la) = ((s.table, s.labels) for s in scans)
@@ -203,9 +239,8 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
                      "give the transform (--transform JSON)")
         t["matching_s"] = time.perf_counter() - t2
         edge_b, edge_a = _edge_flags(tb, ta, matrix, shape_b, shape_a, options.matching.border_margin_vox, vs1)
-        table = link_table(links, tb, ta, edge_b, edge_a, matrix, voxel_size=vs1,
+        table = link_table(links, tb, ta, edge_b, edge_a, matrix, voxel_size=vs1, after_voxel_size=vs_a,
                            min_voxels=options.matching.min_voxels)
-        summary = summarize_tracking(table, reg, voxel_size=vs)
         if reg.source == "given":
             problems = given_transform_problems(table, tb, ta, matrix, shape_a, voxel_size=vs1,
                                                 options=options.matching)
@@ -213,6 +248,10 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
                 warn("the given transform disagrees with the objects: " + "; ".join(problems) + ". The links and "
                      "changes may be wrong: check the --transform file (BEFORE voxel -> AFTER voxel, translation in "
                      "voxels), or leave it out to estimate the transform")
+        if vs is None:  # nm columns computed with 1 nm voxels: empty, as analyze writes them
+            table, tb, ta = (blank_nm_columns(t) for t in (table, tb, ta))
+        summary = summarize_tracking(table, reg, voxel_size=vs)
+        summary["after_voxel_size_nm"] = list(vs_a) if vs_a else None
     except BaseException:
         for scan in scans:
             scan.discard()
@@ -223,14 +262,17 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
                     before_labels=lb, after_labels=la, scans=tuple(scans))
 
 
-def link_table(links, before: dict, after: dict, edge_b, edge_a, matrix, *, voxel_size, min_voxels: int = 8) -> dict:
+def link_table(links, before: dict, after: dict, edge_b, edge_a, matrix, *, voxel_size, after_voxel_size=None,
+               min_voxels: int = 8) -> dict:
     """One row per link: ids, status, flags, both scans' measures, and the changes (AFTER − BEFORE).
 
     A persisting pair is one row, a merge one row per BEFORE object (beside the first AFTER object), a split one
     row per AFTER piece; the rows of a link share its ``match_id``. A merge whose AFTER object also split off
     pieces (many to many) has its merge rows and a "split" row for each further piece (beside the first BEFORE
     object), so every object of both scans is in the table. ``links``: :class:`~.matching.Links` (or tuples,
-    see :func:`~.matching.links_from`). Built column by column, NumPy over all rows.
+    see :func:`~.matching.links_from`). Built column by column, NumPy over all rows. ``displacement_nm`` is
+    measured in the AFTER scan (``after_voxel_size``, default ``voxel_size``); ``delta_radius_vox`` is
+    ``delta_radius_nm`` in BEFORE voxels.
     """
     from .registration import apply
 
@@ -301,7 +343,8 @@ def link_table(links, before: dict, after: dict, edge_b, edge_a, matrix, *, voxe
     both = hb & ha
     table["displacement_nm"] = np.full(n, np.nan)
     if both.any():
-        table["displacement_nm"][both] = np.linalg.norm((pa[both] - apply(matrix, pb[both])) * vs, axis=1)
+        vs_a = np.asarray(after_voxel_size if after_voxel_size is not None else vs, float)
+        table["displacement_nm"][both] = np.linalg.norm((pa[both] - apply(matrix, pb[both])) * vs_a, axis=1)
     table.update(_changes(table, n, vs))
     return table
 
@@ -367,9 +410,10 @@ def _changes(table: dict, n: int, vs: np.ndarray) -> dict:
     rel = changed & (vb > 0)
     d["delta_volume_rel"][rel] = ((va - vb) / np.where(vb > 0, vb, 1))[rel]
     pers = status == "persisting"
-    for key, col in (("delta_radius_nm", "radius_nm"), ("delta_radius_vox", "radius_vox"),
-                     ("delta_sphericity_mesh", "sphericity_mesh"), ("delta_mean_gray", "mean_gray")):
+    for key, col in (("delta_radius_nm", "radius_nm"), ("delta_sphericity_mesh", "sphericity_mesh"),
+                     ("delta_mean_gray", "mean_gray")):
         d[key][pers] = (table[f"after_{col}"] - table[f"before_{col}"])[pers]
+    d["delta_radius_vox"][pers] = d["delta_radius_nm"][pers] / float(np.cbrt(np.prod(vs)))  # in BEFORE voxels
     group = changed & ~pers  # the radius of a sphere of the group's total volume
     rb, ra = (np.cbrt(3 * v / (4 * np.pi)) for v in (vb, va))
     d["delta_radius_nm"][group] = (ra - rb)[group]
