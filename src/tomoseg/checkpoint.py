@@ -47,9 +47,38 @@ def save_model(model: UNet3D, path, metadata: dict | None = None, *, overwrite: 
                 tomoseg_version=__version__)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tmp = path.with_name(path.name + ".partial")
-    save_file(tensors, str(tmp), metadata={"tomoseg": json.dumps(meta, sort_keys=True)})
+    save_file(tensors, str(tmp), metadata={"tomoseg": json.dumps(json_safe(meta), sort_keys=True, allow_nan=False)})
+    with_umask_permissions(tmp)
     tmp.replace(path)
     return path
+
+
+def json_safe(value):
+    """``value`` with NaN and infinite floats as None (JSON's null): the metadata stay valid JSON for every reader,
+    not only Python's (review R9).
+
+    >>> json_safe({"f1": float("nan"), "scores": [1.0, float("inf")], "n": 3})
+    {'f1': None, 'scores': [1.0, None], 'n': 3}
+    """
+    import math
+
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def with_umask_permissions(path) -> None:
+    """Give a file written by safetensors (which creates it owner-only, 0600) the permissions the user's umask
+    gives every other output, so that colleagues can read a model as they read the run's other files (R11)."""
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
 
 
 MAX_PARAMETERS = 200_000_000

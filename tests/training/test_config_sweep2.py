@@ -199,8 +199,11 @@ def test_a_folder_of_other_files_gets_one_answer_with_and_without_resume(tmp_pat
 
 
 def test_a_run_stopped_before_its_first_checkpoint_says_so(tmp_path, capsys, no_generation):
+    """A folder of a run's files without its state cannot be resumed. (One holding only config.yaml is the start
+    of a run that saved nothing: it starts again as new, review R4, test_run_folder_review.py.)"""
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump(tiny(tmp_path)))
+    (tmp_path / "run" / "metrics.csv").write_text("epoch\n1\n")
     for extra in ([], ["--resume"]):
         line = one_error(*run_cli(tmp_path, capsys, tiny(tmp_path), *extra))
         assert "a run that stopped before its first epoch ended" in line and "nothing to resume" in line

@@ -18,7 +18,9 @@ from test_validation_review import _pair, _z_volume  # the same pairs as the val
 
 
 def _cfg(tmp_path, data, **sampling):
+    # voxel_size_nm: the .npy files record none (without it the run warns, review R2)
     return {"output": str(tmp_path / "run"), "epochs": 1, "seed": 3, "model": {"levels": 2, "base_features": 2},
+            "voxel_size_nm": [30, 30, 30],
             "data": data, "optim": {"learning_rate": 0.01}, "augment": {"zoom": [1.0, 1.0]},
             "sampling": {"patch_size": 16, "batch_size": 4, "steps_per_epoch": 1, "validation_patches": 8,
                          **sampling}}

@@ -1,8 +1,10 @@
 """The choice of best.safetensors and the run's schedules (training review of 2026-11-27, T3, T10)."""
 
 import numpy as np
+import pytest
 
 import tomoseg
+from tomoseg.errors import TomosegError
 from tomoseg.table import read_csv
 from tomoseg.training import train
 
@@ -39,7 +41,10 @@ def test_a_resume_with_another_budget_says_that_the_schedules_follow_it(tmp_path
     err = capsys.readouterr().err
     assert ("tomoseg: note: the budget changed (epochs 1 -> 4): the learning-rate and loss schedules follow the new "
             "budget from step 1 on: learning rate 0.0005 -> 0.00861, loss dice_bce -> bce\n") in err
-    train({**cfg, "epochs": 4}, resume=True, progress=False)  # the same budget again: nothing said
+    # the same budget again: the run has finished it, and says so before reading any data (review R10)
+    with pytest.raises(TomosegError, match=r"this run already finished 4 of 4 epochs; its model is .*best.safetensors. "
+                                           r"To train longer, resume with more epochs \(--epochs 6\)"):
+        train({**cfg, "epochs": 4}, resume=True, progress=False)
     assert "budget changed" not in capsys.readouterr().err
 
 

@@ -1,6 +1,7 @@
 """Validation data of the training review (2026-11-27, findings T1, T2, T8, T16): validation never silently uses
 training data, and validation inputs are normalized as training inputs are."""
 
+import re
 import warnings
 
 import numpy as np
@@ -78,11 +79,12 @@ def test_validation_on_the_training_volumes_is_warned_and_recorded(tmp_path):
     pair = _pair(tmp_path, ph.image, ph.labels)
     with pytest.warns(TomosegWarning, match="no held-out data .data.validation_volumes is empty.: the validation "
                                             "scores and the choice of best.safetensors are computed on the training"):
-        run = train(_tiny(tmp_path, {"volumes": [pair], "hold_out": 0}), progress=False)
+        run = train({**_tiny(tmp_path, {"volumes": [pair], "hold_out": 0}), "voxel_size_nm": [30, 30, 30]},
+                    progress=False)
     assert tomoseg.load_model(run / "best.safetensors").metadata["setup"]["validation_source"] == "training volumes"
     held = _pair(tmp_path, ph.image, ph.labels, "v")
     cfg = _tiny(tmp_path, {"volumes": [pair], "validation_volumes": [held]})
-    cfg["output"] = str(tmp_path / "run2")
+    cfg.update(output=str(tmp_path / "run2"), voxel_size_nm=[30, 30, 30])  # .npy files record none
     with warnings.catch_warnings():
         warnings.simplefilter("error", TomosegWarning)
         run = train(cfg, progress=False)
@@ -107,8 +109,9 @@ def test_whole_volume_validation_of_a_per_patch_model_normalizes_per_sub_volume(
     assert all(abs(m) < 1e-5 and abs(s - 1) < 1e-4 for m, s in seen)
 
 
-def test_the_model_records_the_voxel_size_of_its_training_files_or_of_its_init_model(tmp_path):
-    """Training review T12: with data.volumes and no voxel_size_nm, the model recorded none."""
+def test_the_model_records_the_voxel_size_of_its_training_files_not_of_its_init_model(tmp_path):
+    """Training review T12: with data.volumes and no voxel_size_nm, the model recorded none. Review R2: files that
+    record none no longer get the init model's (29.33 nm, not the data's): None, with a warning."""
     ph = tomoseg.make_phantom((32, 64, 64), rng=1)
     for name, size in (("a", 20.0), ("b", 20.0), ("c", 25.0)):
         write_volume(str(tmp_path / f"{name}.tif"), ph.image, voxel_size=(size,) * 3)
@@ -119,11 +122,26 @@ def test_the_model_records_the_voxel_size_of_its_training_files_or_of_its_init_m
     assert tomoseg.load_model(run / "last.safetensors").metadata["voxel_size_nm"] == [20.0, 20.0, 20.0]
     cfg = _tiny(tmp_path, {"volumes": [entry["a"], entry["c"]], "validation_volumes": [entry["b"]]})
     cfg["output"] = str(tmp_path / "mixed")
-    with pytest.warns(TomosegWarning, match=r"record different voxel sizes \(20 x 20 x 20; 25 x 25 x 25 nm\)"):
+    with pytest.warns(TomosegWarning, match=r"record different voxel sizes \(20 x 20 x 20 nm; 25 x 25 x 25 nm\)"):
         run = train(cfg, progress=False)
     assert tomoseg.load_model(run / "last.safetensors").metadata["voxel_size_nm"] is None
     pair = _pair(tmp_path, ph.image, ph.labels)  # .npy: no voxel size in the file
     cfg = _tiny(tmp_path, {"volumes": [pair], "validation_volumes": [pair]}, patch_size=16)
     cfg.update(output=str(tmp_path / "tuned"), init="default", model={"levels": 4, "base_features": 8})
-    run = train(cfg, progress=False)
+    with pytest.warns(TomosegWarning) as record:  # lr 0.01 spoils the default model: that is warned about too
+        run = train(cfg, progress=False)
+    assert any(re.search(r"the training scan .*p_img.npy records no voxel size, so the model records none .*; set "
+                         r"voxel_size_nm \[z, y, x\] in the config", str(w.message)) for w in record)
+    assert tomoseg.load_model(run / "last.safetensors").metadata["voxel_size_nm"] is None
+    # the config's size where the files record another: recorded, with a warning naming both (review R2)
+    cfg = _tiny(tmp_path, {"volumes": [entry["c"]], "validation_volumes": [entry["c"]]})
+    cfg.update(output=str(tmp_path / "given"), voxel_size_nm=[29.33, 29.33, 29.33])
+    with pytest.warns(TomosegWarning) as record:
+        run = train(cfg, progress=False)
+    assert ("voxel_size_nm 29.33 x 29.33 x 29.33 nm in the config differs from the 25 x 25 x 25 nm that "
+            f"{entry['c']['image']} records; the model records the config's") in str(record[0].message)
     assert tomoseg.load_model(run / "last.safetensors").metadata["voxel_size_nm"] == [29.33, 29.33, 29.33]
+    cfg.update(output=str(tmp_path / "close"), voxel_size_nm=[25.2, 25.2, 25.2])  # within 3 %: the same size
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TomosegWarning)
+        train(cfg, progress=False)

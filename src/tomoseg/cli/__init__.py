@@ -109,6 +109,9 @@ _RESUMABLE = {"segment": "the same command with --resume continues where it stop
 
 def _resume_hint(args) -> str:
     hint = _RESUMABLE.get(getattr(args, "command", None))
+    if getattr(args, "command", None) == "train" and not getattr(args, "resumable", True):
+        hint = ("no epoch had finished, so there is nothing to resume: the same command (without --resume) starts "
+                "again")
     if getattr(args, "command", None) == "track" and getattr(args, "before_labels", None) is None:
         hint = ("the same command with --resume keeps the finished probability maps in the output folder and "
                 "continues a segmentation cut short")
@@ -145,7 +148,7 @@ def _system_error(exc: BaseException, args) -> str:
     if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
         where = f" writing {exc.filename}" if getattr(exc, "filename", None) else ""
         return (f"the disk is full{where}; no finished output was put in place. Free space and run again"
-                + (f": {_RESUMABLE[args.command]}" if args.command in _RESUMABLE else ""))
+                + _resume_hint(args).replace(";", ":", 1))
     return str(exc)
 
 

@@ -75,8 +75,10 @@ def _model_info(arg: str, as_json: bool) -> int:
     total, trainable = tomoseg.count_parameters(model)
     info = {"path": str(model_path(arg)), "shipped": shipped_name(model.sha256), "sha256": model.sha256,
             "parameters": total, "trainable_parameters": trainable, **meta, "training": training}
-    if as_json:
-        print(json.dumps(info))
+    if as_json:  # valid JSON for every reader: NaN (files written before review R9) as null
+        from ..checkpoint import json_safe
+
+        print(json.dumps(json_safe(info), allow_nan=False))
         return 0
     arch, tr, held = meta["architecture"], meta.get("trained_on") or {}, meta.get("held_out") or {}
     lines = [
@@ -91,12 +93,37 @@ def _model_info(arg: str, as_json: bool) -> int:
     if training:
         lines.append(f"trained       {training.get('step', '?')} steps" + (f", recipe {training['recipe']}"
                      if training.get("recipe") else "") + (f", on {tr.get('gpu') or tr.get('device')}" if tr else ""))
+    lines += _training_outcome(meta)
     if held.get("mean"):
         m = held["mean"]
         lines.append(f"held-out      voxel recall {m['recall']:.3f}, precision {m['precision']:.3f}, "
                      f"object F1 {m['object_f1']:.3f} (mean of {held.get('benchmark', 'the benchmark')})")
     print("\n".join(lines))
     return 0
+
+
+def _training_outcome(meta: dict) -> list[str]:
+    """What a model trained by ``tomoseg train`` started from and how it scored on its run's validation data."""
+    lines, init = [], meta.get("init")
+    training = meta.get("training") or {}
+    if init:
+        shipped = f"the shipped {init['shipped']}" if init.get("shipped") else init.get("path") or init["name"]
+        lines.append(f"fine-tuned    from {init['name']} ({shipped}, sha256 {str(init.get('sha256'))[:12]}…, "
+                     f"tomoseg {init.get('tomoseg_version') or '?'})")
+    elif (training.get("config") or {}).get("init"):  # a model of a run before the init was recorded
+        lines.append(f"fine-tuned    from {training['config']['init']} (which file then is not recorded)")
+    val = training.get("validation") or {}
+    if val.get("val_loss") is not None:
+        def num(key):
+            v = val.get(key)
+            return "n/a" if v is None or v != v else f"{v:.3f}"
+
+        source = (meta.get("setup") or {}).get("validation_source")
+        epoch = training.get("epoch")
+        lines.append(f"validation    epoch {epoch}" + (" (the init model: no epoch beat it)" if epoch == 0 else "")
+                     + f": loss {val['val_loss']:.4g}, voxel recall {num('recall')}, precision {num('precision')}, "
+                     f"F1 {num('f1')}" + (f" on {source}" if source else ""))
+    return lines
 
 
 def _run_info(args) -> int:

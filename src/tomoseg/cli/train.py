@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .registry import command
 
 
@@ -40,6 +42,13 @@ def _run_train(args) -> int:
         raise TomosegError(f"--epochs {changes['epochs']}: give at least 1")
     if changes:
         cfg = replace(cfg, **changes)
-    run = train(cfg, resume=args.resume, progress=progress_enabled(args))
+    try:
+        run = train(cfg, resume=args.resume, progress=progress_enabled(args))
+    except BaseException:
+        # the resume hint of a stop (cli._resume_hint) only where a finished epoch is there to resume from
+        from ..training.checkpoints import STATE
+
+        args.resumable = (Path(cfg.output) / STATE).exists()
+        raise
     print(f"trained -> {run} (best.safetensors, last.safetensors, metrics.csv, learning_curve.png)")
     return 0

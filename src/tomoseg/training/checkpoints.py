@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checkpoint import load_model, save_model
+from ..checkpoint import load_model, save_model, with_umask_permissions
 from ..errors import TomosegError
 from ..table import read_csv, write_csv
 from .config import TrainConfig, dump_config
+from .runlog import LOG
 
 METRIC_COLUMNS = ["epoch", "step", "train_loss", "val_loss", "accuracy", "tp", "tn", "fp", "fn", "recall",
                   "precision", "f1", "best_threshold", "seconds", "data_s", "compute_s", "validation_s", "loss_kind",
@@ -44,15 +45,56 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 ADDED_LATER = {"data.hold_out": 0.0}
 
 
+def _resolved(entry):
+    """A data path (``file`` or ``file:dataset``) as the absolute path of its file: the same files named from
+    another working folder compare equal (review R10)."""
+    from ..io import split_dataset
+    from ..shipped import SHIPPED_MODELS
+
+    if not isinstance(entry, str) or entry in SHIPPED_MODELS:
+        return entry
+    file, dataset = split_dataset(entry)
+    return str(Path(file).expanduser().resolve()) + (f":{dataset}" if dataset else "")
+
+
+def _with_resolved_paths(flat: dict) -> dict:
+    out = dict(flat)
+    if "init" in out:
+        out["init"] = _resolved(out["init"])
+    for key in ("data.volumes", "data.validation_volumes"):
+        if isinstance(out.get(key), list):
+            out[key] = [{k: _resolved(v) for k, v in e.items()} if isinstance(e, dict) else e for e in out[key]]
+    return out
+
+
 def changed_keys(saved: dict, current: dict) -> list[str]:
     """Config keys (dotted) whose values differ, leaving out those a resume may change. A key the saved config
     lacks (:data:`ADDED_LATER`) counts as the value that did what the run did then."""
-    a, b = _flatten(saved), _flatten(current)
+    a, b = _with_resolved_paths(_flatten(saved)), _with_resolved_paths(_flatten(current))
     for key, then in ADDED_LATER.items():
         if key.split(".")[0] in saved:
             a.setdefault(key, then)
     keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
     return [k for k in keys if k.split(".")[0] not in RESUMABLE_CHANGES]
+
+
+# what a run folder holds after a start that stopped before any epoch was saved (an error or Ctrl-C in the first
+# epoch): nothing to resume, so such a folder is started again as new (review R4)
+LEFT_BEFORE_AN_EPOCH = {"config.yaml", LOG}
+# the files a run writes: what a new start in a folder whose run never took a step replaces
+RUN_FILES = ("config.yaml", "metrics.csv", "learning_curve.png", "best.safetensors", "last.safetensors", STATE)
+
+
+def state_metadata(path) -> dict:
+    """The counters and rows of a state file (its JSON header), without reading its tensors."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return json.loads(f.metadata()["tomoseg_train_state"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise TomosegError(f"{path}: the training state cannot be read ({exc}); start a new run in another "
+                           "folder") from None
 
 
 class RunFolder:
@@ -65,7 +107,8 @@ class RunFolder:
         if self.path.exists() and not self.path.is_dir():
             raise TomosegError(f"{self.path}: is a file, not a folder; give a folder for the run (--output or the "
                                "config's output)")
-        exists = self.path.exists() and any(self.path.iterdir())
+        held = {p.name for p in self.path.iterdir()} if self.path.exists() else set()
+        exists = bool(held) and not held <= LEFT_BEFORE_AN_EPOCH
         # the same answer with and without --resume, naming what the folder holds
         if exists and not self.state_file.exists():
             if (self.path / "config.yaml").exists():
@@ -73,14 +116,50 @@ class RunFolder:
                                    "there is nothing to resume; delete the folder or choose another output")
             raise TomosegError(f"{self.path}: a folder of other files, not a tomoseg run; choose a new folder "
                                "(--output or the config's output)")
-        if exists and not resume:
+        self.saved = state_metadata(self.state_file) if exists else {}
+        # a fine-tune stopped in its first epoch holds the init model's score (epoch 0) and no step: without
+        # --resume it starts again as new
+        self.replace = exists and not resume and self.saved.get("step") == 0
+        if exists and not resume and not self.replace:
             raise TomosegError(f"{self.path}: run folder exists; pass --resume to continue it, or choose another "
                                "output")
-        self.resuming = exists
+        self.resuming = exists and not self.replace
         self.saved_budget = (cfg.epochs, cfg.max_minutes)
-        if exists:
+        if self.resuming:
             self._check_same_config()
+            self._check_unfinished()
         self.rows = {c: [] for c in METRIC_COLUMNS}
+
+    def _check_unfinished(self) -> None:
+        """A resume of a run that has nothing left to train is refused before any data are read (review R10)."""
+        epoch, step, elapsed = (self.saved.get(k, 0) for k in ("epoch", "step", "elapsed"))
+        cfg = self.cfg
+        out_of_steps = epoch >= cfg.epochs or step >= cfg.epochs * cfg.sampling.steps_per_epoch
+        out_of_time = cfg.max_minutes is not None and elapsed >= cfg.max_minutes * 60
+        if out_of_steps:
+            raise TomosegError(f"{self.path}: this run already finished {epoch} of {cfg.epochs} epochs; its model "
+                               f"is {self.path / 'best.safetensors'}. To train longer, resume with more epochs "
+                               f"(--epochs {epoch + max(1, epoch // 2)})")
+        if out_of_time:
+            raise TomosegError(f"{self.path}: this run already spent its max_minutes {cfg.max_minutes:g} "
+                               f"({elapsed / 60:.1f} min, {epoch} of {cfg.epochs} epochs); its model is "
+                               f"{self.path / 'best.safetensors'}. To train longer, raise max_minutes in the "
+                               "config and resume")
+
+    def architecture(self) -> dict | None:
+        """The architecture of the run's saved model (None where it has none yet)."""
+        from ..checkpoint import read_metadata
+
+        last = self.path / "last.safetensors"
+        return read_metadata(last).get("architecture") if last.exists() else None
+
+    def saved_init(self) -> dict | None:
+        """What a resumed run started from, as its model files record it (``init``); None for a run of an earlier
+        version, which did not record it."""
+        from ..checkpoint import read_metadata
+
+        last = self.path / "last.safetensors"
+        return read_metadata(last).get("init") if last.exists() else None
 
     def _check_same_config(self) -> None:
         import yaml
@@ -102,8 +181,13 @@ class RunFolder:
                                f"resume with the run's own config.yaml, or start a new run in another folder{hint}")
 
     def start(self) -> None:
+        """The folder, with config.yaml: a new run's written (replacing that of a start that saved no trained
+        epoch, and that start's files), a resumed run's kept."""
         self.path.mkdir(parents=True, exist_ok=True)
         if not self.resuming:
+            if self.replace:
+                for name in RUN_FILES:
+                    (self.path / name).unlink(missing_ok=True)
             (self.path / "config.yaml").write_text(dump_config(self.cfg), encoding="utf-8")
 
     def restore(self, model, optimizer, source) -> dict:
@@ -178,6 +262,7 @@ class RunFolder:
                 "budget": [self.cfg.epochs, self.cfg.max_minutes]}
         tmp = self.state_file.with_name(self.state_file.name + ".partial")
         save_file(tensors, str(tmp), metadata={"tomoseg_train_state": json.dumps(meta, default=_plain)})
+        with_umask_permissions(tmp)
         tmp.replace(self.state_file)
         write_csv({c: np.asarray(self.rows[c]) for c in METRIC_COLUMNS}, self.path / "metrics.csv", overwrite=True)
         learning_curve({c: np.asarray(self.rows[c]) for c in METRIC_COLUMNS}, self.path / "learning_curve.png")
@@ -198,12 +283,17 @@ def learning_curve(rows: dict, path: Path) -> None:
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
     a.plot(step, rows["train_loss"].astype(float), "o-", label="training")
     a.plot(step, rows["val_loss"].astype(float), "s-", label="validation")
+    init = np.flatnonzero(rows["epoch"].astype(float) == 0)  # a fine-tune's init model, scored before training
+    if len(init):
+        a.axhline(float(rows["val_loss"][init[0]]), color="0.5", ls="--", lw=1, label="init model (validation)")
     a.set_xlabel("step")
     a.set_ylabel("loss")
     a.set_yscale("log")
     a.legend()
     for key in ("recall", "precision", "f1"):
         b.plot(step, rows[key].astype(float), "o-", label=key)
+    if len(init) and np.isfinite(float(rows["f1"][init[0]])):
+        b.axhline(float(rows["f1"][init[0]]), color="0.5", ls="--", lw=1, label="init model f1")
     b.set_xlabel("step")
     b.set_ylim(0, 1)
     b.set_title("validation voxels (threshold 127)")

@@ -204,8 +204,13 @@ class DataConfig:
     #                              annotated slices, at its far end in z, kept out of training to validate on; 0: none
     ignore_value: int = 255                                  # label value meaning "not annotated"
     normalization: str = "volume"                            # volume (whole-volume z-score) | patch (paper's code)
+    # what the label files' values mean, where they are not 0/1/ignore_value: {object: 1, background: 2,
+    # ignore: 0} reads a napari or ilastik annotation (0 = unpainted). ignore may be left out (every voxel
+    # annotated). Applies to data.volumes and data.validation_volumes, not to phantoms
+    labels: dict | None = None
 
     def __post_init__(self):
+        self._check_labels()
         if self.normalization not in ("volume", "patch"):
             raise TomosegError(f"data.normalization {self.normalization!r} must be volume or patch")
         if not _number(self.hold_out) or not 0 <= self.hold_out < 1:
@@ -216,6 +221,34 @@ class DataConfig:
         for entry in list(self.volumes) + list(self.validation_volumes):
             if not isinstance(entry, dict) or set(entry) != {"image", "labels"}:
                 raise TomosegError(f"each entry of data.volumes needs exactly 'image' and 'labels', got {entry!r}")
+
+    def _check_labels(self) -> None:
+        m = self.labels
+        if m is None:
+            return
+        example = "e.g. {object: 1, background: 2, ignore: 0} (napari, ilastik)"
+        if not isinstance(m, dict):
+            raise TomosegError(f"data.labels {m!r} must map object, background and (optionally) ignore to the "
+                               f"label files' values, {example}")
+        unknown = sorted(set(m) - {"object", "background", "ignore"})
+        missing = sorted({"object", "background"} - set(m))
+        if unknown or missing:
+            raise TomosegError("data.labels: " + (f"unknown key(s) {unknown}" if unknown else f"missing {missing}")
+                               + f"; give object, background and (optionally) ignore, {example}")
+        for key, value in m.items():
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 255:
+                raise TomosegError(f"data.labels.{key} {value!r} must be a whole number 0..255 (a value of the "
+                                   "label files)")
+        if len(set(m.values())) != len(m):
+            raise TomosegError(f"data.labels {m!r}: object, background and ignore need different values")
+        if self.ignore_value != 255:
+            raise TomosegError("data.ignore_value and data.labels are both given: with data.labels, give the value "
+                               "of unannotated voxels as data.labels.ignore")
+
+    @property
+    def file_ignore(self) -> int | None:
+        """The label files' value of unannotated voxels (None: data.labels names none, every voxel counts)."""
+        return int(self.ignore_value) if self.labels is None else self.labels.get("ignore")
 
 
 @dataclass
@@ -241,6 +274,8 @@ class SamplingConfig:
             raise TomosegError(f"sampling.patch_size {self.patch_size} must be a multiple of 8")
         if self.batch_size < 1 or self.steps_per_epoch < 1:
             raise TomosegError("sampling.batch_size and sampling.steps_per_epoch must be at least 1")
+        if self.validation_patches < 1:
+            raise TomosegError(f"sampling.validation_patches {self.validation_patches} must be at least 1")
         if not 0 <= self.foreground_fraction <= 1:
             raise TomosegError("sampling.foreground_fraction must be between 0 and 1")
 
@@ -289,6 +324,8 @@ class OptimConfig:
             raise TomosegError(f"optim.schedule {self.schedule!r} must be constant or cosine")
         if not self.learning_rate > 0:
             raise TomosegError("optim.learning_rate must be positive")
+        if not self.weight_decay >= 0:
+            raise TomosegError(f"optim.weight_decay {self.weight_decay!r} must be at least 0 (0: none)")
 
 
 @dataclass
@@ -339,6 +376,13 @@ class TrainConfig:
     def __post_init__(self):
         if not isinstance(self.epochs, int) or isinstance(self.epochs, bool) or self.epochs < 1:
             raise TomosegError(f"epochs {self.epochs!r} must be a whole number of at least 1")
+        if self.seed < 0:
+            raise TomosegError(f"seed {self.seed} must be a whole number >= 0")
+        divisor = 2 ** (self.model.levels - 1)
+        if self.sampling.patch_size % divisor:
+            raise TomosegError(f"sampling.patch_size {self.sampling.patch_size} must be a multiple of {divisor} for "
+                               f"model.levels {self.model.levels} (the network halves a patch {self.model.levels - 1} "
+                               f"times); e.g. patch_size {max(divisor, self.sampling.patch_size // divisor * divisor)}")
         if not isinstance(self.device, str) or not (
                 self.device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", self.device)):
             raise TomosegError(f"device {self.device!r} must be auto, cpu, cuda or cuda:N")

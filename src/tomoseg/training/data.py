@@ -47,6 +47,50 @@ class TrainingVolume:
         return order, starts
 
 
+def _meaning(data: DataConfig) -> str:
+    """What the label files' values mean, as a message says it."""
+    m = data.labels or {"background": 0, "object": 1, "ignore": int(data.ignore_value)}
+    return ", ".join(f"{m[k]} ({what})" for k, what in (("background", "background"), ("object", "object"),
+                                                        ("ignore", "not annotated")) if k in m)
+
+
+def map_labels(labels: np.ndarray, data: DataConfig, name: str = "labels") -> np.ndarray:
+    """The label file's values as tomoseg's own (0 background, 1 object, ``data.ignore_value`` not annotated),
+    as ``data.labels`` maps them; unchanged without a mapping. Values the mapping does not name are left as they
+    are (outside 0..255: -1), for :func:`_prepare` to refuse by name."""
+    m = data.labels
+    if m is None:
+        return labels
+    out = np.full(labels.shape, data.ignore_value, np.uint8)
+    named = np.zeros(labels.shape, bool)
+    for key, value in (("background", 0), ("object", 1), ("ignore", data.ignore_value)):
+        if key in m:
+            hit = labels == m[key]
+            out[hit] = value
+            named |= hit
+    if not named.all():
+        other = np.unique(labels[~named])[:5]
+        raise TomosegError(f"{name}: labels hold values {[v.item() for v in other]} that data.labels {m} does not "
+                           "name; give each value of the label files a meaning there")
+    return out
+
+
+def _no_object_advice(labels: np.ndarray, present: set, data: DataConfig) -> str:
+    """Why labels without an object voxel cannot train, and what to do, by what they hold (review R8)."""
+    ignore = int(data.ignore_value)
+    fix = f"Annotate some objects: the label values are {_meaning(data)}"
+    if present == {ignore}:
+        return f"no voxel is annotated: every voxel is marked 'not annotated'. {fix}"
+    if present == {0, ignore}:
+        unannotated = int(np.count_nonzero(labels == ignore))
+        if data.labels is None and ignore == 255 and unannotated < labels.size / 2:
+            return ("labels hold only 0 and 255, and 255 means 'not annotated' (data.ignore_value), so there is "
+                    "no object voxel to learn from. If this is a binary mask with objects as 255 (as Fiji writes "
+                    "them), write objects as 1 (labels // 255 with numpy)")
+        return f"the annotation holds background only, no object voxel. {fix}"
+    return f"labels hold no object voxel; the model would learn background only. {fix}"
+
+
 def _prepare(name, image, labels, data: DataConfig, labels_name=None, voxel_size=None, *, stats=None,
              origin=(0, 0, 0)) -> TrainingVolume:
     if image.shape != labels.shape:
@@ -57,21 +101,14 @@ def _prepare(name, image, labels, data: DataConfig, labels_name=None, voxel_size
     if bad:
         where = f"{labels_name} (the labels of {name})" if labels_name else name
         swapped = image.size and set(np.unique(image[:: max(1, image.shape[0] // 8)]).tolist()) <= allowed
-        raise TomosegError(f"{where}: labels hold values {bad[:5]}; use 0 (background), 1 (object) and "
-                           f"{data.ignore_value} (not annotated)"
+        napari = (", or if unpainted voxels are 0 and background another value (napari, ilastik), say so in "
+                  "data.labels, e.g. {object: 1, background: 2, ignore: 0}") if data.labels is None else ""
+        raise TomosegError(f"{where}: labels hold values {bad[:5]}; use {_meaning(data)}{napari}"
                            + ("; the image holds only such values: are image and labels swapped?" if swapped else ""))
     labels = labels.astype(np.uint8, copy=False)
     present = set(values.tolist())
     if 1 not in present:
-        ignore = int(data.ignore_value)
-        if present <= {0, ignore} and ignore in present:
-            raise TomosegError(f"{name}: labels hold only 0 and {ignore}, and {ignore} means 'not annotated' "
-                               f"(data.ignore_value), so there is no object voxel to learn from. Write objects as "
-                               f"1 (e.g. labels // {ignore} with numpy), or set data.ignore_value to another value "
-                               "if every voxel is annotated")
-        raise TomosegError(f"{name}: labels hold no object voxel (value 1); the model would learn background only. "
-                           "Annotate objects as 1, background as 0 and unannotated voxels as "
-                           f"{data.ignore_value}")
+        raise TomosegError(f"{name}: " + _no_object_advice(labels, present, data))
     if data.normalization == "volume":  # the whole file's statistics where the array is a crop of it
         image = normalize(image, stats if stats is not None else volume_stats(image))
     else:
@@ -82,6 +119,7 @@ def _prepare(name, image, labels, data: DataConfig, labels_name=None, voxel_size
                           origin=tuple(int(o) for o in origin))
 
 
+PHANTOM_VOXEL_NM = (29.33, 29.33, 29.33)  # the phantoms' voxel size (the paper's scans)
 MEMORY_SHARE = 0.8  # of the available memory, at most, for the training pairs' arrays
 
 
@@ -101,8 +139,9 @@ def load_pairs(entries, data: DataConfig, *, context: int | None = None) -> list
             if tuple(volume.shape) != tuple(labels.shape):
                 raise TomosegError(f"{entry['image']}: image {tuple(volume.shape)} and labels "
                                    f"{tuple(labels.shape)} differ in shape ({entry['labels']})")
-            box = None if context is None else _grown(annotated_box(labels, data.ignore_value), volume.shape,
-                                                       context)
+            unannotated = data.file_ignore
+            box = None if context is None or unannotated is None else _grown(
+                annotated_box(labels, unannotated), volume.shape, context)
             box = box or tuple(slice(0, n) for n in volume.shape)
             voxels = int(np.prod([b.stop - b.start for b in box], dtype=np.int64))
             # float32 image, uint8 labels, and the file's arrays while they are converted
@@ -126,12 +165,69 @@ def load_pairs(entries, data: DataConfig, *, context: int | None = None) -> list
         if labels.dtype.kind == "f" and not np.all(np.isfinite(labels)):
             raise TomosegError(f"{entry['labels']}: labels hold NaN or infinite values; use 0, 1 and "
                                f"{data.ignore_value}")
+        labels = map_labels(labels, data, str(entry["labels"]))
         name = str(entry["image"])
         if voxels != whole:
             name += " [annotated region " + ",".join(f"{b.start}:{b.stop}" for b in box) + "]"
         out.append(_prepare(name, image, labels, data, labels_name=str(entry["labels"]), voxel_size=voxel_size,
                             stats=stats, origin=tuple(b.start for b in box)))
+        _warn_if_partial(out[-1].labels, data, str(entry["labels"]))
     return out
+
+
+PARTIAL_FLAT_SHARE = 0.5    # of the object voxels on one-voxel-thin layers: painted slice by slice, not 3D objects
+PARTIAL_SLICE_SHARE = 0.2   # of the slices holding object voxels: the objects of only some slices painted
+
+
+def partial_annotation(labels: np.ndarray, ignore_value: int) -> str | None:
+    """Where labels hold no ``ignore_value`` voxel yet look painted on some slices only (napari and ilastik leave
+    unpainted voxels 0, which then train as background): how the object voxels lie; else None.
+
+    Two signs: at least half of the object voxels have no object neighbour on either side along some axis (objects
+    painted slice by slice, where real objects span several slices), or the object voxels lie on under a fifth of
+    the z slices.
+
+    >>> lab = np.zeros((40, 16, 16), np.uint8); lab[[5, 20], 4:8, 4:8] = 1
+    >>> partial_annotation(lab, 255)
+    'on 2 of 40 slices, and 100 % of them on one-voxel-thin layers'
+    >>> lab[5:12] = 255; partial_annotation(lab, 255) is None
+    True
+    """
+    obj = labels == 1
+    n = int(np.count_nonzero(obj))
+    if n == 0 or np.any(labels == ignore_value):
+        return None
+    flat = 0.0
+    for axis in range(3):
+        if labels.shape[axis] < 3:
+            continue
+        alone = obj.copy()
+        hi, lo = [slice(None)] * 3, [slice(None)] * 3
+        hi[axis], lo[axis] = slice(1, None), slice(None, -1)
+        alone[tuple(hi)] &= ~obj[tuple(lo)]
+        alone[tuple(lo)] &= ~obj[tuple(hi)]
+        flat = max(flat, np.count_nonzero(alone) / n)
+    depth = labels.shape[0]
+    slices = int(np.count_nonzero(obj.any(axis=(1, 2))))
+    if flat < PARTIAL_FLAT_SHARE and not (depth >= 8 and slices < PARTIAL_SLICE_SHARE * depth):
+        return None
+    return f"on {slices} of {depth} slices, and {round(100 * flat)} % of them on one-voxel-thin layers"
+
+
+def _warn_if_partial(labels: np.ndarray, data: DataConfig, name: str) -> None:
+    from ..errors import warn
+
+    where = partial_annotation(labels, data.ignore_value)
+    if where is None:
+        return
+    mark = data.ignore_value if data.file_ignore is None else data.file_ignore
+    unmarked = "data.labels names no value for them" if data.file_ignore is None else f"value {mark}"
+    background = (data.labels or {}).get("background", 0)
+    warn(f"{name}: no voxel is marked 'not annotated' ({unmarked}), so every voxel counts as annotated and every "
+         f"{background} as background, but the object voxels lie {where}. If you painted only some slices (napari "
+         "and ilastik leave unpainted voxels 0), the objects you did not paint train as background: mark the "
+         f"unpainted voxels {mark}, or say what the values mean with data.labels, e.g. {{object: 1, background: 2, "
+         "ignore: 0} (docs/training.md, 'Annotations from napari, Fiji and ilastik')")
 
 
 def annotated_box(labels, ignore_value: int) -> tuple | None:
@@ -381,8 +477,8 @@ def _volumes(spec: PhantomData, data: DataConfig, items, pairs) -> list[Training
     if spec.faded_ends:
         pairs = [_maybe_fade(it["seed"], image, labels, spec.faded_ends, data.ignore_value)
                  for it, (image, labels) in zip(items, pairs)]
-    return [_prepare(f"phantom[{it['preset']}, seed {it['seed']}]", image, labels, data)
-            for it, (image, labels) in zip(items, pairs)]
+    return [_prepare(f"phantom[{it['preset']}, seed {it['seed']}]", image, labels, data,
+                     voxel_size=PHANTOM_VOXEL_NM) for it, (image, labels) in zip(items, pairs)]
 
 
 def _maybe_fade(seed: int, image, labels, share: float, ignore_value: int):

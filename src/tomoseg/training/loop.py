@@ -8,7 +8,6 @@ resume (:mod:`.checkpoints`). The CPU and the GPU run the same code.
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from ..model import build_model
 from .checkpoints import RunFolder
 from .config import TrainConfig
 from .data import check_phantom_pool, load_pairs, phantom_volume_sets
+from .runlog import RunLog
 from .sampling import PatchSource, hold_out, largest_crop, split_part
 from .step import TrainStep, configure_device, resolve_device
 from .timing import PhaseClock
@@ -81,7 +81,12 @@ def _held_out(cfg: TrainConfig, pairs) -> tuple[list, list]:
     return train, held
 
 
-def _model(cfg: TrainConfig) -> torch.nn.Module:
+def _model(cfg: TrainConfig, run: RunFolder) -> torch.nn.Module:
+    """The network to train: a resume builds the run's own architecture (its weights come from the state, so the
+    init file need not be where it was), a new run starts from ``init`` or from random weights."""
+    if run.resuming:
+        return build_model(run.architecture() or {"levels": cfg.model.levels,
+                                                   "base_features": cfg.model.base_features})
     if cfg.init is None:
         return build_model({"levels": cfg.model.levels, "base_features": cfg.model.base_features})
     model = load_model(None if cfg.init == "default" else cfg.init)
@@ -90,6 +95,18 @@ def _model(cfg: TrainConfig) -> torch.nn.Module:
         raise TomosegError(f"init model has levels {arch['levels']}, base_features {arch['base_features']}; "
                            "set model: to match it")
     return model
+
+
+def init_identity(cfg: TrainConfig, model) -> dict | None:
+    """Which model a run started from: the config's name for it, the file's SHA-256, the shipped model it is (if
+    one) and the tomoseg version that wrote it. ``default`` names another model in each release (review R9)."""
+    if cfg.init is None:
+        return None
+    from ..shipped import shipped_name
+
+    meta = getattr(model, "metadata", None) or {}
+    return {"name": cfg.init, "path": str(model.path), "sha256": model.sha256, "shipped": shipped_name(model.sha256),
+            "tomoseg_version": meta.get("tomoseg_version")}
 
 
 def train(config: TrainConfig | dict, *, resume: bool = False, progress: bool = True, data=None) -> Path:
@@ -103,11 +120,21 @@ def train(config: TrainConfig | dict, *, resume: bool = False, progress: bool = 
 
     ``data``: the ``(training, validation)`` volumes from :func:`prepare_data` of an equal data section;
     by default they are prepared here.
+
+    A fine-tune (``init``) scores its init model on the validation patches first, as epoch 0: that model
+    competes for ``best.safetensors`` like every epoch, and the run warns where no epoch beat it.
     """
     from .config import config_from_dict
 
     cfg = config if isinstance(config, TrainConfig) else config_from_dict(config)
-    run = RunFolder(cfg, resume=resume)
+    run = RunFolder(cfg, resume=resume)  # a finished run, or a changed config, is refused before the data are read
+    log = RunLog(echo=progress)
+    with log.keeping_warnings():
+        _train(cfg, run, log, progress, data)
+    return run.path
+
+
+def _train(cfg: TrainConfig, run: RunFolder, log: RunLog, progress: bool, data) -> None:
     device = resolve_device(cfg.device)
     configure_device(cfg, device)
     torch.manual_seed(cfg.seed)
@@ -118,7 +145,9 @@ def train(config: TrainConfig | dict, *, resume: bool = False, progress: bool = 
     source = PatchSource(train_vols, cfg.sampling, cfg.augment, cfg.data.ignore_value,
                          cfg.data.normalization == "patch", device, seed=cfg.seed)
     val_patches = validation_patches(cfg, val_vols, train_vols, device)
-    step = TrainStep(_model(cfg).to(device).train(), cfg, device)
+    model = _model(cfg, run)
+    init = run.saved_init() if run.resuming else init_identity(cfg, model)
+    step = TrainStep(model.to(device).train(), cfg, device)
     setup = {"volumes": len(train_vols), "validation_volumes": len(val_vols), "data_s": round(t_data, 1),
              "device_s": round(time.perf_counter() - t0 - t_data, 1),
              "validation_source": validation_source(cfg, val_vols)}
@@ -128,32 +157,40 @@ def train(config: TrainConfig | dict, *, resume: bool = False, progress: bool = 
         warn("no held-out data (data.validation_volumes is empty): the validation scores and the choice of "
              "best.safetensors are computed on the training volumes; give data.validation_volumes (or "
              "data.hold_out, or sampling.mode: paper) for held-out numbers")
-    if progress:  # also recorded in the model files' metadata ("setup"), for runs under -q
-        print(f"training data: {setup['volumes']} volumes and {setup['validation_volumes']} for validation, ready "
-              f"in {setup['data_s']} s (validation: {setup['validation_source']}); on the {device.type} device in "
-              f"{setup['device_s']} s more", file=sys.stderr)
+    # also recorded in the model files' metadata ("setup"), for runs under -q
+    log.say(f"training data: {setup['volumes']} volumes and {setup['validation_volumes']} for validation, ready "
+            f"in {setup['data_s']} s (validation: {setup['validation_source']}); on the {device.type} device in "
+            f"{setup['device_s']} s more")
     counters = {"epoch": 0, "step": 0, "elapsed": 0.0, "best_val_loss": float("inf")}
     if run.resuming:
         counters.update(run.restore(step.model, step.optimizer, source))
         rng.bit_generator.state = counters.pop("numpy_rng")
-        _say_budget_change(cfg, run.saved_budget, step, counters)
+        _say_budget_change(cfg, run.saved_budget, step, counters, log)
+    meta = {**_model_metadata(cfg, train_vols), "trained_on": _trained_on(device, step), "setup": setup}
+    if init is not None:
+        meta["init"] = init
     run.start()
-    trained_on = {"device": device.type, "precision": step.precision}
-    if device.type == "cuda":
-        trained_on["gpu"] = torch.cuda.get_device_name(device)
-    meta = {**_model_metadata(cfg, train_vols), "trained_on": trained_on, "setup": setup}
-    loop = _Loop(cfg, run, step, source, (val_patches, val_vols or train_vols), counters, rng, meta)
+    log.open(run.path)
+    loop = _Loop(cfg, run, step, source, (val_patches, val_vols or train_vols), counters, rng, meta, log)
     # on the CPU, glibc keeps freed activations and gradients for the next step (tomoseg.cpu_memory): a step
     # of 2 x 96^3 on 2 cores went from 1.43 to 1.04 s
     with kept_on(device):
+        if init is not None and not run.resuming:
+            loop.baseline()
         loop.run(progress)
-    return run.path
+
+
+def _trained_on(device, step) -> dict:
+    trained_on = {"device": device.type, "precision": step.precision}
+    if device.type == "cuda":
+        trained_on["gpu"] = torch.cuda.get_device_name(device)
+    return trained_on
 
 
 def _model_metadata(cfg: TrainConfig, volumes) -> dict:
     """What the model file says about the data it expects; with whole-volume normalization, the z-scored
     gray-value histogram of its training volumes (``segment`` warns when an input's differs)."""
-    voxel = cfg.voxel_size_nm or _voxel_size(cfg, volumes)
+    voxel = _voxel_size(cfg, volumes)
     scope = "patch" if cfg.data.normalization == "patch" else "whole-volume"
     meta = {"normalization": {"method": "zscore", "scope": scope}, "voxel_size_nm": voxel, "threshold": 127}
     if scope == "whole-volume" and volumes:
@@ -164,7 +201,7 @@ def _model_metadata(cfg: TrainConfig, volumes) -> dict:
     return meta
 
 
-def _say_budget_change(cfg: TrainConfig, saved: tuple, step: TrainStep, counters: dict) -> None:
+def _say_budget_change(cfg: TrainConfig, saved: tuple, step: TrainStep, counters: dict, log: RunLog) -> None:
     """One line on stderr when a resume changes epochs or max_minutes: the schedules follow the share of the budget
     spent, so from the resumed step on they follow the new budget."""
     epochs, minutes = saved
@@ -183,39 +220,54 @@ def _say_budget_change(cfg: TrainConfig, saved: tuple, step: TrainStep, counters
             f"{step.learning_rate(after):.3g}")
     if cfg.optim.loss_after and step.loss_kind(before) != step.loss_kind(after):
         line += f", loss {step.loss_kind(before)} -> {step.loss_kind(after)}"
-    print(line, file=sys.stderr)
+    log.say(line, always=True)
 
 
-PHANTOM_VOXEL_NM = (29.33, 29.33, 29.33)
+VOXEL_TOLERANCE = 0.03  # relative: sizes closer than this are the same size written with other rounding
+
+
+def _voxel_text(size) -> str:
+    return " x ".join(f"{v:g}" for v in size) + " nm"
 
 
 def _voxel_size(cfg: TrainConfig, volumes) -> list | None:
-    """The voxel size the training data record, where the config gives none: the volumes' files (phantoms:
-    29.33 nm), else the ``init`` model's; None (with a warning) where they disagree."""
-    sizes = {v.voxel_size_nm for v in volumes if v.voxel_size_nm}
-    if cfg.data.phantoms is not None:
-        sizes.add(PHANTOM_VOXEL_NM)
+    """The voxel size the model records: the config's ``voxel_size_nm`` (with a warning where the training files
+    record another), else the one size the training volumes record (phantoms: 29.33 nm). None, with a warning, where
+    a training file records none or they record different sizes: the init model's size is not the data's (R2)."""
+    sizes: dict = {}
+    for v in volumes:
+        sizes.setdefault(tuple(v.voxel_size_nm) if v.voxel_size_nm else None, []).append(v.name)
+    unknown = sizes.pop(None, [])
+    if cfg.voxel_size_nm:
+        given = np.asarray(cfg.voxel_size_nm, float)
+        for size, names in sorted(sizes.items()):
+            if np.any(np.abs(np.asarray(size) / given - 1) > VOXEL_TOLERANCE):
+                warn(f"voxel_size_nm {_voxel_text(cfg.voxel_size_nm)} in the config differs from the "
+                     f"{_voxel_text(size)} that {names[0]}" + (f" (and {len(names) - 1} more)" if len(names) > 1
+                                                                 else "")
+                     + " records; the model records the config's, and segment will compare scans with it. Leave "
+                     "voxel_size_nm out of the config where the files are right")
+        return list(cfg.voxel_size_nm)
+    if unknown:
+        warn(f"the training scan {unknown[0]}" + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else "")
+             + " records no voxel size, so the model records none and segment cannot warn when a scan's differs; "
+             "set voxel_size_nm [z, y, x] in the config")
+        return None
     if len(sizes) > 1:
-        shown = "; ".join(" x ".join(f"{x:g}" for x in s) for s in sorted(sizes))
-        warn(f"the training volumes record different voxel sizes ({shown} nm), so the model records none; set "
+        shown = "; ".join(_voxel_text(s) for s in sorted(sizes))
+        warn(f"the training volumes record different voxel sizes ({shown}), so the model records none; set "
              "voxel_size_nm in the config to the size the model is for")
         return None
-    if sizes:
-        return list(sizes.pop())
-    if cfg.init is not None:
-        from ..checkpoint import model_path, read_metadata
-
-        return read_metadata(model_path(None if cfg.init == "default" else cfg.init)).get("voxel_size_nm")
-    return None
+    return list(next(iter(sizes))) if sizes else None
 
 
 class _Loop:
     """Epochs of steps until a budget ends; each epoch ends with validation and a checkpoint."""
 
-    def __init__(self, cfg, run, step, source, validation, counters, rng, model_meta):
+    def __init__(self, cfg, run, step, source, validation, counters, rng, model_meta, log):
         self.cfg, self.run_folder, self.step, self.source = cfg, run, step, source
         (self.val_patches, self.val_volumes), self.counters = validation, counters
-        self.rng, self.model_meta = rng, model_meta
+        self.rng, self.model_meta, self.log = rng, model_meta, log
         self.total_steps = cfg.epochs * cfg.sampling.steps_per_epoch
         self.budget_s = cfg.max_minutes * 60 if cfg.max_minutes else None
 
@@ -227,10 +279,21 @@ class _Loop:
 
     def run(self, show: bool) -> None:
         bar = _bar(show, self.total_steps, self.counters["step"])
-        while self.counters["epoch"] < self.cfg.epochs and self.progress() < 1:
-            self.epoch(bar)
-        if bar is not None:
-            bar.close()
+        self.log.bar = bar
+        try:
+            while self.counters["epoch"] < self.cfg.epochs and self.progress() < 1:
+                self.epoch(bar)
+        finally:
+            self.log.bar = None
+            if bar is not None:
+                bar.close()
+        self._say_outcome()
+
+    def baseline(self) -> None:
+        """Epoch 0 of a fine-tune: the init model scored on the validation patches before any step, recorded as a
+        row of metrics.csv and saved as best.safetensors until an epoch beats it (review R3)."""
+        t0 = time.perf_counter()
+        self._finish_epoch(t0, float("nan"), {}, t0)
 
     def epoch(self, bar) -> None:
         c, t0 = self.counters, time.perf_counter()
@@ -250,7 +313,13 @@ class _Loop:
                     bar.set_postfix(epoch=c["epoch"] + 1, loss=f"{float(torch.stack(losses[-20:]).mean()):.4f}")
             if self.progress() >= 1:
                 break
-        phases = clock.totals()
+        c["epoch"] += 1
+        self._finish_epoch(t0, float(torch.stack(losses).mean()), clock.totals(), t0, start_elapsed)
+
+    def _finish_epoch(self, t0: float, train_loss: float, phases: dict, started: float,
+                      start_elapsed: float | None = None) -> None:
+        """Validation, the metrics row, the checkpoint and the epoch's line."""
+        c = self.counters
         t_val = time.perf_counter()
         kind = self.step.loss_kind(self.progress())
         # best.safetensors is chosen by one criterion over the whole run: the validation loss of optim.loss, also
@@ -265,20 +334,52 @@ class _Loop:
                                       and self.cfg.sampling.patch_size)
             cm, best_threshold = scores.cm, scores.best_threshold
             score = -scores.f1_by_threshold[127]
-        c["epoch"] += 1
-        c["elapsed"] = start_elapsed + time.perf_counter() - t0
+        if start_elapsed is not None:  # epoch 0 (the init model's score) spends none of the time budget
+            c["elapsed"] = start_elapsed + time.perf_counter() - t0
         best = score < c.get("best_score", float("inf"))
+        if best:
+            c["best_epoch"], c["best_epoch_val_loss"] = c["epoch"], val_loss
+        if c["epoch"] == 0:
+            c["init_val_loss"] = val_loss
         c["best_score"] = min(score, c.get("best_score", float("inf")))
         c["best_val_loss"] = min(val_loss, c["best_val_loss"])
-        row = {"epoch": c["epoch"], "step": c["step"], "train_loss": float(torch.stack(losses).mean()),
+        row = {"epoch": c["epoch"], "step": c["step"], "train_loss": train_loss,
                "val_loss": val_loss, "accuracy": cm.accuracy, "tp": cm.tp, "tn": cm.tn, "fp": cm.fp, "fn": cm.fn,
                "recall": cm.recall, "precision": cm.precision, "f1": cm.f1, "best_threshold": best_threshold,
-               "seconds": time.perf_counter() - t0, "data_s": phases.get("data", 0.0),
+               "seconds": time.perf_counter() - started, "data_s": phases.get("data", 0.0),
                "compute_s": phases.get("compute", 0.0), "validation_s": time.perf_counter() - t_val,
                "loss_kind": kind, "val_loss_trained": val_losses[kind],
                "learning_rate": self.step.learning_rate(self.progress())}
         self.run_folder.save(self.step.model, self.step.optimizer, self.source,
                              {**c, "numpy_rng": self.rng.bit_generator.state}, row, self.model_meta, best=best)
+        self.log.say(epoch_line(row, self.cfg.epochs, c))
+
+    def _say_outcome(self) -> None:
+        """A fine-tune whose epochs all scored worse than its init model says so (review R3)."""
+        c, rows = self.counters, self.run_folder.rows
+        if c.get("best_epoch") != 0 or c["epoch"] == 0:
+            return
+        key = "f1" if self.cfg.sampling.validation == "volumes" else "val_loss"
+        before = [float(v) for e, v in zip(rows["epoch"], rows[key]) if int(e) == 0]
+        after = [float(v) for e, v in zip(rows["epoch"], rows[key]) if int(e) > 0 and v == v]
+        if not before or not after:
+            return
+        what = "whole-volume F1" if key == "f1" else "validation loss"
+        best = max(after) if key == "f1" else min(after)
+        warn(f"no epoch improved on the init model ({self.cfg.init}): {what} {before[0]:.4g} before training, "
+             f"{best:.4g} at best after; best.safetensors holds the init model's weights (epoch 0). Lower "
+             "optim.learning_rate, annotate more, or use the init model as it is")
+
+
+def epoch_line(row: dict, epochs: int, counters: dict) -> str:
+    """``epoch 3/10: train 0.0204, val 0.0203 (best 0.0194 @2), F1 0.130, 0.7 s``."""
+    f1 = row["f1"]
+    scores = f"val {row['val_loss']:.4g}" + (f" (best {counters['best_epoch_val_loss']:.4g} @{counters['best_epoch']})"
+                                              if "best_epoch" in counters else "")
+    scores += ", F1 " + (f"{f1:.3f}" if f1 == f1 else "n/a (nothing found)")
+    if row["epoch"] == 0:
+        return f"epoch 0/{epochs} (the init model, before training): {scores}, {row['seconds']:.1f} s"
+    return f"epoch {row['epoch']}/{epochs}: train {row['train_loss']:.4g}, {scores}, {row['seconds']:.1f} s"
 
 
 def _bar(enabled: bool, total: int, initial: int):
