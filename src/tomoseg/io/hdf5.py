@@ -368,15 +368,64 @@ def create_hdf5(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None, datase
     return Sink(parallel_writer(ds), finish=f.close, abort=f.close)
 
 
+def _copy_in(tmp: Path, path: Path, name: str, part: str, nexus: bool) -> None:
+    """The staged dataset ``/data`` of ``tmp`` copied into ``path`` as ``part``, then renamed to ``name``."""
+    with h5py.File(tmp, "r") as src, h5py.File(path, "a") as dst:
+        if part in dst:
+            del dst[part]
+        existing = _groups_of(dst, name)
+        parent = part.rsplit("/", 1)[0]
+        if parent and parent not in dst:
+            dst.require_group(parent)
+        dst.copy(src["/data"], part)
+        if name in dst:
+            del dst[name]
+        dst.move(part, name)
+        if nexus:
+            _mark_nexus(dst, name, existing)
+
+
+def _drop_partial(path: Path, part: str) -> str | None:
+    """After a failed copy: the half-copied ``part`` deleted from ``path``; None when done (or none was there),
+    else what the user should know."""
+    try:
+        with h5py.File(path, "a") as f:
+            if part in f:
+                del f[part]
+        return None
+    except Exception:  # the file cannot be opened for writing now (a full disk): the next run deletes it
+        return f"a half-copied {part} may be left in it (the next run into this file removes it; h5repack " \
+               "gives back its space)"
+
+
+def _h5_reason(exc: BaseException) -> str:
+    """The cause of an HDF5 write error in words: HDF5's message is a stack of its functions' names."""
+    import errno as errnos
+    import re
+
+    text = str(exc)
+    m = re.search(r"errno = (\d+)", text)
+    code = getattr(exc, "errno", None) or (int(m.group(1)) if m else None)
+    if code in (errnos.ENOSPC, errnos.EDQUOT):
+        return "the disk is full"
+    if code == errnos.EFBIG:
+        return "the file grew past the largest file size allowed (ulimit -f, or the file system's limit)"
+    if code == errnos.EROFS:
+        return "the file system is read-only"
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def create_hdf5_in_file(path: Path, shape, dtype, *, voxel_size=None, chunks=None, dataset: str | None = None,
                         tmp: Path | None = None, nexus: bool = False) -> Sink:
     """Write one dataset into an existing file, keeping its other datasets.
 
-    The data are written to a separate temporary file first; only when they are complete is the user's file
-    opened for writing, the dataset copied in as ``NAME.partial`` and renamed to ``NAME`` (replacing tomoseg's
-    own earlier result, as checked before). The user's file is thus open for writing only for the copy, not
-    for the whole computation, so a crash during the computation cannot damage its other datasets. ``nexus``:
-    as in :func:`create_hdf5`, for the groups created here.
+    Only files tomoseg created take new datasets (:func:`~tomoseg.io.output_guard.check_hdf5_file_of_tomoseg`,
+    checked before). The data are written to a separate temporary file first; only when they are complete, and
+    the disk has room for them (as compressed), is the file opened for writing, the dataset copied in as
+    ``NAME.partial`` and renamed to ``NAME`` (replacing tomoseg's own earlier result, as checked before). The
+    file is thus open for writing only for the copy, not for the whole computation. A failed copy (a full disk)
+    is one message naming the file, and its half-copied dataset is removed. ``nexus``: as in
+    :func:`create_hdf5`, for the groups created here.
     """
     name = "/" + (dataset or (_NEXUS_DEFAULT if nexus else DEFAULT_DATASET)).strip("/")
     tmp = Path(tmp or path.with_name(path.name + ".partial"))
@@ -389,25 +438,23 @@ def create_hdf5_in_file(path: Path, shape, dtype, *, voxel_size=None, chunks=Non
         raise
 
     def finish():
+        from .output_guard import _SLACK_BYTES, check_file_size_limit, check_free_space, human_size
+
         staging.close()
         part = name + ".partial"
         try:
-            with h5py.File(tmp, "r") as src, h5py.File(path, "a") as dst:
-                if part in dst:
-                    del dst[part]
-                existing = _groups_of(dst, name)
-                parent = part.rsplit("/", 1)[0]
-                if parent and parent not in dst:
-                    dst.require_group(parent)
-                dst.copy(src["/data"], part)
-                if name in dst:
-                    del dst[name]
-                dst.move(part, name)
-                if nexus:
-                    _mark_nexus(dst, name, existing)
-        except OSError as exc:
-            raise TomosegError(f"{path}: the result could not be added to this HDF5 file ({exc}); close other "
-                               "programs using it, or write to another file") from None
+            # the copy needs the staged dataset's size (as compressed) free, and the file room to grow by it:
+            # else refused now, the file untouched
+            staged = tmp.stat().st_size
+            check_free_space(path.parent, staged, what=f"adding {name} to {path.name}")
+            check_file_size_limit(path, path.stat().st_size + staged + _SLACK_BYTES, what=f"adding {name}")
+            _copy_in(tmp, path, name, part, nexus)
+        except (OSError, RuntimeError) as exc:  # h5py raises RuntimeError for a failed write (ENOSPC, EFBIG)
+            left = _drop_partial(path, part)
+            raise TomosegError(f"{path}: adding {name} ({human_size(tmp.stat().st_size)} compressed) to this HDF5 "
+                               f"file failed ({_h5_reason(exc)}); its other datasets are as they were"
+                               + ("" if left is None else f", {left}") + ". Free space on the disk (or close other "
+                               "programs using the file) and run again, or write to a new file") from None
         finally:
             tmp.unlink(missing_ok=True)
 

@@ -259,8 +259,9 @@ def check_output(path, *, overwrite: bool, input_shape=None, input_path=None) ->
         except Exception:
             raise TomosegError(f"{file}: exists and is not a readable HDF5 file; tomoseg leaves it untouched: "
                                "choose another output path") from None
-        if not exists:
-            return  # a new dataset in an existing file: nothing is replaced
+        if not exists:  # a new dataset: only in a file tomoseg created (a copy into it is not atomic)
+            check_hdf5_file_of_tomoseg(file, dataset)
+            return
     elif not (file.exists() or file.is_symlink()):
         return
     mine = written_by_tomoseg(file, dataset, fmt)
@@ -268,6 +269,8 @@ def check_output(path, *, overwrite: bool, input_shape=None, input_path=None) ->
     if mine:
         if not overwrite:
             raise TomosegError(f"{where}: already exists (an earlier tomoseg result); pass --overwrite to replace it")
+        if fmt == "hdf5":  # tomoseg's dataset in someone's file (earlier versions added datasets to any file)
+            check_hdf5_file_of_tomoseg(file, dataset)
         return
     if input_shape is None and input_path is not None:
         input_shape = _shape_of(input_path)
@@ -282,6 +285,81 @@ def check_output(path, *, overwrite: bool, input_shape=None, input_path=None) ->
     raise TomosegError(f"{where}: already exists as a {kind} that tomoseg did not write; it is left untouched "
                        "(--overwrite replaces only tomoseg's own results); choose another output path or remove it "
                        "yourself")
+
+
+def _hdf5_superblock_version(file: Path) -> int | None:
+    """The version of an HDF5 file's superblock (at the file's start: tomoseg writes no user block), else None."""
+    try:
+        with open(file, "rb") as fh:
+            head = fh.read(9)
+    except OSError:
+        return None
+    return head[8] if len(head) == 9 and head[:8] == b"\x89HDF\r\n\x1a\n" else None
+
+
+def foreign_in_hdf5_file(file: Path, limit: int = 3) -> list[str]:
+    """What makes the HDF5 ``file`` not one that tomoseg created, up to ``limit`` items (empty: tomoseg's own).
+
+    A file of tomoseg's holds datasets only tomoseg wrote (each with the attribute ``tomoseg``), at least one,
+    reached through its groups alone (no soft or external links), and has the superblock of the HDF5 1.8 file
+    format that h5py writes by default (version 0; 2 and up are written by programs asking for the newest format,
+    e.g. SWMR writers at beamlines, and version 3 holds the "file is open" flag that a crash leaves set)."""
+    import h5py
+
+    found: list[str] = []
+    datasets = 0
+
+    def visit(group, prefix: str) -> None:
+        nonlocal datasets
+        for key in group:
+            if len(found) >= limit:
+                return
+            name = f"{prefix}/{key}"
+            link = group.get(key, getlink=True)
+            if not isinstance(link, h5py.HardLink):
+                found.append(f"the link {name}")
+                continue
+            obj = group[key]
+            if isinstance(obj, h5py.Group):
+                visit(obj, name)
+            elif isinstance(obj, h5py.Dataset):
+                datasets += 1
+                if MARK not in obj.attrs:
+                    found.append(name)
+            else:
+                found.append(name)
+
+    try:
+        with h5py.File(file, "r") as f:
+            visit(f, "")
+    except Exception as exc:
+        return [f"content tomoseg cannot read ({type(exc).__name__})"]
+    if not found and not datasets:
+        found.append("no dataset of tomoseg's")
+    version = _hdf5_superblock_version(file)
+    if (version is None or version >= 2) and len(found) < limit:
+        found.append(f"a superblock of version {version}, another program's file format" if version is not None
+                     else "a user block before its superblock")
+    return found
+
+
+def check_hdf5_file_of_tomoseg(file, dataset: str) -> None:
+    """Refuse to write ``dataset`` into the existing HDF5 ``file`` unless tomoseg created the file
+    (:func:`foreign_in_hdf5_file`). A dataset is added to an existing file by copying it in, which HDF5 cannot
+    do atomically: a kill, power loss or full disk during the copy can leave the file with dead space, or, in
+    the newer file format, flagged as open and unreadable until ``h5clear -s``. tomoseg takes that risk only
+    with its own results, never with a user's raw scan or results file."""
+    file = Path(file)
+    foreign = foreign_in_hdf5_file(file)
+    if not foreign:
+        return
+    leaf = [p for p in dataset.split("/") if p][-1]
+    new = file.with_name(f"{file.stem}_{leaf}{file.suffix}")
+    raise TomosegError(f"{file}: an HDF5 file that tomoseg did not create (it holds {', '.join(foreign)}); tomoseg "
+                       "adds datasets only to HDF5 files it created, since a crash while a dataset is copied into a "
+                       f"file can leave the file unreadable. Write {dataset} to a new file, e.g. {new}:{dataset}, "
+                       f"and copy it in yourself if you want it there (h5copy -i {new} -s {dataset} -o {file} "
+                       f"-d {dataset})")
 
 
 def check_writable_folder(folder: Path, what: str = "output") -> None:
@@ -328,6 +406,26 @@ def check_free_space(folder, needed: int, *, what: str = "the output") -> None:
     if free is not None and free < needed + _SLACK_BYTES:
         raise TomosegError(f"{folder}: {what} needs {human_size(needed)} but only {human_size(free)} are free on "
                            "this disk; free space or choose another output folder")
+
+
+def file_size_limit() -> int | None:
+    """The largest file this process may write (``ulimit -f``, RLIMIT_FSIZE), in bytes; None where unlimited."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    return None if soft == resource.RLIM_INFINITY or soft < 0 else int(soft)
+
+
+def check_file_size_limit(path, nbytes: int, *, what: str = "the output") -> None:
+    """Refuse a file that would grow past this process's limit on file size (``ulimit -f``): the write would
+    fail half-way (EFBIG; HDF5 copying a dataset may even abort the process)."""
+    limit = file_size_limit()
+    if limit is not None and nbytes > limit:
+        raise TomosegError(f"{path}: {what} needs a file of {human_size(nbytes)}, past the limit on file size set "
+                           f"for this shell or job ({human_size(limit)}, ulimit -f); raise it (ulimit -f unlimited) "
+                           "or ask the batch system for more, and run again")
 
 
 def warn_if_short(folder, nbytes: int, *, what: str) -> None:
