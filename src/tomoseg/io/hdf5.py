@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import TomosegError
 from .hdf5_chunks import parallel_reader, parallel_writer
-from .volume import Sink, Volume, squeeze_leading
+from .volume import Sink, Volume, squeeze_leading, write_error_reason
 
 EXTENSIONS = (".h5", ".hdf5", ".hdf", ".nxs", ".nx5", ".he5")
 NEXUS_EXTENSIONS = (".nxs", ".nx5")  # outputs with these names are written as NeXus (:func:`_mark_nexus`)
@@ -356,6 +356,15 @@ def _groups_of(f: h5py.File, name: str) -> frozenset:
     return frozenset(p for p in paths if p in f)
 
 
+def _close_discarded(f: h5py.File) -> None:
+    """Close a staging file that is being thrown away: its flush failing too (the full disk that stopped the
+    write) must not hide the error that stopped it."""
+    try:
+        f.close()
+    except (OSError, RuntimeError):
+        pass
+
+
 def create_hdf5(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None, dataset: str | None = None,
                 nexus: bool = False) -> Sink:
     """A new HDF5 file holding one dataset (``dataset``, default ``/data``); ``nexus``: the output is named
@@ -365,7 +374,58 @@ def create_hdf5(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None, datase
     ds = _create(f, name, shape, dtype, voxel_size, chunks)
     if nexus:
         _mark_nexus(f, name)
-    return Sink(parallel_writer(ds), finish=f.close, abort=f.close)
+    return Sink(parallel_writer(ds), finish=f.close, abort=lambda: _close_discarded(f))
+
+
+def _copy_in(tmp: Path, path: Path, name: str, part: str, nexus: bool) -> None:
+    """The staged dataset ``/data`` of ``tmp`` copied into ``path`` as ``part``, then renamed to ``name``."""
+    with h5py.File(tmp, "r") as src, h5py.File(path, "a") as dst:
+        if part in dst:
+            del dst[part]
+        existing = _groups_of(dst, name)
+        parent = part.rsplit("/", 1)[0]
+        if parent and parent not in dst:
+            dst.require_group(parent)
+        dst.copy(src["/data"], part)
+        if name in dst:
+            del dst[name]
+        dst.move(part, name)
+        if nexus:
+            _mark_nexus(dst, name, existing)
+
+
+def _drop_partial(path: Path, part: str) -> str | None:
+    """After a failed copy: the half-copied ``part`` deleted from ``path``; None when done (or none was there),
+    else what the user should know."""
+    try:
+        with h5py.File(path, "a") as f:
+            if part in f:
+                del f[part]
+        return None
+    except Exception:  # the file cannot be opened for writing now (a full disk): the next run deletes it
+        return f"a half-copied {part} may be left in it (the next run into this file removes it; h5repack " \
+               "gives back its space)"
+
+
+def _close_discarded(f: h5py.File) -> None:
+    """Close a staging file that is being thrown away: its flush failing too (the full disk that stopped the
+    write) must not hide the error that stopped it."""
+    try:
+        f.close()
+    except (OSError, RuntimeError):
+        pass
+
+
+def create_hdf5(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None, dataset: str | None = None,
+                nexus: bool = False) -> Sink:
+    """A new HDF5 file holding one dataset (``dataset``, default ``/data``); ``nexus``: the output is named
+    ``.nxs``/``.nx5``, its dataset (default ``/entry/data/data``) is marked as NeXus data (:func:`_mark_nexus`)."""
+    name = dataset or (_NEXUS_DEFAULT if nexus else DEFAULT_DATASET)
+    f = h5py.File(tmp, "w")
+    ds = _create(f, name, shape, dtype, voxel_size, chunks)
+    if nexus:
+        _mark_nexus(f, name)
+    return Sink(parallel_writer(ds), finish=f.close, abort=lambda: _close_discarded(f))
 
 
 def _copy_in(tmp: Path, path: Path, name: str, part: str, nexus: bool) -> None:
@@ -452,7 +512,7 @@ def create_hdf5_in_file(path: Path, shape, dtype, *, voxel_size=None, chunks=Non
         except (OSError, RuntimeError) as exc:  # h5py raises RuntimeError for a failed write (ENOSPC, EFBIG)
             left = _drop_partial(path, part)
             raise TomosegError(f"{path}: adding {name} ({human_size(tmp.stat().st_size)} compressed) to this HDF5 "
-                               f"file failed ({_h5_reason(exc)}); its other datasets are as they were"
+                               f"file failed ({write_error_reason(exc)}); its other datasets are as they were"
                                + ("" if left is None else f", {left}") + ". Free space on the disk (or close other "
                                "programs using the file) and run again, or write to a new file") from None
         finally:
@@ -460,7 +520,7 @@ def create_hdf5_in_file(path: Path, shape, dtype, *, voxel_size=None, chunks=Non
 
     def abort():
         try:
-            staging.close()
+            _close_discarded(staging)
         finally:
             tmp.unlink(missing_ok=True)
 
