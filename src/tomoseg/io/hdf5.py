@@ -407,74 +407,6 @@ def _drop_partial(path: Path, part: str) -> str | None:
                "gives back its space)"
 
 
-def _close_discarded(f: h5py.File) -> None:
-    """Close a staging file that is being thrown away: its flush failing too (the full disk that stopped the
-    write) must not hide the error that stopped it."""
-    try:
-        f.close()
-    except (OSError, RuntimeError):
-        pass
-
-
-def create_hdf5(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None, dataset: str | None = None,
-                nexus: bool = False) -> Sink:
-    """A new HDF5 file holding one dataset (``dataset``, default ``/data``); ``nexus``: the output is named
-    ``.nxs``/``.nx5``, its dataset (default ``/entry/data/data``) is marked as NeXus data (:func:`_mark_nexus`)."""
-    name = dataset or (_NEXUS_DEFAULT if nexus else DEFAULT_DATASET)
-    f = h5py.File(tmp, "w")
-    ds = _create(f, name, shape, dtype, voxel_size, chunks)
-    if nexus:
-        _mark_nexus(f, name)
-    return Sink(parallel_writer(ds), finish=f.close, abort=lambda: _close_discarded(f))
-
-
-def _copy_in(tmp: Path, path: Path, name: str, part: str, nexus: bool) -> None:
-    """The staged dataset ``/data`` of ``tmp`` copied into ``path`` as ``part``, then renamed to ``name``."""
-    with h5py.File(tmp, "r") as src, h5py.File(path, "a") as dst:
-        if part in dst:
-            del dst[part]
-        existing = _groups_of(dst, name)
-        parent = part.rsplit("/", 1)[0]
-        if parent and parent not in dst:
-            dst.require_group(parent)
-        dst.copy(src["/data"], part)
-        if name in dst:
-            del dst[name]
-        dst.move(part, name)
-        if nexus:
-            _mark_nexus(dst, name, existing)
-
-
-def _drop_partial(path: Path, part: str) -> str | None:
-    """After a failed copy: the half-copied ``part`` deleted from ``path``; None when done (or none was there),
-    else what the user should know."""
-    try:
-        with h5py.File(path, "a") as f:
-            if part in f:
-                del f[part]
-        return None
-    except Exception:  # the file cannot be opened for writing now (a full disk): the next run deletes it
-        return f"a half-copied {part} may be left in it (the next run into this file removes it; h5repack " \
-               "gives back its space)"
-
-
-def _h5_reason(exc: BaseException) -> str:
-    """The cause of an HDF5 write error in words: HDF5's message is a stack of its functions' names."""
-    import errno as errnos
-    import re
-
-    text = str(exc)
-    m = re.search(r"errno = (\d+)", text)
-    code = getattr(exc, "errno", None) or (int(m.group(1)) if m else None)
-    if code in (errnos.ENOSPC, errnos.EDQUOT):
-        return "the disk is full"
-    if code == errnos.EFBIG:
-        return "the file grew past the largest file size allowed (ulimit -f, or the file system's limit)"
-    if code == errnos.EROFS:
-        return "the file system is read-only"
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def create_hdf5_in_file(path: Path, shape, dtype, *, voxel_size=None, chunks=None, dataset: str | None = None,
                         tmp: Path | None = None, nexus: bool = False) -> Sink:
     """Write one dataset into an existing file, keeping its other datasets.
@@ -499,6 +431,7 @@ def create_hdf5_in_file(path: Path, shape, dtype, *, voxel_size=None, chunks=Non
 
     def finish():
         from .output_guard import _SLACK_BYTES, check_file_size_limit, check_free_space, human_size
+        from .result_stamps import file_stamp, restamp_hdf5_records
 
         staging.close()
         part = name + ".partial"
@@ -508,7 +441,9 @@ def create_hdf5_in_file(path: Path, shape, dtype, *, voxel_size=None, chunks=Non
             staged = tmp.stat().st_size
             check_free_space(path.parent, staged, what=f"adding {name} to {path.name}")
             check_file_size_limit(path, path.stat().st_size + staged + _SLACK_BYTES, what=f"adding {name}")
+            before = file_stamp(path)
             _copy_in(tmp, path, name, part, nexus)
+            restamp_hdf5_records(path, before)  # the records of its other datasets: tomoseg wrote last
         except (OSError, RuntimeError) as exc:  # h5py raises RuntimeError for a failed write (ENOSPC, EFBIG)
             left = _drop_partial(path, part)
             raise TomosegError(f"{path}: adding {name} ({human_size(tmp.stat().st_size)} compressed) to this HDF5 "
