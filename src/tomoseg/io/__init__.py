@@ -185,7 +185,7 @@ def create_volume(path, shape, dtype, *, voxel_size=None, chunks=None, overwrite
     if in_file:  # staged in a file of its own, then copied in: twice its (compressed) size
         staged = f"{file.name}:{dataset or hdf5.default_dataset(file)}"
         output_guard.warn_if_short(file.parent, 2 * output_guard.output_bytes(shape, dtype),
-                                   what=f"the staged {staged} and its copy into the file")
+                                   what=f"the staged {staged} and its copy into the file", resume=False)
     nexus = fmt == "hdf5" and file.suffix.lower() in hdf5.NEXUS_EXTENSIONS
     factories = {
         "tiff": lambda tmp: tiff.create_tiff(tmp, shape, dtype, **kwargs),
