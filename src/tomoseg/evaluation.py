@@ -189,4 +189,7 @@ def write_evaluation(result: dict, out_dir, *, image=None, voxel_size=None, prog
     tmp = out / "evaluation.json.partial"
     tmp.write_text(json.dumps(result, indent=1, default=float), encoding="utf-8")
     tmp.replace(out / "evaluation.json")
+    from .io.result_stamps import stamp_results
+
+    stamp_results([out / "evaluation.json"])
     return result

@@ -34,6 +34,9 @@ def write_csv(table: Table, path, *, overwrite: bool = False) -> Path:
         for i in range(n_rows(table)):
             writer.writerow([_fmt(table[c][i]) for c in columns])
     tmp.replace(path)
+    from .io.result_stamps import stamp_results
+
+    stamp_results([path])  # an edit made later is then told apart (never replaced by --overwrite)
     return path
 
 

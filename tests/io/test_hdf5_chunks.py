@@ -140,7 +140,7 @@ def test_chunks_encoded_here_read_back_as_h5py_wrote_them(tmp_path, rng, dtype, 
 
 
 def test_segment_outputs_go_through_the_chunk_writer(tmp_path):
-    from tomoseg.io import create_volume, read_volume
+    from tomoseg.io import create_volume, read_volume, write_volume
     from tomoseg.io.hdf5_chunks import ParallelChunkWriter
 
     v = np.random.default_rng(0).integers(0, 255, (70, 130, 64), dtype=np.uint8)
@@ -149,8 +149,7 @@ def test_segment_outputs_go_through_the_chunk_writer(tmp_path):
         w[0:64] = v[0:64]
         w[64:70] = v[64:70]
     np.testing.assert_array_equal(read_volume(str(tmp_path / "o.h5")), v)
-    with h5py.File(tmp_path / "x.h5", "w") as f:
-        f["other"] = 1
+    write_volume(f"{tmp_path / 'x.h5'}:/other", np.ones((2, 2, 2), np.uint8))  # a file of tomoseg's
     with create_volume(f"{tmp_path / 'x.h5'}:/seg", v.shape, np.uint8) as w:  # into an existing file
         assert isinstance(w._sink.array, ParallelChunkWriter)
         w[:, :, :] = v

@@ -63,9 +63,11 @@ def test_second_dataset_of_a_nexus_output_and_other_paths(tmp_path):
     np.testing.assert_array_equal(open_volume(str(tmp_path / "s.nxs")).read(), _data())
 
 
-def test_nexus_output_into_another_programs_file_leaves_its_groups(tmp_path):
-    """Into an existing NeXus file: only the groups tomoseg creates get NeXus attributes; the file's default and
-    another program's entry stay as they were."""
+def test_nexus_output_into_another_programs_file_is_refused_and_a_second_entry_keeps_the_default(tmp_path):
+    """Another program's NeXus file takes no dataset of tomoseg's (D1: the copy into it is not atomic); in
+    tomoseg's own file a second NXentry is marked as NeXus data and the file's default stays the first."""
+    from tomoseg.errors import TomosegError
+
     path = tmp_path / "scan.nxs"
     with h5py.File(path, "w") as f:
         entry = f.create_group("scan")
@@ -73,14 +75,17 @@ def test_nexus_output_into_another_programs_file_leaves_its_groups(tmp_path):
         raw = entry.create_group("raw")
         raw.attrs.update({"NX_class": "NXdata", "signal": "volume"})
         raw.create_dataset("volume", data=_data())
-    with create_volume(str(path) + ":/scan/seg/prob", (5, 6, 7), np.uint8) as w:
+    before = path.read_bytes()
+    with pytest.raises(TomosegError, match="an HDF5 file that tomoseg did not create"):
+        create_volume(str(path) + ":/scan/seg/prob", (5, 6, 7), np.uint8)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["scan.nxs"]
+    own = tmp_path / "own.nxs"
+    write_volume(str(own), _data())
+    with create_volume(str(own) + ":/result/data/data", (5, 6, 7), np.uint8) as w:
         w[:, :, :] = _data()
-    with create_volume(str(path) + ":/result/data/data", (5, 6, 7), np.uint8) as w:
-        w[:, :, :] = _data()
-    with h5py.File(path, "r") as f:
-        assert "default" not in f.attrs  # the file has another NXentry: its default is not decided here
-        assert _attrs(f["/scan"]) == {"NX_class": "NXentry", "default": "raw"}
-        assert _attrs(f["/scan/seg"]) == {"NX_class": "NXdata", "signal": "prob"}
+    with h5py.File(own, "r") as f:
+        assert _attrs(f)["default"] == "entry"
+        _is_nexus_data(f)
         _is_nexus_data(f, entry="result")
 
 

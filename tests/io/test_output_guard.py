@@ -56,22 +56,98 @@ def test_own_slice_folder_is_replaced_with_overwrite(tmp_path, scan, tiny_model,
 
 
 def test_hdf5_other_datasets_survive(tmp_path, scan, tiny_model, capsys):
+    """A file tomoseg created takes more datasets (each replaced only with --overwrite); its others stay."""
     h5 = tmp_path / "exp.h5"
-    with h5py.File(h5, "w") as f:
-        f["/entry/raw"] = np.arange(1000, dtype=np.uint16).reshape(10, 10, 10)
-        f["/entry/foreign"] = np.zeros((10, 20, 20), np.uint8)
+    write_volume(f"{h5}:/entry/raw", np.arange(1000, dtype=np.uint16).reshape(10, 10, 10))
+    write_volume(f"{h5}:/entry/other", np.zeros((10, 20, 20), np.uint8))
     out = f"{h5}:/entry/seg"
     assert _cli(["segment", str(scan), out] + _seg(tiny_model), capsys)[0] == 0
     code, err = _cli(["segment", str(scan), out] + _seg(tiny_model), capsys)
     assert code == 1 and "pass --overwrite" in err
     assert _cli(["segment", str(scan), out, "--overwrite"] + _seg(tiny_model), capsys)[0] == 0
-    code, err = _cli(["segment", str(scan), f"{h5}:/entry/foreign", "--overwrite"] + _seg(tiny_model), capsys)
-    assert code == 1 and "did not write" in err
     with h5py.File(h5, "r") as f:
         assert np.array_equal(f["/entry/raw"][...], np.arange(1000, dtype=np.uint16).reshape(10, 10, 10))
         assert f["/entry/seg"].shape == (10, 20, 20) and "tomoseg" in f["/entry/seg"].attrs
-        assert not f["/entry/foreign"][...].any()
-        assert sorted(f["/entry"]) == ["foreign", "raw", "seg"]
+        assert not f["/entry/other"][...].any()
+        assert sorted(f["/entry"]) == ["other", "raw", "seg"]
+
+
+def _users_h5(path, libver):
+    """A user's file as a beamline writer leaves it (libver "latest": superblock 3, SWMR-capable) or as
+    h5py writes by default."""
+    with h5py.File(path, "w", libver=libver) as f:
+        f["/exchange/data"] = np.arange(10 * 20 * 20, dtype=np.uint16).reshape(10, 20, 20)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("libver", ["latest", "earliest"])
+def test_no_dataset_is_added_to_an_hdf5_file_tomoseg_did_not_create(tmp_path, scan, tiny_model, capsys, libver):
+    """D1: a dataset added to an existing file is copied into it, which a kill or a full disk can interrupt:
+    the file then had dead space, or (libver latest) stayed flagged open and unreadable. tomoseg adds datasets
+    only to files it created: every output into a user's file is refused before any work, naming a new file."""
+    h5 = tmp_path / "raw.h5"
+    before = _users_h5(h5, libver)
+    mask = tmp_path / "mask.tif"
+    write_volume(mask, (np.arange(10 * 20 * 20).reshape(10, 20, 20) % 7 == 0).astype(np.uint8))
+    runs = [["segment", str(scan), f"{h5}:/prob"] + _seg(tiny_model),
+            ["segment", str(scan), "p.zarr", "--mask", f"{h5}:/mask"] + _seg(tiny_model),
+            ["analyze", str(mask), "--labels", f"{h5}:/labels"],
+            ["phantom", f"{h5}:/phantom", "--labels", str(tmp_path / "lab.tif"), "--shape", "8", "16", "16"]]
+    for argv in runs:
+        for extra in ([], ["--overwrite"]):
+            code, err = _cli(argv + extra, capsys)
+            leaf = argv[argv.index(next(a for a in argv if a.startswith(str(h5))))].split("/")[-1]
+            assert code == 1 and "Traceback" not in err, err
+            assert f"{h5}: an HDF5 file that tomoseg did not create (it holds /exchange/data" in err
+            assert f"e.g. {tmp_path / f'raw_{leaf}.h5'}:/{leaf}" in err and "h5copy" in err
+    assert h5.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mask.tif", "raw.h5", "scan.tif"]
+
+
+def test_tomosegs_dataset_in_a_users_file_is_not_replaced(tmp_path, scan, tiny_model, capsys):
+    """Earlier versions added datasets to any file: --overwrite of such a dataset would copy into the user's
+    file again, and is refused the same way."""
+    h5 = tmp_path / "exp.h5"
+    _users_h5(h5, "earliest")
+    with h5py.File(h5, "a") as f:  # as an earlier version left it
+        f["/seg"] = np.zeros((10, 20, 20), np.uint8)
+        f["/seg"].attrs["tomoseg"] = "written by tomoseg 0.9"
+    before = h5.read_bytes()
+    code, err = _cli(["segment", str(scan), f"{h5}:/seg", "--overwrite"] + _seg(tiny_model), capsys)
+    assert code == 1 and "an HDF5 file that tomoseg did not create (it holds /exchange/data)" in err
+    assert h5.read_bytes() == before
+
+
+def test_a_dataset_that_would_grow_the_file_past_the_size_limit_is_refused_before_the_copy(tmp_path):
+    """D1: adding a dataset past the limit on file size (ulimit -f, a batch job's) failed in the copy: HDF5 2.0
+    then aborts the process ("double free or corruption"), the half-copied dataset left in the file. Now the
+    limit is checked before the file is opened for writing: one message, the file as it was, no staging file."""
+    import subprocess
+    import sys
+
+    h5 = tmp_path / "res.h5"
+    rng = np.random.default_rng(1)
+    first = rng.integers(0, 255, (16, 128, 128), dtype=np.uint8)  # 256 KiB, incompressible
+    write_volume(f"{h5}:/first", first)
+    before = h5.read_bytes()
+    limit = len(before) + 100_000  # the staging file (256 KiB) fits; the file with the copy would not
+    script = f"""
+import resource, signal, numpy as np
+from tomoseg.errors import TomosegError
+from tomoseg.io import write_volume
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
+try:
+    write_volume({str(h5)!r} + ":/second", np.random.default_rng(2).integers(0, 255, (16, 128, 128), np.uint8))
+except TomosegError as exc:
+    print(exc)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stderr == "", out
+    assert out.stdout.startswith(f"{h5}: adding /second needs a file of ") and \
+        "past the limit on file size set for this shell or job" in out.stdout and "ulimit -f" in out.stdout
+    assert h5.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["res.h5"]
 
 
 def test_raw_scan_named_as_output_survives(tmp_path, scan, tiny_model, capsys):
@@ -152,15 +228,15 @@ def test_hdf5_file_untouched_while_its_new_dataset_is_computed(tmp_path):
     from tomoseg.io import create_volume
 
     h5 = tmp_path / "exp.h5"
-    with h5py.File(h5, "w") as f:
-        f["/entry/raw"] = np.arange(64, dtype=np.uint16).reshape(4, 4, 4)
+    write_volume(f"{h5}:/entry/raw", np.arange(64, dtype=np.uint16).reshape(4, 4, 4))
     before = h5.read_bytes()
     with pytest.raises(RuntimeError):
         with create_volume(f"{h5}:/entry/seg", (4, 4, 4), np.uint8) as w:
             w[0:2] = 1
             assert h5.read_bytes() == before  # the data go to a staging file until complete
             raise RuntimeError("killed")
-    assert h5.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["exp.h5"]
+    assert h5.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exp.h5"]
     with create_volume(f"{h5}:/entry/seg", (4, 4, 4), np.uint8) as w:
         w[:] = 3
     with h5py.File(h5, "r") as f:
@@ -306,6 +382,6 @@ def test_a_users_file_saved_over_tomosegs_is_not_taken_for_tomosegs_by_the_recor
     np.save(own, users)
     st = own.stat()
     os.utime(own, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
-    with pytest.raises(TomosegError, match="did not write"):
+    with pytest.raises(TomosegError, match="own.npy: changed since tomoseg wrote it .*move it away"):
         write_volume(own, np.zeros((3, 4, 5), np.uint8), overwrite=True)
     assert np.array_equal(np.load(own), users)

@@ -142,14 +142,42 @@ def _memory_advice(args) -> str:
     return advice
 
 
+# the options naming what a command writes, for a write error that names no file
+_OUTPUT_OPTIONS = (("output", None), ("image", None), ("mask", "--mask"), ("labels", "--labels"),
+                   ("ome_zarr", "--ome-zarr"), ("csv", "--csv"), ("out", "--out"), ("objects", "--objects"))
+
+
+def _written_by(args) -> str:
+    """Where the command writes (``prob.tif, --mask m.h5:/mask``), for a message about a failed write."""
+    if getattr(args, "command", None) in ("evaluate", "track", "analyze", "segment", "phantom"):
+        named = [f"{opt} {value}" if opt else str(value) for attr, opt in _OUTPUT_OPTIONS
+                 if isinstance(value := getattr(args, attr, None), (str, os.PathLike))]
+        # evaluate's positional "labels" is an input, not an output
+        named = [n for n in named if not (args.command == "evaluate" and n.startswith("--labels"))]
+        return ", ".join(named)
+    return ""
+
+
 def _system_error(exc: BaseException, args) -> str:
+    """A system error in one line: what happened, to which file (the error's, else the command's outputs),
+    what to do, and where the run can be continued, how."""
     if isinstance(exc, MemoryError):
         return f"out of memory; {_memory_advice(args)}"
-    if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
-        where = f" writing {exc.filename}" if getattr(exc, "filename", None) else ""
-        return (f"the disk is full{where}; no finished output was put in place. Free space and run again"
-                + _resume_hint(args).replace(";", ":", 1))
-    return str(exc)
+    code = getattr(exc, "errno", None)
+    if code not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS):
+        return str(exc)
+    named = getattr(exc, "filename", None)
+    outputs = _written_by(args) if not named else ""
+    where = f" writing {named}" if named else f" while writing an output ({outputs})" if outputs else ""
+    if code == errno.EFBIG:
+        what = (f"a file grew past the largest size allowed{where} (the limit on file size of this shell or job: "
+                "ulimit -f; or the file system's: FAT32 holds 4 GiB at most); raise the limit or write to another "
+                "disk, and run again")
+    elif code == errno.EROFS:
+        what = f"the file system is read-only{where}; write to a folder on a writable disk, and run again"
+    else:
+        what = f"the disk is full{where}; no finished output was put in place. Free space and run again"
+    return what + _resume_hint(args)
 
 
 def one_line(text: str) -> str:

@@ -211,9 +211,12 @@ def _step(bar, starting: str | None = None) -> None:
 
 def _write_json(path: Path, record: dict) -> None:
     """``record`` as JSON at ``path``, written under a temporary name and renamed when complete."""
+    from ..io.result_stamps import stamp_results
+
     tmp = path.with_name(path.name + ".partial")
     tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
     tmp.replace(path)
+    stamp_results([path])
 
 
 def _write_figures(vol, result, options, voxel_size, intensity, sample_mask, population, out, bar, *,
@@ -298,14 +301,64 @@ def _check_label_outputs(args) -> None:
                 raise TomosegError("--ome-zarr needs ome-zarr-models: pip install ome-zarr-models (Python 3.11 "
                                    "to 3.13)")
         f, _ = split_dataset(target)
+        source = getattr(args, "volume", None) or getattr(args, "input", None)
         # refused now, not after the analysis: an existing output unless it is tomoseg's and --overwrite is given;
         # a new dataset in an existing HDF5 file (the map's own, say) replaces nothing
-        check_output(target, overwrite=args.overwrite,
-                     input_path=getattr(args, "volume", None) or getattr(args, "input", None))
+        check_output(target, overwrite=args.overwrite, input_path=source)
         out = getattr(args, "out", None)  # analyze makes its --out folder
         in_out = bool(out) and f.parent.resolve() == Path(out).resolve()
         if not f.parent.exists() and not in_out:
             raise TomosegError(f"{f.parent}: output folder does not exist; create it first")
+        _check_label_room(args, opt, target, source)
+
+
+def _check_label_room(args, opt: str, target, source) -> None:
+    """Before the work: the folder of a label output writable, and room on its disk for it at the input's
+    shape (TIFF, NRRD, NPY: refused when it cannot fit, with the other uncompressed outputs of the run on the
+    same disk; compressed formats: a warning when less than their uncompressed size is free)."""
+    import numpy as np
+
+    from ..io import check_output_format, format_of, split_dataset
+    from ..io.output_guard import (UNCOMPRESSED, _shape_of, check_file_size_limit, check_free_space,
+                                   check_writable_folder, output_bytes, warn_if_short)
+    from ..objects.label_image import label_dtype_for
+
+    f, _ = split_dataset(target)
+    folder = next(p for p in (f.parent, *f.parent.parents) if p.exists())  # analyze --out: made later
+    check_writable_folder(folder)
+    shape = _shape_of(source)
+    if shape is None:  # the input is checked (and refused) when it is opened
+        return
+    if opt == "--ome-zarr":  # the image (at most float32), the mask and the objects (uint32), compressed
+        warn_if_short(folder, output_bytes(shape, np.float32) + output_bytes(shape, np.uint8)
+                      + output_bytes(shape, np.uint32), what=f"the OME-Zarr {f.name}", resume=False)
+        return
+    dtype = label_dtype_for(target, 1)  # TIFF: uint16 (float32 past 65535 objects); other formats uint32
+    check_output_format(target, dtype, shape)
+    nbytes = output_bytes(shape, dtype)
+    fmt = format_of(target, for_writing=True)
+    if fmt not in UNCOMPRESSED:
+        staged = 2 if fmt == "hdf5" and f.exists() else 1  # into an existing HDF5 file: staged, then copied in
+        warn_if_short(folder, staged * nbytes, what=f"the label image {f.name}", resume=False)
+        return
+    check_file_size_limit(f, nbytes, what="the label image")
+    need = nbytes
+    for other in (getattr(args, "output", None), getattr(args, "mask", None)):  # segment's map and mask
+        if other and format_of(other, for_writing=True) in UNCOMPRESSED and _same_disk(split_dataset(other)[0],
+                                                                                        folder):
+            need += output_bytes(shape, np.uint8)
+    check_free_space(folder, need, what=f"writing {f.name}" + (" (with the probability map and mask)"
+                                                                if need > nbytes else ""))
+
+
+def _same_disk(path: Path, folder: Path) -> bool:
+    import os
+
+    try:
+        there = next(p for p in (path.parent, *path.parent.parents) if p.exists())
+        return os.stat(there).st_dev == os.stat(folder).st_dev
+    except (OSError, StopIteration):
+        return False
 
 
 def _write_label_outputs(args, vol, result, table, intensity, voxel_size, out) -> None:
@@ -357,6 +410,10 @@ def _run_evaluate(args) -> int:
 
     if args.report and not args.out:
         raise TomosegError("--report needs --out FOLDER")
+    folder = [(None, Path(args.out) / name) for name in ("evaluation.json", "objects_prediction.csv",
+                                                         "report.html")] if args.out else []
+    check_outputs_apart(folder, inputs=[(None, args.prediction), (None, args.labels),
+                                        ("--intensity", args.intensity)])
     options = _options(args)
     override = checked_voxel_size(args.voxel_size)
     out = check_result_folder(args.out, overwrite=args.overwrite) if args.out else None

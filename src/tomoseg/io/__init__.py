@@ -182,6 +182,10 @@ def create_volume(path, shape, dtype, *, voxel_size=None, chunks=None, overwrite
                                       what=f"writing {file.name}")
     kwargs = dict(voxel_size=voxel_size, chunks=chunks)
     in_file = fmt == "hdf5" and file.exists()  # a dataset inside an existing file: the file's other data stay
+    if in_file:  # staged in a file of its own, then copied in: twice its (compressed) size
+        staged = f"{file.name}:{dataset or hdf5.default_dataset(file)}"
+        output_guard.warn_if_short(file.parent, 2 * output_guard.output_bytes(shape, dtype),
+                                   what=f"the staged {staged} and its copy into the file", resume=False)
     nexus = fmt == "hdf5" and file.suffix.lower() in hdf5.NEXUS_EXTENSIONS
     factories = {
         "tiff": lambda tmp: tiff.create_tiff(tmp, shape, dtype, **kwargs),

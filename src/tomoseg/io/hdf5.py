@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import TomosegError
 from .hdf5_chunks import parallel_reader, parallel_writer
-from .volume import Sink, Volume, squeeze_leading
+from .volume import Sink, Volume, squeeze_leading, write_error_reason
 
 EXTENSIONS = (".h5", ".hdf5", ".hdf", ".nxs", ".nx5", ".he5")
 NEXUS_EXTENSIONS = (".nxs", ".nx5")  # outputs with these names are written as NeXus (:func:`_mark_nexus`)
@@ -356,6 +356,15 @@ def _groups_of(f: h5py.File, name: str) -> frozenset:
     return frozenset(p for p in paths if p in f)
 
 
+def _close_discarded(f: h5py.File) -> None:
+    """Close a staging file that is being thrown away: its flush failing too (the full disk that stopped the
+    write) must not hide the error that stopped it."""
+    try:
+        f.close()
+    except (OSError, RuntimeError):
+        pass
+
+
 def create_hdf5(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None, dataset: str | None = None,
                 nexus: bool = False) -> Sink:
     """A new HDF5 file holding one dataset (``dataset``, default ``/data``); ``nexus``: the output is named
@@ -365,18 +374,50 @@ def create_hdf5(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None, datase
     ds = _create(f, name, shape, dtype, voxel_size, chunks)
     if nexus:
         _mark_nexus(f, name)
-    return Sink(parallel_writer(ds), finish=f.close, abort=f.close)
+    return Sink(parallel_writer(ds), finish=f.close, abort=lambda: _close_discarded(f))
+
+
+def _copy_in(tmp: Path, path: Path, name: str, part: str, nexus: bool) -> None:
+    """The staged dataset ``/data`` of ``tmp`` copied into ``path`` as ``part``, then renamed to ``name``."""
+    with h5py.File(tmp, "r") as src, h5py.File(path, "a") as dst:
+        if part in dst:
+            del dst[part]
+        existing = _groups_of(dst, name)
+        parent = part.rsplit("/", 1)[0]
+        if parent and parent not in dst:
+            dst.require_group(parent)
+        dst.copy(src["/data"], part)
+        if name in dst:
+            del dst[name]
+        dst.move(part, name)
+        if nexus:
+            _mark_nexus(dst, name, existing)
+
+
+def _drop_partial(path: Path, part: str) -> str | None:
+    """After a failed copy: the half-copied ``part`` deleted from ``path``; None when done (or none was there),
+    else what the user should know."""
+    try:
+        with h5py.File(path, "a") as f:
+            if part in f:
+                del f[part]
+        return None
+    except Exception:  # the file cannot be opened for writing now (a full disk): the next run deletes it
+        return f"a half-copied {part} may be left in it (the next run into this file removes it; h5repack " \
+               "gives back its space)"
 
 
 def create_hdf5_in_file(path: Path, shape, dtype, *, voxel_size=None, chunks=None, dataset: str | None = None,
                         tmp: Path | None = None, nexus: bool = False) -> Sink:
     """Write one dataset into an existing file, keeping its other datasets.
 
-    The data are written to a separate temporary file first; only when they are complete is the user's file
-    opened for writing, the dataset copied in as ``NAME.partial`` and renamed to ``NAME`` (replacing tomoseg's
-    own earlier result, as checked before). The user's file is thus open for writing only for the copy, not
-    for the whole computation, so a crash during the computation cannot damage its other datasets. ``nexus``:
-    as in :func:`create_hdf5`, for the groups created here.
+    Only files tomoseg created take new datasets (:func:`~tomoseg.io.output_guard.check_hdf5_file_of_tomoseg`,
+    checked before). The data are written to a separate temporary file first; only when they are complete, and
+    the disk has room for them (as compressed), is the file opened for writing, the dataset copied in as
+    ``NAME.partial`` and renamed to ``NAME`` (replacing tomoseg's own earlier result, as checked before). The
+    file is thus open for writing only for the copy, not for the whole computation. A failed copy (a full disk)
+    is one message naming the file, and its half-copied dataset is removed. ``nexus``: as in
+    :func:`create_hdf5`, for the groups created here.
     """
     name = "/" + (dataset or (_NEXUS_DEFAULT if nexus else DEFAULT_DATASET)).strip("/")
     tmp = Path(tmp or path.with_name(path.name + ".partial"))
@@ -389,31 +430,32 @@ def create_hdf5_in_file(path: Path, shape, dtype, *, voxel_size=None, chunks=Non
         raise
 
     def finish():
+        from .output_guard import _SLACK_BYTES, check_file_size_limit, check_free_space, human_size
+        from .result_stamps import file_stamp, restamp_hdf5_records
+
         staging.close()
         part = name + ".partial"
         try:
-            with h5py.File(tmp, "r") as src, h5py.File(path, "a") as dst:
-                if part in dst:
-                    del dst[part]
-                existing = _groups_of(dst, name)
-                parent = part.rsplit("/", 1)[0]
-                if parent and parent not in dst:
-                    dst.require_group(parent)
-                dst.copy(src["/data"], part)
-                if name in dst:
-                    del dst[name]
-                dst.move(part, name)
-                if nexus:
-                    _mark_nexus(dst, name, existing)
-        except OSError as exc:
-            raise TomosegError(f"{path}: the result could not be added to this HDF5 file ({exc}); close other "
-                               "programs using it, or write to another file") from None
+            # the copy needs the staged dataset's size (as compressed) free, and the file room to grow by it:
+            # else refused now, the file untouched
+            staged = tmp.stat().st_size
+            check_free_space(path.parent, staged, what=f"adding {name} to {path.name}")
+            check_file_size_limit(path, path.stat().st_size + staged + _SLACK_BYTES, what=f"adding {name}")
+            before = file_stamp(path)
+            _copy_in(tmp, path, name, part, nexus)
+            restamp_hdf5_records(path, before)  # the records of its other datasets: tomoseg wrote last
+        except (OSError, RuntimeError) as exc:  # h5py raises RuntimeError for a failed write (ENOSPC, EFBIG)
+            left = _drop_partial(path, part)
+            raise TomosegError(f"{path}: adding {name} ({human_size(tmp.stat().st_size)} compressed) to this HDF5 "
+                               f"file failed ({write_error_reason(exc)}); its other datasets are as they were"
+                               + ("" if left is None else f", {left}") + ". Free space on the disk (or close other "
+                               "programs using the file) and run again, or write to a new file") from None
         finally:
             tmp.unlink(missing_ok=True)
 
     def abort():
         try:
-            staging.close()
+            _close_discarded(staging)
         finally:
             tmp.unlink(missing_ok=True)
 

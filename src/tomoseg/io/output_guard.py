@@ -16,9 +16,11 @@ JSON record         its ``"tool"`` entry (``phantom --pair-truth``: ``tomoseg ph
 report.html         ``<meta name="generator" content="tomoseg">``
 ==================  ==========================================================
 
-No output may be an input of the same run or another output of it (:func:`check_outputs_apart`).
-Everything else found at an output path (a raw scan, a folder of other files,
-another program's dataset) is refused, with or without ``--overwrite``.
+No output may be an input of the same run or another output of it (:func:`check_outputs_apart`), nor go into a
+folder of 2D slices (:func:`check_not_in_slice_folder`). A dataset goes into an existing HDF5 file only if
+tomoseg created the file (:func:`check_hdf5_file_of_tomoseg`). A result of tomoseg's changed since it was
+written (its stamp, :mod:`tomoseg.io.result_stamps`) is not replaced. Everything else found at an output path
+(a raw scan, a folder of other files, another program's dataset) is refused, with or without ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -132,14 +134,16 @@ def tomoseg_provenance(output) -> dict | None:
 
 def write_provenance(output, record: dict) -> dict:
     """Write ``record`` as the provenance of ``output`` (at :func:`provenance_path`, through a temporary name);
-    returns it as written. A plain file's record also holds the file's size and modification time as written
-    (``output_file``): a file put at that path later (a user's own, saved over tomoseg's) does not pass for
-    tomoseg's by the record left beside it (:func:`written_by_tomoseg`)."""
+    returns it as written. The record also holds the output's stamp (:mod:`tomoseg.io.result_stamps`): a plain
+    file's size and modification time as written (``output_file``; for a dataset of an HDF5 file, the whole
+    file's), a folder's (Zarr store, slices) newest modification time inside and number of entries
+    (``output_folder``): an output changed later (edited in place, or a user's own saved over tomoseg's) does not
+    pass for tomoseg's by the record left beside it (:func:`written_by_tomoseg`, :func:`volume_edited`)."""
+    from .result_stamps import volume_stamp
+
     file, dataset = _hdf5_dataset(output)
-    record = {k: v for k, v in record.items() if k != "output_file"}
-    if dataset is None and file.is_file() and not file.is_symlink():
-        st = file.stat()
-        record["output_file"] = {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+    record = {k: v for k, v in record.items() if k not in ("output_file", "output_folder")}
+    record.update(volume_stamp(file, dataset))
     prov = provenance_path(output)
     tmp = prov.with_name(prov.name + ".partial")
     tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
@@ -151,17 +155,22 @@ def _provenance_says_tomoseg(file: Path) -> bool:
     """Whether the record beside ``file`` (a file or folder, not an HDF5 dataset) marks it as tomoseg's: a
     record tomoseg wrote, and where it holds the file's size and modification time as written, the file still
     has them (records of earlier versions, and of folders, hold none)."""
+    from .result_stamps import volume_changed
+
     record = _tomoseg_record(provenance_path(file))
     if record is None:
         return False
-    stamp = record.get("output_file")
-    if not isinstance(stamp, dict):
-        return True
-    try:
-        st = file.stat()
-    except OSError:
-        return False
-    return file.is_file() and (st.st_size, st.st_mtime_ns) == (stamp.get("bytes"), stamp.get("mtime_ns"))
+    return not volume_changed(record, file)
+
+
+def volume_edited(output) -> bool:
+    """Whether the existing volume ``output`` (a file, a folder, ``file.h5:/dataset``) has a provenance record
+    of tomoseg's whose stamp it no longer matches: changed since tomoseg wrote it."""
+    from .result_stamps import volume_changed
+
+    file, _ = _hdf5_dataset(output)
+    record = tomoseg_provenance(output)
+    return record is not None and bool(volume_changed(record, file))
 
 
 def written_by_tomoseg(file: Path, dataset: str | None, fmt: str) -> bool:
@@ -246,6 +255,7 @@ def check_output(path, *, overwrite: bool, input_shape=None, input_path=None) ->
 
     file, dataset = split_dataset(path)
     fmt = format_of(path, for_writing=True)
+    check_not_in_slice_folder(path)
     if fmt == "hdf5" and file.exists():
         if not file.is_file():
             raise TomosegError(f"{file}: is not a file; choose another output path")
@@ -259,15 +269,22 @@ def check_output(path, *, overwrite: bool, input_shape=None, input_path=None) ->
         except Exception:
             raise TomosegError(f"{file}: exists and is not a readable HDF5 file; tomoseg leaves it untouched: "
                                "choose another output path") from None
-        if not exists:
-            return  # a new dataset in an existing file: nothing is replaced
+        if not exists:  # a new dataset: only in a file tomoseg created (a copy into it is not atomic)
+            check_hdf5_file_of_tomoseg(file, dataset)
+            return
     elif not (file.exists() or file.is_symlink()):
         return
-    mine = written_by_tomoseg(file, dataset, fmt)
     where = f"{file}:{dataset}" if fmt == "hdf5" else str(file)
+    if volume_edited(where):
+        from .result_stamps import edited_message
+
+        raise TomosegError(edited_message(where, dataset=fmt == "hdf5"))
+    mine = written_by_tomoseg(file, dataset, fmt)
     if mine:
         if not overwrite:
             raise TomosegError(f"{where}: already exists (an earlier tomoseg result); pass --overwrite to replace it")
+        if fmt == "hdf5":  # tomoseg's dataset in someone's file (earlier versions added datasets to any file)
+            check_hdf5_file_of_tomoseg(file, dataset)
         return
     if input_shape is None and input_path is not None:
         input_shape = _shape_of(input_path)
@@ -282,6 +299,124 @@ def check_output(path, *, overwrite: bool, input_shape=None, input_path=None) ->
     raise TomosegError(f"{where}: already exists as a {kind} that tomoseg did not write; it is left untouched "
                        "(--overwrite replaces only tomoseg's own results); choose another output path or remove it "
                        "yourself")
+
+
+def _hdf5_superblock_version(file: Path) -> int | None:
+    """The version of an HDF5 file's superblock (at the file's start: tomoseg writes no user block), else None."""
+    try:
+        with open(file, "rb") as fh:
+            head = fh.read(9)
+    except OSError:
+        return None
+    return head[8] if len(head) == 9 and head[:8] == b"\x89HDF\r\n\x1a\n" else None
+
+
+def foreign_in_hdf5_file(file: Path, limit: int = 3) -> list[str]:
+    """What makes the HDF5 ``file`` not one that tomoseg created, up to ``limit`` items (empty: tomoseg's own).
+
+    A file of tomoseg's holds datasets only tomoseg wrote (each with the attribute ``tomoseg``), at least one,
+    reached through its groups alone (no soft or external links), and has the superblock of the HDF5 1.8 file
+    format that h5py writes by default (version 0; 2 and up are written by programs asking for the newest format,
+    e.g. SWMR writers at beamlines, and version 3 holds the "file is open" flag that a crash leaves set)."""
+    import h5py
+
+    found: list[str] = []
+    datasets = 0
+
+    def visit(group, prefix: str) -> None:
+        nonlocal datasets
+        for key in group:
+            if len(found) >= limit:
+                return
+            name = f"{prefix}/{key}"
+            link = group.get(key, getlink=True)
+            if not isinstance(link, h5py.HardLink):
+                found.append(f"the link {name}")
+                continue
+            obj = group[key]
+            if isinstance(obj, h5py.Group):
+                visit(obj, name)
+            elif isinstance(obj, h5py.Dataset):
+                datasets += 1
+                if MARK not in obj.attrs:
+                    found.append(name)
+            else:
+                found.append(name)
+
+    try:
+        with h5py.File(file, "r") as f:
+            visit(f, "")
+    except Exception as exc:
+        return [f"content tomoseg cannot read ({type(exc).__name__})"]
+    if not found and not datasets:
+        found.append("no dataset of tomoseg's")
+    version = _hdf5_superblock_version(file)
+    if (version is None or version >= 2) and len(found) < limit:
+        found.append(f"a superblock of version {version}, another program's file format" if version is not None
+                     else "a user block before its superblock")
+    return found
+
+
+def check_hdf5_file_of_tomoseg(file, dataset: str) -> None:
+    """Refuse to write ``dataset`` into the existing HDF5 ``file`` unless tomoseg created the file
+    (:func:`foreign_in_hdf5_file`). A dataset is added to an existing file by copying it in, which HDF5 cannot
+    do atomically: a kill, power loss or full disk during the copy can leave the file with dead space, or, in
+    the newer file format, flagged as open and unreadable until ``h5clear -s``. tomoseg takes that risk only
+    with its own results, never with a user's raw scan or results file."""
+    file = Path(file)
+    foreign = foreign_in_hdf5_file(file)
+    if not foreign:
+        return
+    leaf = [p for p in dataset.split("/") if p][-1]
+    new = file.with_name(f"{file.stem}_{leaf}{file.suffix}")
+    raise TomosegError(f"{file}: an HDF5 file that tomoseg did not create (it holds {', '.join(foreign)}); tomoseg "
+                       "adds datasets only to HDF5 files it created, since a crash while a dataset is copied into a "
+                       f"file can leave the file unreadable. Write {dataset} to a new file, e.g. {new}:{dataset}, "
+                       f"and copy it in yourself if you want it there (h5copy -i {new} -s {dataset} -o {file} "
+                       f"-d {dataset})")
+
+
+_NUMBERED_TIFF = re.compile(r"\d+\.tiff?$", re.IGNORECASE)
+
+
+def slice_folder_sample(folder: Path) -> str | None:
+    """The first slice's name where ``folder`` holds a volume as 2D slices (two or more TIFF files named with a
+    number at the end, the first of them one 2D image), else None. Reads one TIFF header at most."""
+    found = []
+    try:
+        for entry in os.scandir(folder):
+            if not entry.name.startswith(".") and _NUMBERED_TIFF.search(entry.name) and entry.is_file():
+                found.append(entry.name)
+                if len(found) >= 2:
+                    break
+    except OSError:
+        return None
+    if len(found) < 2:
+        return None
+    first = min(found)
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(folder / first) as tif:
+            return first if len(tif.pages) == 1 and tif.pages.first.ndim == 2 else None
+    except Exception:
+        return None
+
+
+def check_not_in_slice_folder(path) -> None:
+    """Refuse an output (a file, a store, a table) written into a folder that holds a volume as 2D slices:
+    tomoseg would then read that folder as something else (a 3D TIFF among the slices is refused), and Fiji's
+    Image Sequence would take the file into the stack. (A tomoseg slice folder is an output itself: it is
+    replaced whole, never written into.)"""
+    from . import split_dataset
+
+    file, _ = split_dataset(path)
+    folder = file.parent
+    sample = slice_folder_sample(folder) if folder.is_dir() else None
+    if sample is not None:
+        raise TomosegError(f"{path}: its folder {folder} holds a volume as 2D slices ({sample} ...); a file "
+                           "written there would change that volume for tomoseg, Fiji's Image Sequence and other "
+                           "readers: choose another folder")
 
 
 def check_writable_folder(folder: Path, what: str = "output") -> None:
@@ -330,15 +465,37 @@ def check_free_space(folder, needed: int, *, what: str = "the output") -> None:
                            "this disk; free space or choose another output folder")
 
 
-def warn_if_short(folder, nbytes: int, *, what: str) -> None:
-    """Warn when compressed data (whose size is known only afterwards) may not fit: less free than uncompressed."""
+def file_size_limit() -> int | None:
+    """The largest file this process may write (``ulimit -f``, RLIMIT_FSIZE), in bytes; None where unlimited."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    return None if soft == resource.RLIM_INFINITY or soft < 0 else int(soft)
+
+
+def check_file_size_limit(path, nbytes: int, *, what: str = "the output") -> None:
+    """Refuse a file that would grow past this process's limit on file size (``ulimit -f``): the write would
+    fail half-way (EFBIG; HDF5 copying a dataset may even abort the process)."""
+    limit = file_size_limit()
+    if limit is not None and nbytes > limit:
+        raise TomosegError(f"{path}: {what} needs a file of {human_size(nbytes)}, past the limit on file size set "
+                           f"for this shell or job ({human_size(limit)}, ulimit -f); raise it (ulimit -f unlimited) "
+                           "or ask the batch system for more, and run again")
+
+
+def warn_if_short(folder, nbytes: int, *, what: str, resume: bool = True) -> None:
+    """Warn when compressed data (whose size is known only afterwards) may not fit: less free than uncompressed.
+    ``resume``: the run can be continued with ``--resume`` (segment's work stores), and the warning says so."""
     from ..errors import warn
 
     folder = Path(folder)
     free = free_bytes(folder if folder.exists() else Path("."))
     if free is not None and free < nbytes:
+        then = "run the same command with --resume" if resume else "run again"
         warn(f"{folder}: {what} take up to {human_size(nbytes)} uncompressed and {human_size(free)} are free on "
-             "this disk; if the disk fills, free space and run the same command with --resume")
+             f"this disk; if the disk fills, free space and {then}")
 
 
 def reserve(path: Path, nbytes: int) -> None:
@@ -384,9 +541,20 @@ def check_result_folder(folder, *, overwrite: bool, resume: str | None = None) -
         if not _result_folder_of_tomoseg(out):
             raise TomosegError(f"{out}: a folder of other files, not an earlier tomoseg result (no {FOLDER_MARKER} "
                                "marker); tomoseg does not write into it, even with --overwrite: choose a new folder")
+        check_results_not_edited(out)
     existing = next((p for p in [out, *out.parents] if p.exists()), Path("."))
     check_writable_folder(existing)
     return out
+
+
+def check_results_not_edited(folder) -> None:
+    """Refuse a result folder where a result tomoseg wrote (and stamped: :mod:`tomoseg.io.result_stamps`) has
+    been changed since: an annotated ``objects.csv``, a figure retouched in place."""
+    from .result_stamps import LEDGER, check_not_edited, _ledger
+
+    out = Path(folder)
+    stamped = [out / name for name in _ledger(out)] + [out / "figures" / name for name in _ledger(out / "figures")]
+    check_not_edited([p for p in stamped if p.name != LEDGER])
 
 
 def make_result_folder(folder, tool: str, *, fresh: bool = False, keep: tuple = ()) -> Path:
@@ -455,7 +623,8 @@ def clear_result_folder(folder, *, keep: tuple = ()) -> list[Path]:
     ``summary.json``, ``evaluation.json``, ``report.html``, objects tables, track's records, and in
     ``figures/`` the figures tomoseg names (:data:`RESULT_FIGURES`, PNG, SVG, PDF), their captions with them.
     The results of the tools in ``keep`` stay (the report is always removed: it is built again). Any other file
-    (a user's notes, a table or figure of another name, volumes) is kept. Returns what was removed."""
+    (a user's notes, a table or figure of another name, volumes) is kept; a result changed since tomoseg wrote
+    it (:mod:`tomoseg.io.result_stamps`) is refused, with nothing removed. Returns what was removed."""
     out = Path(folder)
     gone = []
     for p in out.iterdir():
@@ -468,8 +637,12 @@ def clear_result_folder(folder, *, keep: tuple = ()) -> list[Path]:
             ours, tool = _figure_owner(p.name) if p.is_file() and not p.is_symlink() else (False, None)
             if ours and (tool is None or tool not in keep):
                 gone.append(p)
+    from .result_stamps import check_not_edited, forget_results
+
+    check_not_edited(gone)  # checked before the work (check_result_folder); again: never one edited meanwhile
     for p in gone:
         p.unlink()
+    forget_results(gone)
     _prune_captions(figs, {p.stem for p in gone if p.parent == figs})
     return gone
 
@@ -564,6 +737,7 @@ def check_table_output(path, *, overwrite: bool, columns=OBJECTS_TABLE_COLUMNS,
     p = Path(path)
     if p.suffix.lower() != ".csv":
         raise TomosegError(f"{p}: a table is written as CSV; give a file name ending in .csv")
+    check_not_in_slice_folder(p)
     if not (p.exists() or p.is_symlink()):
         check_writable_folder(p.parent)
         return
@@ -582,6 +756,9 @@ def check_table_output(path, *, overwrite: bool, columns=OBJECTS_TABLE_COLUMNS,
         raise TomosegError(f"{p}: already exists and is not {what} written by tomoseg (its header "
                            f"starts {', '.join(header[:3]) or '(empty)'}); it is left untouched, even with "
                            "--overwrite: choose another path or remove it yourself")
+    from .result_stamps import check_not_edited
+
+    check_not_edited([p])
 
 
 # ------------------------------------------------------------------ outputs against the inputs of one run
@@ -654,6 +831,7 @@ def check_json_output(path, *, overwrite: bool, tool: str) -> None:
     p = Path(path)
     if p.suffix.lower() != ".json":
         raise TomosegError(f"{p}: this record is written as JSON; give a file name ending in .json")
+    check_not_in_slice_folder(p)
     if not (p.exists() or p.is_symlink()):
         check_writable_folder(p.parent)
         return
@@ -669,6 +847,9 @@ def check_json_output(path, *, overwrite: bool, tool: str) -> None:
                            "replaces only tomoseg's own results); choose another path or remove it yourself")
     if not overwrite:
         raise TomosegError(f"{p}: already exists (an earlier {tool} result); pass --overwrite to replace it")
+    from .result_stamps import check_not_edited
+
+    check_not_edited([p])
 
 
 REPORT_MARK = '<meta name="generator" content="tomoseg">'
@@ -696,6 +877,9 @@ def check_report_output(path) -> None:
     if not report_of_tomoseg(p):
         raise TomosegError(f"{p}: already exists and was not written by tomoseg; it is left untouched (tomoseg "
                            "replaces only its own report); move it away or choose another results folder")
+    from .result_stamps import check_not_edited
+
+    check_not_edited([p])
 
 
 def check_onnx_output(path, *, overwrite: bool, model=None) -> None:

@@ -325,6 +325,26 @@ class Sink:
     placed: bool = False  # finish() puts the data in place itself (a dataset inside an existing HDF5 file)
 
 
+def write_error_reason(exc: BaseException) -> str:
+    """Why a write failed, in words: the system's message for its errno (also where HDF5 gives only its stack of
+    function names with ``errno = 28`` inside), else the first line of the message."""
+    import errno as errnos
+    import re
+
+    text = str(exc)
+    m = re.search(r"errno = (\d+)", text)
+    code = getattr(exc, "errno", None) or (int(m.group(1)) if m else None)
+    if code in (errnos.ENOSPC, errnos.EDQUOT):
+        return "the disk is full"
+    if code == errnos.EFBIG:
+        return "the file grew past the largest file size allowed (ulimit -f, or the file system's limit)"
+    if code == errnos.EROFS:
+        return "the file system is read-only"
+    if code:
+        return os.strerror(code)
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def remove_path(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
@@ -366,8 +386,8 @@ class VolumeWriter:
         key = _normalize_key(key, 3)
         try:
             self._sink.array[key] = value
-        except OSError as exc:
-            raise TomosegError(f"{self.path}: writing failed ({exc.strerror or exc}); nothing was put in place. "
+        except (OSError, RuntimeError) as exc:  # h5py: RuntimeError for some failed writes
+            raise TomosegError(f"{self.path}: writing failed ({write_error_reason(exc)}); nothing was put in place. "
                                "Free space (or fix the folder) and run again; segment continues with --resume") from None
 
     def close(self) -> None:

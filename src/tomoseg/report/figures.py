@@ -85,6 +85,8 @@ def save_figure(fig, path, caption: str | None = None, *, marks: int = 0, captio
     """PNG (300 dpi) and the vector files beside it (:data:`FORMATS`; PNG only for a figure of more than
     :data:`VECTOR_MARKS` ``marks``: the caption says so, and vector files of that name from before are
     removed); the caption into ``captions.json`` of the folder (with ``captions``: a results folder's)."""
+    from ..io.result_stamps import stamp_results
+
     path = Path(path)
     vector = marks <= VECTOR_MARKS
     for fmt in FORMATS if vector else FORMATS[:1]:
@@ -100,6 +102,8 @@ def save_figure(fig, path, caption: str | None = None, *, marks: int = 0, captio
         captions = json.loads(store.read_text(encoding="utf-8")) if store.exists() else {}
         captions[path.stem] = caption
         store.write_text(json.dumps(captions, indent=1), encoding="utf-8")
+    # size and time of each file noted: one edited later (a paper's retouched SVG) is never replaced
+    stamp_results([path.with_suffix(f".{fmt}") for fmt in FORMATS])
     return path
 
 

@@ -330,4 +330,7 @@ def build_report(run_dir, *, title: str | None = None, output=None) -> Path:
     tmp = out.with_name(out.name + ".partial")
     tmp.write_text(doc, encoding="utf-8")
     tmp.replace(out)
+    from ..io.result_stamps import stamp_results
+
+    stamp_results([out])
     return out
