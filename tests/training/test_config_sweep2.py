@@ -217,3 +217,16 @@ def test_phantom_shape_too_small_refused_before_any_generation(tmp_path, capsys,
     line = one_error(*run_cli(tmp_path, capsys, phantoms(tmp_path, shape=shape)))
     assert f"data.phantoms.shape {shape} (preset default, seed 5)" in line and words in line, line
     assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").iterdir())
+
+
+def test_a_users_project_folder_is_never_called_a_run_to_delete(tmp_path, capsys, no_generation):
+    """Review D6: a project folder holding the user's config.yaml and training volumes, given as the run's output
+    (`output: .`), was called "a run that stopped before its first epoch ended ... delete the folder". It holds
+    other files: a folder of other files, not a tomoseg run, and nothing is advised to be deleted."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump(tiny(tmp_path)))
+    (tmp_path / "run" / "scan.tif").write_bytes(b"II*\x00 the user's scan")
+    for extra in ([], ["--resume"]):
+        line = one_error(*run_cli(tmp_path, capsys, tiny(tmp_path), *extra))
+        assert "a folder of other files, not a tomoseg run" in line and "delete" not in line, line
+    assert (tmp_path / "run" / "scan.tif").read_bytes() == b"II*\x00 the user's scan"

@@ -97,6 +97,13 @@ def state_metadata(path) -> dict:
                            "folder") from None
 
 
+def _run_file(name: str) -> bool:
+    """Whether a file of this name is one a training run writes (its files, log, temporary names, tomoseg's
+    hidden records), so that a folder holding others is a user's folder, never called a run to delete."""
+    return name in RUN_FILES or name == LOG or name.startswith(".tomoseg") or name.endswith(".partial") or \
+        name.startswith("learning_curve.")
+
+
 class RunFolder:
     """Saves and restores one training run."""
 
@@ -111,7 +118,7 @@ class RunFolder:
         exists = bool(held) and not held <= LEFT_BEFORE_AN_EPOCH
         # the same answer with and without --resume, naming what the folder holds
         if exists and not self.state_file.exists():
-            if (self.path / "config.yaml").exists():
+            if (self.path / "config.yaml").exists() and all(_run_file(name) for name in held):
                 raise TomosegError(f"{self.path}: a run that stopped before its first epoch ended (no {STATE}), so "
                                    "there is nothing to resume; delete the folder or choose another output")
             raise TomosegError(f"{self.path}: a folder of other files, not a tomoseg run; choose a new folder "
