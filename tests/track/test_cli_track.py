@@ -332,3 +332,22 @@ def test_phantom_figure_from_the_cli(tmp_path, capsys):
     assert not (tmp_path / "captions.json").exists()  # a user's folder: nothing beside the figure
     assert main(argv + ["--overwrite"]) == 1
     assert "ph.png already exists" in capsys.readouterr().err
+
+
+def test_track_over_an_analyze_folder_clears_analyzes_results(phantom_pair, tmp_path, capsys):
+    """Review D5: track --out over an analyze folder (--overwrite) kept analyze's objects.csv and figures beside
+    track's, and the report mixed two commands on two inputs. Another tool's results are removed, as analyze
+    and evaluate remove each other's; a user's own file in the folder stays."""
+    d = phantom_pair
+    out = tmp_path / "res"
+    assert main(["analyze", str(d / "before_labels.tif"), "--out", str(out), "-q"]) == 0
+    assert (out / "objects.csv").exists() and (out / "figures" / "size_histogram.png").exists()
+    (out / "notes.txt").write_text("mine")
+    assert main(["track", str(d / "before.tif"), str(d / "after.tif"), "--before-labels", str(d / "before_ids.npy"),
+                 "--after-labels", str(d / "after_ids.npy"), "--transform", str(d / "truth.json"),
+                 "--out", str(out), "--overwrite", "-q"]) == 0
+    assert not (out / "objects.csv").exists() and not (out / "fraction_along_z.csv").exists()
+    assert not list((out / "figures").glob("size_histogram.*")) and not list((out / "figures").glob("objects_3d.*"))
+    assert (out / "matches.csv").exists() and (out / "figures" / "track_map.png").exists()
+    assert (out / "notes.txt").read_text() == "mine"
+    assert "objects_by_status" in json.loads((out / "summary.json").read_text())  # track's summary

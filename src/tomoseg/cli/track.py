@@ -258,7 +258,7 @@ def _segment_scans(args, out: Path, voxel_size) -> list:
     from ..io import open_volume
     from . import progress_enabled
 
-    make_result_folder(out, "track")
+    make_result_folder(out, "track", fresh=True, keep=("track",))  # another tool's results go (review D5)
     maps = []
     for scan, path in (("before", args.before), ("after", args.after)):
         prob = out / f"{scan}_probability.zarr"
@@ -349,7 +349,7 @@ def _finish_track(args, out: Path, result, truth, before, after, sizes, labels: 
         scores["transform_rotation_error_deg"] = rotation_error_deg(result.registration.matrix, m_true, vs)
         scores["transform_max_error_vox"] = corner_error_vox(result.registration.matrix, m_true, before.shape)
         result.summary["truth"] = scores
-    make_result_folder(out, "track")
+    make_result_folder(out, "track", fresh=True, keep=("track",))  # another tool's results go (review D5)
     with progress_while(progress_enabled(args), after.size, desc="match IDs") as bar:
         write_tracking(result, out, shape=after.shape, voxel_size=vs_a, labels_name=args.labels_out,
                        overwrite=args.overwrite or args.resume,
