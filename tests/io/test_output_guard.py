@@ -244,7 +244,7 @@ def test_hdf5_file_untouched_while_its_new_dataset_is_computed(tmp_path):
 
 
 def test_clear_result_folder_removes_only_tomosegs_results(tmp_path):
-    from tomoseg.io.output_guard import clear_result_folder, make_result_folder
+    from tomoseg.io.result_folders import clear_result_folder, make_result_folder
 
     out = make_result_folder(tmp_path / "r", "analyze")
     (out / "figures").mkdir()

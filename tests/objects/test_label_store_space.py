@@ -49,7 +49,7 @@ def test_the_label_store_goes_where_tmpdir_says(scratch, monkeypatch):
 
 
 def test_too_little_room_for_the_label_store_is_refused_before_it_is_written(scratch, monkeypatch):
-    import tomoseg.io.output_guard as guard
+    import tomoseg.io.disk_space as guard
     import tomoseg.io.zarr_store as zarr_store
 
     monkeypatch.setattr(guard, "free_bytes", lambda folder: 1000)
@@ -88,7 +88,7 @@ def test_the_store_estimate_covers_the_measured_store(scratch):
 
 
 def test_the_ome_zarr_label_image_staged_in_tmpdir_is_checked_too(scratch, tmp_path, monkeypatch):
-    import tomoseg.io.output_guard as guard
+    import tomoseg.io.disk_space as guard
     from tomoseg.objects.label_image import write_objects_ome_zarr
 
     mask = _mask()

@@ -39,7 +39,7 @@ def _check_held_out_memory(ev) -> None:
     """The held-out phantoms fit in half the available memory (training and inference need the rest)."""
     import psutil
 
-    from ..io.output_guard import human_size
+    from ..io.disk_space import human_size
 
     need, available = ev.memory_bytes(), psutil.virtual_memory().available
     if need > available // 2:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from ..errors import TomosegError
 from ..io.output_guard import (FOLDER_MARKER, PROVENANCE_SUFFIX, check_outputs_apart, check_report_output,
-                               check_result_folder, check_table_output, make_result_folder, read_record,
-                               same_prediction)
+                               check_table_output, read_record)
+from ..io.result_folders import check_result_folder, make_result_folder, same_prediction
 from .registry import check_threshold, checked_voxel_size, command, overwrite_arg, voxel_size_arg
 
 
@@ -319,8 +319,9 @@ def _check_label_room(args, opt: str, target, source) -> None:
     import numpy as np
 
     from ..io import check_output_format, format_of, split_dataset
-    from ..io.output_guard import (UNCOMPRESSED, _shape_of, check_file_size_limit, check_free_space,
-                                   check_writable_folder, output_bytes, warn_if_short)
+    from ..io.output_guard import _shape_of
+    from ..io.disk_space import (UNCOMPRESSED, check_file_size_limit, check_free_space, check_writable_folder,
+                                 output_bytes, warn_if_short)
     from ..objects.label_image import label_dtype_for
 
     f, _ = split_dataset(target)

@@ -262,7 +262,8 @@ def check_phantom_outputs(args, shape) -> None:
     one path each, none an existing file tomoseg may not replace, formats that hold the data."""
     from ..io import check_output_format
     from ..io.output_guard import (MATCH_TABLE_COLUMNS, check_json_output, check_output, check_outputs_apart,
-                                   check_table_output, check_writable_folder)
+                                   check_table_output)
+    from ..io.disk_space import check_writable_folder
 
     pair = bool(getattr(args, "pair", None))
     volumes = [("IMAGE", args.image, np.uint8), ("--labels", args.labels, np.uint8),
@@ -292,7 +293,7 @@ def check_phantom_outputs(args, shape) -> None:
 
 def _check_figure_output(figure, pair: bool) -> None:
     """``phantom --figure``: a .png path whose PNG, SVG and PDF do not exist yet, in a writable folder."""
-    from ..io.output_guard import check_writable_folder
+    from ..io.disk_space import check_writable_folder
 
     path = Path(figure)
     if pair:

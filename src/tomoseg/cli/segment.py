@@ -105,7 +105,8 @@ def _check_labels_output(args) -> None:
     """``--labels`` before the work: a format that holds label IDs, replaceable (only tomoseg's own, with
     --overwrite), its folder there."""
     from ..io import check_output_format, split_dataset
-    from ..io.output_guard import check_output, check_writable_folder
+    from ..io.output_guard import check_output
+    from ..io.disk_space import check_writable_folder
     from ..objects.label_image import label_dtype_for
     from .analysis import _check_label_outputs
 

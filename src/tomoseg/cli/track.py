@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TomosegError
-from ..io.output_guard import check_result_folder, make_result_folder
+from ..io.result_folders import check_result_folder, make_result_folder
 from .registry import check_threshold, command, length_nm, overwrite_arg
 
 

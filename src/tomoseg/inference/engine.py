@@ -300,7 +300,7 @@ def _cached(volume, tiles: list[Tile], shape, memory: int | None = None, threads
         return ChunkCache(volume, (chunks[0], BAND, chunks[2]), storage=chunks, band_group=group,
                           max_bytes=row((group + 1) * BAND), threads=threads)
     from ..errors import warn
-    from ..io.output_guard import human_size
+    from ..io.disk_space import human_size
 
     warn(f"{getattr(volume, 'path', 'the input')}: its storage chunks ({' x '.join(map(str, chunks))}) are read "
          f"again for each window that touches them: a quarter of the free memory ({human_size(free // 4)}) holds "

@@ -25,8 +25,8 @@ def check_output_paths(input_path, outputs, overwrite: bool, volume=None, *, sam
     ``--labels`` (written after segment) is checked by the CLI against the same inputs.
     """
     from ..io import check_output_format
-    from ..io.output_guard import (UNCOMPRESSED, check_free_space, check_output, check_outputs_apart,
-                                   check_writable_folder, output_bytes, warn_if_short)
+    from ..io.output_guard import check_output, check_outputs_apart
+    from ..io.disk_space import UNCOMPRESSED, check_free_space, check_writable_folder, output_bytes, warn_if_short
 
     named = [(None if k == 0 else "--mask", out) for k, out in enumerate(outputs)]
     for opt, out in named:

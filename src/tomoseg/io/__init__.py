@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TomosegError, warn
-from . import hdf5, npy, nrrd_file, output_guard, pyhst, tiff, zarr_store
+from . import disk_space, hdf5, npy, nrrd_file, output_guard, pyhst, tiff, zarr_store
 from .volume import PARTIAL_SUFFIX, Volume, VolumeWriter, VoxelSize, check_voxel_size, implausible_message
 
 __all__ = ["Volume", "VolumeWriter", "open_volume", "read_volume", "write_volume", "create_volume",
@@ -175,16 +175,16 @@ def create_volume(path, shape, dtype, *, voxel_size=None, chunks=None, overwrite
     file, dataset = split_dataset(path)
     fmt = format_of(path, for_writing=True)
     check_output_format(path, dtype, shape)
-    output_guard.check_writable_folder(file.parent)
+    disk_space.check_writable_folder(file.parent)
     output_guard.check_output(path, overwrite=overwrite)
-    if fmt in output_guard.UNCOMPRESSED:
-        output_guard.check_free_space(file.parent, output_guard.output_bytes(shape, dtype),
+    if fmt in disk_space.UNCOMPRESSED:
+        disk_space.check_free_space(file.parent, disk_space.output_bytes(shape, dtype),
                                       what=f"writing {file.name}")
     kwargs = dict(voxel_size=voxel_size, chunks=chunks)
     in_file = fmt == "hdf5" and file.exists()  # a dataset inside an existing file: the file's other data stay
     if in_file:  # staged in a file of its own, then copied in: twice its (compressed) size
         staged = f"{file.name}:{dataset or hdf5.default_dataset(file)}"
-        output_guard.warn_if_short(file.parent, 2 * output_guard.output_bytes(shape, dtype),
+        disk_space.warn_if_short(file.parent, 2 * disk_space.output_bytes(shape, dtype),
                                    what=f"the staged {staged} and its copy into the file", resume=False)
     nexus = fmt == "hdf5" and file.suffix.lower() in hdf5.NEXUS_EXTENSIONS
     factories = {

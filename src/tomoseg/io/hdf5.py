@@ -430,7 +430,7 @@ def create_hdf5_in_file(path: Path, shape, dtype, *, voxel_size=None, chunks=Non
         raise
 
     def finish():
-        from .output_guard import _SLACK_BYTES, check_file_size_limit, check_free_space, human_size
+        from .disk_space import _SLACK_BYTES, check_file_size_limit, check_free_space, human_size
         from .result_stamps import file_stamp, restamp_hdf5_records
 
         staging.close()

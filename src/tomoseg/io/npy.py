@@ -46,7 +46,8 @@ def create_npy(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None) -> Sink
     as ``TMP.provenance.json`` (:func:`~tomoseg.io.output_guard.provenance_path` of the temporary file) and
     renamed with it, as the companion of that suffix, to the output's own record."""
     from .._version import __version__
-    from .output_guard import PROVENANCE_SUFFIX, reserve, write_provenance
+    from .output_guard import PROVENANCE_SUFFIX, write_provenance
+    from .disk_space import reserve
 
     mm = ReleasingMap(np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(dtype), shape=tuple(shape)))
     reserve(tmp, tmp.stat().st_size)

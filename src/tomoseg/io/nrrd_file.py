@@ -345,7 +345,7 @@ def create_nrrd(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None, orient
     with open(tmp, "wb") as fh:
         fh.write(header)
         fh.truncate(len(header) + int(np.prod(shape)) * dtype.itemsize)
-    from .output_guard import reserve
+    from .disk_space import reserve
 
     reserve(tmp, tmp.stat().st_size)
     array = ReleasingMap(np.memmap(tmp, dtype=dtype, mode="r+", offset=len(header), shape=tuple(shape)))

@@ -21,6 +21,9 @@ folder of 2D slices (:func:`check_not_in_slice_folder`). A dataset goes into an 
 tomoseg created the file (:func:`check_hdf5_file_of_tomoseg`). A result of tomoseg's changed since it was
 written (its stamp, :mod:`tomoseg.io.result_stamps`) is not replaced. Everything else found at an output path
 (a raw scan, a folder of other files, another program's dataset) is refused, with or without ``--overwrite``.
+
+Room for an output (free space, file-size limit, a writable folder) is :mod:`tomoseg.io.disk_space`'s; result
+folders (``--out``) are :mod:`tomoseg.io.result_folders`'.
 """
 
 from __future__ import annotations
@@ -28,22 +31,27 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import TomosegError
+from .disk_space import check_writable_folder
 
 MARK = "tomoseg"
 WORK_SUFFIX = ".tomoseg-run"  # the work folder of a segment run, beside its output, until the run finishes
 FOLDER_MARKER = ".tomoseg"
 SLICE_RE = re.compile(r"^slice_\d+\.tif$")
-# sizes that a write must be able to hold in addition to the data (headers, metadata)
-_SLACK_BYTES = 1 << 20
 
 
 PROVENANCE_SUFFIX = ".provenance.json"
+
+
+def read_record(path) -> dict | None:
+    """A JSON record of a result folder, or None where missing or unreadable."""
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def _default_hdf5_dataset(file) -> str:
@@ -417,290 +425,6 @@ def check_not_in_slice_folder(path) -> None:
         raise TomosegError(f"{path}: its folder {folder} holds a volume as 2D slices ({sample} ...); a file "
                            "written there would change that volume for tomoseg, Fiji's Image Sequence and other "
                            "readers: choose another folder")
-
-
-def check_writable_folder(folder: Path, what: str = "output") -> None:
-    """Refuse a folder that does not exist or where files cannot be created."""
-    if not folder.exists():
-        raise TomosegError(f"{folder}: {what} folder does not exist; create it first")
-    if not folder.is_dir():
-        raise TomosegError(f"{folder}: is not a folder; choose another {what} path")
-    probe = folder / f".tomoseg-write-test-{os.getpid()}"
-    try:
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise TomosegError(f"{folder}: cannot write here ({exc.strerror or exc}); choose a writable "
-                           f"{what} folder") from None
-
-
-UNCOMPRESSED = ("tiff", "tiff-folder", "nrrd", "pyhst-vol", "npy")
-
-
-def output_bytes(shape, dtype) -> int:
-    return int(np.prod([int(s) for s in shape], dtype=np.int64)) * np.dtype(dtype).itemsize
-
-
-def free_bytes(folder: Path) -> int | None:
-    try:
-        return int(shutil.disk_usage(folder).free)
-    except OSError:
-        return None
-
-
-def human_size(n: int) -> str:
-    if n >= 2**30:
-        return f"{n / 2**30:.2f} GiB"
-    if n >= 2**20:
-        return f"{n / 2**20:.1f} MiB"
-    return f"{n / 2**10:.1f} KiB"
-
-
-def check_free_space(folder, needed: int, *, what: str = "the output") -> None:
-    """Refuse when the file system of ``folder`` has less than ``needed`` bytes (plus a margin) free."""
-    folder = Path(folder)
-    free = free_bytes(folder if folder.exists() else Path("."))
-    if free is not None and free < needed + _SLACK_BYTES:
-        raise TomosegError(f"{folder}: {what} needs {human_size(needed)} but only {human_size(free)} are free on "
-                           "this disk; free space or choose another output folder")
-
-
-def file_size_limit() -> int | None:
-    """The largest file this process may write (``ulimit -f``, RLIMIT_FSIZE), in bytes; None where unlimited."""
-    try:
-        import resource
-    except ImportError:  # Windows
-        return None
-    soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
-    return None if soft == resource.RLIM_INFINITY or soft < 0 else int(soft)
-
-
-def check_file_size_limit(path, nbytes: int, *, what: str = "the output") -> None:
-    """Refuse a file that would grow past this process's limit on file size (``ulimit -f``): the write would
-    fail half-way (EFBIG; HDF5 copying a dataset may even abort the process)."""
-    limit = file_size_limit()
-    if limit is not None and nbytes > limit:
-        raise TomosegError(f"{path}: {what} needs a file of {human_size(nbytes)}, past the limit on file size set "
-                           f"for this shell or job ({human_size(limit)}, ulimit -f); raise it (ulimit -f unlimited) "
-                           "or ask the batch system for more, and run again")
-
-
-def warn_if_short(folder, nbytes: int, *, what: str, resume: bool = True) -> None:
-    """Warn when compressed data (whose size is known only afterwards) may not fit: less free than uncompressed.
-    ``resume``: the run can be continued with ``--resume`` (segment's work stores), and the warning says so."""
-    from ..errors import warn
-
-    folder = Path(folder)
-    free = free_bytes(folder if folder.exists() else Path("."))
-    if free is not None and free < nbytes:
-        then = "run the same command with --resume" if resume else "run again"
-        warn(f"{folder}: {what} take up to {human_size(nbytes)} uncompressed and {human_size(free)} are free on "
-             f"this disk; if the disk fills, free space and {then}")
-
-
-def reserve(path: Path, nbytes: int) -> None:
-    """Allocate a memory-mapped file's blocks now, so a full disk fails here with a message, not later with SIGBUS."""
-    try:
-        fd = os.open(path, os.O_RDWR)
-    except OSError:
-        return
-    try:
-        os.posix_fallocate(fd, 0, max(int(nbytes), 1))
-    except OSError as exc:
-        import errno
-
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-            raise TomosegError(f"{path}: cannot reserve {human_size(nbytes)} for the output ({exc.strerror}); "
-                               "free space or choose another output folder") from None
-        # file systems without fallocate (EOPNOTSUPP, EINVAL): the free-space check made before has to do
-    finally:
-        os.close(fd)
-
-
-def check_result_folder(folder, *, overwrite: bool, resume: str | None = None) -> Path:
-    """Check a folder for a command's results (tables, JSON, figures) before the work; return it.
-
-    A new or empty folder is fine; an earlier result folder of tomoseg (its ``.tomoseg`` marker, or a
-    ``summary.json`` whose provenance names tomoseg) only with ``overwrite``; a folder of other files never,
-    since its ``summary.json`` or ``objects.csv`` could be someone's own. With ``resume`` (a tool's name, e.g.
-    ``"track"``) a folder whose marker says that tool wrote it is accepted too, and only such a folder: resuming
-    never writes into another tool's results. :func:`make_result_folder` creates it when the results are ready.
-    """
-    out = Path(folder)
-    if out.exists() and not out.is_dir():
-        raise TomosegError(f"{out}: is a file, not a folder; give a folder for the results")
-    if out.exists() and any(out.iterdir()):
-        if resume and not overwrite:
-            if result_folder_tool(out) != resume:
-                raise TomosegError(f"{out}: holds no interrupted {resume} run (its {FOLDER_MARKER} marker does not "
-                                   f"say tomoseg {resume} wrote it); --resume continues only such a folder: pass "
-                                   "--overwrite to replace an earlier tomoseg result there, or choose another folder")
-        elif not overwrite:
-            raise TomosegError(f"{out}: folder exists and is not empty; pass --overwrite to replace an earlier "
-                               "tomoseg result there, or choose another folder")
-        if not _result_folder_of_tomoseg(out):
-            raise TomosegError(f"{out}: a folder of other files, not an earlier tomoseg result (no {FOLDER_MARKER} "
-                               "marker); tomoseg does not write into it, even with --overwrite: choose a new folder")
-        check_results_not_edited(out)
-    existing = next((p for p in [out, *out.parents] if p.exists()), Path("."))
-    check_writable_folder(existing)
-    return out
-
-
-def check_results_not_edited(folder) -> None:
-    """Refuse a result folder where a result tomoseg wrote (and stamped: :mod:`tomoseg.io.result_stamps`) has
-    been changed since: an annotated ``objects.csv``, a figure retouched in place."""
-    from .result_stamps import LEDGER, check_not_edited, _ledger
-
-    out = Path(folder)
-    stamped = [out / name for name in _ledger(out)] + [out / "figures" / name for name in _ledger(out / "figures")]
-    check_not_edited([p for p in stamped if p.name != LEDGER])
-
-
-def make_result_folder(folder, tool: str, *, fresh: bool = False, keep: tuple = ()) -> Path:
-    """Create a result folder checked by :func:`check_result_folder` and mark it as tomoseg's.
-
-    With ``fresh`` (a run that writes all its results anew: analyze, evaluate) the results an earlier tomoseg
-    run left there are removed first (:func:`clear_result_folder`), except those of the tools in ``keep``
-    (evaluate's results kept by an analyze of the same prediction, and the reverse: one report of both), so
-    the folder and its report hold only results of this prediction."""
-    out = Path(folder)
-    if fresh and out.is_dir() and _result_folder_of_tomoseg(out):
-        clear_result_folder(out, keep=keep)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / FOLDER_MARKER).write_text(f"results written by tomoseg {tool}\n", encoding="utf-8")
-    return out
-
-
-# The figures analyze, evaluate and track write into OUT/figures, by the tool that writes them (each its own
-# names: analyze's and evaluate's results share a folder), and the records and tables they write into OUT.
-# Volumes written into the folder (--labels, track's maps) are not among them.
-RESULT_FIGURES = {"analyze": ("fraction_along_z", "objects_3d", "orthoslices", "size_histogram",
-                              "sphericity_vs_radius"),
-                  "evaluate": ("confusion_matrix", "hit_map_z", "evaluate_size_histogram",
-                               "evaluate_sphericity_vs_radius"),
-                  "track": ("track_radius", "track_volume_change", "track_map")}
-FIGURE_FORMATS = ("png", "svg", "pdf")  # report.figures.FORMATS
-_RESULT_RECORDS = {"evaluation.json": "evaluate", "transform.json": "track", "track.html": "track",
-                   "matches.csv": "track", "registration_crops.csv": "track", "fraction_along_z.csv": "analyze"}
-
-
-def _figure_owner(name: str):
-    """``(True, tool)`` for a figure file tomoseg names (PNG, SVG or PDF; its tool),
-    else ``(False, None)``."""
-    stem, dot, ext = name.rpartition(".")
-    if not dot or ext not in FIGURE_FORMATS:
-        return False, None
-    for tool, stems in RESULT_FIGURES.items():
-        if stem in stems or (stem.startswith("hit_map_z") and stem[9:].isdigit() and "hit_map_z" in stems):
-            return True, tool
-    return False, None
-
-
-def _result_owner(p: Path):
-    """``(True, tool)`` when ``p``, a file at the top of a tomoseg result folder, is one of tomoseg's results
-    (by its name and, where the file says who wrote it, its content; ``tool`` None for the report), else
-    ``(False, None)``."""
-    name = p.name
-    if name == "summary.json":
-        return (True, "analyze") if str(_json_tool(p)).startswith("tomoseg") else (False, None)
-    if name == "report.html":
-        return (True, None) if report_of_tomoseg(p) else (False, None)
-    if name == "objects.csv" or (name.startswith("objects_") and name.endswith(".csv")):
-        ours = _objects_table_header(p) is True
-        return (ours, ("analyze" if name == "objects.csv" else "evaluate") if ours else None)
-    return (True, _RESULT_RECORDS[name]) if name in _RESULT_RECORDS else (False, None)
-
-
-def _json_tool(p: Path):
-    record = read_record(p) or {}
-    provenance = record.get("provenance")
-    return record.get("tool") or (provenance.get("tool") if isinstance(provenance, dict) else None)
-
-
-def clear_result_folder(folder, *, keep: tuple = ()) -> list[Path]:
-    """Remove the results an earlier tomoseg run wrote into ``folder`` (a tomoseg result folder): its
-    ``summary.json``, ``evaluation.json``, ``report.html``, objects tables, track's records, and in
-    ``figures/`` the figures tomoseg names (:data:`RESULT_FIGURES`, PNG, SVG, PDF), their captions with them.
-    The results of the tools in ``keep`` stay (the report is always removed: it is built again). Any other file
-    (a user's notes, a table or figure of another name, volumes) is kept; a result changed since tomoseg wrote
-    it (:mod:`tomoseg.io.result_stamps`) is refused, with nothing removed. Returns what was removed."""
-    out = Path(folder)
-    gone = []
-    for p in out.iterdir():
-        ours, tool = _result_owner(p) if p.is_file() and not p.is_symlink() else (False, None)
-        if ours and (tool is None or tool not in keep):
-            gone.append(p)
-    figs = out / "figures"
-    if figs.is_dir() and not figs.is_symlink():
-        for p in figs.iterdir():
-            ours, tool = _figure_owner(p.name) if p.is_file() and not p.is_symlink() else (False, None)
-            if ours and (tool is None or tool not in keep):
-                gone.append(p)
-    from .result_stamps import check_not_edited, forget_results
-
-    check_not_edited(gone)  # checked before the work (check_result_folder); again: never one edited meanwhile
-    for p in gone:
-        p.unlink()
-    forget_results(gone)
-    _prune_captions(figs, {p.stem for p in gone if p.parent == figs})
-    return gone
-
-
-def _prune_captions(figs: Path, removed: set) -> None:
-    """The captions of removed figures taken out of ``captions.json`` (the others stay with their figures)."""
-    store = figs / "captions.json"
-    if not removed or not store.is_file() or store.is_symlink():
-        return
-    try:
-        captions = json.loads(store.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        captions = None
-    if not isinstance(captions, dict):
-        store.unlink()
-        return
-    store.write_text(json.dumps({k: v for k, v in captions.items() if k not in removed}, indent=1),
-                     encoding="utf-8")
-
-
-def same_prediction(record: dict | None, prediction, settings: dict, *, key: str) -> bool:
-    """Whether a result record (analyze's summary.json, evaluate's evaluation.json) describes ``prediction``
-    (the same file, resolved) read and selected with the same ``settings`` (threshold, connectivity, border
-    rule, minimum size, reading: every key of ``settings`` equal in the record's ``settings``): its results may
-    then stand beside this run's in one report, as the same objects."""
-    if not isinstance(record, dict) or not record.get(key) or not isinstance(record.get("settings"), dict):
-        return False
-    try:
-        same_file = Path(str(record[key])).resolve() == Path(str(prediction)).resolve()
-    except (OSError, RuntimeError):
-        return False
-    return same_file and all(record["settings"].get(k) == v for k, v in settings.items())
-
-
-def read_record(path) -> dict | None:
-    """A JSON record of a result folder, or None where missing or unreadable."""
-    try:
-        record = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) else None
-
-
-def result_folder_tool(folder) -> str | None:
-    """The tool named by a result folder's marker (``results written by tomoseg TOOL``), else None."""
-    try:
-        text = (Path(folder) / FOLDER_MARKER).read_text(errors="replace")
-    except OSError:
-        return None
-    m = re.match(r"results written by tomoseg (\S+)", text)
-    return m.group(1) if m else None
-
-
-def _result_folder_of_tomoseg(folder: Path) -> bool:
-    if (folder / FOLDER_MARKER).is_file():
-        return True
-    # result folders of earlier versions: their summary.json names tomoseg
-    return str(_json_tool(folder / "summary.json")).startswith("tomoseg")
 
 
 OBJECTS_TABLE_COLUMNS = ("label", "equivalent_radius_vox")  # the header of every objects table tomoseg writes

@@ -101,7 +101,7 @@ def create_vol(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None) -> Sink
         raise TomosegError(f"PyHST2 .vol files hold float32, not {np.dtype(dtype)}; choose another format")
     if voxel_size is not None and not (voxel_size[0] == voxel_size[1] == voxel_size[2]):
         raise TomosegError(f"PyHST2 .vol files hold one isotropic voxel size, not {voxel_size}")
-    from .output_guard import reserve
+    from .disk_space import reserve
 
     mm = ReleasingMap(np.memmap(tmp, dtype="<f4", mode="w+", shape=tuple(shape)))
     reserve(tmp, tmp.stat().st_size)

@@ -627,7 +627,8 @@ def _bigtiff_kwargs(voxel_size):
 
 
 def create_tiff(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None) -> Sink:
-    from .output_guard import MARK, reserve
+    from .output_guard import MARK
+    from .disk_space import reserve
 
     check_dtype(dtype)
     check_shape(shape, tmp)
@@ -645,7 +646,8 @@ def create_tiff(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None) -> Sin
 
 class _SliceWriter:
     def __init__(self, folder: Path, shape, dtype, voxel_size):
-        from .output_guard import FOLDER_MARKER, MARK, reserve
+        from .output_guard import FOLDER_MARKER, MARK
+        from .disk_space import reserve
 
         self.folder, self.shape, self.dtype = folder, tuple(shape), np.dtype(dtype)
         folder.mkdir(parents=True)

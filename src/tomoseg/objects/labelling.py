@@ -175,7 +175,7 @@ def check_store_space(store: Path, object_voxels: int, objects: int, *, sure: bo
                       what: str = "the label store of the chunked labelling") -> None:
     """Refuse where a label store (:func:`store_bytes`) will not fit on the disk of its folder: ``sure`` for
     what is counted so far (a part of the volume), else for the whole volume's estimate."""
-    from ..io.output_guard import free_bytes, human_size
+    from ..io.disk_space import free_bytes, human_size
 
     folder = store.parent
     free = free_bytes(folder if folder.exists() else Path("."))

@@ -336,7 +336,7 @@ def check_phantom_pool(spec: PhantomData, *, progress: bool = True) -> None:
 
     import psutil
 
-    from ..io.output_guard import human_size
+    from ..io.disk_space import human_size
     from ..synthetic.pool import check_item
 
     for validation in (False, True):  # a shape too small for a preset: refused now, not while the pool is made
