@@ -92,3 +92,19 @@ def _caches_in_tmp(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("TOMOSEG_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))  # compiled models
     # CI turns progress bars off (.ci/run); the tests that check them, and those that check -q, set it themselves
     monkeypatch.delenv("TOMOSEG_NO_PROGRESS", raising=False)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tiny_model_factory):
+    """A tiny trained-shape model file (3 base channels) for CLI tests of outputs, not of quality."""
+    return tiny_model_factory(3)
+
+
+@pytest.fixture
+def phantom_cwd(tmp_path, monkeypatch):
+    """A folder made the working folder, holding a small phantom: img.tif and its labels mask.tif."""
+    from tomoseg.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["phantom", "img.tif", "--labels", "mask.tif", "--shape", "24", "64", "64", "--seed", "3", "-q"]) == 0
+    return tmp_path

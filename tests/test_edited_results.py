@@ -6,22 +6,11 @@ import os
 
 import h5py
 import numpy as np
-import pytest
 import zarr
 
 from tomoseg.cli import main
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tiny_model_factory):
-    return tiny_model_factory(3)
-
-
-@pytest.fixture
-def mask(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    assert main(["phantom", "img.tif", "--labels", "mask.tif", "--shape", "24", "64", "64", "--seed", "3", "-q"]) == 0
-    return tmp_path
 
 
 def _refused(argv, cli_error, path) -> str:
@@ -37,25 +26,25 @@ def _later(path) -> None:
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 2 * 10**9))
 
 
-def test_an_annotated_objects_table_in_a_result_folder_is_not_replaced(mask, cli_error, capsys):
+def test_an_annotated_objects_table_in_a_result_folder_is_not_replaced(phantom_cwd, cli_error, capsys):
     argv = ["analyze", "mask.tif", "--out", "res"]
     assert main(argv + ["-q"]) == 0
     assert main(argv + ["--overwrite", "-q"]) == 0  # unchanged: replaced
-    table = mask / "res" / "objects.csv"
+    table = phantom_cwd / "res" / "objects.csv"
     lines = table.read_text(encoding="utf-8").splitlines()
     annotated = "\n".join([lines[0] + ",my_annotation"] + [row + ",checked by hand" for row in lines[1:]]) + "\n"
     table.write_text(annotated, encoding="utf-8")
     capsys.readouterr()
     _refused(argv + ["--overwrite"], cli_error, "res/objects.csv")
     assert table.read_text(encoding="utf-8") == annotated
-    os.rename(table, mask / "annotated.csv")  # moved away, as the message says: the run goes on
+    os.rename(table, phantom_cwd / "annotated.csv")  # moved away, as the message says: the run goes on
     assert main(argv + ["--overwrite", "-q"]) == 0 and table.is_file()
 
 
-def test_a_figure_retouched_in_place_is_not_removed(mask, cli_error, capsys):
+def test_a_figure_retouched_in_place_is_not_removed(phantom_cwd, cli_error, capsys):
     argv = ["analyze", "mask.tif", "--out", "res"]
     assert main(argv + ["-q"]) == 0
-    svg = mask / "res" / "figures" / "size_histogram.svg"
+    svg = phantom_cwd / "res" / "figures" / "size_histogram.svg"
     retouched = svg.read_text(encoding="utf-8").replace("</svg>", "<!-- font enlarged for the paper --></svg>")
     svg.write_text(retouched, encoding="utf-8")
     capsys.readouterr()
@@ -66,11 +55,11 @@ def test_a_figure_retouched_in_place_is_not_removed(mask, cli_error, capsys):
     assert svg.read_text(encoding="utf-8") == retouched
 
 
-def test_an_edited_csv_table_is_not_replaced(mask, cli_error, capsys):
+def test_an_edited_csv_table_is_not_replaced(phantom_cwd, cli_error, capsys):
     argv = ["analyze", "mask.tif", "--csv", "o.csv"]
     assert main(argv + ["-q"]) == 0
     assert main(argv + ["--overwrite", "-q"]) == 0
-    table = mask / "o.csv"
+    table = phantom_cwd / "o.csv"
     text = table.read_text(encoding="utf-8").replace("\n", ",\n", 1)  # same header start, one more column
     table.write_text(text, encoding="utf-8")
     capsys.readouterr()
@@ -78,7 +67,7 @@ def test_an_edited_csv_table_is_not_replaced(mask, cli_error, capsys):
     assert table.read_text(encoding="utf-8") == text
 
 
-def test_a_mask_corrected_in_its_hdf5_file_is_not_replaced(mask, tiny_model, cli_error, capsys):
+def test_a_mask_corrected_in_its_hdf5_file_is_not_replaced(phantom_cwd, tiny_model, cli_error, capsys):
     seg = ["segment", "img.tif", "prob.zarr", "--mask", "m.h5:/mask", "--model", tiny_model, "--backend", "torch",
            "--device", "cpu"]
     assert main(seg + ["-q"]) == 0
@@ -87,14 +76,14 @@ def test_a_mask_corrected_in_its_hdf5_file_is_not_replaced(mask, tiny_model, cli
     assert main(seg + ["--overwrite", "-q"]) == 0
     with h5py.File("m.h5", "a") as f:
         f["mask"][0:2] = 1  # corrected by hand
-    before = (mask / "m.h5").read_bytes()
+    before = (phantom_cwd / "m.h5").read_bytes()
     capsys.readouterr()
     _refused(seg + ["--overwrite"], cli_error, "m.h5:/mask")
     _refused(["analyze", "mask.tif", "--labels", "m.h5:/labels", "--overwrite"], cli_error, "m.h5:/labels")
-    assert (mask / "m.h5").read_bytes() == before
+    assert (phantom_cwd / "m.h5").read_bytes() == before
 
 
-def test_a_label_store_painted_in_place_is_not_replaced(mask, cli_error, capsys):
+def test_a_label_store_painted_in_place_is_not_replaced(phantom_cwd, cli_error, capsys):
     argv = ["analyze", "mask.tif", "--labels", "lab.zarr"]
     assert main(argv + ["-q"]) == 0
     assert main(argv + ["--overwrite", "-q"]) == 0
@@ -106,7 +95,7 @@ def test_a_label_store_painted_in_place_is_not_replaced(mask, cli_error, capsys)
     assert np.array_equal(zarr.open_array("lab.zarr", path="0", mode="r")[...], painted)
 
 
-def test_an_edited_npy_volume_is_named_as_changed(mask, cli_error, capsys):
+def test_an_edited_npy_volume_is_named_as_changed(phantom_cwd, cli_error, capsys):
     argv = ["analyze", "mask.tif", "--labels", "lab.npy"]
     assert main(argv + ["-q"]) == 0
     np.save("lab.npy", np.zeros((24, 64, 64), np.uint32))

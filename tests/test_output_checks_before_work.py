@@ -6,22 +6,11 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 import tifffile
 
 from tomoseg.cli import main
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tiny_model_factory):
-    return tiny_model_factory(3)
-
-
-@pytest.fixture
-def mask(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    assert main(["phantom", "img.tif", "--labels", "mask.tif", "--shape", "24", "64", "64", "--seed", "3", "-q"]) == 0
-    return tmp_path
 
 
 def _limited(argv, limit: int) -> subprocess.CompletedProcess:
@@ -35,7 +24,7 @@ def _limited(argv, limit: int) -> subprocess.CompletedProcess:
 
 
 # ------------------------------------------------------------------ D4: label outputs checked before the work
-def test_analyze_labels_that_cannot_be_written_are_refused_before_the_analysis(mask):
+def test_analyze_labels_that_cannot_be_written_are_refused_before_the_analysis(phantom_cwd):
     """D4: --labels was checked for room only when written, after the whole analysis (the table already
     written). The label TIFF (24x64x64 uint16, 192 KiB) past a 150 KB limit on file size: refused first."""
     out = _limited(["analyze", "mask.tif", "--labels", "l.tif", "--csv", "o.csv"], 150_000)
@@ -43,31 +32,31 @@ def test_analyze_labels_that_cannot_be_written_are_refused_before_the_analysis(m
     assert "tomoseg: error: l.tif: the label image needs a file of 192.0 KiB, past the limit on file size" \
         in out.stderr and "ulimit -f" in out.stderr
     assert "analyze:" not in out.stderr and "objects kept" not in out.stdout  # no analysis ran
-    assert sorted(p.name for p in mask.iterdir()) == ["img.tif", "mask.tif"]
+    assert sorted(p.name for p in phantom_cwd.iterdir()) == ["img.tif", "mask.tif"]
 
 
-def test_segment_labels_that_cannot_be_written_are_refused_before_the_segmentation(mask, tiny_model):
+def test_segment_labels_that_cannot_be_written_are_refused_before_the_segmentation(phantom_cwd, tiny_model):
     out = _limited(["segment", "img.tif", "p.zarr", "--labels", "l.npy", "--model", tiny_model, "--backend",
                     "torch", "--device", "cpu", "-q"], 300_000)  # uint32 labels: 384 KiB
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
     assert "tomoseg: error: l.npy: the label image needs a file of 384.0 KiB, past the limit" in out.stderr
-    assert sorted(p.name for p in mask.iterdir()) == ["img.tif", "mask.tif"]  # no map, no work folder
+    assert sorted(p.name for p in phantom_cwd.iterdir()) == ["img.tif", "mask.tif"]  # no map, no work folder
 
 
 # ------------------------------------------------------------------ D7
-def test_evaluate_out_inside_the_predictions_folder_of_slices_is_refused(mask, tiny_model, cli_error):
+def test_evaluate_out_inside_the_predictions_folder_of_slices_is_refused(phantom_cwd, tiny_model, cli_error):
     """D7: evaluate --out could be its prediction's own folder of slices: it wrote its results into the input
     and replaced the folder's .tomoseg marker (a later segment --overwrite then refused the folder)."""
     assert main(["segment", "img.tif", "p.zarr", "--mask", "msl", "--model", tiny_model, "--backend", "torch",
                  "--device", "cpu", "-q"]) == 0
-    before = {p.name: p.read_bytes() for p in (mask / "msl").iterdir()}
+    before = {p.name: p.read_bytes() for p in (phantom_cwd / "msl").iterdir()}
     for out in ("msl", "msl/res"):
         line = cli_error(main(["evaluate", "msl", "mask.tif", "--out", out, "--overwrite", "-q"]))
         assert "is inside the input folder msl" in line, line
-    assert {p.name: p.read_bytes() for p in (mask / "msl").iterdir()} == before
+    assert {p.name: p.read_bytes() for p in (phantom_cwd / "msl").iterdir()} == before
 
 
-def test_a_file_too_large_is_named_with_what_to_do(mask):
+def test_a_file_too_large_is_named_with_what_to_do(phantom_cwd):
     """D7: a write past the limit on file size ended in "[Errno 27] File too large (run with --debug for
     details)", naming neither the file nor what to do. The error names no file here (a table's write): the
     command's outputs are named instead."""
@@ -95,10 +84,10 @@ def test_system_errors_keep_the_resume_hint():
 
 
 # ------------------------------------------------------------------ D8
-def test_an_output_into_a_folder_of_slices_is_refused(mask, cli_error):
+def test_an_output_into_a_folder_of_slices_is_refused(phantom_cwd, cli_error):
     """D8: analyze --labels slices/lab.tif put a 3D TIFF into a user's folder of 2D slices: tomoseg (and
     Fiji's Image Sequence) no longer read the folder as the volume."""
-    slices = mask / "slices"
+    slices = phantom_cwd / "slices"
     slices.mkdir()
     for z in range(4):
         tifffile.imwrite(slices / f"scan_{z:04d}.tif", np.full((64, 64), z, np.uint8))

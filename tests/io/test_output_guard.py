@@ -13,10 +13,6 @@ from tomoseg.inference import SegmentOptions, TilingConfig, segment
 from tomoseg.io import write_volume
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tiny_model_factory):
-    return tiny_model_factory(3)
-
 
 @pytest.fixture
 def scan(tmp_path, rng):

@@ -17,14 +17,6 @@ from tomoseg.report import build_report, figures
 VS = (29.33, 29.33, 29.33)
 
 
-def table(rng, n=40):
-    return {"label": np.arange(1, n + 1), "equivalent_radius_vox": rng.uniform(1, 6, n),
-            "equivalent_radius_nm": rng.uniform(30, 180, n), "sphericity_voxel": rng.uniform(0.5, 0.7, n),
-            "sphericity_mesh": rng.uniform(0.8, 1, n), "mean_gray": rng.uniform(50, 100, n),
-            "centroid_z": rng.uniform(0, 40, n), "centroid_y": rng.uniform(0, 64, n),
-            "centroid_x": rng.uniform(0, 64, n)}
-
-
 def svg_texts(path):
     svg = path.with_suffix(".svg").read_text(encoding="utf-8")
     width_pt = float(re.search(r'<svg[^>]*width="([\d.]+)pt"', svg).group(1))
@@ -32,11 +24,11 @@ def svg_texts(path):
     return width_pt, sizes
 
 
-def test_every_figure_keeps_its_text_at_7_pt_or_more_at_column_width(rng, tmp_path):
+def test_every_figure_keeps_its_text_at_7_pt_or_more_at_column_width(rng, tmp_path, objects_table):
     """F6: the style was set inside _figure and gone by savefig: SVGs held no <text> (glyphs as paths), titles
     were 12 pt and ticks 6 pt on 10.5 in figures (2-4 pt at print width). Now every text is SVG text of
     >= 7 pt on a figure of at most 175 mm, and a PDF is written beside."""
-    t = table(rng)
+    t = objects_table(rng)
     image = rng.normal(size=(40, 64, 64)).astype(np.float32)
     truth = np.zeros((40, 64, 64), bool)
     truth[10:14, 20:30, 20:30] = True

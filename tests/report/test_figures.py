@@ -9,19 +9,11 @@ from tomoseg.metrics import ConfusionMatrix
 from tomoseg.report import build_report, figures
 
 
-def table(rng, n=40):
-    return {"label": np.arange(1, n + 1), "equivalent_radius_vox": rng.uniform(1, 6, n),
-            "equivalent_radius_nm": rng.uniform(30, 180, n), "sphericity_voxel": rng.uniform(0.5, 0.7, n),
-            "sphericity_mesh": rng.uniform(0.8, 1, n), "mean_gray": rng.uniform(50, 100, n),
-            "centroid_z": rng.uniform(0, 40, n), "centroid_y": rng.uniform(0, 64, n),
-            "centroid_x": rng.uniform(0, 64, n)}
-
-
-def test_every_figure_as_png_300_dpi_and_svg(rng, tmp_path):
+def test_every_figure_as_png_300_dpi_and_svg(rng, tmp_path, objects_table):
     from PIL import Image
 
     vs = (29.33, 29.33, 29.33)
-    t = table(rng)
+    t = objects_table(rng)
     image = rng.normal(size=(40, 64, 64)).astype(np.float32)
     truth = np.zeros((40, 64, 64), bool)
     truth[10:14, 20:30, 20:30] = True
@@ -105,9 +97,9 @@ def test_objects_3d_box_at_the_voxel_faces_and_top_view_with_y_down(monkeypatch,
     assert axes[1].get_title() == "along z (top, y down)"
 
 
-def test_sphericity_caption_says_coloured_only_with_gray_values(rng, tmp_path):
+def test_sphericity_caption_says_coloured_only_with_gray_values(rng, tmp_path, objects_table):
     """V8: the caption said "coloured by mean gray value" on a one-colour scatter."""
-    t = table(rng, 5)
+    t = objects_table(rng, 5)
     figures.sphericity_figure({"objects": t}, tmp_path / "with.png")
     figures.sphericity_figure({"objects": {**t, "mean_gray": np.full(5, np.nan)}}, tmp_path / "without.png")
     captions = json.loads((tmp_path / "captions.json").read_text(encoding="utf-8"))
@@ -124,14 +116,14 @@ def test_report_shows_voxel_size_and_shape(tmp_path):
     assert 'shape</span></td><td>72 × 128 × 120</td>' in html
 
 
-def test_figures_of_many_objects_stay_small_and_say_what_they_draw(rng, tmp_path):
+def test_figures_of_many_objects_stay_small_and_say_what_they_draw(rng, tmp_path, objects_table):
     """S3: the 3D view drew every object (666 k: 83 s, a 1.3 GB SVG; 30 k: 12 s, 60 MB) and the sphericity
     scatter grew the same way. Now a seeded sample of at most MAX_3D_OBJECTS in 3D, its title and caption saying
     how many of how many, and figures of more than VECTOR_MARKS marks as PNG only (the caption says so)."""
     import time
 
     n = 30_000
-    t = table(rng, n)
+    t = objects_table(rng, n)
     titles = {}
     original = figures.save_figure
 
@@ -160,7 +152,7 @@ def test_figures_of_many_objects_stay_small_and_say_what_they_draw(rng, tmp_path
     for name in ("objects_3d", "sphericity_vs_radius"):
         assert not (tmp_path / f"{name}.svg").exists() and not (tmp_path / f"{name}.pdf").exists(), name  # the earlier run's SVG too: not left to mislead
         assert (tmp_path / f"{name}.png").stat().st_size < 3e6, name
-    few = table(rng, 50)  # a few objects: all drawn, PNG and SVG, no sample title
+    few = objects_table(rng, 50)  # a few objects: all drawn, PNG and SVG, no sample title
     figures.objects_3d(few, (40, 64, 64), tmp_path / "few.png", voxel_size=vs)
     assert (tmp_path / "few.svg").stat().st_size < 2e6
     captions = json.loads((tmp_path / "captions.json").read_text(encoding="utf-8"))
