@@ -95,7 +95,7 @@ def test_ctrl_c_during_openvinos_requests_never_hangs(tmp_path):
     on the main thread (holding Python's lock), joined a stream thread that waited for that lock to run a
     Python callback. The requests now run without Python callbacks. Ctrl-C at ten moments of the tiles, with
     two other processes keeping the cores busy: every run ends. (The hang depends on timing: by hand, with the
-    suite running beside, 4-6 hangs in 12 before the change and none in 44 after; this test did not catch it
+    suite running beside, 4-6 hangs in 12 before the change and none in 30 after; this test did not catch it
     in 5 runs before the change, so it guards Ctrl-C at many moments rather than reproducing D2 each time.)"""
     pytest.importorskip("openvino")
     from tomoseg.synthetic import make_phantom
