@@ -719,7 +719,7 @@ CASES = {
     "analyze --read-as probability of a 0-65535 map": (b_probability_beyond_255, "holds 0-255"),
     # training (items 10, 18)
     "labels 0/255": (b_labels_0_255, "only 0 and 255"),
-    "labels all 255": (b_labels_all_255, "only 0 and 255"),
+    "labels all 255": (b_labels_all_255, "no voxel is annotated"),
     "labels all 0": (b_labels_all_0, "no object voxel"),
     "labels with other values": (b_labels_values, "labels hold values"),
     "epochs: ten": (b_epochs_text, "epochs"),

@@ -213,11 +213,13 @@ def test_overwritten_result_folder_holds_only_this_runs_results(files, capsys, t
     (out / "figures" / "my_plot.png").write_bytes(b"mine")
     assert main(["analyze", str(d / "prob.zarr"), "--threshold", "200", "--out", str(out), "--report",
                  "--overwrite"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == [".tomoseg", "figures", "fraction_along_z.csv", "notes.txt",
-                                                     "objects.csv", "report.html", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".tomoseg", ".tomoseg-stamps.json", "figures",
+                                                     "fraction_along_z.csv", "notes.txt", "objects.csv",
+                                                     "report.html", "summary.json"]
     stems = ("fraction_along_z", "objects_3d", "size_histogram", "sphericity_vs_radius")
     assert sorted(p.name for p in (out / "figures").iterdir()) == sorted(
-        ["captions.json", "my_plot.png"] + [f"{s}.{e}" for s in stems for e in ("png", "svg", "pdf")])
+        [".tomoseg-stamps.json", "captions.json", "my_plot.png"] + [f"{s}.{e}" for s in stems
+                                                                      for e in ("png", "svg", "pdf")])
     assert sorted(json.loads((out / "figures" / "captions.json").read_text(encoding="utf-8"))) == sorted(stems)
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "Voxel scores" not in html and "objects_ground_truth.csv" not in html and "hit_map" not in html

@@ -55,19 +55,27 @@ def _figure(path: Path, caption: str) -> str:
             f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
 
+def _num(value, spec: str) -> str:
+    """A number as ``spec`` formats it; "n/a" for a value not measured (null in summary.json, NaN)."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "n/a"
+    return format(value, spec)
+
+
 def track_section(summary: dict, figs: dict) -> str:
     """The HTML section of a tracking (no page around it): transform, counts, growth, figures."""
     tr = summary["transform"]
     parts = ["<h2>Tracking between two scans</h2>"]
     parts.append(_table([{"quantity": k, "value": v} for k, v in (
         ("transform", tr["source"]),
-        ("rotation about z, y, x (deg)", ", ".join(f"{a:.3f}" for a in tr["rotation_deg"])),
+        ("rotation about z, y, x (deg)", ", ".join(_num(a, ".3f") for a in tr["rotation_deg"])),
         ("rotation angle (deg)", tr["rotation_angle_deg"]),
-        ("translation z, y, x (voxels)", ", ".join(f"{a:.2f}" for a in tr["translation_vox"])),
+        ("translation z, y, x (voxels)", ", ".join(_num(a, ".2f") for a in tr["translation_vox"])),
         ("scale", tr["scale"]), ("crops' remaining shift after the image fit, RMS (voxels)", tr["residual_vox"]),
         ("residual on matched objects (voxels)", tr.get("coarse", {}).get("objects_refit", {}).get("residual_vox",
                                                                                                    float("nan"))),
-        ("band-passed correlation, coarse → final", f"{tr['ncc_before']:.3f} → {tr['ncc_after']:.3f}"))],
+        ("band-passed correlation, coarse → final",
+         f"{_num(tr.get('ncc_before'), '.3f')} → {_num(tr.get('ncc_after'), '.3f')}"))],
         ["quantity", "value"]))
     counts = summary["objects_by_status"]
     parts.append("<h3>Objects by status</h3>")
