@@ -103,3 +103,29 @@ def test_a_run_started_before_hold_out_existed_resumes_as_it_was(tmp_path):
     with pytest.raises(TomosegError, match=r"config changed since this run started \(data.hold_out\).*started "
                                            r"before data.hold_out existed: set it to 0 in its config.yaml"):
         train(cfg, resume=True, progress=False)
+
+
+def test_held_out_validation_patches_hold_annotated_voxels(tmp_path):
+    """Review R6: with a few annotated slices, the grid over the held-out part is mostly unannotated, and the
+    validation patches drawn among all its cells scored on almost no voxels (best.safetensors picked on them).
+    They are drawn among the cells holding annotated voxels; a run started before keeps its draw
+    (sampling.validation_cells: any, which an older run's config lacks)."""
+    image, labels = _z_volume(side=64)
+    labels[:] = 255
+    for z in (6, 14, 22, 30, 38, 46, 54, 62, 70, 78):  # every 8th slice annotated, in two opposite corners
+        for c in (slice(0, 16), slice(48, 64)):
+            labels[z, c, c] = 0
+            labels[z, c, c][4:8, 4:8] = 1
+    data = {"volumes": [_pair(tmp_path, image, labels)]}
+    counts = {}
+    for cells in ("annotated", "any"):
+        cfg = config_from_dict(_cfg(tmp_path, data, validation_cells=cells, validation_patches=4))
+        train_vols, val_vols = prepare_data(cfg, progress=False)
+        _, y = validation_patches(cfg, val_vols, train_vols, "cpu")
+        counts[cells] = [int((p != 255).sum()) for p in y]
+    assert len(counts["annotated"]) == 2 and all(c > 0 for c in counts["annotated"]), counts  # both corners
+    assert len(counts["any"]) == 4 and 0 in counts["any"], counts  # the old draw: cells with nothing to score
+    saved = {"sampling": {"patch_size": 16}}  # an older run's config: the key did not exist
+    assert changed_keys(saved, {"sampling": {"patch_size": 16, "validation_cells": "any"}}) == []
+    assert changed_keys(saved, {"sampling": {"patch_size": 16, "validation_cells": "annotated"}}) == \
+        ["sampling.validation_cells"]

@@ -42,7 +42,11 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 
 # keys added to the config since a run may have started, with the value that does what that run did
-ADDED_LATER = {"data.hold_out": 0.0}
+ADDED_LATER = {"data.hold_out": 0.0, "sampling.validation_cells": "any"}
+
+
+def _yaml_value(value) -> str:
+    return format(value, "g") if isinstance(value, float) else str(value)
 
 
 def _resolved(entry):
@@ -182,8 +186,8 @@ class RunFolder:
         diff = changed_keys(saved, self.cfg.to_dict())
         if diff:
             older = [k for k in diff if k in ADDED_LATER and k not in _flatten(saved)]
-            hint = "".join(f"; this run started before {k} existed: set it to {ADDED_LATER[k]:g} in its "
-                           "config.yaml to resume it as it was" for k in older)
+            hint = "".join(f"; this run started before {k} existed: set it to {_yaml_value(ADDED_LATER[k])} in "
+                           "its config.yaml to resume it as it was" for k in older)
             raise TomosegError(f"{self.path}: the config changed since this run started ({', '.join(diff[:8])}); "
                                f"resume with the run's own config.yaml, or start a new run in another folder{hint}")
 

@@ -262,6 +262,8 @@ class SamplingConfig:
     steps_per_epoch: int = 100
     validation_patches: int = 8
     validation: str = "patches"       # what picks best.safetensors: patches (loss) | volumes (voxel F1 of whole volumes)
+    validation_cells: str = "annotated"  # grid validation (paper mode, held-out slices): draw among the cells that
+                                      # hold annotated voxels (annotated) | among all cells (any; runs before it)
 
     def __post_init__(self):
         if self.validation not in ("patches", "volumes"):
@@ -274,6 +276,8 @@ class SamplingConfig:
             raise TomosegError(f"sampling.patch_size {self.patch_size} must be a multiple of 8")
         if self.batch_size < 1 or self.steps_per_epoch < 1:
             raise TomosegError("sampling.batch_size and sampling.steps_per_epoch must be at least 1")
+        if self.validation_cells not in ("annotated", "any"):
+            raise TomosegError(f"sampling.validation_cells {self.validation_cells!r} must be annotated or any")
         if self.validation_patches < 1:
             raise TomosegError(f"sampling.validation_patches {self.validation_patches} must be at least 1")
         if not 0 <= self.foreground_fraction <= 1:

@@ -67,6 +67,14 @@ def _grid_patches(cfg: TrainConfig, volumes, device) -> tuple[torch.Tensor, torc
              for z in range(0, v.shape[0] - sz + 1, sz)
              for y in range(0, v.shape[1] - sy + 1, sy)
              for x in range(0, v.shape[2] - sx + 1, sx)]
+    if cfg.sampling.validation_cells == "annotated":
+        # only cells holding annotated voxels: with a few annotated slices, most cells of the held-out part hold
+        # none, and validation patches drawn among all of them scored (and picked best.safetensors) on almost no
+        # voxels (review R6). Every cell of a fully annotated volume holds some: the same draw as before
+        ignore = cfg.data.ignore_value
+        held = [k for k, (i, z, y, x) in enumerate(cells)
+                if np.any(volumes[i].labels[z:z + sz, y:y + sy, x:x + sx] != ignore)]
+        cells = [cells[k] for k in held] or cells
     # a seeded draw over all the volumes and layers, not the first n cells in raster order (all in the first volume)
     pick = np.random.default_rng(cfg.seed + 10_007).permutation(len(cells))[:n]
     cut = [tuple(slice(s, s + e) for s, e in zip(cells[k][1:], size)) for k in pick]
