@@ -240,11 +240,32 @@ def test_write_errors_become_one_message(tmp_path, monkeypatch):
         def __setitem__(self, key, value):
             raise OSError(28, "No space left on device")
 
-    with pytest.raises(TomosegError, match="writing failed .*--resume"):
+    with pytest.raises(TomosegError, match="writing failed .*run again$") as info:
         with create_volume(tmp_path / "o.npy", (2, 4, 4), np.uint8) as w:
             w._sink.array = Full()
             w[0:1] = 1
+    assert "--resume" not in str(info.value)  # any command's writer: only segment can resume (below)
     assert not (tmp_path / "o.npy").exists() and not (tmp_path / "o.npy.partial").exists()
+
+
+def test_a_failed_write_of_segments_output_says_resume_writes_it(tmp_path, monkeypatch, tiny_model):
+    """The writer's message said "segment continues with --resume" for every command (phantom, analyze
+    --labels ...); only segment keeps its computed tiles: its finish step says so, and the work folder stays."""
+    from tomoseg.inference import SegmentOptions, TilingConfig, engine, segment
+    from tomoseg.io import write_volume
+
+    write_volume(tmp_path / "in.npy", np.random.default_rng(0).normal(100, 10, (16, 32, 32)).astype(np.float32))
+
+    def full(*args, **kwargs):
+        raise TomosegError("out.tif: writing failed (the disk is full); nothing was put in place. Free space "
+                           "(or fix the folder) and run again")
+
+    monkeypatch.setattr(engine, "finish_output", full)
+    opts = SegmentOptions(tiling=TilingConfig(tile_size=16, halo=8))
+    with pytest.raises(TomosegError, match="run again; the same command with --resume writes it from the "
+                                           "computed tiles"):
+        segment(tmp_path / "in.npy", tmp_path / "out.tif", model=tiny_model, options=opts)
+    assert engine.work_dir_for(tmp_path / "out.tif").is_dir()
 
 
 def test_short_disk_warns_for_compressed_work_stores(tmp_path, capsys, monkeypatch):

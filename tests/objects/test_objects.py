@@ -1,13 +1,12 @@
 import numpy as np
 import pytest
-from scipy import ndimage
 
 import tomoseg
 
 from tomoseg.errors import TomosegError
 from tomoseg.metrics import ConfusionMatrix, confusion_matrix
 from tomoseg.objects import (AnalysisOptions, analyze, detection_scores, label_chunked, label_objects,
-                             match_objects, measure_objects, overlap_pairs, select_objects)
+                             match_objects, measure_objects, overlap_pairs)
 
 
 def ball(r, pad=3, centre_offset=(0.0, 0.0, 0.0)):
@@ -227,7 +226,7 @@ def test_matching_handles_one_voxel_objects_and_is_one_to_one():
 
 def test_probability_or_mask_is_told_from_a_spread_sample_of_whole_chunks(tmp_path):
     from tomoseg.io import open_volume, write_volume
-    from tomoseg.objects.reading import check_mask_like, is_probability
+    from tomoseg.objects.reading import is_probability, read_as
 
     prob = np.zeros((256, 64, 64), np.uint8)
     prob[200:204, 10:14, 10:14] = 230           # one object deep in the volume
@@ -255,7 +254,7 @@ def test_probability_or_mask_is_told_from_a_spread_sample_of_whole_chunks(tmp_pa
     fractions = np.full((32, 8, 8), 0.25, np.float32)
     write_volume(str(tmp_path / "f.zarr"), fractions, chunks=(8, 8, 8))
     with open_volume(str(tmp_path / "f.zarr")) as f, pytest.raises(TomosegError, match="fractional values"):
-        check_mask_like(f, "f.zarr")
+        read_as(f, where="f.zarr")
 
 
 def test_sample_mask_counts_in_blocks_equal_numpy(tmp_path, rng):

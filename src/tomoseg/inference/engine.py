@@ -512,6 +512,9 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
                     done_levels = finish_output(work / store, str(out), volume.shape, volume.voxel_size,
                                                 options.overwrite, pyramid=pyramid, orientation=volume.orientation,
                                                 progress=finishing)
+                except TomosegError as exc:  # a failed write (disk full ...): the computed tiles are kept
+                    raise TomosegError(f"{exc}; the same command with --resume writes it from the computed "
+                                       "tiles, kept in the work folder") from None
                 finally:
                     if finishing is not None:
                         finishing.close()

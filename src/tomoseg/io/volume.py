@@ -388,7 +388,7 @@ class VolumeWriter:
             self._sink.array[key] = value
         except (OSError, RuntimeError) as exc:  # h5py: RuntimeError for some failed writes
             raise TomosegError(f"{self.path}: writing failed ({write_error_reason(exc)}); nothing was put in place. "
-                               "Free space (or fix the folder) and run again; segment continues with --resume") from None
+                               "Free space (or fix the folder) and run again") from None
 
     def close(self) -> None:
         """Finish the file and move it to its final name."""

@@ -375,23 +375,6 @@ def looks_like_object_ids(volume, min_voxels: int = 8) -> tuple[int, int] | None
     return None
 
 
-def check_mask_like(volume, where, command: str = "analyze") -> None:
-    """Refuse volumes that are neither a mask nor a uint8 probability map, for readers that take label images
-    of wider types as they are (the tracking): fractions (e.g. a float map in [0, 1]), and object IDs stored as
-    uint8 (:func:`looks_like_object_ids`), which the threshold would drop. A :class:`MaskView` is 0/1 by
-    construction: nothing to read. ``analyze`` and ``evaluate`` decide with :func:`read_as`."""
-    if isinstance(volume, MaskView):
-        return
-    dtype = np.dtype(volume.dtype)
-    if dtype == np.uint8 and looks_like_object_ids(volume):
-        _kind(dtype, 0, 255, False, True, "auto", where, command)  # raises the object-ID refusal
-    if dtype.kind != "f":
-        return
-    for block in _spread_sample(volume):
-        if _value_range(np.asarray(volume[block]))[2]:
-            _kind(dtype, 0, 1, True, None, "auto", where, command)  # raises the fractional refusal
-
-
 def mask_of(block, probability: bool, threshold: int):
     """The object voxels of a block: value > ``threshold`` in a probability map, else value != 0."""
     return block > threshold if probability else block != 0
