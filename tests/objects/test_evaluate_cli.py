@@ -329,3 +329,18 @@ def test_an_interrupted_analyze_leaves_no_summary_and_report_says_what_is_missin
     (ev / "figures" / f"{listed[-1]}.png").unlink()
     assert main(["report", str(ev)]) == 0
     assert f"evaluation.json lists {len(listed)} figures, of which {listed[-1]} is" in capsys.readouterr().err
+
+
+def test_evaluate_of_an_empty_prediction_prints_n_a_not_nan(tmp_path, capsys):
+    """Nothing predicted: precision (and F1) are 0/0. The printed line said "precision nan, F1 nan"; it says
+    n/a, and the JSON holds null (the counts are there to read)."""
+    truth = np.zeros((16, 32, 32), np.uint8)
+    truth[6:10, 10:14, 10:14] = 1
+    np.save(tmp_path / "truth.npy", truth)
+    np.save(tmp_path / "empty.npy", np.zeros_like(truth))
+    assert main(["evaluate", str(tmp_path / "empty.npy"), str(tmp_path / "truth.npy")]) == 0
+    out = capsys.readouterr().out
+    assert "nan" not in out and "precision n/a" in out and "recall 0.0000" in out, out
+    assert main(["evaluate", str(tmp_path / "empty.npy"), str(tmp_path / "truth.npy"), "--json"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert scores["voxel"]["precision"] is None and scores["voxel"]["fn"] == 64

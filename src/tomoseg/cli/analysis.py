@@ -463,14 +463,21 @@ def _run_evaluate(args) -> int:
         print(json.dumps(json_safe(result), default=float))
     else:
         v = result["voxel"]
-        print(f"voxels: accuracy {v['accuracy']:.6f}, recall {v['recall']:.4f}, precision {v['precision']:.4f}, "
-              f"F1 {v['f1']:.4f}, IoU {v['iou']:.4f} (TP {v['tp']}, FP {v['fp']}, FN {v['fn']}, TN {v['tn']})")
+        print(f"voxels: accuracy {_score(v['accuracy'], 6)}, recall {_score(v['recall'])}, precision "
+              f"{_score(v['precision'])}, F1 {_score(v['f1'])}, IoU {_score(v['iou'])} (TP {v['tp']}, FP {v['fp']}, "
+              f"FN {v['fn']}, TN {v['tn']})")
         o = result.get("objects")
         if o:
             print(f"objects (>= {args.min_voxels} voxels{'' if args.keep_border else ', off the border'}): "
-                  f"recall {o['recall']:.4f}, precision {o['precision']:.4f}, F1 {o['f1']:.4f} "
+                  f"recall {_score(o['recall'])}, precision {_score(o['precision'])}, F1 {_score(o['f1'])} "
                   f"({o['true_objects']} true, {o['predicted_objects']} predicted)")
     return 0
+
+
+def _score(value, digits: int = 4) -> str:
+    """A score for the printed line; "n/a" where it is undefined (precision with nothing predicted: 0/0)."""
+    value = float(value) if value is not None else float("nan")
+    return "n/a" if value != value else f"{value:.{digits}f}"
 
 
 class _Passes:
