@@ -108,7 +108,7 @@ def test_a_run_started_before_hold_out_existed_resumes_as_it_was(tmp_path):
 def test_held_out_validation_patches_hold_annotated_voxels(tmp_path):
     """Review R6: with a few annotated slices, the grid over the held-out part is mostly unannotated, and the
     validation patches drawn among all its cells scored on almost no voxels (best.safetensors picked on them).
-    They are drawn among the cells holding annotated voxels; a run started before keeps its draw
+    They are drawn among the cells holding annotated voxels; a run started before keeps its draw when resumed
     (sampling.validation_cells: any, which an older run's config lacks)."""
     image, labels = _z_volume(side=64)
     labels[:] = 255
@@ -125,7 +125,14 @@ def test_held_out_validation_patches_hold_annotated_voxels(tmp_path):
         counts[cells] = [int((p != 255).sum()) for p in y]
     assert len(counts["annotated"]) == 2 and all(c > 0 for c in counts["annotated"]), counts  # both corners
     assert len(counts["any"]) == 4 and 0 in counts["any"], counts  # the old draw: cells with nothing to score
-    saved = {"sampling": {"patch_size": 16}}  # an older run's config: the key did not exist
-    assert changed_keys(saved, {"sampling": {"patch_size": 16, "validation_cells": "any"}}) == []
-    assert changed_keys(saved, {"sampling": {"patch_size": 16, "validation_cells": "annotated"}}) == \
-        ["sampling.validation_cells"]
+    # a run started before the key resumes with the draw it had, without being asked to edit its config
+    from tomoseg.training.checkpoints import adopt_old_values
+
+    cfg = config_from_dict(_cfg(tmp_path, data))
+    saved = cfg.to_dict()
+    del saved["sampling"]["validation_cells"]  # an older run's config.yaml
+    assert cfg.sampling.validation_cells == "annotated"
+    assert adopt_old_values(saved, cfg) == ["sampling.validation_cells"]
+    assert cfg.sampling.validation_cells == "any" and saved["sampling"]["validation_cells"] == "any"
+    assert changed_keys(saved, cfg.to_dict()) == []
+    assert adopt_old_values(cfg.to_dict(), cfg) == []  # a run that has the key keeps its value

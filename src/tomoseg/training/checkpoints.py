@@ -42,7 +42,25 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 
 # keys added to the config since a run may have started, with the value that does what that run did
-ADDED_LATER = {"data.hold_out": 0.0, "sampling.validation_cells": "any"}
+ADDED_LATER = {"data.hold_out": 0.0}
+# keys a run started before them resumes with, set to the value that did what it did then, without being asked:
+# they change what a run validates on, not what it trains, and a resumed run keeps its own validation patches
+ADOPTED_ON_RESUME = {"sampling.validation_cells": "any"}
+
+
+def adopt_old_values(saved: dict, cfg) -> list[str]:
+    """Set ``cfg``'s :data:`ADOPTED_ON_RESUME` keys that the run's saved config lacks (a run started before them)
+    to their old value, in place, and the same in ``saved`` (so that the two compare equal there); returns the
+    keys set."""
+    have = _flatten(saved)
+    adopted = []
+    for key, old in ADOPTED_ON_RESUME.items():
+        section, name = key.split(".")
+        if isinstance(saved.get(section), dict) and key not in have:
+            setattr(getattr(cfg, section), name, old)
+            saved[section][name] = old
+            adopted.append(key)
+    return adopted
 
 
 def _yaml_value(value) -> str:
@@ -183,6 +201,7 @@ class RunFolder:
                                "same run") from None
         saved = saved if isinstance(saved, dict) else {}
         self.saved_budget = (saved.get("epochs"), saved.get("max_minutes"))
+        adopt_old_values(saved, self.cfg)
         diff = changed_keys(saved, self.cfg.to_dict())
         if diff:
             older = [k for k in diff if k in ADDED_LATER and k not in _flatten(saved)]
