@@ -10,6 +10,14 @@ def emit(table: str, out) -> None:
     Path(out).write_text(table)
 
 
+def table_body(caption: str, columns, rows) -> str:
+    """A section's body: ``caption``, then a Markdown table of ``columns`` (the first left-aligned, the others
+    right-aligned) whose ``rows`` are already formatted lines."""
+    header = "| " + " | ".join(columns) + " |"
+    align = "|---|" + "---:|" * (len(columns) - 1)
+    return "\n".join([caption, "", header, align, *rows, ""]) + "\n"
+
+
 def emit_section(out, key: str, body: str, *, title: str, intro: str) -> str:
     """Replace (or add) the section ``key`` of the results file ``out``, keeping its other sections (other
     machines, volumes, notes written by hand); print it and return it. A new file starts with ``# title``

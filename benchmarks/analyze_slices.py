@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from _cli_child import run_child
-from _report import emit_section
+from _report import emit_section, table_body
 
 CHILD = r"""
 import json, sys, time
@@ -99,12 +99,12 @@ def main(argv=None) -> int:
     same = len(set(tables.values())) == 1
     voxels = int(np.prod(shape))
     plane = shape[1] * shape[2]
-    body = "\n".join([
+    body = table_body(
         f"{shape[0]} slices of {shape[1]} x {shape[2]} uint8 ({voxels / 1e6:.0f} Mvox; one slice "
         f"{plane / 2**20:.1f} MiB), {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M')}; tomoseg from "
-        f"`{args.src}`. Object tables of the layouts identical: {'yes' if same else 'NO'}.", "",
-        "| slices stored as | time | peak RSS |", "|---|---:|---:|", *rows, ""])
-    emit_section(args.out, f"{args.label}: {shape[0]} x {shape[1]} x {shape[2]}", body + "\n",
+        f"`{args.src}`. Object tables of the layouts identical: {'yes' if same else 'NO'}.",
+        ["slices stored as", "time", "peak RSS"], rows)
+    emit_section(args.out, f"{args.label}: {shape[0]} x {shape[1]} x {shape[2]}", body,
                  title="tomoseg analyze on a folder of TIFF slices: memory and time",
                  intro="Written by benchmarks/analyze_slices.py; the notes at the end by hand.")
     return 0

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from _cli_child import run_child
-from _report import emit_section
+from _report import emit_section, table_body
 
 CHILD = r"""
 import json, sys, time
@@ -77,11 +77,11 @@ def main(argv=None) -> int:
                     f"{run['rss_file_mib']:.0f} MiB |")
         print(rows[-1], file=sys.stderr)
     gib = args.slices * 2**20 / 2**30
-    body = "\n".join([
+    body = table_body(
         f"{args.slices} x 1024 x 1024 uint8 ({gib:.1f} GiB, random values), slabs of 64 slices, "
-        f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M')}; tomoseg from `{args.src}`.", "",
-        "| output | time | peak RSS (VmHWM) | RssFile at the end |", "|---|---:|---:|---:|", *rows, ""])
-    emit_section(args.out, f"{args.label}: {args.slices} x 1024 x 1024", body + "\n",
+        f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M')}; tomoseg from `{args.src}`.",
+        ["output", "time", "peak RSS (VmHWM)", "RssFile at the end"], rows)
+    emit_section(args.out, f"{args.label}: {args.slices} x 1024 x 1024", body,
                  title="Writing large outputs: memory and time per format",
                  intro="Written by benchmarks/output_memory.py; the notes at the end by hand.")
     return 0
