@@ -134,10 +134,10 @@ def check_sample_mask(sample_mask, slab_voxels: int) -> None:
     it first; only where that holds no sample voxel is the whole mask read (then stopping at the first)."""
     from ..io.blocks import block_grid, storage_chunks
     from ..sample_mask import inside as mask_block
-    from .reading import _spread_sample
+    from .reading import first_look
 
     where = f"sample mask {getattr(sample_mask, 'path', '')}".rstrip()
-    blocks = [(slice(None),) * 3] if isinstance(sample_mask, np.ndarray) else _spread_sample(sample_mask)
+    blocks = first_look(sample_mask)
     if any(mask_block(sample_mask[b], where).any() for b in blocks):
         return
     shape = tuple(int(n) for n in sample_mask.shape)

@@ -226,7 +226,7 @@ def read_as(volume, how: str = "auto", *, where=None, command: str = "analyze") 
     whole = isinstance(volume, np.ndarray)
     if how == "auto" and dtype == np.uint8 and not whole and written_as_probability(volume):
         return replace(base, kind="probability", high=255.0, verified=True, known=True)  # segment's own map
-    blocks = [(slice(None),) * 3] if whole else _spread_sample(volume)
+    blocks = first_look(volume)
     low, high, fractional = np.inf, -np.inf, False
     for block in blocks:
         data = np.asarray(volume[block])
@@ -248,7 +248,7 @@ def probability_values(probability, *, where=None, command: str = "analyze"):
     where = str(where if where is not None else getattr(probability, "path", None) or "the probability map")
     dtype = np.dtype(probability.dtype)
     if dtype.kind == "f":
-        blocks = [(slice(None),) * 3] if isinstance(probability, np.ndarray) else _spread_sample(probability)
+        blocks = first_look(probability)
         ranges = [_value_range(np.asarray(probability[b])) for b in blocks]
         ranges = [(0.0, 0.0, False)] if not ranges else ranges
         low, high = min(r[0] for r in ranges), max(r[1] for r in ranges)
@@ -288,12 +288,14 @@ def is_probability(volume) -> bool:
     return read_as(volume).probability
 
 
-def _spread_sample(volume, slices: int = 16) -> list:
-    """Blocks holding about as many voxels as ``slices`` z slices, spread evenly over the volume: whole
-    storage chunks of a chunked store (a single slice of a Zarr store decompresses its whole chunk layer),
-    else whole slices."""
+def first_look(volume, slices: int = 16) -> list:
+    """The blocks a first look at ``volume`` reads: the whole of an array in memory; on disk, blocks holding
+    about as many voxels as ``slices`` z slices, spread evenly over the volume: whole storage chunks of a
+    chunked store (a single slice of a Zarr store decompresses its whole chunk layer), else whole slices."""
     from ..io.blocks import sample_blocks, storage_chunks
 
+    if isinstance(volume, np.ndarray):
+        return [(slice(None),) * 3]
     shape = tuple(int(s) for s in volume.shape)
     return sample_blocks(shape, storage_chunks(volume), min(1.0, slices / shape[0]))
 
