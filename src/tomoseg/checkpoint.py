@@ -47,28 +47,12 @@ def save_model(model: UNet3D, path, metadata: dict | None = None, *, overwrite: 
                 tomoseg_version=__version__)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tmp = path.with_name(path.name + ".partial")
+    from .objects.analysis import json_safe
+
     save_file(tensors, str(tmp), metadata={"tomoseg": json.dumps(json_safe(meta), sort_keys=True, allow_nan=False)})
     with_umask_permissions(tmp)
     tmp.replace(path)
     return path
-
-
-def json_safe(value):
-    """``value`` with NaN and infinite floats as None (JSON's null): the metadata stay valid JSON for every reader,
-    not only Python's (review R9).
-
-    >>> json_safe({"f1": float("nan"), "scores": [1.0, float("inf")], "n": 3})
-    {'f1': None, 'scores': [1.0, None], 'n': 3}
-    """
-    import math
-
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
 
 
 def with_umask_permissions(path) -> None:

@@ -226,11 +226,9 @@ class RunFolder:
         Everything comes from the state file, the last file :meth:`save` writes and the one written atomically:
         the weights, optimizer, random states, the paper grid's pass and the metrics rows are of one epoch, even
         where the run was stopped between two of the files of a save."""
-        from safetensors import safe_open
         from safetensors.torch import load_file
 
-        with safe_open(str(self.state_file), framework="pt") as f:
-            meta = json.loads(f.metadata()["tomoseg_train_state"])
+        meta = dict(self.saved) or state_metadata(self.state_file)  # the header, read when the folder was opened
         tensors = load_file(str(self.state_file))
         weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
         if not weights:  # a state file of an earlier version: the weights are last.safetensors', if of its step

@@ -293,7 +293,7 @@ class _Loop:
         """Epoch 0 of a fine-tune: the init model scored on the validation patches before any step, recorded as a
         row of metrics.csv and saved as best.safetensors until an epoch beats it (review R3)."""
         t0 = time.perf_counter()
-        self._finish_epoch(t0, float("nan"), {}, t0)
+        self._finish_epoch(t0, float("nan"), {})
 
     def epoch(self, bar) -> None:
         c, t0 = self.counters, time.perf_counter()
@@ -314,10 +314,9 @@ class _Loop:
             if self.progress() >= 1:
                 break
         c["epoch"] += 1
-        self._finish_epoch(t0, float(torch.stack(losses).mean()), clock.totals(), t0, start_elapsed)
+        self._finish_epoch(t0, float(torch.stack(losses).mean()), clock.totals(), start_elapsed)
 
-    def _finish_epoch(self, t0: float, train_loss: float, phases: dict, started: float,
-                      start_elapsed: float | None = None) -> None:
+    def _finish_epoch(self, t0: float, train_loss: float, phases: dict, start_elapsed: float | None = None) -> None:
         """Validation, the metrics row, the checkpoint and the epoch's line."""
         c = self.counters
         t_val = time.perf_counter()
@@ -339,14 +338,12 @@ class _Loop:
         best = score < c.get("best_score", float("inf"))
         if best:
             c["best_epoch"], c["best_epoch_val_loss"] = c["epoch"], val_loss
-        if c["epoch"] == 0:
-            c["init_val_loss"] = val_loss
         c["best_score"] = min(score, c.get("best_score", float("inf")))
         c["best_val_loss"] = min(val_loss, c["best_val_loss"])
         row = {"epoch": c["epoch"], "step": c["step"], "train_loss": train_loss,
                "val_loss": val_loss, "accuracy": cm.accuracy, "tp": cm.tp, "tn": cm.tn, "fp": cm.fp, "fn": cm.fn,
                "recall": cm.recall, "precision": cm.precision, "f1": cm.f1, "best_threshold": best_threshold,
-               "seconds": time.perf_counter() - started, "data_s": phases.get("data", 0.0),
+               "seconds": time.perf_counter() - t0, "data_s": phases.get("data", 0.0),
                "compute_s": phases.get("compute", 0.0), "validation_s": time.perf_counter() - t_val,
                "loss_kind": kind, "val_loss_trained": val_losses[kind],
                "learning_rate": self.step.learning_rate(self.progress())}
