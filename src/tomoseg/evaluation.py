@@ -71,7 +71,7 @@ def evaluate(pred, labels, *, threshold: int = 127, intensity=None, voxel_size=N
     ``objects_no_exclusions`` (the same over every object: all sizes, border objects included) and ``table1``
     (the paper's Table 1 for prediction and ground truth).
     """
-    from .objects.analysis import flat_objects, warn_if_flooded
+    from .objects.analysis import warn_if_flooded
     from .objects.labelled import label_scan
     from .objects.reading import MaskView
 
@@ -96,8 +96,7 @@ def evaluate(pred, labels, *, threshold: int = 127, intensity=None, voxel_size=N
                                         connectivity=options.connectivity,
                                         in_memory_voxels=options.in_memory_voxels, chunks=options.chunks,
                                         workdir=workdir, progress=progress))
-                if prob and reading.how == "auto" and not reading.known and len(scans) == 1 and \
-                        flat_objects(scans[0].table, options.min_voxels):
+                if len(scans) == 1 and reading.shows_object_ids(scans[0].table, options.min_voxels):
                     break  # a sparse label image the object-ID sample missed
             else:
                 (ptab, plab), (ttab, tlab) = ((s.table, s.labels) for s in scans)

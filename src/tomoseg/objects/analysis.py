@@ -223,8 +223,7 @@ def analyze(volume, *, intensity=None, probability=None, voxel_size=None, option
             if progress is not None and hasattr(progress, "reset"):
                 progress.reset()
             continue
-        if reading.probability and reading.how == "auto" and not reading.known and probability is None \
-                and flat_objects(table, options.min_voxels):
+        if probability is None and reading.shows_object_ids(table, options.min_voxels):
             # a sparse label image the ID sample missed: its objects (the IDs above the threshold) are flat
             # plateaus of several values, which no probability map makes. Read again as a label image
             if kept is not None:
@@ -244,20 +243,6 @@ def analyze(volume, *, intensity=None, probability=None, voxel_size=None, option
         if kept is not None:
             kept.discard()
         raise
-
-
-def flat_objects(table, min_voxels: int = 8) -> bool:
-    """Whether the objects found in a volume read as a probability map are each flat at one value (mean
-    probability = max probability) and of several values (two at least, as
-    :func:`~tomoseg.objects.reading.looks_like_object_ids` asks): a label image's IDs above the threshold, where a
-    probability map's objects ramp up from their edges."""
-    size = np.asarray(table["volume_vox"])
-    big = size >= max(int(min_voxels), 8)
-    if int(big.sum()) < 2:
-        return False
-    mean = np.asarray(table["mean_probability"], float)[big]
-    top = np.asarray(table["max_probability"], float)[big]
-    return bool(np.all(np.isclose(mean, top, rtol=0, atol=1e-9)) and len(np.unique(np.round(top * 255))) >= 2)
 
 
 def _label_and_measure(volume, prob_map: bool, intensity, probability, voxel_size, options, workdir, progress,

@@ -22,8 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import TomosegError
-from .analysis import (IN_MEMORY_VOXELS, AnalysisOptions, KeptLabels, _Bounds, _measure_chunked, analyze,
-                       flat_objects)
+from .analysis import IN_MEMORY_VOXELS, AnalysisOptions, KeptLabels, _Bounds, _measure_chunked, analyze
 from .labelling import label_objects, open_label_store
 from .measure import COLUMNS, measure_objects
 from .reading import Reading, mask_of, read_as
@@ -116,8 +115,7 @@ def label_scan(image, labels, *, reading: Reading | None = None, probability=Non
             table = measure_objects(lab, intensity=None if image is None else np.asarray(image[:, :, :]),
                                     probability=None if prob is None else np.asarray(prob[:, :, :]),
                                     voxel_size=voxel_size)
-            if reading.probability and reading.how == "auto" and not reading.known and probability is None \
-                    and flat_objects(table):  # a sparse label image the object-ID sample missed (as analyze)
+            if probability is None and reading.shows_object_ids(table):  # a sparse label image (as analyze)
                 reading = reading.as_object_ids()
                 continue
             break

@@ -105,6 +105,13 @@ class Reading:
         kind = _kind(np.dtype(self.dtype), low, high, changed.fractional, ids, self.how, self.where, self.command)
         return replace(self, kind=kind, low=low, high=high, ids=ids)
 
+    def shows_object_ids(self, table, min_voxels: int = 8) -> bool:
+        """Whether the objects found under this automatic probability reading (``table``, with the
+        ``mean_probability`` and ``max_probability`` of this volume's values) show a sparse label image the
+        object-ID sample missed (:func:`flat_objects`); tomoseg's own maps are exempt. Then read again under
+        :meth:`as_object_ids`."""
+        return self.probability and self.how == "auto" and not self.known and flat_objects(table, min_voxels)
+
     def as_object_ids(self) -> "Reading":
         """This reading once the objects found turned out to be plateaus of several values (object IDs the
         sample did not show): a label image, or the refusal of IDs stored as uint8."""
@@ -160,6 +167,20 @@ def _value_range(block: np.ndarray) -> tuple[float, float, bool]:
             return 0.0, 0.0, False
         return float(block.min()), float(block.max()), bool(np.any(block != np.round(block)))
     return float(block.min()), float(block.max()), False
+
+
+def flat_objects(table, min_voxels: int = 8) -> bool:
+    """Whether the objects found in a volume read as a probability map are each flat at one value (mean
+    probability = max probability) and of several values (two at least, as
+    :func:`~tomoseg.objects.reading.looks_like_object_ids` asks): a label image's IDs above the threshold, where a
+    probability map's objects ramp up from their edges."""
+    size = np.asarray(table["volume_vox"])
+    big = size >= max(int(min_voxels), 8)
+    if int(big.sum()) < 2:
+        return False
+    mean = np.asarray(table["mean_probability"], float)[big]
+    top = np.asarray(table["max_probability"], float)[big]
+    return bool(np.all(np.isclose(mean, top, rtol=0, atol=1e-9)) and len(np.unique(np.round(top * 255))) >= 2)
 
 
 def _force_mask(command: str) -> str:
