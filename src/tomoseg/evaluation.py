@@ -150,8 +150,6 @@ def write_evaluation(result: dict, out_dir, *, image=None, voxel_size=None, prog
     """Write ``evaluation.json``, the tables and the figures into ``out_dir``; returns the JSON written.
     ``progress`` (a bar with ``reset`` and ``update``) is reset to the number of figures and given one step as
     each is written."""
-    import json
-
     from .report import figures
     from .table import write_csv
 
@@ -185,10 +183,7 @@ def write_evaluation(result: dict, out_dir, *, image=None, voxel_size=None, prog
                                                           counts=per_slice)]
     result["figures"] = [Path(f).stem for f in made]
     # last, under a temporary name: evaluation.json says the results are complete (the report checks it)
-    tmp = out / "evaluation.json.partial"
-    tmp.write_text(json.dumps(result, indent=1, default=float), encoding="utf-8")
-    tmp.replace(out / "evaluation.json")
-    from .io.result_stamps import stamp_results
+    from .io.result_folders import write_result_json
 
-    stamp_results([out / "evaluation.json"])
+    write_result_json(out / "evaluation.json", result, default=float)
     return result

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import TomosegError
 from ..io.output_guard import (FOLDER_MARKER, PROVENANCE_SUFFIX, check_outputs_apart, check_report_output,
                                check_table_output, read_record)
-from ..io.result_folders import check_result_folder, make_result_folder, same_prediction
+from ..io.result_folders import check_result_folder, make_result_folder, same_prediction, write_result_json
 from .registry import check_threshold, checked_voxel_size, command, overwrite_arg, voxel_size_arg
 
 
@@ -168,7 +168,7 @@ def _write_analysis(args, vol, result, options, voxel_size, intensity, sample_ma
             summary["figures"] = _write_figures(vol, result, options, voxel_size, intensity, sample_mask,
                                                 population, out, bar, steps_after=int(args.report))
             # last: summary.json says the results are complete (an interrupted run leaves none; report checks it)
-            _write_json(out / "summary.json", json_safe(summary))
+            write_result_json(out / "summary.json", json_safe(summary))
             if args.report:
                 from ..report import build_report
 
@@ -207,16 +207,6 @@ def _step(bar, starting: str | None = None) -> None:
         bar.set_description(f"{bar.desc.split(' (')[0]} ({starting})")
     else:
         bar.update(1)
-
-
-def _write_json(path: Path, record: dict) -> None:
-    """``record`` as JSON at ``path``, written under a temporary name and renamed when complete."""
-    from ..io.result_stamps import stamp_results
-
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
-    tmp.replace(path)
-    stamp_results([path])
 
 
 def _write_figures(vol, result, options, voxel_size, intensity, sample_mask, population, out, bar, *,

@@ -188,3 +188,15 @@ def _result_folder_of_tomoseg(folder: Path) -> bool:
         return True
     # result folders of earlier versions: their summary.json names tomoseg
     return str(_json_tool(folder / "summary.json")).startswith("tomoseg")
+
+
+def write_result_json(path, record: dict, **dumps) -> None:
+    """A result record (``summary.json``, ``evaluation.json``) written under a temporary name, renamed when
+    complete, and stamped (:func:`~tomoseg.io.result_stamps.stamp_results`); ``dumps``: options of ``json.dumps``."""
+    from .result_stamps import stamp_results
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps(record, indent=1, **dumps), encoding="utf-8")
+    tmp.replace(path)
+    stamp_results([path])
