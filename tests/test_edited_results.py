@@ -102,3 +102,28 @@ def test_an_edited_npy_volume_is_named_as_changed(phantom_cwd, cli_error, capsys
     _later("lab.npy")
     capsys.readouterr()
     _refused(argv + ["--overwrite"], cli_error, "lab.npy")
+
+
+def test_an_ome_zarr_store_painted_in_place_is_not_replaced(phantom_cwd, cli_error, capsys):
+    """analyze --ome-zarr: objects corrected in napari and saved into the store's labels are never replaced;
+    the store has a provenance record of its own, as every other volume tomoseg writes."""
+    import json
+
+    from tomoseg.io.ome_zarr import have_models
+    from tomoseg.io.output_guard import provenance_path
+
+    if not have_models():
+        import pytest
+
+        pytest.skip("ome-zarr-models not installed")
+    argv = ["analyze", "mask.tif", "--ome-zarr", "o.ome.zarr"]
+    assert main(argv + ["-q"]) == 0
+    record = json.loads(provenance_path("o.ome.zarr").read_text(encoding="utf-8"))
+    assert record["command"] == "tomoseg analyze --ome-zarr" and record["labelled_from"] == "mask.tif"
+    assert main(argv + ["--overwrite", "-q"]) == 0  # unchanged: replaced
+    objects = zarr.open_array("o.ome.zarr/labels/objects", path="0", mode="r+")
+    objects[0:2, 0:8, 0:8] = 7
+    painted = objects[...]
+    capsys.readouterr()
+    _refused(argv + ["--overwrite"], cli_error, "o.ome.zarr")
+    assert np.array_equal(zarr.open_array("o.ome.zarr/labels/objects", path="0", mode="r")[...], painted)

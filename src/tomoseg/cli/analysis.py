@@ -355,13 +355,14 @@ def _same_disk(path: Path, folder: Path) -> bool:
 def _write_label_outputs(args, vol, result, table, intensity, voxel_size, out) -> None:
     from ..objects.label_image import write_label_image, write_objects_ome_zarr
 
+    tables = [str(t) for t in (args.csv, out / "objects.csv" if out is not None else None) if t]
+    about = {"objects_tables": tables, "all_objects": args.all_objects,
+             "summary": str(out / "summary.json") if out is not None else None}
     if getattr(args, "labels", None):
         from ..progress import progress_while
         from . import progress_enabled
 
-        tables = [str(t) for t in (args.csv, out / "objects.csv" if out is not None else None) if t]
-        about = {"command": "tomoseg analyze --labels", "objects_tables": tables, "all_objects": args.all_objects,
-                 "summary": str(out / "summary.json") if out is not None else None}
+        about["command"] = "tomoseg analyze --labels"
         with progress_while(progress_enabled(args), vol.size, desc="label image") as bar:
             write_label_image(vol, args.labels, table, options=result.options, voxel_size=voxel_size,
                               overwrite=args.overwrite, labels=result.labels, progress=bar, provenance=about,
@@ -374,7 +375,8 @@ def _write_label_outputs(args, vol, result, table, intensity, voxel_size, out) -
         with progress_while(progress_enabled(args), 3 * vol.size, desc="OME-Zarr") as bar:
             write_objects_ome_zarr(vol, args.ome_zarr, table, image=intensity, options=result.options,
                                    voxel_size=voxel_size, overwrite=args.overwrite, labels=result.labels,
-                                   probability=result.reading.probability, progress=bar)
+                                   probability=result.reading.probability, progress=bar,
+                                   provenance={**about, "command": "tomoseg analyze --ome-zarr"})
 
 
 @command("evaluate")

@@ -255,16 +255,20 @@ class _MappedLabels:
 
 def write_objects_ome_zarr(volume, path, table: dict, *, image=None, options: AnalysisOptions | None = None,
                            voxel_size=None, overwrite: bool = False, workdir=None, labels=None,
-                           probability: bool | None = None, progress=None) -> Path:
+                           probability: bool | None = None, progress=None, provenance: dict | None = None) -> Path:
     """One OME-Zarr image for viewers: ``image`` (the gray values; else ``volume``) as a pyramid, with
     ``labels/mask`` (0/1) and ``labels/objects`` (IDs = the table's ``label``), objects coloured by equivalent
     radius and carrying their radius, volume and sphericity as NGFF properties. ``probability``: as
     :func:`write_label_image`'s. ``labels`` (the analysis' own, kept on disk) are mapped to the table's objects
     as they are read; without them the objects are labelled into a temporary store first. ``progress`` is given
-    the voxels of the image, the mask and the objects as each is written (three times the volume's voxels)."""
+    the voxels of the image, the mask and the objects as each is written (three times the volume's voxels).
+    The store gets a provenance record beside it, as :func:`write_label_image`'s (with the entries of
+    ``provenance`` added): it says how the objects were found, and its stamp keeps a store corrected in place
+    (labels painted in napari) from being replaced by a later ``--overwrite``."""
     import zarr
 
     from ..io.ome_zarr import write_ome_zarr
+    from ..io.output_guard import write_provenance
 
     options = options or AnalysisOptions()
     tmp = None
@@ -290,13 +294,18 @@ def write_objects_ome_zarr(volume, path, table: dict, *, image=None, options: An
                                 "sphericity_mesh", "mean_gray", "mean_probability") if c in table]
             properties = {int(l): {c: float(table[c][i]) for c in cols if np.isfinite(table[c][i])}
                           for i, l in enumerate(table["label"])}
-        return write_ome_zarr(path, image if image is not None else volume,
+        written = write_ome_zarr(path, image if image is not None else volume,
                               labels={"mask": MaskView(volume, options, probability=probability),
                                       "objects": objects},
                               voxel_size=voxel_size, chunks=(64, 128, 128),
                               label_colors={"mask": {1: MASK_RGBA}, "objects": colours},
                               label_properties={"mask": {1: {"name": "object"}}, "objects": properties},
                               overwrite=overwrite, progress=progress)
+        record = label_provenance(volume, written, table, options, dtype=np.uint32, voxel_size=voxel_size,
+                                  probability=probability)
+        write_provenance(written, {**record, "tool": "tomoseg write_objects_ome_zarr",
+                                   "label_image": f"{written}/labels/objects", **(provenance or {})})
+        return written
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
