@@ -159,30 +159,28 @@ def write_provenance(output, record: dict) -> dict:
     return record
 
 
-def _provenance_says_tomoseg(file: Path) -> bool:
-    """Whether the record beside ``file`` (a file or folder, not an HDF5 dataset) marks it as tomoseg's: a
-    record tomoseg wrote, and where it holds the file's size and modification time as written, the file still
-    has them (records of earlier versions, and of folders, hold none)."""
-    from .result_stamps import volume_changed
-
-    record = _tomoseg_record(provenance_path(file))
-    if record is None:
-        return False
-    return not volume_changed(record, file)
-
-
 def volume_edited(output) -> bool:
     """Whether the existing volume ``output`` (a file, a folder, ``file.h5:/dataset``) has a provenance record
     of tomoseg's whose stamp it no longer matches: changed since tomoseg wrote it."""
+    return _record_state(output)[1]
+
+
+def _record_state(output) -> tuple[bool, bool]:
+    """For the existing volume ``output``: whether a provenance record of tomoseg's lies beside it, and whether
+    the volume changed since (its stamp in the record no longer matches; records of earlier versions hold no
+    stamp: unchanged). One read of the record, one walk of a folder's tree."""
     from .result_stamps import volume_changed
 
     file, _ = _hdf5_dataset(output)
     record = tomoseg_provenance(output)
-    return record is not None and bool(volume_changed(record, file))
+    return record is not None, record is not None and bool(volume_changed(record, file))
 
 
-def written_by_tomoseg(file: Path, dataset: str | None, fmt: str) -> bool:
-    """Whether the existing output at ``file`` (``dataset`` inside it) carries tomoseg's marker."""
+def written_by_tomoseg(file: Path, dataset: str | None, fmt: str, *, record_says_so: bool) -> bool:
+    """Whether the existing output at ``file`` (``dataset`` inside it) carries tomoseg's marker.
+    ``record_says_so``: whether a record of tomoseg's beside ``file`` (a file or folder, not an HDF5 dataset)
+    marks it, the file unchanged since (:func:`_record_state`); records of earlier versions, and of folders,
+    hold no stamp."""
     try:
         if fmt == "hdf5":  # the dataset's attribute alone: no record ever marks an HDF5 file or dataset
             import h5py
@@ -193,16 +191,16 @@ def written_by_tomoseg(file: Path, dataset: str | None, fmt: str) -> bool:
         if fmt == "tiff-folder":
             only_slices = file.is_dir() and all(SLICE_RE.match(p.name) or p.name == FOLDER_MARKER
                                                 for p in file.iterdir())
-            return only_slices and ((file / FOLDER_MARKER).is_file() or _provenance_says_tomoseg(file))
+            return only_slices and ((file / FOLDER_MARKER).is_file() or record_says_so)
         if fmt == "zarr":
             import zarr
 
             if not file.is_dir():
                 return False
-            return MARK in zarr.open(str(file), mode="r").attrs or _provenance_says_tomoseg(file)
+            return MARK in zarr.open(str(file), mode="r").attrs or record_says_so
         if file.is_dir():
             return False
-        if _provenance_says_tomoseg(file):
+        if record_says_so:
             return True
         if fmt == "tiff":
             import tifffile
@@ -283,11 +281,12 @@ def check_output(path, *, overwrite: bool, input_shape=None, input_path=None) ->
     elif not (file.exists() or file.is_symlink()):
         return
     where = f"{file}:{dataset}" if fmt == "hdf5" else str(file)
-    if volume_edited(where):
+    has_record, edited = _record_state(where)
+    if edited:
         from .result_stamps import edited_message
 
         raise TomosegError(edited_message(where, dataset=fmt == "hdf5"))
-    mine = written_by_tomoseg(file, dataset, fmt)
+    mine = written_by_tomoseg(file, dataset, fmt, record_says_so=has_record)
     if mine:
         if not overwrite:
             raise TomosegError(f"{where}: already exists (an earlier tomoseg result); pass --overwrite to replace it")
