@@ -396,3 +396,26 @@ def test_cli_analyze_labels_into_a_new_dataset_of_an_existing_hdf5_file(rng, tmp
     np.save(tmp_path / "mine.npy", np.ones(prob.shape, np.uint32))
     assert main(argv + ["--out", str(tmp_path / "r3"), "--labels", str(tmp_path / "mine.npy"), "--overwrite"]) == 1
     assert "tomoseg did not write" in capsys.readouterr().err
+
+
+def test_a_zarr_label_image_shows_its_pyramid_on_the_bar(rng, tmp_path):
+    """The 2x2x2 modes of a .zarr label image read the whole image again: the bar goes on as its own stage
+    ("label image pyramid"), counting the voxels read to make each coarser level, instead of standing at 100 %."""
+    import io
+
+    from tomoseg.io.ome_zarr import have_models, read_pyramid
+    from tomoseg.progress import Progress
+
+    if not have_models():
+        pytest.skip("ome-zarr-models not installed")
+    mask = np.pad(blobs(rng), ((0, 60), (0, 100), (0, 80)))  # 100x170x170: large enough for 2 levels
+    result = analyze(mask)
+    stream = io.StringIO()
+    bar = Progress(mask.size, desc="label image", stream=stream, tty=False, interval=0)
+    write_label_image(mask, tmp_path / "labels.zarr", result.selected, progress=bar)
+    bar.close()
+    lines = stream.getvalue().splitlines()
+    assert any(line.startswith("label image: 100%") for line in lines), lines
+    assert lines[-1].startswith("label image pyramid: 100%"), lines
+    levels = read_pyramid(tmp_path / "labels.zarr")
+    assert len(levels) >= 2 and bar.total == bar.n == sum(int(np.prod(lv.shape)) for lv in levels[:-1])

@@ -186,7 +186,9 @@ def write_label_image(volume, path, table: dict, *, options: AnalysisOptions | N
         from ..io.ome_zarr import add_pyramid, have_models
 
         if have_models():  # else the single-scale OME-Zarr stays (readable everywhere)
-            add_pyramid(path, method="mode")
+            if progress is not None and hasattr(progress, "reset"):  # a stage of its own: the image read again
+                progress.reset(desc="label image pyramid")  # its total: set by add_pyramid
+            add_pyramid(path, method="mode", progress=progress)
     record = label_provenance(volume, path, table, options, dtype=dtype, voxel_size=voxel_size, probability=prob)
     write_provenance(path, {**record, **(provenance or {})})  # last: it describes the finished image
     return path
