@@ -111,7 +111,9 @@ def otsu(values: np.ndarray, bins: int = 256, threads: int = 1) -> tuple[float, 
     lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
     if hi <= lo:
         return lo, 0.0
-    counted = _map(lambda p: np.histogram(p, bins=bins, range=(lo, hi)), parts)
+    # counted in float64: float32 bin edges collapse where the range is narrow against its offset (G7: 85 levels
+    # within 1000.000-1000.005 made np.histogram refuse)
+    counted = _map(lambda p: np.histogram(p.astype(np.float64, copy=False), bins=bins, range=(lo, hi)), parts)
     hist, edges = sum(h for h, _ in counted), counted[0][1]
     centres = (edges[:-1] + edges[1:]) / 2
     w0 = np.cumsum(hist)
