@@ -178,17 +178,28 @@ def test_segment_warns_about_voxel_size_and_flooding(tmp_path, capsys):
     code, _, err = _cli(argv + ["--voxel-size", "6.5um", "6.5um", "6.5um"], capsys)
     assert code == 0
     warnings = [line for line in err.splitlines() if line.startswith("tomoseg: warning:")]
-    assert any("differs" in w and "resample" in w for w in warnings), err
+    # G6: the network works in voxels: the model's range stated in voxels and in the data's units
+    assert any("is 222x larger than the model's training scans' (29.33×29.33×29.33 nm)" in w
+               and "The network sees voxels, not nanometres" in w and "resample" in w for w in warnings), err
     assert any("segmented as objects" in w for w in warnings), err
     code, _, err = _cli(argv[:2] + [str(tmp_path / "o2.zarr")] + argv[3:], capsys)
-    assert code == 0 and "voxel size unknown" in err
+    assert code == 0 and "tomoseg: note: " in err and "voxel size unknown: sizes come out in voxels" in err
 
 
 def test_no_domain_warning_when_data_match(tmp_path):
     from tomoseg.inference.domain import voxel_size_warning
 
     assert voxel_size_warning((30.0, 30.0, 30.0), [29.33] * 3, "x") is None
-    assert "differs" in voxel_size_warning((6500.0,) * 3, [29.33] * 3, "x")
+    from tomoseg.inference.domain import learned_radius
+    from tomoseg.checkpoint import load_model
+
+    radius = learned_radius(load_model().metadata)  # the shipped model learned the phantoms' range
+    assert radius == (1.0, 8.0)
+    assert "objects of about 1-8 voxels in radius (here 6.5-52 µm)" in voxel_size_warning((6500.0,) * 3,
+                                                                                          [29.33] * 3, "x", radius)
+    assert "222x larger" in voxel_size_warning((6500.0,) * 3, [29.33] * 3, "x")
+    assert "3x smaller" in voxel_size_warning((10.0,) * 3, [30.0] * 3, "x")  # no range: a model trained on scans
+    assert "objects of the sizes in voxels of its training data" in voxel_size_warning((10.0,) * 3, [30.0] * 3, "x")
 
 
 # ------------------------------------------------------------------ item 24: interruptions

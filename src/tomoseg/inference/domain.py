@@ -8,6 +8,7 @@ segmented as objects, which a model far from its training data floods.
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 
@@ -25,8 +26,24 @@ def _fmt(v) -> str:
     return "×".join(f"{x:g}" for x in v) + " nm"
 
 
-def voxel_size_warning(data_voxel, model_voxel, where) -> str | None:
-    """The warning for the data's voxel size against the model's, or None."""
+def learned_radius(meta: dict) -> tuple[float, float] | None:
+    """The equivalent radii (voxels) of the objects a model learned from phantoms (the generator's range, with
+    the model's recipe), or None for a model trained on scans only (their objects' sizes are not recorded)."""
+    data = ((meta.get("training") or {}).get("config") or {}).get("data") or {}
+    if not data.get("phantoms"):
+        return None
+    from ..synthetic.config import PhantomConfig
+
+    return PhantomConfig.radius_min, PhantomConfig.radius_max
+
+
+def voxel_size_warning(data_voxel, model_voxel, where, radius: tuple[float, float] | None = None) -> str | None:
+    """The note for an unknown voxel size, or the warning for a voxel size far from the model's, or None.
+
+    The network sees voxels, not nanometres (G6): a scan at 50 µm whose objects are 1-3 voxels wide is in its
+    range, and resampling it to the training scans' 29 nm would be absurd. So the message states the model's
+    range in voxels (``radius``: :func:`learned_radius`) and in the data's units, and leaves the judgement to
+    the size of the user's objects in voxels and the look of the scan."""
     if not model_voxel:
         return None
     try:
@@ -35,22 +52,32 @@ def voxel_size_warning(data_voxel, model_voxel, where) -> str | None:
         return None
     if len(model_voxel) != 3 or not all(v > 0 for v in model_voxel):
         return None
+    learned = (f"objects of about {radius[0]:g}-{radius[1]:g} voxels in radius" if radius
+               else "objects of the sizes in voxels of its training data")
     if data_voxel is None:
-        return (f"{where}: voxel size unknown; the model was trained at {_fmt(model_voxel)}. If your voxels differ "
-                f"by more than ~{VOXEL_RATIO}x the results will be poor: resample the volume or {FINE_TUNE}. "
-                "Pass --voxel-size Z Y X to check and to measure in nm")
+        return (f"{where}: voxel size unknown: sizes come out in voxels (pass --voxel-size Z Y X to have them in "
+                f"nm). The network works in voxels: it finds {learned}, whatever the voxel size")
     ratio = max(max(d / m, m / d) for d, m in zip(data_voxel, model_voxel))
     if ratio > VOXEL_RATIO:
-        return (f"{where}: voxel size {_fmt(data_voxel)} differs {ratio:.3g}x from the model's training voxel size "
-                f"{_fmt(model_voxel)}; objects look {'larger' if data_voxel[0] < model_voxel[0] else 'smaller'} "
-                f"than the model has learned: resample the volume to about {_fmt(model_voxel)} or {FINE_TUNE}")
+        here = ""
+        if radius:
+            lo, hi = (r * min(data_voxel) for r in radius)
+            unit, scale = ("µm", 1e3) if hi >= 1e3 else ("nm", 1.0)
+            here = f" (here {lo / scale:.3g}-{hi / scale:.3g} {unit})"
+        return (f"{where}: voxel size {_fmt(data_voxel)} is {ratio:.3g}x "
+                f"{'larger' if data_voxel[0] > model_voxel[0] else 'smaller'} than the model's training scans' "
+                f"({_fmt(model_voxel)}). The network sees voxels, not nanometres: it finds {learned}{here}, in "
+                "scans that look like its training data. If your objects are much larger or smaller than that in "
+                f"voxels, resample the volume; if they are found poorly, {FINE_TUNE}")
     return None
 
 
 def check_voxel_size(volume, model) -> None:
     meta = getattr(model, "metadata", None) or {}
-    message = voxel_size_warning(volume.voxel_size, meta.get("voxel_size_nm"), volume.path)
-    if message:
+    message = voxel_size_warning(volume.voxel_size, meta.get("voxel_size_nm"), volume.path, learned_radius(meta))
+    if message and volume.voxel_size is None:
+        print(f"tomoseg: note: {message}", file=sys.stderr)
+    elif message:
         warn(message)
 
 
