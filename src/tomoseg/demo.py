@@ -37,10 +37,10 @@ def run(out: Path, shape=(96, 256, 256), seed: int = 2027) -> int:
         ["segment", str(out / "image.tif"), str(out / "probability.zarr"), "--mask", str(out / "mask.tif")],
         ["analyze", str(out / "probability.zarr"), "--intensity", str(out / "image.tif"), "--csv",
          str(out / "objects.csv"), "--out", str(results)],
-        # evaluate writes into the same folder (hence --overwrite): its figures compare prediction and truth,
-        # and --report gathers everything, the segment provenance included, into one HTML file
+        # evaluate joins analyze's results of the same map in one folder: its figures compare prediction and
+        # truth, and --report gathers everything, the segment provenance included, into one HTML file
         ["evaluate", str(out / "probability.zarr"), str(out / "labels.tif"), "--intensity", str(out / "image.tif"),
-         "--out", str(results), "--overwrite", "--report"],
+         "--out", str(results), "--report"],
     ]
     t0 = time.time()
     for argv in steps:

@@ -344,3 +344,33 @@ def test_evaluate_of_an_empty_prediction_prints_n_a_not_nan(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path / "empty.npy"), str(tmp_path / "truth.npy"), "--json"]) == 0
     scores = json.loads(capsys.readouterr().out)
     assert scores["voxel"]["precision"] is None and scores["voxel"]["fn"] == 64
+
+
+def test_evaluate_joins_analyze_of_the_same_prediction_without_overwrite(files, capsys, tmp_path, cli_error):
+    """N1: the README's flow (analyze, then evaluate into one --out) was refused ("folder exists and is not
+    empty"), and the --overwrite it suggested removed analyze's results without a word when the predictions
+    differed. The other tool's results of the same prediction and settings now stay without --overwrite
+    (nothing is replaced); of another prediction, the refusal says --overwrite removes them, and the removal is
+    said."""
+    d, _, _ = files
+    out = tmp_path / "r"
+    assert main(["analyze", str(d / "prob.zarr"), "--out", str(out), "-q"]) == 0
+    assert main(["evaluate", str(d / "prob.zarr"), str(d / "lab.tif"), "--out", str(out), "--report", "-q"]) == 0
+    assert {"summary.json", "objects.csv", "evaluation.json", "report.html"} <= {p.name for p in out.iterdir()}
+    assert "Voxel scores" in (out / "report.html").read_text(encoding="utf-8")
+    # its own results again: --overwrite needed, as before
+    line = cli_error(main(["evaluate", str(d / "prob.zarr"), str(d / "lab.tif"), "--out", str(out), "-q"]))
+    assert "folder exists and is not empty; pass --overwrite" in line
+    # another prediction into a folder of analyze's results only
+    out2 = tmp_path / "r2"
+    assert main(["analyze", str(d / "prob.zarr"), "--out", str(out2), "-q"]) == 0
+    np.save(tmp_path / "other.npy", np.asarray(read_volume(d / "prob.zarr")))
+    argv = ["evaluate", str(tmp_path / "other.npy"), str(d / "lab.tif"), "--out", str(out2), "-q"]
+    line = cli_error(main(argv))
+    assert f"{out2}: holds analyze's results of another prediction or with other settings" in line
+    assert "pass --overwrite to remove them" in line and (out2 / "summary.json").is_file()
+    capsys.readouterr()
+    assert main(argv + ["--overwrite"]) == 0
+    assert f"tomoseg: note: {out2}: analyze's results there (of another prediction or with other settings) were " \
+        "removed" in capsys.readouterr().err
+    assert not (out2 / "summary.json").exists() and (out2 / "evaluation.json").is_file()

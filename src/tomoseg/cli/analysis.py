@@ -111,7 +111,7 @@ def _run_analyze(args) -> int:
     _check_label_outputs(args)
     options = _options(args)
     vs = checked_voxel_size(args.voxel_size)
-    out = check_result_folder(args.out, overwrite=args.overwrite) if args.out else None
+    out = _check_shared_folder(args, "analyze", args.volume, options)
     if out is not None and args.report:
         check_report_output(out / "report.html")
     vol = open_volume(args.volume, voxel_size=vs)
@@ -139,6 +139,17 @@ def _run_analyze(args) -> int:
     finally:
         if result.labels is not None:
             result.labels.discard()
+
+
+def _check_shared_folder(args, tool: str, prediction, options):
+    """analyze's or evaluate's ``--out`` checked before the work: the other tool's results of the same
+    prediction and settings may stay there without --overwrite (they are kept: one report of both)."""
+    if not args.out:
+        return None
+    other, record, key = (("evaluate", "evaluation.json", "prediction") if tool == "analyze"
+                          else ("analyze", "summary.json", "input"))
+    same = same_prediction(read_record(Path(args.out) / record), prediction, _settings(options), key=key)
+    return check_result_folder(args.out, overwrite=args.overwrite, tool=tool, shares_with=(other,) if same else ())
 
 
 def _write_analysis(args, vol, result, options, voxel_size, intensity, sample_mask, out) -> int:
@@ -409,7 +420,7 @@ def _run_evaluate(args) -> int:
                                         ("--intensity", args.intensity)])
     options = _options(args)
     override = checked_voxel_size(args.voxel_size)
-    out = check_result_folder(args.out, overwrite=args.overwrite) if args.out else None
+    out = _check_shared_folder(args, "evaluate", args.prediction, options)
     if out is not None and args.report:
         check_report_output(out / "report.html")
     pred = open_volume(args.prediction)

@@ -13,7 +13,8 @@ from .disk_space import check_writable_folder
 from .output_guard import FOLDER_MARKER, _objects_table_header, read_record, report_of_tomoseg
 
 
-def check_result_folder(folder, *, overwrite: bool, resume: str | None = None) -> Path:
+def check_result_folder(folder, *, overwrite: bool, resume: str | None = None, tool: str | None = None,
+                        shares_with: tuple = ()) -> Path:
     """Check a folder for a command's results (tables, JSON, figures) before the work; return it.
 
     A new or empty folder is fine; an earlier result folder of tomoseg (its ``.tomoseg`` marker, or a
@@ -21,6 +22,12 @@ def check_result_folder(folder, *, overwrite: bool, resume: str | None = None) -
     since its ``summary.json`` or ``objects.csv`` could be someone's own. With ``resume`` (a tool's name, e.g.
     ``"track"``) a folder whose marker says that tool wrote it is accepted too, and only such a folder: resuming
     never writes into another tool's results. :func:`make_result_folder` creates it when the results are ready.
+
+    ``tool`` (this run's) and ``shares_with`` (the tools whose results in the folder describe the same
+    prediction read with the same settings: :func:`same_prediction`): a folder holding only such results, none
+    of ``tool``'s own, is accepted without ``overwrite``: nothing in it is replaced (``analyze`` then
+    ``evaluate`` of one prediction into one folder, one report of both). A folder holding another tool's
+    results of another prediction or settings is refused without ``overwrite``, saying that it removes them.
     """
     out = Path(folder)
     if out.exists() and not out.is_dir():
@@ -32,6 +39,17 @@ def check_result_folder(folder, *, overwrite: bool, resume: str | None = None) -
                                    f"say tomoseg {resume} wrote it); --resume continues only such a folder: pass "
                                    "--overwrite to replace an earlier tomoseg result there, or choose another folder")
         elif not overwrite:
+            there = results_in(out)
+            others = sorted(t for t in there if t != tool)
+            if tool and there and tool not in there and set(others) <= set(shares_with) \
+                    and _result_folder_of_tomoseg(out):
+                check_results_not_edited(out)  # joins them: nothing replaced (the report is built again)
+                return out
+            if tool and others and tool not in there:
+                raise TomosegError(f"{out}: holds {' and '.join(others)}'s results of another prediction or with "
+                                   f"other settings (threshold, connectivity, border rule, minimum size, reading); "
+                                   "pass --overwrite to remove them (your own files there stay), or choose another "
+                                   "folder")
             raise TomosegError(f"{out}: folder exists and is not empty; pass --overwrite to replace an earlier "
                                "tomoseg result there, or choose another folder")
         if not _result_folder_of_tomoseg(out):
@@ -53,6 +71,17 @@ def check_results_not_edited(folder) -> None:
     check_not_edited([p for p in stamped if p.name != LEDGER])
 
 
+def results_in(folder) -> set:
+    """The tools (``analyze``, ``evaluate``, ``track``) whose results lie in the tomoseg result folder
+    ``folder``: its records and tables, and its figures (the report belongs to none)."""
+    out = Path(folder)
+    tools = {_result_owner(p)[1] for p in out.iterdir() if p.is_file() and not p.is_symlink()}
+    figs = out / "figures"
+    if figs.is_dir() and not figs.is_symlink():
+        tools |= {_figure_owner(p.name)[1] for p in figs.iterdir() if p.is_file() and not p.is_symlink()}
+    return tools - {None}
+
+
 def make_result_folder(folder, tool: str, *, fresh: bool = False, keep: tuple = ()) -> Path:
     """Create a result folder checked by :func:`check_result_folder` and mark it as tomoseg's.
 
@@ -62,7 +91,13 @@ def make_result_folder(folder, tool: str, *, fresh: bool = False, keep: tuple = 
     the folder and its report hold only results of this prediction."""
     out = Path(folder)
     if fresh and out.is_dir() and _result_folder_of_tomoseg(out):
+        others = results_in(out) - {tool, *keep}
         clear_result_folder(out, keep=keep)
+        if others:  # removed with --overwrite: said, as the folder's message before the work said it would be
+            import sys
+
+            print(f"tomoseg: note: {out}: {' and '.join(sorted(others))}'s results there (of another prediction or "
+                  "with other settings) were removed", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
     (out / FOLDER_MARKER).write_text(f"results written by tomoseg {tool}\n", encoding="utf-8")
     return out
