@@ -321,6 +321,9 @@ def parse_roi(text: str, shape) -> tuple[slice, slice, slice]:
             lo, hi = int(a) if a else 0, int(b) if b else int(s)
         except ValueError:
             raise TomosegError(f"--roi {text!r}: {p!r} is not a range of integers") from None
+        if 0 <= lo < s < hi:  # reaches past the end: say so, and what fits
+            raise TomosegError(f"--roi {text!r}: {axis} range {lo}:{hi} reaches past the volume's end (0:{s}); use "
+                               f"{lo}:{s} or {lo}: (to the end)")
         if not 0 <= lo < hi <= s:
             raise TomosegError(f"--roi {text!r}: {axis} range {lo}:{hi} is empty or outside the volume (0:{s})")
         box.append(slice(lo, hi))

@@ -224,6 +224,11 @@ def test_roi_parsing():
     for bad in ["0:10,0:10", "0:30,:,:", "a:b,:,:", "5:5,:,:"]:
         with pytest.raises(TomosegError, match="--roi"):
             parse_roi(bad, (20, 30, 40))
+    # N7: a range past the end (the README's 0:256 on a 128-slice volume) is named as such, with what fits
+    with pytest.raises(TomosegError, match=r"z range 0:30 reaches past the volume's end \(0:20\); use 0:20 or 0:"):
+        parse_roi("0:30,:,:", (20, 30, 40))
+    with pytest.raises(TomosegError, match="x range 50:60 is empty or outside the volume"):
+        parse_roi(":,:,50:60", (20, 30, 40))
     m = roi_sample_mask((20, 30, 40), "2:5,:,10:20")
     assert m.touches((slice(0, 8), slice(0, 8), slice(16, 24)))
     assert not m.touches((slice(0, 8), slice(0, 8), slice(24, 32)))

@@ -367,6 +367,7 @@ def test_cli_segment_labels_and_map_name_each_other_in_their_records(tmp_path, c
     h5 = tmp_path / "out.h5"
     assert main(["segment", str(tmp_path / "scan.tif"), f"{h5}:/prob", "--labels", f"{h5}:/labels", "--threshold",
                  "110", "--backend", "torch", "--device", "cpu", "--tile-size", "32", "--halo", "16", "-q"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith(f"-> {h5}:/prob, {h5}:/labels")  # N7: the line names it too
     prob_record, labels_record = _record(f"{h5}:/prob"), _record(f"{h5}:/labels")
     assert prob_record["tool"] == "tomoseg segment" and prob_record["outputs"]["labels"] == f"{h5}:/labels"
     assert labels_record["command"] == "tomoseg segment --labels"

@@ -14,12 +14,14 @@ from .registry import check_threshold, checked_voxel_size, command, overwrite_ar
 
 
 def _exclusion_args(p) -> None:
-    p.add_argument("--threshold", type=int, default=127, help="probability maps: object where value > this")
+    p.add_argument("--threshold", type=int, default=127,
+                   help="probability maps: object where value > this (default 127, the paper's)")
     p.add_argument("--read-as", choices=["auto", "probability", "mask"], default="auto",
                    help="how to read the input: probability = a 0-255 map, object where value > --threshold; "
                         "mask = object where value is not 0; auto (default) decides from the values and says "
                         "how on stderr (docs/analysis.md)")
-    p.add_argument("--connectivity", type=int, default=26, choices=[6, 18, 26])
+    p.add_argument("--connectivity", type=int, default=26, choices=[6, 18, 26],
+                   help="voxels that touch by a face (6), an edge (18) or a corner (26, default) are one object")
     p.add_argument("--keep-border", action="store_true", help="keep objects touching the volume border")
     p.add_argument("--min-voxels", type=int, default=8, help="drop objects smaller than this (default 8)")
 
@@ -506,8 +508,8 @@ def _report(sub):
     p = sub.add_parser("report", help="build one self-contained HTML report from a results folder",
                        description="Assemble report.html (figures embedded; opens offline) from the results "
                                    "that analyze --out and evaluate --out wrote into RUN_DIR.")
-    p.add_argument("run_dir")
-    p.add_argument("--title")
+    p.add_argument("run_dir", help="a folder of results: analyze, evaluate or track --out")
+    p.add_argument("--title", help="the report's title (default: 'tomoseg report')")
     p.set_defaults(run=_run_report)
 
 

@@ -180,8 +180,9 @@ def _phantom(sub):
     p.add_argument("--instances", help="output volume of object ids (uint32; .zarr, .h5, .nrrd or .npy)")
     p.add_argument("--objects", help="output CSV of the objects: true centre, semi-axes, volume (with --pair: "
                                      "the BEFORE scan's objects; the matches: --pair-matches)")
-    p.add_argument("--shape", nargs=3, type=int, metavar=("Z", "Y", "X"), default=[128, 256, 256])
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--shape", nargs=3, type=int, metavar=("Z", "Y", "X"), default=[128, 256, 256],
+                   help="the volume's size in voxels (default 128 256 256)")
+    p.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same phantom (default 0)")
     p.add_argument("--preset", default="default", help="named parameter set (see --list-presets)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="change one phantom parameter, e.g. --set noise_sd=25 (repeatable)")

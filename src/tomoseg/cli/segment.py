@@ -97,7 +97,7 @@ def _run_segment(args) -> int:
     vox = shape[0] * shape[1] * shape[2]
     print(f"segmented {'x'.join(map(str, shape))} ({vox / 1e6:.1f} Mvox) in {record['duration_s']:.1f} s "
           f"({vox / 1e6 / max(record['duration_s'], 1e-9):.2f} Mvox/s, {record['backend']}) -> {args.output}"
-          + (f", {args.mask}" if args.mask else ""))
+          + (f", {args.mask}" if args.mask else "") + (f", {args.labels}" if args.labels else ""))
     return 0
 
 
