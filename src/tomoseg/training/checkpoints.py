@@ -45,9 +45,10 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 # keys added to the config since a run may have started, with the value that does what that run did
 ADDED_LATER = {"data.hold_out": 0.0}
 # keys a run started before them resumes with, set to the value that did what it did then, without being asked:
-# a resumed run keeps its own validation patches (validation_cells) and goes on training on what it trained on
-# (patches_from: the kept box and where its non-object patches are drawn, review R5)
-ADOPTED_ON_RESUME = {"sampling.validation_cells": "any", "sampling.patches_from": "box"}
+# a resumed run keeps its own validation patches (validation_cells, held_out_cells) and goes on training on what it
+# trained on (patches_from: the kept box and where its non-object patches are drawn, review R5)
+ADOPTED_ON_RESUME = {"sampling.validation_cells": "any", "sampling.held_out_cells": "drawn",
+                     "sampling.patches_from": "box"}
 
 
 def adopt_old_values(saved: dict, cfg) -> list[str]:

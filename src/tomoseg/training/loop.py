@@ -25,7 +25,8 @@ from .runlog import RunLog
 from .sampling import PatchSource, hold_out, largest_crop, split_part
 from .step import TrainStep, configure_device, resolve_device
 from .timing import PhaseClock
-from .validation import evaluate, evaluate_volumes, validation_patches, validation_source
+from .validation import (coverage, evaluate, evaluate_volumes, grid_validation, validation_patches,
+                         validation_source)
 
 
 def prepare_data(cfg: TrainConfig, *, progress: bool = True):
@@ -158,6 +159,12 @@ def _train(cfg: TrainConfig, run: RunFolder, log: RunLog, progress: bool, data) 
              "validation_source": validation_source(cfg, val_vols)}
     if len(train_vols) > files:
         setup["slabs"] = len(train_vols)
+    scored = ""
+    if grid_validation(cfg, val_vols or train_vols):  # what share of the validation annotation is scored (R6)
+        setup["validation_patches"] = len(val_patches[0])
+        setup["validation_coverage"] = round(coverage(val_patches, val_vols or train_vols, cfg.data.ignore_value), 4)
+        scored = (f"; {setup['validation_patches']} patches, {setup['validation_coverage']:.0%} of its annotated "
+                  "voxels")
     if any(v.part == "held-out" for v in val_vols):
         setup["held_out"] = [v.name for v in val_vols if v.part == "held-out"]
     if setup["validation_source"] == "training volumes":
@@ -166,9 +173,9 @@ def _train(cfg: TrainConfig, run: RunFolder, log: RunLog, progress: bool, data) 
              "data.hold_out, or sampling.mode: paper) for held-out numbers")
     # also recorded in the model files' metadata ("setup"), for runs under -q
     slabs = f" ({setup['slabs']} annotated slabs)" if "slabs" in setup else ""
-    log.say(f"training data: {setup['volumes']} volumes{slabs} and {setup['validation_volumes']} for validation, ready "
-            f"in {setup['data_s']} s (validation: {setup['validation_source']}); on the {device.type} device in "
-            f"{setup['device_s']} s more")
+    log.say(f"training data: {setup['volumes']} volumes{slabs} and {setup['validation_volumes']} for validation, "
+            f"ready in {setup['data_s']} s (validation: {setup['validation_source']}{scored}); on the "
+            f"{device.type} device in {setup['device_s']} s more")
     counters = {"epoch": 0, "step": 0, "elapsed": 0.0, "best_val_loss": float("inf")}
     if run.resuming:
         counters.update(run.restore(step.model, step.optimizer, source))
