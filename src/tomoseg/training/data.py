@@ -206,8 +206,10 @@ def partial_annotation(labels: np.ndarray, ignore_value: int) -> str | None:
     unpainted voxels 0, which then train as background): how the object voxels lie; else None.
 
     Two signs: at least half of the object voxels have no object neighbour on either side along some axis (objects
-    painted slice by slice, where real objects span several slices), or the object voxels lie on under a fifth of
-    the z slices.
+    painted slice by slice, where real objects span several slices); or the object voxels lie on under a fifth of
+    the z slices and at least half of them are in objects cut off at their first or last slice (widest there:
+    painted slices cut the objects crossing their ends, where whole near-spherical objects taper). Objects on few
+    slices of a fully labelled scan are not warned about.
 
     >>> lab = np.zeros((40, 16, 16), np.uint8); lab[[5, 20], 4:8, 4:8] = 1
     >>> partial_annotation(lab, 255)
@@ -230,10 +232,33 @@ def partial_annotation(labels: np.ndarray, ignore_value: int) -> str | None:
         alone[tuple(lo)] &= ~obj[tuple(hi)]
         flat = max(flat, np.count_nonzero(alone) / n)
     depth = labels.shape[0]
-    slices = int(np.count_nonzero(obj.any(axis=(1, 2))))
-    if flat < PARTIAL_FLAT_SHARE and not (depth >= 8 and slices < PARTIAL_SLICE_SHARE * depth):
+    on = obj.any(axis=(1, 2))
+    slices = int(np.count_nonzero(on))
+    if flat >= PARTIAL_FLAT_SHARE:
+        return f"on {slices} of {depth} slices, and {round(100 * flat)} % of them on one-voxel-thin layers"
+    if not (depth >= 8 and slices < PARTIAL_SLICE_SHARE * depth):
         return None
-    return f"on {slices} of {depth} slices, and {round(100 * flat)} % of them on one-voxel-thin layers"
+    # few slices alone is no sign: a fully labelled scan with few objects has them on few slices too. Painted
+    # slices cut the objects that cross their ends, widest there; whole objects taper to their ends
+    cut = _cut_share(obj[np.flatnonzero(on)[0]:np.flatnonzero(on)[-1] + 1])
+    if cut < PARTIAL_FLAT_SHARE:
+        return None
+    return (f"on {slices} of {depth} slices, and {round(100 * cut)} % of them in objects widest on the first or "
+            "last slice they reach (cut off there, where whole objects taper)")
+
+
+def _cut_share(obj: np.ndarray) -> float:
+    """The share of the object voxels of ``obj`` in objects (26-connected) whose largest cross-section along z lies
+    on their first or last slice."""
+    components, n = label_objects(obj, connectivity=26)
+    z = np.nonzero(obj)[0]
+    area = np.bincount(components[obj].astype(np.int64) * obj.shape[0] + z,
+                       minlength=(n + 1) * obj.shape[0]).reshape(n + 1, obj.shape[0])[1:]
+    has = area > 0
+    first, last = has.argmax(axis=1), obj.shape[0] - 1 - has[:, ::-1].argmax(axis=1)
+    rows, widest = np.arange(n), area.max(axis=1)
+    cut = (area[rows, first] == widest) | (area[rows, last] == widest)
+    return float(area[cut].sum() / area.sum())
 
 
 def _warn_if_partial(labels: np.ndarray, data: DataConfig, name: str) -> None:
