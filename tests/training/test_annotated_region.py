@@ -65,8 +65,8 @@ def test_pairs_that_do_not_fit_in_memory_are_refused_before_they_are_read(tmp_pa
     monkeypatch.setattr(psutil, "virtual_memory", lambda: Little)
     monkeypatch.setattr(data_module, "volume_stats", lambda *a, **k: pytest.fail("read before refusing"))
     with pytest.raises(TomosegError, match=r"the training pairs need about 0\.0 GiB in memory and 0\.0 GiB are "
-                                           r"available; the largest, .*img.tif, keeps the annotated region "
-                                           r"\(20 x 26 x 26 voxels.*Mark the voxels you did not annotate with 255"):
+                                           r"available; the largest, .*img.tif, keeps only its annotated region "
+                                           r"\(20 x 26 x 26 voxels.*the annotation is sparse already"):
         load_pairs([entry], DataConfig(), context=8)
 
 

@@ -129,3 +129,43 @@ def test_labels_without_objects_get_advice_that_fits_them(tmp_path, kind, messag
         prepare_data(cfg(tmp_path, _without_objects(kind)))
     assert message in str(err.value)
     assert ("// 255" in str(err.value)) == (kind == "fiji mask")
+
+
+def _one_layer(depth=64):
+    """A fully labelled scan whose few objects lie on 8 of its 64 slices: balls centred on slice 20."""
+    z, y, x = np.indices((depth, 48, 48))
+    labels = np.zeros((depth, 48, 48), np.uint8)
+    for cy in (10, 24, 38):
+        for cx in (10, 24, 38):
+            labels[(z - 20) ** 2 + (y - cy) ** 2 + (x - cx) ** 2 <= 3.5 ** 2] = 1
+    return labels
+
+
+def _scan(tmp_path, labels):
+    image = (150 - 80 * labels + np.random.default_rng(0).normal(0, 5, labels.shape)).astype(np.float32)
+    write_volume(str(tmp_path / "scan.tif"), image, voxel_size=(30, 30, 30))
+    write_volume(str(tmp_path / "labels.tif"), labels, voxel_size=(30, 30, 30))
+    return config_from_dict({
+        "output": str(tmp_path / "run"), "model": {"levels": 2, "base_features": 2},
+        "data": {"volumes": [{"image": str(tmp_path / "scan.tif"), "labels": str(tmp_path / "labels.tif")}],
+                 "hold_out": 0}, "sampling": {"patch_size": 16}, "augment": {"zoom": [1.0, 1.0]}})
+
+
+def test_a_fully_labelled_scan_with_objects_on_few_slices_is_not_warned_about(tmp_path):
+    """The objects lie on 7 of 64 slices, under a fifth, but whole: they taper to their ends."""
+    labels = _one_layer()
+    assert np.count_nonzero(labels.any(axis=(1, 2))) == 7
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        prepare_data(_scan(tmp_path, labels))
+
+
+def test_objects_painted_on_a_few_slices_through_them_are_warned_about(tmp_path):
+    """Slices 20..23 painted (through the balls' centres) with the objects 3D there, the rest left 0: the objects
+    are 4 slices thick, not flat, but cut off at slice 20 where they are widest."""
+    labels = _one_layer()
+    labels[:20] = 0
+    labels[24:] = 0
+    with pytest.warns(TomosegWarning, match=r"the object voxels lie on 4 of 64 slices, and 100 % of them in objects "
+                                            r"widest on the first or last slice they reach"):
+        prepare_data(_scan(tmp_path, labels))

@@ -119,7 +119,8 @@ def test_held_out_validation_patches_hold_annotated_voxels(tmp_path):
     data = {"volumes": [_pair(tmp_path, image, labels)]}
     counts = {}
     for cells in ("annotated", "any"):
-        cfg = config_from_dict(_cfg(tmp_path, data, validation_cells=cells, validation_patches=4))
+        cfg = config_from_dict(_cfg(tmp_path, data, validation_cells=cells, validation_patches=4,
+                                    held_out_cells="drawn"))  # the draw (every cell: the test below)
         train_vols, val_vols = prepare_data(cfg, progress=False)
         _, y = validation_patches(cfg, val_vols, train_vols, "cpu")
         counts[cells] = [int((p != 255).sum()) for p in y]
@@ -136,3 +137,32 @@ def test_held_out_validation_patches_hold_annotated_voxels(tmp_path):
     assert cfg.sampling.validation_cells == "any" and saved["sampling"]["validation_cells"] == "any"
     assert changed_keys(saved, cfg.to_dict()) == []
     assert adopt_old_values(cfg.to_dict(), cfg) == []  # a run that has the key keeps its value
+
+
+def test_held_out_slices_validate_on_every_annotated_cell_and_the_share_is_recorded(tmp_path, capsys):
+    """Review R6: held-out validation scored validation_patches (8) grid cells among the annotated ones, 1/8 of the
+    held-out annotation here (a share that shrinks as slices grow). It scores every cell holding annotated voxels;
+    the share of the held-out annotation scored is printed and recorded. A run started before resumes with its
+    draw (sampling.held_out_cells: drawn)."""
+    import tomoseg
+    from tomoseg.training.checkpoints import adopt_old_values
+    from tomoseg.training.validation import coverage
+
+    image, labels = _z_volume(side=128)  # 80 slices, every one annotated: held out 64..79, a grid of 16 x 16 x 16
+    data = {"volumes": [_pair(tmp_path, image, labels)]}
+    shares = {}
+    for cells in ("all", "drawn"):
+        cfg = config_from_dict(_cfg(tmp_path, data, held_out_cells=cells))
+        train_vols, val_vols = prepare_data(cfg, progress=False)
+        patches = validation_patches(cfg, val_vols, train_vols, "cpu")
+        shares[cells] = (len(patches[0]), coverage(patches, val_vols, 255))
+    assert shares == {"all": (64, 1.0), "drawn": (8, 0.125)}
+    run = train(_cfg(tmp_path, data), progress=True)
+    setup = tomoseg.load_model(run / "best.safetensors").metadata["setup"]
+    assert setup["validation_patches"] == 64 and setup["validation_coverage"] == 1.0
+    assert "held-out slices of the training volumes (data.hold_out 0.2); 64 patches, 100% of its annotated " \
+           "voxels)" in capsys.readouterr().err
+    cfg = config_from_dict(_cfg(tmp_path, data))
+    saved = cfg.to_dict()
+    del saved["sampling"]["held_out_cells"]  # an older run's config.yaml
+    assert adopt_old_values(saved, cfg) == ["sampling.held_out_cells"] and cfg.sampling.held_out_cells == "drawn"

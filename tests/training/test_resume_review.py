@@ -51,3 +51,29 @@ def test_paper_mode_resume_continues_the_shuffled_pass(tmp_path):
     train(tiny(tmp_path, "b", epochs=1, sampling=sampling), progress=False)
     resumed = train(tiny(tmp_path, "b", epochs=2, sampling=sampling), resume=True, progress=False)
     assert _same_weights(straight, resumed)
+
+
+def test_the_state_header_is_strict_json_and_a_resume_reads_its_nulls_back_as_nan(tmp_path):
+    """The state file's JSON header held NaN (best_threshold of every epoch under sampling.validation: patches):
+    only Python's json reads that. It holds null, and the resumed run's metrics equal the straight run's."""
+    import json
+    import math
+
+    from safetensors import safe_open
+
+    from tomoseg.training.checkpoints import STATE
+
+    def strict(text):
+        return json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in the state header"))
+
+    straight = train(tiny(tmp_path, "a"), progress=False)
+    first = train(tiny(tmp_path, "b", epochs=1), progress=False)
+    with safe_open(str(first / STATE), framework="pt") as f:
+        header = strict(f.metadata()["tomoseg_train_state"])
+    assert header["rows"]["best_threshold"] == [None] and math.isfinite(header["best_val_loss"])
+    resumed = train(tiny(tmp_path, "b"), resume=True, progress=False)
+    assert _same_weights(straight, resumed)
+    with safe_open(str(resumed / STATE), framework="pt") as f:
+        assert strict(f.metadata()["tomoseg_train_state"])["rows"]["best_threshold"] == [None] * 3
+    a, b = read_csv(straight / "metrics.csv"), read_csv(resumed / "metrics.csv")
+    assert all(math.isnan(v) for v in b["best_threshold"]) and list(a["val_loss"]) == list(b["val_loss"])

@@ -17,6 +17,7 @@ import torch
 
 from ..checkpoint import load_model, save_model, with_umask_permissions
 from ..errors import TomosegError
+from ..objects.analysis import json_safe
 from ..table import read_csv, write_csv
 from .config import TrainConfig, dump_config
 from .runlog import LOG
@@ -44,8 +45,10 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 # keys added to the config since a run may have started, with the value that does what that run did
 ADDED_LATER = {"data.hold_out": 0.0}
 # keys a run started before them resumes with, set to the value that did what it did then, without being asked:
-# they change what a run validates on, not what it trains, and a resumed run keeps its own validation patches
-ADOPTED_ON_RESUME = {"sampling.validation_cells": "any"}
+# a resumed run keeps its own validation patches (validation_cells, held_out_cells) and goes on training on what it
+# trained on (patches_from: the kept box and where its non-object patches are drawn, review R5)
+ADOPTED_ON_RESUME = {"sampling.validation_cells": "any", "sampling.held_out_cells": "drawn",
+                     "sampling.patches_from": "box"}
 
 
 def adopt_old_values(saved: dict, cfg) -> list[str]:
@@ -253,7 +256,12 @@ class RunFolder:
             source.set_pass_state(tensors["paper_order"])
         if "budget" in meta:  # the budget the state was saved under (config.yaml keeps the first one)
             self.saved_budget = tuple(meta.pop("budget"))
+        for key in SCORE_COUNTERS:  # written as null where NaN (JSON has none)
+            if key in meta and meta[key] is None:
+                meta[key] = float("nan")
         rows = meta.pop("rows", None)
+        if rows is not None:
+            rows = {c: [float("nan") if v is None else v for v in values] for c, values in rows.items()}
         if rows is None and (self.path / "metrics.csv").exists():
             rows = read_csv(self.path / "metrics.csv")
         if rows is not None:
@@ -289,11 +297,16 @@ class RunFolder:
         meta = {**counters, "param_groups": opt["param_groups"], "rows": self.rows,
                 "budget": [self.cfg.epochs, self.cfg.max_minutes]}
         tmp = self.state_file.with_name(self.state_file.name + ".partial")
-        save_file(tensors, str(tmp), metadata={"tomoseg_train_state": json.dumps(meta, default=_plain)})
+        # NaN and infinite scores as null (valid JSON; restore reads them back as NaN)
+        header = json.dumps(json_safe(meta), default=_plain, allow_nan=False)
+        save_file(tensors, str(tmp), metadata={"tomoseg_train_state": header})
         with_umask_permissions(tmp)
         tmp.replace(self.state_file)
         write_csv({c: np.asarray(self.rows[c]) for c in METRIC_COLUMNS}, self.path / "metrics.csv", overwrite=True)
         learning_curve({c: np.asarray(self.rows[c]) for c in METRIC_COLUMNS}, self.path / "learning_curve.png")
+
+
+SCORE_COUNTERS = ("best_val_loss", "best_score", "best_epoch_val_loss")  # the state's counters that may be NaN
 
 
 def _plain(value):

@@ -264,6 +264,12 @@ class SamplingConfig:
     validation: str = "patches"       # what picks best.safetensors: patches (loss) | volumes (voxel F1 of whole volumes)
     validation_cells: str = "annotated"  # grid validation (paper mode, held-out slices): draw among the cells that
                                       # hold annotated voxels (annotated) | among all cells (any; runs before it)
+    held_out_cells: str = "all"       # validation on held-out slices (data.hold_out): every grid cell holding
+                                      # annotated voxels, up to validation.MAX_HELD_OUT_CELLS (all) |
+                                      # validation_patches cells drawn among them (drawn; runs before it)
+    patches_from: str = "annotation"  # random mode: keep one slab per run of annotated slices and centre the
+                                      # non-object patches on annotated voxels (annotation) | keep one box around
+                                      # all of them and draw those patches anywhere in it (box; runs before it)
 
     def __post_init__(self):
         if self.validation not in ("patches", "volumes"):
@@ -278,6 +284,10 @@ class SamplingConfig:
             raise TomosegError("sampling.batch_size and sampling.steps_per_epoch must be at least 1")
         if self.validation_cells not in ("annotated", "any"):
             raise TomosegError(f"sampling.validation_cells {self.validation_cells!r} must be annotated or any")
+        if self.held_out_cells not in ("all", "drawn"):
+            raise TomosegError(f"sampling.held_out_cells {self.held_out_cells!r} must be all or drawn")
+        if self.patches_from not in ("annotation", "box"):
+            raise TomosegError(f"sampling.patches_from {self.patches_from!r} must be annotation or box")
         if self.validation_patches < 1:
             raise TomosegError(f"sampling.validation_patches {self.validation_patches} must be at least 1")
         if not 0 <= self.foreground_fraction <= 1:

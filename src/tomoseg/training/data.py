@@ -30,6 +30,7 @@ class TrainingVolume:
     voxel_size_nm: tuple | None = None  # (z, y, x) from the image file, where it records one
     part: str = ""           # "" a whole volume; else the slices of one it holds, held out from training
     origin: tuple = (0, 0, 0)  # where this array starts in its file (a crop around the annotation: load_pairs)
+    source: str = ""         # the image file of a data entry; the slabs of one entry (load_pairs) share it
 
     @property
     def shape(self):
@@ -123,14 +124,16 @@ PHANTOM_VOXEL_NM = (29.33, 29.33, 29.33)  # the phantoms' voxel size (the paper'
 MEMORY_SHARE = 0.8  # of the available memory, at most, for the training pairs' arrays
 
 
-def load_pairs(entries, data: DataConfig, *, context: int | None = None) -> list[TrainingVolume]:
+def load_pairs(entries, data: DataConfig, *, context: int | None = None, slabs: bool = True) -> list[TrainingVolume]:
     """The image/label pairs of ``entries``, read and normalized (whole-volume statistics of each image file).
 
-    ``context``: only the box around the annotated voxels (labels other than ``data.ignore_value``), grown by
-    this many voxels of image on every side (and to at least ``2 * context`` along each axis), is read and kept:
-    a scan of tens of GB annotated on a few slices or one box trains from that region, in the memory it needs.
-    None reads the whole volumes (paper mode: its split is over the whole volume's slices). Pairs whose arrays
-    would not fit in memory are refused before any is read, naming what to do."""
+    ``context``: only the annotated voxels (labels other than ``data.ignore_value``) and this many voxels of image
+    around them on every side are read and kept: one slab per run of annotated slices, around its annotated voxels
+    (:func:`annotated_slabs`, at least ``2 * context`` along each axis), or with ``slabs=False`` one box around them
+    all (``sampling.patches_from: box``, runs started before slabs). A scan of tens of GB annotated on a few slices
+    or one box trains from those regions, in the memory they need; the slabs of one file are volumes of their own
+    that share its ``source``. None reads the whole volumes (paper mode: its split is over the whole volume's
+    slices). Pairs whose arrays would not fit in memory are refused before any is read, naming what to do."""
     from ..host_memory import available_memory
 
     planned, need = [], 0
@@ -139,40 +142,59 @@ def load_pairs(entries, data: DataConfig, *, context: int | None = None) -> list
             if tuple(volume.shape) != tuple(labels.shape):
                 raise TomosegError(f"{entry['image']}: image {tuple(volume.shape)} and labels "
                                    f"{tuple(labels.shape)} differ in shape ({entry['labels']})")
-            unannotated = data.file_ignore
-            box = None if context is None or unannotated is None else _grown(
-                annotated_box(labels, unannotated), volume.shape, context)
-            box = box or tuple(slice(0, n) for n in volume.shape)
-            voxels = int(np.prod([b.stop - b.start for b in box], dtype=np.int64))
+            unannotated, boxes = data.file_ignore, []
+            if context is not None and unannotated is not None:
+                boxes = annotated_slabs(labels, unannotated, context) if slabs else \
+                    [b for b in [_grown(annotated_box(labels, unannotated), volume.shape, context)] if b]
+            boxes = boxes or [tuple(slice(0, n) for n in volume.shape)]
+            voxels = sum(int(np.prod([b.stop - b.start for b in box], dtype=np.int64)) for box in boxes)
             # float32 image, uint8 labels, and the file's arrays while they are converted
             need += voxels * (5 + np.dtype(volume.dtype).itemsize + np.dtype(labels.dtype).itemsize)
-            planned.append((entry, box, voxels, int(np.prod(volume.shape, dtype=np.int64))))
+            planned.append((entry, boxes, voxels, int(np.prod(volume.shape, dtype=np.int64))))
     available = available_memory()  # also under a cgroup's limit (a SLURM job) or ulimit -v
     if available is not None and need > MEMORY_SHARE * available:
-        entry, box, voxels, whole = max(planned, key=lambda p: p[2])
-        region = "the volume" if voxels == whole else "the annotated region (" + \
-            " x ".join(str(b.stop - b.start) for b in box) + " voxels, with the context patches need)"
-        raise TomosegError(f"the training pairs need about {need / 2**30:.1f} GiB in memory and "
-                           f"{available / 2**30:.1f} GiB are available; the largest, {entry['image']}, keeps "
-                           f"{region}. Mark the voxels you did not annotate with {data.ignore_value} "
-                           "(data.ignore_value): tomoseg then keeps only the annotated region; or annotate a "
-                           "smaller region, or crop the scan")
-    out = []
-    for entry, box, voxels, whole in planned:
+        raise TomosegError(_memory_advice(planned, need, available, data, context))
+    out, sources = [], set()
+    for k, (entry, boxes, voxels, whole) in enumerate(planned):
+        name = str(entry["image"])
+        # the slabs of one entry share a source; an image listed twice (to weigh it more) is two
+        source = name if name not in sources else f"{name} (data entry {k + 1})"
+        sources.add(source)
         with open_volume(entry["image"]) as volume, open_volume(entry["labels"]) as labels_file:
             stats = volume_stats(volume) if data.normalization == "volume" else None
-            image, labels, voxel_size = np.asarray(volume[box]), np.asarray(labels_file[box]), volume.voxel_size
-        if labels.dtype.kind == "f" and not np.all(np.isfinite(labels)):
-            raise TomosegError(f"{entry['labels']}: labels hold NaN or infinite values; use 0, 1 and "
-                               f"{data.ignore_value}")
-        labels = map_labels(labels, data, str(entry["labels"]))
-        name = str(entry["image"])
-        if voxels != whole:
-            name += " [annotated region " + ",".join(f"{b.start}:{b.stop}" for b in box) + "]"
-        out.append(_prepare(name, image, labels, data, labels_name=str(entry["labels"]), voxel_size=voxel_size,
-                            stats=stats, origin=tuple(b.start for b in box)))
-        _warn_if_partial(out[-1].labels, data, str(entry["labels"]))
+            for box in boxes:
+                image, labels, voxel_size = np.asarray(volume[box]), np.asarray(labels_file[box]), volume.voxel_size
+                if labels.dtype.kind == "f" and not np.all(np.isfinite(labels)):
+                    raise TomosegError(f"{entry['labels']}: labels hold NaN or infinite values; use 0, 1 and "
+                                       f"{data.ignore_value}")
+                labels = map_labels(labels, data, str(entry["labels"]))
+                region = "" if voxels == whole else \
+                    " [annotated region " + ",".join(f"{b.start}:{b.stop}" for b in box) + "]"
+                out.append(_prepare(name + region, image, labels, data, labels_name=str(entry["labels"]),
+                                    voxel_size=voxel_size, stats=stats, origin=tuple(b.start for b in box)))
+                out[-1].source = source
+        if len(boxes) == 1:  # several slabs: the file marks voxels as not annotated
+            _warn_if_partial(out[-1].labels, data, str(entry["labels"]))
     return out
+
+
+def _memory_advice(planned, need: int, available: int, data: DataConfig, context: int | None) -> str:
+    """Why the training pairs are refused for memory, and what to do: mark what is not annotated, or (where it is
+    marked already and only the annotated slabs are kept) keep less of them."""
+    entry, boxes, voxels, whole = max(planned, key=lambda p: p[2])
+    head = (f"the training pairs need about {need / 2**30:.1f} GiB in memory and {available / 2**30:.1f} GiB are "
+            f"available; the largest, {entry['image']}, keeps ")
+    if voxels == whole:
+        return head + (f"the volume. Mark the voxels you did not annotate with {data.ignore_value} "
+                       "(data.ignore_value): tomoseg then keeps only the annotated regions; or annotate a smaller "
+                       "region, or crop the scan")
+    sizes = "; ".join(" x ".join(str(b.stop - b.start) for b in box) for box in boxes[:4])
+    more = f" and {len(boxes) - 4} more" if len(boxes) > 4 else ""
+    return head + (f"only its annotated region{'s' if len(boxes) > 1 else ''} ({sizes}{more} voxels, with the "
+                   f"{context} voxels of context each side that patches need), {voxels / whole:.0%} of it: the "
+                   "annotation is sparse already. Annotate fewer slices or a smaller part of each (the regions "
+                   "follow the annotated voxels), lower sampling.patch_size (the context is half a patch), or "
+                   "train on a machine with more memory")
 
 
 PARTIAL_FLAT_SHARE = 0.5    # of the object voxels on one-voxel-thin layers: painted slice by slice, not 3D objects
@@ -184,8 +206,10 @@ def partial_annotation(labels: np.ndarray, ignore_value: int) -> str | None:
     unpainted voxels 0, which then train as background): how the object voxels lie; else None.
 
     Two signs: at least half of the object voxels have no object neighbour on either side along some axis (objects
-    painted slice by slice, where real objects span several slices), or the object voxels lie on under a fifth of
-    the z slices.
+    painted slice by slice, where real objects span several slices); or the object voxels lie on under a fifth of
+    the z slices and at least half of them are in objects cut off at their first or last slice (widest there:
+    painted slices cut the objects crossing their ends, where whole near-spherical objects taper). Objects on few
+    slices of a fully labelled scan are not warned about.
 
     >>> lab = np.zeros((40, 16, 16), np.uint8); lab[[5, 20], 4:8, 4:8] = 1
     >>> partial_annotation(lab, 255)
@@ -208,10 +232,33 @@ def partial_annotation(labels: np.ndarray, ignore_value: int) -> str | None:
         alone[tuple(lo)] &= ~obj[tuple(hi)]
         flat = max(flat, np.count_nonzero(alone) / n)
     depth = labels.shape[0]
-    slices = int(np.count_nonzero(obj.any(axis=(1, 2))))
-    if flat < PARTIAL_FLAT_SHARE and not (depth >= 8 and slices < PARTIAL_SLICE_SHARE * depth):
+    on = obj.any(axis=(1, 2))
+    slices = int(np.count_nonzero(on))
+    if flat >= PARTIAL_FLAT_SHARE:
+        return f"on {slices} of {depth} slices, and {round(100 * flat)} % of them on one-voxel-thin layers"
+    if not (depth >= 8 and slices < PARTIAL_SLICE_SHARE * depth):
         return None
-    return f"on {slices} of {depth} slices, and {round(100 * flat)} % of them on one-voxel-thin layers"
+    # few slices alone is no sign: a fully labelled scan with few objects has them on few slices too. Painted
+    # slices cut the objects that cross their ends, widest there; whole objects taper to their ends
+    cut = _cut_share(obj[np.flatnonzero(on)[0]:np.flatnonzero(on)[-1] + 1])
+    if cut < PARTIAL_FLAT_SHARE:
+        return None
+    return (f"on {slices} of {depth} slices, and {round(100 * cut)} % of them in objects widest on the first or "
+            "last slice they reach (cut off there, where whole objects taper)")
+
+
+def _cut_share(obj: np.ndarray) -> float:
+    """The share of the object voxels of ``obj`` in objects (26-connected) whose largest cross-section along z lies
+    on their first or last slice."""
+    components, n = label_objects(obj, connectivity=26)
+    z = np.nonzero(obj)[0]
+    area = np.bincount(components[obj].astype(np.int64) * obj.shape[0] + z,
+                       minlength=(n + 1) * obj.shape[0]).reshape(n + 1, obj.shape[0])[1:]
+    has = area > 0
+    first, last = has.argmax(axis=1), obj.shape[0] - 1 - has[:, ::-1].argmax(axis=1)
+    rows, widest = np.arange(n), area.max(axis=1)
+    cut = (area[rows, first] == widest) | (area[rows, last] == widest)
+    return float(area[cut].sum() / area.sum())
 
 
 def _warn_if_partial(labels: np.ndarray, data: DataConfig, name: str) -> None:
@@ -230,28 +277,84 @@ def _warn_if_partial(labels: np.ndarray, data: DataConfig, name: str) -> None:
          "ignore: 0} (docs/training.md, 'Annotations from napari, Fiji and ilastik')")
 
 
+def annotated_extents(labels, ignore_value: int) -> np.ndarray:
+    """Per slice of ``labels``, where its voxels other than ``ignore_value`` lie: an (depth, 4) int64 array of the
+    y start, y stop, x start and x stop (all 0 for a slice with none), read block by block in its storage chunks.
+
+    >>> lab = np.full((4, 8, 8), 255, np.uint8); lab[1, 1:3, 5] = 0; lab[2, 6, 2:4] = 1
+    >>> annotated_extents(lab, 255).tolist()
+    [[0, 0, 0, 0], [1, 3, 5, 6], [6, 7, 2, 4], [0, 0, 0, 0]]
+    """
+    from ..io.blocks import block_grid, read_blocks, storage_chunks
+
+    depth = labels.shape[0]
+    lo, hi = np.full((depth, 2), np.iinfo(np.int64).max), np.full((depth, 2), -1)
+    for block, values in read_blocks(labels, block_grid(tuple(labels.shape), storage_chunks(labels))):
+        marked = values != ignore_value
+        z = slice(block[0].start, block[0].start + marked.shape[0])
+        for k, axis in enumerate((2, 1)):  # the y extent (any along x), then the x extent (any along y)
+            seen = marked.any(axis=axis)    # (slices, y) or (slices, x)
+            has, n = seen.any(axis=1), seen.shape[1]
+            first = np.where(has, seen.argmax(axis=1), np.iinfo(np.int64).max) + block[1 + k].start
+            last = np.where(has, n - seen[:, ::-1].argmax(axis=1), -1 - block[1 + k].start) + block[1 + k].start
+            lo[z, k] = np.minimum(lo[z, k], first)
+            hi[z, k] = np.maximum(hi[z, k], last)
+    out = np.zeros((depth, 4), np.int64)
+    some = hi[:, 0] >= 0
+    out[some] = np.stack([lo[some, 0], hi[some, 0], lo[some, 1], hi[some, 1]], axis=1)
+    return out
+
+
 def annotated_box(labels, ignore_value: int) -> tuple | None:
-    """The bounding box (slices) of the voxels of ``labels`` other than ``ignore_value``, read block by block in
-    its storage chunks; None where every voxel is ``ignore_value``.
+    """The bounding box (slices) of the voxels of ``labels`` other than ``ignore_value``; None where every voxel is
+    ``ignore_value``.
 
     >>> lab = np.full((10, 8, 8), 255, np.uint8); lab[2:4, 1:3, 5] = 0
     >>> annotated_box(lab, 255)
     (slice(2, 4, None), slice(1, 3, None), slice(5, 6, None))
     """
-    from ..io.blocks import block_grid, read_blocks, storage_chunks
+    return _box(annotated_extents(labels, ignore_value), 0, labels.shape[0])
 
-    lo, hi = [None] * 3, [None] * 3
-    for block, values in read_blocks(labels, block_grid(tuple(labels.shape), storage_chunks(labels))):
-        marked = values != ignore_value
-        if not marked.any():
-            continue
-        for axis in range(3):
-            others = tuple(a for a in range(3) if a != axis)
-            where = np.flatnonzero(marked.any(axis=others))
-            first, last = block[axis].start + int(where[0]), block[axis].start + int(where[-1]) + 1
-            lo[axis] = first if lo[axis] is None else min(lo[axis], first)
-            hi[axis] = last if hi[axis] is None else max(hi[axis], last)
-    return None if lo[0] is None else tuple(slice(a, b) for a, b in zip(lo, hi))
+
+def _box(extents: np.ndarray, z0: int, z1: int) -> tuple | None:
+    """The bounding box of the annotated voxels of slices ``z0..z1-1`` (their :func:`annotated_extents`)."""
+    part = extents[z0:z1]
+    some = np.flatnonzero(part[:, 1] > 0)
+    if not len(some):
+        return None
+    rows = part[some]
+    return (slice(z0 + int(some[0]), z0 + int(some[-1]) + 1), slice(int(rows[:, 0].min()), int(rows[:, 1].max())),
+            slice(int(rows[:, 2].min()), int(rows[:, 3].max())))
+
+
+def annotated_slabs(labels, ignore_value: int, context: int) -> list[tuple]:
+    """The regions of ``labels`` a random-mode run keeps: one box per run of consecutive annotated slices (slices
+    with a voxel other than ``ignore_value``), around its annotated voxels, each grown by ``context`` (:func:`_grown`);
+    runs whose grown slabs overlap are one slab. Three annotated slices spread through a 2000-slice scan keep
+    three slabs of about ``2 * context`` slices, not the whole scan (review R5). Empty where nothing is annotated.
+
+    >>> lab = np.full((100, 40, 40), 255, np.uint8); lab[[10, 11, 80], 5:9, 5:9] = 0
+    >>> [tuple((b.start, b.stop) for b in box) for box in annotated_slabs(lab, 255, 8)]
+    [((2, 20), (0, 17), (0, 17)), ((72, 89), (0, 17), (0, 17))]
+    """
+    extents = annotated_extents(labels, ignore_value)
+    shape = tuple(labels.shape)
+    slabs: list[list] = []  # [z start, z stop of the grown slab, first annotated slice, last annotated slice + 1]
+    for z in np.flatnonzero(extents[:, 1] > 0).tolist():
+        if slabs and slabs[-1][3] == z:  # the run goes on
+            slabs[-1][3] = z + 1
+        else:
+            slabs.append([0, 0, z, z + 1])
+        grown = _grown((slice(slabs[-1][2], slabs[-1][3]),), shape[:1], context)[0]
+        slabs[-1][:2] = [grown.start, grown.stop]
+        while len(slabs) > 1 and slabs[-2][1] > slabs[-1][0]:  # overlaps the slab before: one slab
+            last = slabs.pop()
+            slabs[-1] = [min(slabs[-1][0], last[0]), max(slabs[-1][1], last[1]), slabs[-1][2], last[3]]
+    out = []
+    for a, z, first, stop in slabs:
+        box = _grown(_box(extents, first, stop), shape, context)
+        out.append((slice(a, z),) + box[1:])
+    return out
 
 
 def _grown(box, shape, context: int) -> tuple | None:

@@ -25,7 +25,8 @@ from .runlog import RunLog
 from .sampling import PatchSource, hold_out, largest_crop, split_part
 from .step import TrainStep, configure_device, resolve_device
 from .timing import PhaseClock
-from .validation import evaluate, evaluate_volumes, validation_patches, validation_source
+from .validation import (coverage, evaluate, evaluate_volumes, grid_validation, validation_patches,
+                         validation_source)
 
 
 def prepare_data(cfg: TrainConfig, *, progress: bool = True):
@@ -43,13 +44,14 @@ def prepare_data(cfg: TrainConfig, *, progress: bool = True):
         train += phantoms
         val += validation
     if data.volumes:
-        # random mode keeps the annotated region of each pair and the context a patch needs around it; paper mode
-        # splits the whole volume's slices
+        # random mode keeps the annotated regions of each pair (one slab per run of annotated slices, or with
+        # patches_from: box one box) and the context a patch needs around them; paper mode splits whole volumes
         need = largest_crop(cfg.sampling, cfg.augment)
         context = None if cfg.sampling.mode == "paper" else -(-need // 2)
-        pairs = load_pairs(data.volumes, data, context=context)
+        slabs = cfg.sampling.patches_from == "annotation"
+        pairs = load_pairs(data.volumes, data, context=context, slabs=slabs)
         if data.validation_volumes:
-            val += load_pairs(data.validation_volumes, data, context=context)
+            val += load_pairs(data.validation_volumes, data, context=context, slabs=slabs)
         elif cfg.sampling.mode == "paper":
             val += [split_part(v, "validation") for v in pairs]  # the paper's validation slices, and only those
         elif data.hold_out > 0:
@@ -62,22 +64,25 @@ def prepare_data(cfg: TrainConfig, *, progress: bool = True):
 
 
 def _held_out(cfg: TrainConfig, pairs) -> tuple[list, list]:
-    """The training volumes less their held-out slices (``data.hold_out``), and those slices; a volume that cannot
-    spare them trains whole, with a warning that names it."""
+    """The training volumes less their held-out slices (``data.hold_out``), and those slices, per file (its slabs
+    together); a file that cannot spare them trains whole, with a warning that names it."""
     need = largest_crop(cfg.sampling, cfg.augment)
-    train, held = [], []
+    files: dict = {}
     for v in pairs:
-        split = hold_out(v, cfg.data.hold_out, ignore_value=cfg.data.ignore_value, need=need,
+        files.setdefault(v.source or v.name, []).append(v)
+    train, held = [], []
+    for volumes in files.values():
+        split = hold_out(volumes, cfg.data.hold_out, ignore_value=cfg.data.ignore_value, need=need,
                          divisor=2 ** (cfg.model.levels - 1))
         if isinstance(split, str):
-            if min(v.shape) < need:  # too small to train on at all: check_fits says so
-                train.append(v)
-                continue
-            warn(f"{v.name}: no slices held out for validation ({split}); it trains whole, and is not validated on")
-            train.append(v)
+            if min(min(v.shape) for v in volumes) >= need:  # too small to train on at all: check_fits says so
+                name = volumes[0].source or volumes[0].name
+                warn(f"{name}: no slices held out for validation ({split}); it trains whole, and is not "
+                     "validated on")
+            train += volumes
         else:
-            train.append(split[0])
-            held.append(split[1])
+            train += split[0]
+            held += split[1]
     return train, held
 
 
@@ -148,9 +153,18 @@ def _train(cfg: TrainConfig, run: RunFolder, log: RunLog, progress: bool, data) 
     model = _model(cfg, run)
     init = run.saved_init() if run.resuming else init_identity(cfg, model)
     step = TrainStep(model.to(device).train(), cfg, device)
-    setup = {"volumes": len(train_vols), "validation_volumes": len(val_vols), "data_s": round(t_data, 1),
+    files = len({v.source or v.name for v in train_vols})  # the slabs of one file count once
+    setup = {"volumes": files, "validation_volumes": len(val_vols), "data_s": round(t_data, 1),
              "device_s": round(time.perf_counter() - t0 - t_data, 1),
              "validation_source": validation_source(cfg, val_vols)}
+    if len(train_vols) > files:
+        setup["slabs"] = len(train_vols)
+    scored = ""
+    if grid_validation(cfg, val_vols or train_vols):  # what share of the validation annotation is scored (R6)
+        setup["validation_patches"] = len(val_patches[0])
+        setup["validation_coverage"] = round(coverage(val_patches, val_vols or train_vols, cfg.data.ignore_value), 4)
+        scored = (f"; {setup['validation_patches']} patches, {setup['validation_coverage']:.0%} of its annotated "
+                  "voxels")
     if any(v.part == "held-out" for v in val_vols):
         setup["held_out"] = [v.name for v in val_vols if v.part == "held-out"]
     if setup["validation_source"] == "training volumes":
@@ -158,9 +172,10 @@ def _train(cfg: TrainConfig, run: RunFolder, log: RunLog, progress: bool, data) 
              "best.safetensors are computed on the training volumes; give data.validation_volumes (or "
              "data.hold_out, or sampling.mode: paper) for held-out numbers")
     # also recorded in the model files' metadata ("setup"), for runs under -q
-    log.say(f"training data: {setup['volumes']} volumes and {setup['validation_volumes']} for validation, ready "
-            f"in {setup['data_s']} s (validation: {setup['validation_source']}); on the {device.type} device in "
-            f"{setup['device_s']} s more")
+    slabs = f" ({setup['slabs']} annotated slabs)" if "slabs" in setup else ""
+    log.say(f"training data: {setup['volumes']} volumes{slabs} and {setup['validation_volumes']} for validation, "
+            f"ready in {setup['data_s']} s (validation: {setup['validation_source']}{scored}); on the "
+            f"{device.type} device in {setup['device_s']} s more")
     counters = {"epoch": 0, "step": 0, "elapsed": 0.0, "best_val_loss": float("inf")}
     if run.resuming:
         counters.update(run.restore(step.model, step.optimizer, source))

@@ -45,35 +45,51 @@ def _slices(volume: TrainingVolume, lo: int, hi: int, part: str) -> TrainingVolu
     z0 = volume.origin[0]
     return TrainingVolume(f"{volume.name} [{part} slices {z0 + lo}..{z0 + hi - 1}]", volume.image[lo:hi], labels,
                           np.argwhere(labels == 1).astype(np.int32), voxel_size_nm=volume.voxel_size_nm,
-                          part="" if part == "train" else part, origin=(z0 + lo,) + tuple(volume.origin[1:]))
+                          part="" if part == "train" else part, origin=(z0 + lo,) + tuple(volume.origin[1:]),
+                          source=volume.source)
 
 
-def hold_out(volume: TrainingVolume, share: float, *, ignore_value: int, need: int,
-             divisor: int) -> tuple[TrainingVolume, TrainingVolume] | str:
-    """``(training part, held-out part)`` of ``volume``: the last ``share`` of its annotated slices (those with
-    a voxel other than ``ignore_value``) and the slices after them are held out, the slices before them train.
+def hold_out(volumes: list[TrainingVolume], share: float, *, ignore_value: int, need: int,
+             divisor: int) -> tuple[list[TrainingVolume], list[TrainingVolume]] | str:
+    """``(training parts, held-out parts)`` of the volumes of one file (its slabs, :func:`~.data.load_pairs`, in
+    the order of their slices, or one whole volume): the last ``share`` of their annotated slices (those with a
+    voxel other than ``ignore_value``) and the slices after them are held out, the slices before them train.
     Along z, so that no training patch holds a held-out voxel (sparse annotation: a share of the annotated
-    slices, not of all). Where that leaves the training part thinner than ``need`` (a patch) or the held-out
-    part thinner than ``divisor``, or the volume has fewer than two annotated slices: why, as a string.
+    slices, not of all). A slab whose slices before the cut hold no annotated slice (only the context of the first
+    held-out slice) is held out whole. Where that leaves a training part thinner than ``need`` (a patch) or the
+    held-out part of a slab cut in two thinner than ``divisor``, or the volumes have fewer than two annotated
+    slices: why, as a string.
 
     Examples
     --------
     >>> labels = np.full((40, 8, 8), 255, np.uint8); labels[10:30] = 1     # only slices 10..29 annotated
     >>> v = TrainingVolume("v", np.zeros(labels.shape, np.float32), labels, np.argwhere(labels == 1))
-    >>> train, held = hold_out(v, 0.2, ignore_value=255, need=8, divisor=2)
-    >>> train.shape[0], held.name
+    >>> train, held = hold_out([v], 0.2, ignore_value=255, need=8, divisor=2)
+    >>> train[0].shape[0], held[0].name
     (26, 'v [held-out slices 26..39]')
     """
-    annotated = np.flatnonzero((volume.labels != ignore_value).any(axis=(1, 2)))
-    if len(annotated) < 2:
+    annotated = [np.flatnonzero((v.labels != ignore_value).any(axis=(1, 2))) for v in volumes]
+    in_file = np.concatenate([a + v.origin[0] for a, v in zip(annotated, volumes)])  # slice numbers in the file
+    if len(in_file) < 2:
         return "fewer than two annotated slices"
-    held = min(len(annotated) - 1, max(1, int(np.ceil(share * len(annotated)))))
-    cut, depth = int(annotated[len(annotated) - held]), volume.shape[0]
-    if cut < need:
-        return f"its training part would be {cut} slices, thinner than a patch ({need})"
-    if depth - cut < divisor:
-        return f"its held-out part would be {depth - cut} slices, thinner than the network's divisor ({divisor})"
-    return _slices(volume, 0, cut, "train"), _slices(volume, cut, depth, "held-out")
+    held = min(len(in_file) - 1, max(1, int(np.ceil(share * len(in_file)))))
+    cut = int(in_file[len(in_file) - held])
+    train, out = [], []
+    for v, marked in zip(volumes, annotated):
+        z0, depth = v.origin[0], v.shape[0]
+        local = min(max(cut - z0, 0), depth)
+        if not np.any(marked < local):  # only the context before the first held-out slice: held out with it
+            local = 0
+        if local > 0:
+            if local < need:
+                return f"its training part would be {local} slices, thinner than a patch ({need})"
+            train.append(v if local == depth else _slices(v, 0, local, "train"))
+        if local < depth:
+            if depth - local < divisor:
+                return (f"its held-out part would be {depth - local} slices, thinner than the network's divisor "
+                        f"({divisor})")
+            out.append(_slices(v, local, depth, "held-out"))
+    return train, out
 
 
 def largest_crop(sampling: SamplingConfig, augment_cfg: AugmentConfig) -> int:
@@ -94,16 +110,64 @@ def check_fits(volumes: list[TrainingVolume], sampling: SamplingConfig, augment_
                                f"patch size {need}; lower sampling.patch_size or use larger volumes")
 
 
+class AnnotatedVoxels:
+    """The voxels of a volume's labels other than the ignore value, to draw one uniformly: their count per row
+    (z, y), cumulated, is all that is kept (a slice is read at a time to count them)."""
+
+    def __init__(self, labels: np.ndarray, ignore_value: int):
+        self.labels, self.ignore = labels, ignore_value
+        rows = np.empty(labels.shape[:2], np.int64)
+        for z in range(labels.shape[0]):
+            rows[z] = np.count_nonzero(labels[z] != ignore_value, axis=1)
+        self.cumulative = np.cumsum(rows.ravel())
+        self.count = int(self.cumulative[-1]) if self.cumulative.size else 0
+        self.every_voxel = self.count == labels.size
+
+    def pick(self, rng: np.random.Generator) -> tuple[int, int, int]:
+        u = int(rng.integers(self.count))
+        row = int(np.searchsorted(self.cumulative, u, side="right"))
+        before = int(self.cumulative[row - 1]) if row else 0
+        z, y = divmod(row, self.labels.shape[1])
+        return z, y, int(np.flatnonzero(self.labels[z, y] != self.ignore)[u - before])
+
+
+def _weighted(rng: np.random.Generator, weights) -> int:
+    """An index drawn with probability proportional to ``weights``."""
+    cumulative = np.cumsum(weights)
+    return int(np.searchsorted(cumulative, rng.integers(int(cumulative[-1])), side="right"))
+
+
 class RandomPlaces:
     """Random crops, a share centred on objects: on an object voxel drawn uniformly (``centre_on: voxels``,
     so a radius-8 object is about 150x as likely as a radius-1.5 one), or on a voxel of an object drawn
-    uniformly (``centre_on: objects``, every object alike)."""
+    uniformly (``centre_on: objects``, every object alike).
 
-    def __init__(self, volumes: list[TrainingVolume], sampling: SamplingConfig):
+    The other crops (``sampling.patches_from: annotation``) are centred on an annotated voxel (a label other than
+    the ignore value) drawn uniformly, as nnU-Net v2 does with an ignore label: with a few annotated slices, crops
+    drawn anywhere mostly held none, and their step learned nothing (review R5). A volume with no unannotated voxel
+    draws them anywhere, as before; so does ``patches_from: box`` (runs started before it).
+
+    A volume is drawn uniformly, as a file: the slabs of one file (volumes sharing a ``source``) count as one, and
+    the slab is then drawn by what the crop is centred on (object voxels, objects, or annotated voxels)."""
+
+    def __init__(self, volumes: list[TrainingVolume], sampling: SamplingConfig, ignore_value: int = 255):
         self.shapes = [v.shape for v in volumes]
+        self.labels = [v.labels for v in volumes]
         self.foreground = [v.foreground for v in volumes]
         self.objects = [v.objects for v in volumes] if sampling.centre_on == "objects" else None
         self.fraction = sampling.foreground_fraction
+        self.ignore = ignore_value
+        self.on_annotation = sampling.patches_from == "annotation"
+        self._annotated: dict[int, AnnotatedVoxels] = {}
+        groups: dict = {}
+        for i, v in enumerate(volumes):
+            groups.setdefault(v.source or i, []).append(i)
+        self.groups = list(groups.values())
+
+    def annotated(self, i: int) -> AnnotatedVoxels:
+        if i not in self._annotated:  # built when first needed: a pass over the labels
+            self._annotated[i] = AnnotatedVoxels(self.labels[i], self.ignore)
+        return self._annotated[i]
 
     def _centre(self, rng: np.random.Generator, i: int):
         fg = self.foreground[i]
@@ -113,11 +177,23 @@ class RandomPlaces:
         k = int(rng.integers(len(starts) - 1))
         return fg[order[int(rng.integers(starts[k], starts[k + 1]))]]
 
+    def _on_object(self, i: int) -> int:
+        """What an object-centred crop draws among in volume ``i``: object voxels, or objects."""
+        return len(self.foreground[i]) if self.objects is None else len(self.objects[i][1]) - 1
+
     def __call__(self, rng: np.random.Generator, size: int):
-        i = int(rng.integers(len(self.shapes)))
+        group = self.groups[int(rng.integers(len(self.groups)))]
+        on_object = any(len(self.foreground[i]) for i in group) and rng.random() < self.fraction
+        i = group[0]
+        if len(group) > 1:
+            i = group[_weighted(rng, [self._on_object(i) if on_object else self.annotated(i).count for i in group])]
         shape = self.shapes[i]
         size = min(size, *shape)
-        centre = self._centre(rng, i) if len(self.foreground[i]) and rng.random() < self.fraction else None
+        centre = None
+        if on_object:
+            centre = self._centre(rng, i)
+        elif self.on_annotation and not self.annotated(i).every_voxel and self.annotated(i).count:
+            centre = self.annotated(i).pick(rng)
         starts = []
         for axis, extent in enumerate(shape):
             top = extent - size
@@ -193,7 +269,8 @@ class PatchSource:
         self.ignore_value, self.per_patch_norm = ignore_value, per_patch_norm
         self.images = [_tensor(v.image, self.device) for v in volumes]
         self.labels = [_tensor(v.labels, self.device) for v in volumes]
-        self.places = (PaperGrid if sampling.mode == "paper" else RandomPlaces)(volumes, sampling)
+        self.places = PaperGrid(volumes, sampling) if sampling.mode == "paper" else \
+            RandomPlaces(volumes, sampling, ignore_value)
         self.gen = torch.Generator(device=self.device)
         self.gen.manual_seed(int(seed))
 

@@ -43,7 +43,7 @@ def validation_patches(cfg: TrainConfig, val_volumes, train_volumes, device) -> 
     by ``data.hold_out``."""
     n = cfg.sampling.validation_patches
     volumes = val_volumes or train_volumes
-    if cfg.sampling.mode == "paper" or any(v.part == "held-out" for v in volumes):
+    if grid_validation(cfg, volumes):
         return _grid_patches(cfg, volumes, device)  # held-out slices may be thinner than a patch, as paper mode's
     from dataclasses import replace
 
@@ -53,8 +53,27 @@ def validation_patches(cfg: TrainConfig, val_volumes, train_volumes, device) -> 
     return source.batch(np.random.default_rng(cfg.seed + 10_007), train=False, size=n)
 
 
+# held-out slices (sampling.held_out_cells: all) validate on every grid cell holding annotated voxels, up to this
+# many (drawn with the validation seed beyond): 256 cells of 64^3 are 256 MiB of float32 patches; the held-out
+# slices of a fully annotated large scan hold more (the share of their annotation scored is printed, R6)
+MAX_HELD_OUT_CELLS = 256
+
+
+def grid_validation(cfg: TrainConfig, volumes) -> bool:
+    """Whether the validation patches of ``volumes`` are cells of a grid (paper mode, held-out slices)."""
+    return cfg.sampling.mode == "paper" or any(v.part == "held-out" for v in volumes)
+
+
+def coverage(patches, volumes, ignore_value: int) -> float:
+    """The share of the annotated voxels of ``volumes`` (labels other than ``ignore_value``) that the (grid,
+    non-overlapping) validation ``patches`` hold: what the validation scores rest on."""
+    total = sum(int(np.count_nonzero(v.labels != ignore_value)) for v in volumes)
+    return int((patches[1] != ignore_value).sum()) / total if total else 0.0
+
+
 def _grid_patches(cfg: TrainConfig, volumes, device) -> tuple[torch.Tensor, torch.Tensor]:
     p, n = cfg.sampling.patch_size, max(cfg.sampling.validation_patches, 1)
+    every = cfg.sampling.held_out_cells == "all" and any(v.part == "held-out" for v in volumes)
     divisor = 2 ** (cfg.model.levels - 1)
     size = [min(p, *(v.shape[a] for v in volumes)) // divisor * divisor for a in range(3)]
     if min(size) < divisor:
@@ -67,7 +86,7 @@ def _grid_patches(cfg: TrainConfig, volumes, device) -> tuple[torch.Tensor, torc
              for z in range(0, v.shape[0] - sz + 1, sz)
              for y in range(0, v.shape[1] - sy + 1, sy)
              for x in range(0, v.shape[2] - sx + 1, sx)]
-    if cfg.sampling.validation_cells == "annotated":
+    if cfg.sampling.validation_cells == "annotated" or every:
         # only cells holding annotated voxels: with a few annotated slices, most cells of the held-out part hold
         # none, and validation patches drawn among all of them scored (and picked best.safetensors) on almost no
         # voxels (review R6). Every cell of a fully annotated volume holds some: the same draw as before
@@ -75,6 +94,8 @@ def _grid_patches(cfg: TrainConfig, volumes, device) -> tuple[torch.Tensor, torc
         held = [k for k, (i, z, y, x) in enumerate(cells)
                 if np.any(volumes[i].labels[z:z + sz, y:y + sy, x:x + sx] != ignore)]
         cells = [cells[k] for k in held] or cells
+    if every:  # the held-out slices are a few: all their annotated cells, not validation_patches of them (R6)
+        n = MAX_HELD_OUT_CELLS
     # a seeded draw over all the volumes and layers, not the first n cells in raster order (all in the first volume)
     pick = np.random.default_rng(cfg.seed + 10_007).permutation(len(cells))[:n]
     cut = [tuple(slice(s, s + e) for s, e in zip(cells[k][1:], size)) for k in pick]
