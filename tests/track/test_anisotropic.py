@@ -159,3 +159,46 @@ def test_voxel_sizes_that_differ_unequally_along_the_axes_are_refused():
     with pytest.raises(TomosegError, match=r"1\.000 x 1\.100 x 1\.100 times the BEFORE scan's along z, y, x"):
         track(lab, lab, before_labels=lab, after_labels=lab, voxel_size=(50, 30, 30), after_voxel_size=(50, 33, 33),
               transform=np.eye(4))
+
+
+@pytest.mark.slow
+def test_scans_too_large_for_memory_are_segmented_and_measured_at_their_own_voxel_size(tmp_path, monkeypatch,
+                                                                                       capsys):
+    """One phantom image saved as two scans, the AFTER one recorded with voxels 4 % larger: every object is the
+    same voxels, so AFTER volumes are 1.04³ times BEFORE's. Forced through the chunked path (scans segmented by
+    ``segment`` into OUT, then labelled chunk by chunk), the measurements are those of the in-memory path, and
+    each probability map records its own scan's voxel size (before, both took BEFORE's, and segment judged the
+    AFTER scan against the model at BEFORE's voxel size)."""
+    import dataclasses
+    import json
+
+    from tomoseg.cli import main
+    from tomoseg.cli import track as cli_track
+    from tomoseg.io import open_volume, read_volume, write_volume
+    from tomoseg.table import read_csv
+
+    assert main(["phantom", str(tmp_path / "p.tif"), "--labels", str(tmp_path / "pl.tif"), "--shape", "32", "96",
+                 "96", "--seed", "2", "-q"]) == 0
+    image = read_volume(str(tmp_path / "p.tif"))
+    vs_b = (50.0, 29.0, 31.0)
+    vs_a = tuple(1.04 * v for v in vs_b)
+    write_volume(str(tmp_path / "b.tif"), image, voxel_size=vs_b)
+    write_volume(str(tmp_path / "a.tif"), image, voxel_size=vs_a)
+    (tmp_path / "m.json").write_text(json.dumps({"matrix": np.eye(4).tolist()}))
+    argv = ["track", str(tmp_path / "b.tif"), str(tmp_path / "a.tif"), "--transform", str(tmp_path / "m.json"), "-q"]
+    assert main(argv + ["--out", str(tmp_path / "memory")]) == 0
+    plain = cli_track._options
+    monkeypatch.setattr(cli_track, "_options", lambda args: dataclasses.replace(plain(args), in_memory_voxels=10_000,
+                                                                              chunks=(16, 48, 48)))
+    capsys.readouterr()
+    assert main(argv + ["--out", str(tmp_path / "chunked")]) == 0
+    assert "a.tif: voxel size 52×30.16×32.24 nm" in capsys.readouterr().err  # the model's check, at AFTER's size
+    memory, chunked = (read_csv(tmp_path / run / "matches.csv") for run in ("memory", "chunked"))
+    assert len(memory["status"]) >= 3 and set(memory["status"]) == {"persisting"}
+    for column in ("before_volume_nm3", "after_volume_nm3", "before_radius_nm", "after_radius_nm",
+                   "delta_volume_rel", "displacement_nm"):
+        assert np.allclose(np.asarray(chunked[column], float), np.asarray(memory[column], float), rtol=1e-9,
+                           atol=1e-9), column
+    assert np.allclose(np.asarray(chunked["delta_volume_rel"], float), 1.04 ** 3 - 1, rtol=1e-9)
+    for scan, vs in (("before", vs_b), ("after", vs_a)):
+        assert open_volume(str(tmp_path / "chunked" / f"{scan}_probability.zarr")).voxel_size == pytest.approx(vs)
