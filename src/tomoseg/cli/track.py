@@ -41,8 +41,9 @@ def _track(sub):
                    help="largest rotation about the pillar axis to search, degrees (default 180: any)")
     p.add_argument("--no-refine", action="store_true",
                    help="keep the image-based transform (no refit on matched object centroids)")
-    p.add_argument("--tolerance-nm", type=float, metavar="NM", help="centroid distance for matches without "
-                                                                    "overlap, nm (default 3 voxels)")
+    p.add_argument("--tolerance-nm", type=float, metavar="NM",
+                   help="centroid distance for matches without overlap, nm, measured in the AFTER scan "
+                        "(default 3 voxels of the coarser scan)")
     p.add_argument("--min-voxels", type=int, default=8, help="smaller objects are flagged 'small' (default 8)")
     p.add_argument("--threshold", type=int, default=127,
                    help="probability maps: object where value > this (0-254; default 127)")
