@@ -377,8 +377,8 @@ def _finish_track(args, out: Path, result, truth, before, after, sizes, labels: 
 
 
 def _count(status: str, counts: dict) -> str:
-    """One status of the stdout line: its events, and for merges and splits the objects on each side (the map's
-    legend counts objects, the radius figure's groups)."""
+    """One status of the stdout line: its events, and for merges and splits the objects on each side (the
+    figures' legends give the same numbers, naming the unit: track.tracking.count_label)."""
     if status in ("merged", "split"):
         return (f"{status} {counts['events']} ({counts['before_objects']} BEFORE -> {counts['after_objects']} AFTER "
                 "objects)")

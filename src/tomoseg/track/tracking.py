@@ -455,16 +455,39 @@ def match_id_lookup(table: dict, max_label: int) -> np.ndarray:
 SIZE_CLASSES_VOX = RADIUS_BINS  # equivalent radius, voxels (the evaluation's bins)
 
 
-def summarize_tracking(table: dict, reg: Registration, *, voxel_size=None) -> dict:
-    """Counts by status (objects off the edge and of at least ``min_voxels``), and growth by size class."""
+def status_counts(table: dict) -> dict:
+    """Per status, over the rows off the edge and of at least the minimum size (those the summary, the stdout
+    line and the figures' legends count): ``events`` (links: a pair, an object that appeared or vanished, a
+    merged or split group) and the distinct ``before_objects`` and ``after_objects`` in them."""
     keep = (table["edge"] == 0) & (table["small"] == 0)
+    b, a = table["before_label"], table["after_label"]
     counts = {}
-    for status in ("persisting", "appeared", "vanished", "merged", "split"):
+    for status in STATUSES:
         rows = keep & (table["status"] == status)
-        b, a = table["before_label"], table["after_label"]
         counts[status] = {"events": int(len(np.unique(table["match_id"][rows]))),
                           "before_objects": int(len(np.unique(b[rows & (b > 0)]))),
                           "after_objects": int(len(np.unique(a[rows & (a > 0)])))}
+    return counts
+
+
+EVENT_NAMES = {"persisting": ("pair", "pairs"), "appeared": ("object", "objects"),
+               "vanished": ("object", "objects"), "merged": ("group", "groups"), "split": ("group", "groups")}
+
+
+def count_label(status: str, counts: dict) -> str:
+    """One status's count as the figures' legends say it, naming what is counted (:func:`status_counts`):
+    ``persisting: 12 pairs``, ``merged: 1 group (2 → 1 objects)`` (BEFORE → AFTER objects in the groups)."""
+    n = counts["events"]
+    text = f"{status}: {n:,} {EVENT_NAMES[status][n != 1]}"
+    if status in ("merged", "split"):
+        text += f" ({counts['before_objects']:,} → {counts['after_objects']:,} objects)"
+    return text
+
+
+def summarize_tracking(table: dict, reg: Registration, *, voxel_size=None) -> dict:
+    """Counts by status (objects off the edge and of at least ``min_voxels``), and growth by size class."""
+    keep = (table["edge"] == 0) & (table["small"] == 0)
+    counts = status_counts(table)
     pers = keep & (table["status"] == "persisting")
     classes = []
     r = table["before_radius_vox"]
