@@ -128,10 +128,11 @@ class Progress:
             self._last_print = -float("inf")
             self._last_draw = -float("inf")
 
-    def set_description(self, desc: str) -> None:
+    def set_description(self, desc: str, *, log_line: bool = False) -> None:
+        """``log_line``: where the bar prints plain lines (a log), one under the new description at once."""
         with self._lock:
-            if desc != self.desc and self._last_print != float("inf"):
-                self._last_print = -float("inf")  # a log gets a line under the new description at once
+            if log_line and desc != self.desc and self._last_print != float("inf"):
+                self._last_print = -float("inf")
             self.desc = desc
         self._draw(force=True)
 
@@ -264,12 +265,18 @@ class Stage:
         if getattr(self.bar, "total", None) is not None:
             self.bar.total += redo
         if self._desc is not None and hasattr(self.bar, "set_description"):
-            self.bar.set_description(f"{self._desc} ({self.again})")
+            self._describe(f"{self._desc} ({self.again})")
 
     def finish(self) -> None:
         """The stage is done: the bar's description as it was."""
         if self._desc is not None and getattr(self.bar, "desc", None) != self._desc:
-            self.bar.set_description(self._desc)
+            self._describe(self._desc)
+
+    def _describe(self, desc: str) -> None:
+        if isinstance(self.bar, Progress):  # in a log too: a line when the volume is read again, and when done
+            self.bar.set_description(desc, log_line=True)
+        else:
+            self.bar.set_description(desc)
 
 
 def progress_bar(enabled: bool, total: int, *, desc: str = "", resume_hint: str | None = None):
