@@ -6,6 +6,7 @@ import os
 
 import h5py
 import numpy as np
+import pytest
 import zarr
 
 from tomoseg.cli import main
@@ -127,3 +128,51 @@ def test_an_ome_zarr_store_painted_in_place_is_not_replaced(phantom_cwd, cli_err
     capsys.readouterr()
     _refused(argv + ["--overwrite"], cli_error, "o.ome.zarr")
     assert np.array_equal(zarr.open_array("o.ome.zarr/labels/objects", path="0", mode="r")[...], painted)
+
+
+TRACK = ["track", "img.tif", "img.tif", "--before-labels", "mask.tif", "--after-labels", "mask.tif", "--transform",
+         "m.json", "--out", "res"]
+
+
+def _edit_in_place(path) -> None:
+    """An edit saved over the file: a note added to a JSON record or a page, a voxel painted in a label image."""
+    import json
+
+    import tifffile
+
+    if path.suffix == ".json":
+        record = json.loads(path.read_text(encoding="utf-8"))
+        record["my_note"] = "pillar 3, second cycle"
+        path.write_text(json.dumps(record, indent=1), encoding="utf-8")
+    elif path.suffix == ".html":
+        path.write_text(path.read_text(encoding="utf-8").replace("</body>", "<p>checked</p></body>"),
+                        encoding="utf-8")
+    elif path.suffix == ".tif":
+        painted = tifffile.memmap(path, mode="r+")
+        painted[0, 0, 0] = 7
+        painted.flush()
+        del painted
+        _later(path)
+    else:  # a Zarr store painted in napari: a chunk written in place, its attributes kept
+        store = zarr.open(str(path), mode="r+")
+        store["0"][0, 0, 0] = 7
+    assert path.exists()
+
+
+@pytest.mark.parametrize("name", ["summary.json", "transform.json", "track.html", "after_match_ids.tif",
+                                  "ids.zarr"])
+def test_an_edited_track_result_is_not_replaced(phantom_cwd, cli_error, capsys, name):
+    """D3 for track: its own JSON records, page and match-ID labels are stamped where written and checked before
+    any work; an edited one is refused by name, an unedited one replaced."""
+    (phantom_cwd / "m.json").write_text('{"matrix": [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]}')
+    argv = TRACK + (["--labels-out", name] if name.endswith(".zarr") else [])
+    assert main(argv + ["-q"]) == 0
+    result = phantom_cwd / "res" / name
+    first = os.stat(result).st_mtime_ns
+    assert main(argv + ["--overwrite", "-q"]) == 0  # unedited: replaced
+    assert os.stat(result).st_mtime_ns != first
+    _edit_in_place(result)
+    edited = {p: p.read_bytes() for p in ([result] if result.is_file() else sorted(result.rglob("*"))) if p.is_file()}
+    capsys.readouterr()
+    _refused(argv + ["--overwrite"], cli_error, f"res/{name}")
+    assert {p: p.read_bytes() for p in edited} == edited

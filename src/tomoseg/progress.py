@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 
-__all__ = ["Progress", "progress_bar", "format_duration", "format_count"]
+__all__ = ["Progress", "Stage", "progress_bar", "format_duration", "format_count"]
 
 _HINT_LEFT_TO_CALLER = contextvars.ContextVar("tomoseg_resume_hint_left_to_caller", default=False)
 
@@ -128,8 +128,11 @@ class Progress:
             self._last_print = -float("inf")
             self._last_draw = -float("inf")
 
-    def set_description(self, desc: str) -> None:
+    def set_description(self, desc: str, *, log_line: bool = False) -> None:
+        """``log_line``: where the bar prints plain lines (a log), one under the new description at once."""
         with self._lock:
+            if log_line and desc != self.desc and self._last_print != float("inf"):
+                self._last_print = -float("inf")
             self.desc = desc
         self._draw(force=True)
 
@@ -228,6 +231,52 @@ class Progress:
     def _tick(self) -> None:
         while not self._stop.wait(1.0):
             self._draw(force=True)
+
+
+class Stage:
+    """One stage of a longer bar (one volume's pass, say) that may have to start over: a volume read again
+    under a revised reading (:mod:`tomoseg.objects.reading`). Its ``reset`` does not restart the whole bar at
+    0 %: the voxels the stage had counted are added to the bar's total as work to do again, and the bar's
+    description says what is redone (``again``) until :meth:`finish`. Any bar with ``update`` works; ``total``
+    and ``desc`` (:class:`Progress`, tqdm) are used where it has them.
+
+    Examples
+    --------
+    >>> import io
+    >>> bar = Progress(300, desc="track", stream=io.StringIO(), interval=0)
+    >>> stage = Stage(bar, again="reading b.tif again")
+    >>> stage.update(50); stage.reset(); stage.update(100); stage.finish()
+    >>> bar.n, bar.total, bar.desc
+    (150, 350, 'track')
+    """
+
+    def __init__(self, bar, *, again: str):
+        self.bar, self.again, self.n = bar, again, 0
+        self._desc = getattr(bar, "desc", None)
+
+    def update(self, n: int) -> None:
+        self.n += int(n)
+        self.bar.update(n)
+
+    def reset(self, *args, **kwargs) -> None:
+        redo, self.n = self.n, 0
+        if not redo:  # nothing counted yet: nothing to say
+            return
+        if getattr(self.bar, "total", None) is not None:
+            self.bar.total += redo
+        if self._desc is not None and hasattr(self.bar, "set_description"):
+            self._describe(f"{self._desc} ({self.again})")
+
+    def finish(self) -> None:
+        """The stage is done: the bar's description as it was."""
+        if self._desc is not None and getattr(self.bar, "desc", None) != self._desc:
+            self._describe(self._desc)
+
+    def _describe(self, desc: str) -> None:
+        if isinstance(self.bar, Progress):  # in a log too: a line when the volume is read again, and when done
+            self.bar.set_description(desc, log_line=True)
+        else:
+            self.bar.set_description(desc)
 
 
 def progress_bar(enabled: bool, total: int, *, desc: str = "", resume_hint: str | None = None):

@@ -159,3 +159,74 @@ def test_voxel_sizes_that_differ_unequally_along_the_axes_are_refused():
     with pytest.raises(TomosegError, match=r"1\.000 x 1\.100 x 1\.100 times the BEFORE scan's along z, y, x"):
         track(lab, lab, before_labels=lab, after_labels=lab, voxel_size=(50, 30, 30), after_voxel_size=(50, 33, 33),
               transform=np.eye(4))
+
+
+@pytest.mark.slow
+def test_scans_too_large_for_memory_are_segmented_and_measured_at_their_own_voxel_size(tmp_path, monkeypatch,
+                                                                                       capsys):
+    """One phantom image saved as two scans, the AFTER one recorded with voxels 4 % larger: every object is the
+    same voxels, so AFTER volumes are 1.04³ times BEFORE's. Forced through the chunked path (scans segmented by
+    ``segment`` into OUT, then labelled chunk by chunk), the measurements are those of the in-memory path, and
+    each probability map records its own scan's voxel size (before, both took BEFORE's, and segment judged the
+    AFTER scan against the model at BEFORE's voxel size)."""
+    import dataclasses
+    import json
+
+    from tomoseg.cli import main
+    from tomoseg.cli import track as cli_track
+    from tomoseg.io import open_volume, read_volume, write_volume
+    from tomoseg.table import read_csv
+
+    assert main(["phantom", str(tmp_path / "p.tif"), "--labels", str(tmp_path / "pl.tif"), "--shape", "32", "96",
+                 "96", "--seed", "2", "-q"]) == 0
+    image = read_volume(str(tmp_path / "p.tif"))
+    vs_b = (50.0, 29.0, 31.0)
+    vs_a = tuple(1.04 * v for v in vs_b)
+    write_volume(str(tmp_path / "b.tif"), image, voxel_size=vs_b)
+    write_volume(str(tmp_path / "a.tif"), image, voxel_size=vs_a)
+    (tmp_path / "m.json").write_text(json.dumps({"matrix": np.eye(4).tolist()}))
+    argv = ["track", str(tmp_path / "b.tif"), str(tmp_path / "a.tif"), "--transform", str(tmp_path / "m.json"), "-q"]
+    assert main(argv + ["--out", str(tmp_path / "memory")]) == 0
+    plain = cli_track._options
+    monkeypatch.setattr(cli_track, "_options", lambda args: dataclasses.replace(plain(args), in_memory_voxels=10_000,
+                                                                              chunks=(16, 48, 48)))
+    capsys.readouterr()
+    assert main(argv + ["--out", str(tmp_path / "chunked")]) == 0
+    assert "a.tif: voxel size 52×30.16×32.24 nm" in capsys.readouterr().err  # the model's check, at AFTER's size
+    memory, chunked = (read_csv(tmp_path / run / "matches.csv") for run in ("memory", "chunked"))
+    assert len(memory["status"]) >= 3 and set(memory["status"]) == {"persisting"}
+    for column in ("before_volume_nm3", "after_volume_nm3", "before_radius_nm", "after_radius_nm",
+                   "delta_volume_rel", "displacement_nm"):
+        assert np.allclose(np.asarray(chunked[column], float), np.asarray(memory[column], float), rtol=1e-9,
+                           atol=1e-9), column
+    assert np.allclose(np.asarray(chunked["delta_volume_rel"], float), 1.04 ** 3 - 1, rtol=1e-9)
+    for scan, vs in (("before", vs_b), ("after", vs_a)):
+        assert open_volume(str(tmp_path / "chunked" / f"{scan}_probability.zarr")).voxel_size == pytest.approx(vs)
+
+
+def test_the_matching_tolerance_is_a_distance_in_nm_when_the_voxel_sizes_differ():
+    """BEFORE voxels of 5 nm, AFTER voxels of 10 nm, balls of 20 nm radius that do not overlap their AFTER
+    place: one moved 50 nm, one 90 nm. With --tolerance-nm 60 the first pairs and the second does not. Before,
+    the AFTER positions were scaled by BEFORE's voxel size, so 90 nm counted as 45 and paired."""
+    from tomoseg.track import MatchOptions, TrackOptions
+
+    vs_b, vs_a = (5.0, 5.0, 5.0), (10.0, 10.0, 10.0)
+    shape_b, shape_a = (40, 40, 80), (20, 20, 40)  # the same 200 x 200 x 400 nm
+    before, after = np.zeros(shape_b, np.uint32), np.zeros(shape_a, np.uint32)
+    for label, (x_b, x_a) in enumerate([(80.0, 130.0), (250.0, 340.0)], start=1):
+        before[ball_nm(shape_b, np.divide((100.0, 100.0, x_b), vs_b), 20.0, vs_b)] = label
+        after[ball_nm(shape_a, np.divide((100.0, 100.0, x_a), vs_a), 20.0, vs_a)] = label
+    m = np.diag([0.5, 0.5, 0.5, 1.0])  # BEFORE voxel -> AFTER voxel: the same place in nm
+    options = TrackOptions(matching=MatchOptions(tolerance_nm=60.0))
+    result = track(before.astype(np.float32), after.astype(np.float32), before_labels=before, after_labels=after,
+                   voxel_size=vs_b, after_voxel_size=vs_a, transform=m, options=options)
+    rows = {(int(b), int(a)): s for b, a, s in zip(result.matches["before_label"], result.matches["after_label"],
+                                                    result.matches["status"])}
+    assert rows == {(1, 1): "persisting", (2, 0): "vanished", (0, 2): "appeared"}
+    assert result.matches["displacement_nm"][0] == pytest.approx(50.0, abs=1.0)
+    assert result.summary["tolerance_nm"] == 60.0
+    # the default: 3 voxels of the coarser scan, whichever it is
+    from tomoseg.track.matching import tolerance_nm
+
+    assert tolerance_nm(MatchOptions(), vs_b, vs_a) == tolerance_nm(MatchOptions(), vs_a, vs_b) == 30.0
+    assert tolerance_nm(MatchOptions(), (60.0, 30.0, 30.0)) == pytest.approx(3 * np.cbrt(60 * 30 * 30))

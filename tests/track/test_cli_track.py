@@ -351,3 +351,39 @@ def test_track_over_an_analyze_folder_clears_analyzes_results(phantom_pair, tmp_
     assert (out / "matches.csv").exists() and (out / "figures" / "track_map.png").exists()
     assert (out / "notes.txt").read_text() == "mine"
     assert "objects_by_status" in json.loads((out / "summary.json").read_text())  # track's summary
+
+
+def test_a_reading_revised_mid_pass_continues_the_track_bar(tmp_path, monkeypatch, capsys):
+    """Labels larger than memory whose first look (spread slices) shows only 0 and 1 are read as masks; the
+    full pass then finds probability values between those slices and reads them again. That restarted track's
+    whole bar (registration and BEFORE scan counted again from 0 %, ending near 70 %). Now the bar goes on:
+    the voxels read again are added to its total, the bar says so, and it ends at 100 %."""
+    import dataclasses
+    import re
+
+    from tomoseg.cli import track as cli_track
+    from tomoseg.io import write_volume
+
+    shape = (48, 64, 64)
+    prob = np.zeros(shape, np.uint16)  # a map converted to 16 bits: whole values 0-255
+    rng = np.random.default_rng(0)
+    for y, x in [(10, 10), (10, 40), (40, 12), (42, 44), (25, 28)]:
+        prob[35:38, y:y + 8, x:x + 8] = 130 + rng.integers(0, 120, (3, 8, 8))  # between the slices looked at
+    write_volume(str(tmp_path / "p.tif"), prob, voxel_size=(30, 30, 30))
+    write_volume(str(tmp_path / "img.tif"), (prob > 0).astype(np.float32), voxel_size=(30, 30, 30))
+    (tmp_path / "m.json").write_text(json.dumps({"matrix": np.eye(4).tolist()}))
+    plain = cli_track._options
+    monkeypatch.setattr(cli_track, "_options", lambda args: dataclasses.replace(plain(args), in_memory_voxels=10_000,
+                                                                              chunks=(16, 32, 32)))
+    assert main(["track", str(tmp_path / "img.tif"), str(tmp_path / "img.tif"), "--before-labels",
+                 str(tmp_path / "p.tif"), "--after-labels", str(tmp_path / "p.tif"), "--transform",
+                 str(tmp_path / "m.json"), "--out", str(tmp_path / "o")]) == 0
+    err = capsys.readouterr().err
+    assert "p.tif (--before-labels): read as a probability map" in err
+    lines = [line for line in err.splitlines() if line.startswith("track")]
+    assert any(line.startswith("track (reading p.tif again): ") for line in lines), lines
+    counted = [float(re.search(r"\(([\d.]+) kvox of", line).group(1)) for line in lines if "kvox of" in line]
+    assert counted == sorted(counted), lines  # never back to 0 %
+    size = 48 * 64 * 64  # labelled twice, matched once (the transform given), and some voxels read again
+    final = re.match(r"track: 100% \(([\d.]+) kvox of ([\d.]+) kvox\)", lines[-1])
+    assert final and final.group(1) == final.group(2) and float(final.group(2)) > 3 * size / 1e3, lines

@@ -382,3 +382,27 @@ def test_help_and_stdout_line_say_units_defaults_and_objects(pair, tmp_path, cap
         c = summary[status]
         assert f"{status} {c['events']} ({c['before_objects']} BEFORE -> {c['after_objects']} AFTER objects)" in line
     assert re.search(r"persisting \d+; appeared \d+; vanished \d+; merged", line)
+
+
+def test_each_legend_says_what_it_counts_as_the_stdout_line_counts(pair, tmp_path, capsys):
+    """Review T7: the map's legend counted a merge's rows ("merged (2)", one per BEFORE object, drawn as one
+    marker), the radius figure's its groups ("merged (1)"), the stdout line events. Both legends now name the
+    unit, with the stdout line's numbers (objects off the edge and of the minimum size)."""
+    assert main(_track(pair, "--out", str(tmp_path / "o"))) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    counts = json.loads((tmp_path / "o" / "summary.json").read_text(encoding="utf-8"))["objects_by_status"]
+    assert counts["merged"]["events"] >= 1 and counts["split"]["events"] >= 1
+    units = {"persisting": "pair", "appeared": "object", "vanished": "object", "merged": "group", "split": "group"}
+    legends = {}
+    for status, c in counts.items():
+        n = c["events"]
+        legends[status] = f"{status}: {n} {units[status]}{'' if n == 1 else 's'}" + (
+            f" ({c['before_objects']} → {c['after_objects']} objects)" if status in ("merged", "split") else "")
+        assert f"{status} {n}" in line
+    svg = {name: (tmp_path / "o" / "figures" / f"track_{name}.svg").read_text(encoding="utf-8")
+           for name in ("map", "radius")}
+    for status, text in legends.items():
+        if counts[status]["events"]:
+            assert text in svg["map"], (status, text)
+            if status in ("persisting", "merged", "split"):
+                assert text in svg["radius"], (status, text)

@@ -41,8 +41,9 @@ def _track(sub):
                    help="largest rotation about the pillar axis to search, degrees (default 180: any)")
     p.add_argument("--no-refine", action="store_true",
                    help="keep the image-based transform (no refit on matched object centroids)")
-    p.add_argument("--tolerance-nm", type=float, metavar="NM", help="centroid distance for matches without "
-                                                                    "overlap, nm (default 3 voxels)")
+    p.add_argument("--tolerance-nm", type=float, metavar="NM",
+                   help="centroid distance for matches without overlap, nm, measured in the AFTER scan "
+                        "(default 3 voxels of the coarser scan)")
     p.add_argument("--min-voxels", type=int, default=8, help="smaller objects are flagged 'small' (default 8)")
     p.add_argument("--threshold", type=int, default=127,
                    help="probability maps: object where value > this (0-254; default 127)")
@@ -125,7 +126,7 @@ def _run_track(args) -> int:
     _check_track_outputs(args, out, truth, segmenting=not labels, shape=tuple(va.shape))
     options = _options(args)
     if not labels and max(vb.size, va.size) > options.in_memory_voxels:
-        labels = _segment_scans(args, out, vs)  # too large to segment in memory: probability maps in OUT
+        labels = _segment_scans(args, out, (vs, vs_a))  # too large to segment in memory: probability maps in OUT
     estimated = transform is None
     matchings = 2 if estimated and options.refine_on_objects else 1  # a second one after the refit on objects
     work = (vb.size + va.size if estimated else 0) + vb.size + va.size + matchings * va.size  # register, label, match
@@ -251,16 +252,17 @@ def _options(args):
         refine_on_objects=not args.no_refine, threshold=args.threshold, read_as=args.read_as)
 
 
-def _segment_scans(args, out: Path, voxel_size) -> list:
+def _segment_scans(args, out: Path, sizes) -> list:
     """Scans too large to segment in memory are segmented by ``segment`` (streamed, tiled, on the GPU where
-    there is one) into OUT/before_probability.zarr and OUT/after_probability.zarr, kept as results."""
+    there is one) into OUT/before_probability.zarr and OUT/after_probability.zarr, kept as results, each with
+    its own scan's voxel size (``sizes``: BEFORE's and AFTER's)."""
     from ..inference import SegmentOptions, segment
     from ..io import open_volume
     from . import progress_enabled
 
     make_result_folder(out, "track", fresh=True, keep=("track",))  # another tool's results go (review D5)
     maps = []
-    for scan, path in (("before", args.before), ("after", args.after)):
+    for scan, path, voxel_size in (("before", args.before, sizes[0]), ("after", args.after, sizes[1])):
         prob = out / f"{scan}_probability.zarr"
         record, stale = _finished_map(prob, path, args.model, args.threshold, voxel_size) if args.resume \
             else (None, [])
@@ -375,8 +377,8 @@ def _finish_track(args, out: Path, result, truth, before, after, sizes, labels: 
 
 
 def _count(status: str, counts: dict) -> str:
-    """One status of the stdout line: its events, and for merges and splits the objects on each side (the map's
-    legend counts objects, the radius figure's groups)."""
+    """One status of the stdout line: its events, and for merges and splits the objects on each side (the
+    figures' legends give the same numbers, naming the unit: track.tracking.count_label)."""
     if status in ("merged", "split"):
         return (f"{status} {counts['events']} ({counts['before_objects']} BEFORE -> {counts['after_objects']} AFTER "
                 "objects)")

@@ -225,13 +225,20 @@ def _result_folder_of_tomoseg(folder: Path) -> bool:
     return str(_json_tool(folder / "summary.json")).startswith("tomoseg")
 
 
-def write_result_json(path, record: dict, **dumps) -> None:
-    """A result record (``summary.json``, ``evaluation.json``) written under a temporary name, renamed when
-    complete, and stamped (:func:`~tomoseg.io.result_stamps.stamp_results`); ``dumps``: options of ``json.dumps``."""
+def write_result_text(path, text: str) -> Path:
+    """A result written as text (a JSON record, an HTML page) under a temporary name, renamed when complete, and
+    stamped (:func:`~tomoseg.io.result_stamps.stamp_results`): edited later, it is never replaced."""
     from .result_stamps import stamp_results
 
     path = Path(path)
     tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(json.dumps(record, indent=1, **dumps), encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
     stamp_results([path])
+    return path
+
+
+def write_result_json(path, record: dict, **dumps) -> None:
+    """A result record (``summary.json``, ``evaluation.json``, track's ``transform.json``) written by
+    :func:`write_result_text`; ``dumps``: options of ``json.dumps``."""
+    write_result_text(path, json.dumps(record, indent=1, **dumps))

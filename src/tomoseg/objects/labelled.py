@@ -97,12 +97,30 @@ def label_scan(image, labels, *, reading: Reading | None = None, probability=Non
     in_memory_voxels : int
         Larger volumes are labelled and measured chunk by chunk (``chunks``), never read whole.
     progress : optional
-        Given the volume's voxels as they are labelled (``update(n)``).
+        Given the volume's voxels as they are labelled (``update(n)``). A volume read again under a revised
+        reading (values the first look did not show) adds its voxels read so far to the bar's total and says
+        so on the bar (:class:`~tomoseg.progress.Stage`), rather than restarting the caller's whole bar.
     """
-    shape = tuple(int(s) for s in labels.shape)
-    size = int(np.prod(shape, dtype=np.int64))
+    from pathlib import Path
+
+    from ..progress import Stage
+
     if reading is None:
         reading = read_as(labels, where=getattr(labels, "path", None) or "the labels", command="track")
+    stage = None if progress is None else Stage(progress, again=f"reading {Path(str(reading.where)).name} again")
+    try:
+        return _label_scan(image, labels, reading, probability, voxel_size, threshold, connectivity,
+                           in_memory_voxels, chunks, workdir, stage)
+    finally:
+        if stage is not None:
+            stage.finish()
+
+
+def _label_scan(image, labels, reading: Reading, probability, voxel_size, threshold: int, connectivity: int,
+                in_memory_voxels: int, chunks, workdir, progress) -> LabelledScan:
+    """:func:`label_scan`, its progress a :class:`~tomoseg.progress.Stage` (or None)."""
+    shape = tuple(int(s) for s in labels.shape)
+    size = int(np.prod(shape, dtype=np.int64))
     if size <= in_memory_voxels:
         data = np.asarray(labels[:, :, :])
         if not reading.verified:  # judged on a sample: judge again on every value
@@ -130,6 +148,8 @@ def label_scan(image, labels, *, reading: Reading | None = None, probability=Non
                      workdir=workdir, progress=progress, keep_labels=True)
     if result.reading.kind == "labels":  # the full pass found object IDs the sample did not show: keep them
         result.labels.discard()
+        if progress is not None:  # its voxels are read again
+            progress.reset()
         return _given_labels(image, labels, voxel_size, chunks, progress, probability, result.reading)
     try:
         store = open_label_store(result.labels.path)

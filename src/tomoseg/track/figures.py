@@ -13,7 +13,7 @@ import numpy as np
 
 from ..report.figures import (DOUBLE_COLUMN, OKABE_ITO, SINGLE_COLUMN, add_scale_bar, gray_range, new_figure,
                               no_objects, save_figure, styled)
-from .tracking import group_totals
+from .tracking import count_label, group_totals, status_counts
 
 COLOURS = {"persisting": OKABE_ITO["blue"], "appeared": OKABE_ITO["bluish green"],
            "vanished": OKABE_ITO["vermillion"], "merged": OKABE_ITO["reddish purple"], "split": OKABE_ITO["orange"]}
@@ -26,9 +26,11 @@ def _kept(table) -> np.ndarray:
 
 @styled
 def radius_figure(table: dict, path, *, unit: str = "nm") -> Path:
-    """Equivalent radius after against before: persisting objects one by one, merges and splits by group."""
+    """Equivalent radius after against before: persisting objects one by one, merges and splits by group (the
+    legend counts the pairs and groups drawn, as the stdout line counts them: :func:`~.tracking.count_label`)."""
     col = "radius_nm" if unit == "nm" else "radius_vox"
     keep = _kept(table)
+    counts = status_counts(table)
     fig, ax = new_figure(figsize=(SINGLE_COLUMN, SINGLE_COLUMN))
     hi = 1.0
     drawn = 0
@@ -42,7 +44,7 @@ def radius_figure(table: dict, path, *, unit: str = "nm") -> Path:
             _, vb, va = group_totals(table, sel, "volume_nm3" if unit == "nm" else "volume_vox")
             rb, ra = np.cbrt(3 * vb / (4 * np.pi)), np.cbrt(3 * va / (4 * np.pi))
         ax.scatter(rb, ra, s=10, alpha=0.75, color=COLOURS[status], marker=MARKERS[status], edgecolors="none",
-                   label=f"{status} ({len(rb):,})")
+                   label=count_label(status, counts[status]))
         drawn += len(rb)
         hi = max(hi, float(np.nanmax(rb)), float(np.nanmax(ra)))
     ax.plot([0, hi * 1.05], [0, hi * 1.05], color="0.4", lw=0.8, ls="--", label="no change")
@@ -97,13 +99,16 @@ def change_map(table: dict, path, *, shape=None, matrix=None, image=None, voxel_
     """Where objects appeared, vanished, merged and split: top view (y, x) and side view (z, x) of the
     pillar in the AFTER frame (vanished objects carried there through the transform); behind them, the
     AFTER ``image``'s middle slices when given. ``shape``: the AFTER scan's (the extent drawn);
-    ``voxel_size``: the axes in µm, drawn to scale, with a scale bar."""
+    ``voxel_size``: the axes in µm, drawn to scale, with a scale bar. One marker per object (a merge's at its
+    AFTER object); objects at an edge or below the minimum size are hollow and not counted. The legend counts
+    as the stdout line does (:func:`~.tracking.count_label`): pairs, objects, groups."""
     from matplotlib.ticker import MaxNLocator
 
     from .registration import apply
 
     fig, axes = new_figure(1, 2, figsize=(DOUBLE_COLUMN, 4.0))
     m = np.eye(4) if matrix is None else np.asarray(matrix, float)
+    counts = status_counts(table)
     pts = {}
     for status in COLOURS:
         sel = table["status"] == status
@@ -114,7 +119,7 @@ def change_map(table: dict, path, *, shape=None, matrix=None, image=None, voxel_
             p = apply(m, p)
         else:
             p = np.stack([table[f"after_centroid_{a}"][sel] for a in "zyx"], 1)
-        edge = table["edge"][sel] == 1
+        edge = ~_kept(table)[sel]  # at an edge or small: hollow, not counted
         pts[status] = (p, edge)
     if image is not None:
         z, y = image.shape[0] // 2, image.shape[1] // 2
@@ -131,7 +136,7 @@ def change_map(table: dict, path, *, shape=None, matrix=None, image=None, voxel_
             size = 6 if status == "persisting" else 24
             alpha = 0.6 if status == "persisting" else 0.9
             ax.scatter(p[~edge, i], p[~edge, j], s=size, marker=MARKERS[status], color=COLOURS[status],
-                       alpha=alpha, edgecolors="none", label=f"{status} ({int((~edge).sum()):,})")
+                       alpha=alpha, edgecolors="none", label=count_label(status, counts[status]))
             if edge.any():
                 ax.scatter(p[edge, i], p[edge, j], s=size, marker=MARKERS[status], facecolor="none",
                            edgecolor=COLOURS[status], alpha=0.5, lw=0.6)
@@ -151,11 +156,14 @@ def change_map(table: dict, path, *, shape=None, matrix=None, image=None, voxel_
         ax.set_ylabel(f"y ({unit})" if j == 1 else f"z ({unit})")
         ax.set_title(title)
     if pts:
-        fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=len(pts), frameon=False)
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=min(len(pts), 3),
+                   frameon=False)
     else:
         no_objects(axes[0], "no objects")
     return save_figure(fig, path, "Where objects appeared, vanished, merged and split, all objects projected onto "
                                   "the top and side views in the AFTER frame (vanished objects carried there "
-                                  "through the transform); hollow markers: at the edge of a field of view"
+                                  "through the transform), one marker per object (a merge's at its AFTER object); "
+                                  "hollow markers: at the edge of a field of view or smaller than the minimum "
+                                  "size, not counted in the legend"
                        + ("; behind: the AFTER scan's middle slices" if image is not None else "") + ".",
                        marks=sum(len(p) for p, _ in pts.values()))

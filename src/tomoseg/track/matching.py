@@ -5,7 +5,8 @@
    overlaps with the AFTER labels counted (:func:`carried_overlaps`). The labels may be arrays or volumes on
    disk (Zarr): memory holds a few blocks, whatever the scans' size.
 2. **One to one**: a BEFORE and an AFTER object may pair if they overlap or if their centroids (BEFORE's
-   carried through the transform) lie within ``tolerance_nm``. Pairs are chosen by an optimal assignment
+   carried through the transform) lie within the tolerance (:func:`tolerance_nm`: nm, measured in the AFTER
+   scan's voxels). Pairs are chosen by an optimal assignment
    (``scipy.optimize.linear_sum_assignment``, one connected group of candidates at a time) maximizing
    the summed overlap (Dice) plus a small bonus for closeness; an object may stay unpaired where pairing it
    would cost a better pair.
@@ -37,7 +38,7 @@ STATUSES = ("persisting", "appeared", "vanished", "merged", "split")
 class MatchOptions:
     """Settings of :func:`match`."""
 
-    tolerance_nm: float | None = None   # centroid distance for pairs that do not overlap (default 3 voxels)
+    tolerance_nm: float | None = None   # centroid distance, nm, for pairs that do not overlap (default: tolerance_nm)
     min_overlap: float = 0.3            # share of an unpaired object inside another, for merges and splits
     min_voxels: int = 8                 # smaller objects are matched but flagged ``small``
     border_margin_vox: float = 1.0      # objects this close to either field of view's border are flagged ``edge``
@@ -140,6 +141,20 @@ def carry_labels(labels: np.ndarray, matrix: np.ndarray, shape, *, slab: int = 1
     return out
 
 
+TOLERANCE_VOXELS = 3.0  # the default tolerance: this many voxels of the coarser scan
+
+
+def tolerance_nm(options: MatchOptions, voxel_size=None, after_voxel_size=None) -> float:
+    """The centroid distance, nm, within which a BEFORE and an AFTER object that do not overlap may pair:
+    ``options.tolerance_nm``, else :data:`TOLERANCE_VOXELS` voxels of the coarser of the two scans (the larger
+    cube root of a voxel's volume; scans of equal voxel size: 3 of their voxels). Distances are measured in nm
+    in the AFTER scan (its voxel size), where the transform carries the BEFORE centroids."""
+    if options.tolerance_nm is not None:
+        return float(options.tolerance_nm)
+    edges = [float(np.cbrt(np.prod(np.asarray(v, float)))) for v in (voxel_size, after_voxel_size) if v is not None]
+    return TOLERANCE_VOXELS * max(edges, default=1.0)
+
+
 def _centroids(table) -> np.ndarray:
     return np.stack([table[f"centroid_{a}"] for a in "zyx"], axis=1).astype(float) if len(table["label"]) \
         else np.zeros((0, 3))
@@ -171,27 +186,30 @@ def _edge_flags(before, after, matrix, shape_b, shape_a, margin, voxel_size=None
     return eb, ea
 
 
-def centroid_hits(before: dict, after: dict, matrix, shape_after, *, voxel_size=None, tolerance_nm=None,
-                  min_voxels: int = 8) -> tuple[int, int]:
-    """How many BEFORE objects (of at least ``min_voxels``, off their border) the transform carries to a point
-    inside the AFTER scan, and how many of those land within ``tolerance_nm`` (default 3 voxels) of an AFTER
-    object's centroid: a check of a transform that needs no matching."""
+def centroid_hits(before: dict, after: dict, matrix, shape_after, *, voxel_size=None, after_voxel_size=None,
+                  options: MatchOptions | None = None) -> tuple[int, int]:
+    """How many BEFORE objects (of at least ``options.min_voxels``, off their border) the transform carries to a
+    point inside the AFTER scan, and how many of those land within the tolerance (:func:`tolerance_nm`) of an
+    AFTER object's centroid: a check of a transform that needs no matching."""
     from scipy.spatial import cKDTree
 
-    vs = np.asarray(voxel_size if voxel_size is not None else (1.0, 1.0, 1.0), float)
-    tol = tolerance_nm if tolerance_nm is not None else 3.0 * float(np.cbrt(np.prod(vs)))
+    options = options or MatchOptions()
+    min_voxels = options.min_voxels
+    vs_a = np.asarray(after_voxel_size if after_voxel_size is not None else
+                      voxel_size if voxel_size is not None else (1.0, 1.0, 1.0), float)
+    tol = tolerance_nm(options, voxel_size, after_voxel_size)
     keep = (np.asarray(before["volume_vox"]) >= min_voxels) & ~np.asarray(before["touches_border"], bool)
     q = apply(matrix, _centroids(before)[keep])
     q = q[np.all((q >= 0) & (q <= np.asarray(shape_after, float) - 1), axis=1)]
     ca = _centroids(after)
     if not len(q) or not len(ca):
         return len(q), 0
-    dist, _ = cKDTree(ca * vs).query(q * vs, distance_upper_bound=tol)
+    dist, _ = cKDTree(ca * vs_a).query(q * vs_a, distance_upper_bound=tol)
     return len(q), int(np.isfinite(dist).sum())
 
 
 def pair_objects(before: dict, after: dict, overlaps: dict, carried_voxels: dict, matrix, *, voxel_size,
-                 options: MatchOptions) -> Links:
+                 options: MatchOptions, after_voxel_size=None) -> Links:
     """:class:`Links`, from object tables and overlaps ``{(after, before): n}``.
 
     Worked on arrays over all candidate pairs (objects are indexed by their row in each table), so a scan's
@@ -202,19 +220,21 @@ def pair_objects(before: dict, after: dict, overlaps: dict, carried_voxels: dict
     carried = np.fromiter(carried_voxels.items(), dtype=np.dtype((np.int64, 2)),
                           count=len(carried_voxels)).reshape(-1, 2)
     return _pair(before, after, keys[:, 0], keys[:, 1], counts, carried[:, 0], carried[:, 1], matrix,
-                 voxel_size=voxel_size, options=options)
+                 voxel_size=voxel_size, after_voxel_size=after_voxel_size, options=options)
 
 
 def _pair(before: dict, after: dict, ov_after, ov_before, ov_voxels, carried_labels, carried_voxels, matrix, *,
-          voxel_size, options: MatchOptions) -> Links:
+          voxel_size, options: MatchOptions, after_voxel_size=None) -> Links:
     """:func:`pair_objects` from arrays: the overlaps' AFTER and BEFORE labels and voxels, the BEFORE labels
-    carried and their voxels."""
+    carried and their voxels. Positions in nm in the AFTER scan (``after_voxel_size``, default
+    ``voxel_size``), where the transform carries the BEFORE centroids."""
     vs = np.asarray(voxel_size, float)
-    tol = options.tolerance_nm if options.tolerance_nm is not None else 3.0 * float(np.cbrt(np.prod(vs)))
+    vs_a = np.asarray(after_voxel_size if after_voxel_size is not None else voxel_size, float)
+    tol = tolerance_nm(options, vs, vs_a)
     lb, la = np.asarray(before["label"], np.int64), np.asarray(after["label"], np.int64)
     n_b, n_a = len(lb), len(la)
-    cb = apply(matrix, _centroids(before)) * vs
-    ca = _centroids(after) * vs
+    cb = apply(matrix, _centroids(before)) * vs_a
+    ca = _centroids(after) * vs_a
     va = after["volume_vox"].astype(float)
     carried = np.ones(n_b)  # voxels of each BEFORE object carried into the AFTER grid, at least 1
     carried_rows = label_rows(lb, np.asarray(carried_labels, np.int64))
@@ -424,8 +444,9 @@ def _empty_pairs():
 
 
 def match(before_labels, after_labels, before: dict, after: dict, matrix, *, voxel_size=None,
-          options: MatchOptions | None = None, progress=None) -> tuple[Links, dict]:
-    """Links between the objects of two labelled scans, given the transform (BEFORE voxel → AFTER voxel).
+          after_voxel_size=None, options: MatchOptions | None = None, progress=None) -> tuple[Links, dict]:
+    """Links between the objects of two labelled scans, given the transform (BEFORE voxel → AFTER voxel) and
+    their voxel sizes (``after_voxel_size``: the AFTER scan's where it differs).
 
     The label images may be arrays or volumes on disk (see :func:`carried_overlaps`).
     Returns ``(links, info)``: :class:`Links` (iterated: ``(before labels, after labels, status)``); info has
@@ -435,6 +456,6 @@ def match(before_labels, after_labels, before: dict, after: dict, matrix, *, vox
     vs = tuple(voxel_size) if voxel_size is not None else (1.0, 1.0, 1.0)
     keys, voxels, carried_labels, carried = overlap_arrays(before_labels, after_labels, matrix, progress=progress)
     links = _pair(before, after, keys >> 32, keys & 0xFFFFFFFF, voxels, carried_labels, carried, matrix,
-                  voxel_size=vs, options=options)
+                  voxel_size=vs, after_voxel_size=after_voxel_size, options=options)
     return links, {"overlap_keys": keys, "overlap_voxels": voxels, "carried_labels": carried_labels,
                    "carried_voxels": carried}

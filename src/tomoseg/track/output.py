@@ -27,14 +27,6 @@ text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:
 .note{color:#666;font-size:.9em}figure{margin:.6em 0}figcaption{color:#555;font-size:.9em}"""
 
 
-def _write_text(path: Path, text: str) -> Path:
-    """Write through a temporary name, renamed when complete."""
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
-
-
 def _fmt(v) -> str:
     if v is None:
         return "–"
@@ -108,7 +100,8 @@ def write_tracking(result: Tracking, out_dir, *, shape=None, voxel_size=None, in
     float32 past 65535 matches, for ImageJ; other formats uint32); ``progress`` is given their voxels."""
     from ..errors import warn
     from ..io import format_of
-    from ..io.output_guard import check_output
+    from ..io.output_guard import check_output, write_provenance
+    from ..io.result_folders import write_result_json, write_result_text
     from ..objects.analysis import json_safe
     from ..objects.label_image import TIFF_MAX_ID, label_dtype_for, write_mapped
 
@@ -131,14 +124,14 @@ def write_tracking(result: Tracking, out_dir, *, shape=None, voxel_size=None, in
     figs = {p: captions.get(p.stem, p.stem) for p in made}
     paths.update({p.stem: p for p in figs})
     # (NaN, e.g. an empty size class or a given transform's residual, as null: JSON has no NaN)
-    _write_text(out / "transform.json", json.dumps(json_safe({
+    write_result_json(out / "transform.json", json_safe({
         "matrix": result.registration.matrix.tolist(), "convention": "BEFORE voxel (z, y, x) -> AFTER voxel, 4x4",
-        **{k: v for k, v in result.registration.to_dict().items() if k != "matrix"}}), indent=1, default=float))
-    _write_text(out / "summary.json", json.dumps(json_safe(summary), indent=1, default=float))
+        **{k: v for k, v in result.registration.to_dict().items() if k != "matrix"}}), default=float)
+    write_result_json(out / "summary.json", json_safe(summary), default=float)
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>tomoseg track</title><style>{_CSS}</style>"
             f"</head><body><h1>tomoseg track</h1><p class='note'>tomoseg {__version__}; "
             f"{html.escape(json.dumps(inputs or {}))}</p>{track_section(summary, figs)}</body></html>")
-    _write_text(out / "track.html", page)
+    write_result_text(out / "track.html", page)
     lookup = result.match_id_lookup  # the AFTER labels numbered by match ID, written chunk by chunk
     top = int(lookup.max(initial=0))
     if top > TIFF_MAX_ID and format_of(out / labels_name, for_writing=True) in ("tiff", "tiff-folder"):
@@ -147,8 +140,15 @@ def write_tracking(result: Tracking, out_dir, *, shape=None, voxel_size=None, in
         check_output(out / labels_name, overwrite=overwrite)
         warn(f"{out / wanted}: {top} match IDs do not fit a TIFF label image (IDs up to 2^24); written as "
              f"{out / labels_name} (OME-Zarr) instead")
-    write_mapped(result.after_labels, lookup, out / labels_name, dtype=label_dtype_for(out / labels_name, top),
-                 chunks=(64, 256, 256), voxel_size=voxel_size, overwrite=overwrite, progress=progress)
+    dtype = label_dtype_for(out / labels_name, top)
+    write_mapped(result.after_labels, lookup, out / labels_name, dtype=dtype, chunks=(64, 256, 256),
+                 voxel_size=voxel_size, overwrite=overwrite, progress=progress)
+    # its record marks it as tomoseg's and holds its stamp: edited later (painted in napari), it is not replaced
+    write_provenance(out / labels_name, {
+        "tool": "tomoseg track", "tomoseg_version": __version__, "written": "the AFTER labels numbered by match ID",
+        "ids": "each AFTER object's voxels hold its match_id in matches.csv; 0 is background", "max_label": top,
+        "dtype": str(np.dtype(dtype)), "voxel_size_nm": None if voxel_size is None else [float(v) for v in voxel_size],
+        "inputs": inputs or {}})
     paths.update({"summary": out / "summary.json", "transform": out / "transform.json", "html": out / "track.html",
                   "labels": out / labels_name})
     return paths

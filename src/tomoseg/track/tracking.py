@@ -17,7 +17,7 @@ from ..objects import label_objects
 from ..objects.matching import RADIUS_BINS
 from ..objects.measure import blank_nm_columns
 from .matching import (STATUSES, MatchOptions, _edge_flags, label_rows, links_from, match,  # noqa: F401
-                       refine_on_objects)
+                       refine_on_objects, tolerance_nm)
 from .registration import (Registration, RegistrationOptions, decompose, given_transform, overlap_fraction, register,
                            reliability_problems)
 from ..objects.labelled import IN_MEMORY_VOXELS, label_scan
@@ -180,6 +180,7 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
     vs_a = tuple(float(v) for v in after_voxel_size) if after_voxel_size is not None else vs
     options = _scaled_voxels(vs, vs_a, options)
     vs1 = vs or (1.0, 1.0, 1.0)
+    vs1_a = vs_a or vs1
     if transform is None:
         reg = register(before, after, voxel_size=vs1, options=options.registration, progress=progress)
     else:
@@ -211,14 +212,16 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
         t["labels_and_measures_s"] = time.perf_counter() - t1
         t2 = time.perf_counter()
         matrix = reg.matrix
-        links, _ = match(lb, la, tb, ta, matrix, voxel_size=vs1, options=options.matching, progress=progress)
+        links, _ = match(lb, la, tb, ta, matrix, voxel_size=vs1, after_voxel_size=vs1_a, options=options.matching,
+                         progress=progress)
         refit = {}
         if options.refine_on_objects and reg.source == "estimated":
             matrix, refit = refine_on_objects(tb, ta, links, matrix, voxel_size=vs1,
                                               similarity=options.registration.similarity,
                                               min_voxels=options.matching.min_voxels)
             if refit.get("used", 0):
-                links, _ = match(lb, la, tb, ta, matrix, voxel_size=vs1, options=options.matching, progress=progress)
+                links, _ = match(lb, la, tb, ta, matrix, voxel_size=vs1, after_voxel_size=vs1_a,
+                                 options=options.matching, progress=progress)
                 image_matrix = reg.matrix
                 parts = decompose(matrix, shape_b, vs1)
                 reg.coarse["image_matrix"] = image_matrix.tolist()
@@ -243,7 +246,7 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
                            min_voxels=options.matching.min_voxels)
         if reg.source == "given":
             problems = given_transform_problems(table, tb, ta, matrix, shape_a, voxel_size=vs1,
-                                                options=options.matching)
+                                                after_voxel_size=vs1_a, options=options.matching)
             if problems:
                 warn("the given transform disagrees with the objects: " + "; ".join(problems) + ". The links and "
                      "changes may be wrong: check the --transform file (BEFORE voxel -> AFTER voxel, translation in "
@@ -252,6 +255,8 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
             table, tb, ta = (blank_nm_columns(t) for t in (table, tb, ta))
         summary = summarize_tracking(table, reg, voxel_size=vs)
         summary["after_voxel_size_nm"] = list(vs_a) if vs_a else None
+        # the centroid distance for pairs without overlap: given, or 3 voxels of the coarser scan
+        summary["tolerance_nm"] = tolerance_nm(options.matching, vs1, vs1_a) if vs else None
     except BaseException:
         for scan in scans:
             scan.discard()
@@ -354,7 +359,7 @@ GIVEN_MIN_LINKED = 0.5            # share of BEFORE objects off the edge a right
 
 
 def given_transform_problems(table: dict, before: dict, after: dict, matrix, shape_after, *, voxel_size,
-                             options: MatchOptions) -> list[str]:
+                             options: MatchOptions, after_voxel_size=None) -> list[str]:
     """What in the link table says a given transform is wrong (empty when nothing does): the persisting pairs'
     centroids far from where it puts them (at least 3 pairs), or few BEFORE objects linked (at least 6 off the
     edge); with a note where its inverse puts clearly more objects on AFTER objects."""
@@ -363,7 +368,8 @@ def given_transform_problems(table: dict, before: dict, after: dict, matrix, sha
     pers = keep & (table["status"] == "persisting")
     problems = []
     if pers.sum() >= 3:
-        off = float(np.median(table["displacement_nm"][pers])) / float(np.cbrt(np.prod(vs)))
+        vs_a = vs if after_voxel_size is None else np.asarray(after_voxel_size, float)
+        off = float(np.median(table["displacement_nm"][pers])) / float(np.cbrt(np.prod(vs_a)))  # AFTER voxels
         if off > GIVEN_MAX_DISPLACEMENT_VOX:
             problems.append(f"the {int(pers.sum())} persisting objects lie a median {off:.1f} voxels from where it "
                             f"puts them (a right transform: under {GIVEN_MAX_DISPLACEMENT_VOX})")
@@ -376,7 +382,7 @@ def given_transform_problems(table: dict, before: dict, after: dict, matrix, sha
     if problems:
         from .matching import centroid_hits
 
-        kw = dict(voxel_size=vs, tolerance_nm=options.tolerance_nm, min_voxels=options.min_voxels)
+        kw = dict(voxel_size=vs, after_voxel_size=after_voxel_size, options=options)
         n, hits = centroid_hits(before, after, matrix, shape_after, **kw)
         n_inv, hits_inv = centroid_hits(before, after, np.linalg.inv(matrix), shape_after, **kw)
         if n_inv and hits_inv >= 3 and hits_inv / n_inv > max(2 * hits / max(n, 1), 0.5):
@@ -449,16 +455,39 @@ def match_id_lookup(table: dict, max_label: int) -> np.ndarray:
 SIZE_CLASSES_VOX = RADIUS_BINS  # equivalent radius, voxels (the evaluation's bins)
 
 
-def summarize_tracking(table: dict, reg: Registration, *, voxel_size=None) -> dict:
-    """Counts by status (objects off the edge and of at least ``min_voxels``), and growth by size class."""
+def status_counts(table: dict) -> dict:
+    """Per status, over the rows off the edge and of at least the minimum size (those the summary, the stdout
+    line and the figures' legends count): ``events`` (links: a pair, an object that appeared or vanished, a
+    merged or split group) and the distinct ``before_objects`` and ``after_objects`` in them."""
     keep = (table["edge"] == 0) & (table["small"] == 0)
+    b, a = table["before_label"], table["after_label"]
     counts = {}
-    for status in ("persisting", "appeared", "vanished", "merged", "split"):
+    for status in STATUSES:
         rows = keep & (table["status"] == status)
-        b, a = table["before_label"], table["after_label"]
         counts[status] = {"events": int(len(np.unique(table["match_id"][rows]))),
                           "before_objects": int(len(np.unique(b[rows & (b > 0)]))),
                           "after_objects": int(len(np.unique(a[rows & (a > 0)])))}
+    return counts
+
+
+EVENT_NAMES = {"persisting": ("pair", "pairs"), "appeared": ("object", "objects"),
+               "vanished": ("object", "objects"), "merged": ("group", "groups"), "split": ("group", "groups")}
+
+
+def count_label(status: str, counts: dict) -> str:
+    """One status's count as the figures' legends say it, naming what is counted (:func:`status_counts`):
+    ``persisting: 12 pairs``, ``merged: 1 group (2 → 1 objects)`` (BEFORE → AFTER objects in the groups)."""
+    n = counts["events"]
+    text = f"{status}: {n:,} {EVENT_NAMES[status][n != 1]}"
+    if status in ("merged", "split"):
+        text += f" ({counts['before_objects']:,} → {counts['after_objects']:,} objects)"
+    return text
+
+
+def summarize_tracking(table: dict, reg: Registration, *, voxel_size=None) -> dict:
+    """Counts by status (objects off the edge and of at least ``min_voxels``), and growth by size class."""
+    keep = (table["edge"] == 0) & (table["small"] == 0)
+    counts = status_counts(table)
     pers = keep & (table["status"] == "persisting")
     classes = []
     r = table["before_radius_vox"]
