@@ -80,3 +80,18 @@ def test_cpu_path_and_cuda_pipeline_normalize_alike(phantom, dtype, objects, ran
     gpu_path.batch_limit_for = lambda shape, total: 3
     batched = {key(t): c for t, c in gpu_path.run_windows(iter(windows), stats)}
     assert cpu.keys() == batched.keys() and all(np.array_equal(cpu[k], batched[k]) for k in cpu)
+
+
+def test_a_run_of_an_earlier_version_resumes_with_its_own_normalization():
+    """state.json of a run started before the fences: its statistics have no clip, and are applied as they were
+    (plain z-score), so its tiles share one normalization; its fingerprint, without objects and fill_value,
+    compares as dark objects without a fill value (another --objects or --fill-value is refused)."""
+    from tomoseg.inference.normalization import Stats
+    from tomoseg.inference.work_folder import _as_resolved
+
+    saved = {"mean": 100.0, "std": 10.0, "voxels": 5, "method": "full"}
+    stats = Stats(**saved)
+    assert normalize(np.array([300.0, 50.0], np.float32), stats).tolist() == [20.0, -5.0]  # not clipped
+    assert stats.to_dict() == saved
+    resolved = _as_resolved({"input": "/x.npy", "input_shape": [4, 4, 4]})
+    assert (resolved["objects"], resolved["fill_value"]) == ("dark", None)

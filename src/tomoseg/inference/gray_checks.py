@@ -39,7 +39,7 @@ def check_gray_values(stats, where, fill_value=None, slices: "SliceRanges | None
              f"value and shrinks the objects' contrast; if it means no data, pass --fill-value {value:g} (left "
              "out of the statistics, probability 0)")
     if slices is not None and fill_value is None:
-        _check_constant_slices(slices, where, stats, slices.slice_voxels)
+        _check_constant_slices(slices, where, stats, slices.slice_voxels, sampled)
 
 
 class SliceRanges:
@@ -81,7 +81,8 @@ class SliceRanges:
         return runs
 
 
-def _check_constant_slices(slices: SliceRanges, where, stats=None, slice_voxels: int | None = None) -> None:
+def _check_constant_slices(slices: SliceRanges, where, stats=None, slice_voxels: int | None = None,
+                           sampled: str = "") -> None:
     """Warn of constant slices; ``--fill-value`` is offered only where no other voxel holds their value (as
     far as ``stats.extreme`` tells: a dark pore clipped at that value would be blanked too)."""
     runs = slices.constant_runs()
@@ -95,7 +96,7 @@ def _check_constant_slices(slices: SliceRanges, where, stats=None, slice_voxels:
     lo = max((b for a, b, _ in runs if a == 0), default=0)
     hi = min((a for a, b, _ in runs if b == depth), default=depth)
     roi = f"--roi {lo}:{'' if hi == depth else hi},:,: or " if (lo or hi < depth) and lo < hi else ""
-    subject = f"slice {named} is" if count == 1 else f"slices {named} are"
+    subject = f"slice {named}{sampled} is" if count == 1 else f"slices {named}{sampled} are"
     fill = f"--fill-value {values[0]:g} (no data, probability 0)"
     extreme = getattr(stats, "extreme", None)
     others = 0

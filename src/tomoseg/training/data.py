@@ -160,7 +160,8 @@ def load_pairs(entries, data: DataConfig, *, context: int | None = None) -> list
     out = []
     for entry, box, voxels, whole in planned:
         with open_volume(entry["image"]) as volume, open_volume(entry["labels"]) as labels_file:
-            stats = volume_stats(volume) if data.normalization == "volume" else None
+            stats = volume_stats(volume, fill=data.fill_value, objects=data.objects) \
+                if data.normalization == "volume" else None
             image, labels, voxel_size = np.asarray(volume[box]), np.asarray(labels_file[box]), volume.voxel_size
         if labels.dtype.kind == "f" and not np.all(np.isfinite(labels)):
             raise TomosegError(f"{entry['labels']}: labels hold NaN or infinite values; use 0, 1 and "
