@@ -125,7 +125,7 @@ def test_cli_segment_bad_inputs(tmp_path, random_model_path, capsys):
     existing.mkdir()
     m = ["--model", str(random_model_path), "-q"]
     cases = [
-        ([str(nan), str(tmp_path / "o1.zarr")] + m, "NaN"),
+        ([str(nan), str(tmp_path / "o1.zarr")] + m, "constant"),  # NaN: no data; the rest is constant
         ([str(const), str(tmp_path / "o2.zarr")] + m, "constant"),
         ([str(good), str(tmp_path / "o3.zarr"), "--model", str(wrong)], "do not fit the architecture"),
         ([str(good), str(good)] + m, "equals the input"),
@@ -413,12 +413,12 @@ def test_the_cuda_pipeline_logic_runs_on_the_cpu(monkeypatch, random_model_path,
     backend = CudaBackend(model, device="cpu", channels_last=channels_last)
     sizes, plain_start, failed = [], backend._start, []
 
-    def run(group, mean, inv_sd):
+    def run(group, terms):
         if len(group) > 2 and not failed:  # the first large batch runs out of memory
             failed.append(len(group))
             raise torch.cuda.OutOfMemoryError("simulated")
         sizes.append(len(group))
-        return plain_start(group, mean, inv_sd)
+        return plain_start(group, terms)
 
     backend._start = run
     windows = ((t, read_padded(image, t.read, image.shape)) for t in tiles)

@@ -285,3 +285,14 @@ def test_outside_heap_arrays_are_ordinary_arrays():
     a[...] = np.arange(60).reshape(3, 4, 5)
     assert a.dtype == np.uint16 and a.shape == (3, 4, 5) and a.flags.writeable and int(a.sum()) == 1770
     assert outside_heap((0, 4), np.float32).shape == (0, 4)
+
+
+def test_sampled_layers_are_stratified_not_the_ends():
+    """--stats sample read np.linspace(0, layers - 1, n): the first and last layers always, 2 of 8 against 2 of
+    64 in the volume, and the ends are a scan's darkest (review G5). One layer at the centre of each of n equal
+    strata now."""
+    from tomoseg.io.blocks import sample_slabs
+
+    slabs = sample_slabs((512, 128, 128), (8, 128, 128), 0.05)
+    assert [(s.start, s.stop) for s in slabs] == [(64 * i + 32, 64 * i + 40) for i in range(8)]
+    assert [s.start for s in sample_slabs((100, 8, 8), None, 0.05, min_slabs=4)] == [10, 30, 50, 70, 90]

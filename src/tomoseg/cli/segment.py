@@ -41,6 +41,14 @@ def _segment(sub):
                    help="normalization statistics from every voxel (full) or from 5%% of the layers of storage "
                         "chunks along z, at least 8, evenly spread (sample: one read of a few layers for them "
                         "and the sample mask); auto: full up to 2^31 voxels")
+    p.add_argument("--objects", choices=["dark", "bright"], default=None,
+                   help="objects darker than their surroundings (pores, light precipitates) or brighter (heavy-"
+                        "element precipitates: the gray values are flipped for the model); default: what the "
+                        "model was trained for (dark for the shipped model)")
+    p.add_argument("--fill-value", type=float, metavar="V", default=None,
+                   help="a gray value that means no data (the constant outside the reconstructed cylinder, e.g. "
+                        "-32768 or -1, or padded slices): left out of the statistics, probability 0. NaN and "
+                        "infinities are always treated so")
     sample = p.add_mutually_exclusive_group()
     sample.add_argument("--sample-mask", metavar="FILE",
                         help="mask volume of the input's shape (nonzero = sample): tiles wholly outside get "
@@ -75,7 +83,8 @@ def _run_segment(args) -> int:
         backend=BackendConfig(backend=args.backend, device=args.device, precision=args.precision),
         stats=args.stats, voxel_size=checked_voxel_size(args.voxel_size), resume=args.resume,
         overwrite=args.overwrite, workers=args.workers, scheduler=args.dask_scheduler, gpus=args.gpus,
-        sample_mask="off" if args.no_sample_mask else (args.sample_mask or "auto"), roi=args.roi)
+        sample_mask="off" if args.no_sample_mask else (args.sample_mask or "auto"), roi=args.roi,
+        objects=args.objects, fill_value=args.fill_value)
     from ..inference.outputs import check_output_dataset_name
     from ..io.output_guard import check_outputs_apart
 

@@ -4,7 +4,7 @@ Reader threads read raw windows (uint8 stays uint8: a quarter of float32's bytes
 the GPU; windows of one shape are batched; normalization, the network, the sigmoid and quantization
 to the 0–255 scale run on the GPU; only each tile's uint8 core comes back, and writer threads store
 it while the GPU runs the next batch. The arithmetic is the CPU path's, operation for operation
-(float32 ``(x - mean) * (1 / sd)``, round-half-even of ``p * 255``), so tiled output equals a
+(float32 ``clip((x - mean) * (sign / sd))``, 0 where no data, round-half-even of ``p * 255``), so tiled output equals a
 whole-volume pass.
 
 The tile size is chosen from the GPU's free memory, up to 384: larger cores cut the halo overhead (the
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..model import inference_copy
-from .normalization import exact_in_float32, normalize
+from .normalization import exact_in_float32, fill_in_dtype, normalize
 
 # Peak GPU memory per window voxel of the 4-level/base-8 network in inference (bytes; measured on an H200
 # with benchmarks/segment_throughput.py, rounded up). Other architectures scale with base_features.
@@ -76,6 +76,32 @@ def balanced_batch(windows: int, limit: int) -> int:
     if 2 * exact >= limit:  # batches of one size, at worst half as large as they may be
         return exact
     return -(-windows // -(-windows // limit))
+
+
+def device_terms(stats, dtype) -> tuple:
+    """``(mean, scale, clip, fill)`` for :func:`normalize_on_device` on raw windows of ``dtype``: those of
+    :func:`~.normalization.normalize`. Types it normalizes in float64 on the host (not exact in float32) come
+    to the device normalized: the identity, clipped again (a no-op), no fill to look for."""
+    if not exact_in_float32(dtype):
+        return 0.0, np.float32(1.0), stats.clip, None
+    fill = fill_in_dtype(dtype, stats.fill)
+    return np.float32(stats.mean), stats.scale, stats.clip, None if fill is None else float(fill)
+
+
+def normalize_on_device(x: torch.Tensor, mean, scale, clip, fill) -> torch.Tensor:
+    """:func:`~.normalization.normalize` on a batch of raw windows (uint8, int8, int16, int32 or float32):
+    ``clip((x - mean) * scale)`` in float32, 0 where ``x`` is NaN, ±inf or ``fill``."""
+    raw = x
+    x = (x.float() - mean) * scale
+    if clip is not None:
+        x = x.clamp_(-clip, clip)
+    holes = None
+    if raw.is_floating_point():
+        holes = ~torch.isfinite(raw)
+    if fill is not None:
+        same = raw == fill
+        holes = same if holes is None else holes | same
+    return x if holes is None else x.masked_fill_(holes, 0.0)
 
 
 class CudaBackend:
@@ -140,11 +166,11 @@ class CudaBackend:
             n -= 1
         return n
 
-    def _launch(self, group, mean: float, inv_sd: float) -> list:
+    def _launch(self, group, terms: tuple) -> list:
         """Start a batch on the GPU (see :meth:`_start`); on running out of GPU memory, the batch in halves (down
         to one window)."""
         try:
-            return [self._start(group, mean, inv_sd)]
+            return [self._start(group, terms)]
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
             if len(group) == 1:
@@ -155,10 +181,12 @@ class CudaBackend:
                                    "pass a smaller --tile-size") from None
             half = len(group) // 2
             self.batch_limit = max(1, half)
-            return self._launch(group[:half], mean, inv_sd) + self._launch(group[half:], mean, inv_sd)
+            return self._launch(group[:half], terms) + self._launch(group[half:], terms)
 
-    def _start(self, group, mean: float, inv_sd: float):
-        """Queue one batch on the GPU and return at once: ``(tiles, host cores, done event)``.
+    def _start(self, group, terms: tuple):
+        """Queue one batch on the GPU and return at once: ``(tiles, host cores, done event)``. ``terms``:
+        ``(mean, scale, clip, fill)`` of :func:`device_terms`, the normalization of the CPU path
+        (:func:`~.normalization.normalize`) operation for operation.
 
         The raw windows go through one pinned buffer to the GPU without blocking; the uint8 cores come back
         into pinned buffers, also without blocking, so the next batch is queued while this one runs."""
@@ -169,7 +197,7 @@ class CudaBackend:
             np.copyto(host[i].numpy(), raw)
         with torch.inference_mode():
             x = host.to(self.device, non_blocking=True)
-            x = (x.float() - np.float32(mean)) * np.float32(inv_sd)
+            x = normalize_on_device(x, *terms)
             p = torch.sigmoid(self._logits(x[:, None]))
             q = torch.round(p.clamp_(0.0, 1.0).mul_(255.0)).to(torch.uint8)[:, 0]
             cores = []
@@ -203,18 +231,19 @@ class CudaBackend:
         """Batches of same-shape windows through the GPU; yields ``(tile, uint8 core)``, one batch behind the
         one the GPU is running. Where ``windows`` has a length (the engine's stream does), batches are balanced
         so that all have one size."""
-        inv_sd = float(np.float32(1.0 / stats.std))
         total = len(windows) if hasattr(windows, "__len__") else 0
         group, shape, limit = [], None, 1
         in_flight: deque = deque()
-        mean = stats.mean
+        terms = None
         for tile, raw in windows:
+            if terms is None:
+                terms = device_terms(stats, raw.dtype)
             if not exact_in_float32(raw.dtype):  # float64, 32- and 64-bit integers: normalized here, in float64
-                raw, mean, inv_sd = normalize(raw, stats), 0.0, 1.0  # as the CPU path does; the GPU keeps it
+                raw = normalize(raw, stats)      # as the CPU path does; the GPU keeps it (clipping it again: a no-op)
             elif raw.dtype not in _TORCH_DTYPES:  # uint16, float16, bool: as the CPU path sees them
                 raw = raw.astype(np.float32) if raw.dtype.kind == "f" else raw.astype(np.int32)
             if group and (raw.shape != shape or len(group) >= limit):
-                in_flight.extend(self._launch(group, mean, inv_sd))
+                in_flight.extend(self._launch(group, terms))
                 group = []
                 while len(in_flight) > 1:
                     yield from self._finish(in_flight.popleft())
@@ -223,7 +252,7 @@ class CudaBackend:
                 limit = self.batch_limit_for(shape, total)
             group.append((tile, raw))
         if group:
-            in_flight.extend(self._launch(group, mean, inv_sd))
+            in_flight.extend(self._launch(group, terms))
         while in_flight:
             yield from self._finish(in_flight.popleft())
 

@@ -31,7 +31,8 @@ from ..io.zarr_store import create_zarr, store_chunks
 from .backends import (BackendConfig, make_backend, prepare_meanwhile, resolve,  # noqa: F401
                        run_windows_one_by_one, to_uint8)
 from ..io.blocks import read_ahead, sample_slabs, storage_chunks
-from .normalization import SAMPLE_FRACTION, Stats, check_finite, normalize, stats_method, volume_stats
+from .normalization import (SAMPLE_FRACTION, Stats, model_objects, nodata_mask, normalize, stats_method,
+                            volume_stats)
 from .domain import check_flooding
 from .outputs import check_output_paths, finish_output, provenance
 from .memory_check import check_memory, is_out_of_memory, out_of_memory_error
@@ -59,10 +60,17 @@ class SegmentOptions:
     gpus: int | None = None     # a local cluster of this many workers, one per GPU of this machine
     sample_mask: str = "auto"   # auto | off | path of a mask volume (nonzero = sample)
     roi: str | None = None      # "z0:z1,y0:y1,x0:x1": compute only this box (replaces the sample mask)
+    objects: str | None = None  # dark | bright; None: what the model was trained for (normalization.model_objects)
+    fill_value: float | None = None  # a gray value meaning "no data" (besides NaN and ±inf)
 
     def __post_init__(self):
         if not isinstance(self.threshold, int) or not 0 <= self.threshold <= 254:
             raise TomosegError(f"threshold {self.threshold!r} must be an integer from 0 to 254 (0-255 scale)")
+        if self.objects not in (None, "dark", "bright"):
+            raise TomosegError(f"objects {self.objects!r} must be dark or bright")
+        if self.fill_value is not None and not np.isfinite(self.fill_value):
+            raise TomosegError(f"--fill-value {self.fill_value}: give a finite gray value (NaN and infinities "
+                               "are always treated as no data)")
         if self.stats not in ("auto", "full", "sample"):
             raise TomosegError(f"stats {self.stats!r} must be auto, full or sample")
         if not isinstance(self.sample_mask, (str, os.PathLike)) or not str(self.sample_mask):
@@ -97,9 +105,20 @@ def _model_or_default(model):
 
 def predict_tile(volume, tile: Tile, stats: Stats, backend, shape, pad_mode: str) -> np.ndarray:
     """Probabilities (float32) of one tile's core."""
-    data = normalize(read_padded(volume, tile.read, shape, pad_mode), stats)
-    prob = backend(data[None, None])[0, 0]
-    return prob[tile.core_in_read]
+    raw = read_padded(volume, tile.read, shape, pad_mode)
+    prob = backend(normalize(raw, stats)[None, None])[0, 0][tile.core_in_read]
+    return without_nodata(prob, raw[tile.core_in_read], stats)
+
+
+def without_nodata(prob: np.ndarray, raw: np.ndarray, stats: Stats) -> np.ndarray:
+    """``prob`` with 0 where ``raw`` (the same voxels of the input) holds no data: NaN, ±inf or the fill value
+    (:func:`.normalization.nodata_mask`); ``prob`` itself where every voxel holds data."""
+    holes = nodata_mask(raw, stats)
+    if holes is None:
+        return prob
+    out = prob.copy()
+    out[holes] = 0
+    return out
 
 
 def predict(image: np.ndarray, model=None, *, tiling: TilingConfig | None = None,
@@ -140,7 +159,7 @@ def predict_whole(image: np.ndarray, model=None, *, backend: BackendConfig | Non
     stats = stats or volume_stats(image)
     data = normalize(pad_to_divisor(image, model.config.divisor, pad_mode), stats)
     prob = make_backend(model, backend or BackendConfig())(data[None, None])[0, 0]
-    return prob[tuple(slice(0, s) for s in image.shape)]
+    return without_nodata(prob[tuple(slice(0, s) for s in image.shape)], image, stats)
 
 
 # ------------------------------------------------------------------ files
@@ -209,15 +228,19 @@ def run_tiles(job: TileJob, tiles: list[Tile], backend=None, progress=None, memo
     mask_arr = store("mask.zarr") if job.write_mask else None
     source = _cached(job.volume, tiles, job.shape, memory, threads=readers) if source is None else source
 
-    unchecked = job.stats.method == "sample" and np.dtype(job.volume.dtype).kind == "f"
+    holes = {}  # tile index -> where its core holds no data (NaN, ±inf, the fill value): probability 0 there
 
     def read(tile):
         raw = read_padded(source, tile.read, job.shape, job.tiling.pad_mode)
-        if unchecked:  # the sampled statistics saw a few layers: a NaN elsewhere would spread through its window
-            check_finite(raw, getattr(job.volume, "path", "the volume"), tile.read)
+        core_holes = nodata_mask(raw[tile.core_in_read], job.stats)
+        if core_holes is not None:
+            holes[tile.index] = core_holes
         return raw
 
     def write(tile, p8):
+        core_holes = holes.pop(tile.index, None)
+        if core_holes is not None:
+            p8 = np.where(core_holes, np.uint8(0), p8)
         if job.keep is not None:
             p8 = _outside_zeroed(p8, tile.core, job.keep)
         prob_arr[tile.core] = p8
@@ -353,6 +376,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
         HDF5 file ``FILE#DATASET.provenance.json``: :func:`~tomoseg.io.output_guard.provenance_path`).
     """
     from .domain import check_depth, check_histogram, check_normalization, check_voxel_size
+    from .gray_checks import SliceRanges, check_gray_values
 
     options = options or SegmentOptions()
     t0 = time.time()
@@ -375,6 +399,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
         volume.close()
         raise
     model = _model_or_default(model)
+    options = replace(options, objects=options.objects or model_objects(model))
     if options.gpus:
         options = replace(options, backend=replace(options.backend, device=_check_gpus(options.gpus)))
     elif options.workers and not options.scheduler:
@@ -408,12 +433,14 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
         timings = {"start": time.time() - t0}  # opening, checks, the model
         if state is None:
             try:
-                stats, sample = _first_pass(volume, options, model.config.divisor, bar, copy)
+                slices = SliceRanges(volume.shape[0], int(volume.shape[1]) * int(volume.shape[2]))
+                stats, sample = _first_pass(volume, options, model.config.divisor, bar, copy, slices)
             except TomosegError:
                 if bar is not None:
                     bar.close()
                 raise
             check_histogram(volume, stats, model)
+            check_gray_values(stats, volume.path, options.fill_value, slices)
             timings["statistics_and_sample_mask"] = time.time() - t0 - timings["start"]
         else:
             sample = _saved_sample_mask(options, work, state, volume.shape)
@@ -689,9 +716,10 @@ def _settings_as_resolved(settings, shape):
     return {**settings, "sample_mask": mask, "roi": roi}
 
 
-def _first_pass(volume, options: SegmentOptions, divisor: int, bar, copy=None):
+def _first_pass(volume, options: SegmentOptions, divisor: int, bar, copy=None, slices=None):
     """The normalization statistics and the sample mask, from one read of the volume where both need one; that
-    read also fills ``copy`` (a :class:`~tomoseg.io.blocks.BlockCopy`) where given."""
+    read also fills ``copy`` (a :class:`~tomoseg.io.blocks.BlockCopy`) and ``slices`` (a
+    :class:`.gray_checks.SliceRanges`) where given."""
     from ..sample_mask import LowResolution, mask_factor
 
     low = sample = slabs = None
@@ -709,14 +737,25 @@ def _first_pass(volume, options: SegmentOptions, divisor: int, bar, copy=None):
             bar.reset(total=sum(s.stop - s.start for s in slabs) * slice_voxels, desc="statistics (sample)")
     try:
         with np.errstate(over="ignore", invalid="ignore"):  # huge values: refused below, with a message
-            stats = volume_stats(volume, method=options.stats, progress=bar, visit=_both(low, copy),
-                                 multiple=low.factor if low is not None else 1, slabs=slabs)
+            stats = volume_stats(volume, method=options.stats, progress=bar, visit=_both(low, copy, slices),
+                                 multiple=low.factor if low is not None else 1, slabs=slabs,
+                                 fill=options.fill_value, objects=options.objects or "dark")
     except OverflowError:
         stats = None
     _check_stats(stats, volume)
+    if low is not None and (stats.nodata or not np.isfinite(low.low).all()):
+        _as_background(low.low)
     if sample is None:
         sample = _new_sample_mask(volume, options, divisor, low if low.complete else None)
     return stats, sample
+
+
+def _as_background(low: np.ndarray) -> None:
+    """The sample mask's low-resolution copy with its NaN and infinities (blocks holding a voxel without data:
+    outside the reconstructed cylinder) set to its lowest finite value, so the mask takes them for the dark
+    surroundings rather than failing on them."""
+    finite = np.isfinite(low)
+    low[~finite] = low[finite].min() if finite.any() else 0
 
 
 def _saved_sample_mask(options: SegmentOptions, work: Path, state: dict, shape):

@@ -145,8 +145,14 @@ def provenance(volume, model, options, fingerprint, stats, outputs, n_tiles, t0)
                   else "weights in memory (tomoseg.model.weights_digest)",
                   "recipe": (meta.get("training") or {}).get("recipe"), "architecture": model.config.to_dict(),
                   "trained_voxel_size_nm": meta.get("voxel_size_nm")},
+        # full: every voxel; sample: stratified chunk layers. objects: bright = the z-score's sign flipped; fill,
+        # NaN and ±inf: no data (left out, probability 0); limits: the fences, voxels beyond them (outliers) left
+        # out of the moments; clip: normalized values clipped to ± this (none: a run resumed from an earlier
+        # version, plain z-score)
         "normalization": {"method": "zscore", "mean": stats.mean, "std": stats.std, "voxels": stats.voxels,
-                          "statistics": stats.method},  # full: every voxel; sample: evenly spread chunk layers
+                          "statistics": stats.method, "objects": stats.objects, "clip": stats.clip,
+                          "fill_value": stats.fill, "limits": stats.limits, "outliers": stats.outliers,
+                          "nodata_voxels": stats.nodata},
         "tiling": {**asdict(options.tiling), "tiles": n_tiles}, "backend": fingerprint["backend"],
         "precision": options.backend.precision,
         "distributed": {"workers": options.workers, "scheduler": options.scheduler, "gpus": options.gpus},

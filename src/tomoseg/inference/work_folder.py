@@ -78,10 +78,16 @@ def run_fingerprint(volume, model, options: SegmentOptions, backend_name: str, w
         "stats_method": stats_method(options.stats, volume.size), "write_mask": write_mask,
         # the outputs' metadata (work stores made by the first run) and the provenance must agree
         "voxel_size_nm": list(volume.voxel_size) if volume.voxel_size else None,
+        # the gray values' meaning: the normalization itself is the saved statistics (state.json's "stats")
+        "objects": options.objects or "dark", "fill_value": options.fill_value,
     }
 
 
 ADDED_LATER = ("voxel_size_nm",)  # keys an interrupted run of an earlier version lacks: not compared then
+# keys an earlier version's run lacks, with the value its run had: compared as that (a run started before
+# --objects and --fill-value resumes only as dark objects without a fill value; its statistics, saved without
+# fences or clipping, are applied as they were, so all its tiles share one normalization)
+EARLIER_DEFAULTS = {"objects": "dark", "fill_value": None}
 
 
 def _as_resolved(saved: dict) -> dict:
@@ -91,7 +97,7 @@ def _as_resolved(saved: dict) -> dict:
     Values written as resolved are unchanged by this."""
     from .normalization import stats_method
 
-    out = dict(saved)
+    out = {**EARLIER_DEFAULTS, **saved}
     if isinstance(out.get("input"), str):
         out["input"] = resolved_path(out["input"])
     shape = out.get("input_shape")

@@ -4,7 +4,7 @@ A chunked store (Zarr, chunked HDF5) decompresses a whole chunk for any voxel of
 chunks of 64 slices four slices at a time decompresses every chunk 16 times; a pass over a large scan then costs
 many times its size. :func:`block_grid` cuts a volume into blocks of whole chunks (whole slices along x, whole
 chunk rows along y and z) of bounded size, :func:`sample_blocks` picks an evenly spread share of the chunks,
-:func:`sample_slabs` an evenly spread share of the layers of chunks along z (:func:`slab_blocks` cuts them
+:func:`sample_slabs` a stratified share of the layers of chunks along z (:func:`slab_blocks` cuts them
 into blocks), and
 :func:`read_blocks` reads any list of blocks with a few reads in flight (zarr, h5py and tifffile release the GIL
 while they decompress), so the reading overlaps whatever the caller does with each block. :func:`chunk_regions`
@@ -98,22 +98,27 @@ def sample_blocks(shape, chunks, fraction: float, *, slice_fallback: bool = True
 
 
 def sample_slabs(shape, chunks, fraction: float, *, min_slabs: int = 8) -> list[slice]:
-    """Evenly spread layers of whole storage chunks along z (whole slices where the data is not chunked in z):
-    ``fraction`` of the layers, at least ``min_slabs`` (all of them where there are fewer).
+    """A stratified sample of the layers of whole storage chunks along z (whole slices where the data is not
+    chunked in z): ``fraction`` of the layers, at least ``min_slabs`` (all of them where there are fewer), one
+    at the centre of each of as many equal strata.
 
     Each layer is read whole across the slice, so a sample of layers serves both the statistics (every part of
-    the cross-section, at evenly spread depths) and the sample mask (whole slices to find the sample in).
+    the cross-section, at spread depths) and the sample mask (whole slices to find the sample in; the mask is
+    their union along z, a prism, so it needs no end slice). The first and last layers, once always taken
+    (``linspace`` from end to end: 2 of 8 layers, 25 % of the sample against 3 % of a 64-layer volume), are
+    where a scan is darkest (cone-beam fade, outside the sample): they biased the mean by 0.14 s.d. (review G5).
 
     Examples
     --------
     >>> [(s.start, s.stop) for s in sample_slabs((1000, 64, 64), (64, 32, 32), 0.05, min_slabs=3)]
-    [(0, 64), (512, 576), (960, 1000)]
+    [(128, 192), (512, 576), (832, 896)]
     """
     Z = int(shape[0])
     depth = int(chunks[0]) if chunks else 1
     layers = -(-Z // depth)
     n = min(layers, max(int(min_slabs), int(round(layers * float(fraction)))))
-    picks = np.unique(np.linspace(0, layers - 1, max(n, 1)).round().astype(np.int64))
+    n = max(n, 1)
+    picks = np.unique(((np.arange(n) + 0.5) * layers / n).astype(np.int64))  # the centre of each stratum
     return [slice(int(i) * depth, min((int(i) + 1) * depth, Z)) for i in picks]
 
 

@@ -208,9 +208,18 @@ class DataConfig:
     # ignore: 0} reads a napari or ilastik annotation (0 = unpainted). ignore may be left out (every voxel
     # annotated). Applies to data.volumes and data.validation_volumes, not to phantoms
     labels: dict | None = None
+    # the user volumes' gray values (as segment --objects, --fill-value): bright objects are flipped for the model
+    # (recorded in the model; segment then defaults to it); fill_value means no data (left out of the statistics,
+    # normalized to 0). Phantoms are dark objects without fill, whatever these say
+    objects: str = "dark"                                     # dark | bright
+    fill_value: float | None = None
 
     def __post_init__(self):
         self._check_labels()
+        if self.objects not in ("dark", "bright"):
+            raise TomosegError(f"data.objects {self.objects!r} must be dark or bright")
+        if self.fill_value is not None and not _number(self.fill_value):
+            raise TomosegError(f"data.fill_value {self.fill_value!r} must be a finite gray value, or null")
         if self.normalization not in ("volume", "patch"):
             raise TomosegError(f"data.normalization {self.normalization!r} must be volume or patch")
         if not _number(self.hold_out) or not 0 <= self.hold_out < 1:

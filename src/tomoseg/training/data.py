@@ -161,7 +161,8 @@ def load_pairs(entries, data: DataConfig, *, context: int | None = None, slabs: 
         source = name if name not in sources else f"{name} (data entry {k + 1})"
         sources.add(source)
         with open_volume(entry["image"]) as volume, open_volume(entry["labels"]) as labels_file:
-            stats = volume_stats(volume) if data.normalization == "volume" else None
+            stats = volume_stats(volume, fill=data.fill_value, objects=data.objects) \
+                if data.normalization == "volume" else None
             for box in boxes:
                 image, labels, voxel_size = np.asarray(volume[box]), np.asarray(labels_file[box]), volume.voxel_size
                 if labels.dtype.kind == "f" and not np.all(np.isfinite(labels)):

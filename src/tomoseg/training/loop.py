@@ -207,7 +207,9 @@ def _model_metadata(cfg: TrainConfig, volumes) -> dict:
     gray-value histogram of its training volumes (``segment`` warns when an input's differs)."""
     voxel = _voxel_size(cfg, volumes)
     scope = "patch" if cfg.data.normalization == "patch" else "whole-volume"
-    meta = {"normalization": {"method": "zscore", "scope": scope}, "voxel_size_nm": voxel, "threshold": 127}
+    # objects: segment flips bright objects as training did (segment --objects defaults to this)
+    meta = {"normalization": {"method": "zscore", "scope": scope, "objects": cfg.data.objects},
+            "voxel_size_nm": voxel, "threshold": 127}
     if scope == "whole-volume" and volumes:
         from ..inference.domain import intensity_histogram
 
