@@ -176,11 +176,14 @@ def _record_state(output) -> tuple[bool, bool]:
     return record is not None, record is not None and bool(volume_changed(record, file))
 
 
-def written_by_tomoseg(file: Path, dataset: str | None, fmt: str, *, record_says_so: bool) -> bool:
+def written_by_tomoseg(file: Path, dataset: str | None, fmt: str, *, record_says_so: bool | None = None) -> bool:
     """Whether the existing output at ``file`` (``dataset`` inside it) carries tomoseg's marker.
     ``record_says_so``: whether a record of tomoseg's beside ``file`` (a file or folder, not an HDF5 dataset)
     marks it, the file unchanged since (:func:`_record_state`); records of earlier versions, and of folders,
-    hold no stamp."""
+    hold no stamp; None: read here."""
+    if record_says_so is None and fmt != "hdf5":
+        has_record, edited = _record_state(file)
+        record_says_so = has_record and not edited
     try:
         if fmt == "hdf5":  # the dataset's attribute alone: no record ever marks an HDF5 file or dataset
             import h5py
