@@ -92,3 +92,22 @@ def test_bright_objects_give_the_map_of_the_dark_original(phantom, tmp_path, cap
     assert np.abs(a.astype(int) - b).max() <= 1 and np.count_nonzero(a != b) <= a.size // 10000
     record = json.loads((tmp_path / "b.npy.provenance.json").read_text())
     assert record["normalization"]["objects"] == "bright"
+
+
+def test_the_histogram_check_names_the_polarity_and_keeps_its_distance(tmp_path, capsys):
+    """G10: the histogram check z-scored on its own (no robust statistics, no sign, no fill), stayed silent on
+    an inverted phantom (0 objects) and gave every case "crop to the sample", and its distance was dropped. It
+    now normalizes as the tiles are: a scan whose histogram fits far better mirrored is told to try the other
+    --objects; with it the warning is gone; the distance is in the provenance. The shipped model records its
+    training data's histogram."""
+    image = make_phantom((64, 128, 128), rng=0).image
+    np.save(tmp_path / "bright.npy", 255 - image)
+    code, err = _segment(capsys, tmp_path / "bright.npy", tmp_path / "a.npy")
+    assert code == 0
+    assert "mirrored it matches far better" in err and "run again with --objects bright" in err, err
+    d = json.loads((tmp_path / "a.npy.provenance.json").read_text())["normalization"]["histogram_distance"]
+    assert 0.3 < d < 0.5  # under the old limit: no warning before
+    code, err = _segment(capsys, tmp_path / "bright.npy", tmp_path / "b.npy", "--objects", "bright")
+    assert code == 0 and "gray-value histogram" not in err, err
+    d = json.loads((tmp_path / "b.npy.provenance.json").read_text())["normalization"]["histogram_distance"]
+    assert d < 0.3

@@ -375,7 +375,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
         The provenance record, also written beside the output (``OUTPUT.provenance.json``; for a dataset of an
         HDF5 file ``FILE#DATASET.provenance.json``: :func:`~tomoseg.io.output_guard.provenance_path`).
     """
-    from .domain import check_depth, check_histogram, check_normalization, check_voxel_size
+    from .domain import GraySample, check_depth, check_histogram, check_normalization, check_voxel_size
     from .gray_checks import SliceRanges, check_gray_values
 
     options = options or SegmentOptions()
@@ -434,12 +434,13 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
         if state is None:
             try:
                 slices = SliceRanges(volume.shape[0], int(volume.shape[1]) * int(volume.shape[2]))
-                stats, sample = _first_pass(volume, options, model.config.divisor, bar, copy, slices)
+                grays = GraySample(volume.size, int(volume.shape[2]))
+                stats, sample = _first_pass(volume, options, model.config.divisor, bar, copy, slices, grays)
             except TomosegError:
                 if bar is not None:
                     bar.close()
                 raise
-            check_histogram(volume, stats, model)
+            distance = check_histogram(volume, stats, model, grays.values())
             check_gray_values(stats, volume.path, options.fill_value, slices)
             timings["statistics_and_sample_mask"] = time.time() - t0 - timings["start"]
         else:
@@ -466,6 +467,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
                 shutil.copyfile(model.path, model_path)
             sample.save(work / "sample_mask.npz")
             state = {"fingerprint": fingerprint, "stats": stats.to_dict(), "started": t0,
+                     "histogram_distance": None if distance is None else round(float(distance), 4),
                      "sample": {"settings": _sample_settings(options, volume.shape), "record": sample.record}}
             write_state(work, state)
         stats = Stats(**state["stats"])
@@ -557,6 +559,9 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
         record["input_in_memory"] = resident is not None  # windows read from resident_copy
         record["resolution_levels"] = levels
         record["objects"] = flooding
+        # the input's normalized histogram against the model's training data's (total variation, 0-1; None:
+        # the model records none); above 0.5 segment warned (domain.check_histogram)
+        record["normalization"]["histogram_distance"] = state.get("histogram_distance")
         record["sample_mask"] = {**sample.record, "tiles_computed": len(tiles) - len(skipped),
                                  "voxels_computed": int(sum(t.voxels for t in tiles if t.index not in skipped)),
                                  "outside": "probability 0, network not run"}
@@ -716,10 +721,10 @@ def _settings_as_resolved(settings, shape):
     return {**settings, "sample_mask": mask, "roi": roi}
 
 
-def _first_pass(volume, options: SegmentOptions, divisor: int, bar, copy=None, slices=None):
+def _first_pass(volume, options: SegmentOptions, divisor: int, bar, copy=None, slices=None, grays=None):
     """The normalization statistics and the sample mask, from one read of the volume where both need one; that
-    read also fills ``copy`` (a :class:`~tomoseg.io.blocks.BlockCopy`) and ``slices`` (a
-    :class:`.gray_checks.SliceRanges`) where given."""
+    read also fills ``copy`` (a :class:`~tomoseg.io.blocks.BlockCopy`), ``slices`` (a
+    :class:`.gray_checks.SliceRanges`) and ``grays`` (a :class:`.domain.GraySample`) where given."""
     from ..sample_mask import LowResolution, mask_factor
 
     low = sample = slabs = None
@@ -737,7 +742,7 @@ def _first_pass(volume, options: SegmentOptions, divisor: int, bar, copy=None, s
             bar.reset(total=sum(s.stop - s.start for s in slabs) * slice_voxels, desc="statistics (sample)")
     try:
         with np.errstate(over="ignore", invalid="ignore"):  # huge values: refused below, with a message
-            stats = volume_stats(volume, method=options.stats, progress=bar, visit=_both(low, copy, slices),
+            stats = volume_stats(volume, method=options.stats, progress=bar, visit=_both(low, copy, slices, grays),
                                  multiple=low.factor if low is not None else 1, slabs=slabs,
                                  fill=options.fill_value, objects=options.objects or "dark")
     except OverflowError:
