@@ -57,3 +57,19 @@ def test_the_model_records_its_objects_and_segment_defaults_to_them():
     assert model_objects(Model()) == "dark"
     with pytest.raises(Exception, match="data.objects 'light' must be dark or bright"):
         DataConfig(objects="light")
+
+
+def test_voxels_without_data_are_not_trained_on(pair):
+    """No-data voxels (NaN, the fill value) are normalized to 0 and given probability 0 by segment; in training
+    their labels still counted (background, or an object painted across the edge of the reconstruction): they
+    are now not annotated (data.ignore_value), so the loss leaves them out."""
+    folder, ph = pair
+    image = ph.image.astype(np.float32)
+    image[:, :5, :] = np.nan
+    image[:, -3:, :] = -1.0
+    np.save(folder / "holes.npy", image)
+    labels = np.load(folder / "labels.npy")
+    vol = load_pairs([{"image": str(folder / "holes.npy"), "labels": str(folder / "labels.npy")}],
+                     DataConfig(hold_out=0, fill_value=-1.0))[0]
+    assert np.all(vol.labels[:, :5, :] == 255) and np.all(vol.labels[:, -3:, :] == 255)
+    assert np.array_equal(vol.labels[:, 5:-3, :], labels[:, 5:-3, :])

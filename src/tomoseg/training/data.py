@@ -13,7 +13,7 @@ from functools import cached_property
 import numpy as np
 
 from ..errors import TomosegError
-from ..inference.normalization import normalize, volume_stats
+from ..inference.normalization import nodata_mask, normalize, volume_stats
 from ..objects.labelling import label_objects
 from ..io import open_volume
 from ..io.blocks import usable_cores
@@ -111,7 +111,11 @@ def _prepare(name, image, labels, data: DataConfig, labels_name=None, voxel_size
     if 1 not in present:
         raise TomosegError(f"{name}: " + _no_object_advice(labels, present, data))
     if data.normalization == "volume":  # the whole file's statistics where the array is a crop of it
-        image = normalize(image, stats if stats is not None else volume_stats(image))
+        stats = stats if stats is not None else volume_stats(image)
+        holes = nodata_mask(image, stats)
+        image = normalize(image, stats)
+        if holes is not None and holes.any():  # no data (NaN, ±inf, data.fill_value): nothing to learn there
+            labels = np.where(holes, np.uint8(data.ignore_value), labels)
     else:
         image = image.astype(np.float32, copy=False)
     foreground = np.argwhere(labels == 1).astype(np.int32)
