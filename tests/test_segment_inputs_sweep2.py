@@ -31,7 +31,8 @@ def _refused(capsys, argv, *words):
     rc = main(argv)
     err = capsys.readouterr().err
     assert rc == 1, err
-    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("tomoseg: warning")]
+    lines = [line for line in err.splitlines()
+             if line.strip() and not line.startswith(("tomoseg: warning", "tomoseg: note"))]
     assert len(lines) == 1 and lines[0].startswith("tomoseg: error: "), err
     assert "Traceback" not in err
     for w in words:

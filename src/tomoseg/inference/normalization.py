@@ -316,6 +316,9 @@ class _Binning:
         count = int(n.sum())
         mean = float((n * m).sum() / count)
         std = float(np.sqrt((m2.sum() + (n * (m - mean) ** 2).sum()) / count))
+        if not (np.isfinite(mean) and np.isfinite(std)):  # squares beyond float64 (values near 1e302)
+            raise TomosegError(f"{where}: gray values are too large to process (their squares overflow); rescale "
+                               "the volume, e.g. to float32 or uint16")
         if not std > 0:
             raise TomosegError(f"{where}: is constant (every voxel = {mean:g}); there is nothing to segment")
         return Stats(mean=mean, std=std, voxels=count, method=method, clip=CLIP, sign=float(sign),
