@@ -379,24 +379,38 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
         options = replace(options, backend=replace(options.backend, device=_check_gpus(options.gpus)))
     elif options.workers and not options.scheduler:
         _check_workers(options.workers)
-    backend_name, device = resolve(options.backend)
-    given = options.tiling.tile_size
-    options = replace(options, tiling=resolve_tiling(options.tiling, volume.shape, model.config.divisor, device=device,
-                                                     precision=options.backend.precision,
-                                                     base_features=model.config.base_features,
-                                                     backend=backend_name))
-    _note_rounded(given, options.tiling.tile_size, options.tiling.halo, model.config.divisor)
-    if not distributed and device == "cpu":  # the windows' network against the memory this process may take
-        check_memory(volume.shape, options.tiling, model.config.divisor, backend_name, model.config.base_features)
-    check_voxel_size(volume, model)
-    check_normalization(model)
-    check_depth(volume)
-    fingerprint = run_fingerprint(volume, model, options, f"{backend_name}-{device}", bool(mask_output))
-    client = own_client = None
-    if options.scheduler:  # before the work folder: a scheduler that cannot be reached leaves nothing behind
-        from .distributed import connect_scheduler
+    client = own_client = reports = None
+    if options.scheduler:  # before the work folder: a scheduler that cannot be reached leaves nothing behind;
+        from .distributed import open_cluster  # its workers checked, the backend and device decided there
 
-        client, own_client = connect_scheduler(options.scheduler)
+        client, own_client, reports = open_cluster(options.scheduler, volume, work.parent, options.backend)
+        backend_name, device = reports[0].backend, reports[0].device
+        options = replace(options, backend=replace(options.backend, backend=backend_name, device=device))
+    else:
+        backend_name, device = resolve(options.backend)
+    try:
+        given = options.tiling.tile_size
+        options = replace(options, tiling=resolve_tiling(options.tiling, volume.shape, model.config.divisor,
+                                                         device=device, precision=options.backend.precision,
+                                                         base_features=model.config.base_features,
+                                                         backend=backend_name))
+        _note_rounded(given, options.tiling.tile_size, options.tiling.halo, model.config.divisor)
+        if device == "cpu" and reports:  # each worker's threads' windows against its memory limit
+            from .cluster_probe import check_worker_memory
+
+            check_worker_memory(reports, volume.shape, options.tiling, model.config.divisor, backend_name,
+                                model.config.base_features)
+        elif not distributed and device == "cpu":  # the windows' network against the memory this process may take
+            check_memory(volume.shape, options.tiling, model.config.divisor, backend_name,
+                         model.config.base_features)
+        check_voxel_size(volume, model)
+        check_normalization(model)
+        check_depth(volume)
+    except BaseException:
+        if own_client:
+            client.close()
+        raise
+    fingerprint = run_fingerprint(volume, model, options, f"{backend_name}-{device}", bool(mask_output))
     try:
         state = prepare_work(work, fingerprint, options, state=saved)
         bar = _progress_bar(progress, volume.size)
