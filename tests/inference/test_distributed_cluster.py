@@ -215,3 +215,73 @@ def test_the_last_worker_gone_stops_the_run_and_resume_finishes_it(tmp_path, sca
     finally:
         _stop(proc)
     np.testing.assert_array_equal(read_volume(out), read_volume(tmp_path / "single.zarr"))
+
+
+@pytest.mark.slow
+def test_ctrl_c_cancels_the_tasks_on_the_cluster(tmp_path, scan, random_model_path):
+    """K6: after Ctrl-C the cluster's running tasks went on writing tiles into the work folder (and, after an
+    --overwrite, could have written them into the new run's). Now they are cancelled and stop before their next
+    write; --resume then finishes the run."""
+    from dask.distributed import LocalCluster
+
+    from tomoseg.inference.distributed import QUIET_SCHEDULER
+
+    out = tmp_path / "out.zarr"
+    done = work_dir_for(out) / "done"
+    cmd = [sys.executable, "-m", "tomoseg", "-q", "segment", str(scan), str(out), "--model", str(random_model_path),
+           "--tile-size", "16", "--halo", "16", "--no-sample-mask", "--backend", "torch"]
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                      scheduler_kwargs=QUIET_SCHEDULER) as cluster:
+        env = dict(os.environ, PYTHONPATH=SRC)
+        proc = subprocess.Popen(cmd + ["--dask-scheduler", cluster.scheduler_address], env=env,
+                                stderr=subprocess.PIPE, encoding="utf-8")
+        deadline = time.time() + 120
+        while time.time() < deadline and not (done.exists() and len(os.listdir(done)) >= 3):
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        at_exit = len(os.listdir(done))
+        time.sleep(3)
+        after = len(os.listdir(done))
+        assert proc.returncode == 130, err
+        assert "cancelled the run's tasks on the Dask cluster" in err and "--resume" in err, err
+        assert after <= at_exit + 1, (at_exit, after)  # at most the write under way at the signal
+        subprocess.run(cmd + ["--dask-scheduler", cluster.scheduler_address, "--resume"], env=env, check=True)
+    assert read_volume(out).shape == read_volume(scan).shape
+    assert not work_dir_for(out).exists()
+
+
+def test_a_task_of_a_stopped_or_replaced_run_writes_no_tile(tmp_path, scan, random_model_path):
+    """K6: a Dask task still running after Ctrl-C, or after --overwrite made the work folder again, must not
+    write its tiles there (they would be mixed into the new run's): each write checks the run first."""
+    from dataclasses import replace
+
+    from tomoseg.inference import engine
+    from tomoseg.inference.work_folder import STOPPED, check_run, write_state
+
+    work = tmp_path / "work"
+    work.mkdir()
+    write_state(work, {"started": 1.5})
+    check_run(work, 1.5)  # this run's: goes on
+    with pytest.raises(TomosegError, match="no longer this run's"):
+        check_run(work, 1.0)  # the folder made again by another run
+    (work / STOPPED).touch()
+    with pytest.raises(TomosegError, match="stopped"):
+        check_run(work, 1.5)
+    # in run_tiles: the first write refused, nothing written
+    (work / "done").mkdir()
+    from tomoseg.io.zarr_store import create_zarr
+
+    volume = open_volume(str(scan))
+    create_zarr(work / "prob.zarr", volume.shape, np.uint8, voxel_size=None, chunks=(16,) * 3, name="prob")
+    from tomoseg.inference.normalization import volume_stats
+
+    tiles = engine.tile_grid(volume.shape, OPTS["tiling"], 8)[:2]
+    job = engine.TileJob(volume=volume, shape=volume.shape, model_path=str(random_model_path), model_sha256="x",
+                         stats=volume_stats(volume), tiling=OPTS["tiling"],
+                         backend=engine.BackendConfig(device="cpu", backend="torch"), threshold=127, work=str(work),
+                         write_mask=False, run=1.5)
+    with pytest.raises(TomosegError, match="stopped"):
+        engine.run_tiles(replace(job), tiles)
+    volume.close()
+    assert os.listdir(work / "done") == []

@@ -193,7 +193,7 @@ def run_distributed(job, tiles, *, workers: int | None = None, scheduler: str | 
     try:
         n_workers = workers or len(client.nthreads()) or 1
         batches = task_batches(tiles, n_workers, merge_rows=cluster is not None)  # a cluster of ours is complete
-        sent = replace(job, volume=_Reopen(job.volume))
+        sent = replace(job, volume=_Reopen(job.volume), run=_run_of(job.work))
         futures = client.map(_run_batch, [sent] * len(batches), batches, [gpus] * len(batches), pure=False,
                              retries=3)
         with _DoneWatcher(job.work, tiles, progress):
@@ -202,7 +202,7 @@ def run_distributed(job, tiles, *, workers: int | None = None, scheduler: str | 
     finally:
         with _quiet_shutdown(failed):
             if failed and futures and cluster is None:
-                _cancel(client, futures)
+                _cancel(client, futures, job.work)
             if own_client:
                 client.close()
             if cluster is not None:
@@ -265,10 +265,33 @@ def _result(future) -> None:
             f"--tile-size with --overwrite; else {RESUME}") from None
 
 
-def _cancel(client, futures) -> None:
+def _run_of(work) -> float | None:
+    """The identity of the run in ``work`` (its state's start) for its tasks to check before each write
+    (:func:`.work_folder.check_run`); a stop left by an earlier invocation of the run (Ctrl-C) is lifted."""
+    import json
+    from pathlib import Path
+
+    from .work_folder import STOPPED
+
+    (Path(work) / STOPPED).unlink(missing_ok=True)
+    try:
+        return json.loads((Path(work) / "state.json").read_text(encoding="utf-8")).get("started")
+    except (OSError, ValueError):
+        return None
+
+
+def _cancel(client, futures, work) -> None:
     """Cancel the run's tasks on a cluster not ours (Ctrl-C, an error): those queued never start; those running
-    cannot be stopped by Dask and finish their tile and stop (:func:`_run_batch` checks the work folder between
-    tiles). Said on stderr, with how many."""
+    cannot be stopped by Dask, and stop before writing their next tile (a :data:`.work_folder.STOPPED` file that
+    they check, :func:`.work_folder.check_run`). Said on stderr, with how many."""
+    from pathlib import Path
+
+    from .work_folder import STOPPED
+
+    try:
+        (Path(work) / STOPPED).touch()
+    except OSError:
+        pass
     running = 0
     try:
         keys = {f.key for f in futures if not f.done()}
@@ -277,8 +300,8 @@ def _cancel(client, futures) -> None:
     except Exception:  # noqa: BLE001 - the scheduler gone: nothing to cancel
         return
     if running:
-        print(f"tomoseg: cancelled the run's tasks on the Dask cluster; {running} already running stop after "
-              "their current tile", file=sys.stderr, flush=True)
+        print(f"tomoseg: cancelled the run's tasks on the Dask cluster; {running} already running stop before "
+              "writing their next tile (the tile being computed is dropped)", file=sys.stderr, flush=True)
 
 
 def _restore_environment(environ: dict) -> None:

@@ -36,7 +36,7 @@ from .domain import check_flooding
 from .outputs import check_output_paths, finish_output, provenance
 from .memory_check import check_memory, is_out_of_memory, out_of_memory_error
 from .tiling import Tile, TilingConfig, pad_to_divisor, read_padded, resolve_tiling, tile_grid
-from .work_folder import (WORK_SUFFIX, add_invocation, check_done, check_input_unchanged,  # noqa: F401
+from .work_folder import (WORK_SUFFIX, add_invocation, check_done, check_run, check_input_unchanged,  # noqa: F401
                           finished_outputs, invocations, lost_tiles, objects_per_slice, prepare_work,
                           read_saved_state, resolved_path, run_fingerprint, work_dir_for, write_done_marker,
                           write_state)
@@ -159,6 +159,7 @@ class TileJob:
     work: str
     write_mask: bool
     keep: tuple | None = None   # --roi: ((z0, z1), (y0, y1), (x0, x1)); probability 0 outside it
+    run: float | None = None    # a Dask task's run (its state's start): checked before each write (check_run)
 
 
 def _outside_zeroed(p8: np.ndarray, core: tuple, keep) -> np.ndarray:
@@ -218,6 +219,8 @@ def run_tiles(job: TileJob, tiles: list[Tile], backend=None, progress=None, memo
         return raw
 
     def write(tile, p8):
+        if job.run is not None:  # a cancelled Dask task, or its work folder replaced (--overwrite): stop here
+            check_run(work, job.run)
         if job.keep is not None:
             p8 = _outside_zeroed(p8, tile.core, job.keep)
         prob_arr[tile.core] = p8
