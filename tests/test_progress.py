@@ -91,3 +91,24 @@ def test_a_bar_that_starts_with_a_zero_update_reports_the_true_rate_at_the_end()
     bar.close()
     shown = float(text.split(", ")[1].split(" ")[0])  # e.g. "4.9 Mvox/s"
     assert "Mvox/s" in text and abs(shown - rate / 1e6) / (rate / 1e6) < 0.3
+
+
+def test_skipped_work_moves_the_bar_but_not_its_rate_or_time_left(clock):
+    """Review K5: tiles already done (a resume) or outside the sample were counted as work done in no time:
+    hundreds of Mvox/s and "0 s left" for the whole run."""
+    out = io.StringIO()
+    bar = Progress(10_000, desc="segment", stream=out, interval=0)
+    clock.t += 0.001
+    bar.skip(6_000)  # done by the interrupted run
+    assert bar.n == 6_000 and bar.rate is None
+    assert "left" not in bar.line() and "starting" in bar.line()  # no time left before real work is seen
+    for _ in range(10):  # then a steady 100 vox/s
+        clock.t += 1
+        bar.update(100)
+    assert bar.rate == pytest.approx(100, rel=0.05)
+    assert bar.eta() == pytest.approx(3_000 / 100, rel=0.05)
+    for _ in range(30):
+        clock.t += 1
+        bar.update(100)
+    assert bar.line().startswith("segment: 100% (10 kvox of 10 kvox), 100 vox/s")
+    bar.close()

@@ -121,6 +121,7 @@ class Progress:
             if desc is not None:
                 self.desc = desc
             self.n = 0
+            self.skipped = 0         # units counted by skip(): done before, not by this run's rate
             self.start = time.monotonic()
             self._rate = None        # smoothed rate (units/s)
             self._last_t = self.start
@@ -136,6 +137,16 @@ class Progress:
             self.desc = desc
         self._draw(force=True)
 
+    def skip(self, n: int) -> None:
+        """Move the bar by ``n`` units that need no work (tiles done by an interrupted run, tiles outside the
+        sample): they count in its position, not in its rate or time left (counted as work done in no time,
+        they showed hundreds of Mvox/s and "0 s left" for a whole run: review K5)."""
+        with self._lock:
+            self.n += int(n)
+            self.skipped += int(n)
+            self._last_n += int(n)
+        self._draw()
+
     def update(self, n: int = 1) -> None:
         now = time.monotonic()
         with self._lock:
@@ -145,7 +156,7 @@ class Progress:
                 inst = (self.n - self._last_n) / dt
                 if not self._rate:  # unknown, or only zero-length updates so far
                     elapsed = now - self.start
-                    self._rate = self.n / elapsed if elapsed > 0 else inst
+                    self._rate = (self.n - self.skipped) / elapsed if elapsed > 0 else inst
                 else:
                     a = min(1.0, dt / self.window)
                     self._rate = (1 - a) * self._rate + a * inst
@@ -192,7 +203,7 @@ class Progress:
         pct = 100.0 * self.n / self.total if self.total else 100.0
         rate = self._rate
         if self.total and self.n >= self.total and elapsed > 0:
-            rate = self.n / elapsed  # finished: the mean rate of the run
+            rate = (self.n - self.skipped) / elapsed or None  # finished: the mean rate of the run
         speed = f"{format_count(rate, self.unit)}/s" if rate else "starting"
         left = self.eta()
         when = "" if left != left else f", {format_duration(left)} left"

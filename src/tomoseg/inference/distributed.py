@@ -13,6 +13,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
+import time
+from dataclasses import replace
 
 from ..errors import TomosegError
 
@@ -70,8 +73,20 @@ def _quiet_shutdown(failed: bool):
             handler.removeFilter(drop)
 
 
+class _Reopen:
+    """A volume sent to the workers as the call that opens it, made inside the task (:func:`_run_batch`): a
+    volume unpickled with the task message is opened by Dask's comm layer, where a failure (the file not on
+    that node) is no task error but a worker Dask shuts down, and the run waited for ever (review K1)."""
+
+    def __init__(self, volume):
+        self.call = volume.__reduce__()  # (function, args); a TypeError here for a volume that cannot travel
+
+    def open(self):
+        function, args = self.call
+        return function(*args)
+
+
 def _run_batch(job, tiles, gpus: int | None = None) -> int:
-    from dataclasses import replace
     from pathlib import Path
 
     from .engine import run_tiles
@@ -85,9 +100,14 @@ def _run_batch(job, tiles, gpus: int | None = None) -> int:
     worker = get_worker()
     if gpus:
         job = replace(job, backend=replace(job.backend, device=gpu_of_worker(worker.name, gpus)))
-    # the chunk cache stays within this worker's share of the node's memory, not the node's
-    limit = getattr(getattr(worker, "memory_manager", None), "memory_limit", None)
-    return run_tiles(job, tiles, memory=limit)
+    volume = job.volume.open() if isinstance(job.volume, _Reopen) else job.volume
+    try:
+        # the chunk cache stays within this worker's share of the node's memory, not the node's
+        limit = getattr(getattr(worker, "memory_manager", None), "memory_limit", None)
+        return run_tiles(replace(job, volume=volume), tiles, memory=limit)
+    finally:
+        if volume is not job.volume:
+            volume.close()
 
 
 def gpu_of_worker(name, gpus: int) -> str:
@@ -150,7 +170,7 @@ def run_distributed(job, tiles, *, workers: int | None = None, scheduler: str | 
     worker per GPU, each on its own device. The job's paths must be absolute: workers run in folders of their
     own."""
     try:
-        from dask.distributed import Client, LocalCluster, as_completed
+        from dask.distributed import Client, LocalCluster
     except ImportError:  # pragma: no cover - distributed is a dependency
         raise TomosegError("the Dask path needs the distributed package: pip install distributed") from None
     cluster = None
@@ -169,25 +189,119 @@ def run_distributed(job, tiles, *, workers: int | None = None, scheduler: str | 
                                env={"TOMOSEG_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)})
         client = Client(cluster)
     failed = True
+    futures = []
     try:
-        n_workers = workers or len(client.scheduler_info().get("workers", {})) or 1
+        n_workers = workers or len(client.nthreads()) or 1
         batches = task_batches(tiles, n_workers, merge_rows=cluster is not None)  # a cluster of ours is complete
-        futures = client.map(_run_batch, [job] * len(batches), batches, [gpus] * len(batches), pure=False,
+        sent = replace(job, volume=_Reopen(job.volume), run=_run_of(job.work))
+        futures = client.map(_run_batch, [sent] * len(batches), batches, [gpus] * len(batches), pure=False,
                              retries=3)
         with _DoneWatcher(job.work, tiles, progress):
-            for future in as_completed(futures):
-                try:
-                    future.result()
-                except TomosegError as exc:
-                    raise TomosegError(f"on a Dask worker: {exc}") from None
+            _wait_for(futures, client, scheduler or client.scheduler.address, watch=cluster is None)
         failed = False
     finally:
         with _quiet_shutdown(failed):
+            if failed and futures and cluster is None:
+                _cancel(client, futures, job.work)
             if own_client:
                 client.close()
             if cluster is not None:
                 cluster.close()
                 _restore_environment(environ)
+
+
+RESUME = "the same command with --resume continues where it stopped"
+
+
+def _wait_for(futures, client, address: str, *, watch: bool, poll: float = 0.2) -> None:
+    """Wait for ``futures``, raising the first task's error in one line. With ``watch`` (a cluster not ours),
+    also watch the workers: none left for :func:`.cluster_probe.worker_wait` seconds (SLURM jobs at their time
+    limit, all shut down by Dask) stops the run with an error (review K2), rather than waiting for ever."""
+    from .cluster_probe import start_workers_hint, worker_wait, workers_now
+
+    pending = list(futures)
+    wait = worker_wait()
+    since = None
+    checked = time.monotonic()
+    while pending:
+        for future in [f for f in pending if f.done()]:
+            pending.remove(future)
+            _result(future)
+        if not pending:
+            return
+        now = time.monotonic()
+        if watch and now - checked >= POLL_WORKERS_S:
+            checked = now
+            if workers_now(client):
+                since = None
+            elif since is None:
+                since = now
+                print(f"\ntomoseg: no Dask worker left on {address}: waiting up to {wait:g} s for one",
+                      file=sys.stderr, flush=True)
+            elif now - since >= wait:
+                raise TomosegError(f"no Dask worker was connected to {address} for {wait:g} s, with "
+                                   f"{len(pending)} task{'s' if len(pending) > 1 else ''} left; "
+                                   f"{start_workers_hint(address)}; then {RESUME}")
+        time.sleep(poll)
+
+
+POLL_WORKERS_S = 5.0
+
+
+def _result(future) -> None:
+    """A finished task's result; its failure said in one line."""
+    from distributed.scheduler import KilledWorker
+
+    try:
+        future.result()
+    except TomosegError as exc:
+        raise TomosegError(f"on a Dask worker: {exc}; {RESUME}") from None
+    except KilledWorker as exc:
+        raise TomosegError(
+            "Dask workers died while running the same task of tiles again and again (Dask gave up on it: "
+            f"{str(exc).split('.')[0]}); most often a worker out of memory (the workers' logs say 'exceeded 95% "
+            "memory budget') or one that cannot load the task (their logs say 'Failed to deserialize'). Give each "
+            "worker fewer threads (dask worker --nthreads 1) or more memory (--memory-limit), or use a smaller "
+            f"--tile-size with --overwrite; else {RESUME}") from None
+
+
+def _run_of(work) -> float | None:
+    """The identity of the run in ``work`` (its state's start) for its tasks to check before each write
+    (:func:`.work_folder.check_run`); a stop left by an earlier invocation of the run (Ctrl-C) is lifted."""
+    import json
+    from pathlib import Path
+
+    from .work_folder import STOPPED
+
+    (Path(work) / STOPPED).unlink(missing_ok=True)
+    try:
+        return json.loads((Path(work) / "state.json").read_text(encoding="utf-8")).get("started")
+    except (OSError, ValueError):
+        return None
+
+
+def _cancel(client, futures, work) -> None:
+    """Cancel the run's tasks on a cluster not ours (Ctrl-C, an error): those queued never start; those running
+    cannot be stopped by Dask, and stop before writing their next tile (a :data:`.work_folder.STOPPED` file that
+    they check, :func:`.work_folder.check_run`). Said on stderr, with how many."""
+    from pathlib import Path
+
+    from .work_folder import STOPPED
+
+    try:
+        (Path(work) / STOPPED).touch()
+    except OSError:
+        pass
+    running = 0
+    try:
+        keys = {f.key for f in futures if not f.done()}
+        running = sum(len(keys & set(tasks)) for tasks in client.processing().values())
+        client.cancel(futures)
+    except Exception:  # noqa: BLE001 - the scheduler gone: nothing to cancel
+        return
+    if running:
+        print(f"tomoseg: cancelled the run's tasks on the Dask cluster; {running} already running stop before "
+              "writing their next tile (the tile being computed is dropped)", file=sys.stderr, flush=True)
 
 
 def _restore_environment(environ: dict) -> None:
@@ -260,6 +374,7 @@ def connect_scheduler(address: str, timeout: float = CONNECT_TIMEOUT_S):
     existing = _existing_client(address)
     if existing is not None:
         return existing, False
+    _check_reachable(address, timeout)
 
     async def identity():
         from distributed.comm import connect
@@ -291,6 +406,54 @@ def connect_scheduler(address: str, timeout: float = CONNECT_TIMEOUT_S):
             why = f"{type(exc).__name__}: {exc}"
     raise TomosegError(f"cannot reach the Dask scheduler at {address} ({why}); check the address printed by "
                        "dask-scheduler")
+
+
+def _check_reachable(address: str, timeout: float) -> None:
+    """For a TCP-based address, the host name resolved and a TCP connection tried first, so that an unknown
+    host or a refused port is said at once and as such (Dask's connect retries both until its timeout, 30 s,
+    and reports a timeout: review K8)."""
+    import socket
+
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    try:
+        scheme, location = parse_address(address)
+        if scheme not in ("tcp", "tls", "ws", "wss"):
+            return
+        host, port = parse_host_port(location, 8786)
+    except ValueError:
+        return  # left to Dask, which says what is wrong with it
+    where = f"cannot reach the Dask scheduler at {address}"
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise TomosegError(f"{where}: unknown host {host!r} ({exc.strerror}); check the address printed by "
+                           "dask scheduler") from None
+    try:
+        socket.create_connection((host, port), timeout=min(timeout, 10)).close()
+    except ConnectionRefusedError:
+        raise TomosegError(f"{where}: connection refused (nothing listens on port {port} of {host}: is the "
+                           "scheduler running, on that port?)") from None
+    except OSError:
+        return  # a timeout or an unreachable network: Dask's connect tries again, within its own time limit
+
+
+def open_cluster(address: str, volume, folder, backend_config):
+    """The client of the existing cluster at ``address`` (:func:`connect_scheduler`), whether it is this call's
+    own to close, and the reports of its workers (:func:`.cluster_probe.check_workers`, after waiting for a
+    first one): every worker can open ``volume``, sees ``folder`` and resolves ``backend_config`` to the same
+    backend and device. Refused in one line before any work; the client is closed then."""
+    from .cluster_probe import check_workers, wait_for_workers
+
+    client, own = connect_scheduler(address)
+    try:
+        wait_for_workers(client, address)
+        reports = check_workers(client, volume, folder, backend_config)
+    except BaseException:
+        if own:
+            client.close()
+        raise
+    return client, own, reports
 
 
 def _existing_client(address: str):

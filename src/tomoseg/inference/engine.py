@@ -37,7 +37,7 @@ from .domain import check_flooding
 from .outputs import check_output_paths, finish_output, provenance
 from .memory_check import check_memory, is_out_of_memory, out_of_memory_error
 from .tiling import Tile, TilingConfig, pad_to_divisor, read_padded, resolve_tiling, tile_grid
-from .work_folder import (WORK_SUFFIX, add_invocation, check_done, check_input_unchanged,  # noqa: F401
+from .work_folder import (WORK_SUFFIX, add_invocation, check_done, check_run, check_input_unchanged,  # noqa: F401
                           finished_outputs, invocations, lost_tiles, objects_per_slice, prepare_work,
                           read_saved_state, resolved_path, run_fingerprint, work_dir_for, write_done_marker,
                           write_state)
@@ -178,6 +178,7 @@ class TileJob:
     work: str
     write_mask: bool
     keep: tuple | None = None   # --roi: ((z0, z1), (y0, y1), (x0, x1)); probability 0 outside it
+    run: float | None = None    # a Dask task's run (its state's start): checked before each write (check_run)
 
 
 def _outside_zeroed(p8: np.ndarray, core: tuple, keep) -> np.ndarray:
@@ -238,6 +239,8 @@ def run_tiles(job: TileJob, tiles: list[Tile], backend=None, progress=None, memo
         return raw
 
     def write(tile, p8):
+        if job.run is not None:  # a cancelled Dask task, or its work folder replaced (--overwrite): stop here
+            check_run(work, job.run)
         core_holes = holes.pop(tile.index, None)
         if core_holes is not None:
             p8 = np.where(core_holes, np.uint8(0), p8)
@@ -404,24 +407,38 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
         options = replace(options, backend=replace(options.backend, device=_check_gpus(options.gpus)))
     elif options.workers and not options.scheduler:
         _check_workers(options.workers)
-    backend_name, device = resolve(options.backend)
-    given = options.tiling.tile_size
-    options = replace(options, tiling=resolve_tiling(options.tiling, volume.shape, model.config.divisor, device=device,
-                                                     precision=options.backend.precision,
-                                                     base_features=model.config.base_features,
-                                                     backend=backend_name))
-    _note_rounded(given, options.tiling.tile_size, options.tiling.halo, model.config.divisor)
-    if not distributed and device == "cpu":  # the windows' network against the memory this process may take
-        check_memory(volume.shape, options.tiling, model.config.divisor, backend_name, model.config.base_features)
-    check_voxel_size(volume, model)
-    check_normalization(model)
-    check_depth(volume)
-    fingerprint = run_fingerprint(volume, model, options, f"{backend_name}-{device}", bool(mask_output))
-    client = own_client = None
-    if options.scheduler:  # before the work folder: a scheduler that cannot be reached leaves nothing behind
-        from .distributed import connect_scheduler
+    client = own_client = reports = None
+    if options.scheduler:  # before the work folder: a scheduler that cannot be reached leaves nothing behind;
+        from .distributed import open_cluster  # its workers checked, the backend and device decided there
 
-        client, own_client = connect_scheduler(options.scheduler)
+        client, own_client, reports = open_cluster(options.scheduler, volume, work.parent, options.backend)
+        backend_name, device = reports[0].backend, reports[0].device
+        options = replace(options, backend=replace(options.backend, backend=backend_name, device=device))
+    else:
+        backend_name, device = resolve(options.backend)
+    try:
+        given = options.tiling.tile_size
+        options = replace(options, tiling=resolve_tiling(options.tiling, volume.shape, model.config.divisor,
+                                                         device=device, precision=options.backend.precision,
+                                                         base_features=model.config.base_features,
+                                                         backend=backend_name))
+        _note_rounded(given, options.tiling.tile_size, options.tiling.halo, model.config.divisor)
+        if device == "cpu" and reports:  # each worker's threads' windows against its memory limit
+            from .cluster_probe import check_worker_memory
+
+            check_worker_memory(reports, volume.shape, options.tiling, model.config.divisor, backend_name,
+                                model.config.base_features)
+        elif not distributed and device == "cpu":  # the windows' network against the memory this process may take
+            check_memory(volume.shape, options.tiling, model.config.divisor, backend_name,
+                         model.config.base_features)
+        check_voxel_size(volume, model)
+        check_normalization(model)
+        check_depth(volume)
+    except BaseException:
+        if own_client:
+            client.close()
+        raise
+    fingerprint = run_fingerprint(volume, model, options, f"{backend_name}-{device}", bool(mask_output))
     try:
         state = prepare_work(work, fingerprint, options, state=saved)
         bar = _progress_bar(progress, volume.size)
@@ -499,7 +516,8 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
             bar.reset(total=volume.size)
             bar.set_description("segment")
             outside = volume.size - sum(t.voxels for t in tiles)  # beyond the sample's box: no tiles at all
-            bar.update(outside + sum(t.voxels for t in tiles if t.index in done))
+            skip = getattr(bar, "skip", bar.update)  # Progress.skip: not in the rate nor the time left (review K5)
+            skip(outside + sum(t.voxels for t in tiles if t.index in done))
         t_tiles = time.time()
         try:
             if distributed:

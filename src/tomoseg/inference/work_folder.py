@@ -199,6 +199,24 @@ def finished_outputs(state: dict | None) -> dict:
     return finished if isinstance(finished, dict) else {}
 
 
+STOPPED = "stopped"  # written in a work folder when its run's Dask tasks were cancelled (Ctrl-C, an error)
+
+
+def check_run(work: Path, started: float) -> None:
+    """Raise where the run that started at ``started`` must write no more into ``work``: its tasks were cancelled
+    (a :data:`STOPPED` file there) or the folder is another run's (``--overwrite`` made it again: a task of the
+    old run still running on a cluster would mix its tiles into the new run's). Checked before each tile's
+    write by the tasks of a Dask run."""
+    if (work / STOPPED).exists():
+        raise TomosegError(f"{work}: the run was stopped")
+    try:
+        now = json.loads((work / "state.json").read_text(encoding="utf-8")).get("started")
+    except (OSError, ValueError):
+        now = None
+    if now != started:
+        raise TomosegError(f"{work}: the work folder is no longer this run's")
+
+
 def write_state(work: Path, state: dict) -> None:
     """``state.json``, written to a temporary name and renamed: complete or the one before."""
     tmp = work / "state.json.partial"

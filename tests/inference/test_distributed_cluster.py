@@ -1,0 +1,287 @@
+"""An existing Dask cluster that cannot do the work: said in one line, before the work or when it happens, never
+a hang or a traceback (review of the Dask path, findings K1-K4, K7, K8). Real clusters on localhost, real files."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tomoseg.errors import TomosegError
+from tomoseg.inference import SegmentOptions, TilingConfig, segment
+from tomoseg.inference.engine import work_dir_for
+from tomoseg.io import open_volume, read_volume, write_volume
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+OPTS = dict(tiling=TilingConfig(tile_size=16, halo=8))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_scheduler_is_said_at_once_and_as_what_it_is():
+    """K8: a refused port and an unknown host each took 30 s and were reported as timeouts."""
+    from tomoseg.inference.distributed import connect_scheduler
+
+    for address, said in ((f"tcp://127.0.0.1:{_free_port()}", "connection refused"),
+                          ("tcp://nosuchhost.invalid:8786", "unknown host 'nosuchhost.invalid'")):
+        t0 = time.monotonic()
+        with pytest.raises(TomosegError, match=said):
+            connect_scheduler(address)
+        assert time.monotonic() - t0 < 5, address
+
+
+@pytest.fixture
+def scheduler():
+    """A scheduler with no workers of its own (they are started by each test)."""
+    from dask.distributed import LocalCluster
+
+    from tomoseg.inference.distributed import QUIET_SCHEDULER
+
+    with LocalCluster(n_workers=0, processes=True, dashboard_address=None,
+                      scheduler_kwargs=QUIET_SCHEDULER) as cluster:
+        yield cluster.scheduler_address
+
+
+def _worker(address, tmp_path, pythonpath, name):
+    """A `dask worker` process without a nanny (killed, it stays dead), in a folder of its own."""
+    folder = tmp_path / f"worker-{name}"
+    folder.mkdir()
+    env = dict(os.environ, PYTHONPATH=pythonpath, TOMOSEG_THREADS="1", OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
+                             "--no-nanny", "--no-dashboard", "--name", name], cwd=folder, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return proc
+
+
+def _wait_workers(address, n, timeout=60):
+    from dask.distributed import Client
+
+    with Client(address) as client:
+        client.wait_for_workers(n, timeout=timeout)
+
+
+def _stop(proc):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def scan(tmp_path, small_phantom):
+    src = tmp_path / "in.zarr"
+    write_volume(str(src), small_phantom.image)
+    return src
+
+
+@pytest.mark.slow
+def test_no_worker_is_an_error_not_a_hang(tmp_path, scan, random_model_path, scheduler, monkeypatch):
+    """K2: a scheduler without workers was waited on for ever, with no message."""
+    monkeypatch.setenv("TOMOSEG_DASK_WAIT", "1")
+    out = tmp_path / "out.zarr"
+    with pytest.raises(TomosegError, match=r"no Dask worker is connected .* start workers with `dask worker tcp"):
+        segment(scan, out, model=random_model_path, options=SegmentOptions(scheduler=scheduler, **OPTS),
+                progress=False)
+    assert not work_dir_for(out).exists() and not out.exists()
+
+
+@pytest.mark.slow
+def test_a_worker_without_this_tomoseg_is_named_before_the_work(tmp_path, scan, random_model_path, scheduler):
+    """K1: a worker whose tomoseg is another (here: a package holding only a version) was shut down by Dask
+    while unpickling the first task, and the run waited for ever."""
+    old = tmp_path / "oldpkg" / "tomoseg"
+    old.mkdir(parents=True)
+    (old / "__init__.py").write_text("__version__ = '0.0.1'\n")
+    proc = _worker(scheduler, tmp_path, str(old.parent), "old")
+    try:
+        _wait_workers(scheduler, 1)
+        out = tmp_path / "out.zarr"
+        with pytest.raises(TomosegError, match=r"Dask worker tcp://\S+ cannot run tomoseg's code .*No module named "
+                                               r"'tomoseg.inference.*install tomoseg, the same version"):
+            segment(scan, out, model=random_model_path, options=SegmentOptions(scheduler=scheduler, **OPTS),
+                    progress=False)
+        assert not work_dir_for(out).exists()
+        assert proc.poll() is None, "the worker is left alive"
+        assert not list(tmp_path.glob(".tomoseg-probe-*"))  # the check's files are removed
+    finally:
+        _stop(proc)
+
+
+@pytest.mark.slow
+def test_workers_are_checked_for_input_memory_and_device(tmp_path, scan, random_model_path, small_phantom):
+    """K1, K3, K4 on one local cluster: a worker that cannot open the input is named (the probe), a worker
+    whose memory limit cannot hold its threads' windows is refused before the work, and the device is the
+    workers' (``--device cuda`` is refused by the workers, not by this machine)."""
+    from dask.distributed import Client, LocalCluster
+
+    from tomoseg.inference.backends import BackendConfig, cuda_available
+    from tomoseg.inference.cluster_probe import check_workers
+    from tomoseg.inference.distributed import QUIET_SCHEDULER
+
+    tif = tmp_path / "scan.tif"
+    write_volume(str(tif), small_phantom.image)
+    with LocalCluster(n_workers=1, threads_per_worker=2, memory_limit="300MB", processes=True,
+                      dashboard_address=None, scheduler_kwargs=QUIET_SCHEDULER) as cluster, Client(cluster) as client:
+        volume = open_volume(str(tif))
+        tif.rename(tmp_path / "moved.tif")  # open here, gone for the worker
+        try:
+            with pytest.raises(TomosegError, match=r"Dask worker tcp://\S+ cannot open the input .*scan.tif.* "
+                                                   "every worker sees"):
+                check_workers(client, volume, tmp_path, BackendConfig())
+        finally:
+            volume.close()
+        assert not list(tmp_path.glob(".tomoseg-probe-*"))
+
+        out = tmp_path / "out.zarr"
+        big = SegmentOptions(scheduler=cluster.scheduler_address, tiling=TilingConfig(tile_size=64, halo=48))
+        with pytest.raises(TomosegError, match=r"would run out of memory: .* 0.3 GB for 2 threads; .*--nthreads 1"):
+            segment(scan, out, model=random_model_path, options=big, progress=False)
+        assert not work_dir_for(out).exists()
+        if not cuda_available():
+            cuda = SegmentOptions(scheduler=cluster.scheduler_address, backend=BackendConfig(device="cuda"), **OPTS)
+            with pytest.raises(TomosegError, match=r"Dask worker tcp://\S+ .*--device cuda: no CUDA GPU"):
+                segment(scan, out, model=random_model_path, options=cuda, progress=False)
+
+
+@pytest.mark.slow
+def test_a_worker_killed_for_memory_is_one_line_with_the_resume_hint(tmp_path):
+    """K3: a task whose workers keep dying ended in a raw KilledWorker traceback."""
+    import dask
+    from dask.distributed import Client, LocalCluster
+
+    from tomoseg.inference.distributed import QUIET_SCHEDULER, _result
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
+            LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                         scheduler_kwargs=QUIET_SCHEDULER) as cluster, Client(cluster) as client:
+        future = client.submit(os._exit, 1, pure=False)
+        while not future.done():
+            time.sleep(0.1)
+        with pytest.raises(TomosegError, match=r"Dask workers died .*out of memory.*--nthreads 1.*--resume"):
+            _result(future)
+
+
+@pytest.mark.slow
+def test_the_last_worker_gone_stops_the_run_and_resume_finishes_it(tmp_path, scan, random_model_path, scheduler,
+                                                                   monkeypatch):
+    """K2: when the last worker left mid-run (SLURM's time limit, Dask shutting workers down) the run waited for
+    ever. Now it stops after TOMOSEG_DASK_WAIT seconds with the resume hint, and --resume on a new worker gives
+    the bytes of a one-process run."""
+    from tomoseg.inference import distributed
+
+    segment(scan, tmp_path / "single.zarr", model=random_model_path, options=SegmentOptions(**OPTS), progress=False)
+    monkeypatch.setenv("TOMOSEG_DASK_WAIT", "2")
+    monkeypatch.setattr(distributed, "POLL_WORKERS_S", 0.5)
+    out = tmp_path / "out.zarr"
+    done = work_dir_for(out) / "done"
+    proc = _worker(scheduler, tmp_path, SRC, "first")
+    try:
+        _wait_workers(scheduler, 1)
+
+        def killer():
+            deadline = time.time() + 120
+            while time.time() < deadline and not (done.exists() and len(os.listdir(done)) >= 10):
+                time.sleep(0.05)
+            proc.kill()
+
+        thread = threading.Thread(target=killer)
+        thread.start()
+        with pytest.raises(TomosegError, match=r"no Dask worker was connected to .* for 2 s, with \d+ tasks? left; "
+                                               r".*--resume continues"):
+            segment(scan, out, model=random_model_path, options=SegmentOptions(scheduler=scheduler, **OPTS),
+                    progress=False)
+        thread.join()
+    finally:
+        _stop(proc)
+    assert work_dir_for(out).exists()
+    proc = _worker(scheduler, tmp_path, SRC, "second")
+    try:
+        _wait_workers(scheduler, 1)
+        segment(scan, out, model=random_model_path,
+                options=SegmentOptions(scheduler=scheduler, resume=True, **OPTS), progress=False)
+    finally:
+        _stop(proc)
+    np.testing.assert_array_equal(read_volume(out), read_volume(tmp_path / "single.zarr"))
+
+
+@pytest.mark.slow
+def test_ctrl_c_cancels_the_tasks_on_the_cluster(tmp_path, scan, random_model_path):
+    """K6: after Ctrl-C the cluster's running tasks went on writing tiles into the work folder (and, after an
+    --overwrite, could have written them into the new run's). Now they are cancelled and stop before their next
+    write; --resume then finishes the run."""
+    from dask.distributed import LocalCluster
+
+    from tomoseg.inference.distributed import QUIET_SCHEDULER
+
+    out = tmp_path / "out.zarr"
+    done = work_dir_for(out) / "done"
+    cmd = [sys.executable, "-m", "tomoseg", "-q", "segment", str(scan), str(out), "--model", str(random_model_path),
+           "--tile-size", "16", "--halo", "16", "--no-sample-mask", "--backend", "torch"]
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                      scheduler_kwargs=QUIET_SCHEDULER) as cluster:
+        env = dict(os.environ, PYTHONPATH=SRC)
+        proc = subprocess.Popen(cmd + ["--dask-scheduler", cluster.scheduler_address], env=env,
+                                stderr=subprocess.PIPE, encoding="utf-8")
+        deadline = time.time() + 120
+        while time.time() < deadline and not (done.exists() and len(os.listdir(done)) >= 3):
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        at_exit = len(os.listdir(done))
+        time.sleep(3)
+        after = len(os.listdir(done))
+        assert proc.returncode == 130, err
+        assert "cancelled the run's tasks on the Dask cluster" in err and "--resume" in err, err
+        assert after <= at_exit + 1, (at_exit, after)  # at most the write under way at the signal
+        subprocess.run(cmd + ["--dask-scheduler", cluster.scheduler_address, "--resume"], env=env, check=True)
+    assert read_volume(out).shape == read_volume(scan).shape
+    assert not work_dir_for(out).exists()
+
+
+def test_a_task_of_a_stopped_or_replaced_run_writes_no_tile(tmp_path, scan, random_model_path):
+    """K6: a Dask task still running after Ctrl-C, or after --overwrite made the work folder again, must not
+    write its tiles there (they would be mixed into the new run's): each write checks the run first."""
+    from dataclasses import replace
+
+    from tomoseg.inference import engine
+    from tomoseg.inference.work_folder import STOPPED, check_run, write_state
+
+    work = tmp_path / "work"
+    work.mkdir()
+    write_state(work, {"started": 1.5})
+    check_run(work, 1.5)  # this run's: goes on
+    with pytest.raises(TomosegError, match="no longer this run's"):
+        check_run(work, 1.0)  # the folder made again by another run
+    (work / STOPPED).touch()
+    with pytest.raises(TomosegError, match="stopped"):
+        check_run(work, 1.5)
+    # in run_tiles: the first write refused, nothing written
+    (work / "done").mkdir()
+    from tomoseg.io.zarr_store import create_zarr
+
+    volume = open_volume(str(scan))
+    create_zarr(work / "prob.zarr", volume.shape, np.uint8, voxel_size=None, chunks=(16,) * 3, name="prob")
+    from tomoseg.inference.normalization import volume_stats
+
+    tiles = engine.tile_grid(volume.shape, OPTS["tiling"], 8)[:2]
+    job = engine.TileJob(volume=volume, shape=volume.shape, model_path=str(random_model_path), model_sha256="x",
+                         stats=volume_stats(volume), tiling=OPTS["tiling"],
+                         backend=engine.BackendConfig(device="cpu", backend="torch"), threshold=127, work=str(work),
+                         write_mask=False, run=1.5)
+    with pytest.raises(TomosegError, match="stopped"):
+        engine.run_tiles(replace(job), tiles)
+    volume.close()
+    assert os.listdir(work / "done") == []
