@@ -12,7 +12,7 @@ from .metrics import ConfusionMatrix, confusion_matrix
 from .objects.analysis import AnalysisOptions
 from .io.blocks import block_grid, storage_chunks
 from .objects.matching import block_overlaps, check_same_shape, detection_scores, match_objects
-from .objects.measure import blank_nm_columns, select_objects, summarize
+from .objects.measure import select_objects, summarize
 from .objects.reading import ReadingChanged, is_probability, read_as
 
 
@@ -75,7 +75,10 @@ def evaluate(pred, labels, *, threshold: int = 127, intensity=None, voxel_size=N
     from .objects.labelled import label_scan
     from .objects.reading import MaskView
 
+    from .io.volume import checked_voxel_size
+
     options = options or AnalysisOptions()
+    voxel_size = checked_voxel_size(voxel_size)
     where = getattr(pred, "path", "the prediction")
     check_same_shape(pred, labels)
     if intensity is not None and tuple(intensity.shape) != tuple(pred.shape):
@@ -118,8 +121,7 @@ def evaluate(pred, labels, *, threshold: int = 127, intensity=None, voxel_size=N
     result["objects"] = detection_scores(ptab, ttab, pairs, pred_keep=pkeep, truth_keep=tkeep)
     result["objects_no_exclusions"] = detection_scores(ptab, ttab, pairs)  # every size, border objects too
     result["table1"] = {"ground_truth": summarize(tkeep), "prediction": summarize(pkeep)}
-    if not voxel_size:  # nm columns computed with 1 nm voxels: empty, as analyze writes them
-        pkeep, tkeep = blank_nm_columns(pkeep), blank_nm_columns(tkeep)
+    if not voxel_size:  # the nm columns are NaN (measure_objects), Table 1's mean radius in nm None
         for t1 in result["table1"].values():
             t1["mean_radius_nm"] = None  # not the voxel value under another name (as analyze says it)
     elif origin is not None:

@@ -34,7 +34,8 @@ def check_voxel_size(voxel_size: Any) -> VoxelSize | None:
     try:
         values = tuple(float(v) for v in voxel_size)
     except (TypeError, ValueError):
-        raise TomosegError(f"voxel size {voxel_size!r} must be three numbers (z, y, x) in nm") from None
+        cubic = f": ({voxel_size!r},) * 3 for cubic voxels" if isinstance(voxel_size, (int, float)) else ""
+        raise TomosegError(f"voxel size {voxel_size!r} must be three numbers (z, y, x) in nm{cubic}") from None
     if len(values) != 3 or not all(math.isfinite(v) and v > 0 for v in values):
         raise TomosegError(f"voxel size {voxel_size!r} must be three positive numbers (z, y, x) in nm")
     lo, hi = POSSIBLE_NM
@@ -71,6 +72,24 @@ def warn_if_implausible(voxel_size, where) -> None:
     message = implausible_message(voxel_size, where)
     if message:
         warn(message)
+
+
+class CheckedVoxelSize(tuple):
+    """A voxel size (z, y, x) nm validated, and warned about where implausible, once (:func:`checked_voxel_size`,
+    :func:`~tomoseg.io.open_volume`): handed on to another public function, it is not warned about again."""
+
+
+def checked_voxel_size(voxel_size, where: str = "voxel_size") -> VoxelSize | None:
+    """A voxel size given by the user (a public function's ``voxel_size``, the CLI's ``--voxel-size``) as a
+    validated (z, y, x) nm tuple, None if not given (:func:`check_voxel_size`); warns when implausible (once: a
+    :class:`CheckedVoxelSize` passes through)."""
+    if isinstance(voxel_size, CheckedVoxelSize):
+        return voxel_size
+    vs = check_voxel_size(voxel_size)
+    if vs is None:
+        return None
+    warn_if_implausible(vs, where)
+    return CheckedVoxelSize(vs)
 
 
 def check_dtype(dtype: np.dtype, path) -> None:

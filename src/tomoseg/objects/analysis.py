@@ -22,7 +22,7 @@ from scipy import ndimage
 
 from ..errors import TomosegError, warn
 from .labelling import label_chunked, label_objects, open_label_store
-from .measure import measure_objects, select_objects, summarize
+from .measure import measure_table, select_objects, summarize
 from .reading import MaskView, Reading, ReadingChanged, mask_of, probability_values, read_as
 
 IN_MEMORY_VOXELS = 64 * 2**20
@@ -201,7 +201,10 @@ def analyze(volume, *, intensity=None, probability=None, voxel_size=None, option
         Where the centre of voxel (0, 0, 0) lies (an NRRD's space origin): added to the ``centroid_*_nm``
         columns, so that they are positions in the file's physical space.
     """
+    from ..io.volume import checked_voxel_size
+
     options = options or AnalysisOptions()
+    voxel_size = checked_voxel_size(voxel_size)
     shape = tuple(int(s) for s in volume.shape)
     for name, other in (("intensity", intensity), ("probability", probability), ("sample mask", sample_mask)):
         if other is not None and tuple(other.shape) != shape:
@@ -260,7 +263,7 @@ def _label_and_measure(volume, prob_map: bool, intensity, probability, voxel_siz
         fraction = mask.mean(axis=(1, 2))
         labels, _ = label_objects(mask, connectivity=options.connectivity)
         del mask
-        table = measure_objects(labels, intensity=None if intensity is None else intensity[:, :, :],
+        table = measure_table(labels, intensity=None if intensity is None else intensity[:, :, :],
                                 probability=None if probability is None else probability[:, :, :],
                                 voxel_size=voxel_size)
         if progress is not None:
@@ -478,7 +481,7 @@ class _InnerObjects:
                 at = _within(box, region)
                 pieces.append((lab, (box, labels[at] == lab, None if gray is None else gray[at].copy(),
                                      None if prob is None else prob[at].copy())))
-        part = measure_objects(None, voxel_size=self.voxel_size, shape=shape, bboxes=inner, read=local_read) \
+        part = measure_table(None, voxel_size=self.voxel_size, shape=shape, bboxes=inner, read=local_read) \
             if inner else None
         with self._lock:
             if part is not None:
@@ -510,7 +513,7 @@ class _InnerObjects:
                     gray[at][mask] = g[mask]
                 if prob is not None:
                     prob[at][mask] = p[mask]
-            parts.append(measure_objects(None, voxel_size=self.voxel_size, shape=self.shape, bboxes={lab: box},
+            parts.append(measure_table(None, voxel_size=self.voxel_size, shape=self.shape, bboxes={lab: box},
                                          read=lambda _, data=(labels, gray, prob): data))
         self.pieces.clear()
         return parts
@@ -551,15 +554,15 @@ def _measure_chunked(labels, bboxes: dict, intensity, probability, voxel_size, o
                 at = _within(sub, region)
                 return tuple(None if d is None else d[at] for d in data)
 
-            out.append(measure_objects(None, voxel_size=voxel_size, shape=shape, bboxes=inside, read=local_read))
+            out.append(measure_table(None, voxel_size=voxel_size, shape=shape, bboxes=inside, read=local_read))
         if outside:
-            out.append(measure_objects(None, voxel_size=voxel_size, shape=shape, bboxes=outside, read=read))
+            out.append(measure_table(None, voxel_size=voxel_size, shape=shape, bboxes=outside, read=read))
         return out
 
     parts = list(measured) + [p for _, group in read_ahead(sorted(groups.items()), measure,
                                                             threads=worker_threads(16)) for p in group]
     if not parts:
-        return measure_objects(np.zeros((1, 1, 1), np.uint32))
+        return measure_table(np.zeros((1, 1, 1), np.uint32))
     # one column at a time, each part's column let go as it is joined: the rows once more, not twice (a table of
     # millions of objects is hundreds of MB)
     order = np.argsort(np.concatenate([p["label"] for p in parts]))

@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import TomosegError, warn
 from ..objects import label_objects
 from ..objects.matching import RADIUS_BINS
+from ..io.volume import checked_voxel_size
 from ..objects.measure import blank_nm_columns
 from .matching import (STATUSES, MatchOptions, _edge_flags, label_rows, links_from, match,  # noqa: F401
                        refine_on_objects, tolerance_nm)
@@ -176,8 +177,8 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
         readings = [read_as(lab, options.read_as, where=getattr(lab, "path", None) or f"the {name} labels",
                             command="track")
                     for name, lab in (("BEFORE", before_labels), ("AFTER", after_labels))]
-    vs = tuple(float(v) for v in voxel_size) if voxel_size is not None else None
-    vs_a = tuple(float(v) for v in after_voxel_size) if after_voxel_size is not None else vs
+    vs = checked_voxel_size(voxel_size)
+    vs_a = checked_voxel_size(after_voxel_size, "after_voxel_size") if after_voxel_size is not None else vs
     options = _scaled_voxels(vs, vs_a, options)
     vs1 = vs or (1.0, 1.0, 1.0)
     vs1_a = vs_a or vs1
@@ -203,8 +204,9 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
                     for name in ("BEFORE", "AFTER")]  # the model's objects, numbered: their IDs as they are
     scans = []
     try:
-        for image, labels, reading, size in ((before, before_labels, readings[0], vs),
-                                             (after, after_labels, readings[1], vs_a)):
+        # measured in 1 nm voxels where the size is unknown (the relative changes need them); blanked below
+        for image, labels, reading, size in ((before, before_labels, readings[0], vs1),
+                                             (after, after_labels, readings[1], vs1_a)):
             scans.append(label_scan(image, labels, reading=reading, voxel_size=size, threshold=options.threshold,
                                     connectivity=options.connectivity, in_memory_voxels=options.in_memory_voxels,
                                     chunks=options.chunks, workdir=workdir, progress=progress))

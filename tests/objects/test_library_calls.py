@@ -1,0 +1,70 @@
+"""The object functions called from Python (a notebook) as the CLI runs them: units, checked arguments, clear
+errors (review api.md, A1 and A3-A7)."""
+
+import numpy as np
+import pytest
+
+import tomoseg
+from tomoseg.errors import TomosegError, TomosegWarning
+from tomoseg.objects import AnalysisOptions, analyze, label_objects, measure_objects
+
+NM_COLUMNS = ("volume_nm3", "equivalent_radius_nm", "centroid_z_nm", "centroid_y_nm", "centroid_x_nm",
+              "surface_voxel_nm2", "surface_mesh_nm2")
+
+
+def _mask():
+    """Three balls of radius 3 (123 voxels each) inside a 20 x 32 x 32 volume, none on the border."""
+    z, y, x = np.mgrid[:20, :32, :32]
+    mask = np.zeros((20, 32, 32), np.uint8)
+    for c in ((6, 8, 8), (10, 20, 16), (13, 9, 24)):
+        mask[(z - c[0]) ** 2 + (y - c[1]) ** 2 + (x - c[2]) ** 2 <= 9] = 1
+    return mask
+
+
+def test_without_a_voxel_size_the_nm_columns_are_nan():
+    """A1: analyze() and measure_objects() filled the nm columns with voxel values (volume_nm3 = volume_vox)
+    where the voxel size was unknown; the CLI, evaluate and track leave them empty."""
+    a = analyze(_mask())
+    assert a.selected["volume_vox"].tolist() == [123, 123, 123]
+    for column in NM_COLUMNS:
+        assert np.isnan(a.selected[column]).all() and np.isnan(a.objects[column]).all(), column
+    assert a.summary["mean_radius_nm"] is None and a.summary["number_density_per_um3"] is None
+    assert a.selected["sphericity_voxel"] == pytest.approx([a.selected["sphericity_voxel"][0]] * 3)
+    assert 0.6 < a.selected["sphericity_voxel"][0] < 0.9  # dimensionless: measured on cubic voxels
+    t = tomoseg.measure_objects(tomoseg.label_objects(_mask())[0])
+    for column in NM_COLUMNS:
+        assert np.isnan(t[column]).all(), column
+    t = measure_objects(label_objects(_mask())[0], voxel_size=(10.0, 20.0, 30.0))
+    assert t["volume_nm3"].tolist() == [123 * 6000.0] * 3
+    b = analyze(_mask(), voxel_size=(10.0, 20.0, 30.0))
+    assert b.selected["volume_nm3"].tolist() == [123 * 6000.0] * 3
+    assert b.selected["sphericity_voxel"].tolist() != a.selected["sphericity_voxel"].tolist()
+
+
+@pytest.mark.parametrize("bad, words", [
+    ((-29.33, 29.33, 29.33), "must be three positive numbers"),
+    ((0, 0, 0), "must be three positive numbers"),
+    ((29.33, 29.33), "must be three positive numbers"),
+    (29.33, "(29.33,) * 3 for cubic voxels"),
+    ("29.33", "must be three"),
+])
+def test_a_wrong_voxel_size_is_refused(bad, words):
+    """A3: a negative voxel size gave complex radii, 0 a ZeroDivisionError, a scalar a TypeError, two values an
+    IndexError."""
+    labels = label_objects(_mask())[0]
+    for call in (lambda: analyze(_mask(), voxel_size=bad), lambda: measure_objects(labels, voxel_size=bad)):
+        with pytest.raises(TomosegError, match="voxel size") as err:
+            call()
+        assert words in str(err.value)
+
+
+def test_a_voxel_size_in_micrometres_is_warned_about_once():
+    """A3: 0.02933 (µm meant) gave radii of 0.1 nm with no word; the CLI warns. The size is checked once: the
+    functions it is handed to (measure, label_scan) do not warn again."""
+    with pytest.warns(TomosegWarning, match="implausible") as record:
+        a = analyze(_mask(), voxel_size=(0.02933,) * 3)
+    assert len([w for w in record if issubclass(w.category, TomosegWarning)]) == 1
+    assert "if µm were meant" in str(record[0].message)
+    assert a.summary["mean_radius_nm"] == pytest.approx(a.summary["mean_radius_vox"] * 0.02933)
+    with pytest.warns(TomosegWarning, match="implausible"):
+        measure_objects(label_objects(_mask())[0], voxel_size=(0.02933,) * 3)
