@@ -78,6 +78,19 @@ class Stats:
         return out
 
 
+def check_objects(objects) -> None:
+    """Refuse ``objects`` other than dark, bright or None (what the model was trained for)."""
+    if objects not in (None, *OBJECTS):
+        raise TomosegError(f"objects {objects!r} must be dark or bright")
+
+
+def check_fill_value(fill_value) -> None:
+    """Refuse a fill value (a gray value meaning "no data") that is not a finite number."""
+    if fill_value is not None and not (isinstance(fill_value, (int, float, np.number)) and np.isfinite(fill_value)):
+        raise TomosegError(f"--fill-value {fill_value}: give a finite gray value (NaN and infinities "
+                           "are always treated as no data)")
+
+
 def model_objects(model) -> str:
     """The objects a model was trained to find, from its metadata (``normalization.objects``): dark or bright;
     dark for models that record none (every model trained before the key existed, the shipped one too)."""
