@@ -73,11 +73,12 @@ def evaluate(pred, labels, *, threshold: int = 127, intensity=None, voxel_size=N
     """
     from .objects.analysis import warn_if_flooded
     from .objects.labelled import label_scan
-    from .objects.reading import MaskView
+    from .objects.reading import MaskView, check_threshold
 
     from .io.volume import checked_voxel_size
 
     options = options or AnalysisOptions()
+    threshold = check_threshold(threshold)
     voxel_size = checked_voxel_size(voxel_size)
     where = getattr(pred, "path", "the prediction")
     check_same_shape(pred, labels)

@@ -68,3 +68,24 @@ def test_a_voxel_size_in_micrometres_is_warned_about_once():
     assert a.summary["mean_radius_nm"] == pytest.approx(a.summary["mean_radius_vox"] * 0.02933)
     with pytest.warns(TomosegWarning, match="implausible"):
         measure_objects(label_objects(_mask())[0], voxel_size=(0.02933,) * 3)
+
+
+@pytest.mark.parametrize("value, words", [
+    (0.5, "threshold 0.5: give an integer from 0 to 254 (probability x 255; default 127); 0.5 looks like a "
+          "probability: on the 0-255 scale that is 127"),
+    (300, "threshold 300: give an integer from 0 to 254"),
+    (-1, "threshold -1: give an integer"),
+    (True, "threshold True: give an integer"),
+])
+def test_a_threshold_off_the_0_255_scale_is_refused(value, words):
+    """A4: AnalysisOptions(threshold=0.5) found 108 objects in a map of 8 (every value above 0), 300 none, with
+    no word; SegmentOptions and the CLI refused them. One check for all, with the CLI's wording."""
+    from tomoseg.evaluation import evaluate
+    from tomoseg.inference import SegmentOptions
+
+    for make in (lambda: AnalysisOptions(threshold=value), lambda: SegmentOptions(threshold=value),
+                 lambda: evaluate(_mask(), _mask(), threshold=value)):
+        with pytest.raises(TomosegError) as err:
+            make()
+        assert words in str(err.value)
+    assert AnalysisOptions(threshold=np.int64(100)).threshold == 100

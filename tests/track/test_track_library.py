@@ -32,3 +32,14 @@ def test_track_checks_the_voxel_size_and_leaves_nm_columns_empty_without_one():
     assert t.summary["objects_by_status"]["persisting"]["events"] == 3
     assert np.isnan(t.matches["before_radius_nm"]).all() and np.isnan(t.matches["delta_volume_nm3"]).all()
     assert t.matches["delta_volume_rel"].tolist() == [0.0] * 3
+
+
+def test_track_options_refuse_a_threshold_off_the_0_255_scale():
+    """A4: TrackOptions(threshold=0.5) read every voxel above 0 of a 0-255 map as object (107 events where there
+    were 8)."""
+    image, _, p8 = _scan()
+    with pytest.raises(TomosegError, match="0.5 looks like a probability: on the 0-255 scale that is 127"):
+        TrackOptions(threshold=0.5)
+    t = tomoseg.track(image, image, before_labels=p8, after_labels=p8, transform=np.eye(4),
+                      options=TrackOptions(threshold=127))
+    assert t.summary["objects_by_status"]["persisting"]["events"] == 3

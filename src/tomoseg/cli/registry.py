@@ -44,11 +44,9 @@ def threshold_arg(p: argparse.ArgumentParser, help: str) -> None:
 
 
 def check_threshold(value: int) -> int:
-    from ..errors import TomosegError
+    from ..objects.reading import check_threshold as checked
 
-    if not 0 <= value <= 254:
-        raise TomosegError(f"--threshold {value}: give an integer from 0 to 254 (probability x 255; default 127)")
-    return value
+    return checked(value, "--threshold")
 
 
 def overwrite_arg(p: argparse.ArgumentParser) -> None:

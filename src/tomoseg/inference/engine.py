@@ -27,6 +27,7 @@ from ..io import open_volume, split_dataset
 from ..interrupt import raise_if_interrupted
 from ..io.zarr_chunks import parallel_writer
 from ..io.output_guard import write_provenance
+from ..objects.reading import check_threshold
 from ..io.zarr_store import create_zarr, store_chunks
 from .backends import (BackendConfig, make_backend, prepare_meanwhile, resolve,  # noqa: F401
                        run_windows_one_by_one, to_uint8)
@@ -64,8 +65,7 @@ class SegmentOptions:
     fill_value: float | None = None  # a gray value meaning "no data" (besides NaN and ±inf)
 
     def __post_init__(self):
-        if not isinstance(self.threshold, int) or not 0 <= self.threshold <= 254:
-            raise TomosegError(f"threshold {self.threshold!r} must be an integer from 0 to 254 (0-255 scale)")
+        check_threshold(self.threshold)
         check_objects(self.objects)
         check_fill_value(self.fill_value)
         if self.stats not in ("auto", "full", "sample"):

@@ -23,7 +23,8 @@ from scipy import ndimage
 from ..errors import TomosegError, warn
 from .labelling import label_chunked, label_objects, open_label_store
 from .measure import measure_table, select_objects, summarize
-from .reading import MaskView, Reading, ReadingChanged, mask_of, probability_values, read_as
+from .reading import (MaskView, Reading, ReadingChanged, check_threshold, mask_of, probability_values,
+                      read_as)
 
 IN_MEMORY_VOXELS = 64 * 2**20
 PIECE_BYTES = 2**29  # pieces of objects that cross chunks kept for measuring them without a read (at most)
@@ -38,6 +39,9 @@ class AnalysisOptions:
     min_voxels: int = 8
     chunks: tuple = (128, 128, 128)
     in_memory_voxels: int = IN_MEMORY_VOXELS
+
+    def __post_init__(self):
+        check_threshold(self.threshold)
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,18 @@ ID_TILE = (16, 64, 64)   # the blocks of the object-ID sample: evenly spread cel
 ID_SLABS, ID_TILES = 4, 4  # cells along z, and along each of y and x within a slab
 
 
+def check_threshold(value, name: str = "threshold") -> int:
+    """A threshold on the 0-255 scale (object where value > threshold) checked: an integer from 0 to 254, else a
+    :class:`TomosegError` naming ``name`` (``threshold``, or the CLI's ``--threshold``); a probability in (0, 1)
+    is told its 0-255 equivalent."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)) and 0 <= value <= 254:
+        return int(value)
+    hint = ""
+    if isinstance(value, (float, np.floating)) and 0 < value < 1:  # p > value  <=>  p8 > floor(value * 255)
+        hint = f"; {value:g} looks like a probability: on the 0-255 scale that is {int(value * 255)}"
+    raise TomosegError(f"{name} {value}: give an integer from 0 to 254 (probability x 255; default 127){hint}")
+
+
 class ReadingChanged(Exception):
     """A block held values the reading did not allow (:meth:`Reading.view`): read again under
     :meth:`Reading.revised`."""

@@ -22,7 +22,7 @@ from .matching import (STATUSES, MatchOptions, _edge_flags, label_rows, links_fr
 from .registration import (Registration, RegistrationOptions, decompose, given_transform, overlap_fraction, register,
                            reliability_problems)
 from ..objects.labelled import IN_MEMORY_VOXELS, label_scan
-from ..objects.reading import Reading, read_as
+from ..objects.reading import Reading, check_threshold, read_as
 
 MEASURES = (("volume_vox", "volume_vox"), ("volume_nm3", "volume_nm3"), ("radius_vox", "equivalent_radius_vox"),
             ("radius_nm", "equivalent_radius_nm"), ("sphericity_mesh", "sphericity_mesh"),
@@ -43,6 +43,9 @@ class TrackOptions:
     connectivity: int = 26
     in_memory_voxels: int = IN_MEMORY_VOXELS  # larger scans are labelled, measured and matched chunk by chunk
     chunks: tuple = (128, 128, 128)  # of the labels kept on disk for larger scans
+
+    def __post_init__(self):
+        check_threshold(self.threshold)
 
 
 @dataclass
