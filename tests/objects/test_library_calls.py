@@ -89,3 +89,21 @@ def test_a_threshold_off_the_0_255_scale_is_refused(value, words):
             make()
         assert words in str(err.value)
     assert AnalysisOptions(threshold=np.int64(100)).threshold == 100
+
+
+def test_a_probability_map_is_not_taken_for_a_mask():
+    """A5: label_objects and confusion_matrix counted every nonzero voxel of a probability map as object (1
+    object, precision 0.002, for predict's float map). They refuse it, naming the threshold."""
+    mask = _mask().astype(bool)
+    p = np.where(mask, 0.9, 0.01).astype(np.float32)
+    p8 = np.where(mask, 230, 3).astype(np.uint8)
+    for given in (p, p8):
+        for call in (lambda: tomoseg.label_objects(given), lambda: tomoseg.confusion_matrix(given, mask),
+                     lambda: tomoseg.confusion_matrix(mask, given)):
+            with pytest.raises(TomosegError, match=r"a probability map\? Pass p > 0.5 .*, p8 > 127"):
+                call()
+    cm = tomoseg.confusion_matrix(p8 > 127, label_objects(mask)[0])  # a uint32 label image: nonzero = object
+    assert (cm.tp, cm.fp, cm.fn) == (369, 0, 0)
+    assert tomoseg.label_objects(mask.astype(np.float32))[1] == 3 and tomoseg.label_objects(p > 0.5)[1] == 3
+    with pytest.raises(TomosegError, match="negative values"):
+        tomoseg.label_objects(-mask.astype(np.int16))

@@ -50,6 +50,29 @@ def check_threshold(value, name: str = "threshold") -> int:
     raise TomosegError(f"{name} {value}: give an integer from 0 to 254 (probability x 255; default 127){hint}")
 
 
+def as_mask(values, name: str) -> np.ndarray:
+    """``values`` as a boolean mask (nonzero = object) for the functions that take one (:func:`label_objects`,
+    :func:`~tomoseg.metrics.confusion_matrix`): bool, or values 0 and 1 of any type; integers of 16 bits or more
+    are label images (nonzero = object). A probability map is refused, not read as every nonzero voxel: a uint8
+    volume with values above 1 (the 0-255 map) and floats other than 0 and 1 (the map in [0, 1])."""
+    a = np.asarray(values)
+    if a.dtype == np.bool_:
+        return a
+    if a.dtype.kind not in "uif":
+        raise TomosegError(f"{name}: holds {a.dtype} values, not a mask (bool, or 0 and 1)")
+    if not a.size:
+        return a.astype(bool)
+    low, high = a.min(), a.max()
+    if a.dtype.kind == "f" and not bool(((a == 0) | (a == 1)).all()) or a.dtype == np.uint8 and high > 1:
+        raise TomosegError(f"{name}: holds values from {low:g} to {high:g} ({a.dtype}), not a mask (0 and 1): a "
+                           "probability map? Pass p > 0.5 for predict's map in [0, 1], p8 > 127 for segment's "
+                           "0-255 map (the threshold segment and analyze use)")
+    if low < 0:
+        raise TomosegError(f"{name}: holds negative values (down to {low:g}, {a.dtype}), not a mask (0 and 1) or "
+                           "a label image (0 = background)")
+    return a != 0
+
+
 class ReadingChanged(Exception):
     """A block held values the reading did not allow (:meth:`Reading.view`): read again under
     :meth:`Reading.revised`."""
