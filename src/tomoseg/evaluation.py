@@ -11,6 +11,7 @@ from .errors import TomosegError
 from .metrics import ConfusionMatrix, confusion_matrix
 from .objects.analysis import AnalysisOptions
 from .io.blocks import block_grid, storage_chunks
+from .io.volume import path_of
 from .objects.matching import block_overlaps, check_same_shape, detection_scores, match_objects
 from .objects.measure import select_objects, summarize
 from .objects.reading import ReadingChanged, is_probability, read_as
@@ -44,7 +45,7 @@ def voxel_scores(pred, labels, *, threshold: int = 127, probability: bool | None
     for sl in block_grid(pred.shape, storage_chunks(pred), max_voxels=2**25):  # whole chunks of the prediction
         p = np.asarray(pred[sl])
         p = p > threshold if probability else p != 0
-        t = check_binary_labels(np.asarray(labels[sl]), getattr(labels, "path", "labels"))
+        t = check_binary_labels(np.asarray(labels[sl]), path_of(labels) or "labels")
         cm = cm + confusion_matrix(p, t)
         objects[sl[0]] += np.count_nonzero(t, axis=(1, 2))
         errors[sl[0]] += np.count_nonzero(p != t, axis=(1, 2))
@@ -80,10 +81,10 @@ def evaluate(pred, labels, *, threshold: int = 127, intensity=None, voxel_size=N
     options = options or AnalysisOptions()
     threshold = check_threshold(threshold)
     voxel_size = checked_voxel_size(voxel_size)
-    where = getattr(pred, "path", "the prediction")
+    where = path_of(pred) or "the prediction"
     check_same_shape(pred, labels)
     if intensity is not None and tuple(intensity.shape) != tuple(pred.shape):
-        raise TomosegError(f"{getattr(intensity, 'path', 'the intensity image')}: has shape "
+        raise TomosegError(f"{path_of(intensity) or 'the intensity image'}: has shape "
                            f"{tuple(intensity.shape)}, {where} {tuple(pred.shape)}; the gray values must match the "
                            "prediction voxel for voxel")
     reading = read_as(pred, options.read_as, where=where, command="evaluate")

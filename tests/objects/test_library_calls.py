@@ -107,3 +107,25 @@ def test_a_probability_map_is_not_taken_for_a_mask():
     assert tomoseg.label_objects(mask.astype(np.float32))[1] == 3 and tomoseg.label_objects(p > 0.5)[1] == 3
     with pytest.raises(TomosegError, match="negative values"):
         tomoseg.label_objects(-mask.astype(np.int16))
+
+
+def test_analyze_reads_a_zarr_array_by_its_values(tmp_path, monkeypatch):
+    """A6: a zarr Array's ``path`` (its place in the store: '' at the root, '0' in an OME-Zarr group) was taken
+    for a file: analyze crashed with pathlib's "PosixPath('.') has an empty name", or looked for
+    ./0.provenance.json in the working folder."""
+    import zarr
+
+    expected = analyze(_mask()).summary["objects"]
+    assert expected == 3
+    in_memory = zarr.array(_mask(), chunks=(10, 16, 16))
+    assert analyze(in_memory).summary["objects"] == expected
+    root = zarr.open_array(str(tmp_path / "m.zarr"), mode="w", shape=(20, 32, 32), chunks=(10, 16, 16),
+                           dtype="uint8")
+    root[:] = _mask()
+    assert analyze(root).summary["objects"] == expected
+    group = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
+    group.create_array("0", shape=(20, 32, 32), chunks=(10, 16, 16), dtype="uint8")[:] = _mask() * 200  # a map
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "0.provenance.json").write_text("{not json", encoding="utf-8")  # not this array's record
+    a = analyze(zarr.open(str(tmp_path / "g.zarr"), mode="r")["0"])
+    assert a.summary["objects"] == expected and a.summary["read_as"] == "probability"

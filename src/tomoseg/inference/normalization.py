@@ -34,6 +34,7 @@ import numpy as np
 
 from ..errors import TomosegError
 from ..io.blocks import block_grid, read_ahead, sample_slabs, slab_blocks, storage_chunks, worker_threads
+from ..io.volume import path_of
 
 FENCE = 2.0        # fences: the 1st / 99th percentiles moved out by this many times the distance between them
 PERCENTILE = 0.01  # ... at this share of the voxels from either end
@@ -294,7 +295,7 @@ class _Binning:
 
     def stats(self, volume, summary: _Summary, method: str, *, fill, sign: float) -> Stats:
         """The robust statistics of the voxels ``summary`` holds (see the module docstring)."""
-        where = getattr(volume, "path", "volume")
+        where = path_of(volume) or "volume"
         counts = summary.counts.copy()
         nodata = summary.nodata
         if self.exact:

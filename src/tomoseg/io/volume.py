@@ -74,6 +74,16 @@ def warn_if_implausible(voxel_size, where) -> None:
         warn(message)
 
 
+def path_of(volume) -> Path | None:
+    """The file ``volume`` was opened from: a :class:`Volume`'s path, or the path given as a str or Path; None for
+    any other array (a zarr or h5py array's own ``path`` or ``name`` is its place inside a store, not a file)."""
+    if isinstance(volume, Volume):
+        return volume.path
+    if isinstance(volume, (str, os.PathLike)):
+        return Path(volume)
+    return None
+
+
 class CheckedVoxelSize(tuple):
     """A voxel size (z, y, x) nm validated, and warned about where implausible, once (:func:`checked_voxel_size`,
     :func:`~tomoseg.io.open_volume`): handed on to another public function, it is not warned about again."""

@@ -21,6 +21,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import TomosegError, warn
+from ..io.volume import path_of
 from .labelling import label_chunked, label_objects, open_label_store
 from .measure import measure_table, select_objects, summarize
 from .reading import (MaskView, Reading, ReadingChanged, check_threshold, mask_of, probability_values,
@@ -140,7 +141,7 @@ def check_sample_mask(sample_mask, slab_voxels: int) -> None:
     from ..sample_mask import inside as mask_block
     from .reading import first_look
 
-    where = f"sample mask {getattr(sample_mask, 'path', '')}".rstrip()
+    where = f"sample mask {path_of(sample_mask) or ''}".rstrip()
     blocks = first_look(sample_mask)
     if any(mask_block(sample_mask[b], where).any() for b in blocks):
         return
@@ -166,7 +167,7 @@ def _sample_mask_counts(sample_mask, centroids: np.ndarray, shape, slab_voxels: 
     total = 0
     per_z = np.zeros((2, shape[0]), np.int64)  # sample voxels, object voxels inside the sample
     for zs, ys, xs in block_grid(shape, storage_chunks(sample_mask), max_voxels=slab_voxels):
-        block = mask_block(sample_mask[zs, ys, xs], f"sample mask {getattr(sample_mask, 'path', '')}".rstrip())
+        block = mask_block(sample_mask[zs, ys, xs], f"sample mask {path_of(sample_mask) or ''}".rstrip())
         total += int(np.count_nonzero(block))
         per_z[0, zs] += np.count_nonzero(block, axis=(1, 2))
         if objects is not None:
@@ -218,7 +219,7 @@ def analyze(volume, *, intensity=None, probability=None, voxel_size=None, option
         check_sample_mask(sample_mask, options.in_memory_voxels)
     where = None
     if probability is not None:  # a map beside a mask, for the probability columns: 0-255, read as uint8
-        where = getattr(probability, "path", None) or "the probability map"
+        where = path_of(probability) or "the probability map"
         probability = probability_values(probability, where=f"{where} (the probability map)")
     while True:  # a block the sample's reading does not allow: read again (at most twice; reading.py)
         try:
@@ -300,7 +301,7 @@ def _finish(volume, reading: Reading, table, fraction, options, voxel_size, samp
     """The marks, selection, summary and sample-mask figures of :func:`analyze`."""
     shape = tuple(int(s) for s in volume.shape)
     size = int(np.prod(shape, dtype=np.int64))
-    warn_if_flooded(float(fraction.mean()), getattr(volume, "path", "the volume"))
+    warn_if_flooded(float(fraction.mean()), path_of(volume) or "the volume")
     vs = voxel_size
     if vs and origin is not None:  # positions in the file's physical space
         for axis, name in enumerate("zyx"):

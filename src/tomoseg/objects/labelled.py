@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import TomosegError
+from ..io.volume import path_of
 from .analysis import IN_MEMORY_VOXELS, AnalysisOptions, KeptLabels, _Bounds, _measure_chunked, analyze
 from .labelling import label_objects, open_label_store
 from .measure import COLUMNS, measure_table
@@ -106,7 +107,7 @@ def label_scan(image, labels, *, reading: Reading | None = None, probability=Non
     from ..progress import Stage
 
     if reading is None:
-        reading = read_as(labels, where=getattr(labels, "path", None) or "the labels", command="track")
+        reading = read_as(labels, where=path_of(labels) or "the labels", command="track")
     stage = None if progress is None else Stage(progress, again=f"reading {Path(str(reading.where)).name} again")
     try:
         return _label_scan(image, labels, reading, probability, voxel_size, threshold, connectivity,

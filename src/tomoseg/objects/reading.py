@@ -32,6 +32,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import TomosegError
+from ..io.volume import path_of
 
 READ_AS = ("auto", "probability", "mask")
 ID_TILE = (16, 64, 64)   # the blocks of the object-ID sample: evenly spread cells of this grid
@@ -271,7 +272,7 @@ def read_as(volume, how: str = "auto", *, where=None, command: str = "analyze") 
     if how not in READ_AS:
         raise TomosegError(f"read as {how!r}: give one of {', '.join(READ_AS)}")
     dtype = np.dtype(volume.dtype)
-    where = str(where if where is not None else getattr(volume, "path", None) or "the volume")
+    where = str(where if where is not None else path_of(volume) or "the volume")
     base = Reading("mask", str(dtype), how=how, where=where, command=command)
     if isinstance(volume, MaskView) or dtype == np.bool_:
         return replace(base, high=1.0, verified=True)
@@ -301,7 +302,7 @@ def probability_values(probability, *, where=None, command: str = "analyze"):
     0-255 of any type (a uint16 or 32-bit copy of tomoseg's map) as the uint8 map they hold. Anything else
     (negative values, values above 255, fractions above 1) is refused: on a sample now, on every block as it is
     read."""
-    where = str(where if where is not None else getattr(probability, "path", None) or "the probability map")
+    where = str(where if where is not None else path_of(probability) or "the probability map")
     dtype = np.dtype(probability.dtype)
     if dtype.kind == "f":
         blocks = first_look(probability)
@@ -362,7 +363,7 @@ def written_as_probability(volume) -> bool:
     sample holds only 0 and 1 is not taken for a mask (where every 1 would become an object)."""
     from ..io.output_guard import same_output, tomoseg_provenance
 
-    path = getattr(volume, "path", None)
+    path = path_of(volume)
     if path is None:
         return False
     record = tomoseg_provenance(path)

@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import TomosegError, warn
 from ..objects import label_objects
 from ..objects.matching import RADIUS_BINS
-from ..io.volume import checked_voxel_size
+from ..io.volume import checked_voxel_size, path_of
 from ..objects.measure import blank_nm_columns
 from .matching import (STATUSES, MatchOptions, _edge_flags, label_rows, links_from, match,  # noqa: F401
                        refine_on_objects, tolerance_nm)
@@ -177,7 +177,7 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
                                "as before_labels and after_labels")
     readings = [None, None]
     if before_labels is not None:  # how each is read, judged (and refused) before the registration
-        readings = [read_as(lab, options.read_as, where=getattr(lab, "path", None) or f"the {name} labels",
+        readings = [read_as(lab, options.read_as, where=path_of(lab) or f"the {name} labels",
                             command="track")
                     for name, lab in (("BEFORE", before_labels), ("AFTER", after_labels))]
     vs = checked_voxel_size(voxel_size)
