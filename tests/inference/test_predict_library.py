@@ -52,3 +52,28 @@ def test_predict_leaves_the_fill_value_out(image, random_model_path):
     assert volume_stats(scan, fill=-1000).nodata == 24 * 64 * 4
     with pytest.raises(TomosegError, match="give a finite gray value"):
         predict(scan, model=random_model_path, fill_value=float("nan"))
+
+
+def test_predict_takes_a_volume_and_names_wrong_arguments(image, random_model_path, tmp_path):
+    """A7: predict(Volume) said "got shape ()"; an empty image gave AttributeError deep in the normalization,
+    a complex one ran on its real part, model=123 and stats={...} gave AttributeErrors; segment(ndarray, path)
+    gave OSError "File name too long"."""
+    np.save(tmp_path / "image.npy", image)
+    expected = predict(image, model=random_model_path)
+    with tomoseg.open_volume(tmp_path / "image.npy") as vol:
+        np.testing.assert_array_equal(predict(vol, model=random_model_path), expected)
+    for kwargs, words in (
+            (dict(image=str(tmp_path / "image.npy")), "is a path; this function takes an array"),
+            (dict(image=image[:0]), "image is empty (shape (0, 64, 64))"),
+            (dict(image=image.astype(np.complex64)), "image: holds complex values"),
+            (dict(image=image, model=123), "model: give a model file's path, a model (tomoseg.load_model) or None"),
+            (dict(image=image, stats={"mean": 1, "std": 2}), "stats: give a Stats")):
+        kwargs.setdefault("model", random_model_path)
+        with pytest.raises(TomosegError) as err:
+            predict(**kwargs)
+        assert words in str(err.value)
+    with pytest.raises(TomosegError, match="input: segment reads and writes files: give a path, not a ndarray"):
+        tomoseg.segment(image, tmp_path / "out.zarr")
+    with pytest.raises(TomosegError, match="options: give a SegmentOptions, not a dict"):
+        tomoseg.segment(tmp_path / "image.npy", tmp_path / "out.zarr", options={"threshold": 127})
+    assert not (tmp_path / "out.zarr").exists()

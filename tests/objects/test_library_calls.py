@@ -129,3 +129,27 @@ def test_analyze_reads_a_zarr_array_by_its_values(tmp_path, monkeypatch):
     (tmp_path / "0.provenance.json").write_text("{not json", encoding="utf-8")  # not this array's record
     a = analyze(zarr.open(str(tmp_path / "g.zarr"), mode="r")["0"])
     assert a.summary["objects"] == expected and a.summary["read_as"] == "probability"
+
+
+@pytest.mark.parametrize("given, words", [
+    (lambda m: m.tolist(), None),                                # a nested list: read as an array
+    (lambda m: m[0], "volume must be 3D (z, y, x), got shape (32, 32)"),
+    (lambda m: m[:0], "volume is empty (shape (0, 32, 32))"),
+    (lambda m: m.astype(np.complex64), "volume: holds complex values (complex64)"),
+    (lambda m: "mask.npy", "volume: 'mask.npy' is a path; this function takes an array: tomoseg.read_volume"),
+    (lambda m: 3, "volume: a int is not an array"),
+])
+def test_analyze_names_a_wrong_volume_argument(given, words):
+    """A7: a list gave AttributeError ('list' object has no attribute 'shape'), a 2D array numpy's AxisError."""
+    if words is None:
+        assert analyze(given(_mask())).summary["objects"] == 3
+        return
+    with pytest.raises(TomosegError) as err:
+        analyze(given(_mask()))
+    assert words in str(err.value)
+
+
+def test_options_given_as_a_dict_are_refused_naming_the_class():
+    """A7: options={"min_voxels": 1} gave AttributeError: 'dict' object has no attribute 'read_as'."""
+    with pytest.raises(TomosegError, match=r"options: give a AnalysisOptions, not a dict \(AnalysisOptions\(\*\*opt"):
+        analyze(_mask(), options={"min_voxels": 1})

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..errors import TomosegError
 from ..io import open_volume, split_dataset
+from ..io.volume import check_array
 from ..interrupt import raise_if_interrupted
 from ..io.zarr_chunks import parallel_writer
 from ..io.output_guard import write_provenance
@@ -93,6 +94,9 @@ def _model_or_default(model):
     from .backends import cache_dir, openvino_available
     from .model_file import check_runnable, open_model
 
+    if not (model is None or isinstance(model, (str, os.PathLike)) or hasattr(model, "config")):
+        raise TomosegError(f"model: give a model file's path, a model (tomoseg.load_model) or None for the shipped "
+                           f"one, not a {type(model).__name__}")
     if model is None or isinstance(model, (str, os.PathLike)):
         cache = cache_dir()
         model = open_model(model, cache / "openvino" if cache is not None and openvino_available() else None)
@@ -142,9 +146,7 @@ def predict(image: np.ndarray, model=None, *, tiling: TilingConfig | None = None
     ndarray of float32, the shape of ``image``
         The probability of each voxel being an object (``p > 0.5`` is segment's mask).
     """
-    image = np.asarray(image)
-    if image.ndim != 3:
-        raise TomosegError(f"image must be 3D (z, y, x), got shape {image.shape}")
+    image = check_array(image, "image", in_memory=True)
     model = _model_or_default(model)
     stats = _stats_for(image, model, stats, objects, fill_value)
     backend = backend or BackendConfig()
@@ -164,6 +166,9 @@ def _stats_for(image: np.ndarray, model, stats: Stats | None, objects, fill_valu
     objects ``objects`` (by default the model's: :func:`.normalization.model_objects`) and the fill value."""
     check_objects(objects)
     check_fill_value(fill_value)
+    if stats is not None and not isinstance(stats, Stats):
+        raise TomosegError(f"stats: give a Stats (tomoseg.inference.normalization.volume_stats(volume)), not a "
+                           f"{type(stats).__name__}")
     if stats is None:
         return volume_stats(image, objects=objects or model_objects(model), fill=fill_value)
     if (objects is not None and objects != stats.objects) or (fill_value is not None and fill_value != stats.fill):
@@ -177,7 +182,7 @@ def predict_whole(image: np.ndarray, model=None, *, backend: BackendConfig | Non
                   fill_value: float | None = None) -> np.ndarray:
     """The reference: one pass of the model over the whole (padded) volume, as the paper's code does; the
     arguments and the result are :func:`predict`'s."""
-    image = np.asarray(image)
+    image = check_array(image, "image", in_memory=True)
     model = _model_or_default(model)
     stats = _stats_for(image, model, stats, objects, fill_value)
     data = normalize(pad_to_divisor(image, model.config.divisor, pad_mode), stats)
@@ -401,7 +406,13 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
     from .domain import GraySample, check_depth, check_histogram, check_normalization, check_voxel_size
     from .gray_checks import SliceRanges, check_gray_values
 
-    options = options or SegmentOptions()
+    from ..errors import checked_options
+
+    for name, path in (("input", input), ("output", output), ("mask_output", mask_output)):
+        if path is not None and not isinstance(path, (str, os.PathLike)):
+            raise TomosegError(f"{name}: segment reads and writes files: give a path, not a {type(path).__name__} "
+                               "(tomoseg.inference.predict segments an array in memory)")
+    options = checked_options(options, SegmentOptions)
     t0 = time.time()
     distributed = bool(options.workers or options.scheduler or options.gpus)
     if distributed:  # workers run in folders of their own: every path they are sent is absolute

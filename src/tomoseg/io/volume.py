@@ -74,6 +74,34 @@ def warn_if_implausible(voxel_size, where) -> None:
         warn(message)
 
 
+def check_array(value, name: str, *, in_memory: bool = False):
+    """A public function's volume argument ``name`` checked before the work: an array-like (a NumPy, zarr, h5py or
+    dask array, a :class:`Volume`; a nested list becomes a NumPy array) of three dimensions (z, y, x), not empty,
+    of real numbers. ``in_memory``: returned as a NumPy array (a Volume read whole). A path is refused: the
+    functions that take one (:func:`~tomoseg.io.read_volume`, ``tomoseg.segment``) are named."""
+    if isinstance(value, (str, os.PathLike)):
+        raise TomosegError(f"{name}: {str(value)!r} is a path; this function takes an array: tomoseg.read_volume(path) "
+                           "reads one (tomoseg.open_volume lazily), tomoseg.segment(path, output) segments a file")
+    if isinstance(value, (list, tuple)) or in_memory and not isinstance(value, Volume):
+        value = np.asarray(value)
+    elif in_memory:
+        value = value[:, :, :]
+    if not all(hasattr(value, a) for a in ("shape", "dtype", "__getitem__")):
+        raise TomosegError(f"{name}: a {type(value).__name__} is not an array; give a NumPy array (z, y, x)")
+    shape = tuple(int(s) for s in value.shape)
+    if len(shape) != 3:
+        raise TomosegError(f"{name} must be 3D (z, y, x), got shape {shape}")
+    if min(shape) < 1:
+        raise TomosegError(f"{name} is empty (shape {shape})")
+    kind = np.dtype(value.dtype).kind
+    if kind == "c":
+        raise TomosegError(f"{name}: holds complex values ({value.dtype}); give real gray values (numpy.abs or "
+                           ".real of the array)")
+    if kind not in "biuf":
+        raise TomosegError(f"{name}: holds {value.dtype} values; give an array of numbers")
+    return value
+
+
 def path_of(volume) -> Path | None:
     """The file ``volume`` was opened from: a :class:`Volume`'s path, or the path given as a str or Path; None for
     any other array (a zarr or h5py array's own ``path`` or ``name`` is its place inside a store, not a file)."""

@@ -206,10 +206,14 @@ def analyze(volume, *, intensity=None, probability=None, voxel_size=None, option
         Where the centre of voxel (0, 0, 0) lies (an NRRD's space origin): added to the ``centroid_*_nm``
         columns, so that they are positions in the file's physical space.
     """
-    from ..io.volume import checked_voxel_size
+    from ..errors import checked_options
+    from ..io.volume import check_array, checked_voxel_size
 
-    options = options or AnalysisOptions()
+    options = checked_options(options, AnalysisOptions)
     voxel_size = checked_voxel_size(voxel_size)
+    volume = check_array(volume, "volume")
+    intensity, probability, sample_mask = (None if v is None else check_array(v, name) for v, name in (
+        (intensity, "intensity"), (probability, "probability"), (sample_mask, "sample_mask")))
     shape = tuple(int(s) for s in volume.shape)
     for name, other in (("intensity", intensity), ("probability", probability), ("sample mask", sample_mask)):
         if other is not None and tuple(other.shape) != shape:
