@@ -17,6 +17,19 @@ class TomosegWarning(UserWarning):
     """The run goes on, but the result may be wrong or misleading: the message says why and what to do."""
 
 
+def checked_options(options, kind: type, name: str = "options"):
+    """``options`` of a public function: ``kind()`` where None, else as given, an options dataclass (a dict or
+    another object is refused, naming how to build a ``kind``)."""
+    from dataclasses import is_dataclass
+
+    if options is None:
+        return kind()
+    if not is_dataclass(options) or isinstance(options, type):  # (a test may stand a factory in for the class)
+        shown = f"{kind.__name__}(**{name})" if isinstance(options, dict) else f"{kind.__name__}(...)"
+        raise TomosegError(f"{name}: give a {kind.__name__}, not a {type(options).__name__} ({shown})")
+    return options
+
+
 def warn(message: str) -> None:
     """Emit a :class:`TomosegWarning` attributed to the caller of the public function."""
     warnings.warn(message, TomosegWarning, stacklevel=3)

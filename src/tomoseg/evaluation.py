@@ -11,8 +11,9 @@ from .errors import TomosegError
 from .metrics import ConfusionMatrix, confusion_matrix
 from .objects.analysis import AnalysisOptions
 from .io.blocks import block_grid, storage_chunks
+from .io.volume import path_of
 from .objects.matching import block_overlaps, check_same_shape, detection_scores, match_objects
-from .objects.measure import blank_nm_columns, select_objects, summarize
+from .objects.measure import select_objects, summarize
 from .objects.reading import ReadingChanged, is_probability, read_as
 
 
@@ -44,7 +45,7 @@ def voxel_scores(pred, labels, *, threshold: int = 127, probability: bool | None
     for sl in block_grid(pred.shape, storage_chunks(pred), max_voxels=2**25):  # whole chunks of the prediction
         p = np.asarray(pred[sl])
         p = p > threshold if probability else p != 0
-        t = check_binary_labels(np.asarray(labels[sl]), getattr(labels, "path", "labels"))
+        t = check_binary_labels(np.asarray(labels[sl]), path_of(labels) or "labels")
         cm = cm + confusion_matrix(p, t)
         objects[sl[0]] += np.count_nonzero(t, axis=(1, 2))
         errors[sl[0]] += np.count_nonzero(p != t, axis=(1, 2))
@@ -73,13 +74,17 @@ def evaluate(pred, labels, *, threshold: int = 127, intensity=None, voxel_size=N
     """
     from .objects.analysis import warn_if_flooded
     from .objects.labelled import label_scan
-    from .objects.reading import MaskView
+    from .objects.reading import MaskView, check_threshold
+
+    from .io.volume import checked_voxel_size
 
     options = options or AnalysisOptions()
-    where = getattr(pred, "path", "the prediction")
+    threshold = check_threshold(threshold)
+    voxel_size = checked_voxel_size(voxel_size)
+    where = path_of(pred) or "the prediction"
     check_same_shape(pred, labels)
     if intensity is not None and tuple(intensity.shape) != tuple(pred.shape):
-        raise TomosegError(f"{getattr(intensity, 'path', 'the intensity image')}: has shape "
+        raise TomosegError(f"{path_of(intensity) or 'the intensity image'}: has shape "
                            f"{tuple(intensity.shape)}, {where} {tuple(pred.shape)}; the gray values must match the "
                            "prediction voxel for voxel")
     reading = read_as(pred, options.read_as, where=where, command="evaluate")
@@ -118,8 +123,7 @@ def evaluate(pred, labels, *, threshold: int = 127, intensity=None, voxel_size=N
     result["objects"] = detection_scores(ptab, ttab, pairs, pred_keep=pkeep, truth_keep=tkeep)
     result["objects_no_exclusions"] = detection_scores(ptab, ttab, pairs)  # every size, border objects too
     result["table1"] = {"ground_truth": summarize(tkeep), "prediction": summarize(pkeep)}
-    if not voxel_size:  # nm columns computed with 1 nm voxels: empty, as analyze writes them
-        pkeep, tkeep = blank_nm_columns(pkeep), blank_nm_columns(tkeep)
+    if not voxel_size:  # the nm columns are NaN (measure_objects), Table 1's mean radius in nm None
         for t1 in result["table1"].values():
             t1["mean_radius_nm"] = None  # not the voxel value under another name (as analyze says it)
     elif origin is not None:

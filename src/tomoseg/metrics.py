@@ -69,6 +69,10 @@ def _ratio(a, b) -> float:
 def confusion_matrix(pred, truth, *, mask=None) -> ConfusionMatrix:
     """Confusion matrix of two boolean arrays (optionally only where ``mask`` is true).
 
+    ``pred`` and ``truth``: bool, or 0 and 1 (or label images of 16 bits or more: nonzero = object); a
+    probability map is refused (:func:`~tomoseg.objects.reading.as_mask`): threshold it first (``p > 0.5``,
+    ``p8 > 127``, as ``tomoseg evaluate`` reads one).
+
     Examples
     --------
     >>> import numpy as np
@@ -76,8 +80,9 @@ def confusion_matrix(pred, truth, *, mask=None) -> ConfusionMatrix:
     >>> (cm.tp, cm.fp, cm.fn, cm.tn)
     (1, 1, 1, 1)
     """
-    pred = np.asarray(pred, dtype=bool)
-    truth = np.asarray(truth, dtype=bool)
+    from .objects.reading import as_mask
+
+    pred, truth = as_mask(pred, "pred"), as_mask(truth, "truth")
     if pred.shape != truth.shape:
         raise TomosegError(f"prediction {pred.shape} and labels {truth.shape} differ in shape")
     if mask is not None:

@@ -157,13 +157,10 @@ def _check_shared_folder(args, tool: str, prediction, options):
 def _write_analysis(args, vol, result, options, voxel_size, intensity, sample_mask, out) -> int:
     """The tables, label images, summary, figures and report of ``analyze``'s result."""
     from ..objects.analysis import json_safe
-    from ..objects.measure import blank_nm_columns
     from ..table import write_csv
 
-    table = result.objects if args.all_objects else result.selected
+    table = result.objects if args.all_objects else result.selected  # nm columns NaN without a voxel size
     population = result.population  # the summary's objects: kept (and inside the sample mask, where given)
-    if voxel_size is None:
-        table, population = blank_nm_columns(table), blank_nm_columns(population)
     if out is not None:  # an earlier run's results removed, before --csv and the label outputs, which may go there
         same = same_prediction(read_record(Path(out) / "evaluation.json"), args.volume, _settings(options),
                                key="prediction")

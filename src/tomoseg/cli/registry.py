@@ -34,12 +34,9 @@ def voxel_size_arg(p: argparse.ArgumentParser, default=None) -> None:
 
 def checked_voxel_size(values):
     """``--voxel-size`` values as a validated (z, y, x) nm tuple (None if not given); warns when implausible."""
-    from ..io.volume import check_voxel_size, warn_if_implausible
+    from ..io.volume import checked_voxel_size as checked
 
-    vs = check_voxel_size(values)
-    if vs is not None:
-        warn_if_implausible(vs, "--voxel-size")
-    return vs
+    return checked(values, "--voxel-size")
 
 
 def threshold_arg(p: argparse.ArgumentParser, help: str) -> None:
@@ -47,11 +44,9 @@ def threshold_arg(p: argparse.ArgumentParser, help: str) -> None:
 
 
 def check_threshold(value: int) -> int:
-    from ..errors import TomosegError
+    from ..objects.reading import check_threshold as checked
 
-    if not 0 <= value <= 254:
-        raise TomosegError(f"--threshold {value}: give an integer from 0 to 254 (probability x 255; default 127)")
-    return value
+    return checked(value, "--threshold")
 
 
 def overwrite_arg(p: argparse.ArgumentParser) -> None:

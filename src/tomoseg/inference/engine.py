@@ -24,15 +24,17 @@ import numpy as np
 
 from ..errors import TomosegError
 from ..io import open_volume, split_dataset
+from ..io.volume import check_array
 from ..interrupt import raise_if_interrupted
 from ..io.zarr_chunks import parallel_writer
 from ..io.output_guard import write_provenance
+from ..objects.reading import check_threshold
 from ..io.zarr_store import create_zarr, store_chunks
 from .backends import (BackendConfig, make_backend, prepare_meanwhile, resolve,  # noqa: F401
                        run_windows_one_by_one, to_uint8)
 from ..io.blocks import read_ahead, sample_slabs, storage_chunks
-from .normalization import (SAMPLE_FRACTION, Stats, model_objects, nodata_mask, normalize, stats_method,
-                            volume_stats)
+from .normalization import (SAMPLE_FRACTION, Stats, check_fill_value, check_objects, model_objects, nodata_mask,
+                            normalize, stats_method, volume_stats)
 from .domain import check_flooding
 from .outputs import check_output_paths, finish_output, provenance
 from .memory_check import check_memory, is_out_of_memory, out_of_memory_error
@@ -64,13 +66,9 @@ class SegmentOptions:
     fill_value: float | None = None  # a gray value meaning "no data" (besides NaN and ±inf)
 
     def __post_init__(self):
-        if not isinstance(self.threshold, int) or not 0 <= self.threshold <= 254:
-            raise TomosegError(f"threshold {self.threshold!r} must be an integer from 0 to 254 (0-255 scale)")
-        if self.objects not in (None, "dark", "bright"):
-            raise TomosegError(f"objects {self.objects!r} must be dark or bright")
-        if self.fill_value is not None and not np.isfinite(self.fill_value):
-            raise TomosegError(f"--fill-value {self.fill_value}: give a finite gray value (NaN and infinities "
-                               "are always treated as no data)")
+        check_threshold(self.threshold)
+        check_objects(self.objects)
+        check_fill_value(self.fill_value)
         if self.stats not in ("auto", "full", "sample"):
             raise TomosegError(f"stats {self.stats!r} must be auto, full or sample")
         if not isinstance(self.sample_mask, (str, os.PathLike)) or not str(self.sample_mask):
@@ -96,6 +94,9 @@ def _model_or_default(model):
     from .backends import cache_dir, openvino_available
     from .model_file import check_runnable, open_model
 
+    if not (model is None or isinstance(model, (str, os.PathLike)) or hasattr(model, "config")):
+        raise TomosegError(f"model: give a model file's path, a model (tomoseg.load_model) or None for the shipped "
+                           f"one, not a {type(model).__name__}")
     if model is None or isinstance(model, (str, os.PathLike)):
         cache = cache_dir()
         model = open_model(model, cache / "openvino" if cache is not None and openvino_available() else None)
@@ -122,7 +123,8 @@ def without_nodata(prob: np.ndarray, raw: np.ndarray, stats: Stats) -> np.ndarra
 
 
 def predict(image: np.ndarray, model=None, *, tiling: TilingConfig | None = None,
-            backend: BackendConfig | None = None, stats: Stats | None = None) -> np.ndarray:
+            backend: BackendConfig | None = None, stats: Stats | None = None, objects: str | None = None,
+            fill_value: float | None = None) -> np.ndarray:
     """Object probabilities (float32, [0, 1]) of a volume in memory, tile by tile.
 
     Parameters
@@ -132,18 +134,26 @@ def predict(image: np.ndarray, model=None, *, tiling: TilingConfig | None = None
     tiling : TilingConfig, optional
     backend : BackendConfig, optional
     stats : Stats, optional
-        Normalization statistics; by default those of ``image``.
+        Normalization statistics; by default those of ``image`` (:func:`.normalization.volume_stats`, with
+        ``objects`` and ``fill_value``).
+    objects : {"dark", "bright"}, optional
+        The objects sought; by default those the model was trained for (its metadata), as :func:`segment` does.
+    fill_value : float, optional
+        A gray value that means "no data" (besides NaN and ±inf): left out of the statistics, probability 0.
+
+    Returns
+    -------
+    ndarray of float32, the shape of ``image``
+        The probability of each voxel being an object (``p > 0.5`` is segment's mask).
     """
-    image = np.asarray(image)
-    if image.ndim != 3:
-        raise TomosegError(f"image must be 3D (z, y, x), got shape {image.shape}")
+    image = check_array(image, "image", in_memory=True)
     model = _model_or_default(model)
+    stats = _stats_for(image, model, stats, objects, fill_value)
     backend = backend or BackendConfig()
     backend_name, device = resolve(backend)
     tiling = resolve_tiling(tiling or TilingConfig(), image.shape, model.config.divisor, device=device,
                             precision=backend.precision, base_features=model.config.base_features,
                             backend=backend_name)
-    stats = stats or volume_stats(image)
     run = make_backend(model, backend)
     out = np.empty(image.shape, np.float32)
     for tile in tile_grid(image.shape, tiling, model.config.divisor):
@@ -151,12 +161,30 @@ def predict(image: np.ndarray, model=None, *, tiling: TilingConfig | None = None
     return out
 
 
+def _stats_for(image: np.ndarray, model, stats: Stats | None, objects, fill_value) -> Stats:
+    """The normalization of ``image`` for :func:`predict`: ``stats`` as given, else the image's own, for the
+    objects ``objects`` (by default the model's: :func:`.normalization.model_objects`) and the fill value."""
+    check_objects(objects)
+    check_fill_value(fill_value)
+    if stats is not None and not isinstance(stats, Stats):
+        raise TomosegError(f"stats: give a Stats (tomoseg.inference.normalization.volume_stats(volume)), not a "
+                           f"{type(stats).__name__}")
+    if stats is None:
+        return volume_stats(image, objects=objects or model_objects(model), fill=fill_value)
+    if (objects is not None and objects != stats.objects) or (fill_value is not None and fill_value != stats.fill):
+        raise TomosegError(f"stats are those of {stats.objects} objects and fill value {stats.fill}; objects "
+                           f"{objects} and fill_value {fill_value} contradict them: give the one or the others")
+    return stats
+
+
 def predict_whole(image: np.ndarray, model=None, *, backend: BackendConfig | None = None,
-                  stats: Stats | None = None, pad_mode: str = "reflect") -> np.ndarray:
-    """The reference: one pass of the model over the whole (padded) volume, as the paper's code does."""
-    image = np.asarray(image)
+                  stats: Stats | None = None, pad_mode: str = "reflect", objects: str | None = None,
+                  fill_value: float | None = None) -> np.ndarray:
+    """The reference: one pass of the model over the whole (padded) volume, as the paper's code does; the
+    arguments and the result are :func:`predict`'s."""
+    image = check_array(image, "image", in_memory=True)
     model = _model_or_default(model)
-    stats = stats or volume_stats(image)
+    stats = _stats_for(image, model, stats, objects, fill_value)
     data = normalize(pad_to_divisor(image, model.config.divisor, pad_mode), stats)
     prob = make_backend(model, backend or BackendConfig())(data[None, None])[0, 0]
     return without_nodata(prob[tuple(slice(0, s) for s in image.shape)], image, stats)
@@ -381,7 +409,13 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
     from .domain import GraySample, check_depth, check_histogram, check_normalization, check_voxel_size
     from .gray_checks import SliceRanges, check_gray_values
 
-    options = options or SegmentOptions()
+    from ..errors import checked_options
+
+    for name, path in (("input", input), ("output", output), ("mask_output", mask_output)):
+        if path is not None and not isinstance(path, (str, os.PathLike)):
+            raise TomosegError(f"{name}: segment reads and writes files: give a path, not a {type(path).__name__} "
+                               "(tomoseg.inference.predict segments an array in memory)")
+    options = checked_options(options, SegmentOptions)
     t0 = time.time()
     distributed = bool(options.workers or options.scheduler or options.gpus)
     if distributed:  # workers run in folders of their own: every path they are sent is absolute

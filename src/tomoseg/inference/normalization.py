@@ -34,6 +34,7 @@ import numpy as np
 
 from ..errors import TomosegError
 from ..io.blocks import block_grid, read_ahead, sample_slabs, slab_blocks, storage_chunks, worker_threads
+from ..io.volume import path_of
 
 FENCE = 2.0        # fences: the 1st / 99th percentiles moved out by this many times the distance between them
 PERCENTILE = 0.01  # ... at this share of the voxels from either end
@@ -76,6 +77,19 @@ class Stats:
             out.update(clip=self.clip, sign=self.sign, fill=self.fill, limits=self.limits, outliers=self.outliers,
                        nodata=self.nodata, extreme=self.extreme)
         return out
+
+
+def check_objects(objects) -> None:
+    """Refuse ``objects`` other than dark, bright or None (what the model was trained for)."""
+    if objects not in (None, *OBJECTS):
+        raise TomosegError(f"objects {objects!r} must be dark or bright")
+
+
+def check_fill_value(fill_value) -> None:
+    """Refuse a fill value (a gray value meaning "no data") that is not a finite number."""
+    if fill_value is not None and not (isinstance(fill_value, (int, float, np.number)) and np.isfinite(fill_value)):
+        raise TomosegError(f"--fill-value {fill_value}: give a finite gray value (NaN and infinities "
+                           "are always treated as no data)")
 
 
 def model_objects(model) -> str:
@@ -281,7 +295,7 @@ class _Binning:
 
     def stats(self, volume, summary: _Summary, method: str, *, fill, sign: float) -> Stats:
         """The robust statistics of the voxels ``summary`` holds (see the module docstring)."""
-        where = getattr(volume, "path", "volume")
+        where = path_of(volume) or "volume"
         counts = summary.counts.copy()
         nodata = summary.nodata
         if self.exact:

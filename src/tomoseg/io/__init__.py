@@ -28,7 +28,8 @@ import numpy as np
 
 from ..errors import TomosegError, warn
 from . import disk_space, hdf5, npy, nrrd_file, output_guard, pyhst, tiff, zarr_store
-from .volume import PARTIAL_SUFFIX, Volume, VolumeWriter, VoxelSize, check_voxel_size, implausible_message
+from .volume import (PARTIAL_SUFFIX, CheckedVoxelSize, Volume, VolumeWriter, VoxelSize, check_voxel_size,
+                     checked_voxel_size, implausible_message)
 
 __all__ = ["Volume", "VolumeWriter", "open_volume", "read_volume", "write_volume", "create_volume",
            "format_of", "split_dataset", "check_output_format", "FORMATS"]
@@ -109,7 +110,7 @@ def open_volume(path, *, voxel_size=None) -> Volume:
     >>> tomoseg.open_volume(p).voxel_size
     (30.0, 30.0, 30.0)
     """
-    override = check_voxel_size(voxel_size)
+    override = checked_voxel_size(voxel_size)
     file, dataset = split_dataset(path)
     fmt = format_of(path)
     if not file.exists():
@@ -138,6 +139,8 @@ def open_volume(path, *, voxel_size=None) -> Volume:
         message = implausible_message(vol.voxel_size, f"{path}: the file's voxel size")
         if message:
             warn(message + "; pass --voxel-size Z Y X to correct it")
+    if vol.voxel_size is not None:  # checked and warned about: not again by the functions it is handed to
+        vol.voxel_size = CheckedVoxelSize(vol.voxel_size)
     if any(p.name.endswith(output_guard.WORK_SUFFIX) for p in (file, *file.parents)):
         warn(f"{path}: is inside the work folder of a segment run that has not finished (its tiles may not all be "
              "computed, the rest reads as 0); finish it with segment --resume and use its output")

@@ -34,7 +34,8 @@ def check_voxel_size(voxel_size: Any) -> VoxelSize | None:
     try:
         values = tuple(float(v) for v in voxel_size)
     except (TypeError, ValueError):
-        raise TomosegError(f"voxel size {voxel_size!r} must be three numbers (z, y, x) in nm") from None
+        cubic = f": ({voxel_size!r},) * 3 for cubic voxels" if isinstance(voxel_size, (int, float)) else ""
+        raise TomosegError(f"voxel size {voxel_size!r} must be three numbers (z, y, x) in nm{cubic}") from None
     if len(values) != 3 or not all(math.isfinite(v) and v > 0 for v in values):
         raise TomosegError(f"voxel size {voxel_size!r} must be three positive numbers (z, y, x) in nm")
     lo, hi = POSSIBLE_NM
@@ -71,6 +72,62 @@ def warn_if_implausible(voxel_size, where) -> None:
     message = implausible_message(voxel_size, where)
     if message:
         warn(message)
+
+
+def check_array(value, name: str, *, in_memory: bool = False):
+    """A public function's volume argument ``name`` checked before the work: an array-like (a NumPy, zarr, h5py or
+    dask array, a :class:`Volume`; a nested list becomes a NumPy array) of three dimensions (z, y, x), not empty,
+    of real numbers. ``in_memory``: returned as a NumPy array (a Volume read whole). A path is refused: the
+    functions that take one (:func:`~tomoseg.io.read_volume`, ``tomoseg.segment``) are named."""
+    if isinstance(value, (str, os.PathLike)):
+        raise TomosegError(f"{name}: {str(value)!r} is a path; this function takes an array: tomoseg.read_volume(path) "
+                           "reads one (tomoseg.open_volume lazily), tomoseg.segment(path, output) segments a file")
+    if isinstance(value, (list, tuple)) or in_memory and not isinstance(value, Volume):
+        value = np.asarray(value)
+    elif in_memory:
+        value = value[:, :, :]
+    if not all(hasattr(value, a) for a in ("shape", "dtype", "__getitem__")):
+        raise TomosegError(f"{name}: a {type(value).__name__} is not an array; give a NumPy array (z, y, x)")
+    shape = tuple(int(s) for s in value.shape)
+    if len(shape) != 3:
+        raise TomosegError(f"{name} must be 3D (z, y, x), got shape {shape}")
+    if min(shape) < 1:
+        raise TomosegError(f"{name} is empty (shape {shape})")
+    kind = np.dtype(value.dtype).kind
+    if kind == "c":
+        raise TomosegError(f"{name}: holds complex values ({value.dtype}); give real gray values (numpy.abs or "
+                           ".real of the array)")
+    if kind not in "biuf":
+        raise TomosegError(f"{name}: holds {value.dtype} values; give an array of numbers")
+    return value
+
+
+def path_of(volume) -> Path | None:
+    """The file ``volume`` was opened from: a :class:`Volume`'s path, or the path given as a str or Path; None for
+    any other array (a zarr or h5py array's own ``path`` or ``name`` is its place inside a store, not a file)."""
+    if isinstance(volume, Volume):
+        return volume.path
+    if isinstance(volume, (str, os.PathLike)):
+        return Path(volume)
+    return None
+
+
+class CheckedVoxelSize(tuple):
+    """A voxel size (z, y, x) nm validated, and warned about where implausible, once (:func:`checked_voxel_size`,
+    :func:`~tomoseg.io.open_volume`): handed on to another public function, it is not warned about again."""
+
+
+def checked_voxel_size(voxel_size, where: str = "voxel_size") -> VoxelSize | None:
+    """A voxel size given by the user (a public function's ``voxel_size``, the CLI's ``--voxel-size``) as a
+    validated (z, y, x) nm tuple, None if not given (:func:`check_voxel_size`); warns when implausible (once: a
+    :class:`CheckedVoxelSize` passes through)."""
+    if isinstance(voxel_size, CheckedVoxelSize):
+        return voxel_size
+    vs = check_voxel_size(voxel_size)
+    if vs is None:
+        return None
+    warn_if_implausible(vs, where)
+    return CheckedVoxelSize(vs)
 
 
 def check_dtype(dtype: np.dtype, path) -> None:

@@ -160,11 +160,7 @@ def analysis_steps(volume: np.ndarray, *, intensity=None, truth=None, options: A
     yield "labelling and measuring the objects"
     gray = None if intensity is None else np.asarray(intensity)
     result = analyze(volume, intensity=gray, voxel_size=voxel_size, options=options)
-    table = result.selected
-    if not voxel_size:  # voxel size unknown: the nm columns empty, as ``tomoseg analyze`` writes them
-        from ..objects.measure import blank_nm_columns
-
-        table = blank_nm_columns(table)
+    table = result.selected  # the nm columns NaN where the voxel size is unknown
     yield "drawing the kept objects"
     prob = result.reading.probability  # as the analysis read the volume
     labels = label_image(volume, table, options=options, probability=prob)

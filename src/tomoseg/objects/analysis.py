@@ -21,9 +21,11 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import TomosegError, warn
+from ..io.volume import path_of
 from .labelling import label_chunked, label_objects, open_label_store
-from .measure import measure_objects, select_objects, summarize
-from .reading import MaskView, Reading, ReadingChanged, mask_of, probability_values, read_as
+from .measure import measure_table, select_objects, summarize
+from .reading import (MaskView, Reading, ReadingChanged, check_threshold, mask_of, probability_values,
+                      read_as)
 
 IN_MEMORY_VOXELS = 64 * 2**20
 PIECE_BYTES = 2**29  # pieces of objects that cross chunks kept for measuring them without a read (at most)
@@ -38,6 +40,9 @@ class AnalysisOptions:
     min_voxels: int = 8
     chunks: tuple = (128, 128, 128)
     in_memory_voxels: int = IN_MEMORY_VOXELS
+
+    def __post_init__(self):
+        check_threshold(self.threshold)
 
 
 @dataclass(frozen=True)
@@ -136,7 +141,7 @@ def check_sample_mask(sample_mask, slab_voxels: int) -> None:
     from ..sample_mask import inside as mask_block
     from .reading import first_look
 
-    where = f"sample mask {getattr(sample_mask, 'path', '')}".rstrip()
+    where = f"sample mask {path_of(sample_mask) or ''}".rstrip()
     blocks = first_look(sample_mask)
     if any(mask_block(sample_mask[b], where).any() for b in blocks):
         return
@@ -162,7 +167,7 @@ def _sample_mask_counts(sample_mask, centroids: np.ndarray, shape, slab_voxels: 
     total = 0
     per_z = np.zeros((2, shape[0]), np.int64)  # sample voxels, object voxels inside the sample
     for zs, ys, xs in block_grid(shape, storage_chunks(sample_mask), max_voxels=slab_voxels):
-        block = mask_block(sample_mask[zs, ys, xs], f"sample mask {getattr(sample_mask, 'path', '')}".rstrip())
+        block = mask_block(sample_mask[zs, ys, xs], f"sample mask {path_of(sample_mask) or ''}".rstrip())
         total += int(np.count_nonzero(block))
         per_z[0, zs] += np.count_nonzero(block, axis=(1, 2))
         if objects is not None:
@@ -201,7 +206,14 @@ def analyze(volume, *, intensity=None, probability=None, voxel_size=None, option
         Where the centre of voxel (0, 0, 0) lies (an NRRD's space origin): added to the ``centroid_*_nm``
         columns, so that they are positions in the file's physical space.
     """
-    options = options or AnalysisOptions()
+    from ..errors import checked_options
+    from ..io.volume import check_array, checked_voxel_size
+
+    options = checked_options(options, AnalysisOptions)
+    voxel_size = checked_voxel_size(voxel_size)
+    volume = check_array(volume, "volume")
+    intensity, probability, sample_mask = (None if v is None else check_array(v, name) for v, name in (
+        (intensity, "intensity"), (probability, "probability"), (sample_mask, "sample_mask")))
     shape = tuple(int(s) for s in volume.shape)
     for name, other in (("intensity", intensity), ("probability", probability), ("sample mask", sample_mask)):
         if other is not None and tuple(other.shape) != shape:
@@ -211,7 +223,7 @@ def analyze(volume, *, intensity=None, probability=None, voxel_size=None, option
         check_sample_mask(sample_mask, options.in_memory_voxels)
     where = None
     if probability is not None:  # a map beside a mask, for the probability columns: 0-255, read as uint8
-        where = getattr(probability, "path", None) or "the probability map"
+        where = path_of(probability) or "the probability map"
         probability = probability_values(probability, where=f"{where} (the probability map)")
     while True:  # a block the sample's reading does not allow: read again (at most twice; reading.py)
         try:
@@ -260,7 +272,7 @@ def _label_and_measure(volume, prob_map: bool, intensity, probability, voxel_siz
         fraction = mask.mean(axis=(1, 2))
         labels, _ = label_objects(mask, connectivity=options.connectivity)
         del mask
-        table = measure_objects(labels, intensity=None if intensity is None else intensity[:, :, :],
+        table = measure_table(labels, intensity=None if intensity is None else intensity[:, :, :],
                                 probability=None if probability is None else probability[:, :, :],
                                 voxel_size=voxel_size)
         if progress is not None:
@@ -293,7 +305,7 @@ def _finish(volume, reading: Reading, table, fraction, options, voxel_size, samp
     """The marks, selection, summary and sample-mask figures of :func:`analyze`."""
     shape = tuple(int(s) for s in volume.shape)
     size = int(np.prod(shape, dtype=np.int64))
-    warn_if_flooded(float(fraction.mean()), getattr(volume, "path", "the volume"))
+    warn_if_flooded(float(fraction.mean()), path_of(volume) or "the volume")
     vs = voxel_size
     if vs and origin is not None:  # positions in the file's physical space
         for axis, name in enumerate("zyx"):
@@ -478,7 +490,7 @@ class _InnerObjects:
                 at = _within(box, region)
                 pieces.append((lab, (box, labels[at] == lab, None if gray is None else gray[at].copy(),
                                      None if prob is None else prob[at].copy())))
-        part = measure_objects(None, voxel_size=self.voxel_size, shape=shape, bboxes=inner, read=local_read) \
+        part = measure_table(None, voxel_size=self.voxel_size, shape=shape, bboxes=inner, read=local_read) \
             if inner else None
         with self._lock:
             if part is not None:
@@ -510,7 +522,7 @@ class _InnerObjects:
                     gray[at][mask] = g[mask]
                 if prob is not None:
                     prob[at][mask] = p[mask]
-            parts.append(measure_objects(None, voxel_size=self.voxel_size, shape=self.shape, bboxes={lab: box},
+            parts.append(measure_table(None, voxel_size=self.voxel_size, shape=self.shape, bboxes={lab: box},
                                          read=lambda _, data=(labels, gray, prob): data))
         self.pieces.clear()
         return parts
@@ -551,15 +563,15 @@ def _measure_chunked(labels, bboxes: dict, intensity, probability, voxel_size, o
                 at = _within(sub, region)
                 return tuple(None if d is None else d[at] for d in data)
 
-            out.append(measure_objects(None, voxel_size=voxel_size, shape=shape, bboxes=inside, read=local_read))
+            out.append(measure_table(None, voxel_size=voxel_size, shape=shape, bboxes=inside, read=local_read))
         if outside:
-            out.append(measure_objects(None, voxel_size=voxel_size, shape=shape, bboxes=outside, read=read))
+            out.append(measure_table(None, voxel_size=voxel_size, shape=shape, bboxes=outside, read=read))
         return out
 
     parts = list(measured) + [p for _, group in read_ahead(sorted(groups.items()), measure,
                                                             threads=worker_threads(16)) for p in group]
     if not parts:
-        return measure_objects(np.zeros((1, 1, 1), np.uint32))
+        return measure_table(np.zeros((1, 1, 1), np.uint32))
     # one column at a time, each part's column let go as it is joined: the rows once more, not twice (a table of
     # millions of objects is hundreds of MB)
     order = np.argsort(np.concatenate([p["label"] for p in parts]))

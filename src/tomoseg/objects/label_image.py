@@ -31,6 +31,7 @@ from ..errors import TomosegError
 from .analysis import AnalysisOptions, _Halved
 from .reading import MaskView, is_probability, mask_of
 from ..io.blocks import chunk_regions
+from ..io.volume import path_of
 from .labelling import check_store_space, label_chunked, label_objects, open_label_store
 
 __all__ = ["label_image", "write_label_image", "write_objects_ome_zarr", "object_colours", "label_dtype_for",
@@ -110,7 +111,7 @@ def label_provenance(volume, path, table: dict, options: AnalysisOptions, *, dty
     ``provenance``: the command, the objects tables written, ``all_objects``)."""
     from .._version import __version__
 
-    source = getattr(volume, "path", None)
+    source = path_of(volume)
     ids = np.asarray(table["label"])
     return {
         "tool": "tomoseg write_label_image", "tomoseg_version": __version__, "label_image": str(path),

@@ -22,9 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import TomosegError
+from ..io.volume import path_of
 from .analysis import IN_MEMORY_VOXELS, AnalysisOptions, KeptLabels, _Bounds, _measure_chunked, analyze
 from .labelling import label_objects, open_label_store
-from .measure import COLUMNS, measure_objects
+from .measure import COLUMNS, measure_table
 from .reading import Reading, mask_of, read_as
 
 MAX_LABEL_ID = 2**27  # a label image's largest ID sizes arrays indexed by ID (boxes: 6 GiB here; in memory too)
@@ -106,7 +107,7 @@ def label_scan(image, labels, *, reading: Reading | None = None, probability=Non
     from ..progress import Stage
 
     if reading is None:
-        reading = read_as(labels, where=getattr(labels, "path", None) or "the labels", command="track")
+        reading = read_as(labels, where=path_of(labels) or "the labels", command="track")
     stage = None if progress is None else Stage(progress, again=f"reading {Path(str(reading.where)).name} again")
     try:
         return _label_scan(image, labels, reading, probability, voxel_size, threshold, connectivity,
@@ -130,9 +131,9 @@ def _label_scan(image, labels, reading: Reading, probability, voxel_size, thresh
             prob = probability
             if prob is None and reading.probability:
                 prob = reading.view(data)[:, :, :] if data.dtype != np.uint8 else data  # 0-255 as uint8
-            table = measure_objects(lab, intensity=None if image is None else np.asarray(image[:, :, :]),
-                                    probability=None if prob is None else np.asarray(prob[:, :, :]),
-                                    voxel_size=voxel_size)
+            table = measure_table(lab, intensity=None if image is None else np.asarray(image[:, :, :]),
+                                  probability=None if prob is None else np.asarray(prob[:, :, :]),
+                                  voxel_size=voxel_size)
             if probability is None and reading.shows_object_ids(table):  # a sparse label image (as analyze)
                 reading = reading.as_object_ids()
                 continue

@@ -33,6 +33,9 @@ def structure(connectivity: int) -> np.ndarray:
 def label_objects(mask, *, connectivity: int = 26) -> tuple[np.ndarray, int]:
     """Label the connected components of a mask in memory: (labels uint32, count).
 
+    ``mask``: bool, or 0 and 1 (or a label image of 16 bits or more: nonzero = object); a probability map is
+    refused (:func:`~tomoseg.objects.reading.as_mask`): threshold it first (``p > 0.5``, ``p8 > 127``).
+
     Examples
     --------
     >>> import numpy as np
@@ -40,11 +43,14 @@ def label_objects(mask, *, connectivity: int = 26) -> tuple[np.ndarray, int]:
     >>> label_objects(m)[1], label_objects(m, connectivity=6)[1]
     (2, 2)
     """
+    from .reading import as_mask
+
     mask = np.asarray(mask)
     if mask.ndim != 3:
         raise TomosegError(f"mask must be 3D, got shape {mask.shape}")
+    mask = as_mask(mask, "mask")
     labels = np.zeros(mask.shape, np.uint32)
-    n = ndimage.label(mask.astype(bool, copy=False), structure=structure(connectivity), output=labels)
+    n = ndimage.label(mask, structure=structure(connectivity), output=labels)
     return labels, int(n)
 
 

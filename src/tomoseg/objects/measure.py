@@ -91,8 +91,8 @@ def measure_objects(labels, *, intensity=None, probability=None, voxel_size=None
     intensity, probability : ndarray, optional
         Gray values for ``mean_gray``; probabilities (uint8 0–255 or float 0–1) for the confidence columns.
     voxel_size : (z, y, x) nm, optional
-        Without it, nm columns use 1 nm voxels and say nothing physical (:func:`blank_nm_columns` empties them;
-        the CLI writes them empty).
+        Without it the physical columns (``*_nm``, ``*_nm2``, ``*_nm3``) are NaN: the size is unknown (the
+        sphericities, ratios of the same units, are measured on cubic voxels).
     origin : (z, y, x) nm
         Where the centre of voxel (0, 0, 0) lies: ``centroid_A_nm = origin[A] + centroid_A * voxel_size[A]``
         (an NRRD's space origin, so that centroids are positions in the file's physical space).
@@ -104,6 +104,22 @@ def measure_objects(labels, *, intensity=None, probability=None, voxel_size=None
     -------
     dict of equal-length NumPy arrays, one row per object (see ``COLUMNS``).
     """
+    from ..io.volume import checked_voxel_size
+
+    return measure_table(labels, intensity=intensity, probability=probability,
+                         voxel_size=checked_voxel_size(voxel_size), shape=shape, origin=origin, bboxes=bboxes,
+                         read=read)
+
+
+def measure_table(labels, *, intensity=None, probability=None, voxel_size=None, shape=None, origin=(0, 0, 0),
+                  bboxes=None, read=None) -> dict:
+    """:func:`measure_objects` of a voxel size checked already (the callers that measure part by part)."""
+    table = _measure(labels, intensity, probability, voxel_size, shape, origin, bboxes, read)
+    return table if voxel_size is not None else blank_nm_columns(table)
+
+
+def _measure(labels, intensity, probability, voxel_size, shape, origin, bboxes, read) -> dict:
+    """The table, with 1 nm voxels where ``voxel_size`` is None."""
     vs = tuple(float(v) for v in (voxel_size or (1.0, 1.0, 1.0)))
     at = tuple(float(o) for o in origin)
     voxel_volume = vs[0] * vs[1] * vs[2]

@@ -32,10 +32,46 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import TomosegError
+from ..io.volume import path_of
 
 READ_AS = ("auto", "probability", "mask")
 ID_TILE = (16, 64, 64)   # the blocks of the object-ID sample: evenly spread cells of this grid
 ID_SLABS, ID_TILES = 4, 4  # cells along z, and along each of y and x within a slab
+
+
+def check_threshold(value, name: str = "threshold") -> int:
+    """A threshold on the 0-255 scale (object where value > threshold) checked: an integer from 0 to 254, else a
+    :class:`TomosegError` naming ``name`` (``threshold``, or the CLI's ``--threshold``); a probability in (0, 1)
+    is told its 0-255 equivalent."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)) and 0 <= value <= 254:
+        return int(value)
+    hint = ""
+    if isinstance(value, (float, np.floating)) and 0 < value < 1:  # p > value  <=>  p8 > floor(value * 255)
+        hint = f"; {value:g} looks like a probability: on the 0-255 scale that is {int(value * 255)}"
+    raise TomosegError(f"{name} {value}: give an integer from 0 to 254 (probability x 255; default 127){hint}")
+
+
+def as_mask(values, name: str) -> np.ndarray:
+    """``values`` as a boolean mask (nonzero = object) for the functions that take one (:func:`label_objects`,
+    :func:`~tomoseg.metrics.confusion_matrix`): bool, or values 0 and 1 of any type; integers of 16 bits or more
+    are label images (nonzero = object). A probability map is refused, not read as every nonzero voxel: a uint8
+    volume with values above 1 (the 0-255 map) and floats other than 0 and 1 (the map in [0, 1])."""
+    a = np.asarray(values)
+    if a.dtype == np.bool_:
+        return a
+    if a.dtype.kind not in "uif":
+        raise TomosegError(f"{name}: holds {a.dtype} values, not a mask (bool, or 0 and 1)")
+    if not a.size:
+        return a.astype(bool)
+    low, high = a.min(), a.max()
+    if a.dtype.kind == "f" and not bool(((a == 0) | (a == 1)).all()) or a.dtype == np.uint8 and high > 1:
+        raise TomosegError(f"{name}: holds values from {low:g} to {high:g} ({a.dtype}), not a mask (0 and 1): a "
+                           "probability map? Pass p > 0.5 for predict's map in [0, 1], p8 > 127 for segment's "
+                           "0-255 map (the threshold segment and analyze use)")
+    if low < 0:
+        raise TomosegError(f"{name}: holds negative values (down to {low:g}, {a.dtype}), not a mask (0 and 1) or "
+                           "a label image (0 = background)")
+    return a != 0
 
 
 class ReadingChanged(Exception):
@@ -236,7 +272,7 @@ def read_as(volume, how: str = "auto", *, where=None, command: str = "analyze") 
     if how not in READ_AS:
         raise TomosegError(f"read as {how!r}: give one of {', '.join(READ_AS)}")
     dtype = np.dtype(volume.dtype)
-    where = str(where if where is not None else getattr(volume, "path", None) or "the volume")
+    where = str(where if where is not None else path_of(volume) or "the volume")
     base = Reading("mask", str(dtype), how=how, where=where, command=command)
     if isinstance(volume, MaskView) or dtype == np.bool_:
         return replace(base, high=1.0, verified=True)
@@ -266,7 +302,7 @@ def probability_values(probability, *, where=None, command: str = "analyze"):
     0-255 of any type (a uint16 or 32-bit copy of tomoseg's map) as the uint8 map they hold. Anything else
     (negative values, values above 255, fractions above 1) is refused: on a sample now, on every block as it is
     read."""
-    where = str(where if where is not None else getattr(probability, "path", None) or "the probability map")
+    where = str(where if where is not None else path_of(probability) or "the probability map")
     dtype = np.dtype(probability.dtype)
     if dtype.kind == "f":
         blocks = first_look(probability)
@@ -327,7 +363,7 @@ def written_as_probability(volume) -> bool:
     sample holds only 0 and 1 is not taken for a mask (where every 1 would become an object)."""
     from ..io.output_guard import same_output, tomoseg_provenance
 
-    path = getattr(volume, "path", None)
+    path = path_of(volume)
     if path is None:
         return False
     record = tomoseg_provenance(path)

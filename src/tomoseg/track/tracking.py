@@ -15,13 +15,14 @@ import numpy as np
 from ..errors import TomosegError, warn
 from ..objects import label_objects
 from ..objects.matching import RADIUS_BINS
+from ..io.volume import checked_voxel_size, path_of
 from ..objects.measure import blank_nm_columns
 from .matching import (STATUSES, MatchOptions, _edge_flags, label_rows, links_from, match,  # noqa: F401
                        refine_on_objects, tolerance_nm)
 from .registration import (Registration, RegistrationOptions, decompose, given_transform, overlap_fraction, register,
                            reliability_problems)
 from ..objects.labelled import IN_MEMORY_VOXELS, label_scan
-from ..objects.reading import Reading, read_as
+from ..objects.reading import Reading, check_threshold, read_as
 
 MEASURES = (("volume_vox", "volume_vox"), ("volume_nm3", "volume_nm3"), ("radius_vox", "equivalent_radius_vox"),
             ("radius_nm", "equivalent_radius_nm"), ("sphericity_mesh", "sphericity_mesh"),
@@ -42,6 +43,9 @@ class TrackOptions:
     connectivity: int = 26
     in_memory_voxels: int = IN_MEMORY_VOXELS  # larger scans are labelled, measured and matched chunk by chunk
     chunks: tuple = (128, 128, 128)  # of the labels kept on disk for larger scans
+
+    def __post_init__(self):
+        check_threshold(self.threshold)
 
 
 @dataclass
@@ -173,11 +177,11 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
                                "as before_labels and after_labels")
     readings = [None, None]
     if before_labels is not None:  # how each is read, judged (and refused) before the registration
-        readings = [read_as(lab, options.read_as, where=getattr(lab, "path", None) or f"the {name} labels",
+        readings = [read_as(lab, options.read_as, where=path_of(lab) or f"the {name} labels",
                             command="track")
                     for name, lab in (("BEFORE", before_labels), ("AFTER", after_labels))]
-    vs = tuple(float(v) for v in voxel_size) if voxel_size is not None else None
-    vs_a = tuple(float(v) for v in after_voxel_size) if after_voxel_size is not None else vs
+    vs = checked_voxel_size(voxel_size)
+    vs_a = checked_voxel_size(after_voxel_size, "after_voxel_size") if after_voxel_size is not None else vs
     options = _scaled_voxels(vs, vs_a, options)
     vs1 = vs or (1.0, 1.0, 1.0)
     vs1_a = vs_a or vs1
@@ -203,8 +207,9 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
                     for name in ("BEFORE", "AFTER")]  # the model's objects, numbered: their IDs as they are
     scans = []
     try:
-        for image, labels, reading, size in ((before, before_labels, readings[0], vs),
-                                             (after, after_labels, readings[1], vs_a)):
+        # measured in 1 nm voxels where the size is unknown (the relative changes need them); blanked below
+        for image, labels, reading, size in ((before, before_labels, readings[0], vs1),
+                                             (after, after_labels, readings[1], vs1_a)):
             scans.append(label_scan(image, labels, reading=reading, voxel_size=size, threshold=options.threshold,
                                     connectivity=options.connectivity, in_memory_voxels=options.in_memory_voxels,
                                     chunks=options.chunks, workdir=workdir, progress=progress))
