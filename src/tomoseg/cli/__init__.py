@@ -13,7 +13,7 @@ import sys
 import warnings
 
 from .._version import __version__
-from ..errors import TomosegError, TomosegWarning
+from ..errors import TomosegError, TomosegNote, TomosegWarning
 from ..interrupt import catching_ctrl_c
 from ..progress import resume_hint_left_to_caller
 
@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():
             # tomoseg's warnings: printed once each as one line, never turned into errors
             warnings.simplefilter("default", TomosegWarning)
+            warnings.simplefilter("default", TomosegNote)
             warnings.showwarning = _show_warning
             check_environment()
             # a KeyboardInterrupt swallowed on the way is raised again (interrupt.py); the resume hint is said once,
@@ -188,6 +189,8 @@ def one_line(text: str) -> str:
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     if issubclass(category, TomosegWarning):
         print(f"tomoseg: warning: {one_line(str(message))}", file=sys.stderr)
+    elif issubclass(category, TomosegNote):
+        print(f"tomoseg: note: {one_line(str(message))}", file=sys.stderr)
     else:
         print(warnings.formatwarning(message, category, filename, lineno, line), file=sys.stderr, end="")
 

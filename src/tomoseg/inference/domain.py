@@ -8,12 +8,11 @@ segmented as objects, which a model far from its training data floods.
 from __future__ import annotations
 
 import os
-import sys
 import threading
 
 import numpy as np
 
-from ..errors import warn
+from ..errors import note, warn
 
 VOXEL_RATIO = 1.5        # warn beyond this factor between the data's and the model's voxel size
 FLOOD_FRACTION = 0.30    # warn when more than this share of the (sampled) voxels are objects
@@ -77,7 +76,7 @@ def check_voxel_size(volume, model) -> None:
     meta = getattr(model, "metadata", None) or {}
     message = voxel_size_warning(volume.voxel_size, meta.get("voxel_size_nm"), volume.path, learned_radius(meta))
     if message and volume.voxel_size is None:
-        print(f"tomoseg: note: {message}", file=sys.stderr)
+        note(message)
     elif message:
         warn(message)
 

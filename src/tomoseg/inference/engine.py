@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import TomosegError
+from ..errors import TomosegError, note
 from ..io import open_volume, split_dataset
 from ..io.volume import check_array
 from ..interrupt import raise_if_interrupted
@@ -733,16 +733,12 @@ def _note_rounded(given: int | None, used: int, halo: int, divisor: int) -> None
     """Say once, on stderr, that the tile size the user gave (or the halo) was rounded up to the network's divisor
     (it was recorded in the provenance only): the windows, and the memory they take, are those of the larger
     size."""
-    import sys
-
     from .tiling import round_up
 
     if given is not None and used != given:
-        print(f"tomoseg: note: tile size {given} rounded up to {used}, a multiple of the network's divisor "
-              f"{divisor}", file=sys.stderr)
+        note(f"tile size {given} rounded up to {used}, a multiple of the network's divisor {divisor}")
     if halo % divisor:
-        print(f"tomoseg: note: halo {halo} rounded up to {round_up(halo, divisor)}, a multiple of the network's "
-              f"divisor {divisor}", file=sys.stderr)
+        note(f"halo {halo} rounded up to {round_up(halo, divisor)}, a multiple of the network's divisor {divisor}")
 
 
 def _sample_settings(options: SegmentOptions, shape) -> dict:

@@ -13,12 +13,11 @@ No PyTorch here.
 
 from __future__ import annotations
 
-import sys
 import threading
 
 import numpy as np
 
-from ..errors import warn
+from ..errors import note, warn
 
 
 def check_gray_values(stats, where, fill_value=None, slices: "SliceRanges | None" = None) -> None:
@@ -27,8 +26,8 @@ def check_gray_values(stats, where, fill_value=None, slices: "SliceRanges | None
     total = stats.voxels + stats.outliers + stats.nodata
     if stats.nodata:
         what = "NaN or infinite" if fill_value is None else f"NaN, infinite or the fill value {fill_value:g}"
-        print(f"tomoseg: note: {where}: {stats.nodata} voxels{sampled} ({stats.nodata / total:.2%}) are {what}: "
-              "no data, left out of the statistics and given probability 0", file=sys.stderr)
+        note(f"{where}: {stats.nodata} voxels{sampled} ({stats.nodata / total:.2%}) are {what}: no data, left out "
+             "of the statistics and given probability 0")
     elif fill_value is not None and stats.method == "full":
         warn(f"{where}: no voxel holds the fill value {fill_value:g} (--fill-value); check the value")
     slab_values = {v for _, _, v in slices.constant_runs()} if slices is not None else set()

@@ -94,10 +94,10 @@ def make_result_folder(folder, tool: str, *, fresh: bool = False, keep: tuple = 
         others = results_in(out) - {tool, *keep}
         clear_result_folder(out, keep=keep)
         if others:  # removed with --overwrite: said, as the folder's message before the work said it would be
-            import sys
+            from ..errors import note
 
-            print(f"tomoseg: note: {out}: {' and '.join(sorted(others))}'s results there (of another prediction or "
-                  "with other settings) were removed", file=sys.stderr)
+            note(f"{out}: {' and '.join(sorted(others))}'s results there (of another prediction or with other "
+                 "settings) were removed")
     out.mkdir(parents=True, exist_ok=True)
     (out / FOLDER_MARKER).write_text(f"results written by tomoseg {tool}\n", encoding="utf-8")
     return out
