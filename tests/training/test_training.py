@@ -275,3 +275,18 @@ def test_swapped_image_and_labels_are_named_as_such(tmp_path):
                                            r"swapped\?") as info:
         train(cfg, progress=False)
     assert str(info.value).startswith(str(entry["image"]))
+
+
+def test_train_takes_a_config_file_path_as_the_cli_does(tmp_path):
+    """A9: tomoseg.train("config.yaml") was refused ("config section '(the top level)' must be a mapping"): a path
+    (str or Path) is read as `tomoseg train CONFIG` reads it, and trains the same weights as the dict."""
+    import yaml
+
+    from tomoseg.checkpoint import load_model
+
+    cfg = tiny(tmp_path, name="from_file", epochs=1)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    a = train(str(tmp_path / "c.yaml"), progress=False)
+    b = train(tiny(tmp_path, name="from_dict", epochs=1), progress=False)
+    wa, wb = load_model(a / "last.safetensors").state_dict(), load_model(b / "last.safetensors").state_dict()
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)

@@ -114,8 +114,12 @@ def init_identity(cfg: TrainConfig, model) -> dict | None:
             "tomoseg_version": meta.get("tomoseg_version")}
 
 
-def train(config: TrainConfig | dict, *, resume: bool = False, progress: bool = True, data=None) -> Path:
+def train(config: TrainConfig | dict | str | Path, *, resume: bool = False, progress: bool = True,
+          data=None) -> Path:
     """Train (or fine-tune) a model as ``config`` says; returns the run folder.
+
+    ``config``: a :class:`TrainConfig`, a dict of its sections, or the path of a YAML config file (read as
+    ``tomoseg train CONFIG`` reads it: :func:`~tomoseg.training.config.load_config`).
 
     Examples
     --------
@@ -129,9 +133,12 @@ def train(config: TrainConfig | dict, *, resume: bool = False, progress: bool = 
     A fine-tune (``init``) scores its init model on the validation patches first, as epoch 0: that model
     competes for ``best.safetensors`` like every epoch, and the run warns where no epoch beat it.
     """
-    from .config import config_from_dict
+    from .config import config_from_dict, load_config
 
-    cfg = config if isinstance(config, TrainConfig) else config_from_dict(config)
+    if isinstance(config, (str, Path)):
+        cfg = load_config(config)
+    else:
+        cfg = config if isinstance(config, TrainConfig) else config_from_dict(config)
     run = RunFolder(cfg, resume=resume)  # a finished run, or a changed config, is refused before the data are read
     log = RunLog(echo=progress)
     with log.keeping_warnings():
