@@ -43,3 +43,15 @@ def test_track_options_refuse_a_threshold_off_the_0_255_scale():
     t = tomoseg.track(image, image, before_labels=p8, after_labels=p8, transform=np.eye(4),
                       options=TrackOptions(threshold=127))
     assert t.summary["objects_by_status"]["persisting"]["events"] == 3
+
+
+def test_tomoseg_track_shows_its_parameters():
+    """A10: tomoseg.track is a module that can be called; inspect.signature gave (*args, **kwargs) and
+    Jupyter's `tomoseg.track?` the module's two lines: both now show the function's parameters and docs."""
+    import inspect
+
+    import tomoseg
+
+    assert list(inspect.signature(tomoseg.track).parameters)[:4] == ["before", "after", "before_labels",
+                                                                     "after_labels"]
+    assert "before_labels=None" in tomoseg.track.__doc__ and tomoseg.track.track.__doc__ in tomoseg.track.__doc__

@@ -20,3 +20,6 @@ class _CallableModule(__import__("types").ModuleType):
 
 
 __import__("sys").modules[__name__].__class__ = _CallableModule
+# what help(), inspect.signature and Jupyter's `tomoseg.track?` show: the function's parameters and docs
+__signature__ = __import__("inspect").signature(track)
+__doc__ = f"{__doc__}\n\nCalled as a function, ``tomoseg.track{__signature__}`` is :func:`track`:\n\n{track.__doc__}"
