@@ -396,10 +396,10 @@ class AnalyzeWidget(_Worker):
         layers, table, counts = result
         self.progress.setRange(0, 1000)
         self.progress.setValue(1000)
-        for old in self.layers:
-            if old in self.viewer.layers:
-                self.viewer.layers.remove(old)
+        # earlier results stay: the user may have edited them (painted, erased, renumbered) or be analyzing one of
+        # them now; napari names the new layers apart ("objects [1]") and the status says which they are
         self.layers = [_add(self.viewer, t, like=self._source) for t in layers]
+        renamed = [new.name for (_, kw, _), new in zip(layers, self.layers) if new.name != kw["name"]]
         self.objects = table
         self._fill_table(table, layers)
         text = f"{counts['objects']} objects in {time.monotonic() - self._t0:.1f} s ({counts['read as']})"
@@ -408,6 +408,8 @@ class AnalyzeWidget(_Worker):
         if self._voxel_size is None:
             units = "/".join(sorted({str(u) for u in getattr(self._source, "units", ())})) or "none"
             text += f"; voxel size unknown (layer units: {units}): the nm columns are empty"
+        if renamed:
+            text += "; earlier results are kept, the new ones are " + ", ".join(repr(n) for n in renamed)
         self.status.setText(text)
 
     def _fill_table(self, table, layers):
