@@ -21,9 +21,12 @@ from qtpy.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFormLayout
 
 from ..objects.reading import READ_AS
 from .layers import COLOUR_BY, PLACEMENT_KEYS, analysis_steps, placement_like, voxel_size_nm
+from .segmenting import in_widget_terms, segment_steps
 
 NONE = "(none)"
 ERROR_COLOUR = "#d55e00"  # Okabe-Ito vermillion
+WARNING_COLOUR = "#e69f00"  # Okabe-Ito orange
+OBJECTS_CHOICES = {"model's default": None, "dark": "dark", "bright": "bright"}
 log = logging.getLogger(__name__)
 
 
@@ -80,41 +83,6 @@ class _LayerChoice(QComboBox):
     def layer(self):
         name = self.currentText()
         return None if not name or name == NONE else self.viewer.layers[name]
-
-
-def segment_steps(image, model=None, *, tile_size: int | None = None, halo: int = 48, device: str = "auto"):
-    """Generator: yields (voxels done, total) after reading the image, after the statistics and after each tile;
-    returns the probability map as uint8 0-255 (as ``segment`` writes it; no float32 copy of the volume is held).
-    Each yield is where a napari worker's ``quit()`` (the widget's Cancel) takes effect.
-
-    ``image`` may be a lazy (dask, zarr) array: it is read here, on the worker's thread, not on napari's.
-    ``tile_size`` None (or 0): the backend's choice, as ``tomoseg segment`` makes it (``resolve_tiling``)."""
-    from ..checkpoint import load_model
-    from ..inference import BackendConfig, TilingConfig
-    from ..inference.backends import make_backend, resolve
-    from ..inference.engine import predict_tile
-    from ..inference.normalization import volume_stats
-    from ..inference.tiling import resolve_tiling, tile_grid
-
-    image = np.asarray(image)
-    total = int(image.size)
-    yield 0, total  # read (a lazy layer may take long): Cancel stops here, before the model is loaded
-    net = load_model(model or None)
-    config = BackendConfig(device=device)
-    backend, device = resolve(config)
-    tiling = resolve_tiling(TilingConfig(tile_size=tile_size or None, halo=halo), image.shape, net.config.divisor,
-                            device=device, base_features=net.config.base_features, backend=backend)
-    stats = volume_stats(image)
-    run = make_backend(net, config)
-    out = np.empty(image.shape, np.uint8)
-    done = 0
-    yield done, total
-    for tile in tile_grid(image.shape, tiling, net.config.divisor):
-        p = predict_tile(image, tile, stats, run, image.shape, tiling.pad_mode)
-        out[tile.core] = np.rint(np.clip(p, 0, 1) * 255)
-        done += int(np.prod([s.stop - s.start for s in tile.core]))
-        yield done, total
-    return out
 
 
 def _quit(job: dict) -> None:
@@ -220,6 +188,15 @@ class _Worker(QWidget):
     def _reached(self) -> str:
         return str(self._last)
 
+    def _words(self, text: str) -> str:
+        """A TomosegError's text as the status says it (Segment: its settings for the CLI's flags)."""
+        return text
+
+    def _say(self, text: str, colour: str = "") -> None:
+        """The status line (lines), in ``colour`` (an error's, a warning's; "" the default)."""
+        self.status.setStyleSheet(f"color: {colour}" if colour else "")
+        self.status.setText(text)
+
     def closeEvent(self, event):
         """Closing the widget cancels its job."""
         self.cancel()
@@ -237,7 +214,7 @@ class _Worker(QWidget):
         from ..errors import TomosegError
 
         if isinstance(exc, TomosegError):
-            text = str(exc)
+            text = self._words(str(exc))
         elif isinstance(exc, MemoryError):
             text = ("not enough memory to hold this layer and its results in napari; segment or analyze it with "
                     "the tomoseg command (it streams the volume to a .ome.zarr), then open the result")
@@ -287,7 +264,18 @@ class SegmentWidget(_Worker):
         self.halo = QSpinBox()
         self.halo.setRange(0, 128)
         self.halo.setValue(48)
-        for label, w in (("image", self.image), ("model", self.model), ("threshold (0-255)", self.threshold),
+        self.objects = QComboBox()  # the CLI's --objects; its default: what the model was trained for
+        self.objects.addItems(list(OBJECTS_CHOICES))
+        self.objects.setToolTip("objects darker than their surroundings (pores, light precipitates) or brighter "
+                                "(heavy-element precipitates: the gray values are flipped for the model); default: "
+                                "what the model was trained for (dark for the shipped models)")
+        self.fill_value = QLineEdit()  # the CLI's --fill-value
+        self.fill_value.setPlaceholderText("none (NaN and infinities are always no data)")
+        self.fill_value.setToolTip("a gray value that means no data (the constant outside the reconstructed "
+                                   "cylinder, e.g. -32768 or -1, or padded slices): left out of the statistics, "
+                                   "probability 0. NaN and infinities are always treated so")
+        for label, w in (("image", self.image), ("model", self.model), ("objects", self.objects),
+                         ("fill value", self.fill_value), ("threshold (0-255)", self.threshold),
                          ("device", self.device), ("tile size", self.tile_size), ("halo", self.halo)):
             self.form.addRow(label, w)
 
@@ -296,19 +284,30 @@ class SegmentWidget(_Worker):
         if layer is None:
             self.status.setText("open an image first")
             return
+        fill = self.fill_value.text().strip()
+        try:
+            fill_value = float(fill) if fill else None
+        except ValueError:
+            return self._say(f"error: fill value {fill!r} is not a number: give the gray value that means no data "
+                             "(e.g. -32768), or leave it empty", ERROR_COLOUR)
         self._source = layer
         self._threshold = self.threshold.value()  # as it was at Run: a change during the run applies next time
         self.progress.setRange(0, 1000)
         self.progress.setValue(0)
-        return self._start(segment_steps, _level0(layer), self.model.text().strip() or None,
-                           tile_size=self.tile_size.value(), halo=self.halo.value(),
-                           device=self.device.currentText(), connect={"yielded": self._step})
+        return self._start(segment_steps, _level0(layer), self.model.text().strip() or None, name=layer.name,
+                           voxel_size=voxel_size_nm(layer), objects=OBJECTS_CHOICES[self.objects.currentText()],
+                           fill_value=fill_value, threshold=self._threshold, tile_size=self.tile_size.value(),
+                           halo=self.halo.value(), device=self.device.currentText(), connect={"yielded": self._step})
+
+    def _words(self, text: str) -> str:
+        return in_widget_terms(text)
 
     def _reached(self) -> str:
         done, total = self._last
         return f"{done / 1e6:.2f} of {total / 1e6:.2f} Mvox segmented"
 
-    def _done(self, p8):
+    def _done(self, result):
+        p8, messages = result
         layer = self._source
         _add(self.viewer, (p8, {"name": f"{layer.name} probability", "colormap": "magma",
                                 "contrast_limits": (0, 255), "blending": "additive", "visible": False}, "image"),
@@ -316,8 +315,11 @@ class SegmentWidget(_Worker):
         _add(self.viewer, ((p8 > self._threshold).astype(np.uint8),
                            {"name": f"{layer.name} mask", "opacity": 0.6}, "labels"), like=layer)
         dt = time.monotonic() - self._t0
-        self.status.setText(f"done in {dt:.1f} s ({p8.size / 1e6 / max(dt, 1e-9):.2f} Mvox/s): probability "
-                            f"(0-255) and mask (> {self._threshold}) added")
+        text = (f"done in {dt:.1f} s ({p8.size / 1e6 / max(dt, 1e-9):.2f} Mvox/s): probability (0-255) and mask "
+                f"(> {self._threshold}) added")
+        # the notes and warnings tomoseg segment prints for these data, one a line, in a warning colour
+        warned = any(m.startswith("warning: ") for m in messages)
+        self._say("\n".join([text, *messages]), WARNING_COLOUR if warned else "")
 
 
 class AnalyzeWidget(_Worker):
