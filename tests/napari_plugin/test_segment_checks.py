@@ -8,7 +8,6 @@ import pytest
 napari = pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
 
-from test_plugin import balls  # noqa: E402, F401  (skips the module where Qt cannot start offscreen)
 from test_widget_review import _segment_widget, _wait  # noqa: E402
 
 VOXEL = (29.33, 29.33, 29.33)
