@@ -20,12 +20,15 @@ from qtpy.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFormLayout
                             QVBoxLayout, QWidget)
 
 from ..objects.reading import READ_AS
+from .choices import LayerChoice, prefer_analyzable
 from .layers import COLOUR_BY, PLACEMENT_KEYS, analysis_steps, placement_like, voxel_size_nm
 from .segmenting import in_widget_terms, segment_steps
 
-NONE = "(none)"
 ERROR_COLOUR = "#d55e00"  # Okabe-Ito vermillion
 WARNING_COLOUR = "#e69f00"  # Okabe-Ito orange
+HEADERS = {"label": "label", "status": "TP/FP", "equivalent_radius_vox": "radius (vox)",
+           "equivalent_radius_nm": "radius (nm)", "volume_vox": "volume (vox)", "sphericity_voxel": "sphericity",
+           "mean_gray": "mean gray"}
 OBJECTS_CHOICES = {"model's default": None, "dark": "dark", "bright": "bright"}
 log = logging.getLogger(__name__)
 
@@ -59,30 +62,6 @@ def spherical_points(kwargs: dict) -> dict:
         else:
             kwargs["out_of_slice_display"] = True
     return kwargs
-
-
-class _LayerChoice(QComboBox):
-    """A combo box of the viewer's layers of some kinds, kept up to date."""
-
-    def __init__(self, viewer, kinds: tuple, optional: bool = False):
-        super().__init__()
-        self.viewer, self.kinds, self.optional = viewer, kinds, optional
-        viewer.layers.events.inserted.connect(self.refresh)
-        viewer.layers.events.removed.connect(self.refresh)
-        viewer.layers.events.reordered.connect(self.refresh)
-        self.refresh()
-
-    def refresh(self, *_):
-        current = self.currentText()
-        self.clear()
-        names = [l.name for l in self.viewer.layers if type(l).__name__.lower() in self.kinds and l.ndim == 3]
-        self.addItems(([NONE] if self.optional else []) + names)
-        if current in names:
-            self.setCurrentText(current)
-
-    def layer(self):
-        name = self.currentText()
-        return None if not name or name == NONE else self.viewer.layers[name]
 
 
 def _quit(job: dict) -> None:
@@ -248,7 +227,7 @@ class SegmentWidget(_Worker):
 
     def __init__(self, napari_viewer):
         super().__init__(napari_viewer)
-        self.image = _LayerChoice(napari_viewer, ("image",))
+        self.image = LayerChoice(napari_viewer, ("image",))
         self.model = QLineEdit()
         self.model.setPlaceholderText("default model (v3); v2; v1; or a .safetensors file")
         self.threshold = QSpinBox()
@@ -274,16 +253,22 @@ class SegmentWidget(_Worker):
         self.fill_value.setToolTip("a gray value that means no data (the constant outside the reconstructed "
                                    "cylinder, e.g. -32768 or -1, or padded slices): left out of the statistics, "
                                    "probability 0. NaN and infinities are always treated so")
+        self.tile_size.setToolTip("edge of the cubes the model runs on, in voxels (auto: the command line's choice "
+                                  "for the backend and the memory); larger is faster and needs more memory")
+        self.halo.setToolTip("voxels of context around each tile's core that the model sees and that are cut "
+                             "away (default 48: no seams)")
+        self.threshold.setToolTip("the mask is where the probability (0-255) is above this (default 127)")
+        self.device.setToolTip("auto: a CUDA GPU where PyTorch sees one, else the CPU")
         for label, w in (("image", self.image), ("model", self.model), ("objects", self.objects),
                          ("fill value", self.fill_value), ("threshold (0-255)", self.threshold),
-                         ("device", self.device), ("tile size", self.tile_size), ("halo", self.halo)):
+                         ("device", self.device), ("tile size (voxels)", self.tile_size),
+                         ("halo (voxels)", self.halo)):
             self.form.addRow(label, w)
 
     def run(self):
         layer = self.image.layer()
         if layer is None:
-            self.status.setText("open an image first")
-            return
+            return self._say(_nothing_to_take(self.image, "Segment", "an image (a 3D volume)"), ERROR_COLOUR)
         fill = self.fill_value.text().strip()
         try:
             fill_value = float(fill) if fill else None
@@ -327,9 +312,9 @@ class AnalyzeWidget(_Worker):
 
     def __init__(self, napari_viewer):
         super().__init__(napari_viewer)
-        self.source = _LayerChoice(napari_viewer, ("labels", "image"))
-        self.intensity = _LayerChoice(napari_viewer, ("image",), optional=True)
-        self.truth = _LayerChoice(napari_viewer, ("labels", "image"), optional=True)
+        self.source = LayerChoice(napari_viewer, ("labels", "image"), prefer=prefer_analyzable)
+        self.intensity = LayerChoice(napari_viewer, ("image",), optional=True)
+        self.truth = LayerChoice(napari_viewer, ("labels", "image"), optional=True)
         self.threshold = QSpinBox()
         self.threshold.setRange(0, 254)
         self.threshold.setValue(127)
@@ -364,8 +349,8 @@ class AnalyzeWidget(_Worker):
 
         src = self.source.layer()
         if src is None:
-            self.status.setText("open a mask or probability map first")
-            return
+            return self._say(_nothing_to_take(self.source, "Analyze", "a mask or probability map (3D)"),
+                             ERROR_COLOUR)
         options = AnalysisOptions(threshold=self.threshold.value(), min_voxels=self.min_voxels.value(),
                                   exclude_border=not self.keep_border.isChecked(),
                                   read_as=self.read_as.currentText())
@@ -412,7 +397,8 @@ class AnalyzeWidget(_Worker):
             text += f"; voxel size unknown (layer units: {units}): the nm columns are empty"
         if renamed:
             text += "; earlier results are kept, the new ones are " + ", ".join(repr(n) for n in renamed)
-        self.status.setText(text)
+        warnings = counts.get("warnings", [])
+        self._say("\n".join([text, *warnings]), WARNING_COLOUR if warnings else "")
 
     def _fill_table(self, table, layers):
         from .layers import TABLE_COLUMNS
@@ -423,10 +409,25 @@ class AnalyzeWidget(_Worker):
             feats = kw.get("features", {})
             if "status" in feats:
                 status = {int(l): s for l, s in zip(feats["label"], feats["status"]) if s != "FN"}
-        if status:
-            cols.append("status")
+        if status:  # beside the label, visible in a dock of normal width (napari review V12)
+            cols.insert(1, "status")
+        # refilled with no selection and no signals: the old selection's row index would be read against the new
+        # table (an IndexError, or a jump to an unrelated object: napari review V6)
+        self.table.blockSignals(True)
+        try:
+            self.table.clearSelection()
+            self._fill(table, cols, status)
+        finally:
+            self.table.blockSignals(False)
+
+    def _fill(self, table, cols, status):
+        self.table.setRowCount(0)
         self.table.setColumnCount(len(cols))
-        self.table.setHorizontalHeaderLabels(cols)
+        for j, c in enumerate(cols):  # the header in words with its unit; the column's name in its tooltip
+            item = QTableWidgetItem(HEADERS.get(c, c))
+            item.setToolTip(f"{c} (the column of objects.csv)" if c != "status" else
+                            "TP: matches a true object; FP: matches none (false positive)")
+            self.table.setHorizontalHeaderItem(j, item)
         n = len(table["label"])
         self.table.setRowCount(n)
         for i in range(n):
@@ -442,6 +443,8 @@ class AnalyzeWidget(_Worker):
             return
         i = rows.pop()
         t = self.objects
+        if not i < len(t["label"]) or not self.layers or self.layers[0] not in self.viewer.layers:
+            return  # a row of an older table, or the objects layer removed: nothing to go to
         labels_layer = self.layers[0]
         voxel = np.array([t[f"centroid_{a}"][i] for a in "zyx"], float)
         centre = np.asarray(labels_layer.data_to_world(voxel), float)  # the layer's whole transform
@@ -450,8 +453,20 @@ class AnalyzeWidget(_Worker):
         camera = scene.camera if scene is not None and hasattr(scene, "camera") else self.viewer.camera
         camera.center = tuple(float(c) for c in centre)
         labels_layer.selected_label = int(t["label"][i])
-        if len(self.layers) > 1:
+        if len(self.layers) > 1 and self.layers[1] in self.viewer.layers:
             self.layers[1].selected_data = {i}
+
+
+def _nothing_to_take(choice, widget: str, what: str) -> str:
+    """Why there is no layer to run on: none open, the one chosen gone, or only layers that are not 3D."""
+    if choice.count() and choice.currentText() not in ("", "(none)"):
+        return f"error: the layer {choice.currentText()!r} is no longer in the viewer: choose another"
+    flat = choice.others()
+    if flat:
+        named = ", ".join(f"{l.name!r} ({l.ndim}D)" for l in flat[:3])
+        return (f"error: {widget} takes 3D volumes (z, y, x); {named} {'is' if len(flat) == 1 else 'are'} not 3D: "
+                "open a volume (a stack of slices)")
+    return f"open {what} first"
 
 
 def _dims(shape) -> str:
@@ -474,4 +489,21 @@ def analyze_layer(volume, name: str, *, options=None, **kwargs):
     reading = read_as(volume, options.read_as, where=f"layer {name!r}", command="Analyze")
     layers, table, counts = yield from analysis_steps(volume, options=options, **kwargs)
     counts["read as"] = reading.note(options.threshold)
+    counts["warnings"] = gray_image_warning(volume, name, reading, options)
     return layers, table, counts
+
+
+def gray_image_warning(volume, name: str, reading, options) -> list[str]:
+    """A warning where a layer read as a probability map by the values alone (auto) has more of its voxels above
+    the threshold than a flooded map (``segment``'s flooding check): a gray scan of 0-255 is read so by the CLI's
+    rule too, and gives no objects or one flood (napari review V7)."""
+    from ..inference.domain import FLOOD_FRACTION
+
+    if reading.kind != "probability" or options.read_as != "auto" or not volume.size:
+        return []
+    share = np.count_nonzero(volume > options.threshold) / volume.size
+    if share <= FLOOD_FRACTION:
+        return []
+    return [f"warning: {share:.0%} of the voxels of layer {name!r} are above {options.threshold}: a gray image "
+            "rather than a probability map? Choose Segment's probability map or mask as 'mask or probability' (or "
+            "read as: probability, if this is one)"]
