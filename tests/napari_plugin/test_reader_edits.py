@@ -77,3 +77,26 @@ def test_large_label_images_open_as_non_editable_pyramids(stores, monkeypatch):
         layer = viewer.layers[name]
         assert type(layer).__name__ == "Labels" and layer.multiscale and not layer.editable, name
         assert tuple(layer.scale) == VS and layer.data[0].shape == ((16, 64, 64) if name == "one_level" else SHAPE)
+
+
+def test_a_damaged_ome_zarr_is_one_message_naming_what_is_missing(stores, tmp_path):
+    """V10: a store without its level 1, and one without labels/objects, gave a bare ``KeyError '1'`` and
+    ``KeyError 'labels/objects'``; now a TomosegError names the store and what is missing."""
+    from tomoseg.errors import TomosegError
+    from tomoseg.napari_plugin.reader import get_reader
+
+    no_level = tmp_path / "no_level.ome.zarr"
+    shutil.copytree(stores / "result.ome.zarr", no_level)
+    shutil.rmtree(no_level / "1")
+    with pytest.raises(TomosegError) as e:
+        get_reader(str(no_level))(str(no_level))
+    assert str(e.value) == (f"{no_level}: the image lacks resolution level 1 (its metadata lists 2: 0, 1); the store "
+                            "is incomplete (an interrupted copy or write?): copy it again, or write it again with "
+                            "tomoseg (analyze --ome-zarr, segment to a .ome.zarr)")
+    no_labels = tmp_path / "no_labels.ome.zarr"
+    shutil.copytree(stores / "result.ome.zarr", no_labels)
+    shutil.rmtree(no_labels / "labels" / "objects")
+    with pytest.raises(TomosegError) as e:
+        get_reader(str(no_labels))(str(no_labels))
+    assert str(e.value).startswith(f"{no_labels}: its metadata lists the label image 'objects' (labels/objects/), "
+                                   "which is missing; the store is incomplete")
