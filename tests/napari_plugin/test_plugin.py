@@ -82,7 +82,9 @@ def test_npe2_picks_tomoseg_reader_for_ome_zarr(plugin, tmp_path):
     assert [(kw["name"], kind) for _, kw, kind in layers] == [("r", "image"), ("mask", "labels"),
                                                                ("objects", "labels")]
     data, kw, _ = layers[2]
-    assert kw["multiscale"] and len(data) >= 2 and kw["scale"] == (30.0, 30.0, 30.0)
+    # a small label image opens as an editable copy of level 0 in memory (napari review V4), not as its pyramid
+    assert not kw["multiscale"] and isinstance(data, np.ndarray) and kw["scale"] == (30.0, 30.0, 30.0)
+    np.testing.assert_array_equal(data, objects)
     assert kw["colormap"][2] == (0.0, 0.0, 1.0, 1.0)
     assert kw["features"]["equivalent_radius_nm"].tolist() == [120.0, 121.0]
 

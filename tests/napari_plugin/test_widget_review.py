@@ -114,7 +114,9 @@ def test_a_worker_error_is_a_status_line_and_the_widget_returns_to_idle(qtbot):
     with qtbot.captureExceptions() as exceptions:
         _wait(qtbot, widget, widget.run())
     assert exceptions == []
-    assert widget.status.text().startswith("error: ") and "model file not found" in widget.status.text()
+    # V11: the shipped models named, not "model file not found" alone
+    assert widget.status.text() == ("error: model 'nonexistent.safetensors': no such file; give one of the shipped "
+                                    "models (default, v2, v1; empty: default) or the path of a .safetensors file")
     assert "\n" not in widget.status.text() and "Traceback" not in widget.status.text()
     assert widget.run_button.isEnabled()
     assert [l.name for l in viewer.layers] == ["scan"]

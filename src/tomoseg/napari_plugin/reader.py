@@ -216,23 +216,69 @@ def _label_image_record(path: Path) -> bool:
 
 
 def _read_ome_zarr(p: Path, group, ms) -> list[tuple]:
-    from ..io.ome_zarr import read_pyramid
     from ..io.zarr_store import open_zarr
     from .layers import placement
 
+    levels = _levels(p, group)
     vs = open_zarr(p).voxel_size
-    levels = read_pyramid(p)
     # a mask written by segment (0/1, no image-label block) is labels too
     image_is_labels = "image-label" in (dict(group.attrs).get("ome") or {}) or _looks_like_labels(p, levels[0])
-    data = levels if len(levels) > 1 else levels[0]
-    kwargs = {"name": ms[0].get("name") or p.name.split(".")[0], **placement(vs), "multiscale": len(levels) > 1}
+    name = ms[0].get("name") or p.name.split(".")[0]
+    if image_is_labels:
+        data, multiscale = label_data(levels)
+    else:
+        data, multiscale = (levels if len(levels) > 1 else levels[0]), len(levels) > 1
+    kwargs = {"name": name, **placement(vs), "multiscale": multiscale}
     layers = [(data, kwargs, "labels" if image_is_labels else "image")]
     if "labels" in group:
         for name in (dict(group["labels"].attrs).get("ome") or {}).get("labels", []):
-            lv = read_pyramid(p, f"labels/{name}")
+            lv = _levels(p, group, f"labels/{name}")
             # each label image at its own scale (another tool's labels may be coarser than the image)
             own = open_zarr(p / "labels" / name).voxel_size or vs
-            kw = {"name": name, **placement(own), "multiscale": len(lv) > 1, "opacity": 0.7,
+            data, multiscale = label_data(lv)
+            kw = {"name": name, **placement(own), "multiscale": multiscale, "opacity": 0.7,
                   **_label_kwargs(dict(group[f"labels/{name}"].attrs))}
-            layers.append((lv if len(lv) > 1 else lv[0], kw, "labels"))
+            layers.append((data, kw, "labels"))
     return layers
+
+
+DAMAGED = ("the store is incomplete (an interrupted copy or write?): copy it again, or write it again with "
+           "tomoseg (analyze --ome-zarr, segment to a .ome.zarr)")
+
+
+def _levels(p: Path, group, dataset: str = "") -> list:
+    """The levels of the image (or of ``labels/NAME``), after checking that what the metadata lists is there: a
+    missing label image or level is a :class:`~tomoseg.errors.TomosegError` naming the store and what is missing
+    (napari review V10: a bare ``KeyError '1'``)."""
+    from ..errors import TomosegError
+    from ..io.ome_zarr import read_pyramid
+
+    what = f"the label image {dataset.split('/')[-1]!r} ({dataset}/)" if dataset else "the image"
+    if dataset and dataset not in group:
+        raise TomosegError(f"{p}: its metadata lists {what}, which is missing; {DAMAGED}")
+    node = group[dataset] if dataset else group
+    ms = (dict(node.attrs).get("ome") or {}).get("multiscales") or dict(node.attrs).get("multiscales") or []
+    paths = [str(d.get("path")) for d in (ms[0].get("datasets") or [])] if ms else []
+    missing = [q for q in paths if q not in node]
+    if missing:
+        where = f"{dataset}/" if dataset else ""
+        raise TomosegError(f"{p}: {what} lacks resolution level{'s' if len(missing) > 1 else ''} "
+                           f"{', '.join(where + q for q in missing)} (its metadata lists {len(paths)}: "
+                           f"{', '.join(paths)}); {DAMAGED}")
+    return read_pyramid(p, dataset)
+
+
+def label_data(levels: list) -> tuple:
+    """A label image's layer data and whether it is multiscale. The store is opened read-only, and napari paints
+    on a labels layer whose data is not multiscale, so a Zarr level as such data looks editable and every brush
+    stroke fails. Up to :data:`LAZY_VOXELS` voxels: level 0 read into memory, an editable copy (the file is not
+    changed; save the edits as a new file); beyond: the levels as napari's multiscale labels, which napari does not
+    paint on (``editable`` False); a single level gets a lazy second one, every other voxel (napari takes no
+    multiscale data of one level)."""
+    if int(np.prod(levels[0].shape)) <= LAZY_VOXELS:
+        return np.asarray(levels[0]), False
+    if len(levels) == 1:
+        import dask.array as da
+
+        return [levels[0], da.from_array(levels[0], chunks=levels[0].chunks)[::2, ::2, ::2]], True
+    return list(levels), True

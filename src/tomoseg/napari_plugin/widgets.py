@@ -20,10 +20,16 @@ from qtpy.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFormLayout
                             QVBoxLayout, QWidget)
 
 from ..objects.reading import READ_AS
+from .choices import LayerChoice, prefer_analyzable
 from .layers import COLOUR_BY, PLACEMENT_KEYS, analysis_steps, placement_like, voxel_size_nm
+from .segmenting import in_widget_terms, segment_steps
 
-NONE = "(none)"
 ERROR_COLOUR = "#d55e00"  # Okabe-Ito vermillion
+WARNING_COLOUR = "#e69f00"  # Okabe-Ito orange
+HEADERS = {"label": "label", "status": "TP/FP", "equivalent_radius_vox": "radius (vox)",
+           "equivalent_radius_nm": "radius (nm)", "volume_vox": "volume (vox)", "sphericity_voxel": "sphericity",
+           "mean_gray": "mean gray"}
+OBJECTS_CHOICES = {"model's default": None, "dark": "dark", "bright": "bright"}
 log = logging.getLogger(__name__)
 
 
@@ -56,65 +62,6 @@ def spherical_points(kwargs: dict) -> dict:
         else:
             kwargs["out_of_slice_display"] = True
     return kwargs
-
-
-class _LayerChoice(QComboBox):
-    """A combo box of the viewer's layers of some kinds, kept up to date."""
-
-    def __init__(self, viewer, kinds: tuple, optional: bool = False):
-        super().__init__()
-        self.viewer, self.kinds, self.optional = viewer, kinds, optional
-        viewer.layers.events.inserted.connect(self.refresh)
-        viewer.layers.events.removed.connect(self.refresh)
-        viewer.layers.events.reordered.connect(self.refresh)
-        self.refresh()
-
-    def refresh(self, *_):
-        current = self.currentText()
-        self.clear()
-        names = [l.name for l in self.viewer.layers if type(l).__name__.lower() in self.kinds and l.ndim == 3]
-        self.addItems(([NONE] if self.optional else []) + names)
-        if current in names:
-            self.setCurrentText(current)
-
-    def layer(self):
-        name = self.currentText()
-        return None if not name or name == NONE else self.viewer.layers[name]
-
-
-def segment_steps(image, model=None, *, tile_size: int | None = None, halo: int = 48, device: str = "auto"):
-    """Generator: yields (voxels done, total) after reading the image, after the statistics and after each tile;
-    returns the probability map as uint8 0-255 (as ``segment`` writes it; no float32 copy of the volume is held).
-    Each yield is where a napari worker's ``quit()`` (the widget's Cancel) takes effect.
-
-    ``image`` may be a lazy (dask, zarr) array: it is read here, on the worker's thread, not on napari's.
-    ``tile_size`` None (or 0): the backend's choice, as ``tomoseg segment`` makes it (``resolve_tiling``)."""
-    from ..checkpoint import load_model
-    from ..inference import BackendConfig, TilingConfig
-    from ..inference.backends import make_backend, resolve
-    from ..inference.engine import predict_tile
-    from ..inference.normalization import volume_stats
-    from ..inference.tiling import resolve_tiling, tile_grid
-
-    image = np.asarray(image)
-    total = int(image.size)
-    yield 0, total  # read (a lazy layer may take long): Cancel stops here, before the model is loaded
-    net = load_model(model or None)
-    config = BackendConfig(device=device)
-    backend, device = resolve(config)
-    tiling = resolve_tiling(TilingConfig(tile_size=tile_size or None, halo=halo), image.shape, net.config.divisor,
-                            device=device, base_features=net.config.base_features, backend=backend)
-    stats = volume_stats(image)
-    run = make_backend(net, config)
-    out = np.empty(image.shape, np.uint8)
-    done = 0
-    yield done, total
-    for tile in tile_grid(image.shape, tiling, net.config.divisor):
-        p = predict_tile(image, tile, stats, run, image.shape, tiling.pad_mode)
-        out[tile.core] = np.rint(np.clip(p, 0, 1) * 255)
-        done += int(np.prod([s.stop - s.start for s in tile.core]))
-        yield done, total
-    return out
 
 
 def _quit(job: dict) -> None:
@@ -220,6 +167,15 @@ class _Worker(QWidget):
     def _reached(self) -> str:
         return str(self._last)
 
+    def _words(self, text: str) -> str:
+        """A TomosegError's text as the status says it (Segment: its settings for the CLI's flags)."""
+        return text
+
+    def _say(self, text: str, colour: str = "") -> None:
+        """The status line (lines), in ``colour`` (an error's, a warning's; "" the default)."""
+        self.status.setStyleSheet(f"color: {colour}" if colour else "")
+        self.status.setText(text)
+
     def closeEvent(self, event):
         """Closing the widget cancels its job."""
         self.cancel()
@@ -237,7 +193,7 @@ class _Worker(QWidget):
         from ..errors import TomosegError
 
         if isinstance(exc, TomosegError):
-            text = str(exc)
+            text = self._words(str(exc))
         elif isinstance(exc, MemoryError):
             text = ("not enough memory to hold this layer and its results in napari; segment or analyze it with "
                     "the tomoseg command (it streams the volume to a .ome.zarr), then open the result")
@@ -271,7 +227,7 @@ class SegmentWidget(_Worker):
 
     def __init__(self, napari_viewer):
         super().__init__(napari_viewer)
-        self.image = _LayerChoice(napari_viewer, ("image",))
+        self.image = LayerChoice(napari_viewer, ("image",))
         self.model = QLineEdit()
         self.model.setPlaceholderText("default model (v3); v2; v1; or a .safetensors file")
         self.threshold = QSpinBox()
@@ -287,28 +243,56 @@ class SegmentWidget(_Worker):
         self.halo = QSpinBox()
         self.halo.setRange(0, 128)
         self.halo.setValue(48)
-        for label, w in (("image", self.image), ("model", self.model), ("threshold (0-255)", self.threshold),
-                         ("device", self.device), ("tile size", self.tile_size), ("halo", self.halo)):
+        self.objects = QComboBox()  # the CLI's --objects; its default: what the model was trained for
+        self.objects.addItems(list(OBJECTS_CHOICES))
+        self.objects.setToolTip("objects darker than their surroundings (pores, light precipitates) or brighter "
+                                "(heavy-element precipitates: the gray values are flipped for the model); default: "
+                                "what the model was trained for (dark for the shipped models)")
+        self.fill_value = QLineEdit()  # the CLI's --fill-value
+        self.fill_value.setPlaceholderText("none (NaN and infinities are always no data)")
+        self.fill_value.setToolTip("a gray value that means no data (the constant outside the reconstructed "
+                                   "cylinder, e.g. -32768 or -1, or padded slices): left out of the statistics, "
+                                   "probability 0. NaN and infinities are always treated so")
+        self.tile_size.setToolTip("edge of the cubes the model runs on, in voxels (auto: the command line's choice "
+                                  "for the backend and the memory); larger is faster and needs more memory")
+        self.halo.setToolTip("voxels of context around each tile's core that the model sees and that are cut "
+                             "away (default 48: no seams)")
+        self.threshold.setToolTip("the mask is where the probability (0-255) is above this (default 127)")
+        self.device.setToolTip("auto: a CUDA GPU where PyTorch sees one, else the CPU")
+        for label, w in (("image", self.image), ("model", self.model), ("objects", self.objects),
+                         ("fill value", self.fill_value), ("threshold (0-255)", self.threshold),
+                         ("device", self.device), ("tile size (voxels)", self.tile_size),
+                         ("halo (voxels)", self.halo)):
             self.form.addRow(label, w)
 
     def run(self):
         layer = self.image.layer()
         if layer is None:
-            self.status.setText("open an image first")
-            return
+            return self._say(_nothing_to_take(self.image, "Segment", "an image (a 3D volume)"), ERROR_COLOUR)
+        fill = self.fill_value.text().strip()
+        try:
+            fill_value = float(fill) if fill else None
+        except ValueError:
+            return self._say(f"error: fill value {fill!r} is not a number: give the gray value that means no data "
+                             "(e.g. -32768), or leave it empty", ERROR_COLOUR)
         self._source = layer
         self._threshold = self.threshold.value()  # as it was at Run: a change during the run applies next time
         self.progress.setRange(0, 1000)
         self.progress.setValue(0)
-        return self._start(segment_steps, _level0(layer), self.model.text().strip() or None,
-                           tile_size=self.tile_size.value(), halo=self.halo.value(),
-                           device=self.device.currentText(), connect={"yielded": self._step})
+        return self._start(segment_steps, _level0(layer), self.model.text().strip() or None, name=layer.name,
+                           voxel_size=voxel_size_nm(layer), objects=OBJECTS_CHOICES[self.objects.currentText()],
+                           fill_value=fill_value, threshold=self._threshold, tile_size=self.tile_size.value(),
+                           halo=self.halo.value(), device=self.device.currentText(), connect={"yielded": self._step})
+
+    def _words(self, text: str) -> str:
+        return in_widget_terms(text)
 
     def _reached(self) -> str:
         done, total = self._last
         return f"{done / 1e6:.2f} of {total / 1e6:.2f} Mvox segmented"
 
-    def _done(self, p8):
+    def _done(self, result):
+        p8, messages = result
         layer = self._source
         _add(self.viewer, (p8, {"name": f"{layer.name} probability", "colormap": "magma",
                                 "contrast_limits": (0, 255), "blending": "additive", "visible": False}, "image"),
@@ -316,8 +300,11 @@ class SegmentWidget(_Worker):
         _add(self.viewer, ((p8 > self._threshold).astype(np.uint8),
                            {"name": f"{layer.name} mask", "opacity": 0.6}, "labels"), like=layer)
         dt = time.monotonic() - self._t0
-        self.status.setText(f"done in {dt:.1f} s ({p8.size / 1e6 / max(dt, 1e-9):.2f} Mvox/s): probability "
-                            f"(0-255) and mask (> {self._threshold}) added")
+        text = (f"done in {dt:.1f} s ({p8.size / 1e6 / max(dt, 1e-9):.2f} Mvox/s): probability (0-255) and mask "
+                f"(> {self._threshold}) added")
+        # the notes and warnings tomoseg segment prints for these data, one a line, in a warning colour
+        warned = any(m.startswith("warning: ") for m in messages)
+        self._say("\n".join([text, *messages]), WARNING_COLOUR if warned else "")
 
 
 class AnalyzeWidget(_Worker):
@@ -325,9 +312,9 @@ class AnalyzeWidget(_Worker):
 
     def __init__(self, napari_viewer):
         super().__init__(napari_viewer)
-        self.source = _LayerChoice(napari_viewer, ("labels", "image"))
-        self.intensity = _LayerChoice(napari_viewer, ("image",), optional=True)
-        self.truth = _LayerChoice(napari_viewer, ("labels", "image"), optional=True)
+        self.source = LayerChoice(napari_viewer, ("labels", "image"), prefer=prefer_analyzable)
+        self.intensity = LayerChoice(napari_viewer, ("image",), optional=True)
+        self.truth = LayerChoice(napari_viewer, ("labels", "image"), optional=True)
         self.threshold = QSpinBox()
         self.threshold.setRange(0, 254)
         self.threshold.setValue(127)
@@ -362,8 +349,8 @@ class AnalyzeWidget(_Worker):
 
         src = self.source.layer()
         if src is None:
-            self.status.setText("open a mask or probability map first")
-            return
+            return self._say(_nothing_to_take(self.source, "Analyze", "a mask or probability map (3D)"),
+                             ERROR_COLOUR)
         options = AnalysisOptions(threshold=self.threshold.value(), min_voxels=self.min_voxels.value(),
                                   exclude_border=not self.keep_border.isChecked(),
                                   read_as=self.read_as.currentText())
@@ -396,10 +383,10 @@ class AnalyzeWidget(_Worker):
         layers, table, counts = result
         self.progress.setRange(0, 1000)
         self.progress.setValue(1000)
-        for old in self.layers:
-            if old in self.viewer.layers:
-                self.viewer.layers.remove(old)
+        # earlier results stay: the user may have edited them (painted, erased, renumbered) or be analyzing one of
+        # them now; napari names the new layers apart ("objects [1]") and the status says which they are
         self.layers = [_add(self.viewer, t, like=self._source) for t in layers]
+        renamed = [new.name for (_, kw, _), new in zip(layers, self.layers) if new.name != kw["name"]]
         self.objects = table
         self._fill_table(table, layers)
         text = f"{counts['objects']} objects in {time.monotonic() - self._t0:.1f} s ({counts['read as']})"
@@ -408,7 +395,10 @@ class AnalyzeWidget(_Worker):
         if self._voxel_size is None:
             units = "/".join(sorted({str(u) for u in getattr(self._source, "units", ())})) or "none"
             text += f"; voxel size unknown (layer units: {units}): the nm columns are empty"
-        self.status.setText(text)
+        if renamed:
+            text += "; earlier results are kept, the new ones are " + ", ".join(repr(n) for n in renamed)
+        warnings = counts.get("warnings", [])
+        self._say("\n".join([text, *warnings]), WARNING_COLOUR if warnings else "")
 
     def _fill_table(self, table, layers):
         from .layers import TABLE_COLUMNS
@@ -419,10 +409,25 @@ class AnalyzeWidget(_Worker):
             feats = kw.get("features", {})
             if "status" in feats:
                 status = {int(l): s for l, s in zip(feats["label"], feats["status"]) if s != "FN"}
-        if status:
-            cols.append("status")
+        if status:  # beside the label, visible in a dock of normal width (napari review V12)
+            cols.insert(1, "status")
+        # refilled with no selection and no signals: the old selection's row index would be read against the new
+        # table (an IndexError, or a jump to an unrelated object: napari review V6)
+        self.table.blockSignals(True)
+        try:
+            self.table.clearSelection()
+            self._fill(table, cols, status)
+        finally:
+            self.table.blockSignals(False)
+
+    def _fill(self, table, cols, status):
+        self.table.setRowCount(0)
         self.table.setColumnCount(len(cols))
-        self.table.setHorizontalHeaderLabels(cols)
+        for j, c in enumerate(cols):  # the header in words with its unit; the column's name in its tooltip
+            item = QTableWidgetItem(HEADERS.get(c, c))
+            item.setToolTip(f"{c} (the column of objects.csv)" if c != "status" else
+                            "TP: matches a true object; FP: matches none (false positive)")
+            self.table.setHorizontalHeaderItem(j, item)
         n = len(table["label"])
         self.table.setRowCount(n)
         for i in range(n):
@@ -438,6 +443,8 @@ class AnalyzeWidget(_Worker):
             return
         i = rows.pop()
         t = self.objects
+        if not i < len(t["label"]) or not self.layers or self.layers[0] not in self.viewer.layers:
+            return  # a row of an older table, or the objects layer removed: nothing to go to
         labels_layer = self.layers[0]
         voxel = np.array([t[f"centroid_{a}"][i] for a in "zyx"], float)
         centre = np.asarray(labels_layer.data_to_world(voxel), float)  # the layer's whole transform
@@ -446,8 +453,20 @@ class AnalyzeWidget(_Worker):
         camera = scene.camera if scene is not None and hasattr(scene, "camera") else self.viewer.camera
         camera.center = tuple(float(c) for c in centre)
         labels_layer.selected_label = int(t["label"][i])
-        if len(self.layers) > 1:
+        if len(self.layers) > 1 and self.layers[1] in self.viewer.layers:
             self.layers[1].selected_data = {i}
+
+
+def _nothing_to_take(choice, widget: str, what: str) -> str:
+    """Why there is no layer to run on: none open, the one chosen gone, or only layers that are not 3D."""
+    if choice.count() and choice.currentText() not in ("", "(none)"):
+        return f"error: the layer {choice.currentText()!r} is no longer in the viewer: choose another"
+    flat = choice.others()
+    if flat:
+        named = ", ".join(f"{l.name!r} ({l.ndim}D)" for l in flat[:3])
+        return (f"error: {widget} takes 3D volumes (z, y, x); {named} {'is' if len(flat) == 1 else 'are'} not 3D: "
+                "open a volume (a stack of slices)")
+    return f"open {what} first"
 
 
 def _dims(shape) -> str:
@@ -470,4 +489,21 @@ def analyze_layer(volume, name: str, *, options=None, **kwargs):
     reading = read_as(volume, options.read_as, where=f"layer {name!r}", command="Analyze")
     layers, table, counts = yield from analysis_steps(volume, options=options, **kwargs)
     counts["read as"] = reading.note(options.threshold)
+    counts["warnings"] = gray_image_warning(volume, name, reading, options)
     return layers, table, counts
+
+
+def gray_image_warning(volume, name: str, reading, options) -> list[str]:
+    """A warning where a layer read as a probability map by the values alone (auto) has more of its voxels above
+    the threshold than a flooded map (``segment``'s flooding check): a gray scan of 0-255 is read so by the CLI's
+    rule too, and gives no objects or one flood (napari review V7)."""
+    from ..inference.domain import FLOOD_FRACTION
+
+    if reading.kind != "probability" or options.read_as != "auto" or not volume.size:
+        return []
+    share = np.count_nonzero(volume > options.threshold) / volume.size
+    if share <= FLOOD_FRACTION:
+        return []
+    return [f"warning: {share:.0%} of the voxels of layer {name!r} are above {options.threshold}: a gray image "
+            "rather than a probability map? Choose Segment's probability map or mask as 'mask or probability' (or "
+            "read as: probability, if this is one)"]
