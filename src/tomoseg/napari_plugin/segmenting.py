@@ -9,7 +9,6 @@ names its own settings instead (:func:`in_widget_terms`). No Qt here.
 from __future__ import annotations
 
 import contextlib
-import io
 import re
 import warnings
 from dataclasses import dataclass
@@ -40,23 +39,21 @@ def in_widget_terms(text: str) -> str:
 
 @contextlib.contextmanager
 def collected(messages: list):
-    """Collect the notes (``tomoseg: note:`` on stderr) and :class:`~tomoseg.errors.TomosegWarning` s given in the
-    block, as ``"note: ..."`` and ``"warning: ..."`` lines in ``messages``. Python's warning filters and
-    ``sys.stderr`` are process-wide, so the block should be short (the checks themselves, not the tiles)."""
-    from ..errors import TomosegWarning
+    """Collect the :class:`~tomoseg.errors.TomosegNote` s and :class:`~tomoseg.errors.TomosegWarning` s given in
+    the block, as ``"note: ..."`` and ``"warning: ..."`` lines in ``messages``, in the widget's terms. Python's
+    warning filters are process-wide, so the block should be short (the checks themselves, not the tiles)."""
+    from ..errors import TomosegNote, TomosegWarning
 
-    err = io.StringIO()
-    with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stderr(err):
+    with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", TomosegWarning)
+        warnings.simplefilter("always", TomosegNote)
         try:
             yield messages
         finally:
             for w in caught:
-                if issubclass(w.category, TomosegWarning):
-                    messages.append("warning: " + in_widget_terms(str(w.message)))
-            for line in err.getvalue().splitlines():
-                if line.strip():
-                    messages.append(in_widget_terms(line.removeprefix("tomoseg: ")))
+                if issubclass(w.category, (TomosegWarning, TomosegNote)):
+                    kind = "warning" if issubclass(w.category, TomosegWarning) else "note"
+                    messages.append(f"{kind}: " + in_widget_terms(str(w.message)))
 
 
 @dataclass(frozen=True)
