@@ -158,3 +158,27 @@ def test_a_2d_image_is_named_as_not_3d_and_cuda_names_the_device_setting(qtbot):
     segment.device.setCurrentText("cuda")
     _wait(qtbot, segment, segment.run())
     assert segment.status.text() == "error: device cuda: no CUDA GPU is visible to PyTorch; choose device cpu"
+
+
+def test_the_objects_table_saves_as_the_cli_writes_it(qtbot, tmp_path):
+    """V8: napari's File > Save keeps 12 of the table's 26 columns (the layer's features) and no units; the
+    Analyze widget's "Save table as CSV..." writes the whole table as `tomoseg analyze --csv` does, with its
+    safety: a user's own CSV at that name is never replaced."""
+    from tomoseg.cli import main
+    from tomoseg.io import write_volume
+
+    mask = balls(SHAPE, CENTRES, 3)
+    write_volume(tmp_path / "mask.tif", mask, voxel_size=(30.0, 30.0, 30.0))
+    assert main(["analyze", str(tmp_path / "mask.tif"), "--csv", str(tmp_path / "cli.csv"), "-q"]) == 0
+    viewer = _viewer()
+    viewer.add_labels(mask, name="mask", scale=(30.0, 30.0, 30.0), units=("nm", "nm", "nm"))
+    widget = _analyze(qtbot, viewer, "mask")
+    assert not widget.save.isEnabled() and not widget.save_table(tmp_path / "early.csv")
+    _wait(qtbot, widget, widget.run(), 60_000)
+    assert widget.save.isEnabled() and widget.save_table(tmp_path / "widget.csv")
+    assert (tmp_path / "widget.csv").read_text() == (tmp_path / "cli.csv").read_text()
+    assert "saved 4 objects" in widget.status.text()
+    (tmp_path / "mine.csv").write_text("sample,notes\nA,keep me\n")
+    assert not widget.save_table(tmp_path / "mine.csv")
+    assert (tmp_path / "mine.csv").read_text() == "sample,notes\nA,keep me\n"
+    assert "is not an objects table written by tomoseg" in widget.status.text()

@@ -341,6 +341,13 @@ class AnalyzeWidget(_Worker):
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.itemSelectionChanged.connect(self._jump)
         self.layout().addWidget(self.table)
+        # the whole table (every column of tomoseg analyze --csv, units in the names), not napari's layer features
+        self.save = QPushButton("Save table as CSV...")
+        self.save.setToolTip("the objects table as tomoseg analyze --csv writes it: every column, nm where the "
+                             "layer's voxel size is known")
+        self.save.setEnabled(False)
+        self.save.clicked.connect(self._save_dialog)
+        self.layout().addWidget(self.save)
         self.objects = None
         self.layers = []
 
@@ -388,6 +395,7 @@ class AnalyzeWidget(_Worker):
         self.layers = [_add(self.viewer, t, like=self._source) for t in layers]
         renamed = [new.name for (_, kw, _), new in zip(layers, self.layers) if new.name != kw["name"]]
         self.objects = table
+        self.save.setEnabled(True)
         self._fill_table(table, layers)
         text = f"{counts['objects']} objects in {time.monotonic() - self._t0:.1f} s ({counts['read as']})"
         if "TP" in counts:
@@ -399,6 +407,34 @@ class AnalyzeWidget(_Worker):
             text += "; earlier results are kept, the new ones are " + ", ".join(repr(n) for n in renamed)
         warnings = counts.get("warnings", [])
         self._say("\n".join([text, *warnings]), WARNING_COLOUR if warnings else "")
+
+    def _save_dialog(self):
+        from qtpy.QtWidgets import QFileDialog
+
+        path, _ = QFileDialog.getSaveFileName(self, "Save the objects table", "objects.csv", "CSV table (*.csv)")
+        if path:
+            self.save_table(path)
+
+    def save_table(self, path) -> bool:
+        """Write the objects table to ``path`` as ``tomoseg analyze --csv`` does: its checks (a .csv name; an
+        existing file replaced only if it is an objects table of tomoseg's that nobody edited since), atomic, and
+        stamped. Says what happened in the status; returns whether it was written."""
+        from ..errors import TomosegError
+        from ..io.output_guard import check_table_output
+        from ..table import write_csv
+
+        if self.objects is None:
+            self._say("error: run Analyze first: there is no objects table to save", ERROR_COLOUR)
+            return False
+        try:
+            check_table_output(path, overwrite=True)  # the file dialog asked before replacing
+            write_csv(self.objects, path, overwrite=True)
+        except (TomosegError, OSError) as exc:
+            self._say(f"error: {exc}".replace("pass --overwrite to replace it", "choose another name"),
+                      ERROR_COLOUR)
+            return False
+        self._say(f"saved {len(self.objects['label'])} objects ({len(self.objects)} columns) to {path}")
+        return True
 
     def _fill_table(self, table, layers):
         from .layers import TABLE_COLUMNS
