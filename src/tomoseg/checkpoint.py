@@ -191,6 +191,18 @@ def _check_file(path: Path) -> Path:
 def load_model(path=None, *, device: str | torch.device = "cpu") -> UNet3D:
     """Load a model file (the shipped default if ``path`` is None; ``"v2"`` and ``"v1"`` name the earlier defaults) in eval mode.
 
+    Parameters
+    ----------
+    path : str or Path, optional
+        A ``.safetensors`` model file (``tomoseg train`` writes them), or a shipped model's name.
+    device : str or torch.device
+        Where the weights go (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
+
+    Returns
+    -------
+    UNet3D
+        The network in eval mode (a ``torch.nn.Module``).
+
     The metadata is on ``model.metadata``, the file on ``model.path``; its SHA-256 on ``model.sha256``, and the
     digest of the weights as loaded on ``model.weights_sha256``
     (:func:`tomoseg.inference.model_file.model_identity` tells whether they still are the file's).

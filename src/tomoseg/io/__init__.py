@@ -149,7 +149,23 @@ def open_volume(path, *, voxel_size=None) -> Volume:
 
 
 def read_volume(path, *, voxel_size=None) -> np.ndarray:
-    """Read a whole volume into memory as a NumPy array."""
+    """Read a whole volume into memory as a NumPy array.
+
+    Parameters
+    ----------
+    path : str or Path
+        Any format tomoseg reads (:func:`open_volume`): a TIFF file or folder of slices, ``file.h5:/dataset``,
+        a Zarr or OME-Zarr store (its full resolution), NRRD, ``.npy``, PyHST2 ``.vol``.
+    voxel_size : (z, y, x) in nm, optional
+        Checked as ``--voxel-size`` is; only for :func:`open_volume`'s checks here (an array has no voxel
+        size: use ``open_volume(path).voxel_size`` to read the file's).
+
+    Returns
+    -------
+    numpy.ndarray
+        The whole volume (z, y, x) in its stored dtype. For a volume larger than memory use
+        :func:`open_volume` and read boxes of it (``vol[z0:z1, y0:y1, x0:x1]``).
+    """
     with open_volume(path, voxel_size=voxel_size) as vol:
         return vol.read()
 
@@ -224,7 +240,23 @@ def check_output_format(path, dtype, shape) -> None:
 
 
 def write_volume(path, data, *, voxel_size=None, overwrite: bool = False, chunks=None) -> None:
-    """Write a whole array as a volume (atomically: a ``.partial`` file renamed at the end)."""
+    """Write a whole array as a volume (atomically: a ``.partial`` file renamed at the end).
+
+    Parameters
+    ----------
+    path : str or Path
+        The format follows the name (:func:`create_volume`): ``.tif``, ``file.h5:/dataset``, ``.zarr`` (OME-Zarr),
+        ``.nrrd``, ``.npy``, ``.vol``.
+    data : array-like, 3D (z, y, x)
+        Written in its dtype where the format holds it.
+    voxel_size : (z, y, x) in nm, optional
+        Stored in the file's metadata (TIFF resolution and ImageJ spacing, NGFF scale, NRRD spacings, HDF5
+        ``element_size_um``), so Fiji, napari and ParaView show physical units.
+    overwrite : bool
+        Replace an existing output that tomoseg wrote (never another program's file).
+    chunks : (z, y, x), optional
+        Chunk shape for chunked formats (Zarr, HDF5).
+    """
     data = np.asarray(data)
     if data.ndim != 3:
         raise TomosegError(f"{path}: a volume must be 3D (z, y, x), got shape {data.shape}")
