@@ -7,6 +7,7 @@ from scipy import ndimage
 from tomoseg.objects import measure_objects
 from tomoseg.track.matching import MatchOptions, carry_labels, match
 
+ONE_NM = (1.0, 1.0, 1.0)  # as track measures its tables (in 1 nm voxels, the nm columns blanked after where unknown)
 
 def ball(shape, centre, r):
     zz, yy, xx = np.indices(shape)
@@ -36,7 +37,7 @@ def statuses(links):
 
 def test_every_status():
     before, after = scene()
-    tb, ta = measure_objects(before), measure_objects(after)
+    tb, ta = measure_objects(before, voxel_size=ONE_NM), measure_objects(after, voxel_size=ONE_NM)
     links, _ = match(before, after, tb, ta, np.eye(4))
     assert statuses(links) == {((1,), (1,)): "persisting", ((2,), ()): "vanished", ((), (2,)): "appeared",
                                ((3, 4), (3,)): "merged", ((5,), (4, 5)): "split"}
@@ -73,7 +74,7 @@ def test_one_to_one_is_optimal_not_greedy():
     before[4:6, 4:6, 12:16] = 2
     after[4:6, 4:6, 4:14] = 1   # Dice with B1 0.6, with B2 0.29
     after[4:6, 4:6, 0:4] = 2    # Dice with B1 0.57
-    tb, ta = measure_objects(before), measure_objects(after)
+    tb, ta = measure_objects(before, voxel_size=ONE_NM), measure_objects(after, voxel_size=ONE_NM)
     links, _ = match(before, after, tb, ta, np.eye(4), options=MatchOptions(tolerance_nm=1))
     assert statuses(links) == {((1,), (2,)): "persisting", ((2,), (1,)): "persisting"}
 
@@ -88,7 +89,7 @@ def test_merge_of_two_equal_objects_sums_both():
     before[ball(shape, (10, 15, 15), 3)] = 1
     before[ball(shape, (10, 15, 23), 3)] = 2  # same volume as 1
     after[ball(shape, (10, 15, 15), 3) | ball(shape, (10, 15, 23), 3) | ball(shape, (10, 15, 19), 2)] = 1
-    tb, ta = measure_objects(before), measure_objects(after)
+    tb, ta = measure_objects(before, voxel_size=ONE_NM), measure_objects(after, voxel_size=ONE_NM)
     links, _ = match(before, after, tb, ta, np.eye(4))
     eb, ea = _edge_flags(tb, ta, np.eye(4), shape, shape, 1.0)
     t = link_table(links, tb, ta, eb, ea, np.eye(4), voxel_size=(1, 1, 1))
@@ -108,7 +109,7 @@ def test_one_strong_pair_beats_two_weak_ones():
     after[ball(shape, (10, 20, 20), 5)] = 1
     before[ball(shape, (10, 20, 28), 4)] = 2   # a few voxels inside A1, most of it outside
     after[ball(shape, (10, 20, 12), 4)] = 2    # a few voxels inside B1
-    tb, ta = measure_objects(before), measure_objects(after)
+    tb, ta = measure_objects(before, voxel_size=ONE_NM), measure_objects(after, voxel_size=ONE_NM)
     links, _ = match(before, after, tb, ta, np.eye(4), options=MatchOptions(tolerance_nm=1))
     assert statuses(links) == {((1,), (1,)): "persisting", ((2,), ()): "vanished", ((), (2,)): "appeared"}
 
@@ -126,7 +127,7 @@ def test_many_to_many_keeps_every_object_in_the_table():
     before[ball(shape, (10, 20, 24), 2)] = 2                                      # wholly inside A1
     after[ball(shape, (10, 20, 16), 5) | ball(shape, (10, 20, 24), 2.5)] = 1
     after[ball(shape, (10, 20, 9), 1.5)] = 2                                      # wholly inside B1
-    tb, ta = measure_objects(before), measure_objects(after)
+    tb, ta = measure_objects(before, voxel_size=ONE_NM), measure_objects(after, voxel_size=ONE_NM)
     links, _ = match(before, after, tb, ta, np.eye(4))
     assert statuses(links) == {((1, 2), (1, 2)): "merged"}
     eb, ea = _edge_flags(tb, ta, np.eye(4), shape, shape, 1.0)
@@ -177,7 +178,7 @@ def test_links_partition_both_scans_on_crowded_blobs(tolerance):
     before = ndimage.label(ndimage.uniform_filter(rng.random((24, 50, 50)), 3) > 0.56)[0].astype(np.uint32)
     after = ndimage.label(ndimage.uniform_filter(rng.random((24, 50, 50)), 3) > 0.56)[0].astype(np.uint32)
     m = _rotation_z(6.0, np.array(before.shape) / 2)
-    tb, ta = measure_objects(before), measure_objects(after)
+    tb, ta = measure_objects(before, voxel_size=ONE_NM), measure_objects(after, voxel_size=ONE_NM)
     links, _ = match(before, after, tb, ta, m, options=MatchOptions(tolerance_nm=tolerance, min_overlap=0.1))
     assert sorted(b for bs, _, _ in links for b in bs) == tb["label"].tolist()
     assert sorted(a for _, as_, _ in links for a in as_) == ta["label"].tolist()
@@ -199,7 +200,7 @@ def test_links_are_arrays_that_read_back_as_tuples():
     from tomoseg.track.tracking import link_table
 
     before, after = scene()
-    tb, ta = measure_objects(before), measure_objects(after)
+    tb, ta = measure_objects(before, voxel_size=ONE_NM), measure_objects(after, voxel_size=ONE_NM)
     links, _ = match(before, after, tb, ta, np.eye(4))
     assert isinstance(links, Links) and len(links) == 5
     back = links_from(list(links))
@@ -227,7 +228,7 @@ def test_group_totals_count_each_object_of_a_group_once():
     before = ndimage.label(ndimage.uniform_filter(rng.random((24, 50, 50)), 3) > 0.56)[0].astype(np.uint32)
     after = ndimage.label(ndimage.uniform_filter(rng.random((24, 50, 50)), 3) > 0.56)[0].astype(np.uint32)
     m = _rotation_z(6.0, np.array(before.shape) / 2)
-    tb, ta = measure_objects(before), measure_objects(after)
+    tb, ta = measure_objects(before, voxel_size=ONE_NM), measure_objects(after, voxel_size=ONE_NM)
     links, _ = match(before, after, tb, ta, m, options=MatchOptions(min_overlap=0.1))
     t = link_table(links, tb, ta, *_edge_flags(tb, ta, m, before.shape, after.shape, 1.0), m, voxel_size=(1, 1, 1))
     groups = np.isin(t["status"], ["merged", "split"])
