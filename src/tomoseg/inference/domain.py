@@ -240,10 +240,10 @@ def check_histogram(volume, stats, model, sample: np.ndarray | None = None) -> f
 
     The input is normalized as the tiles are (:func:`~tomoseg.inference.normalization.normalize`: the robust
     statistics, the sign of ``--objects``, the clipping), voxels without data (NaN, ±inf, ``--fill-value``) left
-    out, on ``sample`` (the voxels a :class:`GraySample` kept), else on 16 spread patches. The advice follows the shape of the difference: a histogram that matches far
-    better mirrored (objects brighter than the matrix, or the reverse of ``--objects``); many voxels beyond ±4
-    s.d. (a background or fill of other gray); else other contrast or noise, which only a look at the result
-    and fine-tuning settle."""
+    out, on ``sample`` (the voxels a :class:`GraySample` kept), else on 16 spread patches. The advice follows the
+    shape of the difference: a histogram that matches far better mirrored (objects brighter than the matrix, or
+    the reverse of ``--objects``); many voxels beyond ±4 s.d. (a background or fill of other gray); else other
+    contrast or noise, which only a look at the result and fine-tuning settle."""
     from .fingerprint import sample_regions
     from .normalization import nodata_mask, normalize
 
@@ -256,7 +256,8 @@ def check_histogram(volume, stats, model, sample: np.ndarray | None = None) -> f
     except (TypeError, ValueError):
         return None
     parts = []
-    for block in ([sample] if sample is not None else (np.asarray(volume[r]) for r in sample_regions(volume.shape))):
+    blocks = [sample] if sample is not None else (np.asarray(volume[r]) for r in sample_regions(volume.shape))
+    for block in blocks:
         z = normalize(block, stats)
         holes = nodata_mask(block, stats)
         parts.append((z[~holes] if holes is not None else z).ravel())

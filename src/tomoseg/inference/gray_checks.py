@@ -88,7 +88,8 @@ def _check_constant_slices(slices: SliceRanges, where, stats=None, slice_voxels:
     if not runs:
         return
     depth = len(slices.low)
-    named = ", ".join(f"{a}" if b - a == 1 else f"{a}–{b - 1}" for a, b, _ in runs[:4]) + (" ..." if len(runs) > 4 else "")
+    named = ", ".join(f"{a}" if b - a == 1 else f"{a}–{b - 1}" for a, b, _ in runs[:4])
+    named += " ..." if len(runs) > 4 else ""
     values = sorted({v for _, _, v in runs})
     value = f"value {values[0]:g}" if len(values) == 1 else "values " + ", ".join(f"{v:g}" for v in values[:3])
     count = sum(b - a for a, b, _ in runs)
