@@ -374,3 +374,18 @@ def test_evaluate_joins_analyze_of_the_same_prediction_without_overwrite(files, 
     assert f"tomoseg: note: {out2}: analyze's results there (of another prediction or with other settings) were " \
         "removed" in capsys.readouterr().err
     assert not (out2 / "summary.json").exists() and (out2 / "evaluation.json").is_file()
+
+
+def test_joining_a_folder_with_a_report_builds_the_report_again(files, capsys, tmp_path):
+    """evaluate (without --report) after `analyze --report` of the same prediction removed analyze's report and
+    made none: the folder was left without one. Joining a folder that holds tomoseg's report builds it again
+    with both tools' results, and says so."""
+    d, _, _ = files
+    out = tmp_path / "r"
+    assert main(["analyze", str(d / "prob.zarr"), "--out", str(out), "--report", "-q"]) == 0
+    assert "Voxel scores" not in (out / "report.html").read_text(encoding="utf-8")
+    capsys.readouterr()
+    assert main(["evaluate", str(d / "prob.zarr"), str(d / "lab.tif"), "--out", str(out), "-q"]) == 0
+    assert f"tomoseg: note: {out / 'report.html'}: built again with both tools' results" in capsys.readouterr().err
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "Voxel scores" in html and "size_histogram" in html  # both tools' results

@@ -143,6 +143,18 @@ def _run_analyze(args) -> int:
             result.labels.discard()
 
 
+def _keep_joined_report(args, out: Path, same: bool) -> None:
+    """A run joining the other tool's results (``same``: the same prediction and settings) into a folder whose
+    report.html tomoseg wrote: the report is built again with both, as if --report were given. The folder's
+    clearing removes every report (it would miss this run's results); without this, evaluate after
+    ``analyze --report`` left no report at all."""
+    from ..io.output_guard import report_of_tomoseg
+
+    if same and not args.report and report_of_tomoseg(Path(out) / "report.html"):
+        args.report = True
+        print(f"tomoseg: note: {Path(out) / 'report.html'}: built again with both tools' results", file=sys.stderr)
+
+
 def _check_shared_folder(args, tool: str, prediction, options):
     """analyze's or evaluate's ``--out`` checked before the work: the other tool's results of the same
     prediction and settings may stay there without --overwrite (they are kept: one report of both)."""
@@ -164,6 +176,7 @@ def _write_analysis(args, vol, result, options, voxel_size, intensity, sample_ma
     if out is not None:  # an earlier run's results removed, before --csv and the label outputs, which may go there
         same = same_prediction(read_record(Path(out) / "evaluation.json"), args.volume, _settings(options),
                                key="prediction")
+        _keep_joined_report(args, out, same)
         make_result_folder(out, "analyze", fresh=True, keep=("evaluate",) if same else ())
     if args.csv:
         write_csv(table, args.csv, overwrite=args.overwrite)
@@ -441,6 +454,7 @@ def _run_evaluate(args) -> int:
         # an earlier run's results there removed; analyze's of this prediction kept, for one report of both
         same = same_prediction(read_record(Path(out) / "summary.json"), args.prediction, _settings(options),
                                key="input")
+        _keep_joined_report(args, out, same)
         make_result_folder(out, "evaluate", fresh=True, keep=("analyze",) if same else ())
         result["prediction"], result["ground_truth"] = str(Path(args.prediction).absolute()), \
             str(Path(args.labels).absolute())
