@@ -77,3 +77,27 @@ def test_predict_takes_a_volume_and_names_wrong_arguments(image, random_model_pa
     with pytest.raises(TomosegError, match="options: give a SegmentOptions, not a dict"):
         tomoseg.segment(tmp_path / "image.npy", tmp_path / "out.zarr", options={"threshold": 127})
     assert not (tmp_path / "out.zarr").exists()
+
+
+def test_segment_options_check_their_voxel_size():
+    """A3's leftover: SegmentOptions(voxel_size=...) was checked only when segment opened the volume; a negative
+    or scalar size is now refused when the options are made, as --voxel-size is, and an implausible one warned
+    about once."""
+    import warnings
+
+    import pytest
+
+    from tomoseg.errors import TomosegError, TomosegWarning
+    from tomoseg.inference import SegmentOptions
+
+    for bad in [(-29.33, 29.33, 29.33), (0, 0, 0), 29.33, (29.33, 29.33)]:
+        with pytest.raises(TomosegError, match="voxel"):
+            SegmentOptions(voxel_size=bad)
+    with pytest.warns(TomosegWarning, match="implausible"):
+        options = SegmentOptions(voxel_size=(0.02933,) * 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        import dataclasses
+
+        dataclasses.replace(options, threshold=100)  # checked once: no second warning
+    assert tuple(SegmentOptions(voxel_size=[29.33, 29.33, 29.33]).voxel_size) == (29.33,) * 3

@@ -66,9 +66,13 @@ class SegmentOptions:
     fill_value: float | None = None  # a gray value meaning "no data" (besides NaN and ±inf)
 
     def __post_init__(self):
+        from ..io.volume import checked_voxel_size
+
         check_threshold(self.threshold)
         check_objects(self.objects)
         check_fill_value(self.fill_value)
+        # checked here, not only when the volume opens: a wrong one refused before anything is read
+        object.__setattr__(self, "voxel_size", checked_voxel_size(self.voxel_size, "voxel_size"))
         if self.stats not in ("auto", "full", "sample"):
             raise TomosegError(f"stats {self.stats!r} must be auto, full or sample")
         if not isinstance(self.sample_mask, (str, os.PathLike)) or not str(self.sample_mask):
