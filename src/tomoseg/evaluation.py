@@ -76,11 +76,13 @@ def evaluate(pred, labels, *, threshold: int = 127, intensity=None, voxel_size=N
     from .objects.labelled import label_scan
     from .objects.reading import MaskView, check_threshold
 
-    from .io.volume import checked_voxel_size
+    from .io.volume import check_array, checked_voxel_size
 
     options = options or AnalysisOptions()
     threshold = check_threshold(threshold)
     voxel_size = checked_voxel_size(voxel_size)
+    pred, labels = check_array(pred, "pred"), check_array(labels, "labels")
+    intensity = None if intensity is None else check_array(intensity, "intensity")
     where = path_of(pred) or "the prediction"
     check_same_shape(pred, labels)
     if intensity is not None and tuple(intensity.shape) != tuple(pred.shape):

@@ -153,3 +153,26 @@ def test_options_given_as_a_dict_are_refused_naming_the_class():
     """A7: options={"min_voxels": 1} gave AttributeError: 'dict' object has no attribute 'read_as'."""
     with pytest.raises(TomosegError, match=r"options: give a AnalysisOptions, not a dict \(AnalysisOptions\(\*\*opt"):
         analyze(_mask(), options={"min_voxels": 1})
+
+
+def test_evaluate_and_track_check_their_arrays():
+    """A7's leftover: evaluate and track took a path, a 2D image or a list without check (deep tracebacks or
+    'images must be 3D' for a list); they now use the same check as analyze and predict."""
+    import numpy as np
+    import pytest
+
+    import tomoseg
+    from tomoseg.errors import TomosegError
+    from tomoseg.evaluation import evaluate
+
+    mask = np.zeros((8, 16, 16), np.uint8)
+    mask[2:5, 4:8, 4:8] = 1
+    with pytest.raises(TomosegError, match="pred: 'p.tif' is a path"):
+        evaluate("p.tif", mask)
+    with pytest.raises(TomosegError, match=r"labels must be 3D \(z, y, x\), got shape \(16, 16\)"):
+        evaluate(mask, mask[0])
+    assert evaluate(mask.tolist(), mask)["voxel"]["recall"] == 1.0  # a nested list is an array
+    with pytest.raises(TomosegError, match="after: holds complex values"):
+        tomoseg.track(mask, mask.astype(np.complex64), before_labels=mask, after_labels=mask)
+    with pytest.raises(TomosegError, match="before: 'b.tif' is a path"):
+        tomoseg.track("b.tif", mask)

@@ -159,10 +159,10 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
     options = options or TrackOptions()
     t = {}
     t0 = time.perf_counter()
-    if not hasattr(before, "shape") or not hasattr(after, "shape"):  # arrays, Volumes, Zarr arrays are sliced
-        before, after = np.asarray(before), np.asarray(after)
-    if len(before.shape) != 3 or len(after.shape) != 3:
-        raise TomosegError(f"images must be 3D (z, y, x), got {tuple(before.shape)} and {tuple(after.shape)}")
+    from ..io.volume import check_array
+
+    # arrays, Volumes, Zarr arrays are sliced; a nested list becomes an array; a path, 2D, empty or complex refused
+    before, after = check_array(before, "before"), check_array(after, "after")
     shape_b, shape_a = tuple(before.shape), tuple(after.shape)
     for name, img, lab in (("BEFORE", before, before_labels), ("AFTER", after, after_labels)):
         if lab is not None and tuple(np.shape(lab)) != tuple(img.shape):
