@@ -195,6 +195,15 @@ class PhantomData:
             raise TomosegError(f"data.phantoms.faded_ends {self.faded_ends!r} must be a share between 0 and 1")
 
 
+def _one_of(config, section: str, choices: dict) -> None:
+    """Refuse a key of ``config`` whose value is not one of two words (``choices``: key -> the two, in the order
+    the message names them): ``section.key 'x' must be a or b``."""
+    for key, (a, b) in choices.items():
+        value = getattr(config, key)
+        if value not in (a, b):
+            raise TomosegError(f"{section}.{key} {value!r} must be {a} or {b}")
+
+
 @dataclass
 class DataConfig:
     phantoms: PhantomData | None = None
@@ -216,12 +225,10 @@ class DataConfig:
 
     def __post_init__(self):
         self._check_labels()
-        if self.objects not in ("dark", "bright"):
-            raise TomosegError(f"data.objects {self.objects!r} must be dark or bright")
+        _one_of(self, "data", {"objects": ("dark", "bright")})
         if self.fill_value is not None and not _number(self.fill_value):
             raise TomosegError(f"data.fill_value {self.fill_value!r} must be a finite gray value, or null")
-        if self.normalization not in ("volume", "patch"):
-            raise TomosegError(f"data.normalization {self.normalization!r} must be volume or patch")
+        _one_of(self, "data", {"normalization": ("volume", "patch")})
         if not _number(self.hold_out) or not 0 <= self.hold_out < 1:
             raise TomosegError(f"data.hold_out {self.hold_out!r} must be a share from 0 (none) to below 1 (0.2: "
                                "the last fifth of each volume's annotated slices)")
@@ -281,22 +288,14 @@ class SamplingConfig:
                                       # all of them and draw those patches anywhere in it (box; runs before it)
 
     def __post_init__(self):
-        if self.validation not in ("patches", "volumes"):
-            raise TomosegError(f"sampling.validation {self.validation!r} must be patches or volumes")
-        if self.centre_on not in ("voxels", "objects"):
-            raise TomosegError(f"sampling.centre_on {self.centre_on!r} must be voxels or objects")
-        if self.mode not in ("random", "paper"):
-            raise TomosegError(f"sampling.mode {self.mode!r} must be random or paper")
+        _one_of(self, "sampling", {"validation": ("patches", "volumes"), "centre_on": ("voxels", "objects"),
+                                   "mode": ("random", "paper")})
         if self.patch_size < 8 or self.patch_size % 8:
             raise TomosegError(f"sampling.patch_size {self.patch_size} must be a multiple of 8")
         if self.batch_size < 1 or self.steps_per_epoch < 1:
             raise TomosegError("sampling.batch_size and sampling.steps_per_epoch must be at least 1")
-        if self.validation_cells not in ("annotated", "any"):
-            raise TomosegError(f"sampling.validation_cells {self.validation_cells!r} must be annotated or any")
-        if self.held_out_cells not in ("all", "drawn"):
-            raise TomosegError(f"sampling.held_out_cells {self.held_out_cells!r} must be all or drawn")
-        if self.patches_from not in ("annotation", "box"):
-            raise TomosegError(f"sampling.patches_from {self.patches_from!r} must be annotation or box")
+        _one_of(self, "sampling", {"validation_cells": ("annotated", "any"), "held_out_cells": ("all", "drawn"),
+                                   "patches_from": ("annotation", "box")})
         if self.validation_patches < 1:
             raise TomosegError(f"sampling.validation_patches {self.validation_patches} must be at least 1")
         if not 0 <= self.foreground_fraction <= 1:
