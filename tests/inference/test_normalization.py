@@ -17,7 +17,7 @@ def test_histograms_in_pieces_equal_numpys(monkeypatch, dtype, shape):
     data = rng.integers(0, np.iinfo(dtype).max, shape, dtype=dtype)
     monkeypatch.setitem(sys.modules, "torch", None)  # NumPy's path (the OpenVINO one), not PyTorch's bincount
     monkeypatch.setattr(normalization, "HISTOGRAM_PIECE", 1000)  # many pieces, none aligned to the block
-    hist = _histogram(None, None, data)
+    hist = _histogram(data)
     assert np.array_equal(hist[:np.iinfo(dtype).max + 1] if dtype == np.uint16 else hist,
                           np.bincount(data.ravel(), minlength=np.iinfo(dtype).max + 1))
     stats = volume_stats(data, method="full")
@@ -31,7 +31,7 @@ def test_a_histogram_holds_a_piece_not_a_block(monkeypatch):
     real = np.bincount
     monkeypatch.setattr(normalization.np, "bincount", lambda values, **kw: sizes.append(values.size) or
                         real(values, **kw))
-    _histogram(None, None, np.zeros((64, 256, 256), np.uint8))
+    _histogram(np.zeros((64, 256, 256), np.uint8))
     assert max(sizes) == normalization.HISTOGRAM_PIECE and sum(sizes) == 64 * 256 * 256 // 2
 
 

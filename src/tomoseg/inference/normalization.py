@@ -262,7 +262,7 @@ class _Binning:
         data = np.asarray(data)
         if self.exact:
             if self.offset == 0:
-                counts = _histogram(None, None, data)
+                counts = _histogram(data)
             else:
                 counts = _bincount(data.reshape(-1), self.bins, self.offset)
             return _Summary(counts, voxels=int(data.size))
@@ -367,7 +367,7 @@ def fill_in_dtype(dtype, fill):
     return None
 
 
-def _histogram(volume, region, data: np.ndarray) -> np.ndarray:
+def _histogram(data: np.ndarray) -> np.ndarray:
     """The value histogram of an 8- or 16-bit block.
 
     8 bits: PyTorch's bincount where PyTorch is already loaded (the CUDA and PyTorch backends; 5x NumPy's,
