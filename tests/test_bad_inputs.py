@@ -408,8 +408,8 @@ def b_sample_mask_empty(tmp, model):
     return ["analyze", _vol(tmp), "--json", "--sample-mask", str(tmp / "m.npy")]
 
 
-def b_float_probability(tmp, model):
-    np.save(tmp / "p.npy", np.random.default_rng(0).uniform(0, 1, (8, 16, 16)).astype(np.float32))
+def b_float_beyond_1(tmp, model):
+    np.save(tmp / "p.npy", np.random.default_rng(0).uniform(0, 3, (8, 16, 16)).astype(np.float32))
     return ["analyze", str(tmp / "p.npy"), "--json"]
 
 
@@ -713,7 +713,7 @@ CASES = {
     "analyze --out a file": (b_out_is_a_file, "is a file, not a folder"),
     "segment --gpus 0": (b_gpus_zero, "at least 1"),
     "segment --gpus with --workers": (b_gpus_with_workers, "without --workers"),
-    "analyze a float probability map in [0, 1]": (b_float_probability, "fractional values"),
+    "analyze fractional values up to 3": (b_float_beyond_1, "fractional values from"),
     "analyze a 16-bit gray-value image": (b_gray_uint16, "does not look like object IDs"),
     "evaluate a prediction with negative values": (b_negative_values, "holds negative values"),
     "analyze --read-as probability of a 0-65535 map": (b_probability_beyond_255, "holds 0-255"),

@@ -133,8 +133,9 @@ def _analyze(qtbot, viewer, source, **choices):
     return widget
 
 
-def test_analyze_refuses_a_float_map_in_0_1_with_the_clis_message_and_stops_its_progress_bar(qtbot):
-    """N6 (every nonzero voxel was an object: blurred tails merged objects) and N8 (busy bar after an error)."""
+def test_analyze_reads_float_maps_as_the_cli_does_and_stops_its_progress_bar_on_a_refusal(qtbot):
+    """N6 (every nonzero voxel of a float map was an object: blurred tails merged objects) and N8 (busy bar after
+    an error). A map in [0, 1] is read as rint(p * 255); fractions beyond 1 are refused with the CLI's message."""
     from napari.components import ViewerModel
 
     viewer = ViewerModel()
@@ -143,13 +144,13 @@ def test_analyze_refuses_a_float_map_in_0_1_with_the_clis_message_and_stops_its_
     prob = np.zeros(shape, np.float32)
     for c in ((12, 20, 20), (12, 20, 34)):  # two smooth blobs whose tails touch
         prob = np.maximum(prob, np.exp(-((z - c[0]) ** 2 + (y - c[1]) ** 2 + (x - c[2]) ** 2) / 18.0))
-    viewer.add_image(prob, name="prob")
+    viewer.add_image(prob * 2, name="prob")
     widget = _analyze(qtbot, viewer, "prob")
     with qtbot.captureExceptions() as exceptions:
         _wait(qtbot, widget, widget.run(), 60_000)
     assert exceptions == []
     text = widget.status.text()
-    assert text.startswith("error: ") and "fractional values" in text and "rint(p * 255)" in text
+    assert text.startswith("error: ") and "fractional values from" in text and "to 2 (float64)" in text
     assert "objects" not in [l.name for l in viewer.layers]
     assert widget.run_button.isEnabled() and widget.progress.maximum() == 1000  # not busy for ever
     # the same map as tomoseg's uint8 0-255: thresholded, two objects, and the status says how it was read
@@ -165,6 +166,11 @@ def test_analyze_refuses_a_float_map_in_0_1_with_the_clis_message_and_stops_its_
     widget.source.setCurrentText("prob32")
     _wait(qtbot, widget, widget.run(), 60_000)
     assert "2 objects" in widget.status.text() and "(values 0-255, stored as float32)" in widget.status.text()
+    # and as predict's float map in [0, 1]: the same two objects, read as rint(p * 255)
+    viewer.add_image(prob, name="prob01")
+    widget.source.setCurrentText("prob01")
+    _wait(qtbot, widget, widget.run(), 60_000)
+    assert "2 objects" in widget.status.text() and "probability map in [0, 1] (float64)" in widget.status.text()
 
 
 def test_analyze_checks_the_shapes_before_it_starts(qtbot):

@@ -168,15 +168,28 @@ def _one_error(err: str) -> str:
     return lines[0]
 
 
-def test_evaluate_refuses_a_fractional_map_and_gray_values_of_another_shape(files, capsys, tmp_path):
+def test_evaluate_reads_a_map_in_0_1_and_refuses_gray_values_of_another_shape(files, capsys, tmp_path):
     """A float probability map in [0, 1] was taken as a mask (every nonzero voxel an object: voxel precision
-    0.002), and an --intensity image of another shape was used as is (mean gray values from misplaced voxels,
-    or an IndexError when much smaller): both refused before the work, with one line that says what to do."""
+    0.002); it is read as rint(p * 255), as its uint8 copy is. Fractions beyond 1 and an --intensity image of
+    another shape (used as is: mean gray values from misplaced voxels, or an IndexError when much smaller) are
+    refused before the work, with one line that says what to do."""
     d, ph, pred = files
-    frac = tmp_path / "frac.npy"
+    frac, p8 = tmp_path / "frac.npy", tmp_path / "p8.npy"
     np.save(frac, np.where(pred, 0.9, 0.05).astype(np.float32))
+    np.save(p8, np.where(pred, 230, 13).astype(np.uint8))  # rint(0.9 * 255), rint(0.05 * 255)
+    scores = []
+    for name in ("frac", "p8"):
+        assert main(["evaluate", str(tmp_path / f"{name}.npy"), str(d / "lab.tif"), "--json"]) == 0
+        out = capsys.readouterr()
+        scores.append(json.loads(out.out))
+        assert ("read as a probability map in [0, 1] (float32): object where rint(p x 255) > 127" in out.err) == \
+            (name == "frac")
+    assert scores[0]["voxel"] == scores[1]["voxel"] and scores[0]["objects"] == scores[1]["objects"]
+    assert scores[0]["voxel"]["precision"] > 0.5 and scores[0]["prediction_is_probability"]
+    np.save(frac, np.where(pred, 1.9, 0.05).astype(np.float32))
     assert main(["evaluate", str(frac), str(d / "lab.tif")]) == 1
-    assert "frac.npy: holds fractional values (float32); evaluate takes a mask" in _one_error(capsys.readouterr().err)
+    assert "frac.npy: holds fractional values from 0.05 to 1.9 (float32); evaluate takes a mask" in \
+        _one_error(capsys.readouterr().err)
     for shape in ((40, 128, 127), (8, 16, 16)):
         bad = tmp_path / f"gray{shape[0]}.npy"
         np.save(bad, np.zeros(shape, np.uint8))

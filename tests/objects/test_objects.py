@@ -251,7 +251,7 @@ def test_probability_or_mask_is_told_from_a_spread_sample_of_whole_chunks(tmp_pa
             assert is_probability(p) and read == [1, 4, 4, 4, 4]
         finally:
             type(p).__getitem__ = plain
-    fractions = np.full((32, 8, 8), 0.25, np.float32)
+    fractions = np.full((32, 8, 8), 1.25, np.float32)
     write_volume(str(tmp_path / "f.zarr"), fractions, chunks=(8, 8, 8))
     with open_volume(str(tmp_path / "f.zarr")) as f, pytest.raises(TomosegError, match="fractional values"):
         read_as(f, where="f.zarr")

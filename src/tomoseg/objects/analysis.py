@@ -186,8 +186,8 @@ def analyze(volume, *, intensity=None, probability=None, voxel_size=None, option
     Parameters
     ----------
     volume : Volume or ndarray
-        A mask (nonzero = object) or a probability map on the 0-255 scale (object where > threshold), read as
-        ``options.read_as`` says (:func:`~tomoseg.objects.reading.read_as`; ``Analysis.reading`` tells how).
+        A mask (nonzero = object), a probability map on the 0-255 scale (object where > threshold) or one in
+        [0, 1] (:func:`~tomoseg.inference.predict`'s, read as ``rint(p * 255)``), read as ``options.read_as`` says (:func:`~tomoseg.objects.reading.read_as`; ``Analysis.reading`` tells how).
     intensity : Volume or ndarray, optional
         The gray-value image, for each object's mean gray value.
     probability : Volume or ndarray, optional

@@ -10,8 +10,10 @@ The rule (``read_as="auto"``, docs/analysis.md), on the values of the whole volu
 - whole values whose nonzero regions are flat plateaus of several values (a shape-based sample,
   :func:`looks_like_object_ids`): object IDs. Stored as uint8 they are refused (the threshold would drop the
   IDs up to 127); wider, they are a **label image**, read as a mask (nonzero = object);
-- refused: fractional values (a float map in [0, 1]), negative values, and values above 255 that are not
-  object IDs (a gray-value image, a map on another scale).
+- fractional values from 0 to 1 (a float map in [0, 1]: ``predict``'s, ilastik's): a **probability map** in
+  [0, 1], read as the 0–255 map ``rint(p * 255)``, so that the threshold means the same (127: p > 0.5);
+- refused: other fractional values, negative values, and values above 255 that are not object IDs (a
+  gray-value image, a map on another scale).
 
 ``read_as="probability"`` or ``"mask"`` forces a reading (a forced probability map must still hold 0–255).
 
@@ -96,6 +98,7 @@ class Reading:
     ids: bool | None = None        # the object-ID sample looks like IDs (None: not looked at, not needed)
     verified: bool = False         # every voxel seen (an array in memory, a full pass), or written by segment
     known: bool = False            # written by tomoseg segment as its probability map (its provenance record)
+    fractional: bool = False       # a fractional value seen: a probability map in [0, 1] (``unit``)
     where: str = "the volume"
     command: str = "analyze"
 
@@ -103,8 +106,16 @@ class Reading:
     def probability(self) -> bool:
         return self.kind == "probability"
 
+    @property
+    def unit(self) -> bool:
+        """A probability map in [0, 1] (fractional values), read as ``rint(p * 255)``."""
+        return self.kind == "probability" and self.fractional
+
     def note(self, threshold: int) -> str:
         """How the volume was read, in one line (the CLI's stderr note, the napari widget's counts)."""
+        if self.unit:
+            return (f"read as a probability map in [0, 1] ({self.dtype}): object where rint(p x 255) > {threshold}, "
+                    f"i.e. p above about {(threshold + 0.5) / 255:.3f}")
         if self.kind == "probability":
             stored = "" if self.dtype == "uint8" else f", stored as {self.dtype}"
             return f"read as a probability map (values 0-255{stored}): object where value > {threshold}"
@@ -120,13 +131,16 @@ class Reading:
         """The values (low, high, whole only) a block may hold without changing this reading; None: any."""
         if self.verified or self.kind == "labels" or self.how == "mask":
             return None
+        if self.unit:
+            return (0, 1, False)
         if self.kind == "probability":
             return None if self.dtype == "uint8" else (0, 255, True)
         return (0, 1, True)  # a mask by "0 and 1 only"
 
     def view(self, volume):
         """``volume`` as the analysis reads it: blocks checked against :meth:`allowed` (else
-        :class:`ReadingChanged`), and a 0–255 map of another type read as uint8."""
+        :class:`ReadingChanged`), a 0–255 map of another type read as uint8, a map in [0, 1] as
+        ``rint(p * 255)``."""
         convert = self.probability and np.dtype(volume.dtype) != np.uint8
         if not convert and self.allowed() is None:
             return volume
@@ -135,11 +149,12 @@ class Reading:
     def revised(self, volume, changed: ReadingChanged) -> "Reading":
         """The reading once a block held ``changed``'s values (refusals raise here)."""
         low, high = min(self.low, changed.low), max(self.high, changed.high)
+        fractional = self.fractional or changed.fractional  # fractions and whole values above 1 together: refused
         ids = self.ids
-        if ids is None and high > 1 and self.how == "auto":
+        if ids is None and high > 1 and self.how == "auto" and not fractional:
             ids = looks_like_object_ids(volume) is not None
-        kind = _kind(np.dtype(self.dtype), low, high, changed.fractional, ids, self.how, self.where, self.command)
-        return replace(self, kind=kind, low=low, high=high, ids=ids)
+        kind = _kind(np.dtype(self.dtype), low, high, fractional, ids, self.how, self.where, self.command)
+        return replace(self, kind=kind, low=low, high=high, ids=ids, fractional=fractional)
 
     def shows_object_ids(self, table, min_voxels: int = 8) -> bool:
         """Whether the objects found under this automatic probability reading (``table``, with the
@@ -185,6 +200,8 @@ class _ReadView:
         if self.convert:
             if block.dtype.kind == "f":
                 block = np.where(np.isfinite(block), block, 0)
+            if self.reading.unit:
+                block = np.rint(np.clip(block, 0, 1) * 255)
             block = block.astype(np.uint8)
         return block
 
@@ -229,9 +246,12 @@ def _kind(dtype, low, high, fractional, ids, how, where, command) -> str:
     if how == "mask":
         return "mask"
     if fractional:
-        raise TomosegError(f"{where}: holds fractional values ({dtype}); {command} takes a mask (0 = background, "
-                           "nonzero = object) or a probability map of whole values 0-255 (tomoseg's uint8 map). "
-                           "For a probability map in [0, 1] write numpy.rint(p * 255).astype('uint8') first")
+        if low >= 0 and high <= 1:
+            return "probability"  # a map in [0, 1]
+        raise TomosegError(f"{where}: holds fractional values from {low:g} to {high:g} ({dtype}); {command} takes a "
+                           "mask (0 = background, nonzero = object), a probability map in [0, 1] or one of whole "
+                           "values 0-255 (tomoseg's uint8 map): a gray-value image? Give the probability map or "
+                           "the mask from tomoseg segment")
     if how == "probability":
         if low < 0 or high > 255:
             raise TomosegError(f"{where}: holds values from {low:g} to {high:g}; a probability map holds 0-255 "
@@ -268,6 +288,8 @@ def read_as(volume, how: str = "auto", *, where=None, command: str = "analyze") 
     >>> import numpy as np
     >>> read_as(np.array([[[0, 1]]], np.uint8)).kind, read_as(np.array([[[0, 200.0]]], np.float32)).kind
     ('mask', 'probability')
+    >>> read_as(np.array([[[0, 0.7]]], np.float32)).unit
+    True
     """
     if how not in READ_AS:
         raise TomosegError(f"read as {how!r}: give one of {', '.join(READ_AS)}")
@@ -293,7 +315,7 @@ def read_as(volume, how: str = "auto", *, where=None, command: str = "analyze") 
     low, high = (0.0, 0.0) if high < low else (low, high)  # nothing read (an empty volume)
     ids = looks_like_object_ids(volume) is not None if how == "auto" and high > 1 and not fractional else None
     kind = _kind(dtype, low, high, fractional, ids, how, where, command)
-    return replace(base, kind=kind, low=low, high=high, ids=ids, verified=whole)
+    return replace(base, kind=kind, low=low, high=high, ids=ids, verified=whole, fractional=fractional)
 
 
 def probability_values(probability, *, where=None, command: str = "analyze"):
