@@ -25,6 +25,14 @@ from ..errors import TomosegError
 QUIET_SCHEDULER = {"dashboard": False, "dashboard_address": ":0"}
 
 
+def local_threads(workers: int) -> int:
+    """Threads for each of ``workers`` local workers (their ``TOMOSEG_THREADS``): the cores this process may
+    use (its affinity: ``taskset``, a SLURM allocation), shared out, at least one."""
+    from ..io.blocks import usable_cores
+
+    return max(1, usable_cores() // max(1, int(workers)))
+
+
 def dask_setup(worker) -> None:
     """Dask's preload hook, run in each worker process of a local cluster of ours as it starts (the cluster's
     ``preload`` names this module). Ctrl-C in a terminal reaches every process of the foreground group, the
@@ -183,7 +191,7 @@ def run_distributed(job, tiles, *, workers: int | None = None, scheduler: str | 
     else:
         if gpus:
             workers = gpus
-        threads = max(1, (os.cpu_count() or 1) // workers)
+        threads = local_threads(workers)
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                                scheduler_kwargs=QUIET_SCHEDULER, preload=[__name__],  # dask_setup: Ctrl-C
                                env={"TOMOSEG_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)})

@@ -158,7 +158,7 @@ def usable_cores() -> int:
 def worker_threads(limit: int) -> int:
     """Threads for a pass whose work lets other threads run (decompression, SciPy, NumPy): one per core, at
     least 2, at most ``limit``."""
-    return max(2, min(int(limit), os.cpu_count() or 2))
+    return max(2, min(int(limit), usable_cores()))
 
 
 def read_ahead(items, read, *, threads: int) -> Iterator[tuple]:
