@@ -112,3 +112,23 @@ def test_skipped_work_moves_the_bar_but_not_its_rate_or_time_left(clock):
         bar.update(100)
     assert bar.line().startswith("segment: 100% (10 kvox of 10 kvox), 100 vox/s")
     bar.close()
+
+
+def test_a_note_during_a_terminal_bar_gets_a_line_of_its_own():
+    """A note printed while a bar is drawn landed inside the bar's line ("|####---| segment: 40% ...tomoseg: note:
+    ..."), and the bar's next redraw wrote over it: the bar's line is cleared, the note written, the bar redrawn."""
+    import io
+
+    from tomoseg.progress import print_line
+
+    out = io.StringIO()
+    bar = Progress(100, desc="segment", stream=out, tty=True)
+    bar.update(40)
+    print_line("tomoseg: note: something", out)
+    bar.update(10)
+    bar.close()
+    print_line("tomoseg: note: after", out)
+    lines = out.getvalue().split("\n")
+    assert [line.split("\r")[-1] for line in lines[:1]] == ["tomoseg: note: something"]
+    assert lines[0].split("\r")[-2].strip() == ""  # the bar's text cleared before the note
+    assert "segment:  50%" in lines[1] and lines[2:] == ["tomoseg: note: after", ""]

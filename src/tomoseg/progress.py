@@ -30,9 +30,31 @@ import sys
 import threading
 import time
 
-__all__ = ["Progress", "Stage", "progress_bar", "format_duration", "format_count"]
+__all__ = ["Progress", "Stage", "progress_bar", "format_duration", "format_count", "print_line"]
 
 _HINT_LEFT_TO_CALLER = contextvars.ContextVar("tomoseg_resume_hint_left_to_caller", default=False)
+_DRAWN: list = []  # the terminal bars open now (their line is on the screen)
+
+
+def print_line(text: str, stream=None) -> None:
+    """``text`` on a line of its own (default on stderr): where a terminal bar is drawn on that stream, its line
+    is cleared first and the bar drawn again below, so a note or warning printed during a run never lands inside
+    the bar's line (nor the bar's next redraw over the note)."""
+    stream = stream if stream is not None else sys.stderr
+    bars = [bar for bar in list(_DRAWN) if bar.stream is stream]
+    for bar in bars:
+        bar._lock.acquire()
+    try:
+        for bar in bars[:1]:  # one line holds them all: the one drawn last
+            stream.write("\r" + " " * bar._width + "\r")
+            bar._width = 0
+        stream.write(text + "\n")
+        stream.flush()
+    finally:
+        for bar in bars:
+            bar._lock.release()
+    for bar in bars:
+        bar._draw(force=True)
 
 
 @contextlib.contextmanager
@@ -109,6 +131,7 @@ class Progress:
         self.reset(total=total, desc=desc)
         self._ticker = None
         if self.tty:
+            _DRAWN.append(self)
             self._stop = threading.Event()
             self._ticker = threading.Thread(target=self._tick, name="tomoseg-progress", daemon=True)
             self._ticker.start()
@@ -185,6 +208,8 @@ class Progress:
         self._draw(force=True, final=True)
         if self.tty:
             self.stream.write("\n")
+            with contextlib.suppress(ValueError):
+                _DRAWN.remove(self)
         if interrupted and self.resume_hint and not _HINT_LEFT_TO_CALLER.get():
             self.stream.write(f"tomoseg: stopped by Ctrl-C. {self.resume_hint}\n")
         self.stream.flush()

@@ -187,12 +187,15 @@ def one_line(text: str) -> str:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Warnings and notes on stderr, each on a line of its own above a progress bar being drawn."""
+    from ..progress import print_line
+
     if issubclass(category, TomosegWarning):
-        print(f"tomoseg: warning: {one_line(str(message))}", file=sys.stderr)
+        print_line(f"tomoseg: warning: {one_line(str(message))}")
     elif issubclass(category, TomosegNote):
-        print(f"tomoseg: note: {one_line(str(message))}", file=sys.stderr)
+        print_line(f"tomoseg: note: {one_line(str(message))}")
     else:
-        print(warnings.formatwarning(message, category, filename, lineno, line), file=sys.stderr, end="")
+        print_line(warnings.formatwarning(message, category, filename, lineno, line).rstrip("\n"))
 
 
 def check_environment() -> None:

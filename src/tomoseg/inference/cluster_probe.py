@@ -12,7 +12,6 @@ worker that fails and why.
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 import uuid
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import TomosegError
+from ..progress import print_line
 
 WAIT_S = 600.0     # how long a cluster may have no worker (SLURM jobs in the queue) before the run stops
 PROBE_S = 120.0    # how long the workers may take to answer the check (opening the input on a slow mount)
@@ -64,8 +64,7 @@ def wait_for_workers(client, address: str, wait: float | None = None, poll: floa
             raise TomosegError(f"no Dask worker is connected to the scheduler at {address} (waited {wait:g} s); "
                                f"{start_workers_hint(address)}; TOMOSEG_DASK_WAIT sets how long to wait")
         if not told:
-            print(f"tomoseg: waiting for Dask workers: 0 connected to {address} (up to {wait:g} s)",
-                  file=sys.stderr, flush=True)
+            print_line(f"tomoseg: waiting for Dask workers: 0 connected to {address} (up to {wait:g} s)")
             told = True
         time.sleep(poll)
 
