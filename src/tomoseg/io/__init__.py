@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import TomosegError, warn
+from ..errors import TomosegError, note, warn
 from . import disk_space, hdf5, npy, nrrd_file, output_guard, pyhst, tiff, zarr_store
 from .volume import (PARTIAL_SUFFIX, CheckedVoxelSize, Volume, VolumeWriter, VoxelSize, check_voxel_size,
                      checked_voxel_size, implausible_message)
@@ -131,6 +131,8 @@ def open_volume(path, *, voxel_size=None) -> Volume:
         vol = pyhst.open_vol(file)
     else:
         vol = npy.open_npy(file)
+    if override is None and vol.voxel_size_note:
+        note(vol.voxel_size_note)  # a size the reader assumed (a TIFF's z spacing), unless --voxel-size gives it
     if override is not None:
         vol.voxel_size = override
     elif vol.voxel_size_problem:

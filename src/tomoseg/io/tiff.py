@@ -20,40 +20,70 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from ..errors import TomosegError
+from ..errors import TomosegError, warn
+from ..errors import note as say
 from .units import nm_per_unit
 from .volume import ReleasingMap, Sink, Squeezed, Volume
 
 EXTENSIONS = (".tif", ".tiff")
 _IMAGEJ_DTYPES = {np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32)}
+NM_PER_CM = 1e7
 
 
-def _voxel_size_from_tiff(tif: tifffile.TiffFile, with_z: bool, series_index: int = 0):
+def _voxel_size_from_tiff(tif: tifffile.TiffFile, path: Path, *, folder: bool = False, series_index: int = 0):
+    """(z, y, x) in nm and a note when a size was assumed (None where all three are given).
+
+    OME-XML ``<Pixels>`` first; then ImageJ's description (its ``unit``, tomoseg's older JSON description alike)
+    with the resolution tags; then, in a plain TIFF, resolution tags in pixels per centimetre (ResolutionUnit 3,
+    which tomoseg's BigTIFF outputs carry for plain TIFF readers; pixels per inch are ignored, 72 dpi defaults
+    are common). z where the file does not give it, as Fiji reads it: a multi-page ImageJ stack without
+    ``spacing`` has 1.0 of its unit (ImageJ leaves ``spacing`` out when it is 1); a folder of 2D slices takes
+    z = x (File > Import > Image Sequence does); a plain multi-page TIFF has no z (voxel size unknown)."""
     ome = _ome_voxel_size(tif, series_index)
     if ome is not None:
-        return ome
+        return ome, None
     series = tif.series[series_index] if tif.series else None
     page = series.keyframe if series is not None else tif.pages.first
-    ij = tif.imagej_metadata or _shaped_metadata(tif)
+    imagej = tif.imagej_metadata
+    ij = imagej or _shaped_metadata(tif)
     unit = ij.get("unit")
     factor = nm_per_unit(unit)
+    if unit is None and int(getattr(page, "resolutionunit", 0) or 0) == 3:
+        unit, factor = "cm", NM_PER_CM  # resolution tags in pixels per centimetre, no unit in a description
     if factor is None:
-        return None
+        return None, None
     try:
         xres = page.tags["XResolution"].value
         yres = page.tags["YResolution"].value
     except KeyError:
-        return None
+        return None, None
+    note = None
     try:
         x = xres[1] / xres[0] * factor
         y = yres[1] / yres[0] * factor
-        if with_z:
-            z = float(ij["spacing"]) * factor if "spacing" in ij else x
+        if "spacing" in ij:
+            z = float(ij["spacing"]) * factor
+        elif folder:
+            z = x
+            note = (f"{path}: the slices give no z spacing (2D images carry none): z taken equal to x ({x:g} nm), "
+                    "as Fiji's File > Import > Image Sequence does; pass --voxel-size Z Y X if the slices are "
+                    "spaced otherwise")
+        elif imagej:
+            z = factor  # ImageJ's voxel depth when its description has no spacing
+            note = (f"{path}: its ImageJ description gives no z spacing (ImageJ leaves it out when it is 1): z taken "
+                    f"as 1 {unit} ({z:g} nm), as ImageJ and Fiji read it (x is {x:g} nm); pass --voxel-size Z Y X "
+                    "if the slices are spaced otherwise")
+        elif unit == "cm":
+            return None, (f"{path}: its resolution tags give y {y:g} nm and x {x:g} nm (pixels per centimetre) but "
+                          f"no z spacing: voxel size unknown; pass --voxel-size Z {y:g} {x:g} with the slices' "
+                          "spacing Z in nm")
         else:
-            z = x  # slices of an isotropic reconstruction
+            z = x
+            note = (f"{path}: its description gives no z spacing: z taken equal to x ({x:g} nm); pass "
+                    "--voxel-size Z Y X if the slices are spaced otherwise")
     except (ZeroDivisionError, TypeError, ValueError, IndexError, OverflowError):
-        return None  # resolution 0 or unparsable spacing: no voxel size (the caller warns)
-    return (z, y, x)
+        return None, None  # resolution 0 or unparsable spacing: no voxel size (the caller warns)
+    return (z, y, x), note
 
 
 def _local(tag: str) -> str:
@@ -228,6 +258,7 @@ def _open_tiff_file(path: Path, series_index: int | None = None):
     except Exception as exc:  # tifffile raises several types for damaged files
         raise TomosegError(f"{path}: is not a readable TIFF file ({exc}); check that the file is complete") from None
     try:
+        _check_pages_alike(tif, path)
         if _is_page_by_page(tif):
             tif.close()
             tif = tifffile.TiffFile(path, is_shaped=False)
@@ -237,6 +268,7 @@ def _open_tiff_file(path: Path, series_index: int | None = None):
         series = tif.series[index]
         _check_codec(series, path)
         full, keep = _kept_axes(series)
+        axes_note = _check_axes(series, full, keep, path)
         shape = tuple(full[k] for k in keep)
         if len(shape) == 2 and _one_slice_of_tomoseg(tif):  # a volume of one slice that tomoseg wrote
             shape = (1,) + tuple(shape)
@@ -263,7 +295,19 @@ def _open_tiff_file(path: Path, series_index: int | None = None):
     except Exception as exc:
         tif.close()
         raise TomosegError(f"{path}: TIFF data cannot be read ({exc}); the file may be truncated or damaged") from None
-    return array, chunks, (index, note), tif
+    return array, chunks, (index, note, axes_note), tif
+
+
+def _warn_white_is_zero(photometric, path: Path) -> None:
+    """A WhiteIsZero (PhotometricInterpretation MINISWHITE) TIFF is read as stored, as tifffile reads it and as
+    Fiji measures it (Fiji shows an 8-bit one through an inverting LUT): viewers show it inverted, so its
+    objects are brighter in the values than they look; warned, with what to do."""
+    if photometric == tifffile.PHOTOMETRIC.MINISWHITE:
+        warn(f"{path}: is stored WhiteIsZero (PhotometricInterpretation MINISWHITE): viewers show it inverted "
+             "(0 white; Fiji through an inverting LUT), and tomoseg reads the stored values, as tifffile does and "
+             "Fiji measures, so objects that look dark are bright in the values: segment it with --objects "
+             "bright, or save it with inverted values (in Fiji: Edit > Invert, then Image > Lookup Tables > "
+             "Invert LUT)")
 
 
 def _one_slice_of_tomoseg(tif) -> bool:
@@ -280,6 +324,84 @@ def check_shape(shape, path=None) -> None:
         where = f"{path}: " if path else ""
         raise TomosegError(f"{where}a TIFF file cannot hold a volume of shape {tuple(shape)} (one voxel wide in x: "
                            "ImageJ reads it as samples); choose .zarr, .h5 or .npy")
+
+
+def _check_pages_alike(tif, path: Path) -> None:
+    """Refuse a plain multi-page TIFF with a page of another type or size among the slices, naming the page.
+
+    tifffile groups a plain file's pages by type and size (skipping the odd page: the slices above it would sit
+    one too low) or, for one written page by page, makes one series per page (the stack then looked 2D). A
+    smaller page before or after the stack (a preview) is left to the choice of series; ImageJ and OME files
+    describe their own series."""
+    if tif.is_imagej or tif.is_ome or len(tif.pages) < 3:
+        return
+    try:
+        series = tif.series
+    except Exception:  # tifffile took the pages for alike (its 'uniform' series) and met one that is not
+        series = None
+        tif.pages.useframes = False
+        tif.pages.set_keyframe(0)
+    if series is not None and len(series) < 2:
+        return
+    keys = []
+    for i in range(len(tif.pages)):
+        page = tif.pages[i]
+        keys.append((tuple(page.shape), page.dtype))
+    common = max(set(keys), key=keys.count)
+    alike = [i for i, k in enumerate(keys) if k == common]
+    odd = [i for i, k in enumerate(keys) if k != common]
+    one_page_each = series is None or all(len(s.pages) == 1 for s in series)
+    if not odd or (not one_page_each and not any(alike[0] < i < alike[-1] for i in odd)):
+        return
+    i = odd[0]
+    (shape, dtype), (common_shape, common_dtype) = keys[i], common
+    if dtype != common_dtype:
+        what, others = f"is {dtype}", f"{common_dtype}"
+    else:
+        what, others = f"has shape {shape}", f"{common_shape}"
+    more = f" (pages {', '.join(map(str, odd[:5]))}{' ...' if len(odd) > 5 else ''} differ)" if len(odd) > 1 else ""
+    raise TomosegError(f"{path}: page {i} of its {len(keys)} pages (counting from 0) {what}, the other pages "
+                       f"{others}{more}; all pages of a stack must have the same type and size: write the stack "
+                       "again with one type and size for every page")
+
+
+_AXIS_NAMES = {"C": "channels", "T": "time points", "S": "samples", "Z": "z", "Y": "y", "X": "x",
+               "I": "images", "Q": "images"}
+
+
+def _check_axes(series, full, keep, path: Path) -> str | None:
+    """Refuse axes that are not a volume's, naming them: a 4D series (channels or time points beside z), a 2D
+    composite image of several channels (ImageJ ``mode=composite``/``color``). Where a 2D series has several
+    channels in grayscale mode (what tifffile's ``imagej=True`` writes for a 3D array when no axes are given),
+    time points or one page of several planes, they are read as z slices and the note returned says so."""
+    axes = series.get_axes(False)
+    kept = [axes[k] for k in keep]
+    if len(keep) > 3:
+        dims = " × ".join(f"{full[k]} {_AXIS_NAMES.get(axes[k], axes[k])}" for k in keep)
+        how = []
+        if "C" in kept:
+            index = ", ".join(":" if a != "C" else "0" for a in kept[:-2])
+            how.append("save one channel as its own stack (in Fiji: Image > Color > Split Channels, then File > "
+                       f"Save As > Tiff; in Python: tifffile.imwrite('c0.tif', tifffile.imread({str(path)!r})"
+                       f"[{index}], imagej=True, metadata={{'axes': 'ZYX'}}))")
+        if "T" in kept:
+            how.append("save one time point as its own stack (in Fiji: Image > Duplicate, one frame)")
+        raise TomosegError(f"{path}: holds {dims} (axes {''.join(kept)}); tomoseg needs one 3D volume (z, y, x): "
+                           + ("; or ".join(how) if how else "save the volume as its own stack"))
+    if len(keep) != 3 or kept[0] in "ZIQ":
+        return None
+    n, name = full[keep[0]], _AXIS_NAMES.get(kept[0], kept[0])
+    mode = str((series.parent.imagej_metadata or {}).get("mode", "")).lower()
+    if kept[0] == "C" and mode in ("composite", "color"):
+        raise TomosegError(f"{path}: is a 2D image of {n} channels (ImageJ {mode} image, axes CYX), not a volume; "
+                           "tomoseg needs z slices: give the 3D stack (in Fiji, Image > Properties says Slices "
+                           "(z) and Channels)")
+    why = {"C": " (tifffile's imagej=True writes a 3D array as channels unless given metadata={'axes': 'ZYX'}; "
+                "Fiji shows them as channels)",
+           "S": " (tifffile writes a 3D array of 3 or 4 slices as one RGB page unless given "
+                "photometric='minisblack')"}.get(kept[0], "")
+    return (f"the file's {n} {name} (axes {''.join(kept)}) are read as z slices{why}: if they are not the slices "
+            "of one volume, the result is wrong")
 
 
 def _is_page_by_page(tif) -> bool:
@@ -332,13 +454,17 @@ def check_dtype(dtype, path=None) -> None:
 
 def open_tiff(path: Path, series: str | None = None) -> Volume:
     """A multi-page TIFF; ``series`` (from ``file.tif:N``) names one of several images (OME-TIFF series)."""
-    array, chunks, (index, note), tif = _open_tiff_file(path, None if series is None else int(series))
+    array, chunks, (index, note, axes_note), tif = _open_tiff_file(path, None if series is None else int(series))
     try:
-        voxel_size = _voxel_size_from_tiff(tif, with_z=True, series_index=index)
+        voxel_size, assumed = _voxel_size_from_tiff(tif, path, series_index=index)
         vol = Volume(_Checked(array, path), path=path, format="tiff", voxel_size=voxel_size, chunks=chunks,
                      close=tif.close)
+        vol.voxel_size_note = assumed
         if note:
             vol.notes.append(note)
+        if axes_note:
+            say(f"{path}: {axes_note}")
+        _warn_white_is_zero(getattr(tif.series[index].keyframe, "photometric", None), path)
         return vol
     except BaseException:
         tif.close()
@@ -576,7 +702,8 @@ def open_tiff_folder(folder: Path) -> Volume:
                 if i == 0:
                     dtype = page.dtype
                     layout = _slice_layout(page)
-                    voxel_size = _voxel_size_from_tiff(tif, with_z=True)
+                    voxel_size, assumed = _voxel_size_from_tiff(tif, folder, folder=True)
+                    photometric = page.photometric
                     if len(page.shape) != 2:
                         raise TomosegError(f"{f}: slice has shape {page.shape}; a folder of slices needs 2D "
                                            "grayscale images")
@@ -593,8 +720,11 @@ def open_tiff_folder(folder: Path) -> Volume:
                                "all slices of a stack must have the same size")
     check_slice_names(folder, files)  # after each file's own check: a 3D TIFF among them is named as such
     shape2d = next(iter(shapes))
-    return Volume(_SliceStack(files, shape2d, dtype, layout=layout, offsets=offsets), path=folder,
-                  format="tiff-folder", voxel_size=voxel_size, chunks=(1,) + shape2d)
+    vol = Volume(_SliceStack(files, shape2d, dtype, layout=layout, offsets=offsets), path=folder,
+                 format="tiff-folder", voxel_size=voxel_size, chunks=(1,) + shape2d)
+    vol.voxel_size_note = assumed
+    _warn_white_is_zero(photometric, folder)
+    return vol
 
 
 def _imagej_kwargs(voxel_size):
@@ -607,7 +737,6 @@ def _imagej_kwargs(voxel_size):
 # ImageJ hyperstacks are classic TIFF (32-bit offsets); past this size tifffile would truncate them
 BIGTIFF_BYTES = 2**32 - 2**25
 
-NM_PER_CM = 1e7
 
 
 def _bigtiff_kwargs(voxel_size):

@@ -197,6 +197,7 @@ class Volume:
         self.format = format
         self.orientation: dict | None = None  # an NRRD input's space, directions and origin (nrrd_file)
         self.voxel_size_problem: str | None = None
+        self.voxel_size_note: str | None = None  # a size the reader assumed (a TIFF's z): said unless overridden
         self.notes: list[str] = []  # what `info` should say about how the file was read (series, assumed unit)
         self.whole_read = False  # reading any part decompresses the whole file (a compressed NRRD)
         try:
