@@ -36,7 +36,7 @@ __all__ = ["Volume", "VolumeWriter", "open_volume", "read_volume", "write_volume
 
 FORMATS = ("tiff", "tiff-folder", "hdf5", "zarr", "nrrd", "pyhst-vol", "npy")
 _HDF5_RE = re.compile(r"^(.*?\.(?:h5|hdf5|hdf|nxs|nx5|he5)):(/?.*)$", re.IGNORECASE)
-_ZARR_RE = re.compile(r"^(.*?\.zarr3?):(?!/)(.+)$", re.IGNORECASE)
+_ZARR_RE = re.compile(r"^(.*?\.zarr3?)/?:(?!/)(.+)$", re.IGNORECASE)  # store.zarr/:1 too (tab completion)
 _TIFF_RE = re.compile(r"^(.*?\.tiff?):(\d+)$", re.IGNORECASE)  # file.ome.tif:1, the second image (series)
 _SUPPORTED = ("TIFF (.tif/.tiff or a folder of slices), HDF5/NeXus (.h5/.hdf5/.nxs, optionally "
               "file.h5:/path/to/dataset), Zarr (.zarr/.ome.zarr), NRRD (.nrrd/.nhdr), PyHST2 (.vol + .vol.info), "
