@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TomosegError, warn
-from . import disk_space, hdf5, npy, nrrd_file, output_guard, pyhst, tiff, zarr_store
+from . import disk_space, hdf5, npy, nrrd_file, output_guard, pyhst, tiff, unsupported, zarr_store
 from .volume import (PARTIAL_SUFFIX, CheckedVoxelSize, Volume, VolumeWriter, VoxelSize, check_voxel_size,
                      checked_voxel_size, implausible_message)
 
@@ -84,7 +84,9 @@ def format_of(path, *, for_writing: bool = False) -> str:
         return "tiff-folder"
     if for_writing and ext == "":
         return "tiff-folder"
-    raise TomosegError(f"{file}: unknown volume format {ext or '(no extension)'!r}; supported: {_SUPPORTED}")
+    if for_writing:
+        raise TomosegError(f"{file}: unknown volume format {ext or '(no extension)'!r}; supported: {_SUPPORTED}")
+    raise TomosegError(unsupported.unknown_format_message(file, _SUPPORTED))  # with what to do
 
 
 def open_volume(path, *, voxel_size=None) -> Volume:
@@ -114,10 +116,13 @@ def open_volume(path, *, voxel_size=None) -> Volume:
     file, dataset = split_dataset(path)
     fmt = format_of(path)
     if not file.exists():
-        raise TomosegError(f"{file}: no such file or folder")
+        raise TomosegError(unsupported.glob_message(file) or f"{file}: no such file or folder")
     if not (file.is_file() or file.is_dir()):  # a FIFO or a device: reading it could block for ever
         raise TomosegError(f"{file}: is not a regular file or folder (a pipe or a device?); give the volume's file")
     if fmt == "tiff-folder":
+        message = unsupported.folder_message(file)  # PNG, DICOM, EDF slices: how to convert them
+        if message:
+            raise TomosegError(message)
         vol = tiff.open_tiff_folder(file)
     elif fmt == "tiff":
         vol = tiff.open_tiff(file, dataset)
