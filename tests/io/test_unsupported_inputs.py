@@ -73,3 +73,12 @@ def test_in11_a_glob_is_not_expanded_and_says_so(tmp_path):
     message = _error(tmp_path / "rec_*.tiff")
     assert "tomoseg does not expand wildcards" in message and f"give the folder that holds the slices ({tmp_path})" \
         in message
+
+
+def test_in11_a_zip_file_named_zarr_is_said_to_be_zipped(tmp_path):
+    import zipfile
+
+    p = tmp_path / "scan.zarr"
+    with zipfile.ZipFile(p, "w") as z:
+        z.writestr("zarr.json", "{}")
+    assert "is a zipped Zarr store (a zip file, not a folder); unzip it" in _error(p)

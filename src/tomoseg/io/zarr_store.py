@@ -41,6 +41,11 @@ def _multiscales(attrs) -> list | None:
 
 
 def open_zarr(path: Path, dataset: str | None = None) -> Volume:
+    import zipfile
+
+    if path.is_file() and zipfile.is_zipfile(path):
+        raise TomosegError(f"{path}: is a zipped Zarr store (a zip file, not a folder); unzip it (unzip {path.name} "
+                           f"-d {path.stem}_unzipped.zarr) and give the folder")
     try:
         node = zarr.open(str(path), mode="r")
     except Exception as exc:
