@@ -11,10 +11,10 @@ Formats, chosen by the path:
 folder of ``*.tif``          one 2D TIFF per z slice
 ``x.h5:/entry/data/data``    HDF5 / NeXus dataset (``.h5 .hdf5 .hdf .nxs .nx5 .he5``;
                              ``.nxs``/``.nx5`` outputs are written as NeXus)
-``x.zarr``, ``x.ome.zarr``   Zarr v3 / OME-Zarr (NGFF scale in nm)
+``x.zarr``, ``x.ome.zarr``   Zarr v3 / OME-Zarr (NGFF scale in nm; a level: ``x.ome.zarr:1`` or ``x.ome.zarr/1``)
 ``x.nrrd``, ``x.nhdr``       NRRD (attached or detached header)
-``x.vol`` + ``x.vol.info``   PyHST2 raw float32 (or ``x.vol.xml``)
-``x.npy``                    NumPy array
+``x.vol`` + ``x.vol.info``   PyHST2 raw float32 (or ``x.vol.xml``; ``DATA_TYPE`` for other types)
+``x.npy``                    NumPy array (tomoseg's own: voxel size from its provenance record)
 ==========================  ================================================
 """
 

@@ -3,7 +3,11 @@
 The voxel size is read from the dataset attribute ``element_size_um`` (z, y, x in
 µm; the convention of ilastik and Fiji's HDF5 plugin) or ``voxel_size_nm``, and
 written as both; without them, from the evenly spaced axis coordinates (with
-``@units``) of the NeXus NXdata group whose signal the dataset is.
+``@units``; centres or n + 1 bin edges) of the NeXus NXdata group whose signal the
+dataset is, or, in APS Data Exchange files, from the scan's effective pixel size
+(``/measurement/instrument/detection_system/objective/resolution`` with ``@units``).
+Raw projections (NeXus NXtomo; Data Exchange ``/exchange/data`` beside
+``data_white``, ``data_dark`` or ``theta``) are refused.
 
 Outputs named ``.nxs`` or ``.nx5`` are NeXus: their dataset (default
 ``/entry/data/data``; any ``/ENTRY/GROUP/NAME``) is the ``@signal`` of an
