@@ -94,10 +94,7 @@ class TestFormatContract:
         path = _path(tmp_path, fmt)
         write_volume(path, _data("float32", rng), voxel_size=voxel)
         got = open_volume(path).voxel_size
-        if fmt == "npy":
-            assert got is None  # .npy has no place for it; none is invented
-        else:
-            assert got == pytest.approx(voxel, rel=1e-6)
+        assert got == pytest.approx(voxel, rel=1e-6)  # .npy: from tomoseg's provenance record beside it
 
     def test_user_voxel_size_overrides_the_file(self, tmp_path, fmt, rng):
         path = _path(tmp_path, fmt)

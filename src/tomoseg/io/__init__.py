@@ -11,10 +11,10 @@ Formats, chosen by the path:
 folder of ``*.tif``          one 2D TIFF per z slice
 ``x.h5:/entry/data/data``    HDF5 / NeXus dataset (``.h5 .hdf5 .hdf .nxs .nx5 .he5``;
                              ``.nxs``/``.nx5`` outputs are written as NeXus)
-``x.zarr``, ``x.ome.zarr``   Zarr v3 / OME-Zarr (NGFF scale in nm)
+``x.zarr``, ``x.ome.zarr``   Zarr v3 / OME-Zarr (NGFF scale in nm; a level: ``x.ome.zarr:1`` or ``x.ome.zarr/1``)
 ``x.nrrd``, ``x.nhdr``       NRRD (attached or detached header)
-``x.vol`` + ``x.vol.info``   PyHST2 raw float32 (or ``x.vol.xml``)
-``x.npy``                    NumPy array
+``x.vol`` + ``x.vol.info``   PyHST2 raw float32 (or ``x.vol.xml``; ``DATA_TYPE`` for other types)
+``x.npy``                    NumPy array (tomoseg's own: voxel size from its provenance record)
 ==========================  ================================================
 """
 
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TomosegError, note, warn
-from . import disk_space, hdf5, npy, nrrd_file, output_guard, pyhst, tiff, zarr_store
+from . import disk_space, hdf5, npy, nrrd_file, output_guard, pyhst, tiff, unsupported, zarr_store
 from .volume import (PARTIAL_SUFFIX, CheckedVoxelSize, Volume, VolumeWriter, VoxelSize, check_voxel_size,
                      checked_voxel_size, implausible_message)
 
@@ -36,7 +36,7 @@ __all__ = ["Volume", "VolumeWriter", "open_volume", "read_volume", "write_volume
 
 FORMATS = ("tiff", "tiff-folder", "hdf5", "zarr", "nrrd", "pyhst-vol", "npy")
 _HDF5_RE = re.compile(r"^(.*?\.(?:h5|hdf5|hdf|nxs|nx5|he5)):(/?.*)$", re.IGNORECASE)
-_ZARR_RE = re.compile(r"^(.*?\.zarr3?):(?!/)(.+)$", re.IGNORECASE)
+_ZARR_RE = re.compile(r"^(.*?\.zarr3?)/?:(?!/)(.+)$", re.IGNORECASE)  # store.zarr/:1 too (tab completion)
 _TIFF_RE = re.compile(r"^(.*?\.tiff?):(\d+)$", re.IGNORECASE)  # file.ome.tif:1, the second image (series)
 _SUPPORTED = ("TIFF (.tif/.tiff or a folder of slices), HDF5/NeXus (.h5/.hdf5/.nxs, optionally "
               "file.h5:/path/to/dataset), Zarr (.zarr/.ome.zarr), NRRD (.nrrd/.nhdr), PyHST2 (.vol + .vol.info), "
@@ -84,7 +84,9 @@ def format_of(path, *, for_writing: bool = False) -> str:
         return "tiff-folder"
     if for_writing and ext == "":
         return "tiff-folder"
-    raise TomosegError(f"{file}: unknown volume format {ext or '(no extension)'!r}; supported: {_SUPPORTED}")
+    if for_writing:
+        raise TomosegError(f"{file}: unknown volume format {ext or '(no extension)'!r}; supported: {_SUPPORTED}")
+    raise TomosegError(unsupported.unknown_format_message(file, _SUPPORTED))  # with what to do
 
 
 def open_volume(path, *, voxel_size=None) -> Volume:
@@ -114,10 +116,13 @@ def open_volume(path, *, voxel_size=None) -> Volume:
     file, dataset = split_dataset(path)
     fmt = format_of(path)
     if not file.exists():
-        raise TomosegError(f"{file}: no such file or folder")
+        raise TomosegError(unsupported.glob_message(file) or f"{file}: no such file or folder")
     if not (file.is_file() or file.is_dir()):  # a FIFO or a device: reading it could block for ever
         raise TomosegError(f"{file}: is not a regular file or folder (a pipe or a device?); give the volume's file")
     if fmt == "tiff-folder":
+        message = unsupported.folder_message(file)  # PNG, DICOM, EDF slices: how to convert them
+        if message:
+            raise TomosegError(message)
         vol = tiff.open_tiff_folder(file)
     elif fmt == "tiff":
         vol = tiff.open_tiff(file, dataset)

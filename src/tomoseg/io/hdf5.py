@@ -3,7 +3,11 @@
 The voxel size is read from the dataset attribute ``element_size_um`` (z, y, x in
 µm; the convention of ilastik and Fiji's HDF5 plugin) or ``voxel_size_nm``, and
 written as both; without them, from the evenly spaced axis coordinates (with
-``@units``) of the NeXus NXdata group whose signal the dataset is.
+``@units``; centres or n + 1 bin edges) of the NeXus NXdata group whose signal the
+dataset is, or, in APS Data Exchange files, from the scan's effective pixel size
+(``/measurement/instrument/detection_system/objective/resolution`` with ``@units``).
+Raw projections (NeXus NXtomo; Data Exchange ``/exchange/data`` beside
+``data_white``, ``data_dark`` or ``theta``) are refused.
 
 Outputs named ``.nxs`` or ``.nx5`` are NeXus: their dataset (default
 ``/entry/data/data``; any ``/ENTRY/GROUP/NAME``) is the ``@signal`` of an
@@ -103,12 +107,34 @@ def _ndim3(shape) -> bool:
     return len(shape) == 3 or (len(shape) > 3 and all(n == 1 for n in shape[:-3]))
 
 
-def _find_dataset(f: h5py.File, path: Path) -> str:
+def _find_dataset(f: h5py.File, path: Path, notes: list) -> str:
+    """The dataset a file named without a dataset path holds: NeXus's default signal, else the only 3D dataset
+    (``/entry/data/data`` among several). A default signal of fewer than 3 dimensions (a 2D preview of the
+    reconstruction) gives way to the file's 3D datasets, said in a note. Raw projections (:func:`_projections`)
+    are refused as such, not listed as volumes to choose from."""
     signal = _nexus_signal(f)
+    preview = None
     if signal is not None:
-        return signal
+        shape = getattr(f.get(signal), "shape", None)
+        if shape is None or len(shape) >= 3:
+            return signal
+        preview = (signal, tuple(int(n) for n in shape))
     candidates, broken = _walk(f)
     three_d = [c for c, shape in candidates if _ndim3(shape)]
+    raw = [c for c in three_d if _projections(f, c)]
+    if raw and len(raw) == len(three_d):
+        _check_not_projections(f, path, next((c for c in raw if c.endswith("/data")), raw[0]))
+    three_d = [c for c in three_d if c not in raw]
+    if preview is not None:
+        if not three_d:
+            return preview[0]  # refused as 2D by Volume, naming it
+        if len(three_d) > 1:
+            listed = ", ".join(f"{path}:{c}" for c in three_d[:8])
+            raise TomosegError(f"{path}: its NeXus default plot {preview[0]} is 2D {preview[1]}, not the volume; "
+                               f"name one of its 3D datasets, e.g. {listed}")
+        notes.append(f"the NeXus default plot {preview[0]} is 2D {preview[1]}; read the file's only 3D dataset "
+                     f"{three_d[0]}")
+        return three_d[0]
     if _NEXUS_DEFAULT in three_d:
         return _NEXUS_DEFAULT
     if len(three_d) == 1:
@@ -175,12 +201,16 @@ def _nexus_axes_voxel_size(f: h5py.File, name: str, ds, notes: list) -> tuple | 
         axes = axes[0].split(":")
     if len(axes) < 3:
         return None
-    sizes = []
+    sizes, edges, units = [], [], []
     for axis, n in zip(axes[-3:], ds.shape[-3:]):
         coords = parent.get(axis) if axis not in (".", "") else None
-        if not isinstance(coords, h5py.Dataset) or coords.ndim != 1 or coords.shape[0] != n:
-            notes.append(f"the NXdata axis {axis!r} gives no coordinates of length {n}; voxel size unknown")
+        if not isinstance(coords, h5py.Dataset) or coords.ndim != 1 or coords.shape[0] not in (n, n + 1):
+            notes.append(f"the NXdata axis {axis!r} gives no coordinates of length {n} (centres) or {n + 1} (bin "
+                         "edges); voxel size unknown")
             return None
+        if coords.shape[0] == n + 1:  # NeXus allows bin edges: n + 1 boundaries of n voxels
+            edges.append(axis)
+            n += 1
         unit = _text(coords.attrs.get("units"))
         factor = nm_per_unit(unit)
         if factor is None:
@@ -200,8 +230,49 @@ def _nexus_axes_voxel_size(f: h5py.File, name: str, ds, notes: list) -> tuple | 
             notes.append(f"the NXdata axis {axis!r} is not evenly spaced; voxel size unknown")
             return None
         sizes.append(spacing * factor)
-    notes.append("voxel size from the NXdata axes " + ", ".join(axes[-3:]))
+        units.append(unit)
+    notes.append("voxel size from the NXdata axes " + ", ".join(axes[-3:]) + f" (in {', '.join(units)})"
+                 + (f"; {', '.join(edges)} given as bin edges (n + 1 coordinates)" if edges else ""))
     return tuple(sizes)
+
+
+_DX_RESOLUTION = "/measurement/instrument/detection_system/objective/resolution"
+_DX_DETECTOR = "/measurement/instrument/detector"
+
+
+def _exchange_voxel_size(f: h5py.File, name: str, notes: list) -> tuple | None:
+    """(z, y, x) in nm for a reconstruction in APS Data Exchange layout (``/exchange/...``): the scan's effective
+    pixel size, ``/measurement/instrument/detection_system/objective/resolution``, one number with ``@units`` (a
+    length: ``microns`` at APS), taken as an isotropic voxel size, with a note. Nothing is guessed: without units,
+    or with the detector's ``pixel_size_x`` alone (the camera's pixel, before the optics' magnification), the
+    voxel size stays unknown, said in a note."""
+    from .units import nm_per_unit
+
+    if not name.strip("/").startswith("exchange"):
+        return None
+    res = f.get(_DX_RESOLUTION)
+    if isinstance(res, h5py.Dataset):
+        try:
+            values = np.ravel(res[()]).astype(np.float64)
+        except (TypeError, ValueError, OSError):
+            values = np.array([])
+        unit = _text(res.attrs.get("units")) or _text(res.attrs.get("unit"))
+        factor = nm_per_unit(unit)
+        if values.size != 1 or factor is None:
+            notes.append(f"{_DX_RESOLUTION} (Data Exchange's effective pixel size) holds "
+                         f"{values.tolist() if values.size else 'no number'} with "
+                         f"{'no units' if unit is None else f'units {unit!r}'}, not one length tomoseg knows; "
+                         "voxel size unknown")
+            return None
+        v = float(values[0]) * factor
+        notes.append(f"voxel size from {_DX_RESOLUTION} = {values[0]:g} {unit} (the scan's effective pixel size, "
+                     "taken for z, y and x); if the reconstruction was binned, pass --voxel-size Z Y X")
+        return (v, v, v)
+    detector = f.get(_DX_DETECTOR)
+    if isinstance(detector, h5py.Group) and "pixel_size_x" in detector:
+        notes.append(f"the file gives {_DX_DETECTOR}/pixel_size_x, the camera's pixel size before the optics' "
+                     f"magnification, but not {_DX_RESOLUTION}; voxel size unknown")
+    return None
 
 
 def _check_virtual(ds, path: Path, name: str) -> None:
@@ -218,22 +289,42 @@ def _check_virtual(ds, path: Path, name: str) -> None:
                                "read as zeros. Copy the source files beside it, or export a real dataset")
 
 
-def _check_not_projections(f, path, name: str) -> None:
-    """Refuse raw tomography data: an NXtomo entry (NeXus: projections with their darks and flats, told apart by
-    ``image_key``) read as a volume would give darks, flats and projections as z slices."""
+_DX_RAW = ("data_white", "data_dark", "theta")  # what APS Data Exchange raw scans hold beside /exchange/data
+
+
+def _projections(f, name: str) -> str | None:
+    """What marks the dataset ``name`` as raw tomography data, or None: a group above it that is an NXtomo entry
+    (NeXus: ``definition`` NXtomo, or an ``image_key``), or an APS Data Exchange ``exchange`` group holding flat
+    or dark fields or the angles (``data_white``, ``data_dark``, ``theta``) beside the projections ``data``; a
+    reconstruction written by tomopy/dxchange has ``/exchange/data`` alone."""
     parts = name.strip("/").split("/")
     for depth in range(1, len(parts)):
         group = f.get("/" + "/".join(parts[:depth]))
         if not isinstance(group, h5py.Group):
             continue
-        definition = group.get("definition")
-        text = definition[()] if isinstance(definition, h5py.Dataset) else group.attrs.get("definition")
+        try:
+            definition = group.get("definition")
+            text = definition[()] if isinstance(definition, h5py.Dataset) else group.attrs.get("definition")
+        except (OSError, KeyError, TypeError, ValueError):
+            text = None
         if isinstance(text, bytes):
             text = text.decode(errors="replace")
         if str(text).strip() == "NXtomo" or "image_key" in group:
-            raise TomosegError(f"{path}:{name} holds raw projections (NeXus NXtomo: projections, darks and flats), "
-                               "not a reconstructed volume; reconstruct it first (e.g. tomopy, nabu, tomocupy) "
-                               "and give the reconstruction")
+            return "NeXus NXtomo: projections, darks and flats"
+        if parts[depth - 1].startswith("exchange"):
+            found = [k for k in _DX_RAW if k in group]
+            if found:
+                return f"APS Data Exchange: projections with {', '.join(found)}"
+    return None
+
+
+def _check_not_projections(f, path, name: str) -> None:
+    """Refuse raw tomography data (:func:`_projections`): read as a volume, projections (with darks and flats)
+    would be segmented as z slices."""
+    kind = _projections(f, name)
+    if kind:
+        raise TomosegError(f"{path}:{name} holds raw projections ({kind}), not a reconstructed volume; reconstruct "
+                           "it first (e.g. tomopy, nabu, tomocupy) and give the reconstruction")
 
 
 # HDF5's dynamically loaded compression filters most seen at beamlines (their registered identifiers), all in
@@ -266,13 +357,40 @@ def _check_filters(ds, path: Path, name: str) -> None:
                            "install the filters with `pip install hdf5plugin` (or tomoseg[hdf5]) and run again")
 
 
+def _open_error(path: Path, exc: OSError) -> str:
+    """The message for an HDF5 file h5py cannot open. A file another program holds open for writing is not
+    damaged: HDF5 refuses it by its lock (``unable to lock file``, EAGAIN: the writer is running now) or by the
+    "open for write" flag in its superblock (a writer in SWMR mode, running or crashed). HDF5's own advice,
+    ``h5clear``, is given only for a writer that is no longer running: clearing the flag under a running writer
+    can damage the file."""
+    text = str(exc)
+    if "unable to lock file" in text and any(s in text for s in ("errno = 11", "errno = 35",
+                                                                  "Resource temporarily unavailable")):
+        return (f"{path}: is open for writing by another program (an acquisition or reconstruction still "
+                "running?), so it may be incomplete; run again when that program has finished and closed it")
+    if "already open for write" in text:
+        swmr = False
+        try:
+            with h5py.File(path, "r", swmr=True):
+                swmr = True
+        except (OSError, ValueError):
+            pass
+        how = "in SWMR mode " if swmr else ""
+        return (f"{path}: is marked as open for writing {how}by another program (an acquisition or "
+                "reconstruction still running?), so it may be incomplete; run again when that program has "
+                "finished. Only if no program is writing it any more (its writer crashed) clear the mark with "
+                f"`h5clear -s {path}`, never while it is being written")
+    return f"{path}: is not a readable HDF5 file ({exc})"
+
+
 def open_hdf5(path: Path, dataset: str | None = None) -> Volume:
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
-        raise TomosegError(f"{path}: is not a readable HDF5 file ({exc})") from None
+        raise TomosegError(_open_error(path, exc)) from None
     try:
-        name = dataset if dataset else _find_dataset(f, path)
+        notes: list[str] = []
+        name = dataset if dataset else _find_dataset(f, path, notes)
         link = f.get(name, getlink=True)
         if isinstance(link, h5py.ExternalLink):
             try:
@@ -288,10 +406,11 @@ def open_hdf5(path: Path, dataset: str | None = None) -> Volume:
         _check_virtual(ds, path, name)
         _check_not_projections(f, path, name)
         _check_filters(ds, path, name)
-        notes: list[str] = []
         voxel_size = _voxel_size(ds, notes)
         if voxel_size is None:
             voxel_size = _nexus_axes_voxel_size(f, name, ds, notes)
+        if voxel_size is None:
+            voxel_size = _exchange_voxel_size(f, name, notes)
         link = f.get(name, getlink=True)
         if isinstance(link, h5py.ExternalLink):
             notes.append(f"{name} is an external link to {link.filename}:{link.path}, read from there")

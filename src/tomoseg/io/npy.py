@@ -1,4 +1,9 @@
-"""NumPy ``.npy`` files, memory-mapped. They carry no voxel size."""
+"""NumPy ``.npy`` files, memory-mapped.
+
+A ``.npy`` carries no voxel size. tomoseg's own ``.npy`` outputs have it in their provenance record beside them
+(``X.npy.provenance.json``), which is read back where it is tomoseg's record of this very file: its ``tool`` is
+tomoseg's, and the file's size and modification time are those the record stamped when it was written (a file
+copied, edited or replaced since does not match), and its shape is the record's."""
 
 from __future__ import annotations
 
@@ -27,7 +32,33 @@ def open_npy(path: Path) -> Volume:
         raise TomosegError(f"{path}: is not a readable .npy array ({exc}); the file may be truncated") from None
     if not isinstance(array, np.ndarray):
         raise TomosegError(f"{path}: is not a .npy array (an .npz archive?); save one volume with numpy.save")
-    return Volume(array, path=path, format="npy")
+    notes: list[str] = []
+    vol = Volume(array, path=path, format="npy", voxel_size=_recorded_voxel_size(path, array.shape, notes))
+    vol.notes.extend(notes)
+    return vol
+
+
+def _recorded_voxel_size(path: Path, shape, notes: list) -> tuple | None:
+    """The voxel size in tomoseg's provenance record of the ``.npy`` at ``path`` (module docstring), or None;
+    a record of tomoseg's that no longer matches the file is said in a note."""
+    from .output_guard import provenance_path, tomoseg_provenance
+    from .result_stamps import volume_changed
+
+    record = tomoseg_provenance(path)
+    if record is None:
+        return None
+    values = record.get("voxel_size_nm")
+    if not (isinstance(values, list) and len(values) == 3
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)):
+        return None
+    recorded_shape = record.get("shape", record.get("input_shape"))
+    name = provenance_path(path).name
+    if volume_changed(record, path) is not False or list(recorded_shape or []) != list(shape):
+        notes.append(f"{name}, tomoseg's record of this output, no longer matches it (its size, modification "
+                     "time or shape changed since: copied, edited or replaced), so its voxel size is not used")
+        return None
+    notes.append(f"voxel size from {name}, tomoseg's record of this output")
+    return tuple(float(v) for v in values)
 
 
 def _header_dtype(path: Path):

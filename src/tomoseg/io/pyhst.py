@@ -1,5 +1,8 @@
 """PyHST2 raw volumes: ``NAME.vol`` (float32, x fastest) with a ``NAME.vol.info`` sidecar.
 
+A ``DATA_TYPE`` line in the sidecar (pymicro's ``HST_write``: ``uint8``, ``uint16``, ``float32``) gives the
+type of other raw volumes; without it the data are PyHST2's float32.
+
 The sidecar holds ``NUM_X``, ``NUM_Y``, ``NUM_Z``, ``voxelSize`` (µm) and
 ``BYTEORDER`` (``LOWBYTEFIRST`` or ``HIGHBYTEFIRST``). Where only PyHST2's other sidecar,
 ``NAME.vol.xml`` (``SIZEX``, ``SIZEY``, ``SIZEZ``, ``BYTE_ORDER``, optionally ``voxelSize``), is
@@ -17,6 +20,9 @@ from ..errors import TomosegError
 from .volume import ReleasingMap, Sink, Volume
 
 EXTENSIONS = (".vol",)
+# DATA_TYPE of a .vol.info (pymicro's HST_write writes uint8, uint16 or float32); without it, PyHST2's float32
+DATA_TYPES = {"uint8": "u1", "int8": "i1", "uint16": "u2", "int16": "i2", "uint32": "u4", "int32": "i4",
+              "float32": "f4", "float64": "f8"}
 
 
 def info_path(path: Path) -> Path:
@@ -74,13 +80,23 @@ def open_vol(path: Path) -> Volume:
         raise TomosegError(f"{sidecar}: NUM_X, NUM_Y and NUM_Z must be positive, not "
                            f"{shape[2]}, {shape[1]}, {shape[0]}")
     order = fields.get("BYTEORDER", "LOWBYTEFIRST").upper()
-    dtype = np.dtype("<f4" if order.startswith("LOW") else ">f4")
-    expected = shape[0] * shape[1] * shape[2] * 4  # Python ints: no overflow
+    kind = fields.get("DATA_TYPE", "float32").strip().lower()
+    if kind not in DATA_TYPES:
+        raise TomosegError(f"{sidecar}: gives DATA_TYPE = {fields['DATA_TYPE']}; tomoseg reads .vol data of type "
+                           f"{', '.join(DATA_TYPES)} (PyHST2 writes float32; PACKED_BINARY, one bit a voxel, is "
+                           "not read): convert it, e.g. with pymicro's HST_read and numpy.save")
+    dtype = np.dtype(DATA_TYPES[kind]).newbyteorder("<" if order.startswith("LOW") else ">")
+    expected = shape[0] * shape[1] * shape[2] * dtype.itemsize  # Python ints: no overflow
     actual = path.stat().st_size
     if actual != expected:
-        raise TomosegError(f"{path}: holds {actual} bytes, but {info_path(path).name} describes "
-                           f"{shape[2]}×{shape[1]}×{shape[0]} float32 = {expected} bytes; the file is truncated "
-                           "or the sidecar belongs to another volume")
+        voxels = shape[0] * shape[1] * shape[2]
+        given = f"DATA_TYPE = {fields['DATA_TYPE']}" if "DATA_TYPE" in fields else "no DATA_TYPE: PyHST2's float32"
+        fits = [t for t, c in DATA_TYPES.items() if np.dtype(c).itemsize * voxels == actual and t != kind]
+        hint = (f"; if the data are {' or '.join(fits)}, write DATA_TYPE = {fits[0]} in {sidecar.name}"
+                if fits and "_SOURCE" not in fields else "")
+        raise TomosegError(f"{path}: holds {actual} bytes, but {sidecar.name} describes "
+                           f"{shape[2]}×{shape[1]}×{shape[0]} {kind} ({given}) = {expected} bytes; the file is "
+                           f"truncated or the sidecar belongs to another volume{hint}")
     voxel_size = None
     if "VOXELSIZE" in fields:
         try:

@@ -41,10 +41,17 @@ def _multiscales(attrs) -> list | None:
 
 
 def open_zarr(path: Path, dataset: str | None = None) -> Volume:
+    import zipfile
+
+    if path.is_file() and zipfile.is_zipfile(path):
+        raise TomosegError(f"{path}: is a zipped Zarr store (a zip file, not a folder); unzip it (unzip {path.name} "
+                           f"-d {path.stem}_unzipped.zarr) and give the folder")
     try:
         node = zarr.open(str(path), mode="r")
     except Exception as exc:
         raise TomosegError(f"{path}: is not a readable Zarr store ({exc})") from None
+    if dataset is not None:
+        dataset = dataset.rstrip("/") or None  # store:1/ (a trailing slash from tab completion) is level 1
     try:
         return _open_node(node, path, dataset)
     except TomosegError:
@@ -64,6 +71,7 @@ def _check_array_path(path: Path, dataset) -> str:
 
 def _open_node(node, path: Path, dataset: str | None) -> Volume:
     voxel_size = None
+    notes: list[str] = []
     if isinstance(node, zarr.Group):
         ms = _multiscales(dict(node.attrs))
         if ms is not None and not (isinstance(ms, list) and ms and isinstance(ms[0], dict)
@@ -74,8 +82,10 @@ def _open_node(node, path: Path, dataset: str | None) -> Volume:
         if dataset is None and not ms:
             arrays = [k for k, _ in node.arrays()]
             if len(arrays) != 1:
-                raise TomosegError(f"{path}: is a Zarr group without OME-NGFF metadata; it holds arrays "
-                                   f"{arrays}; name one as {path}:NAME")
+                nested = arrays or [k for k, v in node.members(max_depth=None) if isinstance(v, zarr.Array)]
+                raise TomosegError(f"{path}: is a Zarr group without OME-NGFF metadata; it holds "
+                                   + (f"the arrays {', '.join(nested[:8])}" if nested else "no array")
+                                   + (f"; name one as {path}:NAME (e.g. {path}:{nested[0]})" if nested else ""))
             dataset = arrays[0]
         ds = None
         if dataset is None:
@@ -84,23 +94,18 @@ def _open_node(node, path: Path, dataset: str | None) -> Volume:
         elif ms:  # a level named by the user: its own scale from the metadata
             ds = next((d for d in ms[0]["datasets"] if isinstance(d, dict) and d.get("path") == dataset), None)
         if ds is not None:
-            axes = ms[0].get("axes", [])
-            scale = _scale_of(ds)
-            outer = _scale_of(ms[0])  # NGFF: a multiscale-level transform applies after each dataset's own
-            if scale is not None and outer is not None and len(outer) == len(scale):
-                scale = [float(a) * float(b) for a, b in zip(scale, outer)]
-            if scale is not None and len(scale) >= 3:
-                units = [a.get("unit") if isinstance(a, dict) else None for a in axes][-3:] or [None] * 3
-                factors = [nm_per_unit(u) for u in units]
-                if all(f is not None for f in factors):
-                    voxel_size = tuple(float(s) * f for s, f in zip(scale[-3:], factors))
+            voxel_size = _level_voxel_size(ms[0], ds)
         if dataset not in node:
-            raise TomosegError(f"{path}: has no array {dataset!r}")
+            nested = [k for k, v in node.members(max_depth=None) if isinstance(v, zarr.Array)]
+            raise TomosegError(f"{path}: has no array {dataset!r}"
+                               + (f"; it holds {', '.join(nested[:8])}: name one as {path}:NAME" if nested else ""))
         array = node[dataset]
     else:
         array = node
         vs = array.attrs.get("voxel_size_nm")
         voxel_size = tuple(vs) if isinstance(vs, (list, tuple)) and len(vs) == 3 else None
+        if voxel_size is None:
+            voxel_size = _voxel_size_from_parent(path, notes)
     shape = array.shape
     if len(shape) > 3:
         array = squeeze_leading(array)  # t=c=1 of a TCZYX image; z, y and x stay, even of length 1
@@ -111,7 +116,54 @@ def _open_node(node, path: Path, dataset: str | None) -> Volume:
         chunks = chunks[-3:]
     if chunks is not None and any(int(c) < 1 for c in chunks):
         raise TomosegError(f"{path}: Zarr chunk shape {tuple(chunks)} is not valid; the store is damaged")
-    return Volume(array, path=path, format="zarr", voxel_size=voxel_size, chunks=chunks)
+    vol = Volume(array, path=path, format="zarr", voxel_size=voxel_size, chunks=chunks)
+    vol.notes.extend(notes)
+    return vol
+
+
+def _level_voxel_size(multiscale: dict, ds: dict) -> tuple | None:
+    """(z, y, x) in nm of the NGFF level ``ds`` of ``multiscale``: its ``scale``, times the multiscale's own
+    (NGFF: applied after each dataset's), in the units of the last three axes; None where a unit is missing or
+    not a length."""
+    axes = multiscale.get("axes", [])
+    scale = _scale_of(ds)
+    outer = _scale_of(multiscale)
+    if scale is not None and outer is not None and len(outer) == len(scale):
+        scale = [float(a) * float(b) for a, b in zip(scale, outer)]
+    if scale is None or len(scale) < 3:
+        return None
+    units = [a.get("unit") if isinstance(a, dict) else None for a in axes][-3:] or [None] * 3
+    factors = [nm_per_unit(u) for u in units]
+    if not all(f is not None for f in factors):
+        return None
+    return tuple(float(s) * f for s, f in zip(scale[-3:], factors))
+
+
+def _voxel_size_from_parent(path: Path, notes: list) -> tuple | None:
+    """An array named by its path inside an OME-Zarr image (``image.ome.zarr/0``, ``image.ome.zarr/labels/mask/1``,
+    as napari and shell completion name a level): the voxel size of that level from the ``multiscales`` of the
+    nearest group above it that lists it, with a note; None elsewhere."""
+    here = Path(path)
+    for parent in list(here.parents)[:4]:
+        if not is_zarr_dir(parent):
+            return None
+        try:
+            group = zarr.open_group(str(parent), mode="r")
+            ms = _multiscales(dict(group.attrs))
+        except Exception:
+            return None
+        if not (isinstance(ms, list) and ms and isinstance(ms[0], dict)
+                and isinstance(ms[0].get("datasets"), list)):
+            continue
+        level = here.relative_to(parent).as_posix()
+        ds = next((d for d in ms[0]["datasets"] if isinstance(d, dict) and d.get("path") == level), None)
+        if ds is None:
+            continue
+        voxel_size = _level_voxel_size(ms[0], ds)
+        if voxel_size is not None:
+            notes.append(f"voxel size of level {level} from the OME-NGFF multiscales of {parent.name}")
+        return voxel_size
+    return None
 
 
 def ngff_attributes(shape, voxel_size, name: str) -> dict:
