@@ -221,7 +221,7 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
                          progress=progress)
         refit = {}
         if options.refine_on_objects and reg.source == "estimated":
-            matrix, refit = refine_on_objects(tb, ta, links, matrix, voxel_size=vs1,
+            matrix, refit = refine_on_objects(tb, ta, links, matrix, voxel_size=vs1, after_voxel_size=vs1_a,
                                               similarity=options.registration.similarity,
                                               min_voxels=options.matching.min_voxels)
             if refit.get("used", 0):
