@@ -176,3 +176,14 @@ def test_an_edited_track_result_is_not_replaced(phantom_cwd, cli_error, capsys, 
     capsys.readouterr()
     _refused(argv + ["--overwrite"], cli_error, f"res/{name}")
     assert {p: p.read_bytes() for p in edited} == edited
+
+
+def test_track_again_into_its_own_folder_removes_no_other_tools_results(phantom_cwd, capsys):
+    """track's summary.json is track's: running track again with --overwrite into its own folder says nothing of
+    removing analyze's results (before, its own summary was taken for analyze's and said to be removed)."""
+    (phantom_cwd / "m.json").write_text('{"matrix": [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]}')
+    assert main(TRACK + ["-q"]) == 0
+    capsys.readouterr()
+    assert main(TRACK + ["--overwrite", "-q"]) == 0
+    assert "results there" not in capsys.readouterr().err
+    assert (phantom_cwd / "res" / "summary.json").is_file()

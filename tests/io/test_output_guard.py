@@ -381,3 +381,25 @@ def test_a_users_file_saved_over_tomosegs_is_not_taken_for_tomosegs_by_the_recor
     with pytest.raises(TomosegError, match="own.npy: changed since tomoseg wrote it .*move it away"):
         write_volume(own, np.zeros((3, 4, 5), np.uint8), overwrite=True)
     assert np.array_equal(np.load(own), users)
+
+
+def test_tracks_summary_is_filed_as_tracks_result(tmp_path):
+    """track's summary.json (its provenance's tool "tomoseg-track") is track's result, not analyze's: a folder of
+    track's results holds track's alone, and clearing it for track (keeping track's results) keeps its summary,
+    while clearing it for another tool removes it; edited, it is still refused."""
+    from tomoseg.io.result_folders import clear_result_folder, make_result_folder, results_in, write_result_json
+    out = make_result_folder(tmp_path / "t", "track")
+    write_result_json(out / "summary.json", {"objects_by_status": {}, "provenance": {"tool": "tomoseg-track"}})
+    write_result_json(out / "transform.json", {"matrix": np.eye(4).tolist()})
+    assert results_in(out) == {"track"}
+    assert clear_result_folder(out, keep=("track",)) == []
+    assert (out / "summary.json").is_file()
+    (out / "summary.json").write_text('{"provenance": {"tool": "tomoseg-track"}, "note": "mine"}')
+    with pytest.raises(TomosegError, match="summary.json"):
+        clear_result_folder(out)
+    assert (out / "summary.json").is_file()
+    write_result_json(out / "summary.json", {"objects_by_status": {}, "provenance": {"tool": "tomoseg-track"}})
+    assert sorted(p.name for p in clear_result_folder(out)) == ["summary.json", "transform.json"]
+    analyze = make_result_folder(tmp_path / "a", "analyze")
+    write_result_json(analyze / "summary.json", {"tool": "tomoseg analyze"})
+    assert results_in(analyze) == {"analyze"}

@@ -112,6 +112,8 @@ RESULT_FIGURES = {"analyze": ("fraction_along_z", "objects_3d", "orthoslices", "
                                "evaluate_sphericity_vs_radius"),
                   "track": ("track_radius", "track_volume_change", "track_map")}
 FIGURE_FORMATS = ("png", "svg", "pdf")  # report.figures.FORMATS
+# the "tool" of track's summary.json (in its provenance): that summary is track's result, not analyze's
+TRACK_SUMMARY_TOOL = "tomoseg-track"
 _RESULT_RECORDS = {"evaluation.json": "evaluate", "transform.json": "track", "track.html": "track",
                    "matches.csv": "track", "registration_crops.csv": "track", "fraction_along_z.csv": "analyze"}
 
@@ -133,8 +135,11 @@ def _result_owner(p: Path):
     (by its name and, where the file says who wrote it, its content; ``tool`` None for the report), else
     ``(False, None)``."""
     name = p.name
-    if name == "summary.json":
-        return (True, "analyze") if str(_json_tool(p)).startswith("tomoseg") else (False, None)
+    if name == "summary.json":  # analyze's ("tool": "tomoseg analyze") or track's (its provenance's tool)
+        tool = str(_json_tool(p))
+        if not tool.startswith("tomoseg"):
+            return False, None
+        return True, ("track" if tool == TRACK_SUMMARY_TOOL else "analyze")
     if name == "report.html":
         return (True, None) if report_of_tomoseg(p) else (False, None)
     if name == "objects.csv" or (name.startswith("objects_") and name.endswith(".csv")):

@@ -253,8 +253,10 @@ def same_rows(a, b) -> bool:
 
 
 def _is_tracking(summary: dict) -> bool:
+    from ..io.result_folders import TRACK_SUMMARY_TOOL
+
     provenance = summary.get("provenance")
-    return isinstance(provenance, dict) and provenance.get("tool") == "tomoseg-track" and "transform" in summary
+    return isinstance(provenance, dict) and provenance.get("tool") == TRACK_SUMMARY_TOOL and "transform" in summary
 
 
 def build_report(run_dir, *, title: str | None = None, output=None) -> Path:

@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 
 from .._version import __version__
+from ..io.result_folders import TRACK_SUMMARY_TOOL
 from ..table import write_csv
 from . import figures
 from .tracking import Tracking
 
-MARKER = "tomoseg-track"
+MARKER = TRACK_SUMMARY_TOOL  # summary.json's provenance "tool": how result folders know track's summary
 # what write_tracking puts into the results folder besides the labels (whose name the caller chooses)
 WRITTEN = ("matches.csv", "registration_crops.csv", "summary.json", "transform.json", "track.html", "figures")
 
