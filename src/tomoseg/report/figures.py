@@ -28,10 +28,11 @@ with :func:`tomoseg.table.read_csv`), so any figure can be drawn again from the 
 from __future__ import annotations
 
 import functools
-import json
 from pathlib import Path
 
 import numpy as np
+
+from ..io.result_folders import write_captions
 
 DPI = 300
 FORMATS = ("png", "svg", "pdf")  # the first a raster, the others vector (left out above VECTOR_MARKS marks)
@@ -43,7 +44,6 @@ OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky blue": "#56B4E9", "bl
              "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "reddish purple": "#CC79A7"}
 SERIES = [OKABE_ITO[k] for k in ("blue", "orange", "bluish green", "vermillion", "reddish purple", "sky blue")]
 HIT_COLOURS = {"TP": (1, 1, 1), "TN": (0, 0, 0), "FP": (0.835, 0.369, 0.0), "FN": (0.337, 0.706, 0.914)}
-CAPTIONS_FILE = "captions.json"
 VECTOR_MARKS = 2_000      # figures with more marks than this (about 1.5 MB of SVG): PNG only
 MAX_3D_OBJECTS = 10_000   # the 3D view draws a random sample of at most this many objects (three views each)
 OVERPLOT = 300            # above this many objects the sphericity scatter's marks are drawn translucent
@@ -97,11 +97,8 @@ def save_figure(fig, path, caption: str | None = None, *, marks: int = 0, captio
         caption = (caption or "") + (f" PNG only: a vector file of its {marks:,} marks would be large and slow "
                                      "to open.").lstrip()
     _plt().close(fig)
-    if caption and captions:
-        store = path.parent / CAPTIONS_FILE
-        captions = json.loads(store.read_text(encoding="utf-8")) if store.exists() else {}
-        captions[path.stem] = caption
-        store.write_text(json.dumps(captions, indent=1), encoding="utf-8")
+    if caption and captions:  # written and stamped as the figures: an edited captions.json is never replaced
+        write_captions(path.parent, {path.stem: caption})
     # size and time of each file noted: one edited later (a paper's retouched SVG) is never replaced
     stamp_results([path.with_suffix(f".{fmt}") for fmt in FORMATS])
     return path

@@ -154,11 +154,9 @@ def link_target(path: Path, page_dir: Path) -> str:
 
 def _captions(fig_dir: Path) -> dict:
     """Captions the figure functions wrote (they know why a slice was chosen)."""
-    store = fig_dir / "captions.json"
-    try:
-        return json.loads(store.read_text(encoding="utf-8")) if store.exists() else {}
-    except ValueError:
-        return {}
+    from ..io.result_folders import read_captions
+
+    return read_captions(fig_dir)
 
 
 # the order the report shows the figures of analyze, evaluate and track in (io.output_guard.RESULT_FIGURES)
