@@ -274,3 +274,31 @@ def test_refit_on_objects_residual_in_nm_uses_each_scans_voxel_size():
     np.testing.assert_allclose(m[:3, 3] * vs_a, shift_nm, atol=3.0)  # nm, a fraction of the 10 nm noise
     assert info["residual_nm"] == pytest.approx(info["residual_vox"] * 40.0, rel=1e-9)
     assert 5.0 < info["residual_nm"] < 10.0
+
+
+def test_link_table_of_tables_without_nm_keeps_nm_changes_nan():
+    """Tables measured without a voxel size have NaN nm columns (measure_objects' convention): the changes in nm
+    (volume, radius) of every link, merges and splits included, stay NaN instead of group sums of zeros (a
+    merge's delta_volume_nm3 was 0, its delta_radius_nm 0); the voxel columns are as with a voxel size."""
+    from tomoseg.track.matching import _edge_flags
+    from tomoseg.track.tracking import group_totals, link_table
+
+    shape = (20, 40, 60)
+    before, after = np.zeros(shape, np.uint32), np.zeros(shape, np.uint32)
+    before[ball(shape, (10, 20, 14), 4)] = 1  # two balls merge into one
+    before[ball(shape, (10, 20, 24), 4)] = 2
+    after[ball(shape, (10, 20, 19), 7)] = 1
+    before[ball(shape, (10, 20, 46), 4)] = 3  # persisting, grown
+    after[ball(shape, (10, 20, 46), 5)] = 2
+    m = np.eye(4)
+    tb, ta = measure_objects(before), measure_objects(after)
+    assert np.isnan(tb["volume_nm3"]).all()
+    links, _ = match(before, after, tb, ta, m)
+    assert statuses(links) == {((1, 2), (1,)): "merged", ((3,), (2,)): "persisting"}
+    t = link_table(links, tb, ta, *_edge_flags(tb, ta, m, shape, shape, 1.0), m, voxel_size=(1, 1, 1))
+    for column in ("delta_volume_nm3", "delta_radius_nm", "delta_volume_rel", "before_volume_nm3"):
+        assert np.isnan(t[column]).all(), column
+    _, vb, va = group_totals(t, t["status"] == "merged")
+    assert np.isnan(vb).all() and np.isnan(va).all()
+    _, vb, va = group_totals(t, t["status"] == "merged", "volume_vox")
+    assert vb[0] == tb["volume_vox"][0] + tb["volume_vox"][1] and va[0] == ta["volume_vox"][0]
