@@ -470,9 +470,10 @@ def orthoslices(image, mask, path, *, centre=None, title="", reason: str = "", v
 @styled
 def fraction_along_z(fractions: dict, path, *, voxel_size=None, inside_sample: bool = False,
                      note: str = "") -> Path:
-    """The object volume fraction of each z slice; ``inside_sample``: the fractions are of the sample mask's
-    voxels in each slice (axis label and caption say so); ``note`` is written on the plot (e.g. that no object
-    was kept, so the curve is of objects left out)."""
+    """The volume fraction of each z slice of the objects counted (those the summary covers: kept after the
+    border and size exclusions, and inside the sample mask where one is given), as ``Analysis.fraction_along_z``
+    holds it; ``inside_sample``: the fractions are of the sample mask's voxels in each slice (axis label and
+    caption say so); ``note`` is written on the plot (e.g. that no object was kept)."""
     fig, ax = new_figure(figsize=(SINGLE_COLUMN, 2.5))
     for name, f in fractions.items():
         z = np.arange(len(f))
@@ -492,19 +493,27 @@ def fraction_along_z(fractions: dict, path, *, voxel_size=None, inside_sample: b
     if note:
         ax.text(0.5, 0.95, _wrap(note), transform=ax.transAxes, ha="center", va="top",
                 bbox=dict(boxstyle="round", fc="white", ec="0.6", lw=0.6))
-    where = "of the sample mask's voxels in each z slice" if inside_sample else "of each z slice (whole slice)"
-    return save_figure(fig, path, f"Object volume fraction {where} along the pillar axis; every object voxel "
-                                  "counts, objects excluded from the table (border, small) included."
-                       + (f" {note}." if note else ""))
+    where = ("the counted objects' voxels in each z slice over the sample mask's voxels in it (an object counted "
+             "by its centroid inside the sample counts whole)" if inside_sample else
+             "the counted objects' voxels in each z slice over the slice's voxels")
+    return save_figure(fig, path, f"Object volume fraction along the pillar axis: {where}. The objects counted "
+                                  "are the summary's (those of its volume_fraction), after the border and size "
+                                  "exclusions: objects left out are not in the curve (fraction_along_z.csv's "
+                                  "fraction_all_objects counts every object voxel)." + (f" {note}." if note else ""))
 
 
-def fraction_along_z_table(fraction, voxel_size=None) -> dict:
+def fraction_along_z_table(fraction, voxel_size=None, fraction_all=None) -> dict:
     """The curve of :func:`fraction_along_z` as a table (``fraction_along_z.csv``): z index, z in µm (NaN
-    without a voxel size) and the fraction (0-1; NaN where a sample mask holds none of the slice)."""
+    without a voxel size), the counted objects' fraction (0-1; NaN where a sample mask holds none of the slice)
+    and, where given (``fraction_all``), every object's (excluded objects included) as
+    ``fraction_all_objects``."""
     f = np.asarray(fraction, np.float64)
     z = np.arange(len(f))
-    return {"z": z, "z_um": z * float(voxel_size[0]) / 1000 if voxel_size else np.full(len(f), np.nan),
-            "fraction": f}
+    table = {"z": z, "z_um": z * float(voxel_size[0]) / 1000 if voxel_size else np.full(len(f), np.nan),
+             "fraction": f}
+    if fraction_all is not None:
+        table["fraction_all_objects"] = np.asarray(fraction_all, np.float64)
+    return table
 
 
 def colour_scale(values, *, percentiles=(2, 98)):
