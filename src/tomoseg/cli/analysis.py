@@ -512,6 +512,24 @@ class _Passes:
         self._rest = 0
         self.bar.reset(*args, **kwargs)
 
+    # the bar's total and description, in this bar's units (voxels of a pass): a stage read again adds its voxels
+    # to the total (:class:`~tomoseg.progress.Stage`) instead of restarting the bar
+    @property
+    def total(self):
+        total = getattr(self.bar, "total", None)
+        return None if total is None else total * self.passes
+
+    @total.setter
+    def total(self, value) -> None:
+        self.bar.total = -(-int(value) // self.passes)
+
+    @property
+    def desc(self):
+        return getattr(self.bar, "desc", None)
+
+    def set_description(self, desc: str, **kwargs) -> None:
+        self.bar.set_description(desc, **kwargs)
+
 
 @command("report")
 def _report(sub):
