@@ -65,8 +65,9 @@ def evaluate(pred, labels, *, threshold: int = 127, intensity=None, voxel_size=N
     in ``workdir`` until the objects are matched), their overlaps counted block by block: nothing is read whole.
     ``progress`` is given the volume's voxels four times: the voxel scores, each labelling, the overlaps; a
     prediction read again (a reading revised, a label image) adds the voxels read so far to the bar's ``total``
-    and says so in its description (:class:`~tomoseg.progress.Stage`): the bar never goes back. Without ``voxel_size`` the tables' nm columns and Table 1's ``mean_radius_nm`` are empty (NaN, None); ``origin``
-    (nm) is added to the ``centroid_*_nm`` columns, as :func:`~tomoseg.objects.analyze` adds it.
+    and says so in its description (:class:`~tomoseg.progress.Stage`): the bar never goes back. Without
+    ``voxel_size`` the tables' nm columns and Table 1's ``mean_radius_nm`` are empty (NaN, None); ``origin`` (nm)
+    is added to the ``centroid_*_nm`` columns, as :func:`~tomoseg.objects.analyze` adds it.
 
     Returns a dict with ``voxel`` (confusion counts, normalized matrix, accuracy, recall, precision, F1,
     IoU), ``objects`` (detection recall, precision, F1, overall and by radius, over the kept objects),
