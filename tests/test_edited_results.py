@@ -176,3 +176,42 @@ def test_an_edited_track_result_is_not_replaced(phantom_cwd, cli_error, capsys, 
     capsys.readouterr()
     _refused(argv + ["--overwrite"], cli_error, f"res/{name}")
     assert {p: p.read_bytes() for p in edited} == edited
+
+
+def test_track_again_into_its_own_folder_removes_no_other_tools_results(phantom_cwd, capsys):
+    """track's summary.json is track's: running track again with --overwrite into its own folder says nothing of
+    removing analyze's results (before, its own summary was taken for analyze's and said to be removed)."""
+    (phantom_cwd / "m.json").write_text('{"matrix": [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]}')
+    assert main(TRACK + ["-q"]) == 0
+    capsys.readouterr()
+    assert main(TRACK + ["--overwrite", "-q"]) == 0
+    assert "results there" not in capsys.readouterr().err
+    assert (phantom_cwd / "res" / "summary.json").is_file()
+
+
+@pytest.mark.parametrize("tool", ["analyze", "evaluate", "track"])
+def test_edited_captions_are_not_replaced(phantom_cwd, cli_error, capsys, tool):
+    """figures/captions.json is stamped as the figures are (each tool's): one whose captions were edited for a
+    paper is refused by name, unchanged, even with --overwrite; unedited, it is replaced (before, it was not
+    stamped: an edited one was written over)."""
+    import json
+
+    from tomoseg.io.result_stamps import LEDGER
+
+    (phantom_cwd / "m.json").write_text('{"matrix": [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]}')
+    argv = {"analyze": ["analyze", "mask.tif", "--out", "res"],
+            "evaluate": ["evaluate", "mask.tif", "mask.tif", "--out", "res"], "track": TRACK}[tool]
+    assert main(argv + ["-q"]) == 0
+    figs = phantom_cwd / "res" / "figures"
+    assert "captions.json" in json.loads((figs / LEDGER).read_text(encoding="utf-8"))
+    assert not list(figs.glob("*.partial"))
+    assert main(argv + ["--overwrite", "-q"]) == 0  # unedited: replaced
+    captions = json.loads((figs / "captions.json").read_text(encoding="utf-8"))
+    assert captions and all(isinstance(v, str) and v for v in captions.values())
+    store = figs / "captions.json"
+    edited = json.dumps({**captions, next(iter(captions)): "Fig. 2: my own words"}, indent=1)
+    store.write_text(edited, encoding="utf-8")
+    _later(store)
+    capsys.readouterr()
+    _refused(argv + ["--overwrite"], cli_error, "res/figures/captions.json")
+    assert store.read_text(encoding="utf-8") == edited

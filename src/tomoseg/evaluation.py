@@ -63,20 +63,22 @@ def evaluate(pred, labels, *, threshold: int = 127, intensity=None, voxel_size=N
     settles the reading before the objects are labelled. Volumes up to ``options.in_memory_voxels`` are
     labelled in memory; larger ones chunk by chunk (:func:`~tomoseg.objects.labelled.label_scan`, labels kept
     in ``workdir`` until the objects are matched), their overlaps counted block by block: nothing is read whole.
-    ``progress`` is given the volume's voxels four times: the voxel scores, each labelling, the overlaps.
-    Without ``voxel_size`` the tables' nm columns and Table 1's ``mean_radius_nm`` are empty (NaN, None); ``origin``
-    (nm) is added to the ``centroid_*_nm`` columns, as :func:`~tomoseg.objects.analyze` adds it.
+    ``progress`` is given the volume's voxels four times: the voxel scores, each labelling, the overlaps; a
+    prediction read again (a reading revised, a label image) adds the voxels read so far to the bar's ``total``
+    and says so in its description (:class:`~tomoseg.progress.Stage`): the bar never goes back. Without
+    ``voxel_size`` the tables' nm columns and Table 1's ``mean_radius_nm`` are empty (NaN, None); ``origin`` (nm)
+    is added to the ``centroid_*_nm`` columns, as :func:`~tomoseg.objects.analyze` adds it.
 
     Returns a dict with ``voxel`` (confusion counts, normalized matrix, accuracy, recall, precision, F1,
     IoU), ``objects`` (detection recall, precision, F1, overall and by radius, over the kept objects),
     ``objects_no_exclusions`` (the same over every object: all sizes, border objects included) and ``table1``
     (the paper's Table 1 for prediction and ground truth).
     """
+    from .io.volume import check_array, checked_voxel_size
     from .objects.analysis import warn_if_flooded
     from .objects.labelled import label_scan
     from .objects.reading import MaskView, check_threshold
-
-    from .io.volume import check_array, checked_voxel_size
+    from .progress import Stage
 
     options = options or AnalysisOptions()
     threshold = check_threshold(threshold)
@@ -90,6 +92,9 @@ def evaluate(pred, labels, *, threshold: int = 127, intensity=None, voxel_size=N
                            f"{tuple(intensity.shape)}, {where} {tuple(pred.shape)}; the gray values must match the "
                            "prediction voxel for voxel")
     reading = read_as(pred, options.read_as, where=where, command="evaluate")
+    # one bar for the run: a prediction read again adds the voxels read so far to its total (a Stage), the bar
+    # never restarting at 0 % (it did, through the bar's reset, on each of the re-reads below)
+    progress = None if progress is None else Stage(progress, again=f"reading {Path(str(where)).name} again")
     while True:  # read again where the objects show the prediction is a label image (objects/analysis.py)
         cm, per_slice, reading = _voxel_pass(pred, labels, threshold, reading, progress)
         prob = reading.probability
@@ -114,8 +119,10 @@ def evaluate(pred, labels, *, threshold: int = 127, intensity=None, voxel_size=N
             for scan in scans:
                 scan.discard()
         reading = reading.as_object_ids()
-        if progress is not None and hasattr(progress, "reset"):
+        if progress is not None:
             progress.reset()
+    if progress is not None:
+        progress.finish()  # the bar's description as it was
     warn_if_flooded((cm.tp + cm.fp) / max(cm.tp + cm.fp + cm.fn + cm.tn, 1), where)
     result = {"voxel": {**cm.scores(), "normalized": cm.normalized().tolist()}, "threshold": threshold,
               "prediction_is_probability": prob, "prediction_read_as": reading.kind,
@@ -148,7 +155,7 @@ def _voxel_pass(pred, labels, threshold, reading, progress):
             return cm, per_slice, reading.whole()
         except ReadingChanged as changed:
             reading = reading.revised(pred, changed)
-            if progress is not None and hasattr(progress, "reset"):
+            if progress is not None:  # a Stage: its voxels added to the bar's total, the bar going on
                 progress.reset()
 
 

@@ -290,6 +290,24 @@ class Stage:
         self.bar, self.again, self.n = bar, again, 0
         self._desc = getattr(bar, "desc", None)
 
+    # a bar itself (``total``, ``desc``, ``set_description`` of the bar under it): stages nest, one within a
+    # caller's stage (a labelling read again within an evaluation read again), all on the one bar
+    @property
+    def total(self):
+        return getattr(self.bar, "total", None)
+
+    @total.setter
+    def total(self, value) -> None:
+        self.bar.total = value
+
+    @property
+    def desc(self):
+        return getattr(self.bar, "desc", None)
+
+    def set_description(self, desc: str, **kwargs) -> None:
+        if hasattr(self.bar, "set_description"):
+            self._describe(desc)
+
     def update(self, n: int) -> None:
         self.n += int(n)
         self.bar.update(n)

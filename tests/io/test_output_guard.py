@@ -381,3 +381,53 @@ def test_a_users_file_saved_over_tomosegs_is_not_taken_for_tomosegs_by_the_recor
     with pytest.raises(TomosegError, match="own.npy: changed since tomoseg wrote it .*move it away"):
         write_volume(own, np.zeros((3, 4, 5), np.uint8), overwrite=True)
     assert np.array_equal(np.load(own), users)
+
+
+def test_tracks_summary_is_filed_as_tracks_result(tmp_path):
+    """track's summary.json (its provenance's tool "tomoseg-track") is track's result, not analyze's: a folder of
+    track's results holds track's alone, and clearing it for track (keeping track's results) keeps its summary,
+    while clearing it for another tool removes it; edited, it is still refused."""
+    from tomoseg.io.result_folders import clear_result_folder, make_result_folder, results_in, write_result_json
+    out = make_result_folder(tmp_path / "t", "track")
+    write_result_json(out / "summary.json", {"objects_by_status": {}, "provenance": {"tool": "tomoseg-track"}})
+    write_result_json(out / "transform.json", {"matrix": np.eye(4).tolist()})
+    assert results_in(out) == {"track"}
+    assert clear_result_folder(out, keep=("track",)) == []
+    assert (out / "summary.json").is_file()
+    (out / "summary.json").write_text('{"provenance": {"tool": "tomoseg-track"}, "note": "mine"}')
+    with pytest.raises(TomosegError, match="summary.json"):
+        clear_result_folder(out)
+    assert (out / "summary.json").is_file()
+    write_result_json(out / "summary.json", {"objects_by_status": {}, "provenance": {"tool": "tomoseg-track"}})
+    assert sorted(p.name for p in clear_result_folder(out)) == ["summary.json", "transform.json"]
+    analyze = make_result_folder(tmp_path / "a", "analyze")
+    write_result_json(analyze / "summary.json", {"tool": "tomoseg analyze"})
+    assert results_in(analyze) == {"analyze"}
+
+
+def test_captions_are_read_and_written_by_one_reader_and_writer(tmp_path):
+    """write_captions merges, removes and stamps; read_captions reads them (empty for none or a broken file); a
+    stamped captions.json edited since, or a file that holds no captions, is refused, unchanged."""
+    from tomoseg.io.result_folders import read_captions, write_captions
+    from tomoseg.io.result_stamps import LEDGER
+
+    assert read_captions(tmp_path) == {} and write_captions(tmp_path, remove={"a"}) is None
+    store = write_captions(tmp_path, {"a": "first", "b": "second"})
+    assert read_captions(tmp_path) == {"a": "first", "b": "second"}
+    assert "captions.json" in json.loads((tmp_path / LEDGER).read_text(encoding="utf-8"))
+    write_captions(tmp_path, {"c": "third"}, remove={"a"})
+    assert read_captions(tmp_path) == {"b": "second", "c": "third"}
+    assert write_captions(tmp_path, remove={"b", "c"}) is None and not store.exists()
+    assert not (tmp_path / LEDGER).exists()
+    write_captions(tmp_path, {"a": "first"})
+    store.write_text('{"a": "my caption, longer"}', encoding="utf-8")
+    with pytest.raises(TomosegError, match="captions.json: changed since tomoseg wrote it"):
+        write_captions(tmp_path, {"b": "second"})
+    assert read_captions(tmp_path) == {"a": "my caption, longer"}
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "captions.json").write_text("[1, 2]", encoding="utf-8")
+    assert read_captions(other) == {}
+    with pytest.raises(TomosegError, match="holds no figure captions"):
+        write_captions(other, {"a": "x"})
+    assert (other / "captions.json").read_text(encoding="utf-8") == "[1, 2]"

@@ -292,7 +292,7 @@ def test_all_objects_fraction_and_fraction_along_z_inside_the_sample_mask(tmp_pa
     assert main(["analyze", str(tmp_path / "m.npy"), "--sample-mask", str(tmp_path / "s.npy"), "--out",
                  str(tmp_path / "o"), "--intensity", str(tmp_path / "m.npy"), "--voxel-size", "10", "10", "10"]) == 0
     captions = json.loads((tmp_path / "o" / "figures" / "captions.json").read_text(encoding="utf-8"))
-    assert "of the sample mask's voxels in each z slice" in captions["fraction_along_z"]
+    assert "over the sample mask's voxels in it" in captions["fraction_along_z"]
     assert "z = 8 is the slice crossed by the most volume of the counted objects (2 of them); y and x go through " \
         "the centroid of the largest of them (label 4, 27 voxels)" in captions["orthoslices"]
 

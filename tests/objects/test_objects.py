@@ -529,3 +529,39 @@ def test_a_label_image_larger_than_memory_keeps_its_confidence_columns():
     whole = label_scan(None, lab, probability=p).table["mean_probability"]
     chunked = label_scan(None, lab, probability=p, in_memory_voxels=0, chunks=(4, 4, 4)).table["mean_probability"]
     assert whole.tolist() == chunked.tolist() == [pytest.approx(200 / 255)] * 2
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_fraction_along_z_counts_the_counted_objects_only(chunked, tmp_path):
+    """fraction_along_z is the summary's objects' volume fraction per slice (its mean is volume_fraction): an
+    object touching the border (z 10..19, 4 voxels a slice) and one under 8 voxels (z 3) are not in it; they were
+    (the curve read 4 voxels a slice where no counted object lies). fraction_along_z_all keeps every object
+    voxel, and fraction_along_z.csv has both, the caption saying which."""
+    import json
+
+    from tomoseg.cli import main
+
+    m = np.zeros((20, 30, 30), np.uint8)
+    m[5:8, 10:13, 10:13] = 1      # kept: 9 voxels in each of z 5, 6, 7
+    m[10:20, 0:2, 0:2] = 1        # touches the border
+    m[3, 20, 20] = 1              # too small
+    options = AnalysisOptions(in_memory_voxels=1000, chunks=(8, 16, 16)) if chunked else AnalysisOptions()
+    r = analyze(m, options=options)
+    expected = np.zeros(20)
+    expected[5:8] = 9 / 900
+    np.testing.assert_allclose(r.fraction_along_z, expected, rtol=1e-12, atol=0)
+    assert r.fraction_along_z.mean() == pytest.approx(r.summary["volume_fraction"], rel=1e-12)
+    everything = expected.copy()
+    everything[3], everything[10:] = 1 / 900, 4 / 900
+    np.testing.assert_allclose(r.fraction_along_z_all, everything, rtol=1e-12, atol=0)
+    if chunked:
+        return
+    np.save(tmp_path / "m.npy", m)
+    assert main(["analyze", str(tmp_path / "m.npy"), "--out", str(tmp_path / "o"), "-q"]) == 0
+    lines = (tmp_path / "o" / "fraction_along_z.csv").read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "z,z_um,fraction,fraction_all_objects"
+    assert [float(line.split(",")[2]) for line in lines[1:]] == pytest.approx(expected.tolist())
+    assert [float(line.split(",")[3]) for line in lines[1:]] == pytest.approx(everything.tolist())
+    caption = json.loads((tmp_path / "o" / "figures" / "captions.json").read_text(encoding="utf-8"))
+    assert "the counted objects' voxels in each z slice" in caption["fraction_along_z"]
+    assert "objects left out are not in the curve" in caption["fraction_along_z"]

@@ -272,3 +272,50 @@ def test_evaluate_reads_a_sparse_label_image_prediction_as_labels(tmp_path):
         ev = evaluate(lab, truth, options=AnalysisOptions(in_memory_voxels=in_memory, chunks=(32, 128, 128)))
         assert ev["prediction_read_as"] == "labels"
         assert ev["voxel"]["fn"] == 0 and ev["voxel"]["fp"] == 0 and ev["objects"]["recall"] == 1.0
+
+
+class _Recorder:
+    """A bar that records its position after each call, and whether anything reset it."""
+
+    def __init__(self, total):
+        self.total, self.n, self.desc, self.seen, self.resets, self.descs = total, 0, "evaluate", [], 0, []
+
+    def update(self, n):
+        self.n += int(n)
+        self.seen.append(self.n)
+
+    def reset(self, *args, **kwargs):
+        self.resets += 1
+        self.n = 0
+
+    def set_description(self, desc, **kwargs):
+        self.desc = desc
+        self.descs.append(desc)
+
+
+@pytest.mark.parametrize("case", ["label image", "revised reading"])
+def test_evaluate_read_again_keeps_one_bar_that_never_goes_back(tmp_path, case):
+    """evaluate's own re-reads (the voxel pass under a revised reading; the whole evaluation again where the
+    prediction turns out a label image) reset the caller's bar to 0 % (the CLI's bar of 4 passes restarted).
+    The bar now goes on: the voxels read so far are added to its total, its description says what is read
+    again and is restored at the end, and it ends full, at its total (the revised reading here is found before
+    any voxel is counted: nothing to add)."""
+    from tomoseg.cli.analysis import _Passes
+    from tomoseg.evaluation import evaluate
+
+    if case == "label image":
+        pred = _sparse_ids()
+        truth = (pred > 0).astype(np.uint8)
+        options = AnalysisOptions(chunks=(32, 128, 128))
+    else:
+        p = _sparse_map(tmp_path)
+        pred = open_volume(str(tmp_path / "sp.zarr"))
+        truth = (p > 127).astype(np.uint8)
+        options = AnalysisOptions(in_memory_voxels=0, chunks=(32, 32, 32))
+    bar = _Recorder(int(np.prod(truth.shape)))
+    ev = evaluate(pred, truth, options=options, progress=_Passes(bar, 4))
+    assert ev["voxel"]["fn"] == 0 and ev["voxel"]["fp"] == 0
+    assert bar.resets == 0 and bar.seen == sorted(bar.seen) and bar.n == bar.total and bar.desc == "evaluate"
+    if case == "label image":  # read again after two passes: those voxels are more to do, all of it done
+        assert bar.total == truth.size * 3 // 2
+        assert bar.descs == ["evaluate (reading the prediction again)", "evaluate"]

@@ -199,9 +199,9 @@ def test_analyze_of_objects_all_on_the_border(balls, tmp_path, capsys):
     assert "not counted (touching the border" in captions["orthoslices"]
     assert "z = 10 is the slice with the most voxels of the objects not counted" in captions["orthoslices"]
     lines = (out / "fraction_along_z.csv").read_text(encoding="utf-8").splitlines()
-    assert lines[0] == "z,z_um,fraction" and len(lines) == 25
-    z, z_um, f = lines[1].split(",")
-    assert (int(z), float(z_um), float(f)) == (0, 0.0, pytest.approx(9 / (48 * 48)))
+    assert lines[0] == "z,z_um,fraction,fraction_all_objects" and len(lines) == 25
+    z, z_um, f, f_all = lines[1].split(",")  # no object counted: the objects left out only in the last column
+    assert (int(z), float(z_um), float(f), float(f_all)) == (0, 0.0, 0.0, pytest.approx(9 / (48 * 48)))
     assert float(lines[11].split(",")[1]) == pytest.approx(10 * 0.02933)
 
 

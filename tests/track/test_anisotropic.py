@@ -230,3 +230,47 @@ def test_the_matching_tolerance_is_a_distance_in_nm_when_the_voxel_sizes_differ(
 
     assert tolerance_nm(MatchOptions(), vs_b, vs_a) == tolerance_nm(MatchOptions(), vs_a, vs_b) == 30.0
     assert tolerance_nm(MatchOptions(), (60.0, 30.0, 30.0)) == pytest.approx(3 * np.cbrt(60 * 30 * 30))
+
+
+def test_refit_residual_in_nm_of_scans_of_different_voxel_sizes(monkeypatch):
+    """AFTER voxels 1.25 times the BEFORE's and a known shift of (60, 150, -120) nm; the image registration
+    (stubbed: the true transform, 1 voxel off along x) is refitted on the objects. The refit's nm residual is
+    its AFTER-voxel residual times the AFTER voxel size (37.5 nm); it was reported with the BEFORE's (30 nm),
+    1.25 times too small."""
+    import warnings
+
+    from tomoseg.track import tracking
+    from tomoseg.track.registration import given_transform
+
+    vs_b, vs_a = (30.0, 30.0, 30.0), (37.5, 37.5, 37.5)
+    shift_nm = np.array([60.0, 150.0, -120.0])
+    shape_b, shape_a = (24, 64, 64), (20, 52, 52)
+    centres_nm = [(z, y, x) for z in (200.0, 500.0) for y in (400.0, 900.0, 1400.0) for x in (400.0, 1000.0)]
+    labels = []
+    for shape, vs, off in ((shape_b, vs_b, 0.0), (shape_a, vs_a, shift_nm)):
+        lab = np.zeros(shape, np.uint16)
+        for k, c in enumerate(centres_nm):
+            lab[ball_nm(shape, np.divide(np.add(c, off), vs), 90.0 + 10 * (k % 3), vs)] = k + 1
+        labels.append(lab)
+    true = np.eye(4)
+    true[:3, :3] = np.diag(np.divide(vs_b, vs_a))
+    true[:3, 3] = shift_nm / np.asarray(vs_a)
+    start = true.copy()
+    start[2, 3] += 1.0
+
+    def stub(before, after, *, voxel_size, options, progress=None):
+        reg = given_transform(start, before.shape, voxel_size=voxel_size)
+        reg.source = "estimated"
+        return reg
+
+    monkeypatch.setattr(tracking, "register", stub)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the stub has no image figures to judge it by
+        result = track(*((lab > 0).astype(np.float32) for lab in labels), before_labels=labels[0],
+                       after_labels=labels[1], voxel_size=vs_b, after_voxel_size=vs_a)
+    refit = result.registration.coarse["objects_refit"]
+    assert refit["used"] == len(centres_nm)
+    assert result.registration.source == "estimated, refined on objects"
+    np.testing.assert_allclose(result.registration.matrix[:3, 3] * vs_a, shift_nm, atol=10.0)
+    assert 0 < refit["residual_vox"] < 0.5
+    assert refit["residual_nm"] == pytest.approx(refit["residual_vox"] * 37.5, rel=1e-6)

@@ -387,3 +387,27 @@ def test_a_reading_revised_mid_pass_continues_the_track_bar(tmp_path, monkeypatc
     size = 48 * 64 * 64  # labelled twice, matched once (the transform given), and some voxels read again
     final = re.match(r"track: 100% \(([\d.]+) kvox of ([\d.]+) kvox\)", lines[-1])
     assert final and final.group(1) == final.group(2) and float(final.group(2)) > 3 * size / 1e3, lines
+
+
+def test_truth_instance_images_are_opened_once(phantom_pair, tmp_path, monkeypatch):
+    """track --truth opened each instance image twice (its shape checked before the work, then again for the
+    scores), leaving the first open: each is now opened once, used for both, and closed when track ends."""
+    import tomoseg.io
+
+    d = phantom_pair
+    opened, closed, real = [], [], tomoseg.io.open_volume
+
+    def counting(path, *args, **kwargs):
+        vol = real(path, *args, **kwargs)
+        if str(path).endswith("_ids.npy"):
+            opened.append(str(path))
+            vol.close = lambda close=vol.close: (closed.append(str(path)), close())
+        return vol
+
+    monkeypatch.setattr(tomoseg.io, "open_volume", counting)
+    assert main(["track", str(d / "before.tif"), str(d / "after.tif"), "--before-labels",
+                 str(d / "before_labels.tif"), "--after-labels", str(d / "after_labels.tif"), "--transform",
+                 str(d / "truth.json"), "--truth", str(d / "truth.json"), "--out", str(tmp_path / "o"), "-q"]) == 0
+    assert sorted(opened) == sorted(closed) == [str(d / "after_ids.npy"), str(d / "before_ids.npy")]
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["truth"]["recall"] == pytest.approx(1.0)

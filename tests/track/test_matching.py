@@ -242,3 +242,63 @@ def test_group_totals_count_each_object_of_a_group_once():
     changed = groups & (t["group_before"] + t["group_after"] > 2)
     at = np.searchsorted(ids, t["match_id"][changed])
     assert np.array_equal(t["delta_volume_nm3"][changed], (va - vb)[at])
+
+
+def test_refit_on_objects_residual_in_nm_uses_each_scans_voxel_size():
+    """AFTER voxels twice the BEFORE's (40 vs 20 nm) and a known shift of (200, -100, 300) nm: the refit maps
+    BEFORE voxels to AFTER voxels, and its nm residual is the AFTER voxels' residual times 40 nm, within the
+    noise added to the AFTER centroids (10 nm per point), not half of it as with the BEFORE's voxel size."""
+    from tomoseg.track.matching import refine_on_objects
+
+    rng = np.random.default_rng(0)
+    n = 40
+    vs_b, vs_a = np.array([20.0, 20.0, 20.0]), np.array([40.0, 40.0, 40.0])
+    shift_nm = np.array([200.0, -100.0, 300.0])
+    pts_b = rng.uniform(10, 90, (n, 3))                       # BEFORE voxels
+    noise = rng.normal(size=(n, 3))
+    noise *= 10.0 / np.linalg.norm(noise, axis=1, keepdims=True)  # 10 nm each
+    pts_a = (pts_b * vs_b + shift_nm + noise) / vs_a          # AFTER voxels
+
+    def table(pts):
+        return {"label": np.arange(1, n + 1), "volume_vox": np.full(n, 100), "touches_border": np.zeros(n, bool),
+                **{f"centroid_{a}": pts[:, k] for k, a in enumerate("zyx")}}
+
+    links = [((k,), (k,), "persisting") for k in range(1, n + 1)]
+    m, info = refine_on_objects(table(pts_b), table(pts_a), links, np.eye(4), voxel_size=vs_b,
+                                after_voxel_size=vs_a, similarity=True)
+    assert info["used"] == n
+    expected = np.eye(4)
+    expected[:3, :3] = np.diag(vs_b / vs_a)
+    expected[:3, 3] = shift_nm / vs_a
+    np.testing.assert_allclose(m[:3, :3], expected[:3, :3], atol=0.002)
+    np.testing.assert_allclose(m[:3, 3] * vs_a, shift_nm, atol=3.0)  # nm, a fraction of the 10 nm noise
+    assert info["residual_nm"] == pytest.approx(info["residual_vox"] * 40.0, rel=1e-9)
+    assert 5.0 < info["residual_nm"] < 10.0
+
+
+def test_link_table_of_tables_without_nm_keeps_nm_changes_nan():
+    """Tables measured without a voxel size have NaN nm columns (measure_objects' convention): the changes in nm
+    (volume, radius) of every link, merges and splits included, stay NaN instead of group sums of zeros (a
+    merge's delta_volume_nm3 was 0, its delta_radius_nm 0); the voxel columns are as with a voxel size."""
+    from tomoseg.track.matching import _edge_flags
+    from tomoseg.track.tracking import group_totals, link_table
+
+    shape = (20, 40, 60)
+    before, after = np.zeros(shape, np.uint32), np.zeros(shape, np.uint32)
+    before[ball(shape, (10, 20, 14), 4)] = 1  # two balls merge into one
+    before[ball(shape, (10, 20, 24), 4)] = 2
+    after[ball(shape, (10, 20, 19), 7)] = 1
+    before[ball(shape, (10, 20, 46), 4)] = 3  # persisting, grown
+    after[ball(shape, (10, 20, 46), 5)] = 2
+    m = np.eye(4)
+    tb, ta = measure_objects(before), measure_objects(after)
+    assert np.isnan(tb["volume_nm3"]).all()
+    links, _ = match(before, after, tb, ta, m)
+    assert statuses(links) == {((1, 2), (1,)): "merged", ((3,), (2,)): "persisting"}
+    t = link_table(links, tb, ta, *_edge_flags(tb, ta, m, shape, shape, 1.0), m, voxel_size=(1, 1, 1))
+    for column in ("delta_volume_nm3", "delta_radius_nm", "delta_volume_rel", "before_volume_nm3"):
+        assert np.isnan(t[column]).all(), column
+    _, vb, va = group_totals(t, t["status"] == "merged")
+    assert np.isnan(vb).all() and np.isnan(va).all()
+    _, vb, va = group_totals(t, t["status"] == "merged", "volume_vox")
+    assert vb[0] == tb["volume_vox"][0] + tb["volume_vox"][1] and va[0] == ta["volume_vox"][0]

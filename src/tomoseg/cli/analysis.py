@@ -243,8 +243,8 @@ def _write_figures(vol, result, options, voxel_size, intensity, sample_mask, pop
 
     figs = out / "figures"
     figs.mkdir(exist_ok=True)
-    write_csv(figures.fraction_along_z_table(result.fraction_along_z, voxel_size), out / "fraction_along_z.csv",
-              overwrite=True)
+    write_csv(figures.fraction_along_z_table(result.fraction_along_z, voxel_size, result.fraction_along_z_all),
+              out / "fraction_along_z.csv", overwrite=True)
     tables = {"objects": population}  # the figures show the summary's objects
     empty = _no_objects_note(result.summary, options, sample_mask is not None)
     steps = [("size_histogram", lambda path: figures.size_histogram(tables, path, voxel_size=voxel_size,
@@ -253,14 +253,13 @@ def _write_figures(vol, result, options, voxel_size, intensity, sample_mask, pop
                                                                             empty_note=empty)),
              ("fraction_along_z", lambda path: figures.fraction_along_z(
                  {"objects": result.fraction_along_z}, path, voxel_size=voxel_size,
-                 inside_sample=sample_mask is not None,
-                 note="" if len(population["label"]) else f"{empty}: the curve is of objects not counted")),
+                 inside_sample=sample_mask is not None, note="" if len(population["label"]) else empty)),
              ("objects_3d", lambda path: figures.objects_3d(population, result.shape, path, voxel_size=voxel_size,
                                                             empty_note=empty))]
     if intensity is not None:  # three planes read, whatever the volume's size
         from ..objects.reading import MaskView
 
-        centre, why = choose_planes(population, result.shape, result.fraction_along_z)
+        centre, why = choose_planes(population, result.shape, result.fraction_along_z_all)
         steps.append(("orthoslices", lambda path: figures.orthoslices(
             intensity, MaskView(vol, options, probability=result.reading.probability), path, centre=centre,
             voxel_size=voxel_size, reason=why,
@@ -512,6 +511,24 @@ class _Passes:
     def reset(self, *args, **kwargs) -> None:
         self._rest = 0
         self.bar.reset(*args, **kwargs)
+
+    # the bar's total and description, in this bar's units (voxels of a pass): a stage read again adds its voxels
+    # to the total (:class:`~tomoseg.progress.Stage`) instead of restarting the bar
+    @property
+    def total(self):
+        total = getattr(self.bar, "total", None)
+        return None if total is None else total * self.passes
+
+    @total.setter
+    def total(self, value) -> None:
+        self.bar.total = -(-int(value) // self.passes)
+
+    @property
+    def desc(self):
+        return getattr(self.bar, "desc", None)
+
+    def set_description(self, desc: str, **kwargs) -> None:
+        self.bar.set_description(desc, **kwargs)
 
 
 @command("report")

@@ -83,6 +83,14 @@ def read_transform(path) -> np.ndarray:
 
 
 def _run_track(args) -> int:
+    import contextlib
+
+    with contextlib.ExitStack() as opened:  # the truth's instance images, opened once, closed at the end
+        return _track_files(args, opened)
+
+
+def _track_files(args, opened) -> int:
+    """``tomoseg track``; files it opens for the whole run (the truth's instance images) go on ``opened``."""
     from ..io import open_volume
     from ..progress import progress_while
     from ..track import track
@@ -102,6 +110,10 @@ def _run_track(args) -> int:
     check_threshold(args.threshold)
     transform = read_transform(args.transform) if args.transform else None
     truth = _read_truth(args.truth) if args.truth else None
+    if truth is not None:  # each instance image opened once: checked before the work, read for the scores
+        truth["instance_volumes"] = {scan: opened.enter_context(open_volume(truth[f"{scan}_instances"]))
+                                     for scan in ("before", "after")
+                                     if truth.get(f"{scan}_instances") and Path(truth[f"{scan}_instances"]).exists()}
     vb, va = open_volume(args.before), open_volume(args.after)
     vs = tuple(args.voxel_size) if args.voxel_size else (vb.voxel_size or va.voxel_size)
     vs_a = tuple(args.voxel_size) if args.voxel_size else (va.voxel_size or vb.voxel_size)
@@ -175,7 +187,6 @@ def _check_labels(volume, path, option: str, image, image_path, read: str) -> No
 
 def _check_before_work(args, transform, truth, before, after) -> None:
     """The given transform and truth against the scans, before the registration and labelling."""
-    from ..io import open_volume
     from ..track.registration import given_transform, overlap_fraction
     from ..track.tracking import MIN_OVERLAP
 
@@ -195,8 +206,8 @@ def _check_before_work(args, transform, truth, before, after) -> None:
     if truth is not None:
         for scan, image in (("before", before), ("after", after)):
             ids = truth.get(f"{scan}_instances")
-            if ids and Path(ids).exists():
-                shape = tuple(open_volume(ids).shape)
+            if scan in truth["instance_volumes"]:
+                shape = tuple(truth["instance_volumes"][scan].shape)
                 if shape != tuple(image.shape):
                     raise TomosegError(f"{args.truth}: its {scan.upper()} instance image {ids} is "
                                        f"{'x'.join(map(str, shape))}, the scans "
@@ -317,7 +328,6 @@ def _finish_track(args, out: Path, result, truth, before, after, sizes, labels: 
     """Score against a phantom's truth where given, write the results and say what was found (``sizes``: both
     scans' voxel sizes)."""
     vs, vs_a = sizes
-    from ..io import open_volume
     from ..progress import progress_while
     from ..track import write_tracking
     from . import progress_enabled
@@ -330,10 +340,9 @@ def _finish_track(args, out: Path, result, truth, before, after, sizes, labels: 
 
         maps, unmapped = {}, []
         for k, scan in enumerate(("before", "after")):  # the tool's labels -> the phantom's ids, where named
-            ids = truth.get(f"{scan}_instances")
-            if ids and Path(ids).exists():
+            if scan in truth["instance_volumes"]:  # opened once, before the work
                 table = getattr(result, scan)
-                maps[f"{scan}_map"] = label_map(getattr(result, f"{scan}_labels"), open_volume(ids),
+                maps[f"{scan}_map"] = label_map(getattr(result, f"{scan}_labels"), truth["instance_volumes"][scan],
                                                 voxels=dict(zip(table["label"].tolist(),
                                                                 table["volume_vox"].tolist())))
             elif not (args.before_labels and result.scans[k].reading.kind == "labels"):

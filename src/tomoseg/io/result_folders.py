@@ -112,6 +112,8 @@ RESULT_FIGURES = {"analyze": ("fraction_along_z", "objects_3d", "orthoslices", "
                                "evaluate_sphericity_vs_radius"),
                   "track": ("track_radius", "track_volume_change", "track_map")}
 FIGURE_FORMATS = ("png", "svg", "pdf")  # report.figures.FORMATS
+# the "tool" of track's summary.json (in its provenance): that summary is track's result, not analyze's
+TRACK_SUMMARY_TOOL = "tomoseg-track"
 _RESULT_RECORDS = {"evaluation.json": "evaluate", "transform.json": "track", "track.html": "track",
                    "matches.csv": "track", "registration_crops.csv": "track", "fraction_along_z.csv": "analyze"}
 
@@ -133,8 +135,11 @@ def _result_owner(p: Path):
     (by its name and, where the file says who wrote it, its content; ``tool`` None for the report), else
     ``(False, None)``."""
     name = p.name
-    if name == "summary.json":
-        return (True, "analyze") if str(_json_tool(p)).startswith("tomoseg") else (False, None)
+    if name == "summary.json":  # analyze's ("tool": "tomoseg analyze") or track's (its provenance's tool)
+        tool = str(_json_tool(p))
+        if not tool.startswith("tomoseg"):
+            return False, None
+        return True, ("track" if tool == TRACK_SUMMARY_TOOL else "analyze")
     if name == "report.html":
         return (True, None) if report_of_tomoseg(p) else (False, None)
     if name == "objects.csv" or (name.startswith("objects_") and name.endswith(".csv")):
@@ -152,7 +157,8 @@ def _json_tool(p: Path):
 def clear_result_folder(folder, *, keep: tuple = ()) -> list[Path]:
     """Remove the results an earlier tomoseg run wrote into ``folder`` (a tomoseg result folder): its
     ``summary.json``, ``evaluation.json``, ``report.html``, objects tables, track's records, and in
-    ``figures/`` the figures tomoseg names (:data:`RESULT_FIGURES`, PNG, SVG, PDF), their captions with them.
+    ``figures/`` the figures tomoseg names (:data:`RESULT_FIGURES`, PNG, SVG, PDF), their captions with them
+    (out of ``captions.json``: :func:`write_captions`).
     The results of the tools in ``keep`` stay (the report is always removed: it is built again). Any other file
     (a user's notes, a table or figure of another name, volumes) is kept; a result changed since tomoseg wrote
     it (:mod:`tomoseg.io.result_stamps`) is refused, with nothing removed. Returns what was removed."""
@@ -170,28 +176,63 @@ def clear_result_folder(folder, *, keep: tuple = ()) -> list[Path]:
                 gone.append(p)
     from .result_stamps import check_not_edited, forget_results
 
-    check_not_edited(gone)  # checked before the work (check_result_folder); again: never one edited meanwhile
+    removed_figures = {p.stem for p in gone if p.parent == figs}
+    # checked before the work (check_result_folder); again: never one edited meanwhile (captions.json too)
+    check_not_edited(gone + ([figs / CAPTIONS_FILE] if removed_figures else []))
+    _prune_captions(figs, removed_figures)  # first: refused (a user's captions.json) with nothing removed
     for p in gone:
         p.unlink()
     forget_results(gone)
-    _prune_captions(figs, {p.stem for p in gone if p.parent == figs})
     return gone
 
 
 def _prune_captions(figs: Path, removed: set) -> None:
     """The captions of removed figures taken out of ``captions.json`` (the others stay with their figures)."""
-    store = figs / "captions.json"
-    if not removed or not store.is_file() or store.is_symlink():
-        return
+    if removed and (figs / CAPTIONS_FILE).is_file() and not (figs / CAPTIONS_FILE).is_symlink():
+        write_captions(figs, remove=removed)
+
+
+CAPTIONS_FILE = "captions.json"  # in a figures folder: {figure name (no suffix): its caption}
+
+
+def read_captions(folder) -> dict:
+    """The figure captions in ``folder``'s ``captions.json`` (``{figure name without suffix: caption}``), as the
+    figure functions wrote them (:func:`write_captions`); empty where there is none, or none readable."""
     try:
-        captions = json.loads(store.read_text(encoding="utf-8"))
+        captions = json.loads((Path(folder) / CAPTIONS_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        captions = None
-    if not isinstance(captions, dict):
-        store.unlink()
-        return
-    store.write_text(json.dumps({k: v for k, v in captions.items() if k not in removed}, indent=1),
-                     encoding="utf-8")
+        return {}
+    return {str(k): str(v) for k, v in captions.items()} if isinstance(captions, dict) else {}
+
+
+def write_captions(folder, captions: dict | None = None, *, remove=()) -> Path | None:
+    """``captions`` (``{figure name: caption}``) added to ``folder``'s ``captions.json`` and those named in
+    ``remove`` taken out, the file written by :func:`write_result_text` (renamed when complete, stamped: edited
+    later, it is never replaced; a stamped one edited since is refused, naming it, as tomoseg's other results
+    are). A ``captions.json`` that holds no captions (not a JSON object: a user's file) is refused, not
+    replaced. Nothing left: the file is removed. Returns the file, or None where it is gone."""
+    from .result_stamps import check_not_edited, forget_results
+
+    store = Path(folder) / CAPTIONS_FILE
+    check_not_edited([store])
+    merged = {}
+    if store.exists() or store.is_symlink():
+        try:
+            merged = json.loads(store.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            merged = None
+        if not isinstance(merged, dict) or store.is_symlink():
+            raise TomosegError(f"{store}: holds no figure captions tomoseg can read (not the JSON object of captions "
+                               "tomoseg writes); tomoseg does not replace it: move it away (or rename it), then run "
+                               "again")
+    merged.update(captions or {})
+    for name in remove:
+        merged.pop(name, None)
+    if not merged:
+        store.unlink(missing_ok=True)
+        forget_results([store])
+        return None
+    return write_result_text(store, json.dumps(merged, indent=1))
 
 
 def same_prediction(record: dict | None, prediction, settings: dict, *, key: str) -> bool:

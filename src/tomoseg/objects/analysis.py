@@ -62,13 +62,16 @@ class Analysis:
     objects: dict                    # every object, with touches_border
     selected: dict                   # after the exclusions
     summary: dict                    # the paper's Table 1 and population figures
-    fraction_along_z: np.ndarray     # all objects' volume fraction of each z slice (of the sample mask's voxels in
-                                     # the slice where one is given: NaN where the slice holds none of the sample)
+    fraction_along_z: np.ndarray     # the counted objects' (the summary's) volume fraction of each z slice: their
+                                     # voxels in the slice over its voxels (the sample mask's where one is given:
+                                     # NaN where the slice holds none of the sample), volume_fraction's basis
     voxel_size: tuple | None
     shape: tuple
     options: AnalysisOptions = field(default_factory=AnalysisOptions)
     labels: KeptLabels | None = None  # with keep_labels, where the volume was labelled chunk by chunk
     reading: Reading | None = None    # how the volume was read: probability map, mask or label image
+    fraction_along_z_all: np.ndarray | None = None  # every object voxel (excluded objects included) of each z
+                                     # slice, inside the sample mask where one is given: volume_fraction_all_objects'
 
     @property
     def population(self) -> dict:
@@ -227,7 +230,7 @@ def analyze(volume, *, intensity=None, probability=None, voxel_size=None, option
         probability = probability_values(probability, where=f"{where} (the probability map)")
     while True:  # a block the sample's reading does not allow: read again (at most twice; reading.py)
         try:
-            table, fraction, kept = _label_and_measure(reading.view(volume), reading.probability, intensity,
+            table, fraction, profile, kept = _label_and_measure(reading.view(volume), reading.probability, intensity,
                                                        probability, voxel_size, options, workdir, progress,
                                                        keep_labels)
         except ReadingChanged as changed:
@@ -250,7 +253,8 @@ def analyze(volume, *, intensity=None, probability=None, voxel_size=None, option
         warn(f"{where}: holds only 0 and 1 where the objects are (a mask?), so the mean_probability and "
              "max_probability columns read 0 to 0.004 (value / 255). Give the probability map from tomoseg segment")
     try:
-        return _finish(volume, reading.whole(), table, fraction, options, voxel_size, sample_mask, kept, origin)
+        return _finish(volume, reading.whole(), table, (fraction, profile), options, voxel_size, sample_mask, kept,
+                       origin)
     except BaseException:  # the labels kept for the caller are the caller's only once this returns
         if kept is not None:
             kept.discard()
@@ -260,7 +264,8 @@ def analyze(volume, *, intensity=None, probability=None, voxel_size=None, option
 def _label_and_measure(volume, prob_map: bool, intensity, probability, voxel_size, options, workdir, progress,
                        keep_labels) -> tuple:
     """:func:`analyze`'s labelling and measuring of ``volume`` (as its reading reads it): (every object's table,
-    the object fraction of each z slice, the labels kept or None)."""
+    the object fraction of each z slice, each object's voxels per z slice (:func:`z_profile`), the labels kept
+    or None)."""
     shape = tuple(int(s) for s in volume.shape)
     if prob_map and probability is None:
         probability = volume
@@ -272,12 +277,13 @@ def _label_and_measure(volume, prob_map: bool, intensity, probability, voxel_siz
         fraction = mask.mean(axis=(1, 2))
         labels, _ = label_objects(mask, connectivity=options.connectivity)
         del mask
+        profile = z_profile(labels)
         table = measure_table(labels, intensity=None if intensity is None else intensity[:, :, :],
                                 probability=None if probability is None else probability[:, :, :],
                                 voxel_size=voxel_size)
         if progress is not None:
             progress.update(size)
-        return table, fraction, kept
+        return table, fraction, profile, kept
     clean_stale_label_stores(workdir)
     tmp = Path(tempfile.mkdtemp(prefix=LABEL_STORE_PREFIX, dir=workdir))
     (tmp / _OWNER).write_text(f"{socket.gethostname()} {os.getpid()}\n", encoding="utf-8")
@@ -294,15 +300,17 @@ def _label_and_measure(volume, prob_map: bool, intensity, probability, voxel_siz
         table = _measure_chunked(labels_arr, rest, intensity, probability, voxel_size, options, done)
         if keep_labels:
             kept = KeptLabels(store, int(len(table["label"])))
-        return table, inner.bounds.fraction, kept
+        return table, inner.bounds.fraction, inner.bounds.profile, kept
     finally:
         if kept is None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _finish(volume, reading: Reading, table, fraction, options, voxel_size, sample_mask, kept,
+def _finish(volume, reading: Reading, table, fractions, options, voxel_size, sample_mask, kept,
             origin) -> Analysis:
-    """The marks, selection, summary and sample-mask figures of :func:`analyze`."""
+    """The marks, selection, summary and sample-mask figures of :func:`analyze` (``fractions``: every object's
+    fraction of each z slice, and the objects' voxels per slice, :func:`z_profile`)."""
+    fraction, profile = fractions
     shape = tuple(int(s) for s in volume.shape)
     size = int(np.prod(shape, dtype=np.int64))
     warn_if_flooded(float(fraction.mean()), path_of(volume) or "the volume")
@@ -327,11 +335,13 @@ def _finish(volume, reading: Reading, table, fraction, options, voxel_size, samp
     if not vs:
         summary["mean_radius_nm"] = None  # not the voxel value under another name
     kept_voxels = np.asarray(population["volume_vox"], dtype=np.int64)
+    counted_z = slice_counts(profile, population["label"], shape[0])  # the summary's objects' voxels per slice
     if sample_mask is not None:
         # all objects on the same basis as volume_fraction: their voxels inside the sample, per slice and in all
         all_objects = float(per_z[1].sum() / sample_voxels)
         with np.errstate(invalid="ignore", divide="ignore"):
             fraction = np.where(per_z[0] > 0, per_z[1] / np.maximum(per_z[0], 1), np.nan)
+            fraction_counted = np.where(per_z[0] > 0, counted_z / np.maximum(per_z[0], 1), np.nan)
         basis = ("kept objects (after the border and size exclusions) whose centroid lies inside the sample mask, "
                  "over the sample mask's volume; volume_fraction_all_objects: every object voxel (excluded objects "
                  "included) inside the sample mask, over its volume")
@@ -341,6 +351,7 @@ def _finish(volume, reading: Reading, table, fraction, options, voxel_size, samp
     else:
         sample_voxels = size
         all_objects = float(fraction.mean())
+        fraction_counted = counted_z / (shape[1] * shape[2])
         basis = ("kept objects (after the border and size exclusions) over the whole volume, surroundings "
                  "included; pass a sample mask to measure inside the sample")
         population_basis = "every figure of the summary: the kept objects (after the border and size exclusions)"
@@ -365,9 +376,28 @@ def _finish(volume, reading: Reading, table, fraction, options, voxel_size, samp
         "reading": reading.note(options.threshold),
         "origin_nm": [float(o) for o in origin] if vs and origin is not None else None,  # in centroid_*_nm
     })
-    return Analysis(objects=table, selected=selected, summary=summary, fraction_along_z=fraction,
+    return Analysis(objects=table, selected=selected, summary=summary, fraction_along_z=fraction_counted,
                     voxel_size=tuple(vs) if vs else None, shape=shape, options=options, labels=kept,
-                    reading=reading)
+                    reading=reading, fraction_along_z_all=fraction)
+
+
+def z_profile(labels: np.ndarray, z0: int = 0, nz: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Each object's voxels per z slice in a block of labels starting at slice ``z0`` of a volume of ``nz``
+    slices: sorted keys ``label * nz + z`` and their voxel counts (int64), one per slice an object crosses
+    (a few per object: far fewer than its voxels). Blocks' profiles add with
+    :func:`~tomoseg.objects.matching.sum_by_key`."""
+    nz = int(labels.shape[0]) if nz is None else int(nz)
+    where = np.flatnonzero(labels)
+    keys = labels.ravel()[where].astype(np.int64) * nz + (where // (labels.shape[1] * labels.shape[2]) + z0)
+    keys, counts = np.unique(keys, return_counts=True)
+    return keys, counts.astype(np.int64)
+
+
+def slice_counts(profile, labels, nz: int) -> np.ndarray:
+    """The voxels of the objects ``labels`` in each of the ``nz`` z slices, from a :func:`z_profile`."""
+    keys, counts = profile
+    mine = np.isin(keys // nz, np.asarray(labels, np.int64))
+    return np.bincount(keys[mine] % nz, weights=counts[mine], minlength=nz).astype(np.int64)
 
 
 def _within(box, region) -> tuple:
@@ -399,11 +429,19 @@ class _Bounds:
         self.lo = np.zeros((0, 3), np.int32)
         self.hi = np.zeros((0, 3), np.int32)
         self.counts = np.zeros(shape[0], np.int64)  # object voxels per z slice: integers, in any order the same
+        self._profiles: list = []                    # each chunk's z_profile (label * nz + z, voxels)
         self._lock = threading.Lock()
 
     @property
     def fraction(self) -> np.ndarray:
         return self.counts / (self.shape[1] * self.shape[2])
+
+    @property
+    def profile(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each object's voxels per z slice (:func:`z_profile`), the chunks' summed."""
+        from .matching import sum_by_key
+
+        return sum_by_key([k for k, _ in self._profiles], [c for _, c in self._profiles])
 
     def _grow(self, size: int) -> None:
         if size > len(self.lo):
@@ -429,8 +467,11 @@ class _Bounds:
         starts = np.array([[b.start for b in bb] for bb in found], np.int64) + origin
         stops = np.array([[b.stop for b in bb] for bb in found], np.int64) + origin
         ids = ids.astype(np.int64)
+        keys = values.astype(np.int64) * self.shape[0] + (where // (block.shape[1] * block.shape[2]) + sl[0].start)
+        profile = np.unique(keys, return_counts=True)
         with self._lock:
             self.counts[sl[0]] += rows
+            self._profiles.append(profile)
             self._grow(int(ids[-1]) + 1)
             self.lo[ids] = np.minimum(self.lo[ids], starts)  # labels are unique within a chunk
             self.hi[ids] = np.maximum(self.hi[ids], stops)

@@ -28,10 +28,11 @@ with :func:`tomoseg.table.read_csv`), so any figure can be drawn again from the 
 from __future__ import annotations
 
 import functools
-import json
 from pathlib import Path
 
 import numpy as np
+
+from ..io.result_folders import write_captions
 
 DPI = 300
 FORMATS = ("png", "svg", "pdf")  # the first a raster, the others vector (left out above VECTOR_MARKS marks)
@@ -43,7 +44,6 @@ OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky blue": "#56B4E9", "bl
              "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "reddish purple": "#CC79A7"}
 SERIES = [OKABE_ITO[k] for k in ("blue", "orange", "bluish green", "vermillion", "reddish purple", "sky blue")]
 HIT_COLOURS = {"TP": (1, 1, 1), "TN": (0, 0, 0), "FP": (0.835, 0.369, 0.0), "FN": (0.337, 0.706, 0.914)}
-CAPTIONS_FILE = "captions.json"
 VECTOR_MARKS = 2_000      # figures with more marks than this (about 1.5 MB of SVG): PNG only
 MAX_3D_OBJECTS = 10_000   # the 3D view draws a random sample of at most this many objects (three views each)
 OVERPLOT = 300            # above this many objects the sphericity scatter's marks are drawn translucent
@@ -97,11 +97,8 @@ def save_figure(fig, path, caption: str | None = None, *, marks: int = 0, captio
         caption = (caption or "") + (f" PNG only: a vector file of its {marks:,} marks would be large and slow "
                                      "to open.").lstrip()
     _plt().close(fig)
-    if caption and captions:
-        store = path.parent / CAPTIONS_FILE
-        captions = json.loads(store.read_text(encoding="utf-8")) if store.exists() else {}
-        captions[path.stem] = caption
-        store.write_text(json.dumps(captions, indent=1), encoding="utf-8")
+    if caption and captions:  # written and stamped as the figures: an edited captions.json is never replaced
+        write_captions(path.parent, {path.stem: caption})
     # size and time of each file noted: one edited later (a paper's retouched SVG) is never replaced
     stamp_results([path.with_suffix(f".{fmt}") for fmt in FORMATS])
     return path
@@ -473,9 +470,10 @@ def orthoslices(image, mask, path, *, centre=None, title="", reason: str = "", v
 @styled
 def fraction_along_z(fractions: dict, path, *, voxel_size=None, inside_sample: bool = False,
                      note: str = "") -> Path:
-    """The object volume fraction of each z slice; ``inside_sample``: the fractions are of the sample mask's
-    voxels in each slice (axis label and caption say so); ``note`` is written on the plot (e.g. that no object
-    was kept, so the curve is of objects left out)."""
+    """The volume fraction of each z slice of the objects counted (those the summary covers: kept after the
+    border and size exclusions, and inside the sample mask where one is given), as ``Analysis.fraction_along_z``
+    holds it; ``inside_sample``: the fractions are of the sample mask's voxels in each slice (axis label and
+    caption say so); ``note`` is written on the plot (e.g. that no object was kept)."""
     fig, ax = new_figure(figsize=(SINGLE_COLUMN, 2.5))
     for name, f in fractions.items():
         z = np.arange(len(f))
@@ -495,19 +493,27 @@ def fraction_along_z(fractions: dict, path, *, voxel_size=None, inside_sample: b
     if note:
         ax.text(0.5, 0.95, _wrap(note), transform=ax.transAxes, ha="center", va="top",
                 bbox=dict(boxstyle="round", fc="white", ec="0.6", lw=0.6))
-    where = "of the sample mask's voxels in each z slice" if inside_sample else "of each z slice (whole slice)"
-    return save_figure(fig, path, f"Object volume fraction {where} along the pillar axis; every object voxel "
-                                  "counts, objects excluded from the table (border, small) included."
-                       + (f" {note}." if note else ""))
+    where = ("the counted objects' voxels in each z slice over the sample mask's voxels in it (an object counted "
+             "by its centroid inside the sample counts whole)" if inside_sample else
+             "the counted objects' voxels in each z slice over the slice's voxels")
+    return save_figure(fig, path, f"Object volume fraction along the pillar axis: {where}. The objects counted "
+                                  "are the summary's (those of its volume_fraction), after the border and size "
+                                  "exclusions: objects left out are not in the curve (fraction_along_z.csv's "
+                                  "fraction_all_objects counts every object voxel)." + (f" {note}." if note else ""))
 
 
-def fraction_along_z_table(fraction, voxel_size=None) -> dict:
+def fraction_along_z_table(fraction, voxel_size=None, fraction_all=None) -> dict:
     """The curve of :func:`fraction_along_z` as a table (``fraction_along_z.csv``): z index, z in µm (NaN
-    without a voxel size) and the fraction (0-1; NaN where a sample mask holds none of the slice)."""
+    without a voxel size), the counted objects' fraction (0-1; NaN where a sample mask holds none of the slice)
+    and, where given (``fraction_all``), every object's (excluded objects included) as
+    ``fraction_all_objects``."""
     f = np.asarray(fraction, np.float64)
     z = np.arange(len(f))
-    return {"z": z, "z_um": z * float(voxel_size[0]) / 1000 if voxel_size else np.full(len(f), np.nan),
-            "fraction": f}
+    table = {"z": z, "z_um": z * float(voxel_size[0]) / 1000 if voxel_size else np.full(len(f), np.nan),
+             "fraction": f}
+    if fraction_all is not None:
+        table["fraction_all_objects"] = np.asarray(fraction_all, np.float64)
+    return table
 
 
 def colour_scale(values, *, percentiles=(2, 98)):

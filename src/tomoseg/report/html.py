@@ -154,11 +154,9 @@ def link_target(path: Path, page_dir: Path) -> str:
 
 def _captions(fig_dir: Path) -> dict:
     """Captions the figure functions wrote (they know why a slice was chosen)."""
-    store = fig_dir / "captions.json"
-    try:
-        return json.loads(store.read_text(encoding="utf-8")) if store.exists() else {}
-    except ValueError:
-        return {}
+    from ..io.result_folders import read_captions
+
+    return read_captions(fig_dir)
 
 
 # the order the report shows the figures of analyze, evaluate and track in (io.output_guard.RESULT_FIGURES)
@@ -253,8 +251,10 @@ def same_rows(a, b) -> bool:
 
 
 def _is_tracking(summary: dict) -> bool:
+    from ..io.result_folders import TRACK_SUMMARY_TOOL
+
     provenance = summary.get("provenance")
-    return isinstance(provenance, dict) and provenance.get("tool") == "tomoseg-track" and "transform" in summary
+    return isinstance(provenance, dict) and provenance.get("tool") == TRACK_SUMMARY_TOOL and "transform" in summary
 
 
 def build_report(run_dir, *, title: str | None = None, output=None) -> Path:

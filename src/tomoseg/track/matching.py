@@ -332,10 +332,16 @@ def _links(lb, la, group_of_b, group_of_a, merged, split) -> Links:
                  np.concatenate([[0], np.cumsum(count_a)]).astype(np.int64))
 
 
-def refine_on_objects(before: dict, after: dict, links, matrix, *, voxel_size, similarity=False,
-                      min_voxels: int = 8) -> tuple[np.ndarray, dict]:
-    """Refit the transform to the centroids of persisting pairs (robust: drops pairs off the consensus)."""
+def refine_on_objects(before: dict, after: dict, links, matrix, *, voxel_size, after_voxel_size=None,
+                      similarity=False, min_voxels: int = 8) -> tuple[np.ndarray, dict]:
+    """Refit the transform to the centroids of persisting pairs (robust: drops pairs off the consensus).
+
+    The fit is made in nm, each scan's centroids scaled by its own voxel size (``after_voxel_size``: the AFTER
+    scan's where it differs), and returned as BEFORE voxel -> AFTER voxel. The info's ``residual_vox`` is the
+    RMS distance of the used pairs in AFTER voxels, ``residual_nm`` the same in nm (AFTER scan's voxel size).
+    """
     vs = np.asarray(voxel_size, float)
+    vs_a = vs if after_voxel_size is None else np.asarray(after_voxel_size, float)
     links = links_from(links)
     pers = links.status == STATUSES.index("persisting")
     j = label_rows(before["label"], links.first("before")[pers])
@@ -346,20 +352,21 @@ def refine_on_objects(before: dict, after: dict, links, matrix, *, voxel_size, s
     keep &= ~np.asarray(before["touches_border"], bool)[j] & ~np.asarray(after["touches_border"], bool)[i]
     src, dst = _centroids(before)[j[keep]], _centroids(after)[i[keep]]
     if len(src) < 6:
-        return np.asarray(matrix, float), {"pairs": len(src), "used": 0, "residual_vox": float("nan")}
-    src, dst = np.asarray(src) * vs, np.asarray(dst) * vs
+        return np.asarray(matrix, float), {"pairs": len(src), "used": 0, "residual_vox": float("nan"),
+                                           "residual_nm": float("nan")}
+    src, dst = np.asarray(src) * vs, np.asarray(dst) * vs_a  # nm, each scan its own voxel size
     keep = np.ones(len(src), bool)
-    s_mat = np.diag(np.append(vs, 1.0))
+    floor = 1e-3 * float(vs_a.mean())
     for _ in range(5):
         m_nm = fit_transform(src[keep], dst[keep], similarity=similarity)
         res = np.linalg.norm(apply(m_nm, src) - dst, axis=1)
         mad = np.median(np.abs(res[keep] - np.median(res[keep])))
-        new = res <= np.median(res[keep]) + 4 * 1.4826 * max(mad, 1e-3 * float(vs.mean()))
+        new = res <= np.median(res[keep]) + 4 * 1.4826 * max(mad, floor)
         if new.sum() < 6 or np.array_equal(new, keep):
             break
         keep = new
-    m = np.linalg.inv(s_mat) @ m_nm @ s_mat
-    res_vox = np.linalg.norm(apply(m, src / vs) - dst / vs, axis=1)
+    m = np.diag(np.append(1.0 / vs_a, 1.0)) @ m_nm @ np.diag(np.append(vs, 1.0))
+    res_vox = np.linalg.norm(apply(m, src / vs) - dst / vs_a, axis=1)
     return m, {"pairs": int(len(src)), "used": int(keep.sum()),
                "residual_vox": float(np.sqrt(np.mean(res_vox[keep] ** 2))),
                "residual_nm": float(np.sqrt(np.mean(res[keep] ** 2)))}

@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 
 from .._version import __version__
+from ..io.result_folders import TRACK_SUMMARY_TOOL
 from ..table import write_csv
 from . import figures
 from .tracking import Tracking
 
-MARKER = "tomoseg-track"
+MARKER = TRACK_SUMMARY_TOOL  # summary.json's provenance "tool": how result folders know track's summary
 # what write_tracking puts into the results folder besides the labels (whose name the caller chooses)
 WRITTEN = ("matches.csv", "registration_crops.csv", "summary.json", "transform.json", "track.html", "figures")
 
@@ -101,7 +102,7 @@ def write_tracking(result: Tracking, out_dir, *, shape=None, voxel_size=None, in
     from ..errors import warn
     from ..io import format_of
     from ..io.output_guard import check_output, write_provenance
-    from ..io.result_folders import write_result_json, write_result_text
+    from ..io.result_folders import read_captions, write_result_json, write_result_text
     from ..objects.analysis import json_safe
     from ..objects.label_image import TIFF_MAX_ID, label_dtype_for, write_mapped
 
@@ -120,7 +121,7 @@ def write_tracking(result: Tracking, out_dir, *, shape=None, voxel_size=None, in
             figures.volume_change_histogram(result.matches, figs_dir / "track_volume_change.png"),
             figures.change_map(result.matches, figs_dir / "track_map.png", shape=shape,
                                matrix=result.registration.matrix, image=image, voxel_size=voxel_size)]
-    captions = json.loads((figs_dir / "captions.json").read_text(encoding="utf-8"))  # the figures wrote them
+    captions = read_captions(figs_dir)  # the figures wrote them
     figs = {p: captions.get(p.stem, p.stem) for p in made}
     paths.update({p.stem: p for p in figs})
     # (NaN, e.g. an empty size class or a given transform's residual, as null: JSON has no NaN)

@@ -221,7 +221,7 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
                          progress=progress)
         refit = {}
         if options.refine_on_objects and reg.source == "estimated":
-            matrix, refit = refine_on_objects(tb, ta, links, matrix, voxel_size=vs1,
+            matrix, refit = refine_on_objects(tb, ta, links, matrix, voxel_size=vs1, after_voxel_size=vs1_a,
                                               similarity=options.registration.similarity,
                                               min_voxels=options.matching.min_voxels)
             if refit.get("used", 0):
@@ -434,7 +434,9 @@ def _changes(table: dict, n: int, vs: np.ndarray) -> dict:
 
 def group_totals(table: dict, rows, column: str = "volume_nm3") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The match IDs among some rows of a link table (a boolean mask or indices), and each one's total BEFORE
-    and AFTER ``column`` (``volume_nm3``, ``volume_vox``) over its objects in those rows, each object once."""
+    and AFTER ``column`` (``volume_nm3``, ``volume_vox``) over its objects in those rows, each object once.
+    A total over an object whose value is NaN (nm columns without a voxel size) is NaN, not a sum of zeros; a
+    side with no object (a vanished object's AFTER) totals 0."""
     rows = np.flatnonzero(rows) if np.asarray(rows).dtype == bool else np.asarray(rows, np.int64)
     mids = table["match_id"][rows]
     ids, where = np.unique(mids, return_inverse=True)
@@ -444,7 +446,7 @@ def group_totals(table: dict, rows, column: str = "volume_nm3") -> tuple[np.ndar
         key = mids * (int(labels.max(initial=0)) + 1) + labels
         _, first = np.unique(key, return_index=True)  # each (match, object) once
         first = first[labels[first] > 0]
-        values = np.nan_to_num(table[f"{scan}_{column}"][rows][first], nan=0.0)
+        values = np.asarray(table[f"{scan}_{column}"], float)[rows][first]  # NaN stays NaN in its group's sum
         totals.append(np.bincount(where[first], weights=values, minlength=len(ids)))
     return ids, totals[0], totals[1]
 
