@@ -63,19 +63,28 @@ def voxel_size_nm(layer) -> tuple | None:
     """The voxel size (z, y, x) in nm of a layer: its ``scale`` converted with its ``units`` (µm x 1000, ...);
     None (voxel size unknown, the nm columns stay empty as the CLI leaves them) where a unit is not a length
     (napari's default unit, pixel) or the scale is not positive."""
-    units = getattr(layer, "units", None)
-    scale = [float(s) for s in layer.scale[-3:]]
+    return voxel_size_of(layer.scale, getattr(layer, "units", None))
+
+
+def voxel_size_of(scale, units) -> tuple | None:
+    """:func:`voxel_size_nm` of a layer's ``scale`` and ``units`` (pint units or their names, as a layer data
+    tuple's metadata holds them; None on napari < 0.5)."""
+    scale = [float(s) for s in scale[-3:]]
     if units is None:  # napari < 0.5 has no units: the scale was taken as nm unless it is napari's default 1
         return None if all(s == 1.0 for s in scale) else tuple(scale)
     out = []
     for s, u in zip(scale, tuple(units)[-3:]):
         try:
+            if isinstance(u, str):
+                import pint
+
+                u = pint.get_application_registry().Unit(u)
             nm = float((s * u).to("nanometer").magnitude)
         except Exception:  # pint's DimensionalityError for pixel and other non-length units
             return None
         if not (nm > 0 and np.isfinite(nm)):
             return None
-        out.append(nm)
+        out.append(float(f"{nm:.12g}"))  # 0.03 µm is 30 nm, not 29.999999999999996
     return tuple(out)
 
 
