@@ -102,9 +102,17 @@ def test_dask_survives_a_killed_worker(tmp_path, random_model_path, small_phanto
 
         thread = threading.Thread(target=killer)
         thread.start()
-        segment(src, out, model=random_model_path,
-                options=SegmentOptions(scheduler=cluster.scheduler_address, **opts), progress=False)
+        record = segment(src, out, model=random_model_path,
+                         options=SegmentOptions(scheduler=cluster.scheduler_address, **opts), progress=False)
         thread.join()
+    # the provenance names the workers that were checked, with their own host and packages (not the client's)
+    import platform
+
+    import tomoseg
+
+    workers = record["distributed"]["workers_checked"]
+    assert len(workers) == 2 and {w["host"] for w in workers} == {platform.node()}
+    assert all(w["tomoseg_version"] == tomoseg.__version__ and "numpy" in w["packages"] for w in workers)
     from tomoseg.inference.tiling import tile_grid
 
     n_tiles = len(tile_grid(small_phantom.image.shape, opts["tiling"], 8))

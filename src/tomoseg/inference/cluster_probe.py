@@ -80,16 +80,28 @@ class WorkerReport:
     memory_limit: int | None = None
     threads: int = 1
     problems: tuple = ()
+    host: str | None = None
+    packages: tuple = ()  # (name, version) of what computes the tiles there
+
+    def record(self) -> dict:
+        """What the provenance keeps of this worker: where it ran, with what (the client's own versions may
+        differ from the workers' that computed the tiles)."""
+        return {"address": self.address, "host": self.host, "tomoseg_version": self.version,
+                "backend": self.backend, "device": self.device, "threads": self.threads,
+                "memory_limit": self.memory_limit, "packages": dict(self.packages)}
 
 
 def probe_worker(volume_call, shape, folder: str, token_name: str, token: str, backend_config,
                  dask_worker=None) -> dict:
     """Run on each worker (``Client.run``): the checks of this module's docstring, as a dict of plain values.
     ``volume_call``: ``(function, args)`` that opens the input (the volume's ``__reduce__``)."""
+    import platform
+
     import tomoseg
 
     problems = []
-    info = {"version": tomoseg.__version__, "problems": problems}
+    info = {"version": tomoseg.__version__, "problems": problems, "host": platform.node(),
+            "packages": _versions(("numpy", "torch", "openvino", "zarr", "h5py", "tifffile", "distributed"))}
     try:
         function, args = volume_call
         volume = function(*args)
@@ -129,6 +141,19 @@ def probe_worker(volume_call, shape, folder: str, token_name: str, token: str, b
     return info
 
 
+def _versions(packages) -> list:
+    """``[(name, version)]`` of the ``packages`` installed (those missing left out)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for name in packages:
+        try:
+            found.append((name, version(name)))
+        except PackageNotFoundError:
+            pass
+    return found
+
+
 def _said(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text and not isinstance(exc, TomosegError) else \
@@ -165,7 +190,8 @@ def check_workers(client, volume, folder, backend_config, *, timeout: float = PR
                                     " the output must be on a file system every worker sees")
                 _remove(folder / wrote)
             reports.append(WorkerReport(address, answer["version"], answer.get("backend"), answer.get("device"),
-                                        answer.get("memory_limit"), answer.get("threads", 1), tuple(problems)))
+                                        answer.get("memory_limit"), answer.get("threads", 1), tuple(problems),
+                                        answer.get("host"), tuple(map(tuple, answer.get("packages") or ()))))
     finally:
         _remove(token_path)
     bad = [r for r in reports if r.problems]

@@ -613,6 +613,8 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
         record["invocations"] = invocations(work, state, [t.index for t in tiles if t.index not in skipped],
                                             t_finish)
         record["input_in_memory"] = resident is not None  # windows read from resident_copy
+        if reports:  # the workers of --dask-scheduler, as checked before the work (host and packages: theirs)
+            record["distributed"]["workers_checked"] = [r.record() for r in reports]
         record["resolution_levels"] = levels
         record["objects"] = flooding
         # the input's normalized histogram against the model's training data's (total variation, 0-1; None:
