@@ -24,14 +24,44 @@ from .registry import COMMANDS as _COMMANDS
 def build_parser() -> argparse.ArgumentParser:
     _load_commands()
     parser = argparse.ArgumentParser(
-        prog="tomoseg", description="Find and measure precipitates and pores in 3D X-ray tomograms.")
+        prog="tomoseg", description="Find and measure precipitates and pores in 3D X-ray tomograms.",
+        allow_abbrev=False)
     parser.add_argument("--version", action="version", version=f"tomoseg {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    _global_flags(parser, default=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for _, build in _COMMANDS.values():
         build(sub)
+    for p in sub.choices.values():
+        # an option written in part (--tile for --tile-size, --deb for --debug) is an error with a suggestion
+        # (main), not taken for the whole or, for the global flags, dropped
+        p.allow_abbrev = False
+        p.formatter_class = DefaultsHelpFormatter
+        _global_flags(p, default=argparse.SUPPRESS)
+    parser.subcommands = sub.choices  # main: a typo is explained with its sub-command's usage
     return parser
+
+
+def _global_flags(p: argparse.ArgumentParser, default) -> None:
+    """``--debug`` and ``-q``, before or after the sub-command: in each sub-command's help too. A sub-command
+    gives them with ``default=SUPPRESS``, so that it sets them only where given, never back to False."""
+    group = p.add_argument_group("global options") if default is argparse.SUPPRESS else p
+    group.add_argument("--debug", action="store_true", default=default,
+                       help="show the traceback of an error (for a bug report)")
+    group.add_argument("-q", "--quiet", action="store_true", default=default,
+                       help="no progress bars (only the summary line on stdout)")
+
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Each option's default said in its help, where the help does not say it already."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if ("default" in text.lower() or default in (None, False, argparse.SUPPRESS) or action.const is not None
+                or not action.option_strings or default == []):
+            return text
+        shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else default
+        return f"{text} (default: {shown})"
 
 
 def _load_commands() -> None:
@@ -54,12 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     _printable_anywhere()
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    # global flags may come after the sub-command too
-    debug = "--debug" in argv
-    quiet = "-q" in argv or "--quiet" in argv
-    argv = [a for a in argv if a not in ("--debug", "-q", "--quiet")]
-    args = parser.parse_args(argv)
-    args.debug, args.quiet = debug, quiet
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        _unrecognized(parser, args, unknown)
+    debug = args.debug
+    _expand_home(args)
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
@@ -90,6 +119,40 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"tomoseg: error: {_system_error(exc, args)} (run with --debug for details)", file=sys.stderr)
         return 1
+
+
+def _unrecognized(parser, args, unknown: list) -> None:
+    """Arguments no parser took: the error (exit 2) with the sub-command's usage, and for a misspelt or
+    shortened option the option meant ("did you mean --tile-size?")."""
+    import difflib
+
+    target = parser.subcommands.get(getattr(args, "command", None), parser)
+    known = [o for action in target._actions for o in action.option_strings if o.startswith("--")]
+    message = f"unrecognized arguments: {' '.join(unknown)}"
+    for arg in unknown:
+        if not arg.startswith("--"):
+            continue
+        name = arg.split("=", 1)[0]
+        whole = [o for o in known if o.startswith(name)]
+        close = whole if len(whole) == 1 else difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        if close:
+            message += (f"; did you mean {close[0]}?"
+                        + (" (options are written in full)" if close[0].startswith(name) else ""))
+            break
+    target.error(message)
+
+
+def _expand_home(args) -> None:
+    """``~`` at the start of a path given in quotes (a script, a SLURM file), which no shell expanded: as the
+    shell would have. Every string argument is looked at, in this one place; a leading ``~`` means the home
+    folder in any path, and the other strings (a title, a device name) do not start with one."""
+    for name, value in vars(args).items():
+        if name in ("title", "set", "command"):
+            continue
+        if isinstance(value, str) and value.startswith("~"):
+            setattr(args, name, os.path.expanduser(value))
+        elif isinstance(value, list) and any(isinstance(v, str) and v.startswith("~") for v in value):
+            setattr(args, name, [os.path.expanduser(v) if isinstance(v, str) else v for v in value])
 
 
 def _quiet_stdout() -> None:

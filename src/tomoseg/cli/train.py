@@ -17,7 +17,7 @@ def _train(sub):
     p.add_argument("--output", help="run folder (overrides the config's output)")
     p.add_argument("--resume", action="store_true", help="continue a stopped run in the same folder")
     p.add_argument("--epochs", type=int, help="override the number of epochs")
-    p.add_argument("--device", help="override the device (auto, cpu, cuda)")
+    p.add_argument("--device", help="override the device (auto, cpu, cuda or cuda:N)")
     p.add_argument("--init", metavar="MODEL", help="start from this model: 'default' (the shipped one), 'v2', 'v1' or a "
                                                     ".safetensors file; overrides the config's init")
     p.set_defaults(run=_run_train)
