@@ -89,7 +89,9 @@ def resolve(config: BackendConfig) -> tuple[str, str]:
         if not device == "cpu":
             raise TomosegError("the openvino backend runs on the CPU; use --backend torch for CUDA")
         if not openvino_available():
-            raise TomosegError("the openvino backend needs the openvino package: pip install openvino")
+            from ..errors import needs_package
+
+            raise needs_package("the openvino backend", "openvino", "or use --backend torch")
     if config.precision == "fp16" and not device.startswith("cuda"):
         raise TomosegError("fp16 precision needs CUDA; on the CPU use f32 or bf16")
     return backend, device
