@@ -69,15 +69,81 @@ def _load_commands() -> None:
     from . import ablation, analysis, data, segment, track, train  # noqa: F401
 
 
+# what an ASCII (or Latin-1) stream gets for the characters tomoseg's messages hold
+_ASCII_FOR = {"×": "x", "µ": "u", "μ": "u", "±": "+/-", "–": "-", "—": "-", "…": "...", "≥": ">=", "≤": "<=",
+              "²": "^2", "³": "^3", "°": " deg", "→": "->", "≈": "~", "’": "'", "‘": "'", "“": '"', "”": '"',
+              "█": "#", "▏": "|", "▎": "|", "▍": "|", "▌": "|", "▋": "|", "▊": "|", "▉": "|"}
+
+
+def _readable(exc):
+    """Encoding error handler ``tomoseg-readable``: ``×`` as ``x``, ``µ`` as ``u`` ..., anything else as a
+    backslash escape; so a message stays readable (``32 x 128 x 128``, not ``32 \\xd7 128``)."""
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    text = exc.object[exc.start:exc.end]
+    return "".join(_ASCII_FOR.get(ch, ch.encode("ascii", "backslashreplace").decode("ascii")) for ch in text), \
+        exc.end
+
+
 def _printable_anywhere() -> None:
     """Messages hold µ, × and dashes: on a terminal whose encoding lacks them (an ASCII locale, Windows' cp1252)
-    they are escaped instead of ending the run in a UnicodeEncodeError."""
+    they are written as x, u, - (else escaped) instead of ending the run in a UnicodeEncodeError."""
+    import codecs
+
+    try:
+        codecs.lookup_error("tomoseg-readable")
+    except LookupError:
+        codecs.register_error("tomoseg-readable", _readable)
     for stream in (sys.stdout, sys.stderr):
         if "utf" not in str(getattr(stream, "encoding", "") or "").lower() and hasattr(stream, "reconfigure"):
             try:
-                stream.reconfigure(errors="backslashreplace")
+                stream.reconfigure(errors="tomoseg-readable")
             except (ValueError, OSError):  # a stream that cannot be reconfigured (closed, replaced)
                 pass
+
+
+def _quiet_third_parties() -> None:
+    """Where the home folder cannot be written (a read-only HOME on a cluster node), matplotlib would say so in
+    two lines on every run, and OpenVINO's telemetry in six: matplotlib gets a temporary config folder
+    (MPLCONFIGDIR, removed at exit) and the telemetry's complaints are dropped. Nothing changes where HOME is
+    writable, or where the user set MPLCONFIGDIR."""
+    import logging
+    from pathlib import Path
+
+    home = Path(os.path.expanduser("~"))
+    config = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config")
+    if _writable(config / "matplotlib") and _writable(home):
+        return
+    if not os.environ.get("MPLCONFIGDIR"):
+        import atexit
+        import shutil
+        import tempfile
+
+        try:
+            folder = tempfile.mkdtemp(prefix="tomoseg-matplotlib-")
+        except OSError:
+            folder = None
+        if folder:
+            os.environ["MPLCONFIGDIR"] = folder
+            atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    root = logging.getLogger()
+    if not any(isinstance(f, _NoTelemetryNoise) for f in root.filters):
+        root.addFilter(_NoTelemetryNoise())
+
+
+def _writable(path) -> bool:
+    """Whether ``path`` can be written, or made: its nearest existing folder is writable."""
+    for p in (path, *path.parents):
+        if p.exists():
+            return p.is_dir() and os.access(p, os.W_OK | os.X_OK)
+    return False
+
+
+class _NoTelemetryNoise:
+    """Drops the log records of OpenVINO's telemetry (it cannot store its client ID in a read-only HOME)."""
+
+    def filter(self, record) -> bool:
+        return "openvino_telemetry" not in str(getattr(record, "pathname", ""))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         _unrecognized(parser, args, unknown)
     debug = args.debug
     _expand_home(args)
+    _quiet_third_parties()
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
