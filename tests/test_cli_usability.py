@@ -137,3 +137,108 @@ def test_every_subcommand_help_lists_the_global_flags_and_defaults():
     segment = parser.subcommands["segment"].format_help()
     assert "(default: f32)" in " ".join(segment.split()) or "the default" in segment
     assert "VOXELS" in segment and "0 to 254" in " ".join(segment.split())
+
+
+# ---------------------------------------------------------------- C8: a full temporary folder
+def test_full_temporary_folder_is_said_naming_tmpdir(tmp_path, monkeypatch):
+    import errno
+    import tempfile
+
+    from tomoseg.errors import TomosegError
+    from tomoseg.io import create_volume
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    staged = scratch / "tomoseg-ome-x" / "objects.zarr"
+    staged.parent.mkdir()
+
+    class Full:
+        def __setitem__(self, key, value):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    with create_volume(str(staged), (4, 4, 4), np.uint32) as w:
+        w._sink.array = Full()
+        with pytest.raises(TomosegError) as exc:
+            w[:, :, :] = np.zeros((4, 4, 4), np.uint32)
+    message = str(exc.value)
+    assert "the disk is full" in message and f"the temporary folder {scratch}" in message
+    assert "point TMPDIR at a folder with more free space" in message
+
+
+def test_temporary_folder_that_cannot_be_made_names_tmpdir(tmp_path, monkeypatch):
+    import tempfile
+
+    from tomoseg.errors import TomosegError
+    from tomoseg.io.disk_space import make_temporary_folder
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
+    with pytest.raises(TomosegError, match="point TMPDIR at"):
+        make_temporary_folder("tomoseg-labels-")
+
+
+# ---------------------------------------------------------------- C10: provenance paths
+def test_provenance_records_the_working_directory_and_resolved_paths(tmp_path, monkeypatch, tiny_model_factory):
+    (tmp_path / "data").mkdir()
+    write_volume(str(tmp_path / "data" / "in.tif"), np.random.default_rng(0).integers(0, 255, (16, 24, 24),
+                                                                                        np.uint8))
+    monkeypatch.chdir(tmp_path)
+    assert main(["segment", "data/in.tif", "data/p.zarr", "--mask", "data/m.tif", "--model",
+                 tiny_model_factory(2), "--no-sample-mask", "-q", "--backend", "torch"]) == 0
+    record = json.loads((tmp_path / "data" / "p.zarr.provenance.json").read_text())
+    assert record["input"] == "data/in.tif"  # as typed
+    assert record["working_directory"] == str(tmp_path)
+    resolved = record["resolved_paths"]
+    assert resolved["input"] == str((tmp_path / "data" / "in.tif").resolve())
+    assert resolved["output"] == str((tmp_path / "data" / "p.zarr").resolve())
+    assert resolved["outputs"]["mask"] == str((tmp_path / "data" / "m.tif").resolve())
+    mask_record = json.loads((tmp_path / "data" / "m.tif.provenance.json").read_text())
+    assert mask_record["resolved_paths"]["output"] == str((tmp_path / "data" / "m.tif").resolve())
+
+
+# ---------------------------------------------------------------- C14: ASCII terminals, third-party noise
+def test_ascii_terminal_gets_x_not_escapes(tmp_path):
+    write_volume(str(tmp_path / "v.npy"), np.zeros((3, 4, 5), np.uint8))
+    run = _child("""
+        import sys
+        from tomoseg.cli import main
+        sys.exit(main(["info", sys.argv[1], "--voxel-size", "30", "20", "10"]))
+        """, str(tmp_path / "v.npy"), env={"PYTHONIOENCODING": "ascii"})
+    assert run.returncode == 0, run.stderr
+    assert "3 x 4 x 5" in run.stdout and "30 x 20 x 10 nm" in run.stdout
+    assert "\\x" not in run.stdout
+
+
+def test_read_only_home_brings_no_matplotlib_noise(tmp_path):
+    write_volume(str(tmp_path / "m.npy"), np.pad(np.ones((4, 4, 4), np.uint8), 4))
+    home = tmp_path / "home"
+    home.write_text("")  # not a folder: nothing can be made in it (as a read-only HOME, also for root)
+    env = {k: v for k, v in os.environ.items() if k not in ("MPLCONFIGDIR", "XDG_CONFIG_HOME", "XDG_CACHE_HOME")}
+    run = subprocess.run([sys.executable, "-m", "tomoseg", "analyze", str(tmp_path / "m.npy"), "--out",
+                          str(tmp_path / "res"), "-q"], capture_output=True, text=True,
+                         env={**env, "HOME": str(home)}, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "atplotlib" not in run.stderr and "mkdir" not in run.stderr, run.stderr
+    assert (tmp_path / "res" / "figures").is_dir()
+
+
+def test_openvino_telemetry_complaints_dropped_where_home_is_read_only(tmp_path, monkeypatch):
+    import logging
+
+    from tomoseg.cli import _quiet_third_parties
+
+    home = tmp_path / "home"
+    home.write_text("")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    monkeypatch.delenv("MPLCONFIGDIR", raising=False)
+    root = logging.getLogger()
+    before = list(root.filters)
+    try:
+        _quiet_third_parties()
+        record = logging.makeLogRecord({"msg": "Failed to create openvino_telemetry file", "levelno": 30,
+                                        "pathname": "/x/site-packages/openvino_telemetry/utils/cid.py"})
+        other = logging.makeLogRecord({"msg": "another warning", "levelno": 30, "pathname": "/x/other.py"})
+        assert not root.filter(record) and root.filter(other)
+    finally:
+        root.filters[:] = before
