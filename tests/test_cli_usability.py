@@ -242,3 +242,70 @@ def test_openvino_telemetry_complaints_dropped_where_home_is_read_only(tmp_path,
         assert not root.filter(record) and root.filter(other)
     finally:
         root.filters[:] = before
+
+
+# ---------------------------------------------------------------- C6: configs, LICENSE, what the packages hold
+def test_example_config_found_by_name_from_an_empty_folder(tmp_path, monkeypatch):
+    from tomoseg.training.config import find_config, read_yaml
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.warns(Warning, match="example config installed with tomoseg"):
+        assert find_config("finetune-default.yaml").name == "finetune-default.yaml"
+    with pytest.warns(Warning):
+        assert read_yaml("configs/ablation.yaml")  # as the README writes it
+    with pytest.warns(Warning):
+        assert find_config("train-phantoms").name == "train-phantoms.yaml"
+
+
+def test_example_config_printed_by_train_example(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--example", "finetune-default"])
+    assert exc.value.code == 0
+    assert "init: default" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--example", "list"])
+    assert "finetune-default.yaml" in capsys.readouterr().out.splitlines()
+
+
+def test_missing_config_lists_the_installed_examples(tmp_path, monkeypatch, cli_error):
+    monkeypatch.chdir(tmp_path)
+    line = cli_error(main(["train", "nosuch.yaml"]))
+    assert "config file not found" in line and "finetune-default.yaml" in line
+
+
+@pytest.mark.slow
+def test_wheel_and_sdist_hold_configs_license_and_tests(tmp_path):
+    """Built from a copy of the tree (not in place: no build/ left in the checkout), without network."""
+    import shutil
+    import tarfile
+    import zipfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    tree = tmp_path / "tree"
+    for name in ("src", "configs", "docs", "tests", "pyproject.toml", "README.md", "LICENSE", "MANIFEST.in",
+                 "Makefile"):
+        (shutil.copytree if (root / name).is_dir() else shutil.copy2)(
+            root / name, tree / name, **({"symlinks": True, "ignore": shutil.ignore_patterns(
+                "__pycache__", "*.egg-info")} if (root / name).is_dir() else {}))
+    run = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                          str(tree), "-w", str(tmp_path / "dist")], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    wheel = zipfile.ZipFile(next((tmp_path / "dist").glob("tomoseg-*.whl")))
+    names = wheel.namelist()
+    for config in ("finetune-default.yaml", "ablation.yaml", "train-phantoms.yaml", "default-model-v3.yaml"):
+        assert f"tomoseg/configs/{config}" in names
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), names
+    assert "tomoseg/py.typed" not in names
+    meta = next(n for n in names if n.endswith(".dist-info/METADATA"))
+    assert "License-Expression: BSD-3-Clause" in wheel.read(meta).decode()
+    sdist = subprocess.run([sys.executable, "-c", "from setuptools import build_meta as b; import sys; "
+                            "print(b.build_sdist(sys.argv[1]))", str(tmp_path / "sdist")],
+                           cwd=tree, capture_output=True, text=True, timeout=600)
+    assert sdist.returncode == 0, sdist.stderr
+    members = tarfile.open(tmp_path / "sdist" / sdist.stdout.split()[-1]).getnames()
+    top = members[0].split("/")[0]
+    for path in ("LICENSE", "configs/finetune-default.yaml", "docs/training.md", "tests/conftest.py",
+                 "tests/io/test_contract.py", "src/tomoseg/configs/finetune-default.yaml"):
+        assert f"{top}/{path}" in members, path
+    assert not any("__pycache__" in m for m in members)
