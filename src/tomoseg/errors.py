@@ -45,3 +45,36 @@ def note(message: str) -> None:
 def warn(message: str) -> None:
     """Emit a :class:`TomosegWarning` attributed to the caller of the public function."""
     warnings.warn(message, TomosegWarning, stacklevel=3)
+
+
+# the extra of tomoseg that brings each optional package (pyproject.toml, [project.optional-dependencies])
+EXTRAS = {"onnx": "onnx", "openvino": "openvino", "hdf5plugin": "hdf5", "imagecodecs": "codecs",
+          "scikit-learn": "ablation", "napari": "napari"}
+
+
+def install_hint(package: str) -> str:
+    """How to install ``package``, in one style: the extra of tomoseg that brings it (``pip install
+    'tomoseg[onnx]'``), or the package itself where no extra does (a dependency missing from this
+    environment, or one for some Python versions only)."""
+    extra = EXTRAS.get(package)
+    return f"pip install 'tomoseg[{extra}]'" if extra else f"pip install {package}"
+
+
+def needs_package(what: str, package: str, then: str = "") -> TomosegError:
+    """The error for a missing optional package: "``what`` needs the ``package`` package: pip install
+    'tomoseg[extra]'", and ``then`` (an alternative, a limit) after it.
+
+    >>> str(needs_package("export-onnx", "onnx"))
+    "export-onnx needs the onnx package: pip install 'tomoseg[onnx]'"
+    """
+    return TomosegError(f"{what} needs the {package} package: {install_hint(package)}" + (f"; {then}" if then else ""))
+
+
+def have_module(module: str) -> bool:
+    """Whether ``module`` can be imported here (found, not imported)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False

@@ -185,5 +185,5 @@ def test_a_filter_hdf5_cannot_decode_is_named_before_any_read(tmp_path):
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 1, run.stderr
     assert "scan.h5:/vol is compressed with bitshuffle (HDF5 filter 32008), which this HDF5 library cannot " \
-           "decode; install the filters with `pip install hdf5plugin`" in run.stderr
+           "decode; install the filters with pip install 'tomoseg[hdf5]'" in run.stderr
     assert "Traceback" not in run.stderr

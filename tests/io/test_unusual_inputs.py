@@ -157,7 +157,7 @@ def test_u4_lzw_tiff_names_the_compression_and_what_to_do(tmp_path, vol):
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     message = run.stdout.strip()
     assert run.returncode == 0, run.stderr
-    assert "LZW compression" in message and "pip install imagecodecs" in message and "damaged" not in message
+    assert "LZW compression" in message and "pip install 'tomoseg[codecs]'" in message and "damaged" not in message
     assert "\n" not in message
 
 

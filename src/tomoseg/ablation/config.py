@@ -123,8 +123,10 @@ class AblationConfig:
             import importlib.util
 
             if importlib.util.find_spec("sklearn") is None:
-                raise TomosegError("the random-forest baseline needs scikit-learn: pip install 'tomoseg[ablation]', "
-                                   "or remove random-forest from baselines")
+                from ..errors import needs_package
+
+                raise needs_package("the random-forest baseline", "scikit-learn",
+                                    "or remove random-forest from baselines")
         if self.variants and parse_configuration(self.reference) not in parsed:
             raise TomosegError(f"reference {self.reference!r} must be one of the configurations "
                                f"{self.configurations} (the variants change it)")

@@ -24,14 +24,44 @@ from .registry import COMMANDS as _COMMANDS
 def build_parser() -> argparse.ArgumentParser:
     _load_commands()
     parser = argparse.ArgumentParser(
-        prog="tomoseg", description="Find and measure precipitates and pores in 3D X-ray tomograms.")
+        prog="tomoseg", description="Find and measure precipitates and pores in 3D X-ray tomograms.",
+        allow_abbrev=False)
     parser.add_argument("--version", action="version", version=f"tomoseg {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    _global_flags(parser, default=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for _, build in _COMMANDS.values():
         build(sub)
+    for p in sub.choices.values():
+        # an option written in part (--tile for --tile-size, --deb for --debug) is an error with a suggestion
+        # (main), not taken for the whole or, for the global flags, dropped
+        p.allow_abbrev = False
+        p.formatter_class = DefaultsHelpFormatter
+        _global_flags(p, default=argparse.SUPPRESS)
+    parser.subcommands = sub.choices  # main: a typo is explained with its sub-command's usage
     return parser
+
+
+def _global_flags(p: argparse.ArgumentParser, default) -> None:
+    """``--debug`` and ``-q``, before or after the sub-command: in each sub-command's help too. A sub-command
+    gives them with ``default=SUPPRESS``, so that it sets them only where given, never back to False."""
+    group = p.add_argument_group("global options") if default is argparse.SUPPRESS else p
+    group.add_argument("--debug", action="store_true", default=default,
+                       help="show the traceback of an error (for a bug report)")
+    group.add_argument("-q", "--quiet", action="store_true", default=default,
+                       help="no progress bars (only the summary line on stdout)")
+
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Each option's default said in its help, where the help does not say it already."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if ("default" in text.lower() or default in (None, False, argparse.SUPPRESS) or action.const is not None
+                or not action.option_strings or default == []):
+            return text
+        shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else default
+        return f"{text} (default: {shown})"
 
 
 def _load_commands() -> None:
@@ -39,27 +69,93 @@ def _load_commands() -> None:
     from . import ablation, analysis, data, segment, track, train  # noqa: F401
 
 
+# what an ASCII (or Latin-1) stream gets for the characters tomoseg's messages hold
+_ASCII_FOR = {"×": "x", "µ": "u", "μ": "u", "±": "+/-", "–": "-", "—": "-", "…": "...", "≥": ">=", "≤": "<=",
+              "²": "^2", "³": "^3", "°": " deg", "→": "->", "≈": "~", "’": "'", "‘": "'", "“": '"', "”": '"',
+              "█": "#", "▏": "|", "▎": "|", "▍": "|", "▌": "|", "▋": "|", "▊": "|", "▉": "|"}
+
+
+def _readable(exc):
+    """Encoding error handler ``tomoseg-readable``: ``×`` as ``x``, ``µ`` as ``u`` ..., anything else as a
+    backslash escape; so a message stays readable (``32 x 128 x 128``, not ``32 \\xd7 128``)."""
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    text = exc.object[exc.start:exc.end]
+    return "".join(_ASCII_FOR.get(ch, ch.encode("ascii", "backslashreplace").decode("ascii")) for ch in text), \
+        exc.end
+
+
 def _printable_anywhere() -> None:
     """Messages hold µ, × and dashes: on a terminal whose encoding lacks them (an ASCII locale, Windows' cp1252)
-    they are escaped instead of ending the run in a UnicodeEncodeError."""
+    they are written as x, u, - (else escaped) instead of ending the run in a UnicodeEncodeError."""
+    import codecs
+
+    try:
+        codecs.lookup_error("tomoseg-readable")
+    except LookupError:
+        codecs.register_error("tomoseg-readable", _readable)
     for stream in (sys.stdout, sys.stderr):
         if "utf" not in str(getattr(stream, "encoding", "") or "").lower() and hasattr(stream, "reconfigure"):
             try:
-                stream.reconfigure(errors="backslashreplace")
+                stream.reconfigure(errors="tomoseg-readable")
             except (ValueError, OSError):  # a stream that cannot be reconfigured (closed, replaced)
                 pass
+
+
+def _quiet_third_parties() -> None:
+    """Where the home folder cannot be written (a read-only HOME on a cluster node), matplotlib would say so in
+    two lines on every run, and OpenVINO's telemetry in six: matplotlib gets a temporary config folder
+    (MPLCONFIGDIR, removed at exit) and the telemetry's complaints are dropped. Nothing changes where HOME is
+    writable, or where the user set MPLCONFIGDIR."""
+    import logging
+    from pathlib import Path
+
+    home = Path(os.path.expanduser("~"))
+    config = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config")
+    if _writable(config / "matplotlib") and _writable(home):
+        return
+    if not os.environ.get("MPLCONFIGDIR"):
+        import atexit
+        import shutil
+        import tempfile
+
+        try:
+            folder = tempfile.mkdtemp(prefix="tomoseg-matplotlib-")
+        except OSError:
+            folder = None
+        if folder:
+            os.environ["MPLCONFIGDIR"] = folder
+            atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    root = logging.getLogger()
+    if not any(isinstance(f, _NoTelemetryNoise) for f in root.filters):
+        root.addFilter(_NoTelemetryNoise())
+
+
+def _writable(path) -> bool:
+    """Whether ``path`` can be written, or made: its nearest existing folder is writable."""
+    for p in (path, *path.parents):
+        if p.exists():
+            return p.is_dir() and os.access(p, os.W_OK | os.X_OK)
+    return False
+
+
+class _NoTelemetryNoise:
+    """Drops the log records of OpenVINO's telemetry (it cannot store its client ID in a read-only HOME)."""
+
+    def filter(self, record) -> bool:
+        return "openvino_telemetry" not in str(getattr(record, "pathname", ""))
 
 
 def main(argv: list[str] | None = None) -> int:
     _printable_anywhere()
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    # global flags may come after the sub-command too
-    debug = "--debug" in argv
-    quiet = "-q" in argv or "--quiet" in argv
-    argv = [a for a in argv if a not in ("--debug", "-q", "--quiet")]
-    args = parser.parse_args(argv)
-    args.debug, args.quiet = debug, quiet
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        _unrecognized(parser, args, unknown)
+    debug = args.debug
+    _expand_home(args)
+    _quiet_third_parties()
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
@@ -90,6 +186,40 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"tomoseg: error: {_system_error(exc, args)} (run with --debug for details)", file=sys.stderr)
         return 1
+
+
+def _unrecognized(parser, args, unknown: list) -> None:
+    """Arguments no parser took: the error (exit 2) with the sub-command's usage, and for a misspelt or
+    shortened option the option meant ("did you mean --tile-size?")."""
+    import difflib
+
+    target = parser.subcommands.get(getattr(args, "command", None), parser)
+    known = [o for action in target._actions for o in action.option_strings if o.startswith("--")]
+    message = f"unrecognized arguments: {' '.join(unknown)}"
+    for arg in unknown:
+        if not arg.startswith("--"):
+            continue
+        name = arg.split("=", 1)[0]
+        whole = [o for o in known if o.startswith(name)]
+        close = whole if len(whole) == 1 else difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        if close:
+            message += (f"; did you mean {close[0]}?"
+                        + (" (options are written in full)" if close[0].startswith(name) else ""))
+            break
+    target.error(message)
+
+
+def _expand_home(args) -> None:
+    """``~`` at the start of a path given in quotes (a script, a SLURM file), which no shell expanded: as the
+    shell would have. Every string argument is looked at, in this one place; a leading ``~`` means the home
+    folder in any path, and the other strings (a title, a device name) do not start with one."""
+    for name, value in vars(args).items():
+        if name in ("title", "set", "command"):
+            continue
+        if isinstance(value, str) and value.startswith("~"):
+            setattr(args, name, os.path.expanduser(value))
+        elif isinstance(value, list) and any(isinstance(v, str) and v.startswith("~") for v in value):
+            setattr(args, name, [os.path.expanduser(v) if isinstance(v, str) else v for v in value])
 
 
 def _quiet_stdout() -> None:

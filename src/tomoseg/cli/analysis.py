@@ -310,8 +310,9 @@ def _check_label_outputs(args) -> None:
             if format_of(target, for_writing=True) != "zarr":
                 raise TomosegError(f"--ome-zarr {target}: give a path ending in .ome.zarr")
             if not have_models():
-                raise TomosegError("--ome-zarr needs ome-zarr-models: pip install ome-zarr-models (Python 3.11 "
-                                   "to 3.13)")
+                from ..errors import needs_package
+
+                raise needs_package("--ome-zarr", "ome-zarr-models", "it supports Python 3.11 to 3.13")
         f, _ = split_dataset(target)
         source = getattr(args, "volume", None) or getattr(args, "input", None)
         # refused now, not after the analysis: an existing output unless it is tomoseg's and --overwrite is given;

@@ -25,18 +25,19 @@ def _segment(sub):
     p.add_argument("--labels", metavar="LABELS_OUT",
                    help="also write the object label image here (as `analyze --labels` does: IDs in raster order, "
                         "objects on the border or under 8 voxels are 0); any format")
-    p.add_argument("--threshold", type=int, default=127,
-                   help="object where round(probability x 255) > this (default 127: p >= 0.5)")
-    p.add_argument("--tile-size", type=int, default=None,
+    p.add_argument("--threshold", type=int, default=127, metavar="0-254",
+                   help="object where round(probability x 255) > this, an integer from 0 to 254 (default 127: "
+                        "p >= 0.5)")
+    p.add_argument("--tile-size", type=int, default=None, metavar="VOXELS",
                    help="a read window holds at most (tile size + 2 x halo)^3 voxels; its shape is fitted to the "
                         "volume (default: 224 with OpenVINO, windows of up to 320^3, about 3 GB; 160 with PyTorch on "
                         "the CPU, about 4 GB; on CUDA the largest whose windows fit the GPU's memory)")
-    p.add_argument("--halo", type=int, default=48, help="context around each tile in voxels (default 48: as whole-volume inference; 16 is about 1.7x faster, see docs/segment.md)")
+    p.add_argument("--halo", type=int, default=48, metavar="VOXELS", help="context around each tile in voxels (default 48: as whole-volume inference; 16 is about 1.7x faster, see docs/segment.md)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--backend", default="auto", choices=["auto", "openvino", "torch"],
                    help="auto: OpenVINO on CPU where installed, else PyTorch")
     p.add_argument("--precision", default="f32", choices=["f32", "bf16", "fp16"],
-                   help="f32 (exact), bf16 (faster on CPUs with bf16 units and on GPUs), fp16 (CUDA)")
+                   help="f32 (exact; the default), bf16 (faster on CPUs with bf16 units and on GPUs), fp16 (CUDA)")
     p.add_argument("--stats", default="auto", choices=["auto", "full", "sample"],
                    help="normalization statistics from every voxel (full) or from 5%% of the layers of storage "
                         "chunks along z, at least 8, evenly spread (sample: one read of a few layers for them "
@@ -60,7 +61,9 @@ def _segment(sub):
     sample.add_argument("--no-sample-mask", action="store_true",
                         help="run the network on every tile (no automatic sample mask)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
-    p.add_argument("--workers", type=int, help="run on a local Dask cluster with this many worker processes")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="run on a local Dask cluster with this many worker processes, which share this run's "
+                        "cores (default: none, one process)")
     p.add_argument("--dask-scheduler", metavar="ADDRESS", help="run on an existing Dask cluster (tcp://host:8786)")
     p.add_argument("--gpus", type=int, metavar="N",
                    help="use N GPUs of this machine: a local Dask cluster of N workers, one per GPU (cuda:0 to "

@@ -89,7 +89,9 @@ def resolve(config: BackendConfig) -> tuple[str, str]:
         if not device == "cpu":
             raise TomosegError("the openvino backend runs on the CPU; use --backend torch for CUDA")
         if not openvino_available():
-            raise TomosegError("the openvino backend needs the openvino package: pip install openvino")
+            from ..errors import needs_package
+
+            raise needs_package("the openvino backend", "openvino", "or use --backend torch")
     if config.precision == "fp16" and not device.startswith("cuda"):
         raise TomosegError("fp16 precision needs CUDA; on the CPU use f32 or bf16")
     return backend, device
@@ -397,6 +399,31 @@ class OpenVINOBackend:
                     request.wait()
 
 
+def env_threads() -> int | None:
+    """``TOMOSEG_THREADS``: the threads the network may use in this process (None: unset, the library's own
+    choice; the CLI refuses a value that is not a positive whole number before any work)."""
+    value = os.environ.get("TOMOSEG_THREADS", "").strip()
+    try:
+        return max(1, int(value)) if value else None
+    except ValueError:
+        raise TomosegError(f"TOMOSEG_THREADS={value!r}: give a positive whole number of threads, or unset it") \
+            from None
+
+
+def use_torch_threads(threads: int) -> None:
+    """PyTorch's CPU threads set to ``threads``, when a backend is made (not at import: tomoseg changes nothing
+    by being imported). The inter-op pool only where it is not started yet: PyTorch allows that once."""
+    import torch
+
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    try:
+        if torch.get_num_interop_threads() > threads:
+            torch.set_num_interop_threads(threads)
+    except RuntimeError:  # already started (an earlier run in this process): it keeps its size
+        pass
+
+
 def make_backend(model, config: BackendConfig = BackendConfig()):
     """The backend ``config`` asks for. Every backend offers ``backend(x) -> p`` on a batch
     and ``backend.run_windows(windows, stats)`` on a stream of (tile, raw window) pairs; some also
@@ -405,9 +432,11 @@ def make_backend(model, config: BackendConfig = BackendConfig()):
     memory where it fits (``engine.resident_copy``; for a GPU, whose network may outrun decompression; off until
     measured there)."""
     backend, device = resolve(config)
+    threads = env_threads()
     if backend == "openvino":
-        threads = int(os.environ["TOMOSEG_THREADS"]) if os.environ.get("TOMOSEG_THREADS") else None
         return OpenVINOBackend(model, config.precision, threads)
+    if threads:
+        use_torch_threads(threads)
     if device.startswith("cuda"):
         from .cuda_pipeline import CudaBackend
 

@@ -180,7 +180,9 @@ def run_distributed(job, tiles, *, workers: int | None = None, scheduler: str | 
     try:
         from dask.distributed import Client, LocalCluster
     except ImportError:  # pragma: no cover - distributed is a dependency
-        raise TomosegError("the Dask path needs the distributed package: pip install distributed") from None
+        from ..errors import needs_package
+
+        raise needs_package("the Dask path", "distributed") from None
     cluster = None
     own_client = True
     environ = dict(os.environ)  # Dask's nannies write their workers' variables into this process's environment

@@ -19,7 +19,7 @@ FLOOD_FRACTION = 0.30    # warn when more than this share of the (sampled) voxel
 FLOOD_SLICE_FRACTION = 0.40  # ... or of a z slice
 FLOOD_SLICE_FLOOR, FLOOD_SLICE_RATIO = 0.15, 5.0  # ... or a slice over 15 % with 5x the median slice's share
 FINE_TUNE = ("fine-tune on a few annotated slices of your data (README, 'Fine-tune on your own data'; "
-             "configs/train-own-data.yaml)")
+             "tomoseg train --example finetune-default > my.yaml)")
 
 
 def _fmt(v) -> str:

@@ -26,6 +26,10 @@ def onnx_usage(model) -> dict:
 def export_onnx(model, path, *, opset: int = 17) -> Path:
     """Write ``model`` as ONNX to ``path`` (through ``PATH.partial``), marked as tomoseg's (metadata ``tomoseg``,
     which also records how to use it: :func:`onnx_usage`). ``model`` itself is left as it is (a copy is exported)."""
+    from ..errors import have_module, needs_package
+
+    if not have_module("onnx"):  # else PyTorch fails deep inside the export, after tracing the network
+        raise needs_package("export-onnx", "onnx")
     path = Path(path)
     tmp = path.with_name(path.name + ".partial")
     d = model.config.divisor

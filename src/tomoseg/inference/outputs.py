@@ -110,12 +110,12 @@ def finish_output(work_store: Path, final: str, shape, voxel_size, overwrite: bo
 
 
 def _add_pyramid(store: Path, method: str, progress=None) -> int:
-    from ..errors import warn
+    from ..errors import install_hint, warn
     from ..io.ome_zarr import add_pyramid, have_models
 
     if not have_models():
         warn(f"{store.name}: written with one resolution level: the OME-Zarr pyramid needs ome-zarr-models "
-             "(pip install ome-zarr-models; Python 3.11 to 3.13)")
+             f"({install_hint('ome-zarr-models')}; Python 3.11 to 3.13)")
         return 1
     return add_pyramid(store, method=method, progress=progress)
 

@@ -18,6 +18,9 @@ _SLACK_BYTES = 1 << 20
 def check_writable_folder(folder: Path, what: str = "output") -> None:
     """Refuse a folder that does not exist or where files cannot be created."""
     if not folder.exists():
+        if str(folder).startswith("~"):  # (the CLI expands it; a path from a script or config may not be)
+            raise TomosegError(f"{folder}: {what} folder does not exist; '~' is not expanded inside quotes: write "
+                               "$HOME/... or an absolute path")
         raise TomosegError(f"{folder}: {what} folder does not exist; create it first")
     if not folder.is_dir():
         raise TomosegError(f"{folder}: is not a folder; choose another {what} path")
@@ -28,6 +31,37 @@ def check_writable_folder(folder: Path, what: str = "output") -> None:
     except OSError as exc:
         raise TomosegError(f"{folder}: cannot write here ({exc.strerror or exc}); choose a writable "
                            f"{what} folder") from None
+
+
+def in_temporary_folder(path) -> bool:
+    """Whether ``path`` lies in the temporary folder (``TMPDIR``, else /tmp), where tomoseg stages its work."""
+    import tempfile
+
+    try:
+        tmp = Path(tempfile.gettempdir()).resolve()
+        return tmp in (Path(path).resolve(), *Path(path).resolve().parents)
+    except OSError:
+        return False
+
+
+def temporary_folder_advice() -> str:
+    """What to do when the temporary folder is too small: name it, and TMPDIR, which moves it."""
+    import tempfile
+
+    return (f"the temporary folder {tempfile.gettempdir()}: point TMPDIR at a folder with more free space "
+            "(e.g. TMPDIR=/scratch/$USER tomoseg ...; on a cluster node often the job's own scratch)")
+
+
+def make_temporary_folder(prefix: str, dir=None) -> Path:
+    """A new folder for work staged on disk (``tempfile.mkdtemp``, in ``dir`` or the temporary folder): the one
+    place tomoseg makes them, so that a temporary folder that is full or not writable is said naming TMPDIR."""
+    import tempfile
+
+    try:
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=dir))
+    except OSError as exc:
+        where = temporary_folder_advice() if dir is None or in_temporary_folder(dir) else f"{dir}: fix the folder"
+        raise TomosegError(f"cannot make a temporary folder ({exc.strerror or exc}); use {where}") from None
 
 
 UNCOMPRESSED = ("tiff", "tiff-folder", "nrrd", "pyhst-vol", "npy")

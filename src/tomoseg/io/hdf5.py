@@ -22,7 +22,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..errors import TomosegError
+from ..errors import TomosegError, install_hint
 from .hdf5_chunks import parallel_reader, parallel_writer
 from .volume import Sink, Volume, squeeze_leading, write_error_reason
 
@@ -354,7 +354,7 @@ def _check_filters(ds, path: Path, name: str) -> None:
     if missing:
         names = ", ".join(f"{PLUGIN_FILTERS.get(f, 'filter')} (HDF5 filter {f})" for f in missing)
         raise TomosegError(f"{path}:{name} is compressed with {names}, which this HDF5 library cannot decode; "
-                           "install the filters with `pip install hdf5plugin` (or tomoseg[hdf5]) and run again")
+                           f"install the filters with {install_hint('hdf5plugin')} and run again")
 
 
 def _open_error(path: Path, exc: OSError) -> str:

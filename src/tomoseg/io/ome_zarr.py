@@ -51,8 +51,10 @@ def have_models() -> bool:
 
 def _need_models() -> None:
     if not have_models():
-        raise TomosegError("OME-Zarr pyramids and labels need ome-zarr-models: pip install ome-zarr-models "
-                           "(Python 3.11 to 3.13); a single-scale .zarr is written without it")
+        from ..errors import needs_package
+
+        raise needs_package("OME-Zarr pyramids and labels", "ome-zarr-models",
+                            "it supports Python 3.11 to 3.13; a single-scale .zarr is written without it")
 
 
 # ------------------------------------------------------------------ downsampling

@@ -152,11 +152,40 @@ def write_provenance(output, record: dict) -> dict:
     file, dataset = _hdf5_dataset(output)
     record = {k: v for k, v in record.items() if k not in ("output_file", "output_folder")}
     record.update(volume_stamp(file, dataset))
+    record.update(_where_run(output, record))
     prov = provenance_path(output)
     tmp = prov.with_name(prov.name + ".partial")
     tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
     os.replace(tmp, prov)
     return record
+
+
+def _where_run(output, record: dict) -> dict:
+    """The folder the run was started from (``working_directory``) and, under ``resolved_paths``, the record's
+    paths as the files they name (absolute, links followed; a dataset inside kept after the file): the paths
+    elsewhere in the record stay as the user gave them, which may be relative to that folder."""
+    resolved = {"output": resolved_name(output)}
+    for key in ("input", "labelled_from"):
+        if isinstance(record.get(key), (str, os.PathLike)):
+            resolved[key] = resolved_name(record[key])
+    outputs = record.get("outputs")
+    if isinstance(outputs, dict):
+        resolved["outputs"] = {k: resolved_name(v) if isinstance(v, (str, os.PathLike)) else v
+                               for k, v in outputs.items()}
+    return {"working_directory": os.getcwd(), "resolved_paths": resolved}
+
+
+def resolved_name(path) -> str:
+    """``path`` absolute and with links followed, a dataset, level or series inside it (``file.h5:/data``)
+    kept after the file: which file a record means, from any folder."""
+    from . import split_dataset
+
+    file, dataset = split_dataset(path)
+    try:
+        full = str(Path(file).expanduser().resolve())
+    except (OSError, RuntimeError):  # a loop of links: the absolute path as written
+        full = os.path.abspath(file)
+    return full + (f":{dataset}" if dataset else "")
 
 
 def volume_edited(output) -> bool:

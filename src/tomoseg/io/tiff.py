@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from ..errors import TomosegError, warn
+from ..errors import TomosegError, install_hint, warn
 from ..errors import note as say
 from .units import nm_per_unit
 from .volume import ReleasingMap, Sink, Squeezed, Volume
@@ -202,7 +202,7 @@ def _check_codec(series, path: Path) -> None:
         missing.append(f"the {getattr(predictor, 'name', predictor)} predictor")
     if missing:
         raise TomosegError(f"{path}: is saved with {' and '.join(missing)}, which tifffile reads only with the "
-                           "imagecodecs package: pip install imagecodecs (or tomoseg[codecs]), or save the stack "
+                           f"imagecodecs package: {install_hint('imagecodecs')}, or save the stack "
                            "uncompressed or with deflate (zip) or zstd compression")
 
 

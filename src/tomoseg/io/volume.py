@@ -445,7 +445,13 @@ class VolumeWriter:
         try:
             self._sink.array[key] = value
         except (OSError, RuntimeError) as exc:  # h5py: RuntimeError for some failed writes
-            raise TomosegError(f"{self.path}: writing failed ({write_error_reason(exc)}); nothing was put in place. "
+            from .disk_space import in_temporary_folder, temporary_folder_advice
+
+            reason = write_error_reason(exc)
+            if reason == "the disk is full" and in_temporary_folder(self.path):  # a file tomoseg stages there
+                raise TomosegError(f"{self.path}: writing failed ({reason}) in {temporary_folder_advice()}, and "
+                                   "run again") from None
+            raise TomosegError(f"{self.path}: writing failed ({reason}); nothing was put in place. "
                                "Free space (or fix the folder) and run again") from None
 
     def close(self) -> None:

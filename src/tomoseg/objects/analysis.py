@@ -22,6 +22,7 @@ from scipy import ndimage
 
 from ..errors import TomosegError, warn
 from ..io.volume import path_of
+from ..io.disk_space import make_temporary_folder
 from .labelling import label_chunked, label_objects, open_label_store
 from .measure import measure_table, select_objects, summarize
 from .reading import (MaskView, Reading, ReadingChanged, check_threshold, mask_of, probability_values,
@@ -285,7 +286,7 @@ def _label_and_measure(volume, prob_map: bool, intensity, probability, voxel_siz
             progress.update(size)
         return table, fraction, profile, kept
     clean_stale_label_stores(workdir)
-    tmp = Path(tempfile.mkdtemp(prefix=LABEL_STORE_PREFIX, dir=workdir))
+    tmp = make_temporary_folder(LABEL_STORE_PREFIX, workdir)
     (tmp / _OWNER).write_text(f"{socket.gethostname()} {os.getpid()}\n", encoding="utf-8")
     try:
         store = tmp / "labels.zarr"

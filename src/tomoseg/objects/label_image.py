@@ -21,7 +21,6 @@ how (threshold, connectivity, exclusions), the objects table whose rows it holds
 from __future__ import annotations
 
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from .analysis import AnalysisOptions, _Halved
 from .reading import MaskView, is_probability, mask_of
 from ..io.blocks import chunk_regions
 from ..io.volume import path_of
+from ..io.disk_space import make_temporary_folder
 from .labelling import check_store_space, label_chunked, label_objects, open_label_store
 
 __all__ = ["label_image", "write_label_image", "write_objects_ome_zarr", "object_colours", "label_dtype_for",
@@ -173,7 +173,7 @@ def write_label_image(volume, path, table: dict, *, options: AnalysisOptions | N
         _write_mapped(labels.path, labels.count, path, table, shape, dtype, chunks, voxel_size, overwrite,
                       progress, orientation)
     else:
-        tmp = Path(tempfile.mkdtemp(prefix="tomoseg-labels-", dir=workdir))
+        tmp = make_temporary_folder("tomoseg-labels-", workdir)
         try:
             store = tmp / "labels.zarr"
             n = label_chunked(volume, store, chunks=chunks, connectivity=options.connectivity,
@@ -281,7 +281,7 @@ def write_objects_ome_zarr(volume, path, table: dict, *, image=None, options: An
         if labels is not None:  # no second label image written: the kept labels, mapped chunk by chunk
             objects = _MappedLabels(labels.path, labels.count, table)
         else:
-            tmp = Path(tempfile.mkdtemp(prefix="tomoseg-ome-", dir=workdir))
+            tmp = make_temporary_folder("tomoseg-ome-", workdir)
             # the objects' label image, with its pyramid (1/7 more), is staged in the temporary folder (TMPDIR)
             voxels = int(np.sum(table["volume_vox"])) if len(table["label"]) else 0
             check_store_space(tmp / "objects.zarr", voxels * 8 // 7, len(table["label"]) * 8 // 7,

@@ -165,15 +165,10 @@ def store_bytes(object_voxels: int, objects: int) -> int:
 
 def _where(folder: Path) -> str:
     """How to name ``folder`` in advice: the temporary folder (moved by TMPDIR) or the folder itself."""
-    import tempfile
+    from ..io.disk_space import in_temporary_folder, temporary_folder_advice
 
-    try:
-        temporary = Path(tempfile.gettempdir()).resolve() in (folder.resolve(), *folder.resolve().parents)
-    except OSError:
-        temporary = False
-    if temporary:
-        return (f"the temporary folder {tempfile.gettempdir()}: point TMPDIR at a folder with more free space "
-                "(e.g. TMPDIR=/scratch/$USER tomoseg ...; on a cluster node often the job's own scratch)")
+    if in_temporary_folder(folder):
+        return temporary_folder_advice()
     return f"{folder}: free space there"
 
 

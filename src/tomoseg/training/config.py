@@ -440,13 +440,39 @@ def config_from_dict(values: dict) -> TrainConfig:
     return _from_dict(TrainConfig, values or {}, "")
 
 
+def shipped_configs() -> dict:
+    """The example configs installed with tomoseg (the repository's ``configs/``), by file name."""
+    folder = Path(__file__).resolve().parents[1] / "configs"
+    found = sorted(folder.glob("*.yaml")) + sorted(folder.glob("experiments/*.yaml"))
+    return {str(f.relative_to(folder)): f for f in found}
+
+
+def find_config(path) -> Path:
+    """``path`` where it exists; else, for a bare name (``finetune-default.yaml``, ``finetune-default``) or one
+    under ``configs/`` (as the README writes them, from a folder without them), the example config of that name
+    installed with tomoseg, said in a note. A path found nowhere is refused, listing the examples."""
+    path = Path(path).expanduser()
+    if path.exists():
+        return path
+    name = str(path.relative_to("configs") if path.parts[:1] == ("configs",) else path)
+    shipped = shipped_configs()
+    for candidate in (name, f"{name}.yaml"):
+        if candidate in shipped:
+            from ..errors import note
+
+            note(f"{path}: not in this folder; using the example config installed with tomoseg, "
+                 f"{shipped[candidate]} (copy it to change it)")
+            return shipped[candidate]
+    names = ", ".join(n for n in shipped if "/" not in n)
+    raise TomosegError(f"{path}: config file not found; the examples installed with tomoseg, usable by name: "
+                       f"{names} (copy one to change it: tomoseg train --example NAME > my.yaml)")
+
+
 def read_yaml(path):
     """The parsed contents of a YAML config file, with a clear error if it is missing or malformed."""
     import yaml
 
-    path = Path(path)
-    if not path.exists():
-        raise TomosegError(f"{path}: config file not found")
+    path = find_config(path)
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
