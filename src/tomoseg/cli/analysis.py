@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import TomosegError
 from ..io.output_guard import (FOLDER_MARKER, PROVENANCE_SUFFIX, check_outputs_apart, check_report_output,
                                check_table_output, read_record)
-from ..io.result_folders import check_result_folder, make_result_folder, same_prediction, write_result_json
+from ..io.result_folders import check_result_folder, make_result_folder, same_prediction
 from .registry import check_threshold, checked_voxel_size, command, overwrite_arg, voxel_size_arg
 
 
@@ -37,10 +37,9 @@ def _options(args):
 
 
 def _settings(options) -> dict:
-    """How the objects were read, labelled and selected (summary.json's and evaluation.json's ``settings``):
-    analyze's and evaluate's results stand together in one folder only where these match."""
-    return {"threshold": options.threshold, "connectivity": options.connectivity,
-            "exclude_border": options.exclude_border, "min_voxels": options.min_voxels, "read_as": options.read_as}
+    from ..report.analysis_folder import settings_of
+
+    return settings_of(options)
 
 
 def _origin(vol, voxel_size):
@@ -169,10 +168,10 @@ def _check_shared_folder(args, tool: str, prediction, options):
 def _write_analysis(args, vol, result, options, voxel_size, intensity, sample_mask, out) -> int:
     """The tables, label images, summary, figures and report of ``analyze``'s result."""
     from ..objects.analysis import json_safe
+    from ..report.analysis_folder import write_analysis_results
     from ..table import write_csv
 
     table = result.objects if args.all_objects else result.selected  # nm columns NaN without a voxel size
-    population = result.population  # the summary's objects: kept (and inside the sample mask, where given)
     if out is not None:  # an earlier run's results removed, before --csv and the label outputs, which may go there
         same = same_prediction(read_record(Path(out) / "evaluation.json"), args.volume, _settings(options),
                                key="prediction")
@@ -181,23 +180,15 @@ def _write_analysis(args, vol, result, options, voxel_size, intensity, sample_ma
     if args.csv:
         write_csv(table, args.csv, overwrite=args.overwrite)
     _write_label_outputs(args, vol, result, table, intensity, voxel_size, out)
+    paths = {"input": str(args.volume), "sample_mask": args.sample_mask,
+             "labels": args.labels}  # the label image (its own provenance record beside it), if one was written
     summary = {"tool": "tomoseg analyze", **result.summary, "voxel_size_nm": list(voxel_size) if voxel_size else None,
-               "shape": list(result.shape), "input": str(args.volume), "sample_mask": args.sample_mask,
-               "labels": args.labels,  # the label image (its own provenance record beside it), if one was written
-               "settings": _settings(options)}
+               "shape": list(result.shape), **paths, "settings": _settings(options)}
     if out is not None:
-        write_csv(table, out / "objects.csv", overwrite=True)
         with _steps(args, 1, "results") as bar:  # one step a figure, then the report
-            summary["figures"] = _write_figures(vol, result, options, voxel_size, intensity, sample_mask,
-                                                population, out, bar, steps_after=int(args.report))
-            # last: summary.json says the results are complete (an interrupted run leaves none; report checks it)
-            write_result_json(out / "summary.json", json_safe(summary))
-            if args.report:
-                from ..report import build_report
-
-                _step(bar, "report")
-                build_report(out, title=f"tomoseg analysis of {Path(args.volume).name}")
-                _step(bar)
+            summary = write_analysis_results(result, out, volume=vol, intensity=intensity, summary=paths,
+                                             report=args.report, all_objects=args.all_objects, bar=bar,
+                                             title=f"tomoseg analysis of {Path(args.volume).name}")
     if args.json:
         print(json.dumps(json_safe(summary)))
     else:
@@ -220,70 +211,6 @@ def _steps(args, total: int, desc: str):
     from . import progress_enabled
 
     return Progress(total, desc=desc, unit="steps") if progress_enabled(args) else contextlib.nullcontext()
-
-
-def _step(bar, starting: str | None = None) -> None:
-    """On a :func:`_steps` bar: the step ``starting`` under way (named on the bar), or with None one step done."""
-    if bar is None:
-        return
-    if starting:
-        bar.set_description(f"{bar.desc.split(' (')[0]} ({starting})")
-    else:
-        bar.update(1)
-
-
-def _write_figures(vol, result, options, voxel_size, intensity, sample_mask, population, out, bar, *,
-                   steps_after: int = 0) -> list:
-    """``analyze --out``'s figures, one step of ``bar`` each (reset to their number and ``steps_after``: the
-    report), and the curve of the volume fraction along z as ``fraction_along_z.csv``; returns the figures'
-    names (summary.json lists them)."""
-    from ..report import figures
-    from ..report.slices import choose_planes, excluded_in_plane
-    from ..table import write_csv
-
-    figs = out / "figures"
-    figs.mkdir(exist_ok=True)
-    write_csv(figures.fraction_along_z_table(result.fraction_along_z, voxel_size, result.fraction_along_z_all),
-              out / "fraction_along_z.csv", overwrite=True)
-    tables = {"objects": population}  # the figures show the summary's objects
-    empty = _no_objects_note(result.summary, options, sample_mask is not None)
-    steps = [("size_histogram", lambda path: figures.size_histogram(tables, path, voxel_size=voxel_size,
-                                                                     empty_note=empty)),
-             ("sphericity_vs_radius", lambda path: figures.sphericity_figure(tables, path, voxel_size=voxel_size,
-                                                                            empty_note=empty)),
-             ("fraction_along_z", lambda path: figures.fraction_along_z(
-                 {"objects": result.fraction_along_z}, path, voxel_size=voxel_size,
-                 inside_sample=sample_mask is not None, note="" if len(population["label"]) else empty)),
-             ("objects_3d", lambda path: figures.objects_3d(population, result.shape, path, voxel_size=voxel_size,
-                                                            empty_note=empty))]
-    if intensity is not None:  # three planes read, whatever the volume's size
-        from ..objects.reading import MaskView
-
-        centre, why = choose_planes(population, result.shape, result.fraction_along_z_all)
-        steps.append(("orthoslices", lambda path: figures.orthoslices(
-            intensity, MaskView(vol, options, probability=result.reading.probability), path, centre=centre,
-            voxel_size=voxel_size, reason=why,
-            excluded=excluded_in_plane(result.objects, population["label"], connectivity=options.connectivity))))
-    names = [name for name, _ in steps]
-    if bar is not None:
-        bar.reset(total=len(steps) + steps_after)
-    for name, draw in steps:
-        _step(bar, name)
-        draw(figs / f"{name}.png")
-        _step(bar)
-    return names
-
-
-def _no_objects_note(summary: dict, options, sample: bool) -> str:
-    """Why no object is counted, for the figures that would be empty: "no objects kept (2 touch the border,
-    0 under 8 voxels)"."""
-    if summary.get("objects_all", 0) == 0:
-        return "no objects found"
-    why = f"{summary['excluded_border']:,} touch the border, {summary['excluded_small']:,} under " \
-          f"{options.min_voxels} voxels"
-    if sample:
-        why += f", {summary.get('objects_outside_sample', 0):,} outside the sample mask"
-    return f"no objects kept ({why})"
 
 
 def _mean_sd(mean, sd, unit: str) -> str:
@@ -464,6 +391,7 @@ def _run_evaluate(args) -> int:
             write_evaluation(result, out, image=intensity, voxel_size=vs, progress=bar)
             if args.report:
                 from ..report import build_report
+                from ..report.analysis_folder import _step
 
                 if bar is not None:
                     bar.reset(total=1)
