@@ -102,7 +102,7 @@ def segment_form(w) -> None:
     w.tile_size.setSpecialValueText("auto")  # 0: the backend's choice, as tomoseg segment makes it
     w.halo = _spin(0, 128, cli_option("segment", "halo").default, cli_help("segment", "halo"))
     for label, field in (("image", w.image), ("model", w.model), ("objects", w.objects),
-                         ("fill value", w.fill_value), ("ROI (z0:z1,y0:y1,x0:x1)", w.roi),
+                         ("fill value", w.fill_value), ("ROI (voxels)", w.roi),
                          ("sample mask", w.sample_mask), ("threshold (0-255)", w.threshold), ("device", w.device),
                          ("backend", w.backend), ("precision", w.precision), ("tile size (voxels)", w.tile_size),
                          ("halo (voxels)", w.halo)):
@@ -134,7 +134,7 @@ def analyze_form(w) -> None:
     w.color_by = QComboBox()
     w.color_by.addItems(list(COLOUR_BY))
     for label, field in (("mask or probability", w.source), ("gray image", w.intensity),
-                         ("probability map", w.probability), ("sample mask", w.sample_mask),
+                         ("probability (of a mask)", w.probability), ("sample mask", w.sample_mask),
                          ("ground truth", w.truth), ("read as", w.read_as), ("threshold (0-255)", w.threshold),
                          ("connectivity", w.connectivity), ("min voxels", w.min_voxels), ("", w.keep_border),
                          ("voxel size (nm)", w.voxel_size), ("colour by", w.color_by)):
