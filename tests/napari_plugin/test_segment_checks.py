@@ -80,8 +80,8 @@ def test_segment_warns_of_a_fill_value_and_takes_one(qtbot, scans):
     assert widget.run() is None and widget.run_button.isEnabled()
     assert widget.status.text() == ("error: fill value 'minus one' is not a number: give the gray value that means no "
                                     "data (e.g. -32768), or leave it empty")
-    widget.fill_value.setText("nan")
-    _wait(qtbot, widget, widget.run())
+    widget.fill_value.setText("nan")  # refused by the CLI's check before any work (review V9)
+    assert widget.run() is None and widget.run_button.isEnabled()
     assert widget.status.text() == ("error: fill value nan: give a finite gray value (NaN and infinities are always "
                                     "treated as no data)")
 

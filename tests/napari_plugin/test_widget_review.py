@@ -253,8 +253,8 @@ def test_segment_tiles_as_the_cli_does_unless_told(qtbot, monkeypatch):
     the free memory on CUDA). Its default is now 'auto', the CLI's choice; a size given is used as given."""
     from napari.components import ViewerModel
 
-    import tomoseg.inference.engine as engine
-    from tomoseg.inference import BackendConfig, TilingConfig
+    import tomoseg.inference.backends as backends
+    from tomoseg.inference import BackendConfig, SegmentOptions, TilingConfig
     from tomoseg.inference.backends import resolve
     from tomoseg.inference.tiling import resolve_tiling, tile_grid
     from tomoseg.napari_plugin.widgets import SegmentWidget, segment_steps
@@ -262,13 +262,19 @@ def test_segment_tiles_as_the_cli_does_unless_told(qtbot, monkeypatch):
     widget = SegmentWidget(ViewerModel())
     qtbot.addWidget(widget)
     assert widget.tile_size.value() == 0 and widget.tile_size.text() == "auto"
-    monkeypatch.setattr(engine, "predict_tile", lambda image, tile, *a: np.zeros(
-        [s.stop - s.start for s in tile.core], np.float32))  # the tiling, not the network, is under test
+
+    class Zeros:  # the tiling, not the network, is under test
+        def run_windows(self, windows, stats):
+            for tile, _ in windows:
+                yield tile, np.zeros([s.stop - s.start for s in tile.core], np.uint8)
+
+    monkeypatch.setattr(backends, "make_backend", lambda *a: Zeros())
     shape = (64, 512, 512)
     image = np.random.default_rng(0).normal(100, 10, shape).astype(np.float32)
 
-    def tiles(**kw):
-        return len(list(segment_steps(image, device="cpu", **kw))) - 2  # less the yields before the first tile
+    def tiles(tile_size=None):
+        options = SegmentOptions(backend=BackendConfig(device="cpu"), tiling=TilingConfig(tile_size=tile_size))
+        return len(list(segment_steps(image, options=options))) - 2  # less the yields before the first tile
 
     backend, device = resolve(BackendConfig(device="cpu"))
     cli = tile_grid(shape, resolve_tiling(TilingConfig(), shape, 8, device=device, backend=backend), 8)

@@ -213,6 +213,15 @@ class TileJob:
     run: float | None = None    # a Dask task's run (its state's start): checked before each write (check_run)
 
 
+def core_as_written(p8: np.ndarray, core: tuple, holes=None, keep=None) -> np.ndarray:
+    """A tile's uint8 core as ``segment`` writes it: 0 where its input holds no data (``holes``, the core's
+    :func:`.normalization.nodata_mask`) and outside the ``--roi`` box ``keep``. The Segment widget of the napari
+    plugin writes its cores with this too."""
+    if holes is not None:
+        p8 = np.where(holes, np.uint8(0), p8)
+    return p8 if keep is None else _outside_zeroed(p8, core, keep)
+
+
 def _outside_zeroed(p8: np.ndarray, core: tuple, keep) -> np.ndarray:
     """The core's map with voxels outside the box ``keep`` set to 0 (``p8`` itself where all are inside)."""
     inside = tuple(slice(max(lo - c.start, 0), max(min(hi, c.stop) - c.start, 0)) for c, (lo, hi) in zip(core, keep))
@@ -273,11 +282,7 @@ def run_tiles(job: TileJob, tiles: list[Tile], backend=None, progress=None, memo
     def write(tile, p8):
         if job.run is not None:  # a cancelled Dask task, or its work folder replaced (--overwrite): stop here
             check_run(work, job.run)
-        core_holes = holes.pop(tile.index, None)
-        if core_holes is not None:
-            p8 = np.where(core_holes, np.uint8(0), p8)
-        if job.keep is not None:
-            p8 = _outside_zeroed(p8, tile.core, job.keep)
+        p8 = core_as_written(p8, tile.core, holes.pop(tile.index, None), job.keep)
         prob_arr[tile.core] = p8
         above = p8 > job.threshold
         if mask_arr is not None:
@@ -775,10 +780,12 @@ def _settings_as_resolved(settings, shape):
     return {**settings, "sample_mask": mask, "roi": roi}
 
 
-def _first_pass(volume, options: SegmentOptions, divisor: int, bar, copy=None, slices=None, grays=None):
+def _first_pass(volume, options: SegmentOptions, divisor: int, bar, copy=None, slices=None, grays=None,
+                named=None):
     """The normalization statistics and the sample mask, from one read of the volume where both need one; that
     read also fills ``copy`` (a :class:`~tomoseg.io.blocks.BlockCopy`), ``slices`` (a
-    :class:`.gray_checks.SliceRanges`) and ``grays`` (a :class:`.domain.GraySample`) where given."""
+    :class:`.gray_checks.SliceRanges`) and ``grays`` (a :class:`.domain.GraySample`) where given. ``named``:
+    what the messages name the volume by (its ``path``), for an array in memory (the napari Segment widget's)."""
     from ..sample_mask import LowResolution, mask_factor
 
     low = sample = slabs = None
@@ -801,7 +808,7 @@ def _first_pass(volume, options: SegmentOptions, divisor: int, bar, copy=None, s
                                  fill=options.fill_value, objects=options.objects or "dark")
     except OverflowError:
         stats = None
-    _check_stats(stats, volume)
+    _check_stats(stats, named or volume)
     if low is not None and (stats.nodata or not np.isfinite(low.low).all()):
         _as_background(low.low)
     if sample is None:

@@ -159,16 +159,19 @@ def analysis_layers(volume: np.ndarray, *, intensity=None, truth=None, options: 
 
 
 def analysis_steps(volume: np.ndarray, *, intensity=None, truth=None, options: AnalysisOptions | None = None,
-                   voxel_size=None, color_by: str = "equivalent_radius_vox"):
+                   voxel_size=None, color_by: str = "equivalent_radius_vox", probability=None, sample_mask=None):
     """:func:`analysis_layers` as a generator: yields the name of each step before it starts (the points where
-    a napari worker's ``quit()``, the Analyze widget's Cancel, takes effect); returns (layers, table, counts)."""
+    a napari worker's ``quit()``, the Analyze widget's Cancel, takes effect); returns (layers, table, counts).
+    ``probability`` and ``sample_mask``: as ``tomoseg analyze --probability`` (confidence columns of a mask's
+    objects) and ``--sample-mask`` (objects marked ``in_sample``; the summary over the mask)."""
     options = options or AnalysisOptions()
     volume = np.asarray(volume)
     if volume.dtype == np.bool_:
         volume = volume.astype(np.uint8)
     yield "labelling and measuring the objects"
-    gray = None if intensity is None else np.asarray(intensity)
-    result = analyze(volume, intensity=gray, voxel_size=voxel_size, options=options)
+    gray, prob, sample = (None if v is None else np.asarray(v) for v in (intensity, probability, sample_mask))
+    result = analyze(volume, intensity=gray, probability=prob, sample_mask=sample, voxel_size=voxel_size,
+                     options=options)
     table = result.selected  # the nm columns NaN where the voxel size is unknown
     yield "drawing the kept objects"
     prob = result.reading.probability  # as the analysis read the volume

@@ -15,21 +15,19 @@ from functools import partial
 
 import numpy as np
 from qtpy.QtCore import QEvent
-from qtpy.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QHeaderView, QLabel,
-                            QLineEdit, QProgressBar, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem,
-                            QVBoxLayout, QWidget)
+from qtpy.QtWidgets import (QAbstractItemView, QFormLayout, QHBoxLayout, QHeaderView, QLabel, QProgressBar,
+                            QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from ..objects.reading import READ_AS
-from .choices import LayerChoice, prefer_analyzable
+from ..errors import TomosegError
+from .forms import OBJECTS_CHOICES, analyze_form, roi_from, segment_form, voxel_size_from
 from .layers import COLOUR_BY, PLACEMENT_KEYS, analysis_steps, placement_like, voxel_size_nm
-from .segmenting import in_widget_terms, segment_steps
+from .segmenting import collected, in_widget_terms, segment_steps
 
 ERROR_COLOUR = "#d55e00"  # Okabe-Ito vermillion
 WARNING_COLOUR = "#e69f00"  # Okabe-Ito orange
 HEADERS = {"label": "label", "status": "TP/FP", "equivalent_radius_vox": "radius (vox)",
            "equivalent_radius_nm": "radius (nm)", "volume_vox": "volume (vox)", "sphericity_voxel": "sphericity",
            "mean_gray": "mean gray"}
-OBJECTS_CHOICES = {"model's default": None, "dark": "dark", "bright": "bright"}
 log = logging.getLogger(__name__)
 
 
@@ -227,62 +225,44 @@ class SegmentWidget(_Worker):
 
     def __init__(self, napari_viewer):
         super().__init__(napari_viewer)
-        self.image = LayerChoice(napari_viewer, ("image",))
-        self.model = QLineEdit()
-        self.model.setPlaceholderText("default model (v3); v2; v1; or a .safetensors file")
-        self.threshold = QSpinBox()
-        self.threshold.setRange(0, 254)
-        self.threshold.setValue(127)
-        self.device = QComboBox()
-        self.device.addItems(["auto", "cpu", "cuda"])
-        self.tile_size = QSpinBox()
-        self.tile_size.setRange(0, 512)
-        self.tile_size.setSingleStep(8)
-        self.tile_size.setSpecialValueText("auto")  # 0: the backend's choice, as tomoseg segment makes it
-        self.tile_size.setValue(0)
-        self.halo = QSpinBox()
-        self.halo.setRange(0, 128)
-        self.halo.setValue(48)
-        self.objects = QComboBox()  # the CLI's --objects; its default: what the model was trained for
-        self.objects.addItems(list(OBJECTS_CHOICES))
-        self.objects.setToolTip("objects darker than their surroundings (pores, light precipitates) or brighter "
-                                "(heavy-element precipitates: the gray values are flipped for the model); default: "
-                                "what the model was trained for (dark for the shipped models)")
-        self.fill_value = QLineEdit()  # the CLI's --fill-value
-        self.fill_value.setPlaceholderText("none (NaN and infinities are always no data)")
-        self.fill_value.setToolTip("a gray value that means no data (the constant outside the reconstructed "
-                                   "cylinder, e.g. -32768 or -1, or padded slices): left out of the statistics, "
-                                   "probability 0. NaN and infinities are always treated so")
-        self.tile_size.setToolTip("edge of the cubes the model runs on, in voxels (auto: the command line's choice "
-                                  "for the backend and the memory); larger is faster and needs more memory")
-        self.halo.setToolTip("voxels of context around each tile's core that the model sees and that are cut "
-                             "away (default 48: no seams)")
-        self.threshold.setToolTip("the mask is where the probability (0-255) is above this (default 127)")
-        self.device.setToolTip("auto: a CUDA GPU where PyTorch sees one, else the CPU")
-        for label, w in (("image", self.image), ("model", self.model), ("objects", self.objects),
-                         ("fill value", self.fill_value), ("threshold (0-255)", self.threshold),
-                         ("device", self.device), ("tile size (voxels)", self.tile_size),
-                         ("halo (voxels)", self.halo)):
-            self.form.addRow(label, w)
+        segment_form(self)
 
     def run(self):
         layer = self.image.layer()
         if layer is None:
             return self._say(_nothing_to_take(self.image, "Segment", "an image (a 3D volume)"), ERROR_COLOUR)
+        try:
+            options = self._options(tuple(_level0(layer).shape))
+        except ValueError as exc:  # the fill value: not a number
+            return self._say(f"error: {exc}", ERROR_COLOUR)
+        except TomosegError as exc:  # the command line's checks, in the widget's terms
+            return self._say("error: " + in_widget_terms(str(exc)), ERROR_COLOUR)
+        self._source = layer
+        self._threshold = options.threshold  # as it was at Run: a change during the run applies next time
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(0)
+        return self._start(segment_steps, _level0(layer), self.model.text().strip() or None, name=layer.name,
+                           voxel_size=voxel_size_nm(layer), options=options, connect={"yielded": self._step})
+
+    def _options(self, shape):
+        """The form as ``tomoseg segment``'s options, checked by the command line's own checks (SegmentOptions',
+        the ROI's parser, the backend's resolution) before any work starts."""
+        from ..inference import BackendConfig, SegmentOptions, TilingConfig
+        from ..inference.backends import resolve
+
         fill = self.fill_value.text().strip()
         try:
             fill_value = float(fill) if fill else None
         except ValueError:
-            return self._say(f"error: fill value {fill!r} is not a number: give the gray value that means no data "
-                             "(e.g. -32768), or leave it empty", ERROR_COLOUR)
-        self._source = layer
-        self._threshold = self.threshold.value()  # as it was at Run: a change during the run applies next time
-        self.progress.setRange(0, 1000)
-        self.progress.setValue(0)
-        return self._start(segment_steps, _level0(layer), self.model.text().strip() or None, name=layer.name,
-                           voxel_size=voxel_size_nm(layer), objects=OBJECTS_CHOICES[self.objects.currentText()],
-                           fill_value=fill_value, threshold=self._threshold, tile_size=self.tile_size.value(),
-                           halo=self.halo.value(), device=self.device.currentText(), connect={"yielded": self._step})
+            raise ValueError(f"fill value {fill!r} is not a number: give the gray value that means no data "
+                             "(e.g. -32768), or leave it empty") from None
+        backend = BackendConfig(backend=self.backend.currentText(), device=self.device.currentText(),
+                                precision=self.precision.currentText())
+        resolve(backend)
+        return SegmentOptions(threshold=self.threshold.value(), objects=OBJECTS_CHOICES[self.objects.currentText()],
+                              fill_value=fill_value, backend=backend, roi=roi_from(self.roi.text(), shape),
+                              tiling=TilingConfig(tile_size=self.tile_size.value() or None, halo=self.halo.value()),
+                              sample_mask="auto" if self.sample_mask.isChecked() else "off")
 
     def _words(self, text: str) -> str:
         return in_widget_terms(text)
@@ -312,28 +292,7 @@ class AnalyzeWidget(_Worker):
 
     def __init__(self, napari_viewer):
         super().__init__(napari_viewer)
-        self.source = LayerChoice(napari_viewer, ("labels", "image"), prefer=prefer_analyzable)
-        self.intensity = LayerChoice(napari_viewer, ("image",), optional=True)
-        self.truth = LayerChoice(napari_viewer, ("labels", "image"), optional=True)
-        self.threshold = QSpinBox()
-        self.threshold.setRange(0, 254)
-        self.threshold.setValue(127)
-        self.min_voxels = QSpinBox()
-        self.min_voxels.setRange(1, 10**6)
-        self.min_voxels.setValue(8)
-        self.keep_border = QCheckBox("keep objects touching the border")
-        self.read_as = QComboBox()  # the CLI's --read-as: auto decides from the values (docs/analysis.md)
-        self.read_as.addItems(list(READ_AS))
-        self.read_as.setToolTip("auto: decide from the values (0/1: mask; 0-255: probability map; object IDs: "
-                                "label image); probability: object where value > threshold; mask: object where "
-                                "value is not 0")
-        self.color_by = QComboBox()
-        self.color_by.addItems(list(COLOUR_BY))
-        for label, w in (("mask or probability", self.source), ("gray image", self.intensity),
-                         ("ground truth", self.truth), ("read as", self.read_as),
-                         ("threshold (0-255)", self.threshold), ("min voxels", self.min_voxels),
-                         ("", self.keep_border), ("colour by", self.color_by)):
-            self.form.addRow(label, w)
+        analyze_form(self)
         self.table = QTableWidget()
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -358,23 +317,30 @@ class AnalyzeWidget(_Worker):
         if src is None:
             return self._say(_nothing_to_take(self.source, "Analyze", "a mask or probability map (3D)"),
                              ERROR_COLOUR)
-        options = AnalysisOptions(threshold=self.threshold.value(), min_voxels=self.min_voxels.value(),
-                                  exclude_border=not self.keep_border.isChecked(),
-                                  read_as=self.read_as.currentText())
-        gray, truth = self.intensity.layer(), self.truth.layer()
+        layers = {"gray image": self.intensity.layer(), "probability map": self.probability.layer(),
+                  "sample mask": self.sample_mask.layer(), "ground truth": self.truth.layer()}
         shape = tuple(_level0(src).shape)
-        for what, other in (("gray image", gray), ("ground truth", truth)):
+        for what, other in layers.items():
             if other is not None and tuple(_level0(other).shape) != shape:
-                self.status.setStyleSheet(f"color: {ERROR_COLOUR}")
-                self.status.setText(f"error: the {what} {other.name!r} is {_dims(_level0(other).shape)} voxels, "
-                                    f"{src.name!r} {_dims(shape)}: choose layers of the same shape")
-                return
+                return self._say(f"error: the {what} {other.name!r} is {_dims(_level0(other).shape)} voxels, "
+                                 f"{src.name!r} {_dims(shape)}: choose layers of the same shape", ERROR_COLOUR)
+        self._notes = []
+        try:  # the command line's checks, before the work
+            with collected(self._notes):  # an implausible voxel size: a warning under the result
+                given = voxel_size_from(self.voxel_size.text())
+            options = AnalysisOptions(threshold=self.threshold.value(), min_voxels=self.min_voxels.value(),
+                                      exclude_border=not self.keep_border.isChecked(),
+                                      connectivity=int(self.connectivity.currentText()),
+                                      read_as=self.read_as.currentText())
+        except TomosegError as exc:
+            return self._say("error: " + " ".join(str(exc).split()), ERROR_COLOUR)
         self._source = src
-        self._voxel_size = voxel_size_nm(src)
+        self._voxel_size = given or voxel_size_nm(src)
+        self._voxel_size_from = "given" if given else "the layer's scale"
         self.progress.setRange(0, 0)  # busy
-        return self._start(analyze_layer, _level0(src), src.name,
-                           intensity=None if gray is None else _level0(gray),
-                           truth=None if truth is None else _level0(truth), options=options,
+        data = {key: None if layer is None else _level0(layer) for key, layer in
+                zip(("intensity", "probability", "sample_mask", "truth"), layers.values())}
+        return self._start(analyze_layer, _level0(src), src.name, **data, options=options,
                            voxel_size=self._voxel_size, color_by=COLOUR_BY[self.color_by.currentText()],
                            connect={"yielded": self._phase})
 
@@ -402,10 +368,13 @@ class AnalyzeWidget(_Worker):
             text += f"; TP {counts['TP']}, FP {counts['FP']}, FN {counts['FN']}"
         if self._voxel_size is None:
             units = "/".join(sorted({str(u) for u in getattr(self._source, "units", ())})) or "none"
-            text += f"; voxel size unknown (layer units: {units}): the nm columns are empty"
+            text += (f"; voxel size unknown (layer units: {units}): the nm columns are empty; give a voxel size "
+                     "(nm) to fill them")
+        else:
+            text += f"; voxel size {' x '.join(f'{v:g}' for v in self._voxel_size)} nm ({self._voxel_size_from})"
         if renamed:
             text += "; earlier results are kept, the new ones are " + ", ".join(repr(n) for n in renamed)
-        warnings = counts.get("warnings", [])
+        warnings = self._notes + counts.get("warnings", [])
         self._say("\n".join([text, *warnings]), WARNING_COLOUR if warnings else "")
 
     def _save_dialog(self):
