@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import signal
 import sys
 import threading
 import time
@@ -204,14 +205,18 @@ class Progress:
         if self._ticker is not None:
             self._stop.set()
             self._ticker.join(timeout=2)
-        interrupted = sys.exc_info()[0] is KeyboardInterrupt
+        stop = sys.exc_info()[1]
+        interrupted = isinstance(stop, KeyboardInterrupt)  # Ctrl-C, or SIGTERM / SIGHUP (interrupt.Stopped)
         self._draw(force=True, final=True)
         if self.tty:
             self.stream.write("\n")
             with contextlib.suppress(ValueError):
                 _DRAWN.remove(self)
         if interrupted and self.resume_hint and not _HINT_LEFT_TO_CALLER.get():
-            self.stream.write(f"tomoseg: stopped by Ctrl-C. {self.resume_hint}\n")
+            from .interrupt import signal_of, stopped_by
+
+            said = "stopped by Ctrl-C" if signal_of(stop) == signal.SIGINT else stopped_by(stop)
+            self.stream.write(f"tomoseg: {said}. {self.resume_hint}\n")
         self.stream.flush()
 
     def __enter__(self):
