@@ -537,11 +537,13 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
                       keep=tuple((b.start, b.stop) for b in sample.box) if options.roi is not None and sample.box
                       else None)
         if bar is not None:
-            bar.reset(total=volume.size)
-            bar.set_description("segment")
+            bar.reset(total=volume.size, desc="segment")  # its first line says what a resumed run had done
             outside = volume.size - sum(t.voxels for t in tiles)  # beyond the sample's box: no tiles at all
-            skip = getattr(bar, "skip", bar.update)  # Progress.skip: not in the rate nor the time left (review K5)
-            skip(outside + sum(t.voxels for t in tiles if t.index in done))
+            before = outside + sum(t.voxels for t in tiles if t.index in done)
+            if hasattr(bar, "skip"):  # Progress.skip: not in the rate nor the time left (review K5)
+                bar.skip(before, resumed=not fresh)
+            else:
+                bar.update(before)
         t_tiles = time.time()
         try:
             if distributed:
