@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from ._version import __version__
 from .errors import TomosegError
@@ -65,8 +65,10 @@ def write_safetensors(tensors: dict, path, *, metadata: dict) -> None:
     import os
     import re
 
+    import safetensors.torch  # looked up at each call: tests put a failing writer there
+
     try:
-        save_file(tensors, str(path), metadata=metadata)
+        safetensors.torch.save_file(tensors, str(path), metadata=metadata)
     except SafetensorError as exc:
         Path(path).unlink(missing_ok=True)
         found = re.search(r"os error (\d+)", str(exc))

@@ -146,9 +146,9 @@ def test_a_disk_that_fills_while_the_work_folder_is_made_is_one_line_and_leaves_
     """Review C3: the disk full as the work folder's model copy was written ended in safetensors' traceback
     (its error is not an OSError) and left a work folder without state.json, which the next run took for an
     interrupted one ("pass --resume"). Now: the one "disk is full" line, no work folder, and a rerun just runs."""
+    import safetensors.torch
     from safetensors import SafetensorError
 
-    import tomoseg.checkpoint as checkpoint
     from tomoseg.cli import main
 
     write_volume(tmp_path / "data" / "in.npy", scan)
@@ -161,7 +161,7 @@ def test_a_disk_that_fills_while_the_work_folder_is_made_is_one_line_and_leaves_
         raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
 
     with monkeypatch.context() as patch:
-        patch.setattr(checkpoint, "save_file", full)
+        patch.setattr(safetensors.torch, "save_file", full)
         line = cli_error(main(args))
     assert line.startswith("tomoseg: error: the disk is full writing ") and "model.safetensors" in line, line
     assert not engine.work_dir_for(tmp_path / "p.zarr").exists()
