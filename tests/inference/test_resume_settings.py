@@ -188,3 +188,22 @@ def test_a_work_folder_whose_making_stopped_is_made_again(tmp_path, scan, tiny_m
     with pytest.raises(TomosegError, match="an interrupted run left its work here"):
         engine.segment("data/in.npy", tmp_path / "q.zarr", model=tiny_model_factory(2), options=OPTS,
                        progress=False)
+
+
+def test_a_disk_full_while_the_model_is_copied_names_the_work_folder_not_the_model(tmp_path, monkeypatch):
+    """Review C3, on a real 512 KiB tmpfs: shutil names the source of a failed copy, so the line read "the disk is
+    full writing .../tomoseg/weights/default.safetensors" (the package's disk). It names the copy now."""
+    import errno
+
+    source, target = tmp_path / "model.safetensors", tmp_path / "work" / "model.safetensors"
+    source.write_bytes(b"\0" * 64)
+
+    def copyfile(src, dst):  # as shutil raises it (_fastcopy_sendfile: filename the source, filename2 the target)
+        err = OSError(errno.ENOSPC, "No space left on device")
+        err.filename, err.filename2 = str(src), str(dst)
+        raise err
+
+    monkeypatch.setattr(engine.shutil, "copyfile", copyfile)
+    with pytest.raises(OSError) as caught:
+        engine._copy_model(source, target)
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(target)

@@ -12,6 +12,7 @@ complete (:mod:`.outputs`).
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import time
@@ -866,13 +867,25 @@ def _make_work_folder(work: Path, volume, model, options: SegmentOptions, with_m
 
             save_model(model, model_path, getattr(model, "metadata", None))
         else:  # a ModelFile: the file itself
-            shutil.copyfile(model.path, model_path)
+            _copy_model(model.path, model_path)
         sample.save(work / "sample_mask.npz")
         write_state(work, state)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
     return state
+
+
+def _copy_model(source, target: Path) -> None:
+    """``shutil.copyfile``, whose write errors name the file written: shutil's name the source (the disk full
+    while copying the shipped model into the work folder read "the disk is full writing .../weights/
+    default.safetensors", the disk of the package, not of the output)."""
+    try:
+        shutil.copyfile(source, target)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS) and exc.filename != str(target):
+            raise OSError(exc.errno, exc.strerror, str(target)) from exc
+        raise
 
 
 def _progress_bar(enabled: bool, total: int):
