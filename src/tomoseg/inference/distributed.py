@@ -37,20 +37,15 @@ def dask_setup(worker) -> None:
     """Dask's preload hook, run in each worker process of a local cluster of ours as it starts (the cluster's
     ``preload`` names this module). Ctrl-C in a terminal reaches every process of the foreground group, the
     workers too: each printed its KeyboardInterrupt traceback ("Process Dask Worker process (from Nanny)").
-    They now leave Ctrl-C to tomoseg, which closes the cluster; so SIGTERM and SIGHUP too, which SLURM (at a
-    job's time limit) and a closed terminal send to every process of the job or group: a worker killed by them
-    was restarted by its nanny while tomoseg closed the cluster. (A worker whose tomoseg died still ends: it
-    watches its parent.) What Dask logs below ERROR once a worker is closing (a warning for each task still
-    running, "ended with CancelledError") is dropped: how the run ended is tomoseg's to say."""
+    They now leave Ctrl-C to tomoseg, which closes the cluster; and what Dask logs below ERROR once a worker
+    is closing (a warning for each task still running, "ended with CancelledError") is dropped: how the run
+    ended is tomoseg's to say."""
     import signal
 
     from distributed.core import Status
 
-    from ..interrupt import STOP_SIGNALS
-
     try:
-        for signum in STOP_SIGNALS:
-            signal.signal(signum, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     except ValueError:  # not the main thread: a worker run some other way, left as it is
         pass
     closing = (Status.closing, Status.closing_gracefully, Status.closed)
