@@ -132,3 +132,29 @@ def test_a_note_during_a_terminal_bar_gets_a_line_of_its_own():
     assert [line.split("\r")[-1] for line in lines[:1]] == ["tomoseg: note: something"]
     assert lines[0].split("\r")[-2].strip() == ""  # the bar's text cleared before the note
     assert "segment:  50%" in lines[1] and lines[2:] == ["tomoseg: note: after", ""]
+
+
+def test_a_resumed_run_says_so_at_once_and_how_much_was_done_before(clock):
+    """Review C12: a resumed run's log began with "0%" and its next line came 30 s later; now the line after the
+    skip says it resumed and what was done before, at once, and every line after says it too."""
+    out = io.StringIO()
+    bar = Progress(1000, desc="segment", stream=out, interval=30)
+    clock.t += 1
+    bar.skip(370, resumed=True)
+    clock.t += 31
+    bar.update(630)
+    bar.close()
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("segment (resumed: 37% done before):  37% (370 vox of 1 kvox), starting"), lines
+    assert lines[-1].startswith("segment (resumed: 37% done before): 100% (1 kvox of 1 kvox), 20 vox/s"), lines
+    assert len(lines) == 2
+
+
+def test_a_stop_by_sigterm_is_named_by_the_bar():
+    from tomoseg.interrupt import Stopped
+
+    out = io.StringIO()
+    with pytest.raises(KeyboardInterrupt):
+        with Progress(100, stream=out, resume_hint="Run again with --resume."):
+            raise Stopped(15)
+    assert "tomoseg: stopped by SIGTERM (a job time limit, or kill?). Run again with --resume." in out.getvalue()

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from ._version import __version__
 from .errors import TomosegError
@@ -49,10 +49,33 @@ def save_model(model: UNet3D, path, metadata: dict | None = None, *, overwrite: 
     tmp = path.with_name(path.name + ".partial")
     from .objects.analysis import json_safe
 
-    save_file(tensors, str(tmp), metadata={"tomoseg": json.dumps(json_safe(meta), sort_keys=True, allow_nan=False)})
+    write_safetensors(tensors, tmp, metadata={"tomoseg": json.dumps(json_safe(meta), sort_keys=True,
+                                                                   allow_nan=False)})
     with_umask_permissions(tmp)
     tmp.replace(path)
     return path
+
+
+def write_safetensors(tensors: dict, path, *, metadata: dict) -> None:
+    """safetensors' ``save_file``, whose write errors become ``OSError`` with their errno and the file's name
+    (the disk full: ``ENOSPC``), as every other write's do, so that the CLI says them in one line ("the disk is
+    full writing ...") rather than as a ``SafetensorError`` traceback (review C3); a partly written file is
+    removed."""
+    import errno
+    import os
+    import re
+
+    import safetensors.torch  # looked up at each call: tests put a failing writer there
+
+    try:
+        safetensors.torch.save_file(tensors, str(path), metadata=metadata)
+    except SafetensorError as exc:
+        Path(path).unlink(missing_ok=True)
+        found = re.search(r"os error (\d+)", str(exc))
+        if found is None:
+            raise
+        code = int(found.group(1))
+        raise OSError(code, os.strerror(code) if code in errno.errorcode else str(exc), str(path)) from exc
 
 
 def with_umask_permissions(path) -> None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import signal
 import sys
 import threading
 import time
@@ -145,6 +146,7 @@ class Progress:
                 self.desc = desc
             self.n = 0
             self.skipped = 0         # units counted by skip(): done before, not by this run's rate
+            self.resumed = None      # the fraction done before a resumed run started (skip(resumed=True))
             self.start = time.monotonic()
             self._rate = None        # smoothed rate (units/s)
             self._last_t = self.start
@@ -160,15 +162,23 @@ class Progress:
             self.desc = desc
         self._draw(force=True)
 
-    def skip(self, n: int) -> None:
+    def skip(self, n: int, *, resumed: bool = False) -> None:
         """Move the bar by ``n`` units that need no work (tiles done by an interrupted run, tiles outside the
         sample): they count in its position, not in its rate or time left (counted as work done in no time,
-        they showed hundreds of Mvox/s and "0 s left" for a whole run: review K5)."""
+        they showed hundreds of Mvox/s and "0 s left" for a whole run: review K5).
+
+        ``resumed``: the run continues an interrupted one, whose work these units are. The bar says so from now
+        on (``segment (resumed: 37% done before): ...``), and in a log a line says it at once rather than with
+        the next line, up to ``interval`` later."""
         with self._lock:
             self.n += int(n)
             self.skipped += int(n)
             self._last_n += int(n)
-        self._draw()
+            if resumed:
+                self.resumed = self.n / self.total if self.total else 1.0
+                if self._last_print != float("inf"):
+                    self._last_print = -float("inf")
+        self._draw(force=resumed)
 
     def update(self, n: int = 1) -> None:
         now = time.monotonic()
@@ -204,14 +214,18 @@ class Progress:
         if self._ticker is not None:
             self._stop.set()
             self._ticker.join(timeout=2)
-        interrupted = sys.exc_info()[0] is KeyboardInterrupt
+        stop = sys.exc_info()[1]
+        interrupted = isinstance(stop, KeyboardInterrupt)  # Ctrl-C, or SIGTERM / SIGHUP (interrupt.Stopped)
         self._draw(force=True, final=True)
         if self.tty:
             self.stream.write("\n")
             with contextlib.suppress(ValueError):
                 _DRAWN.remove(self)
         if interrupted and self.resume_hint and not _HINT_LEFT_TO_CALLER.get():
-            self.stream.write(f"tomoseg: stopped by Ctrl-C. {self.resume_hint}\n")
+            from .interrupt import signal_of, stopped_by
+
+            said = "stopped by Ctrl-C" if signal_of(stop) == signal.SIGINT else stopped_by(stop)
+            self.stream.write(f"tomoseg: {said}. {self.resume_hint}\n")
         self.stream.flush()
 
     def __enter__(self):
@@ -234,7 +248,10 @@ class Progress:
         when = "" if left != left else f", {format_duration(left)} left"
         if self.n >= self.total and self.total:
             when = ""
-        return (f"{self.desc + ': ' if self.desc else ''}{pct:3.0f}% ({format_count(self.n, self.unit)} of "
+        desc = self.desc
+        if self.resumed is not None:
+            desc += f"{' ' if desc else ''}(resumed: {_percent(self.resumed)} done before)"
+        return (f"{desc + ': ' if desc else ''}{pct:3.0f}% ({format_count(self.n, self.unit)} of "
                 f"{format_count(self.total, self.unit)}), {speed}, {format_duration(elapsed)} elapsed{when}")
 
     def _draw(self, *, force: bool = False, final: bool = False) -> None:
@@ -267,6 +284,16 @@ class Progress:
     def _tick(self) -> None:
         while not self._stop.wait(1.0):
             self._draw(force=True)
+
+
+def _percent(fraction: float) -> str:
+    """``37%``; never ``0%`` for some work nor ``100%`` for not all of it."""
+    pct = 100.0 * fraction
+    if 0 < pct < 1:
+        return "<1%"
+    if 99 < pct < 100:
+        return ">99%"
+    return f"{pct:.0f}%"
 
 
 class Stage:

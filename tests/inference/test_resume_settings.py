@@ -139,3 +139,71 @@ def test_a_resume_reads_the_state_once(tmp_path, scan, monkeypatch, random_model
     monkeypatch.setattr(Path, "read_text", counted)
     _resumed("data/in.npy", out, random_model_path, OPTS)
     assert len(reads) == 1
+
+
+def test_a_disk_that_fills_while_the_work_folder_is_made_is_one_line_and_leaves_nothing(
+        tmp_path, scan, monkeypatch, cli_error, tiny_model_factory):
+    """Review C3: the disk full as the work folder's model copy was written ended in safetensors' traceback
+    (its error is not an OSError) and left a work folder without state.json, which the next run took for an
+    interrupted one ("pass --resume"). Now: the one "disk is full" line, no work folder, and a rerun just runs."""
+    import safetensors.torch
+    from safetensors import SafetensorError
+
+    from tomoseg.cli import main
+
+    write_volume(tmp_path / "data" / "in.npy", scan)
+    model = tiny_model_factory(2)
+    args = ["-q", "segment", "data/in.npy", "p.zarr", "--model", model, "--tile-size", "16", "--halo", "8",
+            "--backend", "torch", "--no-sample-mask"]
+
+    def full(tensors, path, metadata=None):
+        Path(path).write_bytes(b"\0" * 64)  # a part of the file, then no room for the rest
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(safetensors.torch, "save_file", full)
+        line = cli_error(main(args))
+    assert line.startswith("tomoseg: error: the disk is full writing ") and "model.safetensors" in line, line
+    assert not engine.work_dir_for(tmp_path / "p.zarr").exists()
+    assert main(args) == 0  # run again as it was, no --resume needed
+    assert read_volume(tmp_path / "p.zarr").shape == scan.shape
+
+
+def test_a_work_folder_whose_making_stopped_is_made_again(tmp_path, scan, tiny_model_factory):
+    """A work folder left without state.json (a run killed while making it, or a version before the fix of C3)
+    holds no finished tile: a run without --resume makes it again rather than refusing. One with a tile marker
+    is still refused (its state was lost, not its work)."""
+    write_volume(tmp_path / "data" / "in.npy", scan)
+    out = tmp_path / "p.zarr"
+    work = engine.work_dir_for(out)
+    (work / "done").mkdir(parents=True)
+    (work / "prob.zarr").mkdir()
+    (work / "model.safetensors.partial").write_bytes(b"\0" * 64)
+    engine.segment("data/in.npy", out, model=tiny_model_factory(2), options=OPTS, progress=False)
+    assert read_volume(out).shape == scan.shape and not work.exists()
+
+    work = engine.work_dir_for(tmp_path / "q.zarr")
+    (work / "done").mkdir(parents=True)
+    (work / "done" / "3").touch()
+    with pytest.raises(TomosegError, match="an interrupted run left its work here"):
+        engine.segment("data/in.npy", tmp_path / "q.zarr", model=tiny_model_factory(2), options=OPTS,
+                       progress=False)
+
+
+def test_a_disk_full_while_the_model_is_copied_names_the_work_folder_not_the_model(tmp_path, monkeypatch):
+    """Review C3, on a real 512 KiB tmpfs: shutil names the source of a failed copy, so the line read "the disk is
+    full writing .../tomoseg/weights/default.safetensors" (the package's disk). It names the copy now."""
+    import errno
+
+    source, target = tmp_path / "model.safetensors", tmp_path / "work" / "model.safetensors"
+    source.write_bytes(b"\0" * 64)
+
+    def copyfile(src, dst):  # as shutil raises it (_fastcopy_sendfile: filename the source, filename2 the target)
+        err = OSError(errno.ENOSPC, "No space left on device")
+        err.filename, err.filename2 = str(src), str(dst)
+        raise err
+
+    monkeypatch.setattr(engine.shutil, "copyfile", copyfile)
+    with pytest.raises(OSError) as caught:
+        engine._copy_model(source, target)
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(target)

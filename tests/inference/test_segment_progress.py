@@ -1,17 +1,20 @@
 """segment's progress: plain lines in logs, and Ctrl-C says how to resume."""
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from tomoseg.inference import SegmentOptions, TilingConfig, segment
 from tomoseg.inference.engine import work_dir_for
+from tomoseg.interrupt import catching_ctrl_c
 from tomoseg.io import write_volume
 
 
@@ -25,6 +28,39 @@ def test_progress_in_a_log_is_plain_lines(tmp_path, random_model_path, capsys):
     lines = err.strip().splitlines()
     assert lines[0].startswith("statistics:") and lines[-1].startswith("segment: 100% (36.9 kvox of 36.9 kvox)")
     assert "vox/s" in lines[-1] and len(lines) <= 6
+
+
+def test_a_resumed_run_says_what_was_done_before(tmp_path, monkeypatch, capsys):
+    """Review C12: a resumed run's log read "segment: 0%" and nothing about the interrupted run; its first line
+    now says it resumed and how much was done before, which is where the bar starts."""
+    import re
+
+    import tomoseg
+    from tomoseg.inference import engine
+
+    model = tomoseg.UNet3D(levels=2, base_features=2).eval()
+    write_volume(tmp_path / "in.npy", np.random.default_rng(0).normal(100, 10, (32, 64, 64)).astype(np.float32))
+    opts = SegmentOptions(tiling=TilingConfig(tile_size=16, halo=8), sample_mask="off")
+    plain, calls = engine.write_done_marker, []
+
+    def marker(*args):  # Ctrl-C (the CLI's handler) once 2 of the 32 tiles are done
+        plain(*args)
+        calls.append(1)
+        if len(calls) == 2:
+            with contextlib.suppress(KeyboardInterrupt):  # raised again at the next tile
+                signal.getsignal(signal.SIGINT)(signal.SIGINT, None)
+
+    with monkeypatch.context() as patch, catching_ctrl_c():
+        patch.setattr(engine, "write_done_marker", marker)
+        with pytest.raises(KeyboardInterrupt):
+            segment(tmp_path / "in.npy", tmp_path / "p.zarr", model=model, options=opts, progress=False)
+    assert 2 <= len(calls) < 32
+    segment(tmp_path / "in.npy", tmp_path / "p.zarr", model=model, options=replace(opts, resume=True),
+            progress=True)
+    lines = capsys.readouterr().err.strip().splitlines()
+    first = re.match(r"segment \(resumed: (\d+)% done before\): +(\d+)% \(.* of 131 kvox\), starting", lines[0])
+    assert first and first[1] == first[2] and 0 < int(first[1]) < 100, lines
+    assert lines[-1].startswith(f"segment (resumed: {first[1]}% done before): 100%"), lines
 
 
 @pytest.mark.slow

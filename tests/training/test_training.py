@@ -290,3 +290,25 @@ def test_train_takes_a_config_file_path_as_the_cli_does(tmp_path):
     b = train(tiny(tmp_path, name="from_dict", epochs=1), progress=False)
     wa, wb = load_model(a / "last.safetensors").state_dict(), load_model(b / "last.safetensors").state_dict()
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_training_progress_in_a_log_is_plain_lines_with_the_epoch_and_loss(tmp_path, capsys):
+    """Review C2: train wrote a tqdm bar into logs (hundreds of \\r fragments a minute, UTF-8 block characters).
+    Now tomoseg's progress: plain lines (here the first and the last, at 100 %), with the epoch and the recent
+    loss in the description, the epoch lines kept; a resumed run says what was done before."""
+    import re
+
+    sampling = {"patch_size": 32, "batch_size": 1, "steps_per_epoch": 20, "validation_patches": 1}
+    train(tiny(tmp_path, epochs=1, sampling=sampling), progress=True)
+    err = capsys.readouterr().err
+    assert "\r" not in err and err.isascii(), err
+    bar = [line for line in err.splitlines() if line.startswith("train epoch")]
+    assert bar[0].startswith("train epoch 1/1:   0% (0 steps of 20 steps), starting"), err
+    assert re.match(r"train epoch 1/1, loss \d\.\d{4}: 100% \(20 steps of 20 steps\), [\d.]+ steps/s", bar[-1]), err
+    assert len(bar) == 2
+    assert re.search(r"^epoch 1/1: train [\d.]+, val ", err, re.MULTILINE), err
+
+    train(tiny(tmp_path, epochs=2, sampling=sampling), resume=True, progress=True)
+    bar = [line for line in capsys.readouterr().err.splitlines() if line.startswith("train epoch")]
+    assert bar[0].startswith("train epoch 2/2 (resumed: 50% done before):  50% (20 steps of 40 steps), starting")
+    assert re.match(r"train epoch 2/2, loss \d\.\d{4} \(resumed: 50% done before\): 100%", bar[-1]), bar

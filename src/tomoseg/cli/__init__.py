@@ -7,6 +7,7 @@ bad usage exits 2; ``--debug`` shows the traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import os
 import sys
@@ -14,7 +15,7 @@ import warnings
 
 from .._version import __version__
 from ..errors import TomosegError, TomosegNote, TomosegWarning
-from ..interrupt import catching_ctrl_c
+from .. import interrupt
 from ..progress import resume_hint_left_to_caller
 
 from .registry import COMMANDS as _COMMANDS
@@ -149,6 +150,7 @@ class _NoTelemetryNoise:
 def main(argv: list[str] | None = None) -> int:
     _printable_anywhere()
     parser = build_parser()
+    program = argv is None  # the process's own command line: tomoseg as a program, about to exit
     argv = list(sys.argv[1:] if argv is None else argv)
     args, unknown = parser.parse_known_args(argv)
     if unknown:
@@ -167,17 +169,22 @@ def main(argv: list[str] | None = None) -> int:
             warnings.showwarning = _show_warning
             check_environment()
             # a KeyboardInterrupt swallowed on the way is raised again (interrupt.py); the resume hint is said once,
-            # below, not also by the progress bar that Ctrl-C closed
-            with catching_ctrl_c(), resume_hint_left_to_caller():
-                return int(args.run(args) or 0)
+            # below, not also by the progress bar that Ctrl-C closed. SIGTERM (a job's time limit) and SIGHUP (a
+            # closed terminal) end the run as Ctrl-C does; run as the program (argv None), a signal after the
+            # command ended no longer makes it a death by signal or a traceback at exit (interrupt.py)
+            with interrupt.catching_ctrl_c(until_exit=program), resume_hint_left_to_caller():
+                code = int(args.run(args) or 0)
+                interrupt.finished()
+                return code
     except TomosegError as exc:
         if debug:
             raise
         print(f"tomoseg: error: {one_line(str(exc))}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"tomoseg: interrupted{_resume_hint(args)}", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM / SIGHUP (interrupt.Stopped): 128 + the signal
+        with contextlib.suppress(OSError, ValueError):  # SIGHUP: the terminal may be gone
+            print(f"tomoseg: {interrupt.stopped_by(exc)}{_resume_hint(args)}", file=sys.stderr)
+        return interrupt.exit_code(exc)
     except BrokenPipeError:  # the reader of our output closed it (tomoseg info ... | head): not an error to show
         _quiet_stdout()
         return 141  # as a process killed by SIGPIPE reports it (128 + 13), so `set -o pipefail` still sees it

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import interrupt
 from ..errors import TomosegError
 from .registry import checked_voxel_size, command, overwrite_arg, voxel_size_arg
 
@@ -105,6 +106,7 @@ def _run_segment(args) -> int:
     if args.labels:
         args.stage = "labels"  # the map is complete: an interruption from here is not resumed (cli._resume_hint)
         _write_labels(args, record)
+    interrupt.finished()  # every output is in place: a signal from here does not make the run "interrupted"
     shape = record["input_shape"]
     vox = shape[0] * shape[1] * shape[2]
     print(f"segmented {'x'.join(map(str, shape))} ({vox / 1e6:.1f} Mvox) in {record['duration_s']:.1f} s "

@@ -12,6 +12,7 @@ complete (:mod:`.outputs`).
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import time
@@ -512,24 +513,10 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
         if not fresh:
             check_done(work, len(tiles))
         else:
-            work.mkdir()
-            (work / "done").mkdir()
-            chunks = (options.tiling.chunk(model.config.divisor),) * 3  # cores are unions of whole chunks
-            for name in ["prob"] + (["mask"] if mask_output else []):
-                create_zarr(work / f"{name}.zarr", volume.shape, np.uint8, voxel_size=volume.voxel_size, chunks=chunks,
-                            name=name)
-            model_path = work / "model.safetensors"
-            if hasattr(model, "state_dict"):
-                from ..checkpoint import save_model
-
-                save_model(model, model_path, getattr(model, "metadata", None))
-            else:  # a ModelFile: the file itself
-                shutil.copyfile(model.path, model_path)
-            sample.save(work / "sample_mask.npz")
-            state = {"fingerprint": fingerprint, "stats": stats.to_dict(), "started": t0,
-                     "histogram_distance": None if distance is None else round(float(distance), 4),
-                     "sample": {"settings": _sample_settings(options, volume.shape), "record": sample.record}}
-            write_state(work, state)
+            state = _make_work_folder(work, volume, model, options, bool(mask_output), sample, {
+                "fingerprint": fingerprint, "stats": stats.to_dict(), "started": t0,
+                "histogram_distance": None if distance is None else round(float(distance), 4),
+                "sample": {"settings": _sample_settings(options, volume.shape), "record": sample.record}})
         stats = Stats(**state["stats"])
         done = {int(n) for n in os.listdir(work / "done")}
         skipped = {t.index for t in tiles if not sample.touches(t.core)}
@@ -556,11 +543,13 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
                       keep=tuple((b.start, b.stop) for b in sample.box) if options.roi is not None and sample.box
                       else None)
         if bar is not None:
-            bar.reset(total=volume.size)
-            bar.set_description("segment")
+            bar.reset(total=volume.size, desc="segment")  # its first line says what a resumed run had done
             outside = volume.size - sum(t.voxels for t in tiles)  # beyond the sample's box: no tiles at all
-            skip = getattr(bar, "skip", bar.update)  # Progress.skip: not in the rate nor the time left (review K5)
-            skip(outside + sum(t.voxels for t in tiles if t.index in done))
+            before = outside + sum(t.voxels for t in tiles if t.index in done)
+            if hasattr(bar, "skip"):  # Progress.skip: not in the rate nor the time left (review K5)
+                bar.skip(before, resumed=not fresh)
+            else:
+                bar.update(before)
         t_tiles = time.time()
         try:
             if distributed:
@@ -867,6 +856,45 @@ def _finish_bar(enabled: bool, output, total: int):
 
     return progress_bar(True, total, desc=f"write {name}", resume_hint="The tiles are done: run the same command "
                                                                       "with --resume to write the outputs again.")
+
+
+def _make_work_folder(work: Path, volume, model, options: SegmentOptions, with_mask: bool, sample,
+                      state: dict) -> dict:
+    """The work folder of a new run: its stores, the model, the sample mask and, last, ``state.json``. Where
+    that fails (the disk full, Ctrl-C) the folder, which holds no finished tile yet, is removed: left, it made the
+    next run refuse to start ("an interrupted run left its work here") with nothing to resume (review C3)."""
+    try:
+        work.mkdir()
+        (work / "done").mkdir()
+        chunks = (options.tiling.chunk(model.config.divisor),) * 3  # cores are unions of whole chunks
+        for name in ["prob"] + (["mask"] if with_mask else []):
+            create_zarr(work / f"{name}.zarr", volume.shape, np.uint8, voxel_size=volume.voxel_size, chunks=chunks,
+                        name=name)
+        model_path = work / "model.safetensors"
+        if hasattr(model, "state_dict"):
+            from ..checkpoint import save_model
+
+            save_model(model, model_path, getattr(model, "metadata", None))
+        else:  # a ModelFile: the file itself
+            _copy_model(model.path, model_path)
+        sample.save(work / "sample_mask.npz")
+        write_state(work, state)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return state
+
+
+def _copy_model(source, target: Path) -> None:
+    """``shutil.copyfile``, whose write errors name the file written: shutil's name the source (the disk full
+    while copying the shipped model into the work folder read "the disk is full writing .../weights/
+    default.safetensors", the disk of the package, not of the output)."""
+    try:
+        shutil.copyfile(source, target)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS) and exc.filename != str(target):
+            raise OSError(exc.errno, exc.strerror, str(target)) from exc
+        raise
 
 
 def _progress_bar(enabled: bool, total: int):

@@ -158,11 +158,30 @@ def prepare_work(work: Path, fingerprint: dict, options: SegmentOptions, n_tiles
             if (work / "done").is_dir():
                 check_done(work, n_tiles)
             return state
-        if not options.overwrite and not options.resume:
+        if not options.overwrite and not options.resume and not _never_started(work):
             raise TomosegError(f"{work}: an interrupted run left its work here; pass --resume to continue it "
                                "or --overwrite to start over")
         shutil.rmtree(work)
     return None
+
+
+# what a work folder holds while it is made, before its state.json (engine._make_work_folder)
+_SETUP_NAMES = {"done", "prob.zarr", "mask.zarr", "model.safetensors", "model.safetensors.partial",
+                "sample_mask.npz", "state.json.partial"}
+
+
+def _never_started(work: Path) -> bool:
+    """A work folder whose making stopped before its state.json (a run killed then, or a version that left it
+    when the disk filled: review C3): no tile was computed (their markers come after the state), so there is
+    nothing to resume and it is made again. Only a folder of the names a setup writes, with no tile marker."""
+    if (work / "state.json").exists():
+        return False
+    try:
+        names = set(os.listdir(work))
+        markers = os.listdir(work / "done") if (work / "done").is_dir() else []
+    except OSError:
+        return False
+    return names <= _SETUP_NAMES and not markers
 
 
 def lost_tiles(work: Path, tiles, names) -> list[int]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checkpoint import load_model, save_model, with_umask_permissions
+from ..checkpoint import load_model, save_model, with_umask_permissions, write_safetensors
 from ..errors import TomosegError
 from ..objects.analysis import json_safe
 from ..table import read_csv, write_csv
@@ -270,8 +270,6 @@ class RunFolder:
         return meta
 
     def save(self, model, optimizer, source, counters: dict, row: dict, model_meta: dict, *, best: bool) -> None:
-        from safetensors.torch import save_file
-
         for c in METRIC_COLUMNS:
             self.rows[c].append(row[c])
         training = {"config": self.cfg.to_dict(), "epoch": counters["epoch"], "step": counters["step"],
@@ -299,7 +297,7 @@ class RunFolder:
         tmp = self.state_file.with_name(self.state_file.name + ".partial")
         # NaN and infinite scores as null (valid JSON; restore reads them back as NaN)
         header = json.dumps(json_safe(meta), default=_plain, allow_nan=False)
-        save_file(tensors, str(tmp), metadata={"tomoseg_train_state": header})
+        write_safetensors(tensors, tmp, metadata={"tomoseg_train_state": header})  # the disk full: an OSError
         with_umask_permissions(tmp)
         tmp.replace(self.state_file)
         write_csv({c: np.asarray(self.rows[c]) for c in METRIC_COLUMNS}, self.path / "metrics.csv", overwrite=True)

@@ -302,7 +302,7 @@ class _Loop:
         return done
 
     def run(self, show: bool) -> None:
-        bar = _bar(show, self.total_steps, self.counters["step"])
+        bar = _bar(show, self.total_steps, self.counters["step"], self.cfg.epochs, self.counters["epoch"])
         self.log.bar = bar
         try:
             while self.counters["epoch"] < self.cfg.epochs and self.progress() < 1:
@@ -332,9 +332,12 @@ class _Loop:
             c["step"] += 1
             c["elapsed"] = start_elapsed + time.perf_counter() - t0
             if bar is not None:
-                bar.update(1)
                 if len(losses) % 20 == 0:
-                    bar.set_postfix(epoch=c["epoch"] + 1, loss=f"{float(torch.stack(losses[-20:]).mean()):.4f}")
+                    bar.set_description(_bar_text(c["epoch"] + 1, self.cfg.epochs,
+                                                  float(torch.stack(losses[-20:]).mean())))
+                elif len(losses) == 1:
+                    bar.set_description(_bar_text(c["epoch"] + 1, self.cfg.epochs))
+                bar.update(1)
             if self.progress() >= 1:
                 break
         c["epoch"] += 1
@@ -403,9 +406,20 @@ def epoch_line(row: dict, epochs: int, counters: dict) -> str:
     return f"epoch {row['epoch']}/{epochs}: train {row['train_loss']:.4g}, {scores}, {row['seconds']:.1f} s"
 
 
-def _bar(enabled: bool, total: int, initial: int):
+def _bar(enabled: bool, total: int, initial: int, epochs: int, epoch: int):
+    """tomoseg's progress (one redrawn line on a terminal, a plain line every 30 s in a log: a batch job's log
+    got hundreds of tqdm fragments a minute), over the run's steps; a resumed run's ``initial`` steps count as
+    done before."""
     if not enabled:
         return None
-    from tqdm import tqdm
+    from ..progress import Progress
 
-    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
+    bar = Progress(total, desc=_bar_text(epoch + 1, epochs), unit="steps")
+    if initial:
+        bar.skip(initial, resumed=True)
+    return bar
+
+
+def _bar_text(epoch: int, epochs: int, loss: float | None = None) -> str:
+    """``train epoch 3/10, loss 0.0213``: the bar's description (the loss: the mean of the last 20 steps)."""
+    return f"train epoch {min(epoch, epochs)}/{epochs}" + ("" if loss is None else f", loss {loss:.4f}")

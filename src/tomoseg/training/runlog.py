@@ -34,8 +34,10 @@ class RunLog:
         """One line on stderr (beside the progress bar, where there is one; without ``echo`` only where
         ``always``: a note like a warning) and in the log."""
         if self.echo or always:
-            if self.bar is not None:
-                self.bar.write(text, file=sys.stderr)
+            if self.bar is not None:  # a line of its own above the terminal's bar (progress.print_line)
+                from ..progress import print_line
+
+                print_line(text, self.bar.stream)
             else:
                 print(text, file=sys.stderr)
         self.note(text)
