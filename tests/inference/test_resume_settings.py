@@ -164,6 +164,7 @@ def test_a_disk_that_fills_while_the_work_folder_is_made_is_one_line_and_leaves_
         patch.setattr(safetensors.torch, "save_file", full)
         line = cli_error(main(args))
     assert line.startswith("tomoseg: error: the disk is full writing ") and "model.safetensors" in line, line
+    assert "nothing was kept to resume from: the same command (without --resume) starts again" in line, line
     assert not engine.work_dir_for(tmp_path / "p.zarr").exists()
     assert main(args) == 0  # run again as it was, no --resume needed
     assert read_volume(tmp_path / "p.zarr").shape == scan.shape

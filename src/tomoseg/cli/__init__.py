@@ -253,11 +253,25 @@ def _resume_hint(args) -> str:
     if getattr(args, "command", None) == "track" and getattr(args, "before_labels", None) is None:
         hint = ("the same command with --resume keeps the finished probability maps in the output folder and "
                 "continues a segmentation cut short")
+    if getattr(args, "command", None) == "segment" and getattr(args, "stage", None) != "labels" \
+            and not _work_folder_left(args):
+        hint = "nothing was kept to resume from: the same command (without --resume) starts again"
     if getattr(args, "command", None) == "segment" and getattr(args, "stage", None) == "labels":
         threshold = "" if args.threshold == 127 else f" --threshold {args.threshold}"
         hint = (f"the probability map {args.output} is complete; write its label image with: tomoseg analyze "
                 f"{args.output}{threshold} --labels {args.labels}")
     return f"; {hint}" if hint else ""
+
+
+def _work_folder_left(args) -> bool:
+    """Whether segment's run left its work folder (finished tiles to resume from): a run stopped before making
+    it, or whose making failed (removed: a disk full while setting it up), has none."""
+    try:
+        from ..inference.engine import work_dir_for
+
+        return work_dir_for(args.output).exists()
+    except Exception:  # noqa: BLE001 - an output path that does not even parse: say the usual hint
+        return True
 
 
 _MORE_MEMORY = "or run on a machine with more memory (or with fewer other programs running)"
