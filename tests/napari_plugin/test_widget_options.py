@@ -111,7 +111,7 @@ def test_segment_backend_and_precision_as_the_cli_offers_them(qtbot, segmented):
     items = [widget.precision.itemText(i) for i in range(widget.precision.count())]
     assert items == ["f32", "bf16", "fp16"] if cuda_available() else ["f32", "bf16"]
     assert (widget.backend.currentText(), widget.precision.currentText()) == ("auto", "f32")
-    assert widget.precision.toolTip().startswith("f32 (exact)")
+    assert widget.precision.toolTip().startswith("f32 (exact")  # the CLI's own help text
     widget.backend.setCurrentText("torch")
     widget.precision.setCurrentText("bf16")
     _wait(qtbot, widget, widget.run())
