@@ -158,3 +158,10 @@ def test_a_stop_by_sigterm_is_named_by_the_bar():
         with Progress(100, stream=out, resume_hint="Run again with --resume."):
             raise Stopped(15)
     assert "tomoseg: stopped by SIGTERM (a job time limit, or kill?). Run again with --resume." in out.getvalue()
+
+
+def test_one_step_is_singular():
+    from tomoseg.progress import format_count
+
+    assert [format_count(n, "steps") for n in (0, 1, 2)] == ["0 steps", "1 step", "2 steps"]
+    assert format_count(1, "vox") == "1 vox" and format_count(1500, "vox") == "1.5 kvox"

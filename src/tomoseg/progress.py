@@ -70,10 +70,12 @@ def resume_hint_left_to_caller():
 
 
 def format_count(n: float, unit: str = "vox") -> str:
-    """``1234567`` -> ``'1.23 Mvox'``."""
+    """``1234567`` -> ``'1.23 Mvox'``; a plural unit in the singular for one (``'1 step'``, ``'2 steps'``)."""
     for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(n) >= factor:
             return f"{n / factor:.3g} {prefix}{unit}"
+    if unit.endswith("s") and f"{n:.0f}" in ("1", "-1"):
+        unit = unit[:-1]
     return f"{n:.0f} {unit}"
 
 
