@@ -223,3 +223,24 @@ def test_analyze_sample_mask_and_probability_layers_as_the_cli(qtbot, files):
     assert widget.run() is None
     assert widget.status.text() == ("error: the sample mask 'short' is 23 x 48 x 48 voxels, 'mask' 24 x 48 x 48: "
                                     "choose layers of the same shape")
+
+
+def test_analyze_takes_the_gray_images_voxel_size_where_the_map_has_none(qtbot, files):
+    """As `tomoseg analyze MAP --intensity GRAY`: a map without calibration takes the gray image's voxel size."""
+    from napari.components import ViewerModel
+
+    from tomoseg import write_volume
+
+    d, mask, _, _ = files
+    gray = (mask * 50 + 100).astype(np.uint8)
+    write_volume(d / "gray.tif", gray, voxel_size=(29.33, 29.33, 29.33))
+    viewer = ViewerModel()
+    viewer.add_labels(mask, name="mask")
+    viewer.add_image(gray, name="gray", scale=(29.33, 29.33, 29.33), units=NM)
+    widget = _analyze(qtbot, viewer, "mask")
+    widget.intensity.setCurrentText("gray")
+    widget.min_voxels.setValue(1)
+    _wait(qtbot, widget, widget.run(), 60_000)
+    assert "voxel size 29.33 x 29.33 x 29.33 nm (the gray image 'gray''s scale)" in widget.status.text()
+    assert widget.objects["equivalent_radius_nm"][0] > 0
+    assert _widget_csv(qtbot, widget, d) == _cli_csv(d, "--intensity", str(d / "gray.tif"))

@@ -335,8 +335,11 @@ class AnalyzeWidget(_Worker):
         except TomosegError as exc:
             return self._say("error: " + " ".join(str(exc).split()), ERROR_COLOUR)
         self._source = src
-        self._voxel_size = given or voxel_size_nm(src)
-        self._voxel_size_from = "given" if given else "the layer's scale"
+        gray = layers["gray image"]
+        from_gray = None if given or voxel_size_nm(src) or gray is None else voxel_size_nm(gray)
+        self._voxel_size = given or voxel_size_nm(src) or from_gray  # as the CLI: the map's, else the gray image's
+        self._voxel_size_from = "given" if given else f"the gray image {gray.name!r}'s scale" if from_gray else \
+            "the layer's scale"
         self.progress.setRange(0, 0)  # busy
         data = {key: None if layer is None else _level0(layer) for key, layer in
                 zip(("intensity", "probability", "sample_mask", "truth"), layers.values())}
