@@ -135,6 +135,9 @@ def test_segment_widget_runs_in_a_thread_and_adds_layers(qtbot):
     prob, mask = viewer.layers["scan probability"], viewer.layers["scan mask"]
     assert prob.data.dtype == np.uint8 and tuple(mask.scale) == (30.0, 30.0, 30.0)
     assert np.array_equal(mask.data, prob.data > 127)
+    # the mask in one fixed colour (napari's default label colours are random per layer), background clear
+    assert np.allclose(mask.colormap.map(np.array([0, 1]))[:, 3], [0, 1])
+    assert np.allclose(mask.colormap.map(np.array([1]))[0, :3], (0.902, 0.624, 0.0), atol=0.01)
     assert widget.progress.value() == 1000 and "Mvox/s" in widget.status.text()
     assert len(steps) >= 3 and steps[-1][0] == steps[-1][1] == image.size  # progress tile by tile
 

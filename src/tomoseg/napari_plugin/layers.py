@@ -92,6 +92,12 @@ def _features(table: dict) -> dict:
     return {c: np.asarray(table[c]) for c in TABLE_COLUMNS if c in table}
 
 
+MASK_COLORMAP = {None: (0.0, 0.0, 0.0, 0.0), 0: (0.0, 0.0, 0.0, 0.0), 1: (0.902, 0.624, 0.0, 1.0)}
+"""A 0/1 mask's colours: background clear, objects orange (Okabe-Ito's, which colour-blind readers tell apart
+from the gray scan and from the magma probability map), the same in every session; napari's default label
+colours are random per layer."""
+
+
 def objects_layers(labels: np.ndarray, table: dict, *, voxel_size=None, color_by: str = "equivalent_radius_vox",
                    name: str = "objects") -> list[tuple]:
     """A labels layer coloured by ``color_by`` and a points layer at the centroids, placed by

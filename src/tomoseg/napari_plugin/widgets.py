@@ -20,7 +20,7 @@ from qtpy.QtWidgets import (QAbstractItemView, QFormLayout, QHBoxLayout, QHeader
 
 from ..errors import TomosegError
 from .forms import OBJECTS_CHOICES, analyze_form, roi_from, segment_form, voxel_size_from
-from .layers import COLOUR_BY, PLACEMENT_KEYS, analysis_steps, placement_like, voxel_size_nm
+from .layers import COLOUR_BY, MASK_COLORMAP, PLACEMENT_KEYS, analysis_steps, placement_like, voxel_size_nm
 from .segmenting import collected, in_widget_terms, segment_steps
 
 ERROR_COLOUR = "#d55e00"  # Okabe-Ito vermillion
@@ -278,7 +278,8 @@ class SegmentWidget(_Worker):
                                 "contrast_limits": (0, 255), "blending": "additive", "visible": False}, "image"),
              like=layer)
         _add(self.viewer, ((p8 > self._threshold).astype(np.uint8),
-                           {"name": f"{layer.name} mask", "opacity": 0.6}, "labels"), like=layer)
+                           {"name": f"{layer.name} mask", "opacity": 0.6, "colormap": MASK_COLORMAP}, "labels"),
+             like=layer)
         dt = time.monotonic() - self._t0
         text = (f"done in {dt:.1f} s ({p8.size / 1e6 / max(dt, 1e-9):.2f} Mvox/s): probability (0-255) and mask "
                 f"(> {self._threshold}) added")
