@@ -68,13 +68,19 @@ def test_a_file_too_large_is_named_with_what_to_do(phantom_cwd):
     assert "raise the limit or write to another disk, and run again" in line
 
 
-def test_system_errors_keep_the_resume_hint():
+def test_system_errors_keep_the_resume_hint(tmp_path, monkeypatch):
+    """Where the run left its work folder (finished tiles); without one, the same command starts again."""
     import argparse
     import errno
 
     from tomoseg.cli import _system_error
+    from tomoseg.inference.engine import work_dir_for
 
+    monkeypatch.chdir(tmp_path)
     args = argparse.Namespace(command="segment", output="prob.tif", mask=None, labels=None, threshold=127)
+    assert _system_error(OSError(errno.ENOSPC, "No space left on device"), args).endswith(
+        "; nothing was kept to resume from: the same command (without --resume) starts again")
+    work_dir_for("prob.tif").mkdir()
     assert _system_error(OSError(errno.EROFS, "Read-only file system", "w/prob.tif.partial"), args) == (
         "the file system is read-only writing w/prob.tif.partial; write to a folder on a writable disk, and run "
         "again; the same command with --resume continues where it stopped")
