@@ -91,10 +91,11 @@ def _analyze(sub):
     p.add_argument("volume", help="mask (nonzero = object) or probability map (0-255; see --read-as)")
     p.add_argument("--intensity", help="the gray-value image, for mean gray values")
     p.add_argument("--probability", help="the probability map, for confidence columns (if VOLUME is a mask)")
-    p.add_argument("--sample-mask", metavar="FILE",
+    p.add_argument("--sample-mask", metavar="FILE|auto",
                    help="mask of the sample (nonzero inside): objects are marked in_sample by their centroid, and "
                         "the summary (objects, radii, sphericity, volume fraction, number density) covers the kept "
-                        "objects inside it (default: the whole volume)")
+                        "objects inside it (default: the whole volume). 'auto': found in the --intensity image "
+                        "as segment finds the sample (a pillar in air), without segment's margin")
     p.add_argument("--no-roi", action="store_true",
                    help="a map from segment --roi is analysed inside its box (read from the map's provenance "
                         "record: the box is the analysed volume, its faces a border); this analyses the whole "
@@ -130,7 +131,11 @@ def _run_analyze(args) -> int:
         if args.out else []
     check_outputs_apart([("--csv", args.csv), ("--labels", args.labels), ("--ome-zarr", args.ome_zarr), *folder],
                         inputs=[(None, args.volume), ("--intensity", args.intensity),
-                                ("--probability", args.probability), ("--sample-mask", args.sample_mask)])
+                                ("--probability", args.probability),
+                                ("--sample-mask", None if args.sample_mask == "auto" else args.sample_mask)])
+    if args.sample_mask == "auto" and not args.intensity:
+        raise TomosegError("--sample-mask auto finds the sample in the gray-value image: give it with --intensity "
+                           "IMAGE, or give a mask file")
     if args.csv:
         check_table_output(args.csv, overwrite=args.overwrite)
     _check_label_outputs(args)
@@ -142,11 +147,19 @@ def _run_analyze(args) -> int:
     vol = open_volume(args.volume, voxel_size=vs)
     intensity = open_volume(args.intensity) if args.intensity else None
     prob = open_volume(args.probability) if args.probability else None
-    sample_mask = open_volume(args.sample_mask) if args.sample_mask else None
+    sample_mask = open_volume(args.sample_mask) if args.sample_mask and args.sample_mask != "auto" else None
     for name, other in (("--intensity", intensity), ("--probability", prob), ("--sample-mask", sample_mask)):
         if other is not None and tuple(other.shape) != tuple(vol.shape):
             raise TomosegError(f"{other.path}: {name} volume has shape {tuple(other.shape)}, {args.volume} has "
                                f"{tuple(vol.shape)}; they must match voxel for voxel")
+    if args.sample_mask == "auto" and tuple(intensity.shape) == tuple(vol.shape):
+        from ..sample_mask import analysis_sample_mask
+
+        sample_mask = analysis_sample_mask(intensity)
+        print(f"tomoseg: note: --sample-mask auto: the sample found in {args.intensity} (Otsu threshold "
+              f"{sample_mask.record['otsu_threshold']:g} of segment's automatic mask, a prism along z) covers "
+              f"{sample_mask.fraction():.1%} of each slice; the summary is measured inside it. Check it in the "
+              "report's orthoslices, or give a mask file", file=sys.stderr)
     voxel_size = vol.voxel_size or (intensity.voxel_size if intensity is not None else None)
     if voxel_size is None:
         print("tomoseg: note: voxel size unknown; nm columns are empty. Pass --voxel-size Z Y X.", file=sys.stderr)
