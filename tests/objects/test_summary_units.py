@@ -47,3 +47,16 @@ def test_printed_line_gives_both_fractions_and_nm(tmp_path, capsys):
     assert main(["analyze", str(tmp_path / "m.npy"), "--json", "-q"]) == 0
     s = json.loads(capsys.readouterr().out)
     assert s["fraction_basis"].startswith("volume_fraction_all_objects (the phase's volume fraction)")
+
+
+def test_report_names_what_each_fraction_counts(tmp_path):
+    np.save(tmp_path / "m.npy", _volume())
+    assert main(["analyze", str(tmp_path / "m.npy"), "--out", str(tmp_path / "r"), "--report", "--voxel-size", "10",
+                 "10", "10", "-q"]) == 0
+    text = (tmp_path / "r" / "report.html").read_text(encoding="utf-8")
+    assert "every object voxel (the phase&#x27;s volume fraction)" in text or \
+        "every object voxel (the phase's volume fraction)" in text
+    assert "kept objects only" in text and "S.d. of the radius (nm)" in text and "biased low" in text
+    s = json.loads((tmp_path / "r" / "summary.json").read_text(encoding="utf-8"))
+    keys = list(s)
+    assert keys.index("volume_fraction_all_objects") < keys.index("volume_fraction")

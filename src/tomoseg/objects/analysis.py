@@ -427,8 +427,8 @@ def _finish(volume, reading: Reading, table, fractions, options, voxel_size, sam
         "excluded_border": int(np.count_nonzero(border)),
         "excluded_small": int(np.count_nonzero((table["volume_vox"] < options.min_voxels) & ~border)),
         "objects_outside_sample": int(len(counted) - n_counted) if sample_mask is not None else None,
+        "volume_fraction_all_objects": all_objects,  # the phase's volume fraction (first: the headline)
         "volume_fraction": float(kept_voxels.sum() / sample_voxels),
-        "volume_fraction_all_objects": all_objects,
         "number_density_per_um3": float(n_counted / (sample_voxels * voxel_um3)) if vs else None,
         # per 10^6 voxels: the density where the voxel size is not known (number_density_per_um3 null)
         "number_density_per_mvox": float(n_counted / sample_voxels * 1e6),
