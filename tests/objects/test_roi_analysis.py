@@ -63,6 +63,13 @@ def test_roi_map_is_analysed_inside_its_box(roi_map, capsys):
         assert full[key] == pytest.approx(crop[key]), key
 
 
+def test_roi_map_printed_line(roi_map, capsys):
+    assert main(["analyze", "map.npy", "--csv", "o.csv", "-q"]) == 0
+    line = capsys.readouterr().out
+    assert line.startswith("3 objects kept of 5 (2 touch the border or the ROI box") and "sample mask" not in line
+    assert "inside the ROI box (every object voxel" in line
+
+
 def test_roi_map_overrides(roi_map, capsys, tmp_path):
     whole, _ = _summary(capsys, "map.npy", "--no-roi")  # the whole volume, as before
     assert whole["analysed_voxels"] == 20 * 40 * 40 and whole["excluded_border"] == 0 and whole["roi"] is None

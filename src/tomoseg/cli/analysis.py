@@ -247,7 +247,7 @@ def _summary_line(s: dict, options, masked: bool) -> str:
     roi = s.get("roi")
     where = "inside the sample mask" if masked else \
         "inside the ROI box" if roi else "of the whole volume"
-    kept = f"{s['objects']} objects kept" if s.get("objects_outside_sample") is None else \
+    kept = f"{s['objects']} objects kept" if s.get("objects_outside_sample") is None or not masked else \
         f"{s['objects']} objects kept inside the sample mask ({s['objects_outside_sample']} more outside it)"
     radius = _mean_sd(s['mean_radius_vox'], s['sd_radius_vox'], 'voxels')
     if s.get("mean_radius_nm") is not None and s['objects']:
