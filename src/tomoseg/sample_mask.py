@@ -375,3 +375,51 @@ def file_sample_mask(path, shape, factor: int = 4) -> SampleMask:
         raise TomosegError(f"--sample-mask {path}: the sample mask is empty (no nonzero voxel); give the mask of "
                            "the sample")
     return _make(low, factor, shape, {"method": "file", "file": str(path)})
+
+
+class PrismMask:
+    """A sample footprint (y, x) repeated along every z slice, read block by block like a mask volume (True
+    inside the sample): :func:`analysis_sample_mask`'s."""
+
+    def __init__(self, shape, footprint: np.ndarray, record: dict):
+        self.shape, self.footprint, self.record = tuple(int(s) for s in shape), footprint, record
+        self.dtype = np.dtype(bool)
+
+    def __getitem__(self, key):
+        key = key if isinstance(key, tuple) else (key,)
+        zs, ys, xs = key + (slice(None),) * (3 - len(key))
+        n = len(range(self.shape[0])[zs])
+        return np.broadcast_to(self.footprint[ys, xs], (n,) + self.footprint[ys, xs].shape).copy()
+
+    def fraction(self) -> float:
+        return float(self.footprint.mean())
+
+
+def analysis_sample_mask(image, *, factor: int | None = None) -> PrismMask:
+    """The sample of a gray-value image as ``analyze --sample-mask auto`` measures in: :func:`auto_sample_mask`'s
+    split (the Otsu threshold of the low-resolution copy, a prism along z with its holes filled), applied at
+    full resolution in y and x (the same slices, smoothed by a Gaussian of 1 voxel) and without a margin, so that its voxels are the sample's volume (segment's mask,
+    grown by the network's halo in blocks, is not). Where :func:`auto_sample_mask` finds no clear sample (its
+    fallbacks), a :class:`TomosegError` says why.
+
+    Examples
+    --------
+    >>> v = np.full((8, 64, 64), 20, np.uint8); v[:, 16:48, 16:48] = 200
+    >>> m = analysis_sample_mask(v)
+    >>> int(m.footprint.sum()), m[0:2, 0:20, 0:20].shape
+    (1024, (2, 20, 20))
+    """
+    shape = tuple(int(s) for s in image.shape)
+    coarse = auto_sample_mask(image, margin=0, factor=factor)
+    why = coarse.record.get("fallback")
+    if why or coarse.record.get("method") != "auto":
+        raise TomosegError(f"--sample-mask auto: no sample found in the gray image ({why}); give a mask file of the "
+                           "sample (nonzero inside), or leave --sample-mask out to measure over the whole volume")
+    f, threshold = coarse.factor, float(coarse.record["otsu_threshold"])
+    bright = np.zeros(shape[1:], bool)
+    for z in LowResolution(shape, f).picks:  # the slices the low-resolution copy used, at full resolution
+        bright |= ndimage.gaussian_filter(np.asarray(image[z], np.float32), 1.0, mode="nearest") > threshold
+    footprint = ndimage.binary_fill_holes(bright)
+    record = {"method": "auto", "otsu_threshold": round(threshold, 3), "factor": f,
+              "separation": coarse.record.get("separation"), "sample_fraction": round(float(footprint.mean()), 4)}
+    return PrismMask(shape, footprint, record)

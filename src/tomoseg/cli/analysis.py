@@ -61,6 +61,26 @@ def _origin(vol, voxel_size):
 
 
 
+def segmented_roi(path):
+    """The ``--roi`` box ((z0, z1), (y0, y1), (x0, x1)) that ``segment`` wrote ``path`` for (its provenance
+    record), or None (no record, another tool's, or no --roi)."""
+    from ..io.output_guard import same_output, tomoseg_provenance
+
+    try:
+        record = tomoseg_provenance(path)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("tool") != "tomoseg segment":
+        return None
+    outputs = record.get("outputs")
+    if not same_output(outputs.get("probability") if isinstance(outputs, dict) else None, path):
+        return None
+    sample = record.get("sample_mask")
+    if not isinstance(sample, dict) or sample.get("method") != "roi" or not sample.get("roi"):
+        return None
+    return tuple((int(a), int(b)) for a, b in sample["roi"])
+
+
 @command("analyze")
 def _analyze(sub):
     p = sub.add_parser("analyze", help="count and measure objects of a mask or probability map",
@@ -71,10 +91,15 @@ def _analyze(sub):
     p.add_argument("volume", help="mask (nonzero = object) or probability map (0-255; see --read-as)")
     p.add_argument("--intensity", help="the gray-value image, for mean gray values")
     p.add_argument("--probability", help="the probability map, for confidence columns (if VOLUME is a mask)")
-    p.add_argument("--sample-mask", metavar="FILE",
+    p.add_argument("--sample-mask", metavar="FILE|auto",
                    help="mask of the sample (nonzero inside): objects are marked in_sample by their centroid, and "
                         "the summary (objects, radii, sphericity, volume fraction, number density) covers the kept "
-                        "objects inside it (default: the whole volume)")
+                        "objects inside it (default: the whole volume). 'auto': found in the --intensity image "
+                        "as segment finds the sample (a pillar in air), without segment's margin")
+    p.add_argument("--no-roi", action="store_true",
+                   help="a map from segment --roi is analysed inside its box (read from the map's provenance "
+                        "record: the box is the analysed volume, its faces a border); this analyses the whole "
+                        "volume instead")
     p.add_argument("--csv", help="write the objects table here")
     p.add_argument("--out", help="write summary.json, objects.csv and figures into this folder")
     p.add_argument("--report", action="store_true", help="also write OUT/report.html")
@@ -106,7 +131,11 @@ def _run_analyze(args) -> int:
         if args.out else []
     check_outputs_apart([("--csv", args.csv), ("--labels", args.labels), ("--ome-zarr", args.ome_zarr), *folder],
                         inputs=[(None, args.volume), ("--intensity", args.intensity),
-                                ("--probability", args.probability), ("--sample-mask", args.sample_mask)])
+                                ("--probability", args.probability),
+                                ("--sample-mask", None if args.sample_mask == "auto" else args.sample_mask)])
+    if args.sample_mask == "auto" and not args.intensity:
+        raise TomosegError("--sample-mask auto finds the sample in the gray-value image: give it with --intensity "
+                           "IMAGE, or give a mask file")
     if args.csv:
         check_table_output(args.csv, overwrite=args.overwrite)
     _check_label_outputs(args)
@@ -118,22 +147,38 @@ def _run_analyze(args) -> int:
     vol = open_volume(args.volume, voxel_size=vs)
     intensity = open_volume(args.intensity) if args.intensity else None
     prob = open_volume(args.probability) if args.probability else None
-    sample_mask = open_volume(args.sample_mask) if args.sample_mask else None
+    sample_mask = open_volume(args.sample_mask) if args.sample_mask and args.sample_mask != "auto" else None
     for name, other in (("--intensity", intensity), ("--probability", prob), ("--sample-mask", sample_mask)):
         if other is not None and tuple(other.shape) != tuple(vol.shape):
             raise TomosegError(f"{other.path}: {name} volume has shape {tuple(other.shape)}, {args.volume} has "
                                f"{tuple(vol.shape)}; they must match voxel for voxel")
+    if args.sample_mask == "auto" and tuple(intensity.shape) == tuple(vol.shape):
+        from ..sample_mask import analysis_sample_mask
+
+        sample_mask = analysis_sample_mask(intensity)
+        print(f"tomoseg: note: --sample-mask auto: the sample found in {args.intensity} (Otsu threshold "
+              f"{sample_mask.record['otsu_threshold']:g} of segment's automatic mask, a prism along z) covers "
+              f"{sample_mask.fraction():.1%} of each slice; the summary is measured inside it. Check it in the "
+              "report's orthoslices, or give a mask file", file=sys.stderr)
     voxel_size = vol.voxel_size or (intensity.voxel_size if intensity is not None else None)
     if voxel_size is None:
         print("tomoseg: note: voxel size unknown; nm columns are empty. Pass --voxel-size Z Y X.", file=sys.stderr)
     origin = _origin(vol, voxel_size)
+    roi = None if args.no_roi else segmented_roi(args.volume)
+    if roi is not None:
+        box = ",".join(f"{a}:{b}" for a, b in roi)
+        print(f"tomoseg: note: {args.volume}: segmented with --roi {box} (its provenance record): analysed inside "
+              "that box, objects touching its faces left out as border objects"
+              + (f"; the volume fraction and number density are over --sample-mask {args.sample_mask}"
+                 if sample_mask is not None else "; the volume fraction and number density are over the box")
+              + ". --no-roi analyses the whole volume", file=sys.stderr)
     from ..progress import progress_while
     from . import progress_enabled
 
     with progress_while(progress_enabled(args), vol.size, desc="analyze") as bar:
         result = analyze(vol, intensity=intensity, probability=prob, voxel_size=voxel_size, options=options,
                          sample_mask=sample_mask, keep_labels=bool(args.labels or args.ome_zarr), progress=bar,
-                         origin=origin)
+                         origin=origin, roi=roi)
     print(f"tomoseg: note: {args.volume}: {result.summary['reading']}", file=sys.stderr)
     try:
         return _write_analysis(args, vol, result, options, voxel_size, intensity, sample_mask, out)
@@ -192,15 +237,28 @@ def _write_analysis(args, vol, result, options, voxel_size, intensity, sample_ma
     if args.json:
         print(json.dumps(json_safe(summary)))
     else:
-        s = result.summary
-        where = "inside the sample mask" if sample_mask is not None else "of the whole volume"
-        kept = f"{s['objects']} objects kept" if sample_mask is None else \
-            f"{s['objects']} objects kept inside the sample mask ({s['objects_outside_sample']} more outside it)"
-        radius = _mean_sd(s['mean_radius_vox'], s['sd_radius_vox'], 'voxels')
-        print(f"{kept} of {s['objects_all']} ({s['excluded_border']} touch the border, {s['excluded_small']} more "
-              f"under {options.min_voxels} voxels); mean radius {radius}; volume fraction "
-              f"{s['volume_fraction']:.3%} {where} (kept objects)")
+        print(_summary_line(result.summary, options, sample_mask is not None))
     return 0
+
+
+def _summary_line(s: dict, options, masked: bool) -> str:
+    """analyze's printed result: counts, the radius (nm and voxels), the volume fraction of every object voxel
+    (the phase's) beside that of the kept objects, and the number density, each saying what it counts."""
+    roi = s.get("roi")
+    where = "inside the sample mask" if masked else \
+        "inside the ROI box" if roi else "of the whole volume"
+    kept = f"{s['objects']} objects kept" if s.get("objects_outside_sample") is None or not masked else \
+        f"{s['objects']} objects kept inside the sample mask ({s['objects_outside_sample']} more outside it)"
+    radius = _mean_sd(s['mean_radius_vox'], s['sd_radius_vox'], 'voxels')
+    if s.get("mean_radius_nm") is not None and s['objects']:
+        radius = f"{_mean_sd(s['mean_radius_nm'], s.get('sd_radius_nm'), 'nm')} ({radius})"
+    border = "touch the border" + (" or the ROI box" if roi else "")
+    density = (f"{s['number_density_per_um3']:.4g} /µm³" if s.get("number_density_per_um3") is not None else
+               f"{s['number_density_per_mvox']:.4g} per 10^6 voxels (voxel size unknown)")
+    return (f"{kept} of {s['objects_all']} ({s['excluded_border']} {border}, {s['excluded_small']} more under "
+            f"{options.min_voxels} voxels); mean radius {radius}; volume fraction {s['volume_fraction_all_objects']:.3%} "
+            f"{where} (every object voxel; {s['volume_fraction']:.3%} in the kept objects); number density "
+            f"{density} (kept objects: biased low by the border exclusion)")
 
 
 def _steps(args, total: int, desc: str):

@@ -184,7 +184,8 @@ def _sample_mask_counts(sample_mask, centroids: np.ndarray, shape, slab_voxels: 
 
 
 def analyze(volume, *, intensity=None, probability=None, voxel_size=None, options: AnalysisOptions | None = None,
-            workdir=None, progress=None, sample_mask=None, keep_labels: bool = False, origin=None) -> Analysis:
+            workdir=None, progress=None, sample_mask=None, keep_labels: bool = False, origin=None,
+            roi=None) -> Analysis:
     """Label and measure the objects of a mask or a probability map.
 
     Parameters
@@ -209,6 +210,10 @@ def analyze(volume, *, intensity=None, probability=None, voxel_size=None, option
     origin : (z, y, x) nm, optional
         Where the centre of voxel (0, 0, 0) lies (an NRRD's space origin): added to the ``centroid_*_nm``
         columns, so that they are positions in the file's physical space.
+    roi : ((z0, z1), (y0, y1), (x0, x1)) or three slices, optional
+        The box a map was segmented in (``segment --roi``; the map is 0 outside it): analysed as the volume.
+        Objects touching a face of the box count as touching the border (they are cut there), and without a
+        ``sample_mask`` the box is the sample (volume fraction and number density over its voxels).
     """
     from ..errors import checked_options
     from ..io.volume import check_array, checked_voxel_size
@@ -223,6 +228,10 @@ def analyze(volume, *, intensity=None, probability=None, voxel_size=None, option
         if other is not None and tuple(other.shape) != shape:
             raise TomosegError(f"{name} volume {tuple(other.shape)} and mask {shape} differ in shape")
     reading = read_as(volume, options.read_as)
+    if roi is not None:
+        roi = roi_box(roi, shape)
+        if sample_mask is None:
+            sample_mask = BoxMask(shape, roi)
     if sample_mask is not None:
         check_sample_mask(sample_mask, options.in_memory_voxels)
     where = None
@@ -255,7 +264,7 @@ def analyze(volume, *, intensity=None, probability=None, voxel_size=None, option
              "max_probability columns read 0 to 0.004 (value / 255). Give the probability map from tomoseg segment")
     try:
         return _finish(volume, reading.whole(), table, (fraction, profile), options, voxel_size, sample_mask, kept,
-                       origin)
+                       origin, roi)
     except BaseException:  # the labels kept for the caller are the caller's only once this returns
         if kept is not None:
             kept.discard()
@@ -307,8 +316,50 @@ def _label_and_measure(volume, prob_map: bool, intensity, probability, voxel_siz
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def roi_box(roi, shape) -> tuple:
+    """A box (three slices, or three (start, stop) pairs) checked against ``shape``: three slices."""
+    try:
+        box = tuple(r if isinstance(r, slice) else slice(int(r[0]), int(r[1])) for r in roi)
+        box = tuple(slice(0 if b.start is None else int(b.start), n if b.stop is None else int(b.stop))
+                    for b, n in zip(box, shape))
+    except (TypeError, ValueError, IndexError):
+        raise TomosegError(f"roi {roi!r}: give three (start, stop) pairs (z, y, x)") from None
+    if len(box) != 3 or not all(0 <= b.start < b.stop <= n for b, n in zip(box, shape)):
+        raise TomosegError(f"roi {roi!r}: not a box inside the volume {tuple(shape)}")
+    return box
+
+
+class BoxMask:
+    """A box as a sample mask (True inside), read block by block like a mask volume: the ``--roi`` of a map."""
+
+    def __init__(self, shape, box):
+        self.shape, self.box, self.dtype = tuple(int(s) for s in shape), tuple(box), np.dtype(bool)
+
+    def __getitem__(self, key):
+        key = key if isinstance(key, tuple) else (key,)
+        key = key + (slice(None),) * (3 - len(key))
+        axes = []
+        for k, b, n in zip(key, self.box, self.shape):
+            r = np.arange(n)[k]
+            axes.append((r >= b.start) & (r < b.stop))
+        return axes[0][:, None, None] & axes[1][None, :, None] & axes[2][None, None, :]
+
+
+def cut_by_box(table, box, shape) -> np.ndarray:
+    """Which objects of ``table`` touch an inner face of ``box`` (a face that is not the volume's own edge):
+    the objects a segmentation restricted to the box cut there."""
+    cut = np.zeros(len(table["label"]), bool)
+    for axis, b, n in zip("zyx", box, shape):
+        first, last = np.asarray(table[f"bbox_{axis}0"]), np.asarray(table[f"bbox_{axis}1"])
+        if b.start > 0:
+            cut |= first <= b.start
+        if b.stop < n:
+            cut |= last >= b.stop
+    return cut
+
+
 def _finish(volume, reading: Reading, table, fractions, options, voxel_size, sample_mask, kept,
-            origin) -> Analysis:
+            origin, roi=None) -> Analysis:
     """The marks, selection, summary and sample-mask figures of :func:`analyze` (``fractions``: every object's
     fraction of each z slice, and the objects' voxels per slice, :func:`z_profile`)."""
     fraction, profile = fractions
@@ -320,6 +371,9 @@ def _finish(volume, reading: Reading, table, fractions, options, voxel_size, sam
         for axis, name in enumerate("zyx"):
             table[f"centroid_{name}_nm"] = table[f"centroid_{name}_nm"] + float(origin[axis])
     table["too_small"] = (np.asarray(table["volume_vox"]) < options.min_voxels).astype(np.int64)
+    if roi is not None and len(table["label"]):  # cut by the box: border objects of the box
+        table["touches_border"] = (np.asarray(table["touches_border"]).astype(bool)
+                                   | cut_by_box(table, roi, shape)).astype(np.int64)
     if sample_mask is not None:
         centroids = np.stack([np.asarray(table[f"centroid_{a}"], float) for a in "zyx"], 1) \
             if len(table["label"]) else np.zeros((0, 3))
@@ -334,7 +388,7 @@ def _finish(volume, reading: Reading, table, fractions, options, voxel_size, sam
     population = {c: v[counted] for c, v in selected.items()}  # Table 1's objects: kept (and in the sample)
     summary = summarize(population)
     if not vs:
-        summary["mean_radius_nm"] = None  # not the voxel value under another name
+        summary["mean_radius_nm"] = summary["sd_radius_nm"] = None  # not the voxel value under another name
     kept_voxels = np.asarray(population["volume_vox"], dtype=np.int64)
     counted_z = slice_counts(profile, population["label"], shape[0])  # the summary's objects' voxels per slice
     if sample_mask is not None:
@@ -343,9 +397,13 @@ def _finish(volume, reading: Reading, table, fractions, options, voxel_size, sam
         with np.errstate(invalid="ignore", divide="ignore"):
             fraction = np.where(per_z[0] > 0, per_z[1] / np.maximum(per_z[0], 1), np.nan)
             fraction_counted = np.where(per_z[0] > 0, counted_z / np.maximum(per_z[0], 1), np.nan)
-        basis = ("kept objects (after the border and size exclusions) whose centroid lies inside the sample mask, "
-                 "over the sample mask's volume; volume_fraction_all_objects: every object voxel (excluded objects "
-                 "included) inside the sample mask, over its volume")
+        region = "the sample mask"
+        if isinstance(sample_mask, BoxMask):
+            region = "the ROI box " + ",".join(f"{b.start}:{b.stop}" for b in sample_mask.box)
+        basis = (f"volume_fraction_all_objects (the phase's volume fraction): every object voxel (objects touching "
+                 f"the border and small ones included) inside {region}, over its voxels; volume_fraction: only the "
+                 f"kept objects (after the border and size exclusions) whose centroid lies inside {region}, over "
+                 "its voxels (lower: the objects cut by the border are left out)")
         population_basis = ("objects, the radii and sphericities, volume_fraction and number_density_per_um3: "
                             "the kept objects whose centroid lies inside the sample mask (in_sample = 1); "
                             "objects_outside_sample: kept objects outside it (in the table, in_sample = 0)")
@@ -353,8 +411,11 @@ def _finish(volume, reading: Reading, table, fractions, options, voxel_size, sam
         sample_voxels = size
         all_objects = float(fraction.mean())
         fraction_counted = counted_z / (shape[1] * shape[2])
-        basis = ("kept objects (after the border and size exclusions) over the whole volume, surroundings "
-                 "included; pass a sample mask to measure inside the sample")
+        basis = ("volume_fraction_all_objects (the phase's volume fraction): every object voxel (objects touching "
+                 "the border and small ones included) over the whole volume; volume_fraction: only the kept "
+                 "objects (after the border and size exclusions) over the whole volume (lower: the objects cut by "
+                 "the border are left out). Both include the surroundings: pass a sample mask to measure inside "
+                 "the sample")
         population_basis = "every figure of the summary: the kept objects (after the border and size exclusions)"
     voxel_um3 = float(np.prod(vs)) / 1e9 if vs else None
     n_counted = int(len(kept_voxels))
@@ -366,9 +427,14 @@ def _finish(volume, reading: Reading, table, fractions, options, voxel_size, sam
         "excluded_border": int(np.count_nonzero(border)),
         "excluded_small": int(np.count_nonzero((table["volume_vox"] < options.min_voxels) & ~border)),
         "objects_outside_sample": int(len(counted) - n_counted) if sample_mask is not None else None,
+        "volume_fraction_all_objects": all_objects,  # the phase's volume fraction (first: the headline)
         "volume_fraction": float(kept_voxels.sum() / sample_voxels),
-        "volume_fraction_all_objects": all_objects,
         "number_density_per_um3": float(n_counted / (sample_voxels * voxel_um3)) if vs else None,
+        # per 10^6 voxels: the density where the voxel size is not known (number_density_per_um3 null)
+        "number_density_per_mvox": float(n_counted / sample_voxels * 1e6),
+        "number_density_note": ("kept objects over the analysed volume: objects touching the border are not "
+                                "counted, so the density is biased low (more so for small volumes and large "
+                                "objects; no edge correction is applied: docs/analysis.md)"),
         "analysed_volume_um3": float(sample_voxels * voxel_um3) if vs else None,
         "analysed_voxels": int(sample_voxels),
         "objects_basis": population_basis,
@@ -376,6 +442,7 @@ def _finish(volume, reading: Reading, table, fractions, options, voxel_size, sam
         "read_as": reading.kind,
         "reading": reading.note(options.threshold),
         "origin_nm": [float(o) for o in origin] if vs and origin is not None else None,  # in centroid_*_nm
+        "roi": [[b.start, b.stop] for b in roi] if roi is not None else None,  # analysed as the volume
     })
     return Analysis(objects=table, selected=selected, summary=summary, fraction_along_z=fraction_counted,
                     voxel_size=tuple(vs) if vs else None, shape=shape, options=options, labels=kept,
