@@ -402,9 +402,9 @@ def _run_evaluate(args) -> int:
         result.pop("_tables", None)
         result.pop("_masks", None)
     if args.json:
-        from ..objects.analysis import json_safe
+        from ..io.result_folders import strict_json
 
-        print(json.dumps(json_safe(result), default=float))
+        print(strict_json(result, default=float))
     else:
         v = result["voxel"]
         print(f"voxels: accuracy {_score(v['accuracy'], 6)}, recall {_score(v['recall'])}, precision "

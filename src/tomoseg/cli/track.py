@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TomosegError
-from ..io.result_folders import check_result_folder, make_result_folder
+from ..io.result_folders import check_result_folder, make_result_folder, strict_json
 from .registry import check_threshold, command, length_nm, overwrite_arg
 
 
@@ -478,7 +478,7 @@ def run_phantom_pair(args, sets: dict) -> int:
                   "matches": {k: [v.item() if hasattr(v, "item") else v for v in col]
                               for k, col in pair.truth.items()}}
         tmp = Path(args.pair_truth).with_name(Path(args.pair_truth).name + ".partial")
-        tmp.write_text(json.dumps(record, indent=1, default=float), encoding="utf-8")
+        tmp.write_text(strict_json(record, indent=1, default=float), encoding="utf-8")
         tmp.replace(args.pair_truth)
     t = pair.truth
     counts = {s: int(len(np.unique(t["group"][t["status"] == s]))) for s in ("persisting", "appeared", "vanished",
