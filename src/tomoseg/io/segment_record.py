@@ -40,13 +40,9 @@ def segmentation_of(prediction) -> dict | None:
 def segmentation_essentials(record: dict, where: str | None = None, *, edited: bool = False) -> dict:
     """What a methods section needs of segment's provenance ``record`` (see :func:`segmentation_of`);
     ``where``: the record's path; ``edited``: the map changed since segment wrote it."""
-    from ..shipped import SHIPPED_MODELS
-
     model = dict(record.get("model") or {})
     shipped = model.get("shipped")
-    version = None
-    if shipped in SHIPPED_MODELS:
-        version = shipped if shipped != "default" else SHIPPED_MODELS[shipped].split(",")[0]
+    version = shipped_version(shipped)
     norm = record.get("normalization") or {}
     mask = dict(record.get("sample_mask") or {}) or None
     roi = (mask or {}).get("roi") if (mask or {}).get("method") == "roi" else None
@@ -63,6 +59,35 @@ def segmentation_essentials(record: dict, where: str | None = None, *, edited: b
         "tiling": record.get("tiling"), "backend": record.get("backend"), "precision": record.get("precision"),
         "roi": roi, "sample_mask": mask, "map_edited_since": edited,
     }
+
+
+def shipped_version(shipped: str | None) -> str | None:
+    """The version of the shipped model named ``shipped`` (``default`` is ``v3``), else None."""
+    from ..shipped import SHIPPED_MODELS
+
+    if shipped not in SHIPPED_MODELS:
+        return None
+    return shipped if shipped != "default" else SHIPPED_MODELS[shipped].split(",")[0]
+
+
+def model_record(model) -> dict:
+    """What names ``model`` (a path, a shipped name, None for the default, or a loaded model) in a record:
+    SHA-256 (of the file, or of the weights of a model changed in memory), the shipped name and version, the
+    path. For track, which segments scans that fit in memory without writing a map (review S5)."""
+    from ..shipped import file_sha256, model_path, shipped_name
+
+    if model is None or isinstance(model, (str, os.PathLike)):
+        path = model_path(model)
+        sha, of = file_sha256(path), "file"
+    else:
+        from ..inference.model_file import model_identity
+
+        path = getattr(model, "path", None)
+        sha = model_identity(model)
+        of = "file" if sha == getattr(model, "sha256", None) else "weights in memory (tomoseg.model.weights_digest)"
+    name = shipped_name(sha)
+    return {"sha256": sha, "sha256_of": of, "shipped": name, "version": shipped_version(name),
+            "path": str(path) if path is not None else None}
 
 
 def methods_sentence(seg: dict) -> str:
