@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TomosegError
-from ..io.result_folders import strict_json
 from ..metrics import ConfusionMatrix
 from .config import BASELINES, VARIANTS, AblationConfig, ablation_from_dict, parse_configuration, row_name
 
@@ -194,7 +193,8 @@ def run_ablation(config: AblationConfig | dict, *, progress: bool = True) -> Pat
 
     def finish(name, row):
         row = {"row": name, **row}
-        (out / "rows" / f"{name}.json").write_text(strict_json(row, indent=1, default=float), encoding="utf-8")
+        # NaN kept (not strict JSON): the study reads its rows back and computes with them (resume)
+        (out / "rows" / f"{name}.json").write_text(json.dumps(row, indent=1, default=float), encoding="utf-8")
         results.append(row)
         _log(f"{name}: voxel F1 {row['f1']:.3f}, object F1 {row['object_f1']:.3f}")
 

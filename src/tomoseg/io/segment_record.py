@@ -78,14 +78,17 @@ def model_record(model) -> dict:
 
     if model is None or isinstance(model, (str, os.PathLike)):
         path = model_path(model)
-        sha, of = file_sha256(path), "file"
+        try:
+            sha, of = file_sha256(path), "file"
+        except OSError:  # (a model the caller runs otherwise; predict names a missing file itself)
+            sha, of = None, None
     else:
         from ..inference.model_file import model_identity
 
         path = getattr(model, "path", None)
         sha = model_identity(model)
         of = "file" if sha == getattr(model, "sha256", None) else "weights in memory (tomoseg.model.weights_digest)"
-    name = shipped_name(sha)
+    name = shipped_name(sha) if sha else None
     return {"sha256": sha, "sha256_of": of, "shipped": name, "version": shipped_version(name),
             "path": str(path) if path is not None else None}
 
