@@ -9,6 +9,7 @@ import pytest
 
 import tomoseg
 from tomoseg.checkpoint import default_model_path
+from tomoseg.shipped import file_sha256
 
 
 def test_default_model_ships_and_describes_itself():
@@ -61,6 +62,8 @@ def test_make_demo_runs_end_to_end(tmp_path, capsys):
     # one report of analyze and evaluate: analyze's summary, table and figures stay beside the evaluation's
     assert "orthoslices.png" in report and "objects_3d.png" in report and "fraction_along_z.png" in report
     assert (out / "results" / "summary.json").exists() and (out / "results" / "evaluation.json").exists()
+    # the model and segment's settings, from the map's record (review S5; the demo copied it in by hand)
+    assert "<h2>Segmentation</h2>" in report and file_sha256(default_model_path()) in report
     objects = read_csv(out / "objects.csv")
     assert len(objects["label"]) > 5
     assert tomoseg.open_volume(str(out / "mask.tif")).voxel_size == pytest.approx((29.33,) * 3)

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 from .cli import main as cli
-from .io.output_guard import provenance_path
 
 
 MARKER = ".tomoseg-demo"
@@ -38,14 +37,13 @@ def run(out: Path, shape=(96, 256, 256), seed: int = 2027) -> int:
         ["analyze", str(out / "probability.zarr"), "--intensity", str(out / "image.tif"), "--csv",
          str(out / "objects.csv"), "--out", str(results)],
         # evaluate joins analyze's results of the same map in one folder: its figures compare prediction and
-        # truth, and --report gathers everything, the segment provenance included, into one HTML file
+        # truth, and --report gathers everything into one HTML file; both copy the model and segment's settings
+        # from the map's provenance record (its Segmentation section), so nothing is copied by hand
         ["evaluate", str(out / "probability.zarr"), str(out / "labels.tif"), "--intensity", str(out / "image.tif"),
          "--out", str(results), "--report"],
     ]
     t0 = time.time()
     for argv in steps:
-        if argv[0] == "evaluate":
-            shutil.copy(provenance_path(out / "probability.zarr"), results / "segment.provenance.json")
         print(f"\n$ tomoseg {' '.join(argv)}", flush=True)
         code = cli(argv)
         if code:

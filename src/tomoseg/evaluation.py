@@ -198,5 +198,5 @@ def write_evaluation(result: dict, out_dir, *, image=None, voxel_size=None, prog
     # last, under a temporary name: evaluation.json says the results are complete (the report checks it)
     from .io.result_folders import write_result_json
 
-    write_result_json(out / "evaluation.json", result, default=float)
+    write_result_json(out / "evaluation.json", result, default=float)  # NaN, inf as null
     return result

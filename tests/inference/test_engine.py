@@ -583,3 +583,20 @@ def test_a_fresh_segment_process_with_the_pytorch_backend_finishes(tmp_path):
                     f"{str(tmp_path / 'again.zarr')!r}]); print('torch' in sys.modules); sys.exit(rc)")
             again = subprocess.run([sys.executable, "-c", code], capture_output=True, encoding="utf-8", timeout=180)
             assert again.returncode == 0 and again.stdout.split()[-1] == "False", again.stderr[-2000:]
+
+
+def test_an_empty_map_is_said(tmp_path):
+    """Review S2: following bad advice gave a map with no object and segment ended with its normal line. An
+    exactly counted empty map gets a note; a map with one object voxel does not."""
+    import zarr
+
+    from tomoseg.errors import TomosegNote
+    from tomoseg.inference.domain import check_flooding
+
+    store = zarr.create_array(str(tmp_path / "p.zarr"), shape=(4, 8, 8), chunks=(4, 8, 8), dtype=np.uint8)
+    store[:] = 0
+    with pytest.warns(TomosegNote, match="p.zarr: no voxel is above the threshold 127: the map holds no object"):
+        assert check_flooding(store, 127, "p.zarr", np.zeros(4, int))["object_fraction"] == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_flooding(store, 127, "p.zarr", np.array([0, 1, 0, 0]))

@@ -75,9 +75,35 @@ def test_constant_slices_are_named_with_the_roi_that_leaves_them_out(phantom, tm
     scan[10, 5, 5] = 0  # a dark voxel at the slab's value in the scan: --fill-value would blank it
     np.save(tmp_path / "slab2.npy", scan)
     code, err = _segment(capsys, tmp_path / "slab2.npy", tmp_path / "b.npy", *model)
-    assert "use --roi 8:,:,: (not --fill-value 0: 1 voxels of the other slices hold it too)" in err
+    assert "use --roi 8:,:,: (--fill-value 0 would also make the 1 voxels of the other slices that hold it no " \
+           "data)" in err and "not --fill-value" not in err
     code, err = _segment(capsys, tmp_path / "slab.npy", tmp_path / "c.npy", "--fill-value", "0", *model)
     assert code == 0 and "are constant" not in err and not np.load(tmp_path / "c.npy")[:8].any()
+
+
+def test_a_fill_in_the_end_slices_and_outside_the_cylinder_is_advised_as_fill_value(phantom, tmp_path, capsys,
+                                                                                      random_model_path):
+    """Review S2: int16, -32768 outside the reconstructed cylinder and in 4 padded end slices. segment advised
+    --roi and "not --fill-value -32768" (the ring holds it too), and suppressed the fill-value warning; the
+    advice gave 0 objects, --fill-value 77. The ring is more no data: --fill-value is advised, with the value,
+    and following it leaves the ring and the slices out (probability 0)."""
+    ring = _outside_cylinder(phantom.shape)
+    scan = phantom.astype(np.int16) * 10 - 1000
+    scan[:, ring] = -32768
+    scan = np.concatenate([scan, np.full((4,) + phantom.shape[1:], -32768, np.int16)])
+    np.save(tmp_path / "fill.npy", scan)
+    model = ["--model", random_model_path, "--no-sample-mask"]
+    code, err = _segment(capsys, tmp_path / "fill.npy", tmp_path / "a.npy", *model)
+    assert code == 0
+    assert "slices 24–27 are constant (value -32768)" in err
+    assert f"the value also holds {ring.mean():.1%} of the other slices' voxels (outside the reconstructed " \
+           "cylinder?): use --fill-value -32768 (no data, probability 0), which covers the constant slices too " \
+           "(add --roi 0:24,:,: to skip them)" in err
+    assert "not --fill-value" not in err
+    code, err = _segment(capsys, tmp_path / "fill.npy", tmp_path / "b.npy", "--fill-value", "-32768", *model)
+    assert code == 0 and "are constant" not in err
+    out = np.load(tmp_path / "b.npy")
+    assert not out[24:].any() and not out[:, ring].any()
 
 
 def test_bright_objects_give_the_map_of_the_dark_original(phantom, tmp_path, capsys, random_model_path):

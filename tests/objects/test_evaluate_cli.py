@@ -402,3 +402,32 @@ def test_joining_a_folder_with_a_report_builds_the_report_again(files, capsys, t
     assert f"tomoseg: note: {out / 'report.html'}: built again with both tools' results" in capsys.readouterr().err
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "Voxel scores" in html and "size_histogram" in html  # both tools' results
+
+
+def _strict(text):
+    def refuse(name):
+        raise ValueError(f"not JSON: {name}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_evaluation_json_is_strict_json(files, capsys, tmp_path):
+    """Review S10: evaluation.json held ``"radius_to_vox": Infinity`` and ``"recall": NaN`` (a size bin without
+    objects), which JSON.parse and other strict readers refuse; summary.json wrote null. Every result record,
+    the --json output and the provenance record are strict JSON now, with null in their place."""
+    d, ph, pred = files
+    out = tmp_path / "ev"
+    assert main(["evaluate", str(d / "prob.zarr"), str(d / "lab.tif"), "--out", str(out), "--report",
+                 "--json"]) == 0
+    printed = _strict(capsys.readouterr().out)
+    record = _strict((out / "evaluation.json").read_text())
+    assert record["objects"]["by_radius"][-1]["radius_to_vox"] is None
+    assert printed["objects"]["by_radius"][-1]["radius_to_vox"] is None
+    empty = [b for b in record["objects"]["by_radius"] if b["true_objects"] == 0]
+    assert empty and all(b["recall"] is None for b in empty)
+    assert "Radius to (voxels)" in (out / "report.html").read_text()
+    from tomoseg.io.output_guard import write_provenance
+
+    write_volume(str(tmp_path / "m.tif"), np.zeros((2, 4, 4), np.uint8))
+    write_provenance(tmp_path / "m.tif", {"tool": "test", "value": float("nan"), "inf": np.float32("inf")})
+    prov = _strict((tmp_path / "m.tif.provenance.json").read_text())
+    assert prov["value"] is None and prov["inf"] is None

@@ -84,7 +84,7 @@ def test_identical_points_are_one_mark_counted(rng, tmp_path):
          "sphericity_voxel": np.repeat([0.77, 0.59], n // 2), "mean_gray": np.full(n, np.nan)}
     figures.sphericity_figure({"objects": t}, tmp_path / "s.png")
     caption = json.loads((tmp_path / "captions.json").read_text(encoding="utf-8"))["s"]
-    assert "one mark whose area grows with their number, up to 300 objects" in caption and "translucent" in caption
+    assert "one mark whose area is proportional to their number (legend; at most 25 objects' area), up to 300 objects at one point" in caption and "translucent" in caption
     assert (tmp_path / "s.svg").exists()  # 2 marks, not 600
 
 
@@ -248,5 +248,32 @@ def test_sphericity_marks_of_one_object_each_stay_small():
     """The marks grew with the objects at a point, but scaled to the largest count, so a figure where no two
     objects coincide drew every object as the largest mark (150 pt², overlapping discs)."""
     np.testing.assert_array_equal(figures.mark_areas([1, 1, 1]), [10, 10, 10])
-    np.testing.assert_array_equal(figures.mark_areas([1, 2, 5]), [10, 70, 250])
     assert figures.mark_areas([]).size == 0
+
+
+def test_sphericity_mark_area_is_proportional_to_the_objects_at_the_point(tmp_path, monkeypatch):
+    """Review S6: the area was scaled to the largest count, so with a largest count of 2 a pair got 250 pt²
+    against 10 for one object (25x), and 5 objects elsewhere got the same 250. The area is proportional to
+    the count (10 pt² per object), capped at 25 objects, with a legend of sizes."""
+    np.testing.assert_array_equal(figures.mark_areas([1, 2]), [10, 20])
+    np.testing.assert_array_equal(figures.mark_areas([1, 2, 5, 25, 300]), [10, 20, 50, 250, 250])
+    assert figures.mark_legend_counts(2) == [1, 2]
+    assert figures.mark_legend_counts(5) == [1, 2, 5]
+    assert figures.mark_legend_counts(40) == [1, 10, 25]
+    r = np.array([1.0, 1.0, 2.0, 3.0])
+    table = {"label": np.arange(1, 5), "equivalent_radius_vox": r, "sphericity_voxel": np.array([0.5, 0.5, .6, .7]),
+             "mean_gray": np.full(4, np.nan)}
+    import matplotlib.legend
+
+    seen = {}
+    monkeypatch.setattr(figures, "save_figure", lambda fig, path, caption, **kw: seen.setdefault("fig", fig))
+    figures.sphericity_figure({"prediction": table}, tmp_path / "s.png")
+    ax = seen["fig"].axes[0]
+    points = [c for c in ax.collections if len(c.get_offsets())]
+    assert sorted(points[0].get_sizes().tolist()) == [10, 10, 20]  # the pair: twice one object's area
+    legends = [a for a in ax.get_children() if isinstance(a, matplotlib.legend.Legend)]
+    assert any(lg.get_title().get_text() == "objects at a point" and
+               [t.get_text() for t in lg.get_texts()] == ["1", "2"] for lg in legends)
+    import matplotlib.pyplot as plt
+
+    plt.close(seen["fig"])

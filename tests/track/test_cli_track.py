@@ -125,6 +125,14 @@ def test_track_of_scans_larger_than_memory_writes_what_in_memory_writes(phantom_
     assert not list((tmp_path / "tmp").iterdir())
     probability = [(tmp_path / "chunked" / f"{s}_probability.zarr").exists() for s in ("before", "after")]
     assert probability == [not labels] * 2
+    # the model that made the objects, in memory or by segment into OUT (review S5)
+    segs = [json.loads((tmp_path / run / "summary.json").read_text()).get("segmentation")
+            for run in ("memory", "chunked")]
+    if labels:
+        assert segs == [None, None]
+    else:
+        assert segs[0]["model"]["sha256"] == segs[1]["model"]["sha256"] and segs[1]["model"]["version"] == "v3"
+        assert segs[1]["maps"]["after"]["record"].endswith("after_probability.zarr.provenance.json")
 
 
 @pytest.mark.slow
@@ -411,3 +419,30 @@ def test_truth_instance_images_are_opened_once(phantom_pair, tmp_path, monkeypat
     assert sorted(opened) == sorted(closed) == [str(d / "after_ids.npy"), str(d / "before_ids.npy")]
     summary = json.loads((tmp_path / "o" / "summary.json").read_text(encoding="utf-8"))
     assert summary["truth"]["recall"] == pytest.approx(1.0)
+
+
+def test_track_without_labels_names_the_model_and_says_the_counts_are_upper_bounds(phantom_pair, tmp_path, capsys):
+    """Review S5 and S7: track segmenting scans in memory recorded no model at all (no map, no segment
+    record), and neither stdout nor track.html said that appear/vanish/split counts from a model are noisy.
+    summary.json names the model (SHA-256, shipped name, version) and the threshold; stdout and track.html
+    carry a short caveat; a run with labels carries neither."""
+    from tomoseg.shipped import default_model_path, file_sha256
+
+    d = phantom_pair
+    out = tmp_path / "run"
+    assert main(["track", str(d / "before.tif"), str(d / "after.tif"), "--transform", str(d / "truth.json"),
+                 "--out", str(out), "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert "caution: both scans were segmented with the model" in printed and "upper bounds" in printed
+    seg = json.loads((out / "summary.json").read_text())["segmentation"]
+    sha = file_sha256(default_model_path())
+    assert seg["model"]["sha256"] == sha and seg["model"]["shipped"] == "default" and seg["model"]["version"] == "v3"
+    assert seg["threshold"] == 127 and "upper bounds" in seg["caveat"]
+    page = (out / "track.html").read_text()
+    assert "Objects from the model." in page and sha in page and "upper bounds" in page
+    assert main(["track", str(d / "before.tif"), str(d / "after.tif"), "--before-labels", str(d / "before_ids.npy"),
+                 "--after-labels", str(d / "after_ids.npy"), "--transform", str(d / "truth.json"),
+                 "--out", str(tmp_path / "lab"), "-q"]) == 0
+    assert "caution" not in capsys.readouterr().out
+    assert "segmentation" not in json.loads((tmp_path / "lab" / "summary.json").read_text())
+    assert "Objects from the model." not in (tmp_path / "lab" / "track.html").read_text()

@@ -193,6 +193,7 @@ def run_ablation(config: AblationConfig | dict, *, progress: bool = True) -> Pat
 
     def finish(name, row):
         row = {"row": name, **row}
+        # NaN kept (not strict JSON): the study reads its rows back and computes with them (resume)
         (out / "rows" / f"{name}.json").write_text(json.dumps(row, indent=1, default=float), encoding="utf-8")
         results.append(row)
         _log(f"{name}: voxel F1 {row['f1']:.3f}, object F1 {row['object_f1']:.3f}")

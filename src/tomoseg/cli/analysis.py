@@ -10,6 +10,7 @@ from ..errors import TomosegError
 from ..io.output_guard import (FOLDER_MARKER, PROVENANCE_SUFFIX, check_outputs_apart, check_report_output,
                                check_table_output, read_record)
 from ..io.result_folders import check_result_folder, make_result_folder, same_prediction
+from ..io.segment_record import segmentation_of
 from .registry import check_threshold, checked_voxel_size, command, overwrite_arg, voxel_size_arg
 
 
@@ -227,6 +228,7 @@ def _write_analysis(args, vol, result, options, voxel_size, intensity, sample_ma
     _write_label_outputs(args, vol, result, table, intensity, voxel_size, out)
     paths = {"input": str(args.volume), "sample_mask": args.sample_mask,
              "labels": args.labels}  # the label image (its own provenance record beside it), if one was written
+    paths["segmentation"] = segmentation_of(args.volume)  # the model and segment settings of the map (review S5)
     summary = {"tool": "tomoseg analyze", **result.summary, "voxel_size_nm": list(voxel_size) if voxel_size else None,
                "shape": list(result.shape), **paths, "settings": _settings(options)}
     if out is not None:
@@ -435,6 +437,7 @@ def _run_evaluate(args) -> int:
                           options=options, progress=None if bar is None else _Passes(bar, 4),
                           origin=_origin(pred, vs))
     print(f"tomoseg: note: {args.prediction}: {result['prediction_reading']}", file=sys.stderr)
+    result["segmentation"] = segmentation_of(args.prediction)  # the model and segment settings (review S5)
     if out is not None:
         # an earlier run's results there removed; analyze's of this prediction kept, for one report of both
         same = same_prediction(read_record(Path(out) / "summary.json"), args.prediction, _settings(options),
@@ -460,9 +463,9 @@ def _run_evaluate(args) -> int:
         result.pop("_tables", None)
         result.pop("_masks", None)
     if args.json:
-        from ..objects.analysis import json_safe
+        from ..io.result_folders import strict_json
 
-        print(json.dumps(json_safe(result), default=float))
+        print(strict_json(result, default=float))
     else:
         v = result["voxel"]
         print(f"voxels: accuracy {_score(v['accuracy'], 6)}, recall {_score(v['recall'])}, precision "

@@ -143,7 +143,9 @@ def _run_info(args) -> int:
             "notes": list(vol.notes),
         }
     if args.json:
-        print(json.dumps(info))
+        from ..io.result_folders import strict_json
+
+        print(strict_json(info))
         return 0
     vs = info["voxel_size_nm"]
     lines = [

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TomosegError
-from ..io.result_folders import check_result_folder, make_result_folder
+from ..io.result_folders import check_result_folder, make_result_folder, strict_json
 from .registry import check_threshold, command, length_nm, overwrite_arg
 
 
@@ -156,6 +156,13 @@ def _track_files(args, opened) -> int:
         for path, option, scan in ((args.before_labels, "--before-labels", result.scans[0]),
                                    (args.after_labels, "--after-labels", result.scans[1])):
             print(f"tomoseg: note: {path} ({option}): {label_note(scan.reading, args.threshold)}", file=sys.stderr)
+    if labels and not args.before_labels:  # segmented by segment into OUT: its records name the model (S5)
+        from ..io.segment_record import segmentation_of
+
+        maps = {scan: segmentation_of(out / name) for scan, name in zip(("before", "after"), PROBABILITY_MAPS)}
+        result.summary["segmentation"] = {"how": f"both scans segmented by tomoseg segment into {out}",
+                                          "model": (maps["before"] or {}).get("model"),
+                                          "threshold": args.threshold, "maps": maps}
     try:
         return _finish_track(args, out, result, truth, vb, va, (vs, vs_a), labels)
     finally:
@@ -373,6 +380,10 @@ def _finish_track(args, out: Path, result, truth, before, after, sizes, labels: 
     print(f"transform ({r.source}): rotation {r.rotation_angle_deg:.2f} deg, translation "
           f"{', '.join(f'{t:.2f}' for t in r.translation_vox)} voxels (z, y, x); "
           + "; ".join(_count(s, v) for s, v in c.items()) + f" -> {out}")
+    if result.summary.get("segmentation"):  # objects from the model: the counts' reliability (review S7)
+        from ..track.output import SEGMENTED_CAVEAT
+
+        print(f"caution: {SEGMENTED_CAVEAT}")
     if truth is not None:
         s = result.summary["truth"]
         links = (f"recall {s['recall']:.3f}, precision {s['precision']:.3f} ({s['false_links']} false links), "
@@ -478,7 +489,7 @@ def run_phantom_pair(args, sets: dict) -> int:
                   "matches": {k: [v.item() if hasattr(v, "item") else v for v in col]
                               for k, col in pair.truth.items()}}
         tmp = Path(args.pair_truth).with_name(Path(args.pair_truth).name + ".partial")
-        tmp.write_text(json.dumps(record, indent=1, default=float), encoding="utf-8")
+        tmp.write_text(strict_json(record, indent=1, default=float), encoding="utf-8")
         tmp.replace(args.pair_truth)
     t = pair.truth
     counts = {s: int(len(np.unique(t["group"][t["status"] == s]))) for s in ("persisting", "appeared", "vanished",

@@ -188,6 +188,10 @@ def check_flooding(store, threshold: int, where, objects_per_slice=None) -> dict
         warn(f"{where}: {subject} up to {worst:.0%} objects (the other slices {rest:.1%} on average): the model "
              f"floods {them}, where the data probably differ from its training data.{hint} Check the result there; "
              f"objects counted in {those} are not to be trusted")
+    if per_slice is not None and fraction == 0:  # review S2: an empty map ended with the normal line, unsaid
+        note(f"{where}: no voxel is above the threshold {threshold}: the map holds no object. If the scan has "
+             "objects, check the warnings above (a fill value, constant slices, gray values unlike the "
+             "training data) and the normalization in the provenance record")
     return {"object_fraction": round(fraction, 6), "counted_from": method,
             "flooded_slices": [[a, b] for a, b in runs]}
 

@@ -19,6 +19,8 @@ import numpy as np
 
 from ..errors import note, warn
 
+FILL_SHARE = 0.05  # a constant slices' value that also holds this share of the other slices' voxels: a fill
+
 
 def check_gray_values(stats, where, fill_value=None, slices: "SliceRanges | None" = None) -> None:
     """Print the notes and warnings that ``stats`` (and ``slices``, where the pass collected them) call for."""
@@ -82,8 +84,10 @@ class SliceRanges:
 
 def _check_constant_slices(slices: SliceRanges, where, stats=None, slice_voxels: int | None = None,
                            sampled: str = "") -> None:
-    """Warn of constant slices; ``--fill-value`` is offered only where no other voxel holds their value (as
-    far as ``stats.extreme`` tells: a dark pore clipped at that value would be blanked too)."""
+    """Warn of constant slices. ``--fill-value`` is offered where no other voxel holds their value, or where
+    it also fills at least :data:`FILL_SHARE` of the other slices' voxels (the outside of the reconstructed
+    cylinder: more no data, review S2); where only a few other voxels hold it (as far as ``stats.extreme``
+    tells: dark pores clipped at that value), ``--roi`` is advised."""
     runs = slices.constant_runs()
     if not runs:
         return
@@ -102,9 +106,18 @@ def _check_constant_slices(slices: SliceRanges, where, stats=None, slice_voxels:
     others = 0
     if len(values) == 1 and slice_voxels and extreme is not None and extreme[0] == values[0]:
         others = int(extreme[1]) - count * slice_voxels
-    if others > 0:  # the value is also a gray value elsewhere (dark pores clipped at it): --fill-value blanks them
+    total = stats.voxels + stats.outliers + stats.nodata if stats is not None else 0
+    rest = total - count * slice_voxels if slice_voxels else 0
+    if others > 0 and rest > 0 and others >= FILL_SHARE * rest:
+        # the value also fills much of the other slices (outside the reconstructed cylinder, review S2): no
+        # data there too, which --roi alone leaves as gray values (0 objects in the review)
+        advice = (f"the value also holds {others / rest:.1%} of the other slices' voxels (outside the "
+                  f"reconstructed cylinder?): use {fill}, which covers the constant slices too"
+                  + (f" (add {roi[:-4]} to skip them)" if roi else ""))
+    elif others > 0:  # a few voxels elsewhere (dark pores clipped at the value): --roi keeps them as gray values
         advice = (f"use {roi[:-4]}" if roi else "crop them away") + \
-            f" (not --fill-value {values[0]:g}: {others} voxels of the other slices hold it too)"
+            f" (--fill-value {values[0]:g} would also make the {others} voxels of the other slices that hold " \
+            "it no data)"
     else:
         advice = f"use {roi}{fill}"
     warn(f"{where}: {subject} constant ({value}): padding or unreconstructed slices? They shift the statistics "

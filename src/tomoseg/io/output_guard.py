@@ -155,7 +155,9 @@ def write_provenance(output, record: dict) -> dict:
     record.update(_where_run(output, record))
     prov = provenance_path(output)
     tmp = prov.with_name(prov.name + ".partial")
-    tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
+    from .result_folders import strict_json
+
+    tmp.write_text(strict_json(record, indent=1), encoding="utf-8")
     os.replace(tmp, prov)
     return record
 

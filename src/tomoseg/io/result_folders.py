@@ -281,5 +281,18 @@ def write_result_text(path, text: str) -> Path:
 
 def write_result_json(path, record: dict, **dumps) -> None:
     """A result record (``summary.json``, ``evaluation.json``, track's ``transform.json``) written by
-    :func:`write_result_text`; ``dumps``: options of ``json.dumps``."""
-    write_result_text(path, json.dumps(record, indent=1, **dumps))
+    :func:`write_result_text`; ``dumps``: options of ``json.dumps``. NaN and infinities are written as null
+    (strict JSON, review S10: ``evaluation.json`` held ``Infinity`` and ``NaN``)."""
+    write_result_text(path, strict_json(record, indent=1, **dumps))
+
+
+def strict_json(record, **dumps) -> str:
+    """``json.dumps`` of ``record`` with NaN and infinities as null (what a ``default`` returns too), so that
+    strict readers (JavaScript's ``JSON.parse``, ``jq``) read it; every JSON file tomoseg writes goes through
+    it."""
+    from ..objects.analysis import json_safe
+
+    default = dumps.pop("default", None)
+    if default is not None:
+        dumps["default"] = lambda value: json_safe(default(value))
+    return json.dumps(json_safe(record), allow_nan=False, **dumps)

@@ -190,7 +190,9 @@ def restamp_hdf5_records(file: Path, before: dict | None) -> None:
         if record is not None and record.get("output_file") == before:
             record["output_file"] = now
             tmp = rec_path.with_name(rec_path.name + ".partial")
-            tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
+            from .result_folders import strict_json
+
+            tmp.write_text(strict_json(record, indent=1), encoding="utf-8")
             os.replace(tmp, rec_path)
 
 

@@ -65,7 +65,10 @@ def save_analysis(analysis, folder, *, volume=None, intensity=None, report: bool
 
         check_report_output(Path(out) / "report.html")
     out = make_result_folder(out, "analyze", fresh=True)
+    from ..io.segment_record import segmentation_of
+
     summary = {"input": path_of(volume) if volume is not None else None, "sample_mask": None, "labels": None}
+    summary["segmentation"] = segmentation_of(summary["input"]) if summary["input"] else None  # review S5
     write_analysis_results(analysis, out, volume=volume, intensity=intensity, summary=summary, report=report,
                            title=title, all_objects=all_objects)
     return out

@@ -330,13 +330,24 @@ def _stack_identical(r, psi, gray):
     return points[:, 0], points[:, 1], counts, mean_gray
 
 
+MARK_AREA = 10.0  # points² of the mark of one object
+MARK_CAP = 25     # marks stop growing at this many objects (250 pt²); the legend says so
+
+
 def mark_areas(counts) -> np.ndarray:
-    """Scatter mark areas (points²) for marks that stand for ``counts`` objects each: one object a small mark
-    (10), the area growing with the count up to 25 times that for the largest count."""
+    """Scatter mark areas (points²) for marks that stand for ``counts`` objects each: proportional to the count
+    (:data:`MARK_AREA` per object), capped at :data:`MARK_CAP` objects. Before review S6 the area was scaled
+    to the largest count, so a point of 2 objects was drawn 25 times the area of one."""
     counts = np.asarray(counts, float)
-    if not counts.size:
-        return counts
-    return 10 + 240 * (counts - 1) / max(float(counts.max()) - 1, 1)
+    return MARK_AREA * np.minimum(counts, MARK_CAP)
+
+
+def mark_legend_counts(largest: int) -> list[int]:
+    """The object counts the size legend shows for marks of up to ``largest`` objects: 1, a round count in
+    between where there is room, and the largest (or the cap)."""
+    top = min(int(largest), MARK_CAP)
+    middle = [k for k in (2, 5, 10) if 1 < k < top and 2 * k <= top + 1]
+    return [1] + middle[-1:] + ([top] if top > 1 else [])
 
 
 @styled
@@ -344,8 +355,8 @@ def sphericity_figure(tables: dict, path, *, column="sphericity_voxel", voxel_si
                       empty_note: str = "no objects") -> Path:
     """Sphericity against equivalent radius, coloured by mean gray value (the paper's Fig. 6b, c).
 
-    Objects at the same point (radius, sphericity) are drawn as one mark whose area grows with their number
-    (the legend gives the largest), and above :data:`OVERPLOT` objects the marks are translucent, so a dense
+    Objects at the same point (radius, sphericity) are drawn as one mark whose area is proportional to their
+    number (:func:`mark_areas`, capped; a legend of sizes), and above :data:`OVERPLOT` objects the marks are translucent, so a dense
     cloud shows as one."""
     n = len(tables)
     fig, axes = new_figure(1, n, figsize=(SINGLE_COLUMN if n == 1 else DOUBLE_COLUMN, 2.9), squeeze=False)
@@ -367,9 +378,14 @@ def sphericity_figure(tables: dict, path, *, column="sphericity_voxel", voxel_si
             s = ax.scatter(r, psi, s=size, alpha=0.5 if len(t["label"]) > OVERPLOT else 1.0, edgecolors="none",
                            plotnonfinite=True, **style)
             sc = s if coloured else sc
-            if counts.max() > 1:
-                ax.text(0.02, 0.98, f"mark area: objects at the point\n(largest: {int(counts.max()):,})",
-                        transform=ax.transAxes, ha="left", va="top")
+            if counts.max() > 1:  # a size legend: the area is proportional to the objects at the point
+                cap = int(counts.max()) > MARK_CAP
+                handles = [ax.scatter([], [], s=mark_areas([k]), color="0.5", edgecolors="none",
+                                      label=(f"≥{k}" if cap and k == MARK_CAP else f"{k}"))
+                           for k in mark_legend_counts(int(counts.max()))]
+                ax.add_artist(ax.legend(handles=handles, title="objects at a point", loc="upper left",
+                                        frameon=True, framealpha=0.85, edgecolor="none", labelspacing=1.0,
+                                        borderpad=0.8))
         else:
             no_objects(ax, empty_note)
             ax.set_xlim(0, 2)
@@ -389,7 +405,8 @@ def sphericity_figure(tables: dict, path, *, column="sphericity_voxel", voxel_si
                "Voxel faces bias ψ toward 2/3 for large spheres.")
     if stacked > 1:
         caption += (f" Objects with the same radius and sphericity (small objects have few possible values) are "
-                    f"one mark whose area grows with their number, up to {stacked:,} objects.")
+                    f"one mark whose area is proportional to their number (legend; at most {MARK_CAP} objects' area), "
+                    f"up to {stacked:,} objects at one point.")
     if any(len(t["label"]) > OVERPLOT for t in tables.values()):
         caption += " Marks are translucent: dense regions are darker."
     if not marks:

@@ -259,6 +259,38 @@ def _is_tracking(summary: dict) -> bool:
     return isinstance(provenance, dict) and provenance.get("tool") == TRACK_SUMMARY_TOOL and "transform" in summary
 
 
+def _segmentation_section(run: Path) -> str:
+    """The segmentation that made the map analysed (model, its SHA-256, segment's settings), as summary.json
+    or evaluation.json copied it from segment's provenance record (review S5); a note where the map has none."""
+    from ..io.segment_record import methods_sentence
+
+    records = [json.loads(p.read_text(encoding="utf-8")) for p in (run / "summary.json", run / "evaluation.json")
+               if p.exists()]
+    if not records or _is_tracking(records[0]):
+        return ""
+    seg = next((r["segmentation"] for r in records if isinstance(r.get("segmentation"), dict)), None)
+    if seg is None:
+        return ('<h2>Segmentation</h2><p class="note">The map analysed has no provenance record of tomoseg '
+                "segment beside it (made by another tool, or its record was not kept): the model and the "
+                "segmentation settings are not known to this report.</p>")
+    m = seg.get("model") or {}
+    n = seg.get("normalization") or {}
+    t = seg.get("tiling") or {}
+    rows = {"model": m.get("shipped") or "a model file", "model version": m.get("version"),
+            "model SHA-256": m.get("sha256"), "model recipe": m.get("recipe"), "threshold (0-255)": seg.get("threshold"),
+            "normalization": n.get("method"), "statistics": n.get("statistics"), "objects": n.get("objects"),
+            "clip (s.d.)": n.get("clip"), "fill value": n.get("fill_value"), "tile size": t.get("tile_size"),
+            "halo": t.get("halo"), "backend": seg.get("backend"), "precision": seg.get("precision"),
+            "ROI": json.dumps(seg.get("roi")) if seg.get("roi") else None,
+            "sample mask": (seg.get("sample_mask") or {}).get("method"),
+            "segment input": seg.get("input"), "tomoseg version (segment)": seg.get("tomoseg_version"),
+            "provenance record": seg.get("record")}
+    body = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in rows.items()
+                   if v is not None)
+    return ("<h2>Segmentation</h2>" + f"<p>{html.escape(methods_sentence(seg))}</p>"
+            + f"<table><tr><th>setting</th><th>value</th></tr>{body}</table>")
+
+
 def build_report(run_dir, *, title: str | None = None, output=None) -> Path:
     """Assemble ``report.html`` from what a results folder holds: ``summary.json`` (analyze),
     ``evaluation.json`` (evaluate), ``*.provenance.json``, object CSVs and ``figures/*.png``; what the folder
@@ -320,6 +352,7 @@ def build_report(run_dir, *, title: str | None = None, output=None) -> Path:
         parts.append(_csv_preview(table, ["label", "volume_vox", "equivalent_radius_nm", "centroid_z", "centroid_y",
                                         "centroid_x", "sphericity_voxel", "sphericity_mesh", "mean_gray",
                                         "mean_probability"]))
+    parts.append(_segmentation_section(run))
     provs = sorted(run.glob("*" + PROVENANCE_SUFFIX))  # segment's, label images' (io.output_guard.provenance_path)
     if provs:
         parts.append("<h2>Provenance</h2>")

@@ -17,6 +17,13 @@ from ..table import write_csv
 from . import figures
 from .tracking import Tracking
 
+#: said on stdout, in summary.json and track.html where the objects came from the model (review S7)
+SEGMENTED_CAVEAT = (
+    "both scans were segmented with the model: an object it misses or splits in one scan only counts as "
+    "vanished, appeared, merged or split. On a phantom pair it reported 13 vanished and 10 appeared against 4 and "
+    "4 true, 0 of 6 splits (link recall 0.63, precision 0.75; review S7): read those counts as upper bounds; "
+    "for counts to trust, give --before-labels and --after-labels (docs/tracking.md)")
+
 MARKER = TRACK_SUMMARY_TOOL  # summary.json's provenance "tool": how result folders know track's summary
 # what write_tracking puts into the results folder besides the labels (whose name the caller chooses)
 WRITTEN = ("matches.csv", "registration_crops.csv", "summary.json", "transform.json", "track.html", "figures")
@@ -72,6 +79,15 @@ def track_section(summary: dict, figs: dict) -> str:
         ["quantity", "value"]))
     counts = summary["objects_by_status"]
     parts.append("<h3>Objects by status</h3>")
+    seg = summary.get("segmentation")
+    if seg:
+        m = seg.get("model") or {}
+        name = (f"the shipped {m['shipped']} model" + (f" ({m['version']})" if m.get("version") not in
+                                                       (None, m["shipped"]) else "")) if m.get("shipped") \
+            else f"the model {m.get('path') or 'in memory'}"
+        parts.append(f'<p class="note"><b>Objects from the model.</b> Segmented with {html.escape(name)}, SHA-256 '
+                     f'{html.escape(str(m.get("sha256")))}, threshold {seg.get("threshold")}: '
+                     f'{html.escape(SEGMENTED_CAVEAT)}.</p>')
     parts.append(_table([{"status": s, **c} for s, c in counts.items()], ["status", "events", "before_objects",
                                                                            "after_objects"]))
     ex = summary["excluded_rows"]
@@ -114,6 +130,8 @@ def write_tracking(result: Tracking, out_dir, *, shape=None, voxel_size=None, in
     if result.registration.crops:
         paths["crops"] = write_csv(result.registration.crops, out / "registration_crops.csv", overwrite=overwrite)
     summary = dict(result.summary)
+    if summary.get("segmentation"):
+        summary["segmentation"] = {**summary["segmentation"], "caveat": SEGMENTED_CAVEAT}
     summary["provenance"] = {"tool": MARKER, "tomoseg": __version__, "python": platform.python_version(),
                              "numpy": np.__version__, "inputs": inputs or {}}
     unit = "nm" if voxel_size else "vox"

@@ -205,6 +205,13 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
                                       connectivity=options.connectivity)
         readings = [Reading("labels", "uint32", verified=True, where=f"the {name} objects found", command="track")
                     for name in ("BEFORE", "AFTER")]  # the model's objects, numbered: their IDs as they are
+        from ..io.segment_record import model_record
+
+        # the model that made the objects (review S5: a run that fits in memory writes no map nor its record)
+        segmented = {"how": "both scans segmented in memory (tomoseg.inference.predict, its default "
+                            "tiling), the maps not written", "model": model_record(model), "threshold": options.threshold}
+    else:
+        segmented = None
     scans = []
     try:
         # measured in 1 nm voxels where the size is unknown (the relative changes need them); blanked below
@@ -259,6 +266,8 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
         if vs is None:  # nm columns computed with 1 nm voxels: empty, as analyze writes them
             table, tb, ta = (blank_nm_columns(t) for t in (table, tb, ta))
         summary = summarize_tracking(table, reg, voxel_size=vs)
+        if segmented is not None:
+            summary["segmentation"] = segmented
         summary["after_voxel_size_nm"] = list(vs_a) if vs_a else None
         # the centroid distance for pairs without overlap: given, or 3 voxels of the coarser scan
         summary["tolerance_nm"] = tolerance_nm(options.matching, vs1, vs1_a) if vs else None
