@@ -191,5 +191,6 @@ def test_ctrl_c_once_the_outputs_are_complete_is_a_finished_run(tmp_path, scan, 
                           capture_output=True, encoding="utf-8", env=_env(tmp_path, hook), timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("segmented 32x64x64"), proc.stdout
-    assert proc.stderr == ""
+    # nothing said but notes (the tiny model's map is empty: "no voxel is above the threshold")
+    assert [line for line in proc.stderr.splitlines() if not line.startswith("tomoseg: note: ")] == [], proc.stderr
     assert out.is_dir() and (tmp_path / "m.zarr").is_dir() and not work_dir_for(out).exists()
