@@ -55,3 +55,15 @@ def test_tomoseg_track_shows_its_parameters():
     assert list(inspect.signature(tomoseg.track).parameters)[:4] == ["before", "after", "before_labels",
                                                                      "after_labels"]
     assert "before_labels=None" in tomoseg.track.__doc__ and tomoseg.track.track.__doc__ in tomoseg.track.__doc__
+
+
+def test_track_checks_its_label_arrays_as_its_images():
+    """Labels go through check_array as the images do: a nested list is read as an array (as np.asarray would),
+    a path or a 2D array is refused naming the argument."""
+    image, mask, _ = _scan()
+    t = tomoseg.track(image, image, before_labels=mask.tolist(), after_labels=mask, transform=np.eye(4))
+    assert t.summary["objects_by_status"]["persisting"]["events"] == 3
+    with pytest.raises(TomosegError, match="after_labels"):
+        tomoseg.track(image, image, before_labels=mask, after_labels="mask.tif", transform=np.eye(4))
+    with pytest.raises(TomosegError, match="before_labels"):
+        tomoseg.track(image, image, before_labels=mask[0], after_labels=mask, transform=np.eye(4))

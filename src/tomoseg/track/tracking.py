@@ -163,6 +163,8 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
 
     # arrays, Volumes, Zarr arrays are sliced; a nested list becomes an array; a path, 2D, empty or complex refused
     before, after = check_array(before, "before"), check_array(after, "after")
+    before_labels, after_labels = (None if lab is None else check_array(lab, name) for lab, name in
+                                   ((before_labels, "before_labels"), (after_labels, "after_labels")))
     shape_b, shape_a = tuple(before.shape), tuple(after.shape)
     for name, img, lab in (("BEFORE", before, before_labels), ("AFTER", after, after_labels)):
         if lab is not None and tuple(np.shape(lab)) != tuple(img.shape):
