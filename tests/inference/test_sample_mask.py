@@ -127,7 +127,7 @@ def test_segment_reads_the_volume_once_before_the_tiles(tmp_path, random_model_p
         read.append(data.size)
         return data
 
-    first_pass = engine._first_pass
+    first_pass = engine.first_pass
     seen = {}
 
     def measured(*a, **k):
@@ -137,7 +137,7 @@ def test_segment_reads_the_volume_once_before_the_tiles(tmp_path, random_model_p
         return out
 
     monkeypatch.setattr(Volume, "__getitem__", counting)
-    monkeypatch.setattr(engine, "_first_pass", measured)
+    monkeypatch.setattr(engine, "first_pass", measured)
     rec = segment(src, tmp_path / "out.zarr", model=random_model_path, progress=False,
                   options=SegmentOptions(tiling=TilingConfig(tile_size=8, halo=16)))
     assert rec["sample_mask"]["method"] == "auto" and rec["sample_mask"]["fallback"] is None
@@ -155,7 +155,7 @@ def test_sampled_statistics_and_the_mask_share_a_read_of_a_few_layers(tmp_path, 
     """``--stats sample`` (the default above 2^31 voxels): the statistics pass reads evenly spread whole layers of
     chunks (chunks narrower than the slice once crashed the mask's collection), and the automatic mask is made
     from those layers' slices, not from a second read of the volume."""
-    from tomoseg.inference.engine import _first_pass
+    from tomoseg.inference.engine import first_pass
     from tomoseg.io.blocks import sample_slabs, storage_chunks
 
     src = tmp_path / ("in.zarr" if chunks else "in.npy")
@@ -172,7 +172,7 @@ def test_sampled_statistics_and_the_mask_share_a_read_of_a_few_layers(tmp_path, 
                 return plain(key)
 
         counted = Counted()
-        stats, sampled = _first_pass(counted, SegmentOptions(stats="sample", tiling=TilingConfig(halo=8)), 8, None)
+        stats, sampled = first_pass(counted, SegmentOptions(stats="sample", tiling=TilingConfig(halo=8)), 8, None)
         slabs = sample_slabs(vol.shape, storage_chunks(vol), 0.05)
         full = auto_sample_mask(vol, margin=8)
     depth = chunks[0] if chunks else 1
@@ -192,14 +192,14 @@ def test_the_progress_of_sampled_statistics_ends_at_the_sample(tmp_path, deep_pi
     """The statistics bar counts the layers read (8 of 24 here) and ends at 100 %, not at a third."""
     import io
 
-    from tomoseg.inference.engine import _first_pass
+    from tomoseg.inference.engine import first_pass
     from tomoseg.progress import Progress
 
     write_volume(str(tmp_path / "in.zarr"), deep_pillar.image, chunks=(4, 64, 64))
     stream = io.StringIO()
     bar = Progress(deep_pillar.image.size, stream=stream, tty=False)
     with open_volume(str(tmp_path / "in.zarr")) as vol:
-        _first_pass(vol, SegmentOptions(stats="sample", tiling=TilingConfig(halo=8)), 8, bar)
+        first_pass(vol, SegmentOptions(stats="sample", tiling=TilingConfig(halo=8)), 8, bar)
     bar.close()
     assert bar.n == bar.total == 8 * 4 * 128 * 128
     assert "statistics (sample): 100%" in stream.getvalue()

@@ -496,7 +496,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
             try:
                 slices = SliceRanges(volume.shape[0], int(volume.shape[1]) * int(volume.shape[2]))
                 grays = GraySample(volume.size, int(volume.shape[2]))
-                stats, sample = _first_pass(volume, options, model.config.divisor, bar, copy, slices, grays)
+                stats, sample = first_pass(volume, options, model.config.divisor, bar, copy, slices, grays)
             except TomosegError:
                 if bar is not None:
                     bar.close()
@@ -769,7 +769,7 @@ def _settings_as_resolved(settings, shape):
     return {**settings, "sample_mask": mask, "roi": roi}
 
 
-def _first_pass(volume, options: SegmentOptions, divisor: int, bar, copy=None, slices=None, grays=None,
+def first_pass(volume, options: SegmentOptions, divisor: int, bar, copy=None, slices=None, grays=None,
                 named=None):
     """The normalization statistics and the sample mask, from one read of the volume where both need one; that
     read also fills ``copy`` (a :class:`~tomoseg.io.blocks.BlockCopy`), ``slices`` (a

@@ -79,7 +79,7 @@ def segment_steps(image, model=None, *, name: str = "image", voxel_size=None, op
     ``options``: a :class:`~tomoseg.inference.SegmentOptions`, the CLI's settings and checks (threshold, tiling,
     backend/device/precision, objects, fill value, ``sample_mask`` auto or off, ``roi``); its ``tile_size`` None:
     the backend's choice, as ``tomoseg segment`` makes it. The statistics, the sample mask or ROI, the tiles and
-    each tile's core are ``segment``'s own (:func:`~tomoseg.inference.engine._first_pass`, the backend's
+    each tile's core are ``segment``'s own (:func:`~tomoseg.inference.engine.first_pass`, the backend's
     ``run_windows``, :func:`~tomoseg.inference.engine.core_as_written`): tiles outside the sample mask get
     probability 0 without running the network, and with an ROI the map is the volume's size, 0 outside the box,
     as ``segment --roi`` writes it.
@@ -94,7 +94,7 @@ def segment_steps(image, model=None, *, name: str = "image", voxel_size=None, op
     from ..inference.backends import make_backend, resolve, run_windows_one_by_one
     from ..inference.domain import (GraySample, check_depth, check_flooding, check_histogram, check_normalization,
                                     check_voxel_size)
-    from ..inference.engine import SegmentOptions, _first_pass, core_as_written
+    from ..inference.engine import SegmentOptions, first_pass, core_as_written
     from ..inference.gray_checks import SliceRanges, check_gray_values
     from ..inference.normalization import model_objects, nodata_mask
     from ..inference.tiling import read_padded, resolve_tiling, tile_grid
@@ -121,7 +121,7 @@ def segment_steps(image, model=None, *, name: str = "image", voxel_size=None, op
         check_depth(volume)
     slices = SliceRanges(image.shape[0], int(image.shape[1]) * int(image.shape[2]))
     grays = GraySample(image.size, int(image.shape[2]))
-    stats, sample = _first_pass(image, options, divisor, None, slices=slices, grays=grays, named=volume)
+    stats, sample = first_pass(image, options, divisor, None, slices=slices, grays=grays, named=volume)
     with collected(messages):
         check_histogram(volume, stats, net, grays.values())
         check_gray_values(stats, volume.path, options.fill_value, slices)
