@@ -219,3 +219,19 @@ def test_4d_stack_with_channels_names_them_and_how_to_keep_one(tmp_path, vol, ki
         dims, index = "2 channels × 12 z × 16 y × 20 x \\(axes CZYX\\)", r"\[0, :\]"
     with pytest.raises(TomosegError, match=f"holds {dims}; tomoseg needs one 3D volume .*Split Channels.*{index}"):
         open_volume(str(p))
+
+
+def test_info_json_lists_the_assumed_z_spacing(tmp_path, vol, capsys):
+    """`tomoseg info --json` carries the note a script reads (it went to stderr only), unless --voxel-size is given."""
+    import json
+
+    from tomoseg.cli import main
+
+    p = tmp_path / "ij_depth1.tif"
+    tifffile.imwrite(p, vol, description="ImageJ=1.54f\nimages=12\nslices=12\nunit=micron\nloop=false\n",
+                     resolution=(1 / 0.65, 1 / 0.65), metadata=None)
+    assert main(["info", str(p), "--json"]) == 0
+    notes = json.loads(capsys.readouterr().out)["notes"]
+    assert any("no z spacing" in n and "--voxel-size" in n for n in notes), notes
+    assert main(["info", str(p), "--json", "--voxel-size", "700", "650", "650"]) == 0
+    assert not any("z spacing" in n for n in json.loads(capsys.readouterr().out)["notes"])

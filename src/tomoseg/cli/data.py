@@ -140,7 +140,9 @@ def _run_info(args) -> int:
             "chunks": list(vol.chunks) if vol.chunks else None,
             "voxel_size_nm": list(vol.voxel_size) if vol.voxel_size else None,
             "size_on_disk_bytes": _disk_size(file), "size_in_memory_bytes": vol.nbytes, "sample": stats,
-            "notes": list(vol.notes),
+            # with the voxel size the reader assumed (a TIFF's z spacing), said on stderr as a note too
+            "notes": list(vol.notes) + ([vol.voxel_size_note] if vol.voxel_size_note and not args.voxel_size
+                                        else []),
         }
     if args.json:
         from ..io.result_folders import strict_json
