@@ -32,6 +32,7 @@ def test_analyze_and_evaluate_carry_the_segmentation_into_results_and_report(tmp
         assert seg["normalization"]["method"] == "zscore" and seg["tiling"]["tile_size"] > 0
         assert seg["backend"] and seg["precision"] and seg["tomoseg_version"]
         assert seg["input"].endswith("img.tif") and seg["map_edited_since"] is False
+        assert seg["input_resolved"] == str((tmp_path / "img.tif").resolve())  # the file, wherever run from
         assert seg["record"].endswith("prob.tif.provenance.json")
     page = (out / "report.html").read_text()
     assert "<h2>Segmentation</h2>" in page and sha in page

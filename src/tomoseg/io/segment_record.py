@@ -49,6 +49,8 @@ def segmentation_essentials(record: dict, where: str | None = None, *, edited: b
     return {
         "record": where, "tomoseg_version": record.get("tomoseg_version"), "started": record.get("started"),
         "input": record.get("input"), "input_shape": record.get("input_shape"),
+        # the input as the file it named (absolute, links followed), where the record says (tomoseg >= C10)
+        "input_resolved": (record.get("resolved_paths") or {}).get("input"),
         "input_sample_sha256": (record.get("input_content") or {}).get("sample_sha256"),
         "voxel_size_nm": record.get("voxel_size_nm"),
         "model": {"sha256": model.get("sha256"), "sha256_of": model.get("sha256_of"), "shipped": shipped,
