@@ -99,9 +99,12 @@ def probe_worker(volume_call, shape, folder: str, token_name: str, token: str, b
 
     import tomoseg
 
+    from .outputs import package_versions
+
     problems = []
     info = {"version": tomoseg.__version__, "problems": problems, "host": platform.node(),
-            "packages": _versions(("numpy", "torch", "openvino", "zarr", "h5py", "tifffile", "distributed"))}
+            "packages": list(package_versions(("numpy", "torch", "openvino", "zarr", "h5py", "tifffile",
+                                               "distributed")).items())}
     try:
         function, args = volume_call
         volume = function(*args)
@@ -139,19 +142,6 @@ def probe_worker(volume_call, shape, folder: str, token_name: str, token: str, b
         info["memory_limit"] = int(limit) if limit else None
         info["threads"] = int(getattr(dask_worker.state, "nthreads", 1) or 1)
     return info
-
-
-def _versions(packages) -> list:
-    """``[(name, version)]`` of the ``packages`` installed (those missing left out)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = []
-    for name in packages:
-        try:
-            found.append((name, version(name)))
-        except PackageNotFoundError:
-            pass
-    return found
 
 
 def _said(exc: BaseException) -> str:

@@ -120,16 +120,27 @@ def _add_pyramid(store: Path, method: str, progress=None) -> int:
     return add_pyramid(store, method=method, progress=progress)
 
 
-def provenance(volume, model, options, fingerprint, stats, outputs, n_tiles, t0) -> dict:
-    import platform
+RUN_PACKAGES = ("numpy", "torch", "openvino", "zarr", "tifffile", "h5py", "dask", "distributed")
+
+
+def package_versions(packages=RUN_PACKAGES) -> dict:
+    """``{name: version}`` of the ``packages`` installed here (those missing left out): a run's provenance, and
+    a Dask worker's report of itself (:mod:`.cluster_probe`)."""
     from importlib.metadata import PackageNotFoundError, version
 
     versions = {}
-    for pkg in ("numpy", "torch", "openvino", "zarr", "tifffile", "h5py", "dask", "distributed"):
+    for pkg in packages:
         try:
             versions[pkg] = version(pkg)
         except PackageNotFoundError:
             pass
+    return versions
+
+
+def provenance(volume, model, options, fingerprint, stats, outputs, n_tiles, t0) -> dict:
+    import platform
+
+    versions = package_versions()
     meta = getattr(model, "metadata", {}) or {}
     return {
         "tool": "tomoseg segment", "tomoseg_version": __version__, "input": str(volume.path),
