@@ -63,6 +63,39 @@ def check_metadata(meta: dict, path) -> None:
         raise TomosegError(f"{path}: its metadata lack the model 'architecture' (levels, base_features, ...); "
                            "save the model again with tomoseg.save_model")
     check_architecture(meta["architecture"], path)
+    check_expectations(meta, path)
+
+
+# the values segment knows (a method other than zscore loads, to be studied, and predict/segment refuse it)
+NORMALIZATION = {"scope": ("whole-volume", "patch"), "objects": ("dark", "bright")}
+
+
+def check_expectations(meta: dict, path) -> None:
+    """Refuse what a model file says about the data it expects where ``segment`` could not act on it: a threshold
+    that is not an integer 0-254, a voxel size that is not three positive numbers (or null), a normalization that
+    is not an object of known values (review MF1: these were shown as garbage by ``info`` or silently ignored).
+    A key left out keeps its default (:data:`tomoseg.checkpoint.DEFAULT_METADATA`)."""
+    import math
+
+    fix = "the file is damaged or its metadata were edited; save the model again with tomoseg.save_model"
+    threshold = meta.get("threshold", 127)
+    if not isinstance(threshold, int) or isinstance(threshold, bool) or not 0 <= threshold <= 254:
+        raise TomosegError(f"{path}: its threshold {threshold!r} is not an integer from 0 to 254 (probability x "
+                           f"255); {fix}")
+    voxel = meta.get("voxel_size_nm")
+    if voxel is not None and not (isinstance(voxel, (list, tuple)) and len(voxel) == 3 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0 for v in voxel)):
+        raise TomosegError(f"{path}: its voxel_size_nm {voxel!r} is not three positive numbers (z, y, x in nm) or "
+                           f"null; {fix}")
+    norm = meta.get("normalization", {})
+    if not isinstance(norm, dict):
+        raise TomosegError(f"{path}: its normalization {norm!r} is not an object (method, scope, objects); {fix}")
+    if not isinstance(norm.get("method", "zscore"), str):
+        raise TomosegError(f"{path}: its normalization method {norm['method']!r} is not a name; {fix}")
+    for key, allowed in NORMALIZATION.items():
+        if key in norm and norm[key] not in allowed:
+            raise TomosegError(f"{path}: its normalization {key} {norm[key]!r} is none of {list(allowed)}; "
+                               + fix)
 
 
 def check_architecture(arch: dict, path) -> None:

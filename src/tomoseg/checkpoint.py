@@ -45,12 +45,13 @@ def save_model(model: UNet3D, path, metadata: dict | None = None, *, overwrite: 
     meta = {**DEFAULT_METADATA, **(metadata or {})}
     meta.update(format=FORMAT, format_version=FORMAT_VERSION, architecture=model.config.to_dict(),
                 tomoseg_version=__version__)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = path.with_name(path.name + ".partial")
     from .objects.analysis import json_safe
 
-    write_safetensors(tensors, tmp, metadata={"tomoseg": json.dumps(json_safe(meta), sort_keys=True,
-                                                                   allow_nan=False)})
+    meta = json_safe(meta)
+    check_metadata(meta, path)  # a file that load_model would refuse is not written (review MF1)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tmp = path.with_name(path.name + ".partial")
+    write_safetensors(tensors, tmp, metadata={"tomoseg": json.dumps(meta, sort_keys=True, allow_nan=False)})
     with_umask_permissions(tmp)
     tmp.replace(path)
     return path

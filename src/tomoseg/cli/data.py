@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -58,77 +57,11 @@ def _info(sub):
     p.set_defaults(run=_run_info)
 
 
-def _is_model(arg: str) -> bool:
-    from ..shipped import names_shipped_model
-
-    return Path(arg).suffix == ".safetensors" or names_shipped_model(arg)
-
-
-def _model_info(arg: str, as_json: bool) -> int:
-    """What a model file says about itself: architecture, the data it expects, how it was trained and scored."""
-    import tomoseg
-    from ..shipped import model_path, shipped_name
-
-    model = tomoseg.load_model(arg)
-    meta = {k: v for k, v in model.metadata.items() if k != "input_histogram"}
-    training = {k: v for k, v in (meta.get("training") or {}).items() if k != "config"}
-    total, trainable = tomoseg.count_parameters(model)
-    info = {"path": str(model_path(arg)), "shipped": shipped_name(model.sha256), "sha256": model.sha256,
-            "parameters": total, "trainable_parameters": trainable, **meta, "training": training}
-    if as_json:  # valid JSON for every reader: NaN (files written before review R9) as null
-        from ..objects.analysis import json_safe
-
-        print(json.dumps(json_safe(info), allow_nan=False))
-        return 0
-    arch, tr, held = meta["architecture"], meta.get("trained_on") or {}, meta.get("held_out") or {}
-    lines = [
-        f"path          {info['path']}" + (f"  (shipped: {info['shipped']})" if info["shipped"] else ""),
-        f"network       3D U-Net, {arch['levels']} levels, base {arch['base_features']} features; "
-        f"{total:,} parameters ({trainable:,} trainable)",
-        "expects       " + ("whole-volume" if meta["normalization"].get("scope") == "whole-volume" else "per-patch")
-        + " z-scored gray values; voxel size "
-        + (" × ".join(f"{v:g}" for v in meta["voxel_size_nm"]) + " nm" if meta.get("voxel_size_nm") else "unknown"),
-        f"threshold     {meta['threshold']} (of 255)",
-    ]
-    if training:
-        lines.append(f"trained       {training.get('step', '?')} steps" + (f", recipe {training['recipe']}"
-                     if training.get("recipe") else "") + (f", on {tr.get('gpu') or tr.get('device')}" if tr else ""))
-    lines += _training_outcome(meta)
-    if held.get("mean"):
-        m = held["mean"]
-        lines.append(f"held-out      voxel recall {m['recall']:.3f}, precision {m['precision']:.3f}, "
-                     f"object F1 {m['object_f1']:.3f} (mean of {held.get('benchmark', 'the benchmark')})")
-    print("\n".join(lines))
-    return 0
-
-
-def _training_outcome(meta: dict) -> list[str]:
-    """What a model trained by ``tomoseg train`` started from and how it scored on its run's validation data."""
-    lines, init = [], meta.get("init")
-    training = meta.get("training") or {}
-    if init:
-        shipped = f"the shipped {init['shipped']}" if init.get("shipped") else init.get("path") or init["name"]
-        lines.append(f"fine-tuned    from {init['name']} ({shipped}, sha256 {str(init.get('sha256'))[:12]}…, "
-                     f"tomoseg {init.get('tomoseg_version') or '?'})")
-    elif (training.get("config") or {}).get("init"):  # a model of a run before the init was recorded
-        lines.append(f"fine-tuned    from {training['config']['init']} (which file then is not recorded)")
-    val = training.get("validation") or {}
-    if val.get("val_loss") is not None:
-        def num(key):
-            v = val.get(key)
-            return "n/a" if v is None or v != v else f"{v:.3f}"
-
-        source = (meta.get("setup") or {}).get("validation_source")
-        epoch = training.get("epoch")
-        lines.append(f"validation    epoch {epoch}" + (" (the init model: no epoch beat it)" if epoch == 0 else "")
-                     + f": loss {val['val_loss']:.4g}, voxel recall {num('recall')}, precision {num('precision')}, "
-                     f"F1 {num('f1')}" + (f" on {source}" if source else ""))
-    return lines
-
-
 def _run_info(args) -> int:
-    if _is_model(args.volume):
-        return _model_info(args.volume, args.json)
+    from .model_info import is_model, model_info
+
+    if is_model(args.volume):
+        return model_info(args.volume, args.json)
     with open_volume(args.volume, voxel_size=checked_voxel_size(args.voxel_size)) as vol:
         # a compressed NRRD is decompressed whole to read any slice: a large one is described from its header only
         stats = None if vol.whole_read and vol.nbytes > 2**26 else sample_statistics(vol)

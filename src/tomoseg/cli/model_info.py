@@ -1,0 +1,95 @@
+"""``tomoseg info MODEL``: what a model file says about itself (architecture, the data it expects, how it was
+trained and scored).
+
+The fields ``segment`` acts on (threshold, voxel size, normalization) are checked when the file is loaded
+(:func:`tomoseg.architecture.check_expectations`); the descriptive ones (training, init, held-out scores) are
+shown where they can be read and said to be unreadable where not, never a traceback (review MF1).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+UNREADABLE = "(not readable in this file)"
+
+
+def is_model(arg: str) -> bool:
+    """Whether ``info`` describes ``arg`` as a model: a ``.safetensors`` file or a shipped model's name."""
+    from ..shipped import names_shipped_model
+
+    return Path(arg).suffix == ".safetensors" or names_shipped_model(arg)
+
+
+def _dict(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _number(value, spec: str) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return "n/a" if value != value else format(value, spec)
+    return "n/a" if value is None else UNREADABLE
+
+
+def model_info(arg: str, as_json: bool) -> int:
+    """Print what the model ``arg`` (a file or a shipped name) says about itself; 0."""
+    import tomoseg
+    from ..shipped import model_path, shipped_name
+
+    model = tomoseg.load_model(arg)
+    meta = {k: v for k, v in model.metadata.items() if k != "input_histogram"}
+    training = {k: v for k, v in _dict(meta.get("training")).items() if k != "config"}
+    total, trainable = tomoseg.count_parameters(model)
+    info = {"path": str(model_path(arg)), "shipped": shipped_name(model.sha256), "sha256": model.sha256,
+            "parameters": total, "trainable_parameters": trainable, **meta, "training": training}
+    if as_json:  # valid JSON for every reader: NaN (files written before review R9) as null
+        from ..objects.analysis import json_safe
+
+        print(json.dumps(json_safe(info), allow_nan=False))
+        return 0
+    normalization, voxel = _dict(meta.get("normalization")), meta.get("voxel_size_nm")
+    tr, held = _dict(meta.get("trained_on")), _dict(meta.get("held_out"))
+    lines = [
+        f"path          {info['path']}" + (f"  (shipped: {info['shipped']})" if info["shipped"] else ""),
+        f"network       3D U-Net, {model.config.levels} levels, base {model.config.base_features} features; "
+        f"{total:,} parameters ({trainable:,} trainable)",
+        "expects       " + ("per-patch" if normalization.get("scope") == "patch" else "whole-volume")
+        + " z-scored gray values; voxel size "
+        + (" × ".join(f"{v:g}" for v in voxel) + " nm" if voxel else "unknown"),
+        f"threshold     {meta.get('threshold', 127)} (of 255)",
+    ]
+    if training:
+        lines.append(f"trained       {training.get('step', '?')} steps" + (f", recipe {training['recipe']}"
+                     if training.get("recipe") else "") + (f", on {tr.get('gpu') or tr.get('device')}" if tr else ""))
+    lines += _training_outcome(meta)
+    mean = _dict(held.get("mean"))
+    if mean:
+        lines.append(f"held-out      voxel recall {_number(mean.get('recall'), '.3f')}, precision "
+                     f"{_number(mean.get('precision'), '.3f')}, object F1 {_number(mean.get('object_f1'), '.3f')} "
+                     f"(mean of {held.get('benchmark', 'the benchmark')})")
+    print("\n".join(lines))
+    return 0
+
+
+def _training_outcome(meta: dict) -> list[str]:
+    """What a model trained by ``tomoseg train`` started from and how it scored on its run's validation data."""
+    lines, init = [], meta.get("init")
+    training = _dict(meta.get("training"))
+    if isinstance(init, dict) and init:
+        name = init.get("name", "?")
+        shipped = f"the shipped {init['shipped']}" if init.get("shipped") else init.get("path") or name
+        lines.append(f"fine-tuned    from {name} ({shipped}, sha256 {str(init.get('sha256'))[:12]}…, "
+                     f"tomoseg {init.get('tomoseg_version') or '?'})")
+    elif init:
+        lines.append(f"fine-tuned    from {UNREADABLE}")
+    elif _dict(training.get("config")).get("init"):  # a model of a run before the init was recorded
+        lines.append(f"fine-tuned    from {training['config']['init']} (which file then is not recorded)")
+    val = _dict(training.get("validation"))
+    if val.get("val_loss") is not None:
+        source = _dict(meta.get("setup")).get("validation_source")
+        epoch = training.get("epoch")
+        lines.append(f"validation    epoch {epoch}" + (" (the init model: no epoch beat it)" if epoch == 0 else "")
+                     + f": loss {_number(val['val_loss'], '.4g')}, voxel recall {_number(val.get('recall'), '.3f')}, "
+                     f"precision {_number(val.get('precision'), '.3f')}, F1 {_number(val.get('f1'), '.3f')}"
+                     + (f" on {source}" if source else ""))
+    return lines
