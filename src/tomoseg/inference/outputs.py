@@ -142,6 +142,7 @@ def provenance(volume, model, options, fingerprint, stats, outputs, n_tiles, t0)
 
     versions = package_versions()
     meta = getattr(model, "metadata", {}) or {}
+    of_file = fingerprint["model_sha256"] == getattr(model, "sha256", None)
     return {
         "tool": "tomoseg segment", "tomoseg_version": __version__, "input": str(volume.path),
         "input_content": fingerprint["input_content"],  # what `track --resume` compares before reusing the map
@@ -151,9 +152,10 @@ def provenance(volume, model, options, fingerprint, stats, outputs, n_tiles, t0)
         "threshold": options.threshold,
         # sha256: the model file's while the weights are the file's, else the digest of the weights run
         # (model_file.model_identity): a model changed in memory is not its file, nor a shipped model
+        # path: the file the weights are (review MF2), as given; resolved_paths.model: absolute
         "model": {"sha256": fingerprint["model_sha256"], "shipped": shipped_name(fingerprint["model_sha256"]),
-                  "sha256_of": "file" if fingerprint["model_sha256"] == getattr(model, "sha256", None)
-                  else "weights in memory (tomoseg.model.weights_digest)",
+                  "sha256_of": "file" if of_file else "weights in memory (tomoseg.model.weights_digest)",
+                  "path": str(model.path) if of_file and getattr(model, "path", None) is not None else None,
                   "recipe": (meta.get("training") or {}).get("recipe"), "architecture": model.config.to_dict(),
                   "trained_voxel_size_nm": meta.get("voxel_size_nm")},
         # full: every voxel; sample: stratified chunk layers. objects: bright = the z-score's sign flipped; fill,

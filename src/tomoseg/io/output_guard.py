@@ -170,6 +170,9 @@ def _where_run(output, record: dict) -> dict:
     for key in ("input", "labelled_from"):
         if isinstance(record.get(key), (str, os.PathLike)):
             resolved[key] = resolved_name(record[key])
+    model = record.get("model")
+    if isinstance(model, dict) and isinstance(model.get("path"), (str, os.PathLike)):
+        resolved["model"] = resolved_name(model["path"])
     outputs = record.get("outputs")
     if isinstance(outputs, dict):
         resolved["outputs"] = {k: resolved_name(v) if isinstance(v, (str, os.PathLike)) else v

@@ -9,6 +9,7 @@ No PyTorch here.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from ..errors import TomosegError
 
@@ -54,7 +55,8 @@ def segmentation_essentials(record: dict, where: str | None = None, *, edited: b
         "input_sample_sha256": (record.get("input_content") or {}).get("sample_sha256"),
         "voxel_size_nm": record.get("voxel_size_nm"),
         "model": {"sha256": model.get("sha256"), "sha256_of": model.get("sha256_of"), "shipped": shipped,
-                  "version": version, "recipe": model.get("recipe"),
+                  "version": version, "recipe": model.get("recipe"), "path": model.get("path"),
+                  "path_resolved": (record.get("resolved_paths") or {}).get("model"),
                   "trained_voxel_size_nm": model.get("trained_voxel_size_nm")},
         "threshold": record.get("threshold"),
         "normalization": {k: norm.get(k) for k in _NORMALIZATION if k in norm},
@@ -100,7 +102,7 @@ def methods_sentence(seg: dict) -> str:
     m = seg.get("model") or {}
     name = (f"the shipped {m['shipped']} model" + (f" ({m['version']})" if m.get("version") and
                                                    m["version"] != m["shipped"] else "")) \
-        if m.get("shipped") else "a model file"
+        if m.get("shipped") else f"the model file {Path(m['path']).name}" if m.get("path") else "a model file"
     sha = f"SHA-256 {m['sha256']}" if m.get("sha256") else "SHA-256 unknown"
     n = seg.get("normalization") or {}
     fill = n.get("fill_value")

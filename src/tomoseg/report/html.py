@@ -277,6 +277,7 @@ def _segmentation_section(run: Path) -> str:
     n = seg.get("normalization") or {}
     t = seg.get("tiling") or {}
     rows = {"model": m.get("shipped") or "a model file", "model version": m.get("version"),
+            "model file": None if m.get("shipped") else m.get("path_resolved") or m.get("path"),
             "model SHA-256": m.get("sha256"), "model recipe": m.get("recipe"), "threshold (0-255)": seg.get("threshold"),
             "normalization": n.get("method"), "statistics": n.get("statistics"), "objects": n.get("objects"),
             "clip (s.d.)": n.get("clip"), "fill value": n.get("fill_value"), "tile size": t.get("tile_size"),
