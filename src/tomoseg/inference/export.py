@@ -11,12 +11,24 @@ import torch
 
 def onnx_usage(model) -> dict:
     """What a consumer of the exported network must do as tomoseg does (recorded in the ONNX file's ``tomoseg``
-    metadata entry): the input's normalization, the spatial divisor, the sigmoid and the threshold."""
+    metadata entry): the input's normalization as segment does it, the spatial divisor, the sigmoid, the threshold
+    and the voxel size the model was trained at."""
+    from .normalization import CLIP, FENCE, PERCENTILE
+
     meta = getattr(model, "metadata", None) or {}
+    norm = {"method": "zscore", "scope": "whole-volume", **(meta.get("normalization") or {})}
+    sign = "-" if norm.get("objects") == "bright" else ""  # (bright objects: the model learned dark ones)
+    lo, hi = f"{PERCENTILE:.0%}", f"{1 - PERCENTILE:.0%}"
     return {"input": "float32 (n, 1, z, y, x); z, y, x multiples of divisor (pad, e.g. by reflection)",
             "divisor": model.config.divisor,
-            "normalization": {**(meta.get("normalization") or {"method": "zscore", "scope": "whole-volume"}),
-                              "formula": "(x - mean) / sd, mean and sd of the whole volume"},
+            # what segment does (review MF3: the record said "(x - mean) / sd" only)
+            "normalization": {**norm, "clip": CLIP,
+                              "formula": f"clip({sign}(x - mean) / sd, -{CLIP:g}, {CLIP:g}); 0 where no data",
+                              "statistics": f"mean and sd of the whole volume, over the voxels within the fences: "
+                                            f"the {lo} and {hi} percentiles each moved out by {FENCE:g} times the "
+                                            "distance between them; NaN, inf and the scan's fill value left out",
+                              "no_data": "NaN, inf and the fill value: input 0, and probability 0 in the output"},
+            "voxel_size_nm": meta.get("voxel_size_nm"),  # the voxel size of the training scans (z, y, x)
             "output": "logits; probability p = sigmoid(logits); tomoseg's map = round(p * 255) as uint8",
             "threshold": meta.get("threshold", 127),
             "mask": "object where round(p * 255) > threshold (p >= 0.5 for 127)",
