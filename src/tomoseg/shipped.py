@@ -19,8 +19,9 @@ def default_model_path() -> Path:
 
 def names_shipped_model(model) -> bool:
     """Whether a ``--model`` value names a shipped model (None, ``default``, ``v1``, ``v2``) rather than a file: a file of
-    the same name in the working folder wins over the name."""
-    return model is None or (str(model) in SHIPPED_MODELS and not Path(model).exists())
+    the same name in the working folder wins over the name; a folder of that name (a results folder ``v1``) does not,
+    since no folder is a model (review MF5)."""
+    return model is None or (str(model) in SHIPPED_MODELS and not Path(model).is_file())
 
 
 def model_path(model=None) -> Path:

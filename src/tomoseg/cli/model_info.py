@@ -15,10 +15,11 @@ UNREADABLE = "(not readable in this file)"
 
 
 def is_model(arg: str) -> bool:
-    """Whether ``info`` describes ``arg`` as a model: a ``.safetensors`` file or a shipped model's name."""
+    """Whether ``info`` describes ``arg`` as a model: a ``.safetensors`` file or a shipped model's name (where no
+    file or folder of that name, a volume, is in the working folder)."""
     from ..shipped import names_shipped_model
 
-    return Path(arg).suffix == ".safetensors" or names_shipped_model(arg)
+    return Path(arg).suffix == ".safetensors" or (names_shipped_model(arg) and not Path(arg).exists())
 
 
 def _dict(value) -> dict:
