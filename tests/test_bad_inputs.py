@@ -649,7 +649,7 @@ CASES = {
     "foreign HDF5 dataset, --overwrite": (b_foreign_h5_dataset, "dataset that tomoseg did not write"),
     "foreign file, --overwrite": (b_foreign_file, "file that tomoseg did not write"),
     # models (items 5-7, 17)
-    "pickled checkpoint": (b_pickle_model, "pickled PyTorch checkpoint"),
+    "pickled checkpoint": (b_pickle_model, "pickled PyTorch file"),
     "model of random bytes": (b_random_bytes_model, "not a safetensors model file"),
     "model levels 100": (b_levels_100, "levels = 100 is outside 2..8"),
     "model tensors of another architecture": (b_wrong_tensors, "do not fit the architecture"),

@@ -19,7 +19,7 @@ from ._version import __version__
 from .errors import TomosegError
 from .architecture import FORMAT, FORMAT_VERSION, LIMITS, check_architecture, check_metadata  # noqa: F401 (re-exported)
 from .model import UNet3D, build_model, weights_digest
-from .shipped import default_model_path, file_sha256, model_path, names_shipped_model  # noqa: F401 (re-exported)
+from .shipped import default_model_path, file_sha256, model_path, names_shipped_model, shipped_name  # noqa: F401 (re-exported)
 
 DEFAULT_METADATA = {
     "normalization": {"method": "zscore", "scope": "whole-volume"},
@@ -183,7 +183,8 @@ def _check_weights(path: Path, tensors: dict) -> None:
 
 
 def _file_kind(path: Path) -> str:
-    """'safetensors', 'pickle' (a torch.save zip or a raw pickle), or 'other', by the file's structure."""
+    """'safetensors', 'pickle' (a torch.save zip or a raw pickle), 'zip' (another zip archive), or 'other', by the
+    file's structure."""
     size = path.stat().st_size
     with open(path, "rb") as fh:
         head = fh.read(9)
@@ -191,9 +192,33 @@ def _file_kind(path: Path) -> str:
         n = int.from_bytes(head[:8], "little")
         if 2 <= n <= size - 8 and head[8:9] == b"{":
             return "safetensors"
-    if head[:4] == b"PK\x03\x04" or (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")):
+    if head[:4] == b"PK\x03\x04":
+        return "pickle" if _holds_pickle(path) else "zip"
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
         return "pickle"
     return "other"
+
+
+def _holds_pickle(path: Path) -> bool:
+    """Whether a zip archive is ``torch.save``'s: it holds ``data.pkl`` (its names are listed, nothing is read)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name == "data.pkl" or name.endswith("/data.pkl") for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
+
+
+def pickle_message(path: Path) -> str:
+    """What to do with a pickled PyTorch file (review MF6): the one safe conversion of a state dict."""
+    out = path.with_suffix(".safetensors").name
+    return (f"{path}: is a pickled PyTorch file; tomoseg never unpickles files, since loading a pickle can run "
+            "arbitrary code. If it holds the state dict of tomoseg's UNet3D (torch.save(model.state_dict(), ...)), "
+            f"convert it once, with the levels and base_features it was built with: python -c \"import torch, "
+            f"tomoseg; m = tomoseg.UNet3D(levels=4, base_features=8); m.load_state_dict(torch.load({str(path)!r}, "
+            f"weights_only=True)); tomoseg.save_model(m, {out!r}, {{'voxel_size_nm': [Z, Y, X]}})\" "
+            "(docs/training.md, 'Models from plain PyTorch')")
 
 
 def _check_file(path: Path) -> Path:
@@ -203,9 +228,20 @@ def _check_file(path: Path) -> Path:
         raise TomosegError(f"{path}: is a folder, not a model file (.safetensors)")
     kind = _file_kind(path)
     if kind == "pickle":
-        raise TomosegError(f"{path}: is a pickled PyTorch checkpoint; tomoseg never unpickles files, since "
-                           "loading a pickle can run arbitrary code. Load it yourself if you trust it, then "
-                           "save it with tomoseg.save_model (safetensors)")
+        raise TomosegError(pickle_message(path))
+    if kind == "zip":
+        raise TomosegError(f"{path}: is a zip archive, not a model file (nor a PyTorch checkpoint); give a "
+                           ".safetensors file written by tomoseg")
+    if kind != "safetensors" and path.suffix.lower() == ".onnx":
+        from .io.onnx_marker import read_marker
+
+        record = read_marker(path) or {}
+        sha = record.get("model_sha256") if record.get("tool") == "tomoseg export-onnx" else None
+        shipped = shipped_name(str(sha)) if sha else None
+        raise TomosegError(f"{path}: is an ONNX file, for other runtimes; tomoseg runs .safetensors models" + (
+            f": give --model {shipped}, the shipped model it was exported from" if shipped else
+            f": give the model it was exported from (sha256 {sha}; tomoseg info {path} says more)" if sha else
+            " (tomoseg train and tomoseg.save_model write them)"))
     if kind != "safetensors":
         raise TomosegError(f"{path}: is not a safetensors model file (empty, truncated or another format); "
                            "give a .safetensors file written by tomoseg")

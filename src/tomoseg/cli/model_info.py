@@ -14,12 +14,50 @@ from pathlib import Path
 UNREADABLE = "(not readable in this file)"
 
 
+# files info takes for models: tomoseg's, PyTorch's pickles (refused, with how to convert them) and ONNX exports
+MODEL_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt", ".pkl", ".onnx")
+
+
 def is_model(arg: str) -> bool:
-    """Whether ``info`` describes ``arg`` as a model: a ``.safetensors`` file or a shipped model's name (where no
-    file or folder of that name, a volume, is in the working folder)."""
+    """Whether ``info`` describes ``arg`` as a model: a file of :data:`MODEL_SUFFIXES` or a shipped model's name
+    (where no file or folder of that name, a volume, is in the working folder)."""
     from ..shipped import names_shipped_model
 
-    return Path(arg).suffix == ".safetensors" or (names_shipped_model(arg) and not Path(arg).exists())
+    return Path(arg).suffix.lower() in MODEL_SUFFIXES or (names_shipped_model(arg) and not Path(arg).exists())
+
+
+def onnx_info(path: Path, as_json: bool) -> int:
+    """Describe an ONNX file tomoseg exported, from the usage record in its metadata (review MF4)."""
+    from ..errors import TomosegError
+    from ..io.onnx_marker import read_marker
+    from ..shipped import shipped_name
+
+    if not path.is_file():
+        raise TomosegError(f"{path}: " + ("is a folder, not an ONNX file" if path.is_dir() else "file not found"))
+    record = read_marker(path)
+    if record is None or record.get("tool") != "tomoseg export-onnx":
+        raise TomosegError(f"{path}: is not an ONNX file exported by tomoseg (no tomoseg entry in its metadata); "
+                           "tomoseg info describes tomoseg's .safetensors models and their exports")
+    sha = record.get("model_sha256")
+    info = {"path": str(path), "format": "onnx", "exported_from": {"sha256": sha, "shipped": shipped_name(str(sha))},
+            **record}
+    if as_json:
+        print(json.dumps(info))
+        return 0
+    norm, voxel = _dict(record.get("normalization")), record.get("voxel_size_nm")
+    shipped = info["exported_from"]["shipped"]
+    lines = [f"path          {path}  (ONNX export, opset {record.get('opset', '?')}, tomoseg "
+             f"{record.get('tomoseg_version', '?')})",
+             f"exported from model sha256 {sha}" + (f" (shipped: {shipped})" if shipped else ""),
+             f"input         {record.get('input', UNREADABLE)}; divisor {record.get('divisor', '?')}",
+             f"normalize     {norm.get('formula', UNREADABLE)}; {norm.get('statistics', '')}".rstrip("; "),
+             "voxel size    " + (" × ".join(f"{v:g}" for v in voxel) + " nm (training scans)"
+                                 if isinstance(voxel, list) else "not recorded"),
+             f"output        {record.get('output', UNREADABLE)}",
+             f"threshold     {record.get('threshold', '?')} (of 255): {record.get('mask', '')}".rstrip(": "),
+             f"precision     {record.get('precision', UNREADABLE)}"]
+    print("\n".join(lines))
+    return 0
 
 
 def _dict(value) -> dict:
@@ -37,7 +75,9 @@ def model_info(arg: str, as_json: bool) -> int:
     import tomoseg
     from ..shipped import model_path, shipped_name
 
-    model = tomoseg.load_model(arg)
+    if Path(arg).suffix.lower() == ".onnx":
+        return onnx_info(Path(arg), as_json)
+    model = tomoseg.load_model(arg)  # a pickle (.pt, .pth, .ckpt) is refused here, saying how to convert it
     meta = {k: v for k, v in model.metadata.items() if k != "input_histogram"}
     training = {k: v for k, v in _dict(meta.get("training")).items() if k != "config"}
     total, trainable = tomoseg.count_parameters(model)

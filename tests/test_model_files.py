@@ -1,0 +1,89 @@
+"""Files that are not tomoseg models: PyTorch pickles, zip archives, ONNX exports (review MF4, MF6). Each gets one
+line saying what to do; nothing is ever unpickled."""
+
+import re
+import zipfile
+
+import pytest
+import torch
+
+import tomoseg
+from tomoseg.checkpoint import load_model
+from tomoseg.cli import main
+from tomoseg.errors import TomosegError
+
+MARKER = []  # where the hostile pickle would write
+
+
+class Hostile:
+    def __reduce__(self):
+        return (open, (MARKER[0], "w"))
+
+
+def _recipe(message: str) -> str:
+    """The Python code of the conversion the pickle message gives."""
+    code = re.search(r'python -c "(.*?)"', message).group(1)
+    return code.replace("[Z, Y, X]", "[30, 30, 30]")
+
+
+def test_the_pickle_message_gives_a_conversion_that_works_and_runs_no_code(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    net = tomoseg.UNet3D(levels=4, base_features=8)
+    torch.save(net.state_dict(), "net.pt")
+    with pytest.raises(TomosegError, match=r"net\.pt: is a pickled PyTorch file; tomoseg never unpickles") as err:
+        load_model("net.pt")
+    exec(_recipe(str(err.value)), {})
+    converted = load_model("net.safetensors")
+    assert converted.metadata["voxel_size_nm"] == [30, 30, 30]
+    for key, value in net.state_dict().items():
+        assert torch.equal(converted.state_dict()[key], value)
+
+    MARKER.append(str(tmp_path / "ran"))
+    torch.save({"x": Hostile()}, "hostile.pt")
+    with pytest.raises(TomosegError) as err:
+        load_model("hostile.pt")
+    with pytest.raises(Exception, match="Weights only load failed"):
+        exec(_recipe(str(err.value)), {})
+    assert not (tmp_path / "ran").exists()
+
+
+def test_a_zip_that_is_no_pytorch_checkpoint_is_called_a_zip(tmp_path):
+    with zipfile.ZipFile(tmp_path / "m.pt", "w") as archive:
+        archive.writestr("notes.txt", "hello")
+    with pytest.raises(TomosegError, match=r"m\.pt: is a zip archive, not a model file \(nor a PyTorch checkpoint\)"):
+        load_model(tmp_path / "m.pt")
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".pth", ".ckpt", ".pkl"])
+def test_info_of_a_pickle_says_it_is_one(tmp_path, capsys, suffix):
+    torch.save(tomoseg.UNet3D(2, 2).state_dict(), tmp_path / f"m{suffix}")
+    assert main(["info", str(tmp_path / f"m{suffix}")]) == 1
+    err = capsys.readouterr().err
+    assert "is a pickled PyTorch file" in err and "unknown volume format" not in err
+
+
+def test_info_describes_an_onnx_export_and_segment_names_its_model(tmp_path, capsys):
+    pytest.importorskip("onnx")
+    import json
+
+    assert main(["export-onnx", "v2", str(tmp_path / "v2.onnx")]) == 0
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "v2.onnx"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["exported_from"] == {"sha256": tomoseg.load_model("v2").sha256, "shipped": "v2"}
+    assert info["divisor"] == 8 and info["voxel_size_nm"] == [29.33] * 3 and info["threshold"] == 127
+    assert main(["info", str(tmp_path / "v2.onnx")]) == 0
+    out = capsys.readouterr().out
+    assert "(shipped: v2)" in out and "clip((x - mean) / sd, -10, 10)" in out and "29.33 × 29.33 × 29.33 nm" in out
+    with pytest.raises(TomosegError, match=r"v2\.onnx: is an ONNX file, for other runtimes; tomoseg runs "
+                                           r"\.safetensors models: give --model v2, the shipped model"):
+        load_model(tmp_path / "v2.onnx")
+
+
+def test_info_of_an_onnx_file_tomoseg_did_not_export(tmp_path, capsys):
+    (tmp_path / "other.onnx").write_bytes(b"\x08\x07\x12\x04test")
+    assert main(["info", str(tmp_path / "other.onnx")]) == 1
+    assert "is not an ONNX file exported by tomoseg" in capsys.readouterr().err
+    with pytest.raises(TomosegError, match=r"other\.onnx: is an ONNX file, for other runtimes; tomoseg runs "
+                                           r"\.safetensors models \(tomoseg train"):
+        load_model(tmp_path / "other.onnx")
