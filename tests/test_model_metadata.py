@@ -33,6 +33,7 @@ def _model_file(path, **meta):
     ("normalization", {"method": 5}, r"its normalization method 5 is not a name"),
     ("normalization", {"objects": "purple"}, r"its normalization objects 'purple' is none of \['dark', 'bright'\]"),
     ("normalization", {"scope": "slice"}, r"its normalization scope 'slice' is none of"),
+    ("training", "x", r"its training record 'x' is not an object"),
 ])
 def test_expectations_segment_cannot_act_on_are_refused_on_loading(tmp_path, field, value, message):
     path = _model_file(tmp_path / "m.safetensors", **{field: value})
@@ -60,7 +61,6 @@ def test_save_model_refuses_metadata_that_load_model_would_refuse(tmp_path):
 
 
 @pytest.mark.parametrize("meta, shown", [
-    ({"training": "x"}, None),
     ({"init": "x"}, "fine-tuned    from (not readable in this file)"),
     ({"trained_on": "x", "training": {"step": 3}}, "trained       3 steps"),
     ({"held_out": {"mean": "x"}}, None),
@@ -75,3 +75,17 @@ def test_info_shows_descriptive_fields_it_cannot_read_without_a_traceback(tmp_pa
     assert "3D U-Net, 2 levels, base 2 features" in out
     if shown:
         assert shown in out
+
+
+@pytest.mark.parametrize("training", [{"config": "x"}, {"config": {"data": "x"}}, {"config": {"data": []}}])
+def test_segment_runs_a_model_whose_training_config_it_cannot_read(tmp_path, training):
+    import numpy as np
+
+    from tomoseg.inference import segment
+    from tomoseg.io import write_volume
+
+    path = _model_file(tmp_path / "m.safetensors", training=training, voxel_size_nm=[30, 30, 30])
+    write_volume(str(tmp_path / "in.tif"), np.random.default_rng(0).normal(100, 10, (8, 16, 16)).astype(np.float32),
+                 voxel_size=(60.0,) * 3)  # unlike the model's: the voxel-size check reads the training data
+    with pytest.warns(tomoseg.errors.TomosegWarning, match="voxel size 60×60×60 nm is 2x larger"):
+        segment(tmp_path / "in.tif", tmp_path / "p.tif", model=path, progress=False)

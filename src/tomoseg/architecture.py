@@ -87,6 +87,8 @@ def check_expectations(meta: dict, path) -> None:
             isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0 for v in voxel)):
         raise TomosegError(f"{path}: its voxel_size_nm {voxel!r} is not three positive numbers (z, y, x in nm) or "
                            f"null; {fix}")
+    if not isinstance(meta.get("training", {}), dict):  # segment reads its recipe and training data
+        raise TomosegError(f"{path}: its training record {meta['training']!r} is not an object; {fix}")
     norm = meta.get("normalization", {})
     if not isinstance(norm, dict):
         raise TomosegError(f"{path}: its normalization {norm!r} is not an object (method, scope, objects); {fix}")

@@ -29,8 +29,10 @@ def _fmt(v) -> str:
 def learned_radius(meta: dict) -> tuple[float, float] | None:
     """The equivalent radii (voxels) of the objects a model learned from phantoms (the generator's range, with
     the model's recipe), or None for a model trained on scans only (their objects' sizes are not recorded)."""
-    data = ((meta.get("training") or {}).get("config") or {}).get("data") or {}
-    if not data.get("phantoms"):
+    data = meta
+    for key in ("training", "config", "data"):  # a model file's record, which may lack any of them (or be odd)
+        data = data.get(key) if isinstance(data, dict) else None
+    if not isinstance(data, dict) or not data.get("phantoms"):
         return None
     from ..synthetic.config import PhantomConfig
 
