@@ -7,9 +7,18 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-SHIPPED_MODELS = {"default": "v3, trained 7 minutes on one H100 (docs/model-card.md)",
+SHIPPED_MODELS = {"default": "v3, trained 7 minutes on one H100 (tomoseg info default; docs/model-card.md)",
                   "v2": "the second default model, 6 minutes on one H200 (kept for comparison and continuity)",
                   "v1": "the first default model, 75 CPU minutes (kept for comparison and continuity)"}
+
+
+#: What the shipped models are for, and what not (``tomoseg info``; docs/model-card.md, 'Intended use', which a wheel
+#: does not ship): the same for all three, which differ in their training recipe only.
+INTENDED_USE = ("dark pores and precipitates, about 1-8 voxels in radius, in X-ray tomograms like its training "
+                "data (synthetic TXM phantoms of a steel micropillar at 29.33 nm; no real scan was used); "
+                "bright objects with segment --objects bright; larger objects are found in pieces, "
+                "and counts on other materials need a look at the overlays (or fine-tuning: tomoseg train "
+                "--example finetune-default)")
 
 
 def default_model_path() -> Path:

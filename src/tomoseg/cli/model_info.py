@@ -73,7 +73,7 @@ def _number(value, spec: str) -> str:
 def model_info(arg: str, as_json: bool) -> int:
     """Print what the model ``arg`` (a file or a shipped name) says about itself; 0."""
     import tomoseg
-    from ..shipped import model_path, shipped_name
+    from ..shipped import INTENDED_USE, model_path, shipped_name
 
     if Path(arg).suffix.lower() == ".onnx":
         return onnx_info(Path(arg), as_json)
@@ -82,7 +82,9 @@ def model_info(arg: str, as_json: bool) -> int:
     training = {k: v for k, v in _dict(meta.get("training")).items() if k != "config"}
     total, trainable = tomoseg.count_parameters(model)
     info = {"path": str(model_path(arg)), "shipped": shipped_name(model.sha256), "sha256": model.sha256,
-            "parameters": total, "trainable_parameters": trainable, **meta, "training": training}
+            "parameters": total, "trainable_parameters": trainable, **meta, "training": training,
+            "training_data": _training_data(model.metadata)}
+    info["intended_use"] = INTENDED_USE if info["shipped"] else None  # (a user's model: theirs to say)
     if as_json:  # valid JSON for every reader: NaN (files written before review R9) as null
         from ..objects.analysis import json_safe
 
@@ -99,6 +101,11 @@ def model_info(arg: str, as_json: bool) -> int:
         + (" × ".join(f"{v:g}" for v in voxel) + " nm" if voxel else "unknown"),
         f"threshold     {meta.get('threshold', 127)} (of 255)",
     ]
+    lines.append(f"objects       {_objects(model.metadata)}")
+    if info["shipped"]:
+        lines.append(f"intended      {INTENDED_USE}")
+    if info["training_data"]:
+        lines.append(f"trained on    {info['training_data']}")
     if training:
         lines.append(f"trained       {training.get('step', '?')} steps" + (f", recipe {training['recipe']}"
                      if training.get("recipe") else "") + (f", on {tr.get('gpu') or tr.get('device')}" if tr else ""))
@@ -110,6 +117,39 @@ def model_info(arg: str, as_json: bool) -> int:
                      f"(mean of {held.get('benchmark', 'the benchmark')})")
     print("\n".join(lines))
     return 0
+
+
+def _objects(meta: dict) -> str:
+    """The objects a model finds: dark or bright, and the radii of its training phantoms' objects where it learned
+    from phantoms."""
+    from ..inference.domain import learned_radius
+
+    objects = _dict(meta.get("normalization")).get("objects", "dark")
+    radius = learned_radius(meta)
+    return (f"{objects}er than the matrix" + (f", about {radius[0]:g}-{radius[1]:g} voxels in radius (its "
+                                              "training phantoms')" if radius else ""))
+
+
+def _training_data(meta: dict) -> str | None:
+    """What a model was trained on, from the training config its file records (review MF7): the phantoms (how
+    many, of which presets, their size) and the annotated volumes; None where the file records no config."""
+    data = _dict(_dict(_dict(meta.get("training")).get("config")).get("data"))
+    parts = []
+    phantoms = _dict(data.get("phantoms"))
+    if phantoms:
+        presets, shape = phantoms.get("presets"), phantoms.get("shape")
+        physics = _dict(phantoms.get("physics"))
+        parts.append(f"{phantoms.get('count', '?')} synthetic phantoms"
+                     + (f" of {len(presets)} presets" if isinstance(presets, list) else "")
+                     + (f" ({' × '.join(str(s) for s in shape)} voxels)" if isinstance(shape, list) else "")
+                     + (f" and {physics.get('count', '?')} physics-mode phantoms (projections and FBP "
+                        "reconstruction)" if physics else ""))
+    volumes = [v.get("image") for v in data.get("volumes") or [] if isinstance(v, dict)] \
+        if isinstance(data.get("volumes"), list) else []
+    if volumes:
+        parts.append(f"{len(volumes)} annotated volume{'s' if len(volumes) > 1 else ''}: "
+                     + ", ".join(str(v) for v in volumes[:3]) + (", ..." if len(volumes) > 3 else ""))
+    return "; ".join(parts) or None
 
 
 def _training_outcome(meta: dict) -> list[str]:
