@@ -89,3 +89,26 @@ def test_segment_runs_a_model_whose_training_config_it_cannot_read(tmp_path, tra
                  voxel_size=(60.0,) * 3)  # unlike the model's: the voxel-size check reads the training data
     with pytest.warns(tomoseg.errors.TomosegWarning, match="voxel size 60×60×60 nm is 2x larger"):
         segment(tmp_path / "in.tif", tmp_path / "p.tif", model=path, progress=False)
+
+
+def test_segment_warns_where_it_cuts_a_model_elsewhere_than_the_threshold_it_records(tmp_path):
+    """Review MF8: the threshold a model file records was ignored without a word."""
+    import warnings
+
+    import numpy as np
+
+    from tomoseg.inference import SegmentOptions, segment
+    from tomoseg.io import write_volume
+
+    write_volume(str(tmp_path / "in.tif"), np.random.default_rng(0).normal(100, 10, (8, 16, 16)).astype(np.float32))
+    own = tomoseg.save_model(tomoseg.UNet3D(2, 2), tmp_path / "own.safetensors", {"threshold": 100})
+    with pytest.warns(tomoseg.errors.TomosegWarning, match=r"own\.safetensors: records threshold 100, and this "
+                                                           "run's mask and objects use 127; pass --threshold 100"):
+        segment(tmp_path / "in.tif", tmp_path / "a.tif", model=own, progress=False)
+    paper = tomoseg.save_model(tomoseg.UNet3D(2, 2), tmp_path / "paper.safetensors")  # records 127
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", tomoseg.errors.TomosegWarning)
+        segment(tmp_path / "in.tif", tmp_path / "b.tif", model=own, progress=False,
+                options=SegmentOptions(threshold=100))
+        segment(tmp_path / "in.tif", tmp_path / "c.tif", model=paper, progress=False,
+                options=SegmentOptions(threshold=90))  # the user's choice for a model of 127: no warning

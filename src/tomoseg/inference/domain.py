@@ -94,6 +94,19 @@ def check_normalization(model) -> None:
              "data.normalization: volume for segment")
 
 
+def check_model_threshold(model, threshold: int) -> None:
+    """A warning where the model file records a threshold other than the paper's 127 and the run uses another
+    (review MF8): segment's ``--threshold`` is 127 unless given, and a model saved with its own
+    (``save_model(..., {"threshold": 100})``) was cut at 127 without a word, while its ONNX export tells other
+    runtimes the model's. A threshold chosen for a model of 127 (every model tomoseg trains) is the user's."""
+    meta = getattr(model, "metadata", None) or {}
+    recorded = meta.get("threshold", 127)
+    if recorded != 127 and recorded != threshold:
+        warn(f"{getattr(model, 'path', None) or 'the model'}: records threshold {recorded}, and this run's mask and "
+             f"objects use {threshold}; pass --threshold {recorded} (threshold={recorded}) to cut where the model's "
+             "author did")
+
+
 MIN_SLICES = 8  # thinner volumes give the 3D network little context along z (its receptive field: ~48 voxels)
 
 

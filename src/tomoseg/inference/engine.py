@@ -416,7 +416,8 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
         The provenance record, also written beside the output (``OUTPUT.provenance.json``; for a dataset of an
         HDF5 file ``FILE#DATASET.provenance.json``: :func:`~tomoseg.io.output_guard.provenance_path`).
     """
-    from .domain import GraySample, check_depth, check_histogram, check_normalization, check_voxel_size
+    from .domain import (GraySample, check_depth, check_histogram, check_model_threshold, check_normalization,
+                         check_voxel_size)
     from .gray_checks import SliceRanges, check_gray_values
 
     from ..errors import checked_options
@@ -477,6 +478,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
                          model.config.base_features)
         check_voxel_size(volume, model)
         check_normalization(model)
+        check_model_threshold(model, options.threshold)
         check_depth(volume)
     except BaseException:
         if own_client:
