@@ -87,3 +87,35 @@ def test_info_of_an_onnx_file_tomoseg_did_not_export(tmp_path, capsys):
     with pytest.raises(TomosegError, match=r"other\.onnx: is an ONNX file, for other runtimes; tomoseg runs "
                                            r"\.safetensors models \(tomoseg train"):
         load_model(tmp_path / "other.onnx")
+
+
+@pytest.mark.parametrize("levels, base", [(4, 8), (3, 4)])
+def test_bare_weights_of_a_unet_are_recognised_and_the_given_conversion_works(tmp_path, monkeypatch, levels, base):
+    """Review MF9: ``save_file(model.state_dict(), ...)`` of tomoseg's network was told only "save models with
+    tomoseg.save_model"."""
+    from safetensors.torch import save_file
+
+    monkeypatch.chdir(tmp_path)
+    net = tomoseg.UNet3D(levels=levels, base_features=base)
+    save_file(net.state_dict(), "bare.safetensors")
+    with pytest.raises(TomosegError, match=rf"bare\.safetensors: holds the weights of a tomoseg UNet3D \(levels="
+                                           rf"{levels}, base_features={base}\) without the metadata") as err:
+        load_model("bare.safetensors")
+    exec(_recipe(str(err.value)), {})
+    converted = load_model("bare-tomoseg.safetensors")
+    assert converted.config == net.config and converted.metadata["voxel_size_nm"] == [30, 30, 30]
+    for key, value in net.state_dict().items():
+        assert torch.equal(converted.state_dict()[key], value)
+
+
+def test_bare_weights_of_another_network_are_not_taken_for_a_unet(tmp_path):
+    from safetensors.torch import save_file
+
+    net = tomoseg.UNet3D(levels=3, base_features=4).state_dict()
+    del net["up.0.0.bias"]
+    save_file(net, str(tmp_path / "almost.safetensors"))
+    save_file({"w": torch.zeros(3)}, str(tmp_path / "other.safetensors"))
+    for name in ("almost", "other"):
+        with pytest.raises(TomosegError, match=rf"{name}\.safetensors: is a safetensors file without tomoseg "
+                                               "metadata, and its tensors are not those of a tomoseg UNet3D"):
+            load_model(tmp_path / f"{name}.safetensors")

@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from ._version import __version__
 from .errors import TomosegError
 from .architecture import FORMAT, FORMAT_VERSION, LIMITS, check_architecture, check_metadata  # noqa: F401 (re-exported)
-from .model import UNet3D, build_model, weights_digest
+from .model import ModelConfig, UNet3D, build_model, weights_digest
 from .shipped import default_model_path, file_sha256, model_path, names_shipped_model, shipped_name  # noqa: F401 (re-exported)
 
 DEFAULT_METADATA = {
@@ -106,8 +106,7 @@ def read_metadata(path) -> dict:
         if path.name.endswith(".state.safetensors"):  # training/checkpoints.py's STATE: optimizer and step
             raise TomosegError(f"{path}: is the training state (optimizer, step) that train --resume reads, not a "
                                f"model; use best.safetensors or last.safetensors from {path.parent}")
-        raise TomosegError(f"{path}: is a safetensors file without tomoseg metadata; save models with "
-                           "tomoseg.save_model")
+        raise TomosegError(_bare_weights_message(path))
     try:
         meta = json.loads(raw)
     except ValueError:
@@ -118,6 +117,31 @@ def read_metadata(path) -> dict:
                            "was not written by tomoseg.save_model")
     check_metadata(meta, path)
     return meta
+
+
+def _bare_weights_message(path: Path) -> str:
+    """What to do with a safetensors file without tomoseg's metadata (review MF9): where its tensors are those of a
+    tomoseg UNet3D (``save_file(model.state_dict(), ...)``), the architecture they fit and how to save them with
+    the metadata."""
+    try:
+        shapes = _file_shapes(path)
+        levels = sum(1 for key in shapes if key.startswith("down.") and key.endswith(".0.weight"))
+        first, head = shapes["down.0.0.weight"], shapes["head.weight"]
+        arch = {"levels": levels, "base_features": first[0], "in_channels": first[1], "out_channels": head[0]}
+        check_architecture(arch, path)
+        fits = _expected_shapes(arch) == shapes
+    except (TomosegError, KeyError, IndexError, TypeError):
+        fits = False
+    if not fits:
+        return (f"{path}: is a safetensors file without tomoseg metadata, and its tensors are not those of a "
+                "tomoseg UNet3D; save models with tomoseg.save_model")
+    out = path.with_name(path.stem + "-tomoseg.safetensors").name
+    build = ", ".join(f"{k}={v}" for k, v in arch.items() if k in ("levels", "base_features")
+                      or v != getattr(ModelConfig, k))
+    return (f"{path}: holds the weights of a tomoseg UNet3D ({build}) without the metadata a model file carries "
+            "(architecture, voxel size, normalization); save them with it once: python -c \"import tomoseg; from "
+            f"safetensors.torch import load_file; m = tomoseg.UNet3D({build}); m.load_state_dict(load_file("
+            f"{str(path)!r})); tomoseg.save_model(m, {out!r}, {{'voxel_size_nm': [Z, Y, X]}})\"")
 
 
 def _expected_shapes(arch: dict) -> dict:
