@@ -31,3 +31,22 @@ def test_info_of_a_folder_of_slices_named_v1_describes_the_volume(tmp_path, monk
     write_volume(str(tmp_path / "v1" / "s.tif"), np.zeros((1, 8, 8), np.uint8))
     assert main(["info", "v1", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["shape"] == [1, 8, 8]
+
+
+def test_export_onnx_reads_a_shipped_name_as_segment_does(tmp_path, monkeypatch, capsys):
+    """Review MF11: export-onnx took 'default' for the shipped model even where a file named default was in the
+    working folder (segment --model default takes the file), and checked its output against that file."""
+    import pytest
+
+    pytest.importorskip("onnx")
+    import tomoseg
+    from tomoseg.io.onnx_marker import read_marker
+
+    monkeypatch.chdir(tmp_path)
+    tomoseg.save_model(tomoseg.UNet3D(2, 2), tmp_path / "m.safetensors")
+    (tmp_path / "m.safetensors").rename(tmp_path / "default")
+    assert main(["export-onnx", "default", "d.onnx"]) == 0
+    assert main(["export-onnx", "v2", "v2.onnx"]) == 0
+    capsys.readouterr()
+    assert read_marker(tmp_path / "d.onnx")["divisor"] == 2  # the file named default, not the shipped model
+    assert read_marker(tmp_path / "v2.onnx")["model_sha256"] == tomoseg.load_model("v2").sha256

@@ -203,7 +203,7 @@ def _export(sub):
                                    "2^(levels-1): 8 for the default 4-level model). The file's metadata entry "
                                    "'tomoseg' records the divisor, the normalization (z-score of the whole volume) "
                                    "and the threshold; run it in float32 (docs/segment.md, 'ONNX').")
-    p.add_argument("model", help="model file (.safetensors), or 'default'")
+    p.add_argument("model", help="model file (.safetensors), or a shipped model's name: default (v3), v2 or v1")
     p.add_argument("output", help="ONNX file to write")
     overwrite_arg(p)
     p.set_defaults(run=_run_export)
@@ -216,9 +216,8 @@ def _run_export(args) -> int:
     from ..io.output_guard import check_onnx_output
     from ..shipped import model_path
 
-    check_onnx_output(args.output, overwrite=args.overwrite, model=model_path(None if args.model == "default"
-                                                                              else args.model))
-    model = load_model(None if args.model == "default" else args.model)
+    check_onnx_output(args.output, overwrite=args.overwrite, model=model_path(args.model))
+    model = load_model(args.model)  # a shipped model's name as segment --model reads it (review MF11)
     out = Path(args.output)
     export_onnx(model, out)
     print(f"wrote {out} (input z-scored over the whole volume, spatial sizes multiples of {model.config.divisor}; "
