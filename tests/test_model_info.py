@@ -37,3 +37,14 @@ def test_info_of_a_users_model_names_its_annotated_volumes_and_claims_no_intende
     assert "objects       brighter than the matrix\n" in out and "intended" not in out
     assert main(["info", str(path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["intended_use"] is None
+
+
+def test_info_says_when_segment_cannot_run_the_model(tmp_path, capsys):
+    """Review MF12: info described a 2-class model as any other; segment then refused it."""
+    path = tomoseg.save_model(tomoseg.UNet3D(2, 2, 1, 2), tmp_path / "two.safetensors")
+    assert main(["info", str(path)]) == 0
+    assert "segment       cannot run it: the model has 1 input and 2 output channels" in capsys.readouterr().out
+    assert main(["info", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["segment_refuses"].startswith("the model has 1 input and 2 output")
+    assert main(["info", "default", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["segment_refuses"] is None

@@ -85,6 +85,7 @@ def model_info(arg: str, as_json: bool) -> int:
             "parameters": total, "trainable_parameters": trainable, **meta, "training": training,
             "training_data": _training_data(model.metadata)}
     info["intended_use"] = INTENDED_USE if info["shipped"] else None  # (a user's model: theirs to say)
+    info["segment_refuses"] = _not_runnable(model)
     if as_json:  # valid JSON for every reader: NaN (files written before review R9) as null
         from ..objects.analysis import json_safe
 
@@ -102,6 +103,9 @@ def model_info(arg: str, as_json: bool) -> int:
         f"threshold     {meta.get('threshold', 127)} (of 255)",
     ]
     lines.append(f"objects       {_objects(model.metadata)}")
+    refused = _not_runnable(model)
+    if refused:
+        lines.append(f"segment       cannot run it: {refused}")
     if info["shipped"]:
         lines.append(f"intended      {INTENDED_USE}")
     if info["training_data"]:
@@ -117,6 +121,18 @@ def model_info(arg: str, as_json: bool) -> int:
                      f"(mean of {held.get('benchmark', 'the benchmark')})")
     print("\n".join(lines))
     return 0
+
+
+def _not_runnable(model) -> str | None:
+    """Why predict and segment refuse this model (channels, normalization), else None (review MF12)."""
+    from ..errors import TomosegError
+    from ..inference.model_file import check_runnable
+
+    try:
+        check_runnable(model)
+    except TomosegError as exc:
+        return str(exc).split(": ", 1)[-1]
+    return None
 
 
 def _objects(meta: dict) -> str:
