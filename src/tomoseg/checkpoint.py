@@ -38,6 +38,12 @@ def save_model(model: UNet3D, path, metadata: dict | None = None, *, overwrite: 
     path : str or Path
     metadata : dict, optional
         Merged over the defaults: ``normalization``, ``voxel_size_nm``, ``threshold``, ``training``.
+
+    Raises
+    ------
+    TomosegError
+        For metadata that :func:`load_model` would refuse (a threshold outside 0-254, a voxel size that is not
+        three positive numbers, an unknown normalization scope or objects), before anything is written.
     """
     path = Path(path)
     if path.exists() and not overwrite:
@@ -294,7 +300,8 @@ def load_model(path=None, *, device: str | torch.device = "cpu") -> UNet3D:
     Raises
     ------
     TomosegError
-        For a pickle, a damaged file, an architecture out of limits, tensors that do not fit the
+        For a pickle, a damaged file, an architecture out of limits, metadata segment cannot act on (threshold,
+        voxel size, normalization: :func:`tomoseg.architecture.check_expectations`), tensors that do not fit the
         architecture, or NaN weights.
     """
     named = names_shipped_model(path)
