@@ -119,3 +119,50 @@ def test_bare_weights_of_another_network_are_not_taken_for_a_unet(tmp_path):
         with pytest.raises(TomosegError, match=rf"{name}\.safetensors: is a safetensors file without tomoseg "
                                                "metadata, and its tensors are not those of a tomoseg UNet3D"):
             load_model(tmp_path / f"{name}.safetensors")
+
+
+def _overflowing(tmp_path):
+    """A model of finite weights that overflow float32: each convolution's weights x 1e6."""
+    net = tomoseg.UNet3D(levels=2, base_features=2).eval()
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if p.ndim == 5:
+                p.mul_(1e6)
+    return tomoseg.save_model(net, tmp_path / "overflow.safetensors")
+
+
+def test_a_model_whose_output_overflows_is_refused_before_any_work(tmp_path, monkeypatch):
+    """Review MF13: finite but huge weights gave NaN logits, cast to 0: an empty map without a word."""
+    import numpy as np
+
+    from tomoseg.inference import segment
+    from tomoseg.io import write_volume
+
+    monkeypatch.setenv("TOMOSEG_CACHE_DIR", str(tmp_path / "cache"))
+    path = _overflowing(tmp_path)
+    with pytest.raises(TomosegError, match=r"overflow\.safetensors: the network's output on z-scored noise is not "
+                                           "finite"):
+        load_model(path)
+    write_volume(str(tmp_path / "in.tif"), np.random.default_rng(0).normal(100, 10, (8, 16, 16)).astype(np.float32))
+    for backend in ("torch", "openvino"):
+        from tomoseg.inference import BackendConfig, SegmentOptions
+
+        with pytest.raises(TomosegError, match="is not finite"):
+            segment(tmp_path / "in.tif", tmp_path / f"{backend}.tif", model=path, progress=False,
+                    options=SegmentOptions(backend=BackendConfig(backend=backend)))
+        assert not list(tmp_path.glob(f"{backend}.tif*"))
+
+
+def test_nan_probabilities_are_never_quantized_to_zero():
+    import numpy as np
+
+    from tomoseg.inference.backends import sigmoid_uint8, to_uint8
+
+    logits = np.zeros((6, 4, 4), np.float32)
+    assert sigmoid_uint8(logits).max() == 128 and to_uint8(np.full(3, 0.5)).tolist() == [128] * 3
+    logits[5, 1, 2] = np.nan
+    for quantize in (sigmoid_uint8, lambda x: to_uint8(1 / (1 + np.exp(-x)))):
+        with pytest.raises(TomosegError, match="the model's output holds NaN"):
+            quantize(logits)
+    logits[5, 1, 2] = np.inf  # an infinite logit is a probability of 1
+    assert sigmoid_uint8(logits)[5, 1, 2] == 255

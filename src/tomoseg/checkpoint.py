@@ -212,6 +212,26 @@ def _check_weights(path: Path, tensors: dict) -> None:
             raise TomosegError(f"{path}: BatchNorm variance {name} is negative; the file is damaged")
 
 
+PROBE_SIDE = 16       # the output check's window: this many voxels a side, or the divisor where it is larger,
+PROBE_VOXELS = 2**22  # ... up to this many voxels x features (a larger network is not checked so)
+
+
+def _check_output(path: Path, model: UNet3D) -> None:
+    """Finite weights can still overflow float32 (huge weights of a diverged training): the network's output is then
+    NaN, which the map's uint8 turns into 0, an empty map without a word (review MF13), on every backend. One
+    small window of z-scored noise through the network shows it before any work."""
+    d = max(model.config.divisor, PROBE_SIDE)  # (the divisor is a power of 2, and so is PROBE_SIDE)
+    if d**3 * model.config.base_features > PROBE_VOXELS:
+        return
+    noise = torch.randn(1, model.config.in_channels, d, d, d, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        finite = bool(torch.isfinite(model(noise)).all())
+    if not finite:
+        raise TomosegError(f"{path}: the network's output on z-scored noise is not finite (NaN or infinite): its "
+                           "weights overflow float32 (a diverged training?); use an earlier checkpoint "
+                           "(best.safetensors) or train again with a lower learning rate")
+
+
 def _file_kind(path: Path) -> str:
     """'safetensors', 'pickle' (a torch.save zip or a raw pickle), 'zip' (another zip archive), or 'other', by the
     file's structure."""
@@ -317,6 +337,7 @@ def load_model(path=None, *, device: str | torch.device = "cpu") -> UNet3D:
     _check_weights(path, tensors)
     model = build_model(meta["architecture"])
     model.load_state_dict(tensors)
+    _check_output(path, model.eval())
     model.metadata = meta
     model.path = path
     model.sha256 = file_sha256(path)

@@ -106,8 +106,21 @@ def expit(logits: np.ndarray) -> np.ndarray:
     return out
 
 
+NAN_OUTPUT = ("the model's output holds NaN (not a number) for this input: its weights overflow float32 (a "
+              "diverged training?) or the precision is too narrow; use --precision f32, an earlier checkpoint "
+              "(best.safetensors), or train again with a lower learning rate")
+
+
+def check_no_nan(values: np.ndarray) -> None:
+    """Refuse NaN probabilities, which the cast to uint8 would turn into 0 without a word (review MF13: a model
+    of finite but huge weights overflows and gave an empty map); infinite logits are fine (probability 0 or 1)."""
+    if np.isnan(values).any():
+        raise TomosegError(NAN_OUTPUT)
+
+
 def to_uint8(prob: np.ndarray) -> np.ndarray:
-    """Probabilities in [0, 1] to the paper's 0–255 scale."""
+    """Probabilities in [0, 1] to the paper's 0–255 scale (NaN refused: :func:`check_no_nan`)."""
+    check_no_nan(prob)
     return np.rint(np.clip(prob, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
@@ -125,6 +138,7 @@ def sigmoid_uint8(logits: np.ndarray, slab: int = 4) -> np.ndarray:
         b = buffer[:part.shape[0]]
         np.multiply(part, np.float32(0.5), out=b, dtype=np.float32)
         np.tanh(b, out=b)
+        check_no_nan(b)
         b *= np.float32(0.5)
         b += np.float32(0.5)
         np.clip(b, 0.0, 1.0, out=b)
