@@ -166,3 +166,15 @@ def test_nan_probabilities_are_never_quantized_to_zero():
             quantize(logits)
     logits[5, 1, 2] = np.inf  # an infinite logit is a probability of 1
     assert sigmoid_uint8(logits)[5, 1, 2] == 255
+
+
+def test_a_training_runs_folder_given_as_the_model_names_its_best_model(tmp_path):
+    """Review MF14: ``--model runs/finetune`` said only "is a folder, not a model file"."""
+    run = tmp_path / "runs" / "finetune"
+    run.mkdir(parents=True)
+    tomoseg.save_model(tomoseg.UNet3D(2, 2), run / "best.safetensors")
+    with pytest.raises(TomosegError, match=r"finetune: is a folder, not a model file \(\.safetensors\); it holds the "
+                                           r"models of a training run: give .*finetune/best\.safetensors$"):
+        load_model(run)
+    with pytest.raises(TomosegError, match=r"is a folder, not a model file \(\.safetensors\)$"):
+        load_model(tmp_path / "runs")

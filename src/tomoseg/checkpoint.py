@@ -275,7 +275,9 @@ def _check_file(path: Path) -> Path:
     if not path.exists():
         raise TomosegError(f"{path}: model file not found")
     if path.is_dir():
-        raise TomosegError(f"{path}: is a folder, not a model file (.safetensors)")
+        models = [name for name in ("best.safetensors", "last.safetensors") if (path / name).is_file()]
+        raise TomosegError(f"{path}: is a folder, not a model file (.safetensors)" + (
+            f"; it holds the models of a training run: give {path / models[0]}" if models else ""))
     kind = _file_kind(path)
     if kind == "pickle":
         raise TomosegError(pickle_message(path))
