@@ -50,3 +50,17 @@ def test_export_onnx_reads_a_shipped_name_as_segment_does(tmp_path, monkeypatch,
     capsys.readouterr()
     assert read_marker(tmp_path / "d.onnx")["divisor"] == 2  # the file named default, not the shipped model
     assert read_marker(tmp_path / "v2.onnx")["model_sha256"] == tomoseg.load_model("v2").sha256
+
+
+def test_a_shipped_name_mistyped_is_told_the_names(tmp_path, monkeypatch, capsys):
+    """Review MF15: the model card calls the default v3; --model v3 said only "v3: model file not found", and
+    info v3 "unknown volume format"."""
+    monkeypatch.chdir(tmp_path)
+    write_volume("in.tif", np.zeros((8, 16, 16), np.uint8))
+    names = "the shipped models are default (v3), v2, v1: give one of these names"
+    for name, argv in (("v3", ["segment", "in.tif", "o.tif", "--model", "v3"]), ("V2", ["info", "V2"]),
+                       ("Default", ["export-onnx", "Default", "x.onnx"])):
+        assert main(argv) == 1
+        assert f"{name}: model file not found; {names}" in capsys.readouterr().err
+    assert main(["segment", "in.tif", "o.tif", "--model", "mine.safetensors"]) == 1
+    assert capsys.readouterr().err.strip().endswith("mine.safetensors: model file not found")

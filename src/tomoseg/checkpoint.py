@@ -273,7 +273,11 @@ def pickle_message(path: Path) -> str:
 
 def _check_file(path: Path) -> Path:
     if not path.exists():
-        raise TomosegError(f"{path}: model file not found")
+        from .shipped import looks_like_a_name, shipped_names
+
+        raise TomosegError(f"{path}: model file not found" + (  # a shipped name mistyped (review MF15)
+            f"; the shipped models are {shipped_names()}: give one of these names" if looks_like_a_name(path)
+            else ""))
     if path.is_dir():
         models = [name for name in ("best.safetensors", "last.safetensors") if (path / name).is_file()]
         raise TomosegError(f"{path}: is a folder, not a model file (.safetensors)" + (

@@ -33,6 +33,21 @@ def names_shipped_model(model) -> bool:
     return model is None or (str(model) in SHIPPED_MODELS and not Path(model).is_file())
 
 
+def looks_like_a_name(model) -> bool:
+    """Whether a ``--model`` value that names no file looks like a shipped model's name (``v3``, ``V2``,
+    ``Default``) rather than a path: no folder, no suffix."""
+    import re
+
+    text = str(model)
+    return re.fullmatch(r"(?i)v\d+|default", text) is not None and not Path(text).exists()
+
+
+def shipped_names() -> str:
+    """The shipped models' names for a message: ``default (v3), v2, v1``."""
+    return ", ".join(f"{name} ({SHIPPED_MODELS[name].split(',')[0]})" if name == "default" else name
+                     for name in SHIPPED_MODELS)
+
+
 def model_path(model=None) -> Path:
     """The file a ``--model`` value names: None or ``default`` is the shipped default, another name of
     :data:`SHIPPED_MODELS` (``v1``, ``v2``) a model shipped beside it, anything else a path. A file of the same name

@@ -21,9 +21,10 @@ MODEL_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt", ".pkl", ".onnx")
 def is_model(arg: str) -> bool:
     """Whether ``info`` describes ``arg`` as a model: a file of :data:`MODEL_SUFFIXES` or a shipped model's name
     (where no file or folder of that name, a volume, is in the working folder)."""
-    from ..shipped import names_shipped_model
+    from ..shipped import looks_like_a_name, names_shipped_model
 
-    return Path(arg).suffix.lower() in MODEL_SUFFIXES or (names_shipped_model(arg) and not Path(arg).exists())
+    return Path(arg).suffix.lower() in MODEL_SUFFIXES or looks_like_a_name(arg) or (
+        names_shipped_model(arg) and not Path(arg).exists())
 
 
 def onnx_info(path: Path, as_json: bool) -> int:
