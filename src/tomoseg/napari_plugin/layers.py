@@ -26,6 +26,13 @@ TABLE_COLUMNS = ("label", "equivalent_radius_vox", "equivalent_radius_nm", "volu
                  "mean_gray", "centroid_z", "centroid_y", "centroid_x")
 
 
+def level0(data, multiscale: bool = False):
+    """A layer's full-resolution data (level 0 of a multiscale layer: a list of levels) as the layer holds it
+    (NumPy, dask or zarr), not read; one rule for the widgets (which read it on their worker thread) and the
+    writers."""
+    return data[0] if multiscale or isinstance(data, (list, tuple)) else data
+
+
 def placement(voxel_size) -> dict:
     """The layer keywords that place a layer in physical space: ``scale`` = the voxel size (z, y, x) and
     ``units`` nanometre (napari >= 0.5; its scale bar then reads nm and µm), or, with the voxel size unknown,

@@ -20,7 +20,7 @@ from qtpy.QtWidgets import (QAbstractItemView, QFormLayout, QHBoxLayout, QHeader
 
 from ..errors import TomosegError
 from .forms import OBJECTS_CHOICES, analyze_form, roi_from, segment_form, voxel_size_from
-from .layers import COLOUR_BY, MASK_COLORMAP, PLACEMENT_KEYS, analysis_steps, placement_like, voxel_size_nm
+from .layers import COLOUR_BY, MASK_COLORMAP, PLACEMENT_KEYS, analysis_steps, level0, placement_like, voxel_size_nm
 from .segmenting import collected, in_widget_terms, segment_steps
 
 ERROR_COLOUR = "#d55e00"  # Okabe-Ito vermillion
@@ -32,9 +32,9 @@ log = logging.getLogger(__name__)
 
 
 def _level0(layer):
-    """The layer's full-resolution data as the layer holds it (NumPy, dask or zarr), not read: the workers read
-    it on their thread (``np.asarray`` there), so the UI stays live while a lazy layer is computed."""
-    return layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+    """The layer's full-resolution data, not read: the workers read it on their thread (``np.asarray`` there), so
+    the UI stays live while a lazy layer is computed."""
+    return level0(layer.data, getattr(layer, "multiscale", False))
 
 
 def _add(viewer, layer_tuple, like=None):
