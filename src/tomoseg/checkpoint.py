@@ -47,7 +47,7 @@ def save_model(model: UNet3D, path, metadata: dict | None = None, *, overwrite: 
                 tomoseg_version=__version__)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tmp = path.with_name(path.name + ".partial")
-    from .objects.analysis import json_safe
+    from .io.result_folders import json_safe
 
     write_safetensors(tensors, tmp, metadata={"tomoseg": json.dumps(json_safe(meta), sort_keys=True,
                                                                    allow_nan=False)})

@@ -213,7 +213,7 @@ def _check_shared_folder(args, tool: str, prediction, options):
 
 def _write_analysis(args, vol, result, options, voxel_size, intensity, sample_mask, out) -> int:
     """The tables, label images, summary, figures and report of ``analyze``'s result."""
-    from ..objects.analysis import json_safe
+    from ..io.result_folders import json_safe
     from ..report.analysis_folder import write_analysis_results
     from ..table import write_csv
 
@@ -452,13 +452,13 @@ def _run_evaluate(args) -> int:
             write_evaluation(result, out, image=intensity, voxel_size=vs, progress=bar)
             if args.report:
                 from ..report import build_report
-                from ..report.analysis_folder import _step
+                from ..progress import step
 
                 if bar is not None:
                     bar.reset(total=1)
-                _step(bar, "report")
+                step(bar, "report")
                 build_report(out, title=f"tomoseg evaluation of {Path(args.prediction).name}")
-                _step(bar)
+                step(bar)
     else:
         result.pop("_tables", None)
         result.pop("_masks", None)

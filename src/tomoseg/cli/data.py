@@ -76,7 +76,7 @@ def _model_info(arg: str, as_json: bool) -> int:
     info = {"path": str(model_path(arg)), "shipped": shipped_name(model.sha256), "sha256": model.sha256,
             "parameters": total, "trainable_parameters": trainable, **meta, "training": training}
     if as_json:  # valid JSON for every reader: NaN (files written before review R9) as null
-        from ..objects.analysis import json_safe
+        from ..io.result_folders import json_safe
 
         print(json.dumps(json_safe(info), allow_nan=False))
         return 0

@@ -8,7 +8,6 @@ Memory), 80 GB for the 80 million objects of a typical terabyte scan.
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import socket
@@ -121,21 +120,6 @@ def clean_stale_label_stores(folder=None) -> list:
             shutil.rmtree(d, ignore_errors=True)
             removed.append(d)
     return removed
-
-
-def json_safe(value):
-    """NaN and infinities as None (JSON null), recursively: JSON has no NaN."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, (np.floating,)):
-        return json_safe(float(value))
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
 
 
 def check_sample_mask(sample_mask, slab_voxels: int) -> None:

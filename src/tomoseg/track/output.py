@@ -119,7 +119,7 @@ def write_tracking(result: Tracking, out_dir, *, shape=None, voxel_size=None, in
     from ..io import format_of
     from ..io.output_guard import check_output, write_provenance
     from ..io.result_folders import read_captions, write_result_json, write_result_text
-    from ..objects.analysis import json_safe
+    from ..io.result_folders import json_safe
     from ..objects.label_image import TIFF_MAX_ID, label_dtype_for, write_mapped
 
     out = Path(out_dir)
