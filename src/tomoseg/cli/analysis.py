@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import TomosegError
+from ..errors import TomosegError, note, said
 from ..io.output_guard import (FOLDER_MARKER, PROVENANCE_SUFFIX, check_outputs_apart, check_report_output,
                                check_table_output, read_record)
 from ..io.result_folders import check_result_folder, make_result_folder, same_prediction
@@ -53,9 +53,8 @@ def _origin(vol, voxel_size):
 
     origin = origin_nm(orientation)
     if origin is None:
-        print(f"tomoseg: note: {vol.path}: its space origin is not added to the centroid_*_nm columns (rotated or "
-              "flipped space directions, or no space units): they are measured from voxel (0, 0, 0)",
-              file=sys.stderr)
+        note(f"{vol.path}: its space origin is not added to the centroid_*_nm columns (rotated or "
+             "flipped space directions, or no space units): they are measured from voxel (0, 0, 0)")
     return origin
 
 
@@ -157,22 +156,22 @@ def _run_analyze(args) -> int:
         from ..sample_mask import analysis_sample_mask
 
         sample_mask = analysis_sample_mask(intensity)
-        print(f"tomoseg: note: --sample-mask auto: the sample found in {args.intensity} (Otsu threshold "
-              f"{sample_mask.record['otsu_threshold']:g} of segment's automatic mask, a prism along z) covers "
-              f"{sample_mask.fraction():.1%} of each slice; the summary is measured inside it. Check it in the "
-              "report's orthoslices, or give a mask file", file=sys.stderr)
+        note(f"--sample-mask auto: the sample found in {args.intensity} (Otsu threshold "
+             f"{sample_mask.record['otsu_threshold']:g} of segment's automatic mask, a prism along z) covers "
+             f"{sample_mask.fraction():.1%} of each slice; the summary is measured inside it. Check it in the "
+             "report's orthoslices, or give a mask file")
     voxel_size = vol.voxel_size or (intensity.voxel_size if intensity is not None else None)
     if voxel_size is None:
-        print("tomoseg: note: voxel size unknown; nm columns are empty. Pass --voxel-size Z Y X.", file=sys.stderr)
+        note("voxel size unknown; nm columns are empty. Pass --voxel-size Z Y X.")
     origin = _origin(vol, voxel_size)
     roi = None if args.no_roi else segmented_roi(args.volume)
     if roi is not None:
         box = ",".join(f"{a}:{b}" for a, b in roi)
-        print(f"tomoseg: note: {args.volume}: segmented with --roi {box} (its provenance record): analysed inside "
-              "that box, objects touching its faces left out as border objects"
-              + (f"; the volume fraction and number density are over --sample-mask {args.sample_mask}"
-                 if sample_mask is not None else "; the volume fraction and number density are over the box")
-              + ". --no-roi analyses the whole volume", file=sys.stderr)
+        note(f"{args.volume}: segmented with --roi {box} (its provenance record): analysed inside "
+             "that box, objects touching its faces left out as border objects"
+             + (f"; the volume fraction and number density are over --sample-mask {args.sample_mask}"
+                if sample_mask is not None else "; the volume fraction and number density are over the box")
+             + ". --no-roi analyses the whole volume")
     from ..progress import progress_while
     from . import progress_enabled
 
@@ -180,7 +179,7 @@ def _run_analyze(args) -> int:
         result = analyze(vol, intensity=intensity, probability=prob, voxel_size=voxel_size, options=options,
                          sample_mask=sample_mask, keep_labels=bool(args.labels or args.ome_zarr), progress=bar,
                          origin=origin, roi=roi)
-    print(f"tomoseg: note: {args.volume}: {result.summary['reading']}", file=sys.stderr)
+    note(f"{args.volume}: {result.summary['reading']}")
     try:
         return _write_analysis(args, vol, result, options, voxel_size, intensity, sample_mask, out)
     finally:
@@ -197,7 +196,7 @@ def _keep_joined_report(args, out: Path, same: bool) -> None:
 
     if same and not args.report and report_of_tomoseg(Path(out) / "report.html"):
         args.report = True
-        print(f"tomoseg: note: {Path(out) / 'report.html'}: built again with both tools' results", file=sys.stderr)
+        note(f"{Path(out) / 'report.html'}: built again with both tools' results")
 
 
 def _check_shared_folder(args, tool: str, prediction, options):
@@ -436,8 +435,9 @@ def _run_evaluate(args) -> int:
         result = evaluate(pred, labels, threshold=args.threshold, intensity=intensity, voxel_size=vs,
                           options=options, progress=None if bar is None else _Passes(bar, 4),
                           origin=_origin(pred, vs))
-    print(f"tomoseg: note: {args.prediction}: {result['prediction_reading']}", file=sys.stderr)
+    note(f"{args.prediction}: {result['prediction_reading']}")
     result["segmentation"] = segmentation_of(args.prediction)  # the model and segment settings (review S5)
+    result["notes"] = said()  # what the run said (notes, warnings), for the record
     if out is not None:
         # an earlier run's results there removed; analyze's of this prediction kept, for one report of both
         same = same_prediction(read_record(Path(out) / "summary.json"), args.prediction, _settings(options),
@@ -551,8 +551,8 @@ def _run_report(args) -> int:
     check_report_output(run / "report.html")
     from ..report.html import incomplete_results
 
-    for note in incomplete_results(run):  # said here and at the top of the report
-        print(f"tomoseg: warning: {run}: {note}", file=sys.stderr)
+    for missing in incomplete_results(run):  # said here and at the top of the report
+        print(f"tomoseg: warning: {run}: {missing}", file=sys.stderr)
     try:
         path = build_report(run, title=args.title)
     except (KeyError, TypeError, ValueError) as exc:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from ..errors import TomosegError, warn
+from ..errors import TomosegError, recording, said, warn
 from ..io.volume import path_of
 from ..io.disk_space import make_temporary_folder
 from .labelling import label_chunked, label_objects, open_label_store
@@ -167,6 +167,7 @@ def _sample_mask_counts(sample_mask, centroids: np.ndarray, shape, slab_voxels: 
     return total, inside, per_z
 
 
+@recording
 def analyze(volume, *, intensity=None, probability=None, voxel_size=None, options: AnalysisOptions | None = None,
             workdir=None, progress=None, sample_mask=None, keep_labels: bool = False, origin=None,
             roi=None) -> Analysis:
@@ -427,6 +428,7 @@ def _finish(volume, reading: Reading, table, fractions, options, voxel_size, sam
         "reading": reading.note(options.threshold),
         "origin_nm": [float(o) for o in origin] if vs and origin is not None else None,  # in centroid_*_nm
         "roi": [[b.start, b.stop] for b in roi] if roi is not None else None,  # analysed as the volume
+        "notes": said(),  # the notes and warnings given so far (reading it, assuming a voxel size, ...)
     })
     return Analysis(objects=table, selected=selected, summary=summary, fraction_along_z=fraction_counted,
                     voxel_size=tuple(vs) if vs else None, shape=shape, options=options, labels=kept,

@@ -82,8 +82,8 @@ def write_analysis_results(analysis, out: Path, *, volume=None, intensity=None, 
     line's joining rules decide that); ``summary`` adds to summary.json's record (the input's path ...), and
     ``bar`` (a :class:`~tomoseg.progress.Progress` over steps) moves one step a figure and the report. Returns
     the summary written."""
-    from ..io.result_folders import json_safe
-    from ..io.result_folders import write_result_json
+    from ..errors import said
+    from ..io.result_folders import json_safe, write_result_json
     from ..table import write_csv
 
     out = Path(out)
@@ -94,6 +94,8 @@ def write_analysis_results(analysis, out: Path, *, volume=None, intensity=None, 
               **(summary or {}), "settings": settings_of(analysis.options)}
     write_csv(table, out / "objects.csv", overwrite=True)
     record["figures"] = _write_figures(analysis, volume, intensity, out, bar, steps_after=int(report))
+    # what analyze said, and what was said since (reading the files, the figures), once each
+    record["notes"] = list(dict.fromkeys([*(analysis.summary.get("notes") or []), *said()]))
     # last: summary.json says the results are complete (an interrupted run leaves none; report checks it)
     write_result_json(out / "summary.json", json_safe(record))
     if report:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .._version import __version__
+from ..errors import said
 from ..io.result_folders import TRACK_SUMMARY_TOOL
 from ..table import write_csv
 from . import figures
@@ -134,6 +135,7 @@ def write_tracking(result: Tracking, out_dir, *, shape=None, voxel_size=None, in
         summary["segmentation"] = {**summary["segmentation"], "caveat": SEGMENTED_CAVEAT}
     summary["provenance"] = {"tool": MARKER, "tomoseg": __version__, "python": platform.python_version(),
                              "numpy": np.__version__, "inputs": inputs or {}}
+    summary["notes"] = said()  # what the run said (notes, warnings), for the record
     unit = "nm" if voxel_size else "vox"
     made = [figures.radius_figure(result.matches, figs_dir / "track_radius.png", unit=unit),
             figures.volume_change_histogram(result.matches, figs_dir / "track_volume_change.png"),
