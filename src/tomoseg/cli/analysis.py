@@ -254,12 +254,16 @@ def _summary_line(s: dict, options, masked: bool) -> str:
     if s.get("mean_radius_nm") is not None and s['objects']:
         radius = f"{_mean_sd(s['mean_radius_nm'], s.get('sd_radius_nm'), 'nm')} ({radius})"
     border = "touch the border" + (" or the ROI box" if roi else "")
-    density = (f"{s['number_density_per_um3']:.4g} /µm³" if s.get("number_density_per_um3") is not None else
-               f"{s['number_density_per_mvox']:.4g} per 10^6 voxels (voxel size unknown)")
+    per_um3 = s.get("number_density_per_um3") is not None
+    key, unit = ("per_um3", " /µm³") if per_um3 else ("per_mvox", " per 10^6 voxels")
+    density = f"{s['number_density_' + key]:.4g}{unit}" + ("" if per_um3 else " (voxel size unknown)")
+    corrected = s.get("number_density_corrected_" + key)
+    density += (f" (kept objects; {corrected:.4g}{unit} with the Miles-Lantuéjoul edge correction)"
+                if corrected is not None else " (kept objects: biased low by the border exclusion)")
     return (f"{kept} of {s['objects_all']} ({s['excluded_border']} {border}, {s['excluded_small']} more under "
             f"{options.min_voxels} voxels); mean radius {radius}; volume fraction {s['volume_fraction_all_objects']:.3%} "
             f"{where} (every object voxel; {s['volume_fraction']:.3%} in the kept objects); number density "
-            f"{density} (kept objects: biased low by the border exclusion)")
+            f"{density}")
 
 
 def _steps(args, total: int, desc: str):

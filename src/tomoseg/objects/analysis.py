@@ -23,7 +23,7 @@ from ..errors import TomosegError, recording, said, warn
 from ..io.volume import path_of
 from ..io.disk_space import make_temporary_folder
 from .labelling import label_chunked, label_objects, open_label_store
-from .measure import measure_table, select_objects, summarize
+from .measure import edge_weights, measure_table, select_objects, summarize
 from .reading import (MaskView, Reading, ReadingChanged, check_threshold, mask_of, probability_values,
                       read_as)
 
@@ -343,6 +343,27 @@ def cut_by_box(table, box, shape) -> np.ndarray:
     return cut
 
 
+def _region_box(sample_mask, shape, options: AnalysisOptions):
+    """The box the analysed region is, where it is one and the objects touching its faces are left out (the
+    whole volume, or a ``segment --roi`` box): None for a sample mask of another shape or with the border kept,
+    where no edge correction holds."""
+    if not options.exclude_border:
+        return None
+    if sample_mask is None:
+        return tuple(slice(0, n) for n in shape)
+    return sample_mask.box if isinstance(sample_mask, BoxMask) else None
+
+
+def _corrected_density(population: dict, box, voxels: int, voxel_um3) -> dict:
+    """The edge-corrected number density of the kept objects (:func:`~.measure.edge_weights`) over the box's
+    ``voxels``: per µm³ (None without a voxel size) and per 10^6 voxels; both None where the region is no box."""
+    if box is None:
+        return {"number_density_corrected_per_um3": None, "number_density_corrected_per_mvox": None}
+    weighted = float(edge_weights(population, box).sum())
+    return {"number_density_corrected_per_um3": weighted / (voxels * voxel_um3) if voxel_um3 else None,
+            "number_density_corrected_per_mvox": weighted / voxels * 1e6}
+
+
 def _finish(volume, reading: Reading, table, fractions, options, voxel_size, sample_mask, kept,
             origin, roi=None) -> Analysis:
     """The marks, selection, summary and sample-mask figures of :func:`analyze` (``fractions``: every object's
@@ -419,7 +440,10 @@ def _finish(volume, reading: Reading, table, fractions, options, voxel_size, sam
         "number_density_per_mvox": float(n_counted / sample_voxels * 1e6),
         "number_density_note": ("kept objects over the analysed volume: objects touching the border are not "
                                 "counted, so the density is biased low (more so for small volumes and large "
-                                "objects; no edge correction is applied: docs/analysis.md)"),
+                                "objects); number_density_corrected_* weights each kept object by the inverse "
+                                "of its chance to be counted (Miles-Lantuejoul), where the analysed region is a "
+                                "box (docs/analysis.md)"),
+        **_corrected_density(population, _region_box(sample_mask, shape, options), sample_voxels, voxel_um3),
         "analysed_volume_um3": float(sample_voxels * voxel_um3) if vs else None,
         "analysed_voxels": int(sample_voxels),
         "objects_basis": population_basis,

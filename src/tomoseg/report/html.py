@@ -74,6 +74,8 @@ _NAMES = {"objects": "Number of objects", "mean_radius_vox": "Mean radius (voxel
           "volume_fraction": "Volume fraction, kept objects only (objects at the border and small ones left out)",
           "volume_fraction_all_objects": "Volume fraction, every object voxel (the phase's volume fraction)",
           "number_density_per_mvox": "Number density (objects per 10⁶ voxels)", "number_density_per_um3": "Number density (objects per µm³)",
+          "number_density_corrected_per_mvox": "Number density, edge-corrected (Miles–Lantuéjoul; per 10⁶ voxels)",
+          "number_density_corrected_per_um3": "Number density, edge-corrected (Miles–Lantuéjoul; per µm³)",
           "analysed_volume_um3": "Analysed volume (µm³)", "analysed_voxels": "Analysed voxels",
           "voxel_size_nm": "Voxel size z × y × x (nm)", "shape": "Shape z × y × x (voxels)",
           "true_objects": "True objects", "predicted_objects": "Predicted objects", "recall": "Recall",
