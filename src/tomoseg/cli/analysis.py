@@ -61,26 +61,6 @@ def _origin(vol, voxel_size):
 
 
 
-def segmented_roi(path):
-    """The ``--roi`` box ((z0, z1), (y0, y1), (x0, x1)) that ``segment`` wrote ``path`` for (its provenance
-    record), or None (no record, another tool's, or no --roi)."""
-    from ..io.output_guard import same_output, tomoseg_provenance
-
-    try:
-        record = tomoseg_provenance(path)
-    except (OSError, ValueError):
-        return None
-    if not isinstance(record, dict) or record.get("tool") != "tomoseg segment":
-        return None
-    outputs = record.get("outputs")
-    if not same_output(outputs.get("probability") if isinstance(outputs, dict) else None, path):
-        return None
-    sample = record.get("sample_mask")
-    if not isinstance(sample, dict) or sample.get("method") != "roi" or not sample.get("roi"):
-        return None
-    return tuple((int(a), int(b)) for a, b in sample["roi"])
-
-
 @command("analyze")
 def _analyze(sub):
     p = sub.add_parser("analyze", help="count and measure objects of a mask or probability map",
@@ -164,6 +144,8 @@ def _run_analyze(args) -> int:
     if voxel_size is None:
         note("voxel size unknown; nm columns are empty. Pass --voxel-size Z Y X.")
     origin = _origin(vol, voxel_size)
+    from ..io.segment_record import segmented_roi
+
     roi = None if args.no_roi else segmented_roi(args.volume)
     if roi is not None:
         box = ",".join(f"{a}:{b}" for a, b in roi)
