@@ -213,6 +213,9 @@ def analysis_steps(volume: np.ndarray, *, intensity=None, truth=None, options: A
     labels = label_image(volume, table, options=options, probability=prob)
     layers = objects_layers(labels, table, voxel_size=voxel_size, color_by=color_by)
     counts: dict = {"objects": int(len(table["label"]))}
+    regions = result.summary.get("large_dark_regions")
+    if regions and regions["regions"]:  # a large pore found in pieces? (review S8): the widget warns
+        counts["large_dark_regions"] = regions
     if truth is not None:
         from ..objects import label_objects, measure_objects, select_objects
 

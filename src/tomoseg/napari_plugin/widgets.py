@@ -500,6 +500,7 @@ def analyze_layer(volume, name: str, *, options=None, **kwargs):
     probability map (object where > the threshold), a mask or a label image (nonzero = object). Yields the step
     it starts (where Cancel takes effect); returns (layers, table, counts)."""
     from ..objects import AnalysisOptions
+    from ..objects.large_regions import large_regions_warning
     from ..objects.reading import read_as
 
     options = options or AnalysisOptions()
@@ -509,6 +510,9 @@ def analyze_layer(volume, name: str, *, options=None, **kwargs):
     layers, table, counts = yield from analysis_steps(volume, options=options, **kwargs)
     counts["read as"] = reading.note(options.threshold)
     counts["warnings"] = gray_image_warning(volume, name, reading, options)
+    pieces = large_regions_warning(counts.get("large_dark_regions"), counts["objects"])
+    if pieces:  # analyze's warning of a large pore found in pieces (review S8), under the result
+        counts["warnings"].append(f"warning: {pieces}")
     return layers, table, counts
 
 

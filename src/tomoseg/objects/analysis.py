@@ -23,6 +23,7 @@ from ..errors import TomosegError, recording, said, warn
 from ..io.volume import path_of
 from ..io.disk_space import make_temporary_folder
 from .labelling import label_chunked, label_objects, open_label_store
+from .large_regions import large_dark_regions, large_regions_warning
 from .measure import edge_weights, measure_table, select_objects, summarize
 from .reading import (MaskView, Reading, ReadingChanged, check_threshold, mask_of, probability_values,
                       read_as)
@@ -249,7 +250,7 @@ def analyze(volume, *, intensity=None, probability=None, voxel_size=None, option
              "max_probability columns read 0 to 0.004 (value / 255). Give the probability map from tomoseg segment")
     try:
         return _finish(volume, reading.whole(), table, (fraction, profile), options, voxel_size, sample_mask, kept,
-                       origin, roi)
+                       origin, roi, intensity)
     except BaseException:  # the labels kept for the caller are the caller's only once this returns
         if kept is not None:
             kept.discard()
@@ -365,7 +366,7 @@ def _corrected_density(population: dict, box, voxels: int, voxel_um3) -> dict:
 
 
 def _finish(volume, reading: Reading, table, fractions, options, voxel_size, sample_mask, kept,
-            origin, roi=None) -> Analysis:
+            origin, roi=None, intensity=None) -> Analysis:
     """The marks, selection, summary and sample-mask figures of :func:`analyze` (``fractions``: every object's
     fraction of each z slice, and the objects' voxels per slice, :func:`z_profile`)."""
     fraction, profile = fractions
@@ -452,8 +453,15 @@ def _finish(volume, reading: Reading, table, fractions, options, voxel_size, sam
         "reading": reading.note(options.threshold),
         "origin_nm": [float(o) for o in origin] if vs and origin is not None else None,  # in centroid_*_nm
         "roi": [[b.start, b.stop] for b in roi] if roi is not None else None,  # analysed as the volume
-        "notes": said(),  # the notes and warnings given so far (reading it, assuming a voxel size, ...)
     })
+    # with the gray image: dark regions larger than the model's objects holding several of them (review S8)
+    regions = large_dark_regions(intensity, population, chunks=options.chunks) \
+        if intensity is not None and n_counted else None
+    message = large_regions_warning(regions, n_counted)
+    if message:
+        warn(message)
+    summary["large_dark_regions"] = regions
+    summary["notes"] = said()  # the notes and warnings given so far (reading it, assuming a voxel size, ...)
     return Analysis(objects=table, selected=selected, summary=summary, fraction_along_z=fraction_counted,
                     voxel_size=tuple(vs) if vs else None, shape=shape, options=options, labels=kept,
                     reading=reading, fraction_along_z_all=fraction)
