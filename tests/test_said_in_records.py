@@ -78,3 +78,21 @@ def test_analyze_and_evaluate_record_what_they_said(phantom_cwd):
     assert main(["evaluate", "mask.npy", "mask.tif", "--out", "ev", "-q"]) == 0
     notes = json.loads((phantom_cwd / "ev" / "evaluation.json").read_text())["notes"]
     assert any(n.startswith("note: mask.npy: read as") for n in notes), notes
+
+
+def test_the_report_shows_what_the_runs_said_warnings_first(phantom_cwd):
+    import html
+
+    np.save("mask.npy", (tifffile.imread("mask.tif") > 0).astype(np.uint8))
+    assert main(["analyze", "mask.npy", "--out", "res", "--report", "-q"]) == 0
+    page = (phantom_cwd / "res" / "report.html").read_text()
+    assert "<h2>Notes and warnings</h2>" in page
+    assert html.escape("note: voxel size unknown; nm columns are empty. Pass --voxel-size Z Y X.") in page
+    summary = json.loads((phantom_cwd / "res" / "summary.json").read_text())
+    summary["notes"].append("warning: a test warning")
+    (phantom_cwd / "res" / "summary.json").write_text(json.dumps(summary))
+    from tomoseg.report import build_report
+
+    page = build_report(phantom_cwd / "res", output=phantom_cwd / "again.html").read_text()
+    section = page[page.index("<h2>Notes and warnings</h2>"):]
+    assert section.index("warning: a test warning") < section.index("note: voxel size unknown")
