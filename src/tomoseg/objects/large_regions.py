@@ -58,20 +58,22 @@ def large_dark_regions(intensity, table: dict, *, r_min: float = R_MIN_VOX, chun
         for end in (0, -1):
             large[np.take(regions, end, axis=axis)] = False
     region_of = regions[at(centres)]
-    inside = large[region_of]
-    found = []
+    rows = np.flatnonzero(large[region_of])  # the objects in a large region, grouped by region
+    rows = rows[np.argsort(region_of[rows], kind="stable")]
+    ids, starts, counts = np.unique(region_of[rows], return_index=True, return_counts=True)
     volume = np.asarray(table["volume_vox"], np.float64)
+    share = np.add.reduceat(volume[rows], starts) / voxels[ids] if len(rows) else np.zeros(0)
+    pieces = (counts >= 2) | (share < 0.5)
+    radii = (3 * voxels[ids] / (4 * np.pi)) ** (1 / 3)
+    order = np.flatnonzero(pieces)[np.lexsort((-radii[pieces], -counts[pieces]))]  # most objects first
+    shown = order[:SHOWN]
+    middles = ndimage.center_of_mass(dark, regions, ids[shown]) if len(shown) else []
     labels = np.asarray(table["label"])
-    for r in np.unique(region_of[inside]):
-        mine = inside & (region_of == r)
-        share = float(volume[mine].sum() / voxels[r])
-        if mine.sum() >= 2 or share < 0.5:
-            centre = np.argwhere(regions == r).mean(axis=0) * f + (f - 1) / 2
-            found.append({"equivalent_radius_vox": round(float((3 * voxels[r] / (4 * np.pi)) ** (1 / 3)), 1),
-                          "centre_vox": [round(float(c)) for c in centre], "objects": int(mine.sum()),
-                          "labels": [int(v) for v in labels[mine]], "segmented_share": round(share, 2)})
-    found.sort(key=lambda g: (-g["objects"], -g["equivalent_radius_vox"]))
-    return {"regions": len(found), "objects": int(sum(g["objects"] for g in found)), "largest": found[:SHOWN],
+    largest = [{"equivalent_radius_vox": round(float(radii[k]), 1),
+                "centre_vox": [round(float(c) * f + (f - 1) / 2) for c in middle], "objects": int(counts[k]),
+                "labels": [int(v) for v in labels[rows[starts[k]:starts[k] + counts[k]]]],
+                "segmented_share": round(float(share[k]), 2)} for k, middle in zip(shown, middles)]
+    return {"regions": int(pieces.sum()), "objects": int(counts[pieces].sum()), "largest": largest,
             "threshold": threshold, "objects_gray": objects, "matrix_gray": matrix, "factor": f,
             "min_radius_vox": r_min}
 
