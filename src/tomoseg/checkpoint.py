@@ -51,7 +51,7 @@ def save_model(model: UNet3D, path, metadata: dict | None = None, *, overwrite: 
     meta = {**DEFAULT_METADATA, **(metadata or {})}
     meta.update(format=FORMAT, format_version=FORMAT_VERSION, architecture=model.config.to_dict(),
                 tomoseg_version=__version__)
-    from .objects.analysis import json_safe
+    from .io.result_folders import json_safe
 
     meta = json_safe(meta)
     check_metadata(meta, path)  # a file that load_model would refuse is not written (review MF1)

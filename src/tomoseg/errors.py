@@ -7,6 +7,8 @@ and is an ordinary Python warning for API users; a :class:`TomosegNote` likewise
 as ``tomoseg: note: ...``.
 """
 
+import contextlib
+import contextvars
 import warnings
 
 
@@ -38,13 +40,63 @@ class TomosegNote(UserWarning):
 
 
 def note(message: str) -> None:
-    """Emit a :class:`TomosegNote` attributed to the caller of the public function."""
+    """Emit a :class:`TomosegNote` attributed to the caller of the public function (kept for the run's record
+    within :func:`recording_said`)."""
+    _keep(f"note: {message}")
     warnings.warn(message, TomosegNote, stacklevel=3)
 
 
 def warn(message: str) -> None:
-    """Emit a :class:`TomosegWarning` attributed to the caller of the public function."""
+    """Emit a :class:`TomosegWarning` attributed to the caller of the public function (kept for the run's record
+    within :func:`recording_said`)."""
+    _keep(f"warning: {message}")
     warnings.warn(message, TomosegWarning, stacklevel=3)
+
+
+# what the run said (notes and warnings), for its record: a list while recording_said is active
+_SAID: contextvars.ContextVar = contextvars.ContextVar("tomoseg_said", default=None)
+
+
+@contextlib.contextmanager
+def recording_said():
+    """Within this block the notes and warnings tomoseg gives are also kept, once each and in order, so that a
+    run's record (segment's provenance, analyze's summary.json, ...) lists what the run assumed: a z spacing a
+    reader took for granted, an empty map, a voxel size unknown. A block within another shares its list. Kept on
+    the thread that opened the block (worker threads' messages are printed, not kept)."""
+    said_so_far = _SAID.get()
+    if said_so_far is not None:
+        yield said_so_far
+        return
+    token = _SAID.set([])
+    try:
+        yield _SAID.get()
+    finally:
+        _SAID.reset(token)
+
+
+def recording(function):
+    """``function`` run within :func:`recording_said` (a public function whose record lists what it said)."""
+    import functools
+
+    @functools.wraps(function)
+    def run(*args, **kwargs):
+        with recording_said():
+            return function(*args, **kwargs)
+
+    return run
+
+
+def said() -> list:
+    """The notes and warnings given so far within :func:`recording_said` ("note: ...", "warning: ..."; [] outside
+    it), each on one line."""
+    return list(_SAID.get() or [])
+
+
+def _keep(message: str) -> None:
+    kept = _SAID.get()
+    message = " ".join(message.split())
+    if kept is not None and message not in kept:
+        kept.append(message)
 
 
 # the extra of tomoseg that brings each optional package (pyproject.toml, [project.optional-dependencies])

@@ -69,6 +69,17 @@ def resume_hint_left_to_caller():
         _HINT_LEFT_TO_CALLER.reset(token)
 
 
+def step(bar, starting: str | None = None) -> None:
+    """On a bar over steps (or None, no bar): the step ``starting`` under way, named on the bar after the bar's
+    own description, or with None one step done."""
+    if bar is None:
+        return
+    if starting:
+        bar.set_description(f"{bar.desc.split(' (')[0]} ({starting})")
+    else:
+        bar.update(1)
+
+
 def format_count(n: float, unit: str = "vox") -> str:
     """``1234567`` -> ``'1.23 Mvox'``; a plural unit in the singular for one (``'1 step'``, ``'2 steps'``)."""
     for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):

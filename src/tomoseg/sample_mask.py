@@ -161,7 +161,7 @@ class LowResolution:
     """The low-resolution copy :func:`auto_sample_mask` works on, collected from blocks of the volume as they
     are read: one slice per block of ``factor`` slices (its middle), averaged in ``factor`` x ``factor`` blocks.
 
-    Call it with ``(block, data)`` for blocks that cover the volume (y edges on multiples of ``factor``, as
+    Call it with ``(block, data)`` for blocks that cover the volume (y and x edges on multiples of ``factor``, as
     :func:`tomoseg.io.blocks.block_grid` cuts them with ``multiple=factor``); ``segment`` feeds it the blocks of
     its statistics pass, so the mask costs no read of its own. ``complete`` says whether every chosen slice
     was seen.
@@ -181,23 +181,23 @@ class LowResolution:
                                                      if s.stop - s.start > factor // 2
                                                      else [(s.start + s.stop - 1) // 2])]
         self.low = np.zeros((len(self.picks), -(-y // factor), -(-x // factor)), np.float32)
-        self._seen = np.zeros(self.low.shape[:2], bool)
+        self._seen = np.zeros(self.low.shape, bool)
 
     def __call__(self, block, data) -> None:
         zs, ys, xs = block
         f, (_, y, x) = self.factor, self.shape
-        if xs.start != 0 or xs.stop != x or ys.start % f or (ys.stop % f and ys.stop != y):
-            raise ValueError(f"block {block} is not whole slices along x with y edges on multiples of {f}")
-        lx = self.low.shape[2]
-        rows = slice(ys.start // f, -(-ys.stop // f))
+        if any(b.start % f or (b.stop % f and b.stop != n) for b, n in ((ys, y), (xs, x))):
+            raise ValueError(f"block {block} does not have its y and x edges on multiples of {f}")
+        rows, cols = slice(ys.start // f, -(-ys.stop // f)), slice(xs.start // f, -(-xs.stop // f))
         for i, p in enumerate(self.picks):
             if zs.start <= p < zs.stop:
                 sl = data[p - zs.start]
-                pad = ((0, (rows.stop - rows.start) * f - sl.shape[0]), (0, lx * f - x))
+                pad = ((0, (rows.stop - rows.start) * f - sl.shape[0]),
+                       (0, (cols.stop - cols.start) * f - sl.shape[1]))
                 if any(n for _, n in pad):
                     sl = np.pad(sl, pad, mode="edge")
-                self.low[i, rows] = _block_mean(sl, f)
-                self._seen[i, rows] = True
+                self.low[i, rows, cols] = _block_mean(sl, f)
+                self._seen[i, rows, cols] = True
 
     @property
     def complete(self) -> bool:
@@ -224,13 +224,22 @@ def mask_factor(shape) -> int:
     return max(4, 2 ** math.ceil(math.log2(max(need, 1.0))))
 
 
-def _downsample(volume, factor: int) -> np.ndarray:
-    """:class:`LowResolution` of ``volume``, reading it in blocks of whole storage chunks."""
+def downsample(volume, factor: int, chunks=None) -> np.ndarray:
+    """:class:`LowResolution` of ``volume``, reading it in blocks of whole storage chunks (whole slices along x),
+    or with ``chunks`` (z, y, x) in blocks of that size at most (rounded to multiples of ``factor``): the memory
+    of an analysis that reads a volume chunk by chunk."""
     from .io.blocks import block_grid, read_blocks, storage_chunks
 
     low = LowResolution(volume.shape, factor)
-    blocks = [b for b in block_grid(volume.shape, storage_chunks(volume), multiple=factor)
-              if any(b[0].start <= p < b[0].stop for p in low.picks)]
+    if chunks is None:
+        grid = block_grid(volume.shape, storage_chunks(volume), multiple=factor)
+    else:
+        steps = [max(factor, int(c) // factor * factor) for c in chunks]
+        grid = [(slice(z, min(z + steps[0], volume.shape[0])), slice(y, min(y + steps[1], volume.shape[1])),
+                 slice(x, min(x + steps[2], volume.shape[2])))
+                for z in range(0, volume.shape[0], steps[0]) for y in range(0, volume.shape[1], steps[1])
+                for x in range(0, volume.shape[2], steps[2])]
+    blocks = [b for b in grid if any(b[0].start <= p < b[0].stop for p in low.picks)]
     for block, data in read_blocks(volume, blocks):
         low(block, data)
     return low.low
@@ -275,7 +284,7 @@ def auto_sample_mask(volume, *, margin: int = 48, factor: int | None = None, min
         factor, low = low.factor, low.low
     else:
         factor = factor or mask_factor(shape)
-        low = _downsample(volume, factor)
+        low = downsample(volume, factor)
     # smoothed within slices (they lie ``factor`` apart), so groups of slices on their own threads: the same result
     threads = mask_threads()
     groups = [g for g in np.array_split(np.arange(low.shape[0]), threads) if g.size]

@@ -244,3 +244,64 @@ def test_analyze_takes_the_gray_images_voxel_size_where_the_map_has_none(qtbot, 
     assert "voxel size 29.33 x 29.33 x 29.33 nm (the gray image 'gray''s scale)" in widget.status.text()
     assert widget.objects["equivalent_radius_nm"][0] > 0
     assert _widget_csv(qtbot, widget, d) == _cli_csv(d, "--intensity", str(d / "gray.tif"))
+
+
+def test_analyze_of_a_map_segmented_in_a_box_analyses_the_box_as_the_cli(qtbot, tmp_path):
+    """Review S1 in napari: a map segmented with an ROI (by `tomoseg segment --roi`, opened by tomoseg's reader,
+    or by the Segment widget's ROI) is analysed inside its box, as `tomoseg analyze` does from the provenance
+    record: objects cut by the box's faces left out, fractions over the box; 'whole volume' as --no-roi."""
+    from napari.components import ViewerModel
+
+    from tomoseg import write_volume
+    from tomoseg.cli import main
+    from tomoseg.napari_plugin.reader import read
+
+    image = _cylinder_scan()
+    write_volume(tmp_path / "scan.tif", image, voxel_size=VOXEL)
+    box = "2:14,56:80,:"  # its face y = 80 cuts the pore at (8, 80, 80)
+    assert main(["segment", str(tmp_path / "scan.tif"), str(tmp_path / "roi.zarr"), "--device", "cpu",
+                 "--tile-size", "32", "--halo", "8", "-q", "--roi", box]) == 0
+    (data, kwargs, kind), = read(tmp_path / "roi.zarr")
+    assert kwargs["metadata"] == {"tomoseg": {"roi": [[2, 14], [56, 80], [0, 160]]}}
+    viewer = ViewerModel()
+    getattr(viewer, f"add_{kind}")(data, **kwargs)
+    widget = _analyze(qtbot, viewer, "roi")
+    widget.min_voxels.setValue(1)
+
+    def cli(*flags):
+        assert main(["analyze", str(tmp_path / "roi.zarr"), "--csv", str(tmp_path / "cli.csv"), "--min-voxels", "1",
+                     "-q", "--overwrite", *flags]) == 0
+        return (tmp_path / "cli.csv").read_text()
+
+    def analysed(widget):  # the table the widget saves, and its status line after the run
+        _wait(qtbot, widget, widget.run(), 60_000)
+        status = widget.status.text()
+        assert widget.save_table(tmp_path / "widget.csv"), widget.status.text()
+        return (tmp_path / "widget.csv").read_text(), status
+
+    csv, status = analysed(widget)
+    assert csv == cli()
+    assert "analysed inside the box 2:14,56:80,0:160 it was segmented in" in status
+    assert len(widget.objects["label"]) == 0  # the pore, cut by the box's face: a border object
+    assert not widget.no_roi.isChecked() and widget.no_roi.toolTip() == cli_help_no_roi()
+    widget.no_roi.setChecked(True)
+    csv, status = analysed(widget)
+    assert csv == cli("--no-roi") and "analysed inside the box" not in status
+    assert len(widget.objects["label"]) == 1  # counted whole (its part in the box) without the box
+
+    # the Segment widget's ROI: its layers name the box, and Analyze of its map is the CLI's of segment --roi's
+    seg_viewer, seg = _segment(qtbot, image)
+    seg.roi.setText(box)
+    _wait(qtbot, seg, seg.run())
+    prob = seg_viewer.layers["scan probability"]
+    assert prob.metadata["tomoseg"]["roi"] == [[2, 14], [56, 80], [0, 160]]
+    assert seg_viewer.layers["scan mask"].metadata == prob.metadata
+    widget = _analyze(qtbot, seg_viewer, "scan probability")
+    widget.min_voxels.setValue(1)
+    assert analysed(widget)[0] == cli()
+
+
+def cli_help_no_roi():
+    from tomoseg.napari_plugin.forms import cli_help
+
+    return cli_help("analyze", "no_roi")

@@ -43,7 +43,9 @@ def test_printed_line_gives_both_fractions_and_nm(tmp_path, capsys):
     r = analyze(_volume(), voxel_size=(10.0, 10.0, 10.0)).summary
     assert f"mean radius {r['mean_radius_nm']:.2f} ± {r['sd_radius_nm']:.2f} nm ({r['mean_radius_vox']:.2f} ± " \
            f"{r['sd_radius_vox']:.2f} voxels)" in line
-    assert "biased low" in line
+    c = r["number_density_corrected_per_um3"]
+    assert f"number density {r['number_density_per_um3']:.4g} /µm³ (kept objects; {c:.4g} /µm³ with the " \
+           "Miles-Lantuéjoul edge correction)" in line
     assert main(["analyze", str(tmp_path / "m.npy"), "--json", "-q"]) == 0
     s = json.loads(capsys.readouterr().out)
     assert s["fraction_basis"].startswith("volume_fraction_all_objects (the phase's volume fraction)")

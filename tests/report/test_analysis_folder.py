@@ -34,7 +34,8 @@ def test_save_analysis_writes_what_analyze_out_writes(scan, tmp_path, capsys):
         assert (out / name).read_bytes() == (tmp_path / "cli" / name).read_bytes(), name
     lib, cli = (json.loads((p / "summary.json").read_text()) for p in (out, tmp_path / "cli"))
     differ = {k for k in cli if lib.get(k) != cli[k]}
-    assert differ <= {"input", "provenance"} and lib["input"] is None  # an array has no path
+    # an array has no path; the CLI also notes how it read the file
+    assert differ <= {"input", "provenance", "notes"} and lib["input"] is None
     figures = sorted(p.name for p in (tmp_path / "cli" / "figures").iterdir())
     assert sorted(p.name for p in (out / "figures").iterdir()) == figures and "orthoslices.png" in figures
     assert (out / "report.html").stat().st_size > 10_000

@@ -14,7 +14,7 @@ import sys
 import warnings
 
 from .._version import __version__
-from ..errors import TomosegError, TomosegNote, TomosegWarning
+from ..errors import TomosegError, TomosegNote, TomosegWarning, recording_said
 from .. import interrupt
 from ..progress import resume_hint_left_to_caller
 
@@ -172,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
             # below, not also by the progress bar that Ctrl-C closed. SIGTERM (a job's time limit) and SIGHUP (a
             # closed terminal) end the run as Ctrl-C does; run as the program (argv None), a signal after the
             # command ended no longer makes it a death by signal or a traceback at exit (interrupt.py)
-            with interrupt.catching_ctrl_c(until_exit=program), resume_hint_left_to_caller():
+            # the notes and warnings said are also kept for the run's records (errors.recording_said)
+            with interrupt.catching_ctrl_c(until_exit=program), resume_hint_left_to_caller(), recording_said():
                 code = int(args.run(args) or 0)
                 interrupt.finished()
                 return code

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import TomosegError
+from ..errors import TomosegError, note, said
 from ..io.output_guard import (FOLDER_MARKER, PROVENANCE_SUFFIX, check_outputs_apart, check_report_output,
                                check_table_output, read_record)
 from ..io.result_folders import check_result_folder, make_result_folder, same_prediction
@@ -53,33 +53,12 @@ def _origin(vol, voxel_size):
 
     origin = origin_nm(orientation)
     if origin is None:
-        print(f"tomoseg: note: {vol.path}: its space origin is not added to the centroid_*_nm columns (rotated or "
-              "flipped space directions, or no space units): they are measured from voxel (0, 0, 0)",
-              file=sys.stderr)
+        note(f"{vol.path}: its space origin is not added to the centroid_*_nm columns (rotated or "
+             "flipped space directions, or no space units): they are measured from voxel (0, 0, 0)")
     return origin
 
 
 
-
-
-def segmented_roi(path):
-    """The ``--roi`` box ((z0, z1), (y0, y1), (x0, x1)) that ``segment`` wrote ``path`` for (its provenance
-    record), or None (no record, another tool's, or no --roi)."""
-    from ..io.output_guard import same_output, tomoseg_provenance
-
-    try:
-        record = tomoseg_provenance(path)
-    except (OSError, ValueError):
-        return None
-    if not isinstance(record, dict) or record.get("tool") != "tomoseg segment":
-        return None
-    outputs = record.get("outputs")
-    if not same_output(outputs.get("probability") if isinstance(outputs, dict) else None, path):
-        return None
-    sample = record.get("sample_mask")
-    if not isinstance(sample, dict) or sample.get("method") != "roi" or not sample.get("roi"):
-        return None
-    return tuple((int(a), int(b)) for a, b in sample["roi"])
 
 
 @command("analyze")
@@ -157,22 +136,24 @@ def _run_analyze(args) -> int:
         from ..sample_mask import analysis_sample_mask
 
         sample_mask = analysis_sample_mask(intensity)
-        print(f"tomoseg: note: --sample-mask auto: the sample found in {args.intensity} (Otsu threshold "
-              f"{sample_mask.record['otsu_threshold']:g} of segment's automatic mask, a prism along z) covers "
-              f"{sample_mask.fraction():.1%} of each slice; the summary is measured inside it. Check it in the "
-              "report's orthoslices, or give a mask file", file=sys.stderr)
+        note(f"--sample-mask auto: the sample found in {args.intensity} (Otsu threshold "
+             f"{sample_mask.record['otsu_threshold']:g} of segment's automatic mask, a prism along z) covers "
+             f"{sample_mask.fraction():.1%} of each slice; the summary is measured inside it. Check it in the "
+             "report's orthoslices, or give a mask file")
     voxel_size = vol.voxel_size or (intensity.voxel_size if intensity is not None else None)
     if voxel_size is None:
-        print("tomoseg: note: voxel size unknown; nm columns are empty. Pass --voxel-size Z Y X.", file=sys.stderr)
+        note("voxel size unknown; nm columns are empty. Pass --voxel-size Z Y X.")
     origin = _origin(vol, voxel_size)
+    from ..io.segment_record import segmented_roi
+
     roi = None if args.no_roi else segmented_roi(args.volume)
     if roi is not None:
         box = ",".join(f"{a}:{b}" for a, b in roi)
-        print(f"tomoseg: note: {args.volume}: segmented with --roi {box} (its provenance record): analysed inside "
-              "that box, objects touching its faces left out as border objects"
-              + (f"; the volume fraction and number density are over --sample-mask {args.sample_mask}"
-                 if sample_mask is not None else "; the volume fraction and number density are over the box")
-              + ". --no-roi analyses the whole volume", file=sys.stderr)
+        note(f"{args.volume}: segmented with --roi {box} (its provenance record): analysed inside "
+             "that box, objects touching its faces left out as border objects"
+             + (f"; the volume fraction and number density are over --sample-mask {args.sample_mask}"
+                if sample_mask is not None else "; the volume fraction and number density are over the box")
+             + ". --no-roi analyses the whole volume")
     from ..progress import progress_while
     from . import progress_enabled
 
@@ -180,7 +161,7 @@ def _run_analyze(args) -> int:
         result = analyze(vol, intensity=intensity, probability=prob, voxel_size=voxel_size, options=options,
                          sample_mask=sample_mask, keep_labels=bool(args.labels or args.ome_zarr), progress=bar,
                          origin=origin, roi=roi)
-    print(f"tomoseg: note: {args.volume}: {result.summary['reading']}", file=sys.stderr)
+    note(f"{args.volume}: {result.summary['reading']}")
     try:
         return _write_analysis(args, vol, result, options, voxel_size, intensity, sample_mask, out)
     finally:
@@ -197,7 +178,7 @@ def _keep_joined_report(args, out: Path, same: bool) -> None:
 
     if same and not args.report and report_of_tomoseg(Path(out) / "report.html"):
         args.report = True
-        print(f"tomoseg: note: {Path(out) / 'report.html'}: built again with both tools' results", file=sys.stderr)
+        note(f"{Path(out) / 'report.html'}: built again with both tools' results")
 
 
 def _check_shared_folder(args, tool: str, prediction, options):
@@ -213,7 +194,7 @@ def _check_shared_folder(args, tool: str, prediction, options):
 
 def _write_analysis(args, vol, result, options, voxel_size, intensity, sample_mask, out) -> int:
     """The tables, label images, summary, figures and report of ``analyze``'s result."""
-    from ..objects.analysis import json_safe
+    from ..io.result_folders import json_safe
     from ..report.analysis_folder import write_analysis_results
     from ..table import write_csv
 
@@ -255,12 +236,16 @@ def _summary_line(s: dict, options, masked: bool) -> str:
     if s.get("mean_radius_nm") is not None and s['objects']:
         radius = f"{_mean_sd(s['mean_radius_nm'], s.get('sd_radius_nm'), 'nm')} ({radius})"
     border = "touch the border" + (" or the ROI box" if roi else "")
-    density = (f"{s['number_density_per_um3']:.4g} /µm³" if s.get("number_density_per_um3") is not None else
-               f"{s['number_density_per_mvox']:.4g} per 10^6 voxels (voxel size unknown)")
+    per_um3 = s.get("number_density_per_um3") is not None
+    key, unit = ("per_um3", " /µm³") if per_um3 else ("per_mvox", " per 10^6 voxels")
+    density = f"{s['number_density_' + key]:.4g}{unit}" + ("" if per_um3 else " (voxel size unknown)")
+    corrected = s.get("number_density_corrected_" + key)
+    density += (f" (kept objects; {corrected:.4g}{unit} with the Miles-Lantuéjoul edge correction)"
+                if corrected is not None else " (kept objects: biased low by the border exclusion)")
     return (f"{kept} of {s['objects_all']} ({s['excluded_border']} {border}, {s['excluded_small']} more under "
             f"{options.min_voxels} voxels); mean radius {radius}; volume fraction {s['volume_fraction_all_objects']:.3%} "
             f"{where} (every object voxel; {s['volume_fraction']:.3%} in the kept objects); number density "
-            f"{density} (kept objects: biased low by the border exclusion)")
+            f"{density}")
 
 
 def _steps(args, total: int, desc: str):
@@ -436,8 +421,9 @@ def _run_evaluate(args) -> int:
         result = evaluate(pred, labels, threshold=args.threshold, intensity=intensity, voxel_size=vs,
                           options=options, progress=None if bar is None else _Passes(bar, 4),
                           origin=_origin(pred, vs))
-    print(f"tomoseg: note: {args.prediction}: {result['prediction_reading']}", file=sys.stderr)
+    note(f"{args.prediction}: {result['prediction_reading']}")
     result["segmentation"] = segmentation_of(args.prediction)  # the model and segment settings (review S5)
+    result["notes"] = said()  # what the run said (notes, warnings), for the record
     if out is not None:
         # an earlier run's results there removed; analyze's of this prediction kept, for one report of both
         same = same_prediction(read_record(Path(out) / "summary.json"), args.prediction, _settings(options),
@@ -452,13 +438,13 @@ def _run_evaluate(args) -> int:
             write_evaluation(result, out, image=intensity, voxel_size=vs, progress=bar)
             if args.report:
                 from ..report import build_report
-                from ..report.analysis_folder import _step
+                from ..progress import step
 
                 if bar is not None:
                     bar.reset(total=1)
-                _step(bar, "report")
+                step(bar, "report")
                 build_report(out, title=f"tomoseg evaluation of {Path(args.prediction).name}")
-                _step(bar)
+                step(bar)
     else:
         result.pop("_tables", None)
         result.pop("_masks", None)
@@ -551,8 +537,8 @@ def _run_report(args) -> int:
     check_report_output(run / "report.html")
     from ..report.html import incomplete_results
 
-    for note in incomplete_results(run):  # said here and at the top of the report
-        print(f"tomoseg: warning: {run}: {note}", file=sys.stderr)
+    for missing in incomplete_results(run):  # said here and at the top of the report
+        print(f"tomoseg: warning: {run}: {missing}", file=sys.stderr)
     try:
         path = build_report(run, title=args.title)
     except (KeyError, TypeError, ValueError) as exc:

@@ -88,7 +88,7 @@ def model_info(arg: str, as_json: bool) -> int:
     info["intended_use"] = INTENDED_USE if info["shipped"] else None  # (a user's model: theirs to say)
     info["segment_refuses"] = _not_runnable(model)
     if as_json:  # valid JSON for every reader: NaN (files written before review R9) as null
-        from ..objects.analysis import json_safe
+        from ..io.result_folders import json_safe
 
         print(json.dumps(json_safe(info), allow_nan=False))
         return 0

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import TomosegError
+from ..errors import TomosegError, note
 from ..io.result_folders import check_result_folder, make_result_folder, strict_json
 from .registry import check_threshold, command, length_nm, overwrite_arg
 
@@ -119,12 +119,11 @@ def _track_files(args, opened) -> int:
     vs_a = tuple(args.voxel_size) if args.voxel_size else (va.voxel_size or vb.voxel_size)
     if vs and vs_a and not np.allclose(vs, vs_a, rtol=1e-6):  # each scan measured with its own
         sizes = [" x ".join(f"{v:g}" for v in size) for size in (vs, vs_a)]
-        print(f"tomoseg: note: {args.before} has voxels of {sizes[0]} nm, {args.after} of {sizes[1]} nm: each "
-              "scan is measured with its own; the transform's scale (estimated: --similarity) includes their ratio",
-              file=sys.stderr)
+        note(f"{args.before} has voxels of {sizes[0]} nm, {args.after} of {sizes[1]} nm: each "
+             "scan is measured with its own; the transform's scale (estimated: --similarity) includes their ratio")
     _note_assumed_voxel_size(args, vb, va, vs)
     if vs is None:
-        print("tomoseg: note: voxel size unknown; nm columns are empty. Pass --voxel-size Z Y X.", file=sys.stderr)
+        note("voxel size unknown; nm columns are empty. Pass --voxel-size Z Y X.")
     labels = []
     for name, path, img, img_path in (("--before-labels", args.before_labels, vb, args.before),
                                       ("--after-labels", args.after_labels, va, args.after)):
@@ -133,8 +132,7 @@ def _track_files(args, opened) -> int:
             _check_labels(labels[-1], path, name, img, img_path, args.read_as)
     _check_before_work(args, transform, truth, vb, va)
     if labels and args.model:
-        print(f"tomoseg: note: --model {args.model} is not used: the labels are given, so nothing is segmented",
-              file=sys.stderr)
+        note(f"--model {args.model} is not used: the labels are given, so nothing is segmented")
     _check_track_outputs(args, out, truth, segmenting=not labels, shape=tuple(va.shape))
     options = _options(args)
     if not labels and max(vb.size, va.size) > options.in_memory_voxels:
@@ -155,7 +153,7 @@ def _track_files(args, opened) -> int:
 
         for path, option, scan in ((args.before_labels, "--before-labels", result.scans[0]),
                                    (args.after_labels, "--after-labels", result.scans[1])):
-            print(f"tomoseg: note: {path} ({option}): {label_note(scan.reading, args.threshold)}", file=sys.stderr)
+            note(f"{path} ({option}): {label_note(scan.reading, args.threshold)}")
     if labels and not args.before_labels:  # segmented by segment into OUT: its records name the model (S5)
         from ..io.segment_record import segmentation_of
 
@@ -176,8 +174,8 @@ def _note_assumed_voxel_size(args, before, after, vs) -> None:
         return
     known, unknown = (args.before, args.after) if before.voxel_size else (args.after, args.before)
     size = " x ".join(f"{v:g}" for v in vs)
-    print(f"tomoseg: note: {unknown} records no voxel size: using {known}'s {size} nm for both scans; pass "
-          "--voxel-size Z Y X to confirm (and --similarity if the magnification changed)", file=sys.stderr)
+    note(f"{unknown} records no voxel size: using {known}'s {size} nm for both scans; pass "
+         "--voxel-size Z Y X to confirm (and --similarity if the magnification changed)")
 
 
 def _check_labels(volume, path, option: str, image, image_path, read: str) -> None:
@@ -289,8 +287,8 @@ def _segment_scans(args, out: Path, sizes) -> list:
                   f"{str((record.get('model') or {}).get('sha256', '?'))[:12]}", file=sys.stderr)
         else:
             if stale:
-                print(f"tomoseg: note: {prob} was segmented with another {', '.join(stale)} than this run's "
-                      f"({path}, --model {args.model or 'default'}); segmenting {path} again", file=sys.stderr)
+                note(f"{prob} was segmented with another {', '.join(stale)} than this run's "
+                     f"({path}, --model {args.model or 'default'}); segmenting {path} again")
             segment(path, prob, model=args.model,
                     options=SegmentOptions(threshold=args.threshold, voxel_size=voxel_size,
                                            overwrite=args.overwrite or bool(stale), resume=args.resume),
@@ -357,10 +355,10 @@ def _finish_track(args, out: Path, result, truth, before, after, sizes, labels: 
                 unmapped.append(scan)
         scores = {}
         if unmapped:  # the tool numbered the objects itself: its labels say nothing about the truth's ids
-            print(f"tomoseg: note: {args.truth} names no instance image for the {' and '.join(unmapped)} scan, so "
-                  "the objects found cannot be matched to the truth's: the transform is scored, the links are not. "
-                  "Make the pair with `tomoseg phantom ... --instances ... --pair-instances ...`, or give those "
-                  "as the labels.", file=sys.stderr)
+            note(f"{args.truth} names no instance image for the {' and '.join(unmapped)} scan, so "
+                 "the objects found cannot be matched to the truth's: the transform is scored, the links are not. "
+                 "Make the pair with `tomoseg phantom ... --instances ... --pair-instances ...`, or give those "
+                 "as the labels.")
         else:
             scores = compare_with_truth(result.matches, truth["matches"], min_voxels=args.min_voxels, **maps)
         m_true = np.asarray(truth["matrix"])

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import TomosegError, note
+from ..errors import TomosegError, note, recording
 from ..io import open_volume, split_dataset
 from ..io.volume import check_array
 from ..interrupt import raise_if_interrupted
@@ -392,6 +392,7 @@ def _check_stats(stats: Stats | None, volume) -> None:
                            "to float32 or uint16")
 
 
+@recording
 def segment(input, output, *, model=None, mask_output=None, options: SegmentOptions | None = None,
             progress: bool = True) -> dict:
     """Segment a volume file: the probability map (uint8 0–255) and optionally the mask (> threshold).

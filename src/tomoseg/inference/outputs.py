@@ -14,7 +14,7 @@ import numpy as np
 
 from .._version import __version__
 from ..io import create_volume, format_of, split_dataset
-from ..errors import TomosegError
+from ..errors import TomosegError, said
 from ..shipped import shipped_name
 
 
@@ -172,4 +172,5 @@ def provenance(volume, model, options, fingerprint, stats, outputs, n_tiles, t0)
         "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t0)),
         "duration_s": round(time.time() - t0, 3), "host": platform.node(), "python": platform.python_version(),
         "packages": versions,
+        "notes": said(),  # what the run assumed or warned of (a z spacing taken for granted, gray values)
     }

@@ -5,8 +5,11 @@ user's own files stay. What may be replaced at all is :mod:`tomoseg.io.output_gu
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
+
+import numpy as np
 
 from ..errors import TomosegError
 from .disk_space import check_writable_folder
@@ -290,9 +293,22 @@ def strict_json(record, **dumps) -> str:
     """``json.dumps`` of ``record`` with NaN and infinities as null (what a ``default`` returns too), so that
     strict readers (JavaScript's ``JSON.parse``, ``jq``) read it; every JSON file tomoseg writes goes through
     it."""
-    from ..objects.analysis import json_safe
-
     default = dumps.pop("default", None)
     if default is not None:
         dumps["default"] = lambda value: json_safe(default(value))
     return json.dumps(json_safe(record), allow_nan=False, **dumps)
+
+
+def json_safe(value):
+    """NaN and infinities as None (JSON null), recursively: JSON has no NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (np.floating,)):
+        return json_safe(float(value))
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value

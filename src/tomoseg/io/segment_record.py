@@ -124,3 +124,23 @@ def methods_sentence(seg: dict) -> str:
     return (f"Segmented with tomoseg {seg.get('tomoseg_version')} (segment), {name}, {sha}; {norm}; {tiles}; "
             f"backend {seg.get('backend')}, precision {seg.get('precision')}; {cut}; input {seg.get('input')}, "
             f"{where}{masked}.{edited}")
+
+
+def segmented_roi(path):
+    """The ``--roi`` box ((z0, z1), (y0, y1), (x0, x1)) that ``segment`` wrote ``path`` for (its provenance
+    record), or None (no record, another tool's, or no --roi)."""
+    from .output_guard import same_output, tomoseg_provenance
+
+    try:
+        record = tomoseg_provenance(path)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("tool") != "tomoseg segment":
+        return None
+    outputs = record.get("outputs")
+    if not same_output(outputs.get("probability") if isinstance(outputs, dict) else None, path):
+        return None
+    sample = record.get("sample_mask")
+    if not isinstance(sample, dict) or sample.get("method") != "roi" or not sample.get("roi"):
+        return None
+    return tuple((int(a), int(b)) for a, b in sample["roi"])

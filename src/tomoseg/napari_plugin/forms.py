@@ -128,6 +128,8 @@ def analyze_form(w) -> None:
     w.min_voxels = _spin(1, 10**6, cli_option("analyze", "min_voxels").default, cli_help("analyze", "min_voxels"))
     w.keep_border = QCheckBox("keep objects touching the border")
     w.keep_border.setToolTip(cli_help("analyze", "keep_border"))
+    w.no_roi = QCheckBox("whole volume, not the box it was segmented in")
+    w.no_roi.setToolTip(cli_help("analyze", "no_roi"))
     w.voxel_size = _line("from the layer's scale and units",
                          cli_help("analyze", "voxel_size").replace("overrides the file's", "three values z y x; "
                          "overrides the layer's scale and units (empty: those, where they are a length)"))
@@ -136,7 +138,7 @@ def analyze_form(w) -> None:
     for label, field in (("mask or probability", w.source), ("gray image", w.intensity),
                          ("probability (of a mask)", w.probability), ("sample mask", w.sample_mask),
                          ("ground truth", w.truth), ("read as", w.read_as), ("threshold (0-255)", w.threshold),
-                         ("connectivity", w.connectivity), ("min voxels", w.min_voxels), ("", w.keep_border),
+                         ("connectivity", w.connectivity), ("min voxels", w.min_voxels), ("", w.keep_border), ("", w.no_roi),
                          ("voxel size (nm)", w.voxel_size), ("colour by", w.color_by)):
         w.form.addRow(label, field)
 

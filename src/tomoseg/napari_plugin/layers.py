@@ -26,6 +26,33 @@ TABLE_COLUMNS = ("label", "equivalent_radius_vox", "equivalent_radius_nm", "volu
                  "mean_gray", "centroid_z", "centroid_y", "centroid_x")
 
 
+def level0(data, multiscale: bool = False):
+    """A layer's full-resolution data (level 0 of a multiscale layer: a list of levels) as the layer holds it
+    (NumPy, dask or zarr), not read; one rule for the widgets (which read it on their worker thread) and the
+    writers."""
+    return data[0] if multiscale or isinstance(data, (list, tuple)) else data
+
+
+def roi_metadata(box) -> dict:
+    """A layer's metadata saying the box ((z0, z1), (y0, y1), (x0, x1), or slices) it was segmented in
+    (``segment --roi``, the Segment widget's ROI): Analyze then analyses that box, as ``tomoseg analyze`` does
+    with the map's provenance record."""
+    pairs = [[int(b.start), int(b.stop)] if isinstance(b, slice) else [int(b[0]), int(b[1])] for b in box]
+    return {"tomoseg": {"roi": pairs}}
+
+
+def layer_roi(layer, shape) -> tuple | None:
+    """The segmented box a layer's metadata names (:func:`roi_metadata`), where it fits ``shape``; else None."""
+    roi = ((getattr(layer, "metadata", None) or {}).get("tomoseg") or {}).get("roi")
+    try:
+        box = tuple((int(a), int(b)) for a, b in roi)
+    except (TypeError, ValueError):
+        return None
+    if len(box) != len(shape) or any(not 0 <= a < b <= n for (a, b), n in zip(box, shape)):
+        return None
+    return box
+
+
 def placement(voxel_size) -> dict:
     """The layer keywords that place a layer in physical space: ``scale`` = the voxel size (z, y, x) and
     ``units`` nanometre (napari >= 0.5; its scale bar then reads nm and µm), or, with the voxel size unknown,
@@ -165,11 +192,13 @@ def analysis_layers(volume: np.ndarray, *, intensity=None, truth=None, options: 
 
 
 def analysis_steps(volume: np.ndarray, *, intensity=None, truth=None, options: AnalysisOptions | None = None,
-                   voxel_size=None, color_by: str = "equivalent_radius_vox", probability=None, sample_mask=None):
+                   voxel_size=None, color_by: str = "equivalent_radius_vox", probability=None, sample_mask=None,
+                   roi=None):
     """:func:`analysis_layers` as a generator: yields the name of each step before it starts (the points where
     a napari worker's ``quit()``, the Analyze widget's Cancel, takes effect); returns (layers, table, counts).
     ``probability`` and ``sample_mask``: as ``tomoseg analyze --probability`` (confidence columns of a mask's
-    objects) and ``--sample-mask`` (objects marked ``in_sample``; the summary over the mask)."""
+    objects) and ``--sample-mask`` (objects marked ``in_sample``; the summary over the mask); ``roi``: the box the
+    map was segmented in, analysed as the volume (:func:`~tomoseg.objects.analyze`'s ``roi``)."""
     options = options or AnalysisOptions()
     volume = np.asarray(volume)
     if volume.dtype == np.bool_:
@@ -177,13 +206,16 @@ def analysis_steps(volume: np.ndarray, *, intensity=None, truth=None, options: A
     yield "labelling and measuring the objects"
     gray, prob, sample = (None if v is None else np.asarray(v) for v in (intensity, probability, sample_mask))
     result = analyze(volume, intensity=gray, probability=prob, sample_mask=sample, voxel_size=voxel_size,
-                     options=options)
+                     options=options, roi=roi)
     table = result.selected  # the nm columns NaN where the voxel size is unknown
     yield "drawing the kept objects"
     prob = result.reading.probability  # as the analysis read the volume
     labels = label_image(volume, table, options=options, probability=prob)
     layers = objects_layers(labels, table, voxel_size=voxel_size, color_by=color_by)
     counts: dict = {"objects": int(len(table["label"]))}
+    regions = result.summary.get("large_dark_regions")
+    if regions and regions["regions"]:  # a large pore found in pieces? (review S8): the widget warns
+        counts["large_dark_regions"] = regions
     if truth is not None:
         from ..objects import label_objects, measure_objects, select_objects
 

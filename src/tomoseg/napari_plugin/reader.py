@@ -167,10 +167,20 @@ def read(path) -> list[tuple]:
     vol = open_volume(str(p))
     data = vol.read() if vol.size <= LAZY_VOXELS else lazy_array(vol)
     layer_type = "labels" if _looks_like_labels(p, vol) else "image"
-    kwargs = {"name": p.name.split(".")[0], **placement(vol.voxel_size)}
+    kwargs = {"name": p.name.split(".")[0], **placement(vol.voxel_size), **_segmented_in(p)}
     if layer_type == "labels" and data.dtype.kind == "f":
         data = data.astype(np.uint32)
     return [(data, kwargs, layer_type)]
+
+
+def _segmented_in(path: Path) -> dict:
+    """The layer's metadata naming the ``--roi`` box ``tomoseg segment`` wrote ``path`` in (its provenance
+    record), so that Analyze analyses that box; {} for any other file."""
+    from ..io.segment_record import segmented_roi
+    from .layers import roi_metadata
+
+    box = segmented_roi(path)
+    return {"metadata": roi_metadata(box)} if box else {}
 
 
 LAZY_VOXELS = 2**27  # larger volumes open as dask arrays: napari reads the chunks of the slices it shows
@@ -228,7 +238,7 @@ def _read_ome_zarr(p: Path, group, ms) -> list[tuple]:
         data, multiscale = label_data(levels)
     else:
         data, multiscale = (levels if len(levels) > 1 else levels[0]), len(levels) > 1
-    kwargs = {"name": name, **placement(vs), "multiscale": multiscale}
+    kwargs = {"name": name, **placement(vs), "multiscale": multiscale, **_segmented_in(p)}
     layers = [(data, kwargs, "labels" if image_is_labels else "image")]
     if "labels" in group:
         for name in (dict(group["labels"].attrs).get("ome") or {}).get("labels", []):

@@ -19,8 +19,10 @@ from qtpy.QtWidgets import (QAbstractItemView, QFormLayout, QHBoxLayout, QHeader
                             QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from ..errors import TomosegError
+from ..sample_mask import parse_roi
 from .forms import OBJECTS_CHOICES, analyze_form, roi_from, segment_form, voxel_size_from
-from .layers import COLOUR_BY, MASK_COLORMAP, PLACEMENT_KEYS, analysis_steps, placement_like, voxel_size_nm
+from .layers import (COLOUR_BY, MASK_COLORMAP, PLACEMENT_KEYS, analysis_steps, layer_roi, level0, placement_like,
+                     roi_metadata, voxel_size_nm)
 from .segmenting import collected, in_widget_terms, segment_steps
 
 ERROR_COLOUR = "#d55e00"  # Okabe-Ito vermillion
@@ -32,9 +34,9 @@ log = logging.getLogger(__name__)
 
 
 def _level0(layer):
-    """The layer's full-resolution data as the layer holds it (NumPy, dask or zarr), not read: the workers read
-    it on their thread (``np.asarray`` there), so the UI stays live while a lazy layer is computed."""
-    return layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+    """The layer's full-resolution data, not read: the workers read it on their thread (``np.asarray`` there), so
+    the UI stays live while a lazy layer is computed."""
+    return level0(layer.data, getattr(layer, "multiscale", False))
 
 
 def _add(viewer, layer_tuple, like=None):
@@ -239,6 +241,7 @@ class SegmentWidget(_Worker):
             return self._say("error: " + in_widget_terms(str(exc)), ERROR_COLOUR)
         self._source = layer
         self._threshold = options.threshold  # as it was at Run: a change during the run applies next time
+        self._roi = None if options.roi is None else parse_roi(options.roi, tuple(_level0(layer).shape))
         self.progress.setRange(0, 1000)
         self.progress.setValue(0)
         return self._start(segment_steps, _level0(layer), self.model.text().strip() or None, name=layer.name,
@@ -274,12 +277,13 @@ class SegmentWidget(_Worker):
     def _done(self, result):
         p8, messages = result
         layer = self._source
+        segmented_in = {"metadata": roi_metadata(self._roi)} if self._roi else {}  # Analyze analyses that box
         _add(self.viewer, (p8, {"name": f"{layer.name} probability", "colormap": "magma",
-                                "contrast_limits": (0, 255), "blending": "additive", "visible": False}, "image"),
-             like=layer)
+                                "contrast_limits": (0, 255), "blending": "additive", "visible": False,
+                                **segmented_in}, "image"), like=layer)
         _add(self.viewer, ((p8 > self._threshold).astype(np.uint8),
-                           {"name": f"{layer.name} mask", "opacity": 0.6, "colormap": MASK_COLORMAP}, "labels"),
-             like=layer)
+                           {"name": f"{layer.name} mask", "opacity": 0.6, "colormap": MASK_COLORMAP, **segmented_in},
+                           "labels"), like=layer)
         dt = time.monotonic() - self._t0
         text = (f"done in {dt:.1f} s ({p8.size / 1e6 / max(dt, 1e-9):.2f} Mvox/s): probability (0-255) and mask "
                 f"(> {self._threshold}) added")
@@ -341,12 +345,14 @@ class AnalyzeWidget(_Worker):
         self._voxel_size = given or voxel_size_nm(src) or from_gray  # as the CLI: the map's, else the gray image's
         self._voxel_size_from = "given" if given else f"the gray image {gray.name!r}'s scale" if from_gray else \
             "the layer's scale"
+        # the box the layer was segmented in (segment --roi, Segment's ROI), as tomoseg analyze reads it
+        self._roi = None if self.no_roi.isChecked() else layer_roi(src, shape)
         self.progress.setRange(0, 0)  # busy
         data = {key: None if layer is None else _level0(layer) for key, layer in
                 zip(("intensity", "probability", "sample_mask", "truth"), layers.values())}
         return self._start(analyze_layer, _level0(src), src.name, **data, options=options,
                            voxel_size=self._voxel_size, color_by=COLOUR_BY[self.color_by.currentText()],
-                           connect={"yielded": self._phase})
+                           roi=self._roi, connect={"yielded": self._phase})
 
     def _phase(self, text):
         self._last = text
@@ -376,6 +382,10 @@ class AnalyzeWidget(_Worker):
                      "(nm) to fill them")
         else:
             text += f"; voxel size {' x '.join(f'{v:g}' for v in self._voxel_size)} nm ({self._voxel_size_from})"
+        if self._roi is not None:
+            box = ",".join(f"{a}:{b}" for a, b in self._roi)
+            text += (f"; analysed inside the box {box} it was segmented in (objects touching its faces left out, "
+                     "fractions over the box; tick 'whole volume' to analyse all of it)")
         if renamed:
             text += "; earlier results are kept, the new ones are " + ", ".join(repr(n) for n in renamed)
         warnings = self._notes + counts.get("warnings", [])
@@ -490,6 +500,7 @@ def analyze_layer(volume, name: str, *, options=None, **kwargs):
     probability map (object where > the threshold), a mask or a label image (nonzero = object). Yields the step
     it starts (where Cancel takes effect); returns (layers, table, counts)."""
     from ..objects import AnalysisOptions
+    from ..objects.large_regions import large_regions_warning
     from ..objects.reading import read_as
 
     options = options or AnalysisOptions()
@@ -499,6 +510,9 @@ def analyze_layer(volume, name: str, *, options=None, **kwargs):
     layers, table, counts = yield from analysis_steps(volume, options=options, **kwargs)
     counts["read as"] = reading.note(options.threshold)
     counts["warnings"] = gray_image_warning(volume, name, reading, options)
+    pieces = large_regions_warning(counts.get("large_dark_regions"), counts["objects"])
+    if pieces:  # analyze's warning of a large pore found in pieces (review S8), under the result
+        counts["warnings"].append(f"warning: {pieces}")
     return layers, table, counts
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TomosegError
-from .layers import voxel_size_of
+from .layers import level0, voxel_size_of
 
 
 def write_image(path: str, data, meta: dict) -> list[str]:
@@ -69,9 +69,7 @@ def write_ome_zarr_layers(path: str, layer_data: list) -> list[str]:
 
 def _full_resolution(data, meta: dict) -> np.ndarray:
     """A layer's data at full resolution (level 0 of a multiscale layer), 3D."""
-    if meta.get("multiscale") or isinstance(data, (list, tuple)):
-        data = data[0]
-    array = np.asarray(data)
+    array = np.asarray(level0(data, bool(meta.get("multiscale"))))
     if array.ndim != 3:
         raise TomosegError(f"layer {meta.get('name')!r} has {array.ndim} dimensions; tomoseg writes 3D volumes "
                            "(z, y, x)")

@@ -8,7 +8,6 @@ Memory), 80 GB for the 80 million objects of a typical terabyte scan.
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import socket
@@ -20,11 +19,12 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from ..errors import TomosegError, warn
+from ..errors import TomosegError, recording, said, warn
 from ..io.volume import path_of
 from ..io.disk_space import make_temporary_folder
 from .labelling import label_chunked, label_objects, open_label_store
-from .measure import measure_table, select_objects, summarize
+from .large_regions import large_dark_regions, large_regions_warning
+from .measure import edge_weights, measure_table, select_objects, summarize
 from .reading import (MaskView, Reading, ReadingChanged, check_threshold, mask_of, probability_values,
                       read_as)
 
@@ -123,21 +123,6 @@ def clean_stale_label_stores(folder=None) -> list:
     return removed
 
 
-def json_safe(value):
-    """NaN and infinities as None (JSON null), recursively: JSON has no NaN."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, (np.floating,)):
-        return json_safe(float(value))
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
-
-
 def check_sample_mask(sample_mask, slab_voxels: int) -> None:
     """Refuse an empty sample mask (or one holding NaN) before the labelling, not after it: a spread sample of
     it first; only where that holds no sample voxel is the whole mask read (then stopping at the first)."""
@@ -183,6 +168,7 @@ def _sample_mask_counts(sample_mask, centroids: np.ndarray, shape, slab_voxels: 
     return total, inside, per_z
 
 
+@recording
 def analyze(volume, *, intensity=None, probability=None, voxel_size=None, options: AnalysisOptions | None = None,
             workdir=None, progress=None, sample_mask=None, keep_labels: bool = False, origin=None,
             roi=None) -> Analysis:
@@ -264,7 +250,7 @@ def analyze(volume, *, intensity=None, probability=None, voxel_size=None, option
              "max_probability columns read 0 to 0.004 (value / 255). Give the probability map from tomoseg segment")
     try:
         return _finish(volume, reading.whole(), table, (fraction, profile), options, voxel_size, sample_mask, kept,
-                       origin, roi)
+                       origin, roi, intensity)
     except BaseException:  # the labels kept for the caller are the caller's only once this returns
         if kept is not None:
             kept.discard()
@@ -358,8 +344,29 @@ def cut_by_box(table, box, shape) -> np.ndarray:
     return cut
 
 
+def _region_box(sample_mask, shape, options: AnalysisOptions):
+    """The box the analysed region is, where it is one and the objects touching its faces are left out (the
+    whole volume, or a ``segment --roi`` box): None for a sample mask of another shape or with the border kept,
+    where no edge correction holds."""
+    if not options.exclude_border:
+        return None
+    if sample_mask is None:
+        return tuple(slice(0, n) for n in shape)
+    return sample_mask.box if isinstance(sample_mask, BoxMask) else None
+
+
+def _corrected_density(population: dict, box, voxels: int, voxel_um3) -> dict:
+    """The edge-corrected number density of the kept objects (:func:`~.measure.edge_weights`) over the box's
+    ``voxels``: per µm³ (None without a voxel size) and per 10^6 voxels; both None where the region is no box."""
+    if box is None:
+        return {"number_density_corrected_per_um3": None, "number_density_corrected_per_mvox": None}
+    weighted = float(edge_weights(population, box).sum())
+    return {"number_density_corrected_per_um3": weighted / (voxels * voxel_um3) if voxel_um3 else None,
+            "number_density_corrected_per_mvox": weighted / voxels * 1e6}
+
+
 def _finish(volume, reading: Reading, table, fractions, options, voxel_size, sample_mask, kept,
-            origin, roi=None) -> Analysis:
+            origin, roi=None, intensity=None) -> Analysis:
     """The marks, selection, summary and sample-mask figures of :func:`analyze` (``fractions``: every object's
     fraction of each z slice, and the objects' voxels per slice, :func:`z_profile`)."""
     fraction, profile = fractions
@@ -434,7 +441,10 @@ def _finish(volume, reading: Reading, table, fractions, options, voxel_size, sam
         "number_density_per_mvox": float(n_counted / sample_voxels * 1e6),
         "number_density_note": ("kept objects over the analysed volume: objects touching the border are not "
                                 "counted, so the density is biased low (more so for small volumes and large "
-                                "objects; no edge correction is applied: docs/analysis.md)"),
+                                "objects); number_density_corrected_* weights each kept object by the inverse "
+                                "of its chance to be counted (Miles-Lantuejoul), where the analysed region is a "
+                                "box (docs/analysis.md)"),
+        **_corrected_density(population, _region_box(sample_mask, shape, options), sample_voxels, voxel_um3),
         "analysed_volume_um3": float(sample_voxels * voxel_um3) if vs else None,
         "analysed_voxels": int(sample_voxels),
         "objects_basis": population_basis,
@@ -444,6 +454,14 @@ def _finish(volume, reading: Reading, table, fractions, options, voxel_size, sam
         "origin_nm": [float(o) for o in origin] if vs and origin is not None else None,  # in centroid_*_nm
         "roi": [[b.start, b.stop] for b in roi] if roi is not None else None,  # analysed as the volume
     })
+    # with the gray image: dark regions larger than the model's objects holding several of them (review S8)
+    regions = large_dark_regions(intensity, population, chunks=options.chunks) \
+        if intensity is not None and n_counted else None
+    message = large_regions_warning(regions, n_counted)
+    if message:
+        warn(message)
+    summary["large_dark_regions"] = regions
+    summary["notes"] = said()  # the notes and warnings given so far (reading it, assuming a voxel size, ...)
     return Analysis(objects=table, selected=selected, summary=summary, fraction_along_z=fraction_counted,
                     voxel_size=tuple(vs) if vs else None, shape=shape, options=options, labels=kept,
                     reading=reading, fraction_along_z_all=fraction)

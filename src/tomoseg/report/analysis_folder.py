@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import TomosegError
+from ..progress import step
 
 
 def settings_of(options) -> dict:
@@ -81,8 +82,8 @@ def write_analysis_results(analysis, out: Path, *, volume=None, intensity=None, 
     line's joining rules decide that); ``summary`` adds to summary.json's record (the input's path ...), and
     ``bar`` (a :class:`~tomoseg.progress.Progress` over steps) moves one step a figure and the report. Returns
     the summary written."""
-    from ..objects.analysis import json_safe
-    from ..io.result_folders import write_result_json
+    from ..errors import said
+    from ..io.result_folders import json_safe, write_result_json
     from ..table import write_csv
 
     out = Path(out)
@@ -93,14 +94,16 @@ def write_analysis_results(analysis, out: Path, *, volume=None, intensity=None, 
               **(summary or {}), "settings": settings_of(analysis.options)}
     write_csv(table, out / "objects.csv", overwrite=True)
     record["figures"] = _write_figures(analysis, volume, intensity, out, bar, steps_after=int(report))
+    # what analyze said, and what was said since (reading the files, the figures), once each
+    record["notes"] = list(dict.fromkeys([*(analysis.summary.get("notes") or []), *said()]))
     # last: summary.json says the results are complete (an interrupted run leaves none; report checks it)
     write_result_json(out / "summary.json", json_safe(record))
     if report:
         from .html import build_report
 
-        _step(bar, "report")
+        step(bar, "report")
         build_report(out, title=title or f"tomoseg analysis of {Path(str(record.get('input') or 'a volume')).name}")
-        _step(bar)
+        step(bar)
     return record
 
 
@@ -114,16 +117,6 @@ def no_objects_note(summary: dict, options, sample: bool) -> str:
     if sample:
         why += f", {summary.get('objects_outside_sample', 0):,} outside the sample mask"
     return f"no objects kept ({why})"
-
-
-def _step(bar, starting: str | None = None) -> None:
-    """On a bar over steps: the step ``starting`` under way (named on the bar), or with None one step done."""
-    if bar is None:
-        return
-    if starting:
-        bar.set_description(f"{bar.desc.split(' (')[0]} ({starting})")
-    else:
-        bar.update(1)
 
 
 def _write_figures(analysis, volume, intensity, out: Path, bar, *, steps_after: int = 0) -> list:
@@ -166,7 +159,7 @@ def _write_figures(analysis, volume, intensity, out: Path, bar, *, steps_after: 
     if bar is not None:
         bar.reset(total=len(steps) + steps_after)
     for name, draw in steps:
-        _step(bar, name)
+        step(bar, name)
         draw(figs / f"{name}.png")
-        _step(bar)
+        step(bar)
     return names

@@ -21,6 +21,7 @@ text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:
 img{max-width:100%;border:1px solid #eee;margin:.4em 0}.note{color:#666;font-size:.9em}
 figure{margin:0}figcaption{color:#555;font-size:.9em}.wide{overflow-x:auto}
 .incomplete{border:2px solid #D55E00;background:#fff4ec;padding:.4em 1em}
+.said li{color:#555;font-size:.92em}.said li.warning{color:#A34400;font-weight:600}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(480px,1fr));gap:1em;align-items:start}
 .full{grid-column:1/-1}
 """
@@ -74,6 +75,8 @@ _NAMES = {"objects": "Number of objects", "mean_radius_vox": "Mean radius (voxel
           "volume_fraction": "Volume fraction, kept objects only (objects at the border and small ones left out)",
           "volume_fraction_all_objects": "Volume fraction, every object voxel (the phase's volume fraction)",
           "number_density_per_mvox": "Number density (objects per 10⁶ voxels)", "number_density_per_um3": "Number density (objects per µm³)",
+          "number_density_corrected_per_mvox": "Number density, edge-corrected (Miles–Lantuéjoul; per 10⁶ voxels)",
+          "number_density_corrected_per_um3": "Number density, edge-corrected (Miles–Lantuéjoul; per µm³)",
           "analysed_volume_um3": "Analysed volume (µm³)", "analysed_voxels": "Analysed voxels",
           "voxel_size_nm": "Voxel size z × y × x (nm)", "shape": "Shape z × y × x (voxels)",
           "true_objects": "True objects", "predicted_objects": "Predicted objects", "recall": "Recall",
@@ -252,6 +255,21 @@ def same_rows(a, b) -> bool:
     return True
 
 
+def _said(run: Path) -> list[str]:
+    """The notes and warnings the runs that wrote ``run`` gave (``notes`` of summary.json and evaluation.json),
+    warnings first, each once."""
+    said = []
+    for name in ("summary.json", "evaluation.json"):
+        try:
+            record = json.loads((run / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        notes = record.get("notes") if isinstance(record, dict) else None
+        said += [str(n) for n in notes if isinstance(n, str)] if isinstance(notes, list) else []
+    said = list(dict.fromkeys(said))
+    return [m for m in said if m.startswith("warning:")] + [m for m in said if not m.startswith("warning:")]
+
+
 def _is_tracking(summary: dict) -> bool:
     from ..io.result_folders import TRACK_SUMMARY_TOOL
 
@@ -303,6 +321,11 @@ def build_report(run_dir, *, title: str | None = None, output=None) -> Path:
     if missing:
         parts.append('<div class="incomplete"><h2>Incomplete results</h2><ul>'
                      + "".join(f"<li>{html.escape(m)}</li>" for m in missing) + "</ul></div>")
+    said = _said(run)
+    if said:  # what the runs warned of and assumed, as they said it on the terminal
+        parts.append('<div class="said"><h2>Notes and warnings</h2><ul>' + "".join(
+            f'<li{" class=warning" if m.startswith("warning:") else ""}>{html.escape(m)}</li>' for m in said)
+            + "</ul></div>")
     ev = run / "evaluation.json"
     if ev.exists():
         e = json.loads(ev.read_text(encoding="utf-8"))

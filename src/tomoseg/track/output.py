@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .._version import __version__
+from ..errors import said
 from ..io.result_folders import TRACK_SUMMARY_TOOL
 from ..table import write_csv
 from . import figures
@@ -119,7 +120,7 @@ def write_tracking(result: Tracking, out_dir, *, shape=None, voxel_size=None, in
     from ..io import format_of
     from ..io.output_guard import check_output, write_provenance
     from ..io.result_folders import read_captions, write_result_json, write_result_text
-    from ..objects.analysis import json_safe
+    from ..io.result_folders import json_safe
     from ..objects.label_image import TIFF_MAX_ID, label_dtype_for, write_mapped
 
     out = Path(out_dir)
@@ -134,6 +135,7 @@ def write_tracking(result: Tracking, out_dir, *, shape=None, voxel_size=None, in
         summary["segmentation"] = {**summary["segmentation"], "caveat": SEGMENTED_CAVEAT}
     summary["provenance"] = {"tool": MARKER, "tomoseg": __version__, "python": platform.python_version(),
                              "numpy": np.__version__, "inputs": inputs or {}}
+    summary["notes"] = said()  # what the run said (notes, warnings), for the record
     unit = "nm" if voxel_size else "vox"
     made = [figures.radius_figure(result.matches, figs_dir / "track_radius.png", unit=unit),
             figures.volume_change_histogram(result.matches, figs_dir / "track_volume_change.png"),

@@ -17,7 +17,7 @@ import torch
 
 from ..checkpoint import load_model, save_model, with_umask_permissions, write_safetensors
 from ..errors import TomosegError
-from ..objects.analysis import json_safe
+from ..io.result_folders import json_safe
 from ..table import read_csv, write_csv
 from .config import TrainConfig, dump_config
 from .runlog import LOG
