@@ -178,3 +178,16 @@ def test_a_training_runs_folder_given_as_the_model_names_its_best_model(tmp_path
         load_model(run)
     with pytest.raises(TomosegError, match=r"is a folder, not a model file \(\.safetensors\)$"):
         load_model(tmp_path / "runs")
+
+
+def test_load_model_names_a_device_this_machine_lacks_in_one_line():
+    """Review MF16: load_model(device='cuda') without CUDA raised PyTorch's AssertionError; 'gpu' a RuntimeError."""
+    with pytest.raises(TomosegError, match=r"device 'gpu': not a PyTorch device; give 'cpu', 'cuda' or 'cuda:N'"):
+        load_model(device="gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(TomosegError, match=r"device 'cuda': no CUDA GPU is visible to PyTorch here"):
+            load_model(device="cuda")
+    else:
+        with pytest.raises(TomosegError, match=r"device 'cuda:99': this machine has \d+ CUDA GPU"):
+            load_model(device="cuda:99")
+    assert next(load_model(device=torch.device("cpu")).parameters()).device.type == "cpu"

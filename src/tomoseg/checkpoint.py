@@ -304,6 +304,22 @@ def _check_file(path: Path) -> Path:
     return path
 
 
+def _checked_device(device) -> torch.device:
+    """``device`` as a ``torch.device`` that this machine has, else a TomosegError saying which it has (review
+    MF16: an AssertionError of PyTorch's on a machine without CUDA, after the file was read and checked)."""
+    try:
+        checked = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise TomosegError(f"device {device!r}: not a PyTorch device; give 'cpu', 'cuda' or 'cuda:N'") from None
+    if checked.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise TomosegError(f"device {device!r}: no CUDA GPU is visible to PyTorch here; use device='cpu'")
+        if checked.index is not None and checked.index >= count:
+            raise TomosegError(f"device {device!r}: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}")
+    return checked
+
+
 def load_model(path=None, *, device: str | torch.device = "cpu") -> UNet3D:
     """Load a model file (the shipped default if ``path`` is None; ``"v2"`` and ``"v1"`` name the earlier defaults) in eval mode.
 
@@ -330,6 +346,7 @@ def load_model(path=None, *, device: str | torch.device = "cpu") -> UNet3D:
         voxel size, normalization: :func:`tomoseg.architecture.check_expectations`), tensors that do not fit the
         architecture, or NaN weights.
     """
+    device = _checked_device(device)
     named = names_shipped_model(path)
     path = model_path(path)
     if named and not path.exists():
