@@ -191,3 +191,36 @@ def test_load_model_names_a_device_this_machine_lacks_in_one_line():
         with pytest.raises(TomosegError, match=r"device 'cuda:99': this machine has \d+ CUDA GPU"):
             load_model(device="cuda:99")
     assert next(load_model(device=torch.device("cpu")).parameters()).device.type == "cpu"
+
+
+def test_an_export_names_the_file_it_came_from(tmp_path, capsys):
+    """Review MF17: an ONNX export named its model by SHA-256 only; --model X.onnx could not say which file."""
+    pytest.importorskip("onnx")
+    from tomoseg.io.onnx_marker import read_marker
+
+    path = tomoseg.save_model(tomoseg.UNet3D(2, 2), tmp_path / "best.safetensors")
+    assert main(["export-onnx", str(path), str(tmp_path / "m.onnx")]) == 0
+    assert read_marker(tmp_path / "m.onnx")["model_file"] == "best.safetensors"
+    assert main(["info", str(tmp_path / "m.onnx")]) == 0
+    sha = load_model(path).sha256
+    assert f"exported from best.safetensors (sha256 {sha})" in capsys.readouterr().out
+    with pytest.raises(TomosegError, match=rf"give the model it was exported from \(best\.safetensors, sha256 {sha}"):
+        load_model(tmp_path / "m.onnx")
+    from tomoseg.inference.export import export_onnx
+
+    changed = load_model(path)
+    with torch.no_grad():
+        changed.head.bias += 1  # weights in memory: no longer the file's
+    export_onnx(changed, tmp_path / "c.onnx")
+    assert read_marker(tmp_path / "c.onnx")["model_file"] is None
+
+
+def test_the_export_of_a_per_patch_model_says_segment_normalizes_otherwise(tmp_path):
+    pytest.importorskip("onnx")
+    from tomoseg.inference.export import onnx_usage
+
+    patch = tomoseg.UNet3D(2, 2)
+    patch.metadata = {"normalization": {"method": "zscore", "scope": "patch"}}
+    statistics = onnx_usage(patch)["normalization"]["statistics"]
+    assert statistics.startswith("as tomoseg segment does, although this model was trained on each patch's own")
+    assert onnx_usage(tomoseg.UNet3D(2, 2))["normalization"]["statistics"].startswith("mean and sd of the whole")

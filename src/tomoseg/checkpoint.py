@@ -296,7 +296,8 @@ def _check_file(path: Path) -> Path:
         shipped = shipped_name(str(sha)) if sha else None
         raise TomosegError(f"{path}: is an ONNX file, for other runtimes; tomoseg runs .safetensors models" + (
             f": give --model {shipped}, the shipped model it was exported from" if shipped else
-            f": give the model it was exported from (sha256 {sha}; tomoseg info {path} says more)" if sha else
+            f": give the model it was exported from ({record.get('model_file') or 'a .safetensors file'}, sha256 "
+            f"{sha}; tomoseg info {path} says more)" if sha else
             " (tomoseg train and tomoseg.save_model write them)"))
     if kind != "safetensors":
         raise TomosegError(f"{path}: is not a safetensors model file (empty, truncated or another format); "

@@ -49,7 +49,8 @@ def onnx_info(path: Path, as_json: bool) -> int:
     shipped = info["exported_from"]["shipped"]
     lines = [f"path          {path}  (ONNX export, opset {record.get('opset', '?')}, tomoseg "
              f"{record.get('tomoseg_version', '?')})",
-             f"exported from model sha256 {sha}" + (f" (shipped: {shipped})" if shipped else ""),
+             f"exported from {record.get('model_file') or 'model'} (sha256 {sha})"
+             + (f" (shipped: {shipped})" if shipped else ""),
              f"input         {record.get('input', UNREADABLE)}; divisor {record.get('divisor', '?')}",
              f"normalize     {norm.get('formula', UNREADABLE)}; {norm.get('statistics', '')}".rstrip("; "),
              "voxel size    " + (" × ".join(f"{v:g}" for v in voxel) + " nm (training scans)"

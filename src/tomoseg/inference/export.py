@@ -24,7 +24,10 @@ def onnx_usage(model) -> dict:
             # what segment does (review MF3: the record said "(x - mean) / sd" only)
             "normalization": {**norm, "clip": CLIP,
                               "formula": f"clip({sign}(x - mean) / sd, -{CLIP:g}, {CLIP:g}); 0 where no data",
-                              "statistics": f"mean and sd of the whole volume, over the voxels within the fences: "
+                              "statistics": ("as tomoseg segment does, although this model was trained on each "
+                                             "patch's own statistics (segment warns): "
+                                             if norm.get("scope") == "patch" else "") +
+                                            f"mean and sd of the whole volume, over the voxels within the fences: "
                                             f"the {lo} and {hi} percentiles each moved out by {FENCE:g} times the "
                                             "distance between them; NaN, inf and the scan's fill value left out",
                               "no_data": "NaN, inf and the fill value: input 0, and probability 0 in the output"},
@@ -58,8 +61,11 @@ def export_onnx(model, path, *, opset: int = 17) -> Path:
 
     from .model_file import model_identity
 
+    identity = model_identity(model)
+    of_file = identity == getattr(model, "sha256", None) and getattr(model, "path", None) is not None
     add_marker(tmp, {"tool": "tomoseg export-onnx", "tomoseg_version": __version__, "opset": opset,  # the tool:
-                     "model_sha256": model_identity(model),  # how --overwrite knows its own exports
+                     "model_sha256": identity,  # how --overwrite knows its own exports
+                     "model_file": Path(model.path).name if of_file else None,  # the file of those weights
                      **onnx_usage(model)})
     tmp.replace(path)
     return path
