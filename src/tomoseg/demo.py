@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from .cli import main as cli
+from .shipped import model_card_path
 
 
 MARKER = ".tomoseg-demo"
@@ -51,7 +52,7 @@ def run(out: Path, shape=(96, 256, 256), seed: int = 2027) -> int:
     print(f"\ndemo done in {time.time() - t0:.0f} s. Open {out / 'results' / 'report.html'} in a browser; "
           f"objects in {out / 'objects.csv'}; the mask {out / 'mask.tif'} opens in Fiji at scale.\n"
           "The default model (v3), what it is for, how it was trained and how well it does on held-out data: "
-          "tomoseg info default (the model card, docs/model-card.md, is in tomoseg's source, not in the wheel)\n"
+          f"tomoseg info default, and the model card {model_card_path() or 'docs/model-card.md'}\n"
           "(the earlier default models run with --model v2 or --model v1).")
     return 0
 

@@ -12,13 +12,20 @@ SHIPPED_MODELS = {"default": "v3, trained 7 minutes on one H100 (tomoseg info de
                   "v1": "the first default model, 75 CPU minutes (kept for comparison and continuity)"}
 
 
-#: What the shipped models are for, and what not (``tomoseg info``; docs/model-card.md, 'Intended use', which a wheel
-#: does not ship): the same for all three, which differ in their training recipe only.
+#: What the shipped models are for, and what not (``tomoseg info``; the model card's 'Intended use',
+#: :func:`model_card_path`): the same for all three, which differ in their training recipe only.
 INTENDED_USE = ("dark pores and precipitates, about 1-8 voxels in radius, in X-ray tomograms like its training "
                 "data (synthetic TXM phantoms of a steel micropillar at 29.33 nm; no real scan was used); "
                 "bright objects with segment --objects bright; larger objects are found in pieces, "
                 "and counts on other materials need a look at the overlays (or fine-tuning: tomoseg train "
                 "--example finetune-default)")
+
+
+def model_card_path() -> Path | None:
+    """The model card of the shipped models (docs/model-card.md, installed beside them as
+    ``weights/model-card.md``), or None where this installation lacks it."""
+    card = default_model_path().with_name("model-card.md")
+    return card if card.is_file() else None
 
 
 def default_model_path() -> Path:

@@ -75,7 +75,7 @@ def _number(value, spec: str) -> str:
 def model_info(arg: str, as_json: bool) -> int:
     """Print what the model ``arg`` (a file or a shipped name) says about itself; 0."""
     import tomoseg
-    from ..shipped import INTENDED_USE, model_path, shipped_name
+    from ..shipped import INTENDED_USE, model_card_path, model_path, shipped_name
 
     if Path(arg).suffix.lower() == ".onnx":
         return onnx_info(Path(arg), as_json)
@@ -87,6 +87,8 @@ def model_info(arg: str, as_json: bool) -> int:
             "parameters": total, "trainable_parameters": trainable, **meta, "training": training,
             "training_data": _training_data(model.metadata)}
     info["intended_use"] = INTENDED_USE if info["shipped"] else None  # (a user's model: theirs to say)
+    card = model_card_path() if info["shipped"] else None
+    info["model_card"] = str(card) if card else None
     info["segment_refuses"] = _not_runnable(model)
     if as_json:  # valid JSON for every reader: NaN (files written before review R9) as null
         from ..io.result_folders import json_safe
@@ -110,6 +112,8 @@ def model_info(arg: str, as_json: bool) -> int:
         lines.append(f"segment       cannot run it: {refused}")
     if info["shipped"]:
         lines.append(f"intended      {INTENDED_USE}")
+        if info["model_card"]:
+            lines.append(f"model card    {info['model_card']}")
     if info["training_data"]:
         lines.append(f"trained on    {info['training_data']}")
     if training:
