@@ -59,3 +59,58 @@ def test_every_row_is_scored_inside_the_sample():
     inside = score([prob], [ph])
     assert inside["precision"] == 1.0 and inside["object_precision"] == 1.0
     assert inside == score([np.where(pillar, prob, 0).astype(np.uint8)], [ph])
+
+
+def _one_ball(shape=(16, 32, 32)):
+    labels = np.zeros(shape, np.uint8)
+    labels[4:8, 4:8, 4:8] = 1
+    pillar = np.zeros(shape, bool)
+    pillar[:, :, :16] = True
+    return SimpleNamespace(labels=labels, pillar=pillar)
+
+
+def test_a_row_that_finds_nothing_scores_object_f1_zero():
+    """Review AB1: a network predicting nothing had object F1 NaN ("–" in results.md, no point in the figure)
+    though its voxel F1 was 0."""
+    ph = _one_ball()
+    s = score([np.zeros(ph.labels.shape, np.uint8)], [ph])
+    assert s["f1"] == 0.0 and s["object_recall"] == 0.0 and np.isnan(s["object_precision"])
+    assert s["object_f1"] == 0.0
+
+
+def test_voxel_scores_count_only_the_sample_and_give_the_confusion_counts():
+    """Review AB3, AB2: the voxels outside the sample entered the accuracy (as true negatives) and the truth
+    outside it counted as missed, though "every row is scored inside the sample"; the rows now carry the pooled
+    counts (the paper's confusion matrix) and the object counts behind the ratios."""
+    ph = _one_ball()
+    ph.labels[4:8, 4:8, 24:28] = 1   # labelled outside the sample: not scored
+    prob = np.zeros(ph.labels.shape, np.uint8)
+    prob[4:8, 4:8, 4:6] = 200        # half the ball inside the sample
+    prob[0:2, 0:2, 0:2] = 128        # above 127: an object (8 voxels, on the border)
+    prob[10, 10, 10] = 127           # 127 is background
+    s = score([prob, prob], [ph, ph])
+    inside = int(ph.pillar.sum())
+    assert (s["tp"], s["fp"], s["fn"], s["tn"]) == (64, 16, 64, 2 * inside - 144)
+    assert s["accuracy"] == pytest.approx((64 + 2 * inside - 144) / (2 * inside))
+    assert (s["recall"], s["precision"], s["f1"]) == pytest.approx((0.5, 0.8, 2 * 64 / (128 + 16 + 64)))
+    assert (s["true_objects"], s["predicted_objects"], s["matched_true"], s["matched_predicted"]) == (2, 2, 2, 2)
+
+
+def test_results_md_says_what_the_object_columns_count_and_gives_the_confusion_counts(tmp_path):
+    """Review AB4, AB2: the caption named only the true objects' exclusions, yet predictions under 8 voxels or
+    on the border are not counted in the precision either (a threshold's hundreds of specks vanish from it);
+    the pooled voxel counts and object counts are given beside the ratios."""
+    from tomoseg.ablation.study import to_markdown
+
+    cfg = ablation_from_dict(tiny(tmp_path, seed=9600))
+    row = {"row": "otsu", "kind": "baseline", "parameters": 0, "trainable_parameters": 0,
+           "seconds_per_1000_steps": float("nan"), "accuracy": 0.5, "recall": 0.9, "precision": 0.1, "f1": 0.18,
+           "object_recall": 0.5, "object_precision": 0.25, "object_f1": 1 / 3, "tp": 1169, "fp": 185004, "fn": 30,
+           "tn": 140325, "true_objects": 16, "predicted_objects": 8, "matched_true": 8, "matched_predicted": 2,
+           "note": "n"}
+    md = to_markdown([row], cfg)
+    assert "predicted objects under 8 voxels or touching the border are not counted" in md
+    assert "| otsu | 1,169 | 185,004 | 30 | 140,325 | 16 | 8 | 8 / 2 |" in md
+    old = {k: v for k, v in row.items() if k not in ("tp", "fp", "fn", "tn", "predicted_objects", "matched_true",
+                                                     "matched_predicted")}
+    assert "| otsu | – | – | – | – | 16 | – | – / – |" in to_markdown([old], cfg)  # a row scored before the counts

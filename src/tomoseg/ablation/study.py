@@ -25,7 +25,8 @@ from .config import BASELINES, VARIANTS, AblationConfig, ablation_from_dict, par
 
 COLUMNS = ["row", "kind", "levels", "base_features", "parameters", "trainable_parameters", "train_steps",
            "seconds_per_1000_steps", "accuracy", "recall", "precision", "f1", "object_recall",
-           "object_precision", "object_f1", "true_objects", "note"]
+           "object_precision", "object_f1", "tp", "fp", "fn", "tn", "true_objects", "predicted_objects", "matched_true",
+           "matched_predicted", "note"]
 MIN_VOXELS = 8
 
 
@@ -74,30 +75,35 @@ def held_out(ev) -> list:
 
 def score(masks_or_probs, phantoms) -> dict:
     """Voxel scores (pooled confusion matrix) and object detection (pooled counts) over the phantoms, inside
-    each one's sample mask (``pillar``). Inputs are uint8 probability maps (0–255, object above 127) or boolean
-    masks."""
+    each one's sample mask (``pillar``): prediction and truth outside it are not scored, neither as errors nor
+    as true negatives. Inputs are uint8 probability maps (0–255, object above 127) or boolean masks.
+
+    Returns the scores with the counts behind them: ``tp, fp, fn, tn`` (voxels) and ``true_objects,
+    predicted_objects, matched_true, matched_predicted`` (objects kept for detection: >= ``MIN_VOXELS`` voxels,
+    off the border, :func:`~tomoseg.evaluation.evaluate`'s defaults)."""
     from ..evaluation import evaluate
+    from ..metrics import confusion_matrix
+    from ..objects.analysis import AnalysisOptions
+    from ..objects.matching import detection_f1
 
     cm = ConfusionMatrix()
-    true_n = matched_t = pred_n = matched_p = 0
+    counts = dict.fromkeys(("true_objects", "predicted_objects", "matched_true", "matched_predicted"), 0)
     for pred, ph in zip(masks_or_probs, phantoms):
-        pred = (pred.astype(np.uint8) * 255) if pred.dtype == bool else pred
-        # every row inside the same sample mask (the threshold baselines look nowhere else): a network's finds
-        # outside the pillar count neither for nor against it
-        pred = np.where(ph.pillar, pred, np.uint8(0)).astype(np.uint8)
-        res = evaluate(pred, ph.labels)
-        v = res["voxel"]
-        cm = cm + ConfusionMatrix(v["tp"], v["fp"], v["fn"], v["tn"])
-        o = res["objects"]
-        true_n += o["true_objects"]
-        matched_t += o["matched_true"]
-        pred_n += o["predicted_objects"]
-        matched_p += o["matched_predicted"]
-    recall = matched_t / true_n if true_n else float("nan")
-    precision = matched_p / pred_n if pred_n else float("nan")
-    f1 = 2 * recall * precision / (recall + precision) if recall + precision > 0 else float("nan")
+        pred = pred if pred.dtype == bool else pred > 127
+        # every row inside the same sample mask (the threshold baselines look nowhere else): finds and labels
+        # outside the pillar count neither for nor against a row
+        pred = pred & ph.pillar
+        truth = ph.labels.astype(bool) & ph.pillar
+        cm = cm + confusion_matrix(pred, truth, mask=ph.pillar)
+        res = evaluate(pred.view(np.uint8), truth.view(np.uint8), options=AnalysisOptions(min_voxels=MIN_VOXELS))
+        for key in counts:
+            counts[key] += res["objects"][key]
+    recall = counts["matched_true"] / counts["true_objects"] if counts["true_objects"] else float("nan")
+    precision = counts["matched_predicted"] / counts["predicted_objects"] if counts["predicted_objects"] \
+        else float("nan")
     return {"accuracy": cm.accuracy, "recall": cm.recall, "precision": cm.precision, "f1": cm.f1,
-            "object_recall": recall, "object_precision": precision, "object_f1": f1, "true_objects": true_n}
+            "object_recall": recall, "object_precision": precision, "object_f1": detection_f1(recall, precision),
+            "tp": cm.tp, "fp": cm.fp, "fn": cm.fn, "tn": cm.tn, **counts}
 
 
 def _model_rows(cfg: AblationConfig) -> list[dict]:
@@ -287,9 +293,11 @@ def to_markdown(rows: list[dict], cfg: AblationConfig) -> str:
             f"(seeds {cfg.evaluation.seed}..{cfg.evaluation.seed + cfg.evaluation.count - 1}, presets "
             f"{', '.join(cfg.evaluation.presets)})"
             + (f" and {len(cfg.evaluation.volumes)} labelled volumes" if cfg.evaluation.volumes else "")
-            + ". Every row is scored inside the sample (the phantoms' pillars, the volumes' sample masks). "
-            "Voxel scores at threshold 127, pooled over the phantoms; "
-            f"objects: detection of true objects of >= {MIN_VOXELS} voxels not touching the border.\n\n"
+            + ". Every row is scored inside the sample (the phantoms' pillars, the volumes' sample masks): "
+            "prediction and truth outside it are not scored. Voxel scores at threshold 127, pooled over the held-out "
+            "volumes; objects: one-to-one detection (by overlap, then centroid distance) among objects of >= "
+            f"{MIN_VOXELS} voxels not touching the border, on both sides: predicted objects under {MIN_VOXELS} "
+            "voxels or touching the border are not counted in the precision (they may still find a true object).\n\n"
             "| row | parameters (trainable) | s / 1000 steps | accuracy | recall | precision | F1 | object R | "
             "object P | object F1 | note |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
     body = ""
@@ -299,6 +307,15 @@ def to_markdown(rows: list[dict], cfg: AblationConfig) -> str:
                  f"{_fmt(r['accuracy'], '.5f')} | {_fmt(r['recall'])} | {_fmt(r['precision'])} | {_fmt(r['f1'])} | "
                  f"{_fmt(r['object_recall'])} | {_fmt(r['object_precision'])} | {_fmt(r['object_f1'])} | "
                  f"{r['note']} |\n")
+    body += ("\nThe counts behind the scores (results.csv has them too): the pooled confusion matrix, in voxels "
+             "inside the sample (TP: object in both; FP: predicted only; FN: labelled only; TN: neither), and the "
+             "objects counted for detection.\n\n| row | TP | FP | FN | TN | true objects | predicted objects | "
+             "matched (true / predicted) |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+    for r in rows:
+        n = {k: _fmt(r.get(k), ",") for k in ("tp", "fp", "fn", "tn", "true_objects", "predicted_objects",
+                                               "matched_true", "matched_predicted")}
+        body += (f"| {r['row']} | {n['tp']} | {n['fp']} | {n['fn']} | {n['tn']} | {n['true_objects']} | "
+                 f"{n['predicted_objects']} | {n['matched_true']} / {n['matched_predicted']} |\n")
     return head + body
 
 
