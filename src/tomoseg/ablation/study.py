@@ -82,6 +82,7 @@ def score(masks_or_probs, phantoms) -> dict:
     predicted_objects, matched_true, matched_predicted`` (objects kept for detection: >= ``MIN_VOXELS`` voxels,
     off the border, :func:`~tomoseg.evaluation.evaluate`'s defaults)."""
     from ..evaluation import evaluate
+    from ..interrupt import raise_if_interrupted
     from ..metrics import confusion_matrix
     from ..objects.analysis import AnalysisOptions
     from ..objects.matching import detection_f1
@@ -89,6 +90,7 @@ def score(masks_or_probs, phantoms) -> dict:
     cm = ConfusionMatrix()
     counts = dict.fromkeys(("true_objects", "predicted_objects", "matched_true", "matched_predicted"), 0)
     for pred, ph in zip(masks_or_probs, phantoms):
+        raise_if_interrupted()  # a stop signal something swallowed (interrupt.py)
         pred = pred if pred.dtype == bool else pred > 127
         # every row inside the same sample mask (the threshold baselines look nowhere else): finds and labels
         # outside the pillar count neither for nor against a row
@@ -179,6 +181,7 @@ def run_ablation(config: AblationConfig | dict, *, progress: bool = True) -> Pat
     from ..checkpoint import load_model
     from ..inference import predict
     from ..inference.engine import to_uint8
+    from ..interrupt import raise_if_interrupted
     from ..model import count_parameters
     from ..table import write_csv
     from ..training.validation import predict_per_subvolume
@@ -212,6 +215,7 @@ def run_ablation(config: AblationConfig | dict, *, progress: bool = True) -> Pat
         return False
 
     for entry in _model_rows(cfg):
+        raise_if_interrupted()  # a stop signal something swallowed (interrupt.py): stop between rows
         names = [entry["name"]] + ([entry["name"] + "-volume-inference"]
                                    if entry["variant"] == "patch-normalization" else [])
         if all((out / "rows" / f"{n}.json").exists() for n in names):
@@ -243,6 +247,7 @@ def run_ablation(config: AblationConfig | dict, *, progress: bool = True) -> Pat
     empty = {"levels": None, "base_features": None, "parameters": 0, "trainable_parameters": 0, "train_steps": 0,
              "seconds_per_1000_steps": float("nan")}
     for name in cfg.baselines:
+        raise_if_interrupted()
         if cached(name):
             continue
         t0 = time.perf_counter()
