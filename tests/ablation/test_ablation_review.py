@@ -134,3 +134,29 @@ def test_a_stop_signal_that_something_swallowed_still_stops_the_study(tmp_path):
         with pytest.raises(interrupt.Stopped):
             run_ablation(cfg, progress=False)
     assert not list((tmp_path / "study" / "rows").glob("*.json"))
+
+
+def _row(name, kind, parameters, f1, object_f1):
+    return {"row": name, "kind": kind, "parameters": parameters, "f1": f1, "object_f1": object_f1}
+
+
+def test_f1_figure_draws_variants_at_their_size_and_keeps_the_legend_off_the_points(tmp_path):
+    """Review AB5: the variants (366,593 parameters) were drawn as horizontal lines like the baselines, and the
+    legend sat in the lower right over the largest networks' points."""
+    from tomoseg.ablation.study import f1_figure, f1_plot
+
+    rows = [_row("4-8", "network", 366_593, 0.31, 0.30), _row("3-4", "network", 22_545, 0.43, 0.45),
+            _row("4-8-dice-bce", "variant", 366_593, 0.25, 0.2), _row("otsu", "baseline", 0, 0.01, 0.0)]
+    fig = f1_plot(rows)
+    ax = fig.axes[0]
+    points = {(x, y) for line in ax.get_lines() if line.get_linestyle() == "None"
+              for x, y in zip(line.get_xdata(), line.get_ydata())}
+    assert {(366_593, 0.25), (366_593, 0.2), (366_593, 0.31), (22_545, 0.45)} <= points
+    flat = [line for line in ax.get_lines() if line.get_linestyle() != "None"]
+    assert {line.get_label().split(":")[0] for line in flat} == {"otsu"}  # only baselines are lines
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legend = fig.legends[0] if fig.legends else ax.get_legend()
+    assert not legend.get_window_extent(renderer).overlaps(ax.get_window_extent(renderer))
+    f1_figure(rows, tmp_path / "f1_vs_parameters.png")
+    assert (tmp_path / "f1_vs_parameters.png").stat().st_size > 1000 and (tmp_path / "f1_vs_parameters.svg").exists()

@@ -8,7 +8,7 @@ Output folder::
     rows/NAME.json         one scored row each; a rerun skips rows already scored (resume after a crash)
     results.csv            the table, one row per model or baseline
     results.md             the same as a Markdown table
-    f1_vs_parameters.png   voxel and object F1 against parameter count
+    f1_vs_parameters.png   voxel and object F1 against parameter count (and .svg, .pdf; its caption in captions.json)
 """
 
 from __future__ import annotations
@@ -324,25 +324,60 @@ def to_markdown(rows: list[dict], cfg: AblationConfig) -> str:
     return head + body
 
 
-def f1_figure(rows: list[dict], path: Path) -> None:
-    import matplotlib
+def f1_plot(rows: list[dict]):
+    """Voxel and object F1 against parameter count: the networks (filled) and the variants (open) as points at
+    their size, the baselines (no parameters) as lines across; the legend below the axes, off the points.
+    Returns the Figure."""
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..report.figures import DOUBLE_COLUMN, SERIES, new_figure
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    nets = [r for r in rows if r["kind"] == "network"]
-    for key, marker in (("f1", "o"), ("object_f1", "s")):
-        ax.plot([r["parameters"] for r in nets], [r[key] for r in nets], marker, label=f"networks: {key}")
-        for r in nets:
-            ax.annotate(r["row"], (r["parameters"], r[key]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    for r, c in zip([r for r in rows if r["kind"] != "network"], plt.cm.tab10(np.arange(2, 10))):
-        ax.axhline(r["f1"], color=c, ls="--", lw=1, label=f"{r['row']}: voxel F1")
+    fig, ax = new_figure(figsize=(DOUBLE_COLUMN, 3.6))
+    handles = []
+    sized = [r for r in rows if r["kind"] in ("network", "variant")]
+    for kind, markers, fill in (("network", ("o", "s"), True), ("variant", ("^", "v"), False)):
+        chosen = [r for r in sized if r["kind"] == kind]
+        for (key, what), marker, colour in zip((("f1", "voxel F1"), ("object_f1", "object F1")), markers, SERIES):
+            if not chosen:
+                continue
+            (line,) = ax.plot([r["parameters"] for r in chosen], [r[key] for r in chosen], marker, color=colour,
+                              mfc=colour if fill else "none", label=f"{kind}s: {what}")
+            handles.append(line)
+        for r in chosen:  # one name a row, beside its voxel F1; a variant named by what it changes
+            prefix = f"{r['levels']}-{r['base_features']}-" if r.get("levels") is not None else ""
+            name = r["row"][len(prefix):] if kind == "variant" and r["row"].startswith(prefix) else r["row"]
+            ax.annotate(name, (r["parameters"], r["f1"]), xytext=(4, 2) if fill else (-4, 2),
+                        ha="left" if fill else "right", textcoords="offset points", fontsize=7)
+    baselines = [r for r in rows if r["kind"] == "baseline"]
+    for r, colour in zip(baselines, (SERIES * 2)[2:]):
+        for key, style in (("f1", "--"), ("object_f1", ":")):
+            if r[key] is not None and np.isfinite(r[key]):
+                ax.axhline(r[key], color=colour, ls=style, label=f"{r['row']}: {key}")
+        handles.append(Line2D([], [], color=colour, label=r["row"]))
+    if baselines:
+        handles += [Line2D([], [], color="0.4", ls="--", label="baseline: voxel F1"),
+                    Line2D([], [], color="0.4", ls=":", label="baseline: object F1")]
     ax.set_xscale("log")
-    ax.set_xlabel("parameters")
-    ax.set_ylabel("F1 on held-out phantoms")
+    if sized:
+        sizes = [r["parameters"] for r in sized]
+        ax.set_xlim(min(sizes) / 1.6, max(sizes) * 1.6)
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("parameters (as Keras counts them: trainable + BatchNorm statistics)")
+    ax.set_ylabel("F1 on the held-out set")
     ax.set_ylim(0, 1)
-    ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    fig.legend(handles=handles, loc="outside lower center", ncols=4)
+    return fig
+
+
+def f1_figure(rows: list[dict], path: Path) -> None:
+    """:func:`f1_plot` saved as ``path`` (PNG) with SVG and PDF beside it and its caption in captions.json."""
+    from ..report.figures import save_figure, styled
+
+    caption = ("Voxel F1 (filled) and object-detection F1 against the number of parameters, on the held-out set "
+               "(voxel scores at threshold 127 inside the sample); networks as filled marks, the variants of the "
+               "reference network as open triangles at its size; baselines, which have no parameters, as lines across (dashed: voxel F1, "
+               "dotted: object F1).")
+    styled(lambda: save_figure(f1_plot(rows), path, caption))()
