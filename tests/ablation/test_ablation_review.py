@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from tomoseg.ablation import ablation_from_dict, load_ablation_config
+from tomoseg.ablation.baselines import best_threshold_mask
 from tomoseg.ablation.study import score
 from tomoseg.errors import TomosegError
 from tomoseg.io import write_volume
+from tomoseg.metrics import confusion_matrix
 
 TRAIN = {"epochs": 1, "data": {"phantoms": {"count": 2, "shape": [32, 64, 64], "seed": 9500, "validation_count": 1}},
          "sampling": {"patch_size": 16, "batch_size": 1, "steps_per_epoch": 1, "validation_patches": 1}}
@@ -160,3 +162,23 @@ def test_f1_figure_draws_variants_at_their_size_and_keeps_the_legend_off_the_poi
     assert not legend.get_window_extent(renderer).overlaps(ax.get_window_extent(renderer))
     f1_figure(rows, tmp_path / "f1_vs_parameters.png")
     assert (tmp_path / "f1_vs_parameters.png").stat().st_size > 1000 and (tmp_path / "f1_vs_parameters.svg").exists()
+
+
+@pytest.mark.parametrize("dark", [True, False])
+def test_best_threshold_on_a_float_image_returns_the_threshold_it_scored(dark):
+    """Review AB8: on float gray values the threshold returned was the lower edge of the best histogram bin, while
+    its F1, precision and recall counted the whole bin: ``image <= t`` scored below what was reported."""
+    from tomoseg.metrics import best_threshold
+
+    rng = np.random.default_rng(0)
+    labels = rng.random((24, 48, 48)) < 0.05
+    objects, background = (0.3, 0.7) if dark else (0.7, 0.3)
+    image = np.where(labels, rng.normal(objects, 0.15, labels.shape), rng.normal(background, 0.15, labels.shape))
+    image = image.astype(np.float32)
+    best = best_threshold(image, labels, dark_objects=dark)
+    mask = image <= best["threshold"] if dark else image >= best["threshold"]
+    cm = confusion_matrix(mask, labels)
+    assert (cm.f1, cm.precision, cm.recall) == pytest.approx((best["f1"], best["precision"], best["recall"]), abs=1e-12)
+    if dark:
+        sample = np.ones(image.shape, bool)
+        assert confusion_matrix(best_threshold_mask(image, sample, labels), labels).f1 == pytest.approx(best["f1"])
