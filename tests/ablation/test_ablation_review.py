@@ -182,3 +182,32 @@ def test_best_threshold_on_a_float_image_returns_the_threshold_it_scored(dark):
     if dark:
         sample = np.ones(image.shape, bool)
         assert confusion_matrix(best_threshold_mask(image, sample, labels), labels).f1 == pytest.approx(best["f1"])
+
+
+def test_a_finished_study_takes_another_baseline_or_held_out_set_without_retraining(tmp_path):
+    """Review AB10: adding a baseline (seconds of work) to a finished study, or giving it another output path
+    (a moved folder), was refused as "a study with a different config", the only way on being to retrain every
+    network. The rows' list may change (the trained models are reused); another held-out set rescores every row
+    (the models kept); another training recipe is refused, naming what differs."""
+    from tomoseg.ablation import run_ablation
+    from tomoseg.table import read_csv
+
+    cfg = tiny(tmp_path, seed=9600)
+    run_ablation(cfg, progress=False)
+    model = tmp_path / "study" / "models" / "2-2" / "best.safetensors"
+    trained = model.stat().st_mtime_ns
+    moved = tmp_path / "moved"
+    (tmp_path / "study").rename(moved)
+    out = run_ablation({**cfg, "output": str(moved), "baselines": ["otsu", "best-threshold"]}, progress=False)
+    assert list(read_csv(out / "results.csv")["row"]) == ["2-2", "otsu", "best-threshold"]
+    assert (moved / "models" / "2-2" / "best.safetensors").stat().st_mtime_ns == trained
+    before = read_csv(out / "results.csv")
+    other = {**cfg, "output": str(moved), "baselines": ["otsu", "best-threshold"],
+             "evaluation": {**cfg["evaluation"], "count": 1}, "train": {**TRAIN, "device": "cpu"}}
+    after = read_csv(run_ablation(other, progress=False) / "results.csv")
+    assert (moved / "models" / "2-2" / "best.safetensors").stat().st_mtime_ns == trained
+    assert after["tn"][0] < before["tn"][0]  # rescored on one held-out phantom instead of two
+    recipe = {**other, "train": {**other["train"], "epochs": 2}}
+    with pytest.raises(TomosegError, match=r"holds a study trained with another recipe \(train.epochs: 1 -> 2\); "
+                                           r"choose another output"):
+        run_ablation(recipe, progress=False)

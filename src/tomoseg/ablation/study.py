@@ -128,12 +128,21 @@ def _check_output(cfg: AblationConfig) -> Path:
                            "output)")
     if saved.exists():
         try:
-            same = ablation_from_dict(yaml.safe_load(saved.read_text(encoding="utf-8"))).to_dict() == cfg.to_dict()
-        except TomosegError:
-            same = False
-        if not same:
-            raise TomosegError(f"{out} holds a study with a different config; choose another output, or delete "
-                               "it to start again")
+            before = ablation_from_dict(yaml.safe_load(saved.read_text(encoding="utf-8")))
+        except (TomosegError, yaml.YAMLError):
+            raise TomosegError(f"{out}: its ablation.yaml cannot be read as a study config; choose another output, "
+                               "or delete the folder to start again") from None
+        changed = _differences(_recipe(before), _recipe(cfg), "train")
+        if changed:
+            more = f", and {len(changed) - 3} more" if len(changed) > 3 else ""
+            raise TomosegError(f"{out} holds a study trained with another recipe ({'; '.join(changed[:3])}{more}); "
+                               "choose another output, or delete it to start again")
+        if before.to_dict()["evaluation"] != cfg.to_dict()["evaluation"]:
+            # the scores are of another held-out set: every row is scored again, the trained models kept
+            for row in (out / "rows").glob("*.json"):
+                row.unlink()
+            _log(f"the held-out set differs from the study's in {out}: scoring every row again (the trained models "
+                 "are kept)")
         _log(f"resuming the study in {out}")
     elif out.exists() and any(out.iterdir()):
         raise TomosegError(f"{out}: exists and holds no ablation study; choose another output")
@@ -144,6 +153,23 @@ def _check_output(cfg: AblationConfig) -> Path:
                            "(--output or the config's output)") from None
     saved.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
     return out
+
+
+def _recipe(cfg: AblationConfig) -> dict:
+    """The shared training recipe as it trains (defaults filled in), without the row's model and output, and
+    without where and how fast it runs (``device``, ``performance``: a study may move to a GPU and go on)."""
+    recipe = cfg.train_config().to_dict()
+    for key in ("model", "output", "device", "performance"):
+        recipe.pop(key)
+    return recipe
+
+
+def _differences(before, after, where: str) -> list[str]:
+    """``where.key: old -> new`` for each value that differs between two nested dicts."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        return [d for key in sorted(set(before) | set(after), key=str)
+                for d in _differences(before.get(key), after.get(key), f"{where}.{key}")]
+    return [] if before == after else [f"{where}: {before!r} -> {after!r}"]
 
 
 def _seconds_per_1000(run: Path) -> tuple[int, float]:

@@ -12,7 +12,8 @@ def _ablation(sub):
                                    "train each configuration with the same data, budget and seed, score them and "
                                    "the threshold and random-forest baselines on the same held-out phantoms, and "
                                    "write results.csv, results.md and f1_vs_parameters.png. Rerunning the same "
-                                   "command resumes. Example: ablation.yaml, installed with tomoseg and found by name "
+                                   "command resumes; rows, baselines or the held-out set may change in between "
+                                   "(only new rows train), the training recipe may not. Example: ablation.yaml, installed with tomoseg and found by name "
                                    "(tomoseg ablation ablation.yaml; tomoseg train --example ablation prints it).")
     p.add_argument("config", help="ablation YAML config: a file, or an installed example by name (ablation.yaml)")
     p.add_argument("--output", help="study folder (overrides the config's output)")
