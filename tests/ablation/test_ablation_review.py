@@ -211,3 +211,20 @@ def test_a_finished_study_takes_another_baseline_or_held_out_set_without_retrain
     with pytest.raises(TomosegError, match=r"holds a study trained with another recipe \(train.epochs: 1 -> 2\); "
                                            r"choose another output"):
         run_ablation(recipe, progress=False)
+
+
+def test_results_md_names_the_held_out_set_as_it_is(tmp_path):
+    """Review AB11: a study held out on the user's volumes alone was captioned "held-out: 0 phantoms [64, 192,
+    192] (seeds 9500..9499, presets default, noisy, low-contrast) and 1 labelled volumes"."""
+    from tomoseg.ablation.study import to_markdown
+
+    image, labels = np.zeros((32, 32, 32), np.uint8), np.zeros((32, 32, 32), np.uint8)
+    write_volume(str(tmp_path / "i.npy"), image)
+    write_volume(str(tmp_path / "l.npy"), labels)
+    one = [{"image": str(tmp_path / "i.npy"), "labels": str(tmp_path / "l.npy")}]
+    md = to_markdown([], ablation_from_dict(tiny(tmp_path, count=0, volumes=one)))
+    assert "held-out: 1 labelled volume (i.npy)." in md and "phantoms [" not in md
+    md = to_markdown([], ablation_from_dict(tiny(tmp_path, seed=9600)))
+    assert "held-out: 2 phantoms [32, 64, 64] (seeds 9600..9601, presets default)." in md
+    md = to_markdown([], ablation_from_dict(tiny(tmp_path, seed=9600, volumes=one * 2)))
+    assert "(seeds 9600..9601, presets default) and 2 labelled volumes (i.npy, i.npy)." in md

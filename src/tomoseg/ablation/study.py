@@ -319,11 +319,18 @@ def _fmt(v, spec=".3f"):
 def to_markdown(rows: list[dict], cfg: AblationConfig) -> str:
     tc = cfg.train_config()
     steps = tc.epochs * tc.sampling.steps_per_epoch
+    ev = cfg.evaluation
+    held = []
+    if ev.count:
+        held.append(f"{ev.count} phantom{'s' * (ev.count > 1)} {ev.shape} (seed{'s' * (ev.count > 1)} "
+                    f"{ev.seed}{f'..{ev.seed + ev.count - 1}' if ev.count > 1 else ''}, presets "
+                    f"{', '.join(ev.presets[:ev.count])})")
+    if ev.volumes:
+        n = len(ev.volumes)
+        held.append(f"{n} labelled volume{'s' * (n > 1)} "
+                    f"({', '.join(Path(str(v['image'])).name for v in ev.volumes)})")
     head = (f"Training: {steps} steps of batch {tc.sampling.batch_size} x {tc.sampling.patch_size}^3, seed {tc.seed}, "
-            f"loss {tc.optim.loss}; held-out: {cfg.evaluation.count} phantoms {cfg.evaluation.shape} "
-            f"(seeds {cfg.evaluation.seed}..{cfg.evaluation.seed + cfg.evaluation.count - 1}, presets "
-            f"{', '.join(cfg.evaluation.presets)})"
-            + (f" and {len(cfg.evaluation.volumes)} labelled volumes" if cfg.evaluation.volumes else "")
+            f"loss {tc.optim.loss}; held-out: {' and '.join(held)}"
             + ". Every row is scored inside the sample (the phantoms' pillars, the volumes' sample masks): "
             "prediction and truth outside it are not scored. Voxel scores at threshold 127, pooled over the held-out "
             "volumes; objects: one-to-one detection (by overlap, then centroid distance) among objects of >= "
