@@ -228,3 +228,26 @@ def test_results_md_names_the_held_out_set_as_it_is(tmp_path):
     assert "held-out: 2 phantoms [32, 64, 64] (seeds 9600..9601, presets default)." in md
     md = to_markdown([], ablation_from_dict(tiny(tmp_path, seed=9600, volumes=one * 2)))
     assert "(seeds 9600..9601, presets default) and 2 labelled volumes (i.npy, i.npy)." in md
+
+
+def test_a_row_that_spent_its_max_minutes_is_scored_not_trained_again(tmp_path):
+    """Review AB12: with train.max_minutes, a row whose training ended by its time budget was taken for an
+    unfinished one (its steps short of epochs x steps_per_epoch): a study stopped between that training and the
+    row's score could not resume ("this run already spent its max_minutes ...; raise max_minutes", which the
+    study then refuses as another recipe)."""
+    from tomoseg.ablation import run_ablation
+    from tomoseg.table import read_csv
+
+    train = {**TRAIN, "epochs": 50, "max_minutes": 0.001}
+    cfg = tiny(tmp_path, seed=9600, train=train)
+    out = run_ablation(cfg, progress=False)
+    steps = int(read_csv(out / "results.csv")["train_steps"][0])
+    assert steps < 50
+    (out / "rows" / "2-2.json").unlink()  # stopped after the training, before the row was scored
+    model = out / "models" / "2-2" / "best.safetensors"
+    trained = model.stat().st_mtime_ns
+    table = read_csv(run_ablation(cfg, progress=False) / "results.csv")
+    assert int(table["train_steps"][0]) == steps and model.stat().st_mtime_ns == trained
+    md = (out / "results.md").read_text(encoding="utf-8")
+    assert "Training: 50 steps or 0.001 minutes, whichever ends first" in md
+    assert f"| 2-2 | 1,325 (1,293) | {steps} |" in md  # the steps the row trained

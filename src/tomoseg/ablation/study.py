@@ -182,13 +182,27 @@ def _seconds_per_1000(run: Path) -> tuple[int, float]:
     return int(steps[-1]), float(np.median(np.asarray(m["seconds"], float) / per_epoch)) * 1000
 
 
+def _trained(run: Path, tc) -> bool:
+    """Whether the row's training run has nothing left to train: all its steps, or its ``max_minutes`` spent (as
+    ``train --resume`` would refuse it, training/checkpoints.py)."""
+    from ..training.checkpoints import STATE, state_metadata
+
+    if (run / "metrics.csv").exists() and _seconds_per_1000(run)[0] >= tc.epochs * tc.sampling.steps_per_epoch:
+        return True
+    if not (run / STATE).exists() or not (run / "best.safetensors").exists():
+        return False
+    saved = state_metadata(run / STATE)
+    epoch, step, elapsed = (saved.get(k, 0) for k in ("epoch", "step", "elapsed"))
+    return epoch >= tc.epochs or step >= tc.epochs * tc.sampling.steps_per_epoch or \
+        (tc.max_minutes is not None and elapsed >= tc.max_minutes * 60)
+
+
 def _train_row(cfg: AblationConfig, entry: dict, data_cache: dict, progress: bool):
     from ..training import prepare_data, train
 
     tc = cfg.train_config(entry["configuration"], entry["variant"], **entry["changes"])
     run = Path(tc.output)
-    done = (run / "metrics.csv").exists() and _seconds_per_1000(run)[0] >= tc.epochs * tc.sampling.steps_per_epoch
-    if not done:
+    if not _trained(run, tc):
         key = tc.data.normalization
         if key not in data_cache:
             _log(f"preparing the training data ({key} normalization)")
@@ -329,19 +343,21 @@ def to_markdown(rows: list[dict], cfg: AblationConfig) -> str:
         n = len(ev.volumes)
         held.append(f"{n} labelled volume{'s' * (n > 1)} "
                     f"({', '.join(Path(str(v['image'])).name for v in ev.volumes)})")
-    head = (f"Training: {steps} steps of batch {tc.sampling.batch_size} x {tc.sampling.patch_size}^3, seed {tc.seed}, "
-            f"loss {tc.optim.loss}; held-out: {' and '.join(held)}"
+    budget = f" or {tc.max_minutes:g} minutes, whichever ends first" if tc.max_minutes is not None else ""
+    head = (f"Training: {steps} steps{budget} of batch {tc.sampling.batch_size} x {tc.sampling.patch_size}^3, seed "
+            f"{tc.seed}, loss {tc.optim.loss} (steps: what each row trained); held-out: {' and '.join(held)}"
             + ". Every row is scored inside the sample (the phantoms' pillars, the volumes' sample masks): "
             "prediction and truth outside it are not scored. Voxel scores at threshold 127, pooled over the held-out "
             "volumes; objects: one-to-one detection (by overlap, then centroid distance) among objects of >= "
             f"{MIN_VOXELS} voxels not touching the border, on both sides: predicted objects under {MIN_VOXELS} "
             "voxels or touching the border are not counted in the precision (they may still find a true object).\n\n"
-            "| row | parameters (trainable) | s / 1000 steps | accuracy | recall | precision | F1 | object R | "
-            "object P | object F1 | note |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+            "| row | parameters (trainable) | steps | s / 1000 steps | accuracy | recall | precision | F1 | object R | "
+            "object P | object F1 | note |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
     body = ""
     for r in rows:
         params = f"{r['parameters']:,} ({r['trainable_parameters']:,})" if r["parameters"] else "–"
-        body += (f"| {r['row']} | {params} | {_fmt(r['seconds_per_1000_steps'], '.0f')} | "
+        trained = _fmt(r.get("train_steps"), ",") if r["parameters"] else "–"
+        body += (f"| {r['row']} | {params} | {trained} | {_fmt(r['seconds_per_1000_steps'], '.0f')} | "
                  f"{_fmt(r['accuracy'], '.5f')} | {_fmt(r['recall'])} | {_fmt(r['precision'])} | {_fmt(r['f1'])} | "
                  f"{_fmt(r['object_recall'])} | {_fmt(r['object_precision'])} | {_fmt(r['object_f1'])} | "
                  f"{r['note']} |\n")
