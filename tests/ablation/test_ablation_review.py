@@ -251,3 +251,22 @@ def test_a_row_that_spent_its_max_minutes_is_scored_not_trained_again(tmp_path):
     md = (out / "results.md").read_text(encoding="utf-8")
     assert "Training: 50 steps or 0.001 minutes, whichever ends first" in md
     assert f"| 2-2 | 1,325 (1,293) | {steps} |" in md  # the steps the row trained
+
+
+def test_each_row_gets_the_papers_confusion_matrix_figure(tmp_path):
+    """Review AB14: the paper gives its model's confusion matrix (Fig. 4); the study gave none. Each row's pooled
+    counts are drawn as evaluate draws them, captioned with the row and where it was scored."""
+    import json
+
+    from tomoseg.ablation import run_ablation
+    from tomoseg.table import read_csv
+
+    out = run_ablation(tiny(tmp_path, seed=9600), progress=False)
+    table = read_csv(out / "results.csv")
+    folder = out / "confusion_matrices"
+    for row in table["row"]:
+        assert (folder / f"{row}.png").stat().st_size > 1000 and (folder / f"{row}.svg").exists()
+    captions = json.loads((folder / "captions.json").read_text(encoding="utf-8"))
+    tp, fp, fn, tn = (int(table[k][1]) for k in ("tp", "fp", "fn", "tn"))
+    assert captions["otsu"].startswith("otsu: normalized confusion matrix")
+    assert f"TP {tp:,}, FP {fp:,}, FN {fn:,}, TN {tn:,}" in captions["otsu"]

@@ -9,6 +9,7 @@ Output folder::
     results.csv            the table, one row per model or baseline
     results.md             the same as a Markdown table
     f1_vs_parameters.png   voxel and object F1 against parameter count (and .svg, .pdf; its caption in captions.json)
+    confusion_matrices/    ROW.png (.svg, .pdf) each row's pooled confusion matrix (the paper's Fig. 4), captions.json
 """
 
 from __future__ import annotations
@@ -321,7 +322,24 @@ def run_ablation(config: AblationConfig | dict, *, progress: bool = True) -> Pat
     write_csv(table, out / "results.csv", overwrite=True)
     (out / "results.md").write_text(to_markdown(results, cfg), encoding="utf-8")
     f1_figure(results, out / "f1_vs_parameters.png")
+    confusion_figures(results, out / "confusion_matrices")
     return out
+
+
+def confusion_figures(rows: list[dict], folder: Path) -> None:
+    """Each row's pooled confusion matrix as ``folder/ROW.png`` (.svg, .pdf; the paper's Fig. 4), captioned in
+    ``folder/captions.json``; rows scored before the counts were kept have none."""
+    from ..report.figures import CONFUSION_CAPTION, confusion_figure
+
+    folder.mkdir(exist_ok=True)
+    for r in rows:
+        if any(r.get(k) is None for k in ("tp", "fp", "fn", "tn")):
+            continue
+        cm = ConfusionMatrix(*(int(r[k]) for k in ("tp", "fp", "fn", "tn")))
+        confusion_figure(cm, folder / f"{r['row']}.png",
+                         caption=f"{r['row']}: {CONFUSION_CAPTION[0].lower()}{CONFUSION_CAPTION[1:]} Pooled over the "
+                                 f"held-out volumes, inside the sample: TP {cm.tp:,}, FP {cm.fp:,}, FN {cm.fn:,}, "
+                                 f"TN {cm.tn:,}.")
 
 
 def _fmt(v, spec=".3f"):

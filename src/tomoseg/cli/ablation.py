@@ -36,5 +36,5 @@ def _run(args) -> int:
         cfg = replace(cfg, output=args.output)
     out = run_ablation(cfg, progress=progress_enabled(args))
     print((out / "results.md").read_text(encoding="utf-8"))
-    print(f"ablation -> {out} (results.csv, results.md, f1_vs_parameters.png)")
+    print(f"ablation -> {out} (results.csv, results.md, f1_vs_parameters.png, confusion_matrices/)")
     return 0
