@@ -50,8 +50,11 @@ def _check_held_out_memory(ev) -> None:
                            "or evaluation.shape")
 
 
-def held_out(ev) -> list:
-    """The held-out volumes, each with ``image``, ``labels`` (bool) and ``pillar`` (the sample mask)."""
+def held_out(ev, data=None) -> list:
+    """The held-out volumes, each with ``image``, ``labels`` (bool) and ``pillar`` (the sample mask), and how its
+    gray values read: ``objects`` (dark or bright) and ``fill`` (the no-data value): the phantoms' dark objects
+    without fill, the user's volumes' as the training recipe's ``data`` (a DataConfig) says, as training reads
+    them."""
     from types import SimpleNamespace
 
     from ..evaluation import check_binary_labels
@@ -59,8 +62,11 @@ def held_out(ev) -> list:
     from ..sample_mask import inside
     from ..synthetic import make_phantom
 
-    items = [make_phantom(tuple(ev.shape), rng=ev.seed + i, preset_name=ev.presets[i % len(ev.presets)])
-             for i in range(ev.count)]
+    items = []
+    for i in range(ev.count):
+        ph = make_phantom(tuple(ev.shape), rng=ev.seed + i, preset_name=ev.presets[i % len(ev.presets)])
+        items.append(SimpleNamespace(image=ph.image, labels=ph.labels, pillar=ph.pillar, objects="dark", fill=None))
+    objects, fill = (data.objects, data.fill_value) if data is not None else ("dark", None)
     for entry in ev.volumes:
         image = read_volume(entry["image"])
         labels = check_binary_labels(read_volume(entry["labels"]), entry["labels"])
@@ -70,7 +76,8 @@ def held_out(ev) -> list:
             np.ones(image.shape, bool)
         if sample.shape != image.shape:
             raise TomosegError(f"{entry['sample']}: sample mask {sample.shape} and image {image.shape} differ")
-        items.append(SimpleNamespace(image=image, labels=labels.astype(np.uint8), pillar=sample))
+        items.append(SimpleNamespace(image=image, labels=labels.astype(np.uint8), pillar=sample, objects=objects,
+                                     fill=fill))
     return items
 
 
@@ -237,7 +244,7 @@ def run_ablation(config: AblationConfig | dict, *, progress: bool = True) -> Pat
     out = _check_output(cfg)
     _log(f"preparing the held-out set: {cfg.evaluation.count} phantoms {cfg.evaluation.shape}, "
          f"{len(cfg.evaluation.volumes)} labelled volumes")
-    phantoms = held_out(cfg.evaluation)
+    phantoms = held_out(cfg.evaluation, recipe.data)
     data_cache: dict = {}
     results = []
 
@@ -295,11 +302,12 @@ def run_ablation(config: AblationConfig | dict, *, progress: bool = True) -> Pat
         if name == "otsu":
             from .baselines import otsu_mask
 
-            masks = [otsu_mask(p.image, p.pillar) for p in phantoms]
+            masks = [otsu_mask(p.image, p.pillar, objects=p.objects) for p in phantoms]
         elif name == "best-threshold":
             from .baselines import best_threshold_mask
 
-            masks = [best_threshold_mask(p.image, p.pillar, p.labels.astype(bool)) for p in phantoms]
+            masks = [best_threshold_mask(p.image, p.pillar, p.labels.astype(bool), objects=p.objects)
+                     for p in phantoms]
         else:
             from ..inference.normalization import normalize, volume_stats
             from ..training import prepare_data
@@ -311,7 +319,9 @@ def run_ablation(config: AblationConfig | dict, *, progress: bool = True) -> Pat
             train_vols, val_vols = data_cache["volume"]
             _log("training the random forest")
             forest = ForestBaseline(seed=tc.seed).fit(train_vols, tc.data.ignore_value, validation=val_vols)
-            masks = [forest.mask(normalize(p.image, volume_stats(p.image))) for p in phantoms]
+            # z-scored as the training volumes were (bright objects flipped, the fill value left out)
+            masks = [forest.mask(normalize(p.image, volume_stats(p.image, fill=p.fill, objects=p.objects)))
+                     for p in phantoms]
         row = {**empty, **score(masks, phantoms), "kind": "baseline",
                "note": f"{BASELINES[name]} ({time.perf_counter() - t0:.0f} s)"}
         finish(name, row)
