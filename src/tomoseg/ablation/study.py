@@ -89,6 +89,9 @@ def score(masks_or_probs, phantoms) -> dict:
     Returns the scores with the counts behind them: ``tp, fp, fn, tn`` (voxels) and ``true_objects,
     predicted_objects, matched_true, matched_predicted`` (objects kept for detection: >= ``MIN_VOXELS`` voxels,
     off the border, :func:`~tomoseg.evaluation.evaluate`'s defaults)."""
+    import warnings
+
+    from ..errors import TomosegWarning
     from ..evaluation import evaluate
     from ..interrupt import raise_if_interrupted
     from ..metrics import confusion_matrix
@@ -105,7 +108,12 @@ def score(masks_or_probs, phantoms) -> dict:
         pred = pred & ph.pillar
         truth = ph.labels.astype(bool) & ph.pillar
         cm = cm + confusion_matrix(pred, truth, mask=ph.pillar)
-        res = evaluate(pred.view(np.uint8), truth.view(np.uint8), options=AnalysisOptions(min_voxels=MIN_VOXELS))
+        with warnings.catch_warnings():  # the study's own masks: a row marking most voxels is a result, not a
+            # gray-value image given for a mask (evaluation.py's warning to its user)
+            warnings.filterwarnings("ignore", message=r".* of the voxels are objects; is this a mask\?",
+                                    category=TomosegWarning)
+            res = evaluate(pred.view(np.uint8), truth.view(np.uint8),
+                           options=AnalysisOptions(min_voxels=MIN_VOXELS))
         for key in counts:
             counts[key] += res["objects"][key]
     recall = counts["matched_true"] / counts["true_objects"] if counts["true_objects"] else float("nan")
