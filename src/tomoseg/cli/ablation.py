@@ -11,7 +11,8 @@ def _ablation(sub):
                        description="Reproduce the paper's ablation study (Table 2) on phantoms or your own data: "
                                    "train each configuration with the same data, budget and seed, score them and "
                                    "the threshold and random-forest baselines on the same held-out phantoms, and "
-                                   "write results.csv, results.md and f1_vs_parameters.png. Rerunning the same "
+                                   "write results.csv, results.md (the table and each row's confusion counts), "
+                                   "f1_vs_parameters.png and confusion_matrices/. Rerunning the same "
                                    "command resumes; rows, baselines or the held-out set may change in between "
                                    "(only new rows train), the training recipe may not. Example: ablation.yaml, installed with tomoseg and found by name "
                                    "(tomoseg ablation ablation.yaml; tomoseg train --example ablation prints it).")
