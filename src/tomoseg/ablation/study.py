@@ -461,8 +461,8 @@ def f1_figure(rows: list[dict], path: Path) -> None:
     """:func:`f1_plot` saved as ``path`` (PNG) with SVG and PDF beside it and its caption in captions.json."""
     from ..report.figures import save_figure, styled
 
-    caption = ("Voxel F1 (filled) and object-detection F1 against the number of parameters, on the held-out set "
-               "(voxel scores at threshold 127 inside the sample); networks as filled marks, the variants of the "
-               "reference network as open triangles at its size; baselines, which have no parameters, as lines across (dashed: voxel F1, "
-               "dotted: object F1).")
+    caption = ("Voxel F1 (circles; variants: triangles) and object-detection F1 (squares; variants: inverted "
+               "triangles) against the number of parameters, on the held-out set (voxel scores at threshold 127 "
+               "inside the sample); networks filled, the variants of the reference network open, at its size; "
+               "baselines, which have no parameters, as lines across (dashed: voxel F1, dotted: object F1).")
     styled(lambda: save_figure(f1_plot(rows), path, caption))()

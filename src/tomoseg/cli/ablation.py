@@ -14,7 +14,8 @@ def _ablation(sub):
                                    "write results.csv, results.md (the table and each row's confusion counts), "
                                    "f1_vs_parameters.png and confusion_matrices/. Rerunning the same "
                                    "command resumes; rows, baselines or the held-out set may change in between "
-                                   "(only new rows train), the training recipe may not. Example: ablation.yaml, installed with tomoseg and found by name "
+                                   "(only new rows train), the training recipe may not. Example: ablation.yaml, "
+                                   "installed with tomoseg and found by name "
                                    "(tomoseg ablation ablation.yaml; tomoseg train --example ablation prints it).")
     p.add_argument("config", help="ablation YAML config: a file, or an installed example by name (ablation.yaml)")
     p.add_argument("--output", help="study folder (overrides the config's output)")
