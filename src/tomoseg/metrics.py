@@ -98,7 +98,9 @@ def best_threshold(image, labels, *, mask=None, dark_objects: bool = True) -> di
     """The single gray threshold with the best F1, chosen knowing the labels (a baseline no user has).
 
     Objects are voxels ``<= t`` for dark objects (``>= t`` otherwise). Works on integer gray values
-    through histograms, so it is one pass over the data.
+    through histograms, so it is one pass over the data; float gray values are binned in 1024 steps
+    between their minimum and maximum, and ``t`` is a gray value of the data, so that ``image <= t``
+    is exactly the mask the scores count.
 
     Returns
     -------
