@@ -317,3 +317,26 @@ def test_a_row_that_floods_the_volume_is_scored_without_the_gray_image_warning()
     flood[:, :, 20:] = False
     s = score([flood], [ph])
     assert s["precision"] == pytest.approx(64 / flood.sum())
+
+
+def test_rows_scored_before_the_counts_are_scored_again(tmp_path):
+    """Review AB18: a study resumed by this version read back the rows an earlier one had scored (accuracy over
+    the whole volume, truth outside the sample counted) beside rows scored inside the sample: one table, two
+    scorings, silently. A row without the confusion counts is scored again from its kept model."""
+    import json
+
+    from tomoseg.ablation import run_ablation
+    from tomoseg.table import read_csv
+
+    cfg = tiny(tmp_path, seed=9600)
+    out = run_ablation(cfg, progress=False)
+    expected = read_csv(out / "results.csv")
+    model = out / "models" / "2-2" / "best.safetensors"
+    trained = model.stat().st_mtime_ns
+    for name in ("2-2", "otsu"):
+        f = out / "rows" / f"{name}.json"
+        old = {k: v for k, v in json.loads(f.read_text()).items() if k not in ("tp", "fp", "fn", "tn")}
+        f.write_text(json.dumps({**old, "accuracy": 0.123}))
+    table = read_csv(run_ablation(cfg, progress=False) / "results.csv")
+    assert list(table["accuracy"]) == list(expected["accuracy"]) and list(table["tp"]) == list(expected["tp"])
+    assert model.stat().st_mtime_ns == trained

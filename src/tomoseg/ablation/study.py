@@ -198,6 +198,17 @@ def _seconds_per_1000(run: Path) -> tuple[int, float]:
     return int(steps[-1]), float(np.median(np.asarray(m["seconds"], float) / per_epoch)) * 1000
 
 
+def _scored_row(out: Path, name: str) -> dict | None:
+    """The row ``name`` as the study scored it (rows/NAME.json), or None: not scored yet, or scored by a tomoseg
+    before the confusion counts were kept (review AB2), whose scoring differed (AB3: the voxels outside the sample
+    counted): such a row is scored again from its kept model, not mixed into the table."""
+    f = out / "rows" / f"{name}.json"
+    if not f.exists():
+        return None
+    row = json.loads(f.read_text(encoding="utf-8"))
+    return row if all(k in row for k in ("tp", "fp", "fn", "tn")) else None
+
+
 def _trained(run: Path, tc) -> bool:
     """Whether the row's training run has nothing left to train: all its steps, or its ``max_minutes`` spent (as
     ``train --resume`` would refuse it, training/checkpoints.py)."""
@@ -264,17 +275,16 @@ def run_ablation(config: AblationConfig | dict, *, progress: bool = True) -> Pat
         _log(f"{name}: voxel F1 {row['f1']:.3f}, object F1 {row['object_f1']:.3f}")
 
     def cached(name):
-        f = out / "rows" / f"{name}.json"
-        if f.exists():
-            results.append(json.loads(f.read_text(encoding="utf-8")))
-            return True
-        return False
+        row = _scored_row(out, name)
+        if row is not None:
+            results.append(row)
+        return row is not None
 
     for entry in _model_rows(cfg):
         raise_if_interrupted()  # a stop signal something swallowed (interrupt.py): stop between rows
         names = [entry["name"]] + ([entry["name"] + "-volume-inference"]
                                    if entry["variant"] == "patch-normalization" else [])
-        if all((out / "rows" / f"{n}.json").exists() for n in names):
+        if all(_scored_row(out, n) is not None for n in names):
             for n in names:
                 cached(n)
             continue
