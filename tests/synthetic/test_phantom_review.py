@@ -8,6 +8,7 @@ from contextlib import contextmanager
 import numpy as np
 import pytest
 
+from tomoseg.errors import TomosegError
 from tomoseg.synthetic import make_phantom
 
 
@@ -38,3 +39,35 @@ def test_objects_too_large_for_the_budget_do_not_hang(overrides):
     assert len(ph.objects["label"]) >= 1
     r = ph.objects["equivalent_radius_vox"]
     assert r.min() >= 3.5 - 1e-9
+
+
+# ------------------------------------------------------------------------------------------------ PH4
+def _outside_reconstruction(shape):
+    Y, X = shape[1:]
+    yy, xx = np.mgrid[:Y, :X]
+    return np.hypot(yy - (Y - 1) / 2, xx - (X - 1) / 2) > min(Y, X) / 2
+
+
+def test_no_object_is_labelled_where_the_image_is_the_constant_outside_the_reconstruction():
+    """With the pillar moved off the axis, objects near its far side were labelled where the image is 34
+    (16 voxels over these seeds before the fix)."""
+    hits = 0
+    for seed in range(3):
+        ph = make_phantom((24, 96, 96), rng=seed, pillar_offset=0.25, object_fraction=0.01)
+        out = _outside_reconstruction(ph.image.shape)
+        assert np.all(ph.image[:, out] == 34)
+        hits += int(ph.labels[:, out].sum())
+    assert hits == 0
+
+
+def test_the_pillar_mask_is_the_pillar_the_image_shows():
+    ph = make_phantom((24, 96, 96), rng=0, pillar_radius=0.5)  # off the axis by the default pillar_offset
+    out = _outside_reconstruction(ph.image.shape)
+    assert not np.any(ph.pillar[:, out])
+    assert ph.pillar[:, ~out].any()
+
+
+@pytest.mark.parametrize("offset", [-0.1, 0.3, 5.0])
+def test_pillar_offset_out_of_range_is_refused(offset):
+    with pytest.raises(TomosegError, match="pillar_offset"):
+        make_phantom((24, 96, 96), rng=0, pillar_offset=offset)

@@ -58,6 +58,7 @@ class PhantomConfig:
     def __post_init__(self):
         checks = [
             ("pillar_radius", 0.05 <= self.pillar_radius <= 0.5, "between 0.05 and 0.5"),
+            ("pillar_offset", 0 <= self.pillar_offset <= 0.25, "between 0 and 0.25 (of the width)"),
             ("object_fraction", 0.0 <= self.object_fraction <= 0.5, "between 0 and 0.5 (50 %)"),
             ("radius_mean", self.radius_mean > 0, "positive"),
             ("radius_sd", self.radius_sd >= 0, "zero or positive"),

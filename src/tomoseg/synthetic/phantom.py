@@ -26,7 +26,8 @@ MAX_REFUSED_DRAWS = 10_000
 @dataclass
 class Phantom:
     """A generated volume: ``image`` (uint8), ``labels`` (uint8 0/1), ``instances`` (uint32 object ids),
-    ``pillar`` (bool, inside the pillar), ``objects`` (a table, one row per object), ``config``."""
+    ``pillar`` (bool, inside the pillar and the reconstruction circle), ``objects`` (a table, one row per object),
+    ``config``."""
 
     image: np.ndarray
     labels: np.ndarray
@@ -103,6 +104,10 @@ def _random_rotation(rng: np.random.Generator) -> np.ndarray:
 def _place_objects(cfg: PhantomConfig, shape, centre_yx, pillar_r, rng) -> dict:
     Z, Y, X = shape
     volume = float(Z * Y * X)
+    # the reconstruction circle (outside it the image is a constant): every object lies wholly inside it, so that
+    # no label marks voxels where nothing is drawn (review PH4; with the presets' geometry, pillar_radius +
+    # pillar_offset * sqrt(2) < 0.5, every object already does)
+    axis_yx, recon_r = np.array([(Y - 1) / 2, (X - 1) / 2]), min(Y, X) / 2.0
     radii = _sample_radii(cfg, cfg.object_fraction * volume, rng) if cfg.object_fraction > 0 else np.zeros(0)
     radii = np.sort(radii)[::-1]  # large first: they are the hardest to fit
     centres, semi, rots, kept_r = [], [], [], []
@@ -134,6 +139,8 @@ def _place_objects(cfg: PhantomConfig, shape, centre_yx, pillar_r, rng) -> dict:
                 c = np.array([rng.uniform(zlo, zhi), centre_yx[0] + rho * np.sin(phi),
                               centre_yx[1] + rho * np.cos(phi)])
             if not (zlo <= c[0] <= zhi and np.hypot(c[1] - centre_yx[0], c[2] - centre_yx[1]) <= inner):
+                continue
+            if np.hypot(c[1] - axis_yx[0], c[2] - axis_yx[1]) + reach + 1.0 > recon_r:
                 continue
             if len(arr_c):
                 gaps = np.linalg.norm(arr_c - c, axis=1) - arr_reach - reach
@@ -311,5 +318,5 @@ def make_phantom(shape, *, rng=None, preset_name: str = "default", config: Phant
     image = np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
     table = objects_table(objects["centres"], objects["semi_axes"], label_voxels, occ_volume, objects["gray"])
-    pillar = np.broadcast_to(inside2d, shape)
+    pillar = np.broadcast_to(inside2d & recon2d, shape)  # the pillar as the image shows it
     return Phantom(image=image, labels=labels, instances=instances, pillar=pillar, objects=table, config=cfg)
