@@ -8,6 +8,7 @@ from contextlib import contextmanager
 import numpy as np
 import pytest
 
+from tomoseg.cli import main
 from tomoseg.errors import TomosegError
 from tomoseg.synthetic import make_phantom
 
@@ -71,3 +72,20 @@ def test_the_pillar_mask_is_the_pillar_the_image_shows():
 def test_pillar_offset_out_of_range_is_refused(offset):
     with pytest.raises(TomosegError, match="pillar_offset"):
         make_phantom((24, 96, 96), rng=0, pillar_offset=offset)
+
+
+# ------------------------------------------------------------------------------------------------ PH2
+@pytest.mark.parametrize("value", ["ture", "maybe", "2", ""])
+def test_a_misspelt_boolean_is_refused_not_read_as_false(tmp_path, capsys, cli_error, value):
+    line = cli_error(main(["phantom", str(tmp_path / "i.npy"), "--labels", str(tmp_path / "l.npy"),
+                           "--shape", "20", "48", "48", "--set", f"physics={value}", "--set", "photons=10", "-q"]))
+    assert f"--set physics={value}: give true or false" in line
+    assert not (tmp_path / "i.npy").exists()
+
+
+@pytest.mark.parametrize("value,physics", [("TRUE", True), ("on", True), ("1", True), ("no", False),
+                                           ("False", False), ("0", False)])
+def test_boolean_words_are_read(value, physics):
+    from tomoseg.cli.data import _parse_sets
+
+    assert _parse_sets([f"physics={value}"]) == {"physics": physics}

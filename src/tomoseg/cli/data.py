@@ -218,6 +218,9 @@ class _ListPresets(argparse.Action):
         parser.exit()
 
 
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
 def _parse_sets(items) -> dict:
     from ..synthetic import PhantomConfig
 
@@ -229,8 +232,14 @@ def _parse_sets(items) -> dict:
         key, value = item.split("=", 1)
         if key not in types:
             raise TomosegError(f"unknown phantom parameter {key!r}; allowed: {sorted(types)}")
+        if types[key] is bool:  # a typo (physics=ture) must not pass for false (review PH2)
+            word = value.strip().lower()
+            if word not in _TRUE + _FALSE:
+                raise TomosegError(f"--set {key}={value}: give true or false (also yes/no, on/off, 1/0)")
+            out[key] = word in _TRUE
+            continue
         try:
-            out[key] = (value.lower() in ("1", "true", "yes")) if types[key] is bool else types[key](value)
+            out[key] = types[key](value)
         except ValueError:
             raise TomosegError(f"--set {key}={value}: not a valid {types[key].__name__}") from None
     return out
