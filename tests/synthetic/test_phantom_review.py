@@ -30,7 +30,7 @@ def time_limit(seconds: int):
 
 # ------------------------------------------------------------------------------------------------ PH1
 @pytest.mark.parametrize("overrides", [
-    {"radius_min": 3.5},                       # every draw above a quarter of the budget
+    {"radius_min": 3.5, "radius_mean": 4.0},  # every draw above a quarter of the budget
     {"radius_sd": 0.0, "radius_mean": 3.5},   # a fixed radius: the same draw every time
 ])
 def test_objects_too_large_for_the_budget_do_not_hang(overrides):
@@ -89,3 +89,40 @@ def test_boolean_words_are_read(value, physics):
     from tomoseg.cli.data import _parse_sets
 
     assert _parse_sets([f"physics={value}"]) == {"physics": physics}
+
+
+# ------------------------------------------------------------------------------------------------ PH3
+@pytest.mark.parametrize("overrides", [
+    {"radius_mean": 9.0, "radius_sd": 0.0},   # an object of radius 9 was placed, radius_max 8
+    {"radius_mean": 50.0, "radius_sd": 0.0},  # no object at all, silently
+    {"radius_mean": 12.0},                    # every object piled at radius_max
+    {"radius_mean": 0.5, "radius_sd": 0.0},   # below radius_min
+])
+def test_radius_mean_outside_the_radius_range_is_refused(overrides):
+    with pytest.raises(TomosegError, match=r"radius_mean = .* must be between radius_min \(1\) and radius_max \(8\)"):
+        make_phantom((32, 96, 96), rng=0, **overrides)
+
+
+def test_a_fixed_radius_inside_the_range_is_kept():
+    ph = make_phantom((32, 96, 96), rng=0, radius_mean=2.0, radius_sd=0.0, large_fraction=0.0)
+    np.testing.assert_allclose(ph.objects["equivalent_radius_vox"], 2.0)
+
+
+# ------------------------------------------------------------------------------------------------ PH7
+@pytest.mark.parametrize("name,value,match", [
+    ("edge_ring_width", 0.0, "positive"),
+    ("edge_ring_width", -5.0, "positive"),
+    ("ring_artifacts", -3, "zero or positive"),
+    ("ring_strength", -1.0, "zero or positive"),
+    ("noise_correlation", -0.5, "zero or positive"),
+    ("matrix_texture", -7.0, "zero or positive"),
+    ("object_gray_sd", -1.0, "zero or positive"),
+    ("gain_error", -0.01, "zero or positive"),
+    ("matrix_gray", 1e9, "between 0 and 255"),
+    ("object_gray", float("nan"), "between 0 and 255"),
+    ("z_drift", 1.5, "between -1 and 1"),
+    ("photons", float("inf"), "positive"),
+])
+def test_out_of_range_parameters_are_refused(name, value, match):
+    with pytest.raises(TomosegError, match=f"phantom {name} = .* must be {match}"):
+        make_phantom((24, 64, 64), rng=0, **{name: value})
