@@ -126,3 +126,51 @@ def test_a_fixed_radius_inside_the_range_is_kept():
 def test_out_of_range_parameters_are_refused(name, value, match):
     with pytest.raises(TomosegError, match=f"phantom {name} = .* must be {match}"):
         make_phantom((24, 64, 64), rng=0, **{name: value})
+
+
+# ------------------------------------------------------------------------------------------------ PH6
+def test_every_phantom_volume_has_a_record_that_makes_it_again(tmp_path, capsys):
+    """A phantom's files said nothing of the seed, preset or --set values that made them."""
+    import json
+    import shlex
+
+    from tomoseg.io import read_volume
+    from tomoseg.io.output_guard import provenance_path
+    from tomoseg.synthetic import GENERATOR_VERSION, PhantomConfig
+
+    outputs = {"image": str(tmp_path / "my phantom.tif"), "labels": str(tmp_path / "l.h5:/labels"),
+               "instances": str(tmp_path / "l.h5:/instances")}
+    assert main(["phantom", outputs["image"], "--labels", outputs["labels"], "--instances", outputs["instances"],
+                 "--shape", "20", "48", "48", "--seed", "4", "--preset", "noisy", "--set", "noise_sd=25",
+                 "--set", "physics=no", "--voxel-size", "100", "29.333333", "29.333333", "-q"]) == 0
+    for what, path in outputs.items():
+        record = json.loads(provenance_path(path).read_text())
+        assert record["tool"] == "tomoseg phantom" and record["generator_version"] == GENERATOR_VERSION
+        assert (record["seed"], record["preset"], record["set"]) == (4, "noisy", {"noise_sd": 25.0, "physics": False})
+        assert record["shape"] == [20, 48, 48] and record["voxel_size_nm"] == [100.0, 29.333333, 29.333333]
+        assert record["outputs"][what] == path and record["dtype"] == str(read_volume(path).dtype)
+        # the record alone makes the same phantom: through the API from its configuration ...
+        again = make_phantom(record["shape"], rng=record["seed"], config=PhantomConfig.from_dict(record["config"]))
+        np.testing.assert_array_equal(getattr(again, what), read_volume(path))
+    # ... and through the CLI from its command line, outputs moved elsewhere
+    argv = shlex.split(record["command"])
+    assert argv[:2] == ["tomoseg", "phantom"]
+    renamed = {str(tmp_path / "my phantom.tif"): str(tmp_path / "again.tif"),
+               str(tmp_path / "l.h5:/labels"): str(tmp_path / "again.h5"),
+               str(tmp_path / "l.h5:/instances"): str(tmp_path / "again_n.h5")}
+    assert main([renamed.get(a, a) for a in argv[1:]] + ["-q"]) == 0
+    np.testing.assert_array_equal(read_volume(tmp_path / "again.tif"), read_volume(outputs["image"]))
+    np.testing.assert_array_equal(read_volume(tmp_path / "again_n.h5"), read_volume(outputs["instances"]))
+    assert read_volume(tmp_path / "again.h5").dtype == np.uint8
+
+
+def test_a_phantom_npy_keeps_its_voxel_size_in_its_record(tmp_path, capsys):
+    from tomoseg.io import open_volume
+
+    assert main(["phantom", str(tmp_path / "i.npy"), "--labels", str(tmp_path / "l.npy"), "--shape", "20", "48",
+                 "48", "--voxel-size", "50", "40", "40", "-q"]) == 0
+    with open_volume(tmp_path / "l.npy") as vol:
+        assert vol.voxel_size == (50.0, 40.0, 40.0)
+    # and a second run needs --overwrite, which then replaces it
+    assert main(["phantom", str(tmp_path / "i.npy"), "--labels", str(tmp_path / "l.npy"), "--shape", "20", "48",
+                 "48", "--seed", "1", "-q", "--overwrite"]) == 0

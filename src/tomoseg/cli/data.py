@@ -322,6 +322,41 @@ def _check_figure_output(figure, pair: bool) -> None:
                                "figure is never written over)")
 
 
+PHANTOM_CONTENT = {"image": "gray values (uint8, 8-bit scale)", "labels": "semantic labels (uint8: 1 object, 0 not)",
+                   "instances": "object ids (uint32: the objects table's label, 0 background)"}
+
+
+def write_phantom_records(args, phantom, sets: dict, volumes: dict) -> None:
+    """A provenance record beside each volume ``phantom`` wrote (``{"image": path, ...}``): what makes the phantom
+    again (seed, preset, the --set values, the full configuration, the generator's version and the packages whose
+    random streams and filters it depends on), what the file holds, and the run's other outputs (review PH6).
+    Written after every volume, so that volumes sharing an HDF5 file carry its final stamp."""
+    import shlex
+
+    from .._version import __version__
+    from ..inference.outputs import package_versions
+    from ..io.output_guard import write_provenance
+    from ..synthetic import GENERATOR_VERSION
+
+    outputs = {**volumes, "objects": args.objects}
+    common = {
+        "tool": "tomoseg phantom", "tomoseg_version": __version__, "generator_version": GENERATOR_VERSION,
+        "seed": int(args.seed), "preset": args.preset, "set": sets, "config": phantom.config.to_dict(),
+        "shape": [int(s) for s in phantom.image.shape], "voxel_size_nm": [float(v) for v in args.voxel_size],
+        "objects": int(len(phantom.objects["label"])), "label_fraction": float(phantom.labels.mean()),
+        "packages": package_versions(("numpy", "scipy", "scikit-image")), "outputs": outputs,
+        "command": shlex.join(
+            ["tomoseg", "phantom", str(args.image), "--labels", str(args.labels), "--shape", *map(str, args.shape),
+             "--seed", str(args.seed), "--preset", args.preset,
+             *[a for k, v in sets.items() for a in ("--set", f"{k}={v}")],
+             "--voxel-size", *(repr(float(v)) for v in args.voxel_size)]
+            + (["--instances", str(args.instances)] if args.instances else [])),
+    }
+    for what, path in volumes.items():
+        data = getattr(phantom, what)
+        write_provenance(path, {**common, "content": PHANTOM_CONTENT[what], "dtype": str(data.dtype)})
+
+
 def _run_phantom(args) -> int:
     from ..io import write_volume
     from ..synthetic import make_phantom
@@ -338,16 +373,19 @@ def _run_phantom(args) -> int:
         from .track import run_phantom_pair
 
         return run_phantom_pair(args, _parse_sets(args.set))
-    phantom = make_phantom(args.shape, rng=args.seed, preset_name=args.preset, **_parse_sets(args.set))
+    sets = _parse_sets(args.set)
+    phantom = make_phantom(args.shape, rng=args.seed, preset_name=args.preset, **sets)
     vs = tuple(args.voxel_size)
-    write_volume(args.image, phantom.image, voxel_size=vs, overwrite=args.overwrite)
-    write_volume(args.labels, phantom.labels, voxel_size=vs, overwrite=args.overwrite)
-    if args.instances:
-        write_volume(args.instances, phantom.instances, voxel_size=vs, overwrite=args.overwrite)
+    volumes = {"image": (args.image, phantom.image), "labels": (args.labels, phantom.labels),
+               "instances": (args.instances, phantom.instances)}
+    volumes = {what: v for what, v in volumes.items() if v[0]}
+    for path, data in volumes.values():
+        write_volume(path, data, voxel_size=vs, overwrite=args.overwrite)
     if args.objects:
         table = dict(phantom.objects)
         table["equivalent_radius_nm"] = table["equivalent_radius_vox"] * float(np.cbrt(np.prod(vs)))
         write_csv(table, args.objects, overwrite=args.overwrite)
+    write_phantom_records(args, phantom, sets, {what: path for what, (path, _) in volumes.items()})
     n = len(phantom.objects["label"])
     print(f"phantom {tuple(args.shape)} seed {args.seed} preset {args.preset}: {n} objects, "
           f"{phantom.labels.mean():.3%} of voxels -> {args.image}, {args.labels}")
