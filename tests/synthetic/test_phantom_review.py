@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tomoseg.cli import main
-from tomoseg.errors import TomosegError
+from tomoseg.errors import TomosegError, TomosegWarning
 from tomoseg.synthetic import make_phantom
 
 
@@ -35,7 +35,7 @@ def time_limit(seconds: int):
 ])
 def test_objects_too_large_for_the_budget_do_not_hang(overrides):
     """32x96x96 holds 590 object voxels; a radius of 3.5 is 180, above a quarter: the sampler redrew for ever."""
-    with time_limit(20):
+    with time_limit(20), pytest.warns(TomosegWarning, match="not the object_fraction 0.20% asked"):
         ph = make_phantom((32, 96, 96), rng=0, large_fraction=0.0, **overrides)
     assert len(ph.objects["label"]) >= 1
     r = ph.objects["equivalent_radius_vox"]
@@ -174,3 +174,28 @@ def test_a_phantom_npy_keeps_its_voxel_size_in_its_record(tmp_path, capsys):
     # and a second run needs --overwrite, which then replaces it
     assert main(["phantom", str(tmp_path / "i.npy"), "--labels", str(tmp_path / "l.npy"), "--shape", "20", "48",
                  "48", "--seed", "1", "-q", "--overwrite"]) == 0
+
+
+# ------------------------------------------------------------------------------------------------ PH5
+@pytest.mark.parametrize("fraction", [0.2, 0.5])
+def test_an_object_fraction_that_does_not_fit_is_said(fraction):
+    """object_fraction 0.2 gave 9.3 % of the voxels (0.5: 11.8 %) without a word."""
+    with pytest.warns(TomosegWarning, match=rf"not the object_fraction {fraction:.2%} asked: \d+ object\(s\) fit "
+                                           r"\(objects lie wholly inside the pillar, 55% of the volume"):
+        ph = make_phantom((32, 96, 96), rng=1, object_fraction=fraction)
+    assert ph.labels.mean() < 0.9 * fraction
+
+
+def test_an_object_fraction_that_fits_is_not_warned_about():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ph = make_phantom((32, 96, 96), rng=1, object_fraction=0.05)
+    assert ph.labels.mean() == pytest.approx(0.05, rel=0.1)
+
+
+def test_the_cli_prints_the_shortfall_as_a_warning(tmp_path, capsys):
+    assert main(["phantom", str(tmp_path / "i.npy"), "--labels", str(tmp_path / "l.npy"), "--shape", "32", "96",
+                 "96", "--set", "object_fraction=0.3", "-q"]) == 0
+    assert "tomoseg: warning: phantom (32, 96, 96): its objects fill" in capsys.readouterr().err

@@ -242,6 +242,27 @@ def objects_table(centres, semi_axes, label_voxels, occupancy_volume, gray) -> d
     }
 
 
+SHORT_OF_FRACTION = 0.9  # placed objects below this share of the asked object volume: said in a warning
+
+
+def _warn_if_short(semi_axes, cfg: PhantomConfig, shape, pillar_r: float) -> None:
+    """Say where the placed objects fall well short of ``object_fraction`` (review PH5): they find no room (a
+    large fraction: objects lie inside the pillar and 2.5 voxels apart), or no size drawn fits the volume's
+    object budget (radius_min or a fixed radius too large for a small volume). The presets never do."""
+    volume = float(np.prod(shape))
+    asked = cfg.object_fraction * volume
+    placed = float((4 / 3 * np.pi * np.prod(semi_axes, axis=1)).sum()) if len(semi_axes) else 0.0
+    if asked <= 0 or placed >= SHORT_OF_FRACTION * asked:
+        return
+    pillar_share = min(1.0, np.pi * pillar_r**2 / (shape[1] * shape[2]))
+    from ..errors import warn
+
+    warn(f"phantom {tuple(shape)}: its objects fill {placed / volume:.2%} of the volume, not the object_fraction "
+         f"{cfg.object_fraction:.2%} asked: {len(semi_axes)} object(s) fit (objects lie wholly inside the pillar, "
+         f"{pillar_share:.0%} of the volume, at least 2.5 voxels apart, and none after the first above a quarter of "
+         "the asked object volume); lower object_fraction or the radii, or make the volume larger")
+
+
 def make_phantom(shape, *, rng=None, preset_name: str = "default", config: PhantomConfig | None = None,
                  **overrides) -> Phantom:
     """Generate a synthetic TXM micropillar volume with exact labels.
@@ -281,6 +302,7 @@ def make_phantom(shape, *, rng=None, preset_name: str = "default", config: Phant
     recon_r = side / 2.0
     check_fits(shape, cfg)
     objects = _place_objects(cfg, shape, centre_yx, pillar_r, rng)
+    _warn_if_short(objects["semi_axes"], cfg, shape, pillar_r)
 
     yy, xx = np.mgrid[0:Y, 0:X].astype(np.float32)
     r_pillar = np.hypot(yy - centre_yx[0], xx - centre_yx[1])
