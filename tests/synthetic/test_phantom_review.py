@@ -199,3 +199,17 @@ def test_the_cli_prints_the_shortfall_as_a_warning(tmp_path, capsys):
     assert main(["phantom", str(tmp_path / "i.npy"), "--labels", str(tmp_path / "l.npy"), "--shape", "32", "96",
                  "96", "--set", "object_fraction=0.3", "-q"]) == 0
     assert "tomoseg: warning: phantom (32, 96, 96): its objects fill" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------ PH8
+@pytest.mark.parametrize("shape", [(1, 256, 256), (19, 64, 64), (24, 32, 32)])
+def test_too_small_says_the_size_needed(shape):
+    with pytest.raises(TomosegError, match=r"too small .* need z of at least 20 and y and x of at least 33; .*"
+                                           r"set object_fraction to 0"):
+        make_phantom(shape, rng=0)
+
+
+def test_the_sizes_said_are_enough():
+    assert make_phantom((20, 33, 33), rng=0).labels.any()
+    one_slice = make_phantom((1, 64, 64), rng=0, object_fraction=0.0)
+    assert one_slice.image.shape == (1, 64, 64) and not one_slice.labels.any()

@@ -57,8 +57,13 @@ def check_fits(shape, cfg: PhantomConfig) -> None:
                            "make y and x at least 48")
     largest = cfg.radius_max  # rare larger objects that do not fit are left out
     if cfg.object_fraction > 0 and (2 * largest + 4 > Z or largest + cfg.edge_ring_width + 3 > pillar_r):
-        raise TomosegError(f"phantom shape {tuple(shape)} is too small for objects of radius up to {largest:.1f} "
-                           "voxels; make the volume larger or lower radius_max/large_radius_max")
+        # what the volume needs, said in numbers (review PH8)
+        z_min = int(np.ceil(2 * largest + 4))
+        side_min = int(np.ceil((largest + cfg.edge_ring_width + 3) / cfg.pillar_radius))
+        raise TomosegError(f"phantom shape {tuple(shape)} is too small for objects of radius up to {largest:g} "
+                           f"voxels (radius_max): they need z of at least {z_min} and y and x of at least "
+                           f"{max(side_min, int(np.ceil(8 / cfg.pillar_radius)))}; make the volume larger, lower radius_max (objects up to radius R "
+                           "need z of 2R + 4), or set object_fraction to 0 for a volume without objects")
 
 
 def _sample_radii(cfg: PhantomConfig, target_volume: float, rng: np.random.Generator) -> np.ndarray:
