@@ -213,3 +213,22 @@ def test_the_sizes_said_are_enough():
     assert make_phantom((20, 33, 33), rng=0).labels.any()
     one_slice = make_phantom((1, 64, 64), rng=0, object_fraction=0.0)
     assert one_slice.image.shape == (1, 64, 64) and not one_slice.labels.any()
+
+
+# ------------------------------------------------------------------------------------------------ PH9
+def test_the_time_said_for_a_physics_phantom_counts_its_reconstruction(tmp_path, capsys, monkeypatch):
+    """256x512x512 in physics mode said "about 1 min" (the image-domain rate); its radon/iradon take ~11 min."""
+    import tomoseg.cli.data as data
+
+    def stop(*args, **kwargs):  # the note is printed before the work: stop there
+        raise TomosegError("stopped after the checks")
+
+    monkeypatch.setattr(data, "check_phantom_outputs", stop)
+    main(["phantom", str(tmp_path / "i.npy"), "--labels", str(tmp_path / "l.npy"), "--shape", "256", "512", "512",
+          "--preset", "physics", "-q"])
+    err = capsys.readouterr().err
+    note = [line for line in err.splitlines() if line.startswith("tomoseg: note:")]
+    assert note and "in physics mode takes about" in note[0], err
+    minutes = int(note[0].split("takes about ")[1].split(" min")[0])
+    assert 5 <= minutes <= 30
+

@@ -247,10 +247,25 @@ def _parse_sets(items) -> dict:
 
 PHANTOM_BYTES_PER_VOXEL = 24  # measured peak while generating (image, labels, instances, work arrays)
 PHANTOM_SECONDS_PER_VOXEL = 1e-6  # measured on one CPU core: 64x256x256 in about 4 s
+# the physics mode's radon + iradon of each slice: about 2e-8 s per angle and pixel (0.25 s for a 256-wide slice
+# with 256 angles, 3.0 s at 512: width cubed), measured on one core; it dominates from about 64 wide (review PH9)
+PHYSICS_SECONDS_PER_ANGLE_PIXEL = 2e-8
 
 
-def check_phantom_memory(shape) -> None:
-    """Refuse a phantom that cannot fit in the memory available now (it is built in memory)."""
+def phantom_seconds(shape, cfg=None) -> float:
+    """About how long generating a phantom of ``shape`` takes on one core (``cfg``: its PhantomConfig, for the
+    physics mode)."""
+    Z, Y, X = (int(s) for s in shape)
+    seconds = Z * Y * X * PHANTOM_SECONDS_PER_VOXEL
+    if cfg is not None and cfg.physics:
+        side = min(Y, X)
+        seconds += Z * (cfg.angles or side) * side**2 * PHYSICS_SECONDS_PER_ANGLE_PIXEL
+    return seconds
+
+
+def check_phantom_memory(shape, cfg=None) -> None:
+    """Refuse a phantom that cannot fit in the memory available now (it is built in memory); say how long a
+    large one takes (``cfg``: its PhantomConfig, for the physics mode)."""
     import psutil
 
     voxels = int(np.prod([int(s) for s in shape], dtype=np.int64))
@@ -260,12 +275,13 @@ def check_phantom_memory(shape) -> None:
         raise TomosegError(f"--shape {' '.join(map(str, shape))}: a phantom of {voxels / 1e6:,.0f} Mvoxels needs "
                            f"about {need / 2**30:,.1f} GiB of memory, {available / 2**30:,.1f} GiB are available; "
                            "choose a smaller shape (e.g. 128 256 256) or tile several phantoms")
-    seconds = voxels * PHANTOM_SECONDS_PER_VOXEL
+    seconds = phantom_seconds(shape, cfg)
     if seconds > 60:
         import sys
 
-        print(f"tomoseg: note: a phantom of {voxels / 1e6:,.0f} Mvoxels takes about {seconds / 60:,.0f} min and "
-              f"{need / 2**30:,.1f} GiB of memory", file=sys.stderr)
+        mode = " in physics mode" if cfg is not None and cfg.physics else ""
+        print(f"tomoseg: note: a phantom of {voxels / 1e6:,.0f} Mvoxels{mode} takes about {seconds / 60:,.0f} min "
+              f"and {need / 2**30:,.1f} GiB of memory", file=sys.stderr)
 
 
 PAIR_TRUTH_TOOL = "tomoseg phantom"  # the "tool" entry of a --pair-truth JSON: how --overwrite knows its own
@@ -367,13 +383,15 @@ def _run_phantom(args) -> int:
     shape = tuple(args.shape)
     if min(shape) < 1:
         raise TomosegError(f"--shape {' '.join(map(str, shape))}: give three positive sizes (z, y, x)")
-    check_phantom_memory(shape)
+    from ..synthetic import preset
+
+    sets = _parse_sets(args.set)
+    check_phantom_memory(shape, preset(args.preset, **sets))  # the parameters checked before any work, too
     check_phantom_outputs(args, shape)
     if args.pair:
         from .track import run_phantom_pair
 
-        return run_phantom_pair(args, _parse_sets(args.set))
-    sets = _parse_sets(args.set)
+        return run_phantom_pair(args, sets)
     phantom = make_phantom(args.shape, rng=args.seed, preset_name=args.preset, **sets)
     vs = tuple(args.voxel_size)
     volumes = {"image": (args.image, phantom.image), "labels": (args.labels, phantom.labels),
