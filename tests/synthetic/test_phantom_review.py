@@ -232,3 +232,38 @@ def test_the_time_said_for_a_physics_phantom_counts_its_reconstruction(tmp_path,
     minutes = int(note[0].split("takes about ")[1].split(" min")[0])
     assert 5 <= minutes <= 30
 
+
+
+# ------------------------------------------------------------------------------------------------ PH10
+def _drawn_figure(monkeypatch, tmp_path, phantom):
+    """The figure of ``phantom`` as drawn (laid out), before it is saved and closed."""
+    import tomoseg.synthetic.figure as figure
+
+    drawn = {}
+
+    def keep(fig, path, *args, **kwargs):
+        fig.set_dpi(300)  # laid out as saved (figures.DPI): at 100 dpi the texts fall elsewhere
+        fig.canvas.draw()
+        drawn["fig"] = fig
+        return path
+
+    monkeypatch.setattr(figure, "save_figure", keep)
+    figure.phantom_figure(phantom, tmp_path / "f.png")
+    return drawn["fig"]
+
+
+def test_the_histogram_title_clears_the_axis_exponent(monkeypatch, tmp_path):
+    fig = _drawn_figure(monkeypatch, tmp_path, make_phantom((24, 128, 128), rng=3))
+    renderer = fig.canvas.get_renderer()
+    hist = [ax for ax in fig.axes if ax.get_title().startswith("gray values")][0]
+    exponent = hist.yaxis.get_offset_text()
+    assert exponent.get_text()  # counts in the 1e4s: an exponent is shown
+    # the title wholly above it (it ran into it: "1e4gray values ...")
+    assert hist.title.get_window_extent(renderer).y0 >= exponent.get_window_extent(renderer).y1
+
+
+def test_a_phantom_without_objects_says_so_in_its_histogram(monkeypatch, tmp_path):
+    fig = _drawn_figure(monkeypatch, tmp_path, make_phantom((24, 64, 64), rng=0, object_fraction=0.0))
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert "no object voxels" in texts
+    assert not any(ax.get_ylabel() == "object voxels" for ax in fig.axes)  # no empty axis of its own

@@ -58,14 +58,20 @@ def phantom_figure(phantom: Phantom, path, *, z: int | None = None, title: str =
     ax.set_xlabel("gray value")
     ax.set_ylabel("background voxels")
     ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 3))
-    ax2 = ax.twinx()
-    ax2.plot(bins[:-1], ob, color=OKABE_ITO["vermillion"], ls="--", label=f"objects ({ob.sum() / image.size:.2%})")
-    ax2.set_ylabel("object voxels", color=OKABE_ITO["vermillion"])
-    ax2.ticklabel_format(axis="y", style="sci", scilimits=(0, 3))
+    lines = ax.get_legend_handles_labels()[0]
+    if ob.any():
+        ax2 = ax.twinx()
+        ax2.plot(bins[:-1], ob, color=OKABE_ITO["vermillion"], ls="--",
+                 label=f"objects ({ob.sum() / image.size:.2%})")
+        ax2.set_ylabel("object voxels", color=OKABE_ITO["vermillion"])
+        ax2.ticklabel_format(axis="y", style="sci", scilimits=(0, 3))
+        lines += ax2.get_legend_handles_labels()[0]
+    else:  # no curve on an axis of its own that would show nothing (review PH10)
+        ax.text(0.98, 0.97, "no object voxels", transform=ax.transAxes, ha="right", va="top")
     ax.set_xlim(0, 255)
-    lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
     ax.legend(lines, [h.get_label() for h in lines], loc="upper left", frameon=False)
-    ax.set_title("gray values (own scales, as Fig. 3a)")
+    # above the axes' exponent ("1e5"), which sits at the top corners (review PH10)
+    ax.set_title("gray values (own scales, as Fig. 3a)", pad=12)
     if title:
         fig.suptitle(title)
     return save_figure(fig, path, f"Phantom slice z = {z} (left), a zoom on its objects with the label contours "
