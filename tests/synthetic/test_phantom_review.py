@@ -267,3 +267,25 @@ def test_a_phantom_without_objects_says_so_in_its_histogram(monkeypatch, tmp_pat
     texts = [t.get_text() for ax in fig.axes for t in ax.texts]
     assert "no object voxels" in texts
     assert not any(ax.get_ylabel() == "object voxels" for ax in fig.axes)  # no empty axis of its own
+
+
+# ------------------------------------------------------------------------------------------------ labels exact
+def test_analyze_measures_the_phantom_objects_back():
+    """The labels against tomoseg's own analysis and scipy by hand: count, voxels per object, volume fraction,
+    equivalent radius."""
+    from scipy import ndimage
+
+    from tomoseg.objects.analysis import analyze
+
+    ph = make_phantom((40, 128, 128), rng=1, object_fraction=0.004)
+    table = ph.objects
+    result = analyze(ph.labels, voxel_size=(29.33,) * 3)
+    objects = result.objects
+    assert len(objects["label"]) == len(table["label"]) == ndimage.label(ph.labels)[1]
+    np.testing.assert_array_equal(np.sort(objects["volume_vox"]), np.sort(table["label_voxels"]))
+    assert result.summary["volume_fraction_all_objects"] == pytest.approx(ph.labels.mean(), rel=1e-12)
+    by_hand = np.cbrt(3 * np.sort(table["label_voxels"]) / (4 * np.pi))
+    np.testing.assert_allclose(np.sort(objects["equivalent_radius_vox"]), by_hand, rtol=1e-9)
+    # and the labelled voxels follow the analytic volumes of the objects (partial volume only)
+    big = table["equivalent_radius_vox"] >= 3
+    assert np.all(np.abs(table["label_voxels"][big] / table["volume_vox"][big] - 1) < 0.08)
