@@ -289,3 +289,32 @@ def test_analyze_measures_the_phantom_objects_back():
     # and the labelled voxels follow the analytic volumes of the objects (partial volume only)
     big = table["equivalent_radius_vox"] >= 3
     assert np.all(np.abs(table["label_voxels"][big] / table["volume_vox"][big] - 1) < 0.08)
+
+
+def test_a_pairs_scans_have_records_that_make_them_again(tmp_path, capsys):
+    import json
+    import shlex
+
+    from tomoseg.io import read_volume
+    from tomoseg.io.output_guard import provenance_path
+
+    names = {"image": "b.tif", "labels": "bl.tif", "pair": "a.tif", "pair_labels": "al.tif",
+             "instances": "bi.npy", "pair_instances": "ai.npy"}
+    options = {"labels": "--labels", "pair": "--pair", "pair_labels": "--pair-labels", "instances": "--instances",
+               "pair_instances": "--pair-instances"}
+    argv = ["phantom", str(tmp_path / names["image"]), "--shape", "40", "96", "96", "--seed", "2",
+            "--set", "object_fraction=0.006", "--rotation", "10", "1", "-1", "-q"]
+    for what, option in options.items():
+        argv += [option, str(tmp_path / names[what])]
+    assert main(argv) == 0
+    records = {what: json.loads(provenance_path(tmp_path / name).read_text()) for what, name in names.items()}
+    for what, record in records.items():
+        assert record["tool"] == "tomoseg phantom" and record["seed"] == 2 and record["set"] == {"object_fraction": 0.006}
+        assert record["motion"]["rotation_deg"] == [10.0, 1.0, -1.0] and record["outputs"][what].endswith(names[what])
+        assert record["dtype"] == ("uint32" if "instances" in what else "uint8")
+    again = tmp_path / "again"
+    again.mkdir()
+    argv = [a.replace(str(tmp_path), str(again)) for a in shlex.split(records["pair"]["command"])[1:]]
+    assert main(argv + ["-q"]) == 0
+    for name in names.values():
+        np.testing.assert_array_equal(read_volume(again / name), read_volume(tmp_path / name))

@@ -339,14 +339,21 @@ def _check_figure_output(figure, pair: bool) -> None:
 
 
 PHANTOM_CONTENT = {"image": "gray values (uint8, 8-bit scale)", "labels": "semantic labels (uint8: 1 object, 0 not)",
-                   "instances": "object ids (uint32: the objects table's label, 0 background)"}
+                   "instances": "object ids (uint32: the objects table's label, 0 background)",
+                   "pair": "the AFTER scan's gray values (uint8, 8-bit scale)",
+                   "pair_labels": "the AFTER scan's semantic labels (uint8: 1 object, 0 not)",
+                   "pair_instances": "the AFTER scan's object ids (uint32: after_label of the pair's truth)"}
+# the output options of a phantom's command line, in the order written there
+_VOLUME_OPTIONS = (("labels", "--labels"), ("instances", "--instances"), ("pair", "--pair"),
+                   ("pair_labels", "--pair-labels"), ("pair_instances", "--pair-instances"))
 
 
-def write_phantom_records(args, phantom, sets: dict, volumes: dict) -> None:
-    """A provenance record beside each volume ``phantom`` wrote (``{"image": path, ...}``): what makes the phantom
-    again (seed, preset, the --set values, the full configuration, the generator's version and the packages whose
-    random streams and filters it depends on), what the file holds, and the run's other outputs (review PH6).
-    Written after every volume, so that volumes sharing an HDF5 file carry its final stamp."""
+def write_phantom_records(args, volumes: dict, config, sets: dict, about: dict) -> None:
+    """A provenance record beside each volume written (``{"image": (path, array), ...}``, keys of
+    :data:`PHANTOM_CONTENT`): what makes it again (seed, preset, the --set values, the full ``config``, the
+    generator's version and the packages whose random streams and filters it depends on, the command line), what
+    the file holds, the run's other outputs, and ``about`` (objects, label fraction; a pair's motion). Written
+    after every volume, so that volumes sharing an HDF5 file carry its final stamp (review PH6)."""
     import shlex
 
     from .._version import __version__
@@ -354,22 +361,27 @@ def write_phantom_records(args, phantom, sets: dict, volumes: dict) -> None:
     from ..io.output_guard import write_provenance
     from ..synthetic import GENERATOR_VERSION
 
-    outputs = {**volumes, "objects": args.objects}
-    common = {
-        "tool": "tomoseg phantom", "tomoseg_version": __version__, "generator_version": GENERATOR_VERSION,
-        "seed": int(args.seed), "preset": args.preset, "set": sets, "config": phantom.config.to_dict(),
-        "shape": [int(s) for s in phantom.image.shape], "voxel_size_nm": [float(v) for v in args.voxel_size],
-        "objects": int(len(phantom.objects["label"])), "label_fraction": float(phantom.labels.mean()),
-        "packages": package_versions(("numpy", "scipy", "scikit-image")), "outputs": outputs,
-        "command": shlex.join(
-            ["tomoseg", "phantom", str(args.image), "--labels", str(args.labels), "--shape", *map(str, args.shape),
-             "--seed", str(args.seed), "--preset", args.preset,
+    paths = {what: str(path) for what, (path, _) in volumes.items()}
+    argv = ["tomoseg", "phantom", paths["image"]]
+    for what, option in _VOLUME_OPTIONS:
+        if what in paths:
+            argv += [option, paths[what]]
+    argv += ["--shape", *map(str, args.shape), "--seed", str(args.seed), "--preset", args.preset,
              *[a for k, v in sets.items() for a in ("--set", f"{k}={v}")],
              "--voxel-size", *(repr(float(v)) for v in args.voxel_size)]
-            + (["--instances", str(args.instances)] if args.instances else [])),
+    for option in ("rotation", "translation"):  # a pair's motion where given (else drawn from the seed)
+        if getattr(args, option, None):
+            argv += [f"--{option}", *(repr(float(v)) for v in getattr(args, option))]
+    extra = {"objects": args.objects, "pair_truth": getattr(args, "pair_truth", None),
+             "pair_matches": getattr(args, "pair_matches", None)}
+    common = {
+        "tool": "tomoseg phantom", "tomoseg_version": __version__, "generator_version": GENERATOR_VERSION,
+        "seed": int(args.seed), "preset": args.preset, "set": sets, "config": config.to_dict(),
+        "shape": [int(s) for s in args.shape], "voxel_size_nm": [float(v) for v in args.voxel_size], **about,
+        "packages": package_versions(("numpy", "scipy", "scikit-image")),
+        "outputs": {**paths, **{k: v for k, v in extra.items() if v}}, "command": shlex.join(argv),
     }
-    for what, path in volumes.items():
-        data = getattr(phantom, what)
+    for what, (path, data) in volumes.items():
         write_provenance(path, {**common, "content": PHANTOM_CONTENT[what], "dtype": str(data.dtype)})
 
 
@@ -403,7 +415,9 @@ def _run_phantom(args) -> int:
         table = dict(phantom.objects)
         table["equivalent_radius_nm"] = table["equivalent_radius_vox"] * float(np.cbrt(np.prod(vs)))
         write_csv(table, args.objects, overwrite=args.overwrite)
-    write_phantom_records(args, phantom, sets, {what: path for what, (path, _) in volumes.items()})
+    write_phantom_records(args, volumes, phantom.config, sets,
+                          {"objects": int(len(phantom.objects["label"])),
+                           "label_fraction": float(phantom.labels.mean())})
     n = len(phantom.objects["label"])
     print(f"phantom {tuple(args.shape)} seed {args.seed} preset {args.preset}: {n} objects, "
           f"{phantom.labels.mean():.3%} of voxels -> {args.image}, {args.labels}")
