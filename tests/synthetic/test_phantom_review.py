@@ -309,7 +309,8 @@ def test_a_pairs_scans_have_records_that_make_them_again(tmp_path, capsys):
     assert main(argv) == 0
     records = {what: json.loads(provenance_path(tmp_path / name).read_text()) for what, name in names.items()}
     for what, record in records.items():
-        assert record["tool"] == "tomoseg phantom" and record["seed"] == 2 and record["set"] == {"object_fraction": 0.006}
+        assert record["tool"] == "tomoseg phantom" and record["seed"] == 2
+        assert record["set"] == {"object_fraction": 0.006}
         assert record["motion"]["rotation_deg"] == [10.0, 1.0, -1.0] and record["outputs"][what].endswith(names[what])
         assert record["dtype"] == ("uint32" if "instances" in what else "uint8")
     again = tmp_path / "again"
@@ -318,3 +319,27 @@ def test_a_pairs_scans_have_records_that_make_them_again(tmp_path, capsys):
     assert main(argv + ["-q"]) == 0
     for name in names.values():
         np.testing.assert_array_equal(read_volume(again / name), read_volume(tmp_path / name))
+
+
+# ------------------------------------------------------------------------------------------------ PH11
+@pytest.mark.parametrize("kwargs,match", [
+    ({"shape": (32.7, 96, 96)}, "three whole numbers"),
+    ({"shape": (32, 96, 96), "config": "noisy"}, "config: give a PhantomConfig, not a str"),
+    ({"shape": (32, 96, 96), "config": {"noise_sd": 3.0}},
+     r"give a PhantomConfig, not a dict \(PhantomConfig\(\*\*config\)\)"),
+    ({"shape": (32, 96, 96), "preset_name": "clean", "config": "CFG"}, "preset_name .*'clean'.* or a config, not both"),
+    ({"shape": (32, 96, 96), "config": "CFG", "no_such": 1}, r"unknown phantom parameter\(s\) \['no_such'\]"),
+])
+def test_api_misuse_is_one_clear_error(kwargs, match):
+    from tomoseg.synthetic import preset
+
+    kwargs = {k: preset("noisy") if v == "CFG" else v for k, v in kwargs.items()}
+    with pytest.raises(TomosegError, match=match):
+        make_phantom(rng=0, **kwargs)
+
+
+def test_a_config_with_changes_and_a_whole_float_shape_work():
+    from tomoseg.synthetic import preset
+
+    ph = make_phantom((24.0, 64, 64), rng=0, config=preset("noisy"), noise_sd=3.0)
+    assert ph.image.shape == (24, 64, 64) and ph.config.noise_sd == 3.0 and ph.config.noise_correlation == 0.8

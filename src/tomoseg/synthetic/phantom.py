@@ -39,9 +39,12 @@ class Phantom:
 
 def _check_shape(shape) -> tuple[int, int, int]:
     try:
-        shape = tuple(int(s) for s in shape)
-    except (TypeError, ValueError):
-        raise TomosegError(f"phantom shape {shape!r} must be three integers (z, y, x)") from None
+        whole = tuple(int(s) for s in shape)
+        if any(w != s for w, s in zip(whole, shape)):  # 32.7 was cut to 32 without a word (review PH11)
+            raise ValueError
+    except (TypeError, ValueError, OverflowError):
+        raise TomosegError(f"phantom shape {shape!r} must be three whole numbers (z, y, x)") from None
+    shape = whole
     if len(shape) != 3 or min(shape) < 1:
         raise TomosegError(f"phantom shape {shape} must be three positive sizes (z, y, x)")
     return shape
@@ -59,11 +62,11 @@ def check_fits(shape, cfg: PhantomConfig) -> None:
     if cfg.object_fraction > 0 and (2 * largest + 4 > Z or largest + cfg.edge_ring_width + 3 > pillar_r):
         # what the volume needs, said in numbers (review PH8)
         z_min = int(np.ceil(2 * largest + 4))
-        side_min = int(np.ceil((largest + cfg.edge_ring_width + 3) / cfg.pillar_radius))
+        side_min = int(np.ceil(max(largest + cfg.edge_ring_width + 3, 8) / cfg.pillar_radius))
         raise TomosegError(f"phantom shape {tuple(shape)} is too small for objects of radius up to {largest:g} "
-                           f"voxels (radius_max): they need z of at least {z_min} and y and x of at least "
-                           f"{max(side_min, int(np.ceil(8 / cfg.pillar_radius)))}; make the volume larger, lower radius_max (objects up to radius R "
-                           "need z of 2R + 4), or set object_fraction to 0 for a volume without objects")
+                           f"voxels (radius_max): they need z of at least {z_min} and y and x of at least {side_min}; "
+                           "make the volume larger, lower radius_max (objects up to radius R need z of 2R + 4), or "
+                           "set object_fraction to 0 for a volume without objects")
 
 
 def _sample_radii(cfg: PhantomConfig, target_volume: float, rng: np.random.Generator) -> np.ndarray:
@@ -247,6 +250,20 @@ def objects_table(centres, semi_axes, label_voxels, occupancy_volume, gray) -> d
     }
 
 
+def _config(config, preset_name: str, overrides: dict) -> PhantomConfig:
+    """The configuration of a phantom: ``config`` (a PhantomConfig) or the preset, with ``overrides``; both given
+    is refused (the preset was silently ignored; review PH11)."""
+    from ..errors import checked_options
+
+    if config is None:
+        return preset(preset_name, **overrides)
+    if preset_name != "default":
+        raise TomosegError(f"give a preset_name ({preset_name!r}) or a config, not both: the config holds every "
+                           "parameter (tomoseg.synthetic.preset(name, **changes) makes one from a preset)")
+    config = checked_options(config, PhantomConfig, "config")
+    return PhantomConfig.from_dict({**config.to_dict(), **overrides})  # an unknown name: one clear error
+
+
 SHORT_OF_FRACTION = 0.9  # placed objects below this share of the asked object volume: said in a warning
 
 
@@ -298,7 +315,7 @@ def make_phantom(shape, *, rng=None, preset_name: str = "default", config: Phant
     (dtype('uint8'), np.uint8(1))
     """
     shape = _check_shape(shape)
-    cfg = config.with_(**overrides) if config is not None else preset(preset_name, **overrides)
+    cfg = _config(config, preset_name, overrides)
     rng = np.random.default_rng(rng)
     Z, Y, X = shape
     side = min(Y, X)
