@@ -343,3 +343,18 @@ def test_a_config_with_changes_and_a_whole_float_shape_work():
 
     ph = make_phantom((24.0, 64, 64), rng=0, config=preset("noisy"), noise_sd=3.0)
     assert ph.image.shape == (24, 64, 64) and ph.config.noise_sd == 3.0 and ph.config.noise_correlation == 0.8
+
+
+# ------------------------------------------------------------------------------------------------ formats
+def test_one_seed_gives_the_same_volumes_and_voxel_size_in_every_format(tmp_path, capsys):
+    from tomoseg.io import open_volume
+
+    reference = make_phantom((20, 64, 64), rng=6)
+    for ext in ("tif", "zarr", "ome.zarr", "h5", "nrrd", "npy"):
+        image, labels = tmp_path / f"i.{ext}", tmp_path / f"l.{ext}"
+        assert main(["phantom", str(image), "--labels", str(labels), "--shape", "20", "64", "64", "--seed", "6",
+                     "--voxel-size", "30", "20", "20", "-q"]) == 0
+        for path, expected in ((image, reference.image), (labels, reference.labels)):
+            with open_volume(path) as vol:
+                np.testing.assert_array_equal(vol[:], expected, err_msg=ext)
+                assert vol.voxel_size == (30.0, 20.0, 20.0), ext
