@@ -178,18 +178,24 @@ def _phantom(sub):
     p = sub.add_parser("phantom", help="generate a synthetic TXM micropillar volume with exact labels",
                        description="Generate a synthetic TXM micropillar volume with exact labels. "
                                    "The same seed gives identical files (with --pair, identical pairs: the "
-                                   "BEFORE scan of a pair is not the single phantom of the same seed).")
+                                   "BEFORE scan of a pair is not the single phantom of the same seed); a "
+                                   "provenance record beside each volume (FILE.provenance.json) says how it was "
+                                   "made. Built in memory: about 24 bytes per voxel (docs/phantoms.md).")
     p.add_argument("image", help="output image volume (any supported format)")
-    p.add_argument("--labels", required=True, help="output label volume (uint8, 1 = object)")
-    p.add_argument("--instances", help="output volume of object ids (uint32; .zarr, .h5, .nrrd or .npy)")
-    p.add_argument("--objects", help="output CSV of the objects: true centre, semi-axes, volume (with --pair: "
-                                     "the BEFORE scan's objects; the matches: --pair-matches)")
+    p.add_argument("--labels", required=True, help="output semantic label volume: the exact ground truth (uint8, "
+                                                  "1 = object, 0 = not)")
+    p.add_argument("--instances", help="output volume of object ids (uint32: each object its own id, the "
+                                       "--objects table's label; 0 = background; .zarr, .h5, .nrrd or .npy)")
+    p.add_argument("--objects", help="output CSV of the objects, one row per id of --instances: true centre, "
+                                     "semi-axes, volume, labelled voxels (with --pair: the BEFORE scan's objects; "
+                                     "the matches: --pair-matches)")
     p.add_argument("--shape", nargs=3, type=int, metavar=("Z", "Y", "X"), default=[128, 256, 256],
                    help="the volume's size in voxels (default 128 256 256)")
     p.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same phantom (default 0)")
     p.add_argument("--preset", default="default", help="named parameter set (see --list-presets)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="change one phantom parameter, e.g. --set noise_sd=25 (repeatable)")
+                   help="change one phantom parameter, e.g. --set noise_sd=25, --set physics=true (repeatable; "
+                        "the parameters: tomoseg.synthetic.PhantomConfig, docs/phantoms.md)")
     p.add_argument("--voxel-size", nargs=3, type=length_nm, metavar=("Z", "Y", "X"), default=[29.33] * 3,
                    help="voxel size written into the files, nm or with a unit (default: the paper's 29.33)")
     p.add_argument("--figure", metavar="FILE.png",
