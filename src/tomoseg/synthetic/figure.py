@@ -66,10 +66,13 @@ def phantom_figure(phantom: Phantom, path, *, z: int | None = None, title: str =
         ax2.set_ylabel("object voxels", color=OKABE_ITO["vermillion"])
         ax2.ticklabel_format(axis="y", style="sci", scilimits=(0, 3))
         lines += ax2.get_legend_handles_labels()[0]
-    else:  # no curve on an axis of its own that would show nothing (review PH10)
-        ax.text(0.98, 0.97, "no object voxels", transform=ax.transAxes, ha="right", va="top")
     ax.set_xlim(0, 255)
-    ax.legend(lines, [h.get_label() for h in lines], loc="upper left", frameon=False)
+    # the legend in a band of its own above the curves (it lay over the spike at 34 and the objects' curve; review
+    # PH10); with no objects, no curve on an axis of its own that would show nothing, but the legend says so
+    for axis, counts in ((ax, bg), (ax2, ob)) if ob.any() else ((ax, bg),):
+        axis.set_ylim(top=1.5 * max(int(counts.max()), 1))
+    ax.legend(lines, [h.get_label() for h in lines], loc="upper right", frameon=False,
+              title=None if ob.any() else "no object voxels")
     # above the axes' exponent ("1e5"), which sits at the top corners (review PH10)
     ax.set_title("gray values (own scales, as Fig. 3a)", pad=12)
     if title:
