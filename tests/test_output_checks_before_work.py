@@ -32,7 +32,8 @@ def test_analyze_labels_that_cannot_be_written_are_refused_before_the_analysis(p
     assert "tomoseg: error: l.tif: the label image needs a file of 192.0 KiB, past the limit on file size" \
         in out.stderr and "ulimit -f" in out.stderr
     assert "analyze:" not in out.stderr and "objects kept" not in out.stdout  # no analysis ran
-    assert sorted(p.name for p in phantom_cwd.iterdir()) == ["img.tif", "mask.tif"]
+    assert sorted(p.name for p in phantom_cwd.iterdir()) == ["img.tif", "img.tif.provenance.json", "mask.tif",
+                                                             "mask.tif.provenance.json"]
 
 
 def test_segment_labels_that_cannot_be_written_are_refused_before_the_segmentation(phantom_cwd, tiny_model):
@@ -40,7 +41,8 @@ def test_segment_labels_that_cannot_be_written_are_refused_before_the_segmentati
                     "torch", "--device", "cpu", "-q"], 300_000)  # uint32 labels: 384 KiB
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
     assert "tomoseg: error: l.npy: the label image needs a file of 384.0 KiB, past the limit" in out.stderr
-    assert sorted(p.name for p in phantom_cwd.iterdir()) == ["img.tif", "mask.tif"]  # no map, no work folder
+    assert sorted(p.name for p in phantom_cwd.iterdir()) == ["img.tif", "img.tif.provenance.json", "mask.tif",
+                                                             "mask.tif.provenance.json"]  # no map, no work folder
 
 
 # ------------------------------------------------------------------ D7

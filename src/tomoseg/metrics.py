@@ -98,7 +98,9 @@ def best_threshold(image, labels, *, mask=None, dark_objects: bool = True) -> di
     """The single gray threshold with the best F1, chosen knowing the labels (a baseline no user has).
 
     Objects are voxels ``<= t`` for dark objects (``>= t`` otherwise). Works on integer gray values
-    through histograms, so it is one pass over the data.
+    through histograms, so it is one pass over the data; float gray values are binned in 1024 steps
+    between their minimum and maximum, and ``t`` is a gray value of the data, so that ``image <= t``
+    is exactly the mask the scores count.
 
     Returns
     -------
@@ -129,6 +131,12 @@ def best_threshold(image, labels, *, mask=None, dark_objects: bool = True) -> di
     fn = obj.sum() - tp
     f1 = np.divide(2 * tp, 2 * tp + fp + fn, out=np.zeros_like(tp), where=(2 * tp + fp + fn) > 0)
     i = int(np.argmax(f1))
-    return {"threshold": float(edges[i]), "f1": float(f1[i]),
+    threshold = float(edges[i])
+    if image.dtype.kind not in "ui":
+        # the bins counted (bin i and those below, or above for bright objects) end at their largest (smallest)
+        # gray value, not at bin i's lower edge: ``image <= threshold`` is then the very mask scored (review AB8)
+        chosen = values <= i if dark_objects else values >= bins - 1 - i
+        threshold = float(image[chosen].max() if dark_objects else image[chosen].min())
+    return {"threshold": threshold, "f1": float(f1[i]),
             "precision": float(tp[i] / (tp[i] + fp[i])) if tp[i] + fp[i] else float("nan"),
             "recall": float(tp[i] / obj.sum()) if obj.sum() else float("nan")}

@@ -460,8 +460,8 @@ def test_scores_do_not_depend_on_the_orientation_of_the_volume():
 
 
 def test_detection_f1_is_zero_when_nothing_matches_and_undefined_without_objects():
-    """Recall 0 and precision 0 give F1 0 (it was NaN, which averages over runs then skipped); with no true or
-    no predicted objects, F1 is undefined (NaN)."""
+    """Recall 0 and precision 0 give F1 0 (it was NaN, which averages over runs then skipped); with objects on
+    neither side, F1 is undefined (NaN)."""
     def table(z):
         return {"label": np.array([1]), **{f"centroid_{a}": np.array([float(z)]) for a in "zyx"},
                 "equivalent_radius_vox": np.array([2.0])}
@@ -470,7 +470,27 @@ def test_detection_f1_is_zero_when_nothing_matches_and_undefined_without_objects
              "equivalent_radius_vox": np.zeros(0)}
     far = detection_scores(table(50), table(0), match_objects(table(50), table(0), {}))
     assert far["recall"] == far["precision"] == far["f1"] == 0.0
-    assert np.isnan(detection_scores(empty, table(0), {})["f1"])
+    assert np.isnan(detection_scores(empty, empty, {})["f1"])
+
+
+def test_detection_f1_is_zero_when_a_model_finds_nothing():
+    """No predicted object for true objects (or predictions where there are none): nothing matched, F1 0, as
+    the voxel F1 of an empty prediction is (review AB1: it was NaN, printed "n/a", and the ablation table's "-"
+    read as "not applicable" for a network that found nothing); precision stays undefined (0/0)."""
+    from tomoseg.objects.matching import detection_f1
+
+    def table(n):
+        return {"label": np.arange(1, n + 1), **{f"centroid_{a}": np.arange(n, dtype=float) * 10 for a in "zyx"},
+                "equivalent_radius_vox": np.full(n, 2.0)}
+
+    nothing_found = detection_scores(table(0), table(5), {})
+    assert nothing_found["recall"] == 0.0 and np.isnan(nothing_found["precision"])
+    assert nothing_found["f1"] == 0.0
+    nothing_there = detection_scores(table(3), table(0), {})
+    assert np.isnan(nothing_there["recall"]) and nothing_there["precision"] == 0.0 and nothing_there["f1"] == 0.0
+    assert detection_f1(0.5, 1.0) == pytest.approx(2 / 3)
+    assert detection_f1(0.0, float("nan")) == 0.0 and np.isnan(detection_f1(1.0, float("nan")))
+    assert np.isnan(detection_f1(float("nan"), float("nan")))
 
 
 def test_object_ids_saved_as_uint8_are_refused_not_thresholded(tmp_path, capsys):

@@ -1,6 +1,7 @@
 """Classical baselines the paper argues against, and one stronger classical recipe.
 
-- ``otsu``: Otsu's threshold of the gray values inside the sample; objects are the darker side.
+- ``otsu``: Otsu's threshold of the gray values inside the sample; objects are the darker side (the brighter
+  one where the recipe's ``data.objects`` is bright: the user's volumes; phantoms have dark objects).
 - ``best-threshold``: the single gray threshold with the best voxel F1 inside the sample, chosen
   knowing the labels (an upper bound for any one global threshold; no user has it).
 - ``random-forest``: a pixel classifier as ilastik trains one: a random forest on Gaussian filter
@@ -18,16 +19,21 @@ from ..metrics import best_threshold
 SIGMAS = (0.7, 1.0, 1.6, 3.5)   # ilastik's default scales
 
 
-def otsu_mask(image: np.ndarray, sample: np.ndarray) -> np.ndarray:
+def otsu_mask(image: np.ndarray, sample: np.ndarray, *, objects: str = "dark") -> np.ndarray:
+    """Otsu's threshold of the gray values inside ``sample``; objects on the ``objects`` (dark or bright) side."""
     from skimage.filters import threshold_otsu
 
     t = threshold_otsu(image[sample])
-    return (image <= t) & sample
+    return ((image <= t) if objects == "dark" else (image > t)) & sample
 
 
-def best_threshold_mask(image: np.ndarray, sample: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    t = best_threshold(image, labels, mask=sample)["threshold"]
-    return (image <= t) & sample
+def best_threshold_mask(image: np.ndarray, sample: np.ndarray, labels: np.ndarray, *,
+                        objects: str = "dark") -> np.ndarray:
+    """The single threshold with the best voxel F1 inside ``sample`` (knowing ``labels``), objects on the
+    ``objects`` (dark or bright) side."""
+    dark = objects == "dark"
+    t = best_threshold(image, labels, mask=sample, dark_objects=dark)["threshold"]
+    return ((image <= t) if dark else (image >= t)) & sample
 
 
 def filter_features(image: np.ndarray) -> np.ndarray:

@@ -111,18 +111,24 @@ def _phantom(sub):
     p = sub.add_parser("phantom", help="generate a synthetic TXM micropillar volume with exact labels",
                        description="Generate a synthetic TXM micropillar volume with exact labels. "
                                    "The same seed gives identical files (with --pair, identical pairs: the "
-                                   "BEFORE scan of a pair is not the single phantom of the same seed).")
+                                   "BEFORE scan of a pair is not the single phantom of the same seed); a "
+                                   "provenance record beside each volume (FILE.provenance.json) says how it was "
+                                   "made. Built in memory: about 24 bytes per voxel (docs/phantoms.md).")
     p.add_argument("image", help="output image volume (any supported format)")
-    p.add_argument("--labels", required=True, help="output label volume (uint8, 1 = object)")
-    p.add_argument("--instances", help="output volume of object ids (uint32; .zarr, .h5, .nrrd or .npy)")
-    p.add_argument("--objects", help="output CSV of the objects: true centre, semi-axes, volume (with --pair: "
-                                     "the BEFORE scan's objects; the matches: --pair-matches)")
+    p.add_argument("--labels", required=True, help="output semantic label volume: the exact ground truth (uint8, "
+                                                  "1 = object, 0 = not)")
+    p.add_argument("--instances", help="output volume of object ids (uint32: each object its own id, the "
+                                       "--objects table's label; 0 = background; .zarr, .h5, .nrrd or .npy)")
+    p.add_argument("--objects", help="output CSV of the objects, one row per id of --instances: true centre, "
+                                     "semi-axes, volume, labelled voxels (with --pair: the BEFORE scan's objects; "
+                                     "the matches: --pair-matches)")
     p.add_argument("--shape", nargs=3, type=int, metavar=("Z", "Y", "X"), default=[128, 256, 256],
                    help="the volume's size in voxels (default 128 256 256)")
     p.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same phantom (default 0)")
     p.add_argument("--preset", default="default", help="named parameter set (see --list-presets)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="change one phantom parameter, e.g. --set noise_sd=25 (repeatable)")
+                   help="change one phantom parameter, e.g. --set noise_sd=25, --set physics=true (repeatable; "
+                        "the parameters: tomoseg.synthetic.PhantomConfig, docs/phantoms.md)")
     p.add_argument("--voxel-size", nargs=3, type=length_nm, metavar=("Z", "Y", "X"), default=[29.33] * 3,
                    help="voxel size written into the files, nm or with a unit (default: the paper's 29.33)")
     p.add_argument("--figure", metavar="FILE.png",
@@ -151,6 +157,9 @@ class _ListPresets(argparse.Action):
         parser.exit()
 
 
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
 def _parse_sets(items) -> dict:
     from ..synthetic import PhantomConfig
 
@@ -162,8 +171,14 @@ def _parse_sets(items) -> dict:
         key, value = item.split("=", 1)
         if key not in types:
             raise TomosegError(f"unknown phantom parameter {key!r}; allowed: {sorted(types)}")
+        if types[key] is bool:  # a typo (physics=ture) must not pass for false (review PH2)
+            word = value.strip().lower()
+            if word not in _TRUE + _FALSE:
+                raise TomosegError(f"--set {key}={value}: give true or false (also yes/no, on/off, 1/0)")
+            out[key] = word in _TRUE
+            continue
         try:
-            out[key] = (value.lower() in ("1", "true", "yes")) if types[key] is bool else types[key](value)
+            out[key] = types[key](value)
         except ValueError:
             raise TomosegError(f"--set {key}={value}: not a valid {types[key].__name__}") from None
     return out
@@ -171,10 +186,25 @@ def _parse_sets(items) -> dict:
 
 PHANTOM_BYTES_PER_VOXEL = 24  # measured peak while generating (image, labels, instances, work arrays)
 PHANTOM_SECONDS_PER_VOXEL = 1e-6  # measured on one CPU core: 64x256x256 in about 4 s
+# the physics mode's radon + iradon of each slice: about 2e-8 s per angle and pixel (0.25 s for a 256-wide slice
+# with 256 angles, 3.0 s at 512: width cubed), measured on one core; it dominates from about 64 wide (review PH9)
+PHYSICS_SECONDS_PER_ANGLE_PIXEL = 2e-8
 
 
-def check_phantom_memory(shape) -> None:
-    """Refuse a phantom that cannot fit in the memory available now (it is built in memory)."""
+def phantom_seconds(shape, cfg=None) -> float:
+    """About how long generating a phantom of ``shape`` takes on one core (``cfg``: its PhantomConfig, for the
+    physics mode)."""
+    Z, Y, X = (int(s) for s in shape)
+    seconds = Z * Y * X * PHANTOM_SECONDS_PER_VOXEL
+    if cfg is not None and cfg.physics:
+        side = min(Y, X)
+        seconds += Z * (cfg.angles or side) * side**2 * PHYSICS_SECONDS_PER_ANGLE_PIXEL
+    return seconds
+
+
+def check_phantom_memory(shape, cfg=None) -> None:
+    """Refuse a phantom that cannot fit in the memory available now (it is built in memory); say how long a
+    large one takes (``cfg``: its PhantomConfig, for the physics mode)."""
     import psutil
 
     voxels = int(np.prod([int(s) for s in shape], dtype=np.int64))
@@ -184,12 +214,13 @@ def check_phantom_memory(shape) -> None:
         raise TomosegError(f"--shape {' '.join(map(str, shape))}: a phantom of {voxels / 1e6:,.0f} Mvoxels needs "
                            f"about {need / 2**30:,.1f} GiB of memory, {available / 2**30:,.1f} GiB are available; "
                            "choose a smaller shape (e.g. 128 256 256) or tile several phantoms")
-    seconds = voxels * PHANTOM_SECONDS_PER_VOXEL
+    seconds = phantom_seconds(shape, cfg)
     if seconds > 60:
         import sys
 
-        print(f"tomoseg: note: a phantom of {voxels / 1e6:,.0f} Mvoxels takes about {seconds / 60:,.0f} min and "
-              f"{need / 2**30:,.1f} GiB of memory", file=sys.stderr)
+        mode = " in physics mode" if cfg is not None and cfg.physics else ""
+        print(f"tomoseg: note: a phantom of {voxels / 1e6:,.0f} Mvoxels{mode} takes about {seconds / 60:,.0f} min "
+              f"and {need / 2**30:,.1f} GiB of memory", file=sys.stderr)
 
 
 PAIR_TRUTH_TOOL = "tomoseg phantom"  # the "tool" entry of a --pair-truth JSON: how --overwrite knows its own
@@ -246,6 +277,53 @@ def _check_figure_output(figure, pair: bool) -> None:
                                "figure is never written over)")
 
 
+PHANTOM_CONTENT = {"image": "gray values (uint8, 8-bit scale)", "labels": "semantic labels (uint8: 1 object, 0 not)",
+                   "instances": "object ids (uint32: the objects table's label, 0 background)",
+                   "pair": "the AFTER scan's gray values (uint8, 8-bit scale)",
+                   "pair_labels": "the AFTER scan's semantic labels (uint8: 1 object, 0 not)",
+                   "pair_instances": "the AFTER scan's object ids (uint32: after_label of the pair's truth)"}
+# the output options of a phantom's command line, in the order written there
+_VOLUME_OPTIONS = (("labels", "--labels"), ("instances", "--instances"), ("pair", "--pair"),
+                   ("pair_labels", "--pair-labels"), ("pair_instances", "--pair-instances"))
+
+
+def write_phantom_records(args, volumes: dict, config, sets: dict, about: dict) -> None:
+    """A provenance record beside each volume written (``{"image": (path, array), ...}``, keys of
+    :data:`PHANTOM_CONTENT`): what makes it again (seed, preset, the --set values, the full ``config``, the
+    generator's version and the packages whose random streams and filters it depends on, the command line), what
+    the file holds, the run's other outputs, and ``about`` (objects, label fraction; a pair's motion). Written
+    after every volume, so that volumes sharing an HDF5 file carry its final stamp (review PH6)."""
+    import shlex
+
+    from .._version import __version__
+    from ..inference.outputs import package_versions
+    from ..io.output_guard import write_provenance
+    from ..synthetic import GENERATOR_VERSION
+
+    paths = {what: str(path) for what, (path, _) in volumes.items()}
+    argv = ["tomoseg", "phantom", paths["image"]]
+    for what, option in _VOLUME_OPTIONS:
+        if what in paths:
+            argv += [option, paths[what]]
+    argv += ["--shape", *map(str, args.shape), "--seed", str(args.seed), "--preset", args.preset,
+             *[a for k, v in sets.items() for a in ("--set", f"{k}={v}")],
+             "--voxel-size", *(repr(float(v)) for v in args.voxel_size)]
+    for option in ("rotation", "translation"):  # a pair's motion where given (else drawn from the seed)
+        if getattr(args, option, None):
+            argv += [f"--{option}", *(repr(float(v)) for v in getattr(args, option))]
+    extra = {"objects": args.objects, "pair_truth": getattr(args, "pair_truth", None),
+             "pair_matches": getattr(args, "pair_matches", None)}
+    common = {
+        "tool": "tomoseg phantom", "tomoseg_version": __version__, "generator_version": GENERATOR_VERSION,
+        "seed": int(args.seed), "preset": args.preset, "set": sets, "config": config.to_dict(),
+        "shape": [int(s) for s in args.shape], "voxel_size_nm": [float(v) for v in args.voxel_size], **about,
+        "packages": package_versions(("numpy", "scipy", "scikit-image")),
+        "outputs": {**paths, **{k: v for k, v in extra.items() if v}}, "command": shlex.join(argv),
+    }
+    for what, (path, data) in volumes.items():
+        write_provenance(path, {**common, "content": PHANTOM_CONTENT[what], "dtype": str(data.dtype)})
+
+
 def _run_phantom(args) -> int:
     from ..io import write_volume
     from ..synthetic import make_phantom
@@ -256,22 +334,29 @@ def _run_phantom(args) -> int:
     shape = tuple(args.shape)
     if min(shape) < 1:
         raise TomosegError(f"--shape {' '.join(map(str, shape))}: give three positive sizes (z, y, x)")
-    check_phantom_memory(shape)
+    from ..synthetic import preset
+
+    sets = _parse_sets(args.set)
+    check_phantom_memory(shape, preset(args.preset, **sets))  # the parameters checked before any work, too
     check_phantom_outputs(args, shape)
     if args.pair:
         from .track import run_phantom_pair
 
-        return run_phantom_pair(args, _parse_sets(args.set))
-    phantom = make_phantom(args.shape, rng=args.seed, preset_name=args.preset, **_parse_sets(args.set))
+        return run_phantom_pair(args, sets)
+    phantom = make_phantom(args.shape, rng=args.seed, preset_name=args.preset, **sets)
     vs = tuple(args.voxel_size)
-    write_volume(args.image, phantom.image, voxel_size=vs, overwrite=args.overwrite)
-    write_volume(args.labels, phantom.labels, voxel_size=vs, overwrite=args.overwrite)
-    if args.instances:
-        write_volume(args.instances, phantom.instances, voxel_size=vs, overwrite=args.overwrite)
+    volumes = {"image": (args.image, phantom.image), "labels": (args.labels, phantom.labels),
+               "instances": (args.instances, phantom.instances)}
+    volumes = {what: v for what, v in volumes.items() if v[0]}
+    for path, data in volumes.values():
+        write_volume(path, data, voxel_size=vs, overwrite=args.overwrite)
     if args.objects:
         table = dict(phantom.objects)
         table["equivalent_radius_nm"] = table["equivalent_radius_vox"] * float(np.cbrt(np.prod(vs)))
         write_csv(table, args.objects, overwrite=args.overwrite)
+    write_phantom_records(args, volumes, phantom.config, sets,
+                          {"objects": int(len(phantom.objects["label"])),
+                           "label_fraction": float(phantom.labels.mean())})
     n = len(phantom.objects["label"])
     print(f"phantom {tuple(args.shape)} seed {args.seed} preset {args.preset}: {n} objects, "
           f"{phantom.labels.mean():.3%} of voxels -> {args.image}, {args.labels}")

@@ -451,14 +451,13 @@ def run_phantom_pair(args, sets: dict) -> int:
                         translation_vox=tuple(args.translation or motion.translation_vox))
     vs = tuple(args.voxel_size)
     pair = make_phantom_pair(args.shape, rng=rng, motion=motion, preset_name=args.preset, voxel_size=vs, **sets)
-    write_volume(args.image, pair.before["image"], voxel_size=vs, overwrite=args.overwrite)
-    write_volume(args.labels, pair.before["labels"], voxel_size=vs, overwrite=args.overwrite)
-    write_volume(args.pair, pair.after["image"], voxel_size=vs, overwrite=args.overwrite)
-    write_volume(args.pair_labels, pair.after["labels"], voxel_size=vs, overwrite=args.overwrite)
-    if args.instances:
-        write_volume(args.instances, pair.before["instances"], voxel_size=vs, overwrite=args.overwrite)
-    if args.pair_instances:
-        write_volume(args.pair_instances, pair.after["instances"], voxel_size=vs, overwrite=args.overwrite)
+    volumes = {"image": (args.image, pair.before["image"]), "labels": (args.labels, pair.before["labels"]),
+               "pair": (args.pair, pair.after["image"]), "pair_labels": (args.pair_labels, pair.after["labels"]),
+               "instances": (args.instances, pair.before["instances"]),
+               "pair_instances": (args.pair_instances, pair.after["instances"])}
+    volumes = {what: v for what, v in volumes.items() if v[0]}
+    for path, data in volumes.values():
+        write_volume(path, data, voxel_size=vs, overwrite=args.overwrite)
     if args.objects or args.pair_matches:
         from ..table import write_csv
 
@@ -492,6 +491,11 @@ def run_phantom_pair(args, sets: dict) -> int:
     t = pair.truth
     counts = {s: int(len(np.unique(t["group"][t["status"] == s]))) for s in ("persisting", "appeared", "vanished",
                                                                              "merged", "split")}
+    from .data import write_phantom_records
+
+    write_phantom_records(args, volumes, pair.config, sets,
+                          {"objects": int(len(pair.before["objects"]["label"])), "changes": counts,
+                           "motion": motion_record(pair)})
     print(f"phantom pair {tuple(args.shape)} seed {args.seed}: "
           f"rotation {tuple(round(a, 2) for a in motion.rotation_deg)}"
           f" deg, translation {tuple(round(a, 2) for a in motion.translation_vox)} voxels; "

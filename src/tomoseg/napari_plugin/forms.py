@@ -75,6 +75,14 @@ def precisions() -> list[str]:
     return [p for p in cli_option("segment", "precision").choices if p != "fp16" or cuda_available()]
 
 
+def devices() -> list[str]:
+    """The ``--device`` choices that run here: cuda only where PyTorch sees a CUDA GPU (a cuda chosen without
+    one stopped the run with an error after the form was filled)."""
+    from ..inference.backends import cuda_available
+
+    return [d for d in ("auto", "cpu", "cuda") if d != "cuda" or cuda_available()]
+
+
 def segment_form(w) -> None:
     """Segment's fields, on the widget ``w`` and in its form, in the order a user goes through them."""
     w.image = LayerChoice(w.viewer, ("image",))
@@ -92,7 +100,7 @@ def segment_form(w) -> None:
                              + cli_help("segment", "no_sample_mask") + ". An ROI replaces it")
     w.roi.textChanged.connect(lambda text: w.sample_mask.setEnabled(not text.strip()))
     w.threshold = _spin(0, 254, cli_option("segment", "threshold").default, cli_help("segment", "threshold"))
-    w.device = _combo(["auto", "cpu", "cuda"], cli_option("segment", "device").default,
+    w.device = _combo(devices(), cli_option("segment", "device").default,
                       "auto: a CUDA GPU where PyTorch sees one, else the CPU")
     w.backend = _combo(backends(), cli_option("segment", "backend").default, cli_help("segment", "backend"))
     w.precision = _combo(precisions(), cli_option("segment", "precision").default,

@@ -148,6 +148,17 @@ def match_objects(pred: dict, truth: dict, overlaps: dict, *, distance_vox: floa
     return {int(lp[a]): int(lt[b]) for a, b in zip(rp.tolist(), rt.tolist())}
 
 
+def detection_f1(recall: float, precision: float) -> float:
+    """The harmonic mean of detection recall and precision; 0 where nothing was matched (a score of 0 with the
+    other undefined: true objects and no prediction, or predictions and no true object, as the voxel F1 of an
+    empty prediction is 0); NaN where it is undefined (no objects on either side, or one score undefined and
+    the other above 0: kept objects on one side only, matched to excluded ones)."""
+    r, p = float(recall), float(precision)
+    if np.isnan(r) or np.isnan(p):
+        return 0.0 if 0.0 in (r, p) else float("nan")
+    return 2 * r * p / (r + p) if r + p > 0 else 0.0
+
+
 def detection_scores(pred_all: dict, truth_all: dict, pairs: dict, *, pred_keep=None, truth_keep=None) -> dict:
     """Detection recall, precision and F1 over the kept objects, overall and by radius bin.
 
@@ -163,8 +174,7 @@ def detection_scores(pred_all: dict, truth_all: dict, pairs: dict, *, pred_keep=
     p_right = np.array([l in matched_p for l in pk], bool)
     recall = float(t_found.mean()) if len(tk) else float("nan")
     precision = float(p_right.mean()) if len(pk) else float("nan")
-    f1 = float("nan") if np.isnan(recall) or np.isnan(precision) else \
-        2 * recall * precision / (recall + precision) if recall + precision > 0 else 0.0  # nothing matched: 0
+    f1 = detection_f1(recall, precision)
     tr = (truth_all if truth_keep is None else truth_keep)["equivalent_radius_vox"]
     pr = (pred_all if pred_keep is None else pred_keep)["equivalent_radius_vox"]
     bins = []

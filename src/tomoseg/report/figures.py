@@ -175,8 +175,13 @@ def _count_axis(axis) -> None:
     axis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
 
 
+CONFUSION_CAPTION = ("Normalized confusion matrix (rows: ground truth; each row sums to 1), as the paper's Fig. 4; "
+                     "counts in voxels, fractions below 0.001 in scientific notation.")
+
+
 @styled
-def confusion_figure(cm, path) -> Path:
+def confusion_figure(cm, path, caption: str | None = None) -> Path:
+    """The normalized confusion matrix with its counts (the paper's Fig. 4); ``caption``: instead of the usual one."""
     m = cm.normalized()
     counts = np.array([[cm.tp, cm.fn], [cm.fp, cm.tn]])
     fig, ax = new_figure(figsize=(SINGLE_COLUMN, 2.9))
@@ -191,8 +196,7 @@ def confusion_figure(cm, path) -> Path:
     ax.set_xlabel("predicted")
     ax.set_ylabel("ground truth")
     fig.colorbar(im, ax=ax, shrink=0.8, label="fraction of the row")
-    return save_figure(fig, path, "Normalized confusion matrix (rows: ground truth; each row sums to 1), as the "
-                                  "paper's Fig. 4; counts in voxels, fractions below 0.001 in scientific notation.")
+    return save_figure(fig, path, caption or CONFUSION_CAPTION)
 
 
 def hit_map(pred_slice: np.ndarray, truth_slice: np.ndarray) -> np.ndarray:

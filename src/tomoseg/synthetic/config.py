@@ -8,6 +8,7 @@ matrix's.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
 
 from ..errors import TomosegError
@@ -58,17 +59,31 @@ class PhantomConfig:
     def __post_init__(self):
         checks = [
             ("pillar_radius", 0.05 <= self.pillar_radius <= 0.5, "between 0.05 and 0.5"),
+            ("pillar_offset", 0 <= self.pillar_offset <= 0.25, "between 0 and 0.25 (of the width)"),
             ("object_fraction", 0.0 <= self.object_fraction <= 0.5, "between 0 and 0.5 (50 %)"),
             ("radius_mean", self.radius_mean > 0, "positive"),
             ("radius_sd", self.radius_sd >= 0, "zero or positive"),
             ("radius_min", 0 < self.radius_min <= self.radius_max, "positive and at most radius_max"),
+            # a fixed radius (radius_sd 0) is radius_mean itself, and a mean outside the clip range piles every
+            # object at one bound (review PH3)
+            ("radius_mean", self.radius_min <= self.radius_mean <= self.radius_max,
+             f"between radius_min ({self.radius_min:g}) and radius_max ({self.radius_max:g})"),
             ("large_radius_max", self.large_radius_max >= self.radius_max, "at least radius_max"),
             ("max_aspect", self.max_aspect >= 1, "at least 1"),
             ("blur_sigma", self.blur_sigma >= 0, "zero or positive"),
             ("noise_sd", self.noise_sd >= 0, "zero or positive"),
-            ("photons", self.photons > 0, "positive"),
+            ("photons", 0 < self.photons < math.inf, "positive"),
             ("angles", self.angles >= 0, "zero or positive"),
+            # review PH7: a width of 0 divided by zero, negative sizes and counts were taken as given
+            ("edge_ring_width", 0 < self.edge_ring_width < math.inf, "positive (voxels)"),
+            ("edge_ring_gray", -255 <= self.edge_ring_gray <= 255, "between -255 and 255"),
+            ("z_drift", -1 < self.z_drift < 1, "between -1 and 1 (a share of the gray value)"),
         ]
+        for name in ("matrix_gray", "object_gray", "environment_gray", "outside_gray"):
+            checks.append((name, 0 <= getattr(self, name) <= 255, "between 0 and 255 (8-bit gray values)"))
+        for name in ("matrix_texture", "object_gray_sd", "noise_correlation", "ring_artifacts", "ring_strength",
+                     "gain_error"):
+            checks.append((name, 0 <= getattr(self, name) < math.inf, "zero or positive"))
         for frac in ("large_fraction", "ellipsoid_fraction", "cluster_fraction"):
             checks.append((frac, 0 <= getattr(self, frac) <= 1, "between 0 and 1"))
         for name, ok, what in checks:

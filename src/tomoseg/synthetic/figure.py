@@ -58,14 +58,23 @@ def phantom_figure(phantom: Phantom, path, *, z: int | None = None, title: str =
     ax.set_xlabel("gray value")
     ax.set_ylabel("background voxels")
     ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 3))
-    ax2 = ax.twinx()
-    ax2.plot(bins[:-1], ob, color=OKABE_ITO["vermillion"], ls="--", label=f"objects ({ob.sum() / image.size:.2%})")
-    ax2.set_ylabel("object voxels", color=OKABE_ITO["vermillion"])
-    ax2.ticklabel_format(axis="y", style="sci", scilimits=(0, 3))
+    lines = ax.get_legend_handles_labels()[0]
+    if ob.any():
+        ax2 = ax.twinx()
+        ax2.plot(bins[:-1], ob, color=OKABE_ITO["vermillion"], ls="--",
+                 label=f"objects ({ob.sum() / image.size:.2%})")
+        ax2.set_ylabel("object voxels", color=OKABE_ITO["vermillion"])
+        ax2.ticklabel_format(axis="y", style="sci", scilimits=(0, 3))
+        lines += ax2.get_legend_handles_labels()[0]
     ax.set_xlim(0, 255)
-    lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
-    ax.legend(lines, [h.get_label() for h in lines], loc="upper left", frameon=False)
-    ax.set_title("gray values (own scales, as Fig. 3a)")
+    # the legend in a band of its own above the curves (it lay over the spike at 34 and the objects' curve; review
+    # PH10); with no objects, no curve on an axis of its own that would show nothing, but the legend says so
+    for axis, counts in ((ax, bg), (ax2, ob)) if ob.any() else ((ax, bg),):
+        axis.set_ylim(top=1.5 * max(int(counts.max()), 1))
+    ax.legend(lines, [h.get_label() for h in lines], loc="upper right", frameon=False,
+              title=None if ob.any() else "no object voxels")
+    # above the axes' exponent ("1e5"), which sits at the top corners (review PH10)
+    ax.set_title("gray values (own scales, as Fig. 3a)", pad=12)
     if title:
         fig.suptitle(title)
     return save_figure(fig, path, f"Phantom slice z = {z} (left), a zoom on its objects with the label contours "

@@ -20,8 +20,8 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import TomosegError
-from .config import PhantomConfig, preset
-from .phantom import _check_shape, _occupancy, _place_objects, _smooth_noise, apply_imaging, objects_table
+from .config import PhantomConfig
+from .phantom import _check_shape, _config, _occupancy, _place_objects, _smooth_noise, apply_imaging, objects_table
 
 STATUSES = ("persisting", "appeared", "vanished", "merged", "split")
 MIN_GAP = 2.5  # voxels between object surfaces, as make_phantom keeps them: labels never touch
@@ -351,7 +351,7 @@ def make_phantom_pair(shape, *, rng=None, motion: Motion | None = None, changes:
     True
     """
     shape = _check_shape(shape)
-    cfg = config.with_(**overrides) if config is not None else preset(preset_name, **overrides)
+    cfg = _config(config, preset_name, overrides)
     rng = np.random.default_rng(rng)
     changes = changes or PairChanges()
     motion = motion or random_motion(rng)

@@ -16,12 +16,18 @@ from ..errors import TomosegError
 from .config import PhantomConfig, preset
 
 SUPERSAMPLING = 4
+# object sizes refused in a row before the sampler stops short of its volume budget: no draw fits it. A config that
+# can fill its budget is never stopped here in practice, so no phantom of a preset changes: in the smallest volume
+# check_fits allows (20x33x33) the default and large-objects presets accept about 1 draw in 200, and 10,000
+# refusals in a row have a chance of about 1e-20
+MAX_REFUSED_DRAWS = 10_000
 
 
 @dataclass
 class Phantom:
     """A generated volume: ``image`` (uint8), ``labels`` (uint8 0/1), ``instances`` (uint32 object ids),
-    ``pillar`` (bool, inside the pillar), ``objects`` (a table, one row per object), ``config``."""
+    ``pillar`` (bool, inside the pillar and the reconstruction circle), ``objects`` (a table, one row per object),
+    ``config``."""
 
     image: np.ndarray
     labels: np.ndarray
@@ -33,9 +39,12 @@ class Phantom:
 
 def _check_shape(shape) -> tuple[int, int, int]:
     try:
-        shape = tuple(int(s) for s in shape)
-    except (TypeError, ValueError):
-        raise TomosegError(f"phantom shape {shape!r} must be three integers (z, y, x)") from None
+        whole = tuple(int(s) for s in shape)
+        if any(w != s for w, s in zip(whole, shape)):  # 32.7 was cut to 32 without a word (review PH11)
+            raise ValueError
+    except (TypeError, ValueError, OverflowError):
+        raise TomosegError(f"phantom shape {shape!r} must be three whole numbers (z, y, x)") from None
+    shape = whole
     if len(shape) != 3 or min(shape) < 1:
         raise TomosegError(f"phantom shape {shape} must be three positive sizes (z, y, x)")
     return shape
@@ -51,8 +60,13 @@ def check_fits(shape, cfg: PhantomConfig) -> None:
                            "make y and x at least 48")
     largest = cfg.radius_max  # rare larger objects that do not fit are left out
     if cfg.object_fraction > 0 and (2 * largest + 4 > Z or largest + cfg.edge_ring_width + 3 > pillar_r):
-        raise TomosegError(f"phantom shape {tuple(shape)} is too small for objects of radius up to {largest:.1f} "
-                           "voxels; make the volume larger or lower radius_max/large_radius_max")
+        # what the volume needs, said in numbers (review PH8)
+        z_min = int(np.ceil(2 * largest + 4))
+        side_min = int(np.ceil(max(largest + cfg.edge_ring_width + 3, 8) / cfg.pillar_radius))
+        raise TomosegError(f"phantom shape {tuple(shape)} is too small for objects of radius up to {largest:g} "
+                           f"voxels (radius_max): they need z of at least {z_min} and y and x of at least {side_min}; "
+                           "make the volume larger, lower radius_max (objects up to radius R need z of 2R + 4), or "
+                           "set object_fraction to 0 for a volume without objects")
 
 
 def _sample_radii(cfg: PhantomConfig, target_volume: float, rng: np.random.Generator) -> np.ndarray:
@@ -62,7 +76,8 @@ def _sample_radii(cfg: PhantomConfig, target_volume: float, rng: np.random.Gener
         mu = np.log(cfg.radius_mean) - sigma2 / 2
     radii = []
     total = 0.0
-    while total < target_volume:
+    refused = 0  # draws in a row too large for the budget left (below)
+    while total < target_volume and refused < MAX_REFUSED_DRAWS:
         if rng.random() < cfg.large_fraction:
             r = rng.uniform(cfg.radius_max, cfg.large_radius_max)
         elif cfg.radius_sd > 0:
@@ -72,8 +87,12 @@ def _sample_radii(cfg: PhantomConfig, target_volume: float, rng: np.random.Gener
         volume = 4 / 3 * np.pi * r**3
         if volume > 0.25 * target_volume and radii:
             # in a small volume one large object would be the whole budget; this also cuts the large tail of
-            # the size distribution in small volumes (docs/phantoms.md, Known limitations, P7)
+            # the size distribution in small volumes (docs/phantoms.md, Known limitations, P7). Where no draw can
+            # ever be small enough (radius_min, or a fixed radius, above a quarter of the budget) this would loop
+            # for ever: after MAX_REFUSED_DRAWS refusals in a row the objects drawn so far are kept (review PH1)
+            refused += 1
             continue
+        refused = 0
         radii.append(r)
         total += volume
     return np.asarray(radii)
@@ -93,6 +112,10 @@ def _random_rotation(rng: np.random.Generator) -> np.ndarray:
 def _place_objects(cfg: PhantomConfig, shape, centre_yx, pillar_r, rng) -> dict:
     Z, Y, X = shape
     volume = float(Z * Y * X)
+    # the reconstruction circle (outside it the image is a constant): every object lies wholly inside it, so that
+    # no label marks voxels where nothing is drawn (review PH4; with the presets' geometry, pillar_radius +
+    # pillar_offset * sqrt(2) < 0.5, every object already does)
+    axis_yx, recon_r = np.array([(Y - 1) / 2, (X - 1) / 2]), min(Y, X) / 2.0
     radii = _sample_radii(cfg, cfg.object_fraction * volume, rng) if cfg.object_fraction > 0 else np.zeros(0)
     radii = np.sort(radii)[::-1]  # large first: they are the hardest to fit
     centres, semi, rots, kept_r = [], [], [], []
@@ -124,6 +147,8 @@ def _place_objects(cfg: PhantomConfig, shape, centre_yx, pillar_r, rng) -> dict:
                 c = np.array([rng.uniform(zlo, zhi), centre_yx[0] + rho * np.sin(phi),
                               centre_yx[1] + rho * np.cos(phi)])
             if not (zlo <= c[0] <= zhi and np.hypot(c[1] - centre_yx[0], c[2] - centre_yx[1]) <= inner):
+                continue
+            if np.hypot(c[1] - axis_yx[0], c[2] - axis_yx[1]) + reach + 1.0 > recon_r:
                 continue
             if len(arr_c):
                 gaps = np.linalg.norm(arr_c - c, axis=1) - arr_reach - reach
@@ -225,6 +250,41 @@ def objects_table(centres, semi_axes, label_voxels, occupancy_volume, gray) -> d
     }
 
 
+def _config(config, preset_name: str, overrides: dict) -> PhantomConfig:
+    """The configuration of a phantom: ``config`` (a PhantomConfig) or the preset, with ``overrides``; both given
+    is refused (the preset was silently ignored; review PH11)."""
+    from ..errors import checked_options
+
+    if config is None:
+        return preset(preset_name, **overrides)
+    if preset_name != "default":
+        raise TomosegError(f"give a preset_name ({preset_name!r}) or a config, not both: the config holds every "
+                           "parameter (tomoseg.synthetic.preset(name, **changes) makes one from a preset)")
+    config = checked_options(config, PhantomConfig, "config")
+    return PhantomConfig.from_dict({**config.to_dict(), **overrides})  # an unknown name: one clear error
+
+
+SHORT_OF_FRACTION = 0.9  # placed objects below this share of the asked object volume: said in a warning
+
+
+def _warn_if_short(semi_axes, cfg: PhantomConfig, shape, pillar_r: float) -> None:
+    """Say where the placed objects fall well short of ``object_fraction`` (review PH5): they find no room (a
+    large fraction: objects lie inside the pillar and 2.5 voxels apart), or no size drawn fits the volume's
+    object budget (radius_min or a fixed radius too large for a small volume). The presets never do."""
+    volume = float(np.prod(shape))
+    asked = cfg.object_fraction * volume
+    placed = float((4 / 3 * np.pi * np.prod(semi_axes, axis=1)).sum()) if len(semi_axes) else 0.0
+    if asked <= 0 or placed >= SHORT_OF_FRACTION * asked:
+        return
+    pillar_share = min(1.0, np.pi * pillar_r**2 / (shape[1] * shape[2]))
+    from ..errors import warn
+
+    warn(f"phantom {tuple(shape)}: its objects fill {placed / volume:.2%} of the volume, not the object_fraction "
+         f"{cfg.object_fraction:.2%} asked: {len(semi_axes)} object(s) fit (objects lie wholly inside the pillar, "
+         f"{pillar_share:.0%} of the volume, at least 2.5 voxels apart, and none after the first above a quarter of "
+         "the asked object volume); lower object_fraction or the radii, or make the volume larger")
+
+
 def make_phantom(shape, *, rng=None, preset_name: str = "default", config: PhantomConfig | None = None,
                  **overrides) -> Phantom:
     """Generate a synthetic TXM micropillar volume with exact labels.
@@ -255,7 +315,7 @@ def make_phantom(shape, *, rng=None, preset_name: str = "default", config: Phant
     (dtype('uint8'), np.uint8(1))
     """
     shape = _check_shape(shape)
-    cfg = config.with_(**overrides) if config is not None else preset(preset_name, **overrides)
+    cfg = _config(config, preset_name, overrides)
     rng = np.random.default_rng(rng)
     Z, Y, X = shape
     side = min(Y, X)
@@ -264,6 +324,7 @@ def make_phantom(shape, *, rng=None, preset_name: str = "default", config: Phant
     recon_r = side / 2.0
     check_fits(shape, cfg)
     objects = _place_objects(cfg, shape, centre_yx, pillar_r, rng)
+    _warn_if_short(objects["semi_axes"], cfg, shape, pillar_r)
 
     yy, xx = np.mgrid[0:Y, 0:X].astype(np.float32)
     r_pillar = np.hypot(yy - centre_yx[0], xx - centre_yx[1])
@@ -301,5 +362,5 @@ def make_phantom(shape, *, rng=None, preset_name: str = "default", config: Phant
     image = np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
     table = objects_table(objects["centres"], objects["semi_axes"], label_voxels, occ_volume, objects["gray"])
-    pillar = np.broadcast_to(inside2d, shape)
+    pillar = np.broadcast_to(inside2d & recon2d, shape)  # the pillar as the image shows it
     return Phantom(image=image, labels=labels, instances=instances, pillar=pillar, objects=table, config=cfg)
