@@ -17,6 +17,7 @@ import torch
 from ..checkpoint import load_model
 from ..cpu_memory import kept_on
 from ..errors import TomosegError, warn
+from ..interrupt import raise_if_interrupted
 from ..model import build_model
 from .checkpoints import RunFolder
 from .config import TrainConfig
@@ -324,6 +325,7 @@ class _Loop:
         start_elapsed, losses = c["elapsed"], []
         clock = PhaseClock(self.step.device)
         for _ in range(self.cfg.sampling.steps_per_epoch):
+            raise_if_interrupted()  # a stop signal something swallowed (interrupt.py): stop before the next step
             clock.start()
             x, y = self.source.batch(self.rng)
             clock.lap("data")
