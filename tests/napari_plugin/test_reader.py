@@ -113,3 +113,15 @@ def test_segments_mask_has_its_own_record_and_opens_as_labels(tmp_path):
     before = (tmp_path / "pores.tif").read_bytes()
     assert main(args + ["--overwrite"]) == 1
     assert (tmp_path / "pores.tif").read_bytes() == before
+
+
+def test_a_phantoms_labels_open_as_labels_whatever_their_name(tmp_path):
+    """The phantom's record says which output each file is ("written": labels, instances, ...): its labels and
+    object ids open as Labels layers even under names without "label" in them; its gray image as an image."""
+    from tomoseg.cli import main
+    from tomoseg.napari_plugin.reader import read
+
+    assert main(["phantom", str(tmp_path / "scan.tif"), "--labels", str(tmp_path / "pores.tif"), "--instances",
+                 str(tmp_path / "ids.zarr"), "--shape", "24", "64", "64", "--seed", "2", "-q"]) == 0
+    kinds = {name: read(tmp_path / name)[0][2] for name in ("scan.tif", "pores.tif", "ids.zarr")}
+    assert kinds == {"scan.tif": "image", "pores.tif": "labels", "ids.zarr": "labels"}

@@ -321,7 +321,8 @@ def write_phantom_records(args, volumes: dict, config, sets: dict, about: dict) 
         "outputs": {**paths, **{k: v for k, v in extra.items() if v}}, "command": shlex.join(argv),
     }
     for what, (path, data) in volumes.items():
-        write_provenance(path, {**common, "content": PHANTOM_CONTENT[what], "dtype": str(data.dtype)})
+        # "written": which output this is (as segment's "written": "mask"): napari opens the labels as labels
+        write_provenance(path, {**common, "written": what, "content": PHANTOM_CONTENT[what], "dtype": str(data.dtype)})
 
 
 def _run_phantom(args) -> int:

@@ -211,8 +211,12 @@ def _looks_like_labels(path: Path, volume) -> bool:
     return False
 
 
+PHANTOM_LABELS = ("labels", "instances", "pair_labels", "pair_instances")  # a phantom's outputs that are labels
+
+
 def _label_image_record(path: Path) -> bool:
-    """Whether tomoseg's provenance record beside ``path`` says it wrote a label image or a mask there."""
+    """Whether tomoseg's provenance record beside ``path`` says it wrote a label image or a mask there (a label
+    image, segment's mask, a phantom's labels or object ids)."""
     from ..io.output_guard import tomoseg_provenance
 
     try:
@@ -222,7 +226,8 @@ def _label_image_record(path: Path) -> bool:
     if not record:
         return False
     return record.get("tool") == "tomoseg write_label_image" or \
-        (record.get("tool") == "tomoseg segment" and record.get("written") == "mask")  # segment's --mask
+        (record.get("tool") == "tomoseg segment" and record.get("written") == "mask") or \
+        (record.get("tool") == "tomoseg phantom" and record.get("written") in PHANTOM_LABELS)  # its truth
 
 
 def _read_ome_zarr(p: Path, group, ms) -> list[tuple]:
