@@ -1,9 +1,11 @@
 """Files that are not tomoseg models: PyTorch pickles, zip archives, ONNX exports (review MF4, MF6). Each gets one
 line saying what to do; nothing is ever unpickled."""
 
+import os
 import re
 import zipfile
 
+import numpy as np
 import pytest
 import torch
 
@@ -224,3 +226,19 @@ def test_the_export_of_a_per_patch_model_says_segment_normalizes_otherwise(tmp_p
     statistics = onnx_usage(patch)["normalization"]["statistics"]
     assert statistics.startswith("as tomoseg segment does, although this model was trained on each patch's own")
     assert onnx_usage(tomoseg.UNet3D(2, 2))["normalization"]["statistics"].startswith("mean and sd of the whole")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes on this system")
+@pytest.mark.parametrize("command", ["segment", "info", "export-onnx"])
+def test_a_pipe_given_as_the_model_is_refused_not_waited_on(tmp_path, command, capsys):
+    """A named pipe as --model blocked the run for ever on its first read (review MF, seen and left)."""
+    from tomoseg.cli import main
+
+    pipe = tmp_path / "model.safetensors"
+    os.mkfifo(pipe)
+    scan = tmp_path / "scan.npy"
+    np.save(scan, np.zeros((8, 16, 16), np.uint8))
+    argv = {"segment": ["segment", str(scan), str(tmp_path / "p.zarr"), "--model", str(pipe)],
+            "info": ["info", str(pipe)], "export-onnx": ["export-onnx", str(pipe), str(tmp_path / "m.onnx")]}[command]
+    assert main(argv + ["-q"]) == 1
+    assert f"{pipe}: is not a regular file (a pipe or a device?)" in capsys.readouterr().err

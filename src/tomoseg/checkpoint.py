@@ -282,6 +282,8 @@ def _check_file(path: Path) -> Path:
         models = [name for name in ("best.safetensors", "last.safetensors") if (path / name).is_file()]
         raise TomosegError(f"{path}: is a folder, not a model file (.safetensors)" + (
             f"; it holds the models of a training run: give {path / models[0]}" if models else ""))
+    if not path.is_file():  # a pipe would block the read for ever, a device read without end
+        raise TomosegError(f"{path}: is not a regular file (a pipe or a device?); give a .safetensors model file")
     kind = _file_kind(path)
     if kind == "pickle":
         raise TomosegError(pickle_message(path))
