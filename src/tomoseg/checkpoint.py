@@ -265,9 +265,10 @@ def pickle_message(path: Path) -> str:
     out = path.with_suffix(".safetensors").name
     return (f"{path}: is a pickled PyTorch file; tomoseg never unpickles files, since loading a pickle can run "
             "arbitrary code. If it holds the state dict of tomoseg's UNet3D (torch.save(model.state_dict(), ...)), "
-            f"convert it once, with the levels and base_features it was built with: python -c \"import torch, "
-            f"tomoseg; m = tomoseg.UNet3D(levels=4, base_features=8); m.load_state_dict(torch.load({str(path)!r}, "
-            f"weights_only=True)); tomoseg.save_model(m, {out!r}, {{'voxel_size_nm': [Z, Y, X]}})\" "
+            "convert it once, with the levels and base_features it was built with: python -c \"import torch, "
+            "tomoseg; m = tomoseg.UNet3D(levels=4, base_features=8); "
+            f"m.load_state_dict(torch.load({str(path)!r}, weights_only=True)); "
+            f"tomoseg.save_model(m, {out!r}, {{'voxel_size_nm': [Z, Y, X]}})\" "
             "(docs/training.md, 'Models from plain PyTorch')")
 
 
