@@ -43,6 +43,21 @@ def cli_error(capsys):
 
 
 @pytest.fixture
+def swallowed_sigterm():
+    """Within the fixture's test: tomoseg's signal handling is on (the CLI's ``catching_ctrl_c``) and a SIGTERM has
+    arrived and been swallowed, as where Python ignores exceptions (a weakref callback, a finalizer); the work
+    the test then starts must stop at its next check (``interrupt.raise_if_interrupted``)."""
+    from tomoseg import interrupt
+
+    with interrupt.catching_ctrl_c():
+        try:
+            interrupt._on_signal(signal.SIGTERM, None)
+        except KeyboardInterrupt:
+            pass  # swallowed
+        yield
+
+
+@pytest.fixture
 def rng():
     return np.random.default_rng(1234)
 

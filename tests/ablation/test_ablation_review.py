@@ -119,23 +119,15 @@ def test_results_md_says_what_the_object_columns_count_and_gives_the_confusion_c
     assert "| otsu | – | – | – | – | 16 | – | – / – |" in to_markdown([old], cfg)
 
 
-def test_a_stop_signal_that_something_swallowed_still_stops_the_study(tmp_path):
+def test_a_stop_signal_that_something_swallowed_still_stops_the_study(tmp_path, swallowed_sigterm):
     """Review AB7: SIGTERM arrived while a weakref callback ran ("Exception ignored in: ... Stopped: SIGTERM"),
     and the study trained and scored every remaining row. The study checks for a recorded signal between its
     units of work (interrupt.py's design), so it stops; rerunning resumes."""
-    import signal
-
     from tomoseg import interrupt
     from tomoseg.ablation import run_ablation
 
-    cfg = tiny(tmp_path, seed=9600)
-    with interrupt.catching_ctrl_c():
-        try:
-            interrupt._on_signal(signal.SIGTERM, None)
-        except KeyboardInterrupt:
-            pass  # swallowed, as a finalizer does
-        with pytest.raises(interrupt.Stopped):
-            run_ablation(cfg, progress=False)
+    with pytest.raises(interrupt.Stopped):
+        run_ablation(tiny(tmp_path, seed=9600), progress=False)
     assert not list((tmp_path / "study" / "rows").glob("*.json"))
 
 
