@@ -18,6 +18,9 @@ from tomoseg.inference import SegmentOptions, TilingConfig, segment
 from tomoseg.inference.engine import work_dir_for
 from tomoseg.io import open_volume, read_volume, write_volume
 
+# Each test here runs a real cluster; one that hangs fails in 5 minutes (they take seconds) instead of holding CI.
+pytestmark = pytest.mark.timeout(300)
+
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 OPTS = dict(tiling=TilingConfig(tile_size=16, halo=8))
 
@@ -78,6 +81,14 @@ def _stop(proc):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def _count(folder) -> int:
+    """The files in ``folder`` now; 0 where it is not there (yet, or any more: a run that ended removed it)."""
+    try:
+        return len(os.listdir(folder))
+    except FileNotFoundError:
+        return 0
 
 
 @pytest.fixture
@@ -193,7 +204,7 @@ def test_the_last_worker_gone_stops_the_run_and_resume_finishes_it(tmp_path, sca
 
         def killer():
             deadline = time.time() + 120
-            while time.time() < deadline and not (done.exists() and len(os.listdir(done)) >= 10):
+            while time.time() < deadline and _count(done) < 10:
                 time.sleep(0.05)
             proc.kill()
 
@@ -236,7 +247,7 @@ def test_ctrl_c_cancels_the_tasks_on_the_cluster(tmp_path, scan, random_model_pa
         proc = subprocess.Popen(cmd + ["--dask-scheduler", cluster.scheduler_address], env=env,
                                 stderr=subprocess.PIPE, encoding="utf-8")
         deadline = time.time() + 120
-        while time.time() < deadline and not (done.exists() and len(os.listdir(done)) >= 3):
+        while time.time() < deadline and _count(done) < 3:
             time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
