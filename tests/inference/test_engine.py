@@ -600,3 +600,38 @@ def test_an_empty_map_is_said(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         check_flooding(store, 127, "p.zarr", np.array([0, 1, 0, 0]))
+
+
+def test_the_cuda_pipeline_refuses_nan_probabilities(random_model_path):
+    """Review MF13's leftover: the CUDA pipeline quantized on the device, where NaN (an fp16 overflow, a diverged
+    model) became 0, an empty map without a word. Its logic run with a CPU device, one NaN logit in one batch."""
+    import torch
+
+    from tomoseg.errors import TomosegError
+    from tomoseg.inference.cuda_pipeline import CudaBackend
+    from tomoseg.inference.engine import _Stream
+    from tomoseg.inference.normalization import volume_stats
+    from tomoseg.inference.tiling import read_padded, tile_grid
+
+    image = np.random.default_rng(4).integers(0, 255, (16, 64, 64), dtype=np.uint8)
+    model = tomoseg.load_model(random_model_path)
+    tiles = tile_grid(image.shape, TilingConfig(tile_size=16, halo=8), model.config.divisor)
+    backend = CudaBackend(model, device="cpu")
+    backend.batch_limit_for = lambda shape, total: 2
+    plain, calls = backend._logits, []
+
+    def one_nan(x):
+        out = plain(x)
+        calls.append(len(calls))
+        if len(calls) == 2:  # the second batch
+            out[-1, 0, 3, 5, 7] = torch.nan
+        return out
+
+    def run():
+        windows = ((t, read_padded(image, t.read, image.shape)) for t in tiles)
+        return list(backend.run_windows(_Stream(windows, len(tiles)), volume_stats(image)))
+
+    assert len(run()) == len(tiles) >= 4  # finite: every core
+    backend._logits, calls[:] = one_nan, []
+    with pytest.raises(TomosegError, match="the model's output holds NaN .* --precision f32"):
+        run()

@@ -24,7 +24,9 @@ from collections import deque
 import numpy as np
 import torch
 
+from ..errors import TomosegError
 from ..model import inference_copy
+from .backends import NAN_OUTPUT
 from .normalization import exact_in_float32, fill_in_dtype, normalize
 
 # Peak GPU memory per window voxel of the 4-level/base-8 network in inference (bytes; measured on an H200
@@ -174,8 +176,6 @@ class CudaBackend:
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
             if len(group) == 1:
-                from ..errors import TomosegError
-
                 shape = tuple(s.stop - s.start for s in group[0][0].read)
                 raise TomosegError(f"one window of {shape} voxels does not fit in the GPU's memory; "
                                    "pass a smaller --tile-size") from None
@@ -199,6 +199,9 @@ class CudaBackend:
             x = host.to(self.device, non_blocking=True)
             x = normalize_on_device(x, *terms)
             p = torch.sigmoid(self._logits(x[:, None]))
+            # NaN (an fp16 overflow, a model that diverged) would be cast to 0, an empty map without a word: a flag
+            # comes back with the cores, checked when they arrive (one reduction on the GPU, no extra wait)
+            nan = torch.empty((), dtype=torch.bool, pin_memory=pin).copy_(torch.isnan(p).any(), non_blocking=pin)
             q = torch.round(p.clamp_(0.0, 1.0).mul_(255.0)).to(torch.uint8)[:, 0]
             cores = []
             for i, (tile, _) in enumerate(group):
@@ -208,13 +211,15 @@ class CudaBackend:
         if pin:
             done = torch.cuda.Event()
             done.record(torch.cuda.current_stream(self.device))
-        return [tile for tile, _ in group], cores, done
+        return [tile for tile, _ in group], cores, done, nan
 
     @staticmethod
     def _finish(pending):
-        tiles, cores, done = pending
+        tiles, cores, done, nan = pending
         if done is not None:
             done.synchronize()  # waits without holding the GIL: readers and writers go on
+        if bool(nan):
+            raise TomosegError(NAN_OUTPUT)
         return zip(tiles, (c.numpy() for c in cores))
 
     def prepare(self, window) -> None:
