@@ -229,6 +229,38 @@ def test_the_last_worker_gone_stops_the_run_and_resume_finishes_it(tmp_path, sca
 
 
 @pytest.mark.slow
+def test_a_finished_task_whose_worker_is_gone_is_read_without_waiting(tmp_path, scheduler):
+    """CI hung here: a task seen finished was asked for its result just as its worker was killed; Dask then
+    waited for ever for the task to run again, with no worker left. A task's outcome is read from the
+    scheduler's record of it (status, exception), never fetched from the worker."""
+    from dask.distributed import Client
+
+    from tomoseg.inference.distributed import _result
+
+    proc = _worker(scheduler, tmp_path, SRC, "gone")
+    try:
+        with Client(scheduler) as client:
+            client.wait_for_workers(1, timeout=60)
+            future = client.submit(sum, [1, 2], pure=False)
+            while not future.done():
+                time.sleep(0.05)
+            proc.kill()
+            proc.wait()
+            deadline = time.time() + 30
+            while client.nthreads() and time.time() < deadline:  # the scheduler has seen the worker go
+                time.sleep(0.1)
+            assert not client.nthreads()
+            answered = threading.Event()
+            thread = threading.Thread(target=lambda: (_result(future), answered.set()), daemon=True)
+            thread.start()
+            thread.join(20)
+            assert answered.is_set(), "_result waited for a worker that is gone"
+            future.release()
+    finally:
+        _stop(proc)
+
+
+@pytest.mark.slow
 def test_ctrl_c_cancels_the_tasks_on_the_cluster(tmp_path, scan, random_model_path):
     """K6: after Ctrl-C the cluster's running tasks went on writing tiles into the work folder (and, after an
     --overwrite, could have written them into the new run's). Now they are cancelled and stop before their next
