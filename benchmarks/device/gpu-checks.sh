@@ -32,7 +32,8 @@ step() {  # step NAME SECONDS COMMAND...: run COMMAND under a time limit (none w
 }
 gpu_tests() {
   $PY -m pytest -p no:cacheprovider -q -m gpu tests/inference/test_cuda.py tests/inference/test_engine.py \
-    tests/training/test_timing.py -W ignore::DeprecationWarning > "$OUT/gpu-tests.txt" 2>&1
+    tests/training/test_timing.py -W ignore::DeprecationWarning \
+    -W ignore::pytest.PytestConfigWarning > "$OUT/gpu-tests.txt" 2>&1  # the image has no pytest-timeout
   tail -3 "$OUT/gpu-tests.txt"
 }
 step tests "${T_TESTS:-150}" bash -c "$(declare -f gpu_tests); PY=$PY OUT=$OUT gpu_tests"
