@@ -328,3 +328,34 @@ def test_a_task_of_a_stopped_or_replaced_run_writes_no_tile(tmp_path, scan, rand
         engine.run_tiles(replace(job), tiles)
     volume.close()
     assert os.listdir(work / "done") == []
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_run_leaves_the_others_to_finish_it(tmp_path, scan, random_model_path, scheduler):
+    """One of two workers killed mid-run (a node lost, a SLURM job at its limit): its running task goes to the other
+    worker, the tasks it had finished are not run again (their tiles are written), and the map is the bytes of a
+    one-process run."""
+    segment(scan, tmp_path / "single.zarr", model=random_model_path, options=SegmentOptions(**OPTS), progress=False)
+    out = tmp_path / "out.zarr"
+    done = work_dir_for(out) / "done"
+    procs = [_worker(scheduler, tmp_path, SRC, name) for name in ("a", "b")]
+    try:
+        _wait_workers(scheduler, 2)
+
+        def killer():
+            deadline = time.time() + 120
+            while time.time() < deadline and _count(done) < 6:
+                time.sleep(0.05)
+            procs[0].kill()
+
+        thread = threading.Thread(target=killer)
+        thread.start()
+        segment(scan, out, model=random_model_path, options=SegmentOptions(scheduler=scheduler, **OPTS),
+                progress=False)
+        thread.join()
+        assert procs[0].poll() is not None, "the first worker was killed during the run"
+    finally:
+        for proc in procs:
+            _stop(proc)
+    np.testing.assert_array_equal(read_volume(out), read_volume(tmp_path / "single.zarr"))
+    assert not work_dir_for(out).exists()
