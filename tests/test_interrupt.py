@@ -63,15 +63,24 @@ HOOKS = '''
 import os
 
 hook = os.environ.get("TOMOSEG_TEST_HOOK")
-if hook == "slow":  # each finished tile takes 0.1 s more: a signal sent after two lands in the middle of the run
-    import time
+if hook == "slow":  # each finished tile takes 0.1 s more, and from the second on the run waits for the test's
+    import threading  # gate (the file it makes once its signal is sent): the signal lands in the middle of the
+    import time       # run however slow the test's machine (a loaded one saw the run end before it was sent)
+    from pathlib import Path
 
     from tomoseg.inference import engine
 
     plain = engine.write_done_marker
+    gate = os.environ.get("TOMOSEG_TEST_GATE")
+    written, lock = [0], threading.Lock()
 
     def write_done_marker(*args):
         plain(*args)
+        with lock:
+            written[0] += 1
+        deadline = time.time() + 60
+        while gate and written[0] >= 2 and not Path(gate).exists() and time.time() < deadline:
+            time.sleep(0.02)
         time.sleep(0.1)
 
     engine.write_done_marker = write_done_marker
@@ -129,13 +138,16 @@ def _stop_after_two_tiles(tmp_path, args, signum):
     done, as SLURM sends SIGTERM to every process of a job and a closing terminal SIGHUP to its jobs' groups;
     returns (exit code, stderr)."""
     out = Path(args[2])
+    gate = tmp_path / "signal-sent"
     proc = subprocess.Popen([sys.executable, "-m", "tomoseg", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            encoding="utf-8", start_new_session=True, env=_env(tmp_path, "slow"))
+                            encoding="utf-8", start_new_session=True,
+                            env=dict(_env(tmp_path, "slow"), TOMOSEG_TEST_GATE=str(gate)))
     done = work_dir_for(out) / "done"
     deadline = time.time() + 120
     while time.time() < deadline and not (done.exists() and len(os.listdir(done)) >= 2) and proc.poll() is None:
         time.sleep(0.02)
     os.killpg(proc.pid, signum)
+    gate.touch()  # the run's tiles go on (and see the signal's stop)
     _, err = proc.communicate(timeout=120)
     return proc.returncode, err
 
