@@ -236,6 +236,10 @@ def _wait_for(futures, client, address: str, *, watch: bool, poll: float = 0.2) 
     while pending:
         for future in [f for f in pending if f.done()]:
             pending.remove(future)
+            if future.status == "cancelled" and client.status != "running":  # Dask gave up reconnecting
+                raise TomosegError(f"lost the Dask scheduler at {address}: it stopped answering and Dask gave "
+                                   "up reconnecting (its job ended, or it was stopped); start it again, and its "
+                                   f"workers, then {RESUME}")
             _result(future)
             future.release()  # its result is not wanted: a worker lost later does not run the task again
         if not pending:
