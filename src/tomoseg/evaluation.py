@@ -9,9 +9,9 @@ import numpy as np
 
 from .errors import TomosegError
 from .metrics import ConfusionMatrix, confusion_matrix
-from .objects.analysis import AnalysisOptions
+from .objects.analysis import AnalysisOptions, roi_box
 from .io.blocks import block_grid, storage_chunks
-from .io.volume import path_of
+from .io.volume import crop, path_of
 from .objects.matching import block_overlaps, check_same_shape, detection_scores, match_objects
 from .objects.measure import select_objects, summarize
 from .objects.reading import ReadingChanged, is_probability, read_as
@@ -55,7 +55,7 @@ def voxel_scores(pred, labels, *, threshold: int = 127, probability: bool | None
 
 
 def evaluate(pred, labels, *, threshold: int = 127, intensity=None, voxel_size=None,
-             options: AnalysisOptions | None = None, workdir=None, progress=None, origin=None) -> dict:
+             options: AnalysisOptions | None = None, workdir=None, progress=None, origin=None, roi=None) -> dict:
     """Voxel scores and object-level detection of a prediction against ground truth, at any size.
 
     The prediction is read as ``options.read_as`` says (:func:`~tomoseg.objects.reading.read_as`): a probability
@@ -67,7 +67,10 @@ def evaluate(pred, labels, *, threshold: int = 127, intensity=None, voxel_size=N
     prediction read again (a reading revised, a label image) adds the voxels read so far to the bar's ``total``
     and says so in its description (:class:`~tomoseg.progress.Stage`): the bar never goes back. Without
     ``voxel_size`` the tables' nm columns and Table 1's ``mean_radius_nm`` are empty (NaN, None); ``origin`` (nm)
-    is added to the ``centroid_*_nm`` columns, as :func:`~tomoseg.objects.analyze` adds it.
+    is added to the ``centroid_*_nm`` columns, as :func:`~tomoseg.objects.analyze` adds it. ``roi`` (three
+    (start, stop) pairs or slices, z, y, x; the box of a ``segment --roi`` map, which is 0 outside it) scores
+    only that box, as ``analyze(roi=)`` measures it: the voxels inside it, the objects of both sides inside it,
+    those its faces cut left out as border objects; positions stay the volume's.
 
     Returns a dict with ``voxel`` (confusion counts, normalized matrix, accuracy, recall, precision, F1,
     IoU), ``objects`` (detection recall, precision, F1, overall and by radius, over the kept objects),
@@ -91,6 +94,10 @@ def evaluate(pred, labels, *, threshold: int = 127, intensity=None, voxel_size=N
         raise TomosegError(f"{path_of(intensity) or 'the intensity image'}: has shape "
                            f"{tuple(intensity.shape)}, {where} {tuple(pred.shape)}; the gray values must match the "
                            "prediction voxel for voxel")
+    shape = tuple(int(n) for n in pred.shape)
+    if roi is not None:  # the box read as the volume; positions moved back below
+        roi = roi_box(roi, shape)
+        pred, labels, intensity = (crop(v, roi) for v in (pred, labels, intensity))
     reading = read_as(pred, options.read_as, where=where, command="evaluate")
     # one bar for the run: a prediction read again adds the voxels read so far to its total (a Stage), the bar
     # never restarting at 0 % (it did, through the bar's reset, on each of the re-reads below)
@@ -126,7 +133,11 @@ def evaluate(pred, labels, *, threshold: int = 127, intensity=None, voxel_size=N
     warn_if_flooded((cm.tp + cm.fp) / max(cm.tp + cm.fp + cm.fn + cm.tn, 1), where)
     result = {"voxel": {**cm.scores(), "normalized": cm.normalized().tolist()}, "threshold": threshold,
               "prediction_is_probability": prob, "prediction_read_as": reading.kind,
-              "prediction_reading": reading.note(threshold), "shape": list(pred.shape)}
+              "prediction_reading": reading.note(threshold), "shape": list(shape),
+              "roi": [[b.start, b.stop] for b in roi] if roi is not None else None}  # scored inside it
+    if roi is not None:
+        for table in (ptab, ttab):
+            _move_positions(table, [b.start for b in roi], voxel_size)
     pkeep = select_objects(ptab, exclude_border=options.exclude_border, min_voxels=options.min_voxels)
     tkeep = select_objects(ttab, exclude_border=options.exclude_border, min_voxels=options.min_voxels)
     result["objects"] = detection_scores(ptab, ttab, pairs, pred_keep=pkeep, truth_keep=tkeep)
@@ -142,6 +153,15 @@ def evaluate(pred, labels, *, threshold: int = 127, intensity=None, voxel_size=N
     result["_tables"] = {"ground truth": tkeep, "prediction": pkeep}
     result["_masks"] = (pred_mask, truth_mask, per_slice)
     return result
+
+
+def _move_positions(table: dict, start, voxel_size) -> None:
+    """Centroids and bounding boxes measured in a box moved to the volume's positions (voxels and nm)."""
+    for axis, name in enumerate("zyx"):
+        for column in (f"centroid_{name}", f"bbox_{name}0", f"bbox_{name}1"):
+            table[column] = table[column] + start[axis]
+        if voxel_size:
+            table[f"centroid_{name}_nm"] = table[f"centroid_{name}_nm"] + start[axis] * float(voxel_size[axis])
 
 
 def _voxel_pass(pred, labels, threshold, reading, progress):
@@ -192,8 +212,11 @@ def write_evaluation(result: dict, out_dir, *, image=None, voxel_size=None, prog
             write_csv(t, out / f"objects_{name.replace(' ', '_')}.csv", overwrite=True)
     if masks is not None:  # slices read one at a time, chosen from the counts; captions say why each slice
         p, t, per_slice = masks
+        roi = result.get("roi")
+        if roi:  # the masks are the box's: the gray image cut to it, slices named by the volume's z
+            image = crop(image, roi)
         made += [step(f) for f in figures.hit_map_figures(image, p, t, figs, voxel_size=voxel_size,
-                                                          counts=per_slice)]
+                                                          counts=per_slice, z0=roi[0][0] if roi else 0)]
     result["figures"] = [Path(f).stem for f in made]
     # last, under a temporary name: evaluation.json says the results are complete (the report checks it)
     from .io.result_folders import write_result_json

@@ -43,6 +43,20 @@ def _settings(options) -> dict:
     return settings_of(options)
 
 
+def _segmented_box(path):
+    """The ``--roi`` box a prediction was segmented in (its provenance record), said in a note: evaluate scores
+    inside it; None where there is none."""
+    from ..io.segment_record import segmented_roi
+
+    roi = segmented_roi(path)
+    if roi is not None:
+        box = ",".join(f"{a}:{b}" for a, b in roi)
+        note(f"{path}: segmented with --roi {box} (its provenance record): scored inside that box (the map is 0 "
+             "outside it), objects touching its faces left out as border objects. --no-roi scores the whole "
+             "volume")
+    return roi
+
+
 def _origin(vol, voxel_size):
     """Where the volume's voxel (0, 0, 0) lies (nm), for the ``centroid_*_nm`` columns: an NRRD's space origin;
     None elsewhere. A note where an origin is there but cannot be used."""
@@ -386,6 +400,10 @@ def _evaluate(sub):
     p.add_argument("--out", help="write evaluation.json, object tables and figures into this folder")
     p.add_argument("--report", action="store_true", help="also write OUT/report.html")
     p.add_argument("--json", action="store_true", help="print the scores as one JSON object")
+    p.add_argument("--no-roi", action="store_true",
+                   help="a prediction from segment --roi is scored inside its box (read from its provenance "
+                        "record: the map is 0 outside it; the box's faces are a border); this scores the whole "
+                        "volume instead")
     _exclusion_args(p)
     voxel_size_arg(p)
     overwrite_arg(p)
@@ -416,11 +434,12 @@ def _run_evaluate(args) -> int:
     from ..progress import progress_while
     from . import progress_enabled
 
+    roi = None if args.no_roi else _segmented_box(args.prediction)
     # four passes over the voxels (the voxel scores, both labellings, the overlaps) on one bar of the voxels
     with progress_while(progress_enabled(args), pred.size, desc="evaluate") as bar:
         result = evaluate(pred, labels, threshold=args.threshold, intensity=intensity, voxel_size=vs,
                           options=options, progress=None if bar is None else _Passes(bar, 4),
-                          origin=_origin(pred, vs))
+                          origin=_origin(pred, vs), roi=roi)
     note(f"{args.prediction}: {result['prediction_reading']}")
     result["segmentation"] = segmentation_of(args.prediction)  # the model and segment settings (review S5)
     result["notes"] = said()  # what the run said (notes, warnings), for the record

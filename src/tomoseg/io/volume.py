@@ -102,6 +102,52 @@ def check_array(value, name: str, *, in_memory: bool = False):
     return value
 
 
+class _Boxed:
+    """An array read through a box of it (:func:`crop`): its indices are the box's, from 0."""
+
+    def __init__(self, array, box):
+        self._array, self.box = array, box
+        self.shape = tuple(b.stop - b.start for b in box)
+        self.dtype = array.dtype
+        self.chunks = getattr(array, "chunks", None)
+
+    def __getitem__(self, key):
+        import operator
+
+        index = []
+        for k, b in zip(_normalize_key(key, 3), self.box):
+            n = b.stop - b.start
+            if isinstance(k, slice):
+                start, stop, step = k.indices(n)
+                if step < 0:
+                    raise IndexError("a box of a volume is read with positive steps")
+                index.append(slice(b.start + start, b.start + max(start, stop), step))
+            else:
+                i = operator.index(k)
+                i += n if i < 0 else 0
+                if not 0 <= i < n:
+                    raise IndexError(f"index {k} is out of a box of length {n}")
+                index.append(b.start + i)
+        return np.asarray(self._array[tuple(index)])
+
+
+def crop(volume, box):
+    """``volume`` seen inside ``box`` (three slices, or (start, stop) pairs, z, y, x), read lazily: a NumPy
+    array's view; a :class:`Volume` of the same file (path, format, voxel size) read through the box; any other
+    array read through it. ``None`` stays ``None``."""
+    if volume is None:
+        return None
+    box = tuple(b if isinstance(b, slice) else slice(int(b[0]), int(b[1])) for b in box)
+    if isinstance(volume, np.ndarray):
+        return volume[box]
+    if isinstance(volume, Volume):
+        view = Volume(_Boxed(volume, box), path=volume.path, format=volume.format, voxel_size=volume.voxel_size,
+                      chunks=volume.chunks)
+        view.orientation = volume.orientation
+        return view
+    return _Boxed(volume, box)
+
+
 def path_of(volume) -> Path | None:
     """The file ``volume`` was opened from: a :class:`Volume`'s path, or the path given as a str or Path; None for
     any other array (a zarr or h5py array's own ``path`` or ``name`` is its place inside a store, not a file)."""

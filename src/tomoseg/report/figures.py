@@ -274,15 +274,16 @@ def hit_map_slices(pred_mask=None, truth=None, *, counts: dict | None = None) ->
                    (ze, f"chosen as the slice with the most errors ({int(errors[ze]):,} FP + FN voxels)")])
 
 
-def hit_map_figures(image, pred_mask, truth, out_dir, *, voxel_size=None, counts: dict | None = None) -> list[Path]:
+def hit_map_figures(image, pred_mask, truth, out_dir, *, voxel_size=None, counts: dict | None = None,
+                    z0: int = 0) -> list[Path]:
     """Hit maps of the slices :func:`hit_map_slices` picks, each caption saying why. The volumes may be
     anything indexed by slice (arrays, :class:`~tomoseg.io.Volume`, mask views): with ``counts`` only the
-    chosen slices are read."""
+    chosen slices are read. ``z0``: the z of the volumes' first slice in the scan (a box of it), for the names."""
     paths = []
     for z, reason in hit_map_slices(pred_mask, truth, counts=counts):
         paths.append(hit_map_figure(None if image is None else np.asarray(image[z]), np.asarray(pred_mask[z]),
-                                    np.asarray(truth[z]), Path(out_dir) / f"hit_map_z{z}.png", title=f"z = {z}",
-                                    reason=reason, voxel_size=voxel_size))
+                                    np.asarray(truth[z]), Path(out_dir) / f"hit_map_z{z + z0}.png",
+                                    title=f"z = {z + z0}", reason=reason, voxel_size=voxel_size))
     return paths
 
 
