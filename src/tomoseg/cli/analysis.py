@@ -11,6 +11,7 @@ from ..io.output_guard import (FOLDER_MARKER, PROVENANCE_SUFFIX, check_outputs_a
                                check_table_output, read_record)
 from ..io.result_folders import check_result_folder, make_result_folder, same_prediction
 from ..io.segment_record import segmentation_of
+from ..io.voxel_sizes import shared_voxel_size
 from .registry import check_threshold, checked_voxel_size, command, overwrite_arg, voxel_size_arg
 
 
@@ -140,7 +141,9 @@ def _run_analyze(args) -> int:
              f"{sample_mask.record['otsu_threshold']:g} of segment's automatic mask, a prism along z) covers "
              f"{sample_mask.fraction():.1%} of each slice; the summary is measured inside it. Check it in the "
              "report's orthoslices, or give a mask file")
-    voxel_size = vol.voxel_size or (intensity.voxel_size if intensity is not None else None)
+    voxel_size = vol.voxel_size if vs is not None else shared_voxel_size(  # review U2: disagreements said
+        [(args.volume, vol), (f"--intensity {args.intensity}", intensity),
+         (f"--probability {args.probability}", prob), (f"--sample-mask {args.sample_mask}", sample_mask)])
     if voxel_size is None:
         note("voxel size unknown; nm columns are empty. Pass --voxel-size Z Y X.")
     origin = _origin(vol, voxel_size)
@@ -412,7 +415,8 @@ def _run_evaluate(args) -> int:
     if tuple(pred.shape) != tuple(labels.shape):
         raise TomosegError(f"prediction {pred.shape} and labels {labels.shape} differ in shape")
     intensity = open_volume(args.intensity) if args.intensity else None
-    vs = override or (pred.voxel_size or labels.voxel_size)
+    vs = override or shared_voxel_size([(args.prediction, pred), (args.labels, labels),  # review U2
+                                        (f"--intensity {args.intensity}", intensity)])
     from ..progress import progress_while
     from . import progress_enabled
 

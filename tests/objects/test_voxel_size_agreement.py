@@ -1,0 +1,58 @@
+"""The volumes of one analysis hold the same voxels; where their files record different voxel sizes, one is
+wrong (review U2): analyze took the map's and evaluate the prediction's without a word."""
+
+import json
+
+import numpy as np
+
+from tomoseg.cli import main
+from tomoseg.io import write_volume
+
+
+def _map():
+    m = np.zeros((12, 24, 24), np.uint8)
+    m[4:8, 6:10, 6:10] = 255
+    m[4:7, 14:18, 14:17] = 255
+    return m
+
+
+def _files(tmp_path):
+    write_volume(str(tmp_path / "map.tif"), _map(), voxel_size=(60.0, 30.0, 30.0))
+    write_volume(str(tmp_path / "gray.tif"), 255 - _map(), voxel_size=(10.0, 10.0, 10.0))
+    np.save(tmp_path / "map.npy", _map())  # no voxel size
+    return tmp_path / "map.tif", tmp_path / "gray.tif", tmp_path / "map.npy"
+
+
+def _summary(tmp_path, capsys, *args):
+    out = tmp_path / "out"
+    assert main(["analyze", *map(str, args), "--out", str(out), "--overwrite", "-q"]) == 0
+    return json.loads((out / "summary.json").read_text()), capsys.readouterr().err
+
+
+def test_analyze_says_which_voxel_size_it_measures_with(tmp_path, capsys):
+    mapped, gray, bare = _files(tmp_path)
+    summary, err = _summary(tmp_path, capsys, mapped, "--intensity", gray)
+    assert summary["voxel_size_nm"] == [60.0, 30.0, 30.0]
+    warning = (f"tomoseg: warning: --intensity {gray} records voxel size 10×10×10 nm and {mapped} 60×30×30 nm, "
+               f"but they hold the same voxels: measuring with {mapped}'s; pass --voxel-size Z Y X")
+    assert warning in err, err
+    assert any("records voxel size 10×10×10 nm" in n for n in summary["notes"])
+    # --voxel-size chooses: nothing to say; a map without a size takes the gray image's, as before
+    summary, err = _summary(tmp_path, capsys, mapped, "--intensity", gray, "--voxel-size", "10", "10", "10")
+    assert summary["voxel_size_nm"] == [10.0, 10.0, 10.0] and "records voxel size" not in err
+    summary, err = _summary(tmp_path, capsys, bare, "--intensity", gray)
+    assert summary["voxel_size_nm"] == [10.0, 10.0, 10.0] and "warning" not in err
+    summary, err = _summary(tmp_path, capsys, mapped, "--intensity", mapped)
+    assert "warning" not in err
+
+
+def test_evaluate_says_it_too(tmp_path, capsys):
+    mapped, gray, _ = _files(tmp_path)
+    write_volume(str(tmp_path / "truth.tif"), (_map() > 0).astype(np.uint8), voxel_size=(30.0, 30.0, 30.0))
+    assert main(["evaluate", str(mapped), str(tmp_path / "truth.tif"), "--out", str(tmp_path / "ev"), "-q"]) == 0
+    err = capsys.readouterr().err
+    assert (f"{tmp_path / 'truth.tif'} records voxel size 30×30×30 nm and {mapped} 60×30×30 nm, but they hold the "
+            f"same voxels: measuring with {mapped}'s") in err, err
+    table = (tmp_path / "ev" / "objects_prediction.csv").read_text().splitlines()
+    volume_nm3 = float(table[1].split(",")[2])
+    assert volume_nm3 == 4 * 4 * 4 * 60 * 30 * 30
