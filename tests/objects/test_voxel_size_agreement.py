@@ -56,3 +56,17 @@ def test_evaluate_says_it_too(tmp_path, capsys):
     table = (tmp_path / "ev" / "objects_prediction.csv").read_text().splitlines()
     volume_nm3 = float(table[1].split(",")[2])
     assert volume_nm3 == 4 * 4 * 4 * 60 * 30 * 30
+
+
+def test_without_a_voxel_size_the_note_says_what_the_sphericities_assume(tmp_path, capsys):
+    """Review U5: with no voxel size the sphericities (unitless) are still computed, for cubic voxels; the note
+    said only that the nm columns are empty, and evaluate said nothing."""
+    _, _, bare = _files(tmp_path)
+    said = ("tomoseg: note: voxel size unknown; nm columns are empty, and the sphericities are computed for cubic "
+            "voxels. Pass --voxel-size Z Y X.")
+    assert main(["analyze", str(bare), "--csv", str(tmp_path / "o.csv"), "-q"]) == 0
+    assert said in capsys.readouterr().err
+    assert main(["evaluate", str(bare), str(bare), "--out", str(tmp_path / "ev"), "-q"]) == 0
+    assert said in capsys.readouterr().err
+    notes = json.loads((tmp_path / "ev" / "evaluation.json").read_text())["notes"]
+    assert said.removeprefix("tomoseg: ") in notes

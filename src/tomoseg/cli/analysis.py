@@ -11,7 +11,7 @@ from ..io.output_guard import (FOLDER_MARKER, PROVENANCE_SUFFIX, check_outputs_a
                                check_table_output, read_record)
 from ..io.result_folders import check_result_folder, make_result_folder, same_prediction
 from ..io.segment_record import segmentation_of
-from ..io.voxel_sizes import shared_voxel_size
+from ..io.voxel_sizes import UNKNOWN_NOTE, shared_voxel_size
 from .registry import check_threshold, checked_voxel_size, command, overwrite_arg, voxel_size_arg
 
 
@@ -145,7 +145,7 @@ def _run_analyze(args) -> int:
         [(args.volume, vol), (f"--intensity {args.intensity}", intensity),
          (f"--probability {args.probability}", prob), (f"--sample-mask {args.sample_mask}", sample_mask)])
     if voxel_size is None:
-        note("voxel size unknown; nm columns are empty. Pass --voxel-size Z Y X.")
+        note(UNKNOWN_NOTE)
     origin = _origin(vol, voxel_size)
     from ..io.segment_record import segmented_roi
 
@@ -417,6 +417,8 @@ def _run_evaluate(args) -> int:
     intensity = open_volume(args.intensity) if args.intensity else None
     vs = override or shared_voxel_size([(args.prediction, pred), (args.labels, labels),  # review U2
                                         (f"--intensity {args.intensity}", intensity)])
+    if vs is None:
+        note(UNKNOWN_NOTE)  # as analyze says it (review U5: evaluate said nothing)
     from ..progress import progress_while
     from . import progress_enabled
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import TomosegError, note
 from ..io.result_folders import check_result_folder, make_result_folder, strict_json
+from ..io.voxel_sizes import UNKNOWN_NOTE
 from .registry import check_threshold, command, length_nm, overwrite_arg
 
 
@@ -123,7 +124,7 @@ def _track_files(args, opened) -> int:
              "scan is measured with its own; the transform's scale (estimated: --similarity) includes their ratio")
     _note_assumed_voxel_size(args, vb, va, vs)
     if vs is None:
-        note("voxel size unknown; nm columns are empty. Pass --voxel-size Z Y X.")
+        note(UNKNOWN_NOTE)
     labels = []
     for name, path, img, img_path in (("--before-labels", args.before_labels, vb, args.before),
                                       ("--after-labels", args.after_labels, va, args.after)):

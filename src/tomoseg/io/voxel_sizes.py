@@ -13,6 +13,10 @@ import math
 
 from ..errors import warn
 
+#: said by analyze, evaluate and track where no voxel size is known (review U5: the sphericities, unitless, are
+#: still computed, for cubic voxels, which the note did not say)
+UNKNOWN_NOTE = ("voxel size unknown; nm columns are empty, and the sphericities are computed for cubic voxels. "
+                "Pass --voxel-size Z Y X.")
 RELATIVE_TOLERANCE = 1e-3  # sizes closer than this are the same (rounded µm in one file, nm in another)
 UNIT_SLIP = 0.05           # a ratio within 5 % of 10^3 or 10^6 is read as a unit mistake
 
