@@ -78,3 +78,27 @@ def test_the_correction_is_kept_in_the_results_notes(tmp_path, capsys):
     assert "tomoseg: warning: " in err and "1,000x smaller" in err
     notes = json.loads((tmp_path / "o" / "summary.json").read_text())["notes"]
     assert any(n.startswith("warning:") and "1,000x smaller" in n for n in notes), notes
+
+
+def test_evaluate_and_track_say_it_too(tmp_path, capsys):
+    """evaluate and track applied --voxel-size themselves, after opening the files without it: nothing said."""
+    from tomoseg.io import write_volume
+    from tomoseg.synthetic import make_phantom
+
+    ph = make_phantom((24, 64, 64), rng=3)
+    for name, data in (("img.tif", ph.image), ("lab.tif", ph.labels)):
+        write_volume(str(tmp_path / name), data, voxel_size=(60.0, 30.0, 30.0))
+    img, lab = str(tmp_path / "img.tif"), str(tmp_path / "lab.tif")
+    assert main(["evaluate", lab, lab, "--voxel-size", "3.25", "3.25", "3.25", "-q"]) == 0
+    err = capsys.readouterr().err
+    assert f"tomoseg: note: {lab}: --voxel-size 3.25×3.25×3.25 nm replaces the 60×30×30 nm read from the file" in err
+    assert main(["track", img, img, "--before-labels", lab, "--after-labels", lab, "--transform",
+                 _identity(tmp_path), "--out", str(tmp_path / "tr"), "--voxel-size", "30", "30", "60", "-q"]) == 0
+    err = capsys.readouterr().err
+    assert f"tomoseg: warning: {img}: --voxel-size 30×30×60 nm is the file's 60×30×30 nm in reverse order" in err
+
+
+def _identity(tmp_path):
+    path = tmp_path / "identity.json"
+    path.write_text(json.dumps({"matrix": np.eye(4).tolist()}))
+    return str(path)

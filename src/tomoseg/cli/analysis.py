@@ -410,8 +410,8 @@ def _run_evaluate(args) -> int:
     out = _check_shared_folder(args, "evaluate", args.prediction, options)
     if out is not None and args.report:
         check_report_output(out / "report.html")
-    pred = open_volume(args.prediction)
-    labels = open_volume(args.labels)
+    pred = open_volume(args.prediction, voxel_size=override)  # a size the files record otherwise is said (U1)
+    labels = open_volume(args.labels, voxel_size=override)
     if tuple(pred.shape) != tuple(labels.shape):
         raise TomosegError(f"prediction {pred.shape} and labels {labels.shape} differ in shape")
     intensity = open_volume(args.intensity) if args.intensity else None
