@@ -91,7 +91,8 @@ def test_evaluate_and_track_say_it_too(tmp_path, capsys):
     img, lab = str(tmp_path / "img.tif"), str(tmp_path / "lab.tif")
     assert main(["evaluate", lab, lab, "--voxel-size", "3.25", "3.25", "3.25", "-q"]) == 0
     err = capsys.readouterr().err
-    assert f"tomoseg: note: {lab}: --voxel-size 3.25×3.25×3.25 nm replaces the 60×30×30 nm read from the file" in err
+    assert (f"tomoseg: note: {lab}: --voxel-size 3.25×3.25×3.25 nm replaces the 60×30×30 nm read from the "
+            "file") in err
     assert main(["track", img, img, "--before-labels", lab, "--after-labels", lab, "--transform",
                  _identity(tmp_path), "--out", str(tmp_path / "tr"), "--voxel-size", "30", "30", "60", "-q"]) == 0
     err = capsys.readouterr().err

@@ -297,8 +297,6 @@ def link_table(links, before: dict, after: dict, edge_b, edge_a, matrix, *, voxe
     measured in the AFTER scan (``after_voxel_size``, default ``voxel_size``); ``delta_radius_vox`` is
     ``delta_radius_nm`` in BEFORE voxels.
     """
-    from .registration import apply
-
     vs = np.asarray(voxel_size, float)
     links = links_from(links)
     code = {name: k for k, name in enumerate(STATUSES)}
