@@ -67,7 +67,9 @@ def test_a_volume_opened_again_in_a_worker_does_not_say_it_again(tmp_path):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         again = pickle.loads(pickle.dumps(vol))
-    assert again.voxel_size == (50, 30, 30) and not caught
+    assert again.voxel_size == (50, 30, 30)
+    # tomoseg's own only: a ResourceWarning of another test's file, collected meanwhile, is no repeat
+    assert not [w for w in caught if issubclass(w.category, (TomosegNote, TomosegWarning))]
 
 
 def test_the_correction_is_kept_in_the_results_notes(tmp_path, capsys):
