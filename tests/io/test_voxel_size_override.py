@@ -25,17 +25,21 @@ def _imagej(path, um_zyx):
     return str(path)
 
 
-def _said(path, voxel_size):
+def _said(path, voxel_size, *, keep_open=False):
+    """The volume (closed unless ``keep_open``) and tomoseg's notes and warnings of opening it."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         vol = open_volume(path, voxel_size=voxel_size)
+    if not keep_open:
+        vol.close()
     return vol, [(w.category, str(w.message)) for w in caught
                  if issubclass(w.category, (TomosegNote, TomosegWarning))]
 
 
 def test_micrometres_typed_as_nm_are_warned_with_the_spelling(tmp_path):
     path = _imagej(tmp_path / "ct.tif", (3.25, 3.25, 3.25))
-    assert open_volume(path).voxel_size == pytest.approx((3250.0,) * 3)
+    with open_volume(path) as vol:
+        assert vol.voxel_size == pytest.approx((3250.0,) * 3)
     vol, said = _said(path, (3.25, 3.25, 3.25))  # plausible on its own (over 1 nm): no other warning
     assert vol.voxel_size == (3.25, 3.25, 3.25)  # the user's value is used, as documented
     assert [c for c, _ in said] == [TomosegWarning], said
@@ -62,11 +66,13 @@ def test_a_correction_is_a_note_and_the_same_size_says_nothing(tmp_path):
 
 
 def test_a_volume_opened_again_in_a_worker_does_not_say_it_again(tmp_path):
-    vol, said = _said(_imagej(tmp_path / "a.tif", (0.06, 0.03, 0.03)), (50, 30, 30))
+    vol, said = _said(_imagej(tmp_path / "a.tif", (0.06, 0.03, 0.03)), (50, 30, 30), keep_open=True)
     assert len(said) == 1
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         again = pickle.loads(pickle.dumps(vol))
+    vol.close()
+    again.close()
     assert again.voxel_size == (50, 30, 30)
     # tomoseg's own only: a ResourceWarning of another test's file, collected meanwhile, is no repeat
     assert not [w for w in caught if issubclass(w.category, (TomosegNote, TomosegWarning))]
