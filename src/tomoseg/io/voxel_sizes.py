@@ -40,14 +40,16 @@ def _unit_slip(given: float, recorded: float) -> int:
     return 0
 
 
-def override_message(recorded, given, where) -> tuple[str, str] | None:
-    """``("note" | "warning", message)`` for ``--voxel-size`` ``given`` (z, y, x nm) replacing the size
-    ``recorded`` in the file ``where``; None where they agree or the file records none."""
+def override_message(recorded, given, where, *, option: str = "--voxel-size",
+                     source: str = "the file") -> tuple[str, str] | None:
+    """``("note" | "warning", message)`` for ``option`` ``given`` (z, y, x nm) replacing the size ``recorded``
+    by ``source`` (``where``: its name); None where they agree or ``source`` records none. The napari widget
+    passes its voxel-size field and the layer's scale."""
     if recorded is None or given is None or not all(math.isfinite(v) and v > 0 for v in recorded):
         return None
     if same_voxel_size(recorded, given):
         return None
-    head = f"{where}: --voxel-size {_fmt(given)}"
+    head = f"{where}: {option} {_fmt(given)}"
     slips = [_unit_slip(g, r) for g, r in zip(given, recorded)]
     if any(slips):
         power = next(p for p in slips if p)
@@ -55,16 +57,16 @@ def override_message(recorded, given, where) -> tuple[str, str] | None:
             unit, name = ("um", "µm") if power == -3 else ("mm", "mm")
             spelled = " ".join(f"{g:g}{unit}" for g in given)
             nm = " ".join(f"{g * 10 ** -power:g}" for g in given)
-            hint = f"if {name} were meant, write --voxel-size {spelled} (or the nm: {nm})"
+            hint = f"if {name} were meant, write {option} {spelled} (or the nm: {nm})"
         else:
-            hint = "check the unit (--voxel-size is in nm unless written with one: 0.65um)"
-        return "warning", (f"{head} is {10 ** abs(power):,}x {'smaller' if power < 0 else 'larger'} than the "
-                           f"{_fmt(recorded)} the file records: {hint}; measuring with --voxel-size as given")
+            hint = f"check the unit ({option} is in nm unless written with one: 0.65um)"
+        return "warning", (f"{head} is {10 ** abs(power):,}x {'smaller' if power < 0 else 'larger'} than "
+                           f"{source}'s {_fmt(recorded)}: {hint}; measuring with {option} as given")
     if recorded[0] != recorded[2] and same_voxel_size(tuple(reversed(recorded)), given):
-        return "warning", (f"{head} is the file's {_fmt(recorded)} in reverse order: --voxel-size is Z Y X (z "
-                           f"first); pass --voxel-size {' '.join(f'{v:g}' for v in recorded)} if the file is "
-                           "right; measuring with --voxel-size as given")
-    return "note", f"{head} replaces the {_fmt(recorded)} read from the file"
+        return "warning", (f"{head} is {source}'s {_fmt(recorded)} in reverse order: {option} is Z Y X (z first); "
+                           f"give {option} {' '.join(f'{v:g}' for v in recorded)} if {source} is right; "
+                           f"measuring with {option} as given")
+    return "note", f"{head} replaces {source}'s {_fmt(recorded)}"
 
 
 def shared_voxel_size(volumes):
