@@ -70,3 +70,14 @@ def test_without_a_voxel_size_the_note_says_what_the_sphericities_assume(tmp_pat
     assert said in capsys.readouterr().err
     notes = json.loads((tmp_path / "ev" / "evaluation.json").read_text())["notes"]
     assert said.removeprefix("tomoseg: ") in notes
+
+
+def test_evaluate_takes_the_gray_image_s_size_where_the_maps_have_none(tmp_path, capsys):
+    """As analyze does: the prediction's size, else the ground truth's, else --intensity's (evaluate ignored the
+    gray image's, leaving the nm columns empty)."""
+    _, gray, bare = _files(tmp_path)
+    assert main(["evaluate", str(bare), str(bare), "--intensity", str(gray), "--out", str(tmp_path / "ev"),
+                 "-q"]) == 0
+    assert "voxel size unknown" not in capsys.readouterr().err
+    table = (tmp_path / "ev" / "objects_prediction.csv").read_text().splitlines()
+    assert float(table[1].split(",")[2]) == 4 * 4 * 4 * 10 * 10 * 10
