@@ -11,6 +11,7 @@ import tifffile
 
 from tomoseg.cli import main
 from tomoseg.errors import TomosegNote, TomosegWarning, note, recording_said, said, warn
+from tomoseg.io.voxel_sizes import UNKNOWN_NOTE
 
 
 def test_notes_and_warnings_are_kept_once_each_in_order_within_a_recording():
@@ -73,7 +74,7 @@ def test_analyze_and_evaluate_record_what_they_said(phantom_cwd):
     np.save("mask.npy", (tifffile.imread("mask.tif") > 0).astype(np.uint8))
     assert main(["analyze", "mask.npy", "--out", "res", "-q"]) == 0
     notes = json.loads((phantom_cwd / "res" / "summary.json").read_text())["notes"]
-    assert "note: voxel size unknown; nm columns are empty. Pass --voxel-size Z Y X." in notes
+    assert "note: " + UNKNOWN_NOTE in notes
     assert any(n.startswith("note: mask.npy: read as") for n in notes), notes
     assert main(["evaluate", "mask.npy", "mask.tif", "--out", "ev", "-q"]) == 0
     notes = json.loads((phantom_cwd / "ev" / "evaluation.json").read_text())["notes"]
@@ -87,7 +88,7 @@ def test_the_report_shows_what_the_runs_said_warnings_first(phantom_cwd):
     assert main(["analyze", "mask.npy", "--out", "res", "--report", "-q"]) == 0
     page = (phantom_cwd / "res" / "report.html").read_text()
     assert "<h2>Notes and warnings</h2>" in page
-    assert html.escape("note: voxel size unknown; nm columns are empty. Pass --voxel-size Z Y X.") in page
+    assert html.escape("note: " + UNKNOWN_NOTE) in page
     summary = json.loads((phantom_cwd / "res" / "summary.json").read_text())
     summary["notes"].append("warning: a test warning")
     (phantom_cwd / "res" / "summary.json").write_text(json.dumps(summary))

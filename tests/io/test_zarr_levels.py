@@ -65,3 +65,32 @@ def test_in11_a_group_of_nested_arrays_lists_them(tmp_path, vol):
         open_volume(tmp_path / "n.zarr")
     with open_volume(f"{tmp_path / 'n.zarr'}:recon/vol") as v:
         assert np.array_equal(v.read(), vol)
+
+
+def test_u7_a_labels_image_named_after_the_colon_keeps_its_voxel_size(tmp_path):
+    """store:labels/objects (the NGFF path of a label image) said 'Zarr metadata cannot be used (AttributeError:
+    'Group' object has no attribute 'shape'); the store may be damaged', and store:labels/objects/0 read without
+    a voxel size, though store/labels/objects/0 had one (review U7)."""
+    labels = np.zeros((8, 12, 16), np.uint32)
+    labels[2:5, 3:7, 4:9] = 1
+    path = tmp_path / "r.ome.zarr"
+    g = zarr.open_group(str(path), mode="w", zarr_format=3)
+    g.create_array("0", data=labels.astype(np.uint8))
+    axes = [{"name": n, "type": "space", "unit": "micrometer"} for n in "zyx"]
+    level = [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": SCALE}]}]
+    g.attrs["ome"] = {"version": "0.5", "multiscales": [{"axes": axes, "datasets": level}]}
+    lab = g.create_group("labels")
+    lab.attrs["ome"] = {"version": "0.5", "labels": ["objects"]}
+    obj = lab.create_group("objects")
+    obj.create_array("0", data=labels)
+    obj.attrs["ome"] = {"version": "0.5", "multiscales": [{"axes": axes, "datasets": level}],
+                        "image-label": {"source": {"image": "../../"}}}
+    for spec in (f"{path}:labels/objects", f"{path}:labels/objects/0", f"{path}/labels/objects"):
+        with open_volume(spec) as v:
+            assert np.array_equal(v.read(), labels)
+            assert v.voxel_size == pytest.approx((2000.0, 250.0, 500.0)), spec
+    with pytest.raises(TomosegError, match=r"r.ome.zarr:labels: is a Zarr group without OME-NGFF metadata; it "
+                                           r"holds the arrays labels/objects/0; name one as .*:labels/objects/0\)"):
+        open_volume(f"{path}:labels")
+    with pytest.raises(TomosegError, match=r"has no array 'labels/objects/3'; it holds labels/objects/0"):
+        open_volume(f"{path}:labels/objects/3")

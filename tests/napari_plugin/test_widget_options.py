@@ -305,3 +305,25 @@ def cli_help_no_roi():
     from tomoseg.napari_plugin.forms import cli_help
 
     return cli_help("analyze", "no_roi")
+
+
+def test_analyze_voxel_size_field_against_the_layer_scale(qtbot, files):
+    """Review U1 in the widget: a voxel size typed in µm as nm (3.25 for a layer at 3.25 µm) measured 1000x too
+    small, said only as 'voxel size 3.25 x 3.25 x 3.25 nm (given)'."""
+    from napari.components import ViewerModel
+
+    d, mask, _, _ = files
+    viewer = ViewerModel()
+    viewer.add_labels(mask, name="ct", scale=(3.25, 3.25, 3.25), units=("micrometer",) * 3)
+    widget = _analyze(qtbot, viewer, "ct")
+    widget.min_voxels.setValue(1)
+    widget.voxel_size.setText("3.25 3.25 3.25")
+    _wait(qtbot, widget, widget.run(), 60_000)
+    status = widget.status.text()
+    assert "voxel size 3.25 x 3.25 x 3.25 nm (given)" in status
+    assert ("warning: layer 'ct': voxel size 3.25×3.25×3.25 nm is 1,000x smaller than the layer's 3250×3250×3250 "
+            "nm: if µm were meant, write voxel size 3.25um 3.25um 3.25um (or the nm: 3250 3250 3250)") in status
+    widget.voxel_size.setText("3000 3250 3250")
+    _wait(qtbot, widget, widget.run(), 60_000)
+    assert "note: layer 'ct': voxel size 3000×3250×3250 nm replaces the layer's 3250×3250×3250 nm" in \
+        widget.status.text()

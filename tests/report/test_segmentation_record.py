@@ -49,3 +49,22 @@ def test_a_map_without_segment_record_is_said_in_the_report(tmp_path, capsys):
     capsys.readouterr()
     assert json.loads((out / "summary.json").read_text())["segmentation"] is None
     assert "no provenance record of tomoseg segment" in (out / "report.html").read_text()
+
+
+def test_the_report_says_the_model_ran_off_its_training_voxel_size(tmp_path, capsys):
+    """Review U3: segment warned that the scan's voxels were twice the model's training voxels, but the report of
+    the analysis listed only analyze's notes and named neither voxel size."""
+    ph = make_phantom((24, 64, 64), rng=3)
+    write_volume(str(tmp_path / "img.tif"), ph.image, voxel_size=(60.0, 30.0, 30.0))
+    assert main(["segment", str(tmp_path / "img.tif"), str(tmp_path / "prob.tif"), "-q"]) == 0
+    assert "2.05x larger than the model's training scans'" in capsys.readouterr().err
+    out = tmp_path / "res"
+    assert main(["analyze", str(tmp_path / "prob.tif"), "--out", str(out), "--report", "-q"]) == 0
+    seg = json.loads((out / "summary.json").read_text())["segmentation"]
+    assert len(seg["warnings"]) == 1 and "2.05x larger than the model's" in seg["warnings"][0]
+    page = (out / "report.html").read_text()
+    said = page[page.index("Notes and warnings"):page.index("</ul>", page.index("Notes and warnings"))]
+    assert "<li class=warning>warning: segment: " in said and "2.05x larger than the model" in said
+    assert "voxel size 60 × 30 × 30 nm (z, y, x; the model was trained at 29.33 × 29.33 × 29.33 nm)" in page
+    assert "<td>voxel size (nm, z × y × x)</td><td>60 × 30 × 30</td>" in page
+    assert "<td>model&#x27;s training voxel size (nm)</td><td>29.33 × 29.33 × 29.33</td>" in page

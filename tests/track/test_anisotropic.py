@@ -274,3 +274,31 @@ def test_refit_residual_in_nm_of_scans_of_different_voxel_sizes(monkeypatch):
     np.testing.assert_allclose(result.registration.matrix[:3, 3] * vs_a, shift_nm, atol=10.0)
     assert 0 < refit["residual_vox"] < 0.5
     assert refit["residual_nm"] == pytest.approx(refit["residual_vox"] * 37.5, rel=1e-6)
+
+
+def test_translation_and_displacement_in_nm(tmp_path):
+    """Review U6: the shift was reported in voxels only (no distance on voxels of 60 x 30 x 30 nm) and the
+    persisting objects' displacement after the registration was in matches.csv alone. A given motion of
+    (90, -120, 75) nm of the volume's centre, and one ball moved a further 30 nm along y by hand."""
+    from tomoseg.track import write_tracking
+
+    shape = (32, 64, 64)
+    m = _voxel_matrix((0, 0, 0), (90, -120, 75), shape)
+    before = np.zeros(shape, np.uint32)
+    after = np.zeros(shape, np.uint32)
+    shift = m[:3, 3]  # voxels (no rotation)
+    for k, (centre, extra_nm) in enumerate([((10, 20, 20), (0, 0, 0)), ((16, 40, 30), (0, 30, 0)),
+                                            ((20, 30, 44), (0, 0, 0))], start=1):
+        before[ball_nm(shape, centre, 200.0)] = k
+        moved = np.asarray(centre) + shift + np.asarray(extra_nm) / np.asarray(VS)
+        after[ball_nm(shape, moved, 200.0)] = k
+    image = np.full(shape, 50, np.uint8)
+    result = track(image, image, before_labels=before, after_labels=after, voxel_size=VS, transform=m)
+    assert result.summary["transform"]["translation_nm"] == pytest.approx([90, -120, 75], abs=1e-6)
+    moved = result.summary["displacement"]
+    assert moved["objects"] == 3 and moved["max_nm"] == pytest.approx(30, abs=1.5)
+    assert moved["median_nm"] < 1.5  # the two that moved with the sample (digitization only)
+    write_tracking(result, tmp_path / "out", shape=shape, voxel_size=VS)
+    page = (tmp_path / "out" / "track.html").read_text()
+    assert "translation z, y, x of the volume&#x27;s centre (µm)</td><td>0.09, -0.12, 0.075</td>" in page
+    assert "median / largest (nm)</td><td>" in page and "(3 objects)" in page

@@ -11,6 +11,7 @@ from ..io.output_guard import (FOLDER_MARKER, PROVENANCE_SUFFIX, check_outputs_a
                                check_table_output, read_record)
 from ..io.result_folders import check_result_folder, make_result_folder, same_prediction
 from ..io.segment_record import segmentation_of
+from ..io.voxel_sizes import UNKNOWN_NOTE, shared_voxel_size
 from .registry import check_threshold, checked_voxel_size, command, overwrite_arg, voxel_size_arg
 
 
@@ -154,9 +155,11 @@ def _run_analyze(args) -> int:
              f"{sample_mask.record['otsu_threshold']:g} of segment's automatic mask, a prism along z) covers "
              f"{sample_mask.fraction():.1%} of each slice; the summary is measured inside it. Check it in the "
              "report's orthoslices, or give a mask file")
-    voxel_size = vol.voxel_size or (intensity.voxel_size if intensity is not None else None)
+    voxel_size = vol.voxel_size if vs is not None else shared_voxel_size(  # review U2: disagreements said
+        [(args.volume, vol), (f"--intensity {args.intensity}", intensity),
+         (f"--probability {args.probability}", prob), (f"--sample-mask {args.sample_mask}", sample_mask)])
     if voxel_size is None:
-        note("voxel size unknown; nm columns are empty. Pass --voxel-size Z Y X.")
+        note(UNKNOWN_NOTE)
     origin = _origin(vol, voxel_size)
     from ..io.segment_record import segmented_roi
 
@@ -425,12 +428,15 @@ def _run_evaluate(args) -> int:
     out = _check_shared_folder(args, "evaluate", args.prediction, options)
     if out is not None and args.report:
         check_report_output(out / "report.html")
-    pred = open_volume(args.prediction)
-    labels = open_volume(args.labels)
+    pred = open_volume(args.prediction, voxel_size=override)  # a size the files record otherwise is said (U1)
+    labels = open_volume(args.labels, voxel_size=override)
     if tuple(pred.shape) != tuple(labels.shape):
         raise TomosegError(f"prediction {pred.shape} and labels {labels.shape} differ in shape")
     intensity = open_volume(args.intensity) if args.intensity else None
-    vs = override or (pred.voxel_size or labels.voxel_size)
+    vs = override or shared_voxel_size([(args.prediction, pred), (args.labels, labels),  # review U2
+                                        (f"--intensity {args.intensity}", intensity)])
+    if vs is None:
+        note(UNKNOWN_NOTE)  # as analyze says it (review U5: evaluate said nothing)
     from ..progress import progress_while
     from . import progress_enabled
 

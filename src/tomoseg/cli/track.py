@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import TomosegError, note
 from ..io.result_folders import check_result_folder, make_result_folder, strict_json
+from ..io.voxel_sizes import UNKNOWN_NOTE
 from .registry import check_threshold, command, length_nm, overwrite_arg
 
 
@@ -114,7 +115,8 @@ def _track_files(args, opened) -> int:
         truth["instance_volumes"] = {scan: opened.enter_context(open_volume(truth[f"{scan}_instances"]))
                                      for scan in ("before", "after")
                                      if truth.get(f"{scan}_instances") and Path(truth[f"{scan}_instances"]).exists()}
-    vb, va = open_volume(args.before), open_volume(args.after)
+    # --voxel-size given: each file's own size, where it records another, is said (review U1)
+    vb, va = open_volume(args.before, voxel_size=args.voxel_size), open_volume(args.after, voxel_size=args.voxel_size)
     vs = tuple(args.voxel_size) if args.voxel_size else (vb.voxel_size or va.voxel_size)
     vs_a = tuple(args.voxel_size) if args.voxel_size else (va.voxel_size or vb.voxel_size)
     if vs and vs_a and not np.allclose(vs, vs_a, rtol=1e-6):  # each scan measured with its own
@@ -123,7 +125,7 @@ def _track_files(args, opened) -> int:
              "scan is measured with its own; the transform's scale (estimated: --similarity) includes their ratio")
     _note_assumed_voxel_size(args, vb, va, vs)
     if vs is None:
-        note("voxel size unknown; nm columns are empty. Pass --voxel-size Z Y X.")
+        note(UNKNOWN_NOTE)
     labels = []
     for name, path, img, img_path in (("--before-labels", args.before_labels, vb, args.before),
                                       ("--after-labels", args.after_labels, va, args.after)):

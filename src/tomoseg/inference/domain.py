@@ -59,19 +59,66 @@ def voxel_size_warning(data_voxel, model_voxel, where, radius: tuple[float, floa
     if data_voxel is None:
         return (f"{where}: voxel size unknown: sizes come out in voxels (pass --voxel-size Z Y X to have them in "
                 f"nm). The network works in voxels: it finds {learned}, whatever the voxel size")
-    ratio = max(max(d / m, m / d) for d, m in zip(data_voxel, model_voxel))
-    if ratio > VOXEL_RATIO:
-        here = ""
-        if radius:
-            lo, hi = (r * min(data_voxel) for r in radius)
-            unit, scale = ("µm", 1e3) if hi >= 1e3 else ("nm", 1.0)
-            here = f" (here {lo / scale:.3g}-{hi / scale:.3g} {unit})"
-        return (f"{where}: voxel size {_fmt(data_voxel)} is {ratio:.3g}x "
-                f"{'larger' if data_voxel[0] > model_voxel[0] else 'smaller'} than the model's training scans' "
-                f"({_fmt(model_voxel)}). The network sees voxels, not nanometres: it finds {learned}{here}, in "
-                "scans that look like its training data. If your objects are much larger or smaller than that in "
-                f"voxels, resample the volume; if they are found poorly, {FINE_TUNE}")
-    return None
+    ratios = [d / m for d, m in zip(data_voxel, model_voxel)]
+    ratio = max(max(r, 1 / r) for r in ratios)
+    stretch = _anisotropy(data_voxel) / _anisotropy(model_voxel)
+    if ratio <= VOXEL_RATIO and max(stretch, 1 / stretch) <= VOXEL_RATIO:
+        return None
+    here = ""
+    if radius:
+        hi_nm = radius[1] * max(data_voxel)
+        unit, scale = ("µm", 1e3) if hi_nm >= 1e3 else ("nm", 1.0)
+        groups = _axes_by_size(data_voxel)
+        spans = [f"{radius[0] * v / scale:.3g}-{radius[1] * v / scale:.3g} {unit}" for v in groups]
+        here = (f" (here {spans[0]})" if len(groups) == 1 else
+                " (here " + ", ".join(f"{span} along {axes}" for span, axes in zip(spans, groups.values())) + ")")
+    return (f"{where}: voxel size {_fmt(data_voxel)} is {_how_far(ratios)} the model's training scans' "
+            f"({_fmt(model_voxel)}).{_shape_note(data_voxel, model_voxel)} The network sees voxels, not "
+            f"nanometres: it finds {learned}{here}, in scans that look like its training data. If your objects are "
+            f"much larger or smaller than that in voxels, resample the volume; if they are found poorly, {FINE_TUNE}")
+
+
+_AXES = "zyx"
+
+
+def _anisotropy(voxel_size) -> float:
+    return max(voxel_size) / min(voxel_size)
+
+
+def _axes_by_size(voxel_size) -> dict:
+    """{size: 'z' or 'y, x', ...} in the order of the axes, axes of equal size together."""
+    groups: dict = {}
+    for axis, v in zip(_AXES, voxel_size):
+        key = next((k for k in groups if abs(k - v) <= 1e-3 * v), v)
+        groups[key] = f"{groups[key]}, {axis}" if key in groups else axis
+    return groups
+
+
+def _how_far(ratios) -> str:
+    """'2.05x larger than', '3x smaller than', or per direction where the axes differ (review U4: the direction
+    was z's, so a scan 2x coarser across and a bit finer along z was called smaller)."""
+    up = [(r, a) for r, a in zip(ratios, _AXES) if r > 1.001]
+    down = [(1 / r, a) for r, a in zip(ratios, _AXES) if r < 1 / 1.001]
+    if not up and not down:
+        return "as large as"  # (only the voxels' shape differs: said next)
+    if not down:
+        return f"{max(up)[0]:.3g}x larger than"
+    if not up:
+        return f"{max(down)[0]:.3g}x smaller than"
+    return (f"{max(up)[0]:.3g}x larger along {', '.join(a for _, a in up)} and {max(down)[0]:.3g}x smaller along "
+            f"{', '.join(a for _, a in down)} than")
+
+
+def _shape_note(data_voxel, model_voxel) -> str:
+    """A sentence where the scan's voxels are more elongated than the model's (to the network, round objects
+    look squashed along the long axis), else ''."""
+    if _anisotropy(data_voxel) / _anisotropy(model_voxel) <= VOXEL_RATIO:
+        return ""
+    groups = _axes_by_size(data_voxel)
+    longest, shortest = groups[max(groups)], groups[min(groups)]
+    return (f" Its voxels are {_anisotropy(data_voxel):.3g}x longer along {longest} than along {shortest} (the "
+            f"model's {'are cubic' if _anisotropy(model_voxel) < 1.001 else f'{_anisotropy(model_voxel):.3g}x'}): "
+            f"to the network, round objects look squashed along {longest}.")
 
 
 def check_voxel_size(volume, model) -> None:

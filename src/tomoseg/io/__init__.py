@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import TomosegError, note, warn
 from . import disk_space, hdf5, npy, nrrd_file, output_guard, pyhst, tiff, unsupported, zarr_store
+from .voxel_sizes import override_message
 from .volume import (PARTIAL_SUFFIX, CheckedVoxelSize, Volume, VolumeWriter, VoxelSize, check_voxel_size,
                      checked_voxel_size, implausible_message)
 
@@ -112,6 +113,12 @@ def open_volume(path, *, voxel_size=None) -> Volume:
     >>> tomoseg.open_volume(p).voxel_size
     (30.0, 30.0, 30.0)
     """
+    return _open_volume(path, voxel_size)
+
+
+def _open_volume(path, voxel_size, *, _say: bool = True) -> Volume:
+    """:func:`open_volume`; ``_say=False`` when a volume is opened again (a worker's copy): what was said about
+    its voxel size when it was first opened is not said again."""
     override = checked_voxel_size(voxel_size)
     file, dataset = split_dataset(path)
     fmt = format_of(path)
@@ -139,6 +146,9 @@ def open_volume(path, *, voxel_size=None) -> Volume:
     if override is None and vol.voxel_size_note:
         note(vol.voxel_size_note)  # a size the reader assumed (a TIFF's z spacing), unless --voxel-size gives it
     if override is not None:
+        replaced = override_message(vol.voxel_size, override, path) if _say else None
+        if replaced:  # review U1: a correction said and kept in the notes; a unit slip or x/z swap warned of
+            (warn if replaced[0] == "warning" else note)(replaced[1])
         vol.voxel_size = override
     elif vol.voxel_size_problem:
         warn(vol.voxel_size_problem)
@@ -151,7 +161,7 @@ def open_volume(path, *, voxel_size=None) -> Volume:
     if any(p.name.endswith(output_guard.WORK_SUFFIX) for p in (file, *file.parents)):
         warn(f"{path}: is inside the work folder of a segment run that has not finished (its tiles may not all be "
              "computed, the rest reads as 0); finish it with segment --resume and use its output")
-    vol._reopen = functools.partial(open_volume, str(path), voxel_size=override)
+    vol._reopen = functools.partial(_open_volume, str(path), override, _say=False)
     return vol
 
 

@@ -62,6 +62,9 @@ def segmentation_essentials(record: dict, where: str | None = None, *, edited: b
         "normalization": {k: norm.get(k) for k in _NORMALIZATION if k in norm},
         "tiling": record.get("tiling"), "backend": record.get("backend"), "precision": record.get("precision"),
         "roi": roi, "sample_mask": mask, "map_edited_since": edited,
+        # what segment warned of (a voxel size far from the model's, gray values unlike its training data, a
+        # flooded map), for the report of what is computed from the map (review U3)
+        "warnings": [n for n in record.get("notes") or [] if isinstance(n, str) and n.startswith("warning:")],
     }
 
 
@@ -123,7 +126,26 @@ def methods_sentence(seg: dict) -> str:
     edited = " The map has been changed since segment wrote it." if seg.get("map_edited_since") else ""
     return (f"Segmented with tomoseg {seg.get('tomoseg_version')} (segment), {name}, {sha}; {norm}; {tiles}; "
             f"backend {seg.get('backend')}, precision {seg.get('precision')}; {cut}; input {seg.get('input')}, "
-            f"{where}{masked}.{edited}")
+            f"{where}{masked}{_voxel_sizes(seg)}.{edited}")
+
+
+def voxel_size_text(voxel_size) -> str | None:
+    """'60 × 30 × 30' of a record's (z, y, x) voxel size in nm; None where it holds none."""
+    try:
+        return " × ".join(f"{float(v):g}" for v in voxel_size) if len(voxel_size) == 3 else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _voxel_sizes(seg: dict) -> str:
+    """'; voxel size A nm (z, y, x; the model was trained at B nm)' for the methods sentence (review U3: the
+    report did not say when a model ran at another voxel size than its training scans')."""
+    data = voxel_size_text(seg.get("voxel_size_nm") or ())
+    model = voxel_size_text((seg.get("model") or {}).get("trained_voxel_size_nm") or ())
+    if data is None and model is None:
+        return ""
+    return (f"; voxel size {data + ' nm' if data else 'unknown'} (z, y, x"
+            + (f"; the model was trained at {model} nm" if model else "") + ")")
 
 
 def segmented_roi(path):

@@ -69,7 +69,16 @@ def _check_array_path(path: Path, dataset) -> str:
     return dataset
 
 
-def _open_node(node, path: Path, dataset: str | None) -> Volume:
+def _open_node(node, path: Path, dataset: str | None, prefix: str = "") -> Volume:
+    """The volume ``dataset`` of ``node`` (a group's image or level, or the array ``node``); ``prefix``: the
+    group's path inside the store, for the names the messages give."""
+    if isinstance(node, zarr.Group) and dataset:  # a group or level below the store's top (review U7)
+        member = _member(node, dataset)
+        if isinstance(member, zarr.Group):  # store:labels/objects: that image's level 0, at its scale
+            return _open_node(member, path, None, f"{prefix}{dataset}/")
+        head, _, tail = dataset.rpartition("/")
+        if head and isinstance(_member(node, head), zarr.Group):  # store:labels/objects/1: a level of that image
+            return _open_node(_member(node, head), path, tail, f"{prefix}{head}/")
     voxel_size = None
     notes: list[str] = []
     if isinstance(node, zarr.Group):
@@ -83,9 +92,11 @@ def _open_node(node, path: Path, dataset: str | None) -> Volume:
             arrays = [k for k, _ in node.arrays()]
             if len(arrays) != 1:
                 nested = arrays or [k for k, v in node.members(max_depth=None) if isinstance(v, zarr.Array)]
-                raise TomosegError(f"{path}: is a Zarr group without OME-NGFF metadata; it holds "
-                                   + (f"the arrays {', '.join(nested[:8])}" if nested else "no array")
-                                   + (f"; name one as {path}:NAME (e.g. {path}:{nested[0]})" if nested else ""))
+                named = [prefix + n for n in nested]
+                raise TomosegError(f"{path}{':' + prefix.rstrip('/') if prefix else ''}: is a Zarr group without "
+                                   "OME-NGFF metadata; it holds "
+                                   + (f"the arrays {', '.join(named[:8])}" if named else "no array")
+                                   + (f"; name one as {path}:NAME (e.g. {path}:{named[0]})" if named else ""))
             dataset = arrays[0]
         ds = None
         if dataset is None:
@@ -97,8 +108,9 @@ def _open_node(node, path: Path, dataset: str | None) -> Volume:
             voxel_size = _level_voxel_size(ms[0], ds)
         if dataset not in node:
             nested = [k for k, v in node.members(max_depth=None) if isinstance(v, zarr.Array)]
-            raise TomosegError(f"{path}: has no array {dataset!r}"
-                               + (f"; it holds {', '.join(nested[:8])}: name one as {path}:NAME" if nested else ""))
+            raise TomosegError(f"{path}: has no array {prefix + dataset!r}"
+                               + (f"; it holds {', '.join(prefix + n for n in nested[:8])}: name one as {path}:NAME"
+                                  if nested else ""))
         array = node[dataset]
     else:
         array = node
@@ -119,6 +131,14 @@ def _open_node(node, path: Path, dataset: str | None) -> Volume:
     vol = Volume(array, path=path, format="zarr", voxel_size=voxel_size, chunks=chunks)
     vol.notes.extend(notes)
     return vol
+
+
+def _member(group, name: str):
+    """The array or group ``name`` (a path) inside ``group``, or None."""
+    try:
+        return group[name] if name in group else None
+    except (KeyError, ValueError):
+        return None
 
 
 def _level_voxel_size(multiscale: dict, ds: dict) -> tuple | None:

@@ -333,6 +333,7 @@ class AnalyzeWidget(_Worker):
         try:  # the command line's checks, before the work
             with collected(self._notes):  # an implausible voxel size: a warning under the result
                 given = voxel_size_from(self.voxel_size.text())
+                _say_replaced(voxel_size_nm(src), given, src.name)
             options = AnalysisOptions(threshold=self.threshold.value(), min_voxels=self.min_voxels.value(),
                                       exclude_border=not self.keep_border.isChecked(),
                                       connectivity=int(self.connectivity.currentText()),
@@ -530,3 +531,14 @@ def gray_image_warning(volume, name: str, reading, options) -> list[str]:
     return [f"warning: {share:.0%} of the voxels of layer {name!r} are above {options.threshold}: a gray image "
             "rather than a probability map? Choose Segment's probability map or mask as 'mask or probability' (or "
             "read as: probability, if this is one)"]
+
+
+def _say_replaced(scale_nm, given, name: str) -> None:
+    """The field's voxel size against the layer's scale, as ``--voxel-size`` against a file's (review U1): a
+    factor near 1000 or the scale in reverse order is a warning, another size a note (shown under the result)."""
+    from ..errors import note, warn
+    from ..io.voxel_sizes import override_message
+
+    said = override_message(scale_nm, given, f"layer {name!r}", option="voxel size", source="the layer")
+    if said:
+        (warn if said[0] == "warning" else note)(said[1])

@@ -266,6 +266,10 @@ def _said(run: Path) -> list[str]:
             continue
         notes = record.get("notes") if isinstance(record, dict) else None
         said += [str(n) for n in notes if isinstance(n, str)] if isinstance(notes, list) else []
+        seg = record.get("segmentation") if isinstance(record, dict) else None
+        warned = seg.get("warnings") if isinstance(seg, dict) else None  # segment's, on the map (review U3)
+        said += [f"warning: segment: {n[len('warning:'):].strip()}" for n in warned if isinstance(n, str)] \
+            if isinstance(warned, list) else []
     said = list(dict.fromkeys(said))
     return [m for m in said if m.startswith("warning:")] + [m for m in said if not m.startswith("warning:")]
 
@@ -280,7 +284,7 @@ def _is_tracking(summary: dict) -> bool:
 def _segmentation_section(run: Path) -> str:
     """The segmentation that made the map analysed (model, its SHA-256, segment's settings), as summary.json
     or evaluation.json copied it from segment's provenance record (review S5); a note where the map has none."""
-    from ..io.segment_record import methods_sentence
+    from ..io.segment_record import methods_sentence, voxel_size_text
 
     records = [json.loads(p.read_text(encoding="utf-8")) for p in (run / "summary.json", run / "evaluation.json")
                if p.exists()]
@@ -300,6 +304,8 @@ def _segmentation_section(run: Path) -> str:
             "normalization": n.get("method"), "statistics": n.get("statistics"), "objects": n.get("objects"),
             "clip (s.d.)": n.get("clip"), "fill value": n.get("fill_value"), "tile size": t.get("tile_size"),
             "halo": t.get("halo"), "backend": seg.get("backend"), "precision": seg.get("precision"),
+            "voxel size (nm, z × y × x)": voxel_size_text(seg.get("voxel_size_nm") or ()),
+            "model's training voxel size (nm)": voxel_size_text(m.get("trained_voxel_size_nm") or ()),
             "ROI": json.dumps(seg.get("roi")) if seg.get("roi") else None,
             "sample mask": (seg.get("sample_mask") or {}).get("method"),
             "segment input": seg.get("input"), "tomoseg version (segment)": seg.get("tomoseg_version"),

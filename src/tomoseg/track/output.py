@@ -66,17 +66,24 @@ def _num(value, spec: str) -> str:
 def track_section(summary: dict, figs: dict) -> str:
     """The HTML section of a tracking (no page around it): transform, counts, growth, figures."""
     tr = summary["transform"]
+    moved = summary.get("displacement")
     parts = ["<h2>Tracking between two scans</h2>"]
     parts.append(_table([{"quantity": k, "value": v} for k, v in (
         ("transform", tr["source"]),
         ("rotation about z, y, x (deg)", ", ".join(_num(a, ".3f") for a in tr["rotation_deg"])),
         ("rotation angle (deg)", tr["rotation_angle_deg"]),
         ("translation z, y, x (voxels)", ", ".join(_num(a, ".2f") for a in tr["translation_vox"])),
+        ("translation z, y, x of the volume's centre (µm)", ", ".join(_num(a / 1e3, ".4g") for a in
+                                                                     tr["translation_nm"])
+         if tr.get("translation_nm") else "n/a (voxel size unknown)"),
         ("scale", tr["scale"]), ("crops' remaining shift after the image fit, RMS (voxels)", tr["residual_vox"]),
         ("residual on matched objects (voxels)", tr.get("coarse", {}).get("objects_refit", {}).get("residual_vox",
                                                                                                    float("nan"))),
         ("band-passed correlation, coarse → final",
-         f"{_num(tr.get('ncc_before'), '.3f')} → {_num(tr.get('ncc_after'), '.3f')}"))],
+         f"{_num(tr.get('ncc_before'), '.3f')} → {_num(tr.get('ncc_after'), '.3f')}"),
+        ("persisting objects' displacement after the registration, median / largest (nm)",
+         f"{_num(moved['median_nm'], '.4g')} / {_num(moved['max_nm'], '.4g')} ({moved['objects']} objects)"
+         if moved else "n/a"))],
         ["quantity", "value"]))
     counts = summary["objects_by_status"]
     parts.append("<h3>Objects by status</h3>")

@@ -19,8 +19,8 @@ from ..io.volume import checked_voxel_size, path_of
 from ..objects.measure import blank_nm_columns
 from .matching import (STATUSES, MatchOptions, _edge_flags, label_rows, links_from, match,  # noqa: F401
                        refine_on_objects, tolerance_nm)
-from .registration import (Registration, RegistrationOptions, decompose, given_transform, overlap_fraction, register,
-                           reliability_problems)
+from .registration import (Registration, RegistrationOptions, apply, decompose, given_transform, overlap_fraction,
+                           register, reliability_problems)
 from ..objects.labelled import IN_MEMORY_VOXELS, label_scan
 from ..objects.reading import Reading, check_threshold, read_as
 
@@ -271,6 +271,8 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
         if segmented is not None:
             summary["segmentation"] = segmented
         summary["after_voxel_size_nm"] = list(vs_a) if vs_a else None
+        # the volume centre's shift in nm (review U6: only in voxels, which on anisotropic voxels is no distance)
+        summary["transform"]["translation_nm"] = translation_nm(matrix, shape_b, vs, vs_a) if vs else None
         # the centroid distance for pairs without overlap: given, or 3 voxels of the coarser scan
         summary["tolerance_nm"] = tolerance_nm(options.matching, vs1, vs1_a) if vs else None
     except BaseException:
@@ -295,8 +297,6 @@ def link_table(links, before: dict, after: dict, edge_b, edge_a, matrix, *, voxe
     measured in the AFTER scan (``after_voxel_size``, default ``voxel_size``); ``delta_radius_vox`` is
     ``delta_radius_nm`` in BEFORE voxels.
     """
-    from .registration import apply
-
     vs = np.asarray(voxel_size, float)
     links = links_from(links)
     code = {name: k for k, name in enumerate(STATUSES)}
@@ -502,8 +502,18 @@ def count_label(status: str, counts: dict) -> str:
     return text
 
 
+def translation_nm(matrix, shape, voxel_size, after_voxel_size=None) -> list[float]:
+    """Where the transform moves the centre of the BEFORE volume (``shape``), in nm along z, y, x: its AFTER
+    position (AFTER voxels × their size) less its BEFORE position (both from voxel 0)."""
+    centre = (np.asarray(shape, float) - 1) / 2
+    after = np.asarray(after_voxel_size if after_voxel_size else voxel_size, float)
+    return [float(v) for v in apply(matrix, centre) * after - centre * np.asarray(voxel_size, float)]
+
+
 def summarize_tracking(table: dict, reg: Registration, *, voxel_size=None) -> dict:
-    """Counts by status (objects off the edge and of at least ``min_voxels``), and growth by size class."""
+    """Counts by status (objects off the edge and of at least ``min_voxels``), growth by size class, and the
+    persisting objects' displacement after the registration (``displacement``: median and largest, nm; None
+    without a voxel size)."""
     keep = (table["edge"] == 0) & (table["small"] == 0)
     counts = status_counts(table)
     pers = keep & (table["status"] == "persisting")
@@ -520,6 +530,10 @@ def summarize_tracking(table: dict, reg: Registration, *, voxel_size=None) -> di
                         else float("nan"),
                         "median_delta_volume_rel": float(np.median(dv)) if sel.any() else float("nan"),
                         "grew_10pct": int((dv > 0.1).sum()), "shrank_10pct": int((dv < -0.1).sum())})
-    return {"objects_by_status": counts, "growth_by_size_class": classes,
+    moved = table["displacement_nm"][pers]
+    moved = moved[np.isfinite(moved)]
+    displacement = ({"objects": int(moved.size), "median_nm": float(np.median(moved)), "max_nm": float(moved.max())}
+                    if voxel_size and moved.size else None)
+    return {"objects_by_status": counts, "growth_by_size_class": classes, "displacement": displacement,
             "excluded_rows": {"edge": int((table["edge"] == 1).sum()), "small": int((table["small"] == 1).sum())},
             "transform": reg.to_dict(), "voxel_size_nm": list(voxel_size) if voxel_size else None}

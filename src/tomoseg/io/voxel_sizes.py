@@ -1,0 +1,86 @@
+"""Voxel sizes that two sources give for the same voxels, compared (review U1, U2).
+
+``--voxel-size`` against the size the file records (:func:`override_message`): a correction is said and
+kept in the run's notes; a factor near 1000 (a length in µm typed as nm) or the file's size in reverse order
+(x y z for Z Y X) is warned about. The volumes of one analysis (a map and its gray image, a prediction and its
+ground truth) against each other (:func:`shared_voxel_size`): they hold the same voxels, so sizes that differ
+mean one file is wrong, and the measurements use one of them.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..errors import warn
+
+#: said by analyze, evaluate and track where no voxel size is known (review U5: the sphericities, unitless, are
+#: still computed, for cubic voxels, which the note did not say)
+UNKNOWN_NOTE = ("voxel size unknown; nm columns are empty, and the sphericities are computed for cubic voxels. "
+                "Pass --voxel-size Z Y X.")
+RELATIVE_TOLERANCE = 1e-3  # sizes closer than this are the same (rounded µm in one file, nm in another)
+UNIT_SLIP = 0.05           # a ratio within 5 % of 10^3 or 10^6 is read as a unit mistake
+
+
+def _fmt(voxel_size) -> str:
+    return "×".join(f"{v:g}" for v in voxel_size) + " nm"
+
+
+def same_voxel_size(a, b) -> bool:
+    """Whether two (z, y, x) sizes agree to :data:`RELATIVE_TOLERANCE`."""
+    return all(math.isclose(float(u), float(v), rel_tol=RELATIVE_TOLERANCE) for u, v in zip(a, b))
+
+
+def _unit_slip(given: float, recorded: float) -> int:
+    """The power of ten (±3, ±6) by which ``given`` is off from ``recorded`` where that looks like a unit
+    mistake, else 0."""
+    ratio = math.log10(given / recorded)
+    for power in (-6, -3, 3, 6):
+        if abs(ratio - power) < math.log10(1 + UNIT_SLIP):
+            return power
+    return 0
+
+
+def override_message(recorded, given, where, *, option: str = "--voxel-size",
+                     source: str = "the file") -> tuple[str, str] | None:
+    """``("note" | "warning", message)`` for ``option`` ``given`` (z, y, x nm) replacing the size ``recorded``
+    by ``source`` (``where``: its name); None where they agree or ``source`` records none. The napari widget
+    passes its voxel-size field and the layer's scale."""
+    if recorded is None or given is None or not all(math.isfinite(v) and v > 0 for v in recorded):
+        return None
+    if same_voxel_size(recorded, given):
+        return None
+    head = f"{where}: {option} {_fmt(given)}"
+    slips = [_unit_slip(g, r) for g, r in zip(given, recorded)]
+    if any(slips):
+        power = next(p for p in slips if p)
+        if power < 0:
+            unit, name = ("um", "µm") if power == -3 else ("mm", "mm")
+            spelled = " ".join(f"{g:g}{unit}" for g in given)
+            nm = " ".join(f"{g * 10 ** -power:g}" for g in given)
+            hint = f"if {name} were meant, write {option} {spelled} (or the nm: {nm})"
+        else:
+            hint = f"check the unit ({option} is in nm unless written with one: 0.65um)"
+        return "warning", (f"{head} is {10 ** abs(power):,}x {'smaller' if power < 0 else 'larger'} than "
+                           f"{source}'s {_fmt(recorded)}: {hint}; measuring with {option} as given")
+    if recorded[0] != recorded[2] and same_voxel_size(tuple(reversed(recorded)), given):
+        return "warning", (f"{head} is {source}'s {_fmt(recorded)} in reverse order: {option} is Z Y X (z first); "
+                           f"give {option} {' '.join(f'{v:g}' for v in recorded)} if {source} is right; "
+                           f"measuring with {option} as given")
+    return "note", f"{head} replaces {source}'s {_fmt(recorded)}"
+
+
+def shared_voxel_size(volumes):
+    """The voxel size of the first of ``volumes`` (``(name, volume)`` pairs; a volume may be None or record no
+    size) that records one, the measured volume first; a warning names any other that records a different
+    size, and says which is used."""
+    chosen = None
+    for name, volume in volumes:
+        size = getattr(volume, "voxel_size", None) if volume is not None else None
+        if size is None:
+            continue
+        if chosen is None:
+            chosen = (name, size)
+        elif not same_voxel_size(chosen[1], size):
+            warn(f"{name} records voxel size {_fmt(size)} and {chosen[0]} {_fmt(chosen[1])}, but they hold the same "
+                 f"voxels: measuring with {chosen[0]}'s; pass --voxel-size Z Y X to set the right one")
+    return chosen[1] if chosen else None
