@@ -9,8 +9,8 @@ Formats, chosen by the path:
 ==========================  ================================================
 ``x.tif``, ``x.tiff``        multi-page TIFF / OME-TIFF (``x.tif:1``: series 1)
 folder of ``*.tif``          one 2D TIFF per z slice
-``x.h5:/entry/data/data``    HDF5 / NeXus dataset (``.h5 .hdf5 .hdf .nxs .nx5 .he5``;
-                             ``.nxs``/``.nx5`` outputs are written as NeXus)
+``x.h5:/entry/data/data``    HDF5 / NeXus dataset (``.h5 .hdf5 .hdf .nxs .nx5 .nx .he5``;
+                             ``.nxs``/``.nx5``/``.nx`` outputs are written as NeXus)
 ``x.zarr``, ``x.ome.zarr``   Zarr v3 / OME-Zarr (NGFF scale in nm; a level: ``x.ome.zarr:1`` or ``x.ome.zarr/1``)
 ``x.nrrd``, ``x.nhdr``       NRRD (attached or detached header)
 ``x.vol`` + ``x.vol.info``   PyHST2 raw float32 (or ``x.vol.xml``; ``DATA_TYPE`` for other types)
@@ -36,10 +36,10 @@ __all__ = ["Volume", "VolumeWriter", "open_volume", "read_volume", "write_volume
            "format_of", "split_dataset", "check_output_format", "FORMATS"]
 
 FORMATS = ("tiff", "tiff-folder", "hdf5", "zarr", "nrrd", "pyhst-vol", "npy")
-_HDF5_RE = re.compile(r"^(.*?\.(?:h5|hdf5|hdf|nxs|nx5|he5)):(/?.*)$", re.IGNORECASE)
+_HDF5_RE = re.compile(r"^(.*?\.(?:h5|hdf5|hdf|nxs|nx5|nx|he5)):(/?.*)$", re.IGNORECASE)
 _ZARR_RE = re.compile(r"^(.*?\.zarr3?)/?:(?!/)(.+)$", re.IGNORECASE)  # store.zarr/:1 too (tab completion)
 _TIFF_RE = re.compile(r"^(.*?\.tiff?):(\d+)$", re.IGNORECASE)  # file.ome.tif:1, the second image (series)
-_SUPPORTED = ("TIFF (.tif/.tiff or a folder of slices), HDF5/NeXus (.h5/.hdf5/.nxs, optionally "
+_SUPPORTED = ("TIFF (.tif/.tiff or a folder of slices), HDF5/NeXus (.h5/.hdf5/.nxs/.nx, optionally "
               "file.h5:/path/to/dataset), Zarr (.zarr/.ome.zarr), NRRD (.nrrd/.nhdr), PyHST2 (.vol + .vol.info), "
               "NumPy (.npy)")
 
@@ -87,7 +87,8 @@ def format_of(path, *, for_writing: bool = False) -> str:
         return "tiff-folder"
     if for_writing:
         raise TomosegError(f"{file}: unknown volume format {ext or '(no extension)'!r}; supported: {_SUPPORTED}")
-    raise TomosegError(unsupported.unknown_format_message(file, _SUPPORTED))  # with what to do
+    raise TomosegError(unsupported.data_url_message(str(path))  # silx:FILE?path=/DATASET: FILE:/DATASET
+                       or unsupported.unknown_format_message(file, _SUPPORTED))  # with what to do
 
 
 def open_volume(path, *, voxel_size=None) -> Volume:

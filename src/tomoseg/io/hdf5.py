@@ -5,7 +5,9 @@ The voxel size is read from the dataset attribute ``element_size_um`` (z, y, x i
 written as both; without them, from the evenly spaced axis coordinates (with
 ``@units``; centres or n + 1 bin edges) of the NeXus NXdata group whose signal the
 dataset is, or, in APS Data Exchange files, from the scan's effective pixel size
-(``/measurement/instrument/detection_system/objective/resolution`` with ``@units``).
+(``/measurement/instrument/detection_system/objective/resolution`` with ``@units``), or, in nabu's
+reconstructions, from nabu's record (``.../reconstruction/configuration/processing_options/reconstruction/
+voxel_size_cm``). Where beamline software puts these is in :mod:`.hdf5_layouts`.
 Raw projections (NeXus NXtomo; Data Exchange ``/exchange/data`` beside
 ``data_white``, ``data_dark`` or ``theta``) are refused.
 
@@ -24,10 +26,12 @@ import numpy as np
 
 from ..errors import TomosegError, install_hint
 from .hdf5_chunks import parallel_reader, parallel_writer
+from .hdf5_layouts import check_not_projections, exchange_voxel_size, nabu_voxel_size, projections
+from .hdf5_layouts import text as _text
 from .volume import Sink, Volume, squeeze_leading, write_error_reason
 
-EXTENSIONS = (".h5", ".hdf5", ".hdf", ".nxs", ".nx5", ".he5")
-NEXUS_EXTENSIONS = (".nxs", ".nx5")  # outputs with these names are written as NeXus (:func:`_mark_nexus`)
+EXTENSIONS = (".h5", ".hdf5", ".hdf", ".nxs", ".nx5", ".nx", ".he5")  # .nx: ESRF's NXtomo files (nxtomomill)
+NEXUS_EXTENSIONS = (".nxs", ".nx5", ".nx")  # outputs with these names are written as NeXus (:func:`_mark_nexus`)
 DEFAULT_DATASET = "/data"
 _NEXUS_DEFAULT = "/entry/data/data"
 
@@ -36,14 +40,6 @@ def default_dataset(file) -> str:
     """The dataset an output ``file`` without a named one is written to: NeXus' ``/entry/data/data`` in a
     ``.nxs``/``.nx5`` file, ``/data`` in any other HDF5 file."""
     return _NEXUS_DEFAULT if Path(file).suffix.lower() in NEXUS_EXTENSIONS else DEFAULT_DATASET
-
-
-def _text(value) -> str | None:
-    if isinstance(value, np.ndarray) and value.size == 1:
-        value = value.item()
-    if isinstance(value, bytes):
-        value = value.decode(errors="replace")
-    return value if isinstance(value, str) and value else None
 
 
 def _nexus_signal(f: h5py.File) -> str | None:
@@ -109,9 +105,9 @@ def _ndim3(shape) -> bool:
 
 def _find_dataset(f: h5py.File, path: Path, notes: list) -> str:
     """The dataset a file named without a dataset path holds: NeXus's default signal, else the only 3D dataset
-    (``/entry/data/data`` among several). A default signal of fewer than 3 dimensions (a 2D preview of the
-    reconstruction) gives way to the file's 3D datasets, said in a note. Raw projections (:func:`_projections`)
-    are refused as such, not listed as volumes to choose from."""
+    (``/entry/data/data`` among several, said in a note naming the others). A default signal of fewer than 3
+    dimensions (a 2D preview of the reconstruction) gives way to the file's 3D datasets, said in a note. Raw
+    projections (:func:`.hdf5_layouts.projections`) are refused as such, not listed as volumes to choose from."""
     signal = _nexus_signal(f)
     preview = None
     if signal is not None:
@@ -121,9 +117,9 @@ def _find_dataset(f: h5py.File, path: Path, notes: list) -> str:
         preview = (signal, tuple(int(n) for n in shape))
     candidates, broken = _walk(f)
     three_d = [c for c, shape in candidates if _ndim3(shape)]
-    raw = [c for c in three_d if _projections(f, c)]
+    raw = [c for c in three_d if projections(f, c)]
     if raw and len(raw) == len(three_d):
-        _check_not_projections(f, path, next((c for c in raw if c.endswith("/data")), raw[0]))
+        check_not_projections(f, path, next((c for c in raw if c.endswith("/data")), raw[0]))
     three_d = [c for c in three_d if c not in raw]
     if preview is not None:
         if not three_d:
@@ -136,6 +132,11 @@ def _find_dataset(f: h5py.File, path: Path, notes: list) -> str:
                      f"{three_d[0]}")
         return three_d[0]
     if _NEXUS_DEFAULT in three_d:
+        others = [c for c in three_d if c != _NEXUS_DEFAULT]
+        if others:  # review RD5: the volume read among several is said, and how to read another
+            notes.append(f"read {_NEXUS_DEFAULT} (NeXus's usual path); the file also holds the 3D dataset"
+                         f"{'s' if len(others) > 1 else ''} {', '.join(others[:8])}: to read "
+                         f"{'one of them' if len(others) > 1 else 'it'}, name it as {path}:{others[0]}")
         return _NEXUS_DEFAULT
     if len(three_d) == 1:
         return three_d[0]
@@ -236,45 +237,6 @@ def _nexus_axes_voxel_size(f: h5py.File, name: str, ds, notes: list) -> tuple | 
     return tuple(sizes)
 
 
-_DX_RESOLUTION = "/measurement/instrument/detection_system/objective/resolution"
-_DX_DETECTOR = "/measurement/instrument/detector"
-
-
-def _exchange_voxel_size(f: h5py.File, name: str, notes: list) -> tuple | None:
-    """(z, y, x) in nm for a reconstruction in APS Data Exchange layout (``/exchange/...``): the scan's effective
-    pixel size, ``/measurement/instrument/detection_system/objective/resolution``, one number with ``@units`` (a
-    length: ``microns`` at APS), taken as an isotropic voxel size, with a note. Nothing is guessed: without units,
-    or with the detector's ``pixel_size_x`` alone (the camera's pixel, before the optics' magnification), the
-    voxel size stays unknown, said in a note."""
-    from .units import nm_per_unit
-
-    if not name.strip("/").startswith("exchange"):
-        return None
-    res = f.get(_DX_RESOLUTION)
-    if isinstance(res, h5py.Dataset):
-        try:
-            values = np.ravel(res[()]).astype(np.float64)
-        except (TypeError, ValueError, OSError):
-            values = np.array([])
-        unit = _text(res.attrs.get("units")) or _text(res.attrs.get("unit"))
-        factor = nm_per_unit(unit)
-        if values.size != 1 or factor is None:
-            notes.append(f"{_DX_RESOLUTION} (Data Exchange's effective pixel size) holds "
-                         f"{values.tolist() if values.size else 'no number'} with "
-                         f"{'no units' if unit is None else f'units {unit!r}'}, not one length tomoseg knows; "
-                         "voxel size unknown")
-            return None
-        v = float(values[0]) * factor
-        notes.append(f"voxel size from {_DX_RESOLUTION} = {values[0]:g} {unit} (the scan's effective pixel size, "
-                     "taken for z, y and x); if the reconstruction was binned, pass --voxel-size Z Y X")
-        return (v, v, v)
-    detector = f.get(_DX_DETECTOR)
-    if isinstance(detector, h5py.Group) and "pixel_size_x" in detector:
-        notes.append(f"the file gives {_DX_DETECTOR}/pixel_size_x, the camera's pixel size before the optics' "
-                     f"magnification, but not {_DX_RESOLUTION}; voxel size unknown")
-    return None
-
-
 def _check_virtual(ds, path: Path, name: str) -> None:
     """A virtual dataset whose source files are missing reads as its fill value: refuse it."""
     if not ds.is_virtual:
@@ -287,44 +249,6 @@ def _check_virtual(ds, path: Path, name: str) -> None:
         if not any(c.exists() for c in candidates):
             raise TomosegError(f"{path}:{name} is a virtual dataset whose source file {src} is missing; it would "
                                "read as zeros. Copy the source files beside it, or export a real dataset")
-
-
-_DX_RAW = ("data_white", "data_dark", "theta")  # what APS Data Exchange raw scans hold beside /exchange/data
-
-
-def _projections(f, name: str) -> str | None:
-    """What marks the dataset ``name`` as raw tomography data, or None: a group above it that is an NXtomo entry
-    (NeXus: ``definition`` NXtomo, or an ``image_key``), or an APS Data Exchange ``exchange`` group holding flat
-    or dark fields or the angles (``data_white``, ``data_dark``, ``theta``) beside the projections ``data``; a
-    reconstruction written by tomopy/dxchange has ``/exchange/data`` alone."""
-    parts = name.strip("/").split("/")
-    for depth in range(1, len(parts)):
-        group = f.get("/" + "/".join(parts[:depth]))
-        if not isinstance(group, h5py.Group):
-            continue
-        try:
-            definition = group.get("definition")
-            text = definition[()] if isinstance(definition, h5py.Dataset) else group.attrs.get("definition")
-        except (OSError, KeyError, TypeError, ValueError):
-            text = None
-        if isinstance(text, bytes):
-            text = text.decode(errors="replace")
-        if str(text).strip() == "NXtomo" or "image_key" in group:
-            return "NeXus NXtomo: projections, darks and flats"
-        if parts[depth - 1].startswith("exchange"):
-            found = [k for k in _DX_RAW if k in group]
-            if found:
-                return f"APS Data Exchange: projections with {', '.join(found)}"
-    return None
-
-
-def _check_not_projections(f, path, name: str) -> None:
-    """Refuse raw tomography data (:func:`_projections`): read as a volume, projections (with darks and flats)
-    would be segmented as z slices."""
-    kind = _projections(f, name)
-    if kind:
-        raise TomosegError(f"{path}:{name} holds raw projections ({kind}), not a reconstructed volume; reconstruct "
-                           "it first (e.g. tomopy, nabu, tomocupy) and give the reconstruction")
 
 
 # HDF5's dynamically loaded compression filters most seen at beamlines (their registered identifiers), all in
@@ -399,18 +323,23 @@ def open_hdf5(path: Path, dataset: str | None = None) -> Volume:
                 raise TomosegError(f"{path}:{name} is an external link to {link.filename}:{link.path}, which cannot "
                                    f"be opened ({exc}); copy that file beside it or name the dataset itself") from None
         if name not in f:
-            raise TomosegError(f"{path}: has no dataset {name!r}; check the path after the colon")
+            held = [c for c, shape in _walk(f)[0] if _ndim3(shape)]
+            raise TomosegError(f"{path}: has no dataset {name!r}; check the path after the colon"
+                               + (f" (its 3D datasets: {', '.join(f'{path}:{c}' for c in held[:8])})" if held
+                                  else " (it holds no 3D dataset)"))
         ds = f[name]
         if not isinstance(ds, h5py.Dataset):
             raise TomosegError(f"{path}:{name} is a group, not a dataset; name a dataset inside it")
         _check_virtual(ds, path, name)
-        _check_not_projections(f, path, name)
+        check_not_projections(f, path, name)
         _check_filters(ds, path, name)
         voxel_size = _voxel_size(ds, notes)
         if voxel_size is None:
             voxel_size = _nexus_axes_voxel_size(f, name, ds, notes)
         if voxel_size is None:
-            voxel_size = _exchange_voxel_size(f, name, notes)
+            voxel_size = exchange_voxel_size(f, name, notes)
+        if voxel_size is None:
+            voxel_size = nabu_voxel_size(f, name, notes)
         link = f.get(name, getlink=True)
         if isinstance(link, h5py.ExternalLink):
             notes.append(f"{name} is an external link to {link.filename}:{link.path}, read from there")

@@ -4,6 +4,7 @@ gzipped files, .npz archives), named in the message that refuses it (docs/bad-in
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 _NRRD_FOR_RAW = ("a raw file has no header, so its size, type and byte order are unknown; describe it with a "
@@ -115,6 +116,20 @@ def folder_message(folder: Path) -> str | None:
     found = ", ".join(f"{n} {e} files" for e, n in sorted(counts.items(), key=lambda kv: -kv[1]))
     return (f"{folder}: holds no .tif/.tiff slices but {found}; tomoseg reads folders of TIFF slices: "
             f"{_FOLDER_HINTS[ext]}")
+
+
+_DATA_URL = re.compile(r"^(?:silx:(?://)?)?(?P<file>.+?)\?(?:.*&)?path=(?P<dataset>[^&]*)", re.IGNORECASE)
+
+
+def data_url_message(text: str) -> str | None:
+    """A silx data URL (``silx:FILE?path=/DATASET``, ``FILE?path=/DATASET``), as nabu, tomwer and silx view show
+    them (review RD6): tomoseg names a dataset as ``FILE:/DATASET``, said with the path to give; None otherwise."""
+    m = _DATA_URL.match(str(text))
+    if m is None:
+        return None
+    dataset = "/" + m.group("dataset").lstrip("/")
+    return (f"{text}: is a silx data URL; tomoseg names a dataset inside a file as FILE:/DATASET: give "
+            f"{m.group('file')}:{dataset}")
 
 
 def glob_message(path: Path) -> str | None:

@@ -1,0 +1,175 @@
+"""Where beamline software puts things in its HDF5 files: which datasets are raw projections, not volumes (NeXus
+NXtomo, as nxtomomill and Diamond write it; APS Data Exchange raw scans), and where the voxel size of a
+reconstruction is recorded outside the dataset's attributes (APS Data Exchange's effective pixel size; nabu's
+record of the reconstruction). Used by :mod:`.hdf5`; reviews IN1, IN10 (readers) and RD1, RD3 (readers2)."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+
+from ..errors import TomosegError
+
+
+def text(value) -> str | None:
+    """An attribute or scalar dataset as a non-empty string, else None."""
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.item()
+    if isinstance(value, bytes):
+        value = value.decode(errors="replace")
+    return value if isinstance(value, str) and value else None
+
+
+_DX_RESOLUTION = "/measurement/instrument/detection_system/objective/resolution"
+_DX_DETECTOR = "/measurement/instrument/detector"
+
+
+def exchange_voxel_size(f: h5py.File, name: str, notes: list) -> tuple | None:
+    """(z, y, x) in nm for a reconstruction in APS Data Exchange layout (``/exchange/...``): the scan's effective
+    pixel size, ``/measurement/instrument/detection_system/objective/resolution``, one number with ``@units`` (a
+    length: ``microns`` at APS), taken as an isotropic voxel size, with a note. Nothing is guessed: without units,
+    or with the detector's ``pixel_size_x`` alone (the camera's pixel, before the optics' magnification), the
+    voxel size stays unknown, said in a note."""
+    from .units import nm_per_unit
+
+    if not name.strip("/").startswith("exchange"):
+        return None
+    res = f.get(_DX_RESOLUTION)
+    if isinstance(res, h5py.Dataset):
+        try:
+            values = np.ravel(res[()]).astype(np.float64)
+        except (TypeError, ValueError, OSError):
+            values = np.array([])
+        unit = text(res.attrs.get("units")) or text(res.attrs.get("unit"))
+        factor = nm_per_unit(unit)
+        if values.size != 1 or factor is None:
+            notes.append(f"{_DX_RESOLUTION} (Data Exchange's effective pixel size) holds "
+                         f"{values.tolist() if values.size else 'no number'} with "
+                         f"{'no units' if unit is None else f'units {unit!r}'}, not one length tomoseg knows; "
+                         "voxel size unknown")
+            return None
+        v = float(values[0]) * factor
+        notes.append(f"voxel size from {_DX_RESOLUTION} = {values[0]:g} {unit} (the scan's effective pixel size, "
+                     "taken for z, y and x); if the reconstruction was binned, pass --voxel-size Z Y X")
+        return (v, v, v)
+    detector = f.get(_DX_DETECTOR)
+    if isinstance(detector, h5py.Group) and "pixel_size_x" in detector:
+        notes.append(f"the file gives {_DX_DETECTOR}/pixel_size_x, the camera's pixel size before the optics' "
+                     f"magnification, but not {_DX_RESOLUTION}; voxel size unknown")
+    return None
+
+
+_NABU_RECORD = "configuration/processing_options/reconstruction"  # in the NXprocess above nabu's results
+_CM = 1e7  # nm per cm
+
+
+def nabu_voxel_size(f: h5py.File, name: str, notes: list) -> tuple | None:
+    """(z, y, x) in nm of a reconstruction written by nabu (ESRF): nabu keeps its record in the NXprocess above the
+    results (``/entry0000/reconstruction/configuration/processing_options/reconstruction``), where the voxel size
+    is ``voxel_size_cm`` (z, y, x in cm; nabu 2023.1 and later) or ``pixel_size_cm`` (one number, earlier), as
+    tomoscan reads it back. Taken with a note naming it; a value that is not 3 (or 1) positive numbers leaves the
+    voxel size unknown, said in a note."""
+    parts = name.strip("/").split("/")
+    for depth in range(len(parts) - 1, 0, -1):
+        where = "/" + "/".join(parts[:depth]) + "/" + _NABU_RECORD
+        record = f.get(where)
+        if not isinstance(record, h5py.Group):
+            continue
+        for key, count in (("voxel_size_cm", 3), ("pixel_size_cm", 1)):
+            item = record.get(key)
+            if not isinstance(item, h5py.Dataset):
+                continue
+            try:
+                values = np.ravel(item[()]).astype(np.float64)
+            except (TypeError, ValueError, OSError):
+                values = np.array([])
+            if values.size != count or not np.all(np.isfinite(values)) or np.any(values <= 0):
+                notes.append(f"{where}/{key} (nabu's record of the reconstruction) holds "
+                             f"{text(item[()]) or np.ravel(item[()]).tolist()!s}, not {count} positive number"
+                             f"{'s (z, y, x)' if count == 3 else ''} in cm; voxel size unknown")
+                return None
+            sizes = tuple(float(v) * _CM for v in (values if count == 3 else np.repeat(values, 3)))
+            notes.append(f"voxel size from {where}/{key} (nabu's record of the reconstruction, in cm"
+                         + (", z y x" if count == 3 else ", taken for z, y and x") + ")")
+            return sizes
+    return None
+
+
+_DX_RAW = ("data_white", "data_dark", "theta")  # what APS Data Exchange raw scans hold beside /exchange/data
+
+
+def _is_nxtomo(group) -> bool:
+    """Whether ``group`` is a NeXus NXtomo entry or subentry (its ``definition``, a dataset or an attribute)."""
+    try:
+        definition = group.get("definition")
+        text = definition[()] if isinstance(definition, h5py.Dataset) else group.attrs.get("definition")
+    except (OSError, KeyError, TypeError, ValueError):
+        return False
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    return str(text).strip() == "NXtomo"
+
+
+def _identity(obj) -> tuple | None:
+    """What makes two paths the same HDF5 object (a soft link and its target): its file and address."""
+    try:
+        return obj.file.filename, h5py.h5o.get_info(obj.id).addr
+    except (AttributeError, OSError, KeyError, TypeError, ValueError):
+        return None
+
+
+_NXTOMO_DATA = ("data/data", "instrument/detector/data")  # where an NXtomo entry keeps (or links to) its frames
+
+
+def _nxtomo_frames_of(f, name: str) -> str | None:
+    """The NXtomo entry or subentry (searched two levels deep: ``/entry``, ``/entry1/tomo_entry``) whose frames
+    are the dataset ``name``, though ``name`` lies outside it: Diamond's raw scans keep the detector's dataset in
+    ``/entry1/instrument/DETECTOR/data`` and link it from the NXtomo subentry ``/entry1/tomo_entry``."""
+    target = _identity(f.get(name))
+    if target is None:
+        return None
+    groups = [(k, f.get(k)) for k in f]
+    groups += [(f"{k}/{j}", g.get(j)) for k, g in list(groups) if isinstance(g, h5py.Group) for j in g]
+    for where, group in groups:
+        if not isinstance(group, h5py.Group) or not _is_nxtomo(group):
+            continue
+        for rel in _NXTOMO_DATA:
+            try:
+                frames = group.get(rel)
+            except (OSError, KeyError, TypeError, ValueError):
+                continue
+            if isinstance(frames, h5py.Dataset) and _identity(frames) == target:
+                return f"/{where}"
+    return None
+
+
+def projections(f, name: str) -> str | None:
+    """What marks the dataset ``name`` as raw tomography data, or None: a group above it that is an NXtomo entry
+    (NeXus: ``definition`` NXtomo, or an ``image_key``), an NXtomo entry elsewhere whose frames it is
+    (:func:`_nxtomo_frames_of`), or an APS Data Exchange ``exchange`` group holding flat or dark fields or the
+    angles (``data_white``, ``data_dark``, ``theta``) beside the projections ``data``; a reconstruction written
+    by tomopy/dxchange has ``/exchange/data`` alone."""
+    parts = name.strip("/").split("/")
+    for depth in range(1, len(parts)):
+        group = f.get("/" + "/".join(parts[:depth]))
+        if not isinstance(group, h5py.Group):
+            continue
+        if _is_nxtomo(group) or "image_key" in group:
+            return "NeXus NXtomo: projections, darks and flats"
+        if parts[depth - 1].startswith("exchange"):
+            found = [k for k in _DX_RAW if k in group]
+            if found:
+                return f"APS Data Exchange: projections with {', '.join(found)}"
+    entry = _nxtomo_frames_of(f, name)
+    if entry is not None:
+        return f"NeXus NXtomo: the frames of the NXtomo entry {entry}"
+    return None
+
+
+def check_not_projections(f, path, name: str) -> None:
+    """Refuse raw tomography data (:func:`projections`): read as a volume, projections (with darks and flats)
+    would be segmented as z slices."""
+    kind = projections(f, name)
+    if kind:
+        raise TomosegError(f"{path}:{name} holds raw projections ({kind}), not a reconstructed volume; reconstruct "
+                           "it first (e.g. tomopy, nabu, tomocupy) and give the reconstruction")

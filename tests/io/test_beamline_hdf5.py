@@ -1,0 +1,152 @@
+"""HDF5 files as beamline software writes them (review readers2, RD1-RD3, RD5, RD6): Diamond's raw NXtomo (an
+NXsubentry whose data link to the detector's dataset), ESRF's ``.nx`` NXtomo files (nxtomomill), nabu's
+reconstructions and the voxel size they record, and files that hold several 3D datasets."""
+
+import h5py
+import numpy as np
+import pytest
+
+from tomoseg.errors import TomosegError
+from tomoseg.io import open_volume
+
+Z, Y, X = 5, 6, 8
+
+
+@pytest.fixture
+def vol():
+    return np.arange(Z * Y * X, dtype=np.uint16).reshape(Z, Y, X)
+
+
+def _diamond_raw(path, vol):
+    """Diamond's raw scan (I12/I13, as Savu's NxtomoLoader reads it): the NXtomo subentry links to the detector's
+    dataset, which lies outside it."""
+    with h5py.File(path, "w") as f:
+        e = f.create_group("entry1")
+        e.attrs["NX_class"] = "NXentry"
+        e["instrument/pco1_hw_hdf/data"] = vol
+        s = e.create_group("tomo_entry")
+        s.attrs["NX_class"] = "NXsubentry"
+        s["definition"] = "NXtomo"
+        s["instrument/detector/data"] = h5py.SoftLink("/entry1/instrument/pco1_hw_hdf/data")
+        s["instrument/detector/image_key"] = np.zeros(Z)
+        d = s.create_group("data")
+        d.attrs.update(NX_class="NXdata", signal="data")
+        d["data"] = h5py.SoftLink("/entry1/instrument/pco1_hw_hdf/data")
+        d["rotation_angle"] = np.linspace(0, 180, Z)
+
+
+@pytest.mark.parametrize("dataset", ["", ":/entry1/instrument/pco1_hw_hdf/data", ":/entry1/tomo_entry/data/data"])
+def test_rd1_diamond_raw_nxtomo_is_refused_by_any_path(tmp_path, vol, dataset):
+    p = tmp_path / "12345.nxs"
+    _diamond_raw(p, vol)
+    with pytest.raises(TomosegError, match=r"holds raw projections \(NeXus NXtomo.*\), not a reconstructed volume; "
+                                           r"reconstruct it first"):
+        open_volume(f"{p}{dataset}")
+
+
+def test_rd1_a_volume_beside_an_nxtomo_entry_still_reads(tmp_path, vol):
+    p = tmp_path / "scan_and_rec.nxs"
+    _diamond_raw(p, vol)
+    with h5py.File(p, "a") as f:
+        f["/processed/rec"] = vol[::-1]
+    with open_volume(f"{p}:/processed/rec") as v:
+        assert np.array_equal(v.read(), vol[::-1])
+
+
+def _nxtomomill(path, vol):
+    with h5py.File(path, "w") as f:
+        f.attrs["default"] = "entry0000"
+        e = f.create_group("entry0000")
+        e.attrs.update(NX_class="NXentry", default="data")
+        e["definition"] = "NXtomo"
+        e["instrument/detector/data"] = vol
+        e["instrument/detector/image_key"] = np.zeros(Z, np.int32)
+        d = e.create_group("data")
+        d.attrs.update(NX_class="NXdata", signal="data")
+        d["data"] = h5py.SoftLink("/entry0000/instrument/detector/data")
+
+
+def test_rd2_an_esrf_nx_file_is_read_as_nexus_and_refused_as_projections(tmp_path, vol):
+    p = tmp_path / "sample_0001.nx"
+    _nxtomomill(p, vol)
+    with pytest.raises(TomosegError, match=r"sample_0001.nx:/entry0000/data/data holds raw projections \(NeXus "
+                                           r"NXtomo"):
+        open_volume(p)
+
+
+def test_rd2_a_volume_in_an_nx_file_reads(tmp_path, vol):
+    p = tmp_path / "rec.nx"
+    with h5py.File(p, "w") as f:
+        f["/entry/data/data"] = vol
+    with open_volume(f"{p}:/entry/data/data") as v:
+        assert np.array_equal(v.read(), vol)
+
+
+def _nabu(path, vol, record):
+    """A reconstruction as nabu's NXProcessWriter writes it, with tomoscan's volume metadata in the NXprocess's
+    ``configuration``."""
+    with h5py.File(path, "w") as f:
+        e = f.create_group("entry0000")
+        e.attrs.update(NX_class="NXentry", default="/entry0000/reconstruction/results")
+        p = e.create_group("reconstruction")
+        p.attrs.update(NX_class="NXprocess", default="results")
+        p["program"] = "nabu"
+        c = p.create_group("configuration")
+        c.attrs["NX_class"] = "NXcollection"
+        for key, value in record.items():
+            c[f"processing_options/reconstruction/{key}"] = value
+        r = p.create_group("results")
+        r.attrs.update(NX_class="NXdata", signal="data")
+        r["data"] = vol.astype(np.float32)
+
+
+@pytest.mark.parametrize("record, expected", [
+    ({"voxel_size_cm": np.array([1.3e-4, 6.5e-5, 3.25e-5])}, (1300.0, 650.0, 325.0)),  # nabu >= 2023.1: z, y, x
+    ({"pixel_size_cm": 6.5e-5}, (650.0, 650.0, 650.0)),  # earlier nabu: one number
+])
+def test_rd3_nabu_reconstruction_voxel_size_from_its_record(tmp_path, vol, record, expected):
+    p = tmp_path / "rec.hdf5"
+    _nabu(p, vol, record)
+    with open_volume(p) as v:
+        assert str(v.path).endswith("rec.hdf5:/entry0000/reconstruction/results/data")
+        assert np.array_equal(v.read(), vol.astype(np.float32))
+        assert v.voxel_size == pytest.approx(expected)
+        assert any("processing_options/reconstruction/" in n and "nabu" in n for n in v.notes)
+
+
+@pytest.mark.parametrize("record", [{}, {"voxel_size_cm": "None"}, {"voxel_size_cm": np.array([1.0, 2.0])}])
+def test_rd3_nabu_without_a_usable_record_stays_unknown(tmp_path, vol, record):
+    p = tmp_path / "rec.hdf5"
+    _nabu(p, vol, record)
+    with open_volume(p) as v:
+        assert v.voxel_size is None
+
+
+def test_rd5_the_usual_nexus_path_among_several_volumes_is_said(tmp_path, vol):
+    p = tmp_path / "multi.h5"
+    with h5py.File(p, "w") as f:
+        f["/entry/data/data"] = vol
+        f["/entry/other/vol"] = vol[::-1]
+        f["/mask"] = vol.astype(np.uint8)
+    with open_volume(p) as v:
+        assert np.array_equal(v.read(), vol)
+        said = [n for n in v.notes if "/entry/data/data" in n]
+        assert said and "/entry/other/vol" in said[0] and "/mask" in said[0]
+
+
+def test_rd6_a_missing_dataset_names_the_files_volumes(tmp_path, vol):
+    p = tmp_path / "multi.h5"
+    with h5py.File(p, "w") as f:
+        f["/entry/other/vol"] = vol
+    with pytest.raises(TomosegError, match=r"has no dataset '/entry/data/dat'.*multi.h5:/entry/other/vol"):
+        open_volume(f"{p}:/entry/data/dat")
+
+
+@pytest.mark.parametrize("url", ["silx:{p}?path=/entry/other/vol", "silx://{p}?path=/entry/other/vol",
+                                 "{p}?path=/entry/other/vol"])
+def test_rd6_a_silx_url_is_answered_with_the_file_colon_path_form(tmp_path, vol, url):
+    p = tmp_path / "multi.h5"
+    with h5py.File(p, "w") as f:
+        f["/entry/other/vol"] = vol
+    with pytest.raises(TomosegError, match=r"silx data URL.*give " + str(p).replace("/", "/") + ":/entry/other/vol"):
+        open_volume(url.format(p=p))
