@@ -41,7 +41,6 @@ def test_in11_npz_names_its_arrays_and_how_to_save_one(tmp_path):
 @pytest.mark.parametrize("name, shown, hint", [
     ("scan.nii.gz", ".nii.gz", "SimpleITK as s; s.WriteImage(s.ReadImage('scan.nii.gz'), 'scan.nrrd')"),
     ("scan.tif.gz", ".tif.gz", "gunzip -k scan.tif.gz) and give scan.tif"),
-    ("scan.zarr.zip", ".zarr.zip", "unzip scan.zarr.zip -d scan.zarr"),
     ("scan.mrc", ".mrc", "mrcfile.mmap('scan.mrc', mode='r').data"),
     ("scan.edf", ".edf", "silx convert"),
 ])
@@ -75,10 +74,18 @@ def test_in11_a_glob_is_not_expanded_and_says_so(tmp_path):
         in message
 
 
-def test_in11_a_zip_file_named_zarr_is_said_to_be_zipped(tmp_path):
+def test_in11_a_zip_file_named_zarr_is_read_as_a_zipped_store(tmp_path):
+    """Changed by review readers2 RD4: zipped Zarr stores are read (tests/io/test_zarr_zip.py); this zip's store
+    holds no array, and the message says so (it was "is a zipped Zarr store ...; unzip it")."""
     import zipfile
 
     p = tmp_path / "scan.zarr"
     with zipfile.ZipFile(p, "w") as z:
-        z.writestr("zarr.json", "{}")
-    assert "is a zipped Zarr store (a zip file, not a folder); unzip it" in _error(p)
+        z.writestr("zarr.json", '{"zarr_format": 3, "node_type": "group"}')
+    assert "is a Zarr group without OME-NGFF metadata; it holds no array" in _error(p)
+
+
+def test_rd4_a_file_named_zarr_zip_that_is_no_zip_is_said_so(tmp_path):
+    p = tmp_path / "scan.zarr.zip"
+    p.write_bytes(b"\0" * 64)
+    assert _error(p) == f"{p}: is a file but not a zip file; a Zarr store is a folder (or a zipped one, .zarr.zip)"

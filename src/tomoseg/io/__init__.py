@@ -11,7 +11,8 @@ Formats, chosen by the path:
 folder of ``*.tif``          one 2D TIFF per z slice
 ``x.h5:/entry/data/data``    HDF5 / NeXus dataset (``.h5 .hdf5 .hdf .nxs .nx5 .nx .he5``;
                              ``.nxs``/``.nx5``/``.nx`` outputs are written as NeXus)
-``x.zarr``, ``x.ome.zarr``   Zarr v3 / OME-Zarr (NGFF scale in nm; a level: ``x.ome.zarr:1`` or ``x.ome.zarr/1``)
+``x.zarr``, ``x.ome.zarr``   Zarr v3 / OME-Zarr (NGFF scale in nm; a level: ``x.ome.zarr:1`` or ``x.ome.zarr/1``);
+                             zipped (``x.zarr.zip``, zarr's ZipStore): read in place, never written
 ``x.nrrd``, ``x.nhdr``       NRRD (attached or detached header)
 ``x.vol`` + ``x.vol.info``   PyHST2 raw float32 (or ``x.vol.xml``; ``DATA_TYPE`` for other types)
 ``x.npy``                    NumPy array (tomoseg's own: voxel size from its provenance record)
@@ -37,11 +38,11 @@ __all__ = ["Volume", "VolumeWriter", "open_volume", "read_volume", "write_volume
 
 FORMATS = ("tiff", "tiff-folder", "hdf5", "zarr", "nrrd", "pyhst-vol", "npy")
 _HDF5_RE = re.compile(r"^(.*?\.(?:h5|hdf5|hdf|nxs|nx5|nx|he5)):(/?.*)$", re.IGNORECASE)
-_ZARR_RE = re.compile(r"^(.*?\.zarr3?)/?:(?!/)(.+)$", re.IGNORECASE)  # store.zarr/:1 too (tab completion)
+_ZARR_RE = re.compile(r"^(.*?\.zarr3?(?:\.zip)?)/?:(?!/)(.+)$", re.IGNORECASE)  # store.zarr/:1 too (tab completion)
 _TIFF_RE = re.compile(r"^(.*?\.tiff?):(\d+)$", re.IGNORECASE)  # file.ome.tif:1, the second image (series)
 _SUPPORTED = ("TIFF (.tif/.tiff or a folder of slices), HDF5/NeXus (.h5/.hdf5/.nxs/.nx, optionally "
-              "file.h5:/path/to/dataset), Zarr (.zarr/.ome.zarr), NRRD (.nrrd/.nhdr), PyHST2 (.vol + .vol.info), "
-              "NumPy (.npy)")
+              "file.h5:/path/to/dataset), Zarr (.zarr/.ome.zarr/.zarr.zip), NRRD (.nrrd/.nhdr), PyHST2 (.vol + "
+              ".vol.info), NumPy (.npy)")
 
 
 def split_dataset(path) -> tuple[Path, str | None]:
@@ -57,7 +58,7 @@ def split_dataset(path) -> tuple[Path, str | None]:
 
 def _suffix(path: Path) -> str:
     name = path.name.lower()
-    for ext in (".ome.zarr",):
+    for ext in (".ome.zarr.zip", ".zarr.zip", ".ome.zarr"):
         if name.endswith(ext):
             return ext
     return path.suffix.lower()
@@ -72,6 +73,9 @@ def format_of(path, *, for_writing: bool = False) -> str:
     if ext in hdf5.EXTENSIONS:
         return "hdf5"
     if ext in zarr_store.EXTENSIONS:
+        if for_writing and ext in zarr_store.ZIP_EXTENSIONS:
+            raise TomosegError(f"{file}: tomoseg reads zipped Zarr stores but does not write them; write "
+                               f"{file.name[:-len('.zip')]} (a folder) and zip it afterwards if you need one file")
         return "zarr"
     if ext in nrrd_file.EXTENSIONS:
         return "nrrd"

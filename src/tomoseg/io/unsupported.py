@@ -33,7 +33,6 @@ _HINTS = {
     ".dcm": "a DICOM file: convert the whole series to NRRD (SimpleITK's ImageSeriesReader, or 3D Slicer: Save as "
             ".nrrd), then give the .nrrd",
     ".npz": "",  # :func:`npz_message`
-    ".zarr.zip": "a zipped Zarr store: unzip it (unzip {name} -d {stem}.zarr) and give the folder {stem}.zarr",
     ".zip": "a zip archive: unzip it and give the volume inside",
     ".gz": "a gzip-compressed file: decompress it first (gunzip -k {name}) and give {stem}",
     ".png": "a 2D image; tomoseg reads 3D volumes: put the slices in a folder and save them as one TIFF stack "

@@ -19,7 +19,8 @@ from .units import nm_per_unit
 from .zarr_chunks import parallel_reader
 from .volume import Sink, Volume, squeeze_leading
 
-EXTENSIONS = (".zarr", ".ome.zarr", ".zarr3")
+EXTENSIONS = (".zarr", ".ome.zarr", ".zarr3", ".zarr.zip", ".ome.zarr.zip")  # zipped: read only
+ZIP_EXTENSIONS = (".zarr.zip", ".ome.zarr.zip")
 DEFAULT_CHUNKS = (64, 128, 128)
 
 
@@ -41,24 +42,79 @@ def _multiscales(attrs) -> list | None:
 
 
 def open_zarr(path: Path, dataset: str | None = None) -> Volume:
+    """The volume of a Zarr store: a folder, or a zip file (``.zarr.zip``, zarr's ZipStore), read in place."""
     import zipfile
 
-    if path.is_file() and zipfile.is_zipfile(path):
-        raise TomosegError(f"{path}: is a zipped Zarr store (a zip file, not a folder); unzip it (unzip {path.name} "
-                           f"-d {path.stem}_unzipped.zarr) and give the folder")
+    if dataset is not None:
+        dataset = dataset.rstrip("/") or None  # store:1/ (a trailing slash from tab completion) is level 1
+    if path.is_file():
+        if zipfile.is_zipfile(path):
+            return _open_zip(path, dataset)
+        raise TomosegError(f"{path}: is a file but not a zip file; a Zarr store is a folder (or a zipped one, "
+                           ".zarr.zip)")
     try:
         node = zarr.open(str(path), mode="r")
     except Exception as exc:
         raise TomosegError(f"{path}: is not a readable Zarr store ({exc})") from None
-    if dataset is not None:
-        dataset = dataset.rstrip("/") or None  # store:1/ (a trailing slash from tab completion) is level 1
+    return _open_checked(node, path, dataset)
+
+
+def _open_checked(node, path: Path, dataset: str | None, close=None) -> Volume:
     try:
-        return _open_node(node, path, dataset)
+        return _open_node(node, path, dataset, close=close)
     except TomosegError:
         raise
     except Exception as exc:  # metadata that zarr accepted but that make no sense
         raise TomosegError(f"{path}: Zarr metadata cannot be used ({type(exc).__name__}: {exc}); the store may be "
                            "damaged") from None
+
+
+_STORE_KEYS = ("zarr.json", ".zarray", ".zgroup")
+
+
+def _zip_root(path: Path, names: list[str]) -> str:
+    """Where the store lies inside the zip ``path``: at its top (``""``, as zarr's ZipStore and ``cd x.zarr && zip
+    -r ../x.zarr.zip .`` put it), or in its one top folder (``zip -r x.zarr.zip x.zarr``)."""
+    if any(k in names for k in _STORE_KEYS):
+        return ""
+    tops = {n.split("/", 1)[0] for n in names if "/" in n}
+    if len(tops) == 1:
+        top = tops.pop()
+        if any(f"{top}/{k}" in names for k in _STORE_KEYS):
+            return top
+    raise TomosegError(f"{path}: is a zip file without a Zarr store at its top (no zarr.json, .zarray or .zgroup); "
+                       "tomoseg reads a zipped Zarr store (.zarr.zip); unzip this one and give the volume inside")
+
+
+def _open_zip(path: Path, dataset: str | None) -> Volume:
+    """A zipped Zarr store (review readers2 RD4), read in place through zarr's ZipStore (read-only; its chunks
+    are read through Zarr, not tomoseg's own chunk reader); the store is closed with the volume."""
+    from zarr.storage import ZipStore
+
+    try:
+        root = _zip_root(path, _names(path))
+        store = ZipStore(path, mode="r")
+    except TomosegError:
+        raise
+    except Exception as exc:
+        raise TomosegError(f"{path}: is not a readable zipped Zarr store ({exc})") from None
+    try:
+        node = zarr.open(store, mode="r", path=root)
+    except Exception as exc:
+        store.close()
+        raise TomosegError(f"{path}: is not a readable zipped Zarr store ({exc})") from None
+    try:
+        return _open_checked(node, path, dataset, close=store.close)
+    except BaseException:
+        store.close()
+        raise
+
+
+def _names(path: Path) -> list[str]:
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        return z.namelist()
 
 
 def _check_array_path(path: Path, dataset) -> str:
@@ -69,16 +125,17 @@ def _check_array_path(path: Path, dataset) -> str:
     return dataset
 
 
-def _open_node(node, path: Path, dataset: str | None, prefix: str = "") -> Volume:
+def _open_node(node, path: Path, dataset: str | None, prefix: str = "", close=None) -> Volume:
     """The volume ``dataset`` of ``node`` (a group's image or level, or the array ``node``); ``prefix``: the
-    group's path inside the store, for the names the messages give."""
+    group's path inside the store, for the names the messages give; ``close``: what closing the volume closes
+    (a zip store)."""
     if isinstance(node, zarr.Group) and dataset:  # a group or level below the store's top (review U7)
         member = _member(node, dataset)
         if isinstance(member, zarr.Group):  # store:labels/objects: that image's level 0, at its scale
-            return _open_node(member, path, None, f"{prefix}{dataset}/")
+            return _open_node(member, path, None, f"{prefix}{dataset}/", close)
         head, _, tail = dataset.rpartition("/")
         if head and isinstance(_member(node, head), zarr.Group):  # store:labels/objects/1: a level of that image
-            return _open_node(_member(node, head), path, tail, f"{prefix}{head}/")
+            return _open_node(_member(node, head), path, tail, f"{prefix}{head}/", close)
     voxel_size = None
     notes: list[str] = []
     if isinstance(node, zarr.Group):
@@ -128,7 +185,7 @@ def _open_node(node, path: Path, dataset: str | None, prefix: str = "") -> Volum
         chunks = chunks[-3:]
     if chunks is not None and any(int(c) < 1 for c in chunks):
         raise TomosegError(f"{path}: Zarr chunk shape {tuple(chunks)} is not valid; the store is damaged")
-    vol = Volume(array, path=path, format="zarr", voxel_size=voxel_size, chunks=chunks)
+    vol = Volume(array, path=path, format="zarr", voxel_size=voxel_size, chunks=chunks, close=close)
     vol.notes.extend(notes)
     return vol
 

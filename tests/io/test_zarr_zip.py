@@ -1,0 +1,90 @@
+"""Zipped Zarr stores read in place (review readers2 RD4): zarr's ZipStore (``.zarr.zip``), a zipped OME-Zarr with
+its levels and voxel size, a zip whose one top folder is the store (``zip -r x.zarr.zip x.zarr``), a zip file
+named ``.zarr``; never written."""
+
+import zipfile
+
+import numpy as np
+import pytest
+import zarr
+
+from tomoseg.errors import TomosegError
+from tomoseg.io import open_volume, read_volume, write_volume
+
+Z, Y, X = 6, 10, 12
+
+
+@pytest.fixture
+def vol():
+    v = np.random.default_rng(0).integers(0, 60000, (Z, Y, X), dtype=np.uint16)
+    v[:, 0, 0] = np.arange(Z)
+    return v
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_rd4_a_zarr_zipstore_is_read_in_place(tmp_path, vol, zarr_format):
+    p = tmp_path / "scan.zarr.zip"
+    store = zarr.storage.ZipStore(p, mode="w")
+    a = zarr.create_array(store, shape=vol.shape, chunks=(2, 5, 6), dtype=vol.dtype, zarr_format=zarr_format,
+                          attributes={"voxel_size_nm": [30.0, 20.0, 10.0]})
+    a[:] = vol
+    store.close()
+    with open_volume(p) as v:
+        assert v.format == "zarr" and v.shape == (Z, Y, X)
+        assert v.voxel_size == (30.0, 20.0, 10.0)
+        assert np.array_equal(v[1:4, 2:7, 3:11], vol[1:4, 2:7, 3:11])
+        assert np.array_equal(v.read(), vol)
+
+
+def _zip_folder(folder, target, top: str = ""):
+    """``folder`` zipped as ``cd folder && zip -r target .`` does (``top`` = "": the store at the zip's root) or as
+    ``zip -r target folder`` does (``top`` = the folder's name)."""
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED) as z:
+        for f in sorted(folder.rglob("*")):
+            if f.is_file():
+                z.write(f, (f"{top}/" if top else "") + f.relative_to(folder).as_posix())
+
+
+@pytest.mark.parametrize("top", ["", "scan.ome.zarr"])
+def test_rd4_a_zipped_ome_zarr_keeps_its_voxel_size_and_levels(tmp_path, vol, top):
+    folder = tmp_path / "scan.ome.zarr"
+    write_volume(folder, vol, voxel_size=(30.0, 20.0, 10.0))
+    g = zarr.open_group(folder, mode="a")  # a second level, as pyramids have
+    ms = g.attrs["ome"]
+    ms["multiscales"][0]["datasets"].append({"path": "1", "coordinateTransformations": [
+        {"type": "scale", "scale": [60.0, 40.0, 20.0]}]})
+    g.attrs["ome"] = ms
+    g.create_array("1", data=vol[::2, ::2, ::2])
+    p = tmp_path / "scan.ome.zarr.zip"
+    _zip_folder(folder, p, top)
+    with open_volume(p) as v:
+        assert v.voxel_size == (30.0, 20.0, 10.0)
+        assert np.array_equal(v.read(), vol)
+    with open_volume(f"{p}:1") as v:
+        assert v.voxel_size == (60.0, 40.0, 20.0)
+        assert np.array_equal(v.read(), vol[::2, ::2, ::2])
+
+
+def test_rd4_a_zip_file_named_zarr_is_read(tmp_path, vol):
+    folder = tmp_path / "plain"
+    zarr.create_array(folder, data=vol, chunks=(3, 5, 6), zarr_format=3)
+    p = tmp_path / "scan.zarr"
+    _zip_folder(folder, p)
+    assert np.array_equal(read_volume(p), vol)
+
+
+def test_rd4_a_zip_without_a_zarr_store_says_what_it_holds(tmp_path):
+    p = tmp_path / "scan.zarr.zip"
+    with zipfile.ZipFile(p, "w") as z:
+        z.writestr("a/slice_0000.tif", b"II*\0")
+        z.writestr("b/readme.txt", "x")
+    with pytest.raises(TomosegError, match=r"scan.zarr.zip: is a zip file without a Zarr store at its top \(no "
+                                           r"zarr.json, .zarray or .zgroup\)"):
+        open_volume(p)
+
+
+def test_rd4_zipped_zarr_is_not_written(tmp_path, vol):
+    with pytest.raises(TomosegError, match=r"out.zarr.zip: tomoseg reads zipped Zarr stores but does not write "
+                                           r"them; write out.zarr"):
+        write_volume(tmp_path / "out.zarr.zip", vol)
+    assert not (tmp_path / "out.zarr.zip").exists()
