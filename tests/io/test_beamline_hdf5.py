@@ -150,3 +150,30 @@ def test_rd6_a_silx_url_is_answered_with_the_file_colon_path_form(tmp_path, vol,
         f["/entry/other/vol"] = vol
     with pytest.raises(TomosegError, match=r"silx data URL.*give " + str(p).replace("/", "/") + ":/entry/other/vol"):
         open_volume(url.format(p=p))
+
+
+def _tomocupy(path, vol, binning):
+    """A reconstruction as tomocupy writes it with --save-format h5: /exchange/data (a virtual dataset over its
+    parts in tomocupy; a plain one here), the raw scan's scalar metadata copied in, and its command-line options
+    under /process/tomocupy-VERSION/SECTION/NAME as strings of shape (1,)."""
+    with h5py.File(path, "w") as f:
+        ds = f.create_dataset("/exchange/data", data=vol.astype(np.float32))
+        ds.attrs.update(axes="z:y:x", units="counts")
+        res = f.create_dataset("/measurement/instrument/detection_system/objective/resolution", data=0.65)
+        res.attrs["units"] = "microns"
+        if binning is not None:
+            b = f.require_dataset("/process/tomocupy-1.0.3/file-reading/binning", shape=(1,), dtype="S10")
+            b[0] = np.bytes_(str(binning))
+
+
+@pytest.mark.parametrize("binning, expected", [(None, 650.0), ("0", 650.0), ("1", 1300.0), ("2", 2600.0)])
+def test_rd7_tomocupy_binning_scales_the_effective_pixel_size(tmp_path, vol, binning, expected):
+    p = tmp_path / "scan_rec.h5"
+    _tomocupy(p, vol, binning)
+    with open_volume(p) as v:
+        assert v.voxel_size == pytest.approx((expected,) * 3)
+        said = " ".join(v.notes)
+        if binning is None:
+            assert "if the reconstruction was binned, pass --voxel-size" in said
+        else:
+            assert f"/process/tomocupy-1.0.3/file-reading/binning = {binning}" in said

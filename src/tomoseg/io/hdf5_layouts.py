@@ -24,10 +24,35 @@ _DX_RESOLUTION = "/measurement/instrument/detection_system/objective/resolution"
 _DX_DETECTOR = "/measurement/instrument/detector"
 
 
+def _reconstruction_binning(f: h5py.File) -> tuple[str, int] | None:
+    """The binning a Data Exchange reconstruction records, as (where, b) for a factor of 2**b: tomocupy (APS) keeps
+    its command-line options in the reconstruction's file as ``/process/tomocupy-VERSION/SECTION/binning``, a
+    string of shape (1,) holding 0, 1, 2 or 3 (review readers2 RD7). None where none is recorded or it cannot be
+    read."""
+    process = f.get("/process")
+    if not isinstance(process, h5py.Group):
+        return None
+    for tool in process:
+        group = process.get(tool)
+        if not tool.startswith("tomocupy") or not isinstance(group, h5py.Group):
+            continue
+        for section in group:
+            item = group[section].get("binning") if isinstance(group.get(section), h5py.Group) else None
+            if not isinstance(item, h5py.Dataset):
+                continue
+            try:
+                b = int(text(np.ravel(item[()])[0]) or "")
+            except (TypeError, ValueError, OSError, IndexError):
+                return None
+            return (item.name, b) if 0 <= b <= 8 else None
+    return None
+
+
 def exchange_voxel_size(f: h5py.File, name: str, notes: list) -> tuple | None:
     """(z, y, x) in nm for a reconstruction in APS Data Exchange layout (``/exchange/...``): the scan's effective
     pixel size, ``/measurement/instrument/detection_system/objective/resolution``, one number with ``@units`` (a
-    length: ``microns`` at APS), taken as an isotropic voxel size, with a note. Nothing is guessed: without units,
+    length: ``microns`` at APS), taken as an isotropic voxel size, times 2**b where the reconstruction records
+    tomocupy's binning b (:func:`_reconstruction_binning`), with a note. Nothing is guessed: without units,
     or with the detector's ``pixel_size_x`` alone (the camera's pixel, before the optics' magnification), the
     voxel size stays unknown, said in a note."""
     from .units import nm_per_unit
@@ -49,8 +74,16 @@ def exchange_voxel_size(f: h5py.File, name: str, notes: list) -> tuple | None:
                          "voxel size unknown")
             return None
         v = float(values[0]) * factor
+        binning = _reconstruction_binning(f)
+        if binning is None:
+            notes.append(f"voxel size from {_DX_RESOLUTION} = {values[0]:g} {unit} (the scan's effective pixel "
+                         "size, taken for z, y and x); if the reconstruction was binned, pass --voxel-size Z Y X")
+            return (v, v, v)
+        where, b = binning
+        v *= 2 ** b
         notes.append(f"voxel size from {_DX_RESOLUTION} = {values[0]:g} {unit} (the scan's effective pixel size, "
-                     "taken for z, y and x); if the reconstruction was binned, pass --voxel-size Z Y X")
+                     f"taken for z, y and x) times {2 ** b}, the binning the reconstruction records ({where} = {b}: "
+                     f"2^{b})")
         return (v, v, v)
     detector = f.get(_DX_DETECTOR)
     if isinstance(detector, h5py.Group) and "pixel_size_x" in detector:
