@@ -177,3 +177,30 @@ def test_rd7_tomocupy_binning_scales_the_effective_pixel_size(tmp_path, vol, bin
             assert "if the reconstruction was binned, pass --voxel-size" in said
         else:
             assert f"/process/tomocupy-1.0.3/file-reading/binning = {binning}" in said
+
+
+def _bliss_raw(path, vol):
+    """An ESRF Bliss raw scan file: each scan an NXentry (``1.1``) whose detector's frames are
+    ``instrument/DETECTOR/data`` in an NXdetector group, linked from ``measurement/DETECTOR``."""
+    with h5py.File(path, "w") as f:
+        f.attrs.update(NX_class="NXroot", creator="Bliss", publisher="bliss")
+        e = f.create_group("1.1")
+        e.attrs["NX_class"] = "NXentry"
+        e["title"] = "fscan 0 360 5 0.1"
+        det = e.create_group("instrument/pcoedge64")
+        det.attrs["NX_class"] = "NXdetector"
+        det["data"] = vol
+        m = e.create_group("measurement")
+        m.attrs["NX_class"] = "NXcollection"
+        m["pcoedge64"] = h5py.SoftLink("/1.1/instrument/pcoedge64/data")
+
+
+@pytest.mark.parametrize("dataset", ["", ":/1.1/instrument/pcoedge64/data", ":/1.1/measurement/pcoedge64"])
+def test_rd8_bliss_raw_detector_frames_are_refused(tmp_path, vol, dataset):
+    p = tmp_path / "sample_0001.h5"
+    _bliss_raw(p, vol)
+    with pytest.raises(TomosegError, match=r"holds raw projections \(NeXus NXdetector /1.1/instrument/pcoedge64: "
+                                           r"the detector's frames\), not a reconstructed volume; reconstruct it "
+                                           r"first \(e.g. tomopy, nabu, tomocupy\) \(an ESRF Bliss scan: nxtomomill "
+                                           r"h52nx, then nabu\)"):
+        open_volume(f"{p}{dataset}")

@@ -179,9 +179,9 @@ def _nxtomo_frames_of(f, name: str) -> str | None:
 def projections(f, name: str) -> str | None:
     """What marks the dataset ``name`` as raw tomography data, or None: a group above it that is an NXtomo entry
     (NeXus: ``definition`` NXtomo, or an ``image_key``), an NXtomo entry elsewhere whose frames it is
-    (:func:`_nxtomo_frames_of`), or an APS Data Exchange ``exchange`` group holding flat or dark fields or the
-    angles (``data_white``, ``data_dark``, ``theta``) beside the projections ``data``; a reconstruction written
-    by tomopy/dxchange has ``/exchange/data`` alone."""
+    (:func:`_nxtomo_frames_of`), an NXdetector group holding it (:func:`_detector_of`), or an APS Data Exchange
+    ``exchange`` group holding flat or dark fields or the angles (``data_white``, ``data_dark``, ``theta``) beside
+    the projections ``data``; a reconstruction written by tomopy/dxchange has ``/exchange/data`` alone."""
     parts = name.strip("/").split("/")
     for depth in range(1, len(parts)):
         group = f.get("/" + "/".join(parts[:depth]))
@@ -196,6 +196,32 @@ def projections(f, name: str) -> str | None:
     entry = _nxtomo_frames_of(f, name)
     if entry is not None:
         return f"NeXus NXtomo: the frames of the NXtomo entry {entry}"
+    detector = _detector_of(f, name)
+    if detector is not None:
+        return f"NeXus NXdetector {detector}: the detector's frames"
+    return None
+
+
+def _detector_of(f, name: str) -> str | None:
+    """The NXdetector group holding the dataset ``name`` (by its path, or by the target of the soft link it is:
+    Bliss links ``measurement/DETECTOR`` to ``instrument/DETECTOR/data``), or None. A detector's data are its
+    frames, as acquired (ESRF Bliss scans, any NeXus raw file), never a reconstruction (review readers2 RD8)."""
+    clean = "/" + name.strip("/")
+    places = [clean.rsplit("/", 1)[0] or "/"]
+    try:
+        link = f.get(clean, getlink=True)
+    except (OSError, KeyError, TypeError, ValueError):
+        link = None
+    if isinstance(link, h5py.SoftLink):
+        target = link.path if link.path.startswith("/") else f"{places[0].rstrip('/')}/{link.path}"
+        places.append(target.rstrip("/").rsplit("/", 1)[0] or "/")
+    for where in places:
+        try:
+            group = f.get(where)
+        except (OSError, KeyError, TypeError, ValueError):
+            continue
+        if isinstance(group, h5py.Group) and text(group.attrs.get("NX_class")) == "NXdetector":
+            return where
     return None
 
 
@@ -204,5 +230,6 @@ def check_not_projections(f, path, name: str) -> None:
     would be segmented as z slices."""
     kind = projections(f, name)
     if kind:
+        bliss = " (an ESRF Bliss scan: nxtomomill h52nx, then nabu)" if "NXdetector" in kind else ""
         raise TomosegError(f"{path}:{name} holds raw projections ({kind}), not a reconstructed volume; reconstruct "
-                           "it first (e.g. tomopy, nabu, tomocupy) and give the reconstruction")
+                           f"it first (e.g. tomopy, nabu, tomocupy){bliss} and give the reconstruction")
