@@ -235,3 +235,33 @@ def test_info_json_lists_the_assumed_z_spacing(tmp_path, vol, capsys):
     assert any("no z spacing" in n and "--voxel-size" in n for n in notes), notes
     assert main(["info", str(p), "--json", "--voxel-size", "700", "650", "650"]) == 0
     assert not any("z spacing" in n for n in json.loads(capsys.readouterr().out)["notes"])
+
+
+def _fiji_cyx(path, vol):
+    """12 gray channels as Fiji saves them (its own ImageJ version in the description; tifffile writes 1.11a)."""
+    tifffile.imwrite(path, vol.astype(np.uint8), description="ImageJ=1.54f\nimages=12\nchannels=12\nhyperstack=true\n"
+                     "mode=grayscale\nloop=false\n", metadata=None)
+
+
+@pytest.mark.parametrize("writer, said", [
+    ("tifffile", "tifffile's imagej=True writes a 3D array as channels"),
+    ("fiji", "Fiji shows them as channels; if they are z slices, set Slices (z) to 12 and Channels to 1 in "
+             "Image > Properties and save again"),
+    ("ome", "its OME metadata gives 12 channels and 1 z plane"),
+])
+def test_rd9_the_channels_note_names_the_files_own_writer(tmp_path, vol, writer, said):
+    """Review readers2 RD9: the note blamed tifffile's imagej=True for every file, Fiji's and OME-TIFFs too."""
+    p = tmp_path / "c.tif"
+    if writer == "tifffile":
+        tifffile.imwrite(p, vol.astype(np.uint8), imagej=True, metadata={"axes": "CYX"})
+    elif writer == "fiji":
+        _fiji_cyx(p, vol)
+    else:
+        tifffile.imwrite(p, vol.astype(np.uint8), ome=True, metadata={"axes": "CYX"})
+    v, notes = _open(p)
+    with v:
+        np.testing.assert_array_equal(v.read(), vol.astype(np.uint8))
+    note = next(n for n in notes if "12 channels (axes CYX) are read as z slices" in n)
+    assert said in note
+    if writer != "tifffile":
+        assert "tifffile" not in note

@@ -369,6 +369,20 @@ _AXIS_NAMES = {"C": "channels", "T": "time points", "S": "samples", "Z": "z", "Y
                "I": "images", "Q": "images"}
 
 
+def _channels_why(series, n: int) -> str:
+    """Why a 2D series of ``n`` gray channels may hold z slices, in the words of the program that wrote it (review
+    readers2 RD9: tifffile was named for every file): tifffile's ``imagej=True`` (its description says
+    ``ImageJ=1.11a``), an OME-TIFF, or Fiji itself."""
+    tif = series.parent
+    if getattr(tif, "is_ome", False):
+        return f" (its OME metadata gives {n} channels and 1 z plane; Fiji shows them as channels)"
+    if str((tif.imagej_metadata or {}).get("ImageJ", "")) == "1.11a":
+        return (" (tifffile's imagej=True writes a 3D array as channels unless given metadata={'axes': 'ZYX'}; "
+                "Fiji shows them as channels)")
+    return (f" (Fiji shows them as channels; if they are z slices, set Slices (z) to {n} and Channels to 1 in "
+            "Image > Properties and save again)")
+
+
 def _check_axes(series, full, keep, path: Path) -> str | None:
     """Refuse axes that are not a volume's, naming them: a 4D series (channels or time points beside z), a 2D
     composite image of several channels (ImageJ ``mode=composite``/``color``). Where a 2D series has several
@@ -396,8 +410,7 @@ def _check_axes(series, full, keep, path: Path) -> str | None:
         raise TomosegError(f"{path}: is a 2D image of {n} channels (ImageJ {mode} image, axes CYX), not a volume; "
                            "tomoseg needs z slices: give the 3D stack (in Fiji, Image > Properties says Slices "
                            "(z) and Channels)")
-    why = {"C": " (tifffile's imagej=True writes a 3D array as channels unless given metadata={'axes': 'ZYX'}; "
-                "Fiji shows them as channels)",
+    why = {"C": _channels_why(series, n),
            "S": " (tifffile writes a 3D array of 3 or 4 slices as one RGB page unless given "
                 "photometric='minisblack')"}.get(kept[0], "")
     return (f"the file's {n} {name} (axes {''.join(kept)}) are read as z slices{why}: if they are not the slices "
