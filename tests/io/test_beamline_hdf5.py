@@ -2,11 +2,13 @@
 NXsubentry whose data link to the detector's dataset), ESRF's ``.nx`` NXtomo files (nxtomomill), nabu's
 reconstructions and the voxel size they record, and files that hold several 3D datasets."""
 
+import warnings
+
 import h5py
 import numpy as np
 import pytest
 
-from tomoseg.errors import TomosegError
+from tomoseg.errors import TomosegError, TomosegNote
 from tomoseg.io import open_volume
 
 Z, Y, X = 5, 6, 8
@@ -128,10 +130,15 @@ def test_rd5_the_usual_nexus_path_among_several_volumes_is_said(tmp_path, vol):
         f["/entry/data/data"] = vol
         f["/entry/other/vol"] = vol[::-1]
         f["/mask"] = vol.astype(np.uint8)
-    with open_volume(p) as v:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TomosegNote)
+        v = open_volume(p)
+    with v:
         assert np.array_equal(v.read(), vol)
-        said = [n for n in v.notes if "/entry/data/data" in n]
-        assert said and "/entry/other/vol" in said[0] and "/mask" in said[0]
+    said = [str(w.message) for w in caught if issubclass(w.category, TomosegNote) and "/entry/data/data" in
+            str(w.message)]
+    assert said == [f"{p}: read /entry/data/data (NeXus's usual path); the file also holds the 3D datasets "
+                    f"/entry/other/vol, /mask: to read one of them, name it as {p}:/entry/other/vol"]
 
 
 def test_rd6_a_missing_dataset_names_the_files_volumes(tmp_path, vol):

@@ -24,7 +24,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..errors import TomosegError, install_hint
+from ..errors import TomosegError, install_hint, note
 from .hdf5_chunks import parallel_reader, parallel_writer
 from .hdf5_layouts import check_not_projections, exchange_voxel_size, nabu_voxel_size, projections
 from .hdf5_layouts import text as _text
@@ -105,7 +105,7 @@ def _ndim3(shape) -> bool:
 
 def _find_dataset(f: h5py.File, path: Path, notes: list) -> str:
     """The dataset a file named without a dataset path holds: NeXus's default signal, else the only 3D dataset
-    (``/entry/data/data`` among several, said in a note naming the others). A default signal of fewer than 3
+    (``/entry/data/data`` among several, said in a note naming the others, by every command). A default signal of fewer than 3
     dimensions (a 2D preview of the reconstruction) gives way to the file's 3D datasets, said in a note. Raw
     projections (:func:`.hdf5_layouts.projections`) are refused as such, not listed as volumes to choose from."""
     signal = _nexus_signal(f)
@@ -133,10 +133,10 @@ def _find_dataset(f: h5py.File, path: Path, notes: list) -> str:
         return three_d[0]
     if _NEXUS_DEFAULT in three_d:
         others = [c for c in three_d if c != _NEXUS_DEFAULT]
-        if others:  # review RD5: the volume read among several is said, and how to read another
-            notes.append(f"read {_NEXUS_DEFAULT} (NeXus's usual path); the file also holds the 3D dataset"
-                         f"{'s' if len(others) > 1 else ''} {', '.join(others[:8])}: to read "
-                         f"{'one of them' if len(others) > 1 else 'it'}, name it as {path}:{others[0]}")
+        if others:  # review RD5: the volume read among several is said by every command, and how to read another
+            note(f"{path}: read {_NEXUS_DEFAULT} (NeXus's usual path); the file also holds the 3D dataset"
+                 f"{'s' if len(others) > 1 else ''} {', '.join(others[:8])}: to read "
+                 f"{'one of them' if len(others) > 1 else 'it'}, name it as {path}:{others[0]}")
         return _NEXUS_DEFAULT
     if len(three_d) == 1:
         return three_d[0]
