@@ -26,7 +26,8 @@ import numpy as np
 
 from ..errors import TomosegError, install_hint, note
 from .hdf5_chunks import parallel_reader, parallel_writer
-from .hdf5_layouts import check_not_projections, exchange_voxel_size, nabu_voxel_size, projections
+from .hdf5_layouts import (check_not_projections, exchange_voxel_size, nabu_voxel_size, nxtomo_frames,
+                           projections)
 from .hdf5_layouts import text as _text
 from .volume import Sink, Volume, squeeze_leading, write_error_reason
 
@@ -105,9 +106,10 @@ def _ndim3(shape) -> bool:
 
 def _find_dataset(f: h5py.File, path: Path, notes: list) -> str:
     """The dataset a file named without a dataset path holds: NeXus's default signal, else the only 3D dataset
-    (``/entry/data/data`` among several, said in a note naming the others, by every command). A default signal of fewer than 3
-    dimensions (a 2D preview of the reconstruction) gives way to the file's 3D datasets, said in a note. Raw
-    projections (:func:`.hdf5_layouts.projections`) are refused as such, not listed as volumes to choose from."""
+    (``/entry/data/data`` among several, said by every command in a note naming the others). A default signal of
+    fewer than 3 dimensions (a 2D preview of the reconstruction) gives way to the file's 3D datasets, said in a
+    note. Raw projections (:func:`.hdf5_layouts.projections`) are refused as such, not listed as volumes to choose
+    from."""
     signal = _nexus_signal(f)
     preview = None
     if signal is not None:
@@ -117,7 +119,8 @@ def _find_dataset(f: h5py.File, path: Path, notes: list) -> str:
         preview = (signal, tuple(int(n) for n in shape))
     candidates, broken = _walk(f)
     three_d = [c for c, shape in candidates if _ndim3(shape)]
-    raw = [c for c in three_d if projections(f, c)]
+    frames = nxtomo_frames(f)  # once per file: a Bliss file has hundreds of scans
+    raw = [c for c in three_d if projections(f, c, frames)]
     if raw and len(raw) == len(three_d):
         check_not_projections(f, path, next((c for c in raw if c.endswith("/data")), raw[0]))
     three_d = [c for c in three_d if c not in raw]

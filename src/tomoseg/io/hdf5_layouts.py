@@ -154,15 +154,18 @@ def _identity(obj) -> tuple | None:
 _NXTOMO_DATA = ("data/data", "instrument/detector/data")  # where an NXtomo entry keeps (or links to) its frames
 
 
-def _nxtomo_frames_of(f, name: str) -> str | None:
-    """The NXtomo entry or subentry (searched two levels deep: ``/entry``, ``/entry1/tomo_entry``) whose frames
-    are the dataset ``name``, though ``name`` lies outside it: Diamond's raw scans keep the detector's dataset in
-    ``/entry1/instrument/DETECTOR/data`` and link it from the NXtomo subentry ``/entry1/tomo_entry``."""
-    target = _identity(f.get(name))
-    if target is None:
-        return None
-    groups = [(k, f.get(k)) for k in f]
-    groups += [(f"{k}/{j}", g.get(j)) for k, g in list(groups) if isinstance(g, h5py.Group) for j in g]
+def nxtomo_frames(f) -> dict:
+    """The frames of every NXtomo entry or subentry of ``f`` (searched two levels deep: ``/entry``,
+    ``/entry1/tomo_entry``), as {HDF5 object identity: the entry's path}: Diamond's raw scans keep the detector's
+    dataset in ``/entry1/instrument/DETECTOR/data``, outside the NXtomo subentry ``/entry1/tomo_entry`` that links
+    to it. Computed once per file (a Bliss file has hundreds of scans), handed to :func:`projections`."""
+    found: dict = {}
+    try:
+        groups = [(k, f.get(k)) for k in f]
+        groups += [(f"{k}/{j}", g.get(j)) for k, g in list(groups) if isinstance(g, h5py.Group)
+                   and not _is_nxtomo(g) for j in g]
+    except (OSError, KeyError, TypeError, ValueError):
+        return found
     for where, group in groups:
         if not isinstance(group, h5py.Group) or not _is_nxtomo(group):
             continue
@@ -171,17 +174,18 @@ def _nxtomo_frames_of(f, name: str) -> str | None:
                 frames = group.get(rel)
             except (OSError, KeyError, TypeError, ValueError):
                 continue
-            if isinstance(frames, h5py.Dataset) and _identity(frames) == target:
-                return f"/{where}"
-    return None
+            if isinstance(frames, h5py.Dataset) and _identity(frames) is not None:
+                found.setdefault(_identity(frames), f"/{where}")
+    return found
 
 
-def projections(f, name: str) -> str | None:
+def projections(f, name: str, frames: dict | None = None) -> str | None:
     """What marks the dataset ``name`` as raw tomography data, or None: a group above it that is an NXtomo entry
     (NeXus: ``definition`` NXtomo, or an ``image_key``), an NXtomo entry elsewhere whose frames it is
-    (:func:`_nxtomo_frames_of`), an NXdetector group holding it (:func:`_detector_of`), or an APS Data Exchange
-    ``exchange`` group holding flat or dark fields or the angles (``data_white``, ``data_dark``, ``theta``) beside
-    the projections ``data``; a reconstruction written by tomopy/dxchange has ``/exchange/data`` alone."""
+    (:func:`nxtomo_frames`, computed here unless ``frames`` gives it), an NXdetector group holding it
+    (:func:`_detector_of`), or an APS Data Exchange ``exchange`` group holding flat or dark fields or the angles
+    (``data_white``, ``data_dark``, ``theta``) beside the projections ``data``; a reconstruction written by
+    tomopy/dxchange has ``/exchange/data`` alone."""
     parts = name.strip("/").split("/")
     for depth in range(1, len(parts)):
         group = f.get("/" + "/".join(parts[:depth]))
@@ -193,7 +197,8 @@ def projections(f, name: str) -> str | None:
             found = [k for k in _DX_RAW if k in group]
             if found:
                 return f"APS Data Exchange: projections with {', '.join(found)}"
-    entry = _nxtomo_frames_of(f, name)
+    frames = nxtomo_frames(f) if frames is None else frames
+    entry = frames.get(_identity(f.get(name))) if frames else None
     if entry is not None:
         return f"NeXus NXtomo: the frames of the NXtomo entry {entry}"
     detector = _detector_of(f, name)
