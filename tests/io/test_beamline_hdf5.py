@@ -211,3 +211,43 @@ def test_rd8_bliss_raw_detector_frames_are_refused(tmp_path, vol, dataset):
                                            r"first \(e.g. tomopy, nabu, tomocupy\) \(an ESRF Bliss scan: nxtomomill "
                                            r"h52nx, then nabu\)"):
         open_volume(f"{p}{dataset}")
+
+
+def test_rd10_a_file_system_without_locks_is_said_so_with_the_way_round(tmp_path):
+    """NFS without a lock daemon: HDF5 cannot lock the file (ENOLCK), and h5py says "unable to lock file, errno =
+    37". That file system cannot be made here, so the message is checked on HDF5's own text (as h5py 3.16 raises
+    it); the way round it gives, HDF5_USE_FILE_LOCKING=FALSE, is checked for real below."""
+    from tomoseg.io.hdf5 import _open_error
+
+    p = tmp_path / "rec.h5"
+    exc = OSError(37, "Unable to synchronously open file (unable to lock file, errno = 37, error message = 'No "
+                      "locks available')")
+    assert _open_error(p, exc) == (
+        f"{p}: HDF5 could not lock the file (errno 37: No locks available): its file system (NFS?) offers no file "
+        "locks; the file is not damaged. Run again with HDF5's locking off (export HDF5_USE_FILE_LOCKING=FALSE), "
+        "or copy the file to a local disk")
+
+
+def test_rd10_hdf5_use_file_locking_false_opens_a_file_whose_lock_is_held(tmp_path, vol):
+    """The variable the RD10 message names does what it says with this h5py: a reader that does not lock opens a
+    file whose lock another process holds."""
+    import os
+    import subprocess
+    import sys
+
+    p = tmp_path / "held.h5"
+    with h5py.File(p, "w") as f:
+        f["vol"] = vol
+    holder = subprocess.Popen([sys.executable, "-c", "import h5py, sys, time; f = h5py.File(sys.argv[1], 'a'); "
+                               "print('held', flush=True); time.sleep(60)", str(p)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        reader = "import sys, h5py; print(h5py.File(sys.argv[1], 'r')['vol'].shape)"
+        locked = subprocess.run([sys.executable, "-c", reader, str(p)], capture_output=True, text=True)
+        assert "unable to lock file" in locked.stderr
+        free = subprocess.run([sys.executable, "-c", reader, str(p)], capture_output=True, text=True,
+                              env={**os.environ, "HDF5_USE_FILE_LOCKING": "FALSE"})
+        assert free.stdout.strip() == str(vol.shape), free.stderr
+    finally:
+        holder.kill()
+        holder.wait()

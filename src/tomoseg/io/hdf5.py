@@ -19,6 +19,7 @@ plain HDF5 (default dataset ``/data``).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import h5py
@@ -289,12 +290,18 @@ def _open_error(path: Path, exc: OSError) -> str:
     damaged: HDF5 refuses it by its lock (``unable to lock file``, EAGAIN: the writer is running now) or by the
     "open for write" flag in its superblock (a writer in SWMR mode, running or crashed). HDF5's own advice,
     ``h5clear``, is given only for a writer that is no longer running: clearing the flag under a running writer
-    can damage the file."""
+    can damage the file. A lock refused for another reason (ENOLCK: NFS without a lock daemon) is the file
+    system's, said with HDF5's way round it (``HDF5_USE_FILE_LOCKING=FALSE``)."""
     text = str(exc)
     if "unable to lock file" in text and any(s in text for s in ("errno = 11", "errno = 35",
                                                                   "Resource temporarily unavailable")):
         return (f"{path}: is open for writing by another program (an acquisition or reconstruction still "
                 "running?), so it may be incomplete; run again when that program has finished and closed it")
+    lock = re.search(r"unable to lock file, errno = (\d+), error message = '([^']*)'", text)
+    if lock and lock.group(1) not in ("11", "35"):  # review RD10: ENOLCK (NFS without a lock daemon), not a writer
+        return (f"{path}: HDF5 could not lock the file (errno {lock.group(1)}: {lock.group(2)}): its file system "
+                "(NFS?) offers no file locks; the file is not damaged. Run again with HDF5's locking off (export "
+                "HDF5_USE_FILE_LOCKING=FALSE), or copy the file to a local disk")
     if "already open for write" in text:
         swmr = False
         try:
