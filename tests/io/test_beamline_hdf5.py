@@ -186,6 +186,19 @@ def test_rd7_tomocupy_binning_scales_the_effective_pixel_size(tmp_path, vol, bin
             assert f"/process/tomocupy-1.0.3/file-reading/binning = {binning}" in said
 
 
+
+def test_rd7_two_tomocupy_records_that_differ_give_no_binning(tmp_path, vol):
+    """tomocupy copies the raw scan's metadata into the reconstruction; a raw file holding another version's record
+    of an earlier run would give two binnings: neither is taken."""
+    p = tmp_path / "scan_rec.h5"
+    _tomocupy(p, vol, "1")
+    with h5py.File(p, "a") as f:
+        b = f.require_dataset("/process/tomocupy-0.9.0/file-reading/binning", shape=(1,), dtype="S10")
+        b[0] = b"2"
+    with open_volume(p) as v:
+        assert v.voxel_size == pytest.approx((650.0,) * 3)
+        assert "if the reconstruction was binned, pass --voxel-size" in " ".join(v.notes)
+
 def _bliss_raw(path, vol):
     """An ESRF Bliss raw scan file: each scan an NXentry (``1.1``) whose detector's frames are
     ``instrument/DETECTOR/data`` in an NXdetector group, linked from ``measurement/DETECTOR``."""

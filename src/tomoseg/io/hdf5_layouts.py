@@ -27,11 +27,13 @@ _DX_DETECTOR = "/measurement/instrument/detector"
 def _reconstruction_binning(f: h5py.File) -> tuple[str, int] | None:
     """The binning a Data Exchange reconstruction records, as (where, b) for a factor of 2**b: tomocupy (APS) keeps
     its command-line options in the reconstruction's file as ``/process/tomocupy-VERSION/SECTION/binning``, a
-    string of shape (1,) holding 0, 1, 2 or 3 (review readers2 RD7). None where none is recorded or it cannot be
-    read."""
+    string of shape (1,) holding 0, 1, 2 or 3 (review readers2 RD7). None where none is recorded, one cannot be
+    read, or the file holds several that differ (tomocupy copies the raw scan's metadata in, which may hold another
+    version's record of an earlier run)."""
     process = f.get("/process")
     if not isinstance(process, h5py.Group):
         return None
+    found = []
     for tool in process:
         group = process.get(tool)
         if not tool.startswith("tomocupy") or not isinstance(group, h5py.Group):
@@ -44,8 +46,10 @@ def _reconstruction_binning(f: h5py.File) -> tuple[str, int] | None:
                 b = int(text(np.ravel(item[()])[0]) or "")
             except (TypeError, ValueError, OSError, IndexError):
                 return None
-            return (item.name, b) if 0 <= b <= 8 else None
-    return None
+            if not 0 <= b <= 8:
+                return None
+            found.append((item.name, b))
+    return found[0] if found and len({b for _, b in found}) == 1 else None
 
 
 def exchange_voxel_size(f: h5py.File, name: str, notes: list) -> tuple | None:
