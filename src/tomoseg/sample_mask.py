@@ -11,12 +11,15 @@ Three sources of a mask:
   averaged in ``factor`` x ``factor`` blocks, smoothed within the slice, split by Otsu's threshold; the union
   over z of these slices with its holes filled (a prism along z), grown by ``margin`` voxels (default: the
   halo). Where the statistics are sampled (above 2^31 voxels), the slices come from the layers that pass reads
-  (:func:`tomoseg.io.blocks.sample_slabs`), so the mask costs no read of its own there either.
-  The prism never skips along z: dark end slices (cone-beam CT of concrete), or pores that reach the
-  surface in some slices, cannot remove sample. Where the split is not clear (Otsu's between-class share of
-  the variance below ``min_separation``), the sample fills nearly the whole field of view, or the brighter
-  class runs along the field's edge (a sample cut by the field, or a sample darker than a holder or resin
-  beside it: the mask assumes the surroundings are the darker class), the mask is "all sample".
+  (:func:`tomoseg.io.blocks.sample_slabs`) and from the first and the last layer (:func:`end_layers`, read
+  for the mask alone: the sampled layers leave the ends out, and a pillar's base or foot, widest there, was
+  skipped). The prism never skips along z: dark end slices (cone-beam CT of concrete), or pores that reach the
+  surface in some slices, cannot remove sample; a part wider than the rest that lies wholly between two
+  sampled layers can be missed (``--stats full`` reads every layer). Where the split is not clear (Otsu's
+  between-class share of the variance below ``min_separation``), the sample fills nearly the whole field of
+  view, or the brighter class runs along the field's edge (a sample cut by the field, or a sample darker than
+  a holder or resin beside it: the mask assumes the surroundings are the darker class), the mask is "all
+  sample".
 - :func:`file_sample_mask`: a user's mask volume of the same shape (nonzero = sample).
 - :func:`roi_sample_mask`: a box ``z0:z1,y0:y1,x0:x1`` (Python slices; empty ends mean the volume's ends).
 
@@ -173,6 +176,8 @@ class LowResolution:
     def __init__(self, shape, factor: int, slabs=None):
         self.shape = tuple(int(s) for s in shape)
         self.factor = int(factor)
+        self.slabs = None if slabs is None else sorted(slabs, key=lambda s: s.start)
+        slabs = self.slabs
         z, y, x = self.shape
         if slabs is None:
             self.picks = [min(z - 1, z0 + factor // 2) for z0 in range(0, z, factor)]
@@ -202,6 +207,34 @@ class LowResolution:
     @property
     def complete(self) -> bool:
         return bool(self._seen.all())
+
+    def read(self, volume, slabs) -> None:
+        """Read the z ranges ``slabs`` of ``volume`` (whole storage chunks) into the copy: the layers its
+        slices come from that no other pass reads (:func:`end_layers`)."""
+        from .io.blocks import read_blocks, slab_blocks, storage_chunks
+
+        for block, data in read_blocks(volume, slab_blocks(self.shape, slabs, storage_chunks(volume),
+                                                           multiple=self.factor)):
+            self(block, data)
+
+
+def end_layers(shape, chunks, slabs) -> list[slice]:
+    """The first and the last layer of storage chunks along z (one slice where the data is not chunked in z)
+    that the sampled layers ``slabs`` leave out: :func:`auto_sample_mask` needs the ends of the sample, where a
+    pillar's base or foot (or the substrate) is wider than the rest, and the statistics leave them out (their
+    dark ends biased the mean, review G5).
+
+    Examples
+    --------
+    >>> end_layers((1000, 64, 64), (64, 32, 32), [slice(128, 192), slice(512, 576), slice(832, 896)])
+    [slice(0, 64, None), slice(960, 1000, None)]
+    >>> end_layers((100, 64, 64), None, [slice(0, 1), slice(50, 51)])
+    [slice(99, 100, None)]
+    """
+    z, depth = int(shape[0]), int(chunks[0]) if chunks else 1
+    ends = [slice(0, min(depth, z)), slice((z - 1) // depth * depth, z)]
+    ends = ends[:1] if ends[0] == ends[1] else ends
+    return [e for e in ends if not any(s.start <= e.start < s.stop for s in slabs)]
 
 
 def _block_mean(image: np.ndarray, f: int) -> np.ndarray:
@@ -281,8 +314,9 @@ def auto_sample_mask(volume, *, margin: int = 48, factor: int | None = None, min
     if low is not None:
         if not low.complete or low.shape != shape:
             raise ValueError("the low-resolution copy is incomplete or of another volume")
-        factor, low = low.factor, low.low
+        factor, layers, low = low.factor, low.slabs, low.low
     else:
+        layers = None
         factor = factor or mask_factor(shape)
         low = downsample(volume, factor)
     # smoothed within slices (they lie ``factor`` apart), so groups of slices on their own threads: the same result
@@ -291,7 +325,9 @@ def auto_sample_mask(volume, *, margin: int = 48, factor: int | None = None, min
     smooth = np.concatenate(_map(lambda g: ndimage.gaussian_filter(low[g[0]:g[-1] + 1], (0, 1.0, 1.0)), groups))
     threshold, separation = otsu(smooth, threads=threads)
     base = {"method": "auto", "otsu_threshold": round(threshold, 3), "separation": round(separation, 3),
-            "margin": int(margin), "slices": int(low.shape[0])}
+            "margin": int(margin), "slices": int(low.shape[0]),
+            # the z ranges its slices came from (every ``factor``-th slice of each): None, the whole volume
+            "layers": None if layers is None else [[s.start, s.stop] for s in layers]}
     if separation < min_separation:
         return _make(np.ones(_low_shape(shape, factor), bool), factor, shape,
                      {**base, "fallback": f"no clear background (separation {separation:.2f} < {min_separation})"})

@@ -177,15 +177,42 @@ def test_sampled_statistics_and_the_mask_share_a_read_of_a_few_layers(tmp_path, 
         full = auto_sample_mask(vol, margin=8)
     depth = chunks[0] if chunks else 1
     assert len(slabs) == 8 and all((s.stop - s.start) == depth and s.start % depth == 0 for s in slabs)
-    assert all(any(s.start <= k[0].start and k[0].stop <= s.stop for s in slabs) for k in read)
-    assert sum(int(np.prod([k.stop - k.start for k in key])) for key in read) == 8 * depth * 128 * 128
+    ends = [slice(0, depth), slice(96 - depth, 96)]  # read for the mask alone (review SM6), not the statistics
+    assert not any(s.start <= e.start < s.stop for s in slabs for e in ends)
+    assert all(any(s.start <= k[0].start and k[0].stop <= s.stop for s in slabs + ends) for k in read)
+    assert sum(int(np.prod([k.stop - k.start for k in key])) for key in read) == 10 * depth * 128 * 128
     assert stats.method == "sample" and stats.voxels == 8 * depth * 128 * 128
     assert stats.mean == pytest.approx(float(deep_pillar.image.mean()), rel=0.05)
-    assert sampled.record["fallback"] is None and sampled.record["slices"] == 8
+    assert sampled.record["fallback"] is None and sampled.record["slices"] == 10
+    assert sampled.record["layers"] == sorted([[s.start, s.stop] for s in slabs + ends])
     assert sampled.low.shape == full.low.shape  # every block along z, as the full mask
     assert sampled.box == full.box and abs(sampled.fraction() - full.fraction()) < 0.01  # a prism: ~ the same
     pillar = np.argwhere(deep_pillar.pillar)  # every slice's pillar inside, also where no slice was read
     assert all(sampled.touches((slice(z, z + 1), slice(y, y + 1), slice(x, x + 1))) for z, y, x in pillar[::97])
+
+
+@pytest.mark.parametrize("chunks", [(4, 64, 64), None])
+@pytest.mark.parametrize("end", ["base", "top"])
+def test_a_mask_from_sampled_layers_holds_a_base_wider_than_the_pillar(tmp_path, rng, chunks, end):
+    """Review SM6: the sampled layers leave the volume's ends out (the statistics want them out), and a pillar on
+    a wider base (a FIB pillar's foot, the substrate) in the first slices lost the base: its tiles were skipped,
+    objects there got probability 0. The mask reads the first and the last layer too."""
+    from tomoseg.inference.engine import first_pass
+
+    z, y, x = np.ogrid[:96, :128, :128]
+    ring = (y - 64) ** 2 + (x - 64) ** 2
+    foot = z < 3 if end == "base" else z >= 93
+    sample = np.where(foot, ring <= 56 ** 2, ring <= 20 ** 2)  # the foot 8 voxels from the field's edge
+    image = np.clip(np.where(sample, 170.0, 40.0) + rng.normal(0, 8, sample.shape), 0, 255).astype(np.uint8)
+    src = tmp_path / ("in.zarr" if chunks else "in.npy")
+    write_volume(str(src), image, **({"chunks": chunks} if chunks else {}))
+    with open_volume(str(src)) as vol:
+        _, mask = first_pass(vol, SegmentOptions(stats="sample", tiling=TilingConfig(halo=8)), 8, None)
+    assert mask.record["method"] == "auto" and mask.record["fallback"] is None
+    f = mask.factor
+    up = mask.low.repeat(f, 0).repeat(f, 1).repeat(f, 2)[:96, :128, :128]
+    assert not (sample & ~up).any()  # every voxel of the sample, the foot's too, in a block of the mask
+    assert not up[:, :4, :4].all()  # and it still skips: the field's corners are outside
 
 
 def test_the_progress_of_sampled_statistics_ends_at_the_sample(tmp_path, deep_pillar):

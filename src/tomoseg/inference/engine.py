@@ -778,13 +778,16 @@ def first_pass(volume, options: SegmentOptions, divisor: int, bar, copy=None, sl
     read also fills ``copy`` (a :class:`~tomoseg.io.blocks.BlockCopy`), ``slices`` (a
     :class:`.gray_checks.SliceRanges`) and ``grays`` (a :class:`.domain.GraySample`) where given. ``named``:
     what the messages name the volume by (its ``path``), for an array in memory (the napari Segment widget's)."""
-    from ..sample_mask import LowResolution, mask_factor
+    from ..sample_mask import LowResolution, end_layers, mask_factor
 
     low = sample = slabs = None
+    ends = []  # layers the mask reads that the statistics do not: the ends of a sampled volume
     if stats_method(options.stats, volume.size) == "sample":  # the mask takes its slices from the same layers
         slabs = sample_slabs(volume.shape, storage_chunks(volume), SAMPLE_FRACTION)
     if options.roi is None and options.sample_mask == "auto" and min(volume.shape[1:]) >= 64:
-        low = LowResolution(volume.shape, mask_factor(volume.shape), slabs=slabs)
+        if slabs is not None:
+            ends = end_layers(volume.shape, storage_chunks(volume), slabs)
+        low = LowResolution(volume.shape, mask_factor(volume.shape), slabs=None if slabs is None else slabs + ends)
     else:  # an ROI, a mask file or none: checked before the long read
         sample = _new_sample_mask(volume, options, divisor)
     if bar is not None:
@@ -801,6 +804,8 @@ def first_pass(volume, options: SegmentOptions, divisor: int, bar, copy=None, sl
     except OverflowError:
         stats = None
     _check_stats(stats, named or volume)
+    if ends:
+        low.read(volume, ends)
     if low is not None and (stats.nodata or not np.isfinite(low.low).all()):
         _as_background(low.low)
     if sample is None:
