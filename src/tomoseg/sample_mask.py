@@ -20,7 +20,9 @@ Three sources of a mask:
   view, or the brighter class runs along the field's edge (a sample cut by the field, or a sample darker than
   a holder or resin beside it: the mask assumes the surroundings are the darker class), the mask is "all
   sample".
-- :func:`file_sample_mask`: a user's mask volume of the same shape (nonzero = sample).
+- :func:`file_sample_mask`: a user's mask volume of the same shape (nonzero = sample), grown by ``margin``
+  voxels as the automatic one (``segment`` gives the halo): the objects at the sample's surface, which reach
+  past a mask drawn at that surface, are computed whole.
 - :func:`roi_sample_mask`: a box ``z0:z1,y0:y1,x0:x1`` (Python slices; empty ends mean the volume's ends).
 
 A :class:`SampleMask` is a boolean volume at ``1/factor`` resolution (a block is True where it may hold sample)
@@ -394,11 +396,16 @@ def inside(data: np.ndarray, where) -> np.ndarray:
     return data != 0
 
 
-def file_sample_mask(path, shape, factor: int = 4) -> SampleMask:
-    """A user's mask volume (nonzero = sample) of the volume's shape, read in blocks of whole storage chunks."""
+def file_sample_mask(path, shape, factor: int | None = None, margin: int = 0) -> SampleMask:
+    """A user's mask volume (nonzero = sample) of the volume's shape, read in blocks of whole storage chunks, at
+    ``1/factor`` resolution (default :func:`mask_factor`: 4 up to 2^30 voxels, coarser above, so the block mask
+    stays under 2^24 voxels) and grown by ``margin`` voxels in z, y and x (every voxel within ``margin`` of the
+    mask is in a block of it): objects at the sample's surface reach past a mask drawn there, and without the
+    margin the tiles beyond a mask's edge on a tile edge were skipped, cutting them (review SM1)."""
     from .io import open_volume
     from .io.blocks import block_grid, read_blocks, storage_chunks
 
+    factor = int(factor or mask_factor(shape))
     mask = open_volume(path)
     try:
         if tuple(mask.shape) != tuple(shape):
@@ -419,7 +426,10 @@ def file_sample_mask(path, shape, factor: int = 4) -> SampleMask:
     if not low.any():  # as analyze --sample-mask: an all-zero map with exit 0 would look like a result
         raise TomosegError(f"--sample-mask {path}: the sample mask is empty (no nonzero voxel); give the mask of "
                            "the sample")
-    return _make(low, factor, shape, {"method": "file", "file": str(path)})
+    grow = -(-int(margin) // factor)  # blocks: a voxel within ``margin`` of the mask lies within these of its block
+    if grow:  # a cube, separable: fast on a large block mask
+        low = ndimage.maximum_filter(low.view(np.uint8), size=2 * grow + 1, mode="constant").view(bool)
+    return _make(low, factor, shape, {"method": "file", "file": str(path), "margin": int(margin)})
 
 
 class PrismMask:

@@ -312,6 +312,57 @@ def test_cli_roi_and_mask_file(tmp_path, random_model_path, pillar, capsys):
     assert "--roi" in capsys.readouterr().err
 
 
+def test_a_mask_file_is_grown_by_the_halo_so_objects_at_its_edge_are_whole(tmp_path, random_model_path, pillar):
+    """Review SM1: a user's mask whose edge lies on a tile edge (x = 64) skipped the tiles beyond it, so
+    objects reaching past the mask (pores open at the surface, a mask drawn a few voxels tight) were cut there:
+    probability 0 a voxel past the mask. Grown by the halo, as the automatic mask, everything within the halo
+    of the mask is what a run without a mask gives."""
+    src = tmp_path / "in.npy"
+    np.save(src, pillar.image)
+    opts = dict(tiling=TilingConfig(tile_size=8, halo=16))  # cores of 64 voxels
+    ref = segment(src, tmp_path / "all.zarr", model=random_model_path, progress=False,
+                  options=SegmentOptions(sample_mask="off", **opts))
+    mask = np.zeros(pillar.image.shape, np.uint8)
+    mask[:, :, :64] = 1
+    np.save(tmp_path / "mask.npy", mask)
+    rec = segment(src, tmp_path / "m.zarr", model=random_model_path, progress=False,
+                  options=SegmentOptions(sample_mask=str(tmp_path / "mask.npy"), **opts))
+    a, b = read_volume(tmp_path / "all.zarr"), read_volume(tmp_path / "m.zarr")
+    np.testing.assert_array_equal(b[:, :, :64 + 16], a[:, :, :64 + 16])  # the mask and its halo: exact
+    assert a[:, :, 64:80].any()
+    assert rec["sample_mask"]["margin"] == 16 and rec["sample_mask"]["tiles_computed"] < ref["tiling"]["tiles"]
+    assert not b[:, :, 128:].any()  # and it still skips: the tiles beyond the halo are not computed
+
+
+def test_a_mask_file_grown_covers_every_voxel_within_the_margin(tmp_path):
+    from tomoseg.sample_mask import file_sample_mask
+
+    mask = np.zeros((40, 72, 72), np.uint8)
+    mask[13, 30, 41] = 1  # one voxel, off the block grid
+    np.save(tmp_path / "m.npy", mask)
+    m = file_sample_mask(tmp_path / "m.npy", mask.shape, margin=10)
+    up = m.low.repeat(4, 0).repeat(4, 1).repeat(4, 2)[:40, :72, :72]
+    near = ndimage.distance_transform_cdt(mask == 0, metric="chessboard") <= 10  # the cube of side 21 around it
+    assert up[near].all() and not up.all()
+    assert m.record["margin"] == 10 and m.factor == 4
+
+
+def test_a_mask_file_of_a_large_volume_is_kept_coarse(tmp_path):
+    """Review SM5: a mask file's block mask was at 1/4 resolution at any size (17 GB of booleans for a
+    4096x16384x16384 scan); it takes the automatic mask's resolution, under 2^24 blocks."""
+    import zarr
+
+    from tomoseg.sample_mask import file_sample_mask
+
+    shape = (1024, 1024, 1040)  # just above 2^30 voxels: blocks of 8; only one chunk stored
+    z = zarr.open_array(str(tmp_path / "m.zarr"), mode="w", shape=shape, chunks=(128, 512, 520), dtype="u1")
+    z[500, 600, 700] = 1
+    m = file_sample_mask(tmp_path / "m.zarr", shape)
+    assert m.factor == mask_factor(shape) == 8 and m.low.size < 2**24
+    assert m.touches((slice(500, 501), slice(600, 601), slice(700, 701)))
+    assert not m.touches((slice(0, 64), slice(0, 64), slice(0, 64)))
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int8, np.int16, np.float32])
 @pytest.mark.parametrize("f", [4, 8, 32])
 def test_block_means_are_exact_for_every_input_type(rng, dtype, f):

@@ -845,8 +845,8 @@ def _new_sample_mask(volume, options: SegmentOptions, divisor: int, low=None):
         return roi_sample_mask(shape, options.roi)
     if options.sample_mask == "off":
         return all_sample(shape, "off")
-    if options.sample_mask != "auto":
-        return file_sample_mask(options.sample_mask, shape)
+    if options.sample_mask != "auto":  # grown by the halo, as the automatic mask (review SM1)
+        return file_sample_mask(options.sample_mask, shape, margin=round_up(options.tiling.halo, divisor))
     if min(shape[1:]) < 64:
         return all_sample(shape, "auto: too small to tell sample from surroundings")
     return auto_sample_mask(volume, margin=round_up(options.tiling.halo, divisor), low=low)
