@@ -151,7 +151,8 @@ def _run_analyze(args) -> int:
         box = ",".join(f"{a}:{b}" for a, b in roi)
         note(f"{args.volume}: segmented with --roi {box} (its provenance record): analysed inside "
              "that box, objects touching its faces left out as border objects"
-             + (f"; the volume fraction and number density are over --sample-mask {args.sample_mask}"
+             + (f"; the volume fraction and number density are over --sample-mask {args.sample_mask} inside "
+                "the box (the sample that was segmented)"
                 if sample_mask is not None else "; the volume fraction and number density are over the box")
              + ". --no-roi analyses the whole volume")
     from ..progress import progress_while
