@@ -824,14 +824,22 @@ def _as_background(low: np.ndarray) -> None:
 def _saved_sample_mask(options: SegmentOptions, work: Path, state: dict, shape):
     """The sample mask of the interrupted run (saved in its work folder), so a resumed run skips the same tiles;
     refused where this run asks for another (compared as resolved: :func:`_sample_settings`)."""
-    from ..sample_mask import SampleMask
+    from ..sample_mask import SampleMask, file_sample_mask
 
     saved = state.get("sample") or {}
     if _settings_as_resolved(saved.get("settings"), shape) != _sample_settings(options, shape) \
             or not (work / "sample_mask.npz").exists():
         raise TomosegError(f"{work}: the interrupted run used another sample mask or ROI "
                            f"({saved.get('settings')}); pass --overwrite to start over")
-    return SampleMask.load(work / "sample_mask.npz", saved["record"])
+    mask = SampleMask.load(work / "sample_mask.npz", saved["record"])
+    if str(options.sample_mask) not in ("auto", "off") and options.roi is None:  # the file, as it is now (SM3)
+        now = file_sample_mask(options.sample_mask, shape, factor=mask.factor,
+                               margin=int(saved["record"].get("margin", 0)))
+        if not np.array_equal(now.low, mask.low):
+            raise TomosegError(f"--sample-mask {options.sample_mask}: changed since the interrupted run chose its "
+                               "tiles with it; pass --overwrite to start over with the mask as it is now, or put "
+                               "the mask back as it was to resume")
+    return mask
 
 
 def _new_sample_mask(volume, options: SegmentOptions, divisor: int, low=None):
