@@ -396,6 +396,26 @@ def inside(data: np.ndarray, where) -> np.ndarray:
     return data != 0
 
 
+def binned_hint(mask_shape, shape) -> str:
+    """Where ``mask_shape`` is ``shape`` binned by an integer (a mask drawn on a binned copy of the scan): what to
+    do, for the error that refuses it; else ""
+
+    Examples
+    --------
+    >>> print(binned_hint((16, 64, 65), (64, 256, 258)))
+    it looks like the input binned by 4: give the mask at the input's shape, e.g. in NumPy mask.repeat(4, 0).repeat(4, 1).repeat(4, 2)[:64, :256, :258]
+    >>> binned_hint((8, 16, 17), (8, 16, 16))
+    ''
+    """
+    mask_shape, shape = tuple(int(s) for s in mask_shape), tuple(int(s) for s in shape)
+    k = shape[0] // max(mask_shape[0], 1)
+    if k < 2 or any(-(-s // k) != m for s, m in zip(shape, mask_shape)):
+        return ""
+    cut = ", ".join(f":{s}" for s in shape)
+    return (f"it looks like the input binned by {k}: give the mask at the input's shape, e.g. in NumPy "
+            f"mask.repeat({k}, 0).repeat({k}, 1).repeat({k}, 2)[{cut}]")
+
+
 def file_sample_mask(path, shape, factor: int | None = None, margin: int = 0) -> SampleMask:
     """A user's mask volume (nonzero = sample) of the volume's shape, read in blocks of whole storage chunks, at
     ``1/factor`` resolution (default :func:`mask_factor`: 4 up to 2^30 voxels, coarser above, so the block mask
@@ -410,7 +430,8 @@ def file_sample_mask(path, shape, factor: int | None = None, margin: int = 0) ->
     try:
         if tuple(mask.shape) != tuple(shape):
             raise TomosegError(f"--sample-mask {path}: shape {tuple(mask.shape)} differs from the input's "
-                               f"{tuple(shape)}; give a mask of the same shape")
+                               f"{tuple(shape)}"
+                               + "; " + (binned_hint(mask.shape, shape) or "give a mask of the same shape"))
         low = np.zeros(_low_shape(shape, factor), bool)
         ly, lx = low.shape[1:]
         for (zs, ys, _), data in read_blocks(mask, block_grid(shape, storage_chunks(mask), multiple=factor)):

@@ -347,6 +347,28 @@ def test_a_mask_file_grown_covers_every_voxel_within_the_margin(tmp_path):
     assert m.record["margin"] == 10 and m.factor == 4
 
 
+def test_a_mask_drawn_on_a_binned_scan_is_refused_with_the_way_to_upsample_it(tmp_path, random_model_path, pillar,
+                                                                              capsys):
+    """Review SM4: a mask made on the scan binned by 4 was refused with "give a mask of the same shape" only; the
+    message names the binning and the NumPy line that upsamples it, and that line gives a mask segment takes."""
+    src = tmp_path / "in.npy"
+    np.save(src, pillar.image)
+    binned = np.zeros((8, 40, 40), np.uint8)
+    binned[:, 8:30, 8:30] = 1
+    np.save(tmp_path / "b.npy", binned)
+    m = ["--model", str(random_model_path), "-q", "--tile-size", "16", "--halo", "16"]
+    capsys.readouterr()
+    assert main(["segment", str(src), str(tmp_path / "o.zarr"), "--sample-mask", str(tmp_path / "b.npy")] + m) == 1
+    err = capsys.readouterr().err
+    line = "mask.repeat(4, 0).repeat(4, 1).repeat(4, 2)[:32, :160, :160]"
+    assert "differs from the input's (32, 160, 160); it looks like the input binned by 4" in err and line in err
+    mask = binned  # the advice, as given
+    np.save(tmp_path / "up.npy", eval(line))
+    assert main(["segment", str(src), str(tmp_path / "o.zarr"), "--sample-mask", str(tmp_path / "up.npy")] + m) == 0
+    assert main(["analyze", str(tmp_path / "o.zarr"), "--json", "--sample-mask", str(tmp_path / "b.npy"), "-q"]) == 1
+    assert line in capsys.readouterr().err
+
+
 def test_a_mask_file_of_a_large_volume_is_kept_coarse(tmp_path):
     """Review SM5: a mask file's block mask was at 1/4 resolution at any size (17 GB of booleans for a
     4096x16384x16384 scan); it takes the automatic mask's resolution, under 2^24 blocks."""

@@ -130,8 +130,12 @@ def _run_analyze(args) -> int:
     sample_mask = open_volume(args.sample_mask) if args.sample_mask and args.sample_mask != "auto" else None
     for name, other in (("--intensity", intensity), ("--probability", prob), ("--sample-mask", sample_mask)):
         if other is not None and tuple(other.shape) != tuple(vol.shape):
+            from ..sample_mask import binned_hint
+
             raise TomosegError(f"{other.path}: {name} volume has shape {tuple(other.shape)}, {args.volume} has "
-                               f"{tuple(vol.shape)}; they must match voxel for voxel")
+                               f"{tuple(vol.shape)}; they must match voxel for voxel"
+                               + ("; " + binned_hint(other.shape, vol.shape) if name == "--sample-mask"
+                                  and binned_hint(other.shape, vol.shape) else ""))
     if args.sample_mask == "auto" and tuple(intensity.shape) == tuple(vol.shape):
         from ..sample_mask import analysis_sample_mask
 
