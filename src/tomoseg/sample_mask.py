@@ -171,8 +171,9 @@ class LowResolution:
     its statistics pass, so the mask costs no read of its own. ``complete`` says whether every chosen slice
     was seen.
 
-    With ``slabs`` (z ranges: the layers a sampled statistics pass reads, :func:`tomoseg.io.blocks.sample_slabs`)
-    the slices are chosen within those ranges only, every ``factor``-th (the middle one of a thinner range).
+    With ``slabs`` (z ranges: the layers a sampled statistics pass reads, :func:`tomoseg.io.blocks.sample_slabs`,
+    and the end layers, :func:`end_layers`, which :meth:`read` reads for the mask alone) the slices are chosen
+    within those ranges only, every ``factor``-th (the middle one of a thinner range).
     """
 
     def __init__(self, shape, factor: int, slabs=None):
