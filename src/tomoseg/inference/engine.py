@@ -804,8 +804,9 @@ def first_pass(volume, options: SegmentOptions, divisor: int, bar, copy=None, sl
     except OverflowError:
         stats = None
     _check_stats(stats, named or volume)
-    if ends:
-        low.read(volume, ends)
+    if ends:  # for the mask alone: the statistics leave the ends out (review SM6)
+        with np.errstate(over="ignore", invalid="ignore"):  # as in the pass: non-finite blocks handled below
+            low.read(volume, ends)
     if low is not None and (stats.nodata or not np.isfinite(low.low).all()):
         _as_background(low.low)
     if sample is None:
