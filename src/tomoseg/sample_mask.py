@@ -417,6 +417,40 @@ def binned_hint(mask_shape, shape) -> str:
             f"mask.repeat({k}, 0).repeat({k}, 1).repeat({k}, 2)[{cut}]")
 
 
+SOFT_SHARE = 0.05  # warn where more than this share of a mask's nonzero voxels are below 0.5 (graded levels)
+
+
+class SoftValues:
+    """What a float mask holds, counted block by block: its voxels between 0 and 0.5 (exclusive), the least and
+    the largest of its nonzero values, its nonzero voxels and all voxels seen (for :meth:`warning`)."""
+
+    def __init__(self):
+        self.soft, self.nonzero, self.total, self.low, self.high = 0, 0, 0, np.inf, -np.inf
+
+    def __call__(self, data) -> None:
+        data = np.asarray(data)
+        self.total += int(data.size)
+        self.nonzero += int(np.count_nonzero(data))
+        if data.dtype.kind == "f":
+            self.soft += int(np.count_nonzero((data > 0) & (data < 0.5)))
+            values = data[(data != 0) & np.isfinite(data)]
+            if values.size:
+                self.low, self.high = min(self.low, float(values.min())), max(self.high, float(values.max()))
+
+    def warning(self, where) -> str | None:
+        """The warning for a mask of graded values many of whose nonzero voxels lie below 0.5: a probability or a
+        smoothed mask, every nonzero voxel of which tomoseg takes for sample (review SM7: a mask of 1 inside and
+        0.01 outside made the whole volume the sample, and analyze's fractions 2.6 times too low, without a
+        word). None for a mask of one nonzero level (1, 255, 0.5) or a large one interpolated (its edges alone
+        graded)."""
+        if self.soft <= SOFT_SHARE * self.nonzero or self.low == self.high:  # one nonzero level: a binary mask
+            return None
+        return (f"{where}: {self.soft / self.nonzero:.0%} of its nonzero voxels lie below 0.5 (its values from "
+                f"{self.low:.3g} to {self.high:.3g}: a probability, or a smoothed mask?); tomoseg takes every nonzero voxel for "
+                f"sample, here {self.nonzero / max(self.total, 1):.0%} of the voxels. If that is not the sample, "
+                "threshold it where the sample begins (numpy: mask > 0.5 for a probability) and save it again")
+
+
 def file_sample_mask(path, shape, factor: int | None = None, margin: int = 0) -> SampleMask:
     """A user's mask volume (nonzero = sample) of the volume's shape, read in blocks of whole storage chunks, at
     ``1/factor`` resolution (default :func:`mask_factor`: 4 up to 2^30 voxels, coarser above, so the block mask
@@ -435,10 +469,13 @@ def file_sample_mask(path, shape, factor: int | None = None, margin: int = 0) ->
                                + "; " + (binned_hint(mask.shape, shape) or "give a mask of the same shape"))
         low = np.zeros(_low_shape(shape, factor), bool)
         ly, lx = low.shape[1:]
+        soft = SoftValues()
         for (zs, ys, _), data in read_blocks(mask, block_grid(shape, storage_chunks(mask), multiple=factor)):
             nz, ny = -(-(zs.stop - zs.start) // factor), -(-(ys.stop - ys.start) // factor)
-            data = np.pad(inside(data, f"--sample-mask {path}"), ((0, nz * factor - data.shape[0]), (0, ny * factor - data.shape[1]),
-                                      (0, lx * factor - shape[2])))
+            soft(data)
+            data = inside(data, f"--sample-mask {path}")  # NaN refused (SoftValues counts it as nonzero)
+            data = np.pad(data, ((0, nz * factor - data.shape[0]), (0, ny * factor - data.shape[1]),
+                                 (0, lx * factor - shape[2])))
             z0, y0 = zs.start // factor, ys.start // factor
             low[z0:z0 + nz, y0:y0 + ny] |= data.reshape(nz, factor, ny, factor, lx, factor).any(axis=(1, 3, 5))
     finally:
@@ -448,6 +485,11 @@ def file_sample_mask(path, shape, factor: int | None = None, margin: int = 0) ->
     if not low.any():  # as analyze --sample-mask: an all-zero map with exit 0 would look like a result
         raise TomosegError(f"--sample-mask {path}: the sample mask is empty (no nonzero voxel); give the mask of "
                            "the sample")
+    message = soft.warning(f"--sample-mask {path}")
+    if message:
+        from .errors import warn
+
+        warn(message)
     grow = -(-int(margin) // factor)  # blocks: a voxel within ``margin`` of the mask lies within these of its block
     if grow:  # a cube, separable: fast on a large block mask
         low = ndimage.maximum_filter(low.view(np.uint8), size=2 * grow + 1, mode="constant").view(bool)

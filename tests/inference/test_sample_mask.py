@@ -369,6 +369,33 @@ def test_a_mask_drawn_on_a_binned_scan_is_refused_with_the_way_to_upsample_it(tm
     assert line in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("kind", ["graded", "probability", "binary 0.5", "interpolated edges"])
+def test_a_mask_of_graded_values_is_warned_of(tmp_path, rng, kind):
+    """Review SM7: a mask of 1 inside and 0.01 outside (or a probability) made every voxel sample without a word.
+    Warned of by segment and analyze; a mask of one nonzero level, or 0/1 with interpolated edges, is not."""
+    from tomoseg.errors import TomosegWarning
+    from tomoseg.objects import analyze
+    from tomoseg.sample_mask import file_sample_mask
+
+    z, y, x = np.ogrid[:4, :256, :256]
+    disc = np.broadcast_to((y - 128) ** 2 + (x - 128) ** 2 <= 100 ** 2, (4, 256, 256))
+    mask = {"graded": np.where(disc, 1.0, 0.01), "probability": np.clip(disc * 0.9 + rng.random(disc.shape) * 0.1,
+                                                                         0, 1),
+            "binary 0.5": disc * 0.5, "interpolated edges": ndimage.zoom(disc[:, ::2, ::2] * 1.0, (1, 2, 2),
+                                                                          order=1)}[kind].astype(np.float32)
+    np.save(tmp_path / "m.npy", mask)
+    objects = np.zeros(mask.shape, np.uint8)
+    objects[1:4, 130:133, 130:133] = 1
+    if kind in ("graded", "probability"):
+        with pytest.warns(TomosegWarning, match=r"m.npy: \d+% of its nonzero voxels lie below 0.5"):
+            file_sample_mask(tmp_path / "m.npy", mask.shape)
+        with pytest.warns(TomosegWarning, match="threshold it where the sample begins"):
+            analyze(objects, sample_mask=mask)
+    else:  # warnings are errors here
+        file_sample_mask(tmp_path / "m.npy", mask.shape)
+        assert analyze(objects, sample_mask=mask).summary["analysed_voxels"] == int(np.count_nonzero(mask))
+
+
 def test_a_mask_file_of_a_large_volume_is_kept_coarse(tmp_path):
     """Review SM5: a mask file's block mask was at 1/4 resolution at any size (17 GB of booleans for a
     4096x16384x16384 scan); it takes the automatic mask's resolution, under 2^24 blocks."""

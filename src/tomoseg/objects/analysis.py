@@ -125,14 +125,22 @@ def clean_stale_label_stores(folder=None) -> list:
 
 def check_sample_mask(sample_mask, slab_voxels: int) -> None:
     """Refuse an empty sample mask (or one holding NaN) before the labelling, not after it: a spread sample of
-    it first; only where that holds no sample voxel is the whole mask read (then stopping at the first)."""
+    it first; only where that holds no sample voxel is the whole mask read (then stopping at the first). A float
+    mask whose nonzero voxels are largely between 0 and 1 (a probability?) is warned of, from that sample."""
     from ..io.blocks import block_grid, storage_chunks
-    from ..sample_mask import inside as mask_block
+    from ..sample_mask import SoftValues, inside as mask_block
     from .reading import first_look
 
     where = f"sample mask {path_of(sample_mask) or ''}".rstrip()
-    blocks = first_look(sample_mask)
-    if any(mask_block(sample_mask[b], where).any() for b in blocks):
+    soft = SoftValues()
+    for b in first_look(sample_mask):
+        data = sample_mask[b]
+        mask_block(data, where)  # NaN refused
+        soft(data)
+    if soft.nonzero:
+        message = soft.warning(where)  # a probability taken for the sample (review SM7)
+        if message:
+            warn(message)
         return
     shape = tuple(int(n) for n in sample_mask.shape)
     for zs, ys, xs in block_grid(shape, storage_chunks(sample_mask), max_voxels=slab_voxels):
