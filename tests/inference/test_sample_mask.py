@@ -334,6 +334,25 @@ def test_a_mask_file_is_grown_by_the_halo_so_objects_at_its_edge_are_whole(tmp_p
     assert not b[:, :, 128:].any()  # and it still skips: the tiles beyond the halo are not computed
 
 
+def test_analyze_of_a_map_segmented_inside_a_mask_file_names_the_mask(tmp_path, random_model_path, pillar,
+                                                                        capsys):
+    """Review SM8: analyze of a map segment computed inside a --sample-mask file measured over the whole volume,
+    the part never segmented included, without a word; a note names the mask to pass."""
+    np.save(tmp_path / "in.npy", pillar.image)
+    mask = np.zeros(pillar.image.shape, np.uint8)
+    mask[:, 20:140, 20:140] = 1
+    np.save(tmp_path / "mask.npy", mask)
+    assert main(["segment", str(tmp_path / "in.npy"), str(tmp_path / "p.zarr"), "--sample-mask",
+                 str(tmp_path / "mask.npy"), "--model", str(random_model_path), "-q"]) == 0
+    capsys.readouterr()
+    assert main(["analyze", str(tmp_path / "p.zarr"), "--json"]) == 0
+    err = capsys.readouterr().err
+    assert f"segmented inside --sample-mask {tmp_path / 'mask.npy'} (its provenance record)" in err
+    assert f"pass --sample-mask {tmp_path / 'mask.npy'} to measure inside the sample" in err
+    assert main(["analyze", str(tmp_path / "p.zarr"), "--json", "--sample-mask", str(tmp_path / "mask.npy")]) == 0
+    assert "segmented inside" not in capsys.readouterr().err
+
+
 def test_a_mask_file_grown_covers_every_voxel_within_the_margin(tmp_path):
     from tomoseg.sample_mask import file_sample_mask
 

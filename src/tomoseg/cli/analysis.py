@@ -148,8 +148,14 @@ def _run_analyze(args) -> int:
     if voxel_size is None:
         note("voxel size unknown; nm columns are empty. Pass --voxel-size Z Y X.")
     origin = _origin(vol, voxel_size)
-    from ..io.segment_record import segmented_roi
+    from ..io.segment_record import segmented_mask_file, segmented_roi
 
+    mask_file = segmented_mask_file(args.volume) if sample_mask is None else None
+    if mask_file:  # review SM8: the map is 0 outside that mask (and its halo), not measured there
+        note(f"{args.volume}: segmented inside --sample-mask {mask_file} (its provenance record): the network ran "
+             "on the tiles that touch it and its halo only (the map is 0 elsewhere), and the fractions and "
+             f"densities here are over the whole volume; pass --sample-mask {mask_file} to measure inside the "
+             "sample")
     roi = None if args.no_roi else segmented_roi(args.volume)
     if roi is not None:
         box = ",".join(f"{a}:{b}" for a, b in roi)
