@@ -446,9 +446,10 @@ class SoftValues:
         if self.soft <= SOFT_SHARE * self.nonzero or self.low == self.high:  # one nonzero level: a binary mask
             return None
         return (f"{where}: {self.soft / self.nonzero:.0%} of its nonzero voxels lie below 0.5 (its values from "
-                f"{self.low:.3g} to {self.high:.3g}: a probability, or a smoothed mask?); tomoseg takes every nonzero voxel for "
-                f"sample, here {self.nonzero / max(self.total, 1):.0%} of the voxels. If that is not the sample, "
-                "threshold it where the sample begins (numpy: mask > 0.5 for a probability) and save it again")
+                f"{self.low:.3g} to {self.high:.3g}: a probability, or a smoothed mask?); tomoseg takes every "
+                f"nonzero voxel for sample, here {self.nonzero / max(self.total, 1):.0%} of the voxels. If that is "
+                "not the sample, threshold it where the sample begins (numpy: mask > 0.5 for a probability) and "
+                "save it again")
 
 
 def file_sample_mask(path, shape, factor: int | None = None, margin: int = 0) -> SampleMask:

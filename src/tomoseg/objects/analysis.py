@@ -126,7 +126,7 @@ def clean_stale_label_stores(folder=None) -> list:
 def check_sample_mask(sample_mask, slab_voxels: int) -> None:
     """Refuse an empty sample mask (or one holding NaN) before the labelling, not after it: a spread sample of
     it first; only where that holds no sample voxel is the whole mask read (then stopping at the first). A float
-    mask whose nonzero voxels are largely between 0 and 1 (a probability?) is warned of, from that sample."""
+    mask of graded values, many nonzero voxels below 0.5 (a probability?), is warned of, from that sample."""
     from ..io.blocks import block_grid, storage_chunks
     from ..sample_mask import SoftValues, inside as mask_block
     from .reading import first_look
