@@ -403,8 +403,9 @@ def binned_hint(mask_shape, shape) -> str:
 
     Examples
     --------
-    >>> print(binned_hint((16, 64, 65), (64, 256, 258)))
-    it looks like the input binned by 4: give the mask at the input's shape, e.g. in NumPy mask.repeat(4, 0).repeat(4, 1).repeat(4, 2)[:64, :256, :258]
+    >>> print(binned_hint((16, 64, 65), (64, 256, 258)))  # doctest: +NORMALIZE_WHITESPACE
+    it looks like the input binned by 4: give the mask at the input's shape, e.g. in NumPy
+    mask.repeat(4, 0).repeat(4, 1).repeat(4, 2)[:64, :256, :258]
     >>> binned_hint((8, 16, 17), (8, 16, 16))
     ''
     """
