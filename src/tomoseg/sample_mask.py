@@ -11,13 +11,18 @@ Three sources of a mask:
   averaged in ``factor`` x ``factor`` blocks, smoothed within the slice, split by Otsu's threshold; the union
   over z of these slices with its holes filled (a prism along z), grown by ``margin`` voxels (default: the
   halo). Where the statistics are sampled (above 2^31 voxels), the slices come from the layers that pass reads
-  (:func:`tomoseg.io.blocks.sample_slabs`), so the mask costs no read of its own there either.
-  The prism never skips along z: dark end slices (cone-beam CT of concrete), or pores that reach the
-  surface in some slices, cannot remove sample. Where the split is not clear (Otsu's between-class share of
-  the variance below ``min_separation``), the sample fills nearly the whole field of view, or the brighter
-  class runs along the field's edge (a sample cut by the field, or a sample darker than a holder or resin
-  beside it: the mask assumes the surroundings are the darker class), the mask is "all sample".
-- :func:`file_sample_mask`: a user's mask volume of the same shape (nonzero = sample).
+  (:func:`tomoseg.io.blocks.sample_slabs`) and from the first and the last layer (:func:`end_layers`, read
+  for the mask alone: the sampled layers leave the ends out, and a pillar's base or foot, widest there, was
+  skipped). The prism never skips along z: dark end slices (cone-beam CT of concrete), or pores that reach the
+  surface in some slices, cannot remove sample; a part wider than the rest that lies wholly between two
+  sampled layers can be missed (``--stats full`` reads every layer). Where the split is not clear (Otsu's
+  between-class share of the variance below ``min_separation``), the sample fills nearly the whole field of
+  view, or the brighter class runs along the field's edge (a sample cut by the field, or a sample darker than
+  a holder or resin beside it: the mask assumes the surroundings are the darker class), the mask is "all
+  sample".
+- :func:`file_sample_mask`: a user's mask volume of the same shape (nonzero = sample), grown by ``margin``
+  voxels as the automatic one (``segment`` gives the halo): the objects at the sample's surface, which reach
+  past a mask drawn at that surface, are computed whole.
 - :func:`roi_sample_mask`: a box ``z0:z1,y0:y1,x0:x1`` (Python slices; empty ends mean the volume's ends).
 
 A :class:`SampleMask` is a boolean volume at ``1/factor`` resolution (a block is True where it may hold sample)
@@ -166,13 +171,16 @@ class LowResolution:
     its statistics pass, so the mask costs no read of its own. ``complete`` says whether every chosen slice
     was seen.
 
-    With ``slabs`` (z ranges: the layers a sampled statistics pass reads, :func:`tomoseg.io.blocks.sample_slabs`)
-    the slices are chosen within those ranges only, every ``factor``-th (the middle one of a thinner range).
+    With ``slabs`` (z ranges: the layers a sampled statistics pass reads, :func:`tomoseg.io.blocks.sample_slabs`,
+    and the end layers, :func:`end_layers`, which :meth:`read` reads for the mask alone) the slices are chosen
+    within those ranges only, every ``factor``-th (the middle one of a thinner range).
     """
 
     def __init__(self, shape, factor: int, slabs=None):
         self.shape = tuple(int(s) for s in shape)
         self.factor = int(factor)
+        self.slabs = None if slabs is None else sorted(slabs, key=lambda s: s.start)
+        slabs = self.slabs
         z, y, x = self.shape
         if slabs is None:
             self.picks = [min(z - 1, z0 + factor // 2) for z0 in range(0, z, factor)]
@@ -202,6 +210,34 @@ class LowResolution:
     @property
     def complete(self) -> bool:
         return bool(self._seen.all())
+
+    def read(self, volume, slabs) -> None:
+        """Read the z ranges ``slabs`` of ``volume`` (whole storage chunks) into the copy: the layers its
+        slices come from that no other pass reads (:func:`end_layers`)."""
+        from .io.blocks import read_blocks, slab_blocks, storage_chunks
+
+        for block, data in read_blocks(volume, slab_blocks(self.shape, slabs, storage_chunks(volume),
+                                                           multiple=self.factor)):
+            self(block, data)
+
+
+def end_layers(shape, chunks, slabs) -> list[slice]:
+    """The first and the last layer of storage chunks along z (one slice where the data is not chunked in z)
+    that the sampled layers ``slabs`` leave out: :func:`auto_sample_mask` needs the ends of the sample, where a
+    pillar's base or foot (or the substrate) is wider than the rest, and the statistics leave them out (their
+    dark ends biased the mean, review G5).
+
+    Examples
+    --------
+    >>> end_layers((1000, 64, 64), (64, 32, 32), [slice(128, 192), slice(512, 576), slice(832, 896)])
+    [slice(0, 64, None), slice(960, 1000, None)]
+    >>> end_layers((100, 64, 64), None, [slice(0, 1), slice(50, 51)])
+    [slice(99, 100, None)]
+    """
+    z, depth = int(shape[0]), int(chunks[0]) if chunks else 1
+    ends = [slice(0, min(depth, z)), slice((z - 1) // depth * depth, z)]
+    ends = ends[:1] if ends[0] == ends[1] else ends
+    return [e for e in ends if not any(s.start <= e.start < s.stop for s in slabs)]
 
 
 def _block_mean(image: np.ndarray, f: int) -> np.ndarray:
@@ -281,8 +317,9 @@ def auto_sample_mask(volume, *, margin: int = 48, factor: int | None = None, min
     if low is not None:
         if not low.complete or low.shape != shape:
             raise ValueError("the low-resolution copy is incomplete or of another volume")
-        factor, low = low.factor, low.low
+        factor, layers, low = low.factor, low.slabs, low.low
     else:
+        layers = None
         factor = factor or mask_factor(shape)
         low = downsample(volume, factor)
     # smoothed within slices (they lie ``factor`` apart), so groups of slices on their own threads: the same result
@@ -291,7 +328,9 @@ def auto_sample_mask(volume, *, margin: int = 48, factor: int | None = None, min
     smooth = np.concatenate(_map(lambda g: ndimage.gaussian_filter(low[g[0]:g[-1] + 1], (0, 1.0, 1.0)), groups))
     threshold, separation = otsu(smooth, threads=threads)
     base = {"method": "auto", "otsu_threshold": round(threshold, 3), "separation": round(separation, 3),
-            "margin": int(margin), "slices": int(low.shape[0])}
+            "margin": int(margin), "slices": int(low.shape[0]),
+            # the z ranges its slices came from (every ``factor``-th slice of each): None, the whole volume
+            "layers": None if layers is None else [[s.start, s.stop] for s in layers]}
     if separation < min_separation:
         return _make(np.ones(_low_shape(shape, factor), bool), factor, shape,
                      {**base, "fallback": f"no clear background (separation {separation:.2f} < {min_separation})"})
@@ -358,22 +397,87 @@ def inside(data: np.ndarray, where) -> np.ndarray:
     return data != 0
 
 
-def file_sample_mask(path, shape, factor: int = 4) -> SampleMask:
-    """A user's mask volume (nonzero = sample) of the volume's shape, read in blocks of whole storage chunks."""
+def binned_hint(mask_shape, shape) -> str:
+    """Where ``mask_shape`` is ``shape`` binned by an integer (a mask drawn on a binned copy of the scan): what to
+    do, for the error that refuses it; else ""
+
+    Examples
+    --------
+    >>> print(binned_hint((16, 64, 65), (64, 256, 258)))  # doctest: +NORMALIZE_WHITESPACE
+    it looks like the input binned by 4: give the mask at the input's shape, e.g. in NumPy
+    mask.repeat(4, 0).repeat(4, 1).repeat(4, 2)[:64, :256, :258]
+    >>> binned_hint((8, 16, 17), (8, 16, 16))
+    ''
+    """
+    mask_shape, shape = tuple(int(s) for s in mask_shape), tuple(int(s) for s in shape)
+    k = shape[0] // max(mask_shape[0], 1)
+    if k < 2 or any(-(-s // k) != m for s, m in zip(shape, mask_shape)):
+        return ""
+    cut = ", ".join(f":{s}" for s in shape)
+    return (f"it looks like the input binned by {k}: give the mask at the input's shape, e.g. in NumPy "
+            f"mask.repeat({k}, 0).repeat({k}, 1).repeat({k}, 2)[{cut}]")
+
+
+SOFT_SHARE = 0.05  # warn where more than this share of a mask's nonzero voxels are below 0.5 (graded levels)
+
+
+class SoftValues:
+    """What a float mask holds, counted block by block: its voxels between 0 and 0.5 (exclusive), the least and
+    the largest of its nonzero values, its nonzero voxels and all voxels seen (for :meth:`warning`)."""
+
+    def __init__(self):
+        self.soft, self.nonzero, self.total, self.low, self.high = 0, 0, 0, np.inf, -np.inf
+
+    def __call__(self, data) -> None:
+        data = np.asarray(data)
+        self.total += int(data.size)
+        self.nonzero += int(np.count_nonzero(data))
+        if data.dtype.kind == "f":
+            self.soft += int(np.count_nonzero((data > 0) & (data < 0.5)))
+            values = data[(data != 0) & np.isfinite(data)]
+            if values.size:
+                self.low, self.high = min(self.low, float(values.min())), max(self.high, float(values.max()))
+
+    def warning(self, where) -> str | None:
+        """The warning for a mask of graded values many of whose nonzero voxels lie below 0.5: a probability or a
+        smoothed mask, every nonzero voxel of which tomoseg takes for sample (review SM7: a mask of 1 inside and
+        0.01 outside made the whole volume the sample, and analyze's fractions 2.6 times too low, without a
+        word). None for a mask of one nonzero level (1, 255, 0.5) or a large one interpolated (its edges alone
+        graded)."""
+        if self.soft <= SOFT_SHARE * self.nonzero or self.low == self.high:  # one nonzero level: a binary mask
+            return None
+        return (f"{where}: {self.soft / self.nonzero:.0%} of its nonzero voxels lie below 0.5 (its values from "
+                f"{self.low:.3g} to {self.high:.3g}: a probability, or a smoothed mask?); tomoseg takes every "
+                f"nonzero voxel for sample, here {self.nonzero / max(self.total, 1):.0%} of the voxels. If that is "
+                "not the sample, threshold it where the sample begins (numpy: mask > 0.5 for a probability) and "
+                "save it again")
+
+
+def file_sample_mask(path, shape, factor: int | None = None, margin: int = 0) -> SampleMask:
+    """A user's mask volume (nonzero = sample) of the volume's shape, read in blocks of whole storage chunks, at
+    ``1/factor`` resolution (default :func:`mask_factor`: 4 up to 2^30 voxels, coarser above, so the block mask
+    stays under 2^24 voxels) and grown by ``margin`` voxels in z, y and x (every voxel within ``margin`` of the
+    mask is in a block of it): objects at the sample's surface reach past a mask drawn there, and without the
+    margin the tiles beyond a mask's edge on a tile edge were skipped, cutting them (review SM1)."""
     from .io import open_volume
     from .io.blocks import block_grid, read_blocks, storage_chunks
 
+    factor = int(factor or mask_factor(shape))
     mask = open_volume(path)
     try:
         if tuple(mask.shape) != tuple(shape):
             raise TomosegError(f"--sample-mask {path}: shape {tuple(mask.shape)} differs from the input's "
-                               f"{tuple(shape)}; give a mask of the same shape")
+                               f"{tuple(shape)}"
+                               + "; " + (binned_hint(mask.shape, shape) or "give a mask of the same shape"))
         low = np.zeros(_low_shape(shape, factor), bool)
         ly, lx = low.shape[1:]
+        soft = SoftValues()
         for (zs, ys, _), data in read_blocks(mask, block_grid(shape, storage_chunks(mask), multiple=factor)):
             nz, ny = -(-(zs.stop - zs.start) // factor), -(-(ys.stop - ys.start) // factor)
-            data = np.pad(inside(data, f"--sample-mask {path}"), ((0, nz * factor - data.shape[0]), (0, ny * factor - data.shape[1]),
-                                      (0, lx * factor - shape[2])))
+            soft(data)
+            data = inside(data, f"--sample-mask {path}")  # NaN refused (SoftValues counts it as nonzero)
+            data = np.pad(data, ((0, nz * factor - data.shape[0]), (0, ny * factor - data.shape[1]),
+                                 (0, lx * factor - shape[2])))
             z0, y0 = zs.start // factor, ys.start // factor
             low[z0:z0 + nz, y0:y0 + ny] |= data.reshape(nz, factor, ny, factor, lx, factor).any(axis=(1, 3, 5))
     finally:
@@ -383,7 +487,15 @@ def file_sample_mask(path, shape, factor: int = 4) -> SampleMask:
     if not low.any():  # as analyze --sample-mask: an all-zero map with exit 0 would look like a result
         raise TomosegError(f"--sample-mask {path}: the sample mask is empty (no nonzero voxel); give the mask of "
                            "the sample")
-    return _make(low, factor, shape, {"method": "file", "file": str(path)})
+    message = soft.warning(f"--sample-mask {path}")
+    if message:
+        from .errors import warn
+
+        warn(message)
+    grow = -(-int(margin) // factor)  # blocks: a voxel within ``margin`` of the mask lies within these of its block
+    if grow:  # a cube, separable: fast on a large block mask
+        low = ndimage.maximum_filter(low.view(np.uint8), size=2 * grow + 1, mode="constant").view(bool)
+    return _make(low, factor, shape, {"method": "file", "file": str(path), "margin": int(margin)})
 
 
 class PrismMask:

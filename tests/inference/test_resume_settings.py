@@ -100,6 +100,30 @@ def test_resume_takes_the_sample_mask_file_by_its_resolved_path(tmp_path, scan, 
     _resumed("data/in.npy", out, random_model_path, replace(OPTS, sample_mask=str(tmp_path / "data/./mask.npy")))
 
 
+def test_resume_refuses_a_sample_mask_file_changed_since(tmp_path, monkeypatch, random_model_path):
+    """Review SM3: a mask file edited between the interruption and --resume was ignored without a word (the saved
+    mask used, the provenance naming a file that no longer held it). Refused; the same mask written again (its
+    blocks unchanged) resumes."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    write_volume("data/in.npy", np.random.default_rng(6).normal(100, 20, (16, 96, 96)).astype(np.float32))
+    mask = np.zeros((16, 96, 96), np.uint8)
+    mask[:, :20, :20] = 1
+    write_volume("data/mask.npy", mask)
+    out = tmp_path / "p.zarr"
+    options = replace(OPTS, sample_mask="data/mask.npy")
+    _interrupted(monkeypatch, "data/in.npy", out, random_model_path, options)
+    edited = np.zeros_like(mask)
+    edited[:, 70:, 70:] = 1
+    write_volume("data/mask.npy", edited, overwrite=True)
+    with pytest.raises(TomosegError, match="data/mask.npy: changed since the interrupted run"):
+        engine.segment("data/in.npy", out, model=random_model_path, progress=False,
+                       options=replace(options, resume=True))
+    write_volume("data/mask.npy", mask * 255, overwrite=True)  # the same sample, written as 0/255
+    record = _resumed("data/in.npy", out, random_model_path, options)
+    assert record["sample_mask"]["method"] == "file"
+
+
 def test_resume_takes_the_statistics_method_auto_resolves_to(tmp_path, scan, monkeypatch, random_model_path):
     write_volume("data/in.npy", scan)
     out = tmp_path / "p.zarr"

@@ -177,15 +177,42 @@ def test_sampled_statistics_and_the_mask_share_a_read_of_a_few_layers(tmp_path, 
         full = auto_sample_mask(vol, margin=8)
     depth = chunks[0] if chunks else 1
     assert len(slabs) == 8 and all((s.stop - s.start) == depth and s.start % depth == 0 for s in slabs)
-    assert all(any(s.start <= k[0].start and k[0].stop <= s.stop for s in slabs) for k in read)
-    assert sum(int(np.prod([k.stop - k.start for k in key])) for key in read) == 8 * depth * 128 * 128
+    ends = [slice(0, depth), slice(96 - depth, 96)]  # read for the mask alone (review SM6), not the statistics
+    assert not any(s.start <= e.start < s.stop for s in slabs for e in ends)
+    assert all(any(s.start <= k[0].start and k[0].stop <= s.stop for s in slabs + ends) for k in read)
+    assert sum(int(np.prod([k.stop - k.start for k in key])) for key in read) == 10 * depth * 128 * 128
     assert stats.method == "sample" and stats.voxels == 8 * depth * 128 * 128
     assert stats.mean == pytest.approx(float(deep_pillar.image.mean()), rel=0.05)
-    assert sampled.record["fallback"] is None and sampled.record["slices"] == 8
+    assert sampled.record["fallback"] is None and sampled.record["slices"] == 10
+    assert sampled.record["layers"] == sorted([[s.start, s.stop] for s in slabs + ends])
     assert sampled.low.shape == full.low.shape  # every block along z, as the full mask
     assert sampled.box == full.box and abs(sampled.fraction() - full.fraction()) < 0.01  # a prism: ~ the same
     pillar = np.argwhere(deep_pillar.pillar)  # every slice's pillar inside, also where no slice was read
     assert all(sampled.touches((slice(z, z + 1), slice(y, y + 1), slice(x, x + 1))) for z, y, x in pillar[::97])
+
+
+@pytest.mark.parametrize("chunks", [(4, 64, 64), None])
+@pytest.mark.parametrize("end", ["base", "top"])
+def test_a_mask_from_sampled_layers_holds_a_base_wider_than_the_pillar(tmp_path, rng, chunks, end):
+    """Review SM6: the sampled layers leave the volume's ends out (the statistics want them out), and a pillar on
+    a wider base (a FIB pillar's foot, the substrate) in the first slices lost the base: its tiles were skipped,
+    objects there got probability 0. The mask reads the first and the last layer too."""
+    from tomoseg.inference.engine import first_pass
+
+    z, y, x = np.ogrid[:96, :128, :128]
+    ring = (y - 64) ** 2 + (x - 64) ** 2
+    foot = z < 3 if end == "base" else z >= 93
+    sample = np.where(foot, ring <= 56 ** 2, ring <= 20 ** 2)  # the foot 8 voxels from the field's edge
+    image = np.clip(np.where(sample, 170.0, 40.0) + rng.normal(0, 8, sample.shape), 0, 255).astype(np.uint8)
+    src = tmp_path / ("in.zarr" if chunks else "in.npy")
+    write_volume(str(src), image, **({"chunks": chunks} if chunks else {}))
+    with open_volume(str(src)) as vol:
+        _, mask = first_pass(vol, SegmentOptions(stats="sample", tiling=TilingConfig(halo=8)), 8, None)
+    assert mask.record["method"] == "auto" and mask.record["fallback"] is None
+    f = mask.factor
+    up = mask.low.repeat(f, 0).repeat(f, 1).repeat(f, 2)[:96, :128, :128]
+    assert not (sample & ~up).any()  # every voxel of the sample, the foot's too, in a block of the mask
+    assert not up[:, :4, :4].all()  # and it still skips: the field's corners are outside
 
 
 def test_the_progress_of_sampled_statistics_ends_at_the_sample(tmp_path, deep_pillar):
@@ -283,6 +310,125 @@ def test_cli_roi_and_mask_file(tmp_path, random_model_path, pillar, capsys):
     assert "differs from the input" in capsys.readouterr().err
     assert main(["segment", str(src), str(tmp_path / "h.npy"), "--roi", "0:99,:,:"] + m) == 1
     assert "--roi" in capsys.readouterr().err
+
+
+def test_a_mask_file_is_grown_by_the_halo_so_objects_at_its_edge_are_whole(tmp_path, random_model_path, pillar):
+    """Review SM1: a user's mask whose edge lies on a tile edge (x = 64) skipped the tiles beyond it, so
+    objects reaching past the mask (pores open at the surface, a mask drawn a few voxels tight) were cut there:
+    probability 0 a voxel past the mask. Grown by the halo, as the automatic mask, everything within the halo
+    of the mask is what a run without a mask gives."""
+    src = tmp_path / "in.npy"
+    np.save(src, pillar.image)
+    opts = dict(tiling=TilingConfig(tile_size=8, halo=16))  # cores of 64 voxels
+    ref = segment(src, tmp_path / "all.zarr", model=random_model_path, progress=False,
+                  options=SegmentOptions(sample_mask="off", **opts))
+    mask = np.zeros(pillar.image.shape, np.uint8)
+    mask[:, :, :64] = 1
+    np.save(tmp_path / "mask.npy", mask)
+    rec = segment(src, tmp_path / "m.zarr", model=random_model_path, progress=False,
+                  options=SegmentOptions(sample_mask=str(tmp_path / "mask.npy"), **opts))
+    a, b = read_volume(tmp_path / "all.zarr"), read_volume(tmp_path / "m.zarr")
+    np.testing.assert_array_equal(b[:, :, :64 + 16], a[:, :, :64 + 16])  # the mask and its halo: exact
+    assert a[:, :, 64:80].any()
+    assert rec["sample_mask"]["margin"] == 16 and rec["sample_mask"]["tiles_computed"] < ref["tiling"]["tiles"]
+    assert not b[:, :, 128:].any()  # and it still skips: the tiles beyond the halo are not computed
+
+
+def test_analyze_of_a_map_segmented_inside_a_mask_file_names_the_mask(tmp_path, random_model_path, pillar,
+                                                                        capsys):
+    """Review SM8: analyze of a map segment computed inside a --sample-mask file measured over the whole volume,
+    the part never segmented included, without a word; a note names the mask to pass."""
+    np.save(tmp_path / "in.npy", pillar.image)
+    mask = np.zeros(pillar.image.shape, np.uint8)
+    mask[:, 20:140, 20:140] = 1
+    np.save(tmp_path / "mask.npy", mask)
+    assert main(["segment", str(tmp_path / "in.npy"), str(tmp_path / "p.zarr"), "--sample-mask",
+                 str(tmp_path / "mask.npy"), "--model", str(random_model_path), "-q"]) == 0
+    capsys.readouterr()
+    assert main(["analyze", str(tmp_path / "p.zarr"), "--json"]) == 0
+    err = capsys.readouterr().err
+    assert f"segmented inside --sample-mask {tmp_path / 'mask.npy'} (its provenance record)" in err
+    assert f"pass --sample-mask {tmp_path / 'mask.npy'} to measure inside the sample" in err
+    assert main(["analyze", str(tmp_path / "p.zarr"), "--json", "--sample-mask", str(tmp_path / "mask.npy")]) == 0
+    assert "segmented inside" not in capsys.readouterr().err
+
+
+def test_a_mask_file_grown_covers_every_voxel_within_the_margin(tmp_path):
+    from tomoseg.sample_mask import file_sample_mask
+
+    mask = np.zeros((40, 72, 72), np.uint8)
+    mask[13, 30, 41] = 1  # one voxel, off the block grid
+    np.save(tmp_path / "m.npy", mask)
+    m = file_sample_mask(tmp_path / "m.npy", mask.shape, margin=10)
+    up = m.low.repeat(4, 0).repeat(4, 1).repeat(4, 2)[:40, :72, :72]
+    near = ndimage.distance_transform_cdt(mask == 0, metric="chessboard") <= 10  # the cube of side 21 around it
+    assert up[near].all() and not up.all()
+    assert m.record["margin"] == 10 and m.factor == 4
+
+
+def test_a_mask_drawn_on_a_binned_scan_is_refused_with_the_way_to_upsample_it(tmp_path, random_model_path, pillar,
+                                                                              capsys):
+    """Review SM4: a mask made on the scan binned by 4 was refused with "give a mask of the same shape" only; the
+    message names the binning and the NumPy line that upsamples it, and that line gives a mask segment takes."""
+    src = tmp_path / "in.npy"
+    np.save(src, pillar.image)
+    binned = np.zeros((8, 40, 40), np.uint8)
+    binned[:, 8:30, 8:30] = 1
+    np.save(tmp_path / "b.npy", binned)
+    m = ["--model", str(random_model_path), "-q", "--tile-size", "16", "--halo", "16"]
+    capsys.readouterr()
+    assert main(["segment", str(src), str(tmp_path / "o.zarr"), "--sample-mask", str(tmp_path / "b.npy")] + m) == 1
+    err = capsys.readouterr().err
+    line = "mask.repeat(4, 0).repeat(4, 1).repeat(4, 2)[:32, :160, :160]"
+    assert "differs from the input's (32, 160, 160); it looks like the input binned by 4" in err and line in err
+    mask = binned  # the advice, as given
+    np.save(tmp_path / "up.npy", eval(line))
+    assert main(["segment", str(src), str(tmp_path / "o.zarr"), "--sample-mask", str(tmp_path / "up.npy")] + m) == 0
+    assert main(["analyze", str(tmp_path / "o.zarr"), "--json", "--sample-mask", str(tmp_path / "b.npy"), "-q"]) == 1
+    assert line in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["graded", "probability", "binary 0.5", "interpolated edges"])
+def test_a_mask_of_graded_values_is_warned_of(tmp_path, rng, kind):
+    """Review SM7: a mask of 1 inside and 0.01 outside (or a probability) made every voxel sample without a word.
+    Warned of by segment and analyze; a mask of one nonzero level, or 0/1 with interpolated edges, is not."""
+    from tomoseg.errors import TomosegWarning
+    from tomoseg.objects import analyze
+    from tomoseg.sample_mask import file_sample_mask
+
+    z, y, x = np.ogrid[:4, :256, :256]
+    disc = np.broadcast_to((y - 128) ** 2 + (x - 128) ** 2 <= 100 ** 2, (4, 256, 256))
+    mask = {"graded": np.where(disc, 1.0, 0.01), "probability": np.clip(disc * 0.9 + rng.random(disc.shape) * 0.1,
+                                                                         0, 1),
+            "binary 0.5": disc * 0.5, "interpolated edges": ndimage.zoom(disc[:, ::2, ::2] * 1.0, (1, 2, 2),
+                                                                          order=1)}[kind].astype(np.float32)
+    np.save(tmp_path / "m.npy", mask)
+    objects = np.zeros(mask.shape, np.uint8)
+    objects[1:4, 130:133, 130:133] = 1
+    if kind in ("graded", "probability"):
+        with pytest.warns(TomosegWarning, match=r"m.npy: \d+% of its nonzero voxels lie below 0.5"):
+            file_sample_mask(tmp_path / "m.npy", mask.shape)
+        with pytest.warns(TomosegWarning, match="threshold it where the sample begins"):
+            analyze(objects, sample_mask=mask)
+    else:  # warnings are errors here
+        file_sample_mask(tmp_path / "m.npy", mask.shape)
+        assert analyze(objects, sample_mask=mask).summary["analysed_voxels"] == int(np.count_nonzero(mask))
+
+
+def test_a_mask_file_of_a_large_volume_is_kept_coarse(tmp_path):
+    """Review SM5: a mask file's block mask was at 1/4 resolution at any size (17 GB of booleans for a
+    4096x16384x16384 scan); it takes the automatic mask's resolution, under 2^24 blocks."""
+    import zarr
+
+    from tomoseg.sample_mask import file_sample_mask
+
+    shape = (1024, 1024, 1040)  # just above 2^30 voxels: blocks of 8; only one chunk stored
+    z = zarr.open_array(str(tmp_path / "m.zarr"), mode="w", shape=shape, chunks=(128, 512, 520), dtype="u1")
+    z[500, 600, 700] = 1
+    m = file_sample_mask(tmp_path / "m.zarr", shape)
+    assert m.factor == mask_factor(shape) == 8 and m.low.size < 2**24
+    assert m.touches((slice(500, 501), slice(600, 601), slice(700, 701)))
+    assert not m.touches((slice(0, 64), slice(0, 64), slice(0, 64)))
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int8, np.int16, np.float32])

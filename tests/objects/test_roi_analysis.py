@@ -77,5 +77,32 @@ def test_roi_map_overrides(roi_map, capsys, tmp_path):
     sample[:, :20] = 1
     np.save(tmp_path / "sample.npy", sample)
     own, err = _summary(capsys, "map.npy", "--sample-mask", "sample.npy")  # the user's mask is the denominator
-    assert own["analysed_voxels"] == 20 * 20 * 40 and own["excluded_border"] == 2
-    assert "--sample-mask sample.npy" in err
+    assert own["analysed_voxels"] == 12 * 12 * 28 and own["excluded_border"] == 2  # inside the box (SM2)
+    assert "--sample-mask sample.npy inside the box" in err
+
+
+def test_a_sample_mask_counts_only_the_sample_inside_the_box(roi_map, capsys, tmp_path):
+    """Review SM2: with --sample-mask, the sample outside the box (never segmented: the map is 0 there) was in
+    the denominator, and the fractions and densities came out low by its share (25 % in the review). The
+    result equals analyze of the map and the mask cropped to the box."""
+    z, y, x = np.ogrid[:20, :40, :40]
+    sample = np.broadcast_to((y - 20) ** 2 + (x - 18) ** 2 <= 15 ** 2, (20, 40, 40)).astype(np.uint8)
+    np.save(tmp_path / "disc.npy", sample)
+    box = tuple(slice(a, b) for a, b in BOX)
+    np.save(tmp_path / "disc_crop.npy", sample[box])
+    full, err = _summary(capsys, "map.npy", "--sample-mask", "disc.npy")
+    crop, _ = _summary(capsys, "crop.npy", "--sample-mask", "disc_crop.npy")
+    assert full["analysed_voxels"] == crop["analysed_voxels"] == int(sample[box].sum()) < int(sample.sum())
+    for key in ("objects", "objects_outside_sample", "volume_fraction", "volume_fraction_all_objects",
+                "number_density_per_um3", "analysed_volume_um3"):
+        assert full[key] == pytest.approx(crop[key]), key
+    assert "inside the ROI box" in full["fraction_basis"]
+
+
+def test_a_sample_mask_empty_inside_the_box_is_refused(roi_map, capsys, tmp_path):
+    sample = np.zeros((20, 40, 40), np.uint8)
+    sample[17:, :, :] = 1  # below the box (z 4:16) only
+    np.save(tmp_path / "below.npy", sample)
+    assert main(["analyze", "map.npy", "--json", "--sample-mask", "below.npy", "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "below.npy: holds no voxel inside the box 4:16,8:32,6:34" in err and "--no-roi" in err

@@ -145,8 +145,12 @@ def _run_analyze(args) -> int:
     sample_mask = open_volume(args.sample_mask) if args.sample_mask and args.sample_mask != "auto" else None
     for name, other in (("--intensity", intensity), ("--probability", prob), ("--sample-mask", sample_mask)):
         if other is not None and tuple(other.shape) != tuple(vol.shape):
+            from ..sample_mask import binned_hint
+
             raise TomosegError(f"{other.path}: {name} volume has shape {tuple(other.shape)}, {args.volume} has "
-                               f"{tuple(vol.shape)}; they must match voxel for voxel")
+                               f"{tuple(vol.shape)}; they must match voxel for voxel"
+                               + ("; " + binned_hint(other.shape, vol.shape) if name == "--sample-mask"
+                                  and binned_hint(other.shape, vol.shape) else ""))
     if args.sample_mask == "auto" and tuple(intensity.shape) == tuple(vol.shape):
         from ..sample_mask import analysis_sample_mask
 
@@ -161,14 +165,21 @@ def _run_analyze(args) -> int:
     if voxel_size is None:
         note(UNKNOWN_NOTE)
     origin = _origin(vol, voxel_size)
-    from ..io.segment_record import segmented_roi
+    from ..io.segment_record import segmented_mask_file, segmented_roi
 
+    mask_file = segmented_mask_file(args.volume) if sample_mask is None else None
+    if mask_file:  # review SM8: the map is 0 outside that mask (and its halo), not measured there
+        note(f"{args.volume}: segmented inside --sample-mask {mask_file} (its provenance record): the network ran "
+             "on the tiles that touch it and its halo only (the map is 0 elsewhere), and the fractions and "
+             f"densities here are over the whole volume; pass --sample-mask {mask_file} to measure inside the "
+             "sample")
     roi = None if args.no_roi else segmented_roi(args.volume)
     if roi is not None:
         box = ",".join(f"{a}:{b}" for a, b in roi)
         note(f"{args.volume}: segmented with --roi {box} (its provenance record): analysed inside "
              "that box, objects touching its faces left out as border objects"
-             + (f"; the volume fraction and number density are over --sample-mask {args.sample_mask}"
+             + (f"; the volume fraction and number density are over --sample-mask {args.sample_mask} inside "
+                "the box (the sample that was segmented)"
                 if sample_mask is not None else "; the volume fraction and number density are over the box")
              + ". --no-roi analyses the whole volume")
     from ..progress import progress_while

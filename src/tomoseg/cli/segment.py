@@ -53,8 +53,9 @@ def _segment(sub):
                         "infinities are always treated so")
     sample = p.add_mutually_exclusive_group()
     sample.add_argument("--sample-mask", metavar="FILE",
-                        help="mask volume of the input's shape (nonzero = sample): tiles wholly outside get "
-                             "probability 0 without running the network (default: a mask found automatically "
+                        help="mask volume of the input's shape (nonzero = sample): tiles wholly outside it "
+                             "and its halo (--halo voxels, so objects at its edge are whole) get probability 0 "
+                             "without running the network (default: a mask found automatically "
                              "where the surroundings are darker than the sample, see docs/segment.md)")
     sample.add_argument("--roi", metavar="Z0:Z1,Y0:Y1,X0:X1",
                         help="segment only this box (empty ends: the volume's ends); the rest gets probability 0 "

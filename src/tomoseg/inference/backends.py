@@ -24,6 +24,7 @@ import hashlib
 import importlib.util
 import os
 import re
+import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,6 +37,11 @@ from .model_file import ir_record, ir_stem
 from .normalization import normalize
 
 PRECISIONS = ("f32", "bf16", "fp16")
+# OpenVINO sets the process's locale to "C" while it compiles a model with a cache folder, then sets back the one it
+# found: two compiles at once (segment's preparation thread and its main thread, or two runs in one process) left
+# the locale at "C" for good, and Python's default text encoding became ASCII for the rest of the user's process
+# (3 times in 10 with three threads). OpenVINO's model compiles, reads and conversions run one at a time.
+_OPENVINO_ONE_AT_A_TIME = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -276,7 +282,7 @@ class OpenVINOBackend:
                     self.model = self.model.load()
                 d = self.model.config.divisor
                 net = inference_copy(self.model, "cpu", channels_last=False, rewrite=True)
-                with warnings.catch_warnings(), torch.no_grad():
+                with warnings.catch_warnings(), torch.no_grad(), _OPENVINO_ONE_AT_A_TIME:
                     warnings.simplefilter("ignore")  # tracing warnings about the input-size check
                     self._ir = self._ov.convert_model(
                         net, example_input=torch.zeros(1, 1, 2 * d, 2 * d, 2 * d),
@@ -308,7 +314,8 @@ class OpenVINOBackend:
                 reason = "does not match the SHA-256 digests recorded when it was written (damaged or changed)"
             else:
                 try:
-                    return self.core.read_model(xml.decode("utf-8"), self._ov.Tensor(weights))
+                    with _OPENVINO_ONE_AT_A_TIME:
+                        return self.core.read_model(xml.decode("utf-8"), self._ov.Tensor(weights))
                 except (RuntimeError, UnicodeDecodeError) as exc:
                     reason = f"cannot be read by OpenVINO ({str(exc).strip().splitlines()[-1][:200]})"
         from ..errors import warn
@@ -355,7 +362,8 @@ class OpenVINOBackend:
             self._compiled = None  # free the previous shape's buffers first
             model = self._dynamic_model().clone()
             model.reshape({0: self._ov.PartialShape(list(shape))})
-            self._compiled = (shape, self.core.compile_model(model, "CPU", self.properties))
+            with _OPENVINO_ONE_AT_A_TIME:
+                self._compiled = (shape, self.core.compile_model(model, "CPU", self.properties))
         return self._compiled[1]
 
     def prepare(self, window) -> None:

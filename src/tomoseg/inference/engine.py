@@ -778,13 +778,16 @@ def first_pass(volume, options: SegmentOptions, divisor: int, bar, copy=None, sl
     read also fills ``copy`` (a :class:`~tomoseg.io.blocks.BlockCopy`), ``slices`` (a
     :class:`.gray_checks.SliceRanges`) and ``grays`` (a :class:`.domain.GraySample`) where given. ``named``:
     what the messages name the volume by (its ``path``), for an array in memory (the napari Segment widget's)."""
-    from ..sample_mask import LowResolution, mask_factor
+    from ..sample_mask import LowResolution, end_layers, mask_factor
 
     low = sample = slabs = None
+    ends = []  # layers the mask reads that the statistics do not: the ends of a sampled volume
     if stats_method(options.stats, volume.size) == "sample":  # the mask takes its slices from the same layers
         slabs = sample_slabs(volume.shape, storage_chunks(volume), SAMPLE_FRACTION)
     if options.roi is None and options.sample_mask == "auto" and min(volume.shape[1:]) >= 64:
-        low = LowResolution(volume.shape, mask_factor(volume.shape), slabs=slabs)
+        if slabs is not None:
+            ends = end_layers(volume.shape, storage_chunks(volume), slabs)
+        low = LowResolution(volume.shape, mask_factor(volume.shape), slabs=None if slabs is None else slabs + ends)
     else:  # an ROI, a mask file or none: checked before the long read
         sample = _new_sample_mask(volume, options, divisor)
     if bar is not None:
@@ -801,6 +804,9 @@ def first_pass(volume, options: SegmentOptions, divisor: int, bar, copy=None, sl
     except OverflowError:
         stats = None
     _check_stats(stats, named or volume)
+    if ends:  # for the mask alone: the statistics leave the ends out (review SM6)
+        with np.errstate(over="ignore", invalid="ignore"):  # as in the pass: non-finite blocks handled below
+            low.read(volume, ends)
     if low is not None and (stats.nodata or not np.isfinite(low.low).all()):
         _as_background(low.low)
     if sample is None:
@@ -819,14 +825,22 @@ def _as_background(low: np.ndarray) -> None:
 def _saved_sample_mask(options: SegmentOptions, work: Path, state: dict, shape):
     """The sample mask of the interrupted run (saved in its work folder), so a resumed run skips the same tiles;
     refused where this run asks for another (compared as resolved: :func:`_sample_settings`)."""
-    from ..sample_mask import SampleMask
+    from ..sample_mask import SampleMask, file_sample_mask
 
     saved = state.get("sample") or {}
     if _settings_as_resolved(saved.get("settings"), shape) != _sample_settings(options, shape) \
             or not (work / "sample_mask.npz").exists():
         raise TomosegError(f"{work}: the interrupted run used another sample mask or ROI "
                            f"({saved.get('settings')}); pass --overwrite to start over")
-    return SampleMask.load(work / "sample_mask.npz", saved["record"])
+    mask = SampleMask.load(work / "sample_mask.npz", saved["record"])
+    if str(options.sample_mask) not in ("auto", "off") and options.roi is None:  # the file, as it is now (SM3)
+        now = file_sample_mask(options.sample_mask, shape, factor=mask.factor,
+                               margin=int(saved["record"].get("margin", 0)))
+        if not np.array_equal(now.low, mask.low):
+            raise TomosegError(f"--sample-mask {options.sample_mask}: changed since the interrupted run chose its "
+                               "tiles with it; pass --overwrite to start over with the mask as it is now, or put "
+                               "the mask back as it was to resume")
+    return mask
 
 
 def _new_sample_mask(volume, options: SegmentOptions, divisor: int, low=None):
@@ -840,8 +854,8 @@ def _new_sample_mask(volume, options: SegmentOptions, divisor: int, low=None):
         return roi_sample_mask(shape, options.roi)
     if options.sample_mask == "off":
         return all_sample(shape, "off")
-    if options.sample_mask != "auto":
-        return file_sample_mask(options.sample_mask, shape)
+    if options.sample_mask != "auto":  # grown by the halo, as the automatic mask (review SM1)
+        return file_sample_mask(options.sample_mask, shape, margin=round_up(options.tiling.halo, divisor))
     if min(shape[1:]) < 64:
         return all_sample(shape, "auto: too small to tell sample from surroundings")
     return auto_sample_mask(volume, margin=round_up(options.tiling.halo, divisor), low=low)

@@ -148,9 +148,9 @@ def _voxel_sizes(seg: dict) -> str:
             + (f"; the model was trained at {model} nm" if model else "") + ")")
 
 
-def segmented_roi(path):
-    """The ``--roi`` box ((z0, z1), (y0, y1), (x0, x1)) that ``segment`` wrote ``path`` for (its provenance
-    record), or None (no record, another tool's, or no --roi)."""
+def _segment_sample_record(path) -> dict | None:
+    """The ``sample_mask`` part of the provenance record ``segment`` wrote beside ``path`` (its probability map),
+    or None (no record, another tool's, or another output's)."""
     from .output_guard import same_output, tomoseg_provenance
 
     try:
@@ -163,6 +163,22 @@ def segmented_roi(path):
     if not same_output(outputs.get("probability") if isinstance(outputs, dict) else None, path):
         return None
     sample = record.get("sample_mask")
-    if not isinstance(sample, dict) or sample.get("method") != "roi" or not sample.get("roi"):
+    return sample if isinstance(sample, dict) else None
+
+
+def segmented_mask_file(path) -> str | None:
+    """The ``--sample-mask`` file that ``segment`` wrote ``path`` inside (its provenance record), or None (no
+    record, another tool's, or no mask file)."""
+    sample = _segment_sample_record(path)
+    if sample is None or sample.get("method") != "file" or not sample.get("file"):
+        return None
+    return str(sample["file"])
+
+
+def segmented_roi(path):
+    """The ``--roi`` box ((z0, z1), (y0, y1), (x0, x1)) that ``segment`` wrote ``path`` for (its provenance
+    record), or None (no record, another tool's, or no --roi)."""
+    sample = _segment_sample_record(path)
+    if sample is None or sample.get("method") != "roi" or not sample.get("roi"):
         return None
     return tuple((int(a), int(b)) for a, b in sample["roi"])
