@@ -19,16 +19,18 @@ def vol():
     return np.arange(Z * Y * X, dtype=np.uint16).reshape(Z, Y, X)
 
 
-def _diamond_raw(path, vol):
-    """Diamond's raw scan (I12/I13, as Savu's NxtomoLoader reads it): the NXtomo subentry links to the detector's
-    dataset, which lies outside it."""
+def _diamond_raw(path, vol, definition=True):
+    """Diamond's raw scan (I12/I13, as Savu's NxtomoLoader and httomo read it: entry1/tomo_entry/data/data,
+    entry1/tomo_entry/instrument/detector/image_key): the NXtomo subentry links to the detector's dataset, which
+    lies outside it."""
     with h5py.File(path, "w") as f:
         e = f.create_group("entry1")
         e.attrs["NX_class"] = "NXentry"
         e["instrument/pco1_hw_hdf/data"] = vol
         s = e.create_group("tomo_entry")
         s.attrs["NX_class"] = "NXsubentry"
-        s["definition"] = "NXtomo"
+        if definition:
+            s["definition"] = "NXtomo"
         s["instrument/detector/data"] = h5py.SoftLink("/entry1/instrument/pco1_hw_hdf/data")
         s["instrument/detector/image_key"] = np.zeros(Z)
         d = s.create_group("data")
@@ -37,10 +39,11 @@ def _diamond_raw(path, vol):
         d["rotation_angle"] = np.linspace(0, 180, Z)
 
 
+@pytest.mark.parametrize("definition", [True, False])
 @pytest.mark.parametrize("dataset", ["", ":/entry1/instrument/pco1_hw_hdf/data", ":/entry1/tomo_entry/data/data"])
-def test_rd1_diamond_raw_nxtomo_is_refused_by_any_path(tmp_path, vol, dataset):
+def test_rd1_diamond_raw_nxtomo_is_refused_by_any_path(tmp_path, vol, dataset, definition):
     p = tmp_path / "12345.nxs"
-    _diamond_raw(p, vol)
+    _diamond_raw(p, vol, definition)
     with pytest.raises(TomosegError, match=r"holds raw projections \(NeXus NXtomo.*\), not a reconstructed volume; "
                                            r"reconstruct it first"):
         open_volume(f"{p}{dataset}")

@@ -147,6 +147,15 @@ def _is_nxtomo(group) -> bool:
     return str(text).strip() == "NXtomo"
 
 
+def _has_image_key(group) -> bool:
+    """Whether ``group`` keeps NXtomo's frame kinds (dark, flat, projection) where NXtomo puts them,
+    ``instrument/detector/image_key``: an NXtomo entry whose ``definition`` is missing."""
+    try:
+        return isinstance(group.get("instrument/detector/image_key"), h5py.Dataset)
+    except (OSError, KeyError, TypeError, ValueError):
+        return False
+
+
 def _identity(obj) -> tuple | None:
     """What makes two paths the same HDF5 object (a soft link and its target): its file and address."""
     try:
@@ -171,7 +180,7 @@ def nxtomo_frames(f) -> dict:
     except (OSError, KeyError, TypeError, ValueError):
         return found
     for where, group in groups:
-        if not isinstance(group, h5py.Group) or not _is_nxtomo(group):
+        if not isinstance(group, h5py.Group) or not (_is_nxtomo(group) or _has_image_key(group)):
             continue
         for rel in _NXTOMO_DATA:
             try:
