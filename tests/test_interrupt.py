@@ -139,8 +139,12 @@ def _stop_after_two_tiles(tmp_path, args, signum):
     returns (exit code, stderr)."""
     out = Path(args[2])
     gate = tmp_path / "signal-sent"
-    proc = subprocess.Popen([sys.executable, "-m", "tomoseg", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            encoding="utf-8", start_new_session=True,
+    # SIGHUP's default disposition given back before tomoseg starts: a suite run under nohup passes SIGHUP ignored
+    # to its children, and tomoseg then rightly leaves it alone (the SIGHUP case ran to the end, exit 0)
+    hup_default = ("import os, signal, sys; signal.signal(signal.SIGHUP, signal.SIG_DFL); "
+                   "os.execv(sys.executable, [sys.executable, '-m', 'tomoseg', *sys.argv[1:]])")
+    proc = subprocess.Popen([sys.executable, "-c", hup_default, *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, encoding="utf-8", start_new_session=True,
                             env=dict(_env(tmp_path, "slow"), TOMOSEG_TEST_GATE=str(gate)))
     done = work_dir_for(out) / "done"
     deadline = time.time() + 120
