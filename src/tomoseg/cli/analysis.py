@@ -44,17 +44,17 @@ def _settings(options) -> dict:
     return settings_of(options)
 
 
-def _segmented_box(path):
-    """The ``--roi`` box a prediction was segmented in (its provenance record), said in a note: evaluate scores
-    inside it; None where there is none."""
+def _segmented_box(path, done: str = "scored", more: str = ""):
+    """The ``--roi`` box a map was segmented in (its provenance record), said in a note: the command works
+    inside it (``done``: analysed, scored; ``more``: what else to say); None where there is none."""
     from ..io.segment_record import segmented_roi
 
     roi = segmented_roi(path)
     if roi is not None:
         box = ",".join(f"{a}:{b}" for a, b in roi)
-        note(f"{path}: segmented with --roi {box} (its provenance record): scored inside that box (the map is 0 "
-             "outside it), objects touching its faces left out as border objects. --no-roi scores the whole "
-             "volume")
+        whole = {"analysed": "analyses", "scored": "scores"}[done]
+        note(f"{path}: segmented with --roi {box} (its provenance record): {done} inside that box, objects "
+             f"touching its faces left out as border objects{more}. --no-roi {whole} the whole volume")
     return roi
 
 
@@ -165,7 +165,7 @@ def _run_analyze(args) -> int:
     if voxel_size is None:
         note(UNKNOWN_NOTE)
     origin = _origin(vol, voxel_size)
-    from ..io.segment_record import segmented_mask_file, segmented_roi
+    from ..io.segment_record import segmented_mask_file
 
     mask_file = segmented_mask_file(args.volume) if sample_mask is None else None
     if mask_file:  # review SM8: the map is 0 outside that mask (and its halo), not measured there
@@ -173,15 +173,10 @@ def _run_analyze(args) -> int:
              "on the tiles that touch it and its halo only (the map is 0 elsewhere), and the fractions and "
              f"densities here are over the whole volume; pass --sample-mask {mask_file} to measure inside the "
              "sample")
-    roi = None if args.no_roi else segmented_roi(args.volume)
-    if roi is not None:
-        box = ",".join(f"{a}:{b}" for a, b in roi)
-        note(f"{args.volume}: segmented with --roi {box} (its provenance record): analysed inside "
-             "that box, objects touching its faces left out as border objects"
-             + (f"; the volume fraction and number density are over --sample-mask {args.sample_mask} inside "
-                "the box (the sample that was segmented)"
-                if sample_mask is not None else "; the volume fraction and number density are over the box")
-             + ". --no-roi analyses the whole volume")
+    over = (f"--sample-mask {args.sample_mask} inside the box (the sample that was segmented)"
+            if sample_mask is not None else "the box")
+    roi = None if args.no_roi else _segmented_box(
+        args.volume, "analysed", f"; the volume fraction and number density are over {over}")
     from ..progress import progress_while
     from . import progress_enabled
 
