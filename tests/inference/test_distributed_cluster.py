@@ -401,3 +401,102 @@ def test_a_scheduler_gone_mid_run_is_said_as_such(tmp_path, scan, random_model_p
         sched.wait()
         if proc is not None:
             _stop(proc)
+
+
+def _scheduler_process(tmp_path):
+    """A `dask scheduler` process (killed, it is gone, as when its job ends) and its address, once it listens."""
+    port = _free_port()
+    sched = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--port", str(port),
+                              "--no-dashboard"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    return sched, f"tcp://127.0.0.1:{port}"
+
+
+def _said_to(monkeypatch, module, seen: list, event: threading.Event, needle: str):
+    """``module.print_line`` still printing, with the lines holding ``needle`` kept in ``seen`` (and ``event``
+    set): a test thread waits on what the user is told, not on a fixed time."""
+    said = getattr(module, "print_line", None) or __import__("tomoseg.progress").progress.print_line
+
+    def print_line(text, *args, **kwargs):
+        said(text, *args, **kwargs)
+        if needle in text:
+            seen.append(text)
+            event.set()
+    monkeypatch.setattr(module, "print_line", print_line, raising=False)
+
+
+@pytest.mark.slow
+def test_a_scheduler_gone_while_waiting_for_workers_is_said_as_lost(tmp_path, scan, random_model_path, monkeypatch):
+    """DK2: the scheduler killed while tomoseg waited for a first worker ended, after Dask's reconnecting, in
+    "tomoseg: error: ConnectionPool closing." (Dask's words), nothing on what happened or what to do."""
+    from tomoseg.inference import cluster_probe, distributed
+
+    monkeypatch.setenv("TOMOSEG_DASK_WAIT", "120")
+    monkeypatch.setattr(distributed, "CONNECT_TIMEOUT_S", 3)  # Dask's reconnecting (30 s) cut to 3
+    waiting = threading.Event()
+    _said_to(monkeypatch, cluster_probe, [], waiting, "waiting for Dask workers")
+    sched, address = _scheduler_process(tmp_path)
+    try:
+        def killer():
+            waiting.wait(60)
+            sched.kill()
+
+        thread = threading.Thread(target=killer)
+        thread.start()
+        out = tmp_path / "out.zarr"
+        with pytest.raises(TomosegError, match=rf"lost the Dask scheduler at {address}: .*start it again, and its "
+                                               "workers, then run the same command again"):
+            segment(scan, out, model=random_model_path, options=SegmentOptions(scheduler=address, **OPTS),
+                    progress=False)
+        thread.join()
+        assert waiting.is_set()
+        assert not work_dir_for(out).exists()
+    finally:
+        sched.kill()
+        sched.wait()
+
+
+@pytest.mark.slow
+def test_a_worker_that_stops_answering_mid_run_is_said(tmp_path, scan, random_model_path, scheduler, monkeypatch):
+    """DK1: a worker stopped mid-task (SIGSTOP; a node swapping or hung on a file system) held the run's last tasks
+    and the bar stood still, without a word, until Dask's worker-ttl check gave it up 5 to 10 minutes later. Now
+    the worker is named once it has been silent for SILENT_S; woken up, it finishes the run, byte-identical."""
+    from tomoseg.inference import distributed
+
+    monkeypatch.setattr(distributed, "SILENT_S", 2.0, raising=False)
+    monkeypatch.setattr(distributed, "POLL_WORKERS_S", 0.5)
+    seen: list = []
+    told = threading.Event()
+    _said_to(monkeypatch, distributed, seen, told, "has not answered")
+    segment(scan, tmp_path / "single.zarr", model=random_model_path, options=SegmentOptions(**OPTS), progress=False)
+    out = tmp_path / "out.zarr"
+    done = work_dir_for(out) / "done"
+    proc = _worker(scheduler, tmp_path, SRC, "sleepy")
+    try:
+        _wait_workers(scheduler, 1)
+
+        def stopper():
+            deadline = time.time() + 120
+            while time.time() < deadline and _count(done) < 3:
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGSTOP)
+            told.wait(40)  # told, or (before the fix) never: woken up either way, for the run to end
+            proc.send_signal(signal.SIGCONT)
+
+        thread = threading.Thread(target=stopper)
+        thread.start()
+        segment(scan, out, model=random_model_path, options=SegmentOptions(scheduler=scheduler, **OPTS),
+                progress=False)
+        thread.join()
+    finally:
+        proc.send_signal(signal.SIGCONT)
+        _stop(proc)
+    assert told.is_set(), "the silent worker was never said"
+    assert "(sleepy)" in seen[0] and "end that worker" in seen[0] and "--resume" in seen[0], seen
+    np.testing.assert_array_equal(read_volume(out), read_volume(tmp_path / "single.zarr"))

@@ -45,9 +45,23 @@ def start_workers_hint(address: str) -> str:
             "their cores), or scale up the cluster (cluster.scale(...) with dask-jobqueue)")
 
 
-def workers_now(client) -> dict:
-    """``{address: threads}`` of the workers connected now (asked of the scheduler)."""
-    return dict(client.nthreads())
+def scheduler_lost(address: str, then: str = "run the same command again") -> TomosegError:
+    """The error of a scheduler that stopped answering (Dask gave up reconnecting to it, after its connect
+    timeout): what happened and what to do, ``then`` the way to go on."""
+    return TomosegError(f"lost the Dask scheduler at {address}: it stopped answering and Dask gave up reconnecting "
+                        f"(its job ended, or it was stopped); start it again, and its workers, then {then}")
+
+
+def workers_now(client, address: str | None = None, then: str = "run the same command again") -> dict:
+    """``{address: threads}`` of the workers connected now (asked of the scheduler). A scheduler gone meanwhile
+    (the call waits while Dask reconnects, then fails with "ConnectionPool closing": review DK2) is said as lost,
+    with ``then``."""
+    try:
+        return dict(client.nthreads())
+    except Exception:
+        if client.status != "running":
+            raise scheduler_lost(address or "its address", then) from None
+        raise
 
 
 def wait_for_workers(client, address: str, wait: float | None = None, poll: float = POLL_S) -> dict:
@@ -57,7 +71,7 @@ def wait_for_workers(client, address: str, wait: float | None = None, poll: floa
     start = time.monotonic()
     told = False
     while True:
-        workers = workers_now(client)
+        workers = workers_now(client, address)
         if workers:
             return workers
         if time.monotonic() - start >= wait:

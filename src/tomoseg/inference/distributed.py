@@ -18,6 +18,7 @@ import time
 from dataclasses import replace
 
 from ..errors import TomosegError
+from ..progress import print_line
 
 # No dashboard, and the scheduler's own HTTP server (metrics) on a free port: with dashboard_address=None alone it
 # still takes 8787, so a Dask dashboard already running there (a user's notebook) made the local cluster warn
@@ -226,38 +227,84 @@ RESUME = "the same command with --resume continues where it stopped"
 def _wait_for(futures, client, address: str, *, watch: bool, poll: float = 0.2) -> None:
     """Wait for ``futures``, raising the first task's error in one line. With ``watch`` (a cluster not ours),
     also watch the workers: none left for :func:`.cluster_probe.worker_wait` seconds (SLURM jobs at their time
-    limit, all shut down by Dask) stops the run with an error (review K2), rather than waiting for ever."""
-    from .cluster_probe import start_workers_hint, worker_wait, workers_now
+    limit, all shut down by Dask) stops the run with an error (review K2), rather than waiting for ever. A
+    worker holding the run's tasks that stops answering is said (:class:`_SilenceWatch`, review DK1)."""
+    from .cluster_probe import scheduler_lost, start_workers_hint, worker_wait, workers_now
 
     pending = list(futures)
     wait = worker_wait()
     since = None
     checked = time.monotonic()
+    silence = _SilenceWatch(client, {f.key for f in futures})
     while pending:
         for future in [f for f in pending if f.done()]:
             pending.remove(future)
             if future.status == "cancelled" and client.status != "running":  # Dask gave up reconnecting
-                raise TomosegError(f"lost the Dask scheduler at {address}: it stopped answering and Dask gave "
-                                   "up reconnecting (its job ended, or it was stopped); start it again, and its "
-                                   f"workers, then {RESUME}")
+                raise scheduler_lost(address, RESUME)
             _result(future)
             future.release()  # its result is not wanted: a worker lost later does not run the task again
         if not pending:
             return
         now = time.monotonic()
-        if watch and now - checked >= POLL_WORKERS_S:
+        if now - checked >= POLL_WORKERS_S:
             checked = now
-            if workers_now(client):
-                since = None
-            elif since is None:
-                since = now
-                print(f"\ntomoseg: no Dask worker left on {address}: waiting up to {wait:g} s for one",
-                      file=sys.stderr, flush=True)
-            elif now - since >= wait:
-                raise TomosegError(f"no Dask worker was connected to {address} for {wait:g} s, with "
-                                   f"{len(pending)} task{'s' if len(pending) > 1 else ''} left; "
-                                   f"{start_workers_hint(address)}; then {RESUME}")
+            if client.status != "running":  # reconnecting: the calls below would wait for Dask to give up
+                time.sleep(poll)
+                continue
+            if watch:
+                if workers_now(client, address, RESUME):
+                    since = None
+                elif since is None:
+                    since = now
+                    print_line(f"tomoseg: no Dask worker left on {address}: waiting up to {wait:g} s for one")
+                elif now - since >= wait:
+                    raise TomosegError(f"no Dask worker was connected to {address} for {wait:g} s, with "
+                                       f"{len(pending)} task{'s' if len(pending) > 1 else ''} left; "
+                                       f"{start_workers_hint(address)}; then {RESUME}")
+            silence.check({f.key for f in pending})
         time.sleep(poll)
+
+
+SILENT_S = 60.0  # a worker holding the run's tasks not heard from for this long is said (review DK1)
+
+
+class _SilenceWatch:
+    """Says, once per worker, a worker that holds the run's tasks and has not been heard from (its heartbeat to the
+    scheduler) for :data:`SILENT_S` seconds: stopped (SIGSTOP, a suspended job), swapping, or its node hung on a
+    file system. Dask does not take tasks from it, and gives it up only at its ``worker-ttl`` check (5 min, checked
+    every 5 min): the bar stood still for 5 to 10 minutes without a word. The silence is timed on this machine's
+    clock, from when the worker's last heartbeat time stopped changing (the scheduler's clock may differ)."""
+
+    def __init__(self, client, keys):
+        self.client = client
+        self.keys = keys
+        self.seen: dict = {}   # worker address -> (its last heartbeat time, this machine's time it was seen so)
+        self.said: set = set()
+
+    def check(self, pending) -> None:
+        try:
+            workers = self.client.scheduler_info(n_workers=-1).get("workers", {})
+            processing = self.client.processing()
+        except Exception:  # noqa: BLE001 - the scheduler's state unreadable now: looked at again at the next poll
+            return
+        now = time.monotonic()
+        for address, info in workers.items():
+            last = info.get("last_seen")
+            if self.seen.get(address, (None,))[0] != last:
+                self.seen[address] = (last, now)
+                self.said.discard(address)  # heard from again: a later silence is said again
+                continue
+            held = len(set(processing.get(address, ())) & pending & self.keys)
+            silent = now - self.seen[address][1]
+            if held and silent >= SILENT_S and address not in self.said:
+                self.said.add(address)
+                name = info.get("name")
+                named = f" ({name})" if name not in (None, address) else ""
+                print_line(f"tomoseg: Dask worker {address}{named} on {info.get('host', '?')} has not answered "
+                           f"for {silent:.0f} s and holds {held} of the run's task{'s' if held > 1 else ''} "
+                           "(stopped, swapping, or its node hung on a file system?); Dask gives up on it after "
+                           "its worker-ttl (5 minutes by default) and runs them on the other workers: end that "
+                           f"worker for them to go on at once, or Ctrl-C and {RESUME}")
 
 
 POLL_WORKERS_S = 5.0
@@ -385,7 +432,7 @@ class _DoneWatcher:
 CONNECT_TIMEOUT_S = 30  # the whole connection to a scheduler, handshake included
 
 
-def connect_scheduler(address: str, timeout: float = CONNECT_TIMEOUT_S):
+def connect_scheduler(address: str, timeout: float | None = None):
     """A client connected to the Dask scheduler at ``address`` and whether it is this call's own (to close):
     a client of this process already connected there (a notebook's) is used as it is. Refused with one line
     where nothing answers, where the answer is not Dask's protocol (a web server, SSH) or where no answer comes
@@ -396,6 +443,7 @@ def connect_scheduler(address: str, timeout: float = CONNECT_TIMEOUT_S):
 
     from dask.distributed import Client
 
+    timeout = CONNECT_TIMEOUT_S if timeout is None else timeout
     existing = _existing_client(address)
     if existing is not None:
         return existing, False
@@ -470,10 +518,17 @@ def open_cluster(address: str, volume, folder, backend_config):
     backend and device. Refused in one line before any work; the client is closed then."""
     from .cluster_probe import check_workers, wait_for_workers
 
+    from .cluster_probe import scheduler_lost
+
     client, own = connect_scheduler(address)
     try:
-        wait_for_workers(client, address)
-        reports = check_workers(client, volume, folder, backend_config)
+        try:
+            wait_for_workers(client, address)
+            reports = check_workers(client, volume, folder, backend_config)
+        except Exception:
+            if client.status != "running":  # the scheduler gone during the check (review DK2)
+                raise scheduler_lost(address) from None
+            raise
     except BaseException:
         if own:
             client.close()
