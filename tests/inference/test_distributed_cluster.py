@@ -500,3 +500,75 @@ def test_a_worker_that_stops_answering_mid_run_is_said(tmp_path, scan, random_mo
     assert told.is_set(), "the silent worker was never said"
     assert "(sleepy)" in seen[0] and "end that worker" in seen[0] and "--resume" in seen[0], seen
     np.testing.assert_array_equal(read_volume(out), read_volume(tmp_path / "single.zarr"))
+
+
+@pytest.mark.slow
+def test_a_worker_joining_with_another_tomoseg_computes_no_tile(tmp_path, scan, random_model_path, scheduler):
+    """DK4: the workers are checked before the run, not those that join during it (SLURM scaling up from another
+    environment): one with another tomoseg computed its tiles without a word. Now it refuses its tasks, in one
+    line naming it and both versions. Here the checked worker is stopped and killed once the other has joined,
+    so that the other gets the run's tasks."""
+    import shutil
+
+    import tomoseg
+
+    other = tmp_path / "other"
+    shutil.copytree(Path(SRC) / "tomoseg", other / "tomoseg", ignore=shutil.ignore_patterns("__pycache__"))
+    (other / "tomoseg" / "_version.py").write_text("__version__ = '0.0.1+other'\n")
+    out = tmp_path / "out.zarr"
+    done = work_dir_for(out) / "done"
+    procs = [_worker(scheduler, tmp_path, SRC, "checked")]
+    stopped_at: list = []
+    try:
+        _wait_workers(scheduler, 1)
+
+        def joiner():
+            deadline = time.time() + 120
+            while time.time() < deadline and _count(done) < 2:
+                time.sleep(0.05)
+            procs[0].send_signal(signal.SIGSTOP)
+            stopped_at.append(_count(done))
+            procs.append(_worker(scheduler, tmp_path, str(other), "joined"))
+            _wait_workers(scheduler, 2)
+            procs[0].kill()
+
+        thread = threading.Thread(target=joiner)
+        thread.start()
+        with pytest.raises(TomosegError, match=r"Dask worker tcp://\S+ \(joined\), which joined during the run, runs "
+                                               rf"tomoseg 0.0.1\+other .*not tomoseg {tomoseg.__version__} .*install "
+                                               "the same versions on every worker; the same command with --resume"):
+            segment(scan, out, model=random_model_path, options=SegmentOptions(scheduler=scheduler, **OPTS),
+                    progress=False)
+        thread.join()
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGCONT)
+            _stop(proc)
+    assert _count(done) == stopped_at[0] > 0  # the joined worker wrote no tile: the run is left to resume
+
+
+@pytest.mark.slow
+def test_workers_with_another_backend_version_are_refused_before_the_work(tmp_path, scan, random_model_path,
+                                                                          scheduler):
+    """DK4: the check compared the workers' backends and devices, not the versions of the packages that compute
+    the tiles: a worker with another OpenVINO (or PyTorch) gave tiles whose bytes could differ. Here one worker's
+    environment says it has version 0.0.1 of the backend's package (metadata first on its path)."""
+    from tomoseg.inference.backends import BackendConfig
+
+    fake = tmp_path / "fake"
+    for name in ("openvino", "torch"):
+        info = fake / f"{name}-0.0.1.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.0.1\n")
+    procs = [_worker(scheduler, tmp_path, SRC, "a"), _worker(scheduler, tmp_path, f"{fake}{os.pathsep}{SRC}", "b")]
+    try:
+        _wait_workers(scheduler, 2)
+        out = tmp_path / "out.zarr"
+        with pytest.raises(TomosegError, match=r"the Dask workers run different versions of what computes the "
+                                               r"tiles \(.*torch 0\.0\.1.*\); their results could differ"):
+            segment(scan, out, model=random_model_path, progress=False,
+                    options=SegmentOptions(scheduler=scheduler, backend=BackendConfig(backend="torch"), **OPTS))
+        assert not work_dir_for(out).exists()
+    finally:
+        for proc in procs:
+            _stop(proc)

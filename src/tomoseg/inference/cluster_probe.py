@@ -206,7 +206,38 @@ def check_workers(client, volume, folder, backend_config, *, timeout: float = PR
         said = ", ".join(f"{r.address}: {r.backend} on {r.device}" for r in reports)
         raise TomosegError(f"the Dask workers would run different backends or devices ({said}); their results "
                            "would differ: give --device (and --backend) so that all run the same")
+    softwares = {tuple(sorted(software_of(r).items())) for r in reports}
+    if len(softwares) > 1:
+        said = ", ".join(f"{r.address}: {_versions(software_of(r))}" for r in reports)
+        raise TomosegError(f"the Dask workers run different versions of what computes the tiles ({said}); their "
+                           "results could differ: install the same versions on every worker")
     return reports
+
+
+def backend_package(backend: str | None) -> str:
+    """The package whose version decides a backend's numbers: ``openvino`` or ``torch``."""
+    return "openvino" if backend == "openvino" else "torch"
+
+
+def software_of(report: WorkerReport) -> dict:
+    """What decides the bytes of the tiles a checked worker computes: its tomoseg's version and its backend
+    package's (:func:`worker_software` of a worker joining later must equal it)."""
+    name = backend_package(report.backend)
+    return {"tomoseg": report.version, name: dict(report.packages).get(name)}
+
+
+def worker_software(backend: str | None) -> dict:
+    """:func:`software_of` this process (a worker running a task)."""
+    import tomoseg
+
+    from .outputs import package_versions
+
+    name = backend_package(backend)
+    return {"tomoseg": tomoseg.__version__, name: package_versions((name,)).get(name)}
+
+
+def _versions(software: dict) -> str:
+    return " and ".join(f"{name} {version}" for name, version in software.items())
 
 
 def _not_runnable(exc: BaseException) -> str:

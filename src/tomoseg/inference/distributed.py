@@ -95,7 +95,10 @@ class _Reopen:
         return function(*args)
 
 
-def _run_batch(job, tiles, gpus: int | None = None) -> int:
+def _run_batch(job, tiles, gpus: int | None = None, software: dict | None = None) -> int:
+    """Compute and write ``tiles`` on this worker. ``software``: the versions of what computes the tiles on the
+    workers checked before the run (:func:`.cluster_probe.software_of`); a worker that joined the cluster since
+    with others refuses the task (review DK4: its tiles, computed without a word, could differ)."""
     from pathlib import Path
 
     from .engine import run_tiles
@@ -107,6 +110,14 @@ def _run_batch(job, tiles, gpus: int | None = None) -> int:
     from dask.distributed import get_worker
 
     worker = get_worker()
+    if software is not None:
+        from .cluster_probe import _versions, worker_software
+
+        mine = worker_software(job.backend.backend)
+        if mine != software:
+            raise TomosegError(f"Dask worker {worker.address} ({worker.name}), which joined during the run, runs "
+                               f"{_versions(mine)}, not {_versions(software)} as the workers checked at the start:"
+                               " its tiles could differ; install the same versions on every worker")
     if gpus:
         job = replace(job, backend=replace(job.backend, device=gpu_of_worker(worker.name, gpus)))
     volume = job.volume.open() if isinstance(job.volume, _Reopen) else job.volume
@@ -173,11 +184,12 @@ def task_batches(tiles, workers: int, tasks_per_worker: int = 4, *, merge_rows: 
 
 
 def run_distributed(job, tiles, *, workers: int | None = None, scheduler: str | None = None, progress=None,
-                    gpus: int | None = None, client=None) -> None:
+                    gpus: int | None = None, client=None, software: dict | None = None) -> None:
     """Run ``tiles`` on a cluster: an existing one (``scheduler``, or ``client`` already connected to it by
     :func:`connect_scheduler`, left open) or a local one of ``workers`` processes; with ``gpus``, one local
     worker per GPU, each on its own device. The job's paths must be absolute: workers run in folders of their
-    own."""
+    own. ``software``: what the workers checked before the run compute the tiles with, which a worker joining
+    later must have too (:func:`_run_batch`)."""
     try:
         from dask.distributed import Client, LocalCluster
     except ImportError:  # pragma: no cover - distributed is a dependency
@@ -205,8 +217,8 @@ def run_distributed(job, tiles, *, workers: int | None = None, scheduler: str | 
         n_workers = workers or len(client.nthreads()) or 1
         batches = task_batches(tiles, n_workers, merge_rows=cluster is not None)  # a cluster of ours is complete
         sent = replace(job, volume=_Reopen(job.volume), run=_run_of(job.work))
-        futures = client.map(_run_batch, [sent] * len(batches), batches, [gpus] * len(batches), pure=False,
-                             retries=3)
+        futures = client.map(_run_batch, [sent] * len(batches), batches, [gpus] * len(batches),
+                             [software] * len(batches), pure=False, retries=3)
         with _DoneWatcher(job.work, tiles, progress):
             _wait_for(futures, client, scheduler or client.scheduler.address, watch=cluster is None)
         failed = False

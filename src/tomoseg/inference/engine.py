@@ -563,8 +563,11 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
             if distributed:
                 from .distributed import run_distributed
 
+                from .cluster_probe import software_of
+
                 run_distributed(job, todo, workers=options.workers or options.gpus, scheduler=options.scheduler,
-                                gpus=options.gpus, progress=bar, client=client)
+                                gpus=options.gpus, progress=bar, client=client,
+                                software=software_of(reports[0]) if reports else None)
             else:
                 try:
                     ready.result()
