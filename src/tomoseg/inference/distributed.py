@@ -346,7 +346,14 @@ def _result(future) -> None:
             "memory budget') or one that cannot load the task (their logs say 'Failed to deserialize'). Give each "
             "worker fewer threads (dask worker --nthreads 1) or more memory (--memory-limit), or use a smaller "
             f"--tile-size with --overwrite; else {RESUME}") from None
-    future.result()  # any other failure: raised as Dask gives it (with the worker's traceback)
+    # any other failure (a bug, or a worker whose tomoseg is not this one's code): one line, its traceback (the
+    # worker's) under --debug; it came as Dask's traceback, e.g. "TypeError: _run_batch() takes from 2 to 3
+    # positional arguments but 4 were given" from workers started before tomoseg was updated (review DK5)
+    from .cluster_probe import _said
+
+    raise TomosegError(f"a task failed on a Dask worker ({_said(exc)}); where the workers were started before "
+                       "tomoseg was installed or updated, restart them (a worker keeps the code it imported); "
+                       f"--debug shows the worker's traceback; {RESUME}") from exc
 
 
 def _run_of(work) -> float | None:
