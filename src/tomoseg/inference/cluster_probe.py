@@ -162,6 +162,9 @@ def probe_worker(volume_call, shape, folder: str, token_name: str, token: str, b
     return info
 
 
+STALE_SLACK_S = 30.0  # a file server's clock ahead of the worker's, or files written as the worker started
+
+
 def stale_modules() -> list[str]:
     """The files of this process's imported tomoseg modules that changed after the process started: a Dask worker
     that outlives an update of tomoseg keeps running the code it imported, while its version string may be the
@@ -179,7 +182,7 @@ def stale_modules() -> list[str]:
     for name, module in list(sys.modules.items()):
         path = getattr(module, "__file__", None) if name.split(".")[0] == "tomoseg" else None
         try:
-            if path and os.stat(path).st_mtime > started + 1:
+            if path and os.stat(path).st_mtime > started + STALE_SLACK_S:
                 stale.append(path)
         except OSError:
             pass

@@ -253,7 +253,7 @@ def _wait_for(futures, client, address: str, *, watch: bool, poll: float = 0.2) 
             pending.remove(future)
             if future.status == "cancelled" and client.status != "running":  # Dask gave up reconnecting
                 raise scheduler_lost(address, RESUME)
-            _result(future)
+            _result(future, local=not watch)
             future.release()  # its result is not wanted: a worker lost later does not run the task again
         if not pending:
             return
@@ -295,7 +295,11 @@ class _SilenceWatch:
 
     def check(self, pending) -> None:
         try:
-            workers = self.client.scheduler_info(n_workers=-1).get("workers", {})
+            try:
+                info = self.client.scheduler_info(n_workers=-1)  # all of them (Dask's default: the first 5)
+            except TypeError:  # a Dask before n_workers: all of them always
+                info = self.client.scheduler_info()
+            workers = info.get("workers", {})
             processing = self.client.processing()
         except Exception:  # noqa: BLE001 - the scheduler's state unreadable now: looked at again at the next poll
             return
@@ -322,12 +326,13 @@ class _SilenceWatch:
 POLL_WORKERS_S = 5.0
 
 
-def _result(future) -> None:
+def _result(future, local: bool = False) -> None:
     """A finished task's failure, said in one line; nothing for a task that succeeded. Only the scheduler's record
     of the task is read (its status, its exception), never its result: that (a count of tiles) lives on the
     worker, and asking for it from a worker that had just gone waited for ever, for the task to run again on a
     worker that never came (the test of the last worker gone hung CI so). What a task wrote is on disk either
-    way: segment counts the tiles done after the run."""
+    way: segment counts the tiles done after the run. ``local``: the cluster is ours (``--workers``), which the
+    advice names."""
     from distributed.scheduler import KilledWorker
 
     status = future.status
@@ -343,9 +348,10 @@ def _result(future) -> None:
         raise TomosegError(
             "Dask workers died while running the same task of tiles again and again (Dask gave up on it: "
             f"{str(exc).split('.')[0]}); most often a worker out of memory (the workers' logs say 'exceeded 95% "
-            "memory budget') or one that cannot load the task (their logs say 'Failed to deserialize'). Give each "
-            "worker fewer threads (dask worker --nthreads 1) or more memory (--memory-limit), or use a smaller "
-            f"--tile-size with --overwrite; else {RESUME}") from None
+            "memory budget') or one that cannot load the task (their logs say 'Failed to deserialize'). "
+            + ("Use fewer --workers (each gets the machine's memory shared out)" if local else
+               "Give each worker fewer threads (dask worker --nthreads 1) or more memory (--memory-limit)")
+            + f", or use a smaller --tile-size with --overwrite; else {RESUME}") from None
     # any other failure (a bug, or a worker whose tomoseg is not this one's code): one line, its traceback (the
     # worker's) under --debug; it came as Dask's traceback, e.g. "TypeError: _run_batch() takes from 2 to 3
     # positional arguments but 4 were given" from workers started before tomoseg was updated (review DK5)

@@ -38,7 +38,7 @@ from .normalization import (SAMPLE_FRACTION, Stats, check_fill_value, check_obje
                             normalize, stats_method, volume_stats)
 from .domain import check_flooding
 from .outputs import check_output_paths, finish_output, provenance
-from .memory_check import check_memory, is_out_of_memory, out_of_memory_error
+from .memory_check import check_local_workers_memory, check_memory, is_out_of_memory, out_of_memory_error
 from .tiling import Tile, TilingConfig, pad_to_divisor, read_padded, resolve_tiling, tile_grid
 from .work_folder import (WORK_SUFFIX, Heartbeat, add_invocation, check_done, check_not_running,  # noqa: F401
                           check_run, check_input_unchanged, finished_outputs, invocations, lost_tiles, objects_per_slice, prepare_work,
@@ -478,6 +478,9 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
         elif not distributed and device == "cpu":  # the windows' network against the memory this process may take
             check_memory(volume.shape, options.tiling, model.config.divisor, backend_name,
                          model.config.base_features)
+        elif options.workers and device == "cpu":  # a local cluster: each worker's share of the memory (DK6)
+            check_local_workers_memory(options.workers, volume.shape, options.tiling, model.config.divisor,
+                                       backend_name, model.config.base_features)
         check_voxel_size(volume, model)
         check_normalization(model)
         check_model_threshold(model, options.threshold)
