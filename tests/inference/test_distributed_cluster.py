@@ -638,3 +638,55 @@ def test_a_worker_started_before_tomoseg_changed_is_named_before_the_work(tmp_pa
         assert not work_dir_for(out).exists()
     finally:
         _stop(proc)
+
+
+def _can_hide_folders() -> bool:
+    try:
+        return subprocess.run(["unshare", "-m", "sh", "-c", "mount -t tmpfs none /tmp && true"],
+                              capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _can_hide_folders(), reason="needs a mount namespace (unshare -m) to hide a folder")
+def test_a_worker_joining_without_the_output_folder_is_named(tmp_path, scan, random_model_path, scheduler):
+    """DK7: a worker that joins during the run on a node that does not see the output's file system (checked
+    before the run are only the workers there then) failed its tasks with "model.safetensors: model file not
+    found", a file the user never named. Now its task says which worker and what it does not see. The node is stood in for by a mount namespace in which the
+    output's folder is an empty tmpfs."""
+    outdir = tmp_path / "outputs"
+    outdir.mkdir()
+    out = outdir / "out.zarr"
+    done = work_dir_for(out) / "done"
+    procs = [_worker(scheduler, tmp_path, SRC, "checked")]
+    try:
+        _wait_workers(scheduler, 1)
+
+        def joiner():
+            deadline = time.time() + 120
+            while time.time() < deadline and _count(done) < 2:
+                time.sleep(0.05)
+            procs[0].send_signal(signal.SIGSTOP)
+            folder = tmp_path / "worker-blind"
+            folder.mkdir()
+            env = dict(os.environ, PYTHONPATH=SRC, TOMOSEG_THREADS="1", OMP_NUM_THREADS="1")
+            procs.append(subprocess.Popen(
+                ["unshare", "-m", "sh", "-c", f"mount -t tmpfs none {outdir} && exec {sys.executable} -m "
+                 f"distributed.cli.dask_worker {scheduler} --nthreads 1 --no-nanny --no-dashboard --name blind"],
+                cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            _wait_workers(scheduler, 2)
+            procs[0].kill()
+
+        thread = threading.Thread(target=joiner)
+        thread.start()
+        with pytest.raises(TomosegError, match=rf"Dask worker tcp://\S+ \(blind\) does not see the run's work folder "
+                                               rf"{work_dir_for(out)}: the output must be on a file system every "
+                                               "worker sees, at the same path .*--resume"):
+            segment(scan, out, model=random_model_path, options=SegmentOptions(scheduler=scheduler, **OPTS),
+                    progress=False)
+        thread.join()
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGCONT)
+            _stop(proc)
