@@ -280,3 +280,13 @@ def test_a_run_gone_without_a_word_does_not_hold_its_work_folder(tmp_path):
     old = time.time() - work_folder.STALE_S - 5
     os.utime(work / RUNNING, (old, old))
     check_not_running(work)  # silent for longer than STALE_S: gone
+    other = subprocess.Popen(["sleep", "60"])  # alive on this host, its number reused by another program
+    try:
+        (work / RUNNING).write_text(json.dumps({"host": __import__("platform").node(), "pid": other.pid}))
+        with pytest.raises(TomosegError, match=rf"process {other.pid} on "):
+            check_not_running(work)  # heard from just now
+        os.utime(work / RUNNING, (old, old))
+        check_not_running(work)  # silent for long, and not tomoseg: not the run's
+    finally:
+        other.kill()
+        other.wait()

@@ -240,9 +240,7 @@ def check_not_running(work: Path) -> None:
         host, pid = str(info["host"]), int(info["pid"])
     except (OSError, ValueError, KeyError, TypeError):
         return
-    if age > STALE_S:
-        return
-    if host == platform.node():
+    if host == platform.node():  # this host: whether the process lives decides, not the time since its sign
         if pid == os.getpid():
             return
         try:
@@ -251,10 +249,25 @@ def check_not_running(work: Path) -> None:
             return  # killed (kill -9): nothing runs it
         except OSError:
             pass  # another user's process: alive
+        if age > STALE_S and not _is_tomoseg(pid):  # silent for long, and its number taken by another program
+            return
+    elif age > STALE_S:
+        return
     raise TomosegError(f"{work}: another tomoseg is running this run now (process {pid} on {host}, heard from "
                        f"{max(age, 0):.0f} s ago): wait for it to finish, or stop it first (then --resume continues "
                        f"its work; one gone without a word stops counting {STALE_S:g} s after it was last heard "
                        "from); two runs into one output would undo each other's work")
+
+
+def _is_tomoseg(pid: int) -> bool:
+    """Whether process ``pid`` of this host runs tomoseg (its command line names it; suspended with Ctrl-Z, it
+    stays the run's however long its sign has not been touched)."""
+    try:
+        import psutil
+
+        return any("tomoseg" in part for part in psutil.Process(pid).cmdline())
+    except Exception:  # noqa: BLE001 - gone meanwhile, or not ours to read
+        return False
 
 
 class Heartbeat:
