@@ -653,8 +653,8 @@ def _can_hide_folders() -> bool:
 def test_a_worker_joining_without_the_output_folder_is_named(tmp_path, scan, random_model_path, scheduler):
     """DK7: a worker that joins during the run on a node that does not see the output's file system (checked
     before the run are only the workers there then) failed its tasks with "model.safetensors: model file not
-    found", a file the user never named. Now its task says which worker and what it does not see. The node is stood in for by a mount namespace in which the
-    output's folder is an empty tmpfs."""
+    found", a file the user never named. Now its task says which worker and what it does not see. The node is
+    stood in for by a mount namespace in which the output's folder is an empty tmpfs."""
     outdir = tmp_path / "outputs"
     outdir.mkdir()
     out = outdir / "out.zarr"
