@@ -42,8 +42,8 @@ from .memory_check import check_local_workers_memory, check_memory, is_out_of_me
 from .tiling import Tile, TilingConfig, pad_to_divisor, read_padded, resolve_tiling, tile_grid
 from .work_folder import (WORK_SUFFIX, Heartbeat, add_invocation, check_done, check_not_running,  # noqa: F401
                           check_run, check_input_unchanged, finished_outputs, invocations, lost_tiles,
-                          objects_per_slice, prepare_work, read_saved_state, resolved_path, run_fingerprint, work_dir_for, write_done_marker,
-                          write_state)
+                          objects_per_slice, prepare_work, read_saved_state, resolved_path, run_fingerprint,
+                          work_dir_for, write_done_marker, write_state)
 
 
 
