@@ -401,3 +401,292 @@ def test_a_scheduler_gone_mid_run_is_said_as_such(tmp_path, scan, random_model_p
         sched.wait()
         if proc is not None:
             _stop(proc)
+
+
+def _scheduler_process(tmp_path):
+    """A `dask scheduler` process (killed, it is gone, as when its job ends) and its address, once it listens."""
+    port = _free_port()
+    sched = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--port", str(port),
+                              "--no-dashboard"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    return sched, f"tcp://127.0.0.1:{port}"
+
+
+def _said_to(monkeypatch, module, seen: list, event: threading.Event, needle: str):
+    """``module.print_line`` still printing, with the lines holding ``needle`` kept in ``seen`` (and ``event``
+    set): a test thread waits on what the user is told, not on a fixed time."""
+    said = getattr(module, "print_line", None) or __import__("tomoseg.progress").progress.print_line
+
+    def print_line(text, *args, **kwargs):
+        said(text, *args, **kwargs)
+        if needle in text:
+            seen.append(text)
+            event.set()
+    monkeypatch.setattr(module, "print_line", print_line, raising=False)
+
+
+@pytest.mark.slow
+def test_a_scheduler_gone_while_waiting_for_workers_is_said_as_lost(tmp_path, scan, random_model_path, monkeypatch):
+    """DK2: the scheduler killed while tomoseg waited for a first worker ended, after Dask's reconnecting, in
+    "tomoseg: error: ConnectionPool closing." (Dask's words), nothing on what happened or what to do."""
+    from tomoseg.inference import cluster_probe, distributed
+
+    monkeypatch.setenv("TOMOSEG_DASK_WAIT", "120")
+    monkeypatch.setattr(distributed, "CONNECT_TIMEOUT_S", 3)  # Dask's reconnecting (30 s) cut to 3
+    waiting = threading.Event()
+    _said_to(monkeypatch, cluster_probe, [], waiting, "waiting for Dask workers")
+    sched, address = _scheduler_process(tmp_path)
+    try:
+        def killer():
+            waiting.wait(60)
+            sched.kill()
+
+        thread = threading.Thread(target=killer)
+        thread.start()
+        out = tmp_path / "out.zarr"
+        with pytest.raises(TomosegError, match=rf"lost the Dask scheduler at {address}: .*start it again, and its "
+                                               "workers, then run the same command again"):
+            segment(scan, out, model=random_model_path, options=SegmentOptions(scheduler=address, **OPTS),
+                    progress=False)
+        thread.join()
+        assert waiting.is_set()
+        assert not work_dir_for(out).exists()
+    finally:
+        sched.kill()
+        sched.wait()
+
+
+@pytest.mark.slow
+def test_a_worker_that_stops_answering_mid_run_is_said(tmp_path, scan, random_model_path, scheduler, monkeypatch):
+    """DK1: a worker stopped mid-task (SIGSTOP; a node swapping or hung on a file system) held the run's last tasks
+    and the bar stood still, without a word, until Dask's worker-ttl check gave it up 5 to 10 minutes later. Now
+    the worker is named once it has been silent for SILENT_S; woken up, it finishes the run, byte-identical."""
+    from tomoseg.inference import distributed
+
+    monkeypatch.setattr(distributed, "SILENT_S", 2.0, raising=False)
+    monkeypatch.setattr(distributed, "POLL_WORKERS_S", 0.5)
+    seen: list = []
+    told = threading.Event()
+    _said_to(monkeypatch, distributed, seen, told, "has not answered")
+    segment(scan, tmp_path / "single.zarr", model=random_model_path, options=SegmentOptions(**OPTS), progress=False)
+    out = tmp_path / "out.zarr"
+    done = work_dir_for(out) / "done"
+    proc = _worker(scheduler, tmp_path, SRC, "sleepy")
+    try:
+        _wait_workers(scheduler, 1)
+
+        def stopper():
+            deadline = time.time() + 120
+            while time.time() < deadline and _count(done) < 3:
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGSTOP)
+            told.wait(40)  # told, or (before the fix) never: woken up either way, for the run to end
+            proc.send_signal(signal.SIGCONT)
+
+        thread = threading.Thread(target=stopper)
+        thread.start()
+        segment(scan, out, model=random_model_path, options=SegmentOptions(scheduler=scheduler, **OPTS),
+                progress=False)
+        thread.join()
+    finally:
+        proc.send_signal(signal.SIGCONT)
+        _stop(proc)
+    assert told.is_set(), "the silent worker was never said"
+    assert "(sleepy)" in seen[0] and "end that worker" in seen[0] and "--resume" in seen[0], seen
+    np.testing.assert_array_equal(read_volume(out), read_volume(tmp_path / "single.zarr"))
+
+
+@pytest.mark.slow
+def test_a_worker_joining_with_another_tomoseg_computes_no_tile(tmp_path, scan, random_model_path, scheduler):
+    """DK4: the workers are checked before the run, not those that join during it (SLURM scaling up from another
+    environment): one with another tomoseg computed its tiles without a word. Now it refuses its tasks, in one
+    line naming it and both versions. Here the checked worker is stopped and killed once the other has joined,
+    so that the other gets the run's tasks."""
+    import shutil
+
+    import tomoseg
+
+    other = tmp_path / "other"
+    shutil.copytree(Path(SRC) / "tomoseg", other / "tomoseg", ignore=shutil.ignore_patterns("__pycache__"))
+    (other / "tomoseg" / "_version.py").write_text("__version__ = '0.0.1+other'\n")
+    out = tmp_path / "out.zarr"
+    done = work_dir_for(out) / "done"
+    procs = [_worker(scheduler, tmp_path, SRC, "checked")]
+    stopped_at: list = []
+    try:
+        _wait_workers(scheduler, 1)
+
+        def joiner():
+            deadline = time.time() + 120
+            while time.time() < deadline and _count(done) < 2:
+                time.sleep(0.05)
+            procs[0].send_signal(signal.SIGSTOP)
+            stopped_at.append(_count(done))
+            procs.append(_worker(scheduler, tmp_path, str(other), "joined"))
+            _wait_workers(scheduler, 2)
+            procs[0].kill()
+
+        thread = threading.Thread(target=joiner)
+        thread.start()
+        with pytest.raises(TomosegError, match=r"Dask worker tcp://\S+ \(joined\), which joined during the run, runs "
+                                               rf"tomoseg 0.0.1\+other .*not tomoseg {tomoseg.__version__} .*install "
+                                               "the same versions on every worker; the same command with --resume"):
+            segment(scan, out, model=random_model_path, options=SegmentOptions(scheduler=scheduler, **OPTS),
+                    progress=False)
+        thread.join()
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGCONT)
+            _stop(proc)
+    assert _count(done) == stopped_at[0] > 0  # the joined worker wrote no tile: the run is left to resume
+
+
+@pytest.mark.slow
+def test_workers_with_another_backend_version_are_refused_before_the_work(tmp_path, scan, random_model_path,
+                                                                          scheduler):
+    """DK4: the check compared the workers' backends and devices, not the versions of the packages that compute
+    the tiles: a worker with another OpenVINO (or PyTorch) gave tiles whose bytes could differ. Here one worker's
+    environment says it has version 0.0.1 of the backend's package (metadata first on its path)."""
+    from tomoseg.inference.backends import BackendConfig
+
+    fake = tmp_path / "fake"
+    for name in ("openvino", "torch"):
+        info = fake / f"{name}-0.0.1.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.0.1\n")
+    procs = [_worker(scheduler, tmp_path, SRC, "a"), _worker(scheduler, tmp_path, f"{fake}{os.pathsep}{SRC}", "b")]
+    try:
+        _wait_workers(scheduler, 2)
+        out = tmp_path / "out.zarr"
+        with pytest.raises(TomosegError, match=r"the Dask workers run different versions of what computes the "
+                                               r"tiles \(.*torch 0\.0\.1.*\); their results could differ"):
+            segment(scan, out, model=random_model_path, progress=False,
+                    options=SegmentOptions(scheduler=scheduler, backend=BackendConfig(backend="torch"), **OPTS))
+        assert not work_dir_for(out).exists()
+    finally:
+        for proc in procs:
+            _stop(proc)
+
+
+def _tomoseg_copy(tmp_path, name="copy"):
+    """A copy of this tomoseg's package, for a worker to import its own (another install, changed later)."""
+    import shutil
+
+    root = tmp_path / name
+    shutil.copytree(Path(SRC) / "tomoseg", root / "tomoseg", ignore=shutil.ignore_patterns("__pycache__"))
+    return root
+
+
+def _import_on_workers(address):
+    """The workers import tomoseg's Dask code now, as a worker that has already run a task has."""
+    import importlib
+
+    from dask.distributed import Client
+
+    with Client(address) as client:
+        client.run(importlib.import_module, "tomoseg.inference.distributed")
+
+
+@pytest.mark.slow
+def test_a_task_that_fails_on_a_worker_is_one_line(tmp_path, scan, random_model_path, scheduler):
+    """DK5: a task's failure other than tomoseg's own errors came as Dask's traceback; here a worker whose
+    imported tomoseg is older code under the same version (started before an update; an editable install):
+    "TypeError: _run_batch() takes from 2 to 3 positional arguments but 4 were given". Now one line, with what
+    to do."""
+    old = _tomoseg_copy(tmp_path, "old")
+    code = old / "tomoseg" / "inference" / "distributed.py"
+    text = code.read_text()
+    assert "def _run_batch(job, tiles, gpus: int | None = None, software: dict | None = None)" in text
+    code.write_text(text.replace("def _run_batch(job, tiles, gpus: int | None = None, software: dict | None = None)",
+                                 "def _run_batch(job, tiles, gpus: int | None = None)"))
+    proc = _worker(scheduler, tmp_path, str(old), "old")
+    try:
+        _wait_workers(scheduler, 1)
+        out = tmp_path / "out.zarr"
+        with pytest.raises(TomosegError, match=r"a task failed on a Dask worker \(TypeError: _run_batch\(\) takes "
+                                               r".*restart them .*--debug shows the worker's traceback; the same "
+                                               "command with --resume"):
+            segment(scan, out, model=random_model_path, options=SegmentOptions(scheduler=scheduler, **OPTS),
+                    progress=False)
+    finally:
+        _stop(proc)
+
+
+@pytest.mark.slow
+def test_a_worker_started_before_tomoseg_changed_is_named_before_the_work(tmp_path, scan, random_model_path,
+                                                                          scheduler):
+    """DK5: a worker keeps the code it imported; tomoseg updated under it (same version string) was not seen by the
+    check. Its imported files changed after it started: it is refused, saying to restart the workers."""
+    copy = _tomoseg_copy(tmp_path)
+    proc = _worker(scheduler, tmp_path, str(copy), "stale")
+    try:
+        _wait_workers(scheduler, 1)
+        _import_on_workers(scheduler)
+        later = time.time() + 120
+        os.utime(copy / "tomoseg" / "inference" / "engine.py", (later, later))  # updated since
+        out = tmp_path / "out.zarr"
+        with pytest.raises(TomosegError, match=r"Dask worker tcp://\S+ runs tomoseg code older than its files \(\S+"
+                                               r"engine.py changed since the worker started\): restart the workers"):
+            segment(scan, out, model=random_model_path, options=SegmentOptions(scheduler=scheduler, **OPTS),
+                    progress=False)
+        assert not work_dir_for(out).exists()
+    finally:
+        _stop(proc)
+
+
+def _can_hide_folders() -> bool:
+    try:
+        return subprocess.run(["unshare", "-m", "sh", "-c", "mount -t tmpfs none /tmp && true"],
+                              capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _can_hide_folders(), reason="needs a mount namespace (unshare -m) to hide a folder")
+def test_a_worker_joining_without_the_output_folder_is_named(tmp_path, scan, random_model_path, scheduler):
+    """DK7: a worker that joins during the run on a node that does not see the output's file system (checked
+    before the run are only the workers there then) failed its tasks with "model.safetensors: model file not
+    found", a file the user never named. Now its task says which worker and what it does not see. The node is
+    stood in for by a mount namespace in which the output's folder is an empty tmpfs."""
+    outdir = tmp_path / "outputs"
+    outdir.mkdir()
+    out = outdir / "out.zarr"
+    done = work_dir_for(out) / "done"
+    procs = [_worker(scheduler, tmp_path, SRC, "checked")]
+    try:
+        _wait_workers(scheduler, 1)
+
+        def joiner():
+            deadline = time.time() + 120
+            while time.time() < deadline and _count(done) < 2:
+                time.sleep(0.05)
+            procs[0].send_signal(signal.SIGSTOP)
+            folder = tmp_path / "worker-blind"
+            folder.mkdir()
+            env = dict(os.environ, PYTHONPATH=SRC, TOMOSEG_THREADS="1", OMP_NUM_THREADS="1")
+            procs.append(subprocess.Popen(
+                ["unshare", "-m", "sh", "-c", f"mount -t tmpfs none {outdir} && exec {sys.executable} -m "
+                 f"distributed.cli.dask_worker {scheduler} --nthreads 1 --no-nanny --no-dashboard --name blind"],
+                cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            _wait_workers(scheduler, 2)
+            procs[0].kill()
+
+        thread = threading.Thread(target=joiner)
+        thread.start()
+        with pytest.raises(TomosegError, match=rf"Dask worker tcp://\S+ \(blind\) does not see the run's work folder "
+                                               rf"{work_dir_for(out)}: the output must be on a file system every "
+                                               "worker sees, at the same path .*--resume"):
+            segment(scan, out, model=random_model_path, options=SegmentOptions(scheduler=scheduler, **OPTS),
+                    progress=False)
+        thread.join()
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGCONT)
+            _stop(proc)

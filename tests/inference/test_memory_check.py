@@ -91,3 +91,48 @@ def test_the_estimate_follows_the_measured_figures_and_the_advice_fits(monkeypat
         with pytest.raises(TomosegError, match=r"maps about 1.3 GB beside its windows\); use --tile-size 128 "):
             check_memory((128, 512, 512), tiling, 8, "openvino",
                          headroom=(int(2.5e9) - mapped, "the address-space limit"))
+
+
+def test_local_workers_share_of_memory_is_checked():
+    """DK6: a --workers run was not checked against memory at all; each local Dask worker gets the machine's
+    memory divided by their number, and one whose windows do not fit was restarted by Dask again and again,
+    ending after minutes in "Dask workers died ...", with advice for a cluster of one's own."""
+    from tomoseg.inference.memory_check import _window_voxels, check_local_workers_memory
+
+    tiling = TilingConfig(tile_size=224)
+    need = window_peak("openvino", _window_voxels((512, 512, 512), tiling, 8))
+    check_local_workers_memory(2, (512, 512, 512), tiling, 8, "openvino", total=int(2 * need / 0.95) + 2)
+    with pytest.raises(TomosegError, match=r"--workers 4: each local Dask worker gets 1\.0 GB \(this machine's 4\.0 GB"
+                                           r" shared out.*need about 3\.0 GB at their peak; use fewer --workers, or "
+                                           r"use --tile-size \d+"):
+        check_local_workers_memory(4, (512, 512, 512), tiling, 8, "openvino", total=4 * 10**9)
+
+
+@pytest.mark.slow
+def test_segment_workers_refused_where_a_worker_share_cannot_hold_a_window(tmp_path):
+    """DK6 end to end: the memory Dask shares out among local workers is its own figure, which a hard RLIMIT_RSS
+    lowers (not enforced by Linux: the run would go on unharmed before the fix); the run is refused before any
+    work, naming fewer --workers and a tile size."""
+    import os
+    import resource
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tomoseg.io import write_volume
+
+    src = tmp_path / "in.zarr"
+    write_volume(str(src), np.random.default_rng(0).integers(0, 255, (64, 128, 128), dtype=np.uint8))
+    out = tmp_path / "out.zarr"
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_RSS, (400 * 2**20, 400 * 2**20))
+
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2] / "src"))
+    result = subprocess.run([sys.executable, "-m", "tomoseg", "segment", str(src), str(out), "--workers", "1",
+                             "--tile-size", "64", "--halo", "16", "--backend", "torch", "--no-sample-mask", "-q"],
+                            env=env, preexec_fn=limit, capture_output=True, encoding="utf-8", timeout=240)
+    assert result.returncode == 1, result.stderr
+    assert re.search(r"--workers 1: each local Dask worker gets 0\.4 GB .* use fewer --workers, or use --tile-size",
+                     result.stderr), result.stderr
+    assert not out.exists() and not (tmp_path / "out.zarr.tomoseg-run").exists()

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from tomoseg.inference import SegmentOptions, TilingConfig, segment
+from tomoseg.inference.backends import BackendConfig
 from tomoseg.inference.engine import work_dir_for
 from tomoseg.io import read_volume, write_volume
 
@@ -227,3 +228,65 @@ def test_outputs_in_other_formats_are_copied_in_bounded_blocks(tmp_path, rng, mo
     assert outputs.finish_output(tmp_path / "work.zarr", final, data.shape, (29.33,) * 3, False) == 1
     np.testing.assert_array_equal(read_volume(final), data)
     assert copied and all(b[1].stop - b[1].start < 70 for b in copied)  # never a whole slice
+
+
+def test_a_second_run_into_one_output_is_refused_while_the_first_runs(tmp_path, random_model_path, small_phantom):
+    """DK3: a second segment into the output of one running now was told "an interrupted run left its work here;
+    pass --resume"; that resume computed the same tiles, finished and removed the work folder, and the first run
+    ended in "No such file or directory" (an --overwrite removed the first run's work under it). Each is now
+    refused, naming the running process; the first run then finishes, its bytes those of a run alone."""
+    src = tmp_path / "in.tif"
+    write_volume(str(src), small_phantom.image)
+    ref = tmp_path / "ref.zarr"
+    segment(src, ref, model=random_model_path, progress=False,
+            options=SegmentOptions(tiling=TilingConfig(tile_size=16, halo=8), backend=BackendConfig(backend="torch")))
+    out = tmp_path / "out.zarr"
+    proc = subprocess.Popen(_cmd(src, out, random_model_path), env=dict(os.environ, OMP_NUM_THREADS="1"))
+    done = work_dir_for(out) / "done"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (done.exists() and len(os.listdir(done)) >= 3):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGSTOP)  # running still (not heard from for a moment, as on a loaded machine)
+    try:
+        for extra in ((), ("--resume",), ("--overwrite",)):
+            second = subprocess.run(_cmd(src, out, random_model_path, *extra), capture_output=True, encoding="utf-8")
+            assert second.returncode == 1, (extra, second.stderr)
+            assert f"another tomoseg is running this run now (process {proc.pid} on" in second.stderr, second.stderr
+    finally:
+        proc.send_signal(signal.SIGCONT)
+    assert proc.wait(120) == 0
+    np.testing.assert_array_equal(read_volume(out), read_volume(ref))
+    assert not work_dir_for(out).exists()
+
+
+def test_a_run_gone_without_a_word_does_not_hold_its_work_folder(tmp_path):
+    """DK3: the heartbeat of a run killed (kill -9: its process gone on this host) or silent for longer than
+    STALE_S (on another host: its node lost) does not refuse the next invocation; a fresh one of another host
+    does."""
+    from tomoseg.errors import TomosegError
+    from tomoseg.inference import work_folder
+    from tomoseg.inference.work_folder import RUNNING, check_not_running
+
+    work = tmp_path / "out.zarr.tomoseg-run"
+    work.mkdir()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    (work / RUNNING).write_text(json.dumps({"host": __import__("platform").node(), "pid": gone.pid}))
+    check_not_running(work)  # killed here: not running
+    (work / RUNNING).write_text(json.dumps({"host": "node-elsewhere", "pid": 4242}))
+    with pytest.raises(TomosegError, match=r"another tomoseg is running this run now \(process 4242 on "
+                                           r"node-elsewhere, heard from 0 s ago\): wait for it"):
+        check_not_running(work)
+    old = time.time() - work_folder.STALE_S - 5
+    os.utime(work / RUNNING, (old, old))
+    check_not_running(work)  # silent for longer than STALE_S: gone
+    other = subprocess.Popen(["sleep", "60"])  # alive on this host, its number reused by another program
+    try:
+        (work / RUNNING).write_text(json.dumps({"host": __import__("platform").node(), "pid": other.pid}))
+        with pytest.raises(TomosegError, match=rf"process {other.pid} on "):
+            check_not_running(work)  # heard from just now
+        os.utime(work / RUNNING, (old, old))
+        check_not_running(work)  # silent for long, and not tomoseg: not the run's
+    finally:
+        other.kill()
+        other.wait()

@@ -45,9 +45,23 @@ def start_workers_hint(address: str) -> str:
             "their cores), or scale up the cluster (cluster.scale(...) with dask-jobqueue)")
 
 
-def workers_now(client) -> dict:
-    """``{address: threads}`` of the workers connected now (asked of the scheduler)."""
-    return dict(client.nthreads())
+def scheduler_lost(address: str, then: str = "run the same command again") -> TomosegError:
+    """The error of a scheduler that stopped answering (Dask gave up reconnecting to it, after its connect
+    timeout): what happened and what to do, ``then`` the way to go on."""
+    return TomosegError(f"lost the Dask scheduler at {address}: it stopped answering and Dask gave up reconnecting "
+                        f"(its job ended, or it was stopped); start it again, and its workers, then {then}")
+
+
+def workers_now(client, address: str | None = None, then: str = "run the same command again") -> dict:
+    """``{address: threads}`` of the workers connected now (asked of the scheduler). A scheduler gone meanwhile
+    (the call waits while Dask reconnects, then fails with "ConnectionPool closing": review DK2) is said as lost,
+    with ``then``."""
+    try:
+        return dict(client.nthreads())
+    except Exception:
+        if client.status != "running":
+            raise scheduler_lost(address or "its address", then) from None
+        raise
 
 
 def wait_for_workers(client, address: str, wait: float | None = None, poll: float = POLL_S) -> dict:
@@ -57,7 +71,7 @@ def wait_for_workers(client, address: str, wait: float | None = None, poll: floa
     start = time.monotonic()
     told = False
     while True:
-        workers = workers_now(client)
+        workers = workers_now(client, address)
         if workers:
             return workers
         if time.monotonic() - start >= wait:
@@ -102,6 +116,10 @@ def probe_worker(volume_call, shape, folder: str, token_name: str, token: str, b
     from .outputs import package_versions
 
     problems = []
+    stale = stale_modules()
+    if stale:
+        problems.append(f"runs tomoseg code older than its files ({stale[0]} changed since the worker started): "
+                        "restart the workers after installing or updating tomoseg")
     info = {"version": tomoseg.__version__, "problems": problems, "host": platform.node(),
             "packages": list(package_versions(("numpy", "torch", "openvino", "zarr", "h5py", "tifffile",
                                                "distributed")).items())}
@@ -142,6 +160,33 @@ def probe_worker(volume_call, shape, folder: str, token_name: str, token: str, b
         info["memory_limit"] = int(limit) if limit else None
         info["threads"] = int(getattr(dask_worker.state, "nthreads", 1) or 1)
     return info
+
+
+STALE_SLACK_S = 30.0  # a file server's clock ahead of the worker's, or files written as the worker started
+
+
+def stale_modules() -> list[str]:
+    """The files of this process's imported tomoseg modules that changed after the process started: a Dask worker
+    that outlives an update of tomoseg keeps running the code it imported, while its version string may be the
+    same (an editable install, a fix without a new version), and its tasks then failed with tracebacks such as
+    "_run_batch() takes from 2 to 3 positional arguments but 4 were given" (review DK5)."""
+    import sys
+
+    try:
+        import psutil
+
+        started = psutil.Process().create_time()
+    except Exception:  # noqa: BLE001 - no figure: nothing to compare with
+        return []
+    stale = []
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None) if name.split(".")[0] == "tomoseg" else None
+        try:
+            if path and os.stat(path).st_mtime > started + STALE_SLACK_S:
+                stale.append(path)
+        except OSError:
+            pass
+    return sorted(stale)
 
 
 def _said(exc: BaseException) -> str:
@@ -192,7 +237,38 @@ def check_workers(client, volume, folder, backend_config, *, timeout: float = PR
         said = ", ".join(f"{r.address}: {r.backend} on {r.device}" for r in reports)
         raise TomosegError(f"the Dask workers would run different backends or devices ({said}); their results "
                            "would differ: give --device (and --backend) so that all run the same")
+    softwares = {tuple(sorted(software_of(r).items())) for r in reports}
+    if len(softwares) > 1:
+        said = ", ".join(f"{r.address}: {_versions(software_of(r))}" for r in reports)
+        raise TomosegError(f"the Dask workers run different versions of what computes the tiles ({said}); their "
+                           "results could differ: install the same versions on every worker")
     return reports
+
+
+def backend_package(backend: str | None) -> str:
+    """The package whose version decides a backend's numbers: ``openvino`` or ``torch``."""
+    return "openvino" if backend == "openvino" else "torch"
+
+
+def software_of(report: WorkerReport) -> dict:
+    """What decides the bytes of the tiles a checked worker computes: its tomoseg's version and its backend
+    package's (:func:`worker_software` of a worker joining later must equal it)."""
+    name = backend_package(report.backend)
+    return {"tomoseg": report.version, name: dict(report.packages).get(name)}
+
+
+def worker_software(backend: str | None) -> dict:
+    """:func:`software_of` this process (a worker running a task)."""
+    import tomoseg
+
+    from .outputs import package_versions
+
+    name = backend_package(backend)
+    return {"tomoseg": tomoseg.__version__, name: package_versions((name,)).get(name)}
+
+
+def _versions(software: dict) -> str:
+    return " and ".join(f"{name} {version}" for name, version in software.items())
 
 
 def _not_runnable(exc: BaseException) -> str:

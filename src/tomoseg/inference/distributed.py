@@ -18,6 +18,7 @@ import time
 from dataclasses import replace
 
 from ..errors import TomosegError
+from ..progress import print_line
 
 # No dashboard, and the scheduler's own HTTP server (metrics) on a free port: with dashboard_address=None alone it
 # still takes 8787, so a Dask dashboard already running there (a user's notebook) made the local cluster warn
@@ -94,18 +95,34 @@ class _Reopen:
         return function(*args)
 
 
-def _run_batch(job, tiles, gpus: int | None = None) -> int:
+def _run_batch(job, tiles, gpus: int | None = None, software: dict | None = None) -> int:
+    """Compute and write ``tiles`` on this worker. ``software``: the versions of what computes the tiles on the
+    workers checked before the run (:func:`.cluster_probe.software_of`); a worker that joined the cluster since
+    with others refuses the task (review DK4: its tiles, computed without a word, could differ)."""
     from pathlib import Path
 
     from .engine import run_tiles
 
+    from dask.distributed import get_worker
+
+    if not (Path(job.work) / "state.json").exists():  # a worker that joined on a node without the output's mount
+        worker = get_worker()  # (review DK7: its task failed on "model.safetensors: model file not found")
+        raise TomosegError(f"Dask worker {worker.address} ({worker.name}) does not see the run's work folder "
+                           f"{job.work}: the output must be on a file system every worker sees, at the same path "
+                           "(workers that join during the run are not checked before it)")
     done = Path(job.work) / "done"
     tiles = [t for t in tiles if not (done / str(t.index)).exists()]  # a task run again after its worker was lost
     if not tiles:
         return 0
-    from dask.distributed import get_worker
-
     worker = get_worker()
+    if software is not None:
+        from .cluster_probe import _versions, worker_software
+
+        mine = worker_software(job.backend.backend)
+        if mine != software:
+            raise TomosegError(f"Dask worker {worker.address} ({worker.name}), which joined during the run, runs "
+                               f"{_versions(mine)}, not {_versions(software)} as the workers checked at the start:"
+                               " its tiles could differ; install the same versions on every worker")
     if gpus:
         job = replace(job, backend=replace(job.backend, device=gpu_of_worker(worker.name, gpus)))
     volume = job.volume.open() if isinstance(job.volume, _Reopen) else job.volume
@@ -172,11 +189,12 @@ def task_batches(tiles, workers: int, tasks_per_worker: int = 4, *, merge_rows: 
 
 
 def run_distributed(job, tiles, *, workers: int | None = None, scheduler: str | None = None, progress=None,
-                    gpus: int | None = None, client=None) -> None:
+                    gpus: int | None = None, client=None, software: dict | None = None) -> None:
     """Run ``tiles`` on a cluster: an existing one (``scheduler``, or ``client`` already connected to it by
     :func:`connect_scheduler`, left open) or a local one of ``workers`` processes; with ``gpus``, one local
     worker per GPU, each on its own device. The job's paths must be absolute: workers run in folders of their
-    own."""
+    own. ``software``: what the workers checked before the run compute the tiles with, which a worker joining
+    later must have too (:func:`_run_batch`)."""
     try:
         from dask.distributed import Client, LocalCluster
     except ImportError:  # pragma: no cover - distributed is a dependency
@@ -204,8 +222,8 @@ def run_distributed(job, tiles, *, workers: int | None = None, scheduler: str | 
         n_workers = workers or len(client.nthreads()) or 1
         batches = task_batches(tiles, n_workers, merge_rows=cluster is not None)  # a cluster of ours is complete
         sent = replace(job, volume=_Reopen(job.volume), run=_run_of(job.work))
-        futures = client.map(_run_batch, [sent] * len(batches), batches, [gpus] * len(batches), pure=False,
-                             retries=3)
+        futures = client.map(_run_batch, [sent] * len(batches), batches, [gpus] * len(batches),
+                             [software] * len(batches), pure=False, retries=3)
         with _DoneWatcher(job.work, tiles, progress):
             _wait_for(futures, client, scheduler or client.scheduler.address, watch=cluster is None)
         failed = False
@@ -226,49 +244,100 @@ RESUME = "the same command with --resume continues where it stopped"
 def _wait_for(futures, client, address: str, *, watch: bool, poll: float = 0.2) -> None:
     """Wait for ``futures``, raising the first task's error in one line. With ``watch`` (a cluster not ours),
     also watch the workers: none left for :func:`.cluster_probe.worker_wait` seconds (SLURM jobs at their time
-    limit, all shut down by Dask) stops the run with an error (review K2), rather than waiting for ever."""
-    from .cluster_probe import start_workers_hint, worker_wait, workers_now
+    limit, all shut down by Dask) stops the run with an error (review K2), rather than waiting for ever. A
+    worker holding the run's tasks that stops answering is said (:class:`_SilenceWatch`, review DK1)."""
+    from .cluster_probe import scheduler_lost, start_workers_hint, worker_wait, workers_now
 
     pending = list(futures)
     wait = worker_wait()
     since = None
     checked = time.monotonic()
+    silence = _SilenceWatch(client, {f.key for f in futures})
     while pending:
         for future in [f for f in pending if f.done()]:
             pending.remove(future)
             if future.status == "cancelled" and client.status != "running":  # Dask gave up reconnecting
-                raise TomosegError(f"lost the Dask scheduler at {address}: it stopped answering and Dask gave "
-                                   "up reconnecting (its job ended, or it was stopped); start it again, and its "
-                                   f"workers, then {RESUME}")
-            _result(future)
+                raise scheduler_lost(address, RESUME)
+            _result(future, local=not watch)
             future.release()  # its result is not wanted: a worker lost later does not run the task again
         if not pending:
             return
         now = time.monotonic()
-        if watch and now - checked >= POLL_WORKERS_S:
+        if now - checked >= POLL_WORKERS_S:
             checked = now
-            if workers_now(client):
-                since = None
-            elif since is None:
-                since = now
-                print(f"\ntomoseg: no Dask worker left on {address}: waiting up to {wait:g} s for one",
-                      file=sys.stderr, flush=True)
-            elif now - since >= wait:
-                raise TomosegError(f"no Dask worker was connected to {address} for {wait:g} s, with "
-                                   f"{len(pending)} task{'s' if len(pending) > 1 else ''} left; "
-                                   f"{start_workers_hint(address)}; then {RESUME}")
+            if client.status != "running":  # reconnecting: the calls below would wait for Dask to give up
+                time.sleep(poll)
+                continue
+            if watch:
+                if workers_now(client, address, RESUME):
+                    since = None
+                elif since is None:
+                    since = now
+                    print_line(f"tomoseg: no Dask worker left on {address}: waiting up to {wait:g} s for one")
+                elif now - since >= wait:
+                    raise TomosegError(f"no Dask worker was connected to {address} for {wait:g} s, with "
+                                       f"{len(pending)} task{'s' if len(pending) > 1 else ''} left; "
+                                       f"{start_workers_hint(address)}; then {RESUME}")
+            silence.check({f.key for f in pending})
         time.sleep(poll)
+
+
+SILENT_S = 60.0  # a worker holding the run's tasks not heard from for this long is said (review DK1)
+
+
+class _SilenceWatch:
+    """Says, once per worker, a worker that holds the run's tasks and has not been heard from (its heartbeat to the
+    scheduler) for :data:`SILENT_S` seconds: stopped (SIGSTOP, a suspended job), swapping, or its node hung on a
+    file system. Dask does not take tasks from it, and gives it up only at its ``worker-ttl`` check (5 min, checked
+    every 5 min): the bar stood still for 5 to 10 minutes without a word. The silence is timed on this machine's
+    clock, from when the worker's last heartbeat time stopped changing (the scheduler's clock may differ)."""
+
+    def __init__(self, client, keys):
+        self.client = client
+        self.keys = keys
+        self.seen: dict = {}   # worker address -> (its last heartbeat time, this machine's time it was seen so)
+        self.said: set = set()
+
+    def check(self, pending) -> None:
+        try:
+            try:
+                info = self.client.scheduler_info(n_workers=-1)  # all of them (Dask's default: the first 5)
+            except TypeError:  # a Dask before n_workers: all of them always
+                info = self.client.scheduler_info()
+            workers = info.get("workers", {})
+            processing = self.client.processing()
+        except Exception:  # noqa: BLE001 - the scheduler's state unreadable now: looked at again at the next poll
+            return
+        now = time.monotonic()
+        for address, info in workers.items():
+            last = info.get("last_seen")
+            if self.seen.get(address, (None,))[0] != last:
+                self.seen[address] = (last, now)
+                self.said.discard(address)  # heard from again: a later silence is said again
+                continue
+            held = len(set(processing.get(address, ())) & pending & self.keys)
+            silent = now - self.seen[address][1]
+            if held and silent >= SILENT_S and address not in self.said:
+                self.said.add(address)
+                name = info.get("name")
+                named = f" ({name})" if name not in (None, address) else ""
+                print_line(f"tomoseg: Dask worker {address}{named} on {info.get('host', '?')} has not answered "
+                           f"for {silent:.0f} s and holds {held} of the run's task{'s' if held > 1 else ''} "
+                           "(stopped, swapping, or its node hung on a file system?); Dask gives up on it after "
+                           "its worker-ttl (5 minutes by default) and runs them on the other workers: end that "
+                           f"worker for them to go on at once, or Ctrl-C and {RESUME}")
 
 
 POLL_WORKERS_S = 5.0
 
 
-def _result(future) -> None:
+def _result(future, local: bool = False) -> None:
     """A finished task's failure, said in one line; nothing for a task that succeeded. Only the scheduler's record
     of the task is read (its status, its exception), never its result: that (a count of tiles) lives on the
     worker, and asking for it from a worker that had just gone waited for ever, for the task to run again on a
     worker that never came (the test of the last worker gone hung CI so). What a task wrote is on disk either
-    way: segment counts the tiles done after the run."""
+    way: segment counts the tiles done after the run. ``local``: the cluster is ours (``--workers``), which the
+    advice names."""
     from distributed.scheduler import KilledWorker
 
     status = future.status
@@ -284,10 +353,18 @@ def _result(future) -> None:
         raise TomosegError(
             "Dask workers died while running the same task of tiles again and again (Dask gave up on it: "
             f"{str(exc).split('.')[0]}); most often a worker out of memory (the workers' logs say 'exceeded 95% "
-            "memory budget') or one that cannot load the task (their logs say 'Failed to deserialize'). Give each "
-            "worker fewer threads (dask worker --nthreads 1) or more memory (--memory-limit), or use a smaller "
-            f"--tile-size with --overwrite; else {RESUME}") from None
-    future.result()  # any other failure: raised as Dask gives it (with the worker's traceback)
+            "memory budget') or one that cannot load the task (their logs say 'Failed to deserialize'). "
+            + ("Use fewer --workers (each gets the machine's memory shared out)" if local else
+               "Give each worker fewer threads (dask worker --nthreads 1) or more memory (--memory-limit)")
+            + f", or use a smaller --tile-size with --overwrite; else {RESUME}") from None
+    # any other failure (a bug, or a worker whose tomoseg is not this one's code): one line, its traceback (the
+    # worker's) under --debug; it came as Dask's traceback, e.g. "TypeError: _run_batch() takes from 2 to 3
+    # positional arguments but 4 were given" from workers started before tomoseg was updated (review DK5)
+    from .cluster_probe import _said
+
+    raise TomosegError(f"a task failed on a Dask worker ({_said(exc)}); where the workers were started before "
+                       "tomoseg was installed or updated, restart them (a worker keeps the code it imported); "
+                       f"--debug shows the worker's traceback; {RESUME}") from exc
 
 
 def _run_of(work) -> float | None:
@@ -385,7 +462,7 @@ class _DoneWatcher:
 CONNECT_TIMEOUT_S = 30  # the whole connection to a scheduler, handshake included
 
 
-def connect_scheduler(address: str, timeout: float = CONNECT_TIMEOUT_S):
+def connect_scheduler(address: str, timeout: float | None = None):
     """A client connected to the Dask scheduler at ``address`` and whether it is this call's own (to close):
     a client of this process already connected there (a notebook's) is used as it is. Refused with one line
     where nothing answers, where the answer is not Dask's protocol (a web server, SSH) or where no answer comes
@@ -396,6 +473,7 @@ def connect_scheduler(address: str, timeout: float = CONNECT_TIMEOUT_S):
 
     from dask.distributed import Client
 
+    timeout = CONNECT_TIMEOUT_S if timeout is None else timeout
     existing = _existing_client(address)
     if existing is not None:
         return existing, False
@@ -470,10 +548,17 @@ def open_cluster(address: str, volume, folder, backend_config):
     backend and device. Refused in one line before any work; the client is closed then."""
     from .cluster_probe import check_workers, wait_for_workers
 
+    from .cluster_probe import scheduler_lost
+
     client, own = connect_scheduler(address)
     try:
-        wait_for_workers(client, address)
-        reports = check_workers(client, volume, folder, backend_config)
+        try:
+            wait_for_workers(client, address)
+            reports = check_workers(client, volume, folder, backend_config)
+        except Exception:
+            if client.status != "running":  # the scheduler gone during the check (review DK2)
+                raise scheduler_lost(address) from None
+            raise
     except BaseException:
         if own:
             client.close()

@@ -38,12 +38,12 @@ from .normalization import (SAMPLE_FRACTION, Stats, check_fill_value, check_obje
                             normalize, stats_method, volume_stats)
 from .domain import check_flooding
 from .outputs import check_output_paths, finish_output, provenance
-from .memory_check import check_memory, is_out_of_memory, out_of_memory_error
+from .memory_check import check_local_workers_memory, check_memory, is_out_of_memory, out_of_memory_error
 from .tiling import Tile, TilingConfig, pad_to_divisor, read_padded, resolve_tiling, tile_grid
-from .work_folder import (WORK_SUFFIX, add_invocation, check_done, check_run, check_input_unchanged,  # noqa: F401
-                          finished_outputs, invocations, lost_tiles, objects_per_slice, prepare_work,
-                          read_saved_state, resolved_path, run_fingerprint, work_dir_for, write_done_marker,
-                          write_state)
+from .work_folder import (WORK_SUFFIX, Heartbeat, add_invocation, check_done, check_not_running,  # noqa: F401
+                          check_run, check_input_unchanged, finished_outputs, invocations, lost_tiles,
+                          objects_per_slice, prepare_work, read_saved_state, resolved_path, run_fingerprint,
+                          work_dir_for, write_done_marker, write_state)
 
 
 
@@ -436,6 +436,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
     outputs = [str(output)] + ([str(mask_output)] if mask_output else [])
     mask_file = None if str(options.sample_mask) in ("auto", "off") else options.sample_mask
     work = work_dir_for(output)
+    check_not_running(work)  # another invocation running this run now: refused before any work (review DK3)
     saved = read_saved_state(work, options)  # the interrupted run's state (--resume), read once
     # outputs the interrupted run already finished (its finish step cut short): kept, not refused, on --resume
     finished = finished_outputs(saved)
@@ -477,6 +478,9 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
         elif not distributed and device == "cpu":  # the windows' network against the memory this process may take
             check_memory(volume.shape, options.tiling, model.config.divisor, backend_name,
                          model.config.base_features)
+        elif options.workers and device == "cpu":  # a local cluster: each worker's share of the memory (DK6)
+            check_local_workers_memory(options.workers, volume.shape, options.tiling, model.config.divisor,
+                                       backend_name, model.config.base_features)
         check_voxel_size(volume, model)
         check_normalization(model)
         check_model_threshold(model, options.threshold)
@@ -486,8 +490,11 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
             client.close()
         raise
     fingerprint = run_fingerprint(volume, model, options, f"{backend_name}-{device}", bool(mask_output))
+    heartbeat = None  # this invocation's sign, in the work folder, that it runs the run (review DK3)
     try:
         state = prepare_work(work, fingerprint, options, state=saved)
+        if state is not None:
+            heartbeat = Heartbeat(work).start()
         bar = _progress_bar(progress, volume.size)
         backend = None if distributed else make_backend(model, options.backend)
         # prepared (OpenVINO's compiled shape, cuDNN's libraries) while the first pass reads the volume
@@ -520,6 +527,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
                 "fingerprint": fingerprint, "stats": stats.to_dict(), "started": t0,
                 "histogram_distance": None if distance is None else round(float(distance), 4),
                 "sample": {"settings": _sample_settings(options, volume.shape), "record": sample.record}})
+            heartbeat = Heartbeat(work).start()
         stats = Stats(**state["stats"])
         done = {int(n) for n in os.listdir(work / "done")}
         skipped = {t.index for t in tiles if not sample.touches(t.core)}
@@ -558,8 +566,11 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
             if distributed:
                 from .distributed import run_distributed
 
+                from .cluster_probe import software_of
+
                 run_distributed(job, todo, workers=options.workers or options.gpus, scheduler=options.scheduler,
-                                gpus=options.gpus, progress=bar, client=client)
+                                gpus=options.gpus, progress=bar, client=client,
+                                software=software_of(reports[0]) if reports else None)
             else:
                 try:
                     ready.result()
@@ -627,6 +638,8 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
         shutil.rmtree(work)
         return record
     finally:
+        if heartbeat is not None:
+            heartbeat.stop()
         if own_client:
             client.close()
 
@@ -882,6 +895,10 @@ def _make_work_folder(work: Path, volume, model, options: SegmentOptions, with_m
     next run refuse to start ("an interrupted run left its work here") with nothing to resume (review C3)."""
     try:
         work.mkdir()
+    except FileExistsError:  # made meanwhile by another invocation (two runs at once): theirs, not removed
+        raise TomosegError(f"{work}: another tomoseg started a run into this output meanwhile (two runs at once?); "
+                           "wait for it to finish, or stop it first (then --resume continues its work)") from None
+    try:
         (work / "done").mkdir()
         chunks = (options.tiling.chunk(model.config.divisor),) * 3  # cores are unions of whole chunks
         for name in ["prob"] + (["mask"] if with_mask else []):

@@ -102,6 +102,39 @@ def check_memory(shape, tiling: TilingConfig, divisor: int, backend: str, base_f
                        + _advice(shape, tiling, divisor, backend, base_features, room, again=False))
 
 
+def check_local_workers_memory(workers: int, shape, tiling: TilingConfig, divisor: int, backend: str,
+                               base_features: int = BASE_FEATURES, total: int | None = None) -> None:
+    """Refuse a ``--workers`` CPU run whose windows do not fit in each local worker's share of the memory: Dask
+    gives each worker of a local cluster ``total`` (its figure of the machine's memory, a cgroup's limit
+    included) divided by their number, and restarts a worker past 95 % of it. Unchecked, such a run ended after
+    minutes in "Dask workers died while running the same task" (review DK6), with advice for a cluster of one's
+    own (``dask worker --memory-limit``).
+
+    Examples
+    --------
+    >>> try:
+    ...     check_local_workers_memory(2, (512, 512, 512), TilingConfig(tile_size=224), 8, "openvino", total=4 * 10**9)
+    ... except TomosegError as exc:
+    ...     print(str(exc).split("; ")[-1])
+    use fewer --workers, or use --tile-size 176 (about 1.9 GB at its peak), or free memory
+    """
+    if total is None:
+        from distributed.system import MEMORY_LIMIT
+
+        total = MEMORY_LIMIT
+    if not total:
+        return
+    share = int(total) // max(1, int(workers))
+    room = int(0.95 * share)
+    need = window_peak(backend, _window_voxels(shape, tiling, divisor), base_features)
+    if need <= room:
+        return
+    raise TomosegError(f"--workers {workers}: each local Dask worker gets {_gb(share)} (this machine's "
+                       f"{_gb(total)} shared out; Dask restarts a worker past 95 % of it), and {_name(backend)}'s "
+                       f"windows of tile size {tiling.tile_size} need about {_gb(need)} at their peak; use fewer "
+                       "--workers, or " + _advice(shape, tiling, divisor, backend, base_features, room, again=False))
+
+
 def _allowance(which: str) -> str:
     return f", of which the process maps about {_gb(ADDRESS_SPACE_BASE)} beside its windows" if which == \
         "the address-space limit" else ""

@@ -141,6 +141,7 @@ def prepare_work(work: Path, fingerprint: dict, options: SegmentOptions, n_tiles
     from .fingerprint import changes
 
     if work.exists():
+        check_not_running(work)  # before a resume shares its tiles or --overwrite removes them
         state = state if state is not None else read_saved_state(work, options)
         if state is not None:
             saved = state["fingerprint"]
@@ -167,7 +168,7 @@ def prepare_work(work: Path, fingerprint: dict, options: SegmentOptions, n_tiles
 
 # what a work folder holds while it is made, before its state.json (engine._make_work_folder)
 _SETUP_NAMES = {"done", "prob.zarr", "mask.zarr", "model.safetensors", "model.safetensors.partial",
-                "sample_mask.npz", "state.json.partial"}
+                "sample_mask.npz", "state.json.partial", "running.json"}
 
 
 def _never_started(work: Path) -> bool:
@@ -216,6 +217,98 @@ def finished_outputs(state: dict | None) -> dict:
     short), from its state (:func:`read_saved_state`); empty where there is none."""
     finished = state.get("finished") if isinstance(state, dict) else None
     return finished if isinstance(finished, dict) else {}
+
+
+RUNNING = "running.json"  # the invocation running the run now: its host and pid; touched every HEARTBEAT_S
+HEARTBEAT_S = 10.0
+STALE_S = 60.0  # a heartbeat older than this is of an invocation gone (killed, its node lost)
+
+
+def check_not_running(work: Path) -> None:
+    """Refuse where another invocation is running the run in ``work`` now (its :data:`RUNNING` heartbeat fresh:
+    touched within :data:`STALE_S` seconds, and on this host its process alive). Two runs into one output were
+    not refused: the second was told "an interrupted run left its work here; pass --resume", and a resume then
+    computed the same tiles, finished, removed the work folder, and the first ended in "No such file or
+    directory"; an --overwrite removed the first run's work under it (review DK3)."""
+    import platform
+    import time
+
+    path = work / RUNNING
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+        age = time.time() - path.stat().st_mtime
+        host, pid = str(info["host"]), int(info["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if host == platform.node():  # this host: whether the process lives decides, not the time since its sign
+        if pid == os.getpid():
+            return
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return  # killed (kill -9): nothing runs it
+        except OSError:
+            pass  # another user's process: alive
+        if age > STALE_S and not _is_tomoseg(pid):  # silent for long, and its number taken by another program
+            return
+    elif age > STALE_S:
+        return
+    raise TomosegError(f"{work}: another tomoseg is running this run now (process {pid} on {host}, heard from "
+                       f"{max(age, 0):.0f} s ago): wait for it to finish, or stop it first (then --resume continues "
+                       f"its work; one gone without a word stops counting {STALE_S:g} s after it was last heard "
+                       "from); two runs into one output would undo each other's work")
+
+
+def _is_tomoseg(pid: int) -> bool:
+    """Whether process ``pid`` of this host runs tomoseg (its command line names it; suspended with Ctrl-Z, it
+    stays the run's however long its sign has not been touched)."""
+    try:
+        import psutil
+
+        return any("tomoseg" in part for part in psutil.Process(pid).cmdline())
+    except Exception:  # noqa: BLE001 - gone meanwhile, or not ours to read
+        return False
+
+
+class Heartbeat:
+    """This invocation's :data:`RUNNING` file in a work folder, touched every :data:`HEARTBEAT_S` seconds while
+    the run goes on (from a thread), removed by :meth:`stop`: how another invocation knows the run is running
+    (:func:`check_not_running`), on any host that sees the folder."""
+
+    def __init__(self, work: Path):
+        import threading
+
+        self.path = Path(work) / RUNNING
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="tomoseg-heartbeat", daemon=True)
+
+    def start(self) -> "Heartbeat":
+        import platform
+        import time
+
+        tmp = self.path.with_name(f"{RUNNING}.{os.getpid()}.partial")
+        tmp.write_text(json.dumps({"host": platform.node(), "pid": os.getpid(), "started": time.time()}),
+                       encoding="utf-8")
+        os.replace(tmp, self.path)
+        self._thread.start()
+        return self
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            try:
+                os.utime(self.path)
+            except OSError:  # the folder removed (the run finished, or replaced): nothing to keep fresh
+                pass
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        try:
+            if json.loads(self.path.read_text(encoding="utf-8")).get("pid") == os.getpid():
+                self.path.unlink()
+        except (OSError, ValueError, AttributeError):
+            pass
 
 
 STOPPED = "stopped"  # written in a work folder when its run's Dask tasks were cancelled (Ctrl-C, an error)
