@@ -502,6 +502,38 @@ def test_a_worker_that_stops_answering_mid_run_is_said(tmp_path, scan, random_mo
     np.testing.assert_array_equal(read_volume(out), read_volume(tmp_path / "single.zarr"))
 
 
+def _segment_with_the_checked_worker_replaced(scan, out, model, scheduler, tmp_path, start_joined, match) -> list:
+    """``segment`` on ``scheduler`` whose one worker, checked before the run, is stopped after two tiles and
+    killed once the worker ``start_joined()`` starts has joined, so that the joined worker gets the run's tasks;
+    the run must fail as ``match`` says. Returns [the tiles done when the checked worker was stopped]."""
+    done = work_dir_for(out) / "done"
+    procs = [_worker(scheduler, tmp_path, SRC, "checked")]
+    stopped_at: list = []
+    try:
+        _wait_workers(scheduler, 1)
+
+        def joiner():
+            deadline = time.time() + 120
+            while time.time() < deadline and _count(done) < 2:
+                time.sleep(0.05)
+            procs[0].send_signal(signal.SIGSTOP)
+            stopped_at.append(_count(done))
+            procs.append(start_joined())
+            _wait_workers(scheduler, 2)
+            procs[0].kill()
+
+        thread = threading.Thread(target=joiner)
+        thread.start()
+        with pytest.raises(TomosegError, match=match):
+            segment(scan, out, model=model, options=SegmentOptions(scheduler=scheduler, **OPTS), progress=False)
+        thread.join()
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGCONT)
+            _stop(proc)
+    return stopped_at
+
+
 @pytest.mark.slow
 def test_a_worker_joining_with_another_tomoseg_computes_no_tile(tmp_path, scan, random_model_path, scheduler):
     """DK4: the workers are checked before the run, not those that join during it (SLURM scaling up from another
@@ -516,34 +548,13 @@ def test_a_worker_joining_with_another_tomoseg_computes_no_tile(tmp_path, scan, 
     shutil.copytree(Path(SRC) / "tomoseg", other / "tomoseg", ignore=shutil.ignore_patterns("__pycache__"))
     (other / "tomoseg" / "_version.py").write_text("__version__ = '0.0.1+other'\n")
     out = tmp_path / "out.zarr"
+    stopped_at = _segment_with_the_checked_worker_replaced(
+        scan, out, random_model_path, scheduler, tmp_path,
+        lambda: _worker(scheduler, tmp_path, str(other), "joined"),
+        r"Dask worker tcp://\S+ \(joined\), which joined during the run, runs "
+        rf"tomoseg 0.0.1\+other .*not tomoseg {tomoseg.__version__} .*install "
+        "the same versions on every worker; the same command with --resume")
     done = work_dir_for(out) / "done"
-    procs = [_worker(scheduler, tmp_path, SRC, "checked")]
-    stopped_at: list = []
-    try:
-        _wait_workers(scheduler, 1)
-
-        def joiner():
-            deadline = time.time() + 120
-            while time.time() < deadline and _count(done) < 2:
-                time.sleep(0.05)
-            procs[0].send_signal(signal.SIGSTOP)
-            stopped_at.append(_count(done))
-            procs.append(_worker(scheduler, tmp_path, str(other), "joined"))
-            _wait_workers(scheduler, 2)
-            procs[0].kill()
-
-        thread = threading.Thread(target=joiner)
-        thread.start()
-        with pytest.raises(TomosegError, match=r"Dask worker tcp://\S+ \(joined\), which joined during the run, runs "
-                                               rf"tomoseg 0.0.1\+other .*not tomoseg {tomoseg.__version__} .*install "
-                                               "the same versions on every worker; the same command with --resume"):
-            segment(scan, out, model=random_model_path, options=SegmentOptions(scheduler=scheduler, **OPTS),
-                    progress=False)
-        thread.join()
-    finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGCONT)
-            _stop(proc)
     assert _count(done) == stopped_at[0] > 0  # the joined worker wrote no tile: the run is left to resume
 
 
@@ -658,35 +669,17 @@ def test_a_worker_joining_without_the_output_folder_is_named(tmp_path, scan, ran
     outdir = tmp_path / "outputs"
     outdir.mkdir()
     out = outdir / "out.zarr"
-    done = work_dir_for(out) / "done"
-    procs = [_worker(scheduler, tmp_path, SRC, "checked")]
-    try:
-        _wait_workers(scheduler, 1)
 
-        def joiner():
-            deadline = time.time() + 120
-            while time.time() < deadline and _count(done) < 2:
-                time.sleep(0.05)
-            procs[0].send_signal(signal.SIGSTOP)
-            folder = tmp_path / "worker-blind"
-            folder.mkdir()
-            env = dict(os.environ, PYTHONPATH=SRC, TOMOSEG_THREADS="1", OMP_NUM_THREADS="1")
-            procs.append(subprocess.Popen(
-                ["unshare", "-m", "sh", "-c", f"mount -t tmpfs none {outdir} && exec {sys.executable} -m "
-                 f"distributed.cli.dask_worker {scheduler} --nthreads 1 --no-nanny --no-dashboard --name blind"],
-                cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-            _wait_workers(scheduler, 2)
-            procs[0].kill()
+    def blind():
+        folder = tmp_path / "worker-blind"
+        folder.mkdir()
+        env = dict(os.environ, PYTHONPATH=SRC, TOMOSEG_THREADS="1", OMP_NUM_THREADS="1")
+        return subprocess.Popen(
+            ["unshare", "-m", "sh", "-c", f"mount -t tmpfs none {outdir} && exec {sys.executable} -m "
+             f"distributed.cli.dask_worker {scheduler} --nthreads 1 --no-nanny --no-dashboard --name blind"],
+            cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-        thread = threading.Thread(target=joiner)
-        thread.start()
-        with pytest.raises(TomosegError, match=rf"Dask worker tcp://\S+ \(blind\) does not see the run's work folder "
-                                               rf"{work_dir_for(out)}: the output must be on a file system every "
-                                               "worker sees, at the same path .*--resume"):
-            segment(scan, out, model=random_model_path, options=SegmentOptions(scheduler=scheduler, **OPTS),
-                    progress=False)
-        thread.join()
-    finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGCONT)
-            _stop(proc)
+    _segment_with_the_checked_worker_replaced(
+        scan, out, random_model_path, scheduler, tmp_path, blind,
+        rf"Dask worker tcp://\S+ \(blind\) does not see the run's work folder {work_dir_for(out)}: the output "
+        "must be on a file system every worker sees, at the same path .*--resume")
