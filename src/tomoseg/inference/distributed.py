@@ -101,12 +101,13 @@ def _run_batch(job, tiles, gpus: int | None = None, software: dict | None = None
     with others refuses the task (review DK4: its tiles, computed without a word, could differ)."""
     from pathlib import Path
 
-    from .engine import run_tiles
-
     from dask.distributed import get_worker
 
+    from .engine import run_tiles
+
+    worker = get_worker()
     if not (Path(job.work) / "state.json").exists():  # a worker that joined on a node without the output's mount
-        worker = get_worker()  # (review DK7: its task failed on "model.safetensors: model file not found")
+        # (review DK7: its task failed on "model.safetensors: model file not found")
         raise TomosegError(f"Dask worker {worker.address} ({worker.name}) does not see the run's work folder "
                            f"{job.work}: the output must be on a file system every worker sees, at the same path "
                            "(workers that join during the run are not checked before it)")
@@ -114,7 +115,6 @@ def _run_batch(job, tiles, gpus: int | None = None, software: dict | None = None
     tiles = [t for t in tiles if not (done / str(t.index)).exists()]  # a task run again after its worker was lost
     if not tiles:
         return 0
-    worker = get_worker()
     if software is not None:
         from .cluster_probe import _versions, worker_software
 
