@@ -49,7 +49,7 @@ VARIANTS = {
 
 
 def _backend(model, device: str, precision: str, variant: str):
-    """The CUDA backend with its model as ``variant`` says (candidates for a faster network; segment uses plain)."""
+    """The CUDA backend with its model as ``variant`` says (candidates for a faster network; segment uses rewritten)."""
     import torch
 
     from tomoseg.inference.cuda_pipeline import CudaBackend

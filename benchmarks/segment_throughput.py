@@ -56,11 +56,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _report import emit_section  # noqa: E402
 
-METHODS = ["tomoseg", "tomoseg-nomask", "tomoseg-torch", "tomoseg-tuned", "tomoseg-cli", "tomoseg-cli-tuned", "tomoseg-gpus",
+METHODS = ["tomoseg", "tomoseg-nomask", "tomoseg-before", "tomoseg-torch", "tomoseg-tuned", "tomoseg-cli", "tomoseg-cli-tuned", "tomoseg-gpus",
            "paper", "paper-script", "monai"]
-GPU_ONLY = {"tomoseg-tuned", "tomoseg-cli-tuned", "tomoseg-gpus"}  # cuDNN's autotuning, --gpus: rows for a GPU
+GPU_ONLY = {"tomoseg-tuned", "tomoseg-cli-tuned", "tomoseg-gpus", "tomoseg-before"}  # cuDNN's autotuning, --gpus: rows for a GPU
 CPU_ONLY = {"tomoseg-torch"}  # the CPU path where OpenVINO is not installed
 LABELS = {"tomoseg": "tomoseg (defaults)", "tomoseg-nomask": "tomoseg, no sample mask",
+          "tomoseg-before": "tomoseg, no sample mask, CUDA defaults before 2026-11-27 (plain decoder, windows read "
+                            "from the file)",
           "tomoseg-torch": "tomoseg, PyTorch backend (as without OpenVINO installed)",
           "tomoseg-tuned": "tomoseg, no sample mask, cuDNN autotuning on",
           "tomoseg-cli": "tomoseg CLI (process start included)",
@@ -214,13 +216,23 @@ def _segment_options(device, tile_size, sample_mask, backend="auto"):
 
 
 def run_tomoseg(src, out, model, device, tile_size=None, sample_mask=None, tuned: bool = False,
-                backend: str = "auto") -> dict:
+                backend: str = "auto", cuda: dict | None = None) -> dict:
     """``segment`` in this process; returns its stage times (seconds, from the provenance). ``tuned=True``
     runs with cuDNN's autotuning on, as ``TOMOSEG_CUDNN_BENCHMARK=1`` does; ``backend="torch"`` runs PyTorch
-    where OpenVINO would run."""
+    where OpenVINO would run; ``cuda`` holds settings of the CUDA backend other than its defaults."""
     import torch
 
-    from tomoseg.inference import segment
+    from tomoseg.inference import engine, segment
+
+    if cuda:
+        from tomoseg.inference.cuda_pipeline import CudaBackend
+
+        made = engine.make_backend
+        engine.make_backend = lambda m, config: CudaBackend(m, device, config.precision, **cuda)
+        try:
+            return run_tomoseg(src, out, model, device, tile_size, sample_mask, tuned, backend)
+        finally:
+            engine.make_backend = made
 
     before = torch.backends.cudnn.benchmark, os.environ.get("TOMOSEG_CUDNN_BENCHMARK")
     if tuned:
@@ -318,6 +330,8 @@ def bench_shape(shape, device, methods, repeats, args, folder: Path) -> list[dic
     runners = {
         "tomoseg": lambda out: run_tomoseg(src, out, path, device, tile, None),
         "tomoseg-nomask": lambda out: run_tomoseg(src, out, path, device, tile, "off"),
+        "tomoseg-before": lambda out: run_tomoseg(src, out, path, device, tile, "off",
+                                                  cuda={"rewrite": False, "resident_input": False}),
         "tomoseg-torch": lambda out: run_tomoseg(src, out, path, device, tile, None, backend="torch"),
         "tomoseg-tuned": lambda out: run_tomoseg(src, out, path, device, tile, "off", tuned=True),
         "tomoseg-cli": lambda out: run_cli(src, out, device, tile),

@@ -112,8 +112,8 @@ class CudaBackend:
     :mod:`.backends`): raw windows in, uint8 cores out."""
 
     def __init__(self, model, device: str = "cuda", precision: str = "f32", *, batch_limit: int = 8,
-                 readers: int = 6, channels_last: bool | None = None, rewrite: bool = False,
-                 resident_input: bool = False):
+                 readers: int = 6, channels_last: bool | None = None, rewrite: bool = True,
+                 resident_input: bool = True):
         if not hasattr(model, "state_dict"):  # a ModelFile
             model = model.load()
         self.device = torch.device(device)
@@ -127,18 +127,20 @@ class CudaBackend:
         # on an H100). The memory order: channels-last where it keeps bf16/fp16 3D convolutions on cuDNN; f32 ran
         # as fast in either order (memory_order.channels_last_pays; benchmarks/results/segment_gpu_tiles.md).
         # The decoder rewritten (inference_graph: a quarter fewer multiply-adds, no up-sampled or concatenated
-        # tensors) runs 1.3x as fast with OpenVINO on the CPU; on CUDA it is cuDNN's transposed convolutions,
-        # not yet measured against the plain graph (benchmarks/segment_gpu_tiles.py --variants rewritten), so off.
+        # tensors): on an H200 the pipeline from memory ran at 531 Mvox/s of volume against 449 for the plain graph
+        # at tile 384 (370 against 343 at 256), at about half the GPU memory (13.2 against 24.5 GiB);
+        # benchmarks/results/segment_gpu_tiles.md. Within one level of the plain graph (the gpu tests).
         self.model = inference_copy(model, self.device, channels_last=channels_last, precision=precision,
                                     rewrite=rewrite)
         self.dtype = {"f32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
         self.precision = precision
         self.batch_limit = batch_limit
         self.readers = readers           # the engine reads this many windows ahead, in threads
-        # Windows sliced from a copy of the volume the statistics pass keeps in memory (engine.resident_copy): no
-        # file read or decompression during the tiles, whose start waited 0.08-0.14 s for the first window on an
-        # H100. Off until measured there: on 2 cores with a network simulated at 700 Mvox/s the tiles stage fell
-        # 0.60 -> 0.51 s but filling the copy cost the statistics pass 0.10 s more (segment_pipeline.py --resident).
+        # Windows sliced from a copy of the volume the statistics pass keeps in memory (engine.resident_copy, where
+        # the volume takes at most 1/8 of the memory and 16 GiB): no file read or decompression during the tiles.
+        # On an H200's host (16 cores, segment without the network, 256x1024x1024 Zarr) the tiles stage took 0.13 s
+        # from the copy against 0.29 s reading the file with 6 threads (0.40 with 12), for 0.03 s more in the
+        # statistics pass (benchmarks/results/segment_pipeline.md).
         self.resident_input = resident_input
         self.name = f"torch-cuda-{precision}"
 
