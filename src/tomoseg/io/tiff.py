@@ -143,11 +143,26 @@ def _shaped_metadata(tif) -> dict:
         return {}
 
 
+def _full_series(tif, index: int):
+    """Series ``index`` of ``tif`` with its axes of length 1 (what :func:`_shape_axes` reads). tifffile before
+    2026.5.2 keeps both shapes in one series (``get_shape(False)``); from 2026.5.2 on, ``tif.series`` is called
+    for a series without its axes squeezed (``get_shape`` is gone)."""
+    series = tif.series
+    return series(squeeze=False)[index] if callable(series) else series[index]
+
+
+def _shape_axes(series) -> tuple[tuple, str]:
+    """The full (unsqueezed) shape and axes of a series from :func:`_full_series`, in either tifffile."""
+    if hasattr(series, "get_shape"):
+        return tuple(int(v) for v in series.get_shape(False)), series.get_axes(False)
+    return tuple(int(v) for v in series.shape), series.axes
+
+
 def _kept_axes(series) -> tuple[tuple, list[int]]:
-    """The series' full (unsqueezed) shape and the axes that make the volume: every axis longer than 1, and y and
-    x; a z of length 1 stays where the rest would be 2D (a one-slice volume), never t, c or samples of 1."""
-    full = tuple(int(v) for v in series.get_shape(False))
-    axes = series.get_axes(False)
+    """The full (unsqueezed) shape of a series from :func:`_full_series` and the axes that make the volume: every
+    axis longer than 1, and y and x; a z of length 1 stays where the rest would be 2D (a one-slice volume), never t,
+    c or samples of 1."""
+    full, axes = _shape_axes(series)
     keep = [i for i, (a, n) in enumerate(zip(axes, full)) if n != 1 or a in "YX"]
     if len(keep) == 2 and "Z" in axes:
         keep = sorted(keep + [axes.index("Z")])
@@ -157,7 +172,7 @@ def _kept_axes(series) -> tuple[tuple, list[int]]:
 def _describe_series(tif) -> str:
     parts = []
     for i, s in enumerate(tif.series):
-        full, keep = _kept_axes(s)
+        full, keep = _kept_axes(_full_series(tif, i))
         name = f" {s.name!r}" if getattr(s, "name", "") else ""
         parts.append(f"{i}: {' × '.join(str(full[k]) for k in keep)}{name}")
     return "; ".join(parts)
@@ -175,8 +190,8 @@ def _pick_series(tif, path: Path, series_index: int | None) -> tuple[int, str | 
     if n <= 1:
         return 0, None
     sizes = []
-    for i, s in enumerate(tif.series):
-        full, keep = _kept_axes(s)
+    for i in range(n):
+        full, keep = _kept_axes(_full_series(tif, i))
         if len(keep) == 3:
             sizes.append((int(np.prod([full[k] for k in keep])), i))
     if not sizes:
@@ -265,7 +280,7 @@ def _open_tiff_file(path: Path, series_index: int | None = None):
         index, note = _pick_series(tif, path, series_index)
         _check_samples(tif, path)
         _check_complete(tif, path)
-        series = tif.series[index]
+        series = _full_series(tif, index)
         _check_codec(series, path)
         full, keep = _kept_axes(series)
         axes_note = _check_axes(series, full, keep, path)
@@ -336,12 +351,12 @@ def _check_pages_alike(tif, path: Path) -> None:
     if tif.is_imagej or tif.is_ome or len(tif.pages) < 3:
         return
     try:
-        series = tif.series
+        count = len(tif.series)  # tifffile from 2026.5.2 parses the series here, not on tif.series
     except Exception:  # tifffile took the pages for alike (its 'uniform' series) and met one that is not
-        series = None
+        count = None
         tif.pages.useframes = False
         tif.pages.set_keyframe(0)
-    if series is not None and len(series) < 2:
+    if count is not None and count < 2:
         return
     keys = []
     for i in range(len(tif.pages)):
@@ -350,7 +365,7 @@ def _check_pages_alike(tif, path: Path) -> None:
     common = max(set(keys), key=keys.count)
     alike = [i for i, k in enumerate(keys) if k == common]
     odd = [i for i, k in enumerate(keys) if k != common]
-    one_page_each = series is None or all(len(s.pages) == 1 for s in series)
+    one_page_each = count is None or all(len(s) == 1 for s in tif.series)
     if not odd or (not one_page_each and not any(alike[0] < i < alike[-1] for i in odd)):
         return
     i = odd[0]
@@ -388,7 +403,7 @@ def _check_axes(series, full, keep, path: Path) -> str | None:
     composite image of several channels (ImageJ ``mode=composite``/``color``). Where a 2D series has several
     channels in grayscale mode (what tifffile's ``imagej=True`` writes for a 3D array when no axes are given),
     time points or one page of several planes, they are read as z slices and the note returned says so."""
-    axes = series.get_axes(False)
+    axes = _shape_axes(series)[1]
     kept = [axes[k] for k in keep]
     if len(keep) > 3:
         dims = " × ".join(f"{full[k]} {_AXIS_NAMES.get(axes[k], axes[k])}" for k in keep)

@@ -72,7 +72,8 @@ def _layout(array) -> Layout | None:
     store = array.store_path.store
     if not isinstance(store, LocalStore) or len(array.shape) != 3 or array.dtype.kind not in "uifb":
         return None
-    if tuple(getattr(meta.chunk_grid, "chunk_shape", ())) != tuple(array.chunks):
+    grid = meta.chunks if meta.zarr_format == 2 else getattr(meta.chunk_grid, "chunk_shape", ())  # (Zarr 3.4
+    if tuple(grid) != tuple(array.chunks):  # deprecates chunk_grid on Zarr 2 metadata)
         return None
     folder = Path(store.root) / array.store_path.path
     if meta.zarr_format == 2:
@@ -93,7 +94,8 @@ def _layout(array) -> Layout | None:
     endian = codecs[0].endian
     stored = np.dtype(array.dtype)
     if stored.itemsize > 1 and endian is not None:
-        stored = stored.newbyteorder("<" if endian.value == "little" else ">")
+        endian = getattr(endian, "value", endian)  # an Enum before Zarr 3.2 (or so), a string since
+        stored = stored.newbyteorder("<" if endian == "little" else ">")
     if len(codecs) == 1:
         return Layout(folder, stored, bytes, bytes)
     import numcodecs
