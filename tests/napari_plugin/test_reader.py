@@ -125,3 +125,33 @@ def test_a_phantoms_labels_open_as_labels_whatever_their_name(tmp_path):
                  str(tmp_path / "ids.zarr"), "--shape", "24", "64", "64", "--seed", "2", "-q"]) == 0
     kinds = {name: read(tmp_path / name)[0][2] for name in ("scan.tif", "pores.tif", "ids.zarr")}
     assert kinds == {"scan.tif": "image", "pores.tif": "labels", "ids.zarr": "labels"}
+
+
+def test_every_volume_format_is_claimed_by_the_manifest_and_the_reader(tmp_path):
+    """The napari manifest listed .zarr, .tif, .h5, .hdf5, .nxs, .nrrd and .npy, so napari never offered tomoseg
+    for .nx (nxtomomill), .zarr.zip, .vol or .nhdr files that tomoseg reads. Its patterns now cover every
+    extension of ``tomoseg.io.EXTENSIONS``, and the reader takes each such file that holds a volume."""
+    import fnmatch
+    from pathlib import Path
+
+    import nrrd
+    import yaml
+    import zarr
+
+    from tomoseg.io import EXTENSIONS
+
+    manifest = yaml.safe_load((Path(reader.__file__).parent / "napari.yaml").read_text())
+    patterns = manifest["contributions"]["readers"][0]["filename_patterns"]
+    for ext in EXTENSIONS:
+        assert any(fnmatch.fnmatch(f"scan{ext}", pattern) for pattern in patterns), ext
+    data = np.arange(4 * 16 * 16, dtype=np.uint16).reshape(4, 16, 16)
+    for name in ("scan.nx", "scan.hdf", "scan.vol", "scan.zarr3"):
+        write_volume(tmp_path / name, data.astype(np.float32) if name.endswith(".vol") else data)
+    nrrd.write(str(tmp_path / "scan.nhdr"), data, index_order="C")  # a detached header (tomoseg writes .nrrd)
+    store = zarr.storage.ZipStore(tmp_path / "scan.zarr.zip", mode="w")
+    zarr.create_array(store, shape=data.shape, dtype=data.dtype)[:] = data
+    store.close()
+    for name in ("scan.nx", "scan.hdf", "scan.nhdr", "scan.vol", "scan.zarr3", "scan.zarr.zip"):
+        assert reader.get_reader(str(tmp_path / name)) is reader.read, name
+        (array, _, kind), = reader.read(str(tmp_path / name))
+        assert kind == "image" and np.array_equal(np.asarray(array), data), name

@@ -34,9 +34,12 @@ from .volume import (PARTIAL_SUFFIX, CheckedVoxelSize, Volume, VolumeWriter, Vox
                      checked_voxel_size, implausible_message)
 
 __all__ = ["Volume", "VolumeWriter", "open_volume", "read_volume", "write_volume", "create_volume",
-           "format_of", "split_dataset", "check_output_format", "FORMATS"]
+           "format_of", "split_dataset", "check_output_format", "FORMATS", "EXTENSIONS"]
 
 FORMATS = ("tiff", "tiff-folder", "hdf5", "zarr", "nrrd", "pyhst-vol", "npy")
+#: every extension a volume file may have (a folder of TIFF slices aside), e.g. for a viewer's file patterns
+EXTENSIONS = (tiff.EXTENSIONS + hdf5.EXTENSIONS + zarr_store.EXTENSIONS + nrrd_file.EXTENSIONS + pyhst.EXTENSIONS
+              + npy.EXTENSIONS)
 _HDF5_RE = re.compile(r"^(.*?\.(?:h5|hdf5|hdf|nxs|nx5|nx|he5)):(/?.*)$", re.IGNORECASE)
 _ZARR_RE = re.compile(r"^(.*?\.zarr3?(?:\.zip)?)/?:(?!/)(.+)$", re.IGNORECASE)  # store.zarr/:1 too (tab completion)
 _TIFF_RE = re.compile(r"^(.*?\.tiff?):(\d+)$", re.IGNORECASE)  # file.ome.tif:1, the second image (series)

@@ -19,8 +19,9 @@ def get_reader(path):
     name = p.name.lower()
     if name.endswith(".csv"):
         return _read_csv if _is_objects_csv(p) else None
-    if name.endswith((".zarr", ".ome.zarr")) or p.suffix.lower() in (".tif", ".tiff", ".h5", ".hdf5", ".nxs",
-                                                                     ".nrrd", ".npy"):
+    from ..io import EXTENSIONS
+
+    if name.endswith(EXTENSIONS):  # every format tomoseg reads (.nx, .zarr.zip, .vol, .nhdr, ... too)
         return read if _opens_as_volume(p) else None
     return None
 
