@@ -216,7 +216,7 @@ def write_evaluation(result: dict, out_dir, *, image=None, voxel_size=None, prog
         if roi:  # the masks are the box's: the gray image cut to it, slices named by the volume's z
             image = crop(image, roi)
         made += [step(f) for f in figures.hit_map_figures(image, p, t, figs, voxel_size=voxel_size,
-                                                          counts=per_slice, z0=roi[0][0] if roi else 0)]
+                                                          counts=per_slice, box=roi)]
     result["figures"] = [Path(f).stem for f in made]
     # last, under a temporary name: evaluation.json says the results are complete (the report checks it)
     from .io.result_folders import write_result_json

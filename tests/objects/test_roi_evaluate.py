@@ -92,6 +92,9 @@ def test_a_roi_evaluation_keeps_the_scans_positions(roi_prediction, capsys):
     assert len(moved) == 3 and np.allclose(rows("full"), moved)
     maps = sorted((roi_prediction / "full" / "figures").glob("hit_map_z*.png"))
     assert maps and all(BOX[0][0] <= int(p.stem.split("_z")[1]) < BOX[0][1] for p in maps)
+    captions = json.loads((roi_prediction / "full" / "figures" / "captions.json").read_text())
+    where = f"in the box y {BOX[1][0]}:{BOX[1][1]}, x {BOX[2][0]}:{BOX[2][1]}"  # the map shows the box, not the scan
+    assert all(where in captions[p.stem] for p in maps)
     record = json.loads((roi_prediction / "full" / "evaluation.json").read_text())
     assert record["roi"] == [list(b) for b in BOX]
 

@@ -275,15 +275,18 @@ def hit_map_slices(pred_mask=None, truth=None, *, counts: dict | None = None) ->
 
 
 def hit_map_figures(image, pred_mask, truth, out_dir, *, voxel_size=None, counts: dict | None = None,
-                    z0: int = 0) -> list[Path]:
+                    box=None) -> list[Path]:
     """Hit maps of the slices :func:`hit_map_slices` picks, each caption saying why. The volumes may be
     anything indexed by slice (arrays, :class:`~tomoseg.io.Volume`, mask views): with ``counts`` only the
-    chosen slices are read. ``z0``: the z of the volumes' first slice in the scan (a box of it), for the names."""
+    chosen slices are read. ``box``: where the volumes lie in the scan (three (start, stop) pairs, z, y, x; a
+    ``segment --roi`` box): the slices are named by the scan's z and the titles say the box."""
+    z0 = int(box[0][0]) if box else 0
+    inside = f", in the box y {box[1][0]}:{box[1][1]}, x {box[2][0]}:{box[2][1]}" if box else ""
     paths = []
     for z, reason in hit_map_slices(pred_mask, truth, counts=counts):
         paths.append(hit_map_figure(None if image is None else np.asarray(image[z]), np.asarray(pred_mask[z]),
                                     np.asarray(truth[z]), Path(out_dir) / f"hit_map_z{z + z0}.png",
-                                    title=f"z = {z + z0}", reason=reason, voxel_size=voxel_size))
+                                    title=f"z = {z + z0}{inside}", reason=reason, voxel_size=voxel_size))
     return paths
 
 
