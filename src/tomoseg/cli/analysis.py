@@ -59,8 +59,10 @@ def _segmented_box(path, done: str = "scored", more: str = ""):
 
 
 def _origin(vol, voxel_size):
-    """Where the volume's voxel (0, 0, 0) lies (nm), for the ``centroid_*_nm`` columns: an NRRD's space origin;
-    None elsewhere. A note where an origin is there but cannot be used."""
+    """Where the volume's voxel (0, 0, 0) lies (nm), for the ``centroid_*_nm`` columns: an OME-Zarr level's
+    translation, an NRRD's space origin; None elsewhere. A note where an origin is there but cannot be used."""
+    if voxel_size and getattr(vol, "origin_nm", None) is not None:
+        return vol.origin_nm
     orientation = getattr(vol, "orientation", None)
     if not orientation or orientation.get("space origin") is None or not voxel_size:
         return None

@@ -903,7 +903,7 @@ def _make_work_folder(work: Path, volume, model, options: SegmentOptions, with_m
         chunks = (options.tiling.chunk(model.config.divisor),) * 3  # cores are unions of whole chunks
         for name in ["prob"] + (["mask"] if with_mask else []):
             create_zarr(work / f"{name}.zarr", volume.shape, np.uint8, voxel_size=volume.voxel_size, chunks=chunks,
-                        name=name)
+                        name=name, origin=volume.origin_nm)  # an OME-Zarr input's translation kept by Zarr outputs
         model_path = work / "model.safetensors"
         if hasattr(model, "state_dict"):
             from ..checkpoint import save_model

@@ -143,7 +143,7 @@ def crop(volume, box):
     if isinstance(volume, Volume):
         view = Volume(_Boxed(volume, box), path=volume.path, format=volume.format, voxel_size=volume.voxel_size,
                       chunks=volume.chunks)
-        view.orientation = volume.orientation
+        view.orientation, view.origin_nm = volume.orientation, volume.origin_nm
         return view
     return _Boxed(volume, box)
 
@@ -242,6 +242,8 @@ class Volume:
         self.path = Path(path)
         self.format = format
         self.orientation: dict | None = None  # an NRRD input's space, directions and origin (nrrd_file)
+        self.origin_nm: tuple | None = None  # where voxel (0, 0, 0)'s centre lies (z, y, x nm): an OME-Zarr level's
+        #                                      translation (zarr_store)
         self.voxel_size_problem: str | None = None
         self.voxel_size_note: str | None = None  # a size the reader assumed (a TIFF's z): said unless overridden
         self.notes: list[str] = []  # what `info` should say about how the file was read (series, assumed unit)

@@ -136,7 +136,7 @@ def _open_node(node, path: Path, dataset: str | None, prefix: str = "", close=No
         head, _, tail = dataset.rpartition("/")
         if head and isinstance(_member(node, head), zarr.Group):  # store:labels/objects/1: a level of that image
             return _open_node(_member(node, head), path, tail, f"{prefix}{head}/", close)
-    voxel_size = None
+    voxel_size = origin = None
     notes: list[str] = []
     if isinstance(node, zarr.Group):
         ms = _multiscales(dict(node.attrs))
@@ -163,6 +163,7 @@ def _open_node(node, path: Path, dataset: str | None, prefix: str = "", close=No
             ds = next((d for d in ms[0]["datasets"] if isinstance(d, dict) and d.get("path") == dataset), None)
         if ds is not None:
             voxel_size = _level_voxel_size(ms[0], ds)
+            origin = _level_origin(ms[0], ds)
         if dataset not in node:
             nested = [k for k, v in node.members(max_depth=None) if isinstance(v, zarr.Array)]
             raise TomosegError(f"{path}: has no array {prefix + dataset!r}"
@@ -186,6 +187,7 @@ def _open_node(node, path: Path, dataset: str | None, prefix: str = "", close=No
     if chunks is not None and any(int(c) < 1 for c in chunks):
         raise TomosegError(f"{path}: Zarr chunk shape {tuple(chunks)} is not valid; the store is damaged")
     vol = Volume(array, path=path, format="zarr", voxel_size=voxel_size, chunks=chunks, close=close)
+    vol.origin_nm = origin
     vol.notes.extend(notes)
     return vol
 
@@ -196,6 +198,33 @@ def _member(group, name: str):
         return group[name] if name in group else None
     except (KeyError, ValueError):
         return None
+
+
+def _translation_of(node: dict):
+    transforms = node.get("coordinateTransformations") if isinstance(node, dict) else None
+    return next((t["translation"] for t in transforms or [] if isinstance(t, dict)
+                 and t.get("type") == "translation" and isinstance(t.get("translation"), list)), None)
+
+
+def _level_origin(multiscale: dict, ds: dict) -> tuple | None:
+    """(z, y, x) in nm of the centre of voxel (0, 0, 0) of the NGFF level ``ds``: its ``translation``, then the
+    multiscale's own scale and translation (NGFF applies them after each dataset's); None where neither has a
+    translation, or a unit is missing or not a length."""
+    inner, outer_t = _translation_of(ds), _translation_of(multiscale)
+    if inner is None and outer_t is None:
+        return None
+    n = len(_scale_of(ds) or inner or outer_t)
+    origin = [float(v) for v in inner] if inner is not None and len(inner) == n else [0.0] * n
+    outer_s = _scale_of(multiscale)
+    if outer_s is not None and len(outer_s) == n:
+        origin = [o * float(s) for o, s in zip(origin, outer_s)]
+    if outer_t is not None and len(outer_t) == n:
+        origin = [o + float(t) for o, t in zip(origin, outer_t)]
+    units = [a.get("unit") if isinstance(a, dict) else None for a in multiscale.get("axes", [])][-3:]
+    factors = [nm_per_unit(u) for u in units]
+    if n < 3 or len(factors) < 3 or not all(f is not None for f in factors):
+        return None
+    return tuple(o * f for o, f in zip(origin[-3:], factors))
 
 
 def _level_voxel_size(multiscale: dict, ds: dict) -> tuple | None:
@@ -243,15 +272,19 @@ def _voxel_size_from_parent(path: Path, notes: list) -> tuple | None:
     return None
 
 
-def ngff_attributes(shape, voxel_size, name: str) -> dict:
+def ngff_attributes(shape, voxel_size, name: str, origin=None) -> dict:
+    """OME-Zarr 0.5 attributes of a one-level image: the voxel size in nm, and ``origin`` (nm, where voxel
+    (0, 0, 0)'s centre lies: an input's translation) where given with a voxel size."""
     scale = list(voxel_size) if voxel_size is not None else [1.0, 1.0, 1.0]
     axes = [{"name": a, "type": "space"} for a in "zyx"]
+    transforms = [{"type": "scale", "scale": scale}]
     if voxel_size is not None:
         for a in axes:
             a["unit"] = "nanometer"
+        if origin is not None:
+            transforms.append({"type": "translation", "translation": [float(o) for o in origin]})
     return {"ome": {"version": "0.5", "multiscales": [{
-        "name": name, "axes": axes,
-        "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}],
+        "name": name, "axes": axes, "datasets": [{"path": "0", "coordinateTransformations": transforms}],
     }]}}
 
 
@@ -272,13 +305,14 @@ def write_chunk(array, region, block: np.ndarray) -> None:
         array[region] = block
 
 
-def create_zarr(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None, name: str | None = None) -> Sink:
+def create_zarr(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None, name: str | None = None,
+                origin=None) -> Sink:
     chunks = tuple(min(int(c), int(s)) for c, s in zip(chunks or DEFAULT_CHUNKS, shape))
     from .._version import __version__
     from .output_guard import MARK
 
     group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
-    group.attrs.update({**ngff_attributes(shape, voxel_size, name or tmp.name.split(".")[0]),
+    group.attrs.update({**ngff_attributes(shape, voxel_size, name or tmp.name.split(".")[0], origin),
                         MARK: {"written_by": f"tomoseg {__version__}"}})
     array = group.create_array("0", shape=tuple(shape), chunks=chunks, dtype=np.dtype(dtype), fill_value=0,
                                dimension_names=["z", "y", "x"])

@@ -1,0 +1,77 @@
+"""An OME-Zarr image's translation (where its voxel (0, 0, 0) lies: a region cut from a larger scan) is its
+origin, as an NRRD's space origin is: the objects' ``centroid_*_nm`` columns start there, and segment's Zarr
+outputs keep it (with their pyramid's levels moved to their block centres). It was ignored: positions in nm
+counted from the cut's corner."""
+
+import csv
+
+import numpy as np
+import pytest
+import zarr
+
+from tomoseg.cli import main
+from tomoseg.io import open_volume
+
+SCALE_UM = [0.06, 0.03, 0.03]          # z, y, x in micrometer
+TRANSLATION_UM = [1.5, -2.0, 12.25]    # level 0's
+OUTER_SCALE = [2.0, 1.0, 1.0]          # the multiscale's own transform, applied after the dataset's
+OUTER_TRANSLATION_UM = [0.5, 0.0, 0.0]
+
+
+def _store(path, data, outer=False):
+    g = zarr.open_group(str(path), mode="w", zarr_format=3)
+    g.create_array("0", data=data, chunks=(8, 16, 16))
+    ms = {"axes": [{"name": n, "type": "space", "unit": "micrometer"} for n in "zyx"],
+          "datasets": [{"path": "0", "coordinateTransformations": [
+              {"type": "scale", "scale": SCALE_UM}, {"type": "translation", "translation": TRANSLATION_UM}]}]}
+    if outer:
+        ms["coordinateTransformations"] = [{"type": "scale", "scale": OUTER_SCALE},
+                                           {"type": "translation", "translation": OUTER_TRANSLATION_UM}]
+    g.attrs["ome"] = {"version": "0.5", "multiscales": [ms]}
+    return path
+
+
+def _balls(shape, centres, r=2.6):
+    z, y, x = np.ogrid[:shape[0], :shape[1], :shape[2]]
+    out = np.zeros(shape, np.uint8)
+    for c in centres:
+        out[(z - c[0]) ** 2 + (y - c[1]) ** 2 + (x - c[2]) ** 2 <= r * r] = 1
+    return out
+
+
+@pytest.mark.parametrize("outer", [False, True], ids=["dataset", "dataset-and-multiscale"])
+def test_the_translation_is_the_origin_of_the_nm_positions(tmp_path, outer):
+    mask = _balls((24, 40, 40), [(8, 10, 12), (15, 28, 25)])
+    path = _store(tmp_path / "cut.ome.zarr", mask, outer)
+    if outer:
+        scale = [s * o * 1000 for s, o in zip(SCALE_UM, OUTER_SCALE)]
+        origin = [(t * o + u) * 1000 for t, o, u in zip(TRANSLATION_UM, OUTER_SCALE, OUTER_TRANSLATION_UM)]
+    else:
+        scale, origin = [s * 1000 for s in SCALE_UM], [t * 1000 for t in TRANSLATION_UM]
+    with open_volume(path) as vol:
+        assert np.allclose(vol.voxel_size, scale) and np.allclose(vol.origin_nm, origin)
+    assert main(["analyze", str(path), "--out", str(tmp_path / "res"), "-q"]) == 0
+    with open(tmp_path / "res" / "objects.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2
+    for row in rows:
+        for axis, a in enumerate("zyx"):
+            assert float(row[f"centroid_{a}_nm"]) == pytest.approx(
+                float(row[f"centroid_{a}"]) * scale[axis] + origin[axis], abs=0.01)
+
+
+def test_segment_keeps_the_translation_in_its_zarr_outputs(tmp_path):
+    import tomoseg
+
+    image = tomoseg.make_phantom((32, 64, 64), rng=3).image
+    path = _store(tmp_path / "cut.ome.zarr", image)
+    out = tmp_path / "prob.ome.zarr"
+    assert main(["segment", str(path), str(out), "--tile-size", "32", "-q"]) == 0
+    origin = [t * 1000 for t in TRANSLATION_UM]
+    with open_volume(out) as vol:
+        assert np.allclose(vol.origin_nm, origin) and np.allclose(vol.voxel_size, [s * 1000 for s in SCALE_UM])
+    datasets = zarr.open_group(str(out), mode="r").attrs["ome"]["multiscales"][0]["datasets"]
+    assert len(datasets) > 1
+    level1 = {t["type"]: t for t in datasets[1]["coordinateTransformations"]}
+    # a level-1 voxel is the mean of a 2x2x2 block: its centre lies half a level-0 voxel further
+    assert np.allclose(level1["translation"]["translation"], [o + s * 500 for o, s in zip(origin, SCALE_UM)])
