@@ -149,10 +149,9 @@ def _run_analyze(args) -> int:
         if other is not None and tuple(other.shape) != tuple(vol.shape):
             from ..sample_mask import binned_hint
 
+            hint = binned_hint(other.shape, vol.shape) if name == "--sample-mask" else ""
             raise TomosegError(f"{other.path}: {name} volume has shape {tuple(other.shape)}, {args.volume} has "
-                               f"{tuple(vol.shape)}; they must match voxel for voxel"
-                               + ("; " + binned_hint(other.shape, vol.shape) if name == "--sample-mask"
-                                  and binned_hint(other.shape, vol.shape) else ""))
+                               f"{tuple(vol.shape)}; they must match voxel for voxel" + (f"; {hint}" if hint else ""))
     if args.sample_mask == "auto" and tuple(intensity.shape) == tuple(vol.shape):
         from ..sample_mask import analysis_sample_mask
 

@@ -132,7 +132,7 @@ def probe_worker(volume_call, shape, folder: str, token_name: str, token: str, b
         finally:
             volume.close()
     except Exception as exc:  # noqa: BLE001 - whatever stops the worker from opening the input, said as it is
-        problems.append(f"cannot open the input ({_said(exc)}): the input must be on a file system every "
+        problems.append(f"cannot open the input ({said(exc)}): the input must be on a file system every "
                         "worker sees, at the same path")
     where = (f"{folder}, where the work folder goes: the output must be on a file system every worker sees, at "
              "the same path")
@@ -148,13 +148,13 @@ def probe_worker(volume_call, shape, folder: str, token_name: str, token: str, b
             mine.write_text(token, encoding="utf-8")
             info["wrote"] = mine.name
         except OSError as exc:
-            problems.append(f"cannot write in {where} ({_said(exc)})")
+            problems.append(f"cannot write in {where} ({said(exc)})")
     try:
         from .backends import resolve
 
         info["backend"], info["device"] = resolve(backend_config)
     except Exception as exc:  # noqa: BLE001
-        problems.append(_said(exc))
+        problems.append(said(exc))
     if dask_worker is not None:
         limit = getattr(getattr(dask_worker, "memory_manager", None), "memory_limit", None)
         info["memory_limit"] = int(limit) if limit else None
@@ -189,7 +189,8 @@ def stale_modules() -> list[str]:
     return sorted(stale)
 
 
-def _said(exc: BaseException) -> str:
+def said(exc: BaseException) -> str:
+    """An exception in one line: its first line, with its type unless it is tomoseg's own message."""
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text and not isinstance(exc, TomosegError) else \
         (text[0] if text else type(exc).__name__)
@@ -239,7 +240,7 @@ def check_workers(client, volume, folder, backend_config, *, timeout: float = PR
                            "would differ: give --device (and --backend) so that all run the same")
     softwares = {tuple(sorted(software_of(r).items())) for r in reports}
     if len(softwares) > 1:
-        said = ", ".join(f"{r.address}: {_versions(software_of(r))}" for r in reports)
+        said = ", ".join(f"{r.address}: {versions_text(software_of(r))}" for r in reports)
         raise TomosegError(f"the Dask workers run different versions of what computes the tiles ({said}); their "
                            "results could differ: install the same versions on every worker")
     return reports
@@ -267,15 +268,16 @@ def worker_software(backend: str | None) -> dict:
     return {"tomoseg": tomoseg.__version__, name: package_versions((name,)).get(name)}
 
 
-def _versions(software: dict) -> str:
+def versions_text(software: dict) -> str:
+    """``{"tomoseg": "0.3", "torch": "2.13"}`` as "tomoseg 0.3 and torch 2.13"."""
     return " and ".join(f"{name} {version}" for name, version in software.items())
 
 
 def _not_runnable(exc: BaseException) -> str:
     if isinstance(exc, ImportError) or "No module named" in str(exc):  # Dask may hand it back as Exception(...)
-        return (f"cannot run tomoseg's code ({_said(exc)}): install tomoseg, the same version as here, in the "
+        return (f"cannot run tomoseg's code ({said(exc)}): install tomoseg, the same version as here, in the "
                 "workers' Python environment")
-    return f"failed the check ({_said(exc)})"
+    return f"failed the check ({said(exc)})"
 
 
 def _remove(path: Path) -> None:
@@ -304,7 +306,7 @@ def _run_within(client, timeout: float, function, *args) -> dict:
                            "that hangs on a worker?); see the workers' logs")
     if "__error__" in answers:
         exc = answers.pop("__error__")
-        raise TomosegError(f"could not check the Dask workers ({_said(exc)})")
+        raise TomosegError(f"could not check the Dask workers ({said(exc)})")
     return answers
 
 

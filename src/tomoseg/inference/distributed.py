@@ -116,13 +116,13 @@ def _run_batch(job, tiles, gpus: int | None = None, software: dict | None = None
     if not tiles:
         return 0
     if software is not None:
-        from .cluster_probe import _versions, worker_software
+        from .cluster_probe import versions_text, worker_software
 
         mine = worker_software(job.backend.backend)
         if mine != software:
             raise TomosegError(f"Dask worker {worker.address} ({worker.name}), which joined during the run, runs "
-                               f"{_versions(mine)}, not {_versions(software)} as the workers checked at the start:"
-                               " its tiles could differ; install the same versions on every worker")
+                               f"{versions_text(mine)}, not {versions_text(software)} as the workers checked at the "
+                               "start: its tiles could differ; install the same versions on every worker")
     if gpus:
         job = replace(job, backend=replace(job.backend, device=gpu_of_worker(worker.name, gpus)))
     volume = job.volume.open() if isinstance(job.volume, _Reopen) else job.volume
@@ -360,9 +360,9 @@ def _result(future, local: bool = False) -> None:
     # any other failure (a bug, or a worker whose tomoseg is not this one's code): one line, its traceback (the
     # worker's) under --debug; it came as Dask's traceback, e.g. "TypeError: _run_batch() takes from 2 to 3
     # positional arguments but 4 were given" from workers started before tomoseg was updated (review DK5)
-    from .cluster_probe import _said
+    from .cluster_probe import said
 
-    raise TomosegError(f"a task failed on a Dask worker ({_said(exc)}); where the workers were started before "
+    raise TomosegError(f"a task failed on a Dask worker ({said(exc)}); where the workers were started before "
                        "tomoseg was installed or updated, restart them (a worker keeps the code it imported); "
                        f"--debug shows the worker's traceback; {RESUME}") from exc
 
