@@ -299,8 +299,14 @@ def run_tomoseg_gpus(src, out, model, device, tile_size=None) -> dict:
     return {"stages": record.get("timings_s")}
 
 
-def make_input(shape, kind: str, folder: Path):
-    """The input volume (Zarr) and the sample (the phantom's pillar) to judge exactness inside it."""
+DTYPES = {"uint8": None, "uint16": lambda a: a.astype(np.uint16) * np.uint16(257),
+          # a reconstruction's linear attenuation coefficients (per µm): what nabu and PyHST2 write
+          "float32": lambda a: a.astype(np.float32) * np.float32(1e-4) - np.float32(2e-3)}
+
+
+def make_input(shape, kind: str, folder: Path, dtype: str = "uint8"):
+    """The input volume (Zarr; its gray values as ``dtype``) and the sample (the phantom's pillar) to judge
+    exactness inside it."""
     import tomoseg
 
     if kind == "tiled":
@@ -312,6 +318,8 @@ def make_input(shape, kind: str, folder: Path):
     else:
         ph = tomoseg.make_phantom(tuple(shape), rng=123)
         image, sample = ph.image, ph.pillar
+    if DTYPES[dtype] is not None:
+        image = DTYPES[dtype](image)
     src = folder / f"volume_{'x'.join(map(str, shape))}.zarr"
     tomoseg.write_volume(str(src), image, voxel_size=(29.33,) * 3)
     return src, sample
@@ -322,7 +330,7 @@ def bench_shape(shape, device, methods, repeats, args, folder: Path) -> list[dic
 
     import tomoseg
 
-    src, sample = make_input(shape, args.input or ("tiled" if _cuda(device) else "phantom"), folder)
+    src, sample = make_input(shape, args.input or ("tiled" if _cuda(device) else "phantom"), folder, args.dtype)
     model = tomoseg.load_model(args.model).to(device).eval()
     path = args.model  # None: the shipped model; tomoseg loads it as the CLI does (from the model cache)
     voxels = int(np.prod(shape))
@@ -415,7 +423,8 @@ def table(rows, shape, device, repeats, args) -> str:
         where = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
     ref = next((r.get("ref") for r in rows if r.get("ref")), None)
     script = "paper-script" in ok
-    lines = [f"Volume {' x '.join(map(str, shape))} ({voxels / 1e6:.1f} Mvox), device `{device}`, {where}; "
+    lines = [f"Volume {' x '.join(map(str, shape))} ({voxels / 1e6:.1f} Mvox, {args.dtype}), device `{device}`, "
+             f"{where}; "
              f"median of {repeats} interleaved run(s) in one process, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
              f"load average at the start {os.getloadavg()[0]:.1f}.", "",
              "| method | seconds | Mvox/s | vs paper-style | " + ("vs paper-style script | " if script else "")
@@ -464,6 +473,8 @@ def main(argv=None) -> int:
     ap.add_argument("--gpu-tile-size", type=int, help="tomoseg's --tile-size on the GPU (default: tomoseg's choice)")
     ap.add_argument("--input", choices=["phantom", "tiled"], help="phantom, or a 2x2x2 tiling of a half-size phantom "
                                                                  "(default: phantom on the CPU, tiled on a GPU)")
+    ap.add_argument("--dtype", choices=list(DTYPES), default="uint8",
+                    help="the input's gray values: uint8 (default), uint16, or float32 (a reconstruction's)")
     ap.add_argument("--model", help="model file (default: the shipped default model)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "segment_throughput.md"))
     args = ap.parse_args(argv)
@@ -486,7 +497,8 @@ def main(argv=None) -> int:
             with tempfile.TemporaryDirectory(dir=os.environ.get("TOMOSEG_BENCH_TMP")) as tmp:
                 rows = bench_shape(shape, device, methods, repeats, args, Path(tmp))
             body = table(rows, shape, device, repeats, args)
-            key = f"{'gpu' if gpu else 'cpu'} {'x'.join(map(str, shape))}" + (" (quick)" if args.quick else "")
+            key = (f"{'gpu' if gpu else 'cpu'} {'x'.join(map(str, shape))}" + (" (quick)" if args.quick else "")
+                   + ("" if args.dtype == "uint8" else f" {args.dtype}"))
             emit_section(args.out, key, body, title="Segmentation throughput",
                          intro="Written by benchmarks/segment_throughput.py; one section per device and volume.")
     return 0
