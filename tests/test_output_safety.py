@@ -240,11 +240,11 @@ def test_export_onnx_marks_its_file_and_replaces_it(data, capsys, model):
     """The export carries tomoseg's marker (ONNX metadata ``tomoseg``), so --overwrite replaces it."""
     from tomoseg.io.onnx_marker import read_marker
 
+    onnx = pytest.importorskip("onnx")  # an extra: tomoseg[onnx]
     assert main(["export-onnx", model, "m.onnx", "-q"]) == 0
     assert read_marker(data / "m.onnx")["tool"] == "tomoseg export-onnx"
     _refused(["export-onnx", model, "m.onnx"], capsys, "already exists; pass --overwrite")
     assert main(["export-onnx", model, "m.onnx", "--overwrite", "-q"]) == 0
-    onnx = pytest.importorskip("onnx")
     loaded = onnx.load(str(data / "m.onnx"))
     onnx.checker.check_model(loaded)
     assert [e.key for e in loaded.metadata_props] == ["tomoseg"]

@@ -101,8 +101,12 @@ def euler_zyx(rotation: np.ndarray) -> tuple[float, float, float]:
 
 
 def rotation_angle(rotation: np.ndarray) -> float:
-    """The angle (degrees) of a rotation matrix."""
-    return float(np.rad2deg(np.arccos(np.clip((np.trace(rotation) - 1) / 2, -1, 1))))
+    """The angle (degrees) of a rotation matrix: atan2 of its sine (half the norm of the skew part) and cosine
+    ((trace - 1) / 2). ``arccos`` of the cosine alone lost the small angles: 1e-16 of rounding in the trace read
+    as 1e-6 degrees."""
+    r = np.asarray(rotation, float)
+    sine = np.linalg.norm([r[2, 1] - r[1, 2], r[0, 2] - r[2, 0], r[1, 0] - r[0, 1]]) / 2
+    return float(np.rad2deg(np.arctan2(sine, (np.trace(r) - 1) / 2)))
 
 
 def physical(matrix: np.ndarray, voxel_size=None) -> np.ndarray:
