@@ -23,7 +23,7 @@ PATCH = 32
 def _files_of(path) -> list[Path]:
     file, _ = split_dataset(path)
     if file.is_dir():
-        from ..io.tiff import slice_files
+        from ..io.tiff_folder import slice_files
 
         files = slice_files(file)
         if not files:  # a Zarr store: its top-level metadata (chunks are covered by the content sample)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TomosegError, note, warn
-from . import disk_space, hdf5, npy, nrrd_file, output_guard, pyhst, tiff, unsupported, zarr_store
+from . import disk_space, hdf5, npy, nrrd_file, output_guard, pyhst, tiff, tiff_folder, unsupported, zarr_store
 from .voxel_sizes import override_message
 from .volume import (PARTIAL_SUFFIX, CheckedVoxelSize, Volume, VolumeWriter, VoxelSize, check_voxel_size,
                      checked_voxel_size, implausible_message)
@@ -138,7 +138,7 @@ def _open_volume(path, voxel_size, *, _say: bool = True) -> Volume:
         message = unsupported.folder_message(file)  # PNG, DICOM, EDF slices: how to convert them
         if message:
             raise TomosegError(message)
-        vol = tiff.open_tiff_folder(file)
+        vol = tiff_folder.open_tiff_folder(file)
     elif fmt == "tiff":
         vol = tiff.open_tiff(file, dataset)
     elif fmt == "hdf5":
@@ -233,7 +233,7 @@ def create_volume(path, shape, dtype, *, voxel_size=None, chunks=None, overwrite
     nexus = fmt == "hdf5" and file.suffix.lower() in hdf5.NEXUS_EXTENSIONS
     factories = {
         "tiff": lambda tmp: tiff.create_tiff(tmp, shape, dtype, **kwargs),
-        "tiff-folder": lambda tmp: tiff.create_tiff_folder(tmp, shape, dtype, **kwargs),
+        "tiff-folder": lambda tmp: tiff_folder.create_tiff_folder(tmp, shape, dtype, **kwargs),
         "hdf5": (lambda tmp: hdf5.create_hdf5_in_file(file, shape, dtype, dataset=dataset, tmp=tmp, nexus=nexus,
                                                       **kwargs))
         if in_file
