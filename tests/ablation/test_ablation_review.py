@@ -157,6 +157,25 @@ def test_f1_figure_draws_variants_at_their_size_and_keeps_the_legend_off_the_poi
     assert (tmp_path / "f1_vs_parameters.png").stat().st_size > 1000 and (tmp_path / "f1_vs_parameters.svg").exists()
 
 
+def test_variant_names_stack_only_where_their_scores_coincide():
+    """Two variants at F1 0 share a height: their names go one line apart; a third at 0.38 is named beside its own
+    mark (it was put a third line up, near 0.5, away from its marks)."""
+    from tomoseg.ablation.study import f1_plot
+
+    rows = [_row("4-8", "network", 366_593, 0.37, 0.42),
+            _row("4-8-patch-normalization", "variant", 366_593, 0.0, 0.0),
+            _row("4-8-patch-normalization-volume-inference", "variant", 366_593, 0.0, 0.0),
+            _row("4-8-dice-bce", "variant", 366_593, 0.38, 0.22)]
+    for r in rows:
+        r.update(levels=4, base_features=8)
+    ax = f1_plot(rows).axes[0]
+    offsets = {t.get_text(): (t.xy[1], t.xyann) for t in ax.texts}
+    assert offsets["dice-bce"] == (0.38, (-4, 2))
+    assert {offsets["patch-normalization"][1], offsets["patch-normalization-volume-inference"][1]} == {(-4, 2),
+                                                                                                    (-4, 11)}
+    assert offsets["4-8"] == (0.37, (4, 2))
+
+
 @pytest.mark.parametrize("dark", [True, False])
 def test_best_threshold_on_a_float_image_returns_the_threshold_it_scored(dark):
     """Review AB8: on float gray values the threshold returned was the lower edge of the best histogram bin, while

@@ -439,10 +439,14 @@ def f1_plot(rows: list[dict]):
             (line,) = ax.plot([r["parameters"] for r in chosen], [r[key] for r in chosen], marker, color=colour,
                               mfc=colour if fill else "none", label=f"{kind}s: {what}")
             handles.append(line)
-        for k, r in enumerate(chosen):  # one name a row, beside its voxel F1; a variant named by what it changes,
-            # the variants' names (all at the reference's size) one line apart where their scores coincide
+        placed: list = []  # the voxel F1 of the names written so far
+        for r in chosen:  # one name a row, beside its voxel F1; a variant named by what it changes, the variants'
+            # names (all at the reference's size) one line apart only where their scores nearly coincide
             prefix = f"{r['levels']}-{r['base_features']}-" if r.get("levels") is not None else ""
             name = r["row"][len(prefix):] if kind == "variant" and r["row"].startswith(prefix) else r["row"]
+            f1 = r["f1"] if r["f1"] is not None and np.isfinite(r["f1"]) else 0.0
+            k = sum(abs(f1 - other) < 0.03 for other in placed)
+            placed.append(f1)
             ax.annotate(name, (r["parameters"], r["f1"]), xytext=(4, 2) if fill else (-4, 2 + 9 * k),
                         ha="left" if fill else "right", textcoords="offset points", fontsize=7)
     baselines = [r for r in rows if r["kind"] == "baseline"]
