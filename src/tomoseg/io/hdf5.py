@@ -29,8 +29,9 @@ from ..errors import TomosegError, install_hint, note
 from .hdf5_chunks import parallel_reader, parallel_writer
 from .hdf5_layouts import (check_not_projections, exchange_voxel_size, nabu_voxel_size, nxtomo_frames,
                            projections)
-from .hdf5_layouts import text as _text
+from .units import attribute_text as _text
 from .volume import Sink, Volume, squeeze_leading, write_error_reason
+from .voxel_sizes import voxel_size_from_attributes
 
 EXTENSIONS = (".h5", ".hdf5", ".hdf", ".nxs", ".nx5", ".nx", ".he5")  # .nx: ESRF's NXtomo files (nxtomomill)
 NEXUS_EXTENSIONS = (".nxs", ".nx5", ".nx")  # outputs with these names are written as NeXus (:func:`_mark_nexus`)
@@ -158,34 +159,6 @@ def _find_dataset(f: h5py.File, path: Path, notes: list) -> str:
         raise TomosegError(f"{path}: holds no 3D dataset ({listed}); tomoseg needs a 3D volume (z, y, x)")
     listed = ", ".join(f"{path}:{c}" for c in three_d[:8])
     raise TomosegError(f"{path}: holds several 3D datasets; name one, e.g. {listed}")
-
-
-def _voxel_size(ds, notes: list) -> tuple | None:
-    """(z, y, x) in nm from ``element_size_um`` (µm) or ``voxel_size_nm``, or ``voxel_size`` with a ``units``
-    attribute; one number is an isotropic size (said in a note)."""
-    from .units import nm_per_unit
-
-    attrs = ds.attrs
-    if "element_size_um" in attrs:
-        key, factor = "element_size_um", 1e3
-    elif "voxel_size_nm" in attrs:
-        key, factor = "voxel_size_nm", 1.0
-    elif "voxel_size" in attrs and nm_per_unit(_text(attrs.get("units")) or _text(attrs.get("unit"))):
-        key, factor = "voxel_size", nm_per_unit(_text(attrs.get("units")) or _text(attrs.get("unit")))
-    else:
-        return None
-    try:
-        values = tuple(float(v) * factor for v in np.ravel(attrs[key]))
-    except (TypeError, ValueError, OSError):
-        return (float("nan"),) * 3  # unreadable: reported as not valid, --voxel-size overrides
-    if len(values) == 1:
-        notes.append(f"the dataset's {key} is one number ({float(np.ravel(attrs[key])[0]):g}), taken as an isotropic "
-                     f"voxel size of {values[0]:g} nm")
-        return values * 3
-    if len(values) != 3:
-        notes.append(f"the dataset's {key} holds {len(values)} values, not 1 or 3 (z, y, x); voxel size unknown")
-        return None
-    return values
 
 
 def _nexus_axes_voxel_size(f: h5py.File, name: str, ds, notes: list) -> tuple | None:
@@ -343,7 +316,7 @@ def open_hdf5(path: Path, dataset: str | None = None) -> Volume:
         _check_virtual(ds, path, name)
         check_not_projections(f, path, name)
         _check_filters(ds, path, name)
-        voxel_size = _voxel_size(ds, notes)
+        voxel_size = voxel_size_from_attributes(ds.attrs, notes)
         if voxel_size is None:
             voxel_size = _nexus_axes_voxel_size(f, name, ds, notes)
         if voxel_size is None:

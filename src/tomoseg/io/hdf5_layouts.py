@@ -9,15 +9,9 @@ import h5py
 import numpy as np
 
 from ..errors import TomosegError
+from .units import attribute_text as text
 
 
-def text(value) -> str | None:
-    """An attribute or scalar dataset as a non-empty string, else None."""
-    if isinstance(value, np.ndarray) and value.size == 1:
-        value = value.item()
-    if isinstance(value, bytes):
-        value = value.decode(errors="replace")
-    return value if isinstance(value, str) and value else None
 
 
 _DX_RESOLUTION = "/measurement/instrument/detection_system/objective/resolution"

@@ -52,3 +52,14 @@ def parse_length_nm(text: str) -> float:
     if factor is None:
         raise ValueError(f"{text!r}: unknown unit {unit!r}; use nm, um (or µm) or mm")
     return value * factor
+
+
+def attribute_text(value) -> str | None:
+    """A file's attribute (HDF5, Zarr) or scalar dataset as a non-empty string, else None."""
+    import numpy as np
+
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.item()
+    if isinstance(value, bytes):
+        value = value.decode(errors="replace")
+    return value if isinstance(value, str) and value else None

@@ -25,6 +25,39 @@ def _fmt(voxel_size) -> str:
     return "×".join(f"{v:g}" for v in voxel_size) + " nm"
 
 
+def voxel_size_from_attributes(attrs, notes: list, what: str = "dataset") -> tuple | None:
+    """(z, y, x) in nm from an HDF5 dataset's or a Zarr array's attributes: ``element_size_um`` (µm; the
+    convention of ilastik, Fiji's HDF5 plugin and BigDataViewer) or ``voxel_size_nm``, or ``voxel_size`` with a
+    ``units`` (or ``unit``) attribute; one number is an isotropic size (said in ``notes``). None where none is
+    given; NaN where one is unreadable (reported as not valid; ``--voxel-size`` overrides)."""
+    import numpy as np
+
+    from .units import attribute_text, nm_per_unit
+
+    unit = nm_per_unit(attribute_text(attrs.get("units")) or attribute_text(attrs.get("unit")))
+    if "element_size_um" in attrs:
+        key, factor = "element_size_um", 1e3
+    elif "voxel_size_nm" in attrs:
+        key, factor = "voxel_size_nm", 1.0
+    elif "voxel_size" in attrs and unit:
+        key, factor = "voxel_size", unit
+    else:
+        return None
+    try:
+        raw = np.ravel(np.asarray(attrs[key], dtype=np.float64))
+        values = tuple(float(v) * factor for v in raw)
+    except (TypeError, ValueError, OSError):
+        return (float("nan"),) * 3
+    if len(values) == 1:
+        notes.append(f"the {what}'s {key} is one number ({float(raw[0]):g}), taken as an isotropic voxel size of "
+                     f"{values[0]:g} nm")
+        return values * 3
+    if len(values) != 3:
+        notes.append(f"the {what}'s {key} holds {len(values)} values, not 1 or 3 (z, y, x); voxel size unknown")
+        return None
+    return values
+
+
 def same_voxel_size(a, b) -> bool:
     """Whether two (z, y, x) sizes agree to :data:`RELATIVE_TOLERANCE`."""
     return all(math.isclose(float(u), float(v), rel_tol=RELATIVE_TOLERANCE) for u, v in zip(a, b))

@@ -18,6 +18,7 @@ from ..errors import TomosegError
 from .units import nm_per_unit
 from .zarr_chunks import parallel_reader
 from .volume import Sink, Volume, squeeze_leading
+from .voxel_sizes import voxel_size_from_attributes
 
 EXTENSIONS = (".zarr", ".ome.zarr", ".zarr3", ".zarr.zip", ".ome.zarr.zip")  # zipped: read only
 ZIP_EXTENSIONS = (".zarr.zip", ".ome.zarr.zip")
@@ -172,8 +173,7 @@ def _open_node(node, path: Path, dataset: str | None, prefix: str = "", close=No
         array = node[dataset]
     else:
         array = node
-        vs = array.attrs.get("voxel_size_nm")
-        voxel_size = tuple(vs) if isinstance(vs, (list, tuple)) and len(vs) == 3 else None
+        voxel_size = voxel_size_from_attributes(array.attrs, notes, "array")  # element_size_um too (ilastik)
         if voxel_size is None:
             voxel_size = _voxel_size_from_parent(path, notes)
     shape = array.shape
