@@ -47,6 +47,18 @@ def test_micrometres_typed_as_nm_are_warned_with_the_spelling(tmp_path):
     assert "--voxel-size 3.25um 3.25um 3.25um (or the nm: 3250 3250 3250)" in said[0][1]
 
 
+def test_an_implausible_size_is_warned_once_and_the_files_size_is_a_note(tmp_path):
+    """0.06 0.03 0.03 (µm typed as nm) on a 60x30x30 nm file: the implausibility warning already says to write
+    0.06um (or 60 30 30); the comparison with the file's size is then a note, not a second warning with the same
+    advice."""
+    path = _imagej(tmp_path / "txm.tif", (0.06, 0.03, 0.03))
+    vol, said = _said(path, (0.06, 0.03, 0.03))
+    assert [c for c, _ in said] == [TomosegWarning, TomosegNote], said
+    assert "implausible for X-ray tomography" in said[0][1] and "0.06um 0.03um 0.03um" in said[0][1]
+    assert "replaces the file's 60×30×30 nm, 1,000x smaller (see the warning above)" in said[1][1]
+    assert vol.voxel_size == (0.06, 0.03, 0.03)
+
+
 def test_axes_in_reverse_order_are_warned(tmp_path):
     path = _imagej(tmp_path / "a.tif", (0.06, 0.03, 0.02))  # 60 x 30 x 20 nm
     _, said = _said(path, (20, 30, 60))

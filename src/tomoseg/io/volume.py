@@ -66,12 +66,14 @@ def implausible_message(voxel_size, where) -> str | None:
             f"{hi / 1e6:g} mm){hint}; otherwise measurements in nm will be off")
 
 
-def warn_if_implausible(voxel_size, where) -> None:
+def warn_if_implausible(voxel_size, where) -> bool:
+    """Warn where ``voxel_size`` is implausible; whether it did."""
     from ..errors import warn
 
     message = implausible_message(voxel_size, where)
     if message:
         warn(message)
+    return bool(message)
 
 
 def check_array(value, name: str, *, in_memory: bool = False):
@@ -160,7 +162,10 @@ def path_of(volume) -> Path | None:
 
 class CheckedVoxelSize(tuple):
     """A voxel size (z, y, x) nm validated, and warned about where implausible, once (:func:`checked_voxel_size`,
-    :func:`~tomoseg.io.open_volume`): handed on to another public function, it is not warned about again."""
+    :func:`~tomoseg.io.open_volume`): handed on to another public function, it is not warned about again.
+    ``said_implausible``: that warning was said (a file's size compared later need not give the same advice)."""
+
+    said_implausible = False
 
 
 def checked_voxel_size(voxel_size, where: str = "voxel_size") -> VoxelSize | None:
@@ -172,8 +177,9 @@ def checked_voxel_size(voxel_size, where: str = "voxel_size") -> VoxelSize | Non
     vs = check_voxel_size(voxel_size)
     if vs is None:
         return None
-    warn_if_implausible(vs, where)
-    return CheckedVoxelSize(vs)
+    checked = CheckedVoxelSize(vs)
+    checked.said_implausible = warn_if_implausible(vs, where)
+    return checked
 
 
 def check_dtype(dtype: np.dtype, path) -> None:

@@ -86,6 +86,9 @@ def override_message(recorded, given, where, *, option: str = "--voxel-size",
     slips = [_unit_slip(g, r) for g, r in zip(given, recorded)]
     if any(slips):
         power = next(p for p in slips if p)
+        if getattr(given, "said_implausible", False):  # the warning just said gave the same advice: once is enough
+            return "note", (f"{head} replaces {source}'s {_fmt(recorded)}, {10 ** abs(power):,}x "
+                            f"{'smaller' if power < 0 else 'larger'} (see the warning above)")
         if power < 0:
             unit, name = ("um", "µm") if power == -3 else ("mm", "mm")
             spelled = " ".join(f"{g:g}{unit}" for g in given)
