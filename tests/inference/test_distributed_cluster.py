@@ -91,6 +91,20 @@ def _count(folder) -> int:
         return 0
 
 
+def _wait_tiles(done, n: int, timeout: float = 120) -> None:
+    """Until ``n`` tiles are done (files in the work folder's ``done``), at most ``timeout`` seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and _count(done) < n:
+        time.sleep(0.05)
+
+
+def _once_done(done, n: int, action) -> threading.Thread:
+    """A started thread that runs ``action`` once ``n`` tiles are done (a worker killed or stopped mid-run)."""
+    thread = threading.Thread(target=lambda: (_wait_tiles(done, n), action()))
+    thread.start()
+    return thread
+
+
 @pytest.fixture
 def scan(tmp_path, small_phantom):
     src = tmp_path / "in.zarr"
@@ -202,14 +216,7 @@ def test_the_last_worker_gone_stops_the_run_and_resume_finishes_it(tmp_path, sca
     try:
         _wait_workers(scheduler, 1)
 
-        def killer():
-            deadline = time.time() + 120
-            while time.time() < deadline and _count(done) < 10:
-                time.sleep(0.05)
-            proc.kill()
-
-        thread = threading.Thread(target=killer)
-        thread.start()
+        thread = _once_done(done, 10, proc.kill)
         with pytest.raises(TomosegError, match=r"no Dask worker was connected to .* for 2 s, with \d+ tasks? left; "
                                                r".*--resume continues"):
             segment(scan, out, model=random_model_path, options=SegmentOptions(scheduler=scheduler, **OPTS),
@@ -278,9 +285,7 @@ def test_ctrl_c_cancels_the_tasks_on_the_cluster(tmp_path, scan, random_model_pa
         env = dict(os.environ, PYTHONPATH=SRC)
         proc = subprocess.Popen(cmd + ["--dask-scheduler", cluster.scheduler_address], env=env,
                                 stderr=subprocess.PIPE, encoding="utf-8")
-        deadline = time.time() + 120
-        while time.time() < deadline and _count(done) < 3:
-            time.sleep(0.05)
+        _wait_tiles(done, 3)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
         at_exit = len(os.listdir(done))
@@ -342,14 +347,7 @@ def test_a_worker_killed_mid_run_leaves_the_others_to_finish_it(tmp_path, scan, 
     try:
         _wait_workers(scheduler, 2)
 
-        def killer():
-            deadline = time.time() + 120
-            while time.time() < deadline and _count(done) < 6:
-                time.sleep(0.05)
-            procs[0].kill()
-
-        thread = threading.Thread(target=killer)
-        thread.start()
+        thread = _once_done(done, 6, procs[0].kill)
         segment(scan, out, model=random_model_path, options=SegmentOptions(scheduler=scheduler, **OPTS),
                 progress=False)
         thread.join()
@@ -383,14 +381,7 @@ def test_a_scheduler_gone_mid_run_is_said_as_such(tmp_path, scan, random_model_p
         out = tmp_path / "out.zarr"
         done = work_dir_for(out) / "done"
 
-        def killer():
-            deadline = time.time() + 120
-            while time.time() < deadline and _count(done) < 3:
-                time.sleep(0.05)
-            sched.kill()
-
-        thread = threading.Thread(target=killer)
-        thread.start()
+        thread = _once_done(done, 3, sched.kill)
         with pytest.raises(TomosegError, match=rf"lost the Dask scheduler at {address}: .*start it again, and its "
                                                "workers, then the same command with --resume"):
             segment(scan, out, model=random_model_path, progress=False,
@@ -482,15 +473,11 @@ def test_a_worker_that_stops_answering_mid_run_is_said(tmp_path, scan, random_mo
         _wait_workers(scheduler, 1)
 
         def stopper():
-            deadline = time.time() + 120
-            while time.time() < deadline and _count(done) < 3:
-                time.sleep(0.05)
             proc.send_signal(signal.SIGSTOP)
             told.wait(40)  # told, or (before the fix) never: woken up either way, for the run to end
             proc.send_signal(signal.SIGCONT)
 
-        thread = threading.Thread(target=stopper)
-        thread.start()
+        thread = _once_done(done, 3, stopper)
         segment(scan, out, model=random_model_path, options=SegmentOptions(scheduler=scheduler, **OPTS),
                 progress=False)
         thread.join()
@@ -513,17 +500,13 @@ def _segment_with_the_checked_worker_replaced(scan, out, model, scheduler, tmp_p
         _wait_workers(scheduler, 1)
 
         def joiner():
-            deadline = time.time() + 120
-            while time.time() < deadline and _count(done) < 2:
-                time.sleep(0.05)
             procs[0].send_signal(signal.SIGSTOP)
             stopped_at.append(_count(done))
             procs.append(start_joined())
             _wait_workers(scheduler, 2)
             procs[0].kill()
 
-        thread = threading.Thread(target=joiner)
-        thread.start()
+        thread = _once_done(done, 2, joiner)
         with pytest.raises(TomosegError, match=match):
             segment(scan, out, model=model, options=SegmentOptions(scheduler=scheduler, **OPTS), progress=False)
         thread.join()
