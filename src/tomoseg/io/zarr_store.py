@@ -26,11 +26,20 @@ DEFAULT_CHUNKS = (64, 128, 128)
 
 
 
-def _scale_of(node: dict):
-    """The ``scale`` of an NGFF node's ``coordinateTransformations`` (a dataset or a multiscale), or None."""
+def _transform_of(node: dict, kind: str = "scale"):
+    """The ``scale`` (or ``translation``) list of an NGFF node's ``coordinateTransformations`` (a dataset or a
+    multiscale), or None."""
     transforms = node.get("coordinateTransformations") if isinstance(node, dict) else None
-    return next((t["scale"] for t in transforms or [] if isinstance(t, dict) and t.get("type") == "scale"
-                 and isinstance(t.get("scale"), list)), None)
+    return next((t[kind] for t in transforms or [] if isinstance(t, dict) and t.get("type") == kind
+                 and isinstance(t.get(kind), list)), None)
+
+
+def _nm_per_axis_unit(multiscale: dict) -> list | None:
+    """Nanometres per unit of each of the multiscale's last three axes; None where one is missing or not a
+    length."""
+    units = [a.get("unit") if isinstance(a, dict) else None for a in multiscale.get("axes", [])][-3:]
+    factors = [nm_per_unit(u) for u in units]
+    return factors if len(factors) == 3 and all(f is not None for f in factors) else None
 
 def is_zarr_dir(path: Path) -> bool:
     return path.is_dir() and any((path / n).exists() for n in ("zarr.json", ".zarray", ".zgroup"))
@@ -200,29 +209,22 @@ def _member(group, name: str):
         return None
 
 
-def _translation_of(node: dict):
-    transforms = node.get("coordinateTransformations") if isinstance(node, dict) else None
-    return next((t["translation"] for t in transforms or [] if isinstance(t, dict)
-                 and t.get("type") == "translation" and isinstance(t.get("translation"), list)), None)
-
-
 def _level_origin(multiscale: dict, ds: dict) -> tuple | None:
     """(z, y, x) in nm of the centre of voxel (0, 0, 0) of the NGFF level ``ds``: its ``translation``, then the
     multiscale's own scale and translation (NGFF applies them after each dataset's); None where neither has a
     translation, or a unit is missing or not a length."""
-    inner, outer_t = _translation_of(ds), _translation_of(multiscale)
+    inner, outer_t = _transform_of(ds, "translation"), _transform_of(multiscale, "translation")
     if inner is None and outer_t is None:
         return None
-    n = len(_scale_of(ds) or inner or outer_t)
+    n = len(_transform_of(ds) or inner or outer_t)
     origin = [float(v) for v in inner] if inner is not None and len(inner) == n else [0.0] * n
-    outer_s = _scale_of(multiscale)
+    outer_s = _transform_of(multiscale)
     if outer_s is not None and len(outer_s) == n:
         origin = [o * float(s) for o, s in zip(origin, outer_s)]
     if outer_t is not None and len(outer_t) == n:
         origin = [o + float(t) for o, t in zip(origin, outer_t)]
-    units = [a.get("unit") if isinstance(a, dict) else None for a in multiscale.get("axes", [])][-3:]
-    factors = [nm_per_unit(u) for u in units]
-    if n < 3 or len(factors) < 3 or not all(f is not None for f in factors):
+    factors = _nm_per_axis_unit(multiscale)
+    if n < 3 or factors is None:
         return None
     return tuple(o * f for o, f in zip(origin[-3:], factors))
 
@@ -231,16 +233,12 @@ def _level_voxel_size(multiscale: dict, ds: dict) -> tuple | None:
     """(z, y, x) in nm of the NGFF level ``ds`` of ``multiscale``: its ``scale``, times the multiscale's own
     (NGFF: applied after each dataset's), in the units of the last three axes; None where a unit is missing or
     not a length."""
-    axes = multiscale.get("axes", [])
-    scale = _scale_of(ds)
-    outer = _scale_of(multiscale)
+    scale = _transform_of(ds)
+    outer = _transform_of(multiscale)
     if scale is not None and outer is not None and len(outer) == len(scale):
         scale = [float(a) * float(b) for a, b in zip(scale, outer)]
-    if scale is None or len(scale) < 3:
-        return None
-    units = [a.get("unit") if isinstance(a, dict) else None for a in axes][-3:] or [None] * 3
-    factors = [nm_per_unit(u) for u in units]
-    if not all(f is not None for f in factors):
+    factors = _nm_per_axis_unit(multiscale)
+    if scale is None or len(scale) < 3 or factors is None:
         return None
     return tuple(float(s) * f for s, f in zip(scale[-3:], factors))
 
