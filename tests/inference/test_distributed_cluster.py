@@ -363,19 +363,9 @@ def test_a_worker_killed_mid_run_leaves_the_others_to_finish_it(tmp_path, scan, 
 def test_a_scheduler_gone_mid_run_is_said_as_such(tmp_path, scan, random_model_path):
     """The scheduler's own job ended mid-run: after Dask's 30 s of reconnecting, the run said its tasks were
     cancelled "by another client"; it now says the scheduler is lost, and how to go on."""
-    port = _free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    sched = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--port", str(port),
-                              "--no-dashboard"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sched, address = _scheduler_process(tmp_path)
     proc = None
     try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.2)
         proc = _worker(address, tmp_path, SRC, "w")
         _wait_workers(address, 1)
         out = tmp_path / "out.zarr"
