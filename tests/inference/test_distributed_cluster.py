@@ -66,6 +66,19 @@ def _worker(address, tmp_path, pythonpath, name):
     return proc
 
 
+def _pause(proc, timeout: float = 10) -> None:
+    """SIGSTOP ``proc`` and wait until the kernel has stopped it: ``kill`` returns once the signal is queued, and
+    a worker running on another core can still finish a tile in between (CI once counted 8 tiles, then found 9)."""
+    proc.send_signal(signal.SIGSTOP)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with open(f"/proc/{proc.pid}/stat") as stat:
+            if stat.read().rsplit(")", 1)[1].split()[0] in ("T", "t"):
+                return
+        time.sleep(0.005)
+    raise AssertionError(f"process {proc.pid} did not stop within {timeout} s")
+
+
 def _wait_workers(address, n, timeout=60):
     from dask.distributed import Client
 
@@ -463,7 +476,7 @@ def test_a_worker_that_stops_answering_mid_run_is_said(tmp_path, scan, random_mo
         _wait_workers(scheduler, 1)
 
         def stopper():
-            proc.send_signal(signal.SIGSTOP)
+            _pause(proc)
             told.wait(40)  # told, or (before the fix) never: woken up either way, for the run to end
             proc.send_signal(signal.SIGCONT)
 
@@ -490,7 +503,7 @@ def _segment_with_the_checked_worker_replaced(scan, out, model, scheduler, tmp_p
         _wait_workers(scheduler, 1)
 
         def joiner():
-            procs[0].send_signal(signal.SIGSTOP)
+            _pause(procs[0])
             stopped_at.append(_count(done))
             procs.append(start_joined())
             _wait_workers(scheduler, 2)
