@@ -12,6 +12,12 @@ reader threads, :func:`~tomoseg.inference.normalization.stats_threads`), both wa
     python benchmarks/stats_pass.py [--shape 128x512x512] [--repeats 3]
 
 Writes benchmarks/results/stats_pass.md (one section per machine and volume).
+
+``--threads 1 2 4 8`` times instead how the pass scales with its reader threads, in three parts, so that a
+many-core host says where the float time goes: reading alone (each block decompressed, nothing else), the
+binning alone (``summarize`` over blocks already in memory, on the same threads) and the pass itself. Reading
+that scales while binning does not points at the GIL (NumPy's bincount scans its keys holding it); neither
+scaling points at memory bandwidth or page faults. One section per machine, volume and dtype.
 """
 
 from __future__ import annotations
@@ -39,8 +45,12 @@ def main(argv=None) -> int:
     ap.add_argument("--shape", default="128x512x512", help="volume shape, ZxYxX (default 128x512x512)")
     ap.add_argument("--dtypes", nargs="*", default=list(DTYPES), choices=list(DTYPES))
     ap.add_argument("--repeats", type=int, default=3, help="runs per row, alternating; the median is reported")
+    ap.add_argument("--threads", nargs="*", type=int, default=None,
+                    help="a thread sweep instead (e.g. 1 2 4 8): reading, binning and the pass per thread count")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "stats_pass.md"))
     args = ap.parse_args(argv)
+    if args.threads:
+        return sweep(args)
 
     import torch
 
@@ -49,7 +59,7 @@ def main(argv=None) -> int:
     from tomoseg.inference.normalization import stats_threads, volume_stats
 
     shape = tuple(int(v) for v in args.shape.lower().split("x"))
-    image = tomoseg.make_phantom(shape, rng=7).image
+    image = _image(shape)
     rows = []
     with tempfile.TemporaryDirectory(dir=os.environ.get("TOMOSEG_BENCH_TMP")) as tmp:
         for name in args.dtypes:
@@ -84,6 +94,77 @@ def main(argv=None) -> int:
     key = f"{platform.machine()} {os.cpu_count()} cores, {args.shape}"
     emit_section(args.out, key, "\n".join(lines) + "\n", title="The statistics pass: NumPy's binning and PyTorch's",
                  intro="Written by benchmarks/stats_pass.py; one section per machine and volume.")
+    return 0
+
+
+def _image(shape) -> np.ndarray:
+    """A phantom of ``shape``: one of at most 128x512x512 repeated (as segment_throughput.py builds the paper's
+    volume), so that a large shape does not spend the time limit on making the phantom."""
+    import tomoseg
+
+    base = tomoseg.make_phantom(tuple(min(s, m) for s, m in zip(shape, (128, 512, 512))), rng=7).image
+    reps = [-(-s // b) for s, b in zip(shape, base.shape)]
+    return np.tile(base, reps)[tuple(slice(0, s) for s in shape)]
+
+
+def sweep(args) -> int:
+    """Reading, binning and the whole pass at each thread count of ``args.threads``, per dtype, with NumPy's
+    binning (as the OpenVINO path runs it; the default mode compares PyTorch's)."""
+    import tomoseg
+    from tomoseg.inference import normalization
+    from tomoseg.inference.normalization import _Binning, volume_stats
+    from tomoseg.io.blocks import block_grid, read_ahead, storage_chunks
+
+    shape = tuple(int(v) for v in args.shape.lower().split("x"))
+    image = _image(shape)
+    voxels = int(np.prod(shape))
+    original = normalization.stats_threads
+    with tempfile.TemporaryDirectory(dir=os.environ.get("TOMOSEG_BENCH_TMP")) as tmp:
+        for name in args.dtypes:
+            src = Path(tmp) / f"{name}.zarr"
+            tomoseg.write_volume(str(src), DTYPES[name](image), voxel_size=(29.33,) * 3)
+            rows = []
+            with tomoseg.open_volume(src) as vol:
+                regions = block_grid(vol.shape, storage_chunks(vol), max_voxels=2**24)
+                binning = _Binning.for_dtype(vol.dtype)
+                blocks = [np.asarray(vol[r]) for r in regions]  # for the binning alone
+                volume_stats(vol)  # warm: the page cache
+                for n in args.threads:
+                    parts = {"read": lambda: sum(d.size for _, d in read_ahead(
+                                 regions, lambda r: np.asarray(vol[r]), threads=n)),
+                             "binning": lambda: len(list(read_ahead(
+                                 range(len(blocks)), lambda i: binning.summarize(blocks[i]), threads=n))),
+                             "pass": lambda: volume_stats(vol)}
+                    times = {k: [] for k in parts}
+                    normalization.stats_threads = lambda n=n: n
+                    try:
+                        for _ in range(args.repeats):
+                            for key, fn in parts.items():
+                                t = time.perf_counter()
+                                fn()
+                                times[key].append(time.perf_counter() - t)
+                    finally:
+                        normalization.stats_threads = original
+                    med = {k: statistics.median(v) for k, v in times.items()}
+                    rows.append((n, med))
+                    print(f"{name} {n} threads: " + ", ".join(f"{k} {v:.3f} s" for k, v in med.items()),
+                          file=sys.stderr)
+            one = rows[0][1]
+            lines = [f"{platform.machine()}, {os.cpu_count()} cores; {name} volume {' x '.join(map(str, shape))} "
+                     f"({voxels / 1e6:.1f} Mvox) from Zarr, NumPy's binning; median of {args.repeats} runs, "
+                     f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average at the start "
+                     f"{os.getloadavg()[0]:.1f}. Speed-ups against {rows[0][0]} thread(s).", "",
+                     "| threads | read s | binning s | pass s | read Mvox/s | binning Mvox/s | pass Mvox/s | "
+                     "read speed-up | binning speed-up | pass speed-up |", "|---|" + "---:|" * 9]
+            for n, med in rows:
+                lines.append(f"| {n} | {med['read']:.3f} | {med['binning']:.3f} | {med['pass']:.3f} | "
+                             + " | ".join(f"{voxels / med[k] / 1e6:.0f}" for k in ("read", "binning", "pass"))
+                             + " | " + " | ".join(f"{one[k] / med[k]:.2f}x" for k in ("read", "binning", "pass"))
+                             + " |")
+            key = f"threads: {platform.machine()} {os.cpu_count()} cores, {args.shape} {name}"
+            emit_section(args.out, key, "\n".join(lines) + "\n",
+                         title="The statistics pass: NumPy's binning and PyTorch's",
+                         intro="Written by benchmarks/stats_pass.py; one section per machine and volume.")
     return 0
 
 

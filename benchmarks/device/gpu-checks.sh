@@ -2,8 +2,8 @@
 # The GPU checks of a session on a lent GPU: the gpu-marked tests, the training and segment throughput benchmarks,
 # segment without the network (what bounds it on this host's CPUs and disk) and the tile-size sweep.
 # Results land in $OUT (gpu-tests.txt, train_throughput-gpu.md, segment_pipeline.md, segment_gpu_tiles.md,
-# segment_throughput.md, segment_start.md, read_scaling.md, checks.log, bench.log). Time limit per part in seconds,
-# 0 skips it: T_TESTS, T_TRAIN, T_READ, T_PIPE, T_TILES, T_SEG, T_START; PIPE_READERS reader threads of the
+# segment_throughput.md, segment_start.md, read_scaling.md, stats_pass.md, checks.log, bench.log). Time limit per
+# part in seconds, 0 skips it: T_TESTS, T_TRAIN, T_READ, T_STATS, T_PIPE, T_TILES, T_SEG, T_START; PIPE_READERS reader threads of the
 # pipeline rows (default 6 12), READ_SHAPE the volume of the read-scaling rows (default 256x1024x1024); SEG_REPEATS runs per row of segment_throughput (default 3),
 # SEG_METHODS its rows (default: all);
 # TILES, VARIANTS (plain as-trained channels-last contiguous compile rewritten rewritten-channels-last), PRECISIONS, BATCHES (windows a batch at most; 0: segment's
@@ -41,6 +41,8 @@ step "train throughput" "${T_TRAIN:-120}" bash -c "$PY benchmarks/train_throughp
   --out-dir $OUT 2>>$OUT/bench.log | tail -8"
 step "read scaling" "${T_READ:-40}" bash -c "$PY benchmarks/read_scaling.py --shape ${READ_SHAPE:-256x1024x1024} \
   --threads 1 2 4 8 16 --out $OUT/read_scaling.md 2>>$OUT/bench.log | tail -8 | tee -a $OUT/checks.log"
+step "stats pass threads" "${T_STATS:-60}" bash -c "$PY benchmarks/stats_pass.py --shape ${READ_SHAPE:-256x1024x1024} \
+  --dtypes float32 uint16 --threads 1 2 4 8 16 --repeats 2 --out $OUT/stats_pass.md 2>>$OUT/bench.log | tail -10 | tee -a $OUT/checks.log"
 step "segment pipeline" "${T_PIPE:-90}" bash -c "$PY benchmarks/segment_pipeline.py --shapes 256x1024x1024 \
   --repeats 2 --readers ${PIPE_READERS:-6 12} --resident --out $OUT/segment_pipeline.md 2>>$OUT/bench.log | tail -6 | tee -a $OUT/checks.log"
 step "tile sweep" "${T_TILES:-0}" bash -c "$PY benchmarks/segment_gpu_tiles.py --tiles ${TILES:-192 256 384 512} \
