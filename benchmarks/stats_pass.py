@@ -11,7 +11,9 @@ reader threads, :func:`~tomoseg.inference.normalization.stats_threads`), both wa
 
     python benchmarks/stats_pass.py [--shape 128x512x512] [--repeats 3]
 
-Writes benchmarks/results/stats_pass.md (one section per machine and volume).
+Writes benchmarks/results/stats_pass.md (one section per machine and volume). ``--device cuda`` compares the
+binning on the GPU (:mod:`tomoseg.inference.device_stats`, what ``segment``'s CUDA backend does for 16-bit and
+float blocks; 8-bit blocks stay with PyTorch's host bincount) with NumPy's.
 
 ``--threads 1 2 4 8`` times instead how the pass scales with its reader threads, in three parts, so that a
 many-core host says where the float time goes: reading alone (each block decompressed, nothing else), the
@@ -47,6 +49,9 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="runs per row, alternating; the median is reported")
     ap.add_argument("--threads", nargs="*", type=int, default=None,
                     help="a thread sweep instead (e.g. 1 2 4 8): reading, binning and the pass per thread count")
+    ap.add_argument("--device", default=None,
+                    help="e.g. cuda: the binning on that device (as segment's CUDA backend bins 16-bit and float "
+                         "blocks) instead of PyTorch's bincount on the host")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "stats_pass.md"))
     args = ap.parse_args(argv)
     if args.threads:
@@ -61,37 +66,44 @@ def main(argv=None) -> int:
     shape = tuple(int(v) for v in args.shape.lower().split("x"))
     image = _image(shape)
     rows = []
+    other = "device" if args.device else "torch"
+    summarize = None
+    if args.device:
+        from tomoseg.inference.device_stats import summarize_on
+
+        summarize = summarize_on(args.device)
     with tempfile.TemporaryDirectory(dir=os.environ.get("TOMOSEG_BENCH_TMP")) as tmp:
         for name in args.dtypes:
             src = Path(tmp) / f"{name}.zarr"
             tomoseg.write_volume(str(src), DTYPES[name](image), voxel_size=(29.33,) * 3)
-            times = {"numpy": [], "torch": []}
+            times = {"numpy": [], other: []}
             stats = {}
             with tomoseg.open_volume(src) as vol:
                 volume_stats(vol)  # warm: the page cache, PyTorch's first call
                 for _ in range(args.repeats):
-                    for path in ("numpy", "torch"):
-                        normalization._loaded_torch = (lambda: torch) if path == "torch" else (lambda: None)
+                    for path in ("numpy", other):
+                        normalization._loaded_torch = (lambda: torch) if path != "numpy" else (lambda: None)
                         t = time.perf_counter()
-                        stats[path] = volume_stats(vol)
+                        stats[path] = volume_stats(vol, summarize=summarize if path == "device" else None)
                         times[path].append(time.perf_counter() - t)
             normalization._loaded_torch = lambda: sys.modules.get("torch")
-            a, b = stats["numpy"], stats["torch"]
+            a, b = stats["numpy"], stats[other]
             rel = max(abs(a.mean - b.mean) / abs(a.std), abs(a.std - b.std) / a.std)
             med = {k: statistics.median(v) for k, v in times.items()}
             voxels = int(np.prod(shape))
-            rows.append((name, med["numpy"], med["torch"], voxels, rel))
-            print(f"{name}: numpy {med['numpy']:.3f} s, torch {med['torch']:.3f} s", file=sys.stderr)
+            rows.append((name, med["numpy"], med[other], voxels, rel))
+            print(f"{name}: numpy {med['numpy']:.3f} s, {other} {med[other]:.3f} s", file=sys.stderr)
     head = (f"{platform.machine()}, {os.cpu_count()} cores, {stats_threads()} reader threads; volume "
             f"{' x '.join(map(str, shape))} ({int(np.prod(shape)) / 1e6:.1f} Mvox) from Zarr; median of "
             f"{args.repeats} alternating runs, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average "
             f"at the start {os.getloadavg()[0]:.1f}.")
-    lines = [head, "", "| input | NumPy bincount s | PyTorch bincount s | NumPy Mvox/s | PyTorch Mvox/s | "
-             "PyTorch / NumPy speed | mean, std apart (in std) |", "|---|---:|---:|---:|---:|---:|---:|"]
+    them = f"on {args.device} (device_stats)" if args.device else "PyTorch bincount"
+    lines = [head, "", f"| input | NumPy bincount s | {them} s | NumPy Mvox/s | {them} Mvox/s | "
+             f"{them} / NumPy speed | mean, std apart (in std) |", "|---|---:|---:|---:|---:|---:|---:|"]
     for name, tn, tt, voxels, rel in rows:
         lines.append(f"| {name} | {tn:.3f} | {tt:.3f} | {voxels / tn / 1e6:.0f} | {voxels / tt / 1e6:.0f} | "
                      f"{tn / tt:.2f}x | {rel:.1e} |")
-    key = f"{platform.machine()} {os.cpu_count()} cores, {args.shape}"
+    key = f"{platform.machine()} {os.cpu_count()} cores, {args.shape}" + (f", {args.device}" if args.device else "")
     emit_section(args.out, key, "\n".join(lines) + "\n", title="The statistics pass: NumPy's binning and PyTorch's",
                  intro="Written by benchmarks/stats_pass.py; one section per machine and volume.")
     return 0

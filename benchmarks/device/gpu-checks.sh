@@ -32,7 +32,7 @@ step() {  # step NAME SECONDS COMMAND...: run COMMAND under a time limit (none w
 }
 gpu_tests() {
   $PY -m pytest -p no:cacheprovider -q -m gpu tests/inference/test_cuda.py tests/inference/test_engine.py \
-    tests/training/test_timing.py -W ignore::DeprecationWarning \
+    tests/inference/test_device_stats.py tests/training/test_timing.py -W ignore::DeprecationWarning \
     -W ignore::pytest.PytestConfigWarning > "$OUT/gpu-tests.txt" 2>&1  # the image has no pytest-timeout
   tail -3 "$OUT/gpu-tests.txt"
 }
@@ -42,7 +42,9 @@ step "train throughput" "${T_TRAIN:-120}" bash -c "$PY benchmarks/train_throughp
 step "read scaling" "${T_READ:-40}" bash -c "$PY benchmarks/read_scaling.py --shape ${READ_SHAPE:-256x1024x1024} \
   --threads 1 2 4 8 16 --out $OUT/read_scaling.md 2>>$OUT/bench.log | tail -8 | tee -a $OUT/checks.log"
 step "stats pass threads" "${T_STATS:-60}" bash -c "$PY benchmarks/stats_pass.py --shape ${READ_SHAPE:-256x1024x1024} \
-  --dtypes float32 uint16 --threads 1 2 4 8 16 --repeats 2 --out $OUT/stats_pass.md 2>>$OUT/bench.log | tail -10 | tee -a $OUT/checks.log"
+  --dtypes float32 uint16 --threads 1 2 4 8 16 --repeats 2 --out $OUT/stats_pass.md 2>>$OUT/bench.log | tail -10 | tee -a $OUT/checks.log
+  $PY benchmarks/stats_pass.py --shape ${READ_SHAPE:-256x1024x1024} --device cuda --repeats 3 --out $OUT/stats_pass.md \
+  2>>$OUT/bench.log | tail -6 | tee -a $OUT/checks.log"
 step "segment pipeline" "${T_PIPE:-90}" bash -c "$PY benchmarks/segment_pipeline.py --shapes 256x1024x1024 \
   --repeats 2 --readers ${PIPE_READERS:-6 12} --resident --out $OUT/segment_pipeline.md 2>>$OUT/bench.log | tail -6 | tee -a $OUT/checks.log"
 step "tile sweep" "${T_TILES:-0}" bash -c "$PY benchmarks/segment_gpu_tiles.py --tiles ${TILES:-192 256 384 512} \

@@ -27,6 +27,7 @@ import torch
 from ..errors import TomosegError
 from ..model import inference_copy
 from .backends import NAN_OUTPUT
+from .device_stats import summarize_on
 from .normalization import exact_in_float32, fill_in_dtype, normalize
 
 # Peak GPU memory per window voxel of the 4-level/base-8 network in inference (bytes; measured on an H200
@@ -113,7 +114,7 @@ class CudaBackend:
 
     def __init__(self, model, device: str = "cuda", precision: str = "f32", *, batch_limit: int = 8,
                  readers: int = 6, channels_last: bool | None = None, rewrite: bool = True,
-                 resident_input: bool = True):
+                 resident_input: bool = True, device_stats: bool = True):
         if not hasattr(model, "state_dict"):  # a ModelFile
             model = model.load()
         self.device = torch.device(device)
@@ -142,6 +143,9 @@ class CudaBackend:
         # from the copy against 0.29 s reading the file with 6 threads (0.40 with 12), for 0.03 s more in the
         # statistics pass (benchmarks/results/segment_pipeline.md).
         self.resident_input = resident_input
+        # The statistics pass bins 16-bit and float blocks on this GPU (device_stats: on an H200's host that pass
+        # took 2.1-2.4 s of a float32 run's 3.6-3.8 s on the paper's volume, binned by NumPy); None: NumPy's.
+        self.summarize = summarize_on(self.device) if device_stats else None
         self.name = f"torch-cuda-{precision}"
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -162,7 +166,9 @@ class CudaBackend:
 
     def batch_size(self, window_shape) -> int:
         """Windows per batch: as many as fit in 60 % of the free memory (at most ``batch_limit``), and fewer
-        than cuDNN's 32-bit index limit."""
+        than cuDNN's 32-bit index limit. What PyTorch caches but no tensor uses (the statistics pass's pieces,
+        an earlier window shape's activations) is given back first, so that it counts as free."""
+        torch.cuda.empty_cache()
         free, _ = torch.cuda.mem_get_info(self.device)
         vox = math.prod(window_shape)
         n = int(max(1, min(self.batch_limit, 0.6 * free // (vox * BYTES_PER_VOXEL[self.precision]))))

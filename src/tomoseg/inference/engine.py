@@ -506,7 +506,8 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
             try:
                 slices = SliceRanges(volume.shape[0], int(volume.shape[1]) * int(volume.shape[2]))
                 grays = GraySample(volume.size, int(volume.shape[2]))
-                stats, sample = first_pass(volume, options, model.config.divisor, bar, copy, slices, grays)
+                stats, sample = first_pass(volume, options, model.config.divisor, bar, copy, slices, grays,
+                                           summarize=getattr(backend, "summarize", None))
             except TomosegError:
                 if bar is not None:
                     bar.close()
@@ -786,11 +787,12 @@ def _settings_as_resolved(settings, shape):
 
 
 def first_pass(volume, options: SegmentOptions, divisor: int, bar, copy=None, slices=None, grays=None,
-                named=None):
+                named=None, summarize=None):
     """The normalization statistics and the sample mask, from one read of the volume where both need one; that
     read also fills ``copy`` (a :class:`~tomoseg.io.blocks.BlockCopy`), ``slices`` (a
     :class:`.gray_checks.SliceRanges`) and ``grays`` (a :class:`.domain.GraySample`) where given. ``named``:
-    what the messages name the volume by (its ``path``), for an array in memory (the napari Segment widget's)."""
+    what the messages name the volume by (its ``path``), for an array in memory (the napari Segment widget's).
+    ``summarize``: the backend's binning of a block, where it has one (the CUDA backend's, on the GPU)."""
     from ..sample_mask import LowResolution, end_layers, mask_factor
 
     low = sample = slabs = None
@@ -813,7 +815,7 @@ def first_pass(volume, options: SegmentOptions, divisor: int, bar, copy=None, sl
         with np.errstate(over="ignore", invalid="ignore"):  # huge values: refused below, with a message
             stats = volume_stats(volume, method=options.stats, progress=bar, visit=_both(low, copy, slices, grays),
                                  multiple=low.factor if low is not None else 1, slabs=slabs,
-                                 fill=options.fill_value, objects=options.objects or "dark")
+                                 fill=options.fill_value, objects=options.objects or "dark", summarize=summarize)
     except OverflowError:
         stats = None
     _check_stats(stats, named or volume)

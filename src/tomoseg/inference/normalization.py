@@ -108,7 +108,7 @@ SAMPLE_FRACTION = 0.05   # the share of the layers of storage chunks along z tha
 def volume_stats(volume, *, method: str = "auto", sample_fraction: float = SAMPLE_FRACTION,
                  max_full_voxels: int = MAX_FULL_VOXELS, slab_voxels: int = 2**24, progress=None, visit=None,
                  multiple: int = 1, slabs: list | None = None, fill: float | None = None,
-                 objects: str = "dark") -> Stats:
+                 objects: str = "dark", summarize=None) -> Stats:
     """Robust mean and standard deviation of a volume, in float64, reading it block by block.
 
     Blocks follow the storage chunks (:mod:`tomoseg.io.blocks`): each chunk is decompressed once. The moments
@@ -132,6 +132,9 @@ def volume_stats(volume, *, method: str = "auto", sample_fraction: float = SAMPL
         A gray value that means "no data" (besides NaN and ±inf).
     objects : {"dark", "bright"}
         Bright: the z-score's sign is flipped.
+    summarize : callable, optional
+        ``summarize(binning, data)``: another implementation of ``binning.summarize(data)`` (the same bins, the
+        same summary), e.g. on a GPU (:func:`tomoseg.inference.device_stats.summarize_on`); None: NumPy's.
 
     Raises
     ------
@@ -163,7 +166,7 @@ def volume_stats(volume, *, method: str = "auto", sample_fraction: float = SAMPL
         data = np.asarray(volume[region])
         if visit is not None:
             visit(region, data)
-        return binning.summarize(data)
+        return binning.summarize(data) if summarize is None else summarize(binning, data)
 
     threads = stats_threads() if len(regions) > 1 else 0
     total = None
@@ -222,6 +225,15 @@ class _Summary:
     m2: np.ndarray | None = None
     nodata: int = 0
     voxels: int = 0
+
+    @classmethod
+    def of_sums(cls, counts, sums, squares, ref: float, nodata: int = 0) -> "_Summary":
+        """A part's summary from its voxels per bin and, per bin, the sums of ``x - ref`` and of its squares."""
+        counts = np.asarray(counts, np.int64)
+        shifted = sums / np.maximum(counts, 1)
+        m2 = np.maximum(squares - sums * shifted, 0.0)
+        means = np.where(counts > 0, ref + shifted, 0.0)
+        return cls(counts, means, m2, int(nodata))
 
     def add(self, other: "_Summary") -> "_Summary":
         """Both parts together; bin means and squared deviations by Chan et al.'s pairwise update (bin by bin:
@@ -286,10 +298,7 @@ class _Binning:
             sums = np.bincount(key, weights=d, minlength=self.bins)
             d *= d
             squares = np.bincount(key, weights=d, minlength=self.bins)
-            shifted = sums / np.maximum(counts, 1)
-            m2 = np.maximum(squares - sums * shifted, 0.0)
-            means = np.where(counts > 0, ref + shifted, 0.0)
-            total = total.add(_Summary(counts, means, m2, nodata))
+            total = total.add(_Summary.of_sums(counts, sums, squares, ref, nodata))
         total.voxels = int(data.size)
         return total
 
