@@ -88,3 +88,34 @@ def test_rd4_zipped_zarr_is_not_written(tmp_path, vol):
                                            r"them; write out.zarr"):
         write_volume(tmp_path / "out.zarr.zip", vol)
     assert not (tmp_path / "out.zarr.zip").exists()
+
+
+@pytest.mark.parametrize("top", ["", "scan.ome.zarr"])
+def test_a_zipped_store_named_plain_zip_is_read(tmp_path, vol, top):
+    """``zip -r scan.zip scan.ome.zarr`` (or zipping the store's contents) as a user sends a scan: the archive is
+    a Zarr store whatever its name; it got "a zip archive: unzip it". Its levels by ``scan.zip:1``."""
+    folder = tmp_path / "scan.ome.zarr"
+    write_volume(folder, vol, voxel_size=(30.0, 20.0, 10.0))
+    p = tmp_path / "scan.zip"
+    _zip_folder(folder, p, top)
+    with open_volume(p) as v:
+        assert v.format == "zarr" and v.voxel_size == (30.0, 20.0, 10.0)
+        assert np.array_equal(v.read(), vol)
+    with open_volume(f"{p}:0") as v:
+        assert np.array_equal(v[1:3], vol[1:3])
+
+
+def test_a_plain_zip_of_something_else_still_says_unzip_it(tmp_path):
+    p = tmp_path / "slices.zip"
+    with zipfile.ZipFile(p, "w") as z:
+        z.writestr("slices/slice_0000.tif", b"II*\0")
+        z.writestr("slices/slice_0001.tif", b"II*\0")
+    with pytest.raises(TomosegError, match=r"slices.zip: .*a zip archive without a Zarr store in it .*unzip it"):
+        open_volume(p)
+
+
+def test_a_plain_zip_output_is_refused_naming_the_folder_to_write(tmp_path, vol):
+    with pytest.raises(TomosegError, match=r"out.zip: tomoseg reads zipped Zarr stores but does not write them; "
+                                           r"write out.zarr \(a folder\)"):
+        write_volume(tmp_path / "out.zip", vol)
+    assert not (tmp_path / "out.zip").exists()

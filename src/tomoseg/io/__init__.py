@@ -41,7 +41,7 @@ FORMATS = ("tiff", "tiff-folder", "hdf5", "zarr", "nrrd", "pyhst-vol", "npy")
 EXTENSIONS = (tiff.EXTENSIONS + hdf5.EXTENSIONS + zarr_store.EXTENSIONS + nrrd_file.EXTENSIONS + pyhst.EXTENSIONS
               + npy.EXTENSIONS)
 _HDF5_RE = re.compile(r"^(.*?\.(?:h5|hdf5|hdf|nxs|nx5|nx|he5)):(/?.*)$", re.IGNORECASE)
-_ZARR_RE = re.compile(r"^(.*?\.zarr3?(?:\.zip)?)/?:(?!/)(.+)$", re.IGNORECASE)  # store.zarr/:1 too (tab completion)
+_ZARR_RE = re.compile(r"^(.*?\.(?:zarr3?(?:\.zip)?|zip))/?:(?!/)(.+)$", re.IGNORECASE)  # store.zarr/:1 too (tab completion)
 _TIFF_RE = re.compile(r"^(.*?\.tiff?):(\d+)$", re.IGNORECASE)  # file.ome.tif:1, the second image (series)
 _SUPPORTED = ("TIFF (.tif/.tiff or a folder of slices), HDF5/NeXus (.h5/.hdf5/.nxs/.nx, optionally "
               "file.h5:/path/to/dataset), Zarr (.zarr/.ome.zarr/.zarr.zip), NRRD (.nrrd/.nhdr), PyHST2 (.vol + "
@@ -75,10 +75,11 @@ def format_of(path, *, for_writing: bool = False) -> str:
         return "tiff"
     if ext in hdf5.EXTENSIONS:
         return "hdf5"
+    if for_writing and (ext in zarr_store.ZIP_EXTENSIONS or ext == ".zip"):
+        folder = file.name[:-len(".zip")] + ("" if ext in zarr_store.ZIP_EXTENSIONS else ".zarr")
+        raise TomosegError(f"{file}: tomoseg reads zipped Zarr stores but does not write them; write "
+                           f"{folder} (a folder) and zip it afterwards if you need one file")
     if ext in zarr_store.EXTENSIONS:
-        if for_writing and ext in zarr_store.ZIP_EXTENSIONS:
-            raise TomosegError(f"{file}: tomoseg reads zipped Zarr stores but does not write them; write "
-                               f"{file.name[:-len('.zip')]} (a folder) and zip it afterwards if you need one file")
         return "zarr"
     if ext in nrrd_file.EXTENSIONS:
         return "nrrd"
@@ -90,6 +91,8 @@ def format_of(path, *, for_writing: bool = False) -> str:
         if zarr_store.is_zarr_dir(file):
             return "zarr"
         return "tiff-folder"
+    if not for_writing and ext == ".zip" and zarr_store.is_zipped_zarr(file):  # a zipped store named scan.zip
+        return "zarr"
     if for_writing and ext == "":
         return "tiff-folder"
     if for_writing:

@@ -33,7 +33,8 @@ _HINTS = {
     ".dcm": "a DICOM file: convert the whole series to NRRD (SimpleITK's ImageSeriesReader, or 3D Slicer: Save as "
             ".nrrd), then give the .nrrd",
     ".npz": "",  # :func:`npz_message`
-    ".zip": "a zip archive: unzip it and give the volume inside",
+    ".zip": "a zip archive without a Zarr store in it (a zipped Zarr store is read as it is): unzip it and give "
+            "the volume inside",
     ".gz": "a gzip-compressed file: decompress it first (gunzip -k {name}) and give {stem}",
     ".png": "a 2D image; tomoseg reads 3D volumes: put the slices in a folder and save them as one TIFF stack "
             "(Fiji: File > Import > Image Sequence, then File > Save As > Tiff)",

@@ -82,6 +82,20 @@ def _open_checked(node, path: Path, dataset: str | None, close=None) -> Volume:
 _STORE_KEYS = ("zarr.json", ".zarray", ".zgroup")
 
 
+def is_zipped_zarr(path: Path) -> bool:
+    """Whether ``path`` is a zip file holding a Zarr store at its top or in its one top folder (what zipping a
+    ``scan.zarr`` folder gives, whatever the zip is called: ``scan.zip``)."""
+    import zipfile
+
+    try:
+        if not (path.is_file() and zipfile.is_zipfile(path)):
+            return False
+        _zip_root(path, _names(path))
+    except (TomosegError, OSError, zipfile.BadZipFile):
+        return False
+    return True
+
+
 def _zip_root(path: Path, names: list[str]) -> str:
     """Where the store lies inside the zip ``path``: at its top (``""``, as zarr's ZipStore and ``cd x.zarr && zip
     -r ../x.zarr.zip .`` put it), or in its one top folder (``zip -r x.zarr.zip x.zarr``)."""
