@@ -61,8 +61,8 @@ METHODS = ["tomoseg", "tomoseg-nomask", "tomoseg-before", "tomoseg-torch", "tomo
 GPU_ONLY = {"tomoseg-tuned", "tomoseg-cli-tuned", "tomoseg-gpus", "tomoseg-before"}  # cuDNN's autotuning, --gpus: rows for a GPU
 CPU_ONLY = {"tomoseg-torch"}  # the CPU path where OpenVINO is not installed
 LABELS = {"tomoseg": "tomoseg (defaults)", "tomoseg-nomask": "tomoseg, no sample mask",
-          "tomoseg-before": "tomoseg, no sample mask, CUDA defaults before 2026-11-27 (plain decoder, windows read "
-                            "from the file)",
+          "tomoseg-before": "tomoseg, no sample mask, CUDA defaults before 2026-11-28 (statistics binned by NumPy, "
+                            "windows from the host's copy of the volume)",
           "tomoseg-torch": "tomoseg, PyTorch backend (as without OpenVINO installed)",
           "tomoseg-tuned": "tomoseg, no sample mask, cuDNN autotuning on",
           "tomoseg-cli": "tomoseg CLI (process start included)",
@@ -339,7 +339,7 @@ def bench_shape(shape, device, methods, repeats, args, folder: Path) -> list[dic
         "tomoseg": lambda out: run_tomoseg(src, out, path, device, tile, None),
         "tomoseg-nomask": lambda out: run_tomoseg(src, out, path, device, tile, "off"),
         "tomoseg-before": lambda out: run_tomoseg(src, out, path, device, tile, "off",
-                                                  cuda={"rewrite": False, "resident_input": False}),
+                                                  cuda={"device_stats": False, "device_input": False}),
         "tomoseg-torch": lambda out: run_tomoseg(src, out, path, device, tile, None, backend="torch"),
         "tomoseg-tuned": lambda out: run_tomoseg(src, out, path, device, tile, "off", tuned=True),
         "tomoseg-cli": lambda out: run_cli(src, out, device, tile),

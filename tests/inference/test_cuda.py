@@ -106,6 +106,26 @@ def test_windows_from_the_copy_in_memory_on_the_gpu(phantom, tmp_path, monkeypat
     assert np.array_equal(read_volume(tmp_path / "a.zarr"), read_volume(tmp_path / "b.zarr"))
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_windows_from_the_volume_on_the_gpu(phantom, tmp_path, monkeypatch, dtype):
+    """The CUDA backend keeps the volume on the GPU (device_input) and slices its windows there: the map is the
+    host copy's, byte for byte, holes (the fill value) at probability 0."""
+    from tomoseg.inference import engine
+    from tomoseg.inference.cuda_pipeline import CudaBackend
+
+    image = phantom.image.astype(dtype) * (np.float32(1e-3) if np.dtype(dtype).kind == "f" else 1)
+    image[:, :3, :] = 9
+    write_volume(tmp_path / "scan.zarr", image, voxel_size=(29.33,) * 3)
+    opts = SegmentOptions(tiling=TilingConfig(tile_size=64), backend=CUDA, fill_value=9)
+    rec = segment(tmp_path / "scan.zarr", tmp_path / "b.zarr", options=opts, progress=False)
+    monkeypatch.setattr(engine, "make_backend",
+                        lambda model, config: CudaBackend(model, "cuda", config.precision, device_input=False))
+    host = segment(tmp_path / "scan.zarr", tmp_path / "a.zarr", options=opts, progress=False)
+    assert rec["input_on_device"] and not host["input_on_device"] and host["input_in_memory"]
+    on_gpu = read_volume(tmp_path / "b.zarr")
+    assert np.array_equal(read_volume(tmp_path / "a.zarr"), on_gpu) and not on_gpu[:, :3, :].any()
+
+
 def test_float_statistics_on_the_gpu_give_what_numpy_gives(phantom, tmp_path, monkeypatch):
     """The CUDA backend bins a float32 volume's statistics on the GPU (device_stats): the run's statistics
     match NumPy's to about 1e-13 and the map is the one NumPy's statistics give (within one level)."""

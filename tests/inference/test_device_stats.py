@@ -48,7 +48,7 @@ def test_a_block_is_binned_as_numpy_bins_it(dtype, fill, monkeypatch):
     binning = _Binning.for_dtype(volume.dtype, value)
     assert wants(binning)
     monkeypatch.setattr(device_stats, "PIECE", 5000)  # several pieces per block, one with every value left out
-    on_device = summarize_on("cpu")(binning, volume)
+    on_device = summarize_on("cpu")(binning, volume, None)
     _summaries_agree(on_device, binning.summarize(volume))
     if dtype in (np.float32, np.float64) and fill:
         assert on_device.nodata == 3 + 9 * volume.shape[0]

@@ -28,6 +28,7 @@ from ..errors import TomosegError
 from ..model import inference_copy
 from .backends import NAN_OUTPUT
 from .device_stats import summarize_on
+from .device_volume import DeviceVolume, DeviceWindow, holes
 from .normalization import exact_in_float32, fill_in_dtype, normalize
 
 # Peak GPU memory per window voxel of the 4-level/base-8 network in inference (bytes; measured on an H200
@@ -114,7 +115,7 @@ class CudaBackend:
 
     def __init__(self, model, device: str = "cuda", precision: str = "f32", *, batch_limit: int = 8,
                  readers: int = 6, channels_last: bool | None = None, rewrite: bool = True,
-                 resident_input: bool = True, device_stats: bool = True):
+                 resident_input: bool = True, device_stats: bool = True, device_input: bool = True):
         if not hasattr(model, "state_dict"):  # a ModelFile
             model = model.load()
         self.device = torch.device(device)
@@ -143,10 +144,24 @@ class CudaBackend:
         # from the copy against 0.29 s reading the file with 6 threads (0.40 with 12), for 0.03 s more in the
         # statistics pass (benchmarks/results/segment_pipeline.md).
         self.resident_input = resident_input
+        # ... and that copy kept in this GPU's memory where it takes at most a quarter of it (device_volume): the
+        # windows are views of it, no window crosses the bus (not yet measured on a GPU).
+        self.device_input = device_input
         # The statistics pass bins 16-bit and float blocks on this GPU (device_stats: on an H200's host that pass
-        # took 2.1-2.4 s of a float32 run's 3.6-3.8 s on the paper's volume, binned by NumPy); None: NumPy's.
-        self.summarize = summarize_on(self.device) if device_stats else None
+        # took 2.1-2.4 s of a float32 run's 3.6-3.8 s on the paper's volume, binned by NumPy).
+        self.device_stats = device_stats
         self.name = f"torch-cuda-{precision}"
+
+    def resident_on_device(self, shape, dtype) -> DeviceVolume | None:
+        """The copy of the volume the statistics pass fills, on this GPU (see ``device_input``), where it fits."""
+        return DeviceVolume.fitting(shape, dtype, self.device) if self.device_input else None
+
+    def summarize_for(self, copy=None):
+        """The statistics pass's binning on this GPU (:func:`.device_stats.summarize_on`), reading its blocks from
+        ``copy`` where that is the volume on this GPU; None where ``device_stats`` is off (NumPy bins)."""
+        if not self.device_stats:
+            return None
+        return summarize_on(self.device, copy if isinstance(copy, DeviceVolume) else None)
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         before = torch.backends.cudnn.benchmark
@@ -200,11 +215,16 @@ class CudaBackend:
         into pinned buffers, also without blocking, so the next batch is queued while this one runs."""
         pin = self.device.type == "cuda"
         raw0 = group[0][1]
-        host = torch.empty((len(group),) + raw0.shape, dtype=_TORCH_DTYPES[raw0.dtype], pin_memory=pin)
-        for i, (_, raw) in enumerate(group):
-            np.copyto(host[i].numpy(), raw)
+        on_device = isinstance(raw0, DeviceWindow)  # views of the volume kept on this GPU
+        if not on_device:
+            host = torch.empty((len(group),) + raw0.shape, dtype=_TORCH_DTYPES[raw0.dtype], pin_memory=pin)
+            for i, (_, raw) in enumerate(group):
+                np.copyto(host[i].numpy(), raw)
         with torch.inference_mode():
-            x = host.to(self.device, non_blocking=True)
+            if on_device:
+                x = torch.stack([raw.tensor for _, raw in group])
+            else:
+                x = host.to(self.device, non_blocking=True)
             x = normalize_on_device(x, *terms)
             p = torch.sigmoid(self._logits(x[:, None]))
             # NaN (an fp16 overflow, a model that diverged) would be cast to 0, an empty map without a word: a flag
@@ -212,8 +232,12 @@ class CudaBackend:
             nan = torch.empty((), dtype=torch.bool, pin_memory=pin).copy_(torch.isnan(p).any(), non_blocking=pin)
             q = torch.round(p.clamp_(0.0, 1.0).mul_(255.0)).to(torch.uint8)[:, 0]
             cores = []
-            for i, (tile, _) in enumerate(group):
+            for i, (tile, raw) in enumerate(group):
                 core = q[i][tile.core_in_read]
+                if on_device:  # probability 0 where the input holds no data (the host path: engine.core_as_written)
+                    missing = holes(raw.tensor[tile.core_in_read], raw.dtype, terms[3])
+                    if missing is not None:
+                        core = core.masked_fill(missing, 0)
                 cores.append(torch.empty(core.shape, dtype=torch.uint8, pin_memory=pin).copy_(core, non_blocking=pin))
         done = None
         if pin:
@@ -238,7 +262,8 @@ class CudaBackend:
         x = torch.zeros((1, 1) + tuple(min(int(w), 2 * d) for w in window), device=self.device)
         with torch.inference_mode():
             self._logits(x)
-        torch.cuda.synchronize(self.device)
+        if self.device.type == "cuda":  # (the CPU device: the tests of this pipeline's logic)
+            torch.cuda.synchronize(self.device)
 
     def run_windows(self, windows, stats):
         """Batches of same-shape windows through the GPU; yields ``(tile, uint8 core)``, one batch behind the
@@ -251,8 +276,10 @@ class CudaBackend:
         for tile, raw in windows:
             if terms is None:
                 terms = device_terms(stats, raw.dtype)
-            if not exact_in_float32(raw.dtype):  # float64, 32- and 64-bit integers: normalized here, in float64
-                raw = normalize(raw, stats)      # as the CPU path does; the GPU keeps it (clipping it again: a no-op)
+            if isinstance(raw, DeviceWindow):  # on this GPU already, in the types below (device_volume)
+                pass
+            elif not exact_in_float32(raw.dtype):  # float64, 32- and 64-bit integers: normalized here, in float64
+                raw = normalize(raw, stats)        # as the CPU path does; the GPU keeps it (clipping again: a no-op)
             elif raw.dtype not in _TORCH_DTYPES:  # uint16, float16, bool: as the CPU path sees them
                 raw = raw.astype(np.float32) if raw.dtype.kind == "f" else raw.astype(np.int32)
             if group and (raw.shape != shape or len(group) >= limit):

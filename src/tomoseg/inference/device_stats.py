@@ -41,41 +41,50 @@ def wants(binning: _Binning) -> bool:
     return dtype == np.dtype(np.float64) if binning.bits == 0 else True
 
 
-def summarize_on(device):
-    """``summarize(binning, data)`` for :func:`~.normalization.volume_stats`: on ``device`` where
-    :func:`wants` says so, else NumPy's ``binning.summarize(data)``."""
+def summarize_on(device, resident=None):
+    """``summarize(binning, data, region)`` for :func:`~.normalization.volume_stats`: on ``device`` where
+    :func:`wants` says so, else NumPy's ``binning.summarize(data)``. ``resident``: the
+    :class:`~.device_volume.DeviceVolume` the same pass fills (its ``visit`` runs before this), whose copy of the
+    block is binned instead of copying the block to the device again."""
     device = torch.device(device)
 
-    def summarize(binning: _Binning, data) -> _Summary:
+    def summarize(binning: _Binning, data, region=None) -> _Summary:
         data = np.asarray(data)
         if not wants(binning):
             return binning.summarize(data)
         with torch.inference_mode():
-            if binning.exact:
-                return _counts(binning, data, device)
-            return _moments(binning, data, device)
+            if resident is not None and region is not None:
+                x = resident.tensor[tuple(region)].reshape(-1)  # uint16 kept as int32, float16 as float32
+                if binning.bits == 16:
+                    x = x.to(torch.float16)  # exact: the values were float16
+            elif binning.exact:
+                x = torch.from_numpy(np.ascontiguousarray(data).reshape(-1).view(_SIGNED[binning.dtype])).to(device)
+            else:
+                x = torch.from_numpy(np.ascontiguousarray(data, dtype=_FLOATS[binning.bits][0]).reshape(-1)).to(device)
+            summary = _counts(binning, x) if binning.exact else _moments(binning, x)
+        summary.voxels = int(data.size)
+        return summary
 
     return summarize
 
 
-def _counts(binning: _Binning, data: np.ndarray, device) -> _Summary:
-    """Exact value counts of a 16-bit block (``binning.bins`` values from ``binning.offset``)."""
-    flat = np.ascontiguousarray(data).reshape(-1).view(_SIGNED[binning.dtype])  # torch: no uint16 arithmetic
-    x = torch.from_numpy(flat).to(device).to(torch.int32)
+def _counts(binning: _Binning, x: torch.Tensor) -> _Summary:
+    """Exact value counts of a 16-bit block on the device (``binning.bins`` values from ``binning.offset``):
+    ``x`` its values as int16 (the bits of uint16 values; torch has no uint16 arithmetic) or int32."""
+    x = x.to(torch.int32)
     x = x & 0xFFFF if binning.offset == 0 else x - binning.offset
     counts = torch.bincount(x, minlength=binning.bins)
-    return _Summary(counts.cpu().numpy().astype(np.int64), voxels=int(data.size))
+    return _Summary(counts.cpu().numpy().astype(np.int64))
 
 
-def _moments(binning: _Binning, data: np.ndarray, device) -> _Summary:
-    """Counts, means and squared deviations per bin of a float block, a piece at a time."""
-    numpy_type, int_type = _FLOATS[binning.bits]
-    flat = np.ascontiguousarray(data, dtype=numpy_type).reshape(-1)
+def _moments(binning: _Binning, flat: torch.Tensor) -> _Summary:
+    """Counts, means and squared deviations per bin of a float block on the device, a piece at a time."""
+    _, int_type = _FLOATS[binning.bits]
     total = _Summary(np.zeros(binning.bins, np.int64), np.zeros(binning.bins), np.zeros(binning.bins))
     bits = binning.bits or 64
     shift, low = MANTISSA_BITS[bits] - 4, (1 << (bits - MANTISSA_BITS[bits] + 4)) - 1
-    for start in range(0, flat.size, PIECE):
-        piece = torch.from_numpy(flat[start:start + PIECE]).to(device)
+    for start in range(0, flat.numel(), PIECE):
+        piece = flat[start:start + PIECE]
         keep = torch.isfinite(piece)
         if binning.fill is not None:
             keep &= piece != float(binning.fill)
@@ -98,5 +107,4 @@ def _moments(binning: _Binning, data: np.ndarray, device) -> _Summary:
         squares = torch.bincount(key, weights=d * d, minlength=binning.bins)
         total = total.add(_Summary.of_sums(counts.cpu().numpy(), sums.cpu().numpy(), squares.cpu().numpy(),
                                            float(ref), nodata))
-    total.voxels = int(data.size)
     return total

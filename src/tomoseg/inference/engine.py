@@ -252,7 +252,8 @@ def run_tiles(job: TileJob, tiles: list[Tile], backend=None, progress=None, memo
     windows into uint8 cores (``backend.run_windows``, see :mod:`.backends`), writer threads write the cores
     and the done markers: reading, computing and writing overlap. ``memory``: the bytes this process may use
     (a Dask worker's limit; default: the machine's available memory), which bounds the chunk cache. ``source``:
-    the volume already in memory (:func:`resident_copy`), read instead of ``job.volume``.
+    the volume already in memory (:func:`resident_copy`: an array, or a volume on the backend's GPU with a
+    ``window`` method), read instead of ``job.volume``.
     """
     import zarr
 
@@ -274,6 +275,8 @@ def run_tiles(job: TileJob, tiles: list[Tile], backend=None, progress=None, memo
     holes = {}  # tile index -> where its core holds no data (NaN, ±inf, the fill value): probability 0 there
 
     def read(tile):
+        if hasattr(source, "window"):  # the volume on the backend's GPU: a view there; its holes found there too
+            return source.window(tile.read, job.tiling.pad_mode)
         raw = read_padded(source, tile.read, job.shape, job.tiling.pad_mode)
         core_holes = nodata_mask(raw[tile.core_in_read], job.stats)
         if core_holes is not None:
@@ -501,13 +504,14 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
         ready = None if distributed else prepare_meanwhile(
             backend, _first_window(volume.shape, options.tiling, model.config.divisor))
         copy = resident_copy(volume, backend, options) if state is None else None
+        binning = getattr(backend, "summarize_for", None)  # the backend's binning (the CUDA one's, on its GPU)
         timings = {"start": time.time() - t0}  # opening, checks, the model
         if state is None:
             try:
                 slices = SliceRanges(volume.shape[0], int(volume.shape[1]) * int(volume.shape[2]))
                 grays = GraySample(volume.size, int(volume.shape[2]))
                 stats, sample = first_pass(volume, options, model.config.divisor, bar, copy, slices, grays,
-                                           summarize=getattr(backend, "summarize", None))
+                                           summarize=binning(copy) if binning else None)
             except TomosegError:
                 if bar is not None:
                     bar.close()
@@ -518,7 +522,9 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
         else:
             sample = _saved_sample_mask(options, work, state, volume.shape)
             add_invocation(work, state, t0)
-        resident = copy.array if copy is not None and copy.complete else None  # the volume in memory, where kept
+        resident = None  # the volume in memory (host or the GPU's), where kept: the windows' source
+        if copy is not None and copy.complete:
+            resident = copy if hasattr(copy, "window") else copy.array
         tiles = tile_grid(volume.shape, options.tiling, model.config.divisor, region=sample.box) if sample.box else []
         fresh = state is None
         if not fresh:
@@ -622,6 +628,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
         record["invocations"] = invocations(work, state, [t.index for t in tiles if t.index not in skipped],
                                             t_finish)
         record["input_in_memory"] = resident is not None  # windows read from resident_copy
+        record["input_on_device"] = hasattr(resident, "window")  # ... kept on the GPU (device_volume)
         if reports:  # the workers of --dask-scheduler, as checked before the work (host and packages: theirs)
             record["distributed"]["workers_checked"] = [r.record() for r in reports]
         record["resolution_levels"] = levels
@@ -673,16 +680,22 @@ RESIDENT_MAX = 16 << 30     # ...and 16 GiB
 
 
 def resident_copy(volume, backend, options: SegmentOptions, available: int | None = None):
-    """A :class:`~tomoseg.io.blocks.BlockCopy` for the statistics pass to fill, where ``backend`` asks for one
-    (``resident_input``: meant for a GPU, off until measured there), the pass reads every voxel (``--stats``
-    full or auto below its limit) and the volume takes at most 1/8 of the available memory (``available``,
-    default psutil's) and 16 GiB; else None. The CPU backends never ask: their network is slower than reading,
-    and their peak memory stays that of one window, whatever the volume."""
+    """A copy of the volume for the statistics pass to fill, where ``backend`` asks for one (``resident_input``:
+    the CUDA backend) and the pass reads every voxel (``--stats`` full or auto below its limit): on the backend's
+    device where it offers one that fits (``resident_on_device``: the CUDA backend's
+    :class:`~.device_volume.DeviceVolume`), else a :class:`~tomoseg.io.blocks.BlockCopy` in host memory where the
+    volume takes at most 1/8 of the available memory (``available``, default psutil's) and 16 GiB; else None.
+    The CPU backends never ask: their network is slower than reading, and their peak memory stays that of one
+    window, whatever the volume."""
     from ..io.blocks import BlockCopy
 
     if backend is None or not getattr(backend, "resident_input", False) \
             or stats_method(options.stats, int(volume.size)) != "full":
         return None
+    on_device = getattr(backend, "resident_on_device", None)
+    device_copy = on_device(volume.shape, volume.dtype) if on_device else None
+    if device_copy is not None:
+        return device_copy
     nbytes = int(volume.size) * np.dtype(volume.dtype).itemsize
     available = _available_memory() if available is None else available
     if available is None or nbytes > min(available // RESIDENT_SHARE, RESIDENT_MAX):  # no figure: no copy

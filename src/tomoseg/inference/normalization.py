@@ -133,8 +133,9 @@ def volume_stats(volume, *, method: str = "auto", sample_fraction: float = SAMPL
     objects : {"dark", "bright"}
         Bright: the z-score's sign is flipped.
     summarize : callable, optional
-        ``summarize(binning, data)``: another implementation of ``binning.summarize(data)`` (the same bins, the
-        same summary), e.g. on a GPU (:func:`tomoseg.inference.device_stats.summarize_on`); None: NumPy's.
+        ``summarize(binning, data, region)``: another implementation of ``binning.summarize(data)`` (the same
+        bins, the same summary) for the block ``data`` read at ``region``, e.g. on a GPU
+        (:func:`tomoseg.inference.device_stats.summarize_on`); None: NumPy's.
 
     Raises
     ------
@@ -166,7 +167,7 @@ def volume_stats(volume, *, method: str = "auto", sample_fraction: float = SAMPL
         data = np.asarray(volume[region])
         if visit is not None:
             visit(region, data)
-        return binning.summarize(data) if summarize is None else summarize(binning, data)
+        return binning.summarize(data) if summarize is None else summarize(binning, data, region)
 
     threads = stats_threads() if len(regions) > 1 else 0
     total = None

@@ -1,0 +1,126 @@
+"""The volume held in GPU memory for ``segment``'s windows: filled by the statistics pass as it reads, so that
+the tiles stage slices its windows on the GPU instead of copying each one from the host.
+
+The CUDA backend asked the statistics pass for a copy of the volume in host memory
+(:class:`~tomoseg.io.blocks.BlockCopy`): on an H200's host the tiles stage of ``segment`` without the network
+then took 0.13 s instead of 0.29 s reading the file (256x1024x1024 uint8). Each window still went through a
+pinned host buffer to the GPU, about 1.2x the volume's bytes at tile 384 (the halos), and a float32 volume's
+tiles stage took 0.75-0.95 s against 0.58 s for uint8 (benchmarks/results/segment_throughput.md). Here each
+block the pass reads is copied to the GPU once, in the type the network's input is made from (the CUDA
+pipeline's: uint16 as int32, float16 as float32, the others as they are), and the windows are views of it.
+
+Windows that reach past the volume (a volume whose size is not a multiple of the network's divisor) are padded
+as :func:`~.tiling.read_padded` pads them, on the host (a few windows at the far faces). Where a window holds no
+data (NaN, ±inf, the fill value), the CUDA pipeline finds it on the GPU (:func:`holes`).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .normalization import exact_in_float32, fill_in_dtype
+
+DEVICE_SHARE = 4  # the volume may take at most this fraction (1/4) of the GPU's memory: the windows need the rest
+
+# how a raw window of each type reaches the network on the GPU (cuda_pipeline.CudaBackend.run_windows)
+_STORED = {np.dtype(np.uint8): torch.uint8, np.dtype(np.int8): torch.int8, np.dtype(np.int16): torch.int16,
+           np.dtype(np.uint16): torch.int32, np.dtype(np.float16): torch.float32, np.dtype(np.float32): torch.float32,
+           np.dtype(np.bool_): torch.int32}
+_HOST = {torch.uint8: np.uint8, torch.int8: np.int8, torch.int16: np.int16, torch.int32: np.int32,
+         torch.float32: np.float32}
+
+
+def stored_type(dtype) -> torch.dtype | None:
+    """The type a volume of ``dtype`` is kept in on the GPU; None where the CUDA pipeline normalizes it on the
+    host first (types float32 does not hold exactly: float64, 32- and 64-bit integers)."""
+    dtype = np.dtype(dtype).newbyteorder("=")
+    if not exact_in_float32(dtype):
+        return None
+    return _STORED.get(dtype)
+
+
+@dataclass(frozen=True)
+class DeviceWindow:
+    """A window of a :class:`DeviceVolume`: ``tensor`` on the GPU, ``dtype`` the volume's (what the
+    normalization and the fill value are taken in)."""
+
+    tensor: torch.Tensor
+    dtype: np.dtype
+
+    @property
+    def shape(self) -> tuple:
+        return tuple(self.tensor.shape)
+
+
+class DeviceVolume:
+    """The volume on ``device``, assembled from the blocks a pass reads (``visit`` of
+    :func:`~.normalization.volume_stats`, on its reader threads; blocks must not overlap). ``complete`` once
+    every voxel has arrived."""
+
+    def __init__(self, shape, dtype, device):
+        self.shape = tuple(int(s) for s in shape)
+        self.dtype = np.dtype(dtype)
+        self.device = torch.device(device)
+        self.tensor = torch.empty(self.shape, dtype=stored_type(self.dtype), device=self.device)
+        self._voxels = 0
+        self._lock = threading.Lock()
+
+    @classmethod
+    def fitting(cls, shape, dtype, device) -> DeviceVolume | None:
+        """A volume for ``device`` where its type suits (:func:`stored_type`) and it takes at most
+        1/:data:`DEVICE_SHARE` of the GPU's memory; else None (the host copy or the file serves the windows)."""
+        kind = stored_type(dtype)
+        if kind is None:
+            return None
+        device = torch.device(device)
+        nbytes = math.prod(int(s) for s in shape) * torch.empty((), dtype=kind).element_size()
+        if device.type == "cuda":
+            _, total = torch.cuda.mem_get_info(device)
+            if nbytes > total // DEVICE_SHARE:
+                return None
+        try:
+            return cls(shape, dtype, device)
+        except torch.cuda.OutOfMemoryError:  # another process holds the memory: the host path instead
+            torch.cuda.empty_cache()
+            return None
+
+    def __call__(self, block, data) -> None:
+        data = np.asarray(data)
+        host = _HOST[self.tensor.dtype]
+        if data.dtype != host or not data.flags.c_contiguous:
+            data = np.ascontiguousarray(data, dtype=host)  # uint16 -> int32, float16 -> float32: exact
+        self.tensor[block].copy_(torch.from_numpy(data))
+        with self._lock:
+            self._voxels += int(data.size)
+
+    @property
+    def complete(self) -> bool:
+        return self._voxels == math.prod(self.shape)
+
+    def window(self, region, mode: str = "reflect") -> DeviceWindow:
+        """The window ``region`` of the volume padded at its far faces as :func:`~.tiling.read_padded` pads it
+        (``mode``): a view where it lies inside the volume."""
+        inner = tuple(slice(r.start, min(r.stop, s)) for r, s in zip(region, self.shape))
+        data = self.tensor[inner]
+        pad = [(0, r.stop - i.stop) for r, i in zip(region, inner)]
+        if any(p[1] for p in pad):  # the far faces of a volume not a multiple of the divisor: NumPy's padding
+            data = torch.from_numpy(np.pad(data.cpu().numpy(), pad, mode=mode)).to(self.device)
+        return DeviceWindow(data, self.dtype)
+
+
+def holes(raw: torch.Tensor, dtype, fill) -> torch.Tensor | None:
+    """Where a window (or core) of a volume of ``dtype`` kept as ``raw`` holds no data: NaN, ±inf and the fill
+    value (``stats.fill``), as :func:`~.normalization.nodata_mask` finds them on the host; None where the type
+    can hold neither (integers without a fill value)."""
+    dtype = np.dtype(dtype)
+    fill = fill_in_dtype(dtype, fill)
+    found = ~torch.isfinite(raw) if dtype.kind == "f" else None
+    if fill is not None:
+        same = raw == (float(fill) if dtype.kind == "f" else int(fill))
+        found = same if found is None else found | same
+    return found
