@@ -1,6 +1,7 @@
 """Paper-ready figures: PNG at 300 dpi and SVG beside it, captions that say why a slice was chosen."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -177,3 +178,71 @@ def test_report_previews_a_long_table_from_its_first_rows(tmp_path):
     assert total == n and all(everything[c].tolist() == whole[c].tolist() for c in whole)
     html = build_report(tmp_path).read_text(encoding="utf-8")
     assert f"10 of {n} rows" in html
+
+
+def _image_aspects(monkeypatch, draw) -> list:
+    """The aspect (a pixel's height over its width on screen) of each image panel of the figure ``draw()``
+    makes, as it is saved."""
+    seen = []
+    save = figures.save_figure
+
+    def keep(fig, path, *args, **kwargs):
+        seen.extend(ax.get_aspect() for ax in fig.axes if ax.images)
+        return save(fig, path, *args, **kwargs)
+
+    monkeypatch.setattr(figures, "save_figure", keep)
+    draw()
+    return seen
+
+
+def _black_width_over_height(png) -> float:
+    """Width over height, in the PNG, of its largest black region (the hit map of a slice without objects)."""
+    from PIL import Image
+    from scipy import ndimage
+
+    with Image.open(png) as im:
+        rgb = np.asarray(im.convert("RGB"))
+    regions, _ = ndimage.label(rgb.max(axis=2) < 8)
+    largest = regions == np.argmax(np.bincount(regions.ravel())[1:]) + 1
+    ys, xs = np.nonzero(largest)
+    return (xs.max() - xs.min() + 1) / (ys.max() - ys.min() + 1)
+
+
+@pytest.mark.parametrize("voxel_size", [(100.0, 30.0, 60.0), (50.0, 50.0, 50.0), None])
+def test_hit_maps_are_drawn_at_the_pixels_physical_shape(rng, tmp_path, monkeypatch, voxel_size):
+    """Hit maps (and the image beside them) were drawn with square pixels: a scan of 30 nm y and 60 nm x pixels
+    came out squeezed 2x across. Each panel's aspect is y over x, and in the PNG the slice (60 rows, 40
+    columns) is as wide over tall as it is in nm: 40 * 60 / (60 * 30) = 4/3, not 40/60."""
+    vy, vx = (voxel_size or (1.0, 1.0, 1.0))[1:]
+    truth = np.zeros((3, 60, 40), bool)
+    truth[1, 20:30, 10:20] = True
+    image = rng.normal(size=truth.shape).astype(np.float32)
+    made = []
+    aspects = _image_aspects(monkeypatch, lambda: made.extend(figures.hit_map_figures(image, truth, truth, tmp_path,
+                                                                                      voxel_size=voxel_size)))
+    assert made and aspects == [pytest.approx(vy / vx)] * 2 * len(made)  # the image and the hit map of each
+    empty = figures.hit_map_figure(None, truth[0], truth[0], tmp_path / "empty.png", voxel_size=voxel_size)
+    assert _black_width_over_height(empty) == pytest.approx(40 * vx / (60 * vy), rel=0.02)
+
+
+def test_scale_bar_as_thick_on_screen_whatever_the_pixels_shape(tmp_path, monkeypatch):
+    """The bar's thickness was taken in rows: on pixels half as tall as wide it came out half as thick (and
+    four times as thick on the z-over-x panels of the orthoslices). Two slices of the same size in nm, one of
+    square pixels and one of pixels half as tall, get the same bar on screen, as long as the nm it says."""
+    from matplotlib.patches import Rectangle
+
+    bars = {}
+    save = figures.save_figure
+
+    def keep(fig, path, *args, **kwargs):
+        ax = fig.axes[0]
+        (bar,) = [p for p in ax.patches if isinstance(p, Rectangle)]
+        bars[Path(path).stem] = (bar.get_width(), bar.get_height() * ax.get_aspect())  # columns, in columns
+        return save(fig, path, *args, **kwargs)
+
+    monkeypatch.setattr(figures, "save_figure", keep)
+    square, flat = np.zeros((30, 40), bool), np.zeros((60, 40), bool)  # both 1.8 x 2.4 µm
+    figures.hit_map_figure(None, square, square, tmp_path / "square.png", voxel_size=(60.0, 60.0, 60.0))
+    figures.hit_map_figure(None, flat, flat, tmp_path / "flat.png", voxel_size=(60.0, 30.0, 60.0))
+    assert bars["flat"] == pytest.approx(bars["square"])
+    assert bars["flat"][0] * 60.0 == 200.0  # 200 nm of 60 nm columns (a fifth of 2.4 µm, rounded down to 1-2-5)

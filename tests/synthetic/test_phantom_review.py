@@ -355,3 +355,17 @@ def test_the_histogram_legend_keeps_clear_of_the_curves(monkeypatch, tmp_path):
             inside = ((points[:, 0] > box.x0) & (points[:, 0] < box.x1) & (points[:, 1] > box.y0)
                       & (points[:, 1] < box.y1))
             assert not inside.any(), line.get_label()
+
+
+def test_the_phantom_figure_draws_its_slices_at_the_pixels_shape(tmp_path, monkeypatch):
+    """The slice and the zoom were drawn with square pixels whatever ``voxel_size``; they are drawn with
+    pixels as tall as y over x (isotropic: square)."""
+    import tomoseg.synthetic.figure as figure
+
+    phantom = make_phantom((24, 64, 64), rng=3)
+    aspects = {}
+    for name, vs in (("flat", (50.0, 30.0, 60.0)), ("square", (29.33, 29.33, 29.33))):
+        monkeypatch.setattr(figure, "save_figure", lambda fig, path, *a, **k: aspects.setdefault(
+            name, [ax.get_aspect() for ax in fig.axes if ax.images]))
+        figure.phantom_figure(phantom, tmp_path / f"{name}.png", voxel_size=vs)
+    assert aspects == {"flat": [pytest.approx(0.5)] * 2, "square": [pytest.approx(1.0)] * 2}

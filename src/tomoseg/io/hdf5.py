@@ -2,12 +2,15 @@
 
 The voxel size is read from the dataset attribute ``element_size_um`` (z, y, x in
 µm; the convention of ilastik and Fiji's HDF5 plugin) or ``voxel_size_nm``, and
-written as both; without them, from the evenly spaced axis coordinates (with
-``@units``; centres or n + 1 bin edges) of the NeXus NXdata group whose signal the
-dataset is, or, in APS Data Exchange files, from the scan's effective pixel size
-(``/measurement/instrument/detection_system/objective/resolution`` with ``@units``), or, in nabu's
-reconstructions, from nabu's record (``.../reconstruction/configuration/processing_options/reconstruction/
-voxel_size_cm``). Where beamline software puts these is in :mod:`.hdf5_layouts`.
+written as both, or from its ``voxel_size`` or ``pixel_size`` with a length in ``@units``; without them, from
+the evenly spaced axis coordinates (with ``@units``; centres or n + 1 bin edges) of the NeXus NXdata group whose
+signal the dataset is, or, in APS Data Exchange files, from the scan's effective pixel size
+(``/measurement/instrument/detection_system/objective/resolution``, else the detector's ``actual_pixel_size_x``
+and ``_y``, with ``@units``), or, in nabu's reconstructions, from nabu's record
+(``.../reconstruction/configuration/processing_options/reconstruction/voxel_size_cm``). A detector's own pixel
+(Data Exchange ``detector/pixel_size``, NeXus NXdetector ``x_pixel_size``: before the optics' magnification) is
+never taken; a note says it is there. Where beamline software puts these is in :mod:`.hdf5_layouts`; the list,
+for users, in docs/formats.md.
 Raw projections (NeXus NXtomo; Data Exchange ``/exchange/data`` beside
 ``data_white``, ``data_dark`` or ``theta``) are refused.
 
@@ -27,8 +30,8 @@ import numpy as np
 
 from ..errors import TomosegError, install_hint, note
 from .hdf5_chunks import parallel_reader, parallel_writer
-from .hdf5_layouts import (check_not_projections, exchange_voxel_size, nabu_voxel_size, nxtomo_frames,
-                           projections)
+from .hdf5_layouts import (check_not_projections, detector_pixel_note, exchange_voxel_size, nabu_voxel_size,
+                           nxtomo_frames, projections)
 from .units import attribute_text as _text
 from .volume import Sink, Volume, squeeze_leading, write_error_reason
 from .voxel_sizes import voxel_size_from_attributes
@@ -323,6 +326,8 @@ def open_hdf5(path: Path, dataset: str | None = None) -> Volume:
             voxel_size = exchange_voxel_size(f, name, notes)
         if voxel_size is None:
             voxel_size = nabu_voxel_size(f, name, notes)
+        if voxel_size is None:
+            detector_pixel_note(f, name, notes)
         link = f.get(name, getlink=True)
         if isinstance(link, h5py.ExternalLink):
             notes.append(f"{name} is an external link to {link.filename}:{link.path}, read from there")

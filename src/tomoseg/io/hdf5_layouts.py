@@ -1,7 +1,9 @@
 """Where beamline software puts things in its HDF5 files: which datasets are raw projections, not volumes (NeXus
 NXtomo, as nxtomomill and Diamond write it; APS Data Exchange raw scans), and where the voxel size of a
 reconstruction is recorded outside the dataset's attributes (APS Data Exchange's effective pixel size; nabu's
-record of the reconstruction). Used by :mod:`.hdf5`; reviews IN1, IN10 (readers) and RD1, RD3 (readers2)."""
+record of the reconstruction), and where a detector's own pixel size is, which is not the voxel size (Data
+Exchange ``detector/pixel_size``, NeXus NXdetector ``x_pixel_size``). Used by :mod:`.hdf5`; reviews IN1, IN10
+(readers) and RD1, RD3 (readers2); docs/formats.md."""
 
 from __future__ import annotations
 
@@ -46,47 +48,126 @@ def _reconstruction_binning(f: h5py.File) -> tuple[str, int] | None:
     return found[0] if found and len({b for _, b in found}) == 1 else None
 
 
-def exchange_voxel_size(f: h5py.File, name: str, notes: list) -> tuple | None:
-    """(z, y, x) in nm for a reconstruction in APS Data Exchange layout (``/exchange/...``): the scan's effective
-    pixel size, ``/measurement/instrument/detection_system/objective/resolution``, one number with ``@units`` (a
-    length: ``microns`` at APS), taken as an isotropic voxel size, times 2**b where the reconstruction records
-    tomocupy's binning b (:func:`_reconstruction_binning`), with a note. Nothing is guessed: without units,
-    or with the detector's ``pixel_size_x`` alone (the camera's pixel, before the optics' magnification), the
-    voxel size stays unknown, said in a note."""
+_DX_RAW_PIXEL = ("pixel_size", "pixel_size_x", "pixel_size_y")  # the camera's pixel (2-BM: DetectorPixelSize)
+
+
+def _dx_length(item) -> tuple[float | None, str]:
+    """One length in nm from a Data Exchange dataset with ``@units`` (or ``@unit``), and how it was given (for
+    the notes); None where it is not one number with a length unit tomoseg knows."""
     from .units import nm_per_unit
 
-    if not name.strip("/").startswith("exchange"):
-        return None
+    try:
+        values = np.ravel(item[()]).astype(np.float64)
+    except (TypeError, ValueError, OSError):
+        values = np.array([])
+    unit = text(item.attrs.get("units")) or text(item.attrs.get("unit"))
+    factor = nm_per_unit(unit)
+    if values.size != 1 or factor is None or not np.isfinite(values[0]):
+        return None, (f"{values.tolist() if values.size else 'no number'} with "
+                      f"{'no units' if unit is None else f'units {unit!r}'}, not one length tomoseg knows")
+    return float(values[0]) * factor, f"{values[0]:g} {unit}"
+
+
+def _dx_effective(f: h5py.File, notes: list) -> tuple[tuple | None, str] | None:
+    """The effective pixel size (at the sample, after the optics) a Data Exchange file records, as ((z, y, x)
+    nm or None, where it was read); None where it records none. ``objective/resolution`` (APS tomoScan's
+    ImagePixelSize: one number, taken for z, y and x) first, else the detector's ``actual_pixel_size_x`` and
+    ``actual_pixel_size_y`` (Data Exchange: "actual pixel size on the sample plane"; z from the detector's
+    vertical y, y and x from its horizontal x, the slice plane a reconstruction draws from the detector's
+    rows). A value without a length unit is not guessed (Data Exchange's default is SI, m; tomopy-cli reads
+    the same values as µm): unknown, said in ``notes``."""
     res = f.get(_DX_RESOLUTION)
     if isinstance(res, h5py.Dataset):
-        try:
-            values = np.ravel(res[()]).astype(np.float64)
-        except (TypeError, ValueError, OSError):
-            values = np.array([])
-        unit = text(res.attrs.get("units")) or text(res.attrs.get("unit"))
-        factor = nm_per_unit(unit)
-        if values.size != 1 or factor is None:
-            notes.append(f"{_DX_RESOLUTION} (Data Exchange's effective pixel size) holds "
-                         f"{values.tolist() if values.size else 'no number'} with "
-                         f"{'no units' if unit is None else f'units {unit!r}'}, not one length tomoseg knows; "
-                         "voxel size unknown")
+        v, said = _dx_length(res)
+        if v is None:
+            notes.append(f"{_DX_RESOLUTION} (Data Exchange's effective pixel size) holds {said}; voxel size "
+                         "unknown")
+            return None, _DX_RESOLUTION
+        return (v, v, v), f"{_DX_RESOLUTION} = {said} (the scan's effective pixel size, taken for z, y and x)"
+    detector = f.get(_DX_DETECTOR)
+    if not isinstance(detector, h5py.Group) or not isinstance(detector.get("actual_pixel_size_x"), h5py.Dataset):
+        return None
+    where = f"{_DX_DETECTOR}/actual_pixel_size_x"
+    x, said_x = _dx_length(detector["actual_pixel_size_x"])
+    y, said_y = x, ""
+    if isinstance(detector.get("actual_pixel_size_y"), h5py.Dataset):
+        y, said_y = _dx_length(detector["actual_pixel_size_y"])
+        where += " and _y"
+    if x is None or y is None:
+        notes.append(f"{where} (Data Exchange's pixel size on the sample plane) holds "
+                     f"{said_x if x is None else said_y}; voxel size unknown")
+        return None, where
+    how = (f"{said_x}, taken for z, y and x" if not said_y else
+           f"x {said_x}, y {said_y}: z from the detector's y, the slices' y and x from its x")
+    return (y, x, x), f"{where} ({how}; the pixel size on the sample plane)"
+
+
+def _shown(item) -> str | None:
+    """A small dataset's value as text for a note (one value, with its ``@units``), or None."""
+    if not isinstance(item, h5py.Dataset):
+        return None
+    try:
+        value = item[()]
+        shown = text(value) or f"{np.ravel(value)[0]:g}"
+    except (TypeError, ValueError, OSError, IndexError):
+        return None
+    unit = text(item.attrs.get("units")) or text(item.attrs.get("unit"))
+    return f"{shown} {unit}" if unit else shown
+
+
+def detector_pixel_note(f: h5py.File, name: str, notes: list) -> None:
+    """Say, where a volume's voxel size is unknown, that the NeXus NXdetector groups of its entry give their
+    ``x_pixel_size`` (the detector's pixel: the NeXus definition; before an optics' magnification it is not the
+    voxel size, and nxtomo keeps the pixel size at the sample apart, in ``sample/x_pixel_size``) and that it was
+    not taken. Searched two levels below the entry (``/entry/instrument/detector``)."""
+    top = name.strip("/").split("/")[0]
+    entry = f.get("/" + top)
+    if not top or not isinstance(entry, h5py.Group):
+        return
+    try:
+        groups = [g for g in entry.values() if isinstance(g, h5py.Group)]
+        groups += [h for g in list(groups) for h in g.values() if isinstance(h, h5py.Group)]
+    except (OSError, KeyError, TypeError, ValueError):
+        return
+    for group in groups:
+        if text(group.attrs.get("NX_class")) == "NXdetector" and isinstance(group.get("x_pixel_size"), h5py.Dataset):
+            notes.append(f"{group.name}/x_pixel_size = {_shown(group['x_pixel_size'])} is the NeXus detector's pixel "
+                         "size, not taken as the voxel size (before the optics' magnification it is larger); voxel "
+                         "size unknown: pass --voxel-size Z Y X")
+            return
+
+
+def exchange_voxel_size(f: h5py.File, name: str, notes: list) -> tuple | None:
+    """(z, y, x) in nm for a reconstruction in APS Data Exchange layout (``/exchange/...``): the scan's effective
+    pixel size (:func:`_dx_effective`: ``/measurement/instrument/detection_system/objective/resolution``, else
+    the detector's ``actual_pixel_size_x``/``_y``), each with ``@units`` (a length: ``microns`` at APS), times
+    2**b where the reconstruction records tomocupy's binning b (:func:`_reconstruction_binning`), with a note.
+    Nothing is guessed: without units, or with the detector's ``pixel_size`` or ``pixel_size_x`` alone (the
+    camera's pixel, before the optics' magnification; 2-BM's tomoScan writes ``pixel_size``), the voxel size
+    stays unknown, said in a note."""
+    if not name.strip("/").startswith("exchange"):
+        return None
+    found = _dx_effective(f, notes)
+    if found is not None:
+        size, where = found
+        if size is None:
             return None
-        v = float(values[0]) * factor
         binning = _reconstruction_binning(f)
         if binning is None:
-            notes.append(f"voxel size from {_DX_RESOLUTION} = {values[0]:g} {unit} (the scan's effective pixel "
-                         "size, taken for z, y and x); if the reconstruction was binned, pass --voxel-size Z Y X")
-            return (v, v, v)
-        where, b = binning
-        v *= 2 ** b
-        notes.append(f"voxel size from {_DX_RESOLUTION} = {values[0]:g} {unit} (the scan's effective pixel size, "
-                     f"taken for z, y and x) times {2 ** b}, the binning the reconstruction records ({where} = {b}: "
+            notes.append(f"voxel size from {where}; if the reconstruction was binned, pass --voxel-size Z Y X")
+            return size
+        at, b = binning
+        notes.append(f"voxel size from {where} times {2 ** b}, the binning the reconstruction records ({at} = {b}: "
                      f"2^{b})")
-        return (v, v, v)
+        return tuple(v * 2 ** b for v in size)
     detector = f.get(_DX_DETECTOR)
-    if isinstance(detector, h5py.Group) and "pixel_size_x" in detector:
-        notes.append(f"the file gives {_DX_DETECTOR}/pixel_size_x, the camera's pixel size before the optics' "
-                     f"magnification, but not {_DX_RESOLUTION}; voxel size unknown")
+    raw = [k for k in _DX_RAW_PIXEL if isinstance(detector, h5py.Group) and k in detector]
+    if raw:
+        magnification = _shown(f.get("/measurement/instrument/detection_system/objective/magnification"))
+        optics = f" (the objective's magnification: {magnification})" if magnification else ""
+        notes.append(f"the file gives {_DX_DETECTOR}/{raw[0]}, the camera's pixel size before the optics' "
+                     f"magnification{optics}, but not the pixel size at the sample ({_DX_RESOLUTION} or "
+                     f"{_DX_DETECTOR}/actual_pixel_size_x); voxel size unknown: pass --voxel-size Z Y X")
     return None
 
 

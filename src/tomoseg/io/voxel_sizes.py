@@ -27,22 +27,31 @@ def _fmt(voxel_size) -> str:
 
 def voxel_size_from_attributes(attrs, notes: list, what: str = "dataset") -> tuple | None:
     """(z, y, x) in nm from an HDF5 dataset's or a Zarr array's attributes: ``element_size_um`` (µm; the
-    convention of ilastik, Fiji's HDF5 plugin and BigDataViewer) or ``voxel_size_nm``, or ``voxel_size`` with a
-    ``units`` (or ``unit``) attribute; one number is an isotropic size (said in ``notes``). None where none is
-    given; NaN where one is unreadable (reported as not valid; ``--voxel-size`` overrides)."""
+    convention of ilastik, Fiji's HDF5 plugin and BigDataViewer) or ``voxel_size_nm``, or ``voxel_size`` or
+    ``pixel_size`` (the volume's own pixels: the attribute is the dataset's) with a ``units`` (or ``unit``)
+    attribute; one number is an isotropic size (said in ``notes``). ``voxel_size`` or ``pixel_size`` without a
+    length unit is not guessed (a bare 0.65 could be µm, or m as Data Exchange's SI default has it): the size
+    stays unknown, said in ``notes``. None where none is given; NaN where one is unreadable (reported as not
+    valid; ``--voxel-size`` overrides)."""
     import numpy as np
 
     from .units import attribute_text, nm_per_unit
 
-    unit = nm_per_unit(attribute_text(attrs.get("units")) or attribute_text(attrs.get("unit")))
+    unit_text = attribute_text(attrs.get("units")) or attribute_text(attrs.get("unit"))
+    unit = nm_per_unit(unit_text)
     if "element_size_um" in attrs:
         key, factor = "element_size_um", 1e3
     elif "voxel_size_nm" in attrs:
         key, factor = "voxel_size_nm", 1.0
-    elif "voxel_size" in attrs and unit:
-        key, factor = "voxel_size", unit
     else:
-        return None
+        key = next((k for k in ("voxel_size", "pixel_size") if k in attrs), None)
+        if key is None:
+            return None
+        if not unit:
+            said = "no units attribute" if unit_text is None else f"units {unit_text!r}, not a length"
+            notes.append(f"the {what}'s {key} has {said}; voxel size unknown: pass --voxel-size Z Y X")
+            return None
+        factor = unit
     try:
         raw = np.ravel(np.asarray(attrs[key], dtype=np.float64))
         values = tuple(float(v) * factor for v in raw)
@@ -55,6 +64,9 @@ def voxel_size_from_attributes(attrs, notes: list, what: str = "dataset") -> tup
     if len(values) != 3:
         notes.append(f"the {what}'s {key} holds {len(values)} values, not 1 or 3 (z, y, x); voxel size unknown")
         return None
+    if key == "pixel_size":
+        notes.append(f"voxel size from the {what}'s pixel_size ({', '.join(f'{float(v):g}' for v in raw)} "
+                     f"{unit_text}, z, y, x)")
     return values
 
 

@@ -149,8 +149,29 @@ def _length_label(nm: float) -> str:
     return f"{nm / 1000:g} µm" if nm >= 1000 else f"{nm:g} nm"
 
 
+def pixel_aspect(voxel_size, rows: int = 1, columns: int = 2) -> float:
+    """Height over width of one pixel of a slice whose rows run along axis ``rows`` and columns along axis
+    ``columns`` of ``voxel_size`` (z, y, x; default: a z slice, y over x), as imshow's ``aspect`` wants it so
+    that the slice is drawn to scale; 1 without a voxel size.
+
+    >>> pixel_aspect((100.0, 30.0, 60.0)), pixel_aspect((100.0, 30.0, 60.0), 0, 2), pixel_aspect(None)
+    (0.5, 1.6666666666666667, 1.0)
+    """
+    if not voxel_size:
+        return 1.0
+    return float(voxel_size[rows]) / float(voxel_size[columns])
+
+
+def _display_aspect(ax) -> float:
+    """The height on screen of one y data unit over that of one x data unit (1 where the axes are 'auto')."""
+    aspect = ax.get_aspect()
+    return float(aspect) if not isinstance(aspect, str) else 1.0
+
+
 def add_scale_bar(ax, pixel_nm: float | None, width_px: int, *, fraction: float = 0.2) -> None:
-    """A white bar with its length (nm or µm) in the lower right of an image panel."""
+    """A white bar with its length (nm or µm) in the lower right of an image panel; ``pixel_nm``: a column's
+    width (the bar lies along the rows). Call it after the image is drawn with its aspect: the bar's thickness is
+    the same on screen whatever the pixels' height over width."""
     if not pixel_nm:
         return
     from matplotlib.patches import Rectangle
@@ -158,7 +179,9 @@ def add_scale_bar(ax, pixel_nm: float | None, width_px: int, *, fraction: float 
     length_nm = nice_length(fraction * width_px * pixel_nm)
     length_px = length_nm / pixel_nm
     y0, y1 = ax.get_ylim()
-    u = 0.012 * max(abs(y1 - y0), width_px)  # one unit of bar thickness, the same on wide and tall panels
+    a = _display_aspect(ax)
+    # one unit of bar thickness (in rows), the same on wide and tall panels and on non-square pixels
+    u = 0.012 * max(abs(y1 - y0) * a, width_px) / a
     x = width_px - length_px - 0.04 * width_px
     y = max(y0, y1) - 2.5 * u
     ax.add_patch(Rectangle((x, y), length_px, u, color="white", ec="black", lw=0.5))
@@ -223,7 +246,8 @@ def gray_range(*planes) -> tuple[float, float]:
 def hit_map_figure(image_slice, pred_slice, truth_slice, path, *, title="", reason: str = "",
                    voxel_size=None) -> Path:
     """Image and hit map of one slice (the hit map alone where there is no image); ``reason`` says why this
-    slice was chosen (in the caption)."""
+    slice was chosen (in the caption). ``voxel_size`` (z, y, x in nm): the slice drawn to scale (a pixel as
+    tall as its y size over its x size) with a scale bar."""
     from matplotlib.patches import Patch
 
     panels = 1 if image_slice is None else 2
@@ -232,12 +256,13 @@ def hit_map_figure(image_slice, pred_slice, truth_slice, path, *, title="", reas
     axes = list(axes[0])
     width = pred_slice.shape[-1]
     pixel = float(voxel_size[-1]) if voxel_size else None
+    aspect = pixel_aspect(voxel_size)  # y over x: drawn to scale where the y and x voxel sizes differ
     if image_slice is not None:
         lo, hi = gray_range(image_slice)
-        axes[0].imshow(image_slice, cmap="gray", interpolation="nearest", vmin=lo, vmax=hi)
+        axes[0].imshow(image_slice, cmap="gray", interpolation="nearest", aspect=aspect, vmin=lo, vmax=hi)
         add_scale_bar(axes[0], pixel, width)
         axes[0].set_title("image")
-    axes[-1].imshow(hit_map(pred_slice, truth_slice), interpolation="nearest")
+    axes[-1].imshow(hit_map(pred_slice, truth_slice), interpolation="nearest", aspect=aspect)
     add_scale_bar(axes[-1], pixel, width)
     axes[-1].set_title("hit map")
     for ax in axes:
@@ -453,9 +478,8 @@ def orthoslices(image, mask, path, *, centre=None, title="", reason: str = "", v
     # the other planes' lines: in the z plane (rows y, columns x); y plane (z, x); x plane (z, y)
     cross = {"z": (centre[1], centre[2]), "y": (centre[0], centre[2]), "x": (centre[0], centre[1])}
     for ax, (axis, name, img, m, horiz) in zip(axes, planes):
-        aspect = 1.0  # the image's rows over its columns, in nm: z over x or y, y over x in the z plane
-        if voxel_size:
-            aspect = float(voxel_size[1 if name == "z" else 0]) / float(voxel_size[horiz])
+        # the image's rows over its columns, in nm: z over x or y, y over x in the z plane
+        aspect = pixel_aspect(voxel_size, 1 if name == "z" else 0, horiz)
         ax.imshow(img, cmap="gray", interpolation="nearest", aspect=aspect, vmin=lo, vmax=hi)
         objects = np.asarray(m) > 0
         left_out = excluded(axis, centre[axis], objects) if excluded is not None else np.zeros_like(objects)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..report.figures import DOUBLE_COLUMN, OKABE_ITO, add_scale_bar, new_figure, save_figure, styled
+from ..report.figures import (DOUBLE_COLUMN, OKABE_ITO, add_scale_bar, new_figure, pixel_aspect, save_figure,
+                              styled)
 from .phantom import Phantom
 
 
@@ -19,8 +20,9 @@ def phantom_figure(phantom: Phantom, path, *, z: int | None = None, title: str =
                    voxel_size=(29.33, 29.33, 29.33), captions: bool = False) -> Path:
     """The slice ``z`` (default: the one with the most object voxels), a zoom on its objects with the label
     contours, and the gray-value histograms of background and objects; ``voxel_size`` (nm, z y x) for the
-    scale bars (None: no scale bars). Written as ``path`` (PNG) with SVG and PDF beside it; with ``captions``
-    the caption goes into the folder's ``captions.json`` (off by default: the folder may be anyone's)."""
+    scale bars and the pixels' shape (y over x; None: no scale bars, square pixels). Written as ``path`` (PNG)
+    with SVG and PDF beside it; with ``captions`` the caption goes into the folder's ``captions.json`` (off by
+    default: the folder may be anyone's)."""
     from matplotlib.patches import Rectangle
     from skimage import measure
 
@@ -28,9 +30,10 @@ def phantom_figure(phantom: Phantom, path, *, z: int | None = None, title: str =
     if z is None:
         z = int(np.argmax(labels.sum(axis=(1, 2))))
     pixel = float(voxel_size[2]) if voxel_size else None
+    aspect = pixel_aspect(voxel_size)  # y over x: the slice and the zoom drawn to scale
     fig, axes = new_figure(1, 3, figsize=(DOUBLE_COLUMN, 2.6), gridspec_kw={"width_ratios": [1, 1, 1.3]})
     ax = axes[0]
-    ax.imshow(image[z], cmap="gray", vmin=0, vmax=255)
+    ax.imshow(image[z], cmap="gray", vmin=0, vmax=255, aspect=aspect)
     ax.set_title(f"slice z = {z}")
     # zoom on the area with the most objects
     ys, xs = np.nonzero(labels[z])
@@ -44,7 +47,7 @@ def phantom_figure(phantom: Phantom, path, *, z: int | None = None, title: str =
     ax.axis("off")
     add_scale_bar(ax, pixel, image.shape[2])
     ax = axes[1]
-    ax.imshow(image[z, y0:y0 + 2 * half, x0:x0 + 2 * half], cmap="gray", vmin=0, vmax=255)
+    ax.imshow(image[z, y0:y0 + 2 * half, x0:x0 + 2 * half], cmap="gray", vmin=0, vmax=255, aspect=aspect)
     for contour in measure.find_contours(labels[z, y0:y0 + 2 * half, x0:x0 + 2 * half].astype(float), 0.5):
         ax.plot(contour[:, 1], contour[:, 0], color=OKABE_ITO["orange"], lw=0.8)
     ax.set_title("zoom (dashed box), label contours")

@@ -1,0 +1,127 @@
+"""Pixel sizes in HDF5 files, as beamline tools write them: a volume's own ``pixel_size`` attribute (read with its
+``units``, as ``voxel_size`` is), Data Exchange's pixel size on the sample plane (``actual_pixel_size_x``/``_y``,
+read) and the camera's pixel (``detector/pixel_size``, APS tomoScan's DetectorPixelSize; NeXus NXdetector
+``x_pixel_size``: never taken as the voxel size, said in a note). Before, ``pixel_size`` was not read at all and the
+voxel size was unknown without a word; the camera's ``pixel_size`` went unmentioned."""
+
+import h5py
+import numpy as np
+import pytest
+import zarr
+
+from tomoseg.io import open_volume
+
+Z, Y, X = 4, 6, 8
+_DET = "/measurement/instrument/detector"
+
+
+@pytest.fixture
+def vol():
+    return np.arange(Z * Y * X, dtype=np.uint16).reshape(Z, Y, X)
+
+
+@pytest.mark.parametrize("attrs, expected, said", [
+    ({"pixel_size": [1.5, 0.65, 0.65], "units": "um"}, (1500.0, 650.0, 650.0),
+     "voxel size from the dataset's pixel_size (1.5, 0.65, 0.65 um, z, y, x)"),
+    ({"pixel_size": 0.65, "unit": "microns"}, (650.0,) * 3,
+     "pixel_size is one number (0.65), taken as an isotropic voxel size of 650 nm"),
+    ({"pixel_size": 6.5e-7, "units": "m"}, (650.0,) * 3, "isotropic voxel size of 650 nm"),
+    ({"pixel_size": 0.65}, None, "the dataset's pixel_size has no units attribute; voxel size unknown"),
+    ({"pixel_size": 0.65, "units": "counts"}, None, "pixel_size has units 'counts', not a length"),
+    ({"pixel_size": [0.65, 0.65], "units": "um"}, None, "pixel_size holds 2 values, not 1 or 3"),
+    ({"voxel_size": [0.65] * 3}, None, "the dataset's voxel_size has no units attribute"),  # was silent
+])
+def test_a_volumes_pixel_size_attribute_is_read_with_its_units(tmp_path, vol, attrs, expected, said):
+    p = tmp_path / "rec.h5"
+    with h5py.File(p, "w") as f:
+        f["/data"] = vol
+        f["/data"].attrs.update(attrs)
+    with open_volume(p) as v:
+        assert v.voxel_size == (pytest.approx(expected) if expected else None)
+        assert any(said in n for n in v.notes), v.notes
+
+
+def test_a_zarr_arrays_pixel_size_attribute_too(tmp_path):
+    path = tmp_path / "scan.zarr"
+    array = zarr.create_array(str(path), shape=(4, 8, 8), chunks=(4, 8, 8), dtype=np.uint8)
+    array[:] = 7
+    array.attrs.update({"pixel_size": [2.0, 1.0, 1.0], "units": "nm"})
+    with open_volume(path) as v:
+        assert v.voxel_size == pytest.approx((2.0, 1.0, 1.0))
+
+
+def _dx(path, vol, **detector):
+    """A Data Exchange reconstruction (``/exchange/data`` alone) with the detector's datasets given as
+    ``name=(value, units)`` (units None: no attribute)."""
+    with h5py.File(path, "w") as f:
+        ds = f.create_dataset("/exchange/data", data=vol.astype(np.float32))
+        ds.attrs["units"] = "counts"  # the values' unit (tomocupy writes it): not a length, not read as one
+        for name, (value, units) in detector.items():
+            item = f.create_dataset(f"{_DET}/{name}", data=value)
+            if units:
+                item.attrs["units"] = units
+
+
+@pytest.mark.parametrize("detector, expected, said", [
+    ({"actual_pixel_size_x": (0.65, "microns")}, (650.0,) * 3,
+     "actual_pixel_size_x (0.65 microns, taken for z, y and x; the pixel size on the sample plane)"),
+    # z from the detector's rows (y), the slices' y and x from its columns (x)
+    ({"actual_pixel_size_x": (0.65, "um"), "actual_pixel_size_y": (1.3, "um")}, (1300.0, 650.0, 650.0),
+     "actual_pixel_size_x and _y (x 0.65 um, y 1.3 um: z from the detector's y"),
+    # the camera's 6.5 µm pixel beside it is not the voxel size: the one on the sample plane is read
+    ({"pixel_size": (6.5, "microns"), "actual_pixel_size_x": (6.5e-7, "m")}, (650.0,) * 3,
+     "actual_pixel_size_x (6.5e-07 m, taken for z, y and x"),
+    ({"actual_pixel_size_x": (0.65, None)}, None,
+     "actual_pixel_size_x (Data Exchange's pixel size on the sample plane) holds [0.65] with no units"),
+])
+def test_data_exchange_pixel_size_on_the_sample_plane(tmp_path, vol, detector, expected, said):
+    p = tmp_path / "recon.h5"
+    _dx(p, vol, **detector)
+    with open_volume(p) as v:
+        assert v.voxel_size == (pytest.approx(expected) if expected else None)
+        assert any(said in n for n in v.notes), v.notes
+
+
+def test_data_exchange_pixel_size_on_the_sample_plane_times_tomocupys_binning(tmp_path, vol):
+    p = tmp_path / "scan_rec.h5"
+    _dx(p, vol, actual_pixel_size_x=(0.65, "microns"))
+    with h5py.File(p, "a") as f:
+        b = f.require_dataset("/process/tomocupy-1.0.3/file-reading/binning", shape=(1,), dtype="S10")
+        b[0] = b"1"
+    with open_volume(p) as v:
+        assert v.voxel_size == pytest.approx((1300.0,) * 3)
+        assert any("times 2, the binning the reconstruction records" in n for n in v.notes), v.notes
+
+
+def test_the_cameras_pixel_size_is_not_the_voxel_size(tmp_path, vol):
+    """APS 2-BM's tomoScan writes the camera's pixel as detector/pixel_size (DetectorPixelSize, 6.5 µm behind a
+    10x objective): 10x the voxel size. Unknown, and the note names it and the magnification."""
+    p = tmp_path / "recon.h5"
+    _dx(p, vol, pixel_size=(6.5, "microns"))
+    with h5py.File(p, "a") as f:
+        f["/measurement/instrument/detection_system/objective/magnification"] = 10.0
+    with open_volume(p) as v:
+        assert v.voxel_size is None
+        assert any(f"the file gives {_DET}/pixel_size, the camera's pixel size before the optics' magnification "
+                   "(the objective's magnification: 10)" in n for n in v.notes), v.notes
+
+
+def test_a_nexus_detectors_x_pixel_size_is_not_the_voxel_size(tmp_path, vol):
+    """NeXus NXdetector/x_pixel_size is the detector's pixel (with units), before any magnification: not taken,
+    and said (before: unknown without a word)."""
+    p = tmp_path / "rec.nxs"
+    with h5py.File(p, "w") as f:
+        f.attrs["default"] = "entry"
+        e = f.create_group("entry")
+        e.attrs.update(NX_class="NXentry", default="data")
+        d = e.create_group("data")
+        d.attrs.update(NX_class="NXdata", signal="data")
+        d["data"] = vol
+        det = e.create_group("instrument").create_group("detector")
+        det.attrs["NX_class"] = "NXdetector"
+        det["x_pixel_size"] = 6.5
+        det["x_pixel_size"].attrs["units"] = "um"
+    with open_volume(p) as v:
+        assert v.voxel_size is None
+        assert any("/entry/instrument/detector/x_pixel_size = 6.5 um is the NeXus detector's pixel size, not taken "
+                   "as the voxel size" in n for n in v.notes), v.notes
