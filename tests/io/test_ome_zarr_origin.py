@@ -75,3 +75,21 @@ def test_segment_keeps_the_translation_in_its_zarr_outputs(tmp_path):
     level1 = {t["type"]: t for t in datasets[1]["coordinateTransformations"]}
     # a level-1 voxel is the mean of a 2x2x2 block: its centre lies half a level-0 voxel further
     assert np.allclose(level1["translation"]["translation"], [o + s * 500 for o, s in zip(origin, SCALE_UM)])
+
+
+def test_segment_labels_lie_where_the_map_lies(tmp_path):
+    """segment --labels: the label image of the map just written keeps the map's (the input's) translation; it
+    was written at 0 while the map beside it kept it."""
+    import tomoseg
+
+    image = tomoseg.make_phantom((32, 64, 64), rng=3).image
+    path = _store(tmp_path / "cut.ome.zarr", image)
+    out, labels = tmp_path / "prob.ome.zarr", tmp_path / "labels.zarr"
+    assert main(["segment", str(path), str(out), "--labels", str(labels), "--tile-size", "32", "-q"]) == 0
+    origin = [t * 1000 for t in TRANSLATION_UM]
+    with open_volume(labels) as vol:
+        assert np.allclose(vol.origin_nm, origin) and np.allclose(vol.voxel_size, [s * 1000 for s in SCALE_UM])
+        assert vol.read().max() > 0
+    level0 = zarr.open_group(str(labels), mode="r").attrs["ome"]["multiscales"][0]["datasets"][0]
+    assert np.allclose({t["type"]: t for t in level0["coordinateTransformations"]}["translation"]["translation"],
+                       origin)

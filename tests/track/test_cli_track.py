@@ -446,3 +446,45 @@ def test_track_without_labels_names_the_model_and_says_the_counts_are_upper_boun
     assert "caution" not in capsys.readouterr().out
     assert "segmentation" not in json.loads((tmp_path / "lab" / "summary.json").read_text())
     assert "Objects from the model." not in (tmp_path / "lab" / "track.html").read_text()
+
+
+@pytest.mark.parametrize("labels_out", ["after_match_ids.zarr", "after_match_ids.nrrd"])
+@pytest.mark.parametrize("scan", ["after.ome.zarr", "after.nrrd"])
+def test_match_ids_lie_where_the_after_scan_lies(phantom_pair, tmp_path, scan, labels_out):
+    """An AFTER scan cut from a larger one (an OME-Zarr translation, an NRRD space origin): the match-ID image,
+    voxel for voxel the AFTER scan's, carries that origin as its translation (Zarr) or space origin (NRRD), so
+    viewers that place images by it draw the IDs on the scan. It was written at 0."""
+    import nrrd
+    import zarr
+
+    from tomoseg.io import open_volume
+    from tomoseg.io.nrrd_file import origin_nm
+
+    d = phantom_pair
+    origin = [450.0, -1200.0, 8000.25]  # z, y, x nm
+    after, image = tmp_path / scan, read_volume(str(d / "after.tif"))
+    if scan.endswith(".nrrd"):  # NRRD's axes and vectors are x, y, z
+        nrrd.write(str(after), np.ascontiguousarray(image.transpose(2, 1, 0)), {
+            "space dimension": 3, "space units": ["nm"] * 3, "space directions": np.diag([29.33] * 3),
+            "space origin": np.array(origin[::-1]), "kinds": ["domain"] * 3, "encoding": "raw"}, index_order="F")
+    else:
+        g = zarr.open_group(str(after), mode="w", zarr_format=3)
+        g.create_array("0", data=image, chunks=(16, 64, 64))
+        g.attrs["ome"] = {"version": "0.5", "multiscales": [{
+            "axes": [{"name": n, "type": "space", "unit": "nanometer"} for n in "zyx"],
+            "datasets": [{"path": "0", "coordinateTransformations": [
+                {"type": "scale", "scale": [29.33] * 3}, {"type": "translation", "translation": origin}]}]}]}
+    out = tmp_path / "run"
+    assert main(["track", str(d / "before.tif"), str(after), "--before-labels", str(d / "before_ids.npy"),
+                 "--after-labels", str(d / "after_ids.npy"), "--transform", str(d / "truth.json"),
+                 "--labels-out", labels_out, "--out", str(out), "-q"]) == 0
+    with open_volume(out / labels_out) as ids:
+        assert ids.voxel_size == pytest.approx([29.33] * 3) and ids.read().max() > 0
+        placed = ids.origin_nm if ids.origin_nm is not None else origin_nm(ids.orientation)
+        assert placed == pytest.approx(origin)
+    if labels_out.endswith(".nrrd"):
+        assert list(nrrd.read_header(str(out / labels_out))["space origin"]) == pytest.approx(origin[::-1])
+    else:
+        level0 = zarr.open_group(str(out / labels_out), mode="r").attrs["ome"]["multiscales"][0]["datasets"][0]
+        assert {t["type"]: t for t in level0["coordinateTransformations"]}["translation"]["translation"] == \
+            pytest.approx(origin)

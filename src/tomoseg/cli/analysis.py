@@ -59,17 +59,15 @@ def _segmented_box(path, done: str = "scored", more: str = ""):
 
 
 def _origin(vol, voxel_size):
-    """Where the volume's voxel (0, 0, 0) lies (nm), for the ``centroid_*_nm`` columns: an OME-Zarr level's
-    translation, an NRRD's space origin; None elsewhere. A note where an origin is there but cannot be used."""
-    if voxel_size and getattr(vol, "origin_nm", None) is not None:
-        return vol.origin_nm
-    orientation = getattr(vol, "orientation", None)
-    if not orientation or orientation.get("space origin") is None or not voxel_size:
-        return None
-    from ..io.nrrd_file import origin_nm
+    """Where the volume's voxel (0, 0, 0) lies (nm), for the ``centroid_*_nm`` columns and the label images: an
+    OME-Zarr level's translation, an NRRD's space origin (:func:`~tomoseg.io.volume.origin_of`); None elsewhere
+    or without a voxel size. A note where an origin is there but cannot be used."""
+    from ..io.volume import origin_of
 
-    origin = origin_nm(orientation)
-    if origin is None:
+    if not voxel_size:
+        return None
+    origin = origin_of(vol)
+    if origin is None and (getattr(vol, "orientation", None) or {}).get("space origin") is not None:
         note(f"{vol.path}: its space origin is not added to the centroid_*_nm columns (rotated or "
              "flipped space directions, or no space units): they are measured from voxel (0, 0, 0)")
     return origin
@@ -375,6 +373,9 @@ def _write_label_outputs(args, vol, result, table, intensity, voxel_size, out) -
     from ..objects.label_image import write_label_image, write_objects_ome_zarr
 
     tables = [str(t) for t in (args.csv, out / "objects.csv" if out is not None else None) if t]
+    # the input's origin (its translation, its space origin), as the centroid_*_nm columns count from it: the
+    # labels then lie on the input in viewers that place images by it (napari-ome-zarr, neuroglancer, Slicer)
+    origin = result.summary.get("origin_nm")
     about = {"objects_tables": tables, "all_objects": args.all_objects,
              "summary": str(out / "summary.json") if out is not None else None}
     if getattr(args, "labels", None):
@@ -385,7 +386,7 @@ def _write_label_outputs(args, vol, result, table, intensity, voxel_size, out) -
         with progress_while(progress_enabled(args), vol.size, desc="label image") as bar:
             write_label_image(vol, args.labels, table, options=result.options, voxel_size=voxel_size,
                               overwrite=args.overwrite, labels=result.labels, progress=bar, provenance=about,
-                              probability=result.reading.probability)
+                              probability=result.reading.probability, origin=origin)
     if getattr(args, "ome_zarr", None):
         from ..progress import progress_while
         from . import progress_enabled
@@ -394,7 +395,7 @@ def _write_label_outputs(args, vol, result, table, intensity, voxel_size, out) -
         with progress_while(progress_enabled(args), 3 * vol.size, desc="OME-Zarr") as bar:
             write_objects_ome_zarr(vol, args.ome_zarr, table, image=intensity, options=result.options,
                                    voxel_size=voxel_size, overwrite=args.overwrite, labels=result.labels,
-                                   probability=result.reading.probability, progress=bar,
+                                   probability=result.reading.probability, progress=bar, origin=origin,
                                    provenance={**about, "command": "tomoseg analyze --ome-zarr"})
 
 

@@ -136,6 +136,7 @@ def _write_labels(args, record) -> None:
     provenance record names the map, and the map's record names the label image (``outputs.labels``)."""
     from ..io import open_volume
     from ..io.output_guard import provenance_path, write_provenance
+    from ..io.volume import origin_of
     from ..objects import analyze
     from ..objects.analysis import AnalysisOptions
     from ..objects.label_image import labelled_as, write_label_image
@@ -150,7 +151,7 @@ def _write_labels(args, record) -> None:
         raise
     sample = record.get("sample_mask") or {}
     selected = _inside_roi(result.selected, sample, prob.shape)
-    source, orientation = prob, prob.orientation
+    source, orientation, origin = prob, prob.orientation, origin_of(prob)  # where the map lies: the labels too
     if result.labels is None:  # labelled in memory: the label step labels the map's mask again, held here
         source = (prob.read() > args.threshold).astype("uint8")
     prob.close()  # the labels may go into the map's own HDF5 file, which h5py cannot hold open twice
@@ -162,7 +163,7 @@ def _write_labels(args, record) -> None:
     try:
         write_label_image(source, args.labels, selected, options=result.options, voxel_size=voxel_size,
                           overwrite=args.overwrite, labels=result.labels, orientation=orientation,
-                          provenance=about)
+                          origin=origin, provenance=about)
     finally:
         if result.labels is not None:
             result.labels.discard()

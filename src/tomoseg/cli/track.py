@@ -336,6 +336,7 @@ def _finish_track(args, out: Path, result, truth, before, after, sizes, labels: 
     scans' voxel sizes)."""
     vs, vs_a = sizes
     from ..progress import progress_while
+    from ..io.volume import origin_of
     from ..track import write_tracking
     from . import progress_enabled
 
@@ -370,8 +371,8 @@ def _finish_track(args, out: Path, result, truth, before, after, sizes, labels: 
     make_result_folder(out, "track", fresh=True, keep=("track",))  # another tool's results go (review D5)
     with progress_while(progress_enabled(args), after.size, desc="match IDs") as bar:
         write_tracking(result, out, shape=after.shape, voxel_size=vs_a, labels_name=args.labels_out,
-                       overwrite=args.overwrite or args.resume,
-                       image=after, progress=bar,
+                       overwrite=args.overwrite or args.resume, image=after, progress=bar,
+                       origin=origin_of(after) if vs_a else None, orientation=after.orientation,
                        inputs={"before": str(args.before), "after": str(args.after),
                                "before_labels": args.before_labels, "after_labels": args.after_labels,
                                "transform": args.transform})

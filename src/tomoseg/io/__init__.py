@@ -199,11 +199,14 @@ def read_volume(path, *, voxel_size=None) -> np.ndarray:
 
 
 def create_volume(path, shape, dtype, *, voxel_size=None, chunks=None, overwrite: bool = False,
-                  orientation: dict | None = None) -> VolumeWriter:
+                  orientation: dict | None = None, origin=None) -> VolumeWriter:
     """Start writing a volume region by region; see :class:`VolumeWriter`.
 
     The data go to ``PATH.partial`` and are renamed to ``PATH`` by ``close()``. ``orientation``: an NRRD
     input's place in space (``Volume.orientation``), kept by NRRD outputs, its vectors scaled to ``voxel_size``.
+    ``origin``: where the centre of voxel (0, 0, 0) lies, (z, y, x) in nm (an input's,
+    :func:`~tomoseg.io.volume.origin_of`), kept with a voxel size by Zarr (an OME-Zarr ``translation``) and NRRD
+    (``space origin``, where no ``orientation`` gives one); the other formats hold no origin.
 
     Examples
     --------
@@ -241,8 +244,10 @@ def create_volume(path, shape, dtype, *, voxel_size=None, chunks=None, overwrite
                                                       **kwargs))
         if in_file
         else (lambda tmp: hdf5.create_hdf5(tmp, shape, dtype, dataset=dataset, nexus=nexus, **kwargs)),
-        "zarr": lambda tmp: zarr_store.create_zarr(tmp, shape, dtype, name=file.name.split(".")[0], **kwargs),
-        "nrrd": lambda tmp: nrrd_file.create_nrrd(tmp, shape, dtype, orientation=orientation, **kwargs),
+        "zarr": lambda tmp: zarr_store.create_zarr(tmp, shape, dtype, name=file.name.split(".")[0], origin=origin,
+                                                   **kwargs),
+        "nrrd": lambda tmp: nrrd_file.create_nrrd(tmp, shape, dtype, orientation=orientation, origin=origin,
+                                                  **kwargs),
         "pyhst-vol": lambda tmp: pyhst.create_vol(tmp, shape, dtype, **kwargs),
         "npy": lambda tmp: npy.create_npy(tmp, shape, dtype, **kwargs),
     }

@@ -319,10 +319,12 @@ def _oriented(orientation: dict, voxel_size) -> dict | None:
     return {**orientation, "space directions": scaled.tolist(), "space units": written_units}
 
 
-def create_nrrd(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None, orientation: dict | None = None) -> Sink:
+def create_nrrd(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None, orientation: dict | None = None,
+                origin=None) -> Sink:
     """A raw NRRD, memory-mapped. ``orientation`` (from an NRRD input, :func:`_orientation`) is kept, so the output
     overlays its input in 3D Slicer or ITK, its vectors scaled to ``voxel_size`` where that differs (an override,
-    :func:`_oriented`); else the voxel size as a positive diagonal."""
+    :func:`_oriented`); else the voxel size as a positive diagonal in nm, with ``origin`` ((z, y, x) nm: where
+    voxel (0, 0, 0)'s centre lies, an OME-Zarr input's translation) as its ``space origin``."""
     dtype = np.dtype(dtype).newbyteorder("<")
     if orientation is not None and voxel_size is not None:
         orientation = _oriented(orientation, voxel_size)  # None: written as a diagonal below
@@ -340,6 +342,8 @@ def create_nrrd(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None, orient
         z, y, x = voxel_size
         lines += ["space dimension: 3", f"space directions: ({x!r},0,0) (0,{y!r},0) (0,0,{z!r})",
                   'space units: "nm" "nm" "nm"']
+        if origin is not None:  # NRRD's vectors are (x, y, z)
+            lines.append("space origin: (" + ",".join(repr(float(c)) for c in reversed(tuple(origin))) + ")")
     lines += ["kinds: domain domain domain", "endian: little", "encoding: raw"]
     header = ("\n".join(lines) + "\n\n").encode()
     with open(tmp, "wb") as fh:

@@ -148,17 +148,19 @@ def pyramid_shapes(shape, chunks=DEFAULT_CHUNKS) -> list[tuple]:
     return shapes
 
 
-def _multiscale_attrs(n_levels: int, voxel_size, name: str, method: str):
+def _multiscale_attrs(n_levels: int, voxel_size, name: str, method: str, origin=None):
     """NGFF 0.5 multiscales metadata, built with ome-zarr-models (validated on construction); ``method``: how the
-    levels were made (``mean`` or ``mode``, :func:`_downscaling`)."""
+    levels were made (``mean`` or ``mode``, :func:`_downscaling`); ``origin`` (nm, where voxel (0, 0, 0)'s centre
+    lies): level 0's translation, with a voxel size (without one the axes have no unit to hold it in)."""
     from ome_zarr_models.v05.axes import Axis
     from ome_zarr_models.v05.multiscales import Dataset, Multiscale
 
     unit = "nanometer" if voxel_size is not None else None
     vs = [float(v) for v in voxel_size] if voxel_size is not None else [1.0, 1.0, 1.0]
     axes = tuple(Axis(name=a, type="space", unit=unit) for a in "zyx")
+    t0 = [float(o) for o in origin] if origin is not None and voxel_size is not None else None
     datasets = tuple(Dataset.build(path=d["path"], scale=d["scale"], translation=d.get("translation"))
-                     for d in _level_transforms(n_levels, vs))
+                     for d in _level_transforms(n_levels, vs, t0))
     return Multiscale(axes=axes, datasets=datasets, name=name, **_downscaling(n_levels, method))
 
 
@@ -221,7 +223,7 @@ def _write_levels(group, source, shapes, dtype, chunks, method: str, progress=No
 
 
 # ------------------------------------------------------------------ writing
-def _label_metadata(name: str, n_levels: int, voxel_size, colors=None, properties=None):
+def _label_metadata(name: str, n_levels: int, voxel_size, colors=None, properties=None, origin=None):
     from ome_zarr_models.v05.image_label import ImageLabelAttrs
     from ome_zarr_models.v05.image_label_types import Label
 
@@ -230,14 +232,14 @@ def _label_metadata(name: str, n_levels: int, voxel_size, colors=None, propertie
         label["colors"] = [{"label-value": int(k), "rgba": [int(c) for c in v]} for k, v in colors.items()]
     if properties:
         label["properties"] = [{"label-value": int(k), **v} for k, v in properties.items()]
-    attrs = ImageLabelAttrs(multiscales=[_multiscale_attrs(n_levels, voxel_size, name, "mode")],
+    attrs = ImageLabelAttrs(multiscales=[_multiscale_attrs(n_levels, voxel_size, name, "mode", origin)],
                             image_label=Label.model_validate(label), version="0.5")
     return _dump(attrs)
 
 
 def write_ome_zarr(path, image, *, labels: dict | None = None, voxel_size=None, name: str | None = None,
                    chunks=DEFAULT_CHUNKS, label_colors: dict | None = None, label_properties: dict | None = None,
-                   overwrite: bool = False, progress=None) -> Path:
+                   overwrite: bool = False, progress=None, origin=None) -> Path:
     """Write an OME-Zarr 0.5 image with a pyramid and NGFF ``labels/`` (mask, objects, ...).
 
     Parameters
@@ -250,6 +252,9 @@ def write_ome_zarr(path, image, *, labels: dict | None = None, voxel_size=None, 
         Integer label images of the same shape (a 0/1 mask, uint32 objects): downsampled by 2x2x2 modes.
     voxel_size : (z, y, x) nm, optional
         Written as the scale of each axis, unit nanometer.
+    origin : (z, y, x) nm, optional
+        Where the centre of voxel (0, 0, 0) lies (an input's translation): level 0's ``translation`` in the image
+        and every label image, each coarser level's at its 2x2x2 block centres (with ``voxel_size`` only).
     label_colors, label_properties : dict name -> {value: RGBA} / {value: {key: number}}, optional
         NGFF image-label colours and properties (e.g. each object's radius), for viewers that show them.
     overwrite : bool
@@ -291,7 +296,7 @@ def write_ome_zarr(path, image, *, labels: dict | None = None, voxel_size=None, 
 
     root = zarr.open_group(str(tmp), mode="w", zarr_format=3)
     _write_levels(root, image, shapes, np.dtype(image.dtype), chunks, "mean", progress)
-    multiscale = _multiscale_attrs(len(shapes), voxel_size, name, "mean")
+    multiscale = _multiscale_attrs(len(shapes), voxel_size, name, "mean", origin)
     root.attrs.update({"ome": _dump(ImageAttrs(multiscales=[multiscale], version="0.5")),
                        MARKER: {"version": __version__, "kind": "ome-zarr image"}})
     if labels:
@@ -304,7 +309,7 @@ def write_ome_zarr(path, image, *, labels: dict | None = None, voxel_size=None, 
             _write_levels(g, lab, shapes, dtype, chunks, "mode", progress)
             g.attrs.update({"ome": _label_metadata(key, len(shapes), voxel_size,
                                                    (label_colors or {}).get(key),
-                                                   (label_properties or {}).get(key))})
+                                                   (label_properties or {}).get(key), origin)})
         lab_group.attrs.update({"ome": _dump(LabelsAttrs(labels=list(labels), version="0.5"))})
     validate_ome_zarr(tmp)
     if path.exists():

@@ -150,6 +150,22 @@ def crop(volume, box):
     return _Boxed(volume, box)
 
 
+def origin_of(volume) -> tuple | None:
+    """Where the centre of voxel (0, 0, 0) of ``volume`` lies, (z, y, x) in nm: an OME-Zarr level's translation
+    (``Volume.origin_nm``), else an NRRD's ``space origin`` (:func:`~tomoseg.io.nrrd_file.origin_nm` of
+    ``Volume.orientation``: None where its axes are rotated or flipped, or its units unknown); None for any other
+    volume or array."""
+    origin = getattr(volume, "origin_nm", None)
+    if origin is not None:
+        return tuple(float(o) for o in origin)
+    orientation = getattr(volume, "orientation", None)
+    if not orientation:
+        return None
+    from .nrrd_file import origin_nm
+
+    return origin_nm(orientation)
+
+
 def path_of(volume) -> Path | None:
     """The file ``volume`` was opened from: a :class:`Volume`'s path, or the path given as a str or Path; None for
     any other array (a zarr or h5py array's own ``path`` or ``name`` is its place inside a store, not a file)."""

@@ -30,7 +30,7 @@ from ..errors import TomosegError
 from .analysis import AnalysisOptions, _Halved
 from .reading import MaskView, is_probability, mask_of
 from ..io.blocks import chunk_regions
-from ..io.volume import path_of
+from ..io.volume import origin_of, path_of
 from ..io.disk_space import make_temporary_folder
 from .labelling import check_store_space, label_chunked, label_objects, open_label_store
 
@@ -132,7 +132,7 @@ def label_provenance(volume, path, table: dict, options: AnalysisOptions, *, dty
 
 def write_label_image(volume, path, table: dict, *, options: AnalysisOptions | None = None, voxel_size=None,
                       overwrite: bool = False, workdir=None, progress=None, labels=None, orientation=None,
-                      provenance: dict | None = None, probability: bool | None = None) -> Path:
+                      provenance: dict | None = None, probability: bool | None = None, origin=None) -> Path:
     """Write the label image of the objects in ``table`` to ``path``, any format, in bounded memory, and its
     provenance record beside it (:func:`label_provenance`, with the entries of ``provenance`` added).
 
@@ -142,6 +142,10 @@ def write_label_image(volume, path, table: dict, *, options: AnalysisOptions | N
     pyramid (2x2x2 modes). TIFF holds uint16 (or float32 past 65535 objects); other formats uint32. An NRRD
     volume's place in space (``orientation``, default ``volume.orientation``) is kept by an NRRD output, as
     segment's outputs keep it, with the vectors' lengths set to ``voxel_size`` (an override changes them).
+    ``origin`` ((z, y, x) nm, where voxel (0, 0, 0)'s centre lies; default: ``volume``'s,
+    :func:`~tomoseg.io.volume.origin_of`) is kept by a Zarr output as its ``translation`` (each pyramid level's at
+    its block centres) and by an NRRD output without an ``orientation`` as its ``space origin``, so the labels
+    overlay the volume in viewers that place images by it; TIFF, HDF5, NPY and .vol hold no origin.
     ``probability``: whether the analysis read ``volume`` as a probability map (``Analysis.reading.probability``);
     else decided again from the volume.
     """
@@ -157,6 +161,7 @@ def write_label_image(volume, path, table: dict, *, options: AnalysisOptions | N
     chunks = tuple(min(c, s) for c, s in zip(options.chunks, shape))
     is_zarr = format_of(path, for_writing=True) == "zarr"
     orientation = orientation if orientation is not None else getattr(volume, "orientation", None)
+    origin = origin if origin is not None else origin_of(volume)
     # whether the volume is a probability map: for the labelling here and the record, unless the labels are
     # given and the caller says how they were found (the volume may be closed then: only its shape is used)
     told = "labelled_as" in (provenance or {})
@@ -165,13 +170,13 @@ def write_label_image(volume, path, table: dict, *, options: AnalysisOptions | N
     if labels is None and size <= options.in_memory_voxels:
         image = label_image(volume, table, options=options, probability=prob)
         with create_volume(path, shape, dtype, voxel_size=voxel_size, chunks=chunks, overwrite=overwrite,
-                           orientation=orientation) as w:
+                           orientation=orientation, origin=origin) as w:
             w[:, :, :] = image.astype(dtype, copy=False)
         if progress is not None:
             progress.update(size)
     elif labels is not None:
         _write_mapped(labels.path, labels.count, path, table, shape, dtype, chunks, voxel_size, overwrite,
-                      progress, orientation)
+                      progress, orientation, origin)
     else:
         tmp = make_temporary_folder("tomoseg-labels-", workdir)
         try:
@@ -180,7 +185,7 @@ def write_label_image(volume, path, table: dict, *, options: AnalysisOptions | N
                               threshold=options.threshold if prob else None,
                               progress=None if progress is None else _Halved(progress))
             _write_mapped(store, n, path, table, shape, dtype, chunks, voxel_size, overwrite,
-                          orientation=orientation)
+                          orientation=orientation, origin=origin)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     if is_zarr:
@@ -196,27 +201,28 @@ def write_label_image(volume, path, table: dict, *, options: AnalysisOptions | N
 
 
 def _write_mapped(store, count: int, path, table: dict, shape, dtype, chunks, voxel_size, overwrite: bool,
-                  progress=None, orientation=None) -> None:
+                  progress=None, orientation=None, origin=None) -> None:
     """The label store (uint32 Zarr, labels 1..count) written to ``path`` with the table's objects kept."""
     src = open_label_store(store)
     if tuple(src.shape) != tuple(shape):
         raise TomosegError(f"{store}: labels of shape {tuple(src.shape)}, not the volume's {tuple(shape)}")
     write_mapped(src, _lookup(table, count), path, dtype=dtype, chunks=chunks, voxel_size=voxel_size,
-                 overwrite=overwrite, progress=progress, orientation=orientation)
+                 overwrite=overwrite, progress=progress, orientation=orientation, origin=origin)
 
 
 def write_mapped(labels, lookup: np.ndarray, path, *, dtype, chunks, voxel_size=None, overwrite: bool = False,
-                 progress=None, orientation=None) -> None:
+                 progress=None, orientation=None, origin=None) -> None:
     """``lookup[labels]`` written to ``path`` (any format's writer) chunk by chunk: each chunk of ``labels``
     (an array, or anything sliced like one) read and mapped on worker threads, written in order here;
-    ``progress`` is given each chunk's voxels."""
+    ``progress`` is given each chunk's voxels. ``orientation`` and ``origin``: the place in space the output
+    keeps, as :func:`~tomoseg.io.create_volume`'s."""
     from ..io import create_volume
     from ..io.blocks import read_ahead, worker_threads
 
     shape = tuple(int(s) for s in labels.shape)
     chunks = tuple(min(int(c), s) for c, s in zip(chunks, shape))
     with create_volume(path, shape, dtype, voxel_size=voxel_size, chunks=chunks, overwrite=overwrite,
-                       orientation=orientation) as w:
+                       orientation=orientation, origin=origin) as w:
         mapped = read_ahead(chunk_regions(shape, chunks),
                             lambda sl: lookup[np.asarray(labels[sl])].astype(dtype, copy=False),
                             threads=worker_threads(8))
@@ -258,7 +264,8 @@ class _MappedLabels:
 
 def write_objects_ome_zarr(volume, path, table: dict, *, image=None, options: AnalysisOptions | None = None,
                            voxel_size=None, overwrite: bool = False, workdir=None, labels=None,
-                           probability: bool | None = None, progress=None, provenance: dict | None = None) -> Path:
+                           probability: bool | None = None, progress=None, provenance: dict | None = None,
+                           origin=None) -> Path:
     """One OME-Zarr image for viewers: ``image`` (the gray values; else ``volume``) as a pyramid, with
     ``labels/mask`` (0/1) and ``labels/objects`` (IDs = the table's ``label``), objects coloured by equivalent
     radius and carrying their radius, volume and sphericity as NGFF properties. ``probability``: as
@@ -267,13 +274,15 @@ def write_objects_ome_zarr(volume, path, table: dict, *, image=None, options: An
     the voxels of the image, the mask and the objects as each is written (three times the volume's voxels).
     The store gets a provenance record beside it, as :func:`write_label_image`'s (with the entries of
     ``provenance`` added): it says how the objects were found, and its stamp keeps a store corrected in place
-    (labels painted in napari) from being replaced by a later ``--overwrite``."""
+    (labels painted in napari) from being replaced by a later ``--overwrite``. ``origin`` (default: ``volume``'s):
+    the image's and both label images' translation, as :func:`write_label_image`'s."""
     import zarr
 
     from ..io.ome_zarr import write_ome_zarr
     from ..io.output_guard import write_provenance
 
     options = options or AnalysisOptions()
+    origin = origin if origin is not None else origin_of(volume)
     tmp = None
     try:
         if probability is None:
@@ -303,7 +312,7 @@ def write_objects_ome_zarr(volume, path, table: dict, *, image=None, options: An
                               voxel_size=voxel_size, chunks=(64, 128, 128),
                               label_colors={"mask": {1: MASK_RGBA}, "objects": colours},
                               label_properties={"mask": {1: {"name": "object"}}, "objects": properties},
-                              overwrite=overwrite, progress=progress)
+                              overwrite=overwrite, progress=progress, origin=origin)
         record = label_provenance(volume, written, table, options, dtype=np.uint32, voxel_size=voxel_size,
                                   probability=probability)
         write_provenance(written, {**record, "tool": "tomoseg write_objects_ome_zarr",

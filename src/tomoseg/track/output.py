@@ -118,11 +118,14 @@ def track_section(summary: dict, figs: dict) -> str:
 
 def write_tracking(result: Tracking, out_dir, *, shape=None, voxel_size=None, inputs: dict | None = None,
                    labels_name: str = "after_match_ids.tif", overwrite: bool = False, image=None,
-                   progress=None) -> dict:
+                   progress=None, origin=None, orientation=None) -> dict:
     """Write everything about a tracking into ``out_dir`` (``image``: the AFTER scan, drawn behind the map;
     ``shape``: the AFTER scan's, the map's extent);
     returns {name: path}. The AFTER labels numbered by match ID are written chunk by chunk (TIFF: uint16, or
-    float32 past 65535 matches, for ImageJ; other formats uint32); ``progress`` is given their voxels."""
+    float32 past 65535 matches, for ImageJ; other formats uint32); ``progress`` is given their voxels. They lie
+    where the AFTER scan lies: ``origin`` ((z, y, x) nm, its translation or space origin) kept by a Zarr output
+    as its translation and by an NRRD output as its space origin, ``orientation`` (an NRRD scan's) by an NRRD
+    output, as :func:`~tomoseg.io.create_volume` keeps them."""
     from ..errors import warn
     from ..io import format_of
     from ..io.output_guard import check_output, write_provenance
@@ -170,7 +173,8 @@ def write_tracking(result: Tracking, out_dir, *, shape=None, voxel_size=None, in
              f"{out / labels_name} (OME-Zarr) instead")
     dtype = label_dtype_for(out / labels_name, top)
     write_mapped(result.after_labels, lookup, out / labels_name, dtype=dtype, chunks=(64, 256, 256),
-                 voxel_size=voxel_size, overwrite=overwrite, progress=progress)
+                 voxel_size=voxel_size, overwrite=overwrite, progress=progress, origin=origin,
+                 orientation=orientation)
     # its record marks it as tomoseg's and holds its stamp: edited later (painted in napari), it is not replaced
     write_provenance(out / labels_name, {
         "tool": "tomoseg track", "tomoseg_version": __version__, "written": "the AFTER labels numbered by match ID",
