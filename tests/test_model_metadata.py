@@ -87,7 +87,7 @@ def test_segment_runs_a_model_whose_training_config_it_cannot_read(tmp_path, tra
     path = _model_file(tmp_path / "m.safetensors", training=training, voxel_size_nm=[30, 30, 30])
     write_volume(str(tmp_path / "in.tif"), np.random.default_rng(0).normal(100, 10, (8, 16, 16)).astype(np.float32),
                  voxel_size=(60.0,) * 3)  # unlike the model's: the voxel-size check reads the training data
-    with pytest.warns(tomoseg.errors.TomosegWarning, match="voxel size 60×60×60 nm is 2x larger"):
+    with pytest.warns(tomoseg.errors.TomosegWarning, match="voxel size 60 × 60 × 60 nm is 2x larger"):
         segment(tmp_path / "in.tif", tmp_path / "p.tif", model=path, progress=False)
 
 

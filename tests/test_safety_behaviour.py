@@ -179,7 +179,7 @@ def test_segment_warns_about_voxel_size_and_flooding(tmp_path, capsys):
     assert code == 0
     warnings = [line for line in err.splitlines() if line.startswith("tomoseg: warning:")]
     # G6: the network works in voxels: the model's range stated in voxels and in the data's units
-    assert any("is 222x larger than the model's training scans' (29.33×29.33×29.33 nm)" in w
+    assert any("is 222x larger than the model's training scans' (29.33 × 29.33 × 29.33 nm)" in w
                and "The network sees voxels, not nanometres" in w and "resample" in w for w in warnings), err
     assert any("segmented as objects" in w for w in warnings), err
     code, _, err = _cli(argv[:2] + [str(tmp_path / "o2.zarr")] + argv[3:], capsys)

@@ -165,7 +165,7 @@ def test_cli_analyze_writes_one_ome_zarr_for_viewers(tmp_path, stack):
 
 def test_a_multiscale_level_scale_multiplies_each_datasets(tmp_path):
     """NGFF applies a multiscale's own coordinateTransformations after each dataset's: the voxel size read
-    was the dataset's scale alone (1 µm where the image has 30 x 20 x 10 nm voxels)."""
+    was the dataset's scale alone (1 µm where the image has 30 × 20 × 10 nm voxels)."""
     import zarr
 
     from tomoseg.io import open_volume

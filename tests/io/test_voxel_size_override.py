@@ -43,7 +43,7 @@ def test_micrometres_typed_as_nm_are_warned_with_the_spelling(tmp_path):
     vol, said = _said(path, (3.25, 3.25, 3.25))  # plausible on its own (over 1 nm): no other warning
     assert vol.voxel_size == (3.25, 3.25, 3.25)  # the user's value is used, as documented
     assert [c for c, _ in said] == [TomosegWarning], said
-    assert "1,000x smaller than the file's 3250×3250×3250 nm" in said[0][1]
+    assert "1,000x smaller than the file's 3250 × 3250 × 3250 nm" in said[0][1]
     assert "--voxel-size 3.25um 3.25um 3.25um (or the nm: 3250 3250 3250)" in said[0][1]
 
 
@@ -55,22 +55,22 @@ def test_an_implausible_size_is_warned_once_and_the_files_size_is_a_note(tmp_pat
     vol, said = _said(path, (0.06, 0.03, 0.03))
     assert [c for c, _ in said] == [TomosegWarning, TomosegNote], said
     assert "implausible for X-ray tomography" in said[0][1] and "0.06um 0.03um 0.03um" in said[0][1]
-    assert "replaces the file's 60×30×30 nm, 1,000x smaller (see the warning above)" in said[1][1]
+    assert "replaces the file's 60 × 30 × 30 nm, 1,000x smaller (see the warning above)" in said[1][1]
     assert vol.voxel_size == (0.06, 0.03, 0.03)
 
 
 def test_axes_in_reverse_order_are_warned(tmp_path):
-    path = _imagej(tmp_path / "a.tif", (0.06, 0.03, 0.02))  # 60 x 30 x 20 nm
+    path = _imagej(tmp_path / "a.tif", (0.06, 0.03, 0.02))  # 60 × 30 × 20 nm
     _, said = _said(path, (20, 30, 60))
     assert [c for c, _ in said] == [TomosegWarning], said
-    assert "the file's 60×30×20 nm in reverse order: --voxel-size is Z Y X" in said[0][1]
+    assert "the file's 60 × 30 × 20 nm in reverse order: --voxel-size is Z Y X" in said[0][1]
     assert "give --voxel-size 60 30 20 if the file is right" in said[0][1]
 
 
 def test_a_correction_is_a_note_and_the_same_size_says_nothing(tmp_path):
     path = _imagej(tmp_path / "a.tif", (0.06, 0.03, 0.03))
     _, said = _said(path, (29.33, 29.33, 29.33))
-    assert said == [(TomosegNote, f"{path}: --voxel-size 29.33×29.33×29.33 nm replaces the file's 60×30×30 nm")]
+    assert said == [(TomosegNote, f"{path}: --voxel-size 29.33 × 29.33 × 29.33 nm replaces the file's 60 × 30 × 30 nm")]
     assert _said(path, (60.00001, 30, 30))[1] == []  # µm rounding in one place, nm in another: the same
     np.save(tmp_path / "none.npy", np.zeros((4, 5, 6), np.uint8))
     assert _said(str(tmp_path / "none.npy"), (60, 30, 30))[1] == []  # a file without a voxel size: nothing replaced
@@ -110,11 +110,11 @@ def test_evaluate_and_track_say_it_too(tmp_path, capsys):
     img, lab = str(tmp_path / "img.tif"), str(tmp_path / "lab.tif")
     assert main(["evaluate", lab, lab, "--voxel-size", "3.25", "3.25", "3.25", "-q"]) == 0
     err = capsys.readouterr().err
-    assert f"tomoseg: note: {lab}: --voxel-size 3.25×3.25×3.25 nm replaces the file's 60×30×30 nm" in err
+    assert f"tomoseg: note: {lab}: --voxel-size 3.25 × 3.25 × 3.25 nm replaces the file's 60 × 30 × 30 nm" in err
     assert main(["track", img, img, "--before-labels", lab, "--after-labels", lab, "--transform",
                  _identity(tmp_path), "--out", str(tmp_path / "tr"), "--voxel-size", "30", "30", "60", "-q"]) == 0
     err = capsys.readouterr().err
-    assert f"tomoseg: warning: {img}: --voxel-size 30×30×60 nm is the file's 60×30×30 nm in reverse order" in err
+    assert f"tomoseg: warning: {img}: --voxel-size 30 × 30 × 60 nm is the file's 60 × 30 × 30 nm in reverse order" in err
 
 
 def _identity(tmp_path):

@@ -184,7 +184,7 @@ def test_analyze_voxel_size_given_as_the_cli_takes_it(qtbot, files):
     assert _widget_csv(qtbot, widget, d) == _cli_csv(d, "--voxel-size", "30", "30", "0.031um")
     assert widget.objects["equivalent_radius_nm"][0] > 0
     _wait(qtbot, widget, widget.run(), 60_000)
-    assert "voxel size 30 x 30 x 31 nm (given)" in widget.status.text()
+    assert "voxel size 30 × 30 × 31 nm (given)" in widget.status.text()
     for text, error in (("30 30", "error: voxel size '30 30': give three lengths z y x in nm (30 30 30) or with a "
                                   "unit (0.03um 0.03um 0.03um), or leave it empty for the layer's scale"),
                         ("30 30 3O", "error: voxel size: '3O': unknown unit 'O'; use nm, um (or µm) or mm"),
@@ -198,7 +198,7 @@ def test_analyze_voxel_size_given_as_the_cli_takes_it(qtbot, files):
     widget.source.setCurrentText("nm")
     widget.voxel_size.setText("")
     _wait(qtbot, widget, widget.run(), 60_000)
-    assert "voxel size 29.33 x 29.33 x 29.33 nm (the layer's scale)" in widget.status.text()
+    assert "voxel size 29.33 × 29.33 × 29.33 nm (the layer's scale)" in widget.status.text()
 
 
 def test_analyze_sample_mask_and_probability_layers_as_the_cli(qtbot, files):
@@ -241,7 +241,7 @@ def test_analyze_takes_the_gray_images_voxel_size_where_the_map_has_none(qtbot, 
     widget.intensity.setCurrentText("gray")
     widget.min_voxels.setValue(1)
     _wait(qtbot, widget, widget.run(), 60_000)
-    assert "voxel size 29.33 x 29.33 x 29.33 nm (the gray image 'gray''s scale)" in widget.status.text()
+    assert "voxel size 29.33 × 29.33 × 29.33 nm (the gray image 'gray''s scale)" in widget.status.text()
     assert widget.objects["equivalent_radius_nm"][0] > 0
     assert _widget_csv(qtbot, widget, d) == _cli_csv(d, "--intensity", str(d / "gray.tif"))
 
@@ -309,7 +309,7 @@ def cli_help_no_roi():
 
 def test_analyze_voxel_size_field_against_the_layer_scale(qtbot, files):
     """Review U1 in the widget: a voxel size typed in µm as nm (3.25 for a layer at 3.25 µm) measured 1000x too
-    small, said only as 'voxel size 3.25 x 3.25 x 3.25 nm (given)'."""
+    small, said only as 'voxel size 3.25 × 3.25 × 3.25 nm (given)'."""
     from napari.components import ViewerModel
 
     d, mask, _, _ = files
@@ -320,10 +320,10 @@ def test_analyze_voxel_size_field_against_the_layer_scale(qtbot, files):
     widget.voxel_size.setText("3.25 3.25 3.25")
     _wait(qtbot, widget, widget.run(), 60_000)
     status = widget.status.text()
-    assert "voxel size 3.25 x 3.25 x 3.25 nm (given)" in status
-    assert ("warning: layer 'ct': voxel size 3.25×3.25×3.25 nm is 1,000x smaller than the layer's 3250×3250×3250 "
+    assert "voxel size 3.25 × 3.25 × 3.25 nm (given)" in status
+    assert ("warning: layer 'ct': voxel size 3.25 × 3.25 × 3.25 nm is 1,000x smaller than the layer's 3250 × 3250 × 3250 "
             "nm: if µm were meant, write voxel size 3.25um 3.25um 3.25um (or the nm: 3250 3250 3250)") in status
     widget.voxel_size.setText("3000 3250 3250")
     _wait(qtbot, widget, widget.run(), 60_000)
-    assert "note: layer 'ct': voxel size 3000×3250×3250 nm replaces the layer's 3250×3250×3250 nm" in \
+    assert "note: layer 'ct': voxel size 3000 × 3250 × 3250 nm replaces the layer's 3250 × 3250 × 3250 nm" in \
         widget.status.text()

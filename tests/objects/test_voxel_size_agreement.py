@@ -33,10 +33,10 @@ def test_analyze_says_which_voxel_size_it_measures_with(tmp_path, capsys):
     mapped, gray, bare = _files(tmp_path)
     summary, err = _summary(tmp_path, capsys, mapped, "--intensity", gray)
     assert summary["voxel_size_nm"] == [60.0, 30.0, 30.0]
-    warning = (f"tomoseg: warning: --intensity {gray} records voxel size 10×10×10 nm and {mapped} 60×30×30 nm, "
+    warning = (f"tomoseg: warning: --intensity {gray} records voxel size 10 × 10 × 10 nm and {mapped} 60 × 30 × 30 nm, "
                f"but they hold the same voxels: measuring with {mapped}'s; pass --voxel-size Z Y X")
     assert warning in err, err
-    assert any("records voxel size 10×10×10 nm" in n for n in summary["notes"])
+    assert any("records voxel size 10 × 10 × 10 nm" in n for n in summary["notes"])
     # --voxel-size chooses: nothing to say; a map without a size takes the gray image's, as before
     summary, err = _summary(tmp_path, capsys, mapped, "--intensity", gray, "--voxel-size", "10", "10", "10")
     assert summary["voxel_size_nm"] == [10.0, 10.0, 10.0] and "records voxel size" not in err
@@ -51,7 +51,7 @@ def test_evaluate_says_it_too(tmp_path, capsys):
     write_volume(str(tmp_path / "truth.tif"), (_map() > 0).astype(np.uint8), voxel_size=(30.0, 30.0, 30.0))
     assert main(["evaluate", str(mapped), str(tmp_path / "truth.tif"), "--out", str(tmp_path / "ev"), "-q"]) == 0
     err = capsys.readouterr().err
-    assert (f"{tmp_path / 'truth.tif'} records voxel size 30×30×30 nm and {mapped} 60×30×30 nm, but they hold the "
+    assert (f"{tmp_path / 'truth.tif'} records voxel size 30 × 30 × 30 nm and {mapped} 60 × 30 × 30 nm, but they hold the "
             f"same voxels: measuring with {mapped}'s") in err, err
     table = (tmp_path / "ev" / "objects_prediction.csv").read_text().splitlines()
     volume_nm3 = float(table[1].split(",")[2])

@@ -192,7 +192,7 @@ def test_scans_too_large_for_memory_are_segmented_and_measured_at_their_own_voxe
                                                                               chunks=(16, 48, 48)))
     capsys.readouterr()
     assert main(argv + ["--out", str(tmp_path / "chunked")]) == 0
-    assert "a.tif: voxel size 52×30.16×32.24 nm" in capsys.readouterr().err  # the model's check, at AFTER's size
+    assert "a.tif: voxel size 52 × 30.16 × 32.24 nm" in capsys.readouterr().err  # the model's check, at AFTER's size
     memory, chunked = (read_csv(tmp_path / run / "matches.csv") for run in ("memory", "chunked"))
     assert len(memory["status"]) >= 3 and set(memory["status"]) == {"persisting"}
     for column in ("before_volume_nm3", "after_volume_nm3", "before_radius_nm", "after_radius_nm",
@@ -211,7 +211,7 @@ def test_the_matching_tolerance_is_a_distance_in_nm_when_the_voxel_sizes_differ(
     from tomoseg.track import MatchOptions, TrackOptions
 
     vs_b, vs_a = (5.0, 5.0, 5.0), (10.0, 10.0, 10.0)
-    shape_b, shape_a = (40, 40, 80), (20, 20, 40)  # the same 200 x 200 x 400 nm
+    shape_b, shape_a = (40, 40, 80), (20, 20, 40)  # the same 200 × 200 × 400 nm
     before, after = np.zeros(shape_b, np.uint32), np.zeros(shape_a, np.uint32)
     for label, (x_b, x_a) in enumerate([(80.0, 130.0), (250.0, 340.0)], start=1):
         before[ball_nm(shape_b, np.divide((100.0, 100.0, x_b), vs_b), 20.0, vs_b)] = label
@@ -277,7 +277,7 @@ def test_refit_residual_in_nm_of_scans_of_different_voxel_sizes(monkeypatch):
 
 
 def test_translation_and_displacement_in_nm(tmp_path):
-    """Review U6: the shift was reported in voxels only (no distance on voxels of 60 x 30 x 30 nm) and the
+    """Review U6: the shift was reported in voxels only (no distance on voxels of 60 × 30 × 30 nm) and the
     persisting objects' displacement after the registration was in matches.csv alone. A given motion of
     (90, -120, 75) nm of the volume's centre, and one ball moved a further 30 nm along y by hand."""
     from tomoseg.track import write_tracking

@@ -270,7 +270,7 @@ def test_a_voxel_size_recorded_in_one_scan_only_is_named(phantom_pair, tmp_path,
             "--after-labels", str(d / "after_ids.npy"), "--transform", str(d / "truth.json"), "-q"]
     assert main(argv + ["--out", str(tmp_path / "o")]) == 0
     err = capsys.readouterr().err
-    assert f"tomoseg: note: {tmp_path / 'a.npy'} records no voxel size: using {d / 'before.tif'}'s 29.33 x 29.33 x " \
+    assert f"tomoseg: note: {tmp_path / 'a.npy'} records no voxel size: using {d / 'before.tif'}'s 29.33 × 29.33 × " \
            "29.33 nm for both scans; pass --voxel-size Z Y X to confirm" in err
     assert main(argv + ["--out", str(tmp_path / "o2"), "--voxel-size", "29.33", "29.33", "29.33"]) == 0
     assert "records no voxel size" not in capsys.readouterr().err

@@ -122,7 +122,7 @@ def test_the_model_records_the_voxel_size_of_its_training_files_not_of_its_init_
     assert tomoseg.load_model(run / "last.safetensors").metadata["voxel_size_nm"] == [20.0, 20.0, 20.0]
     cfg = _tiny(tmp_path, {"volumes": [entry["a"], entry["c"]], "validation_volumes": [entry["b"]]})
     cfg["output"] = str(tmp_path / "mixed")
-    with pytest.warns(TomosegWarning, match=r"record different voxel sizes \(20 x 20 x 20 nm; 25 x 25 x 25 nm\)"):
+    with pytest.warns(TomosegWarning, match=r"record different voxel sizes \(20 × 20 × 20 nm; 25 × 25 × 25 nm\)"):
         run = train(cfg, progress=False)
     assert tomoseg.load_model(run / "last.safetensors").metadata["voxel_size_nm"] is None
     pair = _pair(tmp_path, ph.image, ph.labels)  # .npy: no voxel size in the file
@@ -138,7 +138,7 @@ def test_the_model_records_the_voxel_size_of_its_training_files_not_of_its_init_
     cfg.update(output=str(tmp_path / "given"), voxel_size_nm=[29.33, 29.33, 29.33])
     with pytest.warns(TomosegWarning) as record:
         run = train(cfg, progress=False)
-    assert ("voxel_size_nm 29.33 x 29.33 x 29.33 nm in the config differs from the 25 x 25 x 25 nm that "
+    assert ("voxel_size_nm 29.33 × 29.33 × 29.33 nm in the config differs from the 25 × 25 × 25 nm that "
             f"{entry['c']['image']} records; the model records the config's") in str(record[0].message)
     assert tomoseg.load_model(run / "last.safetensors").metadata["voxel_size_nm"] == [29.33, 29.33, 29.33]
     cfg.update(output=str(tmp_path / "close"), voxel_size_nm=[25.2, 25.2, 25.2])  # within 3 %: the same size

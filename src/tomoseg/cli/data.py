@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import TomosegError
 from ..io import open_volume, split_dataset
+from ..io.units import voxel_size_text
 from .registry import checked_voxel_size, command, length_nm, overwrite_arg, voxel_size_arg
 
 def _disk_size(path: Path) -> int:
@@ -89,7 +90,7 @@ def _run_info(args) -> int:
         f"shape (z,y,x) {' × '.join(map(str, vol.shape))}  ({vol.size / 1e6:.1f} Mvoxels)",
         f"dtype         {info['dtype']}",
         f"chunks        {' × '.join(map(str, vol.chunks)) if vol.chunks else 'contiguous'}",
-        "voxel size    " + (" × ".join(f"{v:g}" for v in vs) + " nm (z, y, x)" if vs
+        "voxel size    " + (voxel_size_text(vs) + " (z, y, x)" if vs
                             else "unknown (the file does not say; pass --voxel-size Z Y X)"),
         f"on disk       {info['size_on_disk_bytes'] / 2**20:.1f} MiB (in memory {vol.nbytes / 2**20:.1f} MiB)",
         ("values        not sampled (the file is compressed as a whole: any slice means decompressing all "

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..io.units import voxel_size_text
+
 UNREADABLE = "(not readable in this file)"
 
 
@@ -53,7 +55,7 @@ def onnx_info(path: Path, as_json: bool) -> int:
              + (f" (shipped: {shipped})" if shipped else ""),
              f"input         {record.get('input', UNREADABLE)}; divisor {record.get('divisor', '?')}",
              f"normalize     {norm.get('formula', UNREADABLE)}; {norm.get('statistics', '')}".rstrip("; "),
-             "voxel size    " + (" × ".join(f"{v:g}" for v in voxel) + " nm (training scans)"
+             "voxel size    " + (voxel_size_text(voxel) + " (training scans)"
                                  if isinstance(voxel, list) else "not recorded"),
              f"output        {record.get('output', UNREADABLE)}",
              f"threshold     {record.get('threshold', '?')} (of 255): {record.get('mask', '')}".rstrip(": "),
@@ -103,7 +105,7 @@ def model_info(arg: str, as_json: bool) -> int:
         f"{total:,} parameters ({trainable:,} trainable)",
         "expects       " + ("per-patch" if normalization.get("scope") == "patch" else "whole-volume")
         + " z-scored gray values; voxel size "
-        + (" × ".join(f"{v:g}" for v in voxel) + " nm" if voxel else "unknown"),
+        + (voxel_size_text(voxel) if voxel else "unknown"),
         f"threshold     {meta.get('threshold', 127)} (of 255)",
     ]
     lines.append(f"objects       {_objects(model.metadata)}")

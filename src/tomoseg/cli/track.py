@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import TomosegError, note
 from ..io.result_folders import check_result_folder, make_result_folder, strict_json
+from ..io.units import voxel_size_text
 from ..io.voxel_sizes import UNKNOWN_NOTE
 from .registry import check_threshold, command, length_nm, overwrite_arg
 
@@ -120,8 +121,8 @@ def _track_files(args, opened) -> int:
     vs = tuple(args.voxel_size) if args.voxel_size else (vb.voxel_size or va.voxel_size)
     vs_a = tuple(args.voxel_size) if args.voxel_size else (va.voxel_size or vb.voxel_size)
     if vs and vs_a and not np.allclose(vs, vs_a, rtol=1e-6):  # each scan measured with its own
-        sizes = [" x ".join(f"{v:g}" for v in size) for size in (vs, vs_a)]
-        note(f"{args.before} has voxels of {sizes[0]} nm, {args.after} of {sizes[1]} nm: each "
+        sizes = [voxel_size_text(size) for size in (vs, vs_a)]
+        note(f"{args.before} has voxels of {sizes[0]}, {args.after} of {sizes[1]}: each "
              "scan is measured with its own; the transform's scale (estimated: --similarity) includes their ratio")
     _note_assumed_voxel_size(args, vb, va, vs)
     if vs is None:
@@ -175,8 +176,7 @@ def _note_assumed_voxel_size(args, before, after, vs) -> None:
     if args.voxel_size or not vs or bool(before.voxel_size) == bool(after.voxel_size):
         return
     known, unknown = (args.before, args.after) if before.voxel_size else (args.after, args.before)
-    size = " x ".join(f"{v:g}" for v in vs)
-    note(f"{unknown} records no voxel size: using {known}'s {size} nm for both scans; pass "
+    note(f"{unknown} records no voxel size: using {known}'s {voxel_size_text(vs)} for both scans; pass "
          "--voxel-size Z Y X to confirm (and --similarity if the magnification changed)")
 
 

@@ -13,6 +13,7 @@ import threading
 import numpy as np
 
 from ..errors import note, warn
+from ..io.units import voxel_size_text
 
 VOXEL_RATIO = 1.5        # warn beyond this factor between the data's and the model's voxel size
 FLOOD_FRACTION = 0.30    # warn when more than this share of the (sampled) voxels are objects
@@ -20,10 +21,6 @@ FLOOD_SLICE_FRACTION = 0.40  # ... or of a z slice
 FLOOD_SLICE_FLOOR, FLOOD_SLICE_RATIO = 0.15, 5.0  # ... or a slice over 15 % with 5x the median slice's share
 FINE_TUNE = ("fine-tune on a few annotated slices of your data (README, 'Fine-tune on your own data'; "
              "tomoseg train --example finetune-default > my.yaml)")
-
-
-def _fmt(v) -> str:
-    return "×".join(f"{x:g}" for x in v) + " nm"
 
 
 def learned_radius(meta: dict) -> tuple[float, float] | None:
@@ -72,8 +69,8 @@ def voxel_size_warning(data_voxel, model_voxel, where, radius: tuple[float, floa
         spans = [f"{radius[0] * v / scale:.3g}-{radius[1] * v / scale:.3g} {unit}" for v in groups]
         here = (f" (here {spans[0]})" if len(groups) == 1 else
                 " (here " + ", ".join(f"{span} along {axes}" for span, axes in zip(spans, groups.values())) + ")")
-    return (f"{where}: voxel size {_fmt(data_voxel)} is {_how_far(ratios)} the model's training scans' "
-            f"({_fmt(model_voxel)}).{_shape_note(data_voxel, model_voxel)} The network sees voxels, not "
+    return (f"{where}: voxel size {voxel_size_text(data_voxel)} is {_how_far(ratios)} the model's training scans' "
+            f"({voxel_size_text(model_voxel)}).{_shape_note(data_voxel, model_voxel)} The network sees voxels, not "
             f"nanometres: it finds {learned}{here}, in scans that look like its training data. If your objects are "
             f"much larger or smaller than that in voxels, resample the volume; if they are found poorly, {FINE_TUNE}")
 

@@ -41,7 +41,8 @@ FORMATS = ("tiff", "tiff-folder", "hdf5", "zarr", "nrrd", "pyhst-vol", "npy")
 EXTENSIONS = (tiff.EXTENSIONS + hdf5.EXTENSIONS + zarr_store.EXTENSIONS + nrrd_file.EXTENSIONS + pyhst.EXTENSIONS
               + npy.EXTENSIONS)
 _HDF5_RE = re.compile(r"^(.*?\.(?:h5|hdf5|hdf|nxs|nx5|nx|he5)):(/?.*)$", re.IGNORECASE)
-_ZARR_RE = re.compile(r"^(.*?\.(?:zarr3?(?:\.zip)?|zip))/?:(?!/)(.+)$", re.IGNORECASE)  # store.zarr/:1 too (tab completion)
+# store.zarr:1, scan.zip:1 (a level); store.zarr/:1 too (tab completion)
+_ZARR_RE = re.compile(r"^(.*?\.(?:zarr3?(?:\.zip)?|zip))/?:(?!/)(.+)$", re.IGNORECASE)
 _TIFF_RE = re.compile(r"^(.*?\.tiff?):(\d+)$", re.IGNORECASE)  # file.ome.tif:1, the second image (series)
 _SUPPORTED = ("TIFF (.tif/.tiff or a folder of slices), HDF5/NeXus (.h5/.hdf5/.nxs/.nx, optionally "
               "file.h5:/path/to/dataset), Zarr (.zarr/.ome.zarr/.zarr.zip), NRRD (.nrrd/.nhdr), PyHST2 (.vol + "

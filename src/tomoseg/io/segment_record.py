@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from ..errors import TomosegError
+from .units import voxel_size_text as _text
 
 #: what :func:`segmentation_of` copies of the normalization record
 _NORMALIZATION = ("method", "statistics", "objects", "mean", "std", "clip", "fill_value", "outliers",
@@ -132,7 +133,7 @@ def methods_sentence(seg: dict) -> str:
 def voxel_size_text(voxel_size) -> str | None:
     """'60 × 30 × 30' of a record's (z, y, x) voxel size in nm; None where it holds none."""
     try:
-        return " × ".join(f"{float(v):g}" for v in voxel_size) if len(voxel_size) == 3 else None
+        return _text(voxel_size, unit="") if len(voxel_size) == 3 else None
     except (TypeError, ValueError):
         return None
 

@@ -63,3 +63,13 @@ def attribute_text(value) -> str | None:
     if isinstance(value, bytes):
         value = value.decode(errors="replace")
     return value if isinstance(value, str) and value else None
+
+
+def voxel_size_text(voxel_size, unit: str = " nm") -> str:
+    """A voxel size (z, y, x in nm) as every message and report writes it: ``29.33 × 29.33 × 29.33 nm``
+    (``unit=""``: the numbers alone).
+
+    >>> voxel_size_text((60.0, 30, 30.5)), voxel_size_text([29.33] * 3, unit="")
+    ('60 × 30 × 30.5 nm', '29.33 × 29.33 × 29.33')
+    """
+    return " × ".join(f"{float(v):g}" for v in voxel_size) + unit

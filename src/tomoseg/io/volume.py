@@ -21,6 +21,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import TomosegError
+from .units import voxel_size_text
 
 VoxelSize = tuple[float, float, float]
 
@@ -40,7 +41,7 @@ def check_voxel_size(voxel_size: Any) -> VoxelSize | None:
         raise TomosegError(f"voxel size {voxel_size!r} must be three positive numbers (z, y, x) in nm")
     lo, hi = POSSIBLE_NM
     if not all(lo <= v <= hi for v in values):  # volumes and areas in nm³ would overflow or vanish
-        raise TomosegError(f"voxel size {' x '.join(f'{v:g}' for v in values)} nm is outside {lo:g} nm to {hi:g} nm "
+        raise TomosegError(f"voxel size {voxel_size_text(values)} is outside {lo:g} nm to {hi:g} nm "
                            "(a picometre to a metre), so it cannot be a tomogram's; give it in nm (or with a unit: "
                            "0.65um)")
     return values  # type: ignore[return-value]
@@ -57,12 +58,11 @@ def implausible_message(voxel_size, where) -> str | None:
     bad = [v for v in voxel_size if not lo <= v <= hi]
     if not bad:
         return None
-    shown = " x ".join(f"{v:g}" for v in voxel_size)
     hint = ""
     if bad[0] < lo:
         hint = (f"; if µm were meant, write {' '.join(f'{v:g}um' for v in voxel_size)} (or the nm: "
                 f"{' '.join(f'{v * 1000:g}' for v in voxel_size)})")
-    return (f"{where}: {shown} nm is implausible for X-ray tomography (voxels are {lo:g} nm to "
+    return (f"{where}: {voxel_size_text(voxel_size)} is implausible for X-ray tomography (voxels are {lo:g} nm to "
             f"{hi / 1e6:g} mm){hint}; otherwise measurements in nm will be off")
 
 
@@ -322,7 +322,7 @@ class Volume:
         return (_call, (self._reopen,))
 
     def __repr__(self) -> str:
-        vs = "unknown" if self.voxel_size is None else "×".join(f"{v:g}" for v in self.voxel_size) + " nm"
+        vs = "unknown" if self.voxel_size is None else voxel_size_text(self.voxel_size)
         return f"<Volume {self.path} {self.format} shape={self.shape} dtype={self.dtype} voxel={vs}>"
 
 

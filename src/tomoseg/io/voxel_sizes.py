@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 from ..errors import warn
+from .units import voxel_size_text
 
 #: said by analyze, evaluate and track where no voxel size is known (review U5: the sphericities, unitless, are
 #: still computed, for cubic voxels, which the note did not say)
@@ -19,10 +20,6 @@ UNKNOWN_NOTE = ("voxel size unknown; nm columns are empty, and the sphericities 
                 "Pass --voxel-size Z Y X.")
 RELATIVE_TOLERANCE = 1e-3  # sizes closer than this are the same (rounded µm in one file, nm in another)
 UNIT_SLIP = 0.05           # a ratio within 5 % of 10^3 or 10^6 is read as a unit mistake
-
-
-def _fmt(voxel_size) -> str:
-    return "×".join(f"{v:g}" for v in voxel_size) + " nm"
 
 
 def voxel_size_from_attributes(attrs, notes: list, what: str = "dataset") -> tuple | None:
@@ -94,12 +91,12 @@ def override_message(recorded, given, where, *, option: str = "--voxel-size",
         return None
     if same_voxel_size(recorded, given):
         return None
-    head = f"{where}: {option} {_fmt(given)}"
+    head = f"{where}: {option} {voxel_size_text(given)}"
     slips = [_unit_slip(g, r) for g, r in zip(given, recorded)]
     if any(slips):
         power = next(p for p in slips if p)
         if getattr(given, "said_implausible", False):  # the warning just said gave the same advice: once is enough
-            return "note", (f"{head} replaces {source}'s {_fmt(recorded)}, {10 ** abs(power):,}x "
+            return "note", (f"{head} replaces {source}'s {voxel_size_text(recorded)}, {10 ** abs(power):,}x "
                             f"{'smaller' if power < 0 else 'larger'} (see the warning above)")
         if power < 0:
             unit, name = ("um", "µm") if power == -3 else ("mm", "mm")
@@ -109,12 +106,12 @@ def override_message(recorded, given, where, *, option: str = "--voxel-size",
         else:
             hint = f"check the unit ({option} is in nm unless written with one: 0.65um)"
         return "warning", (f"{head} is {10 ** abs(power):,}x {'smaller' if power < 0 else 'larger'} than "
-                           f"{source}'s {_fmt(recorded)}: {hint}; measuring with {option} as given")
+                           f"{source}'s {voxel_size_text(recorded)}: {hint}; measuring with {option} as given")
     if recorded[0] != recorded[2] and same_voxel_size(tuple(reversed(recorded)), given):
-        return "warning", (f"{head} is {source}'s {_fmt(recorded)} in reverse order: {option} is Z Y X (z first); "
-                           f"give {option} {' '.join(f'{v:g}' for v in recorded)} if {source} is right; "
+        return "warning", (f"{head} is {source}'s {voxel_size_text(recorded)} in reverse order: {option} is Z Y X "
+                           f"(z first); give {option} {' '.join(f'{v:g}' for v in recorded)} if {source} is right; "
                            f"measuring with {option} as given")
-    return "note", f"{head} replaces {source}'s {_fmt(recorded)}"
+    return "note", f"{head} replaces {source}'s {voxel_size_text(recorded)}"
 
 
 def shared_voxel_size(volumes):
@@ -129,6 +126,6 @@ def shared_voxel_size(volumes):
         if chosen is None:
             chosen = (name, size)
         elif not same_voxel_size(chosen[1], size):
-            warn(f"{name} records voxel size {_fmt(size)} and {chosen[0]} {_fmt(chosen[1])}, but they hold the same "
-                 f"voxels: measuring with {chosen[0]}'s; pass --voxel-size Z Y X to set the right one")
+            warn(f"{name} records voxel size {voxel_size_text(size)} and {chosen[0]} {voxel_size_text(chosen[1])}, "
+                 f"but they hold the same voxels: measuring with {chosen[0]}'s; pass --voxel-size Z Y X to set the right one")
     return chosen[1] if chosen else None

@@ -24,6 +24,7 @@ from .forms import OBJECTS_CHOICES, analyze_form, roi_from, segment_form, voxel_
 from .layers import (COLOUR_BY, MASK_COLORMAP, PLACEMENT_KEYS, analysis_steps, layer_roi, level0, placement_like,
                      roi_metadata, voxel_size_nm)
 from .segmenting import collected, in_widget_terms, segment_steps
+from ..io.units import voxel_size_text
 
 ERROR_COLOUR = "#d55e00"  # Okabe-Ito vermillion
 WARNING_COLOUR = "#e69f00"  # Okabe-Ito orange
@@ -382,7 +383,7 @@ class AnalyzeWidget(_Worker):
             text += (f"; voxel size unknown (layer units: {units}): the nm columns are empty; give a voxel size "
                      "(nm) to fill them")
         else:
-            text += f"; voxel size {' x '.join(f'{v:g}' for v in self._voxel_size)} nm ({self._voxel_size_from})"
+            text += f"; voxel size {voxel_size_text(self._voxel_size)} ({self._voxel_size_from})"
         if self._roi is not None:
             box = ",".join(f"{a}:{b}" for a, b in self._roi)
             text += (f"; analysed inside the box {box} it was segmented in (objects touching its faces left out, "

@@ -18,6 +18,7 @@ from ..checkpoint import load_model
 from ..cpu_memory import kept_on
 from ..errors import TomosegError, warn
 from ..interrupt import raise_if_interrupted
+from ..io.units import voxel_size_text
 from ..model import build_model
 from .checkpoints import RunFolder
 from .config import TrainConfig
@@ -259,10 +260,6 @@ def _say_budget_change(cfg: TrainConfig, saved: tuple, step: TrainStep, counters
 VOXEL_TOLERANCE = 0.03  # relative: sizes closer than this are the same size written with other rounding
 
 
-def _voxel_text(size) -> str:
-    return " x ".join(f"{v:g}" for v in size) + " nm"
-
-
 def _voxel_size(cfg: TrainConfig, volumes) -> list | None:
     """The voxel size the model records: the config's ``voxel_size_nm`` (with a warning where the training files
     record another), else the one size the training volumes record (phantoms: 29.33 nm). None, with a warning, where
@@ -275,8 +272,8 @@ def _voxel_size(cfg: TrainConfig, volumes) -> list | None:
         given = np.asarray(cfg.voxel_size_nm, float)
         for size, names in sorted(sizes.items()):
             if np.any(np.abs(np.asarray(size) / given - 1) > VOXEL_TOLERANCE):
-                warn(f"voxel_size_nm {_voxel_text(cfg.voxel_size_nm)} in the config differs from the "
-                     f"{_voxel_text(size)} that {names[0]}" + (f" (and {len(names) - 1} more)" if len(names) > 1
+                warn(f"voxel_size_nm {voxel_size_text(cfg.voxel_size_nm)} in the config differs from the "
+                     f"{voxel_size_text(size)} that {names[0]}" + (f" (and {len(names) - 1} more)" if len(names) > 1
                                                                  else "")
                      + " records; the model records the config's, and segment will compare scans with it. Leave "
                      "voxel_size_nm out of the config where the files are right")
@@ -287,7 +284,7 @@ def _voxel_size(cfg: TrainConfig, volumes) -> list | None:
              "set voxel_size_nm [z, y, x] in the config")
         return None
     if len(sizes) > 1:
-        shown = "; ".join(_voxel_text(s) for s in sorted(sizes))
+        shown = "; ".join(voxel_size_text(s) for s in sorted(sizes))
         warn(f"the training volumes record different voxel sizes ({shown}), so the model records none; set "
              "voxel_size_nm in the config to the size the model is for")
         return None
