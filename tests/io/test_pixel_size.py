@@ -125,3 +125,21 @@ def test_a_nexus_detectors_x_pixel_size_is_not_the_voxel_size(tmp_path, vol):
         assert v.voxel_size is None
         assert any("/entry/instrument/detector/x_pixel_size = 6.5 um is the NeXus detector's pixel size, not taken "
                    "as the voxel size" in n for n in v.notes), v.notes
+
+
+def test_info_does_not_say_the_file_is_silent_when_its_notes_say_what_it_gives(tmp_path, vol, capsys):
+    """`tomoseg info` printed "unknown (the file does not say; ...)" above a note saying what the file gives (the
+    camera's pixel size): the line now points to the notes."""
+    from tomoseg.cli import main
+
+    p = tmp_path / "recon.h5"
+    _dx(p, vol, pixel_size=(6.5, "microns"))
+    assert main(["info", str(p)]) == 0
+    out = capsys.readouterr().out
+    assert "voxel size    unknown (see the notes below; pass --voxel-size Z Y X)" in out
+    assert "the file does not say" not in out and "the camera's pixel size" in out
+    plain = tmp_path / "plain.h5"
+    with h5py.File(plain, "w") as f:
+        f["data"] = vol
+    assert main(["info", str(plain)]) == 0
+    assert "voxel size    unknown (the file does not say; pass --voxel-size Z Y X)" in capsys.readouterr().out

@@ -84,14 +84,18 @@ def _run_info(args) -> int:
         print(strict_json(info))
         return 0
     vs = info["voxel_size_nm"]
+    # where the file gives something that is not the voxel size (a camera's pixel, a size without units), the notes
+    # below say what: "the file does not say" would contradict them
+    said = any("voxel size" in n for n in vol.notes)
+    unknown = "unknown (see the notes below; pass --voxel-size Z Y X)" if said else \
+        "unknown (the file does not say; pass --voxel-size Z Y X)"
     lines = [
         f"path          {info['path']}",
         f"format        {info['format']}",
         f"shape (z,y,x) {' × '.join(map(str, vol.shape))}  ({vol.size / 1e6:.1f} Mvoxels)",
         f"dtype         {info['dtype']}",
         f"chunks        {' × '.join(map(str, vol.chunks)) if vol.chunks else 'contiguous'}",
-        "voxel size    " + (voxel_size_text(vs) + " (z, y, x)" if vs
-                            else "unknown (the file does not say; pass --voxel-size Z Y X)"),
+        "voxel size    " + (voxel_size_text(vs) + " (z, y, x)" if vs else unknown),
         f"on disk       {info['size_on_disk_bytes'] / 2**20:.1f} MiB (in memory {vol.nbytes / 2**20:.1f} MiB)",
         ("values        not sampled (the file is compressed as a whole: any slice means decompressing all "
          "of it)") if stats is None else
