@@ -87,3 +87,22 @@ def test_segment_from_the_volume_on_the_device_writes_what_the_host_path_writes(
         no_data = ~np.isfinite(volume) if volume.dtype.kind == "f" else np.zeros(volume.shape, bool)
         no_data |= volume == fill
         assert no_data.any() and not runs[True][0][no_data].any()
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_read_only_blocks_are_taken_without_a_warning(dtype):
+    """A memory-mapped file's blocks are read-only; PyTorch warns on such memory (an error under -W error):
+    they are copied first."""
+    import warnings
+
+    from tomoseg.inference.device_stats import summarize_on
+
+    volume = _scan(dtype)
+    volume.flags.writeable = False
+    copy = DeviceVolume(volume.shape, volume.dtype, "cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        on_device = volume_stats(volume, slab_voxels=2048, visit=copy, summarize=summarize_on("cpu", copy))
+        plain = volume_stats(volume, slab_voxels=2048, summarize=summarize_on("cpu"))
+    np.testing.assert_array_equal(copy.tensor.numpy(), volume.astype(copy.tensor.numpy().dtype))
+    assert on_device.mean == pytest.approx(plain.mean, rel=1e-13)

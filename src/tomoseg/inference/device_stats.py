@@ -57,10 +57,12 @@ def summarize_on(device, resident=None):
                 x = resident.tensor[tuple(region)].reshape(-1)  # uint16 kept as int32, float16 as float32
                 if binning.bits == 16:
                     x = x.to(torch.float16)  # exact: the values were float16
-            elif binning.exact:
-                x = torch.from_numpy(np.ascontiguousarray(data).reshape(-1).view(_SIGNED[binning.dtype])).to(device)
             else:
-                x = torch.from_numpy(np.ascontiguousarray(data, dtype=_FLOATS[binning.bits][0]).reshape(-1)).to(device)
+                kind = _SIGNED[binning.dtype] if binning.exact else _FLOATS[binning.bits][0]
+                flat = np.ascontiguousarray(data, dtype=None if binning.exact else kind).reshape(-1)
+                if not flat.flags.writeable:  # a memory-mapped file's block: PyTorch takes only writable memory
+                    flat = flat.copy()
+                x = torch.from_numpy(flat.view(kind) if binning.exact else flat).to(device)
             summary = _counts(binning, x) if binning.exact else _moments(binning, x)
         summary.voxels = int(data.size)
         return summary

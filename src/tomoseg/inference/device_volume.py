@@ -92,8 +92,10 @@ class DeviceVolume:
     def __call__(self, block, data) -> None:
         data = np.asarray(data)
         host = _HOST[self.tensor.dtype]
-        if data.dtype != host or not data.flags.c_contiguous:
-            data = np.ascontiguousarray(data, dtype=host)  # uint16 -> int32, float16 -> float32: exact
+        if data.dtype != host or not data.flags.c_contiguous or not data.flags.writeable:
+            # uint16 -> int32, float16 -> float32: exact; a read-only block (a memory-mapped file) copied, as
+            # PyTorch takes only memory it may write
+            data = np.array(data, dtype=host, order="C")
         self.tensor[block].copy_(torch.from_numpy(data))
         with self._lock:
             self._voxels += int(data.size)
