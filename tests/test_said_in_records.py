@@ -29,6 +29,24 @@ def test_notes_and_warnings_are_kept_once_each_in_order_within_a_recording():
         assert said() == []
 
 
+def test_what_tomosegs_worker_threads_say_is_kept_too():
+    """Python's thread pools run a task outside the submitter's context: a note said on a reader thread (the
+    statistics pass, the chunk cache, the mask's arithmetic) was printed but not kept. tomoseg's pools
+    (thread_pool.ThreadPool, used by read_ahead and the others) run their tasks in the submitter's context."""
+    from tomoseg.io.blocks import read_ahead
+
+    def read(i):
+        note(f"block {i % 3} assumed something")
+        return i
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with recording_said():
+            assert [v for _, v in read_ahead(range(12), read, threads=4)] == list(range(12))
+            kept = said()
+    assert sorted(kept) == [f"note: block {i} assumed something" for i in range(3)]
+
+
 def test_a_note_is_still_an_ordinary_warning_while_recorded():
     with recording_said(), pytest.warns(TomosegNote, match="assumed"):
         note("assumed")

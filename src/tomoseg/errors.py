@@ -9,6 +9,7 @@ as ``tomoseg: note: ...``.
 
 import contextlib
 import contextvars
+import threading
 import warnings
 
 
@@ -62,7 +63,8 @@ def recording_said():
     """Within this block the notes and warnings tomoseg gives are also kept, once each and in order, so that a
     run's record (segment's provenance, analyze's summary.json, ...) lists what the run assumed: a z spacing a
     reader took for granted, an empty map, a voxel size unknown. A block within another shares its list. Kept on
-    the thread that opened the block (worker threads' messages are printed, not kept)."""
+    the thread that opened the block and on the worker threads of tomoseg's pools (:mod:`tomoseg.thread_pool`),
+    which run their tasks in the context of the thread that submits them."""
     said_so_far = _SAID.get()
     if said_so_far is not None:
         yield said_so_far
@@ -92,11 +94,16 @@ def said() -> list:
     return list(_SAID.get() or [])
 
 
+_KEEPING = threading.Lock()  # worker threads of one run keep into the same list (thread_pool.ThreadPool)
+
+
 def _keep(message: str) -> None:
     kept = _SAID.get()
     message = " ".join(message.split())
-    if kept is not None and message not in kept:
-        kept.append(message)
+    if kept is not None:
+        with _KEEPING:
+            if message not in kept:
+                kept.append(message)
 
 
 # the extra of tomoseg that brings each optional package (pyproject.toml, [project.optional-dependencies])

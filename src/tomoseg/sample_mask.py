@@ -149,9 +149,9 @@ def _map(fn, items) -> list:
     items = list(items)
     if len(items) < 2:
         return [fn(i) for i in items]
-    from concurrent.futures import ThreadPoolExecutor
+    from .thread_pool import ThreadPool
 
-    with ThreadPoolExecutor(len(items)) as pool:
+    with ThreadPool(len(items)) as pool:
         return list(pool.map(fn, items))
 
 

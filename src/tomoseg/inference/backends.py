@@ -474,13 +474,15 @@ def prepare_meanwhile(backend, window=None):
     module it needs (PyTorch, OpenVINO) is imported there. A module half-imported on another thread is a deadlock
     for any code that finds it in ``sys.modules``: it hung ``segment --backend torch``, whose statistics pass
     counts with PyTorch where it is loaded. Errors come out of ``result()``."""
-    from concurrent.futures import Future, ThreadPoolExecutor
+    from concurrent.futures import Future
+
+    from ..thread_pool import ThreadPool
 
     if window is None or not hasattr(backend, "prepare"):
         done: Future = Future()
         done.set_result(None)
         return done
-    pool = ThreadPoolExecutor(1, thread_name_prefix="tomoseg-backend")
+    pool = ThreadPool(1, thread_name_prefix="tomoseg-backend")
     try:
         return pool.submit(backend.prepare, tuple(int(s) for s in window))
     finally:

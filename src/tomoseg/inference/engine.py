@@ -17,7 +17,6 @@ import os
 import shutil
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from ..io.zarr_chunks import parallel_writer
 from ..io.output_guard import write_provenance
 from ..objects.reading import check_threshold
 from ..io.zarr_store import create_zarr, store_chunks
+from ..thread_pool import ThreadPool
 from .backends import (BackendConfig, make_backend, prepare_meanwhile, resolve,  # noqa: F401
                        run_windows_one_by_one, to_uint8)
 from ..io.blocks import read_ahead, sample_slabs, storage_chunks
@@ -296,7 +296,7 @@ def run_tiles(job: TileJob, tiles: list[Tile], backend=None, progress=None, memo
             progress.update(int(p8.size))
 
     try:
-        with ThreadPoolExecutor(readers) as writer:
+        with ThreadPool(readers) as writer:
             run = getattr(backend, "run_windows", None)
             # through a cache with its own threads, windows are read one after another, each by all of them:
             # the first window is ready as soon as possible (the GPU waits for it), the next right after

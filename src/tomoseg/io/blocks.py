@@ -22,9 +22,10 @@ import os
 import threading
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+from ..thread_pool import ThreadPool
 
 Block = tuple  # (slice z, slice y, slice x)
 
@@ -170,7 +171,7 @@ def read_ahead(items, read, *, threads: int) -> Iterator[tuple]:
         for item in items:
             yield item, read(item)
         return
-    with ThreadPoolExecutor(threads) as pool:
+    with ThreadPool(threads) as pool:
         pending: deque = deque()
         todo = iter(items)
         try:
@@ -295,7 +296,7 @@ class ChunkCache:
         # with threads > 1, the chunks one read needs are decompressed in parallel, in the order of the reads:
         # the first window of a run is ready after its own chunks, not after those of every window in flight
         self.threads = max(1, int(threads))
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="tomoseg-chunks") if threads > 1 else None
+        self._pool = ThreadPool(threads, thread_name_prefix="tomoseg-chunks") if threads > 1 else None
 
     def close(self) -> None:
         """Stop the threads of a cache made with ``threads`` > 1 (reads after this run in the caller's thread)."""

@@ -192,9 +192,9 @@ class ChunkWriter(_ChunkFiles):
             part = block[tuple(slice(a, min(a + c, b.stop - b.start)) for a, c, b in zip(lo, self.chunks, box))]
             jobs.append((index, part))
         if self._threads > 1 and len(jobs) > 1:
-            from concurrent.futures import ThreadPoolExecutor
+            from ..thread_pool import ThreadPool
 
-            with ThreadPoolExecutor(min(self._threads, len(jobs))) as pool:
+            with ThreadPool(min(self._threads, len(jobs))) as pool:
                 list(pool.map(lambda job: self._write(*job), jobs))
         else:
             for job in jobs:
