@@ -93,3 +93,34 @@ def test_segment_labels_lie_where_the_map_lies(tmp_path):
     level0 = zarr.open_group(str(labels), mode="r").attrs["ome"]["multiscales"][0]["datasets"][0]
     assert np.allclose({t["type"]: t for t in level0["coordinateTransformations"]}["translation"]["translation"],
                        origin)
+
+
+def test_a_box_of_a_volume_has_the_origin_of_its_first_voxel(tmp_path):
+    """io.volume.crop (evaluate's --roi box) gave the box the whole volume's origin: a position measured in the box
+    from it was off by the box's start. Its origin is now the box's voxel (0, 0, 0): an OME-Zarr translation and an
+    NRRD space origin (moved along the NRRD's direction vectors, rotated ones too)."""
+    import nrrd
+
+    from tomoseg.io.volume import crop, origin_of
+
+    data = np.zeros((12, 20, 24), np.uint8)
+    box = (slice(3, 9), slice(5, 20), slice(0, 10))
+    with open_volume(_store(tmp_path / "t.ome.zarr", data)) as vol:
+        whole = np.array(origin_of(vol))
+        view = crop(vol, box)
+        expected = whole + np.array([3, 5, 0]) * np.array(vol.voxel_size)
+        np.testing.assert_allclose(origin_of(view), expected)
+        assert view.shape == (6, 15, 10)
+    rotated = np.array([[0.0, 0.03, 0.0], [-0.03, 0.0, 0.0], [0.0, 0.0, 0.06]])  # x and y axes turned by 90°
+    for name, dirs in (("plain", np.diag([0.03, 0.03, 0.06])), ("rotated", rotated)):
+        path = tmp_path / f"{name}.nrrd"
+        nrrd.write(str(path), np.ascontiguousarray(data.transpose(2, 1, 0)), {
+            "space dimension": 3, "space units": ["um"] * 3, "space directions": dirs,
+            "space origin": np.array([12.25, -2.0, 1.5]), "kinds": ["domain"] * 3, "encoding": "raw"},
+            index_order="F")
+        with open_volume(path) as vol:
+            view = crop(vol, box)
+            moved = np.array([12.25, -2.0, 1.5]) + dirs.T @ np.array([0, 5, 3])  # x, y, z steps of the box's start
+            np.testing.assert_allclose(view.orientation["space origin"], moved)
+            if name == "plain":
+                np.testing.assert_allclose(origin_of(view), moved[::-1] * 1000)

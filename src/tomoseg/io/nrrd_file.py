@@ -264,6 +264,18 @@ def origin_nm(orientation: dict | None) -> tuple | None:
     return (z, y, x)
 
 
+def moved_to(orientation: dict | None, start) -> dict | None:
+    """``orientation`` of the box of a volume that starts at voxel ``start`` (z, y, x): its ``space origin``
+    moved along the ``space directions`` (each the step of one voxel along x, y, z), so that the box's voxel
+    (0, 0, 0) lies where it lies in the whole volume; as it is where it has no origin."""
+    if not orientation or orientation.get("space origin") is None:
+        return orientation
+    dirs = np.asarray(orientation["space directions"], dtype=float)  # rows: the steps along x, y, z
+    z, y, x = (int(s) for s in start)
+    origin = np.asarray(orientation["space origin"], dtype=float) + dirs.T @ np.array([x, y, z], dtype=float)
+    return {**orientation, "space origin": origin.tolist()}
+
+
 def _check_fits_in_memory(path: Path, header, shape, peak: tuple[float, int]) -> None:
     """A compressed NRRD is decompressed whole into memory (it has no chunks to read piece by piece): refuse one
     whose read would peak (``peak``: a factor of its decompressed size, and bytes more) above half of the

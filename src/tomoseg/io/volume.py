@@ -143,9 +143,16 @@ def crop(volume, box):
     if isinstance(volume, np.ndarray):
         return volume[box]
     if isinstance(volume, Volume):
+        from .nrrd_file import moved_to
+
         view = Volume(_Boxed(volume, box), path=volume.path, format=volume.format, voxel_size=volume.voxel_size,
                       chunks=volume.chunks)
-        view.orientation, view.origin_nm = volume.orientation, volume.origin_nm
+        start = [b.start or 0 for b in box]
+        # the box's voxel (0, 0, 0) lies at the box's start: its origin (an OME-Zarr translation, an NRRD space
+        # origin) moved there, not the whole volume's
+        view.orientation = moved_to(volume.orientation, start)
+        view.origin_nm = None if volume.origin_nm is None or volume.voxel_size is None else tuple(
+            float(o) + s * float(v) for o, s, v in zip(volume.origin_nm, start, volume.voxel_size))
         return view
     return _Boxed(volume, box)
 
