@@ -124,3 +124,22 @@ def test_a_box_of_a_volume_has_the_origin_of_its_first_voxel(tmp_path):
             np.testing.assert_allclose(view.orientation["space origin"], moved)
             if name == "plain":
                 np.testing.assert_allclose(origin_of(view), moved[::-1] * 1000)
+
+
+def test_segment_keeps_an_nrrd_inputs_space_origin_in_its_zarr_outputs(tmp_path):
+    """An NRRD input's space origin (axis-aligned) is its origin as a translation is: segment's Zarr map kept the
+    OME-Zarr input's translation but dropped the NRRD's."""
+    import nrrd
+
+    import tomoseg
+
+    image = tomoseg.make_phantom((32, 64, 64), rng=3).image
+    path = tmp_path / "cut.nrrd"
+    nrrd.write(str(path), np.ascontiguousarray(image.transpose(2, 1, 0)), {
+        "space dimension": 3, "space units": ["um"] * 3, "space directions": np.diag(SCALE_UM[::-1]),
+        "space origin": np.array(TRANSLATION_UM[::-1]), "kinds": ["domain"] * 3, "encoding": "raw"},
+        index_order="F")
+    out = tmp_path / "prob.ome.zarr"
+    assert main(["segment", str(path), str(out), "--tile-size", "32", "-q"]) == 0
+    with open_volume(out) as vol:
+        assert np.allclose(vol.origin_nm, [t * 1000 for t in TRANSLATION_UM])

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import TomosegError, note, recording
 from ..io import open_volume, split_dataset
-from ..io.volume import check_array
+from ..io.volume import check_array, origin_of
 from ..interrupt import raise_if_interrupted
 from ..io.zarr_chunks import parallel_writer
 from ..io.output_guard import write_provenance
@@ -916,9 +916,10 @@ def _make_work_folder(work: Path, volume, model, options: SegmentOptions, with_m
     try:
         (work / "done").mkdir()
         chunks = (options.tiling.chunk(model.config.divisor),) * 3  # cores are unions of whole chunks
+        # the input's origin (an OME-Zarr translation, an axis-aligned NRRD's space origin) kept by Zarr outputs
         for name in ["prob"] + (["mask"] if with_mask else []):
             create_zarr(work / f"{name}.zarr", volume.shape, np.uint8, voxel_size=volume.voxel_size, chunks=chunks,
-                        name=name, origin=volume.origin_nm)  # an OME-Zarr input's translation kept by Zarr outputs
+                        name=name, origin=origin_of(volume))
         model_path = work / "model.safetensors"
         if hasattr(model, "state_dict"):
             from ..checkpoint import save_model
