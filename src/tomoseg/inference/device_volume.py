@@ -26,6 +26,7 @@ import torch
 from .normalization import exact_in_float32, fill_in_dtype
 
 DEVICE_SHARE = 4  # the volume may take at most this fraction (1/4) of the GPU's memory: the windows need the rest
+FREE_SHARE = 3    # ... and a third of what is free now (another process on the same GPU holds the rest)
 
 # how a raw window of each type reaches the network on the GPU (cuda_pipeline.CudaBackend.run_windows)
 _STORED = {np.dtype(np.uint8): torch.uint8, np.dtype(np.int8): torch.int8, np.dtype(np.int16): torch.int16,
@@ -57,6 +58,17 @@ class DeviceWindow:
         return tuple(self.tensor.shape)
 
 
+def fits(nbytes: int, free: int, total: int) -> bool:
+    """Whether a volume of ``nbytes`` is kept on a GPU with ``free`` of ``total`` bytes: at most
+    1/:data:`DEVICE_SHARE` of its memory (one window of the largest tile takes up to half: cuda_pipeline's
+    ``choose_tile_size``) and 1/:data:`FREE_SHARE` of what is free (memory other processes hold is not ours).
+
+    >>> fits(20 << 30, 79 << 30, 80 << 30), fits(21 << 30, 79 << 30, 80 << 30), fits(4 << 30, 9 << 30, 80 << 30)
+    (True, False, False)
+    """
+    return nbytes <= total // DEVICE_SHARE and nbytes <= free // FREE_SHARE
+
+
 class DeviceVolume:
     """The volume on ``device``, assembled from the blocks a pass reads (``visit`` of
     :func:`~.normalization.volume_stats`, on its reader threads; blocks must not overlap). ``complete`` once
@@ -72,17 +84,15 @@ class DeviceVolume:
 
     @classmethod
     def fitting(cls, shape, dtype, device) -> DeviceVolume | None:
-        """A volume for ``device`` where its type suits (:func:`stored_type`) and it takes at most
-        1/:data:`DEVICE_SHARE` of the GPU's memory; else None (the host copy or the file serves the windows)."""
+        """A volume for ``device`` where its type suits (:func:`stored_type`) and it :func:`fits` the GPU's memory;
+        else None (the host copy or the file serves the windows)."""
         kind = stored_type(dtype)
         if kind is None:
             return None
         device = torch.device(device)
         nbytes = math.prod(int(s) for s in shape) * torch.empty((), dtype=kind).element_size()
-        if device.type == "cuda":
-            _, total = torch.cuda.mem_get_info(device)
-            if nbytes > total // DEVICE_SHARE:
-                return None
+        if device.type == "cuda" and not fits(nbytes, *torch.cuda.mem_get_info(device)):
+            return None
         try:
             return cls(shape, dtype, device)
         except torch.cuda.OutOfMemoryError:  # another process holds the memory: the host path instead
