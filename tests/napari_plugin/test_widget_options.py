@@ -295,7 +295,7 @@ def test_analyze_of_a_map_segmented_in_a_box_analyses_the_box_as_the_cli(qtbot, 
     _wait(qtbot, seg, seg.run())
     prob = seg_viewer.layers["scan probability"]
     assert prob.metadata["tomoseg"]["roi"] == [[2, 14], [56, 80], [0, 160]]
-    assert seg_viewer.layers["scan mask"].metadata == prob.metadata
+    assert seg_viewer.layers["scan mask"].metadata["tomoseg"]["roi"] == prob.metadata["tomoseg"]["roi"]
     widget = _analyze(qtbot, seg_viewer, "scan probability")
     widget.min_voxels.setValue(1)
     assert analysed(widget)[0] == cli()

@@ -86,3 +86,40 @@ def test_layers_without_a_physical_scale_record_no_voxel_size(plugin, tmp_path):
     viewer.layers.save(str(tmp_path / "m.zarr"), selected=True, plugin="tomoseg")
     with open_volume(str(tmp_path / "m.zarr")) as f:
         assert f.voxel_size is None and f.dtype == np.uint8
+
+
+def test_the_segment_widgets_layers_are_saved_with_their_runs_record(plugin, qtbot, tmp_path):
+    """The Segment widget's probability and mask layers, saved through napari's File -> Save, get the record
+    `tomoseg segment` writes beside its map (model, threshold, normalization, tiling, sample mask, notes), so that
+    `tomoseg analyze` and `report` say what made the map: before, a map made in napari had no record at all. A
+    layer painted since is saved without one (the record would not describe it)."""
+    from napari.components import ViewerModel
+    from test_widget_review import _scan, _segment_widget, _wait
+
+    from tomoseg.io.segment_record import segmentation_of
+
+    viewer = ViewerModel()
+    viewer.add_image(_scan(), name="scan", scale=(30.0, 30.0, 30.0), units=("nm", "nm", "nm"))
+    widget = _segment_widget(qtbot, viewer)
+    _wait(qtbot, widget, widget.run())
+    for layer_name, file_name, written in (("scan probability", "prob.zarr", "probability"),
+                                           ("scan mask", "mask.tif", "mask")):
+        layer = viewer.layers[layer_name]
+        viewer.layers.selection = {layer}
+        path = str(tmp_path / file_name)
+        assert viewer.layers.save(path, selected=True, plugin="tomoseg") == [path]
+        seg = segmentation_of(path)
+        assert seg is not None, file_name
+        assert seg["threshold"] == widget.threshold.value() and len(seg["model"]["sha256"]) == 64
+        assert seg["normalization"]["mean"] > 0 and seg["tiling"]["tile_size"] == 32 and seg["tiling"]["halo"] == 8
+        assert seg["input"] == "layer 'scan'" and seg["sample_mask"]["method"].startswith("auto")
+        from tomoseg.io.output_guard import tomoseg_provenance
+
+        record = tomoseg_provenance(path)
+        assert record["via"] == "napari Segment widget" and record["outputs"][written] == path
+    mask = viewer.layers["scan mask"]
+    mask.data[0, 0, 0] = 1 - mask.data[0, 0, 0]  # painted
+    viewer.layers.selection = {mask}
+    painted = str(tmp_path / "painted.tif")
+    viewer.layers.save(painted, selected=True, plugin="tomoseg")
+    assert segmentation_of(painted) is None

@@ -33,6 +33,17 @@ def level0(data, multiscale: bool = False):
     return data[0] if multiscale or isinstance(data, (list, tuple)) else data
 
 
+def data_digest(array) -> str:
+    """A digest of a layer's voxels (and shape): whether a layer saved now is the one a widget made, not edited
+    since (painted labels keep their metadata)."""
+    import hashlib
+
+    array = np.ascontiguousarray(np.asarray(array))
+    digest = hashlib.blake2b(repr((array.shape, array.dtype.str)).encode(), digest_size=16)
+    digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()
+
+
 def roi_metadata(box) -> dict:
     """A layer's metadata saying the box ((z0, z1), (y0, y1), (x0, x1), or slices) it was segmented in
     (``segment --roi``, the Segment widget's ROI): Analyze then analyses that box, as ``tomoseg analyze`` does

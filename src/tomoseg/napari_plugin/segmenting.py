@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 import warnings
 from dataclasses import dataclass
 from functools import partial
@@ -72,9 +73,10 @@ class LayerVolume:
 
 def segment_steps(image, model=None, *, name: str = "image", voxel_size=None, options=None):
     """Generator: yields (voxels done, voxels to compute) after reading the image, after the statistics and
-    after each tile; returns ``(probability map as uint8 0-255, messages)``: the map as ``segment`` writes it (no
-    float32 copy of the volume is held) and the notes and warnings ``tomoseg segment`` gives for these data, in
-    the widget's terms. Each yield is where a napari worker's ``quit()`` (the widget's Cancel) takes effect.
+    after each tile; returns ``(probability map as uint8 0-255, messages, record)``: the map as ``segment`` writes
+    it (no float32 copy of the volume is held), the notes and warnings ``tomoseg segment`` gives for these data, in
+    the widget's terms, and the run's record (:func:`segment_record`). Each yield is where a napari worker's
+    ``quit()`` (the widget's Cancel) takes effect.
 
     ``options``: a :class:`~tomoseg.inference.SegmentOptions`, the CLI's settings and checks (threshold, tiling,
     backend/device/precision, objects, fill value, ``sample_mask`` auto or off, ``roi``); its ``tile_size`` None:
@@ -101,6 +103,7 @@ def segment_steps(image, model=None, *, name: str = "image", voxel_size=None, op
     from ..shipped import SHIPPED_MODELS, names_shipped_model
 
     options = options or SegmentOptions()
+    t0 = time.time()
     image = np.asarray(image)
     yield 0, int(image.size)  # read (a lazy layer may take long): Cancel stops here, before the model is loaded
     if model and not names_shipped_model(model) and not Path(model).exists():
@@ -153,7 +156,27 @@ def segment_steps(image, model=None, *, name: str = "image", voxel_size=None, op
     per_slice = np.count_nonzero(out > options.threshold, axis=(1, 2))
     with collected(messages):
         check_flooding(out, options.threshold, volume.path, per_slice)
-    return out, messages
+    return out, messages, segment_record(volume, net, options, stats, sample, tiles, todo, f"{backend}-{device}",
+                                         messages, t0)
+
+
+def segment_record(volume, net, options, stats, sample, tiles, todo, backend: str, messages, t0) -> dict:
+    """What ``tomoseg segment`` records beside its map (:func:`tomoseg.inference.outputs.provenance`: model,
+    threshold, normalization, tiling, backend, sample mask or ROI, notes), for the widget's layers: napari's
+    *Save* of the probability or mask layer writes it beside the file (``writer``), so that ``tomoseg analyze``
+    and ``report`` find what made the map, as for the CLI's. The input is the layer (no file: no content
+    fingerprint); ``via`` says the widget made it."""
+    from ..inference.model_file import model_identity
+    from ..inference.outputs import provenance
+
+    fingerprint = {"model_sha256": model_identity(net), "input_content": None, "backend": backend}
+    record = provenance(volume, net, options, fingerprint, stats, (None, None), len(tiles), t0)
+    record["via"] = "napari Segment widget"
+    record["notes"] = list(messages)
+    record["sample_mask"] = {**sample.record, "tiles_computed": len(todo),
+                             "voxels_computed": int(sum(t.voxels for t in todo)),
+                             "outside": "probability 0, network not run"}
+    return record
 
 
 def _sample_note(sample, options, computed: int, total: int) -> list[str]:

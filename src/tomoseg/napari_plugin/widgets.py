@@ -21,8 +21,8 @@ from qtpy.QtWidgets import (QAbstractItemView, QFormLayout, QHBoxLayout, QHeader
 from ..errors import TomosegError
 from ..sample_mask import parse_roi
 from .forms import OBJECTS_CHOICES, analyze_form, roi_from, segment_form, voxel_size_from
-from .layers import (COLOUR_BY, MASK_COLORMAP, PLACEMENT_KEYS, analysis_steps, layer_roi, level0, placement_like,
-                     roi_metadata, voxel_size_nm)
+from .layers import (COLOUR_BY, MASK_COLORMAP, PLACEMENT_KEYS, analysis_steps, data_digest, layer_roi, level0,
+                     placement_like, roi_metadata, voxel_size_nm)
 from .segmenting import collected, in_widget_terms, segment_steps
 from ..io.units import voxel_size_text
 
@@ -276,15 +276,19 @@ class SegmentWidget(_Worker):
         return f"{done / 1e6:.2f} of {total / 1e6:.2f} Mvox segmented"
 
     def _done(self, result):
-        p8, messages = result
+        p8, messages, record = result
         layer = self._source
-        segmented_in = {"metadata": roi_metadata(self._roi)} if self._roi else {}  # Analyze analyses that box
+        segmented_in = roi_metadata(self._roi) if self._roi else {"tomoseg": {}}  # Analyze analyses that box
+        # the run's record, written beside the file where the layer is saved (writer.py), as segment writes it
+        mask = (p8 > self._threshold).astype(np.uint8)
+        meta = {"tomoseg": {**segmented_in["tomoseg"], "segment": record, "digest": data_digest(p8)}}
+        mask_meta = {"tomoseg": {**segmented_in["tomoseg"], "segment": {**record, "written": "mask"},
+                                 "digest": data_digest(mask)}}
         _add(self.viewer, (p8, {"name": f"{layer.name} probability", "colormap": "magma",
                                 "contrast_limits": (0, 255), "blending": "additive", "visible": False,
-                                **segmented_in}, "image"), like=layer)
-        _add(self.viewer, ((p8 > self._threshold).astype(np.uint8),
-                           {"name": f"{layer.name} mask", "opacity": 0.6, "colormap": MASK_COLORMAP, **segmented_in},
-                           "labels"), like=layer)
+                                "metadata": meta}, "image"), like=layer)
+        _add(self.viewer, (mask, {"name": f"{layer.name} mask", "opacity": 0.6, "colormap": MASK_COLORMAP,
+                                  "metadata": mask_meta}, "labels"), like=layer)
         dt = time.monotonic() - self._t0
         text = (f"done in {dt:.1f} s ({p8.size / 1e6 / max(dt, 1e-9):.2f} Mvox/s): probability (0-255) and mask "
                 f"(> {self._threshold}) added")

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TomosegError
-from .layers import level0, voxel_size_of
+from .layers import data_digest, level0, voxel_size_of
 
 
 def write_image(path: str, data, meta: dict) -> list[str]:
@@ -36,6 +36,15 @@ def _write(path: str, array: np.ndarray, meta: dict) -> list[str]:
     from ..io import write_volume
 
     write_volume(path, array, voxel_size=_voxel_size(meta), overwrite=True)  # replaces tomoseg's own file only
+    made = (meta.get("metadata") or {}).get("tomoseg") or {}
+    record = made.get("segment")
+    # the Segment widget's layer, as it made it (a layer painted since keeps its metadata, not its voxels): the
+    # run's record beside the file, as `tomoseg segment` writes it, for analyze and report to find
+    if isinstance(record, dict) and made.get("digest") == data_digest(array):
+        from ..io.output_guard import write_provenance
+
+        outputs = {"probability": None, "mask": None, record.get("written") or "probability": str(path)}
+        write_provenance(path, {**record, "outputs": outputs})
     return [str(path)]
 
 
