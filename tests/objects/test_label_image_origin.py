@@ -107,6 +107,9 @@ def test_a_zarr_label_image_has_the_inputs_translation(tmp_path, monkeypatch, ch
     with open_volume(out) as vol:
         assert vol.origin_nm == pytest.approx(ORIGIN_NM) and vol.voxel_size == pytest.approx(SCALE_NM)
         _check_against_csv(vol.read(), vol, read_csv(tmp_path / "objects.csv"))
+    from tomoseg.io.output_guard import tomoseg_provenance
+
+    assert tomoseg_provenance(out)["origin_nm"] == pytest.approx(ORIGIN_NM)  # the record says it too
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["in-memory", "chunked"])

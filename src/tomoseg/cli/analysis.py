@@ -377,7 +377,8 @@ def _write_label_outputs(args, vol, result, table, intensity, voxel_size, out) -
     # labels then lie on the input in viewers that place images by it (napari-ome-zarr, neuroglancer, Slicer)
     origin = result.summary.get("origin_nm")
     about = {"objects_tables": tables, "all_objects": args.all_objects,
-             "summary": str(out / "summary.json") if out is not None else None}
+             "summary": str(out / "summary.json") if out is not None else None,
+             "origin_nm": origin}  # also in the image's metadata where its format holds one (OME-Zarr, NRRD)
     if getattr(args, "labels", None):
         from ..progress import progress_while
         from . import progress_enabled
