@@ -4,6 +4,9 @@ Rows, each timed from the input file to the output file(s) (read, normalize, inf
 
 - ``tomoseg``: ``segment()`` with its defaults, in this process (imports done; the model file is read);
 - ``tomoseg, no sample mask``: the same with ``sample_mask="off"`` (every tile computed);
+- ``tomoseg, no sample mask, CUDA defaults before 2026-11-28`` (a GPU only): the same with the CUDA backend's
+  changes of that day off (``device_stats=False``: the statistics binned by NumPy on the host;
+  ``device_input=False``: windows from the host's copy of the volume, not the GPU's), side by side;
 - ``tomoseg, PyTorch backend`` (the CPU only): the same as ``tomoseg`` with ``backend="torch"``, the CPU path of
   an installation without OpenVINO (its network: BatchNorms folded, channels-last memory);
 - ``tomoseg, no sample mask, cuDNN autotuning on`` (a GPU only): the same with cuDNN trying its kernels on
