@@ -47,7 +47,7 @@ def test_windows_are_those_read_from_the_host(dtype, mode):
         assert isinstance(window, DeviceWindow) and window.dtype == volume.dtype
         host = read_padded(volume, tile.read, volume.shape, mode)
         np.testing.assert_array_equal(window.tensor.numpy(), host.astype(window.tensor.numpy().dtype))
-        found = holes(window.tensor, window.dtype, -1.0 if volume.dtype.kind == "f" else 7)
+        found = holes(window.tensor, -1.0 if volume.dtype.kind == "f" else 7)
         expected = nodata_mask(host, type("S", (), {"fill": -1.0 if volume.dtype.kind == "f" else 7})())
         if expected is None:
             assert found is None or not found.any()

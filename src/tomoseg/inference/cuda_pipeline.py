@@ -95,17 +95,11 @@ def device_terms(stats, dtype) -> tuple:
 def normalize_on_device(x: torch.Tensor, mean, scale, clip, fill) -> torch.Tensor:
     """:func:`~.normalization.normalize` on a batch of raw windows (uint8, int8, int16, int32 or float32):
     ``clip((x - mean) * scale)`` in float32, 0 where ``x`` is NaN, ±inf or ``fill``."""
-    raw = x
+    missing = holes(x, fill)
     x = (x.float() - mean) * scale
     if clip is not None:
         x = x.clamp_(-clip, clip)
-    holes = None
-    if raw.is_floating_point():
-        holes = ~torch.isfinite(raw)
-    if fill is not None:
-        same = raw == fill
-        holes = same if holes is None else holes | same
-    return x if holes is None else x.masked_fill_(holes, 0.0)
+    return x if missing is None else x.masked_fill_(missing, 0.0)
 
 
 class CudaBackend:
@@ -235,7 +229,7 @@ class CudaBackend:
             for i, (tile, raw) in enumerate(group):
                 core = q[i][tile.core_in_read]
                 if on_device:  # probability 0 where the input holds no data (the host path: engine.core_as_written)
-                    missing = holes(raw.tensor[tile.core_in_read], raw.dtype, terms[3])
+                    missing = holes(raw.tensor[tile.core_in_read], terms[3])
                     if missing is not None:
                         core = core.masked_fill(missing, 0)
                 cores.append(torch.empty(core.shape, dtype=torch.uint8, pin_memory=pin).copy_(core, non_blocking=pin))

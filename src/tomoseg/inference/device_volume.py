@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .normalization import exact_in_float32, fill_in_dtype
+from .normalization import exact_in_float32
+from .tiling import read_padded
 
 DEVICE_SHARE = 4  # the volume may take at most this fraction (1/4) of the GPU's memory: the windows need the rest
 FREE_SHARE = 3    # ... and a third of what is free now (another process on the same GPU holds the rest)
@@ -117,22 +118,30 @@ class DeviceVolume:
     def window(self, region, mode: str = "reflect") -> DeviceWindow:
         """The window ``region`` of the volume padded at its far faces as :func:`~.tiling.read_padded` pads it
         (``mode``): a view where it lies inside the volume."""
-        inner = tuple(slice(r.start, min(r.stop, s)) for r, s in zip(region, self.shape))
-        data = self.tensor[inner]
-        pad = [(0, r.stop - i.stop) for r, i in zip(region, inner)]
-        if any(p[1] for p in pad):  # the far faces of a volume not a multiple of the divisor: NumPy's padding
-            data = torch.from_numpy(np.pad(data.cpu().numpy(), pad, mode=mode)).to(self.device)
-        return DeviceWindow(data, self.dtype)
+        if all(r.stop <= s for r, s in zip(region, self.shape)):
+            return DeviceWindow(self.tensor[tuple(region)], self.dtype)
+        # past the far faces of a volume not a multiple of the divisor: padded on the host, by read_padded itself
+        host = read_padded(_OnHost(self.tensor), region, self.shape, mode)
+        return DeviceWindow(torch.from_numpy(host).to(self.device), self.dtype)
 
 
-def holes(raw: torch.Tensor, dtype, fill) -> torch.Tensor | None:
-    """Where a window (or core) of a volume of ``dtype`` kept as ``raw`` holds no data: NaN, ±inf and the fill
-    value (``stats.fill``), as :func:`~.normalization.nodata_mask` finds them on the host; None where the type
-    can hold neither (integers without a fill value)."""
-    dtype = np.dtype(dtype)
-    fill = fill_in_dtype(dtype, fill)
-    found = ~torch.isfinite(raw) if dtype.kind == "f" else None
+class _OnHost:
+    """A tensor read (a region of it) to the host, as :func:`~.tiling.read_padded` reads a volume."""
+
+    def __init__(self, tensor: torch.Tensor):
+        self.tensor = tensor
+
+    def __getitem__(self, region) -> np.ndarray:
+        return self.tensor[region].cpu().numpy()
+
+
+def holes(raw: torch.Tensor, fill) -> torch.Tensor | None:
+    """Where a batch, window or core ``raw`` holds no data: NaN and ±inf (a floating type) and ``fill`` (already in
+    the volume's type, :func:`~.normalization.fill_in_dtype`; None: none), as
+    :func:`~.normalization.nodata_mask` finds them on the host; None where its type holds neither (integers without
+    a fill value). The CUDA pipeline's one test for no data: the input normalized to 0 there, the output 0."""
+    found = ~torch.isfinite(raw) if raw.is_floating_point() else None
     if fill is not None:
-        same = raw == (float(fill) if dtype.kind == "f" else int(fill))
+        same = raw == fill
         found = same if found is None else found | same
     return found
