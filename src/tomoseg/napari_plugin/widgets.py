@@ -19,12 +19,12 @@ from qtpy.QtWidgets import (QAbstractItemView, QFormLayout, QHBoxLayout, QHeader
                             QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from ..errors import TomosegError
+from ..io.units import voxel_size_text
 from ..sample_mask import parse_roi
 from .forms import OBJECTS_CHOICES, analyze_form, roi_from, segment_form, voxel_size_from
 from .layers import (COLOUR_BY, MASK_COLORMAP, PLACEMENT_KEYS, analysis_steps, data_digest, layer_roi, level0,
                      placement_like, roi_metadata, voxel_size_nm)
 from .segmenting import collected, in_widget_terms, segment_steps
-from ..io.units import voxel_size_text
 
 ERROR_COLOUR = "#d55e00"  # Okabe-Ito vermillion
 WARNING_COLOUR = "#e69f00"  # Okabe-Ito orange
@@ -245,7 +245,7 @@ class SegmentWidget(_Worker):
         self._roi = None if options.roi is None else parse_roi(options.roi, tuple(_level0(layer).shape))
         self.progress.setRange(0, 1000)
         self.progress.setValue(0)
-        return self._start(segment_steps, _level0(layer), self.model.text().strip() or None, name=layer.name,
+        return self._start(_segment_layers, _level0(layer), self.model.text().strip() or None, name=layer.name,
                            voxel_size=voxel_size_nm(layer), options=options, connect={"yielded": self._step})
 
     def _options(self, shape):
@@ -276,14 +276,13 @@ class SegmentWidget(_Worker):
         return f"{done / 1e6:.2f} of {total / 1e6:.2f} Mvox segmented"
 
     def _done(self, result):
-        p8, messages, record = result
+        p8, mask, messages, record, digests = result
         layer = self._source
         segmented_in = roi_metadata(self._roi) if self._roi else {"tomoseg": {}}  # Analyze analyses that box
         # the run's record, written beside the file where the layer is saved (writer.py), as segment writes it
-        mask = (p8 > self._threshold).astype(np.uint8)
-        meta = {"tomoseg": {**segmented_in["tomoseg"], "segment": record, "digest": data_digest(p8)}}
+        meta = {"tomoseg": {**segmented_in["tomoseg"], "segment": record, "digest": digests[0]}}
         mask_meta = {"tomoseg": {**segmented_in["tomoseg"], "segment": {**record, "written": "mask"},
-                                 "digest": data_digest(mask)}}
+                                 "digest": digests[1]}}
         _add(self.viewer, (p8, {"name": f"{layer.name} probability", "colormap": "magma",
                                 "contrast_limits": (0, 255), "blending": "additive", "visible": False,
                                 "metadata": meta}, "image"), like=layer)
@@ -295,6 +294,15 @@ class SegmentWidget(_Worker):
         # the notes and warnings tomoseg segment prints for these data, one a line, in a warning colour
         warned = any(m.startswith("warning: ") for m in messages)
         self._say("\n".join([text, *messages]), WARNING_COLOUR if warned else "")
+
+
+def _segment_layers(image, model=None, **kwargs):
+    """:func:`.segmenting.segment_steps`, then what the Segment widget adds as layers, on the worker's thread, not
+    napari's: the mask (> the run's threshold) and both layers' digests (whether they are saved unedited:
+    writer.py). Returns ``(probability, mask, messages, record, (probability digest, mask digest))``."""
+    p8, messages, record = yield from segment_steps(image, model, **kwargs)
+    mask = (p8 > record["threshold"]).astype(np.uint8)
+    return p8, mask, messages, record, (data_digest(p8), data_digest(mask))
 
 
 class AnalyzeWidget(_Worker):
