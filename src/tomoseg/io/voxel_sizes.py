@@ -127,5 +127,6 @@ def shared_voxel_size(volumes):
             chosen = (name, size)
         elif not same_voxel_size(chosen[1], size):
             warn(f"{name} records voxel size {voxel_size_text(size)} and {chosen[0]} {voxel_size_text(chosen[1])}, "
-                 f"but they hold the same voxels: measuring with {chosen[0]}'s; pass --voxel-size Z Y X to set the right one")
+                 f"but they hold the same voxels: measuring with {chosen[0]}'s; pass --voxel-size Z Y X to set the "
+                 "right one")
     return chosen[1] if chosen else None
