@@ -121,3 +121,32 @@ def test_centroids_in_nm_lie_in_the_nrrd_files_space(tmp_path):
 
     with open_volume(str(tmp_path / "m.nrrd")) as vol:
         assert table_voxel_size(t) == pytest.approx(vol.voxel_size)  # the napari reader still finds it
+
+
+def test_the_kept_objects_are_no_second_copy_where_nothing_is_left_out():
+    """A table of millions of objects is hundreds of MB: the kept rows and the summary's population share the
+    table's arrays where no row is left out (they were copied: three tables at analyze's peak), and are their
+    own rows where some are."""
+    from tomoseg.objects.measure import select_objects
+
+    mask = np.zeros((20, 20, 20), np.uint8)
+    mask[8:11, 8:11, 8:11] = 1
+    mask[3:5, 3:5, 3:5] = 1
+    r = analyze(mask, voxel_size=(10.0, 10.0, 10.0))
+    assert len(r.selected["label"]) == 2
+    for column in r.objects:
+        assert np.shares_memory(r.selected[column], r.objects[column]), column
+        assert np.shares_memory(r.population[column], r.selected[column]), column
+    kept = select_objects(r.objects)
+    kept["mine"] = np.zeros(2)
+    assert "mine" not in r.objects                      # a dict of its own
+
+    mask[0:3, 15:18, 15:18] = 1                         # touches the border: left out
+    r = analyze(mask, voxel_size=(10.0, 10.0, 10.0))
+    assert len(r.objects["label"]) == 3 and len(r.selected["label"]) == 2
+    assert not np.shares_memory(r.selected["label"], r.objects["label"])
+    assert sorted(r.selected["volume_vox"]) == [8, 27]
+
+    mask, sample = _objects()                           # with a sample mask: the population is the rows inside
+    r = analyze(mask, sample_mask=sample, voxel_size=(10.0, 10.0, 10.0))
+    assert len(r.selected["label"]) == 3 and len(r.population["label"]) == 2

@@ -24,7 +24,7 @@ from ..io.volume import path_of
 from ..io.disk_space import make_temporary_folder
 from .labelling import label_chunked, label_objects, open_label_store
 from .large_regions import large_dark_regions, large_regions_warning
-from .measure import edge_weights, measure_table, select_objects, summarize
+from .measure import edge_weights, measure_table, rows_of, select_objects, summarize
 from .reading import (MaskView, Reading, ReadingChanged, check_threshold, mask_of, probability_values,
                       read_as)
 
@@ -80,8 +80,7 @@ class Analysis:
         (``in_sample``) where one was given."""
         if "in_sample" not in self.selected:
             return self.selected
-        inside = np.asarray(self.selected["in_sample"]) == 1
-        return {c: v[inside] for c, v in self.selected.items()}
+        return rows_of(self.selected, np.asarray(self.selected["in_sample"]) == 1)
 
 
 def warn_if_flooded(share: float, where) -> None:
@@ -432,7 +431,7 @@ def _finish(volume, reading: Reading, table, fractions, options, voxel_size, sam
         table["in_sample"] = inside.astype(np.int64)
     selected = select_objects(table, exclude_border=options.exclude_border, min_voxels=options.min_voxels)
     counted = np.ones(len(selected["label"]), bool) if sample_mask is None else selected["in_sample"] == 1
-    population = {c: v[counted] for c, v in selected.items()}  # Table 1's objects: kept (and in the sample)
+    population = rows_of(selected, counted)  # Table 1's objects: kept (and in the sample)
     summary = summarize(population)
     if not vs:
         summary["mean_radius_nm"] = summary["sd_radius_nm"] = None  # not the voxel value under another name
