@@ -116,3 +116,18 @@ def test_a_plain_zip_of_something_else_still_says_unzip_it(tmp_path):
         z.writestr("slices/slice_0001.tif", b"II*\0")
     with pytest.raises(TomosegError, match=r"slices.zip: .*a zip archive without a Zarr store in it .*unzip it"):
         open_volume(p)
+
+
+@pytest.mark.parametrize("zipped", [False, True], ids=["folder", "zip"])
+def test_a_level_of_a_store_that_is_one_array_is_refused(tmp_path, vol, zipped):
+    """scan.zip:7 (or store.zarr:7) where the store is one array, not a group of levels: the whole array was read as
+    if it were level 7, silently (adversarial review ZP1)."""
+    folder = tmp_path / "plain.zarr"
+    zarr.create_array(folder, data=vol, chunks=(3, 5, 6), zarr_format=3)
+    p = folder
+    if zipped:
+        p = tmp_path / "scan.zip"
+        _zip_folder(folder, p, "plain.zarr")
+    with pytest.raises(TomosegError, match=r"is one Zarr array.*holds no '7'.*without ':7'"):
+        open_volume(f"{p}:7")
+    assert np.array_equal(read_volume(p), vol)

@@ -195,6 +195,9 @@ def _open_node(node, path: Path, dataset: str | None, prefix: str = "", close=No
                                   if nested else ""))
         array = node[dataset]
     else:
+        if dataset:  # store.zarr:7 of a store that is one array: no level 7 to read (it read the array, silently)
+            raise TomosegError(f"{path}: is one Zarr array, not a group of images or levels: it holds no "
+                               f"{dataset!r}; give {path} without ':{dataset}'")
         array = node
         voxel_size = voxel_size_from_attributes(array.attrs, notes, "array")  # element_size_um too (ilastik)
         if voxel_size is None:
