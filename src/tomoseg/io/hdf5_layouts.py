@@ -39,7 +39,11 @@ def _reconstruction_binning(f: h5py.File) -> tuple[str, int] | None:
             if not isinstance(item, h5py.Dataset):
                 continue
             try:
-                b = int(text(np.ravel(item[()])[0]) or "")
+                value = np.ravel(item[()])[0]
+                if isinstance(value, (np.integer, np.floating)):  # a number (it was not read, review HP3)
+                    b = int(value) if float(value).is_integer() else -1
+                else:  # a string, as tomocupy writes it
+                    b = int(text(value) or "")
             except (TypeError, ValueError, OSError, IndexError):
                 return None
             if not 0 <= b <= 8:
