@@ -178,3 +178,18 @@ def test_tomocupys_binning_written_as_a_number(tmp_path, vol, binning):
     with open_volume(p) as v:
         assert v.voxel_size == pytest.approx((1300.0,) * 3)
         assert any("times 2, the binning the reconstruction records" in n for n in v.notes), v.notes
+
+
+def test_tomocupy_binnings_that_differ_are_named(tmp_path, vol):
+    """Two tomocupy records with different binnings (a raw scan's record of an earlier run copied in): the unbinned
+    size is kept, and the note now says the file records binnings that differ; it said only "if the
+    reconstruction was binned", as for a file that records none (HP4)."""
+    p = tmp_path / "scan_rec.h5"
+    _dx(p, vol, actual_pixel_size_x=(0.65, "microns"))
+    with h5py.File(p, "a") as f:
+        f["/process/tomocupy-1.0.3/file-reading/binning"] = np.array([b"1"])
+        f["/process/tomocupy-1.1.0/file-reading/binning"] = np.array([b"2"])
+    with open_volume(p) as v:
+        assert v.voxel_size == pytest.approx((650.0,) * 3)
+        assert any("records tomocupy binnings that differ (/process/tomocupy-1.0.3/file-reading/binning = 1, "
+                   "/process/tomocupy-1.1.0/file-reading/binning = 2)" in n for n in v.notes), v.notes
