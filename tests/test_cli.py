@@ -179,3 +179,31 @@ def test_output_piped_into_a_reader_that_stops_early_is_not_an_error():
     proc.stdout.close()  # the reader is gone before anything is written
     err = proc.stderr.read().decode()
     assert proc.wait() == 141 and err == "", err
+
+
+def test_info_shows_where_the_volume_lies(tmp_path, capsys):
+    """info said nothing of a volume's origin (an OME-Zarr translation, an NRRD space origin), though analyze's nm
+    centroids and every label image start there; a rotated NRRD's axes are said to be turned (review LO2)."""
+    import nrrd
+    import zarr
+
+    data = np.zeros((4, 6, 8), np.uint8)
+    g = zarr.open_group(str(tmp_path / "cut.ome.zarr"), mode="w", zarr_format=3)
+    g.create_array("0", data=data)
+    g.attrs["ome"] = {"version": "0.5", "multiscales": [{
+        "axes": [{"name": n, "type": "space", "unit": "micrometer"} for n in "zyx"],
+        "datasets": [{"path": "0", "coordinateTransformations": [
+            {"type": "scale", "scale": [0.06, 0.03, 0.03]}, {"type": "translation", "translation": [1.5, -2, 12.25]}]}]}]}
+    assert main(["info", str(tmp_path / "cut.ome.zarr")]) == 0
+    assert "origin        1500 × -2000 × 12250 nm (z, y, x" in capsys.readouterr().out
+    assert main(["info", str(tmp_path / "cut.ome.zarr"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["origin_nm"] == [1500.0, -2000.0, 12250.0]
+    turned = np.array([[0.0, 0.03, 0.0], [-0.03, 0.0, 0.0], [0.0, 0.0, 0.06]])
+    nrrd.write(str(tmp_path / "r.nrrd"), data.transpose(2, 1, 0).copy(), {
+        "space dimension": 3, "space units": ["um"] * 3, "space directions": turned,
+        "space origin": np.array([1.0, 2.0, 3.0]), "kinds": ["domain"] * 3, "encoding": "raw"}, index_order="F")
+    assert main(["info", str(tmp_path / "r.nrrd")]) == 0
+    assert "origin        not along the array's axes" in capsys.readouterr().out
+    write_volume(tmp_path / "plain.tif", data, voxel_size=(30.0, 30.0, 30.0))
+    assert main(["info", str(tmp_path / "plain.tif")]) == 0
+    assert "origin" not in capsys.readouterr().out

@@ -143,3 +143,42 @@ def test_segment_keeps_an_nrrd_inputs_space_origin_in_its_zarr_outputs(tmp_path)
     assert main(["segment", str(path), str(out), "--tile-size", "32", "-q"]) == 0
     with open_volume(out) as vol:
         assert np.allclose(vol.origin_nm, [t * 1000 for t in TRANSLATION_UM])
+
+
+def test_segment_labels_keep_the_inputs_origin_where_the_maps_format_holds_none(tmp_path):
+    """segment --labels with a map in a format that holds no origin (TIFF, HDF5): the label image took its place
+    from the map, so a Zarr label image lost the input's translation (adversarial review, LO1)."""
+    import tomoseg
+
+    image = tomoseg.make_phantom((32, 64, 64), rng=3).image
+    path = _store(tmp_path / "cut.ome.zarr", image)
+    labels = tmp_path / "labels.zarr"
+    assert main(["segment", str(path), str(tmp_path / "prob.tif"), "--labels", str(labels), "--tile-size", "32",
+                 "-q"]) == 0
+    with open_volume(labels) as vol:
+        assert vol.origin_nm is not None and np.allclose(vol.origin_nm, [t * 1000 for t in TRANSLATION_UM])
+        assert vol.read().max() > 0
+
+
+def test_segment_labels_keep_a_rotated_nrrd_inputs_place_with_a_zarr_map(tmp_path):
+    """segment in.nrrd map.zarr --labels labels.nrrd: a Zarr map holds no rotation, and the label NRRD, placed from
+    the map, had neither the input's space directions nor its origin (viewers that place images by them, 3D
+    Slicer, drew it turned away from the scan); the map's own NRRD outputs keep them (LO1)."""
+    import nrrd
+
+    import tomoseg
+
+    image = tomoseg.make_phantom((32, 64, 64), rng=3).image
+    c, s = np.cos(np.pi / 6), np.sin(np.pi / 6)
+    dirs = np.array([[c * 0.03, s * 0.03, 0.0], [-s * 0.03, c * 0.03, 0.0], [0.0, 0.0, 0.06]])  # rows: x, y, z
+    path = tmp_path / "scan.nrrd"
+    nrrd.write(str(path), np.ascontiguousarray(image.transpose(2, 1, 0)), {
+        "space dimension": 3, "space units": ["um"] * 3, "space directions": dirs,
+        "space origin": np.array([12.25, -2.0, 1.5]), "kinds": ["domain"] * 3, "encoding": "raw"}, index_order="F")
+    labels = tmp_path / "labels.nrrd"
+    assert main(["segment", str(path), str(tmp_path / "prob.zarr"), "--labels", str(labels), "--tile-size", "32",
+                 "-q"]) == 0
+    header = nrrd.read_header(str(labels))
+    factor = {"um": 1.0, "nm": 1e-3}[header["space units"][0]]
+    np.testing.assert_allclose(np.asarray(header["space directions"], float) * factor, dirs, atol=1e-9)
+    np.testing.assert_allclose(np.asarray(header["space origin"], float) * factor, [12.25, -2.0, 1.5], atol=1e-9)

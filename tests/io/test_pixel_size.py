@@ -143,3 +143,53 @@ def test_info_does_not_say_the_file_is_silent_when_its_notes_say_what_it_gives(t
         f["data"] = vol
     assert main(["info", str(plain)]) == 0
     assert "voxel size    unknown (the file does not say; pass --voxel-size Z Y X)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("attrs, expected, said", [
+    # the unit in the value itself: "no units attribute", unknown (adversarial review HP1)
+    ({"pixel_size": "0.65 um"}, (650.0,) * 3, "pixel_size is '0.65 um', taken as an isotropic voxel size of 650 nm"),
+    ({"pixel_size": np.bytes_(b"650nm")}, (650.0,) * 3, "taken as an isotropic voxel size of 650 nm"),
+    # a unit for each axis: "no units attribute", unknown (HP2)
+    ({"pixel_size": [1.5, 0.65, 0.65], "units": ["um", "um", "um"]}, (1500.0, 650.0, 650.0),
+     "pixel_size (1.5, 0.65, 0.65 um, z, y, x)"),
+    ({"pixel_size": [1.5, 650, 650], "units": np.array([b"um", b"nm", b"nm"])}, (1500.0, 650.0, 650.0),
+     "pixel_size (1.5, 650, 650 (units um, nm, nm), z, y, x)"),
+    ({"pixel_size": 0.65, "units": 5}, None, "pixel_size has units 5, not a length tomoseg knows"),
+    ({"pixel_size": "0.65 parsecs"}, None, "pixel_size has no units attribute"),
+])
+def test_a_pixel_size_with_its_unit_in_the_value_or_one_unit_per_axis(tmp_path, vol, attrs, expected, said):
+    p = tmp_path / "rec.h5"
+    with h5py.File(p, "w") as f:
+        f["/data"] = vol
+        f["/data"].attrs.update(attrs)
+    with open_volume(p) as v:
+        assert v.voxel_size == (pytest.approx(expected) if expected else None)
+        assert any(said in n for n in v.notes), v.notes
+
+
+@pytest.mark.parametrize("binning", [np.array([1]), np.int64(1), np.array([1.0])], ids=["int-array", "int", "float"])
+def test_tomocupys_binning_written_as_a_number(tmp_path, vol, binning):
+    """A binning record that is a number, not tomocupy's string: it was not read, so a binned reconstruction got the
+    unbinned pixel size, half the true one, with only "if the reconstruction was binned" said (HP3)."""
+    p = tmp_path / "scan_rec.h5"
+    _dx(p, vol, actual_pixel_size_x=(0.65, "microns"))
+    with h5py.File(p, "a") as f:
+        f["/process/tomocupy-1.0.3/file-reading/binning"] = binning
+    with open_volume(p) as v:
+        assert v.voxel_size == pytest.approx((1300.0,) * 3)
+        assert any("times 2, the binning the reconstruction records" in n for n in v.notes), v.notes
+
+
+def test_tomocupy_binnings_that_differ_are_named(tmp_path, vol):
+    """Two tomocupy records with different binnings (a raw scan's record of an earlier run copied in): the unbinned
+    size is kept, and the note now says the file records binnings that differ; it said only "if the
+    reconstruction was binned", as for a file that records none (HP4)."""
+    p = tmp_path / "scan_rec.h5"
+    _dx(p, vol, actual_pixel_size_x=(0.65, "microns"))
+    with h5py.File(p, "a") as f:
+        f["/process/tomocupy-1.0.3/file-reading/binning"] = np.array([b"1"])
+        f["/process/tomocupy-1.1.0/file-reading/binning"] = np.array([b"2"])
+    with open_volume(p) as v:
+        assert v.voxel_size == pytest.approx((650.0,) * 3)
+        assert any("records tomocupy binnings that differ (/process/tomocupy-1.0.3/file-reading/binning = 1, "
+                   "/process/tomocupy-1.1.0/file-reading/binning = 2)" in n for n in v.notes), v.notes

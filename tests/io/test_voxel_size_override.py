@@ -121,3 +121,19 @@ def _identity(tmp_path):
     path = tmp_path / "identity.json"
     path.write_text(json.dumps({"matrix": np.eye(4).tolist()}))
     return str(path)
+
+
+def test_a_large_voxel_size_is_written_out_in_messages(tmp_path, capsys):
+    """Sizes of a millimetre and more were written as 1e+06 and 1.23457e+06 (six digits: 1234567 and 1234600 nm
+    read the same) in every message and in info (adversarial review VS1)."""
+    from tomoseg.io import write_volume
+    from tomoseg.io.units import voxel_size_text
+
+    assert voxel_size_text((1e6, 1234567.0, 30.5)) == "1000000 × 1234567 × 30.5 nm"
+    assert voxel_size_text((0.001, 29.33, 1e-5)) == "0.001 × 29.33 × 1e-05 nm"  # small ones as before
+    p = tmp_path / "v.tif"
+    write_volume(p, np.zeros((2, 4, 4), np.uint8), voxel_size=(30.0, 30.0, 30.0))
+    assert main(["info", str(p), "--voxel-size", "1234567", "30", "30"]) == 0
+    captured = capsys.readouterr()
+    assert "voxel size    1234567 × 30 × 30 nm" in captured.out
+    assert "--voxel-size 1234567 × 30 × 30 nm replaces the file's 30 × 30 × 30 nm" in captured.err

@@ -116,3 +116,62 @@ def test_a_plain_zip_of_something_else_still_says_unzip_it(tmp_path):
         z.writestr("slices/slice_0001.tif", b"II*\0")
     with pytest.raises(TomosegError, match=r"slices.zip: .*a zip archive without a Zarr store in it .*unzip it"):
         open_volume(p)
+
+
+@pytest.mark.parametrize("zipped", [False, True], ids=["folder", "zip"])
+def test_a_level_of_a_store_that_is_one_array_is_refused(tmp_path, vol, zipped):
+    """scan.zip:7 (or store.zarr:7) where the store is one array, not a group of levels: the whole array was read as
+    if it were level 7, silently (adversarial review ZP1)."""
+    folder = tmp_path / "plain.zarr"
+    zarr.create_array(folder, data=vol, chunks=(3, 5, 6), zarr_format=3)
+    p = folder
+    if zipped:
+        p = tmp_path / "scan.zip"
+        _zip_folder(folder, p, "plain.zarr")
+    with pytest.raises(TomosegError, match=r"is one Zarr array.*holds no '7'.*without ':7'"):
+        open_volume(f"{p}:7")
+    assert np.array_equal(read_volume(p), vol)
+
+
+def test_a_zip_made_by_macos_finder_is_read(tmp_path, vol):
+    """Finder's Compress adds __MACOSX/ (the files' resource forks) beside the store's folder, and .DS_Store files:
+    the store was not found in "its one top folder" and the zip was refused (adversarial review ZP2)."""
+    folder = tmp_path / "scan.ome.zarr"
+    write_volume(folder, vol, voxel_size=(30.0, 20.0, 10.0))
+    p = tmp_path / "scan.zip"
+    _zip_folder(folder, p, "scan.ome.zarr")
+    with zipfile.ZipFile(p, "a") as z:
+        z.writestr("__MACOSX/scan.ome.zarr/._zarr.json", b"\0\5\26\7\0\2\0\0")
+        z.writestr("scan.ome.zarr/.DS_Store", b"\0\0\0\1Bud1")
+    with open_volume(p) as v:
+        assert v.voxel_size == (30.0, 20.0, 10.0)
+        assert np.array_equal(v.read(), vol)
+
+
+@pytest.mark.parametrize("name", ["scan.zip", "scan.zarr.zip"])
+def test_a_zip_whose_stores_lie_further_down_names_them(tmp_path, vol, name):
+    """A store two folders down, or two stores: it said the zip held no store at all (ZP2)."""
+    folder = tmp_path / "plain.zarr"
+    zarr.create_array(folder, data=vol, chunks=(3, 5, 6), zarr_format=2)
+    p = tmp_path / name
+    _zip_folder(folder, p, "run1/plain.zarr")
+    with pytest.raises(TomosegError, match=r"holds a Zarr store further down \(run1/plain\.zarr\).*unzip it"):
+        open_volume(p)
+    with zipfile.ZipFile(p, "a") as z:
+        z.writestr("run2/other.zarr/zarr.json", '{"zarr_format": 3, "node_type": "group"}')
+    with pytest.raises(TomosegError, match=r"holds 2 Zarr stores further down \(run1/plain\.zarr, run2/other\.zarr\)"):
+        open_volume(p)
+
+
+@pytest.mark.parametrize("name", ["scan.zip", "scan.zarr.zip"])
+def test_a_zip_cut_short_is_said_to_be_damaged(tmp_path, vol, name):
+    """A zip cut short (a copy or download stopped): "a zip archive without a Zarr store in it" (or "not a zip
+    file") sent the user to unzip it; it is damaged (ZP3)."""
+    folder = tmp_path / "plain.zarr"
+    zarr.create_array(folder, data=vol, chunks=(3, 5, 6), zarr_format=3)
+    whole = tmp_path / "whole.zip"
+    _zip_folder(folder, whole)
+    p = tmp_path / name
+    p.write_bytes(whole.read_bytes()[:-30])
+    with pytest.raises(TomosegError, match=r"is a damaged or incomplete zip file.*copy it again"):
+        open_volume(p)

@@ -73,6 +73,7 @@ def _run_info(args) -> int:
             "shape": list(vol.shape), "dtype": str(vol.dtype),
             "chunks": list(vol.chunks) if vol.chunks else None,
             "voxel_size_nm": list(vol.voxel_size) if vol.voxel_size else None,
+            "origin_nm": _origin(vol), "axes_rotated": _rotated(vol),
             "size_on_disk_bytes": _disk_size(file), "size_in_memory_bytes": vol.nbytes, "sample": stats,
             # with the voxel size the reader assumed (a TIFF's z spacing), said on stderr as a note too
             "notes": list(vol.notes) + ([vol.voxel_size_note] if vol.voxel_size_note and not args.voxel_size
@@ -96,6 +97,10 @@ def _run_info(args) -> int:
         f"dtype         {info['dtype']}",
         f"chunks        {' × '.join(map(str, vol.chunks)) if vol.chunks else 'contiguous'}",
         "voxel size    " + (voxel_size_text(vs) + " (z, y, x)" if vs else unknown),
+        *([f"origin        {voxel_size_text(info['origin_nm'])} (z, y, x: where voxel (0, 0, 0)'s centre lies; "
+           "analyze's centroid_*_nm start there)"] if info["origin_nm"] else []),
+        *(["origin        not along the array's axes: the NRRD's space directions rotate, flip or swap them "
+           "(NRRD outputs keep its space; centroid_*_nm run from voxel (0, 0, 0))"] if info["axes_rotated"] else []),
         f"on disk       {info['size_on_disk_bytes'] / 2**20:.1f} MiB (in memory {vol.nbytes / 2**20:.1f} MiB)",
         ("values        not sampled (the file is compressed as a whole: any slice means decompressing all "
          "of it)") if stats is None else
@@ -109,6 +114,24 @@ def _run_info(args) -> int:
     print("\n".join(lines))
     return 0
 
+
+
+def _origin(vol) -> list | None:
+    """Where the volume's voxel (0, 0, 0) lies, (z, y, x) nm (an OME-Zarr translation, an axis-aligned NRRD's space
+    origin), for info (review LO2: it was shown nowhere)."""
+    from ..io.volume import origin_of
+
+    origin = origin_of(vol)
+    return None if origin is None else [float(o) for o in origin]
+
+
+def _rotated(vol) -> bool:
+    """Whether the volume is an NRRD whose space directions are not a diagonal of positive spacings."""
+    orientation = getattr(vol, "orientation", None)
+    if not orientation or orientation.get("space directions") is None:
+        return False
+    dirs = np.asarray(orientation["space directions"], dtype=float)
+    return dirs.shape == (3, 3) and not (np.allclose(dirs, np.diag(np.diag(dirs))) and np.all(np.diag(dirs) > 0))
 
 
 @command("phantom")

@@ -152,6 +152,8 @@ def _write_labels(args, record) -> None:
     sample = record.get("sample_mask") or {}
     selected = _inside_roi(result.selected, sample, prob.shape)
     source, orientation, origin = prob, prob.orientation, origin_of(prob)  # where the map lies: the labels too
+    if orientation is None and origin is None:  # a map that holds no place (TIFF, HDF5; a rotated NRRD's as Zarr)
+        orientation, origin = _place_of_input(args.input)
     if result.labels is None:  # labelled in memory: the label step labels the map's mask again, held here
         source = (prob.read() > args.threshold).astype("uint8")
     prob.close()  # the labels may go into the map's own HDF5 file, which h5py cannot hold open twice
@@ -169,6 +171,21 @@ def _write_labels(args, record) -> None:
             result.labels.discard()
     record["outputs"]["labels"] = str(args.labels)
     record.update(write_provenance(args.output, record))
+
+
+def _place_of_input(path) -> tuple:
+    """(orientation, origin) of the input ``path``, where segment's map holds neither (review LO1): an NRRD's
+    space directions and origin, an OME-Zarr's translation; opened again without saying again what its first
+    opening said."""
+    import warnings
+
+    from ..io import open_volume
+    from ..io.volume import origin_of
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with open_volume(path) as vol:
+            return vol.orientation, origin_of(vol)
 
 
 def _inside_roi(table: dict, sample: dict, shape) -> dict:

@@ -94,6 +94,10 @@ def format_of(path, *, for_writing: bool = False) -> str:
         return "tiff-folder"
     if not for_writing and ext == ".zip" and zarr_store.is_zipped_zarr(file):  # a zipped store named scan.zip
         return "zarr"
+    if not for_writing and ext == ".zip" and file.is_file():  # damaged, or stores further down: said so
+        problem = zarr_store.zip_problem(file)
+        if problem:
+            raise TomosegError(problem)
     if for_writing and ext == "":
         return "tiff-folder"
     if for_writing:

@@ -26,6 +26,12 @@ def _reconstruction_binning(f: h5py.File) -> tuple[str, int] | None:
     string of shape (1,) holding 0, 1, 2 or 3 (review readers2 RD7). None where none is recorded, one cannot be
     read, or the file holds several that differ (tomocupy copies the raw scan's metadata in, which may hold another
     version's record of an earlier run)."""
+    found = _binning_records(f)
+    return found[0] if found and len({b for _, b in found}) == 1 else None
+
+
+def _binning_records(f: h5py.File) -> list[tuple[str, int]] | None:
+    """Every binning record of tomocupy's in ``f`` (where, b); None where one cannot be read or is past 8."""
     process = f.get("/process")
     if not isinstance(process, h5py.Group):
         return None
@@ -39,13 +45,17 @@ def _reconstruction_binning(f: h5py.File) -> tuple[str, int] | None:
             if not isinstance(item, h5py.Dataset):
                 continue
             try:
-                b = int(text(np.ravel(item[()])[0]) or "")
+                value = np.ravel(item[()])[0]
+                if isinstance(value, (np.integer, np.floating)):  # a number (it was not read, review HP3)
+                    b = int(value) if float(value).is_integer() else -1
+                else:  # a string, as tomocupy writes it
+                    b = int(text(value) or "")
             except (TypeError, ValueError, OSError, IndexError):
                 return None
             if not 0 <= b <= 8:
                 return None
             found.append((item.name, b))
-    return found[0] if found and len({b for _, b in found}) == 1 else None
+    return found
 
 
 _DX_RAW_PIXEL = ("pixel_size", "pixel_size_x", "pixel_size_y")  # the camera's pixel (2-BM: DetectorPixelSize)
@@ -153,6 +163,12 @@ def exchange_voxel_size(f: h5py.File, name: str, notes: list) -> tuple | None:
         if size is None:
             return None
         binning = _reconstruction_binning(f)
+        records = _binning_records(f) or []
+        if binning is None and len({b for _, b in records}) > 1:  # said, not guessed (review HP4: it was not)
+            notes.append(f"voxel size from {where}, not binned: the file records tomocupy binnings that differ "
+                         f"({', '.join(f'{at} = {b}' for at, b in records)}); if the reconstruction was binned, "
+                         "pass --voxel-size Z Y X")
+            return size
         if binning is None:
             notes.append(f"voxel size from {where}; if the reconstruction was binned, pass --voxel-size Z Y X")
             return size

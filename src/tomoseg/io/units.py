@@ -69,7 +69,16 @@ def voxel_size_text(voxel_size, unit: str = " nm") -> str:
     """A voxel size (z, y, x in nm) as every message and report writes it: ``29.33 × 29.33 × 29.33 nm``
     (``unit=""``: the numbers alone).
 
+    Sizes of a millimetre and more are written out to the nm (``1000000``, ``1234567``; ``:g`` wrote ``1e+06`` and
+    ``1.23457e+06``, a size off by 33 nm shown as the same: review VS1).
+
     >>> voxel_size_text((60.0, 30, 30.5)), voxel_size_text([29.33] * 3, unit="")
     ('60 × 30 × 30.5 nm', '29.33 × 29.33 × 29.33')
+    >>> voxel_size_text((1e6, 1234567, 0.001))
+    '1000000 × 1234567 × 0.001 nm'
     """
-    return " × ".join(f"{float(v):g}" for v in voxel_size) + unit
+    return " × ".join(_length_text(float(v)) for v in voxel_size) + unit
+
+
+def _length_text(v: float) -> str:
+    return f"{v:.0f}" if 1e6 <= abs(v) < 1e12 else f"{v:g}"

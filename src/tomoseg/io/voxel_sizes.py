@@ -34,7 +34,8 @@ def voxel_size_from_attributes(attrs, notes: list, what: str = "dataset") -> tup
 
     from .units import attribute_text, nm_per_unit
 
-    unit_text = attribute_text(attrs.get("units")) or attribute_text(attrs.get("unit"))
+    units = attrs.get("units") if "units" in attrs else attrs.get("unit")
+    unit_text = attribute_text(units)
     unit = nm_per_unit(unit_text)
     if "element_size_um" in attrs:
         key, factor = "element_size_um", 1e3
@@ -44,14 +45,26 @@ def voxel_size_from_attributes(attrs, notes: list, what: str = "dataset") -> tup
         key = next((k for k in ("voxel_size", "pixel_size") if k in attrs), None)
         if key is None:
             return None
-        if not unit:
-            said = "no units attribute" if unit_text is None else f"units {unit_text!r}, not a length"
+        own = _length_text(attrs[key])  # "0.65 um": a length with its unit in the value itself (review HP1)
+        if own is not None:
+            notes.append(f"the {what}'s {key} is {attribute_text(attrs[key])!r}, taken as an isotropic voxel size "
+                         f"of {own:g} nm")
+            return (own,) * 3
+        axis_units = _per_axis_units(units)  # ["um", "um", "um"]: a unit for each axis (HP2)
+        if not unit and axis_units is not None and len({nm_per_unit(u) for u in axis_units}) == 1:
+            unit_text, factor = axis_units[0], nm_per_unit(axis_units[0])
+        elif not unit and axis_units is not None:
+            unit_text, factor = f"(units {', '.join(axis_units)})", np.array([nm_per_unit(u) for u in axis_units])
+        elif not unit:
+            said = ("no units attribute" if units is None else f"units {unit_text!r}, not a length" if unit_text
+                    else f"units {_shown(units)}, not a length tomoseg knows")
             notes.append(f"the {what}'s {key} has {said}; voxel size unknown: pass --voxel-size Z Y X")
             return None
-        factor = unit
+        else:
+            factor = unit
     try:
         raw = np.ravel(np.asarray(attrs[key], dtype=np.float64))
-        values = tuple(float(v) * factor for v in raw)
+        values = tuple(float(v) for v in raw * factor)
     except (TypeError, ValueError, OSError):
         return (float("nan"),) * 3
     if len(values) == 1:
@@ -65,6 +78,40 @@ def voxel_size_from_attributes(attrs, notes: list, what: str = "dataset") -> tup
         notes.append(f"voxel size from the {what}'s pixel_size ({', '.join(f'{float(v):g}' for v in raw)} "
                      f"{unit_text}, z, y, x)")
     return values
+
+
+def _length_text(value) -> float | None:
+    """A ``pixel_size`` or ``voxel_size`` attribute written as text with its unit (``"0.65 um"``, ``b"650nm"``) in
+    nm; None for anything else (a number, text without a unit)."""
+    from .units import attribute_text, parse_length_nm
+
+    text = attribute_text(value)
+    if text is None or not any(c.isalpha() for c in text.replace("e", "").replace("E", "")):
+        return None
+    try:
+        return parse_length_nm(text)
+    except ValueError:
+        return None
+
+
+def _per_axis_units(units) -> list | None:
+    """A ``units`` attribute that gives one length unit for each of three axes (``["um", "um", "um"]``), as text;
+    None for anything else."""
+    import numpy as np
+
+    from .units import attribute_text, nm_per_unit
+
+    items = np.ravel(np.asarray(units, dtype=object)) if units is not None else []
+    texts = [attribute_text(u) for u in items]
+    if len(texts) != 3 or any(t is None or nm_per_unit(t) is None for t in texts):
+        return None
+    return texts
+
+
+def _shown(value) -> str:
+    import numpy as np
+
+    return str(np.ravel(np.asarray(value, dtype=object)).tolist() if np.ndim(value) else value)
 
 
 def same_voxel_size(a, b) -> bool:

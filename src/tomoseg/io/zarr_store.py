@@ -60,8 +60,8 @@ def open_zarr(path: Path, dataset: str | None = None) -> Volume:
     if path.is_file():
         if zipfile.is_zipfile(path):
             return _open_zip(path, dataset)
-        raise TomosegError(f"{path}: is a file but not a zip file; a Zarr store is a folder (or a zipped one, "
-                           ".zarr.zip)")
+        raise TomosegError(zip_problem(path) or f"{path}: is a file but not a zip file; a Zarr store is a folder "
+                           "(or a zipped one, .zarr.zip)")
     try:
         node = zarr.open(str(path), mode="r")
     except Exception as exc:
@@ -96,9 +96,48 @@ def is_zipped_zarr(path: Path) -> bool:
     return True
 
 
+def _macos_extra(name: str) -> bool:
+    """Whether a zip entry is what macOS's Finder adds to every zip it makes (``__MACOSX/`` with the files' resource
+    forks, ``.DS_Store``): no part of the store."""
+    return name.startswith("__MACOSX/") or name.rsplit("/", 1)[-1] == ".DS_Store"
+
+
+def _stores_in(names: list[str]) -> list[str]:
+    """The folders of a zip's listing that hold a Zarr store (a zarr.json, .zarray or .zgroup), outermost only."""
+    roots = sorted({n.rpartition("/")[0] for n in names if n.rpartition("/")[2] in _STORE_KEYS})
+    return [r for r in roots if not any(o != r and (o == "" or r.startswith(o + "/")) for o in roots)]
+
+
+def zip_problem(path: Path) -> str | None:
+    """What more can be said of a ``.zip`` input that is not a zipped Zarr store tomoseg reads than that it holds
+    none (review ZP2): a damaged or cut-short zip, or Zarr stores further down in it, or several; None else."""
+    import zipfile
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+        if not zipfile.is_zipfile(path):
+            return (f"{path}: is a damaged or incomplete zip file (it starts as one, but the table of contents a zip "
+                    "ends with is missing: cut short while copied or downloaded?); copy it again"
+                    if head == b"PK\x03\x04" else None)
+        names = [n for n in _names(path) if not _macos_extra(n)]
+    except (OSError, zipfile.BadZipFile, ValueError) as exc:
+        return f"{path}: is a damaged zip file ({exc}); copy it again"
+    stores = _stores_in(names)
+    if not stores or "" in stores:
+        return None
+    shown = ", ".join(stores[:4]) + (f" and {len(stores) - 4} more" if len(stores) > 4 else "")
+    where = "a Zarr store" if len(stores) == 1 else f"{len(stores)} Zarr stores"
+    return (f"{path}: holds {where} further down ({shown}): tomoseg reads a zip holding one store, at its top or in "
+            f"its one top folder; unzip it and give {'the' if len(stores) == 1 else 'one'} store's folder "
+            f"({stores[0]})")
+
+
 def _zip_root(path: Path, names: list[str]) -> str:
     """Where the store lies inside the zip ``path``: at its top (``""``, as zarr's ZipStore and ``cd x.zarr && zip
-    -r ../x.zarr.zip .`` put it), or in its one top folder (``zip -r x.zarr.zip x.zarr``)."""
+    -r ../x.zarr.zip .`` put it), or in its one top folder (``zip -r x.zarr.zip x.zarr``); what macOS's Finder adds
+    (``__MACOSX/``, ``.DS_Store``) left aside."""
+    names = [n for n in names if not _macos_extra(n)]
     if any(k in names for k in _STORE_KEYS):
         return ""
     tops = {n.split("/", 1)[0] for n in names if "/" in n}
@@ -106,7 +145,8 @@ def _zip_root(path: Path, names: list[str]) -> str:
         top = tops.pop()
         if any(f"{top}/{k}" in names for k in _STORE_KEYS):
             return top
-    raise TomosegError(f"{path}: is a zip file without a Zarr store at its top (no zarr.json, .zarray or .zgroup); "
+    raise TomosegError(zip_problem(path) or
+                       f"{path}: is a zip file without a Zarr store at its top (no zarr.json, .zarray or .zgroup); "
                        "tomoseg reads a zipped Zarr store (.zarr.zip); unzip this one and give the volume inside")
 
 
@@ -195,6 +235,9 @@ def _open_node(node, path: Path, dataset: str | None, prefix: str = "", close=No
                                   if nested else ""))
         array = node[dataset]
     else:
+        if dataset:  # store.zarr:7 of a store that is one array: no level 7 to read (it read the array, silently)
+            raise TomosegError(f"{path}: is one Zarr array, not a group of images or levels: it holds no "
+                               f"{dataset!r}; give {path} without ':{dataset}'")
         array = node
         voxel_size = voxel_size_from_attributes(array.attrs, notes, "array")  # element_size_um too (ilastik)
         if voxel_size is None:
