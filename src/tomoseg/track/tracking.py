@@ -188,7 +188,8 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
     vs1 = vs or (1.0, 1.0, 1.0)
     vs1_a = vs_a or vs1
     if transform is None:
-        reg = register(before, after, voxel_size=vs1, options=options.registration, progress=progress)
+        reg = register(before, after, voxel_size=vs1, after_voxel_size=vs_a, options=options.registration,
+                       progress=progress)
     else:
         reg = given_transform(transform, shape_b, voxel_size=vs1)
     inside = overlap_fraction(reg.matrix, shape_b, shape_a)
