@@ -116,6 +116,35 @@ def test_float_labels_name_the_file_and_the_option(pair, tmp_path, capsys, cli_e
     assert "(float32); track takes a mask" in line
 
 
+@pytest.mark.parametrize("scan", ["before", "after", "both"])
+def test_labels_with_no_objects_are_refused(pair, tmp_path, capsys, cli_error, scan):
+    """An empty label file (a wrong threshold, the wrong file) ran: every BEFORE object "vanished" (or, both
+    empty, a table of nothing, the figures warning that their axes collapsed), with exit code 0."""
+    labels = {"before_labels": "bl.tif", "after_labels": "al.tif"}
+    for side in (("before", "after") if scan == "both" else (scan,)):
+        labels[f"{side}_labels"] = str(tmp_path / f"{side}_empty.tif")
+        tifffile.imwrite(labels[f"{side}_labels"], np.zeros(tifffile.imread(pair / "al.tif").shape, np.uint8))
+    line = cli_error(main(_track(pair, "--out", str(tmp_path / "o"), **labels)))
+    first = "BEFORE" if scan != "after" else "AFTER"
+    assert line.startswith(f"tomoseg: error: {tmp_path / f'{first.lower()}_empty.tif'}: holds no objects (read "
+                           "as a mask")
+    assert f"nothing to follow between the scans; check that it holds the {first} scan's objects" in line
+    assert not (tmp_path / "o" / "matches.csv").exists()
+
+
+@pytest.mark.parametrize("what", ["scans", "labels"])
+def test_one_file_given_as_both_scans_is_refused(pair, tmp_path, capsys, cli_error, what):
+    """The BEFORE scan given as the AFTER scan too (or its labels as both) ran: everything "persisting", no
+    motion: a result about nothing, exit code 0."""
+    same = _track(pair, "--out", str(tmp_path / "o"), after="b.tif") if what == "scans" else \
+        _track(pair, "--out", str(tmp_path / "o"), before_labels="bl.tif", after_labels="bl.tif")
+    line = cli_error(main(same))
+    name, option = ("b.tif", "BEFORE and AFTER") if what == "scans" else ("bl.tif", "--before-labels and --after-labels")
+    assert line == (f"tomoseg: error: {pair / name} is given as both {option}: give the files of the two scans "
+                    "(before and after the treatment)")
+    assert not (tmp_path / "o").exists()
+
+
 def test_labels_of_another_shape_give_both_shapes(pair, tmp_path, capsys, cli_error):
     line = cli_error(main(_track(pair, "--out", str(tmp_path / "o"), after_labels="al_crop.tif")))
     assert (f"{pair / 'al_crop.tif'} (--after-labels) has shape (40, 120, 100), its image {pair / 'a.tif'} "
