@@ -116,6 +116,35 @@ def test_float_labels_name_the_file_and_the_option(pair, tmp_path, capsys, cli_e
     assert "(float32); track takes a mask" in line
 
 
+@pytest.mark.parametrize("scan", ["before", "after", "both"])
+def test_labels_with_no_objects_are_refused(pair, tmp_path, capsys, cli_error, scan):
+    """An empty label file (a wrong threshold, the wrong file) ran: every BEFORE object "vanished" (or, both
+    empty, a table of nothing, the figures warning that their axes collapsed), with exit code 0."""
+    labels = {"before_labels": "bl.tif", "after_labels": "al.tif"}
+    for side in (("before", "after") if scan == "both" else (scan,)):
+        labels[f"{side}_labels"] = str(tmp_path / f"{side}_empty.tif")
+        tifffile.imwrite(labels[f"{side}_labels"], np.zeros(tifffile.imread(pair / "al.tif").shape, np.uint8))
+    line = cli_error(main(_track(pair, "--out", str(tmp_path / "o"), **labels)))
+    first = "BEFORE" if scan != "after" else "AFTER"
+    assert line.startswith(f"tomoseg: error: {tmp_path / f'{first.lower()}_empty.tif'}: holds no objects (read "
+                           "as a mask")
+    assert f"nothing to follow between the scans; check that it holds the {first} scan's objects" in line
+    assert not (tmp_path / "o" / "matches.csv").exists()
+
+
+@pytest.mark.parametrize("what", ["scans", "labels"])
+def test_one_file_given_as_both_scans_is_refused(pair, tmp_path, capsys, cli_error, what):
+    """The BEFORE scan given as the AFTER scan too (or its labels as both) ran: everything "persisting", no
+    motion: a result about nothing, exit code 0."""
+    same = _track(pair, "--out", str(tmp_path / "o"), after="b.tif") if what == "scans" else \
+        _track(pair, "--out", str(tmp_path / "o"), before_labels="bl.tif", after_labels="bl.tif")
+    line = cli_error(main(same))
+    name, option = ("b.tif", "BEFORE and AFTER") if what == "scans" else ("bl.tif", "--before-labels and --after-labels")
+    assert line == (f"tomoseg: error: {pair / name} is given as both {option}: give the files of the two scans "
+                    "(before and after the treatment)")
+    assert not (tmp_path / "o").exists()
+
+
 def test_labels_of_another_shape_give_both_shapes(pair, tmp_path, capsys, cli_error):
     line = cli_error(main(_track(pair, "--out", str(tmp_path / "o"), after_labels="al_crop.tif")))
     assert (f"{pair / 'al_crop.tif'} (--after-labels) has shape (40, 120, 100), its image {pair / 'a.tif'} "
@@ -230,7 +259,8 @@ def test_more_matches_than_a_tiff_holds_go_to_zarr_instead_of_failing(pair, tmp_
 @pytest.fixture(scope="module")
 def label_files(pair):
     """The pair's objects in the types users save them as (review T1): the uint8 masks as uint16, a 0-255
-    probability map as uint8 (the reference), uint16 and float32, and the gray image as uint16."""
+    probability map as uint8 (the reference), uint16 and float32, the map as fractions in [0, 1] (float32: predict's,
+    ilastik's), and the gray image as uint16."""
     from scipy import ndimage
 
     for scan in ("b", "a"):
@@ -239,6 +269,7 @@ def label_files(pair):
         prob = np.rint(255 * ndimage.gaussian_filter(mask.astype(np.float64), 1.0)).astype(np.uint8)
         for name, dtype in (("map8", np.uint8), ("map16", np.uint16), ("map32f", np.float32)):
             tifffile.imwrite(pair / f"{scan}_{name}.tif", prob.astype(dtype))
+        tifffile.imwrite(pair / f"{scan}_map01.tif", (prob / np.float32(255)).astype(np.float32))
         gray = tifffile.imread(pair / f"{scan}.tif").astype(np.float64)
         gray = (gray - gray.min()) / (gray.max() - gray.min()) * 60000
         tifffile.imwrite(pair / f"{scan}_gray16.tif", gray.astype(np.uint16))
@@ -249,11 +280,14 @@ def label_files(pair):
     ("mask16", "l", "read as a mask (values 0 and 1 only): object where value is not 0"),
     ("map16", "_map8", "read as a probability map (values 0-255, stored as uint16): object where value > 127"),
     ("map32f", "_map8", "read as a probability map (values 0-255, stored as float32): object where value > 127"),
+    ("map01", "_map8", "read as a probability map in [0, 1] (float32): object where rint(p x 255) > 127, i.e. p "
+                       "above about 0.500"),
 ])
 def test_label_files_are_read_as_analyze_reads_them(label_files, tmp_path, capsys, name, reference, note):
     """A uint16 0/1 mask was one object (its ID 1), a uint16 probability map onion shells (each grey level an
     object: 230 "persisting" and a 22 degree turn), a float32 map of whole values 0-255 refused: each now gives
-    the table of the same objects saved as uint8, with analyze's note on stderr."""
+    the table of the same objects saved as uint8, with analyze's note on stderr. A map in [0, 1] was read
+    with the note above but thresholded at 127 unscaled: no objects, every BEFORE object "vanished"."""
     d = label_files
 
     def run(out, b, a):

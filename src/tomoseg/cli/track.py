@@ -103,6 +103,11 @@ def _track_files(args, opened) -> int:
     if (args.before_labels is None) != (args.after_labels is None):
         raise TomosegError("give --before-labels and --after-labels together, or neither (then both images are "
                            "segmented with the same model)")
+    for first, second, names in ((args.before, args.after, "BEFORE and AFTER"),
+                                 (args.before_labels, args.after_labels, "--before-labels and --after-labels")):
+        if first is not None and second is not None and _same_file(first, second):
+            raise TomosegError(f"{first} is given as both {names}: give the files of the two scans (before and "
+                               "after the treatment)")
     if args.min_voxels < 1:
         raise TomosegError(f"--min-voxels {args.min_voxels}: give at least 1")
     if args.tolerance_nm is not None and not (np.isfinite(args.tolerance_nm) and args.tolerance_nm > 0):
@@ -168,6 +173,19 @@ def _track_files(args, opened) -> int:
         return _finish_track(args, out, result, truth, vb, va, (vs, vs_a), labels)
     finally:
         result.discard()
+
+
+def _same_file(first, second) -> bool:
+    """Whether two volume arguments name one volume (one file, or one dataset of one file; links followed)."""
+    from ..io import split_dataset
+
+    (f1, d1), (f2, d2) = split_dataset(first), split_dataset(second)
+    if (d1 or "").strip("/") != (d2 or "").strip("/"):
+        return False
+    try:
+        return os.path.samefile(f1, f2)
+    except OSError:  # a missing file: said where it is opened
+        return os.path.abspath(f1) == os.path.abspath(f2)
 
 
 def _note_assumed_voxel_size(args, before, after, vs) -> None:

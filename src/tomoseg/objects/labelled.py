@@ -66,13 +66,16 @@ def check_label_ids(top: int, where) -> None:
 
 def as_labels(data: np.ndarray, reading: Reading, *, threshold: int = 127, connectivity: int = 26) -> np.ndarray:
     """Instance labels (uint32) from a volume in memory as ``reading`` reads it: a label image's own IDs, a
-    mask's (value != 0) or a probability map's (value > ``threshold``) objects found by connectivity."""
+    mask's (value != 0) or a probability map's (value > ``threshold``; a map in [0, 1] as ``rint(p * 255)``)
+    objects found by connectivity."""
     data = np.asarray(data)
     if data.ndim != 3:
         raise TomosegError(f"{reading.where}: labels must be 3D (z, y, x), got shape {data.shape}")
     if reading.kind == "labels":
         check_label_ids(int(data.max(initial=0)), reading.where)
         return data.astype(np.uint32, copy=False)
+    if reading.unit:  # a map in [0, 1]: thresholded as rint(p * 255), as its note says and analyze reads it
+        data = reading.view(data)[:, :, :]
     return label_objects(mask_of(data, reading.probability, threshold), connectivity=connectivity)[0]
 
 

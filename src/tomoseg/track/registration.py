@@ -355,11 +355,18 @@ def _z_rotation(fb, fa, wb, wa, max_deg: float) -> list[np.ndarray]:
     return cands
 
 
-def _coarse(before, after, options: RegistrationOptions, shape, progress=None) -> tuple[np.ndarray, dict]:
+def _coarse(before, after, options: RegistrationOptions, shape, progress=None, ratio=None) -> tuple[np.ndarray, dict]:
+    """``ratio``: BEFORE voxel size / AFTER voxel size along (z, y, x), where they differ."""
     size = float(np.prod(shape))
     factor = max(1, int(np.ceil((size / options.coarse_voxels) ** (1 / 3))))
     small_b = downsample(before, factor, progress=progress)
     small_a = downsample(after, factor, progress=progress)
+    to_after = np.eye(4)  # the search's AFTER grid -> AFTER's own (small grids)
+    if ratio is not None and not np.allclose(ratio, 1.0, rtol=1e-3):
+        # AFTER voxels of another size: its block means resampled to BEFORE-sized voxels over its whole extent,
+        # so the search compares like with like; the transform it finds is composed with this scaling below
+        to_after[:3, :3] = np.diag(ratio)
+        small_a = warp(small_a, to_after, tuple(max(1, int(round(n / r))) for n, r in zip(small_a.shape, ratio)))
     band = tuple(max(0.7, b / factor) for b in options.band)
     margin = max(2.0, 8.0 / factor)
     wb, wa = interior(small_b, margin), interior(small_a, margin)
@@ -374,6 +381,7 @@ def _coarse(before, after, options: RegistrationOptions, shape, progress=None) -
         if best is None or score > best[0]:
             best = (score, m, angle)
     score, m_small, angle = best
+    m_small = to_after @ m_small
     # small grid p_s ↔ full grid p = f p_s + (f - 1)/2
     d = np.eye(4)
     d[:3, :3] *= factor
@@ -572,7 +580,7 @@ def _lucas_kanade(crops_b, after, matrix, centres, keep, options: RegistrationOp
     return matrix
 
 
-def register(before, after, *, voxel_size=None, options: RegistrationOptions | None = None,
+def register(before, after, *, voxel_size=None, after_voxel_size=None, options: RegistrationOptions | None = None,
              initial: np.ndarray | None = None, progress=None) -> Registration:
     """Estimate the rigid (or similarity) transform from the BEFORE scan to the AFTER scan.
 
@@ -582,6 +590,10 @@ def register(before, after, *, voxel_size=None, options: RegistrationOptions | N
         The two gray-value images (any dtype; a gray-level change between them is fine).
     voxel_size : (z, y, x) nm, optional
         The fit is done in nm (1 nm voxels if unknown).
+    after_voxel_size : (z, y, x) nm, optional
+        The AFTER scan's, where it differs (a binned scan, a change of magnification): the coarse stage starts
+        from their ratio as a scale (the fine stage needs ``options.similarity`` to refine it). Without it the
+        coarse stage takes the voxel grids as of one size and a scan binned 2x failed to register.
     options : RegistrationOptions, optional
     initial : 4 × 4 array, optional
         A starting transform: skips the coarse stage.
@@ -615,7 +627,8 @@ def register(before, after, *, voxel_size=None, options: RegistrationOptions | N
         options = replace(options, crop_size=max(16, (smallest - 8) // 2 * 2))
     vs = tuple(voxel_size) if voxel_size is not None else (1.0, 1.0, 1.0)
     if initial is None:
-        coarse_m, info = _coarse(before, after, options, shape, progress)
+        ratio = None if after_voxel_size is None else np.asarray(vs, float) / np.asarray(after_voxel_size, float)
+        coarse_m, info = _coarse(before, after, options, shape, progress, ratio)
     else:
         coarse_m = np.asarray(initial, float)
         info = _coarse_info_only(before, options, shape, progress)

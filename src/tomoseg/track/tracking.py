@@ -188,7 +188,8 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
     vs1 = vs or (1.0, 1.0, 1.0)
     vs1_a = vs_a or vs1
     if transform is None:
-        reg = register(before, after, voxel_size=vs1, options=options.registration, progress=progress)
+        reg = register(before, after, voxel_size=vs1, after_voxel_size=vs_a, options=options.registration,
+                       progress=progress)
     else:
         reg = given_transform(transform, shape_b, voxel_size=vs1)
     inside = overlap_fraction(reg.matrix, shape_b, shape_a)
@@ -222,6 +223,8 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
             scans.append(label_scan(image, labels, reading=reading, voxel_size=size, threshold=options.threshold,
                                     connectivity=options.connectivity, in_memory_voxels=options.in_memory_voxels,
                                     chunks=options.chunks, workdir=workdir, progress=progress))
+        for name, scan, image in (("BEFORE", scans[0], before), ("AFTER", scans[1], after)):
+            _check_some_objects(scan, name, image, segmented is not None, options.threshold)
         (tb, lb), (ta, la) = ((s.table, s.labels) for s in scans)
         t["labels_and_measures_s"] = time.perf_counter() - t1
         t2 = time.perf_counter()
@@ -283,6 +286,20 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
     summary["seconds"] = t
     return Tracking(matches=table, summary=summary, registration=reg, before=tb, after=ta, seconds=t,
                     before_labels=lb, after_labels=la, scans=tuple(scans))
+
+
+def _check_some_objects(scan, name: str, image, segmented: bool, threshold: int) -> None:
+    """A scan without objects is refused: every object of the other would have "vanished" (or "appeared"), a
+    result that says more about the labels (a wrong file, threshold or reading) than about the sample."""
+    if len(scan.table["label"]):
+        return
+    if segmented:
+        raise TomosegError(f"the model found no objects in the {name} scan ({path_of(image) or 'the image'}): "
+                           "nothing to follow between the scans; check the scan and --model/--threshold, or give "
+                           "--before-labels and --after-labels")
+    raise TomosegError(f"{scan.reading.where}: holds no objects ({scan.reading.note(threshold)}): nothing to follow "
+                       f"between the scans; check that it holds the {name} scan's objects, and --threshold or "
+                       "--read-as for a probability map")
 
 
 def link_table(links, before: dict, after: dict, edge_b, edge_a, matrix, *, voxel_size, after_voxel_size=None,
