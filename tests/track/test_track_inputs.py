@@ -12,6 +12,7 @@ import pytest
 import tifffile
 
 from tomoseg.cli import main
+from tomoseg.table import read_csv
 from tomoseg.errors import TomosegError, TomosegWarning
 
 
@@ -116,20 +117,40 @@ def test_float_labels_name_the_file_and_the_option(pair, tmp_path, capsys, cli_e
     assert "(float32); track takes a mask" in line
 
 
-@pytest.mark.parametrize("scan", ["before", "after", "both"])
-def test_labels_with_no_objects_are_refused(pair, tmp_path, capsys, cli_error, scan):
-    """An empty label file (a wrong threshold, the wrong file) ran: every BEFORE object "vanished" (or, both
-    empty, a table of nothing, the figures warning that their axes collapsed), with exit code 0."""
+def _empty_labels(pair, tmp_path, sides) -> dict:
     labels = {"before_labels": "bl.tif", "after_labels": "al.tif"}
-    for side in (("before", "after") if scan == "both" else (scan,)):
+    for side in sides:
         labels[f"{side}_labels"] = str(tmp_path / f"{side}_empty.tif")
         tifffile.imwrite(labels[f"{side}_labels"], np.zeros(tifffile.imread(pair / "al.tif").shape, np.uint8))
-    line = cli_error(main(_track(pair, "--out", str(tmp_path / "o"), **labels)))
-    first = "BEFORE" if scan != "after" else "AFTER"
-    assert line.startswith(f"tomoseg: error: {tmp_path / f'{first.lower()}_empty.tif'}: holds no objects (read "
-                           "as a mask")
-    assert f"nothing to follow between the scans; check that it holds the {first} scan's objects" in line
+    return labels
+
+
+def test_two_scans_with_no_objects_are_refused(pair, tmp_path, capsys, cli_error):
+    """Both label files empty (a wrong threshold, the wrong files) ran with exit code 0: a table of nothing, the
+    figures warning that their axes collapsed."""
+    line = cli_error(main(_track(pair, "--out", str(tmp_path / "o"), **_empty_labels(pair, tmp_path,
+                                                                                     ("before", "after")))))
+    assert line.startswith(f"tomoseg: error: {tmp_path / 'before_empty.tif'}: holds no objects (read as a mask")
+    assert f"and {tmp_path / 'after_empty.tif'}: holds no objects" in line
+    assert "nothing to follow between the scans; check that each file holds its scan's objects" in line
     assert not (tmp_path / "o" / "matches.csv").exists()
+
+
+@pytest.mark.parametrize("scan", ["before", "after"])
+def test_one_scan_with_no_objects_is_followed_with_a_warning(pair, tmp_path, capsys, scan):
+    """One scan without objects can be the sample's truth (precipitates dissolved by a solution treatment, or
+    formed by ageing), so it is tracked: every object of the other scan vanished (appeared), with a warning that
+    names the empty file and what to check, as that result more often comes from a wrong file or threshold (it
+    said nothing)."""
+    out = tmp_path / "o"
+    code = main(_track(pair, "--out", str(out), **_empty_labels(pair, tmp_path, (scan,))))
+    err = capsys.readouterr().err
+    assert code == 0, err
+    fate, other = ("appeared", "AFTER") if scan == "before" else ("vanished", "BEFORE")
+    assert f"{tmp_path / f'{scan}_empty.tif'}: holds no objects (read as a mask" in err
+    assert f"every {other} object is reported as {fate}" in err
+    rows = read_csv(out / "matches.csv")
+    assert len(rows["status"]) > 10 and set(rows["status"]) == {fate}
 
 
 @pytest.mark.parametrize("what", ["scans", "labels"])

@@ -223,8 +223,7 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
             scans.append(label_scan(image, labels, reading=reading, voxel_size=size, threshold=options.threshold,
                                     connectivity=options.connectivity, in_memory_voxels=options.in_memory_voxels,
                                     chunks=options.chunks, workdir=workdir, progress=progress))
-        for name, scan, image in (("BEFORE", scans[0], before), ("AFTER", scans[1], after)):
-            _check_some_objects(scan, name, image, segmented is not None, options.threshold)
+        _check_some_objects(scans, (before, after), segmented is not None, options.threshold)
         (tb, lb), (ta, la) = ((s.table, s.labels) for s in scans)
         t["labels_and_measures_s"] = time.perf_counter() - t1
         t2 = time.perf_counter()
@@ -288,18 +287,28 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
                     before_labels=lb, after_labels=la, scans=tuple(scans))
 
 
-def _check_some_objects(scan, name: str, image, segmented: bool, threshold: int) -> None:
-    """A scan without objects is refused: every object of the other would have "vanished" (or "appeared"), a
-    result that says more about the labels (a wrong file, threshold or reading) than about the sample."""
-    if len(scan.table["label"]):
+def _check_some_objects(scans, images, segmented: bool, threshold: int) -> None:
+    """Two scans without objects are refused: there is nothing to follow. One scan without objects is warned of:
+    every object of the other is reported vanished (or appeared), which can be the sample's truth (precipitates
+    dissolved by a solution treatment, or formed by ageing) but is more often a wrong file, threshold or reading."""
+    empty = [(name, scan, image) for name, scan, image in zip(("BEFORE", "AFTER"), scans, images)
+             if not len(scan.table["label"])]
+    if not empty:
         return
-    if segmented:
-        raise TomosegError(f"the model found no objects in the {name} scan ({path_of(image) or 'the image'}): "
-                           "nothing to follow between the scans; check the scan and --model/--threshold, or give "
-                           "--before-labels and --after-labels")
-    raise TomosegError(f"{scan.reading.where}: holds no objects ({scan.reading.note(threshold)}): nothing to follow "
-                       f"between the scans; check that it holds the {name} scan's objects, and --threshold or "
-                       "--read-as for a probability map")
+
+    def what(name, scan, image) -> str:
+        if segmented:
+            return f"the model found no objects in the {name} scan ({path_of(image) or 'the image'})"
+        return f"{scan.reading.where}: holds no objects ({scan.reading.note(threshold)})"
+
+    check = ("check the scan and --model/--threshold, or give --before-labels and --after-labels" if segmented else
+             "check that each file holds its scan's objects, and --threshold or --read-as for a probability map")
+    if len(empty) == 2:
+        raise TomosegError(f"{what(*empty[0])}, and {what(*empty[1])}: nothing to follow between the scans; {check}")
+    name = empty[0][0]
+    other, fate = ("AFTER", "appeared") if name == "BEFORE" else ("BEFORE", "vanished")
+    warn(f"{what(*empty[0])}: every {other} object is reported as {fate}. If the treatment did not truly "
+         f"{'form them all' if fate == 'appeared' else 'dissolve them all'}, {check}")
 
 
 def link_table(links, before: dict, after: dict, edge_b, edge_a, matrix, *, voxel_size, after_voxel_size=None,
