@@ -128,16 +128,19 @@ def test_images_only_are_segmented_with_one_model(monkeypatch):
 
 
 def test_no_objects_and_one_that_vanished(tmp_path):
+    """Two scans without objects: nothing to follow, refused. One object that vanished into a scan without any
+    (a solution treatment can dissolve them all) is followed, with a warning, and written with its figures."""
+    from tomoseg.errors import TomosegError, TomosegWarning
     from tomoseg.track import write_tracking
 
     img = np.random.default_rng(0).integers(0, 255, (20, 40, 40)).astype(np.uint8)
     empty = np.zeros(img.shape, np.uint8)
-    result = track(img, img, before_labels=empty, after_labels=empty, transform=np.eye(4))
-    assert all(v["events"] == 0 for v in result.summary["objects_by_status"].values())
-    write_tracking(result, tmp_path / "none", shape=img.shape)
+    with pytest.raises(TomosegError, match="nothing to follow between the scans"):
+        track(img, img, before_labels=empty, after_labels=empty, transform=np.eye(4))
     one = empty.copy()
     one[5:8, 5:8, 5:8] = 1
-    result = track(img, img, before_labels=one, after_labels=empty, transform=np.eye(4))
+    with pytest.warns(TomosegWarning, match="every BEFORE object is reported as vanished"):
+        result = track(img, img, before_labels=one, after_labels=empty, transform=np.eye(4))
     assert result.summary["objects_by_status"]["vanished"]["events"] == 1
     paths = write_tracking(result, tmp_path / "one", shape=img.shape)
     assert paths["html"].read_text(encoding="utf-8").count("<img") == 3

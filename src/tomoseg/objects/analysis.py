@@ -672,28 +672,48 @@ class _InnerObjects:
                 self.pieces.setdefault(lab, []).append(piece)
                 self._kept += size
 
-    def crossing(self) -> list:
-        """Measure the objects that cross chunks from their pieces (those whose pieces were all kept)."""
+    def crossing(self, group: int = 4096) -> list:
+        """Measure the objects that cross chunks from their pieces (those whose pieces were all kept): one table
+        per ``group`` objects (one per object cost about 5 KB an object: 26 arrays of one value each, and their
+        dict)."""
         boxes = self.bounds.boxes(list(self.pieces))
+        labs = sorted(self.pieces)
         parts = []
-        for lab, pieces in sorted(self.pieces.items()):
-            box = boxes[lab]
-            region = tuple(slice(max(s.start - 1, 0), min(s.stop + 1, n)) for s, n in zip(box, self.shape))
-            size = tuple(r.stop - r.start for r in region)
-            labels = np.zeros(size, np.uint32)
-            gray = None if pieces[0][2] is None else np.zeros(size, pieces[0][2].dtype)
-            prob = None if pieces[0][3] is None else np.zeros(size, pieces[0][3].dtype)
-            for where, mask, g, p in pieces:
+        for first in range(0, len(labs), group):
+            chosen = {lab: boxes[lab] for lab in labs[first:first + group]}
+            by_region: dict = {}  # what measure_table reads for an object: its box and a voxel of margin
+            for lab, box in chosen.items():
+                region = tuple(slice(max(s.start - 1, 0), min(s.stop + 1, n)) for s, n in zip(box, self.shape))
+                by_region.setdefault(_key(region), []).append(lab)
+            parts.append(measure_table(None, voxel_size=self.voxel_size, shape=self.shape, bboxes=chosen,
+                                       read=lambda region, found=by_region: self._assemble(region,
+                                                                                           found[_key(region)])))
+            for lab in chosen:
+                del self.pieces[lab]
+        return parts
+
+    def _assemble(self, region, labs) -> tuple:
+        """The labels, gray values and probabilities of ``region`` from the pieces of the objects ``labs`` (those
+        whose box with its margin is ``region``: two objects can share one), zero elsewhere."""
+        size = tuple(r.stop - r.start for r in region)
+        first = self.pieces[labs[0]][0]
+        labels = np.zeros(size, np.uint32)
+        gray = None if first[2] is None else np.zeros(size, first[2].dtype)
+        prob = None if first[3] is None else np.zeros(size, first[3].dtype)
+        for lab in labs:
+            for where, mask, g, p in self.pieces[lab]:
                 at = _within(where, region)
                 labels[at][mask] = lab
                 if gray is not None:
                     gray[at][mask] = g[mask]
                 if prob is not None:
                     prob[at][mask] = p[mask]
-            parts.append(measure_table(None, voxel_size=self.voxel_size, shape=self.shape, bboxes={lab: box},
-                                         read=lambda _, data=(labels, gray, prob): data))
-        self.pieces.clear()
-        return parts
+        return labels, gray, prob
+
+
+def _key(region) -> tuple:
+    """A box of slices as a key of a dict (slices are not hashable before Python 3.12)."""
+    return tuple((s.start, s.stop) for s in region)
 
 
 def _measure_chunked(labels, bboxes: dict, intensity, probability, voxel_size, options: AnalysisOptions,
