@@ -462,3 +462,20 @@ def test_each_legend_says_what_it_counts_as_the_stdout_line_counts(pair, tmp_pat
             assert text in svg["map"], (status, text)
             if status in ("persisting", "merged", "split"):
                 assert text in svg["radius"], (status, text)
+
+
+def test_swapped_label_files_are_warned_of(pair, tmp_path, capsys):
+    """Each scan's label file given as the other's: the transform estimated from the images (right, as the images
+    are in their places) puts the AFTER file's objects on the BEFORE file's, not the other way round. Said with
+    a warning that names both options; it ran silently, reporting most objects vanished and appeared, the refit
+    on the wrong pairs pulling the transform off."""
+    argv = ["track", str(pair / "b.tif"), str(pair / "a.tif"), "--before-labels", str(pair / "al.tif"),
+            "--after-labels", str(pair / "bl.tif"), "-q"]
+    assert main([*argv, "--out", str(tmp_path / "swapped")]) == 0
+    err = capsys.readouterr().err
+    assert "tomoseg: warning: the label files look swapped" in err
+    assert "--before-labels holds the objects of the BEFORE scan" in err
+    summary = json.loads((tmp_path / "swapped" / "summary.json").read_text())
+    assert any("look swapped" in line for line in summary["notes"])
+    assert main(_track(pair, "--out", str(tmp_path / "right"))) == 0  # the right way round: nothing said
+    assert "swapped" not in capsys.readouterr().err

@@ -4,9 +4,10 @@
    block of the AFTER grid, each from the crop of the BEFORE labels it needs, on worker threads) and their voxel
    overlaps with the AFTER labels counted (:func:`carried_overlaps`). The labels may be arrays or volumes on
    disk (Zarr): memory holds a few blocks, whatever the scans' size.
-2. **One to one**: a BEFORE and an AFTER object may pair if they overlap or if their centroids (BEFORE's
-   carried through the transform) lie within the tolerance (:func:`tolerance_nm`: nm, measured in the AFTER
-   scan's voxels). Pairs are chosen by an optimal assignment
+2. **One to one**: a BEFORE and an AFTER object may pair if their centroids (BEFORE's carried through the
+   transform) lie within the tolerance (:func:`tolerance_nm`: nm, measured in the AFTER scan's voxels), or,
+   farther apart, if their overlap holds at least ``min_overlap`` of the smaller object's voxels (BEFORE's
+   counted as carried). Pairs are chosen by an optimal assignment
    (``scipy.optimize.linear_sum_assignment``, one connected group of candidates at a time) maximizing
    the summed overlap (Dice) plus a small bonus for closeness; an object may stay unpaired where pairing it
    would cost a better pair.
@@ -39,7 +40,8 @@ class MatchOptions:
     """Settings of :func:`match`."""
 
     tolerance_nm: float | None = None   # centroid distance, nm, for pairs that do not overlap (default: tolerance_nm)
-    min_overlap: float = 0.3            # share of an unpaired object inside another, for merges and splits
+    min_overlap: float = 0.3            # share of an unpaired object inside another, for merges and splits; and
+    #                                     of the smaller object, for a pair whose centroids are beyond the tolerance
     min_voxels: int = 8                 # smaller objects are matched but flagged ``small``
     border_margin_vox: float = 1.0      # objects this close to either field of view's border are flagged ``edge``
 
@@ -257,9 +259,13 @@ def _pair(before: dict, after: dict, ov_after, ov_before, ov_voxels, carried_lab
     ov = np.zeros(len(key), float)
     ov[np.searchsorted(key, i_ov * max(n_b, 1) + j_ov)] = counts
     dist = np.linalg.norm(ca[rows] - cb[cols], axis=1) if len(rows) else np.zeros(0)
-    score = 2 * ov / (va[rows] + carried[cols]) + 0.1 * np.clip(1 - dist / tol, 0, 1) if len(rows) \
+    # beyond the tolerance an overlap makes a candidate only if it holds at least min_overlap of the smaller
+    # object's voxels: a dissolved object and a new neighbour touching by a voxel or two are no pair
+    pairable = (dist <= tol) | (ov >= options.min_overlap * np.minimum(va[rows], carried[cols]))
+    p_rows, p_cols, p_ov, p_dist = rows[pairable], cols[pairable], ov[pairable], dist[pairable]
+    score = 2 * p_ov / (va[p_rows] + carried[p_cols]) + 0.1 * np.clip(1 - p_dist / tol, 0, 1) if len(p_rows) \
         else np.zeros(0)
-    pairs_a, pairs_b = assign(rows, cols, score, n_a, n_b)
+    pairs_a, pairs_b = assign(p_rows, p_cols, score, n_a, n_b)
     group_of_a = np.full(n_a, -1, np.int64)  # a group is named by the AFTER row of its pair
     group_of_b = np.full(n_b, -1, np.int64)
     group_of_a[pairs_a] = pairs_a

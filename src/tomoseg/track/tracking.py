@@ -228,6 +228,11 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
         t["labels_and_measures_s"] = time.perf_counter() - t1
         t2 = time.perf_counter()
         matrix = reg.matrix
+        if reg.source == "estimated" and segmented is None:  # the images' transform never saw the labels
+            swapped = swapped_labels_problem(tb, ta, matrix, shape_a, voxel_size=vs1,
+                                             after_voxel_size=vs1_a, options=options.matching)
+            if swapped:
+                warn(swapped)
         links, _ = match(lb, la, tb, ta, matrix, voxel_size=vs1, after_voxel_size=vs1_a, options=options.matching,
                          progress=progress)
         refit = {}
@@ -277,6 +282,8 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
         summary["transform"]["translation_nm"] = translation_nm(matrix, shape_b, vs, vs_a) if vs else None
         # the centroid distance for pairs without overlap: given, or 3 voxels of the coarser scan
         summary["tolerance_nm"] = tolerance_nm(options.matching, vs1, vs1_a) if vs else None
+        # beyond it, the share of the smaller object an overlap must hold to pair (and of a merged or split piece)
+        summary["min_overlap"] = options.matching.min_overlap
     except BaseException:
         for scan in scans:
             scan.discard()
@@ -431,6 +438,33 @@ def given_transform_problems(table: dict, before: dict, after: dict, matrix, sha
             problems.append(f"its inverse puts {hits_inv} of {n_inv} BEFORE objects on an AFTER object, {hits} of "
                             f"{n} as given (is it AFTER -> BEFORE?)")
     return problems
+
+
+SWAP_MIN_OBJECTS = 6   # objects off the border, of at least min_voxels, the swap check needs in each scan
+SWAP_MIN_SHARE = 0.5   # share of them that the transform puts on an object of the other scan with labels swapped
+
+
+def swapped_labels_problem(before: dict, after: dict, matrix, shape_after, *, voxel_size,
+                           after_voxel_size=None, options: MatchOptions) -> str:
+    """A line saying that the two scans' labels look swapped, or "" where they do not: the transform estimated
+    from the images (which never see the labels) puts at least half of the AFTER table's objects on the BEFORE
+    table's (centroids within the tolerance, :func:`~.matching.centroid_hits`) and more than twice as many
+    as it puts of the BEFORE table's on the AFTER table's, as given. Only centroids: no image is read. (Each
+    table's objects carried with the other scan's voxel size: a swap needs scans of one shape anyway.)"""
+    from .matching import centroid_hits
+
+    kw = dict(options=options)
+    n, hits = centroid_hits(before, after, matrix, shape_after, voxel_size=voxel_size,
+                            after_voxel_size=after_voxel_size, **kw)
+    n_sw, hits_sw = centroid_hits(after, before, matrix, shape_after, voxel_size=after_voxel_size or voxel_size,
+                                  after_voxel_size=voxel_size, **kw)
+    if n_sw < SWAP_MIN_OBJECTS or hits_sw < SWAP_MIN_SHARE * n_sw or hits_sw <= 2 * hits * n_sw / max(n, 1):
+        return ""
+    return (f"the label files look swapped: the transform estimated from the images puts {hits} of {n} BEFORE "
+            f"objects on an AFTER object, but {hits_sw} of {n_sw} with the two label files exchanged. Check that "
+            "--before-labels holds the objects of the BEFORE scan and --after-labels those of the AFTER scan (each "
+            "object dark in its own scan); as given, the links, changes and the transform refitted on them are "
+            "wrong")
 
 
 def _lowest(labels: np.ndarray, start: np.ndarray, *, none: int) -> np.ndarray:
