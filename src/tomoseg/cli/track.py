@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import TomosegError, note
+from ..errors import TomosegError, note, warn
 from ..io.result_folders import check_result_folder, make_result_folder, strict_json
 from ..io.units import voxel_size_text
 from ..io.voxel_sizes import UNKNOWN_NOTE
@@ -103,11 +103,17 @@ def _track_files(args, opened) -> int:
     if (args.before_labels is None) != (args.after_labels is None):
         raise TomosegError("give --before-labels and --after-labels together, or neither (then both images are "
                            "segmented with the same model)")
-    for first, second, names in ((args.before, args.after, "BEFORE and AFTER"),
-                                 (args.before_labels, args.after_labels, "--before-labels and --after-labels")):
+    # one image as both scans is fine with two label files (two segmentations of one scan compared); one label
+    # file as both, or one image as both to be segmented twice by one model, compares a result with itself: said
+    # (a check of the tool on known input does it on purpose)
+    pairs = [(args.before_labels, args.after_labels, "--before-labels and --after-labels")]
+    if args.before_labels is None:
+        pairs.append((args.before, args.after, "BEFORE and AFTER"))
+    for first, second, names in pairs:
         if first is not None and second is not None and _same_file(first, second):
-            raise TomosegError(f"{first} is given as both {names}: give the files of the two scans (before and "
-                               "after the treatment)")
+            warn(f"{first} is given as both {names}: both scans get the same objects, so the links compare a "
+                 "result with itself and say nothing of the sample; give the files of the two scans (before and after "
+                 "the treatment) to follow the objects")
     if args.min_voxels < 1:
         raise TomosegError(f"--min-voxels {args.min_voxels}: give at least 1")
     if args.tolerance_nm is not None and not (np.isfinite(args.tolerance_nm) and args.tolerance_nm > 0):
