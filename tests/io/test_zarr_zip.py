@@ -175,3 +175,45 @@ def test_a_zip_cut_short_is_said_to_be_damaged(tmp_path, vol, name):
     p.write_bytes(whole.read_bytes()[:-30])
     with pytest.raises(TomosegError, match=r"is a damaged or incomplete zip file.*copy it again"):
         open_volume(p)
+
+
+def _zip_with_a_bad_chunk(folder, target, key: str) -> None:
+    """``folder`` zipped (stored, not deflated) with one byte of its chunk file ``key`` flipped: that chunk fails
+    the zip's CRC check when read."""
+    _zip_folder(folder, target)
+    data = bytearray(target.read_bytes())
+    with zipfile.ZipFile(target) as z:
+        info = z.getinfo(key)
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)  # the local header's length
+    data[start + info.compress_size // 2] ^= 0xFF
+    target.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("command", ["info", "analyze", "segment", "evaluate-prediction", "evaluate-labels"])
+def test_a_chunk_failing_its_crc_gives_one_error_line(tmp_path, command, tiny_model_factory):
+    """A zipped store is read through Zarr's event loop: when one chunk of a read failed its CRC, the read's other
+    chunks were still in flight as the command exited, and asyncio printed "Task was destroyed but it is pending!"
+    for each (hundreds of lines) after the error (adversarial review ZP). One line: the error."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    vol = np.random.default_rng(0).integers(0, 256, (32, 128, 128), dtype=np.uint8)
+    folder = tmp_path / "scan.zarr"
+    zarr.create_array(folder, data=vol, chunks=(8, 8, 8), zarr_format=3, attributes={"voxel_size_nm": [30.0] * 3})
+    bad = tmp_path / "bad.zip"
+    _zip_with_a_bad_chunk(folder, bad, "c/1/1/1")
+    np.save(tmp_path / "gt.npy", np.zeros(vol.shape, np.uint8))
+    args = {"info": ["info", bad],
+            "analyze": ["analyze", "-q", bad, "--csv", tmp_path / "o.csv"],
+            "segment": ["segment", "-q", bad, tmp_path / "o.zarr", "--model", tiny_model_factory(2)],
+            "evaluate-prediction": ["evaluate", "-q", bad, tmp_path / "gt.npy"],
+            "evaluate-labels": ["evaluate", "-q", tmp_path / "gt.npy", bad]}[command]
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    proc = subprocess.run([sys.executable, "-m", "tomoseg", *map(str, args)], capture_output=True, encoding="utf-8",
+                          env=dict(os.environ, PYTHONPATH=src), timeout=300)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [f"tomoseg: error: {bad}: data cannot be read (BadZipFile: Bad CRC-32 for file "
+                                        f"'c/1/1/1'); the file may be damaged, incomplete or changed while tomoseg "
+                                        f"read it"], proc.stderr[:2000]
