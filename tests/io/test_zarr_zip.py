@@ -217,3 +217,75 @@ def test_a_chunk_failing_its_crc_gives_one_error_line(tmp_path, command, tiny_mo
     assert proc.stderr.splitlines() == [f"tomoseg: error: {bad}: data cannot be read (BadZipFile: Bad CRC-32 for file "
                                         f"'c/1/1/1'); the file may be damaged, incomplete or changed while tomoseg "
                                         f"read it"], proc.stderr[:2000]
+
+
+def _zipcrypto_zip(folder, target, password: bytes, encrypted=lambda name: True) -> None:
+    """``folder`` zipped (stored) at the zip's top as ``zip -r -P PASSWORD`` does: the entries that ``encrypted``
+    names with the traditional PKWARE encryption (ZipCrypto, what zip, Windows and most archive tools write when
+    given a password; Python's zipfile reads it but cannot write it)."""
+    import struct
+    import zlib
+
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0xEDB88320 if c & 1 else c >> 1
+        table.append(c)
+
+    def crc_byte(crc, b):
+        return (crc >> 8) ^ table[(crc ^ b) & 0xFF]
+
+    def encrypt(data: bytes) -> bytes:
+        k = [0x12345678, 0x23456789, 0x34567890]
+
+        def update(b):
+            k[0] = crc_byte(k[0], b)
+            k[1] = ((k[1] + (k[0] & 0xFF)) * 134775813 + 1) & 0xFFFFFFFF
+            k[2] = crc_byte(k[2], k[1] >> 24)
+
+        for b in password:
+            update(b)
+        out = bytearray()
+        for b in data:
+            t = (k[2] | 2) & 0xFFFF
+            out.append(b ^ (((t * (t ^ 1)) >> 8) & 0xFF))
+            update(b)
+        return bytes(out)
+
+    local, central = bytearray(), bytearray()
+    files = [f for f in sorted(folder.rglob("*")) if f.is_file()]
+    for f in files:
+        name = f.relative_to(folder).as_posix().encode()
+        data = f.read_bytes()
+        crc = zlib.crc32(data)
+        flag = 0
+        if encrypted(name.decode()):
+            flag = 1
+            data = encrypt(bytes(11) + bytes([crc >> 24]) + data)  # the 12-byte header: its last byte checks the key
+        offset = len(local)
+        local += struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, flag, 0, 0, 0, crc, len(data), len(f.read_bytes()),
+                             len(name), 0) + name + data
+        central += struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, flag, 0, 0, 0, crc, len(data),
+                               len(f.read_bytes()), len(name), 0, 0, 0, 0, 0, offset) + name
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, len(files), len(files), len(central), len(local), 0)
+    target.write_bytes(bytes(local + central + end))
+
+
+@pytest.mark.parametrize("which", ["all", "chunks"])
+def test_an_encrypted_zip_is_said_to_need_unzipping_with_its_password(tmp_path, vol, which):
+    """A password-protected zip: "is not a readable zipped Zarr store (File 'zarr.json' is encrypted, password
+    required for extraction)", or, where only the chunks are encrypted, "data cannot be read ... the file may be
+    damaged" once the work had started (adversarial review ZP5). What to do: unzip it with its password."""
+    folder = tmp_path / "plain.zarr"
+    zarr.create_array(folder, data=vol, chunks=(3, 5, 6), zarr_format=3)
+    p = tmp_path / "enc.zip"
+    _zipcrypto_zip(folder, p, b"secret", (lambda n: True) if which == "all" else (lambda n: n.startswith("c/")))
+    with zipfile.ZipFile(p) as z:  # a real encrypted zip: zipfile reads it back with the password
+        z.setpassword(b"secret")
+        assert z.read("zarr.json") == (folder / "zarr.json").read_bytes()
+        assert z.read("c/1/1/1") == (folder / "c/1/1/1").read_bytes()
+    with pytest.raises(TomosegError, match=r"enc.zip: is an encrypted \(password-protected\) zip file: tomoseg cannot "
+                                           r"read it in place; unzip it with its password and give the Zarr store "
+                                           r"inside"):
+        open_volume(p)

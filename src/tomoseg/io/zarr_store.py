@@ -157,6 +157,7 @@ def _open_zip(path: Path, dataset: str | None) -> Volume:
 
     try:
         root = _zip_root(path, _names(path))
+        _refuse_encrypted(path)
         store = ZipStore(path, mode="r")
     except TomosegError:
         raise
@@ -172,6 +173,17 @@ def _open_zip(path: Path, dataset: str | None) -> Volume:
     except BaseException:
         store.close()
         raise
+
+
+def _refuse_encrypted(path: Path) -> None:
+    """Refuse a password-protected zip (any entry encrypted: its metadata, or only its chunks, which failed once the
+    work had started), saying what to do (review ZP5)."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        if any(i.flag_bits & 0x1 for i in z.infolist() if not _macos_extra(i.filename)):
+            raise TomosegError(f"{path}: is an encrypted (password-protected) zip file: tomoseg cannot read it in "
+                               "place; unzip it with its password and give the Zarr store inside (a folder)")
 
 
 def _names(path: Path) -> list[str]:
