@@ -46,6 +46,9 @@ def test_voxel_size_from_the_axes_in_any_length_unit(tmp_path):
     ({"units": ("um", None, "um")}, "the NXdata axis 'y' has no units"),
     ({"units": ("um", "pixel", "um")}, "the NXdata axis 'y' has units 'pixel', not a length"),
     ({"uneven": "x"}, "the NXdata axis 'x' is not evenly spaced"),
+    # every coordinate the same: it was said to be "not evenly spaced" (adversarial review HP6)
+    ({"spacing": (0.05, 0.02933, 0.0)}, "the NXdata axis 'x' has a step of 0 (its 10 coordinates are all 3 um); "
+                                        "voxel size unknown"),
     ({"axes": ("z", ".", "x")}, "the NXdata axis '.' gives no coordinates of length 8"),
 ])
 def test_axes_that_cannot_give_a_voxel_size_leave_it_unknown_and_say_why(tmp_path, case, note):

@@ -193,3 +193,30 @@ def test_tomocupy_binnings_that_differ_are_named(tmp_path, vol):
         assert v.voxel_size == pytest.approx((650.0,) * 3)
         assert any("records tomocupy binnings that differ (/process/tomocupy-1.0.3/file-reading/binning = 1, "
                    "/process/tomocupy-1.1.0/file-reading/binning = 2)" in n for n in v.notes), v.notes
+
+
+@pytest.mark.parametrize("fmt", ["h5", "zarr"])
+@pytest.mark.parametrize("attrs", [
+    {"pixel_size": True, "units": "um"},
+    {"pixel_size": [True, True, True], "units": "um"},
+    {"voxel_size": np.bool_(True), "units": "nm"},
+    {"element_size_um": [True, False, True]},
+    {"voxel_size_nm": True},
+])
+def test_a_boolean_pixel_size_is_no_length(tmp_path, vol, fmt, attrs):
+    """``pixel_size = True`` with units um was read as 1 um, a voxel size of 1000 nm, silently (adversarial review
+    HP5): a boolean is no length. Unknown, with a note, as the other unusable values are."""
+    if fmt == "h5":
+        p = tmp_path / "rec.h5"
+        with h5py.File(p, "w") as f:
+            f["/data"] = vol
+            f["/data"].attrs.update(attrs)
+    else:
+        p = tmp_path / "scan.zarr"
+        zarr.create_array(str(p), data=vol, chunks=vol.shape).attrs.update(
+            {k: v.item() if isinstance(v, np.generic) else v for k, v in attrs.items()})
+    key = next(iter(attrs))
+    with open_volume(p) as v:
+        assert v.voxel_size is None and v.voxel_size_problem is None
+        assert any(f"'s {key} is " in n and "a boolean (true or false), not a length; voxel size unknown" in n
+                   for n in v.notes), v.notes

@@ -431,3 +431,84 @@ def test_evaluation_json_is_strict_json(files, capsys, tmp_path):
     write_provenance(tmp_path / "m.tif", {"tool": "test", "value": float("nan"), "inf": np.float32("inf")})
     prov = _strict((tmp_path / "m.tif.provenance.json").read_text())
     assert prov["value"] is None and prov["inf"] is None
+
+
+def _nrrd(path, mask, directions, origin, space="left-posterior-superior"):
+    """``mask`` (z, y, x) as an NRRD as 3D Slicer writes one: ``directions`` the steps along x, y, z (mm)."""
+    import nrrd
+
+    header = {"space": space, "space directions": np.asarray(directions, float),
+              "space origin": np.asarray(origin, float)}
+    nrrd.write(str(path), np.ascontiguousarray(mask.transpose(2, 1, 0)), header)
+    return str(path)
+
+
+_ALONG = np.diag([0.03, 0.03, 0.06])
+
+
+@pytest.mark.parametrize("case, said", [
+    ("rotated", "axes: p.nrrd's along the array's axes, gt.nrrd's rotated"),
+    ("turned", "axes: p.nrrd's along the array's axes, gt.nrrd's swapped or turned by 90 degrees"),
+    ("flipped", "axes: p.nrrd's along the array's axes, gt.nrrd's flipped (y)"),
+    ("moved", "origin (x, y, z nm): p.nrrd 1000, 2000, 3000; gt.nrrd 1000, 2000, 9000"),
+    ("other space", "space: p.nrrd left-posterior-superior, gt.nrrd right-anterior-superior"),
+])
+def test_evaluate_warns_where_the_files_place_the_volumes_differently(tmp_path, capsys, monkeypatch, case, said):
+    """A prediction and a ground truth whose NRRD spaces differ (one along the array's axes, one rotated; origins
+    apart) were compared voxel by voxel without a word (adversarial review LO3). Scored as before, with one warning
+    naming both files and what differs."""
+    mask = np.zeros((8, 16, 16), np.uint8)
+    mask[2:6, 4:10, 4:10] = 1
+    origin = [0.001, 0.002, 0.003]  # mm
+    theta = np.radians(30)
+    gt_dirs, gt_origin, space = {
+        "rotated": (np.array([[np.cos(theta), np.sin(theta), 0], [-np.sin(theta), np.cos(theta), 0], [0, 0, 1]])
+                    * [[0.03], [0.03], [0.06]], origin, None),
+        "turned": (np.array([[0, 0.03, 0], [-0.03, 0, 0], [0, 0, 0.06]]), origin, None),
+        "flipped": (np.diag([0.03, -0.03, 0.06]), origin, None),
+        "moved": (_ALONG, [0.001, 0.002, 0.009], None),
+        "other space": (_ALONG, origin, "right-anterior-superior"),
+    }[case]
+    _nrrd(tmp_path / "p.nrrd", mask, _ALONG, origin)
+    _nrrd(tmp_path / "gt.nrrd", mask, gt_dirs, gt_origin, **({"space": space} if space else {}))
+    monkeypatch.chdir(tmp_path)  # the files named as a user names them
+    assert main(["evaluate", "p.nrrd", "gt.nrrd", "--json", "-q"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["voxel"]["tp"] == int(mask.sum())
+    warnings = [line for line in err.splitlines() if line.startswith("tomoseg: warning:")]
+    assert warnings == [f"tomoseg: warning: p.nrrd and gt.nrrd are compared voxel by voxel, but their files place "
+                        f"them differently in space ({said}): check that both are on the same voxel grid (the same "
+                        f"scan, cut and orientation)"], err
+
+
+@pytest.mark.parametrize("case", ["same", "rounded", "no origin", "tiff"])
+def test_evaluate_says_nothing_where_the_placements_agree_or_one_is_not_recorded(tmp_path, capsys, monkeypatch,
+                                                                                   case):
+    """The same space (to a rounding of the origin, or an origin left out for 0), or a ground truth in a format that
+    records no placement (TIFF): no warning."""
+    mask = np.zeros((8, 16, 16), np.uint8)
+    mask[2:6, 4:10, 4:10] = 1
+    _nrrd(tmp_path / "p.nrrd", mask, _ALONG, [0.0, 0.0, 0.0] if case == "no origin" else [1.0, 2.0, 3.0])
+    if case == "tiff":
+        write_volume(str(tmp_path / "gt.tif"), mask, voxel_size=(60000.0, 30000.0, 30000.0))
+    else:
+        import nrrd
+
+        header = {"space": "left-posterior-superior", "space directions": _ALONG}
+        if case != "no origin":
+            header["space origin"] = np.array([1.0, 2.0, 3.0 + 1e-9 if case == "rounded" else 3.0])
+        nrrd.write(str(tmp_path / "gt.nrrd"), np.ascontiguousarray(mask.transpose(2, 1, 0)), header)
+    monkeypatch.chdir(tmp_path)
+    gt = "gt.tif" if case == "tiff" else "gt.nrrd"
+    assert main(["evaluate", "p.nrrd", gt, "-q"]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_evaluate_names_both_files_where_the_shapes_differ(tmp_path, capsys):
+    """Shapes that differ: no voxel grid in common, refused as before; the message named neither file."""
+    write_volume(str(tmp_path / "p.tif"), np.zeros((4, 6, 8), np.uint8))
+    write_volume(str(tmp_path / "gt.tif"), np.zeros((4, 6, 9), np.uint8))
+    assert main(["evaluate", str(tmp_path / "p.tif"), str(tmp_path / "gt.tif")]) == 1
+    err = capsys.readouterr().err
+    assert f"prediction {tmp_path / 'p.tif'} (4, 6, 8) and labels {tmp_path / 'gt.tif'} (4, 6, 9) differ in shape: " \
+           "they cannot be compared voxel by voxel" in err, err

@@ -439,11 +439,17 @@ def _run_evaluate(args) -> int:
         check_report_output(out / "report.html")
     pred = open_volume(args.prediction, voxel_size=override)  # a size the files record otherwise is said (U1)
     labels = open_volume(args.labels, voxel_size=override)
-    if tuple(pred.shape) != tuple(labels.shape):
-        raise TomosegError(f"prediction {pred.shape} and labels {labels.shape} differ in shape")
+    if tuple(pred.shape) != tuple(labels.shape):  # no voxel grid in common: refused (review LO3: it named no file)
+        raise TomosegError(f"prediction {args.prediction} {pred.shape} and labels {args.labels} {labels.shape} "
+                           "differ in shape: they cannot be compared voxel by voxel")
     intensity = open_volume(args.intensity) if args.intensity else None
     vs = override or shared_voxel_size([(args.prediction, pred), (args.labels, labels),  # review U2
                                         (f"--intensity {args.intensity}", intensity)])
+    from ..io.placement import warn_if_placed_apart
+
+    warn_if_placed_apart(pred, args.prediction, labels, args.labels, vs)  # one frame rotated, or cut elsewhere
+    if intensity is not None:
+        warn_if_placed_apart(pred, args.prediction, intensity, f"--intensity {args.intensity}", vs)
     if vs is None:
         note(UNKNOWN_NOTE)  # as analyze says it (review U5: evaluate said nothing)
     from ..progress import progress_while

@@ -207,6 +207,10 @@ def _nexus_axes_voxel_size(f: h5py.File, name: str, ds, notes: list) -> tuple | 
             return None
         step = np.diff(c)
         spacing = abs(float(c[-1] - c[0])) / (n - 1)
+        if np.isfinite(c).all() and not step.any():  # every coordinate the same (review HP6)
+            notes.append(f"the NXdata axis {axis!r} has a step of 0 (its {n} coordinates are all {c[0]:g} {unit}); "
+                         "voxel size unknown")
+            return None
         if not np.isfinite(spacing) or spacing <= 0 or np.abs(np.abs(step) - spacing).max() > 1e-3 * spacing:
             notes.append(f"the NXdata axis {axis!r} is not evenly spaced; voxel size unknown")
             return None

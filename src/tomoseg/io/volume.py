@@ -41,7 +41,7 @@ def check_voxel_size(voxel_size: Any) -> VoxelSize | None:
         raise TomosegError(f"voxel size {voxel_size!r} must be three positive numbers (z, y, x) in nm")
     lo, hi = POSSIBLE_NM
     if not all(lo <= v <= hi for v in values):  # volumes and areas in nm³ would overflow or vanish
-        raise TomosegError(f"voxel size {voxel_size_text(values)} is outside {lo:g} nm to {hi:g} nm "
+        raise TomosegError(f"voxel size {voxel_size_text(values)} is outside {voxel_size_text([lo])} to {voxel_size_text([hi])} "
                            "(a picometre to a metre), so it cannot be a tomogram's; give it in nm (or with a unit: "
                            "0.65um)")
     return values  # type: ignore[return-value]

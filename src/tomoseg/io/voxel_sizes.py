@@ -62,6 +62,10 @@ def voxel_size_from_attributes(attrs, notes: list, what: str = "dataset") -> tup
             return None
         else:
             factor = unit
+    if _boolean(attrs[key]):  # True read as 1 (um): 1000 nm (review HP5)
+        notes.append(f"the {what}'s {key} is {_shown(attrs[key])}, a boolean (true or false), not a length; voxel "
+                     "size unknown: pass --voxel-size Z Y X")
+        return None
     try:
         raw = np.ravel(np.asarray(attrs[key], dtype=np.float64))
         values = tuple(float(v) for v in raw * factor)
@@ -106,6 +110,20 @@ def _per_axis_units(units) -> list | None:
     if len(texts) != 3 or any(t is None or nm_per_unit(t) is None for t in texts):
         return None
     return texts
+
+
+def _boolean(value) -> bool:
+    """Whether an attribute holds booleans (``True``, ``np.bool_``, a list or array of them), which NumPy would
+    read as the numbers 1 and 0."""
+    import numpy as np
+
+    try:
+        array = np.asarray(value)
+    except Exception:  # noqa: BLE001 - unreadable: left to the reading that follows
+        return False
+    if array.dtype == bool:
+        return True
+    return array.dtype == object and array.size > 0 and all(isinstance(v, (bool, np.bool_)) for v in array.flat)
 
 
 def _shown(value) -> str:

@@ -157,6 +157,7 @@ def _open_zip(path: Path, dataset: str | None) -> Volume:
 
     try:
         root = _zip_root(path, _names(path))
+        _refuse_encrypted(path)
         store = ZipStore(path, mode="r")
     except TomosegError:
         raise
@@ -172,6 +173,17 @@ def _open_zip(path: Path, dataset: str | None) -> Volume:
     except BaseException:
         store.close()
         raise
+
+
+def _refuse_encrypted(path: Path) -> None:
+    """Refuse a password-protected zip (any entry encrypted: its metadata, or only its chunks, which failed once the
+    work had started), saying what to do (review ZP5)."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        if any(i.flag_bits & 0x1 for i in z.infolist() if not _macos_extra(i.filename)):
+            raise TomosegError(f"{path}: is an encrypted (password-protected) zip file: tomoseg cannot read it in "
+                               "place; unzip it with its password and give the Zarr store inside (a folder)")
 
 
 def _names(path: Path) -> list[str]:
@@ -243,10 +255,10 @@ def _open_node(node, path: Path, dataset: str | None, prefix: str = "", close=No
         if voxel_size is None:
             voxel_size = _voxel_size_from_parent(path, notes)
     shape = array.shape
-    if len(shape) > 3:
-        array = squeeze_leading(array)  # t=c=1 of a TCZYX image; z, y and x stay, even of length 1
-    elif len(shape) == 3:
-        array = parallel_reader(array)  # chunks read and decompressed by the reader threads themselves
+    reader = parallel_reader(array) if len(shape) == 3 else array  # chunks read and decompressed by the reader
+    if reader is array:  #                                             threads themselves, where this can
+        reader = ZarrReads(array)  # read through Zarr's event loop: a failed read's other chunks finished first
+    array = squeeze_leading(reader) if len(shape) > 3 else reader  # t=c=1 of a TCZYX image; z, y and x stay
     chunks = getattr(array, "chunks", None) or getattr(getattr(array, "_array", None), "chunks", None)
     if chunks is not None and len(chunks) > 3:
         chunks = chunks[-3:]
@@ -256,6 +268,62 @@ def _open_node(node, path: Path, dataset: str | None, prefix: str = "", close=No
     vol.origin_nm = origin
     vol.notes.extend(notes)
     return vol
+
+
+class ZarrReads:
+    """A Zarr array read through Zarr's event loop (a zipped store, a sharded one...), whose failed read leaves
+    none of its chunk reads running.
+
+    Zarr reads a box's chunks as tasks on its event-loop thread and raises at the first that fails (a chunk failing
+    its CRC in a zip), leaving the others in flight: a command that then exits left them pending, and asyncio printed
+    "Task was destroyed but it is pending!" for each, hundreds of lines after the error (adversarial review ZP).
+    A failed read here waits for Zarr's loop to finish them (at most :data:`SETTLE_S` seconds, then cancels the
+    rest) before it raises. Attributes it does not have are the array's."""
+
+    def __init__(self, array):
+        self.array = array
+        self.shape = tuple(int(s) for s in array.shape)
+        self.dtype = array.dtype
+
+    def __getitem__(self, key):
+        try:
+            return self.array[key]
+        except Exception:
+            finish_zarr_reads()
+            raise
+
+    def __getattr__(self, name):  # chunks, attrs, metadata, ...: the array's
+        return getattr(self.array, name)
+
+
+SETTLE_S = 30.0  # how long a failed read waits for Zarr's other reads in flight
+
+
+def finish_zarr_reads(timeout: float = SETTLE_S) -> None:
+    """Wait until the tasks on Zarr's event loop (other than this wait) are done, cancelling those still running
+    after ``timeout`` seconds; their exceptions are taken, so that asyncio says nothing of them either."""
+    import asyncio
+
+    from zarr.core.sync import sync
+
+    async def others_done():
+        me = asyncio.current_task()
+        others = [t for t in asyncio.all_tasks() if t is not me]
+        if not others:
+            return
+        _, running = await asyncio.wait(others, timeout=timeout)
+        for t in running:
+            t.cancel()
+        if running:
+            await asyncio.wait(running, timeout=1.0)
+        for t in others:
+            if t.done() and not t.cancelled():
+                t.exception()
+
+    try:
+        sync(others_done())
+    except Exception:  # noqa: BLE001 - a loop already closed or stopped: nothing left to wait for
+        pass
 
 
 def _member(group, name: str):
