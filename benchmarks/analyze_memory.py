@@ -6,6 +6,9 @@ its peak RSS next to the size of the mask as uint8 and of its labels as int64 (w
 ``scipy.ndimage.label`` on the whole volume would hold). It also checks the object count.
 
     python benchmarks/analyze_memory.py --size 512 --out benchmarks/results/analyze_memory.md
+
+``--grid S`` writes instead a ball of 19 voxels (radius 1.7) every S voxels along each axis, the whole volume
+tiled: (N / S)^3 objects, for the memory an object costs (``--grid 6`` on 512^3: 614,125 objects).
 """
 
 from __future__ import annotations
@@ -69,16 +72,35 @@ def write_balls(path: Path, n: int, *, spacing: int = 24, rng=0) -> int:
     return inside
 
 
+def write_grid(path: Path, n: int, spacing: int) -> int:
+    """A 19-voxel ball every ``spacing`` voxels, the volume tiled with them; returns how many lie fully inside."""
+    import tomoseg
+
+    w = tomoseg.create_volume(str(path), (n, n, n), np.uint8, chunks=(64, 128, 128), voxel_size=(29.33,) * 3)
+    ball = np.zeros((spacing,) * 3, np.uint8)
+    zz, yy, xx = np.ogrid[:spacing, :spacing, :spacing]
+    c = spacing // 2
+    ball[(zz - c) ** 2 + (yy - c) ** 2 + (xx - c) ** 2 <= 1.7 ** 2] = 1
+    reps = -(-n // spacing)
+    for z0 in range(0, n, 64):
+        z1 = min(z0 + 64, n)
+        off = z0 % spacing
+        w[z0:z1] = np.tile(ball, (-(-(z1 - z0 + off) // spacing), reps, reps))[off:off + z1 - z0, :n, :n]
+    w.close()
+    return sum(1 for k in range(reps) if 1 <= k * spacing + c < n - 2) ** 3
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--grid", type=int, default=None, metavar="S", help="19-voxel balls every S voxels instead")
     ap.add_argument("--out", default="benchmarks/results/analyze_memory.md")
     args = ap.parse_args(argv)
     n = args.size
     with tempfile.TemporaryDirectory() as tmp:
         mask = Path(tmp) / "mask.zarr"
         t0 = time.perf_counter()
-        expected = write_balls(mask, n)
+        expected = write_balls(mask, n) if args.grid is None else write_grid(mask, n, args.grid)
         print(f"wrote {n}^3 mask with {expected} balls inside in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
         res = subprocess.run([sys.executable, "-c", CHILD, str(mask), str(Path(tmp) / "objects.csv")],
                              capture_output=True, text=True)
@@ -92,7 +114,8 @@ def main(argv=None) -> int:
     found = summary.get("objects", summary.get("count"))
     table = "\n".join([
         f"# tomoseg analyze: peak memory ({time.strftime('%Y-%m-%d')})", "",
-        f"Mask {n}^3 ({voxels / 1e6:.0f} Mvox, Zarr, chunks 64x128x128) of non-touching balls, radius 2-8 voxels.", "",
+        f"Mask {n}^3 ({voxels / 1e6:.0f} Mvox, Zarr, chunks 64x128x128) of non-touching balls, "
+        + ("radius 2-8 voxels." if args.grid is None else f"19 voxels each, one every {args.grid} voxels."), "",
         "| quantity | value |", "|---|---:|",
         f"| peak RSS of `tomoseg analyze` (whole process, incl. Python, NumPy, SciPy) | {run['peak_rss_mib']:.0f} MiB |",
         f"| the mask held as uint8 | {voxels / 2**20:.0f} MiB |",
@@ -100,6 +123,7 @@ def main(argv=None) -> int:
         f"| peak RSS / int64 labels | {run['peak_rss_mib'] / (voxels * 8 / 2**20):.2f} |",
         f"| time | {run['seconds']:.0f} s |",
         f"| objects kept (not touching the border, >= 8 voxels) | {found} (balls placed inside: {expected}) |",
+        f"| peak RSS per kept object | {run['peak_rss_mib'] * 2**20 / max(found or 1, 1):.0f} bytes |",
     ]) + "\n"
     emit(table, args.out)
     return 0
