@@ -31,13 +31,37 @@ def write_csv(table: Table, path, *, overwrite: bool = False) -> Path:
     with open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(columns)
-        for i in range(n_rows(table)):
-            writer.writerow([_fmt(table[c][i]) for c in columns])
+        n = n_rows(table)
+        for start in range(0, n, CSV_BLOCK_ROWS):  # a block of rows formatted column by column at a time
+            block = slice(start, min(start + CSV_BLOCK_ROWS, n))
+            writer.writerows(zip(*(_cells(np.asarray(table[c][block])) for c in columns)))
     tmp.replace(path)
     from .io.result_stamps import stamp_results
 
     stamp_results([path])  # an edit made later is then told apart (never replaced by --overwrite)
     return path
+
+
+CSV_BLOCK_ROWS = 65536  # rows formatted at once: their cells as strings cost about 1.5 KB a row
+
+
+def _cells(column: np.ndarray) -> list:
+    """:func:`_fmt` of each value of a column, as whole columns: integers and float64 through Python's own
+    ``str``/``repr`` of ``tolist()`` (the same text: NumPy's float64 prints as Python's float, the shortest
+    round trip); other types value by value. About 5x faster than a cell at a time (an objects table of
+    millions of rows took minutes)."""
+    if column.dtype.kind in "iu":
+        return [str(v) for v in column.tolist()]
+    if column.dtype == np.float64:
+        return [_float_text(v) for v in column.tolist()]
+    return [_fmt(v) for v in column]
+
+
+def _float_text(value: float) -> str:
+    if value != value:  # NaN
+        return ""
+    text = repr(value)
+    return text[:-2] if text.endswith(".0") else text
 
 
 def _fmt(value) -> str:

