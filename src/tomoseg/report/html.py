@@ -48,7 +48,8 @@ def _fmt(v) -> str:
             return "–"
         if v != 0 and abs(v) < 1e-3:  # small values keep their digits: 1.409e-04, not 0.0001409 or 0
             return f"{v:.3e}"
-        return f"{v:.4g}" if abs(v) < 1e5 else f"{v:,.0f}"
+        short = f"{v:.4g}"  # from 10,000 up .4g turns scientific (8.419e+04): grouped digits instead, so one
+        return f"{v:,.0f}" if "e+" in short else short  # column never mixes 8.419e+04 with 114,270
     if isinstance(v, int):
         return f"{v:,}"
     return html.escape(str(v))
