@@ -3,8 +3,10 @@ sees in the report's tables and the figures' legends and axes."""
 
 import json
 
+import numpy as np
 
-from tomoseg.report import build_report
+
+from tomoseg.report import build_report, figures
 
 
 def test_report_writes_one_column_of_large_numbers_in_one_format(tmp_path):
@@ -21,3 +23,47 @@ def test_report_writes_one_column_of_large_numbers_in_one_format(tmp_path):
     assert "voxel_size_nm</span></td><td>50,000 × 50,000 × 50,000</td>" in html
     assert "mean_radius_nm</span></td><td>94,272</td>" in html
     assert "mean_radius_vox</span></td><td>1.885</td>" in html
+
+
+def _drawn(monkeypatch, draw):
+    """The figure ``draw()`` makes, drawn as it is saved (the real files are written too)."""
+    seen = []
+    save = figures.save_figure
+
+    def keep(fig, path, *args, **kwargs):
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        seen.append({"axes": [ax.get_window_extent(renderer) for ax in fig.axes if ax.get_label() != "<colorbar>"],
+                     "legends": [(lg, lg.get_window_extent(renderer)) for lg in _legends(fig)]})
+        return save(fig, path, *args, **kwargs)
+
+    monkeypatch.setattr(figures, "save_figure", keep)
+    draw()
+    return seen[0]
+
+
+def _legends(fig):
+    import matplotlib.legend
+
+    return fig.findobj(matplotlib.legend.Legend)
+
+
+def test_sphericity_legends_lie_outside_the_data_and_list_each_entry_once(monkeypatch, tmp_path):
+    """Cement (915 objects, many at the same radius and sphericity): the size legend ("objects at a point")
+    sat in the upper left on a translucent box over the densest marks near ψ = 2/3, and the 2/3 line's legend
+    listed the sizes 1, 2, 6 a second time. Both legends are now under the axes, each entry once."""
+    rng = np.random.default_rng(3)
+    r = np.round(rng.uniform(1.2, 6, 900), 1)  # quantized, as small voxel objects: stacked marks
+    psi = np.round(0.75 - 0.02 * r + rng.normal(0, 0.03, 900), 2)
+    table = {"label": np.arange(1, 901), "equivalent_radius_vox": r, "sphericity_voxel": psi,
+             "mean_gray": rng.uniform(40, 75, 900)}
+    for tables in ({"objects": table}, {"truth": table, "prediction": table}):
+        seen = _drawn(monkeypatch, lambda: figures.sphericity_figure(tables, tmp_path / "s.png"))
+        texts = [t.get_text() for lg, _ in seen["legends"] for t in lg.get_texts()]
+        assert len(texts) == len(set(texts)), texts
+        assert "objects at a point" in [lg.get_title().get_text() for lg, _ in seen["legends"]]
+        for lg, box in seen["legends"]:
+            for axes_box in seen["axes"]:
+                assert not box.overlaps(axes_box), (lg.get_title().get_text(), box, axes_box)
+        boxes = [box for _, box in seen["legends"]]
+        assert not boxes[0].overlaps(boxes[1])

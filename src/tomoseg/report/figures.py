@@ -383,6 +383,17 @@ def mark_legend_counts(largest: int) -> list[int]:
     return [1] + middle[-1:] + ([top] if top > 1 else [])
 
 
+def size_handles(largest: int) -> list:
+    """Legend entries for marks of up to ``largest`` objects (:func:`mark_legend_counts`): gray discs of the
+    scatter's areas, the cap written ≥."""
+    from matplotlib.lines import Line2D
+
+    cap = int(largest) > MARK_CAP
+    return [Line2D([], [], ls="", marker="o", markersize=float(np.sqrt(mark_areas([k])[0])), color="0.5",
+                   markeredgewidth=0, label=(f"≥{k}" if cap and k == MARK_CAP else f"{k}"))
+            for k in mark_legend_counts(int(largest))]
+
+
 @styled
 def sphericity_figure(tables: dict, path, *, column="sphericity_voxel", voxel_size=None,
                       empty_note: str = "no objects") -> Path:
@@ -411,20 +422,11 @@ def sphericity_figure(tables: dict, path, *, column="sphericity_voxel", voxel_si
             s = ax.scatter(r, psi, s=size, alpha=0.5 if len(t["label"]) > OVERPLOT else 1.0, edgecolors="none",
                            plotnonfinite=True, **style)
             sc = s if coloured else sc
-            if counts.max() > 1:  # a size legend: the area is proportional to the objects at the point
-                cap = int(counts.max()) > MARK_CAP
-                handles = [ax.scatter([], [], s=mark_areas([k]), color="0.5", edgecolors="none",
-                                      label=(f"≥{k}" if cap and k == MARK_CAP else f"{k}"))
-                           for k in mark_legend_counts(int(counts.max()))]
-                ax.add_artist(ax.legend(handles=handles, title="objects at a point", loc="upper left",
-                                        frameon=True, framealpha=0.85, edgecolor="none", labelspacing=1.0,
-                                        borderpad=0.8))
         else:
             no_objects(ax, empty_note)
             ax.set_xlim(0, 2)
         if column == "sphericity_voxel":
-            ax.axhline(2 / 3, color="0.4", lw=0.8, ls="--", label="2/3: voxel-face limit of a sphere")
-            ax.legend(loc="lower right", frameon=True, framealpha=0.85, edgecolor="none")
+            ax.axhline(2 / 3, color="0.4", lw=0.8, ls="--")
         ax.set_xlabel("equivalent radius (voxels)")
         ax.set_ylabel("sphericity ψ (" + column.split("_")[1] + ")")
         ax.set_xlim(left=0)
@@ -433,6 +435,16 @@ def sphericity_figure(tables: dict, path, *, column="sphericity_voxel", voxel_si
         _radius_axis(ax, voxel_size)
     if sc is not None:
         fig.colorbar(sc, ax=axes[0].tolist(), label="mean gray value")
+    # the legends under the axes, not on them: inside they hid the densest marks (a translucent box over the
+    # cloud near ψ = 2/3), and the line's legend listed the size marks a second time
+    if stacked > 1:  # a size legend: the area is proportional to the objects at the point
+        fig.legend(handles=size_handles(stacked), title="objects at a point", loc="outside lower left",
+                   ncol=len(mark_legend_counts(stacked)), frameon=False, columnspacing=0.8, handletextpad=0.2)
+    if column == "sphericity_voxel":
+        from matplotlib.lines import Line2D
+
+        fig.legend(handles=[Line2D([], [], color="0.4", lw=0.8, ls="--", label="ψ = 2/3: voxel-face limit\nof a sphere")],
+                   loc="outside lower right", frameon=False)
     coloured = ", coloured by mean gray value," if sc is not None else " (one colour: no gray values measured)"
     caption = (f"Sphericity (voxel faces) against equivalent radius{coloured} as the paper's Fig. 6(b, c). "
                "Voxel faces bias ψ toward 2/3 for large spheres.")
