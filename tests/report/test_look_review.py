@@ -67,3 +67,43 @@ def test_sphericity_legends_lie_outside_the_data_and_list_each_entry_once(monkey
                 assert not box.overlaps(axes_box), (lg.get_title().get_text(), box, axes_box)
         boxes = [box for _, box in seen["legends"]]
         assert not boxes[0].overlaps(boxes[1])
+
+
+def test_lengths_of_a_lab_scan_in_micrometres_and_millimetres(monkeypatch, tmp_path):
+    """Concrete at 50 µm voxels: the radius axes read 50000 to 250000 nm, the 3D view's colour bar 180000 nm,
+    the scale bars 1000 µm, the 3D view's axes 0 to 4000 µm. Each length is now in the unit it reaches: 50 to 250 µm, 1 mm, 0 to 4 mm."""
+    vs = (5e4, 5e4, 5e4)
+    rng = np.random.default_rng(1)
+    r = rng.uniform(1.2, 4.5, 60)
+    t = {"label": np.arange(1, 61), "equivalent_radius_vox": r, "equivalent_radius_nm": r * 5e4,
+         "sphericity_voxel": rng.uniform(0.6, 0.8, 60), "mean_gray": rng.uniform(1e4, 3e4, 60),
+         "centroid_z": rng.uniform(0, 99, 60), "centroid_y": rng.uniform(0, 99, 60),
+         "centroid_x": rng.uniform(0, 99, 60)}
+    texts = {}
+
+    def keep(draw, name):
+        save = figures.save_figure
+
+        def spy(fig, path, *args, **kwargs):
+            fig.canvas.draw()
+            texts[name] = [t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text")) if t.get_text()]
+            return save(fig, path, *args, **kwargs)
+
+        monkeypatch.setattr(figures, "save_figure", spy)
+        draw()
+        monkeypatch.setattr(figures, "save_figure", save)
+
+    keep(lambda: figures.size_histogram({"objects": t}, tmp_path / "h.png", voxel_size=vs), "h")
+    keep(lambda: figures.sphericity_figure({"objects": t}, tmp_path / "s.png", voxel_size=vs), "s")
+    keep(lambda: figures.objects_3d(t, (100, 100, 100), tmp_path / "o.png", voxel_size=vs), "o")
+    image = rng.normal(size=(100, 100, 100)).astype(np.float32)
+    keep(lambda: figures.orthoslices(image, image > 2, tmp_path / "sl.png", voxel_size=vs), "sl")
+    for name in ("h", "s"):
+        assert "equivalent radius (µm)" in texts[name] and "equivalent radius (nm)" not in texts[name]
+    assert "equivalent radius (µm)" in texts["o"]
+    assert "1 mm" in texts["sl"] and "1000 µm" not in texts["sl"]
+    ticks = [float(x.replace("−", "-")) for x in texts["h"] + texts["o"]
+             if x.replace("−", "").replace(".", "").isdigit()]
+    assert max(ticks) < 1000  # no 50000 ... 250000 nm, no 0 ... 4000 µm
+    assert "x (mm)" in texts["o"]
+    assert figures._length_label(1e6) == "1 mm" and figures._length_label(2000.0) == "2 µm"

@@ -146,7 +146,10 @@ def nice_length(target: float) -> float:
 
 
 def _length_label(nm: float) -> str:
-    return f"{nm / 1000:g} µm" if nm >= 1000 else f"{nm:g} nm"
+    from ..io.units import readable_unit
+
+    name, size = readable_unit(nm)
+    return f"{nm / size:g} {name}"
 
 
 def pixel_aspect(voxel_size, rows: int = 1, columns: int = 2) -> float:
@@ -316,12 +319,17 @@ def hit_map_figures(image, pred_mask, truth, out_dir, *, voxel_size=None, counts
 
 
 def _radius_axis(ax, voxel_size, which: str = "x"):
+    """A second x axis on top: the radius in nm, µm or mm (the unit that the axis' end reaches, so a 50 µm voxel
+    scan's ticks read 50 to 200 µm, not 50000 to 200000 nm); call it after the x limits are set."""
+    from ..io.units import readable_unit
+
     if not voxel_size:
         return
-    v = float(np.cbrt(np.prod(voxel_size)))
+    name, size = readable_unit(max(ax.get_xlim()) * float(np.cbrt(np.prod(voxel_size))))
+    v = float(np.cbrt(np.prod(voxel_size))) / size
     if which == "x":
         sec = ax.secondary_xaxis("top", functions=(lambda r: r * v, lambda n: n / v))
-        sec.set_xlabel("equivalent radius (nm)")
+        sec.set_xlabel(f"equivalent radius ({name})")
 
 
 @styled
@@ -608,9 +616,17 @@ def objects_3d(table: dict, shape, path, *, voxel_size=None, column: str = "equi
     vs = np.asarray(voxel_size if voxel_size else (1.0, 1.0, 1.0), float)
     unit = 1000.0 if voxel_size else 1.0
     label = "µm" if voxel_size else "voxels"
+    if voxel_size and max(np.asarray(shape, float) * vs) >= 1e6:  # a lab scan: 0 to 5 mm, not 0 to 5000 µm
+        unit, label = 1e6, "mm"
     if column not in table or not voxel_size:
         column = "equivalent_radius_vox"
     values = np.asarray(table[column], float)
+    radius_unit = "voxels"
+    if column.endswith("_nm"):  # the colour bar in nm, µm or mm: a 50 µm voxel scan's read 180000 nm
+        from ..io.units import readable_unit
+
+        radius_unit, size = readable_unit(float(np.nanmax(values, initial=0.0)))
+        values = values / size
     total = len(values)
     norm = colour_scale(values)
     pick = slice(None)
@@ -654,7 +670,7 @@ def objects_3d(table: dict, shape, path, *, voxel_size=None, column: str = "equi
                       bbox=dict(boxstyle="round", fc="white", ec="0.6", lw=0.6))
     if total:
         fig.colorbar(ScalarMappable(norm=norm, cmap="viridis"), ax=fig.axes, shrink=0.7,
-                     label="equivalent radius (nm)" if column.endswith("_nm") else "equivalent radius (voxels)")
+                     label=f"equivalent radius ({radius_unit})")
     drawn = len(values)
     sample = ""
     if drawn < total:
