@@ -4,6 +4,7 @@ sees in the report's tables and the figures' legends and axes."""
 import json
 
 import numpy as np
+import pytest
 
 
 from tomoseg.report import build_report, figures
@@ -107,3 +108,29 @@ def test_lengths_of_a_lab_scan_in_micrometres_and_millimetres(monkeypatch, tmp_p
     assert max(ticks) < 1000  # no 50000 ... 250000 nm, no 0 ... 4000 µm
     assert "x (mm)" in texts["o"]
     assert figures._length_label(1e6) == "1 mm" and figures._length_label(2000.0) == "2 µm"
+
+
+@pytest.mark.parametrize("shape", [(128, 128, 128), (96, 256, 256), (40, 64, 64)])
+@pytest.mark.parametrize("voxel_size", [None, (29.33, 29.33, 29.33), (60.0, 30.0, 30.0)])
+def test_orthoslices_titles_inside_the_figure_and_plane_lines_seen_on_bright_and_dark(monkeypatch, tmp_path, shape,
+                                                                                     voxel_size, texts_outside):
+    """Cement 128³, the demo (96 × 256 × 256): the panel titles ("z = 100") reached 0.4 to 2.5 pt over the top
+    edge of the figure (cut in the PNG). And the lines where the other two planes cut were white at 60 %: on the
+    bright sample they could not be seen, while the legend drew them dark gray. They are now white dashes with
+    black gaps, in the legend too."""
+    seen = {}
+    save = figures.save_figure
+
+    def keep(fig, path, *args, **kwargs):
+        seen["outside"] = texts_outside(fig)
+        seen["lines"] = [ln for ax in fig.axes for ln in ax.lines]
+        seen["legend"] = [h for lg in fig.legends for h in lg.legend_handles if h.get_label() == "the other two planes"]
+        return save(fig, path, *args, **kwargs)
+
+    monkeypatch.setattr(figures, "save_figure", keep)
+    image = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    figures.orthoslices(image, image > 2.5, tmp_path / "o.png", voxel_size=voxel_size)
+    assert seen["outside"] == []
+    assert len(seen["lines"]) == 6 and len(seen["legend"]) == 1
+    for line in seen["lines"] + seen["legend"]:
+        assert line.get_color() == "white" and line.get_gapcolor() == "black" and line.get_linestyle() == "--"

@@ -467,6 +467,9 @@ def sphericity_figure(tables: dict, path, *, column="sphericity_voxel", voxel_si
     return save_figure(fig, path, caption, marks=marks)
 
 
+PLANE_LINE = dict(color="white", gapcolor="black", lw=0.6, ls=(0, (4, 4)), alpha=0.7)  # orthoslices' other planes
+
+
 @styled
 def orthoslices(image, mask, path, *, centre=None, title="", reason: str = "", voxel_size=None,
                 excluded=None) -> Path:
@@ -491,6 +494,8 @@ def orthoslices(image, mask, path, *, centre=None, title="", reason: str = "", v
     panel_h = DOUBLE_COLUMN * 0.92 * max(heights) / sum(widths)
     fig, axes = new_figure(1, 3, figsize=(DOUBLE_COLUMN, min(max(panel_h, 1.2) + 0.6, 8.0)),
                            gridspec_kw={"width_ratios": widths})
+    fig.get_layout_engine().set(h_pad=0.08)  # (the default 0.04 in left the titles 0.4-2.5 pt over the top edge:
+    # the aspect-locked panels fill their slots, and constrained layout under-reserves for their titles)
     lo, hi = gray_range(*(p[2] for p in planes))
     colours = {"kept": np.array([0.902, 0.624, 0.0, 1.0], np.float32),
                "excluded": np.array([0.337, 0.706, 0.914, 1.0], np.float32)}
@@ -512,8 +517,8 @@ def orthoslices(image, mask, path, *, centre=None, title="", reason: str = "", v
             overlay[find_boundaries(left_out, mode="outer")] = colours["excluded"]
         ax.imshow(overlay, interpolation="nearest", aspect=aspect)
         row, col = cross[name]
-        ax.axhline(row, color="white", lw=0.5, ls=(0, (4, 4)), alpha=0.6)
-        ax.axvline(col, color="white", lw=0.5, ls=(0, (4, 4)), alpha=0.6)
+        for line in (ax.axhline, ax.axvline):  # white dashes with black gaps: seen on the bright sample too (white
+            line(row if line == ax.axhline else col, **PLANE_LINE)  # alone vanished on it)
         ax.set_title(f"{name} = {centre[axis]}")
         ax.set_axis_off()
         add_scale_bar(ax, float(voxel_size[horiz]) if voxel_size else None, img.shape[1])
@@ -521,7 +526,7 @@ def orthoslices(image, mask, path, *, centre=None, title="", reason: str = "", v
         else []
     if any_excluded:
         handles.append(Line2D([], [], color=colours["excluded"], lw=2, label="objects not counted"))
-    handles.append(Line2D([], [], color="0.3", lw=0.8, ls=(0, (4, 4)), label="the other two planes"))
+    handles.append(Line2D([], [], **{**PLANE_LINE, "lw": 1.0, "ls": (0, (2.4, 2.4))}, label="the other two planes"))
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
     if title:
         fig.suptitle(title)
