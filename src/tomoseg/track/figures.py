@@ -32,7 +32,7 @@ def radius_figure(table: dict, path, *, unit: str = "nm") -> Path:
     col = "radius_nm" if unit == "nm" else "radius_vox"
     keep = _kept(table)
     counts = status_counts(table)
-    fig, ax = new_figure(figsize=(SINGLE_COLUMN, SINGLE_COLUMN))
+    fig, ax = new_figure(figsize=(SINGLE_COLUMN, SINGLE_COLUMN + 0.6))  # + the legend's rows under the axes
     hi = 1.0
     drawn = 0
     for status in ("persisting", "merged", "split"):
@@ -64,7 +64,7 @@ def radius_figure(table: dict, path, *, unit: str = "nm") -> Path:
     ax.set_xlabel(f"equivalent radius before ({name})")
     ax.set_ylabel(f"equivalent radius after ({name})")
     # under the axes: in the upper left its translucent box hid the objects that grew most
-    fig.legend(loc="outside lower center", ncol=2, frameon=False)
+    fig.legend(loc="outside lower center", ncol=1, frameon=False)  # (two columns ran past a column's width)
     return save_figure(fig, path, "Equivalent radius after against before (dashed: no change); persisting "
                                   "objects one by one, merges and splits one point per group (the radius of a "
                                   "sphere of the group's total volume); objects off the edge of both fields of "
