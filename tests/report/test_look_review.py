@@ -72,7 +72,8 @@ def test_sphericity_legends_lie_outside_the_data_and_list_each_entry_once(monkey
 
 def test_lengths_of_a_lab_scan_in_micrometres_and_millimetres(monkeypatch, tmp_path):
     """Concrete at 50 µm voxels: the radius axes read 50000 to 250000 nm, the 3D view's colour bar 180000 nm,
-    the scale bars 1000 µm, the 3D view's axes 0 to 4000 µm. Each length is now in the unit it reaches: 50 to 250 µm, 1 mm, 0 to 4 mm."""
+    the scale bars 1000 µm, the 3D view's axes and the fraction along z 0 to 4000 µm. Each length is now in the
+    unit it reaches: 50 to 250 µm, 1 mm, 0 to 4 mm."""
     vs = (5e4, 5e4, 5e4)
     rng = np.random.default_rng(1)
     r = rng.uniform(1.2, 4.5, 60)
@@ -99,6 +100,8 @@ def test_lengths_of_a_lab_scan_in_micrometres_and_millimetres(monkeypatch, tmp_p
     keep(lambda: figures.objects_3d(t, (100, 100, 100), tmp_path / "o.png", voxel_size=vs), "o")
     image = rng.normal(size=(100, 100, 100)).astype(np.float32)
     keep(lambda: figures.orthoslices(image, image > 2, tmp_path / "sl.png", voxel_size=vs), "sl")
+    keep(lambda: figures.fraction_along_z({"objects": rng.uniform(0, 0.01, 100)}, tmp_path / "f.png", voxel_size=vs),
+         "f")
     for name in ("h", "s"):
         assert "equivalent radius (µm)" in texts[name] and "equivalent radius (nm)" not in texts[name]
     assert "equivalent radius (µm)" in texts["o"]
@@ -106,7 +109,7 @@ def test_lengths_of_a_lab_scan_in_micrometres_and_millimetres(monkeypatch, tmp_p
     ticks = [float(x.replace("−", "-")) for x in texts["h"] + texts["o"]
              if x.replace("−", "").replace(".", "").isdigit()]
     assert max(ticks) < 1000  # no 50000 ... 250000 nm, no 0 ... 4000 µm
-    assert "x (mm)" in texts["o"]
+    assert "x (mm)" in texts["o"] and "z (mm)" in texts["f"]
     assert figures._length_label(1e6) == "1 mm" and figures._length_label(2000.0) == "2 µm"
 
 

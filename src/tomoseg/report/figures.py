@@ -549,13 +549,16 @@ def fraction_along_z(fractions: dict, path, *, voxel_size=None, inside_sample: b
     holds it; ``inside_sample``: the fractions are of the sample mask's voxels in each slice (axis label and
     caption say so); ``note`` is written on the plot (e.g. that no object was kept)."""
     fig, ax = new_figure(figsize=(SINGLE_COLUMN, 2.5))
+    unit, size = "µm", 1000.0
+    if voxel_size and max(len(f) for f in fractions.values()) * float(voxel_size[0]) >= 1e6:
+        unit, size = "mm", 1e6  # a lab scan: 0 to 5 mm, not 0 to 5000 µm (as the 3D view)
     for name, f in fractions.items():
         z = np.arange(len(f))
-        x = z * voxel_size[0] / 1000 if voxel_size else z
+        x = z * voxel_size[0] / size if voxel_size else z
         ax.plot(x, 100 * np.asarray(f), label=name)
     if voxel_size:
-        ax.set_xlabel("z (µm)")
-        vz = float(voxel_size[0]) / 1000
+        ax.set_xlabel(f"z ({unit})")
+        vz = float(voxel_size[0]) / size
         sec = ax.secondary_xaxis("top", functions=(lambda u: u / vz, lambda s: s * vz))
         sec.set_xlabel("z (slice)")
     else:
