@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import TomosegError, note, said
+from ..errors import TomosegError, note, said, warn
 from ..io.output_guard import (FOLDER_MARKER, PROVENANCE_SUFFIX, check_outputs_apart, check_report_output,
                                check_table_output, read_record)
 from ..io.result_folders import check_result_folder, make_result_folder, same_prediction
@@ -177,6 +177,8 @@ def _run_analyze(args) -> int:
             if sample_mask is not None else "the box")
     roi = None if args.no_roi else _segmented_box(
         args.volume, "analysed", f"; the volume fraction and number density are over {over}")
+    _warn_if_a_scan(args.volume, vol, args.read_as, f"tomoseg analyze map.tif --intensity {args.volume} (for mean "
+                    "gray values)")
     from ..progress import progress_while
     from . import progress_enabled
 
@@ -245,6 +247,22 @@ def _write_analysis(args, vol, result, options, voxel_size, intensity, sample_ma
     else:
         print(_summary_line(result.summary, options, sample_mask is not None))
     return 0
+
+
+def _warn_if_a_scan(name, volume, how: str, then: str) -> None:
+    """Before the work: a uint8 volume read as a probability map (not one segment wrote) whose values are mostly
+    neither near 0 nor near 255 is likely the gray-value scan itself, given in the map's place: the raw cement
+    scan was analysed as a map without a word (6 objects, where its map holds 915)."""
+    from ..objects.reading import value_spread, written_as_probability
+
+    if how != "auto" or str(volume.dtype) != "uint8" or written_as_probability(volume):
+        return
+    middle, mode = value_spread(volume)
+    if middle > 0.5 and mode < 0.5:
+        warn(f"{name}: {middle:.0%} of its voxels lie between 13 and 242 (of 255) and spread over many values, as "
+             "in a gray-value scan; a probability map is mostly at one value near 0 away from the objects. If it "
+             "is the scan itself, segment it first: "
+             f"tomoseg segment {name} map.tif, then {then}")
 
 
 def _summary_line(s: dict, options, masked: bool) -> str:
@@ -459,6 +477,7 @@ def _run_evaluate(args) -> int:
     from ..io.placement import warn_if_placed_apart
 
     warn_if_placed_apart(pred, args.prediction, labels, args.labels, vs)  # one frame rotated, or cut elsewhere
+    _warn_if_a_scan(args.prediction, pred, args.read_as, f"tomoseg evaluate map.tif {args.labels}")
     if intensity is not None:
         warn_if_placed_apart(pred, args.prediction, intensity, f"--intensity {args.intensity}", vs)
     if vs is None:
