@@ -67,3 +67,27 @@ def test_radius_ticks_of_a_lab_scan_in_micrometres(monkeypatch, tmp_path, texts_
     assert "equivalent radius before (µm)" in seen["texts"] and "equivalent radius after (µm)" in seen["texts"]
     ticks = [float(x) for x in seen["texts"] if x.replace(".", "").isdigit()]
     assert ticks and max(ticks) < 1000
+
+
+def test_track_page_says_its_inputs_and_growth_in_words(tmp_path):
+    """track.html began with the JSON of the run's arguments ({"before": "b.tif", ..., "transform": null}), its
+    growth table's headers were summary.json's keys, and its median volume change read 1.75 for +175 %."""
+    from tomoseg.cli import main
+
+    d = tmp_path
+    assert main(["phantom", str(d / "b.tif"), "--labels", str(d / "bl.tif"), "--pair", str(d / "a.tif"),
+                 "--pair-labels", str(d / "al.tif"), "--shape", "32", "96", "96", "--seed", "1", "-q"]) == 0
+    assert main(["track", str(d / "b.tif"), str(d / "a.tif"), "--before-labels", str(d / "bl.tif"),
+                 "--after-labels", str(d / "al.tif"), "--out", str(d / "run"), "-q"]) == 0
+    page = (d / "run" / "track.html").read_text(encoding="utf-8")
+    assert "{&quot;" not in page and "null" not in page
+    assert f"BEFORE scan {d / 'b.tif'}; AFTER scan {d / 'a.tif'}; BEFORE objects {d / 'bl.tif'}; AFTER objects " \
+           f"{d / 'al.tif'}; tomoseg " in page
+    assert 'median ΔV/V <span class="note">median_delta_volume_rel</span>' in page
+    import json
+    import re
+
+    growth = json.loads((d / "run" / "summary.json").read_text(encoding="utf-8"))["growth_by_size_class"]
+    shown = [g["median_delta_volume_rel"] for g in growth if g["median_delta_volume_rel"] is not None]
+    assert shown and all(f"<td>{100 * v:+.3g} %</td>" in page for v in shown)
+    assert re.search(r"<td>[+-][\d.]+ %</td>", page)
