@@ -137,3 +137,15 @@ def test_orthoslices_titles_inside_the_figure_and_plane_lines_seen_on_bright_and
     assert len(seen["lines"]) == 6 and len(seen["legend"]) == 1
     for line in seen["lines"] + seen["legend"]:
         assert line.get_color() == "white" and line.get_gapcolor() == "black" and line.get_linestyle() == "--"
+
+
+def test_report_says_the_analysis_settings_in_words(tmp_path):
+    """The report's settings line was their JSON: Settings: {"threshold": 127, "connectivity": 26,
+    "exclude_border": true, "min_voxels": 8, "read_as": "auto"}."""
+    (tmp_path / "summary.json").write_text(json.dumps({"objects": 3, "settings": {
+        "threshold": 127, "connectivity": 26, "exclude_border": True, "min_voxels": 8, "read_as": "auto"}}))
+    html = build_report(tmp_path).read_text(encoding="utf-8")
+    assert "Settings: object where the map exceeds 127 of 255; voxels touching by a face, an edge or a corner " \
+           "(26-connectivity) are one object; objects touching the border left out; objects under 8 voxels left " \
+           "out; input read as: auto</p>" in html
+    assert "{&quot;" not in html

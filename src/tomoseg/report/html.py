@@ -111,6 +111,28 @@ def _name(key) -> str:
     return html.escape(key)
 
 
+def settings_text(settings: dict) -> str:
+    """The settings of an analysis in words (the page printed their JSON): "object where the map exceeds 127 of
+    255; voxels touching by a face, an edge or a corner (26-connectivity) are one object; objects touching the
+    border left out; objects under 8 voxels left out; input read as: auto". Keys it does not know are listed as
+    ``key value``."""
+    said, rest = [], dict(settings)
+    if "threshold" in rest:
+        said.append(f"object where the map exceeds {rest.pop('threshold')} of 255")
+    if "connectivity" in rest:
+        c = rest.pop("connectivity")
+        said.append("voxels touching by " + {6: "a face", 18: "a face or an edge"}.get(c, "a face, an edge or a corner")
+                    + f" ({c}-connectivity) are one object")
+    if "exclude_border" in rest:
+        said.append("objects touching the border " + ("left out" if rest.pop("exclude_border") else "kept"))
+    if "min_voxels" in rest:
+        said.append(f"objects under {rest.pop('min_voxels')} voxels left out")
+    if "read_as" in rest:
+        said.append(f"input read as: {rest.pop('read_as')}")
+    said += [f"{k.replace('_', ' ')} {v}" for k, v in rest.items()]
+    return "; ".join(said)
+
+
 def _kv_table(d: dict, skip=()) -> str:
     rows = "".join(f"<tr><td>{_name(k)}</td><td>{_fmt_value(k, v)}</td></tr>" for k, v in d.items()
                    if k not in skip and not isinstance(v, dict) and (not isinstance(v, list) or _is_numbers(v)))
@@ -369,7 +391,7 @@ def build_report(run_dir, *, title: str | None = None, output=None) -> Path:
             parts.append("<h2>Object analysis</h2>")
             parts.append(_kv_table(s, skip=("settings",)))
             if "settings" in s:
-                parts.append('<p class="note">Settings: ' + html.escape(json.dumps(s["settings"])) + "</p>")
+                parts.append('<p class="note">Settings: ' + html.escape(settings_text(s["settings"])) + "</p>")
     if figs:
         parts.append("<h2>Figures</h2>")
         parts.append('<div class="grid">' + "".join(_figure(f, captions, number=i, page_dir=out.parent)
