@@ -149,3 +149,13 @@ def test_report_says_the_analysis_settings_in_words(tmp_path):
            "(26-connectivity) are one object; objects touching the border left out; objects under 8 voxels left " \
            "out; input read as: auto</p>" in html
     assert "{&quot;" not in html
+
+
+def test_like_objects_stack_whatever_the_voxel_size():
+    """Cement: with --voxel-size the sphericities of like objects differed in the 16th digit (from the nm
+    surface), so 796 marks were drawn for the 774 points drawn without one, the largest stack 5 objects, not 6."""
+    psi = np.array([2 / 3, 2 / 3 + 5.6e-16, 2 / 3 - 2.2e-16, 0.6])
+    r = np.array([1.2, 1.2, 1.2, 1.2])
+    points_r, points_psi, counts, gray = figures._stack_identical(r, psi, np.array([10.0, 20.0, 30.0, 40.0]))
+    assert counts.tolist() == [1, 3] and gray.tolist() == [40.0, 20.0]
+    assert points_psi[1] == np.float64(round(2 / 3, 9))
