@@ -159,3 +159,14 @@ def test_like_objects_stack_whatever_the_voxel_size():
     points_r, points_psi, counts, gray = figures._stack_identical(r, psi, np.array([10.0, 20.0, 30.0, 40.0]))
     assert counts.tolist() == [1, 3] and gray.tolist() == [40.0, 20.0]
     assert points_psi[1] == np.float64(round(2 / 3, 9))
+
+
+def test_report_says_a_lab_scan_s_density_per_cubic_millimetre_too(tmp_path):
+    """Concrete at 50 µm voxels: the report's density read 1.000e-09 (per µm³) alone; analyze's line says 1 /mm³."""
+    (tmp_path / "summary.json").write_text(json.dumps({"objects": 125, "number_density_per_um3": 1e-09,
+                                                       "number_density_corrected_per_um3": 1.1565e-09}))
+    html = build_report(tmp_path).read_text(encoding="utf-8")
+    assert "number_density_per_um3</span></td><td>1.000e-09 (1 per mm³)</td>" in html
+    assert "number_density_corrected_per_um3</span></td><td>1.157e-09 (1.157 per mm³)</td>" in html
+    (tmp_path / "summary.json").write_text(json.dumps({"objects": 9, "number_density_per_um3": 17.29}))
+    assert "number_density_per_um3</span></td><td>17.29</td>" in build_report(tmp_path).read_text(encoding="utf-8")

@@ -92,6 +92,8 @@ def _cell(key, v) -> str:
         return _score(v)
     if key in _PERCENTS:
         return _percent(v)
+    if str(key).endswith("_per_um3") and isinstance(v, float) and 0 < v < 1e-4:  # a lab scan's 1.000e-09 per µm³:
+        return f"{_fmt(v)} ({_fmt(v * 1e9)} per mm³)"                           # also said per mm³, as analyze
     return _fmt(v)
 
 
