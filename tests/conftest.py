@@ -123,3 +123,34 @@ def phantom_cwd(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["phantom", "img.tif", "--labels", "mask.tif", "--shape", "24", "64", "64", "--seed", "3", "-q"]) == 0
     return tmp_path
+
+
+@pytest.fixture
+def texts_outside():
+    """``texts_outside(fig)``: the figure's drawn texts that reach past its edges (a cut title, a legend wider
+    than the column): a list of (text, by how much in pixels at 100 dpi), empty for a figure whose every text is inside."""
+    return _texts_outside
+
+
+def _texts_outside(fig) -> list:
+    """The figure's drawn texts (titles, labels, tick labels of shown axes, legends, texts) whose box reaches
+    past the figure's edges, with by how much (pixels at 100 dpi)."""
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    texts = [t for lg in fig.legends for t in lg.get_texts()] + [t for t in (fig._suptitle,) if t is not None]
+    for ax in fig.axes:
+        texts += [ax.title, *ax.texts]
+        if ax.axison:
+            texts += [ax.xaxis.label, ax.yaxis.label]
+            for axis in (ax.xaxis, ax.yaxis):  # the ticks drawn: those inside the axis' view
+                lo, hi = sorted(axis.get_view_interval())
+                texts += [t.label1 for t in axis.get_major_ticks() if lo - 1e-9 * abs(hi - lo) <= t.get_loc() <=
+                          hi + 1e-9 * abs(hi - lo)]
+    out = []
+    for t in texts:
+        if t.get_visible() and t.get_text():
+            b = t.get_window_extent(r)
+            over = max(b.y1 - fig.bbox.y1, fig.bbox.y0 - b.y0, b.x1 - fig.bbox.x1, fig.bbox.x0 - b.x0)
+            if over > -0.5:  # half a point of white at least between a text and the edge
+                out.append((t.get_text(), round(float(over), 2)))
+    return out

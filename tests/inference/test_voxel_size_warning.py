@@ -29,3 +29,11 @@ def test_elongated_voxels_are_named_and_warned_of_within_the_size_ratio():
     assert "Its voxels" not in voxel_size_warning((10.0,) * 3, MODEL, "scan", RADIUS)
     assert voxel_size_warning((60.0, 30.0, 30.0), [60.0, 30.0, 30.0], "scan", RADIUS) is None  # the model's own
     assert voxel_size_warning((33.0, 29.0, 27.0), MODEL, "scan", RADIUS) is None
+
+
+def test_a_lab_scan_s_ratio_in_whole_numbers():
+    """The look review: concrete at 50 µm voxels was "1.7e+03x larger than the model's training scans'"."""
+    message = voxel_size_warning((50000.0,) * 3, MODEL, "concrete.tif", RADIUS)
+    assert "voxel size 50000 × 50000 × 50000 nm is 1,705x larger than the model's training scans'" in message
+    assert "e+0" not in message
+    assert "is 222x larger" in voxel_size_warning((6500.0,) * 3, MODEL, "scan", RADIUS)

@@ -62,3 +62,19 @@ def test_report_names_what_each_fraction_counts(tmp_path):
     s = json.loads((tmp_path / "r" / "summary.json").read_text(encoding="utf-8"))
     keys = list(s)
     assert keys.index("volume_fraction_all_objects") < keys.index("volume_fraction")
+
+
+def test_printed_line_of_a_lab_scan_in_micrometres_and_per_cubic_millimetre(tmp_path, capsys):
+    """Concrete at 50 µm voxels printed "mean radius 94271.61 ± 27280.48 nm" and "number density 1e-09 /µm³":
+    the radius is now in the unit it reaches (µm), the density per mm³ where per µm³ it would be under 1e-4."""
+    np.save(tmp_path / "m.npy", _volume())
+    assert main(["analyze", str(tmp_path / "m.npy"), "--csv", str(tmp_path / "o.csv"), "--voxel-size", "50um",
+                 "50um", "50um", "-q"]) == 0
+    line = capsys.readouterr().out
+    r = analyze(_volume(), voxel_size=(5e4, 5e4, 5e4)).summary
+    assert f"mean radius {r['mean_radius_nm'] / 1e3:.2f} ± {r['sd_radius_nm'] / 1e3:.2f} µm " \
+           f"({r['mean_radius_vox']:.2f} ± {r['sd_radius_vox']:.2f} voxels)" in line
+    c = r["number_density_corrected_per_um3"]
+    assert f"number density {r['number_density_per_um3'] * 1e9:.4g} /mm³ (kept objects; {c * 1e9:.4g} /mm³ with " \
+           "the Miles-Lantuéjoul edge correction)" in line
+    assert " nm" not in line and "e-0" not in line

@@ -271,7 +271,7 @@ def test_sphericity_mark_area_is_proportional_to_the_objects_at_the_point(tmp_pa
     ax = seen["fig"].axes[0]
     points = [c for c in ax.collections if len(c.get_offsets())]
     assert sorted(points[0].get_sizes().tolist()) == [10, 10, 20]  # the pair: twice one object's area
-    legends = [a for a in ax.get_children() if isinstance(a, matplotlib.legend.Legend)]
+    legends = seen["fig"].findobj(matplotlib.legend.Legend)  # (under the axes: the look review)
     assert any(lg.get_title().get_text() == "objects at a point" and
                [t.get_text() for t in lg.get_texts()] == ["1", "2"] for lg in legends)
     import matplotlib.pyplot as plt

@@ -6,11 +6,12 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import TomosegError, note, said
+from ..errors import TomosegError, note, said, warn
 from ..io.output_guard import (FOLDER_MARKER, PROVENANCE_SUFFIX, check_outputs_apart, check_report_output,
                                check_table_output, read_record)
 from ..io.result_folders import check_result_folder, make_result_folder, same_prediction
 from ..io.segment_record import segmentation_of
+from ..io.units import readable_unit
 from ..io.voxel_sizes import UNKNOWN_NOTE, shared_voxel_size
 from .registry import check_threshold, checked_voxel_size, command, overwrite_arg, voxel_size_arg
 
@@ -176,6 +177,8 @@ def _run_analyze(args) -> int:
             if sample_mask is not None else "the box")
     roi = None if args.no_roi else _segmented_box(
         args.volume, "analysed", f"; the volume fraction and number density are over {over}")
+    _warn_if_a_scan(args.volume, vol, args.read_as, f"tomoseg analyze map.tif --intensity {args.volume} (for mean "
+                    "gray values)")
     from ..progress import progress_while
     from . import progress_enabled
 
@@ -246,6 +249,22 @@ def _write_analysis(args, vol, result, options, voxel_size, intensity, sample_ma
     return 0
 
 
+def _warn_if_a_scan(name, volume, how: str, then: str) -> None:
+    """Before the work: a uint8 volume read as a probability map (not one segment wrote) whose values are mostly
+    neither near 0 nor near 255 is likely the gray-value scan itself, given in the map's place: the raw cement
+    scan was analysed as a map without a word (6 objects, where its map holds 915)."""
+    from ..objects.reading import value_spread, written_as_probability
+
+    if how != "auto" or str(volume.dtype) != "uint8" or written_as_probability(volume):
+        return
+    middle, mode = value_spread(volume)
+    if middle > 0.5 and mode < 0.5:
+        warn(f"{name}: {middle:.0%} of its voxels lie between 13 and 242 (of 255) and spread over many values, as "
+             "in a gray-value scan; a probability map is mostly at one value near 0 away from the objects. If it "
+             "is the scan itself, segment it first: "
+             f"tomoseg segment {name} map.tif, then {then}")
+
+
 def _summary_line(s: dict, options, masked: bool) -> str:
     """analyze's printed result: counts, the radius (nm and voxels), the volume fraction of every object voxel
     (the phase's) beside that of the kept objects, and the number density, each saying what it counts."""
@@ -255,14 +274,18 @@ def _summary_line(s: dict, options, masked: bool) -> str:
     kept = f"{s['objects']} objects kept" if s.get("objects_outside_sample") is None or not masked else \
         f"{s['objects']} objects kept inside the sample mask ({s['objects_outside_sample']} more outside it)"
     radius = _mean_sd(s['mean_radius_vox'], s['sd_radius_vox'], 'voxels')
-    if s.get("mean_radius_nm") is not None and s['objects']:
-        radius = f"{_mean_sd(s['mean_radius_nm'], s.get('sd_radius_nm'), 'nm')} ({radius})"
+    if s.get("mean_radius_nm") is not None and s['objects']:  # in nm, µm or mm: not 94271.61 nm at 50 µm voxels
+        name, size = readable_unit(s['mean_radius_nm'])
+        sd = s.get('sd_radius_nm')
+        radius = f"{_mean_sd(s['mean_radius_nm'] / size, None if sd is None else sd / size, name)} ({radius})"
     border = "touch the border" + (" or the ROI box" if roi else "")
     per_um3 = s.get("number_density_per_um3") is not None
-    key, unit = ("per_um3", " /µm³") if per_um3 else ("per_mvox", " per 10^6 voxels")
-    density = f"{s['number_density_' + key]:.4g}{unit}" + ("" if per_um3 else " (voxel size unknown)")
+    key, unit, scale = ("per_um3", " /µm³", 1.0) if per_um3 else ("per_mvox", " per 10^6 voxels", 1.0)
+    if per_um3 and s["number_density_per_um3"] < 1e-4:  # objects mm apart (lab scans): 3.49 /mm³, not 3.49e-09 /µm³
+        unit, scale = " /mm³", 1e9
+    density = f"{_number(scale * s['number_density_' + key])}{unit}" + ("" if per_um3 else " (voxel size unknown)")
     corrected = s.get("number_density_corrected_" + key)
-    density += (f" (kept objects; {corrected:.4g}{unit} with the Miles-Lantuéjoul edge correction)"
+    density += (f" (kept objects; {_number(scale * corrected)}{unit} with the Miles-Lantuéjoul edge correction)"
                 if corrected is not None else " (kept objects: biased low by the border exclusion)")
     return (f"{kept} of {s['objects_all']} ({s['excluded_border']} {border}, {s['excluded_small']} more under "
             f"{options.min_voxels} voxels); mean radius {radius}; volume fraction {s['volume_fraction_all_objects']:.3%} "
@@ -278,6 +301,12 @@ def _steps(args, total: int, desc: str):
     from . import progress_enabled
 
     return Progress(total, desc=desc, unit="steps") if progress_enabled(args) else contextlib.nullcontext()
+
+
+def _number(v: float) -> str:
+    """4 significant digits; from 10,000 up in grouped digits (.4g wrote 1.589e+06)."""
+    short = f"{v:.4g}"
+    return f"{v:,.0f}" if "e+" in short else short
 
 
 def _mean_sd(mean, sd, unit: str) -> str:
@@ -448,6 +477,7 @@ def _run_evaluate(args) -> int:
     from ..io.placement import warn_if_placed_apart
 
     warn_if_placed_apart(pred, args.prediction, labels, args.labels, vs)  # one frame rotated, or cut elsewhere
+    _warn_if_a_scan(args.prediction, pred, args.read_as, f"tomoseg evaluate map.tif {args.labels}")
     if intensity is not None:
         warn_if_placed_apart(pred, args.prediction, intensity, f"--intensity {args.intensity}", vs)
     if vs is None:

@@ -91,6 +91,12 @@ def _axes_by_size(voxel_size) -> dict:
     return groups
 
 
+def _times(r: float) -> str:
+    """A ratio to 3 significant digits, in whole numbers from 1000 up ("1,705x"; .3g wrote "1.7e+03x" for a lab
+    scan's 50 µm voxels)."""
+    return f"{r:.3g}" if r < 999.5 else f"{r:,.0f}"
+
+
 def _how_far(ratios) -> str:
     """'2.05x larger than', '3x smaller than', or per direction where the axes differ (review U4: the direction
     was z's, so a scan 2x coarser across and a bit finer along z was called smaller)."""
@@ -99,11 +105,11 @@ def _how_far(ratios) -> str:
     if not up and not down:
         return "as large as"  # (only the voxels' shape differs: said next)
     if not down:
-        return f"{max(up)[0]:.3g}x larger than"
+        return f"{_times(max(up)[0])}x larger than"
     if not up:
-        return f"{max(down)[0]:.3g}x smaller than"
-    return (f"{max(up)[0]:.3g}x larger along {', '.join(a for _, a in up)} and {max(down)[0]:.3g}x smaller along "
-            f"{', '.join(a for _, a in down)} than")
+        return f"{_times(max(down)[0])}x smaller than"
+    return (f"{_times(max(up)[0])}x larger along {', '.join(a for _, a in up)} and {_times(max(down)[0])}x smaller "
+            f"along {', '.join(a for _, a in down)} than")
 
 
 def _shape_note(data_voxel, model_voxel) -> str:

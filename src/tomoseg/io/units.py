@@ -82,3 +82,17 @@ def voxel_size_text(voxel_size, unit: str = " nm") -> str:
 
 def _length_text(v: float) -> str:
     return f"{v:.0f}" if 1e6 <= abs(v) < 1e12 else f"{v:g}"
+
+
+def readable_unit(largest_nm: float) -> tuple[str, float]:
+    """The unit (nm, µm or mm) in which lengths up to ``largest_nm`` are written, and its size in nm: the largest
+    unit that the value reaches, so a figure's ticks or a message never read 200000 nm (a 50 µm voxel scan's radii)
+    nor 0.0003 mm.
+
+    >>> readable_unit(293.0), readable_unit(2.25e5), readable_unit(5e6), readable_unit(float("nan"))
+    (('nm', 1.0), ('µm', 1000.0), ('mm', 1000000.0), ('nm', 1.0))
+    """
+    for name, size in (("mm", 1e6), ("µm", 1e3)):
+        if abs(largest_nm) >= size:
+            return name, size
+    return "nm", 1.0

@@ -146,7 +146,10 @@ def nice_length(target: float) -> float:
 
 
 def _length_label(nm: float) -> str:
-    return f"{nm / 1000:g} µm" if nm >= 1000 else f"{nm:g} nm"
+    from ..io.units import readable_unit
+
+    name, size = readable_unit(nm)
+    return f"{nm / size:g} {name}"
 
 
 def pixel_aspect(voxel_size, rows: int = 1, columns: int = 2) -> float:
@@ -316,12 +319,17 @@ def hit_map_figures(image, pred_mask, truth, out_dir, *, voxel_size=None, counts
 
 
 def _radius_axis(ax, voxel_size, which: str = "x"):
+    """A second x axis on top: the radius in nm, µm or mm (the unit that the axis' end reaches, so a 50 µm voxel
+    scan's ticks read 50 to 200 µm, not 50000 to 200000 nm); call it after the x limits are set."""
+    from ..io.units import readable_unit
+
     if not voxel_size:
         return
-    v = float(np.cbrt(np.prod(voxel_size)))
+    name, size = readable_unit(max(ax.get_xlim()) * float(np.cbrt(np.prod(voxel_size))))
+    v = float(np.cbrt(np.prod(voxel_size))) / size
     if which == "x":
         sec = ax.secondary_xaxis("top", functions=(lambda r: r * v, lambda n: n / v))
-        sec.set_xlabel("equivalent radius (nm)")
+        sec.set_xlabel(f"equivalent radius ({name})")
 
 
 @styled
@@ -355,7 +363,10 @@ def _stack_identical(r, psi, gray):
     r, psi, gray = r[finite], psi[finite], gray[finite]
     if not len(r):
         return r, psi, np.zeros(0, np.int64), gray
-    points, inverse, counts = np.unique(np.stack([r, psi], 1), axis=0, return_inverse=True, return_counts=True)
+    # to 9 decimals: the same object's ψ computed in nm differs in the 16th digit (5.6e-16 on a cement scan), which
+    # split 22 of its stacks of like objects when the voxel size was known
+    points, inverse, counts = np.unique(np.round(np.stack([r, psi], 1), 9), axis=0, return_inverse=True,
+                                        return_counts=True)
     inverse = inverse.ravel()
     with np.errstate(invalid="ignore", divide="ignore"):
         ok = np.isfinite(gray)
@@ -381,6 +392,17 @@ def mark_legend_counts(largest: int) -> list[int]:
     top = min(int(largest), MARK_CAP)
     middle = [k for k in (2, 5, 10) if 1 < k < top and 2 * k <= top + 1]
     return [1] + middle[-1:] + ([top] if top > 1 else [])
+
+
+def size_handles(largest: int) -> list:
+    """Legend entries for marks of up to ``largest`` objects (:func:`mark_legend_counts`): gray discs of the
+    scatter's areas, the cap written ≥."""
+    from matplotlib.lines import Line2D
+
+    cap = int(largest) > MARK_CAP
+    return [Line2D([], [], ls="", marker="o", markersize=float(np.sqrt(mark_areas([k])[0])), color="0.5",
+                   markeredgewidth=0, label=(f"≥{k}" if cap and k == MARK_CAP else f"{k}"))
+            for k in mark_legend_counts(int(largest))]
 
 
 @styled
@@ -411,20 +433,11 @@ def sphericity_figure(tables: dict, path, *, column="sphericity_voxel", voxel_si
             s = ax.scatter(r, psi, s=size, alpha=0.5 if len(t["label"]) > OVERPLOT else 1.0, edgecolors="none",
                            plotnonfinite=True, **style)
             sc = s if coloured else sc
-            if counts.max() > 1:  # a size legend: the area is proportional to the objects at the point
-                cap = int(counts.max()) > MARK_CAP
-                handles = [ax.scatter([], [], s=mark_areas([k]), color="0.5", edgecolors="none",
-                                      label=(f"≥{k}" if cap and k == MARK_CAP else f"{k}"))
-                           for k in mark_legend_counts(int(counts.max()))]
-                ax.add_artist(ax.legend(handles=handles, title="objects at a point", loc="upper left",
-                                        frameon=True, framealpha=0.85, edgecolor="none", labelspacing=1.0,
-                                        borderpad=0.8))
         else:
             no_objects(ax, empty_note)
             ax.set_xlim(0, 2)
         if column == "sphericity_voxel":
-            ax.axhline(2 / 3, color="0.4", lw=0.8, ls="--", label="2/3: voxel-face limit of a sphere")
-            ax.legend(loc="lower right", frameon=True, framealpha=0.85, edgecolor="none")
+            ax.axhline(2 / 3, color="0.4", lw=0.8, ls="--")
         ax.set_xlabel("equivalent radius (voxels)")
         ax.set_ylabel("sphericity ψ (" + column.split("_")[1] + ")")
         ax.set_xlim(left=0)
@@ -433,6 +446,16 @@ def sphericity_figure(tables: dict, path, *, column="sphericity_voxel", voxel_si
         _radius_axis(ax, voxel_size)
     if sc is not None:
         fig.colorbar(sc, ax=axes[0].tolist(), label="mean gray value")
+    # the legends under the axes, not on them: inside they hid the densest marks (a translucent box over the
+    # cloud near ψ = 2/3), and the line's legend listed the size marks a second time
+    if stacked > 1:  # a size legend: the area is proportional to the objects at the point
+        fig.legend(handles=size_handles(stacked), title="objects at a point", loc="outside lower left",
+                   ncol=len(mark_legend_counts(stacked)), frameon=False, columnspacing=0.8, handletextpad=0.2)
+    if column == "sphericity_voxel":
+        from matplotlib.lines import Line2D
+
+        fig.legend(handles=[Line2D([], [], color="0.4", lw=0.8, ls="--", label="ψ = 2/3: voxel-face limit\nof a sphere")],
+                   loc="outside lower right", frameon=False)
     coloured = ", coloured by mean gray value," if sc is not None else " (one colour: no gray values measured)"
     caption = (f"Sphericity (voxel faces) against equivalent radius{coloured} as the paper's Fig. 6(b, c). "
                "Voxel faces bias ψ toward 2/3 for large spheres.")
@@ -445,6 +468,9 @@ def sphericity_figure(tables: dict, path, *, column="sphericity_voxel", voxel_si
     if not marks:
         caption += f" Empty: {empty_note}."
     return save_figure(fig, path, caption, marks=marks)
+
+
+PLANE_LINE = dict(color="white", gapcolor="black", lw=0.6, ls=(0, (4, 4)), alpha=0.7)  # orthoslices' other planes
 
 
 @styled
@@ -471,6 +497,8 @@ def orthoslices(image, mask, path, *, centre=None, title="", reason: str = "", v
     panel_h = DOUBLE_COLUMN * 0.92 * max(heights) / sum(widths)
     fig, axes = new_figure(1, 3, figsize=(DOUBLE_COLUMN, min(max(panel_h, 1.2) + 0.6, 8.0)),
                            gridspec_kw={"width_ratios": widths})
+    fig.get_layout_engine().set(h_pad=0.08)  # (the default 0.04 in left the titles 0.4-2.5 pt over the top edge:
+    # the aspect-locked panels fill their slots, and constrained layout under-reserves for their titles)
     lo, hi = gray_range(*(p[2] for p in planes))
     colours = {"kept": np.array([0.902, 0.624, 0.0, 1.0], np.float32),
                "excluded": np.array([0.337, 0.706, 0.914, 1.0], np.float32)}
@@ -492,8 +520,8 @@ def orthoslices(image, mask, path, *, centre=None, title="", reason: str = "", v
             overlay[find_boundaries(left_out, mode="outer")] = colours["excluded"]
         ax.imshow(overlay, interpolation="nearest", aspect=aspect)
         row, col = cross[name]
-        ax.axhline(row, color="white", lw=0.5, ls=(0, (4, 4)), alpha=0.6)
-        ax.axvline(col, color="white", lw=0.5, ls=(0, (4, 4)), alpha=0.6)
+        for line in (ax.axhline, ax.axvline):  # white dashes with black gaps: seen on the bright sample too (white
+            line(row if line == ax.axhline else col, **PLANE_LINE)  # alone vanished on it)
         ax.set_title(f"{name} = {centre[axis]}")
         ax.set_axis_off()
         add_scale_bar(ax, float(voxel_size[horiz]) if voxel_size else None, img.shape[1])
@@ -501,7 +529,7 @@ def orthoslices(image, mask, path, *, centre=None, title="", reason: str = "", v
         else []
     if any_excluded:
         handles.append(Line2D([], [], color=colours["excluded"], lw=2, label="objects not counted"))
-    handles.append(Line2D([], [], color="0.3", lw=0.8, ls=(0, (4, 4)), label="the other two planes"))
+    handles.append(Line2D([], [], **{**PLANE_LINE, "lw": 1.0, "ls": (0, (2.4, 2.4))}, label="the other two planes"))
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
     if title:
         fig.suptitle(title)
@@ -524,13 +552,16 @@ def fraction_along_z(fractions: dict, path, *, voxel_size=None, inside_sample: b
     holds it; ``inside_sample``: the fractions are of the sample mask's voxels in each slice (axis label and
     caption say so); ``note`` is written on the plot (e.g. that no object was kept)."""
     fig, ax = new_figure(figsize=(SINGLE_COLUMN, 2.5))
+    unit, size = "µm", 1000.0
+    if voxel_size and max(len(f) for f in fractions.values()) * float(voxel_size[0]) >= 1e6:
+        unit, size = "mm", 1e6  # a lab scan: 0 to 5 mm, not 0 to 5000 µm (as the 3D view)
     for name, f in fractions.items():
         z = np.arange(len(f))
-        x = z * voxel_size[0] / 1000 if voxel_size else z
+        x = z * voxel_size[0] / size if voxel_size else z
         ax.plot(x, 100 * np.asarray(f), label=name)
     if voxel_size:
-        ax.set_xlabel("z (µm)")
-        vz = float(voxel_size[0]) / 1000
+        ax.set_xlabel(f"z ({unit})")
+        vz = float(voxel_size[0]) / size
         sec = ax.secondary_xaxis("top", functions=(lambda u: u / vz, lambda s: s * vz))
         sec.set_xlabel("z (slice)")
     else:
@@ -596,9 +627,17 @@ def objects_3d(table: dict, shape, path, *, voxel_size=None, column: str = "equi
     vs = np.asarray(voxel_size if voxel_size else (1.0, 1.0, 1.0), float)
     unit = 1000.0 if voxel_size else 1.0
     label = "µm" if voxel_size else "voxels"
+    if voxel_size and max(np.asarray(shape, float) * vs) >= 1e6:  # a lab scan: 0 to 5 mm, not 0 to 5000 µm
+        unit, label = 1e6, "mm"
     if column not in table or not voxel_size:
         column = "equivalent_radius_vox"
     values = np.asarray(table[column], float)
+    radius_unit = "voxels"
+    if column.endswith("_nm"):  # the colour bar in nm, µm or mm: a 50 µm voxel scan's read 180000 nm
+        from ..io.units import readable_unit
+
+        radius_unit, size = readable_unit(float(np.nanmax(values, initial=0.0)))
+        values = values / size
     total = len(values)
     norm = colour_scale(values)
     pick = slice(None)
@@ -642,7 +681,7 @@ def objects_3d(table: dict, shape, path, *, voxel_size=None, column: str = "equi
                       bbox=dict(boxstyle="round", fc="white", ec="0.6", lw=0.6))
     if total:
         fig.colorbar(ScalarMappable(norm=norm, cmap="viridis"), ax=fig.axes, shrink=0.7,
-                     label="equivalent radius (nm)" if column.endswith("_nm") else "equivalent radius (voxels)")
+                     label=f"equivalent radius ({radius_unit})")
     drawn = len(values)
     sample = ""
     if drawn < total:

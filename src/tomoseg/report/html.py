@@ -48,7 +48,8 @@ def _fmt(v) -> str:
             return "–"
         if v != 0 and abs(v) < 1e-3:  # small values keep their digits: 1.409e-04, not 0.0001409 or 0
             return f"{v:.3e}"
-        return f"{v:.4g}" if abs(v) < 1e5 else f"{v:,.0f}"
+        short = f"{v:.4g}"  # from 10,000 up .4g turns scientific (8.419e+04): grouped digits instead, so one
+        return f"{v:,.0f}" if "e+" in short else short  # column never mixes 8.419e+04 with 114,270
     if isinstance(v, int):
         return f"{v:,}"
     return html.escape(str(v))
@@ -91,6 +92,8 @@ def _cell(key, v) -> str:
         return _score(v)
     if key in _PERCENTS:
         return _percent(v)
+    if str(key).endswith("_per_um3") and isinstance(v, float) and 0 < v < 1e-4:  # a lab scan's 1.000e-09 per µm³:
+        return f"{_fmt(v)} ({_fmt(v * 1e9)} per mm³)"                           # also said per mm³, as analyze
     return _fmt(v)
 
 
@@ -108,6 +111,28 @@ def _name(key) -> str:
     if key in _NAMES:
         return f'{html.escape(_NAMES[key])} <span class="note">{html.escape(key)}</span>'
     return html.escape(key)
+
+
+def settings_text(settings: dict) -> str:
+    """The settings of an analysis in words (the page printed their JSON): "object where the map exceeds 127 of
+    255; voxels touching by a face, an edge or a corner (26-connectivity) are one object; objects touching the
+    border left out; objects under 8 voxels left out; input read as: auto". Keys it does not know are listed as
+    ``key value``."""
+    said, rest = [], dict(settings)
+    if "threshold" in rest:
+        said.append(f"object where the map exceeds {rest.pop('threshold')} of 255")
+    if "connectivity" in rest:
+        c = rest.pop("connectivity")
+        said.append("voxels touching by " + {6: "a face", 18: "a face or an edge"}.get(c, "a face, an edge or a corner")
+                    + f" ({c}-connectivity) are one object")
+    if "exclude_border" in rest:
+        said.append("objects touching the border " + ("left out" if rest.pop("exclude_border") else "kept"))
+    if "min_voxels" in rest:
+        said.append(f"objects under {rest.pop('min_voxels')} voxels left out")
+    if "read_as" in rest:
+        said.append(f"input read as: {rest.pop('read_as')}")
+    said += [f"{k.replace('_', ' ')} {v}" for k, v in rest.items()]
+    return "; ".join(said)
 
 
 def _kv_table(d: dict, skip=()) -> str:
@@ -368,7 +393,7 @@ def build_report(run_dir, *, title: str | None = None, output=None) -> Path:
             parts.append("<h2>Object analysis</h2>")
             parts.append(_kv_table(s, skip=("settings",)))
             if "settings" in s:
-                parts.append('<p class="note">Settings: ' + html.escape(json.dumps(s["settings"])) + "</p>")
+                parts.append('<p class="note">Settings: ' + html.escape(settings_text(s["settings"])) + "</p>")
     if figs:
         parts.append("<h2>Figures</h2>")
         parts.append('<div class="grid">' + "".join(_figure(f, captions, number=i, page_dir=out.parent)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.units import readable_unit
 from ..report.figures import (DOUBLE_COLUMN, OKABE_ITO, SINGLE_COLUMN, add_scale_bar, gray_range, new_figure,
                               no_objects, save_figure, styled)
 from .tracking import count_label, group_totals, status_counts
@@ -31,7 +32,7 @@ def radius_figure(table: dict, path, *, unit: str = "nm") -> Path:
     col = "radius_nm" if unit == "nm" else "radius_vox"
     keep = _kept(table)
     counts = status_counts(table)
-    fig, ax = new_figure(figsize=(SINGLE_COLUMN, SINGLE_COLUMN))
+    fig, ax = new_figure(figsize=(SINGLE_COLUMN, SINGLE_COLUMN + 0.6))  # + the legend's rows under the axes
     hi = 1.0
     drawn = 0
     for status in ("persisting", "merged", "split"):
@@ -53,9 +54,17 @@ def radius_figure(table: dict, path, *, unit: str = "nm") -> Path:
     ax.set_xlim(0, hi * 1.05)
     ax.set_ylim(0, hi * 1.05)
     ax.set_aspect("equal")
-    ax.set_xlabel(f"equivalent radius before ({'nm' if unit == 'nm' else 'voxels'})")
-    ax.set_ylabel(f"equivalent radius after ({'nm' if unit == 'nm' else 'voxels'})")
-    ax.legend(loc="upper left", frameon=True, framealpha=0.85, edgecolor="none")
+    name = "voxels"
+    if unit == "nm":  # ticks in nm, µm or mm (a lab scan's radii read 200000 nm)
+        from matplotlib.ticker import FuncFormatter
+
+        name, size = readable_unit(hi)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / size:g}"))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / size:g}"))
+    ax.set_xlabel(f"equivalent radius before ({name})")
+    ax.set_ylabel(f"equivalent radius after ({name})")
+    # under the axes: in the upper left its translucent box hid the objects that grew most
+    fig.legend(loc="outside lower center", ncol=1, frameon=False)  # (two columns ran past a column's width)
     return save_figure(fig, path, "Equivalent radius after against before (dashed: no change); persisting "
                                   "objects one by one, merges and splits one point per group (the radius of a "
                                   "sphere of the group's total volume); objects off the edge of both fields of "

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import platform
 from pathlib import Path
 
@@ -44,10 +43,33 @@ def _fmt(v) -> str:
     return html.escape(str(v))
 
 
+# the growth table's headers as docs/tracking.md writes them (the key, as summary.json names it, beside)
+_HEADERS = {"radius_from_vox": "radius before from (voxels)", "radius_to_vox": "to (voxels)",
+            "mean_delta_radius_nm": "mean Δradius (nm)", "mean_delta_radius_vox": "mean Δradius (voxels)",
+            "median_delta_volume_rel": "median ΔV/V", "grew_10pct": "grew > 10 %", "shrank_10pct": "shrank > 10 %"}
+# the inputs, as the page's first line says them (it printed the JSON of the run's arguments)
+_INPUTS = {"before": "BEFORE scan", "after": "AFTER scan", "before_labels": "BEFORE objects",
+           "after_labels": "AFTER objects", "transform": "given transform"}
+
+
+def inputs_line(inputs: dict | None) -> str:
+    """The run's inputs in words: ``BEFORE scan b.tif; AFTER scan a.tif; BEFORE objects ...`` (those given)."""
+    said = [f"{_INPUTS.get(k, k.replace('_', ' '))} {v}" for k, v in (inputs or {}).items() if v not in (None, "")]
+    return "; ".join(said)
+
+
 def _table(rows: list[dict], columns: list[str]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{_fmt(r.get(c))}</td>" for c in columns) + "</tr>" for r in rows)
+    head = "".join(f'<th>{html.escape(_HEADERS[c])} <span class="note">{html.escape(c)}</span></th>'
+                   if c in _HEADERS else f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{_cell(c, r.get(c))}</td>" for c in columns) + "</tr>" for r in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _cell(column: str, v) -> str:
+    """A relative change as a signed percentage (+175 %, as docs/tracking.md writes it; it read 1.75)."""
+    if column.endswith("_rel") and isinstance(v, float) and v == v:
+        return f"{100 * v:+.3g} %"
+    return _fmt(v)
 
 
 def _figure(path: Path, caption: str) -> str:
@@ -160,8 +182,8 @@ def write_tracking(result: Tracking, out_dir, *, shape=None, voxel_size=None, in
         **{k: v for k, v in result.registration.to_dict().items() if k != "matrix"}}), default=float)
     write_result_json(out / "summary.json", json_safe(summary), default=float)
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>tomoseg track</title><style>{_CSS}</style>"
-            f"</head><body><h1>tomoseg track</h1><p class='note'>tomoseg {__version__}; "
-            f"{html.escape(json.dumps(inputs or {}))}</p>{track_section(summary, figs)}</body></html>")
+            f"</head><body><h1>tomoseg track</h1><p class='note'>{html.escape(inputs_line(inputs))}; tomoseg "
+            f"{__version__}.</p>{track_section(summary, figs)}</body></html>")
     write_result_text(out / "track.html", page)
     lookup = result.match_id_lookup  # the AFTER labels numbered by match ID, written chunk by chunk
     top = int(lookup.max(initial=0))
