@@ -30,6 +30,16 @@ def vol():
     ({"pixel_size": 0.65, "units": "counts"}, None, "pixel_size has units 'counts', not a length"),
     ({"pixel_size": [0.65, 0.65], "units": "um"}, None, "pixel_size holds 2 values, not 1 or 3"),
     ({"voxel_size": [0.65] * 3}, None, "the dataset's voxel_size has no units attribute"),  # was silent
+    # the unit in the value itself: "no units attribute", unknown (adversarial review HP1)
+    ({"pixel_size": "0.65 um"}, (650.0,) * 3, "pixel_size is '0.65 um', taken as an isotropic voxel size of 650 nm"),
+    ({"pixel_size": np.bytes_(b"650nm")}, (650.0,) * 3, "taken as an isotropic voxel size of 650 nm"),
+    # a unit for each axis: "no units attribute", unknown (HP2)
+    ({"pixel_size": [1.5, 0.65, 0.65], "units": ["um", "um", "um"]}, (1500.0, 650.0, 650.0),
+     "pixel_size (1.5, 0.65, 0.65 um, z, y, x)"),
+    ({"pixel_size": [1.5, 650, 650], "units": np.array([b"um", b"nm", b"nm"])}, (1500.0, 650.0, 650.0),
+     "pixel_size (1.5, 650, 650 (units um, nm, nm), z, y, x)"),
+    ({"pixel_size": 0.65, "units": 5}, None, "pixel_size has units 5, not a length tomoseg knows"),
+    ({"pixel_size": "0.65 parsecs"}, None, "pixel_size has no units attribute"),
 ])
 def test_a_volumes_pixel_size_attribute_is_read_with_its_units(tmp_path, vol, attrs, expected, said):
     p = tmp_path / "rec.h5"
@@ -143,28 +153,6 @@ def test_info_does_not_say_the_file_is_silent_when_its_notes_say_what_it_gives(t
         f["data"] = vol
     assert main(["info", str(plain)]) == 0
     assert "voxel size    unknown (the file does not say; pass --voxel-size Z Y X)" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("attrs, expected, said", [
-    # the unit in the value itself: "no units attribute", unknown (adversarial review HP1)
-    ({"pixel_size": "0.65 um"}, (650.0,) * 3, "pixel_size is '0.65 um', taken as an isotropic voxel size of 650 nm"),
-    ({"pixel_size": np.bytes_(b"650nm")}, (650.0,) * 3, "taken as an isotropic voxel size of 650 nm"),
-    # a unit for each axis: "no units attribute", unknown (HP2)
-    ({"pixel_size": [1.5, 0.65, 0.65], "units": ["um", "um", "um"]}, (1500.0, 650.0, 650.0),
-     "pixel_size (1.5, 0.65, 0.65 um, z, y, x)"),
-    ({"pixel_size": [1.5, 650, 650], "units": np.array([b"um", b"nm", b"nm"])}, (1500.0, 650.0, 650.0),
-     "pixel_size (1.5, 650, 650 (units um, nm, nm), z, y, x)"),
-    ({"pixel_size": 0.65, "units": 5}, None, "pixel_size has units 5, not a length tomoseg knows"),
-    ({"pixel_size": "0.65 parsecs"}, None, "pixel_size has no units attribute"),
-])
-def test_a_pixel_size_with_its_unit_in_the_value_or_one_unit_per_axis(tmp_path, vol, attrs, expected, said):
-    p = tmp_path / "rec.h5"
-    with h5py.File(p, "w") as f:
-        f["/data"] = vol
-        f["/data"].attrs.update(attrs)
-    with open_volume(p) as v:
-        assert v.voxel_size == (pytest.approx(expected) if expected else None)
-        assert any(said in n for n in v.notes), v.notes
 
 
 @pytest.mark.parametrize("binning", [np.array([1]), np.int64(1), np.array([1.0])], ids=["int-array", "int", "float"])
