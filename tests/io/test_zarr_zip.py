@@ -206,9 +206,10 @@ def test_a_chunk_failing_its_crc_gives_one_error_line(tmp_path, command, tiny_mo
     _zip_with_a_bad_chunk(folder, bad, "c/1/1/1")
     np.save(tmp_path / "gt.npy", np.zeros(vol.shape, np.uint8))
     args = {"info": ["info", bad],
-            "analyze": ["analyze", "-q", bad, "--csv", tmp_path / "o.csv"],
+            # random gray values read as a map: --read-as says so (else the gray-scan warning comes first)
+            "analyze": ["analyze", "-q", bad, "--csv", tmp_path / "o.csv", "--read-as", "probability"],
             "segment": ["segment", "-q", bad, tmp_path / "o.zarr", "--model", tiny_model_factory(2)],
-            "evaluate-prediction": ["evaluate", "-q", bad, tmp_path / "gt.npy"],
+            "evaluate-prediction": ["evaluate", "-q", bad, tmp_path / "gt.npy", "--read-as", "probability"],
             "evaluate-labels": ["evaluate", "-q", tmp_path / "gt.npy", bad]}[command]
     src = str(Path(__file__).resolve().parents[2] / "src")
     proc = subprocess.run([sys.executable, "-m", "tomoseg", *map(str, args)], capture_output=True, encoding="utf-8",
