@@ -31,12 +31,14 @@ def _exclusion_args(p) -> None:
 
 def _options(args):
     from ..objects import AnalysisOptions
+    from ..objects.measure_processes import measure_processes
 
     if args.min_voxels < 1:
         raise TomosegError(f"--min-voxels {args.min_voxels}: give at least 1")
     check_threshold(args.threshold)
     return AnalysisOptions(threshold=args.threshold, connectivity=args.connectivity,
-                           exclude_border=not args.keep_border, min_voxels=args.min_voxels, read_as=args.read_as)
+                           exclude_border=not args.keep_border, min_voxels=args.min_voxels, read_as=args.read_as,
+                           processes=measure_processes())
 
 
 def _settings(options) -> dict:

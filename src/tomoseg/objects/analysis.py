@@ -25,6 +25,7 @@ from ..io.disk_space import make_temporary_folder
 from .labelling import label_chunked, label_objects, open_label_store
 from .large_regions import large_dark_regions, large_regions_warning
 from .measure import edge_weights, measure_table, rows_of, select_objects, summarize
+from .measure_processes import MeasurePool, measure_block
 from .reading import (MaskView, Reading, ReadingChanged, check_threshold, mask_of, probability_values,
                       read_as)
 
@@ -41,9 +42,15 @@ class AnalysisOptions:
     min_voxels: int = 8
     chunks: tuple = (128, 128, 128)
     in_memory_voxels: int = IN_MEMORY_VOXELS
+    # worker processes measuring the objects of a volume labelled chunk by chunk (measure_processes.py); 0: the
+    # labelling's threads, which the GIL holds to about one core. The CLI gives one a core; a script that sets it
+    # needs the ``if __name__ == "__main__":`` guard every use of multiprocessing does
+    processes: int = 0
 
     def __post_init__(self):
         check_threshold(self.threshold)
+        if not isinstance(self.processes, int) or self.processes < 0:
+            raise TomosegError(f"processes {self.processes!r} must be a non-negative integer")
 
 
 @dataclass(frozen=True)
@@ -302,10 +309,12 @@ def _label_and_measure(volume, prob_map: bool, intensity, probability, voxel_siz
     try:
         store = tmp / "labels.zarr"
         # bounding boxes, the fraction along z and the objects within one chunk measured as labels are written
-        inner = _InnerObjects(shape, intensity, probability, voxel_size, probability is volume)
-        label_chunked(volume, store, chunks=options.chunks, connectivity=options.connectivity,
-                      threshold=options.threshold if prob_map else None, visit=inner,
-                      progress=None if progress is None else _Halved(progress))
+        with MeasurePool(options.processes) as pool:  # the objects measured in processes: not held by the GIL
+            inner = _InnerObjects(shape, intensity, probability, voxel_size, probability is volume,
+                                  measure=pool.measure)
+            label_chunked(volume, store, chunks=options.chunks, connectivity=options.connectivity,
+                          threshold=options.threshold if prob_map else None, visit=inner,
+                          progress=None if progress is None else _Halved(progress))
         labels_arr = open_label_store(store)
         done = inner.parts + inner.crossing()
         rest = inner.bounds.boxes(sorted(inner.dropped))  # every other object is measured already
@@ -622,9 +631,12 @@ class _InnerObjects:
     afterwards from the volumes (:func:`_measure_chunked`)."""
 
     def __init__(self, shape, intensity, probability, voxel_size, probability_read: bool = False,
-                 piece_bytes: int | None = None):
-        """``probability_read``: ``probability`` is the volume being labelled, whose blocks come with the labels."""
+                 piece_bytes: int | None = None, measure=measure_block):
+        """``probability_read``: ``probability`` is the volume being labelled, whose blocks come with the labels.
+        ``measure``: :func:`.measure_processes.measure_block`, or a :class:`.measure_processes.MeasurePool`'s
+        ``measure`` (in worker processes)."""
         self.shape, self.intensity, self.probability, self.voxel_size = shape, intensity, probability, voxel_size
+        self.measure = measure
         self.probability_read = probability_read
         self.bounds = _Bounds(shape)
         self.parts: list = []
@@ -642,10 +654,6 @@ class _InnerObjects:
         prob = block if self.probability_read else None if self.probability is None else \
             np.asarray(self.probability[region])
 
-        def local_read(sub):
-            at = _within(sub, region)
-            return labels[at], None if gray is None else gray[at], None if prob is None else prob[at]
-
         first = np.array([r.start for r in region])
         last = np.array([r.stop for r in region])
         alone = np.all(((starts > first) | (first == 0)) & ((stops < last) | (last == np.array(shape))), axis=1)
@@ -658,8 +666,7 @@ class _InnerObjects:
                 at = _within(box, region)
                 pieces.append((lab, (box, labels[at] == lab, None if gray is None else gray[at].copy(),
                                      None if prob is None else prob[at].copy())))
-        part = measure_table(None, voxel_size=self.voxel_size, shape=shape, bboxes=inner, read=local_read) \
-            if inner else None
+        part = self.measure(labels, gray, prob, region, inner, self.voxel_size, shape) if inner else None
         with self._lock:
             if part is not None:
                 self.parts.append(part)
