@@ -3,10 +3,11 @@
 Measuring an object is many small steps (a crop, a few NumPy calls on a handful of voxels, scikit-image's marching
 cubes), and each holds Python's global interpreter lock: on threads, ``analyze`` measured on about one core
 whatever the machine had. A chunk's objects are measured instead in a pool of processes (the standard library's
-``ProcessPoolExecutor``, its processes spawned: forking a process that runs threads is not safe, and a
-forkserver's workers keep it alive after the main process is killed, and it them), fed by the labelling's worker threads: each sends its chunk (the labels, the gray values, the
-probabilities: about 14 MB for 128^3) and waits for the table. The tables are those of :func:`measure_block` run
-in this process, value for value.
+``ProcessPoolExecutor``), fed by the labelling's worker threads: each sends its chunk (the labels, the gray
+values, the probabilities: about 14 MB for 128^3) and waits for the table. The tables are those of
+:func:`measure_block` run in this process, value for value. The processes are spawned: forking a process that
+runs threads is not safe, and a forkserver's workers keep it alive after the main process is killed (they hold
+its pipe), and it them.
 
 The workers ignore Ctrl-C (the main process stops the run and the pool: no traceback from each worker); they end
 with a SIGTERM, and on their own once the main process is gone (killed).
