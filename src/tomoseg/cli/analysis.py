@@ -11,7 +11,7 @@ from ..io.output_guard import (FOLDER_MARKER, PROVENANCE_SUFFIX, check_outputs_a
                                check_table_output, read_record)
 from ..io.result_folders import check_result_folder, make_result_folder, same_prediction
 from ..io.segment_record import segmentation_of
-from ..io.units import readable_unit
+from ..io.units import MM3_BELOW_PER_UM3, number_text, readable_unit
 from ..io.voxel_sizes import UNKNOWN_NOTE, shared_voxel_size
 from .registry import check_threshold, checked_voxel_size, command, overwrite_arg, voxel_size_arg
 
@@ -283,11 +283,11 @@ def _summary_line(s: dict, options, masked: bool) -> str:
     border = "touch the border" + (" or the ROI box" if roi else "")
     per_um3 = s.get("number_density_per_um3") is not None
     key, unit, scale = ("per_um3", " /µm³", 1.0) if per_um3 else ("per_mvox", " per 10^6 voxels", 1.0)
-    if per_um3 and s["number_density_per_um3"] < 1e-4:  # objects mm apart (lab scans): 3.49 /mm³, not 3.49e-09 /µm³
+    if per_um3 and s["number_density_per_um3"] < MM3_BELOW_PER_UM3:  # lab scans: 3.49 /mm³, not 3.49e-09 /µm³
         unit, scale = " /mm³", 1e9
-    density = f"{_number(scale * s['number_density_' + key])}{unit}" + ("" if per_um3 else " (voxel size unknown)")
+    density = f"{number_text(scale * s['number_density_' + key])}{unit}" + ("" if per_um3 else " (voxel size unknown)")
     corrected = s.get("number_density_corrected_" + key)
-    density += (f" (kept objects; {_number(scale * corrected)}{unit} with the Miles-Lantuéjoul edge correction)"
+    density += (f" (kept objects; {number_text(scale * corrected)}{unit} with the Miles-Lantuéjoul edge correction)"
                 if corrected is not None else " (kept objects: biased low by the border exclusion)")
     return (f"{kept} of {s['objects_all']} ({s['excluded_border']} {border}, {s['excluded_small']} more under "
             f"{options.min_voxels} voxels); mean radius {radius}; volume fraction {s['volume_fraction_all_objects']:.3%} "
@@ -303,12 +303,6 @@ def _steps(args, total: int, desc: str):
     from . import progress_enabled
 
     return Progress(total, desc=desc, unit="steps") if progress_enabled(args) else contextlib.nullcontext()
-
-
-def _number(v: float) -> str:
-    """4 significant digits; from 10,000 up in grouped digits (.4g wrote 1.589e+06)."""
-    short = f"{v:.4g}"
-    return f"{v:,.0f}" if "e+" in short else short
 
 
 def _mean_sd(mean, sd, unit: str) -> str:

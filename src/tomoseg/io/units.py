@@ -96,3 +96,18 @@ def readable_unit(largest_nm: float) -> tuple[str, float]:
         if abs(largest_nm) >= size:
             return name, size
     return "nm", 1.0
+
+
+def number_text(v: float) -> str:
+    """A measured number as messages and reports write it: 4 significant digits, and from 10,000 up whole, in
+    grouped digits (``.4g`` turns scientific there, and one column mixed 8.419e+04 with 114,270).
+
+    >>> number_text(3.14159), number_text(84190.2), number_text(1.589e6)
+    ('3.142', '84,190', '1,589,000')
+    """
+    short = f"{v:.4g}"
+    return f"{v:,.0f}" if "e+" in short else short
+
+
+MM3_BELOW_PER_UM3 = 1e-4  # number densities under this per µm³ (objects mm apart: lab scans) are said per mm³ too
+

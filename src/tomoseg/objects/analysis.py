@@ -24,7 +24,7 @@ from ..io.volume import path_of
 from ..io.disk_space import make_temporary_folder
 from .labelling import label_chunked, label_objects, open_label_store
 from .large_regions import large_dark_regions, large_regions_warning
-from .measure import edge_weights, measure_table, rows_of, select_objects, summarize
+from .measure import edge_weights, measure_table, rows_of, select_objects, summarize, within
 from .measure_processes import MeasurePool, measure_block
 from .reading import (MaskView, Reading, ReadingChanged, check_threshold, mask_of, probability_values,
                       read_as)
@@ -536,11 +536,6 @@ def slice_counts(profile, labels, nz: int) -> np.ndarray:
     return np.bincount(keys[mine] % nz, weights=counts[mine], minlength=nz).astype(np.int64)
 
 
-def _within(box, region) -> tuple:
-    """``box`` (slices of the volume) as slices of an array holding ``region`` of it."""
-    return tuple(slice(b.start - r.start, b.stop - r.start) for b, r in zip(box, region))
-
-
 class _Halved:
     """A progress bar counted in half steps (two passes over the volume make one bar of its voxels)."""
 
@@ -658,12 +653,12 @@ class _InnerObjects:
         last = np.array([r.stop for r in region])
         alone = np.all(((starts > first) | (first == 0)) & ((stops < last) | (last == np.array(shape))), axis=1)
         inner, pieces = {}, []
-        for lab, a, b, within in zip(ids.tolist(), starts.tolist(), stops.tolist(), alone.tolist()):
+        for lab, a, b, inside_chunk in zip(ids.tolist(), starts.tolist(), stops.tolist(), alone.tolist()):
             box = tuple(slice(x, y) for x, y in zip(a, b))
-            if within:
+            if inside_chunk:
                 inner[lab] = box
             else:
-                at = _within(box, region)
+                at = within(box, region)
                 pieces.append((lab, (box, labels[at] == lab, None if gray is None else gray[at].copy(),
                                      None if prob is None else prob[at].copy())))
         part = self.measure(labels, gray, prob, region, inner, self.voxel_size, shape) if inner else None
@@ -709,7 +704,7 @@ class _InnerObjects:
         prob = None if first[3] is None else np.zeros(size, first[3].dtype)
         for lab in labs:
             for where, mask, g, p in self.pieces[lab]:
-                at = _within(where, region)
+                at = within(where, region)
                 labels[at][mask] = lab
                 if gray is not None:
                     gray[at][mask] = g[mask]
@@ -755,7 +750,7 @@ def _measure_chunked(labels, bboxes: dict, intensity, probability, voxel_size, o
             data = read(region)
 
             def local_read(sub, data=data, region=region):
-                at = _within(sub, region)
+                at = within(sub, region)
                 return tuple(None if d is None else d[at] for d in data)
 
             out.append(measure_table(None, voxel_size=voxel_size, shape=shape, bboxes=inside, read=local_read))

@@ -188,6 +188,11 @@ def _measure(labels, intensity, probability, voxel_size, shape, origin, bboxes, 
     return table
 
 
+def within(box, region) -> tuple:
+    """``box`` (slices of the volume) as slices of an array holding ``region`` of it."""
+    return tuple(slice(b.start - r.start, b.stop - r.start) for b, r in zip(box, region))
+
+
 def blank_nm_columns(table: dict) -> dict:
     """``table`` with its physical columns (``*_nm``, ``*_nm2``, ``*_nm3``) NaN: for a voxel size that is not
     known, where :func:`measure_objects` used 1 nm voxels."""

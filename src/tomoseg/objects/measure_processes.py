@@ -40,10 +40,10 @@ def measure_processes(cores: int | None = None) -> int:
 def measure_block(labels: np.ndarray, gray, prob, region: tuple, bboxes: dict, voxel_size, shape) -> dict:
     """The table of the objects ``bboxes`` (label -> box in the volume) that lie within ``region``, from that
     region's labels and (optional) gray values and probabilities."""
-    from .measure import measure_table
+    from .measure import measure_table, within
 
     def read(sub):
-        at = tuple(slice(b.start - r.start, b.stop - r.start) for b, r in zip(sub, region))
+        at = within(sub, region)
         return labels[at], None if gray is None else gray[at], None if prob is None else prob[at]
 
     return measure_table(None, voxel_size=voxel_size, shape=shape, bboxes=bboxes, read=read)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .._version import __version__
 from ..io.output_guard import PROVENANCE_SUFFIX, REPORT_MARK, check_report_output
+from ..io.units import MM3_BELOW_PER_UM3, number_text
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;
@@ -48,8 +49,7 @@ def _fmt(v) -> str:
             return "–"
         if v != 0 and abs(v) < 1e-3:  # small values keep their digits: 1.409e-04, not 0.0001409 or 0
             return f"{v:.3e}"
-        short = f"{v:.4g}"  # from 10,000 up .4g turns scientific (8.419e+04): grouped digits instead, so one
-        return f"{v:,.0f}" if "e+" in short else short  # column never mixes 8.419e+04 with 114,270
+        return number_text(v)
     if isinstance(v, int):
         return f"{v:,}"
     return html.escape(str(v))
@@ -92,7 +92,7 @@ def _cell(key, v) -> str:
         return _score(v)
     if key in _PERCENTS:
         return _percent(v)
-    if str(key).endswith("_per_um3") and isinstance(v, float) and 0 < v < 1e-4:  # a lab scan's 1.000e-09 per µm³:
+    if str(key).endswith("_per_um3") and isinstance(v, float) and 0 < v < MM3_BELOW_PER_UM3:  # a lab scan's 1e-09:
         return f"{_fmt(v)} ({_fmt(v * 1e9)} per mm³)"                           # also said per mm³, as analyze
     return _fmt(v)
 
