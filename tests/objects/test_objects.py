@@ -34,20 +34,14 @@ def test_mesh_sphericity_of_round_objects(r):
     assert measure_objects(ball(r))["sphericity_mesh"][0] >= 0.9
 
 
-def test_per_object_sphericity_is_the_public_formula_to_the_last_bit():
-    """measure_objects computes each object's sphericity in plain floats: exactly wadell_sphericity of one
-    object (as it was computed before), and within an ulp of its array form (NumPy's vectorized power rounds
-    a few per cent of values the other way); 1 for an exact sphere, NaN for no surface."""
-    from tomoseg.objects.measure import _sphericity, wadell_sphericity
+def test_sphericity_is_the_public_formula_to_the_last_bit():
+    """The table's sphericities are wadell_sphericity of its own volume and surface columns; 1 for an exact
+    sphere, NaN for no surface."""
+    from tomoseg.objects.measure import wadell_sphericity
 
-    rng = np.random.default_rng(5)
-    volumes, surfaces = rng.uniform(1, 1e6, 2000).tolist(), rng.uniform(1, 1e5, 2000).tolist()
-    plain = [_sphericity(v, s) for v, s in zip(volumes, surfaces)]
-    assert plain == [float(wadell_sphericity(v, s)) for v, s in zip(volumes, surfaces)]
-    np.testing.assert_allclose(plain, wadell_sphericity(volumes, surfaces), rtol=4e-16, atol=0)
     r = 2.5
-    assert _sphericity(4 / 3 * np.pi * r ** 3, 4 * np.pi * r ** 2) == pytest.approx(1.0, rel=1e-12)
-    assert np.isnan(_sphericity(3.0, 0.0)) and np.isnan(wadell_sphericity(3.0, 0.0))
+    assert wadell_sphericity(4 / 3 * np.pi * r ** 3, 4 * np.pi * r ** 2) == pytest.approx(1.0, rel=1e-12)
+    assert np.isnan(wadell_sphericity(3.0, 0.0))
     t = measure_objects(ball(6), voxel_size=(10.0, 20.0, 30.0))
     assert t["sphericity_voxel"][0] == wadell_sphericity(t["volume_nm3"][0], t["surface_voxel_nm2"][0])
 

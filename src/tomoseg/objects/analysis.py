@@ -747,13 +747,9 @@ def _measure_chunked(labels, bboxes: dict, intensity, probability, voxel_size, o
         outside = {l: bboxes[l] for l in labs if l not in inside}
         out = []
         if inside:
-            data = read(region)
-
-            def local_read(sub, data=data, region=region):
-                at = within(sub, region)
-                return tuple(None if d is None else d[at] for d in data)
-
-            out.append(measure_table(None, voxel_size=voxel_size, shape=shape, bboxes=inside, read=local_read))
+            lab, gray, prob = read(region)
+            out.append(measure_table(lab, intensity=gray, probability=prob, voxel_size=voxel_size, shape=shape,
+                                     bboxes=inside, region=region))
         if outside:
             out.append(measure_table(None, voxel_size=voxel_size, shape=shape, bboxes=outside, read=read))
         return out

@@ -35,12 +35,6 @@ def wadell_sphericity(volume, surface):
         return np.where(surface > 0, np.pi ** (1 / 3) * (6 * volume) ** (2 / 3) / surface, np.nan)
 
 
-def _sphericity(volume: float, surface: float) -> float:
-    """:func:`wadell_sphericity` of one object, in plain floats (the same arithmetic, without NumPy's per-call
-    cost on scalars)."""
-    return np.pi ** (1 / 3) * (6 * volume) ** (2 / 3) / surface if surface > 0 else float("nan")
-
-
 def voxel_face_area(obj: np.ndarray, voxel_size) -> float:
     """Area of the faces between object and non-object voxels (obj is a padded boolean crop)."""
     vz, vy, vx = voxel_size
@@ -112,80 +106,91 @@ def measure_objects(labels, *, intensity=None, probability=None, voxel_size=None
 
 
 def measure_table(labels, *, intensity=None, probability=None, voxel_size=None, shape=None, origin=(0, 0, 0),
-                  bboxes=None, read=None) -> dict:
-    """:func:`measure_objects` of a voxel size checked already (the callers that measure part by part)."""
-    table = _measure(labels, intensity, probability, voxel_size, shape, origin, bboxes, read)
+                  bboxes=None, read=None, region=None) -> dict:
+    """:func:`measure_objects` of a voxel size checked already (the callers that measure part by part). With
+    ``region`` (three slices of a volume of ``shape``), ``labels`` (and ``intensity``, ``probability``) are that
+    block of the volume, and the objects of ``bboxes`` (each inside it with a voxel of margin, except at the
+    volume's edge) are measured from it at once (:func:`~.region_measure.measure_region`)."""
+    if region is not None:
+        from .region_measure import measure_region
+
+        table = measure_region(labels, region, wanted=list(bboxes), intensity=intensity, probability=probability,
+                               voxel_size=tuple(float(v) for v in (voxel_size or (1.0, 1.0, 1.0))), shape=shape,
+                               origin=tuple(float(o) for o in origin))
+    else:
+        table = _measure(labels, intensity, probability, voxel_size, shape, origin, bboxes, read)
     return table if voxel_size is not None else blank_nm_columns(table)
 
 
 def _measure(labels, intensity, probability, voxel_size, shape, origin, bboxes, read) -> dict:
-    """The table, with 1 nm voxels where ``voxel_size`` is None."""
+    """The table, with 1 nm voxels where ``voxel_size`` is None: every object of ``labels`` in memory, measured a
+    slab at a time, or each object of ``bboxes`` from its box and a voxel of margin as ``read`` gives it."""
+    from .region_measure import measure_crops
+
     vs = tuple(float(v) for v in (voxel_size or (1.0, 1.0, 1.0)))
     at = tuple(float(o) for o in origin)
-    voxel_volume = vs[0] * vs[1] * vs[2]
     if read is None:
         labels = np.asarray(labels)
         if labels.ndim != 3:
             raise TomosegError(f"labels must be 3D, got shape {labels.shape}")
-        shape = labels.shape
-        found = ndimage.find_objects(labels)
-        bboxes = {i + 1: sl for i, sl in enumerate(found) if sl is not None}
-
-        def read(region):
-            return (labels[region], None if intensity is None else np.asarray(intensity[region]),
-                    None if probability is None else np.asarray(probability[region]))
-
+        return _measure_slabs(labels, intensity, probability, vs, at)
     if not bboxes:
         return _empty_table()
-    rows = {c: [] for c in COLUMNS}
+    parts, crops, held = [], [], 0
     for lab in sorted(bboxes):
-        sl = bboxes[lab]
         # one voxel of margin so the surface and the mesh close
-        region = tuple(slice(max(s.start - 1, 0), min(s.stop + 1, n)) for s, n in zip(sl, shape))
-        lab_crop, gray_crop, prob_crop = read(region)
-        obj = lab_crop == lab
-        n = int(np.count_nonzero(obj))
-        if n == 0:
-            continue
-        padded = np.zeros(tuple(k + 2 for k in obj.shape), bool)  # np.pad(obj, 1), without its per-call cost
-        padded[1:-1, 1:-1, 1:-1] = obj
-        coords = np.nonzero(obj)
-        centroid = [float(c.mean()) + r.start for c, r in zip(coords, region)]
-        face = voxel_face_area(padded, vs)
-        try:
-            mesh, mesh_vol = mesh_area_volume(padded, vs)
-        except (ValueError, RuntimeError):
-            mesh, mesh_vol = np.nan, np.nan
-        rows["label"].append(lab)
-        rows["volume_vox"].append(n)
-        rows["volume_nm3"].append(n * voxel_volume)
-        rows["equivalent_radius_vox"].append((3 * n / (4 * np.pi)) ** (1 / 3))
-        rows["equivalent_radius_nm"].append((3 * n * voxel_volume / (4 * np.pi)) ** (1 / 3))
-        for axis, name in enumerate("zyx"):
-            rows[f"centroid_{name}"].append(centroid[axis])
-            rows[f"centroid_{name}_nm"].append(at[axis] + centroid[axis] * vs[axis])
-            rows[f"bbox_{name}0"].append(sl[axis].start)
-            rows[f"bbox_{name}1"].append(sl[axis].stop)
-        rows["surface_voxel_nm2"].append(face)
-        rows["surface_mesh_nm2"].append(mesh)
-        rows["sphericity_voxel"].append(_sphericity(n * voxel_volume, face))
-        rows["sphericity_mesh"].append(_sphericity(mesh_vol, mesh) if np.isfinite(mesh) else np.nan)
-        rows["mean_gray"].append(float(gray_crop[obj].mean()) if gray_crop is not None else np.nan)
-        if prob_crop is not None:
-            p = prob_crop[obj].astype(np.float64)
-            if prob_crop.dtype == np.uint8:
-                p = p / 255.0
-            rows["mean_probability"].append(float(p.mean()))
-            rows["max_probability"].append(float(p.max()))
-        else:
-            rows["mean_probability"].append(np.nan)
-            rows["max_probability"].append(np.nan)
-        touches = any(s.start == 0 or s.stop == n_ for s, n_ in zip(sl, shape))
-        rows["touches_border"].append(int(touches))
-    table = {c: np.asarray(v) for c, v in rows.items()}
-    for c in ("label", "volume_vox", "touches_border") + tuple(c for c in COLUMNS if c.startswith("bbox")):
-        table[c] = table[c].astype(np.int64)
-    return table
+        region = tuple(slice(max(s.start - 1, 0), min(s.stop + 1, n)) for s, n in zip(bboxes[lab], shape))
+        crops.append((lab, region, *read(region)))
+        held += crops[-1][2].size
+        if held > CROP_VOXELS:  # measured together, a batch at a time
+            parts.append(measure_crops(crops, voxel_size=vs, shape=shape, origin=at))
+            crops, held = [], 0
+    parts.append(measure_crops(crops, voxel_size=vs, shape=shape, origin=at))
+    return join_tables(parts)
+
+
+CROP_VOXELS = 4 * 2**20  # objects read crop by crop are measured together, this many voxels of crops at a time
+
+
+SLAB_VOXELS = 4 * 2**20  # a volume in memory is measured in slabs of about this many voxels (and their objects)
+
+
+def _measure_slabs(labels, intensity, probability, vs, origin) -> dict:
+    """Every object of ``labels`` (in memory), grouped by the slab of :data:`SLAB_VOXELS` where it starts along z:
+    each group measured at once from the slices it spans (with a slice of margin). Bounds the arrays per object
+    voxel (about 150 bytes each) by the slab, not the volume."""
+    from .region_measure import measure_region
+
+    shape = labels.shape
+    found = ndimage.find_objects(labels)
+    present = [(i + 1, box[0]) for i, box in enumerate(found) if box is not None]
+    if not present:
+        return _empty_table()
+    step = max(1, SLAB_VOXELS // max(shape[1] * shape[2], 1))
+    groups: dict = {}
+    for lab, zs in present:
+        groups.setdefault(zs.start // step, []).append((lab, zs))
+    parts = []
+    for _, members in sorted(groups.items()):
+        z0 = max(min(zs.start for _, zs in members) - 1, 0)
+        z1 = min(max(zs.stop for _, zs in members) + 1, shape[0])
+        region = (slice(z0, z1), slice(0, shape[1]), slice(0, shape[2]))
+        parts.append(measure_region(labels[z0:z1], region, wanted=[lab for lab, _ in members],
+                                    intensity=None if intensity is None else np.asarray(intensity[z0:z1]),
+                                    probability=None if probability is None else np.asarray(probability[z0:z1]),
+                                    voxel_size=vs, shape=shape, origin=origin))
+    return join_tables(parts)
+
+
+def join_tables(parts: list) -> dict:
+    """Tables of distinct objects as one, in label order (each part's columns let go as they are joined)."""
+    parts = [p for p in parts if len(p["label"])]
+    if not parts:
+        return _empty_table()
+    if len(parts) == 1:
+        return parts[0]
+    order = np.argsort(np.concatenate([p["label"] for p in parts]), kind="stable")
+    return {c: np.concatenate([p.pop(c) for p in parts])[order] for c in list(parts[0])}
 
 
 def within(box, region) -> tuple:

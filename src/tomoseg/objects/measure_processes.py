@@ -18,6 +18,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -40,13 +41,10 @@ def measure_processes(cores: int | None = None) -> int:
 def measure_block(labels: np.ndarray, gray, prob, region: tuple, bboxes: dict, voxel_size, shape) -> dict:
     """The table of the objects ``bboxes`` (label -> box in the volume) that lie within ``region``, from that
     region's labels and (optional) gray values and probabilities."""
-    from .measure import measure_table, within
+    from .measure import measure_table
 
-    def read(sub):
-        at = within(sub, region)
-        return labels[at], None if gray is None else gray[at], None if prob is None else prob[at]
-
-    return measure_table(None, voxel_size=voxel_size, shape=shape, bboxes=bboxes, read=read)
+    return measure_table(labels, intensity=gray, probability=prob, voxel_size=voxel_size, shape=shape,
+                         bboxes=bboxes, region=region)
 
 
 def _start_worker(main: int) -> None:
@@ -55,7 +53,6 @@ def _start_worker(main: int) -> None:
     limit) ends the worker. A worker whose parent is gone (the main process killed: SIGKILL, the OOM killer) would
     wait on its queue forever: it ends once its parent is no longer ``main``, the process that started the pool
     (a spawned worker's parent; the system gives it another at once when that dies, even before this runs)."""
-    import threading
     import time
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -86,6 +83,11 @@ class MeasurePool:
     def measure(self, labels, gray, prob, region, bboxes, voxel_size, shape) -> dict:
         if self._pool is None:
             return measure_block(labels, gray, prob, region, bboxes, voxel_size, shape)
+        if threading.current_thread() is not threading.main_thread():
+            # a worker the pool spawns from this thread inherits its signal mask, through exec: born deaf to
+            # Ctrl-C, it prints no traceback of its own when Ctrl-C comes while it still imports (before
+            # _start_worker ignores it); the main thread still gets it
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             return self._pool.submit(measure_block, labels, gray, prob, region, bboxes, voxel_size, shape).result()
         except BrokenProcessPool:
