@@ -20,14 +20,14 @@ def _placement(volume) -> dict | None:
     (nm, along the array's axes); None where the file records none."""
     orientation = getattr(volume, "orientation", None)
     if orientation:
-        from .nrrd_file import _units_of
+        from .nrrd_file import space_units
 
         dirs = np.asarray(orientation["space directions"], dtype=float)
         lengths = np.linalg.norm(dirs, axis=1)
         if not np.all(lengths > 0):
             return None
         origin = orientation.get("space origin")
-        units = _units_of(orientation)  # mm for an anatomical space without units, as its voxel size
+        units = space_units(orientation)  # mm for an anatomical space without units, as its voxel size
         return {"space": orientation.get("space"), "axes": dirs / lengths[:, None],
                 "origin": np.zeros(3) if origin is None else np.asarray(origin, dtype=float),
                 "units": units}
