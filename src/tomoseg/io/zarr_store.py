@@ -213,6 +213,7 @@ def _open_node(node, path: Path, dataset: str | None, prefix: str = "", close=No
         if head and isinstance(_member(node, head), zarr.Group):  # store:labels/objects/1: a level of that image
             return _open_node(_member(node, head), path, tail, f"{prefix}{head}/", close)
     voxel_size = origin = None
+    at_zero = False
     notes: list[str] = []
     if isinstance(node, zarr.Group):
         ms = _multiscales(dict(node.attrs))
@@ -241,6 +242,7 @@ def _open_node(node, path: Path, dataset: str | None, prefix: str = "", close=No
             voxel_size = _level_voxel_size(ms[0], ds)
             origin = _level_origin(ms[0], ds)
             voxel_size, origin = _without_booleans(ms[0], ds, voxel_size, origin, notes)
+            at_zero = _transform_of(ds, "translation") is None and _transform_of(ms[0], "translation") is None
         if dataset not in node:
             nested = [k for k, v in node.members(max_depth=None) if isinstance(v, zarr.Array)]
             raise TomosegError(f"{path}: has no array {prefix + dataset!r}"
@@ -267,6 +269,7 @@ def _open_node(node, path: Path, dataset: str | None, prefix: str = "", close=No
         raise TomosegError(f"{path}: Zarr chunk shape {tuple(chunks)} is not valid; the store is damaged")
     vol = Volume(array, path=path, format="zarr", voxel_size=voxel_size, chunks=chunks, close=close)
     vol.origin_nm = origin
+    vol.ngff_at_zero = at_zero
     vol.notes.extend(notes)
     vol.voxel_size_problem = vol.voxel_size_problem or boolean_problem(path, voxel_size, notes)
     return vol
