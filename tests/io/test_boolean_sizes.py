@@ -76,6 +76,8 @@ CASES = {
                                 "scale of level '0' (coordinateTransformations) is [True, True, True]"),
     "ome-zarr multiscale scale": (lambda p, v: _ome(p / "s.ome.zarr", v, outer_scale=[True, 1, 1]),
                                   "the OME-NGFF scale of the multiscale (coordinateTransformations) is [True, 1, 1]"),
+    "ome-zarr level named by its path": (lambda p, v: _ome(p / "s.ome.zarr", v, scale=[True, 1, 1]) / "0",
+                                         "the OME-NGFF scale of level '0' (coordinateTransformations) is [True, 1, 1]"),
     "zarr pixel_size [true, 1, 1]": (
         lambda p, v: _zarr_array(p / "a.zarr", v, {"pixel_size": [True, 1, 1], "units": "um"}),
         "the array's pixel_size is [True, 1, 1]"),

@@ -412,7 +412,7 @@ def _voxel_size_from_parent(path: Path, notes: list) -> tuple | None:
         ds = next((d for d in ms[0]["datasets"] if isinstance(d, dict) and d.get("path") == level), None)
         if ds is None:
             continue
-        voxel_size = _level_voxel_size(ms[0], ds)
+        voxel_size, _ = _without_booleans(ms[0], ds, _level_voxel_size(ms[0], ds), None, notes)
         if voxel_size is not None:
             notes.append(f"voxel size of level {level} from the OME-NGFF multiscales of {parent.name}")
         return voxel_size
