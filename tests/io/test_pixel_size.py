@@ -208,7 +208,8 @@ def test_a_boolean_pixel_size_is_no_length(tmp_path, vol, fmt, attrs):
         zarr.create_array(str(p), data=vol, chunks=vol.shape).attrs.update(
             {k: v.item() if isinstance(v, np.generic) else v for k, v in attrs.items()})
     key = next(iter(attrs))
-    with pytest.warns(TomosegWarning, match=re.escape(str(p)) + f"(:/data)?: the .*'s {key} is .*a boolean"), open_volume(p) as v:
+    said = re.escape(str(p)) + f"(:/data)?: the .*'s {key} is .*a boolean"
+    with pytest.warns(TomosegWarning, match=said), open_volume(p) as v:
         assert v.voxel_size is None and "a boolean (true or false)" in v.voxel_size_problem
         assert any(f"'s {key} is " in n and "a boolean (true or false), not a length; voxel size unknown" in n
                    for n in v.notes), v.notes

@@ -156,7 +156,8 @@ def _run_analyze(args) -> int:
         if other is not None:  # one cut elsewhere or turned: said, as evaluate says it (brief H2)
             from ..io.placement import warn_if_placed_apart
 
-            warn_if_placed_apart(vol, args.volume, other, f"{name} {getattr(args, name[2:].replace('-', '_'))}", vol.voxel_size,
+            given = getattr(args, name[2:].replace("-", "_"))
+            warn_if_placed_apart(vol, args.volume, other, f"{name} {given}", vol.voxel_size,
                                  how="matched voxel by voxel")
     if args.sample_mask == "auto" and tuple(intensity.shape) == tuple(vol.shape):
         from ..sample_mask import analysis_sample_mask

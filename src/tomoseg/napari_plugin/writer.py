@@ -5,9 +5,9 @@ writes (``.tif``, ``.zarr``, ``.h5``, ``.nrrd``, ``.npy``), and one image with a
 (``.ome.zarr``: the image as a pyramid, each labels layer under ``labels/``, as ``tomoseg analyze --ome-zarr``
 writes). The voxel size comes from the layers' scale and units (:func:`.layers.voxel_size_of`); with none (a
 scale of 1 pixel) the file records none. A layer's translation (nm) is kept as the file's origin where the format
-holds one (Zarr and OME-Zarr translation, NRRD space origin). A file at the path is replaced only where tomoseg wrote it (napari's
-save dialog has asked already; ``overwrite`` of :func:`tomoseg.write_volume` never replaces another program's
-file): another program's file is left alone, with an error naming it.
+holds one (Zarr and OME-Zarr translation, NRRD space origin). A file at the path is replaced only where tomoseg
+wrote it (napari's save dialog has asked already; ``overwrite`` of :func:`tomoseg.write_volume` never replaces
+another program's file): another program's file is left alone, with an error naming it.
 """
 
 from __future__ import annotations
