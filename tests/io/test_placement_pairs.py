@@ -45,6 +45,26 @@ def test_an_ome_zarr_without_a_translation_lies_at_zero(tmp_path):
         assert placement_difference(vp, "p", vb, "b") is None
 
 
+def test_an_ome_zarr_without_a_translation_against_a_place_it_cannot_hold(tmp_path):
+    """tomoseg's Zarr output of a rotated NRRD (or of one whose origin has no known unit) has no translation: an
+    OME-Zarr cannot hold that place, so it is not said to lie elsewhere."""
+    z = _ome(tmp_path / "p.ome.zarr", _map())
+    for name, lines in (("rot.nrrd", ["space dimension: 3", "space directions: (0,-30,0) (30,0,0) (0,0,60)",
+                                      'space units: "nm" "nm" "nm"', "space origin: (1,2,3)"]),
+                        ("nounit.nrrd", ["space dimension: 3", "space directions: (30,0,0) (0,30,0) (0,0,60)",
+                                         "space origin: (1,2,3)"])):
+        header = "NRRD0004\ntype: uint8\ndimension: 3\nsizes: 16 16 8\nencoding: raw\n" + "\n".join(lines) + "\n\n"
+        (tmp_path / name).write_bytes(header.encode() + _map().tobytes())
+        with open_volume(z) as vz, open_volume(tmp_path / name) as vn:
+            assert placement_difference(vz, "p", vn, "n") is None, name
+    moved = tmp_path / "moved.nrrd"  # along the axes, in nm, away from 0: an OME-Zarr could hold it, so it is said
+    moved.write_bytes(b"NRRD0004\ntype: uint8\ndimension: 3\nsizes: 16 16 8\nencoding: raw\nspace dimension: 3\n"
+                      b"space directions: (30,0,0) (0,30,0) (0,0,30)\nspace units: \"nm\" \"nm\" \"nm\"\n"
+                      b"space origin: (90,0,0)\n\n" + _map().tobytes())
+    with open_volume(z) as vz, open_volume(moved) as vm:
+        assert placement_difference(vz, "p", vm, "m", (30.0,) * 3) == "origin (x, y, z nm): p 0, 0, 0; m 90, 0, 0"
+
+
 def test_analyze_warns_where_the_intensity_image_lies_elsewhere(tmp_path, capsys):
     m = _ome(tmp_path / "map.ome.zarr", _map())
     gray = _ome(tmp_path / "gray.ome.zarr", _map(), translation=[0.0, 0.0, 600.0])

@@ -34,11 +34,12 @@ def _placement(volume) -> dict | None:
     if getattr(volume, "format", None) == "nrrd":
         return {"space": None, "axes": np.eye(3), "origin": np.zeros(3), "units": None}
     origin = getattr(volume, "origin_nm", None)
-    if origin is None and getattr(volume, "ngff_at_zero", False):  # no translation: at 0, placed all the same
+    at_zero = origin is None and getattr(volume, "ngff_at_zero", False)  # no translation: at 0, NGFF
+    if at_zero:
         origin = (0.0, 0.0, 0.0)
     if origin is not None:  # (z, y, x) nm; here x, y, z as an NRRD's
         return {"space": None, "axes": np.eye(3), "origin": np.asarray(origin, dtype=float)[::-1],
-                "units": ["nm"] * 3}
+                "units": ["nm"] * 3, "at_zero": at_zero}
     return None
 
 
@@ -81,6 +82,10 @@ def placement_difference(a, a_name, b, b_name, voxel_size=None) -> str | None:
     pa, pb = _placement(a), _placement(b)
     if pa is None or pb is None:
         return None
+    for p, q in ((pa, pb), (pb, pa)):
+        if p.get("at_zero") and (not np.allclose(q["axes"], np.eye(3), atol=ROUNDING) or _origin_nm(q) is None):
+            return None  # a place an OME-Zarr cannot hold (rotated, an origin in no known unit): tomoseg's Zarr
+            #              output of such an input has no translation, and lies where its input does
     said = []
     space_a, space_b = (str(p["space"]).strip().lower() if p["space"] else None for p in (pa, pb))
     if space_a and space_b and space_a != space_b:
