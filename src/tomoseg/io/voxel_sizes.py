@@ -135,8 +135,9 @@ def boolean_note(where: str, value) -> str:
 
 def boolean_problem(path, voxel_size, notes: list) -> str | None:
     """The warning for a volume at ``path`` whose voxel size is unknown (``voxel_size`` None) because its file gives
-    a boolean for it (a note of :func:`boolean_note`): said by every command, not only ``info`` (a file's broken
-    size, not one it does not give); None otherwise, and where ``--voxel-size`` gives the size."""
+    a boolean for it (a note of :func:`boolean_note`): kept as ``Volume.voxel_size_problem``, which every command
+    says when it opens the file (not only ``info``: a file's broken size, not one it does not give) unless
+    ``--voxel-size`` replaces it; None otherwise."""
     if voxel_size is not None:
         return None
     said = next((n for n in notes if BOOLEAN in n and "voxel size unknown" in n), None)
