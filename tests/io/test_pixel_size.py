@@ -4,11 +4,14 @@ read) and the camera's pixel (``detector/pixel_size``, APS tomoScan's DetectorPi
 ``x_pixel_size``: never taken as the voxel size, said in a note). Before, ``pixel_size`` was not read at all and the
 voxel size was unknown without a word; the camera's ``pixel_size`` went unmentioned."""
 
+import re
+
 import h5py
 import numpy as np
 import pytest
 import zarr
 
+from tomoseg.errors import TomosegWarning
 from tomoseg.io import open_volume
 
 Z, Y, X = 4, 6, 8
@@ -193,7 +196,8 @@ def test_tomocupy_binnings_that_differ_are_named(tmp_path, vol):
 ])
 def test_a_boolean_pixel_size_is_no_length(tmp_path, vol, fmt, attrs):
     """``pixel_size = True`` with units um was read as 1 um, a voxel size of 1000 nm, silently (adversarial review
-    HP5): a boolean is no length. Unknown, with a note, as the other unusable values are."""
+    HP5): a boolean is no length. Unknown, with a note, and a warning naming the file (brief H2: said by every
+    command, not only info; more cases in test_boolean_sizes.py)."""
     if fmt == "h5":
         p = tmp_path / "rec.h5"
         with h5py.File(p, "w") as f:
@@ -204,7 +208,8 @@ def test_a_boolean_pixel_size_is_no_length(tmp_path, vol, fmt, attrs):
         zarr.create_array(str(p), data=vol, chunks=vol.shape).attrs.update(
             {k: v.item() if isinstance(v, np.generic) else v for k, v in attrs.items()})
     key = next(iter(attrs))
-    with open_volume(p) as v:
-        assert v.voxel_size is None and v.voxel_size_problem is None
+    said = re.escape(str(p)) + f"(:/data)?: the .*'s {key} is .*a boolean"
+    with pytest.warns(TomosegWarning, match=said), open_volume(p) as v:
+        assert v.voxel_size is None and "a boolean (true or false)" in v.voxel_size_problem
         assert any(f"'s {key} is " in n and "a boolean (true or false), not a length; voxel size unknown" in n
                    for n in v.notes), v.notes

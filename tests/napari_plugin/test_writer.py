@@ -10,6 +10,7 @@ npe2 = pytest.importorskip("npe2")
 pytest.importorskip("napari")
 
 from tomoseg.io import open_volume  # noqa: E402
+from tomoseg.io.volume import origin_of  # noqa: E402
 
 MANIFEST = Path(__file__).parents[2] / "src" / "tomoseg" / "napari_plugin" / "napari.yaml"
 
@@ -123,3 +124,35 @@ def test_the_segment_widgets_layers_are_saved_with_their_runs_record(plugin, qtb
     painted = str(tmp_path / "painted.tif")
     viewer.layers.save(painted, selected=True, plugin="tomoseg")
     assert segmentation_of(painted) is None
+
+
+@pytest.mark.parametrize("source", ["cut.ome.zarr", "cut.nrrd"])
+def test_a_layer_read_with_an_origin_is_saved_with_it(plugin, tmp_path, source):
+    """The reader gives a file's origin as the layer's translate (brief H2); saving the layer kept the scale and
+    dropped the translation, so the saved label image no longer overlaid its scan. Zarr, OME-Zarr and NRRD keep it."""
+    from napari.components import ViewerModel
+
+    from tomoseg import create_volume
+    from tomoseg.napari_plugin import reader
+
+    data = np.zeros((6, 8, 10), np.uint8)
+    data[2:4, 3:5, 4:7] = 1
+    origin = (120.0, -60.0, 3000.0)
+    with create_volume(str(tmp_path / source), data.shape, data.dtype, voxel_size=(60.0, 30.0, 30.0),
+                       origin=origin) as w:
+        w[:, :, :] = data
+    viewer = ViewerModel()
+    for layer_data in reader.read(str(tmp_path / source)):
+        viewer._add_layer_from_data(*layer_data)
+    viewer.layers.selection = {viewer.layers[0]}
+    for name in ("saved.zarr", "saved.nrrd"):
+        assert viewer.layers.save(str(tmp_path / name), selected=True, plugin="tomoseg") == [str(tmp_path / name)]
+        with open_volume(str(tmp_path / name)) as f:
+            assert f.voxel_size == pytest.approx((60.0, 30.0, 30.0)), name
+            assert origin_of(f) == pytest.approx(origin), name  # was None: at 0
+            assert np.array_equal(f[:, :, :], data), name
+    assert viewer.layers[0]._type_string == "image"
+    path = str(tmp_path / "saved.ome.zarr")  # the multi-layer writer (an image and any labels)
+    assert viewer.layers.save(path, selected=True, plugin="tomoseg") == [path]
+    with open_volume(path) as f:
+        assert origin_of(f) == pytest.approx(origin)

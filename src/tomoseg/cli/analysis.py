@@ -153,6 +153,12 @@ def _run_analyze(args) -> int:
             hint = binned_hint(other.shape, vol.shape) if name == "--sample-mask" else ""
             raise TomosegError(f"{other.path}: {name} volume has shape {tuple(other.shape)}, {args.volume} has "
                                f"{tuple(vol.shape)}; they must match voxel for voxel" + (f"; {hint}" if hint else ""))
+        if other is not None:  # one cut elsewhere or turned: said, as evaluate says it (brief H2)
+            from ..io.placement import warn_if_placed_apart
+
+            given = getattr(args, name[2:].replace("-", "_"))
+            warn_if_placed_apart(vol, args.volume, other, f"{name} {given}", vol.voxel_size,
+                                 how="matched voxel by voxel")
     if args.sample_mask == "auto" and tuple(intensity.shape) == tuple(vol.shape):
         from ..sample_mask import analysis_sample_mask
 

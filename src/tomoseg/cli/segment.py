@@ -102,6 +102,11 @@ def _run_segment(args) -> int:
                         inputs=[(None, args.input), ("--sample-mask", args.sample_mask)])
     if args.labels:
         _check_labels_output(args)
+    if args.sample_mask and not args.no_sample_mask and args.roi is None:  # a mask cut elsewhere: said (brief H2)
+        from ..io.placement import warn_if_files_placed_apart
+
+        warn_if_files_placed_apart(args.input, args.input, args.sample_mask, f"--sample-mask {args.sample_mask}",
+                                   how="matched voxel by voxel (the mask chooses the tiles to segment)")
     record = segment(args.input, args.output, model=args.model, mask_output=args.mask, options=options,
                      progress=progress_enabled(args))
     if args.labels:

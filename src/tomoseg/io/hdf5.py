@@ -34,7 +34,7 @@ from .hdf5_layouts import (check_not_projections, detector_pixel_note, exchange_
                            nxtomo_frames, projections)
 from .units import attribute_text as _text
 from .volume import Sink, Volume, squeeze_leading, write_error_reason
-from .voxel_sizes import voxel_size_from_attributes
+from .voxel_sizes import boolean_note, boolean_problem, is_boolean, voxel_size_from_attributes
 
 EXTENSIONS = (".h5", ".hdf5", ".hdf", ".nxs", ".nx5", ".nx", ".he5")  # .nx: ESRF's NXtomo files (nxtomomill)
 NEXUS_EXTENSIONS = (".nxs", ".nx5", ".nx")  # outputs with these names are written as NeXus (:func:`_mark_nexus`)
@@ -202,8 +202,12 @@ def _nexus_axes_voxel_size(f: h5py.File, name: str, ds, notes: list) -> tuple | 
             notes.append(f"the NXdata axis {axis!r} holds one coordinate; voxel size unknown")
             return None
         try:
-            c = np.asarray(coords[()], np.float64)
+            raw = coords[()]
+            c = np.asarray(raw, np.float64)
         except (TypeError, ValueError, OSError):
+            return None
+        if is_boolean(raw):  # 0 and 1: a step of 1 unit (review H2)
+            notes.append(boolean_note(f"the NXdata axis {axis!r}", raw))
             return None
         step = np.diff(c)
         spacing = abs(float(c[-1] - c[0])) / (n - 1)
@@ -343,6 +347,7 @@ def open_hdf5(path: Path, dataset: str | None = None) -> Volume:
         vol = Volume(array, path=Path(f"{path}:{name}"), format="hdf5", voxel_size=voxel_size,
                      chunks=chunks, close=f.close)
         vol.notes.extend(notes)
+        vol.voxel_size_problem = vol.voxel_size_problem or boolean_problem(vol.path, voxel_size, notes)
     except TomosegError:
         f.close()
         raise

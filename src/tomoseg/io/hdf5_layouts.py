@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import TomosegError
 from .units import attribute_text as text
+from .voxel_sizes import boolean_note, is_boolean
 
 
 
@@ -58,6 +59,8 @@ def _binning_records(f: h5py.File) -> list[tuple[str, int]] | None:
     return found
 
 
+BOOLEAN_SAID = "a boolean"  # how :func:`_dx_length` says it, for the caller's note
+
 _DX_RAW_PIXEL = ("pixel_size", "pixel_size_x", "pixel_size_y")  # the camera's pixel (2-BM: DetectorPixelSize)
 
 
@@ -67,11 +70,14 @@ def _dx_length(item) -> tuple[float | None, str]:
     from .units import nm_per_unit
 
     try:
-        values = np.ravel(item[()]).astype(np.float64)
+        raw = item[()]
+        values = np.ravel(raw).astype(np.float64)
     except (TypeError, ValueError, OSError):
-        values = np.array([])
+        raw, values = None, np.array([])
     unit = text(item.attrs.get("units")) or text(item.attrs.get("unit"))
     factor = nm_per_unit(unit)
+    if is_boolean(raw):  # True read as 1 (microns): 1000 nm (review H2)
+        return None, BOOLEAN_SAID
     if values.size != 1 or factor is None or not np.isfinite(values[0]):
         return None, (f"{values.tolist() if values.size else 'no number'} with "
                       f"{'no units' if unit is None else f'units {unit!r}'}, not one length tomoseg knows")
@@ -90,8 +96,9 @@ def _dx_effective(f: h5py.File, notes: list) -> tuple[tuple | None, str] | None:
     if isinstance(res, h5py.Dataset):
         v, said = _dx_length(res)
         if v is None:
-            notes.append(f"{_DX_RESOLUTION} (Data Exchange's effective pixel size) holds {said}; voxel size "
-                         "unknown")
+            notes.append(boolean_note(_DX_RESOLUTION + " (Data Exchange's effective pixel size)", res[()])
+                         if said is BOOLEAN_SAID else f"{_DX_RESOLUTION} (Data Exchange's effective pixel size) "
+                         f"holds {said}; voxel size unknown")
             return None, _DX_RESOLUTION
         return (v, v, v), f"{_DX_RESOLUTION} = {said} (the scan's effective pixel size, taken for z, y and x)"
     detector = f.get(_DX_DETECTOR)
@@ -104,8 +111,11 @@ def _dx_effective(f: h5py.File, notes: list) -> tuple[tuple | None, str] | None:
         y, said_y = _dx_length(detector["actual_pixel_size_y"])
         where += " and _y"
     if x is None or y is None:
-        notes.append(f"{where} (Data Exchange's pixel size on the sample plane) holds "
-                     f"{said_x if x is None else said_y}; voxel size unknown")
+        bad = "actual_pixel_size_x" if x is None else "actual_pixel_size_y"
+        said = said_x if x is None else said_y
+        notes.append(boolean_note(f"{_DX_DETECTOR}/{bad} (Data Exchange's pixel size on the sample plane)",
+                                  detector[bad][()]) if said is BOOLEAN_SAID else
+                     f"{where} (Data Exchange's pixel size on the sample plane) holds {said}; voxel size unknown")
         return None, where
     how = (f"{said_x}, taken for z, y and x" if not said_y else
            f"x {said_x}, y {said_y}: z from the detector's y, the slices' y and x from its x")
@@ -211,6 +221,9 @@ def nabu_voxel_size(f: h5py.File, name: str, notes: list) -> tuple | None:
                 values = np.ravel(item[()]).astype(np.float64)
             except (TypeError, ValueError, OSError):
                 values = np.array([])
+            if is_boolean(item[()]):  # True read as 1 cm (review H2)
+                notes.append(boolean_note(f"{where}/{key} (nabu's record of the reconstruction)", item[()]))
+                return None
             if values.size != count or not np.all(np.isfinite(values)) or np.any(values <= 0):
                 notes.append(f"{where}/{key} (nabu's record of the reconstruction) holds "
                              f"{text(item[()]) or np.ravel(item[()]).tolist()!s}, not {count} positive number"

@@ -78,6 +78,27 @@ def _voxel_size_of(header, notes: list) -> tuple | None:
     return (z, y, x)
 
 
+def _units_as_written(header, raw: bytes) -> None:
+    """``header``'s ``space units`` and ``units`` as the header's bytes ``raw`` write them: pynrrd decodes the header
+    as ASCII and drops what is not, so ``"µm"`` (Fiji writes it) was read as ``"m"``, a voxel size and origin a
+    million times too large (brief H2). UTF-8, else Latin-1 (one byte a character: any byte decodes)."""
+    import re
+
+    for field in ("space units", "units"):
+        if field not in header:
+            continue
+        for line in raw.splitlines():
+            if line.startswith(field.encode() + b":"):
+                try:
+                    text = line.decode("utf-8")
+                except UnicodeDecodeError:
+                    text = line.decode("latin-1")
+                units = re.findall(r'"([^"]*)"', text.split(":", 1)[1])
+                if len(units) == len(header[field]):
+                    header[field] = units
+                break
+
+
 def _data_file(path: Path, header) -> Path | None:
     """The data file a detached header names (relative to the header's folder); None for attached data."""
     name = header.get("data file", header.get("datafile"))
@@ -121,6 +142,8 @@ def open_nrrd(path: Path) -> Volume:
         with open(path, "rb") as fh:
             header = nrrd.read_header(fh)
             offset = fh.tell()
+            fh.seek(0)
+            _units_as_written(header, fh.read(offset))
     except Exception as exc:
         raise TomosegError(f"{path}: is not a readable NRRD file ({exc})") from None
     data = _data_file(path, header)
@@ -234,7 +257,7 @@ def _orientation(header) -> dict | None:
     if dirs.shape != (3, 3) or not np.all(np.isfinite(dirs)) or (
             origin is not None and (origin.shape != (3,) or not np.all(np.isfinite(origin)))):
         return None
-    plain = np.allclose(dirs, np.diag(np.diag(dirs))) and np.all(np.diag(dirs) > 0) and (
+    plain = along_array_axes(dirs) and (
         origin is None or not origin.any()) and "space" not in header
     if plain:
         return None
@@ -251,17 +274,27 @@ def origin_nm(orientation: dict | None) -> tuple | None:
     where a position is not origin + index x voxel size along each axis)."""
     if not orientation or orientation.get("space origin") is None:
         return None
-    dirs = np.asarray(orientation.get("space directions"), dtype=float)
-    if dirs.shape != (3, 3) or not np.allclose(dirs, np.diag(np.diag(dirs))) or not np.all(np.diag(dirs) > 0):
+    if not along_array_axes(orientation.get("space directions")):
         return None
-    units = orientation.get("space units")
-    if not units and str(orientation.get("space") or "").strip().lower() in _ANATOMICAL:
-        units = ["mm"] * 3
-    factors = [nm_per_unit(u) for u in units] if units and len(units) == 3 else [None]
-    if any(f is None for f in factors):
+    units = space_units(orientation)
+    if units is None:
         return None
-    x, y, z = (float(o) * f for o, f in zip(orientation["space origin"], factors))
+    x, y, z = (float(o) * nm_per_unit(u) for o, u in zip(orientation["space origin"], units))
     return (z, y, x)
+
+
+ALIGNED = 1e-6  # direction cosines within this of the array's axes: along them (10^-3 voxel off after 1000 voxels)
+
+
+def along_array_axes(directions) -> bool:
+    """Whether NRRD ``space directions`` (rows: the steps along x, y, z) run along the array's axes, each the
+    positive way, to :data:`ALIGNED` of their length (not in the header's unit: in metres a rotation of 10 degrees
+    was within the 1e-8 of ``np.allclose``, and its origin taken as if aligned)."""
+    dirs = np.asarray(directions, dtype=float) if directions is not None else np.zeros(0)
+    if dirs.shape != (3, 3) or not np.all(np.isfinite(dirs)):
+        return False
+    lengths = np.linalg.norm(dirs, axis=1)
+    return bool(np.all(lengths > 0) and np.allclose(dirs / lengths[:, None], np.eye(3), rtol=0, atol=ALIGNED))
 
 
 def moved_to(orientation: dict | None, start) -> dict | None:
@@ -296,9 +329,11 @@ def _check_fits_in_memory(path: Path, header, shape, peak: tuple[float, int]) ->
             "(3D Slicer, or `unu save -e raw`), which tomoseg reads piece by piece, or convert it to Zarr or HDF5")
 
 
-def _units_of(orientation: dict) -> list | None:
-    """The units of an orientation's vectors as tomoseg reads them (:func:`_voxel_size_of`): its ``space units``,
-    mm for an anatomical space without them; None where they are missing or unknown."""
+def space_units(orientation: dict) -> list | None:
+    """The units of an NRRD orientation's vectors and origin as tomoseg reads them (:func:`_voxel_size_of`): its
+    ``space units``, mm for an anatomical space (3D Slicer, ITK) without them; None where they are missing or
+    unknown. The one place that says it, for :func:`origin_nm`, the outputs (:func:`_oriented`) and
+    :mod:`.placement`."""
     units = orientation.get("space units")
     if not units and str(orientation.get("space") or "").strip().lower() in _ANATOMICAL:
         units = ["mm"] * 3
@@ -318,7 +353,7 @@ def _oriented(orientation: dict, voxel_size) -> dict | None:
     lengths = np.linalg.norm(dirs, axis=1)
     if not np.all(lengths > 0):
         return None
-    units = _units_of(orientation)
+    units = space_units(orientation)
     wanted = np.asarray(voxel_size, dtype=float)[::-1]  # nm, in the vectors' order x, y, z
     if units is None:
         written_units = ["nm"] * 3

@@ -17,26 +17,29 @@ ROUNDING = 1e-3  # of a voxel: origins and direction cosines closer than this ar
 def _placement(volume) -> dict | None:
     """``{"space", "axes" (3x3, rows x, y, z: unit steps), "origin", "units"}`` of ``volume``: an NRRD's header
     (tomoseg keeps none for an NRRD along its axes at 0: that is its placement), an OME-Zarr level's translation
-    (nm, along the array's axes); None where the file records none."""
+    (nm, along the array's axes; 0 for an OME-Zarr image without one); None where the file records none."""
     orientation = getattr(volume, "orientation", None)
     if orientation:
-        from .nrrd_file import _units_of
+        from .nrrd_file import space_units
 
         dirs = np.asarray(orientation["space directions"], dtype=float)
         lengths = np.linalg.norm(dirs, axis=1)
         if not np.all(lengths > 0):
             return None
         origin = orientation.get("space origin")
-        units = _units_of(orientation)  # mm for an anatomical space without units, as its voxel size
+        units = space_units(orientation)  # mm for an anatomical space without units, as its voxel size
         return {"space": orientation.get("space"), "axes": dirs / lengths[:, None],
                 "origin": np.zeros(3) if origin is None else np.asarray(origin, dtype=float),
                 "units": units}
     if getattr(volume, "format", None) == "nrrd":
         return {"space": None, "axes": np.eye(3), "origin": np.zeros(3), "units": None}
     origin = getattr(volume, "origin_nm", None)
+    at_zero = origin is None and getattr(volume, "ngff_at_zero", False)  # no translation: at 0, NGFF
+    if at_zero:
+        origin = (0.0, 0.0, 0.0)
     if origin is not None:  # (z, y, x) nm; here x, y, z as an NRRD's
         return {"space": None, "axes": np.eye(3), "origin": np.asarray(origin, dtype=float)[::-1],
-                "units": ["nm"] * 3}
+                "units": ["nm"] * 3, "at_zero": at_zero}
     return None
 
 
@@ -79,6 +82,10 @@ def placement_difference(a, a_name, b, b_name, voxel_size=None) -> str | None:
     pa, pb = _placement(a), _placement(b)
     if pa is None or pb is None:
         return None
+    for p, q in ((pa, pb), (pb, pa)):
+        if p.get("at_zero") and (not np.allclose(q["axes"], np.eye(3), atol=ROUNDING) or _origin_nm(q) is None):
+            return None  # a place an OME-Zarr cannot hold (rotated, an origin in no known unit): tomoseg's Zarr
+            #              output of such an input has no translation, and lies where its input does
     said = []
     space_a, space_b = (str(p["space"]).strip().lower() if p["space"] else None for p in (pa, pb))
     if space_a and space_b and space_a != space_b:
@@ -108,13 +115,39 @@ def _unit_text(place: dict) -> str:
     return f"({', '.join(place['units'])})" if place["units"] else "(no units)"
 
 
-def warn_if_placed_apart(a, a_name, b, b_name, voxel_size=None) -> bool:
+def warn_if_placed_apart(a, a_name, b, b_name, voxel_size=None, *, how: str = "compared voxel by voxel") -> bool:
     """Warn (one line naming both files and what differs) where ``a`` and ``b`` are recorded to lie apart; whether
-    it did."""
+    it did. ``how``: what is done with them together (evaluate compares them; analyze reads the gray values of
+    ``--intensity`` at the map's voxels)."""
+    return _warn(placement_difference(a, a_name, b, b_name, voxel_size), a_name, b_name, how)
+
+
+def warn_if_files_placed_apart(a_path, a_name, b_path, b_name, *, how: str) -> bool:
+    """:func:`warn_if_placed_apart` for two files not yet opened (``segment --sample-mask``: the input is opened by
+    :func:`~tomoseg.inference.segment`): both are opened only for their headers, and only where both are in a
+    format that records a placement (NRRD, Zarr); what opening them says is said again when they are read, so not
+    here. A file that cannot be opened is left to that reading to report."""
+    import warnings
+
+    from . import format_of, open_volume
+    from ..errors import TomosegError
+
+    try:
+        if not all(format_of(p) in ("nrrd", "zarr") for p in (a_path, b_path)):
+            return False
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with open_volume(a_path) as a, open_volume(b_path) as b:
+                differs = placement_difference(a, a_name, b, b_name, a.voxel_size)
+    except (TomosegError, OSError, ValueError):
+        return False
+    return _warn(differs, a_name, b_name, how)
+
+
+def _warn(differs: str | None, a_name, b_name, how: str) -> bool:
     from ..errors import warn
 
-    differs = placement_difference(a, a_name, b, b_name, voxel_size)
     if differs:
-        warn(f"{a_name} and {b_name} are compared voxel by voxel, but their files place them differently in space "
+        warn(f"{a_name} and {b_name} are {how}, but their files place them differently in space "
              f"({differs}): check that both are on the same voxel grid (the same scan, cut and orientation)")
     return bool(differs)

@@ -273,6 +273,7 @@ class Volume:
         self.orientation: dict | None = None  # an NRRD input's space, directions and origin (nrrd_file)
         self.origin_nm: tuple | None = None  # where voxel (0, 0, 0)'s centre lies (z, y, x nm): an OME-Zarr level's
         #                                      translation (zarr_store)
+        self.ngff_at_zero = False  # an OME-Zarr image whose metadata give no translation: NGFF places it at 0
         self.voxel_size_problem: str | None = None
         self.voxel_size_note: str | None = None  # a size the reader assumed (a TIFF's z): said unless overridden
         self.notes: list[str] = []  # what `info` should say about how the file was read (series, assumed unit)

@@ -57,14 +57,13 @@ def voxel_size_from_attributes(attrs, notes: list, what: str = "dataset") -> tup
             unit_text, factor = f"(units {', '.join(axis_units)})", np.array([nm_per_unit(u) for u in axis_units])
         elif not unit:
             said = ("no units attribute" if units is None else f"units {unit_text!r}, not a length" if unit_text
-                    else f"units {_shown(units)}, not a length tomoseg knows")
+                    else f"units {shown(units)}, not a length tomoseg knows")
             notes.append(f"the {what}'s {key} has {said}; voxel size unknown: pass --voxel-size Z Y X")
             return None
         else:
             factor = unit
-    if _boolean(attrs[key]):  # True read as 1 (um): 1000 nm (review HP5)
-        notes.append(f"the {what}'s {key} is {_shown(attrs[key])}, a boolean (true or false), not a length; voxel "
-                     "size unknown: pass --voxel-size Z Y X")
+    if is_boolean(attrs[key]):  # True read as 1 (um): 1000 nm (review HP5)
+        notes.append(boolean_note(f"the {what}'s {key}", attrs[key]))
         return None
     try:
         raw = np.ravel(np.asarray(attrs[key], dtype=np.float64))
@@ -112,21 +111,41 @@ def _per_axis_units(units) -> list | None:
     return texts
 
 
-def _boolean(value) -> bool:
-    """Whether an attribute holds booleans (``True``, ``np.bool_``, a list or array of them), which NumPy would
-    read as the numbers 1 and 0."""
+def is_boolean(value) -> bool:
+    """Whether a size or position a file gives holds a boolean (``True``, ``np.bool_``, a list or array with one in
+    it, ``[true, 1, 1]`` in JSON), which NumPy and ``float`` read as the numbers 1 and 0: no length."""
     import numpy as np
 
     try:
-        array = np.asarray(value)
+        if np.asarray(value).dtype == bool:
+            return True
+        items = np.ravel(np.asarray(value, dtype=object))  # a JSON list keeps its True among numbers here
     except Exception:  # noqa: BLE001 - unreadable: left to the reading that follows
         return False
-    if array.dtype == bool:
-        return True
-    return array.dtype == object and array.size > 0 and all(isinstance(v, (bool, np.bool_)) for v in array.flat)
+    return any(isinstance(v, (bool, np.bool_)) for v in items)
 
 
-def _shown(value) -> str:
+BOOLEAN = "a boolean (true or false), not a length"  # how every reader says it (review HP5), in its notes
+
+
+def boolean_note(where: str, value) -> str:
+    """The note for ``where`` (an attribute, a dataset, a transform) holding the boolean ``value``."""
+    return f"{where} is {shown(value)}, {BOOLEAN}; voxel size unknown: pass --voxel-size Z Y X"
+
+
+def boolean_problem(path, voxel_size, notes: list) -> str | None:
+    """The warning for a volume at ``path`` whose voxel size is unknown (``voxel_size`` None) because its file gives
+    a boolean for it (a note of :func:`boolean_note`): kept as ``Volume.voxel_size_problem``, which every command
+    says when it opens the file (not only ``info``: a file's broken size, not one it does not give) unless
+    ``--voxel-size`` replaces it; None otherwise."""
+    if voxel_size is not None:
+        return None
+    said = next((n for n in notes if BOOLEAN in n and "voxel size unknown" in n), None)
+    return f"{path}: {said}" if said else None
+
+
+def shown(value) -> str:
+    """An attribute's value as messages write it (a list for an array)."""
     import numpy as np
 
     return str(np.ravel(np.asarray(value, dtype=object)).tolist() if np.ndim(value) else value)

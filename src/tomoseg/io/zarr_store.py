@@ -18,7 +18,7 @@ from ..errors import TomosegError
 from .units import nm_per_unit
 from .zarr_chunks import parallel_reader
 from .volume import Sink, Volume, squeeze_leading
-from .voxel_sizes import voxel_size_from_attributes
+from .voxel_sizes import BOOLEAN, boolean_note, boolean_problem, is_boolean, shown, voxel_size_from_attributes
 
 EXTENSIONS = (".zarr", ".ome.zarr", ".zarr3", ".zarr.zip", ".ome.zarr.zip")  # zipped: read only
 ZIP_EXTENSIONS = (".zarr.zip", ".ome.zarr.zip")
@@ -213,6 +213,7 @@ def _open_node(node, path: Path, dataset: str | None, prefix: str = "", close=No
         if head and isinstance(_member(node, head), zarr.Group):  # store:labels/objects/1: a level of that image
             return _open_node(_member(node, head), path, tail, f"{prefix}{head}/", close)
     voxel_size = origin = None
+    at_zero = False
     notes: list[str] = []
     if isinstance(node, zarr.Group):
         ms = _multiscales(dict(node.attrs))
@@ -240,6 +241,8 @@ def _open_node(node, path: Path, dataset: str | None, prefix: str = "", close=No
         if ds is not None:
             voxel_size = _level_voxel_size(ms[0], ds)
             origin = _level_origin(ms[0], ds)
+            voxel_size, origin = _without_booleans(ms[0], ds, voxel_size, origin, notes)
+            at_zero = _transform_of(ds, "translation") is None and _transform_of(ms[0], "translation") is None
         if dataset not in node:
             nested = [k for k, v in node.members(max_depth=None) if isinstance(v, zarr.Array)]
             raise TomosegError(f"{path}: has no array {prefix + dataset!r}"
@@ -266,8 +269,29 @@ def _open_node(node, path: Path, dataset: str | None, prefix: str = "", close=No
         raise TomosegError(f"{path}: Zarr chunk shape {tuple(chunks)} is not valid; the store is damaged")
     vol = Volume(array, path=path, format="zarr", voxel_size=voxel_size, chunks=chunks, close=close)
     vol.origin_nm = origin
+    vol.ngff_at_zero = at_zero
     vol.notes.extend(notes)
+    vol.voxel_size_problem = vol.voxel_size_problem or boolean_problem(path, voxel_size, notes)
     return vol
+
+
+def _without_booleans(multiscale: dict, ds: dict, voxel_size, origin, notes: list):
+    """``voxel_size`` and ``origin`` of an NGFF level, each None (said in ``notes``) where a ``scale`` or
+    ``translation`` it is made of holds a boolean (``[true, 1, 1]``: JSON's true, which Python reads as 1)."""
+    for node, whose in ((ds, f"level {ds.get('path')!r}"), (multiscale, "the multiscale")):
+        for kind in ("scale", "translation"):
+            values = _transform_of(node, kind)
+            if values is None or not is_boolean(values):
+                continue
+            where = f"the OME-NGFF {kind} of {whose} (coordinateTransformations)"
+            if kind == "scale" and voxel_size is not None:
+                notes.append(boolean_note(where, values))
+                voxel_size = None
+            elif kind == "translation" and origin is not None:
+                notes.append(f"{where} is {shown(values)}, {BOOLEAN}; origin unknown (positions in nm are counted "
+                             "from voxel (0, 0, 0))")
+                origin = None
+    return voxel_size, origin
 
 
 class ZarrReads:
@@ -388,7 +412,7 @@ def _voxel_size_from_parent(path: Path, notes: list) -> tuple | None:
         ds = next((d for d in ms[0]["datasets"] if isinstance(d, dict) and d.get("path") == level), None)
         if ds is None:
             continue
-        voxel_size = _level_voxel_size(ms[0], ds)
+        voxel_size, _ = _without_booleans(ms[0], ds, _level_voxel_size(ms[0], ds), None, notes)
         if voxel_size is not None:
             notes.append(f"voxel size of level {level} from the OME-NGFF multiscales of {parent.name}")
         return voxel_size

@@ -64,13 +64,18 @@ def layer_roi(layer, shape) -> tuple | None:
     return box
 
 
-def placement(voxel_size) -> dict:
+def placement(voxel_size, origin=None) -> dict:
     """The layer keywords that place a layer in physical space: ``scale`` = the voxel size (z, y, x) and
-    ``units`` nanometre (napari >= 0.5; its scale bar then reads nm and µm), or, with the voxel size unknown,
-    a scale of 1 in napari's default unit (pixel)."""
+    ``units`` nanometre (napari >= 0.5; its scale bar then reads nm and µm), and ``translate`` = ``origin`` (z, y, x
+    nm: where the file places voxel (0, 0, 0)'s centre, :func:`~tomoseg.io.volume.origin_of`), so that a label image
+    and its scan cut at other origins overlay; with the voxel size unknown, a scale of 1 in napari's default unit
+    (pixel) and no translation (an origin in nm has no place among pixels)."""
     if not voxel_size:
         return {"scale": (1.0, 1.0, 1.0)}
-    return {"scale": tuple(float(v) for v in voxel_size), "units": ("nm", "nm", "nm")}
+    kw = {"scale": tuple(float(v) for v in voxel_size), "units": ("nm", "nm", "nm")}
+    if origin is not None:
+        kw["translate"] = tuple(float(o) for o in origin)
+    return kw
 
 
 PLACEMENT_KEYS = ("scale", "translate", "rotate", "shear", "affine", "units")
@@ -124,6 +129,28 @@ def voxel_size_of(scale, units) -> tuple | None:
             return None
         out.append(float(f"{nm:.12g}"))  # 0.03 µm is 30 nm, not 29.999999999999996
     return tuple(out)
+
+
+def origin_of_layer(translate, units) -> tuple | None:
+    """Where a layer's ``translate`` (in its ``units``) puts voxel (0, 0, 0), (z, y, x) in nm, as the files keep it
+    (:func:`placement`'s inverse); None for no translation, or one not in a length (pixel, napari < 0.5 without
+    units)."""
+    if translate is None or units is None:
+        return None
+    out = []
+    for t, u in zip([float(t) for t in translate][-3:], tuple(units)[-3:]):
+        try:
+            if isinstance(u, str):
+                import pint
+
+                u = pint.get_application_registry().Unit(u)
+            nm = float((t * u).to("nanometer").magnitude)
+        except Exception:  # pint's DimensionalityError for pixel and other non-length units
+            return None
+        if not np.isfinite(nm):
+            return None
+        out.append(float(f"{nm:.12g}"))
+    return tuple(out) if len(out) == 3 and any(out) else None
 
 
 def _features(table: dict) -> dict:

@@ -92,7 +92,7 @@ def _is_number(text: str) -> bool:
 
 def _read_csv(path) -> list[tuple]:
     """The centroids as points, in nm where the table has its nm columns (then at the objects of tomoseg's image
-    and label layers), else in voxels (said in the layer's name)."""
+    and label layers, translated as they are: :func:`table_origin`), else in voxels (said in the layer's name)."""
     from .layers import objects_layers
 
     table = _read_objects_table(path)
@@ -102,7 +102,30 @@ def _read_csv(path) -> list[tuple]:
     points[1].pop("metadata_spherical", None)
     points[1]["name"] = Path(str(path)).stem + ("" if voxel_size else " (voxels: no nm columns)")
     points[1]["metadata"]["tomoseg"]["voxel_size_nm"] = voxel_size
+    origin = table_origin(table, voxel_size)
+    if origin is not None:  # the centroids where the table's nm columns put them: over the image's translation
+        points[1]["translate"] = origin
     return [points]
+
+
+def table_origin(table: dict, voxel_size) -> tuple | None:
+    """Where an objects table's nm columns place voxel (0, 0, 0) (z, y, x nm: the input's origin, an OME-Zarr
+    translation or an NRRD's space origin, which ``centroid_A_nm`` start from): per axis the median of
+    ``centroid_A_nm - centroid_A × voxel size``; None without a voxel size, or where it is 0 to a thousandth of a
+    voxel (no translation to give)."""
+    if not voxel_size:
+        return None
+    origin = []
+    for a, v in zip("zyx", voxel_size):
+        c = np.asarray(table[f"centroid_{a}"], np.float64)
+        nm = np.asarray(table[f"centroid_{a}_nm"], np.float64)
+        ok = np.isfinite(c) & np.isfinite(nm)
+        if not ok.any():
+            return None
+        origin.append(float(np.median(nm[ok] - c[ok] * v)))
+    if all(abs(o) <= 1e-3 * v for o, v in zip(origin, voxel_size)):
+        return None
+    return tuple(origin)
 
 
 def table_voxel_size(table: dict) -> tuple | None:
@@ -155,6 +178,7 @@ def read(path) -> list[tuple]:
     import zarr
 
     from ..io import open_volume
+    from ..io.volume import origin_of
     from ..io.zarr_store import is_zarr_dir
     from .layers import placement
 
@@ -168,7 +192,7 @@ def read(path) -> list[tuple]:
     vol = open_volume(str(p))
     data = vol.read() if vol.size <= LAZY_VOXELS else lazy_array(vol)
     layer_type = "labels" if _looks_like_labels(p, vol) else "image"
-    kwargs = {"name": p.name.split(".")[0], **placement(vol.voxel_size), **_segmented_in(p)}
+    kwargs = {"name": p.name.split(".")[0], **placement(vol.voxel_size, origin_of(vol)), **_segmented_in(p)}
     if layer_type == "labels" and data.dtype.kind == "f":
         data = data.astype(np.uint32)
     return [(data, kwargs, layer_type)]
@@ -232,11 +256,13 @@ def _label_image_record(path: Path) -> bool:
 
 
 def _read_ome_zarr(p: Path, group, ms) -> list[tuple]:
+    from ..io.volume import origin_of
     from ..io.zarr_store import open_zarr
     from .layers import placement
 
     levels = _levels(p, group)
-    vs = open_zarr(p).voxel_size
+    image = open_zarr(p)
+    vs, origin = image.voxel_size, origin_of(image)
     # a mask written by segment (0/1, no image-label block) is labels too
     image_is_labels = "image-label" in (dict(group.attrs).get("ome") or {}) or _looks_like_labels(p, levels[0])
     name = ms[0].get("name") or p.name.split(".")[0]
@@ -244,15 +270,17 @@ def _read_ome_zarr(p: Path, group, ms) -> list[tuple]:
         data, multiscale = label_data(levels)
     else:
         data, multiscale = (levels if len(levels) > 1 else levels[0]), len(levels) > 1
-    kwargs = {"name": name, **placement(vs), "multiscale": multiscale, **_segmented_in(p)}
+    kwargs = {"name": name, **placement(vs, origin), "multiscale": multiscale, **_segmented_in(p)}
     layers = [(data, kwargs, "labels" if image_is_labels else "image")]
     if "labels" in group:
         for name in (dict(group["labels"].attrs).get("ome") or {}).get("labels", []):
             lv = _levels(p, group, f"labels/{name}")
             # each label image at its own scale (another tool's labels may be coarser than the image)
-            own = open_zarr(p / "labels" / name).voxel_size or vs
-            data, multiscale = label_data(lv)
-            kw = {"name": name, **placement(own), "multiscale": multiscale, "opacity": 0.7,
+            label = open_zarr(p / "labels" / name)
+            own = label.voxel_size or vs
+            data, multiscale = label_data(lv)  # at its own translation (none: at 0, NGFF), in the image's space
+            at = origin_of(label) if label.voxel_size else origin
+            kw = {"name": name, **placement(own, at), "multiscale": multiscale, "opacity": 0.7,
                   **_label_kwargs(dict(group[f"labels/{name}"].attrs))}
             layers.append((data, kw, "labels"))
     return layers

@@ -4,9 +4,10 @@ Two writers (napari.yaml): one layer (an image or labels layer) to any format :f
 writes (``.tif``, ``.zarr``, ``.h5``, ``.nrrd``, ``.npy``), and one image with any labels layers to an OME-Zarr
 (``.ome.zarr``: the image as a pyramid, each labels layer under ``labels/``, as ``tomoseg analyze --ome-zarr``
 writes). The voxel size comes from the layers' scale and units (:func:`.layers.voxel_size_of`); with none (a
-scale of 1 pixel) the file records none. A file at the path is replaced only where tomoseg wrote it (napari's
-save dialog has asked already; ``overwrite`` of :func:`tomoseg.write_volume` never replaces another program's
-file): another program's file is left alone, with an error naming it.
+scale of 1 pixel) the file records none. A layer's translation (nm) is kept as the file's origin where the format
+holds one (Zarr and OME-Zarr translation, NRRD space origin). A file at the path is replaced only where tomoseg
+wrote it (napari's save dialog has asked already; ``overwrite`` of :func:`tomoseg.write_volume` never replaces
+another program's file): another program's file is left alone, with an error naming it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TomosegError
-from .layers import data_digest, level0, voxel_size_of
+from .layers import data_digest, level0, origin_of_layer, voxel_size_of
 
 
 def write_image(path: str, data, meta: dict) -> list[str]:
@@ -33,9 +34,12 @@ def write_labels(path: str, data, meta: dict) -> list[str]:
 
 
 def _write(path: str, array: np.ndarray, meta: dict) -> list[str]:
-    from ..io import write_volume
+    from ..io import create_volume
 
-    write_volume(path, array, voxel_size=_voxel_size(meta), overwrite=True)  # replaces tomoseg's own file only
+    voxel_size = _voxel_size(meta)  # replaces tomoseg's own file only; the origin kept by Zarr and NRRD
+    with create_volume(path, array.shape, array.dtype, voxel_size=voxel_size, overwrite=True,
+                       origin=_origin(meta, voxel_size)) as writer:
+        writer[:, :, :] = array
     made = (meta.get("metadata") or {}).get("tomoseg") or {}
     record = made.get("segment")
     # the Segment widget's layer, as it made it (a layer painted since keeps its metadata, not its voxels): the
@@ -69,10 +73,13 @@ def write_ome_zarr_layers(path: str, layer_data: list) -> list[str]:
         if _voxel_size(m) != voxel_size:
             raise TomosegError(f"{path}: labels layer {m.get('name')!r} and image layer {meta.get('name')!r} "
                                "have other scales; save them apart")
+        if _origin(m, voxel_size) != _origin(meta, voxel_size):
+            raise TomosegError(f"{path}: labels layer {m.get('name')!r} and image layer {meta.get('name')!r} "
+                               "are translated differently (they do not overlay); save them apart")
         named[_label_name(m.get("name"), named)] = _label_values(array, m)
     name = Path(path).name.split(".")[0] or "image"
     write_ome_zarr(path, image, labels=named or None, voxel_size=voxel_size, name=name,
-                   overwrite=True)  # tomoseg's own file only
+                   overwrite=True, origin=_origin(meta, voxel_size))  # tomoseg's own file only
     return [str(path)]
 
 
@@ -103,6 +110,12 @@ def _label_values(array: np.ndarray, meta: dict) -> np.ndarray:
 def _voxel_size(meta: dict) -> tuple | None:
     scale = meta.get("scale")
     return None if scale is None else voxel_size_of(scale, meta.get("units"))
+
+
+def _origin(meta: dict, voxel_size) -> tuple | None:
+    """A layer's translation in nm (where the file it was read from put it, :func:`.reader.read`), with a voxel
+    size only (a translation among pixels is no place in nm)."""
+    return origin_of_layer(meta.get("translate"), meta.get("units")) if voxel_size is not None else None
 
 
 def _label_name(name, taken: dict) -> str:
