@@ -262,6 +262,9 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
                      "check that the two scans show the same part of the sample (field of view, cropping), or "
                      "give the transform (--transform JSON)")
         t["matching_s"] = time.perf_counter() - t2
+        overlap = objects_in_overlap(tb, ta, matrix, shape_b, shape_a)
+        if few_objects_in_overlap(overlap):
+            warn(overlap_problem(overlap, given=reg.source == "given"))
         edge_b, edge_a = _edge_flags(tb, ta, matrix, shape_b, shape_a, options.matching.border_margin_vox, vs1)
         table = link_table(links, tb, ta, edge_b, edge_a, matrix, voxel_size=vs1, after_voxel_size=vs_a,
                            min_voxels=options.matching.min_voxels)
@@ -316,6 +319,45 @@ def _check_some_objects(scans, images, segmented: bool, threshold: int) -> None:
     other, fate = ("AFTER", "appeared") if name == "BEFORE" else ("BEFORE", "vanished")
     warn(f"{what(*empty[0])}: every {other} object is reported as {fate}. If the treatment did not truly "
          f"{'form them all' if fate == 'appeared' else 'dissolve them all'}, {check}")
+
+
+OVERLAP_MIN_SHARE = 0.05  # under this share of a scan's objects in the fields' overlap, the run is warned of
+
+
+def objects_in_overlap(before: dict, after: dict, matrix, shape_before, shape_after) -> dict:
+    """How many of each scan's objects lie where the other scan sees them: ``{"before": (inside, total),
+    "after": (inside, total)}``, a BEFORE object inside when the transform carries its centroid into the AFTER
+    field of view, an AFTER object when the inverse carries its centroid into the BEFORE field of view. Only the
+    objects inside can persist; the others are reported vanished (appeared) whatever the sample did."""
+    m = np.asarray(matrix, float)
+    counts = {}
+    for scan, table, transform, shape in (("before", before, m, shape_after),
+                                          ("after", after, np.linalg.inv(m), shape_before)):
+        q = apply(transform, np.stack([np.asarray(table[f"centroid_{a}"], float) for a in "zyx"], axis=1)
+                  .reshape(-1, 3))
+        inside = np.all((q >= -0.5) & (q <= np.asarray(shape, float) - 0.5), axis=1)
+        counts[scan] = (int(inside.sum()), int(len(q)))
+    return counts
+
+
+def few_objects_in_overlap(counts: dict, share: float = OVERLAP_MIN_SHARE) -> bool:
+    """Whether the overlap of the fields holds none, or under ``share``, of a scan's objects (a scan without
+    objects is left out: :func:`_check_some_objects` speaks of it)."""
+    return any(n and k < share * n for k, n in counts.values())
+
+
+def overlap_problem(counts: dict, *, given: bool) -> str:
+    """The warning of :func:`few_objects_in_overlap`, naming both scans' shares (:func:`objects_in_overlap`)."""
+    def part(scan):
+        k, n = counts[scan]
+        return f"{k:,} of the {n:,} {scan.upper()} objects ({k / n:.0%})" if n else f"no {scan.upper()} object"
+
+    return (f"the part of the sample both scans show holds {part('before')} and {part('after')}, where the "
+            f"{'given' if given else 'estimated'} transform puts them: the others are reported vanished or "
+            "appeared because the other scan does not show them, not because the sample changed. Check that the two "
+            "scans show the same region of the sample (a crop, another part of it) and "
+            + ("the --transform file (BEFORE voxel -> AFTER voxel, translation in voxels)" if given else
+               "the registration (or give the transform: --transform JSON)"))
 
 
 def link_table(links, before: dict, after: dict, edge_b, edge_a, matrix, *, voxel_size, after_voxel_size=None,
