@@ -228,11 +228,9 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
         t["labels_and_measures_s"] = time.perf_counter() - t1
         t2 = time.perf_counter()
         matrix = reg.matrix
-        if reg.source == "estimated" and segmented is None:  # the images' transform never saw the labels
-            swapped = swapped_labels_problem(tb, ta, matrix, shape_a, voxel_size=vs1,
-                                             after_voxel_size=vs1_a, options=options.matching)
-            if swapped:
-                warn(swapped)
+        # the label files against the transform, which never saw them (estimated from the images, or given)
+        swap_said = segmented is None and _said_swapped((before, after), (tb, ta), reg, voxel_size=vs1,
+                                                        after_voxel_size=vs1_a, options=options)
         links, _ = match(lb, la, tb, ta, matrix, voxel_size=vs1, after_voxel_size=vs1_a, options=options.matching,
                          progress=progress)
         refit = {}
@@ -268,7 +266,7 @@ def track(before, after, *, before_labels=None, after_labels=None, voxel_size=No
         edge_b, edge_a = _edge_flags(tb, ta, matrix, shape_b, shape_a, options.matching.border_margin_vox, vs1)
         table = link_table(links, tb, ta, edge_b, edge_a, matrix, voxel_size=vs1, after_voxel_size=vs_a,
                            min_voxels=options.matching.min_voxels)
-        if reg.source == "given":
+        if reg.source == "given" and not swap_said:  # (swapped labels look like an inverted transform)
             problems = given_transform_problems(table, tb, ta, matrix, shape_a, voxel_size=vs1,
                                                 after_voxel_size=vs1_a, options=options.matching)
             if problems:
@@ -487,12 +485,15 @@ SWAP_MIN_SHARE = 0.5   # share of them that the transform puts on an object of t
 
 
 def swapped_labels_problem(before: dict, after: dict, matrix, shape_after, *, voxel_size,
-                           after_voxel_size=None, options: MatchOptions) -> str:
-    """A line saying that the two scans' labels look swapped, or "" where they do not: the transform estimated
-    from the images (which never see the labels) puts at least half of the AFTER table's objects on the BEFORE
-    table's (centroids within the tolerance, :func:`~.matching.centroid_hits`) and more than twice as many
-    as it puts of the BEFORE table's on the AFTER table's, as given. Only centroids: no image is read. (Each
-    table's objects carried with the other scan's voxel size: a swap needs scans of one shape anyway.)"""
+                           after_voxel_size=None, options: MatchOptions, given: bool = False,
+                           evidence: str = "") -> str:
+    """A line saying that the two scans' labels look swapped, or "" where they do not: the transform (estimated
+    from the images, which never see the labels, or ``given``) puts at least half of the AFTER table's objects
+    on the BEFORE table's (centroids within the tolerance, :func:`~.matching.centroid_hits`) and more than twice
+    as many as it puts of the BEFORE table's on the AFTER table's, as given. Only centroids: no image is read.
+    (Each table's objects carried with the other scan's voxel size: a swap needs scans of one shape anyway.)
+    With centroids alone, swapped labels under a given transform look like right labels under its inverse:
+    :func:`_said_swapped` asks the images (``evidence``: what they say, put in the line)."""
     from .matching import centroid_hits
 
     kw = dict(options=options)
@@ -502,11 +503,51 @@ def swapped_labels_problem(before: dict, after: dict, matrix, shape_after, *, vo
                                   after_voxel_size=voxel_size, **kw)
     if n_sw < SWAP_MIN_OBJECTS or hits_sw < SWAP_MIN_SHARE * n_sw or hits_sw <= 2 * hits * n_sw / max(n, 1):
         return ""
-    return (f"the label files look swapped: the transform estimated from the images puts {hits} of {n} BEFORE "
-            f"objects on an AFTER object, but {hits_sw} of {n_sw} with the two label files exchanged. Check that "
-            "--before-labels holds the objects of the BEFORE scan and --after-labels those of the AFTER scan (each "
-            "object dark in its own scan); as given, the links, changes and the transform refitted on them are "
-            "wrong")
+    return (f"the label files look swapped: the {'given transform' if given else 'transform estimated from the images'}"
+            f" puts {hits} of {n} BEFORE objects on an AFTER object, but {hits_sw} of {n_sw} with the two label files "
+            f"exchanged{evidence}. Check that --before-labels holds the objects of the BEFORE scan and --after-labels those of "
+            "the AFTER scan (each object dark in its own scan); as given, the links and changes "
+            + ("are wrong" if given else "and the transform refitted on them are wrong"))
+
+
+SWAP_IMAGE_MARGIN = 0.1  # correlation by which the images favour a given transform over its inverse, or back
+SWAP_CROPS = 4           # crops about each label file's largest objects for that comparison
+
+
+def _said_swapped(images, tables, reg: Registration, *, voxel_size, after_voxel_size, options: TrackOptions) -> bool:
+    """Warn where the label files look swapped (:func:`swapped_labels_problem`); True where it warned.
+
+    Under a given transform, centroids cannot tell swapped labels from a transform given AFTER -> BEFORE: the
+    images can (crops about the objects, :func:`~.registration.image_agreement`, the transform as given against
+    its inverse). Where they favour the inverse, nothing is said here (:func:`given_transform_problems` names the
+    inverse); where they do not tell, the warning names both."""
+    from .registration import image_agreement
+
+    (before, after), (tb, ta) = images, tables
+    given = reg.source == "given"
+    kw = dict(voxel_size=voxel_size, after_voxel_size=after_voxel_size, options=options.matching, given=given)
+    line = swapped_labels_problem(tb, ta, reg.matrix, tuple(after.shape), **kw)
+    if line and given:
+        centres = np.concatenate([_largest_centroids(t, SWAP_CROPS) for t in tables])
+        crops = dict(size=min(32, options.registration.crop_size), band=options.registration.band)
+        as_given = image_agreement(before, after, reg.matrix, centres, **crops)
+        inverted = image_agreement(before, after, np.linalg.inv(reg.matrix), centres, **crops)
+        figures = f"band-passed correlation of the images {as_given:.2f} as given, {inverted:.2f} inverted"
+        if inverted >= as_given + SWAP_IMAGE_MARGIN:
+            return False  # the transform is AFTER -> BEFORE, the labels are right: given_transform_problems says it
+        line = swapped_labels_problem(tb, ta, reg.matrix, tuple(after.shape), **kw, evidence=(
+            f"; the images confirm the transform ({figures})" if as_given >= inverted + SWAP_IMAGE_MARGIN else
+            f"; or the --transform file is AFTER -> BEFORE: the images do not tell ({figures})"))
+    if line:
+        warn(line)
+    return bool(line)
+
+
+def _largest_centroids(table: dict, n: int) -> np.ndarray:
+    """The centroids (z, y, x voxels) of a table's ``n`` largest objects off their scan's border."""
+    rows = np.flatnonzero(~np.asarray(table["touches_border"], bool))
+    rows = rows[np.argsort(-np.asarray(table["volume_vox"])[rows], kind="stable")[:n]]
+    return np.stack([np.asarray(table[f"centroid_{a}"], float)[rows] for a in "zyx"], axis=1).reshape(-1, 3)
 
 
 def _lowest(labels: np.ndarray, start: np.ndarray, *, none: int) -> np.ndarray:
