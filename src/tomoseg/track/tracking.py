@@ -503,11 +503,12 @@ def swapped_labels_problem(before: dict, after: dict, matrix, shape_after, *, vo
                                   after_voxel_size=voxel_size, **kw)
     if n_sw < SWAP_MIN_OBJECTS or hits_sw < SWAP_MIN_SHARE * n_sw or hits_sw <= 2 * hits * n_sw / max(n, 1):
         return ""
-    return (f"the label files look swapped: the {'given transform' if given else 'transform estimated from the images'}"
-            f" puts {hits} of {n} BEFORE objects on an AFTER object, but {hits_sw} of {n_sw} with the two label files "
-            f"exchanged{evidence}. Check that --before-labels holds the objects of the BEFORE scan and --after-labels those of "
-            "the AFTER scan (each object dark in its own scan); as given, the links and changes "
-            + ("are wrong" if given else "and the transform refitted on them are wrong"))
+    transform = "given transform" if given else "transform estimated from the images"
+    return (f"the label files look swapped: the {transform} puts {hits} of {n} BEFORE objects on an AFTER object, "
+            f"but {hits_sw} of {n_sw} with the two label files exchanged{evidence}. Check that --before-labels holds "
+            "the objects of the BEFORE scan and --after-labels those of the AFTER scan (each object dark in its own "
+            "scan); as given, the links and changes " + ("are wrong" if given else
+                                                         "and the transform refitted on them are wrong"))
 
 
 SWAP_IMAGE_MARGIN = 0.1  # correlation by which the images favour a given transform over its inverse, or back
