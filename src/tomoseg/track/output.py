@@ -153,8 +153,13 @@ def track_section(summary: dict, figs: dict) -> str:
     parts.append(_table([{"status": s, **c} for s, c in counts.items()], ["status", "events", "before_objects",
                                                                            "after_objects"]))
     ex = summary["excluded_rows"]
+    uncertain = summary.get("uncertain_pairs", 0)
     parts.append(f'<p class="note">Counted: objects off the edge of both fields of view and of at least the minimum '
-                 f'size; {ex["edge"]} rows at an edge and {ex["small"]} small rows are in matches.csv, flagged.</p>')
+                 f'size; {ex["edge"]} rows at an edge and {ex["small"]} small rows are in matches.csv, flagged.'
+                 + (f' {uncertain} of the persisting pairs are flagged <b>uncertain</b> (matches.csv: uncertain = 1): '
+                    "the centroid moved farther than the radius changed, by more than a voxel; it may be an object "
+                    "that dissolved and a new one formed beside its spot, not one object that changed."
+                    if uncertain else "") + "</p>")
     parts.append("<h3>Growth of persisting objects by size class (equivalent radius before)</h3>")
     rows, headers = _growth_rows(summary["growth_by_size_class"])  # Δradius in nm, µm or mm
     parts.append(_table(rows, ["radius_from_vox", "radius_to_vox", "objects", "mean_delta_radius_nm",
