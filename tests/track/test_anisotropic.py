@@ -300,7 +300,8 @@ def test_translation_and_displacement_in_nm(tmp_path):
     assert moved["median_nm"] < 1.5  # the two that moved with the sample (digitization only)
     write_tracking(result, tmp_path / "out", shape=shape, voxel_size=VS)
     page = (tmp_path / "out" / "track.html").read_text()
-    assert "translation z, y, x of the volume&#x27;s centre (µm)</td><td>0.09, -0.12, 0.075</td>" in page
+    # in the unit the values reach (io.units.readable_unit): 0.09 µm read less well than 90 nm
+    assert "translation z, y, x of the volume&#x27;s centre (nm)</td><td>90, -120, 75</td>" in page
     assert "median / largest (nm)</td><td>" in page and "(3 objects)" in page
 
 

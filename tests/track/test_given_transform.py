@@ -33,11 +33,13 @@ def shifted():
     return before, after, m
 
 
-def _run(before, after, m):
+def _run(before, after, m, images=None):
+    """Track the label images ``before`` and ``after`` under ``m``; the images: the labels (or ``images``)."""
+    image_b, image_a = (before, after) if images is None else images
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = track(before.astype(np.uint8), after.astype(np.uint8), before_labels=before, after_labels=after,
-                       transform=m, voxel_size=(30, 30, 30))
+        result = track(image_b.astype(np.uint8), image_a.astype(np.uint8), before_labels=before,
+                       after_labels=after, transform=m, voxel_size=(30, 30, 30))
     return result, [str(w.message) for w in caught if issubclass(w.category, TomosegWarning)]
 
 
@@ -55,3 +57,23 @@ def test_inverse_transform_warns_and_names_the_inverse(shifted):
     assert len(warned) == 1, warned
     assert "given transform disagrees with the objects" in warned[0]
     assert "is it AFTER -> BEFORE?" in warned[0] and "of 12 BEFORE objects on an AFTER object" in warned[0]
+
+
+@pytest.mark.parametrize("images, said", [
+    ("objects", "the images confirm the transform (band-passed correlation of the images 1.00 as given"),
+    ("flat", "or the --transform file is AFTER -> BEFORE: the images do not tell (band-passed correlation of the "
+             "images 0.00 as given, 0.00 inverted)")])
+def test_swapped_labels_under_a_given_transform_ask_the_images(shifted, images, said):
+    """Label files swapped under a right transform: before, only "is it AFTER -> BEFORE?" was said (centroids
+    cannot tell the two apart). Images that show the objects confirm the transform, so the swap is said; images
+    without structure tell nothing, so both causes are named, in one warning."""
+    before, after, m = shifted
+    if images == "objects":
+        result, warned = _run(after, before, m, images=(before, after))
+    else:
+        flat = np.full(before.shape, 50, np.uint8)
+        result, warned = _run(after, before, m, images=(flat, flat))
+    assert len(warned) == 1, warned
+    assert warned[0].startswith("the label files look swapped: the given transform puts 0 of 12 BEFORE objects on "
+                                "an AFTER object, but 12 of 12 with the two label files exchanged; ")
+    assert said in warned[0]

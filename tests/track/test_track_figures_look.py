@@ -91,3 +91,35 @@ def test_track_page_says_its_inputs_and_growth_in_words(tmp_path):
     shown = [g["median_delta_volume_rel"] for g in growth if g["median_delta_volume_rel"] is not None]
     assert shown and all(f"<td>{100 * v:+.3g} %</td>" in page for v in shown)
     assert re.search(r"<td>[+-][\d.]+ %</td>", page)
+
+
+def test_a_lab_scans_lengths_read_in_the_unit_they_reach(tmp_path):
+    """At 50 µm voxels track.html gave the shift of 40 voxels as 2000 µm, the growth of one voxel of radius as
+    50000 nm, and the change map's axes ran 0 to 4000 µm: each now in the unit its values reach
+    (io.units.readable_unit, as the analysis report writes them): 2 mm, 50 µm, 0 to 4 mm. (matches.csv keeps nm
+    in its column names, as analyze's objects.csv does: one unit per column.)"""
+    import re
+
+    from tomoseg.track import track, write_tracking
+
+    shape = (24, 64, 96)
+    grid = np.indices(shape).astype(float)
+    before, after = np.zeros(shape, np.uint8), np.zeros(shape, np.uint8)
+    for k, x in enumerate([8, 18, 28, 38, 13, 23, 33]):
+        c = np.array([12.0, 14 + 18 * (k // 4), x])
+        before[sum((g - v) ** 2 for g, v in zip(grid, c)) <= 3.0 ** 2] = 1
+        after[sum((g - v) ** 2 for g, v in zip(grid, c + (0, 0, 40))) <= 4.0 ** 2] = 1  # moved 40, grown by 1
+    m = np.eye(4)
+    m[2, 3] = 40
+    vs = (5e4,) * 3
+    result = track(before * 80, after * 80, before_labels=before, after_labels=after, transform=m, voxel_size=vs)
+    assert result.summary["objects_by_status"]["persisting"]["events"] == 7
+    write_tracking(result, tmp_path / "out", shape=shape, voxel_size=vs)
+    page = (tmp_path / "out" / "track.html").read_text(encoding="utf-8")
+    assert "translation z, y, x of the volume&#x27;s centre (mm)</td><td>0, 0, 2</td>" in page
+    assert "mean Δradius (µm)" in page and "mean Δradius (nm)" not in page
+    growth = [float(v) for v in re.findall(r"<tr><td>[\d.]+</td><td>[\d.–]+</td><td>[1-9]\d*</td><td>([\d.]+)</td>",
+                                           page)]
+    assert growth and all(40 < v < 60 for v in growth), growth  # one voxel of radius: 50 µm
+    svg = (tmp_path / "out" / "figures" / "track_map.svg").read_text(encoding="utf-8")
+    assert "x (mm)" in svg and "z (mm)" in svg and "µm)" not in svg

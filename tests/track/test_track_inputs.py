@@ -480,3 +480,28 @@ def test_swapped_label_files_are_warned_of(pair, tmp_path, capsys):
     assert any("look swapped" in line for line in summary["notes"])
     assert main(_track(pair, "--out", str(tmp_path / "right"))) == 0  # the right way round: nothing said
     assert "swapped" not in capsys.readouterr().err
+
+
+def test_swapped_label_files_are_warned_of_under_a_given_transform_too(pair, tmp_path, capsys):
+    """The swap check ran only on an estimated transform; with --transform, swapped label files ran with a
+    warning that the transform disagrees with the objects and asked "is it AFTER -> BEFORE?", leading to the
+    wrong fix. Centroids cannot tell swapped labels from an inverted transform; crops of the images can: the
+    swap is said where they confirm the transform, the inverted transform where they favour its inverse."""
+    inverse = tmp_path / "inverse.json"
+    inverse.write_text(json.dumps({"matrix": np.linalg.inv(json.loads((pair / "truth.json").read_text())["matrix"])
+                                   .tolist()}))
+    right = ["--transform", str(pair / "truth.json")]
+    assert main([*_track(pair, *right, before_labels="al.tif", after_labels="bl.tif"),
+                 "--out", str(tmp_path / "swapped")]) == 0
+    err = capsys.readouterr().err
+    assert "tomoseg: warning: the label files look swapped: the given transform puts" in err
+    assert "exchanged; the images confirm the transform (band-passed correlation of the images" in err
+    assert "disagrees" not in err and "AFTER -> BEFORE" not in err
+    assert main([*_track(pair, "--transform", str(inverse), before_labels="bl.tif", after_labels="al.tif"),
+                 "--out", str(tmp_path / "inverted")]) == 0
+    err = capsys.readouterr().err
+    assert "the given transform disagrees with the objects" in err and "is it AFTER -> BEFORE?" in err
+    assert "swapped" not in err
+    assert main([*_track(pair, *right, before_labels="bl.tif", after_labels="al.tif"),
+                 "--out", str(tmp_path / "right")]) == 0
+    assert "warning" not in capsys.readouterr().err

@@ -1,8 +1,9 @@
 """Figures of a tracking: radius before vs after, volume change, and where objects appeared or vanished.
 
 Drawn with the report's helpers (:mod:`tomoseg.report.figures`): column widths with text of 7 pt or more,
-PNG at 300 dpi with SVG and PDF beside it, Okabe-Ito colours (told apart by marker shape too), positions in µm
-where the voxel size is known, and each caption in the folder's ``captions.json``.
+PNG at 300 dpi with SVG and PDF beside it, Okabe-Ito colours (told apart by marker shape too), positions and
+radii in nm, µm or mm (the unit the values reach) where the voxel size is known, and each caption in the
+folder's ``captions.json``.
 """
 
 from __future__ import annotations
@@ -108,7 +109,8 @@ def change_map(table: dict, path, *, shape=None, matrix=None, image=None, voxel_
     """Where objects appeared, vanished, merged and split: top view (y, x) and side view (z, x) of the
     pillar in the AFTER frame (vanished objects carried there through the transform); behind them, the
     AFTER ``image``'s middle slices when given. ``shape``: the AFTER scan's (the extent drawn);
-    ``voxel_size``: the axes in µm, drawn to scale, with a scale bar. One marker per object (a merge's at its
+    ``voxel_size``: the axes in nm, µm or mm (the unit the views' extent reaches), drawn to scale, with a scale
+    bar. One marker per object (a merge's at its
     AFTER object); objects at an edge or below the minimum size are hollow and not counted. The legend counts
     as the stdout line does (:func:`~.tracking.count_label`): pairs, objects, groups."""
     from matplotlib.ticker import MaxNLocator
@@ -138,7 +140,11 @@ def change_map(table: dict, path, *, shape=None, matrix=None, image=None, voxel_
         axes[1].imshow(planes[1], cmap="gray", alpha=0.45, vmin=lo, vmax=hi)
     aspects = view_aspects(voxel_size)
     vs = np.asarray(voxel_size if voxel_size is not None else (1.0, 1.0, 1.0), float)
-    unit = "µm" if voxel_size is not None else "voxels"
+    unit, per_unit = "voxels", 1.0
+    if voxel_size is not None:  # nm, µm or mm, as far as the views reach (a lab scan's read 0 to 50000 µm)
+        reach = (np.asarray(shape, float) if shape is not None else
+                 np.nanmax(np.abs(np.concatenate([p for p, _ in pts.values()] or [np.zeros((1, 3))])), axis=0) + 1)
+        unit, per_unit = readable_unit(float(np.max(reach * vs)))
     for ax, (i, j), title, aspect in ((axes[0], (2, 1), "top view (x, y)", aspects[0]),
                                       (axes[1], (2, 0), "side view (x, z)", aspects[1])):
         for status, (p, edge) in pts.items():
@@ -153,12 +159,12 @@ def change_map(table: dict, path, *, shape=None, matrix=None, image=None, voxel_
             ax.set_xlim(-0.5, shape[2] - 0.5)
             ax.set_ylim(shape[j] - 0.5, -0.5)
         ax.set_aspect(aspect)
-        if voxel_size is not None:  # the axes in µm (the data stay in voxels: the image behind them)
+        if voxel_size is not None:  # the axes in that unit (the data stay in voxels: the image behind them)
             for axis, a, limits in ((ax.xaxis, i, ax.get_xlim()), (ax.yaxis, j, ax.get_ylim())):
-                um = vs[a] / 1000  # µm per voxel: ticks at round µm values
-                ticks = MaxNLocator(5).tick_values(min(limits) * um, max(limits) * um)
-                ticks = ticks[(ticks >= min(limits) * um) & (ticks <= max(limits) * um)]
-                axis.set_ticks(ticks / um, [f"{t:g}" for t in ticks])
+                per_voxel = vs[a] / per_unit  # units per voxel: ticks at round values of the unit
+                ticks = MaxNLocator(5).tick_values(min(limits) * per_voxel, max(limits) * per_voxel)
+                ticks = ticks[(ticks >= min(limits) * per_voxel) & (ticks <= max(limits) * per_voxel)]
+                axis.set_ticks(ticks / per_voxel, [f"{t:g}" for t in ticks])
             if shape is not None:
                 add_scale_bar(ax, float(vs[2]), int(shape[2]))
         ax.set_xlabel(f"x ({unit})")

@@ -12,6 +12,7 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import said
+from ..io.units import readable_unit
 from ..io.result_folders import TRACK_SUMMARY_TOOL
 from ..table import write_csv
 from . import figures
@@ -58,9 +59,10 @@ def inputs_line(inputs: dict | None) -> str:
     return "; ".join(said)
 
 
-def _table(rows: list[dict], columns: list[str]) -> str:
-    head = "".join(f'<th>{html.escape(_HEADERS[c])} <span class="note">{html.escape(c)}</span></th>'
-                   if c in _HEADERS else f"<th>{html.escape(c)}</th>" for c in columns)
+def _table(rows: list[dict], columns: list[str], headers: dict | None = None) -> str:
+    headers = {**_HEADERS, **(headers or {})}
+    head = "".join(f'<th>{html.escape(headers[c])} <span class="note">{html.escape(c)}</span></th>'
+                   if c in headers else f"<th>{html.escape(c)}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td>{_cell(c, r.get(c))}</td>" for c in columns) + "</tr>" for r in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 
@@ -85,6 +87,40 @@ def _num(value, spec: str) -> str:
     return format(value, spec)
 
 
+def _unit_of(values) -> tuple[str, float]:
+    """The unit (nm, µm, mm) that the largest of some lengths in nm reaches (:func:`~tomoseg.io.units.readable_unit`:
+    a lab scan's 2 mm shift read 2000 µm, a TXM scan's 90 nm 0.09 µm); NaN and None left out."""
+    finite = [abs(float(v)) for v in values if v is not None and np.isfinite(float(v))]
+    return readable_unit(max(finite, default=0.0))
+
+
+def _lengths(what: str, values_nm) -> tuple[str, str]:
+    """A row of lengths given in nm, in the unit they read well in (``what (unit)``, the values)."""
+    if not values_nm:
+        return f"{what} (nm)", "n/a (voxel size unknown)"
+    name, size = _unit_of(values_nm)
+    return f"{what} ({name})", ", ".join(_num(a / size, ".4g") for a in values_nm)
+
+
+def _displacement(moved) -> tuple[str, str]:
+    what = "persisting objects' displacement after the registration, median / largest"
+    if not moved:
+        return f"{what} (nm)", "n/a"
+    name, size = _unit_of([moved["median_nm"], moved["max_nm"]])
+    return (f"{what} ({name})", f"{_num(moved['median_nm'] / size, '.4g')} / {_num(moved['max_nm'] / size, '.4g')} "
+                                f"({moved['objects']} objects)")
+
+
+def _growth_rows(rows: list[dict]) -> tuple[list[dict], dict]:
+    """The growth table's rows with the mean Δradius in the unit its values read well in, and that header."""
+    name, size = _unit_of(r["mean_delta_radius_nm"] for r in rows)
+    if size == 1.0:
+        return rows, {}
+    scaled = [{**r, "mean_delta_radius_nm": r["mean_delta_radius_nm"] / size
+               if isinstance(r["mean_delta_radius_nm"], float) else r["mean_delta_radius_nm"]} for r in rows]
+    return scaled, {"mean_delta_radius_nm": f"mean Δradius ({name})"}
+
+
 def track_section(summary: dict, figs: dict) -> str:
     """The HTML section of a tracking (no page around it): transform, counts, growth, figures."""
     tr = summary["transform"]
@@ -95,17 +131,13 @@ def track_section(summary: dict, figs: dict) -> str:
         ("rotation about z, y, x (deg)", ", ".join(_num(a, ".3f") for a in tr["rotation_deg"])),
         ("rotation angle (deg)", tr["rotation_angle_deg"]),
         ("translation z, y, x (voxels)", ", ".join(_num(a, ".2f") for a in tr["translation_vox"])),
-        ("translation z, y, x of the volume's centre (µm)", ", ".join(_num(a / 1e3, ".4g") for a in
-                                                                     tr["translation_nm"])
-         if tr.get("translation_nm") else "n/a (voxel size unknown)"),
+        _lengths("translation z, y, x of the volume's centre", tr.get("translation_nm")),
         ("scale", tr["scale"]), ("crops' remaining shift after the image fit, RMS (voxels)", tr["residual_vox"]),
         ("residual on matched objects (voxels)", tr.get("coarse", {}).get("objects_refit", {}).get("residual_vox",
                                                                                                    float("nan"))),
         ("band-passed correlation, coarse → final",
          f"{_num(tr.get('ncc_before'), '.3f')} → {_num(tr.get('ncc_after'), '.3f')}"),
-        ("persisting objects' displacement after the registration, median / largest (nm)",
-         f"{_num(moved['median_nm'], '.4g')} / {_num(moved['max_nm'], '.4g')} ({moved['objects']} objects)"
-         if moved else "n/a"))],
+        _displacement(moved))],
         ["quantity", "value"]))
     counts = summary["objects_by_status"]
     parts.append("<h3>Objects by status</h3>")
@@ -121,12 +153,18 @@ def track_section(summary: dict, figs: dict) -> str:
     parts.append(_table([{"status": s, **c} for s, c in counts.items()], ["status", "events", "before_objects",
                                                                            "after_objects"]))
     ex = summary["excluded_rows"]
+    uncertain = summary.get("uncertain_pairs", 0)
     parts.append(f'<p class="note">Counted: objects off the edge of both fields of view and of at least the minimum '
-                 f'size; {ex["edge"]} rows at an edge and {ex["small"]} small rows are in matches.csv, flagged.</p>')
+                 f'size; {ex["edge"]} rows at an edge and {ex["small"]} small rows are in matches.csv, flagged.'
+                 + (f' {uncertain} of the persisting pairs are flagged <b>uncertain</b> (matches.csv: uncertain = 1): '
+                    "the centroid moved farther than the radius changed, by more than a voxel; it may be an object "
+                    "that dissolved and a new one formed beside its spot, not one object that changed."
+                    if uncertain else "") + "</p>")
     parts.append("<h3>Growth of persisting objects by size class (equivalent radius before)</h3>")
-    parts.append(_table(summary["growth_by_size_class"], ["radius_from_vox", "radius_to_vox", "objects",
-                                                          "mean_delta_radius_nm", "mean_delta_radius_vox",
-                                                          "median_delta_volume_rel", "grew_10pct", "shrank_10pct"]))
+    rows, headers = _growth_rows(summary["growth_by_size_class"])  # Δradius in nm, µm or mm
+    parts.append(_table(rows, ["radius_from_vox", "radius_to_vox", "objects", "mean_delta_radius_nm",
+                               "mean_delta_radius_vox", "median_delta_volume_rel", "grew_10pct", "shrank_10pct"],
+                        headers))
     if summary.get("truth"):
         t = summary["truth"]
         parts.append("<h3>Against the phantom's truth</h3>")

@@ -313,6 +313,25 @@ def warp(image: np.ndarray, matrix: np.ndarray, shape, *, order: int = 1, cval: 
                                     cval=cval, mode="constant")
 
 
+def image_agreement(before, after, matrix, centres, *, size: int = 32, band=(2.0, 6.0)) -> float:
+    """Mean normalized correlation of the band-passed BEFORE image, on crops of ``size``³ voxels about
+    ``centres`` (BEFORE voxels; crops moved inside the scan), with the AFTER image seen there through ``matrix``
+    (BEFORE voxel -> AFTER voxel); NaN where no crop lies in both fields of view. Reads only those crops: a check
+    of a given transform that costs no registration."""
+    shape_b = np.asarray(before.shape)
+    size = int(min(size, *shape_b))
+    win = _window((size,) * 3)
+    values = []
+    for c in np.asarray(centres, float).reshape(-1, 3):
+        lo = np.clip(np.round(c).astype(int) - size // 2, 0, shape_b - size)
+        moving = _after_crop(after, np.asarray(matrix, float), lo, size, tuple(after.shape))
+        if moving is None:
+            continue
+        fixed = band_pass(_read_crop(before, lo, size), band)
+        values.append(_ncc(fixed * win, band_pass(moving, band) * win))
+    return float(np.mean(values)) if values else float("nan")
+
+
 # ------------------------------------------------------------------ coarse stage
 def _axis(weight: np.ndarray) -> np.ndarray:
     """(y, x) of the pillar's axis: the centroid of its interior weight."""
