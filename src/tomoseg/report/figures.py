@@ -615,14 +615,16 @@ def colour_scale(values, *, percentiles=(2, 98)):
 def objects_3d(table: dict, shape, path, *, voxel_size=None, column: str = "equivalent_radius_nm",
                max_objects: int = MAX_3D_OBJECTS, rng=0, empty_note: str = "no objects") -> Path:
     """A 3D view of the objects: each a dot at its centroid coloured by its equivalent radius (one colour
-    scale for the three views), inside the analysed volume's box (oblique, along z, from the side).
+    scale for the three views), inside the analysed volume's box: oblique (3D), from the top (along z, y down,
+    as the slices and napari) and from the side (along x, z up); the top and side views are plain 2D plots
+    (an orthographic view is one), drawn to scale with each axis labelled in its unit.
 
     The dots are of one size: marker sizes in screen points cannot be to scale in a 3D projection, and dots
     grown with the radius hid the gaps between objects. Of more than ``max_objects`` objects, a random sample
     of ``max_objects`` (``rng``: a seed or a NumPy Generator) is drawn, and the title and caption say so; the
     colour scale spans all of them."""
     from matplotlib.cm import ScalarMappable
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import MaxNLocator, NullLocator
 
     vs = np.asarray(voxel_size if voxel_size else (1.0, 1.0, 1.0), float)
     unit = 1000.0 if voxel_size else 1.0
@@ -647,41 +649,57 @@ def objects_3d(table: dict, shape, path, *, voxel_size=None, column: str = "equi
     c = np.stack([np.asarray(table[f"centroid_{a}"], float)[pick] for a in "zyx"], 1).reshape(-1, 3) * vs / unit
     lower = -0.5 * vs / unit  # the volume's outer faces: voxel centres at 0 .. n-1 (as the centroids, napari)
     extent = (np.asarray(shape, float) - 0.5) * vs / unit
+    dz, dy, dx = extent - lower
+    widths, height = _views_layout(float(dz), float(dy), float(dx))
     plt = _plt()
-    fig = plt.figure(figsize=(DOUBLE_COLUMN, 2.9), layout="constrained")
-    views = [(f"oblique (z up, {label})", 25, -55), ("along z (top, y down)", 90, -90),
-             (f"side (y across, z up, {label})", 0, 0)]
+    fig = plt.figure(figsize=(DOUBLE_COLUMN, height), layout="constrained")
+    fig.get_layout_engine().set(w_pad=0.03, h_pad=0.03, wspace=0.04)
+    grid = fig.add_gridspec(1, 3, width_ratios=widths)
     dot = 4.0 if len(values) > 2000 else 9.0  # points²: fixed, not to scale
-    for i, (name, elev, azim) in enumerate(views):
-        ax = fig.add_subplot(1, 3, i + 1, projection="3d")
-        _box(ax, lower, extent)
+    scatter = dict(c=values, cmap="viridis", norm=norm, s=dot, edgecolors="none")
+    # oblique: a 3D axes, its box to scale
+    ax3 = fig.add_subplot(grid[0], projection="3d")
+    _box(ax3, lower, extent)
+    if len(values):
+        ax3.scatter(c[:, 2], c[:, 1], c[:, 0], depthshade=False, **scatter)
+    ax3.set_box_aspect((dx, dy, dz), zoom=1.0)
+    ax3.view_init(elev=25, azim=-55)
+    ax3.tick_params(labelsize=MIN_FONT_PT, pad=-2)
+    longest = max(dz, dy, dx)
+    for axis, length in zip("xyz", (dx, dy, dz)):
+        # fewer ticks along a short side (a flat box's z: six ticks one on the other); none below a tenth
+        # (and no label: the names of a tall box's x and y ran into each other; the 2D views show those sides)
+        n = 3 if length > 0.5 * longest else 2 if length > 0.25 * longest else 1
+        getattr(ax3, f"{axis}axis").set_major_locator(MaxNLocator(n) if length > 0.1 * longest else NullLocator())
+        if length > 0.1 * longest:
+            getattr(ax3, f"set_{axis}label")(f"{axis} ({label})", labelpad=-6)
+    # z on the left: on the right its ticks and label ran into the top view's y label
+    ax3.zaxis.set_ticks_position("lower")
+    ax3.zaxis.set_label_position("lower")
+    ax3.zaxis.set_rotate_label(False)
+    ax3.zaxis.label.set_rotation(90)
+    ax3.set_title("oblique (z up)")
+    # top and side: 2D, one scale each, the box's faces as the axes' limits
+    top = fig.add_subplot(grid[1])
+    side = fig.add_subplot(grid[2])
+    for ax, (h, v), (name, hl, vl) in ((top, (2, 1), ("along z (top, y down)", "x", "y")),
+                                       (side, (1, 0), ("side (along x, z up)", "y", "z"))):
         if len(values):
-            ax.scatter(c[:, 2], c[:, 1], c[:, 0], c=values, cmap="viridis", norm=norm, s=dot, depthshade=False,
-                       edgecolors="none")
-        ax.tick_params(labelsize=MIN_FONT_PT, pad=0)
-        side, top = name.startswith("side"), name.startswith("along")
-        for axis, hidden, labelled in (("x", side, not side), ("y", False, not side), ("z", top, side)):
-            getattr(ax, f"{axis}axis").set_major_locator(MaxNLocator(3))
-            if hidden:  # the axis that points at the viewer: no ticks, no label
-                getattr(ax, f"set_{axis}ticks")([])
-            elif labelled:  # (3D axis labels that would collide with ticks are said in the title instead)
-                getattr(ax, f"set_{axis}label")(f"{axis} ({label})", labelpad=0)
-        box = (extent - lower)[::-1].copy()  # x, y, z
-        if top or side:  # the axis toward the viewer shortened to the others: the box fills the panel
-            toward = 2 if top else 0
-            box[toward] = min(box[toward], max(np.delete(box, toward)))
-            ax.set_proj_type("ortho")
-        ax.set_box_aspect(tuple(box), zoom=0.78)
-        ax.view_init(elev=elev, azim=azim)
-        if top:  # y down, as in the slices, hit maps and napari
-            ax.invert_yaxis()
+            ax.scatter(c[:, h], c[:, v], **scatter)
+        ax.set_xlim(lower[h], extent[h])
+        ax.set_ylim(lower[v], extent[v])
+        ax.set_aspect("equal")
+        ax.set_anchor("N")  # the titles in one line
+        ax.set_xlabel(f"{hl} ({label})", labelpad=1)
+        ax.set_ylabel(f"{vl} ({label})", labelpad=1)
         ax.set_title(name)
-        if not total and i == 1:
-            ax.text2D(0.5, 0.5, _wrap(empty_note), transform=ax.transAxes, ha="center", va="center",
-                      bbox=dict(boxstyle="round", fc="white", ec="0.6", lw=0.6))
+    top.invert_yaxis()  # y down, as in the slices, hit maps and napari
+    if not total:
+        top.text(0.5, 0.5, _wrap(empty_note), transform=top.transAxes, ha="center", va="center",
+                 bbox=dict(boxstyle="round", fc="white", ec="0.6", lw=0.6))
     if total:
-        fig.colorbar(ScalarMappable(norm=norm, cmap="viridis"), ax=fig.axes, shrink=0.7,
-                     label=f"equivalent radius ({radius_unit})")
+        fig.colorbar(ScalarMappable(norm=norm, cmap="viridis"), ax=[ax3, top, side], shrink=0.85, aspect=25,
+                     pad=0.02, label=f"equivalent radius ({radius_unit})")
     drawn = len(values)
     sample = ""
     if drawn < total:
@@ -689,12 +707,70 @@ def objects_3d(table: dict, shape, path, *, voxel_size=None, column: str = "equi
         sample = (" The sample is seeded (the same on every run) and keeps the figure readable and small; the "
                   "colour scale spans all the objects, and every object is in the objects table and the "
                   "histograms.")
+    _inside_figure(fig, ax3)
+    for ax in (top, side):  # ticks for the 2D views' sizes on paper
+        box = ax.get_window_extent()
+        for axis, inches in ((ax.xaxis, box.width / fig.dpi), (ax.yaxis, box.height / fig.dpi)):
+            _ticks_for_length(axis, inches)
     what = f"a random sample of {drawn:,} of the {total:,} objects" if sample else \
         f"the {total:,} object{'' if total == 1 else 's'}"
     caption = (f"3D view of {what}: each a dot at its centroid (dots of one size, not to scale) coloured by its "
-               "equivalent radius, in the box of the analysed volume (oblique, top and side views), so their "
-               "spatial distribution shows." + sample + ("" if total else f" Empty: {empty_note}."))
+               "equivalent radius, in the box of the analysed volume (oblique; from the top, along z with y "
+               "down; from the side, along x), so their spatial distribution shows." + sample
+               + ("" if total else f" Empty: {empty_note}."))
     return save_figure(fig, path, caption, marks=3 * drawn)
+
+
+def _inside_figure(fig, ax3) -> None:
+    """Constrained layout leaves a 3D axes' labels out of its count (they reached 3 to 30 points past the
+    figure's edges): the layout drawn, the margins that they need kept free, and the layout drawn again."""
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    boxes = [a.label.get_window_extent(r) for a in (ax3.xaxis, ax3.yaxis, ax3.zaxis) if a.label.get_text()]
+    for a in (ax3.xaxis, ax3.yaxis, ax3.zaxis):  # the ticks drawn: those inside the axis' limits
+        lo, hi = sorted(a.get_view_interval())
+        boxes += [t.label1.get_window_extent(r) for t in a.get_major_ticks()
+                  if lo <= t.get_loc() <= hi and t.label1.get_visible() and t.label1.get_text()]
+    if not boxes:
+        return
+    from matplotlib.transforms import Bbox
+
+    b = Bbox.union(boxes)
+    pad = 2.0 * fig.dpi / 72  # 2 points of white between a label and the edge
+    w, h = fig.bbox.width, fig.bbox.height
+    left = max(0.0, pad - b.x0) / w
+    bottom = max(0.0, pad - b.y0) / h
+    top = max(0.0, b.y1 - (h - pad)) / h
+    if left or bottom or top:
+        fig.get_layout_engine().set(rect=(left, bottom, 1 - left, 1 - bottom - top))
+        fig.canvas.draw()
+
+
+def _ticks_for_length(axis, inches: float) -> None:
+    """About one tick per 0.35 inch of an axis drawn ``inches`` long (a thin view of a flat or tall box had
+    its tick labels one over the other); below 0.3 inch the far end only."""
+    from matplotlib.ticker import FixedLocator, MaxNLocator
+
+    if inches >= 0.3:
+        axis.set_major_locator(MaxNLocator(int(np.clip(inches / 0.35, 1, 5))))
+        return
+    lo, hi = sorted(axis.get_view_interval())
+    far = MaxNLocator(1).tick_values(lo, hi)
+    axis.set_major_locator(FixedLocator([t for t in far if lo <= t <= hi][-1:]))
+
+
+def _views_layout(dz: float, dy: float, dx: float) -> tuple[list[float], float]:
+    """The width ratios of the 3D view's panels (oblique, top, side) and the figure's height (inches), from the
+    box's size along z, y, x: each 2D view as wide as it is drawn at the panels' height (its extremes kept
+    readable: a flat or tall box gets a panel no narrower than a third, no wider than twice the height), the
+    height chosen so that the panels and a colour bar fill the double column."""
+    h = 2.2  # inches: the panels' height before fitting
+    top = float(np.clip(h * dx / dy, h / 3, 1.7 * h))
+    side = float(np.clip(h * dy / dz, h / 3, 1.7 * h))
+    oblique = 1.25 * h
+    room = DOUBLE_COLUMN - 1.6  # the colour bar and the axes' labels
+    scale = min(1.0, room / (oblique + top + side))
+    return [oblique, top, side], round(max(1.35, h * scale) + 0.75, 2)
 
 
 def _box(ax, lower, upper):
