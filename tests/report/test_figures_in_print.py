@@ -79,3 +79,38 @@ def test_3d_view_labels_every_axis_with_its_unit_and_fills_the_figure(monkeypatc
         ink = np.asarray(im.convert("L")) < 250
     rows = np.flatnonzero(ink.any(axis=1))
     assert (rows[0] + ink.shape[0] - 1 - rows[-1]) / ink.shape[0] < 0.12  # was 0.27 on the demo
+
+
+@pytest.mark.parametrize("shape, voxel_size", [((3, 128, 128), None), ((3, 128, 128), (29.33,) * 3),
+                                               ((5, 256, 256), (29.33,) * 3), ((256, 8, 256), None),
+                                               ((400, 32, 32), (29.33,) * 3), ((96, 256, 256), (29.33,) * 3)])
+def test_orthoslices_of_thin_flat_and_tall_volumes_keep_panels_and_titles_apart(monkeypatch, tmp_path,
+                                                                                 texts_outside, shape, voxel_size):
+    """A volume of 3 or 5 slices gave strips floating mid-height, each with a scale bar lying over the strip and
+    next to its title; a 256 x 8 x 256 volume's x panel (8 columns) was pushed past the right edge with its title
+    (13 points out); a tall one made an 8-inch figure. Now the panels share one scale, their tops and titles in
+    one line, one scale bar 2 points thick, every panel and text inside a figure of at most 6 inches, no text
+    on another."""
+    image = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+
+    def check(fig, renderer):
+        panels = [ax for ax in fig.axes]
+        boxes = [ax.get_window_extent(renderer) for ax in panels]
+        for b in boxes:
+            assert fig.bbox.x0 <= b.x0 and b.x1 <= fig.bbox.x1 + 0.5 and fig.bbox.y0 <= b.y0 and b.y1 <= fig.bbox.y1
+        assert max(b.y1 for b in boxes) - min(b.y1 for b in boxes) < 1  # tops in line
+        scale = {round(b.width / w, 6) for b, w in zip(boxes, (shape[2], shape[2], shape[1]))} if not voxel_size \
+            else None
+        assert scale is None or max(scale) / min(scale) < 1.01  # one scale (square voxels here)
+        texts = [ax.title for ax in panels] + [t for ax in panels for t in ax.texts]
+        extents = [t.get_window_extent(renderer) for t in texts if t.get_text()]
+        for i, a in enumerate(extents):
+            for b in extents[i + 1:]:
+                assert not a.overlaps(b), [t.get_text() for t in texts]
+        return fig.get_size_inches()[1], sum(len(ax.texts) for ax in panels)
+
+    seen = _drawn(monkeypatch, lambda: figures.orthoslices(image, image > 2.5, tmp_path / "o.png",
+                                                           voxel_size=voxel_size), texts_outside, check)
+    height, bar_labels = seen["check"]
+    assert seen["outside"] == [] and height <= 6.0
+    assert bar_labels == (1 if voxel_size else 0)

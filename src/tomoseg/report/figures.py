@@ -171,10 +171,13 @@ def _display_aspect(ax) -> float:
     return float(aspect) if not isinstance(aspect, str) else 1.0
 
 
-def add_scale_bar(ax, pixel_nm: float | None, width_px: int, *, fraction: float = 0.2) -> None:
+def add_scale_bar(ax, pixel_nm: float | None, width_px: int, *, fraction: float = 0.2,
+                  thickness: float | None = None) -> None:
     """A white bar with its length (nm or µm) in the lower right of an image panel; ``pixel_nm``: a column's
     width (the bar lies along the rows). Call it after the image is drawn with its aspect: the bar's thickness is
-    the same on screen whatever the pixels' height over width."""
+    the same on screen whatever the pixels' height over width. ``thickness``: the bar's, in rows, where the
+    panel's size on paper is known (by default 1.2 % of the panel's longer side: on a tall, narrow panel that
+    was a bar thicker than long)."""
     if not pixel_nm:
         return
     from matplotlib.patches import Rectangle
@@ -184,7 +187,7 @@ def add_scale_bar(ax, pixel_nm: float | None, width_px: int, *, fraction: float 
     y0, y1 = ax.get_ylim()
     a = _display_aspect(ax)
     # one unit of bar thickness (in rows), the same on wide and tall panels and on non-square pixels
-    u = 0.012 * max(abs(y1 - y0) * a, width_px) / a
+    u = thickness if thickness else 0.012 * max(abs(y1 - y0) * a, width_px) / a
     x = width_px - length_px - 0.04 * width_px
     y = max(y0, y1) - 2.5 * u
     ax.add_patch(Rectangle((x, y), length_px, u, color="white", ec="black", lw=0.5))
@@ -494,11 +497,8 @@ def orthoslices(image, mask, path, *, centre=None, title="", reason: str = "", v
     vs = np.asarray(voxel_size if voxel_size else (1.0, 1.0, 1.0), float)
     widths = [shape[2] * vs[2], shape[2] * vs[2], shape[1] * vs[1]]  # in nm: the panels to one scale
     heights = [shape[1] * vs[1], shape[0] * vs[0], shape[0] * vs[0]]
-    panel_h = DOUBLE_COLUMN * 0.92 * max(heights) / sum(widths)
-    fig, axes = new_figure(1, 3, figsize=(DOUBLE_COLUMN, min(max(panel_h, 1.2) + 0.6, 8.0)),
-                           gridspec_kw={"width_ratios": widths})
-    fig.get_layout_engine().set(h_pad=0.08)  # (the default 0.04 in left the titles 0.4-2.5 pt over the top edge:
-    # the aspect-locked panels fill their slots, and constrained layout under-reserves for their titles)
+    names = [f"{name} = {centre[axis]}" for axis, name, *_ in planes]
+    fig, axes, scale = _panels_to_one_scale(widths, heights, names, suptitle=bool(title))
     lo, hi = gray_range(*(p[2] for p in planes))
     colours = {"kept": np.array([0.902, 0.624, 0.0, 1.0], np.float32),
                "excluded": np.array([0.337, 0.706, 0.914, 1.0], np.float32)}
@@ -524,24 +524,73 @@ def orthoslices(image, mask, path, *, centre=None, title="", reason: str = "", v
             line(row if line == ax.axhline else col, **PLANE_LINE)  # alone vanished on it)
         ax.set_title(f"{name} = {centre[axis]}")
         ax.set_axis_off()
-        add_scale_bar(ax, float(voxel_size[horiz]) if voxel_size else None, img.shape[1])
+    # one scale bar, on the panel with the most room for it: the three share one scale (a bar on each, on a thin
+    # volume's 3-slice strips, lay over the strip and the titles)
+    k = max(range(3), key=lambda i: (min(widths[i], heights[i]), max(widths[i], heights[i])))
+    row_nm = float(vs[1] if planes[k][1] == "z" else vs[0])  # the panel's rows: y in the z plane, else z
+    add_scale_bar(axes[k], float(voxel_size[planes[k][4]]) if voxel_size else None, planes[k][2].shape[1],
+                  thickness=(2.0 / 72) / scale / row_nm)  # 2 points thick on paper
     handles = [Line2D([], [], color=colours["kept"], lw=2, label="objects counted")] if any_kept or not any_excluded \
         else []
     if any_excluded:
         handles.append(Line2D([], [], color=colours["excluded"], lw=2, label="objects not counted"))
     handles.append(Line2D([], [], **{**PLANE_LINE, "lw": 1.0, "ls": (0, (2.4, 2.4))}, label="the other two planes"))
-    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncol=len(handles), frameon=False,
+               borderaxespad=0.2)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, y=1.0, va="top")
     caption = ("Orthogonal slices with the counted objects outlined in orange"
                + (" and the objects not counted (touching the border, under the minimum size, or outside the sample "
                   "mask) in sky blue"
                   if any_excluded else "")
                + "; dashed lines: where the other two planes cut. All three panels share one gray range (1st to "
-                 "99th percentile of their values).")
+                 "99th percentile of their values)" + (" and one scale (the scale bar)." if voxel_size else
+                                                       " and one scale."))
     if reason:
         caption += f" {reason}."
     return save_figure(fig, path, caption)
+
+
+def _panels_to_one_scale(widths, heights, titles, *, suptitle: bool = False):
+    """A double-column figure of image panels in a row, each ``widths[i]`` by ``heights[i]`` (nm, or voxels)
+    at one scale, tops in line under their ``titles``, a legend's row below; the scale (inches per unit)
+    chosen so that the row fills the column without the figure growing past 5 inches. Returns the figure, its
+    axes and the scale.
+
+    Laid out by hand: under constrained layout a thin volume's panels (3 slices: strips) floated mid-height
+    under titles wider than them, and a panel narrower than its title was pushed past the figure's right edge
+    (x = 128 of a 256 x 8 x 256 volume, 13 points out)."""
+    plt = _plt()
+    fig = plt.figure(figsize=(DOUBLE_COLUMN, 3.0))
+    r = fig.canvas.get_renderer()
+    title_w = []
+    for t in titles:
+        text = fig.text(0, 0, t, fontsize=plt.rcParams["axes.titlesize"])
+        title_w.append(text.get_window_extent(r).width / fig.dpi + 0.04)
+        text.remove()
+    margin, gap, title_h, legend_h = 0.04, 0.12, 0.26, 0.3
+    top_h = 0.22 if suptitle else 0.0
+    room = DOUBLE_COLUMN - 2 * margin - gap * (len(widths) - 1)
+    scale = min(room / sum(widths), 5.0 / max(heights))
+    for _ in range(8):  # titles wider than their panels take room from the panels
+        slots = [max(w * scale, t) for w, t in zip(widths, title_w)]
+        excess = sum(slots) - room
+        drawn = sum(w * scale for w, slot in zip(widths, slots) if w * scale >= slot)
+        if excess <= 1e-6 or drawn <= 0:
+            break
+        scale *= max(0.05, (drawn - excess) / drawn)
+    height = max(h * scale for h in heights)
+    fig_h = margin + top_h + title_h + height + legend_h + margin
+    fig.set_size_inches(DOUBLE_COLUMN, fig_h)
+    x = margin + (room - sum(slots)) / 2
+    axes = []
+    for w, h, slot in zip(widths, heights, slots):
+        left = x + (slot - w * scale) / 2
+        bottom = fig_h - margin - top_h - title_h - h * scale
+        axes.append(fig.add_axes((left / DOUBLE_COLUMN, bottom / fig_h, w * scale / DOUBLE_COLUMN,
+                                  h * scale / fig_h)))
+        x += slot + gap
+    return fig, axes, scale
 
 
 @styled
