@@ -197,6 +197,39 @@ def add_scale_bar(ax, pixel_nm: float | None, width_px: int, *, fraction: float 
     # text that can be edited in the SVG)
 
 
+def keep_labels_apart(fig, labels, *, step: float = 9.0, tries: int = 6) -> None:
+    """Move point labels (annotations with an offset in points, e.g. the ablation figure's row names) that
+    overlap an earlier one or a mark of their axes (the points of its lines drawn with markers) a line up or down
+    (``step`` points; up first, then down, farther each time), staying inside their axes; a label that cannot be
+    placed apart stays where it was. Call it once the axes' limits are set."""
+    from matplotlib.transforms import Bbox
+
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    marks = []
+    for ax in {t.axes for t in labels}:
+        for line in ax.get_lines():
+            if line.get_marker() in (None, "None", "", " "):
+                continue
+            half = line.get_markersize() / 2 * fig.dpi / 72
+            xy = ax.transData.transform(np.column_stack([line.get_xdata(), line.get_ydata()]).astype(float))
+            marks += [Bbox.from_extents(x - half, y - half, x + half, y + half) for x, y in xy
+                      if np.isfinite(x) and np.isfinite(y)]
+    placed = []
+    for t in labels:
+        dx, dy = t.xyann
+        inside = t.axes.get_window_extent(r)
+        for k in [0] + [s * i for i in range(1, tries + 1) for s in (1, -1)]:
+            t.xyann = (dx, dy + k * step)
+            b = t.get_window_extent(r)
+            if not any(b.overlaps(o) for o in placed + marks) and inside.y0 <= b.y0 and b.y1 <= inside.y1:
+                break
+        else:
+            t.xyann = (dx, dy)
+            b = t.get_window_extent(r)
+        placed.append(b)
+
+
 def _count_axis(axis) -> None:
     """Whole numbers only on an axis of counts (no 0.5 objects)."""
     from matplotlib.ticker import MaxNLocator
