@@ -109,7 +109,7 @@ def test_orthoslices_of_thin_flat_and_tall_volumes_keep_panels_and_titles_apart(
                 assert not a.overlaps(b), [t.get_text() for t in texts]
         return fig.get_size_inches()[1], sum(len(ax.texts) for ax in panels)
 
-    seen = _drawn(monkeypatch, lambda: figures.orthoslices(image, image > 2.5, tmp_path / "o.png",
+    seen = _drawn(monkeypatch, lambda: figures.orthoslices(image, image > 2.5, tmp_path / "o.png", title="scan 7",
                                                            voxel_size=voxel_size), texts_outside, check)
     height, bar_labels = seen["check"]
     assert seen["outside"] == [] and height <= 6.0

@@ -571,7 +571,7 @@ def orthoslices(image, mask, path, *, centre=None, title="", reason: str = "", v
     fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncol=len(handles), frameon=False,
                borderaxespad=0.2)
     if title:
-        fig.suptitle(title, y=1.0, va="top")
+        fig.suptitle(title, y=1 - 0.04 / fig.get_size_inches()[1], va="top")  # (the layout's margin)
     caption = ("Orthogonal slices with the counted objects outlined in orange"
                + (" and the objects not counted (touching the border, under the minimum size, or outside the sample "
                   "mask) in sky blue"
