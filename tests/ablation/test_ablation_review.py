@@ -351,3 +351,37 @@ def test_rows_scored_before_the_counts_are_scored_again(tmp_path):
     table = read_csv(run_ablation(cfg, progress=False) / "results.csv")
     assert list(table["accuracy"]) == list(expected["accuracy"]) and list(table["tp"]) == list(expected["tp"])
     assert model.stat().st_mtime_ns == trained
+
+
+def test_f1_figure_names_stay_apart_from_each_other_and_the_marks():
+    """Second figure look (H1): networks of about one size and score (3-8: 88,900 parameters, F1 0.34; 4-4: 91,700,
+    0.35, as in a real study) had their names written one over the other ("3-84-4"), and a name moved off another
+    could land on a mark. Every name now lies clear of the others and of every mark."""
+    from matplotlib.transforms import Bbox
+
+    from tomoseg.ablation.study import f1_plot
+
+    rows = [_row("4-8", "network", 366_593, 0.37, 0.42), _row("4-6", "network", 206_000, 0.36, 0.40),
+            _row("4-4", "network", 91_700, 0.35, 0.41), _row("3-8", "network", 88_900, 0.34, 0.39),
+            _row("3-6", "network", 50_100, 0.36, 0.38), _row("3-4", "network", 22_545, 0.33, 0.40),
+            _row("4-8-patch-normalization", "variant", 366_593, 0.0, 0.0),
+            _row("4-8-dice-bce", "variant", 366_593, 0.38, 0.22), _row("otsu", "baseline", 0, 0.01, 0.0)]
+    for r in rows:
+        r.update(levels=int(r["row"][0]) if r["kind"] != "baseline" else None, base_features=8)
+    fig = f1_plot(rows)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    names = {t.get_text(): t.get_window_extent(renderer) for t in ax.texts}
+    assert {"3-8", "4-4", "dice-bce", "patch-normalization"} <= set(names)
+    boxes = list(names.items())
+    for i, (a, box_a) in enumerate(boxes):
+        for b, box_b in boxes[i + 1:]:
+            assert not box_a.overlaps(box_b), (a, b)
+    for line in ax.get_lines():
+        if line.get_linestyle() != "None":
+            continue
+        half = line.get_markersize() / 2 * fig.dpi / 72
+        for x, y in ax.transData.transform(np.column_stack([line.get_xdata(), line.get_ydata()]).astype(float)):
+            mark = Bbox.from_extents(x - half, y - half, x + half, y + half)
+            assert not [n for n, box in boxes if box.overlaps(mark)], (line.get_label(), x, y)

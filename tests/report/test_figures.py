@@ -89,13 +89,13 @@ def test_objects_3d_box_at_the_voxel_faces_and_top_view_with_y_down(monkeypatch,
          "centroid_x": np.array([3.0]), "equivalent_radius_vox": np.array([1.0]),
          "equivalent_radius_nm": np.array([30.0])}
     figures.objects_3d(t, (10, 20, 30), tmp_path / "o.png", voxel_size=(50.0, 30.0, 30.0))
-    axes = [ax for ax in made["fig"].axes if ax.name == "3d"]
-    for ax in axes:
-        assert ax.get_xlim() == pytest.approx((-0.015, 0.885))
-        assert ax.get_zlim() == pytest.approx((-0.025, 0.475))
-    assert axes[0].get_ylim() == pytest.approx((-0.015, 0.585))
-    assert axes[1].get_ylim() == pytest.approx((0.585, -0.015))  # top view: y grows downward
-    assert axes[1].get_title() == "along z (top, y down)"
+    oblique, top, side = [ax for ax in made["fig"].axes if ax.get_label() != "<colorbar>"]
+    assert oblique.name == "3d"  # the top and side views are 2D plots since the second figure look (H1)
+    assert oblique.get_xlim() == pytest.approx((-0.015, 0.885)) and top.get_xlim() == pytest.approx((-0.015, 0.885))
+    assert oblique.get_zlim() == pytest.approx((-0.025, 0.475)) and side.get_ylim() == pytest.approx((-0.025, 0.475))
+    assert oblique.get_ylim() == pytest.approx((-0.015, 0.585)) and side.get_xlim() == pytest.approx((-0.015, 0.585))
+    assert top.get_ylim() == pytest.approx((0.585, -0.015))  # top view: y grows downward
+    assert top.get_title() == "along z (top, y down)"
 
 
 def test_sphericity_caption_says_coloured_only_with_gray_values(rng, tmp_path, objects_table):

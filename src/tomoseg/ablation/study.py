@@ -426,10 +426,11 @@ def f1_plot(rows: list[dict]):
     from matplotlib.lines import Line2D
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    from ..report.figures import DOUBLE_COLUMN, SERIES, new_figure
+    from ..report.figures import DOUBLE_COLUMN, SERIES, keep_labels_apart, new_figure
 
     fig, ax = new_figure(figsize=(DOUBLE_COLUMN, 3.6))
     handles = []
+    names = []
     sized = [r for r in rows if r["kind"] in ("network", "variant")]
     for kind, markers, fill in (("network", ("o", "s"), True), ("variant", ("^", "v"), False)):
         chosen = [r for r in sized if r["kind"] == kind]
@@ -447,8 +448,8 @@ def f1_plot(rows: list[dict]):
             f1 = r["f1"] if r["f1"] is not None and np.isfinite(r["f1"]) else 0.0
             k = sum(abs(f1 - other) < 0.03 for other in placed)
             placed.append(f1)
-            ax.annotate(name, (r["parameters"], r["f1"]), xytext=(4, 2) if fill else (-4, 2 + 9 * k),
-                        ha="left" if fill else "right", textcoords="offset points", fontsize=7)
+            names.append(ax.annotate(name, (r["parameters"], r["f1"]), xytext=(4, 2) if fill else (-4, 2 + 9 * k),
+                                     ha="left" if fill else "right", textcoords="offset points", fontsize=7))
     baselines = [r for r in rows if r["kind"] == "baseline"]
     for r, colour in zip(baselines, (SERIES * 2)[2:]):
         for key, style in (("f1", "--"), ("object_f1", ":")):
@@ -469,6 +470,7 @@ def f1_plot(rows: list[dict]):
     ax.set_ylabel("F1 on the held-out set")
     ax.set_ylim(0, 1)
     fig.legend(handles=handles, loc="outside lower center", ncols=4)
+    keep_labels_apart(fig, names)  # networks of about one size and score: "3-8" and "4-4" were written as one
     return fig
 
 

@@ -171,10 +171,13 @@ def _display_aspect(ax) -> float:
     return float(aspect) if not isinstance(aspect, str) else 1.0
 
 
-def add_scale_bar(ax, pixel_nm: float | None, width_px: int, *, fraction: float = 0.2) -> None:
+def add_scale_bar(ax, pixel_nm: float | None, width_px: int, *, fraction: float = 0.2,
+                  thickness: float | None = None) -> None:
     """A white bar with its length (nm or µm) in the lower right of an image panel; ``pixel_nm``: a column's
     width (the bar lies along the rows). Call it after the image is drawn with its aspect: the bar's thickness is
-    the same on screen whatever the pixels' height over width."""
+    the same on screen whatever the pixels' height over width. ``thickness``: the bar's, in rows, where the
+    panel's size on paper is known (by default 1.2 % of the panel's longer side: on a tall, narrow panel that
+    was a bar thicker than long)."""
     if not pixel_nm:
         return
     from matplotlib.patches import Rectangle
@@ -184,7 +187,7 @@ def add_scale_bar(ax, pixel_nm: float | None, width_px: int, *, fraction: float 
     y0, y1 = ax.get_ylim()
     a = _display_aspect(ax)
     # one unit of bar thickness (in rows), the same on wide and tall panels and on non-square pixels
-    u = 0.012 * max(abs(y1 - y0) * a, width_px) / a
+    u = thickness if thickness else 0.012 * max(abs(y1 - y0) * a, width_px) / a
     x = width_px - length_px - 0.04 * width_px
     y = max(y0, y1) - 2.5 * u
     ax.add_patch(Rectangle((x, y), length_px, u, color="white", ec="black", lw=0.5))
@@ -192,6 +195,39 @@ def add_scale_bar(ax, pixel_nm: float | None, width_px: int, *, fraction: float 
             fontsize=MIN_FONT_PT, bbox=dict(boxstyle="square,pad=0.1", fc="black", alpha=0.5, ec="none"))
     # (a dark box behind the label rather than a stroke around it: a stroked label is saved as paths, not as
     # text that can be edited in the SVG)
+
+
+def keep_labels_apart(fig, labels, *, step: float = 9.0, tries: int = 6) -> None:
+    """Move point labels (annotations with an offset in points, e.g. the ablation figure's row names) that
+    overlap an earlier one or a mark of their axes (the points of its lines drawn with markers) a line up or down
+    (``step`` points; up first, then down, farther each time), staying inside their axes; a label that cannot be
+    placed apart stays where it was. Call it once the axes' limits are set."""
+    from matplotlib.transforms import Bbox
+
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    marks = []
+    for ax in {t.axes for t in labels}:
+        for line in ax.get_lines():
+            if line.get_marker() in (None, "None", "", " "):
+                continue
+            half = line.get_markersize() / 2 * fig.dpi / 72
+            xy = ax.transData.transform(np.column_stack([line.get_xdata(), line.get_ydata()]).astype(float))
+            marks += [Bbox.from_extents(x - half, y - half, x + half, y + half) for x, y in xy
+                      if np.isfinite(x) and np.isfinite(y)]
+    placed = []
+    for t in labels:
+        dx, dy = t.xyann
+        inside = t.axes.get_window_extent(r)
+        for k in [0] + [s * i for i in range(1, tries + 1) for s in (1, -1)]:
+            t.xyann = (dx, dy + k * step)
+            b = t.get_window_extent(r)
+            if not any(b.overlaps(o) for o in placed + marks) and inside.y0 <= b.y0 and b.y1 <= inside.y1:
+                break
+        else:
+            t.xyann = (dx, dy)
+            b = t.get_window_extent(r)
+        placed.append(b)
 
 
 def _count_axis(axis) -> None:
@@ -494,11 +530,8 @@ def orthoslices(image, mask, path, *, centre=None, title="", reason: str = "", v
     vs = np.asarray(voxel_size if voxel_size else (1.0, 1.0, 1.0), float)
     widths = [shape[2] * vs[2], shape[2] * vs[2], shape[1] * vs[1]]  # in nm: the panels to one scale
     heights = [shape[1] * vs[1], shape[0] * vs[0], shape[0] * vs[0]]
-    panel_h = DOUBLE_COLUMN * 0.92 * max(heights) / sum(widths)
-    fig, axes = new_figure(1, 3, figsize=(DOUBLE_COLUMN, min(max(panel_h, 1.2) + 0.6, 8.0)),
-                           gridspec_kw={"width_ratios": widths})
-    fig.get_layout_engine().set(h_pad=0.08)  # (the default 0.04 in left the titles 0.4-2.5 pt over the top edge:
-    # the aspect-locked panels fill their slots, and constrained layout under-reserves for their titles)
+    names = [f"{name} = {centre[axis]}" for axis, name, *_ in planes]
+    fig, axes, scale = _panels_to_one_scale(widths, heights, names, suptitle=bool(title))
     lo, hi = gray_range(*(p[2] for p in planes))
     colours = {"kept": np.array([0.902, 0.624, 0.0, 1.0], np.float32),
                "excluded": np.array([0.337, 0.706, 0.914, 1.0], np.float32)}
@@ -524,24 +557,73 @@ def orthoslices(image, mask, path, *, centre=None, title="", reason: str = "", v
             line(row if line == ax.axhline else col, **PLANE_LINE)  # alone vanished on it)
         ax.set_title(f"{name} = {centre[axis]}")
         ax.set_axis_off()
-        add_scale_bar(ax, float(voxel_size[horiz]) if voxel_size else None, img.shape[1])
+    # one scale bar, on the panel with the most room for it: the three share one scale (a bar on each, on a thin
+    # volume's 3-slice strips, lay over the strip and the titles)
+    k = max(range(3), key=lambda i: (min(widths[i], heights[i]), max(widths[i], heights[i])))
+    row_nm = float(vs[1] if planes[k][1] == "z" else vs[0])  # the panel's rows: y in the z plane, else z
+    add_scale_bar(axes[k], float(voxel_size[planes[k][4]]) if voxel_size else None, planes[k][2].shape[1],
+                  thickness=(2.0 / 72) / scale / row_nm)  # 2 points thick on paper
     handles = [Line2D([], [], color=colours["kept"], lw=2, label="objects counted")] if any_kept or not any_excluded \
         else []
     if any_excluded:
         handles.append(Line2D([], [], color=colours["excluded"], lw=2, label="objects not counted"))
     handles.append(Line2D([], [], **{**PLANE_LINE, "lw": 1.0, "ls": (0, (2.4, 2.4))}, label="the other two planes"))
-    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncol=len(handles), frameon=False,
+               borderaxespad=0.2)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, y=1 - 0.04 / fig.get_size_inches()[1], va="top")  # (the layout's margin)
     caption = ("Orthogonal slices with the counted objects outlined in orange"
                + (" and the objects not counted (touching the border, under the minimum size, or outside the sample "
                   "mask) in sky blue"
                   if any_excluded else "")
                + "; dashed lines: where the other two planes cut. All three panels share one gray range (1st to "
-                 "99th percentile of their values).")
+                 "99th percentile of their values)" + (" and one scale (the scale bar)." if voxel_size else
+                                                       " and one scale."))
     if reason:
         caption += f" {reason}."
     return save_figure(fig, path, caption)
+
+
+def _panels_to_one_scale(widths, heights, titles, *, suptitle: bool = False):
+    """A double-column figure of image panels in a row, each ``widths[i]`` by ``heights[i]`` (nm, or voxels)
+    at one scale, tops in line under their ``titles``, a legend's row below; the scale (inches per unit)
+    chosen so that the row fills the column without the figure growing past 5 inches. Returns the figure, its
+    axes and the scale.
+
+    Laid out by hand: under constrained layout a thin volume's panels (3 slices: strips) floated mid-height
+    under titles wider than them, and a panel narrower than its title was pushed past the figure's right edge
+    (x = 128 of a 256 x 8 x 256 volume, 13 points out)."""
+    plt = _plt()
+    fig = plt.figure(figsize=(DOUBLE_COLUMN, 3.0))
+    r = fig.canvas.get_renderer()
+    title_w = []
+    for t in titles:
+        text = fig.text(0, 0, t, fontsize=plt.rcParams["axes.titlesize"])
+        title_w.append(text.get_window_extent(r).width / fig.dpi + 0.04)
+        text.remove()
+    margin, gap, title_h, legend_h = 0.04, 0.12, 0.26, 0.3
+    top_h = 0.22 if suptitle else 0.0
+    room = DOUBLE_COLUMN - 2 * margin - gap * (len(widths) - 1)
+    scale = min(room / sum(widths), 5.0 / max(heights))
+    for _ in range(8):  # titles wider than their panels take room from the panels
+        slots = [max(w * scale, t) for w, t in zip(widths, title_w)]
+        excess = sum(slots) - room
+        drawn = sum(w * scale for w, slot in zip(widths, slots) if w * scale >= slot)
+        if excess <= 1e-6 or drawn <= 0:
+            break
+        scale *= max(0.05, (drawn - excess) / drawn)
+    height = max(h * scale for h in heights)
+    fig_h = margin + top_h + title_h + height + legend_h + margin
+    fig.set_size_inches(DOUBLE_COLUMN, fig_h)
+    x = margin + (room - sum(slots)) / 2
+    axes = []
+    for w, h, slot in zip(widths, heights, slots):
+        left = x + (slot - w * scale) / 2
+        bottom = fig_h - margin - top_h - title_h - h * scale
+        axes.append(fig.add_axes((left / DOUBLE_COLUMN, bottom / fig_h, w * scale / DOUBLE_COLUMN,
+                                  h * scale / fig_h)))
+        x += slot + gap
+    return fig, axes, scale
 
 
 @styled
@@ -615,14 +697,16 @@ def colour_scale(values, *, percentiles=(2, 98)):
 def objects_3d(table: dict, shape, path, *, voxel_size=None, column: str = "equivalent_radius_nm",
                max_objects: int = MAX_3D_OBJECTS, rng=0, empty_note: str = "no objects") -> Path:
     """A 3D view of the objects: each a dot at its centroid coloured by its equivalent radius (one colour
-    scale for the three views), inside the analysed volume's box (oblique, along z, from the side).
+    scale for the three views), inside the analysed volume's box: oblique (3D), from the top (along z, y down,
+    as the slices and napari) and from the side (along x, z up); the top and side views are plain 2D plots
+    (an orthographic view is one), drawn to scale with each axis labelled in its unit.
 
     The dots are of one size: marker sizes in screen points cannot be to scale in a 3D projection, and dots
     grown with the radius hid the gaps between objects. Of more than ``max_objects`` objects, a random sample
     of ``max_objects`` (``rng``: a seed or a NumPy Generator) is drawn, and the title and caption say so; the
     colour scale spans all of them."""
     from matplotlib.cm import ScalarMappable
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import MaxNLocator, NullLocator
 
     vs = np.asarray(voxel_size if voxel_size else (1.0, 1.0, 1.0), float)
     unit = 1000.0 if voxel_size else 1.0
@@ -647,41 +731,57 @@ def objects_3d(table: dict, shape, path, *, voxel_size=None, column: str = "equi
     c = np.stack([np.asarray(table[f"centroid_{a}"], float)[pick] for a in "zyx"], 1).reshape(-1, 3) * vs / unit
     lower = -0.5 * vs / unit  # the volume's outer faces: voxel centres at 0 .. n-1 (as the centroids, napari)
     extent = (np.asarray(shape, float) - 0.5) * vs / unit
+    dz, dy, dx = extent - lower
+    widths, height = _views_layout(float(dz), float(dy), float(dx))
     plt = _plt()
-    fig = plt.figure(figsize=(DOUBLE_COLUMN, 2.9), layout="constrained")
-    views = [(f"oblique (z up, {label})", 25, -55), ("along z (top, y down)", 90, -90),
-             (f"side (y across, z up, {label})", 0, 0)]
+    fig = plt.figure(figsize=(DOUBLE_COLUMN, height), layout="constrained")
+    fig.get_layout_engine().set(w_pad=0.03, h_pad=0.03, wspace=0.04)
+    grid = fig.add_gridspec(1, 3, width_ratios=widths)
     dot = 4.0 if len(values) > 2000 else 9.0  # points²: fixed, not to scale
-    for i, (name, elev, azim) in enumerate(views):
-        ax = fig.add_subplot(1, 3, i + 1, projection="3d")
-        _box(ax, lower, extent)
+    scatter = dict(c=values, cmap="viridis", norm=norm, s=dot, edgecolors="none")
+    # oblique: a 3D axes, its box to scale
+    ax3 = fig.add_subplot(grid[0], projection="3d")
+    _box(ax3, lower, extent)
+    if len(values):
+        ax3.scatter(c[:, 2], c[:, 1], c[:, 0], depthshade=False, **scatter)
+    ax3.set_box_aspect((dx, dy, dz), zoom=1.0)
+    ax3.view_init(elev=25, azim=-55)
+    ax3.tick_params(labelsize=MIN_FONT_PT, pad=-2)
+    longest = max(dz, dy, dx)
+    for axis, length in zip("xyz", (dx, dy, dz)):
+        # fewer ticks along a short side (a flat box's z: six ticks one on the other); none below a tenth
+        # (and no label: the names of a tall box's x and y ran into each other; the 2D views show those sides)
+        n = 3 if length > 0.5 * longest else 2 if length > 0.25 * longest else 1
+        getattr(ax3, f"{axis}axis").set_major_locator(MaxNLocator(n) if length > 0.1 * longest else NullLocator())
+        if length > 0.1 * longest:
+            getattr(ax3, f"set_{axis}label")(f"{axis} ({label})", labelpad=-6)
+    # z on the left: on the right its ticks and label ran into the top view's y label
+    ax3.zaxis.set_ticks_position("lower")
+    ax3.zaxis.set_label_position("lower")
+    ax3.zaxis.set_rotate_label(False)
+    ax3.zaxis.label.set_rotation(90)
+    ax3.set_title("oblique (z up)")
+    # top and side: 2D, one scale each, the box's faces as the axes' limits
+    top = fig.add_subplot(grid[1])
+    side = fig.add_subplot(grid[2])
+    for ax, (h, v), (name, hl, vl) in ((top, (2, 1), ("along z (top, y down)", "x", "y")),
+                                       (side, (1, 0), ("side (along x, z up)", "y", "z"))):
         if len(values):
-            ax.scatter(c[:, 2], c[:, 1], c[:, 0], c=values, cmap="viridis", norm=norm, s=dot, depthshade=False,
-                       edgecolors="none")
-        ax.tick_params(labelsize=MIN_FONT_PT, pad=0)
-        side, top = name.startswith("side"), name.startswith("along")
-        for axis, hidden, labelled in (("x", side, not side), ("y", False, not side), ("z", top, side)):
-            getattr(ax, f"{axis}axis").set_major_locator(MaxNLocator(3))
-            if hidden:  # the axis that points at the viewer: no ticks, no label
-                getattr(ax, f"set_{axis}ticks")([])
-            elif labelled:  # (3D axis labels that would collide with ticks are said in the title instead)
-                getattr(ax, f"set_{axis}label")(f"{axis} ({label})", labelpad=0)
-        box = (extent - lower)[::-1].copy()  # x, y, z
-        if top or side:  # the axis toward the viewer shortened to the others: the box fills the panel
-            toward = 2 if top else 0
-            box[toward] = min(box[toward], max(np.delete(box, toward)))
-            ax.set_proj_type("ortho")
-        ax.set_box_aspect(tuple(box), zoom=0.78)
-        ax.view_init(elev=elev, azim=azim)
-        if top:  # y down, as in the slices, hit maps and napari
-            ax.invert_yaxis()
+            ax.scatter(c[:, h], c[:, v], **scatter)
+        ax.set_xlim(lower[h], extent[h])
+        ax.set_ylim(lower[v], extent[v])
+        ax.set_aspect("equal")
+        ax.set_anchor("N")  # the titles in one line
+        ax.set_xlabel(f"{hl} ({label})", labelpad=1)
+        ax.set_ylabel(f"{vl} ({label})", labelpad=1)
         ax.set_title(name)
-        if not total and i == 1:
-            ax.text2D(0.5, 0.5, _wrap(empty_note), transform=ax.transAxes, ha="center", va="center",
-                      bbox=dict(boxstyle="round", fc="white", ec="0.6", lw=0.6))
+    top.invert_yaxis()  # y down, as in the slices, hit maps and napari
+    if not total:
+        top.text(0.5, 0.5, _wrap(empty_note), transform=top.transAxes, ha="center", va="center",
+                 bbox=dict(boxstyle="round", fc="white", ec="0.6", lw=0.6))
     if total:
-        fig.colorbar(ScalarMappable(norm=norm, cmap="viridis"), ax=fig.axes, shrink=0.7,
-                     label=f"equivalent radius ({radius_unit})")
+        fig.colorbar(ScalarMappable(norm=norm, cmap="viridis"), ax=[ax3, top, side], shrink=0.85, aspect=25,
+                     pad=0.02, label=f"equivalent radius ({radius_unit})")
     drawn = len(values)
     sample = ""
     if drawn < total:
@@ -689,12 +789,70 @@ def objects_3d(table: dict, shape, path, *, voxel_size=None, column: str = "equi
         sample = (" The sample is seeded (the same on every run) and keeps the figure readable and small; the "
                   "colour scale spans all the objects, and every object is in the objects table and the "
                   "histograms.")
+    _inside_figure(fig, ax3)
+    for ax in (top, side):  # ticks for the 2D views' sizes on paper
+        box = ax.get_window_extent()
+        for axis, inches in ((ax.xaxis, box.width / fig.dpi), (ax.yaxis, box.height / fig.dpi)):
+            _ticks_for_length(axis, inches)
     what = f"a random sample of {drawn:,} of the {total:,} objects" if sample else \
         f"the {total:,} object{'' if total == 1 else 's'}"
     caption = (f"3D view of {what}: each a dot at its centroid (dots of one size, not to scale) coloured by its "
-               "equivalent radius, in the box of the analysed volume (oblique, top and side views), so their "
-               "spatial distribution shows." + sample + ("" if total else f" Empty: {empty_note}."))
+               "equivalent radius, in the box of the analysed volume (oblique; from the top, along z with y "
+               "down; from the side, along x), so their spatial distribution shows." + sample
+               + ("" if total else f" Empty: {empty_note}."))
     return save_figure(fig, path, caption, marks=3 * drawn)
+
+
+def _inside_figure(fig, ax3) -> None:
+    """Constrained layout leaves a 3D axes' labels out of its count (they reached 3 to 30 points past the
+    figure's edges): the layout drawn, the margins that they need kept free, and the layout drawn again."""
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    boxes = [a.label.get_window_extent(r) for a in (ax3.xaxis, ax3.yaxis, ax3.zaxis) if a.label.get_text()]
+    for a in (ax3.xaxis, ax3.yaxis, ax3.zaxis):  # the ticks drawn: those inside the axis' limits
+        lo, hi = sorted(a.get_view_interval())
+        boxes += [t.label1.get_window_extent(r) for t in a.get_major_ticks()
+                  if lo <= t.get_loc() <= hi and t.label1.get_visible() and t.label1.get_text()]
+    if not boxes:
+        return
+    from matplotlib.transforms import Bbox
+
+    b = Bbox.union(boxes)
+    pad = 2.0 * fig.dpi / 72  # 2 points of white between a label and the edge
+    w, h = fig.bbox.width, fig.bbox.height
+    left = max(0.0, pad - b.x0) / w
+    bottom = max(0.0, pad - b.y0) / h
+    top = max(0.0, b.y1 - (h - pad)) / h
+    if left or bottom or top:
+        fig.get_layout_engine().set(rect=(left, bottom, 1 - left, 1 - bottom - top))
+        fig.canvas.draw()
+
+
+def _ticks_for_length(axis, inches: float) -> None:
+    """About one tick per 0.35 inch of an axis drawn ``inches`` long (a thin view of a flat or tall box had
+    its tick labels one over the other); below 0.3 inch the far end only."""
+    from matplotlib.ticker import FixedLocator, MaxNLocator
+
+    if inches >= 0.3:
+        axis.set_major_locator(MaxNLocator(int(np.clip(inches / 0.35, 1, 5))))
+        return
+    lo, hi = sorted(axis.get_view_interval())
+    far = MaxNLocator(1).tick_values(lo, hi)
+    axis.set_major_locator(FixedLocator([t for t in far if lo <= t <= hi][-1:]))
+
+
+def _views_layout(dz: float, dy: float, dx: float) -> tuple[list[float], float]:
+    """The width ratios of the 3D view's panels (oblique, top, side) and the figure's height (inches), from the
+    box's size along z, y, x: each 2D view as wide as it is drawn at the panels' height (its extremes kept
+    readable: a flat or tall box gets a panel no narrower than a third, no wider than twice the height), the
+    height chosen so that the panels and a colour bar fill the double column."""
+    h = 2.2  # inches: the panels' height before fitting
+    top = float(np.clip(h * dx / dy, h / 3, 1.7 * h))
+    side = float(np.clip(h * dy / dz, h / 3, 1.7 * h))
+    oblique = 1.25 * h
+    room = DOUBLE_COLUMN - 1.6  # the colour bar and the axes' labels
+    scale = min(1.0, room / (oblique + top + side))
+    return [oblique, top, side], round(max(1.35, h * scale) + 0.75, 2)
 
 
 def _box(ax, lower, upper):
