@@ -152,9 +152,9 @@ def part_two(size: int, repeats: int, before: str) -> list:
         write_grid(mask, size, 6)
         times = {"this checkout": [], "before": []}
         csvs = {}
-        for _ in range(repeats):
+        for repeat in range(repeats):
             for which, src in (("before", before), ("this checkout", str(HERE.parent / "src"))):
-                csv = Path(tmp) / f"{which.replace(' ', '_')}.csv"
+                csv = Path(tmp) / f"{which.replace(' ', '_')}-{repeat}.csv"
                 env = dict(os.environ, PYTHONPATH=src)
                 res = subprocess.run([sys.executable, "-c", CHILD, str(mask), str(csv)], env=env,
                                      capture_output=True, text=True)
