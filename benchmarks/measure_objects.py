@@ -8,7 +8,10 @@ Part 2, with ``--before SRC`` (the ``src`` folder of an older checkout, e.g. ``g
 ``tomoseg analyze`` run end to end in fresh processes on a chunked Zarr map (``--cli-size``, 19-voxel balls every 6
 voxels), this checkout and ``SRC`` alternating, median of ``--cli-repeats``; the two objects CSVs compared.
 
-    python benchmarks/measure_objects.py --before /tmp/old/src
+Part 3, with ``--pool``: ``analyze`` (the Python API) on that map with the objects measured on the labelling's
+threads against worker processes (one a core), fresh processes alternating.
+
+    python benchmarks/measure_objects.py --before /tmp/old/src --pool
 """
 
 from __future__ import annotations
@@ -172,6 +175,45 @@ def part_two(size: int, repeats: int, before: str) -> list:
     return rows
 
 
+POOL_CHILD = r"""
+import sys, time
+import tomoseg
+from tomoseg.objects import AnalysisOptions, analyze
+if __name__ == "__main__":
+    t0 = time.perf_counter()
+    analyze(tomoseg.open_volume(sys.argv[1]), options=AnalysisOptions(processes=int(sys.argv[2])))
+    print(time.perf_counter() - t0)
+"""
+
+
+def part_three(size: int, repeats: int) -> list:
+    """``analyze`` (Python API) on a chunked map with the objects measured on the labelling's threads, and in
+    worker processes (one a core), alternating, in fresh processes."""
+    from tomoseg.objects.measure_processes import measure_processes
+
+    sys.path.insert(0, str(HERE))
+    from analyze_memory import write_grid
+
+    pool = measure_processes()
+    times = {0: [], pool: []}
+    with tempfile.TemporaryDirectory() as tmp:
+        mask = Path(tmp) / "map.zarr"
+        write_grid(mask, size, 6)
+        script = Path(tmp) / "child.py"
+        script.write_text(POOL_CHILD)
+        for _ in range(repeats):
+            for processes in times:
+                res = subprocess.run([sys.executable, str(script), str(mask), str(processes)], capture_output=True,
+                                     text=True, env=dict(os.environ, PYTHONPATH=str(HERE.parent / "src")))
+                if res.returncode:
+                    raise SystemExit(res.stderr[-3000:])
+                times[processes].append(float(res.stdout.strip().splitlines()[-1]))
+    threads, procs = statistics.median(times[0]), statistics.median(times[pool])
+    row = f"| {size}^3 map, 19-voxel balls every 6 voxels | {threads:.1f} | {procs:.1f} ({pool}) | {threads / procs:.2f}x |"
+    print(row, flush=True)
+    return [row]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=96, help="part 1's volumes are size^3 (default 96)")
@@ -179,6 +221,7 @@ def main(argv=None) -> int:
     ap.add_argument("--before", default=None, help="an older checkout's src folder: part 2")
     ap.add_argument("--cli-size", type=int, default=448)
     ap.add_argument("--cli-repeats", type=int, default=2)
+    ap.add_argument("--pool", action="store_true", help="part 3: threads against worker processes")
     ap.add_argument("--out", default=str(HERE / "results" / "measure_objects.md"))
     args = ap.parse_args(argv)
     load = os.getloadavg()[0]
@@ -196,6 +239,11 @@ def main(argv=None) -> int:
         text += (f"\nPart 2: end to end in fresh processes, median of {args.cli_repeats}, alternating (s).\n\n"
                  "| run | before | this checkout | speed-up | output |\n|---|---:|---:|---:|---|\n")
         text += "\n".join(part_two(args.cli_size, args.cli_repeats, args.before)) + "\n"
+    if args.pool:
+        text += (f"\nPart 3: `analyze` (Python API) on a chunked map, the objects measured on the labelling's threads "
+                 f"or in worker processes, fresh processes alternating, median of {args.cli_repeats} (s).\n\n"
+                 "| volume | threads | processes (how many) | processes' speed-up |\n|---|---:|---:|---:|\n")
+        text += "\n".join(part_three(args.cli_size, args.cli_repeats)) + "\n"
     emit(text, args.out)
     return 0
 

@@ -109,12 +109,14 @@ def measure_table(labels, *, intensity=None, probability=None, voxel_size=None, 
                   bboxes=None, read=None, region=None) -> dict:
     """:func:`measure_objects` of a voxel size checked already (the callers that measure part by part). With
     ``region`` (three slices of a volume of ``shape``), ``labels`` (and ``intensity``, ``probability``) are that
-    block of the volume, and the objects of ``bboxes`` (each inside it with a voxel of margin, except at the
-    volume's edge) are measured from it at once (:func:`~.region_measure.measure_region`)."""
+    block of the volume, and the objects ``bboxes`` names (its keys, or an array of labels; each inside the block
+    with a voxel of margin, except at the volume's edge) are measured from it at once
+    (:func:`~.region_measure.measure_region`)."""
     if region is not None:
         from .region_measure import measure_region
 
-        table = measure_region(labels, region, wanted=list(bboxes), intensity=intensity, probability=probability,
+        wanted = np.fromiter(bboxes, np.int64, len(bboxes)) if isinstance(bboxes, dict) else np.asarray(bboxes)
+        table = measure_region(labels, region, wanted=wanted, intensity=intensity, probability=probability,
                                voxel_size=tuple(float(v) for v in (voxel_size or (1.0, 1.0, 1.0))), shape=shape,
                                origin=tuple(float(o) for o in origin))
     else:

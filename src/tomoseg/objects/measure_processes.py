@@ -38,13 +38,13 @@ def measure_processes(cores: int | None = None) -> int:
     return 0 if cores < 2 else min(cores, MAX_PROCESSES)
 
 
-def measure_block(labels: np.ndarray, gray, prob, region: tuple, bboxes: dict, voxel_size, shape) -> dict:
-    """The table of the objects ``bboxes`` (label -> box in the volume) that lie within ``region``, from that
-    region's labels and (optional) gray values and probabilities."""
+def measure_block(labels: np.ndarray, gray, prob, region: tuple, wanted, voxel_size, shape) -> dict:
+    """The table of the objects ``wanted`` (labels, each within ``region`` with a voxel of margin but at the
+    volume's edge), from that region's labels and (optional) gray values and probabilities."""
     from .measure import measure_table
 
     return measure_table(labels, intensity=gray, probability=prob, voxel_size=voxel_size, shape=shape,
-                         bboxes=bboxes, region=region)
+                         bboxes=wanted, region=region)
 
 
 def _start_worker(main: int) -> None:
@@ -80,16 +80,16 @@ class MeasurePool:
             self._pool = ProcessPoolExecutor(self.processes, mp_context=context, initializer=_start_worker,
                                              initargs=(os.getpid(),))
 
-    def measure(self, labels, gray, prob, region, bboxes, voxel_size, shape) -> dict:
+    def measure(self, labels, gray, prob, region, wanted, voxel_size, shape) -> dict:
         if self._pool is None:
-            return measure_block(labels, gray, prob, region, bboxes, voxel_size, shape)
+            return measure_block(labels, gray, prob, region, wanted, voxel_size, shape)
         if threading.current_thread() is not threading.main_thread():
             # a worker the pool spawns from this thread inherits its signal mask, through exec: born deaf to
             # Ctrl-C, it prints no traceback of its own when Ctrl-C comes while it still imports (before
             # _start_worker ignores it); the main thread still gets it
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
-            return self._pool.submit(measure_block, labels, gray, prob, region, bboxes, voxel_size, shape).result()
+            return self._pool.submit(measure_block, labels, gray, prob, region, wanted, voxel_size, shape).result()
         except BrokenProcessPool:
             raise TomosegError("a process measuring the objects ended unexpectedly (killed, or out of memory?); "
                                "run again, with fewer cores for the run (taskset, or the job's CPU count) if the "

@@ -278,11 +278,13 @@ def _mesh_batch(local, top, obj, base, vs) -> tuple:
         voxel_key |= (c.astype(np.int64) + 1) << s
     corner_key = np.array([(dz << shift[1]) + (dy << shift[2]) + (dx << shift[3]) - j
                            for j, (dz, dy, dx) in enumerate(CORNERS)], np.int64)
-    keys = (voxel_key[:, None] - corner_key[None, :]).ravel()
-    keys.sort()  # not np.unique: its hash table (NumPy 2.3) took 20x as long on millions of keys
+    # eight runs, each sorted already (an object's voxels come in raster order): a stable sort merges them, 2.6x
+    # as fast as a quicksort of the keys (np.unique's hash table, NumPy 2.3, took 20x as long)
+    keys = (voxel_key[None, :] - corner_key[:, None]).ravel()
+    keys.sort(kind="stable")
     cube_keys = keys >> 3
     first = np.flatnonzero(np.concatenate(([True], cube_keys[1:] != cube_keys[:-1])))
-    case = np.bitwise_or.reduceat(np.left_shift(1, keys & 7), first)
+    case = np.bitwise_or.reduceat(np.left_shift(np.uint8(1), (keys & 7).astype(np.uint8)), first).astype(np.intp)
     cube_keys = cube_keys[first]
     owner = cube_keys >> (shift[0] - 3)
     pair_starts = np.flatnonzero(np.concatenate(([True], owner[1:] != owner[:-1])))
