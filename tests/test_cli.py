@@ -207,3 +207,22 @@ def test_info_shows_where_the_volume_lies(tmp_path, capsys):
     write_volume(tmp_path / "plain.tif", data, voxel_size=(30.0, 30.0, 30.0))
     assert main(["info", str(tmp_path / "plain.tif")]) == 0
     assert "origin" not in capsys.readouterr().out
+
+
+def test_info_says_an_nrrd_in_metres_rotated_a_few_degrees_is_not_along_the_axes(tmp_path, capsys):
+    """In metres the direction vectors are about 3e-8 long: an absolute np.allclose (1e-8) took a rotation of 5
+    degrees for none, and info showed neither an origin nor that the axes are turned (brief H5, item 1)."""
+    import nrrd
+
+    a = np.radians(5.0)
+    step = 3e-8  # 30 nm in metres
+    turned = step * np.array([[np.cos(a), np.sin(a), 0.0], [-np.sin(a), np.cos(a), 0.0], [0.0, 0.0, 2.0]])
+    nrrd.write(str(tmp_path / "m.nrrd"), np.zeros((8, 6, 4), np.uint8), {
+        "space dimension": 3, "space units": ["m"] * 3, "space directions": turned,
+        "space origin": np.array([1e-6, 2e-6, 3e-6]), "kinds": ["domain"] * 3, "encoding": "raw"}, index_order="F")
+    assert main(["info", str(tmp_path / "m.nrrd")]) == 0
+    out = capsys.readouterr().out
+    assert "origin        not along the array's axes" in out
+    assert main(["info", str(tmp_path / "m.nrrd"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["axes_rotated"] is True and info["origin_nm"] is None

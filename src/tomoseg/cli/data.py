@@ -126,12 +126,15 @@ def _origin(vol) -> list | None:
 
 
 def _rotated(vol) -> bool:
-    """Whether the volume is an NRRD whose space directions are not a diagonal of positive spacings."""
+    """Whether the volume is an NRRD whose space directions do not run along the array's axes, each the positive
+    way (:func:`~tomoseg.io.nrrd_file.along_array_axes`, relative to their length: an absolute tolerance took a
+    rotation in metres for none, and info showed neither an origin nor this)."""
+    from ..io.nrrd_file import along_array_axes
+
     orientation = getattr(vol, "orientation", None)
     if not orientation or orientation.get("space directions") is None:
         return False
-    dirs = np.asarray(orientation["space directions"], dtype=float)
-    return dirs.shape == (3, 3) and not (np.allclose(dirs, np.diag(np.diag(dirs))) and np.all(np.diag(dirs) > 0))
+    return not along_array_axes(orientation["space directions"])
 
 
 @command("phantom")

@@ -172,6 +172,8 @@ def _open_volume(path, voxel_size, *, _say: bool = True) -> Volume:
         message = implausible_message(vol.voxel_size, f"{path}: the file's voxel size")
         if message:
             warn(message + "; pass --voxel-size Z Y X to correct it")
+    if vol.origin_problem and _say:  # positions counted from voxel (0, 0, 0), not where the file put them: said once
+        warn(vol.origin_problem)
     if vol.voxel_size is not None:  # checked and warned about: not again by the functions it is handed to
         vol.voxel_size = CheckedVoxelSize(vol.voxel_size)
     if any(p.name.endswith(output_guard.WORK_SUFFIX) for p in (file, *file.parents)):

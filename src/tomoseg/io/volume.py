@@ -275,6 +275,8 @@ class Volume:
         #                                      translation (zarr_store)
         self.ngff_at_zero = False  # an OME-Zarr image whose metadata give no translation: NGFF places it at 0
         self.voxel_size_problem: str | None = None
+        self.origin_problem: str | None = None  # why the file's origin cannot be used (an OME-Zarr translation of
+        #                                         text, or of 2 values for 3 axes): warned of by open_volume
         self.voxel_size_note: str | None = None  # a size the reader assumed (a TIFF's z): said unless overridden
         self.notes: list[str] = []  # what `info` should say about how the file was read (series, assumed unit)
         self.whole_read = False  # reading any part decompresses the whole file (a compressed NRRD)

@@ -212,7 +212,7 @@ def _open_node(node, path: Path, dataset: str | None, prefix: str = "", close=No
         head, _, tail = dataset.rpartition("/")
         if head and isinstance(_member(node, head), zarr.Group):  # store:labels/objects/1: a level of that image
             return _open_node(_member(node, head), path, tail, f"{prefix}{head}/", close)
-    voxel_size = origin = None
+    voxel_size = origin = scale_problem = origin_problem = None
     at_zero = False
     notes: list[str] = []
     if isinstance(node, zarr.Group):
@@ -239,9 +239,7 @@ def _open_node(node, path: Path, dataset: str | None, prefix: str = "", close=No
         elif ms:  # a level named by the user: its own scale from the metadata
             ds = next((d for d in ms[0]["datasets"] if isinstance(d, dict) and d.get("path") == dataset), None)
         if ds is not None:
-            voxel_size = _level_voxel_size(ms[0], ds)
-            origin = _level_origin(ms[0], ds)
-            voxel_size, origin = _without_booleans(ms[0], ds, voxel_size, origin, notes)
+            voxel_size, origin, scale_problem, origin_problem = _level_place(ms[0], ds, notes)
             at_zero = _transform_of(ds, "translation") is None and _transform_of(ms[0], "translation") is None
         if dataset not in node:
             nested = [k for k, v in node.members(max_depth=None) if isinstance(v, zarr.Array)]
@@ -256,7 +254,7 @@ def _open_node(node, path: Path, dataset: str | None, prefix: str = "", close=No
         array = node
         voxel_size = voxel_size_from_attributes(array.attrs, notes, "array")  # element_size_um too (ilastik)
         if voxel_size is None:
-            voxel_size = _voxel_size_from_parent(path, notes)
+            voxel_size, scale_problem = _voxel_size_from_parent(path, notes)
     shape = array.shape
     reader = parallel_reader(array) if len(shape) == 3 else array  # chunks read and decompressed by the reader
     if reader is array:  #                                             threads themselves, where this can
@@ -271,27 +269,78 @@ def _open_node(node, path: Path, dataset: str | None, prefix: str = "", close=No
     vol.origin_nm = origin
     vol.ngff_at_zero = at_zero
     vol.notes.extend(notes)
-    vol.voxel_size_problem = vol.voxel_size_problem or boolean_problem(path, voxel_size, notes)
+    vol.voxel_size_problem = (vol.voxel_size_problem or (f"{path}: {scale_problem}" if scale_problem else None)
+                              or boolean_problem(path, voxel_size, notes))
+    vol.origin_problem = f"{path}: {origin_problem}" if origin_problem else None
     return vol
 
 
-def _without_booleans(multiscale: dict, ds: dict, voxel_size, origin, notes: list):
-    """``voxel_size`` and ``origin`` of an NGFF level, each None (said in ``notes``) where a ``scale`` or
-    ``translation`` it is made of holds a boolean (``[true, 1, 1]``: JSON's true, which Python reads as 1)."""
+ORIGIN_UNKNOWN = ("origin unknown (positions in nm are counted from voxel (0, 0, 0)); correct it in the store's "
+                  "metadata (zarr.json or .zattrs) to place the volume")
+
+
+def _level_place(multiscale: dict, ds: dict, notes: list) -> tuple:
+    """``(voxel_size, origin, scale_problem, origin_problem)`` of the NGFF level ``ds`` of ``multiscale``: its voxel
+    size and origin (z, y, x nm, :func:`_level_voxel_size`, :func:`_level_origin`), each None where a ``scale`` or
+    ``translation`` it is made of cannot be used (:func:`_transform_problem`: a boolean, which Python reads as 1, a
+    string or null, or not one value per axis), said in ``notes``; the problems are those notes (None where there
+    is none), which every command warns of (the file's place or size is broken, not merely not given)."""
+    n_axes = len(multiscale["axes"]) if isinstance(multiscale.get("axes"), list) and multiscale["axes"] else None
+    scale_problem = origin_problem = None
+    unusable = set()
     for node, whose in ((ds, f"level {ds.get('path')!r}"), (multiscale, "the multiscale")):
         for kind in ("scale", "translation"):
             values = _transform_of(node, kind)
-            if values is None or not is_boolean(values):
+            why = None if values is None else _transform_problem(values, multiscale, n_axes)
+            if why is None:
                 continue
+            unusable.add((node is ds, kind))
             where = f"the OME-NGFF {kind} of {whose} (coordinateTransformations)"
-            if kind == "scale" and voxel_size is not None:
-                notes.append(boolean_note(where, values))
-                voxel_size = None
-            elif kind == "translation" and origin is not None:
-                notes.append(f"{where} is {shown(values)}, {BOOLEAN}; origin unknown (positions in nm are counted "
-                             "from voxel (0, 0, 0))")
-                origin = None
-    return voxel_size, origin
+            if kind == "scale" and why == BOOLEAN:
+                said = boolean_note(where, values)
+            elif kind == "scale":
+                said = f"{where} is {shown(values)}, {why}; voxel size unknown: pass --voxel-size Z Y X"
+            else:
+                said = f"{where} is {shown(values)}, {why}; {ORIGIN_UNKNOWN}"
+            notes.append(said)
+            if kind == "scale":
+                scale_problem = scale_problem or said
+            else:
+                origin_problem = origin_problem or said
+    voxel_size = None if scale_problem else _level_voxel_size(multiscale, ds)
+    # the multiscale's scale multiplies the level's translation: where it cannot be used, neither can the origin
+    no_origin = origin_problem or ((False, "scale") in unusable and _transform_of(ds, "translation") is not None)
+    origin = None if no_origin else _level_origin(multiscale, ds)
+    if no_origin and not origin_problem:
+        origin_problem = (f"the OME-NGFF scale of the multiscale (coordinateTransformations), "
+                          f"{shown(_transform_of(multiscale))}, cannot be used, and it scales the translation of level "
+                          f"{ds.get('path')!r}; {ORIGIN_UNKNOWN}")
+        notes.append(origin_problem)
+    return voxel_size, origin, scale_problem, origin_problem
+
+
+def _transform_problem(values: list, multiscale: dict, n_axes: int | None) -> str | None:
+    """Why an NGFF ``scale`` or ``translation`` (a list) cannot be used, as notes say it after its value; None where
+    it can. OME-NGFF: one number for each of the multiscale's ``n_axes`` axes (t and c included; the last three are
+    z, y, x). A boolean is :data:`~.voxel_sizes.BOOLEAN` (Python reads true as 1)."""
+    import math
+
+    if is_boolean(values):
+        return BOOLEAN
+    bad = next((v for v in values if isinstance(v, bool) or not isinstance(v, (int, float))
+                or not math.isfinite(v)), _NONE)
+    if bad is not _NONE:
+        said = "null" if bad is None else repr(bad) if isinstance(bad, str) else shown(bad)
+        return f"and {said} is not a number (OME-NGFF: one number per axis)"
+    if n_axes is not None and len(values) != n_axes:
+        names = [a.get("name") if isinstance(a, dict) else a for a in multiscale["axes"]]
+        return (f"{len(values)} value{'s' if len(values) != 1 else ''} for the {n_axes} axes "
+                f"({', '.join(map(str, names))}) of the multiscale (OME-NGFF: one per axis); which axes they "
+                "are for is not known")
+    return None
+
+
+_NONE = object()  # no such item (None is JSON's null, a value)
 
 
 class ZarrReads:
@@ -365,7 +414,7 @@ def _level_origin(multiscale: dict, ds: dict) -> tuple | None:
     inner, outer_t = _transform_of(ds, "translation"), _transform_of(multiscale, "translation")
     if inner is None and outer_t is None:
         return None
-    n = len(_transform_of(ds) or inner or outer_t)
+    n = len(inner if inner is not None else outer_t)  # checked against the axes (_transform_problem): not the scale's
     origin = [float(v) for v in inner] if inner is not None and len(inner) == n else [0.0] * n
     outer_s = _transform_of(multiscale)
     if outer_s is not None and len(outer_s) == n:
@@ -392,19 +441,20 @@ def _level_voxel_size(multiscale: dict, ds: dict) -> tuple | None:
     return tuple(float(s) * f for s, f in zip(scale[-3:], factors))
 
 
-def _voxel_size_from_parent(path: Path, notes: list) -> tuple | None:
+def _voxel_size_from_parent(path: Path, notes: list) -> tuple:
     """An array named by its path inside an OME-Zarr image (``image.ome.zarr/0``, ``image.ome.zarr/labels/mask/1``,
-    as napari and shell completion name a level): the voxel size of that level from the ``multiscales`` of the
-    nearest group above it that lists it, with a note; None elsewhere."""
+    as napari and shell completion name a level): ``(voxel_size, problem)``, the voxel size of that level from the
+    ``multiscales`` of the nearest group above it that lists it, with a note, and why its scale cannot be used
+    (:func:`_level_place`); ``(None, None)`` elsewhere."""
     here = Path(path)
     for parent in list(here.parents)[:4]:
         if not is_zarr_dir(parent):
-            return None
+            return None, None
         try:
             group = zarr.open_group(str(parent), mode="r")
             ms = _multiscales(dict(group.attrs))
         except Exception:
-            return None
+            return None, None
         if not (isinstance(ms, list) and ms and isinstance(ms[0], dict)
                 and isinstance(ms[0].get("datasets"), list)):
             continue
@@ -412,11 +462,13 @@ def _voxel_size_from_parent(path: Path, notes: list) -> tuple | None:
         ds = next((d for d in ms[0]["datasets"] if isinstance(d, dict) and d.get("path") == level), None)
         if ds is None:
             continue
-        voxel_size, _ = _without_booleans(ms[0], ds, _level_voxel_size(ms[0], ds), None, notes)
+        said: list[str] = []
+        voxel_size, _, problem, _ = _level_place(ms[0], ds, said)
+        notes.extend(n for n in said if "OME-NGFF scale" in n)  # the array alone is read: not placed by them
         if voxel_size is not None:
             notes.append(f"voxel size of level {level} from the OME-NGFF multiscales of {parent.name}")
-        return voxel_size
-    return None
+        return voxel_size, problem
+    return None, None
 
 
 def ngff_attributes(shape, voxel_size, name: str, origin=None) -> dict:

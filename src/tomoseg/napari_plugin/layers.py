@@ -153,6 +153,23 @@ def origin_of_layer(translate, units) -> tuple | None:
     return tuple(out) if len(out) == 3 and any(out) else None
 
 
+def layer_origin_nm(layer) -> tuple | None:
+    """Where ``layer`` puts the centre of its voxel (0, 0, 0), (z, y, x) in nm: its ``translate`` in its ``units``
+    (:func:`origin_of_layer`; the reader sets it to the file's origin, :func:`placement`), the origin that ``tomoseg
+    analyze`` adds to the ``centroid_*_nm`` columns. None where the layer is also rotated, sheared or moved by an
+    affine (a position is then not origin + index x voxel size along the array's axes, as for a rotated NRRD),
+    or where the translation is none or not in a length."""
+    for key in ("rotate", "shear"):
+        value = getattr(layer, key, None)
+        if value is not None and not np.allclose(np.asarray(value, np.float64),
+                                                 np.eye(3) if key == "rotate" else 0.0):
+            return None
+    affine = getattr(layer, "affine", None)
+    if affine is not None and not np.allclose(np.asarray(affine.affine_matrix, np.float64), np.eye(4)):
+        return None
+    return origin_of_layer(getattr(layer, "translate", None), getattr(layer, "units", None))
+
+
 def _features(table: dict) -> dict:
     return {c: np.asarray(table[c]) for c in TABLE_COLUMNS if c in table}
 
@@ -215,13 +232,16 @@ def detection_layer(pred: dict, truth: dict, pairs: dict, *, voxel_size=None) ->
 
 
 def analysis_layers(volume: np.ndarray, *, intensity=None, truth=None, options: AnalysisOptions | None = None,
-                    voxel_size=None, color_by: str = "equivalent_radius_vox") -> tuple[list[tuple], dict, dict]:
+                    voxel_size=None, color_by: str = "equivalent_radius_vox",
+                    origin=None) -> tuple[list[tuple], dict, dict]:
     """Analyze a mask or probability map held in memory; returns (layers, the kept objects' table, counts).
 
     ``truth``: a binary ground-truth mask; then TP/FP/FN objects are marked (matching as ``evaluate``).
+    ``origin``: (z, y, x) nm where voxel (0, 0, 0)'s centre lies (:func:`layer_origin_nm`), added to the table's
+    ``centroid_*_nm`` as ``tomoseg analyze`` adds the file's.
     """
     steps = analysis_steps(volume, intensity=intensity, truth=truth, options=options, voxel_size=voxel_size,
-                           color_by=color_by)
+                           color_by=color_by, origin=origin)
     while True:
         try:
             next(steps)
@@ -231,12 +251,14 @@ def analysis_layers(volume: np.ndarray, *, intensity=None, truth=None, options: 
 
 def analysis_steps(volume: np.ndarray, *, intensity=None, truth=None, options: AnalysisOptions | None = None,
                    voxel_size=None, color_by: str = "equivalent_radius_vox", probability=None, sample_mask=None,
-                   roi=None):
+                   roi=None, origin=None):
     """:func:`analysis_layers` as a generator: yields the name of each step before it starts (the points where
     a napari worker's ``quit()``, the Analyze widget's Cancel, takes effect); returns (layers, table, counts).
     ``probability`` and ``sample_mask``: as ``tomoseg analyze --probability`` (confidence columns of a mask's
     objects) and ``--sample-mask`` (objects marked ``in_sample``; the summary over the mask); ``roi``: the box the
-    map was segmented in, analysed as the volume (:func:`~tomoseg.objects.analyze`'s ``roi``)."""
+    map was segmented in, analysed as the volume (:func:`~tomoseg.objects.analyze`'s ``roi``); ``origin``: where
+    voxel (0, 0, 0) lies (z, y, x nm), the start of the ``centroid_*_nm`` columns (the layers themselves are
+    placed by the widget, in voxels of their source)."""
     options = options or AnalysisOptions()
     volume = np.asarray(volume)
     if volume.dtype == np.bool_:
@@ -244,7 +266,7 @@ def analysis_steps(volume: np.ndarray, *, intensity=None, truth=None, options: A
     yield "labelling and measuring the objects"
     gray, prob, sample = (None if v is None else np.asarray(v) for v in (intensity, probability, sample_mask))
     result = analyze(volume, intensity=gray, probability=prob, sample_mask=sample, voxel_size=voxel_size,
-                     options=options, roi=roi)
+                     options=options, roi=roi, origin=origin)
     table = result.selected  # the nm columns NaN where the voxel size is unknown
     yield "drawing the kept objects"
     prob = result.reading.probability  # as the analysis read the volume

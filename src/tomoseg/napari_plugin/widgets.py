@@ -22,8 +22,8 @@ from ..errors import TomosegError
 from ..io.units import voxel_size_text
 from ..sample_mask import parse_roi
 from .forms import OBJECTS_CHOICES, analyze_form, roi_from, segment_form, voxel_size_from
-from .layers import (COLOUR_BY, MASK_COLORMAP, PLACEMENT_KEYS, analysis_steps, data_digest, layer_roi, level0,
-                     placement_like, roi_metadata, voxel_size_nm)
+from .layers import (COLOUR_BY, MASK_COLORMAP, PLACEMENT_KEYS, analysis_steps, data_digest, layer_origin_nm, layer_roi,
+                     level0, placement_like, roi_metadata, voxel_size_nm)
 from .segmenting import collected, in_widget_terms, segment_steps
 
 ERROR_COLOUR = "#d55e00"  # Okabe-Ito vermillion
@@ -359,6 +359,9 @@ class AnalyzeWidget(_Worker):
         self._voxel_size = given or voxel_size_nm(src) or from_gray  # as the CLI: the map's, else the gray image's
         self._voxel_size_from = "given" if given else f"the gray image {gray.name!r}'s scale" if from_gray else \
             "the layer's scale"
+        # where the layer puts voxel (0, 0, 0) (its translate: the file's origin), from which tomoseg analyze counts
+        # the centroid_*_nm columns too; none without a voxel size, as the CLI
+        self._origin = layer_origin_nm(src) if self._voxel_size else None
         # the box the layer was segmented in (segment --roi, Segment's ROI), as tomoseg analyze reads it
         self._roi = None if self.no_roi.isChecked() else layer_roi(src, shape)
         self.progress.setRange(0, 0)  # busy
@@ -366,7 +369,7 @@ class AnalyzeWidget(_Worker):
                 zip(("intensity", "probability", "sample_mask", "truth"), layers.values())}
         return self._start(analyze_layer, _level0(src), src.name, **data, options=options,
                            voxel_size=self._voxel_size, color_by=COLOUR_BY[self.color_by.currentText()],
-                           roi=self._roi, connect={"yielded": self._phase})
+                           roi=self._roi, origin=self._origin, connect={"yielded": self._phase})
 
     def _phase(self, text):
         self._last = text
