@@ -113,3 +113,28 @@ def test_pair_before_objects_table_matches_the_scan():
     np.testing.assert_array_equal(t["label"], np.arange(1, p.before["instances"].max() + 1))
     np.testing.assert_array_equal(t["label_voxels"], p.before["label_voxels"])
     assert np.all(t["occupancy_volume_vox"] > 0)
+
+
+def test_new_objects_beside_removed_ones_only_when_asked():
+    """``PairChanges(beside_removed=...)`` forms new balls 1.5-3.5 voxels from removed objects' spots, recorded
+    in the truth as new (appeared, change ``added_beside_removed``; the removed one vanished) and in
+    ``formed_beside``; off by default, where the pair draws nothing more (its files are those of before)."""
+    shape = (32, 112, 112)
+    plain = make_phantom_pair(shape, rng=4, object_fraction=0.008)
+    assert plain.formed_beside == {} and "added_beside_removed" not in set(plain.truth["change"])
+    pair = make_phantom_pair(shape, rng=4, object_fraction=0.008, changes=PairChanges(remove=0.3, beside_removed=1.0))
+    t = pair.truth
+    new = t["change"] == "added_beside_removed"
+    assert new.sum() == len(pair.formed_beside) >= 3
+    assert set(t["status"][new]) == {"appeared"} and set(t["before_label"][new]) == {0}
+    assert sorted(t["after_label"][new].tolist()) == sorted(pair.formed_beside)
+    after_ids, before_ids = list(pair.formed_beside), list(pair.formed_beside.values())
+    assert set(t["status"][np.isin(t["before_label"], before_ids)]) == {"vanished"}
+    # where the new object lies, carried back into the BEFORE scan, from the removed one's centroid (voxels)
+    cb = np.array(ndimage.center_of_mass(pair.before["labels"], pair.before["instances"], before_ids))
+    ca = np.array(ndimage.center_of_mass(pair.after["labels"], pair.after["instances"], after_ids))
+    distance = np.linalg.norm(apply(np.linalg.inv(pair.matrix), ca) - cb, axis=1)
+    assert distance.min() > 1.5 - 0.4 and distance.max() < 3.5 + 0.4, distance  # digitization only
+    # the new objects keep apart from every other AFTER object
+    lab, n = ndimage.label(pair.after["labels"], np.ones((3, 3, 3)))
+    assert n == len(np.unique(pair.after["instances"])) - 1

@@ -402,9 +402,10 @@ def _finish_track(args, out: Path, result, truth, before, after, sizes, labels: 
                                "transform": args.transform})
     c = result.summary["objects_by_status"]
     r = result.registration
+    uncertain = result.summary.get("uncertain_pairs", 0)
     print(f"transform ({r.source}): rotation {r.rotation_angle_deg:.2f} deg, translation "
           f"{', '.join(f'{t:.2f}' for t in r.translation_vox)} voxels (z, y, x); "
-          + "; ".join(_count(s, v) for s, v in c.items()) + f" -> {out}")
+          + "; ".join(_count(s, v, uncertain) for s, v in c.items()) + f" -> {out}")
     if result.summary.get("segmentation"):  # objects from the model: the counts' reliability (review S7)
         from ..track.output import SEGMENTED_CAVEAT
 
@@ -421,12 +422,15 @@ def _finish_track(args, out: Path, result, truth, before, after, sizes, labels: 
     return 0
 
 
-def _count(status: str, counts: dict) -> str:
+def _count(status: str, counts: dict, uncertain: int = 0) -> str:
     """One status of the stdout line: its events, and for merges and splits the objects on each side (the
-    figures' legends give the same numbers, naming the unit: track.tracking.count_label)."""
+    figures' legends give the same numbers, naming the unit: track.tracking.count_label); the persisting pairs
+    flagged uncertain among them, where there are any (summary.json's ``uncertain_pairs``)."""
     if status in ("merged", "split"):
         return (f"{status} {counts['events']} ({counts['before_objects']} BEFORE -> {counts['after_objects']} AFTER "
                 "objects)")
+    if status == "persisting" and uncertain:
+        return f"{status} {counts['events']} ({uncertain} flagged uncertain in matches.csv)"
     return f"{status} {counts['events']}"
 
 

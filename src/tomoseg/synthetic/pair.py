@@ -52,6 +52,13 @@ class PairChanges:
     gray_gain: float = 0.93       # AFTER gray = gain × BEFORE gray + offset (beam and detector changes)
     gray_offset: float = 10.0
     object_gray_sd: float = 4.0   # random change of each object's own gray value
+    # new objects formed beside removed ones' spots (off by default): a share of the removed objects, each with a
+    # new ball of radius in beside_radius whose centre lies beside_distance voxels from the removed one's. The
+    # truth keeps them apart (vanished, and appeared with change "added_beside_removed"): what a tracker pairs as
+    # one object that changed, with one scan before and one after
+    beside_removed: float = 0.0
+    beside_distance: tuple = (1.5, 3.5)
+    beside_radius: tuple = (1.5, 4.0)
 
 
 @dataclass
@@ -60,7 +67,9 @@ class PhantomPair:
     also ``objects``, the objects table of :func:`~tomoseg.synthetic.make_phantom`), the
     ``matrix`` (4 × 4, BEFORE voxel → AFTER voxel), the ``motion``, and ``truth``: the expected matches,
     one row per link (``before_label``, ``after_label`` instance ids, 0 for none; ``status``; ``change``;
-    ``group``; ``edge`` = 1 where the object touches or leaves a field of view in either scan)."""
+    ``group``; ``edge`` = 1 where the object touches or leaves a field of view in either scan), and
+    ``formed_beside``: {AFTER instance id: BEFORE instance id} of each new object formed beside a removed one's
+    spot (:attr:`PairChanges.beside_removed`; empty by default)."""
 
     before: dict
     after: dict
@@ -69,6 +78,7 @@ class PhantomPair:
     changes: PairChanges
     truth: dict
     config: PhantomConfig = field(repr=False, default=None)
+    formed_beside: dict = field(default_factory=dict)
 
 
 def rotation_matrix(rotation_deg) -> np.ndarray:
@@ -249,6 +259,28 @@ def _add_objects(cfg, count, bodies, shape, centre_yx, pillar_r, rng, keep_in) -
     return added
 
 
+def _form_beside(removed: list, changes: PairChanges, others: list, rng, keep_in) -> list:
+    """New balls formed beside the spots of a share (``changes.beside_removed``, at least one) of the ``removed``
+    bodies, as (index into ``removed``, body): centre ``beside_distance`` voxels from the removed body's centre in
+    a random direction, radius in ``beside_radius``, the removed body's gray value; each keeps the gap to the
+    ``others`` (the AFTER bodies) and lies inside both fields of view, else that spot gets none."""
+    count = max(int(round(changes.beside_removed * len(removed))), 1) if removed else 0
+    formed = []
+    for k in rng.permutation(len(removed)):
+        if len(formed) >= count:
+            break
+        centre, _ = _reach(removed[k])
+        for _ in range(30):  # a direction and size where the new ball fits
+            u = rng.standard_normal(3)
+            radius = rng.uniform(*changes.beside_radius)
+            body = _body(centre + rng.uniform(*changes.beside_distance) * u / np.linalg.norm(u), [radius] * 3,
+                         np.eye(3), removed[k]["gray"])
+            if keep_in(body["parts"][0][0], radius) and _fits(body, others + [b for _, b in formed]):
+                formed.append((int(k), body))
+                break
+    return formed
+
+
 def _carried_ellipsoid(lin: np.ndarray, axes, rot) -> tuple[np.ndarray, np.ndarray]:
     """Semi-axes and rotation of the ellipsoid ``rot·diag(axes)·(unit ball)`` carried through the linear map
     ``lin``: from the SVD of lin·rot·diag(axes) = U·Σ·Vᵀ, axes Σ and rotation U (Vᵀ only turns the ball)."""
@@ -336,7 +368,8 @@ def make_phantom_pair(shape, *, rng=None, motion: Motion | None = None, changes:
     motion : Motion, optional
         The sample's motion between the scans; random (up to 20° about z, 2° tilts, 6 voxels) by default.
     changes : PairChanges, optional
-        Which share of the objects grow, shrink, vanish, appear, merge or split.
+        Which share of the objects grow, shrink, vanish, appear, merge or split; and, off by default
+        (``beside_removed``), new objects formed 1.5-3.5 voxels from removed ones' spots.
     voxel_size : (z, y, x) nm, optional
         The motion is rigid in physical space with these voxels (cubic voxels without it); objects, defined in
         the BEFORE scan's voxels, are carried into the AFTER scan as the ellipsoids they become.
@@ -389,6 +422,13 @@ def make_phantom_pair(shape, *, rng=None, motion: Motion | None = None, changes:
     for body in added:
         after_bodies.append(body)
         links.append(([], [len(after_bodies) - 1], "appeared", "added"))
+    formed_beside = {}
+    if changes.beside_removed > 0:  # no random draws otherwise: the default pairs stay as they were
+        removed_ids = [before_ids[0] for before_ids, _, status, _ in links if status == "vanished"]
+        for k, body in _form_beside([bodies[b - 1] for b in removed_ids], changes, after_bodies, rng, keep_in):
+            after_bodies.append(body)
+            links.append(([], [len(after_bodies) - 1], "appeared", "added_beside_removed"))
+            formed_beside[len(after_bodies)] = removed_ids[k]
 
     texture = _smooth_noise(shape, cfg.matrix_texture, 6.0, rng) if cfg.matrix_texture > 0 else None
     yy, xx = np.mgrid[0:Y, 0:X].astype(np.float32)
@@ -410,7 +450,7 @@ def make_phantom_pair(shape, *, rng=None, motion: Motion | None = None, changes:
                                                    placed["gray"])
     truth = _truth(links, bodies, after_bodies, scans, shape)
     return PhantomPair(before=scans["before"], after=scans["after"], matrix=matrix, motion=motion, changes=changes,
-                       truth=truth, config=cfg)
+                       truth=truth, config=cfg, formed_beside=formed_beside)
 
 
 def _touches(instances, ids, shape) -> set:
