@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from ..io.result_folders import write_captions
-from .layout import (DOUBLE_COLUMN, SINGLE_COLUMN, count_axis, inside_figure, panels_to_one_scale,
-                     ticks_for_length, views_layout)
+from .layout import (DOUBLE_COLUMN, SINGLE_COLUMN, centre_legend_over, count_axis, inside_figure,
+                     legend_under_short_panels, panels_to_one_scale, ticks_for_length, views_layout)
 
 DPI = 300
 FORMATS = ("png", "svg", "pdf")  # the first a raster, the others vector (left out above VECTOR_MARKS marks)
@@ -172,12 +172,13 @@ def _display_aspect(ax) -> float:
 
 
 def add_scale_bar(ax, pixel_nm: float | None, width_px: int, *, fraction: float = 0.2,
-                  thickness: float | None = None) -> None:
+                  thickness: float | None = None, outside: bool = False) -> None:
     """A white bar with its length (nm or µm) in the lower right of an image panel; ``pixel_nm``: a column's
     width (the bar lies along the rows). Call it after the image is drawn with its aspect: the bar's thickness is
     the same on screen whatever the pixels' height over width. ``thickness``: the bar's, in rows, where the
     panel's size on paper is known (by default 1.2 % of the panel's longer side: on a tall, narrow panel that
-    was a bar thicker than long)."""
+    was a bar thicker than long). ``outside``: the bar centred under the image, its label (black) under the bar,
+    for a panel too narrow for the label (take a longer ``fraction``: nothing is hidden under it)."""
     if not pixel_nm:
         return
     from matplotlib.patches import Rectangle
@@ -188,6 +189,12 @@ def add_scale_bar(ax, pixel_nm: float | None, width_px: int, *, fraction: float 
     a = _display_aspect(ax)
     # one unit of bar thickness (in rows), the same on wide and tall panels and on non-square pixels
     u = thickness if thickness else 0.012 * max(abs(y1 - y0) * a, width_px) / a
+    if outside:  # under the image (rows grow downwards: the image's bottom edge is the larger y limit)
+        x, y = (width_px - length_px) / 2 - 0.5, max(y0, y1) + 1.5 * u
+        ax.add_patch(Rectangle((x, y), length_px, u, color="black", lw=0, clip_on=False))
+        ax.text(x + length_px / 2, y + 1.8 * u, _length_label(length_nm), color="black", ha="center", va="top",
+                fontsize=MIN_FONT_PT, clip_on=False)
+        return
     x = width_px - length_px - 0.04 * width_px
     y = max(y0, y1) - 2.5 * u
     ax.add_patch(Rectangle((x, y), length_px, u, color="white", ec="black", lw=0.5))
@@ -340,7 +347,7 @@ def size_histogram(tables: dict, path, *, voxel_size=None, empty_note: str = "no
     labels = [f"{k} ({len(t['label']):,})" for k, t in tables.items()]
     if total:
         ax.hist(radii, bins=bins, label=labels, color=SERIES[:len(radii)])
-        fig.legend(loc="outside upper center", ncol=min(len(radii), 3), frameon=False)
+        legend = fig.legend(loc="outside upper center", ncol=min(len(radii), 3), frameon=False)
     else:
         no_objects(ax, empty_note)
         ax.set_xlim(0, bins[-1])
@@ -348,6 +355,8 @@ def size_histogram(tables: dict, path, *, voxel_size=None, empty_note: str = "no
     ax.set_ylabel("objects")
     count_axis(ax.yaxis)
     _radius_axis(ax, voxel_size)
+    if total:
+        centre_legend_over(fig, legend, ax)
     return save_figure(fig, path, "Equivalent-radius histograms (bins of 0.5 voxel; the number of objects in "
                                   "the legend), as the paper's Fig. 6(a)." + ("" if total else f" Empty: {empty_note}."))
 
@@ -517,19 +526,22 @@ def orthoslices(image, mask, path, *, centre=None, title="", reason: str = "", v
             line(row if line == ax.axhline else col, **PLANE_LINE)  # alone vanished on it)
         ax.set_title(f"{name} = {centre[axis]}")
         ax.set_axis_off()
-    # one scale bar, on the panel with the most room for it: the three share one scale (a bar on each, on a thin
-    # volume's 3-slice strips, lay over the strip and the titles)
-    k = max(range(3), key=lambda i: (min(widths[i], heights[i]), max(widths[i], heights[i])))
+    # one scale bar: the three share one scale (a bar on each, on a thin volume's 3-slice strips, lay over the
+    # strip and the titles); on the widest panel, or, where its label is wider than that panel's room for it (a
+    # tall volume's 32-pixel panels), under the widest panel with white below it
+    k, outside = _scale_bar_panel(fig, widths, heights, scale, labelled=bool(voxel_size))
     row_nm = float(vs[1] if planes[k][1] == "z" else vs[0])  # the panel's rows: y in the z plane, else z
     add_scale_bar(axes[k], float(voxel_size[planes[k][4]]) if voxel_size else None, planes[k][2].shape[1],
-                  thickness=(2.0 / 72) / scale / row_nm)  # 2 points thick on paper
+                  thickness=(2.0 / 72) / scale / row_nm, outside=outside,  # 2 points thick on paper
+                  fraction=0.6 if outside else 0.2)
     handles = [Line2D([], [], color=colours["kept"], lw=2, label="objects counted")] if any_kept or not any_excluded \
         else []
     if any_excluded:
         handles.append(Line2D([], [], color=colours["excluded"], lw=2, label="objects not counted"))
     handles.append(Line2D([], [], **{**PLANE_LINE, "lw": 1.0, "ls": (0, (2.4, 2.4))}, label="the other two planes"))
-    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncol=len(handles), frameon=False,
-               borderaxespad=0.2)
+    legend = fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncol=len(handles),
+                        frameon=False, borderaxespad=0.2)
+    legend_under_short_panels(fig, axes, legend)  # a flat volume's: under its y and x strips, not a row below
     if title:
         fig.suptitle(title, y=1 - 0.04 / fig.get_size_inches()[1], va="top")  # (the layout's margin)
     caption = ("Orthogonal slices with the counted objects outlined in orange"
@@ -542,6 +554,29 @@ def orthoslices(image, mask, path, *, centre=None, title="", reason: str = "", v
     if reason:
         caption += f" {reason}."
     return save_figure(fig, path, caption)
+
+
+def _scale_bar_panel(fig, widths, heights, scale, *, labelled: bool = True) -> tuple[int, bool]:
+    """Which orthoslice panel (``widths``, ``heights`` in nm at ``scale`` inches per nm; ``labelled``: whether a
+    bar is drawn, the voxel size known) takes the scale bar, and whether outside its image: the widest (then
+    tallest) panel, inside where the label of a bar of a fifth of its width fits across it, else under the
+    widest panel with room below (0.3 inch) for the bar and its label; inside the widest where none has."""
+    w = [float(v) * scale for v in widths]
+    h = [float(v) * scale for v in heights]
+    k = max(range(len(w)), key=lambda i: (w[i], h[i]))
+    if not labelled:
+        return k, False
+    length = nice_length(0.2 * widths[k])
+    text = fig.text(0, 0, _length_label(length), fontsize=MIN_FONT_PT)
+    label = text.get_window_extent(fig.canvas.get_renderer()).width / fig.dpi + 0.04  # + its box's pad
+    text.remove()
+    bar_centre = w[k] * 0.96 - length * scale / 2  # as add_scale_bar places it
+    if bar_centre - label / 2 >= 0 and bar_centre + label / 2 <= w[k]:
+        return k, False
+    room = [i for i in range(len(w)) if max(h) - h[i] >= 0.3]
+    if not room:
+        return k, False
+    return max(room, key=lambda i: (w[i], max(h) - h[i])), True
 
 
 @styled

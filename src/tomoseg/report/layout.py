@@ -11,6 +11,7 @@ import numpy as np
 
 SINGLE_COLUMN = 85 / 25.4   # inches: a journal's single column (85 mm) ...
 DOUBLE_COLUMN = 175 / 25.4  # ... and its full width (175 mm)
+MARGIN = 0.04               # inches of white around a figure laid out by hand (:func:`panels_to_one_scale`)
 
 
 def keep_labels_apart(fig, labels, *, step: float = 9.0, tries: int = 6) -> None:
@@ -47,10 +48,12 @@ def keep_labels_apart(fig, labels, *, step: float = 9.0, tries: int = 6) -> None
 
 
 def count_axis(axis) -> None:
-    """Whole numbers only on an axis of counts (no 0.5 objects)."""
+    """Whole numbers only on an axis of counts (no 0.5 objects), in steps of 1, 2 or 5 times a power of ten (25,
+    250: 2.5 where it makes whole numbers); MaxNLocator's own steps also take 3, 4, 6 and 8 (0, 6, 12 for 50
+    objects)."""
     from matplotlib.ticker import MaxNLocator
 
-    axis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    axis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1, steps=[1, 2, 2.5, 5, 10]))
 
 
 def panels_to_one_scale(fig, widths, heights, titles, *, suptitle: bool = False):
@@ -71,7 +74,7 @@ def panels_to_one_scale(fig, widths, heights, titles, *, suptitle: bool = False)
         text = fig.text(0, 0, t, fontsize=matplotlib.rcParams["axes.titlesize"])
         title_w.append(text.get_window_extent(r).width / fig.dpi + 0.04)
         text.remove()
-    margin, gap, title_h, legend_h = 0.04, 0.12, 0.26, 0.3
+    margin, gap, title_h, legend_h = MARGIN, 0.12, 0.26, 0.3
     top_h = 0.22 if suptitle else 0.0
     room = DOUBLE_COLUMN - 2 * margin - gap * (len(widths) - 1)
     scale = min(room / sum(widths), 5.0 / max(heights))
@@ -146,3 +149,57 @@ def views_layout(dz: float, dy: float, dx: float) -> tuple[list[float], float]:
     room = DOUBLE_COLUMN - 1.6  # the colour bar and the axes' labels
     scale = min(1.0, room / (oblique + top + side))
     return [oblique, top, side], round(max(1.35, h * scale) + 0.75, 2)
+
+
+def centre_legend_over(fig, legend, ax, *, pad: float = 2.0) -> None:
+    """A figure legend placed by constrained layout ("outside upper center": centred on the figure) moved to be
+    centred over ``ax`` (where its axis labels are centred: a single series' legend sat left of them by half the
+    width of the count axis' labels), kept ``pad`` points inside the figure's edges; the layout is drawn and
+    then held as it is, so that the legend stays in the room that the layout made for it."""
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    width, box = fig.bbox.width, ax.get_window_extent(r)
+    half = legend.get_window_extent(r).width / 2
+    room = pad * fig.dpi / 72 + half
+    centre = float(np.clip((box.x0 + box.x1) / 2, room, width - room)) if width > 2 * room else width / 2
+    fig.set_layout_engine("none")  # the axes stay where the layout put them
+    legend.set_bbox_to_anchor((centre / width, 0.0, 0.0, 1.0), transform=fig.transFigure)
+
+
+def legend_under_short_panels(fig, axes, legend, *, gap: float = 0.06) -> bool:
+    """Where a row of :func:`panels_to_one_scale` panels has panels shorter than the tallest (a flat volume's y
+    and x slices: strips under which most of the figure was white), the figure ``legend`` (made for the row
+    under the panels) moved under the short panels, ``gap`` inches below the lowest of them (their tight boxes:
+    a scale bar drawn under one counts), centred under them, and the figure cut to end ``MARGIN`` under the
+    tallest panel. Where no run of neighbouring panels has the room (width and height) it stays where it was.
+    Returns whether it moved."""
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    w_in, h_in = fig.get_size_inches()
+    dpi = fig.dpi
+    size = legend.get_window_extent(r)
+    lw, lh = size.width / dpi, size.height / dpi
+    frames = [ax.get_position() for ax in axes]  # figure fractions
+    lefts = [f.x0 * w_in for f in frames]
+    rights = [f.x1 * w_in for f in frames]
+    bottoms = [min(f.y0 * h_in, ax.get_tightbbox(r).y0 / dpi) for f, ax in zip(frames, axes)]
+    floor = min(f.y0 * h_in for f in frames)  # the tallest panel's bottom
+    best = None
+    for i in range(len(axes)):
+        for j in range(i, len(axes)):
+            low = min(bottoms[i:j + 1])
+            if rights[j] - lefts[i] >= lw and low - floor >= lh + gap and (best is None or low > best[2]):
+                best = (i, j, low)
+    if best is None:
+        return False
+    i, j, low = best
+    cut = floor - MARGIN
+    new_h = h_in - cut
+    for f, ax in zip(frames, axes):
+        ax.set_position((f.x0, (f.y0 * h_in - cut) / new_h, f.width, f.height * h_in / new_h))
+    fig.set_size_inches(w_in, new_h)
+    centre = (lefts[i] + rights[j]) / 2
+    legend.set_loc("upper center")
+    legend.set_bbox_to_anchor((centre / w_in, (low - cut - gap) / new_h, 0.0, 0.0), transform=fig.transFigure)
+    legend.borderaxespad = 0.0
+    return True
