@@ -114,3 +114,106 @@ def test_orthoslices_of_thin_flat_and_tall_volumes_keep_panels_and_titles_apart(
     height, bar_labels = seen["check"]
     assert seen["outside"] == [] and height <= 6.0
     assert bar_labels == (1 if voxel_size else 0)
+
+
+# The small defects left (H4): size histogram, orthoslices of tall and flat volumes.
+
+def _histogram_table(counts_per_bin):
+    """A table whose radii fill bins of 0.5 voxel with the given numbers of objects (bin k: radius 0.75 + 0.5 k)."""
+    r = np.concatenate([np.full(n, 0.75 + 0.5 * k) for k, n in enumerate(counts_per_bin)])
+    return {"label": np.arange(1, len(r) + 1), "equivalent_radius_vox": r}
+
+
+@pytest.mark.parametrize("tables", [{"prediction": _histogram_table([3, 9, 4])},
+                                    {"ground truth": _histogram_table([3, 9, 4]),
+                                     "prediction": _histogram_table([5, 2, 7])}])
+def test_size_histogram_legend_is_centred_over_the_plot(monkeypatch, tmp_path, texts_outside, tables):
+    """The legend was centred on the figure, so a single series' sat left of the plot's centre (by half the
+    count axis' labels): it is now centred over the plot, as the axis labels are, and inside the figure."""
+    def check(fig, renderer):
+        (ax,) = [a for a in fig.axes if a.get_label() != "<secondary>" and a.get_ylabel() == "objects"]
+        (legend,) = fig.legends
+        plot, box = ax.get_window_extent(renderer), legend.get_window_extent(renderer)
+        return (box.x0 + box.x1) / 2 - (plot.x0 + plot.x1) / 2
+
+    seen = _drawn(monkeypatch, lambda: figures.size_histogram(tables, tmp_path / "h.png", voxel_size=(30.0,) * 3),
+                  texts_outside, check)
+    assert seen["outside"] == []
+    assert abs(seen["check"]) < 1.0  # pixels at 100 dpi; was -16.5 (one series), -14.4 (two)
+
+
+@pytest.mark.parametrize("tallest", [7, 17, 23, 31, 50, 57, 180])
+def test_size_histogram_counts_step_by_1_2_5(monkeypatch, tmp_path, texts_outside, tallest):
+    """The count axis stepped by 3, 4, 6 or 8 (0, 6, 12, ... for a bin of 50 objects): it now steps by 1, 2 or 5
+    times a power of ten (2.5 only where it makes whole numbers: 25, 250), whole numbers only."""
+    def check(fig, renderer):
+        (ax,) = [a for a in fig.axes if a.get_ylabel() == "objects"]
+        return [float(t.get_text().replace("−", "-")) for t in _shown_ticks(ax.yaxis)]
+
+    seen = _drawn(monkeypatch, lambda: figures.size_histogram({"prediction": _histogram_table([2, tallest, 1])},
+                                                              tmp_path / "h.png"), texts_outside, check)
+    ticks = np.array(seen["check"])
+    assert len(ticks) >= 3 and np.all(ticks == np.round(ticks))
+    (step,) = set(np.diff(ticks))
+    mantissa = step / 10 ** np.floor(np.log10(step))
+    assert mantissa in (1, 2, 2.5, 5) and step == round(step), ticks
+
+
+def _bar(ax):
+    from matplotlib.patches import Rectangle
+
+    (bar,) = [p for p in ax.patches if isinstance(p, Rectangle)]
+    (label,) = [t for t in ax.texts if t.get_text()]
+    return bar, label
+
+
+@pytest.mark.parametrize("shape", [(400, 32, 32), (400, 32, 48), (96, 256, 256), (8, 256, 256)])
+def test_orthoslices_scale_bar_label_inside_its_image_or_clear_of_it(monkeypatch, tmp_path, texts_outside, shape):
+    """On a tall volume's 32-pixel panels the scale bar was 100 nm (0.04 inch) long, its label wider than the
+    panel and straddling its edge. The label now lies wholly inside its image or wholly outside it (then under
+    it, with a bar at least 0.15 inch long), on no other panel, title or the legend."""
+    rng = np.random.default_rng(1)
+    image = rng.normal(size=shape).astype(np.float32)
+
+    def check(fig, renderer):
+        (ax,) = [a for a in fig.axes if a.texts]
+        bar, label = _bar(ax)
+        image_box, label_box = ax.get_window_extent(renderer), label.get_window_extent(renderer)
+        bar_box = bar.get_window_extent(renderer)
+        inside = (image_box.x0 <= label_box.x0 and label_box.x1 <= image_box.x1
+                  and image_box.y0 <= label_box.y0 and label_box.y1 <= image_box.y1)
+        clear = not label_box.overlaps(image_box)
+        others = [a.get_window_extent(renderer) for a in fig.axes if a is not ax]
+        others += [a.title.get_window_extent(renderer) for a in fig.axes] + \
+            [lg.get_window_extent(renderer) for lg in fig.legends]
+        return inside, clear, bar_box.width / fig.dpi, any(label_box.overlaps(o) for o in others)
+
+    seen = _drawn(monkeypatch, lambda: figures.orthoslices(image, image > 2.0, tmp_path / "o.png",
+                                                           voxel_size=(29.33,) * 3), texts_outside, check)
+    inside, clear, bar_inches, on_another = seen["check"]
+    assert seen["outside"] == [] and not on_another
+    assert inside or (clear and bar_inches >= 0.15), (inside, clear, bar_inches)
+
+
+@pytest.mark.parametrize("shape", [(8, 256, 256), (96, 256, 256), (5, 256, 256)])
+def test_orthoslices_of_a_flat_volume_end_under_the_tallest_panel(monkeypatch, tmp_path, texts_outside, shape):
+    """A flat volume's y and x panels (a few slices) left most of the figure empty under them, the legend a row
+    of its own below the tallest panel (the demo's: 1.4 inch of white under y and x, then the legend). Where the
+    legend fits under the short panels it now lies there, right under them, and the figure ends under the
+    tallest panel."""
+    image = np.random.default_rng(2).normal(size=shape).astype(np.float32)
+
+    def check(fig, renderer):
+        (legend,) = fig.legends
+        lg = legend.get_window_extent(renderer)
+        panels = [a.get_window_extent(renderer) for a in fig.axes]
+        assert not any(lg.overlaps(p) for p in panels)
+        above = [p for p in panels if p.x1 > lg.x0 and p.x0 < lg.x1]  # the panels over the legend
+        return (min(p.y0 for p in panels) - fig.bbox.y0) / fig.dpi, (min(p.y0 for p in above) - lg.y1) / fig.dpi
+
+    seen = _drawn(monkeypatch, lambda: figures.orthoslices(image, image > 2.0, tmp_path / "o.png",
+                                                           voxel_size=(29.33,) * 3), texts_outside, check)
+    under_tallest, legend_gap = seen["check"]
+    assert seen["outside"] == []
+    assert under_tallest < 0.1  # inches of white under the tallest panel (was 0.34: the legend's row)
+    assert 0 < legend_gap < 0.15  # the legend right under the short panels

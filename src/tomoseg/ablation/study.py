@@ -426,7 +426,8 @@ def f1_plot(rows: list[dict]):
     from matplotlib.lines import Line2D
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    from ..report.figures import DOUBLE_COLUMN, SERIES, keep_labels_apart, new_figure
+    from ..report.figures import DOUBLE_COLUMN, SERIES, new_figure
+    from ..report.layout import keep_labels_apart
 
     fig, ax = new_figure(figsize=(DOUBLE_COLUMN, 3.6))
     handles = []

@@ -33,11 +33,11 @@ from pathlib import Path
 import numpy as np
 
 from ..io.result_folders import write_captions
+from .layout import (DOUBLE_COLUMN, SINGLE_COLUMN, centre_legend_over, count_axis, inside_figure,
+                     legend_under_short_panels, panels_to_one_scale, ticks_for_length, views_layout)
 
 DPI = 300
 FORMATS = ("png", "svg", "pdf")  # the first a raster, the others vector (left out above VECTOR_MARKS marks)
-SINGLE_COLUMN = 85 / 25.4   # inches: a journal's single column (85 mm) ...
-DOUBLE_COLUMN = 175 / 25.4  # ... and its full width (175 mm)
 MIN_FONT_PT = 7             # the smallest text of any figure, at the width it is made for
 # Okabe & Ito: distinguishable with the common colour-vision deficiencies
 OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky blue": "#56B4E9", "bluish green": "#009E73",
@@ -172,12 +172,13 @@ def _display_aspect(ax) -> float:
 
 
 def add_scale_bar(ax, pixel_nm: float | None, width_px: int, *, fraction: float = 0.2,
-                  thickness: float | None = None) -> None:
+                  thickness: float | None = None, outside: bool = False) -> None:
     """A white bar with its length (nm or µm) in the lower right of an image panel; ``pixel_nm``: a column's
     width (the bar lies along the rows). Call it after the image is drawn with its aspect: the bar's thickness is
     the same on screen whatever the pixels' height over width. ``thickness``: the bar's, in rows, where the
     panel's size on paper is known (by default 1.2 % of the panel's longer side: on a tall, narrow panel that
-    was a bar thicker than long)."""
+    was a bar thicker than long). ``outside``: the bar centred under the image, its label (black) under the bar,
+    for a panel too narrow for the label (take a longer ``fraction``: nothing is hidden under it)."""
     if not pixel_nm:
         return
     from matplotlib.patches import Rectangle
@@ -188,6 +189,12 @@ def add_scale_bar(ax, pixel_nm: float | None, width_px: int, *, fraction: float 
     a = _display_aspect(ax)
     # one unit of bar thickness (in rows), the same on wide and tall panels and on non-square pixels
     u = thickness if thickness else 0.012 * max(abs(y1 - y0) * a, width_px) / a
+    if outside:  # under the image (rows grow downwards: the image's bottom edge is the larger y limit)
+        x, y = (width_px - length_px) / 2 - 0.5, max(y0, y1) + 1.5 * u
+        ax.add_patch(Rectangle((x, y), length_px, u, color="black", lw=0, clip_on=False))
+        ax.text(x + length_px / 2, y + 1.8 * u, _length_label(length_nm), color="black", ha="center", va="top",
+                fontsize=MIN_FONT_PT, clip_on=False)
+        return
     x = width_px - length_px - 0.04 * width_px
     y = max(y0, y1) - 2.5 * u
     ax.add_patch(Rectangle((x, y), length_px, u, color="white", ec="black", lw=0.5))
@@ -195,46 +202,6 @@ def add_scale_bar(ax, pixel_nm: float | None, width_px: int, *, fraction: float 
             fontsize=MIN_FONT_PT, bbox=dict(boxstyle="square,pad=0.1", fc="black", alpha=0.5, ec="none"))
     # (a dark box behind the label rather than a stroke around it: a stroked label is saved as paths, not as
     # text that can be edited in the SVG)
-
-
-def keep_labels_apart(fig, labels, *, step: float = 9.0, tries: int = 6) -> None:
-    """Move point labels (annotations with an offset in points, e.g. the ablation figure's row names) that
-    overlap an earlier one or a mark of their axes (the points of its lines drawn with markers) a line up or down
-    (``step`` points; up first, then down, farther each time), staying inside their axes; a label that cannot be
-    placed apart stays where it was. Call it once the axes' limits are set."""
-    from matplotlib.transforms import Bbox
-
-    fig.canvas.draw()
-    r = fig.canvas.get_renderer()
-    marks = []
-    for ax in {t.axes for t in labels}:
-        for line in ax.get_lines():
-            if line.get_marker() in (None, "None", "", " "):
-                continue
-            half = line.get_markersize() / 2 * fig.dpi / 72
-            xy = ax.transData.transform(np.column_stack([line.get_xdata(), line.get_ydata()]).astype(float))
-            marks += [Bbox.from_extents(x - half, y - half, x + half, y + half) for x, y in xy
-                      if np.isfinite(x) and np.isfinite(y)]
-    placed = []
-    for t in labels:
-        dx, dy = t.xyann
-        inside = t.axes.get_window_extent(r)
-        for k in [0] + [s * i for i in range(1, tries + 1) for s in (1, -1)]:
-            t.xyann = (dx, dy + k * step)
-            b = t.get_window_extent(r)
-            if not any(b.overlaps(o) for o in placed + marks) and inside.y0 <= b.y0 and b.y1 <= inside.y1:
-                break
-        else:
-            t.xyann = (dx, dy)
-            b = t.get_window_extent(r)
-        placed.append(b)
-
-
-def _count_axis(axis) -> None:
-    """Whole numbers only on an axis of counts (no 0.5 objects)."""
-    from matplotlib.ticker import MaxNLocator
-
-    axis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
 
 
 CONFUSION_CAPTION = ("Normalized confusion matrix (rows: ground truth; each row sums to 1), as the paper's Fig. 4; "
@@ -380,14 +347,16 @@ def size_histogram(tables: dict, path, *, voxel_size=None, empty_note: str = "no
     labels = [f"{k} ({len(t['label']):,})" for k, t in tables.items()]
     if total:
         ax.hist(radii, bins=bins, label=labels, color=SERIES[:len(radii)])
-        fig.legend(loc="outside upper center", ncol=min(len(radii), 3), frameon=False)
+        legend = fig.legend(loc="outside upper center", ncol=min(len(radii), 3), frameon=False)
     else:
         no_objects(ax, empty_note)
         ax.set_xlim(0, bins[-1])
     ax.set_xlabel("equivalent radius (voxels)")
     ax.set_ylabel("objects")
-    _count_axis(ax.yaxis)
+    count_axis(ax.yaxis)
     _radius_axis(ax, voxel_size)
+    if total:
+        centre_legend_over(fig, legend, ax)
     return save_figure(fig, path, "Equivalent-radius histograms (bins of 0.5 voxel; the number of objects in "
                                   "the legend), as the paper's Fig. 6(a)." + ("" if total else f" Empty: {empty_note}."))
 
@@ -531,7 +500,7 @@ def orthoslices(image, mask, path, *, centre=None, title="", reason: str = "", v
     widths = [shape[2] * vs[2], shape[2] * vs[2], shape[1] * vs[1]]  # in nm: the panels to one scale
     heights = [shape[1] * vs[1], shape[0] * vs[0], shape[0] * vs[0]]
     names = [f"{name} = {centre[axis]}" for axis, name, *_ in planes]
-    fig, axes, scale = _panels_to_one_scale(widths, heights, names, suptitle=bool(title))
+    fig, axes, scale = panels_to_one_scale(_plt().figure(), widths, heights, names, suptitle=bool(title))
     lo, hi = gray_range(*(p[2] for p in planes))
     colours = {"kept": np.array([0.902, 0.624, 0.0, 1.0], np.float32),
                "excluded": np.array([0.337, 0.706, 0.914, 1.0], np.float32)}
@@ -557,19 +526,22 @@ def orthoslices(image, mask, path, *, centre=None, title="", reason: str = "", v
             line(row if line == ax.axhline else col, **PLANE_LINE)  # alone vanished on it)
         ax.set_title(f"{name} = {centre[axis]}")
         ax.set_axis_off()
-    # one scale bar, on the panel with the most room for it: the three share one scale (a bar on each, on a thin
-    # volume's 3-slice strips, lay over the strip and the titles)
-    k = max(range(3), key=lambda i: (min(widths[i], heights[i]), max(widths[i], heights[i])))
+    # one scale bar: the three share one scale (a bar on each, on a thin volume's 3-slice strips, lay over the
+    # strip and the titles); on the widest panel, or, where its label is wider than that panel's room for it (a
+    # tall volume's 32-pixel panels), under the widest panel with white below it
+    k, outside = _scale_bar_panel(fig, widths, heights, scale, labelled=bool(voxel_size))
     row_nm = float(vs[1] if planes[k][1] == "z" else vs[0])  # the panel's rows: y in the z plane, else z
     add_scale_bar(axes[k], float(voxel_size[planes[k][4]]) if voxel_size else None, planes[k][2].shape[1],
-                  thickness=(2.0 / 72) / scale / row_nm)  # 2 points thick on paper
+                  thickness=(2.0 / 72) / scale / row_nm, outside=outside,  # 2 points thick on paper
+                  fraction=0.6 if outside else 0.2)
     handles = [Line2D([], [], color=colours["kept"], lw=2, label="objects counted")] if any_kept or not any_excluded \
         else []
     if any_excluded:
         handles.append(Line2D([], [], color=colours["excluded"], lw=2, label="objects not counted"))
     handles.append(Line2D([], [], **{**PLANE_LINE, "lw": 1.0, "ls": (0, (2.4, 2.4))}, label="the other two planes"))
-    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncol=len(handles), frameon=False,
-               borderaxespad=0.2)
+    legend = fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncol=len(handles),
+                        frameon=False, borderaxespad=0.2)
+    legend_under_short_panels(fig, axes, legend)  # a flat volume's: under its y and x strips, not a row below
     if title:
         fig.suptitle(title, y=1 - 0.04 / fig.get_size_inches()[1], va="top")  # (the layout's margin)
     caption = ("Orthogonal slices with the counted objects outlined in orange"
@@ -584,46 +556,27 @@ def orthoslices(image, mask, path, *, centre=None, title="", reason: str = "", v
     return save_figure(fig, path, caption)
 
 
-def _panels_to_one_scale(widths, heights, titles, *, suptitle: bool = False):
-    """A double-column figure of image panels in a row, each ``widths[i]`` by ``heights[i]`` (nm, or voxels)
-    at one scale, tops in line under their ``titles``, a legend's row below; the scale (inches per unit)
-    chosen so that the row fills the column without the figure growing past 5 inches. Returns the figure, its
-    axes and the scale.
-
-    Laid out by hand: under constrained layout a thin volume's panels (3 slices: strips) floated mid-height
-    under titles wider than them, and a panel narrower than its title was pushed past the figure's right edge
-    (x = 128 of a 256 x 8 x 256 volume, 13 points out)."""
-    plt = _plt()
-    fig = plt.figure(figsize=(DOUBLE_COLUMN, 3.0))
-    r = fig.canvas.get_renderer()
-    title_w = []
-    for t in titles:
-        text = fig.text(0, 0, t, fontsize=plt.rcParams["axes.titlesize"])
-        title_w.append(text.get_window_extent(r).width / fig.dpi + 0.04)
-        text.remove()
-    margin, gap, title_h, legend_h = 0.04, 0.12, 0.26, 0.3
-    top_h = 0.22 if suptitle else 0.0
-    room = DOUBLE_COLUMN - 2 * margin - gap * (len(widths) - 1)
-    scale = min(room / sum(widths), 5.0 / max(heights))
-    for _ in range(8):  # titles wider than their panels take room from the panels
-        slots = [max(w * scale, t) for w, t in zip(widths, title_w)]
-        excess = sum(slots) - room
-        drawn = sum(w * scale for w, slot in zip(widths, slots) if w * scale >= slot)
-        if excess <= 1e-6 or drawn <= 0:
-            break
-        scale *= max(0.05, (drawn - excess) / drawn)
-    height = max(h * scale for h in heights)
-    fig_h = margin + top_h + title_h + height + legend_h + margin
-    fig.set_size_inches(DOUBLE_COLUMN, fig_h)
-    x = margin + (room - sum(slots)) / 2
-    axes = []
-    for w, h, slot in zip(widths, heights, slots):
-        left = x + (slot - w * scale) / 2
-        bottom = fig_h - margin - top_h - title_h - h * scale
-        axes.append(fig.add_axes((left / DOUBLE_COLUMN, bottom / fig_h, w * scale / DOUBLE_COLUMN,
-                                  h * scale / fig_h)))
-        x += slot + gap
-    return fig, axes, scale
+def _scale_bar_panel(fig, widths, heights, scale, *, labelled: bool = True) -> tuple[int, bool]:
+    """Which orthoslice panel (``widths``, ``heights`` in nm at ``scale`` inches per nm; ``labelled``: whether a
+    bar is drawn, the voxel size known) takes the scale bar, and whether outside its image: the widest (then
+    tallest) panel, inside where the label of a bar of a fifth of its width fits across it, else under the
+    widest panel with room below (0.3 inch) for the bar and its label; inside the widest where none has."""
+    w = [float(v) * scale for v in widths]
+    h = [float(v) * scale for v in heights]
+    k = max(range(len(w)), key=lambda i: (w[i], h[i]))
+    if not labelled:
+        return k, False
+    length = nice_length(0.2 * widths[k])
+    text = fig.text(0, 0, _length_label(length), fontsize=MIN_FONT_PT)
+    label = text.get_window_extent(fig.canvas.get_renderer()).width / fig.dpi + 0.04  # + its box's pad
+    text.remove()
+    bar_centre = w[k] * 0.96 - length * scale / 2  # as add_scale_bar places it
+    if bar_centre - label / 2 >= 0 and bar_centre + label / 2 <= w[k]:
+        return k, False
+    room = [i for i in range(len(w)) if max(h) - h[i] >= 0.3]
+    if not room:
+        return k, False
+    return max(room, key=lambda i: (w[i], max(h) - h[i])), True
 
 
 @styled
@@ -732,7 +685,7 @@ def objects_3d(table: dict, shape, path, *, voxel_size=None, column: str = "equi
     lower = -0.5 * vs / unit  # the volume's outer faces: voxel centres at 0 .. n-1 (as the centroids, napari)
     extent = (np.asarray(shape, float) - 0.5) * vs / unit
     dz, dy, dx = extent - lower
-    widths, height = _views_layout(float(dz), float(dy), float(dx))
+    widths, height = views_layout(float(dz), float(dy), float(dx))
     plt = _plt()
     fig = plt.figure(figsize=(DOUBLE_COLUMN, height), layout="constrained")
     fig.get_layout_engine().set(w_pad=0.03, h_pad=0.03, wspace=0.04)
@@ -789,11 +742,11 @@ def objects_3d(table: dict, shape, path, *, voxel_size=None, column: str = "equi
         sample = (" The sample is seeded (the same on every run) and keeps the figure readable and small; the "
                   "colour scale spans all the objects, and every object is in the objects table and the "
                   "histograms.")
-    _inside_figure(fig, ax3)
+    inside_figure(fig, ax3)
     for ax in (top, side):  # ticks for the 2D views' sizes on paper
         box = ax.get_window_extent()
         for axis, inches in ((ax.xaxis, box.width / fig.dpi), (ax.yaxis, box.height / fig.dpi)):
-            _ticks_for_length(axis, inches)
+            ticks_for_length(axis, inches)
     what = f"a random sample of {drawn:,} of the {total:,} objects" if sample else \
         f"the {total:,} object{'' if total == 1 else 's'}"
     caption = (f"3D view of {what}: each a dot at its centroid (dots of one size, not to scale) coloured by its "
@@ -801,58 +754,6 @@ def objects_3d(table: dict, shape, path, *, voxel_size=None, column: str = "equi
                "down; from the side, along x), so their spatial distribution shows." + sample
                + ("" if total else f" Empty: {empty_note}."))
     return save_figure(fig, path, caption, marks=3 * drawn)
-
-
-def _inside_figure(fig, ax3) -> None:
-    """Constrained layout leaves a 3D axes' labels out of its count (they reached 3 to 30 points past the
-    figure's edges): the layout drawn, the margins that they need kept free, and the layout drawn again."""
-    fig.canvas.draw()
-    r = fig.canvas.get_renderer()
-    boxes = [a.label.get_window_extent(r) for a in (ax3.xaxis, ax3.yaxis, ax3.zaxis) if a.label.get_text()]
-    for a in (ax3.xaxis, ax3.yaxis, ax3.zaxis):  # the ticks drawn: those inside the axis' limits
-        lo, hi = sorted(a.get_view_interval())
-        boxes += [t.label1.get_window_extent(r) for t in a.get_major_ticks()
-                  if lo <= t.get_loc() <= hi and t.label1.get_visible() and t.label1.get_text()]
-    if not boxes:
-        return
-    from matplotlib.transforms import Bbox
-
-    b = Bbox.union(boxes)
-    pad = 2.0 * fig.dpi / 72  # 2 points of white between a label and the edge
-    w, h = fig.bbox.width, fig.bbox.height
-    left = max(0.0, pad - b.x0) / w
-    bottom = max(0.0, pad - b.y0) / h
-    top = max(0.0, b.y1 - (h - pad)) / h
-    if left or bottom or top:
-        fig.get_layout_engine().set(rect=(left, bottom, 1 - left, 1 - bottom - top))
-        fig.canvas.draw()
-
-
-def _ticks_for_length(axis, inches: float) -> None:
-    """About one tick per 0.35 inch of an axis drawn ``inches`` long (a thin view of a flat or tall box had
-    its tick labels one over the other); below 0.3 inch the far end only."""
-    from matplotlib.ticker import FixedLocator, MaxNLocator
-
-    if inches >= 0.3:
-        axis.set_major_locator(MaxNLocator(int(np.clip(inches / 0.35, 1, 5))))
-        return
-    lo, hi = sorted(axis.get_view_interval())
-    far = MaxNLocator(1).tick_values(lo, hi)
-    axis.set_major_locator(FixedLocator([t for t in far if lo <= t <= hi][-1:]))
-
-
-def _views_layout(dz: float, dy: float, dx: float) -> tuple[list[float], float]:
-    """The width ratios of the 3D view's panels (oblique, top, side) and the figure's height (inches), from the
-    box's size along z, y, x: each 2D view as wide as it is drawn at the panels' height (its extremes kept
-    readable: a flat or tall box gets a panel no narrower than a third, no wider than twice the height), the
-    height chosen so that the panels and a colour bar fill the double column."""
-    h = 2.2  # inches: the panels' height before fitting
-    top = float(np.clip(h * dx / dy, h / 3, 1.7 * h))
-    side = float(np.clip(h * dy / dz, h / 3, 1.7 * h))
-    oblique = 1.25 * h
-    room = DOUBLE_COLUMN - 1.6  # the colour bar and the axes' labels
-    scale = min(1.0, room / (oblique + top + side))
-    return [oblique, top, side], round(max(1.35, h * scale) + 0.75, 2)
 
 
 def _box(ax, lower, upper):
