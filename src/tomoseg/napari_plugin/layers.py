@@ -117,18 +117,26 @@ def voxel_size_of(scale, units) -> tuple | None:
         return None if all(s == 1.0 for s in scale) else tuple(scale)
     out = []
     for s, u in zip(scale, tuple(units)[-3:]):
-        try:
-            if isinstance(u, str):
-                import pint
-
-                u = pint.get_application_registry().Unit(u)
-            nm = float((s * u).to("nanometer").magnitude)
-        except Exception:  # pint's DimensionalityError for pixel and other non-length units
+        nm = _in_nm(s, u)
+        if nm is None or not nm > 0:
             return None
-        if not (nm > 0 and np.isfinite(nm)):
-            return None
-        out.append(float(f"{nm:.12g}"))  # 0.03 µm is 30 nm, not 29.999999999999996
+        out.append(nm)
     return tuple(out)
+
+
+def _in_nm(value: float, unit) -> float | None:
+    """``value`` in ``unit`` (a pint unit or its name) in nm, to 12 digits (0.03 µm is 30 nm, not
+    29.999999999999996); None where the unit is not a length (pixel: pint's DimensionalityError) or the value is
+    not finite."""
+    try:
+        if isinstance(unit, str):
+            import pint
+
+            unit = pint.get_application_registry().Unit(unit)
+        nm = float((value * unit).to("nanometer").magnitude)
+    except Exception:  # noqa: BLE001 - pint's DimensionalityError for pixel and other non-length units
+        return None
+    return float(f"{nm:.12g}") if np.isfinite(nm) else None
 
 
 def origin_of_layer(translate, units) -> tuple | None:
@@ -139,17 +147,10 @@ def origin_of_layer(translate, units) -> tuple | None:
         return None
     out = []
     for t, u in zip([float(t) for t in translate][-3:], tuple(units)[-3:]):
-        try:
-            if isinstance(u, str):
-                import pint
-
-                u = pint.get_application_registry().Unit(u)
-            nm = float((t * u).to("nanometer").magnitude)
-        except Exception:  # pint's DimensionalityError for pixel and other non-length units
+        nm = _in_nm(t, u)
+        if nm is None:
             return None
-        if not np.isfinite(nm):
-            return None
-        out.append(float(f"{nm:.12g}"))
+        out.append(nm)
     return tuple(out) if len(out) == 3 and any(out) else None
 
 
