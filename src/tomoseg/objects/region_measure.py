@@ -246,10 +246,13 @@ def _mesh(v: _Voxels, lo, vs) -> tuple:
     k = len(v.ids)
     area, volume = np.zeros(k), np.zeros(k)
     ends = np.append(v.starts[1:], len(v.obj))
-    top = np.max(v.dims.reshape(-1, 3), axis=0)  # the largest block along each axis
     first = 0
     while first < k:
         last = max(int(np.searchsorted(ends, v.starts[first] + BATCH_VOXELS, "right")), first + 1)
+        top = np.max(v.dims.reshape(-1, 3) if v.dims.ndim == 1 else v.dims[first:last], axis=0)  # largest block
+        # the keys' bit fields (object, z, y, x, corner) within 63 bits: fewer objects where the blocks are huge
+        room = 62 - sum(int(t + 1).bit_length() for t in top) - 3
+        last = max(min(last, first + (1 << max(room, 0))), first + 1)
         voxels = slice(int(v.starts[first]), int(ends[last - 1]))
         rows = np.arange(first, last)
         base = v.of_objects(v.base, rows) - lo[first:last]  # each object's block from its box's start
