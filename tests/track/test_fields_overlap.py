@@ -8,15 +8,9 @@ from tomoseg.errors import TomosegWarning
 from tomoseg.track import TrackOptions, track
 from tomoseg.track.tracking import few_objects_in_overlap, objects_in_overlap
 
+from test_given_transform import _balls  # balls of given centres as labels
+
 SHAPE = (24, 64, 96)
-
-
-def _balls(shape, centres, radius=3.0):
-    labels = np.zeros(shape, np.uint32)
-    grid = np.indices(shape).astype(float)
-    for k, c in enumerate(centres, start=1):
-        labels[sum((g - v) ** 2 for g, v in zip(grid, c)) <= radius ** 2] = k
-    return labels
 
 
 def _sample(xs):

@@ -167,12 +167,10 @@ def measure_crops(crops, *, voxel_size=(1.0, 1.0, 1.0), shape, origin=(0.0, 0.0,
     yx = dims[crop, 1] * dims[crop, 2]
     local = (rest // yx, rest % yx // dims[crop, 2], rest % dims[crop, 2])
 
-    def values(which, unit=False):
+    def values(which, unit=False):  # the crops' gray values or probabilities (one volume's: one type)
         if crops[0][which] is None:
             return None
-        joined = np.concatenate([np.asarray(c[which]).ravel().astype(np.float64) for c in crops])[at]
-        dtype = np.asarray(crops[0][which]).dtype
-        return joined / 255.0 if unit and dtype == np.uint8 else joined
+        return _as_float(np.concatenate([np.asarray(c[which]).ravel() for c in crops]), at, unit=unit)
 
     voxels = _Voxels(label[present], starts, obj, local, flat, at, dims[present], base[present], values(3),
                      values(4, unit=True))
