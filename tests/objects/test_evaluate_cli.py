@@ -53,6 +53,11 @@ def test_analyze_cli_writes_csv_in_nm(files, capsys, tmp_path):
     assert len(t["label"]) == len(ph.objects["label"])
     assert np.allclose(t["equivalent_radius_nm"], t["equivalent_radius_vox"] * 29.33, rtol=1e-4)
     assert (tmp_path / "an" / "report.html").exists()
+    # the results folder's table is the --csv file copied (formatted once), stamped as tomoseg's own result
+    from tomoseg.io.result_stamps import edited_results
+
+    assert (tmp_path / "an" / "objects.csv").read_bytes() == csv.read_bytes()
+    assert edited_results([csv, tmp_path / "an" / "objects.csv"]) == []
     # existing output without --overwrite
     assert main(["analyze", str(d / "lab.tif"), "--csv", str(csv)]) == 1
     assert "already exists" in capsys.readouterr().err

@@ -251,6 +251,7 @@ def _write_analysis(args, vol, result, options, voxel_size, intensity, sample_ma
         with _steps(args, 1, "results") as bar:  # one step a figure, then the report
             summary = write_analysis_results(result, out, volume=vol, intensity=intensity, summary=paths,
                                              report=args.report, all_objects=args.all_objects, bar=bar,
+                                             csv=args.csv,
                                              title=f"tomoseg analysis of {Path(args.volume).name}")
     if args.json:
         print(json.dumps(json_safe(summary)))

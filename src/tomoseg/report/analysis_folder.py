@@ -77,11 +77,12 @@ def save_analysis(analysis, folder, *, volume=None, intensity=None, report: bool
 
 def write_analysis_results(analysis, out: Path, *, volume=None, intensity=None, summary: dict | None = None,
                            report: bool = False, title: str | None = None, all_objects: bool = False,
-                           bar=None) -> dict:
+                           bar=None, csv=None) -> dict:
     """:func:`save_analysis` into a folder made ready for it (checked, earlier results cleared: the command
     line's joining rules decide that); ``summary`` adds to summary.json's record (the input's path ...), and
-    ``bar`` (a :class:`~tomoseg.progress.Progress` over steps) moves one step a figure and the report. Returns
-    the summary written."""
+    ``bar`` (a :class:`~tomoseg.progress.Progress` over steps) moves one step a figure and the report; ``csv``,
+    the objects table written already (``analyze --csv``), is copied as objects.csv. Returns the summary
+    written."""
     from ..errors import said
     from ..io.result_folders import json_safe, write_result_json
     from ..table import write_csv
@@ -92,7 +93,7 @@ def write_analysis_results(analysis, out: Path, *, volume=None, intensity=None, 
     record = {"tool": "tomoseg analyze", **analysis.summary,
               "voxel_size_nm": list(voxel_size) if voxel_size else None, "shape": list(analysis.shape),
               **(summary or {}), "settings": settings_of(analysis.options)}
-    write_csv(table, out / "objects.csv", overwrite=True)
+    write_csv(table, out / "objects.csv", overwrite=True, written=csv)
     record["figures"] = _write_figures(analysis, volume, intensity, out, bar, steps_after=int(report))
     # what analyze said, and what was said since (reading the files, the figures), once each
     record["notes"] = list(dict.fromkeys([*(analysis.summary.get("notes") or []), *said()]))
