@@ -249,7 +249,7 @@ def run_tomoseg(src, out, model, device, tile_size=None, sample_mask=None, tuned
             os.environ.pop("TOMOSEG_CUDNN_BENCHMARK", None)
         else:
             os.environ["TOMOSEG_CUDNN_BENCHMARK"] = before[1]
-    return {"stages": record.get("timings_s")}
+    return {"stages": record.get("timings_s"), "parts": record.get("timings_detail_s")}
 
 
 def _run_child(cmd, what: str, env_extra=None) -> dict:
@@ -299,7 +299,7 @@ def run_tomoseg_gpus(src, out, model, device, tile_size=None) -> dict:
 
     options = replace(_segment_options(device, tile_size, None), gpus=1)
     record = segment(src, out, model=model, options=options, progress=False)
-    return {"stages": record.get("timings_s")}
+    return {"stages": record.get("timings_s"), "parts": record.get("timings_detail_s")}
 
 
 DTYPES = {"uint8": None, "uint16": lambda a: a.astype(np.uint16) * np.uint16(257),
@@ -387,6 +387,7 @@ def bench_shape(shape, device, methods, repeats, args, folder: Path) -> list[dic
                 continue
             runs[method].append({"seconds": seconds, "cpu": cpu, "rss_mib": extra.get("rss_mib", rss.mib),
                                  "note": extra.get("note"), "stages": extra.get("stages"),
+                                 "parts": extra.get("parts"),
                                  "gpu_mib": torch.cuda.max_memory_allocated() / 2**20 if _cuda(device) else None})
             outputs[method] = out
             print(f"{method} {shape} run {r + 1}: {seconds:.1f} s (CPU {cpu:.1f} s)", file=sys.stderr, flush=True)
@@ -401,6 +402,8 @@ def bench_shape(shape, device, methods, repeats, args, folder: Path) -> list[dic
                      "rss_mib": max(x["rss_mib"] for x in done),
                      "stages": ({k: statistics.median(x["stages"][k] for x in done) for k in done[0]["stages"]}
                                 if done[0].get("stages") else None),
+                     "parts": ({k: statistics.median(x["parts"].get(k, 0.0) for x in done) for k in done[0]["parts"]}
+                               if done[0].get("parts") else None),
                      "gpu_mib": max(x["gpu_mib"] for x in done) if _cuda(device) else None})
     whole = any(r["method"] == "paper" and not r.get("note") and "failed" not in r for r in rows)
     ref_name = "paper" if whole else ("tomoseg-nomask" if "tomoseg-nomask" in outputs else None)
@@ -457,6 +460,14 @@ def table(rows, shape, device, repeats, args) -> str:
                   "|---|" + "---:|" * len(staged[0]["stages"])]
         for r in staged:
             lines.append(f"| {LABELS[r['method']]} | " + " | ".join(f"{v:.2f}" for v in r["stages"].values()) + " |")
+    parted = [r for r in rows if r.get("parts")]
+    if parted:  # the stages' parts, in the order they ran (docs/segment.md, timings_detail_s)
+        keys = list(dict.fromkeys(k for r in parted for k in r["parts"]))
+        lines += ["", "The stages in parts (seconds, medians; `timings_detail_s`):", "",
+                  "| method | " + " | ".join(k.replace("_", " ") for k in keys) + " |", "|---|" + "---:|" * len(keys)]
+        for r in parted:
+            lines.append(f"| {LABELS[r['method']]} | " + " | ".join(f"{r['parts'].get(k, 0.0):.3f}" for k in keys)
+                         + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -97,6 +97,18 @@ def test_segment_files_and_provenance(tmp_path, random_model_path, small_phantom
     assert saved["threshold"] == 127 and saved["tiling"]["tile_size"] == 32
     assert saved["normalization"]["std"] > 0
     assert not list(tmp_path.glob("*.tomoseg-run")) and not list(tmp_path.glob("*.partial"))
+    # the stages' parts, in the order they ran, adding up to the stages (a fresh run: every part)
+    parts, stages = saved["timings_detail_s"], saved["timings_s"]
+    assert list(parts) == ["open_and_check_paths", "model", "checks", "work_folder", "backend", "statistics",
+                           "sample_mask", "gray_value_checks", "tile_plan", "backend_ready", "tiles",
+                           "flooding_check", "outputs"]
+    assert all(v >= 0 for v in parts.values())
+    start = sum(parts[k] for k in ("open_and_check_paths", "model", "checks", "work_folder", "backend"))
+    assert start == pytest.approx(stages["start"], abs=0.005)
+    assert parts["statistics"] + parts["sample_mask"] + parts["gray_value_checks"] == pytest.approx(
+        stages["statistics_and_sample_mask"], abs=0.005)
+    assert parts["backend_ready"] + parts["tiles"] == pytest.approx(stages["tiles"], abs=0.005)
+    assert parts["flooding_check"] + parts["outputs"] == pytest.approx(stages["finish"], abs=0.005)
 
 
 def _cli(argv, capsys):

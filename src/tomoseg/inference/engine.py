@@ -432,6 +432,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
                                "(tomoseg.inference.predict segments an array in memory)")
     options = checked_options(options, SegmentOptions)
     t0 = time.time()
+    laps = Laps(t0)  # the stages' parts (timings_detail_s): where a run's seconds go, beyond the four stages
     distributed = bool(options.workers or options.scheduler or options.gpus)
     if distributed:  # workers run in folders of their own: every path they are sent is absolute
         input, output = _absolute(input), _absolute(output)
@@ -451,7 +452,9 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
     except TomosegError:
         volume.close()
         raise
+    laps("open_and_check_paths")
     model = _model_or_default(model)
+    laps("model")
     options = replace(options, objects=options.objects or model_objects(model))
     if options.gpus:
         options = replace(options, backend=replace(options.backend, device=_check_gpus(options.gpus)))
@@ -488,6 +491,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
         check_normalization(model)
         check_model_threshold(model, options.threshold)
         check_depth(volume)
+        laps("checks")
     except BaseException:
         if own_client:
             client.close()
@@ -499,6 +503,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
         if state is not None:
             heartbeat = Heartbeat(work).start()
         bar = _progress_bar(progress, volume.size)
+        laps("work_folder")
         backend = None if distributed else make_backend(model, options.backend)
         # prepared (OpenVINO's compiled shape, cuDNN's libraries) while the first pass reads the volume
         ready = None if distributed else prepare_meanwhile(
@@ -506,18 +511,20 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
         copy = resident_copy(volume, backend, options) if state is None else None
         binning = getattr(backend, "summarize_for", None)  # the backend's binning (the CUDA one's, on its GPU)
         timings = {"start": time.time() - t0}  # opening, checks, the model
+        laps("backend")
         if state is None:
             try:
                 slices = SliceRanges(volume.shape[0], int(volume.shape[1]) * int(volume.shape[2]))
                 grays = GraySample(volume.size, int(volume.shape[2]))
                 stats, sample = first_pass(volume, options, model.config.divisor, bar, copy, slices, grays,
-                                           summarize=binning(copy) if binning else None)
+                                           summarize=binning(copy) if binning else None, laps=laps)
             except TomosegError:
                 if bar is not None:
                     bar.close()
                 raise
             distance = check_histogram(volume, stats, model, grays.values())
             check_gray_values(stats, volume.path, options.fill_value, slices)
+            laps("gray_value_checks")
             timings["statistics_and_sample_mask"] = time.time() - t0 - timings["start"]
         else:
             sample = _saved_sample_mask(options, work, state, volume.shape)
@@ -568,6 +575,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
                 bar.skip(before, resumed=not fresh)
             else:
                 bar.update(before)
+        laps("tile_plan")  # the tiles, the work folder's state, the done markers
         t_tiles = time.time()
         try:
             if distributed:
@@ -581,6 +589,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
             else:
                 try:
                     ready.result()
+                    laps("backend_ready")
                     run_tiles(job, todo, backend=backend, progress=bar, source=resident)
                 except (MemoryError, RuntimeError) as exc:  # an allocation of the network's, in one line
                     if not is_out_of_memory(exc):
@@ -591,6 +600,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
             if bar is not None:
                 bar.close()
         timings["tiles"] = time.time() - t_tiles
+        laps("tiles")
         t_finish = time.time()
         missing = len(tiles) - len(os.listdir(work / "done"))
         if missing:
@@ -599,6 +609,7 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
         prob_store = work / "prob.zarr" if (work / "prob.zarr").exists() else str(output)  # moved there: finished
         flooding = check_flooding(prob_store, options.threshold, str(output),
                                   objects_per_slice(work, tiles, skipped, volume.shape))
+        laps("flooding_check")
         levels = {}
         for name, store, out, pyramid in [("probability", "prob.zarr", output, "mean")] + (
                 [("mask", "mask.zarr", mask_output, "mode")] if mask_output else []):
@@ -621,9 +632,11 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
                 state.setdefault("finished", {})[str(out)] = done_levels  # a cut finish resumes from here
                 write_state(work, state)
             levels[name] = done_levels
+        laps("outputs")
         timings["finish"] = time.time() - t_finish
         record = provenance(volume, model, options, fingerprint, stats, outputs, len(tiles), t0)
         record["timings_s"] = {k: round(v, 3) for k, v in timings.items()}  # this invocation's
+        record["timings_detail_s"] = laps.rounded()  # ... its parts, in order (docs/segment.md)
         # every invocation of the run (one, or the interrupted ones and their resumes)
         record["invocations"] = invocations(work, state, [t.index for t in tiles if t.index not in skipped],
                                             t_finish)
@@ -800,12 +813,13 @@ def _settings_as_resolved(settings, shape):
 
 
 def first_pass(volume, options: SegmentOptions, divisor: int, bar, copy=None, slices=None, grays=None,
-                named=None, summarize=None):
+                named=None, summarize=None, laps=None):
     """The normalization statistics and the sample mask, from one read of the volume where both need one; that
     read also fills ``copy`` (a :class:`~tomoseg.io.blocks.BlockCopy`), ``slices`` (a
     :class:`.gray_checks.SliceRanges`) and ``grays`` (a :class:`.domain.GraySample`) where given. ``named``:
     what the messages name the volume by (its ``path``), for an array in memory (the napari Segment widget's).
-    ``summarize``: the backend's binning of a block, where it has one (the CUDA backend's, on the GPU)."""
+    ``summarize``: the backend's binning of a block, where it has one (the CUDA backend's, on the GPU); ``laps``
+    (a :class:`Laps`) times the statistics and the mask apart."""
     from ..sample_mask import LowResolution, end_layers, mask_factor
 
     low = sample = slabs = None
@@ -832,6 +846,8 @@ def first_pass(volume, options: SegmentOptions, divisor: int, bar, copy=None, sl
     except OverflowError:
         stats = None
     _check_stats(stats, named or volume)
+    if laps is not None:
+        laps("statistics")
     if ends:  # for the mask alone: the statistics leave the ends out (review SM6)
         with np.errstate(over="ignore", invalid="ignore"):  # as in the pass: non-finite blocks handled below
             low.read(volume, ends)
@@ -839,7 +855,25 @@ def first_pass(volume, options: SegmentOptions, divisor: int, bar, copy=None, sl
         _as_background(low.low)
     if sample is None:
         sample = _new_sample_mask(volume, options, divisor, low if low.complete else None)
+    if laps is not None:
+        laps("sample_mask")
     return stats, sample
+
+
+class Laps:
+    """Seconds between named points of a run, in order: ``laps("model")`` ends the part called "model", begun at
+    the last point (or at ``t0``)."""
+
+    def __init__(self, t0: float):
+        self.last, self.parts = t0, {}
+
+    def __call__(self, name: str) -> None:
+        now = time.time()
+        self.parts[name] = self.parts.get(name, 0.0) + now - self.last
+        self.last = now
+
+    def rounded(self) -> dict:
+        return {k: round(v, 3) for k, v in self.parts.items()}
 
 
 def _as_background(low: np.ndarray) -> None:
