@@ -170,8 +170,59 @@ def _phantom(sub):
     from .track import add_pair_args
 
     add_pair_args(p)
+    _add_pair_change_args(p)
     overwrite_arg(p)
     p.set_defaults(run=_run_phantom)
+
+
+# the changes between a pair's scans (tomoseg.synthetic.pair.PairChanges): option, field, what it sets
+PAIR_CHANGE_OPTIONS = (
+    ("--pair-remove", "remove", "share of the BEFORE objects that dissolve (vanished)"),
+    ("--pair-add", "add", "new objects (appeared), as a share of the BEFORE objects' count"),
+    ("--pair-grow", "grow", "share of the BEFORE objects that grow by --pair-grow-by"),
+    ("--pair-grow-by", "grow_by", "voxels added to a grown object's equivalent radius"),
+    ("--pair-shrink", "shrink", "share of the BEFORE objects that shrink by --pair-shrink-by (those of radius 2.5 "
+                                "voxels or more)"),
+    ("--pair-shrink-by", "shrink_by", "voxels taken from a shrunk object's equivalent radius, under 2.5"),
+    ("--pair-merge", "merge", "share of the BEFORE objects that merge, in pairs of neighbours"),
+    ("--pair-split", "split", "share of the BEFORE objects that split in two"),
+    ("--pair-beside-removed", "beside_removed",
+     "share of the dissolved objects beside whose spot a new ball (radius 1.5-4 voxels) forms, 1.5-3.5 voxels "
+     "away: the truth keeps the two apart (vanished; appeared, change added_beside_removed), which track may pair "
+     "as one object that changed (its uncertain flag)"),
+)
+
+
+def _add_pair_change_args(p) -> None:
+    from ..synthetic.pair import PairChanges
+
+    default = PairChanges()
+    g = p.add_argument_group("pair changes", "what changes between the pair's scans (with --pair; the counts of "
+                                             "each status go to the pair's provenance, the values to --pair-truth). "
+                                             "Shares are 0-1 and drawn in the order merge, split, remove, grow, "
+                                             "shrink from the objects left unchanged: where they add up to more than "
+                                             "the objects, the last get fewer")
+    for option, name, what in PAIR_CHANGE_OPTIONS:
+        unit = "VOXELS" if name.endswith("_by") else "SHARE"
+        g.add_argument(option, type=float, metavar=unit, help=f"{what} (default {getattr(default, name)})")
+
+
+def pair_changes(args):
+    """The ``PairChanges`` of ``phantom --pair``: the defaults, and the --pair-* change options given, each checked
+    (one error naming the option and its value)."""
+    from ..synthetic.pair import PairChanges, change_problem
+
+    given = {name: getattr(args, f"pair_{name}") for _, name, _ in PAIR_CHANGE_OPTIONS
+             if getattr(args, f"pair_{name}", None) is not None}  # the options' names: --pair-NAME
+    for option, name, _ in PAIR_CHANGE_OPTIONS:
+        if name in given:
+            problem = change_problem(name, given[name])
+            if problem:
+                raise TomosegError(f"{option} {given[name]:g}: {problem}")
+            if not args.pair:
+                raise TomosegError(f"{option} {given[name]:g}: a change between the two scans of a pair; give "
+                                   "--pair AFTER_IMAGE too (or leave it out)")
+    return PairChanges(**given)
 
 
 class _ListPresets(argparse.Action):
@@ -342,6 +393,9 @@ def write_phantom_records(args, volumes: dict, config, sets: dict, about: dict) 
     for option in ("rotation", "translation"):  # a pair's motion where given (else drawn from the seed)
         if getattr(args, option, None):
             argv += [f"--{option}", *(repr(float(v)) for v in getattr(args, option))]
+    for option, name, _ in PAIR_CHANGE_OPTIONS:  # a pair's changes where given (else the defaults)
+        if getattr(args, f"pair_{name}", None) is not None:
+            argv += [option, repr(float(getattr(args, f"pair_{name}")))]
     extra = {"objects": args.objects, "pair_truth": getattr(args, "pair_truth", None),
              "pair_matches": getattr(args, "pair_matches", None)}
     common = {
@@ -369,12 +423,13 @@ def _run_phantom(args) -> int:
     from ..synthetic import preset
 
     sets = _parse_sets(args.set)
+    changes = pair_changes(args)
     check_phantom_memory(shape, preset(args.preset, **sets))  # the parameters checked before any work, too
     check_phantom_outputs(args, shape)
     if args.pair:
         from .track import run_phantom_pair
 
-        return run_phantom_pair(args, sets)
+        return run_phantom_pair(args, sets, changes)
     phantom = make_phantom(args.shape, rng=args.seed, preset_name=args.preset, **sets)
     vs = tuple(args.voxel_size)
     volumes = {"image": (args.image, phantom.image), "labels": (args.labels, phantom.labels),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -469,7 +470,9 @@ def add_pair_args(p) -> None:
                    help="translation of the sample, voxels (default: random, up to 6)")
 
 
-def run_phantom_pair(args, sets: dict) -> int:
+def run_phantom_pair(args, sets: dict, changes=None) -> int:
+    """``phantom --pair``: both scans, their truth and records (``changes``: the PairChanges, default ones
+    without)."""
     from ..io import write_volume
     from ..synthetic.pair import Motion, make_phantom_pair, motion_record, random_motion
 
@@ -481,7 +484,8 @@ def run_phantom_pair(args, sets: dict) -> int:
         motion = Motion(rotation_deg=tuple(args.rotation or motion.rotation_deg),
                         translation_vox=tuple(args.translation or motion.translation_vox))
     vs = tuple(args.voxel_size)
-    pair = make_phantom_pair(args.shape, rng=rng, motion=motion, preset_name=args.preset, voxel_size=vs, **sets)
+    pair = make_phantom_pair(args.shape, rng=rng, motion=motion, changes=changes, preset_name=args.preset,
+                             voxel_size=vs, **sets)
     volumes = {"image": (args.image, pair.before["image"]), "labels": (args.labels, pair.before["labels"]),
                "pair": (args.pair, pair.after["image"]), "pair_labels": (args.pair_labels, pair.after["labels"]),
                "instances": (args.instances, pair.before["instances"]),
@@ -514,6 +518,7 @@ def run_phantom_pair(args, sets: dict) -> int:
                   "after_image_sha256": content_hash(pair.after["image"]),
                   "before_instances": rel(args.instances),
                   "after_instances": rel(args.pair_instances),
+                  "changes_asked": asdict(pair.changes),  # --pair-remove ... (the matches: what was made)
                   "matches": {k: [v.item() if hasattr(v, "item") else v for v in col]
                               for k, col in pair.truth.items()}}
         tmp = Path(args.pair_truth).with_name(Path(args.pair_truth).name + ".partial")
@@ -526,7 +531,7 @@ def run_phantom_pair(args, sets: dict) -> int:
 
     write_phantom_records(args, volumes, pair.config, sets,
                           {"objects": int(len(pair.before["objects"]["label"])), "changes": counts,
-                           "motion": motion_record(pair)})
+                           "changes_asked": asdict(pair.changes), "motion": motion_record(pair)})
     print(f"phantom pair {tuple(args.shape)} seed {args.seed}: "
           f"rotation {tuple(round(a, 2) for a in motion.rotation_deg)}"
           f" deg, translation {tuple(round(a, 2) for a in motion.translation_vox)} voxels; "

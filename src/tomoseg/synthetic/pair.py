@@ -60,6 +60,37 @@ class PairChanges:
     beside_distance: tuple = (1.5, 3.5)
     beside_radius: tuple = (1.5, 4.0)
 
+    def __post_init__(self):
+        for name in SHARES + RADIUS_CHANGES:
+            problem = change_problem(name, getattr(self, name))
+            if problem:
+                raise TomosegError(f"PairChanges {name}={getattr(self, name)!r}: {problem}")
+
+
+SHARES = ("grow", "shrink", "remove", "add", "merge", "split", "beside_removed")  # of PairChanges, each 0-1
+RADIUS_CHANGES = ("grow_by", "shrink_by")  # voxels of equivalent radius
+SHRUNK_MIN_RADIUS = 2.5  # only objects of this equivalent radius (voxels) or more are shrunk
+
+
+def change_problem(name: str, value) -> str | None:
+    """What is wrong with ``value`` for the :class:`PairChanges` field ``name`` (None where nothing is): the
+    shares lie in 0-1, a radius grows by more than 0 voxels, and shrinks by more than 0 and less than
+    :data:`SHRUNK_MIN_RADIUS` (the smallest object shrunk would vanish)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return "give a number"
+    if not np.isfinite(v):
+        return "give a finite number"
+    if name in SHARES and not 0 <= v <= 1:
+        return "give a share between 0 and 1 (e.g. 0.3 for 30 %)"
+    if name == "grow_by" and not v > 0:
+        return "give the voxels added to a grown object's radius, more than 0 (e.g. 1)"
+    if name == "shrink_by" and not 0 < v < SHRUNK_MIN_RADIUS:
+        return (f"give the voxels taken from a shrunk object's radius, more than 0 and less than {SHRUNK_MIN_RADIUS} "
+                f"(objects of radius {SHRUNK_MIN_RADIUS} voxels or more are shrunk)")
+    return None
+
 
 @dataclass
 class PhantomPair:
@@ -222,7 +253,7 @@ def _plan_changes(bodies, changes: PairChanges, rng, inside) -> tuple[list, list
             if _fits(grown, after, skip=(i,)):
                 after[i], kind[i] = grown, "grown"
                 counts["grow"] -= 1
-        elif counts["shrink"] > 0 and radius[i] >= 2.5:
+        elif counts["shrink"] > 0 and radius[i] >= SHRUNK_MIN_RADIUS:
             after[i], kind[i] = _scaled(bodies[i], (radius[i] - changes.shrink_by) / radius[i]), "shrunk"
             counts["shrink"] -= 1
     # AFTER objects and links

@@ -462,7 +462,9 @@ def uncertain_pairs(table: dict, *, voxel_edge_nm: float) -> np.ndarray:
     radius; two objects (one dissolved, a new one formed beside its spot) need not. On 15 phantom pairs of known
     truth (docs/tracking.md) it flagged none of 1,996 true pairs off the edge (3 of 114 at an edge, cut by a field
     of view) and 207 of the 299 false pairs that a new object formed 1.5-3.5 voxels from a dissolved one's spot
-    made; one formed closer, or whose radius differs more, cannot be told from one object that changed."""
+    made; one formed closer, or whose radius differs more, cannot be told from one object that changed. Those
+    pairs used the phantoms' exact labels: with both scans segmented by the shipped model, 16 of 638 true pairs
+    were flagged too (benchmarks/results/track_uncertain.md, where other features were tried and none added)."""
     shift = np.asarray(table["displacement_nm"], float)
     grew = np.abs(np.asarray(table["delta_radius_nm"], float))
     flag = (table["status"] == "persisting") & np.isfinite(shift) & (shift > grew + UNCERTAIN_SLACK_VOX
