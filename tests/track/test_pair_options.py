@@ -49,7 +49,8 @@ def test_the_change_options_change_the_pair_as_said_and_are_recorded(tmp_path, c
 
 @pytest.mark.parametrize("options, line", [
     (["--pair-remove", "1.5"], "--pair-remove 1.5: give a share between 0 and 1 (e.g. 0.3 for 30 %)"),
-    (["--pair-add", "-0.1"], "--pair-add -0.1: give a share between 0 and 1 (e.g. 0.3 for 30 %)"),
+    (["--pair-add", "-0.1"], "--pair-add -0.1: give the new objects as a share of the BEFORE objects' count, 0 or "
+                             "more (e.g. 0.1, or 2 for twice as many)"),
     (["--pair-beside-removed", "2"], "--pair-beside-removed 2: give a share between 0 and 1 (e.g. 0.3 for 30 %)"),
     (["--pair-grow-by", "0"], "--pair-grow-by 0: give the voxels added to a grown object's radius, more than 0 "
                               "(e.g. 1)"),
@@ -79,3 +80,8 @@ def test_pair_changes_refuse_values_out_of_range(changes):
     (name, value), = changes.items()
     with pytest.raises(TomosegError, match=f"^PairChanges {name}={value!r}: give "):
         PairChanges(**changes)
+
+
+def test_more_new_objects_than_old_ones_may_be_asked():
+    """--pair-add is new objects per BEFORE object: above 1 (more new precipitates than old) is a real case."""
+    assert PairChanges(add=2.0).add == 2.0

@@ -178,7 +178,7 @@ def _phantom(sub):
 # the changes between a pair's scans (tomoseg.synthetic.pair.PairChanges): option, field, what it sets
 PAIR_CHANGE_OPTIONS = (
     ("--pair-remove", "remove", "share of the BEFORE objects that dissolve (vanished)"),
-    ("--pair-add", "add", "new objects (appeared), as a share of the BEFORE objects' count"),
+    ("--pair-add", "add", "new objects (appeared), as a share of the BEFORE objects' count (0 or more: 2 makes twice as many)"),
     ("--pair-grow", "grow", "share of the BEFORE objects that grow by --pair-grow-by"),
     ("--pair-grow-by", "grow_by", "voxels added to a grown object's equivalent radius"),
     ("--pair-shrink", "shrink", "share of the BEFORE objects that shrink by --pair-shrink-by (those of radius 2.5 "
@@ -199,7 +199,7 @@ def _add_pair_change_args(p) -> None:
     default = PairChanges()
     g = p.add_argument_group("pair changes", "what changes between the pair's scans (with --pair; the counts of "
                                              "each status go to the pair's provenance, the values to --pair-truth). "
-                                             "Shares are 0-1 and drawn in the order merge, split, remove, grow, "
+                                             "Shares are 0-1 (--pair-add 0 or more) and drawn in the order merge, split, remove, grow, "
                                              "shrink from the objects left unchanged: where they add up to more than "
                                              "the objects, the last get fewer")
     for option, name, what in PAIR_CHANGE_OPTIONS:

@@ -61,20 +61,21 @@ class PairChanges:
     beside_radius: tuple = (1.5, 4.0)
 
     def __post_init__(self):
-        for name in SHARES + RADIUS_CHANGES:
+        for name in SHARES + ("add",) + RADIUS_CHANGES:
             problem = change_problem(name, getattr(self, name))
             if problem:
                 raise TomosegError(f"PairChanges {name}={getattr(self, name)!r}: {problem}")
 
 
-SHARES = ("grow", "shrink", "remove", "add", "merge", "split", "beside_removed")  # of PairChanges, each 0-1
+SHARES = ("grow", "shrink", "remove", "merge", "split", "beside_removed")  # of PairChanges, each 0-1
+# add: new objects as a share of the BEFORE count, 0 or more (more new precipitates than old ones is a real case)
 RADIUS_CHANGES = ("grow_by", "shrink_by")  # voxels of equivalent radius
 SHRUNK_MIN_RADIUS = 2.5  # only objects of this equivalent radius (voxels) or more are shrunk
 
 
 def change_problem(name: str, value) -> str | None:
     """What is wrong with ``value`` for the :class:`PairChanges` field ``name`` (None where nothing is): the
-    shares lie in 0-1, a radius grows by more than 0 voxels, and shrinks by more than 0 and less than
+    shares lie in 0-1 (``add``, new objects per BEFORE object, is 0 or more), a radius grows by more than 0 voxels, and shrinks by more than 0 and less than
     :data:`SHRUNK_MIN_RADIUS` (the smallest object shrunk would vanish)."""
     try:
         v = float(value)
@@ -84,6 +85,8 @@ def change_problem(name: str, value) -> str | None:
         return "give a finite number"
     if name in SHARES and not 0 <= v <= 1:
         return "give a share between 0 and 1 (e.g. 0.3 for 30 %)"
+    if name == "add" and v < 0:
+        return "give the new objects as a share of the BEFORE objects' count, 0 or more (e.g. 0.1, or 2 for twice as many)"
     if name == "grow_by" and not v > 0:
         return "give the voxels added to a grown object's radius, more than 0 (e.g. 1)"
     if name == "shrink_by" and not 0 < v < SHRUNK_MIN_RADIUS:
