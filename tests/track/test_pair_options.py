@@ -85,3 +85,13 @@ def test_pair_changes_refuse_values_out_of_range(changes):
 def test_more_new_objects_than_old_ones_may_be_asked():
     """--pair-add is new objects per BEFORE object: above 1 (more new precipitates than old) is a real case."""
     assert PairChanges(add=2.0).add == 2.0
+
+
+@pytest.mark.parametrize("option", [["--rotation", "0", "0", "5"], ["--translation", "1", "2", "3"],
+                                    ["--pair-labels", "al.tif"], ["--pair-truth", "t.json"]])
+def test_the_pairs_other_options_need_a_pair_too(tmp_path, cli_error, option):
+    """A single phantom left --rotation, --pair-labels ... aside without a word (and wrote them in its command)."""
+    line = cli_error(main(["phantom", str(tmp_path / "b.tif"), "--labels", str(tmp_path / "bl.tif"), *SMALL, *option]))
+    assert line == f"tomoseg: error: {option[0]}: belongs to the second scan of a pair; give --pair AFTER_IMAGE " \
+                   "too (or leave it out)"
+    assert list(tmp_path.iterdir()) == []

@@ -178,7 +178,8 @@ def _phantom(sub):
 # the changes between a pair's scans (tomoseg.synthetic.pair.PairChanges): option, field, what it sets
 PAIR_CHANGE_OPTIONS = (
     ("--pair-remove", "remove", "share of the BEFORE objects that dissolve (vanished)"),
-    ("--pair-add", "add", "new objects (appeared), as a share of the BEFORE objects' count (0 or more: 2 makes twice as many)"),
+    ("--pair-add", "add", "new objects (appeared), as a share of the BEFORE objects' count (0 or more: 2 makes "
+                          "twice as many)"),
     ("--pair-grow", "grow", "share of the BEFORE objects that grow by --pair-grow-by"),
     ("--pair-grow-by", "grow_by", "voxels added to a grown object's equivalent radius"),
     ("--pair-shrink", "shrink", "share of the BEFORE objects that shrink by --pair-shrink-by (those of radius 2.5 "
@@ -199,9 +200,9 @@ def _add_pair_change_args(p) -> None:
     default = PairChanges()
     g = p.add_argument_group("pair changes", "what changes between the pair's scans (with --pair; the counts of "
                                              "each status go to the pair's provenance, the values to --pair-truth). "
-                                             "Shares are 0-1 (--pair-add 0 or more) and drawn in the order merge, split, remove, grow, "
-                                             "shrink from the objects left unchanged: where they add up to more than "
-                                             "the objects, the last get fewer")
+                                             "Shares are 0-1 (--pair-add 0 or more) and drawn in the order merge, "
+                                             "split, remove, grow, shrink from the objects left unchanged: where they "
+                                             "add up to more than the objects, the last get fewer")
     for option, name, what in PAIR_CHANGE_OPTIONS:
         unit = "VOXELS" if name.endswith("_by") else "SHARE"
         g.add_argument(option, type=float, metavar=unit, help=f"{what} (default {getattr(default, name)})")
@@ -222,6 +223,12 @@ def pair_changes(args):
             if not args.pair:
                 raise TomosegError(f"{option} {given[name]:g}: a change between the two scans of a pair; give "
                                    "--pair AFTER_IMAGE too (or leave it out)")
+    if not args.pair:  # the pair's other options, which a single phantom would leave aside unsaid (and record)
+        for option in ("--pair-labels", "--pair-instances", "--pair-truth", "--pair-matches", "--rotation",
+                       "--translation"):
+            if getattr(args, option[2:].replace("-", "_"), None) is not None:
+                raise TomosegError(f"{option}: belongs to the second scan of a pair; give --pair AFTER_IMAGE too "
+                                   "(or leave it out)")
     return PairChanges(**given)
 
 
