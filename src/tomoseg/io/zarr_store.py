@@ -28,10 +28,18 @@ DEFAULT_CHUNKS = (64, 128, 128)
 
 def _transform_of(node: dict, kind: str = "scale"):
     """The ``scale`` (or ``translation``) list of an NGFF node's ``coordinateTransformations`` (a dataset or a
-    multiscale), or None."""
+    multiscale), or None (none, or one that is not a list: :func:`_transform_value` gives it as it is)."""
+    value = _transform_value(node, kind)
+    return value if isinstance(value, list) else None
+
+
+def _transform_value(node: dict, kind: str = "scale"):
+    """The value of the ``scale`` (or ``translation``) transform of an NGFF node (a dataset or a multiscale) as the
+    metadata give it: a list (OME-NGFF), or anything else JSON holds (a string, a number, an object, null), which
+    :func:`_transform_problem` says cannot be used; :data:`_NONE` where the node has no such transform."""
     transforms = node.get("coordinateTransformations") if isinstance(node, dict) else None
-    return next((t[kind] for t in transforms or [] if isinstance(t, dict) and t.get("type") == kind
-                 and isinstance(t.get(kind), list)), None)
+    return next((t[kind] for t in transforms or [] if isinstance(t, dict) and t.get("type") == kind and kind in t),
+                _NONE)
 
 
 def _nm_per_axis_unit(multiscale: dict) -> list | None:
@@ -240,7 +248,7 @@ def _open_node(node, path: Path, dataset: str | None, prefix: str = "", close=No
             ds = next((d for d in ms[0]["datasets"] if isinstance(d, dict) and d.get("path") == dataset), None)
         if ds is not None:
             voxel_size, origin, scale_problem, origin_problem = _level_place(ms[0], ds, notes)
-            at_zero = _transform_of(ds, "translation") is None and _transform_of(ms[0], "translation") is None
+            at_zero = _transform_value(ds, "translation") is _NONE and _transform_value(ms[0], "translation") is _NONE
         if dataset not in node:
             nested = [k for k, v in node.members(max_depth=None) if isinstance(v, zarr.Array)]
             raise TomosegError(f"{path}: has no array {prefix + dataset!r}"
@@ -290,8 +298,8 @@ def _level_place(multiscale: dict, ds: dict, notes: list) -> tuple:
     unusable = set()
     for node, whose in ((ds, f"level {ds.get('path')!r}"), (multiscale, "the multiscale")):
         for kind in ("scale", "translation"):
-            values = _transform_of(node, kind)
-            why = None if values is None else _transform_problem(values, multiscale, n_axes)
+            values = _transform_value(node, kind)
+            why = None if values is _NONE else _transform_problem(values, multiscale, n_axes)
             if why is None:
                 continue
             unusable.add((node is ds, kind))
@@ -299,9 +307,9 @@ def _level_place(multiscale: dict, ds: dict, notes: list) -> tuple:
             if kind == "scale" and why == BOOLEAN:
                 said = boolean_note(where, values)
             elif kind == "scale":
-                said = f"{where} is {shown(values)}, {why}; voxel size unknown: pass --voxel-size Z Y X"
+                said = f"{where} is {_value_text(values)}, {why}; voxel size unknown: pass --voxel-size Z Y X"
             else:
-                said = f"{where} is {shown(values)}, {why}; {ORIGIN_UNKNOWN}"
+                said = f"{where} is {_value_text(values)}, {why}; {ORIGIN_UNKNOWN}"
             notes.append(said)
             if kind == "scale":
                 scale_problem = scale_problem or said
@@ -313,20 +321,24 @@ def _level_place(multiscale: dict, ds: dict, notes: list) -> tuple:
     origin = None if no_origin else _level_origin(multiscale, ds)
     if no_origin and not origin_problem:
         origin_problem = (f"the OME-NGFF scale of the multiscale (coordinateTransformations), "
-                          f"{shown(_transform_of(multiscale))}, cannot be used, and it scales the translation of level "
+                          f"{_value_text(_transform_value(multiscale))}, cannot be used, and it scales the translation of "
+                          f"level "
                           f"{ds.get('path')!r}; {ORIGIN_UNKNOWN}")
         notes.append(origin_problem)
     return voxel_size, origin, scale_problem, origin_problem
 
 
-def _transform_problem(values: list, multiscale: dict, n_axes: int | None) -> str | None:
-    """Why an NGFF ``scale`` or ``translation`` (a list) cannot be used, as notes say it after its value; None where
-    it can. OME-NGFF: one number for each of the multiscale's ``n_axes`` axes (t and c included; the last three are
-    z, y, x). A boolean is :data:`~.voxel_sizes.BOOLEAN` (Python reads true as 1)."""
+def _transform_problem(values, multiscale: dict, n_axes: int | None) -> str | None:
+    """Why an NGFF ``scale`` or ``translation`` cannot be used, as notes say it after its value; None where it can.
+    OME-NGFF: a list of one number for each of the multiscale's ``n_axes`` axes (t and c included; the last three
+    are z, y, x). A boolean is :data:`~.voxel_sizes.BOOLEAN` (Python reads true as 1); a value that is no list (a
+    string, a number, an object, null) was passed over, its voxel size or origin silently unknown or at 0."""
     import math
 
     if is_boolean(values):
         return BOOLEAN
+    if not isinstance(values, list):
+        return "not a list (OME-NGFF: one number per axis)"
     bad = next((v for v in values if isinstance(v, bool) or not isinstance(v, (int, float))
                 or not math.isfinite(v)), _NONE)
     if bad is not _NONE:
@@ -341,6 +353,12 @@ def _transform_problem(values: list, multiscale: dict, n_axes: int | None) -> st
 
 
 _NONE = object()  # no such item (None is JSON's null, a value)
+
+
+def _value_text(value) -> str:
+    """An NGFF transform's value as notes write it: a list as Python writes it (``['a', 0, 0]``), a string quoted,
+    JSON's null as null."""
+    return "null" if value is None else repr(value) if isinstance(value, str) else shown(value)
 
 
 class ZarrReads:
