@@ -172,3 +172,19 @@ def test_a_multiscale_scale_that_is_not_a_list_leaves_size_and_origin_unknown(tm
     said = [str(w.message) for w in caught]
     assert any(f"scale of the multiscale (coordinateTransformations) is '2', {NOT_A_LIST}" in m for m in said), said
     assert any("(coordinateTransformations), '2', cannot be used, and it scales the translation of level '0'" in m for m in said), said
+
+
+def test_an_unusable_multiscale_scale_leaves_the_multiscale_translation_alone(tmp_path, vol):
+    """The multiscale's scale scales the levels' translations, not its own: with no translation on the level, the
+    origin is the multiscale's translation, whatever that scale holds (was: refused, "Zarr metadata cannot be used
+    (ValueError: could not convert string to float: 'x')": 0 was multiplied by it)."""
+    path = _ome(tmp_path / "o.ome.zarr", vol, [0.06, 0.03, 0.03], outer_scale=["x", 1, 1])
+    g = zarr.open_group(str(path), mode="a")
+    ome = g.attrs["ome"]
+    ome["multiscales"][0]["coordinateTransformations"].append({"type": "translation", "translation": [1, 2, 3]})
+    g.attrs["ome"] = ome
+    with pytest.warns(TomosegWarning, match=re.escape("is ['x', 1, 1], and 'x' is not a number")) as caught, \
+            open_volume(path) as v:
+        assert v.voxel_size is None
+        assert v.origin_nm == pytest.approx((1000.0, 2000.0, 3000.0))
+    assert len(caught) == 1

@@ -435,7 +435,8 @@ def _level_origin(multiscale: dict, ds: dict) -> tuple | None:
     n = len(inner if inner is not None else outer_t)  # checked against the axes (_transform_problem): not the scale's
     origin = [float(v) for v in inner] if inner is not None and len(inner) == n else [0.0] * n
     outer_s = _transform_of(multiscale)
-    if outer_s is not None and len(outer_s) == n:
+    # it scales the level's translation, not its own: without the former, an unusable one is not read (0 stays 0)
+    if inner is not None and outer_s is not None and len(outer_s) == n:
         origin = [o * float(s) for o, s in zip(origin, outer_s)]
     if outer_t is not None and len(outer_t) == n:
         origin = [o + float(t) for o, t in zip(origin, outer_t)]
