@@ -160,3 +160,64 @@ def test_axis_mins_with_teems_centers_field(tmp_path):
     with open_volume(path) as v:
         assert v.voxel_size == pytest.approx((60.0, 30.0, 30.0))
         assert v.origin_nm == pytest.approx((3030.0, 2015.0, 1000.0))
+
+
+def _fiji_map(path, unit, size):
+    """A probability map whose NRRD header gives ``space units`` with a character beyond ASCII, as Fiji writes
+    them; ``size``: x's (and y's) voxel size in that unit."""
+    m = np.zeros((8, 16, 16), np.uint8)
+    m[2:5, 4:8, 4:8] = 255
+    header = ("NRRD0004\ntype: uint8\ndimension: 3\nsizes: 16 16 8\nencoding: raw\nspace dimension: 3\n"
+              f"space directions: ({size},0,0) (0,{size},0) (0,0,{2 * size})\n"
+              f'space units: "{unit}" "{unit}" "{unit}"\nspace origin: (1,2,3)\n\n')
+    path.write_bytes(header.encode() + m.tobytes())
+    return path
+
+
+def _check_ascii_units(path, written, nm_per_unit, scale):
+    """``path``, an NRRD output of a :func:`_fiji_map` input (voxel size scaled by ``scale``), has its units written
+    ``written`` in an ASCII header, and pynrrd and tomoseg read it where its input lies."""
+    import nrrd
+
+    from tomoseg.io.volume import origin_of
+
+    text = path.read_bytes().split(b"\n\n")[0]
+    assert text.isascii(), text  # was: "\xc2\xb5m"
+    assert f'space units: "{written}" "{written}" "{written}"'.encode() in text
+    read = nrrd.read_header(str(path))
+    assert read["space units"] == [written] * 3  # was ["m", "m", "m"]: a million times too large
+    lengths = np.linalg.norm(read["space directions"], axis=1) * nm_per_unit
+    assert lengths == pytest.approx([30.0 * scale, 30.0 * scale, 60.0 * scale])
+    assert read["space origin"] == pytest.approx([1.0, 2.0, 3.0])  # as the input's, in the same unit
+    with open_volume(path) as v:
+        assert v.voxel_size == pytest.approx((60.0 * scale, 30.0 * scale, 30.0 * scale))
+        assert origin_of(v) == pytest.approx((3 * nm_per_unit, 2 * nm_per_unit, nm_per_unit))
+
+
+@pytest.mark.parametrize("unit, written, factor", [("µm", "um", 1e3), ("μm", "um", 1e3), ("Å", "angstrom", 0.1)],
+                         ids=["micro-sign", "greek-mu", "angstrom"])
+@pytest.mark.parametrize("scale", [1.0, 2.0], ids=["as-read", "voxel-size"])
+def test_an_nrrd_output_writes_its_inputs_units_in_ascii(tmp_path, unit, written, factor, scale):
+    """Brief H7 item 4: an NRRD output kept its input's ``space units "µm"`` (Fiji) in UTF-8; pynrrd, which decodes
+    the header as ASCII, read them back as metres. Written ``"um"`` (``"angstrom"`` for ``"Å"``): the same numbers
+    in a unit every reader decodes. Written as segment's and analyze's outputs are (the input's orientation kept,
+    its vectors scaled to a --voxel-size given: ``scale``)."""
+    from tomoseg.io import create_volume
+    from tomoseg.io.volume import origin_of
+
+    with open_volume(_fiji_map(tmp_path / "m.nrrd", unit, 30.0 / factor)) as v:
+        voxel_size = tuple(s * scale for s in v.voxel_size)
+        with create_volume(tmp_path / "l.nrrd", v.shape, np.uint32, voxel_size=voxel_size, origin=origin_of(v),
+                           orientation=v.orientation) as out:
+            out[:] = v.read()
+    _check_ascii_units(tmp_path / "l.nrrd", written, factor, scale)
+
+
+@pytest.mark.slow
+def test_analyze_labels_of_a_fiji_nrrd_are_written_in_ascii(tmp_path):
+    from tomoseg.cli import main
+
+    labels = tmp_path / "l.nrrd"
+    assert main(["analyze", str(_fiji_map(tmp_path / "m.nrrd", "µm", 0.03)), "--out", str(tmp_path / "res"),
+                 "--labels", str(labels), "-q"]) == 0
+    _check_ascii_units(labels, "um", 1e3, 1.0)

@@ -13,7 +13,7 @@ import nrrd
 import numpy as np
 
 from ..errors import TomosegError
-from .units import nm_per_unit
+from .units import ascii_unit, nm_per_unit
 from .volume import ReleasingMap, Sink, Volume
 
 EXTENSIONS = (".nrrd", ".nhdr")
@@ -451,7 +451,8 @@ def create_nrrd(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None, orient
         lines += [f"space: {orientation['space']}" if orientation.get("space") else "space dimension: 3",
                   "space directions: " + " ".join(vector(d) for d in orientation["space directions"])]
         if orientation.get("space units"):
-            lines.append("space units: " + " ".join(f'"{u}"' for u in orientation["space units"]))
+            # in ASCII, as other readers decode the header: Fiji's "µm" was written as such, and read back as "m"
+            lines.append("space units: " + " ".join(f'"{ascii_unit(u)}"' for u in orientation["space units"]))
         if orientation.get("space origin") is not None:
             lines.append("space origin: " + vector(orientation["space origin"]))
     elif voxel_size is not None:
