@@ -171,7 +171,8 @@ def test_a_multiscale_scale_that_is_not_a_list_leaves_size_and_origin_unknown(tm
         assert v.voxel_size is None and v.origin_nm is None  # was (60, 30, 30) and (1000, 2000, 3000) nm
     said = [str(w.message) for w in caught]
     assert any(f"scale of the multiscale (coordinateTransformations) is '2', {NOT_A_LIST}" in m for m in said), said
-    assert any("(coordinateTransformations), '2', cannot be used, and it scales the translation of level '0'" in m for m in said), said
+    assert any("(coordinateTransformations), '2', cannot be used, and it scales the translation of level '0'" in m
+               for m in said), said
 
 
 def test_an_unusable_multiscale_scale_leaves_the_multiscale_translation_alone(tmp_path, vol):

@@ -299,9 +299,10 @@ class _Place(NamedTuple):
 
 
 def _level_place(multiscale: dict, ds: dict, notes: list) -> _Place:
-    """The :class:`_Place` of the NGFF level ``ds`` of ``multiscale``: its voxel size and origin (z, y, x nm, :func:`_level_voxel_size`, :func:`_level_origin`), each None where a ``scale`` or
-    ``translation`` it is made of cannot be used (:func:`_transform_problem`: a boolean, which Python reads as 1, a
-    string or null, or not one value per axis), said in ``notes``; the problems are those notes (None where there
+    """The :class:`_Place` of the NGFF level ``ds`` of ``multiscale``: its voxel size and origin (z, y, x nm,
+    :func:`_level_voxel_size`, :func:`_level_origin`), each None where a ``scale`` or ``translation`` it is made of
+    cannot be used (:func:`_transform_problem`: no list, a boolean, which Python reads as 1, a string or null, or
+    not one value per axis), said in ``notes``; the problems are those notes (None where there
     is none), which every command warns of (the file's place or size is broken, not merely not given); ``at_zero``:
     neither the level nor the multiscale has a translation."""
     n_axes = len(multiscale["axes"]) if isinstance(multiscale.get("axes"), list) and multiscale["axes"] else None
@@ -332,8 +333,8 @@ def _level_place(multiscale: dict, ds: dict, notes: list) -> _Place:
     origin = None if no_origin else _level_origin(multiscale, ds)
     if no_origin and not origin_problem:
         origin_problem = (f"the OME-NGFF scale of the multiscale (coordinateTransformations), "
-                          f"{_value_text(_transform_value(multiscale))}, cannot be used, and it scales the translation of "
-                          f"level {ds.get('path')!r}; {ORIGIN_UNKNOWN}")
+                          f"{_value_text(_transform_value(multiscale))}, cannot be used, and it scales the "
+                          f"translation of level {ds.get('path')!r}; {ORIGIN_UNKNOWN}")
         notes.append(origin_problem)
     at_zero = _transform_value(ds, "translation") is _NONE and _transform_value(multiscale, "translation") is _NONE
     return _Place(voxel_size, origin, scale_problem, origin_problem, at_zero)
@@ -343,7 +344,7 @@ def _transform_problem(values, multiscale: dict, n_axes: int | None) -> str | No
     """Why an NGFF ``scale`` or ``translation`` cannot be used, as notes say it after its value; None where it can.
     OME-NGFF: a list of one number for each of the multiscale's ``n_axes`` axes (t and c included; the last three
     are z, y, x). A boolean is :data:`~.voxel_sizes.BOOLEAN` (Python reads true as 1); a value that is no list (a
-    string, a number, an object, null) was passed over, its voxel size or origin silently unknown or at 0."""
+    string, a number, an object, null: passed over without a word before brief H7) cannot be used either."""
     import math
 
     if is_boolean(values):
