@@ -118,3 +118,74 @@ def test_three_values_for_five_axes_are_not_guessed(tmp_path, vol):
     with pytest.warns(TomosegWarning, match=re.escape("[1, 2, 3], 3 values for the 5 axes (t, c, z, y, x)")), \
             open_volume(path) as v:
         assert v.voxel_size == pytest.approx((60.0, 30.0, 30.0)) and v.origin_nm is None
+
+
+NOT_A_LIST = "not a list (OME-NGFF: one number per axis)"
+
+
+def _ome_with(path, data, transforms):
+    """An OME-Zarr 0.5 image (z, y, x in micrometres) whose level '0' has ``transforms`` as written."""
+    g = zarr.open_group(str(path), mode="w", zarr_format=3)
+    g.create_array("0", data=data, chunks=data.shape)
+    g.attrs["ome"] = {"version": "0.5", "multiscales": [{
+        "axes": [{"name": n, "type": "space", "unit": "micrometer"} for n in "zyx"],
+        "datasets": [{"path": "0", "coordinateTransformations": transforms}]}]}
+    return path
+
+
+@pytest.mark.parametrize("scale, written", [("0.06, 0.03, 0.03", "'0.06, 0.03, 0.03'"), (0.03, "0.03"),
+                                            ({"z": 0.06, "y": 0.03, "x": 0.03}, "{'z': 0.06, 'y': 0.03, 'x': 0.03}"),
+                                            (None, "null")], ids=["string", "number", "object", "null"])
+def test_a_scale_that_is_not_a_list_is_warned_of_naming_the_file_and_value(tmp_path, vol, capsys, scale, written):
+    """Brief H7 item 1: a scale that was no list was passed over: the voxel size unknown without a word."""
+    path = _ome_with(tmp_path / "s.ome.zarr", vol, [{"type": "scale", "scale": scale},
+                                                     {"type": "translation", "translation": [1, 2, 3]}])
+    said = f"{LEVEL.format(kind='scale', value=written)}, {NOT_A_LIST}; {SIZE_UNKNOWN}"
+    with pytest.warns(TomosegWarning, match=re.escape(f"{path}: {said}")) as caught, open_volume(path) as v:
+        assert v.voxel_size is None
+        assert v.origin_nm == pytest.approx((1000.0, 2000.0, 3000.0))  # the translation is fine: kept
+        assert said in v.notes
+    assert len(caught) == 1
+    assert main(["info", str(path), "--voxel-size", "60", "30", "30"]) == 0  # --voxel-size replaces it, silently
+    assert "warning" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("translation, written", [("1,2,3", "'1,2,3'"), (5, "5"), ({"z": 1}, "{'z': 1}"),
+                                                  (None, "null")], ids=["string", "number", "object", "null"])
+def test_a_translation_that_is_not_a_list_is_warned_of_and_not_taken_for_0(tmp_path, vol, translation, written):
+    """Brief H7 item 1: a translation that was no list was passed over: the image taken to lie at 0 (NGFF's place
+    for an image without one), silently."""
+    path = _ome_with(tmp_path / "t.ome.zarr", vol, [{"type": "scale", "scale": [0.06, 0.03, 0.03]},
+                                                     {"type": "translation", "translation": translation}])
+    said = f"{LEVEL.format(kind='translation', value=written)}, {NOT_A_LIST}; {ORIGIN_UNKNOWN}"
+    with pytest.warns(TomosegWarning, match=re.escape(f"{path}: {said}")) as caught, open_volume(path) as v:
+        assert v.voxel_size == pytest.approx((60.0, 30.0, 30.0))
+        assert v.origin_nm is None and not v.ngff_at_zero  # was at 0: compared as such with another file's place
+        assert any(n.startswith(said) for n in v.notes), v.notes
+    assert len(caught) == 1
+
+
+def test_a_multiscale_scale_that_is_not_a_list_leaves_size_and_origin_unknown(tmp_path, vol):
+    path = _ome(tmp_path / "o.ome.zarr", vol, [0.06, 0.03, 0.03], [1, 2, 3], outer_scale="2")
+    with pytest.warns(TomosegWarning) as caught, open_volume(path) as v:
+        assert v.voxel_size is None and v.origin_nm is None  # was (60, 30, 30) and (1000, 2000, 3000) nm
+    said = [str(w.message) for w in caught]
+    assert any(f"scale of the multiscale (coordinateTransformations) is '2', {NOT_A_LIST}" in m for m in said), said
+    assert any("(coordinateTransformations), '2', cannot be used, and it scales the translation of level '0'" in m
+               for m in said), said
+
+
+def test_an_unusable_multiscale_scale_leaves_the_multiscale_translation_alone(tmp_path, vol):
+    """The multiscale's scale scales the levels' translations, not its own: with no translation on the level, the
+    origin is the multiscale's translation, whatever that scale holds (was: refused, "Zarr metadata cannot be used
+    (ValueError: could not convert string to float: 'x')": 0 was multiplied by it)."""
+    path = _ome(tmp_path / "o.ome.zarr", vol, [0.06, 0.03, 0.03], outer_scale=["x", 1, 1])
+    g = zarr.open_group(str(path), mode="a")
+    ome = g.attrs["ome"]
+    ome["multiscales"][0]["coordinateTransformations"].append({"type": "translation", "translation": [1, 2, 3]})
+    g.attrs["ome"] = ome
+    with pytest.warns(TomosegWarning, match=re.escape("is ['x', 1, 1], and 'x' is not a number")) as caught, \
+            open_volume(path) as v:
+        assert v.voxel_size is None
+        assert v.origin_nm == pytest.approx((1000.0, 2000.0, 3000.0))
+    assert len(caught) == 1

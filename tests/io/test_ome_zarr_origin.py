@@ -182,3 +182,70 @@ def test_segment_labels_keep_a_rotated_nrrd_inputs_place_with_a_zarr_map(tmp_pat
     factor = {"um": 1.0, "nm": 1e-3}[header["space units"][0]]
     np.testing.assert_allclose(np.asarray(header["space directions"], float) * factor, dirs, atol=1e-9)
     np.testing.assert_allclose(np.asarray(header["space origin"], float) * factor, [12.25, -2.0, 1.5], atol=1e-9)
+
+
+def _pyramid(path, data, translation=True):
+    """An OME-Zarr 0.4 (zarr v2) image of two levels whose translations are their block centres, the multiscale
+    scaled and moved too, and a ``labels/objects`` image of its own translation (of none: ``translation=False``)."""
+    g = zarr.open_group(str(path), mode="w", zarr_format=2)
+
+    def image(group, levels, at):
+        for i, level in enumerate(levels):
+            group.create_array(str(i), data=level, chunks=level.shape)
+        f = [2 ** i for i in range(len(levels))]
+        return [{"version": "0.4",
+                 "axes": [{"name": n, "type": "space", "unit": "micrometer"} for n in "zyx"],
+                 "datasets": [{"path": str(i), "coordinateTransformations": [
+                     {"type": "scale", "scale": [s * f[i] for s in SCALE_UM]}]
+                     + ([{"type": "translation", "translation": [t + (f[i] - 1) * s / 2 for t, s in
+                                                                  zip(at, SCALE_UM)]}] if translation else [])}
+                              for i in range(len(levels))],
+                 **({"coordinateTransformations": [{"type": "scale", "scale": OUTER_SCALE},
+                                                   {"type": "translation", "translation": OUTER_TRANSLATION_UM}]}
+                    if translation else {})}]
+
+    g.attrs["multiscales"] = image(g, [data, data[::2, ::2, ::2]], TRANSLATION_UM)
+    labels = g.create_group("labels")
+    labels.attrs["labels"] = ["objects"]
+    objects = labels.create_group("objects")
+    objects.attrs["multiscales"] = image(objects, [(data > 0).astype(np.uint8)], [0.25, 0.5, 0.75])
+    return path
+
+
+@pytest.mark.parametrize("translation", [True, False], ids=["translated", "none"])
+@pytest.mark.parametrize("level", ["0", "1", "labels/objects/0"])
+def test_a_level_named_by_its_path_lies_where_store_colon_level_puts_it(tmp_path, level, translation):
+    """Brief H7 item 2: ``image.ome.zarr/1`` (napari's and shell completion's spelling) had the voxel size of
+    ``image.ome.zarr:1`` but no origin: its positions in nm counted from voxel (0, 0, 0), and evaluate's placement
+    check compared it with nothing (an image without a translation lies at 0)."""
+    data = np.arange(8 * 12 * 16, dtype=np.uint16).reshape(8, 12, 16)
+    path = _pyramid(tmp_path / "p.ome.zarr", data, translation)
+    with open_volume(f"{path}:{level}") as by_colon, open_volume(path / level) as by_path:
+        assert by_path.voxel_size == pytest.approx(by_colon.voxel_size)
+        if translation:
+            assert by_colon.origin_nm is not None and not by_colon.ngff_at_zero
+            assert by_path.origin_nm == pytest.approx(by_colon.origin_nm)  # was None
+        else:
+            assert by_colon.origin_nm is None and by_colon.ngff_at_zero
+            assert by_path.origin_nm is None and by_path.ngff_at_zero  # was not at 0: placed nowhere
+        assert np.array_equal(by_path.read(), by_colon.read())
+    if translation and level == "1":  # the level's block centre, scaled and moved by the multiscale: (z, y, x) nm
+        assert by_path.origin_nm == pytest.approx([((t + s / 2) * o + u) * 1000 for t, s, o, u in
+                                                   zip(TRANSLATION_UM, SCALE_UM, OUTER_SCALE, OUTER_TRANSLATION_UM)])
+
+
+def test_a_level_named_by_its_path_warns_of_a_translation_it_cannot_use(tmp_path):
+    from tomoseg.errors import TomosegWarning
+
+    data = np.zeros((4, 6, 8), np.uint8)
+    path = _store(tmp_path / "t.ome.zarr", data)
+    g = zarr.open_group(str(path), mode="a")
+    ome = g.attrs["ome"]
+    ome["multiscales"][0]["datasets"][0]["coordinateTransformations"][1]["translation"] = [0, 0]
+    g.attrs["ome"] = ome
+    for spec in (f"{path}:0", path / "0"):
+        with pytest.warns(TomosegWarning, match=r"translation of level '0' \(coordinateTransformations\) is \[0, 0\], "
+                                                r"2 values") as caught, open_volume(spec) as v:
+            assert v.voxel_size == pytest.approx((60.0, 30.0, 30.0)) and v.origin_nm is None
+            assert not v.ngff_at_zero
+        assert len(caught) == 1, [str(w.message) for w in caught]

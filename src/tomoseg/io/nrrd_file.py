@@ -13,7 +13,7 @@ import nrrd
 import numpy as np
 
 from ..errors import TomosegError
-from .units import nm_per_unit
+from .units import ascii_unit, nm_per_unit
 from .volume import ReleasingMap, Sink, Volume
 
 EXTENSIONS = (".nrrd", ".nhdr")
@@ -76,6 +76,74 @@ def _voxel_size_of(header, notes: list) -> tuple | None:
         return None
     x, y, z = (float(s) * f for s, f in zip(spacing, factors))
     return (z, y, x)
+
+
+AXIS_MINS_UNKNOWN = ("origin unknown (positions in nm are counted from voxel (0, 0, 0)); give the header a 'units' "
+                     "field in lengths (units: \"um\" \"um\" \"um\") to place the volume")
+
+
+def _axis_mins_origin(header, notes: list) -> tuple | None:
+    """(z, y, x) nm of the centre of voxel (0, 0, 0) of an NRRD placed by per-axis ``axis mins`` (no ``space
+    directions``, whose ``space origin`` places it instead, :func:`origin_nm`): each axis's min, plus half a
+    sample along a cell-centred axis (NRRD: the min is the edge of its first cell; an axis without ``centers`` is
+    cell-centred, as teem's ``nrrdOriginCalculate`` and ITK read it), whose spacing is its ``spacings`` or, without
+    it, (max - min) / size from ``axis maxs``. In the units of the voxel size (:func:`_voxel_size_of`: ``units``);
+    None, said in ``notes``, where they are missing or not lengths or a cell's size is not given; None without
+    finite mins (teem writes NaN for a min it does not know)."""
+    mins = header.get("axis mins", header.get("axismins"))
+    if mins is None or "space directions" in header:
+        return None
+    try:
+        mins = np.asarray(mins, dtype=float).ravel()
+    except (TypeError, ValueError):
+        return None
+    if mins.shape != (3,) or not np.all(np.isfinite(mins)):
+        return None
+    said = "x, y, z: " + ", ".join(f"{m:g}" for m in mins)
+    units = header.get("space units") or header.get("units")
+    factors = [nm_per_unit(u) for u in units] if units is not None and len(units) == 3 else None
+    if factors is None or any(f is None for f in factors):
+        unit_text = ("no 'units' field" if not units else "units " + " ".join(f'"{u}"' for u in units)
+                     + ", not lengths tomoseg knows")
+        notes.append(f"the header's axis mins ({said}) are in no known unit ({unit_text}); {AXIS_MINS_UNKNOWN}")
+        return None
+    centers = header.get("centerings", header.get("centers"))  # pynrrd parses teem's "centers" as a string
+    centers = centers.split() if isinstance(centers, str) else centers
+    cell = [str(c).strip().lower() != "node" for c in centers] if centers is not None and len(centers) == 3 \
+        else [True] * 3
+    spacings = _cell_sizes(header, mins)
+    if any(c and not np.isfinite(s) for c, s in zip(cell, spacings)):
+        notes.append(f"the header's axis mins ({said} {_units_text(units)}) are the edges of cell-centred axes "
+                     "whose spacings are not given (no 'spacings', no 'axis maxs'); origin unknown (positions in nm "
+                     "are counted from voxel (0, 0, 0))")
+        return None
+    x, y, z = ((m + (s / 2 if c else 0.0)) * f for m, s, c, f in zip(mins, spacings, cell, factors))
+    if any(cell):
+        notes.append(f"origin from the header's axis mins ({said} {_units_text(units)}) and half a voxel along its "
+                     f"cell-centred axes ({', '.join(a for a, c in zip('xyz', cell) if c)}"
+                     f"{': no centers field, read as teem and ITK read it' if centers is None else ''})")
+    return (z, y, x)
+
+
+def _units_text(units) -> str:
+    return units[0] if len(set(units)) == 1 else ", ".join(units)
+
+
+def _cell_sizes(header, mins: np.ndarray) -> np.ndarray:
+    """Each axis's sample spacing (x, y, z, in the header's units): its ``spacings``, else (max - min) / size from
+    ``axis maxs`` (cell-centred); NaN where neither gives it."""
+    out = np.full(3, np.nan)
+    try:
+        spacings = np.asarray(header.get("spacings", [np.nan] * 3), dtype=float).ravel()
+        maxs = np.asarray(header.get("axis maxs", header.get("axismaxs", [np.nan] * 3)), dtype=float).ravel()
+        sizes = np.asarray(header["sizes"], dtype=float).ravel()
+    except (KeyError, TypeError, ValueError):
+        return out
+    if spacings.shape == (3,):
+        out = np.where(np.isfinite(spacings), spacings, out)
+    if maxs.shape == (3,) and sizes.shape == (3,):
+        out = np.where(np.isfinite(out), out, (maxs - mins) / sizes)
+    return out
 
 
 def _units_as_written(header, raw: bytes) -> None:
@@ -188,6 +256,7 @@ def open_nrrd(path: Path) -> Volume:
     notes: list[str] = []
     volume = Volume(array, path=path, format="nrrd", voxel_size=_voxel_size(header, notes))
     volume.orientation = _orientation(header)
+    volume.origin_nm = _axis_mins_origin(header, notes)
     volume.notes.extend(notes)
     if data is not path:
         volume.notes.append(f"detached header: the data are in {data.name} ({encoding})")
@@ -382,7 +451,8 @@ def create_nrrd(tmp: Path, shape, dtype, *, voxel_size=None, chunks=None, orient
         lines += [f"space: {orientation['space']}" if orientation.get("space") else "space dimension: 3",
                   "space directions: " + " ".join(vector(d) for d in orientation["space directions"])]
         if orientation.get("space units"):
-            lines.append("space units: " + " ".join(f'"{u}"' for u in orientation["space units"]))
+            # in ASCII, as other readers decode the header: Fiji's "µm" was written as such, and read back as "m"
+            lines.append("space units: " + " ".join(f'"{ascii_unit(u)}"' for u in orientation["space units"]))
         if orientation.get("space origin") is not None:
             lines.append("space origin: " + vector(orientation["space origin"]))
     elif voxel_size is not None:

@@ -16,8 +16,9 @@ ROUNDING = 1e-3  # of a voxel: origins and direction cosines closer than this ar
 
 def _placement(volume) -> dict | None:
     """``{"space", "axes" (3x3, rows x, y, z: unit steps), "origin", "units"}`` of ``volume``: an NRRD's header
-    (tomoseg keeps none for an NRRD along its axes at 0: that is its placement), an OME-Zarr level's translation
-    (nm, along the array's axes; 0 for an OME-Zarr image without one); None where the file records none."""
+    (tomoseg keeps none for an NRRD along its axes at 0: that is its placement), an NRRD's axis mins or an OME-Zarr
+    level's translation (nm, along the array's axes; 0 for an OME-Zarr image without one); None where the file
+    records none."""
     orientation = getattr(volume, "orientation", None)
     if orientation:
         from .nrrd_file import space_units
@@ -31,9 +32,9 @@ def _placement(volume) -> dict | None:
         return {"space": orientation.get("space"), "axes": dirs / lengths[:, None],
                 "origin": np.zeros(3) if origin is None else np.asarray(origin, dtype=float),
                 "units": units}
-    if getattr(volume, "format", None) == "nrrd":
+    origin = getattr(volume, "origin_nm", None)  # an OME-Zarr translation, an NRRD's axis mins (z, y, x nm)
+    if getattr(volume, "format", None) == "nrrd" and origin is None:
         return {"space": None, "axes": np.eye(3), "origin": np.zeros(3), "units": None}
-    origin = getattr(volume, "origin_nm", None)
     at_zero = origin is None and getattr(volume, "ngff_at_zero", False)  # no translation: at 0, NGFF
     if at_zero:
         origin = (0.0, 0.0, 0.0)

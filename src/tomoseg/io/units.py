@@ -30,6 +30,25 @@ def nm_per_unit(unit: str | None) -> float | None:
     return _NM_PER_UNIT.get(text.lower())
 
 
+_ASCII_NAMES = {1e3: "um", 0.1: "angstrom"}  # the units above written with a character beyond ASCII (µm, Å)
+
+
+def ascii_unit(unit: str) -> str:
+    """``unit`` in ASCII, for a header that other readers decode as ASCII (NRRD: pynrrd drops what is not, reading
+    Fiji's ``"µm"`` as ``"m"``; ITK and 3D Slicer read bytes): itself where it is ASCII, else the ASCII name of the
+    same length (``"µm"``, ``"μm"``: ``"um"``; ``"Å"``: ``"angstrom"``), else (a unit tomoseg does not know) its
+    other characters escaped (``\\xb5``).
+
+    >>> ascii_unit("µm"), ascii_unit("nm"), ascii_unit("Å")
+    ('um', 'nm', 'angstrom')
+    """
+    text = str(unit)
+    if text.isascii():
+        return text
+    name = _ASCII_NAMES.get(nm_per_unit(text))
+    return name if name is not None else text.encode("ascii", "backslashreplace").decode("ascii")
+
+
 def parse_length_nm(text: str) -> float:
     """``"650"`` (nm), ``"650nm"``, ``"0.65um"``, ``"0.65 µm"``, ``"1e-3mm"`` to nanometres.
 

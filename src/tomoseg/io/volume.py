@@ -159,7 +159,7 @@ def crop(volume, box):
 
 def origin_of(volume) -> tuple | None:
     """Where the centre of voxel (0, 0, 0) of ``volume`` lies, (z, y, x) in nm: an OME-Zarr level's translation
-    (``Volume.origin_nm``), else an NRRD's ``space origin`` (:func:`~tomoseg.io.nrrd_file.origin_nm` of
+    or an NRRD's axis mins (``Volume.origin_nm``), else an NRRD's ``space origin`` (:func:`~tomoseg.io.nrrd_file.origin_nm` of
     ``Volume.orientation``: None where its axes are rotated or flipped, or its units unknown); None for any other
     volume or array."""
     origin = getattr(volume, "origin_nm", None)
@@ -272,7 +272,7 @@ class Volume:
         self.format = format
         self.orientation: dict | None = None  # an NRRD input's space, directions and origin (nrrd_file)
         self.origin_nm: tuple | None = None  # where voxel (0, 0, 0)'s centre lies (z, y, x nm): an OME-Zarr level's
-        #                                      translation (zarr_store)
+        #                                      translation (zarr_store), an NRRD's axis mins (nrrd_file)
         self.ngff_at_zero = False  # an OME-Zarr image whose metadata give no translation: NGFF places it at 0
         self.voxel_size_problem: str | None = None
         self.origin_problem: str | None = None  # why the file's origin cannot be used (an OME-Zarr translation of

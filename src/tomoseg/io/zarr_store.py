@@ -10,6 +10,7 @@ Plain zarr arrays and NGFF 0.4 groups (zarr v2) are read too.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import zarr
@@ -28,10 +29,18 @@ DEFAULT_CHUNKS = (64, 128, 128)
 
 def _transform_of(node: dict, kind: str = "scale"):
     """The ``scale`` (or ``translation``) list of an NGFF node's ``coordinateTransformations`` (a dataset or a
-    multiscale), or None."""
+    multiscale), or None (none, or one that is not a list: :func:`_transform_value` gives it as it is)."""
+    value = _transform_value(node, kind)
+    return value if isinstance(value, list) else None
+
+
+def _transform_value(node: dict, kind: str = "scale"):
+    """The value of the ``scale`` (or ``translation``) transform of an NGFF node (a dataset or a multiscale) as the
+    metadata give it: a list (OME-NGFF), or anything else JSON holds (a string, a number, an object, null), which
+    :func:`_transform_problem` says cannot be used; :data:`_NONE` where the node has no such transform."""
     transforms = node.get("coordinateTransformations") if isinstance(node, dict) else None
-    return next((t[kind] for t in transforms or [] if isinstance(t, dict) and t.get("type") == kind
-                 and isinstance(t.get(kind), list)), None)
+    return next((t[kind] for t in transforms or [] if isinstance(t, dict) and t.get("type") == kind and kind in t),
+                _NONE)
 
 
 def _nm_per_axis_unit(multiscale: dict) -> list | None:
@@ -239,8 +248,7 @@ def _open_node(node, path: Path, dataset: str | None, prefix: str = "", close=No
         elif ms:  # a level named by the user: its own scale from the metadata
             ds = next((d for d in ms[0]["datasets"] if isinstance(d, dict) and d.get("path") == dataset), None)
         if ds is not None:
-            voxel_size, origin, scale_problem, origin_problem = _level_place(ms[0], ds, notes)
-            at_zero = _transform_of(ds, "translation") is None and _transform_of(ms[0], "translation") is None
+            voxel_size, origin, scale_problem, origin_problem, at_zero = _level_place(ms[0], ds, notes)
         if dataset not in node:
             nested = [k for k, v in node.members(max_depth=None) if isinstance(v, zarr.Array)]
             raise TomosegError(f"{path}: has no array {prefix + dataset!r}"
@@ -253,8 +261,9 @@ def _open_node(node, path: Path, dataset: str | None, prefix: str = "", close=No
                                f"{dataset!r}; give {path} without ':{dataset}'")
         array = node
         voxel_size = voxel_size_from_attributes(array.attrs, notes, "array")  # element_size_um too (ilastik)
-        if voxel_size is None:
-            voxel_size, scale_problem = _voxel_size_from_parent(path, notes)
+        place = _place_from_parent(path, notes) if voxel_size is None else None
+        if place is not None:  # a level named by its path (store/0): placed as when named store:0
+            voxel_size, origin, scale_problem, origin_problem, at_zero = place
     shape = array.shape
     reader = parallel_reader(array) if len(shape) == 3 else array  # chunks read and decompressed by the reader
     if reader is array:  #                                             threads themselves, where this can
@@ -279,19 +288,30 @@ ORIGIN_UNKNOWN = ("origin unknown (positions in nm are counted from voxel (0, 0,
                   "metadata (zarr.json or .zattrs) to place the volume")
 
 
-def _level_place(multiscale: dict, ds: dict, notes: list) -> tuple:
-    """``(voxel_size, origin, scale_problem, origin_problem)`` of the NGFF level ``ds`` of ``multiscale``: its voxel
-    size and origin (z, y, x nm, :func:`_level_voxel_size`, :func:`_level_origin`), each None where a ``scale`` or
-    ``translation`` it is made of cannot be used (:func:`_transform_problem`: a boolean, which Python reads as 1, a
-    string or null, or not one value per axis), said in ``notes``; the problems are those notes (None where there
-    is none), which every command warns of (the file's place or size is broken, not merely not given)."""
+class _Place(NamedTuple):
+    """Where an NGFF level lies and how large its voxels are (:func:`_level_place`)."""
+
+    voxel_size: tuple | None
+    origin: tuple | None
+    scale_problem: str | None
+    origin_problem: str | None
+    at_zero: bool  # no translation at all: NGFF places the image at 0
+
+
+def _level_place(multiscale: dict, ds: dict, notes: list) -> _Place:
+    """The :class:`_Place` of the NGFF level ``ds`` of ``multiscale``: its voxel size and origin (z, y, x nm,
+    :func:`_level_voxel_size`, :func:`_level_origin`), each None where a ``scale`` or ``translation`` it is made of
+    cannot be used (:func:`_transform_problem`: no list, a boolean, which Python reads as 1, a string or null, or
+    not one value per axis), said in ``notes``; the problems are those notes (None where there
+    is none), which every command warns of (the file's place or size is broken, not merely not given); ``at_zero``:
+    neither the level nor the multiscale has a translation."""
     n_axes = len(multiscale["axes"]) if isinstance(multiscale.get("axes"), list) and multiscale["axes"] else None
     scale_problem = origin_problem = None
     unusable = set()
     for node, whose in ((ds, f"level {ds.get('path')!r}"), (multiscale, "the multiscale")):
         for kind in ("scale", "translation"):
-            values = _transform_of(node, kind)
-            why = None if values is None else _transform_problem(values, multiscale, n_axes)
+            values = _transform_value(node, kind)
+            why = None if values is _NONE else _transform_problem(values, multiscale, n_axes)
             if why is None:
                 continue
             unusable.add((node is ds, kind))
@@ -299,9 +319,9 @@ def _level_place(multiscale: dict, ds: dict, notes: list) -> tuple:
             if kind == "scale" and why == BOOLEAN:
                 said = boolean_note(where, values)
             elif kind == "scale":
-                said = f"{where} is {shown(values)}, {why}; voxel size unknown: pass --voxel-size Z Y X"
+                said = f"{where} is {_value_text(values)}, {why}; voxel size unknown: pass --voxel-size Z Y X"
             else:
-                said = f"{where} is {shown(values)}, {why}; {ORIGIN_UNKNOWN}"
+                said = f"{where} is {_value_text(values)}, {why}; {ORIGIN_UNKNOWN}"
             notes.append(said)
             if kind == "scale":
                 scale_problem = scale_problem or said
@@ -313,20 +333,24 @@ def _level_place(multiscale: dict, ds: dict, notes: list) -> tuple:
     origin = None if no_origin else _level_origin(multiscale, ds)
     if no_origin and not origin_problem:
         origin_problem = (f"the OME-NGFF scale of the multiscale (coordinateTransformations), "
-                          f"{shown(_transform_of(multiscale))}, cannot be used, and it scales the translation of level "
-                          f"{ds.get('path')!r}; {ORIGIN_UNKNOWN}")
+                          f"{_value_text(_transform_value(multiscale))}, cannot be used, and it scales the "
+                          f"translation of level {ds.get('path')!r}; {ORIGIN_UNKNOWN}")
         notes.append(origin_problem)
-    return voxel_size, origin, scale_problem, origin_problem
+    at_zero = _transform_value(ds, "translation") is _NONE and _transform_value(multiscale, "translation") is _NONE
+    return _Place(voxel_size, origin, scale_problem, origin_problem, at_zero)
 
 
-def _transform_problem(values: list, multiscale: dict, n_axes: int | None) -> str | None:
-    """Why an NGFF ``scale`` or ``translation`` (a list) cannot be used, as notes say it after its value; None where
-    it can. OME-NGFF: one number for each of the multiscale's ``n_axes`` axes (t and c included; the last three are
-    z, y, x). A boolean is :data:`~.voxel_sizes.BOOLEAN` (Python reads true as 1)."""
+def _transform_problem(values, multiscale: dict, n_axes: int | None) -> str | None:
+    """Why an NGFF ``scale`` or ``translation`` cannot be used, as notes say it after its value; None where it can.
+    OME-NGFF: a list of one number for each of the multiscale's ``n_axes`` axes (t and c included; the last three
+    are z, y, x). A boolean is :data:`~.voxel_sizes.BOOLEAN` (Python reads true as 1); a value that is no list (a
+    string, a number, an object, null: passed over without a word before brief H7) cannot be used either."""
     import math
 
     if is_boolean(values):
         return BOOLEAN
+    if not isinstance(values, list):
+        return "not a list (OME-NGFF: one number per axis)"
     bad = next((v for v in values if isinstance(v, bool) or not isinstance(v, (int, float))
                 or not math.isfinite(v)), _NONE)
     if bad is not _NONE:
@@ -341,6 +365,12 @@ def _transform_problem(values: list, multiscale: dict, n_axes: int | None) -> st
 
 
 _NONE = object()  # no such item (None is JSON's null, a value)
+
+
+def _value_text(value) -> str:
+    """An NGFF transform's value as notes write it: a list as Python writes it (``['a', 0, 0]``), a string quoted,
+    JSON's null as null."""
+    return "null" if value is None else repr(value) if isinstance(value, str) else shown(value)
 
 
 class ZarrReads:
@@ -417,7 +447,8 @@ def _level_origin(multiscale: dict, ds: dict) -> tuple | None:
     n = len(inner if inner is not None else outer_t)  # checked against the axes (_transform_problem): not the scale's
     origin = [float(v) for v in inner] if inner is not None and len(inner) == n else [0.0] * n
     outer_s = _transform_of(multiscale)
-    if outer_s is not None and len(outer_s) == n:
+    # it scales the level's translation, not its own: without the former, an unusable one is not read (0 stays 0)
+    if inner is not None and outer_s is not None and len(outer_s) == n:
         origin = [o * float(s) for o, s in zip(origin, outer_s)]
     if outer_t is not None and len(outer_t) == n:
         origin = [o + float(t) for o, t in zip(origin, outer_t)]
@@ -441,20 +472,20 @@ def _level_voxel_size(multiscale: dict, ds: dict) -> tuple | None:
     return tuple(float(s) * f for s, f in zip(scale[-3:], factors))
 
 
-def _voxel_size_from_parent(path: Path, notes: list) -> tuple:
+def _place_from_parent(path: Path, notes: list) -> _Place | None:
     """An array named by its path inside an OME-Zarr image (``image.ome.zarr/0``, ``image.ome.zarr/labels/mask/1``,
-    as napari and shell completion name a level): ``(voxel_size, problem)``, the voxel size of that level from the
-    ``multiscales`` of the nearest group above it that lists it, with a note, and why its scale cannot be used
-    (:func:`_level_place`); ``(None, None)`` elsewhere."""
+    as napari and shell completion name a level): the :class:`_Place` of that level (voxel size, origin and their
+    problems, :func:`_level_place`) from the ``multiscales`` of the nearest group above it that lists it, as
+    ``image.ome.zarr:0`` gives it, with a note saying where they come from; None elsewhere."""
     here = Path(path)
     for parent in list(here.parents)[:4]:
         if not is_zarr_dir(parent):
-            return None, None
+            return None
         try:
             group = zarr.open_group(str(parent), mode="r")
             ms = _multiscales(dict(group.attrs))
         except Exception:
-            return None, None
+            return None
         if not (isinstance(ms, list) and ms and isinstance(ms[0], dict)
                 and isinstance(ms[0].get("datasets"), list)):
             continue
@@ -462,13 +493,12 @@ def _voxel_size_from_parent(path: Path, notes: list) -> tuple:
         ds = next((d for d in ms[0]["datasets"] if isinstance(d, dict) and d.get("path") == level), None)
         if ds is None:
             continue
-        said: list[str] = []
-        voxel_size, _, problem, _ = _level_place(ms[0], ds, said)
-        notes.extend(n for n in said if "OME-NGFF scale" in n)  # the array alone is read: not placed by them
-        if voxel_size is not None:
-            notes.append(f"voxel size of level {level} from the OME-NGFF multiscales of {parent.name}")
-        return voxel_size, problem
-    return None, None
+        place = _level_place(ms[0], ds, notes)
+        found = [w for w, v in (("voxel size", place.voxel_size), ("origin", place.origin)) if v is not None]
+        if found:
+            notes.append(f"{' and '.join(found)} of level {level} from the OME-NGFF multiscales of {parent.name}")
+        return place
+    return None
 
 
 def ngff_attributes(shape, voxel_size, name: str, origin=None) -> dict:
