@@ -159,9 +159,9 @@ def crop(volume, box):
 
 def origin_of(volume) -> tuple | None:
     """Where the centre of voxel (0, 0, 0) of ``volume`` lies, (z, y, x) in nm: an OME-Zarr level's translation
-    or an NRRD's axis mins (``Volume.origin_nm``), else an NRRD's ``space origin`` (:func:`~tomoseg.io.nrrd_file.origin_nm` of
-    ``Volume.orientation``: None where its axes are rotated or flipped, or its units unknown); None for any other
-    volume or array."""
+    or an NRRD's axis mins (``Volume.origin_nm``), else an NRRD's ``space origin``
+    (:func:`~tomoseg.io.nrrd_file.origin_nm` of ``Volume.orientation``: None where its axes are rotated or flipped,
+    or its units unknown); None for any other volume or array."""
     origin = getattr(volume, "origin_nm", None)
     if origin is not None:
         return tuple(float(o) for o in origin)
