@@ -165,3 +165,14 @@ def test_one_step_is_singular():
 
     assert [format_count(n, "steps") for n in (0, 1, 2)] == ["0 steps", "1 step", "2 steps"]
     assert format_count(1, "vox") == "1 vox" and format_count(1500, "vox") == "1.5 kvox"
+
+
+def test_a_stage_with_no_work_says_so(clock):
+    """A label image too small for a pyramid reset its bar to a stage of 0 voxels, which ended with
+    "label image pyramid: 100% (0 vox of 0 vox), starting, 0 s elapsed"."""
+    out = io.StringIO()
+    bar = Progress(10, desc="label image", stream=out, interval=10)
+    bar.update(10)
+    bar.reset(total=0, desc="label image pyramid")
+    bar.close()
+    assert out.getvalue().splitlines()[-1] == "label image pyramid: nothing to do"

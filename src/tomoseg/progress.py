@@ -250,8 +250,11 @@ class Progress:
 
     # ------------------------------------------------------------- drawing
     def line(self) -> str:
-        """The status text: what, how far, how fast, how long."""
+        """The status text: what, how far, how fast, how long ("nothing to do" for a stage of no work: a label
+        image too small for a pyramid printed "100% (0 vox of 0 vox), starting")."""
         elapsed = time.monotonic() - self.start
+        if not self.total and not self.n:
+            return f"{self.desc + ': ' if self.desc else ''}nothing to do"
         pct = 100.0 * self.n / self.total if self.total else 100.0
         rate = self._rate
         if self.total and self.n >= self.total and elapsed > 0:
