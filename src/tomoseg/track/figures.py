@@ -15,7 +15,7 @@ import numpy as np
 from ..io.units import readable_unit
 from ..report.figures import (DOUBLE_COLUMN, OKABE_ITO, SINGLE_COLUMN, add_scale_bar, gray_range, new_figure,
                               no_objects, save_figure, styled)
-from .tracking import count_label, group_totals, status_counts
+from .tracking import EVENT_NAMES, count_label, group_totals, status_counts
 
 COLOURS = {"persisting": OKABE_ITO["blue"], "appeared": OKABE_ITO["bluish green"],
            "vanished": OKABE_ITO["vermillion"], "merged": OKABE_ITO["reddish purple"], "split": OKABE_ITO["orange"]}
@@ -104,6 +104,14 @@ def view_aspects(voxel_size=None) -> tuple[float, float]:
     return vy / vx, vz / vx
 
 
+def _not_counted(table: dict, status: str) -> str:
+    """The legend's entry for ``status``'s hollow marks: its links at an edge or below the minimum size, which the
+    counts leave out (``split, not counted (edge or small): 1 group``)."""
+    rows = (table["status"] == status) & ~_kept(table)
+    n = int(len(np.unique(table["match_id"][rows])))
+    return f"{status}, not counted (edge or small): {n:,} {EVENT_NAMES[status][n != 1]}"
+
+
 @styled
 def change_map(table: dict, path, *, shape=None, matrix=None, image=None, voxel_size=None) -> Path:
     """Where objects appeared, vanished, merged and split: top view (y, x) and side view (z, x) of the
@@ -150,11 +158,12 @@ def change_map(table: dict, path, *, shape=None, matrix=None, image=None, voxel_
         for status, (p, edge) in pts.items():
             size = 6 if status == "persisting" else 24
             alpha = 0.6 if status == "persisting" else 0.9
-            ax.scatter(p[~edge, i], p[~edge, j], s=size, marker=MARKERS[status], color=COLOURS[status],
-                       alpha=alpha, edgecolors="none", label=count_label(status, counts[status]))
-            if edge.any():
+            if (~edge).any():
+                ax.scatter(p[~edge, i], p[~edge, j], s=size, marker=MARKERS[status], color=COLOURS[status],
+                           alpha=alpha, edgecolors="none", label=count_label(status, counts[status]))
+            if edge.any():  # in the legend too: hollow marks beside "split: 0 groups" read as a contradiction
                 ax.scatter(p[edge, i], p[edge, j], s=size, marker=MARKERS[status], facecolor="none",
-                           edgecolor=COLOURS[status], alpha=0.5, lw=0.6)
+                           edgecolor=COLOURS[status], alpha=0.5, lw=0.6, label=_not_counted(table, status))
         if shape is not None:
             ax.set_xlim(-0.5, shape[2] - 0.5)
             ax.set_ylim(shape[j] - 0.5, -0.5)
@@ -171,8 +180,8 @@ def change_map(table: dict, path, *, shape=None, matrix=None, image=None, voxel_
         ax.set_ylabel(f"y ({unit})" if j == 1 else f"z ({unit})")
         ax.set_title(title)
     if pts:
-        fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=min(len(pts), 3),
-                   frameon=False)
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncol=min(len(handles), 3), frameon=False)
     else:
         no_objects(axes[0], "no objects")
     return save_figure(fig, path, "Where objects appeared, vanished, merged and split, all objects projected onto "

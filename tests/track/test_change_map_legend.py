@@ -1,0 +1,34 @@
+"""The change map's legend counts what it shows: hollow marks (links at an edge or below the minimum size, left out
+of the counts) have an entry of their own. A phantom pair's one split group cut by the field of view was drawn as
+two hollow triangles beside the legend's "split: 0 groups (0 → 0 objects)"."""
+
+import numpy as np
+
+from tomoseg.track import figures
+
+
+def _links():
+    """Two persisting pairs (one at an edge), and a split group (before 3 -> after 3, 4) at an edge."""
+    t = {"match_id": np.array([1, 2, 3, 3]), "status": np.array(["persisting", "persisting", "split", "split"]),
+         "before_label": np.array([1, 2, 3, 3]), "after_label": np.array([1, 2, 3, 4]),
+         "edge": np.array([0, 1, 1, 1]), "small": np.zeros(4, int)}
+    for side in ("before", "after"):
+        for a, values in zip("zyx", ([5, 6, 7, 8], [10, 20, 30, 32], [10, 20, 30, 34])):
+            t[f"{side}_centroid_{a}"] = np.asarray(values, float)
+    return t
+
+
+def test_hollow_marks_have_their_own_legend_entry(tmp_path, monkeypatch):
+    import matplotlib.legend
+
+    seen = {}
+    save = figures.save_figure
+
+    def keep(fig, path, *args, **kwargs):
+        seen["labels"] = [t.get_text() for lg in fig.findobj(matplotlib.legend.Legend) for t in lg.get_texts()]
+        return save(fig, path, *args, **kwargs)
+
+    monkeypatch.setattr(figures, "save_figure", keep)
+    figures.change_map(_links(), tmp_path / "map.png", shape=(16, 48, 48), voxel_size=(30.0, 30.0, 30.0))
+    assert seen["labels"] == ["persisting: 1 pair", "persisting, not counted (edge or small): 1 pair",
+                              "split, not counted (edge or small): 1 group"]
