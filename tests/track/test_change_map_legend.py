@@ -32,3 +32,16 @@ def test_hollow_marks_have_their_own_legend_entry(tmp_path, monkeypatch):
     figures.change_map(_links(), tmp_path / "map.png", shape=(16, 48, 48), voxel_size=(30.0, 30.0, 30.0))
     assert seen["labels"] == ["persisting: 1 pair", "persisting, not counted (edge or small): 1 pair",
                               "split, not counted (edge or small): 1 group"]
+
+
+def test_the_printed_line_says_how_many_links_it_leaves_out():
+    """``tomoseg track``'s line counted "split 0" beside a map showing a split cut by the field: it now adds the
+    links left out of its counts (at an edge or below the minimum size), and nothing where there are none."""
+    from tomoseg.cli.track import _not_counted
+
+    links = _links()
+    assert _not_counted(links) == "; not counted (at an edge or small): 2 links"
+    links["edge"][:] = 0
+    assert _not_counted(links) == ""
+    links["small"][0] = 1
+    assert _not_counted(links) == "; not counted (at an edge or small): 1 link"

@@ -406,7 +406,7 @@ def _finish_track(args, out: Path, result, truth, before, after, sizes, labels: 
     uncertain = result.summary.get("uncertain_pairs", 0)
     print(f"transform ({r.source}): rotation {r.rotation_angle_deg:.2f} deg, translation "
           f"{', '.join(f'{t:.2f}' for t in r.translation_vox)} voxels (z, y, x); "
-          + "; ".join(_count(s, v, uncertain) for s, v in c.items()) + f" -> {out}")
+          + "; ".join(_count(s, v, uncertain) for s, v in c.items()) + _not_counted(result.matches) + f" -> {out}")
     if result.summary.get("segmentation"):  # objects from the model: the counts' reliability (review S7)
         from ..track.output import SEGMENTED_CAVEAT
 
@@ -421,6 +421,15 @@ def _finish_track(args, out: Path, result, truth, before, after, sizes, labels: 
             print("links by status (truth, found with that status, reported): " + "; ".join(
                 f"{k} {v['truth']}, {v['recovered']}, {v['predicted']}" for k, v in s["by_status"].items()))
     return 0
+
+
+def _not_counted(matches: dict) -> str:
+    """The stdout line's word on the links left out of its counts (at an edge of a field of view, or below the
+    minimum size: hollow in the change map), where there are any: a split cut by the field showed in the map, and
+    the line said "split 0"."""
+    left = (matches["edge"] != 0) | (matches["small"] != 0)
+    n = int(len(np.unique(matches["match_id"][left])))
+    return f"; not counted (at an edge or small): {n} link{'s' if n != 1 else ''}" if n else ""
 
 
 def _count(status: str, counts: dict, uncertain: int = 0) -> str:
