@@ -216,3 +216,51 @@ def test_orthoslices_of_a_flat_volume_end_under_the_tallest_panel(save_through, 
     assert seen["outside"] == []
     assert under_tallest < 0.1  # inches of white under the tallest panel (was 0.34: the legend's row)
     assert 0 < legend_gap < 0.15  # the legend right under the short panels
+
+
+def _turned_box(text, renderer):
+    """The corners of ``text`` as drawn, turned by its rotation (its window extent is the upright box around it:
+    for a slanted 3D axis label much larger than the text)."""
+    from matplotlib.text import Text
+
+    upright = Text(0, 0, text.get_text(), fontproperties=text.get_fontproperties(), figure=text.figure)
+    size = upright.get_window_extent(renderer)
+    centre = text.get_window_extent(renderer).get_points().mean(axis=0)
+    a = np.deg2rad(text.get_rotation())
+    half = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * (size.width / 2, size.height / 2)
+    return centre + half @ np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]])
+
+
+def _apart(p, q, gap):
+    """Convex polygons at least ``gap`` apart along one of their edges' normals."""
+    for poly in (p, q):
+        for k in range(4):
+            e = poly[(k + 1) % 4] - poly[k]
+            n = np.array([-e[1], e[0]]) / np.hypot(*e)
+            if (p @ n).max() + gap <= (q @ n).min() or (q @ n).max() + gap <= (p @ n).min():
+                return True
+    return False
+
+
+@pytest.mark.parametrize("shape, voxel_size", [((4, 256, 256), (29.33,) * 3), ((4, 64, 64), None),
+                                               ((4, 512, 128), (5e4,) * 3), ((96, 256, 256), (29.33,) * 3)])
+def test_3d_view_of_a_flat_box_keeps_axis_labels_off_tick_labels(save_through, tmp_path, texts_outside, shape,
+                                                                 voxel_size):
+    """Objects in a 4-slice volume: the oblique view's "x (µm)" lay on its "2.5" and "y (µm)" on "5.0" (the
+    labels pulled in to 6 points under their ticks); on the demo's box they touched. Every axis label of the
+    oblique view now lies at least half a point from every tick label drawn (its rotated box, not the upright box
+    around it), and each labelled axis keeps a tick label."""
+    rng = np.random.default_rng(5)
+
+    def check(fig, renderer):
+        oblique = fig.axes[0]
+        axes = (oblique.xaxis, oblique.yaxis, oblique.zaxis)
+        ticks = [(t.get_text(), _turned_box(t, renderer)) for a in axes for t in _shown_ticks(a)]
+        touching = [(a.label.get_text(), text) for a in axes if a.label.get_text()
+                    for text, box in ticks if not _apart(_turned_box(a.label, renderer), box, 0.5 * fig.dpi / 72)]
+        labelled_without_ticks = [a.label.get_text() for a in axes if a.label.get_text() and not _shown_ticks(a)]
+        return touching, labelled_without_ticks
+
+    seen = _drawn(save_through, lambda: figures.objects_3d(_table(rng, 60, shape), shape, tmp_path / "o.png",
+                                                          voxel_size=voxel_size), texts_outside, check)
+    assert seen["check"] == ([], []) and seen["outside"] == []

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .layout import DOUBLE_COLUMN, inside_figure, ticks_for_length, views_layout
+from .layout import DOUBLE_COLUMN, inside_figure, labels_clear_of_ticks, ticks_for_length, views_layout
 from .style import MIN_FONT_PT, _plt, _wrap, save_figure, styled
 
 MAX_3D_OBJECTS = 10_000   # the 3D view draws a random sample of at most this many objects (three views each)
@@ -125,6 +125,7 @@ def objects_3d(table: dict, shape, path, *, voxel_size=None, column: str = "equi
         sample = (" The sample is seeded (the same on every run) and keeps the figure readable and small; the "
                   "colour scale spans all the objects, and every object is in the objects table and the "
                   "histograms.")
+    labels_clear_of_ticks(fig, ax3)  # (a flat box's x and y labels lay on their ticks' labels)
     inside_figure(fig, ax3)
     for ax in (top, side):  # ticks for the 2D views' sizes on paper
         box = ax.get_window_extent()
