@@ -12,7 +12,7 @@ from PIL import Image
 from tomoseg.cli import main
 from tomoseg.io import write_volume
 from tomoseg.metrics import ConfusionMatrix
-from tomoseg.report import build_report, figures
+from tomoseg.report import build_report, distributions, figures
 
 VS = (29.33, 29.33, 29.33)
 
@@ -76,7 +76,7 @@ def test_identical_points_are_one_mark_counted(rng, tmp_path):
     r = np.array([1.0, 1.0, 1.0, 2.0, 2.5])
     psi = np.array([0.8, 0.8, 0.8, 0.6, 0.6])
     gray = np.array([10.0, 20.0, np.nan, 5.0, 7.0])
-    pr, pp, counts, mean_gray = figures._stack_identical(r, psi, gray)
+    pr, pp, counts, mean_gray = distributions._stack_identical(r, psi, gray)
     assert pr.tolist() == [1.0, 2.0, 2.5] and counts.tolist() == [3, 1, 1]
     assert mean_gray.tolist() == [15.0, 5.0, 7.0]
     n = 600
@@ -251,7 +251,7 @@ def test_sphericity_marks_of_one_object_each_stay_small():
     assert figures.mark_areas([]).size == 0
 
 
-def test_sphericity_mark_area_is_proportional_to_the_objects_at_the_point(tmp_path, monkeypatch):
+def test_sphericity_mark_area_is_proportional_to_the_objects_at_the_point(tmp_path, save_through):
     """Review S6: the area was scaled to the largest count, so with a largest count of 2 a pair got 250 pt²
     against 10 for one object (25x), and 5 objects elsewhere got the same 250. The area is proportional to
     the count (10 pt² per object), capped at 25 objects, with a legend of sizes."""
@@ -266,7 +266,7 @@ def test_sphericity_mark_area_is_proportional_to_the_objects_at_the_point(tmp_pa
     import matplotlib.legend
 
     seen = {}
-    monkeypatch.setattr(figures, "save_figure", lambda fig, path, caption, **kw: seen.setdefault("fig", fig))
+    save_through(lambda fig, path, caption, **kw: seen.setdefault("fig", fig))
     figures.sphericity_figure({"prediction": table}, tmp_path / "s.png")
     ax = seen["fig"].axes[0]
     points = [c for c in ax.collections if len(c.get_offsets())]

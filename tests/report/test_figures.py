@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tomoseg.metrics import ConfusionMatrix
-from tomoseg.report import build_report, figures
+from tomoseg.report import build_report, figures, image_panels
 
 
 def test_every_figure_as_png_300_dpi_and_svg(rng, tmp_path, objects_table):
@@ -52,7 +52,7 @@ def test_report_uses_the_captions(rng, tmp_path):
 
 def test_scale_bar_lengths():
     assert figures.nice_length(730) == 500 and figures.nice_length(1999) == 1000
-    assert figures._length_label(2000.0) == "2 µm" and figures._length_label(500.0) == "500 nm"
+    assert image_panels._length_label(2000.0) == "2 µm" and image_panels._length_label(500.0) == "500 nm"
 
 
 def test_report_shows_unmeasured_values_as_a_dash(tmp_path):
@@ -80,11 +80,11 @@ def test_orthoslices_are_drawn_at_the_voxels_physical_shape(rng, tmp_path, monke
     assert aspects[::2] == [pytest.approx(2.0), pytest.approx(4.0), pytest.approx(2.0)]  # image, then its outline
 
 
-def test_objects_3d_box_at_the_voxel_faces_and_top_view_with_y_down(monkeypatch, tmp_path):
+def test_objects_3d_box_at_the_voxel_faces_and_top_view_with_y_down(save_through, tmp_path):
     """V12: the box ran from 0 to n voxels (centroids are voxel centres, 0 .. n-1: half a voxel off), and the
     top view had y up, mirrored against the slices and napari."""
     made = {}
-    monkeypatch.setattr(figures, "save_figure", lambda fig, path, caption=None, **kw: made.setdefault("fig", fig))
+    save_through(lambda fig, path, caption=None, **kw: made.setdefault("fig", fig))
     t = {"label": np.array([1]), "centroid_z": np.array([1.0]), "centroid_y": np.array([2.0]),
          "centroid_x": np.array([3.0]), "equivalent_radius_vox": np.array([1.0]),
          "equivalent_radius_nm": np.array([30.0])}
@@ -117,7 +117,7 @@ def test_report_shows_voxel_size_and_shape(tmp_path):
     assert 'shape</span></td><td>72 × 128 × 120</td>' in html
 
 
-def test_figures_of_many_objects_stay_small_and_say_what_they_draw(rng, tmp_path, objects_table):
+def test_figures_of_many_objects_stay_small_and_say_what_they_draw(rng, tmp_path, objects_table, save_through):
     """S3: the 3D view drew every object (666 k: 83 s, a 1.3 GB SVG; 30 k: 12 s, 60 MB) and the sphericity
     scatter grew the same way. Now a seeded sample of at most MAX_3D_OBJECTS in 3D, its title and caption saying
     how many of how many, and figures of more than VECTOR_MARKS marks as PNG only (the caption says so)."""
@@ -126,7 +126,6 @@ def test_figures_of_many_objects_stay_small_and_say_what_they_draw(rng, tmp_path
     n = 30_000
     t = objects_table(rng, n)
     titles = {}
-    original = figures.save_figure
 
     def keep(fig, path, caption=None, **kwargs):
         titles[path.stem] = [text.get_text() for text in fig.texts]
@@ -135,13 +134,10 @@ def test_figures_of_many_objects_stay_small_and_say_what_they_draw(rng, tmp_path
     vs = (29.33, 29.33, 29.33)
     (tmp_path / "objects_3d.svg").write_text("an SVG of an earlier run")
     start = time.perf_counter()
-    figures.save_figure = keep
-    try:
-        figures.objects_3d(t, (40, 64, 64), tmp_path / "objects_3d.png", voxel_size=vs)
-        figures.objects_3d(t, (40, 64, 64), tmp_path / "again.png", voxel_size=vs)
-        figures.sphericity_figure({"objects": t}, tmp_path / "sphericity_vs_radius.png", voxel_size=vs)
-    finally:
-        figures.save_figure = original
+    original = save_through(keep)
+    figures.objects_3d(t, (40, 64, 64), tmp_path / "objects_3d.png", voxel_size=vs)
+    figures.objects_3d(t, (40, 64, 64), tmp_path / "again.png", voxel_size=vs)
+    figures.sphericity_figure({"objects": t}, tmp_path / "sphericity_vs_radius.png", voxel_size=vs)
     assert time.perf_counter() - start < 60  # 12 s for one 3D view of 30 k objects before; 3 s here
     drawn = figures.MAX_3D_OBJECTS
     assert drawn < n and titles["objects_3d"] == [f"{drawn:,} of {n:,} objects drawn (a random sample)"]
@@ -180,17 +176,16 @@ def test_report_previews_a_long_table_from_its_first_rows(tmp_path):
     assert f"10 of {n} rows" in html
 
 
-def _image_aspects(monkeypatch, draw) -> list:
+def _image_aspects(save_through, draw) -> list:
     """The aspect (a pixel's height over its width on screen) of each image panel of the figure ``draw()``
     makes, as it is saved."""
     seen = []
-    save = figures.save_figure
 
     def keep(fig, path, *args, **kwargs):
         seen.extend(ax.get_aspect() for ax in fig.axes if ax.images)
         return save(fig, path, *args, **kwargs)
 
-    monkeypatch.setattr(figures, "save_figure", keep)
+    save = save_through(keep)
     draw()
     return seen
 
@@ -209,7 +204,7 @@ def _black_width_over_height(png) -> float:
 
 
 @pytest.mark.parametrize("voxel_size", [(100.0, 30.0, 60.0), (50.0, 50.0, 50.0), None])
-def test_hit_maps_are_drawn_at_the_pixels_physical_shape(rng, tmp_path, monkeypatch, voxel_size):
+def test_hit_maps_are_drawn_at_the_pixels_physical_shape(rng, tmp_path, save_through, voxel_size):
     """Hit maps (and the image beside them) were drawn with square pixels: a scan of 30 nm y and 60 nm x pixels
     came out squeezed 2x across. Each panel's aspect is y over x, and in the PNG the slice (60 rows, 40
     columns) is as wide over tall as it is in nm: 40 * 60 / (60 * 30) = 4/3, not 40/60."""
@@ -218,21 +213,20 @@ def test_hit_maps_are_drawn_at_the_pixels_physical_shape(rng, tmp_path, monkeypa
     truth[1, 20:30, 10:20] = True
     image = rng.normal(size=truth.shape).astype(np.float32)
     made = []
-    aspects = _image_aspects(monkeypatch, lambda: made.extend(figures.hit_map_figures(image, truth, truth, tmp_path,
+    aspects = _image_aspects(save_through, lambda: made.extend(figures.hit_map_figures(image, truth, truth, tmp_path,
                                                                                       voxel_size=voxel_size)))
     assert made and aspects == [pytest.approx(vy / vx)] * 2 * len(made)  # the image and the hit map of each
     empty = figures.hit_map_figure(None, truth[0], truth[0], tmp_path / "empty.png", voxel_size=voxel_size)
     assert _black_width_over_height(empty) == pytest.approx(40 * vx / (60 * vy), rel=0.02)
 
 
-def test_scale_bar_as_thick_on_screen_whatever_the_pixels_shape(tmp_path, monkeypatch):
+def test_scale_bar_as_thick_on_screen_whatever_the_pixels_shape(tmp_path, save_through):
     """The bar's thickness was taken in rows: on pixels half as tall as wide it came out half as thick (and
     four times as thick on the z-over-x panels of the orthoslices). Two slices of the same size in nm, one of
     square pixels and one of pixels half as tall, get the same bar on screen, as long as the nm it says."""
     from matplotlib.patches import Rectangle
 
     bars = {}
-    save = figures.save_figure
 
     def keep(fig, path, *args, **kwargs):
         ax = fig.axes[0]
@@ -240,7 +234,7 @@ def test_scale_bar_as_thick_on_screen_whatever_the_pixels_shape(tmp_path, monkey
         bars[Path(path).stem] = (bar.get_width(), bar.get_height() * ax.get_aspect())  # columns, in columns
         return save(fig, path, *args, **kwargs)
 
-    monkeypatch.setattr(figures, "save_figure", keep)
+    save = save_through(keep)
     square, flat = np.zeros((30, 40), bool), np.zeros((60, 40), bool)  # both 1.8 x 2.4 µm
     figures.hit_map_figure(None, square, square, tmp_path / "square.png", voxel_size=(60.0, 60.0, 60.0))
     figures.hit_map_figure(None, flat, flat, tmp_path / "flat.png", voxel_size=(60.0, 30.0, 60.0))

@@ -8,18 +8,17 @@ from PIL import Image
 from tomoseg.report import figures
 
 
-def _drawn(monkeypatch, draw, texts_outside, check=None):
+def _drawn(save_through, draw, texts_outside, check=None):
     """The figure ``draw()`` makes, drawn as it is saved (the files are written too): its texts past the edges,
     and what ``check(fig, renderer)`` says of it before it is closed."""
     seen = {}
-    save = figures.save_figure
 
     def keep(fig, path, *args, **kwargs):
         seen["outside"] = texts_outside(fig)
         seen["check"] = check(fig, fig.canvas.get_renderer()) if check else None
         return save(fig, path, *args, **kwargs)
 
-    monkeypatch.setattr(figures, "save_figure", keep)
+    save = save_through(keep)
     draw()
     return seen
 
@@ -42,7 +41,7 @@ def _table(rng, n, shape):
                                                      ((128, 128, 128), None, "voxels"),  # cement, no voxel size
                                                      ((5, 256, 256), (29.33,) * 3, "µm"),  # flat
                                                      ((400, 32, 32), (29.33,) * 3, "µm")])  # tall
-def test_3d_view_labels_every_axis_with_its_unit_and_fills_the_figure(monkeypatch, tmp_path, texts_outside, shape,
+def test_3d_view_labels_every_axis_with_its_unit_and_fills_the_figure(save_through, tmp_path, texts_outside, shape,
                                                                       voxel_size, unit):
     """The 3D view had a quarter of its height empty (three 3D axes, each projecting into the middle of its slot),
     the side view's horizontal axis without a label and the oblique view's z without one (the units were in the
@@ -72,7 +71,7 @@ def test_3d_view_labels_every_axis_with_its_unit_and_fills_the_figure(monkeypatc
                     assert not a.overlaps(b), [t.get_text() for t in _shown_ticks(axis)]
         return True
 
-    seen = _drawn(monkeypatch, lambda: figures.objects_3d(_table(rng, 60, shape), shape, tmp_path / "o.png",
+    seen = _drawn(save_through, lambda: figures.objects_3d(_table(rng, 60, shape), shape, tmp_path / "o.png",
                                                           voxel_size=voxel_size), texts_outside, check)
     assert seen["check"] and seen["outside"] == []
     with Image.open(tmp_path / "o.png") as im:
@@ -84,7 +83,7 @@ def test_3d_view_labels_every_axis_with_its_unit_and_fills_the_figure(monkeypatc
 @pytest.mark.parametrize("shape, voxel_size", [((3, 128, 128), None), ((3, 128, 128), (29.33,) * 3),
                                                ((5, 256, 256), (29.33,) * 3), ((256, 8, 256), None),
                                                ((400, 32, 32), (29.33,) * 3), ((96, 256, 256), (29.33,) * 3)])
-def test_orthoslices_of_thin_flat_and_tall_volumes_keep_panels_and_titles_apart(monkeypatch, tmp_path,
+def test_orthoslices_of_thin_flat_and_tall_volumes_keep_panels_and_titles_apart(save_through, tmp_path,
                                                                                  texts_outside, shape, voxel_size):
     """A volume of 3 or 5 slices gave strips floating mid-height, each with a scale bar lying over the strip and
     next to its title; a 256 x 8 x 256 volume's x panel (8 columns) was pushed past the right edge with its title
@@ -109,7 +108,7 @@ def test_orthoslices_of_thin_flat_and_tall_volumes_keep_panels_and_titles_apart(
                 assert not a.overlaps(b), [t.get_text() for t in texts]
         return fig.get_size_inches()[1], sum(len(ax.texts) for ax in panels)
 
-    seen = _drawn(monkeypatch, lambda: figures.orthoslices(image, image > 2.5, tmp_path / "o.png", title="scan 7",
+    seen = _drawn(save_through, lambda: figures.orthoslices(image, image > 2.5, tmp_path / "o.png", title="scan 7",
                                                            voxel_size=voxel_size), texts_outside, check)
     height, bar_labels = seen["check"]
     assert seen["outside"] == [] and height <= 6.0
@@ -127,7 +126,7 @@ def _histogram_table(counts_per_bin):
 @pytest.mark.parametrize("tables", [{"prediction": _histogram_table([3, 9, 4])},
                                     {"ground truth": _histogram_table([3, 9, 4]),
                                      "prediction": _histogram_table([5, 2, 7])}])
-def test_size_histogram_legend_is_centred_over_the_plot(monkeypatch, tmp_path, texts_outside, tables):
+def test_size_histogram_legend_is_centred_over_the_plot(save_through, tmp_path, texts_outside, tables):
     """The legend was centred on the figure, so a single series' sat left of the plot's centre (by half the
     count axis' labels): it is now centred over the plot, as the axis labels are, and inside the figure."""
     def check(fig, renderer):
@@ -136,21 +135,21 @@ def test_size_histogram_legend_is_centred_over_the_plot(monkeypatch, tmp_path, t
         plot, box = ax.get_window_extent(renderer), legend.get_window_extent(renderer)
         return (box.x0 + box.x1) / 2 - (plot.x0 + plot.x1) / 2
 
-    seen = _drawn(monkeypatch, lambda: figures.size_histogram(tables, tmp_path / "h.png", voxel_size=(30.0,) * 3),
+    seen = _drawn(save_through, lambda: figures.size_histogram(tables, tmp_path / "h.png", voxel_size=(30.0,) * 3),
                   texts_outside, check)
     assert seen["outside"] == []
     assert abs(seen["check"]) < 1.0  # pixels at 100 dpi; was -16.5 (one series), -14.4 (two)
 
 
 @pytest.mark.parametrize("tallest", [7, 17, 23, 31, 50, 57, 180])
-def test_size_histogram_counts_step_by_1_2_5(monkeypatch, tmp_path, texts_outside, tallest):
+def test_size_histogram_counts_step_by_1_2_5(save_through, tmp_path, texts_outside, tallest):
     """The count axis stepped by 3, 4, 6 or 8 (0, 6, 12, ... for a bin of 50 objects): it now steps by 1, 2 or 5
     times a power of ten (2.5 only where it makes whole numbers: 25, 250), whole numbers only."""
     def check(fig, renderer):
         (ax,) = [a for a in fig.axes if a.get_ylabel() == "objects"]
         return [float(t.get_text().replace("−", "-")) for t in _shown_ticks(ax.yaxis)]
 
-    seen = _drawn(monkeypatch, lambda: figures.size_histogram({"prediction": _histogram_table([2, tallest, 1])},
+    seen = _drawn(save_through, lambda: figures.size_histogram({"prediction": _histogram_table([2, tallest, 1])},
                                                               tmp_path / "h.png"), texts_outside, check)
     ticks = np.array(seen["check"])
     assert len(ticks) >= 3 and np.all(ticks == np.round(ticks))
@@ -168,7 +167,7 @@ def _bar(ax):
 
 
 @pytest.mark.parametrize("shape", [(400, 32, 32), (400, 32, 48), (96, 256, 256), (8, 256, 256)])
-def test_orthoslices_scale_bar_label_inside_its_image_or_clear_of_it(monkeypatch, tmp_path, texts_outside, shape):
+def test_orthoslices_scale_bar_label_inside_its_image_or_clear_of_it(save_through, tmp_path, texts_outside, shape):
     """On a tall volume's 32-pixel panels the scale bar was 100 nm (0.04 inch) long, its label wider than the
     panel and straddling its edge. The label now lies wholly inside its image or wholly outside it (then under
     it, with a bar at least 0.15 inch long), on no other panel, title or the legend."""
@@ -188,7 +187,7 @@ def test_orthoslices_scale_bar_label_inside_its_image_or_clear_of_it(monkeypatch
             [lg.get_window_extent(renderer) for lg in fig.legends]
         return inside, clear, bar_box.width / fig.dpi, any(label_box.overlaps(o) for o in others)
 
-    seen = _drawn(monkeypatch, lambda: figures.orthoslices(image, image > 2.0, tmp_path / "o.png",
+    seen = _drawn(save_through, lambda: figures.orthoslices(image, image > 2.0, tmp_path / "o.png",
                                                            voxel_size=(29.33,) * 3), texts_outside, check)
     inside, clear, bar_inches, on_another = seen["check"]
     assert seen["outside"] == [] and not on_another
@@ -196,7 +195,7 @@ def test_orthoslices_scale_bar_label_inside_its_image_or_clear_of_it(monkeypatch
 
 
 @pytest.mark.parametrize("shape", [(8, 256, 256), (96, 256, 256), (5, 256, 256)])
-def test_orthoslices_of_a_flat_volume_end_under_the_tallest_panel(monkeypatch, tmp_path, texts_outside, shape):
+def test_orthoslices_of_a_flat_volume_end_under_the_tallest_panel(save_through, tmp_path, texts_outside, shape):
     """A flat volume's y and x panels (a few slices) left most of the figure empty under them, the legend a row
     of its own below the tallest panel (the demo's: 1.4 inch of white under y and x, then the legend). Where the
     legend fits under the short panels it now lies there, right under them, and the figure ends under the
@@ -211,9 +210,57 @@ def test_orthoslices_of_a_flat_volume_end_under_the_tallest_panel(monkeypatch, t
         above = [p for p in panels if p.x1 > lg.x0 and p.x0 < lg.x1]  # the panels over the legend
         return (min(p.y0 for p in panels) - fig.bbox.y0) / fig.dpi, (min(p.y0 for p in above) - lg.y1) / fig.dpi
 
-    seen = _drawn(monkeypatch, lambda: figures.orthoslices(image, image > 2.0, tmp_path / "o.png",
+    seen = _drawn(save_through, lambda: figures.orthoslices(image, image > 2.0, tmp_path / "o.png",
                                                            voxel_size=(29.33,) * 3), texts_outside, check)
     under_tallest, legend_gap = seen["check"]
     assert seen["outside"] == []
     assert under_tallest < 0.1  # inches of white under the tallest panel (was 0.34: the legend's row)
     assert 0 < legend_gap < 0.15  # the legend right under the short panels
+
+
+def _turned_box(text, renderer):
+    """The corners of ``text`` as drawn, turned by its rotation (its window extent is the upright box around it:
+    for a slanted 3D axis label much larger than the text)."""
+    from matplotlib.text import Text
+
+    upright = Text(0, 0, text.get_text(), fontproperties=text.get_fontproperties(), figure=text.figure)
+    size = upright.get_window_extent(renderer)
+    centre = text.get_window_extent(renderer).get_points().mean(axis=0)
+    a = np.deg2rad(text.get_rotation())
+    half = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * (size.width / 2, size.height / 2)
+    return centre + half @ np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]])
+
+
+def _apart(p, q, gap):
+    """Convex polygons at least ``gap`` apart along one of their edges' normals."""
+    for poly in (p, q):
+        for k in range(4):
+            e = poly[(k + 1) % 4] - poly[k]
+            n = np.array([-e[1], e[0]]) / np.hypot(*e)
+            if (p @ n).max() + gap <= (q @ n).min() or (q @ n).max() + gap <= (p @ n).min():
+                return True
+    return False
+
+
+@pytest.mark.parametrize("shape, voxel_size", [((4, 256, 256), (29.33,) * 3), ((4, 64, 64), None),
+                                               ((4, 512, 128), (5e4,) * 3), ((96, 256, 256), (29.33,) * 3)])
+def test_3d_view_of_a_flat_box_keeps_axis_labels_off_tick_labels(save_through, tmp_path, texts_outside, shape,
+                                                                 voxel_size):
+    """Objects in a 4-slice volume: the oblique view's "x (µm)" lay on its "2.5" and "y (µm)" on "5.0" (the
+    labels pulled in to 6 points under their ticks); on the demo's box they touched. Every axis label of the
+    oblique view now lies at least half a point from every tick label drawn (its rotated box, not the upright box
+    around it), and each labelled axis keeps a tick label."""
+    rng = np.random.default_rng(5)
+
+    def check(fig, renderer):
+        oblique = fig.axes[0]
+        axes = (oblique.xaxis, oblique.yaxis, oblique.zaxis)
+        ticks = [(t.get_text(), _turned_box(t, renderer)) for a in axes for t in _shown_ticks(a)]
+        touching = [(a.label.get_text(), text) for a in axes if a.label.get_text()
+                    for text, box in ticks if not _apart(_turned_box(a.label, renderer), box, 0.5 * fig.dpi / 72)]
+        labelled_without_ticks = [a.label.get_text() for a in axes if a.label.get_text() and not _shown_ticks(a)]
+        return touching, labelled_without_ticks
+
+    seen = _drawn(save_through, lambda: figures.objects_3d(_table(rng, 60, shape), shape, tmp_path / "o.png",
+                                                          voxel_size=voxel_size), texts_outside, check)
+    assert seen["check"] == ([], []) and seen["outside"] == []

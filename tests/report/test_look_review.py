@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 
-from tomoseg.report import build_report, figures
+from tomoseg.report import build_report, distributions, figures, image_panels
 
 
 def test_report_writes_one_column_of_large_numbers_in_one_format(tmp_path):
@@ -26,10 +26,9 @@ def test_report_writes_one_column_of_large_numbers_in_one_format(tmp_path):
     assert "mean_radius_vox</span></td><td>1.885</td>" in html
 
 
-def _drawn(monkeypatch, draw):
+def _drawn(save_through, draw):
     """The figure ``draw()`` makes, drawn as it is saved (the real files are written too)."""
     seen = []
-    save = figures.save_figure
 
     def keep(fig, path, *args, **kwargs):
         fig.canvas.draw()
@@ -38,7 +37,7 @@ def _drawn(monkeypatch, draw):
                      "legends": [(lg, lg.get_window_extent(renderer)) for lg in _legends(fig)]})
         return save(fig, path, *args, **kwargs)
 
-    monkeypatch.setattr(figures, "save_figure", keep)
+    save = save_through(keep)
     draw()
     return seen[0]
 
@@ -49,7 +48,7 @@ def _legends(fig):
     return fig.findobj(matplotlib.legend.Legend)
 
 
-def test_sphericity_legends_lie_outside_the_data_and_list_each_entry_once(monkeypatch, tmp_path):
+def test_sphericity_legends_lie_outside_the_data_and_list_each_entry_once(save_through, tmp_path):
     """Cement (915 objects, many at the same radius and sphericity): the size legend ("objects at a point")
     sat in the upper left on a translucent box over the densest marks near ψ = 2/3, and the 2/3 line's legend
     listed the sizes 1, 2, 6 a second time. Both legends are now under the axes, each entry once."""
@@ -59,7 +58,7 @@ def test_sphericity_legends_lie_outside_the_data_and_list_each_entry_once(monkey
     table = {"label": np.arange(1, 901), "equivalent_radius_vox": r, "sphericity_voxel": psi,
              "mean_gray": rng.uniform(40, 75, 900)}
     for tables in ({"objects": table}, {"truth": table, "prediction": table}):
-        seen = _drawn(monkeypatch, lambda: figures.sphericity_figure(tables, tmp_path / "s.png"))
+        seen = _drawn(save_through, lambda: figures.sphericity_figure(tables, tmp_path / "s.png"))
         texts = [t.get_text() for lg, _ in seen["legends"] for t in lg.get_texts()]
         assert len(texts) == len(set(texts)), texts
         assert "objects at a point" in [lg.get_title().get_text() for lg, _ in seen["legends"]]
@@ -70,7 +69,7 @@ def test_sphericity_legends_lie_outside_the_data_and_list_each_entry_once(monkey
         assert not boxes[0].overlaps(boxes[1])
 
 
-def test_lengths_of_a_lab_scan_in_micrometres_and_millimetres(monkeypatch, tmp_path):
+def test_lengths_of_a_lab_scan_in_micrometres_and_millimetres(save_through, tmp_path):
     """Concrete at 50 µm voxels: the radius axes read 50000 to 250000 nm, the 3D view's colour bar 180000 nm,
     the scale bars 1000 µm, the 3D view's axes and the fraction along z 0 to 4000 µm. Each length is now in the
     unit it reaches: 50 to 250 µm, 1 mm, 0 to 4 mm."""
@@ -84,16 +83,14 @@ def test_lengths_of_a_lab_scan_in_micrometres_and_millimetres(monkeypatch, tmp_p
     texts = {}
 
     def keep(draw, name):
-        save = figures.save_figure
-
         def spy(fig, path, *args, **kwargs):
             fig.canvas.draw()
             texts[name] = [t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text")) if t.get_text()]
             return save(fig, path, *args, **kwargs)
 
-        monkeypatch.setattr(figures, "save_figure", spy)
+        save = save_through(spy)
         draw()
-        monkeypatch.setattr(figures, "save_figure", save)
+        save_through(save)
 
     keep(lambda: figures.size_histogram({"objects": t}, tmp_path / "h.png", voxel_size=vs), "h")
     keep(lambda: figures.sphericity_figure({"objects": t}, tmp_path / "s.png", voxel_size=vs), "s")
@@ -110,19 +107,18 @@ def test_lengths_of_a_lab_scan_in_micrometres_and_millimetres(monkeypatch, tmp_p
              if x.replace("−", "").replace(".", "").isdigit()]
     assert max(ticks) < 1000  # no 50000 ... 250000 nm, no 0 ... 4000 µm
     assert "x (mm)" in texts["o"] and "z (mm)" in texts["f"]
-    assert figures._length_label(1e6) == "1 mm" and figures._length_label(2000.0) == "2 µm"
+    assert image_panels._length_label(1e6) == "1 mm" and image_panels._length_label(2000.0) == "2 µm"
 
 
 @pytest.mark.parametrize("shape", [(128, 128, 128), (96, 256, 256), (40, 64, 64)])
 @pytest.mark.parametrize("voxel_size", [None, (29.33, 29.33, 29.33), (60.0, 30.0, 30.0)])
-def test_orthoslices_titles_inside_the_figure_and_plane_lines_seen_on_bright_and_dark(monkeypatch, tmp_path, shape,
+def test_orthoslices_titles_inside_the_figure_and_plane_lines_seen_on_bright_and_dark(save_through, tmp_path, shape,
                                                                                      voxel_size, texts_outside):
     """Cement 128³, the demo (96 × 256 × 256): the panel titles ("z = 100") reached 0.4 to 2.5 pt over the top
     edge of the figure (cut in the PNG). And the lines where the other two planes cut were white at 60 %: on the
     bright sample they could not be seen, while the legend drew them dark gray. They are now white dashes with
     black gaps, in the legend too."""
     seen = {}
-    save = figures.save_figure
 
     def keep(fig, path, *args, **kwargs):
         seen["outside"] = texts_outside(fig)
@@ -130,7 +126,7 @@ def test_orthoslices_titles_inside_the_figure_and_plane_lines_seen_on_bright_and
         seen["legend"] = [h for lg in fig.legends for h in lg.legend_handles if h.get_label() == "the other two planes"]
         return save(fig, path, *args, **kwargs)
 
-    monkeypatch.setattr(figures, "save_figure", keep)
+    save = save_through(keep)
     image = np.random.default_rng(0).normal(size=shape).astype(np.float32)
     figures.orthoslices(image, image > 2.5, tmp_path / "o.png", voxel_size=voxel_size)
     assert seen["outside"] == []
@@ -156,7 +152,7 @@ def test_like_objects_stack_whatever_the_voxel_size():
     surface), so 796 marks were drawn for the 774 points drawn without one, the largest stack 5 objects, not 6."""
     psi = np.array([2 / 3, 2 / 3 + 5.6e-16, 2 / 3 - 2.2e-16, 0.6])
     r = np.array([1.2, 1.2, 1.2, 1.2])
-    points_r, points_psi, counts, gray = figures._stack_identical(r, psi, np.array([10.0, 20.0, 30.0, 40.0]))
+    points_r, points_psi, counts, gray = distributions._stack_identical(r, psi, np.array([10.0, 20.0, 30.0, 40.0]))
     assert counts.tolist() == [1, 3] and gray.tolist() == [40.0, 20.0]
     assert points_psi[1] == np.float64(round(2 / 3, 9))
 
