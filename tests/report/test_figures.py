@@ -144,7 +144,8 @@ def test_figures_of_many_objects_stay_small_and_say_what_they_draw(rng, tmp_path
     captions = json.loads((tmp_path / "captions.json").read_text(encoding="utf-8"))
     assert f"a random sample of {drawn:,} of the {n:,} objects" in captions["objects_3d"]
     assert f"PNG only: a vector file of its {3 * drawn:,} marks" in captions["objects_3d"]
-    assert f"PNG only: a vector file of its {n:,} marks" in captions["sphericity_vs_radius"]
+    # the scatter a seeded sample too (MAX_SCATTER), its caption's sentences apart ("darker.PNG only" before)
+    assert f". PNG only: a vector file of its {figures.MAX_SCATTER:,} marks" in captions["sphericity_vs_radius"]
     assert (tmp_path / "objects_3d.png").read_bytes() == (tmp_path / "again.png").read_bytes()  # seeded
     for name in ("objects_3d", "sphericity_vs_radius"):
         assert not (tmp_path / f"{name}.svg").exists() and not (tmp_path / f"{name}.pdf").exists(), name  # the earlier run's SVG too: not left to mislead

@@ -12,6 +12,9 @@ from .layout import DOUBLE_COLUMN, SINGLE_COLUMN, centre_legend_over, count_axis
 from .style import SERIES, new_figure, no_objects, save_figure, styled
 
 OVERPLOT = 300            # above this many objects the sphericity scatter's marks are drawn translucent
+MAX_SCATTER = 20_000      # the sphericity scatter draws a seeded random sample of at most this many objects a panel
+MAX_BINS = 120            # a size histogram's bars at most (0.5 voxel each up to a radius of 60 voxels)
+BEYOND_QUANTILE = 0.995   # past 60 voxels, the radius axis ends where this share of the objects is (8 voxels at least)
 
 
 def _radius_axis(ax, voxel_size, which: str = "x"):
@@ -28,19 +31,60 @@ def _radius_axis(ax, voxel_size, which: str = "x"):
         sec.set_xlabel(f"equivalent radius ({name})")
 
 
+def radius_bins(radii: list) -> tuple[np.ndarray, int, float]:
+    """The bins of a size histogram of ``radii`` (arrays of equivalent radii in voxels): ``(edges, beyond, top)``.
+
+    Bins of 0.5 voxel (the paper's Fig. 6a) up to the largest radius while that makes at most :data:`MAX_BINS`
+    bars. One large pore (a connected network of radius 500 voxels) made 1,000 bars, the histogram of the small
+    objects a sliver at the left, and drawing it took minutes; past 60 voxels the axis ends where
+    :data:`BEYOND_QUANTILE` of the objects are (at least 8 voxels), in bins of a round width (0.5, 1, 2, 5 ...)
+    of at most :data:`MAX_BINS`; ``beyond`` objects are larger, up to ``top`` voxels (the figure says so).
+
+    >>> edges, beyond, top = radius_bins([np.array([1.0, 2.2, 7.9])])
+    >>> edges[-1], len(edges) - 1, beyond
+    (8.0, 16, 0)
+    >>> edges, beyond, top = radius_bins([np.r_[np.linspace(1, 8, 999), 480.0]])
+    >>> edges[-1], beyond, top
+    (8.0, 1, 480.0)
+    """
+    finite = np.concatenate([r[np.isfinite(r)] for r in radii] + [np.zeros(0)])
+    top = float(finite.max()) if finite.size else 2.0
+    end = float(np.ceil(max(top, 2.0)))
+    if end > MAX_BINS * 0.5:
+        end = float(np.ceil(max(8.0, np.quantile(finite, BEYOND_QUANTILE))))
+    width = 0.5
+    while end / width > MAX_BINS:
+        width = _next_round(width)
+    end = np.ceil(end / width) * width
+    edges = np.arange(0, end + width / 2, width)
+    return edges, int((finite > edges[-1]).sum()), top
+
+
+def _next_round(width: float) -> float:
+    """The next round bin width: 0.5, 1, 2, 5, 10, 20, 50 ..."""
+    exponent = np.floor(np.log10(width))
+    mantissa = round(width / 10 ** exponent)
+    return float({1: 2, 2: 5, 5: 10}.get(mantissa, 10) * 10 ** exponent)
+
+
 @styled
 def size_histogram(tables: dict, path, *, voxel_size=None, empty_note: str = "no objects") -> Path:
     """Histogram of equivalent radii, one series per table (e.g. ground truth and prediction); ``empty_note``
-    is written on the plot where the tables hold no object (say why: "no objects kept (2 touch the border)")."""
+    is written on the plot where the tables hold no object (say why: "no objects kept (2 touch the border)").
+    Bins: :func:`radius_bins` (0.5 voxel, at most :data:`MAX_BINS`; the few largest objects beyond the axis
+    where their radii reach far past the rest, said on the plot and in the caption)."""
     fig, ax = new_figure(figsize=(SINGLE_COLUMN, 2.8))
     radii = [np.asarray(t["equivalent_radius_vox"], float) for t in tables.values()]
     total = sum(len(r) for r in radii)
-    top = max([float(np.nanmax(r)) for r in radii if len(r)] + [2.0])
-    bins = np.arange(0, np.ceil(top) + 0.5, 0.5)
+    bins, beyond, top = radius_bins(radii)
+    width = float(bins[1] - bins[0])
     labels = [f"{k} ({len(t['label']):,})" for k, t in tables.items()]
     if total:
         ax.hist(radii, bins=bins, label=labels, color=SERIES[:len(radii)])
         legend = fig.legend(loc="outside upper center", ncol=min(len(radii), 3), frameon=False)
+        if beyond:
+            ax.text(0.98, 0.95, f"+ {beyond:,} larger\n(up to {top:,.0f} voxels)", transform=ax.transAxes,
+                    ha="right", va="top", fontsize=7, bbox=dict(facecolor="white", alpha=0.8, lw=0, pad=1.5))
     else:
         no_objects(ax, empty_note)
         ax.set_xlim(0, bins[-1])
@@ -50,8 +94,13 @@ def size_histogram(tables: dict, path, *, voxel_size=None, empty_note: str = "no
     _radius_axis(ax, voxel_size)
     if total:
         centre_legend_over(fig, legend, ax)
-    return save_figure(fig, path, "Equivalent-radius histograms (bins of 0.5 voxel; the number of objects in "
-                                  "the legend), as the paper's Fig. 6(a)." + ("" if total else f" Empty: {empty_note}."))
+    caption = (f"Equivalent-radius histograms (bins of {width:g} voxel{'s' if width != 1 and width > 0.5 else ''}; "
+               "the number of objects in the legend), as the paper's Fig. 6(a).")
+    if beyond:
+        caption += (f" {beyond:,} object{'s' if beyond != 1 else ''} larger than {bins[-1]:g} voxels (up to "
+                    f"{top:,.0f}) {'lie' if beyond != 1 else 'lies'} beyond the axis, which ends where "
+                    f"{BEYOND_QUANTILE:.1%} of the objects are.")
+    return save_figure(fig, path, caption + ("" if total else f" Empty: {empty_note}."))
 
 
 def _stack_identical(r, psi, gray):
@@ -105,12 +154,14 @@ def size_handles(largest: int) -> list:
 
 @styled
 def sphericity_figure(tables: dict, path, *, column="sphericity_voxel", voxel_size=None,
-                      empty_note: str = "no objects") -> Path:
+                      empty_note: str = "no objects", max_objects: int = MAX_SCATTER, rng=0) -> Path:
     """Sphericity against equivalent radius, coloured by mean gray value (the paper's Fig. 6b, c).
 
     Objects at the same point (radius, sphericity) are drawn as one mark whose area is proportional to their
-    number (:func:`mark_areas`, capped; a legend of sizes), and above :data:`OVERPLOT` objects the marks are translucent, so a dense
-    cloud shows as one."""
+    number (:func:`mark_areas`, capped; a legend of sizes), and above :data:`OVERPLOT` objects the marks are
+    translucent, so a dense cloud shows as one. Of more than ``max_objects`` objects in a panel a random sample
+    of ``max_objects`` is drawn (``rng``: a seed; the title and caption say so): 400,000 objects made one solid
+    block of marks, drawn in 11 s."""
     n = len(tables)
     fig, axes = new_figure(1, n, figsize=(SINGLE_COLUMN if n == 1 else DOUBLE_COLUMN, 2.9), squeeze=False)
     grays = np.concatenate([np.asarray(t["mean_gray"], float) for t in tables.values()] + [np.zeros(0)])
@@ -119,9 +170,15 @@ def sphericity_figure(tables: dict, path, *, column="sphericity_voxel", voxel_si
     sc = None
     marks = 0
     stacked = 1
+    sampled = []
     for ax, (name, t) in zip(axes[0], tables.items()):
-        r, psi, counts, gray = _stack_identical(np.asarray(t["equivalent_radius_vox"], float),
-                                                np.asarray(t[column], float), np.asarray(t["mean_gray"], float))
+        columns = [np.asarray(t[c], float) for c in ("equivalent_radius_vox", column, "mean_gray")]
+        total = len(columns[0])
+        if total > max_objects:  # seeded: the same sample on every run
+            pick = np.sort(np.random.default_rng(rng).choice(total, size=max_objects, replace=False))
+            columns = [c[pick] for c in columns]
+            sampled.append(name)
+        r, psi, counts, gray = _stack_identical(*columns)
         marks += len(r)
         if len(r):
             stacked = max(stacked, int(counts.max()))
@@ -140,7 +197,7 @@ def sphericity_figure(tables: dict, path, *, column="sphericity_voxel", voxel_si
         ax.set_ylabel("sphericity ψ (" + column.split("_")[1] + ")")
         ax.set_xlim(left=0)
         ax.set_ylim(0, 1.05)
-        ax.set_title(f"{name} ({len(t['label']):,})")
+        ax.set_title(f"{name} ({len(t['label']):,}" + (f"; {max_objects:,} drawn)" if name in sampled else ")"))
         _radius_axis(ax, voxel_size)
     if sc is not None:
         fig.colorbar(sc, ax=axes[0].tolist(), label="mean gray value")
@@ -163,6 +220,10 @@ def sphericity_figure(tables: dict, path, *, column="sphericity_voxel", voxel_si
                     f"up to {stacked:,} objects at one point.")
     if any(len(t["label"]) > OVERPLOT for t in tables.values()):
         caption += " Marks are translucent: dense regions are darker."
+    if sampled:
+        caption += (f" Of more than {max_objects:,} objects a panel, a random sample of {max_objects:,} is drawn "
+                    "(seeded: the same on every run; the title gives both numbers); the colour scale is the "
+                    "objects' whole range.")
     if not marks:
         caption += f" Empty: {empty_note}."
     return save_figure(fig, path, caption, marks=marks)

@@ -17,8 +17,10 @@ viridis/cividis for values). Each figure's caption, including why a slice was ch
 Figures of one mark per object stay bounded in time and size whatever the number of objects: above
 :data:`VECTOR_MARKS` marks they are written as PNG only (an SVG holds every mark as a path: 60 MB for 30,000
 objects in 3D, 1.3 GB for 666,000; embedding the marks as an image in the SVG instead took longer than the
-vector file), and the 3D view draws a seeded random sample of at most :data:`MAX_3D_OBJECTS` objects, its
-title saying how many of how many. Captions say both.
+vector file), the 3D view draws a seeded random sample of at most :data:`MAX_3D_OBJECTS` objects and the
+sphericity scatter one of at most :data:`MAX_SCATTER` a panel, their titles saying how many of how many, and a
+size histogram has at most :data:`MAX_BINS` bars (:func:`radius_bins`: a few objects far larger than the rest
+lie beyond its axis, said on it). Captions say all three.
 
 Every figure function takes the data as arrays or tables (dicts of columns, as ``objects.csv`` reads back
 with :func:`tomoseg.table.read_csv`), so any figure can be drawn again from the saved files
@@ -31,8 +33,8 @@ scale bars), :mod:`.layout` (where things go), :mod:`.evaluation_figures` (confu
 (the volume fraction along z) and :mod:`.view_3d` (the 3D view of the objects).
 """
 
-from .distributions import (MARK_AREA, MARK_CAP, OVERPLOT, mark_areas, mark_legend_counts, size_handles,
-                            size_histogram, sphericity_figure)
+from .distributions import (MARK_AREA, MARK_CAP, MAX_BINS, MAX_SCATTER, OVERPLOT, mark_areas, mark_legend_counts,
+                            radius_bins, size_handles, size_histogram, sphericity_figure)
 from .evaluation_figures import (CONFUSION_CAPTION, HIT_COLOURS, confusion_figure, hit_map, hit_map_figure,
                                  hit_map_figures, hit_map_slices)
 from .image_panels import add_scale_bar, gray_range, nice_length, pixel_aspect
@@ -44,7 +46,7 @@ from .view_3d import MAX_3D_OBJECTS, colour_scale, objects_3d
 from .z_profile import fraction_along_z, fraction_along_z_table
 
 __all__ = ["CONFUSION_CAPTION", "DOUBLE_COLUMN", "DPI", "FORMATS", "HIT_COLOURS", "MARK_AREA", "MARK_CAP",
-           "MAX_3D_OBJECTS", "MIN_FONT_PT", "OKABE_ITO", "OVERPLOT", "PLANE_LINE", "SERIES", "SINGLE_COLUMN", "STYLE",
+           "MAX_3D_OBJECTS", "MAX_BINS", "MAX_SCATTER", "radius_bins", "MIN_FONT_PT", "OKABE_ITO", "OVERPLOT", "PLANE_LINE", "SERIES", "SINGLE_COLUMN", "STYLE",
            "VECTOR_MARKS", "add_scale_bar", "colour_scale", "confusion_figure", "format_fraction", "fraction_along_z",
            "fraction_along_z_table", "gray_range", "hit_map", "hit_map_figure", "hit_map_figures", "hit_map_slices",
            "mark_areas", "mark_legend_counts", "new_figure", "nice_length", "no_objects", "objects_3d", "orthoslices",

@@ -66,8 +66,8 @@ def save_figure(fig, path, caption: str | None = None, *, marks: int = 0, captio
     if not vector:
         for fmt in FORMATS[1:]:
             path.with_suffix(f".{fmt}").unlink(missing_ok=True)
-        caption = (caption or "") + (f" PNG only: a vector file of its {marks:,} marks would be large and slow "
-                                     "to open.").lstrip()
+        caption = ((caption or "") + f" PNG only: a vector file of its {marks:,} marks would be large and slow "
+                   "to open.").lstrip()  # (the sentence was glued to the caption's last: "range.PNG only")
     _plt().close(fig)
     if caption and captions:  # written and stamped as the figures: an edited captions.json is never replaced
         write_captions(path.parent, {path.stem: caption})
