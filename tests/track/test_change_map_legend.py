@@ -45,3 +45,35 @@ def test_the_printed_line_says_how_many_links_it_leaves_out():
     assert _not_counted(links) == ""
     links["small"][0] = 1
     assert _not_counted(links) == "; not counted (at an edge or small): 1 link"
+
+
+def _tick_boxes(fig, axis):
+    r = fig.canvas.get_renderer()
+    return [t.get_window_extent(r) for t in axis.get_ticklabels() if t.get_visible() and t.get_text()]
+
+
+def test_the_views_tick_labels_do_not_run_together(tmp_path, monkeypatch):
+    """Five ticks a view in µm ran together on a narrow top view ("0.40.81.21.6") and piled up on the side view
+    of a few slices: the ticks are as many as each drawn axis holds, at round values of the unit."""
+    seen = {}
+    save = figures.save_figure
+
+    def keep(fig, path, *args, **kwargs):
+        fig.canvas.draw()
+        seen["boxes"] = [(_tick_boxes(fig, ax.xaxis), _tick_boxes(fig, ax.yaxis)) for ax in fig.axes[:2]]
+        seen["labels"] = [[t.get_text() for t in ax.get_xticklabels() if t.get_text()] for ax in fig.axes[:2]]
+        return save(fig, path, *args, **kwargs)
+
+    monkeypatch.setattr(figures, "save_figure", keep)
+    for shape in ((6, 256, 40), (12, 40, 256), (16, 256, 64)):
+        t = _links()
+        for side in ("before", "after"):
+            t[f"{side}_centroid_z"] = np.full(4, shape[0] / 2)
+        figures.change_map(t, tmp_path / "map.png", shape=shape, voxel_size=(30.0, 30.0, 30.0))
+        for xs, ys in seen["boxes"]:
+            for boxes in (xs, ys):
+                assert len(boxes) >= 1, shape
+                for a, b in zip(boxes, boxes[1:]):
+                    assert not a.overlaps(b), (shape, seen["labels"])
+        for labels in seen["labels"]:
+            assert all(float(v) == round(float(v), 6) for v in labels)

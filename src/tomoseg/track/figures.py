@@ -15,6 +15,7 @@ import numpy as np
 from ..io.units import readable_unit
 from ..report.figures import (DOUBLE_COLUMN, OKABE_ITO, SINGLE_COLUMN, add_scale_bar, gray_range, new_figure,
                               no_objects, save_figure, styled)
+from ..report.layout import unit_ticks
 from .tracking import EVENT_NAMES, count_label, group_totals, status_counts
 
 COLOURS = {"persisting": OKABE_ITO["blue"], "appeared": OKABE_ITO["bluish green"],
@@ -121,8 +122,6 @@ def change_map(table: dict, path, *, shape=None, matrix=None, image=None, voxel_
     bar. One marker per object (a merge's at its
     AFTER object); objects at an edge or below the minimum size are hollow and not counted. The legend counts
     as the stdout line does (:func:`~.tracking.count_label`): pairs, objects, groups."""
-    from matplotlib.ticker import MaxNLocator
-
     from .registration import apply
 
     fig, axes = new_figure(1, 2, figsize=(DOUBLE_COLUMN, 4.0))
@@ -169,11 +168,8 @@ def change_map(table: dict, path, *, shape=None, matrix=None, image=None, voxel_
             ax.set_ylim(shape[j] - 0.5, -0.5)
         ax.set_aspect(aspect)
         if voxel_size is not None:  # the axes in that unit (the data stay in voxels: the image behind them)
-            for axis, a, limits in ((ax.xaxis, i, ax.get_xlim()), (ax.yaxis, j, ax.get_ylim())):
-                per_voxel = vs[a] / per_unit  # units per voxel: ticks at round values of the unit
-                ticks = MaxNLocator(5).tick_values(min(limits) * per_voxel, max(limits) * per_voxel)
-                ticks = ticks[(ticks >= min(limits) * per_voxel) & (ticks <= max(limits) * per_voxel)]
-                axis.set_ticks(ticks / per_voxel, [f"{t:g}" for t in ticks])
+            for axis, a in ((ax.xaxis, i), (ax.yaxis, j)):
+                unit_ticks(axis, vs[a] / per_unit)  # round values of the unit, as many as the view's size holds
             if shape is not None:
                 add_scale_bar(ax, float(vs[2]), int(shape[2]))
         ax.set_xlabel(f"x ({unit})")
