@@ -4,6 +4,17 @@ import re
 from pathlib import Path
 
 
+def machine_and_time() -> str:
+    """Where and when a benchmark ran, as its results say it: ``x86_64, 2 cores, 2026-11-28 10:03 UTC; load
+    average at the start 5.5`` (called at the start)."""
+    import os
+    import platform
+    import time
+
+    return (f"{platform.machine()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+            f"load average at the start {os.getloadavg()[0]:.1f}")
+
+
 def emit(table: str, out) -> None:
     print(table)
     Path(out).parent.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _report import emit
+from _report import emit, machine_and_time
 
 HERE = Path(__file__).resolve().parent
 
@@ -137,13 +136,10 @@ def main(argv=None) -> int:
     ap.add_argument("--cli-repeats", type=int, default=2)
     ap.add_argument("--out", default=str(HERE / "results" / "analyze_outputs.md"))
     args = ap.parse_args(argv)
-    load = os.getloadavg()[0]
     text = (f"# What analyze spends after measuring: the CSV and the results folder\n\n"
-            f"`python benchmarks/analyze_outputs.py{' --before SRC' if args.before else ''}` on "
-            f"{platform.machine()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
-            f"load average at the start {load:.1f}.\n\nPart 1: writing an objects table, median of {args.repeats} "
-            "interleaved runs (s).\n\n| table | csv module's writer | write_csv | speed-up | files |\n"
-            "|---|---:|---:|---:|---|\n")
+            f"`python benchmarks/analyze_outputs.py{' --before SRC' if args.before else ''}` on {machine_and_time()}."
+            f"\n\nPart 1: writing an objects table, median of {args.repeats} interleaved runs (s).\n\n"
+            "| table | csv module's writer | write_csv | speed-up | files |\n|---|---:|---:|---:|---|\n")
     text += "\n".join(part_one(args.rows, args.repeats)) + "\n"
     if args.before:
         text += (f"\nPart 2: end to end in fresh processes, median of {args.cli_repeats}, alternating (s).\n\n"

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from _report import emit
+from _report import emit, machine_and_time
 
 HERE = Path(__file__).resolve().parent
 
@@ -224,10 +223,8 @@ def main(argv=None) -> int:
     ap.add_argument("--pool", action="store_true", help="part 3: threads against worker processes")
     ap.add_argument("--out", default=str(HERE / "results" / "measure_objects.md"))
     args = ap.parse_args(argv)
-    load = os.getloadavg()[0]
     head = (f"# Measuring objects: all at once against one at a time\n\n`python benchmarks/measure_objects.py"
-            f"{' --before SRC' if args.before else ''}` on {platform.machine()}, {os.cpu_count()} cores, "
-            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average at the start {load:.1f}.\n\n"
+            f"{' --before SRC' if args.before else ''}` on {machine_and_time()}.\n\n"
             f"Part 1: {args.size}^3 volumes, labelled once, each way timed on the same labels, median of "
             f"{args.repeats} interleaved runs; the largest relative difference between the tables over every "
             "column.\n\n")
