@@ -41,10 +41,10 @@ def radius_bins(radii: list) -> tuple[np.ndarray, int, float]:
     of at most :data:`MAX_BINS`; ``beyond`` objects are larger, up to ``top`` voxels (the figure says so).
 
     >>> edges, beyond, top = radius_bins([np.array([1.0, 2.2, 7.9])])
-    >>> edges[-1], len(edges) - 1, beyond
+    >>> float(edges[-1]), len(edges) - 1, beyond
     (8.0, 16, 0)
     >>> edges, beyond, top = radius_bins([np.r_[np.linspace(1, 8, 999), 480.0]])
-    >>> edges[-1], beyond, top
+    >>> float(edges[-1]), beyond, top
     (8.0, 1, 480.0)
     """
     finite = np.concatenate([r[np.isfinite(r)] for r in radii] + [np.zeros(0)])
