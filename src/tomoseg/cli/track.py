@@ -427,8 +427,9 @@ def _not_counted(matches: dict) -> str:
     """The stdout line's word on the links left out of its counts (at an edge of a field of view, or below the
     minimum size: hollow in the change map), where there are any: a split cut by the field showed in the map, and
     the line said "split 0"."""
-    left = (matches["edge"] != 0) | (matches["small"] != 0)
-    n = int(len(np.unique(matches["match_id"][left])))
+    from ..track.tracking import links_not_counted
+
+    n = links_not_counted(matches)
     return f"; not counted (at an edge or small): {n} link{'s' if n != 1 else ''}" if n else ""
 
 

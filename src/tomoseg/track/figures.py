@@ -16,15 +16,11 @@ from ..io.units import readable_unit
 from ..report.figures import (DOUBLE_COLUMN, OKABE_ITO, SINGLE_COLUMN, add_scale_bar, gray_range, new_figure,
                               no_objects, save_figure, styled)
 from ..report.layout import unit_ticks
-from .tracking import EVENT_NAMES, count_label, group_totals, status_counts
+from .tracking import EVENT_NAMES, count_label, counted, group_totals, links_not_counted, status_counts
 
 COLOURS = {"persisting": OKABE_ITO["blue"], "appeared": OKABE_ITO["bluish green"],
            "vanished": OKABE_ITO["vermillion"], "merged": OKABE_ITO["reddish purple"], "split": OKABE_ITO["orange"]}
 MARKERS = {"persisting": "o", "appeared": "P", "vanished": "X", "merged": "D", "split": "^"}
-
-
-def _kept(table) -> np.ndarray:
-    return (table["edge"] == 0) & (table["small"] == 0)
 
 
 @styled
@@ -32,7 +28,7 @@ def radius_figure(table: dict, path, *, unit: str = "nm") -> Path:
     """Equivalent radius after against before: persisting objects one by one, merges and splits by group (the
     legend counts the pairs and groups drawn, as the stdout line counts them: :func:`~.tracking.count_label`)."""
     col = "radius_nm" if unit == "nm" else "radius_vox"
-    keep = _kept(table)
+    keep = counted(table)
     counts = status_counts(table)
     fig, ax = new_figure(figsize=(SINGLE_COLUMN, SINGLE_COLUMN + 0.6))  # + the legend's rows under the axes
     hi = 1.0
@@ -78,7 +74,7 @@ def volume_change_histogram(table: dict, path) -> Path:
     """Histogram of the relative volume change of persisting objects (%)."""
     from matplotlib.ticker import MaxNLocator
 
-    sel = _kept(table) & (table["status"] == "persisting")
+    sel = counted(table) & (table["status"] == "persisting")
     dv = 100 * table["delta_volume_rel"][sel]
     dv = dv[np.isfinite(dv)]
     fig, ax = new_figure(figsize=(SINGLE_COLUMN, 2.5))
@@ -108,8 +104,7 @@ def view_aspects(voxel_size=None) -> tuple[float, float]:
 def _not_counted(table: dict, status: str) -> str:
     """The legend's entry for ``status``'s hollow marks: its links at an edge or below the minimum size, which the
     counts leave out (``split, not counted (edge or small): 1 group``)."""
-    rows = (table["status"] == status) & ~_kept(table)
-    n = int(len(np.unique(table["match_id"][rows])))
+    n = links_not_counted(table, status)
     return f"{status}, not counted (edge or small): {n:,} {EVENT_NAMES[status][n != 1]}"
 
 
@@ -137,7 +132,7 @@ def change_map(table: dict, path, *, shape=None, matrix=None, image=None, voxel_
             p = apply(m, p)
         else:
             p = np.stack([table[f"after_centroid_{a}"][sel] for a in "zyx"], 1)
-        edge = ~_kept(table)[sel]  # at an edge or small: hollow, not counted
+        edge = ~counted(table)[sel]  # at an edge or small: hollow, not counted
         pts[status] = (p, edge)
     if image is not None:
         z, y = image.shape[0] // 2, image.shape[1] // 2

@@ -482,7 +482,7 @@ def given_transform_problems(table: dict, before: dict, after: dict, matrix, sha
     centroids far from where it puts them (at least 3 pairs), or few BEFORE objects linked (at least 6 off the
     edge); with a note where its inverse puts clearly more objects on AFTER objects."""
     vs = np.asarray(voxel_size, float)
-    keep = (table["edge"] == 0) & (table["small"] == 0)
+    keep = counted(table)
     pers = keep & (table["status"] == "persisting")
     problems = []
     if pers.sum() >= 3:
@@ -646,11 +646,22 @@ def match_id_lookup(table: dict, max_label: int) -> np.ndarray:
 SIZE_CLASSES_VOX = RADIUS_BINS  # equivalent radius, voxels (the evaluation's bins)
 
 
+def counted(table: dict) -> np.ndarray:
+    """The link rows the counts take: off the edge of both fields of view and of at least the minimum size."""
+    return (table["edge"] == 0) & (table["small"] == 0)
+
+
+def links_not_counted(table: dict, status: str | None = None) -> int:
+    """The links (of ``status``, else of any) left out of the counts: at an edge or below the minimum size."""
+    rows = ~counted(table) if status is None else ~counted(table) & (table["status"] == status)
+    return int(len(np.unique(table["match_id"][rows])))
+
+
 def status_counts(table: dict) -> dict:
     """Per status, over the rows off the edge and of at least the minimum size (those the summary, the stdout
     line and the figures' legends count): ``events`` (links: a pair, an object that appeared or vanished, a
     merged or split group) and the distinct ``before_objects`` and ``after_objects`` in them."""
-    keep = (table["edge"] == 0) & (table["small"] == 0)
+    keep = counted(table)
     b, a = table["before_label"], table["after_label"]
     counts = {}
     for status in STATUSES:
@@ -687,7 +698,7 @@ def summarize_tracking(table: dict, reg: Registration, *, voxel_size=None) -> di
     """Counts by status (objects off the edge and of at least ``min_voxels``), the persisting pairs among them
     flagged ``uncertain`` (:func:`uncertain_pairs`), growth by size class, and the persisting objects'
     displacement after the registration (``displacement``: median and largest, nm; None without a voxel size)."""
-    keep = (table["edge"] == 0) & (table["small"] == 0)
+    keep = counted(table)
     counts = status_counts(table)
     pers = keep & (table["status"] == "persisting")
     classes = []
