@@ -510,7 +510,6 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
             backend, _first_window(volume.shape, options.tiling, model.config.divisor))
         copy = resident_copy(volume, backend, options) if state is None else None
         binning = getattr(backend, "summarize_for", None)  # the backend's binning (the CUDA one's, on its GPU)
-        timings = {"start": time.time() - t0}  # opening, checks, the model
         laps("backend")
         if state is None:
             try:
@@ -525,7 +524,6 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
             distance = check_histogram(volume, stats, model, grays.values())
             check_gray_values(stats, volume.path, options.fill_value, slices)
             laps("gray_value_checks")
-            timings["statistics_and_sample_mask"] = time.time() - t0 - timings["start"]
         else:
             sample = _saved_sample_mask(options, work, state, volume.shape)
             add_invocation(work, state, t0)
@@ -576,7 +574,6 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
             else:
                 bar.update(before)
         laps("tile_plan")  # the tiles, the work folder's state, the done markers
-        t_tiles = time.time()
         try:
             if distributed:
                 from .distributed import run_distributed
@@ -599,7 +596,6 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
         finally:
             if bar is not None:
                 bar.close()
-        timings["tiles"] = time.time() - t_tiles
         laps("tiles")
         t_finish = time.time()
         missing = len(tiles) - len(os.listdir(work / "done"))
@@ -633,9 +629,8 @@ def segment(input, output, *, model=None, mask_output=None, options: SegmentOpti
                 write_state(work, state)
             levels[name] = done_levels
         laps("outputs")
-        timings["finish"] = time.time() - t_finish
         record = provenance(volume, model, options, fingerprint, stats, outputs, len(tiles), t0)
-        record["timings_s"] = {k: round(v, 3) for k, v in timings.items()}  # this invocation's
+        record["timings_s"] = laps.stages()  # this invocation's
         record["timings_detail_s"] = laps.rounded()  # ... its parts, in order (docs/segment.md)
         # every invocation of the run (one, or the interrupted ones and their resumes)
         record["invocations"] = invocations(work, state, [t.index for t in tiles if t.index not in skipped],
@@ -874,6 +869,17 @@ class Laps:
 
     def rounded(self) -> dict:
         return {k: round(v, 3) for k, v in self.parts.items()}
+
+    def stages(self) -> dict:
+        """The seconds of each of :data:`STAGES` that ran (a resumed run has no statistics), from their parts."""
+        return {stage: round(sum(self.parts.get(k, 0.0) for k in parts), 3) for stage, parts in STAGES.items()
+                if any(k in self.parts for k in parts)}
+
+
+# segment's four stages (the provenance's timings_s) and the parts each is made of (timings_detail_s)
+STAGES = {"start": ("open_and_check_paths", "model", "checks", "work_folder", "backend"),
+          "statistics_and_sample_mask": ("statistics", "sample_mask", "gray_value_checks"),
+          "tiles": ("backend_ready", "tiles"), "finish": ("flooding_check", "outputs")}
 
 
 def _as_background(low: np.ndarray) -> None:
