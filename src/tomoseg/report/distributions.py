@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .image_panels import nice_length
 from .layout import DOUBLE_COLUMN, SINGLE_COLUMN, centre_legend_over, count_axis
 from .style import SERIES, new_figure, no_objects, save_figure, styled
 
@@ -52,19 +53,12 @@ def radius_bins(radii: list) -> tuple[np.ndarray, int, float]:
     end = float(np.ceil(max(top, 2.0)))
     if end > MAX_BINS * 0.5:
         end = float(np.ceil(max(8.0, np.quantile(finite, BEYOND_QUANTILE))))
-    width = 0.5
-    while end / width > MAX_BINS:
-        width = _next_round(width)
+    width = max(0.5, nice_length(end / MAX_BINS))  # the 1-2-5 width at or below the one the bars need,
+    if end / width > MAX_BINS:  #                      then the next one up (2.5 times a 1-2-5 number: the next)
+        width = nice_length(2.5 * width)
     end = np.ceil(end / width) * width
     edges = np.arange(0, end + width / 2, width)
     return edges, int((finite > edges[-1]).sum()), top
-
-
-def _next_round(width: float) -> float:
-    """The next round bin width: 0.5, 1, 2, 5, 10, 20, 50 ..."""
-    exponent = np.floor(np.log10(width))
-    mantissa = round(width / 10 ** exponent)
-    return float({1: 2, 2: 5, 5: 10}.get(mantissa, 10) * 10 ** exponent)
 
 
 @styled
