@@ -10,7 +10,7 @@ import numpy as np
 
 from .image_panels import nice_length
 from .layout import DOUBLE_COLUMN, SINGLE_COLUMN, centre_legend_over, count_axis
-from .style import SERIES, new_figure, no_objects, save_figure, styled
+from .style import SERIES, new_figure, no_objects, save_figure, seeded_sample, styled
 
 OVERPLOT = 300            # above this many objects the sphericity scatter's marks are drawn translucent
 MAX_SCATTER = 20_000      # the sphericity scatter draws a seeded random sample of at most this many objects a panel
@@ -169,8 +169,7 @@ def sphericity_figure(tables: dict, path, *, column="sphericity_voxel", voxel_si
         columns = [np.asarray(t[c], float) for c in ("equivalent_radius_vox", column, "mean_gray")]
         total = len(columns[0])
         if total > max_objects:  # seeded: the same sample on every run
-            pick = np.sort(np.random.default_rng(rng).choice(total, size=max_objects, replace=False))
-            columns = [c[pick] for c in columns]
+            columns = [c[seeded_sample(total, max_objects, rng)] for c in columns]
             sampled.append(name)
         r, psi, counts, gray = _stack_identical(*columns)
         marks += len(r)

@@ -76,6 +76,17 @@ def save_figure(fig, path, caption: str | None = None, *, marks: int = 0, captio
     return path
 
 
+def seeded_sample(total: int, size: int, rng=0):
+    """The indices (sorted) of a random sample of ``size`` of ``total`` objects, the same on every run for a seed
+    ``rng``; all of them (``slice(None)``) where there are no more than ``size``: the figures of one mark per
+    object draw at most that many."""
+    import numpy as np
+
+    if total <= size:
+        return slice(None)
+    return np.sort(np.random.default_rng(rng).choice(total, size=size, replace=False))
+
+
 def no_objects(ax, note: str) -> None:
     """An empty plot that says why it is empty (``note``), with non-negative axes."""
     ax.set_xlim(0, 1)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .layout import DOUBLE_COLUMN, inside_figure, labels_clear_of_ticks, ticks_for_length, views_layout
-from .style import MIN_FONT_PT, _plt, _wrap, save_figure, styled
+from .style import MIN_FONT_PT, _plt, _wrap, save_figure, seeded_sample, styled
 
 MAX_3D_OBJECTS = 10_000   # the 3D view draws a random sample of at most this many objects (three views each)
 
@@ -60,10 +60,8 @@ def objects_3d(table: dict, shape, path, *, voxel_size=None, column: str = "equi
         values = values / size
     total = len(values)
     norm = colour_scale(values)
-    pick = slice(None)
-    if total > max_objects:
-        pick = np.sort(np.random.default_rng(rng).choice(total, size=max_objects, replace=False))
-        values = values[pick]
+    pick = seeded_sample(total, max_objects, rng)
+    values = values[pick]
     c = np.stack([np.asarray(table[f"centroid_{a}"], float)[pick] for a in "zyx"], 1).reshape(-1, 3) * vs / unit
     lower = -0.5 * vs / unit  # the volume's outer faces: voxel centres at 0 .. n-1 (as the centroids, napari)
     extent = (np.asarray(shape, float) - 0.5) * vs / unit
